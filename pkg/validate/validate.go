@@ -1,0 +1,74 @@
+// Package validate collects field violations of a request and turns them into an
+// INVALID_ARGUMENT status carrying google.rpc.BadRequest details, which the gateway
+// renders as HTTP 400 with the violations in the body.
+package validate
+
+import (
+	"fmt"
+	"strings"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Error is a request that broke one or more field rules. Services test for it with errors.As.
+type Error struct {
+	Violations []*errdetails.BadRequest_FieldViolation
+}
+
+// Error lists the violations as "field: description; ...".
+func (e *Error) Error() string {
+	parts := make([]string, len(e.Violations))
+	for i, v := range e.Violations {
+		parts[i] = v.GetField() + ": " + v.GetDescription()
+	}
+	return "invalid request: " + strings.Join(parts, "; ")
+}
+
+// GRPCStatus makes Error a status: status.Code and status.Convert see INVALID_ARGUMENT.
+func (e *Error) GRPCStatus() *status.Status {
+	st := status.New(codes.InvalidArgument, e.Error())
+	withDetails, err := st.WithDetails(&errdetails.BadRequest{FieldViolations: e.Violations})
+	if err != nil { // only if the details cannot be marshalled, which BadRequest always can
+		return st
+	}
+	return withDetails
+}
+
+// Field returns an Error with a single violation.
+func Field(field, format string, args ...any) *Error {
+	var v Violations
+	v.Add(field, format, args...)
+	return v.Err().(*Error)
+}
+
+// Violations accumulates violations so a caller reports every bad field at once.
+// The zero value is ready to use.
+type Violations struct {
+	list []*errdetails.BadRequest_FieldViolation
+}
+
+// Add records that field breaks a rule described by format and args.
+func (v *Violations) Add(field, format string, args ...any) {
+	v.list = append(v.list, &errdetails.BadRequest_FieldViolation{
+		Field:       field,
+		Description: fmt.Sprintf(format, args...),
+	})
+}
+
+// Check records a violation when ok is false, and reports ok.
+func (v *Violations) Check(ok bool, field, format string, args ...any) bool {
+	if !ok {
+		v.Add(field, format, args...)
+	}
+	return ok
+}
+
+// Err returns an *Error holding the violations, or nil if there are none.
+func (v *Violations) Err() error {
+	if len(v.list) == 0 {
+		return nil
+	}
+	return &Error{Violations: v.list}
+}

@@ -1,0 +1,56 @@
+package validate_test
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/testing/protocmp"
+
+	"github.com/pgfleet/pgfleet/pkg/validate"
+)
+
+func TestViolations(t *testing.T) {
+	t.Parallel()
+	var v validate.Violations
+	if err := v.Err(); err != nil {
+		t.Fatalf("empty Violations.Err() = %v, want nil", err)
+	}
+	v.Check(true, "symbol", "never reported")
+	v.Check(false, "symbol", "must be 1 to %d characters", 10)
+	v.Add("page_size", "must not be negative")
+
+	err := v.Err()
+	var bad *validate.Error
+	if !errors.As(err, &bad) {
+		t.Fatalf("Err() = %T, want *validate.Error", err)
+	}
+	st := status.Convert(err)
+	if st.Code() != codes.InvalidArgument {
+		t.Errorf("code = %v, want InvalidArgument", st.Code())
+	}
+	if want := "invalid request: symbol: must be 1 to 10 characters; page_size: must not be negative"; st.Message() != want {
+		t.Errorf("message = %q, want %q", st.Message(), want)
+	}
+	want := []any{&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{
+		{Field: "symbol", Description: "must be 1 to 10 characters"},
+		{Field: "page_size", Description: "must not be negative"},
+	}}}
+	if diff := cmp.Diff(want, st.Details(), protocmp.Transform()); diff != "" {
+		t.Errorf("details mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestField(t *testing.T) {
+	t.Parallel()
+	err := validate.Field("filter", "unknown field %q", "colour")
+	if got := status.Code(err); got != codes.InvalidArgument {
+		t.Errorf("status.Code(Field(...)) = %v, want InvalidArgument", got)
+	}
+	if want := `invalid request: filter: unknown field "colour"`; err.Error() != want {
+		t.Errorf("Error() = %q, want %q", err.Error(), want)
+	}
+}
