@@ -1,0 +1,102 @@
+# pgfleet: `make run` starts the fleet with demo data, `make test` proves the tree is good.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+# Tools are built from source by pinned version into .tmp/bin; a stamp per version means a
+# bumped version rebuilds and an unchanged one never does (buf alone takes minutes to build).
+BUF_VERSION              := v1.75.0
+# protoc-gen-go matches google.golang.org/protobuf in gen/go.mod, and the gateway plugins
+# match grpc-gateway/v2 there.
+PROTOC_GEN_GO_VERSION    := v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
+GRPC_GATEWAY_VERSION     := v2.33.0
+GOLANGCI_LINT_VERSION    := v2.15.0
+GRPCURL_VERSION          := v1.9.4
+GRPC_HEALTH_PROBE_VERSION := v0.4.61
+
+TMP   := $(CURDIR)/.tmp
+BIN   := $(TMP)/bin
+STAMP := $(TMP)/stamps
+export PATH := $(BIN):$(PATH)
+export GOFLAGS := -buildvcs=false
+
+MODULES := gen pkg services/stock
+SERVICES := stock
+TEST_PG_DIR  := $(TMP)/testpg
+TEST_PG_PORT ?= 55431
+
+define tool # $(call tool,name,package,version)
+$(STAMP)/$(1)@$(3):
+	@mkdir -p $(BIN) $(STAMP)
+	@echo "building $(1) $(3)"
+	@cd $(TMP) && GOBIN=$(BIN) GOWORK=off go install $(2)@$(3)
+	@rm -f $(STAMP)/$(1)@* && touch $$@
+TOOLS += $(STAMP)/$(1)@$(3)
+endef
+$(eval $(call tool,buf,github.com/bufbuild/buf/cmd/buf,$(BUF_VERSION)))
+$(eval $(call tool,protoc-gen-go,google.golang.org/protobuf/cmd/protoc-gen-go,$(PROTOC_GEN_GO_VERSION)))
+$(eval $(call tool,protoc-gen-go-grpc,google.golang.org/grpc/cmd/protoc-gen-go-grpc,$(PROTOC_GEN_GO_GRPC_VERSION)))
+$(eval $(call tool,protoc-gen-grpc-gateway,github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-grpc-gateway,$(GRPC_GATEWAY_VERSION)))
+$(eval $(call tool,protoc-gen-openapiv2,github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2,$(GRPC_GATEWAY_VERSION)))
+$(eval $(call tool,golangci-lint,github.com/golangci/golangci-lint/v2/cmd/golangci-lint,$(GOLANGCI_LINT_VERSION)))
+$(eval $(call tool,grpcurl,github.com/fullstorydev/grpcurl/cmd/grpcurl,$(GRPCURL_VERSION)))
+$(eval $(call tool,grpc_health_probe,github.com/grpc-ecosystem/grpc-health-probe,$(GRPC_HEALTH_PROBE_VERSION)))
+PROTO_TOOLS := $(filter $(STAMP)/buf@% $(STAMP)/protoc-gen-%,$(TOOLS))
+
+.PHONY: help
+help: ## list targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+.PHONY: tools
+tools: $(TOOLS) ## build every pinned tool into .tmp/bin
+
+.PHONY: proto
+proto: $(PROTO_TOOLS) ## format and lint the protos, regenerate gen/
+	buf format -w
+	buf lint
+	find gen -name '*.pb.go' -o -name '*.pb.gw.go' -o -name '*.swagger.json' | xargs -r rm -f
+	buf generate
+
+.PHONY: check-gen
+check-gen: proto ## fail if gen/ differs from what the protos generate
+	@test -z "$$(git status --porcelain -- gen proto | tee /dev/stderr)" || \
+		{ echo "gen/ is stale: run 'make proto' and commit the result" >&2; exit 1; }
+
+.PHONY: lint
+lint: $(PROTO_TOOLS) $(STAMP)/golangci-lint@$(GOLANGCI_LINT_VERSION) ## buf lint + format, gofmt, go vet, golangci-lint
+	buf lint
+	buf format -d --exit-code
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/') | tee /dev/stderr)" || \
+		{ echo "gofmt: files above need formatting" >&2; exit 1; }
+	go vet work
+	@for m in $(filter-out gen,$(MODULES)); do echo "golangci-lint $$m"; (cd $$m && golangci-lint run ./...); done
+
+.PHONY: build
+build: ## build every service binary into .tmp/bin
+	@for s in $(SERVICES); do go build -o $(BIN)/pgfleet-$$s ./services/$$s; done
+
+.PHONY: test
+test: check-gen ## run every test against a throwaway PostgreSQL cluster
+	@deploy/local/pgcluster.sh stop $(TEST_PG_DIR); rm -rf $(TEST_PG_DIR)
+	deploy/local/pgcluster.sh start $(TEST_PG_DIR) $(TEST_PG_PORT) test
+	@trap 'deploy/local/pgcluster.sh stop $(TEST_PG_DIR)' EXIT; \
+		PGFLEET_TEST_DATABASE_URL=$$(deploy/local/pgcluster.sh url $(TEST_PG_PORT)) \
+		go test -race -shuffle=on -count=1 -timeout 20m work
+
+.PHONY: bench
+bench: ## benchmarks: the services against raw pgx on the same cluster
+	@deploy/local/pgcluster.sh stop $(TEST_PG_DIR); rm -rf $(TEST_PG_DIR)
+	deploy/local/pgcluster.sh start $(TEST_PG_DIR) $(TEST_PG_PORT) test
+	@trap 'deploy/local/pgcluster.sh stop $(TEST_PG_DIR)' EXIT; \
+		PGFLEET_TEST_DATABASE_URL=$$(deploy/local/pgcluster.sh url $(TEST_PG_PORT)) \
+		go test -run '^$$' -bench . -benchmem -count=1 -timeout 30m work
+
+.PHONY: run
+run: build $(STAMP)/grpcurl@$(GRPCURL_VERSION) $(STAMP)/grpc_health_probe@$(GRPC_HEALTH_PROBE_VERSION) ## start PostgreSQL, the fleet and demo data; Ctrl-C stops it
+	deploy/local/run.sh
+
+.PHONY: tidy
+tidy: ## go mod tidy in every module
+	@for m in $(MODULES); do echo "tidy $$m"; (cd $$m && GOWORK=off go mod tidy); done
