@@ -1,0 +1,101 @@
+package api_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
+	"github.com/pgfleet/pgfleet/pkg/lock"
+	"github.com/pgfleet/pgfleet/pkg/pgtest"
+	"github.com/pgfleet/pgfleet/pkg/retry"
+	"github.com/pgfleet/pgfleet/pkg/server"
+	"github.com/pgfleet/pgfleet/services/stock/internal/api"
+	"github.com/pgfleet/pgfleet/services/stock/migrations"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// env is one test's stock service: a real server on a fresh database.
+type env struct {
+	client stockv1.StockServiceClient
+	pool   *pgxpool.Pool // the service's database, for arranging and checking rows
+}
+
+// newEnv starts the stock API, with the production interceptors, on a fresh database.
+func newEnv(t *testing.T) env {
+	t.Helper()
+	pool := pgtest.NewDB(t, migrations.Set)
+	log := slog.New(slog.DiscardHandler)
+	srv, err := server.New(server.Options{
+		Name: "stock", GRPCAddr: "127.0.0.1:0", MetricsAddr: "127.0.0.1:0",
+		Drain: time.Second, DefaultTimeout: 30 * time.Second, Validate: api.Validate, Log: log,
+	})
+	if err != nil {
+		t.Fatalf("server.New: %v", err)
+	}
+	retrier := retry.New(retry.Config{MaxAttempts: 5, BaseDelay: time.Millisecond, MaxDelay: 50 * time.Millisecond,
+		MaxElapsed: 10 * time.Second, BreakerMinRequests: 100, BreakerFailureRatio: 0.9, BreakerOpenTimeout: time.Second}, nil)
+	locks := lock.New(lock.Config{Wait: 5 * time.Second})
+	stockv1.RegisterStockServiceServer(srv, api.New(pool, retrier, locks, "test-key", log))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	conn, err := grpc.NewClient(srv.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatalf("grpc.NewClient: %v", err)
+	}
+	t.Cleanup(func() {
+		conn.Close()
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("server.Run: %v", err)
+		}
+	})
+	return env{client: stockv1.NewStockServiceClient(conn), pool: pool}
+}
+
+// wantCode fails the test unless err carries code.
+func wantCode(t *testing.T, err error, code codes.Code) {
+	t.Helper()
+	if got := status.Code(err); got != code {
+		t.Fatalf("error = %v, want code %v", err, code)
+	}
+}
+
+// upsert stores stocks through the API.
+func (e env) upsert(t *testing.T, stocks ...*stockv1.Stock) {
+	t.Helper()
+	if _, err := e.client.UpsertStocks(t.Context(), &stockv1.UpsertStocksRequest{Stocks: stocks}); err != nil {
+		t.Fatalf("UpsertStocks: %v", err)
+	}
+}
+
+// ingest sends prices in batches of batch rows through IngestPrices.
+func (e env) ingest(t *testing.T, prices []*stockv1.Price, batch int) (*stockv1.IngestPricesResponse, error) {
+	t.Helper()
+	stream, err := e.client.IngestPrices(t.Context())
+	if err != nil {
+		t.Fatalf("IngestPrices: %v", err)
+	}
+	for len(prices) > 0 {
+		n := min(batch, len(prices))
+		if err := stream.Send(&stockv1.IngestPricesRequest{Prices: prices[:n]}); err != nil {
+			if err == io.EOF { // the server ended the stream early: its status follows
+				break
+			}
+			t.Fatalf("Send: %v", err)
+		}
+		prices = prices[n:]
+	}
+	return stream.CloseAndRecv()
+}

@@ -1,0 +1,247 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+
+	"github.com/jackc/pgx/v5"
+
+	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
+	"github.com/pgfleet/pgfleet/pkg/lock"
+	"github.com/pgfleet/pgfleet/pkg/query"
+	"github.com/pgfleet/pgfleet/pkg/validate"
+	"github.com/pgfleet/pgfleet/services/stock/internal/store"
+)
+
+const defaultStreamBatch = 1000
+
+// IngestPrices copies the whole stream into a staging table with one COPY, then, holding
+// the write lock of every symbol it touched, merges it into stock.prices in the same
+// transaction: all rows land or none do. It is not retried here, since the stream cannot
+// be replayed; it is idempotent, so the client may resend the whole stream on a failure.
+func (s *Server) IngestPrices(stream stockv1.StockService_IngestPricesServer) error {
+	ctx := stream.Context()
+	resp, err := s.ingest(ctx, stream)
+	if err != nil {
+		return s.grpcError(ctx, err)
+	}
+	return stream.SendAndClose(resp)
+}
+
+func (s *Server) ingest(ctx context.Context, stream stockv1.StockService_IngestPricesServer) (*stockv1.IngestPricesResponse, error) {
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("begin ingest: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit; a failed rollback closes the connection
+	st := s.store.WithTx(tx)
+
+	src := &priceSource{stream: stream, symbols: make(map[string]struct{})}
+	received, err := st.StagePrices(ctx, src)
+	if src.err != nil { // the stream or a row failed: that is the cause, not COPY's abort
+		return nil, src.err
+	}
+	if err != nil {
+		return nil, err
+	}
+	resp := &stockv1.IngestPricesResponse{ReceivedCount: received}
+	if received == 0 {
+		return resp, nil
+	}
+	symbols := make([]string, 0, len(src.symbols))
+	for sym := range src.symbols {
+		symbols = append(symbols, sym)
+	}
+	slices.Sort(symbols)
+	locks := make([]string, len(symbols))
+	for i, sym := range symbols {
+		locks[i] = stockLock(sym)
+	}
+	if err := s.locks.AcquireAll(ctx, tx, locks, lock.Write); err != nil {
+		return nil, err
+	}
+	missing, err := st.MissingStocks(ctx, symbols)
+	if err != nil {
+		return nil, err
+	}
+	if len(missing) > 0 {
+		return nil, &store.UnknownStocksError{Symbols: missing}
+	}
+	resp.InsertedCount, resp.UpdatedCount, err = st.MergeStagedPrices(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("commit ingest: %w", err)
+	}
+	resp.Symbols = symbols
+	return resp, nil
+}
+
+// priceSource feeds COPY straight from the client stream, checking each row as it passes,
+// so memory holds one message whatever the stream's length.
+type priceSource struct {
+	stream  stockv1.StockService_IngestPricesServer
+	batch   []*stockv1.Price
+	next    int   // index in batch of the row Next moves to
+	row     int64 // rows seen in the stream, for error messages
+	symbols map[string]struct{}
+	values  [7]any
+	err     error // why Next or Values stopped the copy
+}
+
+func (p *priceSource) Next() bool {
+	for p.next >= len(p.batch) {
+		msg, err := p.stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return false
+		}
+		if err != nil {
+			p.err = err
+			return false
+		}
+		if n := len(msg.GetPrices()); n > maxIngestBatch {
+			p.err = validate.Field("prices", "at most %d per message, got %d", maxIngestBatch, n)
+			return false
+		}
+		p.batch, p.next = msg.GetPrices(), 0
+	}
+	p.next++
+	p.row++
+	return true
+}
+
+func (p *priceSource) Values() ([]any, error) {
+	row, err := priceRow(p.batch[p.next-1], p.row-1)
+	if err != nil {
+		p.err = err
+		return nil, err
+	}
+	p.symbols[row.Symbol] = struct{}{}
+	p.values = [7]any{row.Symbol, row.Time, row.Open, row.High, row.Low, row.Close, row.Volume}
+	return p.values[:], nil
+}
+
+func (p *priceSource) Err() error { return p.err }
+
+// priceRow checks and converts the n-th row of a stream (counted from 0).
+func priceRow(pr *stockv1.Price, n int64) (store.PriceRow, error) {
+	var v validate.Violations
+	f := func(name string) string { return fmt.Sprintf("prices[%d].%s", n, name) }
+	checkSymbol(&v, f("symbol"), pr.GetSymbol())
+	row := store.PriceRow{Symbol: pr.GetSymbol(), Volume: pr.GetVolume()}
+	if v.Check(pr.GetTime().IsValid(), f("time"), "is required and must be a valid timestamp") {
+		row.Time = pr.GetTime().AsTime()
+	}
+	var ok [4]bool
+	row.Open, ok[0] = parseDecimal(pr.GetOpen())
+	row.High, ok[1] = parseDecimal(pr.GetHigh())
+	row.Low, ok[2] = parseDecimal(pr.GetLow())
+	row.Close, ok[3] = parseDecimal(pr.GetClose())
+	for i, name := range [4]string{"open", "high", "low", "close"} {
+		val := [4]string{pr.GetOpen(), pr.GetHigh(), pr.GetLow(), pr.GetClose()}[i]
+		v.Check(ok[i] && val != "", f(name), "%s, got %q", decimalRule, val)
+	}
+	v.Check(pr.GetVolume() >= 0, f("volume"), "must not be negative")
+	if err := v.Err(); err != nil {
+		return row, err
+	}
+	if compareDecimal(row.Low, row.High) > 0 {
+		return row, validate.Field(f("low"), "must not exceed high (%s > %s)", pr.GetLow(), pr.GetHigh())
+	}
+	return row, nil
+}
+
+// ListPrices returns a page of one symbol's prices, oldest first.
+func (s *Server) ListPrices(ctx context.Context, req *stockv1.ListPricesRequest) (*stockv1.ListPricesResponse, error) {
+	sym := req.GetSymbol()
+	start, end := timeRange(req.GetStartTime(), req.GetEndTime())
+	q, err := s.lists.prices.Build(query.Request{
+		PageToken: req.GetPageToken(), PageSize: req.GetPageSize(),
+		// A token only continues the symbol and range it was made for.
+		Extra: fmt.Sprintf("%s|%d|%d", sym, start.UnixMicro(), end.UnixMicro()),
+	}, 4)
+	if err != nil {
+		return nil, s.grpcError(ctx, err)
+	}
+	var rows []store.Price
+	err = s.retry.Do(ctx, func(ctx context.Context) (err error) {
+		rows, err = s.store.ListPrices(ctx, sym, start, end, page(q))
+		return err
+	})
+	if err != nil {
+		return nil, s.grpcError(ctx, err)
+	}
+	rows, next, err := query.Page(q, rows, priceValue)
+	if err != nil {
+		return nil, s.grpcError(ctx, err)
+	}
+	resp := &stockv1.ListPricesResponse{NextPageToken: next, Prices: make([]*stockv1.Price, len(rows))}
+	for i := range rows {
+		resp.Prices[i] = toPrice(&rows[i])
+	}
+	return resp, nil
+}
+
+// StreamPrices sends one symbol's prices in a range as batches, oldest first. Rows flow
+// from PostgreSQL to the client one batch at a time, and a slow client slows the query
+// through gRPC flow control instead of piling rows up in memory.
+func (s *Server) StreamPrices(req *stockv1.StreamPricesRequest, stream stockv1.StockService_StreamPricesServer) error {
+	ctx := stream.Context()
+	size := int(req.GetBatchSize())
+	if size == 0 {
+		size = defaultStreamBatch
+	}
+	start, end := timeRange(req.GetStartTime(), req.GetEndTime())
+	batch := make([]*stockv1.Price, 0, size)
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		err := stream.Send(&stockv1.StreamPricesResponse{Prices: batch})
+		batch = make([]*stockv1.Price, 0, size) // gRPC forbids touching a message after Send
+		return err
+	}
+	err := s.store.StreamPrices(ctx, req.GetSymbol(), start, end, func(p *store.Price) error {
+		batch = append(batch, toPrice(p))
+		if len(batch) == size {
+			return flush()
+		}
+		return nil
+	})
+	if err == nil {
+		err = flush()
+	}
+	if err != nil {
+		return s.grpcError(ctx, err)
+	}
+	return nil
+}
+
+// GetLatestPrices returns the latest price of each symbol, in request order.
+func (s *Server) GetLatestPrices(ctx context.Context, req *stockv1.GetLatestPricesRequest) (*stockv1.GetLatestPricesResponse, error) {
+	var rows []store.Price
+	err := s.retry.Do(ctx, func(ctx context.Context) (err error) {
+		rows, err = s.store.LatestPrices(ctx, req.GetSymbols())
+		return err
+	})
+	if err != nil {
+		return nil, s.grpcError(ctx, err)
+	}
+	bySymbol := make(map[string]*store.Price, len(rows))
+	for i := range rows {
+		bySymbol[rows[i].Symbol] = &rows[i]
+	}
+	resp := &stockv1.GetLatestPricesResponse{}
+	for _, sym := range req.GetSymbols() {
+		if p, ok := bySymbol[sym]; ok {
+			resp.Prices = append(resp.Prices, toPrice(p))
+		} else {
+			resp.MissingSymbols = append(resp.MissingSymbols, sym)
+		}
+	}
+	return resp, nil
+}

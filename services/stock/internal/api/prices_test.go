@@ -1,0 +1,224 @@
+package api_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/testing/protocmp"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
+)
+
+var day0 = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// dailyPrices returns n daily bars of symbol from day0, close = 100 + i + 0.25.
+func dailyPrices(symbol string, n int) []*stockv1.Price {
+	prices := make([]*stockv1.Price, n)
+	for i := range prices {
+		prices[i] = &stockv1.Price{
+			Symbol: symbol, Time: timestamppb.New(day0.AddDate(0, 0, i)),
+			Open: fmt.Sprintf("%d", 100+i), High: fmt.Sprintf("%d.5", 101+i),
+			Low: fmt.Sprintf("%d", 99+i), Close: fmt.Sprintf("%d.25", 100+i), Volume: int64(1000 + i),
+		}
+	}
+	return prices
+}
+
+func TestIngestPrices(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	seedStocks(t, e, 2)
+
+	prices := append(dailyPrices("S000", 300), dailyPrices("S001", 10)...) // 300 days cross into 2024's partition only
+	resp, err := e.ingest(t, prices, 64)
+	if err != nil {
+		t.Fatalf("ingest: %v", err)
+	}
+	want := &stockv1.IngestPricesResponse{ReceivedCount: 310, InsertedCount: 310, Symbols: []string{"S000", "S001"}}
+	if diff := cmp.Diff(want, resp, protocmp.Transform()); diff != "" {
+		t.Errorf("first ingest mismatch (-want +got):\n%s", diff)
+	}
+
+	// Resend the last 5 days of S001 with a new close, plus 2 new days, one of them twice:
+	// the later copy of a repeated row wins.
+	again := dailyPrices("S001", 12)[5:]
+	for _, p := range again {
+		p.Close = "150.125"
+	}
+	dup := dailyPrices("S001", 12)[11]
+	dup.Close = "1.5"
+	again = append(again, dup)
+	resp, err = e.ingest(t, again, 3)
+	if err != nil {
+		t.Fatalf("ingest: %v", err)
+	}
+	want = &stockv1.IngestPricesResponse{ReceivedCount: 8, InsertedCount: 2, UpdatedCount: 5, Symbols: []string{"S001"}}
+	if diff := cmp.Diff(want, resp, protocmp.Transform()); diff != "" {
+		t.Errorf("second ingest mismatch (-want +got):\n%s", diff)
+	}
+
+	latest, err := e.client.GetLatestPrices(t.Context(), &stockv1.GetLatestPricesRequest{Symbols: []string{"S001", "S009", "S000"}})
+	if err != nil {
+		t.Fatalf("GetLatestPrices: %v", err)
+	}
+	wantLatest := &stockv1.GetLatestPricesResponse{
+		Prices:         []*stockv1.Price{dup, dailyPrices("S000", 300)[299]},
+		MissingSymbols: []string{"S009"},
+	}
+	if diff := cmp.Diff(wantLatest, latest, protocmp.Transform()); diff != "" {
+		t.Errorf("GetLatestPrices mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestIngestPrices_rejectsAll(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	seedStocks(t, e, 1)
+
+	bad := dailyPrices("S000", 50)
+	bad[42].Close = "12.3456789"
+	unknown := append(dailyPrices("S000", 5), dailyPrices("NOPE", 1)...)
+	inverted := dailyPrices("S000", 3)
+	inverted[1].Low, inverted[1].High = "200", "100.5"
+
+	tests := []struct {
+		name     string
+		prices   []*stockv1.Price
+		wantText string
+	}{
+		{"bad decimal", bad, "prices[42].close"},
+		{"unknown stock", unknown, `unknown stock "NOPE"`},
+		{"low above high", inverted, "prices[1].low"},
+		{"missing time", []*stockv1.Price{{Symbol: "S000", Open: "1", High: "1", Low: "1", Close: "1"}}, "prices[0].time"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := e.ingest(t, tt.prices, 10)
+			wantCode(t, err, codes.InvalidArgument)
+			if !strings.Contains(err.Error(), tt.wantText) {
+				t.Errorf("error %q does not mention %s", err, tt.wantText)
+			}
+		})
+	}
+	t.Cleanup(func() {
+		var n int
+		if err := e.pool.QueryRow(context.Background(), `SELECT count(*) FROM stock.prices`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != 0 {
+			t.Errorf("%d prices stored after rejected ingests, want 0", n)
+		}
+	})
+}
+
+// Concurrent ingests of one symbol serialize on its write lock; every row lands once.
+func TestIngestPrices_concurrent(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	seedStocks(t, e, 1)
+	all := dailyPrices("S000", 400)
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for i := range 4 {
+		wg.Go(func() {
+			_, err := e.ingest(t, all[i*100:min((i+1)*100+50, len(all))], 25) // overlapping slices
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("concurrent ingest: %v", err)
+		}
+	}
+	var n int
+	if err := e.pool.QueryRow(t.Context(), `SELECT count(*) FROM stock.prices WHERE symbol = 'S000'`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 400 {
+		t.Errorf("%d rows stored, want 400", n)
+	}
+}
+
+func TestListPrices(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	seedStocks(t, e, 2)
+	prices := dailyPrices("S000", 40)
+	if _, err := e.ingest(t, append(prices, dailyPrices("S001", 40)...), 1000); err != nil {
+		t.Fatalf("ingest: %v", err)
+	}
+	req := &stockv1.ListPricesRequest{Symbol: "S000", StartTime: prices[5].GetTime(), EndTime: prices[30].GetTime(), PageSize: 7}
+	var got []*stockv1.Price
+	for {
+		resp, err := e.client.ListPrices(t.Context(), req)
+		if err != nil {
+			t.Fatalf("ListPrices: %v", err)
+		}
+		got = append(got, resp.GetPrices()...)
+		if req.PageToken = resp.GetNextPageToken(); req.PageToken == "" {
+			break
+		}
+	}
+	if diff := cmp.Diff(prices[5:30], got, protocmp.Transform()); diff != "" {
+		t.Errorf("ListPrices mismatch (-want +got):\n%s", diff)
+	}
+
+	first, err := e.client.ListPrices(t.Context(), &stockv1.ListPricesRequest{Symbol: "S000", PageSize: 2})
+	if err != nil {
+		t.Fatalf("ListPrices: %v", err)
+	}
+	_, err = e.client.ListPrices(t.Context(), &stockv1.ListPricesRequest{Symbol: "S001", PageSize: 2, PageToken: first.GetNextPageToken()})
+	wantCode(t, err, codes.InvalidArgument) // a token continues only its own symbol and range
+	_, err = e.client.ListPrices(t.Context(), &stockv1.ListPricesRequest{Symbol: "S000", StartTime: prices[9].GetTime(), EndTime: prices[3].GetTime()})
+	wantCode(t, err, codes.InvalidArgument)
+}
+
+func TestStreamPrices(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	seedStocks(t, e, 1)
+	// 20 000 hourly bars span 2024 and 2025: the stream crosses a partition boundary.
+	prices := make([]*stockv1.Price, 20_000)
+	for i := range prices {
+		prices[i] = &stockv1.Price{Symbol: "S000", Time: timestamppb.New(day0.Add(time.Duration(i) * time.Hour)),
+			Open: "1", High: "200", Low: "0.5", Close: fmt.Sprintf("%d.25", i%100+1), Volume: int64(i)}
+	}
+	if _, err := e.ingest(t, prices, 5000); err != nil {
+		t.Fatalf("ingest: %v", err)
+	}
+	stream, err := e.client.StreamPrices(t.Context(), &stockv1.StreamPricesRequest{Symbol: "S000", BatchSize: 3000})
+	if err != nil {
+		t.Fatalf("StreamPrices: %v", err)
+	}
+	var got []*stockv1.Price
+	var batches int
+	for {
+		resp, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("Recv: %v", err)
+		}
+		batches++
+		got = append(got, resp.GetPrices()...)
+	}
+	if batches != 7 {
+		t.Errorf("got %d batches, want 7 (20000 rows / 3000)", batches)
+	}
+	if diff := cmp.Diff(prices, got, protocmp.Transform()); diff != "" {
+		t.Errorf("StreamPrices mismatch (-want +got):\n%s", diff)
+	}
+}

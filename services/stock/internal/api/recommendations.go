@@ -1,0 +1,66 @@
+package api
+
+import (
+	"context"
+
+	"github.com/jackc/pgx/v5"
+
+	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
+	"github.com/pgfleet/pgfleet/pkg/query"
+	"github.com/pgfleet/pgfleet/services/stock/internal/store"
+)
+
+// ListRecommendations returns a page of recommendations.
+func (s *Server) ListRecommendations(ctx context.Context, req *stockv1.ListRecommendationsRequest) (*stockv1.ListRecommendationsResponse, error) {
+	q, err := s.lists.recommendations.Build(query.Request{
+		Filter: req.GetFilter(), OrderBy: req.GetOrderBy(),
+		PageToken: req.GetPageToken(), PageSize: req.GetPageSize(),
+	}, 1)
+	if err != nil {
+		return nil, s.grpcError(ctx, err)
+	}
+	var rows []store.Recommendation
+	err = s.retry.Do(ctx, func(ctx context.Context) (err error) {
+		rows, err = s.store.ListRecommendations(ctx, page(q))
+		return err
+	})
+	if err != nil {
+		return nil, s.grpcError(ctx, err)
+	}
+	rows, next, err := query.Page(q, rows, recommendationValue)
+	if err != nil {
+		return nil, s.grpcError(ctx, err)
+	}
+	resp := &stockv1.ListRecommendationsResponse{NextPageToken: next}
+	for _, r := range rows {
+		resp.Recommendations = append(resp.Recommendations, toRecommendation(r))
+	}
+	return resp, nil
+}
+
+// UpsertRecommendations records recommendations in one transaction; every stock must exist.
+func (s *Server) UpsertRecommendations(ctx context.Context, req *stockv1.UpsertRecommendationsRequest) (*stockv1.UpsertRecommendationsResponse, error) {
+	recs := make([]store.Recommendation, len(req.GetRecommendations()))
+	symbols := make([]string, len(recs))
+	for i, r := range req.GetRecommendations() {
+		recs[i] = fromRecommendation(r)
+		symbols[i] = r.GetSymbol()
+	}
+	var inserted, updated int
+	err := s.retry.RunTx(ctx, s.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		st := s.store.WithTx(tx)
+		missing, err := st.MissingStocks(ctx, symbols)
+		if err != nil {
+			return err
+		}
+		if len(missing) > 0 {
+			return &store.UnknownStocksError{Symbols: missing}
+		}
+		inserted, updated, err = st.UpsertRecommendations(ctx, recs)
+		return err
+	})
+	if err != nil {
+		return nil, s.grpcError(ctx, err)
+	}
+	return &stockv1.UpsertRecommendationsResponse{InsertedCount: int32(inserted), UpdatedCount: int32(updated)}, nil
+}

@@ -1,0 +1,111 @@
+package api
+
+import (
+	"context"
+
+	"github.com/jackc/pgx/v5"
+
+	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
+	"github.com/pgfleet/pgfleet/pkg/lock"
+	"github.com/pgfleet/pgfleet/pkg/query"
+	"github.com/pgfleet/pgfleet/services/stock/internal/store"
+)
+
+// GetStock returns one stock by symbol.
+func (s *Server) GetStock(ctx context.Context, req *stockv1.GetStockRequest) (*stockv1.GetStockResponse, error) {
+	var st store.Stock
+	err := s.retry.Do(ctx, func(ctx context.Context) (err error) {
+		st, err = s.store.GetStock(ctx, req.GetSymbol())
+		return err
+	})
+	if err != nil {
+		return nil, s.grpcError(ctx, err)
+	}
+	return &stockv1.GetStockResponse{Stock: toStock(st)}, nil
+}
+
+// ListStocks returns a page of stocks.
+func (s *Server) ListStocks(ctx context.Context, req *stockv1.ListStocksRequest) (*stockv1.ListStocksResponse, error) {
+	q, err := s.lists.stocks.Build(query.Request{
+		Filter: req.GetFilter(), OrderBy: req.GetOrderBy(),
+		PageToken: req.GetPageToken(), PageSize: req.GetPageSize(),
+	}, 1)
+	if err != nil {
+		return nil, s.grpcError(ctx, err)
+	}
+	var rows []store.Stock
+	err = s.retry.Do(ctx, func(ctx context.Context) (err error) {
+		rows, err = s.store.ListStocks(ctx, page(q))
+		return err
+	})
+	if err != nil {
+		return nil, s.grpcError(ctx, err)
+	}
+	rows, next, err := query.Page(q, rows, stockValue)
+	if err != nil {
+		return nil, s.grpcError(ctx, err)
+	}
+	resp := &stockv1.ListStocksResponse{NextPageToken: next, Stocks: make([]*stockv1.Stock, len(rows))}
+	for i, st := range rows {
+		resp.Stocks[i] = toStock(st)
+	}
+	return resp, nil
+}
+
+// BatchGetStocks returns the stocks that exist among the symbols, in request order.
+func (s *Server) BatchGetStocks(ctx context.Context, req *stockv1.BatchGetStocksRequest) (*stockv1.BatchGetStocksResponse, error) {
+	var rows []store.Stock
+	err := s.retry.Do(ctx, func(ctx context.Context) (err error) {
+		rows, err = s.store.BatchGetStocks(ctx, req.GetSymbols())
+		return err
+	})
+	if err != nil {
+		return nil, s.grpcError(ctx, err)
+	}
+	bySymbol := make(map[string]store.Stock, len(rows))
+	for _, st := range rows {
+		bySymbol[st.Symbol] = st
+	}
+	resp := &stockv1.BatchGetStocksResponse{}
+	for _, sym := range req.GetSymbols() {
+		if st, ok := bySymbol[sym]; ok {
+			resp.Stocks = append(resp.Stocks, toStock(st))
+		} else {
+			resp.MissingSymbols = append(resp.MissingSymbols, sym)
+		}
+	}
+	return resp, nil
+}
+
+// UpsertStocks inserts and updates stocks in one transaction.
+func (s *Server) UpsertStocks(ctx context.Context, req *stockv1.UpsertStocksRequest) (*stockv1.UpsertStocksResponse, error) {
+	stocks := make([]store.Stock, len(req.GetStocks()))
+	for i, st := range req.GetStocks() {
+		stocks[i] = fromStock(st)
+	}
+	var inserted, updated int
+	// One statement is atomic on its own; RunTx adds the retries and the breaker.
+	err := s.retry.RunTx(ctx, s.pool, pgx.TxOptions{}, func(tx pgx.Tx) (err error) {
+		inserted, updated, err = s.store.WithTx(tx).UpsertStocks(ctx, stocks)
+		return err
+	})
+	if err != nil {
+		return nil, s.grpcError(ctx, err)
+	}
+	return &stockv1.UpsertStocksResponse{InsertedCount: int32(inserted), UpdatedCount: int32(updated)}, nil
+}
+
+// DeleteStock deletes a stock, its prices and its recommendations.
+func (s *Server) DeleteStock(ctx context.Context, req *stockv1.DeleteStockRequest) (*stockv1.DeleteStockResponse, error) {
+	sym := req.GetSymbol()
+	err := s.retry.RunTx(ctx, s.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		if err := s.locks.Acquire(ctx, tx, stockLock(sym), lock.Write); err != nil {
+			return err
+		}
+		return s.store.WithTx(tx).DeleteStock(ctx, sym)
+	})
+	if err != nil {
+		return nil, s.grpcError(ctx, err)
+	}
+	return &stockv1.DeleteStockResponse{}, nil
+}

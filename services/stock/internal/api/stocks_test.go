@@ -1,0 +1,257 @@
+package api_test
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/testing/protocmp"
+
+	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
+)
+
+// sectors holds the demo sectors tests spread stocks over.
+var sectors = []string{"Technology", "Energy", "Financials"}
+
+// seedStocks stores n stocks S000..S(n-1) over sectors, with market caps that repeat so
+// sorting must break ties by symbol.
+func seedStocks(t *testing.T, e env, n int) []*stockv1.Stock {
+	t.Helper()
+	stocks := make([]*stockv1.Stock, n)
+	for i := range stocks {
+		stocks[i] = &stockv1.Stock{
+			Symbol: fmt.Sprintf("S%03d", i), Name: fmt.Sprintf("Stock %d", i),
+			Sector: sectors[i%len(sectors)], Exchange: "NYSE", Currency: "USD",
+			MarketCap: int64(1_000_000_000 * (1 + i%7)),
+		}
+	}
+	e.upsert(t, stocks...)
+	return stocks
+}
+
+func TestGetStock(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.upsert(t, &stockv1.Stock{Symbol: "AAPL", Name: "Apple Inc.", Sector: "Technology", MarketCap: 3_000_000_000_000})
+
+	got, err := e.client.GetStock(t.Context(), &stockv1.GetStockRequest{Symbol: "AAPL"})
+	if err != nil {
+		t.Fatalf("GetStock(AAPL): %v", err)
+	}
+	want := &stockv1.Stock{Symbol: "AAPL", Name: "Apple Inc.", Sector: "Technology", Currency: "USD", MarketCap: 3_000_000_000_000}
+	if diff := cmp.Diff(want, got.GetStock(), protocmp.Transform(),
+		protocmp.IgnoreFields(&stockv1.Stock{}, "create_time", "update_time")); diff != "" {
+		t.Errorf("GetStock(AAPL) mismatch (-want +got):\n%s", diff)
+	}
+	if got.GetStock().GetCreateTime() == nil {
+		t.Errorf("GetStock(AAPL) has no create_time")
+	}
+
+	_, err = e.client.GetStock(t.Context(), &stockv1.GetStockRequest{Symbol: "ZZZZ"})
+	wantCode(t, err, codes.NotFound)
+	if !strings.Contains(status.Convert(err).Message(), "ZZZZ") {
+		t.Errorf("NotFound message %q does not name the symbol", status.Convert(err).Message())
+	}
+
+	_, err = e.client.GetStock(t.Context(), &stockv1.GetStockRequest{Symbol: "aapl; drop"})
+	wantCode(t, err, codes.InvalidArgument)
+	var fields []string
+	for _, d := range status.Convert(err).Details() {
+		for _, v := range d.(*errdetails.BadRequest).GetFieldViolations() {
+			fields = append(fields, v.GetField())
+		}
+	}
+	if diff := cmp.Diff([]string{"symbol"}, fields); diff != "" {
+		t.Errorf("violations mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestListStocks_pages(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	stocks := seedStocks(t, e, 60)
+
+	req := &stockv1.ListStocksRequest{Filter: `sector = "Technology"`, OrderBy: "market_cap desc", PageSize: 5}
+	first, err := e.client.ListStocks(t.Context(), req)
+	if err != nil {
+		t.Fatalf("ListStocks: %v", err)
+	}
+	if len(first.GetStocks()) != 5 || first.GetNextPageToken() == "" {
+		t.Fatalf("first page: %d stocks, token %q; want 5 and a token", len(first.GetStocks()), first.GetNextPageToken())
+	}
+
+	// Walk every page and compare with the expected order computed here.
+	var got []string
+	for token := ""; ; {
+		req.PageToken = token
+		resp, err := e.client.ListStocks(t.Context(), req)
+		if err != nil {
+			t.Fatalf("ListStocks(token %q): %v", token, err)
+		}
+		for _, st := range resp.GetStocks() {
+			got = append(got, st.GetSymbol())
+		}
+		if token = resp.GetNextPageToken(); token == "" {
+			break
+		}
+	}
+	var tech []*stockv1.Stock
+	for _, st := range stocks {
+		if st.GetSector() == "Technology" {
+			tech = append(tech, st)
+		}
+	}
+	slices.SortFunc(tech, func(a, b *stockv1.Stock) int {
+		if a.GetMarketCap() != b.GetMarketCap() {
+			return -cmpInt(a.GetMarketCap(), b.GetMarketCap())
+		}
+		return strings.Compare(a.GetSymbol(), b.GetSymbol())
+	})
+	var want []string
+	for _, st := range tech {
+		want = append(want, st.GetSymbol())
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("pages mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func cmpInt(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func TestListStocks_badInput(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	seedStocks(t, e, 12)
+	page, err := e.client.ListStocks(t.Context(), &stockv1.ListStocksRequest{PageSize: 2})
+	if err != nil {
+		t.Fatalf("ListStocks: %v", err)
+	}
+
+	tests := []struct {
+		name      string
+		req       *stockv1.ListStocksRequest
+		wantField string
+		wantText  string
+	}{
+		{"undeclared field", &stockv1.ListStocksRequest{Filter: `colour = "red"`}, "filter", "colour"},
+		{"wrong literal type", &stockv1.ListStocksRequest{Filter: `market_cap = "big"`}, "filter", "market_cap"},
+		{"syntax", &stockv1.ListStocksRequest{Filter: `sector = `}, "filter", ""},
+		{"unsortable order", &stockv1.ListStocksRequest{OrderBy: "colour desc"}, "order_by", "colour"},
+		{"malformed token", &stockv1.ListStocksRequest{PageToken: "garbage!"}, "page_token", ""},
+		{"token of another filter", &stockv1.ListStocksRequest{PageSize: 2, Filter: `sector = "Energy"`, PageToken: page.GetNextPageToken()}, "page_token", ""},
+		{"negative page size", &stockv1.ListStocksRequest{PageSize: -1}, "page_size", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := e.client.ListStocks(t.Context(), tt.req)
+			wantCode(t, err, codes.InvalidArgument)
+			st := status.Convert(err)
+			if !strings.Contains(st.Message(), tt.wantText) {
+				t.Errorf("message %q does not mention %q", st.Message(), tt.wantText)
+			}
+			br, ok := st.Details()[0].(*errdetails.BadRequest)
+			if !ok || br.GetFieldViolations()[0].GetField() != tt.wantField {
+				t.Errorf("details = %v, want a BadRequest violation on %q", st.Details(), tt.wantField)
+			}
+		})
+	}
+}
+
+func TestBatchGetStocks(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	seedStocks(t, e, 5)
+	resp, err := e.client.BatchGetStocks(t.Context(), &stockv1.BatchGetStocksRequest{Symbols: []string{"S003", "NOPE", "S001"}})
+	if err != nil {
+		t.Fatalf("BatchGetStocks: %v", err)
+	}
+	var got []string
+	for _, st := range resp.GetStocks() {
+		got = append(got, st.GetSymbol())
+	}
+	if diff := cmp.Diff([]string{"S003", "S001"}, got); diff != "" {
+		t.Errorf("stocks mismatch (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"NOPE"}, resp.GetMissingSymbols()); diff != "" {
+		t.Errorf("missing mismatch (-want +got):\n%s", diff)
+	}
+	_, err = e.client.BatchGetStocks(t.Context(), &stockv1.BatchGetStocksRequest{})
+	wantCode(t, err, codes.InvalidArgument)
+}
+
+func TestUpsertStocks(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a := &stockv1.Stock{Symbol: "AAA", Name: "A", MarketCap: 1}
+	b := &stockv1.Stock{Symbol: "BBB", Name: "B", MarketCap: 2}
+
+	resp, err := e.client.UpsertStocks(t.Context(), &stockv1.UpsertStocksRequest{Stocks: []*stockv1.Stock{a, b}})
+	if err != nil {
+		t.Fatalf("UpsertStocks: %v", err)
+	}
+	if resp.GetInsertedCount() != 2 || resp.GetUpdatedCount() != 0 {
+		t.Errorf("first upsert = %v, want 2 inserted", resp)
+	}
+	b2 := &stockv1.Stock{Symbol: "BBB", Name: "B", MarketCap: 3}
+	c := &stockv1.Stock{Symbol: "CCC", Name: "C"}
+	resp, err = e.client.UpsertStocks(t.Context(), &stockv1.UpsertStocksRequest{Stocks: []*stockv1.Stock{a, b2, c}})
+	if err != nil {
+		t.Fatalf("UpsertStocks: %v", err)
+	}
+	if resp.GetInsertedCount() != 1 || resp.GetUpdatedCount() != 1 {
+		t.Errorf("second upsert = %v, want 1 inserted (CCC), 1 updated (BBB), AAA unchanged", resp)
+	}
+	got, err := e.client.GetStock(t.Context(), &stockv1.GetStockRequest{Symbol: "BBB"})
+	if err != nil || got.GetStock().GetMarketCap() != 3 {
+		t.Errorf("GetStock(BBB) = %v, %v; want market_cap 3", got, err)
+	}
+
+	// A bad row rejects the whole request: nothing is written.
+	_, err = e.client.UpsertStocks(t.Context(), &stockv1.UpsertStocksRequest{Stocks: []*stockv1.Stock{
+		{Symbol: "DDD", Name: "D"}, {Symbol: "EEE"}, {Symbol: "DDD", Name: "again"},
+	}})
+	wantCode(t, err, codes.InvalidArgument)
+	for _, want := range []string{"stocks[1].name", "stocks[2].symbol"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name %s", err, want)
+		}
+	}
+	_, err = e.client.GetStock(t.Context(), &stockv1.GetStockRequest{Symbol: "DDD"})
+	wantCode(t, err, codes.NotFound)
+}
+
+func TestDeleteStock(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	seedStocks(t, e, 2)
+	if _, err := e.ingest(t, dailyPrices("S000", 10), 100); err != nil {
+		t.Fatalf("ingest: %v", err)
+	}
+	if _, err := e.client.DeleteStock(t.Context(), &stockv1.DeleteStockRequest{Symbol: "S000"}); err != nil {
+		t.Fatalf("DeleteStock: %v", err)
+	}
+	var prices, latest int
+	if err := e.pool.QueryRow(t.Context(), `SELECT (SELECT count(*) FROM stock.prices WHERE symbol = 'S000'),
+		(SELECT count(*) FROM stock.latest_prices WHERE symbol = 'S000')`).Scan(&prices, &latest); err != nil {
+		t.Fatal(err)
+	}
+	if prices != 0 || latest != 0 {
+		t.Errorf("after DeleteStock: %d prices, %d latest prices left, want none", prices, latest)
+	}
+	_, err := e.client.DeleteStock(t.Context(), &stockv1.DeleteStockRequest{Symbol: "S000"})
+	wantCode(t, err, codes.NotFound)
+}

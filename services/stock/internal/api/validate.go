@@ -1,0 +1,161 @@
+package api
+
+import (
+	"fmt"
+	"math"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
+	"github.com/pgfleet/pgfleet/pkg/validate"
+)
+
+// Request limits: big enough for bulk loads, small enough to bound one statement.
+const (
+	maxBatchGet     = 1000
+	maxUpsert       = 10000
+	maxIngestBatch  = 10000
+	maxStreamBatch  = 10000
+	maxTextLen      = 200
+	maxRationaleLen = 2000
+)
+
+// Validate checks a request before its handler runs (the server's validation interceptor
+// calls it). Lists leave filter, order_by and page_token to pkg/query; IngestPrices, a client
+// stream, checks its messages while copying them, where each row is touched anyway.
+func Validate(req any) error {
+	var v validate.Violations
+	switch r := req.(type) {
+	case *stockv1.GetStockRequest:
+		checkSymbol(&v, "symbol", r.GetSymbol())
+	case *stockv1.DeleteStockRequest:
+		checkSymbol(&v, "symbol", r.GetSymbol())
+	case *stockv1.BatchGetStocksRequest:
+		checkSymbols(&v, r.GetSymbols())
+	case *stockv1.GetLatestPricesRequest:
+		checkSymbols(&v, r.GetSymbols())
+	case *stockv1.UpsertStocksRequest:
+		checkStocks(&v, r.GetStocks())
+	case *stockv1.ListPricesRequest:
+		checkSymbol(&v, "symbol", r.GetSymbol())
+		checkRange(&v, r.GetStartTime(), r.GetEndTime())
+	case *stockv1.StreamPricesRequest:
+		checkSymbol(&v, "symbol", r.GetSymbol())
+		checkRange(&v, r.GetStartTime(), r.GetEndTime())
+		v.Check(r.GetBatchSize() >= 0 && r.GetBatchSize() <= maxStreamBatch, "batch_size", "must be 0 to %d, got %d", maxStreamBatch, r.GetBatchSize())
+	case *stockv1.UpsertRecommendationsRequest:
+		checkRecommendations(&v, r.GetRecommendations())
+	}
+	return v.Err()
+}
+
+// validSymbol reports whether s is 1 to 10 of A-Z, 0-9, '.' and '-', starting with a letter,
+// as the stocks table's check constraint demands.
+func validSymbol(s string) bool {
+	if len(s) == 0 || len(s) > 10 || s[0] < 'A' || s[0] > 'Z' {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+const symbolRule = "must be 1 to 10 of A-Z, 0-9, '.' and '-', starting with a letter"
+
+func checkSymbol(v *validate.Violations, field, s string) {
+	v.Check(validSymbol(s), field, "%s, got %q", symbolRule, s)
+}
+
+func checkSymbols(v *validate.Violations, symbols []string) {
+	if !v.Check(len(symbols) > 0 && len(symbols) <= maxBatchGet, "symbols", "must hold 1 to %d symbols, got %d", maxBatchGet, len(symbols)) {
+		return
+	}
+	for i, s := range symbols {
+		checkSymbol(v, fmt.Sprintf("symbols[%d]", i), s)
+	}
+}
+
+func checkRange(v *validate.Violations, start, end *timestamppb.Timestamp) {
+	for _, t := range []struct {
+		field string
+		ts    *timestamppb.Timestamp
+	}{{"start_time", start}, {"end_time", end}} {
+		if t.ts != nil {
+			v.Check(t.ts.IsValid(), t.field, "is not a valid timestamp")
+		}
+	}
+	if start != nil && end != nil && start.IsValid() && end.IsValid() {
+		v.Check(start.AsTime().Before(end.AsTime()), "end_time", "must be after start_time")
+	}
+}
+
+func checkText(v *validate.Violations, field, s string, required bool, maxLen int) {
+	if required && s == "" {
+		v.Add(field, "is required")
+		return
+	}
+	v.Check(len(s) <= maxLen, field, "must be at most %d bytes, got %d", maxLen, len(s))
+}
+
+func checkStocks(v *validate.Violations, stocks []*stockv1.Stock) {
+	if !v.Check(len(stocks) > 0 && len(stocks) <= maxUpsert, "stocks", "must hold 1 to %d stocks, got %d", maxUpsert, len(stocks)) {
+		return
+	}
+	seen := make(map[string]int, len(stocks))
+	for i, st := range stocks {
+		f := func(name string) string { return fmt.Sprintf("stocks[%d].%s", i, name) }
+		checkSymbol(v, f("symbol"), st.GetSymbol())
+		if j, dup := seen[st.GetSymbol()]; dup {
+			v.Add(f("symbol"), "%q repeats stocks[%d]", st.GetSymbol(), j)
+		}
+		seen[st.GetSymbol()] = i
+		checkText(v, f("name"), st.GetName(), true, maxTextLen)
+		checkText(v, f("sector"), st.GetSector(), false, maxTextLen)
+		checkText(v, f("industry"), st.GetIndustry(), false, maxTextLen)
+		checkText(v, f("exchange"), st.GetExchange(), false, maxTextLen)
+		if c := st.GetCurrency(); c != "" {
+			v.Check(len(c) == 3 && isUpper(c), f("currency"), "must be an ISO 4217 code like \"USD\", got %q", c)
+		}
+		v.Check(st.GetMarketCap() >= 0, f("market_cap"), "must not be negative")
+	}
+}
+
+func isUpper(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 'A' || s[i] > 'Z' {
+			return false
+		}
+	}
+	return true
+}
+
+const decimalRule = "must be a non-negative decimal with at most 14 integer and 6 fraction digits"
+
+func checkRecommendations(v *validate.Violations, recs []*stockv1.Recommendation) {
+	if !v.Check(len(recs) > 0 && len(recs) <= maxUpsert, "recommendations", "must hold 1 to %d recommendations, got %d", maxUpsert, len(recs)) {
+		return
+	}
+	type key struct{ symbol, source string }
+	seen := make(map[key]int, len(recs))
+	for i, r := range recs {
+		f := func(name string) string { return fmt.Sprintf("recommendations[%d].%s", i, name) }
+		checkSymbol(v, f("symbol"), r.GetSymbol())
+		checkText(v, f("source"), r.GetSource(), true, maxTextLen)
+		k := key{r.GetSymbol(), r.GetSource()}
+		if j, dup := seen[k]; dup {
+			v.Add(f("source"), "(%q, %q) repeats recommendations[%d]", k.symbol, k.source, j)
+		}
+		seen[k] = i
+		_, known := stockv1.Action_name[int32(r.GetAction())]
+		v.Check(known && r.GetAction() != stockv1.Action_ACTION_UNSPECIFIED, f("action"), "must be one of ACTION_STRONG_BUY, ACTION_BUY, ACTION_HOLD, ACTION_SELL, ACTION_STRONG_SELL")
+		_, ok := parseDecimal(r.GetTargetPrice())
+		v.Check(ok, f("target_price"), "%s, got %q", decimalRule, r.GetTargetPrice())
+		c := r.GetConfidence()
+		v.Check(!math.IsNaN(c) && c >= 0 && c <= 1, f("confidence"), "must be from 0 to 1, got %v", c)
+		checkText(v, f("rationale"), r.GetRationale(), false, maxRationaleLen)
+	}
+}

@@ -1,0 +1,63 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+)
+
+// Recommendation is a row of stock.recommendations: one source's current advice on a stock.
+type Recommendation struct {
+	Symbol      string         `db:"symbol"`
+	Source      string         `db:"source"`
+	Action      string         `db:"action"` // the enum value's name, e.g. "ACTION_BUY"
+	TargetPrice pgtype.Numeric `db:"target_price"`
+	Confidence  float64        `db:"confidence"`
+	Rationale   string         `db:"rationale"`
+	CreateTime  time.Time      `db:"create_time"`
+	UpdateTime  time.Time      `db:"update_time"`
+}
+
+// ListRecommendations returns one page of recommendations.
+func (s *Store) ListRecommendations(ctx context.Context, p Page) ([]Recommendation, error) {
+	q := `SELECT symbol, source, action, target_price, confidence, rationale, create_time, update_time
+		FROM stock.recommendations` + p.where() + ` ORDER BY ` + p.OrderBy + fmt.Sprintf(` LIMIT %d`, p.Limit)
+	rows, _ := s.db.Query(ctx, q, p.Args...)
+	recs, err := pgx.CollectRows(rows, pgx.RowToStructByName[Recommendation])
+	if err != nil {
+		return nil, fmt.Errorf("list recommendations: %w", err)
+	}
+	return recs, nil
+}
+
+// UpsertRecommendations inserts new recommendations and replaces changed ones. Every
+// symbol must exist (check with MissingStocks first for a clear error; the foreign key is
+// the backstop).
+func (s *Store) UpsertRecommendations(ctx context.Context, recs []Recommendation) (inserted, updated int, err error) {
+	const q = `
+		INSERT INTO stock.recommendations AS r (symbol, source, action, target_price, confidence, rationale)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::numeric[], $5::float8[], $6::text[])
+		ON CONFLICT (symbol, source) DO UPDATE SET
+			action = EXCLUDED.action, target_price = EXCLUDED.target_price,
+			confidence = EXCLUDED.confidence, rationale = EXCLUDED.rationale, update_time = now()
+		WHERE (r.action, r.target_price, r.confidence, r.rationale) IS DISTINCT FROM
+			(EXCLUDED.action, EXCLUDED.target_price, EXCLUDED.confidence, EXCLUDED.rationale)
+		RETURNING (xmax = 0) AS inserted`
+	n := len(recs)
+	sym, src, action, why := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	target, conf := make([]pgtype.Numeric, n), make([]float64, n)
+	for i, r := range recs {
+		sym[i], src[i], action[i], why[i] = r.Symbol, r.Source, r.Action, r.Rationale
+		target[i], conf[i] = r.TargetPrice, r.Confidence
+	}
+	rows, _ := s.db.Query(ctx, q, sym, src, action, target, conf, why)
+	flags, err := pgx.CollectRows(rows, pgx.RowTo[bool])
+	if err != nil {
+		return 0, 0, fmt.Errorf("upsert recommendations: %w", err)
+	}
+	inserted, updated = countInserted(flags)
+	return inserted, updated, nil
+}

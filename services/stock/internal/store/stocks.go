@@ -1,0 +1,127 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Stock is a row of stock.stocks.
+type Stock struct {
+	Symbol     string    `db:"symbol"`
+	Name       string    `db:"name"`
+	Sector     string    `db:"sector"`
+	Industry   string    `db:"industry"`
+	Exchange   string    `db:"exchange"`
+	Currency   string    `db:"currency"`
+	MarketCap  int64     `db:"market_cap"`
+	CreateTime time.Time `db:"create_time"`
+	UpdateTime time.Time `db:"update_time"`
+}
+
+// Page selects rows for a list call. Where and OrderBy are SQL built by pkg/query from a
+// whitelist of columns (never from input); Args are Where's bound parameters.
+type Page struct {
+	Where   string // "" or a boolean expression over $1..$n
+	Args    []any
+	OrderBy string // e.g. "market_cap DESC, symbol ASC"
+	Limit   int
+}
+
+// where returns " WHERE <cond>" or "".
+func (p Page) where() string {
+	if p.Where == "" {
+		return ""
+	}
+	return " WHERE " + p.Where
+}
+
+const stockColumns = `symbol, name, sector, industry, exchange, currency, market_cap, create_time, update_time`
+
+// GetStock returns the stock with the given symbol, or an error wrapping ErrNotFound.
+func (s *Store) GetStock(ctx context.Context, symbol string) (Stock, error) {
+	const q = `SELECT ` + stockColumns + ` FROM stock.stocks WHERE symbol = $1`
+	rows, _ := s.db.Query(ctx, q, symbol) // the error resurfaces from CollectExactlyOneRow
+	st, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[Stock])
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Stock{}, fmt.Errorf("stock %q: %w", symbol, ErrNotFound)
+	}
+	if err != nil {
+		return Stock{}, fmt.Errorf("get stock %q: %w", symbol, err)
+	}
+	return st, nil
+}
+
+// ListStocks returns one page of stocks.
+func (s *Store) ListStocks(ctx context.Context, p Page) ([]Stock, error) {
+	q := `SELECT ` + stockColumns + ` FROM stock.stocks` + p.where() +
+		` ORDER BY ` + p.OrderBy + fmt.Sprintf(` LIMIT %d`, p.Limit)
+	rows, _ := s.db.Query(ctx, q, p.Args...)
+	stocks, err := pgx.CollectRows(rows, pgx.RowToStructByName[Stock])
+	if err != nil {
+		return nil, fmt.Errorf("list stocks: %w", err)
+	}
+	return stocks, nil
+}
+
+// BatchGetStocks returns the stocks that exist among symbols, in no particular order.
+func (s *Store) BatchGetStocks(ctx context.Context, symbols []string) ([]Stock, error) {
+	const q = `SELECT ` + stockColumns + ` FROM stock.stocks WHERE symbol = ANY($1)`
+	rows, _ := s.db.Query(ctx, q, symbols)
+	stocks, err := pgx.CollectRows(rows, pgx.RowToStructByName[Stock])
+	if err != nil {
+		return nil, fmt.Errorf("batch get stocks: %w", err)
+	}
+	return stocks, nil
+}
+
+// UpsertStocks inserts new stocks and updates changed ones in one statement. Rows equal to
+// what is stored count as neither, so replaying a request reports zero updates.
+func (s *Store) UpsertStocks(ctx context.Context, stocks []Stock) (inserted, updated int, err error) {
+	const q = `
+		INSERT INTO stock.stocks AS s (symbol, name, sector, industry, exchange, currency, market_cap)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[])
+		ON CONFLICT (symbol) DO UPDATE SET
+			name = EXCLUDED.name, sector = EXCLUDED.sector, industry = EXCLUDED.industry,
+			exchange = EXCLUDED.exchange, currency = EXCLUDED.currency,
+			market_cap = EXCLUDED.market_cap, update_time = now()
+		WHERE (s.name, s.sector, s.industry, s.exchange, s.currency, s.market_cap) IS DISTINCT FROM
+			(EXCLUDED.name, EXCLUDED.sector, EXCLUDED.industry, EXCLUDED.exchange, EXCLUDED.currency, EXCLUDED.market_cap)
+		RETURNING (xmax = 0) AS inserted`
+	n := len(stocks)
+	sym, name, sector, industry := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	exchange, currency, mcap := make([]string, n), make([]string, n), make([]int64, n)
+	for i, st := range stocks {
+		sym[i], name[i], sector[i], industry[i] = st.Symbol, st.Name, st.Sector, st.Industry
+		exchange[i], currency[i], mcap[i] = st.Exchange, st.Currency, st.MarketCap
+	}
+	rows, _ := s.db.Query(ctx, q, sym, name, sector, industry, exchange, currency, mcap)
+	flags, err := pgx.CollectRows(rows, pgx.RowTo[bool])
+	if err != nil {
+		return 0, 0, fmt.Errorf("upsert stocks: %w", err)
+	}
+	inserted, updated = countInserted(flags)
+	return inserted, updated, nil
+}
+
+// DeleteStock deletes a stock with its prices; latest prices and recommendations go by
+// cascade. Run it in a transaction holding the stock's write lock, so no ingest of the
+// same symbol can interleave (prices carry no foreign key).
+func (s *Store) DeleteStock(ctx context.Context, symbol string) error {
+	const delPrices = `DELETE FROM stock.prices WHERE symbol = $1`
+	const delStock = `DELETE FROM stock.stocks WHERE symbol = $1`
+	tag, err := s.db.Exec(ctx, delStock, symbol)
+	if err != nil {
+		return fmt.Errorf("delete stock %q: %w", symbol, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("stock %q: %w", symbol, ErrNotFound)
+	}
+	if _, err := s.db.Exec(ctx, delPrices, symbol); err != nil {
+		return fmt.Errorf("delete prices of %q: %w", symbol, err)
+	}
+	return nil
+}
