@@ -1,0 +1,134 @@
+package server
+
+import (
+	"context"
+	"log/slog"
+	"runtime/debug"
+	"time"
+
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	healthgrpc "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+)
+
+// interceptors returns the unary and stream chains, outermost first: metrics, logging,
+// recovery, default deadline (unary only), validation, and for streams the end of health
+// watches on shutdown. Recovery sits inside logging and metrics so that a panic is logged
+// and counted like any other Internal.
+func (s *Server) interceptors(panics prometheus.Counter) ([]grpc.UnaryServerInterceptor, []grpc.StreamServerInterceptor) {
+	logger := logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
+		s.log.Log(ctx, slog.Level(lvl), msg, fields...)
+	})
+	logOpts := []logging.Option{
+		logging.WithLogOnEvents(logging.FinishCall), // one line per call
+		logging.WithDurationField(func(d time.Duration) logging.Fields {
+			return logging.Fields{"grpc.time_ms", float64(d.Microseconds()) / 1000}
+		}),
+	}
+	recoverOpt := recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
+		panics.Inc()
+		// Logging put the call's fields (service, method, peer) in ctx; this line shares them.
+		// The handler runs in the panicking goroutine before it unwinds, so the stack is the panic's.
+		fields := append(logging.ExtractFields(ctx), "panic", p, "stack", string(debug.Stack()))
+		s.log.ErrorContext(ctx, "panic in handler", fields...)
+		return status.Error(codes.Internal, "internal error") // never the panic text
+	})
+	unary := []grpc.UnaryServerInterceptor{
+		s.metrics.UnaryServerInterceptor(),
+		logging.UnaryServerInterceptor(logger, logOpts...),
+		recovery.UnaryServerInterceptor(recoverOpt),
+	}
+	stream := []grpc.StreamServerInterceptor{
+		s.metrics.StreamServerInterceptor(),
+		logging.StreamServerInterceptor(logger, logOpts...),
+		recovery.StreamServerInterceptor(recoverOpt),
+	}
+	if s.opts.DefaultTimeout > 0 {
+		unary = append(unary, defaultDeadline(s.opts.DefaultTimeout))
+	}
+	if s.opts.Validate != nil {
+		unary = append(unary, validateUnary(s.opts.Validate))
+		stream = append(stream, validateStream(s.opts.Validate))
+	}
+	stream = append(stream, s.endWatches)
+	return unary, stream
+}
+
+// endWatches cancels grpc.health.v1.Health/Watch streams once shutdown begins. They never
+// end on their own, so one client doing client-side health checking would otherwise hold
+// GracefulStop for the whole Drain on every shutdown.
+func (s *Server) endWatches(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	if info.FullMethod != healthgrpc.Health_Watch_FullMethodName {
+		return handler(srv, ss)
+	}
+	ctx, cancel := context.WithCancel(ss.Context())
+	defer cancel()
+	defer context.AfterFunc(s.draining, cancel)()
+	return handler(srv, &ctxStream{ServerStream: ss, ctx: ctx})
+}
+
+type ctxStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (c *ctxStream) Context() context.Context { return c.ctx }
+
+// defaultDeadline gives calls without a deadline one of d, and leaves the caller's alone.
+func defaultDeadline(d time.Duration) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		if _, ok := ctx.Deadline(); !ok {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, d)
+			defer cancel()
+		}
+		return handler(ctx, req)
+	}
+}
+
+func validateUnary(validate func(any) error) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		if err := validationError(validate(req)); err != nil {
+			return nil, err
+		}
+		return handler(ctx, req)
+	}
+}
+
+// validateStream checks the single request of server-streaming calls. Client streams are
+// left alone: a batch's messages are checked by the service, which knows how to report them.
+func validateStream(validate func(any) error) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		if info.IsClientStream {
+			return handler(srv, ss)
+		}
+		return handler(srv, &validatingStream{ServerStream: ss, validate: validate})
+	}
+}
+
+type validatingStream struct {
+	grpc.ServerStream
+	validate func(any) error
+}
+
+func (v *validatingStream) RecvMsg(m any) error {
+	if err := v.ServerStream.RecvMsg(m); err != nil {
+		return err
+	}
+	return validationError(v.validate(m))
+}
+
+// validationError keeps an error that carries a status and makes any other InvalidArgument.
+func validationError(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	return status.Error(codes.InvalidArgument, err.Error())
+}
