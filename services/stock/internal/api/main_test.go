@@ -31,7 +31,7 @@ type env struct {
 }
 
 // newEnv starts the stock API, with the production interceptors, on a fresh database.
-func newEnv(t *testing.T) env {
+func newEnv(t testing.TB) env {
 	t.Helper()
 	pool := pgtest.NewDB(t, migrations.Set)
 	log := slog.New(slog.DiscardHandler)
@@ -73,7 +73,7 @@ func wantCode(t *testing.T, err error, code codes.Code) {
 }
 
 // upsert stores stocks through the API.
-func (e env) upsert(t *testing.T, stocks ...*stockv1.Stock) {
+func (e env) upsert(t testing.TB, stocks ...*stockv1.Stock) {
 	t.Helper()
 	if _, err := e.client.UpsertStocks(t.Context(), &stockv1.UpsertStocksRequest{Stocks: stocks}); err != nil {
 		t.Fatalf("UpsertStocks: %v", err)
@@ -81,7 +81,7 @@ func (e env) upsert(t *testing.T, stocks ...*stockv1.Stock) {
 }
 
 // ingest sends prices in batches of batch rows through IngestPrices.
-func (e env) ingest(t *testing.T, prices []*stockv1.Price, batch int) (*stockv1.IngestPricesResponse, error) {
+func (e env) ingest(t testing.TB, prices []*stockv1.Price, batch int) (*stockv1.IngestPricesResponse, error) {
 	t.Helper()
 	stream, err := e.client.IngestPrices(t.Context())
 	if err != nil {

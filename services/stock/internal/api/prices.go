@@ -39,7 +39,7 @@ func (s *Server) ingest(ctx context.Context, stream stockv1.StockService_IngestP
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit; a failed rollback closes the connection
 	st := s.store.WithTx(tx)
 
-	src := &priceSource{stream: stream, symbols: make(map[string]struct{})}
+	src := &priceSource{stream: stream, latest: make(map[string]*store.PriceRow), increasing: true}
 	received, err := st.StagePrices(ctx, src)
 	if src.err != nil { // the stream or a row failed: that is the cause, not COPY's abort
 		return nil, src.err
@@ -51,8 +51,8 @@ func (s *Server) ingest(ctx context.Context, stream stockv1.StockService_IngestP
 	if received == 0 {
 		return resp, nil
 	}
-	symbols := make([]string, 0, len(src.symbols))
-	for sym := range src.symbols {
+	symbols := make([]string, 0, len(src.latest))
+	for sym := range src.latest {
 		symbols = append(symbols, sym)
 	}
 	slices.Sort(symbols)
@@ -70,8 +70,11 @@ func (s *Server) ingest(ctx context.Context, stream stockv1.StockService_IngestP
 	if len(missing) > 0 {
 		return nil, &store.UnknownStocksError{Symbols: missing}
 	}
-	resp.InsertedCount, resp.UpdatedCount, err = st.MergeStagedPrices(ctx)
+	resp.InsertedCount, resp.UpdatedCount, err = st.MergeStagedPrices(ctx, !src.increasing)
 	if err != nil {
+		return nil, err
+	}
+	if err := st.AdvanceLatest(ctx, src.latestRows()); err != nil {
 		return nil, err
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -82,15 +85,29 @@ func (s *Server) ingest(ctx context.Context, stream stockv1.StockService_IngestP
 }
 
 // priceSource feeds COPY straight from the client stream, checking each row as it passes,
-// so memory holds one message whatever the stream's length.
+// so memory holds one message plus one row per symbol, whatever the stream's length.
 type priceSource struct {
-	stream  stockv1.StockService_IngestPricesServer
-	batch   []*stockv1.Price
-	next    int   // index in batch of the row Next moves to
-	row     int64 // rows seen in the stream, for error messages
-	symbols map[string]struct{}
-	values  [7]any
-	err     error // why Next or Values stopped the copy
+	stream stockv1.StockService_IngestPricesServer
+	batch  []*stockv1.Price
+	next   int   // index in batch of the row Next moves to
+	row    int64 // rows seen in the stream, for error messages
+	values [7]any
+	err    error // why Next or Values stopped the copy
+
+	// latest holds each symbol's row with the greatest time (the last one of equals).
+	// increasing stays true while every row is later than its symbol's previous one,
+	// which rules out repeated (symbol, time) pairs and lets the merge skip sorting.
+	latest     map[string]*store.PriceRow
+	increasing bool
+}
+
+// latestRows returns the latest row of every symbol.
+func (p *priceSource) latestRows() []store.PriceRow {
+	rows := make([]store.PriceRow, 0, len(p.latest))
+	for _, r := range p.latest {
+		rows = append(rows, *r)
+	}
+	return rows
 }
 
 func (p *priceSource) Next() bool {
@@ -120,7 +137,17 @@ func (p *priceSource) Values() ([]any, error) {
 		p.err = err
 		return nil, err
 	}
-	p.symbols[row.Symbol] = struct{}{}
+	switch last, seen := p.latest[row.Symbol]; {
+	case !seen:
+		p.latest[row.Symbol] = &row
+	case row.Time.After(last.Time):
+		*last = row
+	default:
+		p.increasing = false
+		if row.Time.Equal(last.Time) {
+			*last = row
+		}
+	}
 	p.values = [7]any{row.Symbol, row.Time, row.Open, row.High, row.Low, row.Close, row.Volume}
 	return p.values[:], nil
 }

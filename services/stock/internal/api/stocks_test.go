@@ -20,7 +20,7 @@ var sectors = []string{"Technology", "Energy", "Financials"}
 
 // seedStocks stores n stocks S000..S(n-1) over sectors, with market caps that repeat so
 // sorting must break ties by symbol.
-func seedStocks(t *testing.T, e env, n int) []*stockv1.Stock {
+func seedStocks(t testing.TB, e env, n int) []*stockv1.Stock {
 	t.Helper()
 	stocks := make([]*stockv1.Stock, n)
 	for i := range stocks {

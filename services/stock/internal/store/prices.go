@@ -29,11 +29,6 @@ type PriceRow struct {
 	Volume                 int64
 }
 
-// Values returns the row in the column order StagePrices copies.
-func (r *PriceRow) Values() []any {
-	return []any{r.Symbol, r.Time, r.Open, r.High, r.Low, r.Close, r.Volume}
-}
-
 // Unbounded ends of a time range: PostgreSQL stores both, and a concrete bound keeps the
 // range an index range and lets the planner prune partitions.
 var (
@@ -69,48 +64,71 @@ func (s *Store) StagePrices(ctx context.Context, src pgx.CopyFromSource) (int64,
 	return n, nil
 }
 
-// MergeStagedPrices upserts the staged rows into stock.prices (the last staged row wins
-// for a repeated (symbol, time)) and advances stock.latest_prices. Callers hold the write
-// lock of every staged symbol, so counts and the latest-price comparison are stable.
-func (s *Store) MergeStagedPrices(ctx context.Context) (inserted, updated int64, err error) {
+// MergeStagedPrices upserts the staged rows into stock.prices; a row for an existing
+// (symbol, time) replaces it. Staged rows may repeat a (symbol, time) only if dedup is set,
+// and then the last one staged wins: deduplication sorts the whole stage, so callers that
+// know every symbol's times arrived strictly increasing skip it. Callers hold the write lock
+// of every staged symbol, so the counts are stable, and call AdvanceLatest afterwards.
+func (s *Store) MergeStagedPrices(ctx context.Context, dedup bool) (inserted, updated int64, err error) {
 	// One statement, so every part sees the same snapshot: "existing" counts rows present
-	// before the upsert. It probes the primary key only for rows not newer than the
-	// symbol's latest bar, so the common append of new days costs no probe at all.
-	const q = `
-		WITH src AS MATERIALIZED (
-			SELECT DISTINCT ON (symbol, ts) symbol, ts, open, high, low, close, volume
-			FROM price_stage
-			ORDER BY symbol, ts, seq DESC
-		), existing AS (
+	// before the upsert. It probes the primary key only for rows not newer than their
+	// symbol's latest bar, so the common append of new bars costs no probe at all.
+	const merge = `
+		existing AS (
 			SELECT count(*) AS n
-			FROM src JOIN stock.latest_prices l ON l.symbol = src.symbol AND src.ts <= l.ts
-			WHERE EXISTS (SELECT 1 FROM stock.prices p WHERE p.symbol = src.symbol AND p.ts = src.ts LIMIT 1)
+			FROM %[1]s s JOIN stock.latest_prices l ON l.symbol = s.symbol AND s.ts <= l.ts
+			WHERE EXISTS (SELECT 1 FROM stock.prices p WHERE p.symbol = s.symbol AND p.ts = s.ts LIMIT 1)
 		), upsert AS (
 			INSERT INTO stock.prices (symbol, ts, open, high, low, close, volume)
-			SELECT symbol, ts, open, high, low, close, volume FROM src
+			SELECT symbol, ts, open, high, low, close, volume FROM %[1]s
 			ON CONFLICT (symbol, ts) DO UPDATE SET
 				open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low,
 				close = EXCLUDED.close, volume = EXCLUDED.volume
 			RETURNING 1
-		), latest AS (
-			INSERT INTO stock.latest_prices AS l (symbol, ts, open, high, low, close, volume)
-			SELECT DISTINCT ON (symbol) symbol, ts, open, high, low, close, volume
-			FROM src
-			ORDER BY symbol, ts DESC
-			ON CONFLICT (symbol) DO UPDATE SET
-				ts = EXCLUDED.ts, open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low,
-				close = EXCLUDED.close, volume = EXCLUDED.volume
-			WHERE l.ts <= EXCLUDED.ts
 		)
 		SELECT (SELECT count(*) FROM upsert), (SELECT n FROM existing)`
-	if _, err := s.db.Exec(ctx, `SET LOCAL work_mem = '64MB'`); err != nil {
-		return 0, 0, fmt.Errorf("merge prices: %w", err)
+	const deduped = `
+		WITH src AS MATERIALIZED (
+			SELECT DISTINCT ON (symbol, ts) symbol, ts, open, high, low, close, volume
+			FROM price_stage
+			ORDER BY symbol, ts, seq DESC
+		), ` + merge
+	q := fmt.Sprintf("WITH "+merge, "price_stage")
+	if dedup {
+		if _, err := s.db.Exec(ctx, `SET LOCAL work_mem = '64MB'`); err != nil {
+			return 0, 0, fmt.Errorf("merge prices: %w", err)
+		}
+		q = fmt.Sprintf(deduped, "src")
 	}
 	var total, existing int64
 	if err := s.db.QueryRow(ctx, q).Scan(&total, &existing); err != nil {
 		return 0, 0, fmt.Errorf("merge prices: %w", err)
 	}
 	return total - existing, existing, nil
+}
+
+// AdvanceLatest records each row as its symbol's latest price unless a later one is stored.
+// Rows must hold one bar per symbol.
+func (s *Store) AdvanceLatest(ctx context.Context, rows []PriceRow) error {
+	const q = `
+		INSERT INTO stock.latest_prices AS l (symbol, ts, open, high, low, close, volume)
+		SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::numeric[], $4::numeric[],
+			$5::numeric[], $6::numeric[], $7::bigint[])
+		ON CONFLICT (symbol) DO UPDATE SET
+			ts = EXCLUDED.ts, open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low,
+			close = EXCLUDED.close, volume = EXCLUDED.volume
+		WHERE l.ts <= EXCLUDED.ts`
+	n := len(rows)
+	sym, ts, vol := make([]string, n), make([]time.Time, n), make([]int64, n)
+	o, h, l, c := make([]pgtype.Numeric, n), make([]pgtype.Numeric, n), make([]pgtype.Numeric, n), make([]pgtype.Numeric, n)
+	for i, r := range rows {
+		sym[i], ts[i], vol[i] = r.Symbol, r.Time, r.Volume
+		o[i], h[i], l[i], c[i] = r.Open, r.High, r.Low, r.Close
+	}
+	if _, err := s.db.Exec(ctx, q, sym, ts, o, h, l, c, vol); err != nil {
+		return fmt.Errorf("advance latest prices: %w", err)
+	}
+	return nil
 }
 
 // ListPrices returns one page of symbol's prices with start <= time < end; p holds the

@@ -1,0 +1,153 @@
+// Package lock takes named, hierarchical resource locks ("stock:AAPL", "portfolio:42",
+// "portfolio:42/position:AAPL") as PostgreSQL advisory locks scoped to the caller's
+// transaction, so they hold across every replica of a service and cannot outlive the
+// transaction on a pooled connection.
+//
+// Read locks on a resource share it; Write excludes readers and writers of that resource
+// but not of its children; Exclusive excludes every lock on the resource and on all
+// resources below it. Waits are bounded by lock_timeout (ErrTimeout); deadlocks are
+// detected by PostgreSQL and surface as SQLSTATE 40P01, which retry.RunTx reruns.
+package lock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgerrcode"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// ErrTimeout means a lock was not granted within Config.Wait. The *pgconn.PgError
+// (SQLSTATE 55P03) is wrapped too; the transaction is aborted and must be rolled back.
+var ErrTimeout = errors.New("lock wait timeout")
+
+// Mode is how a lock shares its resource.
+type Mode int
+
+const (
+	// Read shares the resource with other readers.
+	Read Mode = iota
+	// Write excludes readers and writers of the resource, not locks on its children.
+	Write
+	// Exclusive excludes every lock on the resource and on its descendants.
+	Exclusive
+)
+
+// String returns "read", "write" or "exclusive".
+func (m Mode) String() string {
+	switch m {
+	case Read:
+		return "read"
+	case Write:
+		return "write"
+	case Exclusive:
+		return "exclusive"
+	}
+	return "Mode(" + strconv.Itoa(int(m)) + ")"
+}
+
+// Config bounds lock waits.
+type Config struct {
+	// Wait bounds each wait for a lock; 0 waits until the context ends.
+	Wait time.Duration `env:"LOCK_WAIT_TIMEOUT, default=5s"`
+}
+
+// Locker takes locks with one wait bound and remembers the names it has locked, for
+// Status. It is safe for concurrent use.
+type Locker struct {
+	wait  time.Duration
+	names *names
+}
+
+// New returns a Locker.
+func New(cfg Config) *Locker {
+	return &Locker{wait: cfg.Wait, names: newNames(4096)}
+}
+
+// Acquire locks name in mode until tx ends. Locks on the ancestors of name are taken
+// first, top down. Taking a lock twice, or a weaker one than held, returns at once.
+func (l *Locker) Acquire(ctx context.Context, tx pgx.Tx, name string, mode Mode) error {
+	return l.AcquireAll(ctx, tx, []string{name}, mode)
+}
+
+// AcquireAll locks every name in mode until tx ends. It takes them in one canonical
+// order (parents before children, then by name), so concurrent AcquireAll calls cannot
+// deadlock each other, whatever order their names come in.
+func (l *Locker) AcquireAll(ctx context.Context, tx pgx.Tx, names []string, mode Mode) error {
+	if mode < Read || mode > Exclusive {
+		return fmt.Errorf("lock: invalid mode %d", int(mode))
+	}
+	for _, n := range names {
+		if err := validate(n); err != nil {
+			return err
+		}
+	}
+	sorted := slices.Clone(names)
+	slices.SortFunc(sorted, compareNames)
+	sorted = slices.Compact(sorted)
+	if len(sorted) == 0 {
+		return nil
+	}
+
+	// One round trip: save the transaction's lock_timeout in a custom setting, bound the
+	// waits, lock, restore it. The statements run in order and stop at the first error.
+	b := &pgx.Batch{}
+	var owner []string // the resource each queued statement locks, "" for settings
+	queue := func(resource, sql string, args ...any) {
+		b.Queue(sql, args...)
+		owner = append(owner, resource)
+	}
+	if l.wait > 0 {
+		queue("", "SELECT set_config('pgfleet.lock_saved_timeout', current_setting('lock_timeout'), true)")
+		queue("", "SELECT set_config('lock_timeout', $1, true)", timeoutSetting(l.wait))
+	}
+	for _, n := range sorted {
+		for _, s := range steps(n, mode) {
+			l.names.add(uint64(s.key)&^1, s.resource)
+			if s.exclusive {
+				queue(n, "SELECT pg_advisory_xact_lock($1)", s.key)
+			} else {
+				queue(n, "SELECT pg_advisory_xact_lock_shared($1)", s.key)
+			}
+		}
+	}
+	if l.wait > 0 {
+		queue("", "SELECT set_config('lock_timeout', current_setting('pgfleet.lock_saved_timeout'), true)")
+	}
+	br := tx.SendBatch(ctx, b)
+	failed := -1
+	for i := range owner {
+		if _, err := br.Exec(); err != nil {
+			failed = i
+			break
+		}
+	}
+	err := br.Close()
+	if err == nil {
+		return nil
+	}
+	resource := sorted
+	if failed >= 0 && owner[failed] != "" {
+		resource = []string{owner[failed]}
+	}
+	what := fmt.Sprintf("%s lock on %q", mode, resource[0])
+	if len(resource) > 1 {
+		what = fmt.Sprintf("%s locks on %q", mode, resource)
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == pgerrcode.LockNotAvailable {
+		return fmt.Errorf("%w: %s not granted within %s: %w", ErrTimeout, what, l.wait, err)
+	}
+	return fmt.Errorf("acquire %s: %w", what, err)
+}
+
+// timeoutSetting renders d (> 0) for lock_timeout in whole milliseconds, rounded up
+// because "0" would mean no bound.
+func timeoutSetting(d time.Duration) string {
+	return strconv.FormatInt(int64((d+time.Millisecond-1)/time.Millisecond), 10) + "ms"
+}

@@ -1,0 +1,117 @@
+package api_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
+)
+
+// Benchmarks compare each API path with the same work done straight on pgx, on the same
+// database in the same run: the gap is what gRPC, validation and the service cost.
+// `make bench` runs them; figures go into the README.
+
+// BenchmarkGetStock: one point read by primary key, 32 callers at once.
+func BenchmarkGetStock(b *testing.B) {
+	e := newEnv(b)
+	seedStocks(b, e, 500)
+	const q = `SELECT symbol, name, sector, industry, exchange, currency, market_cap, create_time, update_time
+		FROM stock.stocks WHERE symbol = $1`
+
+	b.Run("pgx", func(b *testing.B) {
+		b.SetParallelism(16) // x GOMAXPROCS(2) = 32 goroutines
+		b.RunParallel(func(pb *testing.PB) {
+			i := 0
+			for pb.Next() {
+				var st struct {
+					sym, name, sector, industry, exchange, currency string
+					mcap                                            int64
+					c, u                                            time.Time
+				}
+				err := e.pool.QueryRow(b.Context(), q, fmt.Sprintf("S%03d", i%500)).Scan(&st.sym, &st.name,
+					&st.sector, &st.industry, &st.exchange, &st.currency, &st.mcap, &st.c, &st.u)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				i++
+			}
+		})
+	})
+	b.Run("grpc", func(b *testing.B) {
+		b.SetParallelism(16)
+		b.RunParallel(func(pb *testing.PB) {
+			i := 0
+			for pb.Next() {
+				if _, err := e.client.GetStock(b.Context(), &stockv1.GetStockRequest{Symbol: fmt.Sprintf("S%03d", i%500)}); err != nil {
+					b.Error(err)
+					return
+				}
+				i++
+			}
+		})
+	})
+}
+
+// BenchmarkIngestPrices: rows per second of a 1M-row load (500 symbols x 2000 bars) through
+// IngestPrices, against a bare COPY of the same rows into a table of the same shape.
+func BenchmarkIngestPrices(b *testing.B) {
+	const symbols, bars = 500, 2000
+	rows := symbols * bars
+	prices := make([]*stockv1.Price, 0, rows)
+	for s := range symbols {
+		for i := range bars {
+			prices = append(prices, &stockv1.Price{
+				Symbol: fmt.Sprintf("S%03d", s), Time: timestamppb.New(day0.Add(time.Duration(i) * time.Hour)),
+				Open: "100.5", High: "101.25", Low: "99.75", Close: fmt.Sprintf("%d.125", 100+i%7), Volume: int64(i),
+			})
+		}
+	}
+
+	b.Run("copy", func(b *testing.B) {
+		e := newEnv(b)
+		for b.Loop() {
+			b.StopTimer()
+			if _, err := e.pool.Exec(b.Context(), `DROP TABLE IF EXISTS raw_prices;
+				CREATE TABLE raw_prices (LIKE stock.prices INCLUDING ALL)`); err != nil {
+				b.Fatal(err)
+			}
+			src := pgx.CopyFromSlice(len(prices), func(i int) ([]any, error) {
+				p := prices[i]
+				var o, h, l, c pgtype.Numeric
+				_ = o.Scan(p.GetOpen())
+				_ = h.Scan(p.GetHigh())
+				_ = l.Scan(p.GetLow())
+				_ = c.Scan(p.GetClose())
+				return []any{p.GetSymbol(), p.GetTime().AsTime(), o, h, l, c, p.GetVolume()}, nil
+			})
+			b.StartTimer()
+			if _, err := e.pool.CopyFrom(b.Context(), pgx.Identifier{"raw_prices"},
+				[]string{"symbol", "ts", "open", "high", "low", "close", "volume"}, src); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(rows)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+	})
+	b.Run("grpc", func(b *testing.B) {
+		e := newEnv(b)
+		seedStocks(b, e, symbols)
+		for b.Loop() {
+			b.StopTimer()
+			if _, err := e.pool.Exec(b.Context(), `TRUNCATE stock.prices, stock.latest_prices`); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+			resp, err := e.ingest(b, prices, 5000)
+			if err != nil || resp.GetInsertedCount() != int64(rows) {
+				b.Fatalf("ingest = %v, %v; want %d inserted", resp, err, rows)
+			}
+		}
+		b.ReportMetric(float64(rows)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+	})
+}
