@@ -1,0 +1,68 @@
+package query_test
+
+import (
+	"errors"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/pgfleet/pgfleet/pkg/query"
+	"github.com/pgfleet/pgfleet/pkg/validate"
+)
+
+var placeholder = regexp.MustCompile(`\$(\d+)`)
+
+// FuzzSchema_Build checks that no filter, order_by or page token makes Build panic or fail
+// with anything but a *validate.Error, and that the SQL it builds is well-formed.
+// Run with: go test -run '^$' -fuzz FuzzSchema_Build -fuzztime 30s ./query/
+func FuzzSchema_Build(f *testing.F) {
+	q, err := recommendations.Build(query.Request{Filter: `confidence > 0.5`, OrderBy: "confidence desc"}, 1)
+	if err != nil {
+		f.Fatal(err)
+	}
+	valid, err := q.NextPageToken([]any{0.7, "AAPL", "analyst"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	seeds := []struct{ filter, orderBy, token string }{
+		{"", "", ""},
+		{`confidence > 0.5`, "confidence desc", valid},
+		{`confidence > 0.5`, "confidence", valid},
+		{`symbol = "A*" AND NOT (action = CARDINALITY_REQUIRED OR active = true)`, "symbol desc, source", ""},
+		{`create_time > timestamp("2024-01-02T00:00:00Z") -source = "x"`, "action, create_time desc", ""},
+		{`a.b.c:d(e, "f") OR -1.5 < .5`, "x,,y desc", "%%%"},
+		{`((((symbol = "x"`, "symbol desc desc", valid[:len(valid)/2]},
+		{"symbol = '\\x41\\u00e9\\101'", "  ", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"},
+		{"symbol = \"\xff\"\n\tOR\r\nsource != 0x1F", "sourcé", "\x00"},
+		{strings.Repeat("NOT (", 40) + `active = false` + strings.Repeat(")", 40), "active", ""},
+	}
+	for _, s := range seeds {
+		f.Add(s.filter, s.orderBy, s.token)
+	}
+	f.Fuzz(func(t *testing.T, filter, orderBy, token string) {
+		const firstArg = 3
+		q, err := recommendations.Build(query.Request{Filter: filter, OrderBy: orderBy, PageToken: token}, firstArg)
+		if err != nil {
+			var bad *validate.Error
+			if !errors.As(err, &bad) {
+				t.Fatalf("Build error = %v (%T), want a *validate.Error", err, err)
+			}
+			return
+		}
+		if strings.Count(q.Where, "(") != strings.Count(q.Where, ")") {
+			t.Errorf("Where %q has unbalanced parentheses", q.Where)
+		}
+		used := map[int]bool{}
+		for _, m := range placeholder.FindAllStringSubmatch(q.Where, -1) {
+			n, _ := strconv.Atoi(m[1])
+			if n < firstArg || n >= firstArg+len(q.Args) {
+				t.Errorf("Where %q uses $%d, want $%d to $%d", q.Where, n, firstArg, firstArg+len(q.Args)-1)
+			}
+			used[n] = true
+		}
+		if len(used) != len(q.Args) {
+			t.Errorf("Where %q uses %d parameters, Args has %d", q.Where, len(used), len(q.Args))
+		}
+	})
+}

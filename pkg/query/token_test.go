@@ -1,0 +1,345 @@
+package query_test
+
+import (
+	"encoding/base64"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/types/known/timestamppb"
+	"google.golang.org/protobuf/types/known/typepb"
+
+	"github.com/pgfleet/pgfleet/pkg/query"
+)
+
+// build calls Build and fails the test on an error.
+func build(t *testing.T, s *query.Schema, req query.Request, firstArg int) *query.Query {
+	t.Helper()
+	q, err := s.Build(req, firstArg)
+	if err != nil {
+		t.Fatalf("Build(%+v) error = %v", req, err)
+	}
+	return q
+}
+
+// token calls NextPageToken and fails the test on an error.
+func token(t *testing.T, q *query.Query, last ...any) string {
+	t.Helper()
+	tok, err := q.NextPageToken(last)
+	if err != nil {
+		t.Fatalf("NextPageToken(%v) error = %v", last, err)
+	}
+	return tok
+}
+
+func TestQuery_NextPageToken_roundTrip(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2024, 3, 4, 5, 6, 7, 891011000, time.FixedZone("CET", 3600))
+	first := query.Request{Filter: `sector = "Tech"`, OrderBy: "market_cap desc, create_time", PageSize: 10}
+	tok := token(t, build(t, &stocks, first, 1), int64(5000), at, "AAPL")
+
+	next := first
+	next.PageToken = tok
+	q := build(t, &stocks, next, 1)
+	wantWhere := "((s.sector = $1) AND (s.market_cap <= $2 AND ((s.market_cap < $2) OR " +
+		"(s.market_cap = $2 AND s.create_time > $3) OR " +
+		"(s.market_cap = $2 AND s.create_time = $3 AND s.symbol > $4))))"
+	if q.Where != wantWhere {
+		t.Errorf("Where = %q, want %q", q.Where, wantWhere)
+	}
+	if diff := cmp.Diff([]any{"Tech", int64(5000), at, "AAPL"}, q.Args); diff != "" {
+		t.Errorf("Args mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestQuery_NextPageToken_restoresEveryType(t *testing.T) {
+	t.Parallel()
+	all := query.Schema{
+		Fields: []query.Field{
+			{Name: "s", Column: "s", Type: query.String, Sortable: true},
+			{Name: "i", Column: "i", Type: query.Int, Sortable: true},
+			{Name: "f", Column: "f", Type: query.Float, Sortable: true},
+			{Name: "t", Column: "t", Type: query.Timestamp, Sortable: true},
+			{Name: "b", Column: "b", Type: query.Bool, Sortable: true},
+			{Name: "e", Column: "e", Type: query.Enum, Enum: typepb.Field_Cardinality(0).Type(), Sortable: true},
+		},
+		Key: []string{"s"},
+	}
+	at := time.Date(2024, 3, 4, 5, 6, 7, 8, time.UTC)
+	tests := []struct {
+		name string
+		last []any
+		want []any
+	}{
+		{
+			"go_types",
+			[]any{"x/y z", int64(-7), 0.1, at, true, "CARDINALITY_REPEATED"},
+			[]any{"x/y z", int64(-7), 0.1, at, true, "CARDINALITY_REPEATED"},
+		},
+		{
+			"convertible_types",
+			[]any{"", int32(7), float32(0.5), timestamppb.New(at), false, typepb.Field_CARDINALITY_OPTIONAL},
+			[]any{"", int64(7), 0.5, at, false, "CARDINALITY_OPTIONAL"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			req := query.Request{OrderBy: "i desc, f, t, b, e, s desc"}
+			req.PageToken = token(t, build(t, &all, req, 1), tt.last[1], tt.last[2], tt.last[3],
+				tt.last[4], tt.last[5], tt.last[0])
+			q := build(t, &all, req, 1)
+			want := append(tt.want[1:], tt.want[0])
+			if diff := cmp.Diff(want, q.Args); diff != "" {
+				t.Errorf("Args mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestQuery_NextPageToken_errors(t *testing.T) {
+	t.Parallel()
+	q := build(t, &stocks, query.Request{OrderBy: "market_cap"}, 1)
+	tests := []struct {
+		name string
+		last []any
+	}{
+		{"too_few", []any{int64(1)}},
+		{"too_many", []any{int64(1), "A", "B"}},
+		{"wrong_type", []any{"1", "A"}},
+		{"nil", []any{nil, "A"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if tok, err := q.NextPageToken(tt.last); err == nil {
+				t.Errorf("NextPageToken(%v) = %q, want an error", tt.last, tok)
+			}
+		})
+	}
+}
+
+func TestSchema_Build_afterConditions(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		schema    *query.Schema
+		orderBy   string
+		last      []any
+		wantWhere string
+	}{
+		{"key_only", &stocks, "", []any{"AAPL"}, "(s.symbol > $1)"},
+		{"key_desc", &stocks, "symbol desc", []any{"AAPL"}, "(s.symbol < $1)"},
+		{
+			"same_direction_is_row_comparison", &stocks, "market_cap", []any{int64(3), "AAPL"},
+			"((s.market_cap, s.symbol) > ($1, $2))",
+		},
+		{
+			"same_direction_desc", &recommendations, "symbol desc, source desc", []any{"A", "B"},
+			"((r.symbol, r.source) < ($1, $2))",
+		},
+		{
+			"mixed_directions", &recommendations, "confidence desc", []any{0.5, "A", "B"},
+			"(r.confidence <= $1 AND ((r.confidence < $1) OR (r.confidence = $1 AND r.symbol > $2) OR " +
+				"(r.confidence = $1 AND r.symbol = $2 AND r.source > $3)))",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			req := query.Request{OrderBy: tt.orderBy}
+			req.PageToken = token(t, build(t, tt.schema, req, 1), tt.last...)
+			q := build(t, tt.schema, req, 1)
+			if q.Where != tt.wantWhere {
+				t.Errorf("Where = %q, want %q", q.Where, tt.wantWhere)
+			}
+			if diff := cmp.Diff(tt.last, q.Args); diff != "" {
+				t.Errorf("Args mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// flip returns tok with one byte of its decoded form changed; i < 0 counts from the end.
+func flip(t *testing.T, tok string, i int) string {
+	t.Helper()
+	raw, err := base64.RawURLEncoding.DecodeString(tok)
+	if err != nil {
+		t.Fatalf("decode token: %v", err)
+	}
+	if i < 0 {
+		i += len(raw)
+	}
+	raw[i] ^= 0x01
+	return base64.RawURLEncoding.EncodeToString(raw)
+}
+
+func TestSchema_Build_pageTokenErrors(t *testing.T) {
+	t.Parallel()
+	const (
+		malformed = "page_token: malformed"
+		altered   = "page_token: malformed: altered, or not issued by this service"
+		mismatch  = "page_token: does not match the filter and order_by of the request"
+	)
+	req := query.Request{Filter: `market_cap > 5`, OrderBy: "name desc", Extra: ""}
+	tok := token(t, build(t, &stocks, req, 1), "Apple", "AAPL")
+	otherKey := stocks
+	otherKey.TokenKey = "another key"
+	prices := query.Schema{
+		Fields: []query.Field{{Name: "time", Column: "p.ts", Type: query.Timestamp}},
+		Key:    []string{"time"},
+	}
+	priceReq := query.Request{Extra: "AAPL 2024-01-01/2024-02-01"}
+	priceTok := token(t, build(t, &prices, priceReq, 2), time.Now())
+
+	tests := []struct {
+		name    string
+		schema  *query.Schema
+		req     query.Request
+		wantMsg string
+	}{
+		{"garbage", &stocks, query.Request{PageToken: "not a token!"}, malformed},
+		{"too_short", &stocks, query.Request{PageToken: "YWJj"}, malformed},
+		{"too_long", &stocks, query.Request{PageToken: strings.Repeat("A", 5000)}, malformed},
+		{"truncated", &stocks, query.Request{Filter: req.Filter, OrderBy: req.OrderBy, PageToken: tok[:len(tok)-4]}, altered},
+		{"flipped_first_byte", &stocks, query.Request{Filter: req.Filter, OrderBy: req.OrderBy, PageToken: flip(t, tok, 0)}, altered},
+		{"flipped_value_byte", &stocks, query.Request{Filter: req.Filter, OrderBy: req.OrderBy, PageToken: flip(t, tok, 40)}, altered},
+		{"flipped_tag_byte", &stocks, query.Request{Filter: req.Filter, OrderBy: req.OrderBy, PageToken: flip(t, tok, -1)}, altered},
+		{"other_key", &otherKey, query.Request{Filter: req.Filter, OrderBy: req.OrderBy, PageToken: tok}, altered},
+		{"other_filter", &stocks, query.Request{Filter: `market_cap > 6`, OrderBy: req.OrderBy, PageToken: tok}, mismatch},
+		{"no_filter", &stocks, query.Request{OrderBy: req.OrderBy, PageToken: tok}, mismatch},
+		{"other_order", &stocks, query.Request{Filter: req.Filter, OrderBy: "name", PageToken: tok}, mismatch},
+		{"other_schema", &recommendations, query.Request{PageToken: tok}, mismatch},
+		{
+			"other_extra", &prices, query.Request{Extra: "MSFT 2024-01-01/2024-02-01", PageToken: priceTok},
+			"page_token: does not match the filter, order_by and other parameters of the request",
+		},
+		{"missing_extra", &prices, query.Request{PageToken: priceTok}, mismatch},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := tt.schema.Build(tt.req, 1)
+			if diff := cmp.Diff([]string{tt.wantMsg}, violations(t, err)); diff != "" {
+				t.Errorf("Build(%+v) violations mismatch (-want +got):\n%s", tt.req, diff)
+			}
+		})
+	}
+}
+
+func TestSchema_Build_pageTokenSurvivesRewording(t *testing.T) {
+	t.Parallel()
+	first := query.Request{Filter: `sector = "Tech" AND market_cap > 5`}
+	tok := token(t, build(t, &stocks, first, 1), "AAPL")
+	tests := []struct {
+		name string
+		req  query.Request
+	}{
+		{"same", query.Request{Filter: first.Filter}},
+		{"implicit_and", query.Request{Filter: `sector="Tech"   market_cap>5`}},
+		{"quotes_and_parens", query.Request{Filter: `(sector = 'Tech') AND (market_cap > 5)`}},
+		{"explicit_default_order", query.Request{Filter: first.Filter, OrderBy: "symbol"}},
+		{"explicit_asc", query.Request{Filter: first.Filter, OrderBy: " symbol asc "}},
+		{"other_page_size", query.Request{Filter: first.Filter, PageSize: 7}},
+		{"other_first_arg", query.Request{Filter: first.Filter}},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tt.req.PageToken = tok
+			if _, err := stocks.Build(tt.req, 1+i); err != nil {
+				t.Errorf("Build(%+v) error = %v, want nil", tt.req, err)
+			}
+		})
+	}
+}
+
+func TestSchema_Build_pageTokenOfWildcardIsNotEquality(t *testing.T) {
+	t.Parallel()
+	tok := token(t, build(t, &stocks, query.Request{Filter: `name = "A*"`}, 1), "AAPL")
+	_, err := stocks.Build(query.Request{Filter: `name = "A%"`, PageToken: tok}, 1)
+	want := []string{"page_token: does not match the filter and order_by of the request"}
+	if diff := cmp.Diff(want, violations(t, err)); diff != "" {
+		t.Errorf("violations mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// TestSchema_Build_listPrices shows a list without filter or order_by (ListPrices: one
+// symbol's prices in a time range, keyed by time): the range is the caller's own SQL, bound
+// into the page token through Extra.
+func TestSchema_Build_listPrices(t *testing.T) {
+	t.Parallel()
+	prices := query.Schema{
+		Fields: []query.Field{{Name: "time", Column: "p.ts", Type: query.Timestamp}},
+		Key:    []string{"time"},
+	}
+	from, to := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2024, 2, 1, 0, 0, 0, 0, time.UTC)
+	req := query.Request{PageSize: 2, Extra: "AAPL " + from.Format(time.RFC3339) + "/" + to.Format(time.RFC3339)}
+	q := build(t, &prices, req, 4) // $1..$3: symbol, from, to
+	if q.Where != "" || q.OrderBy != "p.ts ASC" || q.Limit != 3 {
+		t.Errorf("first page = Where %q, OrderBy %q, Limit %d, want \"\", \"p.ts ASC\", 3", q.Where, q.OrderBy, q.Limit)
+	}
+	rows := []time.Time{from, from.Add(time.Hour), from.Add(2 * time.Hour)}
+	page, next, err := query.Page(q, rows, func(row time.Time, _ string) any { return row })
+	if err != nil || len(page) != 2 || next == "" {
+		t.Fatalf("Page = %d rows, token %q, %v; want 2 rows and a token", len(page), next, err)
+	}
+	req.PageToken = next
+	q = build(t, &prices, req, 4)
+	if want := "(p.ts > $4)"; q.Where != want {
+		t.Errorf("second page Where = %q, want %q", q.Where, want)
+	}
+	if diff := cmp.Diff([]any{rows[1]}, q.Args); diff != "" {
+		t.Errorf("second page Args mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestPage(t *testing.T) {
+	t.Parallel()
+	type row struct {
+		symbol string
+		cap    int64
+	}
+	value := func(r row, field string) any {
+		if field == "market_cap" {
+			return r.cap
+		}
+		return r.symbol
+	}
+	rows := []row{{"A", 3}, {"B", 2}, {"C", 1}}
+	tests := []struct {
+		name      string
+		pageSize  int32
+		fetched   int
+		wantRows  int
+		wantToken bool
+	}{
+		{"fewer_than_page", 5, 3, 3, false},
+		{"exactly_page", 3, 3, 3, false},
+		{"one_more_than_page", 2, 3, 2, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			req := query.Request{OrderBy: "market_cap desc", PageSize: tt.pageSize}
+			q := build(t, &stocks, req, 1)
+			page, next, err := query.Page(q, rows[:tt.fetched], value)
+			if err != nil {
+				t.Fatalf("Page error = %v", err)
+			}
+			if len(page) != tt.wantRows || (next != "") != tt.wantToken {
+				t.Fatalf("Page = %d rows, token %q; want %d rows, token %v", len(page), next, tt.wantRows, tt.wantToken)
+			}
+			if next == "" {
+				return
+			}
+			req.PageToken = next
+			q = build(t, &stocks, req, 1)
+			last := page[len(page)-1]
+			if diff := cmp.Diff([]any{last.cap, last.symbol}, q.Args); diff != "" {
+				t.Errorf("next page Args mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
