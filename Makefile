@@ -32,6 +32,8 @@ $(STAMP)/$(1)@$(3):
 	@mkdir -p $(BIN) $(STAMP)
 	@echo "building $(1) $(3)"
 	@cd $(TMP) && GOBIN=$(BIN) GOWORK=off go install $(2)@$(3)
+	@# go install names a binary after its module path (grpc-health-probe); link the usual name.
+	@[ -e $(BIN)/$(1) ] || ln -s $(notdir $(2)) $(BIN)/$(1)
 	@rm -f $(STAMP)/$(1)@* && touch $$@
 TOOLS += $(STAMP)/$(1)@$(3)
 endef

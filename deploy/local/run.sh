@@ -1,0 +1,330 @@
+#!/usr/bin/env bash
+# run.sh: the local pgfleet behind `make run` (which builds .tmp/bin first). Steps:
+#   1. PostgreSQL: the server named by DATABASE_URL (an admin URL), or else a local cluster in
+#      deploy/local/data (kept between runs) on 127.0.0.1:${PGFLEET_PG_PORT:-5433};
+#   2. bootstrap.sql per service: database pgfleet, a login role and a schema of its own;
+#   3. the services in the background, each with its own DATABASE_URL (they migrate themselves);
+#   4. waits until each reports SERVING on the gRPC health service;
+#   5. demo data once (seed/<service>.sql, as the service's role);
+#   6. prints ports and examples, then waits: Ctrl-C stops the services, then a local cluster.
+# Knobs: see deploy/local/README.md.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$ROOT"
+HERE=deploy/local
+BIN=$ROOT/.tmp/bin
+LOG_DIR=.tmp/run/logs
+DATA_DIR=$HERE/data
+DB=pgfleet
+export PATH="$BIN:$PATH"
+
+# Services that own a schema, in start order. Portfolio and interview join by name here (their
+# ports are in the tables below already); each gets a role, a schema, GRPC_ADDR, METRICS_ADDR,
+# its own DATABASE_URL, and its seed/<name>.sql if there is one. The gateway (HTTP :8080, no
+# database) is not started yet: it needs its own start step once its environment is settled.
+SERVICES=(stock)
+
+default_grpc_port() {
+	case $1 in
+	stock) echo 50051 ;; portfolio) echo 50052 ;; interview) echo 50053 ;;
+	*) die "no default gRPC port for service '$1': add one to default_grpc_port" ;;
+	esac
+}
+default_metrics_port() {
+	case $1 in
+	stock) echo 9101 ;; portfolio) echo 9102 ;; interview) echo 9103 ;;
+	*) die "no default metrics port for service '$1': add one to default_metrics_port" ;;
+	esac
+}
+
+die() {
+	echo "run.sh: $*" >&2
+	exit 1
+}
+say() { echo "==> $*"; }
+upper() { printf '%s' "$1" | tr '[:lower:]-' '[:upper:]_'; }
+# env_or NAME DEFAULT: the value of environment variable NAME, else DEFAULT.
+env_or() { if [ -n "${!1:-}" ]; then echo "${!1}"; else echo "$2"; fi; }
+now_ms() {
+	if [ -n "${EPOCHREALTIME:-}" ]; then
+		local t=${EPOCHREALTIME//[!0-9]/}
+		echo $((10#$t / 1000))
+	else
+		echo $((SECONDS * 1000))
+	fi
+}
+secs() { printf '%d.%d s' $(($1 / 1000)) $(($1 % 1000 / 100)); }
+# port_busy PORT: something accepts connections on 127.0.0.1:PORT.
+port_busy() { (: <"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+addr_port() {
+	local p=${1##*:}
+	case $p in '' | *[!0-9]*) die "bad address '$1' in $2: want [host]:port, e.g. :50061" ;; esac
+	echo "$p"
+}
+# probe_host ADDR: where to reach a listener bound to ADDR from this machine.
+probe_host() {
+	local h=${1%:*}
+	case $h in '' | 0.0.0.0 | '[::]' | '::') echo localhost ;; *) echo "$h" ;; esac
+}
+mask() { sed -E 's#(://[^:/@]*):[^@/]*@#\1:****@#' <<<"$1"; }
+
+# --- state for cleanup --------------------------------------------------------------------
+PIDS=()
+NAMES=()
+STARTED_PG=false
+
+stop_services() {
+	local i deadline
+	[ ${#PIDS[@]} -gt 0 ] || return 0
+	for i in "${!PIDS[@]}"; do
+		if kill -0 "${PIDS[$i]}" 2>/dev/null; then
+			echo "stopping ${NAMES[$i]} (pid ${PIDS[$i]})"
+			kill -TERM "${PIDS[$i]}" 2>/dev/null || true
+		fi
+	done
+	deadline=$((SECONDS + 30))
+	for i in "${!PIDS[@]}"; do
+		while kill -0 "${PIDS[$i]}" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.2; done
+		if kill -0 "${PIDS[$i]}" 2>/dev/null; then
+			echo "${NAMES[$i]} did not stop within 30 s; killing it" >&2
+			kill -KILL "${PIDS[$i]}" 2>/dev/null || true
+		fi
+		wait "${PIDS[$i]}" 2>/dev/null || true
+	done
+	PIDS=()
+}
+
+cleanup() {
+	local rc=$?
+	trap '' INT TERM # a second Ctrl-C must not cut the shutdown short
+	trap - EXIT
+	stop_services
+	if $STARTED_PG; then
+		echo "stopping PostgreSQL ($DATA_DIR)"
+		"$HERE/pgcluster.sh" stop "$DATA_DIR"
+	fi
+	exit "$rc"
+}
+on_signal() {
+	echo
+	say "shutting down"
+	exit 0
+}
+trap cleanup EXIT
+trap on_signal INT TERM
+
+# --- tools --------------------------------------------------------------------------------
+PROBE=$(command -v grpc_health_probe || command -v grpc-health-probe || true)
+[ -n "$PROBE" ] || die "grpc_health_probe not found in $BIN or PATH: run 'make run' (it builds it)"
+GRPCURL=$(command -v grpcurl || true)
+for svc in "${SERVICES[@]}"; do
+	[ -x "$BIN/pgfleet-$svc" ] || die "$BIN/pgfleet-$svc not found: run 'make run' or 'make build'"
+done
+
+find_psql() {
+	command -v psql && return
+	local d
+	for d in /usr/lib/postgresql/*/bin /usr/pgsql-*/bin /opt/homebrew/opt/postgresql@*/bin /usr/local/opt/postgresql@*/bin; do
+		[ -x "$d/psql" ] && { echo "$d/psql"; return; }
+	done
+	return 1
+}
+
+# --- ports: check everything before starting anything ----------------------------------------
+GRPC_ADDRS=()
+METRICS_ADDRS=()
+for svc in "${SERVICES[@]}"; do
+	SVC=$(upper "$svc")
+	g=$(env_or "${SVC}_GRPC_ADDR" ":$(default_grpc_port "$svc")")
+	m=$(env_or "${SVC}_METRICS_ADDR" ":$(default_metrics_port "$svc")")
+	GRPC_ADDRS+=("$g")
+	METRICS_ADDRS+=("$m")
+	p=$(addr_port "$g" "${SVC}_GRPC_ADDR")
+	port_busy "$p" && die "port $p ($svc gRPC) is already in use: stop what holds it (a previous run?) or choose another, e.g. ${SVC}_GRPC_ADDR=:$((p + 10)) make run"
+	p=$(addr_port "$m" "${SVC}_METRICS_ADDR")
+	port_busy "$p" && die "port $p ($svc metrics) is already in use: stop what holds it or choose another, e.g. ${SVC}_METRICS_ADDR=:$((p + 10)) make run"
+done
+
+# --- 1. PostgreSQL ------------------------------------------------------------------------
+if [ -n "${DATABASE_URL:-}" ]; then
+	ADMIN_URL=$DATABASE_URL
+	re='^(postgres|postgresql)://(([^@/?]*)@)?([^/?]*)(/[^?]*)?(\?.*)?$'
+	[[ $ADMIN_URL =~ $re ]] || die "DATABASE_URL must be a URL: postgres://USER:PASSWORD@HOST:PORT/DB[?sslmode=...]"
+	PG_HOSTPORT=${BASH_REMATCH[4]}
+	PG_QUERY=${BASH_REMATCH[6]}
+	PG_WHERE="the server of DATABASE_URL, left running on exit"
+	PSQL=$(find_psql) || {
+		if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+			say "installing the PostgreSQL client (psql) with apt-get"
+			DEBIAN_FRONTEND=noninteractive apt-get update -qq
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-client >/dev/null
+		fi
+		PSQL=$(find_psql) || die "psql not found: install the PostgreSQL client (Debian/Ubuntu: apt-get install postgresql-client; macOS: brew install libpq)"
+	}
+	say "using the PostgreSQL server of DATABASE_URL: $(mask "$ADMIN_URL")"
+else
+	PG_PORT=${PGFLEET_PG_PORT:-5433}
+	case $PG_PORT in '' | *[!0-9]*) die "PGFLEET_PG_PORT must be a port number, not '$PG_PORT'" ;; esac
+	running_pid=
+	if [ -s "$DATA_DIR/postmaster.pid" ]; then
+		running_pid=$(head -n 1 "$DATA_DIR/postmaster.pid")
+		kill -0 "$running_pid" 2>/dev/null || running_pid=
+	fi
+	if [ -n "$running_pid" ]; then
+		# Left over from a run that was killed: reuse it, on the port it listens on, and leave it
+		# running on exit as we found it.
+		PG_PORT=$(sed -n 4p "$DATA_DIR/postmaster.pid")
+		say "PostgreSQL is already running in $DATA_DIR (pid $running_pid, port $PG_PORT); using it and leaving it running (stop it: $HERE/pgcluster.sh stop $DATA_DIR)"
+	else
+		port_busy "$PG_PORT" && die "port $PG_PORT (PostgreSQL) is already in use: choose another, e.g. PGFLEET_PG_PORT=$((PG_PORT + 1)) make run, or use that server with DATABASE_URL=postgres://USER:PASSWORD@127.0.0.1:$PG_PORT/postgres make run"
+		say "starting PostgreSQL in $DATA_DIR on 127.0.0.1:$PG_PORT"
+		STARTED_PG=true
+		"$HERE/pgcluster.sh" start "$DATA_DIR" "$PG_PORT" ||
+			die "PostgreSQL did not start; see $DATA_DIR/server.log"
+	fi
+	ADMIN_URL=$("$HERE/pgcluster.sh" url "$PG_PORT")
+	PG_HOSTPORT=127.0.0.1:$PG_PORT
+	PG_QUERY='?sslmode=disable'
+	PG_WHERE="local cluster in $DATA_DIR, server log $DATA_DIR/server.log"
+	PSQL=$(find_psql) || die "psql not found: install the PostgreSQL client (Debian/Ubuntu: apt-get install postgresql-client)"
+fi
+# The admin URL with database pgfleet, to print.
+if [[ $ADMIN_URL =~ ^([^?]*://[^/?]*)(/[^?]*)?(\?.*)?$ ]]; then
+	ADMIN_DB_URL=${BASH_REMATCH[1]}/$DB${BASH_REMATCH[3]}
+else
+	ADMIN_DB_URL=$ADMIN_URL
+fi
+psql_() { "$PSQL" -X -q -v ON_ERROR_STOP=1 "$@"; }
+psql_ "$ADMIN_URL" -Atc 'SELECT 1' >/dev/null || die "cannot connect to PostgreSQL as the administrator: $(mask "$ADMIN_URL")"
+
+# urlenc S: S percent-encoded for the userinfo of a URL.
+urlenc() {
+	local s=$1 out='' c i
+	for ((i = 0; i < ${#s}; i++)); do
+		c=${s:i:1}
+		case $c in
+		[a-zA-Z0-9._~-]) out+=$c ;;
+		*) printf -v c '%%%02X' "'$c" && out+=$c ;;
+		esac
+	done
+	echo "$out"
+}
+# service_url SVC PASSWORD: the DATABASE_URL a service gets.
+service_url() { echo "postgres://$1:$(urlenc "$2")@$PG_HOSTPORT/$DB$PG_QUERY"; }
+password_of() { env_or "$(upper "$1")_DB_PASSWORD" "$1"; }
+
+# --- 2. roles and schemas -----------------------------------------------------------------
+for svc in "${SERVICES[@]}"; do
+	psql_ "$ADMIN_URL" -v db="$DB" -v role="$svc" -v password="$(password_of "$svc")" -f "$HERE/bootstrap.sql"
+done
+say "database $DB: roles and schemas ready for: ${SERVICES[*]}"
+
+# --- 3 + 4. services ----------------------------------------------------------------------
+mkdir -p "$LOG_DIR"
+# Each service runs in a session of its own (setsid, where there is one), so Ctrl-C in the
+# terminal reaches only this script, which then stops each service with one SIGTERM.
+SETSID=$(command -v setsid || true)
+for i in "${!SERVICES[@]}"; do
+	svc=${SERVICES[$i]}
+	log=$LOG_DIR/$svc.log
+	: >"$log"
+	DATABASE_URL=$(service_url "$svc" "$(password_of "$svc")") \
+		GRPC_ADDR=${GRPC_ADDRS[$i]} METRICS_ADDR=${METRICS_ADDRS[$i]} \
+		${SETSID:+"$SETSID"} "$BIN/pgfleet-$svc" >>"$log" 2>&1 &
+	PIDS+=($!)
+	NAMES+=("$svc")
+	say "started $svc (pid $!, gRPC ${GRPC_ADDRS[$i]}, metrics ${METRICS_ADDRS[$i]}), log $log"
+done
+
+for i in "${!SERVICES[@]}"; do
+	svc=${SERVICES[$i]}
+	target=$(probe_host "${GRPC_ADDRS[$i]}"):$(addr_port "${GRPC_ADDRS[$i]}" x)
+	deadline=$((SECONDS + ${PGFLEET_START_TIMEOUT:-60}))
+	until "$PROBE" -addr="$target" -connect-timeout=1s -rpc-timeout=1s >/dev/null 2>&1; do
+		if ! kill -0 "${PIDS[$i]}" 2>/dev/null; then
+			echo "run.sh: $svc exited during startup; last lines of $LOG_DIR/$svc.log:" >&2
+			tail -n 40 "$LOG_DIR/$svc.log" >&2
+			exit 1
+		fi
+		if [ $SECONDS -ge $deadline ]; then
+			echo "run.sh: $svc not SERVING on $target after ${PGFLEET_START_TIMEOUT:-60} s; last lines of $LOG_DIR/$svc.log:" >&2
+			tail -n 40 "$LOG_DIR/$svc.log" >&2
+			exit 1
+		fi
+		sleep 0.5
+	done
+	say "$svc is SERVING on $target"
+done
+
+# --- 5. demo data, once -------------------------------------------------------------------
+# Each seed file checks for itself whether its data is there already, and prints one line:
+# what it loaded, or that it loaded nothing.
+if [ "${PGFLEET_SEED:-1}" != 0 ]; then
+	for svc in "${SERVICES[@]}"; do
+		seed=$HERE/seed/$svc.sql
+		[ -f "$seed" ] || continue
+		t0=$(now_ms)
+		out=$(psql_ "$(service_url "$svc" "$(password_of "$svc")")" -f "$seed") ||
+			die "loading $seed failed (it runs in one transaction: nothing was kept)"
+		say "$svc demo data ($seed, $(secs $(($(now_ms) - t0)))): $out"
+	done
+fi
+
+# --- 6. summary ---------------------------------------------------------------------------
+rel_bin=${BIN#"$ROOT"/}
+probe=$(basename "$PROBE")
+stock_i=
+echo
+echo "pgfleet is running. Ctrl-C stops it."
+echo
+echo "  PostgreSQL  $PG_HOSTPORT, database $DB ($PG_WHERE)"
+echo "              admin: $(mask "$ADMIN_DB_URL")"
+for i in "${!SERVICES[@]}"; do
+	svc=${SERVICES[$i]}
+	[ "$svc" = stock ] && stock_i=$i
+	pw=$(password_of "$svc")
+	note="password from $(upper "$svc")_DB_PASSWORD"
+	[ "$pw" = "$svc" ] && note="dev-only password \"$svc\" (= role name); set $(upper "$svc")_DB_PASSWORD to change it"
+	printf '  %-11s gRPC %s, metrics %s, log %s\n' "$svc" "${GRPC_ADDRS[$i]}" "${METRICS_ADDRS[$i]}" "$LOG_DIR/$svc.log"
+	printf '  %-11s DATABASE_URL=%s  (%s)\n' "" "$(mask "$(service_url "$svc" "$pw")")" "$note"
+done
+echo
+echo "Try it (grpcurl and $probe are in $rel_bin; in another shell first run:"
+echo "  export PATH=\"$BIN:\$PATH\""
+echo ")"
+for i in "${!SERVICES[@]}"; do
+	echo "  $probe -addr=$(probe_host "${GRPC_ADDRS[$i]}"):$(addr_port "${GRPC_ADDRS[$i]}" x)"
+done
+if [ -n "$stock_i" ]; then
+	s=$(probe_host "${GRPC_ADDRS[$stock_i]}"):$(addr_port "${GRPC_ADDRS[$stock_i]}" x)
+	m=$(probe_host "${METRICS_ADDRS[$stock_i]}"):$(addr_port "${METRICS_ADDRS[$stock_i]}" x)
+	# The dev password is printed as it is; a chosen one stays masked.
+	stock_url=$(service_url stock "$(password_of stock)")
+	[ "$(password_of stock)" = stock ] || stock_url=$(mask "$stock_url")
+	cat <<-EOF
+	  grpcurl -plaintext $s list
+	  grpcurl -plaintext -d '{"symbol":"AAPL"}' $s pgfleet.stock.v1.StockService/GetStock
+	  grpcurl -plaintext -d '{"filter":"sector = \"Technology\"","order_by":"market_cap desc","page_size":5}' $s pgfleet.stock.v1.StockService/ListStocks
+	  grpcurl -plaintext -d '{"symbols":["AAPL","MSFT","NVDA"]}' $s pgfleet.stock.v1.StockService/GetLatestPrices
+	  grpcurl -plaintext $s pgfleet.ops.v1.DatabaseMonitor/GetDatabaseStatus
+	  curl -s $m/metrics | grep pgfleet_db_pool
+	  psql '$stock_url' -c 'SELECT sector, count(*) FROM stock.stocks GROUP BY 1'
+	EOF
+fi
+[ -n "$GRPCURL" ] || echo "  (grpcurl is missing from $rel_bin: 'make run' builds it)"
+echo
+
+# --- wait ---------------------------------------------------------------------------------
+while :; do
+	for i in "${!PIDS[@]}"; do
+		if ! kill -0 "${PIDS[$i]}" 2>/dev/null; then
+			echo "run.sh: ${NAMES[$i]} exited unexpectedly; last lines of $LOG_DIR/${NAMES[$i]}.log:" >&2
+			tail -n 40 "$LOG_DIR/${NAMES[$i]}.log" >&2
+			exit 1
+		fi
+	done
+	# Sleeping in the background lets a signal interrupt `wait` at once.
+	sleep 1 &
+	wait $! || true
+done
