@@ -1,11 +1,10 @@
 package api
 
 import (
-	"math/big"
+	"cmp"
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgtype"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
@@ -59,7 +58,7 @@ func toRecommendation(r store.Recommendation) *stockv1.Recommendation {
 		Symbol:      r.Symbol,
 		Source:      r.Source,
 		Action:      stockv1.Action(stockv1.Action_value[r.Action]),
-		TargetPrice: formatNumeric(r.TargetPrice),
+		TargetPrice: trimDecimal(r.TargetPrice),
 		Confidence:  r.Confidence,
 		Rationale:   r.Rationale,
 		CreateTime:  timestamppb.New(r.CreateTime),
@@ -69,12 +68,11 @@ func toRecommendation(r store.Recommendation) *stockv1.Recommendation {
 
 // fromRecommendation converts a validated recommendation.
 func fromRecommendation(r *stockv1.Recommendation) store.Recommendation {
-	target, _ := parseDecimal(r.GetTargetPrice()) // validated; "" gives NULL
 	return store.Recommendation{
 		Symbol:      r.GetSymbol(),
 		Source:      r.GetSource(),
 		Action:      r.GetAction().String(),
-		TargetPrice: target,
+		TargetPrice: r.GetTargetPrice(), // validated; "" stores NULL
 		Confidence:  r.GetConfidence(),
 		Rationale:   r.GetRationale(),
 	}
@@ -86,60 +84,42 @@ const (
 	maxFracDigits = 6
 )
 
-// parseDecimal parses a non-negative decimal of at most 14 integer and 6 fraction digits
-// ("187.25") without going through big.Float or a regexp: ingest parses four per row.
-// The empty string is a valid NULL.
-func parseDecimal(s string) (pgtype.Numeric, bool) {
+// validDecimal reports whether s is a non-negative decimal of at most 14 integer and 6
+// fraction digits ("187.25"), as numeric(20, 6) stores without rounding. The empty string
+// is valid (NULL where a column allows it). No regexp: ingest checks four per row.
+func validDecimal(s string) bool {
 	if s == "" {
-		return pgtype.Numeric{}, true
+		return true
 	}
 	intPart, frac, hasDot := strings.Cut(s, ".")
 	if len(intPart) == 0 || len(intPart) > maxIntDigits || len(frac) > maxFracDigits || (hasDot && frac == "") {
-		return pgtype.Numeric{}, false
+		return false
 	}
-	var m int64
-	for _, part := range [2]string{intPart, frac} {
-		for i := 0; i < len(part); i++ {
-			c := part[i]
-			if c < '0' || c > '9' {
-				return pgtype.Numeric{}, false
-			}
-			m = m*10 + int64(c-'0')
+	return allDigits(intPart) && allDigits(frac)
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
 		}
 	}
-	n := pgtype.Numeric{Exp: -int32(len(frac)), Valid: true}
-	if len(intPart)+len(frac) <= 18 {
-		n.Int = big.NewInt(m)
-	} else { // up to 20 digits: past int64, so let big.Int parse them (they are all digits)
-		n.Int, _ = new(big.Int).SetString(intPart+frac, 10)
-	}
-	return n, true
+	return true
 }
 
-// compareDecimal compares two valid numerics of parseDecimal, whose exponents may differ.
-func compareDecimal(a, b pgtype.Numeric) int {
-	x, y := new(big.Int).Set(a.Int), new(big.Int).Set(b.Int)
-	ten := big.NewInt(10)
-	for e := a.Exp; e > b.Exp; e-- {
-		x.Mul(x, ten)
+// compareDecimal compares two non-empty valid decimals of validDecimal.
+func compareDecimal(a, b string) int {
+	ai, af, _ := strings.Cut(a, ".")
+	bi, bf, _ := strings.Cut(b, ".")
+	ai, bi = strings.TrimLeft(ai, "0"), strings.TrimLeft(bi, "0")
+	if len(ai) != len(bi) {
+		return cmp.Compare(len(ai), len(bi))
 	}
-	for e := b.Exp; e > a.Exp; e-- {
-		y.Mul(y, ten)
+	if c := strings.Compare(ai, bi); c != 0 {
+		return c
 	}
-	return x.Cmp(y)
-}
-
-// formatNumeric renders a numeric exactly, without trailing fraction zeros; NULL is "".
-func formatNumeric(n pgtype.Numeric) string {
-	if !n.Valid {
-		return ""
-	}
-	v, err := n.Value()
-	if err != nil {
-		return ""
-	}
-	s, _ := v.(string)
-	return trimDecimal(s)
+	// Fraction digits compare as text: "5" > "25" as 0.5 > 0.25, once trailing zeros are gone.
+	return strings.Compare(strings.TrimRight(af, "0"), strings.TrimRight(bf, "0"))
 }
 
 // trimDecimal drops trailing fraction zeros of PostgreSQL's numeric text: a numeric(20, 6)

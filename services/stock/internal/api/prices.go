@@ -39,7 +39,7 @@ func (s *Server) ingest(ctx context.Context, stream stockv1.StockService_IngestP
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit; a failed rollback closes the connection
 	st := s.store.WithTx(tx)
 
-	src := &priceSource{stream: stream, latest: make(map[string]*store.PriceRow), increasing: true}
+	src := &priceSource{stream: stream, latest: make(map[string]*store.Price), increasing: true}
 	received, err := st.StagePrices(ctx, src)
 	if src.err != nil { // the stream or a row failed: that is the cause, not COPY's abort
 		return nil, src.err
@@ -97,13 +97,13 @@ type priceSource struct {
 	// latest holds each symbol's row with the greatest time (the last one of equals).
 	// increasing stays true while every row is later than its symbol's previous one,
 	// which rules out repeated (symbol, time) pairs and lets the merge skip sorting.
-	latest     map[string]*store.PriceRow
+	latest     map[string]*store.Price
 	increasing bool
 }
 
 // latestRows returns the latest row of every symbol.
-func (p *priceSource) latestRows() []store.PriceRow {
-	rows := make([]store.PriceRow, 0, len(p.latest))
+func (p *priceSource) latestRows() []store.Price {
+	rows := make([]store.Price, 0, len(p.latest))
 	for _, r := range p.latest {
 		rows = append(rows, *r)
 	}
@@ -155,22 +155,17 @@ func (p *priceSource) Values() ([]any, error) {
 func (p *priceSource) Err() error { return p.err }
 
 // priceRow checks and converts the n-th row of a stream (counted from 0).
-func priceRow(pr *stockv1.Price, n int64) (store.PriceRow, error) {
+func priceRow(pr *stockv1.Price, n int64) (store.Price, error) {
 	var v validate.Violations
 	f := func(name string) string { return fmt.Sprintf("prices[%d].%s", n, name) }
 	checkSymbol(&v, f("symbol"), pr.GetSymbol())
-	row := store.PriceRow{Symbol: pr.GetSymbol(), Volume: pr.GetVolume()}
+	row := store.Price{Symbol: pr.GetSymbol(), Open: pr.GetOpen(), High: pr.GetHigh(), Low: pr.GetLow(),
+		Close: pr.GetClose(), Volume: pr.GetVolume()}
 	if v.Check(pr.GetTime().IsValid(), f("time"), "is required and must be a valid timestamp") {
 		row.Time = pr.GetTime().AsTime()
 	}
-	var ok [4]bool
-	row.Open, ok[0] = parseDecimal(pr.GetOpen())
-	row.High, ok[1] = parseDecimal(pr.GetHigh())
-	row.Low, ok[2] = parseDecimal(pr.GetLow())
-	row.Close, ok[3] = parseDecimal(pr.GetClose())
-	for i, name := range [4]string{"open", "high", "low", "close"} {
-		val := [4]string{pr.GetOpen(), pr.GetHigh(), pr.GetLow(), pr.GetClose()}[i]
-		v.Check(ok[i] && val != "", f(name), "%s, got %q", decimalRule, val)
+	for i, val := range [4]string{row.Open, row.High, row.Low, row.Close} {
+		v.Check(val != "" && validDecimal(val), f([4]string{"open", "high", "low", "close"}[i]), "%s, got %q", decimalRule, val)
 	}
 	v.Check(pr.GetVolume() >= 0, f("volume"), "must not be negative")
 	if err := v.Err(); err != nil {

@@ -152,8 +152,7 @@ func checkRecommendations(v *validate.Violations, recs []*stockv1.Recommendation
 		seen[k] = i
 		_, known := stockv1.Action_name[int32(r.GetAction())]
 		v.Check(known && r.GetAction() != stockv1.Action_ACTION_UNSPECIFIED, f("action"), "must be one of ACTION_STRONG_BUY, ACTION_BUY, ACTION_HOLD, ACTION_SELL, ACTION_STRONG_SELL")
-		_, ok := parseDecimal(r.GetTargetPrice())
-		v.Check(ok, f("target_price"), "%s, got %q", decimalRule, r.GetTargetPrice())
+		v.Check(validDecimal(r.GetTargetPrice()), f("target_price"), "%s, got %q", decimalRule, r.GetTargetPrice())
 		c := r.GetConfidence()
 		v.Check(!math.IsNaN(c) && c >= 0 && c <= 1, f("confidence"), "must be from 0 to 1, got %v", c)
 		checkText(v, f("rationale"), r.GetRationale(), false, maxRationaleLen)

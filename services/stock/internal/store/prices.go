@@ -6,11 +6,11 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgtype"
 )
 
-// Price is a price bar as read. Decimals are PostgreSQL's own text for numeric, so they
-// are exact and never pass through floating point.
+// Price is a price bar. Decimals travel as text both ways (PostgreSQL's numeric text out,
+// validated decimal strings in), so they are exact and never pass through floating point,
+// and COPY sends them without pgx's costly binary numeric encoding.
 type Price struct {
 	Symbol string    `db:"symbol"`
 	Time   time.Time `db:"ts"`
@@ -19,14 +19,6 @@ type Price struct {
 	Low    string    `db:"low"`
 	Close  string    `db:"close"`
 	Volume int64     `db:"volume"`
-}
-
-// PriceRow is a price bar to write, with decimals already parsed (and so validated).
-type PriceRow struct {
-	Symbol                 string
-	Time                   time.Time
-	Open, High, Low, Close pgtype.Numeric
-	Volume                 int64
 }
 
 // Unbounded ends of a time range: PostgreSQL stores both, and a concrete bound keeps the
@@ -38,7 +30,8 @@ var (
 
 const priceColumns = `symbol, ts, open::text, high::text, low::text, close::text, volume`
 
-// StagePrices copies rows from src into a temporary staging table that lives until the
+// StagePrices copies rows from src (symbol, time, open, high, low, close, volume, with
+// decimals as validated strings) into a temporary staging table that lives until the
 // transaction ends. It must run in a transaction; MergeStagedPrices then applies the rows.
 // One COPY for the whole source: the fastest way into PostgreSQL short of a file.
 func (s *Store) StagePrices(ctx context.Context, src pgx.CopyFromSource) (int64, error) {
@@ -47,10 +40,10 @@ func (s *Store) StagePrices(ctx context.Context, src pgx.CopyFromSource) (int64,
 			seq    bigint GENERATED ALWAYS AS IDENTITY,
 			symbol text NOT NULL,
 			ts     timestamptz NOT NULL,
-			open   numeric(20, 6) NOT NULL,
-			high   numeric(20, 6) NOT NULL,
-			low    numeric(20, 6) NOT NULL,
-			close  numeric(20, 6) NOT NULL,
+			open   text NOT NULL,
+			high   text NOT NULL,
+			low    text NOT NULL,
+			close  text NOT NULL,
 			volume bigint NOT NULL
 		) ON COMMIT DROP`
 	if _, err := s.db.Exec(ctx, create); err != nil {
@@ -68,59 +61,68 @@ func (s *Store) StagePrices(ctx context.Context, src pgx.CopyFromSource) (int64,
 // (symbol, time) replaces it. Staged rows may repeat a (symbol, time) only if dedup is set,
 // and then the last one staged wins: deduplication sorts the whole stage, so callers that
 // know every symbol's times arrived strictly increasing skip it. Callers hold the write lock
-// of every staged symbol, so the counts are stable, and call AdvanceLatest afterwards.
+// of every staged symbol, so the count of existing rows stays true until they commit, and
+// call AdvanceLatest afterwards.
 func (s *Store) MergeStagedPrices(ctx context.Context, dedup bool) (inserted, updated int64, err error) {
-	// One statement, so every part sees the same snapshot: "existing" counts rows present
-	// before the upsert. It probes the primary key only for rows not newer than their
-	// symbol's latest bar, so the common append of new bars costs no probe at all.
-	const merge = `
-		existing AS (
-			SELECT count(*) AS n
-			FROM %[1]s s JOIN stock.latest_prices l ON l.symbol = s.symbol AND s.ts <= l.ts
-			WHERE EXISTS (SELECT 1 FROM stock.prices p WHERE p.symbol = s.symbol AND p.ts = s.ts LIMIT 1)
-		), upsert AS (
-			INSERT INTO stock.prices (symbol, ts, open, high, low, close, volume)
-			SELECT symbol, ts, open, high, low, close, volume FROM %[1]s
-			ON CONFLICT (symbol, ts) DO UPDATE SET
-				open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low,
-				close = EXCLUDED.close, volume = EXCLUDED.volume
-			RETURNING 1
-		)
-		SELECT (SELECT count(*) FROM upsert), (SELECT n FROM existing)`
-	const deduped = `
-		WITH src AS MATERIALIZED (
+	src := "price_stage"
+	if dedup {
+		const q = `
+			CREATE TEMP TABLE price_merge ON COMMIT DROP AS
 			SELECT DISTINCT ON (symbol, ts) symbol, ts, open, high, low, close, volume
 			FROM price_stage
-			ORDER BY symbol, ts, seq DESC
-		), ` + merge
-	q := fmt.Sprintf("WITH "+merge, "price_stage")
-	if dedup {
+			ORDER BY symbol, ts, seq DESC`
 		if _, err := s.db.Exec(ctx, `SET LOCAL work_mem = '64MB'`); err != nil {
-			return 0, 0, fmt.Errorf("merge prices: %w", err)
+			return 0, 0, fmt.Errorf("dedup prices: %w", err)
 		}
-		q = fmt.Sprintf(deduped, "src")
+		if _, err := s.db.Exec(ctx, q); err != nil {
+			return 0, 0, fmt.Errorf("dedup prices: %w", err)
+		}
+		src = "price_merge"
 	}
-	var total, existing int64
-	if err := s.db.QueryRow(ctx, q).Scan(&total, &existing); err != nil {
+	// A stored row can only match a staged one not newer than its symbol's latest bar
+	// (latest_prices holds every symbol's greatest time), so the common append of new bars
+	// probes nothing.
+	const countExisting = `
+		SELECT count(*)
+		FROM %s s JOIN stock.latest_prices l ON l.symbol = s.symbol AND s.ts <= l.ts
+		WHERE EXISTS (SELECT 1 FROM stock.prices p WHERE p.symbol = s.symbol AND p.ts = s.ts)`
+	if err := s.db.QueryRow(ctx, fmt.Sprintf(countExisting, src)).Scan(&updated); err != nil {
+		return 0, 0, fmt.Errorf("count existing prices: %w", err)
+	}
+	// Without conflicts a plain INSERT does: ON CONFLICT's speculative insertion costs a
+	// good part of the merge.
+	const insert = `
+		INSERT INTO stock.prices (symbol, ts, open, high, low, close, volume)
+		SELECT symbol, ts, open::numeric, high::numeric, low::numeric, close::numeric, volume FROM %s`
+	const upsert = insert + `
+		ON CONFLICT (symbol, ts) DO UPDATE SET
+			open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low,
+			close = EXCLUDED.close, volume = EXCLUDED.volume`
+	q := insert
+	if updated > 0 {
+		q = upsert
+	}
+	tag, err := s.db.Exec(ctx, fmt.Sprintf(q, src))
+	if err != nil {
 		return 0, 0, fmt.Errorf("merge prices: %w", err)
 	}
-	return total - existing, existing, nil
+	return tag.RowsAffected() - updated, updated, nil
 }
 
 // AdvanceLatest records each row as its symbol's latest price unless a later one is stored.
 // Rows must hold one bar per symbol.
-func (s *Store) AdvanceLatest(ctx context.Context, rows []PriceRow) error {
+func (s *Store) AdvanceLatest(ctx context.Context, rows []Price) error {
 	const q = `
 		INSERT INTO stock.latest_prices AS l (symbol, ts, open, high, low, close, volume)
-		SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::numeric[], $4::numeric[],
-			$5::numeric[], $6::numeric[], $7::bigint[])
+		SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[]::numeric[], $4::text[]::numeric[],
+			$5::text[]::numeric[], $6::text[]::numeric[], $7::bigint[])
 		ON CONFLICT (symbol) DO UPDATE SET
 			ts = EXCLUDED.ts, open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low,
 			close = EXCLUDED.close, volume = EXCLUDED.volume
 		WHERE l.ts <= EXCLUDED.ts`
 	n := len(rows)
 	sym, ts, vol := make([]string, n), make([]time.Time, n), make([]int64, n)
-	o, h, l, c := make([]pgtype.Numeric, n), make([]pgtype.Numeric, n), make([]pgtype.Numeric, n), make([]pgtype.Numeric, n)
+	o, h, l, c := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	for i, r := range rows {
 		sym[i], ts[i], vol[i] = r.Symbol, r.Time, r.Volume
 		o[i], h[i], l[i], c[i] = r.Open, r.High, r.Low, r.Close

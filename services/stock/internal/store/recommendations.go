@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgtype"
 )
 
 // Recommendation is a row of stock.recommendations: one source's current advice on a stock.
@@ -14,7 +13,7 @@ type Recommendation struct {
 	Symbol      string         `db:"symbol"`
 	Source      string         `db:"source"`
 	Action      string         `db:"action"` // the enum value's name, e.g. "ACTION_BUY"
-	TargetPrice pgtype.Numeric `db:"target_price"`
+	TargetPrice string         `db:"target_price"` // decimal text; "" for none
 	Confidence  float64        `db:"confidence"`
 	Rationale   string         `db:"rationale"`
 	CreateTime  time.Time      `db:"create_time"`
@@ -23,7 +22,7 @@ type Recommendation struct {
 
 // ListRecommendations returns one page of recommendations.
 func (s *Store) ListRecommendations(ctx context.Context, p Page) ([]Recommendation, error) {
-	q := `SELECT symbol, source, action, target_price, confidence, rationale, create_time, update_time
+	q := `SELECT symbol, source, action, coalesce(target_price::text, '') AS target_price, confidence, rationale, create_time, update_time
 		FROM stock.recommendations` + p.where() + ` ORDER BY ` + p.OrderBy + fmt.Sprintf(` LIMIT %d`, p.Limit)
 	rows, _ := s.db.Query(ctx, q, p.Args...)
 	recs, err := pgx.CollectRows(rows, pgx.RowToStructByName[Recommendation])
@@ -39,7 +38,8 @@ func (s *Store) ListRecommendations(ctx context.Context, p Page) ([]Recommendati
 func (s *Store) UpsertRecommendations(ctx context.Context, recs []Recommendation) (inserted, updated int, err error) {
 	const q = `
 		INSERT INTO stock.recommendations AS r (symbol, source, action, target_price, confidence, rationale)
-		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::numeric[], $5::float8[], $6::text[])
+		SELECT s, src, a, nullif(tp, '')::numeric, c, why
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::float8[], $6::text[]) AS u(s, src, a, tp, c, why)
 		ON CONFLICT (symbol, source) DO UPDATE SET
 			action = EXCLUDED.action, target_price = EXCLUDED.target_price,
 			confidence = EXCLUDED.confidence, rationale = EXCLUDED.rationale, update_time = now()
@@ -48,7 +48,7 @@ func (s *Store) UpsertRecommendations(ctx context.Context, recs []Recommendation
 		RETURNING (xmax = 0) AS inserted`
 	n := len(recs)
 	sym, src, action, why := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	target, conf := make([]pgtype.Numeric, n), make([]float64, n)
+	target, conf := make([]string, n), make([]float64, n)
 	for i, r := range recs {
 		sym[i], src[i], action[i], why[i] = r.Symbol, r.Source, r.Action, r.Rationale
 		target[i], conf[i] = r.TargetPrice, r.Confidence
