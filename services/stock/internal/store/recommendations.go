@@ -10,14 +10,14 @@ import (
 
 // Recommendation is a row of stock.recommendations: one source's current advice on a stock.
 type Recommendation struct {
-	Symbol      string         `db:"symbol"`
-	Source      string         `db:"source"`
-	Action      string         `db:"action"` // the enum value's name, e.g. "ACTION_BUY"
-	TargetPrice string         `db:"target_price"` // decimal text; "" for none
-	Confidence  float64        `db:"confidence"`
-	Rationale   string         `db:"rationale"`
-	CreateTime  time.Time      `db:"create_time"`
-	UpdateTime  time.Time      `db:"update_time"`
+	Symbol      string    `db:"symbol"`
+	Source      string    `db:"source"`
+	Action      string    `db:"action"`       // the enum value's name, e.g. "ACTION_BUY"
+	TargetPrice string    `db:"target_price"` // decimal text; "" for none
+	Confidence  float64   `db:"confidence"`
+	Rationale   string    `db:"rationale"`
+	CreateTime  time.Time `db:"create_time"`
+	UpdateTime  time.Time `db:"update_time"`
 }
 
 // ListRecommendations returns one page of recommendations.
