@@ -84,5 +84,8 @@ func shouldPing(ctx context.Context, p pgxpool.ShouldPingParams) bool {
 	pc := p.Conn.PgConn()
 	// After a slow write pgconn may leave a background read parked on the socket, and peeking
 	// would wait behind it for good. SyncConn ends that read (with a ping, only in that case).
+	if err := pc.SyncConn(ctx); err != nil {
+		return true
+	}
 	return readable(pc.Conn())
 }
