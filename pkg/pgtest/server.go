@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/url"
 	"os"
@@ -67,6 +68,7 @@ func newServer(ctx context.Context) (*server, error) {
 		s.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)} //nolint:gosec // ids from the passwd file
 		s.osUser = u.Username
 	}
+	sweepOnce.Do(sweep)
 	if s.dir, err = os.MkdirTemp("", "pgtest-"); err != nil {
 		return nil, fmt.Errorf("make cluster dir: %w", err)
 	}
@@ -89,6 +91,28 @@ func newServer(ctx context.Context) (*server, error) {
 		}
 		if attempt == 3 || !strings.Contains(err.Error(), "could not bind") {
 			return nil, errors.Join(err, s.remove())
+		}
+	}
+}
+
+var sweepOnce sync.Once
+
+// sweep removes the directories of clusters left behind by test binaries that were killed (a
+// `go test -timeout` panic skips Main): no server running in them, untouched for 10 minutes.
+func sweep() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "pgtest-*"))
+	for _, dir := range dirs {
+		if _, err := os.Stat(filepath.Join(dir, "data", "postmaster.pid")); !errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		newest := time.Time{}
+		for _, p := range []string{dir, filepath.Join(dir, "postgres.log")} {
+			if fi, err := os.Stat(p); err == nil && fi.ModTime().After(newest) {
+				newest = fi.ModTime()
+			}
+		}
+		if time.Since(newest) > 10*time.Minute {
+			_ = os.RemoveAll(dir)
 		}
 	}
 }
