@@ -2,6 +2,7 @@ package query_test
 
 import (
 	"encoding/base64"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -90,7 +91,7 @@ func TestQuery_NextPageToken_restoresEveryType(t *testing.T) {
 			req.PageToken = token(t, build(t, &all, req, 1), tt.last[1], tt.last[2], tt.last[3],
 				tt.last[4], tt.last[5], tt.last[0])
 			q := build(t, &all, req, 1)
-			want := append(tt.want[1:], tt.want[0])
+			want := append(slices.Clone(tt.want[1:]), tt.want[0])
 			if diff := cmp.Diff(want, q.Args); diff != "" {
 				t.Errorf("Args mismatch (-want +got):\n%s", diff)
 			}

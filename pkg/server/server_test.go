@@ -231,6 +231,8 @@ func TestServer_reflection(t *testing.T) {
 			}
 			return names, err
 		}},
+		// v1alpha is deprecated but still what many grpcurl builds ask for, so it stays served.
+		//nolint:staticcheck // exercising the deprecated v1alpha API on purpose
 		{"v1alpha", func(ctx context.Context) ([]string, error) {
 			stream, err := reflectionv1alpha.NewServerReflectionClient(conn).ServerReflectionInfo(ctx)
 			if err != nil {

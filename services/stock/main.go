@@ -26,9 +26,10 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("service", "stock")
-	if err := run(ctx, log, envconfig.OsLookuper()); err != nil {
+	err := run(ctx, log, envconfig.OsLookuper())
+	stop()
+	if err != nil {
 		log.Error("stock stopped", "err", err)
 		os.Exit(1)
 	}
