@@ -85,7 +85,7 @@ test: check-gen ## run every test against a throwaway PostgreSQL cluster
 	deploy/local/pgcluster.sh start $(TEST_PG_DIR) $(TEST_PG_PORT) test
 	@trap 'deploy/local/pgcluster.sh stop $(TEST_PG_DIR)' EXIT; \
 		PGFLEET_TEST_DATABASE_URL=$$(deploy/local/pgcluster.sh url $(TEST_PG_PORT)) \
-		go test -race -shuffle=on -count=1 -timeout 20m work
+		go test -race -shuffle=on -count=1 -timeout 10m work
 
 .PHONY: bench
 bench: ## benchmarks: the services against raw pgx on the same cluster
