@@ -16,7 +16,7 @@ type sortKey struct {
 }
 
 // parseOrderBy turns an AIP-132 order_by ("market_cap desc, symbol") into the total order
-// of the request: the named fields, then the Key fields not among them, ascending.
+// of the request: the named fields, then the Key fields not among them.
 func (s *Schema) parseOrderBy(text string) ([]sortKey, error) {
 	text = strings.TrimSpace(text)
 	if text == "" {
@@ -40,10 +40,14 @@ func (s *Schema) parseOrderBy(text string) ([]sortKey, error) {
 		}
 		sort = append(sort, sortKey{field: f, desc: o.Desc})
 	}
+	// Key fields follow the direction of the last named field, so "market_cap desc" sorts as
+	// market_cap DESC, symbol DESC: one ascending index on (market_cap, symbol), walked
+	// backwards, serves it without a sort. A mixed order would need an index of its own.
+	desc := len(sort) > 0 && sort[len(sort)-1].desc
 	for _, name := range s.Key {
 		f := s.field(name)
 		if !slices.ContainsFunc(sort, func(k sortKey) bool { return k.field == f }) {
-			sort = append(sort, sortKey{field: f})
+			sort = append(sort, sortKey{field: f, desc: desc})
 		}
 	}
 	return sort, nil

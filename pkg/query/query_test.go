@@ -270,12 +270,12 @@ func TestSchema_Build_orderBy(t *testing.T) {
 		},
 		{
 			"key_appended", &stocks, "sector, market_cap desc",
-			"s.sector ASC, s.market_cap DESC, s.symbol ASC", []string{"sector", "market_cap", "symbol"},
+			"s.sector ASC, s.market_cap DESC, s.symbol DESC", []string{"sector", "market_cap", "symbol"},
 		},
 		{"spaces", &stocks, "  name   desc ,symbol  ", "s.name DESC, s.symbol ASC", []string{"name", "symbol"}},
 		{
 			"schema_default", &recommendations, "",
-			"r.create_time DESC, r.symbol ASC, r.source ASC", []string{"create_time", "symbol", "source"},
+			"r.create_time DESC, r.symbol DESC, r.source DESC", []string{"create_time", "symbol", "source"},
 		},
 		{
 			"composite_key_partly_named", &recommendations, "source desc, confidence",

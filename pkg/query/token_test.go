@@ -141,7 +141,11 @@ func TestSchema_Build_afterConditions(t *testing.T) {
 			"((r.symbol, r.source) < ($1, $2))",
 		},
 		{
-			"mixed_directions", &recommendations, "confidence desc", []any{0.5, "A", "B"},
+			"key_follows_last_direction", &recommendations, "confidence desc", []any{0.5, "A", "B"},
+			"((r.confidence, r.symbol, r.source) < ($1, $2, $3))",
+		},
+		{
+			"mixed_directions", &recommendations, "confidence desc, symbol", []any{0.5, "A", "B"},
 			"(r.confidence <= $1 AND ((r.confidence < $1) OR (r.confidence = $1 AND r.symbol > $2) OR " +
 				"(r.confidence = $1 AND r.symbol = $2 AND r.source > $3)))",
 		},

@@ -1,12 +1,13 @@
 package api_test
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
+	gocmp "github.com/google/go-cmp/cmp"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -44,7 +45,7 @@ func TestGetStock(t *testing.T) {
 		t.Fatalf("GetStock(AAPL): %v", err)
 	}
 	want := &stockv1.Stock{Symbol: "AAPL", Name: "Apple Inc.", Sector: "Technology", Currency: "USD", MarketCap: 3_000_000_000_000}
-	if diff := cmp.Diff(want, got.GetStock(), protocmp.Transform(),
+	if diff := gocmp.Diff(want, got.GetStock(), protocmp.Transform(),
 		protocmp.IgnoreFields(&stockv1.Stock{}, "create_time", "update_time")); diff != "" {
 		t.Errorf("GetStock(AAPL) mismatch (-want +got):\n%s", diff)
 	}
@@ -66,7 +67,7 @@ func TestGetStock(t *testing.T) {
 			fields = append(fields, v.GetField())
 		}
 	}
-	if diff := cmp.Diff([]string{"symbol"}, fields); diff != "" {
+	if diff := gocmp.Diff([]string{"symbol"}, fields); diff != "" {
 		t.Errorf("violations mismatch (-want +got):\n%s", diff)
 	}
 }
@@ -106,29 +107,20 @@ func TestListStocks_pages(t *testing.T) {
 			tech = append(tech, st)
 		}
 	}
+	// market_cap desc; equal caps by symbol in the same direction.
 	slices.SortFunc(tech, func(a, b *stockv1.Stock) int {
-		if a.GetMarketCap() != b.GetMarketCap() {
-			return -cmpInt(a.GetMarketCap(), b.GetMarketCap())
+		if c := cmp.Compare(a.GetMarketCap(), b.GetMarketCap()); c != 0 {
+			return -c
 		}
-		return strings.Compare(a.GetSymbol(), b.GetSymbol())
+		return -strings.Compare(a.GetSymbol(), b.GetSymbol())
 	})
 	var want []string
 	for _, st := range tech {
 		want = append(want, st.GetSymbol())
 	}
-	if diff := cmp.Diff(want, got); diff != "" {
+	if diff := gocmp.Diff(want, got); diff != "" {
 		t.Errorf("pages mismatch (-want +got):\n%s", diff)
 	}
-}
-
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func TestListStocks_badInput(t *testing.T) {
@@ -183,10 +175,10 @@ func TestBatchGetStocks(t *testing.T) {
 	for _, st := range resp.GetStocks() {
 		got = append(got, st.GetSymbol())
 	}
-	if diff := cmp.Diff([]string{"S003", "S001"}, got); diff != "" {
+	if diff := gocmp.Diff([]string{"S003", "S001"}, got); diff != "" {
 		t.Errorf("stocks mismatch (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff([]string{"NOPE"}, resp.GetMissingSymbols()); diff != "" {
+	if diff := gocmp.Diff([]string{"NOPE"}, resp.GetMissingSymbols()); diff != "" {
 		t.Errorf("missing mismatch (-want +got):\n%s", diff)
 	}
 	_, err = e.client.BatchGetStocks(t.Context(), &stockv1.BatchGetStocksRequest{})
