@@ -140,7 +140,10 @@ func (c *Cluster) Start(tb testing.TB) {
 	if c.srv == nil {
 		tb.Fatal("pgtest: Start on a cluster pgtest did not start; use NewCluster")
 	}
-	if err := c.srv.start(tb.Context()); err != nil {
+	// Not tb.Context(): a Cleanup may restart the server, and by then that context is done.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := c.srv.start(ctx); err != nil {
 		tb.Fatalf("pgtest: %v", err)
 	}
 }
