@@ -63,15 +63,16 @@ proto: $(PROTO_TOOLS) ## format and lint the protos, regenerate gen/
 
 .PHONY: check-gen
 check-gen: proto ## fail if gen/ differs from what the protos generate
-	@test -z "$$(git status --porcelain -- gen proto | tee /dev/stderr)" || \
-		{ echo "gen/ is stale: run 'make proto' and commit the result" >&2; exit 1; }
+	@# Not `tee /dev/stderr`: opening /dev/stderr truncates a log file that stderr points to.
+	@changed=$$(git status --porcelain -- gen proto); test -z "$$changed" || \
+		{ echo "$$changed" >&2; echo "gen/ is stale: run 'make proto' and commit the result" >&2; exit 1; }
 
 .PHONY: lint
 lint: $(PROTO_TOOLS) $(STAMP)/golangci-lint@$(GOLANGCI_LINT_VERSION) ## buf lint + format, gofmt, go vet, golangci-lint
 	buf lint
 	buf format -d --exit-code
-	@test -z "$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/') | tee /dev/stderr)" || \
-		{ echo "gofmt: files above need formatting" >&2; exit 1; }
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/')); test -z "$$unformatted" || \
+		{ echo "$$unformatted" >&2; echo "gofmt: files above need formatting" >&2; exit 1; }
 	go vet work
 	@for m in $(filter-out gen,$(MODULES)); do echo "golangci-lint $$m"; (cd $$m && golangci-lint run ./...); done
 
