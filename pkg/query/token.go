@@ -83,7 +83,7 @@ func (q *Query) tag(payload []byte) []byte {
 
 // decodeToken checks a page token against q and returns its sort-key values, typed.
 func (q *Query) decodeToken(token string, extra bool) ([]any, error) {
-	malformed := validate.Field("page_token", "malformed")
+	malformed := validate.Field("page_token", "malformed: pass next_page_token of a previous response unchanged")
 	if len(token) > maxTokenLength {
 		return nil, malformed
 	}

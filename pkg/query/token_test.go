@@ -183,7 +183,7 @@ func flip(t *testing.T, tok string, i int) string {
 func TestSchema_Build_pageTokenErrors(t *testing.T) {
 	t.Parallel()
 	const (
-		malformed = "page_token: malformed"
+		malformed = "page_token: malformed: pass next_page_token of a previous response unchanged"
 		altered   = "page_token: malformed: altered, or not issued by this service"
 		mismatch  = "page_token: does not match the filter and order_by of the request"
 	)
