@@ -268,7 +268,7 @@ func TestLocker_Acquire_deadlockRetried(t *testing.T) {
 	l := lock.New(lock.Config{Wait: 30 * time.Second})
 	r := retry.New(retry.Config{MaxAttempts: 5, BaseDelay: time.Millisecond, MaxDelay: 10 * time.Millisecond,
 		BreakerMinRequests: 100, BreakerFailureRatio: 0.5, BreakerOpenTimeout: time.Second}, nil)
-	b := newBarrier(2)
+	b := pgtest.NewBarrier(2)
 	var deadlocks = make(chan error, 2)
 	errs := make(chan error, 2)
 	for i, order := range [][2]string{{"stock:X", "stock:Y"}, {"stock:Y", "stock:X"}} {
@@ -277,7 +277,7 @@ func TestLocker_Acquire_deadlockRetried(t *testing.T) {
 				if err := l.Acquire(t.Context(), tx, order[0], lock.Write); err != nil {
 					return err
 				}
-				if err := b.arrive(t.Context(), i); err != nil {
+				if err := b.Arrive(t.Context(), i); err != nil {
 					return err
 				}
 				if err := l.Acquire(t.Context(), tx, order[1], lock.Write); err != nil {

@@ -2,7 +2,6 @@ package lock_test
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"time"
 
@@ -63,29 +62,5 @@ func waitForWaiter(t *testing.T, l *lock.Locker, pool *pgxpool.Pool) []lock.Info
 			t.Fatalf("no lock waiter appeared; status %+v", infos)
 		case <-time.After(10 * time.Millisecond):
 		}
-	}
-}
-
-// barrier lets n goroutines wait until all of them have arrived; later calls pass.
-type barrier struct {
-	wg   sync.WaitGroup
-	once []sync.Once
-}
-
-func newBarrier(n int) *barrier {
-	b := &barrier{once: make([]sync.Once, n)}
-	b.wg.Add(n)
-	return b
-}
-
-func (b *barrier) arrive(ctx context.Context, i int) error {
-	b.once[i].Do(b.wg.Done)
-	done := make(chan struct{})
-	go func() { b.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }

@@ -182,7 +182,7 @@ func serializationFailure(t *testing.T, pool *pgxpool.Pool) error {
 // one of them.
 func deadlock(t *testing.T, pool *pgxpool.Pool) error {
 	exec(t, pool, "CREATE TABLE d (id int PRIMARY KEY); INSERT INTO d VALUES (1), (2)")
-	b := newBarrier(2)
+	b := pgtest.NewBarrier(2)
 	errs := make(chan error, 2)
 	for i, order := range [][2]int{{1, 2}, {2, 1}} {
 		tx := begin(t, pool, pgx.TxOptions{})
@@ -191,7 +191,7 @@ func deadlock(t *testing.T, pool *pgxpool.Pool) error {
 				errs <- fmt.Errorf("first update: %w", err)
 				return
 			}
-			if err := b.arrive(t.Context(), i); err != nil {
+			if err := b.Arrive(t.Context(), i); err != nil {
 				errs <- err
 				return
 			}

@@ -3,7 +3,6 @@ package retry_test
 import (
 	"context"
 	"net"
-	"sync"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -50,29 +49,4 @@ func closedPortURL(t *testing.T) string {
 		t.Fatalf("close listener: %v", err)
 	}
 	return "postgres://nobody@" + addr + "/none?connect_timeout=5&sslmode=disable"
-}
-
-// barrier lets n goroutines wait until all of them have arrived, once.
-type barrier struct {
-	wg   sync.WaitGroup
-	once []sync.Once
-}
-
-func newBarrier(n int) *barrier {
-	b := &barrier{once: make([]sync.Once, n)}
-	b.wg.Add(n)
-	return b
-}
-
-// arrive marks party i as arrived (only its first call counts) and waits for the rest.
-func (b *barrier) arrive(ctx context.Context, i int) error {
-	b.once[i].Do(b.wg.Done)
-	done := make(chan struct{})
-	go func() { b.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

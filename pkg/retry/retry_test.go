@@ -64,7 +64,7 @@ func TestRetrier_RunTx_writeSkew(t *testing.T) {
 	pool := pgtest.NewDB(t)
 	exec(t, pool, "CREATE TABLE ledger (who text PRIMARY KEY, seq int NOT NULL)")
 	r := retry.New(testConfig(), nil)
-	b := newBarrier(2)
+	b := pgtest.NewBarrier(2)
 	var calls atomic.Int64
 	errs := make(chan error, 2)
 	for i, who := range []string{"a", "b"} {
@@ -76,7 +76,7 @@ func TestRetrier_RunTx_writeSkew(t *testing.T) {
 					return err
 				}
 				// Both read before either writes, on the first attempt only.
-				if err := b.arrive(t.Context(), i); err != nil {
+				if err := b.Arrive(t.Context(), i); err != nil {
 					return err
 				}
 				_, err := tx.Exec(t.Context(), "INSERT INTO ledger (who, seq) VALUES ($1, $2)", who, next)
