@@ -3,8 +3,9 @@
 #   1. PostgreSQL: the server named by DATABASE_URL (an admin URL), or else a local cluster in
 #      deploy/local/data (kept between runs) on 127.0.0.1:${PGFLEET_PG_PORT:-5433};
 #   2. bootstrap.sql per service: database pgfleet, a login role and a schema of its own;
-#   3. the services in the background, each with its own DATABASE_URL (they migrate themselves);
-#   4. waits until each reports SERVING on the gRPC health service;
+#   3 + 4. the services in the background, in order, each with its own DATABASE_URL (they
+#      migrate themselves), each started once the one before it reports SERVING on the gRPC
+#      health service (portfolio prices trades with stock: it gets STOCK_ADDR);
 #   5. demo data once (seed/<service>.sql, as the service's role);
 #   6. prints ports and examples, then waits: Ctrl-C stops the services, then a local cluster.
 # Knobs: see deploy/local/README.md.
@@ -19,11 +20,12 @@ DATA_DIR=$HERE/data
 DB=pgfleet
 export PATH="$BIN:$PATH"
 
-# Services that own a schema, in start order. Portfolio and interview join by name here (their
-# ports are in the tables below already); each gets a role, a schema, GRPC_ADDR, METRICS_ADDR,
-# its own DATABASE_URL, and its seed/<name>.sql if there is one. The gateway (HTTP :8080, no
+# Services that own a schema, in start order (a service comes after those it calls). Interview
+# joins by name here (its ports are in the tables below already); each gets a role, a schema,
+# GRPC_ADDR, METRICS_ADDR, its own DATABASE_URL, what service_env adds (the addresses of the
+# services it calls), and its seed/<name>.sql if there is one. The gateway (HTTP :8080, no
 # database) is not started yet: it needs its own start step once its environment is settled.
-SERVICES=(stock)
+SERVICES=(stock portfolio)
 
 default_grpc_port() {
 	case $1 in
@@ -35,6 +37,22 @@ default_metrics_port() {
 	case $1 in
 	stock) echo 9101 ;; portfolio) echo 9102 ;; interview) echo 9103 ;;
 	*) die "no default metrics port for service '$1': add one to default_metrics_port" ;;
+	esac
+}
+# service_env SVC: NAME=VALUE lines that SVC gets besides DATABASE_URL, GRPC_ADDR and
+# METRICS_ADDR: the addresses of the services it calls, which SERVICES must start before it.
+# Other settings of those clients (STOCK_TIMEOUT, STOCK_BREAKER_*, ...) pass through.
+service_env() {
+	local i j
+	i=$(svc_index "$1")
+	case $1 in
+	portfolio)
+		j=$(svc_index stock)
+		if [ -z "$j" ] || [ "$j" -gt "$i" ]; then
+			die "portfolio prices trades with the stock service: list stock before portfolio in SERVICES"
+		fi
+		echo "STOCK_ADDR=$(grpc_target "$j")"
+		;;
 	esac
 }
 
@@ -67,6 +85,16 @@ probe_host() {
 	local h=${1%:*}
 	case $h in '' | 0.0.0.0 | '[::]' | '::') echo localhost ;; *) echo "$h" ;; esac
 }
+# svc_index NAME: NAME's index in SERVICES; nothing if it is not there.
+svc_index() {
+	local i
+	for i in "${!SERVICES[@]}"; do
+		[ "${SERVICES[$i]}" = "$1" ] && { echo "$i"; return; }
+	done
+	return 0
+}
+# grpc_target I: host:port to reach the gRPC listener of SERVICES[I] from this machine.
+grpc_target() { echo "$(probe_host "${GRPC_ADDRS[$1]}"):$(addr_port "${GRPC_ADDRS[$1]}" x)"; }
 mask() { sed -E 's#(://[^:/@]*):[^@/]*@#\1:****@#' <<<"$1"; }
 
 # --- state for cleanup --------------------------------------------------------------------
@@ -74,17 +102,17 @@ PIDS=()
 NAMES=()
 STARTED_PG=false
 
+# stop_services: SIGTERM to each service in reverse start order, each drained (or killed after
+# 30 s) before the next, so a service's in-flight calls still reach the services it calls.
 stop_services() {
 	local i deadline
 	[ ${#PIDS[@]} -gt 0 ] || return 0
-	for i in "${!PIDS[@]}"; do
+	for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
 		if kill -0 "${PIDS[$i]}" 2>/dev/null; then
 			echo "stopping ${NAMES[$i]} (pid ${PIDS[$i]})"
 			kill -TERM "${PIDS[$i]}" 2>/dev/null || true
 		fi
-	done
-	deadline=$((SECONDS + 30))
-	for i in "${!PIDS[@]}"; do
+		deadline=$((SECONDS + 30))
 		while kill -0 "${PIDS[$i]}" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.2; done
 		if kill -0 "${PIDS[$i]}" 2>/dev/null; then
 			echo "${NAMES[$i]} did not stop within 30 s; killing it" >&2
@@ -134,12 +162,15 @@ find_psql() {
 # --- ports: check everything before starting anything ----------------------------------------
 GRPC_ADDRS=()
 METRICS_ADDRS=()
+SVC_ENVS=() # per service: service_env's lines
 for svc in "${SERVICES[@]}"; do
 	SVC=$(upper "$svc")
 	g=$(env_or "${SVC}_GRPC_ADDR" ":$(default_grpc_port "$svc")")
 	m=$(env_or "${SVC}_METRICS_ADDR" ":$(default_metrics_port "$svc")")
 	GRPC_ADDRS+=("$g")
 	METRICS_ADDRS+=("$m")
+	e=$(service_env "$svc") # exits here when a service it calls is missing
+	SVC_ENVS+=("$e")
 	p=$(addr_port "$g" "${SVC}_GRPC_ADDR")
 	port_busy "$p" && die "port $p ($svc gRPC) is already in use: stop what holds it (a previous run?) or choose another, e.g. ${SVC}_GRPC_ADDR=:$((p + 10)) make run"
 	p=$(addr_port "$m" "${SVC}_METRICS_ADDR")
@@ -225,26 +256,27 @@ mkdir -p "$LOG_DIR"
 # Each service runs in a session of its own (setsid, where there is one), so Ctrl-C in the
 # terminal reaches only this script, which then stops each service with one SIGTERM.
 SETSID=$(command -v setsid || true)
-for i in "${!SERVICES[@]}"; do
-	svc=${SERVICES[$i]}
-	log=$LOG_DIR/$svc.log
-	: >"$log"
-	DATABASE_URL=$(service_url "$svc" "$(password_of "$svc")") \
-		GRPC_ADDR=${GRPC_ADDRS[$i]} METRICS_ADDR=${METRICS_ADDRS[$i]} \
-		${SETSID:+"$SETSID"} "$BIN/pgfleet-$svc" >>"$log" 2>&1 &
-	PIDS+=($!)
-	NAMES+=("$svc")
-	say "started $svc (pid $!, gRPC ${GRPC_ADDRS[$i]}, metrics ${METRICS_ADDRS[$i]}), log $log"
-done
 
-for i in "${!SERVICES[@]}"; do
-	svc=${SERVICES[$i]}
-	target=$(probe_host "${GRPC_ADDRS[$i]}"):$(addr_port "${GRPC_ADDRS[$i]}" x)
+# wait_serving I: until SERVICES[I] reports SERVING; exits with the tail of its log if it dies
+# or does not get there within PGFLEET_START_TIMEOUT.
+wait_serving() {
+	local svc=${SERVICES[$1]} target deadline
+	target=$(grpc_target "$1")
 	deadline=$((SECONDS + ${PGFLEET_START_TIMEOUT:-60}))
 	until "$PROBE" -addr="$target" -connect-timeout=1s -rpc-timeout=1s >/dev/null 2>&1; do
-		if ! kill -0 "${PIDS[$i]}" 2>/dev/null; then
+		if ! kill -0 "${PIDS[$1]}" 2>/dev/null; then
 			echo "run.sh: $svc exited during startup; last lines of $LOG_DIR/$svc.log:" >&2
 			tail -n 40 "$LOG_DIR/$svc.log" >&2
+			if grep -q 'address already in use' "$LOG_DIR/$svc.log"; then
+				# Free when checked at the start, so taken since: often by an outgoing connection
+				# that got it as its local port (50051-50053 are in Linux's ephemeral range).
+				local var=GRPC_ADDR port
+				port=$(addr_port "${GRPC_ADDRS[$1]}" x)
+				if grep -q "listen tcp [^ ]*:$(addr_port "${METRICS_ADDRS[$1]}" x): bind" "$LOG_DIR/$svc.log"; then
+					var=METRICS_ADDR port=$(addr_port "${METRICS_ADDRS[$1]}" x)
+				fi
+				echo "run.sh: port $port ($svc) was taken after run.sh found it free, by a listener or by a connection using it as its local port; run again, or move it, e.g. $(upper "$svc")_$var=:$((port + 10)) make run" >&2
+			fi
 			exit 1
 		fi
 		if [ $SECONDS -ge $deadline ]; then
@@ -255,6 +287,24 @@ for i in "${!SERVICES[@]}"; do
 		sleep 0.5
 	done
 	say "$svc is SERVING on $target"
+}
+
+# In SERVICES order, each once the one before it is SERVING: a service finds those it calls up.
+for i in "${!SERVICES[@]}"; do
+	svc=${SERVICES[$i]}
+	log=$LOG_DIR/$svc.log
+	: >"$log"
+	extra=()
+	while IFS= read -r kv; do
+		[ -n "$kv" ] && extra+=("$kv")
+	done <<<"${SVC_ENVS[$i]}"
+	env DATABASE_URL="$(service_url "$svc" "$(password_of "$svc")")" \
+		GRPC_ADDR="${GRPC_ADDRS[$i]}" METRICS_ADDR="${METRICS_ADDRS[$i]}" ${extra[@]+"${extra[@]}"} \
+		${SETSID:+"$SETSID"} "$BIN/pgfleet-$svc" >>"$log" 2>&1 &
+	PIDS+=($!)
+	NAMES+=("$svc")
+	say "started $svc (pid $!, gRPC ${GRPC_ADDRS[$i]}, metrics ${METRICS_ADDRS[$i]}${extra[*]+, ${extra[*]}}), log $log"
+	wait_serving "$i"
 done
 
 # --- 5. demo data, once -------------------------------------------------------------------
@@ -274,7 +324,8 @@ fi
 # --- 6. summary ---------------------------------------------------------------------------
 rel_bin=${BIN#"$ROOT"/}
 probe=$(basename "$PROBE")
-stock_i=
+stock_i=$(svc_index stock)
+portfolio_i=$(svc_index portfolio)
 echo
 echo "pgfleet is running. Ctrl-C stops it."
 echo
@@ -282,7 +333,6 @@ echo "  PostgreSQL  $PG_HOSTPORT, database $DB ($PG_WHERE)"
 echo "              admin: $(mask "$ADMIN_DB_URL")"
 for i in "${!SERVICES[@]}"; do
 	svc=${SERVICES[$i]}
-	[ "$svc" = stock ] && stock_i=$i
 	pw=$(password_of "$svc")
 	note="password from $(upper "$svc")_DB_PASSWORD"
 	[ "$pw" = "$svc" ] && note="dev-only password \"$svc\" (= role name); set $(upper "$svc")_DB_PASSWORD to change it"
@@ -294,10 +344,10 @@ echo "Try it (grpcurl and $probe are in $rel_bin; in another shell first run:"
 echo "  export PATH=\"$BIN:\$PATH\""
 echo ")"
 for i in "${!SERVICES[@]}"; do
-	echo "  $probe -addr=$(probe_host "${GRPC_ADDRS[$i]}"):$(addr_port "${GRPC_ADDRS[$i]}" x)"
+	echo "  $probe -addr=$(grpc_target "$i")"
 done
 if [ -n "$stock_i" ]; then
-	s=$(probe_host "${GRPC_ADDRS[$stock_i]}"):$(addr_port "${GRPC_ADDRS[$stock_i]}" x)
+	s=$(grpc_target "$stock_i")
 	m=$(probe_host "${METRICS_ADDRS[$stock_i]}"):$(addr_port "${METRICS_ADDRS[$stock_i]}" x)
 	# The dev password is printed as it is; a chosen one stays masked.
 	stock_url=$(service_url stock "$(password_of stock)")
@@ -310,6 +360,41 @@ if [ -n "$stock_i" ]; then
 	  grpcurl -plaintext $s pgfleet.ops.v1.DatabaseMonitor/GetDatabaseStatus
 	  curl -s $m/metrics | grep pgfleet_db_pool
 	  psql '$stock_url' -c 'SELECT sector, count(*) FROM stock.stocks GROUP BY 1'
+	EOF
+fi
+if [ -n "$portfolio_i" ]; then
+	t=$(grpc_target "$portfolio_i")
+	P=pgfleet.portfolio.v1.PortfolioService
+	portfolio_url=$(service_url portfolio "$(password_of portfolio)")
+	# The seeded demo portfolio's ids, so that the examples below run as printed.
+	demo=$(psql_ "$portfolio_url" -AtF ' ' -c "SELECT p.id, p.user_id FROM portfolio.portfolios p
+		JOIN portfolio.users u ON u.id = p.user_id
+		WHERE lower(u.email) = 'demo@pgfleet.dev' AND p.name = 'Demo' ORDER BY p.id LIMIT 1" 2>/dev/null) || demo=
+	read -r demo_pid demo_uid <<<"$demo" || true
+	if [ -n "${demo_pid:-}" ]; then
+		pid=$demo_pid
+		where1="here on the seeded portfolio \"Demo\""
+		where2="(id $demo_pid, of demo@pgfleet.dev, user id $demo_uid) so they run as printed; on yours, use its id."
+	else
+		pid='<portfolio.id from CreatePortfolio>'
+		where1="with the portfolio.id from"
+		where2="CreatePortfolio (there is no seeded demo portfolio: PGFLEET_SEED=0 on the first run?)."
+	fi
+	[ "$(password_of portfolio)" = portfolio ] || portfolio_url=$(mask "$portfolio_url")
+	cat <<-EOF
+	  # portfolio: a new user and portfolio (each answer carries the id the next call needs;
+	  # CreateUser answers ALREADY_EXISTS once the email is taken: pick another)
+	  grpcurl -plaintext -d '{"email":"ada@example.com","display_name":"Ada"}' $t $P/CreateUser
+	  grpcurl -plaintext -d '{"user_id":"<user.id from CreateUser>","name":"Main"}' $t $P/CreatePortfolio
+	  # Then cash, a trade priced by the stock service, and the valuation, $where1
+	  # $where2
+	  # A repeated request_id returns the first result and changes nothing.
+	  grpcurl -plaintext -d '{"portfolio_id":"$pid","amount":"10000","request_id":"dep-1"}' $t $P/Deposit
+	  grpcurl -plaintext -d '{"portfolio_id":"$pid","symbol":"AAPL","side":"SIDE_BUY","quantity":"10","request_id":"buy-1"}' $t $P/ExecuteTrade
+	  grpcurl -plaintext -d '{"portfolio_id":"$pid"}' $t $P/GetPortfolio
+	  grpcurl -plaintext -d '{"portfolio_id":"$pid","filter":"symbol = \"AAPL\""}' $t $P/ListTrades
+	  grpcurl -plaintext -d '{"portfolio_id":"$pid"}' $t $P/ListCashMovements
+	  psql '$portfolio_url' -c 'SELECT p.id, p.cash, sum(m.amount) AS ledger FROM portfolio.portfolios p JOIN portfolio.cash_movements m ON m.portfolio_id = p.id GROUP BY 1, 2 ORDER BY 1'
 	EOF
 fi
 [ -n "$GRPCURL" ] || echo "  (grpcurl is missing from $rel_bin: 'make run' builds it)"

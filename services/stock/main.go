@@ -26,7 +26,7 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	log := slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("service", "stock")
+	log := slog.New(slog.NewJSONHandler(os.Stderr, nil)) // pkg/server adds service=stock to its lines
 	err := run(ctx, log, envconfig.OsLookuper())
 	stop()
 	if err != nil {

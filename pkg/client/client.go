@@ -1,0 +1,286 @@
+// Package client dials another pgfleet service the way every caller should: a deadline on
+// every call, gRPC's own retries for UNAVAILABLE, and a circuit breaker that fails fast
+// while the peer is down.
+//
+// gRPC retries a call that failed with UNAVAILABLE even when the peer may have run part of
+// it, so only idempotent methods (reads, upserts by key) may be called through a Client,
+// unless Config.RetryMethods narrows the retries to those that are.
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sony/gobreaker/v2"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+)
+
+// Backoff between gRPC's retry attempts: 50ms, 100ms, 200ms ... at most 1s, each
+// randomized by gRPC.
+const (
+	initialBackoff    = 50 * time.Millisecond
+	maxBackoff        = time.Second
+	backoffMultiplier = 2
+)
+
+// Config is how a service reaches one peer. A service embeds one per peer under an env
+// prefix: the field tag Stock client.Config `env:", prefix=STOCK_"` reads STOCK_ADDR,
+// STOCK_TIMEOUT and so on.
+type Config struct {
+	// Addr is the peer's host:port (any grpc.NewClient target works).
+	Addr string `env:"ADDR, required"`
+	// Timeout is the deadline of a unary call whose caller set none or a later one. A
+	// stream gets it only when its caller set no deadline, so that long streams stay possible.
+	Timeout time.Duration `env:"TIMEOUT, default=2s"`
+	// MaxAttempts bounds gRPC's attempts per call (first try included) on UNAVAILABLE; 1
+	// turns retries off.
+	MaxAttempts int `env:"RETRY_MAX_ATTEMPTS, default=3"`
+	// RetryMethods limits retries to these services ("pgfleet.stock.v1.StockService") or
+	// methods ("pgfleet.stock.v1.StockService/GetLatestPrices"), comma-separated in the
+	// environment. Empty means every method of the peer.
+	RetryMethods []string `env:"RETRY_METHODS"`
+
+	// The breaker opens when, among at least BreakerMinRequests calls within BreakerWindow,
+	// the share that found the peer unavailable reaches BreakerFailureRatio; after
+	// BreakerOpenTimeout it lets one probe through.
+	BreakerMinRequests  uint32        `env:"BREAKER_MIN_REQUESTS, default=5"`
+	BreakerFailureRatio float64       `env:"BREAKER_FAILURE_RATIO, default=0.5"`
+	BreakerOpenTimeout  time.Duration `env:"BREAKER_OPEN_TIMEOUT, default=5s"`
+	BreakerWindow       time.Duration `env:"BREAKER_WINDOW, default=30s"` // 0: counts never expire
+}
+
+func (cfg Config) validate() error {
+	switch {
+	case cfg.Addr == "":
+		return errors.New("missing Addr")
+	case cfg.Timeout <= 0:
+		return fmt.Errorf("want Timeout > 0, got %v", cfg.Timeout)
+	case cfg.MaxAttempts < 1:
+		return fmt.Errorf("want MaxAttempts >= 1, got %d", cfg.MaxAttempts)
+	case cfg.BreakerFailureRatio <= 0 || cfg.BreakerFailureRatio > 1:
+		return fmt.Errorf("want BreakerFailureRatio in (0, 1], got %v", cfg.BreakerFailureRatio)
+	case cfg.BreakerOpenTimeout <= 0: // gobreaker would silently make it 60s
+		return fmt.Errorf("want BreakerOpenTimeout > 0, got %v", cfg.BreakerOpenTimeout)
+	case cfg.BreakerWindow < 0:
+		return fmt.Errorf("want BreakerWindow >= 0, got %v", cfg.BreakerWindow)
+	}
+	return nil
+}
+
+// Client is a connection to one peer. It embeds *grpc.ClientConn, so it can be passed to
+// generated New*Client functions and closed with Close.
+type Client struct {
+	*grpc.ClientConn
+
+	timeout  time.Duration
+	breaker  *gobreaker.CircuitBreaker[struct{}]
+	rejected error // returned while the breaker is open
+	m        *metrics
+}
+
+// Dial returns a Client for the peer at cfg.Addr; like grpc.NewClient it connects lazily.
+// name (e.g. "stock") labels the metrics and starts the breaker's error message. The
+// metrics are registered on reg unless it is nil; one registry takes any number of peers,
+// each name once.
+func Dial(name string, cfg Config, reg prometheus.Registerer) (*Client, error) {
+	if name == "" {
+		return nil, errors.New("client: name is required")
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("client %q: %w", name, err)
+	}
+	sc, err := serviceConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("client %q: %w", name, err)
+	}
+
+	c := &Client{
+		timeout: cfg.Timeout,
+		rejected: status.Errorf(codes.Unavailable,
+			"%s unavailable: circuit breaker open after repeated failures, retry in a few seconds", name),
+	}
+	window := cfg.BreakerWindow
+	c.breaker = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
+		Name:         name,
+		MaxRequests:  1,
+		Interval:     window,
+		BucketPeriod: window / 10,
+		Timeout:      cfg.BreakerOpenTimeout,
+		ReadyToTrip: func(n gobreaker.Counts) bool {
+			total := n.TotalSuccesses + n.TotalFailures
+			return total > 0 && total >= cfg.BreakerMinRequests &&
+				float64(n.TotalFailures)/float64(total) >= cfg.BreakerFailureRatio
+		},
+		IsExcluded: func(err error) bool { return errors.Is(err, errCallerGone) },
+	})
+	c.m = newMetrics(name, c.breaker.State)
+
+	opts := []grpc.DialOption{
+		grpc.WithTransportCredentials(insecure.NewCredentials()), // TLS comes later
+		// Our retry policy, not one a resolver (DNS TXT records) might supply.
+		grpc.WithDisableServiceConfig(),
+		grpc.WithChainUnaryInterceptor(c.unary),
+		grpc.WithChainStreamInterceptor(c.stream),
+	}
+	if sc != "" {
+		opts = append(opts, grpc.WithDefaultServiceConfig(sc),
+			grpc.WithMaxCallAttempts(cfg.MaxAttempts)) // else gRPC caps the policy at 5
+	}
+	conn, err := grpc.NewClient(cfg.Addr, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("client %q: %w", name, err)
+	}
+	c.ClientConn = conn
+	if reg != nil {
+		if err := c.m.register(reg); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("client %q: register metrics: %w", name, err)
+		}
+	}
+	return c, nil
+}
+
+// BreakerState returns "closed", "half-open" or "open", for the ops API.
+func (c *Client) BreakerState() string { return c.breaker.State().String() }
+
+var (
+	// errPeerDown and errCallerGone tell the breaker how a call ended; callers never see them.
+	errPeerDown   = errors.New("peer unavailable")
+	errCallerGone = errors.New("caller gave up")
+)
+
+// unary runs one call, gRPC's retries included, under the deadline and through the breaker.
+func (c *Client) unary(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn,
+	invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	callCtx, cancel := ctx, context.CancelFunc(func() {})
+	d, ok := ctx.Deadline()
+	ours := !ok || time.Until(d) > c.timeout
+	if ours {
+		callCtx, cancel = context.WithTimeout(ctx, c.timeout)
+	}
+	defer cancel()
+
+	var err error
+	ran := false
+	_, _ = c.breaker.Execute(func() (struct{}, error) {
+		ran = true
+		err = invoker(callCtx, method, req, reply, cc, opts...)
+		return struct{}{}, outcome(ctx, ours, err)
+	})
+	if !ran { // open, or half-open with its probe in flight
+		c.m.rejections.Inc()
+		err = c.rejected
+	}
+	c.m.calls.WithLabelValues(status.Code(err).String()).Inc()
+	return err
+}
+
+// outcome classifies a finished call for the breaker, given the caller's own context and
+// whether the deadline in force was ours.
+func outcome(caller context.Context, ours bool, err error) error {
+	if err == nil {
+		return nil
+	}
+	// A caller that cancels, or runs out of a deadline shorter than Timeout, says nothing
+	// about the peer. The deadline is judged by whose it was, not by caller.Err(): the
+	// peer's DeadlineExceeded can arrive just before the caller's timer fires.
+	if caller.Err() != nil || (!ours && status.Code(err) == codes.DeadlineExceeded) {
+		return errCallerGone
+	}
+	switch status.Code(err) {
+	case codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted:
+		return errPeerDown
+	}
+	return nil // NotFound, InvalidArgument...: the peer is up and answering
+}
+
+// stream fails fast while the breaker is open but does not feed it: how a stream ends says
+// little about the peer at any one moment, and connection recycling cuts long streams.
+func (c *Client) stream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn,
+	method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	if c.breaker.State() == gobreaker.StateOpen {
+		c.m.rejections.Inc()
+		return nil, c.rejected
+	}
+	if _, ok := ctx.Deadline(); ok {
+		return streamer(ctx, desc, cc, method, opts...)
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	cs, err := streamer(ctx, desc, cc, method, opts...)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	// gRPC cancels the stream's context once the stream is over.
+	context.AfterFunc(cs.Context(), cancel)
+	return cs, nil
+}
+
+type jsonServiceConfig struct {
+	MethodConfig []jsonMethodConfig `json:"methodConfig"`
+}
+
+type jsonMethodConfig struct {
+	Name        []jsonName      `json:"name"`
+	RetryPolicy jsonRetryPolicy `json:"retryPolicy"`
+}
+
+type jsonName struct {
+	Service string `json:"service,omitempty"`
+	Method  string `json:"method,omitempty"`
+}
+
+type jsonRetryPolicy struct {
+	MaxAttempts          int      `json:"maxAttempts"`
+	InitialBackoff       string   `json:"initialBackoff"`
+	MaxBackoff           string   `json:"maxBackoff"`
+	BackoffMultiplier    float64  `json:"backoffMultiplier"`
+	RetryableStatusCodes []string `json:"retryableStatusCodes"`
+}
+
+// serviceConfig returns the gRPC service config JSON carrying the retry policy, or "" when
+// MaxAttempts is 1 (gRPC rejects a policy with fewer than 2 attempts).
+func serviceConfig(cfg Config) (string, error) {
+	if cfg.MaxAttempts < 2 {
+		return "", nil
+	}
+	names := []jsonName{{}} // an empty name matches every method
+	if len(cfg.RetryMethods) > 0 {
+		names = names[:0]
+		for _, m := range cfg.RetryMethods {
+			svc, method, _ := strings.Cut(strings.TrimPrefix(strings.TrimSpace(m), "/"), "/")
+			if svc == "" || strings.Contains(method, "/") {
+				return "", fmt.Errorf("retry method %q: want service or service/method", m)
+			}
+			names = append(names, jsonName{Service: svc, Method: method})
+		}
+	}
+	b, err := json.Marshal(jsonServiceConfig{MethodConfig: []jsonMethodConfig{{
+		Name: names,
+		RetryPolicy: jsonRetryPolicy{
+			MaxAttempts:          cfg.MaxAttempts,
+			InitialBackoff:       seconds(initialBackoff),
+			MaxBackoff:           seconds(maxBackoff),
+			BackoffMultiplier:    backoffMultiplier,
+			RetryableStatusCodes: []string{"UNAVAILABLE"},
+		},
+	}}})
+	if err != nil {
+		return "", fmt.Errorf("encode service config: %w", err)
+	}
+	return string(b), nil
+}
+
+// seconds formats d as the service config's JSON duration, e.g. "0.05s".
+func seconds(d time.Duration) string {
+	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) + "s"
+}

@@ -1,0 +1,230 @@
+package api_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	portfoliov1 "github.com/pgfleet/pgfleet/gen/pgfleet/portfolio/v1"
+	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
+	"github.com/pgfleet/pgfleet/pkg/client"
+	"github.com/pgfleet/pgfleet/pkg/lock"
+	"github.com/pgfleet/pgfleet/pkg/pgtest"
+	"github.com/pgfleet/pgfleet/pkg/retry"
+	"github.com/pgfleet/pgfleet/pkg/server"
+	"github.com/pgfleet/pgfleet/services/portfolio/internal/api"
+	"github.com/pgfleet/pgfleet/services/portfolio/migrations"
+)
+
+// stockBin is the stock service's binary, built once per test run: trades are priced by the
+// real service over gRPC, as in production.
+var stockBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "pgfleet-portfolio-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	stockBin = filepath.Join(dir, "pgfleet-stock")
+	// Built through the workspace (go.work), as `make test` runs the tests.
+	build := exec.Command("go", "build", "-o", stockBin, "github.com/pgfleet/pgfleet/services/stock")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build stock service: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	defer os.RemoveAll(dir)
+	pgtest.Main(m)
+}
+
+// prices are the latest closes the test stock service serves.
+var prices = map[string]string{"AAPL": "100", "MSFT": "200.5", "XOM": "50.25"}
+
+// stockService is the stock binary running on a database of its own.
+type stockService struct {
+	addr string
+	env  []string
+	cmd  *exec.Cmd
+}
+
+// newStockService starts the stock service with AAPL, MSFT and XOM priced as in prices.
+func newStockService(t testing.TB) *stockService {
+	t.Helper()
+	s := &stockService{addr: freeAddr(t)}
+	s.env = append(os.Environ(), "DATABASE_URL="+pgtest.NewDBURL(t), "GRPC_ADDR="+s.addr,
+		"METRICS_ADDR="+freeAddr(t), "DB_HEALTH_INTERVAL=200ms", "DRAIN_TIMEOUT=1s")
+	s.start(t)
+	t.Cleanup(func() { s.stop(t) })
+
+	conn, err := grpc.NewClient(s.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	c := stockv1.NewStockServiceClient(conn)
+	var stocks []*stockv1.Stock
+	var bars []*stockv1.Price
+	for sym, close := range prices {
+		stocks = append(stocks, &stockv1.Stock{Symbol: sym, Name: sym + " Inc."})
+		bars = append(bars, &stockv1.Price{Symbol: sym, Time: timestamppb.New(time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)),
+			Open: close, High: close, Low: close, Close: close, Volume: 1})
+	}
+	if _, err := c.UpsertStocks(t.Context(), &stockv1.UpsertStocksRequest{Stocks: stocks}); err != nil {
+		t.Fatalf("seed stocks: %v", err)
+	}
+	stream, err := c.IngestPrices(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&stockv1.IngestPricesRequest{Prices: bars}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.CloseAndRecv(); err != nil {
+		t.Fatalf("seed prices: %v", err)
+	}
+	return s
+}
+
+// start runs the binary and waits until it reports SERVING.
+func (s *stockService) start(t testing.TB) {
+	t.Helper()
+	s.cmd = exec.Command(stockBin)
+	s.cmd.Env = s.env
+	s.cmd.Stdout, s.cmd.Stderr = io.Discard, io.Discard
+	if err := s.cmd.Start(); err != nil {
+		t.Fatalf("start stock service: %v", err)
+	}
+	conn, err := grpc.NewClient(s.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	hc := healthpb.NewHealthClient(conn)
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		resp, err := hc.Check(ctx, &healthpb.HealthCheckRequest{})
+		cancel()
+		if err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING {
+			return
+		}
+	}
+	t.Fatal("stock service not SERVING within 30s")
+}
+
+// stop ends the service with SIGTERM, as an orchestrator would.
+func (s *stockService) stop(t testing.TB) {
+	t.Helper()
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	_ = s.cmd.Wait()
+	s.cmd = nil
+}
+
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// env is one portfolio service instance under test.
+type env struct {
+	client portfoliov1.PortfolioServiceClient
+	pool   *pgxpool.Pool
+	retry  *retry.Retrier
+}
+
+// serve starts a portfolio API on pool, pricing with the stock service at stockAddr; build
+// chooses the server (api.New, or a weakened one in tests that prove the checker).
+func serve(t testing.TB, pool *pgxpool.Pool, stockAddr string, build func(api.Deps) portfoliov1.PortfolioServiceServer) env {
+	t.Helper()
+	log := slog.New(slog.DiscardHandler)
+	srv, err := server.New(server.Options{Name: "portfolio", GRPCAddr: "127.0.0.1:0", MetricsAddr: "127.0.0.1:0",
+		Drain: time.Second, DefaultTimeout: 30 * time.Second, Validate: api.Validate, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stockConn, err := client.Dial("stock", client.Config{Addr: stockAddr, Timeout: 2 * time.Second, MaxAttempts: 3,
+		BreakerMinRequests: 5, BreakerFailureRatio: 0.5, BreakerOpenTimeout: 500 * time.Millisecond, BreakerWindow: 10 * time.Second}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := retry.New(retry.Config{MaxAttempts: 50, BaseDelay: time.Millisecond, MaxDelay: 50 * time.Millisecond,
+		MaxElapsed: 30 * time.Second, BreakerMinRequests: 1000, BreakerFailureRatio: 0.9, BreakerOpenTimeout: time.Second}, nil)
+	portfoliov1.RegisterPortfolioServiceServer(srv, build(api.Deps{
+		Pool: pool, Retry: r, Locks: lock.New(lock.Config{Wait: 10 * time.Second}),
+		Stock: stockv1.NewStockServiceClient(stockConn), TokenKey: "test", Log: log,
+	}))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	conn, err := grpc.NewClient(srv.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		conn.Close()
+		stockConn.Close()
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("server.Run: %v", err)
+		}
+	})
+	return env{client: portfoliov1.NewPortfolioServiceClient(conn), pool: pool, retry: r}
+}
+
+// newEnv starts a stock service and one portfolio service on a fresh database.
+func newEnv(t testing.TB) env {
+	t.Helper()
+	stock := newStockService(t)
+	return serve(t, pgtest.NewDB(t, migrations.Set), stock.addr, api.NewFrom)
+}
+
+// wantCode fails the test unless err carries code.
+func wantCode(t testing.TB, err error, code codes.Code) {
+	t.Helper()
+	if got := status.Code(err); got != code {
+		t.Fatalf("error = %v, want code %v", err, code)
+	}
+}
+
+// newPortfolio creates a user and a portfolio holding cash.
+func (e env) newPortfolio(t testing.TB, email, cash string) int64 {
+	t.Helper()
+	u, err := e.client.CreateUser(t.Context(), &portfoliov1.CreateUserRequest{Email: email, DisplayName: email})
+	if err != nil {
+		t.Fatalf("CreateUser: %v", err)
+	}
+	p, err := e.client.CreatePortfolio(t.Context(), &portfoliov1.CreatePortfolioRequest{UserId: u.GetUser().GetId(), Name: "main"})
+	if err != nil {
+		t.Fatalf("CreatePortfolio: %v", err)
+	}
+	id := p.GetPortfolio().GetId()
+	if cash != "0" {
+		if _, err := e.client.Deposit(t.Context(), &portfoliov1.DepositRequest{PortfolioId: id, Amount: cash, RequestId: "seed-" + email}); err != nil {
+			t.Fatalf("Deposit: %v", err)
+		}
+	}
+	return id
+}

@@ -1,0 +1,151 @@
+package api
+
+import (
+	"context"
+	"math/big"
+
+	"github.com/jackc/pgx/v5"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	portfoliov1 "github.com/pgfleet/pgfleet/gen/pgfleet/portfolio/v1"
+	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
+	"github.com/pgfleet/pgfleet/pkg/query"
+	"github.com/pgfleet/pgfleet/services/portfolio/internal/money"
+	"github.com/pgfleet/pgfleet/services/portfolio/internal/store"
+)
+
+// CreateUser registers a user.
+func (s *Server) CreateUser(ctx context.Context, req *portfoliov1.CreateUserRequest) (*portfoliov1.CreateUserResponse, error) {
+	u, err := s.store.CreateUser(ctx, req.GetEmail(), req.GetDisplayName())
+	if err != nil {
+		return nil, s.grpcError(ctx, err)
+	}
+	return &portfoliov1.CreateUserResponse{User: toUser(u)}, nil
+}
+
+// GetUser returns one user.
+func (s *Server) GetUser(ctx context.Context, req *portfoliov1.GetUserRequest) (*portfoliov1.GetUserResponse, error) {
+	var u store.User
+	err := s.retry.Do(ctx, func(ctx context.Context) (err error) {
+		u, err = s.store.GetUser(ctx, req.GetUserId())
+		return err
+	})
+	if err != nil {
+		return nil, s.grpcError(ctx, err)
+	}
+	return &portfoliov1.GetUserResponse{User: toUser(u)}, nil
+}
+
+// CreatePortfolio opens an empty portfolio.
+func (s *Server) CreatePortfolio(ctx context.Context, req *portfoliov1.CreatePortfolioRequest) (*portfoliov1.CreatePortfolioResponse, error) {
+	currency := req.GetCurrency()
+	if currency == "" {
+		currency = "USD"
+	}
+	p, err := s.store.CreatePortfolio(ctx, req.GetUserId(), req.GetName(), currency)
+	if err != nil {
+		return nil, s.grpcError(ctx, err)
+	}
+	return &portfoliov1.CreatePortfolioResponse{Portfolio: toPortfolio(p)}, nil
+}
+
+// GetPortfolio returns a portfolio with its positions valued by one batched call to the
+// stock service. Without prices (stock service down) it still answers, values left empty.
+func (s *Server) GetPortfolio(ctx context.Context, req *portfoliov1.GetPortfolioRequest) (*portfoliov1.GetPortfolioResponse, error) {
+	var p store.Portfolio
+	var positions []store.Position
+	// Read-only and repeatable: portfolio and positions come from one snapshot.
+	err := s.retry.RunTx(ctx, s.pool, readOnly, func(tx pgx.Tx) (err error) {
+		st := s.store.WithTx(tx)
+		if p, err = st.GetPortfolio(ctx, req.GetPortfolioId()); err != nil {
+			return err
+		}
+		positions, err = st.Positions(ctx, p.ID)
+		return err
+	})
+	if err != nil {
+		return nil, s.grpcError(ctx, err)
+	}
+	resp := &portfoliov1.GetPortfolioResponse{Portfolio: toPortfolio(p)}
+	prices := map[string]*stockv1.Price{}
+	if len(positions) > 0 {
+		symbols := make([]string, len(positions))
+		for i, pos := range positions {
+			symbols[i] = pos.Symbol
+		}
+		latest, err := s.stock.GetLatestPrices(ctx, &stockv1.GetLatestPricesRequest{Symbols: symbols})
+		if err != nil {
+			s.log.WarnContext(ctx, "portfolio valued without prices", "portfolio", p.ID, "err", err)
+		}
+		for _, pr := range latest.GetPrices() {
+			prices[pr.GetSymbol()] = pr
+		}
+	}
+	total := new(big.Rat)
+	complete := true
+	for _, pos := range positions {
+		out, value := valuePosition(pos, prices[pos.Symbol])
+		resp.Positions = append(resp.Positions, out)
+		if value == nil {
+			complete = false
+			continue
+		}
+		total.Add(total, value)
+	}
+	if complete {
+		cash, _ := money.Parse(canonical(p.Cash))
+		resp.PositionsValue = money.Format(total)
+		resp.TotalValue = money.Format(money.Add(cash, total))
+	}
+	return resp, nil
+}
+
+// valuePosition values one position at price (nil: no price known), returning the market
+// value too (nil without a price).
+func valuePosition(pos store.Position, price *stockv1.Price) (*portfoliov1.Position, *big.Rat) {
+	qty, _ := new(big.Rat).SetString(pos.Quantity)
+	cost, _ := new(big.Rat).SetString(pos.CostBasis)
+	out := &portfoliov1.Position{
+		Symbol:      pos.Symbol,
+		Quantity:    money.Format(qty),
+		AverageCost: money.Format(money.Quo(cost, qty)),
+	}
+	if price == nil {
+		return out, nil
+	}
+	last, err := money.Parse(price.GetClose())
+	if err != nil {
+		return out, nil
+	}
+	value := money.Round(money.Mul(qty, last))
+	out.LastPrice = money.Format(last)
+	out.PriceTime = timestamppb.New(price.GetTime().AsTime())
+	out.MarketValue = money.Format(value)
+	out.UnrealizedPnl = money.Format(money.Sub(value, cost))
+	return out, value
+}
+
+// ListPortfolios returns a page of portfolios.
+func (s *Server) ListPortfolios(ctx context.Context, req *portfoliov1.ListPortfoliosRequest) (*portfoliov1.ListPortfoliosResponse, error) {
+	q, err := s.lists.portfolios.Build(listRequest(req.GetFilter(), req.GetOrderBy(), req.GetPageToken(), req.GetPageSize(), ""), 1)
+	if err != nil {
+		return nil, s.grpcError(ctx, err)
+	}
+	var rows []store.Portfolio
+	err = s.retry.Do(ctx, func(ctx context.Context) (err error) {
+		rows, err = s.store.ListPortfolios(ctx, page(q))
+		return err
+	})
+	if err != nil {
+		return nil, s.grpcError(ctx, err)
+	}
+	rows, next, err := query.Page(q, rows, portfolioValue)
+	if err != nil {
+		return nil, s.grpcError(ctx, err)
+	}
+	resp := &portfoliov1.ListPortfoliosResponse{NextPageToken: next}
+	for _, p := range rows {
+		resp.Portfolios = append(resp.Portfolios, toPortfolio(p))
+	}
+	return resp, nil
+}

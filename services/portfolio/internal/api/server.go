@@ -1,0 +1,124 @@
+// Package api serves pgfleet.portfolio.v1.PortfolioService over the store. Every write that
+// moves cash or shares runs SERIALIZABLE through pkg/retry, holding the portfolio's exclusive
+// lock, and is idempotent by request_id.
+package api
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strconv"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	portfoliov1 "github.com/pgfleet/pgfleet/gen/pgfleet/portfolio/v1"
+	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
+	"github.com/pgfleet/pgfleet/pkg/lock"
+	"github.com/pgfleet/pgfleet/pkg/query"
+	"github.com/pgfleet/pgfleet/pkg/retry"
+	"github.com/pgfleet/pgfleet/services/portfolio/internal/store"
+)
+
+// Server implements portfoliov1.PortfolioServiceServer.
+type Server struct {
+	portfoliov1.UnimplementedPortfolioServiceServer
+
+	pool   *pgxpool.Pool
+	store  *store.Store
+	retry  *retry.Retrier
+	locks  *lock.Locker
+	stock  stockv1.StockServiceClient
+	log    *slog.Logger
+	lists  lists
+	safety safety
+}
+
+// safety is how writes protect themselves. Only tests weaken it, to prove that the
+// invariant checker catches what isolation and locking prevent.
+type safety struct {
+	tx   pgx.TxOptions
+	lock bool
+}
+
+var safe = safety{tx: pgx.TxOptions{IsoLevel: pgx.Serializable}, lock: true}
+
+// readOnly reads several tables from one snapshot.
+var readOnly = pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}
+
+// Deps are what a Server runs on.
+type Deps struct {
+	Pool     *pgxpool.Pool
+	Retry    *retry.Retrier
+	Locks    *lock.Locker
+	Stock    stockv1.StockServiceClient // latest prices
+	TokenKey string                     // signs page tokens; replicas must share it
+	Log      *slog.Logger
+}
+
+// New returns a Server.
+func New(d Deps) *Server {
+	return &Server{
+		pool: d.Pool, store: store.New(d.Pool), retry: d.Retry, locks: d.Locks, stock: d.Stock, log: d.Log,
+		lists: newLists(d.TokenKey), safety: safe,
+	}
+}
+
+// NewFrom is New as a portfoliov1.PortfolioServiceServer, for code that picks a constructor.
+func NewFrom(d Deps) portfoliov1.PortfolioServiceServer { return New(d) }
+
+// portfolioLock names the lock that serializes every change to a portfolio.
+func portfolioLock(id int64) string { return "portfolio:" + strconv.FormatInt(id, 10) }
+
+// write runs fn as one portfolio-changing transaction: SERIALIZABLE, retried on
+// serialization failures and deadlocks, holding the portfolio's exclusive lock.
+func (s *Server) write(ctx context.Context, portfolioID int64, fn func(st *store.Store) error) error {
+	return s.retry.RunTx(ctx, s.pool, s.safety.tx, func(tx pgx.Tx) error {
+		if s.safety.lock {
+			if err := s.locks.Acquire(ctx, tx, portfolioLock(portfolioID), lock.Exclusive); err != nil {
+				return err
+			}
+		}
+		return fn(s.store.WithTx(tx))
+	})
+}
+
+// errPrecondition is a request the portfolio's state refuses (overdraft, oversell, limit).
+type errPrecondition struct{ msg string }
+
+func (e *errPrecondition) Error() string { return e.msg }
+
+// grpcError turns a store, lock, retry or stock-service error into a status.
+func (s *Server) grpcError(ctx context.Context, err error) error {
+	var withStatus interface{ GRPCStatus() *status.Status }
+	var pre *errPrecondition
+	switch {
+	case errors.As(err, &withStatus): // *validate.Error, or the stock service's answer
+		return withStatus.GRPCStatus().Err()
+	case errors.As(err, &pre):
+		return status.Error(codes.FailedPrecondition, pre.msg)
+	case errors.Is(err, store.ErrNotFound):
+		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, store.ErrConflict):
+		return status.Error(codes.AlreadyExists, err.Error())
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return status.FromContextError(err).Err()
+	case errors.Is(err, lock.ErrTimeout), errors.Is(err, retry.ErrExhausted):
+		s.log.WarnContext(ctx, "concurrency conflict", "err", err)
+		return status.Error(codes.Aborted, "concurrent update conflict, retry the request")
+	case errors.Is(err, retry.ErrCircuitOpen):
+		return status.Error(codes.Unavailable, "database unavailable, retry later")
+	case retry.Classify(err) != retry.Permanent:
+		s.log.WarnContext(ctx, "database unavailable", "err", err)
+		return status.Error(codes.Unavailable, "database unavailable, retry later")
+	}
+	s.log.ErrorContext(ctx, "internal error", "err", err)
+	return status.Error(codes.Internal, "internal error")
+}
+
+// listRequest is the common shape of list calls.
+func listRequest(filter, orderBy, token string, size int32, extra string) query.Request {
+	return query.Request{Filter: filter, OrderBy: orderBy, PageToken: token, PageSize: size, Extra: extra}
+}

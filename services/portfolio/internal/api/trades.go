@@ -1,0 +1,217 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/big"
+	"strconv"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	portfoliov1 "github.com/pgfleet/pgfleet/gen/pgfleet/portfolio/v1"
+	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
+	"github.com/pgfleet/pgfleet/pkg/query"
+	"github.com/pgfleet/pgfleet/services/portfolio/internal/money"
+	"github.com/pgfleet/pgfleet/services/portfolio/internal/store"
+)
+
+// costDigits keeps a cost basis after a partial sale (cost x left / held) precise enough
+// that average costs stay exact to the cent for any realistic position.
+const costDigits = 12
+
+// ExecuteTrade buys or sells at the stock service's latest price, once per request_id.
+func (s *Server) ExecuteTrade(ctx context.Context, req *portfoliov1.ExecuteTradeRequest) (*portfoliov1.ExecuteTradeResponse, error) {
+	t, cash, err := s.executeTrade(ctx, req)
+	if err != nil {
+		return nil, s.grpcError(ctx, err)
+	}
+	return &portfoliov1.ExecuteTradeResponse{Trade: toTrade(t), Cash: canonical(cash)}, nil
+}
+
+func (s *Server) executeTrade(ctx context.Context, req *portfoliov1.ExecuteTradeRequest) (store.Trade, string, error) {
+	pid, rid, sym, side := req.GetPortfolioId(), req.GetRequestId(), req.GetSymbol(), req.GetSide()
+	qty, err := money.Parse(req.GetQuantity())
+	if err != nil {
+		return store.Trade{}, "", fmt.Errorf("quantity: %w", err)
+	}
+	var limit *big.Rat
+	if req.GetLimitPrice() != "" {
+		if limit, err = money.Parse(req.GetLimitPrice()); err != nil {
+			return store.Trade{}, "", fmt.Errorf("limit_price: %w", err)
+		}
+	}
+	limitText := ""
+	if limit != nil {
+		limitText = money.Format(limit)
+	}
+	hash := requestHash("trade", sym, side.String(), money.Format(qty), limitText)
+
+	// A repeat needs no price: answer it first, so it works even while prices cannot be read.
+	if prev, err := s.store.TradeByRequest(ctx, pid, rid); err == nil {
+		return s.repeatedTrade(ctx, prev, hash)
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return store.Trade{}, "", err
+	}
+
+	// The price is read before the transaction: RunTx may run its function several times,
+	// and a call to another service does not belong inside it.
+	price, err := s.latestPrice(ctx, sym)
+	if err != nil {
+		return store.Trade{}, "", err
+	}
+	if limit != nil {
+		if side == portfoliov1.Side_SIDE_BUY && price.Cmp(limit) > 0 {
+			return store.Trade{}, "", &errPrecondition{fmt.Sprintf("limit not met: %s trades at %s, above the buy limit %s", sym, money.Format(price), limitText)}
+		}
+		if side == portfoliov1.Side_SIDE_SELL && price.Cmp(limit) < 0 {
+			return store.Trade{}, "", &errPrecondition{fmt.Sprintf("limit not met: %s trades at %s, below the sell limit %s", sym, money.Format(price), limitText)}
+		}
+	}
+	amount := money.Round(money.Mul(qty, price))
+
+	var trade store.Trade
+	var cashAfter string
+	var repeated bool
+	err = s.write(ctx, pid, func(st *store.Store) error {
+		repeated = false
+		prev, err := st.TradeByRequest(ctx, pid, rid)
+		switch {
+		case err == nil: // the same request, executed meanwhile by a concurrent call
+			trade, repeated = prev, true
+			return nil
+		case !errors.Is(err, store.ErrNotFound):
+			return err
+		}
+		p, err := st.GetPortfolio(ctx, pid)
+		if err != nil {
+			return err
+		}
+		pos, err := st.Position(ctx, pid, sym)
+		if err != nil {
+			return err
+		}
+		cash, err := money.Parse(canonical(p.Cash))
+		if err != nil {
+			return fmt.Errorf("portfolio %d cash %q: %w", pid, p.Cash, err)
+		}
+		held, _ := new(big.Rat).SetString(pos.Quantity)
+		cost, _ := new(big.Rat).SetString(pos.CostBasis)
+
+		var cashNew, heldNew, costNew *big.Rat
+		var movement *big.Rat
+		if side == portfoliov1.Side_SIDE_BUY {
+			cashNew, heldNew, costNew = money.Sub(cash, amount), money.Add(held, qty), money.Add(cost, amount)
+			if cashNew.Sign() < 0 {
+				return &errPrecondition{fmt.Sprintf("insufficient cash: portfolio %d has %s, buying %s %s costs %s",
+					pid, money.Format(cash), money.Format(qty), sym, money.Format(amount))}
+			}
+			movement = new(big.Rat).Neg(amount)
+		} else {
+			if held.Cmp(qty) < 0 {
+				return &errPrecondition{fmt.Sprintf("cannot sell %s %s: portfolio %d holds %s",
+					money.Format(qty), sym, pid, money.Format(held))}
+			}
+			cashNew, heldNew = money.Add(cash, amount), money.Sub(held, qty)
+			costNew = new(big.Rat)
+			if heldNew.Sign() > 0 { // the shares left keep their average cost
+				costNew = money.Quo(money.Mul(cost, heldNew), held)
+			}
+			movement = amount
+		}
+		cashAfter = money.Format(cashNew)
+		if err := st.SetCash(ctx, pid, cashAfter); err != nil {
+			return err
+		}
+		if err := st.SetPosition(ctx, pid, store.Position{Symbol: sym, Quantity: money.Format(heldNew),
+			CostBasis: costNew.FloatString(costDigits)}); err != nil {
+			return err
+		}
+		trade, err = st.InsertTrade(ctx, store.Trade{PortfolioID: pid, Symbol: sym, Side: side.String(),
+			Quantity: money.Format(qty), Price: money.Format(price), Amount: money.Format(amount),
+			RequestID: rid, RequestHash: hash})
+		if err != nil {
+			return err
+		}
+		kind := portfoliov1.CashMovementKind_CASH_MOVEMENT_KIND_BUY
+		if side == portfoliov1.Side_SIDE_SELL {
+			kind = portfoliov1.CashMovementKind_CASH_MOVEMENT_KIND_SELL
+		}
+		_, err = st.InsertMovement(ctx, store.CashMovement{PortfolioID: pid, Kind: kind.String(),
+			Amount: money.Format(movement), TradeID: &trade.ID, RequestID: rid, RequestHash: hash})
+		return err
+	})
+	if err != nil {
+		return store.Trade{}, "", err
+	}
+	if repeated {
+		return s.repeatedTrade(ctx, trade, hash)
+	}
+	return trade, cashAfter, nil
+}
+
+// repeatedTrade answers a request_id seen before: the first trade if the request is the
+// same, a conflict if the id was used for another request.
+func (s *Server) repeatedTrade(ctx context.Context, prev store.Trade, hash []byte) (store.Trade, string, error) {
+	if !bytes.Equal(prev.RequestHash, hash) {
+		return store.Trade{}, "", reusedRequestID(prev.RequestID)
+	}
+	p, err := s.store.GetPortfolio(ctx, prev.PortfolioID)
+	if err != nil {
+		return store.Trade{}, "", err
+	}
+	return prev, p.Cash, nil
+}
+
+// latestPrice asks the stock service for symbol's latest close.
+func (s *Server) latestPrice(ctx context.Context, symbol string) (*big.Rat, error) {
+	resp, err := s.stock.GetLatestPrices(ctx, &stockv1.GetLatestPricesRequest{Symbols: []string{symbol}})
+	if err != nil {
+		st := status.Convert(err)
+		switch st.Code() {
+		case codes.InvalidArgument:
+			return nil, status.Errorf(codes.InvalidArgument, "symbol: %s", st.Message())
+		case codes.Canceled:
+			return nil, st.Err()
+		}
+		// Breaker open, peer down or too slow: the trade cannot be priced now.
+		return nil, status.Errorf(codes.Unavailable, "stock prices unavailable, trade not executed: %s", st.Message())
+	}
+	if len(resp.GetPrices()) == 0 {
+		return nil, status.Errorf(codes.NotFound, "no price for %q: unknown symbol", symbol)
+	}
+	price, err := money.Parse(resp.GetPrices()[0].GetClose())
+	if err != nil {
+		return nil, fmt.Errorf("price of %s from the stock service: %w", symbol, err)
+	}
+	return price, nil
+}
+
+// ListTrades returns a page of a portfolio's trades.
+func (s *Server) ListTrades(ctx context.Context, req *portfoliov1.ListTradesRequest) (*portfoliov1.ListTradesResponse, error) {
+	pid := req.GetPortfolioId()
+	q, err := s.lists.trades.Build(listRequest(req.GetFilter(), req.GetOrderBy(), req.GetPageToken(), req.GetPageSize(),
+		strconv.FormatInt(pid, 10)), 2)
+	if err != nil {
+		return nil, s.grpcError(ctx, err)
+	}
+	var rows []store.Trade
+	err = s.retry.Do(ctx, func(ctx context.Context) (err error) {
+		rows, err = s.store.ListTrades(ctx, pid, page(q))
+		return err
+	})
+	if err != nil {
+		return nil, s.grpcError(ctx, err)
+	}
+	rows, next, err := query.Page(q, rows, tradeValue)
+	if err != nil {
+		return nil, s.grpcError(ctx, err)
+	}
+	resp := &portfoliov1.ListTradesResponse{NextPageToken: next}
+	for _, t := range rows {
+		resp.Trades = append(resp.Trades, toTrade(t))
+	}
+	return resp, nil
+}

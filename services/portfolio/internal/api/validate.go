@@ -1,0 +1,83 @@
+package api
+
+import (
+	"strings"
+
+	portfoliov1 "github.com/pgfleet/pgfleet/gen/pgfleet/portfolio/v1"
+	"github.com/pgfleet/pgfleet/pkg/validate"
+	"github.com/pgfleet/pgfleet/services/portfolio/internal/money"
+)
+
+const (
+	maxEmailLen     = 254
+	maxNameLen      = 200
+	maxRequestIDLen = 100
+	maxSymbolLen    = 10
+)
+
+// Validate checks a request before its handler runs (the server's validation interceptor
+// calls it). Lists leave filter, order_by and page_token to pkg/query.
+func Validate(req any) error {
+	var v validate.Violations
+	switch r := req.(type) {
+	case *portfoliov1.CreateUserRequest:
+		e := r.GetEmail()
+		v.Check(len(e) <= maxEmailLen && strings.Count(e, "@") == 1 && !strings.HasPrefix(e, "@") && !strings.HasSuffix(e, "@") &&
+			!strings.ContainsAny(e, " \t\r\n"), "email", "must be an email address like ada@example.com, got %q", e)
+		v.Check(len(r.GetDisplayName()) <= maxNameLen, "display_name", "must be at most %d bytes", maxNameLen)
+	case *portfoliov1.GetUserRequest:
+		checkID(&v, "user_id", r.GetUserId())
+	case *portfoliov1.CreatePortfolioRequest:
+		checkID(&v, "user_id", r.GetUserId())
+		n := r.GetName()
+		v.Check(n != "" && len(n) <= maxNameLen, "name", "must be 1 to %d bytes", maxNameLen)
+		if c := r.GetCurrency(); c != "" {
+			v.Check(len(c) == 3 && strings.ToUpper(c) == c && strings.Trim(c, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") == "",
+				"currency", "must be an ISO 4217 code like \"USD\", got %q", c)
+		}
+	case *portfoliov1.GetPortfolioRequest:
+		checkID(&v, "portfolio_id", r.GetPortfolioId())
+	case *portfoliov1.DepositRequest:
+		checkID(&v, "portfolio_id", r.GetPortfolioId())
+		checkPositive(&v, "amount", r.GetAmount())
+		checkRequestID(&v, r.GetRequestId())
+	case *portfoliov1.WithdrawRequest:
+		checkID(&v, "portfolio_id", r.GetPortfolioId())
+		checkPositive(&v, "amount", r.GetAmount())
+		checkRequestID(&v, r.GetRequestId())
+	case *portfoliov1.ExecuteTradeRequest:
+		checkID(&v, "portfolio_id", r.GetPortfolioId())
+		sym := r.GetSymbol()
+		v.Check(sym != "" && len(sym) <= maxSymbolLen && strings.ToUpper(sym) == sym && !strings.ContainsAny(sym, " \t"),
+			"symbol", "must be a ticker symbol like \"AAPL\", got %q", sym)
+		v.Check(r.GetSide() == portfoliov1.Side_SIDE_BUY || r.GetSide() == portfoliov1.Side_SIDE_SELL,
+			"side", "must be SIDE_BUY or SIDE_SELL")
+		checkPositive(&v, "quantity", r.GetQuantity())
+		if r.GetLimitPrice() != "" {
+			checkPositive(&v, "limit_price", r.GetLimitPrice())
+		}
+		checkRequestID(&v, r.GetRequestId())
+	case *portfoliov1.ListTradesRequest:
+		checkID(&v, "portfolio_id", r.GetPortfolioId())
+	case *portfoliov1.ListCashMovementsRequest:
+		checkID(&v, "portfolio_id", r.GetPortfolioId())
+	}
+	return v.Err()
+}
+
+func checkID(v *validate.Violations, field string, id int64) {
+	v.Check(id > 0, field, "is required and must be positive, got %d", id)
+}
+
+func checkPositive(v *validate.Violations, field, s string) {
+	r, err := money.Parse(s)
+	if err != nil {
+		v.Add(field, "must be a decimal string like \"100.25\": %v", err)
+		return
+	}
+	v.Check(r.Sign() > 0, field, "must be positive, got %q", s)
+}
+
+func checkRequestID(v *validate.Violations, id string) {
+	v.Check(id != "" && len(id) <= maxRequestIDLen, "request_id", "is required: 1 to %d characters that identify this request, so a retry of it is not executed twice", maxRequestIDLen)
+}

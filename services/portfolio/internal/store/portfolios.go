@@ -1,0 +1,136 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgerrcode"
+	"github.com/jackc/pgx/v5"
+)
+
+// Portfolio is a row of portfolio.portfolios.
+type Portfolio struct {
+	ID         int64     `db:"id"`
+	UserID     int64     `db:"user_id"`
+	Name       string    `db:"name"`
+	Currency   string    `db:"currency"`
+	Cash       string    `db:"cash"`
+	CreateTime time.Time `db:"create_time"`
+	UpdateTime time.Time `db:"update_time"`
+}
+
+// Position is a row of portfolio.positions.
+type Position struct {
+	Symbol    string `db:"symbol"`
+	Quantity  string `db:"quantity"`
+	CostBasis string `db:"cost_basis"` // total paid for the shares held
+}
+
+const portfolioColumns = `id, user_id, name, currency, cash::text AS cash, create_time, update_time`
+
+// CreatePortfolio inserts an empty portfolio. A missing user gives ErrNotFound, a name the
+// user already has gives ErrConflict.
+func (s *Store) CreatePortfolio(ctx context.Context, userID int64, name, currency string) (Portfolio, error) {
+	const q = `
+		INSERT INTO portfolio.portfolios (user_id, name, currency) VALUES ($1, $2, $3)
+		RETURNING ` + portfolioColumns
+	rows, _ := s.db.Query(ctx, q, userID, name, currency)
+	p, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[Portfolio])
+	switch {
+	case isCode(err, pgerrcode.ForeignKeyViolation):
+		return Portfolio{}, fmt.Errorf("user %d: %w", userID, ErrNotFound)
+	case isCode(err, pgerrcode.UniqueViolation):
+		return Portfolio{}, fmt.Errorf("portfolio %q of user %d: %w", name, userID, ErrConflict)
+	case err != nil:
+		return Portfolio{}, fmt.Errorf("create portfolio: %w", err)
+	}
+	return p, nil
+}
+
+// GetPortfolio returns a portfolio or an error wrapping ErrNotFound.
+func (s *Store) GetPortfolio(ctx context.Context, id int64) (Portfolio, error) {
+	const q = `SELECT ` + portfolioColumns + ` FROM portfolio.portfolios WHERE id = $1`
+	rows, _ := s.db.Query(ctx, q, id)
+	p, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[Portfolio])
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Portfolio{}, fmt.Errorf("portfolio %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Portfolio{}, fmt.Errorf("get portfolio %d: %w", id, err)
+	}
+	return p, nil
+}
+
+// ListPortfolios returns one page of portfolios.
+func (s *Store) ListPortfolios(ctx context.Context, p Page) ([]Portfolio, error) {
+	q := `SELECT ` + portfolioColumns + ` FROM portfolio.portfolios`
+	if p.Where != "" {
+		q += ` WHERE ` + p.Where
+	}
+	q += ` ORDER BY ` + p.OrderBy + fmt.Sprintf(` LIMIT %d`, p.Limit)
+	rows, _ := s.db.Query(ctx, q, p.Args...)
+	list, err := pgx.CollectRows(rows, pgx.RowToStructByName[Portfolio])
+	if err != nil {
+		return nil, fmt.Errorf("list portfolios: %w", err)
+	}
+	return list, nil
+}
+
+// Positions returns a portfolio's positions by symbol.
+func (s *Store) Positions(ctx context.Context, portfolioID int64) ([]Position, error) {
+	const q = `
+		SELECT symbol, quantity::text AS quantity, cost_basis::text AS cost_basis
+		FROM portfolio.positions WHERE portfolio_id = $1 ORDER BY symbol`
+	rows, _ := s.db.Query(ctx, q, portfolioID)
+	list, err := pgx.CollectRows(rows, pgx.RowToStructByName[Position])
+	if err != nil {
+		return nil, fmt.Errorf("positions of portfolio %d: %w", portfolioID, err)
+	}
+	return list, nil
+}
+
+// Position returns one position; a symbol not held gives quantity and cost "0".
+func (s *Store) Position(ctx context.Context, portfolioID int64, symbol string) (Position, error) {
+	const q = `
+		SELECT symbol, quantity::text AS quantity, cost_basis::text AS cost_basis
+		FROM portfolio.positions WHERE portfolio_id = $1 AND symbol = $2`
+	rows, _ := s.db.Query(ctx, q, portfolioID, symbol)
+	p, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[Position])
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Position{Symbol: symbol, Quantity: "0", CostBasis: "0"}, nil
+	}
+	if err != nil {
+		return Position{}, fmt.Errorf("position %s of portfolio %d: %w", symbol, portfolioID, err)
+	}
+	return p, nil
+}
+
+// SetCash stores a portfolio's new cash balance.
+func (s *Store) SetCash(ctx context.Context, portfolioID int64, cash string) error {
+	const q = `UPDATE portfolio.portfolios SET cash = $2, update_time = now() WHERE id = $1`
+	if _, err := s.db.Exec(ctx, q, portfolioID, cash); err != nil {
+		return fmt.Errorf("set cash of portfolio %d: %w", portfolioID, err)
+	}
+	return nil
+}
+
+// SetPosition stores a position's new quantity and cost basis; quantity "0" removes it.
+func (s *Store) SetPosition(ctx context.Context, portfolioID int64, p Position) error {
+	const upsert = `
+		INSERT INTO portfolio.positions (portfolio_id, symbol, quantity, cost_basis) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (portfolio_id, symbol) DO UPDATE SET
+			quantity = EXCLUDED.quantity, cost_basis = EXCLUDED.cost_basis, update_time = now()`
+	const remove = `DELETE FROM portfolio.positions WHERE portfolio_id = $1 AND symbol = $2`
+	var err error
+	if p.Quantity == "0" {
+		_, err = s.db.Exec(ctx, remove, portfolioID, p.Symbol)
+	} else {
+		_, err = s.db.Exec(ctx, upsert, portfolioID, p.Symbol, p.Quantity, p.CostBasis)
+	}
+	if err != nil {
+		return fmt.Errorf("set position %s of portfolio %d: %w", p.Symbol, portfolioID, err)
+	}
+	return nil
+}

@@ -1,0 +1,88 @@
+// Package store reads and writes schema "portfolio". It knows SQL and pgx, not protobuf;
+// decimals cross it as strings, exactly as numeric prints and parses them.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgerrcode"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Sentinel errors; callers test them with errors.Is.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrConflict = errors.New("already exists")
+)
+
+// DBTX is what a Store needs; *pgxpool.Pool and pgx.Tx both have it.
+type DBTX interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// Store runs the portfolio service's SQL on a pool or inside a transaction.
+type Store struct{ db DBTX }
+
+// New returns a Store on db.
+func New(db DBTX) *Store { return &Store{db: db} }
+
+// WithTx returns a Store whose statements run in tx.
+func (s *Store) WithTx(tx pgx.Tx) *Store { return &Store{db: tx} }
+
+// Page selects rows for a list call. Where and OrderBy are SQL built by pkg/query from a
+// whitelist of columns; Args are Where's bound parameters.
+type Page struct {
+	Where   string
+	Args    []any
+	OrderBy string
+	Limit   int
+}
+
+// User is a row of portfolio.users.
+type User struct {
+	ID          int64     `db:"id"`
+	Email       string    `db:"email"`
+	DisplayName string    `db:"display_name"`
+	CreateTime  time.Time `db:"create_time"`
+}
+
+// CreateUser inserts a user; an email taken in any case gives ErrConflict.
+func (s *Store) CreateUser(ctx context.Context, email, name string) (User, error) {
+	const q = `
+		INSERT INTO portfolio.users (email, display_name) VALUES ($1, $2)
+		RETURNING id, email, display_name, create_time`
+	rows, _ := s.db.Query(ctx, q, email, name)
+	u, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[User])
+	if isCode(err, pgerrcode.UniqueViolation) {
+		return User{}, fmt.Errorf("user with email %q: %w", email, ErrConflict)
+	}
+	if err != nil {
+		return User{}, fmt.Errorf("create user: %w", err)
+	}
+	return u, nil
+}
+
+// GetUser returns a user or an error wrapping ErrNotFound.
+func (s *Store) GetUser(ctx context.Context, id int64) (User, error) {
+	const q = `SELECT id, email, display_name, create_time FROM portfolio.users WHERE id = $1`
+	rows, _ := s.db.Query(ctx, q, id)
+	u, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[User])
+	if errors.Is(err, pgx.ErrNoRows) {
+		return User{}, fmt.Errorf("user %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return User{}, fmt.Errorf("get user %d: %w", id, err)
+	}
+	return u, nil
+}
+
+func isCode(err error, code string) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == code
+}
