@@ -78,7 +78,43 @@ func (l *Locker) Acquire(ctx context.Context, tx pgx.Tx, name string, mode Mode)
 // AcquireAll locks every name in mode until tx ends. It takes them in one canonical
 // order (parents before children, then by name), so concurrent AcquireAll calls cannot
 // deadlock each other, whatever order their names come in.
+//
+// Under REPEATABLE READ or SERIALIZABLE, a transaction's snapshot is taken by its first
+// statement, which may be this lock's: a transaction that waited here then reads data older
+// than what the previous holder committed, and fails to serialize. Take such locks with Hold,
+// before the transaction begins.
 func (l *Locker) AcquireAll(ctx context.Context, tx pgx.Tx, names []string, mode Mode) error {
+	return l.lock(ctx, tx, names, mode, false)
+}
+
+// Hold locks name in mode at session level on conn, which must not be in a transaction, so
+// that a transaction begun on conn afterwards takes its snapshot after the lock is granted
+// and sees everything the previous holder committed. Call release when done, whatever
+// happened: it unlocks, or closes conn if it cannot (a closed session holds no locks). conn
+// must hold no other session-level advisory locks, as connections from a pool do not.
+func (l *Locker) Hold(ctx context.Context, conn *pgx.Conn, name string, mode Mode) (release func(), err error) {
+	release = func() {
+		// Not ctx: the lock must go even when the caller's context has ended.
+		uctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if _, err := conn.Exec(uctx, "SELECT pg_advisory_unlock_all()"); err != nil {
+			conn.Close(uctx) //nolint:errcheck // closing is the fallback: the session's end releases its locks
+		}
+	}
+	if err := l.lock(ctx, conn, []string{name}, mode, true); err != nil {
+		release() // a failed batch may have taken some of the keys
+		return nil, err
+	}
+	return release, nil
+}
+
+// batcher sends a batch; pgx.Tx and *pgx.Conn have it.
+type batcher interface {
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+}
+
+// lock takes every name in mode, transaction-scoped or at session level.
+func (l *Locker) lock(ctx context.Context, db batcher, names []string, mode Mode, session bool) error {
 	if mode < Read || mode > Exclusive {
 		return fmt.Errorf("lock: invalid mode %d", int(mode))
 	}
@@ -93,9 +129,15 @@ func (l *Locker) AcquireAll(ctx context.Context, tx pgx.Tx, names []string, mode
 	if len(sorted) == 0 {
 		return nil
 	}
+	exclusiveFn, sharedFn, local := "pg_advisory_xact_lock", "pg_advisory_xact_lock_shared", "true"
+	if session {
+		// Outside a transaction the batch runs in an implicit one: a failure rolls the
+		// settings back, and set_config(..., false) outlives it only on success.
+		exclusiveFn, sharedFn, local = "pg_advisory_lock", "pg_advisory_lock_shared", "false"
+	}
 
-	// One round trip: save the transaction's lock_timeout in a custom setting, bound the
-	// waits, lock, restore it. The statements run in order and stop at the first error.
+	// One round trip: save lock_timeout in a custom setting, bound the waits, lock,
+	// restore it. The statements run in order and stop at the first error.
 	b := &pgx.Batch{}
 	var owner []string // the resource each queued statement locks, "" for settings
 	queue := func(resource, sql string, args ...any) {
@@ -103,23 +145,23 @@ func (l *Locker) AcquireAll(ctx context.Context, tx pgx.Tx, names []string, mode
 		owner = append(owner, resource)
 	}
 	if l.wait > 0 {
-		queue("", "SELECT set_config('pgfleet.lock_saved_timeout', current_setting('lock_timeout'), true)")
-		queue("", "SELECT set_config('lock_timeout', $1, true)", timeoutSetting(l.wait))
+		queue("", "SELECT set_config('pgfleet.lock_saved_timeout', current_setting('lock_timeout'), "+local+")")
+		queue("", "SELECT set_config('lock_timeout', $1, "+local+")", timeoutSetting(l.wait))
 	}
 	for _, n := range sorted {
 		for _, s := range steps(n, mode) {
 			l.names.add(uint64(s.key)&^1, s.resource)
 			if s.exclusive {
-				queue(n, "SELECT pg_advisory_xact_lock($1)", s.key)
+				queue(n, "SELECT "+exclusiveFn+"($1)", s.key)
 			} else {
-				queue(n, "SELECT pg_advisory_xact_lock_shared($1)", s.key)
+				queue(n, "SELECT "+sharedFn+"($1)", s.key)
 			}
 		}
 	}
 	if l.wait > 0 {
-		queue("", "SELECT set_config('lock_timeout', current_setting('pgfleet.lock_saved_timeout'), true)")
+		queue("", "SELECT set_config('lock_timeout', current_setting('pgfleet.lock_saved_timeout'), "+local+")")
 	}
-	br := tx.SendBatch(ctx, b)
+	br := db.SendBatch(ctx, b)
 	failed := -1
 	for i := range owner {
 		if _, err := br.Exec(); err != nil {

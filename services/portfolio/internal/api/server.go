@@ -6,6 +6,7 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strconv"
 
@@ -73,16 +74,28 @@ func NewFrom(d Deps) portfoliov1.PortfolioServiceServer { return New(d) }
 func portfolioLock(id int64) string { return "portfolio:" + strconv.FormatInt(id, 10) }
 
 // write runs fn as one portfolio-changing transaction: SERIALIZABLE, retried on
-// serialization failures and deadlocks, holding the portfolio's exclusive lock.
+// serialization failures and deadlocks, while holding the portfolio's exclusive lock.
+//
+// The lock is taken at session level before the transaction begins, not inside it: a
+// SERIALIZABLE transaction's snapshot comes from its first statement, so a transaction that
+// waited for the lock inside itself would read the state before the previous holder's commit
+// and fail to serialize, again and again under contention. Holding it across retries keeps
+// them from queueing behind other writers.
 func (s *Server) write(ctx context.Context, portfolioID int64, fn func(st *store.Store) error) error {
-	return s.retry.RunTx(ctx, s.pool, s.safety.tx, func(tx pgx.Tx) error {
-		if s.safety.lock {
-			if err := s.locks.Acquire(ctx, tx, portfolioLock(portfolioID), lock.Exclusive); err != nil {
-				return err
-			}
-		}
-		return fn(s.store.WithTx(tx))
-	})
+	if !s.safety.lock {
+		return s.retry.RunTx(ctx, s.pool, s.safety.tx, func(tx pgx.Tx) error { return fn(s.store.WithTx(tx)) })
+	}
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("acquire connection: %w", err)
+	}
+	defer conn.Release()
+	release, err := s.locks.Hold(ctx, conn.Conn(), portfolioLock(portfolioID), lock.Exclusive)
+	if err != nil {
+		return err
+	}
+	defer release()
+	return s.retry.RunTx(ctx, conn, s.safety.tx, func(tx pgx.Tx) error { return fn(s.store.WithTx(tx)) })
 }
 
 // errPrecondition is a request the portfolio's state refuses (overdraft, oversell, limit).
