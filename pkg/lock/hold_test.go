@@ -66,7 +66,8 @@ func TestLocker_Hold_serializable(t *testing.T) {
 		t.Errorf("counter = %d, want %d", n, workers)
 	}
 	var held int
-	if err := pool.QueryRow(t.Context(), `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'`).Scan(&held); err != nil {
+	if err := pool.QueryRow(t.Context(), `SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+		WHERE l.locktype = 'advisory' AND d.datname = current_database()`).Scan(&held); err != nil {
 		t.Fatal(err)
 	}
 	if held != 0 {
