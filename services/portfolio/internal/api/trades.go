@@ -158,11 +158,11 @@ func (s *Server) repeatedTrade(ctx context.Context, prev store.Trade, hash []byt
 	if !bytes.Equal(prev.RequestHash, hash) {
 		return store.Trade{}, "", reusedRequestID(prev.RequestID)
 	}
-	p, err := s.store.GetPortfolio(ctx, prev.PortfolioID)
+	cash, err := s.store.CashAfterTrade(ctx, prev.PortfolioID, prev.ID)
 	if err != nil {
 		return store.Trade{}, "", err
 	}
-	return prev, p.Cash, nil
+	return prev, cash, nil
 }
 
 // latestPrice asks the stock service for symbol's latest close.
@@ -205,6 +205,9 @@ func (s *Server) ListTrades(ctx context.Context, req *portfoliov1.ListTradesRequ
 	if err != nil {
 		return nil, s.grpcError(ctx, err)
 	}
+	if err := s.requirePortfolio(ctx, pid, len(rows)); err != nil {
+		return nil, s.grpcError(ctx, err)
+	}
 	rows, next, err := query.Page(q, rows, tradeValue)
 	if err != nil {
 		return nil, s.grpcError(ctx, err)
@@ -214,4 +217,14 @@ func (s *Server) ListTrades(ctx context.Context, req *portfoliov1.ListTradesRequ
 		resp.Trades = append(resp.Trades, toTrade(t))
 	}
 	return resp, nil
+}
+
+// requirePortfolio turns an empty list of a portfolio's rows into NOT_FOUND when the
+// portfolio itself does not exist (rows > 0 proves it does, at no cost).
+func (s *Server) requirePortfolio(ctx context.Context, portfolioID int64, rows int) error {
+	if rows > 0 {
+		return nil
+	}
+	_, err := s.store.GetPortfolio(ctx, portfolioID)
+	return err
 }

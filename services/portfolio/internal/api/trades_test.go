@@ -260,6 +260,14 @@ func TestNotFound(t *testing.T) {
 			_, err := c.GetPortfolio(ctx, &portfoliov1.GetPortfolioRequest{PortfolioId: missing})
 			return err
 		}},
+		{"ListTrades unknown portfolio", func(ctx context.Context, c portfoliov1.PortfolioServiceClient) error {
+			_, err := c.ListTrades(ctx, &portfoliov1.ListTradesRequest{PortfolioId: missing})
+			return err
+		}},
+		{"ListCashMovements unknown portfolio", func(ctx context.Context, c portfoliov1.PortfolioServiceClient) error {
+			_, err := c.ListCashMovements(ctx, &portfoliov1.ListCashMovementsRequest{PortfolioId: missing})
+			return err
+		}},
 		{"GetUser unknown user", func(ctx context.Context, c portfoliov1.PortfolioServiceClient) error {
 			_, err := c.GetUser(ctx, &portfoliov1.GetUserRequest{UserId: missing})
 			return err
@@ -477,12 +485,21 @@ func TestIdempotency(t *testing.T) {
 		t.Parallel()
 		pid := e.newPortfolio(t, "trade-repeated@example.com", "10000")
 		var ids []int64
-		for range 3 {
+		for i := range 3 {
 			resp, err := e.client.ExecuteTrade(t.Context(), tradeReq(pid, "10"))
 			if err != nil {
 				t.Fatalf("ExecuteTrade = %v", err)
 			}
 			ids = append(ids, resp.GetTrade().GetId())
+			// A repeat reports the cash right after the trade, not today's.
+			if resp.GetCash() != "9000" {
+				t.Errorf("call %d: cash = %q, want 9000", i, resp.GetCash())
+			}
+			if i == 0 {
+				if _, err := e.client.Deposit(t.Context(), &portfoliov1.DepositRequest{PortfolioId: pid, Amount: "500", RequestId: "later"}); err != nil {
+					t.Fatal(err)
+				}
+			}
 		}
 		if ids[0] == 0 || ids[1] != ids[0] || ids[2] != ids[0] {
 			t.Errorf("trade ids of 3 calls with one request_id = %v, want one id", ids)
@@ -490,7 +507,7 @@ func TestIdempotency(t *testing.T) {
 		if n := countTrades(t, pid); n != 1 {
 			t.Errorf("%d trades, want 1", n)
 		}
-		e.wantCash(t, pid, "9000")
+		e.wantCash(t, pid, "9500")
 	})
 
 	t.Run("trade concurrent", func(t *testing.T) {

@@ -127,3 +127,19 @@ func (s *Store) ListCashMovements(ctx context.Context, portfolioID int64, p Page
 	}
 	return list, nil
 }
+
+// CashAfterTrade returns the portfolio's cash right after a trade: the ledger's sum up to
+// the trade's movement. Movements of one portfolio are written under its lock, so their ids
+// follow their commit order.
+func (s *Store) CashAfterTrade(ctx context.Context, portfolioID, tradeID int64) (string, error) {
+	const q = `
+		SELECT coalesce(sum(amount), 0)::text
+		FROM portfolio.cash_movements
+		WHERE portfolio_id = $1
+		  AND id <= (SELECT id FROM portfolio.cash_movements WHERE trade_id = $2)`
+	var cash string
+	if err := s.db.QueryRow(ctx, q, portfolioID, tradeID).Scan(&cash); err != nil {
+		return "", fmt.Errorf("cash after trade %d: %w", tradeID, err)
+	}
+	return cash, nil
+}
