@@ -1,5 +1,5 @@
-// Command portfolio serves pgfleet.portfolio.v1.PortfolioService and pgfleet.ops.v1.DatabaseMonitor
-// over schema "portfolio", pricing trades with the stock service.
+// Command portfolio serves pgfleet.portfolio.v1.PortfolioService and
+// pgfleet.ops.v1.DatabaseMonitor over schema "portfolio", pricing trades with the stock service.
 package main
 
 import (
@@ -12,16 +12,10 @@ import (
 
 	"github.com/sethvargo/go-envconfig"
 
-	opsv1 "github.com/pgfleet/pgfleet/gen/pgfleet/ops/v1"
 	portfoliov1 "github.com/pgfleet/pgfleet/gen/pgfleet/portfolio/v1"
 	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
+	"github.com/pgfleet/pgfleet/pkg/app"
 	"github.com/pgfleet/pgfleet/pkg/client"
-	"github.com/pgfleet/pgfleet/pkg/dbmonitor"
-	"github.com/pgfleet/pgfleet/pkg/lock"
-	"github.com/pgfleet/pgfleet/pkg/migrate"
-	"github.com/pgfleet/pgfleet/pkg/pgpool"
-	"github.com/pgfleet/pgfleet/pkg/retry"
-	"github.com/pgfleet/pgfleet/pkg/server"
 	"github.com/pgfleet/pgfleet/services/portfolio/internal/api"
 	"github.com/pgfleet/pgfleet/services/portfolio/migrations"
 )
@@ -45,44 +39,22 @@ func run(ctx context.Context, log *slog.Logger, env envconfig.Lookuper) error {
 		return fmt.Errorf("read config: %w", err)
 	}
 	log.Info("starting", "config", cfg) // secrets carry json:"-"
-
-	pool, err := pgpool.New(ctx, cfg.DB)
+	svc, err := app.Start(ctx, cfg.App, app.Options{Name: "portfolio", GRPCAddr: cfg.GRPCAddr,
+		MetricsAddr: cfg.MetricsAddr, Migrations: migrations.Set, Validate: api.Validate}, log)
 	if err != nil {
-		return fmt.Errorf("open pool: %w", err)
+		return err
 	}
-	defer pool.Close() // last: after the server has drained
-	if err := migrate.Up(ctx, pool, migrations.Set); err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
-
-	srv, err := server.New(server.Options{
-		Name:           "portfolio",
-		GRPCAddr:       cfg.GRPCAddr,
-		MetricsAddr:    cfg.MetricsAddr,
-		Drain:          cfg.Drain,
-		DefaultTimeout: cfg.DB.Acquire,
-		Validate:       api.Validate,
-		Log:            log,
-	})
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
-	retrier := retry.New(cfg.Retry, srv.Registry())
-	locks := lock.New(cfg.Lock)
-	monitor := pgpool.NewMonitor(pool, cfg.DB.Health, log)
-	srv.Registry().MustRegister(pgpool.NewCollector(pool, monitor))
+	defer svc.Close() // after Run has drained
 
 	// Prices come from the stock service, behind a deadline, retries and a circuit breaker.
-	stockConn, err := client.Dial("stock", cfg.Stock, srv.Registry())
+	stock, err := client.Dial("stock", cfg.Stock, svc.Server.Registry())
 	if err != nil {
 		return fmt.Errorf("dial stock service: %w", err)
 	}
-	defer stockConn.Close()
+	defer stock.Close()
 
-	portfoliov1.RegisterPortfolioServiceServer(srv, api.New(api.Deps{Pool: pool, Retry: retrier, Locks: locks,
-		Stock: stockv1.NewStockServiceClient(stockConn), TokenKey: cfg.Query.PageTokenKey, Log: log}))
-	opsv1.RegisterDatabaseMonitorServer(srv, dbmonitor.New("portfolio", pool, locks, retrier))
-	srv.WatchPool(monitor, portfoliov1.PortfolioService_ServiceDesc.ServiceName, opsv1.DatabaseMonitor_ServiceDesc.ServiceName)
-	log.Info("serving", "grpc", srv.GRPCAddr(), "metrics", srv.MetricsAddr())
-	return srv.Run(ctx)
+	portfoliov1.RegisterPortfolioServiceServer(svc.Server, api.New(api.Deps{Pool: svc.Pool, Retry: svc.Retry,
+		Locks: svc.Locks, Stock: stockv1.NewStockServiceClient(stock), TokenKey: cfg.App.Query.PageTokenKey, Log: log}))
+	log.Info("serving", "grpc", svc.Server.GRPCAddr(), "metrics", svc.Server.MetricsAddr())
+	return svc.Run(ctx, portfoliov1.PortfolioService_ServiceDesc.ServiceName)
 }

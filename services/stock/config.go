@@ -1,22 +1,10 @@
 package main
 
-import (
-	"time"
-
-	"github.com/pgfleet/pgfleet/pkg/lock"
-	"github.com/pgfleet/pgfleet/pkg/pgpool"
-	"github.com/pgfleet/pgfleet/pkg/query"
-	"github.com/pgfleet/pgfleet/pkg/retry"
-)
+import "github.com/pgfleet/pgfleet/pkg/app"
 
 // config is read from the environment; the README's configuration table lists every variable.
 type config struct {
-	DB    pgpool.Config // DATABASE_URL, DB_POOL_*, DB_HEALTH_INTERVAL
-	Retry retry.Config  // DB_RETRY_*, DB_BREAKER_*
-	Lock  lock.Config   // LOCK_WAIT_TIMEOUT
-	Query query.Config  // PAGE_TOKEN_KEY
-
-	GRPCAddr    string        `env:"GRPC_ADDR, default=:50051"`
-	MetricsAddr string        `env:"METRICS_ADDR, default=:9101"`
-	Drain       time.Duration `env:"DRAIN_TIMEOUT, default=20s"`
+	App         app.Config // DATABASE_URL, DB_*, LOCK_WAIT_TIMEOUT, PAGE_TOKEN_KEY, DRAIN_TIMEOUT
+	GRPCAddr    string     `env:"GRPC_ADDR, default=:50051"`
+	MetricsAddr string     `env:"METRICS_ADDR, default=:9101"`
 }

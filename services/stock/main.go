@@ -12,14 +12,8 @@ import (
 
 	"github.com/sethvargo/go-envconfig"
 
-	opsv1 "github.com/pgfleet/pgfleet/gen/pgfleet/ops/v1"
 	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
-	"github.com/pgfleet/pgfleet/pkg/dbmonitor"
-	"github.com/pgfleet/pgfleet/pkg/lock"
-	"github.com/pgfleet/pgfleet/pkg/migrate"
-	"github.com/pgfleet/pgfleet/pkg/pgpool"
-	"github.com/pgfleet/pgfleet/pkg/retry"
-	"github.com/pgfleet/pgfleet/pkg/server"
+	"github.com/pgfleet/pgfleet/pkg/app"
 	"github.com/pgfleet/pgfleet/services/stock/internal/api"
 	"github.com/pgfleet/pgfleet/services/stock/migrations"
 )
@@ -43,36 +37,14 @@ func run(ctx context.Context, log *slog.Logger, env envconfig.Lookuper) error {
 		return fmt.Errorf("read config: %w", err)
 	}
 	log.Info("starting", "config", cfg) // secrets carry json:"-"
-
-	pool, err := pgpool.New(ctx, cfg.DB)
+	svc, err := app.Start(ctx, cfg.App, app.Options{Name: "stock", GRPCAddr: cfg.GRPCAddr,
+		MetricsAddr: cfg.MetricsAddr, Migrations: migrations.Set, Validate: api.Validate}, log)
 	if err != nil {
-		return fmt.Errorf("open pool: %w", err)
+		return err
 	}
-	defer pool.Close() // last: after the server has drained
-	if err := migrate.Up(ctx, pool, migrations.Set); err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
+	defer svc.Close() // after Run has drained
 
-	srv, err := server.New(server.Options{
-		Name:           "stock",
-		GRPCAddr:       cfg.GRPCAddr,
-		MetricsAddr:    cfg.MetricsAddr,
-		Drain:          cfg.Drain,
-		DefaultTimeout: cfg.DB.Acquire,
-		Validate:       api.Validate,
-		Log:            log,
-	})
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
-	retrier := retry.New(cfg.Retry, srv.Registry())
-	locks := lock.New(cfg.Lock)
-	monitor := pgpool.NewMonitor(pool, cfg.DB.Health, log)
-	srv.Registry().MustRegister(pgpool.NewCollector(pool, monitor))
-
-	stockv1.RegisterStockServiceServer(srv, api.New(pool, retrier, locks, cfg.Query.PageTokenKey, log))
-	opsv1.RegisterDatabaseMonitorServer(srv, dbmonitor.New("stock", pool, locks, retrier))
-	srv.WatchPool(monitor, stockv1.StockService_ServiceDesc.ServiceName, opsv1.DatabaseMonitor_ServiceDesc.ServiceName)
-	log.Info("serving", "grpc", srv.GRPCAddr(), "metrics", srv.MetricsAddr())
-	return srv.Run(ctx)
+	stockv1.RegisterStockServiceServer(svc.Server, api.New(svc.Pool, svc.Retry, svc.Locks, cfg.App.Query.PageTokenKey, log))
+	log.Info("serving", "grpc", svc.Server.GRPCAddr(), "metrics", svc.Server.MetricsAddr())
+	return svc.Run(ctx, stockv1.StockService_ServiceDesc.ServiceName)
 }

@@ -17,6 +17,7 @@ import (
 
 	portfoliov1 "github.com/pgfleet/pgfleet/gen/pgfleet/portfolio/v1"
 	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
+	"github.com/pgfleet/pgfleet/pkg/app"
 	"github.com/pgfleet/pgfleet/pkg/lock"
 	"github.com/pgfleet/pgfleet/pkg/query"
 	"github.com/pgfleet/pgfleet/pkg/retry"
@@ -103,32 +104,18 @@ type errPrecondition struct{ msg string }
 
 func (e *errPrecondition) Error() string { return e.msg }
 
-// grpcError turns a store, lock, retry or stock-service error into a status.
+// grpcError turns a store error into a status; what every service shares goes to app.Status.
 func (s *Server) grpcError(ctx context.Context, err error) error {
-	var withStatus interface{ GRPCStatus() *status.Status }
 	var pre *errPrecondition
 	switch {
-	case errors.As(err, &withStatus): // *validate.Error, or the stock service's answer
-		return withStatus.GRPCStatus().Err()
 	case errors.As(err, &pre):
 		return status.Error(codes.FailedPrecondition, pre.msg)
 	case errors.Is(err, store.ErrNotFound):
 		return status.Error(codes.NotFound, err.Error())
 	case errors.Is(err, store.ErrConflict):
 		return status.Error(codes.AlreadyExists, err.Error())
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return status.FromContextError(err).Err()
-	case errors.Is(err, lock.ErrTimeout), errors.Is(err, retry.ErrExhausted):
-		s.log.WarnContext(ctx, "concurrency conflict", "err", err)
-		return status.Error(codes.Aborted, "concurrent update conflict, retry the request")
-	case errors.Is(err, retry.ErrCircuitOpen):
-		return status.Error(codes.Unavailable, "database unavailable, retry later")
-	case retry.Classify(err) != retry.Permanent:
-		s.log.WarnContext(ctx, "database unavailable", "err", err)
-		return status.Error(codes.Unavailable, "database unavailable, retry later")
 	}
-	s.log.ErrorContext(ctx, "internal error", "err", err)
-	return status.Error(codes.Internal, "internal error")
+	return app.Status(ctx, s.log, err)
 }
 
 // listRequest is the common shape of list calls.

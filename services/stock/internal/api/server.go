@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
+	"github.com/pgfleet/pgfleet/pkg/app"
 	"github.com/pgfleet/pgfleet/pkg/lock"
 	"github.com/pgfleet/pgfleet/pkg/retry"
 	"github.com/pgfleet/pgfleet/pkg/validate"
@@ -47,14 +48,11 @@ func New(pool *pgxpool.Pool, r *retry.Retrier, l *lock.Locker, tokenKey string, 
 // stockLock names the lock that guards a stock's prices.
 func stockLock(symbol string) string { return "stock:" + symbol }
 
-// grpcError turns a store, lock or retry error into a status. Causes are logged, not returned.
+// grpcError turns a store error into a status; what every service shares goes to app.Status.
 func (s *Server) grpcError(ctx context.Context, err error) error {
-	var withStatus interface{ GRPCStatus() *status.Status } // *validate.Error, or a stream's own status
 	var unknown *store.UnknownStocksError
 	var pgErr *pgconn.PgError
 	switch {
-	case errors.As(err, &withStatus):
-		return withStatus.GRPCStatus().Err()
 	case errors.As(err, &unknown):
 		var v validate.Violations
 		for _, sym := range unknown.Symbols {
@@ -66,17 +64,6 @@ func (s *Server) grpcError(ctx context.Context, err error) error {
 		return status.Error(codes.FailedPrecondition, "a referenced stock no longer exists")
 	case errors.Is(err, store.ErrNotFound):
 		return status.Error(codes.NotFound, err.Error()) // `stock "ZZZZ": not found`
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return status.FromContextError(err).Err()
-	case errors.Is(err, lock.ErrTimeout), errors.Is(err, retry.ErrExhausted):
-		s.log.WarnContext(ctx, "concurrency conflict", "err", err)
-		return status.Error(codes.Aborted, "concurrent update conflict, retry the request")
-	case errors.Is(err, retry.ErrCircuitOpen):
-		return status.Error(codes.Unavailable, "database unavailable, retry later")
-	case retry.Classify(err) != retry.Permanent:
-		s.log.WarnContext(ctx, "database unavailable", "err", err)
-		return status.Error(codes.Unavailable, "database unavailable, retry later")
 	}
-	s.log.ErrorContext(ctx, "internal error", "err", err)
-	return status.Error(codes.Internal, "internal error")
+	return app.Status(ctx, s.log, err)
 }

@@ -1,0 +1,100 @@
+// Package app starts a pgfleet service the one way they all start: pool, migrations, gRPC
+// server with health tied to the pool, database monitor, retries and locks. A service's main
+// reads its config, calls Start, registers its API on Server, and calls Run.
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	opsv1 "github.com/pgfleet/pgfleet/gen/pgfleet/ops/v1"
+	"github.com/pgfleet/pgfleet/pkg/dbmonitor"
+	"github.com/pgfleet/pgfleet/pkg/lock"
+	"github.com/pgfleet/pgfleet/pkg/migrate"
+	"github.com/pgfleet/pgfleet/pkg/pgpool"
+	"github.com/pgfleet/pgfleet/pkg/query"
+	"github.com/pgfleet/pgfleet/pkg/retry"
+	"github.com/pgfleet/pgfleet/pkg/server"
+)
+
+// Config is the environment every service reads; a service's config holds it beside its own
+// settings (its listen addresses, whose defaults differ per service).
+type Config struct {
+	DB    pgpool.Config // DATABASE_URL, DB_POOL_*, DB_HEALTH_INTERVAL
+	Retry retry.Config  // DB_RETRY_*, DB_BREAKER_*
+	Lock  lock.Config   // LOCK_WAIT_TIMEOUT
+	Query query.Config  // PAGE_TOKEN_KEY
+	Drain time.Duration `env:"DRAIN_TIMEOUT, default=20s"`
+}
+
+// Options say what the service is and where it listens.
+type Options struct {
+	Name        string // e.g. "stock": logs, metrics, DatabaseMonitor
+	GRPCAddr    string
+	MetricsAddr string
+	Migrations  migrate.Set
+	Validate    func(req any) error // the service's request validation, run before each handler
+}
+
+// Service holds a started service's shared parts, for its API to use.
+type Service struct {
+	Pool   *pgxpool.Pool
+	Server *server.Server
+	Retry  *retry.Retrier
+	Locks  *lock.Locker
+
+	name    string
+	monitor *pgpool.Monitor
+}
+
+// Start opens the pool, applies the migrations and listens. The caller registers its API on
+// Server, then calls Run; Close, deferred, closes the pool after Run has drained.
+func Start(ctx context.Context, cfg Config, opts Options, log *slog.Logger) (*Service, error) {
+	pool, err := pgpool.New(ctx, cfg.DB)
+	if err != nil {
+		return nil, fmt.Errorf("open pool: %w", err)
+	}
+	if err := migrate.Up(ctx, pool, opts.Migrations); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	srv, err := server.New(server.Options{
+		Name:           opts.Name,
+		GRPCAddr:       opts.GRPCAddr,
+		MetricsAddr:    opts.MetricsAddr,
+		Drain:          cfg.Drain,
+		DefaultTimeout: cfg.DB.Acquire, // the pool has no acquire timeout: calls get a deadline
+		Validate:       opts.Validate,
+		Log:            log,
+	})
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	monitor := pgpool.NewMonitor(pool, cfg.DB.Health, log)
+	srv.Registry().MustRegister(pgpool.NewCollector(pool, monitor))
+	return &Service{
+		Pool:    pool,
+		Server:  srv,
+		Retry:   retry.New(cfg.Retry, srv.Registry()),
+		Locks:   lock.New(cfg.Lock),
+		name:    opts.Name,
+		monitor: monitor,
+	}, nil
+}
+
+// Run serves DatabaseMonitor beside the registered services, ties the health of "" and of
+// each named service to the pool, and serves until ctx ends; then it drains (see
+// server.Server.Run).
+func (s *Service) Run(ctx context.Context, services ...string) error {
+	opsv1.RegisterDatabaseMonitorServer(s.Server, dbmonitor.New(s.name, s.Pool, s.Locks, s.Retry))
+	s.Server.WatchPool(s.monitor, append(services, opsv1.DatabaseMonitor_ServiceDesc.ServiceName)...)
+	return s.Server.Run(ctx)
+}
+
+// Close closes the pool. Deferred right after Start, it runs after Run has drained.
+func (s *Service) Close() { s.Pool.Close() }
