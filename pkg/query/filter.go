@@ -17,7 +17,7 @@ import (
 // node is a checked filter: a boolean operator over nodes, or a comparison of a field with a
 // typed value.
 type node struct {
-	op    string  // "AND", "OR", "NOT", or an SQL comparison: = <> < <= > >= LIKE, NOT LIKE
+	op    string  // "AND", "OR", "NOT", an SQL comparison (= <> < <= > >= LIKE, NOT LIKE), or has ":"
 	kids  []*node // operands of AND, OR and NOT
 	field *Field  // compared field
 	value any     // compared value, in the Go type of field.Type
@@ -40,8 +40,8 @@ func (p *params) add(v any) string {
 // an empty filter. Its errors are messages for the caller.
 //
 // The filter is parsed by go.einride.tech/aip and checked here rather than by that module's
-// checker: the checker accepts what SQL cannot express (has, durations) and its messages do
-// not name the offending field plainly.
+// checker: the checker accepts what SQL cannot express (has on any field, durations) and its
+// messages do not name the offending field plainly.
 func (s *Schema) parseFilter(text string) (n *node, err error) {
 	if strings.TrimSpace(text) == "" {
 		return nil, nil
@@ -95,8 +95,12 @@ func syntaxError(err error) error {
 	return fmt.Errorf("invalid syntax at column %d: %s", pos.Column, msg)
 }
 
-// comparisons maps the filter's comparison functions to SQL operators.
+// has is the node operator of the has function, which Field.condition renders by field type.
+const has = ":"
+
+// comparisons maps the filter's comparison functions to SQL operators, and has to has.
 var comparisons = map[string]string{
+	filtering.FunctionHas:           has,
 	filtering.FunctionEquals:        "=",
 	filtering.FunctionNotEquals:     "<>",
 	filtering.FunctionLessThan:      "<",
@@ -145,8 +149,6 @@ func (s *Schema) checkExpr(e *expr.Expr, depth int) (*node, error) {
 			return nil, fmt.Errorf("%s with %d operands", op, len(n.kids))
 		}
 		return n, nil
-	case filtering.FunctionHas:
-		return nil, errors.New(`operator ":" (has) is not supported, use =`)
 	}
 	op, ok := comparisons[fn]
 	if !ok {
@@ -170,12 +172,16 @@ func (s *Schema) checkExpr(e *expr.Expr, depth int) (*node, error) {
 		return nil, fmt.Errorf("comparing field %q with field %q is not supported, compare with a literal",
 			name, other)
 	}
-	if (f.Type == Bool || f.Type == Enum) && op != "=" && op != "<>" {
-		return nil, fmt.Errorf("field %q is %s and supports only = and !=", name, f.article())
+	if err := f.allows(op); err != nil {
+		return nil, err
 	}
 	v, err := f.literal(args[1])
 	if err != nil {
 		return nil, err
+	}
+	if op == has && v == "*" {
+		// AIP-160's presence test; the parser reads tags:* and tags:"*" alike.
+		return nil, fmt.Errorf("field %q: the presence test %s:* is not supported", name, name)
 	}
 	if pattern, ok := v.(string); ok && f.Type == String && (op == "=" || op == "<>") {
 		if like, ok := wildcard(pattern); ok {
@@ -184,6 +190,32 @@ func (s *Schema) checkExpr(e *expr.Expr, depth int) (*node, error) {
 		}
 	}
 	return &node{op: op, field: f, value: v}, nil
+}
+
+// allows returns why the field cannot be compared by op, or nil if it can.
+func (f *Field) allows(op string) error {
+	switch {
+	case f.Type == StringList && op != has:
+		return fmt.Errorf(`field %q is a list: use %s:"value"`, f.Name, f.Name)
+	case f.Type == Text && op != has:
+		return fmt.Errorf(`field %q is full-text: use %s:"words"`, f.Name, f.Name)
+	case op == has && !f.Type.hasOnly():
+		return errors.New(`operator ":" (has) is not supported, use =`)
+	case (f.Type == Bool || f.Type == Enum) && op != "=" && op != "<>":
+		return fmt.Errorf("field %q is %s and supports only = and !=", f.Name, f.article())
+	}
+	return nil
+}
+
+// condition renders the comparison of the field by op with the bound parameter ref.
+func (f *Field) condition(op, ref string) string {
+	switch f.Type {
+	case StringList:
+		return f.Column + " @> ARRAY[" + ref + "]"
+	case Text:
+		return f.Column + " @@ websearch_to_tsquery('english', " + ref + ")"
+	}
+	return f.Column + " " + op + " " + ref
 }
 
 // literal returns the value e holds, checked against the field's type.
@@ -196,7 +228,7 @@ func (f *Field) literal(e *expr.Expr) (any, error) {
 	switch v := e.GetConstExpr().GetConstantKind().(type) {
 	case *expr.Constant_StringValue:
 		switch f.Type {
-		case String:
+		case String, StringList, Text:
 			return v.StringValue, nil
 		case Timestamp:
 			t, err := time.Parse(time.RFC3339Nano, v.StringValue)
@@ -241,7 +273,7 @@ func (f *Field) isEnumValue(name string) bool {
 // wants describes the literals the field compares with, for error messages.
 func (f *Field) wants() string {
 	switch f.Type {
-	case String:
+	case String, StringList, Text:
 		return "a quoted string"
 	case Int:
 		return "an integer"
@@ -325,7 +357,7 @@ func (n *node) sql(p *params) string {
 	if n == nil {
 		return ""
 	}
-	return n.render(func(n *node) string { return n.field.Column + " " + n.op + " " + p.add(n.value) }, true)
+	return n.render(func(n *node) string { return n.field.condition(n.op, p.add(n.value)) }, true)
 }
 
 // text renders n with API names and literal values: one spelling per filter, however it was

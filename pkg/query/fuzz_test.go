@@ -14,7 +14,8 @@ import (
 var placeholder = regexp.MustCompile(`\$(\d+)`)
 
 // FuzzSchema_Build checks that no filter, order_by or page token makes Build panic or fail
-// with anything but a *validate.Error, and that the SQL it builds is well-formed.
+// with anything but a *validate.Error, and that the SQL it builds is well-formed, under the
+// recommendations schema and under questions, whose list and full-text fields take has.
 // Run with: go test -run '^$' -fuzz FuzzSchema_Build -fuzztime 30s ./query/
 func FuzzSchema_Build(f *testing.F) {
 	q, err := recommendations.Build(query.Request{Filter: `confidence > 0.5`, OrderBy: "confidence desc"}, 1)
@@ -36,33 +37,43 @@ func FuzzSchema_Build(f *testing.F) {
 		{"symbol = '\\x41\\u00e9\\101'", "  ", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"},
 		{"symbol = \"\xff\"\n\tOR\r\nsource != 0x1F", "sourcé", "\x00"},
 		{strings.Repeat("NOT (", 40) + `active = false` + strings.Repeat(")", 40), "active", ""},
+		{`tags:"sql" AND -tags:go AND text:'"outer join" -lateral'`, "level desc, title", ""},
+		{`tags:* OR text = "x" OR title:"y" OR tags:("a" OR "b") OR text:node.js`, "tags", ""},
+		{`NOT (tags:"c*" OR text:"the") level >= 2`, "text desc", valid},
 	}
 	for _, s := range seeds {
 		f.Add(s.filter, s.orderBy, s.token)
 	}
 	f.Fuzz(func(t *testing.T, filter, orderBy, token string) {
 		const firstArg = 3
-		q, err := recommendations.Build(query.Request{Filter: filter, OrderBy: orderBy, PageToken: token}, firstArg)
-		if err != nil {
-			var bad *validate.Error
-			if !errors.As(err, &bad) {
-				t.Fatalf("Build error = %v (%T), want a *validate.Error", err, err)
+		for _, s := range []*query.Schema{&recommendations, &questions} {
+			q, err := s.Build(query.Request{Filter: filter, OrderBy: orderBy, PageToken: token}, firstArg)
+			if err != nil {
+				var bad *validate.Error
+				if !errors.As(err, &bad) {
+					t.Fatalf("Build error = %v (%T), want a *validate.Error", err, err)
+				}
+				continue
 			}
-			return
-		}
-		if strings.Count(q.Where, "(") != strings.Count(q.Where, ")") {
-			t.Errorf("Where %q has unbalanced parentheses", q.Where)
-		}
-		used := map[int]bool{}
-		for _, m := range placeholder.FindAllStringSubmatch(q.Where, -1) {
-			n, _ := strconv.Atoi(m[1])
-			if n < firstArg || n >= firstArg+len(q.Args) {
-				t.Errorf("Where %q uses $%d, want $%d to $%d", q.Where, n, firstArg, firstArg+len(q.Args)-1)
+			for _, pair := range []string{"()", "[]"} {
+				if strings.Count(q.Where, pair[:1]) != strings.Count(q.Where, pair[1:]) {
+					t.Errorf("Where %q has unbalanced %s", q.Where, pair)
+				}
 			}
-			used[n] = true
-		}
-		if len(used) != len(q.Args) {
-			t.Errorf("Where %q uses %d parameters, Args has %d", q.Where, len(used), len(q.Args))
+			used := map[int]bool{}
+			for _, m := range placeholder.FindAllStringSubmatch(q.Where, -1) {
+				n, _ := strconv.Atoi(m[1])
+				if n < firstArg || n >= firstArg+len(q.Args) {
+					t.Errorf("Where %q uses $%d, want $%d to $%d", q.Where, n, firstArg, firstArg+len(q.Args)-1)
+				}
+				used[n] = true
+			}
+			if len(used) != len(q.Args) {
+				t.Errorf("Where %q uses %d parameters, Args has %d", q.Where, len(used), len(q.Args))
+			}
+			if strings.Count(q.Where, "'") != 2*strings.Count(q.Where, "'english'") {
+				t.Errorf("Where %q has a quoted literal other than 'english': values must be bound", q.Where)
+			}
 		}
 	})
 }

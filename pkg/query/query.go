@@ -22,6 +22,28 @@
 //	rows := ... // query with q.Args
 //	page, next, err := query.Page(q, rows, func(s Stock, field string) any { ... })
 //
+// Filters follow AIP-160: a declared field compared with a literal (= != < <= > >=), terms
+// joined by AND, by OR (which binds tighter than AND), by a space (AND), negated by NOT or -,
+// and grouped by parentheses. A string compared by = or != may start or end with the
+// wildcard "*" (name = "App*"); bool and enum fields take only = and !=. Fields are compared
+// with literals only, never with other fields or through functions other than timestamp().
+//
+// List and full-text fields take the has operator ":" and nothing else:
+//
+//	{Name: "tags", Column: "q.tags", Type: query.StringList}, // a text[] column
+//	{Name: "text", Column: "q.search", Type: query.Text},     // a tsvector column
+//
+// turn tags:"sql" into q.tags @> ARRAY[$1] (the array has the element) and text:"outer join"
+// into q.search @@ websearch_to_tsquery('english', $2). The has operator applies to no other
+// field, and its presence test (tags:*) is not supported. Both columns want a GIN index,
+// which serves exactly these operators:
+//
+//	tags   text[]   NOT NULL DEFAULT '{}',
+//	body   text     NOT NULL,
+//	search tsvector NOT NULL GENERATED ALWAYS AS (to_tsvector('english', body)) STORED
+//	CREATE INDEX questions_tags ON questions USING gin (tags);
+//	CREATE INDEX questions_search ON questions USING gin (search);
+//
 // Pages are cut by keyset: the page token holds the sort-key values of the last row of the
 // previous page, and the next query asks for rows after them. OFFSET is never used.
 package query
@@ -57,6 +79,18 @@ const (
 	Timestamp                 // time.Time; timestamptz columns, RFC 3339 strings in filters
 	Bool                      // bool; true or false in filters
 	Enum                      // string holding a value name of Field.Enum, as the column stores it
+	// StringList is a text[] column, filtered only by has: tags:"sql" holds for rows whose
+	// array has the element "sql" ("*" is an ordinary character). It renders as
+	// Column @> ARRAY[$n], which a GIN index on the column serves; "$n = ANY(Column)" would
+	// mean the same but no index can serve it.
+	StringList
+	// Text is a full-text field whose Column is a tsvector built with the 'english'
+	// configuration, usually a generated column with a GIN index. It is filtered only by
+	// has: text:"outer join" renders as Column @@ websearch_to_tsquery('english', $n), so
+	// the value is web-search syntax: stemmed words that must all occur, "quoted phrases",
+	// or, and -word (text:'"outer join" -lateral'). A value without searchable words (blank,
+	// or only stop words such as "the") matches no row.
+	Text
 )
 
 // String names the type as error messages do.
@@ -74,23 +108,35 @@ func (t Type) String() string {
 		return "bool"
 	case Enum:
 		return "enum"
+	case StringList:
+		return "string list"
+	case Text:
+		return "full-text"
 	}
 	return fmt.Sprintf("Type(%d)", int(t))
+}
+
+// hasOnly reports whether fields of the type are filtered by the has operator ":" alone, and
+// so can be neither sorted by nor part of a Key.
+func (t Type) hasOnly() bool {
+	return t == StringList || t == Text
 }
 
 // Field is one field a list method lets callers filter or sort by.
 type Field struct {
 	// Name is the API name, as callers write it in filter and order_by ("market_cap").
 	Name string
-	// Column is the SQL expression for the field ("s.market_cap"). It is written into the
-	// statement as is, so it must come from code, never from input.
+	// Column is the SQL expression for the field ("s.market_cap"): a text[] for a StringList,
+	// a tsvector for a Text field. It is written into the statement as is, so it must come
+	// from code, never from input.
 	Column string
 	// Type decides the literals the field compares with and the Go type of its values.
 	Type Type
 	// Enum is the enum type of an Enum field; its value names are the accepted literals and
 	// what the column stores.
 	Enum protoreflect.EnumType
-	// Sortable lets order_by name the field. Key fields are always sorted by.
+	// Sortable lets order_by name the field. Key fields are always sorted by. StringList and
+	// Text fields cannot be sorted by.
 	Sortable bool
 }
 
@@ -251,10 +297,12 @@ func (s *Schema) check() error {
 		switch {
 		case f.Name == "" || f.Column == "":
 			return fmt.Errorf("query: schema field %d: empty name or column", i)
-		case f.Type < String || f.Type > Enum:
+		case f.Type < String || f.Type > Text:
 			return fmt.Errorf("query: schema field %q: invalid type %d", f.Name, int(f.Type))
 		case (f.Type == Enum) != (f.Enum != nil):
 			return fmt.Errorf("query: schema field %q: Enum must be set exactly for type enum", f.Name)
+		case f.Sortable && f.Type.hasOnly():
+			return fmt.Errorf("query: schema field %q: a %s field cannot be sortable", f.Name, f.Type)
 		}
 		for _, g := range s.Fields[:i] {
 			if g.Name == f.Name {
@@ -266,8 +314,12 @@ func (s *Schema) check() error {
 		return errors.New("query: schema has no key")
 	}
 	for _, name := range s.Key {
-		if s.field(name) == nil {
+		f := s.field(name)
+		if f == nil {
 			return fmt.Errorf("query: schema key %q is not a declared field", name)
+		}
+		if f.Type.hasOnly() {
+			return fmt.Errorf("query: schema key %q: a %s field cannot be a key", name, f.Type)
 		}
 	}
 	if _, err := s.parseOrderBy(s.DefaultOrder); err != nil {

@@ -44,6 +44,19 @@ var recommendations = query.Schema{
 	DefaultOrder: "create_time desc",
 }
 
+// questions is ListQuestions' schema: tags in a text[] column, and full-text search through a
+// generated tsvector column over the body.
+var questions = query.Schema{
+	Fields: []query.Field{
+		{Name: "id", Column: "q.id", Type: query.Int, Sortable: true},
+		{Name: "title", Column: "q.title", Type: query.String, Sortable: true},
+		{Name: "level", Column: "q.level", Type: query.Int, Sortable: true},
+		{Name: "tags", Column: "q.tags", Type: query.StringList},
+		{Name: "text", Column: "q.search", Type: query.Text},
+	},
+	Key: []string{"id"},
+}
+
 // violations lists the field violations of a *validate.Error as "field: description".
 func violations(t *testing.T, err error) []string {
 	t.Helper()
@@ -133,6 +146,31 @@ func TestSchema_Build_filter(t *testing.T) {
 			"((r.symbol = $1 OR r.symbol = $2) AND NOT (r.action = $3) AND r.confidence > $4)",
 			[]any{"AAPL", "MSFT", "CARDINALITY_UNKNOWN", 0.5},
 		},
+		{"has_list", &questions, `tags:"sql"`, "(q.tags @> ARRAY[$1])", []any{"sql"}},
+		{"has_list_bare_word", &questions, `tags : sql`, "(q.tags @> ARRAY[$1])", []any{"sql"}},
+		{"has_list_star_is_literal", &questions, `tags:"c*"`, "(q.tags @> ARRAY[$1])", []any{"c*"}},
+		{"has_list_minus", &questions, `-tags:"sql"`, "(NOT (q.tags @> ARRAY[$1]))", []any{"sql"}},
+		{
+			"has_list_not_and", &questions, `NOT tags:"sql" AND tags:"go"`,
+			"(NOT (q.tags @> ARRAY[$1]) AND q.tags @> ARRAY[$2])", []any{"sql", "go"},
+		},
+		{
+			"has_text", &questions, `text:"outer join"`,
+			"(q.search @@ websearch_to_tsquery('english', $1))", []any{"outer join"},
+		},
+		{
+			"has_text_websearch_syntax", &questions, `text:'"outer join" or lateral -cross'`,
+			"(q.search @@ websearch_to_tsquery('english', $1))", []any{`"outer join" or lateral -cross`},
+		},
+		{
+			"has_text_minus", &questions, `-text:"join"`,
+			"(NOT (q.search @@ websearch_to_tsquery('english', $1)))", []any{"join"},
+		},
+		{
+			"has_mixed", &questions, `tags:"sql" (text:"join" OR title = "How*") AND level <= 3`,
+			"(q.tags @> ARRAY[$1] AND (q.search @@ websearch_to_tsquery('english', $2) OR q.title LIKE $3) AND q.level <= $4)",
+			[]any{"sql", "join", "How%", int64(3)},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -211,6 +249,23 @@ func TestSchema_Build_filterErrors(t *testing.T) {
 		{"int_overflow", &stocks, `market_cap > 99999999999999999999`, `invalid syntax at column 14: unexpected token NUM`},
 		{"too_long", &stocks, `name = "` + strings.Repeat("a", 2000) + `"`, `longer than 2000 characters`},
 		{"too_deep", &stocks, deep, `nested deeper than 32 levels`},
+		{"list_equals", &questions, `tags = "sql"`, `field "tags" is a list: use tags:"value"`},
+		{"list_not_equals", &questions, `tags != "sql"`, `field "tags" is a list: use tags:"value"`},
+		{"list_less", &questions, `tags < "sql"`, `field "tags" is a list: use tags:"value"`},
+		{"list_in_or", &questions, `tags:"go" OR tags = "sql"`, `field "tags" is a list: use tags:"value"`},
+		{"list_gets_int", &questions, `tags:5`, `field "tags" wants a quoted string, got integer 5`},
+		{"list_gets_group", &questions, `tags:("a" OR "b")`, `field "tags" wants a quoted string, got a call of "OR"`},
+		{"list_presence", &questions, `tags:*`, `field "tags": the presence test tags:* is not supported`},
+		{"list_presence_quoted", &questions, `tags:"*"`, `field "tags": the presence test tags:* is not supported`},
+		{"list_gets_dotted_word", &questions, `tags:node.js`, `field "tags" wants a quoted string, got node.js`},
+		{"text_equals", &questions, `text = "join"`, `field "text" is full-text: use text:"words"`},
+		{"text_greater", &questions, `text > "join"`, `field "text" is full-text: use text:"words"`},
+		{"text_presence", &questions, `text:*`, `field "text": the presence test text:* is not supported`},
+		{"has_string", &questions, `title:"How"`, `operator ":" (has) is not supported, use =`},
+		{"has_int", &questions, `level:3`, `operator ":" (has) is not supported, use =`},
+		{"has_unknown_field", &questions, `colour:"red"`, `unknown field "colour"`},
+		{"has_literal_left", &questions, `3:"red"`, `left of : must be a field, got integer 3`},
+		{"has_as_value", &questions, `title = (tags:"go")`, `field "title" wants a quoted string, got a comparison`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -434,6 +489,35 @@ func TestSchema_Build_schemaErrors(t *testing.T) {
 				{Name: "a", Column: "a", Type: query.Int}, {Name: "a", Column: "b", Type: query.Int},
 			}, Key: []string{"a"}},
 			`query: schema field "a" declared twice`,
+		},
+		{
+			"sortable_list",
+			query.Schema{Fields: []query.Field{
+				{Name: "a", Column: "a", Type: query.Int}, {Name: "t", Column: "t", Type: query.StringList, Sortable: true},
+			}, Key: []string{"a"}},
+			`query: schema field "t": a string list field cannot be sortable`,
+		},
+		{
+			"sortable_text",
+			query.Schema{Fields: []query.Field{
+				{Name: "a", Column: "a", Type: query.Int}, {Name: "t", Column: "t", Type: query.Text, Sortable: true},
+			}, Key: []string{"a"}},
+			`query: schema field "t": a full-text field cannot be sortable`,
+		},
+		{
+			"list_key",
+			query.Schema{Fields: []query.Field{{Name: "t", Column: "t", Type: query.StringList}}, Key: []string{"t"}},
+			`query: schema key "t": a string list field cannot be a key`,
+		},
+		{
+			"text_key",
+			query.Schema{Fields: []query.Field{{Name: "t", Column: "t", Type: query.Text}}, Key: []string{"t"}},
+			`query: schema key "t": a full-text field cannot be a key`,
+		},
+		{
+			"type_past_text",
+			query.Schema{Fields: []query.Field{{Name: "a", Column: "a", Type: query.Text + 1}}, Key: []string{"a"}},
+			`query: schema field "a": invalid type 9`,
 		},
 		{
 			"bad_default_order",

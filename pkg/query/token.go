@@ -182,7 +182,7 @@ func decodeValue(t Type, s string) (any, error) {
 // literalText renders a filter value for a fingerprint.
 func literalText(t Type, v any) string {
 	switch t {
-	case String, Enum:
+	case String, Enum, StringList, Text:
 		return strconv.Quote(v.(string))
 	case Timestamp:
 		return strconv.Quote(v.(time.Time).UTC().Format(time.RFC3339Nano))

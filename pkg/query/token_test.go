@@ -270,6 +270,44 @@ func TestSchema_Build_pageTokenOfWildcardIsNotEquality(t *testing.T) {
 	}
 }
 
+func TestSchema_Build_pageTokenOfHasFilter(t *testing.T) {
+	t.Parallel()
+	first := query.Request{Filter: `tags:"sql" AND text:"outer join"`}
+	tok := token(t, build(t, &questions, first, 1), int64(7))
+	const mismatch = "page_token: does not match the filter and order_by of the request"
+	tests := []struct {
+		name    string
+		filter  string
+		wantMsg string // "" when the token is accepted
+	}{
+		{"same", first.Filter, ""},
+		{"reworded", `tags : sql   text:'outer join'`, ""},
+		{"other_tag", `tags:"go" AND text:"outer join"`, mismatch},
+		{"other_words", `tags:"sql" AND text:"outer joins"`, mismatch},
+		{"values_swapped", `tags:"outer join" AND text:"sql"`, mismatch},
+		{"negated_tag", `-tags:"sql" AND text:"outer join"`, mismatch},
+		{"negated_text", `tags:"sql" AND NOT text:"outer join"`, mismatch},
+		{"or", `tags:"sql" OR text:"outer join"`, mismatch},
+		{"tag_only", `tags:"sql"`, mismatch},
+		{"no_filter", "", mismatch},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := questions.Build(query.Request{Filter: tt.filter, PageToken: tok}, 1)
+			if tt.wantMsg == "" {
+				if err != nil {
+					t.Errorf("Build(%q) error = %v, want nil", tt.filter, err)
+				}
+				return
+			}
+			if diff := cmp.Diff([]string{tt.wantMsg}, violations(t, err)); diff != "" {
+				t.Errorf("Build(%q) violations mismatch (-want +got):\n%s", tt.filter, diff)
+			}
+		})
+	}
+}
+
 // TestSchema_Build_listPrices shows a list without filter or order_by (ListPrices: one
 // symbol's prices in a time range, keyed by time): the range is the caller's own SQL, bound
 // into the page token through Extra.
