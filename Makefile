@@ -22,8 +22,8 @@ STAMP := $(TMP)/stamps
 export PATH := $(BIN):$(PATH)
 export GOFLAGS := -buildvcs=false
 
-MODULES := gen pkg services/stock services/portfolio
-SERVICES := stock portfolio
+MODULES := gen pkg services/stock services/portfolio services/interview
+SERVICES := stock portfolio interview
 TEST_PG_DIR  := $(TMP)/testpg
 TEST_PG_PORT ?= 55431
 

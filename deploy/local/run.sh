@@ -25,7 +25,7 @@ export PATH="$BIN:$PATH"
 # GRPC_ADDR, METRICS_ADDR, its own DATABASE_URL, what service_env adds (the addresses of the
 # services it calls), and its seed/<name>.sql if there is one. The gateway (HTTP :8080, no
 # database) is not started yet: it needs its own start step once its environment is settled.
-SERVICES=(stock portfolio)
+SERVICES=(stock portfolio interview)
 
 default_grpc_port() {
 	case $1 in
@@ -319,6 +319,22 @@ if [ "${PGFLEET_SEED:-1}" != 0 ]; then
 			die "loading $seed failed (it runs in one transaction: nothing was kept)"
 		say "$svc demo data ($seed, $(secs $(($(now_ms) - t0)))): $out"
 	done
+	# The question bank goes in through the API itself: BulkImportQuestions checks every
+	# question and rubric as any client's import would be checked.
+	bank=$HERE/seed/interview-questions.json
+	interview_i=$(svc_index interview)
+	if [ -n "$interview_i" ] && [ -f "$bank" ] && [ -n "$GRPCURL" ]; then
+		n=$(psql_ "$(service_url interview "$(password_of interview)")" -Atc 'SELECT count(*) FROM interview.questions')
+		if [ "$n" = 0 ]; then
+			t0=$(now_ms)
+			out=$("$GRPCURL" -plaintext -d @ "$(grpc_target "$interview_i")" \
+				pgfleet.interview.v1.QuestionBankService/BulkImportQuestions <"$bank") ||
+				die "importing $bank failed: $out"
+			say "interview demo data ($bank through BulkImportQuestions, $(secs $(($(now_ms) - t0)))): $(echo "$out" | tr -d ' \n')"
+		else
+			say "interview demo data: the question bank holds $n questions already"
+		fi
+	fi
 fi
 
 # --- 6. summary ---------------------------------------------------------------------------
@@ -395,6 +411,19 @@ if [ -n "$portfolio_i" ]; then
 	  grpcurl -plaintext -d '{"portfolio_id":"$pid","filter":"symbol = \"AAPL\""}' $t $P/ListTrades
 	  grpcurl -plaintext -d '{"portfolio_id":"$pid"}' $t $P/ListCashMovements
 	  psql '$portfolio_url' -c 'SELECT p.id, p.cash, sum(m.amount) AS ledger FROM portfolio.portfolios p JOIN portfolio.cash_movements m ON m.portfolio_id = p.id GROUP BY 1, 2 ORDER BY 1'
+	EOF
+fi
+interview_i=$(svc_index interview)
+if [ -n "$interview_i" ]; then
+	t=$(grpc_target "$interview_i")
+	cat <<-EOF
+	  # interview: start a session, answer each question, complete it, read the summary
+	  grpcurl -plaintext -d '{"filter":"category = \"SQL\" AND tags:\"joins\"","page_size":3}' $t pgfleet.interview.v1.QuestionBankService/ListQuestions
+	  grpcurl -plaintext -d '{"candidate":"ada@example.com","criteria":{"categories":["SQL","PostgreSQL"],"max_difficulty":3,"count":3}}' $t pgfleet.interview.v1.InterviewService/StartSession
+	  grpcurl -plaintext -d '{"session_id":"<session.id>"}' $t pgfleet.interview.v1.InterviewService/NextQuestion
+	  grpcurl -plaintext -d '{"session_id":"<session.id>","question_id":"<question.questionId>","answer":"An inner join keeps only matching rows ..."}' $t pgfleet.interview.v1.InterviewService/SubmitAnswer
+	  grpcurl -plaintext -d '{"session_id":"<session.id>"}' $t pgfleet.interview.v1.InterviewService/CompleteSession
+	  grpcurl -plaintext -d '{"session_id":"<session.id>"}' $t pgfleet.interview.v1.InterviewService/GetSession
 	EOF
 fi
 [ -n "$GRPCURL" ] || echo "  (grpcurl is missing from $rel_bin: 'make run' builds it)"

@@ -1,0 +1,144 @@
+package api
+
+import (
+	"context"
+	"slices"
+
+	"github.com/jackc/pgx/v5"
+
+	interviewv1 "github.com/pgfleet/pgfleet/gen/pgfleet/interview/v1"
+	"github.com/pgfleet/pgfleet/pkg/query"
+	"github.com/pgfleet/pgfleet/pkg/validate"
+	"github.com/pgfleet/pgfleet/services/interview/internal/store"
+)
+
+// updatable are the fields UpdateQuestion's mask may name.
+var updatable = []string{"text", "category", "difficulty", "tags", "rubric"}
+
+// CreateQuestion adds a question.
+func (s *QuestionBank) CreateQuestion(ctx context.Context, req *interviewv1.CreateQuestionRequest) (*interviewv1.CreateQuestionResponse, error) {
+	q, err := s.store.CreateQuestion(ctx, fromQuestion(req.GetQuestion()))
+	if err != nil {
+		return nil, s.grpcError(ctx, err)
+	}
+	return &interviewv1.CreateQuestionResponse{Question: toQuestion(q)}, nil
+}
+
+// GetQuestion returns one question.
+func (s *QuestionBank) GetQuestion(ctx context.Context, req *interviewv1.GetQuestionRequest) (*interviewv1.GetQuestionResponse, error) {
+	var q store.Question
+	err := s.retry.Do(ctx, func(ctx context.Context) (err error) {
+		q, err = s.store.GetQuestion(ctx, req.GetQuestionId())
+		return err
+	})
+	if err != nil {
+		return nil, s.grpcError(ctx, err)
+	}
+	return &interviewv1.GetQuestionResponse{Question: toQuestion(q)}, nil
+}
+
+// UpdateQuestion applies the masked fields. The version check is in the UPDATE itself, so
+// of two concurrent updates sent with one etag, exactly one applies.
+func (s *QuestionBank) UpdateQuestion(ctx context.Context, req *interviewv1.UpdateQuestionRequest) (*interviewv1.UpdateQuestionResponse, error) {
+	in := fromQuestion(req.GetQuestion())
+	version, _ := parseEtag(req.GetQuestion().GetEtag()) // Validate has checked it
+	mask := req.GetUpdateMask().GetPaths()
+	if len(mask) == 0 {
+		mask = updatable
+	}
+	var out store.Question
+	err := s.retry.RunTx(ctx, s.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		st := s.store.WithTx(tx)
+		cur, err := st.GetQuestion(ctx, in.ID)
+		if err != nil {
+			return err
+		}
+		if version == 0 {
+			version = cur.Version // no etag: last write wins, but still atomically
+		}
+		next := cur
+		for _, f := range mask {
+			switch f {
+			case "text":
+				next.Text = in.Text
+			case "category":
+				next.Category = in.Category
+			case "difficulty":
+				next.Difficulty = in.Difficulty
+			case "tags":
+				next.Tags = in.Tags
+			case "rubric":
+				next.Rubric = in.Rubric
+			}
+		}
+		if err := validateQuestion(next, "question"); err != nil {
+			return err
+		}
+		out, err = st.UpdateQuestion(ctx, next, version)
+		return err
+	})
+	if err != nil {
+		return nil, s.grpcError(ctx, err)
+	}
+	return &interviewv1.UpdateQuestionResponse{Question: toQuestion(out)}, nil
+}
+
+// DeleteQuestion removes a question no session uses.
+func (s *QuestionBank) DeleteQuestion(ctx context.Context, req *interviewv1.DeleteQuestionRequest) (*interviewv1.DeleteQuestionResponse, error) {
+	version, _ := parseEtag(req.GetEtag())
+	if err := s.store.DeleteQuestion(ctx, req.GetQuestionId(), version); err != nil {
+		return nil, s.grpcError(ctx, err)
+	}
+	return &interviewv1.DeleteQuestionResponse{}, nil
+}
+
+// ListQuestions returns a page of questions.
+func (s *QuestionBank) ListQuestions(ctx context.Context, req *interviewv1.ListQuestionsRequest) (*interviewv1.ListQuestionsResponse, error) {
+	q, err := s.lists.questions.Build(query.Request{Filter: req.GetFilter(), OrderBy: req.GetOrderBy(),
+		PageToken: req.GetPageToken(), PageSize: req.GetPageSize()}, 1)
+	if err != nil {
+		return nil, s.grpcError(ctx, err)
+	}
+	var rows []store.Question
+	err = s.retry.Do(ctx, func(ctx context.Context) (err error) {
+		rows, err = s.store.ListQuestions(ctx, page(q))
+		return err
+	})
+	if err != nil {
+		return nil, s.grpcError(ctx, err)
+	}
+	rows, next, err := query.Page(q, rows, questionValue)
+	if err != nil {
+		return nil, s.grpcError(ctx, err)
+	}
+	resp := &interviewv1.ListQuestionsResponse{NextPageToken: next}
+	for _, r := range rows {
+		resp.Questions = append(resp.Questions, toQuestion(r))
+	}
+	return resp, nil
+}
+
+// BulkImportQuestions upserts questions by key in one transaction.
+func (s *QuestionBank) BulkImportQuestions(ctx context.Context, req *interviewv1.BulkImportQuestionsRequest) (*interviewv1.BulkImportQuestionsResponse, error) {
+	qs := make([]store.Question, len(req.GetQuestions()))
+	for i, q := range req.GetQuestions() {
+		qs[i] = fromQuestion(q)
+	}
+	var inserted, updated int
+	err := s.retry.RunTx(ctx, s.pool, pgx.TxOptions{}, func(tx pgx.Tx) (err error) {
+		inserted, updated, err = s.store.WithTx(tx).ImportQuestions(ctx, qs)
+		return err
+	})
+	if err != nil {
+		return nil, s.grpcError(ctx, err)
+	}
+	return &interviewv1.BulkImportQuestionsResponse{InsertedCount: int32(inserted), UpdatedCount: int32(updated),
+		UnchangedCount: int32(len(qs) - inserted - updated)}, nil
+}
+
+// checkMask reports unknown update_mask paths.
+func checkMask(v *validate.Violations, paths []string) {
+	for _, p := range paths {
+		v.Check(slices.Contains(updatable, p), "update_mask", "unknown or read-only field %q: may name %v", p, updatable)
+	}
+}

@@ -1,0 +1,219 @@
+package api
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	interviewv1 "github.com/pgfleet/pgfleet/gen/pgfleet/interview/v1"
+	"github.com/pgfleet/pgfleet/pkg/query"
+	"github.com/pgfleet/pgfleet/pkg/validate"
+	"github.com/pgfleet/pgfleet/services/interview/internal/evaluate"
+	"github.com/pgfleet/pgfleet/services/interview/internal/store"
+)
+
+// StartSession picks questions for a candidate (unseen ones first) and opens a session.
+func (s *Interviews) StartSession(ctx context.Context, req *interviewv1.StartSessionRequest) (*interviewv1.StartSessionResponse, error) {
+	lo, hi, count := criteria(req.GetCriteria())
+	cats := req.GetCriteria().GetCategories()
+	var sess store.Session
+	var qs []store.SessionQuestion
+	err := s.retry.RunTx(ctx, s.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		st := s.store.WithTx(tx)
+		ids, err := st.PickQuestions(ctx, req.GetCandidate(), cats, lo, hi, count)
+		if err != nil {
+			return err
+		}
+		if int32(len(ids)) < count {
+			return &errState{fmt.Sprintf("only %d questions match categories %v and difficulty %d to %d; asked for %d",
+				len(ids), cats, lo, hi, count)}
+		}
+		sess, err = st.CreateSession(ctx, store.Session{Candidate: req.GetCandidate(), Categories: cats,
+			MinDifficulty: lo, MaxDifficulty: hi}, ids)
+		if err != nil {
+			return err
+		}
+		qs, err = st.SessionQuestions(ctx, sess.ID)
+		return err
+	})
+	if err != nil {
+		return nil, s.grpcError(ctx, err)
+	}
+	return &interviewv1.StartSessionResponse{Session: toSession(sess, qs)}, nil
+}
+
+// NextQuestion returns the first unanswered question of an open session.
+func (s *Interviews) NextQuestion(ctx context.Context, req *interviewv1.NextQuestionRequest) (*interviewv1.NextQuestionResponse, error) {
+	sess, qs, err := s.read(ctx, req.GetSessionId())
+	if err != nil {
+		return nil, s.grpcError(ctx, err)
+	}
+	if sess.State != store.InProgress {
+		return nil, s.grpcError(ctx, &errState{fmt.Sprintf("session %d is completed", sess.ID)})
+	}
+	resp := &interviewv1.NextQuestionResponse{}
+	for _, q := range qs {
+		if q.Answer == nil {
+			if resp.Question == nil {
+				resp.Question = toSessionQuestion(q)
+			}
+			resp.Remaining++
+		}
+	}
+	return resp, nil
+}
+
+// SubmitAnswer scores an answer and stores it, once per question, while the session is open.
+// Scoring happens outside the transaction: a remote evaluator may take seconds, and nothing
+// should hold a row lock that long; the store re-checks everything when saving.
+func (s *Interviews) SubmitAnswer(ctx context.Context, req *interviewv1.SubmitAnswerRequest) (*interviewv1.SubmitAnswerResponse, error) {
+	sid, qid := req.GetSessionId(), req.GetQuestionId()
+	sess, qs, err := s.read(ctx, sid)
+	if err != nil {
+		return nil, s.grpcError(ctx, err)
+	}
+	var asked *store.SessionQuestion
+	for i := range qs {
+		if qs[i].QuestionID == qid {
+			asked = &qs[i]
+		}
+	}
+	switch {
+	case sess.State != store.InProgress:
+		return nil, s.grpcError(ctx, lateAnswer(sid))
+	case asked == nil:
+		return nil, s.grpcError(ctx, validate.Field("question_id", "question %d is not part of session %d", qid, sid))
+	case asked.Answer != nil:
+		return nil, s.grpcError(ctx, answered(sid, qid))
+	}
+	result, err := s.eval.Evaluate(ctx, evaluate.Request{QuestionID: qid, Question: asked.Text,
+		Category: asked.Category, Rubric: evalRubric(asked.Rubric), Answer: req.GetAnswer()})
+	if err != nil {
+		return nil, s.grpcError(ctx, err)
+	}
+	eval := toEvaluation(result, asked.Rubric)
+	var remaining int32
+	err = s.retry.RunTx(ctx, s.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		st := s.store.WithTx(tx)
+		cur, err := st.GetSession(ctx, sid, store.ShareLock)
+		if err != nil {
+			return err
+		}
+		if cur.State != store.InProgress {
+			return lateAnswer(sid)
+		}
+		saved, err := st.SaveAnswer(ctx, sid, qid, req.GetAnswer(), eval)
+		if err != nil {
+			return err
+		}
+		if !saved {
+			return answered(sid, qid) // a concurrent call answered it first
+		}
+		remaining = 0
+		after, err := st.SessionQuestions(ctx, sid)
+		for _, q := range after {
+			if q.Answer == nil {
+				remaining++
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return nil, s.grpcError(ctx, err)
+	}
+	return &interviewv1.SubmitAnswerResponse{Evaluation: protoEvaluation(eval), Remaining: remaining}, nil
+}
+
+func lateAnswer(sid int64) error {
+	return &errState{fmt.Sprintf("session %d is completed: it takes no more answers", sid)}
+}
+
+func answered(sid, qid int64) error {
+	return fmt.Errorf("answer to question %d in session %d: %w", qid, sid, store.ErrConflict)
+}
+
+// CompleteSession closes a session and stores its summary; completing it again returns the
+// same summary.
+func (s *Interviews) CompleteSession(ctx context.Context, req *interviewv1.CompleteSessionRequest) (*interviewv1.CompleteSessionResponse, error) {
+	sid := req.GetSessionId()
+	var summary *interviewv1.Summary
+	err := s.retry.RunTx(ctx, s.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		st := s.store.WithTx(tx)
+		// FOR UPDATE waits for answers being saved; under READ COMMITTED the questions read
+		// next then include them.
+		sess, err := st.GetSession(ctx, sid, store.UpdateLock)
+		if err != nil {
+			return err
+		}
+		if sess.State == store.Completed {
+			summary = decodeSummary(sess.Summary)
+			return nil
+		}
+		qs, err := st.SessionQuestions(ctx, sid)
+		if err != nil {
+			return err
+		}
+		summary = summarize(qs)
+		raw, err := encodeSummary(summary)
+		if err != nil {
+			return fmt.Errorf("encode summary: %w", err)
+		}
+		_, err = st.CompleteSession(ctx, sid, raw)
+		return err
+	})
+	if err != nil {
+		return nil, s.grpcError(ctx, err)
+	}
+	return &interviewv1.CompleteSessionResponse{Summary: summary}, nil
+}
+
+// GetSession returns a session with its questions and answers.
+func (s *Interviews) GetSession(ctx context.Context, req *interviewv1.GetSessionRequest) (*interviewv1.GetSessionResponse, error) {
+	sess, qs, err := s.read(ctx, req.GetSessionId())
+	if err != nil {
+		return nil, s.grpcError(ctx, err)
+	}
+	return &interviewv1.GetSessionResponse{Session: toSession(sess, qs)}, nil
+}
+
+// read returns a session and its questions from one snapshot.
+func (s *Interviews) read(ctx context.Context, id int64) (store.Session, []store.SessionQuestion, error) {
+	var sess store.Session
+	var qs []store.SessionQuestion
+	err := s.retry.RunTx(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) (err error) {
+		st := s.store.WithTx(tx)
+		if sess, err = st.GetSession(ctx, id, store.NoLock); err != nil {
+			return err
+		}
+		qs, err = st.SessionQuestions(ctx, id)
+		return err
+	})
+	return sess, qs, err
+}
+
+// ListSessions returns a page of sessions, without their questions.
+func (s *Interviews) ListSessions(ctx context.Context, req *interviewv1.ListSessionsRequest) (*interviewv1.ListSessionsResponse, error) {
+	q, err := s.lists.sessions.Build(query.Request{Filter: req.GetFilter(), OrderBy: req.GetOrderBy(),
+		PageToken: req.GetPageToken(), PageSize: req.GetPageSize()}, 1)
+	if err != nil {
+		return nil, s.grpcError(ctx, err)
+	}
+	var rows []store.Session
+	err = s.retry.Do(ctx, func(ctx context.Context) (err error) {
+		rows, err = s.store.ListSessions(ctx, page(q))
+		return err
+	})
+	if err != nil {
+		return nil, s.grpcError(ctx, err)
+	}
+	rows, next, err := query.Page(q, rows, sessionValue)
+	if err != nil {
+		return nil, s.grpcError(ctx, err)
+	}
+	resp := &interviewv1.ListSessionsResponse{NextPageToken: next}
+	for _, r := range rows {
+		resp.Sessions = append(resp.Sessions, toSession(r, nil))
+	}
+	return resp, nil
+}

@@ -1,0 +1,198 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Session states, as stored (the proto enum's value names).
+const (
+	InProgress = "SESSION_STATE_IN_PROGRESS"
+	Completed  = "SESSION_STATE_COMPLETED"
+)
+
+// Session is a row of interview.sessions.
+type Session struct {
+	ID            int64           `db:"id"`
+	Candidate     string          `db:"candidate"`
+	Categories    []string        `db:"categories"`
+	MinDifficulty int32           `db:"min_difficulty"`
+	MaxDifficulty int32           `db:"max_difficulty"`
+	QuestionCount int32           `db:"question_count"`
+	State         string          `db:"state"`
+	Summary       json.RawMessage `db:"summary"` // nil until completed
+	CreateTime    time.Time       `db:"create_time"`
+	CompleteTime  *time.Time      `db:"complete_time"`
+}
+
+// Evaluation is how an answer scored.
+type Evaluation struct {
+	Score          float64
+	PointsMet      []string
+	PointsMissed   []string
+	Evaluator      string
+	FallbackReason string
+	Feedback       string
+}
+
+// SessionQuestion is a question as asked in a session, with its answer once given.
+type SessionQuestion struct {
+	Position   int32      `db:"position"`
+	QuestionID int64      `db:"question_id"`
+	Text       string     `db:"text"`
+	Category   string     `db:"category"`
+	Difficulty int32      `db:"difficulty"`
+	Rubric     Rubric     `db:"rubric"`
+	Answer     *string    `db:"answer"` // nil until answered
+	Score      *float64   `db:"score"`
+	Met        []string   `db:"points_met"`
+	Missed     []string   `db:"points_missed"`
+	Evaluator  *string    `db:"evaluator"`
+	Fallback   *string    `db:"fallback_reason"`
+	Feedback   *string    `db:"feedback"`
+	SubmitTime *time.Time `db:"submit_time"`
+}
+
+const sessionColumns = `id, candidate, categories, min_difficulty, max_difficulty, question_count, state, summary, create_time, complete_time`
+
+// PickQuestions returns up to count random question ids matching the criteria, those the
+// candidate has not been asked in the last 90 days first.
+func (s *Store) PickQuestions(ctx context.Context, candidate string, categories []string, minD, maxD, count int32) ([]int64, error) {
+	const sql = `
+		SELECT q.id
+		FROM interview.questions q
+		WHERE (cardinality($1::text[]) = 0 OR q.category = ANY($1))
+		  AND q.difficulty BETWEEN $2 AND $3
+		ORDER BY EXISTS (
+			SELECT 1 FROM interview.session_questions sq JOIN interview.sessions s ON s.id = sq.session_id
+			WHERE sq.question_id = q.id AND s.candidate = $4 AND s.create_time > now() - interval '90 days'
+		), random()
+		LIMIT $5`
+	if categories == nil {
+		categories = []string{}
+	}
+	rows, _ := s.db.Query(ctx, sql, categories, minD, maxD, candidate, count)
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, fmt.Errorf("pick questions: %w", err)
+	}
+	return ids, nil
+}
+
+// CreateSession stores a session asking questionIDs in that order.
+func (s *Store) CreateSession(ctx context.Context, sess Session, questionIDs []int64) (Session, error) {
+	const insert = `
+		INSERT INTO interview.sessions (candidate, categories, min_difficulty, max_difficulty, question_count)
+		VALUES ($1, $2, $3, $4, $5)
+		RETURNING ` + sessionColumns
+	const questions = `
+		INSERT INTO interview.session_questions (session_id, position, question_id)
+		SELECT $1, ord, id FROM unnest($2::bigint[]) WITH ORDINALITY AS u(id, ord)`
+	if sess.Categories == nil {
+		sess.Categories = []string{}
+	}
+	rows, _ := s.db.Query(ctx, insert, sess.Candidate, sess.Categories, sess.MinDifficulty, sess.MaxDifficulty, len(questionIDs))
+	out, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[Session])
+	if err != nil {
+		return Session{}, fmt.Errorf("create session: %w", err)
+	}
+	if _, err := s.db.Exec(ctx, questions, out.ID, questionIDs); err != nil {
+		return Session{}, fmt.Errorf("create session questions: %w", err)
+	}
+	return out, nil
+}
+
+// RowLock is a row lock GetSession may take on the session.
+type RowLock string
+
+// Row locks: answers take the session's row FOR SHARE (they may run together), completion
+// takes it FOR UPDATE, so an answer and the completion of one session never interleave.
+const (
+	NoLock     RowLock = ""
+	ShareLock  RowLock = " FOR SHARE"
+	UpdateLock RowLock = " FOR UPDATE"
+)
+
+// GetSession returns a session or an error wrapping ErrNotFound, taking lock on its row.
+func (s *Store) GetSession(ctx context.Context, id int64, lock RowLock) (Session, error) {
+	sql := `SELECT ` + sessionColumns + ` FROM interview.sessions WHERE id = $1` + string(lock)
+	rows, _ := s.db.Query(ctx, sql, id)
+	out, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[Session])
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Session{}, fmt.Errorf("session %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Session{}, fmt.Errorf("get session %d: %w", id, err)
+	}
+	return out, nil
+}
+
+// SessionQuestions returns a session's questions in order, with their answers.
+func (s *Store) SessionQuestions(ctx context.Context, sessionID int64) ([]SessionQuestion, error) {
+	const sql = `
+		SELECT sq.position, sq.question_id, q.text, q.category, q.difficulty, q.rubric,
+		       sq.answer, sq.score::float8 AS score, sq.points_met, sq.points_missed, sq.evaluator,
+		       sq.fallback_reason, sq.feedback, sq.submit_time
+		FROM interview.session_questions sq JOIN interview.questions q ON q.id = sq.question_id
+		WHERE sq.session_id = $1
+		ORDER BY sq.position`
+	rows, _ := s.db.Query(ctx, sql, sessionID)
+	list, err := pgx.CollectRows(rows, pgx.RowToStructByName[SessionQuestion])
+	if err != nil {
+		return nil, fmt.Errorf("questions of session %d: %w", sessionID, err)
+	}
+	return list, nil
+}
+
+// SaveAnswer stores the answer to one question of a session if it has none yet, and
+// reports whether it did.
+func (s *Store) SaveAnswer(ctx context.Context, sessionID, questionID int64, answer string, e Evaluation) (bool, error) {
+	const sql = `
+		UPDATE interview.session_questions
+		SET answer = $3, score = $4, points_met = $5, points_missed = $6, evaluator = $7,
+		    fallback_reason = $8, feedback = $9, submit_time = now()
+		WHERE session_id = $1 AND question_id = $2 AND answer IS NULL`
+	tag, err := s.db.Exec(ctx, sql, sessionID, questionID, answer, e.Score, nonNil(e.PointsMet), nonNil(e.PointsMissed),
+		e.Evaluator, e.FallbackReason, e.Feedback)
+	if err != nil {
+		return false, fmt.Errorf("save answer: %w", err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// CompleteSession marks a session completed with its summary, if it is in progress, and
+// reports whether it did.
+func (s *Store) CompleteSession(ctx context.Context, id int64, summary json.RawMessage) (bool, error) {
+	const sql = `
+		UPDATE interview.sessions SET state = $2, summary = $3, complete_time = now()
+		WHERE id = $1 AND state = $4`
+	tag, err := s.db.Exec(ctx, sql, id, Completed, summary, InProgress)
+	if err != nil {
+		return false, fmt.Errorf("complete session %d: %w", id, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// ListSessions returns one page of sessions.
+func (s *Store) ListSessions(ctx context.Context, p Page) ([]Session, error) {
+	sql := `SELECT ` + sessionColumns + ` FROM interview.sessions` + p.where() +
+		` ORDER BY ` + p.OrderBy + fmt.Sprintf(` LIMIT %d`, p.Limit)
+	rows, _ := s.db.Query(ctx, sql, p.Args...)
+	list, err := pgx.CollectRows(rows, pgx.RowToStructByName[Session])
+	if err != nil {
+		return nil, fmt.Errorf("list sessions: %w", err)
+	}
+	return list, nil
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}

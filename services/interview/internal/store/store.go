@@ -1,0 +1,56 @@
+// Package store reads and writes schema "interview". It knows SQL and pgx, not protobuf.
+package store
+
+import (
+	"context"
+	"errors"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Sentinel errors; callers test them with errors.Is.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrConflict = errors.New("already exists")
+	ErrStale    = errors.New("changed since it was read") // an etag that no longer matches
+	ErrInUse    = errors.New("in use")
+)
+
+// DBTX is what a Store needs; *pgxpool.Pool and pgx.Tx both have it.
+type DBTX interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// Store runs the portfolio service's SQL on a pool or inside a transaction.
+type Store struct{ db DBTX }
+
+// New returns a Store on db.
+func New(db DBTX) *Store { return &Store{db: db} }
+
+// WithTx returns a Store whose statements run in tx.
+func (s *Store) WithTx(tx pgx.Tx) *Store { return &Store{db: tx} }
+
+// Page selects rows for a list call. Where and OrderBy are SQL built by pkg/query from a
+// whitelist of columns; Args are Where's bound parameters.
+type Page struct {
+	Where   string
+	Args    []any
+	OrderBy string
+	Limit   int
+}
+
+func isCode(err error, code string) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == code
+}
+
+// where returns " WHERE <cond>" or "".
+func (p Page) where() string {
+	if p.Where == "" {
+		return ""
+	}
+	return " WHERE " + p.Where
+}

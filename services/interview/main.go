@@ -1,0 +1,58 @@
+// Command interview serves pgfleet.interview.v1's QuestionBankService and InterviewService,
+// and pgfleet.ops.v1.DatabaseMonitor, over schema "interview".
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/sethvargo/go-envconfig"
+
+	interviewv1 "github.com/pgfleet/pgfleet/gen/pgfleet/interview/v1"
+	"github.com/pgfleet/pgfleet/pkg/app"
+	"github.com/pgfleet/pgfleet/services/interview/internal/api"
+	"github.com/pgfleet/pgfleet/services/interview/internal/evaluate"
+	"github.com/pgfleet/pgfleet/services/interview/migrations"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	log := slog.New(slog.NewJSONHandler(os.Stderr, nil)) // pkg/server adds service=interview to its lines
+	err := run(ctx, log, envconfig.OsLookuper())
+	stop()
+	if err != nil {
+		log.Error("interview stopped", "err", err)
+		os.Exit(1)
+	}
+}
+
+// run serves until ctx ends; env supplies the configuration (the process environment, or
+// a map in tests).
+func run(ctx context.Context, log *slog.Logger, env envconfig.Lookuper) error {
+	var cfg config
+	if err := envconfig.ProcessWith(ctx, &envconfig.Config{Target: &cfg, Lookuper: env}); err != nil {
+		return fmt.Errorf("read config: %w", err)
+	}
+	log.Info("starting", "config", cfg) // secrets carry json:"-"
+	if err := cfg.Evaluator.Validate(); err != nil {
+		return fmt.Errorf("read config: %w", err)
+	}
+	svc, err := app.Start(ctx, cfg.App, app.Options{Name: "interview", GRPCAddr: cfg.GRPCAddr,
+		MetricsAddr: cfg.MetricsAddr, Migrations: migrations.Set, Validate: api.Validate}, log)
+	if err != nil {
+		return err
+	}
+	defer svc.Close() // after Run has drained
+
+	deps := api.Deps{Pool: svc.Pool, Retry: svc.Retry, TokenKey: cfg.App.Query.PageTokenKey, Log: log,
+		Evaluator: evaluate.New(cfg.Evaluator, &http.Client{}, svc.Server.Registry())}
+	interviewv1.RegisterQuestionBankServiceServer(svc.Server, api.NewQuestionBank(deps))
+	interviewv1.RegisterInterviewServiceServer(svc.Server, api.NewInterviews(deps))
+	log.Info("serving", "grpc", svc.Server.GRPCAddr(), "metrics", svc.Server.MetricsAddr())
+	return svc.Run(ctx, interviewv1.QuestionBankService_ServiceDesc.ServiceName, interviewv1.InterviewService_ServiceDesc.ServiceName)
+}
