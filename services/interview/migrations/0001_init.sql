@@ -39,10 +39,16 @@ CREATE INDEX sessions_state_idx ON interview.sessions (state, id);
 CREATE INDEX sessions_create_time_idx ON interview.sessions (create_time, id);
 
 -- The questions of a session, in order, with the answer once given (one per question).
+-- Text, category, difficulty and rubric are copied when the session starts: editing a
+-- question later changes neither what a session asked nor how its answers are scored.
 CREATE TABLE interview.session_questions (
     session_id      bigint NOT NULL REFERENCES interview.sessions (id),
     position        int NOT NULL,
     question_id     bigint NOT NULL REFERENCES interview.questions (id),
+    text            text NOT NULL,
+    category        text NOT NULL,
+    difficulty      int NOT NULL,
+    rubric          jsonb NOT NULL,
     answer          text,
     score           numeric(5, 2),
     points_met      text[],

@@ -49,12 +49,15 @@ func (s *QuestionBank) UpdateQuestion(ctx context.Context, req *interviewv1.Upda
 	var out store.Question
 	err := s.retry.RunTx(ctx, s.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
 		st := s.store.WithTx(tx)
-		cur, err := st.GetQuestion(ctx, in.ID)
+		// FOR UPDATE: a concurrent update cannot slip in between this read and the write,
+		// so without an etag the last write wins instead of failing as stale.
+		cur, err := st.LockQuestion(ctx, in.ID)
 		if err != nil {
 			return err
 		}
-		if version == 0 {
-			version = cur.Version // no etag: last write wins, but still atomically
+		want := version
+		if want == 0 {
+			want = cur.Version // no etag: last write wins, but still atomically
 		}
 		next := cur
 		for _, f := range mask {
@@ -74,7 +77,7 @@ func (s *QuestionBank) UpdateQuestion(ctx context.Context, req *interviewv1.Upda
 		if err := validateQuestion(next, "question"); err != nil {
 			return err
 		}
-		out, err = st.UpdateQuestion(ctx, next, version)
+		out, err = st.UpdateQuestion(ctx, next, want)
 		return err
 	})
 	if err != nil {

@@ -57,7 +57,17 @@ func (s *Store) CreateQuestion(ctx context.Context, q Question) (Question, error
 
 // GetQuestion returns a question or an error wrapping ErrNotFound.
 func (s *Store) GetQuestion(ctx context.Context, id int64) (Question, error) {
-	const sql = `SELECT ` + questionColumns + ` FROM interview.questions WHERE id = $1`
+	return s.getQuestion(ctx, id, "")
+}
+
+// LockQuestion is GetQuestion taking the row FOR UPDATE, so that an update within the
+// transaction starts from what it read.
+func (s *Store) LockQuestion(ctx context.Context, id int64) (Question, error) {
+	return s.getQuestion(ctx, id, " FOR UPDATE")
+}
+
+func (s *Store) getQuestion(ctx context.Context, id int64, lock string) (Question, error) {
+	sql := `SELECT ` + questionColumns + ` FROM interview.questions WHERE id = $1` + lock
 	rows, _ := s.db.Query(ctx, sql, id)
 	q, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[Question])
 	if errors.Is(err, pgx.ErrNoRows) {

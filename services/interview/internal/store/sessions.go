@@ -91,8 +91,9 @@ func (s *Store) CreateSession(ctx context.Context, sess Session, questionIDs []i
 		VALUES ($1, $2, $3, $4, $5)
 		RETURNING ` + sessionColumns
 	const questions = `
-		INSERT INTO interview.session_questions (session_id, position, question_id)
-		SELECT $1, ord, id FROM unnest($2::bigint[]) WITH ORDINALITY AS u(id, ord)`
+		INSERT INTO interview.session_questions (session_id, position, question_id, text, category, difficulty, rubric)
+		SELECT $1, u.ord, q.id, q.text, q.category, q.difficulty, q.rubric
+		FROM unnest($2::bigint[]) WITH ORDINALITY AS u(id, ord) JOIN interview.questions q ON q.id = u.id`
 	if sess.Categories == nil {
 		sess.Categories = []string{}
 	}
@@ -135,10 +136,10 @@ func (s *Store) GetSession(ctx context.Context, id int64, lock RowLock) (Session
 // SessionQuestions returns a session's questions in order, with their answers.
 func (s *Store) SessionQuestions(ctx context.Context, sessionID int64) ([]SessionQuestion, error) {
 	const sql = `
-		SELECT sq.position, sq.question_id, q.text, q.category, q.difficulty, q.rubric,
+		SELECT sq.position, sq.question_id, sq.text, sq.category, sq.difficulty, sq.rubric,
 		       sq.answer, sq.score::float8 AS score, sq.points_met, sq.points_missed, sq.evaluator,
 		       sq.fallback_reason, sq.feedback, sq.submit_time
-		FROM interview.session_questions sq JOIN interview.questions q ON q.id = sq.question_id
+		FROM interview.session_questions sq
 		WHERE sq.session_id = $1
 		ORDER BY sq.position`
 	rows, _ := s.db.Query(ctx, sql, sessionID)

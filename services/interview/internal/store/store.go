@@ -24,7 +24,7 @@ type DBTX interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-// Store runs the portfolio service's SQL on a pool or inside a transaction.
+// Store runs the interview service's SQL on a pool or inside a transaction.
 type Store struct{ db DBTX }
 
 // New returns a Store on db.
