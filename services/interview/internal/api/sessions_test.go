@@ -405,7 +405,7 @@ func TestInterviews_SubmitAnswer_Remote(t *testing.T) {
 					return
 				}
 				w.Header().Set("Content-Type", "application/json")
-				json.NewEncoder(w).Encode(map[string]any{"score": 88.5, "met": []int{0}, "feedback": "good"})
+				_ = json.NewEncoder(w).Encode(map[string]any{"score": 88.5, "met": []int{0}, "feedback": "good"})
 			},
 			want: &interviewv1.Evaluation{Score: 88.5, PointsMet: []string{"inner join keeps matches"},
 				PointsMissed: []string{"outer join keeps unmatched rows"}, Evaluator: "remote", Feedback: "good"},
@@ -432,21 +432,21 @@ func TestInterviews_SubmitAnswer_Remote(t *testing.T) {
 			name: "not_json",
 			handler: func(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("Content-Type", "application/json")
-				io.WriteString(w, "{not json")
+				_, _ = io.WriteString(w, "{not json")
 			},
 			want: rubricResult,
 		},
 		{
 			name: "point_out_of_range",
 			handler: func(w http.ResponseWriter, r *http.Request) {
-				json.NewEncoder(w).Encode(map[string]any{"score": 50, "met": []int{7}, "feedback": "?"})
+				_ = json.NewEncoder(w).Encode(map[string]any{"score": 50, "met": []int{7}, "feedback": "?"})
 			},
 			want: rubricResult,
 		},
 		{
 			name: "score_out_of_range",
 			handler: func(w http.ResponseWriter, r *http.Request) {
-				json.NewEncoder(w).Encode(map[string]any{"score": 150, "met": []int{0}, "feedback": "?"})
+				_ = json.NewEncoder(w).Encode(map[string]any{"score": 150, "met": []int{0}, "feedback": "?"})
 			},
 			want: rubricResult,
 		},
