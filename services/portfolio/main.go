@@ -6,9 +6,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/sethvargo/go-envconfig"
 
@@ -20,25 +17,15 @@ import (
 	"github.com/pgfleet/pgfleet/services/portfolio/migrations"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	log := slog.New(slog.NewJSONHandler(os.Stderr, nil)) // pkg/server adds service=portfolio to its lines
-	err := run(ctx, log, envconfig.OsLookuper())
-	stop()
-	if err != nil {
-		log.Error("portfolio stopped", "err", err)
-		os.Exit(1)
-	}
-}
+func main() { app.Main("portfolio", run) }
 
 // run serves until ctx ends; env supplies the configuration (the process environment, or
 // a map in tests).
 func run(ctx context.Context, log *slog.Logger, env envconfig.Lookuper) error {
 	var cfg config
-	if err := envconfig.ProcessWith(ctx, &envconfig.Config{Target: &cfg, Lookuper: env}); err != nil {
-		return fmt.Errorf("read config: %w", err)
+	if err := app.Load(ctx, env, &cfg, log); err != nil {
+		return err
 	}
-	log.Info("starting", "config", cfg) // secrets carry json:"-"
 	svc, err := app.Start(ctx, cfg.App, app.Options{Name: "portfolio", GRPCAddr: cfg.GRPCAddr,
 		MetricsAddr: cfg.MetricsAddr, Migrations: migrations.Set, Validate: api.Validate}, log)
 	if err != nil {
