@@ -51,6 +51,8 @@ package query
 import (
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/pgfleet/pgfleet/pkg/validate"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -326,4 +328,24 @@ func (s *Schema) check() error {
 		return fmt.Errorf("query: schema default order %q: %w", s.DefaultOrder, err)
 	}
 	return nil
+}
+
+// SQL completes a SELECT with the page's WHERE, ORDER BY and LIMIT. conds are conditions of
+// the caller's own (over its own parameters, numbered before Build's firstArg), ANDed with
+// the filter and the page token's position; the caller passes its arguments, then Args.
+func (q *Query) SQL(selectFrom string, conds ...string) string {
+	if q.Where != "" {
+		conds = append(conds, q.Where)
+	}
+	var b strings.Builder
+	b.WriteString(selectFrom)
+	if len(conds) > 0 {
+		b.WriteString(" WHERE ")
+		b.WriteString(strings.Join(conds, " AND "))
+	}
+	b.WriteString(" ORDER BY ")
+	b.WriteString(q.OrderBy)
+	b.WriteString(" LIMIT ")
+	b.WriteString(strconv.Itoa(q.Limit))
+	return b.String()
 }

@@ -541,3 +541,34 @@ func TestSchema_Build_schemaErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestQuery_SQL(t *testing.T) {
+	t.Parallel()
+	q, err := stocks.Build(query.Request{Filter: `sector = "Energy"`, OrderBy: "market_cap desc", PageSize: 2}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name  string
+		conds []string
+		want  string
+	}{
+		{"filter only", nil, "SELECT 1 FROM t WHERE (s.sector = $2) ORDER BY s.market_cap DESC, s.symbol DESC LIMIT 3"},
+		{"with the caller's condition", []string{"x = $1"}, "SELECT 1 FROM t WHERE x = $1 AND (s.sector = $2) ORDER BY s.market_cap DESC, s.symbol DESC LIMIT 3"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := q.SQL("SELECT 1 FROM t", tt.conds...); got != tt.want {
+				t.Errorf("SQL() = %q, want %q", got, tt.want)
+			}
+		})
+	}
+	empty, err := stocks.Build(query.Request{}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := empty.SQL("SELECT 1 FROM t"), "SELECT 1 FROM t ORDER BY s.symbol ASC LIMIT 51"; got != want {
+		t.Errorf("SQL() without conditions = %q, want %q", got, want)
+	}
+}

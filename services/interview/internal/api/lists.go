@@ -40,10 +40,6 @@ func newLists(tokenKey string) lists {
 	}
 }
 
-func page(q *query.Query) store.Page {
-	return store.Page{Where: q.Where, Args: q.Args, OrderBy: q.OrderBy, Limit: q.Limit}
-}
-
 func questionValue(q store.Question, field string) any {
 	switch field {
 	case "id":

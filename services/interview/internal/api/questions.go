@@ -104,7 +104,7 @@ func (s *QuestionBank) ListQuestions(ctx context.Context, req *interviewv1.ListQ
 	}
 	var rows []store.Question
 	err = s.retry.Do(ctx, func(ctx context.Context) (err error) {
-		rows, err = s.store.ListQuestions(ctx, page(q))
+		rows, err = s.store.ListQuestions(ctx, q)
 		return err
 	})
 	if err != nil {

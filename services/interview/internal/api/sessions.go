@@ -201,7 +201,7 @@ func (s *Interviews) ListSessions(ctx context.Context, req *interviewv1.ListSess
 	}
 	var rows []store.Session
 	err = s.retry.Do(ctx, func(ctx context.Context) (err error) {
-		rows, err = s.store.ListSessions(ctx, page(q))
+		rows, err = s.store.ListSessions(ctx, q)
 		return err
 	})
 	if err != nil {

@@ -8,6 +8,8 @@ import (
 
 	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/pgfleet/pgfleet/pkg/query"
 )
 
 // Point is one rubric point, stored in the questions.rubric JSON.
@@ -123,10 +125,8 @@ func (s *Store) DeleteQuestion(ctx context.Context, id, version int64) error {
 }
 
 // ListQuestions returns one page of questions.
-func (s *Store) ListQuestions(ctx context.Context, p Page) ([]Question, error) {
-	sql := `SELECT ` + questionColumns + ` FROM interview.questions` + p.where() +
-		` ORDER BY ` + p.OrderBy + fmt.Sprintf(` LIMIT %d`, p.Limit)
-	rows, _ := s.db.Query(ctx, sql, p.Args...)
+func (s *Store) ListQuestions(ctx context.Context, page *query.Query) ([]Question, error) {
+	rows, _ := s.db.Query(ctx, page.SQL(`SELECT `+questionColumns+` FROM interview.questions`), page.Args...)
 	list, err := pgx.CollectRows(rows, pgx.RowToStructByName[Question])
 	if err != nil {
 		return nil, fmt.Errorf("list questions: %w", err)

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/pgfleet/pgfleet/pkg/query"
 )
 
 // Session states, as stored (the proto enum's value names).
@@ -180,10 +182,8 @@ func (s *Store) CompleteSession(ctx context.Context, id int64, summary json.RawM
 }
 
 // ListSessions returns one page of sessions.
-func (s *Store) ListSessions(ctx context.Context, p Page) ([]Session, error) {
-	sql := `SELECT ` + sessionColumns + ` FROM interview.sessions` + p.where() +
-		` ORDER BY ` + p.OrderBy + fmt.Sprintf(` LIMIT %d`, p.Limit)
-	rows, _ := s.db.Query(ctx, sql, p.Args...)
+func (s *Store) ListSessions(ctx context.Context, page *query.Query) ([]Session, error) {
+	rows, _ := s.db.Query(ctx, page.SQL(`SELECT `+sessionColumns+` FROM interview.sessions`), page.Args...)
 	list, err := pgx.CollectRows(rows, pgx.RowToStructByName[Session])
 	if err != nil {
 		return nil, fmt.Errorf("list sessions: %w", err)

@@ -33,24 +33,7 @@ func New(db DBTX) *Store { return &Store{db: db} }
 // WithTx returns a Store whose statements run in tx.
 func (s *Store) WithTx(tx pgx.Tx) *Store { return &Store{db: tx} }
 
-// Page selects rows for a list call. Where and OrderBy are SQL built by pkg/query from a
-// whitelist of columns; Args are Where's bound parameters.
-type Page struct {
-	Where   string
-	Args    []any
-	OrderBy string
-	Limit   int
-}
-
 func isCode(err error, code string) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.Code == code
-}
-
-// where returns " WHERE <cond>" or "".
-func (p Page) where() string {
-	if p.Where == "" {
-		return ""
-	}
-	return " WHERE " + p.Where
 }

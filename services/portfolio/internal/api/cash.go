@@ -98,7 +98,7 @@ func (s *Server) ListCashMovements(ctx context.Context, req *portfoliov1.ListCas
 	}
 	var rows []store.CashMovement
 	err = s.retry.Do(ctx, func(ctx context.Context) (err error) {
-		rows, err = s.store.ListCashMovements(ctx, pid, page(q))
+		rows, err = s.store.ListCashMovements(ctx, pid, q)
 		return err
 	})
 	if err != nil {

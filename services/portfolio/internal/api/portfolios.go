@@ -133,7 +133,7 @@ func (s *Server) ListPortfolios(ctx context.Context, req *portfoliov1.ListPortfo
 	}
 	var rows []store.Portfolio
 	err = s.retry.Do(ctx, func(ctx context.Context) (err error) {
-		rows, err = s.store.ListPortfolios(ctx, page(q))
+		rows, err = s.store.ListPortfolios(ctx, q)
 		return err
 	})
 	if err != nil {

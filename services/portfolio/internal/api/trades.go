@@ -199,7 +199,7 @@ func (s *Server) ListTrades(ctx context.Context, req *portfoliov1.ListTradesRequ
 	}
 	var rows []store.Trade
 	err = s.retry.Do(ctx, func(ctx context.Context) (err error) {
-		rows, err = s.store.ListTrades(ctx, pid, page(q))
+		rows, err = s.store.ListTrades(ctx, pid, q)
 		return err
 	})
 	if err != nil {

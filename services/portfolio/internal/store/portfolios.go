@@ -8,6 +8,8 @@ import (
 
 	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/pgfleet/pgfleet/pkg/query"
 )
 
 // Portfolio is a row of portfolio.portfolios.
@@ -64,13 +66,8 @@ func (s *Store) GetPortfolio(ctx context.Context, id int64) (Portfolio, error) {
 }
 
 // ListPortfolios returns one page of portfolios.
-func (s *Store) ListPortfolios(ctx context.Context, p Page) ([]Portfolio, error) {
-	q := `SELECT ` + portfolioColumns + ` FROM portfolio.portfolios`
-	if p.Where != "" {
-		q += ` WHERE ` + p.Where
-	}
-	q += ` ORDER BY ` + p.OrderBy + fmt.Sprintf(` LIMIT %d`, p.Limit)
-	rows, _ := s.db.Query(ctx, q, p.Args...)
+func (s *Store) ListPortfolios(ctx context.Context, page *query.Query) ([]Portfolio, error) {
+	rows, _ := s.db.Query(ctx, page.SQL(`SELECT `+portfolioColumns+` FROM portfolio.portfolios`), page.Args...)
 	list, err := pgx.CollectRows(rows, pgx.RowToStructByName[Portfolio])
 	if err != nil {
 		return nil, fmt.Errorf("list portfolios: %w", err)

@@ -35,15 +35,6 @@ func New(db DBTX) *Store { return &Store{db: db} }
 // WithTx returns a Store whose statements run in tx.
 func (s *Store) WithTx(tx pgx.Tx) *Store { return &Store{db: tx} }
 
-// Page selects rows for a list call. Where and OrderBy are SQL built by pkg/query from a
-// whitelist of columns; Args are Where's bound parameters.
-type Page struct {
-	Where   string
-	Args    []any
-	OrderBy string
-	Limit   int
-}
-
 // User is a row of portfolio.users.
 type User struct {
 	ID          int64     `db:"id"`

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/pgfleet/pgfleet/pkg/query"
 )
 
 // Trade is a row of portfolio.trades.
@@ -68,14 +70,10 @@ func (s *Store) InsertTrade(ctx context.Context, t Trade) (Trade, error) {
 	return out, nil
 }
 
-// ListTrades returns one page of a portfolio's trades; p's parameters start at $2.
-func (s *Store) ListTrades(ctx context.Context, portfolioID int64, p Page) ([]Trade, error) {
-	q := `SELECT ` + tradeColumns + ` FROM portfolio.trades WHERE portfolio_id = $1`
-	if p.Where != "" {
-		q += ` AND ` + p.Where
-	}
-	q += ` ORDER BY ` + p.OrderBy + fmt.Sprintf(` LIMIT %d`, p.Limit)
-	rows, _ := s.db.Query(ctx, q, append([]any{portfolioID}, p.Args...)...)
+// ListTrades returns one page of a portfolio's trades; page's parameters start at $2.
+func (s *Store) ListTrades(ctx context.Context, portfolioID int64, page *query.Query) ([]Trade, error) {
+	q := page.SQL(`SELECT `+tradeColumns+` FROM portfolio.trades`, `portfolio_id = $1`)
+	rows, _ := s.db.Query(ctx, q, append([]any{portfolioID}, page.Args...)...)
 	list, err := pgx.CollectRows(rows, pgx.RowToStructByName[Trade])
 	if err != nil {
 		return nil, fmt.Errorf("list trades: %w", err)
@@ -113,14 +111,10 @@ func (s *Store) InsertMovement(ctx context.Context, m CashMovement) (CashMovemen
 	return out, nil
 }
 
-// ListCashMovements returns one page of a portfolio's ledger; p's parameters start at $2.
-func (s *Store) ListCashMovements(ctx context.Context, portfolioID int64, p Page) ([]CashMovement, error) {
-	q := `SELECT ` + movementColumns + ` FROM portfolio.cash_movements WHERE portfolio_id = $1`
-	if p.Where != "" {
-		q += ` AND ` + p.Where
-	}
-	q += ` ORDER BY ` + p.OrderBy + fmt.Sprintf(` LIMIT %d`, p.Limit)
-	rows, _ := s.db.Query(ctx, q, append([]any{portfolioID}, p.Args...)...)
+// ListCashMovements returns one page of a portfolio's ledger; page's parameters start at $2.
+func (s *Store) ListCashMovements(ctx context.Context, portfolioID int64, page *query.Query) ([]CashMovement, error) {
+	q := page.SQL(`SELECT `+movementColumns+` FROM portfolio.cash_movements`, `portfolio_id = $1`)
+	rows, _ := s.db.Query(ctx, q, append([]any{portfolioID}, page.Args...)...)
 	list, err := pgx.CollectRows(rows, pgx.RowToStructByName[CashMovement])
 	if err != nil {
 		return nil, fmt.Errorf("list cash movements: %w", err)

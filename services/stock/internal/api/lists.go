@@ -96,8 +96,3 @@ func recommendationValue(r store.Recommendation, field string) any {
 }
 
 func priceValue(p store.Price, _ string) any { return p.Time }
-
-// page turns a built query into the store's page.
-func page(q *query.Query) store.Page {
-	return store.Page{Where: q.Where, Args: q.Args, OrderBy: q.OrderBy, Limit: q.Limit}
-}

@@ -191,7 +191,7 @@ func (s *Server) ListPrices(ctx context.Context, req *stockv1.ListPricesRequest)
 	}
 	var rows []store.Price
 	err = s.retry.Do(ctx, func(ctx context.Context) (err error) {
-		rows, err = s.store.ListPrices(ctx, sym, start, end, page(q))
+		rows, err = s.store.ListPrices(ctx, sym, start, end, q)
 		return err
 	})
 	if err != nil {

@@ -21,7 +21,7 @@ func (s *Server) ListRecommendations(ctx context.Context, req *stockv1.ListRecom
 	}
 	var rows []store.Recommendation
 	err = s.retry.Do(ctx, func(ctx context.Context) (err error) {
-		rows, err = s.store.ListRecommendations(ctx, page(q))
+		rows, err = s.store.ListRecommendations(ctx, q)
 		return err
 	})
 	if err != nil {

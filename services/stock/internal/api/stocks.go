@@ -35,7 +35,7 @@ func (s *Server) ListStocks(ctx context.Context, req *stockv1.ListStocksRequest)
 	}
 	var rows []store.Stock
 	err = s.retry.Do(ctx, func(ctx context.Context) (err error) {
-		rows, err = s.store.ListStocks(ctx, page(q))
+		rows, err = s.store.ListStocks(ctx, q)
 		return err
 	})
 	if err != nil {

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/pgfleet/pgfleet/pkg/query"
 )
 
 // Price is a price bar. Decimals travel as text both ways (PostgreSQL's numeric text out,
@@ -133,15 +135,11 @@ func (s *Store) AdvanceLatest(ctx context.Context, rows []Price) error {
 	return nil
 }
 
-// ListPrices returns one page of symbol's prices with start <= time < end; p holds the
+// ListPrices returns one page of symbol's prices with start <= time < end; page holds the
 // keyset condition after the previous page, over parameters from $4.
-func (s *Store) ListPrices(ctx context.Context, symbol string, start, end time.Time, p Page) ([]Price, error) {
-	q := `SELECT ` + priceColumns + ` FROM stock.prices WHERE symbol = $1 AND ts >= $2 AND ts < $3`
-	if p.Where != "" {
-		q += ` AND ` + p.Where
-	}
-	q += ` ORDER BY ` + p.OrderBy + fmt.Sprintf(` LIMIT %d`, p.Limit)
-	rows, _ := s.db.Query(ctx, q, append([]any{symbol, start, end}, p.Args...)...)
+func (s *Store) ListPrices(ctx context.Context, symbol string, start, end time.Time, page *query.Query) ([]Price, error) {
+	q := page.SQL(`SELECT `+priceColumns+` FROM stock.prices`, `symbol = $1 AND ts >= $2 AND ts < $3`)
+	rows, _ := s.db.Query(ctx, q, append([]any{symbol, start, end}, page.Args...)...)
 	prices, err := pgx.CollectRows(rows, pgx.RowToStructByPos[Price])
 	if err != nil {
 		return nil, fmt.Errorf("list prices of %q: %w", symbol, err)

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/pgfleet/pgfleet/pkg/query"
 )
 
 // Recommendation is a row of stock.recommendations: one source's current advice on a stock.
@@ -21,10 +23,10 @@ type Recommendation struct {
 }
 
 // ListRecommendations returns one page of recommendations.
-func (s *Store) ListRecommendations(ctx context.Context, p Page) ([]Recommendation, error) {
-	q := `SELECT symbol, source, action, coalesce(target_price::text, '') AS target_price, confidence, rationale, create_time, update_time
-		FROM stock.recommendations` + p.where() + ` ORDER BY ` + p.OrderBy + fmt.Sprintf(` LIMIT %d`, p.Limit)
-	rows, _ := s.db.Query(ctx, q, p.Args...)
+func (s *Store) ListRecommendations(ctx context.Context, page *query.Query) ([]Recommendation, error) {
+	const sel = `SELECT symbol, source, action, coalesce(target_price::text, '') AS target_price, confidence,
+		rationale, create_time, update_time FROM stock.recommendations`
+	rows, _ := s.db.Query(ctx, page.SQL(sel), page.Args...)
 	recs, err := pgx.CollectRows(rows, pgx.RowToStructByName[Recommendation])
 	if err != nil {
 		return nil, fmt.Errorf("list recommendations: %w", err)

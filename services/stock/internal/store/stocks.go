@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/pgfleet/pgfleet/pkg/query"
 )
 
 // Stock is a row of stock.stocks.
@@ -20,23 +22,6 @@ type Stock struct {
 	MarketCap  int64     `db:"market_cap"`
 	CreateTime time.Time `db:"create_time"`
 	UpdateTime time.Time `db:"update_time"`
-}
-
-// Page selects rows for a list call. Where and OrderBy are SQL built by pkg/query from a
-// whitelist of columns (never from input); Args are Where's bound parameters.
-type Page struct {
-	Where   string // "" or a boolean expression over $1..$n
-	Args    []any
-	OrderBy string // e.g. "market_cap DESC, symbol ASC"
-	Limit   int
-}
-
-// where returns " WHERE <cond>" or "".
-func (p Page) where() string {
-	if p.Where == "" {
-		return ""
-	}
-	return " WHERE " + p.Where
 }
 
 const stockColumns = `symbol, name, sector, industry, exchange, currency, market_cap, create_time, update_time`
@@ -56,10 +41,8 @@ func (s *Store) GetStock(ctx context.Context, symbol string) (Stock, error) {
 }
 
 // ListStocks returns one page of stocks.
-func (s *Store) ListStocks(ctx context.Context, p Page) ([]Stock, error) {
-	q := `SELECT ` + stockColumns + ` FROM stock.stocks` + p.where() +
-		` ORDER BY ` + p.OrderBy + fmt.Sprintf(` LIMIT %d`, p.Limit)
-	rows, _ := s.db.Query(ctx, q, p.Args...)
+func (s *Store) ListStocks(ctx context.Context, page *query.Query) ([]Stock, error) {
+	rows, _ := s.db.Query(ctx, page.SQL(`SELECT `+stockColumns+` FROM stock.stocks`), page.Args...)
 	stocks, err := pgx.CollectRows(rows, pgx.RowToStructByName[Stock])
 	if err != nil {
 		return nil, fmt.Errorf("list stocks: %w", err)
