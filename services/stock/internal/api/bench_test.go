@@ -1,7 +1,9 @@
 package api_test
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"testing"
 	"time"
 
@@ -110,6 +112,69 @@ func BenchmarkIngestPrices(b *testing.B) {
 			resp, err := e.ingest(b, prices, 5000)
 			if err != nil || resp.GetInsertedCount() != int64(rows) {
 				b.Fatalf("ingest = %v, %v; want %d inserted", resp, err, rows)
+			}
+		}
+		b.ReportMetric(float64(rows)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+	})
+}
+
+// BenchmarkStreamPrices: rows per second of exporting 1M rows of one symbol through
+// StreamPrices, against reading the same rows straight off pgx.
+func BenchmarkStreamPrices(b *testing.B) {
+	const rows = 1_000_000
+	e := newEnv(b)
+	seedStocks(b, e, 1)
+	const fill = `
+		INSERT INTO stock.prices (symbol, ts, open, high, low, close, volume)
+		SELECT 'S000', timestamptz '2020-01-01' + i * interval '1 minute', 100.5, 101.25, 99.75, 100 + i % 7, i
+		FROM generate_series(1, $1) AS i`
+	if _, err := e.pool.Exec(b.Context(), fill, rows); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("pgx", func(b *testing.B) {
+		for b.Loop() {
+			r, err := e.pool.Query(b.Context(), `SELECT symbol, ts, open::text, high::text, low::text, close::text, volume
+				FROM stock.prices WHERE symbol = 'S000' ORDER BY ts`)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var n int
+			var p struct {
+				sym, o, h, l, c string
+				ts              time.Time
+				v               int64
+			}
+			for r.Next() {
+				if err := r.Scan(&p.sym, &p.ts, &p.o, &p.h, &p.l, &p.c, &p.v); err != nil {
+					b.Fatal(err)
+				}
+				n++
+			}
+			if r.Err() != nil || n != rows {
+				b.Fatalf("read %d rows, err %v", n, r.Err())
+			}
+		}
+		b.ReportMetric(float64(rows)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+	})
+	b.Run("grpc", func(b *testing.B) {
+		for b.Loop() {
+			stream, err := e.client.StreamPrices(b.Context(), &stockv1.StreamPricesRequest{Symbol: "S000", BatchSize: 5000})
+			if err != nil {
+				b.Fatal(err)
+			}
+			n := 0
+			for {
+				resp, err := stream.Recv()
+				if err != nil {
+					if errors.Is(err, io.EOF) {
+						break
+					}
+					b.Fatal(err)
+				}
+				n += len(resp.GetPrices())
+			}
+			if n != rows {
+				b.Fatalf("streamed %d rows, want %d", n, rows)
 			}
 		}
 		b.ReportMetric(float64(rows)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
