@@ -1,76 +1,35 @@
 package main
 
 import (
-	"context"
-	"log/slog"
-	"net"
 	"testing"
 	"time"
 
-	"github.com/sethvargo/go-envconfig"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
 	opsv1 "github.com/pgfleet/pgfleet/gen/pgfleet/ops/v1"
 	portfoliov1 "github.com/pgfleet/pgfleet/gen/pgfleet/portfolio/v1"
+	"github.com/pgfleet/pgfleet/pkg/app/apptest"
 	"github.com/pgfleet/pgfleet/pkg/pgtest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // TestRun starts the real binary's run on an empty database: it migrates, serves, reports
 // SERVING and answers; with the stock service unreachable, trades fail fast as UNAVAILABLE.
 func TestRun(t *testing.T) {
 	t.Parallel()
-	grpcAddr := freeAddr(t)
-	env := envconfig.MapLookuper(map[string]string{
+	svc := apptest.Start(t, run, map[string]string{
 		"DATABASE_URL":               pgtest.NewDBURL(t),
-		"GRPC_ADDR":                  grpcAddr,
-		"METRICS_ADDR":               freeAddr(t),
-		"STOCK_ADDR":                 freeAddr(t), // nothing listens there
+		"STOCK_ADDR":                 apptest.FreeAddr(t), // nothing listens there
 		"STOCK_TIMEOUT":              "500ms",
 		"STOCK_BREAKER_MIN_REQUESTS": "2",
 		"DB_HEALTH_INTERVAL":         "200ms",
 		"DRAIN_TIMEOUT":              "2s",
 	})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, slog.New(slog.DiscardHandler), env) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-	})
-	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-
-	hc := healthpb.NewHealthClient(conn)
-	for start := time.Now(); ; time.Sleep(50 * time.Millisecond) {
-		resp, err := hc.Check(t.Context(), &healthpb.HealthCheckRequest{Service: portfoliov1.PortfolioService_ServiceDesc.ServiceName})
-		if err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING {
-			break
-		}
-		if time.Since(start) > 30*time.Second {
-			t.Fatalf("not SERVING after 30s: %v %v", resp, err)
-		}
-	}
+	conn := svc.Conn
+	apptest.AwaitHealth(t, conn, portfoliov1.PortfolioService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING, 30*time.Second)
 
 	c := portfoliov1.NewPortfolioServiceClient(conn)
 	u, err := c.CreateUser(t.Context(), &portfoliov1.CreateUserRequest{Email: "ada@example.com"})

@@ -110,13 +110,7 @@ func (s *Interviews) SubmitAnswer(ctx context.Context, req *interviewv1.SubmitAn
 		if !saved {
 			return answered(sid, qid) // a concurrent call answered it first
 		}
-		remaining = 0
-		after, err := st.SessionQuestions(ctx, sid)
-		for _, q := range after {
-			if q.Answer == nil {
-				remaining++
-			}
-		}
+		remaining, err = st.Unanswered(ctx, sid)
 		return err
 	})
 	if err != nil {

@@ -168,6 +168,16 @@ func (s *Store) SaveAnswer(ctx context.Context, sessionID, questionID int64, ans
 	return tag.RowsAffected() == 1, nil
 }
 
+// Unanswered counts a session's questions without an answer.
+func (s *Store) Unanswered(ctx context.Context, sessionID int64) (int32, error) {
+	const sql = `SELECT count(*) FROM interview.session_questions WHERE session_id = $1 AND answer IS NULL`
+	var n int32
+	if err := s.db.QueryRow(ctx, sql, sessionID).Scan(&n); err != nil {
+		return 0, fmt.Errorf("unanswered questions of session %d: %w", sessionID, err)
+	}
+	return n, nil
+}
+
 // CompleteSession marks a session completed with its summary, if it is in progress, and
 // reports whether it did.
 func (s *Store) CompleteSession(ctx context.Context, id int64, summary json.RawMessage) (bool, error) {

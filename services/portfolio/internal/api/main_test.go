@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +22,7 @@ import (
 
 	portfoliov1 "github.com/pgfleet/pgfleet/gen/pgfleet/portfolio/v1"
 	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
+	"github.com/pgfleet/pgfleet/pkg/app/apptest"
 	"github.com/pgfleet/pgfleet/pkg/client"
 	"github.com/pgfleet/pgfleet/pkg/lock"
 	"github.com/pgfleet/pgfleet/pkg/pgtest"
@@ -66,9 +66,9 @@ type stockService struct {
 // newStockService starts the stock service with AAPL, MSFT and XOM priced as in prices.
 func newStockService(t testing.TB) *stockService {
 	t.Helper()
-	s := &stockService{addr: freeAddr(t)}
+	s := &stockService{addr: apptest.FreeAddr(t)}
 	s.env = append(os.Environ(), "DATABASE_URL="+pgtest.NewDBURL(t), "GRPC_ADDR="+s.addr,
-		"METRICS_ADDR="+freeAddr(t), "DB_HEALTH_INTERVAL=200ms", "DRAIN_TIMEOUT=1s")
+		"METRICS_ADDR="+apptest.FreeAddr(t), "DB_HEALTH_INTERVAL=200ms", "DRAIN_TIMEOUT=1s")
 	s.start(t)
 	t.Cleanup(func() { s.stop(t) })
 
@@ -136,16 +136,6 @@ func (s *stockService) stop(t testing.TB) {
 	_ = s.cmd.Process.Signal(syscall.SIGTERM)
 	_ = s.cmd.Wait()
 	s.cmd = nil
-}
-
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // env is one portfolio service instance under test.
