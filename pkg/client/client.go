@@ -18,6 +18,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sony/gobreaker/v2"
+
+	"github.com/pgfleet/pgfleet/pkg/breaker"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -66,14 +68,13 @@ func (cfg Config) validate() error {
 		return fmt.Errorf("want Timeout > 0, got %v", cfg.Timeout)
 	case cfg.MaxAttempts < 1:
 		return fmt.Errorf("want MaxAttempts >= 1, got %d", cfg.MaxAttempts)
-	case cfg.BreakerFailureRatio <= 0 || cfg.BreakerFailureRatio > 1:
-		return fmt.Errorf("want BreakerFailureRatio in (0, 1], got %v", cfg.BreakerFailureRatio)
-	case cfg.BreakerOpenTimeout <= 0: // gobreaker would silently make it 60s
-		return fmt.Errorf("want BreakerOpenTimeout > 0, got %v", cfg.BreakerOpenTimeout)
-	case cfg.BreakerWindow < 0:
-		return fmt.Errorf("want BreakerWindow >= 0, got %v", cfg.BreakerWindow)
 	}
-	return nil
+	return cfg.breaker().Validate()
+}
+
+func (cfg Config) breaker() breaker.Config {
+	return breaker.Config{MinRequests: cfg.BreakerMinRequests, FailureRatio: cfg.BreakerFailureRatio,
+		OpenTimeout: cfg.BreakerOpenTimeout, Window: cfg.BreakerWindow}
 }
 
 // Client is a connection to one peer. It embeds *grpc.ClientConn, so it can be passed to
@@ -108,20 +109,7 @@ func Dial(name string, cfg Config, reg prometheus.Registerer) (*Client, error) {
 		rejected: status.Errorf(codes.Unavailable,
 			"%s unavailable: circuit breaker open after repeated failures, retry in a few seconds", name),
 	}
-	window := cfg.BreakerWindow
-	c.breaker = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
-		Name:         name,
-		MaxRequests:  1,
-		Interval:     window,
-		BucketPeriod: window / 10,
-		Timeout:      cfg.BreakerOpenTimeout,
-		ReadyToTrip: func(n gobreaker.Counts) bool {
-			total := n.TotalSuccesses + n.TotalFailures
-			return total > 0 && total >= cfg.BreakerMinRequests &&
-				float64(n.TotalFailures)/float64(total) >= cfg.BreakerFailureRatio
-		},
-		IsExcluded: func(err error) bool { return errors.Is(err, errCallerGone) },
-	})
+	c.breaker = breaker.New(name, cfg.breaker(), nil, func(err error) bool { return errors.Is(err, errCallerGone) })
 	c.m = newMetrics(name, c.breaker.State)
 
 	opts := []grpc.DialOption{

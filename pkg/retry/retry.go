@@ -19,6 +19,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sony/gobreaker/v2"
+
+	"github.com/pgfleet/pgfleet/pkg/breaker"
 )
 
 // ErrExhausted means a retryable error persisted past the attempt or time bound. The last
@@ -79,21 +81,9 @@ type Retrier struct {
 // takes one Retrier (wrap reg with prometheus.WrapRegistererWith to add more).
 func New(cfg Config, reg prometheus.Registerer) *Retrier {
 	r := &Retrier{cfg: cfg}
-	window := cfg.BreakerWindow
-	r.breaker = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
-		Name:         "postgres",
-		MaxRequests:  1,
-		Interval:     window,
-		BucketPeriod: window / 10,
-		Timeout:      cfg.BreakerOpenTimeout,
-		ReadyToTrip: func(c gobreaker.Counts) bool {
-			n := c.TotalSuccesses + c.TotalFailures
-			return n > 0 && n >= cfg.BreakerMinRequests &&
-				float64(c.TotalFailures)/float64(n) >= cfg.BreakerFailureRatio
-		},
-		IsSuccessful: func(err error) bool { return !unavailable(err) },
-		IsExcluded:   excluded,
-	})
+	r.breaker = breaker.New("postgres", breaker.Config{MinRequests: cfg.BreakerMinRequests,
+		FailureRatio: cfg.BreakerFailureRatio, OpenTimeout: cfg.BreakerOpenTimeout, Window: cfg.BreakerWindow},
+		func(err error) bool { return !unavailable(err) }, excluded)
 	r.m = newMetrics(r.breakerState)
 	if reg != nil {
 		r.m.register(reg)

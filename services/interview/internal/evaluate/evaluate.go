@@ -13,6 +13,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sony/gobreaker/v2"
+
+	"github.com/pgfleet/pgfleet/pkg/breaker"
 )
 
 // Values of Result.Evaluator.
@@ -107,14 +109,13 @@ func (cfg Config) Validate() error {
 		return errors.New("URL has no host")
 	case cfg.Timeout <= 0:
 		return fmt.Errorf("want Timeout > 0, got %v", cfg.Timeout)
-	case cfg.BreakerFailureRatio <= 0 || cfg.BreakerFailureRatio > 1:
-		return fmt.Errorf("want BreakerFailureRatio in (0, 1], got %v", cfg.BreakerFailureRatio)
-	case cfg.BreakerOpenTimeout <= 0: // gobreaker would silently make it 60s
-		return fmt.Errorf("want BreakerOpenTimeout > 0, got %v", cfg.BreakerOpenTimeout)
-	case cfg.BreakerWindow < 0:
-		return fmt.Errorf("want BreakerWindow >= 0, got %v", cfg.BreakerWindow)
 	}
-	return nil
+	return cfg.breaker().Validate()
+}
+
+func (cfg Config) breaker() breaker.Config {
+	return breaker.Config{MinRequests: cfg.BreakerMinRequests, FailureRatio: cfg.BreakerFailureRatio,
+		OpenTimeout: cfg.BreakerOpenTimeout, Window: cfg.BreakerWindow}
 }
 
 // Hybrid is the Evaluator a service uses: the remote evaluator when one is configured
@@ -146,20 +147,7 @@ func New(cfg Config, client *http.Client, reg prometheus.Registerer) *Hybrid {
 	if cfg.URL == "" {
 		h.m = newMetrics(nil)
 	} else {
-		window := cfg.BreakerWindow
-		h.breaker = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
-			Name:         "evaluator",
-			MaxRequests:  1,
-			Interval:     window,
-			BucketPeriod: window / 10,
-			Timeout:      cfg.BreakerOpenTimeout,
-			ReadyToTrip: func(n gobreaker.Counts) bool {
-				total := n.TotalSuccesses + n.TotalFailures
-				return total > 0 && total >= cfg.BreakerMinRequests &&
-					float64(n.TotalFailures)/float64(total) >= cfg.BreakerFailureRatio
-			},
-			IsExcluded: func(err error) bool { return errors.Is(err, errCallerGone) },
-		})
+		h.breaker = breaker.New("evaluator", cfg.breaker(), nil, func(err error) bool { return errors.Is(err, errCallerGone) })
 		h.m = newMetrics(h.breaker.State)
 	}
 	if reg != nil {
