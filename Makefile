@@ -77,8 +77,9 @@ lint: $(PROTO_TOOLS) $(STAMP)/golangci-lint@$(GOLANGCI_LINT_VERSION) ## buf lint
 	@for m in $(filter-out gen,$(MODULES)); do echo "golangci-lint $$m"; (cd $$m && golangci-lint run ./...); done
 
 .PHONY: build
-build: ## build every service binary into .tmp/bin
+build: ## build every service binary, and pgfleet-token, into .tmp/bin
 	@for s in $(SERVICES); do go build -o $(BIN)/pgfleet-$$s ./services/$$s; done
+	go build -o $(BIN)/pgfleet-token ./pkg/cmd/pgfleet-token
 
 .PHONY: test
 test: check-gen ## run every test against a throwaway PostgreSQL cluster

@@ -289,6 +289,21 @@ wait_serving() {
 	say "$svc is SERVING on $target"
 }
 
+# Auth: every service checks JWTs signed with one HS256 secret, made once per checkout and kept
+# in .tmp/run so that printed tokens stay valid across runs (JWT_SECRET overrides it).
+SECRET_FILE=.tmp/run/jwt-secret
+if [ -z "${JWT_SECRET:-}" ]; then
+	if [ ! -s "$SECRET_FILE" ]; then
+		(umask 077 && head -c 32 /dev/urandom | base64 | tr -d '\n=' >"$SECRET_FILE")
+	fi
+	JWT_SECRET=$(cat "$SECRET_FILE")
+fi
+export JWT_SECRET
+token() { "$BIN/pgfleet-token" -ttl 168h "$@" || die "pgfleet-token failed: is .tmp/bin built (make build)?"; }
+DEMO_TOKEN=$(token -sub demo@pgfleet.dev)
+ADA_TOKEN=$(token -sub ada@example.com)
+ADMIN_TOKEN=$(token -sub admin@pgfleet.dev -roles admin)
+
 # In SERVICES order, each once the one before it is SERVING: a service finds those it calls up.
 for i in "${!SERVICES[@]}"; do
 	svc=${SERVICES[$i]}
@@ -327,7 +342,7 @@ if [ "${PGFLEET_SEED:-1}" != 0 ]; then
 		n=$(psql_ "$(service_url interview "$(password_of interview)")" -Atc 'SELECT count(*) FROM interview.questions')
 		if [ "$n" = 0 ]; then
 			t0=$(now_ms)
-			out=$("$GRPCURL" -plaintext -d @ "$(grpc_target "$interview_i")" \
+			out=$("$GRPCURL" -plaintext -H "authorization: Bearer $ADMIN_TOKEN" -d @ "$(grpc_target "$interview_i")" \
 				pgfleet.interview.v1.QuestionBankService/BulkImportQuestions <"$bank") ||
 				die "importing $bank failed: $out"
 			say "interview demo data ($bank through BulkImportQuestions, $(secs $(($(now_ms) - t0)))): $(echo "$out" | tr -d ' \n')"
@@ -356,9 +371,14 @@ for i in "${!SERVICES[@]}"; do
 	printf '  %-11s DATABASE_URL=%s  (%s)\n' "" "$(mask "$(service_url "$svc" "$pw")")" "$note"
 done
 echo
-echo "Try it (grpcurl and $probe are in $rel_bin; in another shell first run:"
+echo "Try it: in another shell first run these (grpcurl, $probe and pgfleet-token are in $rel_bin;"
+echo "the tokens are valid for 7 days, signed with the secret in $SECRET_FILE):"
 echo "  export PATH=\"$BIN:\$PATH\""
-echo ")"
+echo "  export DEMO_TOKEN=$DEMO_TOKEN   # demo@pgfleet.dev, owner of the seeded portfolio"
+echo "  export ADA_TOKEN=$ADA_TOKEN   # ada@example.com"
+echo "  export ADMIN_TOKEN=$ADMIN_TOKEN   # role admin"
+echo "  # more: JWT_SECRET=\$(cat $SECRET_FILE) pgfleet-token -sub you@example.com [-roles admin|ingest]"
+echo "Market data is public; everything else needs a token, and each user reaches only their own data."
 for i in "${!SERVICES[@]}"; do
 	echo "  $probe -addr=$(grpc_target "$i")"
 done
@@ -373,7 +393,7 @@ if [ -n "$stock_i" ]; then
 	  grpcurl -plaintext -d '{"symbol":"AAPL"}' $s pgfleet.stock.v1.StockService/GetStock
 	  grpcurl -plaintext -d '{"filter":"sector = \"Technology\"","order_by":"market_cap desc","page_size":5}' $s pgfleet.stock.v1.StockService/ListStocks
 	  grpcurl -plaintext -d '{"symbols":["AAPL","MSFT","NVDA"]}' $s pgfleet.stock.v1.StockService/GetLatestPrices
-	  grpcurl -plaintext $s pgfleet.ops.v1.DatabaseMonitor/GetDatabaseStatus
+	  grpcurl -plaintext -H "authorization: Bearer \$ADMIN_TOKEN" $s pgfleet.ops.v1.DatabaseMonitor/GetDatabaseStatus
 	  curl -s $m/metrics | grep pgfleet_db_pool
 	  psql '$stock_url' -c 'SELECT sector, count(*) FROM stock.stocks GROUP BY 1'
 	EOF
@@ -398,18 +418,18 @@ if [ -n "$portfolio_i" ]; then
 	fi
 	[ "$(password_of portfolio)" = portfolio ] || portfolio_url=$(mask "$portfolio_url")
 	cat <<-EOF
-	  # portfolio: a new user and portfolio (each answer carries the id the next call needs;
-	  # CreateUser answers ALREADY_EXISTS once the email is taken: pick another)
-	  grpcurl -plaintext -d '{"email":"ada@example.com","display_name":"Ada"}' $t $P/CreateUser
-	  grpcurl -plaintext -d '{"user_id":"<user.id from CreateUser>","name":"Main"}' $t $P/CreatePortfolio
+	  # portfolio: Ada registers herself (the email must be her token's subject; a second time
+	  # it answers ALREADY_EXISTS) and opens a portfolio, which is hers because the token is
+	  grpcurl -plaintext -H "authorization: Bearer \$ADA_TOKEN" -d '{"email":"ada@example.com","display_name":"Ada"}' $t $P/CreateUser
+	  grpcurl -plaintext -H "authorization: Bearer \$ADA_TOKEN" -d '{"name":"Main"}' $t $P/CreatePortfolio
 	  # Then cash, a trade priced by the stock service, and the valuation, $where1
-	  # $where2
+	  # $where2 Without a token: UNAUTHENTICATED; with Ada's: NOT_FOUND, as for a missing id.
 	  # A repeated request_id returns the first result and changes nothing.
-	  grpcurl -plaintext -d '{"portfolio_id":"$pid","amount":"10000","request_id":"dep-1"}' $t $P/Deposit
-	  grpcurl -plaintext -d '{"portfolio_id":"$pid","symbol":"AAPL","side":"SIDE_BUY","quantity":"10","request_id":"buy-1"}' $t $P/ExecuteTrade
-	  grpcurl -plaintext -d '{"portfolio_id":"$pid"}' $t $P/GetPortfolio
-	  grpcurl -plaintext -d '{"portfolio_id":"$pid","filter":"symbol = \"AAPL\""}' $t $P/ListTrades
-	  grpcurl -plaintext -d '{"portfolio_id":"$pid"}' $t $P/ListCashMovements
+	  grpcurl -plaintext -H "authorization: Bearer \$DEMO_TOKEN" -d '{"portfolio_id":"$pid","amount":"10000","request_id":"dep-1"}' $t $P/Deposit
+	  grpcurl -plaintext -H "authorization: Bearer \$DEMO_TOKEN" -d '{"portfolio_id":"$pid","symbol":"AAPL","side":"SIDE_BUY","quantity":"10","request_id":"buy-1"}' $t $P/ExecuteTrade
+	  grpcurl -plaintext -H "authorization: Bearer \$DEMO_TOKEN" -d '{"portfolio_id":"$pid"}' $t $P/GetPortfolio
+	  grpcurl -plaintext -H "authorization: Bearer \$DEMO_TOKEN" -d '{"portfolio_id":"$pid","filter":"symbol = \"AAPL\""}' $t $P/ListTrades
+	  grpcurl -plaintext -H "authorization: Bearer \$DEMO_TOKEN" -d '{"portfolio_id":"$pid"}' $t $P/ListCashMovements
 	  psql '$portfolio_url' -c 'SELECT p.id, p.cash, sum(m.amount) AS ledger FROM portfolio.portfolios p JOIN portfolio.cash_movements m ON m.portfolio_id = p.id GROUP BY 1, 2 ORDER BY 1'
 	EOF
 fi
@@ -418,12 +438,12 @@ if [ -n "$interview_i" ]; then
 	t=$(grpc_target "$interview_i")
 	cat <<-EOF
 	  # interview: start a session, answer each question, complete it, read the summary
-	  grpcurl -plaintext -d '{"filter":"category = \"SQL\" AND tags:\"joins\"","page_size":3}' $t pgfleet.interview.v1.QuestionBankService/ListQuestions
-	  grpcurl -plaintext -d '{"candidate":"ada@example.com","criteria":{"categories":["SQL","PostgreSQL"],"max_difficulty":3,"count":3}}' $t pgfleet.interview.v1.InterviewService/StartSession
-	  grpcurl -plaintext -d '{"session_id":"<session.id>"}' $t pgfleet.interview.v1.InterviewService/NextQuestion
-	  grpcurl -plaintext -d '{"session_id":"<session.id>","question_id":"<question.questionId>","answer":"An inner join keeps only matching rows ..."}' $t pgfleet.interview.v1.InterviewService/SubmitAnswer
-	  grpcurl -plaintext -d '{"session_id":"<session.id>"}' $t pgfleet.interview.v1.InterviewService/CompleteSession
-	  grpcurl -plaintext -d '{"session_id":"<session.id>"}' $t pgfleet.interview.v1.InterviewService/GetSession
+	  grpcurl -plaintext -H "authorization: Bearer \$ADA_TOKEN" -d '{"filter":"category = \"SQL\" AND tags:\"joins\"","page_size":3}' $t pgfleet.interview.v1.QuestionBankService/ListQuestions
+	  grpcurl -plaintext -H "authorization: Bearer \$ADA_TOKEN" -d '{"criteria":{"categories":["SQL","PostgreSQL"],"max_difficulty":3,"count":3}}' $t pgfleet.interview.v1.InterviewService/StartSession
+	  grpcurl -plaintext -H "authorization: Bearer \$ADA_TOKEN" -d '{"session_id":"<session.id>"}' $t pgfleet.interview.v1.InterviewService/NextQuestion
+	  grpcurl -plaintext -H "authorization: Bearer \$ADA_TOKEN" -d '{"session_id":"<session.id>","question_id":"<question.questionId>","answer":"An inner join keeps only matching rows ..."}' $t pgfleet.interview.v1.InterviewService/SubmitAnswer
+	  grpcurl -plaintext -H "authorization: Bearer \$ADA_TOKEN" -d '{"session_id":"<session.id>"}' $t pgfleet.interview.v1.InterviewService/CompleteSession
+	  grpcurl -plaintext -H "authorization: Bearer \$ADA_TOKEN" -d '{"session_id":"<session.id>"}' $t pgfleet.interview.v1.InterviewService/GetSession
 	EOF
 fi
 [ -n "$GRPCURL" ] || echo "  (grpcurl is missing from $rel_bin: 'make run' builds it)"

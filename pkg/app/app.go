@@ -7,11 +7,15 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"google.golang.org/grpc"
 
 	opsv1 "github.com/pgfleet/pgfleet/gen/pgfleet/ops/v1"
+	"github.com/pgfleet/pgfleet/pkg/auth"
+	"github.com/pgfleet/pgfleet/pkg/client"
 	"github.com/pgfleet/pgfleet/pkg/dbmonitor"
 	"github.com/pgfleet/pgfleet/pkg/lock"
 	"github.com/pgfleet/pgfleet/pkg/migrate"
@@ -19,16 +23,21 @@ import (
 	"github.com/pgfleet/pgfleet/pkg/query"
 	"github.com/pgfleet/pgfleet/pkg/retry"
 	"github.com/pgfleet/pgfleet/pkg/server"
+	"github.com/pgfleet/pgfleet/pkg/tlsfiles"
 )
 
 // Config is the environment every service reads; a service's config holds it beside its own
 // settings (its listen addresses, whose defaults differ per service).
 type Config struct {
-	DB    pgpool.Config // DATABASE_URL, DB_POOL_*, DB_HEALTH_INTERVAL
-	Retry retry.Config  // DB_RETRY_*, DB_BREAKER_*
-	Lock  lock.Config   // LOCK_WAIT_TIMEOUT
-	Query query.Config  // PAGE_TOKEN_KEY
-	Drain time.Duration `env:"DRAIN_TIMEOUT, default=20s"`
+	DB    pgpool.Config   // DATABASE_URL, DB_POOL_*, DB_HEALTH_INTERVAL
+	Retry retry.Config    // DB_RETRY_*, DB_BREAKER_*
+	Lock  lock.Config     // LOCK_WAIT_TIMEOUT
+	Query query.Config    // PAGE_TOKEN_KEY
+	Auth  auth.Config     // AUTH_DISABLED, JWT_*, SERVICE_TOKEN_FILE
+	TLS   tlsfiles.Server // TLS_CERT_FILE, TLS_KEY_FILE: gRPC over TLS
+	// HealthAddr serves gRPC health alone in plaintext, for probes that cannot speak TLS.
+	HealthAddr string        `env:"HEALTH_ADDR"`
+	Drain      time.Duration `env:"DRAIN_TIMEOUT, default=20s"`
 }
 
 // Options say what the service is and where it listens.
@@ -38,6 +47,9 @@ type Options struct {
 	MetricsAddr string
 	Migrations  migrate.Set
 	Validate    func(req any) error // the service's request validation, run before each handler
+	// Policy says who may call each of the service's methods; DatabaseMonitor's rule (admin
+	// or service) is added here.
+	Policy auth.Policy
 }
 
 // Service holds a started service's shared parts, for its API to use.
@@ -48,12 +60,26 @@ type Service struct {
 	Locks  *lock.Locker
 
 	name    string
+	auth    auth.Config
 	monitor *pgpool.Monitor
 }
 
 // Start opens the pool, applies the migrations and listens. The caller registers its API on
 // Server, then calls Run; Close, deferred, closes the pool after Run has drained.
 func Start(ctx context.Context, cfg Config, opts Options, log *slog.Logger) (*Service, error) {
+	policy := auth.Policy{opsv1.DatabaseMonitor_ServiceDesc.ServiceName: auth.Roles(auth.RoleAdmin, auth.RoleService)}
+	maps.Copy(policy, opts.Policy)
+	authz, err := auth.NewAuthorizer(cfg.Auth, policy)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Auth.Disabled {
+		log.Warn("AUTH_DISABLED=true: every call runs as admin, without a token")
+	}
+	tlsConfig, err := cfg.TLS.Config()
+	if err != nil {
+		return nil, err
+	}
 	pool, err := pgpool.New(ctx, cfg.DB)
 	if err != nil {
 		return nil, fmt.Errorf("open pool: %w", err)
@@ -68,6 +94,9 @@ func Start(ctx context.Context, cfg Config, opts Options, log *slog.Logger) (*Se
 		MetricsAddr:    opts.MetricsAddr,
 		Drain:          cfg.Drain,
 		DefaultTimeout: cfg.DB.Acquire, // the pool has no acquire timeout: calls get a deadline
+		TLS:            tlsConfig,
+		HealthAddr:     cfg.HealthAddr,
+		Authorize:      authz.Authorize,
 		Validate:       opts.Validate,
 		Log:            log,
 	})
@@ -83,8 +112,23 @@ func Start(ctx context.Context, cfg Config, opts Options, log *slog.Logger) (*Se
 		Retry:   retry.New(cfg.Retry, srv.Registry()),
 		Locks:   lock.New(cfg.Lock),
 		name:    opts.Name,
+		auth:    cfg.Auth,
 		monitor: monitor,
 	}, nil
+}
+
+// Dial connects to another service (see client.Dial), sending this service's token on every
+// call, and registers the client's metrics on the service's registry.
+func (s *Service) Dial(peer string, cfg client.Config) (*client.Client, error) {
+	creds, err := auth.ServiceCredentials(s.auth, s.name)
+	if err != nil {
+		return nil, err
+	}
+	var opts []grpc.DialOption
+	if creds != nil {
+		opts = append(opts, grpc.WithPerRPCCredentials(creds))
+	}
+	return client.Dial(peer, cfg, s.Server.Registry(), opts...)
 }
 
 // Run serves DatabaseMonitor beside the registered services, ties the health of "" and of

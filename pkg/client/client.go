@@ -22,6 +22,7 @@ import (
 	"github.com/pgfleet/pgfleet/pkg/breaker"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 )
@@ -58,6 +59,12 @@ type Config struct {
 	BreakerFailureRatio float64       `env:"BREAKER_FAILURE_RATIO, default=0.5"`
 	BreakerOpenTimeout  time.Duration `env:"BREAKER_OPEN_TIMEOUT, default=5s"`
 	BreakerWindow       time.Duration `env:"BREAKER_WINDOW, default=30s"` // 0: counts never expire
+
+	// TLSCAFile turns TLS on: the peer's certificate must chain to this PEM bundle. Empty
+	// means plaintext, the default for local runs.
+	TLSCAFile string `env:"TLS_CA_FILE"`
+	// TLSServerName overrides the name checked in the peer's certificate (default: Addr's host).
+	TLSServerName string `env:"TLS_SERVER_NAME"`
 }
 
 func (cfg Config) validate() error {
@@ -91,8 +98,13 @@ type Client struct {
 // Dial returns a Client for the peer at cfg.Addr; like grpc.NewClient it connects lazily.
 // name (e.g. "stock") labels the metrics and starts the breaker's error message. The
 // metrics are registered on reg unless it is nil; one registry takes any number of peers,
-// each name once.
-func Dial(name string, cfg Config, reg prometheus.Registerer) (*Client, error) {
+// each name once. opts come after Dial's own, e.g. grpc.WithPerRPCCredentials for the
+// caller's service token.
+//
+// Calls are balanced round-robin over every address the target resolves to, so a
+// "dns:///stock-headless:50051" target spreads calls across all replicas behind a headless
+// Kubernetes Service instead of pinning one.
+func Dial(name string, cfg Config, reg prometheus.Registerer, opts ...grpc.DialOption) (*Client, error) {
 	if name == "" {
 		return nil, errors.New("client: name is required")
 	}
@@ -112,18 +124,24 @@ func Dial(name string, cfg Config, reg prometheus.Registerer) (*Client, error) {
 	c.breaker = breaker.New(name, cfg.breaker(), nil, func(err error) bool { return errors.Is(err, errCallerGone) })
 	c.m = newMetrics(name, c.breaker.State)
 
-	opts := []grpc.DialOption{
-		grpc.WithTransportCredentials(insecure.NewCredentials()), // TLS comes later
-		// Our retry policy, not one a resolver (DNS TXT records) might supply.
+	creds := insecure.NewCredentials()
+	if cfg.TLSCAFile != "" {
+		if creds, err = credentials.NewClientTLSFromFile(cfg.TLSCAFile, cfg.TLSServerName); err != nil {
+			return nil, fmt.Errorf("client %q: TLS_CA_FILE: %w", name, err)
+		}
+	}
+	own := []grpc.DialOption{
+		grpc.WithTransportCredentials(creds),
+		// Our retry and balancing policy, not one a resolver (DNS TXT records) might supply.
 		grpc.WithDisableServiceConfig(),
+		grpc.WithDefaultServiceConfig(sc),
 		grpc.WithChainUnaryInterceptor(c.unary),
 		grpc.WithChainStreamInterceptor(c.stream),
 	}
-	if sc != "" {
-		opts = append(opts, grpc.WithDefaultServiceConfig(sc),
-			grpc.WithMaxCallAttempts(cfg.MaxAttempts)) // else gRPC caps the policy at 5
+	if cfg.MaxAttempts > 1 {
+		own = append(own, grpc.WithMaxCallAttempts(cfg.MaxAttempts)) // else gRPC caps the policy at 5
 	}
-	conn, err := grpc.NewClient(cfg.Addr, opts...)
+	conn, err := grpc.NewClient(cfg.Addr, append(own, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("client %q: %w", name, err)
 	}
@@ -214,7 +232,16 @@ func (c *Client) stream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.Cli
 }
 
 type jsonServiceConfig struct {
-	MethodConfig []jsonMethodConfig `json:"methodConfig"`
+	LoadBalancingConfig []map[string]struct{} `json:"loadBalancingConfig"`
+	MethodConfig        []jsonMethodConfig    `json:"methodConfig,omitempty"`
+}
+
+func (sc jsonServiceConfig) encode() (string, error) {
+	b, err := json.Marshal(sc)
+	if err != nil {
+		return "", fmt.Errorf("encode service config: %w", err)
+	}
+	return string(b), nil
 }
 
 type jsonMethodConfig struct {
@@ -235,11 +262,12 @@ type jsonRetryPolicy struct {
 	RetryableStatusCodes []string `json:"retryableStatusCodes"`
 }
 
-// serviceConfig returns the gRPC service config JSON carrying the retry policy, or "" when
-// MaxAttempts is 1 (gRPC rejects a policy with fewer than 2 attempts).
+// serviceConfig returns the gRPC service config JSON: round-robin balancing, and the retry
+// policy unless MaxAttempts is 1 (gRPC rejects a policy with fewer than 2 attempts).
 func serviceConfig(cfg Config) (string, error) {
+	sc := jsonServiceConfig{LoadBalancingConfig: []map[string]struct{}{{"round_robin": {}}}}
 	if cfg.MaxAttempts < 2 {
-		return "", nil
+		return sc.encode()
 	}
 	names := []jsonName{{}} // an empty name matches every method
 	if len(cfg.RetryMethods) > 0 {
@@ -252,7 +280,7 @@ func serviceConfig(cfg Config) (string, error) {
 			names = append(names, jsonName{Service: svc, Method: method})
 		}
 	}
-	b, err := json.Marshal(jsonServiceConfig{MethodConfig: []jsonMethodConfig{{
+	sc.MethodConfig = []jsonMethodConfig{{
 		Name: names,
 		RetryPolicy: jsonRetryPolicy{
 			MaxAttempts:          cfg.MaxAttempts,
@@ -261,11 +289,8 @@ func serviceConfig(cfg Config) (string, error) {
 			BackoffMultiplier:    backoffMultiplier,
 			RetryableStatusCodes: []string{"UNAVAILABLE"},
 		},
-	}}})
-	if err != nil {
-		return "", fmt.Errorf("encode service config: %w", err)
-	}
-	return string(b), nil
+	}}
+	return sc.encode()
 }
 
 // seconds formats d as the service config's JSON duration, e.g. "0.05s".

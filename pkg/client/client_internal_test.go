@@ -9,6 +9,7 @@ func TestServiceConfig(t *testing.T) {
 	t.Parallel()
 	const policy = `"retryPolicy":{"maxAttempts":3,"initialBackoff":"0.05s","maxBackoff":"1s",` +
 		`"backoffMultiplier":2,"retryableStatusCodes":["UNAVAILABLE"]}`
+	const lb = `{"loadBalancingConfig":[{"round_robin":{}}]`
 	cases := []struct {
 		name    string
 		cfg     Config
@@ -18,16 +19,16 @@ func TestServiceConfig(t *testing.T) {
 		{
 			name: "every method",
 			cfg:  Config{MaxAttempts: 3},
-			want: `{"methodConfig":[{"name":[{}],` + policy + `}]}`,
+			want: lb + `,"methodConfig":[{"name":[{}],` + policy + `}]}`,
 		},
 		{
 			name: "listed services and methods",
 			cfg: Config{MaxAttempts: 3, RetryMethods: []string{
 				"pgfleet.stock.v1.StockService", " /pgfleet.ops.v1.DatabaseMonitor/GetDatabaseStatus"}},
-			want: `{"methodConfig":[{"name":[{"service":"pgfleet.stock.v1.StockService"},` +
+			want: lb + `,"methodConfig":[{"name":[{"service":"pgfleet.stock.v1.StockService"},` +
 				`{"service":"pgfleet.ops.v1.DatabaseMonitor","method":"GetDatabaseStatus"}],` + policy + `}]}`,
 		},
-		{name: "retries off", cfg: Config{MaxAttempts: 1}, want: ""},
+		{name: "retries off", cfg: Config{MaxAttempts: 1}, want: lb + `}`},
 		{name: "empty entry", cfg: Config{MaxAttempts: 3, RetryMethods: []string{""}}, wantErr: true},
 		{name: "too many slashes", cfg: Config{MaxAttempts: 3, RetryMethods: []string{"a.B/C/D"}}, wantErr: true},
 	}

@@ -16,7 +16,7 @@ import (
 )
 
 // interceptors returns the unary and stream chains, outermost first: metrics, logging,
-// recovery, default deadline (unary only), validation, and for streams the end of health
+// recovery, default deadline (unary only), authorization, validation, and for streams the end of health
 // watches on shutdown. Recovery sits inside logging and metrics so that a panic is logged
 // and counted like any other Internal.
 func (s *Server) interceptors(panics prometheus.Counter) ([]grpc.UnaryServerInterceptor, []grpc.StreamServerInterceptor) {
@@ -49,6 +49,10 @@ func (s *Server) interceptors(panics prometheus.Counter) ([]grpc.UnaryServerInte
 	}
 	if s.opts.DefaultTimeout > 0 {
 		unary = append(unary, defaultDeadline(s.opts.DefaultTimeout))
+	}
+	if s.opts.Authorize != nil {
+		unary = append(unary, authorizeUnary(s.opts.Authorize))
+		stream = append(stream, authorizeStream(s.opts.Authorize))
 	}
 	if s.opts.Validate != nil {
 		unary = append(unary, validateUnary(s.opts.Validate))
@@ -87,6 +91,26 @@ func defaultDeadline(d time.Duration) grpc.UnaryServerInterceptor {
 			defer cancel()
 		}
 		return handler(ctx, req)
+	}
+}
+
+func authorizeUnary(authorize func(context.Context, string) (context.Context, error)) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		ctx, err := authorize(ctx, info.FullMethod)
+		if err != nil {
+			return nil, err
+		}
+		return handler(ctx, req)
+	}
+}
+
+func authorizeStream(authorize func(context.Context, string) (context.Context, error)) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		ctx, err := authorize(ss.Context(), info.FullMethod)
+		if err != nil {
+			return err
+		}
+		return handler(srv, &ctxStream{ServerStream: ss, ctx: ctx})
 	}
 }
 

@@ -4,11 +4,13 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"time"
 
@@ -18,6 +20,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
@@ -54,6 +58,15 @@ type Options struct {
 	// pool has no acquire timeout of its own (DB_POOL_TIMEOUT feeds it). Zero means none.
 	// Streams keep the caller's deadline.
 	DefaultTimeout time.Duration
+	// TLS, if set, serves gRPC over TLS (tlsfiles.Server.Config builds it); nil is plaintext.
+	TLS *tls.Config
+	// HealthAddr, if set, also serves grpc.health.v1 alone, in plaintext, for probes that
+	// cannot speak TLS (Kubernetes gRPC probes). It reports the same statuses.
+	HealthAddr string
+	// Authorize, if set, admits each call before validation: it returns the context the
+	// handler gets (carrying the caller), or the status error to answer with. auth.Authorizer
+	// provides it; health and reflection calls reach it too.
+	Authorize func(ctx context.Context, fullMethod string) (context.Context, error)
 	// Validate, if set, checks each unary request, and the request of a server-streaming
 	// call, before the handler runs. An error carrying a gRPC status (such as
 	// *validate.Error) is returned as is; any other error becomes InvalidArgument. Messages
@@ -77,6 +90,9 @@ type Server struct {
 	grpcLis    net.Listener
 	metricsLis net.Listener
 	http       *http.Server
+
+	healthGRPC *grpc.Server // nil unless Options.HealthAddr
+	healthLis  net.Listener
 
 	draining   context.Context // done once shutdown has begun; ends health Watch streams
 	startDrain context.CancelFunc
@@ -109,6 +125,14 @@ func New(opts Options) (*Server, error) {
 		grpcLis.Close()
 		return nil, fmt.Errorf("listen metrics: %w", err)
 	}
+	var healthLis net.Listener
+	if opts.HealthAddr != "" {
+		if healthLis, err = net.Listen("tcp", opts.HealthAddr); err != nil {
+			grpcLis.Close()
+			metricsLis.Close()
+			return nil, fmt.Errorf("listen health: %w", err)
+		}
+	}
 
 	s := &Server{
 		opts:       opts,
@@ -117,6 +141,7 @@ func New(opts Options) (*Server, error) {
 		reg:        prometheus.NewRegistry(),
 		grpcLis:    grpcLis,
 		metricsLis: metricsLis,
+		healthLis:  healthLis,
 	}
 	s.draining, s.startDrain = context.WithCancel(context.Background())
 	s.metrics = grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram())
@@ -132,7 +157,12 @@ func New(opts Options) (*Server, error) {
 	)
 
 	unary, stream := s.interceptors(panics)
+	creds := insecure.NewCredentials()
+	if opts.TLS != nil {
+		creds = credentials.NewTLS(opts.TLS)
+	}
 	s.grpc = grpc.NewServer(
+		grpc.Creds(creds),
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
 		grpc.MaxRecvMsgSize(maxRecvMsgSize),
@@ -152,10 +182,20 @@ func New(opts Options) (*Server, error) {
 	)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc) // v1 and v1alpha: grpcurl still asks for v1alpha
+	if healthLis != nil {
+		// Its own server, so that nothing but health is reachable without TLS; Watch streams
+		// end on shutdown like the main server's.
+		s.healthGRPC = grpc.NewServer(grpc.ChainStreamInterceptor(s.endWatches))
+		healthpb.RegisterHealthServer(s.healthGRPC, s.health)
+	}
 
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
 	mux.HandleFunc("GET /healthz", s.serveHealthz)
+	// Profiles on the private metrics port, where `go tool pprof` can reach a running replica.
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	s.http = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -177,6 +217,14 @@ func (s *Server) Registry() *prometheus.Registry { return s.reg }
 // Health returns the grpc.health.v1 server, for services that set statuses themselves.
 func (s *Server) Health() *health.Server { return s.health }
 
+// HealthAddr returns the address of the plaintext health listener, or "" without one.
+func (s *Server) HealthAddr() string {
+	if s.healthLis == nil {
+		return ""
+	}
+	return s.healthLis.Addr().String()
+}
+
 // GRPCAddr returns the address the gRPC listener is bound to.
 func (s *Server) GRPCAddr() string { return s.grpcLis.Addr().String() }
 
@@ -197,6 +245,14 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		return nil
 	})
+	if s.healthGRPC != nil {
+		g.Go(func() error {
+			if err := s.healthGRPC.Serve(s.healthLis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+				return fmt.Errorf("serve health: %w", err)
+			}
+			return nil
+		})
+	}
 	g.Go(func() error {
 		if err := s.http.Serve(s.metricsLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("serve metrics: %w", err)
@@ -243,6 +299,9 @@ func (s *Server) shutdown() {
 		s.grpc.Stop()
 	}
 
+	if s.healthGRPC != nil {
+		s.healthGRPC.Stop() // probes need no drain; their answer is already NOT_SERVING
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), metricsShutdown)
 	defer cancel()
 	if err := s.http.Shutdown(ctx); err != nil {

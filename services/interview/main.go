@@ -30,7 +30,7 @@ func run(ctx context.Context, log *slog.Logger, env envconfig.Lookuper) error {
 		return fmt.Errorf("read config: %w", err)
 	}
 	svc, err := app.Start(ctx, cfg.App, app.Options{Name: "interview", GRPCAddr: cfg.GRPCAddr,
-		MetricsAddr: cfg.MetricsAddr, Migrations: migrations.Set, Validate: api.Validate}, log)
+		MetricsAddr: cfg.MetricsAddr, Migrations: migrations.Set, Validate: api.Validate, Policy: api.Policy}, log)
 	if err != nil {
 		return err
 	}

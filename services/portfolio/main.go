@@ -12,7 +12,6 @@ import (
 	portfoliov1 "github.com/pgfleet/pgfleet/gen/pgfleet/portfolio/v1"
 	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
 	"github.com/pgfleet/pgfleet/pkg/app"
-	"github.com/pgfleet/pgfleet/pkg/client"
 	"github.com/pgfleet/pgfleet/services/portfolio/internal/api"
 	"github.com/pgfleet/pgfleet/services/portfolio/migrations"
 )
@@ -27,14 +26,14 @@ func run(ctx context.Context, log *slog.Logger, env envconfig.Lookuper) error {
 		return err
 	}
 	svc, err := app.Start(ctx, cfg.App, app.Options{Name: "portfolio", GRPCAddr: cfg.GRPCAddr,
-		MetricsAddr: cfg.MetricsAddr, Migrations: migrations.Set, Validate: api.Validate}, log)
+		MetricsAddr: cfg.MetricsAddr, Migrations: migrations.Set, Validate: api.Validate, Policy: api.Policy}, log)
 	if err != nil {
 		return err
 	}
 	defer svc.Close() // after Run has drained
 
 	// Prices come from the stock service, behind a deadline, retries and a circuit breaker.
-	stock, err := client.Dial("stock", cfg.Stock, svc.Server.Registry())
+	stock, err := svc.Dial("stock", cfg.Stock)
 	if err != nil {
 		return fmt.Errorf("dial stock service: %w", err)
 	}

@@ -5,6 +5,7 @@ package apptest
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"net"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/pgfleet/pgfleet/pkg/app"
+	"github.com/pgfleet/pgfleet/pkg/auth/authtest"
 )
 
 // FreeAddr returns a loopback address whose port was free at the time of the call.
@@ -36,11 +38,12 @@ type Service struct {
 }
 
 // Start runs run with env as its environment; GRPC_ADDR and METRICS_ADDR get free ports
-// unless env sets them. When tb ends, run's context is cancelled and tb fails unless run
-// returns nil (a clean drain).
+// and auth is authtest.Config unless env sets them. Conn calls as an admin. When tb ends,
+// run's context is cancelled and tb fails unless run returns nil (a clean drain).
 func Start(tb testing.TB, run app.RunFunc, env map[string]string) Service {
 	tb.Helper()
 	vars := map[string]string{"GRPC_ADDR": FreeAddr(tb), "METRICS_ADDR": FreeAddr(tb)}
+	maps.Copy(vars, authtest.Env())
 	for k, v := range env {
 		vars[k] = v
 	}
@@ -53,7 +56,7 @@ func Start(tb testing.TB, run app.RunFunc, env map[string]string) Service {
 			tb.Errorf("run: %v", err)
 		}
 	})
-	conn, err := grpc.NewClient(vars["GRPC_ADDR"], grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(vars["GRPC_ADDR"], grpc.WithTransportCredentials(insecure.NewCredentials()), authtest.Admin(tb))
 	if err != nil {
 		tb.Fatal(err)
 	}

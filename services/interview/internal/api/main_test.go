@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	interviewv1 "github.com/pgfleet/pgfleet/gen/pgfleet/interview/v1"
+	"github.com/pgfleet/pgfleet/pkg/auth/authtest"
 	"github.com/pgfleet/pgfleet/pkg/pgtest"
 	"github.com/pgfleet/pgfleet/pkg/retry"
 	"github.com/pgfleet/pgfleet/pkg/server"
@@ -31,6 +32,9 @@ type env struct {
 	bank       interviewv1.QuestionBankServiceClient
 	interviews interviewv1.InterviewServiceClient
 	pool       *pgxpool.Pool // the service's database, for checking rows
+	// userBank and userInterviews call with no token but the call's own (authtest.As).
+	userBank       interviewv1.QuestionBankServiceClient
+	userInterviews interviewv1.InterviewServiceClient
 }
 
 // newEnv starts the interview service with the rubric evaluator only (no EVALUATOR_URL).
@@ -48,6 +52,7 @@ func newEnvWith(t testing.TB, cfg evaluate.Config) env {
 	srv, err := server.New(server.Options{
 		Name: "interview", GRPCAddr: "127.0.0.1:0", MetricsAddr: "127.0.0.1:0",
 		Drain: time.Second, DefaultTimeout: 30 * time.Second, Validate: api.Validate, Log: log,
+		Authorize: authtest.Authorizer(t, api.Policy).Authorize,
 	})
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
@@ -62,18 +67,24 @@ func newEnvWith(t testing.TB, cfg evaluate.Config) env {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
-	conn, err := grpc.NewClient(srv.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(srv.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()), authtest.Admin(t))
+	if err != nil {
+		t.Fatalf("grpc.NewClient: %v", err)
+	}
+	userConn, err := grpc.NewClient(srv.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatalf("grpc.NewClient: %v", err)
 	}
 	t.Cleanup(func() {
 		conn.Close()
+		userConn.Close()
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("server.Run: %v", err)
 		}
 	})
-	return env{bank: interviewv1.NewQuestionBankServiceClient(conn), interviews: interviewv1.NewInterviewServiceClient(conn), pool: pool}
+	return env{bank: interviewv1.NewQuestionBankServiceClient(conn), interviews: interviewv1.NewInterviewServiceClient(conn), pool: pool,
+		userBank: interviewv1.NewQuestionBankServiceClient(userConn), userInterviews: interviewv1.NewInterviewServiceClient(userConn)}
 }
 
 // wantCode fails the test unless err carries code.

@@ -5,8 +5,11 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	interviewv1 "github.com/pgfleet/pgfleet/gen/pgfleet/interview/v1"
+	"github.com/pgfleet/pgfleet/pkg/auth"
 	"github.com/pgfleet/pgfleet/pkg/query"
 	"github.com/pgfleet/pgfleet/pkg/validate"
 	"github.com/pgfleet/pgfleet/services/interview/internal/evaluate"
@@ -15,13 +18,21 @@ import (
 
 // StartSession picks questions for a candidate (unseen ones first) and opens a session.
 func (s *Interviews) StartSession(ctx context.Context, req *interviewv1.StartSessionRequest) (*interviewv1.StartSessionResponse, error) {
+	p := auth.Caller(ctx)
+	candidate := req.GetCandidate()
+	switch {
+	case candidate == "":
+		candidate = p.Subject
+	case !p.Owns(candidate):
+		return nil, status.Errorf(codes.PermissionDenied, "candidate must be the token's subject %q, or empty", p.Subject)
+	}
 	lo, hi, count := criteria(req.GetCriteria())
 	cats := req.GetCriteria().GetCategories()
 	var sess store.Session
 	var qs []store.SessionQuestion
 	err := s.retry.RunTx(ctx, s.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
 		st := s.store.WithTx(tx)
-		ids, err := st.PickQuestions(ctx, req.GetCandidate(), cats, lo, hi, count)
+		ids, err := st.PickQuestions(ctx, candidate, cats, lo, hi, count)
 		if err != nil {
 			return err
 		}
@@ -29,7 +40,7 @@ func (s *Interviews) StartSession(ctx context.Context, req *interviewv1.StartSes
 			return &errState{fmt.Sprintf("only %d questions match categories %v and difficulty %d to %d; asked for %d",
 				len(ids), cats, lo, hi, count)}
 		}
-		sess, err = st.CreateSession(ctx, store.Session{Candidate: req.GetCandidate(), Categories: cats,
+		sess, err = st.CreateSession(ctx, store.Session{Candidate: candidate, Categories: cats,
 			MinDifficulty: lo, MaxDifficulty: hi}, ids)
 		if err != nil {
 			return err
@@ -96,7 +107,7 @@ func (s *Interviews) SubmitAnswer(ctx context.Context, req *interviewv1.SubmitAn
 	var remaining int32
 	err = s.retry.RunTx(ctx, s.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
 		st := s.store.WithTx(tx)
-		cur, err := st.GetSession(ctx, sid, store.ShareLock)
+		cur, err := getSession(ctx, st, sid, store.ShareLock)
 		if err != nil {
 			return err
 		}
@@ -136,7 +147,7 @@ func (s *Interviews) CompleteSession(ctx context.Context, req *interviewv1.Compl
 		st := s.store.WithTx(tx)
 		// FOR UPDATE waits for answers being saved; under READ COMMITTED the questions read
 		// next then include them.
-		sess, err := st.GetSession(ctx, sid, store.UpdateLock)
+		sess, err := getSession(ctx, st, sid, store.UpdateLock)
 		if err != nil {
 			return err
 		}
@@ -177,7 +188,7 @@ func (s *Interviews) read(ctx context.Context, id int64) (store.Session, []store
 	var qs []store.SessionQuestion
 	err := s.retry.RunTx(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) (err error) {
 		st := s.store.WithTx(tx)
-		if sess, err = st.GetSession(ctx, id, store.NoLock); err != nil {
+		if sess, err = getSession(ctx, st, id, store.NoLock); err != nil {
 			return err
 		}
 		qs, err = st.SessionQuestions(ctx, id)
@@ -188,14 +199,20 @@ func (s *Interviews) read(ctx context.Context, id int64) (store.Session, []store
 
 // ListSessions returns a page of sessions, without their questions.
 func (s *Interviews) ListSessions(ctx context.Context, req *interviewv1.ListSessionsRequest) (*interviewv1.ListSessionsResponse, error) {
+	// A candidate sees only their own sessions; the token is bound to whose list it pages.
+	p := auth.Caller(ctx)
+	candidate, first := "", 1
+	if !p.Admin() {
+		candidate, first = p.Subject, 2
+	}
 	q, err := s.lists.sessions.Build(query.Request{Filter: req.GetFilter(), OrderBy: req.GetOrderBy(),
-		PageToken: req.GetPageToken(), PageSize: req.GetPageSize()}, 1)
+		PageToken: req.GetPageToken(), PageSize: req.GetPageSize(), Extra: candidate}, first)
 	if err != nil {
 		return nil, s.grpcError(ctx, err)
 	}
 	var rows []store.Session
 	err = s.retry.Do(ctx, func(ctx context.Context) (err error) {
-		rows, err = s.store.ListSessions(ctx, q)
+		rows, err = s.store.ListSessions(ctx, candidate, q)
 		return err
 	})
 	if err != nil {

@@ -689,7 +689,6 @@ func TestInterviews_BadInput(t *testing.T) {
 		call      func(context.Context) error
 		wantField string
 	}{
-		{"start_no_candidate", start("", nil), "candidate"},
 		{"start_blank_candidate", start("   ", nil), "candidate"},
 		{"start_long_candidate", start(strings.Repeat("a", 201), nil), "candidate"},
 		{"start_count_99", start("ada", &interviewv1.Criteria{Count: 99}), "criteria.count"},

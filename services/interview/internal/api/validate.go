@@ -62,8 +62,9 @@ func Validate(req any) error {
 			seen[q.GetKey()] = i
 		}
 	case *interviewv1.StartSessionRequest:
-		c := r.GetCandidate()
-		v.Check(strings.TrimSpace(c) != "" && len(c) <= maxCandidate, "candidate", "must be 1 to %d characters", maxCandidate)
+		if c := r.GetCandidate(); c != "" { // empty: the caller
+			v.Check(strings.TrimSpace(c) != "" && len(c) <= maxCandidate, "candidate", "must be 1 to %d characters", maxCandidate)
+		}
 		cr := r.GetCriteria()
 		v.Check(cr.GetMinDifficulty() >= 0 && cr.GetMinDifficulty() <= 5, "criteria.min_difficulty", "must be 1 to 5, or 0 for 1")
 		v.Check(cr.GetMaxDifficulty() >= 0 && cr.GetMaxDifficulty() <= 5, "criteria.max_difficulty", "must be 1 to 5, or 0 for 5")

@@ -191,9 +191,15 @@ func (s *Store) CompleteSession(ctx context.Context, id int64, summary json.RawM
 	return tag.RowsAffected() == 1, nil
 }
 
-// ListSessions returns one page of sessions.
-func (s *Store) ListSessions(ctx context.Context, page *query.Query) ([]Session, error) {
-	rows, _ := s.db.Query(ctx, page.SQL(`SELECT `+sessionColumns+` FROM interview.sessions`), page.Args...)
+// ListSessions returns one page of sessions: of every candidate when candidate is "", else
+// of that one only, and page's parameters then start at $2.
+func (s *Store) ListSessions(ctx context.Context, candidate string, page *query.Query) ([]Session, error) {
+	sql, args := page.SQL(`SELECT `+sessionColumns+` FROM interview.sessions`), page.Args
+	if candidate != "" {
+		sql = page.SQL(`SELECT `+sessionColumns+` FROM interview.sessions`, `candidate = $1`)
+		args = append([]any{candidate}, args...)
+	}
+	rows, _ := s.db.Query(ctx, sql, args...)
 	list, err := pgx.CollectRows(rows, pgx.RowToStructByName[Session])
 	if err != nil {
 		return nil, fmt.Errorf("list sessions: %w", err)

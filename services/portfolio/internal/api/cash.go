@@ -34,6 +34,9 @@ func (s *Server) Withdraw(ctx context.Context, req *portfoliov1.WithdrawRequest)
 
 // moveCash deposits or withdraws once per request_id: a repeat returns the first movement.
 func (s *Server) moveCash(ctx context.Context, portfolioID int64, amountText, requestID string, kind portfoliov1.CashMovementKind) (store.Portfolio, store.CashMovement, error) {
+	if err := s.requireOwner(ctx, portfolioID); err != nil {
+		return store.Portfolio{}, store.CashMovement{}, err
+	}
 	amount, err := money.Parse(amountText)
 	if err != nil { // Validate has checked it; keep the store safe anyway
 		return store.Portfolio{}, store.CashMovement{}, fmt.Errorf("amount: %w", err)
@@ -92,6 +95,9 @@ func reusedRequestID(id string) error {
 // ListCashMovements returns a page of a portfolio's ledger, oldest first.
 func (s *Server) ListCashMovements(ctx context.Context, req *portfoliov1.ListCashMovementsRequest) (*portfoliov1.ListCashMovementsResponse, error) {
 	pid := req.GetPortfolioId()
+	if err := s.requireOwner(ctx, pid); err != nil {
+		return nil, s.grpcError(ctx, err)
+	}
 	q, err := s.lists.movements.Build(listRequest("", "", req.GetPageToken(), req.GetPageSize(), strconv.FormatInt(pid, 10)), 2)
 	if err != nil {
 		return nil, s.grpcError(ctx, err)

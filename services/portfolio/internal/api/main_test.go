@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
@@ -23,6 +24,8 @@ import (
 	portfoliov1 "github.com/pgfleet/pgfleet/gen/pgfleet/portfolio/v1"
 	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
 	"github.com/pgfleet/pgfleet/pkg/app/apptest"
+	"github.com/pgfleet/pgfleet/pkg/auth"
+	"github.com/pgfleet/pgfleet/pkg/auth/authtest"
 	"github.com/pgfleet/pgfleet/pkg/client"
 	"github.com/pgfleet/pgfleet/pkg/lock"
 	"github.com/pgfleet/pgfleet/pkg/pgtest"
@@ -69,10 +72,13 @@ func newStockService(t testing.TB) *stockService {
 	s := &stockService{addr: apptest.FreeAddr(t)}
 	s.env = append(os.Environ(), "DATABASE_URL="+pgtest.NewDBURL(t), "GRPC_ADDR="+s.addr,
 		"METRICS_ADDR="+apptest.FreeAddr(t), "DB_HEALTH_INTERVAL=200ms", "DRAIN_TIMEOUT=1s")
+	for k, v := range authtest.Env() {
+		s.env = append(s.env, k+"="+v)
+	}
 	s.start(t)
 	t.Cleanup(func() { s.stop(t) })
 
-	conn, err := grpc.NewClient(s.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(s.addr, grpc.WithTransportCredentials(insecure.NewCredentials()), authtest.Admin(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +146,8 @@ func (s *stockService) stop(t testing.TB) {
 
 // env is one portfolio service instance under test.
 type env struct {
-	client portfoliov1.PortfolioServiceClient
+	client portfoliov1.PortfolioServiceClient // calls as an admin
+	user   portfoliov1.PortfolioServiceClient // calls with no token but the call's own (authtest.As)
 	pool   *pgxpool.Pool
 	retry  *retry.Retrier
 }
@@ -151,12 +158,14 @@ func serve(t testing.TB, pool *pgxpool.Pool, stockAddr string, build func(api.De
 	t.Helper()
 	log := slog.New(slog.DiscardHandler)
 	srv, err := server.New(server.Options{Name: "portfolio", GRPCAddr: "127.0.0.1:0", MetricsAddr: "127.0.0.1:0",
-		Drain: time.Second, DefaultTimeout: 30 * time.Second, Validate: api.Validate, Log: log})
+		Drain: time.Second, DefaultTimeout: 30 * time.Second, Validate: api.Validate, Log: log,
+		Authorize: authtest.Authorizer(t, api.Policy).Authorize})
 	if err != nil {
 		t.Fatal(err)
 	}
 	stockConn, err := client.Dial("stock", client.Config{Addr: stockAddr, Timeout: 2 * time.Second, MaxAttempts: 3,
-		BreakerMinRequests: 5, BreakerFailureRatio: 0.5, BreakerOpenTimeout: 500 * time.Millisecond, BreakerWindow: 10 * time.Second}, nil)
+		BreakerMinRequests: 5, BreakerFailureRatio: 0.5, BreakerOpenTimeout: 500 * time.Millisecond, BreakerWindow: 10 * time.Second}, nil,
+		grpc.WithPerRPCCredentials(serviceCreds(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,19 +178,24 @@ func serve(t testing.TB, pool *pgxpool.Pool, stockAddr string, build func(api.De
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
-	conn, err := grpc.NewClient(srv.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(srv.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()), authtest.Admin(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	userConn, err := grpc.NewClient(srv.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		conn.Close()
+		userConn.Close()
 		stockConn.Close()
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("server.Run: %v", err)
 		}
 	})
-	return env{client: portfoliov1.NewPortfolioServiceClient(conn), pool: pool, retry: r}
+	return env{client: portfoliov1.NewPortfolioServiceClient(conn), user: portfoliov1.NewPortfolioServiceClient(userConn), pool: pool, retry: r}
 }
 
 // newEnv starts a stock service and one portfolio service on a fresh database.
@@ -217,4 +231,14 @@ func (e env) newPortfolio(t testing.TB, email, cash string) int64 {
 		}
 	}
 	return id
+}
+
+// serviceCreds is the portfolio service's token for its calls to the stock service.
+func serviceCreds(t testing.TB) credentials.PerRPCCredentials {
+	t.Helper()
+	creds, err := auth.ServiceCredentials(authtest.Config, "portfolio")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return creds
 }

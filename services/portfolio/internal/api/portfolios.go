@@ -2,13 +2,17 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"math/big"
 
 	"github.com/jackc/pgx/v5"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	portfoliov1 "github.com/pgfleet/pgfleet/gen/pgfleet/portfolio/v1"
 	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
+	"github.com/pgfleet/pgfleet/pkg/auth"
 	"github.com/pgfleet/pgfleet/pkg/query"
 	"github.com/pgfleet/pgfleet/services/portfolio/internal/money"
 	"github.com/pgfleet/pgfleet/services/portfolio/internal/store"
@@ -16,6 +20,9 @@ import (
 
 // CreateUser registers a user.
 func (s *Server) CreateUser(ctx context.Context, req *portfoliov1.CreateUserRequest) (*portfoliov1.CreateUserResponse, error) {
+	if p := auth.Caller(ctx); !p.Owns(req.GetEmail()) {
+		return nil, status.Errorf(codes.PermissionDenied, "email must be the token's subject %q: users register themselves", p.Subject)
+	}
 	u, err := s.store.CreateUser(ctx, req.GetEmail(), req.GetDisplayName())
 	if err != nil {
 		return nil, s.grpcError(ctx, err)
@@ -30,6 +37,9 @@ func (s *Server) GetUser(ctx context.Context, req *portfoliov1.GetUserRequest) (
 		u, err = s.store.GetUser(ctx, req.GetUserId())
 		return err
 	})
+	if err == nil && !auth.Caller(ctx).Owns(u.Email) {
+		err = fmt.Errorf("user %d: %w", req.GetUserId(), store.ErrNotFound) // as if it did not exist
+	}
 	if err != nil {
 		return nil, s.grpcError(ctx, err)
 	}
@@ -42,7 +52,11 @@ func (s *Server) CreatePortfolio(ctx context.Context, req *portfoliov1.CreatePor
 	if currency == "" {
 		currency = "USD"
 	}
-	p, err := s.store.CreatePortfolio(ctx, req.GetUserId(), req.GetName(), currency)
+	owner, err := s.ownerID(ctx, req.GetUserId())
+	if err != nil {
+		return nil, s.grpcError(ctx, err)
+	}
+	p, err := s.store.CreatePortfolio(ctx, owner, req.GetName(), currency)
 	if err != nil {
 		return nil, s.grpcError(ctx, err)
 	}
@@ -52,6 +66,9 @@ func (s *Server) CreatePortfolio(ctx context.Context, req *portfoliov1.CreatePor
 // GetPortfolio returns a portfolio with its positions valued by one batched call to the
 // stock service. Without prices (stock service down) it still answers, values left empty.
 func (s *Server) GetPortfolio(ctx context.Context, req *portfoliov1.GetPortfolioRequest) (*portfoliov1.GetPortfolioResponse, error) {
+	if err := s.requireOwner(ctx, req.GetPortfolioId()); err != nil {
+		return nil, s.grpcError(ctx, err)
+	}
 	var p store.Portfolio
 	var positions []store.Position
 	// Read-only and repeatable: portfolio and positions come from one snapshot.
@@ -127,13 +144,23 @@ func valuePosition(pos store.Position, price *stockv1.Price) (*portfoliov1.Posit
 
 // ListPortfolios returns a page of portfolios.
 func (s *Server) ListPortfolios(ctx context.Context, req *portfoliov1.ListPortfoliosRequest) (*portfoliov1.ListPortfoliosResponse, error) {
-	q, err := s.lists.portfolios.Build(listRequest(req.GetFilter(), req.GetOrderBy(), req.GetPageToken(), req.GetPageSize(), ""), 1)
+	// A user sees only their own portfolios; the token is bound to whose list it pages.
+	p := auth.Caller(ctx)
+	owner, first := "", 1
+	if !p.Admin() {
+		owner, first = p.Subject, 2
+	}
+	q, err := s.lists.portfolios.Build(listRequest(req.GetFilter(), req.GetOrderBy(), req.GetPageToken(), req.GetPageSize(), owner), first)
 	if err != nil {
 		return nil, s.grpcError(ctx, err)
 	}
 	var rows []store.Portfolio
 	err = s.retry.Do(ctx, func(ctx context.Context) (err error) {
-		rows, err = s.store.ListPortfolios(ctx, q)
+		if owner == "" {
+			rows, err = s.store.ListPortfolios(ctx, q)
+		} else {
+			rows, err = s.store.ListOwnedPortfolios(ctx, owner, q)
+		}
 		return err
 	})
 	if err != nil {

@@ -33,6 +33,9 @@ func (s *Server) ExecuteTrade(ctx context.Context, req *portfoliov1.ExecuteTrade
 
 func (s *Server) executeTrade(ctx context.Context, req *portfoliov1.ExecuteTradeRequest) (store.Trade, string, error) {
 	pid, rid, sym, side := req.GetPortfolioId(), req.GetRequestId(), req.GetSymbol(), req.GetSide()
+	if err := s.requireOwner(ctx, pid); err != nil { // before the repeat check, which would show another's trade
+		return store.Trade{}, "", err
+	}
 	qty, err := money.Parse(req.GetQuantity())
 	if err != nil {
 		return store.Trade{}, "", fmt.Errorf("quantity: %w", err)
@@ -192,6 +195,9 @@ func (s *Server) latestPrice(ctx context.Context, symbol string) (*big.Rat, erro
 // ListTrades returns a page of a portfolio's trades.
 func (s *Server) ListTrades(ctx context.Context, req *portfoliov1.ListTradesRequest) (*portfoliov1.ListTradesResponse, error) {
 	pid := req.GetPortfolioId()
+	if err := s.requireOwner(ctx, pid); err != nil {
+		return nil, s.grpcError(ctx, err)
+	}
 	q, err := s.lists.trades.Build(listRequest(req.GetFilter(), req.GetOrderBy(), req.GetPageToken(), req.GetPageSize(),
 		strconv.FormatInt(pid, 10)), 2)
 	if err != nil {

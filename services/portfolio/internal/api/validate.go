@@ -28,7 +28,7 @@ func Validate(req any) error {
 	case *portfoliov1.GetUserRequest:
 		checkID(&v, "user_id", r.GetUserId())
 	case *portfoliov1.CreatePortfolioRequest:
-		checkID(&v, "user_id", r.GetUserId())
+		v.Check(r.GetUserId() >= 0, "user_id", "must be positive, or 0 for the caller's own user, got %d", r.GetUserId())
 		n := r.GetName()
 		v.Check(n != "" && len(n) <= maxNameLen, "name", "must be 1 to %d bytes", maxNameLen)
 		if c := r.GetCurrency(); c != "" {

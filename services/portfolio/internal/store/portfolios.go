@@ -131,3 +131,32 @@ func (s *Store) SetPosition(ctx context.Context, portfolioID int64, p Position) 
 	}
 	return nil
 }
+
+// CheckOwner returns an error wrapping ErrNotFound unless portfolio id exists and belongs to
+// the user with email (in any case): the same error whether it is missing or someone else's.
+func (s *Store) CheckOwner(ctx context.Context, id int64, email string) error {
+	const q = `
+		SELECT EXISTS (SELECT FROM portfolio.portfolios p JOIN portfolio.users u ON u.id = p.user_id
+		               WHERE p.id = $1 AND lower(u.email) = lower($2))`
+	var ok bool
+	if err := s.db.QueryRow(ctx, q, id, email).Scan(&ok); err != nil {
+		return fmt.Errorf("owner of portfolio %d: %w", id, err)
+	}
+	if !ok {
+		return fmt.Errorf("portfolio %d: %w", id, ErrNotFound)
+	}
+	return nil
+}
+
+// ListOwnedPortfolios is ListPortfolios restricted to the user with email (in any case);
+// page's parameters start at $2.
+func (s *Store) ListOwnedPortfolios(ctx context.Context, email string, page *query.Query) ([]Portfolio, error) {
+	q := page.SQL(`SELECT `+portfolioColumns+` FROM portfolio.portfolios`,
+		`user_id = (SELECT id FROM portfolio.users WHERE lower(email) = lower($1))`)
+	rows, _ := s.db.Query(ctx, q, append([]any{email}, page.Args...)...)
+	list, err := pgx.CollectRows(rows, pgx.RowToStructByName[Portfolio])
+	if err != nil {
+		return nil, fmt.Errorf("list portfolios: %w", err)
+	}
+	return list, nil
+}

@@ -73,6 +73,20 @@ func (s *Store) GetUser(ctx context.Context, id int64) (User, error) {
 	return u, nil
 }
 
+// UserByEmail returns the user with email (in any case), or an error wrapping ErrNotFound.
+func (s *Store) UserByEmail(ctx context.Context, email string) (User, error) {
+	const q = `SELECT id, email, display_name, create_time FROM portfolio.users WHERE lower(email) = lower($1)`
+	rows, _ := s.db.Query(ctx, q, email)
+	u, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[User])
+	if errors.Is(err, pgx.ErrNoRows) {
+		return User{}, fmt.Errorf("user %q: %w", email, ErrNotFound)
+	}
+	if err != nil {
+		return User{}, fmt.Errorf("get user %q: %w", email, err)
+	}
+	return u, nil
+}
+
 func isCode(err error, code string) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.Code == code

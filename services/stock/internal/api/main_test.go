@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
+	"github.com/pgfleet/pgfleet/pkg/auth/authtest"
 	"github.com/pgfleet/pgfleet/pkg/lock"
 	"github.com/pgfleet/pgfleet/pkg/pgtest"
 	"github.com/pgfleet/pgfleet/pkg/retry"
@@ -26,7 +27,8 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // env is one test's stock service: a real server on a fresh database.
 type env struct {
-	client stockv1.StockServiceClient
+	client stockv1.StockServiceClient // calls as an admin
+	user   stockv1.StockServiceClient // calls with no token but the call's own (authtest.As)
 	pool   *pgxpool.Pool // the service's database, for arranging and checking rows
 }
 
@@ -38,6 +40,7 @@ func newEnv(t testing.TB) env {
 	srv, err := server.New(server.Options{
 		Name: "stock", GRPCAddr: "127.0.0.1:0", MetricsAddr: "127.0.0.1:0",
 		Drain: time.Second, DefaultTimeout: 30 * time.Second, Validate: api.Validate, Log: log,
+		Authorize: authtest.Authorizer(t, api.Policy).Authorize,
 	})
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
@@ -50,18 +53,23 @@ func newEnv(t testing.TB) env {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
-	conn, err := grpc.NewClient(srv.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(srv.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()), authtest.Admin(t))
+	if err != nil {
+		t.Fatalf("grpc.NewClient: %v", err)
+	}
+	userConn, err := grpc.NewClient(srv.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatalf("grpc.NewClient: %v", err)
 	}
 	t.Cleanup(func() {
 		conn.Close()
+		userConn.Close()
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("server.Run: %v", err)
 		}
 	})
-	return env{client: stockv1.NewStockServiceClient(conn), pool: pool}
+	return env{client: stockv1.NewStockServiceClient(conn), user: stockv1.NewStockServiceClient(userConn), pool: pool}
 }
 
 // wantCode fails the test unless err carries code.

@@ -1,0 +1,58 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	portfoliov1 "github.com/pgfleet/pgfleet/gen/pgfleet/portfolio/v1"
+	"github.com/pgfleet/pgfleet/pkg/auth"
+	"github.com/pgfleet/pgfleet/services/portfolio/internal/store"
+)
+
+// Policy: every method needs a token; whose users and portfolios it reaches is checked by
+// the handlers against the caller's subject, their email address.
+var Policy = auth.Policy{portfoliov1.PortfolioService_ServiceDesc.ServiceName: auth.Authenticated}
+
+// requireOwner returns an error wrapping store.ErrNotFound unless the caller may act on the
+// portfolio: its owner, or an admin. Someone else's portfolio is refused exactly as a
+// missing one is, so ids reveal nothing. An admin's call finds a missing portfolio later,
+// in the query it makes anyway. A portfolio never changes owner, so checking before the
+// transaction is as good as inside it.
+func (s *Server) requireOwner(ctx context.Context, portfolioID int64) error {
+	p := auth.Caller(ctx)
+	if p.Admin() {
+		return nil
+	}
+	return s.retry.Do(ctx, func(ctx context.Context) error { return s.store.CheckOwner(ctx, portfolioID, p.Subject) })
+}
+
+// ownerID is the user a new portfolio belongs to: the caller's own user, which requested
+// (0: unset) may only name again; an admin may name any user.
+func (s *Server) ownerID(ctx context.Context, requested int64) (int64, error) {
+	p := auth.Caller(ctx)
+	if p.Admin() {
+		if requested == 0 {
+			return 0, status.Error(codes.InvalidArgument, "user_id is required when an admin creates a portfolio")
+		}
+		return requested, nil
+	}
+	var u store.User
+	err := s.retry.Do(ctx, func(ctx context.Context) (err error) {
+		u, err = s.store.UserByEmail(ctx, p.Subject)
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return 0, status.Errorf(codes.FailedPrecondition, "no user with email %q (the token's subject): create it with CreateUser first", p.Subject)
+	}
+	if err != nil {
+		return 0, err
+	}
+	if requested != 0 && requested != u.ID {
+		return 0, fmt.Errorf("user %d: %w", requested, store.ErrNotFound) // someone else's, or no one's
+	}
+	return u.ID, nil
+}

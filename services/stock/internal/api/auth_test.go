@@ -1,0 +1,42 @@
+package api_test
+
+import (
+	"testing"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+
+	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
+	"github.com/pgfleet/pgfleet/pkg/auth/authtest"
+)
+
+// TestPolicy: market data is public to read; writes need role ingest or admin.
+func TestPolicy(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := t.Context()
+	stock := &stockv1.Stock{Symbol: "AAPL", Name: "Apple Inc."}
+	upsert := func(opts ...grpc.CallOption) error {
+		_, err := e.user.UpsertStocks(ctx, &stockv1.UpsertStocksRequest{Stocks: []*stockv1.Stock{stock}}, opts...)
+		return err
+	}
+	wantCode(t, upsert(), codes.Unauthenticated)
+	wantCode(t, upsert(authtest.As(t, "ada@example.com")), codes.PermissionDenied)
+	if err := upsert(authtest.As(t, "loader", "ingest")); err != nil {
+		t.Fatalf("UpsertStocks with role ingest: %v", err)
+	}
+	_, err := e.user.DeleteStock(ctx, &stockv1.DeleteStockRequest{Symbol: "AAPL"}, authtest.As(t, "ada@example.com"))
+	wantCode(t, err, codes.PermissionDenied)
+	stream, err := e.user.IngestPrices(ctx)
+	if err == nil {
+		_, err = stream.CloseAndRecv()
+	}
+	wantCode(t, err, codes.Unauthenticated)
+
+	if _, err := e.user.GetStock(ctx, &stockv1.GetStockRequest{Symbol: "AAPL"}); err != nil {
+		t.Errorf("GetStock without a token: %v", err)
+	}
+	if _, err := e.user.ListStocks(ctx, &stockv1.ListStocksRequest{}); err != nil {
+		t.Errorf("ListStocks without a token: %v", err)
+	}
+}
