@@ -1518,7 +1518,8 @@ func (x *BulkImportQuestionsResponse) GetUnchangedCount() int32 {
 // StartSessionRequest opens a session.
 type StartSessionRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Who is interviewed, 1 to 200 characters.
+	// Who is interviewed, 1 to 200 characters: empty or the caller's token subject (an admin
+	// may name anyone). Empty means the caller.
 	Candidate string `protobuf:"bytes,1,opt,name=candidate,proto3" json:"candidate,omitempty"`
 	// Which questions to ask.
 	Criteria      *Criteria `protobuf:"bytes,2,opt,name=criteria,proto3" json:"criteria,omitempty"`

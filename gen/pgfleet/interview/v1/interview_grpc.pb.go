@@ -34,7 +34,8 @@ const (
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// QuestionBankService keeps the questions interviews are drawn from.
+// QuestionBankService keeps the questions interviews are drawn from. Reading needs a bearer
+// token; creating, updating, deleting and importing need role ingest or admin.
 type QuestionBankServiceClient interface {
 	// CreateQuestion adds a question; ALREADY_EXISTS if its key is taken.
 	CreateQuestion(ctx context.Context, in *CreateQuestionRequest, opts ...grpc.CallOption) (*CreateQuestionResponse, error)
@@ -123,7 +124,8 @@ func (c *questionBankServiceClient) BulkImportQuestions(ctx context.Context, in 
 // All implementations must embed UnimplementedQuestionBankServiceServer
 // for forward compatibility.
 //
-// QuestionBankService keeps the questions interviews are drawn from.
+// QuestionBankService keeps the questions interviews are drawn from. Reading needs a bearer
+// token; creating, updating, deleting and importing need role ingest or admin.
 type QuestionBankServiceServer interface {
 	// CreateQuestion adds a question; ALREADY_EXISTS if its key is taken.
 	CreateQuestion(context.Context, *CreateQuestionRequest) (*CreateQuestionResponse, error)
@@ -345,6 +347,10 @@ const (
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
 // InterviewService runs interview sessions: questions picked by criteria, answers scored.
+//
+// Every method needs a bearer token whose subject is the candidate. A candidate reaches only
+// their own sessions (an admin: anyone's); another's session answers NOT_FOUND, exactly as one
+// that does not exist.
 type InterviewServiceClient interface {
 	// StartSession picks questions for a candidate and opens a session.
 	StartSession(ctx context.Context, in *StartSessionRequest, opts ...grpc.CallOption) (*StartSessionResponse, error)
@@ -356,7 +362,7 @@ type InterviewServiceClient interface {
 	CompleteSession(ctx context.Context, in *CompleteSessionRequest, opts ...grpc.CallOption) (*CompleteSessionResponse, error)
 	// GetSession returns a session with its questions, answers and, once complete, summary.
 	GetSession(ctx context.Context, in *GetSessionRequest, opts ...grpc.CallOption) (*GetSessionResponse, error)
-	// ListSessions returns a page of sessions matching a filter.
+	// ListSessions returns a page of the caller's sessions (an admin's: anyone's) matching a filter.
 	ListSessions(ctx context.Context, in *ListSessionsRequest, opts ...grpc.CallOption) (*ListSessionsResponse, error)
 }
 
@@ -433,6 +439,10 @@ func (c *interviewServiceClient) ListSessions(ctx context.Context, in *ListSessi
 // for forward compatibility.
 //
 // InterviewService runs interview sessions: questions picked by criteria, answers scored.
+//
+// Every method needs a bearer token whose subject is the candidate. A candidate reaches only
+// their own sessions (an admin: anyone's); another's session answers NOT_FOUND, exactly as one
+// that does not exist.
 type InterviewServiceServer interface {
 	// StartSession picks questions for a candidate and opens a session.
 	StartSession(context.Context, *StartSessionRequest) (*StartSessionResponse, error)
@@ -444,7 +454,7 @@ type InterviewServiceServer interface {
 	CompleteSession(context.Context, *CompleteSessionRequest) (*CompleteSessionResponse, error)
 	// GetSession returns a session with its questions, answers and, once complete, summary.
 	GetSession(context.Context, *GetSessionRequest) (*GetSessionResponse, error)
-	// ListSessions returns a page of sessions matching a filter.
+	// ListSessions returns a page of the caller's sessions (an admin's: anyone's) matching a filter.
 	ListSessions(context.Context, *ListSessionsRequest) (*ListSessionsResponse, error)
 	mustEmbedUnimplementedInterviewServiceServer()
 }

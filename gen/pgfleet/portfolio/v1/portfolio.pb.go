@@ -632,7 +632,8 @@ func (x *CashMovement) GetCreateTime() *timestamppb.Timestamp {
 // CreateUserRequest carries the new user.
 type CreateUserRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Email address.
+	// Email address: the caller's token subject (users register themselves), unless the
+	// caller is an admin.
 	Email string `protobuf:"bytes,1,opt,name=email,proto3" json:"email,omitempty"`
 	// Name to show.
 	DisplayName   string `protobuf:"bytes,2,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
@@ -825,7 +826,8 @@ func (x *GetUserResponse) GetUser() *User {
 // CreatePortfolioRequest describes the new portfolio.
 type CreatePortfolioRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Owner.
+	// Owner: 0 or the caller's own user id (the owner comes from the token); an admin must
+	// name the user.
 	UserId int64 `protobuf:"varint,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
 	// Name, unique per user.
 	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`

@@ -42,16 +42,21 @@ const (
 // Money and quantities are decimal strings ("1250.50", "10"), never floating point; cash has
 // at most 6 fraction digits. Writes that move cash or shares take a `request_id`: repeating a
 // request with the same id returns the first result and changes nothing.
+//
+// Every method needs a bearer token whose subject is the user's email address. A user reaches
+// only their own user and portfolios (an admin: anyone's); another user's portfolio answers
+// NOT_FOUND, exactly as one that does not exist.
 type PortfolioServiceClient interface {
 	// CreateUser registers a user; ALREADY_EXISTS if the email is taken.
 	CreateUser(ctx context.Context, in *CreateUserRequest, opts ...grpc.CallOption) (*CreateUserResponse, error)
-	// GetUser returns one user; NOT_FOUND if there is none.
+	// GetUser returns one user: the caller's own (an admin's: any); NOT_FOUND for another's, as
+	// for one that does not exist.
 	GetUser(ctx context.Context, in *GetUserRequest, opts ...grpc.CallOption) (*GetUserResponse, error)
-	// CreatePortfolio opens an empty portfolio for a user.
+	// CreatePortfolio opens an empty portfolio for the caller's user.
 	CreatePortfolio(ctx context.Context, in *CreatePortfolioRequest, opts ...grpc.CallOption) (*CreatePortfolioResponse, error)
 	// GetPortfolio returns a portfolio with its positions valued at the latest prices.
 	GetPortfolio(ctx context.Context, in *GetPortfolioRequest, opts ...grpc.CallOption) (*GetPortfolioResponse, error)
-	// ListPortfolios returns a page of portfolios matching a filter.
+	// ListPortfolios returns a page of the caller's portfolios (an admin's: anyone's) matching a filter.
 	ListPortfolios(ctx context.Context, in *ListPortfoliosRequest, opts ...grpc.CallOption) (*ListPortfoliosResponse, error)
 	// Deposit adds cash to a portfolio.
 	Deposit(ctx context.Context, in *DepositRequest, opts ...grpc.CallOption) (*DepositResponse, error)
@@ -184,16 +189,21 @@ func (c *portfolioServiceClient) ListCashMovements(ctx context.Context, in *List
 // Money and quantities are decimal strings ("1250.50", "10"), never floating point; cash has
 // at most 6 fraction digits. Writes that move cash or shares take a `request_id`: repeating a
 // request with the same id returns the first result and changes nothing.
+//
+// Every method needs a bearer token whose subject is the user's email address. A user reaches
+// only their own user and portfolios (an admin: anyone's); another user's portfolio answers
+// NOT_FOUND, exactly as one that does not exist.
 type PortfolioServiceServer interface {
 	// CreateUser registers a user; ALREADY_EXISTS if the email is taken.
 	CreateUser(context.Context, *CreateUserRequest) (*CreateUserResponse, error)
-	// GetUser returns one user; NOT_FOUND if there is none.
+	// GetUser returns one user: the caller's own (an admin's: any); NOT_FOUND for another's, as
+	// for one that does not exist.
 	GetUser(context.Context, *GetUserRequest) (*GetUserResponse, error)
-	// CreatePortfolio opens an empty portfolio for a user.
+	// CreatePortfolio opens an empty portfolio for the caller's user.
 	CreatePortfolio(context.Context, *CreatePortfolioRequest) (*CreatePortfolioResponse, error)
 	// GetPortfolio returns a portfolio with its positions valued at the latest prices.
 	GetPortfolio(context.Context, *GetPortfolioRequest) (*GetPortfolioResponse, error)
-	// ListPortfolios returns a page of portfolios matching a filter.
+	// ListPortfolios returns a page of the caller's portfolios (an admin's: anyone's) matching a filter.
 	ListPortfolios(context.Context, *ListPortfoliosRequest) (*ListPortfoliosResponse, error)
 	// Deposit adds cash to a portfolio.
 	Deposit(context.Context, *DepositRequest) (*DepositResponse, error)

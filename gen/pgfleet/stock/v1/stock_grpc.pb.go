@@ -44,6 +44,9 @@ const (
 // `order_by` over the same fields ("market_cap desc, symbol"), a `page_size`
 // (default 50, at most 1000) and an opaque `page_token` from the previous page.
 // Decimal amounts are strings ("187.25"), never floating point.
+//
+// Reads are public. UpsertStocks, DeleteStock, IngestPrices and UpsertRecommendations need a
+// bearer token with role ingest or admin.
 type StockServiceClient interface {
 	// GetStock returns one stock by ticker symbol; NOT_FOUND if there is none.
 	GetStock(ctx context.Context, in *GetStockRequest, opts ...grpc.CallOption) (*GetStockResponse, error)
@@ -210,6 +213,9 @@ func (c *stockServiceClient) UpsertRecommendations(ctx context.Context, in *Upse
 // `order_by` over the same fields ("market_cap desc, symbol"), a `page_size`
 // (default 50, at most 1000) and an opaque `page_token` from the previous page.
 // Decimal amounts are strings ("187.25"), never floating point.
+//
+// Reads are public. UpsertStocks, DeleteStock, IngestPrices and UpsertRecommendations need a
+// bearer token with role ingest or admin.
 type StockServiceServer interface {
 	// GetStock returns one stock by ticker symbol; NOT_FOUND if there is none.
 	GetStock(context.Context, *GetStockRequest) (*GetStockResponse, error)
