@@ -29,7 +29,7 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 type env struct {
 	client stockv1.StockServiceClient // calls as an admin
 	user   stockv1.StockServiceClient // calls with no token but the call's own (authtest.As)
-	pool   *pgxpool.Pool // the service's database, for arranging and checking rows
+	pool   *pgxpool.Pool              // the service's database, for arranging and checking rows
 }
 
 // newEnv starts the stock API, with the production interceptors, on a fresh database.
