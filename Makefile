@@ -22,15 +22,15 @@ STAMP := $(TMP)/stamps
 export PATH := $(BIN):$(PATH)
 export GOFLAGS := -buildvcs=false
 
-MODULES := gen pkg services/stock services/portfolio services/interview
-SERVICES := stock portfolio interview
+MODULES := gen pkg services/stock services/portfolio services/interview services/gateway deploy/bench
+SERVICES := stock portfolio interview gateway
 TEST_PG_DIR  := $(TMP)/testpg
 TEST_PG_PORT ?= 55431
 
 define tool # $(call tool,name,package,version)
 $(STAMP)/$(1)@$(3):
 	@mkdir -p $(BIN) $(STAMP)
-	@echo "building $(1) $(3)"
+	@echo "building $(1) $(3)" >&2 # stderr: `make manifests | kubectl apply -f -` stays YAML
 	@cd $(TMP) && GOBIN=$(BIN) GOWORK=off go install $(2)@$(3)
 	@# go install names a binary after its module path (grpc-health-probe); link the usual name.
 	@[ -e $(BIN)/$(1) ] || ln -s $(notdir $(2)) $(BIN)/$(1)
@@ -81,8 +81,16 @@ build: ## build every service binary, and pgfleet-token, into .tmp/bin
 	@for s in $(SERVICES); do go build -o $(BIN)/pgfleet-$$s ./services/$$s; done
 	go build -o $(BIN)/pgfleet-token ./pkg/cmd/pgfleet-token
 
+.PHONY: chromium
+chromium: ## install headless Chromium (Debian), which the gateway's status page test drives
+	@if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		echo "installing chromium with apt-get (the gateway's browser test needs it)"; \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	fi
+
 .PHONY: test
-test: check-gen ## run every test against a throwaway PostgreSQL cluster
+test: check-gen chromium ## run every test against a throwaway PostgreSQL cluster
 	@deploy/local/pgcluster.sh stop $(TEST_PG_DIR); rm -rf $(TEST_PG_DIR)
 	deploy/local/pgcluster.sh start $(TEST_PG_DIR) $(TEST_PG_PORT) test
 	@trap 'deploy/local/pgcluster.sh stop $(TEST_PG_DIR)' EXIT; \
@@ -90,12 +98,19 @@ test: check-gen ## run every test against a throwaway PostgreSQL cluster
 		go test -race -shuffle=on -count=1 -timeout 10m work
 
 .PHONY: bench
-bench: ## benchmarks: the services against raw pgx on the same cluster
+bench: build ## the fleet vs pgbench, pgx, bare servers and COPY: one table (BENCH_DURATION=2s: smoke run)
+	@mkdir -p $(TMP)/bench
+	go build -o $(TMP)/bench/bench ./deploy/bench
+	$(TMP)/bench/bench -root $(CURDIR) $(BENCH_FLAGS)
+ifeq ($(BENCH_GO_TEST),1)
+	@# BENCH_GO_TEST=1: also the in-process go-test benchmarks (handler vs pgx, no network),
+	@# on a cluster of their own; they take -cpuprofile where a process has no pprof.
 	@deploy/local/pgcluster.sh stop $(TEST_PG_DIR); rm -rf $(TEST_PG_DIR)
 	deploy/local/pgcluster.sh start $(TEST_PG_DIR) $(TEST_PG_PORT) test
 	@trap 'deploy/local/pgcluster.sh stop $(TEST_PG_DIR)' EXIT; \
 		PGFLEET_TEST_DATABASE_URL=$$(deploy/local/pgcluster.sh url $(TEST_PG_PORT)) \
 		go test -run '^$$' -bench . -benchmem -count=1 -timeout 30m work
+endif
 
 .PHONY: run
 run: build $(STAMP)/grpcurl@$(GRPCURL_VERSION) $(STAMP)/grpc_health_probe@$(GRPC_HEALTH_PROBE_VERSION) ## start PostgreSQL, the fleet and demo data; Ctrl-C stops it

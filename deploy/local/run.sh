@@ -7,7 +7,9 @@
 #      migrate themselves), each started once the one before it reports SERVING on the gRPC
 #      health service (portfolio prices trades with stock: it gets STOCK_ADDR);
 #   5. demo data once (seed/<service>.sql, as the service's role);
-#   6. prints ports and examples, then waits: Ctrl-C stops the services, then a local cluster.
+#   5b. the gateway last (REST/JSON on HTTP :8080), in front of every service;
+#   6. prints ports and examples, then waits: Ctrl-C stops the gateway and the services (in
+#      reverse start order), then a local cluster.
 # Knobs: see deploy/local/README.md.
 set -euo pipefail
 
@@ -23,8 +25,8 @@ export PATH="$BIN:$PATH"
 # Services that own a schema, in start order (a service comes after those it calls). Interview
 # joins by name here (its ports are in the tables below already); each gets a role, a schema,
 # GRPC_ADDR, METRICS_ADDR, its own DATABASE_URL, what service_env adds (the addresses of the
-# services it calls), and its seed/<name>.sql if there is one. The gateway (HTTP :8080, no
-# database) is not started yet: it needs its own start step once its environment is settled.
+# services it calls), and its seed/<name>.sql if there is one. The gateway (HTTP, no database)
+# is not one of them: it starts after them all (step 5b; see gateway_env).
 SERVICES=(stock portfolio interview)
 
 default_grpc_port() {
@@ -54,6 +56,19 @@ service_env() {
 		echo "STOCK_ADDR=$(grpc_target "$j")"
 		;;
 	esac
+}
+
+# gateway_env: NAME=VALUE lines the gateway gets besides HTTP_ADDR and METRICS_ADDR: the gRPC
+# target of every service (STOCK_ADDR, ...), and the origins whose pages may call it from a
+# browser (CORS_ALLOWED_ORIGINS, default http://localhost:3000, a local frontend's dev server;
+# set it empty for none). JWT_SECRET is exported below for the services and the gateway alike;
+# other gateway settings (MAX_REQUEST_BYTES, STREAM_TIMEOUT, STOCK_TIMEOUT, ...) pass through.
+gateway_env() {
+	local i
+	for i in "${!SERVICES[@]}"; do
+		echo "$(upper "${SERVICES[$i]}")_ADDR=$(grpc_target "$i")"
+	done
+	echo "CORS_ALLOWED_ORIGINS=${CORS_ALLOWED_ORIGINS-http://localhost:3000}"
 }
 
 die() {
@@ -149,6 +164,7 @@ GRPCURL=$(command -v grpcurl || true)
 for svc in "${SERVICES[@]}"; do
 	[ -x "$BIN/pgfleet-$svc" ] || die "$BIN/pgfleet-$svc not found: run 'make run' or 'make build'"
 done
+[ -x "$BIN/pgfleet-gateway" ] || die "$BIN/pgfleet-gateway not found: run 'make run' or 'make build'"
 
 find_psql() {
 	command -v psql && return
@@ -176,6 +192,12 @@ for svc in "${SERVICES[@]}"; do
 	p=$(addr_port "$m" "${SVC}_METRICS_ADDR")
 	port_busy "$p" && die "port $p ($svc metrics) is already in use: stop what holds it or choose another, e.g. ${SVC}_METRICS_ADDR=:$((p + 10)) make run"
 done
+GATEWAY_HTTP=$(env_or GATEWAY_HTTP_ADDR :8080)
+GATEWAY_METRICS=$(env_or GATEWAY_METRICS_ADDR :9100)
+p=$(addr_port "$GATEWAY_HTTP" GATEWAY_HTTP_ADDR)
+port_busy "$p" && die "port $p (gateway HTTP) is already in use: stop what holds it or choose another, e.g. GATEWAY_HTTP_ADDR=:$((p + 10)) make run"
+p=$(addr_port "$GATEWAY_METRICS" GATEWAY_METRICS_ADDR)
+port_busy "$p" && die "port $p (gateway metrics) is already in use: stop what holds it or choose another, e.g. GATEWAY_METRICS_ADDR=:$((p + 10)) make run"
 
 # --- 1. PostgreSQL ------------------------------------------------------------------------
 if [ -n "${DATABASE_URL:-}" ]; then
@@ -352,6 +374,34 @@ if [ "${PGFLEET_SEED:-1}" != 0 ]; then
 	fi
 fi
 
+# --- 5b. gateway ----------------------------------------------------------------------------
+# Last: it answers for every service. It listens once its routes and connections are set up,
+# so an accepting port means it is ready.
+log=$LOG_DIR/gateway.log
+: >"$log"
+gw_env=()
+while IFS= read -r kv; do
+	[ -n "$kv" ] && gw_env+=("$kv")
+done <<<"$(gateway_env)"
+env HTTP_ADDR="$GATEWAY_HTTP" METRICS_ADDR="$GATEWAY_METRICS" "${gw_env[@]}" \
+	${SETSID:+"$SETSID"} "$BIN/pgfleet-gateway" >>"$log" 2>&1 &
+PIDS+=($!)
+NAMES+=(gateway)
+say "started gateway (pid $!, HTTP $GATEWAY_HTTP, metrics $GATEWAY_METRICS, ${gw_env[*]}), log $log"
+GATEWAY_URL=http://$(probe_host "$GATEWAY_HTTP"):$(addr_port "$GATEWAY_HTTP" x)
+gw_dial=$(probe_host "$GATEWAY_HTTP")
+[ "$gw_dial" = localhost ] && gw_dial=127.0.0.1
+deadline=$((SECONDS + ${PGFLEET_START_TIMEOUT:-60}))
+until (: <"/dev/tcp/$gw_dial/$(addr_port "$GATEWAY_HTTP" x)") 2>/dev/null; do
+	if ! kill -0 "${PIDS[-1]}" 2>/dev/null || [ $SECONDS -ge $deadline ]; then
+		echo "run.sh: the gateway did not start listening on $GATEWAY_HTTP; last lines of $log:" >&2
+		tail -n 40 "$log" >&2
+		exit 1
+	fi
+	sleep 0.2
+done
+say "gateway is serving on $GATEWAY_URL"
+
 # --- 6. summary ---------------------------------------------------------------------------
 rel_bin=${BIN#"$ROOT"/}
 probe=$(basename "$PROBE")
@@ -370,6 +420,9 @@ for i in "${!SERVICES[@]}"; do
 	printf '  %-11s gRPC %s, metrics %s, log %s\n' "$svc" "${GRPC_ADDRS[$i]}" "${METRICS_ADDRS[$i]}" "$LOG_DIR/$svc.log"
 	printf '  %-11s DATABASE_URL=%s  (%s)\n' "" "$(mask "$(service_url "$svc" "$pw")")" "$note"
 done
+printf '  %-11s HTTP %s (REST, /health, /monitoring/database, /openapi.json), metrics %s, log %s\n' \
+	gateway "$GATEWAY_HTTP" "$GATEWAY_METRICS" "$LOG_DIR/gateway.log"
+printf '  %-11s status page: %s/\n' "" "$GATEWAY_URL"
 echo
 echo "Try it: in another shell first run these (grpcurl, $probe and pgfleet-token are in $rel_bin;"
 echo "the tokens are valid for 7 days, signed with the secret in $SECRET_FILE):"
@@ -446,6 +499,29 @@ if [ -n "$interview_i" ]; then
 	  grpcurl -plaintext -H "authorization: Bearer \$ADA_TOKEN" -d '{"session_id":"<session.id>"}' $t pgfleet.interview.v1.InterviewService/GetSession
 	EOF
 fi
+gw=$GATEWAY_URL
+gm=http://$(probe_host "$GATEWAY_METRICS"):$(addr_port "$GATEWAY_METRICS" x)
+pid=${demo_pid:-'<portfolio id>'}
+json="-H 'Content-Type: application/json'"
+cat <<-EOF
+	  # REST through the gateway ($gw): JSON with proto field names, int64 and decimals as strings
+	  curl -s $gw/v1/stocks/AAPL
+	  # a filtered, sorted page; for the next one, add &page_token=<next_page_token of the answer>
+	  curl -s '$gw/v1/stocks?filter=sector%20%3D%20%22Technology%22&order_by=market_cap%20desc&page_size=5'
+	  curl -s '$gw/v1/stocks/AAPL/prices:stream?batch_size=100' | head -c 300   # NDJSON export
+	  # a trade with the demo user's token; the same without a token is 401, with Ada's 404
+	  curl -s $json -H "Authorization: Bearer \$DEMO_TOKEN" -d '{"symbol":"AAPL","side":"SIDE_BUY","quantity":"1","request_id":"rest-buy-1"}' $gw/v1/portfolios/$pid/trades
+	  curl -s -i $json -d '{"symbol":"AAPL","side":"SIDE_BUY","quantity":"1","request_id":"rest-buy-2"}' $gw/v1/portfolios/$pid/trades
+	  curl -s -H "Authorization: Bearer \$ADA_TOKEN" $gw/v1/portfolios/$pid
+	  curl -s $gw/health
+	  curl -s $gw/monitoring/database
+	  curl -s $gw/openapi.json | head -c 300
+	  curl -s $gm/metrics | grep pgfleet_gateway_http_requests_total
+	  # CORS preflights: from the allowed origin (Access-Control-Allow-Origin comes back), from another (none)
+	  curl -s -i -X OPTIONS -H 'Origin: http://localhost:3000' -H 'Access-Control-Request-Method: POST' -H 'Access-Control-Request-Headers: authorization,content-type' $gw/v1/portfolios
+	  curl -s -i -X OPTIONS -H 'Origin: http://evil.example' -H 'Access-Control-Request-Method: POST' $gw/v1/portfolios
+	  # the status page (every service's health, pool figures and locks, live): open $gw/ in a browser
+	EOF
 [ -n "$GRPCURL" ] || echo "  (grpcurl is missing from $rel_bin: 'make run' builds it)"
 echo
 

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -16,10 +17,17 @@ import (
 type RunFunc func(ctx context.Context, log *slog.Logger, env envconfig.Lookuper) error
 
 // Main is a service binary's main: SIGINT and SIGTERM end run's context, logs are JSON on
-// stderr, and a failed run exits 1.
+// stderr at LOG_LEVEL (debug, info, warn or error; default info: debug adds a line per
+// successful call), and a failed run exits 1.
 func Main(name string, run RunFunc) {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	log := slog.New(slog.NewJSONHandler(os.Stderr, nil)) // pkg/server adds service=name to its lines
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cmp.Or(os.Getenv("LOG_LEVEL"), "info"))); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: LOG_LEVEL: %v\n", name, err)
+		os.Exit(2)
+	}
+	// pkg/server adds service=name to its lines
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	err := run(ctx, log, envconfig.OsLookuper())
 	stop()
 	if err != nil {

@@ -49,7 +49,7 @@ type Config struct {
 	// it must be asked for explicitly, so a service never runs open by mistake.
 	Disabled bool `env:"AUTH_DISABLED, default=false"`
 	// Secret is the HS256 key shared by the token issuer and the services (at least 32 bytes).
-	Secret string `env:"JWT_SECRET"`
+	Secret string `env:"JWT_SECRET" json:"-"` // never logged with the config
 	// PublicKeyFile is a PEM public key (RSA, ECDSA or Ed25519) of an external issuer; tokens
 	// are then checked with it, and this fleet cannot mint its own (see ServiceTokenFile).
 	PublicKeyFile string `env:"JWT_PUBLIC_KEY_FILE"`

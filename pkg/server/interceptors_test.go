@@ -127,7 +127,7 @@ func TestServer_logging(t *testing.T) {
 		wantCode  string
 		wantLevel string
 	}{
-		{"ok", nil, "OK", "INFO"},
+		{"ok", nil, "OK", "DEBUG"},
 		{"invalid_argument", status.Error(codes.InvalidArgument, "bad"), "InvalidArgument", "INFO"},
 		{"unavailable", status.Error(codes.Unavailable, "down"), "Unavailable", "WARN"},
 		{"internal", status.Error(codes.Internal, "boom"), "Internal", "ERROR"},

@@ -1,0 +1,148 @@
+// Package gateway is the fleet's HTTP edge: grpc-gateway's REST/JSON translation of every
+// service's API, with JSON errors, request limits, CORS and metrics around it, plus the
+// gateway's own endpoints: /health, /monitoring/database, /openapi.json and a status page.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+)
+
+// Upstream is one service behind the gateway.
+type Upstream struct {
+	// Name is the service's name in /health, /monitoring/database and metrics, e.g. "stock".
+	Name string
+	// Conn reaches the service; its deadlines, retries and breaker are the caller's choice.
+	Conn grpc.ClientConnInterface
+	// Register adds the service's REST routes (generated Register*HandlerClient calls).
+	Register func(ctx context.Context, mux *runtime.ServeMux, conn grpc.ClientConnInterface) error
+}
+
+// Options configures a Gateway.
+type Options struct {
+	Upstreams []Upstream
+	// CORSAllowedOrigins may call the API from their pages; empty allows no other origin.
+	CORSAllowedOrigins []string
+	// MaxRequestBytes bounds request bodies; a larger one is answered 413.
+	MaxRequestBytes int64
+	// HealthTimeout bounds each upstream's health check and database status call.
+	HealthTimeout time.Duration
+	// ServiceCredentials authenticate the gateway's own calls (DatabaseMonitor); nil sends none.
+	ServiceCredentials credentials.PerRPCCredentials
+	// OpenAPI is the document served at /openapi.json.
+	OpenAPI []byte
+	// Registry receives the HTTP metrics; nil keeps them unregistered.
+	Registry prometheus.Registerer
+	// Log receives the gateway's own events; nil means slog.Default().
+	Log *slog.Logger
+}
+
+// Gateway is the HTTP handler of the edge.
+type Gateway struct {
+	opts     Options
+	log      *slog.Logger
+	mux      *runtime.ServeMux
+	handler  http.Handler
+	draining atomic.Bool
+}
+
+// New builds the gateway. ctx bounds nothing but the route registration.
+func New(ctx context.Context, opts Options) (*Gateway, error) {
+	switch {
+	case len(opts.Upstreams) == 0:
+		return nil, errors.New("gateway: no upstreams")
+	case opts.MaxRequestBytes <= 0 || opts.HealthTimeout <= 0:
+		return nil, errors.New("gateway: MaxRequestBytes and HealthTimeout must be positive")
+	}
+	g := &Gateway{opts: opts, log: opts.Log}
+	if g.log == nil {
+		g.log = slog.Default()
+	}
+	g.mux = runtime.NewServeMux(
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, marshaler),
+		runtime.WithErrorHandler(g.handleError),
+		runtime.WithRoutingErrorHandler(g.handleRoutingError),
+		runtime.WithMiddlewares(recordRoute),
+		// A form-encoded POST is not a GET in disguise here: only JSON bodies.
+		runtime.WithDisablePathLengthFallback(),
+		runtime.WithDisableHTTPMethodOverride(),
+	)
+	for _, u := range opts.Upstreams {
+		if err := u.Register(ctx, g.mux, u.Conn); err != nil {
+			return nil, fmt.Errorf("gateway: register %s routes: %w", u.Name, err)
+		}
+	}
+	for _, r := range []struct {
+		path string
+		h    runtime.HandlerFunc
+	}{
+		{"/health", g.serveHealth},
+		{"/monitoring/database", g.serveDatabaseStatus},
+		{"/openapi.json", g.serveOpenAPI},
+		{"/", g.serveStatusPage},
+		{"/ui/{file}", g.serveAsset},
+	} {
+		if err := g.mux.HandlePath(http.MethodGet, r.path, r.h); err != nil {
+			return nil, fmt.Errorf("gateway: route %s: %w", r.path, err)
+		}
+	}
+
+	m, err := newMetrics(opts.Registry)
+	if err != nil {
+		return nil, err
+	}
+	// Outermost first: metrics see every answer, security headers go on every answer, CORS
+	// answers preflights before the size limit and the routes.
+	var h http.Handler = g.mux
+	h = g.limitBody(h)
+	h = newCORS(opts.CORSAllowedOrigins, h)
+	h = securityHeaders(h)
+	g.handler = m.wrap(h)
+	return g, nil
+}
+
+// ServeHTTP serves the REST API and the gateway's own endpoints.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.handler.ServeHTTP(w, r) }
+
+// Drain marks the gateway as shutting down: /health and /healthz answer 503 from now on.
+func (g *Gateway) Drain() { g.draining.Store(true) }
+
+// ServeLiveness answers /healthz on the metrics listener: 200 while the gateway serves, 503
+// once it drains. It does not ask the upstreams (that is /health), so a service outage never
+// gets the gateway restarted.
+func (g *Gateway) ServeLiveness(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if g.draining.Load() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintln(w, "NOT_SERVING")
+		return
+	}
+	fmt.Fprintln(w, "SERVING")
+}
+
+// contentSecurityPolicy allows the status page its own script, style and API calls, and
+// nothing else: no inline code, no other origin, no framing. JSON answers get it too, which
+// costs nothing and disarms one opened in a browser tab.
+const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; " +
+	"img-src 'self'; base-uri 'none'; frame-ancestors 'none'; form-action 'none'"
+
+// securityHeaders sets the headers every answer carries.
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", contentSecurityPolicy)
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		next.ServeHTTP(w, r)
+	})
+}

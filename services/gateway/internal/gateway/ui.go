@@ -1,0 +1,56 @@
+package gateway
+
+import (
+	"embed"
+	"net/http"
+	"path"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// ui is the operator status page: plain HTML, CSS and JS, no build step. Script and style
+// are files of their own because the Content-Security-Policy forbids inline ones.
+//
+//go:embed ui
+var ui embed.FS
+
+// assetTypes are the files under /ui/ and their media types; anything else is 404.
+var assetTypes = map[string]string{
+	"app.js":    "text/javascript; charset=utf-8",
+	"style.css": "text/css; charset=utf-8",
+}
+
+// serveStatusPage serves GET /: the page fetches /health and /monitoring/database itself.
+func (g *Gateway) serveStatusPage(w http.ResponseWriter, _ *http.Request, _ map[string]string) {
+	g.serveFile(w, "index.html", "text/html; charset=utf-8")
+}
+
+// serveAsset serves GET /ui/{file}.
+func (g *Gateway) serveAsset(w http.ResponseWriter, r *http.Request, params map[string]string) {
+	name := params["file"]
+	ctype, ok := assetTypes[name]
+	if !ok {
+		g.writeStatus(w, status.Newf(codes.NotFound, "no route for %s %s", r.Method, r.URL.Path), http.StatusNotFound)
+		return
+	}
+	g.serveFile(w, name, ctype)
+}
+
+func (g *Gateway) serveFile(w http.ResponseWriter, name, ctype string) {
+	body, err := ui.ReadFile(path.Join("ui", name))
+	if err != nil { // embedded at build time: only a build without the file gets here
+		g.writeStatus(w, status.New(codes.Internal, "status page missing from the build"), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", ctype)
+	w.Header().Set("Cache-Control", "no-cache") // revalidate: a new gateway may ship a new page
+	_, _ = w.Write(body)
+}
+
+// serveOpenAPI serves GET /openapi.json: the services' OpenAPI v2 documents merged into one.
+func (g *Gateway) serveOpenAPI(w http.ResponseWriter, _ *http.Request, _ map[string]string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-cache")
+	_, _ = w.Write(g.opts.OpenAPI)
+}

@@ -1,0 +1,167 @@
+// Command gateway serves the fleet's gRPC APIs as REST/JSON for browsers (grpc-gateway), plus
+// GET /health, /monitoring/database, /openapi.json and an operator status page at /.
+// It holds no state: the services check every call's bearer token themselves.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/sethvargo/go-envconfig"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/pgfleet/pgfleet/pkg/app"
+	"github.com/pgfleet/pgfleet/pkg/auth"
+	"github.com/pgfleet/pgfleet/pkg/server"
+	"github.com/pgfleet/pgfleet/services/gateway/internal/gateway"
+	"github.com/pgfleet/pgfleet/services/gateway/internal/openapi"
+)
+
+// Server limits: a JWT fits MaxHeaderBytes many times over; ReadTimeout bounds a slow
+// upload (bodies are at most MAX_REQUEST_BYTES); responses have no write timeout, since a
+// price export may stream for up to STREAM_TIMEOUT.
+const (
+	readHeaderTimeout = 10 * time.Second
+	readTimeout       = time.Minute
+	idleTimeout       = 2 * time.Minute
+	maxHeaderBytes    = 64 << 10
+	metricsShutdown   = 5 * time.Second
+)
+
+func main() {
+	logGRPCErrors()
+	app.Main("gateway", run)
+}
+
+// run serves until ctx ends, then drains; env supplies the configuration (the process
+// environment, or a map in tests).
+func run(ctx context.Context, log *slog.Logger, env envconfig.Lookuper) error {
+	log = log.With("service", "gateway")
+	cfg, err := loadConfig(ctx, env)
+	if err != nil {
+		return err
+	}
+	log.Info("starting", "http_addr", cfg.HTTPAddr, "metrics_addr", cfg.MetricsAddr,
+		"stock", cfg.Stock.Addr, "portfolio", cfg.Portfolio.Addr, "interview", cfg.Interview.Addr,
+		"cors_allowed_origins", cfg.CORSAllowedOrigins, "max_request_bytes", cfg.MaxRequestBytes,
+		"stream_timeout", cfg.StreamTimeout, "tls", cfg.TLS.Enabled(), "auth_disabled", cfg.Auth.Disabled)
+
+	tlsConfig, err := cfg.TLS.Config()
+	if err != nil {
+		return err
+	}
+	// DatabaseMonitor needs a service (or admin) token; user calls carry their own.
+	creds, err := auth.ServiceCredentials(cfg.Auth, "gateway")
+	if err != nil {
+		return err
+	}
+	spec, err := openapi.Merged()
+	if err != nil {
+		return err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	ups, err := dialUpstreams(cfg, reg)
+	if err != nil {
+		return err
+	}
+	defer ups.close() // after the HTTP server has drained
+
+	gw, err := gateway.New(ctx, gateway.Options{
+		Upstreams:          ups.list,
+		CORSAllowedOrigins: cfg.CORSAllowedOrigins,
+		MaxRequestBytes:    cfg.MaxRequestBytes,
+		HealthTimeout:      cfg.HealthTimeout,
+		ServiceCredentials: creds,
+		OpenAPI:            spec,
+		Registry:           reg,
+		Log:                log,
+	})
+	if err != nil {
+		return err
+	}
+
+	// Both listen now, so that a busy port fails here rather than after start.
+	httpLis, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen http: %w", err)
+	}
+	metricsLis, err := net.Listen("tcp", cfg.MetricsAddr)
+	if err != nil {
+		httpLis.Close()
+		return fmt.Errorf("listen metrics: %w", err)
+	}
+	errLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
+	srv := &http.Server{
+		Handler:           gw,
+		TLSConfig:         tlsConfig,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          errLog,
+	}
+	metricsMux := http.NewServeMux()
+	metricsMux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	metricsMux.HandleFunc("GET /healthz", gw.ServeLiveness)
+	server.HandleProfiles(metricsMux)
+	metrics := &http.Server{Handler: metricsMux, ReadHeaderTimeout: readHeaderTimeout, ErrorLog: errLog}
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		var err error
+		if tlsConfig != nil {
+			err = srv.ServeTLS(httpLis, "", "") // the certificate comes from TLSConfig
+		} else {
+			err = srv.Serve(httpLis)
+		}
+		if !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serve http: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		if err := metrics.Serve(metricsLis); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serve metrics: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		shutdown(log, gw, srv, metrics, cfg.Drain)
+		return nil
+	})
+	log.Info("serving", "http", httpLis.Addr().String(), "metrics", metricsLis.Addr().String())
+	return g.Wait()
+}
+
+// shutdown reports NOT_SERVING on /health and /healthz, so balancers stop sending, drains
+// in-flight requests for up to drain (streams included), closes what is left, then stops the
+// metrics listener, which stays scrapable during the drain.
+func shutdown(log *slog.Logger, gw *gateway.Gateway, srv, metrics *http.Server, drain time.Duration) {
+	gw.Drain()
+	log.Info("draining", "timeout", drain)
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), drain)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		log.Warn("drain timed out, closing open requests", "timeout", drain, "err", err)
+		srv.Close()
+	} else {
+		log.Info("drained", "duration", time.Since(start))
+	}
+	ctx, cancel = context.WithTimeout(context.Background(), metricsShutdown)
+	defer cancel()
+	if err := metrics.Shutdown(ctx); err != nil {
+		metrics.Close()
+	}
+}

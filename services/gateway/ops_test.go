@@ -1,0 +1,206 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"maps"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// testCORS: a preflight from the allowed origin is answered with the CORS headers; one from
+// another origin gets none, so the browser refuses the call.
+func testCORS(t *testing.T, e *env) {
+	tests := []struct {
+		name      string
+		origin    string
+		wantAllow string // Access-Control-Allow-Origin
+	}{
+		{"allowed_origin", allowedOrigin, allowedOrigin},
+		{"other_origin", "http://evil.example.test", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := e.gw.do(t, http.MethodOptions, "/v1/portfolios", "",
+				"Origin", tt.origin,
+				"Access-Control-Request-Method", http.MethodPost,
+				"Access-Control-Request-Headers", "authorization,content-type")
+			if r.code >= 300 {
+				t.Errorf("preflight = %v, want 2xx", r)
+			}
+			if got := r.header.Get("Access-Control-Allow-Origin"); got != tt.wantAllow {
+				t.Errorf("preflight Access-Control-Allow-Origin = %q, want %q", got, tt.wantAllow)
+			}
+			if tt.wantAllow != "" {
+				headers := strings.ToLower(r.header.Get("Access-Control-Allow-Headers"))
+				if !strings.Contains(headers, "authorization") || !strings.Contains(headers, "content-type") {
+					t.Errorf("Access-Control-Allow-Headers = %q, want authorization and content-type", headers)
+				}
+				if got := r.header.Get("Access-Control-Allow-Methods"); got != http.MethodPost {
+					t.Errorf("Access-Control-Allow-Methods = %q, want POST", got)
+				}
+			}
+			// The actual call carries the header only for the allowed origin too.
+			r = e.gw.do(t, http.MethodGet, "/v1/stocks/AAPL", "", "Origin", tt.origin)
+			if got := r.header.Get("Access-Control-Allow-Origin"); r.code != http.StatusOK || got != tt.wantAllow {
+				t.Errorf("GET with Origin %s = %d, Access-Control-Allow-Origin %q; want 200, %q", tt.origin, r.code, got, tt.wantAllow)
+			}
+		})
+	}
+}
+
+// healthBody is the answer of GET /health.
+type healthBody struct {
+	Status   string            `json:"status"`
+	Services map[string]string `json:"services"`
+	Failing  []string          `json:"failing"`
+	Errors   map[string]string `json:"errors"`
+}
+
+// testHealth: with every service up, /health is 200 and lists each one SERVING.
+func testHealth(t *testing.T, e *env) {
+	r := e.gw.do(t, http.MethodGet, "/health", "")
+	want := healthBody{Status: "SERVING", Services: map[string]string{
+		"gateway": "SERVING", "stock": "SERVING", "portfolio": "SERVING", "interview": "SERVING",
+	}}
+	if diff := cmp.Diff(want, decode[healthBody](t, r)); r.code != http.StatusOK || diff != "" {
+		t.Errorf("GET /health = %d, mismatch (-want +got):\n%s", r.code, diff)
+	}
+}
+
+// testHealthStoppedService: once a service stops, /health is 503 and names it. The gateway
+// here has a portfolio service of its own to stop; stock and interview are the shared ones.
+func testHealthStoppedService(t *testing.T, e *env) {
+	own := *e.fleet
+	own.portfolio = startService(t, e.binDir, "portfolio", "STOCK_ADDR="+e.fleet.stock.addr)
+	gw := startGateway(t, &own, nil)
+	if r := gw.do(t, http.MethodGet, "/health", ""); r.code != http.StatusOK {
+		t.Fatalf("GET /health before the stop = %v, want 200", r)
+	}
+	own.portfolio.stop(t)
+
+	var last response
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		last = gw.do(t, http.MethodGet, "/health", "")
+		if last.code == http.StatusServiceUnavailable {
+			break
+		}
+	}
+	if last.code != http.StatusServiceUnavailable {
+		t.Fatalf("GET /health after stopping portfolio = %v, want 503", last)
+	}
+	got := decode[healthBody](t, last)
+	if got.Status != "NOT_SERVING" || !slices.Equal(got.Failing, []string{"portfolio"}) ||
+		got.Services["portfolio"] == "SERVING" || got.Services["stock"] != "SERVING" || got.Errors["portfolio"] == "" {
+		t.Errorf("GET /health after stopping portfolio = %+v, want NOT_SERVING naming portfolio alone, with its error", got)
+	}
+}
+
+// testDatabaseStatus: /monitoring/database has every service's DatabaseMonitor status, which
+// the gateway's service token may read.
+func testDatabaseStatus(t *testing.T, e *env) {
+	r := e.gw.do(t, http.MethodGet, "/monitoring/database", "")
+	if r.code != http.StatusOK {
+		t.Fatalf("GET /monitoring/database = %v, want 200", r)
+	}
+	doc := decode[map[string]struct {
+		Status *struct {
+			Service string `json:"service"`
+			Health  string `json:"health"`
+			Pool    struct {
+				MaxConns   int `json:"max_conns"`
+				TotalConns int `json:"total_conns"`
+			} `json:"pool"`
+			ResponseTime string `json:"response_time"`
+		} `json:"status"`
+		Error json.RawMessage `json:"error"`
+	}](t, r)
+	if got := slices.Sorted(maps.Keys(doc)); !slices.Equal(got, []string{"interview", "portfolio", "stock"}) {
+		t.Errorf("keys = %v, want interview, portfolio, stock", got)
+	}
+	for name, entry := range doc {
+		st := entry.Status
+		if entry.Error != nil || st == nil || st.Service != name || st.Health != "HEALTH_SERVING" ||
+			st.Pool.MaxConns == 0 || !strings.HasSuffix(st.ResponseTime, "s") {
+			t.Errorf("%s = %s, want its SERVING status with pool figures", name, r.body)
+		}
+	}
+}
+
+// testOpenAPI: /openapi.json is one document with the paths of every service.
+func testOpenAPI(t *testing.T, e *env) {
+	r := e.gw.do(t, http.MethodGet, "/openapi.json", "")
+	doc := decode[struct {
+		Swagger string                     `json:"swagger"`
+		Paths   map[string]json.RawMessage `json:"paths"`
+	}](t, r)
+	if r.code != http.StatusOK || doc.Swagger != "2.0" {
+		t.Fatalf("GET /openapi.json = %d, swagger %q; want 200, 2.0", r.code, doc.Swagger)
+	}
+	for _, p := range []string{"/v1/stocks/{symbol}", "/v1/portfolios/{portfolio_id}/trades", "/v1/sessions",
+		"/v1/questions", "/health", "/monitoring/database"} {
+		if _, ok := doc.Paths[p]; !ok {
+			t.Errorf("/openapi.json lacks path %s", p)
+		}
+	}
+}
+
+// testStatusPage: the page, its script and its style are served under a strict CSP.
+func testStatusPage(t *testing.T, e *env) {
+	tests := []struct {
+		path, contentType, contains string
+	}{
+		{"/", "text/html; charset=utf-8", `<script src="ui/app.js"`},
+		{"/ui/app.js", "text/javascript; charset=utf-8", "monitoring/database"},
+		{"/ui/style.css", "text/css; charset=utf-8", ".card.up"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Trim(tt.path, "/"), func(t *testing.T) {
+			t.Parallel()
+			r := e.gw.do(t, http.MethodGet, tt.path, "")
+			if r.code != http.StatusOK || r.header.Get("Content-Type") != tt.contentType || !strings.Contains(string(r.body), tt.contains) {
+				t.Errorf("GET %s = %d %q, want 200 %q containing %q", tt.path, r.code, r.header.Get("Content-Type"), tt.contentType, tt.contains)
+			}
+			wantHeaders := map[string]string{
+				"Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; " +
+					"img-src 'self'; base-uri 'none'; frame-ancestors 'none'; form-action 'none'",
+				"X-Content-Type-Options": "nosniff",
+			}
+			for h, want := range wantHeaders {
+				if got := r.header.Get(h); got != want {
+					t.Errorf("GET %s: %s = %q, want %q", tt.path, h, got, want)
+				}
+			}
+		})
+	}
+	if body := string(e.gw.do(t, http.MethodGet, "/", "").body); strings.Contains(body, "<style") || strings.Contains(body, "style=") ||
+		strings.Contains(body, "<script>") {
+		t.Error("status page has inline script or style, which its CSP blocks")
+	}
+}
+
+// testMetrics: the gateway's metrics listener serves its own and its clients' metrics.
+func testMetrics(t *testing.T, e *env) {
+	e.gw.do(t, http.MethodGet, "/v1/stocks/MSFT", "")
+	resp, err := e.gw.client.Get(e.gw.metrics + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{
+		`pgfleet_gateway_http_requests_total{code="200",method="GET",route="/v1/stocks/{symbol=*}"}`,
+		`pgfleet_gateway_http_request_duration_seconds_bucket{method="GET",route="/v1/stocks/{symbol=*}"`,
+		`pgfleet_client_calls_total{code="OK",peer="stock"}`,
+	} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}

@@ -1,0 +1,147 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// decode unmarshals a JSON answer into a generic value, failing the test on bad JSON.
+func decode[T any](tb testing.TB, r response) T {
+	tb.Helper()
+	var v T
+	if err := json.Unmarshal(r.body, &v); err != nil {
+		tb.Fatalf("answer is not the JSON expected: %v; %v", err, r)
+	}
+	return v
+}
+
+// testGetStock checks the JSON shape: proto field names, int64 as a string, RFC 3339 times.
+func testGetStock(t *testing.T, e *env) {
+	r := e.gw.do(t, http.MethodGet, "/v1/stocks/AAPL", "")
+	if r.code != http.StatusOK || r.header.Get("Content-Type") != "application/json" {
+		t.Fatalf("GET /v1/stocks/AAPL = %v, %q; want 200 application/json", r, r.header.Get("Content-Type"))
+	}
+	got := decode[map[string]map[string]any](t, r)["stock"]
+	for _, field := range []string{"create_time", "update_time"} {
+		s, _ := got[field].(string)
+		if _, err := time.Parse(time.RFC3339Nano, s); err != nil {
+			t.Errorf("stock.%s = %v, want an RFC 3339 time", field, got[field])
+		}
+		delete(got, field)
+	}
+	want := map[string]any{
+		"symbol": "AAPL", "name": "Apple Inc.", "sector": "Technology", "industry": "Consumer Electronics",
+		"exchange": "NASDAQ", "currency": "USD", "market_cap": "3000000000000",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("GET /v1/stocks/AAPL mismatch (-want +got):\n%s", diff)
+	}
+
+	// Decimals are strings too, and so is int64 volume.
+	r = e.gw.do(t, http.MethodGet, "/v1/stocks/AAPL/prices?page_size=1", "")
+	prices := decode[struct {
+		Prices []map[string]any `json:"prices"`
+	}](t, r).Prices
+	if r.code != http.StatusOK || len(prices) != 1 {
+		t.Fatalf("GET /v1/stocks/AAPL/prices?page_size=1 = %v, want one price", r)
+	}
+	if p := prices[0]; p["close"] != "100.25" || p["volume"] != "1000" {
+		t.Errorf("first price = %v, want close \"100.25\" and volume \"1000\" as strings", p)
+	}
+}
+
+// testListStocksPaged follows next_page_token through a filtered list sorted by market cap.
+func testListStocksPaged(t *testing.T, e *env) {
+	q := url.Values{
+		"filter":    {`sector = "Technology"`},
+		"order_by":  {"market_cap desc"},
+		"page_size": {"4"},
+	}
+	var got []string
+	pages := 0
+	for {
+		r := e.gw.do(t, http.MethodGet, "/v1/stocks?"+q.Encode(), "")
+		if r.code != http.StatusOK {
+			t.Fatalf("GET /v1/stocks page %d = %v", pages, r)
+		}
+		page := decode[struct {
+			Stocks []struct {
+				Symbol string `json:"symbol"`
+			} `json:"stocks"`
+			NextPageToken string `json:"next_page_token"`
+		}](t, r)
+		pages++
+		for _, s := range page.Stocks {
+			got = append(got, s.Symbol)
+		}
+		if page.NextPageToken == "" {
+			break
+		}
+		if pages > techStocks {
+			t.Fatal("next_page_token never ends")
+		}
+		q.Set("page_token", page.NextPageToken)
+	}
+	if diff := cmp.Diff(techSymbols, got); diff != "" {
+		t.Errorf("Technology stocks by market cap mismatch (-want +got):\n%s", diff)
+	}
+	if want := (techStocks + 3) / 4; pages != want {
+		t.Errorf("pages = %d, want %d", pages, want)
+	}
+}
+
+// testStreamPrices reads the whole price history of AAPL as newline-delimited JSON.
+func testStreamPrices(t *testing.T, e *env) {
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, e.gw.url+"/v1/stocks/AAPL/prices:stream?batch_size=100", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := e.gw.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/x-ndjson" {
+		t.Fatalf("GET prices:stream = %d %q, want 200 application/x-ndjson", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
+	lines, rows := 0, 0
+	var last time.Time
+	for sc.Scan() {
+		var chunk struct {
+			Result *struct {
+				Prices []struct {
+					Time time.Time `json:"time"`
+				} `json:"prices"`
+			} `json:"result"`
+			Error json.RawMessage `json:"error"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &chunk); err != nil {
+			t.Fatalf("line %d is not JSON: %v: %s", lines, err, sc.Bytes())
+		}
+		if chunk.Error != nil || chunk.Result == nil {
+			t.Fatalf("line %d = %s, want a result", lines, sc.Bytes())
+		}
+		lines++
+		for _, p := range chunk.Result.Prices {
+			if !p.Time.After(last) {
+				t.Fatalf("row %d at %v is not after %v: want oldest first", rows, p.Time, last)
+			}
+			last = p.Time
+			rows++
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatalf("read stream: %v", err)
+	}
+	if rows != priceDays || lines != priceDays/100 {
+		t.Errorf("stream = %d rows in %d lines, want %d in %d", rows, lines, priceDays, priceDays/100)
+	}
+}
