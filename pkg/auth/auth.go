@@ -22,6 +22,8 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -157,6 +159,9 @@ func (cfg Config) Token(subject string, roles []string, ttl time.Duration) (stri
 type verifier struct {
 	parser *jwt.Parser
 	key    any
+
+	cache  sync.Map // token string -> verified
+	cached atomic.Int64
 }
 
 func newVerifier(cfg Config) (*verifier, error) {
@@ -220,8 +225,17 @@ func algorithmsFor(key crypto.PublicKey) ([]string, error) {
 	return nil, fmt.Errorf("unsupported key type %T", key)
 }
 
-// verify returns the principal of a bearer token.
+// verify returns the principal of a bearer token. A token verified before is answered from
+// the cache until it expires: checking a signature and decoding the claims costs more than
+// the point read many calls make, and a client sends the same token for minutes.
 func (v *verifier) verify(token string) (Principal, error) {
+	if e, ok := v.cache.Load(token); ok {
+		if e := e.(verified); time.Now().Before(e.until) {
+			return e.p, nil
+		}
+		v.cache.Delete(token)
+		v.cached.Add(-1)
+	}
 	var c claims
 	if _, err := v.parser.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return v.key, nil }); err != nil {
 		return Principal{}, err
@@ -229,7 +243,24 @@ func (v *verifier) verify(token string) (Principal, error) {
 	if c.Subject == "" {
 		return Principal{}, errors.New("token has no subject")
 	}
-	return Principal{Subject: c.Subject, Roles: c.Roles}, nil
+	p := Principal{Subject: c.Subject, Roles: c.Roles}
+	if v.cached.Load() >= maxCachedTokens {
+		v.cache.Clear() // crude, but bounded: a flood of distinct tokens cannot grow it
+		v.cached.Store(0)
+	}
+	if _, loaded := v.cache.LoadOrStore(token, verified{p: p, until: c.ExpiresAt.Add(leeway)}); !loaded {
+		v.cached.Add(1)
+	}
+	return p, nil
+}
+
+// maxCachedTokens bounds the cache of verified tokens (a few hundred bytes each).
+const maxCachedTokens = 10000
+
+// verified is a cached verification: the principal, and until when the token is accepted.
+type verified struct {
+	p     Principal
+	until time.Time
 }
 
 // bearer returns the token of the call's "authorization" metadata, or "" when there is none.

@@ -48,19 +48,7 @@ func (s *Server) moveCash(ctx context.Context, portfolioID int64, amountText, re
 	}
 	var p store.Portfolio
 	var m store.CashMovement
-	err = s.write(ctx, portfolioID, func(st *store.Store) error {
-		prev, err := st.MovementByRequest(ctx, portfolioID, requestID)
-		switch {
-		case err == nil:
-			if !bytes.Equal(prev.RequestHash, hash) {
-				return reusedRequestID(requestID)
-			}
-			m = prev
-			p, err = st.GetPortfolio(ctx, portfolioID)
-			return err
-		case !errors.Is(err, store.ErrNotFound):
-			return err
-		}
+	err = s.write(ctx, portfolioID, func(st *store.Store) (err error) {
 		if p, err = st.GetPortfolio(ctx, portfolioID); err != nil {
 			return err
 		}
@@ -84,6 +72,15 @@ func (s *Server) moveCash(ctx context.Context, portfolioID int64, amountText, re
 		p, err = st.GetPortfolio(ctx, portfolioID)
 		return err
 	})
+	if errors.Is(err, store.ErrRepeat) { // a repeat: the first movement, if the request is the same
+		if m, err = s.store.MovementByRequest(ctx, portfolioID, requestID); err != nil {
+			return store.Portfolio{}, store.CashMovement{}, err
+		}
+		if !bytes.Equal(m.RequestHash, hash) {
+			return store.Portfolio{}, store.CashMovement{}, reusedRequestID(requestID)
+		}
+		p, err = s.store.GetPortfolio(ctx, portfolioID)
+	}
 	return p, m, err
 }
 

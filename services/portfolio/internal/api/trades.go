@@ -77,17 +77,7 @@ func (s *Server) executeTrade(ctx context.Context, req *portfoliov1.ExecuteTrade
 
 	var trade store.Trade
 	var cashAfter string
-	var repeated bool
 	err = s.write(ctx, pid, func(st *store.Store) error {
-		repeated = false
-		prev, err := st.TradeByRequest(ctx, pid, rid)
-		switch {
-		case err == nil: // the same request, executed meanwhile by a concurrent call
-			trade, repeated = prev, true
-			return nil
-		case !errors.Is(err, store.ErrNotFound):
-			return err
-		}
 		p, err := st.GetPortfolio(ctx, pid)
 		if err != nil {
 			return err
@@ -146,11 +136,13 @@ func (s *Server) executeTrade(ctx context.Context, req *portfoliov1.ExecuteTrade
 			Amount: money.Format(movement), TradeID: &trade.ID, RequestID: rid, RequestHash: hash})
 		return err
 	})
+	if errors.Is(err, store.ErrRepeat) { // the same request, executed meanwhile by a concurrent call
+		if trade, err = s.store.TradeByRequest(ctx, pid, rid); err == nil {
+			return s.repeatedTrade(ctx, trade, hash)
+		}
+	}
 	if err != nil {
 		return store.Trade{}, "", err
-	}
-	if repeated {
-		return s.repeatedTrade(ctx, trade, hash)
 	}
 	return trade, cashAfter, nil
 }

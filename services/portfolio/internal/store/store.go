@@ -17,6 +17,10 @@ import (
 var (
 	ErrNotFound = errors.New("not found")
 	ErrConflict = errors.New("already exists")
+	// ErrRepeat is an insert whose request_id the portfolio has used already: the unique
+	// index finds repeats, so a transaction need not read the table first (a read that, in
+	// SERIALIZABLE, would conflict with every other portfolio's insert on the same index page).
+	ErrRepeat = errors.New("request_id already used")
 )
 
 // DBTX is what a Store needs; *pgxpool.Pool and pgx.Tx both have it.

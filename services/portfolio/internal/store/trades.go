@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pgfleet/pgfleet/pkg/query"
@@ -64,6 +65,9 @@ func (s *Store) InsertTrade(ctx context.Context, t Trade) (Trade, error) {
 		RETURNING ` + tradeColumns
 	rows, _ := s.db.Query(ctx, q, t.PortfolioID, t.Symbol, t.Side, t.Quantity, t.Price, t.Amount, t.RequestID, t.RequestHash)
 	out, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[Trade])
+	if isCode(err, pgerrcode.UniqueViolation) {
+		return Trade{}, fmt.Errorf("trade %q: %w", t.RequestID, ErrRepeat)
+	}
 	if err != nil {
 		return Trade{}, fmt.Errorf("insert trade: %w", err)
 	}
@@ -105,6 +109,9 @@ func (s *Store) InsertMovement(ctx context.Context, m CashMovement) (CashMovemen
 		RETURNING ` + movementColumns
 	rows, _ := s.db.Query(ctx, q, m.PortfolioID, m.Kind, m.Amount, m.TradeID, m.RequestID, m.RequestHash)
 	out, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[CashMovement])
+	if isCode(err, pgerrcode.UniqueViolation) {
+		return CashMovement{}, fmt.Errorf("cash movement %q: %w", m.RequestID, ErrRepeat)
+	}
 	if err != nil {
 		return CashMovement{}, fmt.Errorf("insert cash movement: %w", err)
 	}
