@@ -15,6 +15,9 @@ GRPC_GATEWAY_VERSION     := v2.33.0
 GOLANGCI_LINT_VERSION    := v2.15.0
 GRPCURL_VERSION          := v1.9.4
 GRPC_HEALTH_PROBE_VERSION := v0.4.61
+# kustomize renders deploy/overlays; its Go API (sigs.k8s.io/kustomize/api) in deploy/go.mod
+# is the same release, so `make manifests` prints what deploy's tests checked.
+KUSTOMIZE_VERSION        := v5.8.2
 
 TMP   := $(CURDIR)/.tmp
 BIN   := $(TMP)/bin
@@ -22,7 +25,7 @@ STAMP := $(TMP)/stamps
 export PATH := $(BIN):$(PATH)
 export GOFLAGS := -buildvcs=false
 
-MODULES := gen pkg services/stock services/portfolio services/interview services/gateway deploy/bench
+MODULES := gen pkg services/stock services/portfolio services/interview services/gateway deploy/bench deploy
 SERVICES := stock portfolio interview gateway
 TEST_PG_DIR  := $(TMP)/testpg
 TEST_PG_PORT ?= 55431
@@ -45,6 +48,7 @@ $(eval $(call tool,protoc-gen-openapiv2,github.com/grpc-ecosystem/grpc-gateway/v
 $(eval $(call tool,golangci-lint,github.com/golangci/golangci-lint/v2/cmd/golangci-lint,$(GOLANGCI_LINT_VERSION)))
 $(eval $(call tool,grpcurl,github.com/fullstorydev/grpcurl/cmd/grpcurl,$(GRPCURL_VERSION)))
 $(eval $(call tool,grpc_health_probe,github.com/grpc-ecosystem/grpc-health-probe,$(GRPC_HEALTH_PROBE_VERSION)))
+$(eval $(call tool,kustomize,sigs.k8s.io/kustomize/kustomize/v5,$(KUSTOMIZE_VERSION)))
 PROTO_TOOLS := $(filter $(STAMP)/buf@% $(STAMP)/protoc-gen-%,$(TOOLS))
 
 .PHONY: help
@@ -115,6 +119,11 @@ endif
 .PHONY: run
 run: build $(STAMP)/grpcurl@$(GRPCURL_VERSION) $(STAMP)/grpc_health_probe@$(GRPC_HEALTH_PROBE_VERSION) ## start PostgreSQL, the fleet and demo data; Ctrl-C stops it
 	deploy/local/run.sh
+
+OVERLAY ?= prod
+.PHONY: manifests
+manifests: $(STAMP)/kustomize@$(KUSTOMIZE_VERSION) ## print kustomize build deploy/overlays/prod (OVERLAY=dev: dev)
+	@kustomize build deploy/overlays/$(OVERLAY)
 
 .PHONY: tidy
 tidy: ## go mod tidy in every module

@@ -67,8 +67,10 @@ func TestServer_WatchPool(t *testing.T) {
 	run(t, srv)
 	hc := healthpb.NewHealthClient(dial(t, srv.GRPCAddr()))
 
-	want := map[string]string{"": "NOT_SERVING", svcA: "NOT_SERVING", svcB: "SERVICE_UNKNOWN"}
-	if diff := cmp.Diff(want, statuses(t, hc, "", svcA, svcB)); diff != "" {
+	// Liveness never follows the pool: a database outage must not restart the process.
+	live := server.LivenessService
+	want := map[string]string{"": "NOT_SERVING", svcA: "NOT_SERVING", svcB: "SERVICE_UNKNOWN", live: "SERVING"}
+	if diff := cmp.Diff(want, statuses(t, hc, "", svcA, svcB, live)); diff != "" {
 		t.Errorf("before the first result, mismatch (-want +got):\n%s", diff)
 	}
 	select {
@@ -82,8 +84,8 @@ func TestServer_WatchPool(t *testing.T) {
 		if serving {
 			st = "SERVING"
 		}
-		want := map[string]string{"": st, svcA: st, svcB: "SERVICE_UNKNOWN"}
-		if diff := cmp.Diff(want, statuses(t, hc, "", svcA, svcB)); diff != "" {
+		want := map[string]string{"": st, svcA: st, svcB: "SERVICE_UNKNOWN", live: "SERVING"}
+		if diff := cmp.Diff(want, statuses(t, hc, "", svcA, svcB, live)); diff != "" {
 			t.Errorf("after set(%t), mismatch (-want +got):\n%s", serving, diff)
 		}
 	}

@@ -42,6 +42,11 @@ const (
 	metricsShutdown = 5 * time.Second
 )
 
+// LivenessService is the grpc.health.v1 service name that is SERVING while the process
+// serves, whatever its database does, until shutdown: for liveness probes. "" and the API's
+// own names follow the pool, for readiness.
+const LivenessService = "liveness"
+
 // Options configures a Server. GRPCAddr and MetricsAddr are required.
 type Options struct {
 	// Name is the service name, e.g. "stock"; every log line carries it as "service".
@@ -180,6 +185,9 @@ func New(opts Options) (*Server, error) {
 			MaxConnectionAgeGrace: maxConnectionAgeGrace,
 		}),
 	)
+	// Liveness says only that the process serves: a database outage must take replicas out
+	// of rotation (readiness on "") without restarting them all.
+	s.health.SetServingStatus(LivenessService, healthpb.HealthCheckResponse_SERVING)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc) // v1 and v1alpha: grpcurl still asks for v1alpha
 	if healthLis != nil {

@@ -1,0 +1,341 @@
+package deploy
+
+import (
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+)
+
+// CloudNativePG's API module is not importable here (the module proxy refuses it), and it
+// would pull in the operator's dependencies (controller-runtime, the Prometheus operator's
+// types) for one struct. So cnpgCluster copies the part of its Cluster type these manifests
+// use, field for field and with the same JSON names, from cloudnative-pg's
+// api/v1/cluster_types.go; decoding is strict, so a field outside this copy (a typo, or a
+// field nobody copied yet) fails the test until it is copied here from upstream.
+var cnpgClusterGVK = schema.GroupVersionKind{Group: "postgresql.cnpg.io", Version: "v1", Kind: "Cluster"}
+
+type cnpgCluster struct {
+	APIVersion string            `json:"apiVersion"`
+	Kind       string            `json:"kind"`
+	Metadata   metav1.ObjectMeta `json:"metadata"`
+	Spec       cnpgClusterSpec   `json:"spec"`
+}
+
+type cnpgClusterSpec struct {
+	Description           string                       `json:"description,omitempty"`
+	Instances             int                          `json:"instances"`
+	ImageName             string                       `json:"imageName,omitempty"`
+	PrimaryUpdateStrategy string                       `json:"primaryUpdateStrategy,omitempty"`
+	Affinity              *cnpgAffinity                `json:"affinity,omitempty"`
+	Storage               cnpgStorage                  `json:"storage,omitempty"`
+	Resources             *corev1.ResourceRequirements `json:"resources,omitempty"`
+	PostgreSQL            cnpgPostgres                 `json:"postgresql,omitempty"`
+	Bootstrap             *cnpgBootstrap               `json:"bootstrap,omitempty"`
+	Managed               *cnpgManaged                 `json:"managed,omitempty"`
+}
+
+type cnpgAffinity struct {
+	EnablePodAntiAffinity *bool  `json:"enablePodAntiAffinity,omitempty"`
+	TopologyKey           string `json:"topologyKey,omitempty"`
+	PodAntiAffinityType   string `json:"podAntiAffinityType,omitempty"`
+}
+
+type cnpgStorage struct {
+	StorageClass *string `json:"storageClass,omitempty"`
+	Size         string  `json:"size,omitempty"`
+}
+
+type cnpgPostgres struct {
+	Parameters map[string]string `json:"parameters,omitempty"`
+	PgHBA      []string          `json:"pg_hba,omitempty"`
+}
+
+type cnpgBootstrap struct {
+	InitDB *cnpgInitDB `json:"initdb,omitempty"`
+}
+
+type cnpgInitDB struct {
+	Database                   string        `json:"database,omitempty"`
+	Owner                      string        `json:"owner,omitempty"`
+	Secret                     *cnpgLocalRef `json:"secret,omitempty"`
+	PostInitApplicationSQL     []string      `json:"postInitApplicationSQL,omitempty"`
+	PostInitApplicationSQLRefs *cnpgSQLRefs  `json:"postInitApplicationSQLRefs,omitempty"`
+}
+
+type cnpgSQLRefs struct {
+	SecretRefs    []cnpgKeyRef `json:"secretRefs,omitempty"`
+	ConfigMapRefs []cnpgKeyRef `json:"configMapRefs,omitempty"`
+}
+
+type cnpgKeyRef struct {
+	Name string `json:"name"`
+	Key  string `json:"key"`
+}
+
+type cnpgLocalRef struct {
+	Name string `json:"name"`
+}
+
+type cnpgManaged struct {
+	Roles []cnpgRole `json:"roles,omitempty"`
+}
+
+type cnpgRole struct {
+	Name            string        `json:"name"`
+	Comment         string        `json:"comment,omitempty"`
+	Ensure          string        `json:"ensure,omitempty"`
+	PasswordSecret  *cnpgLocalRef `json:"passwordSecret,omitempty"`
+	ConnectionLimit int64         `json:"connectionLimit,omitempty"`
+	InRoles         []string      `json:"inRoles,omitempty"`
+	Inherit         *bool         `json:"inherit,omitempty"`
+	DisablePassword bool          `json:"disablePassword,omitempty"`
+	Superuser       bool          `json:"superuser,omitempty"`
+	CreateDB        bool          `json:"createdb,omitempty"`
+	CreateRole      bool          `json:"createrole,omitempty"`
+	Login           bool          `json:"login,omitempty"`
+	Replication     bool          `json:"replication,omitempty"`
+	BypassRLS       bool          `json:"bypassrls,omitempty"`
+}
+
+func (c *cnpgCluster) roles() []cnpgRole {
+	if c.Spec.Managed == nil {
+		return nil
+	}
+	return c.Spec.Managed.Roles
+}
+
+// maxConnections is PostgreSQL's max_connections (its default: 100).
+func (c *cnpgCluster) maxConnections() (int64, error) {
+	v, ok := c.Spec.PostgreSQL.Parameters["max_connections"]
+	if !ok {
+		return 100, nil
+	}
+	return strconv.ParseInt(v, 10, 64)
+}
+
+// reservedConnections are kept for what is not a service: superuser_reserved_connections
+// (3), the operator and its exporter, and a person with psql.
+const reservedConnections = 3 + 10
+
+// checkDatabases: each schema owner's role lives in exactly one Cluster, which creates its
+// schema at bootstrap and gives it LOGIN and a password from a Secret; its DATABASE_URL names
+// that role, that Cluster's read-write Service and database, and the same password; and the
+// connections its replicas may open fit the role's and the Cluster's limits.
+func checkDatabases(t *testing.T, m *manifests, c renderCase) {
+	if len(m.clusters) == 0 {
+		t.Fatalf("%s: no CloudNativePG Cluster", m.source)
+	}
+	for name, cl := range m.clusters {
+		checkCluster(t, m, c, name, cl)
+	}
+	for _, svc := range dbServices {
+		var owners []string
+		for name, cl := range m.clusters {
+			if slices.ContainsFunc(cl.roles(), func(r cnpgRole) bool { return r.Name == svc }) {
+				owners = append(owners, name)
+			}
+		}
+		if len(owners) != 1 {
+			t.Errorf("role %s is managed by Clusters %v, want exactly one", svc, owners)
+			continue
+		}
+		cl := m.clusters[owners[0]]
+		role := cl.roles()[slices.IndexFunc(cl.roles(), func(r cnpgRole) bool { return r.Name == svc })]
+		d := m.deployments[svc]
+		if d == nil {
+			continue // reported by checkFleet
+		}
+		env, _ := containerEnv(m, c.external, &d.Spec.Template.Spec.Containers[0])
+		if v := env["DATABASE_URL"]; v.known {
+			checkDatabaseURL(t, m, svc, owners[0], cl, role, v.value)
+		}
+
+		code := binaryEnv(t, svc)
+		poolS, _ := setting(env, code, "DB_POOL_SIZE")
+		pool, err := strconv.ParseInt(poolS, 10, 64)
+		if err != nil {
+			t.Errorf("%s: DB_POOL_SIZE %q: %v", svc, poolS, err)
+			continue
+		}
+		h := m.hpas[svc]
+		if h == nil {
+			continue
+		}
+		peak := int64(h.Spec.MaxReplicas+surge(d, h.Spec.MaxReplicas)) * pool
+		limit := role.ConnectionLimit
+		if limit <= 0 { // unset or -1: no role limit, the server's is what counts
+			limit, _ = cl.maxConnections()
+			limit -= reservedConnections
+		}
+		if peak > limit {
+			t.Errorf("%s: (HPA max %d + rollout surge %d) x DB_POOL_SIZE %d = %d connections, above role %s's limit %d in Cluster %s",
+				svc, h.Spec.MaxReplicas, surge(d, h.Spec.MaxReplicas), pool, peak, svc, limit, owners[0])
+		}
+	}
+}
+
+func checkCluster(t *testing.T, m *manifests, c renderCase, name string, cl *cnpgCluster) {
+	s := &cl.Spec
+	if s.Instances < 1 || c.ha && s.Instances < 3 {
+		t.Errorf("Cluster %s: %d instances (ha %v: a primary and two standbys)", name, s.Instances, c.ha)
+	}
+	if major := pgMajor(s.ImageName); major != composePostgresMajor(t) {
+		t.Errorf("Cluster %s: image %q, but compose.yaml runs PostgreSQL %s: keep one major version", name, s.ImageName, composePostgresMajor(t))
+	}
+	if q, err := resource.ParseQuantity(s.Storage.Size); err != nil || q.Sign() <= 0 {
+		t.Errorf("Cluster %s: storage size %q", name, s.Storage.Size)
+	}
+	if !slices.Contains([]string{"", "unsupervised", "supervised"}, s.PrimaryUpdateStrategy) {
+		t.Errorf("Cluster %s: primaryUpdateStrategy %q", name, s.PrimaryUpdateStrategy)
+	}
+	if s.Affinity != nil && !slices.Contains([]string{"", "preferred", "required"}, s.Affinity.PodAntiAffinityType) {
+		t.Errorf("Cluster %s: podAntiAffinityType %q", name, s.Affinity.PodAntiAffinityType)
+	}
+	maxConns, err := cl.maxConnections()
+	if err != nil {
+		t.Errorf("Cluster %s: max_connections: %v", name, err)
+	}
+	if s.Bootstrap == nil || s.Bootstrap.InitDB == nil {
+		t.Fatalf("Cluster %s: want bootstrap.initdb", name)
+	}
+	initdb := s.Bootstrap.InitDB
+	if initdb.Database != "pgfleet" || initdb.Owner == "" || slices.Contains(dbServices, initdb.Owner) {
+		t.Errorf("Cluster %s: initdb database %q owner %q: want database pgfleet owned by a role that is no service's", name, initdb.Database, initdb.Owner)
+	}
+
+	if initdb.PostInitApplicationSQLRefs == nil {
+		t.Fatalf("Cluster %s: want the bootstrap SQL in initdb.postInitApplicationSQLRefs", name)
+	}
+	var sql strings.Builder
+	for _, ref := range initdb.PostInitApplicationSQLRefs.ConfigMapRefs {
+		cm, ok := m.configMaps[ref.Name]
+		if !ok || cm.Data[ref.Key] == "" {
+			t.Errorf("Cluster %s: bootstrap SQL ConfigMap %s key %s not in %s", name, ref.Name, ref.Key, m.source)
+			continue
+		}
+		sql.WriteString(cm.Data[ref.Key] + "\n")
+	}
+	text := strings.Join(strings.Fields(sql.String()), " ")
+	var schemas []string
+	for _, mm := range regexp.MustCompile(`CREATE SCHEMA IF NOT EXISTS (\w+) AUTHORIZATION (\w+)`).FindAllStringSubmatch(text, -1) {
+		if mm[1] != mm[2] {
+			t.Errorf("Cluster %s: schema %s owned by %s: each service owns the schema of its name", name, mm[1], mm[2])
+		}
+		schemas = append(schemas, mm[1])
+	}
+	var roleNames []string
+	var limits int64
+	grant := localGrant(t)
+	for _, r := range cl.roles() {
+		roleNames = append(roleNames, r.Name)
+		if !slices.Contains(dbServices, r.Name) {
+			t.Errorf("Cluster %s: role %s is no service's", name, r.Name)
+		}
+		if !r.Login || r.Superuser || r.CreateDB || r.CreateRole || r.Replication || r.BypassRLS || len(r.InRoles) > 0 ||
+			!slices.Contains([]string{"", "present"}, r.Ensure) {
+			t.Errorf("Cluster %s: role %s: want a present plain login role, got %+v", name, r.Name, r)
+		}
+		if r.PasswordSecret == nil {
+			t.Errorf("Cluster %s: role %s has no passwordSecret", name, r.Name)
+		} else if sec, ok := m.secrets[r.PasswordSecret.Name]; ok {
+			if sec.Type != corev1.SecretTypeBasicAuth || string(sec.Data["username"]) != r.Name || len(sec.Data["password"]) == 0 {
+				t.Errorf("Cluster %s: role %s: Secret %s must be kubernetes.io/basic-auth with username %s and a password", name, r.Name, sec.Name, r.Name)
+			}
+			if sec.Labels["cnpg.io/reload"] != "true" {
+				t.Errorf("Cluster %s: role %s: Secret %s lacks label cnpg.io/reload=true: a changed password would not reach the role", name, r.Name, sec.Name)
+			}
+		} else if !c.external || externalSecrets[r.PasswordSecret.Name] == nil {
+			t.Errorf("Cluster %s: role %s: Secret %s is not in %s nor a documented external secret", name, r.Name, r.PasswordSecret.Name, m.source)
+		}
+		for _, stmt := range []string{
+			"CREATE ROLE " + r.Name + " NOLOGIN",
+			"GRANT " + grant + " ON DATABASE " + initdb.Database + " TO " + r.Name,
+		} {
+			if !strings.Contains(text, stmt) {
+				t.Errorf("Cluster %s: bootstrap SQL lacks %q", name, stmt)
+			}
+		}
+		if r.ConnectionLimit > 0 {
+			limits += r.ConnectionLimit
+		} else {
+			t.Errorf("Cluster %s: role %s has no connectionLimit: one service could take every connection", name, r.Name)
+		}
+	}
+	slices.Sort(schemas)
+	slices.Sort(roleNames)
+	if !slices.Equal(schemas, roleNames) {
+		t.Errorf("Cluster %s: bootstrap SQL creates schemas %v, managed roles are %v", name, schemas, roleNames)
+	}
+	for _, stmt := range []string{"REVOKE CREATE ON SCHEMA public FROM PUBLIC", "REVOKE ALL ON DATABASE " + initdb.Database + " FROM PUBLIC"} {
+		if !strings.Contains(text, stmt) {
+			t.Errorf("Cluster %s: bootstrap SQL lacks %q (deploy/local/bootstrap.sql has it)", name, stmt)
+		}
+	}
+	if limits+reservedConnections > maxConns {
+		t.Errorf("Cluster %s: role connection limits add up to %d; with %d reserved that passes max_connections %d", name, limits, reservedConnections, maxConns)
+	}
+}
+
+// localGrant is the database privilege list deploy/local/bootstrap.sql grants each role, so
+// the CloudNativePG bootstrap grants the same as `make run`.
+func localGrant(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("local", "bootstrap.sql"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`'GRANT ([A-Z, ]+) ON DATABASE`).FindSubmatch(b)
+	if m == nil {
+		t.Fatal("deploy/local/bootstrap.sql: no GRANT ... ON DATABASE: has it changed?")
+	}
+	return string(m[1])
+}
+
+// checkDatabaseURL: the service's role, on its Cluster's read-write Service, in its database,
+// with its role's password, over TLS.
+func checkDatabaseURL(t *testing.T, m *manifests, svc, cluster string, cl *cnpgCluster, role cnpgRole, raw string) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Errorf("%s: DATABASE_URL does not parse: %v", svc, err) // no value: it holds a password
+		return
+	}
+	host, _, _ := strings.Cut(u.Hostname(), ".")
+	pw, _ := u.User.Password()
+	switch {
+	case u.Scheme != "postgres" && u.Scheme != "postgresql":
+		t.Errorf("%s: DATABASE_URL scheme %q", svc, u.Scheme)
+	case u.User.Username() != svc:
+		t.Errorf("%s: DATABASE_URL user %q, want its own role %s", svc, u.User.Username(), svc)
+	case host != cluster+"-rw":
+		t.Errorf("%s: DATABASE_URL host %q, want %s-rw (the Cluster's primary)", svc, u.Hostname(), cluster)
+	case u.Port() != "" && u.Port() != "5432":
+		t.Errorf("%s: DATABASE_URL port %s, want 5432", svc, u.Port())
+	case strings.TrimPrefix(u.Path, "/") != cl.Spec.Bootstrap.InitDB.Database:
+		t.Errorf("%s: DATABASE_URL database %q, want %q", svc, u.Path, cl.Spec.Bootstrap.InitDB.Database)
+	case u.Query().Get("sslmode") == "" || u.Query().Get("sslmode") == "disable":
+		t.Errorf("%s: DATABASE_URL sslmode %q: CloudNativePG serves TLS; use require or verify-full", svc, u.Query().Get("sslmode"))
+	}
+	if role.PasswordSecret != nil {
+		if sec, ok := m.secrets[role.PasswordSecret.Name]; ok && string(sec.Data["password"]) != pw {
+			t.Errorf("%s: DATABASE_URL's password is not the one in Secret %s, which the Cluster gives role %s", svc, sec.Name, svc)
+		}
+	}
+}
+
+// pgMajor is the major version in a PostgreSQL image tag ("...postgresql:15.4" -> "15").
+func pgMajor(image string) string {
+	tag := image[strings.LastIndex(image, ":")+1:]
+	major, _, _ := strings.Cut(tag, ".")
+	major, _, _ = strings.Cut(major, "-")
+	return major
+}
