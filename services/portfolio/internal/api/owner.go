@@ -30,6 +30,26 @@ func (s *Server) requireOwner(ctx context.Context, portfolioID int64) error {
 	return s.retry.Do(ctx, func(ctx context.Context) error { return s.store.CheckOwner(ctx, portfolioID, p.Subject) })
 }
 
+// previousTrade returns the trade the portfolio made for request_id (found false: none yet),
+// after checking in the same round trip that the caller may act on the portfolio, as
+// requireOwner does: another's trade is never shown.
+func (s *Server) previousTrade(ctx context.Context, portfolioID int64, requestID string) (t store.Trade, found bool, err error) {
+	p := auth.Caller(ctx)
+	err = s.retry.Do(ctx, func(ctx context.Context) (err error) {
+		if !p.Admin() {
+			t, found, err = s.store.OwnedTradeByRequest(ctx, portfolioID, p.Subject, requestID)
+			return err
+		}
+		t, err = s.store.TradeByRequest(ctx, portfolioID, requestID)
+		found = err == nil
+		if errors.Is(err, store.ErrNotFound) {
+			err = nil
+		}
+		return err
+	})
+	return t, found, err
+}
+
 // ownerID is the user a new portfolio belongs to: the caller's own user, which requested
 // (0: unset) may only name again; an admin may name any user.
 func (s *Server) ownerID(ctx context.Context, requested int64) (int64, error) {

@@ -33,9 +33,6 @@ func (s *Server) ExecuteTrade(ctx context.Context, req *portfoliov1.ExecuteTrade
 
 func (s *Server) executeTrade(ctx context.Context, req *portfoliov1.ExecuteTradeRequest) (store.Trade, string, error) {
 	pid, rid, sym, side := req.GetPortfolioId(), req.GetRequestId(), req.GetSymbol(), req.GetSide()
-	if err := s.requireOwner(ctx, pid); err != nil { // before the repeat check, which would show another's trade
-		return store.Trade{}, "", err
-	}
 	qty, err := money.Parse(req.GetQuantity())
 	if err != nil {
 		return store.Trade{}, "", fmt.Errorf("quantity: %w", err)
@@ -53,10 +50,12 @@ func (s *Server) executeTrade(ctx context.Context, req *portfoliov1.ExecuteTrade
 	hash := requestHash("trade", sym, side.String(), money.Format(qty), limitText)
 
 	// A repeat needs no price: answer it first, so it works even while prices cannot be read.
-	if prev, err := s.store.TradeByRequest(ctx, pid, rid); err == nil {
-		return s.repeatedTrade(ctx, prev, hash)
-	} else if !errors.Is(err, store.ErrNotFound) {
+	prev, repeat, err := s.previousTrade(ctx, pid, rid)
+	if err != nil {
 		return store.Trade{}, "", err
+	}
+	if repeat {
+		return s.repeatedTrade(ctx, prev, hash)
 	}
 
 	// The price is read before the transaction: RunTx may run its function several times,
@@ -78,17 +77,13 @@ func (s *Server) executeTrade(ctx context.Context, req *portfoliov1.ExecuteTrade
 	var trade store.Trade
 	var cashAfter string
 	err = s.write(ctx, pid, func(st *store.Store) error {
-		p, err := st.GetPortfolio(ctx, pid)
+		cashText, pos, err := st.Holding(ctx, pid, sym)
 		if err != nil {
 			return err
 		}
-		pos, err := st.Position(ctx, pid, sym)
+		cash, err := money.Parse(canonical(cashText))
 		if err != nil {
-			return err
-		}
-		cash, err := money.Parse(canonical(p.Cash))
-		if err != nil {
-			return fmt.Errorf("portfolio %d cash %q: %w", pid, p.Cash, err)
+			return fmt.Errorf("portfolio %d cash %q: %w", pid, cashText, err)
 		}
 		held, _ := new(big.Rat).SetString(pos.Quantity)
 		cost, _ := new(big.Rat).SetString(pos.CostBasis)
@@ -114,26 +109,19 @@ func (s *Server) executeTrade(ctx context.Context, req *portfoliov1.ExecuteTrade
 			}
 			movement = amount
 		}
-		cashAfter = money.Format(cashNew)
-		if err := st.SetCash(ctx, pid, cashAfter); err != nil {
-			return err
-		}
-		if err := st.SetPosition(ctx, pid, store.Position{Symbol: sym, Quantity: money.Format(heldNew),
-			CostBasis: costNew.FloatString(costDigits)}); err != nil {
-			return err
-		}
-		trade, err = st.InsertTrade(ctx, store.Trade{PortfolioID: pid, Symbol: sym, Side: side.String(),
-			Quantity: money.Format(qty), Price: money.Format(price), Amount: money.Format(amount),
-			RequestID: rid, RequestHash: hash})
-		if err != nil {
-			return err
-		}
 		kind := portfoliov1.CashMovementKind_CASH_MOVEMENT_KIND_BUY
 		if side == portfoliov1.Side_SIDE_SELL {
 			kind = portfoliov1.CashMovementKind_CASH_MOVEMENT_KIND_SELL
 		}
-		_, err = st.InsertMovement(ctx, store.CashMovement{PortfolioID: pid, Kind: kind.String(),
-			Amount: money.Format(movement), TradeID: &trade.ID, RequestID: rid, RequestHash: hash})
+		cashAfter = money.Format(cashNew)
+		trade, err = st.WriteTrade(ctx, store.TradeWrite{
+			Trade: store.Trade{PortfolioID: pid, Symbol: sym, Side: side.String(), Quantity: money.Format(qty),
+				Price: money.Format(price), Amount: money.Format(amount), RequestID: rid, RequestHash: hash},
+			Cash:     cashAfter,
+			Position: store.Position{Symbol: sym, Quantity: money.Format(heldNew), CostBasis: costNew.FloatString(costDigits)},
+			Movement: money.Format(movement),
+			Kind:     kind.String(),
+		})
 		return err
 	})
 	if errors.Is(err, store.ErrRepeat) { // the same request, executed meanwhile by a concurrent call

@@ -88,22 +88,6 @@ func (s *Store) Positions(ctx context.Context, portfolioID int64) ([]Position, e
 	return list, nil
 }
 
-// Position returns one position; a symbol not held gives quantity and cost "0".
-func (s *Store) Position(ctx context.Context, portfolioID int64, symbol string) (Position, error) {
-	const q = `
-		SELECT symbol, quantity::text AS quantity, cost_basis::text AS cost_basis
-		FROM portfolio.positions WHERE portfolio_id = $1 AND symbol = $2`
-	rows, _ := s.db.Query(ctx, q, portfolioID, symbol)
-	p, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[Position])
-	if errors.Is(err, pgx.ErrNoRows) {
-		return Position{Symbol: symbol, Quantity: "0", CostBasis: "0"}, nil
-	}
-	if err != nil {
-		return Position{}, fmt.Errorf("position %s of portfolio %d: %w", symbol, portfolioID, err)
-	}
-	return p, nil
-}
-
 // SetCash stores a portfolio's new cash balance.
 func (s *Store) SetCash(ctx context.Context, portfolioID int64, cash string) error {
 	const q = `UPDATE portfolio.portfolios SET cash = $2, update_time = now() WHERE id = $1`
@@ -113,35 +97,22 @@ func (s *Store) SetCash(ctx context.Context, portfolioID int64, cash string) err
 	return nil
 }
 
-// SetPosition stores a position's new quantity and cost basis; quantity "0" removes it.
-func (s *Store) SetPosition(ctx context.Context, portfolioID int64, p Position) error {
-	const upsert = `
-		INSERT INTO portfolio.positions (portfolio_id, symbol, quantity, cost_basis) VALUES ($1, $2, $3, $4)
-		ON CONFLICT (portfolio_id, symbol) DO UPDATE SET
-			quantity = EXCLUDED.quantity, cost_basis = EXCLUDED.cost_basis, update_time = now()`
-	const remove = `DELETE FROM portfolio.positions WHERE portfolio_id = $1 AND symbol = $2`
-	var err error
-	if p.Quantity == "0" {
-		_, err = s.db.Exec(ctx, remove, portfolioID, p.Symbol)
-	} else {
-		_, err = s.db.Exec(ctx, upsert, portfolioID, p.Symbol, p.Quantity, p.CostBasis)
-	}
-	if err != nil {
-		return fmt.Errorf("set position %s of portfolio %d: %w", p.Symbol, portfolioID, err)
-	}
-	return nil
-}
+// checkOwner is true when portfolio $1 exists and belongs to the user with email $2 (in any case).
+const checkOwner = `
+	SELECT EXISTS (SELECT FROM portfolio.portfolios p JOIN portfolio.users u ON u.id = p.user_id
+	               WHERE p.id = $1 AND lower(u.email) = lower($2))`
 
 // CheckOwner returns an error wrapping ErrNotFound unless portfolio id exists and belongs to
 // the user with email (in any case): the same error whether it is missing or someone else's.
 func (s *Store) CheckOwner(ctx context.Context, id int64, email string) error {
-	const q = `
-		SELECT EXISTS (SELECT FROM portfolio.portfolios p JOIN portfolio.users u ON u.id = p.user_id
-		               WHERE p.id = $1 AND lower(u.email) = lower($2))`
 	var ok bool
-	if err := s.db.QueryRow(ctx, q, id, email).Scan(&ok); err != nil {
+	if err := s.db.QueryRow(ctx, checkOwner, id, email).Scan(&ok); err != nil {
 		return fmt.Errorf("owner of portfolio %d: %w", id, err)
 	}
+	return owned(id, ok)
+}
+
+func owned(id int64, ok bool) error {
 	if !ok {
 		return fmt.Errorf("portfolio %d: %w", id, ErrNotFound)
 	}
@@ -159,4 +130,23 @@ func (s *Store) ListOwnedPortfolios(ctx context.Context, email string, page *que
 		return nil, fmt.Errorf("list portfolios: %w", err)
 	}
 	return list, nil
+}
+
+// Holding returns a portfolio's cash and its position in symbol (quantity and cost "0" when
+// not held) in one round trip, or an error wrapping ErrNotFound.
+func (s *Store) Holding(ctx context.Context, portfolioID int64, symbol string) (cash string, pos Position, err error) {
+	const q = `
+		SELECT p.cash::text, coalesce(pos.quantity::text, '0'), coalesce(pos.cost_basis::text, '0')
+		FROM portfolio.portfolios p
+		LEFT JOIN portfolio.positions pos ON pos.portfolio_id = p.id AND pos.symbol = $2
+		WHERE p.id = $1`
+	pos.Symbol = symbol
+	err = s.db.QueryRow(ctx, q, portfolioID, symbol).Scan(&cash, &pos.Quantity, &pos.CostBasis)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", Position{}, fmt.Errorf("portfolio %d: %w", portfolioID, ErrNotFound)
+	}
+	if err != nil {
+		return "", Position{}, fmt.Errorf("holding %s of portfolio %d: %w", symbol, portfolioID, err)
+	}
+	return cash, pos, nil
 }

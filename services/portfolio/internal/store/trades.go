@@ -43,10 +43,39 @@ const tradeColumns = `id, portfolio_id, symbol, side, quantity::text AS quantity
 
 const movementColumns = `id, portfolio_id, kind, amount::text AS amount, trade_id, request_id, request_hash, create_time`
 
+const tradeByRequest = `SELECT ` + tradeColumns + ` FROM portfolio.trades WHERE portfolio_id = $1 AND request_id = $2`
+
 // TradeByRequest returns the trade a portfolio made for request_id, or ErrNotFound.
 func (s *Store) TradeByRequest(ctx context.Context, portfolioID int64, requestID string) (Trade, error) {
-	const q = `SELECT ` + tradeColumns + ` FROM portfolio.trades WHERE portfolio_id = $1 AND request_id = $2`
-	rows, _ := s.db.Query(ctx, q, portfolioID, requestID)
+	rows, _ := s.db.Query(ctx, tradeByRequest, portfolioID, requestID)
+	return collectTrade(rows, requestID)
+}
+
+// OwnedTradeByRequest is CheckOwner then TradeByRequest in one round trip: an error wrapping
+// ErrNotFound unless the portfolio is email's, else the trade for request_id (found false
+// if there is none).
+func (s *Store) OwnedTradeByRequest(ctx context.Context, portfolioID int64, email, requestID string) (t Trade, found bool, err error) {
+	b := &pgx.Batch{}
+	b.Queue(checkOwner, portfolioID, email)
+	b.Queue(tradeByRequest, portfolioID, requestID)
+	br := s.db.SendBatch(ctx, b)
+	defer br.Close()
+	var ok bool
+	if err := br.QueryRow().Scan(&ok); err != nil {
+		return Trade{}, false, fmt.Errorf("owner of portfolio %d: %w", portfolioID, err)
+	}
+	if err := owned(portfolioID, ok); err != nil {
+		return Trade{}, false, err
+	}
+	rows, _ := br.Query()
+	t, err = collectTrade(rows, requestID)
+	if errors.Is(err, ErrNotFound) {
+		return Trade{}, false, nil
+	}
+	return t, err == nil, err
+}
+
+func collectTrade(rows pgx.Rows, requestID string) (Trade, error) {
 	t, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[Trade])
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Trade{}, fmt.Errorf("trade %q: %w", requestID, ErrNotFound)
@@ -55,23 +84,6 @@ func (s *Store) TradeByRequest(ctx context.Context, portfolioID int64, requestID
 		return Trade{}, fmt.Errorf("trade %q: %w", requestID, err)
 	}
 	return t, nil
-}
-
-// InsertTrade records a trade; ID and ExecuteTime of t are ignored and returned set.
-func (s *Store) InsertTrade(ctx context.Context, t Trade) (Trade, error) {
-	const q = `
-		INSERT INTO portfolio.trades (portfolio_id, symbol, side, quantity, price, amount, request_id, request_hash)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-		RETURNING ` + tradeColumns
-	rows, _ := s.db.Query(ctx, q, t.PortfolioID, t.Symbol, t.Side, t.Quantity, t.Price, t.Amount, t.RequestID, t.RequestHash)
-	out, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[Trade])
-	if isCode(err, pgerrcode.UniqueViolation) {
-		return Trade{}, fmt.Errorf("trade %q: %w", t.RequestID, ErrRepeat)
-	}
-	if err != nil {
-		return Trade{}, fmt.Errorf("insert trade: %w", err)
-	}
-	return out, nil
 }
 
 // ListTrades returns one page of a portfolio's trades; page's parameters start at $2.
@@ -143,4 +155,57 @@ func (s *Store) CashAfterTrade(ctx context.Context, portfolioID, tradeID int64) 
 		return "", fmt.Errorf("cash after trade %d: %w", tradeID, err)
 	}
 	return cash, nil
+}
+
+// TradeWrite is everything a trade changes: the portfolio's cash, the position, the trade
+// and its ledger movement.
+type TradeWrite struct {
+	Trade    Trade    // ID and ExecuteTime are ignored
+	Cash     string   // the portfolio's cash after the trade
+	Position Position // after the trade; quantity "0" removes it
+	Movement string   // the ledger amount: negative for a buy
+	Kind     string   // the movement's kind
+}
+
+// tradeWrite records a trade in one statement, so one round trip while the portfolio's lock
+// is held: data-modifying CTEs all run, whatever the final SELECT reads.
+const tradeWrite = `
+	WITH t AS (
+		INSERT INTO portfolio.trades (portfolio_id, symbol, side, quantity, price, amount, request_id, request_hash)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+		RETURNING ` + tradeColumns + `
+	), m AS (
+		INSERT INTO portfolio.cash_movements (portfolio_id, kind, amount, trade_id, request_id, request_hash)
+		SELECT portfolio_id, $9, $10, id, request_id, request_hash FROM t
+	), c AS (
+		UPDATE portfolio.portfolios SET cash = $11, update_time = now() WHERE id = $1
+	), pos AS (%s)
+	SELECT * FROM t`
+
+var (
+	tradeWriteUpsert = fmt.Sprintf(tradeWrite, `
+		INSERT INTO portfolio.positions (portfolio_id, symbol, quantity, cost_basis) VALUES ($1, $2, $12, $13)
+		ON CONFLICT (portfolio_id, symbol) DO UPDATE SET
+			quantity = EXCLUDED.quantity, cost_basis = EXCLUDED.cost_basis, update_time = now()`)
+	tradeWriteRemove = fmt.Sprintf(tradeWrite, `
+		DELETE FROM portfolio.positions WHERE portfolio_id = $1 AND symbol = $2`)
+)
+
+// WriteTrade records a trade; a request_id the portfolio has used gives ErrRepeat.
+func (s *Store) WriteTrade(ctx context.Context, w TradeWrite) (Trade, error) {
+	t := w.Trade
+	q, args := tradeWriteUpsert, []any{t.PortfolioID, t.Symbol, t.Side, t.Quantity, t.Price, t.Amount, t.RequestID,
+		t.RequestHash, w.Kind, w.Movement, w.Cash, w.Position.Quantity, w.Position.CostBasis}
+	if w.Position.Quantity == "0" {
+		q, args = tradeWriteRemove, args[:11]
+	}
+	rows, _ := s.db.Query(ctx, q, args...)
+	out, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[Trade])
+	if isCode(err, pgerrcode.UniqueViolation) {
+		return Trade{}, fmt.Errorf("trade %q: %w", t.RequestID, ErrRepeat)
+	}
+	if err != nil {
+		return Trade{}, fmt.Errorf("record trade: %w", err)
+	}
+	return out, nil
 }
