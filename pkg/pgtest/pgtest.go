@@ -36,7 +36,11 @@ var (
 
 // Main runs the tests, stops the cluster this binary started (if it did), and exits with the
 // tests' exit code. Call it from TestMain.
-func Main(m *testing.M) {
+func Main(m *testing.M) { os.Exit(Run(m)) }
+
+// Run is Main for a TestMain with its own clean-up to do after the tests: it runs them,
+// stops the cluster and returns the exit code instead of exiting.
+func Run(m *testing.M) int {
 	inMain.Store(true)
 	code := m.Run()
 	if shared != nil {
@@ -47,7 +51,7 @@ func Main(m *testing.M) {
 			}
 		}
 	}
-	os.Exit(code)
+	return code
 }
 
 // sharedCluster returns the binary's cluster, starting it on first use.

@@ -52,8 +52,9 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "build stock service: %v\n%s", err, out)
 		os.Exit(1)
 	}
-	defer os.RemoveAll(dir)
-	pgtest.Main(m)
+	code := pgtest.Run(m)
+	os.RemoveAll(dir)
+	os.Exit(code)
 }
 
 // prices are the latest closes the test stock service serves.
