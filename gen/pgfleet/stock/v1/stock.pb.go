@@ -926,7 +926,10 @@ func (*DeleteStockResponse) Descriptor() ([]byte, []int) {
 type IngestPricesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Prices of any stocks that exist; at most 10000 in one message.
-	Prices        []*Price `protobuf:"bytes,1,rep,name=prices,proto3" json:"prices,omitempty"`
+	Prices []*Price `protobuf:"bytes,1,rep,name=prices,proto3" json:"prices,omitempty"`
+	// Optional, on the first message only: the stream only appends new bars. The rows then go
+	// straight into the price table instead of through a staging copy.
+	AppendOnly    *AppendOnly `protobuf:"bytes,2,opt,name=append_only,json=appendOnly,proto3" json:"append_only,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -968,6 +971,63 @@ func (x *IngestPricesRequest) GetPrices() []*Price {
 	return nil
 }
 
+func (x *IngestPricesRequest) GetAppendOnly() *AppendOnly {
+	if x != nil {
+		return x.AppendOnly
+	}
+	return nil
+}
+
+// AppendOnly is a stream's promise that it only adds bars after those stored: it carries only
+// the named symbols, each symbol's bars in strictly increasing time, all later than the
+// symbol's latest stored bar. A row that breaks it fails the whole ingest, and nothing is
+// written: an undeclared symbol or a bar out of order with INVALID_ARGUMENT, a bar not later
+// than the latest stored one with FAILED_PRECONDITION (send it without append_only).
+type AppendOnly struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Every symbol the stream carries, each once; at most 10000.
+	Symbols       []string `protobuf:"bytes,1,rep,name=symbols,proto3" json:"symbols,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AppendOnly) Reset() {
+	*x = AppendOnly{}
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AppendOnly) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AppendOnly) ProtoMessage() {}
+
+func (x *AppendOnly) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AppendOnly.ProtoReflect.Descriptor instead.
+func (*AppendOnly) Descriptor() ([]byte, []int) {
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *AppendOnly) GetSymbols() []string {
+	if x != nil {
+		return x.Symbols
+	}
+	return nil
+}
+
 // IngestPricesResponse reports what the stream changed.
 type IngestPricesResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -985,7 +1045,7 @@ type IngestPricesResponse struct {
 
 func (x *IngestPricesResponse) Reset() {
 	*x = IngestPricesResponse{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[14]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -997,7 +1057,7 @@ func (x *IngestPricesResponse) String() string {
 func (*IngestPricesResponse) ProtoMessage() {}
 
 func (x *IngestPricesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[14]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1010,7 +1070,7 @@ func (x *IngestPricesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IngestPricesResponse.ProtoReflect.Descriptor instead.
 func (*IngestPricesResponse) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{14}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *IngestPricesResponse) GetReceivedCount() int64 {
@@ -1060,7 +1120,7 @@ type ListPricesRequest struct {
 
 func (x *ListPricesRequest) Reset() {
 	*x = ListPricesRequest{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[15]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1072,7 +1132,7 @@ func (x *ListPricesRequest) String() string {
 func (*ListPricesRequest) ProtoMessage() {}
 
 func (x *ListPricesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[15]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1085,7 +1145,7 @@ func (x *ListPricesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPricesRequest.ProtoReflect.Descriptor instead.
 func (*ListPricesRequest) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{15}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListPricesRequest) GetSymbol() string {
@@ -1136,7 +1196,7 @@ type ListPricesResponse struct {
 
 func (x *ListPricesResponse) Reset() {
 	*x = ListPricesResponse{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[16]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1148,7 +1208,7 @@ func (x *ListPricesResponse) String() string {
 func (*ListPricesResponse) ProtoMessage() {}
 
 func (x *ListPricesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[16]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1161,7 +1221,7 @@ func (x *ListPricesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPricesResponse.ProtoReflect.Descriptor instead.
 func (*ListPricesResponse) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{16}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListPricesResponse) GetPrices() []*Price {
@@ -1195,7 +1255,7 @@ type StreamPricesRequest struct {
 
 func (x *StreamPricesRequest) Reset() {
 	*x = StreamPricesRequest{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[17]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1207,7 +1267,7 @@ func (x *StreamPricesRequest) String() string {
 func (*StreamPricesRequest) ProtoMessage() {}
 
 func (x *StreamPricesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[17]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1220,7 +1280,7 @@ func (x *StreamPricesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamPricesRequest.ProtoReflect.Descriptor instead.
 func (*StreamPricesRequest) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{17}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *StreamPricesRequest) GetSymbol() string {
@@ -1262,7 +1322,7 @@ type StreamPricesResponse struct {
 
 func (x *StreamPricesResponse) Reset() {
 	*x = StreamPricesResponse{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[18]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1274,7 +1334,7 @@ func (x *StreamPricesResponse) String() string {
 func (*StreamPricesResponse) ProtoMessage() {}
 
 func (x *StreamPricesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[18]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1287,7 +1347,7 @@ func (x *StreamPricesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamPricesResponse.ProtoReflect.Descriptor instead.
 func (*StreamPricesResponse) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{18}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *StreamPricesResponse) GetPrices() []*Price {
@@ -1308,7 +1368,7 @@ type GetLatestPricesRequest struct {
 
 func (x *GetLatestPricesRequest) Reset() {
 	*x = GetLatestPricesRequest{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[19]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1320,7 +1380,7 @@ func (x *GetLatestPricesRequest) String() string {
 func (*GetLatestPricesRequest) ProtoMessage() {}
 
 func (x *GetLatestPricesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[19]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1333,7 +1393,7 @@ func (x *GetLatestPricesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetLatestPricesRequest.ProtoReflect.Descriptor instead.
 func (*GetLatestPricesRequest) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{19}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetLatestPricesRequest) GetSymbols() []string {
@@ -1356,7 +1416,7 @@ type GetLatestPricesResponse struct {
 
 func (x *GetLatestPricesResponse) Reset() {
 	*x = GetLatestPricesResponse{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[20]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1368,7 +1428,7 @@ func (x *GetLatestPricesResponse) String() string {
 func (*GetLatestPricesResponse) ProtoMessage() {}
 
 func (x *GetLatestPricesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[20]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1381,7 +1441,7 @@ func (x *GetLatestPricesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetLatestPricesResponse.ProtoReflect.Descriptor instead.
 func (*GetLatestPricesResponse) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{20}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetLatestPricesResponse) GetPrices() []*Price {
@@ -1416,7 +1476,7 @@ type ListRecommendationsRequest struct {
 
 func (x *ListRecommendationsRequest) Reset() {
 	*x = ListRecommendationsRequest{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[21]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1428,7 +1488,7 @@ func (x *ListRecommendationsRequest) String() string {
 func (*ListRecommendationsRequest) ProtoMessage() {}
 
 func (x *ListRecommendationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[21]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1441,7 +1501,7 @@ func (x *ListRecommendationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRecommendationsRequest.ProtoReflect.Descriptor instead.
 func (*ListRecommendationsRequest) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{21}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListRecommendationsRequest) GetFilter() string {
@@ -1485,7 +1545,7 @@ type ListRecommendationsResponse struct {
 
 func (x *ListRecommendationsResponse) Reset() {
 	*x = ListRecommendationsResponse{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[22]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1497,7 +1557,7 @@ func (x *ListRecommendationsResponse) String() string {
 func (*ListRecommendationsResponse) ProtoMessage() {}
 
 func (x *ListRecommendationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[22]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1510,7 +1570,7 @@ func (x *ListRecommendationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRecommendationsResponse.ProtoReflect.Descriptor instead.
 func (*ListRecommendationsResponse) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{22}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListRecommendationsResponse) GetRecommendations() []*Recommendation {
@@ -1538,7 +1598,7 @@ type UpsertRecommendationsRequest struct {
 
 func (x *UpsertRecommendationsRequest) Reset() {
 	*x = UpsertRecommendationsRequest{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[23]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1550,7 +1610,7 @@ func (x *UpsertRecommendationsRequest) String() string {
 func (*UpsertRecommendationsRequest) ProtoMessage() {}
 
 func (x *UpsertRecommendationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[23]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1563,7 +1623,7 @@ func (x *UpsertRecommendationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpsertRecommendationsRequest.ProtoReflect.Descriptor instead.
 func (*UpsertRecommendationsRequest) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{23}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *UpsertRecommendationsRequest) GetRecommendations() []*Recommendation {
@@ -1586,7 +1646,7 @@ type UpsertRecommendationsResponse struct {
 
 func (x *UpsertRecommendationsResponse) Reset() {
 	*x = UpsertRecommendationsResponse{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[24]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1598,7 +1658,7 @@ func (x *UpsertRecommendationsResponse) String() string {
 func (*UpsertRecommendationsResponse) ProtoMessage() {}
 
 func (x *UpsertRecommendationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[24]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1611,7 +1671,7 @@ func (x *UpsertRecommendationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpsertRecommendationsResponse.ProtoReflect.Descriptor instead.
 func (*UpsertRecommendationsResponse) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{24}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *UpsertRecommendationsResponse) GetInsertedCount() int32 {
@@ -1692,9 +1752,14 @@ const file_pgfleet_stock_v1_stock_proto_rawDesc = "" +
 	"\rupdated_count\x18\x02 \x01(\x05R\fupdatedCount\",\n" +
 	"\x12DeleteStockRequest\x12\x16\n" +
 	"\x06symbol\x18\x01 \x01(\tR\x06symbol\"\x15\n" +
-	"\x13DeleteStockResponse\"F\n" +
+	"\x13DeleteStockResponse\"\x85\x01\n" +
 	"\x13IngestPricesRequest\x12/\n" +
-	"\x06prices\x18\x01 \x03(\v2\x17.pgfleet.stock.v1.PriceR\x06prices\"\xa3\x01\n" +
+	"\x06prices\x18\x01 \x03(\v2\x17.pgfleet.stock.v1.PriceR\x06prices\x12=\n" +
+	"\vappend_only\x18\x02 \x01(\v2\x1c.pgfleet.stock.v1.AppendOnlyR\n" +
+	"appendOnly\"&\n" +
+	"\n" +
+	"AppendOnly\x12\x18\n" +
+	"\asymbols\x18\x01 \x03(\tR\asymbols\"\xa3\x01\n" +
 	"\x14IngestPricesResponse\x12%\n" +
 	"\x0ereceived_count\x18\x01 \x01(\x03R\rreceivedCount\x12%\n" +
 	"\x0einserted_count\x18\x02 \x01(\x03R\rinsertedCount\x12#\n" +
@@ -1775,7 +1840,7 @@ func file_pgfleet_stock_v1_stock_proto_rawDescGZIP() []byte {
 }
 
 var file_pgfleet_stock_v1_stock_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_pgfleet_stock_v1_stock_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_pgfleet_stock_v1_stock_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_pgfleet_stock_v1_stock_proto_goTypes = []any{
 	(Action)(0),                           // 0: pgfleet.stock.v1.Action
 	(*Stock)(nil),                         // 1: pgfleet.stock.v1.Stock
@@ -1792,67 +1857,69 @@ var file_pgfleet_stock_v1_stock_proto_goTypes = []any{
 	(*DeleteStockRequest)(nil),            // 12: pgfleet.stock.v1.DeleteStockRequest
 	(*DeleteStockResponse)(nil),           // 13: pgfleet.stock.v1.DeleteStockResponse
 	(*IngestPricesRequest)(nil),           // 14: pgfleet.stock.v1.IngestPricesRequest
-	(*IngestPricesResponse)(nil),          // 15: pgfleet.stock.v1.IngestPricesResponse
-	(*ListPricesRequest)(nil),             // 16: pgfleet.stock.v1.ListPricesRequest
-	(*ListPricesResponse)(nil),            // 17: pgfleet.stock.v1.ListPricesResponse
-	(*StreamPricesRequest)(nil),           // 18: pgfleet.stock.v1.StreamPricesRequest
-	(*StreamPricesResponse)(nil),          // 19: pgfleet.stock.v1.StreamPricesResponse
-	(*GetLatestPricesRequest)(nil),        // 20: pgfleet.stock.v1.GetLatestPricesRequest
-	(*GetLatestPricesResponse)(nil),       // 21: pgfleet.stock.v1.GetLatestPricesResponse
-	(*ListRecommendationsRequest)(nil),    // 22: pgfleet.stock.v1.ListRecommendationsRequest
-	(*ListRecommendationsResponse)(nil),   // 23: pgfleet.stock.v1.ListRecommendationsResponse
-	(*UpsertRecommendationsRequest)(nil),  // 24: pgfleet.stock.v1.UpsertRecommendationsRequest
-	(*UpsertRecommendationsResponse)(nil), // 25: pgfleet.stock.v1.UpsertRecommendationsResponse
-	(*timestamppb.Timestamp)(nil),         // 26: google.protobuf.Timestamp
+	(*AppendOnly)(nil),                    // 15: pgfleet.stock.v1.AppendOnly
+	(*IngestPricesResponse)(nil),          // 16: pgfleet.stock.v1.IngestPricesResponse
+	(*ListPricesRequest)(nil),             // 17: pgfleet.stock.v1.ListPricesRequest
+	(*ListPricesResponse)(nil),            // 18: pgfleet.stock.v1.ListPricesResponse
+	(*StreamPricesRequest)(nil),           // 19: pgfleet.stock.v1.StreamPricesRequest
+	(*StreamPricesResponse)(nil),          // 20: pgfleet.stock.v1.StreamPricesResponse
+	(*GetLatestPricesRequest)(nil),        // 21: pgfleet.stock.v1.GetLatestPricesRequest
+	(*GetLatestPricesResponse)(nil),       // 22: pgfleet.stock.v1.GetLatestPricesResponse
+	(*ListRecommendationsRequest)(nil),    // 23: pgfleet.stock.v1.ListRecommendationsRequest
+	(*ListRecommendationsResponse)(nil),   // 24: pgfleet.stock.v1.ListRecommendationsResponse
+	(*UpsertRecommendationsRequest)(nil),  // 25: pgfleet.stock.v1.UpsertRecommendationsRequest
+	(*UpsertRecommendationsResponse)(nil), // 26: pgfleet.stock.v1.UpsertRecommendationsResponse
+	(*timestamppb.Timestamp)(nil),         // 27: google.protobuf.Timestamp
 }
 var file_pgfleet_stock_v1_stock_proto_depIdxs = []int32{
-	26, // 0: pgfleet.stock.v1.Stock.create_time:type_name -> google.protobuf.Timestamp
-	26, // 1: pgfleet.stock.v1.Stock.update_time:type_name -> google.protobuf.Timestamp
-	26, // 2: pgfleet.stock.v1.Price.time:type_name -> google.protobuf.Timestamp
+	27, // 0: pgfleet.stock.v1.Stock.create_time:type_name -> google.protobuf.Timestamp
+	27, // 1: pgfleet.stock.v1.Stock.update_time:type_name -> google.protobuf.Timestamp
+	27, // 2: pgfleet.stock.v1.Price.time:type_name -> google.protobuf.Timestamp
 	0,  // 3: pgfleet.stock.v1.Recommendation.action:type_name -> pgfleet.stock.v1.Action
-	26, // 4: pgfleet.stock.v1.Recommendation.create_time:type_name -> google.protobuf.Timestamp
-	26, // 5: pgfleet.stock.v1.Recommendation.update_time:type_name -> google.protobuf.Timestamp
+	27, // 4: pgfleet.stock.v1.Recommendation.create_time:type_name -> google.protobuf.Timestamp
+	27, // 5: pgfleet.stock.v1.Recommendation.update_time:type_name -> google.protobuf.Timestamp
 	1,  // 6: pgfleet.stock.v1.GetStockResponse.stock:type_name -> pgfleet.stock.v1.Stock
 	1,  // 7: pgfleet.stock.v1.ListStocksResponse.stocks:type_name -> pgfleet.stock.v1.Stock
 	1,  // 8: pgfleet.stock.v1.BatchGetStocksResponse.stocks:type_name -> pgfleet.stock.v1.Stock
 	1,  // 9: pgfleet.stock.v1.UpsertStocksRequest.stocks:type_name -> pgfleet.stock.v1.Stock
 	2,  // 10: pgfleet.stock.v1.IngestPricesRequest.prices:type_name -> pgfleet.stock.v1.Price
-	26, // 11: pgfleet.stock.v1.ListPricesRequest.start_time:type_name -> google.protobuf.Timestamp
-	26, // 12: pgfleet.stock.v1.ListPricesRequest.end_time:type_name -> google.protobuf.Timestamp
-	2,  // 13: pgfleet.stock.v1.ListPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
-	26, // 14: pgfleet.stock.v1.StreamPricesRequest.start_time:type_name -> google.protobuf.Timestamp
-	26, // 15: pgfleet.stock.v1.StreamPricesRequest.end_time:type_name -> google.protobuf.Timestamp
-	2,  // 16: pgfleet.stock.v1.StreamPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
-	2,  // 17: pgfleet.stock.v1.GetLatestPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
-	3,  // 18: pgfleet.stock.v1.ListRecommendationsResponse.recommendations:type_name -> pgfleet.stock.v1.Recommendation
-	3,  // 19: pgfleet.stock.v1.UpsertRecommendationsRequest.recommendations:type_name -> pgfleet.stock.v1.Recommendation
-	4,  // 20: pgfleet.stock.v1.StockService.GetStock:input_type -> pgfleet.stock.v1.GetStockRequest
-	6,  // 21: pgfleet.stock.v1.StockService.ListStocks:input_type -> pgfleet.stock.v1.ListStocksRequest
-	8,  // 22: pgfleet.stock.v1.StockService.BatchGetStocks:input_type -> pgfleet.stock.v1.BatchGetStocksRequest
-	10, // 23: pgfleet.stock.v1.StockService.UpsertStocks:input_type -> pgfleet.stock.v1.UpsertStocksRequest
-	12, // 24: pgfleet.stock.v1.StockService.DeleteStock:input_type -> pgfleet.stock.v1.DeleteStockRequest
-	14, // 25: pgfleet.stock.v1.StockService.IngestPrices:input_type -> pgfleet.stock.v1.IngestPricesRequest
-	16, // 26: pgfleet.stock.v1.StockService.ListPrices:input_type -> pgfleet.stock.v1.ListPricesRequest
-	18, // 27: pgfleet.stock.v1.StockService.StreamPrices:input_type -> pgfleet.stock.v1.StreamPricesRequest
-	20, // 28: pgfleet.stock.v1.StockService.GetLatestPrices:input_type -> pgfleet.stock.v1.GetLatestPricesRequest
-	22, // 29: pgfleet.stock.v1.StockService.ListRecommendations:input_type -> pgfleet.stock.v1.ListRecommendationsRequest
-	24, // 30: pgfleet.stock.v1.StockService.UpsertRecommendations:input_type -> pgfleet.stock.v1.UpsertRecommendationsRequest
-	5,  // 31: pgfleet.stock.v1.StockService.GetStock:output_type -> pgfleet.stock.v1.GetStockResponse
-	7,  // 32: pgfleet.stock.v1.StockService.ListStocks:output_type -> pgfleet.stock.v1.ListStocksResponse
-	9,  // 33: pgfleet.stock.v1.StockService.BatchGetStocks:output_type -> pgfleet.stock.v1.BatchGetStocksResponse
-	11, // 34: pgfleet.stock.v1.StockService.UpsertStocks:output_type -> pgfleet.stock.v1.UpsertStocksResponse
-	13, // 35: pgfleet.stock.v1.StockService.DeleteStock:output_type -> pgfleet.stock.v1.DeleteStockResponse
-	15, // 36: pgfleet.stock.v1.StockService.IngestPrices:output_type -> pgfleet.stock.v1.IngestPricesResponse
-	17, // 37: pgfleet.stock.v1.StockService.ListPrices:output_type -> pgfleet.stock.v1.ListPricesResponse
-	19, // 38: pgfleet.stock.v1.StockService.StreamPrices:output_type -> pgfleet.stock.v1.StreamPricesResponse
-	21, // 39: pgfleet.stock.v1.StockService.GetLatestPrices:output_type -> pgfleet.stock.v1.GetLatestPricesResponse
-	23, // 40: pgfleet.stock.v1.StockService.ListRecommendations:output_type -> pgfleet.stock.v1.ListRecommendationsResponse
-	25, // 41: pgfleet.stock.v1.StockService.UpsertRecommendations:output_type -> pgfleet.stock.v1.UpsertRecommendationsResponse
-	31, // [31:42] is the sub-list for method output_type
-	20, // [20:31] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	15, // 11: pgfleet.stock.v1.IngestPricesRequest.append_only:type_name -> pgfleet.stock.v1.AppendOnly
+	27, // 12: pgfleet.stock.v1.ListPricesRequest.start_time:type_name -> google.protobuf.Timestamp
+	27, // 13: pgfleet.stock.v1.ListPricesRequest.end_time:type_name -> google.protobuf.Timestamp
+	2,  // 14: pgfleet.stock.v1.ListPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
+	27, // 15: pgfleet.stock.v1.StreamPricesRequest.start_time:type_name -> google.protobuf.Timestamp
+	27, // 16: pgfleet.stock.v1.StreamPricesRequest.end_time:type_name -> google.protobuf.Timestamp
+	2,  // 17: pgfleet.stock.v1.StreamPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
+	2,  // 18: pgfleet.stock.v1.GetLatestPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
+	3,  // 19: pgfleet.stock.v1.ListRecommendationsResponse.recommendations:type_name -> pgfleet.stock.v1.Recommendation
+	3,  // 20: pgfleet.stock.v1.UpsertRecommendationsRequest.recommendations:type_name -> pgfleet.stock.v1.Recommendation
+	4,  // 21: pgfleet.stock.v1.StockService.GetStock:input_type -> pgfleet.stock.v1.GetStockRequest
+	6,  // 22: pgfleet.stock.v1.StockService.ListStocks:input_type -> pgfleet.stock.v1.ListStocksRequest
+	8,  // 23: pgfleet.stock.v1.StockService.BatchGetStocks:input_type -> pgfleet.stock.v1.BatchGetStocksRequest
+	10, // 24: pgfleet.stock.v1.StockService.UpsertStocks:input_type -> pgfleet.stock.v1.UpsertStocksRequest
+	12, // 25: pgfleet.stock.v1.StockService.DeleteStock:input_type -> pgfleet.stock.v1.DeleteStockRequest
+	14, // 26: pgfleet.stock.v1.StockService.IngestPrices:input_type -> pgfleet.stock.v1.IngestPricesRequest
+	17, // 27: pgfleet.stock.v1.StockService.ListPrices:input_type -> pgfleet.stock.v1.ListPricesRequest
+	19, // 28: pgfleet.stock.v1.StockService.StreamPrices:input_type -> pgfleet.stock.v1.StreamPricesRequest
+	21, // 29: pgfleet.stock.v1.StockService.GetLatestPrices:input_type -> pgfleet.stock.v1.GetLatestPricesRequest
+	23, // 30: pgfleet.stock.v1.StockService.ListRecommendations:input_type -> pgfleet.stock.v1.ListRecommendationsRequest
+	25, // 31: pgfleet.stock.v1.StockService.UpsertRecommendations:input_type -> pgfleet.stock.v1.UpsertRecommendationsRequest
+	5,  // 32: pgfleet.stock.v1.StockService.GetStock:output_type -> pgfleet.stock.v1.GetStockResponse
+	7,  // 33: pgfleet.stock.v1.StockService.ListStocks:output_type -> pgfleet.stock.v1.ListStocksResponse
+	9,  // 34: pgfleet.stock.v1.StockService.BatchGetStocks:output_type -> pgfleet.stock.v1.BatchGetStocksResponse
+	11, // 35: pgfleet.stock.v1.StockService.UpsertStocks:output_type -> pgfleet.stock.v1.UpsertStocksResponse
+	13, // 36: pgfleet.stock.v1.StockService.DeleteStock:output_type -> pgfleet.stock.v1.DeleteStockResponse
+	16, // 37: pgfleet.stock.v1.StockService.IngestPrices:output_type -> pgfleet.stock.v1.IngestPricesResponse
+	18, // 38: pgfleet.stock.v1.StockService.ListPrices:output_type -> pgfleet.stock.v1.ListPricesResponse
+	20, // 39: pgfleet.stock.v1.StockService.StreamPrices:output_type -> pgfleet.stock.v1.StreamPricesResponse
+	22, // 40: pgfleet.stock.v1.StockService.GetLatestPrices:output_type -> pgfleet.stock.v1.GetLatestPricesResponse
+	24, // 41: pgfleet.stock.v1.StockService.ListRecommendations:output_type -> pgfleet.stock.v1.ListRecommendationsResponse
+	26, // 42: pgfleet.stock.v1.StockService.UpsertRecommendations:output_type -> pgfleet.stock.v1.UpsertRecommendationsResponse
+	32, // [32:43] is the sub-list for method output_type
+	21, // [21:32] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_pgfleet_stock_v1_stock_proto_init() }
@@ -1866,7 +1933,7 @@ func file_pgfleet_stock_v1_stock_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pgfleet_stock_v1_stock_proto_rawDesc), len(file_pgfleet_stock_v1_stock_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   25,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -6,8 +6,12 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
 	"github.com/pgfleet/pgfleet/pkg/lock"
@@ -20,8 +24,11 @@ const defaultStreamBatch = 1000
 
 // IngestPrices copies the whole stream into a staging table with one COPY, then, holding
 // the write lock of every symbol it touched, merges it into stock.prices in the same
-// transaction: all rows land or none do. It is not retried here, since the stream cannot
-// be replayed; it is idempotent, so the client may resend the whole stream on a failure.
+// transaction: all rows land or none do. A stream that declares itself append-only (its
+// symbols named up front, only bars later than those stored) skips the stage: the locks are
+// taken first and its rows are copied straight into stock.prices, checked as they pass. It
+// is not retried here, since the stream cannot be replayed; it is idempotent, so the client
+// may resend the whole stream on a failure.
 func (s *Server) IngestPrices(stream stockv1.StockService_IngestPricesServer) error {
 	ctx := stream.Context()
 	resp, err := s.ingest(ctx, stream)
@@ -32,6 +39,17 @@ func (s *Server) IngestPrices(stream stockv1.StockService_IngestPricesServer) er
 }
 
 func (s *Server) ingest(ctx context.Context, stream stockv1.StockService_IngestPricesServer) (*stockv1.IngestPricesResponse, error) {
+	first, err := stream.Recv()
+	if errors.Is(err, io.EOF) {
+		return &stockv1.IngestPricesResponse{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	src := &priceSource{stream: stream, latest: make(map[string]*store.Price), increasing: true}
+	if err := src.take(first); err != nil {
+		return nil, err
+	}
 	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("begin ingest: %w", err)
@@ -39,7 +57,26 @@ func (s *Server) ingest(ctx context.Context, stream stockv1.StockService_IngestP
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit; a failed rollback closes the connection
 	st := s.store.WithTx(tx)
 
-	src := &priceSource{stream: stream, latest: make(map[string]*store.Price), increasing: true}
+	var resp *stockv1.IngestPricesResponse
+	if first.GetAppendOnly() != nil {
+		resp, err = s.appendPrices(ctx, st, tx, src, first.GetAppendOnly().GetSymbols())
+	} else {
+		resp, err = s.mergePrices(ctx, st, tx, src)
+	}
+	if err != nil || resp.GetReceivedCount() == 0 {
+		return resp, err
+	}
+	if err := st.AdvanceLatest(ctx, src.latestRows()); err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("commit ingest: %w", err)
+	}
+	return resp, nil
+}
+
+// mergePrices stages the stream, then merges it under the write locks of the symbols it held.
+func (s *Server) mergePrices(ctx context.Context, st *store.Store, tx pgx.Tx, src *priceSource) (*stockv1.IngestPricesResponse, error) {
 	received, err := st.StagePrices(ctx, src)
 	if src.err != nil { // the stream or a row failed: that is the cause, not COPY's abort
 		return nil, src.err
@@ -51,37 +88,131 @@ func (s *Server) ingest(ctx context.Context, stream stockv1.StockService_IngestP
 	if received == 0 {
 		return resp, nil
 	}
-	symbols := make([]string, 0, len(src.latest))
-	for sym := range src.latest {
-		symbols = append(symbols, sym)
-	}
-	slices.Sort(symbols)
-	locks := make([]string, len(symbols))
-	for i, sym := range symbols {
-		locks[i] = stockLock(sym)
-	}
-	if err := s.locks.AcquireAll(ctx, tx, locks, lock.Write); err != nil {
+	symbols := src.symbols()
+	if err := s.lockStocks(ctx, st, tx, symbols); err != nil {
 		return nil, err
-	}
-	missing, err := st.MissingStocks(ctx, symbols)
-	if err != nil {
-		return nil, err
-	}
-	if len(missing) > 0 {
-		return nil, &store.UnknownStocksError{Symbols: missing}
 	}
 	resp.InsertedCount, resp.UpdatedCount, err = st.MergeStagedPrices(ctx, !src.increasing)
 	if err != nil {
 		return nil, err
 	}
-	if err := st.AdvanceLatest(ctx, src.latestRows()); err != nil {
-		return nil, err
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return nil, fmt.Errorf("commit ingest: %w", err)
-	}
 	resp.Symbols = symbols
 	return resp, nil
+}
+
+// appendPrices copies the stream straight into stock.prices, under the write locks of the
+// symbols it declared, taken first: every row must be later than its symbol's latest, so
+// none can collide with a stored one, and the staging copy is saved.
+func (s *Server) appendPrices(ctx context.Context, st *store.Store, tx pgx.Tx, src *priceSource, declared []string) (*stockv1.IngestPricesResponse, error) {
+	symbols, err := appendSymbols(declared)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.lockStocks(ctx, st, tx, symbols); err != nil {
+		return nil, err
+	}
+	if src.after, err = st.LatestTimes(ctx, symbols); err != nil {
+		return nil, err
+	}
+	for _, sym := range symbols {
+		if _, ok := src.after[sym]; !ok {
+			src.after[sym] = time.Time{} // no bars yet: any time will do
+		}
+	}
+	received, err := st.CopyPrices(ctx, tx, &copyText{src: src})
+	if src.err != nil {
+		return nil, src.err
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &stockv1.IngestPricesResponse{ReceivedCount: received, InsertedCount: received, Symbols: src.symbols()}, nil
+}
+
+// copyText reads a priceSource's rows in COPY's text format. The rows are checked already:
+// symbols, decimals and times hold no tab, newline or backslash, so nothing needs escaping.
+type copyText struct {
+	src *priceSource
+	buf []byte
+	off int
+}
+
+// copyChunk is how much text a Read prepares at once.
+const copyChunk = 64 << 10
+
+func (c *copyText) Read(p []byte) (int, error) {
+	for c.off >= len(c.buf) {
+		c.buf, c.off = c.buf[:0], 0
+		for len(c.buf) < copyChunk && c.src.Next() {
+			vals, err := c.src.Values()
+			if err != nil {
+				return 0, err
+			}
+			c.buf = appendCopyRow(c.buf, vals)
+		}
+		if len(c.buf) == 0 {
+			if c.src.err != nil {
+				return 0, c.src.err
+			}
+			return 0, io.EOF
+		}
+	}
+	n := copy(p, c.buf[c.off:])
+	c.off += n
+	return n, nil
+}
+
+// appendCopyRow appends one row of priceSource.Values as a line of COPY text.
+func appendCopyRow(b []byte, vals []any) []byte {
+	b = append(b, vals[0].(string)...)
+	b = append(b, '\t')
+	b = vals[1].(time.Time).AppendFormat(b, "2006-01-02 15:04:05.999999Z07:00")
+	for _, d := range vals[2:6] {
+		b = append(b, '\t')
+		b = append(b, d.(string)...)
+	}
+	b = append(b, '\t')
+	b = strconv.AppendInt(b, vals[6].(int64), 10)
+	return append(b, '\n')
+}
+
+// appendSymbols checks an AppendOnly's symbols and returns them sorted.
+func appendSymbols(declared []string) ([]string, error) {
+	var v validate.Violations
+	if !v.Check(len(declared) > 0 && len(declared) <= maxIngestBatch, "append_only.symbols", "must name 1 to %d symbols", maxIngestBatch) {
+		return nil, v.Err()
+	}
+	symbols := slices.Clone(declared)
+	for i, sym := range symbols {
+		checkSymbol(&v, fmt.Sprintf("append_only.symbols[%d]", i), sym)
+	}
+	slices.Sort(symbols)
+	for i := 1; i < len(symbols); i++ {
+		if symbols[i] == symbols[i-1] {
+			v.Add("append_only.symbols", "names %q twice", symbols[i])
+			break
+		}
+	}
+	return symbols, v.Err()
+}
+
+// lockStocks takes the write lock of every symbol, in order, and fails unless all exist.
+func (s *Server) lockStocks(ctx context.Context, st *store.Store, tx pgx.Tx, symbols []string) error {
+	locks := make([]string, len(symbols))
+	for i, sym := range symbols {
+		locks[i] = stockLock(sym)
+	}
+	if err := s.locks.AcquireAll(ctx, tx, locks, lock.Write); err != nil {
+		return err
+	}
+	missing, err := st.MissingStocks(ctx, symbols)
+	if err != nil {
+		return err
+	}
+	if len(missing) > 0 {
+		return &store.UnknownStocksError{Symbols: missing}
+	}
+	return nil
 }
 
 // priceSource feeds COPY straight from the client stream, checking each row as it passes,
@@ -99,6 +230,29 @@ type priceSource struct {
 	// which rules out repeated (symbol, time) pairs and lets the merge skip sorting.
 	latest     map[string]*store.Price
 	increasing bool
+
+	// after, on an append-only stream, holds for each declared symbol the time its next row
+	// must follow: the latest stored bar's, then the symbol's previous row's. nil otherwise.
+	after map[string]time.Time
+}
+
+// take makes msg the batch Next moves through.
+func (p *priceSource) take(msg *stockv1.IngestPricesRequest) error {
+	if n := len(msg.GetPrices()); n > maxIngestBatch {
+		return validate.Field("prices", "at most %d per message, got %d", maxIngestBatch, n)
+	}
+	p.batch, p.next = msg.GetPrices(), 0
+	return nil
+}
+
+// symbols returns the distinct symbols of the rows seen, sorted.
+func (p *priceSource) symbols() []string {
+	symbols := make([]string, 0, len(p.latest))
+	for sym := range p.latest {
+		symbols = append(symbols, sym)
+	}
+	slices.Sort(symbols)
+	return symbols
 }
 
 // latestRows returns the latest row of every symbol.
@@ -120,11 +274,13 @@ func (p *priceSource) Next() bool {
 			p.err = err
 			return false
 		}
-		if n := len(msg.GetPrices()); n > maxIngestBatch {
-			p.err = validate.Field("prices", "at most %d per message, got %d", maxIngestBatch, n)
+		if msg.GetAppendOnly() != nil {
+			p.err = validate.Field("append_only", "belongs on the first message only")
 			return false
 		}
-		p.batch, p.next = msg.GetPrices(), 0
+		if p.err = p.take(msg); p.err != nil {
+			return false
+		}
 	}
 	p.next++
 	p.row++
@@ -133,6 +289,9 @@ func (p *priceSource) Next() bool {
 
 func (p *priceSource) Values() ([]any, error) {
 	row, err := priceRow(p.batch[p.next-1], p.row-1)
+	if err == nil && p.after != nil {
+		err = p.appends(row)
+	}
 	if err != nil {
 		p.err = err
 		return nil, err
@@ -153,6 +312,25 @@ func (p *priceSource) Values() ([]any, error) {
 }
 
 func (p *priceSource) Err() error { return p.err }
+
+// appends checks a row of an append-only stream against the stream's promise, and moves its
+// symbol's bound to the row's time.
+func (p *priceSource) appends(row store.Price) error {
+	field := fmt.Sprintf("prices[%d]", p.row-1)
+	after, declared := p.after[row.Symbol]
+	switch {
+	case !declared:
+		return validate.Field(field+".symbol", "%q is not in append_only.symbols", row.Symbol)
+	case row.Time.After(after):
+		p.after[row.Symbol] = row.Time
+		return nil
+	case p.latest[row.Symbol] != nil:
+		return validate.Field(field+".time", "%s is not after the previous %s bar (%s): an append-only stream sends each symbol's bars in time order",
+			row.Time.Format(time.RFC3339), row.Symbol, after.Format(time.RFC3339))
+	}
+	return status.Errorf(codes.FailedPrecondition, "%s: %s is not after %s's latest stored bar (%s); send the stream without append_only to update stored bars",
+		field, row.Time.Format(time.RFC3339), row.Symbol, after.Format(time.RFC3339))
+}
 
 // priceRow checks and converts the n-th row of a stream (counted from 0).
 func priceRow(pr *stockv1.Price, n int64) (store.Price, error) {

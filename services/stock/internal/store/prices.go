@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -57,6 +58,37 @@ func (s *Store) StagePrices(ctx context.Context, src pgx.CopyFromSource) (int64,
 		return n, fmt.Errorf("copy prices: %w", err)
 	}
 	return n, nil
+}
+
+// CopyPrices copies rows in COPY's text format from r (symbol, time, open, high, low,
+// close, volume; tab-separated, a row a line) straight into stock.prices, in tx: for streams
+// that only append bars later than their symbols' latest, under those symbols' write locks,
+// so that no row can collide with a stored one. Text, because PostgreSQL parses decimals far
+// faster than pgx's binary COPY encodes them (through big.Int). Call AdvanceLatest afterwards.
+func (s *Store) CopyPrices(ctx context.Context, tx pgx.Tx, r io.Reader) (int64, error) {
+	const q = `COPY stock.prices (symbol, ts, open, high, low, close, volume) FROM STDIN`
+	tag, err := tx.Conn().PgConn().CopyFrom(ctx, r, q)
+	if err != nil {
+		return 0, fmt.Errorf("copy prices: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// LatestTimes returns the time of each symbol's latest stored bar; a symbol without bars is
+// absent.
+func (s *Store) LatestTimes(ctx context.Context, symbols []string) (map[string]time.Time, error) {
+	rows, _ := s.db.Query(ctx, `SELECT symbol, ts FROM stock.latest_prices WHERE symbol = ANY($1)`, symbols)
+	latest := make(map[string]time.Time, len(symbols))
+	var sym string
+	var ts time.Time
+	_, err := pgx.ForEachRow(rows, []any{&sym, &ts}, func() error {
+		latest[sym] = ts
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("latest price times: %w", err)
+	}
+	return latest, nil
 }
 
 // MergeStagedPrices upserts the staged rows into stock.prices; a row for an existing
