@@ -61,15 +61,8 @@ func (s *Server) moveCash(ctx context.Context, portfolioID int64, amountText, re
 			return &errPrecondition{fmt.Sprintf("insufficient cash: portfolio %d has %s, the withdrawal needs %s",
 				portfolioID, money.Format(cash), money.Format(amount))}
 		}
-		if err := st.SetCash(ctx, portfolioID, money.Format(after)); err != nil {
-			return err
-		}
-		m, err = st.InsertMovement(ctx, store.CashMovement{PortfolioID: portfolioID, Kind: kind.String(),
-			Amount: money.Format(signed), RequestID: requestID, RequestHash: hash})
-		if err != nil {
-			return err
-		}
-		p, err = st.GetPortfolio(ctx, portfolioID)
+		p, m, err = st.MoveCash(ctx, store.CashMovement{PortfolioID: portfolioID, Kind: kind.String(),
+			Amount: money.Format(signed), RequestID: requestID, RequestHash: hash}, money.Format(after))
 		return err
 	})
 	if errors.Is(err, store.ErrRepeat) { // a repeat: the first movement, if the request is the same

@@ -88,15 +88,6 @@ func (s *Store) Positions(ctx context.Context, portfolioID int64) ([]Position, e
 	return list, nil
 }
 
-// SetCash stores a portfolio's new cash balance.
-func (s *Store) SetCash(ctx context.Context, portfolioID int64, cash string) error {
-	const q = `UPDATE portfolio.portfolios SET cash = $2, update_time = now() WHERE id = $1`
-	if _, err := s.db.Exec(ctx, q, portfolioID, cash); err != nil {
-		return fmt.Errorf("set cash of portfolio %d: %w", portfolioID, err)
-	}
-	return nil
-}
-
 // checkOwner is true when portfolio $1 exists and belongs to the user with email $2 (in any case).
 const checkOwner = `
 	SELECT EXISTS (SELECT FROM portfolio.portfolios p JOIN portfolio.users u ON u.id = p.user_id

@@ -113,23 +113,6 @@ func (s *Store) MovementByRequest(ctx context.Context, portfolioID int64, reques
 	return m, nil
 }
 
-// InsertMovement appends to the ledger; ID and CreateTime of m are ignored and returned set.
-func (s *Store) InsertMovement(ctx context.Context, m CashMovement) (CashMovement, error) {
-	const q = `
-		INSERT INTO portfolio.cash_movements (portfolio_id, kind, amount, trade_id, request_id, request_hash)
-		VALUES ($1, $2, $3, $4, $5, $6)
-		RETURNING ` + movementColumns
-	rows, _ := s.db.Query(ctx, q, m.PortfolioID, m.Kind, m.Amount, m.TradeID, m.RequestID, m.RequestHash)
-	out, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[CashMovement])
-	if isCode(err, pgerrcode.UniqueViolation) {
-		return CashMovement{}, fmt.Errorf("cash movement %q: %w", m.RequestID, ErrRepeat)
-	}
-	if err != nil {
-		return CashMovement{}, fmt.Errorf("insert cash movement: %w", err)
-	}
-	return out, nil
-}
-
 // ListCashMovements returns one page of a portfolio's ledger; page's parameters start at $2.
 func (s *Store) ListCashMovements(ctx context.Context, portfolioID int64, page *query.Query) ([]CashMovement, error) {
 	q := page.SQL(`SELECT `+movementColumns+` FROM portfolio.cash_movements`, `portfolio_id = $1`)
@@ -208,4 +191,37 @@ func (s *Store) WriteTrade(ctx context.Context, w TradeWrite) (Trade, error) {
 		return Trade{}, fmt.Errorf("record trade: %w", err)
 	}
 	return out, nil
+}
+
+// moveCash records a deposit or withdrawal in one statement, so one round trip while the
+// portfolio's lock is held: the ledger row and the new cash, both returned.
+const moveCash = `
+	WITH m AS (
+		INSERT INTO portfolio.cash_movements (portfolio_id, kind, amount, request_id, request_hash)
+		VALUES ($1, $2, $3, $4, $5)
+		RETURNING ` + movementColumns + `
+	), p AS (
+		UPDATE portfolio.portfolios SET cash = $6, update_time = now() WHERE id = $1
+		RETURNING ` + portfolioColumns + `
+	)
+	SELECT m.id, m.portfolio_id, m.kind, m.amount, m.trade_id, m.request_id, m.request_hash, m.create_time,
+		p.id, p.user_id, p.name, p.currency, p.cash, p.create_time, p.update_time
+	FROM m, p`
+
+// MoveCash appends m (a deposit or withdrawal; ID and CreateTime ignored) to the ledger and
+// sets the portfolio's cash to cash, returning both as stored. A request_id the portfolio has
+// used gives ErrRepeat.
+func (s *Store) MoveCash(ctx context.Context, m CashMovement, cash string) (Portfolio, CashMovement, error) {
+	var p Portfolio
+	var out CashMovement
+	err := s.db.QueryRow(ctx, moveCash, m.PortfolioID, m.Kind, m.Amount, m.RequestID, m.RequestHash, cash).Scan(
+		&out.ID, &out.PortfolioID, &out.Kind, &out.Amount, &out.TradeID, &out.RequestID, &out.RequestHash, &out.CreateTime,
+		&p.ID, &p.UserID, &p.Name, &p.Currency, &p.Cash, &p.CreateTime, &p.UpdateTime)
+	if isCode(err, pgerrcode.UniqueViolation) {
+		return Portfolio{}, CashMovement{}, fmt.Errorf("cash movement %q: %w", m.RequestID, ErrRepeat)
+	}
+	if err != nil {
+		return Portfolio{}, CashMovement{}, fmt.Errorf("move cash: %w", err)
+	}
+	return p, out, nil
 }
