@@ -100,9 +100,6 @@ func (s *Server) ListCashMovements(ctx context.Context, req *portfoliov1.ListCas
 	if err != nil {
 		return nil, s.grpcError(ctx, err)
 	}
-	if err := s.requirePortfolio(ctx, pid, len(rows)); err != nil {
-		return nil, s.grpcError(ctx, err)
-	}
 	rows, next, err := query.Page(q, rows, movementValue)
 	if err != nil {
 		return nil, s.grpcError(ctx, err)

@@ -17,34 +17,30 @@ import (
 // the handlers against the caller's subject, their email address.
 var Policy = auth.Policy{portfoliov1.PortfolioService_ServiceDesc.ServiceName: auth.Authenticated}
 
-// requireOwner returns an error wrapping store.ErrNotFound unless the caller may act on the
-// portfolio: its owner, or an admin. Someone else's portfolio is refused exactly as a
-// missing one is, so ids reveal nothing. An admin's call finds a missing portfolio later,
-// in the query it makes anyway. A portfolio never changes owner, so checking before the
-// transaction is as good as inside it.
+// requireOwner returns an error wrapping store.ErrNotFound unless the portfolio exists and
+// the caller may act on it: its owner, or an admin. Someone else's portfolio is refused
+// exactly as a missing one is, so ids reveal nothing. A portfolio never changes owner, so
+// checking before the transaction is as good as inside it.
 func (s *Server) requireOwner(ctx context.Context, portfolioID int64) error {
-	p := auth.Caller(ctx)
+	owner := ownerFilter(auth.Caller(ctx))
+	return s.retry.Do(ctx, func(ctx context.Context) error { return s.store.CheckOwner(ctx, portfolioID, owner) })
+}
+
+// ownerFilter is the email whose portfolios p may reach: its own, or "" (anyone's) for an admin.
+func ownerFilter(p auth.Principal) string {
 	if p.Admin() {
-		return nil
+		return ""
 	}
-	return s.retry.Do(ctx, func(ctx context.Context) error { return s.store.CheckOwner(ctx, portfolioID, p.Subject) })
+	return p.Subject
 }
 
 // previousTrade returns the trade the portfolio made for request_id (found false: none yet),
 // after checking in the same round trip that the caller may act on the portfolio, as
 // requireOwner does: another's trade is never shown.
 func (s *Server) previousTrade(ctx context.Context, portfolioID int64, requestID string) (t store.Trade, found bool, err error) {
-	p := auth.Caller(ctx)
+	owner := ownerFilter(auth.Caller(ctx))
 	err = s.retry.Do(ctx, func(ctx context.Context) (err error) {
-		if !p.Admin() {
-			t, found, err = s.store.OwnedTradeByRequest(ctx, portfolioID, p.Subject, requestID)
-			return err
-		}
-		t, err = s.store.TradeByRequest(ctx, portfolioID, requestID)
-		found = err == nil
-		if errors.Is(err, store.ErrNotFound) {
-			err = nil
-		}
+		t, found, err = s.store.OwnedTradeByRequest(ctx, portfolioID, owner, requestID)
 		return err
 	})
 	return t, found, err

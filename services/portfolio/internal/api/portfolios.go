@@ -145,10 +145,9 @@ func valuePosition(pos store.Position, price *stockv1.Price) (*portfoliov1.Posit
 // ListPortfolios returns a page of portfolios.
 func (s *Server) ListPortfolios(ctx context.Context, req *portfoliov1.ListPortfoliosRequest) (*portfoliov1.ListPortfoliosResponse, error) {
 	// A user sees only their own portfolios; the token is bound to whose list it pages.
-	p := auth.Caller(ctx)
-	owner, first := "", 1
-	if !p.Admin() {
-		owner, first = p.Subject, 2
+	owner, first := ownerFilter(auth.Caller(ctx)), 1
+	if owner != "" {
+		first = 2
 	}
 	q, err := s.lists.portfolios.Build(listRequest(req.GetFilter(), req.GetOrderBy(), req.GetPageToken(), req.GetPageSize(), owner), first)
 	if err != nil {

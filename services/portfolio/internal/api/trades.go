@@ -191,9 +191,6 @@ func (s *Server) ListTrades(ctx context.Context, req *portfoliov1.ListTradesRequ
 	if err != nil {
 		return nil, s.grpcError(ctx, err)
 	}
-	if err := s.requirePortfolio(ctx, pid, len(rows)); err != nil {
-		return nil, s.grpcError(ctx, err)
-	}
 	rows, next, err := query.Page(q, rows, tradeValue)
 	if err != nil {
 		return nil, s.grpcError(ctx, err)
@@ -203,14 +200,4 @@ func (s *Server) ListTrades(ctx context.Context, req *portfoliov1.ListTradesRequ
 		resp.Trades = append(resp.Trades, toTrade(t))
 	}
 	return resp, nil
-}
-
-// requirePortfolio turns an empty list of a portfolio's rows into NOT_FOUND when the
-// portfolio itself does not exist (rows > 0 proves it does, at no cost).
-func (s *Server) requirePortfolio(ctx context.Context, portfolioID int64, rows int) error {
-	if rows > 0 {
-		return nil
-	}
-	_, err := s.store.GetPortfolio(ctx, portfolioID)
-	return err
 }

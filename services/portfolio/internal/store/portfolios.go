@@ -88,13 +88,15 @@ func (s *Store) Positions(ctx context.Context, portfolioID int64) ([]Position, e
 	return list, nil
 }
 
-// checkOwner is true when portfolio $1 exists and belongs to the user with email $2 (in any case).
+// checkOwner is true when portfolio $1 exists and belongs to the user with email $2 (in any
+// case), or to anyone when $2 is ”.
 const checkOwner = `
 	SELECT EXISTS (SELECT FROM portfolio.portfolios p JOIN portfolio.users u ON u.id = p.user_id
-	               WHERE p.id = $1 AND lower(u.email) = lower($2))`
+	               WHERE p.id = $1 AND ($2 = '' OR lower(u.email) = lower($2)))`
 
 // CheckOwner returns an error wrapping ErrNotFound unless portfolio id exists and belongs to
-// the user with email (in any case): the same error whether it is missing or someone else's.
+// the user with email (in any case; "" for anyone): the same error whether it is missing or
+// someone else's.
 func (s *Store) CheckOwner(ctx context.Context, id int64, email string) error {
 	var ok bool
 	if err := s.db.QueryRow(ctx, checkOwner, id, email).Scan(&ok); err != nil {

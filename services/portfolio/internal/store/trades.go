@@ -52,7 +52,7 @@ func (s *Store) TradeByRequest(ctx context.Context, portfolioID int64, requestID
 }
 
 // OwnedTradeByRequest is CheckOwner then TradeByRequest in one round trip: an error wrapping
-// ErrNotFound unless the portfolio is email's, else the trade for request_id (found false
+// ErrNotFound unless the portfolio is email's ("" for anyone's), else the trade for request_id (found false
 // if there is none).
 func (s *Store) OwnedTradeByRequest(ctx context.Context, portfolioID int64, email, requestID string) (t Trade, found bool, err error) {
 	b := &pgx.Batch{}
