@@ -89,7 +89,7 @@ func (s *Store) Positions(ctx context.Context, portfolioID int64) ([]Position, e
 }
 
 // checkOwner is true when portfolio $1 exists and belongs to the user with email $2 (in any
-// case), or to anyone when $2 is ”.
+// case), or to anyone when $2 is empty.
 const checkOwner = `
 	SELECT EXISTS (SELECT FROM portfolio.portfolios p JOIN portfolio.users u ON u.id = p.user_id
 	               WHERE p.id = $1 AND ($2 = '' OR lower(u.email) = lower($2)))`
