@@ -17,6 +17,7 @@ import (
 
 	"github.com/pgfleet/pgfleet/pkg/app"
 	"github.com/pgfleet/pgfleet/pkg/auth/authtest"
+	"github.com/pgfleet/pgfleet/pkg/server"
 )
 
 // FreeAddr returns a loopback address whose port was free at the time of the call.
@@ -47,21 +48,43 @@ func Start(tb testing.TB, run app.RunFunc, env map[string]string) Service {
 	for k, v := range env {
 		vars[k] = v
 	}
+	runUntilEnd(tb, "run", func(ctx context.Context) error {
+		return run(ctx, slog.New(slog.DiscardHandler), envconfig.MapLookuper(vars))
+	})
+	conn := Dial(tb, vars["GRPC_ADDR"], authtest.Admin(tb))
+	return Service{Conn: conn, GRPCAddr: vars["GRPC_ADDR"], MetricsAddr: vars["METRICS_ADDR"]}
+}
+
+// Serve runs srv, with its services registered, until tb ends; tb fails unless Run then
+// returns nil (a clean drain). Connections from Dial after it close first.
+func Serve(tb testing.TB, srv *server.Server) {
+	tb.Helper()
+	runUntilEnd(tb, "server.Run", srv.Run)
+}
+
+// runUntilEnd runs fn until tb ends, then cancels it and fails tb unless it returns nil.
+func runUntilEnd(tb testing.TB, name string, fn func(context.Context) error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, slog.New(slog.DiscardHandler), envconfig.MapLookuper(vars)) }()
+	go func() { done <- fn(ctx) }()
 	tb.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
-			tb.Errorf("run: %v", err)
+			tb.Errorf("%s: %v", name, err)
 		}
 	})
-	conn, err := grpc.NewClient(vars["GRPC_ADDR"], grpc.WithTransportCredentials(insecure.NewCredentials()), authtest.Admin(tb))
+}
+
+// Dial returns a plaintext connection to addr, closed when tb ends; opts are added, such as
+// authtest.Admin for an admin's calls.
+func Dial(tb testing.TB, addr string, opts ...grpc.DialOption) *grpc.ClientConn {
+	tb.Helper()
+	conn, err := grpc.NewClient(addr, append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, opts...)...)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { conn.Close() })
-	return Service{Conn: conn, GRPCAddr: vars["GRPC_ADDR"], MetricsAddr: vars["METRICS_ADDR"]}
+	return conn
 }
 
 // AwaitHealth polls the health of service ("" for the server) until it is want, and

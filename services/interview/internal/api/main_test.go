@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"context"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -10,12 +9,11 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	interviewv1 "github.com/pgfleet/pgfleet/gen/pgfleet/interview/v1"
+	"github.com/pgfleet/pgfleet/pkg/app/apptest"
 	"github.com/pgfleet/pgfleet/pkg/auth/authtest"
 	"github.com/pgfleet/pgfleet/pkg/pgtest"
 	"github.com/pgfleet/pgfleet/pkg/retry"
@@ -64,25 +62,8 @@ func newEnvWith(t testing.TB, cfg evaluate.Config) env {
 	interviewv1.RegisterQuestionBankServiceServer(srv, api.NewQuestionBank(deps))
 	interviewv1.RegisterInterviewServiceServer(srv, api.NewInterviews(deps))
 
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	conn, err := grpc.NewClient(srv.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()), authtest.Admin(t))
-	if err != nil {
-		t.Fatalf("grpc.NewClient: %v", err)
-	}
-	userConn, err := grpc.NewClient(srv.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatalf("grpc.NewClient: %v", err)
-	}
-	t.Cleanup(func() {
-		conn.Close()
-		userConn.Close()
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("server.Run: %v", err)
-		}
-	})
+	apptest.Serve(t, srv)
+	conn, userConn := apptest.Dial(t, srv.GRPCAddr(), authtest.Admin(t)), apptest.Dial(t, srv.GRPCAddr())
 	return env{bank: interviewv1.NewQuestionBankServiceClient(conn), interviews: interviewv1.NewInterviewServiceClient(conn), pool: pool,
 		userBank: interviewv1.NewQuestionBankServiceClient(userConn), userInterviews: interviewv1.NewInterviewServiceClient(userConn)}
 }

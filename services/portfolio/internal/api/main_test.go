@@ -176,26 +176,11 @@ func serve(t testing.TB, pool *pgxpool.Pool, stockAddr string, build func(api.De
 		Pool: pool, Retry: r, Locks: lock.New(lock.Config{Wait: 10 * time.Second}),
 		Stock: stockv1.NewStockServiceClient(stockConn), TokenKey: "test", Log: log,
 	}))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	conn, err := grpc.NewClient(srv.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()), authtest.Admin(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	userConn, err := grpc.NewClient(srv.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
 	t.Cleanup(func() {
-		conn.Close()
-		userConn.Close()
 		stockConn.Close()
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("server.Run: %v", err)
-		}
 	})
+	apptest.Serve(t, srv)
+	conn, userConn := apptest.Dial(t, srv.GRPCAddr(), authtest.Admin(t)), apptest.Dial(t, srv.GRPCAddr())
 	return env{client: portfoliov1.NewPortfolioServiceClient(conn), user: portfoliov1.NewPortfolioServiceClient(userConn), pool: pool, retry: r}
 }
 

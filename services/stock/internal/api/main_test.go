@@ -1,19 +1,17 @@
 package api_test
 
 import (
-	"context"
 	"io"
 	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
+	"github.com/pgfleet/pgfleet/pkg/app/apptest"
 	"github.com/pgfleet/pgfleet/pkg/auth/authtest"
 	"github.com/pgfleet/pgfleet/pkg/lock"
 	"github.com/pgfleet/pgfleet/pkg/pgtest"
@@ -50,25 +48,8 @@ func newEnv(t testing.TB) env {
 	locks := lock.New(lock.Config{Wait: 5 * time.Second})
 	stockv1.RegisterStockServiceServer(srv, api.New(pool, retrier, locks, "test-key", log))
 
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	conn, err := grpc.NewClient(srv.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()), authtest.Admin(t))
-	if err != nil {
-		t.Fatalf("grpc.NewClient: %v", err)
-	}
-	userConn, err := grpc.NewClient(srv.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatalf("grpc.NewClient: %v", err)
-	}
-	t.Cleanup(func() {
-		conn.Close()
-		userConn.Close()
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("server.Run: %v", err)
-		}
-	})
+	apptest.Serve(t, srv)
+	conn, userConn := apptest.Dial(t, srv.GRPCAddr(), authtest.Admin(t)), apptest.Dial(t, srv.GRPCAddr())
 	return env{client: stockv1.NewStockServiceClient(conn), user: stockv1.NewStockServiceClient(userConn), pool: pool}
 }
 
