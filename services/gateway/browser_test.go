@@ -84,7 +84,7 @@ func testBrowserStatusPage(t *testing.T, e *env) {
 		}
 	}
 
-	own.interview.stop(t)
+	own.interview.Stop(t)
 	ctx = within(60 * time.Second)
 	if err := chromedp.Do(ctx, chromedp.WaitVisible(card("interview", "down"))); err != nil {
 		t.Fatalf("interview card not red after the service stopped: %v", err)

@@ -107,7 +107,7 @@ func seed(t *testing.T, f *fleet) {
 		stocks = append(stocks, &stockv1.Stock{Symbol: sym, Name: name, Sector: "Technology",
 			Industry: "Consumer Electronics", Exchange: "NASDAQ", Currency: "USD", MarketCap: int64(3000-100*i) * 1e9})
 	}
-	sc := stockv1.NewStockServiceClient(conn(f.stock.addr))
+	sc := stockv1.NewStockServiceClient(conn(f.stock.Addr))
 	if _, err := sc.UpsertStocks(t.Context(), &stockv1.UpsertStocksRequest{Stocks: stocks}); err != nil {
 		t.Fatalf("seed stocks: %v", err)
 	}
@@ -143,7 +143,7 @@ func seed(t *testing.T, f *fleet) {
 			}},
 		})
 	}
-	qc := interviewv1.NewQuestionBankServiceClient(conn(f.interview.addr))
+	qc := interviewv1.NewQuestionBankServiceClient(conn(f.interview.Addr))
 	if _, err := qc.BulkImportQuestions(t.Context(), &interviewv1.BulkImportQuestionsRequest{Questions: questions}); err != nil {
 		t.Fatalf("seed questions: %v", err)
 	}

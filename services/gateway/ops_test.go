@@ -78,12 +78,12 @@ func testHealth(t *testing.T, e *env) {
 // here has a portfolio service of its own to stop; stock and interview are the shared ones.
 func testHealthStoppedService(t *testing.T, e *env) {
 	own := *e.fleet
-	own.portfolio = startService(t, e.binDir, "portfolio", "STOCK_ADDR="+e.fleet.stock.addr)
+	own.portfolio = startService(t, e.binDir, "portfolio", "STOCK_ADDR="+e.fleet.stock.Addr)
 	gw := startGateway(t, &own, nil)
 	if r := gw.do(t, http.MethodGet, "/health", ""); r.code != http.StatusOK {
 		t.Fatalf("GET /health before the stop = %v, want 200", r)
 	}
-	own.portfolio.stop(t)
+	own.portfolio.Stop(t)
 
 	var last response
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {

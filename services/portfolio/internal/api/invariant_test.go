@@ -415,8 +415,8 @@ func TestInvariants_twoInstances(t *testing.T) {
 	url := pgtest.NewDBURL(t, migrations.Set)
 	// Two replicas: each its own pool, Retrier and Locker; only the database is shared, so the
 	// portfolio locks must hold across them.
-	a := serve(t, newPool(t, url), stock.addr, api.NewFrom)
-	b := serve(t, newPool(t, url), stock.addr, api.NewFrom)
+	a := serve(t, newPool(t, url), stock.Addr, api.NewFrom)
+	b := serve(t, newPool(t, url), stock.Addr, api.NewFrom)
 	h := bank.run(t, a.client, b.client)
 	logRun(t, h, a.retry, b.retry)
 	checkNoFailures(t, h)
@@ -428,7 +428,7 @@ func TestInvariants_twoInstances(t *testing.T) {
 func TestInvariants_weakenedPathFails(t *testing.T) {
 	t.Parallel()
 	stock := newStockService(t)
-	e := serve(t, pgtest.NewDB(t, migrations.Set), stock.addr, api.NewWeakened)
+	e := serve(t, pgtest.NewDB(t, migrations.Set), stock.Addr, api.NewWeakened)
 	contended := workload{portfolios: 1, clients: 64, ops: 20, funding: "100000", weights: [4]int{2, 1, 3, 2}}
 	h := contended.run(t, e.client)
 	logRun(t, h, e.retry)
@@ -486,7 +486,7 @@ func TestExecuteTrade_serializable(t *testing.T) {
 			if _, err := pool.Exec(t.Context(), auditDDL); err != nil {
 				t.Fatalf("install audit triggers: %v", err)
 			}
-			e := serve(t, pool, stock.addr, tt.build)
+			e := serve(t, pool, stock.Addr, tt.build)
 			pid := e.newPortfolio(t, "iso@example.com", "1000")
 			for _, side := range []portfoliov1.Side{portfoliov1.Side_SIDE_BUY, portfoliov1.Side_SIDE_SELL} {
 				if _, err := e.client.ExecuteTrade(t.Context(), &portfoliov1.ExecuteTradeRequest{PortfolioId: pid,

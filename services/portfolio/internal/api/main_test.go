@@ -1,14 +1,10 @@
 package api_test
 
 import (
-	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
@@ -16,8 +12,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/credentials/insecure"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -45,11 +39,9 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	stockBin = filepath.Join(dir, "pgfleet-stock")
-	// Built through the workspace (go.work), as `make test` runs the tests.
-	build := exec.Command("go", "build", "-o", stockBin, "github.com/pgfleet/pgfleet/services/stock")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build stock service: %v\n%s", err, out)
+	stockBin = filepath.Join(dir, "stock")
+	if err := apptest.Build(dir, "github.com/pgfleet/pgfleet/services/stock"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	code := pgtest.Run(m)
@@ -60,31 +52,12 @@ func TestMain(m *testing.M) {
 // prices are the latest closes the test stock service serves.
 var prices = map[string]string{"AAPL": "100", "MSFT": "200.5", "XOM": "50.25"}
 
-// stockService is the stock binary running on a database of its own.
-type stockService struct {
-	addr string
-	env  []string
-	cmd  *exec.Cmd
-}
-
-// newStockService starts the stock service with AAPL, MSFT and XOM priced as in prices.
-func newStockService(t testing.TB) *stockService {
+// newStockService starts the stock service on a database of its own, with AAPL, MSFT and XOM
+// priced as in prices.
+func newStockService(t testing.TB) *apptest.Process {
 	t.Helper()
-	s := &stockService{addr: apptest.FreeAddr(t)}
-	s.env = append(os.Environ(), "DATABASE_URL="+pgtest.NewDBURL(t), "GRPC_ADDR="+s.addr,
-		"METRICS_ADDR="+apptest.FreeAddr(t), "DB_HEALTH_INTERVAL=200ms", "DRAIN_TIMEOUT=1s")
-	for k, v := range authtest.Env() {
-		s.env = append(s.env, k+"="+v)
-	}
-	s.start(t)
-	t.Cleanup(func() { s.stop(t) })
-
-	conn, err := grpc.NewClient(s.addr, grpc.WithTransportCredentials(insecure.NewCredentials()), authtest.Admin(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	c := stockv1.NewStockServiceClient(conn)
+	s := apptest.StartProcess(t, stockBin, "DATABASE_URL="+pgtest.NewDBURL(t))
+	c := stockv1.NewStockServiceClient(apptest.Dial(t, s.Addr, authtest.Admin(t)))
 	var stocks []*stockv1.Stock
 	var bars []*stockv1.Price
 	for sym, close := range prices {
@@ -106,43 +79,6 @@ func newStockService(t testing.TB) *stockService {
 		t.Fatalf("seed prices: %v", err)
 	}
 	return s
-}
-
-// start runs the binary and waits until it reports SERVING.
-func (s *stockService) start(t testing.TB) {
-	t.Helper()
-	s.cmd = exec.Command(stockBin)
-	s.cmd.Env = s.env
-	s.cmd.Stdout, s.cmd.Stderr = io.Discard, io.Discard
-	if err := s.cmd.Start(); err != nil {
-		t.Fatalf("start stock service: %v", err)
-	}
-	conn, err := grpc.NewClient(s.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	hc := healthpb.NewHealthClient(conn)
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		resp, err := hc.Check(ctx, &healthpb.HealthCheckRequest{})
-		cancel()
-		if err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING {
-			return
-		}
-	}
-	t.Fatal("stock service not SERVING within 30s")
-}
-
-// stop ends the service with SIGTERM, as an orchestrator would.
-func (s *stockService) stop(t testing.TB) {
-	t.Helper()
-	if s.cmd == nil {
-		return
-	}
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	_ = s.cmd.Wait()
-	s.cmd = nil
 }
 
 // env is one portfolio service instance under test.
@@ -188,7 +124,7 @@ func serve(t testing.TB, pool *pgxpool.Pool, stockAddr string, build func(api.De
 func newEnv(t testing.TB) env {
 	t.Helper()
 	stock := newStockService(t)
-	return serve(t, pgtest.NewDB(t, migrations.Set), stock.addr, api.NewFrom)
+	return serve(t, pgtest.NewDB(t, migrations.Set), stock.Addr, api.NewFrom)
 }
 
 // wantCode fails the test unless err carries code.

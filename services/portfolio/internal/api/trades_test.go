@@ -739,11 +739,11 @@ func TestListCashMovements_sumsToCash(t *testing.T) {
 func TestExecuteTrade_stockDown(t *testing.T) {
 	t.Parallel()
 	stock := newStockService(t)
-	e := serve(t, pgtest.NewDB(t, migrations.Set), stock.addr, api.NewFrom)
+	e := serve(t, pgtest.NewDB(t, migrations.Set), stock.Addr, api.NewFrom)
 	pid := e.newPortfolio(t, "down@example.com", "10000")
 	first := e.mustTrade(t, pid, buy, "AAPL", "10", "before")
 
-	stock.stop(t)
+	stock.Stop(t)
 	for i := range 8 {
 		start := time.Now()
 		_, err := e.client.ExecuteTrade(t.Context(), &portfoliov1.ExecuteTradeRequest{PortfolioId: pid, Symbol: "AAPL",
@@ -772,7 +772,7 @@ func TestExecuteTrade_stockDown(t *testing.T) {
 		t.Errorf("%d trades after failed trades, want 1", n)
 	}
 
-	stock.start(t)
+	stock.Start(t)
 	start := time.Now()
 	var err error
 	for attempt := 1; time.Since(start) < 10*time.Second; attempt++ {
