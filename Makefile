@@ -51,6 +51,17 @@ $(eval $(call tool,grpc_health_probe,github.com/grpc-ecosystem/grpc-health-probe
 $(eval $(call tool,kustomize,sigs.k8s.io/kustomize/kustomize/v5,$(KUSTOMIZE_VERSION)))
 PROTO_TOOLS := $(filter $(STAMP)/buf@% $(STAMP)/protoc-gen-%,$(TOOLS))
 
+# googleapis protos the APIs import, printed from the descriptors in genproto (the version
+# deploy/go.mod pins), since the Buf Schema Registry is unreachable: see deploy/protodeps.
+PROTODEPS := $(TMP)/protodeps/google/api/field_behavior.proto
+$(PROTODEPS): deploy/go.mod deploy/protodeps/main.go
+	go run ./deploy/protodeps $(TMP)/protodeps
+PROTO_TOOLS += $(PROTODEPS)
+
+# The released API that `buf breaking` holds the protos to (WIRE_JSON: browsers see JSON
+# names). After a release, `make api-baseline` moves it to the protos as they are.
+API_BASELINE := proto/api-baseline.binpb
+
 .PHONY: help
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -65,6 +76,10 @@ proto: $(PROTO_TOOLS) ## format and lint the protos, regenerate gen/
 	find gen -name '*.pb.go' -o -name '*.pb.gw.go' -o -name '*.swagger.json' | xargs -r rm -f
 	buf generate
 
+.PHONY: api-baseline
+api-baseline: $(PROTO_TOOLS) ## record the protos as the released API that buf breaking checks against
+	buf build --path proto -o $(API_BASELINE)
+
 .PHONY: check-gen
 check-gen: proto ## fail if gen/ differs from what the protos generate
 	@# Not `tee /dev/stderr`: opening /dev/stderr truncates a log file that stderr points to.
@@ -75,6 +90,7 @@ check-gen: proto ## fail if gen/ differs from what the protos generate
 lint: $(PROTO_TOOLS) $(STAMP)/golangci-lint@$(GOLANGCI_LINT_VERSION) ## buf lint + format, gofmt, go vet, golangci-lint
 	buf lint
 	buf format -d --exit-code
+	buf breaking --against $(API_BASELINE)
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/')); test -z "$$unformatted" || \
 		{ echo "$$unformatted" >&2; echo "gofmt: files above need formatting" >&2; exit 1; }
 	go vet work

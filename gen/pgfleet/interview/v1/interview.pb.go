@@ -10,6 +10,7 @@
 package interviewv1
 
 import (
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	fieldmaskpb "google.golang.org/protobuf/types/known/fieldmaskpb"
@@ -903,7 +904,11 @@ func (x *CategoryScore) GetQuestions() int32 {
 type CreateQuestionRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The question; id, etag and times are ignored.
-	Question      *Question `protobuf:"bytes,1,opt,name=question,proto3" json:"question,omitempty"`
+	Question *Question `protobuf:"bytes,1,opt,name=question,proto3" json:"question,omitempty"`
+	// Optional idempotency key, 1 to 100 characters, unique per caller among question
+	// creations: a repeat returns the question the first call created (ALREADY_EXISTS if the
+	// question differs).
+	RequestId     string `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -943,6 +948,13 @@ func (x *CreateQuestionRequest) GetQuestion() *Question {
 		return x.Question
 	}
 	return nil
+}
+
+func (x *CreateQuestionRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
 }
 
 // CreateQuestionResponse holds the created question.
@@ -1088,7 +1100,9 @@ type UpdateQuestionRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The question: id names it; etag, if set, must match the stored one.
 	Question *Question `protobuf:"bytes,1,opt,name=question,proto3" json:"question,omitempty"`
-	// Fields to change: text, category, difficulty, tags, rubric. Empty means all of them.
+	// Fields to change: text, category, difficulty, tags, rubric; "id" and "etag" may be
+	// named too and change nothing. Empty means all of them. Through the gateway, without an
+	// update_mask query parameter, the mask is the fields present in the body.
 	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1522,7 +1536,11 @@ type StartSessionRequest struct {
 	// may name anyone). Empty means the caller.
 	Candidate string `protobuf:"bytes,1,opt,name=candidate,proto3" json:"candidate,omitempty"`
 	// Which questions to ask.
-	Criteria      *Criteria `protobuf:"bytes,2,opt,name=criteria,proto3" json:"criteria,omitempty"`
+	Criteria *Criteria `protobuf:"bytes,2,opt,name=criteria,proto3" json:"criteria,omitempty"`
+	// Optional idempotency key, 1 to 100 characters, unique per candidate among session
+	// starts: a repeat returns the session the first call opened (ALREADY_EXISTS if the
+	// criteria differ).
+	RequestId     string `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1569,6 +1587,13 @@ func (x *StartSessionRequest) GetCriteria() *Criteria {
 		return x.Criteria
 	}
 	return nil
+}
+
+func (x *StartSessionRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
 }
 
 // StartSessionResponse holds the new session.
@@ -2153,102 +2178,104 @@ var File_pgfleet_interview_v1_interview_proto protoreflect.FileDescriptor
 
 const file_pgfleet_interview_v1_interview_proto_rawDesc = "" +
 	"\n" +
-	"$pgfleet/interview/v1/interview.proto\x12\x14pgfleet.interview.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd4\x02\n" +
-	"\bQuestion\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x10\n" +
-	"\x03key\x18\x02 \x01(\tR\x03key\x12\x12\n" +
-	"\x04text\x18\x03 \x01(\tR\x04text\x12\x1a\n" +
-	"\bcategory\x18\x04 \x01(\tR\bcategory\x12\x1e\n" +
+	"$pgfleet/interview/v1/interview.proto\x12\x14pgfleet.interview.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xff\x02\n" +
+	"\bQuestion\x12\x13\n" +
+	"\x02id\x18\x01 \x01(\x03B\x03\xe0A\x03R\x02id\x12\x18\n" +
+	"\x03key\x18\x02 \x01(\tB\x06\xe0A\x02\xe0A\x05R\x03key\x12\x17\n" +
+	"\x04text\x18\x03 \x01(\tB\x03\xe0A\x02R\x04text\x12\x1f\n" +
+	"\bcategory\x18\x04 \x01(\tB\x03\xe0A\x02R\bcategory\x12#\n" +
 	"\n" +
-	"difficulty\x18\x05 \x01(\x05R\n" +
+	"difficulty\x18\x05 \x01(\x05B\x03\xe0A\x02R\n" +
 	"difficulty\x12\x12\n" +
-	"\x04tags\x18\x06 \x03(\tR\x04tags\x124\n" +
-	"\x06rubric\x18\a \x01(\v2\x1c.pgfleet.interview.v1.RubricR\x06rubric\x12\x12\n" +
-	"\x04etag\x18\b \x01(\tR\x04etag\x12;\n" +
-	"\vcreate_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\x12;\n" +
+	"\x04tags\x18\x06 \x03(\tR\x04tags\x129\n" +
+	"\x06rubric\x18\a \x01(\v2\x1c.pgfleet.interview.v1.RubricB\x03\xe0A\x02R\x06rubric\x12\x12\n" +
+	"\x04etag\x18\b \x01(\tR\x04etag\x12@\n" +
+	"\vcreate_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\n" +
+	"createTime\x12@\n" +
 	"\vupdate_time\x18\n" +
-	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"C\n" +
-	"\x06Rubric\x129\n" +
-	"\x06points\x18\x01 \x03(\v2!.pgfleet.interview.v1.RubricPointR\x06points\"c\n" +
-	"\vRubricPoint\x12 \n" +
-	"\vdescription\x18\x01 \x01(\tR\vdescription\x12\x16\n" +
-	"\x06weight\x18\x02 \x01(\x05R\x06weight\x12\x1a\n" +
-	"\bkeywords\x18\x03 \x03(\tR\bkeywords\"\x8e\x01\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\n" +
+	"updateTime\"H\n" +
+	"\x06Rubric\x12>\n" +
+	"\x06points\x18\x01 \x03(\v2!.pgfleet.interview.v1.RubricPointB\x03\xe0A\x02R\x06points\"r\n" +
+	"\vRubricPoint\x12%\n" +
+	"\vdescription\x18\x01 \x01(\tB\x03\xe0A\x02R\vdescription\x12\x1b\n" +
+	"\x06weight\x18\x02 \x01(\x05B\x03\xe0A\x02R\x06weight\x12\x1f\n" +
+	"\bkeywords\x18\x03 \x03(\tB\x03\xe0A\x02R\bkeywords\"\x8e\x01\n" +
 	"\bCriteria\x12\x1e\n" +
 	"\n" +
 	"categories\x18\x01 \x03(\tR\n" +
 	"categories\x12%\n" +
 	"\x0emin_difficulty\x18\x02 \x01(\x05R\rminDifficulty\x12%\n" +
 	"\x0emax_difficulty\x18\x03 \x01(\x05R\rmaxDifficulty\x12\x14\n" +
-	"\x05count\x18\x04 \x01(\x05R\x05count\"\xa9\x03\n" +
-	"\aSession\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x1c\n" +
-	"\tcandidate\x18\x02 \x01(\tR\tcandidate\x12:\n" +
-	"\bcriteria\x18\x03 \x01(\v2\x1e.pgfleet.interview.v1.CriteriaR\bcriteria\x128\n" +
-	"\x05state\x18\x04 \x01(\x0e2\".pgfleet.interview.v1.SessionStateR\x05state\x12C\n" +
-	"\tquestions\x18\x05 \x03(\v2%.pgfleet.interview.v1.SessionQuestionR\tquestions\x127\n" +
-	"\asummary\x18\x06 \x01(\v2\x1d.pgfleet.interview.v1.SummaryR\asummary\x12;\n" +
-	"\vcreate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\x12?\n" +
-	"\rcomplete_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\fcompleteTime\"\xd4\x01\n" +
-	"\x0fSessionQuestion\x12\x1a\n" +
-	"\bposition\x18\x01 \x01(\x05R\bposition\x12\x1f\n" +
-	"\vquestion_id\x18\x02 \x01(\x03R\n" +
-	"questionId\x12\x12\n" +
-	"\x04text\x18\x03 \x01(\tR\x04text\x12\x1a\n" +
-	"\bcategory\x18\x04 \x01(\tR\bcategory\x12\x1e\n" +
+	"\x05count\x18\x04 \x01(\x05R\x05count\"\xd1\x03\n" +
+	"\aSession\x12\x13\n" +
+	"\x02id\x18\x01 \x01(\x03B\x03\xe0A\x03R\x02id\x12!\n" +
+	"\tcandidate\x18\x02 \x01(\tB\x03\xe0A\x03R\tcandidate\x12?\n" +
+	"\bcriteria\x18\x03 \x01(\v2\x1e.pgfleet.interview.v1.CriteriaB\x03\xe0A\x03R\bcriteria\x12=\n" +
+	"\x05state\x18\x04 \x01(\x0e2\".pgfleet.interview.v1.SessionStateB\x03\xe0A\x03R\x05state\x12H\n" +
+	"\tquestions\x18\x05 \x03(\v2%.pgfleet.interview.v1.SessionQuestionB\x03\xe0A\x03R\tquestions\x12<\n" +
+	"\asummary\x18\x06 \x01(\v2\x1d.pgfleet.interview.v1.SummaryB\x03\xe0A\x03R\asummary\x12@\n" +
+	"\vcreate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\n" +
+	"createTime\x12D\n" +
+	"\rcomplete_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\fcompleteTime\"\xf2\x01\n" +
+	"\x0fSessionQuestion\x12\x1f\n" +
+	"\bposition\x18\x01 \x01(\x05B\x03\xe0A\x03R\bposition\x12$\n" +
+	"\vquestion_id\x18\x02 \x01(\x03B\x03\xe0A\x03R\n" +
+	"questionId\x12\x17\n" +
+	"\x04text\x18\x03 \x01(\tB\x03\xe0A\x03R\x04text\x12\x1f\n" +
+	"\bcategory\x18\x04 \x01(\tB\x03\xe0A\x03R\bcategory\x12#\n" +
 	"\n" +
-	"difficulty\x18\x05 \x01(\x05R\n" +
-	"difficulty\x124\n" +
-	"\x06answer\x18\x06 \x01(\v2\x1c.pgfleet.interview.v1.AnswerR\x06answer\"\x9b\x01\n" +
-	"\x06Answer\x12\x12\n" +
-	"\x04text\x18\x01 \x01(\tR\x04text\x12@\n" +
+	"difficulty\x18\x05 \x01(\x05B\x03\xe0A\x03R\n" +
+	"difficulty\x129\n" +
+	"\x06answer\x18\x06 \x01(\v2\x1c.pgfleet.interview.v1.AnswerB\x03\xe0A\x03R\x06answer\"\xaa\x01\n" +
+	"\x06Answer\x12\x17\n" +
+	"\x04text\x18\x01 \x01(\tB\x03\xe0A\x03R\x04text\x12E\n" +
 	"\n" +
-	"evaluation\x18\x02 \x01(\v2 .pgfleet.interview.v1.EvaluationR\n" +
-	"evaluation\x12;\n" +
-	"\vsubmit_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"submitTime\"\xc9\x01\n" +
+	"evaluation\x18\x02 \x01(\v2 .pgfleet.interview.v1.EvaluationB\x03\xe0A\x03R\n" +
+	"evaluation\x12@\n" +
+	"\vsubmit_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\n" +
+	"submitTime\"\xe7\x01\n" +
 	"\n" +
-	"Evaluation\x12\x14\n" +
-	"\x05score\x18\x01 \x01(\x01R\x05score\x12\x1d\n" +
+	"Evaluation\x12\x19\n" +
+	"\x05score\x18\x01 \x01(\x01B\x03\xe0A\x03R\x05score\x12\"\n" +
 	"\n" +
-	"points_met\x18\x02 \x03(\tR\tpointsMet\x12#\n" +
-	"\rpoints_missed\x18\x03 \x03(\tR\fpointsMissed\x12\x1c\n" +
-	"\tevaluator\x18\x04 \x01(\tR\tevaluator\x12'\n" +
-	"\x0ffallback_reason\x18\x05 \x01(\tR\x0efallbackReason\x12\x1a\n" +
-	"\bfeedback\x18\x06 \x01(\tR\bfeedback\"\xd7\x01\n" +
-	"\aSummary\x12#\n" +
-	"\roverall_score\x18\x01 \x01(\x01R\foverallScore\x12C\n" +
+	"points_met\x18\x02 \x03(\tB\x03\xe0A\x03R\tpointsMet\x12(\n" +
+	"\rpoints_missed\x18\x03 \x03(\tB\x03\xe0A\x03R\fpointsMissed\x12!\n" +
+	"\tevaluator\x18\x04 \x01(\tB\x03\xe0A\x03R\tevaluator\x12,\n" +
+	"\x0ffallback_reason\x18\x05 \x01(\tB\x03\xe0A\x03R\x0efallbackReason\x12\x1f\n" +
+	"\bfeedback\x18\x06 \x01(\tB\x03\xe0A\x03R\bfeedback\"\xf5\x01\n" +
+	"\aSummary\x12(\n" +
+	"\roverall_score\x18\x01 \x01(\x01B\x03\xe0A\x03R\foverallScore\x12H\n" +
 	"\n" +
-	"categories\x18\x02 \x03(\v2#.pgfleet.interview.v1.CategoryScoreR\n" +
-	"categories\x12\x1c\n" +
-	"\tstrengths\x18\x03 \x03(\tR\tstrengths\x12\x12\n" +
-	"\x04gaps\x18\x04 \x03(\tR\x04gaps\x12\x1a\n" +
-	"\banswered\x18\x05 \x01(\x05R\banswered\x12\x14\n" +
-	"\x05total\x18\x06 \x01(\x05R\x05total\"_\n" +
-	"\rCategoryScore\x12\x1a\n" +
-	"\bcategory\x18\x01 \x01(\tR\bcategory\x12\x14\n" +
-	"\x05score\x18\x02 \x01(\x01R\x05score\x12\x1c\n" +
-	"\tquestions\x18\x03 \x01(\x05R\tquestions\"S\n" +
-	"\x15CreateQuestionRequest\x12:\n" +
-	"\bquestion\x18\x01 \x01(\v2\x1e.pgfleet.interview.v1.QuestionR\bquestion\"T\n" +
+	"categories\x18\x02 \x03(\v2#.pgfleet.interview.v1.CategoryScoreB\x03\xe0A\x03R\n" +
+	"categories\x12!\n" +
+	"\tstrengths\x18\x03 \x03(\tB\x03\xe0A\x03R\tstrengths\x12\x17\n" +
+	"\x04gaps\x18\x04 \x03(\tB\x03\xe0A\x03R\x04gaps\x12\x1f\n" +
+	"\banswered\x18\x05 \x01(\x05B\x03\xe0A\x03R\banswered\x12\x19\n" +
+	"\x05total\x18\x06 \x01(\x05B\x03\xe0A\x03R\x05total\"n\n" +
+	"\rCategoryScore\x12\x1f\n" +
+	"\bcategory\x18\x01 \x01(\tB\x03\xe0A\x03R\bcategory\x12\x19\n" +
+	"\x05score\x18\x02 \x01(\x01B\x03\xe0A\x03R\x05score\x12!\n" +
+	"\tquestions\x18\x03 \x01(\x05B\x03\xe0A\x03R\tquestions\"w\n" +
+	"\x15CreateQuestionRequest\x12?\n" +
+	"\bquestion\x18\x01 \x01(\v2\x1e.pgfleet.interview.v1.QuestionB\x03\xe0A\x02R\bquestion\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x02 \x01(\tR\trequestId\"T\n" +
 	"\x16CreateQuestionResponse\x12:\n" +
-	"\bquestion\x18\x01 \x01(\v2\x1e.pgfleet.interview.v1.QuestionR\bquestion\"5\n" +
-	"\x12GetQuestionRequest\x12\x1f\n" +
-	"\vquestion_id\x18\x01 \x01(\x03R\n" +
+	"\bquestion\x18\x01 \x01(\v2\x1e.pgfleet.interview.v1.QuestionR\bquestion\":\n" +
+	"\x12GetQuestionRequest\x12$\n" +
+	"\vquestion_id\x18\x01 \x01(\x03B\x03\xe0A\x02R\n" +
 	"questionId\"Q\n" +
 	"\x13GetQuestionResponse\x12:\n" +
-	"\bquestion\x18\x01 \x01(\v2\x1e.pgfleet.interview.v1.QuestionR\bquestion\"\x90\x01\n" +
-	"\x15UpdateQuestionRequest\x12:\n" +
-	"\bquestion\x18\x01 \x01(\v2\x1e.pgfleet.interview.v1.QuestionR\bquestion\x12;\n" +
+	"\bquestion\x18\x01 \x01(\v2\x1e.pgfleet.interview.v1.QuestionR\bquestion\"\x95\x01\n" +
+	"\x15UpdateQuestionRequest\x12?\n" +
+	"\bquestion\x18\x01 \x01(\v2\x1e.pgfleet.interview.v1.QuestionB\x03\xe0A\x02R\bquestion\x12;\n" +
 	"\vupdate_mask\x18\x02 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
 	"updateMask\"T\n" +
 	"\x16UpdateQuestionResponse\x12:\n" +
-	"\bquestion\x18\x01 \x01(\v2\x1e.pgfleet.interview.v1.QuestionR\bquestion\"L\n" +
-	"\x15DeleteQuestionRequest\x12\x1f\n" +
-	"\vquestion_id\x18\x01 \x01(\x03R\n" +
+	"\bquestion\x18\x01 \x01(\v2\x1e.pgfleet.interview.v1.QuestionR\bquestion\"Q\n" +
+	"\x15DeleteQuestionRequest\x12$\n" +
+	"\vquestion_id\x18\x01 \x01(\x03B\x03\xe0A\x02R\n" +
 	"questionId\x12\x12\n" +
 	"\x04etag\x18\x02 \x01(\tR\x04etag\"\x18\n" +
 	"\x16DeleteQuestionResponse\"\x85\x01\n" +
@@ -2260,43 +2287,45 @@ const file_pgfleet_interview_v1_interview_proto_rawDesc = "" +
 	"page_token\x18\x04 \x01(\tR\tpageToken\"}\n" +
 	"\x15ListQuestionsResponse\x12<\n" +
 	"\tquestions\x18\x01 \x03(\v2\x1e.pgfleet.interview.v1.QuestionR\tquestions\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"Z\n" +
-	"\x1aBulkImportQuestionsRequest\x12<\n" +
-	"\tquestions\x18\x01 \x03(\v2\x1e.pgfleet.interview.v1.QuestionR\tquestions\"\x92\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"_\n" +
+	"\x1aBulkImportQuestionsRequest\x12A\n" +
+	"\tquestions\x18\x01 \x03(\v2\x1e.pgfleet.interview.v1.QuestionB\x03\xe0A\x02R\tquestions\"\x92\x01\n" +
 	"\x1bBulkImportQuestionsResponse\x12%\n" +
 	"\x0einserted_count\x18\x01 \x01(\x05R\rinsertedCount\x12#\n" +
 	"\rupdated_count\x18\x02 \x01(\x05R\fupdatedCount\x12'\n" +
-	"\x0funchanged_count\x18\x03 \x01(\x05R\x0eunchangedCount\"o\n" +
+	"\x0funchanged_count\x18\x03 \x01(\x05R\x0eunchangedCount\"\x8e\x01\n" +
 	"\x13StartSessionRequest\x12\x1c\n" +
 	"\tcandidate\x18\x01 \x01(\tR\tcandidate\x12:\n" +
-	"\bcriteria\x18\x02 \x01(\v2\x1e.pgfleet.interview.v1.CriteriaR\bcriteria\"O\n" +
-	"\x14StartSessionResponse\x127\n" +
-	"\asession\x18\x01 \x01(\v2\x1d.pgfleet.interview.v1.SessionR\asession\"4\n" +
-	"\x13NextQuestionRequest\x12\x1d\n" +
+	"\bcriteria\x18\x02 \x01(\v2\x1e.pgfleet.interview.v1.CriteriaR\bcriteria\x12\x1d\n" +
 	"\n" +
-	"session_id\x18\x01 \x01(\x03R\tsessionId\"w\n" +
+	"request_id\x18\x03 \x01(\tR\trequestId\"O\n" +
+	"\x14StartSessionResponse\x127\n" +
+	"\asession\x18\x01 \x01(\v2\x1d.pgfleet.interview.v1.SessionR\asession\"9\n" +
+	"\x13NextQuestionRequest\x12\"\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\x03B\x03\xe0A\x02R\tsessionId\"w\n" +
 	"\x14NextQuestionResponse\x12A\n" +
 	"\bquestion\x18\x01 \x01(\v2%.pgfleet.interview.v1.SessionQuestionR\bquestion\x12\x1c\n" +
-	"\tremaining\x18\x02 \x01(\x05R\tremaining\"m\n" +
-	"\x13SubmitAnswerRequest\x12\x1d\n" +
+	"\tremaining\x18\x02 \x01(\x05R\tremaining\"|\n" +
+	"\x13SubmitAnswerRequest\x12\"\n" +
 	"\n" +
-	"session_id\x18\x01 \x01(\x03R\tsessionId\x12\x1f\n" +
-	"\vquestion_id\x18\x02 \x01(\x03R\n" +
-	"questionId\x12\x16\n" +
-	"\x06answer\x18\x03 \x01(\tR\x06answer\"v\n" +
+	"session_id\x18\x01 \x01(\x03B\x03\xe0A\x02R\tsessionId\x12$\n" +
+	"\vquestion_id\x18\x02 \x01(\x03B\x03\xe0A\x02R\n" +
+	"questionId\x12\x1b\n" +
+	"\x06answer\x18\x03 \x01(\tB\x03\xe0A\x02R\x06answer\"v\n" +
 	"\x14SubmitAnswerResponse\x12@\n" +
 	"\n" +
 	"evaluation\x18\x01 \x01(\v2 .pgfleet.interview.v1.EvaluationR\n" +
 	"evaluation\x12\x1c\n" +
-	"\tremaining\x18\x02 \x01(\x05R\tremaining\"7\n" +
-	"\x16CompleteSessionRequest\x12\x1d\n" +
+	"\tremaining\x18\x02 \x01(\x05R\tremaining\"<\n" +
+	"\x16CompleteSessionRequest\x12\"\n" +
 	"\n" +
-	"session_id\x18\x01 \x01(\x03R\tsessionId\"R\n" +
+	"session_id\x18\x01 \x01(\x03B\x03\xe0A\x02R\tsessionId\"R\n" +
 	"\x17CompleteSessionResponse\x127\n" +
-	"\asummary\x18\x01 \x01(\v2\x1d.pgfleet.interview.v1.SummaryR\asummary\"2\n" +
-	"\x11GetSessionRequest\x12\x1d\n" +
+	"\asummary\x18\x01 \x01(\v2\x1d.pgfleet.interview.v1.SummaryR\asummary\"7\n" +
+	"\x11GetSessionRequest\x12\"\n" +
 	"\n" +
-	"session_id\x18\x01 \x01(\x03R\tsessionId\"M\n" +
+	"session_id\x18\x01 \x01(\x03B\x03\xe0A\x02R\tsessionId\"M\n" +
 	"\x12GetSessionResponse\x127\n" +
 	"\asession\x18\x01 \x01(\v2\x1d.pgfleet.interview.v1.SessionR\asession\"\x84\x01\n" +
 	"\x13ListSessionsRequest\x12\x16\n" +
@@ -2320,13 +2349,13 @@ const file_pgfleet_interview_v1_interview_proto_rawDesc = "" +
 	"\rListQuestions\x12*.pgfleet.interview.v1.ListQuestionsRequest\x1a+.pgfleet.interview.v1.ListQuestionsResponse\x12z\n" +
 	"\x13BulkImportQuestions\x120.pgfleet.interview.v1.BulkImportQuestionsRequest\x1a1.pgfleet.interview.v1.BulkImportQuestionsResponse2\xff\x04\n" +
 	"\x10InterviewService\x12e\n" +
-	"\fStartSession\x12).pgfleet.interview.v1.StartSessionRequest\x1a*.pgfleet.interview.v1.StartSessionResponse\x12e\n" +
-	"\fNextQuestion\x12).pgfleet.interview.v1.NextQuestionRequest\x1a*.pgfleet.interview.v1.NextQuestionResponse\x12e\n" +
-	"\fSubmitAnswer\x12).pgfleet.interview.v1.SubmitAnswerRequest\x1a*.pgfleet.interview.v1.SubmitAnswerResponse\x12n\n" +
-	"\x0fCompleteSession\x12,.pgfleet.interview.v1.CompleteSessionRequest\x1a-.pgfleet.interview.v1.CompleteSessionResponse\x12_\n" +
+	"\fStartSession\x12).pgfleet.interview.v1.StartSessionRequest\x1a*.pgfleet.interview.v1.StartSessionResponse\x12_\n" +
 	"\n" +
 	"GetSession\x12'.pgfleet.interview.v1.GetSessionRequest\x1a(.pgfleet.interview.v1.GetSessionResponse\x12e\n" +
-	"\fListSessions\x12).pgfleet.interview.v1.ListSessionsRequest\x1a*.pgfleet.interview.v1.ListSessionsResponseBAZ?github.com/pgfleet/pgfleet/gen/pgfleet/interview/v1;interviewv1b\x06proto3"
+	"\fListSessions\x12).pgfleet.interview.v1.ListSessionsRequest\x1a*.pgfleet.interview.v1.ListSessionsResponse\x12e\n" +
+	"\fNextQuestion\x12).pgfleet.interview.v1.NextQuestionRequest\x1a*.pgfleet.interview.v1.NextQuestionResponse\x12e\n" +
+	"\fSubmitAnswer\x12).pgfleet.interview.v1.SubmitAnswerRequest\x1a*.pgfleet.interview.v1.SubmitAnswerResponse\x12n\n" +
+	"\x0fCompleteSession\x12,.pgfleet.interview.v1.CompleteSessionRequest\x1a-.pgfleet.interview.v1.CompleteSessionResponseBAZ?github.com/pgfleet/pgfleet/gen/pgfleet/interview/v1;interviewv1b\x06proto3"
 
 var (
 	file_pgfleet_interview_v1_interview_proto_rawDescOnce sync.Once
@@ -2418,11 +2447,11 @@ var file_pgfleet_interview_v1_interview_proto_depIdxs = []int32{
 	19, // 33: pgfleet.interview.v1.QuestionBankService.ListQuestions:input_type -> pgfleet.interview.v1.ListQuestionsRequest
 	21, // 34: pgfleet.interview.v1.QuestionBankService.BulkImportQuestions:input_type -> pgfleet.interview.v1.BulkImportQuestionsRequest
 	23, // 35: pgfleet.interview.v1.InterviewService.StartSession:input_type -> pgfleet.interview.v1.StartSessionRequest
-	25, // 36: pgfleet.interview.v1.InterviewService.NextQuestion:input_type -> pgfleet.interview.v1.NextQuestionRequest
-	27, // 37: pgfleet.interview.v1.InterviewService.SubmitAnswer:input_type -> pgfleet.interview.v1.SubmitAnswerRequest
-	29, // 38: pgfleet.interview.v1.InterviewService.CompleteSession:input_type -> pgfleet.interview.v1.CompleteSessionRequest
-	31, // 39: pgfleet.interview.v1.InterviewService.GetSession:input_type -> pgfleet.interview.v1.GetSessionRequest
-	33, // 40: pgfleet.interview.v1.InterviewService.ListSessions:input_type -> pgfleet.interview.v1.ListSessionsRequest
+	31, // 36: pgfleet.interview.v1.InterviewService.GetSession:input_type -> pgfleet.interview.v1.GetSessionRequest
+	33, // 37: pgfleet.interview.v1.InterviewService.ListSessions:input_type -> pgfleet.interview.v1.ListSessionsRequest
+	25, // 38: pgfleet.interview.v1.InterviewService.NextQuestion:input_type -> pgfleet.interview.v1.NextQuestionRequest
+	27, // 39: pgfleet.interview.v1.InterviewService.SubmitAnswer:input_type -> pgfleet.interview.v1.SubmitAnswerRequest
+	29, // 40: pgfleet.interview.v1.InterviewService.CompleteSession:input_type -> pgfleet.interview.v1.CompleteSessionRequest
 	12, // 41: pgfleet.interview.v1.QuestionBankService.CreateQuestion:output_type -> pgfleet.interview.v1.CreateQuestionResponse
 	14, // 42: pgfleet.interview.v1.QuestionBankService.GetQuestion:output_type -> pgfleet.interview.v1.GetQuestionResponse
 	16, // 43: pgfleet.interview.v1.QuestionBankService.UpdateQuestion:output_type -> pgfleet.interview.v1.UpdateQuestionResponse
@@ -2430,11 +2459,11 @@ var file_pgfleet_interview_v1_interview_proto_depIdxs = []int32{
 	20, // 45: pgfleet.interview.v1.QuestionBankService.ListQuestions:output_type -> pgfleet.interview.v1.ListQuestionsResponse
 	22, // 46: pgfleet.interview.v1.QuestionBankService.BulkImportQuestions:output_type -> pgfleet.interview.v1.BulkImportQuestionsResponse
 	24, // 47: pgfleet.interview.v1.InterviewService.StartSession:output_type -> pgfleet.interview.v1.StartSessionResponse
-	26, // 48: pgfleet.interview.v1.InterviewService.NextQuestion:output_type -> pgfleet.interview.v1.NextQuestionResponse
-	28, // 49: pgfleet.interview.v1.InterviewService.SubmitAnswer:output_type -> pgfleet.interview.v1.SubmitAnswerResponse
-	30, // 50: pgfleet.interview.v1.InterviewService.CompleteSession:output_type -> pgfleet.interview.v1.CompleteSessionResponse
-	32, // 51: pgfleet.interview.v1.InterviewService.GetSession:output_type -> pgfleet.interview.v1.GetSessionResponse
-	34, // 52: pgfleet.interview.v1.InterviewService.ListSessions:output_type -> pgfleet.interview.v1.ListSessionsResponse
+	32, // 48: pgfleet.interview.v1.InterviewService.GetSession:output_type -> pgfleet.interview.v1.GetSessionResponse
+	34, // 49: pgfleet.interview.v1.InterviewService.ListSessions:output_type -> pgfleet.interview.v1.ListSessionsResponse
+	26, // 50: pgfleet.interview.v1.InterviewService.NextQuestion:output_type -> pgfleet.interview.v1.NextQuestionResponse
+	28, // 51: pgfleet.interview.v1.InterviewService.SubmitAnswer:output_type -> pgfleet.interview.v1.SubmitAnswerResponse
+	30, // 52: pgfleet.interview.v1.InterviewService.CompleteSession:output_type -> pgfleet.interview.v1.CompleteSessionResponse
 	41, // [41:53] is the sub-list for method output_type
 	29, // [29:41] is the sub-list for method input_type
 	29, // [29:29] is the sub-list for extension type_name

@@ -37,7 +37,8 @@ const (
 // QuestionBankService keeps the questions interviews are drawn from. Reading needs a bearer
 // token; creating, updating, deleting and importing need role ingest or admin.
 type QuestionBankServiceClient interface {
-	// CreateQuestion adds a question; ALREADY_EXISTS if its key is taken.
+	// CreateQuestion adds a question; ALREADY_EXISTS if its key is taken. With a request_id,
+	// a repeat returns the question the first call created.
 	CreateQuestion(ctx context.Context, in *CreateQuestionRequest, opts ...grpc.CallOption) (*CreateQuestionResponse, error)
 	// GetQuestion returns one question; NOT_FOUND if there is none.
 	GetQuestion(ctx context.Context, in *GetQuestionRequest, opts ...grpc.CallOption) (*GetQuestionResponse, error)
@@ -127,7 +128,8 @@ func (c *questionBankServiceClient) BulkImportQuestions(ctx context.Context, in 
 // QuestionBankService keeps the questions interviews are drawn from. Reading needs a bearer
 // token; creating, updating, deleting and importing need role ingest or admin.
 type QuestionBankServiceServer interface {
-	// CreateQuestion adds a question; ALREADY_EXISTS if its key is taken.
+	// CreateQuestion adds a question; ALREADY_EXISTS if its key is taken. With a request_id,
+	// a repeat returns the question the first call created.
 	CreateQuestion(context.Context, *CreateQuestionRequest) (*CreateQuestionResponse, error)
 	// GetQuestion returns one question; NOT_FOUND if there is none.
 	GetQuestion(context.Context, *GetQuestionRequest) (*GetQuestionResponse, error)
@@ -335,11 +337,11 @@ var QuestionBankService_ServiceDesc = grpc.ServiceDesc{
 
 const (
 	InterviewService_StartSession_FullMethodName    = "/pgfleet.interview.v1.InterviewService/StartSession"
+	InterviewService_GetSession_FullMethodName      = "/pgfleet.interview.v1.InterviewService/GetSession"
+	InterviewService_ListSessions_FullMethodName    = "/pgfleet.interview.v1.InterviewService/ListSessions"
 	InterviewService_NextQuestion_FullMethodName    = "/pgfleet.interview.v1.InterviewService/NextQuestion"
 	InterviewService_SubmitAnswer_FullMethodName    = "/pgfleet.interview.v1.InterviewService/SubmitAnswer"
 	InterviewService_CompleteSession_FullMethodName = "/pgfleet.interview.v1.InterviewService/CompleteSession"
-	InterviewService_GetSession_FullMethodName      = "/pgfleet.interview.v1.InterviewService/GetSession"
-	InterviewService_ListSessions_FullMethodName    = "/pgfleet.interview.v1.InterviewService/ListSessions"
 )
 
 // InterviewServiceClient is the client API for InterviewService service.
@@ -352,18 +354,19 @@ const (
 // their own sessions (an admin: anyone's); another's session answers NOT_FOUND, exactly as one
 // that does not exist.
 type InterviewServiceClient interface {
-	// StartSession picks questions for a candidate and opens a session.
+	// StartSession picks questions for a candidate and opens a session. With a request_id, a
+	// repeat returns the session the first call opened and opens no other.
 	StartSession(ctx context.Context, in *StartSessionRequest, opts ...grpc.CallOption) (*StartSessionResponse, error)
+	// GetSession returns a session with its questions, answers and, once complete, summary.
+	GetSession(ctx context.Context, in *GetSessionRequest, opts ...grpc.CallOption) (*GetSessionResponse, error)
+	// ListSessions returns a page of the caller's sessions (an admin's: anyone's) matching a filter.
+	ListSessions(ctx context.Context, in *ListSessionsRequest, opts ...grpc.CallOption) (*ListSessionsResponse, error)
 	// NextQuestion returns the first question of the session not answered yet.
 	NextQuestion(ctx context.Context, in *NextQuestionRequest, opts ...grpc.CallOption) (*NextQuestionResponse, error)
 	// SubmitAnswer scores one answer; each question is answered once, while the session is open.
 	SubmitAnswer(ctx context.Context, in *SubmitAnswerRequest, opts ...grpc.CallOption) (*SubmitAnswerResponse, error)
 	// CompleteSession closes a session and returns its summary.
 	CompleteSession(ctx context.Context, in *CompleteSessionRequest, opts ...grpc.CallOption) (*CompleteSessionResponse, error)
-	// GetSession returns a session with its questions, answers and, once complete, summary.
-	GetSession(ctx context.Context, in *GetSessionRequest, opts ...grpc.CallOption) (*GetSessionResponse, error)
-	// ListSessions returns a page of the caller's sessions (an admin's: anyone's) matching a filter.
-	ListSessions(ctx context.Context, in *ListSessionsRequest, opts ...grpc.CallOption) (*ListSessionsResponse, error)
 }
 
 type interviewServiceClient struct {
@@ -378,6 +381,26 @@ func (c *interviewServiceClient) StartSession(ctx context.Context, in *StartSess
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(StartSessionResponse)
 	err := c.cc.Invoke(ctx, InterviewService_StartSession_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *interviewServiceClient) GetSession(ctx context.Context, in *GetSessionRequest, opts ...grpc.CallOption) (*GetSessionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetSessionResponse)
+	err := c.cc.Invoke(ctx, InterviewService_GetSession_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *interviewServiceClient) ListSessions(ctx context.Context, in *ListSessionsRequest, opts ...grpc.CallOption) (*ListSessionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListSessionsResponse)
+	err := c.cc.Invoke(ctx, InterviewService_ListSessions_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -414,26 +437,6 @@ func (c *interviewServiceClient) CompleteSession(ctx context.Context, in *Comple
 	return out, nil
 }
 
-func (c *interviewServiceClient) GetSession(ctx context.Context, in *GetSessionRequest, opts ...grpc.CallOption) (*GetSessionResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(GetSessionResponse)
-	err := c.cc.Invoke(ctx, InterviewService_GetSession_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *interviewServiceClient) ListSessions(ctx context.Context, in *ListSessionsRequest, opts ...grpc.CallOption) (*ListSessionsResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(ListSessionsResponse)
-	err := c.cc.Invoke(ctx, InterviewService_ListSessions_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
 // InterviewServiceServer is the server API for InterviewService service.
 // All implementations must embed UnimplementedInterviewServiceServer
 // for forward compatibility.
@@ -444,18 +447,19 @@ func (c *interviewServiceClient) ListSessions(ctx context.Context, in *ListSessi
 // their own sessions (an admin: anyone's); another's session answers NOT_FOUND, exactly as one
 // that does not exist.
 type InterviewServiceServer interface {
-	// StartSession picks questions for a candidate and opens a session.
+	// StartSession picks questions for a candidate and opens a session. With a request_id, a
+	// repeat returns the session the first call opened and opens no other.
 	StartSession(context.Context, *StartSessionRequest) (*StartSessionResponse, error)
+	// GetSession returns a session with its questions, answers and, once complete, summary.
+	GetSession(context.Context, *GetSessionRequest) (*GetSessionResponse, error)
+	// ListSessions returns a page of the caller's sessions (an admin's: anyone's) matching a filter.
+	ListSessions(context.Context, *ListSessionsRequest) (*ListSessionsResponse, error)
 	// NextQuestion returns the first question of the session not answered yet.
 	NextQuestion(context.Context, *NextQuestionRequest) (*NextQuestionResponse, error)
 	// SubmitAnswer scores one answer; each question is answered once, while the session is open.
 	SubmitAnswer(context.Context, *SubmitAnswerRequest) (*SubmitAnswerResponse, error)
 	// CompleteSession closes a session and returns its summary.
 	CompleteSession(context.Context, *CompleteSessionRequest) (*CompleteSessionResponse, error)
-	// GetSession returns a session with its questions, answers and, once complete, summary.
-	GetSession(context.Context, *GetSessionRequest) (*GetSessionResponse, error)
-	// ListSessions returns a page of the caller's sessions (an admin's: anyone's) matching a filter.
-	ListSessions(context.Context, *ListSessionsRequest) (*ListSessionsResponse, error)
 	mustEmbedUnimplementedInterviewServiceServer()
 }
 
@@ -469,6 +473,12 @@ type UnimplementedInterviewServiceServer struct{}
 func (UnimplementedInterviewServiceServer) StartSession(context.Context, *StartSessionRequest) (*StartSessionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method StartSession not implemented")
 }
+func (UnimplementedInterviewServiceServer) GetSession(context.Context, *GetSessionRequest) (*GetSessionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetSession not implemented")
+}
+func (UnimplementedInterviewServiceServer) ListSessions(context.Context, *ListSessionsRequest) (*ListSessionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListSessions not implemented")
+}
 func (UnimplementedInterviewServiceServer) NextQuestion(context.Context, *NextQuestionRequest) (*NextQuestionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method NextQuestion not implemented")
 }
@@ -477,12 +487,6 @@ func (UnimplementedInterviewServiceServer) SubmitAnswer(context.Context, *Submit
 }
 func (UnimplementedInterviewServiceServer) CompleteSession(context.Context, *CompleteSessionRequest) (*CompleteSessionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CompleteSession not implemented")
-}
-func (UnimplementedInterviewServiceServer) GetSession(context.Context, *GetSessionRequest) (*GetSessionResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method GetSession not implemented")
-}
-func (UnimplementedInterviewServiceServer) ListSessions(context.Context, *ListSessionsRequest) (*ListSessionsResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method ListSessions not implemented")
 }
 func (UnimplementedInterviewServiceServer) mustEmbedUnimplementedInterviewServiceServer() {}
 func (UnimplementedInterviewServiceServer) testEmbeddedByValue()                          {}
@@ -519,6 +523,42 @@ func _InterviewService_StartSession_Handler(srv interface{}, ctx context.Context
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(InterviewServiceServer).StartSession(ctx, req.(*StartSessionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _InterviewService_GetSession_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetSessionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(InterviewServiceServer).GetSession(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: InterviewService_GetSession_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(InterviewServiceServer).GetSession(ctx, req.(*GetSessionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _InterviewService_ListSessions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListSessionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(InterviewServiceServer).ListSessions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: InterviewService_ListSessions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(InterviewServiceServer).ListSessions(ctx, req.(*ListSessionsRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -577,42 +617,6 @@ func _InterviewService_CompleteSession_Handler(srv interface{}, ctx context.Cont
 	return interceptor(ctx, in, info, handler)
 }
 
-func _InterviewService_GetSession_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(GetSessionRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(InterviewServiceServer).GetSession(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: InterviewService_GetSession_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(InterviewServiceServer).GetSession(ctx, req.(*GetSessionRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _InterviewService_ListSessions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(ListSessionsRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(InterviewServiceServer).ListSessions(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: InterviewService_ListSessions_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(InterviewServiceServer).ListSessions(ctx, req.(*ListSessionsRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
 // InterviewService_ServiceDesc is the grpc.ServiceDesc for InterviewService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -625,6 +629,14 @@ var InterviewService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _InterviewService_StartSession_Handler,
 		},
 		{
+			MethodName: "GetSession",
+			Handler:    _InterviewService_GetSession_Handler,
+		},
+		{
+			MethodName: "ListSessions",
+			Handler:    _InterviewService_ListSessions_Handler,
+		},
+		{
 			MethodName: "NextQuestion",
 			Handler:    _InterviewService_NextQuestion_Handler,
 		},
@@ -635,14 +647,6 @@ var InterviewService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CompleteSession",
 			Handler:    _InterviewService_CompleteSession_Handler,
-		},
-		{
-			MethodName: "GetSession",
-			Handler:    _InterviewService_GetSession_Handler,
-		},
-		{
-			MethodName: "ListSessions",
-			Handler:    _InterviewService_ListSessions_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

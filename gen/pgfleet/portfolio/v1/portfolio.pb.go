@@ -9,6 +9,7 @@
 package portfoliov1
 
 import (
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -832,7 +833,11 @@ type CreatePortfolioRequest struct {
 	// Name, unique per user.
 	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
 	// ISO 4217 currency; default "USD".
-	Currency      string `protobuf:"bytes,3,opt,name=currency,proto3" json:"currency,omitempty"`
+	Currency string `protobuf:"bytes,3,opt,name=currency,proto3" json:"currency,omitempty"`
+	// Optional idempotency key, 1 to 100 characters, unique per user among portfolio
+	// creations: a repeat returns the portfolio the first call created (ALREADY_EXISTS if
+	// name or currency differ).
+	RequestId     string `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -884,6 +889,13 @@ func (x *CreatePortfolioRequest) GetName() string {
 func (x *CreatePortfolioRequest) GetCurrency() string {
 	if x != nil {
 		return x.Currency
+	}
+	return ""
+}
+
+func (x *CreatePortfolioRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
 	}
 	return ""
 }
@@ -1825,71 +1837,73 @@ var File_pgfleet_portfolio_v1_portfolio_proto protoreflect.FileDescriptor
 
 const file_pgfleet_portfolio_v1_portfolio_proto_rawDesc = "" +
 	"\n" +
-	"$pgfleet/portfolio/v1/portfolio.proto\x12\x14pgfleet.portfolio.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8c\x01\n" +
-	"\x04User\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x14\n" +
-	"\x05email\x18\x02 \x01(\tR\x05email\x12!\n" +
-	"\fdisplay_name\x18\x03 \x01(\tR\vdisplayName\x12;\n" +
-	"\vcreate_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\xf2\x01\n" +
-	"\tPortfolio\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x17\n" +
-	"\auser_id\x18\x02 \x01(\x03R\x06userId\x12\x12\n" +
-	"\x04name\x18\x03 \x01(\tR\x04name\x12\x1a\n" +
-	"\bcurrency\x18\x04 \x01(\tR\bcurrency\x12\x12\n" +
-	"\x04cash\x18\x05 \x01(\tR\x04cash\x12;\n" +
-	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\x12;\n" +
-	"\vupdate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"\x85\x02\n" +
-	"\bPosition\x12\x16\n" +
-	"\x06symbol\x18\x01 \x01(\tR\x06symbol\x12\x1a\n" +
-	"\bquantity\x18\x02 \x01(\tR\bquantity\x12!\n" +
-	"\faverage_cost\x18\x03 \x01(\tR\vaverageCost\x12\x1d\n" +
+	"$pgfleet/portfolio/v1/portfolio.proto\x12\x14pgfleet.portfolio.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9e\x01\n" +
+	"\x04User\x12\x13\n" +
+	"\x02id\x18\x01 \x01(\x03B\x03\xe0A\x03R\x02id\x12\x1c\n" +
+	"\x05email\x18\x02 \x01(\tB\x06\xe0A\x02\xe0A\x05R\x05email\x12!\n" +
+	"\fdisplay_name\x18\x03 \x01(\tR\vdisplayName\x12@\n" +
+	"\vcreate_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\n" +
+	"createTime\"\x95\x02\n" +
+	"\tPortfolio\x12\x13\n" +
+	"\x02id\x18\x01 \x01(\x03B\x03\xe0A\x03R\x02id\x12\x1c\n" +
+	"\auser_id\x18\x02 \x01(\x03B\x03\xe0A\x03R\x06userId\x12\x17\n" +
+	"\x04name\x18\x03 \x01(\tB\x03\xe0A\x02R\x04name\x12\x1f\n" +
+	"\bcurrency\x18\x04 \x01(\tB\x03\xe0A\x05R\bcurrency\x12\x17\n" +
+	"\x04cash\x18\x05 \x01(\tB\x03\xe0A\x03R\x04cash\x12@\n" +
+	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\n" +
+	"createTime\x12@\n" +
+	"\vupdate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\n" +
+	"updateTime\"\xa8\x02\n" +
+	"\bPosition\x12\x1b\n" +
+	"\x06symbol\x18\x01 \x01(\tB\x03\xe0A\x03R\x06symbol\x12\x1f\n" +
+	"\bquantity\x18\x02 \x01(\tB\x03\xe0A\x03R\bquantity\x12&\n" +
+	"\faverage_cost\x18\x03 \x01(\tB\x03\xe0A\x03R\vaverageCost\x12\"\n" +
 	"\n" +
-	"last_price\x18\x04 \x01(\tR\tlastPrice\x129\n" +
+	"last_price\x18\x04 \x01(\tB\x03\xe0A\x03R\tlastPrice\x12>\n" +
 	"\n" +
-	"price_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tpriceTime\x12!\n" +
-	"\fmarket_value\x18\x06 \x01(\tR\vmarketValue\x12%\n" +
-	"\x0eunrealized_pnl\x18\a \x01(\tR\runrealizedPnl\"\xaa\x02\n" +
-	"\x05Trade\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\x03R\x02id\x12!\n" +
-	"\fportfolio_id\x18\x02 \x01(\x03R\vportfolioId\x12\x16\n" +
-	"\x06symbol\x18\x03 \x01(\tR\x06symbol\x12.\n" +
-	"\x04side\x18\x04 \x01(\x0e2\x1a.pgfleet.portfolio.v1.SideR\x04side\x12\x1a\n" +
-	"\bquantity\x18\x05 \x01(\tR\bquantity\x12\x14\n" +
-	"\x05price\x18\x06 \x01(\tR\x05price\x12\x16\n" +
-	"\x06amount\x18\a \x01(\tR\x06amount\x12\x1d\n" +
+	"price_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\tpriceTime\x12&\n" +
+	"\fmarket_value\x18\x06 \x01(\tB\x03\xe0A\x03R\vmarketValue\x12*\n" +
+	"\x0eunrealized_pnl\x18\a \x01(\tB\x03\xe0A\x03R\runrealizedPnl\"\xd7\x02\n" +
+	"\x05Trade\x12\x13\n" +
+	"\x02id\x18\x01 \x01(\x03B\x03\xe0A\x03R\x02id\x12&\n" +
+	"\fportfolio_id\x18\x02 \x01(\x03B\x03\xe0A\x03R\vportfolioId\x12\x1b\n" +
+	"\x06symbol\x18\x03 \x01(\tB\x03\xe0A\x03R\x06symbol\x123\n" +
+	"\x04side\x18\x04 \x01(\x0e2\x1a.pgfleet.portfolio.v1.SideB\x03\xe0A\x03R\x04side\x12\x1f\n" +
+	"\bquantity\x18\x05 \x01(\tB\x03\xe0A\x03R\bquantity\x12\x19\n" +
+	"\x05price\x18\x06 \x01(\tB\x03\xe0A\x03R\x05price\x12\x1b\n" +
+	"\x06amount\x18\a \x01(\tB\x03\xe0A\x03R\x06amount\x12\"\n" +
 	"\n" +
-	"request_id\x18\b \x01(\tR\trequestId\x12=\n" +
-	"\fexecute_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\vexecuteTime\"\x8c\x02\n" +
-	"\fCashMovement\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\x03R\x02id\x12!\n" +
-	"\fportfolio_id\x18\x02 \x01(\x03R\vportfolioId\x12:\n" +
-	"\x04kind\x18\x03 \x01(\x0e2&.pgfleet.portfolio.v1.CashMovementKindR\x04kind\x12\x16\n" +
-	"\x06amount\x18\x04 \x01(\tR\x06amount\x12\x19\n" +
-	"\btrade_id\x18\x05 \x01(\x03R\atradeId\x12\x1d\n" +
+	"request_id\x18\b \x01(\tB\x03\xe0A\x03R\trequestId\x12B\n" +
+	"\fexecute_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\vexecuteTime\"\xaf\x02\n" +
+	"\fCashMovement\x12\x13\n" +
+	"\x02id\x18\x01 \x01(\x03B\x03\xe0A\x03R\x02id\x12&\n" +
+	"\fportfolio_id\x18\x02 \x01(\x03B\x03\xe0A\x03R\vportfolioId\x12?\n" +
+	"\x04kind\x18\x03 \x01(\x0e2&.pgfleet.portfolio.v1.CashMovementKindB\x03\xe0A\x03R\x04kind\x12\x1b\n" +
+	"\x06amount\x18\x04 \x01(\tB\x03\xe0A\x03R\x06amount\x12\x1e\n" +
+	"\btrade_id\x18\x05 \x01(\x03B\x03\xe0A\x03R\atradeId\x12\"\n" +
 	"\n" +
-	"request_id\x18\x06 \x01(\tR\trequestId\x12;\n" +
-	"\vcreate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"L\n" +
-	"\x11CreateUserRequest\x12\x14\n" +
-	"\x05email\x18\x01 \x01(\tR\x05email\x12!\n" +
+	"request_id\x18\x06 \x01(\tB\x03\xe0A\x03R\trequestId\x12@\n" +
+	"\vcreate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\n" +
+	"createTime\"Q\n" +
+	"\x11CreateUserRequest\x12\x19\n" +
+	"\x05email\x18\x01 \x01(\tB\x03\xe0A\x02R\x05email\x12!\n" +
 	"\fdisplay_name\x18\x02 \x01(\tR\vdisplayName\"D\n" +
 	"\x12CreateUserResponse\x12.\n" +
-	"\x04user\x18\x01 \x01(\v2\x1a.pgfleet.portfolio.v1.UserR\x04user\")\n" +
-	"\x0eGetUserRequest\x12\x17\n" +
-	"\auser_id\x18\x01 \x01(\x03R\x06userId\"A\n" +
+	"\x04user\x18\x01 \x01(\v2\x1a.pgfleet.portfolio.v1.UserR\x04user\".\n" +
+	"\x0eGetUserRequest\x12\x1c\n" +
+	"\auser_id\x18\x01 \x01(\x03B\x03\xe0A\x02R\x06userId\"A\n" +
 	"\x0fGetUserResponse\x12.\n" +
-	"\x04user\x18\x01 \x01(\v2\x1a.pgfleet.portfolio.v1.UserR\x04user\"a\n" +
+	"\x04user\x18\x01 \x01(\v2\x1a.pgfleet.portfolio.v1.UserR\x04user\"\x85\x01\n" +
 	"\x16CreatePortfolioRequest\x12\x17\n" +
-	"\auser_id\x18\x01 \x01(\x03R\x06userId\x12\x12\n" +
-	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1a\n" +
-	"\bcurrency\x18\x03 \x01(\tR\bcurrency\"X\n" +
+	"\auser_id\x18\x01 \x01(\x03R\x06userId\x12\x17\n" +
+	"\x04name\x18\x02 \x01(\tB\x03\xe0A\x02R\x04name\x12\x1a\n" +
+	"\bcurrency\x18\x03 \x01(\tR\bcurrency\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x04 \x01(\tR\trequestId\"X\n" +
 	"\x17CreatePortfolioResponse\x12=\n" +
-	"\tportfolio\x18\x01 \x01(\v2\x1f.pgfleet.portfolio.v1.PortfolioR\tportfolio\"8\n" +
-	"\x13GetPortfolioRequest\x12!\n" +
-	"\fportfolio_id\x18\x01 \x01(\x03R\vportfolioId\"\xdd\x01\n" +
+	"\tportfolio\x18\x01 \x01(\v2\x1f.pgfleet.portfolio.v1.PortfolioR\tportfolio\"=\n" +
+	"\x13GetPortfolioRequest\x12&\n" +
+	"\fportfolio_id\x18\x01 \x01(\x03B\x03\xe0A\x02R\vportfolioId\"\xdd\x01\n" +
 	"\x14GetPortfolioResponse\x12=\n" +
 	"\tportfolio\x18\x01 \x01(\v2\x1f.pgfleet.portfolio.v1.PortfolioR\tportfolio\x12<\n" +
 	"\tpositions\x18\x02 \x03(\v2\x1e.pgfleet.portfolio.v1.PositionR\tpositions\x12'\n" +
@@ -1906,37 +1920,37 @@ const file_pgfleet_portfolio_v1_portfolio_proto_rawDesc = "" +
 	"\n" +
 	"portfolios\x18\x01 \x03(\v2\x1f.pgfleet.portfolio.v1.PortfolioR\n" +
 	"portfolios\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"j\n" +
-	"\x0eDepositRequest\x12!\n" +
-	"\fportfolio_id\x18\x01 \x01(\x03R\vportfolioId\x12\x16\n" +
-	"\x06amount\x18\x02 \x01(\tR\x06amount\x12\x1d\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"y\n" +
+	"\x0eDepositRequest\x12&\n" +
+	"\fportfolio_id\x18\x01 \x01(\x03B\x03\xe0A\x02R\vportfolioId\x12\x1b\n" +
+	"\x06amount\x18\x02 \x01(\tB\x03\xe0A\x02R\x06amount\x12\"\n" +
 	"\n" +
-	"request_id\x18\x03 \x01(\tR\trequestId\"\x90\x01\n" +
+	"request_id\x18\x03 \x01(\tB\x03\xe0A\x02R\trequestId\"\x90\x01\n" +
 	"\x0fDepositResponse\x12=\n" +
 	"\tportfolio\x18\x01 \x01(\v2\x1f.pgfleet.portfolio.v1.PortfolioR\tportfolio\x12>\n" +
-	"\bmovement\x18\x02 \x01(\v2\".pgfleet.portfolio.v1.CashMovementR\bmovement\"k\n" +
-	"\x0fWithdrawRequest\x12!\n" +
-	"\fportfolio_id\x18\x01 \x01(\x03R\vportfolioId\x12\x16\n" +
-	"\x06amount\x18\x02 \x01(\tR\x06amount\x12\x1d\n" +
+	"\bmovement\x18\x02 \x01(\v2\".pgfleet.portfolio.v1.CashMovementR\bmovement\"z\n" +
+	"\x0fWithdrawRequest\x12&\n" +
+	"\fportfolio_id\x18\x01 \x01(\x03B\x03\xe0A\x02R\vportfolioId\x12\x1b\n" +
+	"\x06amount\x18\x02 \x01(\tB\x03\xe0A\x02R\x06amount\x12\"\n" +
 	"\n" +
-	"request_id\x18\x03 \x01(\tR\trequestId\"\x91\x01\n" +
+	"request_id\x18\x03 \x01(\tB\x03\xe0A\x02R\trequestId\"\x91\x01\n" +
 	"\x10WithdrawResponse\x12=\n" +
 	"\tportfolio\x18\x01 \x01(\v2\x1f.pgfleet.portfolio.v1.PortfolioR\tportfolio\x12>\n" +
-	"\bmovement\x18\x02 \x01(\v2\".pgfleet.portfolio.v1.CashMovementR\bmovement\"\xdc\x01\n" +
-	"\x13ExecuteTradeRequest\x12!\n" +
-	"\fportfolio_id\x18\x01 \x01(\x03R\vportfolioId\x12\x16\n" +
-	"\x06symbol\x18\x02 \x01(\tR\x06symbol\x12.\n" +
-	"\x04side\x18\x03 \x01(\x0e2\x1a.pgfleet.portfolio.v1.SideR\x04side\x12\x1a\n" +
-	"\bquantity\x18\x04 \x01(\tR\bquantity\x12\x1f\n" +
+	"\bmovement\x18\x02 \x01(\v2\".pgfleet.portfolio.v1.CashMovementR\bmovement\"\xf5\x01\n" +
+	"\x13ExecuteTradeRequest\x12&\n" +
+	"\fportfolio_id\x18\x01 \x01(\x03B\x03\xe0A\x02R\vportfolioId\x12\x1b\n" +
+	"\x06symbol\x18\x02 \x01(\tB\x03\xe0A\x02R\x06symbol\x123\n" +
+	"\x04side\x18\x03 \x01(\x0e2\x1a.pgfleet.portfolio.v1.SideB\x03\xe0A\x02R\x04side\x12\x1f\n" +
+	"\bquantity\x18\x04 \x01(\tB\x03\xe0A\x02R\bquantity\x12\x1f\n" +
 	"\vlimit_price\x18\x05 \x01(\tR\n" +
-	"limitPrice\x12\x1d\n" +
+	"limitPrice\x12\"\n" +
 	"\n" +
-	"request_id\x18\x06 \x01(\tR\trequestId\"]\n" +
+	"request_id\x18\x06 \x01(\tB\x03\xe0A\x02R\trequestId\"]\n" +
 	"\x14ExecuteTradeResponse\x121\n" +
 	"\x05trade\x18\x01 \x01(\v2\x1b.pgfleet.portfolio.v1.TradeR\x05trade\x12\x12\n" +
-	"\x04cash\x18\x02 \x01(\tR\x04cash\"\xa5\x01\n" +
-	"\x11ListTradesRequest\x12!\n" +
-	"\fportfolio_id\x18\x01 \x01(\x03R\vportfolioId\x12\x16\n" +
+	"\x04cash\x18\x02 \x01(\tR\x04cash\"\xaa\x01\n" +
+	"\x11ListTradesRequest\x12&\n" +
+	"\fportfolio_id\x18\x01 \x01(\x03B\x03\xe0A\x02R\vportfolioId\x12\x16\n" +
 	"\x06filter\x18\x02 \x01(\tR\x06filter\x12\x19\n" +
 	"\border_by\x18\x03 \x01(\tR\aorderBy\x12\x1b\n" +
 	"\tpage_size\x18\x04 \x01(\x05R\bpageSize\x12\x1d\n" +
@@ -1944,9 +1958,9 @@ const file_pgfleet_portfolio_v1_portfolio_proto_rawDesc = "" +
 	"page_token\x18\x05 \x01(\tR\tpageToken\"q\n" +
 	"\x12ListTradesResponse\x123\n" +
 	"\x06trades\x18\x01 \x03(\v2\x1b.pgfleet.portfolio.v1.TradeR\x06trades\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"y\n" +
-	"\x18ListCashMovementsRequest\x12!\n" +
-	"\fportfolio_id\x18\x01 \x01(\x03R\vportfolioId\x12\x1b\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"~\n" +
+	"\x18ListCashMovementsRequest\x12&\n" +
+	"\fportfolio_id\x18\x01 \x01(\x03B\x03\xe0A\x02R\vportfolioId\x12\x1b\n" +
 	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x03 \x01(\tR\tpageToken\"\x85\x01\n" +

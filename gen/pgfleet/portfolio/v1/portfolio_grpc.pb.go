@@ -52,7 +52,8 @@ type PortfolioServiceClient interface {
 	// GetUser returns one user: the caller's own (an admin's: any); NOT_FOUND for another's, as
 	// for one that does not exist.
 	GetUser(ctx context.Context, in *GetUserRequest, opts ...grpc.CallOption) (*GetUserResponse, error)
-	// CreatePortfolio opens an empty portfolio for the caller's user.
+	// CreatePortfolio opens an empty portfolio for the caller's user. With a request_id, a
+	// repeat returns the portfolio the first call created.
 	CreatePortfolio(ctx context.Context, in *CreatePortfolioRequest, opts ...grpc.CallOption) (*CreatePortfolioResponse, error)
 	// GetPortfolio returns a portfolio with its positions valued at the latest prices.
 	GetPortfolio(ctx context.Context, in *GetPortfolioRequest, opts ...grpc.CallOption) (*GetPortfolioResponse, error)
@@ -199,7 +200,8 @@ type PortfolioServiceServer interface {
 	// GetUser returns one user: the caller's own (an admin's: any); NOT_FOUND for another's, as
 	// for one that does not exist.
 	GetUser(context.Context, *GetUserRequest) (*GetUserResponse, error)
-	// CreatePortfolio opens an empty portfolio for the caller's user.
+	// CreatePortfolio opens an empty portfolio for the caller's user. With a request_id, a
+	// repeat returns the portfolio the first call created.
 	CreatePortfolio(context.Context, *CreatePortfolioRequest) (*CreatePortfolioResponse, error)
 	// GetPortfolio returns a portfolio with its positions valued at the latest prices.
 	GetPortfolio(context.Context, *GetPortfolioRequest) (*GetPortfolioResponse, error)

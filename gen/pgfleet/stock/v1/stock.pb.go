@@ -9,6 +9,7 @@
 package stockv1
 
 import (
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -1692,43 +1693,43 @@ var File_pgfleet_stock_v1_stock_proto protoreflect.FileDescriptor
 
 const file_pgfleet_stock_v1_stock_proto_rawDesc = "" +
 	"\n" +
-	"\x1cpgfleet/stock/v1/stock.proto\x12\x10pgfleet.stock.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb8\x02\n" +
-	"\x05Stock\x12\x16\n" +
-	"\x06symbol\x18\x01 \x01(\tR\x06symbol\x12\x12\n" +
-	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
+	"\x1cpgfleet/stock/v1/stock.proto\x12\x10pgfleet.stock.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcf\x02\n" +
+	"\x05Stock\x12\x1e\n" +
+	"\x06symbol\x18\x01 \x01(\tB\x06\xe0A\x02\xe0A\x05R\x06symbol\x12\x17\n" +
+	"\x04name\x18\x02 \x01(\tB\x03\xe0A\x02R\x04name\x12\x16\n" +
 	"\x06sector\x18\x03 \x01(\tR\x06sector\x12\x1a\n" +
 	"\bindustry\x18\x04 \x01(\tR\bindustry\x12\x1a\n" +
 	"\bexchange\x18\x05 \x01(\tR\bexchange\x12\x1a\n" +
 	"\bcurrency\x18\x06 \x01(\tR\bcurrency\x12\x1d\n" +
 	"\n" +
-	"market_cap\x18\a \x01(\x03R\tmarketCap\x12;\n" +
-	"\vcreate_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\x12;\n" +
-	"\vupdate_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"\xb7\x01\n" +
-	"\x05Price\x12\x16\n" +
-	"\x06symbol\x18\x01 \x01(\tR\x06symbol\x12.\n" +
-	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x12\n" +
-	"\x04open\x18\x03 \x01(\tR\x04open\x12\x12\n" +
-	"\x04high\x18\x04 \x01(\tR\x04high\x12\x10\n" +
-	"\x03low\x18\x05 \x01(\tR\x03low\x12\x14\n" +
-	"\x05close\x18\x06 \x01(\tR\x05close\x12\x16\n" +
-	"\x06volume\x18\a \x01(\x03R\x06volume\"\xcd\x02\n" +
-	"\x0eRecommendation\x12\x16\n" +
-	"\x06symbol\x18\x01 \x01(\tR\x06symbol\x12\x16\n" +
-	"\x06source\x18\x02 \x01(\tR\x06source\x120\n" +
-	"\x06action\x18\x03 \x01(\x0e2\x18.pgfleet.stock.v1.ActionR\x06action\x12!\n" +
+	"market_cap\x18\a \x01(\x03R\tmarketCap\x12@\n" +
+	"\vcreate_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\n" +
+	"createTime\x12@\n" +
+	"\vupdate_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\n" +
+	"updateTime\"\xd5\x01\n" +
+	"\x05Price\x12\x1b\n" +
+	"\x06symbol\x18\x01 \x01(\tB\x03\xe0A\x02R\x06symbol\x123\n" +
+	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x02R\x04time\x12\x17\n" +
+	"\x04open\x18\x03 \x01(\tB\x03\xe0A\x02R\x04open\x12\x17\n" +
+	"\x04high\x18\x04 \x01(\tB\x03\xe0A\x02R\x04high\x12\x15\n" +
+	"\x03low\x18\x05 \x01(\tB\x03\xe0A\x02R\x03low\x12\x19\n" +
+	"\x05close\x18\x06 \x01(\tB\x03\xe0A\x02R\x05close\x12\x16\n" +
+	"\x06volume\x18\a \x01(\x03R\x06volume\"\xe6\x02\n" +
+	"\x0eRecommendation\x12\x1b\n" +
+	"\x06symbol\x18\x01 \x01(\tB\x03\xe0A\x02R\x06symbol\x12\x1b\n" +
+	"\x06source\x18\x02 \x01(\tB\x03\xe0A\x02R\x06source\x125\n" +
+	"\x06action\x18\x03 \x01(\x0e2\x18.pgfleet.stock.v1.ActionB\x03\xe0A\x02R\x06action\x12!\n" +
 	"\ftarget_price\x18\x04 \x01(\tR\vtargetPrice\x12\x1e\n" +
 	"\n" +
 	"confidence\x18\x05 \x01(\x01R\n" +
 	"confidence\x12\x1c\n" +
-	"\trationale\x18\x06 \x01(\tR\trationale\x12;\n" +
-	"\vcreate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\x12;\n" +
-	"\vupdate_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\")\n" +
-	"\x0fGetStockRequest\x12\x16\n" +
-	"\x06symbol\x18\x01 \x01(\tR\x06symbol\"A\n" +
+	"\trationale\x18\x06 \x01(\tR\trationale\x12@\n" +
+	"\vcreate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\n" +
+	"createTime\x12@\n" +
+	"\vupdate_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\n" +
+	"updateTime\".\n" +
+	"\x0fGetStockRequest\x12\x1b\n" +
+	"\x06symbol\x18\x01 \x01(\tB\x03\xe0A\x02R\x06symbol\"A\n" +
 	"\x10GetStockResponse\x12-\n" +
 	"\x05stock\x18\x01 \x01(\v2\x17.pgfleet.stock.v1.StockR\x05stock\"\x82\x01\n" +
 	"\x11ListStocksRequest\x12\x16\n" +
@@ -1739,34 +1740,34 @@ const file_pgfleet_stock_v1_stock_proto_rawDesc = "" +
 	"page_token\x18\x04 \x01(\tR\tpageToken\"m\n" +
 	"\x12ListStocksResponse\x12/\n" +
 	"\x06stocks\x18\x01 \x03(\v2\x17.pgfleet.stock.v1.StockR\x06stocks\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"1\n" +
-	"\x15BatchGetStocksRequest\x12\x18\n" +
-	"\asymbols\x18\x01 \x03(\tR\asymbols\"r\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"6\n" +
+	"\x15BatchGetStocksRequest\x12\x1d\n" +
+	"\asymbols\x18\x01 \x03(\tB\x03\xe0A\x02R\asymbols\"r\n" +
 	"\x16BatchGetStocksResponse\x12/\n" +
 	"\x06stocks\x18\x01 \x03(\v2\x17.pgfleet.stock.v1.StockR\x06stocks\x12'\n" +
-	"\x0fmissing_symbols\x18\x02 \x03(\tR\x0emissingSymbols\"F\n" +
-	"\x13UpsertStocksRequest\x12/\n" +
-	"\x06stocks\x18\x01 \x03(\v2\x17.pgfleet.stock.v1.StockR\x06stocks\"b\n" +
+	"\x0fmissing_symbols\x18\x02 \x03(\tR\x0emissingSymbols\"K\n" +
+	"\x13UpsertStocksRequest\x124\n" +
+	"\x06stocks\x18\x01 \x03(\v2\x17.pgfleet.stock.v1.StockB\x03\xe0A\x02R\x06stocks\"b\n" +
 	"\x14UpsertStocksResponse\x12%\n" +
 	"\x0einserted_count\x18\x01 \x01(\x05R\rinsertedCount\x12#\n" +
-	"\rupdated_count\x18\x02 \x01(\x05R\fupdatedCount\",\n" +
-	"\x12DeleteStockRequest\x12\x16\n" +
-	"\x06symbol\x18\x01 \x01(\tR\x06symbol\"\x15\n" +
+	"\rupdated_count\x18\x02 \x01(\x05R\fupdatedCount\"1\n" +
+	"\x12DeleteStockRequest\x12\x1b\n" +
+	"\x06symbol\x18\x01 \x01(\tB\x03\xe0A\x02R\x06symbol\"\x15\n" +
 	"\x13DeleteStockResponse\"\x85\x01\n" +
 	"\x13IngestPricesRequest\x12/\n" +
 	"\x06prices\x18\x01 \x03(\v2\x17.pgfleet.stock.v1.PriceR\x06prices\x12=\n" +
 	"\vappend_only\x18\x02 \x01(\v2\x1c.pgfleet.stock.v1.AppendOnlyR\n" +
-	"appendOnly\"&\n" +
+	"appendOnly\"+\n" +
 	"\n" +
-	"AppendOnly\x12\x18\n" +
-	"\asymbols\x18\x01 \x03(\tR\asymbols\"\xa3\x01\n" +
+	"AppendOnly\x12\x1d\n" +
+	"\asymbols\x18\x01 \x03(\tB\x03\xe0A\x02R\asymbols\"\xa3\x01\n" +
 	"\x14IngestPricesResponse\x12%\n" +
 	"\x0ereceived_count\x18\x01 \x01(\x03R\rreceivedCount\x12%\n" +
 	"\x0einserted_count\x18\x02 \x01(\x03R\rinsertedCount\x12#\n" +
 	"\rupdated_count\x18\x03 \x01(\x03R\fupdatedCount\x12\x18\n" +
-	"\asymbols\x18\x04 \x03(\tR\asymbols\"\xd9\x01\n" +
-	"\x11ListPricesRequest\x12\x16\n" +
-	"\x06symbol\x18\x01 \x01(\tR\x06symbol\x129\n" +
+	"\asymbols\x18\x04 \x03(\tR\asymbols\"\xde\x01\n" +
+	"\x11ListPricesRequest\x12\x1b\n" +
+	"\x06symbol\x18\x01 \x01(\tB\x03\xe0A\x02R\x06symbol\x129\n" +
 	"\n" +
 	"start_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
 	"\bend_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x12\x1b\n" +
@@ -1775,18 +1776,18 @@ const file_pgfleet_stock_v1_stock_proto_rawDesc = "" +
 	"page_token\x18\x05 \x01(\tR\tpageToken\"m\n" +
 	"\x12ListPricesResponse\x12/\n" +
 	"\x06prices\x18\x01 \x03(\v2\x17.pgfleet.stock.v1.PriceR\x06prices\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xbe\x01\n" +
-	"\x13StreamPricesRequest\x12\x16\n" +
-	"\x06symbol\x18\x01 \x01(\tR\x06symbol\x129\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xc3\x01\n" +
+	"\x13StreamPricesRequest\x12\x1b\n" +
+	"\x06symbol\x18\x01 \x01(\tB\x03\xe0A\x02R\x06symbol\x129\n" +
 	"\n" +
 	"start_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
 	"\bend_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x12\x1d\n" +
 	"\n" +
 	"batch_size\x18\x04 \x01(\x05R\tbatchSize\"G\n" +
 	"\x14StreamPricesResponse\x12/\n" +
-	"\x06prices\x18\x01 \x03(\v2\x17.pgfleet.stock.v1.PriceR\x06prices\"2\n" +
-	"\x16GetLatestPricesRequest\x12\x18\n" +
-	"\asymbols\x18\x01 \x03(\tR\asymbols\"s\n" +
+	"\x06prices\x18\x01 \x03(\v2\x17.pgfleet.stock.v1.PriceR\x06prices\"7\n" +
+	"\x16GetLatestPricesRequest\x12\x1d\n" +
+	"\asymbols\x18\x01 \x03(\tB\x03\xe0A\x02R\asymbols\"s\n" +
 	"\x17GetLatestPricesResponse\x12/\n" +
 	"\x06prices\x18\x01 \x03(\v2\x17.pgfleet.stock.v1.PriceR\x06prices\x12'\n" +
 	"\x0fmissing_symbols\x18\x02 \x03(\tR\x0emissingSymbols\"\x8b\x01\n" +
@@ -1798,9 +1799,9 @@ const file_pgfleet_stock_v1_stock_proto_rawDesc = "" +
 	"page_token\x18\x04 \x01(\tR\tpageToken\"\x91\x01\n" +
 	"\x1bListRecommendationsResponse\x12J\n" +
 	"\x0frecommendations\x18\x01 \x03(\v2 .pgfleet.stock.v1.RecommendationR\x0frecommendations\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"j\n" +
-	"\x1cUpsertRecommendationsRequest\x12J\n" +
-	"\x0frecommendations\x18\x01 \x03(\v2 .pgfleet.stock.v1.RecommendationR\x0frecommendations\"k\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"o\n" +
+	"\x1cUpsertRecommendationsRequest\x12O\n" +
+	"\x0frecommendations\x18\x01 \x03(\v2 .pgfleet.stock.v1.RecommendationB\x03\xe0A\x02R\x0frecommendations\"k\n" +
 	"\x1dUpsertRecommendationsResponse\x12%\n" +
 	"\x0einserted_count\x18\x01 \x01(\x05R\rinsertedCount\x12#\n" +
 	"\rupdated_count\x18\x02 \x01(\x05R\fupdatedCount*\x81\x01\n" +
