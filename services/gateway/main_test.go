@@ -42,6 +42,7 @@ func TestGateway(t *testing.T) {
 		{"get_stock", testGetStock},
 		{"list_stocks_paged", testListStocksPaged},
 		{"stream_prices", testStreamPrices},
+		{"next_question", testNextQuestion},
 		{"bad_requests", testBadRequests},
 		{"body_too_large", testBodyTooLarge},
 		{"validation_details", testValidationDetails},

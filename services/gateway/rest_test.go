@@ -145,3 +145,32 @@ func testStreamPrices(t *testing.T, e *env) {
 		t.Errorf("stream = %d rows in %d lines, want %d in %d", rows, lines, priceDays, priceDays/100)
 	}
 }
+
+// testNextQuestion: GET /v1/sessions/{id}:next reaches NextQuestion (GetSession's
+// /v1/sessions/{session_id} must not capture "38:next") and answers the session's first
+// unanswered question.
+func testNextQuestion(t *testing.T, e *env) {
+	as := bearer(t, "next-question@example.com")
+	r := e.gw.do(t, http.MethodPost, "/v1/sessions", `{"criteria":{"categories":["SQL"],"count":2}}`, as...)
+	type question struct {
+		Position   int    `json:"position"`
+		QuestionID string `json:"question_id"`
+	}
+	session := decode[struct {
+		Session struct {
+			ID        string     `json:"id"`
+			Questions []question `json:"questions"`
+		} `json:"session"`
+	}](t, r).Session
+	if r.code != http.StatusOK || session.ID == "" || len(session.Questions) != 2 {
+		t.Fatalf("POST /v1/sessions = %v, want a session of 2 questions", r)
+	}
+	r = e.gw.do(t, http.MethodGet, "/v1/sessions/"+session.ID+":next", "", as...)
+	got := decode[struct {
+		Question  question `json:"question"`
+		Remaining int      `json:"remaining"`
+	}](t, r)
+	if r.code != http.StatusOK || got.Question != session.Questions[0] || got.Remaining != 2 {
+		t.Errorf("GET /v1/sessions/%s:next = %v, want question %+v with 2 remaining", session.ID, r, session.Questions[0])
+	}
+}
