@@ -46,9 +46,10 @@ func (s *Server) GetUser(ctx context.Context, req *portfoliov1.GetUserRequest) (
 	return &portfoliov1.GetUserResponse{User: toUser(u)}, nil
 }
 
-// CreatePortfolio opens an empty portfolio.
+// CreatePortfolio opens an empty portfolio, once per request_id: a repeat returns the
+// portfolio the first call created, as it is now.
 func (s *Server) CreatePortfolio(ctx context.Context, req *portfoliov1.CreatePortfolioRequest) (*portfoliov1.CreatePortfolioResponse, error) {
-	currency := req.GetCurrency()
+	name, currency, rid := req.GetName(), req.GetCurrency(), req.GetRequestId()
 	if currency == "" {
 		currency = "USD"
 	}
@@ -56,7 +57,10 @@ func (s *Server) CreatePortfolio(ctx context.Context, req *portfoliov1.CreatePor
 	if err != nil {
 		return nil, s.grpcError(ctx, err)
 	}
-	p, err := s.store.CreatePortfolio(ctx, owner, req.GetName(), currency)
+	p, created, err := s.store.CreatePortfolio(ctx, owner, name, currency, rid)
+	if err == nil && !created && (p.Name != name || p.Currency != currency) {
+		err = reusedRequestID(rid)
+	}
 	if err != nil {
 		return nil, s.grpcError(ctx, err)
 	}

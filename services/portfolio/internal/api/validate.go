@@ -9,10 +9,9 @@ import (
 )
 
 const (
-	maxEmailLen     = 254
-	maxNameLen      = 200
-	maxRequestIDLen = 100
-	maxSymbolLen    = 10
+	maxEmailLen  = 254
+	maxNameLen   = 200
+	maxSymbolLen = 10
 )
 
 // Validate checks a request before its handler runs (the server's validation interceptor
@@ -35,16 +34,17 @@ func Validate(req any) error {
 			v.Check(len(c) == 3 && strings.ToUpper(c) == c && strings.Trim(c, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") == "",
 				"currency", "must be an ISO 4217 code like \"USD\", got %q", c)
 		}
+		v.RequestID("request_id", r.GetRequestId(), false)
 	case *portfoliov1.GetPortfolioRequest:
 		checkID(&v, "portfolio_id", r.GetPortfolioId())
 	case *portfoliov1.DepositRequest:
 		checkID(&v, "portfolio_id", r.GetPortfolioId())
 		checkPositive(&v, "amount", r.GetAmount())
-		checkRequestID(&v, r.GetRequestId())
+		v.RequestID("request_id", r.GetRequestId(), true)
 	case *portfoliov1.WithdrawRequest:
 		checkID(&v, "portfolio_id", r.GetPortfolioId())
 		checkPositive(&v, "amount", r.GetAmount())
-		checkRequestID(&v, r.GetRequestId())
+		v.RequestID("request_id", r.GetRequestId(), true)
 	case *portfoliov1.ExecuteTradeRequest:
 		checkID(&v, "portfolio_id", r.GetPortfolioId())
 		sym := r.GetSymbol()
@@ -56,7 +56,7 @@ func Validate(req any) error {
 		if r.GetLimitPrice() != "" {
 			checkPositive(&v, "limit_price", r.GetLimitPrice())
 		}
-		checkRequestID(&v, r.GetRequestId())
+		v.RequestID("request_id", r.GetRequestId(), true)
 	case *portfoliov1.ListTradesRequest:
 		checkID(&v, "portfolio_id", r.GetPortfolioId())
 	case *portfoliov1.ListCashMovementsRequest:
@@ -76,8 +76,4 @@ func checkPositive(v *validate.Violations, field, s string) {
 		return
 	}
 	v.Check(r.Sign() > 0, field, "must be positive, got %q", s)
-}
-
-func checkRequestID(v *validate.Violations, id string) {
-	v.Check(id != "" && len(id) <= maxRequestIDLen, "request_id", "is required: 1 to %d characters that identify this request, so a retry of it is not executed twice", maxRequestIDLen)
 }

@@ -32,23 +32,40 @@ type Position struct {
 
 const portfolioColumns = `id, user_id, name, currency, cash::text AS cash, create_time, update_time`
 
-// CreatePortfolio inserts an empty portfolio. A missing user gives ErrNotFound, a name the
-// user already has gives ErrConflict.
-func (s *Store) CreatePortfolio(ctx context.Context, userID int64, name, currency string) (Portfolio, error) {
-	const q = `
-		INSERT INTO portfolio.portfolios (user_id, name, currency) VALUES ($1, $2, $3)
+// CreatePortfolio inserts an empty portfolio for userID, once per requestID ("": no
+// idempotency). A missing user gives ErrNotFound, a name the user already has ErrConflict.
+// A requestID the user has used gives the portfolio it created, created false; the caller
+// compares its name and currency with the request's.
+func (s *Store) CreatePortfolio(ctx context.Context, userID int64, name, currency, requestID string) (p Portfolio, created bool, err error) {
+	// Without a conflict target every unique index arbitrates: a taken name or request_id
+	// inserts nothing, after waiting for a concurrent inserter to commit or roll back. Under
+	// READ COMMITTED the next statement then sees the row that won.
+	const insert = `
+		INSERT INTO portfolio.portfolios (user_id, name, currency, request_id) VALUES ($1, $2, $3, $4)
+		ON CONFLICT DO NOTHING
 		RETURNING ` + portfolioColumns
-	rows, _ := s.db.Query(ctx, q, userID, name, currency)
-	p, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[Portfolio])
+	const byRequest = `SELECT ` + portfolioColumns + ` FROM portfolio.portfolios WHERE user_id = $1 AND request_id = $2`
+	rows, _ := s.db.Query(ctx, insert, userID, name, currency, requestID)
+	p, err = pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[Portfolio])
 	switch {
+	case err == nil:
+		return p, true, nil
 	case isCode(err, pgerrcode.ForeignKeyViolation):
-		return Portfolio{}, fmt.Errorf("user %d: %w", userID, ErrNotFound)
-	case isCode(err, pgerrcode.UniqueViolation):
-		return Portfolio{}, fmt.Errorf("portfolio %q of user %d: %w", name, userID, ErrConflict)
-	case err != nil:
-		return Portfolio{}, fmt.Errorf("create portfolio: %w", err)
+		return Portfolio{}, false, fmt.Errorf("user %d: %w", userID, ErrNotFound)
+	case !errors.Is(err, pgx.ErrNoRows):
+		return Portfolio{}, false, fmt.Errorf("create portfolio: %w", err)
 	}
-	return p, nil
+	if requestID != "" {
+		rows, _ = s.db.Query(ctx, byRequest, userID, requestID)
+		p, err = pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[Portfolio])
+		if err == nil {
+			return p, false, nil
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return Portfolio{}, false, fmt.Errorf("portfolio of request %q: %w", requestID, err)
+		}
+	}
+	return Portfolio{}, false, fmt.Errorf("portfolio %q of user %d: %w", name, userID, ErrConflict)
 }
 
 // GetPortfolio returns a portfolio or an error wrapping ErrNotFound.
