@@ -18,6 +18,9 @@ GRPC_HEALTH_PROBE_VERSION := v0.4.61
 # kustomize renders deploy/overlays; its Go API (sigs.k8s.io/kustomize/api) in deploy/go.mod
 # is the same release, so `make manifests` prints what deploy's tests checked.
 KUSTOMIZE_VERSION        := v5.8.2
+# gojq answers as jq in .tmp/bin: the README's walkthroughs pass ids along with jq (v0.12.20 needs
+# a go-yaml version the module proxy refuses).
+GOJQ_VERSION             := v0.12.17
 
 TMP   := $(CURDIR)/.tmp
 BIN   := $(TMP)/bin
@@ -49,6 +52,8 @@ $(eval $(call tool,golangci-lint,github.com/golangci/golangci-lint/v2/cmd/golang
 $(eval $(call tool,grpcurl,github.com/fullstorydev/grpcurl/cmd/grpcurl,$(GRPCURL_VERSION)))
 $(eval $(call tool,grpc_health_probe,github.com/grpc-ecosystem/grpc-health-probe,$(GRPC_HEALTH_PROBE_VERSION)))
 $(eval $(call tool,kustomize,sigs.k8s.io/kustomize/kustomize/v5,$(KUSTOMIZE_VERSION)))
+$(eval $(call tool,jq,github.com/itchyny/gojq/cmd/gojq,$(GOJQ_VERSION)))
+RUN_TOOLS := $(STAMP)/grpcurl@$(GRPCURL_VERSION) $(STAMP)/grpc_health_probe@$(GRPC_HEALTH_PROBE_VERSION) $(STAMP)/jq@$(GOJQ_VERSION)
 PROTO_TOOLS := $(filter $(STAMP)/buf@% $(STAMP)/protoc-gen-%,$(TOOLS))
 
 # googleapis protos the APIs import, printed from the descriptors in genproto (the version
@@ -133,8 +138,18 @@ ifeq ($(BENCH_GO_TEST),1)
 endif
 
 .PHONY: run
-run: build $(STAMP)/grpcurl@$(GRPCURL_VERSION) $(STAMP)/grpc_health_probe@$(GRPC_HEALTH_PROBE_VERSION) ## start PostgreSQL, the fleet and demo data; Ctrl-C stops it
+run: build $(RUN_TOOLS) ## start PostgreSQL, the fleet and demo data; Ctrl-C stops it
 	deploy/local/run.sh
+
+.PHONY: examples
+examples: build $(RUN_TOOLS) ## run the README's examples, as printed, against a fresh make run
+	go build -o $(TMP)/examples ./deploy/examples
+	@# As root, in a network namespace of its own: the fleet's fixed ports cannot clash.
+	@if [ "$$(id -u)" = 0 ] && command -v ip >/dev/null && unshare -n true 2>/dev/null; then \
+		unshare -n sh -c 'ip link set lo up && exec $(TMP)/examples -root $(CURDIR)'; \
+	else \
+		$(TMP)/examples -root $(CURDIR); \
+	fi
 
 OVERLAY ?= prod
 .PHONY: manifests

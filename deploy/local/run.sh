@@ -17,8 +17,9 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
 HERE=deploy/local
 BIN=$ROOT/.tmp/bin
-LOG_DIR=.tmp/run/logs
-DATA_DIR=$HERE/data
+RUN_DIR=${PGFLEET_RUN_DIR:-.tmp/run}
+LOG_DIR=$RUN_DIR/logs
+DATA_DIR=${PGFLEET_DATA_DIR:-$HERE/data}
 DB=pgfleet
 export PATH="$BIN:$PATH"
 
@@ -312,8 +313,8 @@ wait_serving() {
 }
 
 # Auth: every service checks JWTs signed with one HS256 secret, made once per checkout and kept
-# in .tmp/run so that printed tokens stay valid across runs (JWT_SECRET overrides it).
-SECRET_FILE=.tmp/run/jwt-secret
+# in $RUN_DIR (.tmp/run) so that printed tokens stay valid across runs (JWT_SECRET overrides it).
+SECRET_FILE=$RUN_DIR/jwt-secret
 if [ -z "${JWT_SECRET:-}" ]; then
 	if [ ! -s "$SECRET_FILE" ]; then
 		(umask 077 && head -c 32 /dev/urandom | base64 | tr -d '\n=' >"$SECRET_FILE")

@@ -1,0 +1,477 @@
+// Command examples runs the README's shell examples, as printed, against a fresh `make run`
+// (deploy/local/run.sh on a cluster of its own), and fails if one does not do what the text
+// around it says: a grpcurl that errs where no error is announced, a curl answered with an
+// error body or an HTTP error status, output that differs from a printed `$ command` transcript.
+//
+// A line announces the failure it expects in its trailing comment, by the gRPC code grpcurl
+// prints (`# Unauthenticated`, `# NotFound: not hers`) or an HTTP status (`# 401`). Blocks
+// whose commands need what a test machine lacks (make, docker, kubectl) are listed as skipped.
+//
+// `make examples` runs it in a network namespace of its own, so the fleet's fixed ports cannot
+// clash with anything else on the machine.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	root := flag.String("root", ".", "repository root")
+	timeout := flag.Duration("start-timeout", 5*time.Minute, "how long make run may take to print its examples")
+	flag.Parse()
+	docs := flag.Args()
+	if len(docs) == 0 {
+		docs = []string{"README.md", "deploy/local/README.md"}
+	}
+	if err := run(*root, docs, *timeout); err != nil {
+		fmt.Fprintln(os.Stderr, "examples:", err)
+		os.Exit(1)
+	}
+}
+
+func run(root string, docs []string, startTimeout time.Duration) error {
+	root, err := filepath.Abs(root)
+	if err != nil {
+		return err
+	}
+	var sources []source
+	for _, d := range docs {
+		text, err := os.ReadFile(filepath.Join(root, d))
+		if err != nil {
+			return err
+		}
+		sources = append(sources, source{name: d, blocks: parseMarkdown(string(text))})
+	}
+
+	tmp, err := os.MkdirTemp("", "pgfleet-examples-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	// The postgres OS user runs the cluster when we are root: it must reach the data dir.
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return err
+	}
+	fleet, banner, err := startFleet(root, tmp, startTimeout)
+	if err != nil {
+		return err
+	}
+	defer fleet.stop()
+
+	env, printed := parseBanner(banner)
+	sources = append(sources, source{name: "make run's printed examples", blocks: printed})
+
+	failed := 0
+	for _, src := range sources {
+		for _, b := range src.blocks {
+			if reason := b.skipReason(); reason != "" {
+				fmt.Printf("SKIP %s line %d: %s\n", src.name, b.line, reason)
+				continue
+			}
+			results, err := runBlock(root, tmp, env, b)
+			if err != nil {
+				return fmt.Errorf("%s line %d: %w", src.name, b.line, err)
+			}
+			for i, st := range b.statements {
+				if problem := st.check(results[i]); problem != "" {
+					failed++
+					fmt.Printf("FAIL %s line %d: %s\n  $ %s\n%s\n", src.name, st.line, problem, st.text, indent(results[i].out))
+				} else {
+					fmt.Printf("ok   %s line %d: %s\n", src.name, st.line, firstLine(st.text))
+				}
+			}
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d example(s) did not work as printed", failed)
+	}
+	return nil
+}
+
+type source struct {
+	name   string
+	blocks []block
+}
+
+// block is one fenced shell block; its statements share shell variables, as in a terminal.
+type block struct {
+	line       int
+	statements []statement
+}
+
+// statement is one command as a reader would paste it (continuation lines joined).
+type statement struct {
+	line   int
+	text   string
+	expect string // the trailing comment, which may announce an error
+	output string // the transcript printed under a `$ command`, if any
+	hasOut bool
+}
+
+var fence = regexp.MustCompile("^```(\\w*)\\s*$")
+
+// parseMarkdown returns the ```sh blocks of a Markdown text.
+func parseMarkdown(text string) []block {
+	var blocks []block
+	var cur []string
+	start, inSh, inOther := 0, false, false
+	for i, line := range strings.Split(text, "\n") {
+		m := fence.FindStringSubmatch(line)
+		switch {
+		case m != nil && !inSh && !inOther:
+			if m[1] == "sh" || m[1] == "bash" || m[1] == "console" {
+				inSh, start, cur = true, i+2, nil
+			} else {
+				inOther = true
+			}
+		case m != nil && inSh:
+			inSh = false
+			blocks = append(blocks, block{line: start - 1, statements: parseStatements(cur, start)})
+		case m != nil && inOther:
+			inOther = false
+		case inSh:
+			cur = append(cur, line)
+		}
+	}
+	return blocks
+}
+
+// parseStatements joins continuation lines and splits off trailing comments. A block of
+// `$ command` lines is a transcript: the lines under each command are its expected output.
+func parseStatements(lines []string, firstLine int) []statement {
+	transcript := false
+	for _, l := range lines {
+		if strings.HasPrefix(l, "$ ") {
+			transcript = true
+		}
+	}
+	var out []statement
+	var pending strings.Builder
+	pendingLine := 0
+	for i, l := range lines {
+		n := firstLine + i
+		if transcript {
+			if cmd, ok := strings.CutPrefix(l, "$ "); ok {
+				text, comment := splitComment(cmd)
+				out = append(out, statement{line: n, text: text, expect: comment, hasOut: true})
+			} else if len(out) > 0 {
+				out[len(out)-1].output += l + "\n"
+			}
+			continue
+		}
+		trimmed := strings.TrimSpace(l)
+		if pending.Len() == 0 && (trimmed == "" || strings.HasPrefix(trimmed, "#")) {
+			continue
+		}
+		if pending.Len() == 0 {
+			pendingLine = n
+		}
+		if body, ok := strings.CutSuffix(strings.TrimRight(l, " "), "\\"); ok {
+			pending.WriteString(body)
+			continue
+		}
+		pending.WriteString(l)
+		text, comment := splitComment(pending.String())
+		out = append(out, statement{line: pendingLine, text: strings.TrimSpace(text), expect: comment})
+		pending.Reset()
+	}
+	return out
+}
+
+// splitComment cuts a trailing `# comment` that is outside quotes.
+func splitComment(s string) (cmd, comment string) {
+	var quote rune
+	for i, r := range s {
+		switch {
+		case quote != 0:
+			if r == quote {
+				quote = 0
+			}
+		case r == '\'' || r == '"':
+			quote = r
+		case r == '#' && (i == 0 || s[i-1] == ' ' || s[i-1] == '\t'):
+			return strings.TrimSpace(s[:i]), strings.TrimSpace(s[i+1:])
+		}
+	}
+	return strings.TrimSpace(s), ""
+}
+
+// runnable are the commands an example may start with; assignments are runnable too.
+var runnable = map[string]bool{"grpcurl": true, "curl": true, "grpc_health_probe": true, "pgfleet-token": true, "export": true}
+
+var assignment = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*=`)
+
+func (b block) skipReason() string {
+	for _, st := range b.statements {
+		word, _, _ := strings.Cut(st.text, " ")
+		if !runnable[word] && !assignment.MatchString(st.text) {
+			return fmt.Sprintf("needs %q, which this check does not run", word)
+		}
+	}
+	if len(b.statements) == 0 {
+		return "no commands"
+	}
+	return ""
+}
+
+type result struct {
+	rc  int
+	out string
+}
+
+// runBlock runs a block's statements in one bash, each output captured apart.
+func runBlock(root, tmp string, env []string, b block) ([]result, error) {
+	dir, err := os.MkdirTemp(tmp, "block-")
+	if err != nil {
+		return nil, err
+	}
+	var script strings.Builder
+	script.WriteString("cd " + strconv.Quote(root) + "\n")
+	for i, st := range b.statements {
+		outFile := filepath.Join(dir, strconv.Itoa(i))
+		if isPlainAssignment(st.text) {
+			// An assignment must run in this shell to be seen by later statements.
+			fmt.Fprintf(&script, "%s 2>%s\necho $? >%s.rc\n", st.text, outFile, outFile)
+			continue
+		}
+		fmt.Fprintf(&script, "( %s ) >%s 2>&1\necho $? >%s.rc\n", st.text, outFile, outFile)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", "-c", script.String())
+	cmd.Env = env
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("bash: %w: %s", err, out)
+	}
+	results := make([]result, len(b.statements))
+	for i := range b.statements {
+		outFile := filepath.Join(dir, strconv.Itoa(i))
+		out, _ := os.ReadFile(outFile)
+		rcText, err := os.ReadFile(outFile + ".rc")
+		if err != nil {
+			return nil, err
+		}
+		rc, _ := strconv.Atoi(strings.TrimSpace(string(rcText)))
+		results[i] = result{rc: rc, out: string(out)}
+	}
+	return results, nil
+}
+
+// isPlainAssignment reports NAME=value or NAME=$(...) statements with no command after them.
+func isPlainAssignment(s string) bool {
+	loc := assignment.FindStringIndex(s)
+	if loc == nil {
+		return false
+	}
+	rest := s[loc[1]:]
+	depth, quote := 0, rune(0)
+	for _, r := range rest {
+		switch {
+		case quote != 0:
+			if r == quote {
+				quote = 0
+			}
+		case r == '\'' || r == '"':
+			quote = r
+		case r == '(':
+			depth++
+		case r == ')':
+			depth--
+		case r == ' ' && depth == 0:
+			return false
+		}
+	}
+	return true
+}
+
+// grpcCodes are the names grpcurl prints after "Code: ".
+var grpcCodes = []string{"Canceled", "Unknown", "InvalidArgument", "DeadlineExceeded", "NotFound",
+	"AlreadyExists", "PermissionDenied", "ResourceExhausted", "FailedPrecondition", "Aborted",
+	"OutOfRange", "Unimplemented", "Internal", "Unavailable", "DataLoss", "Unauthenticated"}
+
+var httpStatusLine = regexp.MustCompile(`(?m)^HTTP/[0-9.]+ ([0-9]{3})`)
+var announcedHTTP = regexp.MustCompile(`\b([45][0-9]{2})\b`)
+
+// check says what is wrong with a statement's result, or "".
+func (st statement) check(r result) string {
+	if st.hasOut {
+		if norm(r.out) != norm(st.output) {
+			return "output differs from the printed transcript:\n" + indent(st.output)
+		}
+		return ""
+	}
+	word, _, _ := strings.Cut(st.text, " ")
+	wantCode := ""
+	for _, c := range grpcCodes {
+		if strings.Contains(st.expect, c) {
+			wantCode = c
+		}
+	}
+	wantHTTP := ""
+	if m := announcedHTTP.FindStringSubmatch(st.expect); m != nil {
+		wantHTTP = m[1]
+	}
+	switch {
+	case word == "curl":
+		return checkCurl(r, wantHTTP)
+	case wantCode != "":
+		if r.rc == 0 || !strings.Contains(r.out, "Code: "+wantCode) {
+			return fmt.Sprintf("the comment announces %s; got exit status %d", wantCode, r.rc)
+		}
+	case r.rc != 0:
+		return fmt.Sprintf("exit status %d", r.rc)
+	case strings.Contains(r.out, "ERROR:"):
+		return "grpcurl printed an error"
+	}
+	return ""
+}
+
+// checkCurl: an HTTP status line (curl -i) must be below 400 unless announced; a JSON error
+// body ({"code": n != 0, "message": ...}) counts as an error too.
+func checkCurl(r result, wantHTTP string) string {
+	if r.rc != 0 && r.rc != 23 { // 23: a pipe's reader (head) stopped reading, as intended
+		return fmt.Sprintf("curl exit status %d", r.rc)
+	}
+	got := ""
+	if m := httpStatusLine.FindAllStringSubmatch(r.out, -1); m != nil {
+		got = m[len(m)-1][1]
+	} else if regexp.MustCompile(`^\s*\{"code":\s*[1-9]`).MatchString(r.out) {
+		got = "error body"
+	}
+	switch {
+	case wantHTTP != "" && got != wantHTTP:
+		return fmt.Sprintf("the comment announces HTTP %s; got %q", wantHTTP, got)
+	case wantHTTP == "" && got == "error body":
+		return "answered with an error body"
+	case wantHTTP == "" && got != "" && got >= "400":
+		return "answered HTTP " + got
+	}
+	return ""
+}
+
+func norm(s string) string {
+	var lines []string
+	for _, l := range strings.Split(strings.TrimSpace(s), "\n") {
+		lines = append(lines, strings.TrimRight(l, " \t"))
+	}
+	return strings.Join(lines, "\n")
+}
+
+func indent(s string) string {
+	s = strings.TrimRight(s, "\n")
+	if len(s) > 2000 {
+		s = s[:2000] + "..."
+	}
+	return "    " + strings.ReplaceAll(s, "\n", "\n    ")
+}
+
+func firstLine(s string) string {
+	if len(s) > 110 {
+		return s[:110] + "..."
+	}
+	return s
+}
+
+// fleet is a running deploy/local/run.sh.
+type fleet struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// startFleet starts run.sh with its data and run directories under tmp and returns once it
+// has printed its examples (the line "Try it"), with everything it printed.
+func startFleet(root, tmp string, timeout time.Duration) (*fleet, string, error) {
+	cmd := exec.Command(filepath.Join(root, "deploy/local/run.sh"))
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "PGFLEET_DATA_DIR="+filepath.Join(tmp, "data"), "PGFLEET_RUN_DIR="+filepath.Join(tmp, "run"))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	if err := cmd.Start(); err != nil {
+		return nil, "", err
+	}
+	f := &fleet{cmd: cmd, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); pw.Close(); close(f.done) }()
+
+	var printed bytes.Buffer
+	ready := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		seen, closed := false, false
+		for sc.Scan() {
+			printed.WriteString(sc.Text() + "\n")
+			if strings.HasPrefix(sc.Text(), "Try it") {
+				seen = true
+			}
+			// The examples end with a blank line; run.sh then waits.
+			if seen && sc.Text() == "" && !closed {
+				closed = true
+				close(ready)
+			}
+		}
+	}()
+	select {
+	case <-ready:
+		return f, printed.String(), nil
+	case <-f.done:
+		return nil, "", fmt.Errorf("make run's run.sh exited before printing its examples:\n%s", printed.String())
+	case <-time.After(timeout):
+		f.stop()
+		return nil, "", fmt.Errorf("make run's run.sh printed no examples within %v:\n%s", timeout, printed.String())
+	}
+}
+
+// stop sends run.sh SIGINT, as Ctrl-C would, and waits for it to stop the fleet.
+func (f *fleet) stop() {
+	_ = f.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-f.done:
+	case <-time.After(90 * time.Second):
+		_ = syscall.Kill(-f.cmd.Process.Pid, syscall.SIGKILL)
+		<-f.done
+	}
+}
+
+var exportLine = regexp.MustCompile(`^\s+export ([A-Z_]+)=(.*?)(\s+#.*)?$`)
+
+// parseBanner returns the environment the printed export lines set up, and the printed
+// example commands (the indented lines after "Try it") as one block.
+func parseBanner(banner string) ([]string, []block) {
+	env := os.Environ()
+	var lines []string
+	started := false
+	for _, l := range strings.Split(banner, "\n") {
+		if strings.HasPrefix(l, "Try it") {
+			started = true
+			continue
+		}
+		if !started || !strings.HasPrefix(l, "  ") {
+			continue
+		}
+		if m := exportLine.FindStringSubmatch(l); m != nil {
+			v := m[2]
+			if m[1] == "PATH" {
+				v = os.ExpandEnv(strings.Trim(v, `"`))
+			}
+			env = append(env, m[1]+"="+v)
+			continue
+		}
+		lines = append(lines, l)
+	}
+	return env, []block{{line: 0, statements: parseStatements(lines, 1)}}
+}
+
