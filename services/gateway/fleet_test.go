@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -138,7 +140,46 @@ func (g *testGateway) send(tb testing.TB, req *http.Request) response {
 	if err != nil {
 		tb.Fatalf("%s %s: read body: %v", req.Method, req.URL.Path, err)
 	}
+	switch resp.Header.Get("Content-Type") {
+	case "application/json":
+		noNulls(tb, req.Method+" "+req.URL.Path, b)
+	case "application/x-ndjson":
+		for i, line := range bytes.Split(bytes.TrimSuffix(b, []byte("\n")), []byte("\n")) {
+			noNulls(tb, fmt.Sprintf("%s %s line %d", req.Method, req.URL.Path, i), line)
+		}
+	}
 	return response{code: resp.StatusCode, header: resp.Header, body: b}
+}
+
+// noNulls fails tb if the JSON document b holds a null anywhere: the gateway leaves unset
+// message fields out, as the OpenAPI document, which types none of them nullable, requires.
+// Every answer send reads is checked, success or error.
+func noNulls(tb testing.TB, what string, b []byte) {
+	tb.Helper()
+	if len(b) == 0 {
+		return
+	}
+	var doc any
+	if err := json.Unmarshal(b, &doc); err != nil {
+		tb.Errorf("%s: answer is not JSON: %v: %.200s", what, err, b)
+		return
+	}
+	var walk func(path string, v any)
+	walk = func(path string, v any) {
+		switch v := v.(type) {
+		case nil:
+			tb.Errorf("%s: %s is null, want it left out: %.300s", what, path, b)
+		case map[string]any:
+			for k, e := range v {
+				walk(path+"."+k, e)
+			}
+		case []any:
+			for i, e := range v {
+				walk(fmt.Sprintf("%s[%d]", path, i), e)
+			}
+		}
+	}
+	walk("$", doc)
 }
 
 // bearer returns an Authorization header pair for subject with roles.

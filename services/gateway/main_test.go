@@ -43,6 +43,7 @@ func TestGateway(t *testing.T) {
 		{"list_stocks_paged", testListStocksPaged},
 		{"stream_prices", testStreamPrices},
 		{"next_question", testNextQuestion},
+		{"unset_fields", testUnsetFields},
 		{"bad_requests", testBadRequests},
 		{"body_too_large", testBodyTooLarge},
 		{"validation_details", testValidationDetails},

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"testing"
@@ -126,6 +127,7 @@ func testStreamPrices(t *testing.T, e *env) {
 		if err := json.Unmarshal(sc.Bytes(), &chunk); err != nil {
 			t.Fatalf("line %d is not JSON: %v: %s", lines, err, sc.Bytes())
 		}
+		noNulls(t, fmt.Sprintf("prices:stream line %d", lines), sc.Bytes())
 		if chunk.Error != nil || chunk.Result == nil {
 			t.Fatalf("line %d = %s, want a result", lines, sc.Bytes())
 		}
@@ -172,5 +174,57 @@ func testNextQuestion(t *testing.T, e *env) {
 	}](t, r)
 	if r.code != http.StatusOK || got.Question != session.Questions[0] || got.Remaining != 2 {
 		t.Errorf("GET /v1/sessions/%s:next = %v, want question %+v with 2 remaining", session.ID, r, session.Questions[0])
+	}
+}
+
+// testUnsetFields pins the JSON shape of unset fields: an unset message (a session's
+// summary and complete_time before it completes, a question's answer before it is
+// answered) is left out, never null; zero scalars and empty lists stay ("cash": "0",
+// "positions": []). send checks every answer for nulls; this names the fields.
+func testUnsetFields(t *testing.T, e *env) {
+	as := bearer(t, "unset-fields@example.com")
+	r := e.gw.do(t, http.MethodPost, "/v1/sessions", `{"criteria":{"categories":["SQL"],"count":1}}`, as...)
+	id := decode[struct {
+		Session struct {
+			ID string `json:"id"`
+		} `json:"session"`
+	}](t, r).Session.ID
+	if r.code != http.StatusOK || id == "" {
+		t.Fatalf("POST /v1/sessions = %v", r)
+	}
+	r = e.gw.do(t, http.MethodGet, "/v1/sessions/"+id, "", as...)
+	session := decode[struct {
+		Session map[string]json.RawMessage `json:"session"`
+	}](t, r).Session
+	if r.code != http.StatusOK {
+		t.Fatalf("GET /v1/sessions/%s = %v", id, r)
+	}
+	for _, key := range []string{"summary", "complete_time"} {
+		if v, ok := session[key]; ok {
+			t.Errorf("session.%s = %s, want it left out while the session is in progress", key, v)
+		}
+	}
+	var questions []map[string]json.RawMessage
+	if err := json.Unmarshal(session["questions"], &questions); err != nil || len(questions) != 1 {
+		t.Fatalf("session.questions = %s, want one question", session["questions"])
+	}
+	if v, ok := questions[0]["answer"]; ok {
+		t.Errorf("questions[0].answer = %s, want it left out before an answer", v)
+	}
+
+	portfolio := newPortfolio(t, e, "unset-fields@example.com", "0.01")
+	r = e.gw.do(t, http.MethodPost, "/v1/portfolios/"+portfolio+":withdraw", `{"amount":"0.01","request_id":"empty"}`, as...)
+	if r.code != http.StatusOK {
+		t.Fatalf("withdraw = %v", r)
+	}
+	r = e.gw.do(t, http.MethodGet, "/v1/portfolios/"+portfolio, "", as...)
+	got := decode[struct {
+		Portfolio struct {
+			Cash *string `json:"cash"`
+		} `json:"portfolio"`
+		Positions []any `json:"positions"`
+	}](t, r)
+	if r.code != http.StatusOK || got.Portfolio.Cash == nil || got.Positions == nil {
+		t.Errorf("GET /v1/portfolios/%s = %v, want \"cash\" and an empty \"positions\" list present", portfolio, r)
 	}
 }

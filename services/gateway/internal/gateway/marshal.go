@@ -7,8 +7,11 @@ import (
 
 // marshaler renders every message, request and response, as protojson:
 //   - proto field names ("market_cap", "next_page_token"), as the issue asks;
-//   - every field, zero values included (EmitUnpopulated): a browser client reads
-//     "cash": "0" and "positions": [] instead of guessing what a missing key means;
+//   - zero values of scalars, empty lists and empty maps included (EmitDefaultValues): a
+//     browser client reads "cash": "0" and "positions": [] instead of guessing what a
+//     missing key means; an unset message field (a session's summary before it completes)
+//     is left out, never null, since the OpenAPI document types it as an object, and a
+//     strict client or schema validator refuses null there;
 //   - int64 and decimal strings as JSON strings, timestamps as RFC 3339 (protojson's rules);
 //   - unknown request fields rejected (400), not dropped: a misspelt "limit_prise" must not
 //     turn a limit order into a market order. protojson accepts both "market_cap" and
@@ -16,7 +19,7 @@ import (
 //
 // Server streams are newline-delimited JSON, one {"result": ...} or {"error": ...} per line.
 var marshaler = &jsonMarshaler{JSONPb: runtime.JSONPb{
-	MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true},
+	MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitDefaultValues: true},
 	UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
 }}
 
