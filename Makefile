@@ -121,6 +121,7 @@ test: check-gen chromium ## run every test against a throwaway PostgreSQL cluste
 	@trap 'deploy/local/pgcluster.sh stop $(TEST_PG_DIR)' EXIT; \
 		PGFLEET_TEST_DATABASE_URL=$$(deploy/local/pgcluster.sh url $(TEST_PG_PORT)) \
 		go test -race -shuffle=on -count=1 -timeout 10m work
+	$(MAKE) examples
 
 .PHONY: bench
 bench: build ## the fleet vs pgbench, pgx, bare servers and COPY: one table (BENCH_DURATION=2s: smoke run)

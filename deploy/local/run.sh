@@ -474,8 +474,8 @@ if [ -n "$portfolio_i" ]; then
 	cat <<-EOF
 	  # portfolio: Ada registers herself (the email must be her token's subject; a second time
 	  # it answers ALREADY_EXISTS) and opens a portfolio, which is hers because the token is
-	  grpcurl -plaintext -H "authorization: Bearer \$ADA_TOKEN" -d '{"email":"ada@example.com","display_name":"Ada"}' $t $P/CreateUser
-	  grpcurl -plaintext -H "authorization: Bearer \$ADA_TOKEN" -d '{"name":"Main"}' $t $P/CreatePortfolio
+	  grpcurl -plaintext -H "authorization: Bearer \$ADA_TOKEN" -d '{"email":"ada@example.com","display_name":"Ada"}' $t $P/CreateUser   # AlreadyExists if she registered before
+	  grpcurl -plaintext -H "authorization: Bearer \$ADA_TOKEN" -d '{"name":"Main","request_id":"ada-main"}' $t $P/CreatePortfolio
 	  # Then cash, a trade priced by the stock service, and the valuation, $where1
 	  # $where2 Without a token: UNAUTHENTICATED; with Ada's: NOT_FOUND, as for a missing id.
 	  # A repeated request_id returns the first result and changes nothing.
@@ -491,13 +491,15 @@ interview_i=$(svc_index interview)
 if [ -n "$interview_i" ]; then
 	t=$(grpc_target "$interview_i")
 	cat <<-EOF
-	  # interview: start a session, answer each question, complete it, read the summary
-	  grpcurl -plaintext -H "authorization: Bearer \$ADA_TOKEN" -d '{"filter":"category = \"SQL\" AND tags:\"joins\"","page_size":3}' $t pgfleet.interview.v1.QuestionBankService/ListQuestions
-	  grpcurl -plaintext -H "authorization: Bearer \$ADA_TOKEN" -d '{"criteria":{"categories":["SQL","PostgreSQL"],"max_difficulty":3,"count":3}}' $t pgfleet.interview.v1.InterviewService/StartSession
-	  grpcurl -plaintext -H "authorization: Bearer \$ADA_TOKEN" -d '{"session_id":"<session.id>"}' $t pgfleet.interview.v1.InterviewService/NextQuestion
-	  grpcurl -plaintext -H "authorization: Bearer \$ADA_TOKEN" -d '{"session_id":"<session.id>","question_id":"<question.questionId>","answer":"An inner join keeps only matching rows ..."}' $t pgfleet.interview.v1.InterviewService/SubmitAnswer
-	  grpcurl -plaintext -H "authorization: Bearer \$ADA_TOKEN" -d '{"session_id":"<session.id>"}' $t pgfleet.interview.v1.InterviewService/CompleteSession
-	  grpcurl -plaintext -H "authorization: Bearer \$ADA_TOKEN" -d '{"session_id":"<session.id>"}' $t pgfleet.interview.v1.InterviewService/GetSession
+	  # interview: start a session, answer its next question, complete it (jq passes the ids along)
+	  A="authorization: Bearer \$ADA_TOKEN"
+	  I=pgfleet.interview.v1.InterviewService
+	  grpcurl -plaintext -H "\$A" -d '{"filter":"category = \"SQL\" AND tags:\"joins\"","page_size":3}' $t pgfleet.interview.v1.QuestionBankService/ListQuestions
+	  SID=\$(grpcurl -plaintext -H "\$A" -d '{"criteria":{"categories":["SQL","PostgreSQL"],"max_difficulty":3,"count":3}}' $t \$I/StartSession | jq -r .session.id)
+	  QID=\$(grpcurl -plaintext -H "\$A" -d "{\\"session_id\\":\\"\$SID\\"}" $t \$I/NextQuestion | jq -r .question.questionId)
+	  grpcurl -plaintext -H "\$A" -d "{\\"session_id\\":\\"\$SID\\",\\"question_id\\":\\"\$QID\\",\\"answer\\":\\"An inner join keeps only matching rows\\"}" $t \$I/SubmitAnswer
+	  grpcurl -plaintext -H "\$A" -d "{\\"session_id\\":\\"\$SID\\"}" $t \$I/CompleteSession
+	  grpcurl -plaintext -H "\$A" -d "{\\"session_id\\":\\"\$SID\\"}" $t \$I/GetSession
 	EOF
 fi
 gw=$GATEWAY_URL
@@ -512,8 +514,8 @@ cat <<-EOF
 	  curl -s '$gw/v1/stocks/AAPL/prices:stream?batch_size=100' | head -c 300   # NDJSON export
 	  # a trade with the demo user's token; the same without a token is 401, with Ada's 404
 	  curl -s $json -H "Authorization: Bearer \$DEMO_TOKEN" -d '{"symbol":"AAPL","side":"SIDE_BUY","quantity":"1","request_id":"rest-buy-1"}' $gw/v1/portfolios/$pid/trades
-	  curl -s -i $json -d '{"symbol":"AAPL","side":"SIDE_BUY","quantity":"1","request_id":"rest-buy-2"}' $gw/v1/portfolios/$pid/trades
-	  curl -s -H "Authorization: Bearer \$ADA_TOKEN" $gw/v1/portfolios/$pid
+	  curl -s -i $json -d '{"symbol":"AAPL","side":"SIDE_BUY","quantity":"1","request_id":"rest-buy-2"}' $gw/v1/portfolios/$pid/trades   # 401: no token
+	  curl -s -H "Authorization: Bearer \$ADA_TOKEN" $gw/v1/portfolios/$pid   # 404: not hers
 	  curl -s $gw/health
 	  curl -s $gw/monitoring/database
 	  curl -s $gw/openapi.json | head -c 300

@@ -27,9 +27,9 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
+
+	"github.com/pgfleet/pgfleet/pkg/apierr"
 )
 
 // Roles a token may grant. A token without roles is an ordinary user.
@@ -271,11 +271,11 @@ func bearer(ctx context.Context) (string, error) {
 		return "", nil
 	case 1:
 	default:
-		return "", status.Error(codes.Unauthenticated, "more than one authorization header")
+		return "", apierr.New(apierr.TokenMalformed, "more than one authorization header", nil)
 	}
 	scheme, token, ok := strings.Cut(values[0], " ")
 	if !ok || !strings.EqualFold(scheme, "bearer") || strings.TrimSpace(token) == "" {
-		return "", status.Error(codes.Unauthenticated, `authorization must be "Bearer <token>"`)
+		return "", apierr.New(apierr.TokenMalformed, `authorization must be "Bearer <token>"`, nil)
 	}
 	return strings.TrimSpace(token), nil
 }

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/pgfleet/pgfleet/pkg/apierr"
 	"github.com/pgfleet/pgfleet/pkg/auth"
 )
 
@@ -79,24 +80,25 @@ func TestAuthorizer(t *testing.T) {
 		header []string
 		want   codes.Code
 		wantP  *auth.Principal // the principal the handler gets, when the call passes
+		reason apierr.Reason   // the ErrorInfo reason, when it fails
 	}{
 		{name: "public without token", method: getStock, want: codes.OK},
 		{name: "public with token", method: getStock, header: []string{"Bearer " + user}, want: codes.OK,
 			wantP: &auth.Principal{Subject: "ada@example.com", Roles: []string{}}},
-		{name: "public with bad token", method: getStock, header: []string{"Bearer x.y.z"}, want: codes.Unauthenticated},
-		{name: "authenticated without token", method: trade, want: codes.Unauthenticated},
+		{name: "public with bad token", method: getStock, header: []string{"Bearer x.y.z"}, want: codes.Unauthenticated, reason: apierr.TokenInvalid},
+		{name: "authenticated without token", method: trade, want: codes.Unauthenticated, reason: apierr.TokenMissing},
 		{name: "authenticated", method: trade, header: []string{"Bearer " + user}, want: codes.OK,
 			wantP: &auth.Principal{Subject: "ada@example.com", Roles: []string{}}},
 		{name: "scheme in any case", method: trade, header: []string{"bearer " + user}, want: codes.OK,
 			wantP: &auth.Principal{Subject: "ada@example.com", Roles: []string{}}},
-		{name: "basic scheme", method: trade, header: []string{"Basic YWRhOnB3"}, want: codes.Unauthenticated},
-		{name: "two headers", method: trade, header: []string{"Bearer " + user, "Bearer " + user}, want: codes.Unauthenticated},
-		{name: "role missing", method: upsert, header: []string{"Bearer " + user}, want: codes.PermissionDenied},
+		{name: "basic scheme", method: trade, header: []string{"Basic YWRhOnB3"}, want: codes.Unauthenticated, reason: apierr.TokenMalformed},
+		{name: "two headers", method: trade, header: []string{"Bearer " + user, "Bearer " + user}, want: codes.Unauthenticated, reason: apierr.TokenMalformed},
+		{name: "role missing", method: upsert, header: []string{"Bearer " + user}, want: codes.PermissionDenied, reason: apierr.RoleRequired},
 		{name: "role held", method: upsert, header: []string{"Bearer " + ingest}, want: codes.OK,
 			wantP: &auth.Principal{Subject: "ada@example.com", Roles: []string{"ingest"}}},
 		{name: "health is open", method: health, want: codes.OK},
 		{name: "reflection is open", method: "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", want: codes.OK},
-		{name: "method without rule", method: "/pgfleet.other.v1.Other/Do", header: []string{"Bearer " + ingest}, want: codes.PermissionDenied},
+		{name: "method without rule", method: "/pgfleet.other.v1.Other/Do", header: []string{"Bearer " + ingest}, want: codes.PermissionDenied, reason: apierr.NoAccessRule},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -104,6 +106,9 @@ func TestAuthorizer(t *testing.T) {
 			ctx, err := a.Authorize(incoming(tc.header...), tc.method)
 			if got := status.Code(err); got != tc.want {
 				t.Fatalf("Authorize = %v, want %v", err, tc.want)
+			}
+			if got := apierr.ReasonOf(err); got != tc.reason {
+				t.Errorf("Authorize = %v, reason %q, want %q", err, got, tc.reason)
 			}
 			if err != nil {
 				return

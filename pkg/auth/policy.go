@@ -5,8 +5,7 @@ import (
 	"fmt"
 	"strings"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
+	"github.com/pgfleet/pgfleet/pkg/apierr"
 )
 
 // Access is who may call a method: anyone (Public), any caller with a valid token
@@ -93,7 +92,7 @@ func NewAuthorizer(cfg Config, policy Policy) (*Authorizer, error) {
 func (a *Authorizer) Authorize(ctx context.Context, fullMethod string) (context.Context, error) {
 	access, ok := a.policy.access(fullMethod)
 	if !ok {
-		return nil, status.Errorf(codes.PermissionDenied, "%s: no access rule", fullMethod)
+		return nil, apierr.Newf(apierr.NoAccessRule, map[string]string{"method": fullMethod}, "%s: no access rule", fullMethod)
 	}
 	if a.disabled {
 		return NewContext(ctx, Principal{Subject: "anonymous", Roles: []string{RoleAdmin}}), nil
@@ -106,14 +105,15 @@ func (a *Authorizer) Authorize(ctx context.Context, fullMethod string) (context.
 		if access.public {
 			return ctx, nil
 		}
-		return nil, status.Error(codes.Unauthenticated, "missing bearer token")
+		return nil, apierr.New(apierr.TokenMissing, "missing bearer token", nil)
 	}
 	p, err := a.verifier.verify(token)
 	if err != nil {
-		return nil, status.Error(codes.Unauthenticated, fmt.Sprintf("invalid token: %v", err))
+		return nil, apierr.New(apierr.TokenInvalid, fmt.Sprintf("invalid token: %v", err), nil)
 	}
 	if len(access.roles) > 0 && !p.Has(access.roles...) {
-		return nil, status.Errorf(codes.PermissionDenied, "%s needs role %s", fullMethod, strings.Join(access.roles, " or "))
+		return nil, apierr.Newf(apierr.RoleRequired, map[string]string{"method": fullMethod, "roles": strings.Join(access.roles, ",")},
+			"%s needs role %s", fullMethod, strings.Join(access.roles, " or "))
 	}
 	return NewContext(ctx, p), nil
 }

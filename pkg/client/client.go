@@ -25,6 +25,8 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+
+	"github.com/pgfleet/pgfleet/pkg/apierr"
 )
 
 // Backoff between gRPC's retry attempts: 50ms, 100ms, 200ms ... at most 1s, each
@@ -118,8 +120,9 @@ func Dial(name string, cfg Config, reg prometheus.Registerer, opts ...grpc.DialO
 
 	c := &Client{
 		timeout: cfg.Timeout,
-		rejected: status.Errorf(codes.Unavailable,
-			"%s unavailable: circuit breaker open after repeated failures, retry in a few seconds", name),
+		rejected: apierr.Newf(apierr.PeerUnavailable, map[string]string{"peer": name, "breaker": "open"},
+			"%s unavailable: circuit breaker open after repeated failures, retry in a few seconds", name).
+			WithRetry(cfg.BreakerOpenTimeout), // when the breaker lets a probe through
 	}
 	c.breaker = breaker.New(name, cfg.breaker(), nil, func(err error) bool { return errors.Is(err, errCallerGone) })
 	c.m = newMetrics(name, c.breaker.State)

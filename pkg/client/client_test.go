@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	opsv1 "github.com/pgfleet/pgfleet/gen/pgfleet/ops/v1"
+	"github.com/pgfleet/pgfleet/pkg/apierr"
 	"github.com/pgfleet/pgfleet/pkg/client"
 )
 
@@ -103,6 +104,10 @@ func wantRejected(t *testing.T, err error, peer string) {
 	msg := peer + " unavailable: circuit breaker open after repeated failures, retry in a few seconds"
 	if st := status.Convert(err); st.Code() != codes.Unavailable || st.Message() != msg {
 		t.Errorf("got %v, want Unavailable %q", err, msg)
+	}
+	info := apierr.Info(status.Convert(err))
+	if info.GetReason() != string(apierr.PeerUnavailable) || info.GetMetadata()["peer"] != peer {
+		t.Errorf("ErrorInfo = %v, want reason PEER_UNAVAILABLE, peer %q", info, peer)
 	}
 }
 

@@ -90,6 +90,18 @@ func connFailure(err error) Class {
 	return Retryable
 }
 
+// Unavailable reports whether err means the database could not be reached, so the
+// caller should hear "unavailable", not "conflict": the breaker refused the attempt, or err
+// is a refused, lost or shut-down connection. That holds for ErrExhausted too, which wraps
+// the last attempt's error: retries that ran out against a down database are an outage. A
+// caller's cancelled or expired context is not: it is the caller's to report.
+func Unavailable(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	return errors.Is(err, ErrCircuitOpen) || isConnError(err)
+}
+
 // isConnCode reports the SQLSTATEs that mean the server could not or would no longer
 // serve this session.
 func isConnCode(code string) bool {

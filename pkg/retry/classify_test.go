@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -209,4 +210,88 @@ func deadlock(t *testing.T, pool *pgxpool.Pool) error {
 		t.Fatalf("want exactly one transaction to fail, got %v", failed)
 	}
 	return failed[0]
+}
+
+// TestUnavailable checks that retries exhausted against a database that cannot be reached
+// are an outage, while retries exhausted on conflicts, and callers giving up, are not.
+func TestUnavailable(t *testing.T) {
+	t.Parallel()
+	cfg := retry.Config{MaxAttempts: 2, BaseDelay: time.Millisecond, MaxDelay: time.Millisecond,
+		BreakerMinRequests: 1000, BreakerFailureRatio: 0.5, BreakerOpenTimeout: time.Second}
+	tests := []struct {
+		name    string
+		produce func(t *testing.T) error
+		want    bool
+	}{
+		{
+			name: "exhausted_on_refused_connections",
+			produce: func(t *testing.T) error {
+				dead, err := pgxpool.New(t.Context(), closedPortURL(t))
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(dead.Close)
+				err = retry.New(cfg, nil).Do(t.Context(), func(ctx context.Context) error {
+					_, err := dead.Exec(ctx, "SELECT 1")
+					return err
+				})
+				if !errors.Is(err, retry.ErrExhausted) {
+					t.Fatalf("Do on a closed port = %v, want ErrExhausted", err)
+				}
+				return err
+			},
+			want: true,
+		},
+		{
+			name: "exhausted_on_serialization_failures",
+			produce: func(t *testing.T) error {
+				pool := pgtest.NewDB(t)
+				err := retry.New(cfg, nil).RunTx(t.Context(), pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
+					_, err := tx.Exec(t.Context(), raise("40001"))
+					return err
+				})
+				if !errors.Is(err, retry.ErrExhausted) {
+					t.Fatalf("RunTx = %v, want ErrExhausted", err)
+				}
+				return err
+			},
+			want: false,
+		},
+		{
+			name:    "circuit_open",
+			produce: func(*testing.T) error { return fmt.Errorf("get stock: %w", retry.ErrCircuitOpen) },
+			want:    true,
+		},
+		{
+			name:    "admin_shutdown",
+			produce: func(*testing.T) error { return &pgconn.PgError{Code: "57P01"} },
+			want:    true,
+		},
+		{
+			name:    "unique_violation",
+			produce: func(*testing.T) error { return &pgconn.PgError{Code: "23505"} },
+			want:    false,
+		},
+		{
+			name: "caller_canceled_while_retrying",
+			produce: func(*testing.T) error {
+				return fmt.Errorf("%w after 2 attempts: %w", context.Canceled, &pgconn.PgError{Code: "57P01"})
+			},
+			want: false,
+		},
+		{
+			name:    "nil",
+			produce: func(*testing.T) error { return nil },
+			want:    false,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			err := tt.produce(t)
+			if got := retry.Unavailable(err); got != tt.want {
+				t.Errorf("Unavailable(%v) = %v, want %v", err, got, tt.want)
+			}
+		})
+	}
 }

@@ -332,6 +332,9 @@ func TestRetrier_breaker(t *testing.T) {
 		case !errors.Is(err, retry.ErrExhausted):
 			t.Fatalf("RunTx on a closed port = %v, want ErrExhausted or ErrCircuitOpen", err)
 		}
+		if !retry.Unavailable(err) {
+			t.Errorf("Unavailable(%v) = false, want true: every failure on a closed port is an outage", err)
+		}
 	}
 	if !opened {
 		t.Fatalf("breaker never opened; stats %+v", r.Stats())

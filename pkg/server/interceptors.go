@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
@@ -13,12 +14,15 @@ import (
 	"google.golang.org/grpc/codes"
 	healthgrpc "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
+
+	"github.com/pgfleet/pgfleet/pkg/apierr"
 )
 
 // interceptors returns the unary and stream chains, outermost first: metrics, logging,
-// recovery, default deadline (unary only), authorization, validation, and for streams the end of health
-// watches on shutdown. Recovery sits inside logging and metrics so that a panic is logged
-// and counted like any other Internal.
+// reasons, recovery, default deadline (unary only), authorization, validation, and for
+// streams the end of health watches on shutdown. Recovery sits inside logging and metrics so
+// that a panic is logged and counted like any other Internal; reasons sits outside all that
+// can fail, so every status leaves with an ErrorInfo.
 func (s *Server) interceptors(panics prometheus.Counter) ([]grpc.UnaryServerInterceptor, []grpc.StreamServerInterceptor) {
 	logger := logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
 		s.log.Log(ctx, slog.Level(lvl), msg, fields...)
@@ -43,16 +47,18 @@ func (s *Server) interceptors(panics prometheus.Counter) ([]grpc.UnaryServerInte
 		// The handler runs in the panicking goroutine before it unwinds, so the stack is the panic's.
 		fields := append(logging.ExtractFields(ctx), "panic", p, "stack", string(debug.Stack()))
 		s.log.ErrorContext(ctx, "panic in handler", fields...)
-		return status.Error(codes.Internal, "internal error") // never the panic text
+		return apierr.New(apierr.Internal, "internal error", nil) // never the panic text
 	})
 	unary := []grpc.UnaryServerInterceptor{
 		s.metrics.UnaryServerInterceptor(),
 		logging.UnaryServerInterceptor(logger, logOpts...),
+		s.reasonUnary,
 		recovery.UnaryServerInterceptor(recoverOpt),
 	}
 	stream := []grpc.StreamServerInterceptor{
 		s.metrics.StreamServerInterceptor(),
 		logging.StreamServerInterceptor(logger, logOpts...),
+		s.reasonStream,
 		recovery.StreamServerInterceptor(recoverOpt),
 	}
 	if s.opts.DefaultTimeout > 0 {
@@ -68,6 +74,38 @@ func (s *Server) interceptors(panics prometheus.Counter) ([]grpc.UnaryServerInte
 	}
 	stream = append(stream, s.endWatches)
 	return unary, stream
+}
+
+func (s *Server) reasonUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	resp, err := handler(ctx, req)
+	return resp, s.ensureReason(ctx, info.FullMethod, err)
+}
+
+func (s *Server) reasonStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	return s.ensureReason(ss.Context(), info.FullMethod, handler(srv, ss))
+}
+
+// ensureReason is the safety net behind "every error carries exactly one ErrorInfo"
+// (AIP-193): a status without one, such as grpc's own or an unclassified error's, gets the
+// reason its code stands for (apierr.Ensure), and the miss is counted and logged at debug
+// so it can be given a reason of its own. Options.MissingReason hears of misses in our own
+// services; grpc's health and reflection services answer without reasons.
+func (s *Server) ensureReason(ctx context.Context, fullMethod string, err error) error {
+	if err == nil {
+		return nil
+	}
+	st, _ := status.FromError(err)
+	fixed, ok := apierr.Ensure(st)
+	if ok {
+		return err
+	}
+	s.withoutReason.WithLabelValues(fullMethod, st.Code().String()).Inc()
+	s.log.DebugContext(ctx, "status without exactly one ErrorInfo", "grpc.method", fullMethod,
+		"grpc.code", st.Code().String(), "err", st.Message(), "error_infos", apierr.Count(st))
+	if s.opts.MissingReason != nil && !strings.HasPrefix(fullMethod, "/grpc.") {
+		s.opts.MissingReason(ctx, fullMethod, st)
+	}
+	return fixed.Err()
 }
 
 // endWatches cancels grpc.health.v1.Health/Watch streams once shutdown begins. They never
@@ -162,5 +200,5 @@ func validationError(err error) error {
 	if _, ok := status.FromError(err); ok {
 		return err
 	}
-	return status.Error(codes.InvalidArgument, err.Error())
+	return apierr.New(apierr.InvalidArgument, err.Error(), nil)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	opsv1 "github.com/pgfleet/pgfleet/gen/pgfleet/ops/v1"
+	"github.com/pgfleet/pgfleet/pkg/apierr"
 	"github.com/pgfleet/pgfleet/pkg/server"
 	"github.com/pgfleet/pgfleet/pkg/validate"
 )
@@ -169,7 +171,11 @@ func TestServer_logging(t *testing.T) {
 func TestServer_validate(t *testing.T) {
 	t.Parallel()
 	violation := validate.Field("symbol", "must be 1 to %d characters", 10)
-	badRequest := []any{&errdetails.BadRequest{FieldViolations: violation.Violations}}
+	info := func(reason string, md map[string]string) *errdetails.ErrorInfo {
+		return &errdetails.ErrorInfo{Reason: reason, Domain: apierr.Domain, Metadata: md}
+	}
+	badRequest := []any{info("INVALID_FIELD", map[string]string{"fields": "symbol"}),
+		&errdetails.BadRequest{FieldViolations: violation.Violations}}
 	tests := []struct {
 		name        string
 		err         error
@@ -181,8 +187,11 @@ func TestServer_validate(t *testing.T) {
 		{"field_violation", violation, codes.InvalidArgument, violation.Error(), badRequest},
 		{"wrapped_violation", fmt.Errorf("check: %w", violation), codes.InvalidArgument,
 			"check: " + violation.Error(), badRequest},
-		{"plain_error", errors.New("symbol is required"), codes.InvalidArgument, "symbol is required", nil},
-		{"status_kept", status.Error(codes.FailedPrecondition, "not now"), codes.FailedPrecondition, "not now", nil},
+		{"plain_error", errors.New("symbol is required"), codes.InvalidArgument, "symbol is required",
+			[]any{info("INVALID_ARGUMENT", nil)}},
+		// A status without an ErrorInfo keeps its code and message and gets the code's reason.
+		{"status_kept", status.Error(codes.FailedPrecondition, "not now"), codes.FailedPrecondition, "not now",
+			[]any{info("FAILED_PRECONDITION", nil)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -281,4 +290,107 @@ func TestServer_defaultDeadline(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestServer_reasons checks the safety net: every error status leaves with exactly one
+// ErrorInfo, unary and streaming, whatever the handler returned; a status that lacked one is
+// counted, logged at debug and reported to MissingReason, and one that had it is left alone.
+func TestServer_reasons(t *testing.T) {
+	t.Parallel()
+	conflict := apierr.New(apierr.ConcurrencyConflict, "conflict", map[string]string{"sqlstate": "40001"})
+	twice, err := status.New(codes.NotFound, "gone").WithDetails(
+		&errdetails.ErrorInfo{Reason: "STOCK_NOT_FOUND", Domain: apierr.Domain},
+		&errdetails.ErrorInfo{Reason: "NOT_FOUND", Domain: apierr.Domain})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name        string
+		err         error
+		wantReason  apierr.Reason
+		wantMissing bool
+	}{
+		{"reason_kept", fmt.Errorf("in tx: %w", conflict), apierr.ConcurrencyConflict, false},
+		{"plain_status", status.Error(codes.Unavailable, "down"), apierr.Unavailable, true},
+		{"context_error", context.Canceled, apierr.Unknown, true}, // grpc sends a bare error as UNKNOWN
+		{"two_infos", twice.Err(), apierr.StockNotFound, true},
+		{"panic", nil, apierr.Internal, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var missing []string
+			var mu sync.Mutex
+			opts := server.Options{MissingReason: func(_ context.Context, method string, st *status.Status) {
+				mu.Lock()
+				defer mu.Unlock()
+				missing = append(missing, method+" "+st.Code().String())
+			}}
+			srv, logs := newServer(t, opts, func(context.Context) error {
+				if tt.err == nil {
+					panic("boom")
+				}
+				return tt.err
+			})
+			srv.RegisterService(&failingStream, tt.err)
+			run(t, srv)
+			conn := dial(t, srv.GRPCAddr())
+
+			check := func(call string, err error) {
+				t.Helper()
+				st := status.Convert(err)
+				if n := apierr.Count(st); n != 1 {
+					t.Errorf("%s = %v with %d ErrorInfos, want 1", call, err, n)
+				}
+				if got := apierr.ReasonOf(err); got != tt.wantReason {
+					t.Errorf("%s reason = %q, want %q", call, got, tt.wantReason)
+				}
+			}
+			check("unary", getStatus(t.Context(), conn))
+			if tt.err != nil {
+				stream, err := conn.NewStream(t.Context(), &grpc.StreamDesc{ServerStreams: true}, "/pgfleet.test.Failing/Fail")
+				if err != nil {
+					t.Fatalf("NewStream: %v", err)
+				}
+				if err := stream.SendMsg(&emptypb.Empty{}); err != nil {
+					t.Fatalf("SendMsg: %v", err)
+				}
+				check("stream", stream.RecvMsg(&emptypb.Empty{}))
+			}
+
+			wantCount := 0.0
+			if tt.wantMissing {
+				wantCount = 2
+			}
+			if got := counter(t, srv.Registry(), "pgfleet_grpc_errors_without_reason_total", nil); got != wantCount {
+				t.Errorf("pgfleet_grpc_errors_without_reason_total = %v, want %v", got, wantCount)
+			}
+			mu.Lock()
+			if got := len(missing); got != int(wantCount) {
+				t.Errorf("MissingReason heard %v, want %v calls", missing, wantCount)
+			}
+			mu.Unlock()
+			var logged int
+			for _, rec := range logs.lines(t) {
+				if rec["msg"] == "status without exactly one ErrorInfo" && rec["level"] == "DEBUG" {
+					logged++
+				}
+			}
+			if logged != int(wantCount) {
+				t.Errorf("%d debug lines about a missing ErrorInfo, want %v", logged, wantCount)
+			}
+		})
+	}
+}
+
+// failingStream is a hand-written service whose one server-streaming method fails with the
+// error it was registered with.
+var failingStream = grpc.ServiceDesc{
+	ServiceName: "pgfleet.test.Failing",
+	HandlerType: (*any)(nil),
+	Streams: []grpc.StreamDesc{{
+		StreamName:    "Fail",
+		ServerStreams: true,
+		Handler:       func(srv any, _ grpc.ServerStream) error { return srv.(error) },
+	}},
 }

@@ -26,6 +26,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
 )
 
 const (
@@ -85,6 +86,11 @@ type Options struct {
 	Validate func(req any) error
 	// Log receives one line per call and the server's own events; nil means slog.Default().
 	Log *slog.Logger
+	// MissingReason, if set, hears of each status one of the registered services returned
+	// without exactly one google.rpc.ErrorInfo, before the server gives it one from its code
+	// (see apierr.Ensure). Tests fail on it (apptest.RequireReasons); in production the
+	// miss is counted (pgfleet_grpc_errors_without_reason_total) and logged at debug.
+	MissingReason func(ctx context.Context, fullMethod string, st *status.Status)
 }
 
 // Server is a gRPC server with pgfleet's interceptors, health and reflection, plus an HTTP
@@ -96,6 +102,8 @@ type Server struct {
 	health  *health.Server
 	reg     *prometheus.Registry
 	metrics *grpcprom.ServerMetrics
+
+	withoutReason *prometheus.CounterVec // statuses given an ErrorInfo by the safety net
 
 	grpcLis    net.Listener
 	metricsLis net.Listener
@@ -159,11 +167,16 @@ func New(opts Options) (*Server, error) {
 		Name: "pgfleet_grpc_panics_total",
 		Help: "Panics recovered in gRPC handlers; each was answered with codes.Internal.",
 	})
+	s.withoutReason = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "pgfleet_grpc_errors_without_reason_total",
+		Help: "Error statuses that left a handler without exactly one google.rpc.ErrorInfo; the server gave each one from its code.",
+	}, []string{"grpc_method", "grpc_code"})
 	s.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		s.metrics,
 		panics,
+		s.withoutReason,
 	)
 
 	unary, stream := s.interceptors(panics)

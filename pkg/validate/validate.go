@@ -1,20 +1,29 @@
 // Package validate collects field violations of a request and turns them into an
-// INVALID_ARGUMENT status carrying google.rpc.BadRequest details, which the gateway
-// renders as HTTP 400 with the violations in the body.
+// INVALID_ARGUMENT status carrying a google.rpc.ErrorInfo (reason INVALID_FIELD unless
+// the Error says otherwise) and google.rpc.BadRequest details, which the gateway renders
+// as HTTP 400 with the violations in the body.
 package validate
 
 import (
+	"cmp"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/pgfleet/pgfleet/pkg/apierr"
 )
 
 // Error is a request that broke one or more field rules. Services test for it with errors.As.
 type Error struct {
 	Violations []*errdetails.BadRequest_FieldViolation
+	// Reason is the ErrorInfo reason, apierr.InvalidField if empty; Metadata is sent beside
+	// "fields", the violated fields comma-separated.
+	Reason   apierr.Reason
+	Metadata map[string]string
 }
 
 // Error lists the violations as "field: description; ...".
@@ -26,14 +35,22 @@ func (e *Error) Error() string {
 	return "invalid request: " + strings.Join(parts, "; ")
 }
 
-// GRPCStatus makes Error a status: status.Code and status.Convert see INVALID_ARGUMENT.
+// GRPCStatus makes Error a status: status.Code and status.Convert see INVALID_ARGUMENT,
+// with an ErrorInfo and the BadRequest.
 func (e *Error) GRPCStatus() *status.Status {
-	st := status.New(codes.InvalidArgument, e.Error())
-	withDetails, err := st.WithDetails(&errdetails.BadRequest{FieldViolations: e.Violations})
-	if err != nil { // only if the details cannot be marshalled, which BadRequest always can
-		return st
+	var fields []string
+	for _, v := range e.Violations {
+		if !slices.Contains(fields, v.GetField()) {
+			fields = append(fields, v.GetField())
+		}
 	}
-	return withDetails
+	md := maps.Clone(e.Metadata)
+	if md == nil {
+		md = map[string]string{}
+	}
+	md["fields"] = strings.Join(fields, ",")
+	return apierr.New(cmp.Or(e.Reason, apierr.InvalidField), e.Error(), md).
+		WithDetails(&errdetails.BadRequest{FieldViolations: e.Violations}).GRPCStatus()
 }
 
 // Field returns an Error with a single violation.

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/testing/protocmp"
 
+	"github.com/pgfleet/pgfleet/pkg/apierr"
 	"github.com/pgfleet/pgfleet/pkg/validate"
 )
 
@@ -35,10 +36,13 @@ func TestViolations(t *testing.T) {
 	if want := "invalid request: symbol: must be 1 to 10 characters; page_size: must not be negative"; st.Message() != want {
 		t.Errorf("message = %q, want %q", st.Message(), want)
 	}
-	want := []any{&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{
-		{Field: "symbol", Description: "must be 1 to 10 characters"},
-		{Field: "page_size", Description: "must not be negative"},
-	}}}
+	want := []any{
+		&errdetails.ErrorInfo{Reason: "INVALID_FIELD", Domain: "pgfleet.dev", Metadata: map[string]string{"fields": "symbol,page_size"}},
+		&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{
+			{Field: "symbol", Description: "must be 1 to 10 characters"},
+			{Field: "page_size", Description: "must not be negative"},
+		}},
+	}
 	if diff := cmp.Diff(want, st.Details(), protocmp.Transform()); diff != "" {
 		t.Errorf("details mismatch (-want +got):\n%s", diff)
 	}
@@ -52,5 +56,17 @@ func TestField(t *testing.T) {
 	}
 	if want := `invalid request: filter: unknown field "colour"`; err.Error() != want {
 		t.Errorf("Error() = %q, want %q", err.Error(), want)
+	}
+}
+
+func TestError_reason(t *testing.T) {
+	t.Parallel()
+	err := &validate.Error{Violations: validate.Field("stocks[0].symbol", "unknown stock").Violations,
+		Reason: apierr.UnknownStock, Metadata: map[string]string{"symbols": "ZZZZ"}}
+	info := apierr.Info(status.Convert(err))
+	want := &errdetails.ErrorInfo{Reason: "UNKNOWN_STOCK", Domain: "pgfleet.dev",
+		Metadata: map[string]string{"symbols": "ZZZZ", "fields": "stocks[0].symbol"}}
+	if diff := cmp.Diff(want, info, protocmp.Transform()); diff != "" {
+		t.Errorf("ErrorInfo mismatch (-want +got):\n%s", diff)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/pgfleet/pgfleet/pkg/apierr"
 )
 
 // errorBody is google.rpc.Status as the gateway renders it.
@@ -28,7 +30,30 @@ func wantError(tb testing.TB, r response, code, grpcCode int) errorBody {
 	if body.Code != grpcCode || body.Message == "" || body.Details == nil {
 		tb.Errorf("error body = %+v, want code %d, a message and details", body, grpcCode)
 	}
+	if infos := body.errorInfos(); len(infos) != 1 || infos[0]["reason"] == "" || infos[0]["domain"] != apierr.Domain {
+		tb.Errorf("error body = %+v, want exactly one google.rpc.ErrorInfo with a reason in domain %s", body, apierr.Domain)
+	}
 	return body
+}
+
+// errorInfos returns the google.rpc.ErrorInfo entries of details.
+func (b errorBody) errorInfos() []map[string]any {
+	var out []map[string]any
+	for _, d := range b.Details {
+		if d["@type"] == "type.googleapis.com/google.rpc.ErrorInfo" {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// reason returns the reason of the body's first ErrorInfo.
+func (b errorBody) reason() string {
+	if infos := b.errorInfos(); len(infos) > 0 {
+		reason, _ := infos[0]["reason"].(string)
+		return reason
+	}
+	return ""
 }
 
 // testBadRequests: client mistakes get a clear 4xx in JSON, never a 500.
@@ -40,16 +65,17 @@ func testBadRequests(t *testing.T, e *env) {
 		wantHTTP     int
 		wantCode     int // gRPC code in the body
 		wantMessage  string
+		wantReason   apierr.Reason
 	}{
-		{"unknown_field", http.MethodPost, "/v1/stocks:upsert", `{"stocks":[],"limit_prise":"1"}`, 400, 3, `unknown field "limit_prise"`},
-		{"malformed_json", http.MethodPost, "/v1/stocks:upsert", `{"stocks":[`, 400, 3, ""},
-		{"wrong_type", http.MethodPost, "/v1/stocks:upsert", `{"stocks":[{"symbol":"ZZZ","market_cap":true}]}`, 400, 3, "invalid value for int64 field"},
-		{"wrong_type_in_query", http.MethodGet, "/v1/stocks?page_size=many", "", 400, 3, "page_size"},
-		{"unknown_path", http.MethodGet, "/v1/nothing/here", "", 404, 5, "no route for GET /v1/nothing/here"},
-		{"unknown_top_level_path", http.MethodGet, "/favicon.ico", "", 404, 5, ""},
-		{"wrong_method", http.MethodPut, "/v1/stocks/AAPL", `{}`, 405, 12, "method PUT not allowed"},
-		{"wrong_method_on_own_route", http.MethodPost, "/health", "", 405, 12, ""},
-		{"form_body_is_no_get", http.MethodPost, "/v1/stocks", "page_size=1", 405, 12, ""},
+		{"unknown_field", http.MethodPost, "/v1/stocks:upsert", `{"stocks":[],"limit_prise":"1"}`, 400, 3, `unknown field "limit_prise"`, apierr.MalformedRequest},
+		{"malformed_json", http.MethodPost, "/v1/stocks:upsert", `{"stocks":[`, 400, 3, "", apierr.MalformedRequest},
+		{"wrong_type", http.MethodPost, "/v1/stocks:upsert", `{"stocks":[{"symbol":"ZZZ","market_cap":true}]}`, 400, 3, "invalid value for int64 field", apierr.MalformedRequest},
+		{"wrong_type_in_query", http.MethodGet, "/v1/stocks?page_size=many", "", 400, 3, "page_size", apierr.MalformedRequest},
+		{"unknown_path", http.MethodGet, "/v1/nothing/here", "", 404, 5, "no route for GET /v1/nothing/here", apierr.RouteNotFound},
+		{"unknown_top_level_path", http.MethodGet, "/favicon.ico", "", 404, 5, "", apierr.RouteNotFound},
+		{"wrong_method", http.MethodPut, "/v1/stocks/AAPL", `{}`, 405, 12, "method PUT not allowed", apierr.MethodNotAllowed},
+		{"wrong_method_on_own_route", http.MethodPost, "/health", "", 405, 12, "", apierr.MethodNotAllowed},
+		{"form_body_is_no_get", http.MethodPost, "/v1/stocks", "page_size=1", 405, 12, "", apierr.MethodNotAllowed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -63,6 +89,9 @@ func testBadRequests(t *testing.T, e *env) {
 			body := wantError(t, r, tt.wantHTTP, tt.wantCode)
 			if !strings.Contains(body.Message, tt.wantMessage) {
 				t.Errorf("message = %q, want it to contain %q", body.Message, tt.wantMessage)
+			}
+			if got := body.reason(); got != string(tt.wantReason) {
+				t.Errorf("reason = %q, want %q", got, tt.wantReason)
 			}
 		})
 	}
@@ -102,19 +131,23 @@ func testBodyTooLarge(t *testing.T, e *env) {
 			if want := fmt.Sprintf("request body larger than %d bytes", limit); body413.Message != want {
 				t.Errorf("message = %q, want %q", body413.Message, want)
 			}
+			if got := body413.reason(); got != string(apierr.RequestTooLarge) {
+				t.Errorf("reason = %q, want %s", got, apierr.RequestTooLarge)
+			}
 		})
 	}
 }
 
-// testValidationDetails: a service's field violations reach the client in details.
+// testValidationDetails: a service's field violations reach the client in details, beside
+// the ErrorInfo.
 func testValidationDetails(t *testing.T, e *env) {
 	body := wantError(t, e.gw.do(t, http.MethodGet, "/v1/stocks/not-a-symbol", ""), http.StatusBadRequest, 3)
-	if len(body.Details) != 1 {
-		t.Fatalf("details = %v, want one google.rpc.BadRequest", body.Details)
+	if len(body.Details) != 2 || body.reason() != string(apierr.InvalidField) {
+		t.Fatalf("details = %v, want an INVALID_FIELD google.rpc.ErrorInfo and a google.rpc.BadRequest", body.Details)
 	}
-	d := body.Details[0]
+	d := body.Details[1]
 	if d["@type"] != "type.googleapis.com/google.rpc.BadRequest" {
-		t.Errorf("details[0][@type] = %v, want type.googleapis.com/google.rpc.BadRequest", d["@type"])
+		t.Errorf("details[1][@type] = %v, want type.googleapis.com/google.rpc.BadRequest", d["@type"])
 	}
 	violations, _ := d["field_violations"].([]any)
 	if len(violations) != 1 {

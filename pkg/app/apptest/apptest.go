@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,7 +15,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 
+	"github.com/pgfleet/pgfleet/pkg/apierr"
 	"github.com/pgfleet/pgfleet/pkg/app"
 	"github.com/pgfleet/pgfleet/pkg/auth/authtest"
 	"github.com/pgfleet/pgfleet/pkg/server"
@@ -85,6 +88,22 @@ func Dial(tb testing.TB, addr string, opts ...grpc.DialOption) *grpc.ClientConn 
 	}
 	tb.Cleanup(func() { conn.Close() })
 	return conn
+}
+
+// RequireReasons returns a server.Options.MissingReason that fails tb for each status a
+// service answers without exactly one google.rpc.ErrorInfo (AIP-193). Set on the server of
+// a service's API tests, it holds every error those tests provoke to the contract without
+// an assertion of its own.
+func RequireReasons(tb testing.TB) func(context.Context, string, *status.Status) {
+	tb.Helper()
+	var done atomic.Bool // a handler that ignored its cancelled context may end after tb
+	tb.Cleanup(func() { done.Store(true) })
+	return func(_ context.Context, method string, st *status.Status) {
+		if !done.Load() {
+			tb.Errorf("%s answered %v %q with %d ErrorInfos, want exactly 1 (use apierr)",
+				method, st.Code(), st.Message(), apierr.Count(st))
+		}
+	}
 }
 
 // AwaitHealth polls the health of service ("" for the server) until it is want, and

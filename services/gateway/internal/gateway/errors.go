@@ -9,13 +9,18 @@ import (
 	_ "google.golang.org/genproto/googleapis/rpc/errdetails" // resolves BadRequest and the like in details
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/pgfleet/pgfleet/pkg/apierr"
 )
 
 // handleError answers a failed call with its gRPC status as JSON, google.rpc.Status's
-// {"code", "message", "details"} (field violations in a google.rpc.BadRequest detail), and
-// the HTTP status grpc-gateway maps the code to: INVALID_ARGUMENT 400, UNAUTHENTICATED 401,
-// PERMISSION_DENIED 403, NOT_FOUND 404, UNAVAILABLE 503... A body over the size limit is 413
-// whatever the decoder made of the cut-off read.
+// {"code", "message", "details"} (one google.rpc.ErrorInfo, field violations in a
+// google.rpc.BadRequest detail), and the HTTP status grpc-gateway maps the code to:
+// INVALID_ARGUMENT 400, UNAUTHENTICATED 401, PERMISSION_DENIED 403, NOT_FOUND 404,
+// UNAVAILABLE 503... A body over the size limit is 413 whatever the decoder made of the
+// cut-off read. The services give every status its ErrorInfo; one without it was made here,
+// by grpc-gateway (a body or query it could not decode: MALFORMED_REQUEST) or by gRPC (a
+// service it could not reach: the code's own reason).
 func (g *Gateway) handleError(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
 	if bodyTooLarge(r) {
 		g.writeStatus(w, tooLarge(g.opts.MaxRequestBytes), http.StatusRequestEntityTooLarge)
@@ -27,6 +32,9 @@ func (g *Gateway) handleError(_ context.Context, _ *runtime.ServeMux, _ runtime.
 		httpStatus, err = hse.HTTPStatus, hse.Err
 	}
 	st := status.Convert(err)
+	if apierr.Count(st) == 0 && st.Code() == codes.InvalidArgument {
+		st = apierr.New(apierr.MalformedRequest, st.Message(), nil).GRPCStatus()
+	}
 	if httpStatus == 0 {
 		httpStatus = runtime.HTTPStatusFromCode(st.Code())
 	}
@@ -40,25 +48,38 @@ func (g *Gateway) handleError(_ context.Context, _ *runtime.ServeMux, _ runtime.
 // handleRoutingError answers a path no route matches (404) or a method the path does not
 // take (405) in the same JSON shape as every other error.
 func (g *Gateway) handleRoutingError(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, httpStatus int) {
-	var st *status.Status
+	var e *apierr.Error
 	switch httpStatus {
 	case http.StatusNotFound:
-		st = status.Newf(codes.NotFound, "no route for %s %s", r.Method, r.URL.Path)
+		e = noRoute(r)
 	case http.StatusMethodNotAllowed:
-		st = status.Newf(codes.Unimplemented, "method %s not allowed on %s", r.Method, r.URL.Path)
+		e = apierr.Newf(apierr.MethodNotAllowed, requestMetadata(r), "method %s not allowed on %s", r.Method, r.URL.Path)
 	case http.StatusBadRequest:
-		st = status.New(codes.InvalidArgument, "malformed request path")
+		e = apierr.New(apierr.MalformedRequest, "malformed request path", nil)
 	default:
-		st = status.New(codes.Internal, http.StatusText(httpStatus))
+		e = apierr.New(apierr.Internal, http.StatusText(httpStatus), nil)
 	}
-	g.writeStatus(w, st, httpStatus)
+	g.writeStatus(w, e.GRPCStatus(), httpStatus)
+}
+
+// noRoute is the error for a path no route matches.
+func noRoute(r *http.Request) *apierr.Error {
+	return apierr.Newf(apierr.RouteNotFound, requestMetadata(r), "no route for %s %s", r.Method, r.URL.Path)
+}
+
+// requestMetadata is the ErrorInfo metadata of routing errors.
+func requestMetadata(r *http.Request) map[string]string {
+	return map[string]string{"method": r.Method, "path": r.URL.Path}
 }
 
 // fallbackError is sent if a status cannot be marshalled, which should never happen.
-const fallbackError = `{"code":13,"message":"failed to marshal error","details":[]}`
+const fallbackError = `{"code":13,"message":"failed to marshal error","details":[` +
+	`{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"INTERNAL","domain":"pgfleet.dev","metadata":{}}]}`
 
-// writeStatus writes st as the JSON body of an answer with the given HTTP status.
+// writeStatus writes st as the JSON body of an answer with the given HTTP status, with
+// exactly one ErrorInfo: one missing gets the reason st's code stands for.
 func (g *Gateway) writeStatus(w http.ResponseWriter, st *status.Status, httpStatus int) {
+	st, _ = apierr.Ensure(st)
 	body, err := marshaler.Marshal(st.Proto())
 	if err != nil {
 		g.log.Error("marshal error status", "err", err)

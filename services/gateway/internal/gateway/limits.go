@@ -5,10 +5,12 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strconv"
 	"sync/atomic"
 
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/pgfleet/pgfleet/pkg/apierr"
 )
 
 // limitBody caps request bodies at MaxRequestBytes: a declared length above it is refused
@@ -32,7 +34,8 @@ func (g *Gateway) limitBody(next http.Handler) http.Handler {
 }
 
 func tooLarge(limit int64) *status.Status {
-	return status.Newf(codes.ResourceExhausted, "request body larger than %d bytes", limit)
+	return apierr.Newf(apierr.RequestTooLarge, map[string]string{"limit_bytes": strconv.FormatInt(limit, 10)},
+		"request body larger than %d bytes", limit).GRPCStatus()
 }
 
 type limitedBodyKey struct{}

@@ -5,8 +5,7 @@ import (
 	"net/http"
 	"path"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
+	"github.com/pgfleet/pgfleet/pkg/apierr"
 )
 
 // ui is the operator status page: plain HTML, CSS and JS, no build step. Script and style
@@ -31,7 +30,7 @@ func (g *Gateway) serveAsset(w http.ResponseWriter, r *http.Request, params map[
 	name := params["file"]
 	ctype, ok := assetTypes[name]
 	if !ok {
-		g.writeStatus(w, status.Newf(codes.NotFound, "no route for %s %s", r.Method, r.URL.Path), http.StatusNotFound)
+		g.writeStatus(w, noRoute(r).GRPCStatus(), http.StatusNotFound)
 		return
 	}
 	g.serveFile(w, name, ctype)
@@ -40,7 +39,7 @@ func (g *Gateway) serveAsset(w http.ResponseWriter, r *http.Request, params map[
 func (g *Gateway) serveFile(w http.ResponseWriter, name, ctype string) {
 	body, err := ui.ReadFile(path.Join("ui", name))
 	if err != nil { // embedded at build time: only a build without the file gets here
-		g.writeStatus(w, status.New(codes.Internal, "status page missing from the build"), http.StatusInternalServerError)
+		g.writeStatus(w, apierr.New(apierr.Internal, "status page missing from the build", nil).GRPCStatus(), http.StatusInternalServerError)
 		return
 	}
 	w.Header().Set("Content-Type", ctype)

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/testing/protocmp"
 
 	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
+	"github.com/pgfleet/pgfleet/pkg/apierr"
 )
 
 // send streams msgs through IngestPrices.
@@ -88,21 +89,22 @@ func TestIngestPrices_appendOnlyRefused(t *testing.T) {
 		msgs     []*stockv1.IngestPricesRequest
 		code     codes.Code
 		wantText string
+		reason   apierr.Reason
 	}{
 		{"stored bar", []*stockv1.IngestPricesRequest{{AppendOnly: appendOnly("S000"), Prices: s0[2:4]}},
-			codes.FailedPrecondition, "prices[0]: 2024-01-03T00:00:00Z is not after S000's latest stored bar"},
+			codes.FailedPrecondition, "prices[0]: 2024-01-03T00:00:00Z is not after S000's latest stored bar", apierr.AppendOutOfOrder},
 		{"undeclared symbol", []*stockv1.IngestPricesRequest{{AppendOnly: appendOnly("S000"), Prices: dailyPrices("S001", 1)}},
-			codes.InvalidArgument, `"S001" is not in append_only.symbols`},
+			codes.InvalidArgument, `"S001" is not in append_only.symbols`, apierr.InvalidField},
 		{"out of order", []*stockv1.IngestPricesRequest{{AppendOnly: appendOnly("S000"), Prices: outOfOrder}},
-			codes.InvalidArgument, "prices[1].time"},
+			codes.InvalidArgument, "prices[1].time", apierr.InvalidField},
 		{"unknown stock", []*stockv1.IngestPricesRequest{{AppendOnly: appendOnly("S000", "NOPE"), Prices: s0[3:4]}},
-			codes.InvalidArgument, `unknown stock "NOPE"`},
+			codes.InvalidArgument, `unknown stock "NOPE"`, apierr.UnknownStock},
 		{"symbol twice", []*stockv1.IngestPricesRequest{{AppendOnly: appendOnly("S000", "S000"), Prices: s0[3:4]}},
-			codes.InvalidArgument, `names "S000" twice`},
+			codes.InvalidArgument, `names "S000" twice`, apierr.InvalidField},
 		{"no symbols", []*stockv1.IngestPricesRequest{{AppendOnly: appendOnly(), Prices: s0[3:4]}},
-			codes.InvalidArgument, "append_only.symbols"},
+			codes.InvalidArgument, "append_only.symbols", apierr.InvalidField},
 		{"on a later message", []*stockv1.IngestPricesRequest{{Prices: s0[3:4]}, {AppendOnly: appendOnly("S000"), Prices: s0[4:5]}},
-			codes.InvalidArgument, "first message only"},
+			codes.InvalidArgument, "first message only", apierr.InvalidField},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -112,6 +114,7 @@ func TestIngestPrices_appendOnlyRefused(t *testing.T) {
 			if !strings.Contains(err.Error(), tt.wantText) {
 				t.Errorf("error %q does not mention %q", err, tt.wantText)
 			}
+			wantReason(t, err, tt.reason, nil)
 		})
 	}
 	t.Cleanup(func() {

@@ -10,10 +10,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
+	"github.com/pgfleet/pgfleet/pkg/apierr"
 	"github.com/pgfleet/pgfleet/pkg/lock"
 	"github.com/pgfleet/pgfleet/pkg/query"
 	"github.com/pgfleet/pgfleet/pkg/validate"
@@ -328,7 +327,9 @@ func (p *priceSource) appends(row store.Price) error {
 		return validate.Field(field+".time", "%s is not after the previous %s bar (%s): an append-only stream sends each symbol's bars in time order",
 			row.Time.Format(time.RFC3339), row.Symbol, after.Format(time.RFC3339))
 	}
-	return status.Errorf(codes.FailedPrecondition, "%s: %s is not after %s's latest stored bar (%s); send the stream without append_only to update stored bars",
+	return apierr.Newf(apierr.AppendOutOfOrder, map[string]string{"symbol": row.Symbol,
+		"time": row.Time.Format(time.RFC3339), "latest_time": after.Format(time.RFC3339)},
+		"%s: %s is not after %s's latest stored bar (%s); send the stream without append_only to update stored bars",
 		field, row.Time.Format(time.RFC3339), row.Symbol, after.Format(time.RFC3339))
 }
 

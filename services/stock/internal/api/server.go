@@ -5,15 +5,16 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"strings"
 
 	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
+	"github.com/pgfleet/pgfleet/pkg/apierr"
 	"github.com/pgfleet/pgfleet/pkg/app"
 	"github.com/pgfleet/pgfleet/pkg/lock"
 	"github.com/pgfleet/pgfleet/pkg/retry"
@@ -51,6 +52,7 @@ func stockLock(symbol string) string { return "stock:" + symbol }
 // grpcError turns a store error into a status; what every service shares goes to app.Status.
 func (s *Server) grpcError(ctx context.Context, err error) error {
 	var unknown *store.UnknownStocksError
+	var missing *store.NotFoundError
 	var pgErr *pgconn.PgError
 	switch {
 	case errors.As(err, &unknown):
@@ -58,12 +60,15 @@ func (s *Server) grpcError(ctx context.Context, err error) error {
 		for _, sym := range unknown.Symbols {
 			v.Add("symbol", "unknown stock %q", sym)
 		}
-		return v.Err().(*validate.Error).GRPCStatus().Err()
+		bad := v.Err().(*validate.Error)
+		bad.Reason, bad.Metadata = apierr.UnknownStock, map[string]string{"symbols": strings.Join(unknown.Symbols, ",")}
+		return bad
 	case errors.As(err, &pgErr) && pgErr.Code == pgerrcode.ForeignKeyViolation:
 		// A stock deleted between the existence check and the write.
-		return status.Error(codes.FailedPrecondition, "a referenced stock no longer exists")
-	case errors.Is(err, store.ErrNotFound):
-		return status.Error(codes.NotFound, err.Error()) // `stock "ZZZZ": not found`
+		return apierr.New(apierr.StockDeleted, "a referenced stock no longer exists", nil)
+	case errors.As(err, &missing):
+		return apierr.New(apierr.StockNotFound, missing.Error(), // `stock "ZZZZ": not found`
+			map[string]string{missing.Field: fmt.Sprint(missing.Key)})
 	}
 	return app.Status(ctx, s.log, err)
 }

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/testing/protocmp"
 
 	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
+	"github.com/pgfleet/pgfleet/pkg/apierr"
 )
 
 // sectors holds the demo sectors tests spread stocks over.
@@ -58,12 +59,17 @@ func TestGetStock(t *testing.T) {
 	if !strings.Contains(status.Convert(err).Message(), "ZZZZ") {
 		t.Errorf("NotFound message %q does not name the symbol", status.Convert(err).Message())
 	}
+	wantReason(t, err, apierr.StockNotFound, map[string]string{"symbol": "ZZZZ"})
 
 	_, err = e.client.GetStock(t.Context(), &stockv1.GetStockRequest{Symbol: "aapl; drop"})
 	wantCode(t, err, codes.InvalidArgument)
 	var fields []string
 	for _, d := range status.Convert(err).Details() {
-		for _, v := range d.(*errdetails.BadRequest).GetFieldViolations() {
+		br, ok := d.(*errdetails.BadRequest)
+		if !ok {
+			continue // the ErrorInfo
+		}
+		for _, v := range br.GetFieldViolations() {
 			fields = append(fields, v.GetField())
 		}
 	}
@@ -155,8 +161,13 @@ func TestListStocks_badInput(t *testing.T) {
 			if !strings.Contains(st.Message(), tt.wantText) {
 				t.Errorf("message %q does not mention %q", st.Message(), tt.wantText)
 			}
-			br, ok := st.Details()[0].(*errdetails.BadRequest)
-			if !ok || br.GetFieldViolations()[0].GetField() != tt.wantField {
+			var br *errdetails.BadRequest
+			for _, d := range st.Details() {
+				if b, ok := d.(*errdetails.BadRequest); ok {
+					br = b
+				}
+			}
+			if br == nil || br.GetFieldViolations()[0].GetField() != tt.wantField {
 				t.Errorf("details = %v, want a BadRequest violation on %q", st.Details(), tt.wantField)
 			}
 		})

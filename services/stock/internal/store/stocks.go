@@ -41,7 +41,7 @@ func (s *Store) GetStock(ctx context.Context, symbol string) (Stock, error) {
 	rows, _ := s.db.Query(ctx, q, symbol) // the error resurfaces from CollectExactlyOneRow
 	st, err := pgx.CollectExactlyOneRow(rows, scanStock)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return Stock{}, fmt.Errorf("stock %q: %w", symbol, ErrNotFound)
+		return Stock{}, &NotFoundError{Kind: "stock", Field: "symbol", Key: symbol}
 	}
 	if err != nil {
 		return Stock{}, fmt.Errorf("get stock %q: %w", symbol, err)
@@ -110,7 +110,7 @@ func (s *Store) DeleteStock(ctx context.Context, symbol string) error {
 		return fmt.Errorf("delete stock %q: %w", symbol, err)
 	}
 	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("stock %q: %w", symbol, ErrNotFound)
+		return &NotFoundError{Kind: "stock", Field: "symbol", Key: symbol}
 	}
 	if _, err := s.db.Exec(ctx, delPrices, symbol); err != nil {
 		return fmt.Errorf("delete prices of %q: %w", symbol, err)

@@ -14,6 +14,16 @@ import (
 // ErrNotFound means no row matched. Callers test it with errors.Is.
 var ErrNotFound = errors.New("not found")
 
+// NotFoundError is ErrNotFound naming the missing row, for the API to tell its caller.
+type NotFoundError struct {
+	Kind  string // "stock"
+	Field string // the request field that held the key: "symbol"
+	Key   any
+}
+
+func (e *NotFoundError) Error() string        { return fmt.Sprintf("%s %#v: not found", e.Kind, e.Key) }
+func (e *NotFoundError) Is(target error) bool { return target == ErrNotFound }
+
 // UnknownStocksError means a write referred to stocks that do not exist.
 type UnknownStocksError struct {
 	Symbols []string // sorted
