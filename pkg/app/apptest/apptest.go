@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/sethvargo/go-envconfig"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
@@ -102,6 +104,39 @@ func RequireReasons(tb testing.TB) func(context.Context, string, *status.Status)
 		if !done.Load() {
 			tb.Errorf("%s answered %v %q with %d ErrorInfos, want exactly 1 (use apierr)",
 				method, st.Code(), st.Message(), apierr.Count(st))
+		}
+	}
+}
+
+// Call is one RPC of an outage test: its name and a call of it with valid arguments.
+type Call struct {
+	Name string
+	Do   func(ctx context.Context) error
+}
+
+// RequireUnavailable makes every call, in order, rounds times, and fails tb unless each one
+// answers UNAVAILABLE with reason DATABASE_UNAVAILABLE and a RetryInfo: for a test that has
+// stopped the service's database, so that the first calls meet the retrier still retrying
+// and later ones its open breaker, and both must tell the caller the same.
+func RequireUnavailable(tb testing.TB, rounds int, calls ...Call) {
+	tb.Helper()
+	for round := range rounds {
+		for _, c := range calls {
+			ctx, cancel := context.WithTimeout(tb.Context(), time.Minute)
+			start := time.Now()
+			err := c.Do(ctx)
+			cancel()
+			st := status.Convert(err)
+			tb.Logf("round %d: %s = %v %s in %v", round, c.Name, st.Code(), apierr.ReasonOf(err), time.Since(start).Round(time.Millisecond))
+			var retry bool
+			for _, d := range st.Details() {
+				_, ok := d.(*errdetails.RetryInfo)
+				retry = retry || ok
+			}
+			if st.Code() != codes.Unavailable || apierr.ReasonOf(err) != apierr.DatabaseUnavailable || !retry {
+				tb.Errorf("round %d: %s with the database down = %v (reason %q, RetryInfo %t), want UNAVAILABLE, DATABASE_UNAVAILABLE with RetryInfo",
+					round, c.Name, err, apierr.ReasonOf(err), retry)
+			}
 		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	portfoliov1 "github.com/pgfleet/pgfleet/gen/pgfleet/portfolio/v1"
+	"github.com/pgfleet/pgfleet/pkg/apierr"
 	"github.com/pgfleet/pgfleet/pkg/auth/authtest"
 )
 
@@ -94,6 +95,9 @@ func TestOwnership(t *testing.T) {
 		if got, want := other.Message(), strings.ReplaceAll(absent.Message(), strconv.Itoa(missing), strconv.FormatInt(pid, 10)); got != want {
 			t.Errorf("%s: another's portfolio says %q, a missing one %q: they must not differ", name, got, absent.Message())
 		}
+		// Nor may the machine-readable part differ.
+		wantReason(t, other.Err(), apierr.PortfolioNotFound, map[string]string{"portfolio_id": strconv.FormatInt(pid, 10)})
+		wantReason(t, absent.Err(), apierr.PortfolioNotFound, map[string]string{"portfolio_id": strconv.Itoa(missing)})
 		wantCode(t, call(ctx, pid, grpc.EmptyCallOption{}), codes.Unauthenticated)
 	}
 	if n := e.count(t, `SELECT count(*) FROM portfolio.cash_movements WHERE request_id <> 't1'`); n != 2 {

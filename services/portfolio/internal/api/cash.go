@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	portfoliov1 "github.com/pgfleet/pgfleet/gen/pgfleet/portfolio/v1"
+	"github.com/pgfleet/pgfleet/pkg/apierr"
 	"github.com/pgfleet/pgfleet/pkg/query"
 	"github.com/pgfleet/pgfleet/services/portfolio/internal/money"
 	"github.com/pgfleet/pgfleet/services/portfolio/internal/store"
@@ -58,8 +59,9 @@ func (s *Server) moveCash(ctx context.Context, portfolioID int64, amountText, re
 		}
 		after := money.Add(cash, signed)
 		if after.Sign() < 0 {
-			return &errPrecondition{fmt.Sprintf("insufficient cash: portfolio %d has %s, the withdrawal needs %s",
-				portfolioID, money.Format(cash), money.Format(amount))}
+			return apierr.Newf(apierr.InsufficientCash, cashMetadata(portfolioID, cash, amount),
+				"insufficient cash: portfolio %d has %s, the withdrawal needs %s",
+				portfolioID, money.Format(cash), money.Format(amount))
 		}
 		p, m, err = st.MoveCash(ctx, store.CashMovement{PortfolioID: portfolioID, Kind: kind.String(),
 			Amount: money.Format(signed), RequestID: requestID, RequestHash: hash}, money.Format(after))
@@ -79,7 +81,14 @@ func (s *Server) moveCash(ctx context.Context, portfolioID int64, amountText, re
 
 // reusedRequestID is the error for a request_id already used for a different request.
 func reusedRequestID(id string) error {
-	return fmt.Errorf("request_id %q was already used for a different request: %w", id, store.ErrConflict)
+	return apierr.Newf(apierr.RequestIDReused, map[string]string{"request_id": id},
+		"request_id %q was already used for a different request", id)
+}
+
+// cashMetadata is the ErrorInfo metadata of INSUFFICIENT_CASH.
+func cashMetadata(portfolioID int64, available, required *big.Rat) map[string]string {
+	return map[string]string{"portfolio_id": strconv.FormatInt(portfolioID, 10),
+		"available": money.Format(available), "required": money.Format(required)}
 }
 
 // ListCashMovements returns a page of a portfolio's ledger, oldest first.

@@ -17,6 +17,7 @@ import (
 
 	portfoliov1 "github.com/pgfleet/pgfleet/gen/pgfleet/portfolio/v1"
 	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
+	"github.com/pgfleet/pgfleet/pkg/apierr"
 	"github.com/pgfleet/pgfleet/pkg/app/apptest"
 	"github.com/pgfleet/pgfleet/pkg/auth"
 	"github.com/pgfleet/pgfleet/pkg/auth/authtest"
@@ -96,7 +97,7 @@ func serve(t testing.TB, pool *pgxpool.Pool, stockAddr string, build func(api.De
 	log := slog.New(slog.DiscardHandler)
 	srv, err := server.New(server.Options{Name: "portfolio", GRPCAddr: "127.0.0.1:0", MetricsAddr: "127.0.0.1:0",
 		Drain: time.Second, DefaultTimeout: 30 * time.Second, Validate: api.Validate, Log: log,
-		Authorize: authtest.Authorizer(t, api.Policy).Authorize})
+		Authorize: authtest.Authorizer(t, api.Policy).Authorize, MissingReason: apptest.RequireReasons(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,6 +133,21 @@ func wantCode(t testing.TB, err error, code codes.Code) {
 	t.Helper()
 	if got := status.Code(err); got != code {
 		t.Fatalf("error = %v, want code %v", err, code)
+	}
+}
+
+// wantReason fails the test unless err's ErrorInfo has reason and, of its metadata, at
+// least md.
+func wantReason(t testing.TB, err error, reason apierr.Reason, md map[string]string) {
+	t.Helper()
+	info := apierr.Info(status.Convert(err))
+	if got := apierr.Reason(info.GetReason()); got != reason {
+		t.Fatalf("error = %v with reason %q, want %q", err, got, reason)
+	}
+	for k, v := range md {
+		if got := info.GetMetadata()[k]; got != v {
+			t.Errorf("error = %v: metadata %q = %q, want %q", err, k, got, v)
+		}
 	}
 }
 

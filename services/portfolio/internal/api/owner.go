@@ -3,13 +3,11 @@ package api
 import (
 	"context"
 	"errors"
-	"fmt"
-
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	portfoliov1 "github.com/pgfleet/pgfleet/gen/pgfleet/portfolio/v1"
+	"github.com/pgfleet/pgfleet/pkg/apierr"
 	"github.com/pgfleet/pgfleet/pkg/auth"
+	"github.com/pgfleet/pgfleet/pkg/validate"
 	"github.com/pgfleet/pgfleet/services/portfolio/internal/store"
 )
 
@@ -52,7 +50,7 @@ func (s *Server) ownerID(ctx context.Context, requested int64) (int64, error) {
 	p := auth.Caller(ctx)
 	if p.Admin() {
 		if requested == 0 {
-			return 0, status.Error(codes.InvalidArgument, "user_id is required when an admin creates a portfolio")
+			return 0, validate.Field("user_id", "is required when an admin creates a portfolio")
 		}
 		return requested, nil
 	}
@@ -62,13 +60,14 @@ func (s *Server) ownerID(ctx context.Context, requested int64) (int64, error) {
 		return err
 	})
 	if errors.Is(err, store.ErrNotFound) {
-		return 0, status.Errorf(codes.FailedPrecondition, "no user with email %q (the token's subject): create it with CreateUser first", p.Subject)
+		return 0, apierr.Newf(apierr.UserNotRegistered, map[string]string{"email": p.Subject},
+			"no user with email %q (the token's subject): create it with CreateUser first", p.Subject)
 	}
 	if err != nil {
 		return 0, err
 	}
 	if requested != 0 && requested != u.ID {
-		return 0, fmt.Errorf("user %d: %w", requested, store.ErrNotFound) // someone else's, or no one's
+		return 0, &store.NotFoundError{Kind: "user", Field: "user_id", Key: requested} // someone else's, or no one's
 	}
 	return u.ID, nil
 }

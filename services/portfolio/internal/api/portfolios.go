@@ -2,16 +2,16 @@ package api
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"math/big"
+	"strconv"
 
 	"github.com/jackc/pgx/v5"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	portfoliov1 "github.com/pgfleet/pgfleet/gen/pgfleet/portfolio/v1"
 	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
+	"github.com/pgfleet/pgfleet/pkg/apierr"
 	"github.com/pgfleet/pgfleet/pkg/auth"
 	"github.com/pgfleet/pgfleet/pkg/query"
 	"github.com/pgfleet/pgfleet/services/portfolio/internal/money"
@@ -21,9 +21,13 @@ import (
 // CreateUser registers a user.
 func (s *Server) CreateUser(ctx context.Context, req *portfoliov1.CreateUserRequest) (*portfoliov1.CreateUserResponse, error) {
 	if p := auth.Caller(ctx); !p.Owns(req.GetEmail()) {
-		return nil, status.Errorf(codes.PermissionDenied, "email must be the token's subject %q: users register themselves", p.Subject)
+		return nil, apierr.Newf(apierr.SubjectMismatch, map[string]string{"field": "email", "subject": p.Subject},
+			"email must be the token's subject %q: users register themselves", p.Subject)
 	}
 	u, err := s.store.CreateUser(ctx, req.GetEmail(), req.GetDisplayName())
+	if errors.Is(err, store.ErrConflict) {
+		err = apierr.New(apierr.UserAlreadyExists, err.Error(), map[string]string{"email": req.GetEmail()})
+	}
 	if err != nil {
 		return nil, s.grpcError(ctx, err)
 	}
@@ -38,7 +42,7 @@ func (s *Server) GetUser(ctx context.Context, req *portfoliov1.GetUserRequest) (
 		return err
 	})
 	if err == nil && !auth.Caller(ctx).Owns(u.Email) {
-		err = fmt.Errorf("user %d: %w", req.GetUserId(), store.ErrNotFound) // as if it did not exist
+		err = &store.NotFoundError{Kind: "user", Field: "user_id", Key: req.GetUserId()} // as if it did not exist
 	}
 	if err != nil {
 		return nil, s.grpcError(ctx, err)
@@ -60,6 +64,10 @@ func (s *Server) CreatePortfolio(ctx context.Context, req *portfoliov1.CreatePor
 	p, created, err := s.store.CreatePortfolio(ctx, owner, name, currency, rid)
 	if err == nil && !created && (p.Name != name || p.Currency != currency) {
 		err = reusedRequestID(rid)
+	}
+	if errors.Is(err, store.ErrConflict) {
+		err = apierr.New(apierr.PortfolioAlreadyExists, err.Error(),
+			map[string]string{"user_id": strconv.FormatInt(owner, 10), "name": name})
 	}
 	if err != nil {
 		return nil, s.grpcError(ctx, err)

@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -13,6 +14,7 @@ import (
 	"google.golang.org/protobuf/testing/protocmp"
 
 	portfoliov1 "github.com/pgfleet/pgfleet/gen/pgfleet/portfolio/v1"
+	"github.com/pgfleet/pgfleet/pkg/apierr"
 	"github.com/pgfleet/pgfleet/pkg/auth/authtest"
 )
 
@@ -108,6 +110,7 @@ func TestCreatePortfolio_idempotency(t *testing.T) {
 			if msg := status.Convert(err).Message(); !strings.Contains(msg, `request_id "open"`) {
 				t.Errorf("CreatePortfolio(%v) message = %q, want it to name the reused request_id", r, msg)
 			}
+			wantReason(t, err, apierr.RequestIDReused, map[string]string{"request_id": "open"})
 		}
 		// A name already taken, with a request_id not used yet, is the name's conflict.
 		_, err := e.user.CreatePortfolio(t.Context(), req("main", "USD", "fresh"), as)
@@ -115,6 +118,7 @@ func TestCreatePortfolio_idempotency(t *testing.T) {
 		if msg := status.Convert(err).Message(); !strings.Contains(msg, `"main"`) {
 			t.Errorf("CreatePortfolio(taken name) message = %q, want it to name the portfolio", msg)
 		}
+		wantReason(t, err, apierr.PortfolioAlreadyExists, map[string]string{"name": "main", "user_id": strconv.FormatInt(uid, 10)})
 		if n := countPortfolios(t, uid); n != 1 {
 			t.Errorf("%d portfolios, want 1", n)
 		}

@@ -12,11 +12,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	portfoliov1 "github.com/pgfleet/pgfleet/gen/pgfleet/portfolio/v1"
 	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
+	"github.com/pgfleet/pgfleet/pkg/apierr"
 	"github.com/pgfleet/pgfleet/pkg/app"
 	"github.com/pgfleet/pgfleet/pkg/lock"
 	"github.com/pgfleet/pgfleet/pkg/query"
@@ -99,23 +98,33 @@ func (s *Server) write(ctx context.Context, portfolioID int64, fn func(st *store
 	return s.retry.RunTx(ctx, conn, s.safety.tx, func(tx pgx.Tx) error { return fn(s.store.WithTx(tx)) })
 }
 
-// errPrecondition is a request the portfolio's state refuses (overdraft, oversell, limit).
-type errPrecondition struct{ msg string }
-
-func (e *errPrecondition) Error() string { return e.msg }
-
 // grpcError turns a store error into a status; what every service shares goes to app.Status.
+// Refusals the portfolio's state gives (overdraft, oversell, limit) are *apierr.Error where
+// they are found.
 func (s *Server) grpcError(ctx context.Context, err error) error {
-	var pre *errPrecondition
+	var missing *store.NotFoundError
 	switch {
-	case errors.As(err, &pre):
-		return status.Error(codes.FailedPrecondition, pre.msg)
+	case errors.As(err, &missing):
+		return apierr.New(notFoundReason(missing.Kind), missing.Error(),
+			map[string]string{missing.Field: fmt.Sprint(missing.Key)})
 	case errors.Is(err, store.ErrNotFound):
-		return status.Error(codes.NotFound, err.Error())
+		return apierr.New(apierr.NotFound, err.Error(), nil)
 	case errors.Is(err, store.ErrConflict):
-		return status.Error(codes.AlreadyExists, err.Error())
+		return apierr.New(apierr.AlreadyExists, err.Error(), nil)
 	}
 	return app.Status(ctx, s.log, err)
+}
+
+// notFoundReason is the reason for a missing row of kind. Trades and cash movements are
+// looked up only after the store said they exist, so they keep the plain NOT_FOUND.
+func notFoundReason(kind string) apierr.Reason {
+	switch kind {
+	case "user":
+		return apierr.UserNotFound
+	case "portfolio":
+		return apierr.PortfolioNotFound
+	}
+	return apierr.NotFound
 }
 
 // listRequest is the common shape of list calls.

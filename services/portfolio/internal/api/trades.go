@@ -13,7 +13,9 @@ import (
 
 	portfoliov1 "github.com/pgfleet/pgfleet/gen/pgfleet/portfolio/v1"
 	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
+	"github.com/pgfleet/pgfleet/pkg/apierr"
 	"github.com/pgfleet/pgfleet/pkg/query"
+	"github.com/pgfleet/pgfleet/pkg/validate"
 	"github.com/pgfleet/pgfleet/services/portfolio/internal/money"
 	"github.com/pgfleet/pgfleet/services/portfolio/internal/store"
 )
@@ -66,10 +68,12 @@ func (s *Server) executeTrade(ctx context.Context, req *portfoliov1.ExecuteTrade
 	}
 	if limit != nil {
 		if side == portfoliov1.Side_SIDE_BUY && price.Cmp(limit) > 0 {
-			return store.Trade{}, "", &errPrecondition{fmt.Sprintf("limit not met: %s trades at %s, above the buy limit %s", sym, money.Format(price), limitText)}
+			return store.Trade{}, "", apierr.Newf(apierr.LimitNotMet, limitMetadata(sym, side, price, limitText),
+				"limit not met: %s trades at %s, above the buy limit %s", sym, money.Format(price), limitText)
 		}
 		if side == portfoliov1.Side_SIDE_SELL && price.Cmp(limit) < 0 {
-			return store.Trade{}, "", &errPrecondition{fmt.Sprintf("limit not met: %s trades at %s, below the sell limit %s", sym, money.Format(price), limitText)}
+			return store.Trade{}, "", apierr.Newf(apierr.LimitNotMet, limitMetadata(sym, side, price, limitText),
+				"limit not met: %s trades at %s, below the sell limit %s", sym, money.Format(price), limitText)
 		}
 	}
 	amount := money.Round(money.Mul(qty, price))
@@ -93,14 +97,16 @@ func (s *Server) executeTrade(ctx context.Context, req *portfoliov1.ExecuteTrade
 		if side == portfoliov1.Side_SIDE_BUY {
 			cashNew, heldNew, costNew = money.Sub(cash, amount), money.Add(held, qty), money.Add(cost, amount)
 			if cashNew.Sign() < 0 {
-				return &errPrecondition{fmt.Sprintf("insufficient cash: portfolio %d has %s, buying %s %s costs %s",
-					pid, money.Format(cash), money.Format(qty), sym, money.Format(amount))}
+				return apierr.Newf(apierr.InsufficientCash, cashMetadata(pid, cash, amount),
+					"insufficient cash: portfolio %d has %s, buying %s %s costs %s",
+					pid, money.Format(cash), money.Format(qty), sym, money.Format(amount))
 			}
 			movement = new(big.Rat).Neg(amount)
 		} else {
 			if held.Cmp(qty) < 0 {
-				return &errPrecondition{fmt.Sprintf("cannot sell %s %s: portfolio %d holds %s",
-					money.Format(qty), sym, pid, money.Format(held))}
+				return apierr.Newf(apierr.Oversell, map[string]string{"portfolio_id": strconv.FormatInt(pid, 10),
+					"symbol": sym, "held": money.Format(held), "requested": money.Format(qty)},
+					"cannot sell %s %s: portfolio %d holds %s", money.Format(qty), sym, pid, money.Format(held))
 			}
 			cashNew, heldNew = money.Add(cash, amount), money.Sub(held, qty)
 			costNew = new(big.Rat)
@@ -135,6 +141,11 @@ func (s *Server) executeTrade(ctx context.Context, req *portfoliov1.ExecuteTrade
 	return trade, cashAfter, nil
 }
 
+// limitMetadata is the ErrorInfo metadata of LIMIT_NOT_MET.
+func limitMetadata(symbol string, side portfoliov1.Side, price *big.Rat, limit string) map[string]string {
+	return map[string]string{"symbol": symbol, "side": side.String(), "price": money.Format(price), "limit_price": limit}
+}
+
 // repeatedTrade answers a request_id seen before: the first trade if the request is the
 // same, a conflict if the id was used for another request.
 func (s *Server) repeatedTrade(ctx context.Context, prev store.Trade, hash []byte) (store.Trade, string, error) {
@@ -155,15 +166,19 @@ func (s *Server) latestPrice(ctx context.Context, symbol string) (*big.Rat, erro
 		st := status.Convert(err)
 		switch st.Code() {
 		case codes.InvalidArgument:
-			return nil, status.Errorf(codes.InvalidArgument, "symbol: %s", st.Message())
+			return nil, validate.Field("symbol", "%s", st.Message())
 		case codes.Canceled:
 			return nil, st.Err()
 		}
 		// Breaker open, peer down or too slow: the trade cannot be priced now.
-		return nil, status.Errorf(codes.Unavailable, "stock prices unavailable, trade not executed: %s", st.Message())
+		md := map[string]string{"peer": "stock"}
+		if info := apierr.Info(st); info != nil {
+			md["peer_reason"] = info.GetReason()
+		}
+		return nil, apierr.Newf(apierr.PeerUnavailable, md, "stock prices unavailable, trade not executed: %s", st.Message())
 	}
 	if len(resp.GetPrices()) == 0 {
-		return nil, status.Errorf(codes.NotFound, "no price for %q: unknown symbol", symbol)
+		return nil, apierr.Newf(apierr.PriceNotFound, map[string]string{"symbol": symbol}, "no price for %q: unknown symbol", symbol)
 	}
 	price, err := money.Parse(resp.GetPrices()[0].GetClose())
 	if err != nil {

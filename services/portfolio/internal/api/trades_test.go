@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/big"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +19,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	portfoliov1 "github.com/pgfleet/pgfleet/gen/pgfleet/portfolio/v1"
+	"github.com/pgfleet/pgfleet/pkg/apierr"
 	"github.com/pgfleet/pgfleet/pkg/pgtest"
 	"github.com/pgfleet/pgfleet/services/portfolio/internal/api"
 	"github.com/pgfleet/pgfleet/services/portfolio/migrations"
@@ -183,18 +185,23 @@ func TestExecuteTrade_refused(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	tests := []struct {
-		name string
-		call func(ctx context.Context, c portfoliov1.PortfolioServiceClient, pid int64) error
+		name   string
+		call   func(ctx context.Context, c portfoliov1.PortfolioServiceClient, pid int64) error
+		reason apierr.Reason
+		md     map[string]string
 	}{
-		{"overdraft", tradeCall(buy, "AAPL", "90.01", "")},  // 9001 > 9000
-		{"oversell", tradeCall(sell, "AAPL", "10.5", "")},   // holds 10
-		{"sell unheld", tradeCall(sell, "MSFT", "1", "")},   // holds none
-		{"buy limit", tradeCall(buy, "AAPL", "1", "99.99")}, // trades at 100
-		{"sell limit", tradeCall(sell, "AAPL", "1", "100.01")},
+		{"overdraft", tradeCall(buy, "AAPL", "90.01", ""), apierr.InsufficientCash, // 9001 > 9000
+			map[string]string{"available": "9000", "required": "9001"}},
+		{"oversell", tradeCall(sell, "AAPL", "10.5", ""), apierr.Oversell, // holds 10
+			map[string]string{"symbol": "AAPL", "held": "10", "requested": "10.5"}},
+		{"sell unheld", tradeCall(sell, "MSFT", "1", ""), apierr.Oversell, map[string]string{"held": "0"}}, // holds none
+		{"buy limit", tradeCall(buy, "AAPL", "1", "99.99"), apierr.LimitNotMet, // trades at 100
+			map[string]string{"price": "100", "limit_price": "99.99", "side": "SIDE_BUY"}},
+		{"sell limit", tradeCall(sell, "AAPL", "1", "100.01"), apierr.LimitNotMet, map[string]string{"side": "SIDE_SELL"}},
 		{"withdraw", func(ctx context.Context, c portfoliov1.PortfolioServiceClient, pid int64) error {
 			_, err := c.Withdraw(ctx, &portfoliov1.WithdrawRequest{PortfolioId: pid, Amount: "9000.000001", RequestId: "refused"})
 			return err
-		}},
+		}, apierr.InsufficientCash, map[string]string{"available": "9000", "required": "9000.000001"}},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -207,6 +214,11 @@ func TestExecuteTrade_refused(t *testing.T) {
 			if msg := status.Convert(err).Message(); msg == "" {
 				t.Error("FAILED_PRECONDITION without a message")
 			}
+			tt.md["portfolio_id"] = strconv.FormatInt(pid, 10)
+			if tt.reason == apierr.LimitNotMet {
+				delete(tt.md, "portfolio_id")
+			}
+			wantReason(t, err, tt.reason, tt.md)
 			// Nothing written: cash, ledger, trades and position as before.
 			e.wantCash(t, pid, "9000")
 			if n := e.count(t, `SELECT count(*) FROM portfolio.trades WHERE portfolio_id = $1`, pid); n != 1 {
@@ -753,6 +765,7 @@ func TestExecuteTrade_stockDown(t *testing.T) {
 		if msg := status.Convert(err).Message(); !strings.Contains(msg, "stock") {
 			t.Errorf("UNAVAILABLE message %q does not say the stock service is the cause", msg)
 		}
+		wantReason(t, err, apierr.PeerUnavailable, map[string]string{"peer": "stock"})
 	}
 
 	// A repeated request needs no price.

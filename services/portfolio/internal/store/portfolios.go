@@ -51,7 +51,7 @@ func (s *Store) CreatePortfolio(ctx context.Context, userID int64, name, currenc
 	case err == nil:
 		return p, true, nil
 	case isCode(err, pgerrcode.ForeignKeyViolation):
-		return Portfolio{}, false, fmt.Errorf("user %d: %w", userID, ErrNotFound)
+		return Portfolio{}, false, &NotFoundError{Kind: "user", Field: "user_id", Key: userID}
 	case !errors.Is(err, pgx.ErrNoRows):
 		return Portfolio{}, false, fmt.Errorf("create portfolio: %w", err)
 	}
@@ -74,7 +74,7 @@ func (s *Store) GetPortfolio(ctx context.Context, id int64) (Portfolio, error) {
 	rows, _ := s.db.Query(ctx, q, id)
 	p, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[Portfolio])
 	if errors.Is(err, pgx.ErrNoRows) {
-		return Portfolio{}, fmt.Errorf("portfolio %d: %w", id, ErrNotFound)
+		return Portfolio{}, &NotFoundError{Kind: "portfolio", Field: "portfolio_id", Key: id}
 	}
 	if err != nil {
 		return Portfolio{}, fmt.Errorf("get portfolio %d: %w", id, err)
@@ -124,7 +124,7 @@ func (s *Store) CheckOwner(ctx context.Context, id int64, email string) error {
 
 func owned(id int64, ok bool) error {
 	if !ok {
-		return fmt.Errorf("portfolio %d: %w", id, ErrNotFound)
+		return &NotFoundError{Kind: "portfolio", Field: "portfolio_id", Key: id}
 	}
 	return nil
 }
@@ -153,7 +153,7 @@ func (s *Store) Holding(ctx context.Context, portfolioID int64, symbol string) (
 	pos.Symbol = symbol
 	err = s.db.QueryRow(ctx, q, portfolioID, symbol).Scan(&cash, &pos.Quantity, &pos.CostBasis)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return "", Position{}, fmt.Errorf("portfolio %d: %w", portfolioID, ErrNotFound)
+		return "", Position{}, &NotFoundError{Kind: "portfolio", Field: "portfolio_id", Key: portfolioID}
 	}
 	if err != nil {
 		return "", Position{}, fmt.Errorf("holding %s of portfolio %d: %w", symbol, portfolioID, err)

@@ -23,6 +23,16 @@ var (
 	ErrRepeat = errors.New("request_id already used")
 )
 
+// NotFoundError is ErrNotFound naming the missing row, for the API to tell its caller.
+type NotFoundError struct {
+	Kind  string // "portfolio"
+	Field string // the request field that held the key: "portfolio_id"
+	Key   any
+}
+
+func (e *NotFoundError) Error() string        { return fmt.Sprintf("%s %#v: not found", e.Kind, e.Key) }
+func (e *NotFoundError) Is(target error) bool { return target == ErrNotFound }
+
 // DBTX is what a Store needs; *pgxpool.Pool and pgx.Tx both have it.
 type DBTX interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
@@ -70,7 +80,7 @@ func (s *Store) GetUser(ctx context.Context, id int64) (User, error) {
 	rows, _ := s.db.Query(ctx, q, id)
 	u, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[User])
 	if errors.Is(err, pgx.ErrNoRows) {
-		return User{}, fmt.Errorf("user %d: %w", id, ErrNotFound)
+		return User{}, &NotFoundError{Kind: "user", Field: "user_id", Key: id}
 	}
 	if err != nil {
 		return User{}, fmt.Errorf("get user %d: %w", id, err)
@@ -84,7 +94,7 @@ func (s *Store) UserByEmail(ctx context.Context, email string) (User, error) {
 	rows, _ := s.db.Query(ctx, q, email)
 	u, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[User])
 	if errors.Is(err, pgx.ErrNoRows) {
-		return User{}, fmt.Errorf("user %q: %w", email, ErrNotFound)
+		return User{}, &NotFoundError{Kind: "user", Field: "email", Key: email}
 	}
 	if err != nil {
 		return User{}, fmt.Errorf("get user %q: %w", email, err)

@@ -78,7 +78,7 @@ func (s *Store) OwnedTradeByRequest(ctx context.Context, portfolioID int64, emai
 func collectTrade(rows pgx.Rows, requestID string) (Trade, error) {
 	t, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[Trade])
 	if errors.Is(err, pgx.ErrNoRows) {
-		return Trade{}, fmt.Errorf("trade %q: %w", requestID, ErrNotFound)
+		return Trade{}, &NotFoundError{Kind: "trade", Field: "request_id", Key: requestID}
 	}
 	if err != nil {
 		return Trade{}, fmt.Errorf("trade %q: %w", requestID, err)
@@ -105,7 +105,7 @@ func (s *Store) MovementByRequest(ctx context.Context, portfolioID int64, reques
 	rows, _ := s.db.Query(ctx, q, portfolioID, requestID)
 	m, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[CashMovement])
 	if errors.Is(err, pgx.ErrNoRows) {
-		return CashMovement{}, fmt.Errorf("cash movement %q: %w", requestID, ErrNotFound)
+		return CashMovement{}, &NotFoundError{Kind: "cash movement", Field: "request_id", Key: requestID}
 	}
 	if err != nil {
 		return CashMovement{}, fmt.Errorf("cash movement %q: %w", requestID, err)
