@@ -219,3 +219,51 @@ func docReasons(t *testing.T) map[apierr.Reason]string {
 	}
 	return out
 }
+
+// TestReasons_readme holds the README's Errors section to the code: every reason listed
+// once, each under the code it is sent with.
+func TestReasons_readme(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(b), "\n## Errors\n")
+	if !ok {
+		t.Fatal("README.md has no \"## Errors\" section")
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	var bullets []string
+	for line := range strings.Lines(section) {
+		switch {
+		case strings.HasPrefix(line, "- "):
+			bullets = append(bullets, line)
+		case strings.HasPrefix(line, "  ") && len(bullets) > 0:
+			bullets[len(bullets)-1] += line
+		}
+	}
+	byCode := regexp.MustCompile("^- `([A-Z_]+)` \\(")
+	name := regexp.MustCompile("`([A-Z][A-Z0-9_]*)`")
+	var listed []apierr.Reason
+	for _, bullet := range bullets {
+		code, rest := "", bullet
+		if m := byCode.FindStringSubmatch(bullet); m != nil {
+			code = m[1]
+			_, rest, _ = strings.Cut(bullet, "): ")
+		}
+		for _, m := range name.FindAllStringSubmatch(rest, -1) {
+			r := apierr.Reason(m[1])
+			listed = append(listed, r)
+			switch sent := string(apierr.ForCode(r.Code())); {
+			case code != "" && sent != code:
+				t.Errorf("README.md lists %s under %s; it is sent with %s", r, code, sent)
+			case code == "" && sent != string(r):
+				t.Errorf("README.md lists %s as named after its code; it is sent with %s", r, sent)
+			}
+		}
+	}
+	slices.Sort(listed)
+	if diff := cmp.Diff(reasonConstants(t), listed); diff != "" {
+		t.Errorf("README.md's Errors section and the Reason constants differ (-code +README):\n%s", diff)
+	}
+}
