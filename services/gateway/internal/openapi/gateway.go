@@ -1,14 +1,20 @@
 package openapi
 
 // The document's header and the gateway's own endpoints, added to the services' paths.
+// Every answer the gateway sends on its HTTP port is in the document (the gateway's tests
+// validate each one against it), but for CORS preflights and the 404/405 of paths and
+// methods that are no operation.
 var (
 	info = map[string]any{
 		"title":   "pgfleet REST API",
 		"version": "v1",
 		"description": "REST/JSON over the pgfleet services, served by the gateway. Fields use proto names; " +
-			"int64 and decimal values are strings, timestamps RFC 3339. Errors are google.rpc.Status " +
-			`JSON ({"code", "message", "details"}) with the matching HTTP status. Server streams are ` +
-			`newline-delimited JSON (application/x-ndjson): one {"result": ...} or {"error": ...} per line.`,
+			"int64 and decimal values are strings, timestamps RFC 3339. Every scalar, enum, list and map " +
+			"field of a response is present, zero values included; a message field is left out while unset. " +
+			"Errors are google.rpc.Status JSON ({\"code\", \"message\", \"details\"}, one google.rpc.ErrorInfo " +
+			"with the reason in details) with the matching HTTP status. Server streams are newline-delimited " +
+			`JSON (application/x-ndjson): one {"result": ...} per message, and a final {"error": ...} if the ` +
+			"stream fails after its first line. The same document in OpenAPI 3.0 is at /openapi.v3.json.",
 	}
 	gatewayTag = map[string]any{"name": "Gateway", "description": "The gateway's own endpoints."}
 
@@ -25,8 +31,9 @@ var (
 			"operationId": "Gateway_Health",
 			"tags":        []any{"Gateway"},
 			"responses": map[string]any{
-				"200": map[string]any{"description": "Everything serves.", "schema": ref("gatewayHealth")},
-				"503": map[string]any{"description": "Something does not; failing names it.", "schema": ref("gatewayHealth")},
+				"200":     map[string]any{"description": "Everything serves.", "schema": ref("gatewayHealth")},
+				"503":     map[string]any{"description": "Something does not; failing names it.", "schema": ref("gatewayHealth")},
+				"default": gatewayError,
 			},
 		}},
 		"/monitoring/database": map[string]any{"get": map[string]any{
@@ -34,11 +41,56 @@ var (
 			"operationId": "Gateway_DatabaseStatus",
 			"tags":        []any{"Gateway"},
 			"responses": map[string]any{
-				"200": map[string]any{"description": "Every database serves.", "schema": databaseDoc},
-				"503": map[string]any{"description": "A call failed or a database does not serve.", "schema": databaseDoc},
+				"200":     map[string]any{"description": "Every database serves.", "schema": databaseDoc},
+				"503":     map[string]any{"description": "A call failed or a database does not serve.", "schema": databaseDoc},
+				"default": gatewayError,
+			},
+		}},
+		"/openapi.json": map[string]any{"get": map[string]any{
+			"summary":     "This document, OpenAPI 2.0.",
+			"operationId": "Gateway_OpenAPIv2",
+			"tags":        []any{"Gateway"},
+			"responses": map[string]any{
+				"200":     map[string]any{"description": "The document.", "schema": map[string]any{"type": "object"}},
+				"default": gatewayError,
+			},
+		}},
+		"/openapi.v3.json": map[string]any{"get": map[string]any{
+			"summary":     "This document, OpenAPI 3.0.",
+			"operationId": "Gateway_OpenAPIv3",
+			"tags":        []any{"Gateway"},
+			"responses": map[string]any{
+				"200":     map[string]any{"description": "The document.", "schema": map[string]any{"type": "object"}},
+				"default": gatewayError,
+			},
+		}},
+		"/": map[string]any{"get": map[string]any{
+			"summary":     "The operators' status page (HTML; it fetches /health and /monitoring/database).",
+			"operationId": "Gateway_StatusPage",
+			"tags":        []any{"Gateway"},
+			"produces":    []any{"text/html", "application/json"},
+			"responses": map[string]any{
+				"200":     map[string]any{"description": "The page.", "schema": map[string]any{"type": "string"}},
+				"default": gatewayError,
+			},
+		}},
+		"/ui/{file}": map[string]any{"get": map[string]any{
+			"summary":     "The status page's script and style.",
+			"operationId": "Gateway_StatusPageAsset",
+			"tags":        []any{"Gateway"},
+			"produces":    []any{"text/javascript", "text/css", "application/json"},
+			"parameters": []any{map[string]any{
+				"name": "file", "in": "path", "required": true, "type": "string", "enum": []any{"app.js", "style.css"},
+			}},
+			"responses": map[string]any{
+				"200":     map[string]any{"description": "The file.", "schema": map[string]any{"type": "string"}},
+				"404":     map[string]any{"description": "NOT_FOUND: no such file.", "schema": ref("rpcStatus")},
+				"default": gatewayError,
 			},
 		}},
 	}
+
+	gatewayError = map[string]any{"description": "An error, as the API answers them.", "schema": ref("rpcStatus")}
 
 	databaseDoc = map[string]any{"type": "object", "additionalProperties": ref("gatewayDatabaseEntry")}
 
@@ -48,17 +100,20 @@ var (
 			"properties": map[string]any{
 				"status":   map[string]any{"type": "string", "description": "SERVING or NOT_SERVING."},
 				"services": map[string]any{"type": "object", "additionalProperties": map[string]any{"type": "string"}, "description": "SERVING, NOT_SERVING, SERVICE_UNKNOWN or UNREACHABLE by name, \"gateway\" included."},
-				"failing":  map[string]any{"type": "array", "items": map[string]any{"type": "string"}},
-				"errors":   map[string]any{"type": "object", "additionalProperties": map[string]any{"type": "string"}},
+				"failing":  map[string]any{"type": "array", "items": map[string]any{"type": "string"}, "description": "The services not SERVING; absent when there are none."},
+				"errors":   map[string]any{"type": "object", "additionalProperties": map[string]any{"type": "string"}, "description": "Why a check failed, by service; absent when none did."},
 			},
+			"required": []any{"status", "services"},
 		},
 		"gatewayDatabaseEntry": map[string]any{
 			"type":        "object",
 			"description": "One service's answer: status, or error when the call failed.",
 			"properties": map[string]any{
-				"status": ref("v1DatabaseStatus"),
-				"error":  ref("rpcStatus"),
+				"status": map[string]any{"allOf": []any{ref("v1DatabaseStatus")}, "description": "The service's GetDatabaseStatusResponse.status."},
+				"error":  map[string]any{"allOf": []any{ref("rpcStatus")}, "description": "Why the call failed."},
 			},
+			"minProperties": 1,
+			"maxProperties": 1,
 		},
 	}
 )

@@ -1,5 +1,7 @@
-// Package openapi merges the OpenAPI v2 documents that protoc-gen-openapiv2 writes per proto
-// file (gen/openapiv2, embedded there) into the one document the gateway serves at /openapi.json.
+// Package openapi builds the documents the gateway serves: /openapi.json, the OpenAPI v2
+// documents protoc-gen-openapiv2 writes per proto file (gen/openapiv2, embedded there) merged
+// into one and made to say what the gateway does (contract.go), and /openapi.v3.json, that
+// document converted to OpenAPI 3 (v3.go).
 package openapi
 
 import (
@@ -12,6 +14,8 @@ import (
 	"slices"
 	"strings"
 
+	"google.golang.org/protobuf/reflect/protoregistry"
+
 	"github.com/pgfleet/pgfleet/gen/openapiv2"
 )
 
@@ -19,8 +23,22 @@ import (
 // every service, so one path cannot name which; GET /monitoring/database asks them all.
 var unrouted = []string{"/v1/database/status"}
 
-// Merged returns the generated documents merged, with the gateway's own paths added.
-func Merged() ([]byte, error) { return Merge(openapiv2.FS) }
+// Merged returns the document served at /openapi.json: the generated documents merged
+// (Merge), then described as the gateway answers (describe: error responses, streams,
+// which response fields are always present), with the gateway's own paths. The same bytes
+// every time.
+func Merged() ([]byte, error) {
+	doc, err := merge(openapiv2.FS)
+	if err != nil {
+		return nil, err
+	}
+	// Messages are found by the RPCs the operations name: the generated packages registered
+	// them (the gateway links them all for its routes).
+	if err := describe(doc, protoregistry.GlobalFiles); err != nil {
+		return nil, err
+	}
+	return encode(doc)
+}
 
 // httpMethods are the operation keys of a path item; "parameters" is the only other key.
 var httpMethods = []string{"get", "put", "post", "delete", "options", "head", "patch"}
@@ -29,9 +47,20 @@ var httpMethods = []string{"get", "put", "post", "delete", "options", "head", "p
 // method), definitions joined (a name defined twice must be defined alike), tags kept once.
 // A document's top-level security moves into each of its operations that has none, since
 // in the merged document it would cover every service's operations (stock reads are
-// public, portfolio calls are not). Security schemes of one name must agree but for their
-// descriptions; the gateway describes them for the whole API.
+// public, portfolio calls are not); an operation left without one says `security: []`,
+// public, rather than leaving readers to guess. Security schemes of one name must agree
+// but for their descriptions; the gateway describes them for the whole API.
 func Merge(files fs.FS) ([]byte, error) {
+	doc, err := merge(files)
+	if err != nil {
+		return nil, err
+	}
+	return encode(doc)
+}
+
+// merge is Merge before encoding. The gateway's own paths and definitions are added, the
+// unrouted paths kept: describe pairs their definitions with messages first.
+func merge(files fs.FS) (map[string]any, error) {
 	paths, defs, schemes := map[string]any{}, map[string]any{}, map[string]any{}
 	var tags []any
 	seenTags := map[string]bool{}
@@ -88,16 +117,20 @@ func Merge(files fs.FS) ([]byte, error) {
 	if len(paths) == 0 {
 		return nil, fmt.Errorf("openapi: no *.swagger.json documents found")
 	}
-	for _, p := range unrouted {
-		delete(paths, p)
-	}
 	for k, s := range schemes {
 		if desc, ok := schemeDescriptions[k]; ok {
 			obj(s)["description"] = desc
 		}
 	}
-	maps.Copy(paths, gatewayPaths)
-	maps.Copy(defs, gatewayDefinitions)
+	maps.Copy(paths, clone(gatewayPaths).(map[string]any))
+	maps.Copy(defs, clone(gatewayDefinitions).(map[string]any))
+	for _, item := range paths {
+		for _, key := range httpMethods {
+			if op := obj(obj(item)[key]); op != nil && op["security"] == nil {
+				op["security"] = []any{} // public
+			}
+		}
+	}
 	out := map[string]any{
 		"swagger":     "2.0",
 		"info":        info,
@@ -110,7 +143,15 @@ func Merge(files fs.FS) ([]byte, error) {
 	if len(schemes) > 0 {
 		out["securityDefinitions"] = schemes
 	}
-	b, err := json.MarshalIndent(out, "", "  ") // map keys sorted: the same bytes every time
+	return out, nil
+}
+
+// encode writes doc as indented JSON, without the unrouted paths.
+func encode(doc map[string]any) ([]byte, error) {
+	for _, p := range unrouted {
+		delete(obj(doc["paths"]), p)
+	}
+	b, err := json.MarshalIndent(doc, "", "  ") // map keys sorted: the same bytes every time
 	if err != nil {
 		return nil, fmt.Errorf("openapi: %w", err)
 	}
@@ -139,6 +180,26 @@ func undescribed(v any) map[string]any {
 	c := maps.Clone(obj(v))
 	delete(c, "description")
 	return c
+}
+
+// clone returns a deep copy of a decoded JSON value, so that edits of one part of a
+// document never show through another that shared it.
+func clone(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		c := make(map[string]any, len(v))
+		for k, e := range v {
+			c[k] = clone(e)
+		}
+		return c
+	case []any:
+		c := make([]any, len(v))
+		for i, e := range v {
+			c[i] = clone(e)
+		}
+		return c
+	}
+	return v
 }
 
 func obj(v any) map[string]any { m, _ := v.(map[string]any); return m }

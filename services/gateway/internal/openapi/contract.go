@@ -1,0 +1,515 @@
+package openapi
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+)
+
+// describe makes the merged document say what the gateway answers where protoc-gen-openapiv2
+// cannot say it from the protos and proto/openapi.yaml:
+//   - each operation's error responses, from one table (errorResponses);
+//   - server streams as the NDJSON the gateway sends (describeStream);
+//   - PATCH bodies as partial: the update_mask names the fields sent;
+//   - which response fields are always present (markAlwaysPresent), with request bodies
+//     keeping definitions of their own where the two differ (splitInputs);
+//
+// then drops the unrouted paths and every definition no path refers to. It needs the
+// protos' descriptors: from the schema alone a Duration or Timestamp field (a message, left
+// out while unset) cannot be told from a string field (always present).
+func describe(doc map[string]any, files *protoregistry.Files) error {
+	c := &contract{doc: doc, defs: obj(doc["definitions"]), files: files,
+		rpcs: map[string]protoreflect.MethodDescriptor{}, messages: map[string]protoreflect.MessageDescriptor{}}
+	if err := c.pairOperations(); err != nil {
+		return err
+	}
+	for _, p := range unrouted {
+		delete(obj(doc["paths"]), p)
+	}
+	c.ops = c.operations()
+	for _, o := range c.ops {
+		if err := describeOperation(o); err != nil {
+			return err
+		}
+	}
+	if err := c.splitInputs(); err != nil {
+		return err
+	}
+	if err := c.markAlwaysPresent(); err != nil {
+		return err
+	}
+	used := reach(c.defs, c.schemas(true, true))
+	for name := range c.defs {
+		if !used[name] {
+			delete(c.defs, name)
+		}
+	}
+	return nil
+}
+
+// contract is a merged document and what describe learnt about it.
+type contract struct {
+	doc   map[string]any
+	defs  map[string]any
+	files *protoregistry.Files
+	ops   []operation
+	// rpcs pairs each generated operation ("get /v1/stocks/{symbol}") with its RPC.
+	rpcs map[string]protoreflect.MethodDescriptor
+	// messages pairs each generated definition with the message it renders.
+	messages map[string]protoreflect.MessageDescriptor
+}
+
+// operation is one operation of the document.
+type operation struct {
+	path, method string
+	op           map[string]any
+	// rpc is the method it calls; nil for the gateway's own endpoints.
+	rpc protoreflect.MethodDescriptor
+}
+
+// operations lists the document's operations by path and method, each with its RPC as far
+// as pairOperations found it.
+func (c *contract) operations() []operation {
+	var ops []operation
+	paths := obj(c.doc["paths"])
+	for _, p := range slices.Sorted(maps.Keys(paths)) {
+		for _, m := range httpMethods {
+			if op := obj(obj(paths[p])[m]); op != nil {
+				ops = append(ops, operation{path: p, method: m, op: op, rpc: c.rpcs[m+" "+p]})
+			}
+		}
+	}
+	return ops
+}
+
+// pairOperations finds each generated operation's RPC by its operationId
+// (<Service>_<Method>) and pairs the definitions its responses use with the messages they
+// render, property by property (proto names: json_names_for_fields=false).
+func (c *contract) pairOperations() error {
+	services := map[string][]protoreflect.ServiceDescriptor{}
+	var status protoreflect.MessageDescriptor
+	c.files.RangeFiles(func(fd protoreflect.FileDescriptor) bool {
+		if strings.HasPrefix(string(fd.Package()), "pgfleet.") {
+			for i := range fd.Services().Len() {
+				sd := fd.Services().Get(i)
+				services[string(sd.Name())] = append(services[string(sd.Name())], sd)
+			}
+		}
+		if d := fd.Messages().ByName("Status"); d != nil && fd.Package() == "google.rpc" {
+			status = d
+		}
+		return true
+	})
+	if status == nil {
+		return fmt.Errorf("openapi: google.rpc.Status is not registered")
+	}
+	for _, o := range c.operations() {
+		id, _ := o.op["operationId"].(string)
+		svc, method, _ := strings.Cut(id, "_")
+		if svc == "Gateway" {
+			continue
+		}
+		if len(services[svc]) != 1 {
+			return fmt.Errorf("openapi: %s %s: operationId %q names no single registered service", o.method, o.path, id)
+		}
+		md := services[svc][0].Methods().ByName(protoreflect.Name(method))
+		if md == nil {
+			return fmt.Errorf("openapi: %s %s: %s has no method %s (is gen/ stale?)", o.method, o.path, services[svc][0].FullName(), method)
+		}
+		c.rpcs[o.method+" "+o.path] = md
+		responses := obj(o.op["responses"])
+		ok := obj(obj(responses["200"])["schema"])
+		if md.IsStreamingServer() { // {"result": Output} or {"error": Status}
+			props := obj(ok["properties"])
+			if err := c.pair(props["result"], md.Output()); err != nil {
+				return err
+			}
+			if err := c.pair(props["error"], status); err != nil {
+				return err
+			}
+		} else if err := c.pair(ok, md.Output()); err != nil {
+			return err
+		}
+		if err := c.pair(obj(responses["default"])["schema"], status); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// pair records that the definition schema refers to renders md, then pairs the definitions
+// its message fields refer to. A field whose message renders inline (Timestamp, Duration:
+// strings) refers to none.
+func (c *contract) pair(schema any, md protoreflect.MessageDescriptor) error {
+	name := refName(schema)
+	if name == "" {
+		return fmt.Errorf("openapi: %s is rendered without a definition", md.FullName())
+	}
+	if have, ok := c.messages[name]; ok {
+		if have.FullName() != md.FullName() {
+			return fmt.Errorf("openapi: definition %q renders both %s and %s", name, have.FullName(), md.FullName())
+		}
+		return nil
+	}
+	def := obj(c.defs[name])
+	if def == nil {
+		return fmt.Errorf("openapi: definition %q (%s) is missing", name, md.FullName())
+	}
+	c.messages[name] = md
+	if md.FullName() == "google.protobuf.Any" { // {"@type": ..., the message's fields}
+		return nil
+	}
+	props := obj(def["properties"])
+	for _, p := range slices.Sorted(maps.Keys(props)) {
+		fd := md.Fields().ByName(protoreflect.Name(p))
+		if fd == nil {
+			return fmt.Errorf("openapi: definition %q has property %q, which %s lacks", name, p, md.FullName())
+		}
+		prop := obj(props[p])
+		switch {
+		case fd.IsMap() && fd.MapValue().Message() != nil:
+			if refName(prop["additionalProperties"]) != "" {
+				if err := c.pair(prop["additionalProperties"], fd.MapValue().Message()); err != nil {
+					return err
+				}
+			}
+		case fd.IsList() && fd.Message() != nil:
+			if refName(prop["items"]) != "" {
+				if err := c.pair(prop["items"], fd.Message()); err != nil {
+					return err
+				}
+			}
+		case fd.Message() != nil:
+			if refName(prop) != "" {
+				if err := c.pair(prop, fd.Message()); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// errorResponses are the error answers operations document, each with the operations it
+// applies to. One table, not a list per method: the services share one mapping of failures
+// to gRPC codes (pkg/apierr, pkg/app) and the gateway one of codes to HTTP statuses
+// (grpc-gateway's, plus 413), so what an operation can answer follows from what it is. The
+// gateway's tests hold every answer they get to the document, status code included.
+var errorResponses = []struct {
+	status      string
+	appliesTo   func(operation) bool
+	description string
+}{
+	{"400", callsRPC, "INVALID_ARGUMENT, FAILED_PRECONDITION or OUT_OF_RANGE: malformed JSON, a wrong type, an " +
+		"unknown field or query parameter, a value the API refuses, or a state that forbids the call. The " +
+		"ErrorInfo reason says which; a google.rpc.BadRequest detail lists the fields at fault."},
+	{"401", callsRPC, "UNAUTHENTICATED: the bearer token is missing, expired or invalid. An operation that " +
+		"needs no token still refuses a bad one."},
+	{"403", needsToken, "PERMISSION_DENIED: the caller may not do this (a role is missing, or the request " +
+		"names another user as its subject)."},
+	{"404", namesResource, "NOT_FOUND: a resource the request names does not exist, or is another user's."},
+	{"409", writes, "ALREADY_EXISTS (it exists, or a request_id was used for a different request) or " +
+		"ABORTED (a concurrent change: an etag that no longer matches, a conflict that outlived the retries); " +
+		"read again and retry."},
+	{"413", hasBody, "RESOURCE_EXHAUSTED: the body is larger than the gateway's MAX_REQUEST_BYTES."},
+	{"429", callsRPC, "RESOURCE_EXHAUSTED: a limit was reached; RetryInfo, when present, says when to retry."},
+	{"503", callsRPC, "UNAVAILABLE: the service or its database is down, or its circuit breaker open; retry later."},
+	{"504", callsRPC, "DEADLINE_EXCEEDED: the call did not finish within its deadline."},
+	{"default", callsRPC, "Any other error, e.g. 500 INTERNAL."},
+}
+
+// namedOutsideThePath are operations that name a resource in their body rather than their
+// path: CreatePortfolio's user_id (an admin's choice of owner).
+var namedOutsideThePath = []string{"PortfolioService_CreatePortfolio"}
+
+func callsRPC(o operation) bool   { return o.rpc != nil }
+func needsToken(o operation) bool { return o.rpc != nil && len(list(o.op["security"])) > 0 }
+func writes(o operation) bool     { return o.rpc != nil && o.method != "get" }
+func hasBody(o operation) bool    { return o.rpc != nil && bodySchema(o.op) != nil }
+func namesResource(o operation) bool {
+	return o.rpc != nil && (strings.Contains(o.path, "{") || slices.Contains(namedOutsideThePath, o.op["operationId"].(string)))
+}
+
+// describeOperation documents o's error responses, and its answer if it is a stream or its
+// body if it is a partial update.
+func describeOperation(o operation) error {
+	if o.rpc == nil {
+		return nil // the gateway's own: gateway.go documents them whole
+	}
+	responses := obj(o.op["responses"])
+	for _, e := range errorResponses {
+		if !e.appliesTo(o) {
+			continue
+		}
+		r := map[string]any{"description": e.description, "schema": ref("rpcStatus")}
+		if e.status == "401" {
+			r["headers"] = map[string]any{"WWW-Authenticate": map[string]any{
+				"type": "string", "description": `Bearer realm="pgfleet" (RFC 6750).`,
+			}}
+		}
+		responses[e.status] = r
+	}
+	if o.rpc.IsStreamingServer() {
+		describeStream(o)
+	}
+	if o.method == "patch" {
+		body := bodySchema(o.op)
+		if refName(body) != "" {
+			return fmt.Errorf("openapi: PATCH %s: the body is a shared definition, which cannot be made partial here", o.path)
+		}
+		// Every field is optional in a partial update; a message sent is still whole (its
+		// definition keeps its required fields).
+		delete(body, "required")
+	}
+	return nil
+}
+
+// ndjson is the media type of the gateway's server streams (marshal.go).
+const ndjson = "application/x-ndjson"
+
+// describeStream documents a server stream as the gateway sends it: NDJSON lines of
+// {"result": message}, and one {"error": Status} line if the stream fails after its first
+// line; a failure before it is an ordinary error answer. OpenAPI 2 has no per-response
+// media types, so the operation produces both (the OpenAPI 3 form gives each its own).
+func describeStream(o operation) {
+	o.op["produces"] = []any{ndjson, "application/json"}
+	ok := obj(obj(o.op["responses"])["200"])
+	ok["description"] = "A stream of newline-delimited JSON (" + ndjson + `): one {"result": ...} line per ` +
+		`message; if the stream fails after its first line, it ends with one {"error": ...} line. A failure ` +
+		"before the first line is an ordinary error answer (application/json)."
+	line := obj(ok["schema"])
+	delete(line, "title") // "Stream result of ...": the description says it
+	line["description"] = `One line: {"result": ...} or {"error": ...}, never both.`
+	line["minProperties"] = 1
+	line["maxProperties"] = 1
+	line["additionalProperties"] = false
+}
+
+// bodySchema returns the schema of op's body parameter, nil if it has none.
+func bodySchema(op map[string]any) map[string]any {
+	for _, p := range list(op["parameters"]) {
+		if obj(p)["in"] == "body" {
+			return obj(obj(p)["schema"])
+		}
+	}
+	return nil
+}
+
+// schemas returns the root schemas of the document's request bodies (in) and answers (out).
+func (c *contract) schemas(in, out bool) []any {
+	var roots []any
+	for _, o := range c.ops {
+		if body := bodySchema(o.op); in && body != nil {
+			roots = append(roots, body)
+		}
+		if out {
+			for _, r := range obj(o.op["responses"]) {
+				if s := obj(r)["schema"]; s != nil {
+					roots = append(roots, s)
+				}
+			}
+		}
+	}
+	return roots
+}
+
+// Always-present fields. The gateway's JSON (marshal.go: protojson EmitDefaultValues) holds
+// every field without presence, zero or not: scalars, enums, lists and maps; it leaves out
+// a field with presence while unset: a message (a Timestamp too), a oneof member, a proto3
+// optional. So in every definition an answer can hold, markAlwaysPresent lists each field
+// without presence as required, and generated clients type them as present.
+//
+// Request bodies must not inherit that: a client may leave out a list or a zero value, and
+// an OUTPUT_ONLY field it cannot send at all. OpenAPI 3 says required applies to a readOnly
+// property in responses only, but clients do not follow it (openapi-typescript v7 types a
+// required readOnly property as required in request bodies too, unless run with
+// --read-write-markers), and it would not cover an optional input that is always output.
+// So a definition both sent and answered whose required list changes is split: answers
+// keep the name and get the list, bodies refer to a copy named <name>Input, as generated
+// (its required list holds the REQUIRED fields only; OUTPUT_ONLY ones are readOnly).
+
+// inputSuffix names the request form of a definition that answers also use.
+const inputSuffix = "Input"
+
+// splitInputs gives request bodies their own copy of each definition that answers use too
+// and markAlwaysPresent would change (or that refers to such a copy).
+func (c *contract) splitInputs() error {
+	in, out := reach(c.defs, c.schemas(true, false)), reach(c.defs, c.schemas(false, true))
+	split := map[string]bool{}
+	for name := range in {
+		if out[name] {
+			want, err := c.alwaysPresent(name)
+			if err != nil {
+				return err
+			}
+			if !slices.Equal(want, required(c.defs[name])) {
+				split[name] = true
+			}
+		}
+	}
+	for grew := true; grew; { // and what refers to them
+		grew = false
+		for name := range in {
+			if !out[name] || split[name] {
+				continue
+			}
+			for r := range refs(c.defs[name]) {
+				if split[r] {
+					split[name], grew = true, true
+					break
+				}
+			}
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(split)) {
+		copyName := name + inputSuffix
+		if _, taken := c.defs[copyName]; taken {
+			return fmt.Errorf("openapi: definition %q exists; it cannot name %s's request form", copyName, name)
+		}
+		def := clone(c.defs[name]).(map[string]any)
+		desc, _ := def["description"].(string)
+		def["description"] = strings.TrimSpace(desc + " As sent in requests: " + name + " is the form answers hold.")
+		c.defs[copyName] = def
+	}
+	retarget := func(v any) {
+		walk(v, func(m map[string]any) {
+			if name := strings.TrimPrefix(fmt.Sprint(m["$ref"]), "#/definitions/"); split[name] {
+				m["$ref"] = "#/definitions/" + name + inputSuffix
+			}
+		})
+	}
+	for _, body := range c.schemas(true, false) {
+		retarget(body)
+	}
+	for name := range in {
+		if !out[name] {
+			retarget(c.defs[name])
+		}
+	}
+	for name := range split {
+		retarget(c.defs[name+inputSuffix])
+	}
+	return nil
+}
+
+// markAlwaysPresent lists the always-present fields of every definition answers can hold
+// as required.
+func (c *contract) markAlwaysPresent() error {
+	for name := range reach(c.defs, c.schemas(false, true)) {
+		if _, own := gatewayDefinitions[name]; own {
+			continue // written with its required fields
+		}
+		want, err := c.alwaysPresent(name)
+		if err != nil {
+			return err
+		}
+		def := obj(c.defs[name])
+		if len(want) == 0 {
+			delete(def, "required")
+			continue
+		}
+		req := make([]any, len(want))
+		for i, p := range want {
+			req[i] = p
+		}
+		def["required"] = req
+	}
+	return nil
+}
+
+// alwaysPresent returns the sorted properties of definition name that every answer holding
+// it has: its fields without presence, and the ones it already requires (REQUIRED fields,
+// which the services always set).
+func (c *contract) alwaysPresent(name string) ([]string, error) {
+	def := obj(c.defs[name])
+	props := obj(def["properties"])
+	if len(props) == 0 {
+		return nil, nil // an enum, or an object without declared fields
+	}
+	md := c.messages[name]
+	if md == nil {
+		return nil, fmt.Errorf("openapi: definition %q is in answers but renders no known message", name)
+	}
+	want := required(def)
+	if md.FullName() == "google.protobuf.Any" {
+		want = append(want, "@type")
+	}
+	for p := range props {
+		if fd := md.Fields().ByName(protoreflect.Name(p)); fd != nil && !fd.HasPresence() {
+			want = append(want, p)
+		}
+	}
+	slices.Sort(want)
+	return slices.Compact(want), nil
+}
+
+// required returns a schema's required properties, sorted.
+func required(schema any) []string {
+	var names []string
+	for _, r := range list(obj(schema)["required"]) {
+		if s, ok := r.(string); ok {
+			names = append(names, s)
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
+// reach returns the definitions roots refer to, directly or through other definitions.
+func reach(defs map[string]any, roots []any) map[string]bool {
+	seen := map[string]bool{}
+	var visit func(v any)
+	visit = func(v any) {
+		for name := range refs(v) {
+			if !seen[name] {
+				seen[name] = true
+				visit(defs[name])
+			}
+		}
+	}
+	for _, r := range roots {
+		visit(r)
+	}
+	return seen
+}
+
+// refs returns the names of the definitions v refers to itself.
+func refs(v any) map[string]bool {
+	names := map[string]bool{}
+	walk(v, func(m map[string]any) {
+		if r, ok := m["$ref"].(string); ok {
+			names[strings.TrimPrefix(r, "#/definitions/")] = true
+		}
+	})
+	return names
+}
+
+// walk calls f on every object within v, v included.
+func walk(v any, f func(map[string]any)) {
+	switch v := v.(type) {
+	case map[string]any:
+		f(v)
+		for _, e := range v {
+			walk(e, f)
+		}
+	case []any:
+		for _, e := range v {
+			walk(e, f)
+		}
+	}
+}
+
+// refName returns the definition a schema is: {"$ref": ...}, or {"allOf": [{"$ref": ...}]}
+// beside a description (use_allof_for_refs); "" for any other schema.
+func refName(schema any) string {
+	s := obj(schema)
+	if all := list(s["allOf"]); len(all) == 1 {
+		s = obj(all[0])
+	}
+	r, _ := s["$ref"].(string)
+	return strings.TrimPrefix(r, "#/definitions/")
+}
