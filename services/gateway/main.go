@@ -1,5 +1,6 @@
 // Command gateway serves the fleet's gRPC APIs as REST/JSON for browsers (grpc-gateway), plus
-// GET /health, /monitoring/database, /openapi.json and an operator status page at /.
+// GET /health, /monitoring/database, /openapi.json, /openapi.v3.json and an operator status
+// page at /.
 // It holds no state: the services check every call's bearer token themselves.
 package main
 
@@ -67,6 +68,10 @@ func run(ctx context.Context, log *slog.Logger, env envconfig.Lookuper) error {
 	if err != nil {
 		return err
 	}
+	specV3, err := openapi.V3(spec)
+	if err != nil {
+		return err
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -83,6 +88,7 @@ func run(ctx context.Context, log *slog.Logger, env envconfig.Lookuper) error {
 		HealthTimeout:      cfg.HealthTimeout,
 		ServiceCredentials: creds,
 		OpenAPI:            spec,
+		OpenAPIV3:          specV3,
 		Registry:           reg,
 		Log:                log,
 	})

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"io"
 	"maps"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/pgfleet/pgfleet/services/gateway/internal/openapi"
 )
 
 // testCORS: a preflight from the allowed origin is answered with the CORS headers; one from
@@ -144,9 +147,25 @@ func testOpenAPI(t *testing.T, e *env) {
 		t.Fatalf("GET /openapi.json = %d, swagger %q; want 200, 2.0", r.code, doc.Swagger)
 	}
 	for _, p := range []string{"/v1/stocks/{symbol}", "/v1/portfolios/{portfolio_id}/trades", "/v1/sessions",
-		"/v1/questions", "/health", "/monitoring/database"} {
+		"/v1/questions", "/health", "/monitoring/database", "/openapi.json", "/openapi.v3.json"} {
 		if _, ok := doc.Paths[p]; !ok {
 			t.Errorf("/openapi.json lacks path %s", p)
+		}
+	}
+	// /openapi.v3.json serves the document the contract check holds every answer to.
+	v2, err := openapi.Merged()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v3, err := openapi.V3(v2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string][]byte{"/openapi.json": v2, "/openapi.v3.json": v3} {
+		r := e.gw.do(t, http.MethodGet, path, "")
+		if r.code != http.StatusOK || r.header.Get("Content-Type") != "application/json" || !bytes.Equal(r.body, want) {
+			t.Errorf("GET %s = %d %q, %d bytes; want 200 application/json, the %d bytes openapi builds",
+				path, r.code, r.header.Get("Content-Type"), len(r.body), len(want))
 		}
 	}
 }

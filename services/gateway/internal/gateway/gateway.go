@@ -1,6 +1,7 @@
 // Package gateway is the fleet's HTTP edge: grpc-gateway's REST/JSON translation of every
 // service's API, with JSON errors, request limits, CORS and metrics around it, plus the
-// gateway's own endpoints: /health, /monitoring/database, /openapi.json and a status page.
+// gateway's own endpoints: /health, /monitoring/database, /openapi.json, /openapi.v3.json
+// and a status page.
 package gateway
 
 import (
@@ -39,8 +40,10 @@ type Options struct {
 	HealthTimeout time.Duration
 	// ServiceCredentials authenticate the gateway's own calls (DatabaseMonitor); nil sends none.
 	ServiceCredentials credentials.PerRPCCredentials
-	// OpenAPI is the document served at /openapi.json.
+	// OpenAPI is the document served at /openapi.json (OpenAPI 2.0).
 	OpenAPI []byte
+	// OpenAPIV3 is the same document in OpenAPI 3.0, served at /openapi.v3.json.
+	OpenAPIV3 []byte
 	// Registry receives the HTTP metrics; nil keeps them unregistered.
 	Registry prometheus.Registerer
 	// Log receives the gateway's own events; nil means slog.Default().
@@ -89,6 +92,7 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 		{"/health", g.serveHealth},
 		{"/monitoring/database", g.serveDatabaseStatus},
 		{"/openapi.json", g.serveOpenAPI},
+		{"/openapi.v3.json", g.serveOpenAPIV3},
 		{"/", g.serveStatusPage},
 		{"/ui/{file}", g.serveAsset},
 	} {
