@@ -114,8 +114,19 @@ chromium: ## install headless Chromium (Debian), which the gateway's status page
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	fi
 
+# The OpenAPI tools users run (redocly, openapi-typescript, openapi-fetch and tsc), which the
+# gateway's tests run on its documents; pinned by package-lock.json, installed again only
+# when it changes.
+OPENAPI_NPM := services/gateway/internal/openapi/testdata/npm
+$(OPENAPI_NPM)/node_modules/.installed: $(OPENAPI_NPM)/package-lock.json
+	cd $(OPENAPI_NPM) && npm ci --no-audit --no-fund
+	@touch $@
+
+.PHONY: openapi-tools
+openapi-tools: $(OPENAPI_NPM)/node_modules/.installed ## install the OpenAPI tools the gateway's tests run (npm ci; Node.js 20.19+)
+
 .PHONY: test
-test: check-gen chromium ## run every test against a throwaway PostgreSQL cluster
+test: check-gen chromium openapi-tools ## run every test against a throwaway PostgreSQL cluster
 	@deploy/local/pgcluster.sh stop $(TEST_PG_DIR); rm -rf $(TEST_PG_DIR)
 	deploy/local/pgcluster.sh start $(TEST_PG_DIR) $(TEST_PG_PORT) test
 	@trap 'deploy/local/pgcluster.sh stop $(TEST_PG_DIR)' EXIT; \

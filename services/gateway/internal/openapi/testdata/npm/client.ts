@@ -1,0 +1,42 @@
+// A client written against the types openapi-typescript generates from /openapi.v3.json
+// (api.d.ts beside this file when the gateway's tools test runs), with openapi-fetch, as a
+// user would write it. The test type-checks it (tsc --noEmit): it breaks if a path, a
+// field's name or whether it is always present changes.
+import createClient from "openapi-fetch";
+import type { components, paths } from "./api";
+
+type Stock = components["schemas"]["v1Stock"];
+type Status = components["schemas"]["rpcStatus"];
+
+const client = createClient<paths>({ baseUrl: "http://localhost:8080" });
+
+export async function example(token: string): Promise<string[]> {
+  const headers = { Authorization: `Bearer ${token}` };
+
+  // A custom verb: ":deposit" is part of the path, {portfolio_id} its one parameter.
+  const deposit = await client.POST("/v1/portfolios/{portfolio_id}:deposit", {
+    params: { path: { portfolio_id: "1" } },
+    body: { amount: "100", request_id: "deposit-1" },
+    headers,
+  });
+  if (deposit.error) {
+    // Errors are google.rpc.Status; code, message and details are always present.
+    const status: Status = deposit.error;
+    return [String(status.code), status.message, ...status.details.map((d) => d["@type"])];
+  }
+  // Scalars are always present (no "?"); a message field may be absent while unset.
+  const cash: string | undefined = deposit.data.portfolio?.cash;
+
+  const got = await client.GET("/v1/stocks/{symbol}", { params: { path: { symbol: "AAPL" } } });
+  const stock: Stock | undefined = got.data?.stock;
+  const fields: string[] = stock ? [stock.symbol, stock.name, stock.sector, stock.market_cap] : [];
+
+  // A request body sends only what the request form requires: no output-only field, no
+  // field that answers always hold.
+  await client.POST("/v1/stocks:upsert", { body: { stocks: [{ symbol: "ACME", name: "Acme Corp." }] }, headers });
+
+  const next = await client.GET("/v1/sessions/{session_id}:next", { params: { path: { session_id: "1" } }, headers });
+  const remaining: number | undefined = next.data?.remaining;
+
+  return [cash ?? "0", ...fields, String(remaining)];
+}
