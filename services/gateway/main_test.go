@@ -42,6 +42,7 @@ func TestGateway(t *testing.T) {
 		{"get_stock", testGetStock},
 		{"list_stocks_paged", testListStocksPaged},
 		{"stream_prices", testStreamPrices},
+		{"stream_errors", testStreamErrors},
 		{"next_question", testNextQuestion},
 		{"unset_fields", testUnsetFields},
 		{"bad_requests", testBadRequests},

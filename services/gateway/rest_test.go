@@ -228,3 +228,39 @@ func testUnsetFields(t *testing.T, e *env) {
 		t.Errorf("GET /v1/portfolios/%s = %v, want \"cash\" and an empty \"positions\" list present", portfolio, r)
 	}
 }
+
+// testStreamErrors: the NDJSON export answers like a unary call until its first message:
+// an error is the plain error body under its own HTTP status, not an {"error": ...} line
+// under 200 or 400, and a known stock with no bars is a 200 NDJSON answer with no lines.
+// ListPrices of an unknown symbol is 404 too.
+func testStreamErrors(t *testing.T, e *env) {
+	tests := []struct {
+		name     string
+		path     string
+		wantHTTP int
+		wantCode int // gRPC code of the error body; 0: success
+	}{
+		{"unknown_symbol", "/v1/stocks/NOPE/prices:stream", http.StatusNotFound, 5},
+		{"invalid_symbol", "/v1/stocks/not-a-symbol/prices:stream", http.StatusBadRequest, 3},
+		{"bad_query_value", "/v1/stocks/AAPL/prices:stream?batch_size=many", http.StatusBadRequest, 3},
+		{"no_bars", "/v1/stocks/XOM/prices:stream", http.StatusOK, 0},
+		{"no_bars_in_range", "/v1/stocks/AAPL/prices:stream?end_time=2000-01-01T00:00:00Z", http.StatusOK, 0},
+		{"list_unknown_symbol", "/v1/stocks/NOPE/prices", http.StatusNotFound, 5},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := e.gw.do(t, http.MethodGet, tt.path, "")
+			if tt.wantCode == 0 {
+				if r.code != tt.wantHTTP || r.header.Get("Content-Type") != "application/x-ndjson" || len(r.body) != 0 {
+					t.Errorf("GET %s = %v, Content-Type %q; want 200 application/x-ndjson with no lines", tt.path, r, r.header.Get("Content-Type"))
+				}
+				return
+			}
+			wantError(t, r, tt.wantHTTP, tt.wantCode)
+			if _, wrapped := decode[map[string]any](t, r)["error"]; wrapped {
+				t.Errorf("GET %s = %v, want the error body itself, not wrapped in \"error\"", tt.path, r)
+			}
+		})
+	}
+}

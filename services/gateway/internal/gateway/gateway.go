@@ -75,7 +75,9 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, marshaler),
 		runtime.WithErrorHandler(g.handleError),
 		runtime.WithRoutingErrorHandler(g.handleRoutingError),
-		runtime.WithMiddlewares(recordRoute),
+		runtime.WithStreamErrorHandler(g.handleStreamError),
+		runtime.WithForwardResponseOption(streamStart),
+		runtime.WithMiddlewares(recordRoute, trackStreams),
 		// A form-encoded POST is not a GET in disguise here: only JSON bodies.
 		runtime.WithDisablePathLengthFallback(),
 		runtime.WithDisableHTTPMethodOverride(),

@@ -17,7 +17,9 @@ import (
 //     turn a limit order into a market order. protojson accepts both "market_cap" and
 //     "marketCap" on input.
 //
-// Server streams are newline-delimited JSON, one {"result": ...} or {"error": ...} per line.
+// Server streams are newline-delimited JSON, one {"result": ...} per message; an error after
+// the first message ends them with an {"error": ...} line, one before it is answered like a
+// unary call's (stream.go).
 var marshaler = &jsonMarshaler{JSONPb: runtime.JSONPb{
 	MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitDefaultValues: true},
 	UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
@@ -27,4 +29,4 @@ var marshaler = &jsonMarshaler{JSONPb: runtime.JSONPb{
 type jsonMarshaler struct{ runtime.JSONPb }
 
 // StreamContentType implements runtime.StreamContentType.
-func (*jsonMarshaler) StreamContentType(any) string { return "application/x-ndjson" }
+func (*jsonMarshaler) StreamContentType(any) string { return ndjson }

@@ -370,7 +370,9 @@ func (s *Server) ListPrices(ctx context.Context, req *stockv1.ListPricesRequest)
 	}
 	var rows []store.Price
 	err = s.retry.Do(ctx, func(ctx context.Context) (err error) {
-		rows, err = s.store.ListPrices(ctx, sym, start, end, q)
+		if rows, err = s.store.ListPrices(ctx, sym, start, end, q); err == nil && len(rows) == 0 {
+			err = s.stockExists(ctx, sym)
+		}
 		return err
 	})
 	if err != nil {
@@ -387,9 +389,25 @@ func (s *Server) ListPrices(ctx context.Context, req *stockv1.ListPricesRequest)
 	return resp, nil
 }
 
+// stockExists returns nil if symbol names a stock, else a *store.NotFoundError (NOT_FOUND).
+// The price reads ask it only when their range held no rows: an unknown symbol is an error,
+// a known one without bars an empty answer, and a read that finds rows pays nothing for the
+// difference.
+func (s *Server) stockExists(ctx context.Context, symbol string) error {
+	missing, err := s.store.MissingStocks(ctx, []string{symbol})
+	if err != nil {
+		return err
+	}
+	if len(missing) > 0 {
+		return &store.NotFoundError{Kind: "stock", Field: "symbol", Key: symbol}
+	}
+	return nil
+}
+
 // StreamPrices sends one symbol's prices in a range as batches, oldest first. Rows flow
 // from PostgreSQL to the client one batch at a time, and a slow client slows the query
-// through gRPC flow control instead of piling rows up in memory.
+// through gRPC flow control instead of piling rows up in memory. An unknown symbol is
+// NOT_FOUND before any message.
 func (s *Server) StreamPrices(req *stockv1.StreamPricesRequest, stream stockv1.StockService_StreamPricesServer) error {
 	ctx := stream.Context()
 	size := int(req.GetBatchSize())
@@ -398,6 +416,7 @@ func (s *Server) StreamPrices(req *stockv1.StreamPricesRequest, stream stockv1.S
 	}
 	start, end := timeRange(req.GetStartTime(), req.GetEndTime())
 	batch := make([]*stockv1.Price, 0, size)
+	rows := 0
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
@@ -407,12 +426,16 @@ func (s *Server) StreamPrices(req *stockv1.StreamPricesRequest, stream stockv1.S
 		return err
 	}
 	err := s.store.StreamPrices(ctx, req.GetSymbol(), start, end, func(p *store.Price) error {
+		rows++
 		batch = append(batch, toPrice(p))
 		if len(batch) == size {
 			return flush()
 		}
 		return nil
 	})
+	if err == nil && rows == 0 {
+		err = s.stockExists(ctx, req.GetSymbol())
+	}
 	if err == nil {
 		err = flush()
 	}

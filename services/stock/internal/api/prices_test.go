@@ -222,3 +222,50 @@ func TestStreamPrices(t *testing.T) {
 		t.Errorf("StreamPrices mismatch (-want +got):\n%s", diff)
 	}
 }
+
+// TestPrices_unknownSymbol: ListPrices and StreamPrices of a symbol that names no stock are
+// NOT_FOUND (the stream before any message); a known stock with no bars in the range is an
+// empty answer.
+func TestPrices_unknownSymbol(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	seedStocks(t, e, 2) // S000 with bars, S001 without
+	if _, err := e.ingest(t, dailyPrices("S000", 5), 1000); err != nil {
+		t.Fatalf("ingest: %v", err)
+	}
+	before := timestamppb.New(day0.AddDate(-1, 0, 0))
+	tests := []struct {
+		name       string
+		symbol     string
+		start, end *timestamppb.Timestamp
+		want       codes.Code
+	}{
+		{"unknown", "NOPE", nil, nil, codes.NotFound},
+		{"unknown_in_empty_range", "NOPE", before, timestamppb.New(day0), codes.NotFound},
+		{"known_without_bars", "S001", nil, nil, codes.OK},
+		{"known_empty_range", "S000", before, timestamppb.New(day0), codes.OK},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			list, err := e.client.ListPrices(t.Context(), &stockv1.ListPricesRequest{Symbol: tt.symbol, StartTime: tt.start, EndTime: tt.end})
+			wantCode(t, err, tt.want)
+			if err == nil && len(list.GetPrices()) != 0 {
+				t.Errorf("ListPrices(%s) = %v, want no prices", tt.symbol, list.GetPrices())
+			}
+
+			stream, err := e.client.StreamPrices(t.Context(), &stockv1.StreamPricesRequest{Symbol: tt.symbol, StartTime: tt.start, EndTime: tt.end})
+			if err != nil {
+				t.Fatalf("StreamPrices(%s): %v", tt.symbol, err)
+			}
+			resp, err := stream.Recv()
+			if tt.want == codes.OK {
+				if !errors.Is(err, io.EOF) {
+					t.Errorf("StreamPrices(%s) first Recv = %v, %v; want io.EOF", tt.symbol, resp, err)
+				}
+				return
+			}
+			wantCode(t, err, tt.want)
+		})
+	}
+}

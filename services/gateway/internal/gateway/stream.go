@@ -1,0 +1,82 @@
+package gateway
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+)
+
+// ndjson is the media type of server streams: one JSON document per line.
+const ndjson = "application/x-ndjson"
+
+// A server stream (the NDJSON price export) answers like a unary call until its first
+// message: an error before it gets its HTTP status and the plain google.rpc.Status body,
+// from handleError like every other error, and a stream that ends without a message is a
+// 200 with an empty NDJSON body. After the first message the status line is gone, so an
+// error ends the body with an {"error": {...}} line. grpc-gateway's ForwardResponseStream
+// alone would wrap an early error as {"error": ...} and send an empty stream with no
+// Content-Type: streamWriter, handleStreamError and streamStart adjust it.
+
+type streamWriterKey struct{}
+
+// streamWriter is the ResponseWriter every mux route writes to. Once handleStreamError
+// has answered a stream that failed before its first message, it drops what
+// ForwardResponseStream still writes (a second status, the {"error": ...} line).
+// A handler writes from one goroutine, so no lock.
+type streamWriter struct {
+	http.ResponseWriter
+	r        *http.Request
+	started  bool // some body went out
+	answered bool // handleStreamError wrote the whole answer
+}
+
+func (w *streamWriter) WriteHeader(code int) {
+	if !w.answered {
+		w.ResponseWriter.WriteHeader(code)
+	}
+}
+
+func (w *streamWriter) Write(b []byte) (int, error) {
+	if w.answered {
+		return len(b), nil
+	}
+	w.started = true
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the real writer's Flush.
+func (w *streamWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// trackStreams is a grpc-gateway middleware: it hands each route a streamWriter that
+// handleStreamError can find in the request's context.
+func trackStreams(next runtime.HandlerFunc) runtime.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, params map[string]string) {
+		sw := &streamWriter{ResponseWriter: w}
+		sw.r = r.WithContext(context.WithValue(r.Context(), streamWriterKey{}, sw))
+		next(sw, sw.r, params)
+	}
+}
+
+// handleStreamError is called by ForwardResponseStream with the error that ends a
+// stream. Before the first message it answers the request as handleError answers a
+// unary call; either way it returns the status for the {"error": ...} line.
+func (g *Gateway) handleStreamError(ctx context.Context, err error) *status.Status {
+	if sw, ok := ctx.Value(streamWriterKey{}).(*streamWriter); ok && !sw.started && !sw.answered {
+		g.handleError(ctx, g.mux, marshaler, sw.ResponseWriter, sw.r, err)
+		sw.answered = true
+	}
+	return status.Convert(err)
+}
+
+// streamStart is a forward-response option: ForwardResponseStream calls it with a nil
+// message before reading the stream (unary answers always come with their message). It
+// declares the NDJSON media type at once, so that a stream that ends empty has it too.
+func streamStart(_ context.Context, w http.ResponseWriter, m proto.Message) error {
+	if m == nil {
+		w.Header().Set("Content-Type", ndjson)
+	}
+	return nil
+}
