@@ -2,11 +2,16 @@ package api
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"slices"
 
 	"github.com/jackc/pgx/v5"
 
 	interviewv1 "github.com/pgfleet/pgfleet/gen/pgfleet/interview/v1"
+	"github.com/pgfleet/pgfleet/pkg/auth"
 	"github.com/pgfleet/pgfleet/pkg/query"
 	"github.com/pgfleet/pgfleet/pkg/validate"
 	"github.com/pgfleet/pgfleet/services/interview/internal/store"
@@ -15,13 +20,38 @@ import (
 // updatable are the fields UpdateQuestion's mask may name.
 var updatable = []string{"text", "category", "difficulty", "tags", "rubric"}
 
-// CreateQuestion adds a question.
+// CreateQuestion adds a question, once per request_id of the caller: a repeat returns the
+// question the first call created, as it is now.
 func (s *QuestionBank) CreateQuestion(ctx context.Context, req *interviewv1.CreateQuestionRequest) (*interviewv1.CreateQuestionResponse, error) {
-	q, err := s.store.CreateQuestion(ctx, fromQuestion(req.GetQuestion()))
+	in := fromQuestion(req.GetQuestion())
+	r := store.Request{Scope: auth.Caller(ctx).Subject, ID: req.GetRequestId()}
+	q, err := s.store.CreateQuestion(ctx, in, r, questionHash(in))
+	if errors.Is(err, store.ErrRequestReused) {
+		err = reusedRequestID(r.ID)
+	}
 	if err != nil {
 		return nil, s.grpcError(ctx, err)
 	}
 	return &interviewv1.CreateQuestionResponse{Question: toQuestion(q)}, nil
+}
+
+// questionHash is what a creation of q asks, to tell a repeat from another request with the
+// same request_id: the fields CreateQuestion stores, encoded by encoding/json in the order of
+// the struct below, so equal questions hash equal.
+func questionHash(q store.Question) []byte {
+	b, _ := json.Marshal(struct { // strings, ints and slices of them always encode
+		Key, Text, Category string
+		Difficulty          int32
+		Tags                []string
+		Rubric              store.Rubric
+	}{q.Key, q.Text, q.Category, q.Difficulty, q.Tags, q.Rubric})
+	h := sha256.Sum256(b)
+	return h[:]
+}
+
+// reusedRequestID is the error for a request_id already used for a different request.
+func reusedRequestID(id string) error {
+	return fmt.Errorf("request_id %q was already used for a different request: %w", id, store.ErrConflict)
 }
 
 // GetQuestion returns one question.

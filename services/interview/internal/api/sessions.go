@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
@@ -28,30 +29,48 @@ func (s *Interviews) StartSession(ctx context.Context, req *interviewv1.StartSes
 	}
 	lo, hi, count := criteria(req.GetCriteria())
 	cats := req.GetCriteria().GetCategories()
+	want := store.Session{Candidate: candidate, Categories: cats, MinDifficulty: lo, MaxDifficulty: hi, QuestionCount: count}
+	r := store.Request{Scope: candidate, ID: req.GetRequestId()}
 	var sess store.Session
 	var qs []store.SessionQuestion
-	err := s.retry.RunTx(ctx, s.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
+	err := s.retry.RunTx(ctx, s.pool, pgx.TxOptions{}, func(tx pgx.Tx) (err error) {
 		st := s.store.WithTx(tx)
-		ids, err := st.PickQuestions(ctx, candidate, cats, lo, hi, count)
-		if err != nil {
-			return err
-		}
-		if int32(len(ids)) < count {
-			return &errState{fmt.Sprintf("only %d questions match categories %v and difficulty %d to %d; asked for %d",
-				len(ids), cats, lo, hi, count)}
-		}
-		sess, err = st.CreateSession(ctx, store.Session{Candidate: candidate, Categories: cats,
-			MinDifficulty: lo, MaxDifficulty: hi}, ids)
+		sess, err = s.openSession(ctx, st, want, r)
 		if err != nil {
 			return err
 		}
 		qs, err = st.SessionQuestions(ctx, sess.ID)
 		return err
 	})
+	if errors.Is(err, store.ErrRequestReused) {
+		err = reusedRequestID(r.ID)
+	}
 	if err != nil {
 		return nil, s.grpcError(ctx, err)
 	}
 	return &interviewv1.StartSessionResponse{Session: toSession(sess, qs)}, nil
+}
+
+// openSession picks questions for want and stores a session asking them, once per request
+// r: a repeat returns the first session, before picking, so it works even if too few
+// questions match by now.
+func (s *Interviews) openSession(ctx context.Context, st *store.Store, want store.Session, r store.Request) (store.Session, error) {
+	if r.ID != "" {
+		sess, err := st.SessionByRequest(ctx, r, want)
+		if !errors.Is(err, store.ErrNotFound) {
+			return sess, err
+		}
+	}
+	ids, err := st.PickQuestions(ctx, want.Candidate, want.Categories, want.MinDifficulty, want.MaxDifficulty, want.QuestionCount)
+	if err != nil {
+		return store.Session{}, err
+	}
+	if int32(len(ids)) < want.QuestionCount {
+		return store.Session{}, &errState{fmt.Sprintf("only %d questions match categories %v and difficulty %d to %d; asked for %d",
+			len(ids), want.Categories, want.MinDifficulty, want.MaxDifficulty, want.QuestionCount)}
+	}
+	return st.CreateSession(ctx, want, r, ids) // or a concurrent repeat's session
+
 }
 
 // NextQuestion returns the first unanswered question of an open session.

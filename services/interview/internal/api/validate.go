@@ -36,6 +36,7 @@ func Validate(req any) error {
 	switch r := req.(type) {
 	case *interviewv1.CreateQuestionRequest:
 		checkQuestion(&v, fromQuestion(r.GetQuestion()), "question")
+		v.RequestID("request_id", r.GetRequestId(), false)
 	case *interviewv1.GetQuestionRequest:
 		checkID(&v, "question_id", r.GetQuestionId())
 	case *interviewv1.UpdateQuestionRequest:
@@ -74,6 +75,7 @@ func Validate(req any) error {
 		for i, c := range cr.GetCategories() {
 			v.Check(c != "" && len(c) <= maxCategory, fmt.Sprintf("criteria.categories[%d]", i), "must be 1 to %d characters", maxCategory)
 		}
+		v.RequestID("request_id", r.GetRequestId(), false)
 	case *interviewv1.NextQuestionRequest:
 		checkID(&v, "session_id", r.GetSessionId())
 	case *interviewv1.SubmitAnswerRequest:

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -40,21 +41,48 @@ type Question struct {
 
 const questionColumns = `id, key, text, category, difficulty, tags, rubric, version, create_time, update_time`
 
-// CreateQuestion inserts a question; a taken key gives ErrConflict.
-func (s *Store) CreateQuestion(ctx context.Context, q Question) (Question, error) {
-	const sql = `
-		INSERT INTO interview.questions (key, text, category, difficulty, tags, rubric)
-		VALUES ($1, $2, $3, $4, $5, $6)
+// CreateQuestion inserts a question, once per request r; hash is what the request asked. A
+// taken key gives ErrConflict. A request r made before gives the question it created, as it
+// is now, or ErrRequestReused if its hash differs.
+func (s *Store) CreateQuestion(ctx context.Context, q Question, r Request, hash []byte) (Question, error) {
+	// Without a conflict target every unique index arbitrates: a taken key or request_id
+	// inserts nothing, after waiting for a concurrent inserter to commit or roll back. Under
+	// READ COMMITTED the next statement then sees the row that won.
+	const insert = `
+		INSERT INTO interview.questions (key, text, category, difficulty, tags, rubric, request_subject, request_id, request_hash)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+		ON CONFLICT DO NOTHING
 		RETURNING ` + questionColumns
-	rows, _ := s.db.Query(ctx, sql, q.Key, q.Text, q.Category, q.Difficulty, q.Tags, q.Rubric)
-	out, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[Question])
-	if isCode(err, pgerrcode.UniqueViolation) {
-		return Question{}, fmt.Errorf("question %q: %w", q.Key, ErrConflict)
+	const byRequest = `SELECT request_hash, ` + questionColumns + `
+		FROM interview.questions WHERE request_subject = $1 AND request_id = $2`
+	if r.ID == "" {
+		r.Scope, hash = "", nil
 	}
-	if err != nil {
+	rows, _ := s.db.Query(ctx, insert, q.Key, q.Text, q.Category, q.Difficulty, q.Tags, q.Rubric, r.Scope, r.ID, hash)
+	out, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[Question])
+	if err == nil {
+		return out, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
 		return Question{}, fmt.Errorf("create question: %w", err)
 	}
-	return out, nil
+	if r.ID != "" {
+		type requested struct {
+			Hash []byte `db:"request_hash"`
+			Question
+		}
+		rows, _ = s.db.Query(ctx, byRequest, r.Scope, r.ID)
+		prev, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[requested])
+		switch {
+		case err == nil && bytes.Equal(prev.Hash, hash):
+			return prev.Question, nil
+		case err == nil:
+			return Question{}, fmt.Errorf("question of request %q: %w", r.ID, ErrRequestReused)
+		case !errors.Is(err, pgx.ErrNoRows):
+			return Question{}, fmt.Errorf("question of request %q: %w", r.ID, err)
+		}
+	}
+	return Question{}, fmt.Errorf("question %q: %w", q.Key, ErrConflict)
 }
 
 // GetQuestion returns a question or an error wrapping ErrNotFound.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -86,11 +87,17 @@ func (s *Store) PickQuestions(ctx context.Context, candidate string, categories 
 	return ids, nil
 }
 
-// CreateSession stores a session asking questionIDs in that order.
-func (s *Store) CreateSession(ctx context.Context, sess Session, questionIDs []int64) (Session, error) {
+// CreateSession stores a session asking questionIDs in that order, once per request r (its
+// Scope is the candidate). A request r made before gives the session it opened and stores
+// nothing, or ErrRequestReused if that session has other criteria.
+func (s *Store) CreateSession(ctx context.Context, sess Session, r Request, questionIDs []int64) (Session, error) {
+	// The one unique index, on (candidate, request_id), arbitrates: a concurrent repeat waits
+	// for the first to commit, inserts nothing, and, in READ COMMITTED, reads the first's
+	// session in its next statement.
 	const insert = `
-		INSERT INTO interview.sessions (candidate, categories, min_difficulty, max_difficulty, question_count)
-		VALUES ($1, $2, $3, $4, $5)
+		INSERT INTO interview.sessions (candidate, categories, min_difficulty, max_difficulty, question_count, request_id)
+		VALUES ($1, $2, $3, $4, $5, $6)
+		ON CONFLICT DO NOTHING
 		RETURNING ` + sessionColumns
 	const questions = `
 		INSERT INTO interview.session_questions (session_id, position, question_id, text, category, difficulty, rubric)
@@ -99,13 +106,37 @@ func (s *Store) CreateSession(ctx context.Context, sess Session, questionIDs []i
 	if sess.Categories == nil {
 		sess.Categories = []string{}
 	}
-	rows, _ := s.db.Query(ctx, insert, sess.Candidate, sess.Categories, sess.MinDifficulty, sess.MaxDifficulty, len(questionIDs))
+	sess.QuestionCount = int32(len(questionIDs))
+	rows, _ := s.db.Query(ctx, insert, sess.Candidate, sess.Categories, sess.MinDifficulty, sess.MaxDifficulty,
+		sess.QuestionCount, r.ID)
 	out, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[Session])
+	if errors.Is(err, pgx.ErrNoRows) && r.ID != "" {
+		return s.SessionByRequest(ctx, r, sess)
+	}
 	if err != nil {
 		return Session{}, fmt.Errorf("create session: %w", err)
 	}
 	if _, err := s.db.Exec(ctx, questions, out.ID, questionIDs); err != nil {
 		return Session{}, fmt.Errorf("create session questions: %w", err)
+	}
+	return out, nil
+}
+
+// SessionByRequest returns the session opened by request r (its Scope is the candidate), or
+// an error wrapping ErrNotFound if there is none, or ErrRequestReused if it was opened with
+// other criteria than want's (categories, difficulties and question count).
+func (s *Store) SessionByRequest(ctx context.Context, r Request, want Session) (Session, error) {
+	const sql = `SELECT ` + sessionColumns + ` FROM interview.sessions WHERE candidate = $1 AND request_id = $2`
+	rows, _ := s.db.Query(ctx, sql, r.Scope, r.ID)
+	out, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[Session])
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return Session{}, fmt.Errorf("session of request %q: %w", r.ID, ErrNotFound)
+	case err != nil:
+		return Session{}, fmt.Errorf("session of request %q: %w", r.ID, err)
+	case !slices.Equal(out.Categories, want.Categories) || out.MinDifficulty != want.MinDifficulty ||
+		out.MaxDifficulty != want.MaxDifficulty || out.QuestionCount != want.QuestionCount:
+		return Session{}, fmt.Errorf("session of request %q: %w", r.ID, ErrRequestReused)
 	}
 	return out, nil
 }

@@ -15,7 +15,15 @@ var (
 	ErrConflict = errors.New("already exists")
 	ErrStale    = errors.New("changed since it was read") // an etag that no longer matches
 	ErrInUse    = errors.New("in use")
+	// ErrRequestReused is a request_id used before for a different request.
+	ErrRequestReused = errors.New("request_id already used for a different request")
 )
+
+// Request identifies a creation for idempotency (AIP-155): the request_id ID ("": none,
+// every call creates) of Scope, the caller or candidate it is unique for.
+type Request struct {
+	Scope, ID string
+}
 
 // DBTX is what a Store needs; *pgxpool.Pool and pgx.Tx both have it.
 type DBTX interface {
