@@ -140,6 +140,7 @@ func (g *testGateway) send(tb testing.TB, req *http.Request) response {
 	if err != nil {
 		tb.Fatalf("%s %s: read body: %v", req.Method, req.URL.Path, err)
 	}
+	checkContract(tb, req, resp.StatusCode, resp.Header, b)
 	switch resp.Header.Get("Content-Type") {
 	case "application/json":
 		noNulls(tb, req.Method+" "+req.URL.Path, b)
