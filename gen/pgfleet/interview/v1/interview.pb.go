@@ -1100,9 +1100,12 @@ type UpdateQuestionRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The question: id names it; etag, if set, must match the stored one.
 	Question *Question `protobuf:"bytes,1,opt,name=question,proto3" json:"question,omitempty"`
-	// Fields to change: text, category, difficulty, tags, rubric; "id" and "etag" may be
-	// named too and change nothing. Empty means all of them. Through the gateway, without an
-	// update_mask query parameter, the mask is the fields present in the body.
+	// Fields to change: text, category, difficulty, tags, rubric ("rubric.points" means
+	// "rubric"). "id", "etag", "create_time" and "update_time" may be named too and change
+	// nothing, and so may "key" if it is the stored key: keys are immutable, another one is
+	// INVALID_ARGUMENT. Empty means text, category, difficulty, tags and rubric. Through the
+	// gateway, without an update_mask query parameter, the mask is the fields present in the
+	// body, so a question sent back as read, etag included, updates it if it is unchanged.
 	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -17,8 +17,20 @@ import (
 	"github.com/pgfleet/pgfleet/services/interview/internal/store"
 )
 
-// updatable are the fields UpdateQuestion's mask may name.
+// updatable are the fields UpdateQuestion's mask may name to change them; an empty mask
+// means all of them.
 var updatable = []string{"text", "category", "difficulty", "tags", "rubric"}
+
+// unchanging are the other fields a mask may name, to no effect: id names the question, etag
+// guards the update, the times are the server's (AIP-203 ignores output-only fields in a
+// request), and key is immutable: named, it must equal the stored key. A client that PATCHes
+// a question as it read it, without an update_mask parameter, names them all: the gateway
+// derives the mask from the fields present in the body.
+var unchanging = []string{"id", "key", "etag", "create_time", "update_time"}
+
+// maskPaths are the paths checkMask accepts. "rubric.points" is "rubric", its only field,
+// as the gateway names it when the body holds a rubric.
+var maskPaths = slices.Concat(updatable, []string{"rubric.points"}, unchanging)
 
 // CreateQuestion adds a question, once per request_id of the caller: a repeat returns the
 // question the first call created, as it is now.
@@ -100,8 +112,12 @@ func (s *QuestionBank) UpdateQuestion(ctx context.Context, req *interviewv1.Upda
 				next.Difficulty = in.Difficulty
 			case "tags":
 				next.Tags = in.Tags
-			case "rubric":
+			case "rubric", "rubric.points":
 				next.Rubric = in.Rubric
+			case "key":
+				if in.Key != cur.Key {
+					return validate.Field("question.key", "is immutable: question %d has key %q, got %q; send it unchanged or leave it out", cur.ID, cur.Key, in.Key)
+				}
 			}
 		}
 		if err := validateQuestion(next, "question"); err != nil {
@@ -172,6 +188,7 @@ func (s *QuestionBank) BulkImportQuestions(ctx context.Context, req *interviewv1
 // checkMask reports unknown update_mask paths.
 func checkMask(v *validate.Violations, paths []string) {
 	for _, p := range paths {
-		v.Check(slices.Contains(updatable, p), "update_mask", "unknown or read-only field %q: may name %v", p, updatable)
+		v.Check(slices.Contains(maskPaths, p), "update_mask", "unknown field %q: may name %v to change them, and %v, which change nothing",
+			p, updatable, unchanging)
 	}
 }

@@ -224,12 +224,76 @@ func TestQuestionBank_UpdateQuestion(t *testing.T) {
 	t.Run("unknown_mask_path", func(t *testing.T) {
 		t.Parallel()
 		q := e.create(t, question("mask-unknown", "SQL", 1))[0]
-		for _, path := range []string{"answer", "key", "etag"} {
+		for _, path := range []string{"answer", "rubric.points.weight", "search", "version"} {
 			_, err := e.bank.UpdateQuestion(t.Context(), &interviewv1.UpdateQuestionRequest{
-				Question:   &interviewv1.Question{Id: q.GetId(), Key: "x"},
-				UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{path}},
+				Question:   &interviewv1.Question{Id: q.GetId(), Text: "Changed?"},
+				UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"text", path}},
 			})
 			wantViolation(t, err, "update_mask")
+		}
+	})
+
+	// The gateway, without an update_mask query parameter, sends the paths present in the
+	// body: a question PATCHed back as read names id, key, etag and the times too, and the
+	// rubric as "rubric.points". Those change nothing; the etag still guards the update.
+	t.Run("mask_of_a_question_as_read", func(t *testing.T) {
+		t.Parallel()
+		q := e.create(t, question("mask-as-read", "SQL", 2, "joins"))[0]
+		asRead := []string{"category", "create_time", "difficulty", "etag", "id", "key", "rubric.points", "tags", "text", "update_time"}
+		edit := proto.Clone(q).(*interviewv1.Question)
+		edit.Text = "What does an inner join return?"
+		edit.Rubric.Points[0].Weight = 3
+		resp, err := e.bank.UpdateQuestion(t.Context(), &interviewv1.UpdateQuestionRequest{
+			Question: edit, UpdateMask: &fieldmaskpb.FieldMask{Paths: asRead}})
+		if err != nil {
+			t.Fatalf("UpdateQuestion(question as read, mask %v): %v", asRead, err)
+		}
+		got := resp.GetQuestion()
+		if diff := cmp.Diff(edit, got, protocmp.Transform(),
+			protocmp.IgnoreFields(&interviewv1.Question{}, "etag", "update_time")); diff != "" {
+			t.Errorf("UpdateQuestion mismatch (-want +got):\n%s", diff)
+		}
+		if got.GetEtag() == q.GetEtag() {
+			t.Errorf("UpdateQuestion etag = %q, unchanged; want a new one", got.GetEtag())
+		}
+		// The same body again carries the etag it was read with, now stale.
+		_, err = e.bank.UpdateQuestion(t.Context(), &interviewv1.UpdateQuestionRequest{
+			Question: edit, UpdateMask: &fieldmaskpb.FieldMask{Paths: asRead}})
+		wantStatus(t, err, codes.Aborted, "read it again")
+		// With the etag of the update it applies; id and etag alone change nothing else.
+		_, err = e.bank.UpdateQuestion(t.Context(), &interviewv1.UpdateQuestionRequest{
+			Question:   &interviewv1.Question{Id: q.GetId(), Etag: got.GetEtag()},
+			UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"etag", "id"}}})
+		if err != nil {
+			t.Fatalf("UpdateQuestion(mask [etag id]): %v", err)
+		}
+		read, err := e.bank.GetQuestion(t.Context(), &interviewv1.GetQuestionRequest{QuestionId: q.GetId()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(got, read.GetQuestion(), protocmp.Transform(),
+			protocmp.IgnoreFields(&interviewv1.Question{}, "etag", "update_time")); diff != "" {
+			t.Errorf("after an update masking only id and etag (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("key_is_immutable", func(t *testing.T) {
+		t.Parallel()
+		q := e.create(t, question("mask-key", "SQL", 2))[0]
+		_, err := e.bank.UpdateQuestion(t.Context(), &interviewv1.UpdateQuestionRequest{
+			Question:   &interviewv1.Question{Id: q.GetId(), Key: "another-key", Etag: q.GetEtag(), Text: "Changed?"},
+			UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"key", "text"}},
+		})
+		wantViolation(t, err, "question.key")
+		if msg := status.Convert(err).Message(); !strings.Contains(msg, "immutable") {
+			t.Errorf("message = %q, want it to say the key is immutable", msg)
+		}
+		read, err := e.bank.GetQuestion(t.Context(), &interviewv1.GetQuestionRequest{QuestionId: q.GetId()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(q, read.GetQuestion(), protocmp.Transform()); diff != "" {
+			t.Errorf("question after a refused key change (-want +got):\n%s", diff)
 		}
 	})
 
