@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	interviewv1 "github.com/pgfleet/pgfleet/gen/pgfleet/interview/v1"
+	"github.com/pgfleet/pgfleet/pkg/apierr"
 	"github.com/pgfleet/pgfleet/pkg/auth/authtest"
 )
 
@@ -72,6 +73,9 @@ func TestOwnership(t *testing.T) {
 		if got, want := other.Message(), strings.ReplaceAll(absent.Message(), strconv.Itoa(missing), strconv.FormatInt(sid, 10)); got != want {
 			t.Errorf("%s: another's session says %q, a missing one %q: they must not differ", c.name, got, absent.Message())
 		}
+		// Nor may the machine-readable part differ.
+		wantReason(t, other.Err(), apierr.SessionNotFound, map[string]string{"session_id": strconv.FormatInt(sid, 10)})
+		wantReason(t, absent.Err(), apierr.SessionNotFound, map[string]string{"session_id": strconv.Itoa(missing)})
 		wantCode(t, c.call(ctx, sid, grpc.EmptyCallOption{}), codes.Unauthenticated)
 	}
 	if n := e.storedAnswers(t, sid); n != 0 {

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	interviewv1 "github.com/pgfleet/pgfleet/gen/pgfleet/interview/v1"
+	"github.com/pgfleet/pgfleet/pkg/apierr"
 	"github.com/pgfleet/pgfleet/pkg/app/apptest"
 	"github.com/pgfleet/pgfleet/pkg/auth/authtest"
 	"github.com/pgfleet/pgfleet/pkg/pgtest"
@@ -50,7 +51,7 @@ func newEnvWith(t testing.TB, cfg evaluate.Config) env {
 	srv, err := server.New(server.Options{
 		Name: "interview", GRPCAddr: "127.0.0.1:0", MetricsAddr: "127.0.0.1:0",
 		Drain: time.Second, DefaultTimeout: 30 * time.Second, Validate: api.Validate, Log: log,
-		Authorize: authtest.Authorizer(t, api.Policy).Authorize,
+		Authorize: authtest.Authorizer(t, api.Policy).Authorize, MissingReason: apptest.RequireReasons(t),
 	})
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
@@ -73,6 +74,21 @@ func wantCode(t testing.TB, err error, code codes.Code) {
 	t.Helper()
 	if got := status.Code(err); got != code {
 		t.Fatalf("error = %v, want code %v", err, code)
+	}
+}
+
+// wantReason fails the test unless err's ErrorInfo has reason and, of its metadata, at
+// least md.
+func wantReason(t testing.TB, err error, reason apierr.Reason, md map[string]string) {
+	t.Helper()
+	info := apierr.Info(status.Convert(err))
+	if got := apierr.Reason(info.GetReason()); got != reason {
+		t.Fatalf("error = %v with reason %q, want %q", err, got, reason)
+	}
+	for k, v := range md {
+		if got := info.GetMetadata()[k]; got != v {
+			t.Errorf("error = %v: metadata %q = %q, want %q", err, k, got, v)
+		}
 	}
 }
 

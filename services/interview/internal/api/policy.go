@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"fmt"
 
 	interviewv1 "github.com/pgfleet/pgfleet/gen/pgfleet/interview/v1"
 	"github.com/pgfleet/pgfleet/pkg/auth"
@@ -29,7 +28,7 @@ var Policy = auth.Policy{
 func getSession(ctx context.Context, st *store.Store, id int64, lock store.RowLock) (store.Session, error) {
 	sess, err := st.GetSession(ctx, id, lock)
 	if err == nil && !auth.Caller(ctx).Owns(sess.Candidate) {
-		return store.Session{}, fmt.Errorf("session %d: %w", id, store.ErrNotFound)
+		return store.Session{}, &store.NotFoundError{Kind: "session", Field: "session_id", Key: id}
 	}
 	return sess, err
 }

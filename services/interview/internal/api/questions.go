@@ -5,12 +5,12 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"slices"
 
 	"github.com/jackc/pgx/v5"
 
 	interviewv1 "github.com/pgfleet/pgfleet/gen/pgfleet/interview/v1"
+	"github.com/pgfleet/pgfleet/pkg/apierr"
 	"github.com/pgfleet/pgfleet/pkg/auth"
 	"github.com/pgfleet/pgfleet/pkg/query"
 	"github.com/pgfleet/pgfleet/pkg/validate"
@@ -38,8 +38,11 @@ func (s *QuestionBank) CreateQuestion(ctx context.Context, req *interviewv1.Crea
 	in := fromQuestion(req.GetQuestion())
 	r := store.Request{Scope: auth.Caller(ctx).Subject, ID: req.GetRequestId()}
 	q, err := s.store.CreateQuestion(ctx, in, r, questionHash(in))
-	if errors.Is(err, store.ErrRequestReused) {
+	switch {
+	case errors.Is(err, store.ErrRequestReused):
 		err = reusedRequestID(r.ID)
+	case errors.Is(err, store.ErrConflict):
+		err = apierr.New(apierr.QuestionAlreadyExists, err.Error(), map[string]string{"key": in.Key})
 	}
 	if err != nil {
 		return nil, s.grpcError(ctx, err)
@@ -63,7 +66,8 @@ func questionHash(q store.Question) []byte {
 
 // reusedRequestID is the error for a request_id already used for a different request.
 func reusedRequestID(id string) error {
-	return fmt.Errorf("request_id %q was already used for a different request: %w", id, store.ErrConflict)
+	return apierr.Newf(apierr.RequestIDReused, map[string]string{"request_id": id},
+		"request_id %q was already used for a different request", id)
 }
 
 // GetQuestion returns one question.
@@ -126,6 +130,9 @@ func (s *QuestionBank) UpdateQuestion(ctx context.Context, req *interviewv1.Upda
 		out, err = st.UpdateQuestion(ctx, next, want)
 		return err
 	})
+	if qerr := questionError(err, in.ID); qerr != nil {
+		err = qerr
+	}
 	if err != nil {
 		return nil, s.grpcError(ctx, err)
 	}
@@ -136,6 +143,9 @@ func (s *QuestionBank) UpdateQuestion(ctx context.Context, req *interviewv1.Upda
 func (s *QuestionBank) DeleteQuestion(ctx context.Context, req *interviewv1.DeleteQuestionRequest) (*interviewv1.DeleteQuestionResponse, error) {
 	version, _ := parseEtag(req.GetEtag())
 	if err := s.store.DeleteQuestion(ctx, req.GetQuestionId(), version); err != nil {
+		if qerr := questionError(err, req.GetQuestionId()); qerr != nil {
+			err = qerr
+		}
 		return nil, s.grpcError(ctx, err)
 	}
 	return &interviewv1.DeleteQuestionResponse{}, nil

@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	interviewv1 "github.com/pgfleet/pgfleet/gen/pgfleet/interview/v1"
+	"github.com/pgfleet/pgfleet/pkg/apierr"
 )
 
 // ignoreServerFields leaves out what the server assigns: id, etag and times.
@@ -54,9 +56,11 @@ func TestQuestionBank_CreateGet(t *testing.T) {
 
 	_, err = e.bank.CreateQuestion(t.Context(), &interviewv1.CreateQuestionRequest{Question: question("sql-joins-01", "Go", 1)})
 	wantStatus(t, err, codes.AlreadyExists, `"sql-joins-01"`)
+	wantReason(t, err, apierr.QuestionAlreadyExists, map[string]string{"key": "sql-joins-01"})
 
 	_, err = e.bank.GetQuestion(t.Context(), &interviewv1.GetQuestionRequest{QuestionId: q.GetId() + 1000})
 	wantCode(t, err, codes.NotFound)
+	wantReason(t, err, apierr.QuestionNotFound, map[string]string{"question_id": strconv.FormatInt(q.GetId()+1000, 10)})
 }
 
 func TestQuestionBank_UpdateQuestion(t *testing.T) {
@@ -107,8 +111,10 @@ func TestQuestionBank_UpdateQuestion(t *testing.T) {
 		}
 		_, err = update(q.GetEtag(), 4)
 		wantStatus(t, err, codes.Aborted, "read it again")
+		wantReason(t, err, apierr.StaleEtag, map[string]string{"question_id": strconv.FormatInt(q.GetId(), 10)})
 		_, err = e.bank.DeleteQuestion(t.Context(), &interviewv1.DeleteQuestionRequest{QuestionId: q.GetId(), Etag: q.GetEtag()})
 		wantStatus(t, err, codes.Aborted, "read it again")
+		wantReason(t, err, apierr.StaleEtag, map[string]string{"question_id": strconv.FormatInt(q.GetId(), 10)})
 		if _, err := update(first.GetQuestion().GetEtag(), 5); err != nil {
 			t.Errorf("UpdateQuestion with the etag of the last update: %v", err)
 		}
@@ -329,6 +335,7 @@ func TestQuestionBank_DeleteQuestion(t *testing.T) {
 		e.start(t, "ada@example.com", &interviewv1.Criteria{Categories: []string{"Asked"}, Count: 1})
 		_, err := e.bank.DeleteQuestion(t.Context(), &interviewv1.DeleteQuestionRequest{QuestionId: q.GetId()})
 		wantStatus(t, err, codes.FailedPrecondition, "part of interview sessions")
+		wantReason(t, err, apierr.QuestionInUse, map[string]string{"question_id": strconv.FormatInt(q.GetId(), 10)})
 		if _, err := e.bank.GetQuestion(t.Context(), &interviewv1.GetQuestionRequest{QuestionId: q.GetId()}); err != nil {
 			t.Errorf("GetQuestion after a refused delete: %v", err)
 		}

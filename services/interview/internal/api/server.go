@@ -5,13 +5,14 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"strconv"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	interviewv1 "github.com/pgfleet/pgfleet/gen/pgfleet/interview/v1"
+	"github.com/pgfleet/pgfleet/pkg/apierr"
 	"github.com/pgfleet/pgfleet/pkg/app"
 	"github.com/pgfleet/pgfleet/pkg/retry"
 	"github.com/pgfleet/pgfleet/services/interview/internal/evaluate"
@@ -59,25 +60,42 @@ type Interviews struct {
 // NewInterviews returns the interview session server.
 func NewInterviews(d Deps) *Interviews { return &Interviews{base: newBase(d), eval: d.Evaluator} }
 
-// errState is a request the session's state refuses (late answer, too few questions).
-type errState struct{ msg string }
-
-func (e *errState) Error() string { return e.msg }
-
 // grpcError turns a store error into a status; what every service shares goes to app.Status.
+// Refusals the session's state gives (late answer, too few questions) are *apierr.Error
+// where they are found.
 func (b *base) grpcError(ctx context.Context, err error) error {
-	var st *errState
+	var missing *store.NotFoundError
 	switch {
-	case errors.As(err, &st):
-		return status.Error(codes.FailedPrecondition, st.msg)
+	case errors.As(err, &missing):
+		reason := apierr.QuestionNotFound
+		if missing.Kind == "session" {
+			reason = apierr.SessionNotFound
+		}
+		return apierr.New(reason, missing.Error(), map[string]string{missing.Field: fmt.Sprint(missing.Key)})
 	case errors.Is(err, store.ErrNotFound):
-		return status.Error(codes.NotFound, err.Error())
+		return apierr.New(apierr.NotFound, err.Error(), nil)
 	case errors.Is(err, store.ErrConflict):
-		return status.Error(codes.AlreadyExists, err.Error())
-	case errors.Is(err, store.ErrStale):
-		return status.Error(codes.Aborted, err.Error()+": read it again and retry") // AIP-154
-	case errors.Is(err, store.ErrInUse):
-		return status.Error(codes.FailedPrecondition, err.Error())
+		return apierr.New(apierr.AlreadyExists, err.Error(), nil)
+	}
+	if qerr := questionError(err, 0); qerr != nil {
+		return qerr
 	}
 	return app.Status(ctx, b.log, err)
+}
+
+// questionError is the status of a write refused because of the question's state: an etag
+// that is no longer current (AIP-154) or sessions that use it; nil for any other error.
+// id (0: unknown) goes to the metadata.
+func questionError(err error, id int64) error {
+	var md map[string]string
+	if id != 0 {
+		md = map[string]string{"question_id": strconv.FormatInt(id, 10)}
+	}
+	switch {
+	case errors.Is(err, store.ErrStale):
+		return apierr.New(apierr.StaleEtag, err.Error()+": read it again and retry", md)
+	case errors.Is(err, store.ErrInUse):
+		return apierr.New(apierr.QuestionInUse, err.Error(), md)
+	}
+	return nil
 }

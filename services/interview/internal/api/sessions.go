@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/jackc/pgx/v5"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	interviewv1 "github.com/pgfleet/pgfleet/gen/pgfleet/interview/v1"
+	"github.com/pgfleet/pgfleet/pkg/apierr"
 	"github.com/pgfleet/pgfleet/pkg/auth"
 	"github.com/pgfleet/pgfleet/pkg/query"
 	"github.com/pgfleet/pgfleet/pkg/validate"
@@ -25,7 +25,8 @@ func (s *Interviews) StartSession(ctx context.Context, req *interviewv1.StartSes
 	case candidate == "":
 		candidate = p.Subject
 	case !p.Owns(candidate):
-		return nil, status.Errorf(codes.PermissionDenied, "candidate must be the token's subject %q, or empty", p.Subject)
+		return nil, apierr.Newf(apierr.SubjectMismatch, map[string]string{"field": "candidate", "subject": p.Subject},
+			"candidate must be the token's subject %q, or empty", p.Subject)
 	}
 	lo, hi, count := criteria(req.GetCriteria())
 	cats := req.GetCriteria().GetCategories()
@@ -66,8 +67,10 @@ func (s *Interviews) openSession(ctx context.Context, st *store.Store, want stor
 		return store.Session{}, err
 	}
 	if int32(len(ids)) < want.QuestionCount {
-		return store.Session{}, &errState{fmt.Sprintf("only %d questions match categories %v and difficulty %d to %d; asked for %d",
-			len(ids), want.Categories, want.MinDifficulty, want.MaxDifficulty, want.QuestionCount)}
+		return store.Session{}, apierr.Newf(apierr.NotEnoughQuestions,
+			map[string]string{"available": strconv.Itoa(len(ids)), "requested": strconv.Itoa(int(want.QuestionCount))},
+			"only %d questions match categories %v and difficulty %d to %d; asked for %d",
+			len(ids), want.Categories, want.MinDifficulty, want.MaxDifficulty, want.QuestionCount)
 	}
 	return st.CreateSession(ctx, want, r, ids) // or a concurrent repeat's session
 
@@ -80,7 +83,7 @@ func (s *Interviews) NextQuestion(ctx context.Context, req *interviewv1.NextQues
 		return nil, s.grpcError(ctx, err)
 	}
 	if sess.State != store.InProgress {
-		return nil, s.grpcError(ctx, &errState{fmt.Sprintf("session %d is completed", sess.ID)})
+		return nil, s.grpcError(ctx, apierr.Newf(apierr.SessionCompleted, sessionMetadata(sess.ID), "session %d is completed", sess.ID))
 	}
 	resp := &interviewv1.NextQuestionResponse{}
 	for _, q := range qs {
@@ -150,11 +153,17 @@ func (s *Interviews) SubmitAnswer(ctx context.Context, req *interviewv1.SubmitAn
 }
 
 func lateAnswer(sid int64) error {
-	return &errState{fmt.Sprintf("session %d is completed: it takes no more answers", sid)}
+	return apierr.Newf(apierr.SessionCompleted, sessionMetadata(sid), "session %d is completed: it takes no more answers", sid)
+}
+
+// sessionMetadata is the ErrorInfo metadata of errors about a session.
+func sessionMetadata(sid int64) map[string]string {
+	return map[string]string{"session_id": strconv.FormatInt(sid, 10)}
 }
 
 func answered(sid, qid int64) error {
-	return fmt.Errorf("answer to question %d in session %d: %w", qid, sid, store.ErrConflict)
+	return apierr.Newf(apierr.AlreadyAnswered, map[string]string{"session_id": strconv.FormatInt(sid, 10),
+		"question_id": strconv.FormatInt(qid, 10)}, "answer to question %d in session %d: already exists", qid, sid)
 }
 
 // CompleteSession closes a session and stores its summary; completing it again returns the

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +21,7 @@ import (
 	"google.golang.org/protobuf/testing/protocmp"
 
 	interviewv1 "github.com/pgfleet/pgfleet/gen/pgfleet/interview/v1"
+	"github.com/pgfleet/pgfleet/pkg/apierr"
 	"github.com/pgfleet/pgfleet/services/interview/internal/evaluate"
 )
 
@@ -139,6 +141,7 @@ func TestInterviews_StartSession(t *testing.T) {
 		for _, tt := range tests {
 			_, err := e.interviews.StartSession(t.Context(), &interviewv1.StartSessionRequest{Candidate: "few@example.com", Criteria: tt.criteria})
 			wantStatus(t, err, codes.FailedPrecondition, tt.wantMsg)
+			wantReason(t, err, apierr.NotEnoughQuestions, map[string]string{"requested": strconv.Itoa(int(tt.criteria.GetCount()))})
 		}
 		// Exactly as many as asked for is enough.
 		e.start(t, "few@example.com", &interviewv1.Criteria{Categories: []string{"Few"}, MinDifficulty: 2, MaxDifficulty: 5, Count: 2})
@@ -260,6 +263,8 @@ func TestInterviews_SubmitAnswer_Refused(t *testing.T) {
 
 	e.answer(t, s.GetId(), qs[0].GetId(), "first answer")
 	wantStatus(t, submit(s.GetId(), qs[0].GetId()), codes.AlreadyExists, "already exists")
+	wantReason(t, submit(s.GetId(), qs[0].GetId()), apierr.AlreadyAnswered,
+		map[string]string{"session_id": strconv.FormatInt(s.GetId(), 10), "question_id": strconv.FormatInt(qs[0].GetId(), 10)})
 	wantViolation(t, submit(s.GetId(), other.GetId()), "question_id")
 	wantCode(t, submit(s.GetId()+1000, qs[1].GetId()), codes.NotFound)
 
@@ -267,6 +272,7 @@ func TestInterviews_SubmitAnswer_Refused(t *testing.T) {
 		t.Fatalf("CompleteSession: %v", err)
 	}
 	wantStatus(t, submit(s.GetId(), qs[1].GetId()), codes.FailedPrecondition, "takes no more answers")
+	wantReason(t, submit(s.GetId(), qs[1].GetId()), apierr.SessionCompleted, map[string]string{"session_id": strconv.FormatInt(s.GetId(), 10)})
 	if got := e.storedAnswers(t, s.GetId()); got != 1 {
 		t.Errorf("session holds %d answers, want 1", got)
 	}

@@ -101,7 +101,7 @@ func (s *Store) getQuestion(ctx context.Context, id int64, lock string) (Questio
 	rows, _ := s.db.Query(ctx, sql, id)
 	q, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[Question])
 	if errors.Is(err, pgx.ErrNoRows) {
-		return Question{}, fmt.Errorf("question %d: %w", id, ErrNotFound)
+		return Question{}, &NotFoundError{Kind: "question", Field: "question_id", Key: id}
 	}
 	if err != nil {
 		return Question{}, fmt.Errorf("get question %d: %w", id, err)

@@ -158,7 +158,7 @@ func (s *Store) GetSession(ctx context.Context, id int64, lock RowLock) (Session
 	rows, _ := s.db.Query(ctx, sql, id)
 	out, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[Session])
 	if errors.Is(err, pgx.ErrNoRows) {
-		return Session{}, fmt.Errorf("session %d: %w", id, ErrNotFound)
+		return Session{}, &NotFoundError{Kind: "session", Field: "session_id", Key: id}
 	}
 	if err != nil {
 		return Session{}, fmt.Errorf("get session %d: %w", id, err)

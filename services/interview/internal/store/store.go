@@ -4,6 +4,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -18,6 +19,16 @@ var (
 	// ErrRequestReused is a request_id used before for a different request.
 	ErrRequestReused = errors.New("request_id already used for a different request")
 )
+
+// NotFoundError is ErrNotFound naming the missing row, for the API to tell its caller.
+type NotFoundError struct {
+	Kind  string // "question"
+	Field string // the request field that held the key: "question_id"
+	Key   any
+}
+
+func (e *NotFoundError) Error() string        { return fmt.Sprintf("%s %#v: not found", e.Kind, e.Key) }
+func (e *NotFoundError) Is(target error) bool { return target == ErrNotFound }
 
 // Request identifies a creation for idempotency (AIP-155): the request_id ID ("": none,
 // every call creates) of Scope, the caller or candidate it is unique for.
