@@ -44,6 +44,8 @@ func TestGateway(t *testing.T) {
 		{"stream_prices", testStreamPrices},
 		{"stream_errors", testStreamErrors},
 		{"next_question", testNextQuestion},
+		{"patch_question", testPatchQuestion},
+		{"idempotent_creates", testIdempotentCreates},
 		{"unset_fields", testUnsetFields},
 		{"bad_requests", testBadRequests},
 		{"body_too_large", testBodyTooLarge},
