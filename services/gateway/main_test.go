@@ -43,6 +43,7 @@ func TestGateway(t *testing.T) {
 		{"list_stocks_paged", testListStocksPaged},
 		{"stream_prices", testStreamPrices},
 		{"stream_errors", testStreamErrors},
+		{"unknown_query_params", testUnknownQueryParams},
 		{"next_question", testNextQuestion},
 		{"patch_question", testPatchQuestion},
 		{"idempotent_creates", testIdempotentCreates},

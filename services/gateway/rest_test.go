@@ -264,3 +264,47 @@ func testStreamErrors(t *testing.T, e *env) {
 		})
 	}
 }
+
+// testUnknownQueryParams: a query parameter that names no field of the request is a 400
+// naming it in a field violation, on every kind of route (lists, a stream, a route whose
+// request is all path, a body route); known ones, in proto or lowerCamel form, still work.
+func testUnknownQueryParams(t *testing.T, e *env) {
+	tests := []struct {
+		name, method, path, body string
+		wantBad                  string // the parameter the violation names; "": 200
+	}{
+		{"list_misspelt", http.MethodGet, "/v1/stocks?page_sise=2", "", "page_sise"},
+		{"list_known", http.MethodGet, "/v1/stocks?page_size=2", "", ""},
+		{"list_lower_camel", http.MethodGet, "/v1/stocks?pageSize=2", "", ""},
+		{"path_only_route", http.MethodGet, "/v1/stocks/AAPL?verbose=1", "", "verbose"},
+		{"path_param_repeated", http.MethodGet, "/v1/stocks/AAPL/prices?symbol=AAPL&page_size=1", "", ""},
+		{"stream_misspelt", http.MethodGet, "/v1/stocks/AAPL/prices:stream?batch_sise=100", "", "batch_sise"},
+		{"stream_known", http.MethodGet, "/v1/stocks/MSFT/prices:stream?batch_size=100", "", ""},
+		{"repeated_field", http.MethodGet, "/v1/prices:latest?symbols=AAPL&symbols=MSFT", "", ""},
+		{"body_route", http.MethodPost, "/v1/stocks:upsert?dry_run=true", `{"stocks":[]}`, "dry_run"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := e.gw.do(t, tt.method, tt.path, tt.body, bearer(t, "query-admin@example.com", "admin")...)
+			if tt.wantBad == "" {
+				if r.code != http.StatusOK {
+					t.Errorf("%s %s = %v, want 200", tt.method, tt.path, r)
+				}
+				return
+			}
+			body := wantError(t, r, http.StatusBadRequest, 3)
+			var fields []any
+			for _, d := range body.Details {
+				if d["@type"] == "type.googleapis.com/google.rpc.BadRequest" {
+					for _, v := range d["field_violations"].([]any) {
+						fields = append(fields, v.(map[string]any)["field"])
+					}
+				}
+			}
+			if diff := cmp.Diff([]any{tt.wantBad}, fields); diff != "" {
+				t.Errorf("%s %s field violations mismatch (-want +got):\n%s", tt.method, tt.path, diff)
+			}
+		})
+	}
+}

@@ -77,13 +77,14 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 		runtime.WithRoutingErrorHandler(g.handleRoutingError),
 		runtime.WithStreamErrorHandler(g.handleStreamError),
 		runtime.WithForwardResponseOption(streamStart),
-		runtime.WithMiddlewares(recordRoute, trackStreams),
+		runtime.WithMiddlewares(recordRoute, trackStreams, keepQuery),
 		// A form-encoded POST is not a GET in disguise here: only JSON bodies.
 		runtime.WithDisablePathLengthFallback(),
 		runtime.WithDisableHTTPMethodOverride(),
 	)
 	for _, u := range opts.Upstreams {
-		if err := u.Register(ctx, g.mux, u.Conn); err != nil {
+		// Routes call through queryChecked: a query parameter that names no field is a 400.
+		if err := u.Register(ctx, g.mux, queryChecked{u.Conn}); err != nil {
 			return nil, fmt.Errorf("gateway: register %s routes: %w", u.Name, err)
 		}
 	}
@@ -110,6 +111,7 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 	// Outermost first: metrics see every answer, security headers go on every answer, CORS
 	// answers preflights before the size limit and the routes.
 	var h http.Handler = g.mux
+	h = g.requireUTF8(h)
 	h = g.limitBody(h)
 	h = newCORS(opts.CORSAllowedOrigins, h)
 	h = securityHeaders(h)
