@@ -10,7 +10,7 @@ package apierr
 import (
 	"errors"
 	"fmt"
-	"maps"
+	"strings"
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -67,13 +67,17 @@ func (e *Error) Error() string { return e.Message }
 // GRPCStatus returns the status the caller receives: the reason's code, the message, then
 // ErrorInfo, RetryInfo if any and the other details.
 func (e *Error) GRPCStatus() *status.Status {
-	details := []protoadapt.MessageV1{&errdetails.ErrorInfo{
-		Reason: string(e.Reason), Domain: Domain, Metadata: maps.Clone(e.Metadata),
-	}}
+	// Metadata and message often echo the request (a path, a key), which may not be UTF-8;
+	// protobuf strings must be, or the details would not marshal.
+	md := make(map[string]string, len(e.Metadata))
+	for k, v := range e.Metadata {
+		md[validUTF8(k)] = validUTF8(v)
+	}
+	details := []protoadapt.MessageV1{&errdetails.ErrorInfo{Reason: string(e.Reason), Domain: Domain, Metadata: md}}
 	if e.RetryDelay > 0 {
 		details = append(details, &errdetails.RetryInfo{RetryDelay: durationpb.New(e.RetryDelay)})
 	}
-	st := status.New(e.Reason.Code(), e.Message)
+	st := status.New(e.Reason.Code(), validUTF8(e.Message))
 	withDetails, err := st.WithDetails(append(details, e.Details...)...)
 	if err != nil { // only for an OK code or details that cannot be marshalled
 		return st
@@ -146,5 +150,9 @@ func Ensure(st *status.Status) (_ *status.Status, ok bool) {
 		}
 	}
 	p.Details = append([]*anypb.Any{info}, rest...)
+	p.Message = validUTF8(p.GetMessage())
 	return status.FromProto(p), false
 }
+
+// validUTF8 replaces the invalid UTF-8 in s with U+FFFD.
+func validUTF8(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }

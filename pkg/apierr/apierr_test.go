@@ -17,6 +17,7 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/protoadapt"
 	"google.golang.org/protobuf/testing/protocmp"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -76,6 +77,22 @@ func TestNew(t *testing.T) {
 				t.Errorf("ReasonOf = %q, want %q", got, tt.err.Reason)
 			}
 		})
+	}
+}
+
+// TestNew_invalidUTF8: a message or metadata echoing bytes that are not UTF-8 (a request
+// path) still makes a status whose details marshal.
+func TestNew_invalidUTF8(t *testing.T) {
+	t.Parallel()
+	e := apierr.New(apierr.RouteNotFound, "no route for GET /ui/\xff", map[string]string{"path": "/ui/\xff"})
+	st := e.GRPCStatus()
+	info := apierr.Info(st)
+	if info.GetMetadata()["path"] != "/ui/\uFFFD" || st.Message() != "no route for GET /ui/\uFFFD" {
+		t.Errorf("status = %v with ErrorInfo %v, want U+FFFD for the invalid byte", st, info)
+	}
+	fixed, _ := apierr.Ensure(status.New(codes.InvalidArgument, "parsing \"\xc3(\""))
+	if _, err := proto.Marshal(fixed.Proto()); err != nil {
+		t.Errorf("Ensure's status does not marshal: %v", err)
 	}
 }
 

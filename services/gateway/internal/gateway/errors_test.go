@@ -147,3 +147,18 @@ func TestFallbackError(t *testing.T) {
 		t.Errorf("fallbackError ErrorInfos mismatch (-want +got):\n%s", diff)
 	}
 }
+
+// TestGateway_streamErrorReason: the {"error": ...} line that ends a stream after its first
+// message has its ErrorInfo too, also when gRPC cut the stream without one.
+func TestGateway_streamErrorReason(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t)
+	st := g.handleStreamError(t.Context(), status.Error(codes.Unavailable, "transport is closing"))
+	if n, reason := apierr.Count(st), apierr.Info(st).GetReason(); n != 1 || reason != string(apierr.Unavailable) {
+		t.Errorf("handleStreamError = %v with %d ErrorInfos (reason %q), want one UNAVAILABLE", st, n, reason)
+	}
+	fromService := apierr.New(apierr.StockNotFound, "stock \"ZZZZ\": not found", map[string]string{"symbol": "ZZZZ"})
+	if got := apierr.Info(g.handleStreamError(t.Context(), fromService)).GetReason(); got != string(apierr.StockNotFound) {
+		t.Errorf("handleStreamError(service status) reason = %q, want STOCK_NOT_FOUND", got)
+	}
+}

@@ -7,6 +7,8 @@ import (
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/pgfleet/pgfleet/pkg/apierr"
 )
 
 // ndjson is the media type of server streams: one JSON document per line.
@@ -62,13 +64,15 @@ func trackStreams(next runtime.HandlerFunc) runtime.HandlerFunc {
 
 // handleStreamError is called by ForwardResponseStream with the error that ends a
 // stream. Before the first message it answers the request as handleError answers a
-// unary call; either way it returns the status for the {"error": ...} line.
+// unary call; either way it returns the status for the {"error": ...} line, with exactly
+// one ErrorInfo like every error answer (a stream cut by gRPC itself has none of its own).
 func (g *Gateway) handleStreamError(ctx context.Context, err error) *status.Status {
 	if sw, ok := ctx.Value(streamWriterKey{}).(*streamWriter); ok && !sw.started && !sw.answered {
 		g.handleError(ctx, g.mux, marshaler, sw.ResponseWriter, sw.r, err)
 		sw.answered = true
 	}
-	return status.Convert(err)
+	st, _ := apierr.Ensure(status.Convert(err))
+	return st
 }
 
 // streamStart is a forward-response option: ForwardResponseStream calls it with a nil

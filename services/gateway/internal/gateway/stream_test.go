@@ -44,7 +44,8 @@ func TestGateway_streams(t *testing.T) {
 		{
 			name: "error_after_first_message", stream: []proto.Message{msg(1)}, err: status.Error(codes.Unavailable, "gone"),
 			wantHTTP: http.StatusOK,
-			wantBody: `{"result":{"n":1}}` + "\n" + `{"error":{"code":14,"message":"gone","details":[]}}` + "\n",
+			wantBody: `{"result":{"n":1}}` + "\n" + `{"error":{"code":14,"message":"gone","details":[` +
+				`{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"UNAVAILABLE","domain":"pgfleet.dev","metadata":{}}]}}` + "\n",
 		},
 	}
 	for _, tt := range tests {
