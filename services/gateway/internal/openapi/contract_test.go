@@ -52,8 +52,8 @@ func TestMerged_errorResponses(t *testing.T) {
 		{"post", "/v1/portfolios/{portfolio_id}:deposit", with("403", "404", "409", "413")},
 		{"patch", "/v1/questions/{question_id}", with("403", "404", "409", "413")},
 		{"get", "/v1/sessions/{session_id}:next", with("403", "404")},
-		{"get", "/health", []string{"200", "503", "default"}},
-		{"get", "/ui/{file}", []string{"200", "404", "default"}},
+		{"get", "/health", []string{"200", "400", "503", "default"}}, // 400: a path or query not UTF-8
+		{"get", "/ui/{file}", []string{"200", "400", "404", "default"}},
 	}
 	for _, tt := range tests {
 		o := op(t, doc, tt.method, tt.path)

@@ -33,6 +33,7 @@ var (
 			"responses": map[string]any{
 				"200":     map[string]any{"description": "Everything serves.", "schema": ref("gatewayHealth")},
 				"503":     map[string]any{"description": "Something does not; failing names it.", "schema": ref("gatewayHealth")},
+				"400":     malformedRequest,
 				"default": gatewayError,
 			},
 		}},
@@ -43,6 +44,7 @@ var (
 			"responses": map[string]any{
 				"200":     map[string]any{"description": "Every database serves.", "schema": databaseDoc},
 				"503":     map[string]any{"description": "A call failed or a database does not serve.", "schema": databaseDoc},
+				"400":     malformedRequest,
 				"default": gatewayError,
 			},
 		}},
@@ -52,6 +54,7 @@ var (
 			"tags":        []any{"Gateway"},
 			"responses": map[string]any{
 				"200":     map[string]any{"description": "The document.", "schema": map[string]any{"type": "object"}},
+				"400":     malformedRequest,
 				"default": gatewayError,
 			},
 		}},
@@ -61,6 +64,7 @@ var (
 			"tags":        []any{"Gateway"},
 			"responses": map[string]any{
 				"200":     map[string]any{"description": "The document.", "schema": map[string]any{"type": "object"}},
+				"400":     malformedRequest,
 				"default": gatewayError,
 			},
 		}},
@@ -71,6 +75,7 @@ var (
 			"produces":    []any{"text/html", "application/json"},
 			"responses": map[string]any{
 				"200":     map[string]any{"description": "The page.", "schema": map[string]any{"type": "string"}},
+				"400":     malformedRequest,
 				"default": gatewayError,
 			},
 		}},
@@ -85,12 +90,17 @@ var (
 			"responses": map[string]any{
 				"200":     map[string]any{"description": "The file.", "schema": map[string]any{"type": "string"}},
 				"404":     map[string]any{"description": "NOT_FOUND: no such file.", "schema": ref("rpcStatus")},
+				"400":     malformedRequest,
 				"default": gatewayError,
 			},
 		}},
 	}
 
 	gatewayError = map[string]any{"description": "An error, as the API answers them.", "schema": ref("rpcStatus")}
+
+	// malformedRequest is the 400 any route answers to a path or query that is not UTF-8.
+	malformedRequest = map[string]any{"description": "MALFORMED_REQUEST: the path or a query parameter is not UTF-8 " +
+		"once percent-decoded.", "schema": ref("rpcStatus")}
 
 	databaseDoc = map[string]any{"type": "object", "additionalProperties": ref("gatewayDatabaseEntry")}
 
