@@ -122,8 +122,9 @@ const (
 	// DatabaseUnavailable: the service's database cannot be reached, or the circuit breaker in
 	// front of it is open after repeated failures (metadata "breaker": "open" then).
 	DatabaseUnavailable Reason = "DATABASE_UNAVAILABLE"
-	// PeerUnavailable: another service this answer needs (the stock service's prices for a
-	// trade) cannot be reached or its circuit breaker is open (metadata "peer").
+	// PeerUnavailable: another service this answer needs cannot be reached or keeps failing,
+	// so the caller's circuit breaker for it is open: the stock service's prices for a trade,
+	// or, from the gateway, the service behind the route (metadata "peer").
 	PeerUnavailable Reason = "PEER_UNAVAILABLE"
 	// ConcurrencyConflict: concurrent updates kept conflicting (serialization failures or
 	// deadlocks) until the retry budget ran out. Nothing was written.
