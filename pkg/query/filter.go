@@ -14,6 +14,8 @@ import (
 	"go.einride.tech/aip/filtering"
 	expr "google.golang.org/genproto/googleapis/api/expr/v1alpha1"
 	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/pgfleet/pgfleet/pkg/validate"
 )
 
 // node is a checked filter: a boolean operator over nodes, or a comparison of a field with a
@@ -263,6 +265,9 @@ func (f *Field) literal(e *expr.Expr) (any, error) {
 	case *expr.Constant_StringValue:
 		switch f.Type {
 		case String, StringList, Text:
+			if bad := validate.BadText(v.StringValue, validate.Stored); bad != "" {
+				return nil, fmt.Errorf("field %q: the string holds %s, which no stored text does", f.Name, bad)
+			}
 			return v.StringValue, nil
 		case Timestamp:
 			t, err := time.Parse(time.RFC3339Nano, v.StringValue)

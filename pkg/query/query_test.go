@@ -246,6 +246,11 @@ func TestSchema_Build_filterErrors(t *testing.T) {
 		{"second_line", &stocks, "name = \"a\" AND\n(", `invalid syntax at line 2, column 2: unexpected end of filter`},
 		{"bad_escape", &stocks, `name = "\q"`, `invalid syntax at column 8: unable to unescape string`},
 		{"invalid_utf8", &stocks, "name = \"\xff\"", `invalid syntax at column 8: invalid UTF-8`},
+		// Text columns hold no NUL: compared with one, PostgreSQL fails the query (22021).
+		{"nul_in_string", &stocks, "name = \"a\x00b\"", `field "name": the string holds U+0000 at byte 1, which no stored text does`},
+		{"nul_in_wildcard", &stocks, "name = \"\x00*\"", `field "name": the string holds U+0000 at byte 0, which no stored text does`},
+		{"nul_in_list", &questions, "tags:\"\x00\"", `field "tags": the string holds U+0000 at byte 0, which no stored text does`},
+		{"nul_in_text", &questions, "text:\"outer\x00join\"", `field "text": the string holds U+0000 at byte 5, which no stored text does`},
 		{"int_overflow", &stocks, `market_cap > 99999999999999999999`, `invalid syntax at column 14: unexpected token NUM`},
 		{"too_long", &stocks, `name = "` + strings.Repeat("a", 2000) + `"`, `longer than 2000 characters`},
 		{"too_deep", &stocks, deep, `nested deeper than 32 levels`},

@@ -109,7 +109,9 @@ func (q *Query) decodeToken(token string, extra bool) ([]any, error) {
 	values := make([]any, len(p.Values))
 	for i, s := range p.Values {
 		v, err := decodeValue(q.sort[i].field.Type, s)
-		if err != nil {
+		// A signed token holds what a row held, but the key may be known (the default one
+		// is public): a NUL would reach PostgreSQL, which refuses it in text (22021).
+		if err != nil || validate.BadText(s, validate.Stored) != "" {
 			return nil, malformed
 		}
 		values[i] = v

@@ -189,6 +189,9 @@ func TestSchema_Build_pageTokenErrors(t *testing.T) {
 	)
 	req := query.Request{Filter: `market_cap > 5`, OrderBy: "name desc", Extra: ""}
 	tok := token(t, build(t, &stocks, req, 1), "Apple", "AAPL")
+	// Signed with the schema's key, as one forged with a known key would be: its values still
+	// reach the query, and PostgreSQL refuses a NUL in text (22021).
+	nul := token(t, build(t, &stocks, req, 1), "Apple\x00", "AAPL")
 	otherKey := stocks
 	otherKey.TokenKey = "another key"
 	prices := query.Schema{
@@ -207,6 +210,7 @@ func TestSchema_Build_pageTokenErrors(t *testing.T) {
 		{"garbage", &stocks, query.Request{PageToken: "not a token!"}, malformed},
 		{"too_short", &stocks, query.Request{PageToken: "YWJj"}, malformed},
 		{"too_long", &stocks, query.Request{PageToken: strings.Repeat("A", 5000)}, malformed},
+		{"nul_in_value", &stocks, query.Request{Filter: req.Filter, OrderBy: req.OrderBy, PageToken: nul}, malformed},
 		{"truncated", &stocks, query.Request{Filter: req.Filter, OrderBy: req.OrderBy, PageToken: tok[:len(tok)-4]}, altered},
 		{"flipped_first_byte", &stocks, query.Request{Filter: req.Filter, OrderBy: req.OrderBy, PageToken: flip(t, tok, 0)}, altered},
 		{"flipped_value_byte", &stocks, query.Request{Filter: req.Filter, OrderBy: req.OrderBy, PageToken: flip(t, tok, 40)}, altered},
