@@ -33,16 +33,25 @@ func (s *Server) Withdraw(ctx context.Context, req *portfoliov1.WithdrawRequest)
 	return &portfoliov1.WithdrawResponse{Portfolio: toPortfolio(p), Movement: toMovement(m)}, nil
 }
 
-// moveCash deposits or withdraws once per request_id: a repeat returns the first movement.
+// moveCash deposits or withdraws once per request_id: a repeat returns the first answer, the
+// movement and the portfolio as it left it, whatever happened since.
 func (s *Server) moveCash(ctx context.Context, portfolioID int64, amountText, requestID string, kind portfoliov1.CashMovementKind) (store.Portfolio, store.CashMovement, error) {
-	if err := s.requireOwner(ctx, portfolioID); err != nil {
-		return store.Portfolio{}, store.CashMovement{}, err
-	}
 	amount, err := money.Parse(amountText)
 	if err != nil { // Validate has checked it; keep the store safe anyway
 		return store.Portfolio{}, store.CashMovement{}, fmt.Errorf("amount: %w", err)
 	}
 	hash := requestHash(kind.String(), money.Format(amount))
+
+	// A repeat of a request answered long ago is found without waiting for the lock; the
+	// same round trip checks that the caller may act on the portfolio.
+	prev, found, err := s.previousMovement(ctx, portfolioID, requestID)
+	if err != nil {
+		return store.Portfolio{}, store.CashMovement{}, err
+	}
+	if found {
+		return repeatedMovement(ctx, s.store, prev, hash)
+	}
+
 	signed := amount
 	if kind == portfoliov1.CashMovementKind_CASH_MOVEMENT_KIND_WITHDRAWAL {
 		signed = new(big.Rat).Neg(amount)
@@ -50,6 +59,17 @@ func (s *Server) moveCash(ctx context.Context, portfolioID int64, amountText, re
 	var p store.Portfolio
 	var m store.CashMovement
 	err = s.write(ctx, portfolioID, func(st *store.Store) (err error) {
+		// A concurrent copy of this request may have moved the cash while this one waited for
+		// the lock: it is recognised here, under the lock and before any business check, so
+		// it gets the first answer rather than a refusal of a second withdrawal.
+		prev, err := st.MovementByRequest(ctx, portfolioID, requestID)
+		if err == nil {
+			p, m, err = repeatedMovement(ctx, st, prev, hash)
+			return err
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
 		if p, err = st.GetPortfolio(ctx, portfolioID); err != nil {
 			return err
 		}
@@ -67,16 +87,26 @@ func (s *Server) moveCash(ctx context.Context, portfolioID int64, amountText, re
 			Amount: money.Format(signed), RequestID: requestID, RequestHash: hash}, money.Format(after))
 		return err
 	})
-	if errors.Is(err, store.ErrRepeat) { // a repeat: the first movement, if the request is the same
+	if errors.Is(err, store.ErrRepeat) { // only a writer without the lock gets here: tests' weakened server
 		if m, err = s.store.MovementByRequest(ctx, portfolioID, requestID); err != nil {
 			return store.Portfolio{}, store.CashMovement{}, err
 		}
-		if !bytes.Equal(m.RequestHash, hash) {
-			return store.Portfolio{}, store.CashMovement{}, reusedRequestID(requestID)
-		}
-		p, err = s.store.GetPortfolio(ctx, portfolioID)
+		return repeatedMovement(ctx, s.store, m, hash)
 	}
 	return p, m, err
+}
+
+// repeatedMovement answers a request_id seen before: the first answer if the request is the
+// same, a conflict if the id was used for another request.
+func repeatedMovement(ctx context.Context, st *store.Store, prev store.CashMovement, hash []byte) (store.Portfolio, store.CashMovement, error) {
+	if !bytes.Equal(prev.RequestHash, hash) {
+		return store.Portfolio{}, store.CashMovement{}, reusedRequestID(prev.RequestID)
+	}
+	p, err := st.PortfolioAfter(ctx, prev)
+	if err != nil {
+		return store.Portfolio{}, store.CashMovement{}, err
+	}
+	return p, prev, nil
 }
 
 // reusedRequestID is the error for a request_id already used for a different request.

@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	portfoliov1 "github.com/pgfleet/pgfleet/gen/pgfleet/portfolio/v1"
 	"github.com/pgfleet/pgfleet/pkg/pgtest"
@@ -52,6 +53,11 @@ type history struct {
 	failures  map[string]int                       // every other error, by code
 	example   string                               // the first of them
 	elapsed   time.Duration                        // of the concurrent phase
+
+	// Every acknowledged operation is sent again at once, to the other instance when there
+	// are two: a repeated request_id must be answered exactly as the first time.
+	resent, resentDiffer int
+	resentExample        string
 }
 
 func newHistory() *history {
@@ -85,6 +91,22 @@ func (h *history) answer(rpc, rid string, err error, ok func() string) {
 		h.refused++
 	default:
 		h.fail(st.Code().String(), "%s %s: %v", rpc, rid, err)
+	}
+}
+
+// resend sends an acknowledged request again and records whether the answer is the first
+// one (first, acknowledged) exactly.
+func (h *history) resend(rpc, rid string, first proto.Message, send func() (proto.Message, error)) {
+	again, err := send()
+	d := sameAnswer(first, nil, again, err)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.resent++
+	if d != "" {
+		h.resentDiffer++
+		if h.resentExample == "" {
+			h.resentExample = fmt.Sprintf("%s %s re-sent: %s", rpc, rid, d)
+		}
 	}
 }
 
@@ -123,7 +145,7 @@ func (w workload) run(t *testing.T, servers ...portfoliov1.PortfolioServiceClien
 	var wg sync.WaitGroup
 	for c := range w.clients {
 		wg.Go(func() {
-			w.client(t.Context(), servers[c%len(servers)], rand.New(rand.NewPCG(seed, uint64(c))), c, ids, h)
+			w.client(t.Context(), servers[c%len(servers)], servers[(c+1)%len(servers)], rand.New(rand.NewPCG(seed, uint64(c))), c, ids, h)
 		})
 	}
 	wg.Wait()
@@ -131,8 +153,9 @@ func (w workload) run(t *testing.T, servers ...portfoliov1.PortfolioServiceClien
 	return h
 }
 
-// client runs one client's operations, each with a request_id of its own.
-func (w workload) client(ctx context.Context, c portfoliov1.PortfolioServiceClient, r *rand.Rand, n int, ids []int64, h *history) {
+// client runs one client's operations, each with a request_id of its own, through c; it
+// sends every acknowledged one again through other.
+func (w workload) client(ctx context.Context, c, other portfoliov1.PortfolioServiceClient, r *rand.Rand, n int, ids []int64, h *history) {
 	total := w.weights[0] + w.weights[1] + w.weights[2] + w.weights[3]
 	for i := range w.ops {
 		pid := ids[r.IntN(len(ids))]
@@ -160,20 +183,29 @@ func (w workload) client(ctx context.Context, c portfoliov1.PortfolioServiceClie
 				h.trades[rid] = tr
 				return ""
 			})
+			if err == nil {
+				h.resend("ExecuteTrade", rid, resp, func() (proto.Message, error) { return other.ExecuteTrade(ctx, req) })
+			}
 		case 2, 3:
 			amount := fmt.Sprintf("%d.%02d", 1+r.IntN(500), r.IntN(100))
 			var m *portfoliov1.CashMovement
 			var err error
+			var first proto.Message
+			var again func() (proto.Message, error)
 			rpc := "Deposit"
 			if op == 2 {
+				req := &portfoliov1.DepositRequest{PortfolioId: pid, Amount: amount, RequestId: rid}
 				var resp *portfoliov1.DepositResponse
-				resp, err = c.Deposit(ctx, &portfoliov1.DepositRequest{PortfolioId: pid, Amount: amount, RequestId: rid})
-				m = resp.GetMovement()
+				resp, err = c.Deposit(ctx, req)
+				m, first = resp.GetMovement(), resp
+				again = func() (proto.Message, error) { return other.Deposit(ctx, req) }
 			} else {
 				rpc = "Withdraw"
+				req := &portfoliov1.WithdrawRequest{PortfolioId: pid, Amount: amount, RequestId: rid}
 				var resp *portfoliov1.WithdrawResponse
-				resp, err = c.Withdraw(ctx, &portfoliov1.WithdrawRequest{PortfolioId: pid, Amount: amount, RequestId: rid})
-				m, amount = resp.GetMovement(), "-"+amount
+				resp, err = c.Withdraw(ctx, req)
+				m, amount, first = resp.GetMovement(), "-"+amount, resp
+				again = func() (proto.Message, error) { return other.Withdraw(ctx, req) }
 			}
 			h.answer(rpc, rid, err, func() string {
 				if m.GetRequestId() != rid || m.GetPortfolioId() != pid || !sameDecimal(m.GetAmount(), amount) {
@@ -182,6 +214,9 @@ func (w workload) client(ctx context.Context, c portfoliov1.PortfolioServiceClie
 				h.movements[rid] = m
 				return ""
 			})
+			if err == nil {
+				h.resend(rpc, rid, first, again)
+			}
 		}
 	}
 }
@@ -355,11 +390,16 @@ func invariantViolations(ctx context.Context, pool *pgxpool.Pool, h *history) ([
 	return bad, nil
 }
 
-// checkNoFailures fails t if any client saw an error other than FAILED_PRECONDITION.
+// checkNoFailures fails t if any client saw an error other than FAILED_PRECONDITION, or if a
+// re-sent operation was answered otherwise than the first time.
 func checkNoFailures(t *testing.T, h *history) {
 	t.Helper()
 	if n := h.failureCount(); n > 0 {
 		t.Errorf("%d client-visible failures %v, e.g. %s", n, h.failures, h.example)
+	}
+	t.Logf("re-sent OK operations answered differently: %d/%d", h.resentDiffer, h.resent)
+	if h.resentDiffer > 0 {
+		t.Errorf("re-sent OK operations answered differently: %d/%d, e.g. %s", h.resentDiffer, h.resent, h.resentExample)
 	}
 }
 

@@ -71,3 +71,13 @@ func (s *Server) ownerID(ctx context.Context, requested int64) (int64, error) {
 	}
 	return u.ID, nil
 }
+
+// previousMovement is previousTrade for deposits and withdrawals.
+func (s *Server) previousMovement(ctx context.Context, portfolioID int64, requestID string) (m store.CashMovement, found bool, err error) {
+	owner := ownerFilter(auth.Caller(ctx))
+	err = s.retry.Do(ctx, func(ctx context.Context) (err error) {
+		m, found, err = s.store.OwnedMovementByRequest(ctx, portfolioID, owner, requestID)
+		return err
+	})
+	return m, found, err
+}

@@ -57,30 +57,43 @@ func (s *Server) executeTrade(ctx context.Context, req *portfoliov1.ExecuteTrade
 		return store.Trade{}, "", err
 	}
 	if repeat {
-		return s.repeatedTrade(ctx, prev, hash)
+		return repeatedTrade(ctx, s.store, prev, hash)
 	}
 
 	// The price is read before the transaction: RunTx may run its function several times,
-	// and a call to another service does not belong inside it.
+	// and a call to another service does not belong inside it. Not being able to read it says
+	// nothing about the portfolio, so it is answered at once; whatever the price says about
+	// this trade is decided under the lock, after the repeat check.
 	price, err := s.latestPrice(ctx, sym)
 	if err != nil {
 		return store.Trade{}, "", err
-	}
-	if limit != nil {
-		if side == portfoliov1.Side_SIDE_BUY && price.Cmp(limit) > 0 {
-			return store.Trade{}, "", apierr.Newf(apierr.LimitNotMet, limitMetadata(sym, side, price, limitText),
-				"limit not met: %s trades at %s, above the buy limit %s", sym, money.Format(price), limitText)
-		}
-		if side == portfoliov1.Side_SIDE_SELL && price.Cmp(limit) < 0 {
-			return store.Trade{}, "", apierr.Newf(apierr.LimitNotMet, limitMetadata(sym, side, price, limitText),
-				"limit not met: %s trades at %s, below the sell limit %s", sym, money.Format(price), limitText)
-		}
 	}
 	amount := money.Round(money.Mul(qty, price))
 
 	var trade store.Trade
 	var cashAfter string
 	err = s.write(ctx, pid, func(st *store.Store) error {
+		// A concurrent copy of this request may have executed while this one waited for the
+		// lock: it is recognised here, under the lock and before any business check, so it
+		// gets the first answer rather than a refusal for want of the cash it spent.
+		prev, err := st.TradeByRequest(ctx, pid, rid)
+		if err == nil {
+			trade, cashAfter, err = repeatedTrade(ctx, st, prev, hash)
+			return err
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		if limit != nil {
+			if side == portfoliov1.Side_SIDE_BUY && price.Cmp(limit) > 0 {
+				return apierr.Newf(apierr.LimitNotMet, limitMetadata(sym, side, price, limitText),
+					"limit not met: %s trades at %s, above the buy limit %s", sym, money.Format(price), limitText)
+			}
+			if side == portfoliov1.Side_SIDE_SELL && price.Cmp(limit) < 0 {
+				return apierr.Newf(apierr.LimitNotMet, limitMetadata(sym, side, price, limitText),
+					"limit not met: %s trades at %s, below the sell limit %s", sym, money.Format(price), limitText)
+			}
+		}
 		cashText, pos, err := st.Holding(ctx, pid, sym)
 		if err != nil {
 			return err
@@ -130,9 +143,9 @@ func (s *Server) executeTrade(ctx context.Context, req *portfoliov1.ExecuteTrade
 		})
 		return err
 	})
-	if errors.Is(err, store.ErrRepeat) { // the same request, executed meanwhile by a concurrent call
+	if errors.Is(err, store.ErrRepeat) { // only a writer without the lock gets here: tests' weakened server
 		if trade, err = s.store.TradeByRequest(ctx, pid, rid); err == nil {
-			return s.repeatedTrade(ctx, trade, hash)
+			return repeatedTrade(ctx, s.store, trade, hash)
 		}
 	}
 	if err != nil {
@@ -146,13 +159,14 @@ func limitMetadata(symbol string, side portfoliov1.Side, price *big.Rat, limit s
 	return map[string]string{"symbol": symbol, "side": side.String(), "price": money.Format(price), "limit_price": limit}
 }
 
-// repeatedTrade answers a request_id seen before: the first trade if the request is the
-// same, a conflict if the id was used for another request.
-func (s *Server) repeatedTrade(ctx context.Context, prev store.Trade, hash []byte) (store.Trade, string, error) {
+// repeatedTrade answers a request_id seen before: the first answer (the trade and the cash
+// right after it) if the request is the same, a conflict if the id was used for another
+// request.
+func repeatedTrade(ctx context.Context, st *store.Store, prev store.Trade, hash []byte) (store.Trade, string, error) {
 	if !bytes.Equal(prev.RequestHash, hash) {
 		return store.Trade{}, "", reusedRequestID(prev.RequestID)
 	}
-	cash, err := s.store.CashAfterTrade(ctx, prev.PortfolioID, prev.ID)
+	cash, err := st.CashAfterTrade(ctx, prev.PortfolioID, prev.ID)
 	if err != nil {
 		return store.Trade{}, "", err
 	}

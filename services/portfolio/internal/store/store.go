@@ -17,9 +17,9 @@ import (
 var (
 	ErrNotFound = errors.New("not found")
 	ErrConflict = errors.New("already exists")
-	// ErrRepeat is an insert whose request_id the portfolio has used already: the unique
-	// index finds repeats, so a transaction need not read the table first (a read that, in
-	// SERIALIZABLE, would conflict with every other portfolio's insert on the same index page).
+	// ErrRepeat is an insert whose request_id the portfolio has used already. Writers that
+	// hold the portfolio's lock look the request_id up first, so the unique index is the
+	// backstop for a writer without the lock (tests' weakened server).
 	ErrRepeat = errors.New("request_id already used")
 )
 

@@ -97,12 +97,41 @@ func (s *Store) ListTrades(ctx context.Context, portfolioID int64, page *query.Q
 	return list, nil
 }
 
+const movementByRequest = `SELECT ` + movementColumns + ` FROM portfolio.cash_movements
+	WHERE portfolio_id = $1 AND request_id = $2 AND trade_id IS NULL`
+
 // MovementByRequest returns the deposit or withdrawal a portfolio made for request_id, or
 // ErrNotFound.
 func (s *Store) MovementByRequest(ctx context.Context, portfolioID int64, requestID string) (CashMovement, error) {
-	const q = `SELECT ` + movementColumns + ` FROM portfolio.cash_movements
-		WHERE portfolio_id = $1 AND request_id = $2 AND trade_id IS NULL`
-	rows, _ := s.db.Query(ctx, q, portfolioID, requestID)
+	rows, _ := s.db.Query(ctx, movementByRequest, portfolioID, requestID)
+	return collectMovement(rows, requestID)
+}
+
+// OwnedMovementByRequest is CheckOwner then MovementByRequest in one round trip: an error
+// wrapping ErrNotFound unless the portfolio is email's ("" for anyone's), else the deposit or
+// withdrawal for request_id (found false if there is none).
+func (s *Store) OwnedMovementByRequest(ctx context.Context, portfolioID int64, email, requestID string) (m CashMovement, found bool, err error) {
+	b := &pgx.Batch{}
+	b.Queue(checkOwner, portfolioID, email)
+	b.Queue(movementByRequest, portfolioID, requestID)
+	br := s.db.SendBatch(ctx, b)
+	defer br.Close()
+	var ok bool
+	if err := br.QueryRow().Scan(&ok); err != nil {
+		return CashMovement{}, false, fmt.Errorf("owner of portfolio %d: %w", portfolioID, err)
+	}
+	if err := owned(portfolioID, ok); err != nil {
+		return CashMovement{}, false, err
+	}
+	rows, _ := br.Query()
+	m, err = collectMovement(rows, requestID)
+	if errors.Is(err, ErrNotFound) {
+		return CashMovement{}, false, nil
+	}
+	return m, err == nil, err
+}
+
+func collectMovement(rows pgx.Rows, requestID string) (CashMovement, error) {
 	m, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[CashMovement])
 	if errors.Is(err, pgx.ErrNoRows) {
 		return CashMovement{}, &NotFoundError{Kind: "cash movement", Field: "request_id", Key: requestID}
@@ -111,6 +140,24 @@ func (s *Store) MovementByRequest(ctx context.Context, portfolioID int64, reques
 		return CashMovement{}, fmt.Errorf("cash movement %q: %w", requestID, err)
 	}
 	return m, nil
+}
+
+// PortfolioAfter returns the portfolio as movement m left it: its cash the ledger's sum up to
+// m, its update_time m's (both were set by the transaction that wrote m, at one now()).
+// Movements of one portfolio are written under its lock, so their ids follow their commit
+// order.
+func (s *Store) PortfolioAfter(ctx context.Context, m CashMovement) (Portfolio, error) {
+	const q = `
+		SELECT id, user_id, name, currency,
+			(SELECT coalesce(sum(amount), 0) FROM portfolio.cash_movements WHERE portfolio_id = $1 AND id <= $2)::text AS cash,
+			create_time, $3::timestamptz AS update_time
+		FROM portfolio.portfolios WHERE id = $1`
+	rows, _ := s.db.Query(ctx, q, m.PortfolioID, m.ID, m.CreateTime)
+	p, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[Portfolio])
+	if err != nil {
+		return Portfolio{}, fmt.Errorf("portfolio %d after movement %d: %w", m.PortfolioID, m.ID, err)
+	}
+	return p, nil
 }
 
 // ListCashMovements returns one page of a portfolio's ledger; page's parameters start at $2.
