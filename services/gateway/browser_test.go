@@ -2,12 +2,17 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	cdplog "github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/network"
+	cdpruntime "github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 )
 
@@ -43,7 +48,8 @@ func testBrowserStatusPage(t *testing.T, e *env) {
 	}
 	alloc, cancel := chromedp.NewExecAllocator(t.Context(), opts...)
 	defer cancel()
-	browser, cancel := chromedp.NewContext(alloc)
+	console := newConsole(gw.url)
+	browser, cancel := chromedp.NewContext(alloc, chromedp.WithListener(console.listen))
 	defer cancel()
 	if err := chromedp.Do(browser); err != nil { // starts Chromium, for the browser's lifetime
 		t.Fatalf("start Chromium (%s): %v", chromium, err)
@@ -83,6 +89,16 @@ func testBrowserStatusPage(t *testing.T, e *env) {
 			t.Errorf("stock card %q lacks %q", stockText, want)
 		}
 	}
+	// While all serve, the console stays clean: no failed request (the browser's own
+	// /favicon.ico included), no error, no exception.
+	select {
+	case <-console.favicon:
+	case <-ctx.Done():
+		t.Fatal("the browser never asked for /favicon.ico")
+	}
+	if problems := console.take(); len(problems) > 0 {
+		t.Errorf("console while every service serves:\n%s", strings.Join(problems, "\n"))
+	}
 
 	own.interview.Stop(t)
 	ctx = within(60 * time.Second)
@@ -93,4 +109,65 @@ func testBrowserStatusPage(t *testing.T, e *env) {
 	if err != nil || portfolio.Value != "SERVING" {
 		t.Errorf("portfolio card = %q, %v after interview stopped, want SERVING", portfolio.Value, err)
 	}
+	// Now /health and /monitoring/database answer 503, which the browser logs; nothing else.
+	for _, p := range console.take() {
+		if !strings.Contains(p, "503") || !(strings.Contains(p, gw.url+"/health") || strings.Contains(p, gw.url+"/monitoring/database")) {
+			t.Errorf("console after interview stopped: %s", p)
+		}
+	}
+}
+
+// console collects what a page's console would show as a problem: failed requests (HTTP
+// 4xx/5xx or no answer), errors logged by the browser or the page, uncaught exceptions.
+type console struct {
+	favicon chan struct{} // closed once /favicon.ico was answered
+	url     string        // the page's origin, for /favicon.ico
+
+	mu       sync.Mutex
+	problems []string
+	once     sync.Once
+}
+
+func newConsole(origin string) *console {
+	return &console{favicon: make(chan struct{}), url: origin + "/favicon.ico"}
+}
+
+// listen is a chromedp listener: it runs on the tab's reading goroutine and only records.
+func (c *console) listen(ev any) {
+	var problem string
+	switch ev := ev.(type) {
+	case *network.EventResponseReceived:
+		if ev.Response.URL == c.url {
+			defer c.once.Do(func() { close(c.favicon) })
+		}
+		if ev.Response.Status >= 400 {
+			problem = fmt.Sprintf("HTTP %d %s", ev.Response.Status, ev.Response.URL)
+		}
+	case *network.EventLoadingFailed:
+		problem = fmt.Sprintf("request failed: %s %s", ev.ErrorText, ev.BlockedReason)
+	case *cdplog.EventEntryAdded:
+		if ev.Entry.Level == cdplog.EntryLevelError {
+			problem = fmt.Sprintf("%s error: %s %s", ev.Entry.Source, ev.Entry.Text, ev.Entry.URL)
+		}
+	case *cdpruntime.EventConsoleAPICalled:
+		if ev.Type == cdpruntime.ConsoleAPICalledTypeError || ev.Type == cdpruntime.ConsoleAPICalledTypeAssert {
+			problem = "console." + string(ev.Type) + " called"
+		}
+	case *cdpruntime.EventExceptionThrown:
+		problem = fmt.Sprintf("uncaught exception: %s at %s:%d", ev.ExceptionDetails.Text, ev.ExceptionDetails.URL, ev.ExceptionDetails.LineNumber)
+	}
+	if problem != "" {
+		c.mu.Lock()
+		c.problems = append(c.problems, problem)
+		c.mu.Unlock()
+	}
+}
+
+// take returns the problems recorded so far and forgets them.
+func (c *console) take() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p := c.problems
+	c.problems = nil
+	return p
 }

@@ -72,7 +72,7 @@ func testBadRequests(t *testing.T, e *env) {
 		{"wrong_type", http.MethodPost, "/v1/stocks:upsert", `{"stocks":[{"symbol":"ZZZ","market_cap":true}]}`, 400, 3, "invalid value for int64 field", apierr.MalformedRequest},
 		{"wrong_type_in_query", http.MethodGet, "/v1/stocks?page_size=many", "", 400, 3, "page_size", apierr.MalformedRequest},
 		{"unknown_path", http.MethodGet, "/v1/nothing/here", "", 404, 5, "no route for GET /v1/nothing/here", apierr.RouteNotFound},
-		{"unknown_top_level_path", http.MethodGet, "/favicon.ico", "", 404, 5, "", apierr.RouteNotFound},
+		{"unknown_top_level_path", http.MethodGet, "/robots.txt", "", 404, 5, "", apierr.RouteNotFound},
 		{"wrong_method", http.MethodPut, "/v1/stocks/AAPL", `{}`, 405, 12, "method PUT not allowed", apierr.MethodNotAllowed},
 		{"wrong_method_on_own_route", http.MethodPost, "/health", "", 405, 12, "", apierr.MethodNotAllowed},
 		{"form_body_is_no_get", http.MethodPost, "/v1/stocks", "page_size=1", 405, 12, "", apierr.MethodNotAllowed},

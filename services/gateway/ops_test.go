@@ -54,6 +54,14 @@ func testCORS(t *testing.T, e *env) {
 			if got := r.header.Get("Access-Control-Allow-Origin"); r.code != http.StatusOK || got != tt.wantAllow {
 				t.Errorf("GET with Origin %s = %d, Access-Control-Allow-Origin %q; want 200, %q", tt.origin, r.code, got, tt.wantAllow)
 			}
+			// A refused call's WWW-Authenticate is readable by the allowed origin's script.
+			r = e.gw.do(t, http.MethodPost, "/v1/portfolios", `{"name":"Main"}`, "Origin", tt.origin)
+			exposed := strings.ToLower(r.header.Get("Access-Control-Expose-Headers"))
+			if r.code != http.StatusUnauthorized || r.header.Get("WWW-Authenticate") == "" ||
+				strings.Contains(exposed, "www-authenticate") != (tt.wantAllow != "") {
+				t.Errorf("POST /v1/portfolios without a token, Origin %s = %d, WWW-Authenticate %q, Access-Control-Expose-Headers %q; "+
+					"want 401 with WWW-Authenticate, exposed to %q only", tt.origin, r.code, r.header.Get("WWW-Authenticate"), exposed, allowedOrigin)
+			}
 		})
 	}
 }

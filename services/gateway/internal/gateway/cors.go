@@ -9,10 +9,15 @@ import (
 // corsMaxAge is how long (seconds) a browser may reuse a preflight's answer.
 const corsMaxAge = 600
 
+// exposedHeaders are the response headers, beyond the CORS-safelisted ones, that a page of
+// another origin may read: WWW-Authenticate says why a 401 was refused (RFC 6750).
+var exposedHeaders = []string{"WWW-Authenticate"}
+
 // newCORS lets pages of the allowed origins call the API: preflights answered, the
-// Authorization and Content-Type headers allowed. Tokens travel in Authorization, not in
-// cookies, so credentials stay off. With no origins it adds nothing, and browsers refuse
-// every cross-origin call; rs/cors would read an empty list as "any origin".
+// Authorization and Content-Type headers allowed, exposedHeaders readable. Tokens travel in
+// Authorization, not in cookies, so credentials stay off. With no origins it adds nothing,
+// and browsers refuse every cross-origin call; rs/cors would read an empty list as "any
+// origin".
 func newCORS(origins []string, next http.Handler) http.Handler {
 	if len(origins) == 0 {
 		return next
@@ -21,6 +26,7 @@ func newCORS(origins []string, next http.Handler) http.Handler {
 		AllowedOrigins: origins,
 		AllowedMethods: []string{http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodDelete},
 		AllowedHeaders: []string{"Authorization", "Content-Type"},
+		ExposedHeaders: exposedHeaders,
 		MaxAge:         corsMaxAge,
 	}).Handler(next)
 }

@@ -97,6 +97,7 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 		{"/openapi.json", g.serveOpenAPI},
 		{"/openapi.v3.json", g.serveOpenAPIV3},
 		{"/", g.serveStatusPage},
+		{"/favicon.ico", g.serveFavicon},
 		{"/ui/{file}", g.serveAsset},
 	} {
 		if err := g.mux.HandlePath(http.MethodGet, r.path, r.h); err != nil {

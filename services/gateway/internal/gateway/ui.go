@@ -25,6 +25,12 @@ func (g *Gateway) serveStatusPage(w http.ResponseWriter, _ *http.Request, _ map[
 	g.serveFile(w, "index.html", "text/html; charset=utf-8")
 }
 
+// serveFavicon serves GET /favicon.ico (157 bytes), which browsers ask for on every page,
+// JSON ones included: a 404 there is an error in every console.
+func (g *Gateway) serveFavicon(w http.ResponseWriter, _ *http.Request, _ map[string]string) {
+	g.serveFile(w, "favicon.ico", "image/x-icon")
+}
+
 // serveAsset serves GET /ui/{file}.
 func (g *Gateway) serveAsset(w http.ResponseWriter, r *http.Request, params map[string]string) {
 	name := params["file"]
