@@ -95,12 +95,14 @@ func checkRange(v *validate.Violations, start, end *timestamppb.Timestamp) {
 	}
 }
 
-func checkText(v *validate.Violations, field, s string, required bool, maxLen int) {
+func checkText(v *validate.Violations, field, s string, required bool, maxLen int, kind validate.TextKind) {
 	if required && s == "" {
 		v.Add(field, "is required")
 		return
 	}
-	v.Check(len(s) <= maxLen, field, "must be at most %d bytes, got %d", maxLen, len(s))
+	if v.Check(len(s) <= maxLen, field, "must be at most %d bytes, got %d", maxLen, len(s)) {
+		v.Text(field, s, kind)
+	}
 }
 
 func checkStocks(v *validate.Violations, stocks []*stockv1.Stock) {
@@ -115,10 +117,10 @@ func checkStocks(v *validate.Violations, stocks []*stockv1.Stock) {
 			v.Add(f("symbol"), "%q repeats stocks[%d]", st.GetSymbol(), j)
 		}
 		seen[st.GetSymbol()] = i
-		checkText(v, f("name"), st.GetName(), true, maxTextLen)
-		checkText(v, f("sector"), st.GetSector(), false, maxTextLen)
-		checkText(v, f("industry"), st.GetIndustry(), false, maxTextLen)
-		checkText(v, f("exchange"), st.GetExchange(), false, maxTextLen)
+		checkText(v, f("name"), st.GetName(), true, maxTextLen, validate.SingleLine)
+		checkText(v, f("sector"), st.GetSector(), false, maxTextLen, validate.SingleLine)
+		checkText(v, f("industry"), st.GetIndustry(), false, maxTextLen, validate.SingleLine)
+		checkText(v, f("exchange"), st.GetExchange(), false, maxTextLen, validate.SingleLine)
 		if c := st.GetCurrency(); c != "" {
 			v.Check(len(c) == 3 && isUpper(c), f("currency"), "must be an ISO 4217 code like \"USD\", got %q", c)
 		}
@@ -146,7 +148,7 @@ func checkRecommendations(v *validate.Violations, recs []*stockv1.Recommendation
 	for i, r := range recs {
 		f := func(name string) string { return fmt.Sprintf("recommendations[%d].%s", i, name) }
 		checkSymbol(v, f("symbol"), r.GetSymbol())
-		checkText(v, f("source"), r.GetSource(), true, maxTextLen)
+		checkText(v, f("source"), r.GetSource(), true, maxTextLen, validate.SingleLine)
 		k := key{r.GetSymbol(), r.GetSource()}
 		if j, dup := seen[k]; dup {
 			v.Add(f("source"), "(%q, %q) repeats recommendations[%d]", k.symbol, k.source, j)
@@ -157,6 +159,6 @@ func checkRecommendations(v *validate.Violations, recs []*stockv1.Recommendation
 		v.Check(validDecimal(r.GetTargetPrice()), f("target_price"), "%s, got %q", decimalRule, r.GetTargetPrice())
 		c := r.GetConfidence()
 		v.Check(!math.IsNaN(c) && c >= 0 && c <= 1, f("confidence"), "must be from 0 to 1, got %v", c)
-		checkText(v, f("rationale"), r.GetRationale(), false, maxRationaleLen)
+		checkText(v, f("rationale"), r.GetRationale(), false, maxRationaleLen, validate.MultiLine)
 	}
 }
