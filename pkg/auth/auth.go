@@ -155,7 +155,8 @@ func (cfg Config) Token(subject string, roles []string, ttl time.Duration) (stri
 
 // verifier checks tokens: signature with the configured key and only its algorithms (so an
 // HS256 token signed with a public key, or "none", is refused), expiry required, issuer and
-// audience.
+// audience, and neither "iat" nor "nbf" later than now plus the leeway: a token issued in the
+// future is a forged or mis-clocked one, and would otherwise outlive the issuer's intent.
 type verifier struct {
 	parser *jwt.Parser
 	key    any
@@ -182,6 +183,7 @@ func newVerifier(cfg Config) (*verifier, error) {
 			jwt.WithIssuer(cfg.Issuer),
 			jwt.WithAudience(cfg.Audience),
 			jwt.WithExpirationRequired(),
+			jwt.WithIssuedAt(), // nbf is always checked; iat only when asked
 			jwt.WithLeeway(leeway),
 		),
 	}, nil

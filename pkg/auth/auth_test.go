@@ -139,17 +139,20 @@ func TestAuthorizer_rejectsTokens(t *testing.T) {
 	}
 	none := sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, claims(nil))
 	cases := map[string]string{
-		"expired":        hs(func(c jwt.MapClaims) { c["exp"] = time.Now().Add(-time.Hour).Unix() }),
-		"no expiry":      hs(func(c jwt.MapClaims) { delete(c, "exp") }),
-		"not yet valid":  hs(func(c jwt.MapClaims) { c["nbf"] = time.Now().Add(time.Hour).Unix() }),
-		"wrong issuer":   hs(func(c jwt.MapClaims) { c["iss"] = "someone-else" }),
-		"wrong audience": hs(func(c jwt.MapClaims) { c["aud"] = "another-api" }),
-		"no subject":     hs(func(c jwt.MapClaims) { delete(c, "sub") }),
-		"wrong secret":   sign(t, jwt.SigningMethodHS256, []byte("another-secret-0123456789abcdefghij"), claims(nil)),
-		"HS512":          sign(t, jwt.SigningMethodHS512, []byte(secret), claims(nil)),
-		"alg none":       none,
-		"garbage":        "not-a-jwt",
-		"tampered":       tamper(t, hs(nil)),
+		"expired":                  hs(func(c jwt.MapClaims) { c["exp"] = time.Now().Add(-time.Hour).Unix() }),
+		"no expiry":                hs(func(c jwt.MapClaims) { delete(c, "exp") }),
+		"not yet valid":            hs(func(c jwt.MapClaims) { c["nbf"] = time.Now().Add(time.Hour).Unix() }),
+		"issued in the future":     hs(func(c jwt.MapClaims) { c["iat"] = time.Now().Add(time.Hour).Unix() }),
+		"issued beyond the leeway": hs(func(c jwt.MapClaims) { c["iat"] = time.Now().Add(2 * time.Minute).Unix() }),
+		"valid beyond the leeway":  hs(func(c jwt.MapClaims) { c["nbf"] = time.Now().Add(2 * time.Minute).Unix() }),
+		"wrong issuer":             hs(func(c jwt.MapClaims) { c["iss"] = "someone-else" }),
+		"wrong audience":           hs(func(c jwt.MapClaims) { c["aud"] = "another-api" }),
+		"no subject":               hs(func(c jwt.MapClaims) { delete(c, "sub") }),
+		"wrong secret":             sign(t, jwt.SigningMethodHS256, []byte("another-secret-0123456789abcdefghij"), claims(nil)),
+		"HS512":                    sign(t, jwt.SigningMethodHS512, []byte(secret), claims(nil)),
+		"alg none":                 none,
+		"garbage":                  "not-a-jwt",
+		"tampered":                 tamper(t, hs(nil)),
 	}
 	for name, tok := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -159,6 +162,21 @@ func TestAuthorizer_rejectsTokens(t *testing.T) {
 				t.Fatalf("Authorize = %v, want Unauthenticated", err)
 			}
 		})
+	}
+}
+
+// TestAuthorizer_clockSkew accepts tokens issued or valid from a little ahead of this host's
+// clock, within the leeway: the issuer's clock may run ahead.
+func TestAuthorizer_clockSkew(t *testing.T) {
+	t.Parallel()
+	a, err := auth.NewAuthorizer(cfg, policy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ahead := time.Now().Add(10 * time.Second).Unix()
+	tok := sign(t, jwt.SigningMethodHS256, []byte(secret), claims(func(c jwt.MapClaims) { c["iat"], c["nbf"] = ahead, ahead }))
+	if _, err := a.Authorize(incoming("Bearer "+tok), trade); err != nil {
+		t.Errorf("token issued 10 s ahead: %v, want accepted", err)
 	}
 }
 
