@@ -78,6 +78,12 @@ func (s *Server) moveCash(ctx context.Context, portfolioID int64, amountText, re
 			return fmt.Errorf("portfolio %d cash %q: %w", portfolioID, p.Cash, err)
 		}
 		after := money.Add(cash, signed)
+		if !money.Fits(after) {
+			return apierr.Newf(apierr.BalanceLimit, map[string]string{"portfolio_id": strconv.FormatInt(portfolioID, 10),
+				"cash": money.Format(cash), "amount": money.Format(amount), "limit": money.Format(money.Max)},
+				"balance limit: portfolio %d has %s, the deposit of %s would take it past %s",
+				portfolioID, money.Format(cash), money.Format(amount), money.Format(money.Max))
+		}
 		if after.Sign() < 0 {
 			return apierr.Newf(apierr.InsufficientCash, cashMetadata(portfolioID, cash, amount),
 				"insufficient cash: portfolio %d has %s, the withdrawal needs %s",

@@ -21,15 +21,19 @@ func Validate(req any) error {
 	switch r := req.(type) {
 	case *portfoliov1.CreateUserRequest:
 		e := r.GetEmail()
-		v.Check(len(e) <= maxEmailLen && strings.Count(e, "@") == 1 && !strings.HasPrefix(e, "@") && !strings.HasSuffix(e, "@") &&
-			!strings.ContainsAny(e, " \t\r\n"), "email", "must be an email address like ada@example.com, got %q", e)
+		if v.Text("email", e, validate.SingleLine) {
+			v.Check(len(e) <= maxEmailLen && strings.Count(e, "@") == 1 && !strings.HasPrefix(e, "@") && !strings.HasSuffix(e, "@") &&
+				!strings.ContainsAny(e, " \t\r\n"), "email", "must be an email address like ada@example.com, got %q", e)
+		}
 		v.Check(len(r.GetDisplayName()) <= maxNameLen, "display_name", "must be at most %d bytes", maxNameLen)
+		v.Text("display_name", r.GetDisplayName(), validate.SingleLine)
 	case *portfoliov1.GetUserRequest:
 		checkID(&v, "user_id", r.GetUserId())
 	case *portfoliov1.CreatePortfolioRequest:
 		v.Check(r.GetUserId() >= 0, "user_id", "must be positive, or 0 for the caller's own user, got %d", r.GetUserId())
 		n := r.GetName()
 		v.Check(n != "" && len(n) <= maxNameLen, "name", "must be 1 to %d bytes", maxNameLen)
+		v.Text("name", n, validate.SingleLine)
 		if c := r.GetCurrency(); c != "" {
 			v.Check(len(c) == 3 && strings.ToUpper(c) == c && strings.Trim(c, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") == "",
 				"currency", "must be an ISO 4217 code like \"USD\", got %q", c)

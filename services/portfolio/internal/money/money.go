@@ -30,6 +30,16 @@ func Parse(s string) (*big.Rat, error) {
 	return r, nil
 }
 
+// Max is the largest amount numeric(20, 6) holds: cash, a quantity, a price, a trade's amount.
+var Max = func() *big.Rat {
+	r, _ := new(big.Rat).SetString("99999999999999.999999")
+	return r
+}()
+
+// Fits reports whether r, rounded to Scale digits, fits numeric(20, 6): PostgreSQL refuses
+// a larger value (SQLSTATE 22003) after the request has passed every check.
+func Fits(r *big.Rat) bool { return new(big.Rat).Abs(Round(r)).Cmp(Max) <= 0 }
+
 func allDigits(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] < '0' || s[i] > '9' {

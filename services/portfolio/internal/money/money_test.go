@@ -48,3 +48,20 @@ func TestArithmetic(t *testing.T) {
 		t.Errorf("Round(0.0000005) = %s, want 0.000001 (half away from zero)", got)
 	}
 }
+
+func TestFits(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		in   string
+		want bool
+	}{
+		{"0", true}, {"99999999999999.999999", true}, {"-99999999999999.999999", true},
+		{"99999999999999.9999994", true}, // rounds down to the largest
+		{"99999999999999.9999995", false}, {"100000000000000", false}, {"-100000000000000", false},
+	} {
+		r, _ := new(big.Rat).SetString(tt.in)
+		if got := Fits(r); got != tt.want {
+			t.Errorf("Fits(%s) = %v, want %v", tt.in, got, tt.want)
+		}
+	}
+}
