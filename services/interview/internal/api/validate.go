@@ -64,7 +64,9 @@ func Validate(req any) error {
 		}
 	case *interviewv1.StartSessionRequest:
 		if c := r.GetCandidate(); c != "" { // empty: the caller
-			v.Check(strings.TrimSpace(c) != "" && len(c) <= maxCandidate, "candidate", "must be 1 to %d characters", maxCandidate)
+			if v.Check(strings.TrimSpace(c) != "" && len(c) <= maxCandidate, "candidate", "must be 1 to %d characters", maxCandidate) {
+				v.Text("candidate", c, validate.SingleLine)
+			}
 		}
 		cr := r.GetCriteria()
 		v.Check(cr.GetMinDifficulty() >= 0 && cr.GetMinDifficulty() <= 5, "criteria.min_difficulty", "must be 1 to 5, or 0 for 1")
@@ -73,7 +75,10 @@ func Validate(req any) error {
 		v.Check(lo <= hi, "criteria.max_difficulty", "must not be below min_difficulty")
 		v.Check(cr.GetCount() >= 0 && cr.GetCount() <= maxCount, "criteria.count", "must be 1 to %d, or 0 for 5", maxCount)
 		for i, c := range cr.GetCategories() {
-			v.Check(c != "" && len(c) <= maxCategory, fmt.Sprintf("criteria.categories[%d]", i), "must be 1 to %d characters", maxCategory)
+			field := fmt.Sprintf("criteria.categories[%d]", i)
+			if v.Check(c != "" && len(c) <= maxCategory, field, "must be 1 to %d characters", maxCategory) {
+				v.Text(field, c, validate.SingleLine)
+			}
 		}
 		v.RequestID("request_id", r.GetRequestId(), false)
 	case *interviewv1.NextQuestionRequest:
@@ -82,7 +87,9 @@ func Validate(req any) error {
 		checkID(&v, "session_id", r.GetSessionId())
 		checkID(&v, "question_id", r.GetQuestionId())
 		a := r.GetAnswer()
-		v.Check(strings.TrimSpace(a) != "" && len(a) <= maxAnswer, "answer", "must be 1 to %d characters, not blank", maxAnswer)
+		if v.Check(strings.TrimSpace(a) != "" && len(a) <= maxAnswer, "answer", "must be 1 to %d characters, not blank", maxAnswer) {
+			v.Text("answer", a, validate.MultiLine)
+		}
 	case *interviewv1.CompleteSessionRequest:
 		checkID(&v, "session_id", r.GetSessionId())
 	case *interviewv1.GetSessionRequest:
@@ -101,14 +108,21 @@ func validateQuestion(q store.Question, field string) error {
 func checkQuestion(v *validate.Violations, q store.Question, field string) {
 	f := func(name string) string { return field + "." + name }
 	v.Check(keyPattern.MatchString(q.Key), f("key"), "must be 1 to 100 of a-z, 0-9 and '-', starting with a letter or digit, got %q", q.Key)
-	v.Check(strings.TrimSpace(q.Text) != "" && len(q.Text) <= maxText, f("text"), "must be 1 to %d characters", maxText)
-	v.Check(strings.TrimSpace(q.Category) != "" && len(q.Category) <= maxCategory, f("category"), "must be 1 to %d characters", maxCategory)
+	if v.Check(strings.TrimSpace(q.Text) != "" && len(q.Text) <= maxText, f("text"), "must be 1 to %d characters", maxText) {
+		v.Text(f("text"), q.Text, validate.MultiLine)
+	}
+	if v.Check(strings.TrimSpace(q.Category) != "" && len(q.Category) <= maxCategory, f("category"), "must be 1 to %d characters", maxCategory) {
+		v.Text(f("category"), q.Category, validate.SingleLine)
+	}
 	v.Check(q.Difficulty >= 1 && q.Difficulty <= 5, f("difficulty"), "must be 1 to 5, got %d", q.Difficulty)
 	v.Check(len(q.Tags) <= maxTags, f("tags"), "at most %d", maxTags)
 	seen := map[string]bool{}
 	for i, t := range q.Tags {
-		v.Check(t != "" && len(t) <= maxTag && strings.ToLower(t) == t && !seen[t], fmt.Sprintf("%s[%d]", f("tags"), i),
-			"must be 1 to %d lowercase characters, each tag once, got %q", maxTag, t)
+		field := fmt.Sprintf("%s[%d]", f("tags"), i)
+		if v.Check(t != "" && len(t) <= maxTag && strings.ToLower(t) == t && !seen[t], field,
+			"must be 1 to %d lowercase characters, each tag once, got %q", maxTag, t) {
+			v.Text(field, t, validate.SingleLine)
+		}
 		seen[t] = true
 	}
 	points := q.Rubric.Points
@@ -117,11 +131,16 @@ func checkQuestion(v *validate.Violations, q store.Question, field string) {
 	}
 	for i, p := range points {
 		pf := fmt.Sprintf("%s[%d]", f("rubric.points"), i)
-		v.Check(strings.TrimSpace(p.Description) != "" && len(p.Description) <= maxDescription, pf+".description", "must be 1 to %d characters", maxDescription)
+		if v.Check(strings.TrimSpace(p.Description) != "" && len(p.Description) <= maxDescription, pf+".description", "must be 1 to %d characters", maxDescription) {
+			v.Text(pf+".description", p.Description, validate.MultiLine)
+		}
 		v.Check(p.Weight >= 1 && p.Weight <= maxWeight, pf+".weight", "must be 1 to %d, got %d", maxWeight, p.Weight)
 		if v.Check(len(p.Keywords) > 0 && len(p.Keywords) <= maxKeywords, pf+".keywords", "must hold 1 to %d words or phrases", maxKeywords) {
 			for j, k := range p.Keywords {
-				v.Check(strings.TrimSpace(k) != "" && len(k) <= maxKeyword, fmt.Sprintf("%s.keywords[%d]", pf, j), "must be 1 to %d characters", maxKeyword)
+				field := fmt.Sprintf("%s.keywords[%d]", pf, j)
+				if v.Check(strings.TrimSpace(k) != "" && len(k) <= maxKeyword, field, "must be 1 to %d characters", maxKeyword) {
+					v.Text(field, k, validate.SingleLine)
+				}
 			}
 		}
 	}
