@@ -231,7 +231,8 @@ func needsToken(o operation) bool { return o.rpc != nil && len(list(o.op["securi
 func writes(o operation) bool     { return o.rpc != nil && o.method != "get" }
 func hasBody(o operation) bool    { return o.rpc != nil && bodySchema(o.op) != nil }
 func namesResource(o operation) bool {
-	return o.rpc != nil && (strings.Contains(o.path, "{") || slices.Contains(namedOutsideThePath, o.op["operationId"].(string)))
+	id, _ := o.op["operationId"].(string)
+	return o.rpc != nil && (strings.Contains(o.path, "{") || slices.Contains(namedOutsideThePath, id))
 }
 
 // describeOperation documents o's error responses, and its answer if it is a stream or its
