@@ -303,7 +303,7 @@ func (rec *recorder) serve(tb testing.TB, upstream string) string {
 func (rec *recorder) handle(upstream string, stream grpc.ServerStream) error {
 	method, _ := grpc.MethodFromServerStream(stream)
 	md, _ := metadata.FromIncomingContext(stream.Context())
-	var input protoreflect.MessageDescriptor = (&emptypb.Empty{}).ProtoReflect().Descriptor()
+	input := (&emptypb.Empty{}).ProtoReflect().Descriptor()
 	if d, err := methodDescriptor(strings.ReplaceAll(strings.TrimPrefix(method, "/"), "/", ".")); err == nil {
 		input = d.Input()
 	}
