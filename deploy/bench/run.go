@@ -168,7 +168,8 @@ func (b *bench) startFleet(ctx context.Context) error {
 		p.env = append(baseEnv(),
 			"DATABASE_URL="+b.pg.roleURL(name, ""), // application_name: pgpool sets the binary's name
 			"GRPC_ADDR="+p.grpcAddr, "METRICS_ADDR="+p.metricsAddr,
-			"DB_POOL_SIZE="+strconv.Itoa(b.cfg.pool), "DRAIN_TIMEOUT=5s")
+			"DB_POOL_SIZE="+strconv.Itoa(b.cfg.pool), "DRAIN_TIMEOUT=5s",
+			"PPROF_ENABLED=true") // the profiles scenario reads /debug/pprof on the metrics port
 		p.env = append(append(p.env, b.tok.env()...), extra...)
 		if err := p.start(); err != nil {
 			return nil, err
@@ -215,7 +216,7 @@ func (b *bench) startGateway(ctx context.Context) error {
 	}
 	p.env = append(baseEnv(), "HTTP_ADDR="+p.httpAddr, "METRICS_ADDR="+p.metricsAddr,
 		"STOCK_ADDR="+b.stock.grpcAddr, "PORTFOLIO_ADDR="+b.portfolio.grpcAddr, "INTERVIEW_ADDR="+b.interview.grpcAddr,
-		"DRAIN_TIMEOUT=5s")
+		"DRAIN_TIMEOUT=5s", "PPROF_ENABLED=true")
 	p.env = append(p.env, b.tok.env()...)
 	if err := p.start(); err != nil {
 		return err

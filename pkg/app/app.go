@@ -38,6 +38,8 @@ type Config struct {
 	// HealthAddr serves gRPC health alone in plaintext, for probes that cannot speak TLS.
 	HealthAddr string        `env:"HEALTH_ADDR"`
 	Drain      time.Duration `env:"DRAIN_TIMEOUT, default=20s"`
+	// Profiles serves /debug/pprof on the metrics listener; off unless asked for.
+	Profiles bool `env:"PPROF_ENABLED, default=false"`
 }
 
 // Options say what the service is and where it listens.
@@ -98,6 +100,7 @@ func Start(ctx context.Context, cfg Config, opts Options, log *slog.Logger) (*Se
 		HealthAddr:     cfg.HealthAddr,
 		Authorize:      authz.Authorize,
 		Validate:       opts.Validate,
+		Profiles:       cfg.Profiles,
 		Log:            log,
 	})
 	if err != nil {

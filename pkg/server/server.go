@@ -84,6 +84,10 @@ type Options struct {
 	// of client streams are the service's to check. Validate sees every service's requests,
 	// health checks included, so it should accept types it does not know.
 	Validate func(req any) error
+	// Profiles serves net/http/pprof under /debug/pprof/ on the metrics listener
+	// (PPROF_ENABLED). Off by default: the port answers anyone who reaches it, a profile
+	// shows the code's paths, and a CPU profile or trace costs the service while it runs.
+	Profiles bool
 	// Log receives one line per call and the server's own events; nil means slog.Default().
 	Log *slog.Logger
 	// MissingReason, if set, hears of each status one of the registered services returned
@@ -222,7 +226,9 @@ func New(opts Options) (*Server, error) {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
 	mux.HandleFunc("GET /healthz", s.serveHealthz)
-	HandleProfiles(mux)
+	if opts.Profiles {
+		HandleProfiles(mux)
+	}
 	s.http = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -232,7 +238,8 @@ func New(opts Options) (*Server, error) {
 }
 
 // HandleProfiles serves net/http/pprof under /debug/pprof/ on mux: on the private metrics
-// port, where `go tool pprof` can reach a running replica.
+// port, where `go tool pprof` can reach a running replica. Call it only when profiling was
+// asked for (Options.Profiles, PPROF_ENABLED).
 func HandleProfiles(mux *http.ServeMux) {
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

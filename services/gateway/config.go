@@ -32,6 +32,8 @@ type config struct {
 	HealthTimeout time.Duration `env:"HEALTH_TIMEOUT, default=1s"`
 	// Drain bounds the wait for in-flight requests on shutdown.
 	Drain time.Duration `env:"DRAIN_TIMEOUT, default=20s"`
+	// Profiles serves /debug/pprof on the metrics listener; off unless asked for.
+	Profiles bool `env:"PPROF_ENABLED, default=false"`
 
 	TLS  tlsfiles.Server // TLS_CERT_FILE, TLS_KEY_FILE: HTTPS on HTTP_ADDR
 	Auth auth.Config     // AUTH_DISABLED, JWT_*, SERVICE_TOKEN_FILE: the gateway's service token

@@ -53,7 +53,8 @@ func run(ctx context.Context, log *slog.Logger, env envconfig.Lookuper) error {
 	log.Info("starting", "http_addr", cfg.HTTPAddr, "metrics_addr", cfg.MetricsAddr,
 		"stock", cfg.Stock.Addr, "portfolio", cfg.Portfolio.Addr, "interview", cfg.Interview.Addr,
 		"cors_allowed_origins", cfg.CORSAllowedOrigins, "max_request_bytes", cfg.MaxRequestBytes,
-		"stream_timeout", cfg.StreamTimeout, "tls", cfg.TLS.Enabled(), "auth_disabled", cfg.Auth.Disabled)
+		"stream_timeout", cfg.StreamTimeout, "tls", cfg.TLS.Enabled(), "auth_disabled", cfg.Auth.Disabled,
+		"pprof", cfg.Profiles)
 
 	tlsConfig, err := cfg.TLS.Config()
 	if err != nil {
@@ -119,7 +120,9 @@ func run(ctx context.Context, log *slog.Logger, env envconfig.Lookuper) error {
 	metricsMux := http.NewServeMux()
 	metricsMux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	metricsMux.HandleFunc("GET /healthz", gw.ServeLiveness)
-	server.HandleProfiles(metricsMux)
+	if cfg.Profiles {
+		server.HandleProfiles(metricsMux)
+	}
 	metrics := &http.Server{Handler: metricsMux, ReadHeaderTimeout: readHeaderTimeout, ErrorLog: errLog}
 
 	g, gctx := errgroup.WithContext(ctx)

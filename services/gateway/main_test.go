@@ -61,6 +61,7 @@ func TestGateway(t *testing.T) {
 		{"openapi", testOpenAPI},
 		{"status_page", testStatusPage},
 		{"metrics", testMetrics},
+		{"profiles", testProfiles},
 		{"tls", testTLS},
 		{"browser_status_page", testBrowserStatusPage},
 	}
