@@ -113,7 +113,7 @@ func Start(ctx context.Context, cfg Config, opts Options, log *slog.Logger) (*Se
 		Pool:    pool,
 		Server:  srv,
 		Retry:   retry.New(cfg.Retry, srv.Registry()),
-		Locks:   lock.New(cfg.Lock),
+		Locks:   lock.New(lock.Config{Wait: cfg.Lock.Wait, Namespace: opts.Name}), // apart from other services' on a shared database
 		name:    opts.Name,
 		auth:    cfg.Auth,
 		monitor: monitor,

@@ -10,8 +10,15 @@ import (
 // An advisory key is one PostgreSQL bigint:
 //
 //	bits 63..56  keyTag, so Status can tell this package's locks from other advisory locks
-//	bits 55..1   FNV-1a hash of the resource name
+//	bits 55..40  the namespace's id: 16 bits of the FNV-1a hash of Config.Namespace
+//	bits 39..1   FNV-1a hash of the namespace and the resource name
 //	bit  0       kind: kindSelf or kindTree
+//
+// Advisory locks are per database, not per schema or role: services sharing a database
+// share one key space. The namespace (the service's name) keeps them apart: two namespaces
+// with different ids never have a key in common, whatever names they lock, and each
+// Locker's Status lists its own namespace only. The fleet's namespaces are checked to have
+// different ids (TestNamespaceIDs).
 //
 // Each resource has two keys. "self" guards the resource alone (read = shared,
 // write = exclusive). "tree" guards the resource with its descendants: every lock on a
@@ -21,16 +28,38 @@ const (
 	keyTag   = 0x70
 	kindSelf = 0
 	kindTree = 1
-	hashMask = 0x00ff_ffff_ffff_fffe
+	hashMask = 0x0000_00ff_ffff_fffe
 )
 
 // MaxNameLen bounds a resource name, in bytes.
 const MaxNameLen = 256
 
-func baseKey(name string) uint64 {
+// space is the part of every key that a namespace fixes: the tag and the namespace's id.
+type space struct {
+	prefix uint64 // keyTag<<56 | id<<40
+	salt   string // the namespace and a separator, hashed before each name
+}
+
+func newSpace(namespace string) space {
+	return space{prefix: keyTag<<56 | namespaceID(namespace)<<40, salt: namespace + "\x00"}
+}
+
+// namespaceID is the 16-bit id of a namespace in its keys.
+func namespaceID(namespace string) uint64 {
 	h := fnv.New64a()
-	h.Write([]byte(name)) // never fails
-	return keyTag<<56 | h.Sum64()&hashMask
+	h.Write([]byte(namespace)) // never fails
+	return h.Sum64() >> 48
+}
+
+// classPrefix is what the high 32 bits of the space's keys (pg_locks.classid) start with:
+// classid >> 8.
+func (sp space) classPrefix() int64 { return int64(sp.prefix >> 40) }
+
+func (sp space) baseKey(name string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(sp.salt)) // never fails
+	h.Write([]byte(name))
+	return sp.prefix | h.Sum64()&hashMask
 }
 
 // step is one advisory lock call.
@@ -42,14 +71,14 @@ type step struct {
 
 // steps lists the advisory locks for name in mode, ancestors first, so that every
 // locker takes a resource's keys in the same order.
-func steps(name string, mode Mode) []step {
+func (sp space) steps(name string, mode Mode) []step {
 	var out []step
 	for i := 0; i < len(name); i++ {
 		if name[i] == '/' {
-			out = append(out, step{resource: name[:i], key: int64(baseKey(name[:i]) | kindTree)})
+			out = append(out, step{resource: name[:i], key: int64(sp.baseKey(name[:i]) | kindTree)})
 		}
 	}
-	base := baseKey(name)
+	base := sp.baseKey(name)
 	tree := step{resource: name, key: int64(base | kindTree)}
 	self := step{resource: name, key: int64(base | kindSelf)}
 	switch mode {

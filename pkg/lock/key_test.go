@@ -36,19 +36,37 @@ func TestSteps(t *testing.T) {
 		{"a/b/c", Write, []call{{"a", true, false}, {"a/b", true, false}, {"a/b/c", true, false}, {"a/b/c", false, true}}},
 		{"a/b", Exclusive, []call{{"a", true, false}, {"a/b", true, true}}},
 	}
+	sp := newSpace("stock")
 	for _, tt := range tests {
 		var got []call
-		for _, s := range steps(tt.name, tt.mode) {
-			if uint64(s.key)>>56 != keyTag {
-				t.Errorf("steps(%q): key %#x lacks the tag", tt.name, s.key)
+		for _, s := range sp.steps(tt.name, tt.mode) {
+			if uint64(s.key)>>40 != keyTag<<16|namespaceID("stock") {
+				t.Errorf("steps(%q): key %#x lacks the tag and namespace id", tt.name, s.key)
 			}
-			if uint64(s.key)&^1 != baseKey(s.resource) {
+			if uint64(s.key)&^1 != sp.baseKey(s.resource) {
 				t.Errorf("steps(%q): key %#x is not %q's", tt.name, s.key, s.resource)
 			}
 			got = append(got, call{s.resource, s.key&1 == kindTree, s.exclusive})
 		}
 		if diff := cmp.Diff(tt.want, got); diff != "" {
 			t.Errorf("steps(%q, %v) mismatch (-want +got):\n%s", tt.name, tt.mode, diff)
+		}
+	}
+}
+
+// TestNamespaceIDs: the fleet's services, which may share a database, have namespaces of
+// different ids, so their keys never meet; the same name gets other keys in each.
+func TestNamespaceIDs(t *testing.T) {
+	t.Parallel()
+	seen := map[uint64]string{}
+	for _, ns := range []string{"stock", "portfolio", "interview"} {
+		id := namespaceID(ns)
+		if other, ok := seen[id]; ok {
+			t.Errorf("namespaces %q and %q share id %#x", ns, other, id)
+		}
+		seen[id] = ns
+		if newSpace(ns).baseKey("portfolio:42") == newSpace("").baseKey("portfolio:42") {
+			t.Errorf("namespace %q: the key of portfolio:42 is the empty namespace's", ns)
 		}
 	}
 }

@@ -55,18 +55,23 @@ func (m Mode) String() string {
 type Config struct {
 	// Wait bounds each wait for a lock; 0 waits until the context ends.
 	Wait time.Duration `env:"LOCK_WAIT_TIMEOUT, default=5s"`
+	// Namespace separates this Locker's keys from those of Lockers with another namespace
+	// on the same database (see key.go): app.Start sets it to the service's name. It is
+	// not read from the environment.
+	Namespace string
 }
 
 // Locker takes locks with one wait bound and remembers the names it has locked, for
 // Status. It is safe for concurrent use.
 type Locker struct {
 	wait  time.Duration
+	space space
 	names *names
 }
 
 // New returns a Locker.
 func New(cfg Config) *Locker {
-	return &Locker{wait: cfg.Wait, names: newNames(4096)}
+	return &Locker{wait: cfg.Wait, space: newSpace(cfg.Namespace), names: newNames(4096)}
 }
 
 // Acquire locks name in mode until tx ends. Locks on the ancestors of name are taken
@@ -149,7 +154,7 @@ func (l *Locker) lock(ctx context.Context, db batcher, names []string, mode Mode
 		queue("", "SELECT set_config('lock_timeout', $1, "+local+")", timeoutSetting(l.wait))
 	}
 	for _, n := range sorted {
-		for _, s := range steps(n, mode) {
+		for _, s := range l.space.steps(n, mode) {
 			l.names.add(uint64(s.key)&^1, s.resource)
 			if s.exclusive {
 				queue(n, "SELECT "+exclusiveFn+"($1)", s.key)

@@ -30,8 +30,8 @@ type Info struct {
 	Intent bool
 }
 
-// Status lists the locks of this package held or awaited in the current database, by
-// every session and replica, waiters after holders, oldest first.
+// Status lists the locks of this Locker's namespace held or awaited in the current
+// database, by every session and replica, waiters after holders, oldest first.
 func (l *Locker) Status(ctx context.Context, db Querier) ([]Info, error) {
 	const q = `
 		SELECT l.classid::bigint, l.objid::bigint, l.mode, l.granted, l.pid, l.waitstart,
@@ -41,9 +41,9 @@ func (l *Locker) Status(ctx context.Context, db Querier) ([]Info, error) {
 		WHERE l.locktype = 'advisory'
 		  AND l.objsubid = 1
 		  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-		  AND l.classid::bigint >> 24 = $1
+		  AND l.classid::bigint >> 8 = $1
 		ORDER BY l.granted DESC, l.waitstart, a.xact_start, l.pid`
-	rows, err := db.Query(ctx, q, keyTag)
+	rows, err := db.Query(ctx, q, l.space.classPrefix())
 	if err != nil {
 		return nil, fmt.Errorf("query lock status: %w", err)
 	}
