@@ -135,6 +135,17 @@ const (
 	// LockTimeout: a lock the request needs was held by others longer than the lock wait
 	// timeout. Nothing was written.
 	LockTimeout Reason = "LOCK_TIMEOUT"
+	// StreamIdle: a client stream sent nothing for longer than the service waits (metadata
+	// "idle_timeout"); the call was ended and nothing it sent was written. Send it again
+	// without pausing.
+	StreamIdle Reason = "STREAM_IDLE"
+	// TooManyStreams: the caller has as many streaming calls open as it may (metadata
+	// "scope": "caller", "caller", "limit"), or the service has (metadata "scope":
+	// "service", "limit"). Close a stream, or retry later.
+	TooManyStreams Reason = "TOO_MANY_STREAMS"
+	// TooManyRequests: the caller has as many calls running, and waiting behind them, as it
+	// may (metadata "caller", "running_limit", "queue_limit"). Retry later.
+	TooManyRequests Reason = "TOO_MANY_REQUESTS"
 )
 
 // Reasons named after their code. The first three are sent on purpose: a caller's cancel or
@@ -181,11 +192,12 @@ const (
 
 // Retry delays sent as RetryInfo: a conflict clears as soon as the other writer commits; a
 // lock holder needs longer; an outage, or a breaker that lets a probe through after its open
-// timeout (seconds), longer still.
+// timeout (seconds), longer still; a caller over its limits, until its other calls end.
 const (
 	conflictRetry = 100 * time.Millisecond
 	lockRetry     = 500 * time.Millisecond
 	outageRetry   = time.Second
+	limitRetry    = time.Second
 )
 
 // reason is what a Reason is sent with.
@@ -238,6 +250,9 @@ var reasons = map[Reason]reason{
 	PeerUnavailable:     {code: codes.Unavailable, retry: outageRetry},
 	ConcurrencyConflict: {code: codes.Aborted, retry: conflictRetry},
 	LockTimeout:         {code: codes.Aborted, retry: lockRetry},
+	StreamIdle:          {code: codes.Aborted, retry: limitRetry},
+	TooManyStreams:      {code: codes.ResourceExhausted, retry: limitRetry},
+	TooManyRequests:     {code: codes.ResourceExhausted, retry: limitRetry},
 
 	Cancelled:          {code: codes.Canceled},
 	DeadlineExceeded:   {code: codes.DeadlineExceeded},

@@ -52,6 +52,10 @@ type Options struct {
 	// Policy says who may call each of the service's methods; DatabaseMonitor's rule (admin
 	// or service) is added here.
 	Policy auth.Policy
+	// Limits, if set, bounds what one caller may hold of the service at once (see
+	// server.Limits): a caller is its token's subject, else its address; the service role is
+	// exempt.
+	Limits *server.Limits
 }
 
 // Service holds a started service's shared parts, for its API to use.
@@ -101,6 +105,8 @@ func Start(ctx context.Context, cfg Config, opts Options, log *slog.Logger) (*Se
 		Authorize:      authz.Authorize,
 		Validate:       opts.Validate,
 		Profiles:       cfg.Profiles,
+		Limits:         opts.Limits,
+		Identify:       identify(cfg.Auth.Disabled),
 		Log:            log,
 	})
 	if err != nil {
@@ -145,3 +151,19 @@ func (s *Service) Run(ctx context.Context, services ...string) error {
 
 // Close closes the pool. Deferred right after Start, it runs after Run has drained.
 func (s *Service) Close() { s.Pool.Close() }
+
+// identify names a call's caller for server.Limits: its token's subject; the service role,
+// the fleet's own calls (every trade's prices come through one service token), is exempt.
+// Without auth every call runs as one admin, so callers are known by address.
+func identify(authDisabled bool) func(context.Context) (string, bool) {
+	return func(ctx context.Context) (string, bool) {
+		p, ok := auth.FromContext(ctx)
+		switch {
+		case !ok || authDisabled:
+			return "", false
+		case p.Has(auth.RoleService):
+			return "", true
+		}
+		return p.Subject, false
+	}
+}

@@ -19,10 +19,11 @@ import (
 )
 
 // interceptors returns the unary and stream chains, outermost first: metrics, logging,
-// reasons, recovery, default deadline (unary only), authorization, validation, and for
-// streams the end of health watches on shutdown. Recovery sits inside logging and metrics so
-// that a panic is logged and counted like any other Internal; reasons sits outside all that
-// can fail, so every status leaves with an ErrorInfo.
+// reasons, recovery, default deadline (unary only), authorization, per-caller limits (after
+// authorization, which names the caller, and inside the deadline a unary call waits in line
+// within), validation, and for streams the end of health watches on shutdown. Recovery sits
+// inside logging and metrics so that a panic is logged and counted like any other Internal;
+// reasons sits outside all that can fail, so every status leaves with an ErrorInfo.
 func (s *Server) interceptors(panics prometheus.Counter) ([]grpc.UnaryServerInterceptor, []grpc.StreamServerInterceptor) {
 	logger := logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
 		s.log.Log(ctx, slog.Level(lvl), msg, fields...)
@@ -67,6 +68,10 @@ func (s *Server) interceptors(panics prometheus.Counter) ([]grpc.UnaryServerInte
 	if s.opts.Authorize != nil {
 		unary = append(unary, authorizeUnary(s.opts.Authorize))
 		stream = append(stream, authorizeStream(s.opts.Authorize))
+	}
+	if s.limiter != nil {
+		unary = append(unary, s.limiter.unary)
+		stream = append(stream, s.limiter.stream)
 	}
 	if s.opts.Validate != nil {
 		unary = append(unary, validateUnary(s.opts.Validate))

@@ -84,6 +84,12 @@ type Options struct {
 	// of client streams are the service's to check. Validate sees every service's requests,
 	// health checks included, so it should accept types it does not know.
 	Validate func(req any) error
+	// Limits, if set, bounds what one caller may hold at once (see Limits); it runs after
+	// Authorize, so that a caller with a token is known by it.
+	Limits *Limits
+	// Identify, with Limits, names the caller of a call: its subject (a token's "sub"), or
+	// "" to know it by its address; exempt callers are not limited. nil: by address only.
+	Identify func(ctx context.Context) (subject string, exempt bool)
 	// Profiles serves net/http/pprof under /debug/pprof/ on the metrics listener
 	// (PPROF_ENABLED). Off by default: the port answers anyone who reaches it, a profile
 	// shows the code's paths, and a CPU profile or trace costs the service while it runs.
@@ -108,6 +114,7 @@ type Server struct {
 	metrics *grpcprom.ServerMetrics
 
 	withoutReason *prometheus.CounterVec // statuses given an ErrorInfo by the safety net
+	limiter       *limiter               // nil without Options.Limits
 
 	grpcLis    net.Listener
 	metricsLis net.Listener
@@ -183,6 +190,17 @@ func New(opts Options) (*Server, error) {
 		s.withoutReason,
 	)
 
+	if opts.Limits != nil {
+		if s.limiter, err = newLimiter(*opts.Limits, opts.Identify); err != nil {
+			grpcLis.Close()
+			metricsLis.Close()
+			if healthLis != nil {
+				healthLis.Close()
+			}
+			return nil, err
+		}
+		s.reg.MustRegister(s.limiter.refused, s.limiter.waiting)
+	}
 	unary, stream := s.interceptors(panics)
 	creds := insecure.NewCredentials()
 	if opts.TLS != nil {

@@ -24,13 +24,14 @@ func run(ctx context.Context, log *slog.Logger, env envconfig.Lookuper) error {
 		return err
 	}
 	svc, err := app.Start(ctx, cfg.App, app.Options{Name: "stock", GRPCAddr: cfg.GRPCAddr,
-		MetricsAddr: cfg.MetricsAddr, Migrations: migrations.Set, Validate: api.Validate, Policy: api.Policy}, log)
+		MetricsAddr: cfg.MetricsAddr, Migrations: migrations.Set, Validate: api.Validate, Policy: api.Policy,
+		Limits: &cfg.Limits}, log)
 	if err != nil {
 		return err
 	}
 	defer svc.Close() // after Run has drained
 
-	stockv1.RegisterStockServiceServer(svc.Server, api.New(svc.Pool, svc.Retry, svc.Locks, cfg.App.Query.PageTokenKey, log))
+	stockv1.RegisterStockServiceServer(svc.Server, api.New(svc.Pool, svc.Retry, svc.Locks, cfg.App.Query.PageTokenKey, cfg.Streams, log))
 	log.Info("serving", "grpc", svc.Server.GRPCAddr(), "metrics", svc.Server.MetricsAddr())
 	return svc.Run(ctx, stockv1.StockService_ServiceDesc.ServiceName)
 }

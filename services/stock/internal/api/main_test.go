@@ -47,7 +47,7 @@ func newEnv(t testing.TB) env {
 	retrier := retry.New(retry.Config{MaxAttempts: 5, BaseDelay: time.Millisecond, MaxDelay: 50 * time.Millisecond,
 		MaxElapsed: 10 * time.Second, BreakerMinRequests: 100, BreakerFailureRatio: 0.9, BreakerOpenTimeout: time.Second}, nil)
 	locks := lock.New(lock.Config{Wait: 5 * time.Second})
-	stockv1.RegisterStockServiceServer(srv, api.New(pool, retrier, locks, "test-key", log))
+	stockv1.RegisterStockServiceServer(srv, api.New(pool, retrier, locks, "test-key", api.StreamLimits{}, log))
 
 	apptest.Serve(t, srv)
 	conn, userConn := apptest.Dial(t, srv.GRPCAddr(), authtest.Admin(t)), apptest.Dial(t, srv.GRPCAddr())

@@ -28,27 +28,45 @@ const defaultStreamBatch = 1000
 // taken first and its rows are copied straight into stock.prices, checked as they pass. It
 // is not retried here, since the stream cannot be replayed; it is idempotent, so the client
 // may resend the whole stream on a failure.
+//
+// The transaction holds a pooled connection while the client sends, so ingests hold their
+// share of the pool only (INGEST_DB_CONNS; more wait for a turn before their transaction
+// begins), and one whose client pauses longer than INGEST_IDLE_TIMEOUT is ended and rolled
+// back (STREAM_IDLE). Buffering the stream first would free the connection while the client
+// sends, but would give up the overlap of receiving and copying that makes the append-only
+// path as fast as it is.
 func (s *Server) IngestPrices(stream stockv1.StockService_IngestPricesServer) error {
 	ctx := stream.Context()
-	resp, err := s.ingest(ctx, stream)
+	done, err := s.shares.openStream()
+	if err != nil {
+		return err
+	}
+	defer done()
+	msgs := receive(stream, s.shares.ingestIdle)
+	defer msgs.stop()
+	resp, err := s.ingest(ctx, msgs)
 	if err != nil {
 		return s.grpcError(ctx, err)
 	}
 	return stream.SendAndClose(resp)
 }
 
-func (s *Server) ingest(ctx context.Context, stream stockv1.StockService_IngestPricesServer) (*stockv1.IngestPricesResponse, error) {
-	first, err := stream.Recv()
+func (s *Server) ingest(ctx context.Context, msgs messages) (*stockv1.IngestPricesResponse, error) {
+	first, err := msgs.Recv()
 	if errors.Is(err, io.EOF) {
 		return &stockv1.IngestPricesResponse{}, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	src := &priceSource{stream: stream, latest: make(map[string]*store.Price), increasing: true}
+	src := &priceSource{stream: msgs, latest: make(map[string]*store.Price), increasing: true}
 	if err := src.take(first); err != nil {
 		return nil, err
 	}
+	if err := s.shares.ingest.Acquire(ctx, 1); err != nil {
+		return nil, err
+	}
+	defer s.shares.ingest.Release(1) // after the rollback below: deferred calls run last first
 	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("begin ingest: %w", err)
@@ -217,7 +235,7 @@ func (s *Server) lockStocks(ctx context.Context, st *store.Store, tx pgx.Tx, sym
 // priceSource feeds COPY straight from the client stream, checking each row as it passes,
 // so memory holds one message plus one row per symbol, whatever the stream's length.
 type priceSource struct {
-	stream stockv1.StockService_IngestPricesServer
+	stream messages
 	batch  []*stockv1.Price
 	next   int   // index in batch of the row Next moves to
 	row    int64 // rows seen in the stream, for error messages
@@ -404,45 +422,77 @@ func (s *Server) stockExists(ctx context.Context, symbol string) error {
 	return nil
 }
 
-// StreamPrices sends one symbol's prices in a range as batches, oldest first. Rows flow
-// from PostgreSQL to the client one batch at a time, and a slow client slows the query
-// through gRPC flow control instead of piling rows up in memory. An unknown symbol is
-// NOT_FOUND before any message.
+// StreamPrices sends one symbol's prices in a range as batches, oldest first. It reads the
+// range in chunks by keyset (time after the last row sent), each chunk on a pooled connection
+// that goes back to the pool before the chunk is sent: a client that reads slowly, or not at
+// all, slows its own stream through gRPC flow control and holds no connection meanwhile.
+// Memory holds one chunk. Chunks read at once are bounded by EXPORT_DB_CONNS, so exports
+// leave the rest of the pool to other calls. Each chunk is a consistent read of its rows;
+// bars written during an export appear in it if they are later than the rows already sent.
+// An unknown symbol is NOT_FOUND before any message.
 func (s *Server) StreamPrices(req *stockv1.StreamPricesRequest, stream stockv1.StockService_StreamPricesServer) error {
 	ctx := stream.Context()
+	done, err := s.shares.openStream()
+	if err != nil {
+		return err
+	}
+	defer done()
 	size := int(req.GetBatchSize())
 	if size == 0 {
 		size = defaultStreamBatch
 	}
+	chunk := chunkRows(size)
 	start, end := timeRange(req.GetStartTime(), req.GetEndTime())
-	batch := make([]*stockv1.Price, 0, size)
-	rows := 0
-	flush := func() error {
-		if len(batch) == 0 {
+	from, after := start, false // after: the chunk starts after from, the last row sent
+	for {
+		rows, err := s.priceChunk(ctx, req.GetSymbol(), from, after, end, chunk, !after)
+		if err != nil {
+			return s.grpcError(ctx, err)
+		}
+		for i := 0; i < len(rows); i += size {
+			// A message's batch is its own slice of the chunk, never touched after Send.
+			if err := stream.Send(&stockv1.StreamPricesResponse{Prices: rows[i:min(i+size, len(rows)):min(i+size, len(rows))]}); err != nil {
+				return s.grpcError(ctx, err)
+			}
+		}
+		if len(rows) < chunk {
 			return nil
 		}
-		err := stream.Send(&stockv1.StreamPricesResponse{Prices: batch})
-		batch = make([]*stockv1.Price, 0, size) // gRPC forbids touching a message after Send
-		return err
+		from, after = rows[len(rows)-1].GetTime().AsTime(), true
 	}
-	err := s.store.StreamPrices(ctx, req.GetSymbol(), start, end, func(p *store.Price) error {
-		rows++
-		batch = append(batch, toPrice(p))
-		if len(batch) == size {
-			return flush()
+}
+
+// minChunk is the fewest rows an export reads per query: fewer would spend more on round
+// trips than on rows.
+const minChunk = 1000
+
+// chunkRows is how many rows an export of batches of size reads per query: a whole number of
+// batches, at least minChunk rows.
+func chunkRows(size int) int {
+	return size * ((minChunk + size - 1) / size)
+}
+
+// priceChunk reads up to limit prices of an export, holding one of the exports' connections
+// while it reads and none once it returns. The first chunk of an export that finds no rows
+// also asks whether the symbol exists.
+func (s *Server) priceChunk(ctx context.Context, symbol string, from time.Time, after bool, end time.Time, limit int, first bool) ([]*stockv1.Price, error) {
+	if err := s.shares.export.Acquire(ctx, 1); err != nil {
+		return nil, err
+	}
+	defer s.shares.export.Release(1)
+	var rows []*stockv1.Price
+	err := s.retry.Do(ctx, func(ctx context.Context) error {
+		rows = make([]*stockv1.Price, 0, limit)
+		err := s.store.ScanPrices(ctx, symbol, from, after, end, limit, func(p *store.Price) error {
+			rows = append(rows, toPrice(p))
+			return nil
+		})
+		if err == nil && first && len(rows) == 0 {
+			err = s.stockExists(ctx, symbol)
 		}
-		return nil
+		return err
 	})
-	if err == nil && rows == 0 {
-		err = s.stockExists(ctx, req.GetSymbol())
-	}
-	if err == nil {
-		err = flush()
-	}
-	if err != nil {
-		return s.grpcError(ctx, err)
-	}
-	return nil
+	return rows, err
 }
 
 // GetLatestPrices returns the latest price of each symbol, in request order.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protocmp"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -185,6 +187,9 @@ func TestListPrices(t *testing.T) {
 	wantCode(t, err, codes.InvalidArgument)
 }
 
+// TestStreamPrices exports a range read in chunks of whole batches by keyset: every row once,
+// in order, in batches of the size asked for but the last, whether the range ends inside a
+// chunk or on a chunk's boundary.
 func TestStreamPrices(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -198,28 +203,62 @@ func TestStreamPrices(t *testing.T) {
 	if _, err := e.ingest(t, prices, 5000); err != nil {
 		t.Fatalf("ingest: %v", err)
 	}
-	stream, err := e.client.StreamPrices(t.Context(), &stockv1.StreamPricesRequest{Symbol: "S000", BatchSize: 3000})
-	if err != nil {
-		t.Fatalf("StreamPrices: %v", err)
+	tests := []struct {
+		name       string
+		batch      int32
+		start, end int // the range, as indexes into prices
+	}{
+		{"default batch, chunks end on the range's end", 0, 0, 20_000},
+		{"batches bigger than a chunk's minimum", 3000, 0, 20_000},
+		{"small batches, chunks of 1001 rows", 7, 0, 20_000},
+		{"largest batch", 10_000, 0, 20_000},
+		{"range inside", 1000, 1234, 5678},
+		{"one row", 0, 42, 43},
 	}
-	var got []*stockv1.Price
-	var batches int
-	for {
-		resp, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatalf("Recv: %v", err)
-		}
-		batches++
-		got = append(got, resp.GetPrices()...)
-	}
-	if batches != 7 {
-		t.Errorf("got %d batches, want 7 (20000 rows / 3000)", batches)
-	}
-	if diff := cmp.Diff(prices, got, protocmp.Transform()); diff != "" {
-		t.Errorf("StreamPrices mismatch (-want +got):\n%s", diff)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			req := &stockv1.StreamPricesRequest{Symbol: "S000", BatchSize: tt.batch}
+			if tt.start > 0 {
+				req.StartTime = prices[tt.start].GetTime()
+			}
+			if tt.end < len(prices) {
+				req.EndTime = prices[tt.end].GetTime()
+			}
+			stream, err := e.client.StreamPrices(t.Context(), req)
+			if err != nil {
+				t.Fatalf("StreamPrices: %v", err)
+			}
+			size := int(tt.batch)
+			if size == 0 {
+				size = 1000 // the default
+			}
+			var got []*stockv1.Price
+			var sizes []int
+			for {
+				resp, err := stream.Recv()
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				if err != nil {
+					t.Fatalf("Recv: %v", err)
+				}
+				sizes = append(sizes, len(resp.GetPrices()))
+				got = append(got, resp.GetPrices()...)
+			}
+			want := prices[tt.start:tt.end]
+			var wantSizes []int
+			for n := len(want); n > 0; n -= size {
+				wantSizes = append(wantSizes, min(n, size))
+			}
+			if diff := cmp.Diff(wantSizes, sizes); diff != "" {
+				t.Errorf("batch sizes mismatch (-want +got):\n%s", diff)
+			}
+			// proto.Equal first: a protocmp diff of 20 000 rows takes seconds.
+			if !slices.EqualFunc(want, got, func(a, b *stockv1.Price) bool { return proto.Equal(a, b) }) {
+				t.Errorf("StreamPrices mismatch (-want +got):\n%s", cmp.Diff(want, got, protocmp.Transform()))
+			}
+		})
 	}
 }
 

@@ -32,17 +32,22 @@ type Server struct {
 	locks *lock.Locker
 	log   *slog.Logger
 	lists lists
+
+	shares streamShares
 }
 
-// New returns a Server. tokenKey signs page tokens (every replica must share it).
-func New(pool *pgxpool.Pool, r *retry.Retrier, l *lock.Locker, tokenKey string, log *slog.Logger) *Server {
+// New returns a Server. tokenKey signs page tokens (every replica must share it); limits
+// bound the price streams' share of the pool (the zero value: a quarter of it each for
+// exports and ingests, no other bound).
+func New(pool *pgxpool.Pool, r *retry.Retrier, l *lock.Locker, tokenKey string, limits StreamLimits, log *slog.Logger) *Server {
 	return &Server{
-		pool:  pool,
-		store: store.New(pool),
-		retry: r,
-		locks: l,
-		log:   log,
-		lists: newLists(tokenKey),
+		pool:   pool,
+		store:  store.New(pool),
+		retry:  r,
+		locks:  l,
+		log:    log,
+		lists:  newLists(tokenKey),
+		shares: newStreamShares(limits, pool.Config().MaxConns),
 	}
 }
 

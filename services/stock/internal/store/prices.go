@@ -179,21 +179,36 @@ func (s *Store) ListPrices(ctx context.Context, symbol string, start, end time.T
 	return prices, nil
 }
 
-// StreamPrices calls fn for every price of symbol with start <= time < end, oldest first.
-// Rows are read off the connection as fn consumes them, so memory stays flat whatever the
-// range; fn must copy what it keeps, since p is reused.
-func (s *Store) StreamPrices(ctx context.Context, symbol string, start, end time.Time, fn func(p *Price) error) error {
-	const q = `
-		SELECT ` + priceColumns + `
-		FROM stock.prices
-		WHERE symbol = $1 AND ts >= $2 AND ts < $3
-		ORDER BY ts`
-	rows, _ := s.db.Query(ctx, q, symbol, start, end)
+// ScanPrices calls fn for the first limit prices of symbol with from <= time < end (from <
+// time < end if after is set), oldest first: one chunk of an export, which reads its range
+// chunk by chunk by keyset, each chunk from where the last one ended, so that no connection
+// stays checked out while the client takes its rows. Rows are read off the connection as fn
+// consumes them; fn must copy what it keeps, since p is reused.
+func (s *Store) ScanPrices(ctx context.Context, symbol string, from time.Time, after bool, end time.Time, limit int, fn func(p *Price) error) error {
+	const (
+		q = `
+			SELECT ` + priceColumns + `
+			FROM stock.prices
+			WHERE symbol = $1 AND ts >= $2 AND ts < $3
+			ORDER BY ts
+			LIMIT $4`
+		qAfter = `
+			SELECT ` + priceColumns + `
+			FROM stock.prices
+			WHERE symbol = $1 AND ts > $2 AND ts < $3
+			ORDER BY ts
+			LIMIT $4`
+	)
+	sql := q
+	if after {
+		sql = qAfter
+	}
+	rows, _ := s.db.Query(ctx, sql, symbol, from, end, limit)
 	var p Price
 	_, err := pgx.ForEachRow(rows, []any{&p.Symbol, &p.Time, &p.Open, &p.High, &p.Low, &p.Close, &p.Volume},
 		func() error { return fn(&p) })
 	if err != nil {
-		return fmt.Errorf("stream prices of %q: %w", symbol, err)
+		return fmt.Errorf("scan prices of %q: %w", symbol, err)
 	}
 	return nil
 }
