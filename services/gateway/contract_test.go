@@ -185,6 +185,7 @@ func TestContractCheck(t *testing.T) {
 		{"stream_error_before_first_line", "GET", "/v1/stocks/AAPL/prices:stream", nil, 404, jsonType, status, ""},
 		{"status_page", "GET", "/", nil, 200, http.Header{"Content-Type": {"text/html; charset=utf-8"}}, "<html>", ""},
 		{"status_page_as_json", "GET", "/", nil, 200, jsonType, "{}", "Content-Type has unexpected value"},
+		{"favicon", "GET", "/favicon.ico", nil, 200, http.Header{"Content-Type": {"image/x-icon"}}, "\x00\x00\x01\x00", ""},
 		{"no_such_path", "GET", "/v1/nothing", nil, 404, jsonType, status, ""},
 		{"no_such_path_not_404", "GET", "/v1/nothing", nil, 200, jsonType, status, "want 404"},
 		{"no_such_method", "PUT", "/v1/stocks", nil, 405, jsonType, `{"code": 12, "message": "", "details": []}`, ""},

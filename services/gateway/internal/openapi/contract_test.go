@@ -54,6 +54,7 @@ func TestMerged_errorResponses(t *testing.T) {
 		{"get", "/v1/sessions/{session_id}:next", with("403", "404")},
 		{"get", "/health", []string{"200", "400", "503", "default"}}, // 400: a path or query not UTF-8
 		{"get", "/ui/{file}", []string{"200", "400", "404", "default"}},
+		{"get", "/favicon.ico", []string{"200", "400", "default"}},
 	}
 	for _, tt := range tests {
 		o := op(t, doc, tt.method, tt.path)

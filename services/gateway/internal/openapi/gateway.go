@@ -79,6 +79,17 @@ var (
 				"default": gatewayError,
 			},
 		}},
+		"/favicon.ico": map[string]any{"get": map[string]any{
+			"summary":     "The status page's icon, which browsers ask for on every page.",
+			"operationId": "Gateway_Favicon",
+			"tags":        []any{"Gateway"},
+			"produces":    []any{"image/x-icon", "application/json"},
+			"responses": map[string]any{
+				"200":     map[string]any{"description": "The icon.", "schema": map[string]any{"type": "string", "format": "binary"}},
+				"400":     malformedRequest,
+				"default": gatewayError,
+			},
+		}},
 		"/ui/{file}": map[string]any{"get": map[string]any{
 			"summary":     "The status page's script and style.",
 			"operationId": "Gateway_StatusPageAsset",

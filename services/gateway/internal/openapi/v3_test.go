@@ -79,6 +79,7 @@ func TestV3(t *testing.T) {
 		{"/ui/{file}", "GET", "200", []string{"text/css", "text/javascript"}},
 		{"/ui/{file}", "GET", "404", []string{"application/json"}},
 		{"/openapi.v3.json", "GET", "200", []string{"application/json"}},
+		{"/favicon.ico", "GET", "200", []string{"image/x-icon"}},
 	}
 	for _, tt := range tests {
 		if diff := cmp.Diff(tt.want, media(tt.path, tt.method, tt.code)); diff != "" {
