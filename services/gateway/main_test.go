@@ -51,6 +51,7 @@ func TestGateway(t *testing.T) {
 		{"bad_requests", testBadRequests},
 		{"body_too_large", testBodyTooLarge},
 		{"validation_details", testValidationDetails},
+		{"bad_input", testBadInput},
 		{"trade_needs_token", testTradeNeedsToken},
 		{"other_users_data", testOtherUsersData},
 		{"forwarded_headers", testForwardedHeaders},
