@@ -80,13 +80,17 @@ func TestGateway_errors(t *testing.T) {
 		{"wrong_method", httptest.NewRequest(http.MethodGet, "/v1/echo", nil), 405, codes.Unimplemented},
 		{"ok", httptest.NewRequest(http.MethodPost, "/v1/echo", strings.NewReader(`{"a":1}`)), 200, codes.OK},
 		{"malformed_json", httptest.NewRequest(http.MethodPost, "/v1/echo", strings.NewReader(`{"a":`)), 400, codes.InvalidArgument},
+		{"second_value", httptest.NewRequest(http.MethodPost, "/v1/echo", strings.NewReader(`{"a":1}{"b":2}`)), 400, codes.InvalidArgument},
+		{"trailing_garbage", httptest.NewRequest(http.MethodPost, "/v1/echo", strings.NewReader(`{} garbage`)), 400, codes.InvalidArgument},
+		{"trailing_newline", httptest.NewRequest(http.MethodPost, "/v1/echo", strings.NewReader("{\"a\":1}\n")), 200, codes.OK},
+		{"trailing_space_too_large", httptest.NewRequest(http.MethodPost, "/v1/echo", io.MultiReader(strings.NewReader(`{}`+strings.Repeat(" ", 2000)))), 413, codes.ResourceExhausted},
 		{"declared_too_large", httptest.NewRequest(http.MethodPost, "/v1/echo", strings.NewReader(`{"a":"`+strings.Repeat("x", 2000)+`"}`)), 413, codes.ResourceExhausted},
 		{"chunked_too_large", httptest.NewRequest(http.MethodPost, "/v1/echo", io.MultiReader(strings.NewReader(`{"a":"`+strings.Repeat("x", 2000)+`"}`))), 413, codes.ResourceExhausted},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			if tt.name == "chunked_too_large" {
+			if strings.HasSuffix(tt.name, "too_large") && tt.name != "declared_too_large" {
 				tt.req.ContentLength = -1 // unknown, as for a chunked body
 			}
 			resp, body := serve(t, g, tt.req)
