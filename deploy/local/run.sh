@@ -517,13 +517,13 @@ cat <<-EOF
 	  curl -s -i $json -d '{"symbol":"AAPL","side":"SIDE_BUY","quantity":"1","request_id":"rest-buy-2"}' $gw/v1/portfolios/$pid/trades   # 401: no token
 	  curl -s -H "Authorization: Bearer \$ADA_TOKEN" $gw/v1/portfolios/$pid   # 404: not hers
 	  curl -s $gw/health
-	  curl -s $gw/monitoring/database
+	  curl -s -H "Authorization: Bearer \$ADMIN_TOKEN" $gw/monitoring/database   # needs role admin or service
 	  curl -s $gw/openapi.json | head -c 300
 	  curl -s $gm/metrics | grep pgfleet_gateway_http_requests_total
 	  # CORS preflights: from the allowed origin (Access-Control-Allow-Origin comes back), from another (none)
 	  curl -s -i -X OPTIONS -H 'Origin: http://localhost:3000' -H 'Access-Control-Request-Method: POST' -H 'Access-Control-Request-Headers: authorization,content-type' $gw/v1/portfolios
 	  curl -s -i -X OPTIONS -H 'Origin: http://evil.example' -H 'Access-Control-Request-Method: POST' $gw/v1/portfolios
-	  # the status page (every service's health, pool figures and locks, live): open $gw/ in a browser
+	  # the status page (every service's health, live; pool figures and locks once you paste \$ADMIN_TOKEN into it): open $gw/ in a browser
 	EOF
 [ -n "$GRPCURL" ] || echo "  (grpcurl is missing from $rel_bin: 'make run' builds it)"
 echo

@@ -42,6 +42,12 @@ type Config struct {
 	Profiles bool `env:"PPROF_ENABLED, default=false"`
 }
 
+// MonitorAccess is who may call a service's DatabaseMonitor, whose answer holds the pool,
+// retry and lock figures and the server version: operators and the fleet's services. The
+// gateway applies the same rule to /monitoring/database before it asks the services, which
+// apply it again.
+var MonitorAccess = auth.Roles(auth.RoleAdmin, auth.RoleService)
+
 // Options say what the service is and where it listens.
 type Options struct {
 	Name        string // e.g. "stock": logs, metrics, DatabaseMonitor
@@ -73,7 +79,7 @@ type Service struct {
 // Start opens the pool, applies the migrations and listens. The caller registers its API on
 // Server, then calls Run; Close, deferred, closes the pool after Run has drained.
 func Start(ctx context.Context, cfg Config, opts Options, log *slog.Logger) (*Service, error) {
-	policy := auth.Policy{opsv1.DatabaseMonitor_ServiceDesc.ServiceName: auth.Roles(auth.RoleAdmin, auth.RoleService)}
+	policy := auth.Policy{opsv1.DatabaseMonitor_ServiceDesc.ServiceName: MonitorAccess}
 	maps.Copy(policy, opts.Policy)
 	authz, err := auth.NewAuthorizer(cfg.Auth, policy)
 	if err != nil {

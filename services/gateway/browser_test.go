@@ -14,6 +14,9 @@ import (
 	"github.com/chromedp/cdproto/network"
 	cdpruntime "github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+
+	"github.com/pgfleet/pgfleet/pkg/auth"
+	"github.com/pgfleet/pgfleet/pkg/auth/authtest"
 )
 
 // chromiumPath finds Debian's Chromium, which the status page test drives headless.
@@ -71,9 +74,21 @@ func testBrowserStatusPage(t *testing.T, e *env) {
 		chromedp.WaitVisible(card("stock", "up")),
 		chromedp.WaitVisible(card("portfolio", "up")),
 		chromedp.WaitVisible(card("interview", "up")),
-		chromedp.WaitVisible(card("stock", "up")+" dl"), // the database details arrived
+		chromedp.WaitVisible(chromedp.CSS(`#token`)),
 	); err != nil {
 		t.Fatalf("page does not show stock, portfolio and interview SERVING: %v", err)
+	}
+	// Without a token the page shows health alone (it does not ask /monitoring/database,
+	// which would answer 401); with an admin token typed in, each card gets its database's.
+	if noDetails, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.querySelector('section.card[data-service="stock"] dl') === null`)); err != nil || !noDetails {
+		t.Errorf("stock card has database details before a token was given (%v)", err)
+	}
+	if err := chromedp.Do(ctx,
+		chromedp.SendKeys(chromedp.CSS(`#token`), authtest.Token(t, "ops@pgfleet.test", auth.RoleAdmin)),
+		chromedp.Click(chromedp.CSS(`#use-token`)),
+		chromedp.WaitVisible(card("stock", "up")+" dl"), // the database details arrived
+	); err != nil {
+		t.Fatalf("page does not show database details with an admin token: %v", err)
 	}
 	// style.css applied despite default-src 'none': a SERVING card has its green border.
 	border, err := chromedp.Run(ctx, chromedp.Evaluate[string](`getComputedStyle(document.querySelector('section.card.up')).borderTopColor`))

@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 )
 
@@ -35,5 +36,87 @@ func testProfiles(t *testing.T, e *env) {
 				}
 			}
 		})
+	}
+}
+
+// testDatabaseStatusNeedsRole: /monitoring/database (server version, pool, retry and lock
+// figures) answers only callers whose token has role service or admin, as DatabaseMonitor
+// over gRPC does; /health stays public.
+func testDatabaseStatusNeedsRole(t *testing.T, e *env) {
+	tests := []struct {
+		name       string
+		headers    []string
+		wantHTTP   int
+		wantReason string
+	}{
+		{"no_token", nil, http.StatusUnauthorized, "TOKEN_MISSING"},
+		{"garbage_token", []string{"Authorization", "Bearer x.y.z"}, http.StatusUnauthorized, "TOKEN_INVALID"},
+		{"basic_auth", []string{"Authorization", "Basic YWRtaW46YWRtaW4="}, http.StatusUnauthorized, "TOKEN_MALFORMED"},
+		{"user", bearer(t, "ada@example.com"), http.StatusForbidden, "ROLE_REQUIRED"},
+		{"ingest", bearer(t, "feed@pgfleet.test", "ingest"), http.StatusForbidden, "ROLE_REQUIRED"},
+		{"service", bearer(t, "portfolio", "service"), http.StatusOK, ""},
+		{"admin", bearer(t, "ops@pgfleet.test", "admin"), http.StatusOK, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := e.gw.do(t, http.MethodGet, "/monitoring/database", "", tt.headers...)
+			if r.code != tt.wantHTTP {
+				t.Fatalf("GET /monitoring/database = %v, want %d", r, tt.wantHTTP)
+			}
+			if tt.wantReason == "" {
+				return
+			}
+			if got := decode[errorBody](t, r).reason(); got != tt.wantReason {
+				t.Errorf("GET /monitoring/database reason %q, want %q: %s", got, tt.wantReason, r.body)
+			}
+			for _, leak := range []string{"server_version", "pool", "locks"} {
+				if strings.Contains(string(r.body), leak) {
+					t.Errorf("refused answer mentions %q: %s", leak, r.body)
+				}
+			}
+		})
+	}
+	t.Run("health_is_public", func(t *testing.T) {
+		t.Parallel()
+		if r := e.gw.do(t, http.MethodGet, "/health", ""); r.code != http.StatusOK {
+			t.Errorf("GET /health without a token = %v, want 200", r)
+		}
+	})
+}
+
+// testDatabaseStatusServicesCheck: the services check the caller of /monitoring/database
+// themselves, with the caller's own token: a gateway that checks nothing (AUTH_DISABLED)
+// and has no token of its own gets every service's refusal for an anonymous caller, and
+// every status for an admin.
+func testDatabaseStatusServicesCheck(t *testing.T, e *env) {
+	gw := startGateway(t, e.fleet, map[string]string{"AUTH_DISABLED": "true"})
+	type entry struct {
+		Status *struct {
+			Service string `json:"service"`
+		} `json:"status"`
+		Error *struct {
+			Code int `json:"code"`
+		} `json:"error"`
+	}
+	r := gw.do(t, http.MethodGet, "/monitoring/database", "")
+	doc := decode[map[string]entry](t, r)
+	if r.code != http.StatusServiceUnavailable || len(doc) != 3 {
+		t.Fatalf("anonymous GET /monitoring/database through a gateway that checks nothing = %v, want 503 with 3 entries", r)
+	}
+	for name, en := range doc {
+		if en.Status != nil || en.Error == nil || en.Error.Code != 16 { // UNAUTHENTICATED
+			t.Errorf("%s: %s, want the service's UNAUTHENTICATED and no status", name, r.body)
+		}
+	}
+	r = gw.do(t, http.MethodGet, "/monitoring/database", "", bearer(t, "ops@pgfleet.test", "admin")...)
+	doc = decode[map[string]entry](t, r)
+	if r.code != http.StatusOK || len(doc) != 3 {
+		t.Fatalf("admin's GET /monitoring/database through a gateway that checks nothing = %v, want 200", r)
+	}
+	for name, en := range doc {
+		if en.Status == nil || en.Status.Service != name {
+			t.Errorf("%s: %s, want its status", name, r.body)
+		}
 	}
 }

@@ -1,7 +1,8 @@
 // Command gateway serves the fleet's gRPC APIs as REST/JSON for browsers (grpc-gateway), plus
 // GET /health, /monitoring/database, /openapi.json, /openapi.v3.json and an operator status
 // page at /.
-// It holds no state: the services check every call's bearer token themselves.
+// It holds no state: the services check every call's bearer token themselves; it checks
+// the token of /monitoring/database too, before asking them.
 package main
 
 import (
@@ -19,6 +20,7 @@ import (
 	"github.com/sethvargo/go-envconfig"
 	"golang.org/x/sync/errgroup"
 
+	opsv1 "github.com/pgfleet/pgfleet/gen/pgfleet/ops/v1"
 	"github.com/pgfleet/pgfleet/pkg/app"
 	"github.com/pgfleet/pgfleet/pkg/auth"
 	"github.com/pgfleet/pgfleet/pkg/server"
@@ -60,8 +62,9 @@ func run(ctx context.Context, log *slog.Logger, env envconfig.Lookuper) error {
 	if err != nil {
 		return err
 	}
-	// DatabaseMonitor needs a service (or admin) token; user calls carry their own.
-	creds, err := auth.ServiceCredentials(cfg.Auth, "gateway")
+	// /monitoring/database admits whom DatabaseMonitor admits; the gateway has no token of
+	// its own: every call to a service carries its caller's.
+	authz, err := auth.NewAuthorizer(cfg.Auth, auth.Policy{opsv1.DatabaseMonitor_ServiceDesc.ServiceName: app.MonitorAccess})
 	if err != nil {
 		return err
 	}
@@ -87,7 +90,7 @@ func run(ctx context.Context, log *slog.Logger, env envconfig.Lookuper) error {
 		CORSAllowedOrigins: cfg.CORSAllowedOrigins,
 		MaxRequestBytes:    cfg.MaxRequestBytes,
 		HealthTimeout:      cfg.HealthTimeout,
-		ServiceCredentials: creds,
+		Authorize:          authz.Authorize,
 		OpenAPI:            spec,
 		OpenAPIV3:          specV3,
 		Registry:           reg,

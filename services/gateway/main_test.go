@@ -59,6 +59,8 @@ func TestGateway(t *testing.T) {
 		{"health", testHealth},
 		{"health_names_stopped_service", testHealthStoppedService},
 		{"database_status", testDatabaseStatus},
+		{"database_status_needs_role", testDatabaseStatusNeedsRole},
+		{"database_status_services_check", testDatabaseStatusServicesCheck},
 		{"openapi", testOpenAPI},
 		{"status_page", testStatusPage},
 		{"metrics", testMetrics},

@@ -113,10 +113,10 @@ func testHealthStoppedService(t *testing.T, e *env) {
 	}
 }
 
-// testDatabaseStatus: /monitoring/database has every service's DatabaseMonitor status, which
-// the gateway's service token may read.
+// testDatabaseStatus: /monitoring/database has every service's DatabaseMonitor status, for an
+// admin (testDatabaseStatusNeedsRole: who else may read it).
 func testDatabaseStatus(t *testing.T, e *env) {
-	r := e.gw.do(t, http.MethodGet, "/monitoring/database", "")
+	r := e.gw.do(t, http.MethodGet, "/monitoring/database", "", bearer(t, "ops@pgfleet.test", "admin")...)
 	if r.code != http.StatusOK {
 		t.Fatalf("GET /monitoring/database = %v, want 200", r)
 	}

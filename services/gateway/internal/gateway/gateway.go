@@ -16,7 +16,6 @@ import (
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 )
 
 // Upstream is one service behind the gateway.
@@ -38,8 +37,10 @@ type Options struct {
 	MaxRequestBytes int64
 	// HealthTimeout bounds each upstream's health check and database status call.
 	HealthTimeout time.Duration
-	// ServiceCredentials authenticate the gateway's own calls (DatabaseMonitor); nil sends none.
-	ServiceCredentials credentials.PerRPCCredentials
+	// Authorize admits the caller of /monitoring/database as auth.Authorizer admits a call
+	// of DatabaseMonitor (role service or admin); nil admits anyone. The caller's own
+	// Authorization goes on to the services, which check it again.
+	Authorize func(ctx context.Context, fullMethod string) (context.Context, error)
 	// OpenAPI is the document served at /openapi.json (OpenAPI 2.0).
 	OpenAPI []byte
 	// OpenAPIV3 is the same document in OpenAPI 3.0, served at /openapi.v3.json.

@@ -38,13 +38,21 @@ var (
 			},
 		}},
 		"/monitoring/database": map[string]any{"get": map[string]any{
-			"summary":     "Every service's DatabaseMonitor status, keyed by service name.",
+			"summary": "Every service's DatabaseMonitor status, keyed by service name.",
+			"description": "Needs what DatabaseMonitor needs: a token with role service or admin. The gateway " +
+				"checks it, then asks each service with it, and each service checks it again.",
 			"operationId": "Gateway_DatabaseStatus",
 			"tags":        []any{"Gateway"},
+			"security":    []any{map[string]any{"bearer": []any{}}},
 			"responses": map[string]any{
-				"200":     map[string]any{"description": "Every database serves.", "schema": databaseDoc},
-				"503":     map[string]any{"description": "A call failed or a database does not serve.", "schema": databaseDoc},
-				"400":     malformedRequest,
+				"200": map[string]any{"description": "Every database serves.", "schema": databaseDoc},
+				"503": map[string]any{"description": "A call failed or a database does not serve.", "schema": databaseDoc},
+				"400": malformedRequest,
+				"401": map[string]any{"description": "UNAUTHENTICATED: the bearer token is missing, expired or invalid.",
+					"schema": ref("rpcStatus"), "headers": map[string]any{"WWW-Authenticate": map[string]any{
+						"type": "string", "description": `Bearer realm="pgfleet" (RFC 6750).`,
+					}}},
+				"403":     map[string]any{"description": "PERMISSION_DENIED: the token has neither role service nor admin.", "schema": ref("rpcStatus")},
 				"default": gatewayError,
 			},
 		}},
@@ -69,7 +77,7 @@ var (
 			},
 		}},
 		"/": map[string]any{"get": map[string]any{
-			"summary":     "The operators' status page (HTML; it fetches /health and /monitoring/database).",
+			"summary":     "The operators' status page (HTML; it fetches /health, and /monitoring/database given a token).",
 			"operationId": "Gateway_StatusPage",
 			"tags":        []any{"Gateway"},
 			"produces":    []any{"text/html", "application/json"},

@@ -1,6 +1,8 @@
-// pgfleet status page: polls /health and /monitoring/database and draws one card per service,
-// green when SERVING, red otherwise. DOM nodes are built with textContent only (no HTML from
-// the answers), and nothing runs inline, as the Content-Security-Policy demands.
+// pgfleet status page: polls /health and draws one card per service, green when SERVING, red
+// otherwise; with a token of role admin or service (typed in, kept in this tab's
+// sessionStorage) it polls /monitoring/database too and adds each database's details. DOM
+// nodes are built with textContent only (no HTML from the answers), and nothing runs inline,
+// as the Content-Security-Policy demands.
 'use strict';
 
 const REFRESH_MS = 2000;
@@ -10,12 +12,52 @@ const MAX_LOCKS = 8;
 const grid = document.getElementById('services');
 const summary = document.getElementById('summary');
 const updated = document.getElementById('updated');
+const tokenInput = document.getElementById('token');
+const note = document.getElementById('monitoring');
+const TOKEN_KEY = 'pgfleet.monitoringToken';
 
-// getJSON returns the parsed body; 503 answers of /health and /monitoring/database carry one too.
-async function getJSON(url) {
-  const resp = await fetch(url, { cache: 'no-store', headers: { Accept: 'application/json' } });
-  return resp.json();
+// getJSON returns the status and the parsed body; 503 answers of /health and
+// /monitoring/database carry one too, and so do 401 and 403.
+async function getJSON(url, token) {
+  const headers = { Accept: 'application/json' };
+  if (token) headers.Authorization = 'Bearer ' + token;
+  const resp = await fetch(url, { cache: 'no-store', headers });
+  return { status: resp.status, body: await resp.json() };
 }
+
+// databases returns /monitoring/database's document, or {} without a token or when the
+// token is refused, saying so next to the token field.
+async function databases() {
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (!token) {
+    note.className = 'note';
+    note.textContent = 'showing health only';
+    return {};
+  }
+  const { status, body } = await getJSON('monitoring/database', token);
+  if (status === 401 || status === 403) {
+    note.className = 'note refused';
+    note.textContent = `token refused (${status}): ${body.message || ''}`;
+    return {};
+  }
+  note.className = 'note';
+  note.textContent = 'showing database details';
+  return body;
+}
+
+function useToken() {
+  const token = tokenInput.value.trim().replace(/^bearer\s+/i, '');
+  tokenInput.value = '';
+  if (token) sessionStorage.setItem(TOKEN_KEY, token);
+  refresh(false);
+}
+
+document.getElementById('use-token').addEventListener('click', useToken);
+tokenInput.addEventListener('keydown', (ev) => { if (ev.key === 'Enter') useToken(); });
+document.getElementById('forget-token').addEventListener('click', () => {
+  sessionStorage.removeItem(TOKEN_KEY);
+  refresh(false);
+});
 
 function el(tag, className, text) {
   const node = document.createElement(tag);
@@ -100,10 +142,12 @@ function render(health, databases) {
     : 'not serving: ' + (health.failing || []).join(', ');
 }
 
-async function refresh() {
+// refresh redraws the page now; again is false for a redraw on the user's request, which
+// keeps the one polling timer.
+async function refresh(again = true) {
   try {
-    const [health, databases] = await Promise.all([getJSON('health'), getJSON('monitoring/database')]);
-    render(health, databases);
+    const [health, dbs] = await Promise.all([getJSON('health').then((r) => r.body), databases()]);
+    render(health, dbs);
     updated.textContent = 'updated ' + new Date().toLocaleTimeString();
   } catch (err) {
     // The gateway itself is down or answered garbage: every card is stale, so every card is red.
@@ -116,7 +160,7 @@ async function refresh() {
     summary.dataset.status = 'UNREACHABLE';
     summary.textContent = 'gateway unreachable: ' + err.message;
   } finally {
-    setTimeout(refresh, REFRESH_MS);
+    if (again) setTimeout(refresh, REFRESH_MS);
   }
 }
 
