@@ -621,7 +621,7 @@ func (b *bench) scenarioTrades(ctx context.Context) error {
 	b.add(row{scenario: "6", path: fmt.Sprintf("ExecuteTrade (BUY 1 of %d symbols), %d portfolios, gRPC → portfolio (→ stock for the price)", tradeSymbols, tradePortfolios),
 		res: fleet, unit: "trades/s", ratio: ratios(fleet, "pgbench trade", pgb), target: targetRatio(fleet.rate()/pgb.rate(), 0.70), extra: retries})
 	b.add(row{scenario: "6", path: "trade script, pgbench -M prepared: advisory xact lock, READ COMMITTED, same reads and writes", res: pgb, unit: "tps", ratio: "database limit"})
-	b.note("scenario 6 baseline: pgbench in PostgreSQL 15 cannot retry serialization failures, so its trade script runs at READ COMMITTED under pg_advisory_xact_lock(portfolio) with the same reads (idempotency probe, portfolio, position) and writes (cash, position upsert, trade, ledger row) at a fixed price; the service runs SERIALIZABLE under its session-level portfolio lock, asks the stock service for the price, and retries serialization failures")
+	b.note("scenario 6 baseline: pgbench in PostgreSQL 15 cannot retry serialization failures, so its trade script runs at READ COMMITTED under pg_advisory_xact_lock(portfolio) with the same reads (idempotency probe, portfolio, position) and writes (cash, position upsert, trade, ledger row) at a fixed price; the service runs REPEATABLE READ under its session-level portfolio lock and asks the stock service for the price")
 	return nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/sethvargo/go-envconfig"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -101,16 +102,24 @@ func serve(t testing.TB, pool *pgxpool.Pool, stockAddr string, build func(api.De
 	if err != nil {
 		t.Fatal(err)
 	}
-	stockConn, err := client.Dial("stock", client.Config{Addr: stockAddr, Timeout: 2 * time.Second, MaxAttempts: 3,
+	// Timeouts are generous (production: STOCK_TIMEOUT 2s, LOCK_WAIT_TIMEOUT 5s): on a loaded
+	// machine a price or a lock can take seconds, and what these tests prove is correctness
+	// under concurrency, not latency.
+	stockConn, err := client.Dial("stock", client.Config{Addr: stockAddr, Timeout: 10 * time.Second, MaxAttempts: 3,
 		BreakerMinRequests: 5, BreakerFailureRatio: 0.5, BreakerOpenTimeout: 500 * time.Millisecond, BreakerWindow: 10 * time.Second}, nil,
 		grpc.WithPerRPCCredentials(serviceCreds(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := retry.New(retry.Config{MaxAttempts: 50, BaseDelay: time.Millisecond, MaxDelay: 50 * time.Millisecond,
-		MaxElapsed: 30 * time.Second, BreakerMinRequests: 1000, BreakerFailureRatio: 0.9, BreakerOpenTimeout: time.Second}, nil)
+	// Retries as configured in production (DB_RETRY_* defaults): a client-visible ABORTED in a
+	// test is one a user would see.
+	var retryCfg retry.Config
+	if err := envconfig.ProcessWith(t.Context(), &envconfig.Config{Target: &retryCfg, Lookuper: envconfig.MapLookuper(nil)}); err != nil {
+		t.Fatal(err)
+	}
+	r := retry.New(retryCfg, nil)
 	portfoliov1.RegisterPortfolioServiceServer(srv, build(api.Deps{
-		Pool: pool, Retry: r, Locks: lock.New(lock.Config{Wait: 10 * time.Second}),
+		Pool: pool, Retry: r, Locks: lock.New(lock.Config{Wait: 30 * time.Second}),
 		Stock: stockv1.NewStockServiceClient(stockConn), TokenKey: "test", Log: log,
 	}))
 	t.Cleanup(func() {
