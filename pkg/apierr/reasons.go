@@ -16,8 +16,9 @@ const (
 	// InvalidField: one or more fields break the request's rules. A google.rpc.BadRequest
 	// detail names each field and rule; metadata "fields" lists the fields, comma-separated.
 	InvalidField Reason = "INVALID_FIELD"
-	// MalformedRequest: the gateway could not read the request: malformed JSON, a value of the
-	// wrong type, an unknown field or query parameter, a malformed path.
+	// MalformedRequest: the request could not be read: over gRPC, a message that is not
+	// protobuf of its type (metadata "message": its full name); at the gateway, malformed
+	// JSON, a value of the wrong type, an unknown field or query parameter, a malformed path.
 	MalformedRequest Reason = "MALFORMED_REQUEST"
 	// RequestTooLarge: the request body is over the gateway's limit (metadata "limit_bytes").
 	RequestTooLarge Reason = "REQUEST_TOO_LARGE"

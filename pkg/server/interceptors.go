@@ -19,11 +19,12 @@ import (
 )
 
 // interceptors returns the unary and stream chains, outermost first: metrics, logging,
-// reasons, recovery, default deadline (unary only), authorization, per-caller limits (after
-// authorization, which names the caller, and inside the deadline a unary call waits in line
-// within), validation, and for streams the end of health watches on shutdown. Recovery sits
-// inside logging and metrics so that a panic is logged and counted like any other Internal;
-// reasons sits outside all that can fail, so every status leaves with an ErrorInfo.
+// reasons, malformed requests (before anything reads a request), recovery, default deadline
+// (unary only), authorization, per-caller limits (after authorization, which names the
+// caller, and inside the deadline a unary call waits in line within), validation, and for
+// streams the end of health watches on shutdown. Recovery sits inside logging and metrics so
+// that a panic is logged and counted like any other Internal; reasons sits outside all that
+// can fail, so every status leaves with an ErrorInfo.
 func (s *Server) interceptors(panics prometheus.Counter) ([]grpc.UnaryServerInterceptor, []grpc.StreamServerInterceptor) {
 	logger := logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
 		s.log.Log(ctx, slog.Level(lvl), msg, fields...)
@@ -54,12 +55,14 @@ func (s *Server) interceptors(panics prometheus.Counter) ([]grpc.UnaryServerInte
 		s.metrics.UnaryServerInterceptor(),
 		logging.UnaryServerInterceptor(logger, logOpts...),
 		s.reasonUnary,
+		malformedUnary,
 		recovery.UnaryServerInterceptor(recoverOpt),
 	}
 	stream := []grpc.StreamServerInterceptor{
 		s.metrics.StreamServerInterceptor(),
 		logging.StreamServerInterceptor(logger, logOpts...),
 		s.reasonStream,
+		malformedStream,
 		recovery.StreamServerInterceptor(recoverOpt),
 	}
 	if s.opts.DefaultTimeout > 0 {

@@ -211,6 +211,8 @@ func New(opts Options) (*Server, error) {
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
 		grpc.MaxRecvMsgSize(maxRecvMsgSize),
+		// A request that is not protobuf answers MALFORMED_REQUEST, not INTERNAL (malformed.go).
+		grpc.ForceServerCodecV2(newDecodeCodec()),
 		// Calls run on long-lived workers whose stacks have grown already: a goroutine per
 		// call starts small and spent a seventh of the CPU growing its stack through the
 		// handler, pgx and the interceptors (profile of GetStock at 32 clients).
