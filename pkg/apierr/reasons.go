@@ -147,6 +147,13 @@ const (
 	// TooManyRequests: the caller has as many calls running, and waiting behind them, as it
 	// may (metadata "caller", "running_limit", "queue_limit"). Retry later.
 	TooManyRequests Reason = "TOO_MANY_REQUESTS"
+	// GatewayBusy: the gateway has as many API requests in flight as it takes (metadata
+	// "limit"); it refuses more rather than grow without bound. Retry later.
+	GatewayBusy Reason = "GATEWAY_BUSY"
+	// ShuttingDown: the gateway is shutting down and ended this request, still running at
+	// the end of its drain: a stream's last line, or a call's answer. Retry: other replicas
+	// serve.
+	ShuttingDown Reason = "SHUTTING_DOWN"
 )
 
 // Reasons named after their code. The first three are sent on purpose: a caller's cancel or
@@ -254,6 +261,8 @@ var reasons = map[Reason]reason{
 	StreamIdle:          {code: codes.Aborted, retry: limitRetry},
 	TooManyStreams:      {code: codes.ResourceExhausted, retry: limitRetry},
 	TooManyRequests:     {code: codes.ResourceExhausted, retry: limitRetry},
+	GatewayBusy:         {code: codes.ResourceExhausted, retry: limitRetry},
+	ShuttingDown:        {code: codes.Unavailable, retry: outageRetry},
 
 	Cancelled:          {code: codes.Canceled},
 	DeadlineExceeded:   {code: codes.DeadlineExceeded},

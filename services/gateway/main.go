@@ -39,6 +39,10 @@ const (
 	metricsShutdown   = 5 * time.Second
 )
 
+// endGrace is the part of a drain of d kept for requests ended at its end to send their
+// last answer: a quarter, at most 2 s.
+func endGrace(d time.Duration) time.Duration { return min(d/4, 2*time.Second) }
+
 func main() {
 	logGRPCErrors()
 	app.Main("gateway", run)
@@ -119,6 +123,7 @@ func run(ctx context.Context, log *slog.Logger, env envconfig.Lookuper) error {
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          errLog,
+		BaseContext:       gw.BaseContext, // so that shutdown can end what outlives the drain
 	}
 	metricsMux := http.NewServeMux()
 	metricsMux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
@@ -157,17 +162,26 @@ func run(ctx context.Context, log *slog.Logger, env envconfig.Lookuper) error {
 }
 
 // shutdown reports NOT_SERVING on /health and /healthz, so balancers stop sending, drains
-// in-flight requests for up to drain (streams included), closes what is left, then stops the
-// metrics listener, which stays scrapable during the drain.
+// in-flight requests for up to drain (streams included), then ends the ones still running
+// (gateway.EndRequests: a stream's last line says SHUTTING_DOWN, so its client can tell it
+// from a complete one) and gives their answers the last part of drain to go out before it
+// closes what is left; then it stops the metrics listener, which stays scrapable meanwhile.
 func shutdown(log *slog.Logger, gw *gateway.Gateway, srv, metrics *http.Server, drain time.Duration) {
 	gw.Drain()
 	log.Info("draining", "timeout", drain)
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), drain)
+	grace := endGrace(drain)
+	ctx, cancel := context.WithTimeout(context.Background(), drain-grace)
 	defer cancel()
 	if err := srv.Shutdown(ctx); err != nil {
-		log.Warn("drain timed out, closing open requests", "timeout", drain, "err", err)
-		srv.Close()
+		log.Warn("drain timed out, ending open requests", "waited", drain-grace, "grace", grace)
+		gw.EndRequests()
+		gctx, gcancel := context.WithTimeout(context.Background(), grace)
+		defer gcancel()
+		if err := srv.Shutdown(gctx); err != nil { // waits for the answers just ended
+			log.Warn("closing connections whose answers did not go out", "grace", grace, "err", err)
+			srv.Close()
+		}
 	} else {
 		log.Info("drained", "duration", time.Since(start))
 	}

@@ -65,6 +65,7 @@ func TestGateway(t *testing.T) {
 		{"status_page", testStatusPage},
 		{"metrics", testMetrics},
 		{"profiles", testProfiles},
+		{"drain_ends_streams", testDrainEndsStreams},
 		{"tls", testTLS},
 		{"browser_status_page", testBrowserStatusPage},
 	}

@@ -26,6 +26,9 @@ func (g *Gateway) handleError(_ context.Context, _ *runtime.ServeMux, _ runtime.
 		g.writeStatus(w, tooLarge(g.opts.MaxRequestBytes), http.StatusRequestEntityTooLarge)
 		return
 	}
+	if st, ok := shuttingDown(r.Context()); ok { // EndRequests cancelled the call
+		err = st.Err()
+	}
 	httpStatus := 0
 	var hse *runtime.HTTPStatusError // a malformed path, from the router
 	if errors.As(err, &hse) {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"sync/atomic"
 	"time"
@@ -16,6 +17,9 @@ import (
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/status"
+
+	"github.com/pgfleet/pgfleet/pkg/apierr"
 )
 
 // Upstream is one service behind the gateway.
@@ -58,6 +62,11 @@ type Gateway struct {
 	mux      *runtime.ServeMux
 	handler  http.Handler
 	draining atomic.Bool
+
+	// base is every request's context (BaseContext); endRequests cancels it, with cause
+	// errShuttingDown, at the end of the drain.
+	base        context.Context
+	endRequests context.CancelCauseFunc
 }
 
 // New builds the gateway. ctx bounds nothing but the route registration.
@@ -69,6 +78,7 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 		return nil, errors.New("gateway: MaxRequestBytes and HealthTimeout must be positive")
 	}
 	g := &Gateway{opts: opts, log: opts.Log}
+	g.base, g.endRequests = context.WithCancelCause(context.Background())
 	if g.log == nil {
 		g.log = slog.Default()
 	}
@@ -126,6 +136,31 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.handler.
 
 // Drain marks the gateway as shutting down: /health and /healthz answer 503 from now on.
 func (g *Gateway) Drain() { g.draining.Store(true) }
+
+// errShuttingDown is why EndRequests ended a request.
+var errShuttingDown = errors.New("the gateway is shutting down")
+
+// BaseContext is for http.Server.BaseContext: every request's context derives from it, so
+// that EndRequests can end them.
+func (g *Gateway) BaseContext(net.Listener) context.Context { return g.base }
+
+// EndRequests ends every request still running, once the drain has waited for them long
+// enough: their calls to the services are cancelled, and each answers UNAVAILABLE with reason
+// SHUTTING_DOWN and a RetryInfo, a stream as its last line ({"error": ...}) after the results
+// it sent, so that a client can tell a cut export from a complete one, which has no such line.
+// The server must then keep the connections open a little longer (main.go's grace) for
+// these answers to go out.
+func (g *Gateway) EndRequests() { g.endRequests(errShuttingDown) }
+
+// shuttingDown reports whether ctx, a request's or derived from one, was ended by
+// EndRequests, and the status to answer with then.
+func shuttingDown(ctx context.Context) (*status.Status, bool) {
+	if !errors.Is(context.Cause(ctx), errShuttingDown) {
+		return nil, false
+	}
+	return apierr.New(apierr.ShuttingDown, "the gateway is shutting down and ended this request, "+
+		"still running at the end of its drain; retry: other replicas serve", nil).GRPCStatus(), true
+}
 
 // ServeLiveness answers /healthz on the metrics listener: 200 while the gateway serves, 503
 // once it drains. It does not ask the upstreams (that is /health), so a service outage never

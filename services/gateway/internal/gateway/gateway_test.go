@@ -13,10 +13,13 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/pgfleet/pgfleet/pkg/apierr"
 )
 
 // newTestGateway returns a gateway whose only upstream route, POST /v1/echo, decodes its
@@ -157,5 +160,36 @@ func TestGateway_drain(t *testing.T) {
 			t.Errorf("/healthz = %d, want %d", rec.Code, want)
 		}
 		g.Drain()
+	}
+}
+
+// TestGateway_endRequests: once EndRequests has ended the requests still running at the end
+// of the drain, a call cut by it answers 503 SHUTTING_DOWN, and a stream's last line says
+// the same, instead of the cancellation the call to the service saw.
+func TestGateway_endRequests(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t)
+	r := httptest.NewRequest(http.MethodGet, "/v1/stocks/AAPL/prices:stream", nil).WithContext(g.BaseContext(nil))
+	cancelled := status.Error(codes.Canceled, "context canceled")
+
+	// Before: a cancelled call is what it is.
+	if st := g.handleStreamError(r.Context(), cancelled); st.Code() != codes.Canceled {
+		t.Errorf("stream error before EndRequests = %v, want CANCELLED", st.Code())
+	}
+	g.EndRequests()
+	rec := httptest.NewRecorder()
+	g.handleError(r.Context(), g.mux, marshaler, rec, r, cancelled)
+	var body errorJSON
+	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || rec.Code != http.StatusServiceUnavailable || body.Code != codes.Unavailable {
+		t.Errorf("call cut by EndRequests = %d %s (%v), want 503 UNAVAILABLE", rec.Code, rec.Body, err)
+	}
+	st := g.handleStreamError(r.Context(), cancelled)
+	retry := false
+	for _, d := range st.Details() {
+		_, ok := d.(*errdetails.RetryInfo)
+		retry = retry || ok
+	}
+	if st.Code() != codes.Unavailable || apierr.ReasonOf(st.Err()) != apierr.ShuttingDown || !retry {
+		t.Errorf("stream cut by EndRequests ends with %v, want UNAVAILABLE SHUTTING_DOWN with RetryInfo", st.Proto())
 	}
 }

@@ -66,7 +66,12 @@ func trackStreams(next runtime.HandlerFunc) runtime.HandlerFunc {
 // stream. Before the first message it answers the request as handleError answers a
 // unary call; either way it returns the status for the {"error": ...} line, with exactly
 // one ErrorInfo like every error answer (a stream cut by gRPC itself has none of its own).
+// A stream EndRequests cut at shutdown ends with SHUTTING_DOWN, not with the cancellation
+// its call to the service saw.
 func (g *Gateway) handleStreamError(ctx context.Context, err error) *status.Status {
+	if st, ok := shuttingDown(ctx); ok {
+		err = st.Err()
+	}
 	if sw, ok := ctx.Value(streamWriterKey{}).(*streamWriter); ok && !sw.started && !sw.answered {
 		g.handleError(ctx, g.mux, marshaler, sw.ResponseWriter, sw.r, err)
 		sw.answered = true
