@@ -19,6 +19,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"iter"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -201,20 +202,33 @@ func parseStatements(lines []string, firstLine int) []statement {
 
 // splitComment cuts a trailing `# comment` that is outside quotes.
 func splitComment(s string) (cmd, comment string) {
-	var quote rune
-	for i, r := range s {
-		switch {
-		case quote != 0:
-			if r == quote {
-				quote = 0
-			}
-		case r == '\'' || r == '"':
-			quote = r
-		case r == '#' && (i == 0 || s[i-1] == ' ' || s[i-1] == '\t'):
+	for i, r := range unquoted(s) {
+		if r == '#' && (i == 0 || s[i-1] == ' ' || s[i-1] == '\t') {
 			return strings.TrimSpace(s[:i]), strings.TrimSpace(s[i+1:])
 		}
 	}
 	return strings.TrimSpace(s), ""
+}
+
+// unquoted yields the runes of s, with their byte offsets, that stand outside shell quotes.
+func unquoted(s string) iter.Seq2[int, rune] {
+	return func(yield func(int, rune) bool) {
+		var quote rune
+		for i, r := range s {
+			switch {
+			case quote != 0:
+				if r == quote {
+					quote = 0
+				}
+			case r == '\'' || r == '"':
+				quote = r
+			default:
+				if !yield(i, r) {
+					return
+				}
+			}
+		}
+	}
 }
 
 // runnable are the commands an example may start with; assignments are runnable too.
@@ -280,16 +294,9 @@ func isPlainAssignment(s string) bool {
 	if loc == nil {
 		return false
 	}
-	rest := s[loc[1]:]
-	depth, quote := 0, rune(0)
-	for _, r := range rest {
+	depth := 0
+	for _, r := range unquoted(s[loc[1]:]) {
 		switch {
-		case quote != 0:
-			if r == quote {
-				quote = 0
-			}
-		case r == '\'' || r == '"':
-			quote = r
 		case r == '(':
 			depth++
 		case r == ')':
