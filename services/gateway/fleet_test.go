@@ -71,9 +71,9 @@ func startGateway(tb testing.TB, f *fleet, env map[string]string) *testGateway {
 		"STOCK_ADDR":           f.stock.Addr,
 		"PORTFOLIO_ADDR":       f.portfolio.Addr,
 		"INTERVIEW_ADDR":       f.interview.Addr,
-		"STOCK_TIMEOUT":        "10s", // a race-detector build on a busy machine is slow
-		"PORTFOLIO_TIMEOUT":    "10s",
-		"INTERVIEW_TIMEOUT":    "10s",
+		"STOCK_TIMEOUT":        "30s", // a race-detector build on a busy machine is slow
+		"PORTFOLIO_TIMEOUT":    "30s",
+		"INTERVIEW_TIMEOUT":    "30s",
 		"HEALTH_TIMEOUT":       "5s",
 		"CORS_ALLOWED_ORIGINS": allowedOrigin,
 		"DRAIN_TIMEOUT":        "2s",
