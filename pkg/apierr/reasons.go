@@ -116,6 +116,16 @@ const (
 	// latest stored one (metadata "symbol", "time", "latest_time"); send the stream without
 	// append_only to update stored bars.
 	AppendOutOfOrder Reason = "APPEND_OUT_OF_ORDER"
+	// CurrencyMismatch: a trade of a stock priced in another currency than the portfolio's
+	// (metadata "symbol", "stock_currency", "portfolio_currency").
+	CurrencyMismatch Reason = "CURRENCY_MISMATCH"
+	// PriceTooOld: the stock's latest price is older than the portfolio service's
+	// MAX_PRICE_AGE, so no trade executes at it (metadata "symbol", "price_time",
+	// "max_price_age").
+	PriceTooOld Reason = "PRICE_TOO_OLD"
+	// StockDelisted: a buy of a stock deleted from the stock service; positions in it can
+	// still be sold, at its final price (metadata "symbol", "delist_time").
+	StockDelisted Reason = "STOCK_DELISTED"
 	// StaleEtag: the resource changed since the etag was read; read it again, then retry with
 	// the new etag (metadata "question_id"). AIP-154.
 	StaleEtag Reason = "STALE_ETAG"
@@ -252,6 +262,9 @@ var reasons = map[Reason]reason{
 	QuestionInUse:      {code: codes.FailedPrecondition},
 	StockDeleted:       {code: codes.FailedPrecondition},
 	AppendOutOfOrder:   {code: codes.FailedPrecondition},
+	CurrencyMismatch:   {code: codes.FailedPrecondition},
+	PriceTooOld:        {code: codes.FailedPrecondition},
+	StockDelisted:      {code: codes.FailedPrecondition},
 	StaleEtag:          {code: codes.Aborted},
 
 	DatabaseUnavailable: {code: codes.Unavailable, retry: outageRetry},

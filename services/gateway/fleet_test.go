@@ -47,7 +47,8 @@ type fleet struct {
 func startFleet(tb testing.TB, binDir string) *fleet {
 	tb.Helper()
 	f := &fleet{stock: startService(tb, binDir, "stock")}
-	f.portfolio = startService(tb, binDir, "portfolio", "STOCK_ADDR="+f.stock.Addr, "STOCK_TIMEOUT=10s")
+	// MAX_PRICE_AGE=0: the fixtures' prices are from 2018, and trades must execute at them.
+	f.portfolio = startService(tb, binDir, "portfolio", "STOCK_ADDR="+f.stock.Addr, "STOCK_TIMEOUT=10s", "MAX_PRICE_AGE=0")
 	f.interview = startService(tb, binDir, "interview")
 	return f
 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"time"
+
 	"github.com/pgfleet/pgfleet/pkg/app"
 	"github.com/pgfleet/pgfleet/pkg/client"
 )
@@ -11,4 +13,7 @@ type config struct {
 	Stock       client.Config `env:", prefix=STOCK_"` // STOCK_ADDR, STOCK_TIMEOUT, STOCK_BREAKER_*
 	GRPCAddr    string        `env:"GRPC_ADDR, default=:50052"`
 	MetricsAddr string        `env:"METRICS_ADDR, default=:9102"`
+	// MaxPriceAge: the oldest latest price a trade executes at; 0 takes any. Five days let
+	// daily bars (timed at the start of their day) trade over a long weekend.
+	MaxPriceAge time.Duration `env:"MAX_PRICE_AGE, default=120h"`
 }

@@ -312,7 +312,7 @@ func (x *Portfolio) GetUpdateTime() *timestamppb.Timestamp {
 	return nil
 }
 
-// Position is the holding of one stock, valued at its latest price.
+// Position is the holding of one stock, valued at its latest price in the stock's currency.
 type Position struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Ticker symbol.
@@ -329,6 +329,13 @@ type Position struct {
 	MarketValue string `protobuf:"bytes,6,opt,name=market_value,json=marketValue,proto3" json:"market_value,omitempty"`
 	// market_value minus the cost of the shares held; empty without a price.
 	UnrealizedPnl string `protobuf:"bytes,7,opt,name=unrealized_pnl,json=unrealizedPnl,proto3" json:"unrealized_pnl,omitempty"`
+	// ISO 4217 currency of last_price and market_value: the stock's; empty without a price.
+	// Trades are refused across currencies, so it is the portfolio's, except for positions
+	// bought across currencies before that rule.
+	Currency string `protobuf:"bytes,8,opt,name=currency,proto3" json:"currency,omitempty"`
+	// Set when the stock was delisted (deleted from the stock service): last_price is its final
+	// price; the position can be sold at it, not added to.
+	DelistTime    *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=delist_time,json=delistTime,proto3" json:"delist_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -412,6 +419,75 @@ func (x *Position) GetUnrealizedPnl() string {
 	return ""
 }
 
+func (x *Position) GetCurrency() string {
+	if x != nil {
+		return x.Currency
+	}
+	return ""
+}
+
+func (x *Position) GetDelistTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DelistTime
+	}
+	return nil
+}
+
+// CurrencyValue is the market value of a portfolio's positions priced in one currency.
+type CurrencyValue struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// ISO 4217 currency code.
+	Currency string `protobuf:"bytes,1,opt,name=currency,proto3" json:"currency,omitempty"`
+	// Sum of the market values of the positions priced in currency.
+	PositionsValue string `protobuf:"bytes,2,opt,name=positions_value,json=positionsValue,proto3" json:"positions_value,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *CurrencyValue) Reset() {
+	*x = CurrencyValue{}
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CurrencyValue) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CurrencyValue) ProtoMessage() {}
+
+func (x *CurrencyValue) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CurrencyValue.ProtoReflect.Descriptor instead.
+func (*CurrencyValue) Descriptor() ([]byte, []int) {
+	return file_pgfleet_portfolio_v1_portfolio_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *CurrencyValue) GetCurrency() string {
+	if x != nil {
+		return x.Currency
+	}
+	return ""
+}
+
+func (x *CurrencyValue) GetPositionsValue() string {
+	if x != nil {
+		return x.PositionsValue
+	}
+	return ""
+}
+
 // Trade is one executed buy or sell.
 type Trade struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -432,14 +508,17 @@ type Trade struct {
 	// The client's idempotency key.
 	RequestId string `protobuf:"bytes,8,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// When the trade executed.
-	ExecuteTime   *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=execute_time,json=executeTime,proto3" json:"execute_time,omitempty"`
+	ExecuteTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=execute_time,json=executeTime,proto3" json:"execute_time,omitempty"`
+	// Time of the price bar the trade executed at (its start, as the stock service stores it);
+	// unset for trades recorded before it was kept.
+	PriceTime     *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=price_time,json=priceTime,proto3" json:"price_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Trade) Reset() {
 	*x = Trade{}
-	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[3]
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -451,7 +530,7 @@ func (x *Trade) String() string {
 func (*Trade) ProtoMessage() {}
 
 func (x *Trade) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[3]
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -464,7 +543,7 @@ func (x *Trade) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Trade.ProtoReflect.Descriptor instead.
 func (*Trade) Descriptor() ([]byte, []int) {
-	return file_pgfleet_portfolio_v1_portfolio_proto_rawDescGZIP(), []int{3}
+	return file_pgfleet_portfolio_v1_portfolio_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Trade) GetId() int64 {
@@ -530,6 +609,13 @@ func (x *Trade) GetExecuteTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Trade) GetPriceTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PriceTime
+	}
+	return nil
+}
+
 // CashMovement is one entry of a portfolio's cash ledger; cash is the sum of its amounts.
 type CashMovement struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -553,7 +639,7 @@ type CashMovement struct {
 
 func (x *CashMovement) Reset() {
 	*x = CashMovement{}
-	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[4]
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -565,7 +651,7 @@ func (x *CashMovement) String() string {
 func (*CashMovement) ProtoMessage() {}
 
 func (x *CashMovement) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[4]
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -578,7 +664,7 @@ func (x *CashMovement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CashMovement.ProtoReflect.Descriptor instead.
 func (*CashMovement) Descriptor() ([]byte, []int) {
-	return file_pgfleet_portfolio_v1_portfolio_proto_rawDescGZIP(), []int{4}
+	return file_pgfleet_portfolio_v1_portfolio_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *CashMovement) GetId() int64 {
@@ -644,7 +730,7 @@ type CreateUserRequest struct {
 
 func (x *CreateUserRequest) Reset() {
 	*x = CreateUserRequest{}
-	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[5]
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -656,7 +742,7 @@ func (x *CreateUserRequest) String() string {
 func (*CreateUserRequest) ProtoMessage() {}
 
 func (x *CreateUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[5]
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -669,7 +755,7 @@ func (x *CreateUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateUserRequest.ProtoReflect.Descriptor instead.
 func (*CreateUserRequest) Descriptor() ([]byte, []int) {
-	return file_pgfleet_portfolio_v1_portfolio_proto_rawDescGZIP(), []int{5}
+	return file_pgfleet_portfolio_v1_portfolio_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *CreateUserRequest) GetEmail() string {
@@ -697,7 +783,7 @@ type CreateUserResponse struct {
 
 func (x *CreateUserResponse) Reset() {
 	*x = CreateUserResponse{}
-	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[6]
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -709,7 +795,7 @@ func (x *CreateUserResponse) String() string {
 func (*CreateUserResponse) ProtoMessage() {}
 
 func (x *CreateUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[6]
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -722,7 +808,7 @@ func (x *CreateUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateUserResponse.ProtoReflect.Descriptor instead.
 func (*CreateUserResponse) Descriptor() ([]byte, []int) {
-	return file_pgfleet_portfolio_v1_portfolio_proto_rawDescGZIP(), []int{6}
+	return file_pgfleet_portfolio_v1_portfolio_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *CreateUserResponse) GetUser() *User {
@@ -743,7 +829,7 @@ type GetUserRequest struct {
 
 func (x *GetUserRequest) Reset() {
 	*x = GetUserRequest{}
-	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[7]
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -755,7 +841,7 @@ func (x *GetUserRequest) String() string {
 func (*GetUserRequest) ProtoMessage() {}
 
 func (x *GetUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[7]
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -768,7 +854,7 @@ func (x *GetUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUserRequest.ProtoReflect.Descriptor instead.
 func (*GetUserRequest) Descriptor() ([]byte, []int) {
-	return file_pgfleet_portfolio_v1_portfolio_proto_rawDescGZIP(), []int{7}
+	return file_pgfleet_portfolio_v1_portfolio_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetUserRequest) GetUserId() int64 {
@@ -789,7 +875,7 @@ type GetUserResponse struct {
 
 func (x *GetUserResponse) Reset() {
 	*x = GetUserResponse{}
-	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[8]
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -801,7 +887,7 @@ func (x *GetUserResponse) String() string {
 func (*GetUserResponse) ProtoMessage() {}
 
 func (x *GetUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[8]
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -814,7 +900,7 @@ func (x *GetUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUserResponse.ProtoReflect.Descriptor instead.
 func (*GetUserResponse) Descriptor() ([]byte, []int) {
-	return file_pgfleet_portfolio_v1_portfolio_proto_rawDescGZIP(), []int{8}
+	return file_pgfleet_portfolio_v1_portfolio_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetUserResponse) GetUser() *User {
@@ -844,7 +930,7 @@ type CreatePortfolioRequest struct {
 
 func (x *CreatePortfolioRequest) Reset() {
 	*x = CreatePortfolioRequest{}
-	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[9]
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -856,7 +942,7 @@ func (x *CreatePortfolioRequest) String() string {
 func (*CreatePortfolioRequest) ProtoMessage() {}
 
 func (x *CreatePortfolioRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[9]
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -869,7 +955,7 @@ func (x *CreatePortfolioRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePortfolioRequest.ProtoReflect.Descriptor instead.
 func (*CreatePortfolioRequest) Descriptor() ([]byte, []int) {
-	return file_pgfleet_portfolio_v1_portfolio_proto_rawDescGZIP(), []int{9}
+	return file_pgfleet_portfolio_v1_portfolio_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CreatePortfolioRequest) GetUserId() int64 {
@@ -911,7 +997,7 @@ type CreatePortfolioResponse struct {
 
 func (x *CreatePortfolioResponse) Reset() {
 	*x = CreatePortfolioResponse{}
-	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[10]
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -923,7 +1009,7 @@ func (x *CreatePortfolioResponse) String() string {
 func (*CreatePortfolioResponse) ProtoMessage() {}
 
 func (x *CreatePortfolioResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[10]
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -936,7 +1022,7 @@ func (x *CreatePortfolioResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePortfolioResponse.ProtoReflect.Descriptor instead.
 func (*CreatePortfolioResponse) Descriptor() ([]byte, []int) {
-	return file_pgfleet_portfolio_v1_portfolio_proto_rawDescGZIP(), []int{10}
+	return file_pgfleet_portfolio_v1_portfolio_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CreatePortfolioResponse) GetPortfolio() *Portfolio {
@@ -957,7 +1043,7 @@ type GetPortfolioRequest struct {
 
 func (x *GetPortfolioRequest) Reset() {
 	*x = GetPortfolioRequest{}
-	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[11]
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -969,7 +1055,7 @@ func (x *GetPortfolioRequest) String() string {
 func (*GetPortfolioRequest) ProtoMessage() {}
 
 func (x *GetPortfolioRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[11]
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -982,7 +1068,7 @@ func (x *GetPortfolioRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPortfolioRequest.ProtoReflect.Descriptor instead.
 func (*GetPortfolioRequest) Descriptor() ([]byte, []int) {
-	return file_pgfleet_portfolio_v1_portfolio_proto_rawDescGZIP(), []int{11}
+	return file_pgfleet_portfolio_v1_portfolio_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetPortfolioRequest) GetPortfolioId() int64 {
@@ -992,24 +1078,30 @@ func (x *GetPortfolioRequest) GetPortfolioId() int64 {
 	return 0
 }
 
-// GetPortfolioResponse is a portfolio valued at the latest prices.
+// GetPortfolioResponse is a portfolio valued at the latest prices. Amounts of different
+// currencies are never added: positions_value and total_value are in the portfolio's
+// currency and are set only when every position has a price in it.
 type GetPortfolioResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The portfolio.
 	Portfolio *Portfolio `protobuf:"bytes,1,opt,name=portfolio,proto3" json:"portfolio,omitempty"`
 	// Its positions, by symbol.
 	Positions []*Position `protobuf:"bytes,2,rep,name=positions,proto3" json:"positions,omitempty"`
-	// Sum of the positions' market values; empty if a price is missing.
+	// Sum of the positions' market values, in the portfolio's currency; empty if a price is
+	// missing or a position is priced in another currency.
 	PositionsValue string `protobuf:"bytes,3,opt,name=positions_value,json=positionsValue,proto3" json:"positions_value,omitempty"`
-	// cash + positions_value; empty if a price is missing.
-	TotalValue    string `protobuf:"bytes,4,opt,name=total_value,json=totalValue,proto3" json:"total_value,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// cash + positions_value; empty whenever positions_value is.
+	TotalValue string `protobuf:"bytes,4,opt,name=total_value,json=totalValue,proto3" json:"total_value,omitempty"`
+	// The positions' market values summed per currency, by currency code; empty if a price is
+	// missing.
+	PositionsValues []*CurrencyValue `protobuf:"bytes,5,rep,name=positions_values,json=positionsValues,proto3" json:"positions_values,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *GetPortfolioResponse) Reset() {
 	*x = GetPortfolioResponse{}
-	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[12]
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1021,7 +1113,7 @@ func (x *GetPortfolioResponse) String() string {
 func (*GetPortfolioResponse) ProtoMessage() {}
 
 func (x *GetPortfolioResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[12]
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1034,7 +1126,7 @@ func (x *GetPortfolioResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPortfolioResponse.ProtoReflect.Descriptor instead.
 func (*GetPortfolioResponse) Descriptor() ([]byte, []int) {
-	return file_pgfleet_portfolio_v1_portfolio_proto_rawDescGZIP(), []int{12}
+	return file_pgfleet_portfolio_v1_portfolio_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetPortfolioResponse) GetPortfolio() *Portfolio {
@@ -1065,6 +1157,13 @@ func (x *GetPortfolioResponse) GetTotalValue() string {
 	return ""
 }
 
+func (x *GetPortfolioResponse) GetPositionsValues() []*CurrencyValue {
+	if x != nil {
+		return x.PositionsValues
+	}
+	return nil
+}
+
 // ListPortfoliosRequest selects a page of portfolios.
 type ListPortfoliosRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1082,7 +1181,7 @@ type ListPortfoliosRequest struct {
 
 func (x *ListPortfoliosRequest) Reset() {
 	*x = ListPortfoliosRequest{}
-	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[13]
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1094,7 +1193,7 @@ func (x *ListPortfoliosRequest) String() string {
 func (*ListPortfoliosRequest) ProtoMessage() {}
 
 func (x *ListPortfoliosRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[13]
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1107,7 +1206,7 @@ func (x *ListPortfoliosRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPortfoliosRequest.ProtoReflect.Descriptor instead.
 func (*ListPortfoliosRequest) Descriptor() ([]byte, []int) {
-	return file_pgfleet_portfolio_v1_portfolio_proto_rawDescGZIP(), []int{13}
+	return file_pgfleet_portfolio_v1_portfolio_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListPortfoliosRequest) GetFilter() string {
@@ -1151,7 +1250,7 @@ type ListPortfoliosResponse struct {
 
 func (x *ListPortfoliosResponse) Reset() {
 	*x = ListPortfoliosResponse{}
-	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[14]
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1163,7 +1262,7 @@ func (x *ListPortfoliosResponse) String() string {
 func (*ListPortfoliosResponse) ProtoMessage() {}
 
 func (x *ListPortfoliosResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[14]
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1176,7 +1275,7 @@ func (x *ListPortfoliosResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPortfoliosResponse.ProtoReflect.Descriptor instead.
 func (*ListPortfoliosResponse) Descriptor() ([]byte, []int) {
-	return file_pgfleet_portfolio_v1_portfolio_proto_rawDescGZIP(), []int{14}
+	return file_pgfleet_portfolio_v1_portfolio_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListPortfoliosResponse) GetPortfolios() []*Portfolio {
@@ -1208,7 +1307,7 @@ type DepositRequest struct {
 
 func (x *DepositRequest) Reset() {
 	*x = DepositRequest{}
-	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[15]
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1220,7 +1319,7 @@ func (x *DepositRequest) String() string {
 func (*DepositRequest) ProtoMessage() {}
 
 func (x *DepositRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[15]
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1233,7 +1332,7 @@ func (x *DepositRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DepositRequest.ProtoReflect.Descriptor instead.
 func (*DepositRequest) Descriptor() ([]byte, []int) {
-	return file_pgfleet_portfolio_v1_portfolio_proto_rawDescGZIP(), []int{15}
+	return file_pgfleet_portfolio_v1_portfolio_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DepositRequest) GetPortfolioId() int64 {
@@ -1270,7 +1369,7 @@ type DepositResponse struct {
 
 func (x *DepositResponse) Reset() {
 	*x = DepositResponse{}
-	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[16]
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1282,7 +1381,7 @@ func (x *DepositResponse) String() string {
 func (*DepositResponse) ProtoMessage() {}
 
 func (x *DepositResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[16]
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1295,7 +1394,7 @@ func (x *DepositResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DepositResponse.ProtoReflect.Descriptor instead.
 func (*DepositResponse) Descriptor() ([]byte, []int) {
-	return file_pgfleet_portfolio_v1_portfolio_proto_rawDescGZIP(), []int{16}
+	return file_pgfleet_portfolio_v1_portfolio_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *DepositResponse) GetPortfolio() *Portfolio {
@@ -1327,7 +1426,7 @@ type WithdrawRequest struct {
 
 func (x *WithdrawRequest) Reset() {
 	*x = WithdrawRequest{}
-	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[17]
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1339,7 +1438,7 @@ func (x *WithdrawRequest) String() string {
 func (*WithdrawRequest) ProtoMessage() {}
 
 func (x *WithdrawRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[17]
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1352,7 +1451,7 @@ func (x *WithdrawRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WithdrawRequest.ProtoReflect.Descriptor instead.
 func (*WithdrawRequest) Descriptor() ([]byte, []int) {
-	return file_pgfleet_portfolio_v1_portfolio_proto_rawDescGZIP(), []int{17}
+	return file_pgfleet_portfolio_v1_portfolio_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *WithdrawRequest) GetPortfolioId() int64 {
@@ -1389,7 +1488,7 @@ type WithdrawResponse struct {
 
 func (x *WithdrawResponse) Reset() {
 	*x = WithdrawResponse{}
-	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[18]
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1401,7 +1500,7 @@ func (x *WithdrawResponse) String() string {
 func (*WithdrawResponse) ProtoMessage() {}
 
 func (x *WithdrawResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[18]
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1414,7 +1513,7 @@ func (x *WithdrawResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WithdrawResponse.ProtoReflect.Descriptor instead.
 func (*WithdrawResponse) Descriptor() ([]byte, []int) {
-	return file_pgfleet_portfolio_v1_portfolio_proto_rawDescGZIP(), []int{18}
+	return file_pgfleet_portfolio_v1_portfolio_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *WithdrawResponse) GetPortfolio() *Portfolio {
@@ -1452,7 +1551,7 @@ type ExecuteTradeRequest struct {
 
 func (x *ExecuteTradeRequest) Reset() {
 	*x = ExecuteTradeRequest{}
-	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[19]
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1464,7 +1563,7 @@ func (x *ExecuteTradeRequest) String() string {
 func (*ExecuteTradeRequest) ProtoMessage() {}
 
 func (x *ExecuteTradeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[19]
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1477,7 +1576,7 @@ func (x *ExecuteTradeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecuteTradeRequest.ProtoReflect.Descriptor instead.
 func (*ExecuteTradeRequest) Descriptor() ([]byte, []int) {
-	return file_pgfleet_portfolio_v1_portfolio_proto_rawDescGZIP(), []int{19}
+	return file_pgfleet_portfolio_v1_portfolio_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ExecuteTradeRequest) GetPortfolioId() int64 {
@@ -1535,7 +1634,7 @@ type ExecuteTradeResponse struct {
 
 func (x *ExecuteTradeResponse) Reset() {
 	*x = ExecuteTradeResponse{}
-	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[20]
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1547,7 +1646,7 @@ func (x *ExecuteTradeResponse) String() string {
 func (*ExecuteTradeResponse) ProtoMessage() {}
 
 func (x *ExecuteTradeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[20]
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1560,7 +1659,7 @@ func (x *ExecuteTradeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecuteTradeResponse.ProtoReflect.Descriptor instead.
 func (*ExecuteTradeResponse) Descriptor() ([]byte, []int) {
-	return file_pgfleet_portfolio_v1_portfolio_proto_rawDescGZIP(), []int{20}
+	return file_pgfleet_portfolio_v1_portfolio_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ExecuteTradeResponse) GetTrade() *Trade {
@@ -1596,7 +1695,7 @@ type ListTradesRequest struct {
 
 func (x *ListTradesRequest) Reset() {
 	*x = ListTradesRequest{}
-	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[21]
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1608,7 +1707,7 @@ func (x *ListTradesRequest) String() string {
 func (*ListTradesRequest) ProtoMessage() {}
 
 func (x *ListTradesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[21]
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1621,7 +1720,7 @@ func (x *ListTradesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTradesRequest.ProtoReflect.Descriptor instead.
 func (*ListTradesRequest) Descriptor() ([]byte, []int) {
-	return file_pgfleet_portfolio_v1_portfolio_proto_rawDescGZIP(), []int{21}
+	return file_pgfleet_portfolio_v1_portfolio_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListTradesRequest) GetPortfolioId() int64 {
@@ -1672,7 +1771,7 @@ type ListTradesResponse struct {
 
 func (x *ListTradesResponse) Reset() {
 	*x = ListTradesResponse{}
-	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[22]
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1684,7 +1783,7 @@ func (x *ListTradesResponse) String() string {
 func (*ListTradesResponse) ProtoMessage() {}
 
 func (x *ListTradesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[22]
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1697,7 +1796,7 @@ func (x *ListTradesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTradesResponse.ProtoReflect.Descriptor instead.
 func (*ListTradesResponse) Descriptor() ([]byte, []int) {
-	return file_pgfleet_portfolio_v1_portfolio_proto_rawDescGZIP(), []int{22}
+	return file_pgfleet_portfolio_v1_portfolio_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListTradesResponse) GetTrades() []*Trade {
@@ -1729,7 +1828,7 @@ type ListCashMovementsRequest struct {
 
 func (x *ListCashMovementsRequest) Reset() {
 	*x = ListCashMovementsRequest{}
-	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[23]
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1741,7 +1840,7 @@ func (x *ListCashMovementsRequest) String() string {
 func (*ListCashMovementsRequest) ProtoMessage() {}
 
 func (x *ListCashMovementsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[23]
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1754,7 +1853,7 @@ func (x *ListCashMovementsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCashMovementsRequest.ProtoReflect.Descriptor instead.
 func (*ListCashMovementsRequest) Descriptor() ([]byte, []int) {
-	return file_pgfleet_portfolio_v1_portfolio_proto_rawDescGZIP(), []int{23}
+	return file_pgfleet_portfolio_v1_portfolio_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListCashMovementsRequest) GetPortfolioId() int64 {
@@ -1791,7 +1890,7 @@ type ListCashMovementsResponse struct {
 
 func (x *ListCashMovementsResponse) Reset() {
 	*x = ListCashMovementsResponse{}
-	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[24]
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1803,7 +1902,7 @@ func (x *ListCashMovementsResponse) String() string {
 func (*ListCashMovementsResponse) ProtoMessage() {}
 
 func (x *ListCashMovementsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[24]
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1816,7 +1915,7 @@ func (x *ListCashMovementsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCashMovementsResponse.ProtoReflect.Descriptor instead.
 func (*ListCashMovementsResponse) Descriptor() ([]byte, []int) {
-	return file_pgfleet_portfolio_v1_portfolio_proto_rawDescGZIP(), []int{24}
+	return file_pgfleet_portfolio_v1_portfolio_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListCashMovementsResponse) GetMovements() []*CashMovement {
@@ -1853,7 +1952,7 @@ const file_pgfleet_portfolio_v1_portfolio_proto_rawDesc = "" +
 	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\n" +
 	"createTime\x12@\n" +
 	"\vupdate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\n" +
-	"updateTime\"\xa8\x02\n" +
+	"updateTime\"\x8b\x03\n" +
 	"\bPosition\x12\x1b\n" +
 	"\x06symbol\x18\x01 \x01(\tB\x03\xe0A\x03R\x06symbol\x12\x1f\n" +
 	"\bquantity\x18\x02 \x01(\tB\x03\xe0A\x03R\bquantity\x12&\n" +
@@ -1863,7 +1962,13 @@ const file_pgfleet_portfolio_v1_portfolio_proto_rawDesc = "" +
 	"\n" +
 	"price_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\tpriceTime\x12&\n" +
 	"\fmarket_value\x18\x06 \x01(\tB\x03\xe0A\x03R\vmarketValue\x12*\n" +
-	"\x0eunrealized_pnl\x18\a \x01(\tB\x03\xe0A\x03R\runrealizedPnl\"\xd7\x02\n" +
+	"\x0eunrealized_pnl\x18\a \x01(\tB\x03\xe0A\x03R\runrealizedPnl\x12\x1f\n" +
+	"\bcurrency\x18\b \x01(\tB\x03\xe0A\x03R\bcurrency\x12@\n" +
+	"\vdelist_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\n" +
+	"delistTime\"^\n" +
+	"\rCurrencyValue\x12\x1f\n" +
+	"\bcurrency\x18\x01 \x01(\tB\x03\xe0A\x03R\bcurrency\x12,\n" +
+	"\x0fpositions_value\x18\x02 \x01(\tB\x03\xe0A\x03R\x0epositionsValue\"\x97\x03\n" +
 	"\x05Trade\x12\x13\n" +
 	"\x02id\x18\x01 \x01(\x03B\x03\xe0A\x03R\x02id\x12&\n" +
 	"\fportfolio_id\x18\x02 \x01(\x03B\x03\xe0A\x03R\vportfolioId\x12\x1b\n" +
@@ -1874,7 +1979,10 @@ const file_pgfleet_portfolio_v1_portfolio_proto_rawDesc = "" +
 	"\x06amount\x18\a \x01(\tB\x03\xe0A\x03R\x06amount\x12\"\n" +
 	"\n" +
 	"request_id\x18\b \x01(\tB\x03\xe0A\x03R\trequestId\x12B\n" +
-	"\fexecute_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\vexecuteTime\"\xaf\x02\n" +
+	"\fexecute_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\vexecuteTime\x12>\n" +
+	"\n" +
+	"price_time\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\tpriceTime\"\xaf\x02\n" +
 	"\fCashMovement\x12\x13\n" +
 	"\x02id\x18\x01 \x01(\x03B\x03\xe0A\x03R\x02id\x12&\n" +
 	"\fportfolio_id\x18\x02 \x01(\x03B\x03\xe0A\x03R\vportfolioId\x12?\n" +
@@ -1903,13 +2011,14 @@ const file_pgfleet_portfolio_v1_portfolio_proto_rawDesc = "" +
 	"\x17CreatePortfolioResponse\x12=\n" +
 	"\tportfolio\x18\x01 \x01(\v2\x1f.pgfleet.portfolio.v1.PortfolioR\tportfolio\"=\n" +
 	"\x13GetPortfolioRequest\x12&\n" +
-	"\fportfolio_id\x18\x01 \x01(\x03B\x03\xe0A\x02R\vportfolioId\"\xdd\x01\n" +
+	"\fportfolio_id\x18\x01 \x01(\x03B\x03\xe0A\x02R\vportfolioId\"\xad\x02\n" +
 	"\x14GetPortfolioResponse\x12=\n" +
 	"\tportfolio\x18\x01 \x01(\v2\x1f.pgfleet.portfolio.v1.PortfolioR\tportfolio\x12<\n" +
 	"\tpositions\x18\x02 \x03(\v2\x1e.pgfleet.portfolio.v1.PositionR\tpositions\x12'\n" +
 	"\x0fpositions_value\x18\x03 \x01(\tR\x0epositionsValue\x12\x1f\n" +
 	"\vtotal_value\x18\x04 \x01(\tR\n" +
-	"totalValue\"\x86\x01\n" +
+	"totalValue\x12N\n" +
+	"\x10positions_values\x18\x05 \x03(\v2#.pgfleet.portfolio.v1.CurrencyValueR\x0fpositionsValues\"\x86\x01\n" +
 	"\x15ListPortfoliosRequest\x12\x16\n" +
 	"\x06filter\x18\x01 \x01(\tR\x06filter\x12\x19\n" +
 	"\border_by\x18\x02 \x01(\tR\aorderBy\x12\x1b\n" +
@@ -2004,85 +2113,89 @@ func file_pgfleet_portfolio_v1_portfolio_proto_rawDescGZIP() []byte {
 }
 
 var file_pgfleet_portfolio_v1_portfolio_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_pgfleet_portfolio_v1_portfolio_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_pgfleet_portfolio_v1_portfolio_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_pgfleet_portfolio_v1_portfolio_proto_goTypes = []any{
 	(Side)(0),                         // 0: pgfleet.portfolio.v1.Side
 	(CashMovementKind)(0),             // 1: pgfleet.portfolio.v1.CashMovementKind
 	(*User)(nil),                      // 2: pgfleet.portfolio.v1.User
 	(*Portfolio)(nil),                 // 3: pgfleet.portfolio.v1.Portfolio
 	(*Position)(nil),                  // 4: pgfleet.portfolio.v1.Position
-	(*Trade)(nil),                     // 5: pgfleet.portfolio.v1.Trade
-	(*CashMovement)(nil),              // 6: pgfleet.portfolio.v1.CashMovement
-	(*CreateUserRequest)(nil),         // 7: pgfleet.portfolio.v1.CreateUserRequest
-	(*CreateUserResponse)(nil),        // 8: pgfleet.portfolio.v1.CreateUserResponse
-	(*GetUserRequest)(nil),            // 9: pgfleet.portfolio.v1.GetUserRequest
-	(*GetUserResponse)(nil),           // 10: pgfleet.portfolio.v1.GetUserResponse
-	(*CreatePortfolioRequest)(nil),    // 11: pgfleet.portfolio.v1.CreatePortfolioRequest
-	(*CreatePortfolioResponse)(nil),   // 12: pgfleet.portfolio.v1.CreatePortfolioResponse
-	(*GetPortfolioRequest)(nil),       // 13: pgfleet.portfolio.v1.GetPortfolioRequest
-	(*GetPortfolioResponse)(nil),      // 14: pgfleet.portfolio.v1.GetPortfolioResponse
-	(*ListPortfoliosRequest)(nil),     // 15: pgfleet.portfolio.v1.ListPortfoliosRequest
-	(*ListPortfoliosResponse)(nil),    // 16: pgfleet.portfolio.v1.ListPortfoliosResponse
-	(*DepositRequest)(nil),            // 17: pgfleet.portfolio.v1.DepositRequest
-	(*DepositResponse)(nil),           // 18: pgfleet.portfolio.v1.DepositResponse
-	(*WithdrawRequest)(nil),           // 19: pgfleet.portfolio.v1.WithdrawRequest
-	(*WithdrawResponse)(nil),          // 20: pgfleet.portfolio.v1.WithdrawResponse
-	(*ExecuteTradeRequest)(nil),       // 21: pgfleet.portfolio.v1.ExecuteTradeRequest
-	(*ExecuteTradeResponse)(nil),      // 22: pgfleet.portfolio.v1.ExecuteTradeResponse
-	(*ListTradesRequest)(nil),         // 23: pgfleet.portfolio.v1.ListTradesRequest
-	(*ListTradesResponse)(nil),        // 24: pgfleet.portfolio.v1.ListTradesResponse
-	(*ListCashMovementsRequest)(nil),  // 25: pgfleet.portfolio.v1.ListCashMovementsRequest
-	(*ListCashMovementsResponse)(nil), // 26: pgfleet.portfolio.v1.ListCashMovementsResponse
-	(*timestamppb.Timestamp)(nil),     // 27: google.protobuf.Timestamp
+	(*CurrencyValue)(nil),             // 5: pgfleet.portfolio.v1.CurrencyValue
+	(*Trade)(nil),                     // 6: pgfleet.portfolio.v1.Trade
+	(*CashMovement)(nil),              // 7: pgfleet.portfolio.v1.CashMovement
+	(*CreateUserRequest)(nil),         // 8: pgfleet.portfolio.v1.CreateUserRequest
+	(*CreateUserResponse)(nil),        // 9: pgfleet.portfolio.v1.CreateUserResponse
+	(*GetUserRequest)(nil),            // 10: pgfleet.portfolio.v1.GetUserRequest
+	(*GetUserResponse)(nil),           // 11: pgfleet.portfolio.v1.GetUserResponse
+	(*CreatePortfolioRequest)(nil),    // 12: pgfleet.portfolio.v1.CreatePortfolioRequest
+	(*CreatePortfolioResponse)(nil),   // 13: pgfleet.portfolio.v1.CreatePortfolioResponse
+	(*GetPortfolioRequest)(nil),       // 14: pgfleet.portfolio.v1.GetPortfolioRequest
+	(*GetPortfolioResponse)(nil),      // 15: pgfleet.portfolio.v1.GetPortfolioResponse
+	(*ListPortfoliosRequest)(nil),     // 16: pgfleet.portfolio.v1.ListPortfoliosRequest
+	(*ListPortfoliosResponse)(nil),    // 17: pgfleet.portfolio.v1.ListPortfoliosResponse
+	(*DepositRequest)(nil),            // 18: pgfleet.portfolio.v1.DepositRequest
+	(*DepositResponse)(nil),           // 19: pgfleet.portfolio.v1.DepositResponse
+	(*WithdrawRequest)(nil),           // 20: pgfleet.portfolio.v1.WithdrawRequest
+	(*WithdrawResponse)(nil),          // 21: pgfleet.portfolio.v1.WithdrawResponse
+	(*ExecuteTradeRequest)(nil),       // 22: pgfleet.portfolio.v1.ExecuteTradeRequest
+	(*ExecuteTradeResponse)(nil),      // 23: pgfleet.portfolio.v1.ExecuteTradeResponse
+	(*ListTradesRequest)(nil),         // 24: pgfleet.portfolio.v1.ListTradesRequest
+	(*ListTradesResponse)(nil),        // 25: pgfleet.portfolio.v1.ListTradesResponse
+	(*ListCashMovementsRequest)(nil),  // 26: pgfleet.portfolio.v1.ListCashMovementsRequest
+	(*ListCashMovementsResponse)(nil), // 27: pgfleet.portfolio.v1.ListCashMovementsResponse
+	(*timestamppb.Timestamp)(nil),     // 28: google.protobuf.Timestamp
 }
 var file_pgfleet_portfolio_v1_portfolio_proto_depIdxs = []int32{
-	27, // 0: pgfleet.portfolio.v1.User.create_time:type_name -> google.protobuf.Timestamp
-	27, // 1: pgfleet.portfolio.v1.Portfolio.create_time:type_name -> google.protobuf.Timestamp
-	27, // 2: pgfleet.portfolio.v1.Portfolio.update_time:type_name -> google.protobuf.Timestamp
-	27, // 3: pgfleet.portfolio.v1.Position.price_time:type_name -> google.protobuf.Timestamp
-	0,  // 4: pgfleet.portfolio.v1.Trade.side:type_name -> pgfleet.portfolio.v1.Side
-	27, // 5: pgfleet.portfolio.v1.Trade.execute_time:type_name -> google.protobuf.Timestamp
-	1,  // 6: pgfleet.portfolio.v1.CashMovement.kind:type_name -> pgfleet.portfolio.v1.CashMovementKind
-	27, // 7: pgfleet.portfolio.v1.CashMovement.create_time:type_name -> google.protobuf.Timestamp
-	2,  // 8: pgfleet.portfolio.v1.CreateUserResponse.user:type_name -> pgfleet.portfolio.v1.User
-	2,  // 9: pgfleet.portfolio.v1.GetUserResponse.user:type_name -> pgfleet.portfolio.v1.User
-	3,  // 10: pgfleet.portfolio.v1.CreatePortfolioResponse.portfolio:type_name -> pgfleet.portfolio.v1.Portfolio
-	3,  // 11: pgfleet.portfolio.v1.GetPortfolioResponse.portfolio:type_name -> pgfleet.portfolio.v1.Portfolio
-	4,  // 12: pgfleet.portfolio.v1.GetPortfolioResponse.positions:type_name -> pgfleet.portfolio.v1.Position
-	3,  // 13: pgfleet.portfolio.v1.ListPortfoliosResponse.portfolios:type_name -> pgfleet.portfolio.v1.Portfolio
-	3,  // 14: pgfleet.portfolio.v1.DepositResponse.portfolio:type_name -> pgfleet.portfolio.v1.Portfolio
-	6,  // 15: pgfleet.portfolio.v1.DepositResponse.movement:type_name -> pgfleet.portfolio.v1.CashMovement
-	3,  // 16: pgfleet.portfolio.v1.WithdrawResponse.portfolio:type_name -> pgfleet.portfolio.v1.Portfolio
-	6,  // 17: pgfleet.portfolio.v1.WithdrawResponse.movement:type_name -> pgfleet.portfolio.v1.CashMovement
-	0,  // 18: pgfleet.portfolio.v1.ExecuteTradeRequest.side:type_name -> pgfleet.portfolio.v1.Side
-	5,  // 19: pgfleet.portfolio.v1.ExecuteTradeResponse.trade:type_name -> pgfleet.portfolio.v1.Trade
-	5,  // 20: pgfleet.portfolio.v1.ListTradesResponse.trades:type_name -> pgfleet.portfolio.v1.Trade
-	6,  // 21: pgfleet.portfolio.v1.ListCashMovementsResponse.movements:type_name -> pgfleet.portfolio.v1.CashMovement
-	7,  // 22: pgfleet.portfolio.v1.PortfolioService.CreateUser:input_type -> pgfleet.portfolio.v1.CreateUserRequest
-	9,  // 23: pgfleet.portfolio.v1.PortfolioService.GetUser:input_type -> pgfleet.portfolio.v1.GetUserRequest
-	11, // 24: pgfleet.portfolio.v1.PortfolioService.CreatePortfolio:input_type -> pgfleet.portfolio.v1.CreatePortfolioRequest
-	13, // 25: pgfleet.portfolio.v1.PortfolioService.GetPortfolio:input_type -> pgfleet.portfolio.v1.GetPortfolioRequest
-	15, // 26: pgfleet.portfolio.v1.PortfolioService.ListPortfolios:input_type -> pgfleet.portfolio.v1.ListPortfoliosRequest
-	17, // 27: pgfleet.portfolio.v1.PortfolioService.Deposit:input_type -> pgfleet.portfolio.v1.DepositRequest
-	19, // 28: pgfleet.portfolio.v1.PortfolioService.Withdraw:input_type -> pgfleet.portfolio.v1.WithdrawRequest
-	21, // 29: pgfleet.portfolio.v1.PortfolioService.ExecuteTrade:input_type -> pgfleet.portfolio.v1.ExecuteTradeRequest
-	23, // 30: pgfleet.portfolio.v1.PortfolioService.ListTrades:input_type -> pgfleet.portfolio.v1.ListTradesRequest
-	25, // 31: pgfleet.portfolio.v1.PortfolioService.ListCashMovements:input_type -> pgfleet.portfolio.v1.ListCashMovementsRequest
-	8,  // 32: pgfleet.portfolio.v1.PortfolioService.CreateUser:output_type -> pgfleet.portfolio.v1.CreateUserResponse
-	10, // 33: pgfleet.portfolio.v1.PortfolioService.GetUser:output_type -> pgfleet.portfolio.v1.GetUserResponse
-	12, // 34: pgfleet.portfolio.v1.PortfolioService.CreatePortfolio:output_type -> pgfleet.portfolio.v1.CreatePortfolioResponse
-	14, // 35: pgfleet.portfolio.v1.PortfolioService.GetPortfolio:output_type -> pgfleet.portfolio.v1.GetPortfolioResponse
-	16, // 36: pgfleet.portfolio.v1.PortfolioService.ListPortfolios:output_type -> pgfleet.portfolio.v1.ListPortfoliosResponse
-	18, // 37: pgfleet.portfolio.v1.PortfolioService.Deposit:output_type -> pgfleet.portfolio.v1.DepositResponse
-	20, // 38: pgfleet.portfolio.v1.PortfolioService.Withdraw:output_type -> pgfleet.portfolio.v1.WithdrawResponse
-	22, // 39: pgfleet.portfolio.v1.PortfolioService.ExecuteTrade:output_type -> pgfleet.portfolio.v1.ExecuteTradeResponse
-	24, // 40: pgfleet.portfolio.v1.PortfolioService.ListTrades:output_type -> pgfleet.portfolio.v1.ListTradesResponse
-	26, // 41: pgfleet.portfolio.v1.PortfolioService.ListCashMovements:output_type -> pgfleet.portfolio.v1.ListCashMovementsResponse
-	32, // [32:42] is the sub-list for method output_type
-	22, // [22:32] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	28, // 0: pgfleet.portfolio.v1.User.create_time:type_name -> google.protobuf.Timestamp
+	28, // 1: pgfleet.portfolio.v1.Portfolio.create_time:type_name -> google.protobuf.Timestamp
+	28, // 2: pgfleet.portfolio.v1.Portfolio.update_time:type_name -> google.protobuf.Timestamp
+	28, // 3: pgfleet.portfolio.v1.Position.price_time:type_name -> google.protobuf.Timestamp
+	28, // 4: pgfleet.portfolio.v1.Position.delist_time:type_name -> google.protobuf.Timestamp
+	0,  // 5: pgfleet.portfolio.v1.Trade.side:type_name -> pgfleet.portfolio.v1.Side
+	28, // 6: pgfleet.portfolio.v1.Trade.execute_time:type_name -> google.protobuf.Timestamp
+	28, // 7: pgfleet.portfolio.v1.Trade.price_time:type_name -> google.protobuf.Timestamp
+	1,  // 8: pgfleet.portfolio.v1.CashMovement.kind:type_name -> pgfleet.portfolio.v1.CashMovementKind
+	28, // 9: pgfleet.portfolio.v1.CashMovement.create_time:type_name -> google.protobuf.Timestamp
+	2,  // 10: pgfleet.portfolio.v1.CreateUserResponse.user:type_name -> pgfleet.portfolio.v1.User
+	2,  // 11: pgfleet.portfolio.v1.GetUserResponse.user:type_name -> pgfleet.portfolio.v1.User
+	3,  // 12: pgfleet.portfolio.v1.CreatePortfolioResponse.portfolio:type_name -> pgfleet.portfolio.v1.Portfolio
+	3,  // 13: pgfleet.portfolio.v1.GetPortfolioResponse.portfolio:type_name -> pgfleet.portfolio.v1.Portfolio
+	4,  // 14: pgfleet.portfolio.v1.GetPortfolioResponse.positions:type_name -> pgfleet.portfolio.v1.Position
+	5,  // 15: pgfleet.portfolio.v1.GetPortfolioResponse.positions_values:type_name -> pgfleet.portfolio.v1.CurrencyValue
+	3,  // 16: pgfleet.portfolio.v1.ListPortfoliosResponse.portfolios:type_name -> pgfleet.portfolio.v1.Portfolio
+	3,  // 17: pgfleet.portfolio.v1.DepositResponse.portfolio:type_name -> pgfleet.portfolio.v1.Portfolio
+	7,  // 18: pgfleet.portfolio.v1.DepositResponse.movement:type_name -> pgfleet.portfolio.v1.CashMovement
+	3,  // 19: pgfleet.portfolio.v1.WithdrawResponse.portfolio:type_name -> pgfleet.portfolio.v1.Portfolio
+	7,  // 20: pgfleet.portfolio.v1.WithdrawResponse.movement:type_name -> pgfleet.portfolio.v1.CashMovement
+	0,  // 21: pgfleet.portfolio.v1.ExecuteTradeRequest.side:type_name -> pgfleet.portfolio.v1.Side
+	6,  // 22: pgfleet.portfolio.v1.ExecuteTradeResponse.trade:type_name -> pgfleet.portfolio.v1.Trade
+	6,  // 23: pgfleet.portfolio.v1.ListTradesResponse.trades:type_name -> pgfleet.portfolio.v1.Trade
+	7,  // 24: pgfleet.portfolio.v1.ListCashMovementsResponse.movements:type_name -> pgfleet.portfolio.v1.CashMovement
+	8,  // 25: pgfleet.portfolio.v1.PortfolioService.CreateUser:input_type -> pgfleet.portfolio.v1.CreateUserRequest
+	10, // 26: pgfleet.portfolio.v1.PortfolioService.GetUser:input_type -> pgfleet.portfolio.v1.GetUserRequest
+	12, // 27: pgfleet.portfolio.v1.PortfolioService.CreatePortfolio:input_type -> pgfleet.portfolio.v1.CreatePortfolioRequest
+	14, // 28: pgfleet.portfolio.v1.PortfolioService.GetPortfolio:input_type -> pgfleet.portfolio.v1.GetPortfolioRequest
+	16, // 29: pgfleet.portfolio.v1.PortfolioService.ListPortfolios:input_type -> pgfleet.portfolio.v1.ListPortfoliosRequest
+	18, // 30: pgfleet.portfolio.v1.PortfolioService.Deposit:input_type -> pgfleet.portfolio.v1.DepositRequest
+	20, // 31: pgfleet.portfolio.v1.PortfolioService.Withdraw:input_type -> pgfleet.portfolio.v1.WithdrawRequest
+	22, // 32: pgfleet.portfolio.v1.PortfolioService.ExecuteTrade:input_type -> pgfleet.portfolio.v1.ExecuteTradeRequest
+	24, // 33: pgfleet.portfolio.v1.PortfolioService.ListTrades:input_type -> pgfleet.portfolio.v1.ListTradesRequest
+	26, // 34: pgfleet.portfolio.v1.PortfolioService.ListCashMovements:input_type -> pgfleet.portfolio.v1.ListCashMovementsRequest
+	9,  // 35: pgfleet.portfolio.v1.PortfolioService.CreateUser:output_type -> pgfleet.portfolio.v1.CreateUserResponse
+	11, // 36: pgfleet.portfolio.v1.PortfolioService.GetUser:output_type -> pgfleet.portfolio.v1.GetUserResponse
+	13, // 37: pgfleet.portfolio.v1.PortfolioService.CreatePortfolio:output_type -> pgfleet.portfolio.v1.CreatePortfolioResponse
+	15, // 38: pgfleet.portfolio.v1.PortfolioService.GetPortfolio:output_type -> pgfleet.portfolio.v1.GetPortfolioResponse
+	17, // 39: pgfleet.portfolio.v1.PortfolioService.ListPortfolios:output_type -> pgfleet.portfolio.v1.ListPortfoliosResponse
+	19, // 40: pgfleet.portfolio.v1.PortfolioService.Deposit:output_type -> pgfleet.portfolio.v1.DepositResponse
+	21, // 41: pgfleet.portfolio.v1.PortfolioService.Withdraw:output_type -> pgfleet.portfolio.v1.WithdrawResponse
+	23, // 42: pgfleet.portfolio.v1.PortfolioService.ExecuteTrade:output_type -> pgfleet.portfolio.v1.ExecuteTradeResponse
+	25, // 43: pgfleet.portfolio.v1.PortfolioService.ListTrades:output_type -> pgfleet.portfolio.v1.ListTradesResponse
+	27, // 44: pgfleet.portfolio.v1.PortfolioService.ListCashMovements:output_type -> pgfleet.portfolio.v1.ListCashMovementsResponse
+	35, // [35:45] is the sub-list for method output_type
+	25, // [25:35] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_pgfleet_portfolio_v1_portfolio_proto_init() }
@@ -2096,7 +2209,7 @@ func file_pgfleet_portfolio_v1_portfolio_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pgfleet_portfolio_v1_portfolio_proto_rawDesc), len(file_pgfleet_portfolio_v1_portfolio_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   25,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

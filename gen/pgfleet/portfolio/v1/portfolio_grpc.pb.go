@@ -55,7 +55,8 @@ type PortfolioServiceClient interface {
 	// CreatePortfolio opens an empty portfolio for the caller's user. With a request_id, a
 	// repeat returns the portfolio the first call created.
 	CreatePortfolio(ctx context.Context, in *CreatePortfolioRequest, opts ...grpc.CallOption) (*CreatePortfolioResponse, error)
-	// GetPortfolio returns a portfolio with its positions valued at the latest prices.
+	// GetPortfolio returns a portfolio with its positions valued at the latest prices, each in
+	// its stock's currency: totals add only amounts of one currency.
 	GetPortfolio(ctx context.Context, in *GetPortfolioRequest, opts ...grpc.CallOption) (*GetPortfolioResponse, error)
 	// ListPortfolios returns a page of the caller's portfolios (an admin's: anyone's) matching a filter.
 	ListPortfolios(ctx context.Context, in *ListPortfoliosRequest, opts ...grpc.CallOption) (*ListPortfoliosResponse, error)
@@ -63,8 +64,12 @@ type PortfolioServiceClient interface {
 	Deposit(ctx context.Context, in *DepositRequest, opts ...grpc.CallOption) (*DepositResponse, error)
 	// Withdraw takes cash out of a portfolio; FAILED_PRECONDITION if the cash is not there.
 	Withdraw(ctx context.Context, in *WithdrawRequest, opts ...grpc.CallOption) (*WithdrawResponse, error)
-	// ExecuteTrade buys or sells shares at the stock service's latest price.
-	// FAILED_PRECONDITION for an overdraft, an oversell or a limit price not met;
+	// ExecuteTrade buys or sells shares at the stock service's latest price, recorded on the
+	// trade with the price's time. FAILED_PRECONDITION for an overdraft, an oversell, a limit
+	// price not met, a stock priced in another currency than the portfolio's
+	// (CURRENCY_MISMATCH), a latest price older than the service's MAX_PRICE_AGE
+	// (PRICE_TOO_OLD) or a buy of a delisted stock (STOCK_DELISTED: a stock deleted from the
+	// stock service; its positions sell at its final price, whatever its age);
 	// NOT_FOUND for a symbol without a price; UNAVAILABLE while prices cannot be read.
 	ExecuteTrade(ctx context.Context, in *ExecuteTradeRequest, opts ...grpc.CallOption) (*ExecuteTradeResponse, error)
 	// ListTrades returns a page of a portfolio's trades matching a filter.
@@ -203,7 +208,8 @@ type PortfolioServiceServer interface {
 	// CreatePortfolio opens an empty portfolio for the caller's user. With a request_id, a
 	// repeat returns the portfolio the first call created.
 	CreatePortfolio(context.Context, *CreatePortfolioRequest) (*CreatePortfolioResponse, error)
-	// GetPortfolio returns a portfolio with its positions valued at the latest prices.
+	// GetPortfolio returns a portfolio with its positions valued at the latest prices, each in
+	// its stock's currency: totals add only amounts of one currency.
 	GetPortfolio(context.Context, *GetPortfolioRequest) (*GetPortfolioResponse, error)
 	// ListPortfolios returns a page of the caller's portfolios (an admin's: anyone's) matching a filter.
 	ListPortfolios(context.Context, *ListPortfoliosRequest) (*ListPortfoliosResponse, error)
@@ -211,8 +217,12 @@ type PortfolioServiceServer interface {
 	Deposit(context.Context, *DepositRequest) (*DepositResponse, error)
 	// Withdraw takes cash out of a portfolio; FAILED_PRECONDITION if the cash is not there.
 	Withdraw(context.Context, *WithdrawRequest) (*WithdrawResponse, error)
-	// ExecuteTrade buys or sells shares at the stock service's latest price.
-	// FAILED_PRECONDITION for an overdraft, an oversell or a limit price not met;
+	// ExecuteTrade buys or sells shares at the stock service's latest price, recorded on the
+	// trade with the price's time. FAILED_PRECONDITION for an overdraft, an oversell, a limit
+	// price not met, a stock priced in another currency than the portfolio's
+	// (CURRENCY_MISMATCH), a latest price older than the service's MAX_PRICE_AGE
+	// (PRICE_TOO_OLD) or a buy of a delisted stock (STOCK_DELISTED: a stock deleted from the
+	// stock service; its positions sell at its final price, whatever its age);
 	// NOT_FOUND for a symbol without a price; UNAVAILABLE while prices cannot be read.
 	ExecuteTrade(context.Context, *ExecuteTradeRequest) (*ExecuteTradeResponse, error)
 	// ListTrades returns a page of a portfolio's trades matching a filter.

@@ -224,7 +224,13 @@ type Price struct {
 	// Closing price, a decimal string.
 	Close string `protobuf:"bytes,6,opt,name=close,proto3" json:"close,omitempty"`
 	// Shares traded.
-	Volume        int64 `protobuf:"varint,7,opt,name=volume,proto3" json:"volume,omitempty"`
+	Volume int64 `protobuf:"varint,7,opt,name=volume,proto3" json:"volume,omitempty"`
+	// ISO 4217 currency of the prices, the stock's. Output only, set by GetLatestPrices (other
+	// reads leave it empty: Stock.currency says it).
+	Currency string `protobuf:"bytes,8,opt,name=currency,proto3" json:"currency,omitempty"`
+	// When the stock was deleted (delisted): this is its final price, it no longer trades. Output
+	// only, set by GetLatestPrices; unset for a listed stock.
+	DelistTime    *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=delist_time,json=delistTime,proto3" json:"delist_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -306,6 +312,20 @@ func (x *Price) GetVolume() int64 {
 		return x.Volume
 	}
 	return 0
+}
+
+func (x *Price) GetCurrency() string {
+	if x != nil {
+		return x.Currency
+	}
+	return ""
+}
+
+func (x *Price) GetDelistTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DelistTime
+	}
+	return nil
 }
 
 // Recommendation is one source's current advice on a stock.
@@ -1407,7 +1427,8 @@ func (x *GetLatestPricesRequest) GetSymbols() []string {
 // GetLatestPricesResponse holds the latest price of each symbol that has one.
 type GetLatestPricesResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Latest prices, in request order.
+	// Latest prices, in request order, each with its currency (and delist_time for a deleted
+	// stock's final price).
 	Prices []*Price `protobuf:"bytes,1,rep,name=prices,proto3" json:"prices,omitempty"`
 	// Requested symbols with no price.
 	MissingSymbols []string `protobuf:"bytes,2,rep,name=missing_symbols,json=missingSymbols,proto3" json:"missing_symbols,omitempty"`
@@ -1706,7 +1727,7 @@ const file_pgfleet_stock_v1_stock_proto_rawDesc = "" +
 	"\vcreate_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\n" +
 	"createTime\x12@\n" +
 	"\vupdate_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\n" +
-	"updateTime\"\xd5\x01\n" +
+	"updateTime\"\xb8\x02\n" +
 	"\x05Price\x12\x1b\n" +
 	"\x06symbol\x18\x01 \x01(\tB\x03\xe0A\x02R\x06symbol\x123\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x02R\x04time\x12\x17\n" +
@@ -1714,7 +1735,10 @@ const file_pgfleet_stock_v1_stock_proto_rawDesc = "" +
 	"\x04high\x18\x04 \x01(\tB\x03\xe0A\x02R\x04high\x12\x15\n" +
 	"\x03low\x18\x05 \x01(\tB\x03\xe0A\x02R\x03low\x12\x19\n" +
 	"\x05close\x18\x06 \x01(\tB\x03\xe0A\x02R\x05close\x12\x16\n" +
-	"\x06volume\x18\a \x01(\x03R\x06volume\"\xe6\x02\n" +
+	"\x06volume\x18\a \x01(\x03R\x06volume\x12\x1f\n" +
+	"\bcurrency\x18\b \x01(\tB\x03\xe0A\x03R\bcurrency\x12@\n" +
+	"\vdelist_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\n" +
+	"delistTime\"\xe6\x02\n" +
 	"\x0eRecommendation\x12\x1b\n" +
 	"\x06symbol\x18\x01 \x01(\tB\x03\xe0A\x02R\x06symbol\x12\x1b\n" +
 	"\x06source\x18\x02 \x01(\tB\x03\xe0A\x02R\x06source\x125\n" +
@@ -1876,51 +1900,52 @@ var file_pgfleet_stock_v1_stock_proto_depIdxs = []int32{
 	27, // 0: pgfleet.stock.v1.Stock.create_time:type_name -> google.protobuf.Timestamp
 	27, // 1: pgfleet.stock.v1.Stock.update_time:type_name -> google.protobuf.Timestamp
 	27, // 2: pgfleet.stock.v1.Price.time:type_name -> google.protobuf.Timestamp
-	0,  // 3: pgfleet.stock.v1.Recommendation.action:type_name -> pgfleet.stock.v1.Action
-	27, // 4: pgfleet.stock.v1.Recommendation.create_time:type_name -> google.protobuf.Timestamp
-	27, // 5: pgfleet.stock.v1.Recommendation.update_time:type_name -> google.protobuf.Timestamp
-	1,  // 6: pgfleet.stock.v1.GetStockResponse.stock:type_name -> pgfleet.stock.v1.Stock
-	1,  // 7: pgfleet.stock.v1.ListStocksResponse.stocks:type_name -> pgfleet.stock.v1.Stock
-	1,  // 8: pgfleet.stock.v1.BatchGetStocksResponse.stocks:type_name -> pgfleet.stock.v1.Stock
-	1,  // 9: pgfleet.stock.v1.UpsertStocksRequest.stocks:type_name -> pgfleet.stock.v1.Stock
-	2,  // 10: pgfleet.stock.v1.IngestPricesRequest.prices:type_name -> pgfleet.stock.v1.Price
-	15, // 11: pgfleet.stock.v1.IngestPricesRequest.append_only:type_name -> pgfleet.stock.v1.AppendOnly
-	27, // 12: pgfleet.stock.v1.ListPricesRequest.start_time:type_name -> google.protobuf.Timestamp
-	27, // 13: pgfleet.stock.v1.ListPricesRequest.end_time:type_name -> google.protobuf.Timestamp
-	2,  // 14: pgfleet.stock.v1.ListPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
-	27, // 15: pgfleet.stock.v1.StreamPricesRequest.start_time:type_name -> google.protobuf.Timestamp
-	27, // 16: pgfleet.stock.v1.StreamPricesRequest.end_time:type_name -> google.protobuf.Timestamp
-	2,  // 17: pgfleet.stock.v1.StreamPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
-	2,  // 18: pgfleet.stock.v1.GetLatestPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
-	3,  // 19: pgfleet.stock.v1.ListRecommendationsResponse.recommendations:type_name -> pgfleet.stock.v1.Recommendation
-	3,  // 20: pgfleet.stock.v1.UpsertRecommendationsRequest.recommendations:type_name -> pgfleet.stock.v1.Recommendation
-	4,  // 21: pgfleet.stock.v1.StockService.GetStock:input_type -> pgfleet.stock.v1.GetStockRequest
-	6,  // 22: pgfleet.stock.v1.StockService.ListStocks:input_type -> pgfleet.stock.v1.ListStocksRequest
-	8,  // 23: pgfleet.stock.v1.StockService.BatchGetStocks:input_type -> pgfleet.stock.v1.BatchGetStocksRequest
-	10, // 24: pgfleet.stock.v1.StockService.UpsertStocks:input_type -> pgfleet.stock.v1.UpsertStocksRequest
-	12, // 25: pgfleet.stock.v1.StockService.DeleteStock:input_type -> pgfleet.stock.v1.DeleteStockRequest
-	14, // 26: pgfleet.stock.v1.StockService.IngestPrices:input_type -> pgfleet.stock.v1.IngestPricesRequest
-	17, // 27: pgfleet.stock.v1.StockService.ListPrices:input_type -> pgfleet.stock.v1.ListPricesRequest
-	19, // 28: pgfleet.stock.v1.StockService.StreamPrices:input_type -> pgfleet.stock.v1.StreamPricesRequest
-	21, // 29: pgfleet.stock.v1.StockService.GetLatestPrices:input_type -> pgfleet.stock.v1.GetLatestPricesRequest
-	23, // 30: pgfleet.stock.v1.StockService.ListRecommendations:input_type -> pgfleet.stock.v1.ListRecommendationsRequest
-	25, // 31: pgfleet.stock.v1.StockService.UpsertRecommendations:input_type -> pgfleet.stock.v1.UpsertRecommendationsRequest
-	5,  // 32: pgfleet.stock.v1.StockService.GetStock:output_type -> pgfleet.stock.v1.GetStockResponse
-	7,  // 33: pgfleet.stock.v1.StockService.ListStocks:output_type -> pgfleet.stock.v1.ListStocksResponse
-	9,  // 34: pgfleet.stock.v1.StockService.BatchGetStocks:output_type -> pgfleet.stock.v1.BatchGetStocksResponse
-	11, // 35: pgfleet.stock.v1.StockService.UpsertStocks:output_type -> pgfleet.stock.v1.UpsertStocksResponse
-	13, // 36: pgfleet.stock.v1.StockService.DeleteStock:output_type -> pgfleet.stock.v1.DeleteStockResponse
-	16, // 37: pgfleet.stock.v1.StockService.IngestPrices:output_type -> pgfleet.stock.v1.IngestPricesResponse
-	18, // 38: pgfleet.stock.v1.StockService.ListPrices:output_type -> pgfleet.stock.v1.ListPricesResponse
-	20, // 39: pgfleet.stock.v1.StockService.StreamPrices:output_type -> pgfleet.stock.v1.StreamPricesResponse
-	22, // 40: pgfleet.stock.v1.StockService.GetLatestPrices:output_type -> pgfleet.stock.v1.GetLatestPricesResponse
-	24, // 41: pgfleet.stock.v1.StockService.ListRecommendations:output_type -> pgfleet.stock.v1.ListRecommendationsResponse
-	26, // 42: pgfleet.stock.v1.StockService.UpsertRecommendations:output_type -> pgfleet.stock.v1.UpsertRecommendationsResponse
-	32, // [32:43] is the sub-list for method output_type
-	21, // [21:32] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	27, // 3: pgfleet.stock.v1.Price.delist_time:type_name -> google.protobuf.Timestamp
+	0,  // 4: pgfleet.stock.v1.Recommendation.action:type_name -> pgfleet.stock.v1.Action
+	27, // 5: pgfleet.stock.v1.Recommendation.create_time:type_name -> google.protobuf.Timestamp
+	27, // 6: pgfleet.stock.v1.Recommendation.update_time:type_name -> google.protobuf.Timestamp
+	1,  // 7: pgfleet.stock.v1.GetStockResponse.stock:type_name -> pgfleet.stock.v1.Stock
+	1,  // 8: pgfleet.stock.v1.ListStocksResponse.stocks:type_name -> pgfleet.stock.v1.Stock
+	1,  // 9: pgfleet.stock.v1.BatchGetStocksResponse.stocks:type_name -> pgfleet.stock.v1.Stock
+	1,  // 10: pgfleet.stock.v1.UpsertStocksRequest.stocks:type_name -> pgfleet.stock.v1.Stock
+	2,  // 11: pgfleet.stock.v1.IngestPricesRequest.prices:type_name -> pgfleet.stock.v1.Price
+	15, // 12: pgfleet.stock.v1.IngestPricesRequest.append_only:type_name -> pgfleet.stock.v1.AppendOnly
+	27, // 13: pgfleet.stock.v1.ListPricesRequest.start_time:type_name -> google.protobuf.Timestamp
+	27, // 14: pgfleet.stock.v1.ListPricesRequest.end_time:type_name -> google.protobuf.Timestamp
+	2,  // 15: pgfleet.stock.v1.ListPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
+	27, // 16: pgfleet.stock.v1.StreamPricesRequest.start_time:type_name -> google.protobuf.Timestamp
+	27, // 17: pgfleet.stock.v1.StreamPricesRequest.end_time:type_name -> google.protobuf.Timestamp
+	2,  // 18: pgfleet.stock.v1.StreamPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
+	2,  // 19: pgfleet.stock.v1.GetLatestPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
+	3,  // 20: pgfleet.stock.v1.ListRecommendationsResponse.recommendations:type_name -> pgfleet.stock.v1.Recommendation
+	3,  // 21: pgfleet.stock.v1.UpsertRecommendationsRequest.recommendations:type_name -> pgfleet.stock.v1.Recommendation
+	4,  // 22: pgfleet.stock.v1.StockService.GetStock:input_type -> pgfleet.stock.v1.GetStockRequest
+	6,  // 23: pgfleet.stock.v1.StockService.ListStocks:input_type -> pgfleet.stock.v1.ListStocksRequest
+	8,  // 24: pgfleet.stock.v1.StockService.BatchGetStocks:input_type -> pgfleet.stock.v1.BatchGetStocksRequest
+	10, // 25: pgfleet.stock.v1.StockService.UpsertStocks:input_type -> pgfleet.stock.v1.UpsertStocksRequest
+	12, // 26: pgfleet.stock.v1.StockService.DeleteStock:input_type -> pgfleet.stock.v1.DeleteStockRequest
+	14, // 27: pgfleet.stock.v1.StockService.IngestPrices:input_type -> pgfleet.stock.v1.IngestPricesRequest
+	17, // 28: pgfleet.stock.v1.StockService.ListPrices:input_type -> pgfleet.stock.v1.ListPricesRequest
+	19, // 29: pgfleet.stock.v1.StockService.StreamPrices:input_type -> pgfleet.stock.v1.StreamPricesRequest
+	21, // 30: pgfleet.stock.v1.StockService.GetLatestPrices:input_type -> pgfleet.stock.v1.GetLatestPricesRequest
+	23, // 31: pgfleet.stock.v1.StockService.ListRecommendations:input_type -> pgfleet.stock.v1.ListRecommendationsRequest
+	25, // 32: pgfleet.stock.v1.StockService.UpsertRecommendations:input_type -> pgfleet.stock.v1.UpsertRecommendationsRequest
+	5,  // 33: pgfleet.stock.v1.StockService.GetStock:output_type -> pgfleet.stock.v1.GetStockResponse
+	7,  // 34: pgfleet.stock.v1.StockService.ListStocks:output_type -> pgfleet.stock.v1.ListStocksResponse
+	9,  // 35: pgfleet.stock.v1.StockService.BatchGetStocks:output_type -> pgfleet.stock.v1.BatchGetStocksResponse
+	11, // 36: pgfleet.stock.v1.StockService.UpsertStocks:output_type -> pgfleet.stock.v1.UpsertStocksResponse
+	13, // 37: pgfleet.stock.v1.StockService.DeleteStock:output_type -> pgfleet.stock.v1.DeleteStockResponse
+	16, // 38: pgfleet.stock.v1.StockService.IngestPrices:output_type -> pgfleet.stock.v1.IngestPricesResponse
+	18, // 39: pgfleet.stock.v1.StockService.ListPrices:output_type -> pgfleet.stock.v1.ListPricesResponse
+	20, // 40: pgfleet.stock.v1.StockService.StreamPrices:output_type -> pgfleet.stock.v1.StreamPricesResponse
+	22, // 41: pgfleet.stock.v1.StockService.GetLatestPrices:output_type -> pgfleet.stock.v1.GetLatestPricesResponse
+	24, // 42: pgfleet.stock.v1.StockService.ListRecommendations:output_type -> pgfleet.stock.v1.ListRecommendationsResponse
+	26, // 43: pgfleet.stock.v1.StockService.UpsertRecommendations:output_type -> pgfleet.stock.v1.UpsertRecommendationsResponse
+	33, // [33:44] is the sub-list for method output_type
+	22, // [22:33] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_pgfleet_stock_v1_stock_proto_init() }

@@ -56,7 +56,11 @@ type StockServiceClient interface {
 	BatchGetStocks(ctx context.Context, in *BatchGetStocksRequest, opts ...grpc.CallOption) (*BatchGetStocksResponse, error)
 	// UpsertStocks inserts new stocks and updates existing ones in one transaction.
 	UpsertStocks(ctx context.Context, in *UpsertStocksRequest, opts ...grpc.CallOption) (*UpsertStocksResponse, error)
-	// DeleteStock removes a stock with its prices and recommendations; NOT_FOUND if there is none.
+	// DeleteStock removes a stock with its price history and recommendations; NOT_FOUND if there
+	// is none. The stock is delisted, not forgotten: its latest price stays, as its final price,
+	// for GetLatestPrices alone (with delist_time and currency set), so that positions held in it
+	// elsewhere can still be valued and sold. Storing the symbol again (UpsertStocks) lists a new
+	// stock: the final price is dropped, and prices come from ingests as for any new stock.
 	DeleteStock(ctx context.Context, in *DeleteStockRequest, opts ...grpc.CallOption) (*DeleteStockResponse, error)
 	// IngestPrices loads a stream of price batches in one transaction: all rows land or none do.
 	// A row for an existing (symbol, time) replaces it.
@@ -65,7 +69,8 @@ type StockServiceClient interface {
 	ListPrices(ctx context.Context, in *ListPricesRequest, opts ...grpc.CallOption) (*ListPricesResponse, error)
 	// StreamPrices exports one symbol's prices in a time range as a stream of batches, oldest first.
 	StreamPrices(ctx context.Context, in *StreamPricesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[StreamPricesResponse], error)
-	// GetLatestPrices returns the most recent price of each requested symbol.
+	// GetLatestPrices returns the most recent price of each requested symbol, with the stock's
+	// currency; for a deleted (delisted) stock, its final price with delist_time set.
 	GetLatestPrices(ctx context.Context, in *GetLatestPricesRequest, opts ...grpc.CallOption) (*GetLatestPricesResponse, error)
 	// ListRecommendations returns a page of recommendations matching a filter.
 	ListRecommendations(ctx context.Context, in *ListRecommendationsRequest, opts ...grpc.CallOption) (*ListRecommendationsResponse, error)
@@ -225,7 +230,11 @@ type StockServiceServer interface {
 	BatchGetStocks(context.Context, *BatchGetStocksRequest) (*BatchGetStocksResponse, error)
 	// UpsertStocks inserts new stocks and updates existing ones in one transaction.
 	UpsertStocks(context.Context, *UpsertStocksRequest) (*UpsertStocksResponse, error)
-	// DeleteStock removes a stock with its prices and recommendations; NOT_FOUND if there is none.
+	// DeleteStock removes a stock with its price history and recommendations; NOT_FOUND if there
+	// is none. The stock is delisted, not forgotten: its latest price stays, as its final price,
+	// for GetLatestPrices alone (with delist_time and currency set), so that positions held in it
+	// elsewhere can still be valued and sold. Storing the symbol again (UpsertStocks) lists a new
+	// stock: the final price is dropped, and prices come from ingests as for any new stock.
 	DeleteStock(context.Context, *DeleteStockRequest) (*DeleteStockResponse, error)
 	// IngestPrices loads a stream of price batches in one transaction: all rows land or none do.
 	// A row for an existing (symbol, time) replaces it.
@@ -234,7 +243,8 @@ type StockServiceServer interface {
 	ListPrices(context.Context, *ListPricesRequest) (*ListPricesResponse, error)
 	// StreamPrices exports one symbol's prices in a time range as a stream of batches, oldest first.
 	StreamPrices(*StreamPricesRequest, grpc.ServerStreamingServer[StreamPricesResponse]) error
-	// GetLatestPrices returns the most recent price of each requested symbol.
+	// GetLatestPrices returns the most recent price of each requested symbol, with the stock's
+	// currency; for a deleted (delisted) stock, its final price with delist_time set.
 	GetLatestPrices(context.Context, *GetLatestPricesRequest) (*GetLatestPricesResponse, error)
 	// ListRecommendations returns a page of recommendations matching a filter.
 	ListRecommendations(context.Context, *ListRecommendationsRequest) (*ListRecommendationsResponse, error)

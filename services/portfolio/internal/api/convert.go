@@ -23,12 +23,16 @@ func toPortfolio(p store.Portfolio) *portfoliov1.Portfolio {
 }
 
 func toTrade(t store.Trade) *portfoliov1.Trade {
-	return &portfoliov1.Trade{
+	out := &portfoliov1.Trade{
 		Id: t.ID, PortfolioId: t.PortfolioID, Symbol: t.Symbol,
 		Side:     portfoliov1.Side(portfoliov1.Side_value[t.Side]),
 		Quantity: canonical(t.Quantity), Price: canonical(t.Price), Amount: canonical(t.Amount),
 		RequestId: t.RequestID, ExecuteTime: timestamppb.New(t.ExecuteTime),
 	}
+	if t.PriceTime != nil {
+		out.PriceTime = timestamppb.New(*t.PriceTime)
+	}
+	return out
 }
 
 func toMovement(m store.CashMovement) *portfoliov1.CashMovement {

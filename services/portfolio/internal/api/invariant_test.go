@@ -39,6 +39,9 @@ type workload struct {
 	funding    string // first deposit into each portfolio
 	// weights of buy, sell, deposit and withdraw among the operations.
 	weights [4]int
+	// currencies of the portfolios, in turn (default USD), and the symbols traded (default
+	// symbols).
+	currencies, symbols []string
 }
 
 // bank is the workload the correct service must survive without a single violation.
@@ -130,7 +133,11 @@ func (w workload) run(t *testing.T, servers ...portfoliov1.PortfolioServiceClien
 	ids := make([]int64, w.portfolios)
 	for i := range ids {
 		email := fmt.Sprintf("bank%d@example.com", i)
-		ids[i] = env{client: servers[0]}.newPortfolio(t, email, "0")
+		currency := "USD"
+		if len(w.currencies) > 0 {
+			currency = w.currencies[i%len(w.currencies)]
+		}
+		ids[i] = env{client: servers[0]}.newPortfolioIn(t, email, currency, "0")
 		rid := fmt.Sprintf("fund-%d", i)
 		resp, err := servers[0].Deposit(t.Context(), &portfoliov1.DepositRequest{PortfolioId: ids[i], Amount: w.funding, RequestId: rid})
 		if err != nil {
@@ -158,6 +165,10 @@ func (w workload) run(t *testing.T, servers ...portfoliov1.PortfolioServiceClien
 // sends every acknowledged one again through other.
 func (w workload) client(ctx context.Context, c, other portfoliov1.PortfolioServiceClient, r *rand.Rand, n int, ids []int64, h *history) {
 	total := w.weights[0] + w.weights[1] + w.weights[2] + w.weights[3]
+	traded := w.symbols
+	if len(traded) == 0 {
+		traded = symbols
+	}
 	for i := range w.ops {
 		pid := ids[r.IntN(len(ids))]
 		rid := fmt.Sprintf("c%d-%d", n, i)
@@ -172,7 +183,7 @@ func (w workload) client(ctx context.Context, c, other portfoliov1.PortfolioServ
 			if op == 1 {
 				side = portfoliov1.Side_SIDE_SELL
 			}
-			req := &portfoliov1.ExecuteTradeRequest{PortfolioId: pid, Symbol: symbols[r.IntN(len(symbols))], Side: side,
+			req := &portfoliov1.ExecuteTradeRequest{PortfolioId: pid, Symbol: traded[r.IntN(len(traded))], Side: side,
 				Quantity: randomQuantity(r), RequestId: rid}
 			resp, err := c.ExecuteTrade(ctx, req)
 			h.answer("ExecuteTrade", rid, err, func() string {

@@ -51,11 +51,28 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// prices are the latest closes the test stock service serves.
-var prices = map[string]string{"AAPL": "100", "MSFT": "200.5", "XOM": "50.25"}
+// prices are the latest closes the test stock service serves, at priceTime; OLD's is a month
+// older, past maxPriceAge. currencies are the stocks' other than USD.
+var (
+	prices     = map[string]string{"AAPL": "100", "MSFT": "200.5", "XOM": "50.25", "SAP": "120", "OLD": "10"}
+	currencies = map[string]string{"SAP": "EUR"}
+	priceTime  = timestamppb.New(time.Now().UTC().Truncate(time.Hour))
+	oldTime    = timestamppb.New(priceTime.AsTime().AddDate(0, -1, 0))
+)
 
-// newStockService starts the stock service on a database of its own, with AAPL, MSFT and XOM
-// priced as in prices.
+// maxPriceAge is the portfolio services' MAX_PRICE_AGE in these tests.
+const maxPriceAge = 24 * time.Hour
+
+// currencyOf is the currency a test stock is priced in.
+func currencyOf(symbol string) string {
+	if c, ok := currencies[symbol]; ok {
+		return c
+	}
+	return "USD"
+}
+
+// newStockService starts the stock service on a database of its own, with the stocks of
+// prices.
 func newStockService(t testing.TB) *apptest.Process {
 	t.Helper()
 	s := apptest.StartProcess(t, stockBin, "DATABASE_URL="+pgtest.NewDBURL(t))
@@ -63,9 +80,12 @@ func newStockService(t testing.TB) *apptest.Process {
 	var stocks []*stockv1.Stock
 	var bars []*stockv1.Price
 	for sym, close := range prices {
-		stocks = append(stocks, &stockv1.Stock{Symbol: sym, Name: sym + " Inc."})
-		bars = append(bars, &stockv1.Price{Symbol: sym, Time: timestamppb.New(time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)),
-			Open: close, High: close, Low: close, Close: close, Volume: 1})
+		stocks = append(stocks, &stockv1.Stock{Symbol: sym, Name: sym + " Inc.", Currency: currencyOf(sym)})
+		at := priceTime
+		if sym == "OLD" {
+			at = oldTime
+		}
+		bars = append(bars, &stockv1.Price{Symbol: sym, Time: at, Open: close, High: close, Low: close, Close: close, Volume: 1})
 	}
 	if _, err := c.UpsertStocks(t.Context(), &stockv1.UpsertStocksRequest{Stocks: stocks}); err != nil {
 		t.Fatalf("seed stocks: %v", err)
@@ -120,7 +140,7 @@ func serve(t testing.TB, pool *pgxpool.Pool, stockAddr string, build func(api.De
 	r := retry.New(retryCfg, nil)
 	portfoliov1.RegisterPortfolioServiceServer(srv, build(api.Deps{
 		Pool: pool, Retry: r, Locks: lock.New(lock.Config{Wait: 30 * time.Second}),
-		Stock: stockv1.NewStockServiceClient(stockConn), TokenKey: "test", Log: log,
+		Stock: stockv1.NewStockServiceClient(stockConn), TokenKey: "test", Log: log, MaxPriceAge: maxPriceAge,
 	}))
 	t.Cleanup(func() {
 		stockConn.Close()
@@ -160,14 +180,21 @@ func wantReason(t testing.TB, err error, reason apierr.Reason, md map[string]str
 	}
 }
 
-// newPortfolio creates a user and a portfolio holding cash.
+// newPortfolio creates a user and a USD portfolio holding cash.
 func (e env) newPortfolio(t testing.TB, email, cash string) int64 {
+	t.Helper()
+	return e.newPortfolioIn(t, email, "USD", cash)
+}
+
+// newPortfolioIn creates a user and a portfolio in currency holding cash.
+func (e env) newPortfolioIn(t testing.TB, email, currency, cash string) int64 {
 	t.Helper()
 	u, err := e.client.CreateUser(t.Context(), &portfoliov1.CreateUserRequest{Email: email, DisplayName: email})
 	if err != nil {
 		t.Fatalf("CreateUser: %v", err)
 	}
-	p, err := e.client.CreatePortfolio(t.Context(), &portfoliov1.CreatePortfolioRequest{UserId: u.GetUser().GetId(), Name: "main"})
+	p, err := e.client.CreatePortfolio(t.Context(), &portfoliov1.CreatePortfolioRequest{UserId: u.GetUser().GetId(), Name: "main",
+		Currency: currency})
 	if err != nil {
 		t.Fatalf("CreatePortfolio: %v", err)
 	}

@@ -3,7 +3,9 @@ package api
 import (
 	"context"
 	"errors"
+	"maps"
 	"math/big"
+	"slices"
 	"strconv"
 
 	"github.com/jackc/pgx/v5"
@@ -76,7 +78,8 @@ func (s *Server) CreatePortfolio(ctx context.Context, req *portfoliov1.CreatePor
 }
 
 // GetPortfolio returns a portfolio with its positions valued by one batched call to the
-// stock service. Without prices (stock service down) it still answers, values left empty.
+// stock service, each in its stock's currency. Without prices (stock service down) it still
+// answers, values left empty; totals add amounts of one currency only.
 func (s *Server) GetPortfolio(ctx context.Context, req *portfoliov1.GetPortfolioRequest) (*portfoliov1.GetPortfolioResponse, error) {
 	if err := s.requireOwner(ctx, req.GetPortfolioId()); err != nil {
 		return nil, s.grpcError(ctx, err)
@@ -110,8 +113,10 @@ func (s *Server) GetPortfolio(ctx context.Context, req *portfoliov1.GetPortfolio
 			prices[pr.GetSymbol()] = pr
 		}
 	}
-	total := new(big.Rat)
-	complete := true
+	// Values add up per currency only: a position bought across currencies before trades
+	// across them were refused is valued, but never added to the portfolio's cash.
+	byCurrency := map[string]*big.Rat{}
+	complete, foreign := true, false
 	for _, pos := range positions {
 		out, value := valuePosition(pos, prices[pos.Symbol])
 		resp.Positions = append(resp.Positions, out)
@@ -119,9 +124,25 @@ func (s *Server) GetPortfolio(ctx context.Context, req *portfoliov1.GetPortfolio
 			complete = false
 			continue
 		}
-		total.Add(total, value)
+		sum := byCurrency[out.GetCurrency()]
+		if sum == nil {
+			sum = new(big.Rat)
+			byCurrency[out.GetCurrency()] = sum
+		}
+		sum.Add(sum, value)
+		foreign = foreign || out.GetCurrency() != p.Currency
 	}
-	if complete {
+	if !complete {
+		return resp, nil
+	}
+	for _, c := range slices.Sorted(maps.Keys(byCurrency)) {
+		resp.PositionsValues = append(resp.PositionsValues, &portfoliov1.CurrencyValue{Currency: c, PositionsValue: money.Format(byCurrency[c])})
+	}
+	if !foreign {
+		total := new(big.Rat)
+		if v := byCurrency[p.Currency]; v != nil {
+			total = v
+		}
 		cash, _ := money.Parse(canonical(p.Cash))
 		resp.PositionsValue = money.Format(total)
 		resp.TotalValue = money.Format(money.Add(cash, total))
@@ -149,6 +170,8 @@ func valuePosition(pos store.Position, price *stockv1.Price) (*portfoliov1.Posit
 	value := money.Round(money.Mul(qty, last))
 	out.LastPrice = money.Format(last)
 	out.PriceTime = timestamppb.New(price.GetTime().AsTime())
+	out.Currency = price.GetCurrency()
+	out.DelistTime = price.GetDelistTime()
 	out.MarketValue = money.Format(value)
 	out.UnrealizedPnl = money.Format(money.Sub(value, cost))
 	return out, value

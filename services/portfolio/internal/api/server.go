@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -35,6 +36,8 @@ type Server struct {
 	log    *slog.Logger
 	lists  lists
 	safety safety
+
+	maxPriceAge time.Duration // 0: trades execute at a price of any age
 }
 
 // safety is how writes protect themselves. Only tests weaken it, to prove that the
@@ -88,13 +91,16 @@ type Deps struct {
 	Stock    stockv1.StockServiceClient // latest prices
 	TokenKey string                     // signs page tokens; replicas must share it
 	Log      *slog.Logger
+	// MaxPriceAge is the oldest latest price a trade executes at (PRICE_TOO_OLD past it);
+	// 0 takes any. A delisted stock's final price sells whatever its age.
+	MaxPriceAge time.Duration
 }
 
 // New returns a Server.
 func New(d Deps) *Server {
 	return &Server{
 		pool: d.Pool, store: store.New(d.Pool), retry: d.Retry, locks: d.Locks, stock: d.Stock, log: d.Log,
-		lists: newLists(d.TokenKey), safety: safe,
+		lists: newLists(d.TokenKey), safety: safe, maxPriceAge: d.MaxPriceAge,
 	}
 }
 

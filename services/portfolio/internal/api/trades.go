@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/big"
 	"strconv"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -64,10 +65,11 @@ func (s *Server) executeTrade(ctx context.Context, req *portfoliov1.ExecuteTrade
 	// and a call to another service does not belong inside it. Not being able to read it says
 	// nothing about the portfolio, so it is answered at once; whatever the price says about
 	// this trade is decided under the lock, after the repeat check.
-	price, err := s.latestPrice(ctx, sym)
+	q, err := s.latestPrice(ctx, sym)
 	if err != nil {
 		return store.Trade{}, "", err
 	}
+	price := q.price
 	amount := money.Round(money.Mul(qty, price))
 
 	var trade store.Trade
@@ -84,26 +86,19 @@ func (s *Server) executeTrade(ctx context.Context, req *portfoliov1.ExecuteTrade
 		if !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
-		if limit != nil {
-			if side == portfoliov1.Side_SIDE_BUY && price.Cmp(limit) > 0 {
-				return apierr.Newf(apierr.LimitNotMet, limitMetadata(sym, side, price, limitText),
-					"limit not met: %s trades at %s, above the buy limit %s", sym, money.Format(price), limitText)
-			}
-			if side == portfoliov1.Side_SIDE_SELL && price.Cmp(limit) < 0 {
-				return apierr.Newf(apierr.LimitNotMet, limitMetadata(sym, side, price, limitText),
-					"limit not met: %s trades at %s, below the sell limit %s", sym, money.Format(price), limitText)
-			}
-		}
-		cashText, pos, err := st.Holding(ctx, pid, sym)
+		h, err := st.Holding(ctx, pid, sym)
 		if err != nil {
 			return err
 		}
-		cash, err := money.Parse(canonical(cashText))
-		if err != nil {
-			return fmt.Errorf("portfolio %d cash %q: %w", pid, cashText, err)
+		if err := checkQuote(q, side, h.Currency, limit, time.Now(), s.maxPriceAge); err != nil {
+			return err
 		}
-		held, _ := new(big.Rat).SetString(pos.Quantity)
-		cost, _ := new(big.Rat).SetString(pos.CostBasis)
+		cash, err := money.Parse(canonical(h.Cash))
+		if err != nil {
+			return fmt.Errorf("portfolio %d cash %q: %w", pid, h.Cash, err)
+		}
+		held, _ := new(big.Rat).SetString(h.Position.Quantity)
+		cost, _ := new(big.Rat).SetString(h.Position.CostBasis)
 
 		var cashNew, heldNew, costNew *big.Rat
 		var movement *big.Rat
@@ -135,7 +130,8 @@ func (s *Server) executeTrade(ctx context.Context, req *portfoliov1.ExecuteTrade
 		cashAfter = money.Format(cashNew)
 		trade, err = st.WriteTrade(ctx, store.TradeWrite{
 			Trade: store.Trade{PortfolioID: pid, Symbol: sym, Side: side.String(), Quantity: money.Format(qty),
-				Price: money.Format(price), Amount: money.Format(amount), RequestID: rid, RequestHash: hash},
+				Price: money.Format(price), Amount: money.Format(amount), RequestID: rid, RequestHash: hash,
+				PriceTime: &q.time},
 			Cash:     cashAfter,
 			Position: store.Position{Symbol: sym, Quantity: money.Format(heldNew), CostBasis: costNew.FloatString(costDigits)},
 			Movement: money.Format(movement),
@@ -152,6 +148,56 @@ func (s *Server) executeTrade(ctx context.Context, req *portfoliov1.ExecuteTrade
 		return store.Trade{}, "", err
 	}
 	return trade, cashAfter, nil
+}
+
+// quote is the stock service's latest price of a stock.
+type quote struct {
+	symbol   string
+	price    *big.Rat
+	time     time.Time  // the bar's start
+	currency string     // the stock's
+	delisted *time.Time // set for a deleted stock's final price
+}
+
+// checkQuote decides whether a trade may execute at q, for a portfolio in currency, at time
+// now: not across currencies (nothing converts between them), no buy of a delisted stock, no
+// price older than maxAge (0: any age) unless the stock is delisted (its final price is the
+// one it will ever have, so its positions stay sellable), and within the limit price if one
+// is set.
+func checkQuote(q quote, side portfoliov1.Side, currency string, limit *big.Rat, now time.Time, maxAge time.Duration) error {
+	if q.currency != currency {
+		stockCurrency := q.currency
+		if stockCurrency == "" {
+			stockCurrency = "unknown"
+		}
+		return apierr.Newf(apierr.CurrencyMismatch, map[string]string{"symbol": q.symbol, "stock_currency": q.currency,
+			"portfolio_currency": currency},
+			"currency mismatch: %s is priced in %s, the portfolio holds %s", q.symbol, stockCurrency, currency)
+	}
+	if q.delisted != nil {
+		if side == portfoliov1.Side_SIDE_BUY {
+			return apierr.Newf(apierr.StockDelisted, map[string]string{"symbol": q.symbol,
+				"delist_time": q.delisted.UTC().Format(time.RFC3339)},
+				"%s was delisted at %s: it can be sold at its final price, not bought", q.symbol, q.delisted.UTC().Format(time.RFC3339))
+		}
+	} else if maxAge > 0 && now.Sub(q.time) > maxAge {
+		return apierr.Newf(apierr.PriceTooOld, map[string]string{"symbol": q.symbol,
+			"price_time": q.time.UTC().Format(time.RFC3339), "max_price_age": maxAge.String()},
+			"the latest price of %s is from %s, older than %s: no trade executes at it", q.symbol,
+			q.time.UTC().Format(time.RFC3339), maxAge)
+	}
+	if limit != nil {
+		limitText := money.Format(limit)
+		if side == portfoliov1.Side_SIDE_BUY && q.price.Cmp(limit) > 0 {
+			return apierr.Newf(apierr.LimitNotMet, limitMetadata(q.symbol, side, q.price, limitText),
+				"limit not met: %s trades at %s, above the buy limit %s", q.symbol, money.Format(q.price), limitText)
+		}
+		if side == portfoliov1.Side_SIDE_SELL && q.price.Cmp(limit) < 0 {
+			return apierr.Newf(apierr.LimitNotMet, limitMetadata(q.symbol, side, q.price, limitText),
+				"limit not met: %s trades at %s, below the sell limit %s", q.symbol, money.Format(q.price), limitText)
+		}
+	}
+	return nil
 }
 
 // limitMetadata is the ErrorInfo metadata of LIMIT_NOT_MET.
@@ -173,32 +219,38 @@ func repeatedTrade(ctx context.Context, st *store.Store, prev store.Trade, hash 
 	return prev, cash, nil
 }
 
-// latestPrice asks the stock service for symbol's latest close.
-func (s *Server) latestPrice(ctx context.Context, symbol string) (*big.Rat, error) {
+// latestPrice asks the stock service for symbol's latest close, its time and currency.
+func (s *Server) latestPrice(ctx context.Context, symbol string) (quote, error) {
 	resp, err := s.stock.GetLatestPrices(ctx, &stockv1.GetLatestPricesRequest{Symbols: []string{symbol}})
 	if err != nil {
 		st := status.Convert(err)
 		switch st.Code() {
 		case codes.InvalidArgument:
-			return nil, validate.Field("symbol", "%s", st.Message())
+			return quote{}, validate.Field("symbol", "%s", st.Message())
 		case codes.Canceled:
-			return nil, st.Err()
+			return quote{}, st.Err()
 		}
 		// Breaker open, peer down or too slow: the trade cannot be priced now.
 		md := map[string]string{"peer": "stock"}
 		if info := apierr.Info(st); info != nil {
 			md["peer_reason"] = info.GetReason()
 		}
-		return nil, apierr.Newf(apierr.PeerUnavailable, md, "stock prices unavailable, trade not executed: %s", st.Message())
+		return quote{}, apierr.Newf(apierr.PeerUnavailable, md, "stock prices unavailable, trade not executed: %s", st.Message())
 	}
 	if len(resp.GetPrices()) == 0 {
-		return nil, apierr.Newf(apierr.PriceNotFound, map[string]string{"symbol": symbol}, "no price for %q: unknown symbol", symbol)
+		return quote{}, apierr.Newf(apierr.PriceNotFound, map[string]string{"symbol": symbol}, "no price for %q: unknown symbol", symbol)
 	}
-	price, err := money.Parse(resp.GetPrices()[0].GetClose())
+	p := resp.GetPrices()[0]
+	price, err := money.Parse(p.GetClose())
 	if err != nil {
-		return nil, fmt.Errorf("price of %s from the stock service: %w", symbol, err)
+		return quote{}, fmt.Errorf("price of %s from the stock service: %w", symbol, err)
 	}
-	return price, nil
+	q := quote{symbol: symbol, price: price, time: p.GetTime().AsTime(), currency: p.GetCurrency()}
+	if p.GetDelistTime() != nil {
+		t := p.GetDelistTime().AsTime()
+		q.delisted = &t
+	}
+	return q, nil
 }
 
 // ListTrades returns a page of a portfolio's trades.

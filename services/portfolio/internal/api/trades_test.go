@@ -16,7 +16,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/testing/protocmp"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	portfoliov1 "github.com/pgfleet/pgfleet/gen/pgfleet/portfolio/v1"
 	"github.com/pgfleet/pgfleet/pkg/apierr"
@@ -29,9 +28,6 @@ const (
 	buy  = portfoliov1.Side_SIDE_BUY
 	sell = portfoliov1.Side_SIDE_SELL
 )
-
-// priceTime is the time of the prices newStockService ingests.
-var priceTime = timestamppb.New(time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC))
 
 // mustTrade executes a trade that must succeed.
 func (e env) mustTrade(t *testing.T, pid int64, side portfoliov1.Side, symbol, qty, rid string) *portfoliov1.ExecuteTradeResponse {
@@ -113,8 +109,9 @@ func TestExecuteTrade_buySell(t *testing.T) {
 
 	got := e.mustTrade(t, pid, buy, "AAPL", "10", "buy-10")
 	want := &portfoliov1.ExecuteTradeResponse{
-		Trade: &portfoliov1.Trade{PortfolioId: pid, Symbol: "AAPL", Side: buy, Quantity: "10", Price: "100", Amount: "1000", RequestId: "buy-10"},
-		Cash:  "9000",
+		Trade: &portfoliov1.Trade{PortfolioId: pid, Symbol: "AAPL", Side: buy, Quantity: "10", Price: "100", Amount: "1000", RequestId: "buy-10",
+			PriceTime: priceTime}, // the time of the bar it executed at
+		Cash: "9000",
 	}
 	if diff := cmp.Diff(want, got, protocmp.Transform(), protocmp.IgnoreFields(&portfoliov1.Trade{}, "id", "execute_time")); diff != "" {
 		t.Errorf("ExecuteTrade(buy 10 AAPL) mismatch (-want +got):\n%s", diff)
@@ -127,9 +124,10 @@ func TestExecuteTrade_buySell(t *testing.T) {
 	p := e.mustGet(t, pid)
 	wantP := &portfoliov1.GetPortfolioResponse{
 		Positions: []*portfoliov1.Position{{Symbol: "AAPL", Quantity: "10", AverageCost: "100", LastPrice: "100",
-			PriceTime: priceTime, MarketValue: "1000", UnrealizedPnl: "0"}},
-		PositionsValue: "1000",
-		TotalValue:     "10000",
+			PriceTime: priceTime, MarketValue: "1000", UnrealizedPnl: "0", Currency: "USD"}},
+		PositionsValue:  "1000",
+		TotalValue:      "10000",
+		PositionsValues: []*portfoliov1.CurrencyValue{{Currency: "USD", PositionsValue: "1000"}},
 	}
 	if diff := cmp.Diff(wantP, p, protocmp.Transform(), protocmp.IgnoreFields(&portfoliov1.GetPortfolioResponse{}, "portfolio")); diff != "" {
 		t.Errorf("GetPortfolio after buying mismatch (-want +got):\n%s", diff)
@@ -143,7 +141,7 @@ func TestExecuteTrade_buySell(t *testing.T) {
 		t.Errorf("ExecuteTrade(sell 4 AAPL) = cash %q amount %q, want 9400 and 400", got.GetCash(), got.GetTrade().GetAmount())
 	}
 	wantP.Positions[0].Quantity, wantP.Positions[0].MarketValue = "6", "600"
-	wantP.PositionsValue = "600"
+	wantP.PositionsValue, wantP.PositionsValues[0].PositionsValue = "600", "600"
 	if diff := cmp.Diff(wantP, e.mustGet(t, pid), protocmp.Transform(), protocmp.IgnoreFields(&portfoliov1.GetPortfolioResponse{}, "portfolio")); diff != "" {
 		t.Errorf("GetPortfolio after selling 4 mismatch (-want +got):\n%s", diff)
 	}

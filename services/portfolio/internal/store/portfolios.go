@@ -142,21 +142,29 @@ func (s *Store) ListOwnedPortfolios(ctx context.Context, email string, page *que
 	return list, nil
 }
 
-// Holding returns a portfolio's cash and its position in symbol (quantity and cost "0" when
-// not held) in one round trip, or an error wrapping ErrNotFound.
-func (s *Store) Holding(ctx context.Context, portfolioID int64, symbol string) (cash string, pos Position, err error) {
+// Holding is what a trade of symbol reads of a portfolio: its currency, its cash and its
+// position in symbol.
+type Holding struct {
+	Currency string
+	Cash     string
+	Position Position // quantity and cost "0" when not held
+}
+
+// Holding returns a portfolio's currency, cash and position in symbol in one round trip, or
+// an error wrapping ErrNotFound.
+func (s *Store) Holding(ctx context.Context, portfolioID int64, symbol string) (Holding, error) {
 	const q = `
-		SELECT p.cash::text, coalesce(pos.quantity::text, '0'), coalesce(pos.cost_basis::text, '0')
+		SELECT p.currency, p.cash::text, coalesce(pos.quantity::text, '0'), coalesce(pos.cost_basis::text, '0')
 		FROM portfolio.portfolios p
 		LEFT JOIN portfolio.positions pos ON pos.portfolio_id = p.id AND pos.symbol = $2
 		WHERE p.id = $1`
-	pos.Symbol = symbol
-	err = s.db.QueryRow(ctx, q, portfolioID, symbol).Scan(&cash, &pos.Quantity, &pos.CostBasis)
+	h := Holding{Position: Position{Symbol: symbol}}
+	err := s.db.QueryRow(ctx, q, portfolioID, symbol).Scan(&h.Currency, &h.Cash, &h.Position.Quantity, &h.Position.CostBasis)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return "", Position{}, &NotFoundError{Kind: "portfolio", Field: "portfolio_id", Key: portfolioID}
+		return Holding{}, &NotFoundError{Kind: "portfolio", Field: "portfolio_id", Key: portfolioID}
 	}
 	if err != nil {
-		return "", Position{}, fmt.Errorf("holding %s of portfolio %d: %w", symbol, portfolioID, err)
+		return Holding{}, fmt.Errorf("holding %s of portfolio %d: %w", symbol, portfolioID, err)
 	}
-	return cash, pos, nil
+	return h, nil
 }

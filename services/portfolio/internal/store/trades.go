@@ -14,16 +14,17 @@ import (
 
 // Trade is a row of portfolio.trades.
 type Trade struct {
-	ID          int64     `db:"id"`
-	PortfolioID int64     `db:"portfolio_id"`
-	Symbol      string    `db:"symbol"`
-	Side        string    `db:"side"` // "SIDE_BUY" or "SIDE_SELL"
-	Quantity    string    `db:"quantity"`
-	Price       string    `db:"price"`
-	Amount      string    `db:"amount"`
-	RequestID   string    `db:"request_id"`
-	RequestHash []byte    `db:"request_hash"`
-	ExecuteTime time.Time `db:"execute_time"`
+	ID          int64      `db:"id"`
+	PortfolioID int64      `db:"portfolio_id"`
+	Symbol      string     `db:"symbol"`
+	Side        string     `db:"side"` // "SIDE_BUY" or "SIDE_SELL"
+	Quantity    string     `db:"quantity"`
+	Price       string     `db:"price"`
+	Amount      string     `db:"amount"`
+	RequestID   string     `db:"request_id"`
+	RequestHash []byte     `db:"request_hash"`
+	ExecuteTime time.Time  `db:"execute_time"`
+	PriceTime   *time.Time `db:"price_time"` // the price bar's; nil for trades recorded before it was kept
 }
 
 // CashMovement is a row of portfolio.cash_movements, the ledger.
@@ -39,7 +40,7 @@ type CashMovement struct {
 }
 
 const tradeColumns = `id, portfolio_id, symbol, side, quantity::text AS quantity, price::text AS price,
-	amount::text AS amount, request_id, request_hash, execute_time`
+	amount::text AS amount, request_id, request_hash, execute_time, price_time`
 
 const movementColumns = `id, portfolio_id, kind, amount::text AS amount, trade_id, request_id, request_hash, create_time`
 
@@ -201,20 +202,20 @@ type TradeWrite struct {
 // is held: data-modifying CTEs all run, whatever the final SELECT reads.
 const tradeWrite = `
 	WITH t AS (
-		INSERT INTO portfolio.trades (portfolio_id, symbol, side, quantity, price, amount, request_id, request_hash)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+		INSERT INTO portfolio.trades (portfolio_id, symbol, side, quantity, price, amount, request_id, request_hash, price_time)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 		RETURNING ` + tradeColumns + `
 	), m AS (
 		INSERT INTO portfolio.cash_movements (portfolio_id, kind, amount, trade_id, request_id, request_hash)
-		SELECT portfolio_id, $9, $10, id, request_id, request_hash FROM t
+		SELECT portfolio_id, $10, $11, id, request_id, request_hash FROM t
 	), c AS (
-		UPDATE portfolio.portfolios SET cash = $11, update_time = now() WHERE id = $1
+		UPDATE portfolio.portfolios SET cash = $12, update_time = now() WHERE id = $1
 	), pos AS (%s)
 	SELECT * FROM t`
 
 var (
 	tradeWriteUpsert = fmt.Sprintf(tradeWrite, `
-		INSERT INTO portfolio.positions (portfolio_id, symbol, quantity, cost_basis) VALUES ($1, $2, $12, $13)
+		INSERT INTO portfolio.positions (portfolio_id, symbol, quantity, cost_basis) VALUES ($1, $2, $13, $14)
 		ON CONFLICT (portfolio_id, symbol) DO UPDATE SET
 			quantity = EXCLUDED.quantity, cost_basis = EXCLUDED.cost_basis, update_time = now()`)
 	tradeWriteRemove = fmt.Sprintf(tradeWrite, `
@@ -225,9 +226,9 @@ var (
 func (s *Store) WriteTrade(ctx context.Context, w TradeWrite) (Trade, error) {
 	t := w.Trade
 	q, args := tradeWriteUpsert, []any{t.PortfolioID, t.Symbol, t.Side, t.Quantity, t.Price, t.Amount, t.RequestID,
-		t.RequestHash, w.Kind, w.Movement, w.Cash, w.Position.Quantity, w.Position.CostBasis}
+		t.RequestHash, t.PriceTime, w.Kind, w.Movement, w.Cash, w.Position.Quantity, w.Position.CostBasis}
 	if w.Position.Quantity == "0" {
-		q, args = tradeWriteRemove, args[:11]
+		q, args = tradeWriteRemove, args[:12]
 	}
 	rows, _ := s.db.Query(ctx, q, args...)
 	out, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[Trade])

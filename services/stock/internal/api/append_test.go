@@ -61,7 +61,7 @@ func TestIngestPrices_appendOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantLatest := &stockv1.GetLatestPricesResponse{Prices: []*stockv1.Price{s0[5], s1[1]}}
+	wantLatest := &stockv1.GetLatestPricesResponse{Prices: []*stockv1.Price{withCurrency(s0[5], "USD"), withCurrency(s1[1], "USD")}}
 	if diff := cmp.Diff(wantLatest, latest, protocmp.Transform()); diff != "" {
 		t.Errorf("latest prices mismatch (-want +got):\n%s", diff)
 	}

@@ -42,7 +42,7 @@ func fromStock(st *stockv1.Stock) store.Stock {
 }
 
 func toPrice(p *store.Price) *stockv1.Price {
-	return &stockv1.Price{
+	out := &stockv1.Price{
 		Symbol: p.Symbol,
 		Time:   timestamppb.New(p.Time),
 		Open:   trimDecimal(p.Open),
@@ -50,7 +50,13 @@ func toPrice(p *store.Price) *stockv1.Price {
 		Low:    trimDecimal(p.Low),
 		Close:  trimDecimal(p.Close),
 		Volume: p.Volume,
+		// Currency and DelistTime: GetLatestPrices's rows only.
+		Currency: p.Currency,
 	}
+	if p.DelistTime != nil {
+		out.DelistTime = timestamppb.New(*p.DelistTime)
+	}
+	return out
 }
 
 func toRecommendation(r store.Recommendation) *stockv1.Recommendation {

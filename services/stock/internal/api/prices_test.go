@@ -73,7 +73,7 @@ func TestIngestPrices(t *testing.T) {
 		t.Fatalf("GetLatestPrices: %v", err)
 	}
 	wantLatest := &stockv1.GetLatestPricesResponse{
-		Prices:         []*stockv1.Price{dup, dailyPrices("S000", 300)[299]},
+		Prices:         []*stockv1.Price{withCurrency(dup, "USD"), withCurrency(dailyPrices("S000", 300)[299], "USD")},
 		MissingSymbols: []string{"S009"},
 	}
 	if diff := cmp.Diff(wantLatest, latest, protocmp.Transform()); diff != "" {

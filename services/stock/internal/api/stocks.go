@@ -95,7 +95,8 @@ func (s *Server) UpsertStocks(ctx context.Context, req *stockv1.UpsertStocksRequ
 	return &stockv1.UpsertStocksResponse{InsertedCount: int32(inserted), UpdatedCount: int32(updated)}, nil
 }
 
-// DeleteStock deletes a stock, its prices and its recommendations.
+// DeleteStock deletes a stock, its price history and its recommendations, and keeps its
+// latest price as its final one (delisted), for portfolios that still hold it.
 func (s *Server) DeleteStock(ctx context.Context, req *stockv1.DeleteStockRequest) (*stockv1.DeleteStockResponse, error) {
 	sym := req.GetSymbol()
 	err := s.retry.RunTx(ctx, s.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {

@@ -6,11 +6,13 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	gocmp "github.com/google/go-cmp/cmp"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protocmp"
 
 	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
@@ -237,24 +239,85 @@ func TestUpsertStocks(t *testing.T) {
 	wantCode(t, err, codes.NotFound)
 }
 
+// TestDeleteStock: a deleted stock's history, recommendations and listing go, its final
+// price stays for GetLatestPrices (with its currency and delist_time), so that positions
+// held in it can still be valued and sold; storing the symbol again is a new listing.
 func TestDeleteStock(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	seedStocks(t, e, 2)
-	if _, err := e.ingest(t, dailyPrices("S000", 10), 100); err != nil {
+	stocks := seedStocks(t, e, 2)
+	stocks[0].Currency = "EUR"
+	e.upsert(t, stocks[0])
+	bars := dailyPrices("S000", 10)
+	if _, err := e.ingest(t, bars, 100); err != nil {
 		t.Fatalf("ingest: %v", err)
 	}
+	before := time.Now()
 	if _, err := e.client.DeleteStock(t.Context(), &stockv1.DeleteStockRequest{Symbol: "S000"}); err != nil {
 		t.Fatalf("DeleteStock: %v", err)
 	}
-	var prices, latest int
-	if err := e.pool.QueryRow(t.Context(), `SELECT (SELECT count(*) FROM stock.prices WHERE symbol = 'S000'),
-		(SELECT count(*) FROM stock.latest_prices WHERE symbol = 'S000')`).Scan(&prices, &latest); err != nil {
+	var prices int
+	if err := e.pool.QueryRow(t.Context(), `SELECT count(*) FROM stock.prices WHERE symbol = 'S000'`).Scan(&prices); err != nil {
 		t.Fatal(err)
 	}
-	if prices != 0 || latest != 0 {
-		t.Errorf("after DeleteStock: %d prices, %d latest prices left, want none", prices, latest)
+	if prices != 0 {
+		t.Errorf("after DeleteStock: %d prices left, want none", prices)
 	}
-	_, err := e.client.DeleteStock(t.Context(), &stockv1.DeleteStockRequest{Symbol: "S000"})
+	_, err := e.client.GetStock(t.Context(), &stockv1.GetStockRequest{Symbol: "S000"})
 	wantCode(t, err, codes.NotFound)
+	_, err = e.client.ListPrices(t.Context(), &stockv1.ListPricesRequest{Symbol: "S000"})
+	wantCode(t, err, codes.NotFound)
+
+	latest, err := e.client.GetLatestPrices(t.Context(), &stockv1.GetLatestPricesRequest{Symbols: []string{"S000", "S001"}})
+	if err != nil {
+		t.Fatalf("GetLatestPrices: %v", err)
+	}
+	final := withCurrency(bars[9], "EUR")
+	if len(latest.GetPrices()) != 1 {
+		t.Fatalf("GetLatestPrices after DeleteStock = %v, want the final price of S000", latest)
+	}
+	got := latest.GetPrices()[0]
+	if dt := got.GetDelistTime().AsTime(); got.GetDelistTime() == nil || dt.Before(before.Add(-time.Minute)) || dt.After(time.Now().Add(time.Minute)) {
+		t.Errorf("final price delist_time = %v, want the time of the DeleteStock call", got.GetDelistTime())
+	}
+	if diff := gocmp.Diff(final, got, protocmp.Transform(), protocmp.IgnoreFields(&stockv1.Price{}, "delist_time")); diff != "" {
+		t.Errorf("final price mismatch (-want +got):\n%s", diff)
+	}
+	if diff := gocmp.Diff([]string{"S001"}, latest.GetMissingSymbols()); diff != "" {
+		t.Errorf("missing symbols (-want +got):\n%s", diff)
+	}
+
+	_, err = e.client.DeleteStock(t.Context(), &stockv1.DeleteStockRequest{Symbol: "S000"})
+	wantCode(t, err, codes.NotFound)
+	_, err = e.ingest(t, dailyPrices("S000", 1), 1)
+	wantCode(t, err, codes.InvalidArgument) // an unknown stock, as before
+
+	// Stored again: a new listing, without the old one's final price until its own prices come.
+	stocks[0].Currency = "USD"
+	e.upsert(t, stocks[0])
+	latest, err = e.client.GetLatestPrices(t.Context(), &stockv1.GetLatestPricesRequest{Symbols: []string{"S000"}})
+	if err != nil {
+		t.Fatalf("GetLatestPrices: %v", err)
+	}
+	if diff := gocmp.Diff(&stockv1.GetLatestPricesResponse{MissingSymbols: []string{"S000"}}, latest, protocmp.Transform()); diff != "" {
+		t.Errorf("GetLatestPrices after relisting (-want +got):\n%s", diff)
+	}
+	if _, err := e.ingest(t, bars[:3], 100); err != nil {
+		t.Fatalf("ingest after relisting: %v", err)
+	}
+	latest, err = e.client.GetLatestPrices(t.Context(), &stockv1.GetLatestPricesRequest{Symbols: []string{"S000"}})
+	if err != nil {
+		t.Fatalf("GetLatestPrices: %v", err)
+	}
+	want := &stockv1.GetLatestPricesResponse{Prices: []*stockv1.Price{withCurrency(bars[2], "USD")}}
+	if diff := gocmp.Diff(want, latest, protocmp.Transform()); diff != "" {
+		t.Errorf("GetLatestPrices of the new listing (-want +got):\n%s", diff)
+	}
+}
+
+// withCurrency is p as GetLatestPrices returns it: with its stock's currency.
+func withCurrency(p *stockv1.Price, currency string) *stockv1.Price {
+	out := proto.Clone(p).(*stockv1.Price)
+	out.Currency = currency
+	return out
 }

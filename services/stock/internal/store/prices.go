@@ -22,6 +22,11 @@ type Price struct {
 	Low    string    `db:"low"`
 	Close  string    `db:"close"`
 	Volume int64     `db:"volume"`
+
+	// Set by LatestPrices only: the stock's currency, and for a deleted stock's final price
+	// when it was deleted.
+	Currency   string     `db:"-"`
+	DelistTime *time.Time `db:"-"`
 }
 
 // Unbounded ends of a time range: PostgreSQL stores both, and a concrete bound keeps the
@@ -152,7 +157,7 @@ func (s *Store) AdvanceLatest(ctx context.Context, rows []Price) error {
 			$5::text[]::numeric[], $6::text[]::numeric[], $7::bigint[])
 		ON CONFLICT (symbol) DO UPDATE SET
 			ts = EXCLUDED.ts, open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low,
-			close = EXCLUDED.close, volume = EXCLUDED.volume
+			close = EXCLUDED.close, volume = EXCLUDED.volume, currency = NULL, delist_time = NULL
 		WHERE l.ts <= EXCLUDED.ts`
 	n := len(rows)
 	sym, ts, vol := make([]string, n), make([]time.Time, n), make([]int64, n)
@@ -213,11 +218,21 @@ func (s *Store) ScanPrices(ctx context.Context, symbol string, from time.Time, a
 	return nil
 }
 
-// LatestPrices returns the latest price of each symbol that has one, in no particular order.
+// LatestPrices returns the latest price of each symbol that has one, in no particular order,
+// with its currency: the stock's, or for a deleted stock's final price the one it had, with
+// DelistTime set. A final price whose symbol was stored again since (a new listing, racing
+// DeleteStock) counts as the new stock's until its first ingest replaces it.
 func (s *Store) LatestPrices(ctx context.Context, symbols []string) ([]Price, error) {
-	const q = `SELECT ` + priceColumns + ` FROM stock.latest_prices WHERE symbol = ANY($1)`
+	const q = `
+		SELECT l.symbol, l.ts, l.open::text, l.high::text, l.low::text, l.close::text, l.volume,
+			coalesce(s.currency, l.currency, ''), CASE WHEN s.symbol IS NULL THEN l.delist_time END
+		FROM stock.latest_prices l LEFT JOIN stock.stocks s ON s.symbol = l.symbol
+		WHERE l.symbol = ANY($1)`
 	rows, _ := s.db.Query(ctx, q, symbols)
-	prices, err := pgx.CollectRows(rows, pgx.RowToStructByPos[Price])
+	prices, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (p Price, err error) {
+		err = row.Scan(&p.Symbol, &p.Time, &p.Open, &p.High, &p.Low, &p.Close, &p.Volume, &p.Currency, &p.DelistTime)
+		return p, err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("latest prices: %w", err)
 	}

@@ -82,7 +82,12 @@ func (s *Store) UpsertStocks(ctx context.Context, stocks []Stock) (inserted, upd
 			market_cap = EXCLUDED.market_cap, update_time = now()
 		WHERE (s.name, s.sector, s.industry, s.exchange, s.currency, s.market_cap) IS DISTINCT FROM
 			(EXCLUDED.name, EXCLUDED.sector, EXCLUDED.industry, EXCLUDED.exchange, EXCLUDED.currency, EXCLUDED.market_cap)
-		RETURNING (xmax = 0) AS inserted`
+		RETURNING symbol, (xmax = 0) AS inserted`
+	// A symbol stored again after DeleteStock is a new listing: the old one's final price goes.
+	const relist = `
+		WITH up AS (` + q + `),
+		gone AS (DELETE FROM stock.latest_prices l USING up WHERE l.symbol = up.symbol AND up.inserted AND l.delist_time IS NOT NULL)
+		SELECT inserted FROM up`
 	n := len(stocks)
 	sym, name, sector, industry := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	exchange, currency, mcap := make([]string, n), make([]string, n), make([]int64, n)
@@ -90,7 +95,7 @@ func (s *Store) UpsertStocks(ctx context.Context, stocks []Stock) (inserted, upd
 		sym[i], name[i], sector[i], industry[i] = st.Symbol, st.Name, st.Sector, st.Industry
 		exchange[i], currency[i], mcap[i] = st.Exchange, st.Currency, st.MarketCap
 	}
-	rows, _ := s.db.Query(ctx, q, sym, name, sector, industry, exchange, currency, mcap)
+	rows, _ := s.db.Query(ctx, relist, sym, name, sector, industry, exchange, currency, mcap)
 	flags, err := pgx.CollectRows(rows, pgx.RowTo[bool])
 	if err != nil {
 		return 0, 0, fmt.Errorf("upsert stocks: %w", err)
@@ -99,17 +104,22 @@ func (s *Store) UpsertStocks(ctx context.Context, stocks []Stock) (inserted, upd
 	return inserted, updated, nil
 }
 
-// DeleteStock deletes a stock with its prices; latest prices and recommendations go by
-// cascade. Run it in a transaction holding the stock's write lock, so no ingest of the
-// same symbol can interleave (prices carry no foreign key).
+// DeleteStock deletes a stock with its prices (recommendations go by cascade) and keeps its
+// latest price as its final one, marked with the stock's currency and the deletion time. Run
+// it in a transaction holding the stock's write lock, so no ingest of the same symbol can
+// interleave (prices carry no foreign key).
 func (s *Store) DeleteStock(ctx context.Context, symbol string) error {
+	// One statement: the stock row gives the final price its currency as it goes.
+	const delStock = `
+		WITH d AS (DELETE FROM stock.stocks WHERE symbol = $1 RETURNING symbol, currency),
+		u AS (UPDATE stock.latest_prices l SET currency = d.currency, delist_time = now() FROM d WHERE l.symbol = d.symbol)
+		SELECT count(*) FROM d`
 	const delPrices = `DELETE FROM stock.prices WHERE symbol = $1`
-	const delStock = `DELETE FROM stock.stocks WHERE symbol = $1`
-	tag, err := s.db.Exec(ctx, delStock, symbol)
-	if err != nil {
+	var deleted int64
+	if err := s.db.QueryRow(ctx, delStock, symbol).Scan(&deleted); err != nil {
 		return fmt.Errorf("delete stock %q: %w", symbol, err)
 	}
-	if tag.RowsAffected() == 0 {
+	if deleted == 0 {
 		return &NotFoundError{Kind: "stock", Field: "symbol", Key: symbol}
 	}
 	if _, err := s.db.Exec(ctx, delPrices, symbol); err != nil {
