@@ -55,6 +55,9 @@ service_env() {
 			die "portfolio prices trades with the stock service: list stock before portfolio in SERVICES"
 		fi
 		echo "STOCK_ADDR=$(grpc_target "$j")"
+		# The demo prices are loaded once and then age: trades take them at any age unless
+		# MAX_PRICE_AGE is set (the service's own default refuses prices older than 120h).
+		echo "MAX_PRICE_AGE=${MAX_PRICE_AGE:-0}"
 		;;
 	esac
 }
