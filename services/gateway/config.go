@@ -25,6 +25,14 @@ type config struct {
 	CORSAllowedOrigins []string `env:"CORS_ALLOWED_ORIGINS"`
 	// MaxRequestBytes bounds a request body; a larger one is answered 413.
 	MaxRequestBytes int64 `env:"MAX_REQUEST_BYTES, default=4194304"`
+	// MaxInFlight bounds the API requests served at once, MaxQueued those waiting for one of
+	// them to end; past both a request is answered 429 GATEWAY_BUSY. They bound the
+	// gateway's memory whatever the number of clients.
+	MaxInFlight int `env:"MAX_IN_FLIGHT, default=128"`
+	MaxQueued   int `env:"MAX_QUEUED, default=1024"`
+	// MaxConnections bounds the connections open on HTTP_ADDR; more wait to be accepted
+	// (connlimit.go).
+	MaxConnections int `env:"MAX_CONNECTIONS, default=256"`
 	// StreamTimeout is the deadline of streaming calls (the NDJSON price export): the
 	// upstream clients' TIMEOUT is for unary calls.
 	StreamTimeout time.Duration `env:"STREAM_TIMEOUT, default=10m"`
@@ -60,6 +68,9 @@ func loadConfig(ctx context.Context, env envconfig.Lookuper) (config, error) {
 		return cfg, fmt.Errorf("read config: MAX_REQUEST_BYTES must be positive, got %d", cfg.MaxRequestBytes)
 	case cfg.StreamTimeout <= 0 || cfg.HealthTimeout <= 0:
 		return cfg, fmt.Errorf("read config: STREAM_TIMEOUT and HEALTH_TIMEOUT must be positive")
+	case cfg.MaxInFlight <= 0 || cfg.MaxQueued < 0 || cfg.MaxConnections <= 0:
+		return cfg, fmt.Errorf("read config: MAX_IN_FLIGHT and MAX_CONNECTIONS must be positive and MAX_QUEUED not negative, got %d, %d and %d",
+			cfg.MaxInFlight, cfg.MaxConnections, cfg.MaxQueued)
 	}
 	return cfg, nil
 }

@@ -32,8 +32,9 @@ func TestLoadConfig(t *testing.T) {
 			name: "defaults",
 			env:  base,
 			check: func(t *testing.T, cfg config) {
-				got := []any{cfg.HTTPAddr, cfg.MetricsAddr, cfg.MaxRequestBytes, cfg.StreamTimeout, cfg.Drain, len(cfg.CORSAllowedOrigins)}
-				want := []any{":8080", ":9100", int64(4 << 20), 10 * time.Minute, 20 * time.Second, 0}
+				got := []any{cfg.HTTPAddr, cfg.MetricsAddr, cfg.MaxRequestBytes, cfg.StreamTimeout, cfg.Drain, len(cfg.CORSAllowedOrigins),
+					cfg.MaxConnections, cfg.MaxInFlight, cfg.MaxQueued, cfg.Profiles}
+				want := []any{":8080", ":9100", int64(4 << 20), 10 * time.Minute, 20 * time.Second, 0, 256, 128, 1024, false}
 				if diff := cmp.Diff(want, got); diff != "" {
 					t.Errorf("defaults mismatch (-want +got):\n%s", diff)
 				}
@@ -76,6 +77,8 @@ func TestLoadConfig(t *testing.T) {
 		{name: "missing_upstream", env: map[string]string{"STOCK_ADDR": "x:1", "PORTFOLIO_ADDR": "y:1"}, wantErr: "INTERVIEW_ADDR"},
 		{name: "bad_body_limit", env: with("MAX_REQUEST_BYTES", "0"), wantErr: "MAX_REQUEST_BYTES"},
 		{name: "bad_stream_timeout", env: with("STREAM_TIMEOUT", "-1s"), wantErr: "STREAM_TIMEOUT"},
+		{name: "bad_in_flight", env: with("MAX_IN_FLIGHT", "0"), wantErr: "MAX_IN_FLIGHT"},
+		{name: "bad_connections", env: with("MAX_CONNECTIONS", "0"), wantErr: "MAX_CONNECTIONS"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

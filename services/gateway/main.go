@@ -59,6 +59,7 @@ func run(ctx context.Context, log *slog.Logger, env envconfig.Lookuper) error {
 	log.Info("starting", "http_addr", cfg.HTTPAddr, "metrics_addr", cfg.MetricsAddr,
 		"stock", cfg.Stock.Addr, "portfolio", cfg.Portfolio.Addr, "interview", cfg.Interview.Addr,
 		"cors_allowed_origins", cfg.CORSAllowedOrigins, "max_request_bytes", cfg.MaxRequestBytes,
+		"max_in_flight", cfg.MaxInFlight, "max_queued", cfg.MaxQueued, "max_connections", cfg.MaxConnections,
 		"stream_timeout", cfg.StreamTimeout, "tls", cfg.TLS.Enabled(), "auth_disabled", cfg.Auth.Disabled,
 		"pprof", cfg.Profiles)
 
@@ -93,6 +94,8 @@ func run(ctx context.Context, log *slog.Logger, env envconfig.Lookuper) error {
 		Upstreams:          ups.list,
 		CORSAllowedOrigins: cfg.CORSAllowedOrigins,
 		MaxRequestBytes:    cfg.MaxRequestBytes,
+		MaxInFlight:        cfg.MaxInFlight,
+		MaxQueued:          cfg.MaxQueued,
 		HealthTimeout:      cfg.HealthTimeout,
 		Authorize:          authz.Authorize,
 		OpenAPI:            spec,
@@ -125,6 +128,11 @@ func run(ctx context.Context, log *slog.Logger, env envconfig.Lookuper) error {
 		ErrorLog:          errLog,
 		BaseContext:       gw.BaseContext, // so that shutdown can end what outlives the drain
 	}
+	limited := newConnLimit(httpLis, cfg.MaxConnections, srv.SetKeepAlivesEnabled)
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "pgfleet_gateway_http_connections_open",
+		Help: "Connections open on HTTP_ADDR; at most MAX_CONNECTIONS, more wait to be accepted.",
+	}, func() float64 { return float64(limited.open()) }))
 	metricsMux := http.NewServeMux()
 	metricsMux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	metricsMux.HandleFunc("GET /healthz", gw.ServeLiveness)
@@ -137,9 +145,9 @@ func run(ctx context.Context, log *slog.Logger, env envconfig.Lookuper) error {
 	g.Go(func() error {
 		var err error
 		if tlsConfig != nil {
-			err = srv.ServeTLS(httpLis, "", "") // the certificate comes from TLSConfig
+			err = srv.ServeTLS(limited, "", "") // the certificate comes from TLSConfig
 		} else {
-			err = srv.Serve(httpLis)
+			err = srv.Serve(limited)
 		}
 		if !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("serve http: %w", err)

@@ -39,6 +39,9 @@ type Options struct {
 	CORSAllowedOrigins []string
 	// MaxRequestBytes bounds request bodies; a larger one is answered 413.
 	MaxRequestBytes int64
+	// MaxInFlight (> 0) bounds the API requests served at once, MaxQueued (>= 0) those
+	// waiting for one to end; a request past both is answered 429 (inflight.go).
+	MaxInFlight, MaxQueued int
 	// HealthTimeout bounds each upstream's health check and database status call.
 	HealthTimeout time.Duration
 	// Authorize admits the caller of /monitoring/database as auth.Authorizer admits a call
@@ -62,6 +65,7 @@ type Gateway struct {
 	mux      *runtime.ServeMux
 	handler  http.Handler
 	draining atomic.Bool
+	inFlight *inFlight
 
 	// base is every request's context (BaseContext); endRequests cancels it, with cause
 	// errShuttingDown, at the end of the drain.
@@ -74,10 +78,10 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 	switch {
 	case len(opts.Upstreams) == 0:
 		return nil, errors.New("gateway: no upstreams")
-	case opts.MaxRequestBytes <= 0 || opts.HealthTimeout <= 0:
-		return nil, errors.New("gateway: MaxRequestBytes and HealthTimeout must be positive")
+	case opts.MaxRequestBytes <= 0 || opts.HealthTimeout <= 0 || opts.MaxInFlight <= 0 || opts.MaxQueued < 0:
+		return nil, errors.New("gateway: MaxRequestBytes, HealthTimeout and MaxInFlight must be positive, MaxQueued not negative")
 	}
-	g := &Gateway{opts: opts, log: opts.Log}
+	g := &Gateway{opts: opts, log: opts.Log, inFlight: newInFlight(opts.MaxInFlight, opts.MaxQueued)}
 	g.base, g.endRequests = context.WithCancelCause(context.Background())
 	if g.log == nil {
 		g.log = slog.Default()
@@ -88,7 +92,7 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 		runtime.WithRoutingErrorHandler(g.handleRoutingError),
 		runtime.WithStreamErrorHandler(g.handleStreamError),
 		runtime.WithForwardResponseOption(streamStart),
-		runtime.WithMiddlewares(recordRoute, trackStreams, keepQuery),
+		runtime.WithMiddlewares(recordRoute, g.limitInFlight, trackStreams, keepQuery),
 		// A form-encoded POST is not a GET in disguise here: only JSON bodies.
 		runtime.WithDisablePathLengthFallback(),
 		runtime.WithDisableHTTPMethodOverride(),
@@ -119,6 +123,13 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 	m, err := newMetrics(opts.Registry)
 	if err != nil {
 		return nil, err
+	}
+	if opts.Registry != nil {
+		for _, c := range []prometheus.Collector{g.inFlight.refused, g.inFlight.queuedNow} {
+			if err := opts.Registry.Register(c); err != nil {
+				return nil, err
+			}
+		}
 	}
 	// Outermost first: metrics see every answer, security headers go on every answer, CORS
 	// answers preflights before the size limit and the routes.

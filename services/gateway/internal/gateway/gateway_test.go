@@ -41,6 +41,8 @@ func newTestGateway(t *testing.T, origins ...string) *Gateway {
 		Upstreams:          []Upstream{{Name: "echo", Register: echo}},
 		CORSAllowedOrigins: origins,
 		MaxRequestBytes:    1024,
+		MaxInFlight:        8,
+		MaxQueued:          8,
 		HealthTimeout:      time.Second,
 		OpenAPI:            []byte(`{"swagger":"2.0"}`),
 	})

@@ -82,10 +82,12 @@ func (g *Gateway) handleStreamError(ctx context.Context, err error) *status.Stat
 
 // streamStart is a forward-response option: ForwardResponseStream calls it with a nil
 // message before reading the stream (unary answers always come with their message). It
-// declares the NDJSON media type at once, so that a stream that ends empty has it too.
-func streamStart(_ context.Context, w http.ResponseWriter, m proto.Message) error {
+// declares the NDJSON media type at once, so that a stream that ends empty has it too, and
+// gives the request's in-flight slot back (inflight.go): a stream may last minutes.
+func streamStart(ctx context.Context, w http.ResponseWriter, m proto.Message) error {
 	if m == nil {
 		w.Header().Set("Content-Type", ndjson)
+		releaseSlot(ctx)
 	}
 	return nil
 }

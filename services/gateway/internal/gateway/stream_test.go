@@ -102,6 +102,7 @@ func newStreamGateway(t *testing.T, msgs []proto.Message, err error) *Gateway {
 	g, gerr := New(t.Context(), Options{
 		Upstreams:       []Upstream{{Name: "stream", Register: register}},
 		MaxRequestBytes: 1024,
+		MaxInFlight:     8,
 		HealthTimeout:   time.Second,
 		OpenAPI:         []byte(`{"swagger":"2.0"}`),
 	})
