@@ -423,15 +423,16 @@ func (s *Server) stockExists(ctx context.Context, symbol string) error {
 }
 
 // StreamPrices sends one symbol's prices in a range as batches, oldest first. It reads the
-// range in chunks by keyset (time after the last row sent), each chunk on a pooled connection
-// that goes back to the pool before the chunk is sent: a client that reads slowly, or not at
-// all, slows its own stream through gRPC flow control and holds no connection meanwhile.
-// Memory holds one chunk. Chunks read at once are bounded by EXPORT_DB_CONNS, so exports
-// leave the rest of the pool to other calls. Each chunk is a consistent read of its rows;
-// bars written during an export appear in it if they are later than the rows already sent.
+// range in chunks by keyset (time after the last row read), each chunk on a pooled
+// connection that goes back to the pool before the chunk is sent: a client that reads
+// slowly, or not at all, slows its own stream through gRPC flow control and holds no
+// connection meanwhile. One chunk is read ahead while the one before it is sent, so reading
+// and sending overlap as they did when one query streamed the whole range; memory holds
+// those two chunks. Chunks read at once are bounded by EXPORT_DB_CONNS, so exports leave
+// the rest of the pool to other calls. Each chunk is a consistent read of its rows; bars
+// written during an export appear in it if they are later than the rows already read.
 // An unknown symbol is NOT_FOUND before any message.
 func (s *Server) StreamPrices(req *stockv1.StreamPricesRequest, stream stockv1.StockService_StreamPricesServer) error {
-	ctx := stream.Context()
 	done, err := s.shares.openStream()
 	if err != nil {
 		return err
@@ -441,25 +442,57 @@ func (s *Server) StreamPrices(req *stockv1.StreamPricesRequest, stream stockv1.S
 	if size == 0 {
 		size = defaultStreamBatch
 	}
-	chunk := chunkRows(size)
-	start, end := timeRange(req.GetStartTime(), req.GetEndTime())
-	from, after := start, false // after: the chunk starts after from, the last row sent
-	for {
-		rows, err := s.priceChunk(ctx, req.GetSymbol(), from, after, end, chunk, !after)
-		if err != nil {
-			return s.grpcError(ctx, err)
+	ctx, cancel := context.WithCancel(stream.Context())
+	chunks := s.readChunks(ctx, req, chunkRows(size))
+	defer func() {
+		cancel()
+		for range chunks { // until the reader has gone: it may be in a query
 		}
-		for i := 0; i < len(rows); i += size {
+	}()
+	for c := range chunks {
+		if c.err != nil {
+			return s.grpcError(ctx, c.err)
+		}
+		for i := 0; i < len(c.rows); i += size {
 			// A message's batch is its own slice of the chunk, never touched after Send.
-			if err := stream.Send(&stockv1.StreamPricesResponse{Prices: rows[i:min(i+size, len(rows)):min(i+size, len(rows))]}); err != nil {
+			end := min(i+size, len(c.rows))
+			if err := stream.Send(&stockv1.StreamPricesResponse{Prices: c.rows[i:end:end]}); err != nil {
 				return s.grpcError(ctx, err)
 			}
 		}
-		if len(rows) < chunk {
-			return nil
-		}
-		from, after = rows[len(rows)-1].GetTime().AsTime(), true
 	}
+	return nil
+}
+
+// priceChunk is a chunk of an export's rows, or the error that ended the export.
+type priceChunk struct {
+	rows []*stockv1.Price
+	err  error
+}
+
+// readChunks reads an export's range in chunks of up to size rows, in a goroutine that hands
+// each one over and then reads the next, until the range or ctx ends; it closes the channel
+// when it has gone.
+func (s *Server) readChunks(ctx context.Context, req *stockv1.StreamPricesRequest, size int) <-chan priceChunk {
+	chunks := make(chan priceChunk) // unbuffered: one chunk read ahead, no more
+	go func() {
+		defer close(chunks)
+		start, end := timeRange(req.GetStartTime(), req.GetEndTime())
+		from, after := start, false // after: the chunk starts after from, the last row read
+		for {
+			rows, err := s.readChunk(ctx, req.GetSymbol(), from, after, end, size)
+			select {
+			case chunks <- priceChunk{rows, err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil || len(rows) < size {
+				return
+			}
+			from, after = rows[len(rows)-1].GetTime().AsTime(), true
+		}
+	}()
+	return chunks
 }
 
 // minChunk is the fewest rows an export reads per query: fewer would spend more on round
@@ -472,10 +505,10 @@ func chunkRows(size int) int {
 	return size * ((minChunk + size - 1) / size)
 }
 
-// priceChunk reads up to limit prices of an export, holding one of the exports' connections
-// while it reads and none once it returns. The first chunk of an export that finds no rows
-// also asks whether the symbol exists.
-func (s *Server) priceChunk(ctx context.Context, symbol string, from time.Time, after bool, end time.Time, limit int, first bool) ([]*stockv1.Price, error) {
+// readChunk reads up to limit prices of an export, holding one of the exports' connections
+// while it reads and none once it returns. The first chunk of an export (after unset) that
+// finds no rows also asks whether the symbol exists.
+func (s *Server) readChunk(ctx context.Context, symbol string, from time.Time, after bool, end time.Time, limit int) ([]*stockv1.Price, error) {
 	if err := s.shares.export.Acquire(ctx, 1); err != nil {
 		return nil, err
 	}
@@ -487,7 +520,7 @@ func (s *Server) priceChunk(ctx context.Context, symbol string, from time.Time, 
 			rows = append(rows, toPrice(p))
 			return nil
 		})
-		if err == nil && first && len(rows) == 0 {
+		if err == nil && !after && len(rows) == 0 {
 			err = s.stockExists(ctx, symbol)
 		}
 		return err
