@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"syscall"
 	"testing"
@@ -92,7 +93,7 @@ func testDrainEndsStreams(t *testing.T, e *env) {
 	if err != nil {
 		t.Fatalf("reading the export after the drain: %v (a cut body, not an ended one)", err)
 	}
-	all := append(first, rest...)
+	all := slices.Concat(first, rest)
 	checkContract(t, req, resp.StatusCode, resp.Header, all)
 	lines := bytes.Split(bytes.TrimSuffix(all, []byte("\n")), []byte("\n"))
 	last := lines[len(lines)-1]
