@@ -17,9 +17,9 @@ import (
 // holds one for its transaction, and loses it when its client pauses longer than
 // IngestIdle. Per-caller limits come on top (server.Limits).
 type StreamLimits struct {
-	// Open bounds the StreamPrices and IngestPrices calls open at once, each a goroutine and
-	// up to a chunk of rows in memory; more are refused (TOO_MANY_STREAMS, scope "service").
-	// 0: no bound.
+	// Open bounds the StreamPrices and IngestPrices calls open at once, each a goroutine or
+	// two and up to two chunks of rows (an export) or a message (an ingest) in memory; more
+	// are refused (TOO_MANY_STREAMS, scope "service"). 0: no bound.
 	Open int `env:"STREAM_LIMIT, default=64"`
 	// ExportConns bounds the pooled connections exports read chunks with at once; more
 	// wait their turn. 0: a quarter of the pool, at least 1.
