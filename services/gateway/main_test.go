@@ -60,6 +60,7 @@ func TestGateway(t *testing.T) {
 		{"body_too_large", testBodyTooLarge},
 		{"validation_details", testValidationDetails},
 		{"bad_input", testBadInput},
+		{"bad_input_grpc", testBadInputGRPC},
 		{"trade_needs_token", testTradeNeedsToken},
 		{"other_users_data", testOtherUsersData},
 		{"forwarded_headers", testForwardedHeaders},
