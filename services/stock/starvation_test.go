@@ -175,18 +175,22 @@ func bars(symbol string, start time.Time, n int) []*stockv1.Price {
 // ingestBars stores n bars of symbol from start, as an append-only stream.
 func ingestBars(t *testing.T, c stockv1.StockServiceClient, symbol string, start time.Time, n int) {
 	t.Helper()
+	// Built before the stream opens: the service ends an ingest that sends nothing for
+	// INGEST_IDLE_TIMEOUT (1 s in TestLimits), and building 20,000 bars under the race
+	// detector on a busy machine can take longer than that.
+	all := bars(symbol, start, n)
 	stream, err := c.IngestPrices(t.Context())
 	if err != nil {
 		t.Fatalf("IngestPrices: %v", err)
 	}
-	all := bars(symbol, start, n)
 	for i := 0; i < n; i += 10_000 {
 		msg := &stockv1.IngestPricesRequest{Prices: all[i:min(i+10_000, n)]}
 		if i == 0 {
 			msg.AppendOnly = &stockv1.AppendOnly{Symbols: []string{symbol}}
 		}
 		if err := stream.Send(msg); err != nil {
-			t.Fatalf("IngestPrices: Send: %v", err)
+			_, status := stream.CloseAndRecv() // Send sees io.EOF; the status says why
+			t.Fatalf("IngestPrices: Send: %v (%v)", err, status)
 		}
 	}
 	if _, err := stream.CloseAndRecv(); err != nil {
