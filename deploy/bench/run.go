@@ -169,7 +169,10 @@ func (b *bench) startFleet(ctx context.Context) error {
 			"DATABASE_URL="+b.pg.roleURL(name, ""), // application_name: pgpool sets the binary's name
 			"GRPC_ADDR="+p.grpcAddr, "METRICS_ADDR="+p.metricsAddr,
 			"DB_POOL_SIZE="+strconv.Itoa(b.cfg.pool), "DRAIN_TIMEOUT=5s",
-			"PPROF_ENABLED=true") // the profiles scenario reads /debug/pprof on the metrics port
+			"PPROF_ENABLED=true", // the profiles scenario reads /debug/pprof on the metrics port
+			// Every load client is 127.0.0.1, so the per-caller limits would count a thousand
+			// clients as one caller; the bench measures throughput, not those limits.
+			"CALLS_PER_CALLER=100000", "CALL_QUEUE_PER_CALLER=100000", "STREAMS_PER_CALLER=100000")
 		p.env = append(append(p.env, b.tok.env()...), extra...)
 		if err := p.start(); err != nil {
 			return nil, err

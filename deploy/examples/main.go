@@ -316,6 +316,13 @@ var grpcCodes = []string{"Canceled", "Unknown", "InvalidArgument", "DeadlineExce
 var httpStatusLine = regexp.MustCompile(`(?m)^HTTP/[0-9.]+ ([0-9]{3})`)
 var announcedHTTP = regexp.MustCompile(`\b([45][0-9]{2})\b`)
 
+// errorBody is the gateway's JSON error (google.rpc.Status), its gRPC code captured.
+var errorBody = regexp.MustCompile(`^\s*\{"code":\s*([1-9][0-9]*)`)
+
+// httpOfCode is the HTTP status the gateway answers each gRPC code with.
+var httpOfCode = map[int]string{1: "499", 2: "500", 3: "400", 4: "504", 5: "404", 6: "409", 7: "403",
+	8: "429", 9: "400", 10: "409", 11: "400", 12: "501", 13: "500", 14: "503", 15: "500", 16: "401"}
+
 // check says what is wrong with a statement's result, or "".
 func (st statement) check(r result) string {
 	if st.hasOut {
@@ -361,15 +368,17 @@ func checkCurl(r result, wantHTTP string) string {
 	got := ""
 	if m := httpStatusLine.FindAllStringSubmatch(r.out, -1); m != nil {
 		got = m[len(m)-1][1]
-	} else if regexp.MustCompile(`^\s*\{"code":\s*[1-9]`).MatchString(r.out) {
+	} else if m := errorBody.FindStringSubmatch(r.out); m != nil {
+		// No status line (curl without -i): the body's gRPC code says which status it had.
 		got = "error body"
+		if code, _ := strconv.Atoi(m[1]); httpOfCode[code] != "" {
+			got = httpOfCode[code]
+		}
 	}
 	switch {
 	case wantHTTP != "" && got != wantHTTP:
 		return fmt.Sprintf("the comment announces HTTP %s; got %q", wantHTTP, got)
-	case wantHTTP == "" && got == "error body":
-		return "answered with an error body"
-	case wantHTTP == "" && got != "" && got >= "400":
+	case wantHTTP == "" && (got == "error body" || got >= "400"):
 		return "answered HTTP " + got
 	}
 	return ""
