@@ -28,11 +28,18 @@ type streamWriterKey struct{}
 // has answered a stream that failed before its first message, it drops what
 // ForwardResponseStream still writes (a second status, the {"error": ...} line).
 // A handler writes from one goroutine, so no lock.
+//
+// Once EndRequests has ended the request (shutdown), it also drops the result lines still
+// buffered from the service, whole lines only, so that the {"error": ...} line goes out at
+// once instead of after them: a client that had stopped reading would otherwise take more
+// than the drain's last seconds to get to it, and see a cut body.
 type streamWriter struct {
 	http.ResponseWriter
 	r        *http.Request
 	started  bool // some body went out
 	answered bool // handleStreamError wrote the whole answer
+	lineOpen bool // the last write did not end a line
+	ending   bool // handleStreamError is writing the final {"error": ...} line
 }
 
 func (w *streamWriter) WriteHeader(code int) {
@@ -45,8 +52,17 @@ func (w *streamWriter) Write(b []byte) (int, error) {
 	if w.answered {
 		return len(b), nil
 	}
+	if w.started && !w.lineOpen && !w.ending {
+		if _, ended := shuttingDown(w.r.Context()); ended {
+			return len(b), nil
+		}
+	}
 	w.started = true
-	return w.ResponseWriter.Write(b)
+	n, err := w.ResponseWriter.Write(b)
+	if n > 0 {
+		w.lineOpen = b[n-1] != '\n'
+	}
+	return n, err
 }
 
 // Unwrap lets http.ResponseController reach the real writer's Flush.
@@ -72,7 +88,11 @@ func (g *Gateway) handleStreamError(ctx context.Context, err error) *status.Stat
 	if st, ok := shuttingDown(ctx); ok {
 		err = st.Err()
 	}
-	if sw, ok := ctx.Value(streamWriterKey{}).(*streamWriter); ok && !sw.started && !sw.answered {
+	sw, _ := ctx.Value(streamWriterKey{}).(*streamWriter)
+	if sw != nil {
+		sw.ending = true // what follows is the {"error": ...} line
+	}
+	if sw != nil && !sw.started && !sw.answered {
 		g.handleError(ctx, g.mux, marshaler, sw.ResponseWriter, sw.r, err)
 		sw.answered = true
 	}
