@@ -29,11 +29,13 @@ import (
 func TestLimits(t *testing.T) {
 	t.Parallel()
 	svc := apptest.Start(t, run, map[string]string{
-		"DATABASE_URL":        pgtest.NewDBURL(t),
-		"DRAIN_TIMEOUT":       "2s",
-		"STREAMS_PER_CALLER":  "2",
-		"STREAM_LIMIT":        "5",
-		"INGEST_IDLE_TIMEOUT": "1s",
+		"DATABASE_URL":       pgtest.NewDBURL(t),
+		"DRAIN_TIMEOUT":      "2s",
+		"STREAMS_PER_CALLER": "2",
+		"STREAM_LIMIT":       "5",
+		// Long enough for the seeding ingests to send a 10,000-bar message under the race
+		// detector on a busy machine (1 s was not), short enough for the idle subtest.
+		"INGEST_IDLE_TIMEOUT": "5s",
 	})
 	apptest.AwaitHealth(t, svc.Conn, "", healthpb.HealthCheckResponse_SERVING, 30*time.Second)
 	admin := stockv1.NewStockServiceClient(svc.Conn)
@@ -60,7 +62,7 @@ func TestLimits(t *testing.T) {
 		}
 		// Then nothing, not even the end of the stream: the service ends it.
 		err = stream.RecvMsg(&stockv1.IngestPricesResponse{})
-		wantStatus(t, err, codes.Aborted, apierr.StreamIdle, map[string]string{"idle_timeout": "1s"})
+		wantStatus(t, err, codes.Aborted, apierr.StreamIdle, map[string]string{"idle_timeout": "5s"})
 		latest, err := admin.GetLatestPrices(t.Context(), &stockv1.GetLatestPricesRequest{Symbols: []string{"IDLE"}})
 		if err != nil || len(latest.GetPrices()) != 0 {
 			t.Errorf("GetLatestPrices(IDLE) after the idle ingest = %v, %v; want no price", latest, err)

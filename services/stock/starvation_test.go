@@ -176,7 +176,7 @@ func bars(symbol string, start time.Time, n int) []*stockv1.Price {
 func ingestBars(t *testing.T, c stockv1.StockServiceClient, symbol string, start time.Time, n int) {
 	t.Helper()
 	// Built before the stream opens: the service ends an ingest that sends nothing for
-	// INGEST_IDLE_TIMEOUT (1 s in TestLimits), and building 20,000 bars under the race
+	// INGEST_IDLE_TIMEOUT (5 s in TestLimits), and building 20,000 bars under the race
 	// detector on a busy machine can take longer than that.
 	all := bars(symbol, start, n)
 	stream, err := c.IngestPrices(t.Context())
