@@ -1,5 +1,7 @@
 package openapi
 
+import "maps"
+
 // The document's header and the gateway's own endpoints, added to the services' paths.
 // Every answer the gateway sends on its HTTP port is in the document (the gateway's tests
 // validate each one against it), but for CORS preflights and the 404/405 of paths and
@@ -26,93 +28,45 @@ var (
 	}
 
 	gatewayPaths = map[string]any{
-		"/health": map[string]any{"get": map[string]any{
-			"summary":     "Health of the gateway and of every service (gRPC health, service \"\").",
-			"operationId": "Gateway_Health",
-			"tags":        []any{"Gateway"},
-			"responses": map[string]any{
-				"200":     map[string]any{"description": "Everything serves.", "schema": ref("gatewayHealth")},
-				"503":     map[string]any{"description": "Something does not; failing names it.", "schema": ref("gatewayHealth")},
-				"400":     malformedRequest,
-				"default": gatewayError,
-			},
-		}},
-		"/monitoring/database": map[string]any{"get": map[string]any{
-			"summary": "Every service's DatabaseMonitor status, keyed by service name.",
-			"description": "Needs what DatabaseMonitor needs: a token with role service or admin. The gateway " +
-				"checks it, then asks each service with it, and each service checks it again.",
-			"operationId": "Gateway_DatabaseStatus",
-			"tags":        []any{"Gateway"},
-			"security":    []any{map[string]any{"bearer": []any{}}},
-			"responses": map[string]any{
+		"/health": gatewayGet("Health of the gateway and of every service (gRPC health, service \"\").", "Gateway_Health",
+			map[string]any{
+				"200": map[string]any{"description": "Everything serves.", "schema": ref("gatewayHealth")},
+				"503": map[string]any{"description": "Something does not; failing names it.", "schema": ref("gatewayHealth")},
+			}, nil),
+		"/monitoring/database": gatewayGet("Every service's DatabaseMonitor status, keyed by service name.", "Gateway_DatabaseStatus",
+			map[string]any{
 				"200": map[string]any{"description": "Every database serves.", "schema": databaseDoc},
 				"503": map[string]any{"description": "A call failed or a database does not serve.", "schema": databaseDoc},
-				"400": malformedRequest,
 				"401": map[string]any{"description": "UNAUTHENTICATED: the bearer token is missing, expired or invalid.",
 					"schema": ref("rpcStatus"), "headers": map[string]any{"WWW-Authenticate": map[string]any{
 						"type": "string", "description": `Bearer realm="pgfleet" (RFC 6750).`,
 					}}},
-				"403":     map[string]any{"description": "PERMISSION_DENIED: the token has neither role service nor admin.", "schema": ref("rpcStatus")},
-				"default": gatewayError,
-			},
-		}},
-		"/openapi.json": map[string]any{"get": map[string]any{
-			"summary":     "This document, OpenAPI 2.0.",
-			"operationId": "Gateway_OpenAPIv2",
-			"tags":        []any{"Gateway"},
-			"responses": map[string]any{
-				"200":     map[string]any{"description": "The document.", "schema": map[string]any{"type": "object"}},
-				"400":     malformedRequest,
-				"default": gatewayError,
-			},
-		}},
-		"/openapi.v3.json": map[string]any{"get": map[string]any{
-			"summary":     "This document, OpenAPI 3.0.",
-			"operationId": "Gateway_OpenAPIv3",
-			"tags":        []any{"Gateway"},
-			"responses": map[string]any{
-				"200":     map[string]any{"description": "The document.", "schema": map[string]any{"type": "object"}},
-				"400":     malformedRequest,
-				"default": gatewayError,
-			},
-		}},
-		"/": map[string]any{"get": map[string]any{
-			"summary":     "The operators' status page (HTML; it fetches /health, and /monitoring/database given a token).",
-			"operationId": "Gateway_StatusPage",
-			"tags":        []any{"Gateway"},
-			"produces":    []any{"text/html", "application/json"},
-			"responses": map[string]any{
-				"200":     map[string]any{"description": "The page.", "schema": map[string]any{"type": "string"}},
-				"400":     malformedRequest,
-				"default": gatewayError,
-			},
-		}},
-		"/favicon.ico": map[string]any{"get": map[string]any{
-			"summary":     "The status page's icon, which browsers ask for on every page.",
-			"operationId": "Gateway_Favicon",
-			"tags":        []any{"Gateway"},
-			"produces":    []any{"image/x-icon", "application/json"},
-			"responses": map[string]any{
-				"200":     map[string]any{"description": "The icon.", "schema": map[string]any{"type": "string", "format": "binary"}},
-				"400":     malformedRequest,
-				"default": gatewayError,
-			},
-		}},
-		"/ui/{file}": map[string]any{"get": map[string]any{
-			"summary":     "The status page's script and style.",
-			"operationId": "Gateway_StatusPageAsset",
-			"tags":        []any{"Gateway"},
-			"produces":    []any{"text/javascript", "text/css", "application/json"},
-			"parameters": []any{map[string]any{
-				"name": "file", "in": "path", "required": true, "type": "string", "enum": []any{"app.js", "style.css"},
-			}},
-			"responses": map[string]any{
-				"200":     map[string]any{"description": "The file.", "schema": map[string]any{"type": "string"}},
-				"404":     map[string]any{"description": "NOT_FOUND: no such file.", "schema": ref("rpcStatus")},
-				"400":     malformedRequest,
-				"default": gatewayError,
-			},
-		}},
+				"403": map[string]any{"description": "PERMISSION_DENIED: the token has neither role service nor admin.", "schema": ref("rpcStatus")},
+			}, map[string]any{
+				"description": "Needs what DatabaseMonitor needs: a token with role service or admin. The gateway " +
+					"checks it, then asks each service with it, and each service checks it again.",
+				"security": []any{map[string]any{"bearer": []any{}}},
+			}),
+		"/openapi.json": gatewayGet("This document, OpenAPI 2.0.", "Gateway_OpenAPIv2",
+			map[string]any{"200": map[string]any{"description": "The document.", "schema": map[string]any{"type": "object"}}}, nil),
+		"/openapi.v3.json": gatewayGet("This document, OpenAPI 3.0.", "Gateway_OpenAPIv3",
+			map[string]any{"200": map[string]any{"description": "The document.", "schema": map[string]any{"type": "object"}}}, nil),
+		"/": gatewayGet("The operators' status page (HTML; it fetches /health, and /monitoring/database given a token).", "Gateway_StatusPage",
+			map[string]any{"200": map[string]any{"description": "The page.", "schema": map[string]any{"type": "string"}}},
+			map[string]any{"produces": []any{"text/html", "application/json"}}),
+		"/favicon.ico": gatewayGet("The status page's icon, which browsers ask for on every page.", "Gateway_Favicon",
+			map[string]any{"200": map[string]any{"description": "The icon.", "schema": map[string]any{"type": "string", "format": "binary"}}},
+			map[string]any{"produces": []any{"image/x-icon", "application/json"}}),
+		"/ui/{file}": gatewayGet("The status page's script and style.", "Gateway_StatusPageAsset",
+			map[string]any{
+				"200": map[string]any{"description": "The file.", "schema": map[string]any{"type": "string"}},
+				"404": map[string]any{"description": "NOT_FOUND: no such file.", "schema": ref("rpcStatus")},
+			}, map[string]any{
+				"produces": []any{"text/javascript", "text/css", "application/json"},
+				"parameters": []any{map[string]any{
+					"name": "file", "in": "path", "required": true, "type": "string", "enum": []any{"app.js", "style.css"},
+				}},
+			}),
 	}
 
 	gatewayError = map[string]any{"description": "An error, as the API answers them.", "schema": ref("rpcStatus")}
@@ -148,3 +102,14 @@ var (
 )
 
 func ref(def string) map[string]any { return map[string]any{"$ref": "#/definitions/" + def} }
+
+// gatewayGet is a GET operation of the gateway's own: tagged Gateway, with its responses
+// plus the 400 every route answers to a path or query that is not UTF-8 and the default
+// error; extra holds its other fields (description, produces, parameters, security).
+func gatewayGet(summary, operationID string, responses, extra map[string]any) map[string]any {
+	responses["400"] = malformedRequest
+	responses["default"] = gatewayError
+	op := map[string]any{"summary": summary, "operationId": operationID, "tags": []any{"Gateway"}, "responses": responses}
+	maps.Copy(op, extra)
+	return map[string]any{"get": op}
+}
