@@ -148,6 +148,15 @@ func (c *Cluster) Start(tb testing.TB) {
 	}
 }
 
+// StopUntilCleanup stops the server for the rest of tb (an outage) and starts it again when
+// tb ends, so that services under test drain and their databases drop cleanly. Only for
+// clusters from NewCluster.
+func (c *Cluster) StopUntilCleanup(tb testing.TB) {
+	tb.Helper()
+	c.Stop(tb)
+	tb.Cleanup(func() { c.Start(tb) })
+}
+
 // NewDB returns a pool on a new database of c cloned from a template that holds the migrations
 // in sets. The pool is closed and the database dropped when tb finishes.
 func (c *Cluster) NewDB(tb testing.TB, sets ...migrate.Set) *pgxpool.Pool {

@@ -42,8 +42,7 @@ func TestOutage(t *testing.T) {
 	sess := start.GetSession()
 	qid := sess.GetQuestions()[0].GetQuestionId()
 
-	cluster.Stop(t)
-	t.Cleanup(func() { cluster.Start(t) }) // so the service drains and the database drops cleanly
+	cluster.StopUntilCleanup(t)
 	apptest.RequireUnavailable(t, 3,
 		apptest.Call{Name: "GetQuestion", Do: func(ctx context.Context) error {
 			_, err := bank.GetQuestion(ctx, &interviewv1.GetQuestionRequest{QuestionId: qid})

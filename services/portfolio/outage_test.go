@@ -39,8 +39,7 @@ func TestOutage(t *testing.T) {
 	}
 	pid := p.GetPortfolio().GetId()
 
-	cluster.Stop(t)
-	t.Cleanup(func() { cluster.Start(t) }) // so the service drains and the database drops cleanly
+	cluster.StopUntilCleanup(t)
 	apptest.RequireUnavailable(t, 3,
 		apptest.Call{Name: "Deposit", Do: func(ctx context.Context) error {
 			_, err := c.Deposit(ctx, &portfoliov1.DepositRequest{PortfolioId: pid, Amount: "100", RequestId: "d1"})

@@ -34,8 +34,7 @@ func TestOutage(t *testing.T) {
 	bar := &stockv1.Price{Symbol: "AAPL", Time: timestamppb.New(time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)),
 		Open: "1", High: "1", Low: "1", Close: "1", Volume: 1}
 
-	cluster.Stop(t)
-	t.Cleanup(func() { cluster.Start(t) }) // so the service drains and the database drops cleanly
+	cluster.StopUntilCleanup(t)
 	apptest.RequireUnavailable(t, 3,
 		apptest.Call{Name: "GetStock", Do: func(ctx context.Context) error {
 			_, err := c.GetStock(ctx, &stockv1.GetStockRequest{Symbol: "AAPL"})
