@@ -107,12 +107,16 @@ type pgbenchRun struct {
 	seconds      int
 	vars         map[string]string // -D name=value
 	logDir       string            // per-transaction log (10% sampled) for percentiles; "" for none
+	maxTries     int               // --max-tries: retries of serialization and deadlock failures; 0 for pgbench's default (1)
 }
 
 // args is the pgbench command line.
 func (r pgbenchRun) args() []string {
 	a := []string{"-n", "-M", "prepared", "-c", strconv.Itoa(r.clients), "-j", strconv.Itoa(min(2, r.clients)),
 		"-T", strconv.Itoa(r.seconds), "-f", r.script}
+	if r.maxTries > 0 {
+		a = append(a, "--max-tries", strconv.Itoa(r.maxTries))
+	}
 	for k, v := range r.vars {
 		a = append(a, "-D", k+"="+v)
 	}
@@ -126,7 +130,13 @@ var (
 	pgbenchTPS       = regexp.MustCompile(`(?m)^tps = ([0-9.]+) \(without initial connection time\)`)
 	pgbenchProcessed = regexp.MustCompile(`(?m)^number of transactions actually processed: ([0-9]+)`)
 	pgbenchFailed    = regexp.MustCompile(`(?m)^number of failed transactions: ([0-9]+)`)
+	pgbenchRetries   = regexp.MustCompile(`(?m)^total number of retries: ([0-9]+)`)
 )
+
+// errNoTransactions is a pgbench run that completed no transaction: on a loaded machine its
+// clients can spend a short run connecting (256 backends start one by one), so the run
+// measured nothing rather than something slow.
+var errNoTransactions = errors.New("pgbench completed no transaction")
 
 // pgbench runs r and parses its figures: tps as pgbench reports it (without connection
 // time), transactions processed and failed, and p50/p99 from the sampled per-transaction log.
@@ -147,16 +157,19 @@ func (c *cluster) pgbench(ctx context.Context, r pgbenchRun) (result, error) {
 		return result{}, fmt.Errorf("pgbench %s: %w\n%s", strings.Join(r.args(), " "), err, out)
 	}
 	res := result{clients: r.clients, window: time.Duration(r.seconds) * time.Second}
-	m := pgbenchTPS.FindSubmatch(out)
-	if m == nil {
-		return result{}, fmt.Errorf("pgbench printed no tps:\n%s", out)
-	}
-	res.perSec, _ = strconv.ParseFloat(string(m[1]), 64)
 	if m := pgbenchProcessed.FindSubmatch(out); m != nil {
 		res.ops, _ = strconv.ParseInt(string(m[1]), 10, 64)
 	}
+	m := pgbenchTPS.FindSubmatch(out)
+	if m == nil || res.ops == 0 {
+		return result{}, fmt.Errorf("%w:\n%s", errNoTransactions, out)
+	}
+	res.perSec, _ = strconv.ParseFloat(string(m[1]), 64)
 	if m := pgbenchFailed.FindSubmatch(out); m != nil {
 		res.errs, _ = strconv.ParseInt(string(m[1]), 10, 64)
+	}
+	if m := pgbenchRetries.FindSubmatch(out); m != nil {
+		res.retries, _ = strconv.ParseInt(string(m[1]), 10, 64)
 	}
 	if r.logDir != "" {
 		lat, err := pgbenchLatencies(r.logDir)

@@ -20,6 +20,7 @@ type result struct {
 	window   time.Duration // the measured window
 	p50, p99 time.Duration // zero when not measured
 	perSec   float64       // set when the throughput does not follow from ops/window (pgbench)
+	retries  int64         // pgbench --max-tries: serialization and deadlock failures retried
 }
 
 func (r result) rate() float64 {
