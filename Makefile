@@ -154,7 +154,7 @@ run: build $(RUN_TOOLS) ## start PostgreSQL, the fleet and demo data; Ctrl-C sto
 	deploy/local/run.sh
 
 .PHONY: examples
-examples: build $(RUN_TOOLS) ## run the README's examples, as printed, against a fresh make run
+examples: build $(RUN_TOOLS) ## run the sh examples of the README and docs/, as printed, against a fresh make run
 	go build -o $(TMP)/examples ./deploy/examples
 	@# As root, in a network namespace of its own: the fleet's fixed ports cannot clash.
 	@if [ "$$(id -u)" = 0 ] && command -v ip >/dev/null && unshare -n true 2>/dev/null; then \

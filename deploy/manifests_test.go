@@ -82,26 +82,33 @@ func TestManifests_decodeStrictly(t *testing.T) {
 	}
 }
 
-// TestReadme_deployment: the README's Deployment section names the secrets prod expects
-// and the way to render the manifests.
+// TestReadme_deployment: the deployment guide (docs/deployment.md, linked from the README's
+// Deployment section) names the secrets prod expects and the way to render the manifests.
 func TestReadme_deployment(t *testing.T) {
 	t.Parallel()
-	b, err := os.ReadFile(filepath.Join(repoRoot, "README.md"))
+	readme, err := os.ReadFile(filepath.Join(repoRoot, "README.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, section, ok := strings.Cut(string(b), "\n## Deployment\n")
+	_, section, ok := strings.Cut(string(readme), "\n## Deployment\n")
 	if !ok {
 		t.Fatal("README.md has no ## Deployment section")
 	}
 	if i := strings.Index(section, "\n## "); i >= 0 {
 		section = section[:i]
 	}
+	if !strings.Contains(section, "(docs/deployment.md)") {
+		t.Error("README's Deployment section does not link docs/deployment.md")
+	}
+	guide, err := os.ReadFile(filepath.Join(repoRoot, "docs", "deployment.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	want := []string{"kustomize build deploy/overlays/prod", "make manifests", "docker build -f deploy/docker/Dockerfile", "deploy/compose.yaml", "kubectl scale"}
 	want = append(want, mapKeys(externalSecrets)...)
 	for _, w := range want {
-		if !strings.Contains(section, w) {
-			t.Errorf("README's Deployment section does not mention %s", w)
+		if !strings.Contains(string(guide), w) {
+			t.Errorf("docs/deployment.md does not mention %s", w)
 		}
 	}
 }

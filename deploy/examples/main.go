@@ -1,4 +1,4 @@
-// Command examples runs the README's shell examples, as printed, against a fresh `make run`
+// Command examples runs the shell examples of the README and docs/, as printed, against a fresh `make run`
 // (deploy/local/run.sh on a cluster of its own), and fails if one does not do what the text
 // around it says: a grpcurl that errs where no error is announced, a curl answered with an
 // error body or an HTTP error status, output that differs from a printed `$ command` transcript.
@@ -36,7 +36,15 @@ func main() {
 	flag.Parse()
 	docs := flag.Args()
 	if len(docs) == 0 {
+		pages, err := filepath.Glob(filepath.Join(*root, "docs", "*.md"))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "examples:", err)
+			os.Exit(1)
+		}
 		docs = []string{"README.md", "deploy/local/README.md"}
+		for _, p := range pages {
+			docs = append(docs, filepath.Join("docs", filepath.Base(p)))
+		}
 	}
 	if err := run(*root, docs, *timeout); err != nil {
 		fmt.Fprintln(os.Stderr, "examples:", err)
