@@ -57,7 +57,7 @@ func startCluster(ctx context.Context) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := connectCluster(ctx, srv.url("postgres"))
+	c, err := connectCluster(ctx, srv.URL("postgres"))
 	if err != nil {
 		return nil, errors.Join(err, srv.remove())
 	}
@@ -110,7 +110,7 @@ func (c *Cluster) close() error {
 	if c.srv == nil {
 		return nil
 	}
-	return errors.Join(c.srv.stop(), c.srv.remove())
+	return errors.Join(c.srv.Stop(), c.srv.remove())
 }
 
 // URL returns a superuser URL of database db on the cluster.
@@ -128,7 +128,7 @@ func (c *Cluster) Stop(tb testing.TB) {
 	if c.srv == nil {
 		tb.Fatal("pgtest: Stop on a cluster pgtest did not start; use NewCluster")
 	}
-	if err := c.srv.stop(); err != nil {
+	if err := c.srv.Stop(); err != nil {
 		tb.Fatalf("pgtest: %v", err)
 	}
 }
@@ -143,7 +143,7 @@ func (c *Cluster) Start(tb testing.TB) {
 	// Not tb.Context(): a Cleanup may restart the server, and by then that context is done.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := c.srv.start(ctx); err != nil {
+	if err := c.srv.Start(ctx); err != nil {
 		tb.Fatalf("pgtest: %v", err)
 	}
 }
