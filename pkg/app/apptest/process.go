@@ -6,13 +6,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-
 	"github.com/pgfleet/pgfleet/pkg/auth/authtest"
+	"github.com/pgfleet/pgfleet/pkg/supervise"
 )
 
 // startupTimeout bounds a process's start, migrations included, on a machine busy with the
@@ -38,11 +36,7 @@ type Process struct {
 	Name string // the binary's base name, for messages
 	Addr string // its gRPC address
 
-	bin  string
-	env  []string
-	log  *os.File
-	cmd  *exec.Cmd
-	done chan struct{} // closed once the process has exited
+	proc *supervise.Process
 }
 
 // StartProcess runs bin with env (KEY=VALUE, DATABASE_URL among them) on free ports, with the
@@ -50,24 +44,22 @@ type Process struct {
 // stops it when tb ends. Its output goes to a file, shown when tb fails.
 func StartProcess(tb testing.TB, bin string, env ...string) *Process {
 	tb.Helper()
-	p := &Process{Name: filepath.Base(bin), Addr: FreeAddr(tb), bin: bin}
-	p.env = append(os.Environ(), "GRPC_ADDR="+p.Addr, "METRICS_ADDR="+FreeAddr(tb),
+	p := &Process{Name: filepath.Base(bin), Addr: FreeAddr(tb)}
+	spec := supervise.Spec{Name: p.Name, Path: bin, Log: filepath.Join(tb.TempDir(), p.Name+".log"),
+		StopTimeout: stopTimeout}
+	spec.Env = append(os.Environ(), "GRPC_ADDR="+p.Addr, "METRICS_ADDR="+FreeAddr(tb),
 		"DB_HEALTH_INTERVAL=200ms", "DRAIN_TIMEOUT=1s")
 	for k, v := range authtest.Env() {
-		p.env = append(p.env, k+"="+v)
+		spec.Env = append(spec.Env, k+"="+v)
 	}
-	p.env = append(p.env, env...)
-	var err error
-	if p.log, err = os.Create(filepath.Join(tb.TempDir(), p.Name+".log")); err != nil {
-		tb.Fatal(err)
-	}
+	spec.Env = append(spec.Env, env...)
+	p.proc = supervise.New(spec)
 	tb.Cleanup(func() {
 		p.Stop(tb)
 		if tb.Failed() {
-			out, _ := os.ReadFile(p.log.Name())
+			out, _ := os.ReadFile(spec.Log)
 			tb.Logf("%s log (last 4 KiB):\n%s", p.Name, out[max(0, len(out)-4096):])
 		}
-		p.log.Close()
 	})
 	p.Start(tb)
 	return p
@@ -77,47 +69,22 @@ func StartProcess(tb testing.TB, bin string, env ...string) *Process {
 // fast if it exits.
 func (p *Process) Start(tb testing.TB) {
 	tb.Helper()
-	p.cmd = exec.Command(p.bin)
-	p.cmd.Env = p.env
-	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
-	if err := p.cmd.Start(); err != nil {
-		tb.Fatalf("start %s: %v", p.Name, err)
+	if err := p.proc.Start(); err != nil {
+		tb.Fatal(err)
 	}
-	done := make(chan struct{})
-	p.done = done
-	go func() { _ = p.cmd.Wait(); close(done) }()
-
-	conn := Dial(tb, p.Addr)
-	hc := healthpb.NewHealthClient(conn)
-	for deadline := time.Now().Add(startupTimeout); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		select {
-		case <-done:
-			tb.Fatalf("%s exited during startup", p.Name)
-		default:
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		resp, err := hc.Check(ctx, &healthpb.HealthCheckRequest{})
-		cancel()
-		if err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING {
-			return
-		}
+	// Not tb.Context(): a Cleanup may restart a process, and by then that context is done.
+	if err := p.proc.WaitReady(context.Background(), supervise.GRPCServing(p.Addr), startupTimeout); err != nil {
+		tb.Fatal(err)
 	}
-	tb.Fatalf("%s not SERVING within %v", p.Name, startupTimeout)
 }
 
 // Stop ends the process with SIGTERM, as an orchestrator would, and waits for its drain.
 func (p *Process) Stop(tb testing.TB) {
 	tb.Helper()
-	if p.cmd == nil {
+	if p.proc == nil { // a Process{Addr} standing for a peer a test serves itself
 		return
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(stopTimeout):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-		tb.Errorf("%s did not stop within %v of SIGTERM; killed", p.Name, stopTimeout)
+	if err := p.proc.Stop(); err != nil {
+		tb.Error(err)
 	}
-	p.cmd = nil
 }
