@@ -216,13 +216,18 @@ func (g *Group) Start(ctx context.Context, p *Process, ready Probe, timeout time
 	if err := p.Start(); err != nil {
 		return err
 	}
-	g.mu.Lock()
-	g.procs = append(g.procs, p)
-	g.mu.Unlock()
+	g.Add(p)
 	if ready == nil {
 		return nil
 	}
 	return p.WaitReady(ctx, ready, timeout)
+}
+
+// Add adds a process the caller started to the group.
+func (g *Group) Add(p *Process) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.procs = append(g.procs, p)
 }
 
 // Processes returns the group's processes in start order.

@@ -1,16 +1,17 @@
-module github.com/pgfleet/pgfleet/deploy/bench
+module github.com/pgfleet/pgfleet/tools
 
 go 1.26.0
 
 replace (
-	github.com/pgfleet/pgfleet/gen => ../../gen
-	github.com/pgfleet/pgfleet/pkg => ../../pkg
+	github.com/pgfleet/pgfleet/gen => ../gen
+	github.com/pgfleet/pgfleet/pkg => ../pkg
 )
 
 require (
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/pgfleet/pgfleet/gen v0.0.0
 	github.com/pgfleet/pgfleet/pkg v0.0.0-00010101000000-000000000000
+	github.com/sethvargo/go-envconfig v1.4.3
 	google.golang.org/grpc v1.85.0
 	google.golang.org/protobuf v1.36.12
 )
