@@ -28,7 +28,7 @@ STAMP := $(TMP)/stamps
 export PATH := $(BIN):$(PATH)
 export GOFLAGS := -buildvcs=false
 
-MODULES := gen pkg services/stock services/portfolio services/interview services/gateway deploy/bench deploy
+MODULES := gen pkg services/stock services/portfolio services/interview services/gateway tools deploy
 SERVICES := stock portfolio interview gateway
 TEST_PG_DIR  := $(TMP)/testpg
 TEST_PG_PORT ?= 55431
@@ -102,9 +102,10 @@ lint: $(PROTO_TOOLS) $(STAMP)/golangci-lint@$(GOLANGCI_LINT_VERSION) ## buf lint
 	@for m in $(filter-out gen,$(MODULES)); do echo "golangci-lint $$m"; (cd $$m && golangci-lint run ./...); done
 
 .PHONY: build
-build: ## build every service binary, and pgfleet-token, into .tmp/bin
+build: ## build every service binary, pgfleet-token and pgfleet-run (tools/) into .tmp/bin
 	@for s in $(SERVICES); do go build -o $(BIN)/pgfleet-$$s ./services/$$s; done
-	go build -o $(BIN)/pgfleet-token ./pkg/cmd/pgfleet-token
+	go build -o $(BIN)/pgfleet-token ./tools/token
+	go build -o $(BIN)/pgfleet-run ./tools/run
 
 .PHONY: chromium
 chromium: ## install headless Chromium (Debian), which the gateway's status page test drives
@@ -127,31 +128,27 @@ openapi-tools: $(OPENAPI_NPM)/node_modules/.installed ## install the OpenAPI too
 
 .PHONY: test
 test: check-gen chromium openapi-tools ## run every test against a throwaway PostgreSQL cluster
-	@deploy/local/pgcluster.sh stop $(TEST_PG_DIR); rm -rf $(TEST_PG_DIR)
-	deploy/local/pgcluster.sh start $(TEST_PG_DIR) $(TEST_PG_PORT) test
-	@trap 'deploy/local/pgcluster.sh stop $(TEST_PG_DIR)' EXIT; \
-		PGFLEET_TEST_DATABASE_URL=$$(deploy/local/pgcluster.sh url $(TEST_PG_PORT)) \
+	go build -o $(BIN)/pgfleet-run ./tools/run
+	@# pgfleet-run starts one throwaway cluster for every package (PGFLEET_TEST_DATABASE_URL).
+	$(BIN)/pgfleet-run postgres -dir $(TEST_PG_DIR) -port $(TEST_PG_PORT) -- \
 		go test -race -shuffle=on -count=1 -timeout 10m work
 	$(MAKE) examples
 
 .PHONY: bench
 bench: build ## the fleet vs pgbench, pgx, bare servers and COPY: one table (BENCH_DURATION=2s: smoke run)
 	@mkdir -p $(TMP)/bench
-	go build -o $(TMP)/bench/bench ./deploy/bench
+	go build -o $(TMP)/bench/bench ./tools/bench
 	$(TMP)/bench/bench -root $(CURDIR) $(BENCH_FLAGS)
 ifeq ($(BENCH_GO_TEST),1)
 	@# BENCH_GO_TEST=1: also the in-process go-test benchmarks (handler vs pgx, no network),
 	@# on a cluster of their own; they take -cpuprofile where a process has no pprof.
-	@deploy/local/pgcluster.sh stop $(TEST_PG_DIR); rm -rf $(TEST_PG_DIR)
-	deploy/local/pgcluster.sh start $(TEST_PG_DIR) $(TEST_PG_PORT) test
-	@trap 'deploy/local/pgcluster.sh stop $(TEST_PG_DIR)' EXIT; \
-		PGFLEET_TEST_DATABASE_URL=$$(deploy/local/pgcluster.sh url $(TEST_PG_PORT)) \
+	$(BIN)/pgfleet-run postgres -dir $(TEST_PG_DIR) -port $(TEST_PG_PORT) -- \
 		go test -run '^$$' -bench . -benchmem -count=1 -timeout 30m work
 endif
 
 .PHONY: run
 run: build $(RUN_TOOLS) ## start PostgreSQL, the fleet and demo data; Ctrl-C stops it
-	deploy/local/run.sh
+	$(BIN)/pgfleet-run -root $(CURDIR)
 
 .PHONY: examples
 examples: build $(RUN_TOOLS) ## run the sh examples of the README and docs/, as printed, against a fresh make run

@@ -269,7 +269,7 @@ func prodWithTLS(t *testing.T) *manifests {
 			return err
 		}
 		if d.IsDir() {
-			if p == "local" || p == "bench" || strings.HasPrefix(d.Name(), ".") {
+			if p == "local" || strings.HasPrefix(d.Name(), ".") {
 				return filepath.SkipDir
 			}
 			return mem.MkdirAll(filepath.Join("/deploy", p))
@@ -302,7 +302,7 @@ func prodWithTLS(t *testing.T) *manifests {
 }
 
 // manifestFiles lists deploy/'s YAML files, leaving out deploy/local (make run's scripts and
-// data) and nested modules (deploy/bench).
+// data) and nested modules.
 func manifestFiles(t *testing.T) []string {
 	t.Helper()
 	var files []string

@@ -1,5 +1,5 @@
 // Command examples runs the shell examples of the README and docs/, as printed, against a fresh `make run`
-// (deploy/local/run.sh on a cluster of its own), and fails if one does not do what the text
+// (.tmp/bin/pgfleet-run on a cluster of its own), and fails if one does not do what the text
 // around it says: a grpcurl that errs where no error is announced, a curl answered with an
 // error body or an HTTP error status, output that differs from a printed `$ command` transcript.
 //
@@ -415,16 +415,16 @@ func firstLine(s string) string {
 	return s
 }
 
-// fleet is a running deploy/local/run.sh.
+// fleet is a running pgfleet-run (tools/run), as make run starts it.
 type fleet struct {
 	cmd  *exec.Cmd
 	done chan struct{}
 }
 
-// startFleet starts run.sh with its data and run directories under tmp and returns once it
+// startFleet starts pgfleet-run with its data and run directories under tmp and returns once it
 // has printed its examples (the line "Try it"), with everything it printed.
 func startFleet(root, tmp string, timeout time.Duration) (*fleet, string, error) {
-	cmd := exec.Command(filepath.Join(root, "deploy/local/run.sh"))
+	cmd := exec.Command(filepath.Join(root, ".tmp/bin/pgfleet-run"), "-root", root)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "PGFLEET_DATA_DIR="+filepath.Join(tmp, "data"), "PGFLEET_RUN_DIR="+filepath.Join(tmp, "run"))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -447,7 +447,7 @@ func startFleet(root, tmp string, timeout time.Duration) (*fleet, string, error)
 			if strings.HasPrefix(sc.Text(), "Try it") {
 				seen = true
 			}
-			// The examples end with a blank line; run.sh then waits.
+			// The examples end with a blank line; pgfleet-run then waits.
 			if seen && sc.Text() == "" && !closed {
 				closed = true
 				close(ready)
@@ -458,14 +458,14 @@ func startFleet(root, tmp string, timeout time.Duration) (*fleet, string, error)
 	case <-ready:
 		return f, printed.String(), nil
 	case <-f.done:
-		return nil, "", fmt.Errorf("make run's run.sh exited before printing its examples:\n%s", printed.String())
+		return nil, "", fmt.Errorf("make run's pgfleet-run exited before printing its examples:\n%s", printed.String())
 	case <-time.After(timeout):
 		f.stop()
-		return nil, "", fmt.Errorf("make run's run.sh printed no examples within %v:\n%s", timeout, printed.String())
+		return nil, "", fmt.Errorf("make run's pgfleet-run printed no examples within %v:\n%s", timeout, printed.String())
 	}
 }
 
-// stop sends run.sh SIGINT, as Ctrl-C would, and waits for it to stop the fleet.
+// stop sends pgfleet-run SIGINT, as Ctrl-C would, and waits for it to stop the fleet.
 func (f *fleet) stop() {
 	_ = f.cmd.Process.Signal(os.Interrupt)
 	select {

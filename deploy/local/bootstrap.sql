@@ -1,8 +1,8 @@
--- bootstrap.sql: the database and one service's role and schema, idempotently (run.sh runs it
+-- bootstrap.sql: the database and one service's role and schema, idempotently (make run runs it
 -- once per service, as an administrator, on every start). psql variables:
 --   db        database name (pgfleet)
 --   role      the service's role and schema name (stock, portfolio, interview)
---   password  the role's password (dev default in run.sh: the role name)
+--   password  the role's password (make run's dev default: the role name)
 --
 --   psql "$ADMIN_URL" -v db=pgfleet -v role=stock -v password=stock -f bootstrap.sql
 --

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -14,54 +15,47 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/pgfleet/pgfleet/pkg/pgserver"
+	"github.com/pgfleet/pgfleet/tools/internal/localdb"
 )
 
-// dbName is the database every service schema lives in, as in deploy/local/run.sh.
-const dbName = "pgfleet"
+// dbName is the database every service schema lives in, as make run's.
+const dbName = localdb.DB
 
-// cluster is the throwaway PostgreSQL cluster of one run, started by deploy/local/pgcluster.sh
-// in "test" mode (fsync, synchronous_commit and full_page_writes off: as make test runs).
+// cluster is the throwaway PostgreSQL cluster of one run (pkg/pgserver's Throwaway settings:
+// fsync, synchronous_commit and full_page_writes off, as make test runs).
 type cluster struct {
-	root   string
-	dir    string
-	port   int
-	script string
+	root string
+	dir  string
+	port int
+	srv  *pgserver.Server
 }
 
-// startCluster stops and deletes what a previous run left in dir, then starts a fresh
-// cluster there on a free port.
+// startCluster deletes what a previous run left in dir, then starts a fresh cluster there on
+// a free port.
 func startCluster(ctx context.Context, root, dir string) (*cluster, error) {
-	c := &cluster{root: root, dir: dir, script: filepath.Join(root, "deploy/local/pgcluster.sh")}
-	c.stop()
 	if err := os.RemoveAll(dir); err != nil {
 		return nil, err
 	}
-	port, err := freePort()
+	srv, err := pgserver.Start(ctx, pgserver.Options{DataDir: dir, Throwaway: true})
 	if err != nil {
 		return nil, err
 	}
-	c.port = port
-	cmd := exec.CommandContext(ctx, c.script, "start", dir, strconv.Itoa(port), "test")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("pgcluster.sh start: %w\n%s", err, out)
-	}
-	return c, nil
+	return &cluster{root: root, dir: dir, port: srv.Port, srv: srv}, nil
 }
 
-// stop shuts the cluster down; a missing one is not an error.
+// stop shuts the cluster down.
 func (c *cluster) stop() {
-	_ = exec.Command(c.script, "stop", c.dir).Run() //nolint:errcheck // best effort on the way out
+	_ = c.srv.Stop() //nolint:errcheck // best effort on the way out
 }
 
 // adminURL is the superuser's URL; db "" means the postgres database.
 func (c *cluster) adminURL(db string) string {
-	if db == "" {
-		db = "postgres"
-	}
-	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", c.port, db)
+	return pgserver.URL(c.port, cmp.Or(db, "postgres"))
 }
 
-// roleURL is the URL of a service role (its password is its name, as run.sh's dev default)
+// roleURL is the URL of a service role (its password is its name, as make run's dev default)
 // on database pgfleet; app, if set, names the connections in pg_stat_activity.
 func (c *cluster) roleURL(role, app string) string {
 	u := fmt.Sprintf("postgres://%s:%s@127.0.0.1:%d/%s?sslmode=disable", role, url.QueryEscape(role), c.port, dbName)
@@ -78,16 +72,14 @@ func (c *cluster) libpqEnv(role, app string) []string {
 		"PGUSER="+role, "PGPASSWORD="+role, "PGSSLMODE=disable", "PGAPPNAME="+app)
 }
 
-// bootstrap creates database pgfleet and role's login role and schema with
-// deploy/local/bootstrap.sql, as run.sh does for each service.
+// bootstrap creates database pgfleet and role's login role and schema, as make run does for
+// each service.
 func (c *cluster) bootstrap(ctx context.Context, role string) error {
-	cmd := exec.CommandContext(ctx, "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", c.adminURL(""),
-		"-v", "db="+dbName, "-v", "role="+role, "-v", "password="+role,
-		"-f", filepath.Join(c.root, "deploy/local/bootstrap.sql"))
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("bootstrap %s: %w\n%s", role, err, out)
+	psql, err := localdb.Psql()
+	if err != nil {
+		return err
 	}
-	return nil
+	return localdb.Bootstrap(ctx, psql, c.root, c.adminURL(""), role, role)
 }
 
 // postmasterPID reads the server's pid from postmaster.pid.

@@ -12,15 +12,14 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"github.com/pgfleet/pgfleet/pkg/supervise"
 )
 
-// proc is one process of the fleet (or the bare servers), its output in a log file.
+// proc is one process of the fleet (or the bare servers), its output in a log file,
+// supervised by pkg/supervise: in its own process group (the terminal's Ctrl-C reaches only
+// the bench, which stops p in order), killed if the bench dies first.
 type proc struct {
 	name, path string
 	args, env  []string
@@ -30,127 +29,35 @@ type proc struct {
 	httpAddr    string // REST (gateway, bare HTTP)
 	metricsAddr string // /metrics, and /debug/pprof if the binary serves it
 
-	cmd  *exec.Cmd
-	done chan struct{} // closed when the process has exited
-	err  error         // its exit status, once done
+	p *supervise.Process
 }
 
-// start launches p in its own process group (the terminal's Ctrl-C reaches only the bench,
-// which stops p in order), killed if the bench dies first.
 func (p *proc) start() error {
-	logf, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
+	if p.p == nil {
+		p.p = supervise.New(supervise.Spec{Name: p.name, Path: p.path, Args: p.args, Env: p.env, Log: p.logPath})
 	}
-	cmd := exec.Command(p.path, p.args...)
-	cmd.Env = p.env
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return fmt.Errorf("start %s: %w", p.name, err)
-	}
-	p.cmd, p.done = cmd, make(chan struct{})
-	go func() {
-		p.err = cmd.Wait()
-		logf.Close()
-		close(p.done)
-	}()
-	return nil
+	return p.p.Start()
 }
 
-func (p *proc) pid() int { return p.cmd.Process.Pid }
+func (p *proc) pid() int { return p.p.Pid() }
 
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
+func (p *proc) exited() bool { return p.p.Exited() }
 
 // stop sends SIGTERM and waits for the drain, killing p after 30 s.
 func (p *proc) stop() {
-	if p.cmd == nil || p.exited() {
-		return
+	if p.p != nil {
+		_ = p.p.Stop() //nolint:errcheck // on the way out; the log says why
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM) //nolint:errcheck // it may have exited meanwhile
-	select {
-	case <-p.done:
-	case <-time.After(30 * time.Second):
-		_ = p.cmd.Process.Kill() //nolint:errcheck // last resort
-		<-p.done
-	}
-}
-
-// failure describes an exited process with the tail of its log.
-func (p *proc) failure() error {
-	return fmt.Errorf("%s exited (%v); last lines of %s:\n%s", p.name, p.err, p.logPath, tail(p.logPath, 30))
 }
 
 // waitServing waits until p's gRPC health service answers SERVING for the whole server.
 func (p *proc) waitServing(ctx context.Context, timeout time.Duration) error {
-	conn, err := grpc.NewClient(p.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	hc := healthpb.NewHealthClient(conn)
-	deadline := time.Now().Add(timeout)
-	for {
-		cctx, cancel := context.WithTimeout(ctx, time.Second)
-		resp, err := hc.Check(cctx, &healthpb.HealthCheckRequest{})
-		cancel()
-		if err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING {
-			return nil
-		}
-		if p.exited() {
-			return p.failure()
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return fmt.Errorf("%s not SERVING on %s after %v (last: %v, %v); see %s", p.name, p.grpcAddr, timeout, resp.GetStatus(), err, p.logPath)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	return p.p.WaitReady(ctx, supervise.GRPCServing(p.grpcAddr), timeout)
 }
 
 // waitHTTP waits until GET url answers below 500.
 func (p *proc) waitHTTP(ctx context.Context, url string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	client := &http.Client{Timeout: time.Second}
-	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return err
-		}
-		resp, err := client.Do(req)
-		if err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body) //nolint:errcheck // draining only
-			resp.Body.Close()
-			if resp.StatusCode < 500 {
-				return nil
-			}
-			err = fmt.Errorf("HTTP %d", resp.StatusCode)
-		}
-		if p.exited() {
-			return p.failure()
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return fmt.Errorf("%s: %s did not answer after %v (last: %v); see %s", p.name, url, timeout, err, p.logPath)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// tail returns the last n lines of a file.
-func tail(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+	return p.p.WaitReady(ctx, supervise.HTTPAnswers(url), timeout)
 }
 
 // httpGet returns the body of GET url; a status other than 200 is an error.

@@ -6,7 +6,7 @@
 // table of absolute figures and ratios, also written to .tmp/bench/results.md.
 //
 //	make bench                                   # builds the services first
-//	go run ./deploy/bench -duration 10s -scenarios 1,2,3,4,5,6,7 [-profile]
+//	go run ./tools/bench -duration 10s -scenarios 1,2,3,4,5,6,7 [-profile]
 //	BENCH_DURATION=2s make bench                 # a smoke run
 //
 // Scenarios: 1 GetStock over gRPC, 2 GetStock over REST through the gateway, 3 a filtered
@@ -31,7 +31,7 @@ import (
 
 // config is what the flags (and BENCH_* variables) choose.
 type config struct {
-	root      string // repository root: deploy/local/pgcluster.sh and .tmp/bin live under it
+	root      string // repository root: deploy/local/bootstrap.sql and .tmp/bin live under it
 	bin       string // the fleet's binaries
 	work      string // cluster, logs, CSV, profiles, results.md
 	duration  time.Duration
@@ -121,8 +121,8 @@ func parseFlags(args []string) (config, error) {
 	if cfg.root, err = filepath.Abs(cfg.root); err != nil {
 		return config{}, err
 	}
-	if _, err := os.Stat(filepath.Join(cfg.root, "deploy/local/pgcluster.sh")); err != nil {
-		return config{}, fmt.Errorf("-root %s is not the pgfleet repository (no deploy/local/pgcluster.sh)", cfg.root)
+	if _, err := os.Stat(filepath.Join(cfg.root, "deploy/local/bootstrap.sql")); err != nil {
+		return config{}, fmt.Errorf("-root %s is not the pgfleet repository (no deploy/local/bootstrap.sql)", cfg.root)
 	}
 	if cfg.bin == "" {
 		cfg.bin = filepath.Join(cfg.root, ".tmp/bin")

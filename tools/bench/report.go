@@ -149,7 +149,7 @@ func (b *bench) machine(ctx context.Context) []string {
 	out = append(out,
 		fmt.Sprintf("CPU: %d × %s (runtime.NumCPU %d); memory %s", runtime.NumCPU(), cpu, runtime.NumCPU(), memTotal),
 		fmt.Sprintf("OS: %s, Linux %s", osName, strings.TrimSpace(string(kernel))),
-		fmt.Sprintf("PostgreSQL %s (throwaway cluster, pgcluster.sh test mode: fsync=%s, synchronous_commit=off, shared_buffers=%s, max_connections=400)", pgVersion, fsync, sb),
+		fmt.Sprintf("PostgreSQL %s (throwaway cluster, pkg/pgserver Throwaway settings: fsync=%s, synchronous_commit=off, shared_buffers=%s, max_connections=400)", pgVersion, fsync, sb),
 		fmt.Sprintf("Go %s (bench binary; the services are built by make build with the same toolchain)", strings.TrimPrefix(runtime.Version(), "go")),
 		fmt.Sprintf("DB_POOL_SIZE=%d for every service and every Go baseline pool; pgbench uses one connection per client", b.cfg.pool),
 	)
@@ -213,7 +213,7 @@ func (b *bench) summarizeProfiles(ctx context.Context) {
 func (b *bench) commandLine() string {
 	args := strings.Join(os.Args[1:], " ")
 	args = strings.TrimSpace(strings.ReplaceAll(args, "-root "+b.cfg.root, ""))
-	c := strings.TrimSpace("go run ./deploy/bench " + args)
+	c := strings.TrimSpace("go run ./tools/bench " + args)
 	if os.Getenv("MAKELEVEL") != "" {
 		c = "make bench   # = make build, then " + c
 	}

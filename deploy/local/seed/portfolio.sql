@@ -1,4 +1,4 @@
--- seed/portfolio.sql: demo data for schema "portfolio", loaded once by deploy/local/run.sh as the
+-- seed/portfolio.sql: demo data for schema "portfolio", loaded once by make run (tools/run) as the
 -- portfolio role (after the service has migrated its schema):
 --
 --   psql "postgres://portfolio:portfolio@127.0.0.1:5433/pgfleet?sslmode=disable" -f deploy/local/seed/portfolio.sql
@@ -11,7 +11,7 @@
 --     equals the ledger, and Deposit {"amount":"100000","request_id":"seed-deposit"} on this
 --     portfolio is a repeat of it (it returns this movement and changes nothing).
 -- No positions and no trades: positions must equal the sum of trades, and trades are priced by
--- the stock service; run.sh prints an ExecuteTrade that buys through the service.
+-- the stock service; make run prints an ExecuteTrade that buys through the service.
 \set ON_ERROR_STOP on
 \set QUIET on
 

@@ -1,4 +1,4 @@
--- seed/stock.sql: demo data for schema "stock", loaded once by deploy/local/run.sh as the stock
+-- seed/stock.sql: demo data for schema "stock", loaded once by make run (tools/run) as the stock
 -- role (after the service has migrated its schema):
 --
 --   psql "postgres://stock:stock@127.0.0.1:5433/pgfleet?sslmode=disable" -f deploy/local/seed/stock.sql
