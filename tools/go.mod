@@ -8,6 +8,7 @@ replace (
 )
 
 require (
+	github.com/google/go-cmp v0.7.0
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/pgfleet/pgfleet/gen v0.0.0
 	github.com/pgfleet/pgfleet/pkg v0.0.0-00010101000000-000000000000

@@ -1,0 +1,259 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/pgfleet/pgfleet/pkg/pgserver"
+)
+
+// root is a repository root for the runner under test: .tmp/bin with the binaries built from
+// this tree, and deploy/local linked to the real one (bootstrap.sql, seeds).
+var (
+	rootOnce sync.Once
+	rootDir  string
+	rootErr  error
+)
+
+func testRoot(t *testing.T) string {
+	t.Helper()
+	rootOnce.Do(func() {
+		rootDir, rootErr = os.MkdirTemp("", "pgfleet-run-test-")
+		if rootErr != nil {
+			return
+		}
+		repo, _ := filepath.Abs("../..")
+		if rootErr = os.MkdirAll(filepath.Join(rootDir, "deploy"), 0o755); rootErr != nil {
+			return
+		}
+		if rootErr = os.Symlink(filepath.Join(repo, "deploy/local"), filepath.Join(rootDir, "deploy/local")); rootErr != nil {
+			return
+		}
+		for name, pkg := range map[string]string{"pgfleet-run": "./tools/run", "pgfleet-stock": "./services/stock",
+			"pgfleet-portfolio": "./services/portfolio", "pgfleet-interview": "./services/interview", "pgfleet-gateway": "./services/gateway"} {
+			cmd := exec.Command("go", "build", "-o", filepath.Join(rootDir, ".tmp/bin", name), pkg)
+			cmd.Dir = repo
+			if out, err := cmd.CombinedOutput(); err != nil {
+				rootErr = fmt.Errorf("go build %s: %w\n%s", pkg, err, out)
+				return
+			}
+		}
+		// The postgres OS user runs the cluster when we are root: it must reach the data dir.
+		rootErr = os.Chmod(rootDir, 0o755)
+	})
+	if rootErr != nil {
+		t.Fatal(rootErr)
+	}
+	return rootDir
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if rootDir != "" {
+		_ = os.RemoveAll(rootDir)
+	}
+	os.Exit(code)
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+}
+
+// runner is a pgfleet-run under test and its output.
+type runner struct {
+	cmd     *exec.Cmd
+	out     string // file with its stdout and stderr
+	dataDir string
+	done    chan struct{}
+}
+
+// startRunner starts pgfleet-run on a cluster of its own and free ports, through sh with
+// SIGINT ignored if ignoreINT (as a script's background job starts it), and waits until it has
+// printed its examples.
+func startRunner(t *testing.T, ignoreINT bool) *runner {
+	t.Helper()
+	root := testRoot(t)
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := &runner{out: filepath.Join(dir, "out"), dataDir: filepath.Join(dir, "data"), done: make(chan struct{})}
+	bin := filepath.Join(root, ".tmp/bin/pgfleet-run")
+	trap := ""
+	if ignoreINT {
+		trap = "trap '' INT; "
+	}
+	r.cmd = exec.Command("/bin/sh", "-c", trap+`exec "$0" -root "$1"`, bin, root)
+	r.cmd.Env = append(os.Environ(), "PGFLEET_DATA_DIR="+r.dataDir, "PGFLEET_RUN_DIR="+filepath.Join(dir, "run"),
+		"PGFLEET_PG_PORT="+freePort(t), "PGFLEET_SEED=0", "DRAIN_TIMEOUT=2s", "DATABASE_URL=", "JWT_SECRET=",
+		"STOCK_GRPC_ADDR=127.0.0.1:"+freePort(t), "STOCK_METRICS_ADDR=127.0.0.1:"+freePort(t),
+		"PORTFOLIO_GRPC_ADDR=127.0.0.1:"+freePort(t), "PORTFOLIO_METRICS_ADDR=127.0.0.1:"+freePort(t),
+		"INTERVIEW_GRPC_ADDR=127.0.0.1:"+freePort(t), "INTERVIEW_METRICS_ADDR=127.0.0.1:"+freePort(t),
+		"GATEWAY_HTTP_ADDR=127.0.0.1:"+freePort(t), "GATEWAY_METRICS_ADDR=127.0.0.1:"+freePort(t))
+	f, err := os.Create(r.out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.cmd.Stdout, r.cmd.Stderr = f, f
+	// A process group of its own: the test's signals go to it alone.
+	r.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = r.cmd.Wait(); f.Close(); close(r.done) }()
+	t.Cleanup(func() {
+		_ = syscall.Kill(-r.cmd.Process.Pid, syscall.SIGKILL)
+		<-r.done
+		if t.Failed() {
+			t.Logf("pgfleet-run output:\n%s", r.output())
+		}
+	})
+	for deadline := time.Now().Add(5 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		if out := r.output(); strings.Contains(out, "Try it") && strings.HasSuffix(out, "\n\n") {
+			return r
+		}
+		select {
+		case <-r.done:
+			t.Fatalf("pgfleet-run exited before printing its examples")
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("pgfleet-run printed no examples within 5 minutes")
+		}
+	}
+}
+
+func (r *runner) output() string {
+	b, _ := os.ReadFile(r.out)
+	return string(b)
+}
+
+var startedLine = regexp.MustCompile(`==> started (\w+) \(pid (\d+)`)
+
+// pids returns the processes the runner started: its services and the cluster.
+func (r *runner) pids(t *testing.T) map[string]int {
+	t.Helper()
+	pids := map[string]int{}
+	for _, m := range startedLine.FindAllStringSubmatch(r.output(), -1) {
+		pids[m[1]], _ = strconv.Atoi(m[2])
+	}
+	pid, _, ok := pgserver.Running(r.dataDir)
+	if !ok {
+		t.Fatal("no PostgreSQL running in the runner's data directory")
+	}
+	pids["postgres"] = pid
+	if len(pids) != 5 {
+		t.Fatalf("started processes %v: want stock, portfolio, interview, gateway and postgres", pids)
+	}
+	return pids
+}
+
+// alive reports whether pid runs (a zombie waiting for its reaper counts as gone).
+func alive(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return syscall.Kill(pid, 0) == nil
+	}
+	s := string(stat)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	return len(fields) > 0 && fields[0] != "Z"
+}
+
+// waitGone waits (bounded generously: a loaded machine is slow, not wrong) until none of pids runs.
+func waitGone(t *testing.T, pids map[string]int) {
+	t.Helper()
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		var running []string
+		for name, pid := range pids {
+			if alive(pid) {
+				running = append(running, name)
+			}
+		}
+		if len(running) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still running 2 minutes after the runner ended: %v", running)
+		}
+	}
+}
+
+// Killed outright, the runner takes its services and its cluster down with it: before
+// pkg/supervise, run.sh's services ran in sessions of their own and survived it.
+func TestRunner_killedTakesFleetDown(t *testing.T) {
+	t.Parallel()
+	r := startRunner(t, false)
+	pids := r.pids(t)
+	if err := r.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-r.done
+	waitGone(t, pids)
+}
+
+var stoppingLine = regexp.MustCompile(`(?m)^stopping (\w+)`)
+
+// SIGINT or SIGTERM stops the gateway and the services in reverse start order, then the
+// cluster, and the runner exits 0; SIGINT works also when the runner was started with SIGINT
+// ignored, as a script's background job is (run.sh then ran on).
+func TestRunner_signalStopsInReverse(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		sig       syscall.Signal
+		ignoreINT bool
+	}{
+		{"sigint", syscall.SIGINT, false},
+		{"sigterm", syscall.SIGTERM, false},
+		{"sigint_background_job", syscall.SIGINT, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := startRunner(t, tt.ignoreINT)
+			pids := r.pids(t)
+			if err := r.cmd.Process.Signal(tt.sig); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-r.done:
+			case <-time.After(3 * time.Minute):
+				t.Fatalf("pgfleet-run still runs 3 minutes after %v", tt.sig)
+			}
+			if code := r.cmd.ProcessState.ExitCode(); code != 0 {
+				t.Errorf("exit code %d, want 0", code)
+			}
+			var stopped []string
+			for _, m := range stoppingLine.FindAllStringSubmatch(r.output(), -1) {
+				stopped = append(stopped, m[1])
+			}
+			want := []string{"gateway", "interview", "portfolio", "stock", "PostgreSQL"}
+			if diff := cmp.Diff(want, stopped); diff != "" {
+				t.Errorf("stop order (-want +got):\n%s", diff)
+			}
+			waitGone(t, pids)
+			if !slices.Contains(strings.Split(r.output(), "\n"), "==> shutting down") {
+				t.Error(`no "==> shutting down" line`)
+			}
+		})
+	}
+}
