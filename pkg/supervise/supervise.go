@@ -62,7 +62,7 @@ func (p *Process) Start() error {
 	if p.cmd != nil && !isClosed(p.done) {
 		return fmt.Errorf("start %s: already running (pid %d)", p.Name, p.cmd.Process.Pid)
 	}
-	var out io.Writer = io.Discard
+	out := io.Discard
 	var logf *os.File
 	if p.Log != "" {
 		var err error

@@ -48,6 +48,13 @@ func child() {
 }
 
 func parent() {
+	if err := runParent(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+func runParent() error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	dir := os.Getenv("SUPERVISE_DIR")
@@ -56,19 +63,15 @@ func parent() {
 	for _, name := range []string{"a", "b"} {
 		p := childProcess(dir, name)
 		if err := g.Start(ctx, p, logSays(p.Log, "ready"), time.Minute); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
+			return err
 		}
 		pids = append(pids, strconv.Itoa(p.Pid()))
 	}
 	if err := os.WriteFile(filepath.Join(dir, "pids"), []byte(strings.Join(pids, " ")), 0o644); err != nil {
-		os.Exit(1)
+		return err
 	}
 	<-ctx.Done()
-	if err := g.Stop(nil); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
+	return g.Stop(nil)
 }
 
 func childProcess(dir, name string) *supervise.Process {
@@ -182,7 +185,7 @@ func TestProcess_stopKillsGroupAfterTimeout(t *testing.T) {
 	dir := t.TempDir()
 	// sh ignores SIGTERM and waits for a child of its own, in its process group.
 	p := supervise.New(supervise.Spec{Name: "stubborn", Path: "/bin/sh",
-		Args: []string{"-c", `trap '' TERM; sleep 600 & echo $! > ` + filepath.Join(dir, "sleep") + `; wait`},
+		Args:        []string{"-c", `trap '' TERM; sleep 600 & echo $! > ` + filepath.Join(dir, "sleep") + `; wait`},
 		StopTimeout: 200 * time.Millisecond})
 	if err := p.Start(); err != nil {
 		t.Fatal(err)

@@ -41,8 +41,6 @@ func (p *proc) start() error {
 
 func (p *proc) pid() int { return p.p.Pid() }
 
-func (p *proc) exited() bool { return p.p.Exited() }
-
 // stop sends SIGTERM and waits for the drain, killing p after 30 s.
 func (p *proc) stop() {
 	if p.p != nil {
