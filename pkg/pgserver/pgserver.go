@@ -223,7 +223,7 @@ func Running(dataDir string) (pid, port int, ok bool) {
 	}
 	pid, _ = strconv.Atoi(strings.TrimSpace(lines[0]))
 	port, _ = strconv.Atoi(strings.TrimSpace(lines[3]))
-	if pid <= 0 || syscall.Kill(pid, 0) != nil {
+	if pid <= 0 || !supervise.Alive(pid) {
 		return 0, 0, false
 	}
 	return pid, port, true

@@ -150,6 +150,20 @@ func (p *Process) Stop() error {
 	return fmt.Errorf("%s did not stop within %v of %v; killed its process group", p.Name, timeout, cmp.Or(p.StopSignal, syscall.SIGTERM))
 }
 
+// Alive reports whether process pid runs; a zombie (exited, waiting for its parent or init
+// to reap it) counts as gone. For processes this one did not start, or lost: a cluster a killed
+// run left, the children of a killed parent.
+func Alive(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil { // no /proc (macOS), or no such process
+		return syscall.Kill(pid, 0) == nil
+	}
+	// "pid (comm) state ...": comm may hold spaces and parentheses.
+	s := string(stat)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	return len(fields) > 0 && fields[0] != "Z"
+}
+
 // Probe reports nil once a process is ready.
 type Probe func(ctx context.Context) error
 

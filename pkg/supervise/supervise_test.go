@@ -117,24 +117,13 @@ func startParent(t *testing.T) (*supervise.Process, string, []int) {
 	return p, dir, pids
 }
 
-// alive reports whether pid runs (a zombie waiting for its reaper counts as gone).
-func alive(pid int) bool {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return syscall.Kill(pid, 0) == nil
-	}
-	s := string(stat)
-	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	return len(fields) > 0 && fields[0] != "Z"
-}
-
 // waitGone waits (bounded generously: a loaded machine is slow, not wrong) until no pid runs.
 func waitGone(t *testing.T, pids []int) {
 	t.Helper()
 	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		running := false
 		for _, pid := range pids {
-			running = running || alive(pid)
+			running = running || supervise.Alive(pid)
 		}
 		if !running {
 			return

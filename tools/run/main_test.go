@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/pgfleet/pgfleet/pkg/pgserver"
+	"github.com/pgfleet/pgfleet/pkg/supervise"
 )
 
 // root is a repository root for the runner under test: .tmp/bin with the binaries built from
@@ -167,24 +168,13 @@ func (r *runner) pids(t *testing.T) map[string]int {
 	return pids
 }
 
-// alive reports whether pid runs (a zombie waiting for its reaper counts as gone).
-func alive(pid int) bool {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return syscall.Kill(pid, 0) == nil
-	}
-	s := string(stat)
-	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	return len(fields) > 0 && fields[0] != "Z"
-}
-
 // waitGone waits (bounded generously: a loaded machine is slow, not wrong) until none of pids runs.
 func waitGone(t *testing.T, pids map[string]int) {
 	t.Helper()
 	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
 		var running []string
 		for name, pid := range pids {
-			if alive(pid) {
+			if supervise.Alive(pid) {
 				running = append(running, name)
 			}
 		}
