@@ -307,7 +307,9 @@ func (f *fleet) mintTokens() error {
 			if err := os.MkdirAll(f.runDir, 0o755); err != nil {
 				return err
 			}
-			b = []byte(base64.RawStdEncoding.EncodeToString([]byte(rand.Text() + rand.Text())[:32]))
+			key := make([]byte, 32)
+			_, _ = rand.Read(key) // never fails (crypto/rand)
+			b = []byte(base64.RawStdEncoding.EncodeToString(key))
 			if err := os.WriteFile(f.secretFile, b, 0o600); err != nil {
 				return err
 			}
