@@ -148,7 +148,7 @@ func run(ctx context.Context, cfg config) (err error) {
 }
 
 // startFleet starts stock, portfolio, interview and the gateway (if built), each once the
-// one before it is SERVING, as deploy/local/run.sh does, and the bare servers.
+// one before it is SERVING, as make run does, and the bare servers.
 func (b *bench) startFleet(ctx context.Context) error {
 	var err error
 	svc := func(name string, extra ...string) (*proc, error) {

@@ -735,8 +735,9 @@ func (b *bench) scenarioSoak(ctx context.Context) error {
 
 // pgbenchRun warms up with a short run, then measures one of b.cfg.duration (whole seconds).
 // A warm-up is not measured, so one that completed no transaction (its clients spent it
-// connecting) is noted, not fatal; a measured run that completed none is run again, up to
-// pgbenchAttempts times, and the retry noted under the table.
+// connecting) is noted, not fatal; a measured run that completed none is run again for twice
+// as long, up to pgbenchAttempts runs, and the retry noted under the table (its figures are
+// then those of the longer run).
 func (b *bench) pgbenchRun(ctx context.Context, role, script string, clients int, vars map[string]string, maxTries int) (result, error) {
 	r := pgbenchRun{role: role, script: script, clients: clients, vars: vars, maxTries: maxTries}
 	name := filepath.Base(script)
@@ -758,7 +759,8 @@ func (b *bench) pgbenchRun(ctx context.Context, role, script string, clients int
 		if !errors.Is(err, errNoTransactions) || attempt == pgbenchAttempts {
 			return res, err
 		}
-		b.note("pgbench %s, %d clients: measured run %d of %d completed no transaction; run again", name, clients, attempt, pgbenchAttempts)
+		b.note("pgbench %s, %d clients: the %ds measured run completed no transaction (clients still connecting); run again for %ds", name, clients, r.seconds, 2*r.seconds)
+		r.seconds *= 2
 	}
 }
 
