@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/sethvargo/go-envconfig"
 	"github.com/sony/gobreaker/v2"
 
 	"github.com/pgfleet/pgfleet/pkg/breaker"
@@ -14,7 +16,7 @@ var errDown = errors.New("down")
 
 func TestNew_tripsAndProbes(t *testing.T) {
 	t.Parallel()
-	cb := breaker.New("test", breaker.Config{MinRequests: 4, FailureRatio: 0.5, OpenTimeout: 50 * time.Millisecond, Window: time.Minute}, nil, nil)
+	cb := breaker.New("test", breaker.Config{MinRequests: new(uint32(4)), FailureRatio: 0.5, OpenTimeout: new(50 * time.Millisecond), Window: time.Minute}, nil, nil)
 	call := func(err error) error {
 		_, e := cb.Execute(func() (struct{}, error) { return struct{}{}, err })
 		return e
@@ -40,18 +42,50 @@ func TestNew_tripsAndProbes(t *testing.T) {
 
 func TestConfig_Validate(t *testing.T) {
 	t.Parallel()
-	ok := breaker.Config{MinRequests: 1, FailureRatio: 0.5, OpenTimeout: time.Second}
+	ok := breaker.Config{MinRequests: new(uint32(1)), FailureRatio: 0.5, OpenTimeout: new(time.Second)}
 	if err := ok.Validate(); err != nil {
 		t.Errorf("Validate(%+v) = %v, want nil", ok, err)
 	}
+	one := new(uint32(1))
 	for _, bad := range []breaker.Config{
-		{FailureRatio: 0, OpenTimeout: time.Second},
-		{FailureRatio: 1.5, OpenTimeout: time.Second},
-		{FailureRatio: 0.5},
-		{FailureRatio: 0.5, OpenTimeout: time.Second, Window: -1},
+		{MinRequests: one, FailureRatio: 0, OpenTimeout: new(time.Second)},
+		{MinRequests: one, FailureRatio: 1.5, OpenTimeout: new(time.Second)},
+		{MinRequests: one, FailureRatio: 0.5, OpenTimeout: new(time.Duration(0))},
+		{MinRequests: one, FailureRatio: 0.5, OpenTimeout: new(time.Second), Window: -1},
+		{MinRequests: one, FailureRatio: 0.5},              // OpenTimeout unset: With was not called
+		{FailureRatio: 0.5, OpenTimeout: new(time.Second)}, // MinRequests unset
 	} {
 		if err := bad.Validate(); err == nil {
 			t.Errorf("Validate(%+v) = nil, want an error", bad)
 		}
+	}
+}
+
+// TestConfig_env: one type, read under each owner's prefix; MinRequests and OpenTimeout come
+// from the owner's Defaults unless set, an explicit 0 included.
+func TestConfig_env(t *testing.T) {
+	t.Parallel()
+	var got struct {
+		DB        breaker.Config `env:", prefix=DB_BREAKER_"`
+		Evaluator breaker.Config `env:", prefix=EVALUATOR_BREAKER_"`
+	}
+	if err := envconfig.ProcessWith(t.Context(), &envconfig.Config{
+		Target: &got,
+		Lookuper: envconfig.MapLookuper(map[string]string{
+			"DB_BREAKER_MIN_REQUESTS":        "0",
+			"DB_BREAKER_WINDOW":              "0s",
+			"EVALUATOR_BREAKER_OPEN_TIMEOUT": "1m",
+			"MIN_REQUESTS":                   "9", // read by neither
+		}),
+	}); err != nil {
+		t.Fatalf("process: %v", err)
+	}
+	defaults := breaker.Defaults{MinRequests: 3, OpenTimeout: 10 * time.Second}
+	want := []breaker.Config{
+		{MinRequests: new(uint32(0)), FailureRatio: 0.5, OpenTimeout: new(10 * time.Second)},
+		{MinRequests: new(uint32(3)), FailureRatio: 0.5, OpenTimeout: new(time.Minute), Window: 30 * time.Second},
+	}
+	if diff := cmp.Diff(want, []breaker.Config{got.DB.With(defaults), got.Evaluator.With(defaults)}); diff != "" {
+		t.Errorf("config mismatch (-want +got):\n%s", diff)
 	}
 }
