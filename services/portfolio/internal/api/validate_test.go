@@ -1,0 +1,16 @@
+package api_test
+
+import (
+	"testing"
+
+	portfoliov1 "github.com/pgfleet/pgfleet/gen/pgfleet/portfolio/v1"
+	"github.com/pgfleet/pgfleet/pkg/validate/validatetest"
+	"github.com/pgfleet/pgfleet/services/portfolio/internal/api"
+)
+
+// TestValidate_everyMethod: every RPC of the service has a case in Validate (an empty one
+// when there is nothing to check), and a request it has no case for is refused.
+func TestValidate_everyMethod(t *testing.T) {
+	t.Parallel()
+	validatetest.EveryMethod(t, api.Validate, portfoliov1.File_pgfleet_portfolio_v1_portfolio_proto)
+}
