@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/sethvargo/go-envconfig"
 	"github.com/sony/gobreaker/v2"
 
 	"github.com/pgfleet/pgfleet/pkg/breaker"
@@ -61,31 +60,28 @@ func TestConfig_Validate(t *testing.T) {
 	}
 }
 
-// TestConfig_env: one type, read under each owner's prefix; MinRequests and OpenTimeout come
-// from the owner's Defaults unless set, an explicit 0 included.
-func TestConfig_env(t *testing.T) {
+// TestConfig_With: the owner's Defaults fill MinRequests and OpenTimeout left unset, and only
+// those: an explicit 0 stays (for OpenTimeout, for Validate to refuse).
+func TestConfig_With(t *testing.T) {
 	t.Parallel()
-	var got struct {
-		DB        breaker.Config `env:", prefix=DB_BREAKER_"`
-		Evaluator breaker.Config `env:", prefix=EVALUATOR_BREAKER_"`
+	d := breaker.Defaults{MinRequests: 3, OpenTimeout: 10 * time.Second}
+	tests := []struct {
+		name     string
+		in, want breaker.Config
+	}{
+		{"unset", breaker.Config{FailureRatio: 0.5},
+			breaker.Config{MinRequests: new(uint32(3)), FailureRatio: 0.5, OpenTimeout: new(10 * time.Second)}},
+		{"set", breaker.Config{MinRequests: new(uint32(7)), OpenTimeout: new(time.Minute)},
+			breaker.Config{MinRequests: new(uint32(7)), OpenTimeout: new(time.Minute)}},
+		{"zero_kept", breaker.Config{MinRequests: new(uint32(0)), OpenTimeout: new(time.Duration(0))},
+			breaker.Config{MinRequests: new(uint32(0)), OpenTimeout: new(time.Duration(0))}},
 	}
-	if err := envconfig.ProcessWith(t.Context(), &envconfig.Config{
-		Target: &got,
-		Lookuper: envconfig.MapLookuper(map[string]string{
-			"DB_BREAKER_MIN_REQUESTS":        "0",
-			"DB_BREAKER_WINDOW":              "0s",
-			"EVALUATOR_BREAKER_OPEN_TIMEOUT": "1m",
-			"MIN_REQUESTS":                   "9", // read by neither
-		}),
-	}); err != nil {
-		t.Fatalf("process: %v", err)
-	}
-	defaults := breaker.Defaults{MinRequests: 3, OpenTimeout: 10 * time.Second}
-	want := []breaker.Config{
-		{MinRequests: new(uint32(0)), FailureRatio: 0.5, OpenTimeout: new(10 * time.Second)},
-		{MinRequests: new(uint32(3)), FailureRatio: 0.5, OpenTimeout: new(time.Minute), Window: 30 * time.Second},
-	}
-	if diff := cmp.Diff(want, []breaker.Config{got.DB.With(defaults), got.Evaluator.With(defaults)}); diff != "" {
-		t.Errorf("config mismatch (-want +got):\n%s", diff)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if diff := cmp.Diff(tt.want, tt.in.With(d)); diff != "" {
+				t.Errorf("With mismatch (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

@@ -15,8 +15,9 @@ const (
 )
 
 // Validate checks a request before its handler runs (the server's validation interceptor
-// calls it). Lists leave filter, order_by and page_token to pkg/query. A request without a
-// case is refused (validate.NoRule): every RPC has one, TestValidate_everyMethod says.
+// calls it). Lists leave filter, order_by and page_token to pkg/query.
+// A request without a case is refused (validate.NoRule): every RPC has one, says
+// TestValidate_everyMethod (auth_test.go).
 func Validate(req any) error {
 	var v validate.Violations
 	switch r := req.(type) {
