@@ -15,6 +15,7 @@ import (
 	"github.com/sethvargo/go-envconfig"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
@@ -554,6 +555,14 @@ func TestDial_breakerIgnores(t *testing.T) {
 			cfg := testConfig(addr)
 			cfg.Breaker.MinRequests = new(uint32(2))
 			c := dial(t, cfg, nil)
+			// Connected first, so that a short caller deadline is not spent on dialing
+			// (under -race on a busy machine it was: one call never reached the peer).
+			c.Connect()
+			for st := c.GetState(); st != connectivity.Ready; st = c.GetState() {
+				if !c.WaitForStateChange(t.Context(), st) {
+					t.Fatalf("connection never ready: %v", st)
+				}
+			}
 			for i := range 4 {
 				ctx := t.Context()
 				if tc.ctx != nil {
