@@ -83,7 +83,7 @@ proto: $(PROTO_TOOLS) ## format and lint the protos, regenerate gen/
 
 .PHONY: api-baseline
 api-baseline: $(PROTO_TOOLS) ## record the protos as the released API that buf breaking checks against
-	buf build --path proto -o $(API_BASELINE)
+	buf build --path proto/pgfleet -o $(API_BASELINE)
 
 .PHONY: check-gen
 check-gen: proto ## fail if gen/ differs from what the protos generate

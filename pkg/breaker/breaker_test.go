@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/sony/gobreaker/v2"
 
 	"github.com/pgfleet/pgfleet/pkg/breaker"
@@ -14,7 +15,7 @@ var errDown = errors.New("down")
 
 func TestNew_tripsAndProbes(t *testing.T) {
 	t.Parallel()
-	cb := breaker.New("test", breaker.Config{MinRequests: 4, FailureRatio: 0.5, OpenTimeout: 50 * time.Millisecond, Window: time.Minute}, nil, nil)
+	cb := breaker.New("test", breaker.Config{MinRequests: new(uint32(4)), FailureRatio: 0.5, OpenTimeout: new(50 * time.Millisecond), Window: time.Minute}, nil, nil)
 	call := func(err error) error {
 		_, e := cb.Execute(func() (struct{}, error) { return struct{}{}, err })
 		return e
@@ -40,18 +41,47 @@ func TestNew_tripsAndProbes(t *testing.T) {
 
 func TestConfig_Validate(t *testing.T) {
 	t.Parallel()
-	ok := breaker.Config{MinRequests: 1, FailureRatio: 0.5, OpenTimeout: time.Second}
+	ok := breaker.Config{MinRequests: new(uint32(1)), FailureRatio: 0.5, OpenTimeout: new(time.Second)}
 	if err := ok.Validate(); err != nil {
 		t.Errorf("Validate(%+v) = %v, want nil", ok, err)
 	}
+	one := new(uint32(1))
 	for _, bad := range []breaker.Config{
-		{FailureRatio: 0, OpenTimeout: time.Second},
-		{FailureRatio: 1.5, OpenTimeout: time.Second},
-		{FailureRatio: 0.5},
-		{FailureRatio: 0.5, OpenTimeout: time.Second, Window: -1},
+		{MinRequests: one, FailureRatio: 0, OpenTimeout: new(time.Second)},
+		{MinRequests: one, FailureRatio: 1.5, OpenTimeout: new(time.Second)},
+		{MinRequests: one, FailureRatio: 0.5, OpenTimeout: new(time.Duration(0))},
+		{MinRequests: one, FailureRatio: 0.5, OpenTimeout: new(time.Second), Window: -1},
+		{MinRequests: one, FailureRatio: 0.5},              // OpenTimeout unset: With was not called
+		{FailureRatio: 0.5, OpenTimeout: new(time.Second)}, // MinRequests unset
 	} {
 		if err := bad.Validate(); err == nil {
 			t.Errorf("Validate(%+v) = nil, want an error", bad)
 		}
+	}
+}
+
+// TestConfig_With: the owner's Defaults fill MinRequests and OpenTimeout left unset, and only
+// those: an explicit 0 stays (for OpenTimeout, for Validate to refuse).
+func TestConfig_With(t *testing.T) {
+	t.Parallel()
+	d := breaker.Defaults{MinRequests: 3, OpenTimeout: 10 * time.Second}
+	tests := []struct {
+		name     string
+		in, want breaker.Config
+	}{
+		{"unset", breaker.Config{FailureRatio: 0.5},
+			breaker.Config{MinRequests: new(uint32(3)), FailureRatio: 0.5, OpenTimeout: new(10 * time.Second)}},
+		{"set", breaker.Config{MinRequests: new(uint32(7)), OpenTimeout: new(time.Minute)},
+			breaker.Config{MinRequests: new(uint32(7)), OpenTimeout: new(time.Minute)}},
+		{"zero_kept", breaker.Config{MinRequests: new(uint32(0)), OpenTimeout: new(time.Duration(0))},
+			breaker.Config{MinRequests: new(uint32(0)), OpenTimeout: new(time.Duration(0))}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if diff := cmp.Diff(tt.want, tt.in.With(d)); diff != "" {
+				t.Errorf("With mismatch (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

@@ -3,15 +3,17 @@
 // while the peer is down.
 //
 // gRPC retries a call that failed with UNAVAILABLE even when the peer may have run part of
-// it, so only idempotent methods (reads, upserts by key) may be called through a Client,
-// unless Config.RetryMethods narrows the retries to those that are.
+// it, so it retries only the methods whose proto says a retry is safe: idempotency_level
+// NO_SIDE_EFFECTS or IDEMPOTENT (see Retryable). Any other method is tried once.
 package client
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -25,6 +27,9 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+	"google.golang.org/protobuf/types/descriptorpb"
 
 	"github.com/pgfleet/pgfleet/pkg/apierr"
 )
@@ -46,21 +51,13 @@ type Config struct {
 	// Timeout is the deadline of a unary call whose caller set none or a later one. A
 	// stream gets it only when its caller set no deadline, so that long streams stay possible.
 	Timeout time.Duration `env:"TIMEOUT, default=2s"`
-	// MaxAttempts bounds gRPC's attempts per call (first try included) on UNAVAILABLE; 1
-	// turns retries off.
+	// MaxAttempts bounds gRPC's attempts per call (first try included) on UNAVAILABLE, for
+	// the methods that may be retried (Retryable); 1 turns retries off.
 	MaxAttempts int `env:"RETRY_MAX_ATTEMPTS, default=3"`
-	// RetryMethods limits retries to these services ("pgfleet.stock.v1.StockService") or
-	// methods ("pgfleet.stock.v1.StockService/GetLatestPrices"), comma-separated in the
-	// environment. Empty means every method of the peer.
-	RetryMethods []string `env:"RETRY_METHODS"`
 
-	// The breaker opens when, among at least BreakerMinRequests calls within BreakerWindow,
-	// the share that found the peer unavailable reaches BreakerFailureRatio; after
-	// BreakerOpenTimeout it lets one probe through.
-	BreakerMinRequests  uint32        `env:"BREAKER_MIN_REQUESTS, default=5"`
-	BreakerFailureRatio float64       `env:"BREAKER_FAILURE_RATIO, default=0.5"`
-	BreakerOpenTimeout  time.Duration `env:"BREAKER_OPEN_TIMEOUT, default=5s"`
-	BreakerWindow       time.Duration `env:"BREAKER_WINDOW, default=30s"` // 0: counts never expire
+	// Breaker opens on the share of calls that found the peer unavailable (<PEER>_BREAKER_*);
+	// unset, MinRequests and OpenTimeout are BreakerDefaults.
+	Breaker breaker.Config `env:", prefix=BREAKER_"`
 
 	// TLSCAFile turns TLS on: the peer's certificate must chain to this PEM bundle. Empty
 	// means plaintext, the default for local runs.
@@ -78,13 +75,12 @@ func (cfg Config) validate() error {
 	case cfg.MaxAttempts < 1:
 		return fmt.Errorf("want MaxAttempts >= 1, got %d", cfg.MaxAttempts)
 	}
-	return cfg.breaker().Validate()
+	return cfg.Breaker.With(BreakerDefaults).Validate()
 }
 
-func (cfg Config) breaker() breaker.Config {
-	return breaker.Config{MinRequests: cfg.BreakerMinRequests, FailureRatio: cfg.BreakerFailureRatio,
-		OpenTimeout: cfg.BreakerOpenTimeout, Window: cfg.BreakerWindow}
-}
+// BreakerDefaults are a peer breaker's <PEER>_BREAKER_MIN_REQUESTS (5) and
+// <PEER>_BREAKER_OPEN_TIMEOUT (5s) when unset.
+var BreakerDefaults = breaker.Defaults{MinRequests: 5, OpenTimeout: 5 * time.Second}
 
 // Client is a connection to one peer. It embeds *grpc.ClientConn, so it can be passed to
 // generated New*Client functions and closed with Close.
@@ -113,18 +109,19 @@ func Dial(name string, cfg Config, reg prometheus.Registerer, opts ...grpc.DialO
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("client %q: %w", name, err)
 	}
-	sc, err := serviceConfig(cfg)
+	sc, err := serviceConfig(cfg.MaxAttempts, retryable())
 	if err != nil {
 		return nil, fmt.Errorf("client %q: %w", name, err)
 	}
 
+	bc := cfg.Breaker.With(BreakerDefaults)
 	c := &Client{
 		timeout: cfg.Timeout,
 		rejected: apierr.Newf(apierr.PeerUnavailable, map[string]string{"peer": name, "breaker": "open"},
 			"%s unavailable: circuit breaker open after repeated failures, retry in a few seconds", name).
-			WithRetry(cfg.BreakerOpenTimeout), // when the breaker lets a probe through
+			WithRetry(*bc.OpenTimeout), // when the breaker lets a probe through
 	}
-	c.breaker = breaker.New(name, cfg.breaker(), nil, func(err error) bool { return errors.Is(err, errCallerGone) })
+	c.breaker = breaker.New(name, bc, nil, func(err error) bool { return errors.Is(err, errCallerGone) })
 	c.m = newMetrics(name, c.breaker.State)
 
 	creds := insecure.NewCredentials()
@@ -265,28 +262,18 @@ type jsonRetryPolicy struct {
 	RetryableStatusCodes []string `json:"retryableStatusCodes"`
 }
 
-// serviceConfig returns the gRPC service config JSON: round-robin balancing, and the retry
-// policy unless MaxAttempts is 1 (gRPC rejects a policy with fewer than 2 attempts).
-func serviceConfig(cfg Config) (string, error) {
+// serviceConfig returns the gRPC service config JSON: round-robin balancing, and a retry
+// policy for the methods named, unless maxAttempts is 1 (gRPC rejects a policy with fewer
+// than 2 attempts). A method named in no policy is never retried.
+func serviceConfig(maxAttempts int, methods []jsonName) (string, error) {
 	sc := jsonServiceConfig{LoadBalancingConfig: []map[string]struct{}{{"round_robin": {}}}}
-	if cfg.MaxAttempts < 2 {
+	if maxAttempts < 2 || len(methods) == 0 {
 		return sc.encode()
 	}
-	names := []jsonName{{}} // an empty name matches every method
-	if len(cfg.RetryMethods) > 0 {
-		names = names[:0]
-		for _, m := range cfg.RetryMethods {
-			svc, method, _ := strings.Cut(strings.TrimPrefix(strings.TrimSpace(m), "/"), "/")
-			if svc == "" || strings.Contains(method, "/") {
-				return "", fmt.Errorf("retry method %q: want service or service/method", m)
-			}
-			names = append(names, jsonName{Service: svc, Method: method})
-		}
-	}
 	sc.MethodConfig = []jsonMethodConfig{{
-		Name: names,
+		Name: methods,
 		RetryPolicy: jsonRetryPolicy{
-			MaxAttempts:          cfg.MaxAttempts,
+			MaxAttempts:          maxAttempts,
 			InitialBackoff:       seconds(initialBackoff),
 			MaxBackoff:           seconds(maxBackoff),
 			BackoffMultiplier:    backoffMultiplier,
@@ -299,4 +286,34 @@ func serviceConfig(cfg Config) (string, error) {
 // seconds formats d as the service config's JSON duration, e.g. "0.05s".
 func seconds(d time.Duration) string {
 	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) + "s"
+}
+
+// Retryable reports whether a retry of m is safe, as its proto declares: idempotency_level
+// NO_SIDE_EFFECTS (a read) or IDEMPOTENT (a write whose repeat changes nothing more). The
+// protos say which of their writes are (an upsert by key, a required request_id).
+func Retryable(m protoreflect.MethodDescriptor) bool {
+	opts, ok := m.Options().(*descriptorpb.MethodOptions)
+	return ok && opts.GetIdempotencyLevel() != descriptorpb.MethodOptions_IDEMPOTENCY_UNKNOWN
+}
+
+// retryable names every Retryable method of the services linked into the binary: a
+// generated package registers its descriptors when it is imported, which calling its client
+// takes. Sorted, so that the service config reads the same on every Dial.
+func retryable() []jsonName {
+	var names []jsonName
+	protoregistry.GlobalFiles.RangeFiles(func(f protoreflect.FileDescriptor) bool {
+		for i := range f.Services().Len() {
+			svc := f.Services().Get(i)
+			for j := range svc.Methods().Len() {
+				if m := svc.Methods().Get(j); Retryable(m) {
+					names = append(names, jsonName{Service: string(svc.FullName()), Method: string(m.Name())})
+				}
+			}
+		}
+		return true
+	})
+	slices.SortFunc(names, func(a, b jsonName) int {
+		return cmp.Or(strings.Compare(a.Service, b.Service), strings.Compare(a.Method, b.Method))
+	})
+	return names
 }

@@ -15,12 +15,14 @@ import (
 	"github.com/sethvargo/go-envconfig"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
 	opsv1 "github.com/pgfleet/pgfleet/gen/pgfleet/ops/v1"
 	"github.com/pgfleet/pgfleet/pkg/apierr"
+	"github.com/pgfleet/pgfleet/pkg/breaker"
 	"github.com/pgfleet/pgfleet/pkg/client"
 )
 
@@ -70,16 +72,40 @@ func serve(t *testing.T, addr string, p *peer) (bound string, stop func()) {
 	return lis.Addr().String(), srv.Stop
 }
 
+// healthPeer answers grpc.health.v1.Health/Check as p decides.
+type healthPeer struct {
+	healthpb.UnimplementedHealthServer
+	p *peer
+}
+
+func (h healthPeer) Check(ctx context.Context, _ *healthpb.HealthCheckRequest) (*healthpb.HealthCheckResponse, error) {
+	if err := h.p.handle(ctx, h.p.calls.Add(1)); err != nil {
+		return nil, err
+	}
+	return &healthpb.HealthCheckResponse{Status: healthpb.HealthCheckResponse_SERVING}, nil
+}
+
+// serveHealth runs a health server answering as p decides until the test ends.
+func serveHealth(t *testing.T, p *peer) string {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	srv := grpc.NewServer()
+	healthpb.RegisterHealthServer(srv, healthPeer{p: p})
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+	return lis.Addr().String()
+}
+
 // testConfig keeps the breaker out of the way unless a test tunes it.
 func testConfig(addr string) client.Config {
 	return client.Config{
-		Addr:                addr,
-		Timeout:             2 * time.Second,
-		MaxAttempts:         3,
-		BreakerMinRequests:  1000,
-		BreakerFailureRatio: 0.5,
-		BreakerOpenTimeout:  200 * time.Millisecond,
-		BreakerWindow:       time.Minute,
+		Addr:        addr,
+		Timeout:     2 * time.Second,
+		MaxAttempts: 3,
+		Breaker:     breaker.Config{MinRequests: new(uint32(1000)), FailureRatio: 0.5, OpenTimeout: new(200 * time.Millisecond), Window: time.Minute},
 	}
 }
 
@@ -123,7 +149,6 @@ func TestConfig_envPrefix(t *testing.T) {
 		Lookuper: envconfig.MapLookuper(map[string]string{
 			"STOCK_ADDR":                   "stock:50051",
 			"STOCK_TIMEOUT":                "500ms",
-			"STOCK_RETRY_METHODS":          "pgfleet.stock.v1.StockService/GetLatestPrices,pgfleet.stock.v1.StockService/GetStock",
 			"STOCK_BREAKER_MIN_REQUESTS":   "10",
 			"INTERVIEW_ADDR":               "interview:50051",
 			"INTERVIEW_RETRY_MAX_ATTEMPTS": "1",
@@ -133,23 +158,23 @@ func TestConfig_envPrefix(t *testing.T) {
 		t.Fatalf("process: %v", err)
 	}
 	defaults := client.Config{
-		Timeout:             2 * time.Second,
-		MaxAttempts:         3,
-		BreakerMinRequests:  5,
-		BreakerFailureRatio: 0.5,
-		BreakerOpenTimeout:  5 * time.Second,
-		BreakerWindow:       30 * time.Second,
+		Timeout:     2 * time.Second,
+		MaxAttempts: 3,
+		Breaker:     breaker.Config{FailureRatio: 0.5, Window: 30 * time.Second},
 	}
 	want := config{Stock: defaults, Interview: defaults}
 	want.Stock.Addr = "stock:50051"
 	want.Stock.Timeout = 500 * time.Millisecond
-	want.Stock.RetryMethods = []string{
-		"pgfleet.stock.v1.StockService/GetLatestPrices", "pgfleet.stock.v1.StockService/GetStock"}
-	want.Stock.BreakerMinRequests = 10
+	want.Stock.Breaker.MinRequests = new(uint32(10))
 	want.Interview.Addr = "interview:50051"
 	want.Interview.MaxAttempts = 1
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("config mismatch (-want +got):\n%s", diff)
+	}
+	// Unset, a peer breaker's MinRequests and OpenTimeout are 5 calls and 5s.
+	wantBreaker := breaker.Config{MinRequests: new(uint32(5)), FailureRatio: 0.5, OpenTimeout: new(5 * time.Second), Window: 30 * time.Second}
+	if diff := cmp.Diff(wantBreaker, got.Interview.Breaker.With(client.BreakerDefaults)); diff != "" {
+		t.Errorf("breaker defaults mismatch (-want +got):\n%s", diff)
 	}
 }
 
@@ -178,10 +203,8 @@ func TestDial_invalid(t *testing.T) {
 		{name: "no addr", peer: "stock", edit: func(c *client.Config) { c.Addr = "" }},
 		{name: "zero timeout", peer: "stock", edit: func(c *client.Config) { c.Timeout = 0 }},
 		{name: "zero attempts", peer: "stock", edit: func(c *client.Config) { c.MaxAttempts = 0 }},
-		{name: "ratio above 1", peer: "stock", edit: func(c *client.Config) { c.BreakerFailureRatio = 1.5 }},
-		{name: "zero open timeout", peer: "stock", edit: func(c *client.Config) { c.BreakerOpenTimeout = 0 }},
-		{name: "bad retry method", peer: "stock", edit: func(c *client.Config) { c.RetryMethods = []string{"/"} }},
-		{name: "duplicate retry method", peer: "stock", edit: func(c *client.Config) { c.RetryMethods = []string{"a.B", "a.B"} }},
+		{name: "ratio above 1", peer: "stock", edit: func(c *client.Config) { c.Breaker.FailureRatio = 1.5 }},
+		{name: "zero open timeout", peer: "stock", edit: func(c *client.Config) { c.Breaker.OpenTimeout = new(time.Duration(0)) }},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -265,6 +288,7 @@ func TestDial_retries(t *testing.T) {
 	cases := []struct {
 		name      string
 		edit      func(*client.Config)
+		check     bool  // call grpc.health.v1.Health/Check instead of GetDatabaseStatus
 		failures  int64 // the first calls fail with code
 		code      codes.Code
 		wantCode  codes.Code
@@ -286,19 +310,11 @@ func TestDial_retries(t *testing.T) {
 			failures: 6, code: codes.Unavailable, wantCode: codes.OK, wantCalls: 7,
 		},
 		{name: "not found is not retried", failures: 1, code: codes.NotFound, wantCode: codes.NotFound, wantCalls: 1},
+		// grpc.health.v1's Check declares no idempotency_level, as a write that is not
+		// IDEMPOTENT does not: tried once. (GetDatabaseStatus, above, is NO_SIDE_EFFECTS.)
 		{
-			name: "other service listed", edit: func(c *client.Config) { c.RetryMethods = []string{"pgfleet.stock.v1.StockService"} },
+			name: "method without idempotency_level", check: true,
 			failures: 2, code: codes.Unavailable, wantCode: codes.Unavailable, wantCalls: 1,
-		},
-		{
-			name: "service listed", edit: func(c *client.Config) { c.RetryMethods = []string{opsv1.DatabaseMonitor_ServiceDesc.ServiceName} },
-			failures: 2, code: codes.Unavailable, wantCode: codes.OK, wantCalls: 3,
-		},
-		{
-			name: "method listed", edit: func(c *client.Config) {
-				c.RetryMethods = []string{opsv1.DatabaseMonitor_GetDatabaseStatus_FullMethodName}
-			},
-			failures: 2, code: codes.Unavailable, wantCode: codes.OK, wantCalls: 3,
 		},
 	}
 	for _, tc := range cases {
@@ -310,13 +326,23 @@ func TestDial_retries(t *testing.T) {
 				}
 				return nil
 			}}
-			addr, _ := serve(t, "127.0.0.1:0", p)
+			do := call
+			var addr string
+			if tc.check {
+				addr = serveHealth(t, p)
+				do = func(ctx context.Context, c *client.Client) error {
+					_, err := healthpb.NewHealthClient(c).Check(ctx, &healthpb.HealthCheckRequest{})
+					return err
+				}
+			} else {
+				addr, _ = serve(t, "127.0.0.1:0", p)
+			}
 			cfg := testConfig(addr)
 			if tc.edit != nil {
 				tc.edit(&cfg)
 			}
 			c := dial(t, cfg, nil)
-			if err := call(t.Context(), c); status.Code(err) != tc.wantCode {
+			if err := do(t.Context(), c); status.Code(err) != tc.wantCode {
 				t.Errorf("got %v, want code %v", err, tc.wantCode)
 			}
 			if got := p.calls.Load(); got != tc.wantCalls {
@@ -347,8 +373,8 @@ func TestDial_breakerOpens(t *testing.T) {
 			addr, _ := serve(t, "127.0.0.1:0", p)
 			cfg := testConfig(addr)
 			cfg.Timeout = tc.timeout
-			cfg.BreakerMinRequests = 3
-			cfg.BreakerOpenTimeout = time.Minute
+			cfg.Breaker.MinRequests = new(uint32(3))
+			cfg.Breaker.OpenTimeout = new(time.Minute)
 			c := dial(t, cfg, nil)
 
 			for i := range 3 {
@@ -374,7 +400,7 @@ func TestDial_breakerOpens(t *testing.T) {
 }
 
 // TestDial_breakerRecovers opens the breaker, then lets exactly one probe through once
-// BreakerOpenTimeout has passed; its success closes the breaker.
+// Breaker.OpenTimeout has passed; its success closes the breaker.
 func TestDial_breakerRecovers(t *testing.T) {
 	t.Parallel()
 	const (
@@ -402,7 +428,7 @@ func TestDial_breakerRecovers(t *testing.T) {
 	addr, _ := serve(t, "127.0.0.1:0", p)
 	cfg := testConfig(addr)
 	cfg.MaxAttempts = 1
-	cfg.BreakerMinRequests = 2
+	cfg.Breaker.MinRequests = new(uint32(2))
 	c := dial(t, cfg, nil)
 
 	for range 2 {
@@ -413,7 +439,7 @@ func TestDial_breakerRecovers(t *testing.T) {
 	wantRejected(t, call(t.Context(), c), "stock")
 
 	mode.Store(blocking)
-	time.Sleep(cfg.BreakerOpenTimeout + 50*time.Millisecond)
+	time.Sleep(*cfg.Breaker.OpenTimeout + 50*time.Millisecond)
 	if got := c.BreakerState(); got != "half-open" {
 		t.Fatalf("breaker %s after the open timeout, want half-open", got)
 	}
@@ -442,7 +468,7 @@ func TestDial_breakerPeerStopped(t *testing.T) {
 	p := &peer{handle: ok}
 	addr, stop := serve(t, "127.0.0.1:0", p)
 	cfg := testConfig(addr)
-	cfg.BreakerMinRequests = 3
+	cfg.Breaker.MinRequests = new(uint32(3))
 	c := dial(t, cfg, nil)
 	if err := call(t.Context(), c); err != nil {
 		t.Fatalf("call: %v", err)
@@ -527,8 +553,16 @@ func TestDial_breakerIgnores(t *testing.T) {
 			p := &peer{handle: tc.handle}
 			addr, _ := serve(t, "127.0.0.1:0", p)
 			cfg := testConfig(addr)
-			cfg.BreakerMinRequests = 2
+			cfg.Breaker.MinRequests = new(uint32(2))
 			c := dial(t, cfg, nil)
+			// Connected first, so that a short caller deadline is not spent on dialing
+			// (under -race on a busy machine it was: one call never reached the peer).
+			c.Connect()
+			for st := c.GetState(); st != connectivity.Ready; st = c.GetState() {
+				if !c.WaitForStateChange(t.Context(), st) {
+					t.Fatalf("connection never ready: %v", st)
+				}
+			}
 			for i := range 4 {
 				ctx := t.Context()
 				if tc.ctx != nil {
@@ -606,8 +640,8 @@ func TestDial_streams(t *testing.T) {
 		addr, _ := serve(t, "127.0.0.1:0", &peer{handle: fail(codes.Unavailable)})
 		cfg := testConfig(addr)
 		cfg.MaxAttempts = 1
-		cfg.BreakerMinRequests = 1
-		cfg.BreakerOpenTimeout = time.Minute
+		cfg.Breaker.MinRequests = new(uint32(1))
+		cfg.Breaker.OpenTimeout = new(time.Minute)
 		c := dial(t, cfg, nil)
 		if err := call(t.Context(), c); status.Code(err) != codes.Unavailable {
 			t.Fatalf("got %v, want Unavailable", err)
@@ -633,8 +667,8 @@ func TestDial_metrics(t *testing.T) {
 	interviewAddr, _ := serve(t, "127.0.0.1:0", &peer{handle: fail(codes.Unavailable)})
 	cfg := testConfig(interviewAddr)
 	cfg.MaxAttempts = 1
-	cfg.BreakerMinRequests = 1
-	cfg.BreakerOpenTimeout = time.Minute
+	cfg.Breaker.MinRequests = new(uint32(1))
+	cfg.Breaker.OpenTimeout = new(time.Minute)
 	interview, err := client.Dial("interview", cfg, reg)
 	if err != nil {
 		t.Fatalf("dial interview: %v", err)

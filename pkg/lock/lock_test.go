@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/sethvargo/go-envconfig"
 
+	"github.com/pgfleet/pgfleet/pkg/breaker"
 	"github.com/pgfleet/pgfleet/pkg/lock"
 	"github.com/pgfleet/pgfleet/pkg/pgtest"
 	"github.com/pgfleet/pgfleet/pkg/retry"
@@ -267,7 +268,7 @@ func TestLocker_Acquire_deadlockRetried(t *testing.T) {
 	}
 	l := lock.New(lock.Config{Wait: 30 * time.Second})
 	r := retry.New(retry.Config{MaxAttempts: 5, BaseDelay: time.Millisecond, MaxDelay: 10 * time.Millisecond,
-		BreakerMinRequests: 100, BreakerFailureRatio: 0.5, BreakerOpenTimeout: time.Second}, nil)
+		Breaker: breaker.Config{MinRequests: new(uint32(100)), FailureRatio: 0.5, OpenTimeout: new(time.Second)}}, nil)
 	b := pgtest.NewBarrier(2)
 	var deadlocks = make(chan error, 2)
 	errs := make(chan error, 2)

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/pgfleet/pgfleet/pkg/breaker"
 	"github.com/pgfleet/pgfleet/pkg/pgtest"
 	"github.com/pgfleet/pgfleet/pkg/retry"
 )
@@ -217,7 +218,7 @@ func deadlock(t *testing.T, pool *pgxpool.Pool) error {
 func TestUnavailable(t *testing.T) {
 	t.Parallel()
 	cfg := retry.Config{MaxAttempts: 2, BaseDelay: time.Millisecond, MaxDelay: time.Millisecond,
-		BreakerMinRequests: 1000, BreakerFailureRatio: 0.5, BreakerOpenTimeout: time.Second}
+		Breaker: breaker.Config{MinRequests: new(uint32(1000)), FailureRatio: 0.5, OpenTimeout: new(time.Second)}}
 	tests := []struct {
 		name    string
 		produce func(t *testing.T) error

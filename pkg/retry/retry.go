@@ -38,14 +38,14 @@ type Config struct {
 	MaxDelay    time.Duration `env:"DB_RETRY_MAX_DELAY, default=1s"`
 	MaxElapsed  time.Duration `env:"DB_RETRY_MAX_ELAPSED, default=15s"` // 0: no bound but MaxAttempts
 
-	// The breaker opens when, among at least BreakerMinRequests attempts within
-	// BreakerWindow, the share that found the database unavailable reaches
-	// BreakerFailureRatio; after BreakerOpenTimeout it lets a probe through.
-	BreakerMinRequests  uint32        `env:"DB_BREAKER_MIN_REQUESTS, default=20"`
-	BreakerFailureRatio float64       `env:"DB_BREAKER_FAILURE_RATIO, default=0.5"`
-	BreakerOpenTimeout  time.Duration `env:"DB_BREAKER_OPEN_TIMEOUT, default=5s"`
-	BreakerWindow       time.Duration `env:"DB_BREAKER_WINDOW, default=30s"` // 0: counts never expire
+	// Breaker opens on the share of attempts that found the database unavailable; unset,
+	// MinRequests and OpenTimeout are BreakerDefaults.
+	Breaker breaker.Config `env:", prefix=DB_BREAKER_"`
 }
+
+// BreakerDefaults are the database breaker's DB_BREAKER_MIN_REQUESTS (20) and
+// DB_BREAKER_OPEN_TIMEOUT (5s) when unset.
+var BreakerDefaults = breaker.Defaults{MinRequests: 20, OpenTimeout: 5 * time.Second}
 
 // Beginner starts transactions; *pgxpool.Pool and *pgx.Conn have it.
 type Beginner interface {
@@ -81,8 +81,7 @@ type Retrier struct {
 // takes one Retrier (wrap reg with prometheus.WrapRegistererWith to add more).
 func New(cfg Config, reg prometheus.Registerer) *Retrier {
 	r := &Retrier{cfg: cfg}
-	r.breaker = breaker.New("postgres", breaker.Config{MinRequests: cfg.BreakerMinRequests,
-		FailureRatio: cfg.BreakerFailureRatio, OpenTimeout: cfg.BreakerOpenTimeout, Window: cfg.BreakerWindow},
+	r.breaker = breaker.New("postgres", cfg.Breaker.With(BreakerDefaults),
 		func(err error) bool { return !unavailable(err) }, excluded)
 	r.m = newMetrics(r.breakerState)
 	if reg != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sethvargo/go-envconfig"
 
+	"github.com/pgfleet/pgfleet/pkg/breaker"
 	"github.com/pgfleet/pgfleet/pkg/pgtest"
 	"github.com/pgfleet/pgfleet/pkg/retry"
 )
@@ -21,14 +22,11 @@ import (
 // testConfig retries quickly; the breaker stays out of the way unless a test tunes it.
 func testConfig() retry.Config {
 	return retry.Config{
-		MaxAttempts:         5,
-		BaseDelay:           time.Millisecond,
-		MaxDelay:            10 * time.Millisecond,
-		MaxElapsed:          30 * time.Second,
-		BreakerMinRequests:  1000,
-		BreakerFailureRatio: 0.5,
-		BreakerOpenTimeout:  time.Second,
-		BreakerWindow:       time.Minute,
+		MaxAttempts: 5,
+		BaseDelay:   time.Millisecond,
+		MaxDelay:    10 * time.Millisecond,
+		MaxElapsed:  30 * time.Second,
+		Breaker:     breaker.Config{MinRequests: new(uint32(1000)), FailureRatio: 0.5, OpenTimeout: new(time.Second), Window: time.Minute},
 	}
 }
 
@@ -42,15 +40,14 @@ func TestConfig_defaults(t *testing.T) {
 		t.Fatalf("process: %v", err)
 	}
 	want := retry.Config{
-		MaxAttempts:         7,
-		BaseDelay:           20 * time.Millisecond,
-		MaxDelay:            time.Second,
-		MaxElapsed:          15 * time.Second,
-		BreakerMinRequests:  20,
-		BreakerFailureRatio: 0.5,
-		BreakerOpenTimeout:  5 * time.Second,
-		BreakerWindow:       30 * time.Second,
+		MaxAttempts: 7,
+		BaseDelay:   20 * time.Millisecond,
+		MaxDelay:    time.Second,
+		MaxElapsed:  15 * time.Second,
+		Breaker:     breaker.Config{MinRequests: new(uint32(20)), FailureRatio: 0.5, OpenTimeout: new(5 * time.Second), Window: 30 * time.Second},
 	}
+	// Unset, MinRequests and OpenTimeout are the database breaker's: 20 attempts, 5s.
+	got.Breaker = got.Breaker.With(retry.BreakerDefaults)
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("config mismatch (-want +got):\n%s", diff)
 	}
@@ -318,8 +315,8 @@ func TestRetrier_breaker(t *testing.T) {
 	t.Cleanup(dead.Close)
 	cfg := testConfig()
 	cfg.MaxAttempts = 2
-	cfg.BreakerMinRequests = 4
-	cfg.BreakerOpenTimeout = 200 * time.Millisecond
+	cfg.Breaker.MinRequests = new(uint32(4))
+	cfg.Breaker.OpenTimeout = new(200 * time.Millisecond)
 	reg := prometheus.NewRegistry()
 	r := retry.New(cfg, reg)
 
@@ -376,7 +373,7 @@ func TestRetrier_breakerIgnoresBusinessErrors(t *testing.T) {
 	exec(t, pool, "CREATE TABLE u (id int PRIMARY KEY); INSERT INTO u VALUES (1)")
 	cfg := testConfig()
 	cfg.MaxAttempts = 1
-	cfg.BreakerMinRequests = 2
+	cfg.Breaker.MinRequests = new(uint32(2))
 	r := retry.New(cfg, nil)
 	for _, sql := range []string{"INSERT INTO u VALUES (1)", "SELECT 1/0", "SELEC", raise("40001"), raise("40P01")} {
 		for range 3 {

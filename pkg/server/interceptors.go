@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"runtime/debug"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/pgfleet/pgfleet/pkg/apierr"
+	"github.com/pgfleet/pgfleet/pkg/validate"
 )
 
 // interceptors returns the unary and stream chains, outermost first: metrics, logging,
@@ -169,8 +171,8 @@ func authorizeStream(authorize func(context.Context, string) (context.Context, e
 }
 
 func validateUnary(validate func(any) error) grpc.UnaryServerInterceptor {
-	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		if err := validationError(validate(req)); err != nil {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		if err := validationError(info.FullMethod, validate(req)); err != nil {
 			return nil, err
 		}
 		return handler(ctx, req)
@@ -184,25 +186,29 @@ func validateStream(validate func(any) error) grpc.StreamServerInterceptor {
 		if info.IsClientStream {
 			return handler(srv, ss)
 		}
-		return handler(srv, &validatingStream{ServerStream: ss, validate: validate})
+		return handler(srv, &validatingStream{ServerStream: ss, validate: validate, method: info.FullMethod})
 	}
 }
 
 type validatingStream struct {
 	grpc.ServerStream
 	validate func(any) error
+	method   string
 }
 
 func (v *validatingStream) RecvMsg(m any) error {
 	if err := v.ServerStream.RecvMsg(m); err != nil {
 		return err
 	}
-	return validationError(v.validate(m))
+	return validationError(v.method, v.validate(m))
 }
 
 // validationError keeps an error that carries a status and makes any other InvalidArgument.
-func validationError(err error) error {
-	if err == nil {
+// A service's Validate fails closed on a request it has no case for (validate.NoRule); grpc's
+// own services (health, reflection), which every server carries and no service's Validate
+// knows, pass it, as pkg/auth leaves them open.
+func validationError(fullMethod string, err error) error {
+	if err == nil || (errors.Is(err, validate.ErrNoRule) && strings.HasPrefix(fullMethod, "/grpc.")) {
 		return nil
 	}
 	if _, ok := status.FromError(err); ok {

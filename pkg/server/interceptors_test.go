@@ -242,6 +242,41 @@ func TestServer_validate(t *testing.T) {
 	}
 }
 
+// TestServer_validateFailsClosed: a request the service's Validate has no case for
+// (validate.NoRule) is refused UNIMPLEMENTED before its handler runs; grpc's own services
+// (health), which no service's Validate knows, are served.
+func TestServer_validateFailsClosed(t *testing.T) {
+	t.Parallel()
+	var handled atomic.Int32
+	srv, _ := start(t, server.Options{Validate: validate.NoRule}, func(context.Context) error {
+		handled.Add(1)
+		return nil
+	})
+	conn := dial(t, srv.GRPCAddr())
+	err := getStatus(t.Context(), conn)
+	st := status.Convert(err)
+	want := "pgfleet.ops.v1.GetDatabaseStatusRequest has no validation rule, so the method is not served"
+	if st.Code() != codes.Unimplemented || st.Message() != want || apierr.Info(st).GetReason() != string(apierr.Unimplemented) {
+		t.Errorf("GetDatabaseStatus = %v, want UNIMPLEMENTED %q with reason UNIMPLEMENTED", err, want)
+	}
+	if got := handled.Load(); got != 0 {
+		t.Errorf("handler ran %d times, want 0", got)
+	}
+	health := healthpb.NewHealthClient(conn)
+	if _, err := health.Check(t.Context(), &healthpb.HealthCheckRequest{}); err != nil {
+		t.Errorf("health Check = %v, want it served", err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	watch, err := health.Watch(ctx, &healthpb.HealthCheckRequest{})
+	if err == nil {
+		_, err = watch.Recv()
+	}
+	if err != nil {
+		t.Errorf("health Watch = %v, want it served", err)
+	}
+}
+
 func TestServer_defaultDeadline(t *testing.T) {
 	t.Parallel()
 	tests := []struct {

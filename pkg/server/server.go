@@ -82,7 +82,9 @@ type Options struct {
 	// call, before the handler runs. An error carrying a gRPC status (such as
 	// *validate.Error) is returned as is; any other error becomes InvalidArgument. Messages
 	// of client streams are the service's to check. Validate sees every service's requests,
-	// health checks included, so it should accept types it does not know.
+	// health checks included, and should fail closed on types it does not know
+	// (validate.NoRule): that refuses the call, except for grpc's own services (health,
+	// reflection), which pass.
 	Validate func(req any) error
 	// Limits, if set, bounds what one caller may hold at once (see Limits); it runs after
 	// Authorize, so that a caller with a token is known by it.

@@ -17,7 +17,7 @@ type config struct {
 	HTTPAddr    string `env:"HTTP_ADDR, default=:8080"`
 	MetricsAddr string `env:"METRICS_ADDR, default=:9100"` // /metrics and /healthz
 
-	Stock     client.Config `env:", prefix=STOCK_"`     // STOCK_ADDR, STOCK_TIMEOUT, STOCK_RETRY_*, ...
+	Stock     client.Config `env:", prefix=STOCK_"`     // STOCK_ADDR, STOCK_TIMEOUT, STOCK_RETRY_MAX_ATTEMPTS, STOCK_BREAKER_*
 	Portfolio client.Config `env:", prefix=PORTFOLIO_"` // PORTFOLIO_ADDR, ...
 	Interview client.Config `env:", prefix=INTERVIEW_"` // INTERVIEW_ADDR, ...
 
@@ -47,21 +47,12 @@ type config struct {
 	Auth auth.Config     // AUTH_DISABLED, JWT_*, SERVICE_TOKEN_FILE: the gateway's service token
 }
 
-// loadConfig reads cfg from env. An upstream whose <PREFIX>RETRY_METHODS is unset retries only
-// its idempotent methods (see retryMethods): gRPC would otherwise retry a trade or a deposit
-// that UNAVAILABLE cut short after the service had run it.
+// loadConfig reads cfg from env. Which upstream calls may be retried is no setting: the
+// upstream clients retry the RPCs whose protos declare idempotency_level (pkg/client).
 func loadConfig(ctx context.Context, env envconfig.Lookuper) (config, error) {
 	var cfg config
 	if err := envconfig.ProcessWith(ctx, &envconfig.Config{Target: &cfg, Lookuper: env}); err != nil {
 		return cfg, fmt.Errorf("read config: %w", err)
-	}
-	for _, u := range []struct {
-		prefix string
-		cfg    *client.Config
-	}{{"STOCK_", &cfg.Stock}, {"PORTFOLIO_", &cfg.Portfolio}, {"INTERVIEW_", &cfg.Interview}} {
-		if _, set := env.Lookup(u.prefix + "RETRY_METHODS"); !set {
-			u.cfg.RetryMethods = retryMethods[u.prefix]
-		}
 	}
 	switch {
 	case cfg.MaxRequestBytes <= 0:
@@ -73,41 +64,4 @@ func loadConfig(ctx context.Context, env envconfig.Lookuper) (config, error) {
 			cfg.MaxInFlight, cfg.MaxConnections, cfg.MaxQueued)
 	}
 	return cfg, nil
-}
-
-// retryMethods are the methods gRPC may retry on UNAVAILABLE, per upstream env prefix: reads,
-// and writes that are upserts by key. Writes that create or move something (CreateUser,
-// ExecuteTrade, Deposit, StartSession, SubmitAnswer, ...) and DeleteStock (a retry after a
-// delete that went through would answer NOT_FOUND) are tried once; health checks too, so that
-// /health answers at once for a service that is down.
-var retryMethods = map[string][]string{
-	"STOCK_": {
-		"pgfleet.stock.v1.StockService/GetStock",
-		"pgfleet.stock.v1.StockService/ListStocks",
-		"pgfleet.stock.v1.StockService/BatchGetStocks",
-		"pgfleet.stock.v1.StockService/UpsertStocks",
-		"pgfleet.stock.v1.StockService/IngestPrices",
-		"pgfleet.stock.v1.StockService/ListPrices",
-		"pgfleet.stock.v1.StockService/StreamPrices",
-		"pgfleet.stock.v1.StockService/GetLatestPrices",
-		"pgfleet.stock.v1.StockService/ListRecommendations",
-		"pgfleet.stock.v1.StockService/UpsertRecommendations",
-		"pgfleet.ops.v1.DatabaseMonitor",
-	},
-	"PORTFOLIO_": {
-		"pgfleet.portfolio.v1.PortfolioService/GetUser",
-		"pgfleet.portfolio.v1.PortfolioService/GetPortfolio",
-		"pgfleet.portfolio.v1.PortfolioService/ListPortfolios",
-		"pgfleet.portfolio.v1.PortfolioService/ListTrades",
-		"pgfleet.portfolio.v1.PortfolioService/ListCashMovements",
-		"pgfleet.ops.v1.DatabaseMonitor",
-	},
-	"INTERVIEW_": {
-		"pgfleet.interview.v1.QuestionBankService/GetQuestion",
-		"pgfleet.interview.v1.QuestionBankService/ListQuestions",
-		"pgfleet.interview.v1.InterviewService/NextQuestion",
-		"pgfleet.interview.v1.InterviewService/GetSession",
-		"pgfleet.interview.v1.InterviewService/ListSessions",
-		"pgfleet.ops.v1.DatabaseMonitor",
-	},
 }

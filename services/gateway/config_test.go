@@ -7,6 +7,15 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/sethvargo/go-envconfig"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/descriptorpb"
+
+	interviewv1 "github.com/pgfleet/pgfleet/gen/pgfleet/interview/v1"
+	opsv1 "github.com/pgfleet/pgfleet/gen/pgfleet/ops/v1"
+	portfoliov1 "github.com/pgfleet/pgfleet/gen/pgfleet/portfolio/v1"
+	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
+	"github.com/pgfleet/pgfleet/pkg/client"
 )
 
 func TestLoadConfig(t *testing.T) {
@@ -41,27 +50,11 @@ func TestLoadConfig(t *testing.T) {
 			},
 		},
 		{
-			name: "writes_are_not_retried_by_default",
-			env:  base,
+			name: "upstream_breaker_from_env",
+			env:  with("PORTFOLIO_BREAKER_MIN_REQUESTS", "7"),
 			check: func(t *testing.T, cfg config) {
-				all := strings.Join(append(append(cfg.Stock.RetryMethods, cfg.Portfolio.RetryMethods...), cfg.Interview.RetryMethods...), " ")
-				for _, write := range []string{"ExecuteTrade", "Deposit", "Withdraw", "CreateUser", "CreatePortfolio",
-					"StartSession", "SubmitAnswer", "CompleteSession", "DeleteStock", "CreateQuestion", "grpc.health"} {
-					if strings.Contains(all, write) {
-						t.Errorf("default RetryMethods include %s: %s", write, all)
-					}
-				}
-				if len(cfg.Stock.RetryMethods) == 0 || len(cfg.Portfolio.RetryMethods) == 0 || len(cfg.Interview.RetryMethods) == 0 {
-					t.Error("an upstream has no default RetryMethods, which pkg/client reads as every method")
-				}
-			},
-		},
-		{
-			name: "retry_methods_from_env",
-			env:  with("PORTFOLIO_RETRY_METHODS", "pgfleet.portfolio.v1.PortfolioService/GetPortfolio"),
-			check: func(t *testing.T, cfg config) {
-				if diff := cmp.Diff([]string{"pgfleet.portfolio.v1.PortfolioService/GetPortfolio"}, cfg.Portfolio.RetryMethods); diff != "" {
-					t.Errorf("PORTFOLIO_RETRY_METHODS mismatch (-want +got):\n%s", diff)
+				if got := cfg.Portfolio.Breaker.MinRequests; got == nil || *got != 7 || cfg.Stock.Breaker.MinRequests != nil {
+					t.Errorf("PORTFOLIO_BREAKER_MIN_REQUESTS=7: portfolio %v, stock %v; want 7 and unset", got, cfg.Stock.Breaker.MinRequests)
 				}
 			},
 		},
@@ -95,5 +88,50 @@ func TestLoadConfig(t *testing.T) {
 			}
 			tt.check(t, cfg)
 		})
+	}
+}
+
+// TestRetries: the upstream clients retry (on UNAVAILABLE) exactly the RPCs whose protos
+// declare idempotency_level, which pkg/client reads: the reads (NO_SIDE_EFFECTS) and the
+// writes listed here as IDEMPOTENT. No other write is retried: a create, a delete or an
+// answer that UNAVAILABLE cut short after the service ran it must not run twice. A new RPC
+// fails this test until it is listed here or declared a read.
+func TestRetries(t *testing.T) {
+	t.Parallel()
+	const idempotent = descriptorpb.MethodOptions_IDEMPOTENT
+	const once = descriptorpb.MethodOptions_IDEMPOTENCY_UNKNOWN
+	writes := map[string]descriptorpb.MethodOptions_IdempotencyLevel{
+		// Upserts by key.
+		"UpsertStocks": idempotent, "IngestPrices": idempotent, "UpsertRecommendations": idempotent,
+		"BulkImportQuestions": idempotent,
+		// A required request_id: a repeat returns the first answer.
+		"Deposit": idempotent, "Withdraw": idempotent, "ExecuteTrade": idempotent,
+		// A repeat returns the summary stored the first time.
+		"CompleteSession": idempotent,
+		// Tried once: a repeat would run again (request_id optional) or fail after a success.
+		"CreateUser": once, "CreatePortfolio": once, "CreateQuestion": once, "UpdateQuestion": once,
+		"DeleteQuestion": once, "DeleteStock": once, "StartSession": once, "SubmitAnswer": once,
+		// /health answers at once for a service that is down.
+		"Check": once, "Watch": once, "List": once,
+	}
+	for _, svc := range []protoreflect.ServiceDescriptor{
+		stockv1.File_pgfleet_stock_v1_stock_proto.Services().Get(0),
+		portfoliov1.File_pgfleet_portfolio_v1_portfolio_proto.Services().Get(0),
+		interviewv1.File_pgfleet_interview_v1_interview_proto.Services().ByName("QuestionBankService"),
+		interviewv1.File_pgfleet_interview_v1_interview_proto.Services().ByName("InterviewService"),
+		opsv1.File_pgfleet_ops_v1_ops_proto.Services().Get(0),
+		healthpb.File_grpc_health_v1_health_proto.Services().Get(0),
+	} {
+		for i := range svc.Methods().Len() {
+			m := svc.Methods().Get(i)
+			want, isWrite := writes[string(m.Name())]
+			if !isWrite {
+				want = descriptorpb.MethodOptions_NO_SIDE_EFFECTS // a read
+			}
+			got := m.Options().(*descriptorpb.MethodOptions).GetIdempotencyLevel()
+			if got != want || client.Retryable(m) != (want != once) {
+				t.Errorf("%s: idempotency_level %v (retried: %v), want %v", m.FullName(), got, client.Retryable(m), want)
+			}
+		}
 	}
 }

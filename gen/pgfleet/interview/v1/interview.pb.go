@@ -2343,22 +2343,22 @@ const file_pgfleet_interview_v1_interview_proto_rawDesc = "" +
 	"\fSessionState\x12\x1d\n" +
 	"\x19SESSION_STATE_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19SESSION_STATE_IN_PROGRESS\x10\x01\x12\x1b\n" +
-	"\x17SESSION_STATE_COMPLETED\x10\x022\xa6\x05\n" +
+	"\x17SESSION_STATE_COMPLETED\x10\x022\xb5\x05\n" +
 	"\x13QuestionBankService\x12k\n" +
-	"\x0eCreateQuestion\x12+.pgfleet.interview.v1.CreateQuestionRequest\x1a,.pgfleet.interview.v1.CreateQuestionResponse\x12b\n" +
-	"\vGetQuestion\x12(.pgfleet.interview.v1.GetQuestionRequest\x1a).pgfleet.interview.v1.GetQuestionResponse\x12k\n" +
+	"\x0eCreateQuestion\x12+.pgfleet.interview.v1.CreateQuestionRequest\x1a,.pgfleet.interview.v1.CreateQuestionResponse\x12g\n" +
+	"\vGetQuestion\x12(.pgfleet.interview.v1.GetQuestionRequest\x1a).pgfleet.interview.v1.GetQuestionResponse\"\x03\x90\x02\x01\x12k\n" +
 	"\x0eUpdateQuestion\x12+.pgfleet.interview.v1.UpdateQuestionRequest\x1a,.pgfleet.interview.v1.UpdateQuestionResponse\x12k\n" +
-	"\x0eDeleteQuestion\x12+.pgfleet.interview.v1.DeleteQuestionRequest\x1a,.pgfleet.interview.v1.DeleteQuestionResponse\x12h\n" +
-	"\rListQuestions\x12*.pgfleet.interview.v1.ListQuestionsRequest\x1a+.pgfleet.interview.v1.ListQuestionsResponse\x12z\n" +
-	"\x13BulkImportQuestions\x120.pgfleet.interview.v1.BulkImportQuestionsRequest\x1a1.pgfleet.interview.v1.BulkImportQuestionsResponse2\xff\x04\n" +
+	"\x0eDeleteQuestion\x12+.pgfleet.interview.v1.DeleteQuestionRequest\x1a,.pgfleet.interview.v1.DeleteQuestionResponse\x12m\n" +
+	"\rListQuestions\x12*.pgfleet.interview.v1.ListQuestionsRequest\x1a+.pgfleet.interview.v1.ListQuestionsResponse\"\x03\x90\x02\x01\x12\x7f\n" +
+	"\x13BulkImportQuestions\x120.pgfleet.interview.v1.BulkImportQuestionsRequest\x1a1.pgfleet.interview.v1.BulkImportQuestionsResponse\"\x03\x90\x02\x022\x93\x05\n" +
 	"\x10InterviewService\x12e\n" +
-	"\fStartSession\x12).pgfleet.interview.v1.StartSessionRequest\x1a*.pgfleet.interview.v1.StartSessionResponse\x12_\n" +
+	"\fStartSession\x12).pgfleet.interview.v1.StartSessionRequest\x1a*.pgfleet.interview.v1.StartSessionResponse\x12d\n" +
 	"\n" +
-	"GetSession\x12'.pgfleet.interview.v1.GetSessionRequest\x1a(.pgfleet.interview.v1.GetSessionResponse\x12e\n" +
-	"\fListSessions\x12).pgfleet.interview.v1.ListSessionsRequest\x1a*.pgfleet.interview.v1.ListSessionsResponse\x12e\n" +
-	"\fNextQuestion\x12).pgfleet.interview.v1.NextQuestionRequest\x1a*.pgfleet.interview.v1.NextQuestionResponse\x12e\n" +
-	"\fSubmitAnswer\x12).pgfleet.interview.v1.SubmitAnswerRequest\x1a*.pgfleet.interview.v1.SubmitAnswerResponse\x12n\n" +
-	"\x0fCompleteSession\x12,.pgfleet.interview.v1.CompleteSessionRequest\x1a-.pgfleet.interview.v1.CompleteSessionResponseBAZ?github.com/pgfleet/pgfleet/gen/pgfleet/interview/v1;interviewv1b\x06proto3"
+	"GetSession\x12'.pgfleet.interview.v1.GetSessionRequest\x1a(.pgfleet.interview.v1.GetSessionResponse\"\x03\x90\x02\x01\x12j\n" +
+	"\fListSessions\x12).pgfleet.interview.v1.ListSessionsRequest\x1a*.pgfleet.interview.v1.ListSessionsResponse\"\x03\x90\x02\x01\x12j\n" +
+	"\fNextQuestion\x12).pgfleet.interview.v1.NextQuestionRequest\x1a*.pgfleet.interview.v1.NextQuestionResponse\"\x03\x90\x02\x01\x12e\n" +
+	"\fSubmitAnswer\x12).pgfleet.interview.v1.SubmitAnswerRequest\x1a*.pgfleet.interview.v1.SubmitAnswerResponse\x12s\n" +
+	"\x0fCompleteSession\x12,.pgfleet.interview.v1.CompleteSessionRequest\x1a-.pgfleet.interview.v1.CompleteSessionResponse\"\x03\x90\x02\x02BAZ?github.com/pgfleet/pgfleet/gen/pgfleet/interview/v1;interviewv1b\x06proto3"
 
 var (
 	file_pgfleet_interview_v1_interview_proto_rawDescOnce sync.Once

@@ -36,6 +36,17 @@ const (
 //
 // QuestionBankService keeps the questions interviews are drawn from. Reading needs a bearer
 // token; creating, updating, deleting and importing need role ingest or admin.
+//
+// Retries: the fleet's clients (the gateway, a service calling another) retry an RPC cut
+// short by UNAVAILABLE only if it declares idempotency_level; one without it is tried once.
+// NO_SIDE_EFFECTS: reads. IDEMPOTENT: a write whose repeat, even one overlapping the first
+// call, leaves the data as one call does and succeeds again: an upsert by key, or a write
+// deduplicated by a required request_id (a repeat returns the first answer). Not a write whose
+// request_id is optional (the option holds for every request of the method), nor one whose
+// repeat fails where the first call succeeded (ALREADY_EXISTS, NOT_FOUND, a moved-on etag).
+// Here BulkImportQuestions, an upsert by key, is IDEMPOTENT; CreateQuestion (request_id
+// optional), UpdateQuestion (an etag the first call moved on answers ABORTED) and
+// DeleteQuestion (a repeat answers NOT_FOUND) are not.
 type QuestionBankServiceClient interface {
 	// CreateQuestion adds a question; ALREADY_EXISTS if its key is taken. With a request_id,
 	// a repeat returns the question the first call created.
@@ -127,6 +138,17 @@ func (c *questionBankServiceClient) BulkImportQuestions(ctx context.Context, in 
 //
 // QuestionBankService keeps the questions interviews are drawn from. Reading needs a bearer
 // token; creating, updating, deleting and importing need role ingest or admin.
+//
+// Retries: the fleet's clients (the gateway, a service calling another) retry an RPC cut
+// short by UNAVAILABLE only if it declares idempotency_level; one without it is tried once.
+// NO_SIDE_EFFECTS: reads. IDEMPOTENT: a write whose repeat, even one overlapping the first
+// call, leaves the data as one call does and succeeds again: an upsert by key, or a write
+// deduplicated by a required request_id (a repeat returns the first answer). Not a write whose
+// request_id is optional (the option holds for every request of the method), nor one whose
+// repeat fails where the first call succeeded (ALREADY_EXISTS, NOT_FOUND, a moved-on etag).
+// Here BulkImportQuestions, an upsert by key, is IDEMPOTENT; CreateQuestion (request_id
+// optional), UpdateQuestion (an etag the first call moved on answers ABORTED) and
+// DeleteQuestion (a repeat answers NOT_FOUND) are not.
 type QuestionBankServiceServer interface {
 	// CreateQuestion adds a question; ALREADY_EXISTS if its key is taken. With a request_id,
 	// a repeat returns the question the first call created.
@@ -353,6 +375,10 @@ const (
 // Every method needs a bearer token whose subject is the candidate. A candidate reaches only
 // their own sessions (an admin: anyone's); another's session answers NOT_FOUND, exactly as one
 // that does not exist.
+//
+// Retries: by idempotency_level, as QuestionBankService says. CompleteSession is IDEMPOTENT
+// (completing a session again returns the summary stored the first time); StartSession
+// (request_id optional) and SubmitAnswer (a question is answered once) are not.
 type InterviewServiceClient interface {
 	// StartSession picks questions for a candidate and opens a session. With a request_id, a
 	// repeat returns the session the first call opened and opens no other.
@@ -446,6 +472,10 @@ func (c *interviewServiceClient) CompleteSession(ctx context.Context, in *Comple
 // Every method needs a bearer token whose subject is the candidate. A candidate reaches only
 // their own sessions (an admin: anyone's); another's session answers NOT_FOUND, exactly as one
 // that does not exist.
+//
+// Retries: by idempotency_level, as QuestionBankService says. CompleteSession is IDEMPOTENT
+// (completing a session again returns the summary stored the first time); StartSession
+// (request_id optional) and SubmitAnswer (a question is answered once) are not.
 type InterviewServiceServer interface {
 	// StartSession picks questions for a candidate and opens a session. With a request_id, a
 	// repeat returns the session the first call opened and opens no other.

@@ -743,9 +743,9 @@ const file_pgfleet_ops_v1_ops_proto_rawDesc = "" +
 	"\x15LOCK_MODE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eLOCK_MODE_READ\x10\x01\x12\x13\n" +
 	"\x0fLOCK_MODE_WRITE\x10\x02\x12\x17\n" +
-	"\x13LOCK_MODE_EXCLUSIVE\x10\x032{\n" +
-	"\x0fDatabaseMonitor\x12h\n" +
-	"\x11GetDatabaseStatus\x12(.pgfleet.ops.v1.GetDatabaseStatusRequest\x1a).pgfleet.ops.v1.GetDatabaseStatusResponseB5Z3github.com/pgfleet/pgfleet/gen/pgfleet/ops/v1;opsv1b\x06proto3"
+	"\x13LOCK_MODE_EXCLUSIVE\x10\x032\x80\x01\n" +
+	"\x0fDatabaseMonitor\x12m\n" +
+	"\x11GetDatabaseStatus\x12(.pgfleet.ops.v1.GetDatabaseStatusRequest\x1a).pgfleet.ops.v1.GetDatabaseStatusResponse\"\x03\x90\x02\x01B5Z3github.com/pgfleet/pgfleet/gen/pgfleet/ops/v1;opsv1b\x06proto3"
 
 var (
 	file_pgfleet_ops_v1_ops_proto_rawDescOnce sync.Once

@@ -28,7 +28,8 @@ const (
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// DatabaseMonitor reports the state of the service's PostgreSQL connection pool.
+// DatabaseMonitor reports the state of the service's PostgreSQL connection pool. Its one RPC
+// reads: idempotency_level NO_SIDE_EFFECTS, so the fleet's clients retry it on UNAVAILABLE.
 type DatabaseMonitorClient interface {
 	// GetDatabaseStatus pings the database and returns pool, lock, retry and breaker figures.
 	GetDatabaseStatus(ctx context.Context, in *GetDatabaseStatusRequest, opts ...grpc.CallOption) (*GetDatabaseStatusResponse, error)
@@ -56,7 +57,8 @@ func (c *databaseMonitorClient) GetDatabaseStatus(ctx context.Context, in *GetDa
 // All implementations must embed UnimplementedDatabaseMonitorServer
 // for forward compatibility.
 //
-// DatabaseMonitor reports the state of the service's PostgreSQL connection pool.
+// DatabaseMonitor reports the state of the service's PostgreSQL connection pool. Its one RPC
+// reads: idempotency_level NO_SIDE_EFFECTS, so the fleet's clients retry it on UNAVAILABLE.
 type DatabaseMonitorServer interface {
 	// GetDatabaseStatus pings the database and returns pool, lock, retry and breaker figures.
 	GetDatabaseStatus(context.Context, *GetDatabaseStatusRequest) (*GetDatabaseStatusResponse, error)

@@ -2085,20 +2085,20 @@ const file_pgfleet_portfolio_v1_portfolio_proto_rawDesc = "" +
 	"\x1aCASH_MOVEMENT_KIND_DEPOSIT\x10\x01\x12!\n" +
 	"\x1dCASH_MOVEMENT_KIND_WITHDRAWAL\x10\x02\x12\x1a\n" +
 	"\x16CASH_MOVEMENT_KIND_BUY\x10\x03\x12\x1b\n" +
-	"\x17CASH_MOVEMENT_KIND_SELL\x10\x042\x80\b\n" +
+	"\x17CASH_MOVEMENT_KIND_SELL\x10\x042\xa8\b\n" +
 	"\x10PortfolioService\x12_\n" +
 	"\n" +
-	"CreateUser\x12'.pgfleet.portfolio.v1.CreateUserRequest\x1a(.pgfleet.portfolio.v1.CreateUserResponse\x12V\n" +
-	"\aGetUser\x12$.pgfleet.portfolio.v1.GetUserRequest\x1a%.pgfleet.portfolio.v1.GetUserResponse\x12n\n" +
-	"\x0fCreatePortfolio\x12,.pgfleet.portfolio.v1.CreatePortfolioRequest\x1a-.pgfleet.portfolio.v1.CreatePortfolioResponse\x12e\n" +
-	"\fGetPortfolio\x12).pgfleet.portfolio.v1.GetPortfolioRequest\x1a*.pgfleet.portfolio.v1.GetPortfolioResponse\x12k\n" +
-	"\x0eListPortfolios\x12+.pgfleet.portfolio.v1.ListPortfoliosRequest\x1a,.pgfleet.portfolio.v1.ListPortfoliosResponse\x12V\n" +
-	"\aDeposit\x12$.pgfleet.portfolio.v1.DepositRequest\x1a%.pgfleet.portfolio.v1.DepositResponse\x12Y\n" +
-	"\bWithdraw\x12%.pgfleet.portfolio.v1.WithdrawRequest\x1a&.pgfleet.portfolio.v1.WithdrawResponse\x12e\n" +
-	"\fExecuteTrade\x12).pgfleet.portfolio.v1.ExecuteTradeRequest\x1a*.pgfleet.portfolio.v1.ExecuteTradeResponse\x12_\n" +
+	"CreateUser\x12'.pgfleet.portfolio.v1.CreateUserRequest\x1a(.pgfleet.portfolio.v1.CreateUserResponse\x12[\n" +
+	"\aGetUser\x12$.pgfleet.portfolio.v1.GetUserRequest\x1a%.pgfleet.portfolio.v1.GetUserResponse\"\x03\x90\x02\x01\x12n\n" +
+	"\x0fCreatePortfolio\x12,.pgfleet.portfolio.v1.CreatePortfolioRequest\x1a-.pgfleet.portfolio.v1.CreatePortfolioResponse\x12j\n" +
+	"\fGetPortfolio\x12).pgfleet.portfolio.v1.GetPortfolioRequest\x1a*.pgfleet.portfolio.v1.GetPortfolioResponse\"\x03\x90\x02\x01\x12p\n" +
+	"\x0eListPortfolios\x12+.pgfleet.portfolio.v1.ListPortfoliosRequest\x1a,.pgfleet.portfolio.v1.ListPortfoliosResponse\"\x03\x90\x02\x01\x12[\n" +
+	"\aDeposit\x12$.pgfleet.portfolio.v1.DepositRequest\x1a%.pgfleet.portfolio.v1.DepositResponse\"\x03\x90\x02\x02\x12^\n" +
+	"\bWithdraw\x12%.pgfleet.portfolio.v1.WithdrawRequest\x1a&.pgfleet.portfolio.v1.WithdrawResponse\"\x03\x90\x02\x02\x12j\n" +
+	"\fExecuteTrade\x12).pgfleet.portfolio.v1.ExecuteTradeRequest\x1a*.pgfleet.portfolio.v1.ExecuteTradeResponse\"\x03\x90\x02\x02\x12d\n" +
 	"\n" +
-	"ListTrades\x12'.pgfleet.portfolio.v1.ListTradesRequest\x1a(.pgfleet.portfolio.v1.ListTradesResponse\x12t\n" +
-	"\x11ListCashMovements\x12..pgfleet.portfolio.v1.ListCashMovementsRequest\x1a/.pgfleet.portfolio.v1.ListCashMovementsResponseBAZ?github.com/pgfleet/pgfleet/gen/pgfleet/portfolio/v1;portfoliov1b\x06proto3"
+	"ListTrades\x12'.pgfleet.portfolio.v1.ListTradesRequest\x1a(.pgfleet.portfolio.v1.ListTradesResponse\"\x03\x90\x02\x01\x12y\n" +
+	"\x11ListCashMovements\x12..pgfleet.portfolio.v1.ListCashMovementsRequest\x1a/.pgfleet.portfolio.v1.ListCashMovementsResponse\"\x03\x90\x02\x01BAZ?github.com/pgfleet/pgfleet/gen/pgfleet/portfolio/v1;portfoliov1b\x06proto3"
 
 var (
 	file_pgfleet_portfolio_v1_portfolio_proto_rawDescOnce sync.Once

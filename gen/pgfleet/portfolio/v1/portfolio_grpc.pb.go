@@ -46,6 +46,16 @@ const (
 // Every method needs a bearer token whose subject is the user's email address. A user reaches
 // only their own user and portfolios (an admin: anyone's); another user's portfolio answers
 // NOT_FOUND, exactly as one that does not exist.
+//
+// Retries: the fleet's clients (the gateway, a service calling another) retry an RPC cut
+// short by UNAVAILABLE only if it declares idempotency_level; one without it is tried once.
+// NO_SIDE_EFFECTS: reads. IDEMPOTENT: a write whose repeat, even one overlapping the first
+// call, leaves the data as one call does and succeeds again: an upsert by key, or a write
+// deduplicated by a required request_id (a repeat returns the first answer). Not a write whose
+// request_id is optional (the option holds for every request of the method), nor one whose
+// repeat fails where the first call succeeded (ALREADY_EXISTS, NOT_FOUND, a moved-on etag).
+// Here Deposit, Withdraw and ExecuteTrade, whose request_id is required, are IDEMPOTENT;
+// CreatePortfolio (request_id optional) and CreateUser (a repeat answers ALREADY_EXISTS) are not.
 type PortfolioServiceClient interface {
 	// CreateUser registers a user; ALREADY_EXISTS if the email is taken.
 	CreateUser(ctx context.Context, in *CreateUserRequest, opts ...grpc.CallOption) (*CreateUserResponse, error)
@@ -199,6 +209,16 @@ func (c *portfolioServiceClient) ListCashMovements(ctx context.Context, in *List
 // Every method needs a bearer token whose subject is the user's email address. A user reaches
 // only their own user and portfolios (an admin: anyone's); another user's portfolio answers
 // NOT_FOUND, exactly as one that does not exist.
+//
+// Retries: the fleet's clients (the gateway, a service calling another) retry an RPC cut
+// short by UNAVAILABLE only if it declares idempotency_level; one without it is tried once.
+// NO_SIDE_EFFECTS: reads. IDEMPOTENT: a write whose repeat, even one overlapping the first
+// call, leaves the data as one call does and succeeds again: an upsert by key, or a write
+// deduplicated by a required request_id (a repeat returns the first answer). Not a write whose
+// request_id is optional (the option holds for every request of the method), nor one whose
+// repeat fails where the first call succeeded (ALREADY_EXISTS, NOT_FOUND, a moved-on etag).
+// Here Deposit, Withdraw and ExecuteTrade, whose request_id is required, are IDEMPOTENT;
+// CreatePortfolio (request_id optional) and CreateUser (a repeat answers ALREADY_EXISTS) are not.
 type PortfolioServiceServer interface {
 	// CreateUser registers a user; ALREADY_EXISTS if the email is taken.
 	CreateUser(context.Context, *CreateUserRequest) (*CreateUserResponse, error)

@@ -1836,21 +1836,21 @@ const file_pgfleet_stock_v1_stock_proto_rawDesc = "" +
 	"ACTION_BUY\x10\x02\x12\x0f\n" +
 	"\vACTION_HOLD\x10\x03\x12\x0f\n" +
 	"\vACTION_SELL\x10\x04\x12\x16\n" +
-	"\x12ACTION_STRONG_SELL\x10\x052\xcb\b\n" +
-	"\fStockService\x12Q\n" +
-	"\bGetStock\x12!.pgfleet.stock.v1.GetStockRequest\x1a\".pgfleet.stock.v1.GetStockResponse\x12W\n" +
+	"\x12ACTION_STRONG_SELL\x10\x052\xfd\b\n" +
+	"\fStockService\x12V\n" +
+	"\bGetStock\x12!.pgfleet.stock.v1.GetStockRequest\x1a\".pgfleet.stock.v1.GetStockResponse\"\x03\x90\x02\x01\x12\\\n" +
 	"\n" +
-	"ListStocks\x12#.pgfleet.stock.v1.ListStocksRequest\x1a$.pgfleet.stock.v1.ListStocksResponse\x12c\n" +
-	"\x0eBatchGetStocks\x12'.pgfleet.stock.v1.BatchGetStocksRequest\x1a(.pgfleet.stock.v1.BatchGetStocksResponse\x12]\n" +
-	"\fUpsertStocks\x12%.pgfleet.stock.v1.UpsertStocksRequest\x1a&.pgfleet.stock.v1.UpsertStocksResponse\x12Z\n" +
-	"\vDeleteStock\x12$.pgfleet.stock.v1.DeleteStockRequest\x1a%.pgfleet.stock.v1.DeleteStockResponse\x12_\n" +
-	"\fIngestPrices\x12%.pgfleet.stock.v1.IngestPricesRequest\x1a&.pgfleet.stock.v1.IngestPricesResponse(\x01\x12W\n" +
+	"ListStocks\x12#.pgfleet.stock.v1.ListStocksRequest\x1a$.pgfleet.stock.v1.ListStocksResponse\"\x03\x90\x02\x01\x12h\n" +
+	"\x0eBatchGetStocks\x12'.pgfleet.stock.v1.BatchGetStocksRequest\x1a(.pgfleet.stock.v1.BatchGetStocksResponse\"\x03\x90\x02\x01\x12b\n" +
+	"\fUpsertStocks\x12%.pgfleet.stock.v1.UpsertStocksRequest\x1a&.pgfleet.stock.v1.UpsertStocksResponse\"\x03\x90\x02\x02\x12Z\n" +
+	"\vDeleteStock\x12$.pgfleet.stock.v1.DeleteStockRequest\x1a%.pgfleet.stock.v1.DeleteStockResponse\x12d\n" +
+	"\fIngestPrices\x12%.pgfleet.stock.v1.IngestPricesRequest\x1a&.pgfleet.stock.v1.IngestPricesResponse\"\x03\x90\x02\x02(\x01\x12\\\n" +
 	"\n" +
-	"ListPrices\x12#.pgfleet.stock.v1.ListPricesRequest\x1a$.pgfleet.stock.v1.ListPricesResponse\x12_\n" +
-	"\fStreamPrices\x12%.pgfleet.stock.v1.StreamPricesRequest\x1a&.pgfleet.stock.v1.StreamPricesResponse0\x01\x12f\n" +
-	"\x0fGetLatestPrices\x12(.pgfleet.stock.v1.GetLatestPricesRequest\x1a).pgfleet.stock.v1.GetLatestPricesResponse\x12r\n" +
-	"\x13ListRecommendations\x12,.pgfleet.stock.v1.ListRecommendationsRequest\x1a-.pgfleet.stock.v1.ListRecommendationsResponse\x12x\n" +
-	"\x15UpsertRecommendations\x12..pgfleet.stock.v1.UpsertRecommendationsRequest\x1a/.pgfleet.stock.v1.UpsertRecommendationsResponseB9Z7github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1;stockv1b\x06proto3"
+	"ListPrices\x12#.pgfleet.stock.v1.ListPricesRequest\x1a$.pgfleet.stock.v1.ListPricesResponse\"\x03\x90\x02\x01\x12d\n" +
+	"\fStreamPrices\x12%.pgfleet.stock.v1.StreamPricesRequest\x1a&.pgfleet.stock.v1.StreamPricesResponse\"\x03\x90\x02\x010\x01\x12k\n" +
+	"\x0fGetLatestPrices\x12(.pgfleet.stock.v1.GetLatestPricesRequest\x1a).pgfleet.stock.v1.GetLatestPricesResponse\"\x03\x90\x02\x01\x12w\n" +
+	"\x13ListRecommendations\x12,.pgfleet.stock.v1.ListRecommendationsRequest\x1a-.pgfleet.stock.v1.ListRecommendationsResponse\"\x03\x90\x02\x01\x12}\n" +
+	"\x15UpsertRecommendations\x12..pgfleet.stock.v1.UpsertRecommendationsRequest\x1a/.pgfleet.stock.v1.UpsertRecommendationsResponse\"\x03\x90\x02\x02B9Z7github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1;stockv1b\x06proto3"
 
 var (
 	file_pgfleet_stock_v1_stock_proto_rawDescOnce sync.Once

@@ -47,6 +47,16 @@ const (
 //
 // Reads are public. UpsertStocks, DeleteStock, IngestPrices and UpsertRecommendations need a
 // bearer token with role ingest or admin.
+//
+// Retries: the fleet's clients (the gateway, a service calling another) retry an RPC cut
+// short by UNAVAILABLE only if it declares idempotency_level; one without it is tried once.
+// NO_SIDE_EFFECTS: reads. IDEMPOTENT: a write whose repeat, even one overlapping the first
+// call, leaves the data as one call does and succeeds again: an upsert by key, or a write
+// deduplicated by a required request_id (a repeat returns the first answer). Not a write whose
+// request_id is optional (the option holds for every request of the method), nor one whose
+// repeat fails where the first call succeeded (ALREADY_EXISTS, NOT_FOUND, a moved-on etag).
+// Here UpsertStocks, IngestPrices and UpsertRecommendations are upserts by key, IDEMPOTENT;
+// DeleteStock is not (a repeat answers NOT_FOUND).
 type StockServiceClient interface {
 	// GetStock returns one stock by ticker symbol; NOT_FOUND if there is none.
 	GetStock(ctx context.Context, in *GetStockRequest, opts ...grpc.CallOption) (*GetStockResponse, error)
@@ -221,6 +231,16 @@ func (c *stockServiceClient) UpsertRecommendations(ctx context.Context, in *Upse
 //
 // Reads are public. UpsertStocks, DeleteStock, IngestPrices and UpsertRecommendations need a
 // bearer token with role ingest or admin.
+//
+// Retries: the fleet's clients (the gateway, a service calling another) retry an RPC cut
+// short by UNAVAILABLE only if it declares idempotency_level; one without it is tried once.
+// NO_SIDE_EFFECTS: reads. IDEMPOTENT: a write whose repeat, even one overlapping the first
+// call, leaves the data as one call does and succeeds again: an upsert by key, or a write
+// deduplicated by a required request_id (a repeat returns the first answer). Not a write whose
+// request_id is optional (the option holds for every request of the method), nor one whose
+// repeat fails where the first call succeeded (ALREADY_EXISTS, NOT_FOUND, a moved-on etag).
+// Here UpsertStocks, IngestPrices and UpsertRecommendations are upserts by key, IDEMPOTENT;
+// DeleteStock is not (a repeat answers NOT_FOUND).
 type StockServiceServer interface {
 	// GetStock returns one stock by ticker symbol; NOT_FOUND if there is none.
 	GetStock(context.Context, *GetStockRequest) (*GetStockResponse, error)

@@ -14,6 +14,8 @@ import (
 	interviewv1 "github.com/pgfleet/pgfleet/gen/pgfleet/interview/v1"
 	"github.com/pgfleet/pgfleet/pkg/apierr"
 	"github.com/pgfleet/pgfleet/pkg/auth/authtest"
+	"github.com/pgfleet/pgfleet/pkg/validate/validatetest"
+	"github.com/pgfleet/pgfleet/services/interview/internal/api"
 )
 
 // TestOwnership: a candidate is who their token says, reaches only their own sessions, and
@@ -128,4 +130,12 @@ func TestOwnership(t *testing.T) {
 	if _, err := e.userBank.CreateQuestion(ctx, &interviewv1.CreateQuestionRequest{Question: q}, authtest.As(t, "loader", "ingest")); err != nil {
 		t.Errorf("CreateQuestion with role ingest: %v", err)
 	}
+}
+
+// TestValidate_everyMethod does for validation what Policy does for access: every RPC of the
+// service has a case in Validate (an empty one when there is nothing to check), and a
+// request without one is refused.
+func TestValidate_everyMethod(t *testing.T) {
+	t.Parallel()
+	validatetest.EveryMethod(t, api.Validate, interviewv1.File_pgfleet_interview_v1_interview_proto)
 }

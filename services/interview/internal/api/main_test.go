@@ -16,6 +16,7 @@ import (
 	"github.com/pgfleet/pgfleet/pkg/apierr"
 	"github.com/pgfleet/pgfleet/pkg/app/apptest"
 	"github.com/pgfleet/pgfleet/pkg/auth/authtest"
+	"github.com/pgfleet/pgfleet/pkg/breaker"
 	"github.com/pgfleet/pgfleet/pkg/pgtest"
 	"github.com/pgfleet/pgfleet/pkg/retry"
 	"github.com/pgfleet/pgfleet/pkg/server"
@@ -57,7 +58,7 @@ func newEnvWith(t testing.TB, cfg evaluate.Config) env {
 		t.Fatalf("server.New: %v", err)
 	}
 	retrier := retry.New(retry.Config{MaxAttempts: 20, BaseDelay: time.Millisecond, MaxDelay: 50 * time.Millisecond,
-		MaxElapsed: 20 * time.Second, BreakerMinRequests: 1000, BreakerFailureRatio: 0.9, BreakerOpenTimeout: time.Second}, nil)
+		MaxElapsed: 20 * time.Second, Breaker: breaker.Config{MinRequests: new(uint32(1000)), FailureRatio: 0.9, OpenTimeout: new(time.Second)}}, nil)
 	deps := api.Deps{Pool: pool, Retry: retrier, TokenKey: "test-key", Log: log,
 		Evaluator: evaluate.New(cfg, &http.Client{}, srv.Registry())}
 	interviewv1.RegisterQuestionBankServiceServer(srv, api.NewQuestionBank(deps))

@@ -22,6 +22,7 @@ import (
 
 	interviewv1 "github.com/pgfleet/pgfleet/gen/pgfleet/interview/v1"
 	"github.com/pgfleet/pgfleet/pkg/apierr"
+	"github.com/pgfleet/pgfleet/pkg/breaker"
 	"github.com/pgfleet/pgfleet/services/interview/internal/evaluate"
 )
 
@@ -387,7 +388,7 @@ func TestInterviews_SubmitAnswer_Concurrent(t *testing.T) {
 
 // evaluatorConfig is a remote evaluator at url with a breaker that stays closed.
 func evaluatorConfig(url string, timeout time.Duration) evaluate.Config {
-	return evaluate.Config{URL: url, Timeout: timeout, BreakerMinRequests: 1000, BreakerFailureRatio: 0.9, BreakerOpenTimeout: time.Second}
+	return evaluate.Config{URL: url, Timeout: timeout, Breaker: breaker.Config{MinRequests: new(uint32(1000)), FailureRatio: 0.9, OpenTimeout: new(time.Second)}}
 }
 
 func TestInterviews_SubmitAnswer_Remote(t *testing.T) {
@@ -492,7 +493,7 @@ func TestInterviews_SubmitAnswer_Remote(t *testing.T) {
 	}
 }
 
-// After BreakerMinRequests failures the remote evaluator is not called at all.
+// After Breaker.MinRequests failures the remote evaluator is not called at all.
 func TestInterviews_SubmitAnswer_RemoteCircuitOpen(t *testing.T) {
 	t.Parallel()
 	var mu sync.Mutex
@@ -505,7 +506,7 @@ func TestInterviews_SubmitAnswer_RemoteCircuitOpen(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	cfg := evaluatorConfig(srv.URL, time.Second)
-	cfg.BreakerMinRequests, cfg.BreakerFailureRatio, cfg.BreakerOpenTimeout = 2, 0.5, time.Hour
+	cfg.Breaker = breaker.Config{MinRequests: new(uint32(2)), FailureRatio: 0.5, OpenTimeout: new(time.Hour)}
 	e := newEnvWith(t, cfg)
 	e.bankOf(t, "breaker", "Breaker", 3)
 	s := e.start(t, "breaker@example.com", &interviewv1.Criteria{Count: 3})

@@ -85,14 +85,14 @@ type Config struct {
 	// not the rubric's result.
 	Timeout time.Duration `env:"EVALUATOR_TIMEOUT, default=3s"`
 
-	// The breaker opens when, among at least BreakerMinRequests remote calls within
-	// BreakerWindow, the share that failed reaches BreakerFailureRatio; after
-	// BreakerOpenTimeout it lets one probe through.
-	BreakerMinRequests  uint32        `env:"EVALUATOR_BREAKER_MIN_REQUESTS, default=3"`
-	BreakerFailureRatio float64       `env:"EVALUATOR_BREAKER_FAILURE_RATIO, default=0.5"`
-	BreakerOpenTimeout  time.Duration `env:"EVALUATOR_BREAKER_OPEN_TIMEOUT, default=10s"`
-	BreakerWindow       time.Duration `env:"EVALUATOR_BREAKER_WINDOW, default=30s"` // 0: counts never expire
+	// Breaker opens on the share of remote calls that failed; unset, MinRequests and
+	// OpenTimeout are BreakerDefaults.
+	Breaker breaker.Config `env:", prefix=EVALUATOR_BREAKER_"`
 }
+
+// BreakerDefaults are the evaluator breaker's EVALUATOR_BREAKER_MIN_REQUESTS (3) and
+// EVALUATOR_BREAKER_OPEN_TIMEOUT (10s) when unset.
+var BreakerDefaults = breaker.Defaults{MinRequests: 3, OpenTimeout: 10 * time.Second}
 
 // Validate reports settings New would reject. An empty URL is valid whatever the rest.
 func (cfg Config) Validate() error {
@@ -110,12 +110,7 @@ func (cfg Config) Validate() error {
 	case cfg.Timeout <= 0:
 		return fmt.Errorf("want Timeout > 0, got %v", cfg.Timeout)
 	}
-	return cfg.breaker().Validate()
-}
-
-func (cfg Config) breaker() breaker.Config {
-	return breaker.Config{MinRequests: cfg.BreakerMinRequests, FailureRatio: cfg.BreakerFailureRatio,
-		OpenTimeout: cfg.BreakerOpenTimeout, Window: cfg.BreakerWindow}
+	return cfg.Breaker.With(BreakerDefaults).Validate()
 }
 
 // Hybrid is the Evaluator a service uses: the remote evaluator when one is configured
@@ -147,7 +142,7 @@ func New(cfg Config, client *http.Client, reg prometheus.Registerer) *Hybrid {
 	if cfg.URL == "" {
 		h.m = newMetrics(nil)
 	} else {
-		h.breaker = breaker.New("evaluator", cfg.breaker(), nil, func(err error) bool { return errors.Is(err, errCallerGone) })
+		h.breaker = breaker.New("evaluator", cfg.Breaker.With(BreakerDefaults), nil, func(err error) bool { return errors.Is(err, errCallerGone) })
 		h.m = newMetrics(h.breaker.State)
 	}
 	if reg != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/pgfleet/pgfleet/pkg/breaker"
 	"github.com/pgfleet/pgfleet/services/interview/internal/evaluate"
 )
 
@@ -64,12 +65,9 @@ func stall(_ http.ResponseWriter, r *http.Request) {
 // testConfig keeps the breaker out of the way unless a test tunes it.
 func testConfig(url string) evaluate.Config {
 	return evaluate.Config{
-		URL:                 url,
-		Timeout:             5 * time.Second,
-		BreakerMinRequests:  1000,
-		BreakerFailureRatio: 0.5,
-		BreakerOpenTimeout:  200 * time.Millisecond,
-		BreakerWindow:       time.Minute,
+		URL:     url,
+		Timeout: 5 * time.Second,
+		Breaker: breaker.Config{MinRequests: new(uint32(1000)), FailureRatio: 0.5, OpenTimeout: new(200 * time.Millisecond), Window: time.Minute},
 	}
 }
 
@@ -281,8 +279,8 @@ func TestHybrid_Evaluate_breaker(t *testing.T) {
 		respond(http.StatusOK, `{"score": 100, "met": [0, 1, 2], "feedback": "all there"}`)(w, r)
 	})
 	cfg := testConfig(url)
-	cfg.BreakerMinRequests = 3
-	cfg.BreakerOpenTimeout = 200 * time.Millisecond
+	cfg.Breaker.MinRequests = new(uint32(3))
+	cfg.Breaker.OpenTimeout = new(200 * time.Millisecond)
 	h, reg := newHybrid(t, cfg)
 
 	for i := range 3 {
@@ -319,7 +317,7 @@ func TestHybrid_Evaluate_breaker(t *testing.T) {
 	healthy.Store(true)
 	for deadline := time.Now().Add(5 * time.Second); h.State() == "open"; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("State() still open 5s after an OpenTimeout of %v", cfg.BreakerOpenTimeout)
+			t.Fatalf("State() still open 5s after an OpenTimeout of %v", *cfg.Breaker.OpenTimeout)
 		}
 	}
 	got, err = h.Evaluate(t.Context(), request)
@@ -428,7 +426,7 @@ func TestHybrid_Evaluate_callerGone(t *testing.T) {
 			if !tc.url {
 				cfg = evaluate.Config{}
 			}
-			cfg.BreakerMinRequests = 1 // one counted failure would open it
+			cfg.Breaker.MinRequests = new(uint32(1)) // one counted failure would open it
 			h, reg := newHybrid(t, cfg)
 
 			err := tc.call(started, func(ctx context.Context) error {
@@ -524,10 +522,10 @@ func TestConfig_Validate(t *testing.T) {
 		{name: "no_host", cfg: with(func(c *evaluate.Config) { c.URL = "http:///evaluate" }), wantErr: true},
 		{name: "unparsable_url", cfg: with(func(c *evaluate.Config) { c.URL = "http://[::1" }), wantErr: true},
 		{name: "zero_timeout", cfg: with(func(c *evaluate.Config) { c.Timeout = 0 }), wantErr: true},
-		{name: "zero_ratio", cfg: with(func(c *evaluate.Config) { c.BreakerFailureRatio = 0 }), wantErr: true},
-		{name: "ratio_above_1", cfg: with(func(c *evaluate.Config) { c.BreakerFailureRatio = 1.5 }), wantErr: true},
-		{name: "zero_open_timeout", cfg: with(func(c *evaluate.Config) { c.BreakerOpenTimeout = 0 }), wantErr: true},
-		{name: "negative_window", cfg: with(func(c *evaluate.Config) { c.BreakerWindow = -time.Second }), wantErr: true},
+		{name: "zero_ratio", cfg: with(func(c *evaluate.Config) { c.Breaker.FailureRatio = 0 }), wantErr: true},
+		{name: "ratio_above_1", cfg: with(func(c *evaluate.Config) { c.Breaker.FailureRatio = 1.5 }), wantErr: true},
+		{name: "zero_open_timeout", cfg: with(func(c *evaluate.Config) { c.Breaker.OpenTimeout = new(time.Duration(0)) }), wantErr: true},
+		{name: "negative_window", cfg: with(func(c *evaluate.Config) { c.Breaker.Window = -time.Second }), wantErr: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

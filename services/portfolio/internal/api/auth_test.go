@@ -14,6 +14,8 @@ import (
 	portfoliov1 "github.com/pgfleet/pgfleet/gen/pgfleet/portfolio/v1"
 	"github.com/pgfleet/pgfleet/pkg/apierr"
 	"github.com/pgfleet/pgfleet/pkg/auth/authtest"
+	"github.com/pgfleet/pgfleet/pkg/validate/validatetest"
+	"github.com/pgfleet/pgfleet/services/portfolio/internal/api"
 )
 
 // TestOwnership: a user reaches only their own user and portfolios; someone else's
@@ -141,4 +143,12 @@ func TestOwnership(t *testing.T) {
 			t.Errorf("ListPortfolios as %s = %v, want %v", tc.name, got, tc.want)
 		}
 	}
+}
+
+// TestValidate_everyMethod does for validation what Policy does for access: every RPC of the
+// service has a case in Validate (an empty one when there is nothing to check), and a
+// request without one is refused.
+func TestValidate_everyMethod(t *testing.T) {
+	t.Parallel()
+	validatetest.EveryMethod(t, api.Validate, portfoliov1.File_pgfleet_portfolio_v1_portfolio_proto)
 }

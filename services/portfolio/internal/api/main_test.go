@@ -22,6 +22,7 @@ import (
 	"github.com/pgfleet/pgfleet/pkg/app/apptest"
 	"github.com/pgfleet/pgfleet/pkg/auth"
 	"github.com/pgfleet/pgfleet/pkg/auth/authtest"
+	"github.com/pgfleet/pgfleet/pkg/breaker"
 	"github.com/pgfleet/pgfleet/pkg/client"
 	"github.com/pgfleet/pgfleet/pkg/lock"
 	"github.com/pgfleet/pgfleet/pkg/pgtest"
@@ -126,7 +127,7 @@ func serve(t testing.TB, pool *pgxpool.Pool, stockAddr string, build func(api.De
 	// machine a price or a lock can take seconds, and what these tests prove is correctness
 	// under concurrency, not latency.
 	stockConn, err := client.Dial("stock", client.Config{Addr: stockAddr, Timeout: 10 * time.Second, MaxAttempts: 3,
-		BreakerMinRequests: 5, BreakerFailureRatio: 0.5, BreakerOpenTimeout: 500 * time.Millisecond, BreakerWindow: 10 * time.Second}, nil,
+		Breaker: breaker.Config{MinRequests: new(uint32(5)), FailureRatio: 0.5, OpenTimeout: new(500 * time.Millisecond), Window: 10 * time.Second}}, nil,
 		grpc.WithPerRPCCredentials(serviceCreds(t)))
 	if err != nil {
 		t.Fatal(err)

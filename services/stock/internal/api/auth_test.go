@@ -8,6 +8,8 @@ import (
 
 	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
 	"github.com/pgfleet/pgfleet/pkg/auth/authtest"
+	"github.com/pgfleet/pgfleet/pkg/validate/validatetest"
+	"github.com/pgfleet/pgfleet/services/stock/internal/api"
 )
 
 // TestPolicy: market data is public to read; writes need role ingest or admin.
@@ -39,4 +41,12 @@ func TestPolicy(t *testing.T) {
 	if _, err := e.user.ListStocks(ctx, &stockv1.ListStocksRequest{}); err != nil {
 		t.Errorf("ListStocks without a token: %v", err)
 	}
+}
+
+// TestValidate_everyMethod does for validation what Policy does for access: every RPC of the
+// service has a case in Validate (an empty one when there is nothing to check), and a
+// request without one is refused.
+func TestValidate_everyMethod(t *testing.T) {
+	t.Parallel()
+	validatetest.EveryMethod(t, api.Validate, stockv1.File_pgfleet_stock_v1_stock_proto)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/pgfleet/pgfleet/pkg/apierr"
 	"github.com/pgfleet/pgfleet/pkg/app/apptest"
 	"github.com/pgfleet/pgfleet/pkg/auth/authtest"
+	"github.com/pgfleet/pgfleet/pkg/breaker"
 	"github.com/pgfleet/pgfleet/pkg/lock"
 	"github.com/pgfleet/pgfleet/pkg/pgtest"
 	"github.com/pgfleet/pgfleet/pkg/retry"
@@ -45,7 +46,7 @@ func newEnv(t testing.TB) env {
 		t.Fatalf("server.New: %v", err)
 	}
 	retrier := retry.New(retry.Config{MaxAttempts: 5, BaseDelay: time.Millisecond, MaxDelay: 50 * time.Millisecond,
-		MaxElapsed: 10 * time.Second, BreakerMinRequests: 100, BreakerFailureRatio: 0.9, BreakerOpenTimeout: time.Second}, nil)
+		MaxElapsed: 10 * time.Second, Breaker: breaker.Config{MinRequests: new(uint32(100)), FailureRatio: 0.9, OpenTimeout: new(time.Second)}}, nil)
 	locks := lock.New(lock.Config{Wait: 5 * time.Second})
 	stockv1.RegisterStockServiceServer(srv, api.New(pool, retrier, locks, "test-key", api.StreamLimits{}, log))
 
