@@ -21,11 +21,8 @@ import (
 
 // Deps are what the servers run on.
 type Deps struct {
-	Pool      *pgxpool.Pool
-	Retry     *retry.Retrier
-	Evaluator evaluate.Evaluator
-	TokenKey  string // signs page tokens; replicas must share it
-	Log       *slog.Logger
+	app.Base
+	Evaluator evaluate.Evaluator // scores answers (Interviews only)
 }
 
 // base is what both servers share.
