@@ -39,6 +39,5 @@ func run(ctx context.Context, log *slog.Logger, env envconfig.Lookuper) error {
 	deps := api.Deps{Base: svc.Base, Evaluator: evaluate.New(cfg.Evaluator, &http.Client{}, svc.Server.Registry())}
 	interviewv1.RegisterQuestionBankServiceServer(svc.Server, api.NewQuestionBank(deps))
 	interviewv1.RegisterInterviewServiceServer(svc.Server, api.NewInterviews(deps))
-	log.Info("serving", "grpc", svc.Server.GRPCAddr(), "metrics", svc.Server.MetricsAddr())
 	return svc.Run(ctx, interviewv1.QuestionBankService_ServiceDesc.ServiceName, interviewv1.InterviewService_ServiceDesc.ServiceName)
 }

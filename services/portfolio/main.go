@@ -41,6 +41,5 @@ func run(ctx context.Context, log *slog.Logger, env envconfig.Lookuper) error {
 
 	portfoliov1.RegisterPortfolioServiceServer(svc.Server, api.New(api.Deps{Base: svc.Base,
 		Stock: stockv1.NewStockServiceClient(stock), MaxPriceAge: cfg.MaxPriceAge}))
-	log.Info("serving", "grpc", svc.Server.GRPCAddr(), "metrics", svc.Server.MetricsAddr())
 	return svc.Run(ctx, portfoliov1.PortfolioService_ServiceDesc.ServiceName)
 }

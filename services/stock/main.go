@@ -32,6 +32,5 @@ func run(ctx context.Context, log *slog.Logger, env envconfig.Lookuper) error {
 	defer svc.Close() // after Run has drained
 
 	stockv1.RegisterStockServiceServer(svc.Server, api.New(api.Deps{Base: svc.Base, Streams: cfg.Streams}))
-	log.Info("serving", "grpc", svc.Server.GRPCAddr(), "metrics", svc.Server.MetricsAddr())
 	return svc.Run(ctx, stockv1.StockService_ServiceDesc.ServiceName)
 }

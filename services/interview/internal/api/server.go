@@ -1,5 +1,9 @@
 // Package api serves pgfleet.interview.v1's QuestionBankService and InterviewService over
-// the store, scoring answers with package evaluate.
+// the store, scoring answers with package evaluate. NewQuestionBank and NewInterviews build
+// the two servers from one Deps: the service's shared parts (app.Base) and the evaluator.
+// Validate and Policy (reads for any caller with a token, bank changes for the ingest and
+// admin roles; handlers keep candidates to their own sessions) go to app.Start, whose
+// interceptors run them before each handler.
 package api
 
 import (

@@ -1,6 +1,10 @@
-// Package api serves pgfleet.portfolio.v1.PortfolioService over the store. Every write that
-// moves cash or shares runs as one transaction through pkg/retry while holding the
-// portfolio's exclusive lock, and is idempotent by request_id.
+// Package api serves pgfleet.portfolio.v1.PortfolioService over the store, pricing trades
+// with the stock service. New builds the Server from Deps: the service's shared parts
+// (app.Base), the stock client and the oldest price a trade takes. Validate and Policy (any
+// caller with a token; handlers keep users to their own portfolios) go to app.Start, whose
+// interceptors run them before each handler. Every write that moves cash or shares runs as
+// one REPEATABLE READ transaction through pkg/retry while holding the portfolio's exclusive
+// lock (lockedWrite), and is idempotent by request_id.
 package api
 
 import (

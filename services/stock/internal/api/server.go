@@ -1,5 +1,9 @@
-// Package api serves pgfleet.stock.v1.StockService over the store. It checks requests,
-// converts between protobuf and store types, runs transactions and maps errors to codes.
+// Package api serves pgfleet.stock.v1.StockService over the store. New builds the Server
+// from Deps: the service's shared parts (app.Base) and the StreamLimits that keep price
+// streams from taking the pool the reads need. Validate and Policy (public reads, writes
+// for the ingest and admin roles) go to app.Start, whose interceptors run them before each
+// handler; handlers convert between protobuf and store types, run transactions through
+// pkg/retry, and turn errors into statuses with reasons (grpcError, then app.Status).
 package api
 
 import (
