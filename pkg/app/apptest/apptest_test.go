@@ -13,10 +13,7 @@ import (
 	"github.com/pgfleet/pgfleet/pkg/app"
 	"github.com/pgfleet/pgfleet/pkg/app/apptest"
 	"github.com/pgfleet/pgfleet/pkg/migrate"
-	"github.com/pgfleet/pgfleet/pkg/pgtest"
 )
-
-func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // TestStartServer checks that a test server is the binary's: migrated, health tied to the
 // pool, DatabaseMonitor served, auth enforced, and settings at the binary's defaults unless
