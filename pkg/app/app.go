@@ -81,7 +81,8 @@ type Base struct {
 	Log      *slog.Logger
 }
 
-// Service holds a started service's shared parts, for its API to use.
+// Service is a started service: the Base its API is built from, and the Server to register
+// that API on before Run.
 type Service struct {
 	Base
 	Server *server.Server
