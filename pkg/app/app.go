@@ -1,6 +1,8 @@
 // Package app starts a pgfleet service the one way they all start: pool, migrations, gRPC
-// server with health tied to the pool, database monitor, retries and locks. A service's main
-// reads its config, calls Start, registers its API on Server, and calls Run.
+// server with the fleet's interceptors (auth, validation, limits, a reason on every error),
+// health tied to the pool, database monitor, retries and locks. A service's main (see Main)
+// reads its config with Load, calls Start, builds its API from the Service's Base, registers
+// it on Server and calls Run; its API tests start the same server through apptest.StartServer.
 package app
 
 import (
@@ -12,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/status"
 
 	opsv1 "github.com/pgfleet/pgfleet/gen/pgfleet/ops/v1"
 	"github.com/pgfleet/pgfleet/pkg/auth"
@@ -62,14 +65,27 @@ type Options struct {
 	// server.Limits): a caller is its token's subject, else its address; the service role is
 	// exempt.
 	Limits *server.Limits
+	// MissingReason is server.Options.MissingReason: nil in a binary, which counts and logs
+	// the miss; apptest.StartServer sets apptest.RequireReasons, so API tests fail on it.
+	MissingReason func(ctx context.Context, fullMethod string, st *status.Status)
 }
 
-// Service holds a started service's shared parts, for its API to use.
+// Base is what every service's API runs on, as Start made it; each service's api.Deps
+// embeds it beside what only that service needs.
+type Base struct {
+	Pool  *pgxpool.Pool
+	Retry *retry.Retrier // DB_RETRY_*, DB_BREAKER_*
+	Locks *lock.Locker   // LOCK_WAIT_TIMEOUT, in the service's namespace
+	// TokenKey signs page tokens (PAGE_TOKEN_KEY); replicas must share it.
+	TokenKey string
+	Log      *slog.Logger
+}
+
+// Service is a started service: the Base its API is built from, and the Server to register
+// that API on before Run.
 type Service struct {
-	Pool   *pgxpool.Pool
+	Base
 	Server *server.Server
-	Retry  *retry.Retrier
-	Locks  *lock.Locker
 
 	name    string
 	auth    auth.Config
@@ -114,6 +130,7 @@ func Start(ctx context.Context, cfg Config, opts Options, log *slog.Logger) (*Se
 		Limits:         opts.Limits,
 		Identify:       identify(cfg.Auth.Disabled),
 		Log:            log,
+		MissingReason:  opts.MissingReason,
 	})
 	if err != nil {
 		pool.Close()
@@ -122,10 +139,14 @@ func Start(ctx context.Context, cfg Config, opts Options, log *slog.Logger) (*Se
 	monitor := pgpool.NewMonitor(pool, cfg.DB.Health, log)
 	srv.Registry().MustRegister(pgpool.NewCollector(pool, monitor))
 	return &Service{
-		Pool:    pool,
+		Base: Base{
+			Pool:     pool,
+			Retry:    retry.New(cfg.Retry, srv.Registry()),
+			Locks:    lock.New(lock.Config{Wait: cfg.Lock.Wait, Namespace: opts.Name}), // apart from other services' on a shared database
+			TokenKey: cfg.Query.PageTokenKey,
+			Log:      log,
+		},
 		Server:  srv,
-		Retry:   retry.New(cfg.Retry, srv.Registry()),
-		Locks:   lock.New(lock.Config{Wait: cfg.Lock.Wait, Namespace: opts.Name}), // apart from other services' on a shared database
 		name:    opts.Name,
 		auth:    cfg.Auth,
 		monitor: monitor,

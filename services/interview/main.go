@@ -36,10 +36,8 @@ func run(ctx context.Context, log *slog.Logger, env envconfig.Lookuper) error {
 	}
 	defer svc.Close() // after Run has drained
 
-	deps := api.Deps{Pool: svc.Pool, Retry: svc.Retry, TokenKey: cfg.App.Query.PageTokenKey, Log: log,
-		Evaluator: evaluate.New(cfg.Evaluator, &http.Client{}, svc.Server.Registry())}
+	deps := api.Deps{Base: svc.Base, Evaluator: evaluate.New(cfg.Evaluator, &http.Client{}, svc.Server.Registry())}
 	interviewv1.RegisterQuestionBankServiceServer(svc.Server, api.NewQuestionBank(deps))
 	interviewv1.RegisterInterviewServiceServer(svc.Server, api.NewInterviews(deps))
-	log.Info("serving", "grpc", svc.Server.GRPCAddr(), "metrics", svc.Server.MetricsAddr())
 	return svc.Run(ctx, interviewv1.QuestionBankService_ServiceDesc.ServiceName, interviewv1.InterviewService_ServiceDesc.ServiceName)
 }

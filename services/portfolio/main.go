@@ -39,9 +39,7 @@ func run(ctx context.Context, log *slog.Logger, env envconfig.Lookuper) error {
 	}
 	defer stock.Close()
 
-	portfoliov1.RegisterPortfolioServiceServer(svc.Server, api.New(api.Deps{Pool: svc.Pool, Retry: svc.Retry,
-		Locks: svc.Locks, Stock: stockv1.NewStockServiceClient(stock), TokenKey: cfg.App.Query.PageTokenKey, Log: log,
-		MaxPriceAge: cfg.MaxPriceAge}))
-	log.Info("serving", "grpc", svc.Server.GRPCAddr(), "metrics", svc.Server.MetricsAddr())
+	portfoliov1.RegisterPortfolioServiceServer(svc.Server, api.New(api.Deps{Base: svc.Base,
+		Stock: stockv1.NewStockServiceClient(stock), MaxPriceAge: cfg.MaxPriceAge}))
 	return svc.Run(ctx, portfoliov1.PortfolioService_ServiceDesc.ServiceName)
 }

@@ -31,7 +31,6 @@ func run(ctx context.Context, log *slog.Logger, env envconfig.Lookuper) error {
 	}
 	defer svc.Close() // after Run has drained
 
-	stockv1.RegisterStockServiceServer(svc.Server, api.New(svc.Pool, svc.Retry, svc.Locks, cfg.App.Query.PageTokenKey, cfg.Streams, log))
-	log.Info("serving", "grpc", svc.Server.GRPCAddr(), "metrics", svc.Server.MetricsAddr())
+	stockv1.RegisterStockServiceServer(svc.Server, api.New(api.Deps{Base: svc.Base, Streams: cfg.Streams}))
 	return svc.Run(ctx, stockv1.StockService_ServiceDesc.ServiceName)
 }

@@ -1,8 +1,11 @@
-// Package apptest runs a service's run function inside a test, the way its binary runs it,
-// so tests cover the real wiring: config, migrations, server, health.
+// Package apptest runs a service inside a test the way its binary runs it, so tests cover the
+// real wiring (config, migrations, server, health): Start runs a binary's run function,
+// StartServer starts a service's server through app.Start for its API tests, and
+// StartProcess runs a built binary.
 package apptest
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"maps"
@@ -22,7 +25,7 @@ import (
 	"github.com/pgfleet/pgfleet/pkg/apierr"
 	"github.com/pgfleet/pgfleet/pkg/app"
 	"github.com/pgfleet/pgfleet/pkg/auth/authtest"
-	"github.com/pgfleet/pgfleet/pkg/server"
+	"github.com/pgfleet/pgfleet/pkg/pgtest"
 )
 
 // FreeAddr returns a loopback address whose port was free at the time of the call.
@@ -60,11 +63,50 @@ func Start(tb testing.TB, run app.RunFunc, env map[string]string) Service {
 	return Service{Conn: conn, GRPCAddr: vars["GRPC_ADDR"], MetricsAddr: vars["METRICS_ADDR"]}
 }
 
-// Serve runs srv, with its services registered, until tb ends; tb fails unless Run then
-// returns nil (a clean drain). Connections from Dial after it close first.
-func Serve(tb testing.TB, srv *server.Server) {
+// StartServer starts a service's server through app.Start, as the service's binary does, for
+// API tests that need what the binary keeps inside (the pool, the retrier, an API built their
+// own way): the same interceptors (auth, validation, opts.Limits), migrations, health and
+// DatabaseMonitor. app.Config is read from env over its defaults (app.Load), so each setting
+// a test leaves out (retries and breaker, lock wait, pool, call deadline, drain) is the
+// binary's; env gets a fresh database migrated with opts.Migrations, and authtest's auth,
+// unless it sets them, and the server listens on loopback ports the system picks.
+//
+// register builds the API from svc.Base, registers it on svc.Server and returns the names of
+// its services, whose health then follows the pool. The server runs until tb ends and must
+// then drain cleanly; every error status its API answers must carry exactly one ErrorInfo
+// (RequireReasons). conn calls as an admin.
+func StartServer(tb testing.TB, opts app.Options, env map[string]string, register func(svc *app.Service) []string) (svc *app.Service, conn *grpc.ClientConn) {
 	tb.Helper()
-	runUntilEnd(tb, "server.Run", srv.Run)
+	vars := authtest.Env()
+	maps.Copy(vars, env)
+	if vars["DATABASE_URL"] == "" {
+		vars["DATABASE_URL"] = pgtest.NewDBURL(tb, opts.Migrations)
+	}
+	log := slog.New(slog.DiscardHandler)
+	var cfg app.Config
+	if err := app.Load(tb.Context(), envconfig.MapLookuper(vars), &cfg, log); err != nil {
+		tb.Fatal(err)
+	}
+	opts.GRPCAddr, opts.MetricsAddr = cmp.Or(opts.GRPCAddr, "127.0.0.1:0"), cmp.Or(opts.MetricsAddr, "127.0.0.1:0")
+	opts.MissingReason = RequireReasons(tb)
+	svc, err := app.Start(tb.Context(), cfg, opts, log)
+	if err != nil {
+		tb.Fatalf("app.Start: %v", err)
+	}
+	tb.Cleanup(svc.Close) // after the drain: cleanups run last-registered first
+	names := register(svc)
+	runUntilEnd(tb, "app.Service.Run", func(ctx context.Context) error { return svc.Run(ctx, names...) })
+	return svc, Dial(tb, svc.Server.GRPCAddr(), authtest.Admin(tb))
+}
+
+// Load reads cfg, a pointer to a service's own config struct (server.Limits, say), from env
+// over its defaults, as the binary reads it: for the settings StartServer's app.Config does
+// not hold.
+func Load(tb testing.TB, env map[string]string, cfg any) {
+	tb.Helper()
+	if err := envconfig.ProcessWith(tb.Context(), &envconfig.Config{Target: cfg, Lookuper: envconfig.MapLookuper(env)}); err != nil {
+		tb.Fatalf("read config: %v", err)
+	}
 }
 
 // runUntilEnd runs fn until tb ends, then cancels it and fails tb unless it returns nil.

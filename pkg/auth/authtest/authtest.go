@@ -22,16 +22,6 @@ func Env() map[string]string {
 	return map[string]string{"JWT_SECRET": Config.Secret, "JWT_ISSUER": Config.Issuer, "JWT_AUDIENCE": Config.Audience}
 }
 
-// Authorizer returns the Authorize function of a server that enforces policy with Config.
-func Authorizer(tb testing.TB, policy auth.Policy) *auth.Authorizer {
-	tb.Helper()
-	a, err := auth.NewAuthorizer(Config, policy)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return a
-}
-
 // Token returns a token for subject with roles, valid for an hour.
 func Token(tb testing.TB, subject string, roles ...string) string {
 	tb.Helper()

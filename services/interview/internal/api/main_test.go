@@ -1,11 +1,9 @@
 package api_test
 
 import (
-	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -14,12 +12,9 @@ import (
 
 	interviewv1 "github.com/pgfleet/pgfleet/gen/pgfleet/interview/v1"
 	"github.com/pgfleet/pgfleet/pkg/apierr"
+	"github.com/pgfleet/pgfleet/pkg/app"
 	"github.com/pgfleet/pgfleet/pkg/app/apptest"
-	"github.com/pgfleet/pgfleet/pkg/auth/authtest"
-	"github.com/pgfleet/pgfleet/pkg/breaker"
 	"github.com/pgfleet/pgfleet/pkg/pgtest"
-	"github.com/pgfleet/pgfleet/pkg/retry"
-	"github.com/pgfleet/pgfleet/pkg/server"
 	"github.com/pgfleet/pgfleet/services/interview/internal/api"
 	"github.com/pgfleet/pgfleet/services/interview/internal/evaluate"
 	"github.com/pgfleet/pgfleet/services/interview/migrations"
@@ -43,30 +38,20 @@ func newEnv(t testing.TB) env {
 	return newEnvWith(t, evaluate.Config{})
 }
 
-// newEnvWith starts the interview service, with the production interceptors and the
-// evaluator cfg describes, on a fresh database.
+// newEnvWith starts the interview service's server as the binary does (apptest.StartServer:
+// its interceptors, retries and locks at their defaults), with the evaluator cfg describes,
+// on a fresh database.
 func newEnvWith(t testing.TB, cfg evaluate.Config) env {
 	t.Helper()
-	pool := pgtest.NewDB(t, migrations.Set)
-	log := slog.New(slog.DiscardHandler)
-	srv, err := server.New(server.Options{
-		Name: "interview", GRPCAddr: "127.0.0.1:0", MetricsAddr: "127.0.0.1:0",
-		Drain: time.Second, DefaultTimeout: 30 * time.Second, Validate: api.Validate, Log: log,
-		Authorize: authtest.Authorizer(t, api.Policy).Authorize, MissingReason: apptest.RequireReasons(t),
+	opts := app.Options{Name: "interview", Migrations: migrations.Set, Validate: api.Validate, Policy: api.Policy}
+	svc, conn := apptest.StartServer(t, opts, nil, func(svc *app.Service) []string {
+		deps := api.Deps{Base: svc.Base, Evaluator: evaluate.New(cfg, &http.Client{}, svc.Server.Registry())}
+		interviewv1.RegisterQuestionBankServiceServer(svc.Server, api.NewQuestionBank(deps))
+		interviewv1.RegisterInterviewServiceServer(svc.Server, api.NewInterviews(deps))
+		return []string{interviewv1.QuestionBankService_ServiceDesc.ServiceName, interviewv1.InterviewService_ServiceDesc.ServiceName}
 	})
-	if err != nil {
-		t.Fatalf("server.New: %v", err)
-	}
-	retrier := retry.New(retry.Config{MaxAttempts: 20, BaseDelay: time.Millisecond, MaxDelay: 50 * time.Millisecond,
-		MaxElapsed: 20 * time.Second, Breaker: breaker.Config{MinRequests: new(uint32(1000)), FailureRatio: 0.9, OpenTimeout: new(time.Second)}}, nil)
-	deps := api.Deps{Pool: pool, Retry: retrier, TokenKey: "test-key", Log: log,
-		Evaluator: evaluate.New(cfg, &http.Client{}, srv.Registry())}
-	interviewv1.RegisterQuestionBankServiceServer(srv, api.NewQuestionBank(deps))
-	interviewv1.RegisterInterviewServiceServer(srv, api.NewInterviews(deps))
-
-	apptest.Serve(t, srv)
-	conn, userConn := apptest.Dial(t, srv.GRPCAddr(), authtest.Admin(t)), apptest.Dial(t, srv.GRPCAddr())
-	return env{bank: interviewv1.NewQuestionBankServiceClient(conn), interviews: interviewv1.NewInterviewServiceClient(conn), pool: pool,
+	userConn := apptest.Dial(t, svc.Server.GRPCAddr())
+	return env{bank: interviewv1.NewQuestionBankServiceClient(conn), interviews: interviewv1.NewInterviewServiceClient(conn), pool: svc.Pool,
 		userBank: interviewv1.NewQuestionBankServiceClient(userConn), userInterviews: interviewv1.NewInterviewServiceClient(userConn)}
 }
 

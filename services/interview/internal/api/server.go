@@ -1,5 +1,9 @@
 // Package api serves pgfleet.interview.v1's QuestionBankService and InterviewService over
-// the store, scoring answers with package evaluate.
+// the store, scoring answers with package evaluate. NewQuestionBank and NewInterviews build
+// the two servers from one Deps: the service's shared parts (app.Base) and the evaluator.
+// Validate and Policy (reads for any caller with a token, bank changes for the ingest and
+// admin roles; handlers keep candidates to their own sessions) go to app.Start, whose
+// interceptors run them before each handler.
 package api
 
 import (
@@ -21,11 +25,8 @@ import (
 
 // Deps are what the servers run on.
 type Deps struct {
-	Pool      *pgxpool.Pool
-	Retry     *retry.Retrier
-	Evaluator evaluate.Evaluator
-	TokenKey  string // signs page tokens; replicas must share it
-	Log       *slog.Logger
+	app.Base
+	Evaluator evaluate.Evaluator // scores answers (Interviews only)
 }
 
 // base is what both servers share.

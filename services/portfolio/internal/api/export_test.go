@@ -1,23 +1,26 @@
 package api
 
 import (
+	"context"
+
 	"github.com/jackc/pgx/v5"
 
-	portfoliov1 "github.com/pgfleet/pgfleet/gen/pgfleet/portfolio/v1"
+	"github.com/pgfleet/pgfleet/services/portfolio/internal/store"
 )
 
 // NewWeakened returns a Server whose writes run READ COMMITTED without the portfolio lock:
 // the negative control that proves the invariant checker can fail.
-func NewWeakened(d Deps) portfoliov1.PortfolioServiceServer {
-	s := New(d)
-	s.safety = safety{tx: pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, lock: false}
-	return s
-}
+func NewWeakened(d Deps) *Server { return unlocked(d, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}) }
 
-// NewUnlocked returns a Server whose writes run as in production but without the portfolio
-// lock, as old and new replicas would during a rollout that changes the lock's keys.
-func NewUnlocked(d Deps) portfoliov1.PortfolioServiceServer {
+// NewUnlocked returns a Server whose writes run as in production (writeTx) but without the
+// portfolio lock, as old and new replicas would during a rollout that changes the lock's keys.
+func NewUnlocked(d Deps) *Server { return unlocked(d, writeTx) }
+
+// unlocked returns a Server whose writes run as opts, retried, without taking the lock.
+func unlocked(d Deps, opts pgx.TxOptions) *Server {
 	s := New(d)
-	s.safety = safety{tx: safe.tx, lock: false}
+	s.write = func(ctx context.Context, _ int64, fn func(st *store.Store) error) error {
+		return s.retry.RunTx(ctx, s.pool, opts, func(tx pgx.Tx) error { return fn(s.store.WithTx(tx)) })
+	}
 	return s
 }

@@ -105,9 +105,9 @@ func TestIdempotency_repeatAfterOK(t *testing.T) {
 func TestIdempotency_concurrentPairs(t *testing.T) {
 	t.Parallel()
 	stock := newStockService(t)
-	url := pgtest.NewDBURL(t, migrations.Set)
-	a := serve(t, newPool(t, url), stock.Addr, api.NewFrom)
-	b := serve(t, newPool(t, url), stock.Addr, api.NewFrom)
+	shared := map[string]string{"DATABASE_URL": pgtest.NewDBURL(t, migrations.Set)} // one database, two instances
+	a := serve(t, stock.Addr, api.New, shared)
+	b := serve(t, stock.Addr, api.New, shared)
 	const rounds = 20
 	for i, call := range moneyCalls {
 		t.Run(call.name, func(t *testing.T) {

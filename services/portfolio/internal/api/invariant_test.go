@@ -450,22 +450,6 @@ func checkNoConflicts(t *testing.T, retriers ...*retry.Retrier) {
 	}
 }
 
-// newPool opens a pool of its own on the database at url, as a separate replica would.
-func newPool(t *testing.T, url string) *pgxpool.Pool {
-	t.Helper()
-	cfg, err := pgxpool.ParseConfig(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.MaxConns = 10 // as pgtest.NewDB
-	pool, err := pgxpool.NewWithConfig(t.Context(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	return pool
-}
-
 func TestInvariants_oneInstance(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -479,11 +463,11 @@ func TestInvariants_oneInstance(t *testing.T) {
 func TestInvariants_twoInstances(t *testing.T) {
 	t.Parallel()
 	stock := newStockService(t)
-	url := pgtest.NewDBURL(t, migrations.Set)
+	shared := map[string]string{"DATABASE_URL": pgtest.NewDBURL(t, migrations.Set)} // one database, two instances
 	// Two replicas: each its own pool, Retrier and Locker; only the database is shared, so the
 	// portfolio locks must hold across them.
-	a := serve(t, newPool(t, url), stock.Addr, api.NewFrom)
-	b := serve(t, newPool(t, url), stock.Addr, api.NewFrom)
+	a := serve(t, stock.Addr, api.New, shared)
+	b := serve(t, stock.Addr, api.New, shared)
 	h := bank.run(t, a.client, b.client)
 	logRun(t, h, a.retry, b.retry)
 	checkNoFailures(t, h)
@@ -497,7 +481,7 @@ func TestInvariants_twoInstances(t *testing.T) {
 func TestInvariants_weakenedPathFails(t *testing.T) {
 	t.Parallel()
 	stock := newStockService(t)
-	e := serve(t, pgtest.NewDB(t, migrations.Set), stock.Addr, api.NewWeakened)
+	e := serve(t, stock.Addr, api.NewWeakened, nil)
 	contended := workload{portfolios: 1, clients: 64, ops: 20, funding: "100000", weights: [4]int{2, 1, 3, 2}}
 	h := contended.run(t, e.client)
 	logRun(t, h, e.retry)
@@ -522,7 +506,7 @@ func TestInvariants_weakenedPathFails(t *testing.T) {
 func TestInvariants_unlockedRepeatableRead(t *testing.T) {
 	t.Parallel()
 	stock := newStockService(t)
-	e := serve(t, pgtest.NewDB(t, migrations.Set), stock.Addr, api.NewUnlocked)
+	e := serve(t, stock.Addr, api.NewUnlocked, nil)
 	contended := workload{portfolios: 1, clients: 64, ops: 20, funding: "100000", weights: [4]int{2, 1, 3, 2}}
 	h := contended.run(t, e.client)
 	logRun(t, h, e.retry)
@@ -567,28 +551,28 @@ CREATE TRIGGER audit AFTER INSERT OR UPDATE OR DELETE ON portfolio.positions FOR
 // TestMoneyMoves_lockedWrites proves, from inside the transactions a deposit, a buy, a sell
 // and a withdrawal commit, that every write of portfolio state runs REPEATABLE READ holding an
 // exclusive advisory lock (the portfolio's: the lock, not the isolation level, orders a
-// portfolio's writes; see api.safe), and that the weakened server used by the negative control
+// portfolio's writes; see api.writeTx), and that the weakened server used by the negative control
 // does neither.
 func TestMoneyMoves_lockedWrites(t *testing.T) {
 	t.Parallel()
 	stock := newStockService(t)
 	tests := []struct {
 		name          string
-		build         func(api.Deps) portfoliov1.PortfolioServiceServer
+		build         func(api.Deps) *api.Server
 		wantIsolation string
 		wantLocked    bool
 	}{
-		{"safe", api.NewFrom, "repeatable read", true},
+		{"safe", api.New, "repeatable read", true},
 		{"weakened", api.NewWeakened, "read committed", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			pool := pgtest.NewDB(t, migrations.Set)
-			if _, err := pool.Exec(t.Context(), auditDDL); err != nil {
+			e := serve(t, stock.Addr, tt.build, nil)
+			pool := e.pool
+			if _, err := pool.Exec(t.Context(), auditDDL); err != nil { // before the first write
 				t.Fatalf("install audit triggers: %v", err)
 			}
-			e := serve(t, pool, stock.Addr, tt.build)
 			pid := e.newPortfolio(t, "iso@example.com", "1000")
 			for _, side := range []portfoliov1.Side{portfoliov1.Side_SIDE_BUY, portfoliov1.Side_SIDE_SELL} {
 				if _, err := e.client.ExecuteTrade(t.Context(), &portfoliov1.ExecuteTradeRequest{PortfolioId: pid,

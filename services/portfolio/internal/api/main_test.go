@@ -2,32 +2,26 @@ package api_test
 
 import (
 	"fmt"
-	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/sethvargo/go-envconfig"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	portfoliov1 "github.com/pgfleet/pgfleet/gen/pgfleet/portfolio/v1"
 	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
 	"github.com/pgfleet/pgfleet/pkg/apierr"
+	"github.com/pgfleet/pgfleet/pkg/app"
 	"github.com/pgfleet/pgfleet/pkg/app/apptest"
-	"github.com/pgfleet/pgfleet/pkg/auth"
 	"github.com/pgfleet/pgfleet/pkg/auth/authtest"
-	"github.com/pgfleet/pgfleet/pkg/breaker"
 	"github.com/pgfleet/pgfleet/pkg/client"
-	"github.com/pgfleet/pgfleet/pkg/lock"
 	"github.com/pgfleet/pgfleet/pkg/pgtest"
 	"github.com/pgfleet/pgfleet/pkg/retry"
-	"github.com/pgfleet/pgfleet/pkg/server"
 	"github.com/pgfleet/pgfleet/services/portfolio/internal/api"
 	"github.com/pgfleet/pgfleet/services/portfolio/migrations"
 )
@@ -108,54 +102,47 @@ func newStockService(t testing.TB) *apptest.Process {
 type env struct {
 	client portfoliov1.PortfolioServiceClient // calls as an admin
 	user   portfoliov1.PortfolioServiceClient // calls with no token but the call's own (authtest.As)
-	pool   *pgxpool.Pool
-	retry  *retry.Retrier
+	pool   *pgxpool.Pool                      // the service's pool, for arranging and checking rows
+	retry  *retry.Retrier                     // the service's, for its conflict counts
 }
 
-// serve starts a portfolio API on pool, pricing with the stock service at stockAddr; build
-// chooses the server (api.New, or a weakened one in tests that prove the checker).
-func serve(t testing.TB, pool *pgxpool.Pool, stockAddr string, build func(api.Deps) portfoliov1.PortfolioServiceServer) env {
+// serve starts a portfolio service's server as the binary does (apptest.StartServer: its
+// interceptors, retries and locks at their defaults), pricing with the stock service at
+// stockAddr; build makes the API (api.New, or a weakened one from export_test.go). settings
+// are what a test needs otherwise: DATABASE_URL for instances that share a database (else
+// each gets a fresh one), a setting the test is about.
+func serve(t testing.TB, stockAddr string, build func(api.Deps) *api.Server, settings map[string]string) env {
 	t.Helper()
-	log := slog.New(slog.DiscardHandler)
-	srv, err := server.New(server.Options{Name: "portfolio", GRPCAddr: "127.0.0.1:0", MetricsAddr: "127.0.0.1:0",
-		Drain: time.Second, DefaultTimeout: 30 * time.Second, Validate: api.Validate, Log: log,
-		Authorize: authtest.Authorizer(t, api.Policy).Authorize, MissingReason: apptest.RequireReasons(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Timeouts are generous (production: STOCK_TIMEOUT 2s, LOCK_WAIT_TIMEOUT 5s): on a loaded
+	// Waits are generous (the binary's: STOCK_TIMEOUT 2s, LOCK_WAIT_TIMEOUT 5s): on a loaded
 	// machine a price or a lock can take seconds, and what these tests prove is correctness
-	// under concurrency, not latency.
-	stockConn, err := client.Dial("stock", client.Config{Addr: stockAddr, Timeout: 10 * time.Second, MaxAttempts: 3,
-		Breaker: breaker.Config{MinRequests: new(uint32(5)), FailureRatio: 0.5, OpenTimeout: new(500 * time.Millisecond), Window: 10 * time.Second}}, nil,
-		grpc.WithPerRPCCredentials(serviceCreds(t)))
-	if err != nil {
-		t.Fatal(err)
+	// under concurrency, not latency. Retries stay the binary's: an ABORTED in a test is one a
+	// user would see.
+	vars := map[string]string{"STOCK_ADDR": stockAddr, "STOCK_TIMEOUT": "10s", "LOCK_WAIT_TIMEOUT": "30s"}
+	maps.Copy(vars, settings)
+	var own struct { // the binary's settings beside app.Config
+		Stock client.Config `env:", prefix=STOCK_"`
 	}
-	// Retries as configured in production (DB_RETRY_* defaults): a client-visible ABORTED in a
-	// test is one a user would see.
-	var retryCfg retry.Config
-	if err := envconfig.ProcessWith(t.Context(), &envconfig.Config{Target: &retryCfg, Lookuper: envconfig.MapLookuper(nil)}); err != nil {
-		t.Fatal(err)
-	}
-	r := retry.New(retryCfg, nil)
-	portfoliov1.RegisterPortfolioServiceServer(srv, build(api.Deps{
-		Pool: pool, Retry: r, Locks: lock.New(lock.Config{Wait: 30 * time.Second}),
-		Stock: stockv1.NewStockServiceClient(stockConn), TokenKey: "test", Log: log, MaxPriceAge: maxPriceAge,
-	}))
-	t.Cleanup(func() {
-		stockConn.Close()
+	apptest.Load(t, vars, &own)
+	opts := app.Options{Name: "portfolio", Migrations: migrations.Set, Validate: api.Validate, Policy: api.Policy}
+	svc, conn := apptest.StartServer(t, opts, vars, func(svc *app.Service) []string {
+		stock, err := svc.Dial("stock", own.Stock)
+		if err != nil {
+			t.Fatalf("dial stock service: %v", err)
+		}
+		t.Cleanup(func() { stock.Close() }) // after the server's drain
+		portfoliov1.RegisterPortfolioServiceServer(svc.Server, build(api.Deps{Base: svc.Base,
+			Stock: stockv1.NewStockServiceClient(stock), MaxPriceAge: maxPriceAge}))
+		return []string{portfoliov1.PortfolioService_ServiceDesc.ServiceName}
 	})
-	apptest.Serve(t, srv)
-	conn, userConn := apptest.Dial(t, srv.GRPCAddr(), authtest.Admin(t)), apptest.Dial(t, srv.GRPCAddr())
-	return env{client: portfoliov1.NewPortfolioServiceClient(conn), user: portfoliov1.NewPortfolioServiceClient(userConn), pool: pool, retry: r}
+	userConn := apptest.Dial(t, svc.Server.GRPCAddr())
+	return env{client: portfoliov1.NewPortfolioServiceClient(conn), user: portfoliov1.NewPortfolioServiceClient(userConn),
+		pool: svc.Pool, retry: svc.Retry}
 }
 
 // newEnv starts a stock service and one portfolio service on a fresh database.
 func newEnv(t testing.TB) env {
 	t.Helper()
-	stock := newStockService(t)
-	return serve(t, pgtest.NewDB(t, migrations.Set), stock.Addr, api.NewFrom)
+	return serve(t, newStockService(t).Addr, api.New, nil)
 }
 
 // wantCode fails the test unless err carries code.
@@ -206,14 +193,4 @@ func (e env) newPortfolioIn(t testing.TB, email, currency, cash string) int64 {
 		}
 	}
 	return id
-}
-
-// serviceCreds is the portfolio service's token for its calls to the stock service.
-func serviceCreds(t testing.TB) credentials.PerRPCCredentials {
-	t.Helper()
-	creds, err := auth.ServiceCredentials(authtest.Config, "portfolio")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return creds
 }

@@ -84,7 +84,7 @@ func TestExecuteTrade_priceTooOld(t *testing.T) {
 func TestDeleteStock_positionsStaySellable(t *testing.T) {
 	t.Parallel()
 	stock := newStockService(t)
-	e := serve(t, pgtest.NewDB(t, migrations.Set), stock.Addr, api.NewFrom)
+	e := serve(t, stock.Addr, api.New, nil)
 	pid := e.newPortfolio(t, "delisted@example.com", "10000")
 	e.mustTrade(t, pid, buy, "AAPL", "10", "before")
 	e.mustTrade(t, pid, buy, "MSFT", "1", "msft")
@@ -169,9 +169,9 @@ func TestGetPortfolio_currencies(t *testing.T) {
 func TestInvariants_currencies(t *testing.T) {
 	t.Parallel()
 	stock := newStockService(t)
-	url := pgtest.NewDBURL(t, migrations.Set)
-	a := serve(t, newPool(t, url), stock.Addr, api.NewFrom)
-	b := serve(t, newPool(t, url), stock.Addr, api.NewFrom)
+	shared := map[string]string{"DATABASE_URL": pgtest.NewDBURL(t, migrations.Set)} // one database, two instances
+	a := serve(t, stock.Addr, api.New, shared)
+	b := serve(t, stock.Addr, api.New, shared)
 	w := workload{portfolios: 4, clients: 32, ops: 30, funding: "10000", weights: [4]int{4, 3, 2, 2},
 		currencies: []string{"USD", "EUR"}, symbols: []string{"AAPL", "SAP", "MSFT"}}
 	h := w.run(t, a.client, b.client)

@@ -1,6 +1,10 @@
-// Package api serves pgfleet.portfolio.v1.PortfolioService over the store. Every write that
-// moves cash or shares runs as one transaction through pkg/retry while holding the
-// portfolio's exclusive lock, and is idempotent by request_id.
+// Package api serves pgfleet.portfolio.v1.PortfolioService over the store, pricing trades
+// with the stock service. New builds the Server from Deps: the service's shared parts
+// (app.Base), the stock client and the oldest price a trade takes. Validate and Policy (any
+// caller with a token; handlers keep users to their own portfolios) go to app.Start, whose
+// interceptors run them before each handler. Every write that moves cash or shares runs as
+// one REPEATABLE READ transaction through pkg/retry while holding the portfolio's exclusive
+// lock (lockedWrite), and is idempotent by request_id.
 package api
 
 import (
@@ -28,26 +32,24 @@ import (
 type Server struct {
 	portfoliov1.UnimplementedPortfolioServiceServer
 
-	pool   *pgxpool.Pool
-	store  *store.Store
-	retry  *retry.Retrier
-	locks  *lock.Locker
-	stock  stockv1.StockServiceClient
-	log    *slog.Logger
-	lists  lists
-	safety safety
+	pool  *pgxpool.Pool
+	store *store.Store
+	retry *retry.Retrier
+	locks *lock.Locker
+	stock stockv1.StockServiceClient
+	log   *slog.Logger
+	lists lists
 
 	maxPriceAge time.Duration // 0: trades execute at a price of any age
+
+	// write runs every portfolio-changing transaction: lockedWrite, the one way a binary has.
+	// export_test.go puts weaker ones here (no lock, READ COMMITTED) to prove that the
+	// invariant checker catches what the lock prevents.
+	write func(ctx context.Context, portfolioID int64, fn func(st *store.Store) error) error
 }
 
-// safety is how writes protect themselves. Only tests weaken it, to prove that the
-// invariant checker catches what isolation and locking prevent.
-type safety struct {
-	tx   pgx.TxOptions
-	lock bool
-}
-
-// safe is how every write runs: REPEATABLE READ while holding the portfolio's exclusive lock.
+// writeTx is how every write's transaction runs: REPEATABLE READ, inside the portfolio's
+// exclusive lock (see lockedWrite).
 //
 // The lock, not the isolation level, is what makes a portfolio's writes serial, so
 // SERIALIZABLE would add nothing but false conflicts:
@@ -78,19 +80,15 @@ type safety struct {
 // (TestInvariants_unlockedRepeatableRead). TestInvariants_oneInstance and _twoInstances hold
 // the locked path to the bank invariants with no retry at all; TestMoneyMoves_lockedWrites
 // proves, from inside the transactions, that every write of portfolio state ran under the lock.
-var safe = safety{tx: pgx.TxOptions{IsoLevel: pgx.RepeatableRead}, lock: true}
+var writeTx = pgx.TxOptions{IsoLevel: pgx.RepeatableRead}
 
 // readOnly reads several tables from one snapshot.
 var readOnly = pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}
 
 // Deps are what a Server runs on.
 type Deps struct {
-	Pool     *pgxpool.Pool
-	Retry    *retry.Retrier
-	Locks    *lock.Locker
-	Stock    stockv1.StockServiceClient // latest prices
-	TokenKey string                     // signs page tokens; replicas must share it
-	Log      *slog.Logger
+	app.Base
+	Stock stockv1.StockServiceClient // latest prices
 	// MaxPriceAge is the oldest latest price a trade executes at (PRICE_TOO_OLD past it);
 	// 0 takes any. A delisted stock's final price sells whatever its age.
 	MaxPriceAge time.Duration
@@ -98,30 +96,26 @@ type Deps struct {
 
 // New returns a Server.
 func New(d Deps) *Server {
-	return &Server{
+	s := &Server{
 		pool: d.Pool, store: store.New(d.Pool), retry: d.Retry, locks: d.Locks, stock: d.Stock, log: d.Log,
-		lists: newLists(d.TokenKey), safety: safe, maxPriceAge: d.MaxPriceAge,
+		lists: newLists(d.TokenKey), maxPriceAge: d.MaxPriceAge,
 	}
+	s.write = s.lockedWrite
+	return s
 }
-
-// NewFrom is New as a portfoliov1.PortfolioServiceServer, for code that picks a constructor.
-func NewFrom(d Deps) portfoliov1.PortfolioServiceServer { return New(d) }
 
 // portfolioLock names the lock that serializes every change to a portfolio.
 func portfolioLock(id int64) string { return "portfolio:" + strconv.FormatInt(id, 10) }
 
-// write runs fn as one portfolio-changing transaction (see safe), retried on transient
-// errors, while holding the portfolio's exclusive lock. Every statement that changes a
-// portfolio's state, or reads it to decide a change, belongs in fn.
+// lockedWrite runs fn as one portfolio-changing transaction (see writeTx), retried on
+// transient errors, while holding the portfolio's exclusive lock. Every statement that
+// changes a portfolio's state, or reads it to decide a change, belongs in fn.
 //
 // The lock is taken at session level before the transaction begins, not inside it: the
 // transaction's snapshot comes from its first statement, so a transaction that waited for the
 // lock inside itself would read the state before the previous holder's commit. Holding it
 // across retries keeps them from queueing behind other writers.
-func (s *Server) write(ctx context.Context, portfolioID int64, fn func(st *store.Store) error) error {
-	if !s.safety.lock {
-		return s.retry.RunTx(ctx, s.pool, s.safety.tx, func(tx pgx.Tx) error { return fn(s.store.WithTx(tx)) })
-	}
+func (s *Server) lockedWrite(ctx context.Context, portfolioID int64, fn func(st *store.Store) error) error {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("acquire connection: %w", err)
@@ -132,7 +126,7 @@ func (s *Server) write(ctx context.Context, portfolioID int64, fn func(st *store
 		return err
 	}
 	defer release()
-	return s.retry.RunTx(ctx, conn, s.safety.tx, func(tx pgx.Tx) error { return fn(s.store.WithTx(tx)) })
+	return s.retry.RunTx(ctx, conn, writeTx, func(tx pgx.Tx) error { return fn(s.store.WithTx(tx)) })
 }
 
 // grpcError turns a store error into a status; what every service shares goes to app.Status.

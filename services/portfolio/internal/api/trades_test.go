@@ -19,9 +19,7 @@ import (
 
 	portfoliov1 "github.com/pgfleet/pgfleet/gen/pgfleet/portfolio/v1"
 	"github.com/pgfleet/pgfleet/pkg/apierr"
-	"github.com/pgfleet/pgfleet/pkg/pgtest"
 	"github.com/pgfleet/pgfleet/services/portfolio/internal/api"
-	"github.com/pgfleet/pgfleet/services/portfolio/migrations"
 )
 
 const (
@@ -749,7 +747,9 @@ func TestListCashMovements_sumsToCash(t *testing.T) {
 func TestExecuteTrade_stockDown(t *testing.T) {
 	t.Parallel()
 	stock := newStockService(t)
-	e := serve(t, pgtest.NewDB(t, migrations.Set), stock.Addr, api.NewFrom)
+	// The breaker probes again after 500ms, not the binary's 5s, which would spend half of the
+	// 10s the recovery below is given before the first probe.
+	e := serve(t, stock.Addr, api.New, map[string]string{"STOCK_BREAKER_OPEN_TIMEOUT": "500ms"})
 	pid := e.newPortfolio(t, "down@example.com", "10000")
 	first := e.mustTrade(t, pid, buy, "AAPL", "10", "before")
 

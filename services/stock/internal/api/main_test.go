@@ -2,9 +2,7 @@ package api_test
 
 import (
 	"io"
-	"log/slog"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/grpc/codes"
@@ -12,12 +10,9 @@ import (
 
 	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
 	"github.com/pgfleet/pgfleet/pkg/apierr"
+	"github.com/pgfleet/pgfleet/pkg/app"
 	"github.com/pgfleet/pgfleet/pkg/app/apptest"
-	"github.com/pgfleet/pgfleet/pkg/auth/authtest"
-	"github.com/pgfleet/pgfleet/pkg/breaker"
-	"github.com/pgfleet/pgfleet/pkg/lock"
 	"github.com/pgfleet/pgfleet/pkg/pgtest"
-	"github.com/pgfleet/pgfleet/pkg/retry"
 	"github.com/pgfleet/pgfleet/pkg/server"
 	"github.com/pgfleet/pgfleet/services/stock/internal/api"
 	"github.com/pgfleet/pgfleet/services/stock/migrations"
@@ -32,27 +27,22 @@ type env struct {
 	pool   *pgxpool.Pool              // the service's database, for arranging and checking rows
 }
 
-// newEnv starts the stock API, with the production interceptors, on a fresh database.
+// newEnv starts the stock service's server as the binary does (apptest.StartServer: its
+// interceptors, limits, retries and locks at their defaults) on a fresh database.
 func newEnv(t testing.TB) env {
 	t.Helper()
-	pool := pgtest.NewDB(t, migrations.Set)
-	log := slog.New(slog.DiscardHandler)
-	srv, err := server.New(server.Options{
-		Name: "stock", GRPCAddr: "127.0.0.1:0", MetricsAddr: "127.0.0.1:0",
-		Drain: time.Second, DefaultTimeout: 30 * time.Second, Validate: api.Validate, Log: log,
-		Authorize: authtest.Authorizer(t, api.Policy).Authorize, MissingReason: apptest.RequireReasons(t),
-	})
-	if err != nil {
-		t.Fatalf("server.New: %v", err)
+	var own struct { // the binary's settings beside app.Config, at their defaults
+		Limits  server.Limits
+		Streams api.StreamLimits
 	}
-	retrier := retry.New(retry.Config{MaxAttempts: 5, BaseDelay: time.Millisecond, MaxDelay: 50 * time.Millisecond,
-		MaxElapsed: 10 * time.Second, Breaker: breaker.Config{MinRequests: new(uint32(100)), FailureRatio: 0.9, OpenTimeout: new(time.Second)}}, nil)
-	locks := lock.New(lock.Config{Wait: 5 * time.Second})
-	stockv1.RegisterStockServiceServer(srv, api.New(pool, retrier, locks, "test-key", api.StreamLimits{}, log))
-
-	apptest.Serve(t, srv)
-	conn, userConn := apptest.Dial(t, srv.GRPCAddr(), authtest.Admin(t)), apptest.Dial(t, srv.GRPCAddr())
-	return env{client: stockv1.NewStockServiceClient(conn), user: stockv1.NewStockServiceClient(userConn), pool: pool}
+	apptest.Load(t, nil, &own)
+	opts := app.Options{Name: "stock", Migrations: migrations.Set, Validate: api.Validate, Policy: api.Policy, Limits: &own.Limits}
+	svc, conn := apptest.StartServer(t, opts, nil, func(svc *app.Service) []string {
+		stockv1.RegisterStockServiceServer(svc.Server, api.New(api.Deps{Base: svc.Base, Streams: own.Streams}))
+		return []string{stockv1.StockService_ServiceDesc.ServiceName}
+	})
+	userConn := apptest.Dial(t, svc.Server.GRPCAddr())
+	return env{client: stockv1.NewStockServiceClient(conn), user: stockv1.NewStockServiceClient(userConn), pool: svc.Pool}
 }
 
 // wantCode fails the test unless err carries code.

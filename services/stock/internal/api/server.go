@@ -1,5 +1,9 @@
-// Package api serves pgfleet.stock.v1.StockService over the store. It checks requests,
-// converts between protobuf and store types, runs transactions and maps errors to codes.
+// Package api serves pgfleet.stock.v1.StockService over the store. New builds the Server
+// from Deps: the service's shared parts (app.Base) and the StreamLimits that keep price
+// streams from taking the pool the reads need. Validate and Policy (public reads, writes
+// for the ingest and admin roles) go to app.Start, whose interceptors run them before each
+// handler; handlers convert between protobuf and store types, run transactions through
+// pkg/retry, and turn errors into statuses with reasons (grpcError, then app.Status).
 package api
 
 import (
@@ -36,18 +40,24 @@ type Server struct {
 	shares streamShares
 }
 
-// New returns a Server. tokenKey signs page tokens (every replica must share it); limits
-// bound the price streams' share of the pool (the zero value: a quarter of it each for
-// exports and ingests, no other bound).
-func New(pool *pgxpool.Pool, r *retry.Retrier, l *lock.Locker, tokenKey string, limits StreamLimits, log *slog.Logger) *Server {
+// Deps are what a Server runs on.
+type Deps struct {
+	app.Base
+	// Streams bound the price streams' share of the pool (the zero value: a quarter of it
+	// each for exports and ingests, no other bound).
+	Streams StreamLimits
+}
+
+// New returns a Server.
+func New(d Deps) *Server {
 	return &Server{
-		pool:   pool,
-		store:  store.New(pool),
-		retry:  r,
-		locks:  l,
-		log:    log,
-		lists:  newLists(tokenKey),
-		shares: newStreamShares(limits, pool.Config().MaxConns),
+		pool:   d.Pool,
+		store:  store.New(d.Pool),
+		retry:  d.Retry,
+		locks:  d.Locks,
+		log:    d.Log,
+		lists:  newLists(d.TokenKey),
+		shares: newStreamShares(d.Streams, d.Pool.Config().MaxConns),
 	}
 }
 

@@ -1,0 +1,9 @@
+package apptest_test
+
+import (
+	"testing"
+
+	"github.com/pgfleet/pgfleet/pkg/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
