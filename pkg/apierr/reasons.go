@@ -94,8 +94,8 @@ const (
 	// LimitNotMet: the latest price is above a buy's limit or below a sell's (metadata
 	// "symbol", "side", "price", "limit_price").
 	LimitNotMet Reason = "LIMIT_NOT_MET"
-	// BalanceLimit: a deposit would take the portfolio's cash past the largest amount it
-	// holds, 99999999999999.999999 (metadata "portfolio_id", "cash", "amount", "limit").
+	// BalanceLimit: a deposit or a sale would take the portfolio's cash past the largest
+	// amount it holds, 99999999999999.999999 (metadata "portfolio_id", "cash", "amount", "limit").
 	BalanceLimit Reason = "BALANCE_LIMIT"
 	// UserNotRegistered: the token's subject has no user yet; CreateUser first (metadata
 	// "email").

@@ -5,13 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/big"
 	"strconv"
 
 	portfoliov1 "github.com/pgfleet/pgfleet/gen/pgfleet/portfolio/v1"
 	"github.com/pgfleet/pgfleet/pkg/apierr"
+	"github.com/pgfleet/pgfleet/pkg/decimal"
 	"github.com/pgfleet/pgfleet/pkg/query"
-	"github.com/pgfleet/pgfleet/services/portfolio/internal/money"
+	"github.com/pgfleet/pgfleet/services/portfolio/internal/ledger"
 	"github.com/pgfleet/pgfleet/services/portfolio/internal/store"
 )
 
@@ -36,11 +36,11 @@ func (s *Server) Withdraw(ctx context.Context, req *portfoliov1.WithdrawRequest)
 // moveCash deposits or withdraws once per request_id: a repeat returns the first answer, the
 // movement and the portfolio as it left it, whatever happened since.
 func (s *Server) moveCash(ctx context.Context, portfolioID int64, amountText, requestID string, kind portfoliov1.CashMovementKind) (store.Portfolio, store.CashMovement, error) {
-	amount, err := money.Parse(amountText)
+	amount, err := decimal.Parse(amountText)
 	if err != nil { // Validate has checked it; keep the store safe anyway
 		return store.Portfolio{}, store.CashMovement{}, fmt.Errorf("amount: %w", err)
 	}
-	hash := requestHash(kind.String(), money.Format(amount))
+	hash := requestHash(kind.String(), decimal.Format(amount))
 
 	// A repeat of a request answered long ago is found without waiting for the lock; the
 	// same round trip checks that the caller may act on the portfolio.
@@ -52,9 +52,9 @@ func (s *Server) moveCash(ctx context.Context, portfolioID int64, amountText, re
 		return repeatedMovement(ctx, s.store, prev, hash)
 	}
 
-	signed := amount
+	apply, signed := ledger.Deposit, amount
 	if kind == portfoliov1.CashMovementKind_CASH_MOVEMENT_KIND_WITHDRAWAL {
-		signed = new(big.Rat).Neg(amount)
+		apply, signed = ledger.Withdraw, decimal.Neg(amount)
 	}
 	var p store.Portfolio
 	var m store.CashMovement
@@ -73,24 +73,16 @@ func (s *Server) moveCash(ctx context.Context, portfolioID int64, amountText, re
 		if p, err = st.GetPortfolio(ctx, portfolioID); err != nil {
 			return err
 		}
-		cash, err := money.Parse(canonical(p.Cash))
+		cash, err := decimal.Parse(p.Cash)
 		if err != nil {
 			return fmt.Errorf("portfolio %d cash %q: %w", portfolioID, p.Cash, err)
 		}
-		after := money.Add(cash, signed)
-		if !money.Fits(after) {
-			return apierr.Newf(apierr.BalanceLimit, map[string]string{"portfolio_id": strconv.FormatInt(portfolioID, 10),
-				"cash": money.Format(cash), "amount": money.Format(amount), "limit": money.Format(money.Max)},
-				"balance limit: portfolio %d has %s, the deposit of %s would take it past %s",
-				portfolioID, money.Format(cash), money.Format(amount), money.Format(money.Max))
-		}
-		if after.Sign() < 0 {
-			return apierr.Newf(apierr.InsufficientCash, cashMetadata(portfolioID, cash, amount),
-				"insufficient cash: portfolio %d has %s, the withdrawal needs %s",
-				portfolioID, money.Format(cash), money.Format(amount))
+		after, err := apply(portfolioID, cash, amount)
+		if err != nil {
+			return err
 		}
 		p, m, err = st.MoveCash(ctx, store.CashMovement{PortfolioID: portfolioID, Kind: kind.String(),
-			Amount: money.Format(signed), RequestID: requestID, RequestHash: hash}, money.Format(after))
+			Amount: decimal.Format(signed), RequestID: requestID, RequestHash: hash}, decimal.Format(after))
 		return err
 	})
 	if errors.Is(err, store.ErrRepeat) { // only a writer without the lock gets here: tests' weakened server
@@ -119,12 +111,6 @@ func repeatedMovement(ctx context.Context, st *store.Store, prev store.CashMovem
 func reusedRequestID(id string) error {
 	return apierr.Newf(apierr.RequestIDReused, map[string]string{"request_id": id},
 		"request_id %q was already used for a different request", id)
-}
-
-// cashMetadata is the ErrorInfo metadata of INSUFFICIENT_CASH.
-func cashMetadata(portfolioID int64, available, required *big.Rat) map[string]string {
-	return map[string]string{"portfolio_id": strconv.FormatInt(portfolioID, 10),
-		"available": money.Format(available), "required": money.Format(required)}
 }
 
 // ListCashMovements returns a page of a portfolio's ledger, oldest first.

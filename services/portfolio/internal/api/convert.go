@@ -7,7 +7,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	portfoliov1 "github.com/pgfleet/pgfleet/gen/pgfleet/portfolio/v1"
-	"github.com/pgfleet/pgfleet/services/portfolio/internal/money"
+	"github.com/pgfleet/pgfleet/pkg/decimal"
 	"github.com/pgfleet/pgfleet/services/portfolio/internal/store"
 )
 
@@ -17,7 +17,7 @@ func toUser(u store.User) *portfoliov1.User {
 
 func toPortfolio(p store.Portfolio) *portfoliov1.Portfolio {
 	return &portfoliov1.Portfolio{
-		Id: p.ID, UserId: p.UserID, Name: p.Name, Currency: p.Currency, Cash: canonical(p.Cash),
+		Id: p.ID, UserId: p.UserID, Name: p.Name, Currency: p.Currency, Cash: decimal.Trim(p.Cash),
 		CreateTime: timestamppb.New(p.CreateTime), UpdateTime: timestamppb.New(p.UpdateTime),
 	}
 }
@@ -26,7 +26,7 @@ func toTrade(t store.Trade) *portfoliov1.Trade {
 	out := &portfoliov1.Trade{
 		Id: t.ID, PortfolioId: t.PortfolioID, Symbol: t.Symbol,
 		Side:     portfoliov1.Side(portfoliov1.Side_value[t.Side]),
-		Quantity: canonical(t.Quantity), Price: canonical(t.Price), Amount: canonical(t.Amount),
+		Quantity: decimal.Trim(t.Quantity), Price: decimal.Trim(t.Price), Amount: decimal.Trim(t.Amount),
 		RequestId: t.RequestID, ExecuteTime: timestamppb.New(t.ExecuteTime),
 	}
 	if t.PriceTime != nil {
@@ -39,22 +39,13 @@ func toMovement(m store.CashMovement) *portfoliov1.CashMovement {
 	out := &portfoliov1.CashMovement{
 		Id: m.ID, PortfolioId: m.PortfolioID,
 		Kind:      portfoliov1.CashMovementKind(portfoliov1.CashMovementKind_value[m.Kind]),
-		Amount:    canonical(m.Amount),
+		Amount:    decimal.Trim(m.Amount),
 		RequestId: m.RequestID, CreateTime: timestamppb.New(m.CreateTime),
 	}
 	if m.TradeID != nil {
 		out.TradeId = *m.TradeID
 	}
 	return out
-}
-
-// canonical drops the trailing fraction zeros numeric(20, 6) prints ("1250.500000" → "1250.5").
-func canonical(s string) string {
-	r, err := money.Parse(s)
-	if err != nil {
-		return s // unconstrained numerics (cost bases) may carry more digits: shown as stored
-	}
-	return money.Format(r)
 }
 
 // requestHash fingerprints what a request asked for, so a request_id reused for another

@@ -1,7 +1,10 @@
 package api_test
 
 import (
+	"strconv"
 	"testing"
+
+	"google.golang.org/grpc/codes"
 
 	portfoliov1 "github.com/pgfleet/pgfleet/gen/pgfleet/portfolio/v1"
 	"github.com/pgfleet/pgfleet/pkg/apierr"
@@ -26,4 +29,29 @@ func TestDeposit_balanceLimit(t *testing.T) {
 		t.Fatalf("deposit up to the limit: %v", err)
 	}
 	e.wantCash(t, pid, largest)
+}
+
+// TestExecuteTrade_balanceLimit: a sale whose proceeds would take cash past what
+// numeric(20, 6) holds was INTERNAL (SQLSTATE 22003 once every check had passed). It is
+// FAILED_PRECONDITION BALANCE_LIMIT, as a deposit is, and writes nothing.
+func TestExecuteTrade_balanceLimit(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	pid := e.newPortfolio(t, "sale-limit@example.com", "1000")
+	const largest = "99999999999999.999999"
+	e.mustTrade(t, pid, buy, "AAPL", "1", "buy") // at 100: cash 900
+	if _, err := e.client.Deposit(t.Context(), &portfoliov1.DepositRequest{PortfolioId: pid, Amount: "99999999999099.999999",
+		RequestId: "to-the-limit"}); err != nil {
+		t.Fatalf("deposit up to the limit: %v", err)
+	}
+
+	_, err := e.client.ExecuteTrade(t.Context(), &portfoliov1.ExecuteTradeRequest{PortfolioId: pid, Symbol: "AAPL",
+		Side: sell, Quantity: "1", RequestId: "sell"})
+	wantCode(t, err, codes.FailedPrecondition)
+	wantReason(t, err, apierr.BalanceLimit, map[string]string{"portfolio_id": strconv.FormatInt(pid, 10), "cash": largest,
+		"amount": "100", "limit": largest})
+	e.wantCash(t, pid, largest)
+	if n := e.count(t, `SELECT count(*) FROM portfolio.trades WHERE portfolio_id = $1`, pid); n != 1 {
+		t.Errorf("%d trades after the refused sale, want the buy alone", n)
+	}
 }

@@ -15,8 +15,8 @@ import (
 	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
 	"github.com/pgfleet/pgfleet/pkg/apierr"
 	"github.com/pgfleet/pgfleet/pkg/auth"
+	"github.com/pgfleet/pgfleet/pkg/decimal"
 	"github.com/pgfleet/pgfleet/pkg/query"
-	"github.com/pgfleet/pgfleet/services/portfolio/internal/money"
 	"github.com/pgfleet/pgfleet/services/portfolio/internal/store"
 )
 
@@ -136,16 +136,16 @@ func (s *Server) GetPortfolio(ctx context.Context, req *portfoliov1.GetPortfolio
 		return resp, nil
 	}
 	for _, c := range slices.Sorted(maps.Keys(byCurrency)) {
-		resp.PositionsValues = append(resp.PositionsValues, &portfoliov1.CurrencyValue{Currency: c, PositionsValue: money.Format(byCurrency[c])})
+		resp.PositionsValues = append(resp.PositionsValues, &portfoliov1.CurrencyValue{Currency: c, PositionsValue: decimal.Format(byCurrency[c])})
 	}
 	if !foreign {
 		total := new(big.Rat)
 		if v := byCurrency[p.Currency]; v != nil {
 			total = v
 		}
-		cash, _ := money.Parse(canonical(p.Cash))
-		resp.PositionsValue = money.Format(total)
-		resp.TotalValue = money.Format(money.Add(cash, total))
+		cash, _ := decimal.Parse(p.Cash)
+		resp.PositionsValue = decimal.Format(total)
+		resp.TotalValue = decimal.Format(decimal.Add(cash, total))
 	}
 	return resp, nil
 }
@@ -153,27 +153,26 @@ func (s *Server) GetPortfolio(ctx context.Context, req *portfoliov1.GetPortfolio
 // valuePosition values one position at price (nil: no price known), returning the market
 // value too (nil without a price).
 func valuePosition(pos store.Position, price *stockv1.Price) (*portfoliov1.Position, *big.Rat) {
-	qty, _ := new(big.Rat).SetString(pos.Quantity)
-	cost, _ := new(big.Rat).SetString(pos.CostBasis)
+	lp := toLedger(pos)
 	out := &portfoliov1.Position{
 		Symbol:      pos.Symbol,
-		Quantity:    money.Format(qty),
-		AverageCost: money.Format(money.Quo(cost, qty)),
+		Quantity:    decimal.Format(lp.Quantity),
+		AverageCost: decimal.Format(lp.AverageCost()),
 	}
 	if price == nil {
 		return out, nil
 	}
-	last, err := money.Parse(price.GetClose())
+	last, err := decimal.Parse(price.GetClose())
 	if err != nil {
 		return out, nil
 	}
-	value := money.Round(money.Mul(qty, last))
-	out.LastPrice = money.Format(last)
+	value, pnl := lp.Value(last)
+	out.LastPrice = decimal.Format(last)
 	out.PriceTime = timestamppb.New(price.GetTime().AsTime())
 	out.Currency = price.GetCurrency()
 	out.DelistTime = price.GetDelistTime()
-	out.MarketValue = money.Format(value)
-	out.UnrealizedPnl = money.Format(money.Sub(value, cost))
+	out.MarketValue = decimal.Format(value)
+	out.UnrealizedPnl = decimal.Format(pnl)
 	return out, value
 }
 

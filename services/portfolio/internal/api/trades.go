@@ -15,15 +15,12 @@ import (
 	portfoliov1 "github.com/pgfleet/pgfleet/gen/pgfleet/portfolio/v1"
 	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
 	"github.com/pgfleet/pgfleet/pkg/apierr"
+	"github.com/pgfleet/pgfleet/pkg/decimal"
 	"github.com/pgfleet/pgfleet/pkg/query"
 	"github.com/pgfleet/pgfleet/pkg/validate"
-	"github.com/pgfleet/pgfleet/services/portfolio/internal/money"
+	"github.com/pgfleet/pgfleet/services/portfolio/internal/ledger"
 	"github.com/pgfleet/pgfleet/services/portfolio/internal/store"
 )
-
-// costDigits keeps a cost basis after a partial sale (cost x left / held) precise enough
-// that average costs stay exact to the cent for any realistic position.
-const costDigits = 12
 
 // ExecuteTrade buys or sells at the stock service's latest price, once per request_id.
 func (s *Server) ExecuteTrade(ctx context.Context, req *portfoliov1.ExecuteTradeRequest) (*portfoliov1.ExecuteTradeResponse, error) {
@@ -31,26 +28,26 @@ func (s *Server) ExecuteTrade(ctx context.Context, req *portfoliov1.ExecuteTrade
 	if err != nil {
 		return nil, s.grpcError(ctx, err)
 	}
-	return &portfoliov1.ExecuteTradeResponse{Trade: toTrade(t), Cash: canonical(cash)}, nil
+	return &portfoliov1.ExecuteTradeResponse{Trade: toTrade(t), Cash: decimal.Trim(cash)}, nil
 }
 
 func (s *Server) executeTrade(ctx context.Context, req *portfoliov1.ExecuteTradeRequest) (store.Trade, string, error) {
 	pid, rid, sym, side := req.GetPortfolioId(), req.GetRequestId(), req.GetSymbol(), req.GetSide()
-	qty, err := money.Parse(req.GetQuantity())
+	qty, err := decimal.Parse(req.GetQuantity())
 	if err != nil {
 		return store.Trade{}, "", fmt.Errorf("quantity: %w", err)
 	}
 	var limit *big.Rat
 	if req.GetLimitPrice() != "" {
-		if limit, err = money.Parse(req.GetLimitPrice()); err != nil {
+		if limit, err = decimal.Parse(req.GetLimitPrice()); err != nil {
 			return store.Trade{}, "", fmt.Errorf("limit_price: %w", err)
 		}
 	}
 	limitText := ""
 	if limit != nil {
-		limitText = money.Format(limit)
+		limitText = decimal.Format(limit)
 	}
-	hash := requestHash("trade", sym, side.String(), money.Format(qty), limitText)
+	hash := requestHash("trade", sym, side.String(), decimal.Format(qty), limitText)
 
 	// A repeat needs no price: answer it first, so it works even while prices cannot be read.
 	prev, repeat, err := s.previousTrade(ctx, pid, rid)
@@ -69,8 +66,6 @@ func (s *Server) executeTrade(ctx context.Context, req *portfoliov1.ExecuteTrade
 	if err != nil {
 		return store.Trade{}, "", err
 	}
-	price := q.price
-	amount := money.Round(money.Mul(qty, price))
 
 	var trade store.Trade
 	var cashAfter string
@@ -93,48 +88,27 @@ func (s *Server) executeTrade(ctx context.Context, req *portfoliov1.ExecuteTrade
 		if err := checkQuote(q, side, h.Currency, limit, time.Now(), s.maxPriceAge); err != nil {
 			return err
 		}
-		cash, err := money.Parse(canonical(h.Cash))
+		cash, err := decimal.Parse(h.Cash)
 		if err != nil {
 			return fmt.Errorf("portfolio %d cash %q: %w", pid, h.Cash, err)
 		}
-		held, _ := new(big.Rat).SetString(h.Position.Quantity)
-		cost, _ := new(big.Rat).SetString(h.Position.CostBasis)
-
-		var cashNew, heldNew, costNew *big.Rat
-		var movement *big.Rat
-		if side == portfoliov1.Side_SIDE_BUY {
-			cashNew, heldNew, costNew = money.Sub(cash, amount), money.Add(held, qty), money.Add(cost, amount)
-			if cashNew.Sign() < 0 {
-				return apierr.Newf(apierr.InsufficientCash, cashMetadata(pid, cash, amount),
-					"insufficient cash: portfolio %d has %s, buying %s %s costs %s",
-					pid, money.Format(cash), money.Format(qty), sym, money.Format(amount))
-			}
-			movement = new(big.Rat).Neg(amount)
-		} else {
-			if held.Cmp(qty) < 0 {
-				return apierr.Newf(apierr.Oversell, map[string]string{"portfolio_id": strconv.FormatInt(pid, 10),
-					"symbol": sym, "held": money.Format(held), "requested": money.Format(qty)},
-					"cannot sell %s %s: portfolio %d holds %s", money.Format(qty), sym, pid, money.Format(held))
-			}
-			cashNew, heldNew = money.Add(cash, amount), money.Sub(held, qty)
-			costNew = new(big.Rat)
-			if heldNew.Sign() > 0 { // the shares left keep their average cost
-				costNew = money.Quo(money.Mul(cost, heldNew), held)
-			}
-			movement = amount
-		}
-		kind := portfoliov1.CashMovementKind_CASH_MOVEMENT_KIND_BUY
+		apply, kind := ledger.Buy, portfoliov1.CashMovementKind_CASH_MOVEMENT_KIND_BUY
 		if side == portfoliov1.Side_SIDE_SELL {
-			kind = portfoliov1.CashMovementKind_CASH_MOVEMENT_KIND_SELL
+			apply, kind = ledger.Sell, portfoliov1.CashMovementKind_CASH_MOVEMENT_KIND_SELL
 		}
-		cashAfter = money.Format(cashNew)
+		fill, err := apply(ledger.Holding{PortfolioID: pid, Symbol: sym, Cash: cash, Position: toLedger(h.Position)}, qty, q.price)
+		if err != nil {
+			return err
+		}
+		cashAfter = decimal.Format(fill.Cash)
 		trade, err = st.WriteTrade(ctx, store.TradeWrite{
-			Trade: store.Trade{PortfolioID: pid, Symbol: sym, Side: side.String(), Quantity: money.Format(qty),
-				Price: money.Format(price), Amount: money.Format(amount), RequestID: rid, RequestHash: hash,
+			Trade: store.Trade{PortfolioID: pid, Symbol: sym, Side: side.String(), Quantity: decimal.Format(qty),
+				Price: decimal.Format(q.price), Amount: decimal.Format(fill.Amount), RequestID: rid, RequestHash: hash,
 				PriceTime: &q.time},
-			Cash:     cashAfter,
-			Position: store.Position{Symbol: sym, Quantity: money.Format(heldNew), CostBasis: costNew.FloatString(costDigits)},
-			Movement: money.Format(movement),
+			Cash: cashAfter,
+			Position: store.Position{Symbol: sym, Quantity: decimal.Format(fill.Position.Quantity),
+				CostBasis: fill.Position.CostBasis.FloatString(ledger.CostDigits)},
+			Movement: decimal.Format(fill.Movement),
 			Kind:     kind.String(),
 		})
 		return err
@@ -148,6 +122,14 @@ func (s *Server) executeTrade(ctx context.Context, req *portfoliov1.ExecuteTrade
 		return store.Trade{}, "", err
 	}
 	return trade, cashAfter, nil
+}
+
+// toLedger reads a stored position (its cost basis may carry up to ledger.CostDigits
+// fraction digits, more than decimal.Parse takes).
+func toLedger(p store.Position) ledger.Position {
+	qty, _ := new(big.Rat).SetString(p.Quantity)
+	cost, _ := new(big.Rat).SetString(p.CostBasis)
+	return ledger.Position{Quantity: qty, CostBasis: cost}
 }
 
 // quote is the stock service's latest price of a stock.
@@ -187,14 +169,14 @@ func checkQuote(q quote, side portfoliov1.Side, currency string, limit *big.Rat,
 			q.time.UTC().Format(time.RFC3339), maxAge)
 	}
 	if limit != nil {
-		limitText := money.Format(limit)
+		limitText := decimal.Format(limit)
 		if side == portfoliov1.Side_SIDE_BUY && q.price.Cmp(limit) > 0 {
 			return apierr.Newf(apierr.LimitNotMet, limitMetadata(q.symbol, side, q.price, limitText),
-				"limit not met: %s trades at %s, above the buy limit %s", q.symbol, money.Format(q.price), limitText)
+				"limit not met: %s trades at %s, above the buy limit %s", q.symbol, decimal.Format(q.price), limitText)
 		}
 		if side == portfoliov1.Side_SIDE_SELL && q.price.Cmp(limit) < 0 {
 			return apierr.Newf(apierr.LimitNotMet, limitMetadata(q.symbol, side, q.price, limitText),
-				"limit not met: %s trades at %s, below the sell limit %s", q.symbol, money.Format(q.price), limitText)
+				"limit not met: %s trades at %s, below the sell limit %s", q.symbol, decimal.Format(q.price), limitText)
 		}
 	}
 	return nil
@@ -202,7 +184,7 @@ func checkQuote(q quote, side portfoliov1.Side, currency string, limit *big.Rat,
 
 // limitMetadata is the ErrorInfo metadata of LIMIT_NOT_MET.
 func limitMetadata(symbol string, side portfoliov1.Side, price *big.Rat, limit string) map[string]string {
-	return map[string]string{"symbol": symbol, "side": side.String(), "price": money.Format(price), "limit_price": limit}
+	return map[string]string{"symbol": symbol, "side": side.String(), "price": decimal.Format(price), "limit_price": limit}
 }
 
 // repeatedTrade answers a request_id seen before: the first answer (the trade and the cash
@@ -241,7 +223,7 @@ func (s *Server) latestPrice(ctx context.Context, symbol string) (quote, error) 
 		return quote{}, apierr.Newf(apierr.PriceNotFound, map[string]string{"symbol": symbol}, "no price for %q: unknown symbol", symbol)
 	}
 	p := resp.GetPrices()[0]
-	price, err := money.Parse(p.GetClose())
+	price, err := decimal.Parse(p.GetClose())
 	if err != nil {
 		return quote{}, fmt.Errorf("price of %s from the stock service: %w", symbol, err)
 	}

@@ -4,14 +4,13 @@ import (
 	"strings"
 
 	portfoliov1 "github.com/pgfleet/pgfleet/gen/pgfleet/portfolio/v1"
+	"github.com/pgfleet/pgfleet/pkg/decimal"
 	"github.com/pgfleet/pgfleet/pkg/validate"
-	"github.com/pgfleet/pgfleet/services/portfolio/internal/money"
 )
 
 const (
-	maxEmailLen  = 254
-	maxNameLen   = 200
-	maxSymbolLen = 10
+	maxEmailLen = 254
+	maxNameLen  = 200
 )
 
 // Validate checks a request before its handler runs (the server's validation interceptor
@@ -53,9 +52,7 @@ func Validate(req any) error {
 		v.RequestID("request_id", r.GetRequestId(), true)
 	case *portfoliov1.ExecuteTradeRequest:
 		checkID(&v, "portfolio_id", r.GetPortfolioId())
-		sym := r.GetSymbol()
-		v.Check(sym != "" && len(sym) <= maxSymbolLen && strings.ToUpper(sym) == sym && !strings.ContainsAny(sym, " \t"),
-			"symbol", "must be a ticker symbol like \"AAPL\", got %q", sym)
+		v.Symbol("symbol", r.GetSymbol())
 		v.Check(r.GetSide() == portfoliov1.Side_SIDE_BUY || r.GetSide() == portfoliov1.Side_SIDE_SELL,
 			"side", "must be SIDE_BUY or SIDE_SELL")
 		checkPositive(&v, "quantity", r.GetQuantity())
@@ -80,7 +77,7 @@ func checkID(v *validate.Violations, field string, id int64) {
 }
 
 func checkPositive(v *validate.Violations, field, s string) {
-	r, err := money.Parse(s)
+	r, err := decimal.Parse(s)
 	if err != nil {
 		v.Add(field, "must be a decimal string like \"100.25\": %v", err)
 		return

@@ -1,13 +1,12 @@
 package api
 
 import (
-	"cmp"
-	"strings"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
+	"github.com/pgfleet/pgfleet/pkg/decimal"
 	"github.com/pgfleet/pgfleet/services/stock/internal/store"
 )
 
@@ -45,10 +44,10 @@ func toPrice(p *store.Price) *stockv1.Price {
 	out := &stockv1.Price{
 		Symbol: p.Symbol,
 		Time:   timestamppb.New(p.Time),
-		Open:   trimDecimal(p.Open),
-		High:   trimDecimal(p.High),
-		Low:    trimDecimal(p.Low),
-		Close:  trimDecimal(p.Close),
+		Open:   decimal.Trim(p.Open),
+		High:   decimal.Trim(p.High),
+		Low:    decimal.Trim(p.Low),
+		Close:  decimal.Trim(p.Close),
 		Volume: p.Volume,
 		// Currency and DelistTime: GetLatestPrices's rows only.
 		Currency: p.Currency,
@@ -64,7 +63,7 @@ func toRecommendation(r store.Recommendation) *stockv1.Recommendation {
 		Symbol:      r.Symbol,
 		Source:      r.Source,
 		Action:      stockv1.Action(stockv1.Action_value[r.Action]),
-		TargetPrice: trimDecimal(r.TargetPrice),
+		TargetPrice: decimal.Trim(r.TargetPrice),
 		Confidence:  r.Confidence,
 		Rationale:   r.Rationale,
 		CreateTime:  timestamppb.New(r.CreateTime),
@@ -84,58 +83,10 @@ func fromRecommendation(r *stockv1.Recommendation) store.Recommendation {
 	}
 }
 
-// Decimal limits of the numeric(20, 6) columns.
-const (
-	maxIntDigits  = 14
-	maxFracDigits = 6
-)
-
-// validDecimal reports whether s is a non-negative decimal of at most 14 integer and 6
-// fraction digits ("187.25"), as numeric(20, 6) stores without rounding. The empty string
-// is valid (NULL where a column allows it). No regexp: ingest checks four per row.
+// validDecimal reports whether s is a non-negative decimal numeric(20, 6) stores without
+// rounding ("187.25"; see decimal.Valid), or empty (NULL where a column allows it).
 func validDecimal(s string) bool {
-	if s == "" {
-		return true
-	}
-	intPart, frac, hasDot := strings.Cut(s, ".")
-	if len(intPart) == 0 || len(intPart) > maxIntDigits || len(frac) > maxFracDigits || (hasDot && frac == "") {
-		return false
-	}
-	return allDigits(intPart) && allDigits(frac)
-}
-
-func allDigits(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
-}
-
-// compareDecimal compares two non-empty valid decimals of validDecimal.
-func compareDecimal(a, b string) int {
-	ai, af, _ := strings.Cut(a, ".")
-	bi, bf, _ := strings.Cut(b, ".")
-	ai, bi = strings.TrimLeft(ai, "0"), strings.TrimLeft(bi, "0")
-	if len(ai) != len(bi) {
-		return cmp.Compare(len(ai), len(bi))
-	}
-	if c := strings.Compare(ai, bi); c != 0 {
-		return c
-	}
-	// Fraction digits compare as text: "5" > "25" as 0.5 > 0.25, once trailing zeros are gone.
-	return strings.Compare(strings.TrimRight(af, "0"), strings.TrimRight(bf, "0"))
-}
-
-// trimDecimal drops trailing fraction zeros of PostgreSQL's numeric text: a numeric(20, 6)
-// column prints "187.250000" for 187.25.
-func trimDecimal(s string) string {
-	if !strings.Contains(s, ".") {
-		return s
-	}
-	s = strings.TrimRight(s, "0")
-	return strings.TrimSuffix(s, ".")
+	return s == "" || (s[0] != '-' && decimal.Valid(s))
 }
 
 // timeRange returns a request's [start, end) with unset ends made concrete.

@@ -13,6 +13,7 @@ import (
 
 	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
 	"github.com/pgfleet/pgfleet/pkg/apierr"
+	"github.com/pgfleet/pgfleet/pkg/decimal"
 	"github.com/pgfleet/pgfleet/pkg/lock"
 	"github.com/pgfleet/pgfleet/pkg/query"
 	"github.com/pgfleet/pgfleet/pkg/validate"
@@ -368,7 +369,7 @@ func priceRow(pr *stockv1.Price, n int64) (store.Price, error) {
 	if err := v.Err(); err != nil {
 		return row, err
 	}
-	if compareDecimal(row.Low, row.High) > 0 {
+	if decimal.Compare(row.Low, row.High) > 0 {
 		return row, validate.Field(f("low"), "must not exceed high (%s > %s)", pr.GetLow(), pr.GetHigh())
 	}
 	return row, nil

@@ -57,28 +57,7 @@ func Validate(req any) error {
 	return v.Err()
 }
 
-// validSymbol reports whether s is 1 to 10 of A-Z, 0-9, '.' and '-', starting with a letter,
-// as the stocks table's check constraint demands.
-func validSymbol(s string) bool {
-	if len(s) == 0 || len(s) > 10 || s[0] < 'A' || s[0] > 'Z' {
-		return false
-	}
-	for i := 1; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '-':
-		default:
-			return false
-		}
-	}
-	return true
-}
-
-const symbolRule = "must be 1 to 10 of A-Z, 0-9, '.' and '-', starting with a letter"
-
-func checkSymbol(v *validate.Violations, field, s string) {
-	v.Check(validSymbol(s), field, "%s, got %q", symbolRule, s)
-}
+func checkSymbol(v *validate.Violations, field, s string) { v.Symbol(field, s) }
 
 func checkSymbols(v *validate.Violations, symbols []string) {
 	if !v.Check(len(symbols) > 0 && len(symbols) <= maxBatchGet, "symbols", "must hold 1 to %d symbols, got %d", maxBatchGet, len(symbols)) {
