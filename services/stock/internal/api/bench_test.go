@@ -180,3 +180,145 @@ func BenchmarkStreamPrices(b *testing.B) {
 		b.ReportMetric(float64(rows)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
 	})
 }
+
+// BenchmarkListStocks: one page of 50 of a filtered, sorted list, 32 callers at once, first
+// pages and the pages after them (a page token, so a keyset condition), against the SQL the
+// service runs for the same pages, written by hand on pgx.
+func BenchmarkListStocks(b *testing.B) {
+	e := newEnv(b)
+	seedStocks(b, e, 3000)
+	const (
+		filter  = `sector = "Technology" AND market_cap >= 2000000000`
+		orderBy = "market_cap desc"
+		q       = `SELECT symbol, name, sector, industry, exchange, currency, market_cap, create_time, update_time
+			FROM stock.stocks WHERE (sector = $1 AND market_cap >= $2) ORDER BY market_cap DESC, symbol DESC LIMIT 51`
+		qAfter = `SELECT symbol, name, sector, industry, exchange, currency, market_cap, create_time, update_time
+			FROM stock.stocks WHERE ((sector = $1 AND market_cap >= $2) AND ((market_cap, symbol) < ($3, $4)))
+			ORDER BY market_cap DESC, symbol DESC LIMIT 51`
+	)
+	first, err := e.client.ListStocks(b.Context(), &stockv1.ListStocksRequest{Filter: filter, OrderBy: orderBy})
+	if err != nil || len(first.GetStocks()) != 50 || first.GetNextPageToken() == "" {
+		b.Fatalf("ListStocks = %d stocks, token %q, %v; want a full page and a token",
+			len(first.GetStocks()), first.GetNextPageToken(), err)
+	}
+	last := first.GetStocks()[49]
+	token := first.GetNextPageToken()
+
+	b.Run("pgx", func(b *testing.B) {
+		b.SetParallelism(16) // x GOMAXPROCS(2) = 32 goroutines
+		b.RunParallel(func(pb *testing.PB) {
+			for i := 0; pb.Next(); i++ {
+				var rows pgx.Rows
+				if i%2 == 0 {
+					rows, _ = e.pool.Query(b.Context(), q, "Technology", int64(2_000_000_000))
+				} else {
+					rows, _ = e.pool.Query(b.Context(), qAfter, "Technology", int64(2_000_000_000), last.GetMarketCap(), last.GetSymbol())
+				}
+				n, err := countStockRows(rows)
+				if err != nil || n != 51 {
+					b.Errorf("read %d rows, err %v; want 51", n, err)
+					return
+				}
+			}
+		})
+	})
+	b.Run("grpc", func(b *testing.B) {
+		b.SetParallelism(16)
+		b.RunParallel(func(pb *testing.PB) {
+			for i := 0; pb.Next(); i++ {
+				req := &stockv1.ListStocksRequest{Filter: filter, OrderBy: orderBy}
+				if i%2 == 1 {
+					req.PageToken = token
+				}
+				resp, err := e.client.ListStocks(b.Context(), req)
+				if err != nil || len(resp.GetStocks()) != 50 {
+					b.Errorf("ListStocks = %d stocks, %v; want 50", len(resp.GetStocks()), err)
+					return
+				}
+			}
+		})
+	})
+}
+
+// countStockRows scans every stock row as the store does and counts them.
+func countStockRows(rows pgx.Rows) (int, error) {
+	n := 0
+	var st struct {
+		sym, name, sector, industry, exchange, currency string
+		mcap                                            int64
+		c, u                                            time.Time
+	}
+	_, err := pgx.ForEachRow(rows, []any{&st.sym, &st.name, &st.sector, &st.industry, &st.exchange,
+		&st.currency, &st.mcap, &st.c, &st.u}, func() error { n++; return nil })
+	return n, err
+}
+
+// BenchmarkListPrices: one page of 100 bars of one symbol in a time range, 32 callers at
+// once, first pages and pages after a token, against the same SQL on pgx.
+func BenchmarkListPrices(b *testing.B) {
+	e := newEnv(b)
+	seedStocks(b, e, 1)
+	const fill = `
+		INSERT INTO stock.prices (symbol, ts, open, high, low, close, volume)
+		SELECT 'S000', timestamptz '2024-01-01' + i * interval '1 hour', 100.5, 101.25, 99.75, 100 + i % 7, i
+		FROM generate_series(1, 20000) AS i`
+	if _, err := e.pool.Exec(b.Context(), fill); err != nil {
+		b.Fatal(err)
+	}
+	start, end := day0, day0.AddDate(1, 0, 0)
+	const (
+		q = `SELECT symbol, ts, open::text, high::text, low::text, close::text, volume
+			FROM stock.prices WHERE symbol = $1 AND ts >= $2 AND ts < $3 ORDER BY ts ASC LIMIT 101`
+		qAfter = `SELECT symbol, ts, open::text, high::text, low::text, close::text, volume
+			FROM stock.prices WHERE symbol = $1 AND ts >= $2 AND ts < $3 AND (ts > $4) ORDER BY ts ASC LIMIT 101`
+	)
+	req := &stockv1.ListPricesRequest{Symbol: "S000", StartTime: timestamppb.New(start), EndTime: timestamppb.New(end), PageSize: 100}
+	first, err := e.client.ListPrices(b.Context(), req)
+	if err != nil || len(first.GetPrices()) != 100 || first.GetNextPageToken() == "" {
+		b.Fatalf("ListPrices = %d prices, token %q, %v; want a full page and a token",
+			len(first.GetPrices()), first.GetNextPageToken(), err)
+	}
+	last := first.GetPrices()[99].GetTime().AsTime()
+	token := first.GetNextPageToken()
+
+	b.Run("pgx", func(b *testing.B) {
+		b.SetParallelism(16)
+		b.RunParallel(func(pb *testing.PB) {
+			for i := 0; pb.Next(); i++ {
+				var rows pgx.Rows
+				if i%2 == 0 {
+					rows, _ = e.pool.Query(b.Context(), q, "S000", start, end)
+				} else {
+					rows, _ = e.pool.Query(b.Context(), qAfter, "S000", start, end, last)
+				}
+				n := 0
+				var p struct {
+					sym, o, h, l, c string
+					ts              time.Time
+					v               int64
+				}
+				_, err := pgx.ForEachRow(rows, []any{&p.sym, &p.ts, &p.o, &p.h, &p.l, &p.c, &p.v}, func() error { n++; return nil })
+				if err != nil || n != 101 {
+					b.Errorf("read %d rows, err %v; want 101", n, err)
+					return
+				}
+			}
+		})
+	})
+	b.Run("grpc", func(b *testing.B) {
+		b.SetParallelism(16)
+		b.RunParallel(func(pb *testing.PB) {
+			for i := 0; pb.Next(); i++ {
+				r := &stockv1.ListPricesRequest{Symbol: "S000", StartTime: req.GetStartTime(), EndTime: req.GetEndTime(), PageSize: 100}
+				if i%2 == 1 {
+					r.PageToken = token
+				}
+				resp, err := e.client.ListPrices(b.Context(), r)
+				if err != nil || len(resp.GetPrices()) != 100 {
+					b.Errorf("ListPrices = %d prices, %v; want 100", len(resp.GetPrices()), err)
+					return
+				}
+			}
+		})
+	})
+}
