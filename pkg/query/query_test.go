@@ -25,8 +25,8 @@ type builder interface {
 // stock is a row of ListStocks.
 type stock struct {
 	Symbol, Name, Sector, Industry, Exchange, Currency string
-	MarketCap                                         int64
-	CreateTime, UpdateTime                            time.Time
+	MarketCap                                          int64
+	CreateTime, UpdateTime                             time.Time
 }
 
 // stocks is ListStocks' schema.
