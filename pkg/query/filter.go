@@ -35,8 +35,19 @@ type params struct {
 // add binds v and returns its placeholder.
 func (p *params) add(v any) string {
 	p.args = append(p.args, v)
+	if n := len(p.args); n < len(paramRefs) {
+		return paramRefs[n]
+	}
 	return "@" + paramName(len(p.args))
 }
+
+// paramRefs holds the placeholders of the first parameters, as paramNames their names.
+var paramRefs = func() (refs [len(paramNames)]string) {
+	for n := range refs {
+		refs[n] = "@" + paramName(n)
+	}
+	return refs
+}()
 
 // parseFilter parses an AIP-160 filter and checks it against the schema. It returns nil for
 // an empty filter. Its errors are messages for the caller.

@@ -352,7 +352,21 @@ func (q *Query) NamedArgs(own pgx.NamedArgs) pgx.QueryRewriter {
 }
 
 // paramName names the page's n-th parameter.
-func paramName(n int) string { return "p" + strconv.Itoa(n) }
+func paramName(n int) string {
+	if n < len(paramNames) {
+		return paramNames[n]
+	}
+	return "p" + strconv.Itoa(n)
+}
+
+// paramNames holds the names of the first parameters, so that a page names them without
+// allocating; paramNames[0] is unused.
+var paramNames = func() (names [64]string) {
+	for n := range names {
+		names[n] = "p" + strconv.Itoa(n)
+	}
+	return names
+}()
 
 // pageParam reports whether name has the form of the page's parameter names.
 func pageParam(name string) bool {
