@@ -202,55 +202,36 @@ func BenchmarkListStocks(b *testing.B) {
 			len(first.GetStocks()), first.GetNextPageToken(), err)
 	}
 	last := first.GetStocks()[49]
-	token := first.GetNextPageToken()
 
 	b.Run("pgx", func(b *testing.B) {
-		b.SetParallelism(16) // x GOMAXPROCS(2) = 32 goroutines
-		b.RunParallel(func(pb *testing.PB) {
-			for i := 0; pb.Next(); i++ {
-				var rows pgx.Rows
-				if i%2 == 0 {
-					rows, _ = e.pool.Query(b.Context(), q, "Technology", int64(2_000_000_000))
-				} else {
-					rows, _ = e.pool.Query(b.Context(), qAfter, "Technology", int64(2_000_000_000), last.GetMarketCap(), last.GetSymbol())
-				}
-				n, err := countStockRows(rows)
-				if err != nil || n != 51 {
-					b.Errorf("read %d rows, err %v; want 51", n, err)
-					return
-				}
+		inParallel(b, func(i int) error {
+			args := []any{"Technology", int64(2_000_000_000)}
+			sql := q
+			if i%2 == 1 {
+				sql, args = qAfter, append(args, last.GetMarketCap(), last.GetSymbol())
 			}
+			rows, _ := e.pool.Query(b.Context(), sql, args...)
+			var st struct {
+				sym, name, sector, industry, exchange, currency string
+				mcap                                            int64
+				c, u                                            time.Time
+			}
+			return wantRows(rows, 51, &st.sym, &st.name, &st.sector, &st.industry, &st.exchange, &st.currency, &st.mcap, &st.c, &st.u)
 		})
 	})
 	b.Run("grpc", func(b *testing.B) {
-		b.SetParallelism(16)
-		b.RunParallel(func(pb *testing.PB) {
-			for i := 0; pb.Next(); i++ {
-				req := &stockv1.ListStocksRequest{Filter: filter, OrderBy: orderBy}
-				if i%2 == 1 {
-					req.PageToken = token
-				}
-				resp, err := e.client.ListStocks(b.Context(), req)
-				if err != nil || len(resp.GetStocks()) != 50 {
-					b.Errorf("ListStocks = %d stocks, %v; want 50", len(resp.GetStocks()), err)
-					return
-				}
+		inParallel(b, func(i int) error {
+			req := &stockv1.ListStocksRequest{Filter: filter, OrderBy: orderBy}
+			if i%2 == 1 {
+				req.PageToken = first.GetNextPageToken()
 			}
+			resp, err := e.client.ListStocks(b.Context(), req)
+			if err == nil && len(resp.GetStocks()) != 50 {
+				err = fmt.Errorf("ListStocks returned %d stocks, want 50", len(resp.GetStocks()))
+			}
+			return err
 		})
 	})
-}
-
-// countStockRows scans every stock row as the store does and counts them.
-func countStockRows(rows pgx.Rows) (int, error) {
-	n := 0
-	var st struct {
-		sym, name, sector, industry, exchange, currency string
-		mcap                                            int64
-		c, u                                            time.Time
-	}
-	_, err := pgx.ForEachRow(rows, []any{&st.sym, &st.name, &st.sector, &st.industry, &st.exchange,
-		&st.currency, &st.mcap, &st.c, &st.u}, func() error { n++; return nil })
-	return n, err
 }
 
 // BenchmarkListPrices: one page of 100 bars of one symbol in a time range, 32 callers at
@@ -279,46 +260,60 @@ func BenchmarkListPrices(b *testing.B) {
 			len(first.GetPrices()), first.GetNextPageToken(), err)
 	}
 	last := first.GetPrices()[99].GetTime().AsTime()
-	token := first.GetNextPageToken()
 
 	b.Run("pgx", func(b *testing.B) {
-		b.SetParallelism(16)
-		b.RunParallel(func(pb *testing.PB) {
-			for i := 0; pb.Next(); i++ {
-				var rows pgx.Rows
-				if i%2 == 0 {
-					rows, _ = e.pool.Query(b.Context(), q, "S000", start, end)
-				} else {
-					rows, _ = e.pool.Query(b.Context(), qAfter, "S000", start, end, last)
-				}
-				n := 0
-				var p struct {
-					sym, o, h, l, c string
-					ts              time.Time
-					v               int64
-				}
-				_, err := pgx.ForEachRow(rows, []any{&p.sym, &p.ts, &p.o, &p.h, &p.l, &p.c, &p.v}, func() error { n++; return nil })
-				if err != nil || n != 101 {
-					b.Errorf("read %d rows, err %v; want 101", n, err)
-					return
-				}
+		inParallel(b, func(i int) error {
+			args := []any{"S000", start, end}
+			sql := q
+			if i%2 == 1 {
+				sql, args = qAfter, append(args, last)
 			}
+			rows, _ := e.pool.Query(b.Context(), sql, args...)
+			var p struct {
+				sym, o, h, l, c string
+				ts              time.Time
+				v               int64
+			}
+			return wantRows(rows, 101, &p.sym, &p.ts, &p.o, &p.h, &p.l, &p.c, &p.v)
 		})
 	})
 	b.Run("grpc", func(b *testing.B) {
-		b.SetParallelism(16)
-		b.RunParallel(func(pb *testing.PB) {
-			for i := 0; pb.Next(); i++ {
-				r := &stockv1.ListPricesRequest{Symbol: "S000", StartTime: req.GetStartTime(), EndTime: req.GetEndTime(), PageSize: 100}
-				if i%2 == 1 {
-					r.PageToken = token
-				}
-				resp, err := e.client.ListPrices(b.Context(), r)
-				if err != nil || len(resp.GetPrices()) != 100 {
-					b.Errorf("ListPrices = %d prices, %v; want 100", len(resp.GetPrices()), err)
-					return
-				}
+		inParallel(b, func(i int) error {
+			r := &stockv1.ListPricesRequest{Symbol: "S000", StartTime: req.GetStartTime(), EndTime: req.GetEndTime(), PageSize: 100}
+			if i%2 == 1 {
+				r.PageToken = first.GetNextPageToken()
 			}
+			resp, err := e.client.ListPrices(b.Context(), r)
+			if err == nil && len(resp.GetPrices()) != 100 {
+				err = fmt.Errorf("ListPrices returned %d prices, want 100", len(resp.GetPrices()))
+			}
+			return err
 		})
 	})
+}
+
+// inParallel runs call from 32 goroutines until the benchmark has its count; i counts the
+// calls of each goroutine, so that they alternate first pages and next pages.
+func inParallel(b *testing.B, call func(i int) error) {
+	b.SetParallelism(16) // x GOMAXPROCS(2) = 32 goroutines
+	b.RunParallel(func(pb *testing.PB) {
+		for i := 0; pb.Next(); i++ {
+			if err := call(i); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// wantRows scans every row into dest, as a store does, and fails unless there are n.
+func wantRows(rows pgx.Rows, n int, dest ...any) error {
+	got := 0
+	if _, err := pgx.ForEachRow(rows, dest, func() error { got++; return nil }); err != nil {
+		return err
+	}
+	if got != n {
+		return fmt.Errorf("read %d rows, want %d", got, n)
+	}
+	return nil
 }
