@@ -15,7 +15,7 @@
 //	}
 //
 //	// The handler: bad input is a *validate.Error, which the service answers INVALID_ARGUMENT.
-//	stocks, next, err := query.List(ctx, s.retry, &stocks, query.RequestOf(req, ""), s.store.ListStocks, toStock)
+//	page, next, err := query.List(ctx, s.retry, &stocks, query.RequestOf(req, ""), s.store.ListStocks, toStock)
 //
 //	// The store: its own parameters by name, the page's (@p1, @p2, ...) merged in by NamedArgs.
 //	func (s *Store) ListStocks(ctx context.Context, page *query.Query) ([]Stock, error) {

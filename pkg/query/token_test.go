@@ -386,3 +386,19 @@ func TestPage(t *testing.T) {
 		})
 	}
 }
+
+// TestSchema_Build_pageTokenOfEarlierRelease: a token made before field values had
+// accessors and parameters names (by NextPageToken at commit 6b47373, default key) still
+// continues its listing, so clients paging across an upgrade keep their place.
+func TestSchema_Build_pageTokenOfEarlierRelease(t *testing.T) {
+	t.Parallel()
+	const tok = "eyJ2IjoxLCJmIjoicXlSOGRQQ3MwWDg9IiwiayI6WyI1MDAwIiwiQUFQTCJdfRV4axBZKuapwmqcZ6eK60Y"
+	req := query.Request{Filter: `sector = "Tech" AND market_cap > 5`, OrderBy: "market_cap desc", Extra: "x", PageToken: tok}
+	q := build(t, &stocks, req)
+	if diff := cmp.Diff([]any{"Tech", int64(5), int64(5000), "AAPL"}, q.Args); diff != "" {
+		t.Errorf("Args mismatch (-want +got):\n%s", diff)
+	}
+	if tok2 := token(t, q, int64(5000), "AAPL"); tok2 != tok {
+		t.Errorf("NextPageToken of the same row = %q, want the earlier release's %q", tok2, tok)
+	}
+}
