@@ -138,7 +138,8 @@ type Field[T any] struct {
 	Name string
 	// Column is the SQL expression for the field ("s.market_cap"): a text[] for a StringList,
 	// a tsvector for a Text field. It is written into the statement as is, so it must come
-	// from code, never from input.
+	// from code, never from input, and hold no "@" before a letter, which pgx would read as
+	// a named parameter.
 	Column string
 	// Type decides the literals the field compares with and the Go type of its values.
 	Type Type
@@ -157,8 +158,8 @@ type Field[T any] struct {
 }
 
 // Schema is the whitelist of one list method over rows of type T, the store's row struct.
-// A schema is checked on its first Build and is read-only from then on; a copy may set its
-// own TokenKey.
+// A schema is checked on its first Build, and the result kept for that *Schema, so it is
+// read-only from then on and used by pointer; a copy may set its own TokenKey.
 type Schema[T any] struct {
 	// Fields are the fields that filter and order_by may name.
 	Fields []Field[T]

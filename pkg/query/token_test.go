@@ -388,7 +388,7 @@ func TestPage(t *testing.T) {
 }
 
 // TestSchema_Build_pageTokenOfEarlierRelease: a token made before field values had
-// accessors and parameters names (by NextPageToken at commit 6b47373, default key) still
+// accessors and parameters had names (by NextPageToken at commit 6b47373, default key) still
 // continues its listing, so clients paging across an upgrade keep their place.
 func TestSchema_Build_pageTokenOfEarlierRelease(t *testing.T) {
 	t.Parallel()
