@@ -35,10 +35,7 @@ var recs = query.Schema[rec]{
 	Fields: []query.Field[rec]{
 		{Name: "symbol", Column: "r.symbol", Type: query.String, Sortable: true, Value: func(r rec) any { return r.Symbol }},
 		{Name: "source", Column: "r.source", Type: query.String, Sortable: true, Value: func(r rec) any { return r.Source }},
-		{
-			Name: "action", Column: "r.action", Type: query.Enum, Enum: typepb.Field_Cardinality(0).Type(), Sortable: true,
-			Value: func(r rec) any { return r.Action },
-		},
+		{Name: "action", Column: "r.action", Type: query.Enum, Enum: typepb.Field_Cardinality(0).Type(), Sortable: true, Value: func(r rec) any { return r.Action }},
 		{Name: "confidence", Column: "r.confidence", Type: query.Float, Sortable: true, Value: func(r rec) any { return r.Confidence }},
 		{Name: "votes", Column: "r.votes", Type: query.Int, Sortable: true, Value: func(r rec) any { return r.Votes }},
 		{Name: "create_time", Column: "r.create_time", Type: query.Timestamp, Sortable: true, Value: func(r rec) any { return r.CreateTime }},

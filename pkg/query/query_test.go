@@ -59,10 +59,7 @@ var recommendations = query.Schema[recommendation]{
 	Fields: []query.Field[recommendation]{
 		{Name: "symbol", Column: "r.symbol", Type: query.String, Sortable: true, Value: func(r recommendation) any { return r.Symbol }},
 		{Name: "source", Column: "r.source", Type: query.String, Sortable: true, Value: func(r recommendation) any { return r.Source }},
-		{
-			Name: "action", Column: "r.action", Type: query.Enum, Enum: typepb.Field_Cardinality(0).Type(), Sortable: true,
-			Value: func(r recommendation) any { return r.Action },
-		},
+		{Name: "action", Column: "r.action", Type: query.Enum, Enum: typepb.Field_Cardinality(0).Type(), Sortable: true, Value: func(r recommendation) any { return r.Action }},
 		{Name: "confidence", Column: "r.confidence", Type: query.Float, Sortable: true, Value: func(r recommendation) any { return r.Confidence }},
 		{Name: "active", Column: "r.active", Type: query.Bool},
 		{Name: "create_time", Column: "r.create_time", Type: query.Timestamp, Sortable: true, Value: func(r recommendation) any { return r.CreateTime }},

@@ -65,10 +65,7 @@ func TestQuery_NextPageToken_restoresEveryType(t *testing.T) {
 			{Name: "f", Column: "f", Type: query.Float, Sortable: true, Value: func(pair) any { return 0.0 }},
 			{Name: "t", Column: "t", Type: query.Timestamp, Sortable: true, Value: func(pair) any { return time.Time{} }},
 			{Name: "b", Column: "b", Type: query.Bool, Sortable: true, Value: func(pair) any { return false }},
-			{
-				Name: "e", Column: "e", Type: query.Enum, Enum: typepb.Field_Cardinality(0).Type(), Sortable: true,
-				Value: func(pair) any { return typepb.Field_CARDINALITY_UNKNOWN },
-			},
+			{Name: "e", Column: "e", Type: query.Enum, Enum: typepb.Field_Cardinality(0).Type(), Sortable: true, Value: func(pair) any { return typepb.Field_CARDINALITY_UNKNOWN }},
 		},
 		Key: []string{"s"},
 	}

@@ -51,3 +51,12 @@ func PagesMatch(t *testing.T, list Lister, pageSize int32, fields ...string) {
 		})
 	}
 }
+
+// Keys returns the key of each item, for a Lister.
+func Keys[T any](items []T, key func(T) string) []string {
+	keys := make([]string, len(items))
+	for i, it := range items {
+		keys[i] = key(it)
+	}
+	return keys
+}

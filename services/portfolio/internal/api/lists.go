@@ -36,10 +36,7 @@ func newLists(tokenKey string) lists {
 			Fields: []query.Field[tr]{
 				{Name: "id", Column: "id", Type: query.Int, Sortable: true, Value: func(t tr) any { return t.ID }},
 				{Name: "symbol", Column: "symbol", Type: query.String, Sortable: true, Value: func(t tr) any { return t.Symbol }},
-				{
-					Name: "side", Column: "side", Type: query.Enum, Enum: portfoliov1.Side(0).Type(), Sortable: true,
-					Value: func(t tr) any { return t.Side },
-				},
+				{Name: "side", Column: "side", Type: query.Enum, Enum: portfoliov1.Side(0).Type(), Sortable: true, Value: func(t tr) any { return t.Side }},
 				{Name: "execute_time", Column: "execute_time", Type: query.Timestamp, Sortable: true, Value: func(t tr) any { return t.ExecuteTime }},
 			},
 			Key: []string{"id"}, TokenKey: tokenKey,

@@ -41,10 +41,7 @@ func newLists(tokenKey string) lists {
 			Fields: []query.Field[rec]{
 				{Name: "symbol", Column: "symbol", Type: query.String, Sortable: true, Value: func(r rec) any { return r.Symbol }},
 				{Name: "source", Column: "source", Type: query.String, Sortable: true, Value: func(r rec) any { return r.Source }},
-				{
-					Name: "action", Column: "action", Type: query.Enum, Enum: stockv1.Action(0).Type(), Sortable: true,
-					Value: func(r rec) any { return r.Action },
-				},
+				{Name: "action", Column: "action", Type: query.Enum, Enum: stockv1.Action(0).Type(), Sortable: true, Value: func(r rec) any { return r.Action }},
 				{Name: "confidence", Column: "confidence", Type: query.Float, Sortable: true, Value: func(r rec) any { return r.Confidence }},
 				{Name: "create_time", Column: "create_time", Type: query.Timestamp, Sortable: true, Value: func(r rec) any { return r.CreateTime }},
 				{Name: "update_time", Column: "update_time", Type: query.Timestamp, Sortable: true, Value: func(r rec) any { return r.UpdateTime }},
