@@ -35,10 +35,7 @@ func newLists(tokenKey string) lists {
 			Fields: []query.Field[ss]{
 				{Name: "id", Column: "id", Type: query.Int, Sortable: true, Value: func(s ss) any { return s.ID }},
 				{Name: "candidate", Column: "candidate", Type: query.String, Sortable: true, Value: func(s ss) any { return s.Candidate }},
-				{
-					Name: "state", Column: "state", Type: query.Enum, Enum: interviewv1.SessionState(0).Type(), Sortable: true,
-					Value: func(s ss) any { return s.State },
-				},
+				{Name: "state", Column: "state", Type: query.Enum, Enum: interviewv1.SessionState(0).Type(), Sortable: true, Value: func(s ss) any { return s.State }},
 				{Name: "create_time", Column: "create_time", Type: query.Timestamp, Sortable: true, Value: func(s ss) any { return s.CreateTime }},
 			},
 			Key: []string{"id"}, TokenKey: tokenKey,
