@@ -41,8 +41,7 @@ func TestList(t *testing.T) {
 	t.Parallel()
 	pool := pgtest.NewDB(t)
 	fillRecs(t, pool)
-	retrier := retry.New(retry.Config{MaxAttempts: 3, BaseDelay: time.Millisecond, MaxDelay: time.Millisecond,
-		BreakerMinRequests: 1000, BreakerFailureRatio: 1, BreakerOpenTimeout: time.Second}, nil)
+	retrier := retry.New(retry.Config{MaxAttempts: 3, BaseDelay: time.Millisecond, MaxDelay: time.Millisecond}, nil)
 	name := func(r rec) string { return r.Symbol + "/" + r.Source }
 	read := func(ctx context.Context, q *query.Query) ([]rec, error) {
 		return fetch(t, pool, q, true), nil
