@@ -23,22 +23,31 @@ import (
 type node struct {
 	op    string  // "AND", "OR", "NOT", an SQL comparison (= <> < <= > >= LIKE, NOT LIKE), or has ":"
 	kids  []*node // operands of AND, OR and NOT
-	field *Field  // compared field
+	field *field  // compared field
 	value any     // compared value, in the Go type of field.Type
 }
 
-// params numbers bound parameters as they are added.
+// params names bound parameters as they are added: @p1, @p2, ...
 type params struct {
-	next int
 	args []any
 }
 
 // add binds v and returns its placeholder.
 func (p *params) add(v any) string {
 	p.args = append(p.args, v)
-	p.next++
-	return "$" + strconv.Itoa(p.next-1)
+	if n := len(p.args); n < len(paramRefs) {
+		return paramRefs[n]
+	}
+	return "@" + paramName(len(p.args))
 }
+
+// paramRefs holds the placeholders of the first parameters, as paramNames their names.
+var paramRefs = func() (refs [len(paramNames)]string) {
+	for n := range refs {
+		refs[n] = "@" + paramName(n)
+	}
+	return refs
+}()
 
 // parseFilter parses an AIP-160 filter and checks it against the schema. It returns nil for
 // an empty filter. Its errors are messages for the caller.
@@ -46,15 +55,15 @@ func (p *params) add(v any) string {
 // The filter is parsed by go.einride.tech/aip and checked here rather than by that module's
 // checker: the checker accepts what SQL cannot express (has on any field, durations) and its
 // messages do not name the offending field plainly.
-func (s *Schema) parseFilter(text string) (*node, error) {
+func (c *checked) parseFilter(text string) (*node, error) {
 	if strings.TrimSpace(text) == "" {
 		return nil, nil
 	}
-	key := parsedKey{s, text}
+	key := parsedKey{c, text}
 	if n, ok := parsed.Load(key); ok {
 		return n.(*node), nil
 	}
-	n, err := s.parseFilterText(text)
+	n, err := c.parseFilterText(text)
 	if err != nil {
 		return nil, err
 	}
@@ -77,11 +86,11 @@ var (
 const maxParsed = 4096
 
 type parsedKey struct {
-	s    *Schema
+	c    *checked
 	text string
 }
 
-func (s *Schema) parseFilterText(text string) (n *node, err error) {
+func (c *checked) parseFilterText(text string) (n *node, err error) {
 	if utf8.RuneCountInString(text) > MaxFilterLength {
 		return nil, fmt.Errorf("longer than %d characters", MaxFilterLength)
 	}
@@ -98,7 +107,7 @@ func (s *Schema) parseFilterText(text string) (n *node, err error) {
 	if err != nil {
 		return nil, syntaxError(err)
 	}
-	return s.checkExpr(parsed.GetExpr(), 0)
+	return c.checkExpr(parsed.GetExpr(), 0)
 }
 
 // positioned is what the parser's errors have; the types themselves are unexported.
@@ -146,7 +155,7 @@ var comparisons = map[string]string{
 }
 
 // checkExpr turns a parsed expression in boolean position into a node, at nesting depth depth.
-func (s *Schema) checkExpr(e *expr.Expr, depth int) (*node, error) {
+func (c *checked) checkExpr(e *expr.Expr, depth int) (*node, error) {
 	call := e.GetCallExpr()
 	if call == nil {
 		return nil, fmt.Errorf("bare value %s is not supported, compare a field with it (field = value)",
@@ -169,7 +178,7 @@ func (s *Schema) checkExpr(e *expr.Expr, depth int) (*node, error) {
 				(kidOp == op || kidOp == filtering.FunctionFuzzyAnd && op == filtering.FunctionAnd) {
 				kidDepth = depth // the kid joins this group, below
 			}
-			kid, err := s.checkExpr(a, kidDepth)
+			kid, err := c.checkExpr(a, kidDepth)
 			if err != nil {
 				return nil, err
 			}
@@ -200,11 +209,11 @@ func (s *Schema) checkExpr(e *expr.Expr, depth int) (*node, error) {
 	if !ok {
 		return nil, fmt.Errorf("left of %s must be a field, got %s", fn, describe(args[0]))
 	}
-	f := s.field(name)
+	f := c.field(name)
 	if f == nil {
 		return nil, fmt.Errorf("unknown field %q", name)
 	}
-	if other, ok := qualifiedName(args[1]); ok && s.field(other) != nil && !f.isEnumValue(other) {
+	if other, ok := qualifiedName(args[1]); ok && c.field(other) != nil && !f.isEnumValue(other) {
 		return nil, fmt.Errorf("comparing field %q with field %q is not supported, compare with a literal",
 			name, other)
 	}
@@ -229,7 +238,7 @@ func (s *Schema) checkExpr(e *expr.Expr, depth int) (*node, error) {
 }
 
 // allows returns why the field cannot be compared by op, or nil if it can.
-func (f *Field) allows(op string) error {
+func (f *field) allows(op string) error {
 	switch {
 	case f.Type == StringList && op != has:
 		return fmt.Errorf(`field %q is a list: use %s:"value"`, f.Name, f.Name)
@@ -244,7 +253,7 @@ func (f *Field) allows(op string) error {
 }
 
 // condition renders the comparison of the field by op with the bound parameter ref.
-func (f *Field) condition(op, ref string) string {
+func (f *field) condition(op, ref string) string {
 	switch f.Type {
 	case StringList:
 		return f.Column + " @> ARRAY[" + ref + "]"
@@ -255,7 +264,7 @@ func (f *Field) condition(op, ref string) string {
 }
 
 // literal returns the value e holds, checked against the field's type.
-func (f *Field) literal(e *expr.Expr) (any, error) {
+func (f *field) literal(e *expr.Expr) (any, error) {
 	if call := e.GetCallExpr(); f.Type == Timestamp && call.GetFunction() == filtering.FunctionTimestamp &&
 		len(call.GetArgs()) == 1 {
 		e = call.GetArgs()[0] // timestamp("..."), the standard function
@@ -305,12 +314,12 @@ func (f *Field) literal(e *expr.Expr) (any, error) {
 }
 
 // isEnumValue reports whether name is a value name of an Enum field's enum.
-func (f *Field) isEnumValue(name string) bool {
+func (f *field) isEnumValue(name string) bool {
 	return f.Type == Enum && f.Enum.Descriptor().Values().ByName(protoreflect.Name(name)) != nil
 }
 
 // wants describes the literals the field compares with, for error messages.
-func (f *Field) wants() string {
+func (f *field) wants() string {
 	switch f.Type {
 	case String, StringList, Text:
 		return "a quoted string"
@@ -328,7 +337,7 @@ func (f *Field) wants() string {
 }
 
 // article names the field's type with its article, for error messages.
-func (f *Field) article() string {
+func (f *field) article() string {
 	if f.Type == Enum {
 		return "an enum"
 	}

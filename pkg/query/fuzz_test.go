@@ -11,14 +11,14 @@ import (
 	"github.com/pgfleet/pgfleet/pkg/validate"
 )
 
-var placeholder = regexp.MustCompile(`\$(\d+)`)
+var placeholder = regexp.MustCompile(`@p(\d+)`)
 
 // FuzzSchema_Build checks that no filter, order_by or page token makes Build panic or fail
 // with anything but a *validate.Error, and that the SQL it builds is well-formed, under the
 // recommendations schema and under questions, whose list and full-text fields take has.
 // Run with: go test -run '^$' -fuzz FuzzSchema_Build -fuzztime 30s ./query/
 func FuzzSchema_Build(f *testing.F) {
-	q, err := recommendations.Build(query.Request{Filter: `confidence > 0.5`, OrderBy: "confidence desc"}, 1)
+	q, err := recommendations.Build(query.Request{Filter: `confidence > 0.5`, OrderBy: "confidence desc"})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -45,9 +45,8 @@ func FuzzSchema_Build(f *testing.F) {
 		f.Add(s.filter, s.orderBy, s.token)
 	}
 	f.Fuzz(func(t *testing.T, filter, orderBy, token string) {
-		const firstArg = 3
-		for _, s := range []*query.Schema{&recommendations, &questions} {
-			q, err := s.Build(query.Request{Filter: filter, OrderBy: orderBy, PageToken: token}, firstArg)
+		for _, s := range []builder{&recommendations, &questions} {
+			q, err := s.Build(query.Request{Filter: filter, OrderBy: orderBy, PageToken: token})
 			if err != nil {
 				var bad *validate.Error
 				if !errors.As(err, &bad) {
@@ -63,13 +62,16 @@ func FuzzSchema_Build(f *testing.F) {
 			used := map[int]bool{}
 			for _, m := range placeholder.FindAllStringSubmatch(q.Where, -1) {
 				n, _ := strconv.Atoi(m[1])
-				if n < firstArg || n >= firstArg+len(q.Args) {
-					t.Errorf("Where %q uses $%d, want $%d to $%d", q.Where, n, firstArg, firstArg+len(q.Args)-1)
+				if n < 1 || n > len(q.Args) {
+					t.Errorf("Where %q uses @p%d, want @p1 to @p%d", q.Where, n, len(q.Args))
 				}
 				used[n] = true
 			}
 			if len(used) != len(q.Args) {
 				t.Errorf("Where %q uses %d parameters, Args has %d", q.Where, len(used), len(q.Args))
+			}
+			if _, _, err := q.NamedArgs(nil).RewriteQuery(t.Context(), nil, q.SQL("SELECT 1 FROM t"), nil); err != nil {
+				t.Errorf("pgx cannot bind Where %q: %v", q.Where, err)
 			}
 			if strings.Count(q.Where, "'") != 2*strings.Count(q.Where, "'english'") {
 				t.Errorf("Where %q has a quoted literal other than 'english': values must be bound", q.Where)

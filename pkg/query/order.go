@@ -11,16 +11,16 @@ import (
 
 // sortKey is one field of an order.
 type sortKey struct {
-	field *Field
+	field *field
 	desc  bool
 }
 
 // parseOrderBy turns an AIP-132 order_by ("market_cap desc, symbol") into the total order
 // of the request: the named fields, then the Key fields not among them.
-func (s *Schema) parseOrderBy(text string) ([]sortKey, error) {
+func (c *checked) parseOrderBy(text string) ([]sortKey, error) {
 	text = strings.TrimSpace(text)
 	if text == "" {
-		text = s.DefaultOrder
+		text = c.defaultOrder
 	}
 	var parsed ordering.OrderBy
 	if err := parsed.UnmarshalString(text); err != nil {
@@ -29,11 +29,11 @@ func (s *Schema) parseOrderBy(text string) ([]sortKey, error) {
 	}
 	var sort []sortKey
 	for _, o := range parsed.Fields {
-		f := s.field(o.Path)
+		f := c.field(o.Path)
 		switch {
 		case f == nil:
 			return nil, fmt.Errorf("unknown field %q", o.Path)
-		case !f.Sortable && !slices.Contains(s.Key, f.Name):
+		case !f.Sortable && !slices.Contains(c.key, f.Name):
 			return nil, fmt.Errorf("field %q cannot be sorted by", o.Path)
 		case slices.ContainsFunc(sort, func(k sortKey) bool { return k.field == f }):
 			return nil, fmt.Errorf("field %q appears more than once", o.Path)
@@ -44,8 +44,8 @@ func (s *Schema) parseOrderBy(text string) ([]sortKey, error) {
 	// market_cap DESC, symbol DESC: one ascending index on (market_cap, symbol), walked
 	// backwards, serves it without a sort. A mixed order would need an index of its own.
 	desc := len(sort) > 0 && sort[len(sort)-1].desc
-	for _, name := range s.Key {
-		f := s.field(name)
+	for _, name := range c.key {
+		f := c.field(name)
 		if !slices.ContainsFunc(sort, func(k sortKey) bool { return k.field == f }) {
 			sort = append(sort, sortKey{field: f, desc: desc})
 		}

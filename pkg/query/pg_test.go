@@ -31,25 +31,17 @@ type rec struct {
 	Active     bool      `db:"active"`
 }
 
-var recs = query.Schema{
-	Fields: []query.Field{
-		{Name: "symbol", Column: "r.symbol", Type: query.String, Sortable: true},
-		{Name: "source", Column: "r.source", Type: query.String, Sortable: true},
-		{Name: "action", Column: "r.action", Type: query.Enum, Enum: typepb.Field_Cardinality(0).Type(), Sortable: true},
-		{Name: "confidence", Column: "r.confidence", Type: query.Float, Sortable: true},
-		{Name: "votes", Column: "r.votes", Type: query.Int, Sortable: true},
-		{Name: "create_time", Column: "r.create_time", Type: query.Timestamp, Sortable: true},
-		{Name: "active", Column: "r.active", Type: query.Bool, Sortable: true},
+var recs = query.Schema[rec]{
+	Fields: []query.Field[rec]{
+		{Name: "symbol", Column: "r.symbol", Type: query.String, Sortable: true, Value: func(r rec) any { return r.Symbol }},
+		{Name: "source", Column: "r.source", Type: query.String, Sortable: true, Value: func(r rec) any { return r.Source }},
+		{Name: "action", Column: "r.action", Type: query.Enum, Enum: typepb.Field_Cardinality(0).Type(), Sortable: true, Value: func(r rec) any { return r.Action }},
+		{Name: "confidence", Column: "r.confidence", Type: query.Float, Sortable: true, Value: func(r rec) any { return r.Confidence }},
+		{Name: "votes", Column: "r.votes", Type: query.Int, Sortable: true, Value: func(r rec) any { return r.Votes }},
+		{Name: "create_time", Column: "r.create_time", Type: query.Timestamp, Sortable: true, Value: func(r rec) any { return r.CreateTime }},
+		{Name: "active", Column: "r.active", Type: query.Bool, Sortable: true, Value: func(r rec) any { return r.Active }},
 	},
 	Key: []string{"symbol", "source"},
-}
-
-// value returns a rec's value of a schema field, for query.Page.
-func (r rec) value(field string) any {
-	return map[string]any{
-		"symbol": r.Symbol, "source": r.Source, "action": r.Action, "confidence": r.Confidence,
-		"votes": r.Votes, "create_time": r.CreateTime, "active": r.Active,
-	}[field]
 }
 
 // fillRecs creates table recs with 480 rows whose sort columns repeat a handful of values.
@@ -85,18 +77,15 @@ func fillRecs(t *testing.T, pool *pgxpool.Pool) {
 	}
 }
 
-// fetch runs a query over recs; $1 is a parameter of the caller's own, before q's.
+// fetch runs a query over recs, with a condition of the caller's own over a parameter of its
+// own; without limit, it reads every row the page's conditions let through.
 func fetch(t *testing.T, pool *pgxpool.Pool, q *query.Query, limit bool) []rec {
 	t.Helper()
-	sql := "SELECT symbol, source, action, confidence, votes, create_time, active FROM recs r WHERE r.symbol <> $1"
-	if q.Where != "" {
-		sql += " AND " + q.Where
+	sql := q.SQL("SELECT symbol, source, action, confidence, votes, create_time, active FROM recs r", "r.symbol <> @other")
+	if !limit {
+		sql = strings.TrimSuffix(sql, fmt.Sprintf(" LIMIT %d", q.Limit))
 	}
-	sql += " ORDER BY " + q.OrderBy
-	if limit {
-		sql += fmt.Sprintf(" LIMIT %d", q.Limit)
-	}
-	rows, _ := pool.Query(t.Context(), sql, append([]any{"none"}, q.Args...)...)
+	rows, _ := pool.Query(t.Context(), sql, q.NamedArgs(pgx.NamedArgs{"other": "none"}))
 	got, err := pgx.CollectRows(rows, pgx.RowToStructByName[rec])
 	if err != nil {
 		t.Fatalf("query %q %v: %v", sql, q.Args, err)
@@ -130,7 +119,7 @@ func TestSchema_Build_postgres(t *testing.T) {
 			t.Run(fmt.Sprintf("order_%d_filter_%d_size_%d", i, j, pageSize), func(t *testing.T) {
 				t.Parallel()
 				req := query.Request{Filter: filter, OrderBy: orderBy, PageSize: pageSize}
-				whole := fetch(t, pool, build(t, &recs, req, 2), false)
+				whole := fetch(t, pool, build(t, &recs, req), false)
 				if len(whole) == 0 {
 					t.Fatalf("filter %q matches no rows; the test data should hit it", filter)
 				}
@@ -139,8 +128,8 @@ func TestSchema_Build_postgres(t *testing.T) {
 					if pages > len(whole) {
 						t.Fatalf("more pages than rows (%d): paging does not advance", len(whole))
 					}
-					q := build(t, &recs, req, 2)
-					page, next, err := query.Page(q, fetch(t, pool, q, true), rec.value)
+					q := build(t, &recs, req)
+					page, next, err := recs.Page(q, fetch(t, pool, q, true))
 					if err != nil {
 						t.Fatalf("Page: %v", err)
 					}
@@ -166,11 +155,6 @@ type question struct {
 	Level int64    `db:"level"`
 	Tags  []string `db:"tags"`
 	Body  string   `db:"body"`
-}
-
-// value returns a question's value of a sortable field of questions, for query.Page.
-func (r question) value(field string) any {
-	return map[string]any{"id": r.ID, "title": r.Title, "level": r.Level}[field]
 }
 
 // questionBodies are the bodies of the questions table, row i having questionBodies[i%6].
@@ -227,15 +211,11 @@ func fillQuestions(t *testing.T, pool *pgxpool.Pool, n int) {
 // fetchQuestions runs a query over questions.
 func fetchQuestions(t *testing.T, pool *pgxpool.Pool, q *query.Query, limit bool) []question {
 	t.Helper()
-	sql := "SELECT id, title, level, tags, body FROM questions q"
-	if q.Where != "" {
-		sql += " WHERE " + q.Where
+	sql := q.SQL("SELECT id, title, level, tags, body FROM questions q")
+	if !limit {
+		sql = strings.TrimSuffix(sql, fmt.Sprintf(" LIMIT %d", q.Limit))
 	}
-	sql += " ORDER BY " + q.OrderBy
-	if limit {
-		sql += fmt.Sprintf(" LIMIT %d", q.Limit)
-	}
-	rows, _ := pool.Query(t.Context(), sql, q.Args...)
+	rows, _ := pool.Query(t.Context(), sql, q.NamedArgs(nil))
 	got, err := pgx.CollectRows(rows, pgx.RowToStructByName[question])
 	if err != nil {
 		t.Fatalf("query %q %v: %v", sql, q.Args, err)
@@ -294,7 +274,7 @@ func TestSchema_Build_postgresHas(t *testing.T) {
 			}
 			orderBy, pageSize := orders[k%len(orders)], pageSizes[k%len(pageSizes)]
 			req := query.Request{Filter: tt.filter, OrderBy: orderBy, PageSize: pageSize}
-			whole := fetchQuestions(t, pool, build(t, &questions, req, 1), false)
+			whole := fetchQuestions(t, pool, build(t, &questions, req), false)
 			var gotIDs []int64
 			for _, r := range whole {
 				gotIDs = append(gotIDs, r.ID)
@@ -308,8 +288,8 @@ func TestSchema_Build_postgresHas(t *testing.T) {
 				if pages > len(whole) {
 					t.Fatalf("more pages than rows (%d): paging does not advance", len(whole))
 				}
-				q := build(t, &questions, req, 1)
-				page, next, err := query.Page(q, fetchQuestions(t, pool, q, true), question.value)
+				q := build(t, &questions, req)
+				page, next, err := questions.Page(q, fetchQuestions(t, pool, q, true))
 				if err != nil {
 					t.Fatalf("Page: %v", err)
 				}
@@ -328,7 +308,7 @@ func TestSchema_Build_postgresHas(t *testing.T) {
 }
 
 // TestSchema_Build_postgresHasIndexes checks that the SQL of has filters is what the GIN
-// indexes of the package comment serve: "$1 = ANY(tags)", say, would scan the whole table.
+// indexes of the package comment serve: "@p1 = ANY(tags)", say, would scan the whole table.
 func TestSchema_Build_postgresHasIndexes(t *testing.T) {
 	t.Parallel()
 	pool := pgtest.NewDB(t)
@@ -344,7 +324,7 @@ func TestSchema_Build_postgresHasIndexes(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			q := build(t, &questions, query.Request{Filter: tt.filter}, 1)
+			q := build(t, &questions, query.Request{Filter: tt.filter})
 			tx, err := pool.Begin(t.Context())
 			if err != nil {
 				t.Fatalf("begin: %v", err)
@@ -355,7 +335,7 @@ func TestSchema_Build_postgresHasIndexes(t *testing.T) {
 			if _, err := tx.Exec(t.Context(), "SET LOCAL enable_seqscan = off"); err != nil {
 				t.Fatalf("set enable_seqscan: %v", err)
 			}
-			rows, _ := tx.Query(t.Context(), "EXPLAIN SELECT id FROM questions q WHERE "+q.Where, q.Args...)
+			rows, _ := tx.Query(t.Context(), "EXPLAIN SELECT id FROM questions q WHERE "+q.Where, q.NamedArgs(nil))
 			lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
 			if err != nil {
 				t.Fatalf("explain: %v", err)
@@ -365,4 +345,72 @@ func TestSchema_Build_postgresHasIndexes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSchema_Build_postgresExecModes runs one page under every query exec mode of pgx, whose
+// named arguments the page's parameters are, and checks that the statement text pgx prepares
+// and caches depends on the request's shape, not on its values.
+func TestSchema_Build_postgresExecModes(t *testing.T) {
+	t.Parallel()
+	pool := pgtest.NewDB(t)
+	fillRecs(t, pool)
+	req := query.Request{Filter: `confidence >= 0.3 AND action != CARDINALITY_UNKNOWN`, OrderBy: "create_time desc", PageSize: 7}
+	first := build(t, &recs, req)
+	_, req.PageToken, _ = recs.Page(first, fetch(t, pool, first, true))
+	if req.PageToken == "" {
+		t.Fatal("first page has no next page token; the test data should fill two pages")
+	}
+	q := build(t, &recs, req)
+	want := fetch(t, pool, q, true)
+
+	modes := []pgx.QueryExecMode{pgx.QueryExecModeCacheStatement, pgx.QueryExecModeCacheDescribe,
+		pgx.QueryExecModeDescribeExec, pgx.QueryExecModeExec, pgx.QueryExecModeSimpleProtocol}
+	for _, mode := range modes {
+		t.Run(mode.String(), func(t *testing.T) {
+			t.Parallel()
+			sql := q.SQL("SELECT symbol, source, action, confidence, votes, create_time, active FROM recs r", "r.symbol <> @other")
+			rows, _ := pool.Query(t.Context(), sql, mode, q.NamedArgs(map[string]any{"other": "none"}))
+			got, err := pgx.CollectRows(rows, pgx.RowToStructByName[rec])
+			if err != nil {
+				t.Fatalf("query: %v", err)
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("rows mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+
+	t.Run("one_statement_per_shape", func(t *testing.T) {
+		t.Parallel()
+		conn, err := pool.Acquire(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Release()
+		prepared := func() int {
+			const q = `SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE 'SELECT symbol FROM recs r %'`
+			var n int
+			if err := conn.QueryRow(t.Context(), q).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		run := func(filter string) {
+			q := build(t, &recs, query.Request{Filter: filter})
+			sql := q.SQL("SELECT symbol FROM recs r", "r.symbol <> @other")
+			if _, err := conn.Exec(t.Context(), sql, pgx.QueryExecModeCacheStatement, q.NamedArgs(pgx.NamedArgs{"other": "x"})); err != nil {
+				t.Fatal(err)
+			}
+		}
+		before := prepared()
+		run(`votes > 3 AND symbol = "S1*"`)
+		run(`votes > 9 AND symbol = "S2*"`)
+		if got := prepared() - before; got != 1 {
+			t.Errorf("two requests of one shape prepared %d statements, want 1", got)
+		}
+		run(`votes > 9 OR symbol = "S2*"`)
+		if got := prepared() - before; got != 2 {
+			t.Errorf("a request of another shape: %d statements in all, want 2", got)
+		}
+	})
 }

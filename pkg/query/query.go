@@ -1,26 +1,28 @@
 // Package query turns AIP-160 filters, AIP-132 order_by and keyset page tokens into SQL with
-// bound parameters, over a whitelist of declared fields.
+// named parameters, over a whitelist of declared fields.
 //
-// A list method declares its fields once and builds a Query per request:
+// A list method declares its fields once, each with its column and how to read it off a row
+// of the store, and answers each call with List:
 //
-//	var stocks = query.Schema{
-//		Fields: []query.Field{
-//			{Name: "symbol", Column: "s.symbol", Type: query.String, Sortable: true},
-//			{Name: "market_cap", Column: "s.market_cap", Type: query.Int, Sortable: true},
+//	var stocks = query.Schema[store.Stock]{
+//		Fields: []query.Field[store.Stock]{
+//			{Name: "symbol", Column: "symbol", Type: query.String, Sortable: true,
+//				Value: func(s store.Stock) any { return s.Symbol }},
+//			{Name: "market_cap", Column: "market_cap", Type: query.Int, Sortable: true,
+//				Value: func(s store.Stock) any { return s.MarketCap }},
 //		},
 //		Key: []string{"symbol"},
 //	}
 //
-//	q, err := stocks.Build(query.Request{Filter: req.GetFilter(), OrderBy: req.GetOrderBy(),
-//		PageToken: req.GetPageToken(), PageSize: req.GetPageSize()}, 1)
-//	// err is a *validate.Error for bad input: the service answers INVALID_ARGUMENT.
-//	sql := "SELECT symbol, market_cap FROM stock.stocks s"
-//	if q.Where != "" {
-//		sql += " WHERE " + q.Where
+//	// The handler: bad input is a *validate.Error, which the service answers INVALID_ARGUMENT.
+//	page, next, err := query.List(ctx, s.retry, &stocks, query.RequestOf(req, ""), s.store.ListStocks, toStock)
+//
+//	// The store: its own parameters by name, the page's (@p1, @p2, ...) merged in by NamedArgs.
+//	func (s *Store) ListStocks(ctx context.Context, page *query.Query) ([]Stock, error) {
+//		sql := page.SQL("SELECT symbol, market_cap FROM stock.stocks", "exchange = @exchange")
+//		rows, _ := s.db.Query(ctx, sql, page.NamedArgs(pgx.NamedArgs{"exchange": "NYSE"}))
+//		return pgx.CollectRows(rows, pgx.RowToStructByName[Stock])
 //	}
-//	sql += " ORDER BY " + q.OrderBy + " LIMIT " + strconv.Itoa(q.Limit)
-//	rows := ... // query with q.Args
-//	page, next, err := query.Page(q, rows, func(s Stock, field string) any { ... })
 //
 // Filters follow AIP-160: a declared field compared with a literal (= != < <= > >=), terms
 // joined by AND, by OR (which binds tighter than AND), by a space (AND), negated by NOT or -,
@@ -33,8 +35,8 @@
 //	{Name: "tags", Column: "q.tags", Type: query.StringList}, // a text[] column
 //	{Name: "text", Column: "q.search", Type: query.Text},     // a tsvector column
 //
-// turn tags:"sql" into q.tags @> ARRAY[$1] (the array has the element) and text:"outer join"
-// into q.search @@ websearch_to_tsquery('english', $2). The has operator applies to no other
+// turn tags:"sql" into q.tags @> ARRAY[@p1] (the array has the element) and text:"outer join"
+// into q.search @@ websearch_to_tsquery('english', @p2). The has operator applies to no other
 // field, and its presence test (tags:*) is not supported. Both columns want a GIN index,
 // which serves exactly these operators:
 //
@@ -49,13 +51,19 @@
 package query
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/jackc/pgx/v5"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/pgfleet/pgfleet/pkg/validate"
-	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // Page sizes, per AIP-158: 0 asks for the default, larger than the maximum is cut to it.
@@ -83,12 +91,12 @@ const (
 	Enum                      // string holding a value name of Field.Enum, as the column stores it
 	// StringList is a text[] column, filtered only by has: tags:"sql" holds for rows whose
 	// array has the element "sql" ("*" is an ordinary character). It renders as
-	// Column @> ARRAY[$n], which a GIN index on the column serves; "$n = ANY(Column)" would
+	// Column @> ARRAY[@pN], which a GIN index on the column serves; "@pN = ANY(Column)" would
 	// mean the same but no index can serve it.
 	StringList
 	// Text is a full-text field whose Column is a tsvector built with the 'english'
 	// configuration, usually a generated column with a GIN index. It is filtered only by
-	// has: text:"outer join" renders as Column @@ websearch_to_tsquery('english', $n), so
+	// has: text:"outer join" renders as Column @@ websearch_to_tsquery('english', @pN), so
 	// the value is web-search syntax: stemmed words that must all occur, "quoted phrases",
 	// or, and -word (text:'"outer join" -lateral'). A value without searchable words (blank,
 	// or only stop words such as "the") matches no row.
@@ -124,13 +132,14 @@ func (t Type) hasOnly() bool {
 	return t == StringList || t == Text
 }
 
-// Field is one field a list method lets callers filter or sort by.
-type Field struct {
+// Field is one field of rows of type T that a list method lets callers filter or sort by.
+type Field[T any] struct {
 	// Name is the API name, as callers write it in filter and order_by ("market_cap").
 	Name string
 	// Column is the SQL expression for the field ("s.market_cap"): a text[] for a StringList,
 	// a tsvector for a Text field. It is written into the statement as is, so it must come
-	// from code, never from input.
+	// from code, never from input, and hold no "@" before a letter, which pgx would read as
+	// a named parameter.
 	Column string
 	// Type decides the literals the field compares with and the Go type of its values.
 	Type Type
@@ -140,13 +149,20 @@ type Field struct {
 	// Sortable lets order_by name the field. Key fields are always sorted by. StringList and
 	// Text fields cannot be sorted by.
 	Sortable bool
+	// Value returns a row's value of the field, in the Go type of the field's Type (an Enum's
+	// may also be its protoreflect.Enum, a Timestamp's a *timestamppb.Timestamp): a page
+	// token holds these values of a page's last row. Every field rows can be sorted by
+	// (Sortable or in the Key) needs one; other fields' are never called. The schema check
+	// calls it on T's zero value, so a Value of the wrong type fails the first Build.
+	Value func(T) any
 }
 
-// Schema is the whitelist of one list method. Schemas are read-only once in use; a copy may
-// set its own TokenKey.
-type Schema struct {
+// Schema is the whitelist of one list method over rows of type T, the store's row struct.
+// A schema is checked on its first Build, and the result kept for that *Schema, so it is
+// read-only from then on and used by pointer; a copy may set its own TokenKey.
+type Schema[T any] struct {
 	// Fields are the fields that filter and order_by may name.
-	Fields []Field
+	Fields []Field[T]
 	// Key names fields whose values together are unique per row. They are appended to every
 	// order that lacks them, so the order is total and keyset pages neither skip nor repeat.
 	// Sort columns, the Key's included, must be NOT NULL.
@@ -179,10 +195,10 @@ type Request struct {
 
 // Query is the SQL for one page of a list.
 type Query struct {
-	// Where is "" or a parenthesised boolean SQL expression over $n parameters, combining the
-	// filter and the page token's position.
+	// Where is "" or a parenthesised boolean SQL expression over the named parameters @p1,
+	// @p2, ..., combining the filter and the page token's position.
 	Where string
-	// Args are the values of Where's parameters, numbered from Build's firstArg.
+	// Args are the values of Where's parameters: Args[0] is @p1's, and so on.
 	Args []any
 	// OrderBy is the SQL order ("s.market_cap DESC, s.symbol ASC"), total thanks to the Key.
 	OrderBy string
@@ -194,22 +210,53 @@ type Query struct {
 	sort        []sortKey
 	fingerprint []byte
 	tokenKey    string
+	schema      any // the *Schema[T] that built the query: only it knows the rows' values
 }
 
-// Build checks req against the schema and returns the SQL for the requested page. Parameters
-// are numbered from $firstArg, so callers may put their own parameters before them.
+// Build checks req against the schema and returns the SQL for the requested page.
 //
 // Bad input gives a *validate.Error naming every bad field ("filter", "order_by",
 // "page_token", "page_size"); a mistake in the schema itself gives another error.
-func (s *Schema) Build(req Request, firstArg int) (*Query, error) {
-	if err := s.check(); err != nil {
+func (s *Schema[T]) Build(req Request) (*Query, error) {
+	c, err := s.check()
+	if err != nil {
 		return nil, err
 	}
-	if firstArg < 1 {
-		return nil, fmt.Errorf("query: first parameter number %d, want 1 or more", firstArg)
+	q, err := c.build(req)
+	if err != nil {
+		return nil, err
 	}
+	q.schema = s
+	return q, nil
+}
+
+// Page cuts rows, read with q (so at most q.Limit of them), to q.PageSize and returns them
+// with the token of the next page, or "" when no row is left over. The token holds the last
+// row's values of q.SortFields, read by the fields' Value.
+func (s *Schema[T]) Page(q *Query, rows []T) ([]T, string, error) {
+	if q.schema != any(s) {
+		return nil, "", errors.New("query: Page of a query another schema built")
+	}
+	if len(rows) <= q.PageSize {
+		return rows, "", nil
+	}
+	rows = rows[:q.PageSize]
+	last := rows[len(rows)-1]
+	values := make([]any, len(q.sort))
+	for i, k := range q.sort {
+		values[i] = s.Fields[k.field.index].Value(last)
+	}
+	token, err := q.NextPageToken(values)
+	if err != nil {
+		return nil, "", err
+	}
+	return rows, token, nil
+}
+
+// build returns the Query for req; see Schema.Build.
+func (c *checked) build(req Request) (*Query, error) {
 	var bad validate.Violations
-	q := &Query{tokenKey: s.TokenKey}
+	q := &Query{tokenKey: c.tokenKey}
 	switch size := req.PageSize; {
 	case size < 0:
 		bad.Add("page_size", "must not be negative, got %d", size)
@@ -219,11 +266,11 @@ func (s *Schema) Build(req Request, firstArg int) (*Query, error) {
 		q.PageSize = int(min(size, MaxPageSize))
 	}
 	q.Limit = q.PageSize + 1
-	filter, err := s.parseFilter(req.Filter)
+	filter, err := c.parseFilter(req.Filter)
 	if err != nil {
 		bad.Add("filter", "%v", err)
 	}
-	sort, err := s.parseOrderBy(req.OrderBy)
+	sort, err := c.parseOrderBy(req.OrderBy)
 	if err != nil {
 		bad.Add("order_by", "%v", err)
 	}
@@ -233,7 +280,7 @@ func (s *Schema) Build(req Request, firstArg int) (*Query, error) {
 	q.sort = sort
 	q.fingerprint = fingerprint(filter, sort, req.Extra)
 
-	p := params{next: firstArg}
+	var p params
 	where := filter.sql(&p)
 	if req.PageToken != "" {
 		last, err := q.decodeToken(req.PageToken, req.Extra != "")
@@ -262,77 +309,9 @@ func (q *Query) SortFields() []string {
 	return names
 }
 
-// Page cuts rows, fetched with LIMIT q.Limit, to q.PageSize and returns them with the token
-// of the next page, or "" when no row is left over. value returns a row's value of one of
-// q.SortFields, in the Go type of the field's Type (an Enum's may also be its protoreflect.Enum).
-func Page[T any](q *Query, rows []T, value func(row T, field string) any) ([]T, string, error) {
-	if len(rows) <= q.PageSize {
-		return rows, "", nil
-	}
-	rows = rows[:q.PageSize]
-	last := rows[len(rows)-1]
-	values := make([]any, len(q.sort))
-	for i, k := range q.sort {
-		values[i] = value(last, k.field.Name)
-	}
-	token, err := q.NextPageToken(values)
-	if err != nil {
-		return nil, "", err
-	}
-	return rows, token, nil
-}
-
-// field returns the declared field with the given API name, or nil.
-func (s *Schema) field(name string) *Field {
-	for i := range s.Fields {
-		if s.Fields[i].Name == name {
-			return &s.Fields[i]
-		}
-	}
-	return nil
-}
-
-// check reports a mistake in the schema, which is the programmer's and not the caller's.
-// Schemas are small, so checking on every Build costs little and needs no cache.
-func (s *Schema) check() error {
-	for i, f := range s.Fields {
-		switch {
-		case f.Name == "" || f.Column == "":
-			return fmt.Errorf("query: schema field %d: empty name or column", i)
-		case f.Type < String || f.Type > Text:
-			return fmt.Errorf("query: schema field %q: invalid type %d", f.Name, int(f.Type))
-		case (f.Type == Enum) != (f.Enum != nil):
-			return fmt.Errorf("query: schema field %q: Enum must be set exactly for type enum", f.Name)
-		case f.Sortable && f.Type.hasOnly():
-			return fmt.Errorf("query: schema field %q: a %s field cannot be sortable", f.Name, f.Type)
-		}
-		for _, g := range s.Fields[:i] {
-			if g.Name == f.Name {
-				return fmt.Errorf("query: schema field %q declared twice", f.Name)
-			}
-		}
-	}
-	if len(s.Key) == 0 {
-		return errors.New("query: schema has no key")
-	}
-	for _, name := range s.Key {
-		f := s.field(name)
-		if f == nil {
-			return fmt.Errorf("query: schema key %q is not a declared field", name)
-		}
-		if f.Type.hasOnly() {
-			return fmt.Errorf("query: schema key %q: a %s field cannot be a key", name, f.Type)
-		}
-	}
-	if _, err := s.parseOrderBy(s.DefaultOrder); err != nil {
-		return fmt.Errorf("query: schema default order %q: %w", s.DefaultOrder, err)
-	}
-	return nil
-}
-
 // SQL completes a SELECT with the page's WHERE, ORDER BY and LIMIT. conds are conditions of
-// the caller's own (over its own parameters, numbered before Build's firstArg), ANDed with
-// the filter and the page token's position; the caller passes its arguments, then Args.
+// the caller's own, over its own named parameters (symbol = @symbol), ANDed with the filter
+// and the page token's position. Run it with NamedArgs.
 func (q *Query) SQL(selectFrom string, conds ...string) string {
 	if q.Where != "" {
 		conds = append(conds, q.Where)
@@ -348,4 +327,179 @@ func (q *Query) SQL(selectFrom string, conds ...string) string {
 	b.WriteString(" LIMIT ")
 	b.WriteString(strconv.Itoa(q.Limit))
 	return b.String()
+}
+
+// NamedArgs returns the arguments of a statement SQL built, as pgx takes them: the caller's
+// own by name, merged with the page's, so neither side numbers the other's parameters. Pass
+// it as the only argument: db.Query(ctx, sql, q.NamedArgs(pgx.NamedArgs{"symbol": sym})).
+//
+// pgx numbers the names in the order they first appear in the text, so the statement it
+// prepares and caches depends on the filter's shape, the order and whether a token was
+// given, never on the values. The names p1, p2, ... are the page's: a parameter of the
+// caller's so named is an error, and so, as with pgx.StrictNamedArgs, is a name the
+// statement uses but nobody gives, or one given but not used.
+func (q *Query) NamedArgs(own pgx.NamedArgs) pgx.QueryRewriter {
+	args := make(pgx.StrictNamedArgs, len(own)+len(q.Args))
+	for name, v := range own {
+		if pageParam(name) {
+			return badArgs{fmt.Errorf("query: parameter name %q is reserved for the page's parameters", name)}
+		}
+		args[name] = v
+	}
+	for i, v := range q.Args {
+		args[paramName(i+1)] = v
+	}
+	return args
+}
+
+// paramName names the page's n-th parameter.
+func paramName(n int) string {
+	if n < len(paramNames) {
+		return paramNames[n]
+	}
+	return "p" + strconv.Itoa(n)
+}
+
+// paramNames holds the names of the first parameters, so that a page names them without
+// allocating; paramNames[0] is unused.
+var paramNames = func() (names [64]string) {
+	for n := range names {
+		names[n] = "p" + strconv.Itoa(n)
+	}
+	return names
+}()
+
+// pageParam reports whether name has the form of the page's parameter names.
+func pageParam(name string) bool {
+	digits := strings.TrimPrefix(name, "p")
+	return len(digits) < len(name) && digits != "" && strings.Trim(digits, "0123456789") == ""
+}
+
+// badArgs fails the statement it is passed to with err.
+type badArgs struct{ err error }
+
+// RewriteQuery implements pgx.QueryRewriter.
+func (b badArgs) RewriteQuery(context.Context, *pgx.Conn, string, []any) (string, []any, error) {
+	return "", nil, b.err
+}
+
+// field is a declared field without its row type: what filters, orders and page tokens use.
+type field struct {
+	Name     string
+	Column   string
+	Type     Type
+	Enum     protoreflect.EnumType
+	Sortable bool
+	index    int // in Schema.Fields, whose Value reads the field of a row
+}
+
+// checked is a Schema that passed check, without its row type.
+type checked struct {
+	fields       []field
+	key          []string
+	defaultOrder string
+	tokenKey     string
+}
+
+// Checked schemas, by *Schema[T]: Build checks a schema once, not per call. Schemas are few
+// and live as long as their servers, but tests make many: past maxChecked the cache starts
+// over, and a schema is checked again.
+var (
+	checkedSchemas sync.Map // *Schema[T] -> checkResult
+	checkedCount   atomic.Int64
+)
+
+const maxChecked = 1024
+
+type checkResult struct {
+	c   *checked
+	err error
+}
+
+// check returns the schema checked, or the mistake in it, which is the programmer's and not
+// the caller's.
+func (s *Schema[T]) check() (*checked, error) {
+	if r, ok := checkedSchemas.Load(s); ok {
+		return r.(checkResult).c, r.(checkResult).err
+	}
+	c, err := s.checkNow()
+	if checkedCount.Add(1) > maxChecked {
+		checkedSchemas.Clear()
+		checkedCount.Store(1)
+	}
+	checkedSchemas.Store(s, checkResult{c, err})
+	return c, err
+}
+
+func (s *Schema[T]) checkNow() (*checked, error) {
+	c := &checked{fields: make([]field, len(s.Fields)), key: s.Key, defaultOrder: s.DefaultOrder, tokenKey: s.TokenKey}
+	for i, f := range s.Fields {
+		switch {
+		case f.Name == "" || f.Column == "":
+			return nil, fmt.Errorf("query: schema field %d: empty name or column", i)
+		case f.Type < String || f.Type > Text:
+			return nil, fmt.Errorf("query: schema field %q: invalid type %d", f.Name, int(f.Type))
+		case (f.Type == Enum) != (f.Enum != nil):
+			return nil, fmt.Errorf("query: schema field %q: Enum must be set exactly for type enum", f.Name)
+		case f.Sortable && f.Type.hasOnly():
+			return nil, fmt.Errorf("query: schema field %q: a %s field cannot be sortable", f.Name, f.Type)
+		}
+		for _, g := range s.Fields[:i] {
+			if g.Name == f.Name {
+				return nil, fmt.Errorf("query: schema field %q declared twice", f.Name)
+			}
+		}
+		c.fields[i] = field{Name: f.Name, Column: f.Column, Type: f.Type, Enum: f.Enum, Sortable: f.Sortable, index: i}
+	}
+	if len(s.Key) == 0 {
+		return nil, errors.New("query: schema has no key")
+	}
+	for _, name := range s.Key {
+		f := c.field(name)
+		if f == nil {
+			return nil, fmt.Errorf("query: schema key %q is not a declared field", name)
+		}
+		if f.Type.hasOnly() {
+			return nil, fmt.Errorf("query: schema key %q: a %s field cannot be a key", name, f.Type)
+		}
+	}
+	for i := range c.fields {
+		if f := &c.fields[i]; f.Sortable || slices.Contains(s.Key, f.Name) {
+			if err := checkValue(f, s.Fields[i].Value); err != nil {
+				return nil, fmt.Errorf("query: schema field %q: %w", f.Name, err)
+			}
+		}
+	}
+	if _, err := c.parseOrderBy(s.DefaultOrder); err != nil {
+		return nil, fmt.Errorf("query: schema default order %q: %w", s.DefaultOrder, err)
+	}
+	return c, nil
+}
+
+// checkValue checks that value, the Value of f, exists and returns f's Go type for T's zero
+// value.
+func checkValue[T any](f *field, value func(T) any) (err error) {
+	if value == nil {
+		return errors.New("sorted by, so it needs a Value")
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("its Value panics on a zero row: %v", r)
+		}
+	}()
+	var zero T
+	if v := value(zero); !validValue(f, v) {
+		return fmt.Errorf("its Value returns %T, which is no %s value", v, f.Type)
+	}
+	return nil
+}
+
+// field returns the declared field with the given API name, or nil.
+func (c *checked) field(name string) *field {
+	for i := range c.fields {
+		if c.fields[i].Name == name {
+			return &c.fields[i]
+		}
+	}
+	return nil
 }

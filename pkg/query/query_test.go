@@ -7,50 +7,74 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5"
 	"google.golang.org/protobuf/types/known/typepb"
 
 	"github.com/pgfleet/pgfleet/pkg/query"
 	"github.com/pgfleet/pgfleet/pkg/validate"
 )
 
+// pair is the row of schemas that need no particular row.
+type pair struct{ A, B int64 }
+
+// builder is what the tables of these tests hold: schemas over different row types.
+type builder interface {
+	Build(req query.Request) (*query.Query, error)
+}
+
+// stock is a row of ListStocks.
+type stock struct {
+	Symbol, Name, Sector, Industry, Exchange, Currency string
+	MarketCap                                          int64
+	CreateTime, UpdateTime                             time.Time
+}
+
 // stocks is ListStocks' schema.
-var stocks = query.Schema{
-	Fields: []query.Field{
-		{Name: "symbol", Column: "s.symbol", Type: query.String, Sortable: true},
-		{Name: "name", Column: "s.name", Type: query.String, Sortable: true},
-		{Name: "sector", Column: "s.sector", Type: query.String, Sortable: true},
+var stocks = query.Schema[stock]{
+	Fields: []query.Field[stock]{
+		{Name: "symbol", Column: "s.symbol", Type: query.String, Sortable: true, Value: func(r stock) any { return r.Symbol }},
+		{Name: "name", Column: "s.name", Type: query.String, Sortable: true, Value: func(r stock) any { return r.Name }},
+		{Name: "sector", Column: "s.sector", Type: query.String, Sortable: true, Value: func(r stock) any { return r.Sector }},
 		{Name: "industry", Column: "s.industry", Type: query.String},
 		{Name: "exchange", Column: "s.exchange", Type: query.String},
 		{Name: "currency", Column: "s.currency", Type: query.String},
-		{Name: "market_cap", Column: "s.market_cap", Type: query.Int, Sortable: true},
-		{Name: "create_time", Column: "s.create_time", Type: query.Timestamp, Sortable: true},
-		{Name: "update_time", Column: "s.update_time", Type: query.Timestamp, Sortable: true},
+		{Name: "market_cap", Column: "s.market_cap", Type: query.Int, Sortable: true, Value: func(r stock) any { return r.MarketCap }},
+		{Name: "create_time", Column: "s.create_time", Type: query.Timestamp, Sortable: true, Value: func(r stock) any { return r.CreateTime }},
+		{Name: "update_time", Column: "s.update_time", Type: query.Timestamp, Sortable: true, Value: func(r stock) any { return r.UpdateTime }},
 	},
 	Key: []string{"symbol"},
 }
 
+// recommendation is a row of ListRecommendations.
+type recommendation struct {
+	Symbol, Source string
+	Action         typepb.Field_Cardinality
+	Confidence     float64
+	CreateTime     time.Time
+}
+
 // recommendations is ListRecommendations' schema. A well-known enum stands in for
 // pgfleet.stock.v1.Action, since pkg imports no service protos.
-var recommendations = query.Schema{
-	Fields: []query.Field{
-		{Name: "symbol", Column: "r.symbol", Type: query.String, Sortable: true},
-		{Name: "source", Column: "r.source", Type: query.String, Sortable: true},
-		{Name: "action", Column: "r.action", Type: query.Enum, Enum: typepb.Field_Cardinality(0).Type(), Sortable: true},
-		{Name: "confidence", Column: "r.confidence", Type: query.Float, Sortable: true},
+var recommendations = query.Schema[recommendation]{
+	Fields: []query.Field[recommendation]{
+		{Name: "symbol", Column: "r.symbol", Type: query.String, Sortable: true, Value: func(r recommendation) any { return r.Symbol }},
+		{Name: "source", Column: "r.source", Type: query.String, Sortable: true, Value: func(r recommendation) any { return r.Source }},
+		{Name: "action", Column: "r.action", Type: query.Enum, Enum: typepb.Field_Cardinality(0).Type(), Sortable: true, Value: func(r recommendation) any { return r.Action }},
+		{Name: "confidence", Column: "r.confidence", Type: query.Float, Sortable: true, Value: func(r recommendation) any { return r.Confidence }},
 		{Name: "active", Column: "r.active", Type: query.Bool},
-		{Name: "create_time", Column: "r.create_time", Type: query.Timestamp, Sortable: true},
+		{Name: "create_time", Column: "r.create_time", Type: query.Timestamp, Sortable: true, Value: func(r recommendation) any { return r.CreateTime }},
 	},
 	Key:          []string{"symbol", "source"},
 	DefaultOrder: "create_time desc",
 }
 
 // questions is ListQuestions' schema: tags in a text[] column, and full-text search through a
-// generated tsvector column over the body.
-var questions = query.Schema{
-	Fields: []query.Field{
-		{Name: "id", Column: "q.id", Type: query.Int, Sortable: true},
-		{Name: "title", Column: "q.title", Type: query.String, Sortable: true},
-		{Name: "level", Column: "q.level", Type: query.Int, Sortable: true},
+// generated tsvector column over the body. Its rows are the question type of pg_test.go.
+var questions = query.Schema[question]{
+	Fields: []query.Field[question]{
+		{Name: "id", Column: "q.id", Type: query.Int, Sortable: true, Value: func(r question) any { return r.ID }},
+		{Name: "title", Column: "q.title", Type: query.String, Sortable: true, Value: func(r question) any { return r.Title }},
+		{Name: "level", Column: "q.level", Type: query.Int, Sortable: true, Value: func(r question) any { return r.Level }},
 		{Name: "tags", Column: "q.tags", Type: query.StringList},
 		{Name: "text", Column: "q.search", Type: query.Text},
 	},
@@ -76,106 +100,106 @@ func TestSchema_Build_filter(t *testing.T) {
 	day := time.Date(2024, 1, 2, 0, 0, 0, 0, time.UTC)
 	tests := []struct {
 		name      string
-		schema    *query.Schema
+		schema    builder
 		filter    string
 		wantWhere string
 		wantArgs  []any
 	}{
 		{"empty", &stocks, "", "", nil},
 		{"blank", &stocks, "  \n ", "", nil},
-		{"string_equals", &stocks, `sector = "Technology"`, "(s.sector = $1)", []any{"Technology"}},
-		{"single_quotes", &stocks, `sector = 'Technology'`, "(s.sector = $1)", []any{"Technology"}},
-		{"not_equals", &stocks, `sector != "Energy"`, "(s.sector <> $1)", []any{"Energy"}},
+		{"string_equals", &stocks, `sector = "Technology"`, "(s.sector = @p1)", []any{"Technology"}},
+		{"single_quotes", &stocks, `sector = 'Technology'`, "(s.sector = @p1)", []any{"Technology"}},
+		{"not_equals", &stocks, `sector != "Energy"`, "(s.sector <> @p1)", []any{"Energy"}},
 		{
 			"design_example", &stocks, `sector = "Technology" AND market_cap >= 1000000000`,
-			"(s.sector = $1 AND s.market_cap >= $2)", []any{"Technology", int64(1000000000)},
+			"(s.sector = @p1 AND s.market_cap >= @p2)", []any{"Technology", int64(1000000000)},
 		},
 		{
 			"and_chain_is_flat", &stocks, `market_cap > 1 AND market_cap < 9 AND name <= "M"`,
-			"(s.market_cap > $1 AND s.market_cap < $2 AND s.name <= $3)", []any{int64(1), int64(9), "M"},
+			"(s.market_cap > @p1 AND s.market_cap < @p2 AND s.name <= @p3)", []any{int64(1), int64(9), "M"},
 		},
 		{
 			"implicit_and", &stocks, `sector = "Energy" market_cap > 5`,
-			"(s.sector = $1 AND s.market_cap > $2)", []any{"Energy", int64(5)},
+			"(s.sector = @p1 AND s.market_cap > @p2)", []any{"Energy", int64(5)},
 		},
 		{
 			// AIP-160: OR binds tighter than AND.
 			"or_binds_tighter", &stocks, `market_cap > 1 OR sector = "A" AND currency = "USD"`,
-			"((s.market_cap > $1 OR s.sector = $2) AND s.currency = $3)", []any{int64(1), "A", "USD"},
+			"((s.market_cap > @p1 OR s.sector = @p2) AND s.currency = @p3)", []any{int64(1), "A", "USD"},
 		},
 		{
 			"parentheses", &stocks, `market_cap > 1 OR (sector = "A" AND currency = "USD")`,
-			"(s.market_cap > $1 OR (s.sector = $2 AND s.currency = $3))", []any{int64(1), "A", "USD"},
+			"(s.market_cap > @p1 OR (s.sector = @p2 AND s.currency = @p3))", []any{int64(1), "A", "USD"},
 		},
-		{"not", &stocks, `NOT sector = "A"`, "(NOT (s.sector = $1))", []any{"A"}},
+		{"not", &stocks, `NOT sector = "A"`, "(NOT (s.sector = @p1))", []any{"A"}},
 		{
 			"minus_group", &stocks, `-(sector = "A" OR sector = "B")`,
-			"(NOT (s.sector = $1 OR s.sector = $2))", []any{"A", "B"},
+			"(NOT (s.sector = @p1 OR s.sector = @p2))", []any{"A", "B"},
 		},
 		{
 			"not_inside_and", &stocks, `exchange = "NYSE" AND NOT sector = "A"`,
-			"(s.exchange = $1 AND NOT (s.sector = $2))", []any{"NYSE", "A"},
+			"(s.exchange = @p1 AND NOT (s.sector = @p2))", []any{"NYSE", "A"},
 		},
-		{"negative_int", &stocks, `market_cap > -5`, "(s.market_cap > $1)", []any{int64(-5)}},
-		{"hex_int", &stocks, `market_cap = 0x10`, "(s.market_cap = $1)", []any{int64(16)}},
-		{"wildcard_suffix", &stocks, `name = "App*"`, "(s.name LIKE $1)", []any{"App%"}},
-		{"wildcard_prefix", &stocks, `name = "*Inc"`, "(s.name LIKE $1)", []any{"%Inc"}},
-		{"wildcard_both", &stocks, `name = "*ppl*"`, "(s.name LIKE $1)", []any{"%ppl%"}},
-		{"wildcard_only", &stocks, `name = "*"`, "(s.name LIKE $1)", []any{"%"}},
-		{"wildcard_not", &stocks, `name != "A*"`, "(s.name NOT LIKE $1)", []any{"A%"}},
-		{"wildcard_escapes", &stocks, `name = "50%_a\\b*"`, "(s.name LIKE $1)", []any{`50\%\_a\\b%`}},
-		{"star_inside_is_literal", &stocks, `name = "a*b"`, "(s.name = $1)", []any{"a*b"}},
-		{"star_with_less_is_literal", &stocks, `name < "a*"`, "(s.name < $1)", []any{"a*"}},
-		{"timestamp_string", &stocks, `create_time >= "2024-01-02T00:00:00Z"`, "(s.create_time >= $1)", []any{day}},
+		{"negative_int", &stocks, `market_cap > -5`, "(s.market_cap > @p1)", []any{int64(-5)}},
+		{"hex_int", &stocks, `market_cap = 0x10`, "(s.market_cap = @p1)", []any{int64(16)}},
+		{"wildcard_suffix", &stocks, `name = "App*"`, "(s.name LIKE @p1)", []any{"App%"}},
+		{"wildcard_prefix", &stocks, `name = "*Inc"`, "(s.name LIKE @p1)", []any{"%Inc"}},
+		{"wildcard_both", &stocks, `name = "*ppl*"`, "(s.name LIKE @p1)", []any{"%ppl%"}},
+		{"wildcard_only", &stocks, `name = "*"`, "(s.name LIKE @p1)", []any{"%"}},
+		{"wildcard_not", &stocks, `name != "A*"`, "(s.name NOT LIKE @p1)", []any{"A%"}},
+		{"wildcard_escapes", &stocks, `name = "50%_a\\b*"`, "(s.name LIKE @p1)", []any{`50\%\_a\\b%`}},
+		{"star_inside_is_literal", &stocks, `name = "a*b"`, "(s.name = @p1)", []any{"a*b"}},
+		{"star_with_less_is_literal", &stocks, `name < "a*"`, "(s.name < @p1)", []any{"a*"}},
+		{"timestamp_string", &stocks, `create_time >= "2024-01-02T00:00:00Z"`, "(s.create_time >= @p1)", []any{day}},
 		{
 			"timestamp_offset", &stocks, `update_time < "2024-01-02T02:00:00+02:00"`,
-			"(s.update_time < $1)", []any{day},
+			"(s.update_time < @p1)", []any{day},
 		},
 		{
 			"timestamp_function", &stocks, `create_time > timestamp("2024-01-02T00:00:00.5Z")`,
-			"(s.create_time > $1)", []any{day.Add(500 * time.Millisecond)},
+			"(s.create_time > @p1)", []any{day.Add(500 * time.Millisecond)},
 		},
-		{"enum_name", &recommendations, `action = CARDINALITY_REQUIRED`, "(r.action = $1)", []any{"CARDINALITY_REQUIRED"}},
-		{"enum_string", &recommendations, `action != "CARDINALITY_OPTIONAL"`, "(r.action <> $1)", []any{"CARDINALITY_OPTIONAL"}},
-		{"float", &recommendations, `confidence >= 0.75`, "(r.confidence >= $1)", []any{0.75}},
-		{"float_from_int", &recommendations, `confidence < 1`, "(r.confidence < $1)", []any{1.0}},
-		{"bool", &recommendations, `active = false`, "(r.active = $1)", []any{false}},
+		{"enum_name", &recommendations, `action = CARDINALITY_REQUIRED`, "(r.action = @p1)", []any{"CARDINALITY_REQUIRED"}},
+		{"enum_string", &recommendations, `action != "CARDINALITY_OPTIONAL"`, "(r.action <> @p1)", []any{"CARDINALITY_OPTIONAL"}},
+		{"float", &recommendations, `confidence >= 0.75`, "(r.confidence >= @p1)", []any{0.75}},
+		{"float_from_int", &recommendations, `confidence < 1`, "(r.confidence < @p1)", []any{1.0}},
+		{"bool", &recommendations, `active = false`, "(r.active = @p1)", []any{false}},
 		{
 			"everything", &recommendations,
 			`(symbol = "AAPL" OR symbol = "MSFT") AND -action = CARDINALITY_UNKNOWN AND confidence > .5`,
-			"((r.symbol = $1 OR r.symbol = $2) AND NOT (r.action = $3) AND r.confidence > $4)",
+			"((r.symbol = @p1 OR r.symbol = @p2) AND NOT (r.action = @p3) AND r.confidence > @p4)",
 			[]any{"AAPL", "MSFT", "CARDINALITY_UNKNOWN", 0.5},
 		},
-		{"has_list", &questions, `tags:"sql"`, "(q.tags @> ARRAY[$1])", []any{"sql"}},
-		{"has_list_bare_word", &questions, `tags : sql`, "(q.tags @> ARRAY[$1])", []any{"sql"}},
-		{"has_list_star_is_literal", &questions, `tags:"c*"`, "(q.tags @> ARRAY[$1])", []any{"c*"}},
-		{"has_list_minus", &questions, `-tags:"sql"`, "(NOT (q.tags @> ARRAY[$1]))", []any{"sql"}},
+		{"has_list", &questions, `tags:"sql"`, "(q.tags @> ARRAY[@p1])", []any{"sql"}},
+		{"has_list_bare_word", &questions, `tags : sql`, "(q.tags @> ARRAY[@p1])", []any{"sql"}},
+		{"has_list_star_is_literal", &questions, `tags:"c*"`, "(q.tags @> ARRAY[@p1])", []any{"c*"}},
+		{"has_list_minus", &questions, `-tags:"sql"`, "(NOT (q.tags @> ARRAY[@p1]))", []any{"sql"}},
 		{
 			"has_list_not_and", &questions, `NOT tags:"sql" AND tags:"go"`,
-			"(NOT (q.tags @> ARRAY[$1]) AND q.tags @> ARRAY[$2])", []any{"sql", "go"},
+			"(NOT (q.tags @> ARRAY[@p1]) AND q.tags @> ARRAY[@p2])", []any{"sql", "go"},
 		},
 		{
 			"has_text", &questions, `text:"outer join"`,
-			"(q.search @@ websearch_to_tsquery('english', $1))", []any{"outer join"},
+			"(q.search @@ websearch_to_tsquery('english', @p1))", []any{"outer join"},
 		},
 		{
 			"has_text_websearch_syntax", &questions, `text:'"outer join" or lateral -cross'`,
-			"(q.search @@ websearch_to_tsquery('english', $1))", []any{`"outer join" or lateral -cross`},
+			"(q.search @@ websearch_to_tsquery('english', @p1))", []any{`"outer join" or lateral -cross`},
 		},
 		{
 			"has_text_minus", &questions, `-text:"join"`,
-			"(NOT (q.search @@ websearch_to_tsquery('english', $1)))", []any{"join"},
+			"(NOT (q.search @@ websearch_to_tsquery('english', @p1)))", []any{"join"},
 		},
 		{
 			"has_mixed", &questions, `tags:"sql" (text:"join" OR title = "How*") AND level <= 3`,
-			"(q.tags @> ARRAY[$1] AND (q.search @@ websearch_to_tsquery('english', $2) OR q.title LIKE $3) AND q.level <= $4)",
+			"(q.tags @> ARRAY[@p1] AND (q.search @@ websearch_to_tsquery('english', @p2) OR q.title LIKE @p3) AND q.level <= @p4)",
 			[]any{"sql", "join", "How%", int64(3)},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			q, err := tt.schema.Build(query.Request{Filter: tt.filter}, 1)
+			q, err := tt.schema.Build(query.Request{Filter: tt.filter})
 			if err != nil {
 				t.Fatalf("Build(%q) error = %v", tt.filter, err)
 			}
@@ -194,7 +218,7 @@ func TestSchema_Build_filterErrors(t *testing.T) {
 	deep := strings.Repeat(`(name = "a" OR (name = "b" AND `, 17) + `name = "c"` + strings.Repeat("))", 17)
 	tests := []struct {
 		name    string
-		schema  *query.Schema
+		schema  builder
 		filter  string
 		wantMsg string
 	}{
@@ -275,7 +299,7 @@ func TestSchema_Build_filterErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			_, err := tt.schema.Build(query.Request{Filter: tt.filter}, 1)
+			_, err := tt.schema.Build(query.Request{Filter: tt.filter})
 			want := []string{"filter: " + tt.wantMsg}
 			if diff := cmp.Diff(want, violations(t, err)); diff != "" {
 				t.Errorf("Build(%q) violations mismatch (-want +got):\n%s", tt.filter, diff)
@@ -301,7 +325,7 @@ func TestSchema_Build_filterWithinLimits(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			q, err := stocks.Build(query.Request{Filter: tt.filter}, 1)
+			q, err := stocks.Build(query.Request{Filter: tt.filter})
 			if err != nil {
 				t.Fatalf("Build error = %v, want nil", err)
 			}
@@ -316,7 +340,7 @@ func TestSchema_Build_orderBy(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name       string
-		schema     *query.Schema
+		schema     builder
 		orderBy    string
 		wantSQL    string
 		wantFields []string
@@ -349,7 +373,7 @@ func TestSchema_Build_orderBy(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			q, err := tt.schema.Build(query.Request{OrderBy: tt.orderBy}, 1)
+			q, err := tt.schema.Build(query.Request{OrderBy: tt.orderBy})
 			if err != nil {
 				t.Fatalf("Build(order_by %q) error = %v", tt.orderBy, err)
 			}
@@ -385,7 +409,7 @@ func TestSchema_Build_orderByErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			_, err := stocks.Build(query.Request{OrderBy: tt.orderBy}, 1)
+			_, err := stocks.Build(query.Request{OrderBy: tt.orderBy})
 			want := []string{"order_by: " + tt.wantMsg}
 			if diff := cmp.Diff(want, violations(t, err)); diff != "" {
 				t.Errorf("Build(order_by %q) violations mismatch (-want +got):\n%s", tt.orderBy, diff)
@@ -411,7 +435,7 @@ func TestSchema_Build_pageSize(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			q, err := stocks.Build(query.Request{PageSize: tt.pageSize}, 1)
+			q, err := stocks.Build(query.Request{PageSize: tt.pageSize})
 			if err != nil {
 				t.Fatalf("Build(page_size %d) error = %v", tt.pageSize, err)
 			}
@@ -425,7 +449,7 @@ func TestSchema_Build_pageSize(t *testing.T) {
 
 func TestSchema_Build_reportsEveryBadField(t *testing.T) {
 	t.Parallel()
-	_, err := stocks.Build(query.Request{Filter: "colour = 1", OrderBy: "colour", PageSize: -1}, 1)
+	_, err := stocks.Build(query.Request{Filter: "colour = 1", OrderBy: "colour", PageSize: -1})
 	want := []string{
 		"page_size: must not be negative, got -1",
 		`filter: unknown field "colour"`,
@@ -436,98 +460,170 @@ func TestSchema_Build_reportsEveryBadField(t *testing.T) {
 	}
 }
 
-func TestSchema_Build_firstArg(t *testing.T) {
+func TestQuery_NamedArgs(t *testing.T) {
 	t.Parallel()
-	q, err := stocks.Build(query.Request{Filter: `sector = "A" OR market_cap < 10`}, 3)
+	q, err := stocks.Build(query.Request{Filter: `sector = "A" OR market_cap < 10`})
 	if err != nil {
 		t.Fatalf("Build error = %v", err)
 	}
-	if want := "(s.sector = $3 OR s.market_cap < $4)"; q.Where != want {
+	if want := "(s.sector = @p1 OR s.market_cap < @p2)"; q.Where != want {
 		t.Errorf("Where = %q, want %q", q.Where, want)
 	}
-	if _, err := stocks.Build(query.Request{}, 0); err == nil {
-		t.Error("Build(firstArg 0) error = nil, want an error")
+	// pgx numbers the names as they first appear: the caller's before the page's here.
+	sql := q.SQL("SELECT 1 FROM t", "x = @x AND y <> @x")
+	tests := []struct {
+		name     string
+		own      pgx.NamedArgs
+		wantSQL  string
+		wantArgs []any
+		wantErr  string
+	}{
+		{
+			"merged", pgx.NamedArgs{"x": "own"},
+			"SELECT 1 FROM t WHERE x = $1 AND y <> $1 AND (s.sector = $2 OR s.market_cap < $3) ORDER BY s.symbol ASC LIMIT 51",
+			[]any{"own", "A", int64(10)}, "",
+		},
+		{"missing", nil, "", nil, "argument x found in sql query but not present in StrictNamedArgs"},
+		{"unused", pgx.NamedArgs{"x": 1, "z": 2}, "", nil, "argument z of StrictNamedArgs not found in sql query"},
+		{"reserved", pgx.NamedArgs{"x": 1, "p2": 2}, "", nil, `query: parameter name "p2" is reserved for the page's parameters`},
+		{"reserved_long", pgx.NamedArgs{"x": 1, "p12": 2}, "", nil, `query: parameter name "p12" is reserved for the page's parameters`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			gotSQL, gotArgs, err := q.NamedArgs(tt.own).RewriteQuery(t.Context(), nil, sql, nil)
+			if tt.wantErr != "" {
+				if err == nil || err.Error() != tt.wantErr {
+					t.Fatalf("RewriteQuery error = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("RewriteQuery error = %v", err)
+			}
+			if gotSQL != tt.wantSQL {
+				t.Errorf("SQL = %q, want %q", gotSQL, tt.wantSQL)
+			}
+			if diff := cmp.Diff(tt.wantArgs, gotArgs); diff != "" {
+				t.Errorf("args mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+	// Names like the page's but not of its form are the caller's to use.
+	for _, name := range []string{"p", "px", "page", "p1x", "_p1"} {
+		sql := q.SQL("SELECT 1 FROM t", "x = @"+name)
+		if _, _, err := q.NamedArgs(pgx.NamedArgs{name: 1}).RewriteQuery(t.Context(), nil, sql, nil); err != nil {
+			t.Errorf("own parameter %q: RewriteQuery error = %v, want nil", name, err)
+		}
 	}
 }
 
 func TestSchema_Build_schemaErrors(t *testing.T) {
 	t.Parallel()
 	enum := typepb.Field_Cardinality(0).Type()
+	a := func(p pair) any { return p.A }
 	tests := []struct {
 		name    string
-		schema  query.Schema
+		schema  query.Schema[pair]
 		wantErr string
 	}{
 		{
 			"no_key",
-			query.Schema{Fields: []query.Field{{Name: "a", Column: "a", Type: query.Int}}},
+			query.Schema[pair]{Fields: []query.Field[pair]{{Name: "a", Column: "a", Type: query.Int}}},
 			"query: schema has no key",
 		},
 		{
 			"undeclared_key",
-			query.Schema{Fields: []query.Field{{Name: "a", Column: "a", Type: query.Int}}, Key: []string{"b"}},
+			query.Schema[pair]{Fields: []query.Field[pair]{{Name: "a", Column: "a", Type: query.Int}}, Key: []string{"b"}},
 			`query: schema key "b" is not a declared field`,
 		},
 		{
 			"no_type",
-			query.Schema{Fields: []query.Field{{Name: "a", Column: "a"}}, Key: []string{"a"}},
+			query.Schema[pair]{Fields: []query.Field[pair]{{Name: "a", Column: "a"}}, Key: []string{"a"}},
 			`query: schema field "a": invalid type 0`,
 		},
 		{
 			"no_column",
-			query.Schema{Fields: []query.Field{{Name: "a", Type: query.Int}}, Key: []string{"a"}},
+			query.Schema[pair]{Fields: []query.Field[pair]{{Name: "a", Type: query.Int}}, Key: []string{"a"}},
 			"query: schema field 0: empty name or column",
 		},
 		{
 			"enum_without_type",
-			query.Schema{Fields: []query.Field{{Name: "a", Column: "a", Type: query.Enum}}, Key: []string{"a"}},
+			query.Schema[pair]{Fields: []query.Field[pair]{{Name: "a", Column: "a", Type: query.Enum}}, Key: []string{"a"}},
 			`query: schema field "a": Enum must be set exactly for type enum`,
 		},
 		{
 			"enum_type_on_string",
-			query.Schema{Fields: []query.Field{{Name: "a", Column: "a", Type: query.String, Enum: enum}}, Key: []string{"a"}},
+			query.Schema[pair]{Fields: []query.Field[pair]{{Name: "a", Column: "a", Type: query.String, Enum: enum}}, Key: []string{"a"}},
 			`query: schema field "a": Enum must be set exactly for type enum`,
 		},
 		{
 			"duplicate",
-			query.Schema{Fields: []query.Field{
+			query.Schema[pair]{Fields: []query.Field[pair]{
 				{Name: "a", Column: "a", Type: query.Int}, {Name: "a", Column: "b", Type: query.Int},
 			}, Key: []string{"a"}},
 			`query: schema field "a" declared twice`,
 		},
 		{
 			"sortable_list",
-			query.Schema{Fields: []query.Field{
+			query.Schema[pair]{Fields: []query.Field[pair]{
 				{Name: "a", Column: "a", Type: query.Int}, {Name: "t", Column: "t", Type: query.StringList, Sortable: true},
 			}, Key: []string{"a"}},
 			`query: schema field "t": a string list field cannot be sortable`,
 		},
 		{
 			"sortable_text",
-			query.Schema{Fields: []query.Field{
+			query.Schema[pair]{Fields: []query.Field[pair]{
 				{Name: "a", Column: "a", Type: query.Int}, {Name: "t", Column: "t", Type: query.Text, Sortable: true},
 			}, Key: []string{"a"}},
 			`query: schema field "t": a full-text field cannot be sortable`,
 		},
 		{
 			"list_key",
-			query.Schema{Fields: []query.Field{{Name: "t", Column: "t", Type: query.StringList}}, Key: []string{"t"}},
+			query.Schema[pair]{Fields: []query.Field[pair]{{Name: "t", Column: "t", Type: query.StringList}}, Key: []string{"t"}},
 			`query: schema key "t": a string list field cannot be a key`,
 		},
 		{
 			"text_key",
-			query.Schema{Fields: []query.Field{{Name: "t", Column: "t", Type: query.Text}}, Key: []string{"t"}},
+			query.Schema[pair]{Fields: []query.Field[pair]{{Name: "t", Column: "t", Type: query.Text}}, Key: []string{"t"}},
 			`query: schema key "t": a full-text field cannot be a key`,
 		},
 		{
 			"type_past_text",
-			query.Schema{Fields: []query.Field{{Name: "a", Column: "a", Type: query.Text + 1}}, Key: []string{"a"}},
+			query.Schema[pair]{Fields: []query.Field[pair]{{Name: "a", Column: "a", Type: query.Text + 1}}, Key: []string{"a"}},
 			`query: schema field "a": invalid type 9`,
 		},
 		{
+			"key_without_value",
+			query.Schema[pair]{Fields: []query.Field[pair]{{Name: "a", Column: "a", Type: query.Int}}, Key: []string{"a"}},
+			`query: schema field "a": sorted by, so it needs a Value`,
+		},
+		{
+			"sortable_without_value",
+			query.Schema[pair]{Fields: []query.Field[pair]{
+				{Name: "a", Column: "a", Type: query.Int, Value: a}, {Name: "b", Column: "b", Type: query.Int, Sortable: true},
+			}, Key: []string{"a"}},
+			`query: schema field "b": sorted by, so it needs a Value`,
+		},
+		{
+			"value_of_other_type",
+			query.Schema[pair]{Fields: []query.Field[pair]{
+				{Name: "a", Column: "a", Type: query.Int, Value: a},
+				{Name: "t", Column: "t", Type: query.Timestamp, Sortable: true, Value: a},
+			}, Key: []string{"a"}},
+			`query: schema field "t": its Value returns int64, which is no timestamp value`,
+		},
+		{
+			"value_panics",
+			query.Schema[pair]{Fields: []query.Field[pair]{{
+				Name: "a", Column: "a", Type: query.Int, Value: func(p pair) any { return 1 / p.B },
+			}}, Key: []string{"a"}},
+			`query: schema field "a": its Value panics on a zero row: runtime error: integer divide by zero`,
+		},
+		{
 			"bad_default_order",
-			query.Schema{Fields: []query.Field{
-				{Name: "a", Column: "a", Type: query.Int}, {Name: "b", Column: "b", Type: query.Int},
+			query.Schema[pair]{Fields: []query.Field[pair]{
+				{Name: "a", Column: "a", Type: query.Int, Value: a}, {Name: "b", Column: "b", Type: query.Int},
 			}, Key: []string{"a"}, DefaultOrder: "b"},
 			`query: schema default order "b": field "b" cannot be sorted by`,
 		},
@@ -535,7 +631,7 @@ func TestSchema_Build_schemaErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			_, err := tt.schema.Build(query.Request{}, 1)
+			_, err := tt.schema.Build(query.Request{})
 			if err == nil || err.Error() != tt.wantErr {
 				t.Fatalf("Build error = %v, want %q", err, tt.wantErr)
 			}
@@ -549,7 +645,7 @@ func TestSchema_Build_schemaErrors(t *testing.T) {
 
 func TestQuery_SQL(t *testing.T) {
 	t.Parallel()
-	q, err := stocks.Build(query.Request{Filter: `sector = "Energy"`, OrderBy: "market_cap desc", PageSize: 2}, 2)
+	q, err := stocks.Build(query.Request{Filter: `sector = "Energy"`, OrderBy: "market_cap desc", PageSize: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -558,8 +654,8 @@ func TestQuery_SQL(t *testing.T) {
 		conds []string
 		want  string
 	}{
-		{"filter only", nil, "SELECT 1 FROM t WHERE (s.sector = $2) ORDER BY s.market_cap DESC, s.symbol DESC LIMIT 3"},
-		{"with the caller's condition", []string{"x = $1"}, "SELECT 1 FROM t WHERE x = $1 AND (s.sector = $2) ORDER BY s.market_cap DESC, s.symbol DESC LIMIT 3"},
+		{"filter only", nil, "SELECT 1 FROM t WHERE (s.sector = @p1) ORDER BY s.market_cap DESC, s.symbol DESC LIMIT 3"},
+		{"with the caller's condition", []string{"x = @x"}, "SELECT 1 FROM t WHERE x = @x AND (s.sector = @p1) ORDER BY s.market_cap DESC, s.symbol DESC LIMIT 3"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -569,7 +665,7 @@ func TestQuery_SQL(t *testing.T) {
 			}
 		})
 	}
-	empty, err := stocks.Build(query.Request{}, 1)
+	empty, err := stocks.Build(query.Request{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -120,7 +120,7 @@ func (q *Query) decodeToken(token string, extra bool) ([]any, error) {
 }
 
 // encodeValue renders a row's value of f for a page token.
-func encodeValue(f *Field, v any) (string, error) {
+func encodeValue(f *field, v any) (string, error) {
 	switch f.Type {
 	case String:
 		if s, ok := v.(string); ok {
@@ -166,6 +166,12 @@ func encodeValue(f *Field, v any) (string, error) {
 	return "", fmt.Errorf("query: page token value %v (%T) for %s field %q", v, v, f.Type, f.Name)
 }
 
+// validValue reports whether v is a value of f that a page token can hold.
+func validValue(f *field, v any) bool {
+	_, err := encodeValue(f, v)
+	return err == nil
+}
+
 // decodeValue parses a page token value by the type of its field.
 func decodeValue(t Type, s string) (any, error) {
 	switch t {
@@ -189,6 +195,6 @@ func literalText(t Type, v any) string {
 	case Timestamp:
 		return strconv.Quote(v.(time.Time).UTC().Format(time.RFC3339Nano))
 	}
-	s, _ := encodeValue(&Field{Type: t}, v)
+	s, _ := encodeValue(&field{Type: t}, v)
 	return s
 }

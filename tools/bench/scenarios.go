@@ -194,25 +194,30 @@ func (b *bench) scenarioList(ctx context.Context) error {
 	b.logf("scenario 3: ListStocks page, %d clients", listClients)
 	// The same SQL the service runs: pkg/query builds it from the same request over the
 	// same fields (a subset of the service's whitelist; the SQL depends only on those named).
-	schema := query.Schema{
-		Fields: []query.Field{
-			{Name: "symbol", Column: "symbol", Type: query.String, Sortable: true},
-			{Name: "sector", Column: "sector", Type: query.String, Sortable: true},
-			{Name: "market_cap", Column: "market_cap", Type: query.Int, Sortable: true},
+	type stock struct {
+		Symbol, Sector string
+		MarketCap      int64
+	}
+	schema := query.Schema[stock]{
+		Fields: []query.Field[stock]{
+			{Name: "symbol", Column: "symbol", Type: query.String, Sortable: true, Value: func(s stock) any { return s.Symbol }},
+			{Name: "sector", Column: "sector", Type: query.String, Sortable: true, Value: func(s stock) any { return s.Sector }},
+			{Name: "market_cap", Column: "market_cap", Type: query.Int, Sortable: true, Value: func(s stock) any { return s.MarketCap }},
 		},
 		Key:      []string{"symbol"},
 		TokenKey: "bench",
 	}
-	q, err := schema.Build(query.Request{Filter: listFilter, OrderBy: listOrderBy, PageSize: listPage}, 1)
+	q, err := schema.Build(query.Request{Filter: listFilter, OrderBy: listOrderBy, PageSize: listPage})
 	if err != nil {
 		return err
 	}
 	sql := q.SQL(`SELECT symbol, name, sector, industry, exchange, currency, market_cap, create_time, update_time FROM stock.stocks`)
-	// pgbench passes -D variables as parameters of the prepared statement, as pgx does.
+	// pgbench passes -D variables as parameters of the prepared statement, as pgx does with
+	// the page's named parameters @p1, @p2, ...
 	pgbSQL, vars := sql, map[string]string{}
 	for i := len(q.Args); i >= 1; i-- {
-		name := "a" + strconv.Itoa(i)
-		pgbSQL = strings.ReplaceAll(pgbSQL, "$"+strconv.Itoa(i), ":"+name)
+		name := "p" + strconv.Itoa(i)
+		pgbSQL = strings.ReplaceAll(pgbSQL, "@"+name, ":"+name)
 		vars[name] = fmt.Sprint(q.Args[i-1])
 	}
 	script, err := b.script("list.sql", pgbSQL+";\n")

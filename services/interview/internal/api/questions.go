@@ -153,28 +153,11 @@ func (s *QuestionBank) DeleteQuestion(ctx context.Context, req *interviewv1.Dele
 
 // ListQuestions returns a page of questions.
 func (s *QuestionBank) ListQuestions(ctx context.Context, req *interviewv1.ListQuestionsRequest) (*interviewv1.ListQuestionsResponse, error) {
-	q, err := s.lists.questions.Build(query.Request{Filter: req.GetFilter(), OrderBy: req.GetOrderBy(),
-		PageToken: req.GetPageToken(), PageSize: req.GetPageSize()}, 1)
+	questions, next, err := query.List(ctx, s.retry, &s.lists.questions, query.RequestOf(req, ""), s.store.ListQuestions, toQuestion)
 	if err != nil {
 		return nil, s.grpcError(ctx, err)
 	}
-	var rows []store.Question
-	err = s.retry.Do(ctx, func(ctx context.Context) (err error) {
-		rows, err = s.store.ListQuestions(ctx, q)
-		return err
-	})
-	if err != nil {
-		return nil, s.grpcError(ctx, err)
-	}
-	rows, next, err := query.Page(q, rows, questionValue)
-	if err != nil {
-		return nil, s.grpcError(ctx, err)
-	}
-	resp := &interviewv1.ListQuestionsResponse{NextPageToken: next}
-	for _, r := range rows {
-		resp.Questions = append(resp.Questions, toQuestion(r))
-	}
-	return resp, nil
+	return &interviewv1.ListQuestionsResponse{Questions: questions, NextPageToken: next}, nil
 }
 
 // BulkImportQuestions upserts questions by key in one transaction.

@@ -228,31 +228,17 @@ func (s *Interviews) read(ctx context.Context, id int64) (store.Session, []store
 // ListSessions returns a page of sessions, without their questions.
 func (s *Interviews) ListSessions(ctx context.Context, req *interviewv1.ListSessionsRequest) (*interviewv1.ListSessionsResponse, error) {
 	// A candidate sees only their own sessions; the token is bound to whose list it pages.
-	p := auth.Caller(ctx)
-	candidate, first := "", 1
-	if !p.Admin() {
-		candidate, first = p.Subject, 2
+	candidate := ""
+	if p := auth.Caller(ctx); !p.Admin() {
+		candidate = p.Subject
 	}
-	q, err := s.lists.sessions.Build(query.Request{Filter: req.GetFilter(), OrderBy: req.GetOrderBy(),
-		PageToken: req.GetPageToken(), PageSize: req.GetPageSize(), Extra: candidate}, first)
+	read := func(ctx context.Context, q *query.Query) ([]store.Session, error) {
+		return s.store.ListSessions(ctx, candidate, q)
+	}
+	sessions, next, err := query.List(ctx, s.retry, &s.lists.sessions, query.RequestOf(req, candidate), read,
+		func(r store.Session) *interviewv1.Session { return toSession(r, nil) })
 	if err != nil {
 		return nil, s.grpcError(ctx, err)
 	}
-	var rows []store.Session
-	err = s.retry.Do(ctx, func(ctx context.Context) (err error) {
-		rows, err = s.store.ListSessions(ctx, candidate, q)
-		return err
-	})
-	if err != nil {
-		return nil, s.grpcError(ctx, err)
-	}
-	rows, next, err := query.Page(q, rows, sessionValue)
-	if err != nil {
-		return nil, s.grpcError(ctx, err)
-	}
-	resp := &interviewv1.ListSessionsResponse{NextPageToken: next}
-	for _, r := range rows {
-		resp.Sessions = append(resp.Sessions, toSession(r, nil))
-	}
-	return resp, nil
+	return &interviewv1.ListSessionsResponse{Sessions: sessions, NextPageToken: next}, nil
 }

@@ -154,7 +154,7 @@ func (s *Store) DeleteQuestion(ctx context.Context, id, version int64) error {
 
 // ListQuestions returns one page of questions.
 func (s *Store) ListQuestions(ctx context.Context, page *query.Query) ([]Question, error) {
-	rows, _ := s.db.Query(ctx, page.SQL(`SELECT `+questionColumns+` FROM interview.questions`), page.Args...)
+	rows, _ := s.db.Query(ctx, page.SQL(`SELECT `+questionColumns+` FROM interview.questions`), page.NamedArgs(nil))
 	list, err := pgx.CollectRows(rows, pgx.RowToStructByName[Question])
 	if err != nil {
 		return nil, fmt.Errorf("list questions: %w", err)

@@ -223,14 +223,15 @@ func (s *Store) CompleteSession(ctx context.Context, id int64, summary json.RawM
 }
 
 // ListSessions returns one page of sessions: of every candidate when candidate is "", else
-// of that one only, and page's parameters then start at $2.
+// of that one only.
 func (s *Store) ListSessions(ctx context.Context, candidate string, page *query.Query) ([]Session, error) {
-	sql, args := page.SQL(`SELECT `+sessionColumns+` FROM interview.sessions`), page.Args
+	const sel = `SELECT ` + sessionColumns + ` FROM interview.sessions`
+	sql, args := page.SQL(sel), page.NamedArgs(nil)
 	if candidate != "" {
-		sql = page.SQL(`SELECT `+sessionColumns+` FROM interview.sessions`, `candidate = $1`)
-		args = append([]any{candidate}, args...)
+		sql = page.SQL(sel, `candidate = @candidate`)
+		args = page.NamedArgs(pgx.NamedArgs{"candidate": candidate})
 	}
-	rows, _ := s.db.Query(ctx, sql, args...)
+	rows, _ := s.db.Query(ctx, sql, args)
 	list, err := pgx.CollectRows(rows, pgx.RowToStructByName[Session])
 	if err != nil {
 		return nil, fmt.Errorf("list sessions: %w", err)

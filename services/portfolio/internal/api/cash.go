@@ -119,25 +119,13 @@ func (s *Server) ListCashMovements(ctx context.Context, req *portfoliov1.ListCas
 	if err := s.requireOwner(ctx, pid); err != nil {
 		return nil, s.grpcError(ctx, err)
 	}
-	q, err := s.lists.movements.Build(listRequest("", "", req.GetPageToken(), req.GetPageSize(), strconv.FormatInt(pid, 10)), 2)
+	page := query.Request{PageToken: req.GetPageToken(), PageSize: req.GetPageSize(), Extra: strconv.FormatInt(pid, 10)}
+	read := func(ctx context.Context, q *query.Query) ([]store.CashMovement, error) {
+		return s.store.ListCashMovements(ctx, pid, q)
+	}
+	movements, next, err := query.List(ctx, s.retry, &s.lists.movements, page, read, toMovement)
 	if err != nil {
 		return nil, s.grpcError(ctx, err)
 	}
-	var rows []store.CashMovement
-	err = s.retry.Do(ctx, func(ctx context.Context) (err error) {
-		rows, err = s.store.ListCashMovements(ctx, pid, q)
-		return err
-	})
-	if err != nil {
-		return nil, s.grpcError(ctx, err)
-	}
-	rows, next, err := query.Page(q, rows, movementValue)
-	if err != nil {
-		return nil, s.grpcError(ctx, err)
-	}
-	resp := &portfoliov1.ListCashMovementsResponse{NextPageToken: next}
-	for _, m := range rows {
-		resp.Movements = append(resp.Movements, toMovement(m))
-	}
-	return resp, nil
+	return &portfoliov1.ListCashMovementsResponse{Movements: movements, NextPageToken: next}, nil
 }

@@ -1,77 +1,49 @@
 package api
 
 import (
-	"fmt"
-
 	portfoliov1 "github.com/pgfleet/pgfleet/gen/pgfleet/portfolio/v1"
 	"github.com/pgfleet/pgfleet/pkg/query"
 	"github.com/pgfleet/pgfleet/services/portfolio/internal/store"
 )
 
-// lists holds the whitelist of every list method; each sort column has an index ending in id.
+// lists holds the whitelist of every list method, with where a row holds each field's value;
+// each sort column has an index ending in id.
 type lists struct {
-	portfolios, trades, movements query.Schema
+	portfolios query.Schema[store.Portfolio]
+	trades     query.Schema[store.Trade]
+	movements  query.Schema[store.CashMovement]
 }
 
 func newLists(tokenKey string) lists {
+	type (
+		pf = store.Portfolio
+		tr = store.Trade
+		mv = store.CashMovement
+	)
 	return lists{
-		portfolios: query.Schema{
-			Fields: []query.Field{
-				{Name: "id", Column: "id", Type: query.Int, Sortable: true},
-				{Name: "user_id", Column: "user_id", Type: query.Int, Sortable: true},
-				{Name: "name", Column: "name", Type: query.String, Sortable: true},
-				{Name: "currency", Column: "currency", Type: query.String, Sortable: true},
-				{Name: "create_time", Column: "create_time", Type: query.Timestamp, Sortable: true},
-				{Name: "update_time", Column: "update_time", Type: query.Timestamp, Sortable: true},
+		portfolios: query.Schema[pf]{
+			Fields: []query.Field[pf]{
+				{Name: "id", Column: "id", Type: query.Int, Sortable: true, Value: func(p pf) any { return p.ID }},
+				{Name: "user_id", Column: "user_id", Type: query.Int, Sortable: true, Value: func(p pf) any { return p.UserID }},
+				{Name: "name", Column: "name", Type: query.String, Sortable: true, Value: func(p pf) any { return p.Name }},
+				{Name: "currency", Column: "currency", Type: query.String, Sortable: true, Value: func(p pf) any { return p.Currency }},
+				{Name: "create_time", Column: "create_time", Type: query.Timestamp, Sortable: true, Value: func(p pf) any { return p.CreateTime }},
+				{Name: "update_time", Column: "update_time", Type: query.Timestamp, Sortable: true, Value: func(p pf) any { return p.UpdateTime }},
 			},
 			Key: []string{"id"}, TokenKey: tokenKey,
 		},
-		trades: query.Schema{
-			Fields: []query.Field{
-				{Name: "id", Column: "id", Type: query.Int, Sortable: true},
-				{Name: "symbol", Column: "symbol", Type: query.String, Sortable: true},
-				{Name: "side", Column: "side", Type: query.Enum, Enum: portfoliov1.Side(0).Type(), Sortable: true},
-				{Name: "execute_time", Column: "execute_time", Type: query.Timestamp, Sortable: true},
+		trades: query.Schema[tr]{
+			Fields: []query.Field[tr]{
+				{Name: "id", Column: "id", Type: query.Int, Sortable: true, Value: func(t tr) any { return t.ID }},
+				{Name: "symbol", Column: "symbol", Type: query.String, Sortable: true, Value: func(t tr) any { return t.Symbol }},
+				{Name: "side", Column: "side", Type: query.Enum, Enum: portfoliov1.Side(0).Type(), Sortable: true, Value: func(t tr) any { return t.Side }},
+				{Name: "execute_time", Column: "execute_time", Type: query.Timestamp, Sortable: true, Value: func(t tr) any { return t.ExecuteTime }},
 			},
 			Key: []string{"id"}, TokenKey: tokenKey,
 		},
-		movements: query.Schema{
-			Fields: []query.Field{{Name: "id", Column: "id", Type: query.Int, Sortable: true}},
+		movements: query.Schema[mv]{
+			Fields: []query.Field[mv]{{Name: "id", Column: "id", Type: query.Int, Sortable: true, Value: func(m mv) any { return m.ID }}},
 			Key:    []string{"id"}, TokenKey: tokenKey,
 		},
 	}
 }
-
-func portfolioValue(p store.Portfolio, field string) any {
-	switch field {
-	case "id":
-		return p.ID
-	case "user_id":
-		return p.UserID
-	case "name":
-		return p.Name
-	case "currency":
-		return p.Currency
-	case "create_time":
-		return p.CreateTime
-	case "update_time":
-		return p.UpdateTime
-	}
-	panic(fmt.Sprintf("portfolio field %q is sortable but has no value", field))
-}
-
-func tradeValue(t store.Trade, field string) any {
-	switch field {
-	case "id":
-		return t.ID
-	case "symbol":
-		return t.Symbol
-	case "side":
-		return t.Side
-	case "execute_time":
-		return t.ExecuteTime
-	}
-	panic(fmt.Sprintf("trade field %q is sortable but has no value", field))
-}
-
-func movementValue(m store.CashMovement, _ string) any { return m.ID }

@@ -179,33 +179,13 @@ func valuePosition(pos store.Position, price *stockv1.Price) (*portfoliov1.Posit
 // ListPortfolios returns a page of portfolios.
 func (s *Server) ListPortfolios(ctx context.Context, req *portfoliov1.ListPortfoliosRequest) (*portfoliov1.ListPortfoliosResponse, error) {
 	// A user sees only their own portfolios; the token is bound to whose list it pages.
-	owner, first := ownerFilter(auth.Caller(ctx)), 1
-	if owner != "" {
-		first = 2
+	owner := ownerFilter(auth.Caller(ctx))
+	read := func(ctx context.Context, q *query.Query) ([]store.Portfolio, error) {
+		return s.store.ListPortfolios(ctx, owner, q)
 	}
-	q, err := s.lists.portfolios.Build(listRequest(req.GetFilter(), req.GetOrderBy(), req.GetPageToken(), req.GetPageSize(), owner), first)
+	portfolios, next, err := query.List(ctx, s.retry, &s.lists.portfolios, query.RequestOf(req, owner), read, toPortfolio)
 	if err != nil {
 		return nil, s.grpcError(ctx, err)
 	}
-	var rows []store.Portfolio
-	err = s.retry.Do(ctx, func(ctx context.Context) (err error) {
-		if owner == "" {
-			rows, err = s.store.ListPortfolios(ctx, q)
-		} else {
-			rows, err = s.store.ListOwnedPortfolios(ctx, owner, q)
-		}
-		return err
-	})
-	if err != nil {
-		return nil, s.grpcError(ctx, err)
-	}
-	rows, next, err := query.Page(q, rows, portfolioValue)
-	if err != nil {
-		return nil, s.grpcError(ctx, err)
-	}
-	resp := &portfoliov1.ListPortfoliosResponse{NextPageToken: next}
-	for _, p := range rows {
-		resp.Portfolios = append(resp.Portfolios, toPortfolio(p))
-	}
-	return resp, nil
+	return &portfoliov1.ListPortfoliosResponse{Portfolios: portfolios, NextPageToken: next}, nil
 }

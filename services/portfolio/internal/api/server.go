@@ -23,7 +23,6 @@ import (
 	"github.com/pgfleet/pgfleet/pkg/apierr"
 	"github.com/pgfleet/pgfleet/pkg/app"
 	"github.com/pgfleet/pgfleet/pkg/lock"
-	"github.com/pgfleet/pgfleet/pkg/query"
 	"github.com/pgfleet/pgfleet/pkg/retry"
 	"github.com/pgfleet/pgfleet/services/portfolio/internal/store"
 )
@@ -156,9 +155,4 @@ func notFoundReason(kind string) apierr.Reason {
 		return apierr.PortfolioNotFound
 	}
 	return apierr.NotFound
-}
-
-// listRequest is the common shape of list calls.
-func listRequest(filter, orderBy, token string, size int32, extra string) query.Request {
-	return query.Request{Filter: filter, OrderBy: orderBy, PageToken: token, PageSize: size, Extra: extra}
 }

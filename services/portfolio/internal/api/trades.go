@@ -241,26 +241,12 @@ func (s *Server) ListTrades(ctx context.Context, req *portfoliov1.ListTradesRequ
 	if err := s.requireOwner(ctx, pid); err != nil {
 		return nil, s.grpcError(ctx, err)
 	}
-	q, err := s.lists.trades.Build(listRequest(req.GetFilter(), req.GetOrderBy(), req.GetPageToken(), req.GetPageSize(),
-		strconv.FormatInt(pid, 10)), 2)
+	read := func(ctx context.Context, q *query.Query) ([]store.Trade, error) {
+		return s.store.ListTrades(ctx, pid, q)
+	}
+	trades, next, err := query.List(ctx, s.retry, &s.lists.trades, query.RequestOf(req, strconv.FormatInt(pid, 10)), read, toTrade)
 	if err != nil {
 		return nil, s.grpcError(ctx, err)
 	}
-	var rows []store.Trade
-	err = s.retry.Do(ctx, func(ctx context.Context) (err error) {
-		rows, err = s.store.ListTrades(ctx, pid, q)
-		return err
-	})
-	if err != nil {
-		return nil, s.grpcError(ctx, err)
-	}
-	rows, next, err := query.Page(q, rows, tradeValue)
-	if err != nil {
-		return nil, s.grpcError(ctx, err)
-	}
-	resp := &portfoliov1.ListTradesResponse{NextPageToken: next}
-	for _, t := range rows {
-		resp.Trades = append(resp.Trades, toTrade(t))
-	}
-	return resp, nil
+	return &portfoliov1.ListTradesResponse{Trades: trades, NextPageToken: next}, nil
 }

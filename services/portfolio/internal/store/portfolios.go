@@ -82,9 +82,16 @@ func (s *Store) GetPortfolio(ctx context.Context, id int64) (Portfolio, error) {
 	return p, nil
 }
 
-// ListPortfolios returns one page of portfolios.
-func (s *Store) ListPortfolios(ctx context.Context, page *query.Query) ([]Portfolio, error) {
-	rows, _ := s.db.Query(ctx, page.SQL(`SELECT `+portfolioColumns+` FROM portfolio.portfolios`), page.Args...)
+// ListPortfolios returns one page of portfolios: of every user when email is "", else of the
+// user with email (in any case) only.
+func (s *Store) ListPortfolios(ctx context.Context, email string, page *query.Query) ([]Portfolio, error) {
+	const sel = `SELECT ` + portfolioColumns + ` FROM portfolio.portfolios`
+	sql, args := page.SQL(sel), page.NamedArgs(nil)
+	if email != "" {
+		sql = page.SQL(sel, `user_id = (SELECT id FROM portfolio.users WHERE lower(email) = lower(@email))`)
+		args = page.NamedArgs(pgx.NamedArgs{"email": email})
+	}
+	rows, _ := s.db.Query(ctx, sql, args)
 	list, err := pgx.CollectRows(rows, pgx.RowToStructByName[Portfolio])
 	if err != nil {
 		return nil, fmt.Errorf("list portfolios: %w", err)
@@ -127,19 +134,6 @@ func owned(id int64, ok bool) error {
 		return &NotFoundError{Kind: "portfolio", Field: "portfolio_id", Key: id}
 	}
 	return nil
-}
-
-// ListOwnedPortfolios is ListPortfolios restricted to the user with email (in any case);
-// page's parameters start at $2.
-func (s *Store) ListOwnedPortfolios(ctx context.Context, email string, page *query.Query) ([]Portfolio, error) {
-	q := page.SQL(`SELECT `+portfolioColumns+` FROM portfolio.portfolios`,
-		`user_id = (SELECT id FROM portfolio.users WHERE lower(email) = lower($1))`)
-	rows, _ := s.db.Query(ctx, q, append([]any{email}, page.Args...)...)
-	list, err := pgx.CollectRows(rows, pgx.RowToStructByName[Portfolio])
-	if err != nil {
-		return nil, fmt.Errorf("list portfolios: %w", err)
-	}
-	return list, nil
 }
 
 // Holding is what a trade of symbol reads of a portfolio: its currency, its cash and its

@@ -87,10 +87,10 @@ func collectTrade(rows pgx.Rows, requestID string) (Trade, error) {
 	return t, nil
 }
 
-// ListTrades returns one page of a portfolio's trades; page's parameters start at $2.
+// ListTrades returns one page of a portfolio's trades.
 func (s *Store) ListTrades(ctx context.Context, portfolioID int64, page *query.Query) ([]Trade, error) {
-	q := page.SQL(`SELECT `+tradeColumns+` FROM portfolio.trades`, `portfolio_id = $1`)
-	rows, _ := s.db.Query(ctx, q, append([]any{portfolioID}, page.Args...)...)
+	q := page.SQL(`SELECT `+tradeColumns+` FROM portfolio.trades`, `portfolio_id = @portfolio`)
+	rows, _ := s.db.Query(ctx, q, page.NamedArgs(pgx.NamedArgs{"portfolio": portfolioID}))
 	list, err := pgx.CollectRows(rows, pgx.RowToStructByName[Trade])
 	if err != nil {
 		return nil, fmt.Errorf("list trades: %w", err)
@@ -161,10 +161,10 @@ func (s *Store) PortfolioAfter(ctx context.Context, m CashMovement) (Portfolio, 
 	return p, nil
 }
 
-// ListCashMovements returns one page of a portfolio's ledger; page's parameters start at $2.
+// ListCashMovements returns one page of a portfolio's ledger.
 func (s *Store) ListCashMovements(ctx context.Context, portfolioID int64, page *query.Query) ([]CashMovement, error) {
-	q := page.SQL(`SELECT `+movementColumns+` FROM portfolio.cash_movements`, `portfolio_id = $1`)
-	rows, _ := s.db.Query(ctx, q, append([]any{portfolioID}, page.Args...)...)
+	q := page.SQL(`SELECT `+movementColumns+` FROM portfolio.cash_movements`, `portfolio_id = @portfolio`)
+	rows, _ := s.db.Query(ctx, q, page.NamedArgs(pgx.NamedArgs{"portfolio": portfolioID}))
 	list, err := pgx.CollectRows(rows, pgx.RowToStructByName[CashMovement])
 	if err != nil {
 		return nil, fmt.Errorf("list cash movements: %w", err)

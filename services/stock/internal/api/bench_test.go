@@ -180,3 +180,140 @@ func BenchmarkStreamPrices(b *testing.B) {
 		b.ReportMetric(float64(rows)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
 	})
 }
+
+// BenchmarkListStocks: one page of 50 of a filtered, sorted list, 32 callers at once, first
+// pages and the pages after them (a page token, so a keyset condition), against the SQL the
+// service runs for the same pages, written by hand on pgx.
+func BenchmarkListStocks(b *testing.B) {
+	e := newEnv(b)
+	seedStocks(b, e, 3000)
+	const (
+		filter  = `sector = "Technology" AND market_cap >= 2000000000`
+		orderBy = "market_cap desc"
+		q       = `SELECT symbol, name, sector, industry, exchange, currency, market_cap, create_time, update_time
+			FROM stock.stocks WHERE (sector = $1 AND market_cap >= $2) ORDER BY market_cap DESC, symbol DESC LIMIT 51`
+		qAfter = `SELECT symbol, name, sector, industry, exchange, currency, market_cap, create_time, update_time
+			FROM stock.stocks WHERE ((sector = $1 AND market_cap >= $2) AND ((market_cap, symbol) < ($3, $4)))
+			ORDER BY market_cap DESC, symbol DESC LIMIT 51`
+	)
+	first, err := e.client.ListStocks(b.Context(), &stockv1.ListStocksRequest{Filter: filter, OrderBy: orderBy})
+	if err != nil || len(first.GetStocks()) != 50 || first.GetNextPageToken() == "" {
+		b.Fatalf("ListStocks = %d stocks, token %q, %v; want a full page and a token",
+			len(first.GetStocks()), first.GetNextPageToken(), err)
+	}
+	last := first.GetStocks()[49]
+
+	b.Run("pgx", func(b *testing.B) {
+		inParallel(b, func(i int) error {
+			args := []any{"Technology", int64(2_000_000_000)}
+			sql := q
+			if i%2 == 1 {
+				sql, args = qAfter, append(args, last.GetMarketCap(), last.GetSymbol())
+			}
+			rows, _ := e.pool.Query(b.Context(), sql, args...)
+			var st struct {
+				sym, name, sector, industry, exchange, currency string
+				mcap                                            int64
+				c, u                                            time.Time
+			}
+			return wantRows(rows, 51, &st.sym, &st.name, &st.sector, &st.industry, &st.exchange, &st.currency, &st.mcap, &st.c, &st.u)
+		})
+	})
+	b.Run("grpc", func(b *testing.B) {
+		inParallel(b, func(i int) error {
+			req := &stockv1.ListStocksRequest{Filter: filter, OrderBy: orderBy}
+			if i%2 == 1 {
+				req.PageToken = first.GetNextPageToken()
+			}
+			resp, err := e.client.ListStocks(b.Context(), req)
+			if err == nil && len(resp.GetStocks()) != 50 {
+				err = fmt.Errorf("ListStocks returned %d stocks, want 50", len(resp.GetStocks()))
+			}
+			return err
+		})
+	})
+}
+
+// BenchmarkListPrices: one page of 100 bars of one symbol in a time range, 32 callers at
+// once, first pages and pages after a token, against the same SQL on pgx.
+func BenchmarkListPrices(b *testing.B) {
+	e := newEnv(b)
+	seedStocks(b, e, 1)
+	const fill = `
+		INSERT INTO stock.prices (symbol, ts, open, high, low, close, volume)
+		SELECT 'S000', timestamptz '2024-01-01' + i * interval '1 hour', 100.5, 101.25, 99.75, 100 + i % 7, i
+		FROM generate_series(1, 20000) AS i`
+	if _, err := e.pool.Exec(b.Context(), fill); err != nil {
+		b.Fatal(err)
+	}
+	start, end := day0, day0.AddDate(1, 0, 0)
+	const (
+		q = `SELECT symbol, ts, open::text, high::text, low::text, close::text, volume
+			FROM stock.prices WHERE symbol = $1 AND ts >= $2 AND ts < $3 ORDER BY ts ASC LIMIT 101`
+		qAfter = `SELECT symbol, ts, open::text, high::text, low::text, close::text, volume
+			FROM stock.prices WHERE symbol = $1 AND ts >= $2 AND ts < $3 AND (ts > $4) ORDER BY ts ASC LIMIT 101`
+	)
+	req := &stockv1.ListPricesRequest{Symbol: "S000", StartTime: timestamppb.New(start), EndTime: timestamppb.New(end), PageSize: 100}
+	first, err := e.client.ListPrices(b.Context(), req)
+	if err != nil || len(first.GetPrices()) != 100 || first.GetNextPageToken() == "" {
+		b.Fatalf("ListPrices = %d prices, token %q, %v; want a full page and a token",
+			len(first.GetPrices()), first.GetNextPageToken(), err)
+	}
+	last := first.GetPrices()[99].GetTime().AsTime()
+
+	b.Run("pgx", func(b *testing.B) {
+		inParallel(b, func(i int) error {
+			args := []any{"S000", start, end}
+			sql := q
+			if i%2 == 1 {
+				sql, args = qAfter, append(args, last)
+			}
+			rows, _ := e.pool.Query(b.Context(), sql, args...)
+			var p struct {
+				sym, o, h, l, c string
+				ts              time.Time
+				v               int64
+			}
+			return wantRows(rows, 101, &p.sym, &p.ts, &p.o, &p.h, &p.l, &p.c, &p.v)
+		})
+	})
+	b.Run("grpc", func(b *testing.B) {
+		inParallel(b, func(i int) error {
+			r := &stockv1.ListPricesRequest{Symbol: "S000", StartTime: req.GetStartTime(), EndTime: req.GetEndTime(), PageSize: 100}
+			if i%2 == 1 {
+				r.PageToken = first.GetNextPageToken()
+			}
+			resp, err := e.client.ListPrices(b.Context(), r)
+			if err == nil && len(resp.GetPrices()) != 100 {
+				err = fmt.Errorf("ListPrices returned %d prices, want 100", len(resp.GetPrices()))
+			}
+			return err
+		})
+	})
+}
+
+// inParallel runs call from 32 goroutines until the benchmark has its count; i counts the
+// calls of each goroutine, so that they alternate first pages and next pages.
+func inParallel(b *testing.B, call func(i int) error) {
+	b.SetParallelism(16) // x GOMAXPROCS(2) = 32 goroutines
+	b.RunParallel(func(pb *testing.PB) {
+		for i := 0; pb.Next(); i++ {
+			if err := call(i); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// wantRows scans every row into dest, as a store does, and fails unless there are n.
+func wantRows(rows pgx.Rows, n int, dest ...any) error {
+	got := 0
+	if _, err := pgx.ForEachRow(rows, dest, func() error { got++; return nil }); err != nil {
+		return err
+	}
+	if got != n {
+		return fmt.Errorf("read %d rows, want %d", got, n)
+	}
+	return nil
+}

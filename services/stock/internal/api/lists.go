@@ -1,8 +1,6 @@
 package api
 
 import (
-	"fmt"
-
 	"github.com/pgfleet/pgfleet/pkg/query"
 	"github.com/pgfleet/pgfleet/services/stock/internal/store"
 
@@ -10,89 +8,54 @@ import (
 )
 
 // lists holds the whitelist of every list method: the only fields filter and order_by may
-// name, and the columns they map to. Each sort column has an index ending in the key.
+// name, the columns they map to and where a row holds their values. Each sort column has an
+// index ending in the key.
 type lists struct {
-	stocks, recommendations, prices query.Schema
+	stocks          query.Schema[store.Stock]
+	recommendations query.Schema[store.Recommendation]
+	prices          query.Schema[store.Price]
 }
 
 func newLists(tokenKey string) lists {
+	type (
+		st  = store.Stock
+		rec = store.Recommendation
+	)
 	return lists{
-		stocks: query.Schema{
-			Fields: []query.Field{
-				{Name: "symbol", Column: "symbol", Type: query.String, Sortable: true},
-				{Name: "name", Column: "name", Type: query.String, Sortable: true},
-				{Name: "sector", Column: "sector", Type: query.String, Sortable: true},
-				{Name: "industry", Column: "industry", Type: query.String, Sortable: true},
-				{Name: "exchange", Column: "exchange", Type: query.String, Sortable: true},
-				{Name: "currency", Column: "currency", Type: query.String, Sortable: true},
-				{Name: "market_cap", Column: "market_cap", Type: query.Int, Sortable: true},
-				{Name: "create_time", Column: "create_time", Type: query.Timestamp, Sortable: true},
-				{Name: "update_time", Column: "update_time", Type: query.Timestamp, Sortable: true},
+		stocks: query.Schema[st]{
+			Fields: []query.Field[st]{
+				{Name: "symbol", Column: "symbol", Type: query.String, Sortable: true, Value: func(s st) any { return s.Symbol }},
+				{Name: "name", Column: "name", Type: query.String, Sortable: true, Value: func(s st) any { return s.Name }},
+				{Name: "sector", Column: "sector", Type: query.String, Sortable: true, Value: func(s st) any { return s.Sector }},
+				{Name: "industry", Column: "industry", Type: query.String, Sortable: true, Value: func(s st) any { return s.Industry }},
+				{Name: "exchange", Column: "exchange", Type: query.String, Sortable: true, Value: func(s st) any { return s.Exchange }},
+				{Name: "currency", Column: "currency", Type: query.String, Sortable: true, Value: func(s st) any { return s.Currency }},
+				{Name: "market_cap", Column: "market_cap", Type: query.Int, Sortable: true, Value: func(s st) any { return s.MarketCap }},
+				{Name: "create_time", Column: "create_time", Type: query.Timestamp, Sortable: true, Value: func(s st) any { return s.CreateTime }},
+				{Name: "update_time", Column: "update_time", Type: query.Timestamp, Sortable: true, Value: func(s st) any { return s.UpdateTime }},
 			},
 			Key:      []string{"symbol"},
 			TokenKey: tokenKey,
 		},
-		recommendations: query.Schema{
-			Fields: []query.Field{
-				{Name: "symbol", Column: "symbol", Type: query.String, Sortable: true},
-				{Name: "source", Column: "source", Type: query.String, Sortable: true},
-				{Name: "action", Column: "action", Type: query.Enum, Enum: stockv1.Action(0).Type(), Sortable: true},
-				{Name: "confidence", Column: "confidence", Type: query.Float, Sortable: true},
-				{Name: "create_time", Column: "create_time", Type: query.Timestamp, Sortable: true},
-				{Name: "update_time", Column: "update_time", Type: query.Timestamp, Sortable: true},
+		recommendations: query.Schema[rec]{
+			Fields: []query.Field[rec]{
+				{Name: "symbol", Column: "symbol", Type: query.String, Sortable: true, Value: func(r rec) any { return r.Symbol }},
+				{Name: "source", Column: "source", Type: query.String, Sortable: true, Value: func(r rec) any { return r.Source }},
+				{Name: "action", Column: "action", Type: query.Enum, Enum: stockv1.Action(0).Type(), Sortable: true, Value: func(r rec) any { return r.Action }},
+				{Name: "confidence", Column: "confidence", Type: query.Float, Sortable: true, Value: func(r rec) any { return r.Confidence }},
+				{Name: "create_time", Column: "create_time", Type: query.Timestamp, Sortable: true, Value: func(r rec) any { return r.CreateTime }},
+				{Name: "update_time", Column: "update_time", Type: query.Timestamp, Sortable: true, Value: func(r rec) any { return r.UpdateTime }},
 			},
 			Key:      []string{"symbol", "source"},
 			TokenKey: tokenKey,
 		},
 		// Prices have no filter: the request names the symbol and range, and pages walk time.
-		prices: query.Schema{
-			Fields:   []query.Field{{Name: "time", Column: "ts", Type: query.Timestamp, Sortable: true}},
+		prices: query.Schema[store.Price]{
+			Fields: []query.Field[store.Price]{
+				{Name: "time", Column: "ts", Type: query.Timestamp, Sortable: true, Value: func(p store.Price) any { return p.Time }},
+			},
 			Key:      []string{"time"},
 			TokenKey: tokenKey,
 		},
 	}
 }
-
-func stockValue(st store.Stock, field string) any {
-	switch field {
-	case "symbol":
-		return st.Symbol
-	case "name":
-		return st.Name
-	case "sector":
-		return st.Sector
-	case "industry":
-		return st.Industry
-	case "exchange":
-		return st.Exchange
-	case "currency":
-		return st.Currency
-	case "market_cap":
-		return st.MarketCap
-	case "create_time":
-		return st.CreateTime
-	case "update_time":
-		return st.UpdateTime
-	}
-	panic(fmt.Sprintf("stock field %q is sortable but has no value", field))
-}
-
-func recommendationValue(r store.Recommendation, field string) any {
-	switch field {
-	case "symbol":
-		return r.Symbol
-	case "source":
-		return r.Source
-	case "action":
-		return r.Action
-	case "confidence":
-		return r.Confidence
-	case "create_time":
-		return r.CreateTime
-	case "update_time":
-		return r.UpdateTime
-	}
-	panic(fmt.Sprintf("recommendation field %q is sortable but has no value", field))
-}
-
-func priceValue(p store.Price, _ string) any { return p.Time }

@@ -379,33 +379,24 @@ func priceRow(pr *stockv1.Price, n int64) (store.Price, error) {
 func (s *Server) ListPrices(ctx context.Context, req *stockv1.ListPricesRequest) (*stockv1.ListPricesResponse, error) {
 	sym := req.GetSymbol()
 	start, end := timeRange(req.GetStartTime(), req.GetEndTime())
-	q, err := s.lists.prices.Build(query.Request{
+	page := query.Request{
 		PageToken: req.GetPageToken(), PageSize: req.GetPageSize(),
 		// A token only continues the symbol and range it was made for.
 		Extra: fmt.Sprintf("%s|%d|%d", sym, start.UnixMicro(), end.UnixMicro()),
-	}, 4)
-	if err != nil {
-		return nil, s.grpcError(ctx, err)
 	}
-	var rows []store.Price
-	err = s.retry.Do(ctx, func(ctx context.Context) (err error) {
-		if rows, err = s.store.ListPrices(ctx, sym, start, end, q); err == nil && len(rows) == 0 {
+	read := func(ctx context.Context, q *query.Query) ([]store.Price, error) {
+		rows, err := s.store.ListPrices(ctx, sym, start, end, q)
+		if err == nil && len(rows) == 0 {
 			err = s.stockExists(ctx, sym)
 		}
-		return err
-	})
+		return rows, err
+	}
+	prices, next, err := query.List(ctx, s.retry, &s.lists.prices, page, read,
+		func(p store.Price) *stockv1.Price { return toPrice(&p) })
 	if err != nil {
 		return nil, s.grpcError(ctx, err)
 	}
-	rows, next, err := query.Page(q, rows, priceValue)
-	if err != nil {
-		return nil, s.grpcError(ctx, err)
-	}
-	resp := &stockv1.ListPricesResponse{NextPageToken: next, Prices: make([]*stockv1.Price, len(rows))}
-	for i := range rows {
-		resp.Prices[i] = toPrice(&rows[i])
-	}
-	return resp, nil
+	return &stockv1.ListPricesResponse{Prices: prices, NextPageToken: next}, nil
 }
 
 // stockExists returns nil if symbol names a stock, else a *store.NotFoundError (NOT_FOUND).

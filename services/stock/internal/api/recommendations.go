@@ -12,30 +12,12 @@ import (
 
 // ListRecommendations returns a page of recommendations.
 func (s *Server) ListRecommendations(ctx context.Context, req *stockv1.ListRecommendationsRequest) (*stockv1.ListRecommendationsResponse, error) {
-	q, err := s.lists.recommendations.Build(query.Request{
-		Filter: req.GetFilter(), OrderBy: req.GetOrderBy(),
-		PageToken: req.GetPageToken(), PageSize: req.GetPageSize(),
-	}, 1)
+	recs, next, err := query.List(ctx, s.retry, &s.lists.recommendations, query.RequestOf(req, ""),
+		s.store.ListRecommendations, toRecommendation)
 	if err != nil {
 		return nil, s.grpcError(ctx, err)
 	}
-	var rows []store.Recommendation
-	err = s.retry.Do(ctx, func(ctx context.Context) (err error) {
-		rows, err = s.store.ListRecommendations(ctx, q)
-		return err
-	})
-	if err != nil {
-		return nil, s.grpcError(ctx, err)
-	}
-	rows, next, err := query.Page(q, rows, recommendationValue)
-	if err != nil {
-		return nil, s.grpcError(ctx, err)
-	}
-	resp := &stockv1.ListRecommendationsResponse{NextPageToken: next}
-	for _, r := range rows {
-		resp.Recommendations = append(resp.Recommendations, toRecommendation(r))
-	}
-	return resp, nil
+	return &stockv1.ListRecommendationsResponse{Recommendations: recs, NextPageToken: next}, nil
 }
 
 // UpsertRecommendations records recommendations in one transaction; every stock must exist.

@@ -26,30 +26,11 @@ func (s *Server) GetStock(ctx context.Context, req *stockv1.GetStockRequest) (*s
 
 // ListStocks returns a page of stocks.
 func (s *Server) ListStocks(ctx context.Context, req *stockv1.ListStocksRequest) (*stockv1.ListStocksResponse, error) {
-	q, err := s.lists.stocks.Build(query.Request{
-		Filter: req.GetFilter(), OrderBy: req.GetOrderBy(),
-		PageToken: req.GetPageToken(), PageSize: req.GetPageSize(),
-	}, 1)
+	stocks, next, err := query.List(ctx, s.retry, &s.lists.stocks, query.RequestOf(req, ""), s.store.ListStocks, toStock)
 	if err != nil {
 		return nil, s.grpcError(ctx, err)
 	}
-	var rows []store.Stock
-	err = s.retry.Do(ctx, func(ctx context.Context) (err error) {
-		rows, err = s.store.ListStocks(ctx, q)
-		return err
-	})
-	if err != nil {
-		return nil, s.grpcError(ctx, err)
-	}
-	rows, next, err := query.Page(q, rows, stockValue)
-	if err != nil {
-		return nil, s.grpcError(ctx, err)
-	}
-	resp := &stockv1.ListStocksResponse{NextPageToken: next, Stocks: make([]*stockv1.Stock, len(rows))}
-	for i, st := range rows {
-		resp.Stocks[i] = toStock(st)
-	}
-	return resp, nil
+	return &stockv1.ListStocksResponse{Stocks: stocks, NextPageToken: next}, nil
 }
 
 // BatchGetStocks returns the stocks that exist among the symbols, in request order.

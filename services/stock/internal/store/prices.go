@@ -173,10 +173,10 @@ func (s *Store) AdvanceLatest(ctx context.Context, rows []Price) error {
 }
 
 // ListPrices returns one page of symbol's prices with start <= time < end; page holds the
-// keyset condition after the previous page, over parameters from $4.
+// keyset condition after the previous page.
 func (s *Store) ListPrices(ctx context.Context, symbol string, start, end time.Time, page *query.Query) ([]Price, error) {
-	q := page.SQL(`SELECT `+priceColumns+` FROM stock.prices`, `symbol = $1 AND ts >= $2 AND ts < $3`)
-	rows, _ := s.db.Query(ctx, q, append([]any{symbol, start, end}, page.Args...)...)
+	q := page.SQL(`SELECT `+priceColumns+` FROM stock.prices`, `symbol = @symbol AND ts >= @start AND ts < @end`)
+	rows, _ := s.db.Query(ctx, q, page.NamedArgs(pgx.NamedArgs{"symbol": symbol, "start": start, "end": end}))
 	prices, err := pgx.CollectRows(rows, pgx.RowToStructByPos[Price])
 	if err != nil {
 		return nil, fmt.Errorf("list prices of %q: %w", symbol, err)

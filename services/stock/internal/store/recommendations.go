@@ -26,7 +26,7 @@ type Recommendation struct {
 func (s *Store) ListRecommendations(ctx context.Context, page *query.Query) ([]Recommendation, error) {
 	const sel = `SELECT symbol, source, action, coalesce(target_price::text, '') AS target_price, confidence,
 		rationale, create_time, update_time FROM stock.recommendations`
-	rows, _ := s.db.Query(ctx, page.SQL(sel), page.Args...)
+	rows, _ := s.db.Query(ctx, page.SQL(sel), page.NamedArgs(nil))
 	recs, err := pgx.CollectRows(rows, pgx.RowToStructByName[Recommendation])
 	if err != nil {
 		return nil, fmt.Errorf("list recommendations: %w", err)

@@ -51,7 +51,7 @@ func (s *Store) GetStock(ctx context.Context, symbol string) (Stock, error) {
 
 // ListStocks returns one page of stocks.
 func (s *Store) ListStocks(ctx context.Context, page *query.Query) ([]Stock, error) {
-	rows, _ := s.db.Query(ctx, page.SQL(`SELECT `+stockColumns+` FROM stock.stocks`), page.Args...)
+	rows, _ := s.db.Query(ctx, page.SQL(`SELECT `+stockColumns+` FROM stock.stocks`), page.NamedArgs(nil))
 	stocks, err := pgx.CollectRows(rows, scanStock)
 	if err != nil {
 		return nil, fmt.Errorf("list stocks: %w", err)
