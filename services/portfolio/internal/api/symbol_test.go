@@ -11,10 +11,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	portfoliov1 "github.com/pgfleet/pgfleet/gen/pgfleet/portfolio/v1"
-	"github.com/pgfleet/pgfleet/pkg/pgtest"
 	"github.com/pgfleet/pgfleet/pkg/validate"
 	"github.com/pgfleet/pgfleet/services/portfolio/internal/api"
-	"github.com/pgfleet/pgfleet/services/portfolio/migrations"
 )
 
 // TestExecuteTrade_symbolRule: portfolio took "1$%" for a ticker symbol (any upper-case
@@ -31,7 +29,7 @@ func TestExecuteTrade_symbolRule(t *testing.T) {
 	}
 	nobody := l.Addr().String()
 	l.Close()
-	e := serve(t, pgtest.NewDB(t, migrations.Set), nobody, api.NewFrom)
+	e := serve(t, nobody, api.New, nil)
 	pid := e.newPortfolio(t, "symbols@example.com", "1000")
 
 	for i, tt := range []struct {
