@@ -13,6 +13,7 @@ import (
 
 	interviewv1 "github.com/pgfleet/pgfleet/gen/pgfleet/interview/v1"
 	"github.com/pgfleet/pgfleet/pkg/apierr"
+	"github.com/pgfleet/pgfleet/pkg/app/apptest"
 	"github.com/pgfleet/pgfleet/pkg/auth/authtest"
 	"github.com/pgfleet/pgfleet/pkg/validate/validatetest"
 	"github.com/pgfleet/pgfleet/services/interview/internal/api"
@@ -37,7 +38,7 @@ func TestOwnership(t *testing.T) {
 		t.Errorf("candidate = %q, want the token's subject", sess.GetCandidate())
 	}
 	_, err = e.userInterviews.StartSession(ctx, &interviewv1.StartSessionRequest{Candidate: "ada@example.com"}, bob)
-	wantCode(t, err, codes.PermissionDenied) // bob cannot start one in ada's name
+	apptest.WantCode(t, err, codes.PermissionDenied) // bob cannot start one in ada's name
 	bobResp, err := e.userInterviews.StartSession(ctx, &interviewv1.StartSessionRequest{Candidate: "bob@example.com", Criteria: &interviewv1.Criteria{Count: 1}}, bob)
 	if err != nil {
 		t.Fatal(err)
@@ -76,9 +77,9 @@ func TestOwnership(t *testing.T) {
 			t.Errorf("%s: another's session says %q, a missing one %q: they must not differ", c.name, got, absent.Message())
 		}
 		// Nor may the machine-readable part differ.
-		wantReason(t, other.Err(), apierr.SessionNotFound, map[string]string{"session_id": strconv.FormatInt(sid, 10)})
-		wantReason(t, absent.Err(), apierr.SessionNotFound, map[string]string{"session_id": strconv.Itoa(missing)})
-		wantCode(t, c.call(ctx, sid, grpc.EmptyCallOption{}), codes.Unauthenticated)
+		apptest.WantReason(t, other.Err(), apierr.SessionNotFound, map[string]string{"session_id": strconv.FormatInt(sid, 10)})
+		apptest.WantReason(t, absent.Err(), apierr.SessionNotFound, map[string]string{"session_id": strconv.Itoa(missing)})
+		apptest.WantCode(t, c.call(ctx, sid, grpc.EmptyCallOption{}), codes.Unauthenticated)
 	}
 	if n := e.storedAnswers(t, sid); n != 0 {
 		t.Fatalf("%d answers stored after bob's calls, want 0", n)
@@ -123,10 +124,10 @@ func TestOwnership(t *testing.T) {
 		t.Errorf("ListQuestions with a user token: %v", err)
 	}
 	_, err = e.userBank.ListQuestions(ctx, &interviewv1.ListQuestionsRequest{})
-	wantCode(t, err, codes.Unauthenticated)
+	apptest.WantCode(t, err, codes.Unauthenticated)
 	q := question("by-bob", "SQL", 1)
 	_, err = e.userBank.CreateQuestion(ctx, &interviewv1.CreateQuestionRequest{Question: q}, bob)
-	wantCode(t, err, codes.PermissionDenied)
+	apptest.WantCode(t, err, codes.PermissionDenied)
 	if _, err := e.userBank.CreateQuestion(ctx, &interviewv1.CreateQuestionRequest{Question: q}, authtest.As(t, "loader", "ingest")); err != nil {
 		t.Errorf("CreateQuestion with role ingest: %v", err)
 	}

@@ -11,7 +11,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	interviewv1 "github.com/pgfleet/pgfleet/gen/pgfleet/interview/v1"
-	"github.com/pgfleet/pgfleet/pkg/apierr"
 	"github.com/pgfleet/pgfleet/pkg/app"
 	"github.com/pgfleet/pgfleet/pkg/app/apptest"
 	"github.com/pgfleet/pgfleet/pkg/pgtest"
@@ -55,33 +54,10 @@ func newEnvWith(t testing.TB, cfg evaluate.Config) env {
 		userBank: interviewv1.NewQuestionBankServiceClient(userConn), userInterviews: interviewv1.NewInterviewServiceClient(userConn)}
 }
 
-// wantCode fails the test unless err carries code.
-func wantCode(t testing.TB, err error, code codes.Code) {
-	t.Helper()
-	if got := status.Code(err); got != code {
-		t.Fatalf("error = %v, want code %v", err, code)
-	}
-}
-
-// wantReason fails the test unless err's ErrorInfo has reason and, of its metadata, at
-// least md.
-func wantReason(t testing.TB, err error, reason apierr.Reason, md map[string]string) {
-	t.Helper()
-	info := apierr.Info(status.Convert(err))
-	if got := apierr.Reason(info.GetReason()); got != reason {
-		t.Fatalf("error = %v with reason %q, want %q", err, got, reason)
-	}
-	for k, v := range md {
-		if got := info.GetMetadata()[k]; got != v {
-			t.Errorf("error = %v: metadata %q = %q, want %q", err, k, got, v)
-		}
-	}
-}
-
 // wantStatus fails the test unless err carries code and a message containing msg.
 func wantStatus(t testing.TB, err error, code codes.Code, msg string) {
 	t.Helper()
-	wantCode(t, err, code)
+	apptest.WantCode(t, err, code)
 	if got := status.Convert(err).Message(); !strings.Contains(got, msg) {
 		t.Fatalf("error message = %q, want one containing %q", got, msg)
 	}

@@ -16,6 +16,7 @@ import (
 
 	interviewv1 "github.com/pgfleet/pgfleet/gen/pgfleet/interview/v1"
 	"github.com/pgfleet/pgfleet/pkg/apierr"
+	"github.com/pgfleet/pgfleet/pkg/app/apptest"
 )
 
 // ignoreServerFields leaves out what the server assigns: id, etag and times.
@@ -56,11 +57,11 @@ func TestQuestionBank_CreateGet(t *testing.T) {
 
 	_, err = e.bank.CreateQuestion(t.Context(), &interviewv1.CreateQuestionRequest{Question: question("sql-joins-01", "Go", 1)})
 	wantStatus(t, err, codes.AlreadyExists, `"sql-joins-01"`)
-	wantReason(t, err, apierr.QuestionAlreadyExists, map[string]string{"key": "sql-joins-01"})
+	apptest.WantReason(t, err, apierr.QuestionAlreadyExists, map[string]string{"key": "sql-joins-01"})
 
 	_, err = e.bank.GetQuestion(t.Context(), &interviewv1.GetQuestionRequest{QuestionId: q.GetId() + 1000})
-	wantCode(t, err, codes.NotFound)
-	wantReason(t, err, apierr.QuestionNotFound, map[string]string{"question_id": strconv.FormatInt(q.GetId()+1000, 10)})
+	apptest.WantCode(t, err, codes.NotFound)
+	apptest.WantReason(t, err, apierr.QuestionNotFound, map[string]string{"question_id": strconv.FormatInt(q.GetId()+1000, 10)})
 }
 
 func TestQuestionBank_UpdateQuestion(t *testing.T) {
@@ -111,10 +112,10 @@ func TestQuestionBank_UpdateQuestion(t *testing.T) {
 		}
 		_, err = update(q.GetEtag(), 4)
 		wantStatus(t, err, codes.Aborted, "read it again")
-		wantReason(t, err, apierr.StaleEtag, map[string]string{"question_id": strconv.FormatInt(q.GetId(), 10)})
+		apptest.WantReason(t, err, apierr.StaleEtag, map[string]string{"question_id": strconv.FormatInt(q.GetId(), 10)})
 		_, err = e.bank.DeleteQuestion(t.Context(), &interviewv1.DeleteQuestionRequest{QuestionId: q.GetId(), Etag: q.GetEtag()})
 		wantStatus(t, err, codes.Aborted, "read it again")
-		wantReason(t, err, apierr.StaleEtag, map[string]string{"question_id": strconv.FormatInt(q.GetId(), 10)})
+		apptest.WantReason(t, err, apierr.StaleEtag, map[string]string{"question_id": strconv.FormatInt(q.GetId(), 10)})
 		if _, err := update(first.GetQuestion().GetEtag(), 5); err != nil {
 			t.Errorf("UpdateQuestion with the etag of the last update: %v", err)
 		}
@@ -309,7 +310,7 @@ func TestQuestionBank_UpdateQuestion(t *testing.T) {
 			Question:   &interviewv1.Question{Id: 1 << 40, Difficulty: 3},
 			UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"difficulty"}},
 		})
-		wantCode(t, err, codes.NotFound)
+		apptest.WantCode(t, err, codes.NotFound)
 	})
 }
 
@@ -324,9 +325,9 @@ func TestQuestionBank_DeleteQuestion(t *testing.T) {
 			t.Fatalf("DeleteQuestion: %v", err)
 		}
 		_, err := e.bank.GetQuestion(t.Context(), &interviewv1.GetQuestionRequest{QuestionId: q.GetId()})
-		wantCode(t, err, codes.NotFound)
+		apptest.WantCode(t, err, codes.NotFound)
 		_, err = e.bank.DeleteQuestion(t.Context(), &interviewv1.DeleteQuestionRequest{QuestionId: q.GetId()})
-		wantCode(t, err, codes.NotFound)
+		apptest.WantCode(t, err, codes.NotFound)
 	})
 
 	t.Run("used_by_a_session", func(t *testing.T) {
@@ -335,7 +336,7 @@ func TestQuestionBank_DeleteQuestion(t *testing.T) {
 		e.start(t, "ada@example.com", &interviewv1.Criteria{Categories: []string{"Asked"}, Count: 1})
 		_, err := e.bank.DeleteQuestion(t.Context(), &interviewv1.DeleteQuestionRequest{QuestionId: q.GetId()})
 		wantStatus(t, err, codes.FailedPrecondition, "part of interview sessions")
-		wantReason(t, err, apierr.QuestionInUse, map[string]string{"question_id": strconv.FormatInt(q.GetId(), 10)})
+		apptest.WantReason(t, err, apierr.QuestionInUse, map[string]string{"question_id": strconv.FormatInt(q.GetId(), 10)})
 		if _, err := e.bank.GetQuestion(t.Context(), &interviewv1.GetQuestionRequest{QuestionId: q.GetId()}); err != nil {
 			t.Errorf("GetQuestion after a refused delete: %v", err)
 		}

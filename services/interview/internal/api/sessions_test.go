@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"google.golang.org/protobuf/types/known/fieldmaskpb"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
+
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -22,6 +23,7 @@ import (
 
 	interviewv1 "github.com/pgfleet/pgfleet/gen/pgfleet/interview/v1"
 	"github.com/pgfleet/pgfleet/pkg/apierr"
+	"github.com/pgfleet/pgfleet/pkg/app/apptest"
 	"github.com/pgfleet/pgfleet/pkg/breaker"
 	"github.com/pgfleet/pgfleet/services/interview/internal/evaluate"
 )
@@ -142,7 +144,7 @@ func TestInterviews_StartSession(t *testing.T) {
 		for _, tt := range tests {
 			_, err := e.interviews.StartSession(t.Context(), &interviewv1.StartSessionRequest{Candidate: "few@example.com", Criteria: tt.criteria})
 			wantStatus(t, err, codes.FailedPrecondition, tt.wantMsg)
-			wantReason(t, err, apierr.NotEnoughQuestions, map[string]string{"requested": strconv.Itoa(int(tt.criteria.GetCount()))})
+			apptest.WantReason(t, err, apierr.NotEnoughQuestions, map[string]string{"requested": strconv.Itoa(int(tt.criteria.GetCount()))})
 		}
 		// Exactly as many as asked for is enough.
 		e.start(t, "few@example.com", &interviewv1.Criteria{Categories: []string{"Few"}, MinDifficulty: 2, MaxDifficulty: 5, Count: 2})
@@ -185,9 +187,9 @@ func TestInterviews_NextQuestion(t *testing.T) {
 		t.Fatalf("CompleteSession: %v", err)
 	}
 	_, err := e.interviews.NextQuestion(t.Context(), &interviewv1.NextQuestionRequest{SessionId: s.GetId()})
-	wantCode(t, err, codes.FailedPrecondition)
+	apptest.WantCode(t, err, codes.FailedPrecondition)
 	_, err = e.interviews.NextQuestion(t.Context(), &interviewv1.NextQuestionRequest{SessionId: s.GetId() + 1000})
-	wantCode(t, err, codes.NotFound)
+	apptest.WantCode(t, err, codes.NotFound)
 }
 
 // joinQuestion is scored by two points of weights 1 and 3.
@@ -264,16 +266,16 @@ func TestInterviews_SubmitAnswer_Refused(t *testing.T) {
 
 	e.answer(t, s.GetId(), qs[0].GetId(), "first answer")
 	wantStatus(t, submit(s.GetId(), qs[0].GetId()), codes.AlreadyExists, "already exists")
-	wantReason(t, submit(s.GetId(), qs[0].GetId()), apierr.AlreadyAnswered,
+	apptest.WantReason(t, submit(s.GetId(), qs[0].GetId()), apierr.AlreadyAnswered,
 		map[string]string{"session_id": strconv.FormatInt(s.GetId(), 10), "question_id": strconv.FormatInt(qs[0].GetId(), 10)})
 	wantViolation(t, submit(s.GetId(), other.GetId()), "question_id")
-	wantCode(t, submit(s.GetId()+1000, qs[1].GetId()), codes.NotFound)
+	apptest.WantCode(t, submit(s.GetId()+1000, qs[1].GetId()), codes.NotFound)
 
 	if _, err := e.interviews.CompleteSession(t.Context(), &interviewv1.CompleteSessionRequest{SessionId: s.GetId()}); err != nil {
 		t.Fatalf("CompleteSession: %v", err)
 	}
 	wantStatus(t, submit(s.GetId(), qs[1].GetId()), codes.FailedPrecondition, "takes no more answers")
-	wantReason(t, submit(s.GetId(), qs[1].GetId()), apierr.SessionCompleted, map[string]string{"session_id": strconv.FormatInt(s.GetId(), 10)})
+	apptest.WantReason(t, submit(s.GetId(), qs[1].GetId()), apierr.SessionCompleted, map[string]string{"session_id": strconv.FormatInt(s.GetId(), 10)})
 	if got := e.storedAnswers(t, s.GetId()); got != 1 {
 		t.Errorf("session holds %d answers, want 1", got)
 	}
@@ -374,7 +376,7 @@ func TestInterviews_SubmitAnswer_Concurrent(t *testing.T) {
 				t.Errorf("summary answered %d of %d; %d answers stored, %d accepted: want all three equal, total %d",
 					summary.GetAnswered(), summary.GetTotal(), stored, accepted, n)
 			}
-			wantCode(t, func() error {
+			apptest.WantCode(t, func() error {
 				_, err := e.interviews.SubmitAnswer(t.Context(), &interviewv1.SubmitAnswerRequest{
 					SessionId: s.GetId(), QuestionId: s.GetQuestions()[0].GetQuestionId(), Answer: "late"})
 				return err
@@ -585,9 +587,9 @@ func TestInterviews_CompleteSession(t *testing.T) {
 	}
 
 	_, err = e.interviews.CompleteSession(t.Context(), &interviewv1.CompleteSessionRequest{SessionId: s.GetId() + 1000})
-	wantCode(t, err, codes.NotFound)
+	apptest.WantCode(t, err, codes.NotFound)
 	_, err = e.interviews.GetSession(t.Context(), &interviewv1.GetSessionRequest{SessionId: s.GetId() + 1000})
-	wantCode(t, err, codes.NotFound)
+	apptest.WantCode(t, err, codes.NotFound)
 }
 
 func TestInterviews_CompleteSession_Empty(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 
 	portfoliov1 "github.com/pgfleet/pgfleet/gen/pgfleet/portfolio/v1"
 	"github.com/pgfleet/pgfleet/pkg/apierr"
+	"github.com/pgfleet/pgfleet/pkg/app/apptest"
 	"github.com/pgfleet/pgfleet/pkg/auth/authtest"
 	"github.com/pgfleet/pgfleet/pkg/validate/validatetest"
 	"github.com/pgfleet/pgfleet/services/portfolio/internal/api"
@@ -31,9 +32,9 @@ func TestOwnership(t *testing.T) {
 		t.Fatalf("ada registers herself (email in another case): %v", err)
 	}
 	_, err = e.user.CreateUser(ctx, &portfoliov1.CreateUserRequest{Email: "carol@example.com"}, bob)
-	wantCode(t, err, codes.PermissionDenied) // bob cannot register someone else
+	apptest.WantCode(t, err, codes.PermissionDenied) // bob cannot register someone else
 	_, err = e.user.CreatePortfolio(ctx, &portfoliov1.CreatePortfolioRequest{Name: "main"}, bob)
-	wantCode(t, err, codes.FailedPrecondition) // bob has no user yet
+	apptest.WantCode(t, err, codes.FailedPrecondition) // bob has no user yet
 	if _, err := e.user.CreateUser(ctx, &portfoliov1.CreateUserRequest{Email: "bob@example.com"}, bob); err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +48,7 @@ func TestOwnership(t *testing.T) {
 	}
 	pid := p.GetPortfolio().GetId()
 	_, err = e.user.CreatePortfolio(ctx, &portfoliov1.CreatePortfolioRequest{UserId: adaUser.GetUser().GetId(), Name: "bobs"}, bob)
-	wantCode(t, err, codes.NotFound) // bob cannot open a portfolio in ada's name
+	apptest.WantCode(t, err, codes.NotFound) // bob cannot open a portfolio in ada's name
 	bobP, err := e.user.CreatePortfolio(ctx, &portfoliov1.CreatePortfolioRequest{Name: "main"}, bob)
 	if err != nil {
 		t.Fatal(err)
@@ -98,9 +99,9 @@ func TestOwnership(t *testing.T) {
 			t.Errorf("%s: another's portfolio says %q, a missing one %q: they must not differ", name, got, absent.Message())
 		}
 		// Nor may the machine-readable part differ.
-		wantReason(t, other.Err(), apierr.PortfolioNotFound, map[string]string{"portfolio_id": strconv.FormatInt(pid, 10)})
-		wantReason(t, absent.Err(), apierr.PortfolioNotFound, map[string]string{"portfolio_id": strconv.Itoa(missing)})
-		wantCode(t, call(ctx, pid, grpc.EmptyCallOption{}), codes.Unauthenticated)
+		apptest.WantReason(t, other.Err(), apierr.PortfolioNotFound, map[string]string{"portfolio_id": strconv.FormatInt(pid, 10)})
+		apptest.WantReason(t, absent.Err(), apierr.PortfolioNotFound, map[string]string{"portfolio_id": strconv.Itoa(missing)})
+		apptest.WantCode(t, call(ctx, pid, grpc.EmptyCallOption{}), codes.Unauthenticated)
 	}
 	if n := e.count(t, `SELECT count(*) FROM portfolio.cash_movements WHERE request_id <> 't1'`); n != 2 {
 		t.Errorf("%d deposits and withdrawals, want ada's 2 (bob's were all refused)", n)
@@ -108,7 +109,7 @@ func TestOwnership(t *testing.T) {
 
 	// GetUser: oneself only.
 	_, err = e.user.GetUser(ctx, &portfoliov1.GetUserRequest{UserId: adaUser.GetUser().GetId()}, bob)
-	wantCode(t, err, codes.NotFound)
+	apptest.WantCode(t, err, codes.NotFound)
 	if _, err := e.user.GetUser(ctx, &portfoliov1.GetUserRequest{UserId: adaUser.GetUser().GetId()}, ada); err != nil {
 		t.Errorf("GetUser of oneself: %v", err)
 	}

@@ -8,6 +8,7 @@ import (
 
 	portfoliov1 "github.com/pgfleet/pgfleet/gen/pgfleet/portfolio/v1"
 	"github.com/pgfleet/pgfleet/pkg/apierr"
+	"github.com/pgfleet/pgfleet/pkg/app/apptest"
 )
 
 // TestDeposit_balanceLimit: a deposit that validation accepts (at most 14 integer digits)
@@ -21,7 +22,7 @@ func TestDeposit_balanceLimit(t *testing.T) {
 	const largest = "99999999999999.999999"
 
 	_, err := e.client.Deposit(t.Context(), &portfoliov1.DepositRequest{PortfolioId: pid, Amount: largest, RequestId: "over"})
-	wantReason(t, err, apierr.BalanceLimit, map[string]string{"portfolio_id": "1", "cash": "1", "amount": largest, "limit": largest})
+	apptest.WantReason(t, err, apierr.BalanceLimit, map[string]string{"portfolio_id": "1", "cash": "1", "amount": largest, "limit": largest})
 	e.wantCash(t, pid, "1")
 
 	if _, err := e.client.Deposit(t.Context(), &portfoliov1.DepositRequest{PortfolioId: pid, Amount: "99999999999998.999999",
@@ -47,8 +48,8 @@ func TestExecuteTrade_balanceLimit(t *testing.T) {
 
 	_, err := e.client.ExecuteTrade(t.Context(), &portfoliov1.ExecuteTradeRequest{PortfolioId: pid, Symbol: "AAPL",
 		Side: sell, Quantity: "1", RequestId: "sell"})
-	wantCode(t, err, codes.FailedPrecondition)
-	wantReason(t, err, apierr.BalanceLimit, map[string]string{"portfolio_id": strconv.FormatInt(pid, 10), "cash": largest,
+	apptest.WantCode(t, err, codes.FailedPrecondition)
+	apptest.WantReason(t, err, apierr.BalanceLimit, map[string]string{"portfolio_id": strconv.FormatInt(pid, 10), "cash": largest,
 		"amount": "100", "limit": largest})
 	e.wantCash(t, pid, largest)
 	if n := e.count(t, `SELECT count(*) FROM portfolio.trades WHERE portfolio_id = $1`, pid); n != 1 {

@@ -9,13 +9,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	portfoliov1 "github.com/pgfleet/pgfleet/gen/pgfleet/portfolio/v1"
 	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
-	"github.com/pgfleet/pgfleet/pkg/apierr"
 	"github.com/pgfleet/pgfleet/pkg/app"
 	"github.com/pgfleet/pgfleet/pkg/app/apptest"
 	"github.com/pgfleet/pgfleet/pkg/auth/authtest"
@@ -143,29 +140,6 @@ func serve(t testing.TB, stockAddr string, build func(api.Deps) *api.Server, set
 func newEnv(t testing.TB) env {
 	t.Helper()
 	return serve(t, newStockService(t).Addr, api.New, nil)
-}
-
-// wantCode fails the test unless err carries code.
-func wantCode(t testing.TB, err error, code codes.Code) {
-	t.Helper()
-	if got := status.Code(err); got != code {
-		t.Fatalf("error = %v, want code %v", err, code)
-	}
-}
-
-// wantReason fails the test unless err's ErrorInfo has reason and, of its metadata, at
-// least md.
-func wantReason(t testing.TB, err error, reason apierr.Reason, md map[string]string) {
-	t.Helper()
-	info := apierr.Info(status.Convert(err))
-	if got := apierr.Reason(info.GetReason()); got != reason {
-		t.Fatalf("error = %v with reason %q, want %q", err, got, reason)
-	}
-	for k, v := range md {
-		if got := info.GetMetadata()[k]; got != v {
-			t.Errorf("error = %v: metadata %q = %q, want %q", err, k, got, v)
-		}
-	}
 }
 
 // newPortfolio creates a user and a USD portfolio holding cash.

@@ -22,8 +22,8 @@ import (
 // metadata) and the portfolio has no trade: a refused trade writes nothing.
 func (e env) wantRefused(t *testing.T, err error, pid int64, reason apierr.Reason, md map[string]string) {
 	t.Helper()
-	wantCode(t, err, codes.FailedPrecondition)
-	wantReason(t, err, reason, md)
+	apptest.WantCode(t, err, codes.FailedPrecondition)
+	apptest.WantReason(t, err, reason, md)
 	if n := e.count(t, `SELECT count(*) FROM portfolio.trades WHERE portfolio_id = $1`, pid); n != 0 {
 		t.Errorf("%d trades stored after a refused trade, want 0", n)
 	}
@@ -116,8 +116,8 @@ func TestDeleteStock_positionsStaySellable(t *testing.T) {
 
 	_, err := e.client.ExecuteTrade(t.Context(), &portfoliov1.ExecuteTradeRequest{PortfolioId: pid, Symbol: "AAPL",
 		Side: buy, Quantity: "1", RequestId: "after"})
-	wantCode(t, err, codes.FailedPrecondition)
-	wantReason(t, err, apierr.StockDelisted, map[string]string{"symbol": "AAPL"})
+	apptest.WantCode(t, err, codes.FailedPrecondition)
+	apptest.WantReason(t, err, apierr.StockDelisted, map[string]string{"symbol": "AAPL"})
 
 	// Sold at the final price, in two steps; the position closes.
 	if got := e.mustTrade(t, pid, sell, "AAPL", "4", "sell-4"); got.GetCash() != "9199.5" || got.GetTrade().GetPrice() != "100" {
@@ -159,8 +159,8 @@ func TestGetPortfolio_currencies(t *testing.T) {
 	// Nor can it be sold into EUR cash.
 	_, err := e.client.ExecuteTrade(t.Context(), &portfoliov1.ExecuteTradeRequest{PortfolioId: pid, Symbol: "AAPL",
 		Side: sell, Quantity: "5", RequestId: "sell-usd"})
-	wantCode(t, err, codes.FailedPrecondition)
-	wantReason(t, err, apierr.CurrencyMismatch, nil)
+	apptest.WantCode(t, err, codes.FailedPrecondition)
+	apptest.WantReason(t, err, apierr.CurrencyMismatch, nil)
 }
 
 // TestInvariants_currencies is the bank workload on USD and EUR portfolios trading USD and

@@ -16,6 +16,7 @@ import (
 
 	portfoliov1 "github.com/pgfleet/pgfleet/gen/pgfleet/portfolio/v1"
 	"github.com/pgfleet/pgfleet/pkg/apierr"
+	"github.com/pgfleet/pgfleet/pkg/app/apptest"
 	"github.com/pgfleet/pgfleet/pkg/auth/authtest"
 	"github.com/pgfleet/pgfleet/pkg/query/querytest"
 )
@@ -108,19 +109,19 @@ func TestCreatePortfolio_idempotency(t *testing.T) {
 		}
 		for _, r := range []*portfoliov1.CreatePortfolioRequest{req("other", "USD", "open"), req("main", "EUR", "open")} {
 			_, err := e.user.CreatePortfolio(t.Context(), r, as)
-			wantCode(t, err, codes.AlreadyExists)
+			apptest.WantCode(t, err, codes.AlreadyExists)
 			if msg := status.Convert(err).Message(); !strings.Contains(msg, `request_id "open"`) {
 				t.Errorf("CreatePortfolio(%v) message = %q, want it to name the reused request_id", r, msg)
 			}
-			wantReason(t, err, apierr.RequestIDReused, map[string]string{"request_id": "open"})
+			apptest.WantReason(t, err, apierr.RequestIDReused, map[string]string{"request_id": "open"})
 		}
 		// A name already taken, with a request_id not used yet, is the name's conflict.
 		_, err := e.user.CreatePortfolio(t.Context(), req("main", "USD", "fresh"), as)
-		wantCode(t, err, codes.AlreadyExists)
+		apptest.WantCode(t, err, codes.AlreadyExists)
 		if msg := status.Convert(err).Message(); !strings.Contains(msg, `"main"`) {
 			t.Errorf("CreatePortfolio(taken name) message = %q, want it to name the portfolio", msg)
 		}
-		wantReason(t, err, apierr.PortfolioAlreadyExists, map[string]string{"name": "main", "user_id": strconv.FormatInt(uid, 10)})
+		apptest.WantReason(t, err, apierr.PortfolioAlreadyExists, map[string]string{"name": "main", "user_id": strconv.FormatInt(uid, 10)})
 		if n := countPortfolios(t, uid); n != 1 {
 			t.Errorf("%d portfolios, want 1", n)
 		}
@@ -155,7 +156,7 @@ func TestCreatePortfolio_idempotency(t *testing.T) {
 			}
 		}
 		_, err := e.user.CreatePortfolio(t.Context(), req("one", "", ""), as)
-		wantCode(t, err, codes.AlreadyExists) // the name, as before request_ids
+		apptest.WantCode(t, err, codes.AlreadyExists) // the name, as before request_ids
 		if n := countPortfolios(t, uid); n != 2 {
 			t.Errorf("%d portfolios after two creations without request_id, want 2", n)
 		}
@@ -199,7 +200,7 @@ func TestValidate_requestID(t *testing.T) {
 				t.Run(method+"_"+name, func(t *testing.T) {
 					t.Parallel()
 					err := call(t.Context(), rid)
-					wantCode(t, err, codes.InvalidArgument)
+					apptest.WantCode(t, err, codes.InvalidArgument)
 					var fields []string
 					for _, d := range status.Convert(err).Details() {
 						if br, ok := d.(*errdetails.BadRequest); ok {

@@ -19,6 +19,7 @@ import (
 
 	portfoliov1 "github.com/pgfleet/pgfleet/gen/pgfleet/portfolio/v1"
 	"github.com/pgfleet/pgfleet/pkg/apierr"
+	"github.com/pgfleet/pgfleet/pkg/app/apptest"
 	"github.com/pgfleet/pgfleet/services/portfolio/internal/api"
 )
 
@@ -206,7 +207,7 @@ func TestExecuteTrade_refused(t *testing.T) {
 			e.mustTrade(t, pid, buy, "AAPL", "10", "setup")
 
 			err := tt.call(t.Context(), e.client, pid)
-			wantCode(t, err, codes.FailedPrecondition)
+			apptest.WantCode(t, err, codes.FailedPrecondition)
 			if msg := status.Convert(err).Message(); msg == "" {
 				t.Error("FAILED_PRECONDITION without a message")
 			}
@@ -214,7 +215,7 @@ func TestExecuteTrade_refused(t *testing.T) {
 			if tt.reason == apierr.LimitNotMet {
 				delete(tt.md, "portfolio_id")
 			}
-			wantReason(t, err, tt.reason, tt.md)
+			apptest.WantReason(t, err, tt.reason, tt.md)
 			// Nothing written: cash, ledger, trades and position as before.
 			e.wantCash(t, pid, "9000")
 			if n := e.count(t, `SELECT count(*) FROM portfolio.trades WHERE portfolio_id = $1`, pid); n != 1 {
@@ -288,7 +289,7 @@ func TestNotFound(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			wantCode(t, tt.call(t.Context(), e.client), codes.NotFound)
+			apptest.WantCode(t, tt.call(t.Context(), e.client), codes.NotFound)
 			e.wantNothingWritten(t)
 		})
 	}
@@ -314,7 +315,7 @@ func TestCreateUser_alreadyExists(t *testing.T) {
 		t.Fatalf("CreateUser = %v", err)
 	}
 	_, err = e.client.CreateUser(t.Context(), &portfoliov1.CreateUserRequest{Email: "ada.lovelace@example.COM"})
-	wantCode(t, err, codes.AlreadyExists)
+	apptest.WantCode(t, err, codes.AlreadyExists)
 
 	uid := u.GetUser().GetId()
 	p, err := e.client.CreatePortfolio(t.Context(), &portfoliov1.CreatePortfolioRequest{UserId: uid, Name: "main"})
@@ -325,7 +326,7 @@ func TestCreateUser_alreadyExists(t *testing.T) {
 		t.Errorf("CreatePortfolio = %v, want an empty USD portfolio of user %d", got, uid)
 	}
 	_, err = e.client.CreatePortfolio(t.Context(), &portfoliov1.CreatePortfolioRequest{UserId: uid, Name: "main"})
-	wantCode(t, err, codes.AlreadyExists)
+	apptest.WantCode(t, err, codes.AlreadyExists)
 }
 
 // fieldCall is one RPC with one bad field.
@@ -438,7 +439,7 @@ func TestValidate_invalidArgument(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			err := tt.call(t.Context(), e.client)
-			wantCode(t, err, codes.InvalidArgument)
+			apptest.WantCode(t, err, codes.InvalidArgument)
 			var fields []string
 			for _, d := range status.Convert(err).Details() {
 				if br, ok := d.(*errdetails.BadRequest); ok {
@@ -554,7 +555,7 @@ func TestIdempotency(t *testing.T) {
 			{PortfolioId: pid, Symbol: "AAPL", Side: buy, Quantity: "10", LimitPrice: "150", RequestId: "same"},
 		} {
 			_, err := e.client.ExecuteTrade(t.Context(), r)
-			wantCode(t, err, codes.AlreadyExists)
+			apptest.WantCode(t, err, codes.AlreadyExists)
 		}
 		// The same request spelled differently is a repeat, not a conflict.
 		if _, err := e.client.ExecuteTrade(t.Context(), tradeReq(pid, "10.000")); err != nil {
@@ -623,9 +624,9 @@ func TestIdempotency(t *testing.T) {
 			t.Fatalf("Deposit = %v", err)
 		}
 		_, err := e.client.Deposit(t.Context(), depositReq(pid, "250.6"))
-		wantCode(t, err, codes.AlreadyExists)
+		apptest.WantCode(t, err, codes.AlreadyExists)
 		_, err = e.client.Withdraw(t.Context(), &portfoliov1.WithdrawRequest{PortfolioId: pid, Amount: "250.5", RequestId: "same"})
-		wantCode(t, err, codes.AlreadyExists)
+		apptest.WantCode(t, err, codes.AlreadyExists)
 		if n := countMovements(t, pid, "same"); n != 1 {
 			t.Errorf("%d movements, want 1", n)
 		}
@@ -706,10 +707,10 @@ func TestListTrades_filterAndPaging(t *testing.T) {
 		}
 		_, err = e.client.ListTrades(t.Context(), &portfoliov1.ListTradesRequest{PortfolioId: pid, Filter: `symbol = "MSFT"`,
 			PageSize: 2, PageToken: resp.GetNextPageToken()})
-		wantCode(t, err, codes.InvalidArgument)
+		apptest.WantCode(t, err, codes.InvalidArgument)
 		_, err = e.client.ListTrades(t.Context(), &portfoliov1.ListTradesRequest{PortfolioId: other, Filter: `symbol = "AAPL"`,
 			PageSize: 2, PageToken: resp.GetNextPageToken()})
-		wantCode(t, err, codes.InvalidArgument)
+		apptest.WantCode(t, err, codes.InvalidArgument)
 	})
 }
 
@@ -759,11 +760,11 @@ func TestExecuteTrade_stockDown(t *testing.T) {
 		_, err := e.client.ExecuteTrade(t.Context(), &portfoliov1.ExecuteTradeRequest{PortfolioId: pid, Symbol: "AAPL",
 			Side: buy, Quantity: "1", RequestId: fmt.Sprintf("down-%d", i)})
 		t.Logf("ExecuteTrade %d with the stock service down: %v in %v", i, status.Code(err), time.Since(start).Round(time.Millisecond))
-		wantCode(t, err, codes.Unavailable)
+		apptest.WantCode(t, err, codes.Unavailable)
 		if msg := status.Convert(err).Message(); !strings.Contains(msg, "stock") {
 			t.Errorf("UNAVAILABLE message %q does not say the stock service is the cause", msg)
 		}
-		wantReason(t, err, apierr.PeerUnavailable, map[string]string{"peer": "stock"})
+		apptest.WantReason(t, err, apierr.PeerUnavailable, map[string]string{"peer": "stock"})
 	}
 
 	// A repeated request needs no price.

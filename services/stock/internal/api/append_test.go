@@ -12,6 +12,7 @@ import (
 
 	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
 	"github.com/pgfleet/pgfleet/pkg/apierr"
+	"github.com/pgfleet/pgfleet/pkg/app/apptest"
 )
 
 // send streams msgs through IngestPrices.
@@ -110,11 +111,11 @@ func TestIngestPrices_appendOnlyRefused(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			_, err := e.send(t, tt.msgs...)
-			wantCode(t, err, tt.code)
+			apptest.WantCode(t, err, tt.code)
 			if !strings.Contains(err.Error(), tt.wantText) {
 				t.Errorf("error %q does not mention %q", err, tt.wantText)
 			}
-			wantReason(t, err, tt.reason, nil)
+			apptest.WantReason(t, err, tt.reason, nil)
 		})
 	}
 	t.Cleanup(func() {

@@ -7,6 +7,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
+	"github.com/pgfleet/pgfleet/pkg/app/apptest"
 	"github.com/pgfleet/pgfleet/pkg/auth/authtest"
 	"github.com/pgfleet/pgfleet/pkg/validate/validatetest"
 	"github.com/pgfleet/pgfleet/services/stock/internal/api"
@@ -22,18 +23,18 @@ func TestPolicy(t *testing.T) {
 		_, err := e.user.UpsertStocks(ctx, &stockv1.UpsertStocksRequest{Stocks: []*stockv1.Stock{stock}}, opts...)
 		return err
 	}
-	wantCode(t, upsert(), codes.Unauthenticated)
-	wantCode(t, upsert(authtest.As(t, "ada@example.com")), codes.PermissionDenied)
+	apptest.WantCode(t, upsert(), codes.Unauthenticated)
+	apptest.WantCode(t, upsert(authtest.As(t, "ada@example.com")), codes.PermissionDenied)
 	if err := upsert(authtest.As(t, "loader", "ingest")); err != nil {
 		t.Fatalf("UpsertStocks with role ingest: %v", err)
 	}
 	_, err := e.user.DeleteStock(ctx, &stockv1.DeleteStockRequest{Symbol: "AAPL"}, authtest.As(t, "ada@example.com"))
-	wantCode(t, err, codes.PermissionDenied)
+	apptest.WantCode(t, err, codes.PermissionDenied)
 	stream, err := e.user.IngestPrices(ctx)
 	if err == nil {
 		_, err = stream.CloseAndRecv()
 	}
-	wantCode(t, err, codes.Unauthenticated)
+	apptest.WantCode(t, err, codes.Unauthenticated)
 
 	if _, err := e.user.GetStock(ctx, &stockv1.GetStockRequest{Symbol: "AAPL"}); err != nil {
 		t.Errorf("GetStock without a token: %v", err)

@@ -5,11 +5,8 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
-	"github.com/pgfleet/pgfleet/pkg/apierr"
 	"github.com/pgfleet/pgfleet/pkg/app"
 	"github.com/pgfleet/pgfleet/pkg/app/apptest"
 	"github.com/pgfleet/pgfleet/pkg/pgtest"
@@ -43,29 +40,6 @@ func newEnv(t testing.TB) env {
 	})
 	userConn := apptest.Dial(t, svc.Server.GRPCAddr())
 	return env{client: stockv1.NewStockServiceClient(conn), user: stockv1.NewStockServiceClient(userConn), pool: svc.Pool}
-}
-
-// wantCode fails the test unless err carries code.
-func wantCode(t *testing.T, err error, code codes.Code) {
-	t.Helper()
-	if got := status.Code(err); got != code {
-		t.Fatalf("error = %v, want code %v", err, code)
-	}
-}
-
-// wantReason fails the test unless err's ErrorInfo has reason and, of its metadata, at
-// least md.
-func wantReason(t *testing.T, err error, reason apierr.Reason, md map[string]string) {
-	t.Helper()
-	info := apierr.Info(status.Convert(err))
-	if got := apierr.Reason(info.GetReason()); got != reason {
-		t.Fatalf("error = %v with reason %q, want %q", err, got, reason)
-	}
-	for k, v := range md {
-		if got := info.GetMetadata()[k]; got != v {
-			t.Errorf("error = %v: metadata %q = %q, want %q", err, k, got, v)
-		}
-	}
 }
 
 // upsert stores stocks through the API.

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
+	"github.com/pgfleet/pgfleet/pkg/app/apptest"
 )
 
 var day0 = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -106,7 +107,7 @@ func TestIngestPrices_rejectsAll(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			_, err := e.ingest(t, tt.prices, 10)
-			wantCode(t, err, codes.InvalidArgument)
+			apptest.WantCode(t, err, codes.InvalidArgument)
 			if !strings.Contains(err.Error(), tt.wantText) {
 				t.Errorf("error %q does not mention %s", err, tt.wantText)
 			}
@@ -182,9 +183,9 @@ func TestListPrices(t *testing.T) {
 		t.Fatalf("ListPrices: %v", err)
 	}
 	_, err = e.client.ListPrices(t.Context(), &stockv1.ListPricesRequest{Symbol: "S001", PageSize: 2, PageToken: first.GetNextPageToken()})
-	wantCode(t, err, codes.InvalidArgument) // a token continues only its own symbol and range
+	apptest.WantCode(t, err, codes.InvalidArgument) // a token continues only its own symbol and range
 	_, err = e.client.ListPrices(t.Context(), &stockv1.ListPricesRequest{Symbol: "S000", StartTime: prices[9].GetTime(), EndTime: prices[3].GetTime()})
-	wantCode(t, err, codes.InvalidArgument)
+	apptest.WantCode(t, err, codes.InvalidArgument)
 }
 
 // TestStreamPrices exports a range read in chunks of whole batches by keyset: every row once,
@@ -288,7 +289,7 @@ func TestPrices_unknownSymbol(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			list, err := e.client.ListPrices(t.Context(), &stockv1.ListPricesRequest{Symbol: tt.symbol, StartTime: tt.start, EndTime: tt.end})
-			wantCode(t, err, tt.want)
+			apptest.WantCode(t, err, tt.want)
 			if err == nil && len(list.GetPrices()) != 0 {
 				t.Errorf("ListPrices(%s) = %v, want no prices", tt.symbol, list.GetPrices())
 			}
@@ -304,7 +305,7 @@ func TestPrices_unknownSymbol(t *testing.T) {
 				}
 				return
 			}
-			wantCode(t, err, tt.want)
+			apptest.WantCode(t, err, tt.want)
 		})
 	}
 }

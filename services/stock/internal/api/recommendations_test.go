@@ -8,6 +8,7 @@ import (
 	"google.golang.org/protobuf/testing/protocmp"
 
 	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
+	"github.com/pgfleet/pgfleet/pkg/app/apptest"
 )
 
 func TestRecommendations(t *testing.T) {
@@ -53,7 +54,7 @@ func TestRecommendations(t *testing.T) {
 			t.Parallel()
 			_, err := e.client.UpsertRecommendations(t.Context(), &stockv1.UpsertRecommendationsRequest{
 				Recommendations: []*stockv1.Recommendation{tt.rec}})
-			wantCode(t, err, codes.InvalidArgument)
+			apptest.WantCode(t, err, codes.InvalidArgument)
 		})
 	}
 }

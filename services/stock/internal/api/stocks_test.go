@@ -18,6 +18,7 @@ import (
 
 	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
 	"github.com/pgfleet/pgfleet/pkg/apierr"
+	"github.com/pgfleet/pgfleet/pkg/app/apptest"
 	"github.com/pgfleet/pgfleet/pkg/query/querytest"
 )
 
@@ -59,14 +60,14 @@ func TestGetStock(t *testing.T) {
 	}
 
 	_, err = e.client.GetStock(t.Context(), &stockv1.GetStockRequest{Symbol: "ZZZZ"})
-	wantCode(t, err, codes.NotFound)
+	apptest.WantCode(t, err, codes.NotFound)
 	if !strings.Contains(status.Convert(err).Message(), "ZZZZ") {
 		t.Errorf("NotFound message %q does not name the symbol", status.Convert(err).Message())
 	}
-	wantReason(t, err, apierr.StockNotFound, map[string]string{"symbol": "ZZZZ"})
+	apptest.WantReason(t, err, apierr.StockNotFound, map[string]string{"symbol": "ZZZZ"})
 
 	_, err = e.client.GetStock(t.Context(), &stockv1.GetStockRequest{Symbol: "aapl; drop"})
-	wantCode(t, err, codes.InvalidArgument)
+	apptest.WantCode(t, err, codes.InvalidArgument)
 	var fields []string
 	for _, d := range status.Convert(err).Details() {
 		br, ok := d.(*errdetails.BadRequest)
@@ -160,7 +161,7 @@ func TestListStocks_badInput(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			_, err := e.client.ListStocks(t.Context(), tt.req)
-			wantCode(t, err, codes.InvalidArgument)
+			apptest.WantCode(t, err, codes.InvalidArgument)
 			st := status.Convert(err)
 			if !strings.Contains(st.Message(), tt.wantText) {
 				t.Errorf("message %q does not mention %q", st.Message(), tt.wantText)
@@ -197,7 +198,7 @@ func TestBatchGetStocks(t *testing.T) {
 		t.Errorf("missing mismatch (-want +got):\n%s", diff)
 	}
 	_, err = e.client.BatchGetStocks(t.Context(), &stockv1.BatchGetStocksRequest{})
-	wantCode(t, err, codes.InvalidArgument)
+	apptest.WantCode(t, err, codes.InvalidArgument)
 }
 
 func TestUpsertStocks(t *testing.T) {
@@ -231,14 +232,14 @@ func TestUpsertStocks(t *testing.T) {
 	_, err = e.client.UpsertStocks(t.Context(), &stockv1.UpsertStocksRequest{Stocks: []*stockv1.Stock{
 		{Symbol: "DDD", Name: "D"}, {Symbol: "EEE"}, {Symbol: "DDD", Name: "again"},
 	}})
-	wantCode(t, err, codes.InvalidArgument)
+	apptest.WantCode(t, err, codes.InvalidArgument)
 	for _, want := range []string{"stocks[1].name", "stocks[2].symbol"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not name %s", err, want)
 		}
 	}
 	_, err = e.client.GetStock(t.Context(), &stockv1.GetStockRequest{Symbol: "DDD"})
-	wantCode(t, err, codes.NotFound)
+	apptest.WantCode(t, err, codes.NotFound)
 }
 
 // TestDeleteStock: a deleted stock's history, recommendations and listing go, its final
@@ -266,9 +267,9 @@ func TestDeleteStock(t *testing.T) {
 		t.Errorf("after DeleteStock: %d prices left, want none", prices)
 	}
 	_, err := e.client.GetStock(t.Context(), &stockv1.GetStockRequest{Symbol: "S000"})
-	wantCode(t, err, codes.NotFound)
+	apptest.WantCode(t, err, codes.NotFound)
 	_, err = e.client.ListPrices(t.Context(), &stockv1.ListPricesRequest{Symbol: "S000"})
-	wantCode(t, err, codes.NotFound)
+	apptest.WantCode(t, err, codes.NotFound)
 
 	latest, err := e.client.GetLatestPrices(t.Context(), &stockv1.GetLatestPricesRequest{Symbols: []string{"S000", "S001"}})
 	if err != nil {
@@ -290,9 +291,9 @@ func TestDeleteStock(t *testing.T) {
 	}
 
 	_, err = e.client.DeleteStock(t.Context(), &stockv1.DeleteStockRequest{Symbol: "S000"})
-	wantCode(t, err, codes.NotFound)
+	apptest.WantCode(t, err, codes.NotFound)
 	_, err = e.ingest(t, dailyPrices("S000", 1), 1)
-	wantCode(t, err, codes.InvalidArgument) // an unknown stock, as before
+	apptest.WantCode(t, err, codes.InvalidArgument) // an unknown stock, as before
 
 	// Stored again: a new listing, without the old one's final price until its own prices come.
 	stocks[0].Currency = "USD"
