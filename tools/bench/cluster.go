@@ -148,6 +148,25 @@ func (c *cluster) pgbench(ctx context.Context, r pgbenchRun) (result, error) {
 	if err != nil {
 		return result{}, fmt.Errorf("pgbench %s: %w\n%s", strings.Join(r.args(), " "), err, out)
 	}
+	res, err := parsePgbench(out, r)
+	if err != nil {
+		return result{}, err
+	}
+	if r.logDir != "" {
+		lat, err := pgbenchLatencies(r.logDir)
+		if err != nil {
+			return result{}, err
+		}
+		res.p50, res.p99 = percentiles(lat)
+		_ = os.RemoveAll(r.logDir) //nolint:errcheck // scratch files
+	}
+	return res, nil
+}
+
+// parsePgbench reads a pgbench report's figures: transactions processed, tps (without
+// connection time), failed transactions and, with --max-tries, retries. A run that completed
+// no transaction is errNoTransactions, whatever pgbench printed for its tps.
+func parsePgbench(out []byte, r pgbenchRun) (result, error) {
 	res := result{clients: r.clients, window: time.Duration(r.seconds) * time.Second}
 	if m := pgbenchProcessed.FindSubmatch(out); m != nil {
 		res.ops, _ = strconv.ParseInt(string(m[1]), 10, 64)
@@ -162,14 +181,6 @@ func (c *cluster) pgbench(ctx context.Context, r pgbenchRun) (result, error) {
 	}
 	if m := pgbenchRetries.FindSubmatch(out); m != nil {
 		res.retries, _ = strconv.ParseInt(string(m[1]), 10, 64)
-	}
-	if r.logDir != "" {
-		lat, err := pgbenchLatencies(r.logDir)
-		if err != nil {
-			return result{}, err
-		}
-		res.p50, res.p99 = percentiles(lat)
-		_ = os.RemoveAll(r.logDir) //nolint:errcheck // scratch files
 	}
 	return res, nil
 }
