@@ -9,6 +9,7 @@ import (
 	"hash/fnv"
 	"io/fs"
 	"regexp"
+	"slices"
 
 	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
@@ -123,4 +124,78 @@ func schemaExists(ctx context.Context, pool *pgxpool.Pool, schema string) (bool,
 		return false, fmt.Errorf("migrate: look up schema %q: %w", schema, err)
 	}
 	return exists, nil
+}
+
+// Version is a set's migration state in one database: what the binary carries beside what
+// the database has applied.
+type Version struct {
+	Schema  string
+	Applied int64   // highest version applied; 0 when none (or no version table yet)
+	Latest  int64   // highest version in the set: the binary's
+	Pending []int64 // versions of the set not applied, ascending: Up would apply them
+	// Unknown are applied versions the set lacks, ascending: a newer binary migrated this
+	// database, so this one may not understand its schema.
+	Unknown []int64
+}
+
+// Current says whether the database is exactly at the set's version.
+func (v Version) Current() bool { return len(v.Pending) == 0 && len(v.Unknown) == 0 }
+
+// Status reads set's migration state without changing anything (Up and goose's own status
+// create the version table; Status only reads it), so operators may run it with a read-only
+// role against a live database.
+func Status(ctx context.Context, pool *pgxpool.Pool, set Set) (Version, error) {
+	v := Version{Schema: set.Schema}
+	if !schemaName.MatchString(set.Schema) {
+		return v, fmt.Errorf("migrate: schema name %q is not a plain lowercase identifier", set.Schema)
+	}
+	files, err := fs.Glob(set.FS, "*.sql")
+	if err != nil || len(files) == 0 {
+		return v, fmt.Errorf("migrate %s: no migration files", set.Schema)
+	}
+	inSet := map[int64]bool{}
+	for _, f := range files {
+		n, err := goose.NumericComponent(f)
+		if err != nil {
+			return v, fmt.Errorf("migrate %s: %w", set.Schema, err)
+		}
+		inSet[n] = true
+		v.Latest = max(v.Latest, n)
+	}
+	table := pgx.Identifier{set.Schema, goose.DefaultTablename}.Sanitize()
+	var exists bool
+	if err := pool.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", table).Scan(&exists); err != nil {
+		return v, fmt.Errorf("migrate %s: look up version table: %w", set.Schema, err)
+	}
+	applied := map[int64]bool{}
+	if exists {
+		// The last row of a version says whether it stands (goose marks a down with a new row).
+		rows, _ := pool.Query(ctx, "SELECT DISTINCT ON (version_id) version_id, is_applied FROM "+table+
+			" WHERE version_id > 0 ORDER BY version_id, id DESC")
+		var id int64
+		var ok bool
+		if _, err := pgx.ForEachRow(rows, []any{&id, &ok}, func() error {
+			applied[id] = ok
+			return nil
+		}); err != nil {
+			return v, fmt.Errorf("migrate %s: read versions: %w", set.Schema, err)
+		}
+	}
+	for id, ok := range applied {
+		if !ok {
+			continue
+		}
+		v.Applied = max(v.Applied, id)
+		if !inSet[id] {
+			v.Unknown = append(v.Unknown, id)
+		}
+	}
+	for id := range inSet {
+		if !applied[id] {
+			v.Pending = append(v.Pending, id)
+		}
+	}
+	slices.Sort(v.Pending)
+	slices.Sort(v.Unknown)
+	return v, nil
 }

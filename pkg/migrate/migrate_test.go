@@ -229,3 +229,49 @@ func TestLockID(t *testing.T) {
 		t.Error("LockID(stock) == LockID(portfolio), want keys that differ per schema")
 	}
 }
+
+func TestStatus(t *testing.T) {
+	t.Parallel()
+	pool := pgtest.NewDB(t)
+	ctx := t.Context()
+	// Before any Up: nothing applied, the version table absent, and Status creates nothing.
+	got, err := migrate.Status(ctx, pool, orders)
+	if err != nil {
+		t.Fatalf("Status() before Up = %v", err)
+	}
+	want := migrate.Version{Schema: "orders", Latest: 2, Pending: []int64{1, 2}}
+	if diff := cmp.Diff(want, got); diff != "" || got.Current() {
+		t.Errorf("Status() before Up mismatch (-want +got):\n%s", diff)
+	}
+	var schemas int
+	if err := pool.QueryRow(ctx, "SELECT count(*) FROM pg_namespace WHERE nspname = 'orders'").Scan(&schemas); err != nil || schemas != 0 {
+		t.Errorf("Status() created schema orders (count %d, err %v): it must only read", schemas, err)
+	}
+
+	// The binary's first migration only: one pending in the full set.
+	first := migrate.Set{Schema: "orders", FS: fstest.MapFS{"0001_init.sql": orders.FS.(fstest.MapFS)["0001_init.sql"]}}
+	if err := migrate.Up(ctx, pool, first); err != nil {
+		t.Fatalf("Up(first) = %v", err)
+	}
+	got, err = migrate.Status(ctx, pool, orders)
+	if err != nil {
+		t.Fatalf("Status() = %v", err)
+	}
+	want = migrate.Version{Schema: "orders", Applied: 1, Latest: 2, Pending: []int64{2}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Status() after first mismatch (-want +got):\n%s", diff)
+	}
+
+	// All applied: current. Then an older binary (first only) sees an unknown version.
+	if err := migrate.Up(ctx, pool, orders); err != nil {
+		t.Fatalf("Up() = %v", err)
+	}
+	if got, err = migrate.Status(ctx, pool, orders); err != nil || !got.Current() || got.Applied != 2 {
+		t.Errorf("Status() after Up = %+v, %v; want current at 2", got, err)
+	}
+	got, err = migrate.Status(ctx, pool, first)
+	want = migrate.Version{Schema: "orders", Applied: 2, Latest: 1, Unknown: []int64{2}}
+	if diff := cmp.Diff(want, got); err != nil || diff != "" {
+		t.Errorf("Status(older binary) = %v, mismatch (-want +got):\n%s", err, diff)
+	}
+}
