@@ -20,6 +20,7 @@ import (
 	"github.com/pgfleet/pgfleet/pkg/auth"
 	"github.com/pgfleet/pgfleet/pkg/client"
 	"github.com/pgfleet/pgfleet/pkg/dbmonitor"
+	"github.com/pgfleet/pgfleet/pkg/history"
 	"github.com/pgfleet/pgfleet/pkg/lock"
 	"github.com/pgfleet/pgfleet/pkg/migrate"
 	"github.com/pgfleet/pgfleet/pkg/pgpool"
@@ -38,6 +39,8 @@ type Config struct {
 	Query query.Config    // PAGE_TOKEN_KEY
 	Auth  auth.Config     // AUTH_DISABLED, JWT_*, SERVICE_TOKEN_FILE
 	TLS   tlsfiles.Server // TLS_CERT_FILE, TLS_KEY_FILE: gRPC over TLS
+	// History samples the service's traffic for DatabaseMonitor's recent (HISTORY_INTERVAL).
+	History history.Config
 	// HealthAddr serves gRPC health alone in plaintext, for probes that cannot speak TLS.
 	HealthAddr string        `env:"HEALTH_ADDR"`
 	Drain      time.Duration `env:"DRAIN_TIMEOUT, default=20s"`
@@ -90,6 +93,7 @@ type Service struct {
 	name    string
 	auth    auth.Config
 	monitor *pgpool.Monitor
+	recent  *history.Sampler
 }
 
 // Start opens the pool, applies the migrations and listens. The caller registers its API on
@@ -150,6 +154,7 @@ func Start(ctx context.Context, cfg Config, opts Options, log *slog.Logger) (*Se
 		name:    opts.Name,
 		auth:    cfg.Auth,
 		monitor: monitor,
+		recent:  history.New(cfg.History, srv.Registry(), history.GRPC),
 	}, nil
 }
 
@@ -168,10 +173,11 @@ func (s *Service) Dial(peer string, cfg client.Config) (*client.Client, error) {
 }
 
 // Run serves DatabaseMonitor beside the registered services, ties the health of "" and of
-// each named service to the pool, and serves until ctx ends; then it drains (see
-// server.Server.Run).
+// each named service to the pool, samples the service's traffic for DatabaseMonitor, and
+// serves until ctx ends; then it drains (see server.Server.Run).
 func (s *Service) Run(ctx context.Context, services ...string) error {
-	opsv1.RegisterDatabaseMonitorServer(s.Server, dbmonitor.New(s.name, s.Pool, s.Locks, s.Retry))
+	go s.recent.Run(ctx)
+	opsv1.RegisterDatabaseMonitorServer(s.Server, dbmonitor.New(s.name, s.Pool, s.Locks, s.Retry, s.recent))
 	s.Server.WatchPool(s.monitor, append(services, opsv1.DatabaseMonitor_ServiceDesc.ServiceName)...)
 	return s.Server.Run(ctx)
 }

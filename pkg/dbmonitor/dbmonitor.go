@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	opsv1 "github.com/pgfleet/pgfleet/gen/pgfleet/ops/v1"
+	"github.com/pgfleet/pgfleet/pkg/history"
 	"github.com/pgfleet/pgfleet/pkg/lock"
 	"github.com/pgfleet/pgfleet/pkg/retry"
 )
@@ -23,15 +24,17 @@ const pingTimeout = 2 * time.Second
 type Service struct {
 	opsv1.UnimplementedDatabaseMonitorServer
 
-	name  string
-	pool  *pgxpool.Pool
-	locks *lock.Locker
-	retry *retry.Retrier
+	name   string
+	pool   *pgxpool.Pool
+	locks  *lock.Locker
+	retry  *retry.Retrier
+	recent *history.Sampler
 }
 
-// New returns the monitor of the named service's pool, locks and retrier.
-func New(name string, pool *pgxpool.Pool, locks *lock.Locker, r *retry.Retrier) *Service {
-	return &Service{name: name, pool: pool, locks: locks, retry: r}
+// New returns the monitor of the named service's pool, locks and retrier, and of its recent
+// traffic as recent samples it (nil: none).
+func New(name string, pool *pgxpool.Pool, locks *lock.Locker, r *retry.Retrier, recent *history.Sampler) *Service {
+	return &Service{name: name, pool: pool, locks: locks, retry: r, recent: recent}
 }
 
 // GetDatabaseStatus answers with a fresh snapshot. A database that is down is reported in
@@ -42,6 +45,9 @@ func (s *Service) GetDatabaseStatus(ctx context.Context, _ *opsv1.GetDatabaseSta
 		Pool:      poolStats(s.pool.Stat()),
 		Retry:     retryStats(s.retry.Stats()),
 		CheckTime: timestamppb.Now(),
+	}
+	if s.recent != nil {
+		st.Recent = samples(s.recent.Samples())
 	}
 	pctx, cancel := context.WithTimeout(ctx, pingTimeout)
 	defer cancel()
@@ -77,6 +83,20 @@ func poolStats(ps *pgxpool.Stat) *opsv1.PoolStats {
 		CanceledAcquireCount: ps.CanceledAcquireCount(),
 		NewConnsCount:        ps.NewConnsCount(),
 	}
+}
+
+func samples(in []history.Sample) []*opsv1.Sample {
+	out := make([]*opsv1.Sample, len(in))
+	for i, h := range in {
+		out[i] = &opsv1.Sample{
+			Time:           timestamppb.New(h.Time),
+			CallsPerSecond: h.CallsPerSecond,
+			P99Seconds:     h.P99.Seconds(),
+			ErrorRatio:     h.ErrorRatio,
+			PoolUse:        h.PoolUse,
+		}
+	}
+	return out
 }
 
 func retryStats(rs retry.Stats) *opsv1.RetryStats {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -33,13 +34,32 @@ func chromiumPath(tb testing.TB) string {
 }
 
 // testBrowserStatusPage loads the status page in headless Chromium, under its real CSP: it
-// shows stock, portfolio and interview SERVING, with pool figures, and turns the interview
-// card red once that service stops. The gateway has an interview service of its own to stop.
+// shows stock, portfolio and interview SERVING, with pool figures and charts of their recent
+// traffic, and turns the interview card red once that service stops. The gateway has an
+// interview service of its own to stop, sampling every second (HISTORY_INTERVAL) so that
+// its charts get points soon; stock and portfolio sample at the default 10 s.
 func testBrowserStatusPage(t *testing.T, e *env) {
 	chromium := chromiumPath(t)
 	own := *e.fleet
-	own.interview = startService(t, e.binDir, "interview")
+	own.interview = startService(t, e.binDir, "interview", "HISTORY_INTERVAL=1s")
 	gw := startGateway(t, &own, nil)
+	// Traffic through the gateway while the page is open, for the charts to show.
+	traffic, stopTraffic := context.WithCancel(t.Context())
+	var sending sync.WaitGroup
+	defer sending.Wait()
+	defer stopTraffic()
+	sending.Go(func() {
+		for traffic.Err() == nil {
+			for _, path := range []string{"/v1/stocks/AAPL", "/v1/stocks/NOPE", "/v1/questions?page_size=2"} {
+				if req, err := http.NewRequestWithContext(traffic, http.MethodGet, gw.url+path, nil); err == nil {
+					if resp, err := gw.client.Do(req); err == nil {
+						resp.Body.Close()
+					}
+				}
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromium),
@@ -90,6 +110,7 @@ func testBrowserStatusPage(t *testing.T, e *env) {
 	); err != nil {
 		t.Fatalf("page does not show database details with an admin token: %v", err)
 	}
+	testCharts(t, within(120*time.Second), []string{"stock", "portfolio", "interview"})
 	// style.css applied despite default-src 'none': a SERVING card has its green border.
 	border, err := chromedp.Run(ctx, chromedp.Evaluate[string](`getComputedStyle(document.querySelector('section.card.up')).borderTopColor`))
 	if err != nil || border != "rgb(26, 127, 55)" {
@@ -129,6 +150,67 @@ func testBrowserStatusPage(t *testing.T, e *env) {
 		statusCall := strings.Contains(p, gw.url+"/health") || strings.Contains(p, gw.url+"/monitoring/database")
 		if !strings.Contains(p, "503") || !statusCall {
 			t.Errorf("console after interview stopped: %s", p)
+		}
+	}
+}
+
+// testCharts waits until each service's row of the "last 15 minutes" section has its four
+// charts, each a line of more than one point with its figures in its accessible name, and
+// saves a screenshot of the page at $STATUS_SCREENSHOT if set (the README's picture).
+func testCharts(t *testing.T, ctx context.Context, services []string) {
+	t.Helper()
+	// drawn reports, per service, what is missing from its row ("" when complete).
+	const drawn = `(() => {
+		const out = {};
+		for (const name of %s) {
+			const row = document.querySelector('#recent:not([hidden]) .chart-row[data-service="' + name + '"]');
+			const figs = row ? [...row.querySelectorAll('figure.spark')] : [];
+			const bad = figs.filter((f) => {
+				const line = f.querySelector('svg[role="img"] polyline.line');
+				const label = f.querySelector('svg').getAttribute('aria-label') || '';
+				const points = line ? line.getAttribute('points').trim().split(/\s+/) : [];
+				const numbers = /now [0-9.]+/.test(label) && /axis max [0-9.]+/.test(label) && /[0-9]+ samples/.test(label);
+				const title = f.querySelector('svg > title');
+				return points.length < 2 || !numbers || !title || title.textContent !== label;
+			});
+			out[name] = figs.length !== 4 ? (row ? row.textContent : 'no row') : bad.length ? bad.length + ' charts lack points or figures' : '';
+		}
+		return out;
+	})()`
+	quoted := make([]string, len(services))
+	for i, s := range services {
+		quoted[i] = fmt.Sprintf("%q", s)
+	}
+	expr := fmt.Sprintf(drawn, "["+strings.Join(quoted, ",")+"]")
+	var missing map[string]string
+	for {
+		var err error
+		missing, err = chromedp.Run(ctx, chromedp.Evaluate[map[string]string](expr))
+		if err != nil {
+			t.Fatalf("charts never complete (%v); last seen: %v", err, missing)
+		}
+		complete := true
+		for _, m := range missing {
+			complete = complete && m == ""
+		}
+		if complete {
+			break
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	// The numbers are the samples': stock served calls, so its rate is not 0/s everywhere.
+	label, err := chromedp.Run(ctx, chromedp.Evaluate[string](
+		`document.querySelector('.chart-row[data-service="stock"] figure[data-metric="calls_per_second"] svg').getAttribute('aria-label')`))
+	if err != nil || !strings.HasPrefix(label, "stock calls per second over the last ") || strings.Contains(label, "peak 0.0/s") {
+		t.Errorf("stock calls/s chart labelled %q (%v), want the stock's figures with a peak above 0", label, err)
+	}
+	if path := os.Getenv("STATUS_SCREENSHOT"); path != "" {
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatalf("screenshot: %v", err)
+		}
+		if err := os.WriteFile(path, png, 0o644); err != nil {
+			t.Fatal(err)
 		}
 	}
 }

@@ -238,7 +238,11 @@ type DatabaseStatus struct {
 	// Retry and circuit breaker figures of this process.
 	Retry *RetryStats `protobuf:"bytes,8,opt,name=retry,proto3" json:"retry,omitempty"`
 	// When the snapshot was taken.
-	CheckTime     *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=check_time,json=checkTime,proto3" json:"check_time,omitempty"`
+	CheckTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=check_time,json=checkTime,proto3" json:"check_time,omitempty"`
+	// The service's traffic and pool use over its last minutes, oldest first: one sample per
+	// interval (HISTORY_INTERVAL, default 10s), at most 90 (15 minutes at the default), measured
+	// by the process from its own metrics since it started. For the status page's charts.
+	Recent        []*Sample `protobuf:"bytes,10,rep,name=recent,proto3" json:"recent,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -336,6 +340,97 @@ func (x *DatabaseStatus) GetCheckTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *DatabaseStatus) GetRecent() []*Sample {
+	if x != nil {
+		return x.Recent
+	}
+	return nil
+}
+
+// Sample is one interval of a service's traffic, read from its own Prometheus metrics.
+type Sample struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// End of the interval.
+	Time *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=time,proto3" json:"time,omitempty"`
+	// Calls finished per second in the interval (grpc_server_handled_total).
+	CallsPerSecond float64 `protobuf:"fixed64,2,opt,name=calls_per_second,json=callsPerSecond,proto3" json:"calls_per_second,omitempty"`
+	// 99th percentile of the latency of those calls, in seconds, interpolated in the buckets of
+	// grpc_server_handling_seconds as PromQL's histogram_quantile does; 0 without calls.
+	P99Seconds float64 `protobuf:"fixed64,3,opt,name=p99_seconds,json=p99Seconds,proto3" json:"p99_seconds,omitempty"`
+	// Share of those calls that ended with a server error (grpc_code Unknown, Internal,
+	// Unavailable, DataLoss or DeadlineExceeded), 0 to 1; 0 without calls.
+	ErrorRatio float64 `protobuf:"fixed64,4,opt,name=error_ratio,json=errorRatio,proto3" json:"error_ratio,omitempty"`
+	// Connections acquired / the pool's maximum at the end of the interval, 0 to 1.
+	PoolUse       float64 `protobuf:"fixed64,5,opt,name=pool_use,json=poolUse,proto3" json:"pool_use,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Sample) Reset() {
+	*x = Sample{}
+	mi := &file_pgfleet_ops_v1_ops_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Sample) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Sample) ProtoMessage() {}
+
+func (x *Sample) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_ops_v1_ops_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Sample.ProtoReflect.Descriptor instead.
+func (*Sample) Descriptor() ([]byte, []int) {
+	return file_pgfleet_ops_v1_ops_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Sample) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *Sample) GetCallsPerSecond() float64 {
+	if x != nil {
+		return x.CallsPerSecond
+	}
+	return 0
+}
+
+func (x *Sample) GetP99Seconds() float64 {
+	if x != nil {
+		return x.P99Seconds
+	}
+	return 0
+}
+
+func (x *Sample) GetErrorRatio() float64 {
+	if x != nil {
+		return x.ErrorRatio
+	}
+	return 0
+}
+
+func (x *Sample) GetPoolUse() float64 {
+	if x != nil {
+		return x.PoolUse
+	}
+	return 0
+}
+
 // PoolStats mirrors pgxpool.Stat.
 type PoolStats struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -365,7 +460,7 @@ type PoolStats struct {
 
 func (x *PoolStats) Reset() {
 	*x = PoolStats{}
-	mi := &file_pgfleet_ops_v1_ops_proto_msgTypes[3]
+	mi := &file_pgfleet_ops_v1_ops_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -377,7 +472,7 @@ func (x *PoolStats) String() string {
 func (*PoolStats) ProtoMessage() {}
 
 func (x *PoolStats) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_ops_v1_ops_proto_msgTypes[3]
+	mi := &file_pgfleet_ops_v1_ops_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -390,7 +485,7 @@ func (x *PoolStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PoolStats.ProtoReflect.Descriptor instead.
 func (*PoolStats) Descriptor() ([]byte, []int) {
-	return file_pgfleet_ops_v1_ops_proto_rawDescGZIP(), []int{3}
+	return file_pgfleet_ops_v1_ops_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *PoolStats) GetMaxConns() int32 {
@@ -486,7 +581,7 @@ type LockInfo struct {
 
 func (x *LockInfo) Reset() {
 	*x = LockInfo{}
-	mi := &file_pgfleet_ops_v1_ops_proto_msgTypes[4]
+	mi := &file_pgfleet_ops_v1_ops_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -498,7 +593,7 @@ func (x *LockInfo) String() string {
 func (*LockInfo) ProtoMessage() {}
 
 func (x *LockInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_ops_v1_ops_proto_msgTypes[4]
+	mi := &file_pgfleet_ops_v1_ops_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -511,7 +606,7 @@ func (x *LockInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LockInfo.ProtoReflect.Descriptor instead.
 func (*LockInfo) Descriptor() ([]byte, []int) {
-	return file_pgfleet_ops_v1_ops_proto_rawDescGZIP(), []int{4}
+	return file_pgfleet_ops_v1_ops_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *LockInfo) GetResource() string {
@@ -590,7 +685,7 @@ type RetryStats struct {
 
 func (x *RetryStats) Reset() {
 	*x = RetryStats{}
-	mi := &file_pgfleet_ops_v1_ops_proto_msgTypes[5]
+	mi := &file_pgfleet_ops_v1_ops_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -602,7 +697,7 @@ func (x *RetryStats) String() string {
 func (*RetryStats) ProtoMessage() {}
 
 func (x *RetryStats) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_ops_v1_ops_proto_msgTypes[5]
+	mi := &file_pgfleet_ops_v1_ops_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -615,7 +710,7 @@ func (x *RetryStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryStats.ProtoReflect.Descriptor instead.
 func (*RetryStats) Descriptor() ([]byte, []int) {
-	return file_pgfleet_ops_v1_ops_proto_rawDescGZIP(), []int{5}
+	return file_pgfleet_ops_v1_ops_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *RetryStats) GetOperations() int64 {
@@ -688,7 +783,7 @@ const file_pgfleet_ops_v1_ops_proto_rawDesc = "" +
 	"\x18pgfleet/ops/v1/ops.proto\x12\x0epgfleet.ops.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x1a\n" +
 	"\x18GetDatabaseStatusRequest\"S\n" +
 	"\x19GetDatabaseStatusResponse\x126\n" +
-	"\x06status\x18\x01 \x01(\v2\x1e.pgfleet.ops.v1.DatabaseStatusR\x06status\"\xa3\x03\n" +
+	"\x06status\x18\x01 \x01(\v2\x1e.pgfleet.ops.v1.DatabaseStatusR\x06status\"\xd3\x03\n" +
 	"\x0eDatabaseStatus\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\tR\aservice\x12.\n" +
 	"\x06health\x18\x02 \x01(\x0e2\x16.pgfleet.ops.v1.HealthR\x06health\x12>\n" +
@@ -699,7 +794,17 @@ const file_pgfleet_ops_v1_ops_proto_rawDesc = "" +
 	"\x05locks\x18\a \x03(\v2\x18.pgfleet.ops.v1.LockInfoR\x05locks\x120\n" +
 	"\x05retry\x18\b \x01(\v2\x1a.pgfleet.ops.v1.RetryStatsR\x05retry\x129\n" +
 	"\n" +
-	"check_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tcheckTime\"\xb7\x03\n" +
+	"check_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tcheckTime\x12.\n" +
+	"\x06recent\x18\n" +
+	" \x03(\v2\x16.pgfleet.ops.v1.SampleR\x06recent\"\xbf\x01\n" +
+	"\x06Sample\x12.\n" +
+	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12(\n" +
+	"\x10calls_per_second\x18\x02 \x01(\x01R\x0ecallsPerSecond\x12\x1f\n" +
+	"\vp99_seconds\x18\x03 \x01(\x01R\n" +
+	"p99Seconds\x12\x1f\n" +
+	"\verror_ratio\x18\x04 \x01(\x01R\n" +
+	"errorRatio\x12\x19\n" +
+	"\bpool_use\x18\x05 \x01(\x01R\apoolUse\"\xb7\x03\n" +
 	"\tPoolStats\x12\x1b\n" +
 	"\tmax_conns\x18\x01 \x01(\x05R\bmaxConns\x12\x1f\n" +
 	"\vtotal_conns\x18\x02 \x01(\x05R\n" +
@@ -760,38 +865,41 @@ func file_pgfleet_ops_v1_ops_proto_rawDescGZIP() []byte {
 }
 
 var file_pgfleet_ops_v1_ops_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_pgfleet_ops_v1_ops_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_pgfleet_ops_v1_ops_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_pgfleet_ops_v1_ops_proto_goTypes = []any{
 	(Health)(0),                       // 0: pgfleet.ops.v1.Health
 	(LockMode)(0),                     // 1: pgfleet.ops.v1.LockMode
 	(*GetDatabaseStatusRequest)(nil),  // 2: pgfleet.ops.v1.GetDatabaseStatusRequest
 	(*GetDatabaseStatusResponse)(nil), // 3: pgfleet.ops.v1.GetDatabaseStatusResponse
 	(*DatabaseStatus)(nil),            // 4: pgfleet.ops.v1.DatabaseStatus
-	(*PoolStats)(nil),                 // 5: pgfleet.ops.v1.PoolStats
-	(*LockInfo)(nil),                  // 6: pgfleet.ops.v1.LockInfo
-	(*RetryStats)(nil),                // 7: pgfleet.ops.v1.RetryStats
-	(*durationpb.Duration)(nil),       // 8: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),     // 9: google.protobuf.Timestamp
+	(*Sample)(nil),                    // 5: pgfleet.ops.v1.Sample
+	(*PoolStats)(nil),                 // 6: pgfleet.ops.v1.PoolStats
+	(*LockInfo)(nil),                  // 7: pgfleet.ops.v1.LockInfo
+	(*RetryStats)(nil),                // 8: pgfleet.ops.v1.RetryStats
+	(*durationpb.Duration)(nil),       // 9: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),     // 10: google.protobuf.Timestamp
 }
 var file_pgfleet_ops_v1_ops_proto_depIdxs = []int32{
 	4,  // 0: pgfleet.ops.v1.GetDatabaseStatusResponse.status:type_name -> pgfleet.ops.v1.DatabaseStatus
 	0,  // 1: pgfleet.ops.v1.DatabaseStatus.health:type_name -> pgfleet.ops.v1.Health
-	8,  // 2: pgfleet.ops.v1.DatabaseStatus.response_time:type_name -> google.protobuf.Duration
-	5,  // 3: pgfleet.ops.v1.DatabaseStatus.pool:type_name -> pgfleet.ops.v1.PoolStats
-	6,  // 4: pgfleet.ops.v1.DatabaseStatus.locks:type_name -> pgfleet.ops.v1.LockInfo
-	7,  // 5: pgfleet.ops.v1.DatabaseStatus.retry:type_name -> pgfleet.ops.v1.RetryStats
-	9,  // 6: pgfleet.ops.v1.DatabaseStatus.check_time:type_name -> google.protobuf.Timestamp
-	8,  // 7: pgfleet.ops.v1.PoolStats.acquire_duration:type_name -> google.protobuf.Duration
-	1,  // 8: pgfleet.ops.v1.LockInfo.mode:type_name -> pgfleet.ops.v1.LockMode
-	9,  // 9: pgfleet.ops.v1.LockInfo.wait_start_time:type_name -> google.protobuf.Timestamp
-	9,  // 10: pgfleet.ops.v1.LockInfo.transaction_start_time:type_name -> google.protobuf.Timestamp
-	2,  // 11: pgfleet.ops.v1.DatabaseMonitor.GetDatabaseStatus:input_type -> pgfleet.ops.v1.GetDatabaseStatusRequest
-	3,  // 12: pgfleet.ops.v1.DatabaseMonitor.GetDatabaseStatus:output_type -> pgfleet.ops.v1.GetDatabaseStatusResponse
-	12, // [12:13] is the sub-list for method output_type
-	11, // [11:12] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	9,  // 2: pgfleet.ops.v1.DatabaseStatus.response_time:type_name -> google.protobuf.Duration
+	6,  // 3: pgfleet.ops.v1.DatabaseStatus.pool:type_name -> pgfleet.ops.v1.PoolStats
+	7,  // 4: pgfleet.ops.v1.DatabaseStatus.locks:type_name -> pgfleet.ops.v1.LockInfo
+	8,  // 5: pgfleet.ops.v1.DatabaseStatus.retry:type_name -> pgfleet.ops.v1.RetryStats
+	10, // 6: pgfleet.ops.v1.DatabaseStatus.check_time:type_name -> google.protobuf.Timestamp
+	5,  // 7: pgfleet.ops.v1.DatabaseStatus.recent:type_name -> pgfleet.ops.v1.Sample
+	10, // 8: pgfleet.ops.v1.Sample.time:type_name -> google.protobuf.Timestamp
+	9,  // 9: pgfleet.ops.v1.PoolStats.acquire_duration:type_name -> google.protobuf.Duration
+	1,  // 10: pgfleet.ops.v1.LockInfo.mode:type_name -> pgfleet.ops.v1.LockMode
+	10, // 11: pgfleet.ops.v1.LockInfo.wait_start_time:type_name -> google.protobuf.Timestamp
+	10, // 12: pgfleet.ops.v1.LockInfo.transaction_start_time:type_name -> google.protobuf.Timestamp
+	2,  // 13: pgfleet.ops.v1.DatabaseMonitor.GetDatabaseStatus:input_type -> pgfleet.ops.v1.GetDatabaseStatusRequest
+	3,  // 14: pgfleet.ops.v1.DatabaseMonitor.GetDatabaseStatus:output_type -> pgfleet.ops.v1.GetDatabaseStatusResponse
+	14, // [14:15] is the sub-list for method output_type
+	13, // [13:14] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_pgfleet_ops_v1_ops_proto_init() }
@@ -805,7 +913,7 @@ func file_pgfleet_ops_v1_ops_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pgfleet_ops_v1_ops_proto_rawDesc), len(file_pgfleet_ops_v1_ops_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   6,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -140,7 +140,8 @@ func TestMerged_alwaysPresent(t *testing.T) {
 		{"rpcStatus", []string{"code", "details", "message"}},
 		{"protobufAny", []string{"@type"}},
 		// Durations and timestamps are messages, though rendered as strings; health is an enum.
-		{"v1DatabaseStatus", []string{"error", "health", "locks", "server_version", "service"}},
+		{"v1DatabaseStatus", []string{"error", "health", "locks", "recent", "server_version", "service"}},
+		{"v1Sample", []string{"calls_per_second", "error_ratio", "p99_seconds", "pool_use"}},
 	}
 	for _, tt := range tests {
 		d := def(t, doc, tt.name)

@@ -1,8 +1,9 @@
 // pgfleet status page: polls /health and draws one card per service, green when SERVING, red
 // otherwise; with a token of role admin or service (typed in, kept in this tab's
-// sessionStorage) it polls /monitoring/database too and adds each database's details. DOM
-// nodes are built with textContent only (no HTML from the answers), and nothing runs inline,
-// as the Content-Security-Policy demands.
+// sessionStorage) it polls /monitoring/database too, adds each database's details and draws
+// each service's recent samples as small SVG charts. DOM nodes are built with textContent
+// and attributes only (no HTML from the answers), and nothing runs or is styled inline, as
+// the Content-Security-Policy demands.
 'use strict';
 
 const REFRESH_MS = 2000;
@@ -10,6 +11,8 @@ const ORDER = ['gateway', 'stock', 'portfolio', 'interview'];
 const MAX_LOCKS = 8;
 
 const grid = document.getElementById('services');
+const recentSection = document.getElementById('recent');
+const charts = document.getElementById('charts');
 const summary = document.getElementById('summary');
 const updated = document.getElementById('updated');
 const tokenInput = document.getElementById('token');
@@ -114,6 +117,118 @@ function databaseDetails(card, entry) {
   }
 }
 
+// The charts of a service's recent samples (DatabaseStatus.recent): one per figure, each with
+// its latest value and the top of its axis.
+const SVG = 'http://www.w3.org/2000/svg';
+const RING = 90; // samples a service keeps: the x axis spans 90 sampling intervals
+const WIDTH = 120;
+const HEIGHT = 36;
+const CHARTS = [
+  { key: 'calls_per_second', title: 'calls/s', label: 'calls per second', format: rate },
+  { key: 'p99_seconds', title: 'p99 latency', label: 'p99 latency', format: seconds },
+  { key: 'error_ratio', title: 'server errors', label: 'share of calls ended by a server error', format: percent },
+  { key: 'pool_use', title: 'pool use', label: 'pool connections in use', format: percent },
+];
+
+function rate(v) {
+  return (v < 10 ? v.toFixed(1) : Math.round(v).toString()) + '/s';
+}
+
+function seconds(v) {
+  const msec = v * 1000;
+  if (msec === 0) return '0 ms';
+  if (msec < 1) return msec.toFixed(2) + ' ms';
+  if (msec < 10) return msec.toFixed(1) + ' ms';
+  if (msec < 1000) return Math.round(msec) + ' ms';
+  return v.toFixed(2) + ' s';
+}
+
+function percent(v) {
+  const p = v * 100;
+  return (p === 0 || p >= 10 ? Math.round(p).toString() : p.toFixed(1)) + '%';
+}
+
+function timespan(msec) {
+  const secs = Math.round(msec / 1000);
+  return secs < 120 ? `${secs} s` : `${Math.round(secs / 60)} min`;
+}
+
+// axisTop rounds a positive maximum up to 1, 2 or 5 times a power of ten, so the axis reads
+// well; ratios top out at 100%.
+function axisTop(max, ratio) {
+  if (!(max > 0)) return ratio ? 0.01 : 1;
+  const p = 10 ** Math.floor(Math.log10(max));
+  const top = [1, 2, 5, 10].map((m) => m * p).find((t) => t >= max * (1 - 1e-9));
+  return ratio ? Math.min(top, 1) : top;
+}
+
+function svgEl(tag, attrs) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
+  return node;
+}
+
+function chart(service, spec, samples) {
+  const times = samples.map((s) => Date.parse(s.time));
+  const values = samples.map((s) => Number(s[spec.key]) || 0);
+  const ratio = spec.format === percent;
+  const top = axisTop(Math.max(...values), ratio);
+  const last = values[values.length - 1];
+  const newest = times[times.length - 1];
+  // The x axis ends at the newest sample and spans RING intervals (15 minutes at 10 s).
+  const step = times.length > 1 ? newest - times[times.length - 2] : 10000;
+  const span = Math.max(step * RING, 1);
+  const points = times.map((t, i) => {
+    const x = Math.max(0, WIDTH - ((newest - t) / span) * WIDTH);
+    const y = HEIGHT - 1 - (Math.min(values[i], top) / top) * (HEIGHT - 2);
+    return `${x.toFixed(1)},${y.toFixed(1)}`;
+  });
+  const peak = Math.max(...values);
+  const label = `${service} ${spec.label} over the last ${timespan(newest - times[0])}: ` +
+    `now ${spec.format(last)}, peak ${spec.format(peak)}, axis max ${spec.format(top)}, ${samples.length} samples`;
+
+  const figure = el('figure', 'spark');
+  figure.dataset.metric = spec.key;
+  const caption = el('figcaption');
+  caption.append(el('span', 'name', spec.title), el('span', 'now', spec.format(last)));
+  const svg = svgEl('svg', { viewBox: `0 0 ${WIDTH} ${HEIGHT}`, preserveAspectRatio: 'none', role: 'img', 'aria-label': label });
+  const title = svgEl('title', {});
+  title.textContent = label;
+  const first = points[0].split(',')[0];
+  const lastX = points[points.length - 1].split(',')[0];
+  svg.append(
+    title,
+    svgEl('line', { class: 'axis', x1: 0, y1: HEIGHT - 0.5, x2: WIDTH, y2: HEIGHT - 0.5, 'vector-effect': 'non-scaling-stroke' }),
+    svgEl('polygon', { class: 'area', points: `${first},${HEIGHT} ${points.join(' ')} ${lastX},${HEIGHT}` }),
+    svgEl('polyline', { class: 'line', points: points.join(' '), 'vector-effect': 'non-scaling-stroke' }),
+  );
+  figure.append(caption, svg, el('span', 'top', 'max ' + spec.format(top)));
+  return figure;
+}
+
+// renderRecent draws a row of charts per service whose DatabaseMonitor answered; it hides
+// the section without a token (no document).
+function renderRecent(databases) {
+  const names = ordered(Object.keys(databases));
+  recentSection.hidden = names.length === 0;
+  const rows = names.map((name) => {
+    const row = el('div', 'chart-row');
+    row.dataset.service = name;
+    row.append(el('h3', '', name));
+    const entry = databases[name];
+    const samples = (entry.status && entry.status.recent) || [];
+    if (entry.error) {
+      row.append(el('p', 'error', 'no samples: ' + entry.error.message));
+    } else if (samples.length === 0) {
+      row.append(el('p', 'note', 'no sample yet: the first comes one interval after the service started'));
+    } else {
+      row.append(...CHARTS.map((spec) => chart(name, spec, samples)));
+    }
+    return row;
+  });
+  charts.replaceChildren(...rows);
+}
+
 function render(health, databases) {
   const services = health.services || {};
   const cards = ordered(Object.keys(services)).map((name) => {
@@ -136,6 +251,7 @@ function render(health, databases) {
     return card;
   });
   grid.replaceChildren(...cards);
+  renderRecent(databases);
   summary.dataset.status = health.status;
   summary.textContent = health.status === 'SERVING'
     ? 'all services SERVING'
