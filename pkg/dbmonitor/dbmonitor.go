@@ -47,7 +47,7 @@ func (s *Service) GetDatabaseStatus(ctx context.Context, _ *opsv1.GetDatabaseSta
 		CheckTime: timestamppb.Now(),
 	}
 	if s.recent != nil {
-		st.Recent = samples(s.recent.Samples())
+		st.Recent = Samples(s.recent.Samples())
 	}
 	pctx, cancel := context.WithTimeout(ctx, pingTimeout)
 	defer cancel()
@@ -85,7 +85,8 @@ func poolStats(ps *pgxpool.Stat) *opsv1.PoolStats {
 	}
 }
 
-func samples(in []history.Sample) []*opsv1.Sample {
+// Samples renders a sampler's samples as DatabaseStatus.recent holds them.
+func Samples(in []history.Sample) []*opsv1.Sample {
 	out := make([]*opsv1.Sample, len(in))
 	for i, h := range in {
 		out[i] = &opsv1.Sample{

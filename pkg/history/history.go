@@ -280,4 +280,3 @@ func Quantile(q float64, buckets []Bucket) float64 {
 	}
 	return start + (end-start)*(rank-below)/in
 }
-

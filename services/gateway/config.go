@@ -9,6 +9,7 @@ import (
 
 	"github.com/pgfleet/pgfleet/pkg/auth"
 	"github.com/pgfleet/pgfleet/pkg/client"
+	"github.com/pgfleet/pgfleet/pkg/history"
 	"github.com/pgfleet/pgfleet/pkg/tlsfiles"
 )
 
@@ -42,6 +43,9 @@ type config struct {
 	Drain time.Duration `env:"DRAIN_TIMEOUT, default=20s"`
 	// Profiles serves /debug/pprof on the metrics listener; off unless asked for.
 	Profiles bool `env:"PPROF_ENABLED, default=false"`
+
+	// History samples the gateway's HTTP traffic for /monitoring/recent (HISTORY_INTERVAL).
+	History history.Config
 
 	TLS  tlsfiles.Server // TLS_CERT_FILE, TLS_KEY_FILE: HTTPS on HTTP_ADDR
 	Auth auth.Config     // AUTH_DISABLED, JWT_*, SERVICE_TOKEN_FILE: the gateway's service token

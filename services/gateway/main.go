@@ -23,6 +23,7 @@ import (
 	opsv1 "github.com/pgfleet/pgfleet/gen/pgfleet/ops/v1"
 	"github.com/pgfleet/pgfleet/pkg/app"
 	"github.com/pgfleet/pgfleet/pkg/auth"
+	"github.com/pgfleet/pgfleet/pkg/history"
 	"github.com/pgfleet/pgfleet/pkg/server"
 	"github.com/pgfleet/pgfleet/services/gateway/internal/gateway"
 	"github.com/pgfleet/pgfleet/services/gateway/internal/openapi"
@@ -89,6 +90,8 @@ func run(ctx context.Context, log *slog.Logger, env envconfig.Lookuper) error {
 		return err
 	}
 	defer ups.close() // after the HTTP server has drained
+	recent := history.New(cfg.History, reg, history.HTTP)
+	go recent.Run(ctx)
 
 	gw, err := gateway.New(ctx, gateway.Options{
 		Upstreams:          ups.list,
@@ -101,6 +104,7 @@ func run(ctx context.Context, log *slog.Logger, env envconfig.Lookuper) error {
 		OpenAPI:            spec,
 		OpenAPIV3:          specV3,
 		Registry:           reg,
+		Recent:             recent.Samples,
 		Log:                log,
 	})
 	if err != nil {

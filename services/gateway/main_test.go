@@ -70,6 +70,7 @@ func TestGateway(t *testing.T) {
 		{"database_status", testDatabaseStatus},
 		{"database_status_needs_role", testDatabaseStatusNeedsRole},
 		{"database_status_services_check", testDatabaseStatusServicesCheck},
+		{"gateway_recent", testGatewayRecent},
 		{"openapi", testOpenAPI},
 		{"status_page", testStatusPage},
 		{"metrics", testMetrics},

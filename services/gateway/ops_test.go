@@ -144,6 +144,51 @@ func testDatabaseStatus(t *testing.T, e *env) {
 	}
 }
 
+// testGatewayRecent: /monitoring/recent answers the gateway's own samples, one per
+// HISTORY_INTERVAL, to a caller with the monitor's role: after requests, one 5xx among them
+// (a stopped upstream's 503), a sample has their rate, p99 and 5xx share; no pool.
+func testGatewayRecent(t *testing.T, e *env) {
+	own := *e.fleet
+	own.interview = startService(t, e.binDir, "interview")
+	gw := startGateway(t, &own, map[string]string{"HISTORY_INTERVAL": "100ms"})
+	if r := gw.do(t, http.MethodGet, "/monitoring/recent", ""); r.code != http.StatusUnauthorized {
+		t.Errorf("GET /monitoring/recent without a token = %v, want 401", r)
+	}
+	own.interview.Stop(t)
+	admin := bearer(t, "ops@pgfleet.test", "admin")
+	type sample struct {
+		Time           string  `json:"time"`
+		CallsPerSecond float64 `json:"calls_per_second"`
+		P99Seconds     float64 `json:"p99_seconds"`
+		ErrorRatio     float64 `json:"error_ratio"`
+		PoolUse        float64 `json:"pool_use"`
+	}
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		gw.do(t, http.MethodGet, "/v1/stocks/AAPL", "")
+		gw.do(t, http.MethodGet, "/health", "") // 503: interview is down
+		r := gw.do(t, http.MethodGet, "/monitoring/recent", "", admin...)
+		doc := decode[struct {
+			Service string   `json:"service"`
+			Recent  []sample `json:"recent"`
+		}](t, r)
+		if r.code != http.StatusOK || doc.Service != "gateway" {
+			t.Fatalf("GET /monitoring/recent = %v, want 200 with service gateway", r)
+		}
+		for _, s := range doc.Recent {
+			if s.CallsPerSecond > 0 && s.P99Seconds > 0 && s.ErrorRatio > 0 {
+				if s.ErrorRatio >= 1 || s.PoolUse != 0 || s.Time == "" {
+					t.Errorf("sample %+v: want a 5xx share below 1, no pool use, a time", s)
+				}
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no sample with requests and 5xx answers within 60 s: %s", r.body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // testOpenAPI: /openapi.json is one document with the paths of every service.
 func testOpenAPI(t *testing.T, e *env) {
 	r := e.gw.do(t, http.MethodGet, "/openapi.json", "")

@@ -1,6 +1,6 @@
 // Package gateway is the fleet's HTTP edge: grpc-gateway's REST/JSON translation of every
 // service's API, with JSON errors, request limits, CORS and metrics around it, plus the
-// gateway's own endpoints: /health, /monitoring/database, /openapi.json, /openapi.v3.json
+// gateway's own endpoints: /health, /monitoring/database, /monitoring/recent, /openapi.json, /openapi.v3.json
 // and a status page.
 package gateway
 
@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/pgfleet/pgfleet/pkg/apierr"
+	"github.com/pgfleet/pgfleet/pkg/history"
 )
 
 // Upstream is one service behind the gateway.
@@ -54,6 +55,9 @@ type Options struct {
 	OpenAPIV3 []byte
 	// Registry receives the HTTP metrics; nil keeps them unregistered.
 	Registry prometheus.Registerer
+	// Recent returns the gateway's own recent samples (a history.Sampler of Registry's HTTP
+	// metrics), served at /monitoring/recent; nil serves none.
+	Recent func() []history.Sample
 	// Log receives the gateway's own events; nil means slog.Default().
 	Log *slog.Logger
 }
@@ -109,6 +113,7 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 	}{
 		{"/health", g.serveHealth},
 		{"/monitoring/database", g.serveDatabaseStatus},
+		{"/monitoring/recent", g.serveRecent},
 		{"/openapi.json", g.serveOpenAPI},
 		{"/openapi.v3.json", g.serveOpenAPIV3},
 		{"/", g.serveStatusPage},

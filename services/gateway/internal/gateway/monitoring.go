@@ -11,6 +11,9 @@ import (
 	"google.golang.org/grpc/status"
 
 	opsv1 "github.com/pgfleet/pgfleet/gen/pgfleet/ops/v1"
+	"github.com/pgfleet/pgfleet/pkg/apierr"
+	"github.com/pgfleet/pgfleet/pkg/dbmonitor"
+	"github.com/pgfleet/pgfleet/pkg/history"
 )
 
 // serveDatabaseStatus asks every upstream's DatabaseMonitor at once and answers one document
@@ -24,16 +27,9 @@ import (
 // calls each service with that same token, never with a token of its own, so each service
 // checks the caller itself, as for every other route.
 func (g *Gateway) serveDatabaseStatus(w http.ResponseWriter, r *http.Request, _ map[string]string) {
-	md := metadata.MD{}
-	for _, v := range r.Header.Values("Authorization") {
-		md.Append("authorization", v)
-	}
-	if g.opts.Authorize != nil {
-		if _, err := g.opts.Authorize(metadata.NewIncomingContext(r.Context(), md), opsv1.DatabaseMonitor_GetDatabaseStatus_FullMethodName); err != nil {
-			st := status.Convert(err)
-			g.writeStatus(w, st, runtime.HTTPStatusFromCode(st.Code()))
-			return
-		}
+	md, ok := g.admitMonitor(w, r)
+	if !ok {
+		return
 	}
 	outgoing := metadata.NewOutgoingContext(r.Context(), md)
 	doc := make(map[string]json.RawMessage, len(g.opts.Upstreams))
@@ -58,6 +54,47 @@ func (g *Gateway) serveDatabaseStatus(w http.ResponseWriter, r *http.Request, _ 
 		code = http.StatusServiceUnavailable
 	}
 	writeJSON(w, code, doc)
+}
+
+// admitMonitor checks the caller's token as DatabaseMonitor would, and answers the refusal
+// itself; it returns the caller's Authorization as metadata, for the calls to the services.
+func (g *Gateway) admitMonitor(w http.ResponseWriter, r *http.Request) (metadata.MD, bool) {
+	md := metadata.MD{}
+	for _, v := range r.Header.Values("Authorization") {
+		md.Append("authorization", v)
+	}
+	if g.opts.Authorize != nil {
+		if _, err := g.opts.Authorize(metadata.NewIncomingContext(r.Context(), md), opsv1.DatabaseMonitor_GetDatabaseStatus_FullMethodName); err != nil {
+			st := status.Convert(err)
+			g.writeStatus(w, st, runtime.HTTPStatusFromCode(st.Code()))
+			return nil, false
+		}
+	}
+	return md, true
+}
+
+// serveRecent answers the gateway's own recent traffic, {"service": "gateway", "recent":
+// [...]}, each sample as a service's DatabaseStatus.recent holds one (requests per second,
+// p99, share of 5xx answers; pool use 0: the gateway has no pool). The status page draws
+// it beside the services'. It needs the token /monitoring/database needs.
+func (g *Gateway) serveRecent(w http.ResponseWriter, r *http.Request, _ map[string]string) {
+	if _, ok := g.admitMonitor(w, r); !ok {
+		return
+	}
+	var samples []history.Sample
+	if g.opts.Recent != nil {
+		samples = g.opts.Recent()
+	}
+	recent := make([]json.RawMessage, 0, len(samples))
+	for _, s := range dbmonitor.Samples(samples) {
+		b, err := marshaler.Marshal(s)
+		if err != nil { // cannot happen with this message type
+			g.writeStatus(w, apierr.New(apierr.Internal, "failed to marshal a sample", nil).GRPCStatus(), http.StatusInternalServerError)
+			return
+		}
+		recent = append(recent, b)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"service": "gateway", "recent": recent})
 }
 
 // databaseEntry renders one service's answer, and reports whether it is a failure.

@@ -47,6 +47,20 @@ var (
 					"checks it, then asks each service with it, and each service checks it again.",
 				"security": []any{map[string]any{"bearer": []any{}}},
 			}),
+		"/monitoring/recent": gatewayGet("The gateway's own traffic over its last minutes, as the services' recent samples.", "Gateway_Recent",
+			map[string]any{
+				"200": map[string]any{"description": "The samples.", "schema": ref("gatewayRecent")},
+				"401": map[string]any{"description": "UNAUTHENTICATED: the bearer token is missing, expired or invalid.",
+					"schema": ref("rpcStatus"), "headers": map[string]any{"WWW-Authenticate": map[string]any{
+						"type": "string", "description": `Bearer realm="pgfleet" (RFC 6750).`,
+					}}},
+				"403": map[string]any{"description": "PERMISSION_DENIED: the token has neither role service nor admin.", "schema": ref("rpcStatus")},
+			}, map[string]any{
+				"description": "Needs the token /monitoring/database needs (role service or admin). Each sample is one " +
+					"interval (HISTORY_INTERVAL) of HTTP requests: per second, their p99 latency, the share answered 5xx; " +
+					"pool_use is 0, the gateway having no pool.",
+				"security": []any{map[string]any{"bearer": []any{}}},
+			}),
 		"/openapi.json": gatewayGet("This document, OpenAPI 2.0.", "Gateway_OpenAPIv2",
 			map[string]any{"200": map[string]any{"description": "The document.", "schema": map[string]any{"type": "object"}}}, nil),
 		"/openapi.v3.json": gatewayGet("This document, OpenAPI 3.0.", "Gateway_OpenAPIv3",
@@ -87,6 +101,14 @@ var (
 				"errors":   map[string]any{"type": "object", "additionalProperties": map[string]any{"type": "string"}, "description": "Why a check failed, by service; absent when none did."},
 			},
 			"required": []any{"status", "services"},
+		},
+		"gatewayRecent": map[string]any{
+			"type": "object",
+			"properties": map[string]any{
+				"service": map[string]any{"type": "string", "description": "\"gateway\"."},
+				"recent":  map[string]any{"type": "array", "items": ref("v1Sample"), "description": "Oldest first; at most 90."},
+			},
+			"required": []any{"service", "recent"},
 		},
 		"gatewayDatabaseEntry": map[string]any{
 			"type":        "object",

@@ -45,7 +45,7 @@ func TestMerged(t *testing.T) {
 	}
 	for _, p := range []string{
 		"/v1/stocks/{symbol}", "/v1/stocks/{symbol}/prices:stream", "/v1/portfolios/{portfolio_id}/trades",
-		"/v1/questions", "/v1/sessions/{session_id}/answers", "/health", "/monitoring/database",
+		"/v1/questions", "/v1/sessions/{session_id}/answers", "/health", "/monitoring/database", "/monitoring/recent",
 	} {
 		if _, ok := doc.Paths[p]; !ok {
 			t.Errorf("paths lack %s", p)
@@ -67,6 +67,7 @@ func TestMerged(t *testing.T) {
 		{"/v1/portfolios/{portfolio_id}", "get", bearer},
 		{"/v1/sessions", "post", bearer},
 		{"/health", "get", public},
+		{"/monitoring/recent", "get", bearer},
 		{"/openapi.v3.json", "get", public},
 	} {
 		var op struct {

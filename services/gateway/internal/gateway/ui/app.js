@@ -28,24 +28,28 @@ async function getJSON(url, token) {
   return { status: resp.status, body: await resp.json() };
 }
 
-// databases returns /monitoring/database's document, or {} without a token or when the
-// token is refused, saying so next to the token field.
-async function databases() {
+// monitoring returns /monitoring/database's document as dbs and the gateway's own samples
+// (/monitoring/recent) as gateway; without a token, or when the token is refused, dbs is {}
+// and gateway null, and the note next to the token field says so.
+async function monitoring() {
   const token = sessionStorage.getItem(TOKEN_KEY);
   if (!token) {
     note.className = 'note';
     note.textContent = 'showing health only';
-    return {};
+    return { dbs: {}, gateway: null };
   }
-  const { status, body } = await getJSON('monitoring/database', token);
+  const [{ status, body }, recent] = await Promise.all([
+    getJSON('monitoring/database', token),
+    getJSON('monitoring/recent', token),
+  ]);
   if (status === 401 || status === 403) {
     note.className = 'note refused';
     note.textContent = `token refused (${status}): ${body.message || ''}`;
-    return {};
+    return { dbs: {}, gateway: null };
   }
   note.className = 'note';
   note.textContent = 'showing database details';
-  return body;
+  return { dbs: body, gateway: recent.status === 200 ? recent.body.recent : null };
 }
 
 function useToken() {
@@ -206,30 +210,37 @@ function chart(service, spec, samples) {
   return figure;
 }
 
-// renderRecent draws a row of charts per service whose DatabaseMonitor answered; it hides
-// the section without a token (no document).
-function renderRecent(databases) {
-  const names = ordered(Object.keys(databases));
+// renderRecent draws a row of charts for the gateway (its HTTP requests; it has no pool) and
+// for each service whose DatabaseMonitor answered; without a token the section is hidden.
+function renderRecent(databases, gateway) {
+  const sources = {};
+  if (gateway) sources.gateway = { samples: gateway, pool: false };
+  for (const [name, entry] of Object.entries(databases)) {
+    sources[name] = entry.error
+      ? { error: entry.error.message }
+      : { samples: (entry.status && entry.status.recent) || [], pool: true };
+  }
+  const names = ordered(Object.keys(sources));
   recentSection.hidden = names.length === 0;
   const rows = names.map((name) => {
+    const src = sources[name];
     const row = el('div', 'chart-row');
     row.dataset.service = name;
     row.append(el('h3', '', name));
-    const entry = databases[name];
-    const samples = (entry.status && entry.status.recent) || [];
-    if (entry.error) {
-      row.append(el('p', 'error', 'no samples: ' + entry.error.message));
-    } else if (samples.length === 0) {
-      row.append(el('p', 'note', 'no sample yet: the first comes one interval after the service started'));
+    if (src.error) {
+      row.append(el('p', 'error', 'no samples: ' + src.error));
+    } else if (src.samples.length === 0) {
+      row.append(el('p', 'note', 'no sample yet: the first comes one interval after the start'));
     } else {
-      row.append(...CHARTS.map((spec) => chart(name, spec, samples)));
+      const specs = CHARTS.filter((spec) => src.pool || spec.key !== 'pool_use');
+      row.append(...specs.map((spec) => chart(name, spec, src.samples)));
     }
     return row;
   });
   charts.replaceChildren(...rows);
 }
 
-function render(health, databases) {
+function render(health, { dbs: databases, gateway }) {
   const services = health.services || {};
   const cards = ordered(Object.keys(services)).map((name) => {
     const state = services[name];
@@ -251,7 +262,7 @@ function render(health, databases) {
     return card;
   });
   grid.replaceChildren(...cards);
-  renderRecent(databases);
+  renderRecent(databases, gateway);
   summary.dataset.status = health.status;
   summary.textContent = health.status === 'SERVING'
     ? 'all services SERVING'
@@ -262,8 +273,8 @@ function render(health, databases) {
 // keeps the one polling timer.
 async function refresh(again = true) {
   try {
-    const [health, dbs] = await Promise.all([getJSON('health').then((r) => r.body), databases()]);
-    render(health, dbs);
+    const [health, mon] = await Promise.all([getJSON('health').then((r) => r.body), monitoring()]);
+    render(health, mon);
     updated.textContent = 'updated ' + new Date().toLocaleTimeString();
   } catch (err) {
     // The gateway itself is down or answered garbage: every card is stale, so every card is red.
