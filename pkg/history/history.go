@@ -125,7 +125,7 @@ func (s *Sampler) Run(ctx context.Context) {
 // since the previous Record, at now.
 func (s *Sampler) Record(now time.Time) error {
 	families, err := s.gatherer.Gather()
-	if err != nil && len(families) == 0 {
+	if err != nil { // a partial gather would make false deltas: keep the previous baseline
 		return fmt.Errorf("gather: %w", err)
 	}
 	cur := read(families, s.metrics, now)

@@ -129,16 +129,16 @@ const WIDTH = 120;
 const HEIGHT = 36;
 const CHARTS = [
   { key: 'calls_per_second', title: 'calls/s', label: 'calls per second', format: rate },
-  { key: 'p99_seconds', title: 'p99 latency', label: 'p99 latency', format: seconds },
-  { key: 'error_ratio', title: 'server errors', label: 'share of calls ended by a server error', format: percent },
-  { key: 'pool_use', title: 'pool use', label: 'pool connections in use', format: percent },
+  { key: 'p99_seconds', title: 'p99 latency', label: 'p99 latency', format: latency },
+  { key: 'error_ratio', title: 'server errors', label: 'share of calls ended by a server error', format: percent, ratio: true },
+  { key: 'pool_use', title: 'pool use', label: 'pool connections in use', format: percent, ratio: true },
 ];
 
 function rate(v) {
   return (v < 10 ? v.toFixed(1) : Math.round(v).toString()) + '/s';
 }
 
-function seconds(v) {
+function latency(v) {
   const msec = v * 1000;
   if (msec === 0) return '0 ms';
   if (msec < 1) return msec.toFixed(2) + ' ms';
@@ -175,8 +175,7 @@ function svgEl(tag, attrs) {
 function chart(service, spec, samples) {
   const times = samples.map((s) => Date.parse(s.time));
   const values = samples.map((s) => Number(s[spec.key]) || 0);
-  const ratio = spec.format === percent;
-  const top = axisTop(Math.max(...values), ratio);
+  const top = axisTop(Math.max(...values), spec.ratio);
   const last = values[values.length - 1];
   const newest = times[times.length - 1];
   // The x axis ends at the newest sample and spans RING intervals (15 minutes at 10 s).
