@@ -187,9 +187,9 @@ type grafanaDashboard struct {
 	SchemaVersion int    `json:"schemaVersion"`
 	Templating    struct {
 		List []struct {
-			Name       string            `json:"name"`
-			Type       string            `json:"type"`
-			Query      json.RawMessage   `json:"query"`
+			Name       string             `json:"name"`
+			Type       string             `json:"type"`
+			Query      json.RawMessage    `json:"query"`
 			Datasource *grafanaDatasource `json:"datasource"`
 		} `json:"list"`
 	} `json:"templating"`
@@ -299,32 +299,43 @@ func parseDashboard(t *testing.T, what string, data []byte) (*grafanaDashboard, 
 	return &d, exprs
 }
 
-// metricNames lists the metric names expr selects. A selector without one would read
+// selector is one vector selector of an expression: the metric it reads and the labels it
+// matches on.
+type selector struct {
+	name   string
+	labels []string
+}
+
+// selectors lists the vector selectors of expr. A selector without a metric name would read
 // whatever matches its labels, which no check could hold to the fleet's names.
-func metricNames(expr string) ([]string, error) {
+func selectors(expr string) ([]selector, error) {
 	e, err := promQL.ParseExpr(expr)
 	if err != nil {
 		return nil, err
 	}
-	var names []string
+	var sels []selector
 	parser.Inspect(e, func(n parser.Node, _ []parser.Node) error {
 		vs, ok := n.(*parser.VectorSelector)
 		if !ok {
 			return nil
 		}
-		name := vs.Name
+		s := selector{name: vs.Name}
 		for _, m := range vs.LabelMatchers {
-			if m.Name == labels.MetricName && m.Type == labels.MatchEqual {
-				name = m.Value
+			if m.Name == labels.MetricName {
+				if m.Type == labels.MatchEqual {
+					s.name = m.Value
+				}
+				continue
 			}
+			s.labels = append(s.labels, m.Name)
 		}
-		if name == "" {
+		if s.name == "" {
 			err = fmt.Errorf("%s: a selector without a metric name", vs)
 		}
-		names = append(names, name)
+		sels = append(sels, s)
 		return nil
 	})
-	return names, err
+	return sels, err
 }
 
 // componentExprs reads the monitoring component's sources: its alert rules and its dashboards.
