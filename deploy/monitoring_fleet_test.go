@@ -142,7 +142,7 @@ func startFleet(t *testing.T) *fleet {
 			t.Error(err)
 		}
 		if t.Failed() {
-			t.Logf("gateway log:\n%s", supervise.Tail(gw.Spec.Log, 40))
+			t.Logf("gateway log:\n%s", supervise.Tail(gw.Log, 40))
 		}
 	})
 	if err := gw.WaitReady(t.Context(), supervise.HTTPAnswers("http://"+metricsAddr+"/healthz"), startupTimeout); err != nil {

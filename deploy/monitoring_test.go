@@ -124,7 +124,7 @@ func checkPodMonitor(t *testing.T, m *manifests, name string, pm *monitoringv1.P
 		return
 	}
 	ep := pm.Spec.PodMetricsEndpoints[0]
-	if ep.Port == nil || *ep.Port != "metrics" || ep.PortNumber != nil || ep.TargetPort != nil {
+	if ep.Port == nil || *ep.Port != "metrics" || ep.PortNumber != nil {
 		t.Errorf("PodMonitor %s: want port: metrics, by name only", name)
 	} else if d != nil && !hasPort(&d.Spec.Template.Spec.Containers[0], *ep.Port) {
 		t.Errorf("PodMonitor %s: container %s has no port named %s", name, name, *ep.Port)
@@ -321,7 +321,7 @@ func selectors(expr string) ([]selector, error) {
 		}
 		s := selector{name: vs.Name}
 		for _, m := range vs.LabelMatchers {
-			if m.Name == labels.MetricName {
+			if m.Name == model.MetricNameLabel {
 				if m.Type == labels.MatchEqual {
 					s.name = m.Value
 				}
