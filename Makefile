@@ -118,6 +118,8 @@ promtool: ## install promtool (Debian's prometheus package), which `make rules` 
 		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
 	fi
+	@command -v promtool >/dev/null || \
+		{ echo "promtool not found: install Prometheus' promtool (Debian: apt-get install prometheus) or put it on PATH" >&2; exit 1; }
 
 .PHONY: rules
 rules: promtool $(STAMP)/jq@$(GOJQ_VERSION) ## promtool check rules and test rules on the monitoring component's alerts

@@ -69,6 +69,12 @@ func checkMonitoring(t *testing.T, m *manifests) {
 	if len(m.rules) == 0 {
 		t.Error("no PrometheusRule")
 	}
+	// Labelled like the base's objects, so a Prometheus can select them by it.
+	for _, o := range slices.Concat(objectMetas(m.podMonitors), objectMetas(m.rules)) {
+		if o.GetLabels()["app.kubernetes.io/part-of"] != "pgfleet" {
+			t.Errorf("%s lacks the label app.kubernetes.io/part-of=pgfleet", o.GetName())
+		}
+	}
 	for _, name := range mapKeys(m.rules) {
 		if groups := ruleGroups(t, name, m.rules[name]); groups != nil {
 			checkAlerts(t, groups)
@@ -93,6 +99,15 @@ func checkMonitoring(t *testing.T, m *manifests) {
 	if want := len(components) + 1; len(uids) != want { // one per component and the fleet's
 		t.Errorf("%d dashboards in ConfigMaps labelled grafana_dashboard=1, want %d", len(uids), want)
 	}
+}
+
+// objectMetas returns the metadata of objs, sorted by name.
+func objectMetas[T metav1.Object](objs map[string]T) []metav1.Object {
+	var metas []metav1.Object
+	for _, k := range mapKeys(objs) {
+		metas = append(metas, objs[k])
+	}
+	return metas
 }
 
 func checkPodMonitor(t *testing.T, m *manifests, name string, pm *monitoringv1.PodMonitor) {
