@@ -107,6 +107,28 @@ build: ## build every service binary, pgfleet-token and pgfleet-run (tools/) int
 	go build -o $(BIN)/pgfleet-token ./tools/token
 	go build -o $(BIN)/pgfleet-run ./tools/run
 
+# promtool reads Prometheus rule files, and a PrometheusRule's spec is one: `make rules` extracts
+# it (jq) into .tmp/rules and copies the unit tests beside it, where they find ../alerts.yaml.
+MONITORING := deploy/components/monitoring
+
+.PHONY: promtool
+promtool: ## install promtool (Debian's prometheus package), which `make rules` runs
+	@if ! command -v promtool >/dev/null && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		echo "installing promtool with apt-get (package prometheus; make rules runs it)"; \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+	fi
+	@command -v promtool >/dev/null || \
+		{ echo "promtool not found: install Prometheus' promtool (Debian: apt-get install prometheus) or put it on PATH" >&2; exit 1; }
+
+.PHONY: rules
+rules: promtool $(STAMP)/jq@$(GOJQ_VERSION) ## promtool check rules and test rules on the monitoring component's alerts
+	@rm -rf $(TMP)/rules && mkdir -p $(TMP)/rules/tests
+	@for f in $(MONITORING)/rules/*.yaml; do jq --yaml-input --yaml-output .spec "$$f" > $(TMP)/rules/$$(basename "$$f"); done
+	@cp $(MONITORING)/tests/*.yaml $(TMP)/rules/tests/
+	promtool check rules $(TMP)/rules/*.yaml
+	promtool test rules $(TMP)/rules/tests/*.yaml
+
 .PHONY: chromium
 chromium: ## install headless Chromium (Debian), which the gateway's status page test drives
 	@if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
@@ -127,7 +149,7 @@ $(OPENAPI_NPM)/node_modules/.installed: $(OPENAPI_NPM)/package-lock.json
 openapi-tools: $(OPENAPI_NPM)/node_modules/.installed ## install the OpenAPI tools the gateway's tests run (npm ci; Node.js 20.19+)
 
 .PHONY: test
-test: check-gen chromium openapi-tools ## run every test against a throwaway PostgreSQL cluster
+test: check-gen chromium openapi-tools rules ## run every test against a throwaway PostgreSQL cluster
 	go build -o $(BIN)/pgfleet-run ./tools/run
 	@# pgfleet-run starts one throwaway cluster for every package (PGFLEET_TEST_DATABASE_URL).
 	$(BIN)/pgfleet-run postgres -dir $(TEST_PG_DIR) -port $(TEST_PG_PORT) -- \

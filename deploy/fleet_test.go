@@ -43,7 +43,8 @@ type renderCase struct {
 	external bool     // secrets may come from outside the render (documented in externalSecrets)
 	ha       bool     // two or more replicas per component, three instances per database
 	tagged   bool     // images carry a tag or digest
-	tls      bool     // dirs[0] with its commented-out TLS component turned on (prodWithTLS)
+	tls      bool     // dirs[0] with its commented-out TLS component turned on (prodWith)
+	monitor  bool     // dirs[0] with its commented-out monitoring component turned on
 }
 
 func renderCases() []renderCase {
@@ -51,9 +52,22 @@ func renderCases() []renderCase {
 		{name: "base", dirs: []string{"base"}, external: true},
 		{name: "dev", dirs: []string{"overlays/dev"}, tagged: true},
 		{name: "prod", dirs: []string{"overlays/prod", "cnpg/prod"}, external: true, ha: true, tagged: true},
-		// prod as its kustomization says to turn TLS on (see prodWithTLS)
+		// prod as its kustomization says to turn components on (see prodWith)
 		{name: "prod+tls", dirs: []string{"overlays/prod", "cnpg/prod"}, external: true, ha: true, tagged: true, tls: true},
+		{name: "prod+monitoring", dirs: []string{"overlays/prod", "cnpg/prod"}, external: true, ha: true, tagged: true, monitor: true},
 	}
+}
+
+// optional lists the components c turns on.
+func (c renderCase) optional() []string {
+	var names []string
+	if c.tls {
+		names = append(names, "tls")
+	}
+	if c.monitor {
+		names = append(names, "monitoring")
+	}
+	return names
 }
 
 // TestFleet renders base and each overlay with kustomize's Go API and checks the result
@@ -65,8 +79,8 @@ func TestFleet(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			var m *manifests
-			if c.tls {
-				m = prodWithTLS(t)
+			if c.tls || c.monitor {
+				m = prodWith(t, c.optional()...)
 			} else {
 				m = render(t, c.dirs[0])
 			}
@@ -104,6 +118,11 @@ func checkFleet(t *testing.T, m *manifests, c renderCase) {
 		t.Run("tls", func(t *testing.T) { checkTLS(t, m) })
 	} else if len(m.certificates) > 0 {
 		t.Errorf("Certificates without the TLS component: %v", mapKeys(m.certificates))
+	}
+	if c.monitor {
+		t.Run("monitoring", func(t *testing.T) { checkMonitoring(t, m) })
+	} else if len(m.podMonitors)+len(m.rules) > 0 {
+		t.Errorf("PodMonitors or PrometheusRules without the monitoring component: %v %v", mapKeys(m.podMonitors), mapKeys(m.rules))
 	}
 	for name, s := range m.secrets {
 		if base, ok := generatedName(name); ok && externalSecrets[base] != nil {

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
@@ -38,13 +39,14 @@ var components = []string{"stock", "portfolio", "interview", "gateway"}
 // dbServices are the components that own a schema.
 var dbServices = []string{"stock", "portfolio", "interview"}
 
-// scheme knows the built-in kinds the manifests may hold; anything else is a CRD we decode
-// into our own types (cnpg.go, certmanager.go) or an error.
+// scheme knows the built-in kinds the manifests may hold, and the Prometheus Operator's (its
+// own API module, light enough to import); any other CRD we decode into our own types
+// (cnpg_test.go, tls_test.go), anything else is an error.
 var scheme = func() *runtime.Scheme {
 	s := runtime.NewScheme()
 	for _, add := range []func(*runtime.Scheme) error{
 		corev1.AddToScheme, appsv1.AddToScheme, autoscalingv2.AddToScheme,
-		policyv1.AddToScheme, networkingv1.AddToScheme,
+		policyv1.AddToScheme, networkingv1.AddToScheme, monitoringv1.AddToScheme,
 	} {
 		if err := add(s); err != nil {
 			panic(err)
@@ -71,6 +73,8 @@ type manifests struct {
 	netpols      map[string]*networkingv1.NetworkPolicy
 	clusters     map[string]*cnpgCluster
 	certificates map[string]*certificate
+	podMonitors  map[string]*monitoringv1.PodMonitor
+	rules        map[string]*monitoringv1.PrometheusRule
 	namespace    string // the objects' namespace ("" in base)
 }
 
@@ -87,6 +91,8 @@ func newManifests(source string) *manifests {
 		netpols:      map[string]*networkingv1.NetworkPolicy{},
 		clusters:     map[string]*cnpgCluster{},
 		certificates: map[string]*certificate{},
+		podMonitors:  map[string]*monitoringv1.PodMonitor{},
+		rules:        map[string]*monitoringv1.PrometheusRule{},
 	}
 }
 
@@ -154,6 +160,10 @@ func (m *manifests) add(doc []byte) error {
 		return put(m.pdbs, o.Name, o, tm.Kind)
 	case *networkingv1.NetworkPolicy:
 		return put(m.netpols, o.Name, o, tm.Kind)
+	case *monitoringv1.PodMonitor:
+		return put(m.podMonitors, o.Name, o, tm.Kind)
+	case *monitoringv1.PrometheusRule:
+		return put(m.rules, o.Name, o, tm.Kind)
 	}
 	return fmt.Errorf("%s %s: a kind these tests do not check: teach load_test.go about it", tm.Kind, tm.Metadata.Name)
 }
@@ -178,7 +188,8 @@ func (m *manifests) merge(t *testing.T, other *manifests) {
 		mergeInto(m.services, other.services), mergeInto(m.configMaps, other.configMaps),
 		mergeInto(m.secrets, other.secrets), mergeInto(m.hpas, other.hpas), mergeInto(m.pdbs, other.pdbs),
 		mergeInto(m.netpols, other.netpols), mergeInto(m.clusters, other.clusters),
-		mergeInto(m.certificates, other.certificates),
+		mergeInto(m.certificates, other.certificates), mergeInto(m.podMonitors, other.podMonitors),
+		mergeInto(m.rules, other.rules),
 	} {
 		if err != nil {
 			t.Fatal(err)
@@ -259,9 +270,9 @@ func renderFS(t *testing.T, fsys filesys.FileSystem, dir string) *manifests {
 	return m
 }
 
-// prodWithTLS renders overlays/prod as its comment says to turn TLS on: with its components
-// lines uncommented. The edit happens on an in-memory copy of deploy/.
-func prodWithTLS(t *testing.T) *manifests {
+// prodWith renders overlays/prod as its comment says to turn optional components on: with
+// its components line and theirs uncommented. The edit happens on an in-memory copy of deploy/.
+func prodWith(t *testing.T, optional ...string) *manifests {
 	t.Helper()
 	mem := filesys.MakeFsInMemory()
 	err := filepath.WalkDir(".", func(p string, d fs.DirEntry, err error) error {
@@ -288,16 +299,22 @@ func prodWithTLS(t *testing.T) *manifests {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const commented = "# components:\n#   - ../../components/tls\n"
-	if !bytes.Contains(b, []byte(commented)) {
-		t.Fatalf("overlays/prod/kustomization.yaml: no commented-out %q to turn TLS on with", commented)
+	edits := []string{"components:\n"}
+	for _, c := range optional {
+		edits = append(edits, "  - ../../components/"+c+"\n")
 	}
-	b = bytes.Replace(b, []byte(commented), []byte("components:\n  - ../../components/tls\n"), 1)
+	for _, e := range edits {
+		commented := "# " + e
+		if !bytes.Contains(b, []byte(commented)) {
+			t.Fatalf("overlays/prod/kustomization.yaml: no commented-out %q to turn on", commented)
+		}
+		b = bytes.Replace(b, []byte(commented), []byte(e), 1)
+	}
 	if err := mem.WriteFile(k, b); err != nil {
 		t.Fatal(err)
 	}
 	m := renderFS(t, mem, "/deploy/overlays/prod")
-	m.source = "overlays/prod with components/tls"
+	m.source = "overlays/prod with components " + strings.Join(optional, ", ")
 	return m
 }
 
@@ -311,7 +328,9 @@ func manifestFiles(t *testing.T) []string {
 			return err
 		}
 		if d.IsDir() {
-			if path == "local" || strings.HasPrefix(d.Name(), ".") && path != "." {
+			// local: make run's scripts and data; monitoring tests: promtool's unit tests,
+			// which promtool itself reads strictly (make rules).
+			if path == "local" || path == monitoringTests || strings.HasPrefix(d.Name(), ".") && path != "." {
 				return filepath.SkipDir
 			}
 			if _, err := os.Stat(filepath.Join(path, "go.mod")); err == nil && path != "." {

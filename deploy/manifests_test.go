@@ -71,7 +71,7 @@ func TestManifests_decodeStrictly(t *testing.T) {
 		})
 	}
 	// Kustomizations reached from an overlay, cnpg/prod or compose count as used.
-	roots := []string{"overlays/dev/kustomization.yaml", "overlays/prod/kustomization.yaml", "cnpg/prod/kustomization.yaml", "components/tls/kustomization.yaml"}
+	roots := []string{"overlays/dev/kustomization.yaml", "overlays/prod/kustomization.yaml", "cnpg/prod/kustomization.yaml", "components/tls/kustomization.yaml", "components/monitoring/kustomization.yaml"}
 	for _, r := range roots {
 		used[r] = true
 	}
