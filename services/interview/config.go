@@ -1,6 +1,11 @@
 package main
 
 import (
+	"context"
+	"fmt"
+
+	"github.com/sethvargo/go-envconfig"
+
 	"github.com/pgfleet/pgfleet/pkg/app"
 	"github.com/pgfleet/pgfleet/services/interview/internal/evaluate"
 )
@@ -11,4 +16,16 @@ type config struct {
 	Evaluator   evaluate.Config // EVALUATOR_URL, EVALUATOR_TIMEOUT, EVALUATOR_BREAKER_*
 	GRPCAddr    string          `env:"GRPC_ADDR, default=:50053"`
 	MetricsAddr string          `env:"METRICS_ADDR, default=:9103"`
+}
+
+// loadConfig reads cfg from env, as serving and `config` do.
+func loadConfig(ctx context.Context, env envconfig.Lookuper) (config, error) {
+	var cfg config
+	if err := app.Read(ctx, env, &cfg); err != nil {
+		return cfg, err
+	}
+	if err := cfg.Evaluator.Validate(); err != nil {
+		return cfg, fmt.Errorf("read config: %w", err)
+	}
+	return cfg, nil
 }
