@@ -39,10 +39,10 @@ type Config struct {
 	Auth  auth.Config     // AUTH_DISABLED, JWT_*, SERVICE_TOKEN_FILE
 	TLS   tlsfiles.Server // TLS_CERT_FILE, TLS_KEY_FILE: gRPC over TLS
 	// HealthAddr serves gRPC health alone in plaintext, for probes that cannot speak TLS.
-	HealthAddr string        `env:"HEALTH_ADDR"`
-	Drain      time.Duration `env:"DRAIN_TIMEOUT, default=20s"`
+	HealthAddr string        `env:"HEALTH_ADDR" help:"plaintext listener serving only gRPC health, for probes when TLS is on; empty: none"`
+	Drain      time.Duration `env:"DRAIN_TIMEOUT, default=20s" help:"bound of the graceful stop on SIGTERM: in-flight calls drain, then the pool closes"`
 	// Profiles serves /debug/pprof on the metrics listener; off unless asked for.
-	Profiles bool `env:"PPROF_ENABLED, default=false"`
+	Profiles bool `env:"PPROF_ENABLED, default=false" help:"true: also serve net/http/pprof under /debug/pprof/ on METRICS_ADDR (it answers anyone who reaches the port)"`
 }
 
 // MonitorAccess is who may call a service's DatabaseMonitor, whose answer holds the pool,

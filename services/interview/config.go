@@ -14,8 +14,8 @@ import (
 type config struct {
 	App         app.Config      // DATABASE_URL, DB_*, LOCK_WAIT_TIMEOUT, PAGE_TOKEN_KEY, DRAIN_TIMEOUT
 	Evaluator   evaluate.Config // EVALUATOR_URL, EVALUATOR_TIMEOUT, EVALUATOR_BREAKER_*
-	GRPCAddr    string          `env:"GRPC_ADDR, default=:50053"`
-	MetricsAddr string          `env:"METRICS_ADDR, default=:9103"`
+	GRPCAddr    string          `env:"GRPC_ADDR, default=:50053" help:"gRPC listen address"`
+	MetricsAddr string          `env:"METRICS_ADDR, default=:9103" help:"listen address of /metrics (Prometheus) and /healthz"`
 }
 
 // loadConfig reads cfg from env, as serving and `config` do.

@@ -79,11 +79,11 @@ type Evaluator interface {
 type Config struct {
 	// URL is the remote evaluator's endpoint (http or https), which gets a POST per answer.
 	// Empty: rubric only.
-	URL string `env:"EVALUATOR_URL"`
+	URL string `env:"EVALUATOR_URL" help:"remote answer evaluator, an http(s) endpoint that gets a POST per answer; empty: rubric only" secret:"password"`
 	// Timeout bounds each remote call, or less when the caller's deadline is sooner. Keep
 	// it well under callers' deadlines: a caller whose deadline passes first gets an error,
 	// not the rubric's result.
-	Timeout time.Duration `env:"EVALUATOR_TIMEOUT, default=3s"`
+	Timeout time.Duration `env:"EVALUATOR_TIMEOUT, default=3s" help:"deadline of each remote evaluation (keep it well under callers' deadlines)"`
 
 	// Breaker opens on the share of remote calls that failed; unset, MinRequests and
 	// OpenTimeout are BreakerDefaults.
@@ -93,6 +93,9 @@ type Config struct {
 // BreakerDefaults are the evaluator breaker's EVALUATOR_BREAKER_MIN_REQUESTS (3) and
 // EVALUATOR_BREAKER_OPEN_TIMEOUT (10s) when unset.
 var BreakerDefaults = breaker.Defaults{MinRequests: 3, OpenTimeout: 10 * time.Second}
+
+// EnvDefaults are BreakerDefaults as settings, for --help (see app.Settings).
+func (Config) EnvDefaults() map[string]string { return BreakerDefaults.Env("EVALUATOR_BREAKER_") }
 
 // Validate reports settings New would reject. An empty URL is valid whatever the rest.
 func (cfg Config) Validate() error {
