@@ -57,6 +57,14 @@ type Binary[C any] struct {
 // without logging it.
 func Read(ctx context.Context, env envconfig.Lookuper, cfg any) error {
 	if err := envconfig.ProcessWith(ctx, &envconfig.Config{Target: cfg, Lookuper: env}); err != nil {
+		// go-envconfig names the field ("App: DB: MaxConns: strconv.ParseInt: ..."); the
+		// operator set a variable.
+		list, _ := Settings(cfg)
+		for _, s := range list {
+			if strings.HasPrefix(err.Error(), s.path+": ") {
+				return fmt.Errorf("read config: %s: %w", s.Name, err)
+			}
+		}
 		return fmt.Errorf("read config: %w", err)
 	}
 	return nil

@@ -23,6 +23,7 @@ type Setting struct {
 	Help     string
 	Secret   string        // "", "true" or "password"
 	value    reflect.Value // the field, in the struct walked
+	path     string        // its field names as go-envconfig's errors give them: "App: DB: MaxConns"
 }
 
 // envDefaulter is a config struct whose nested settings' defaults depend on where it is
@@ -42,7 +43,7 @@ func Settings(cfg any) ([]Setting, error) {
 		return nil, fmt.Errorf("settings of %T: not a struct", cfg)
 	}
 	var list []Setting
-	walk(v, "", false, nil, &list)
+	walk(v, "", "", false, nil, &list)
 	var missing []string
 	for _, s := range list {
 		if s.Help == "" {
@@ -55,7 +56,7 @@ func Settings(cfg any) ([]Setting, error) {
 	return list, nil
 }
 
-func walk(v reflect.Value, prefix string, required bool, defaults map[string]string, list *[]Setting) {
+func walk(v reflect.Value, path, prefix string, required bool, defaults map[string]string, list *[]Setting) {
 	if d, ok := v.Interface().(envDefaulter); ok {
 		defaults = make(map[string]string)
 		for k, val := range d.EnvDefaults() {
@@ -82,7 +83,7 @@ func walk(v reflect.Value, prefix string, required bool, defaults map[string]str
 				}
 				fv = fv.Elem()
 			}
-			walk(fv, prefix+opts.prefix, required || opts.required, defaults, list)
+			walk(fv, path+f.Name+": ", prefix+opts.prefix, required || opts.required, defaults, list)
 			continue
 		}
 		if tag == "" || key == "" {
@@ -94,7 +95,7 @@ func walk(v reflect.Value, prefix string, required bool, defaults map[string]str
 			def = defaults[name]
 		}
 		*list = append(*list, Setting{Name: name, Default: def, Required: required || opts.required,
-			Help: f.Tag.Get("help"), Secret: f.Tag.Get("secret"), value: fv})
+			Help: f.Tag.Get("help"), Secret: f.Tag.Get("secret"), value: fv, path: path + f.Name})
 	}
 }
 

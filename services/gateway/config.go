@@ -7,6 +7,7 @@ import (
 
 	"github.com/sethvargo/go-envconfig"
 
+	"github.com/pgfleet/pgfleet/pkg/app"
 	"github.com/pgfleet/pgfleet/pkg/auth"
 	"github.com/pgfleet/pgfleet/pkg/client"
 	"github.com/pgfleet/pgfleet/pkg/tlsfiles"
@@ -51,8 +52,8 @@ type config struct {
 // upstream clients retry the RPCs whose protos declare idempotency_level (pkg/client).
 func loadConfig(ctx context.Context, env envconfig.Lookuper) (config, error) {
 	var cfg config
-	if err := envconfig.ProcessWith(ctx, &envconfig.Config{Target: &cfg, Lookuper: env}); err != nil {
-		return cfg, fmt.Errorf("read config: %w", err)
+	if err := app.Read(ctx, env, &cfg); err != nil {
+		return cfg, err
 	}
 	switch {
 	case cfg.MaxRequestBytes <= 0:

@@ -105,13 +105,13 @@ func (cfg Config) Validate() error {
 	u, err := url.Parse(cfg.URL)
 	switch {
 	case err != nil:
-		return fmt.Errorf("parse URL: %w", err)
+		return fmt.Errorf("parse EVALUATOR_URL: %w", err)
 	case u.Scheme != "http" && u.Scheme != "https":
-		return fmt.Errorf("URL scheme %q, want http or https", u.Scheme)
+		return fmt.Errorf("EVALUATOR_URL scheme %q, want http or https", u.Scheme)
 	case u.Host == "":
-		return errors.New("URL has no host")
+		return errors.New("EVALUATOR_URL has no host")
 	case cfg.Timeout <= 0:
-		return fmt.Errorf("want Timeout > 0, got %v", cfg.Timeout)
+		return fmt.Errorf("want EVALUATOR_TIMEOUT > 0, got %v", cfg.Timeout)
 	}
 	return cfg.Breaker.With(BreakerDefaults).Validate()
 }
