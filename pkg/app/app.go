@@ -45,6 +45,25 @@ type Config struct {
 	Profiles bool `env:"PPROF_ENABLED, default=false" help:"true: also serve net/http/pprof under /debug/pprof/ on METRICS_ADDR (it answers anyone who reaches the port)"`
 }
 
+// Validate reports what Start would refuse before it reaches the database: the pool's
+// settings, auth, the TLS pair, the database breaker. `config` runs it, so an operator finds
+// out without starting the service.
+func (c Config) Validate() error {
+	if err := c.DB.Validate(); err != nil {
+		return err
+	}
+	if err := c.Auth.Validate(); err != nil {
+		return err
+	}
+	if _, err := c.TLS.Config(); err != nil {
+		return err
+	}
+	if err := c.Retry.Breaker.With(retry.BreakerDefaults).Validate(); err != nil {
+		return fmt.Errorf("DB_BREAKER_*: %w", err)
+	}
+	return nil
+}
+
 // MonitorAccess is who may call a service's DatabaseMonitor, whose answer holds the pool,
 // retry and lock figures and the server version: operators and the fleet's services. The
 // gateway applies the same rule to /monitoring/database before it asks the services, which

@@ -162,12 +162,25 @@ func (c cli[C]) load(ctx context.Context) ([]Setting, bool) {
 	return list, true
 }
 
+// loadConfig reads the configuration with Load, else Read, then runs its Validate method if
+// it has one: what serving would refuse is invalid here too.
 func (c cli[C]) loadConfig(ctx context.Context) (C, error) {
-	if c.Load != nil {
-		return c.Load(ctx, c.env)
-	}
 	var cfg C
-	return cfg, Read(ctx, c.env, &cfg)
+	var err error
+	if c.Load != nil {
+		cfg, err = c.Load(ctx, c.env)
+	} else {
+		err = Read(ctx, c.env, &cfg)
+	}
+	if err != nil {
+		return cfg, err
+	}
+	if v, ok := any(cfg).(interface{ Validate() error }); ok {
+		if err := v.Validate(); err != nil {
+			return cfg, fmt.Errorf("invalid config: %w", err)
+		}
+	}
+	return cfg, nil
 }
 
 // flags parses a subcommand's flags; false: the caller exits with code.

@@ -35,6 +35,20 @@ type Config struct {
 	Health time.Duration `env:"DB_HEALTH_INTERVAL, default=2s" help:"period of the health ping (which drives gRPC health) and of pool maintenance"`
 }
 
+// Validate reports settings New would refuse without reaching the database.
+func (cfg Config) Validate() error {
+	if _, err := pgxpool.ParseConfig(cfg.URL); err != nil { // its errors redact the password
+		return fmt.Errorf("parse DATABASE_URL: %w", err)
+	}
+	if cfg.MaxConns < 0 || cfg.MinIdle < 0 {
+		return fmt.Errorf("DB_POOL_SIZE (%d) and DB_POOL_MIN_IDLE (%d) must not be negative", cfg.MaxConns, cfg.MinIdle)
+	}
+	if cfg.MaxConns > 0 && cfg.MinIdle > cfg.MaxConns {
+		return fmt.Errorf("DB_POOL_MIN_IDLE (%d) exceeds DB_POOL_SIZE (%d)", cfg.MinIdle, cfg.MaxConns)
+	}
+	return nil
+}
+
 // New returns a pool configured by cfg. Zero fields keep pgxpool's defaults. It does not wait
 // for the database: a service can start, report NOT_SERVING and recover once the database is up.
 // An application_name of the binary's name is set unless the URL has one, so pg_stat_activity
@@ -44,8 +58,8 @@ func New(ctx context.Context, cfg Config) (*pgxpool.Pool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse DATABASE_URL: %w", err)
 	}
-	if cfg.MaxConns < 0 || cfg.MinIdle < 0 {
-		return nil, fmt.Errorf("DB_POOL_SIZE (%d) and DB_POOL_MIN_IDLE (%d) must not be negative", cfg.MaxConns, cfg.MinIdle)
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	if cfg.MaxConns > 0 {
 		pc.MaxConns = cfg.MaxConns

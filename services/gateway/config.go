@@ -66,3 +66,13 @@ func loadConfig(ctx context.Context, env envconfig.Lookuper) (config, error) {
 	}
 	return cfg, nil
 }
+
+// Validate reports settings serving would refuse (see loadConfig for the rest): auth and the
+// TLS pair.
+func (c config) Validate() error {
+	if err := c.Auth.Validate(); err != nil {
+		return err
+	}
+	_, err := c.TLS.Config()
+	return err
+}

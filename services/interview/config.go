@@ -29,3 +29,6 @@ func loadConfig(ctx context.Context, env envconfig.Lookuper) (config, error) {
 	}
 	return cfg, nil
 }
+
+// Validate reports settings serving would refuse before it reaches the database.
+func (c config) Validate() error { return c.App.Validate() }

@@ -17,3 +17,6 @@ type config struct {
 	// daily bars (timed at the start of their day) trade over a long weekend.
 	MaxPriceAge time.Duration `env:"MAX_PRICE_AGE, default=120h" help:"oldest latest price a trade executes at (FAILED_PRECONDITION PRICE_TOO_OLD past it); 0: any"`
 }
+
+// Validate reports settings serving would refuse before it reaches the database.
+func (c config) Validate() error { return c.App.Validate() }

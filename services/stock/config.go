@@ -16,3 +16,6 @@ type config struct {
 	// Streams: STREAM_LIMIT, EXPORT_DB_CONNS, INGEST_DB_CONNS, INGEST_IDLE_TIMEOUT.
 	Streams api.StreamLimits
 }
+
+// Validate reports settings serving would refuse before it reaches the database.
+func (c config) Validate() error { return c.App.Validate() }

@@ -171,6 +171,10 @@ func TestCLI(t *testing.T, c CLI) {
 			t.Errorf("config prints %d settings, want %d", len(got), len(names))
 		}
 
+		// What serving refuses, config refuses: no way to check tokens.
+		if r := RunBinary(t, bin, env(append(extra, "JWT_SECRET=")...), "config"); r.Code != 2 || !strings.Contains(r.Stderr, "JWT_SECRET") {
+			t.Errorf("config without JWT_SECRET = exit %d, stderr %q, want 2 and a message naming it", r.Code, r.Stderr)
+		}
 		bad := RunBinary(t, bin, env(append(extra, c.Bad[0]+"="+c.Bad[1])...), "config")
 		if bad.Code != 2 || !strings.Contains(bad.Stderr, c.Bad[0]) || bad.Stdout != "" {
 			t.Errorf("config with %s=%s = exit %d, stdout %q, stderr %q, want 2 and a message naming it",
