@@ -243,8 +243,11 @@ func healthcheckServing(t *testing.T, bin string, env []string) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	done := make(chan struct{}) // closed when bin has exited, whatever its code
+	go func() {
+		_ = cmd.Wait()
+		close(done)
+	}()
 	stopped := false
 	stop := func() {
 		if stopped {
