@@ -61,14 +61,23 @@ func Read(ctx context.Context, env envconfig.Lookuper, cfg any) error {
 		// operator set a variable.
 		list, _ := Settings(cfg)
 		for _, s := range list {
-			if strings.HasPrefix(err.Error(), s.path+": ") {
-				return fmt.Errorf("read config: %s: %w", s.Name, err)
+			if msg, ok := strings.CutPrefix(err.Error(), s.path+": "); ok {
+				return fmt.Errorf("read config: %w", &settingError{name: s.Name, msg: msg, err: err})
 			}
 		}
 		return fmt.Errorf("read config: %w", err)
 	}
 	return nil
 }
+
+// settingError is go-envconfig's error about a field, told by the variable's name.
+type settingError struct {
+	name, msg string
+	err       error
+}
+
+func (e *settingError) Error() string { return e.name + ": " + e.msg }
+func (e *settingError) Unwrap() error { return e.err }
 
 // processSettings are read by Main itself, before any config struct.
 type processSettings struct {
