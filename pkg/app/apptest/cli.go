@@ -189,15 +189,40 @@ func TestCLI(t *testing.T, c CLI) {
 		if c.Database {
 			e = append(e, "DATABASE_URL="+pgtest.NewDBURL(t))
 		}
-		healthcheckServing(t, bin, e)
+		healthcheckServing(t, bin, e, nil)
 	})
 
 	if c.Database {
 		t.Run("healthcheck over TLS", func(t *testing.T) {
 			t.Parallel()
 			cert, key := tlsfilestest.Write(t, t.TempDir())
-			healthcheckServing(t, bin, env("GRPC_ADDR="+FreeAddr(t), "METRICS_ADDR="+FreeAddr(t), "DRAIN_TIMEOUT=1s",
-				"TLS_CERT_FILE="+cert, "TLS_KEY_FILE="+key, "DATABASE_URL="+pgtest.NewDBURL(t)))
+			e := env("GRPC_ADDR="+FreeAddr(t), "METRICS_ADDR="+FreeAddr(t), "DRAIN_TIMEOUT=1s",
+				"TLS_CERT_FILE="+cert, "TLS_KEY_FILE="+key, "DATABASE_URL="+pgtest.NewDBURL(t))
+			healthcheckServing(t, bin, e, func() {
+				// The check pins the server's own certificate: another one is refused.
+				otherCert, otherKey := tlsfilestest.Write(t, t.TempDir())
+				if r := RunBinary(t, bin, append(e, "TLS_CERT_FILE="+otherCert, "TLS_KEY_FILE="+otherKey), "healthcheck"); r.Code != 1 ||
+					!strings.Contains(r.Stderr, "not TLS_CERT_FILE's") {
+					t.Errorf("healthcheck against a server with another certificate = exit %d, stderr %q, want 1", r.Code, r.Stderr)
+				}
+			})
+		})
+
+		t.Run("healthcheck on HEALTH_ADDR", func(t *testing.T) {
+			t.Parallel()
+			cert, key := tlsfilestest.Write(t, t.TempDir())
+			healthAddr := FreeAddr(t)
+			e := env("GRPC_ADDR="+FreeAddr(t), "METRICS_ADDR="+FreeAddr(t), "DRAIN_TIMEOUT=1s", "HEALTH_ADDR="+healthAddr,
+				"TLS_CERT_FILE="+cert, "TLS_KEY_FILE="+key, "DATABASE_URL="+pgtest.NewDBURL(t))
+			healthcheckServing(t, bin, e, func() {
+				// HEALTH_ADDR is plaintext; --addr names any listener.
+				if r := RunBinary(t, bin, e, "healthcheck", "--addr", healthAddr, "--service", "liveness"); r.Code != 0 {
+					t.Errorf("healthcheck --addr %s --service liveness = exit %d, stderr %q, want 0", healthAddr, r.Code, r.Stderr)
+				}
+				if r := RunBinary(t, bin, e, "healthcheck", "--service", "no.such.Service"); r.Code != 1 {
+					t.Errorf("healthcheck --service no.such.Service = exit %d, stderr %q, want 1", r.Code, r.Stderr)
+				}
+			})
 		})
 
 		t.Run("migrate", func(t *testing.T) {
@@ -232,9 +257,9 @@ func TestCLI(t *testing.T, c CLI) {
 	}
 }
 
-// healthcheckServing starts bin with env, polls `healthcheck` until it says SERVING, stops
-// bin with SIGTERM and expects `healthcheck` to fail.
-func healthcheckServing(t *testing.T, bin string, env []string) {
+// healthcheckServing starts bin with env, polls `healthcheck` until it says SERVING, runs
+// serving (if not nil), stops bin with SIGTERM and expects `healthcheck` to fail.
+func healthcheckServing(t *testing.T, bin string, env []string, serving func()) {
 	t.Helper()
 	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(), env...)
@@ -282,6 +307,9 @@ func healthcheckServing(t *testing.T, bin string, env []string) {
 	}
 	if last.Stdout != "SERVING\n" {
 		t.Errorf("healthcheck = %q, want SERVING", last.Stdout)
+	}
+	if serving != nil {
+		serving()
 	}
 	stop()
 	if r := RunBinary(t, bin, env, "healthcheck", "--timeout", "5s"); r.Code != 1 || r.Stderr == "" {
