@@ -177,7 +177,7 @@ func maskPassword(s string) string {
 	return dsnPassword.ReplaceAllString(s, "${1}xxxxx")
 }
 
-// Lookup returns the value of the setting named name, or false if list has none.
+// lookup returns the value of the setting named name, or false if list has none.
 func lookup(list []Setting, name string) (reflect.Value, bool) {
 	for _, s := range list {
 		if s.Name == name {
