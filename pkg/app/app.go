@@ -42,10 +42,29 @@ type Config struct {
 	// History samples the service's traffic for DatabaseMonitor's recent (HISTORY_INTERVAL).
 	History history.Config
 	// HealthAddr serves gRPC health alone in plaintext, for probes that cannot speak TLS.
-	HealthAddr string        `env:"HEALTH_ADDR"`
-	Drain      time.Duration `env:"DRAIN_TIMEOUT, default=20s"`
+	HealthAddr string        `env:"HEALTH_ADDR" help:"plaintext listener serving only gRPC health, for probes when TLS is on; empty: none"`
+	Drain      time.Duration `env:"DRAIN_TIMEOUT, default=20s" help:"bound of the graceful stop on SIGTERM: in-flight calls drain, then the pool closes"`
 	// Profiles serves /debug/pprof on the metrics listener; off unless asked for.
-	Profiles bool `env:"PPROF_ENABLED, default=false"`
+	Profiles bool `env:"PPROF_ENABLED, default=false" help:"true: also serve net/http/pprof under /debug/pprof/ on METRICS_ADDR (it answers anyone who reaches the port)"`
+}
+
+// Validate reports what Start would refuse before it reaches the database: the pool's
+// settings, auth, the TLS pair, the database breaker. `config` runs it, so an operator finds
+// out without starting the service.
+func (c Config) Validate() error {
+	if err := c.DB.Validate(); err != nil {
+		return err
+	}
+	if err := c.Auth.Validate(); err != nil {
+		return err
+	}
+	if _, err := c.TLS.Config(); err != nil {
+		return err
+	}
+	if err := c.Retry.Breaker.With(retry.BreakerDefaults).Validate(); err != nil {
+		return fmt.Errorf("DB_BREAKER_*: %w", err)
+	}
+	return nil
 }
 
 // MonitorAccess is who may call a service's DatabaseMonitor, whose answer holds the pool,

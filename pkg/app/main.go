@@ -16,10 +16,16 @@ import (
 // environment, or a map in tests).
 type RunFunc func(ctx context.Context, log *slog.Logger, env envconfig.Lookuper) error
 
-// Main is a service binary's main: SIGINT and SIGTERM end run's context, logs are JSON on
-// stderr at LOG_LEVEL (debug, info, warn or error; default info: debug adds a line per
-// successful call), and a failed run exits 1.
-func Main(name string, run RunFunc) {
+// Main is a service binary's main. With arguments it runs the subcommand they name (--help,
+// --version, config, healthcheck, migrate) and exits with its code. Without, it serves:
+// SIGINT and SIGTERM end run's context, logs are JSON on stderr at LOG_LEVEL (debug, info,
+// warn or error; default info: debug adds a line per successful call), and a failed run
+// exits 1.
+func Main[C any](b Binary[C]) {
+	if len(os.Args) > 1 {
+		os.Exit(b.command(context.Background(), os.Args[1:], envconfig.OsLookuper(), os.Stdout, os.Stderr))
+	}
+	name, run := b.Name, b.Run
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(cmp.Or(os.Getenv("LOG_LEVEL"), "info"))); err != nil {
@@ -39,8 +45,8 @@ func Main(name string, run RunFunc) {
 // Load reads cfg (a pointer to a struct with env tags) from env and logs it; fields that hold
 // secrets carry json:"-" and stay out of the log.
 func Load(ctx context.Context, env envconfig.Lookuper, cfg any, log *slog.Logger) error {
-	if err := envconfig.ProcessWith(ctx, &envconfig.Config{Target: cfg, Lookuper: env}); err != nil {
-		return fmt.Errorf("read config: %w", err)
+	if err := Read(ctx, env, cfg); err != nil {
+		return err
 	}
 	log.Info("starting", "config", cfg)
 	return nil

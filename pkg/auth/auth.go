@@ -49,18 +49,18 @@ const leeway = 30 * time.Second
 type Config struct {
 	// Disabled turns checks off: every call runs as an admin. For trusted local setups only;
 	// it must be asked for explicitly, so a service never runs open by mistake.
-	Disabled bool `env:"AUTH_DISABLED, default=false"`
+	Disabled bool `env:"AUTH_DISABLED, default=false" help:"true: no token checks, every call runs as admin (trusted local setups only)"`
 	// Secret is the HS256 key shared by the token issuer and the services (at least 32 bytes).
-	Secret string `env:"JWT_SECRET" json:"-"` // never logged with the config
+	Secret string `env:"JWT_SECRET" json:"-" help:"HS256 key shared with the token issuer, at least 32 bytes (this or JWT_PUBLIC_KEY_FILE, unless AUTH_DISABLED)" secret:"true"` // never logged with the config
 	// PublicKeyFile is a PEM public key (RSA, ECDSA or Ed25519) of an external issuer; tokens
 	// are then checked with it, and this fleet cannot mint its own (see ServiceTokenFile).
-	PublicKeyFile string `env:"JWT_PUBLIC_KEY_FILE"`
+	PublicKeyFile string `env:"JWT_PUBLIC_KEY_FILE" help:"PEM public key (RSA, ECDSA, Ed25519) of an external token issuer"`
 	// Issuer and Audience must equal the token's "iss" and one of its "aud".
-	Issuer   string `env:"JWT_ISSUER, default=pgfleet"`
-	Audience string `env:"JWT_AUDIENCE, default=pgfleet"`
+	Issuer   string `env:"JWT_ISSUER, default=pgfleet" help:"required \"iss\" of every token"`
+	Audience string `env:"JWT_AUDIENCE, default=pgfleet" help:"required \"aud\" of every token"`
 	// ServiceTokenFile holds the token this service sends to its peers when it cannot mint
 	// one (PublicKeyFile set). It is re-read as it changes, so a rotated token is picked up.
-	ServiceTokenFile string `env:"SERVICE_TOKEN_FILE"`
+	ServiceTokenFile string `env:"SERVICE_TOKEN_FILE" help:"file holding the token this service sends its peers when it cannot mint one (public-key mode); re-read when it changes"`
 }
 
 // Validate reports a configuration that cannot work.

@@ -6,6 +6,7 @@ package breaker
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/sony/gobreaker/v2"
@@ -23,16 +24,25 @@ import (
 // and the owner fills them with its Defaults (With). FailureRatio and Window default alike
 // everywhere.
 type Config struct {
-	MinRequests  *uint32        `env:"MIN_REQUESTS, noinit"`
-	FailureRatio float64        `env:"FAILURE_RATIO, default=0.5"`
-	OpenTimeout  *time.Duration `env:"OPEN_TIMEOUT, noinit"`
-	Window       time.Duration  `env:"WINDOW, default=30s"` // 0: counts never expire
+	MinRequests  *uint32        `env:"MIN_REQUESTS, noinit" help:"calls within the window before the circuit breaker may open"`
+	FailureRatio float64        `env:"FAILURE_RATIO, default=0.5" help:"share of failed calls within the window that opens the circuit breaker"`
+	OpenTimeout  *time.Duration `env:"OPEN_TIMEOUT, noinit" help:"time the circuit breaker stays open before it lets a probe through"`
+	Window       time.Duration  `env:"WINDOW, default=30s" help:"rolling window of the circuit breaker's counts; 0: counts never expire"` // 0: counts never expire
 }
 
 // Defaults are an owner's MinRequests and OpenTimeout, for a Config that leaves them unset.
 type Defaults struct {
 	MinRequests uint32
 	OpenTimeout time.Duration
+}
+
+// Env names d as settings of a breaker embedded under prefix (e.g. "DB_BREAKER_"), for an
+// owner's EnvDefaults: --help shows them as the defaults of MIN_REQUESTS and OPEN_TIMEOUT.
+func (d Defaults) Env(prefix string) map[string]string {
+	return map[string]string{
+		prefix + "MIN_REQUESTS": strconv.FormatUint(uint64(d.MinRequests), 10),
+		prefix + "OPEN_TIMEOUT": d.OpenTimeout.String(),
+	}
 }
 
 // With returns c with its unset MinRequests and OpenTimeout taken from d.

@@ -47,13 +47,13 @@ const (
 // STOCK_TIMEOUT and so on.
 type Config struct {
 	// Addr is the peer's host:port (any grpc.NewClient target works).
-	Addr string `env:"ADDR, required"`
+	Addr string `env:"ADDR, required" help:"the peer service's gRPC target, host:port (dns:///name:port balances over replicas)"`
 	// Timeout is the deadline of a unary call whose caller set none or a later one. A
 	// stream gets it only when its caller set no deadline, so that long streams stay possible.
-	Timeout time.Duration `env:"TIMEOUT, default=2s"`
+	Timeout time.Duration `env:"TIMEOUT, default=2s" help:"deadline of each unary call to the peer"`
 	// MaxAttempts bounds gRPC's attempts per call (first try included) on UNAVAILABLE, for
 	// the methods that may be retried (Retryable); 1 turns retries off.
-	MaxAttempts int `env:"RETRY_MAX_ATTEMPTS, default=3"`
+	MaxAttempts int `env:"RETRY_MAX_ATTEMPTS, default=3" help:"gRPC attempts on UNAVAILABLE of an RPC whose proto declares an idempotency_level; 1: no retries"`
 
 	// Breaker opens on the share of calls that found the peer unavailable (<PEER>_BREAKER_*);
 	// unset, MinRequests and OpenTimeout are BreakerDefaults.
@@ -61,9 +61,9 @@ type Config struct {
 
 	// TLSCAFile turns TLS on: the peer's certificate must chain to this PEM bundle. Empty
 	// means plaintext, the default for local runs.
-	TLSCAFile string `env:"TLS_CA_FILE"`
+	TLSCAFile string `env:"TLS_CA_FILE" help:"PEM bundle the peer's certificate must chain to; turns TLS on; empty: plaintext"`
 	// TLSServerName overrides the name checked in the peer's certificate (default: Addr's host).
-	TLSServerName string `env:"TLS_SERVER_NAME"`
+	TLSServerName string `env:"TLS_SERVER_NAME" help:"name checked in the peer's certificate (default: the address's host)"`
 }
 
 func (cfg Config) validate() error {
@@ -81,6 +81,10 @@ func (cfg Config) validate() error {
 // BreakerDefaults are a peer breaker's <PEER>_BREAKER_MIN_REQUESTS (5) and
 // <PEER>_BREAKER_OPEN_TIMEOUT (5s) when unset.
 var BreakerDefaults = breaker.Defaults{MinRequests: 5, OpenTimeout: 5 * time.Second}
+
+// EnvDefaults are BreakerDefaults as settings under the peer's prefix, for --help (see
+// app.Settings).
+func (Config) EnvDefaults() map[string]string { return BreakerDefaults.Env("BREAKER_") }
 
 // Client is a connection to one peer. It embeds *grpc.ClientConn, so it can be passed to
 // generated New*Client functions and closed with Close.

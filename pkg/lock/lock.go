@@ -54,7 +54,7 @@ func (m Mode) String() string {
 // Config bounds lock waits.
 type Config struct {
 	// Wait bounds each wait for a lock; 0 waits until the context ends.
-	Wait time.Duration `env:"LOCK_WAIT_TIMEOUT, default=5s"`
+	Wait time.Duration `env:"LOCK_WAIT_TIMEOUT, default=5s" help:"longest wait for a resource lock (ABORTED LOCK_TIMEOUT past it); 0: until the call's deadline"`
 	// Namespace separates this Locker's keys from those of Lockers with another namespace
 	// on the same database (see key.go): app.Start sets it to the service's name. It is
 	// not read from the environment.

@@ -16,23 +16,37 @@ import (
 type Config struct {
 	// URL is the postgres:// URL of the service's database and role; it holds the password,
 	// so it is never logged or rendered as JSON.
-	URL string `env:"DATABASE_URL, required" json:"-"`
+	URL string `env:"DATABASE_URL, required" json:"-" help:"postgres:// URL (or keyword/value string) of the service's database and role; its password is secret" secret:"password"`
 	// MaxConns caps the pool's connections.
-	MaxConns int32 `env:"DB_POOL_SIZE, default=20"`
+	MaxConns int32 `env:"DB_POOL_SIZE, default=20" help:"most connections the pool opens"`
 	// MinIdle is how many idle connections the pool keeps ready, so a burst does not wait for
 	// connection setup.
-	MinIdle int32 `env:"DB_POOL_MIN_IDLE, default=2"`
+	MinIdle int32 `env:"DB_POOL_MIN_IDLE, default=2" help:"idle connections kept ready, so a burst does not wait for connection setup"`
 	// Acquire bounds how long a call may wait, for a connection included. pgxpool has no acquire
 	// timeout of its own (it waits as long as the context allows), so New does not use it: the
 	// gRPC server applies it as the default deadline of every call that arrives without a
 	// shorter one.
-	Acquire time.Duration `env:"DB_POOL_TIMEOUT, default=30s"`
+	Acquire time.Duration `env:"DB_POOL_TIMEOUT, default=30s" help:"deadline given to calls that arrive without a shorter one (bounds the wait for a connection)"`
 	// Recycle is a connection's maximum lifetime; each gets up to a tenth more at random, so
 	// connections opened together are not all replaced at once.
-	Recycle time.Duration `env:"DB_POOL_RECYCLE, default=30m"`
+	Recycle time.Duration `env:"DB_POOL_RECYCLE, default=30m" help:"longest life of a connection (each gets up to 10% more at random)"`
 	// Health is how often the pool tops up idle connections and retires old ones, and how often
 	// a Monitor pings.
-	Health time.Duration `env:"DB_HEALTH_INTERVAL, default=2s"`
+	Health time.Duration `env:"DB_HEALTH_INTERVAL, default=2s" help:"period of the health ping (which drives gRPC health) and of pool maintenance"`
+}
+
+// Validate reports settings New would refuse without reaching the database.
+func (cfg Config) Validate() error {
+	if _, err := pgxpool.ParseConfig(cfg.URL); err != nil { // its errors redact the password
+		return fmt.Errorf("parse DATABASE_URL: %w", err)
+	}
+	if cfg.MaxConns < 0 || cfg.MinIdle < 0 {
+		return fmt.Errorf("DB_POOL_SIZE (%d) and DB_POOL_MIN_IDLE (%d) must not be negative", cfg.MaxConns, cfg.MinIdle)
+	}
+	if cfg.MaxConns > 0 && cfg.MinIdle > cfg.MaxConns {
+		return fmt.Errorf("DB_POOL_MIN_IDLE (%d) exceeds DB_POOL_SIZE (%d)", cfg.MinIdle, cfg.MaxConns)
+	}
+	return nil
 }
 
 // New returns a pool configured by cfg. Zero fields keep pgxpool's defaults. It does not wait
@@ -44,8 +58,8 @@ func New(ctx context.Context, cfg Config) (*pgxpool.Pool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse DATABASE_URL: %w", err)
 	}
-	if cfg.MaxConns < 0 || cfg.MinIdle < 0 {
-		return nil, fmt.Errorf("DB_POOL_SIZE (%d) and DB_POOL_MIN_IDLE (%d) must not be negative", cfg.MaxConns, cfg.MinIdle)
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	if cfg.MaxConns > 0 {
 		pc.MaxConns = cfg.MaxConns

@@ -179,7 +179,7 @@ type Schema[T any] struct {
 // Config holds the package's settings; a service embeds it in its own config.
 type Config struct {
 	// PageTokenKey signs page tokens; see Schema.TokenKey.
-	PageTokenKey string `env:"PAGE_TOKEN_KEY" json:"-"`
+	PageTokenKey string `env:"PAGE_TOKEN_KEY" json:"-" help:"HMAC key signing page tokens; replicas must share it; empty: a built-in key" secret:"true"`
 }
 
 // Request holds the list parameters of one call, as the API received them.

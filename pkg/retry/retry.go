@@ -33,10 +33,10 @@ var ErrCircuitOpen = errors.New("circuit breaker open: database unavailable")
 
 // Config bounds retries and tunes the circuit breaker.
 type Config struct {
-	MaxAttempts int           `env:"DB_RETRY_MAX_ATTEMPTS, default=5"`
-	BaseDelay   time.Duration `env:"DB_RETRY_BASE_DELAY, default=20ms"`
-	MaxDelay    time.Duration `env:"DB_RETRY_MAX_DELAY, default=1s"`
-	MaxElapsed  time.Duration `env:"DB_RETRY_MAX_ELAPSED, default=15s"` // 0: no bound but MaxAttempts
+	MaxAttempts int           `env:"DB_RETRY_MAX_ATTEMPTS, default=5" help:"attempts per retried transaction (serialization failures, deadlocks, lost connections)"`
+	BaseDelay   time.Duration `env:"DB_RETRY_BASE_DELAY, default=20ms" help:"first backoff bound between attempts (full jitter, doubling)"`
+	MaxDelay    time.Duration `env:"DB_RETRY_MAX_DELAY, default=1s" help:"largest backoff between attempts"`
+	MaxElapsed  time.Duration `env:"DB_RETRY_MAX_ELAPSED, default=15s" help:"time budget of one retried transaction; 0: bounded by attempts only"` // 0: no bound but MaxAttempts
 
 	// Breaker opens on the share of attempts that found the database unavailable; unset,
 	// MinRequests and OpenTimeout are BreakerDefaults.
@@ -46,6 +46,9 @@ type Config struct {
 // BreakerDefaults are the database breaker's DB_BREAKER_MIN_REQUESTS (20) and
 // DB_BREAKER_OPEN_TIMEOUT (5s) when unset.
 var BreakerDefaults = breaker.Defaults{MinRequests: 20, OpenTimeout: 5 * time.Second}
+
+// EnvDefaults are BreakerDefaults as settings, for --help (see app.Settings).
+func (Config) EnvDefaults() map[string]string { return BreakerDefaults.Env("DB_BREAKER_") }
 
 // Beginner starts transactions; *pgxpool.Pool and *pgx.Conn have it.
 type Beginner interface {

@@ -38,12 +38,12 @@ import (
 // service role (the fleet's own services: portfolio prices every trade through one token)
 // and calls of grpc's own services (health, reflection) are not limited.
 type Limits struct {
-	StreamsPerCaller   int `env:"STREAMS_PER_CALLER, default=8"`
-	CallsPerCaller     int `env:"CALLS_PER_CALLER, default=64"`
-	CallQueuePerCaller int `env:"CALL_QUEUE_PER_CALLER, default=1024"`
+	StreamsPerCaller   int `env:"STREAMS_PER_CALLER, default=8" help:"streaming calls one caller may have open at once; more are RESOURCE_EXHAUSTED TOO_MANY_STREAMS; 0: no limit"`
+	CallsPerCaller     int `env:"CALLS_PER_CALLER, default=64" help:"unary calls one caller may have running at once; more wait in a line of its own; 0: no limit"`
+	CallQueuePerCaller int `env:"CALL_QUEUE_PER_CALLER, default=1024" help:"unary calls of one caller that may wait behind those running; more are TOO_MANY_REQUESTS"`
 	// TrustedProxies are CIDR prefixes whose peers may speak for others through
 	// x-forwarded-for: by default loopback and the private ranges, where the gateway runs.
-	TrustedProxies []string `env:"TRUSTED_PROXIES, default=127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7"`
+	TrustedProxies []string `env:"TRUSTED_PROXIES, default=127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7" help:"CIDR prefixes (comma-separated) of peers that call for others (the gateway, a balancer): their anonymous calls count as the x-forwarded-for client's"`
 }
 
 // limiter enforces Limits per caller.

@@ -14,8 +14,8 @@ import (
 
 // Server is a listener's certificate and key (PEM files). Both empty means plaintext.
 type Server struct {
-	CertFile string `env:"TLS_CERT_FILE"`
-	KeyFile  string `env:"TLS_KEY_FILE"`
+	CertFile string `env:"TLS_CERT_FILE" help:"PEM certificate (chain) of the listener; with TLS_KEY_FILE turns TLS on, re-read when renewed; empty: plaintext"`
+	KeyFile  string `env:"TLS_KEY_FILE" help:"PEM private key of TLS_CERT_FILE"`
 }
 
 // Enabled reports whether TLS is configured.

@@ -46,7 +46,11 @@ func endGrace(d time.Duration) time.Duration { return min(d/4, 2*time.Second) }
 
 func main() {
 	logGRPCErrors()
-	app.Main("gateway", run)
+	app.Main(app.Binary[config]{Name: "gateway", Run: run, Load: loadConfig, Healthz: true,
+		About: "the REST gateway. It serves the fleet's gRPC APIs (stock, portfolio, interview) as " +
+			"REST/JSON for browsers, plus GET /health (every service's health), /monitoring/database, " +
+			"/openapi.json, /openapi.v3.json and an operator status page at /; it holds no state and " +
+			"no database."})
 }
 
 // run serves until ctx ends, then drains; env supplies the configuration (the process

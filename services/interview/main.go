@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net/http"
 
@@ -17,18 +16,22 @@ import (
 	"github.com/pgfleet/pgfleet/services/interview/migrations"
 )
 
-func main() { app.Main("interview", run) }
+func main() {
+	app.Main(app.Binary[config]{Name: "interview", Run: run, Load: loadConfig, Migrations: migrations.Set,
+		About: "the interview service. It serves pgfleet.interview.v1's QuestionBankService and " +
+			"InterviewService (questions, practice sessions, answers scored by rubric or by a remote " +
+			"evaluator at EVALUATOR_URL) and pgfleet.ops.v1.DatabaseMonitor over gRPC, from schema " +
+			"\"interview\" of its PostgreSQL database, which it migrates at start."})
+}
 
 // run serves until ctx ends; env supplies the configuration (the process environment, or
 // a map in tests).
 func run(ctx context.Context, log *slog.Logger, env envconfig.Lookuper) error {
-	var cfg config
-	if err := app.Load(ctx, env, &cfg, log); err != nil {
+	cfg, err := loadConfig(ctx, env)
+	if err != nil {
 		return err
 	}
-	if err := cfg.Evaluator.Validate(); err != nil {
-		return fmt.Errorf("read config: %w", err)
-	}
+	log.Info("starting", "config", cfg)
 	svc, err := app.Start(ctx, cfg.App, app.Options{Name: "interview", GRPCAddr: cfg.GRPCAddr,
 		MetricsAddr: cfg.MetricsAddr, Migrations: migrations.Set, Validate: api.Validate, Policy: api.Policy}, log)
 	if err != nil {

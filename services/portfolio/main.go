@@ -16,7 +16,13 @@ import (
 	"github.com/pgfleet/pgfleet/services/portfolio/migrations"
 )
 
-func main() { app.Main("portfolio", run) }
+func main() {
+	app.Main(app.Binary[config]{Name: "portfolio", Run: run, Migrations: migrations.Set,
+		About: "the portfolio service. It serves pgfleet.portfolio.v1.PortfolioService (users, " +
+			"portfolios, trades, cash) and pgfleet.ops.v1.DatabaseMonitor over gRPC, from schema " +
+			"\"portfolio\" of its PostgreSQL database, which it migrates at start; it prices trades " +
+			"and positions with the stock service (STOCK_ADDR)."})
+}
 
 // run serves until ctx ends; env supplies the configuration (the process environment, or
 // a map in tests).

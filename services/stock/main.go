@@ -14,7 +14,12 @@ import (
 	"github.com/pgfleet/pgfleet/services/stock/migrations"
 )
 
-func main() { app.Main("stock", run) }
+func main() {
+	app.Main(app.Binary[config]{Name: "stock", Run: run, Migrations: migrations.Set,
+		About: "the stock service. It serves pgfleet.stock.v1.StockService (stocks, daily prices, " +
+			"analyst recommendations) and pgfleet.ops.v1.DatabaseMonitor over gRPC, from schema \"stock\" " +
+			"of its PostgreSQL database, which it migrates at start."})
+}
 
 // run serves until ctx ends; env supplies the configuration (the process environment, or
 // a map in tests).

@@ -79,11 +79,11 @@ type Evaluator interface {
 type Config struct {
 	// URL is the remote evaluator's endpoint (http or https), which gets a POST per answer.
 	// Empty: rubric only.
-	URL string `env:"EVALUATOR_URL"`
+	URL string `env:"EVALUATOR_URL" help:"remote answer evaluator, an http(s) endpoint that gets a POST per answer; empty: rubric only" secret:"password"`
 	// Timeout bounds each remote call, or less when the caller's deadline is sooner. Keep
 	// it well under callers' deadlines: a caller whose deadline passes first gets an error,
 	// not the rubric's result.
-	Timeout time.Duration `env:"EVALUATOR_TIMEOUT, default=3s"`
+	Timeout time.Duration `env:"EVALUATOR_TIMEOUT, default=3s" help:"deadline of each remote evaluation (keep it well under callers' deadlines)"`
 
 	// Breaker opens on the share of remote calls that failed; unset, MinRequests and
 	// OpenTimeout are BreakerDefaults.
@@ -94,6 +94,9 @@ type Config struct {
 // EVALUATOR_BREAKER_OPEN_TIMEOUT (10s) when unset.
 var BreakerDefaults = breaker.Defaults{MinRequests: 3, OpenTimeout: 10 * time.Second}
 
+// EnvDefaults are BreakerDefaults as settings, for --help (see app.Settings).
+func (Config) EnvDefaults() map[string]string { return BreakerDefaults.Env("EVALUATOR_BREAKER_") }
+
 // Validate reports settings New would reject. An empty URL is valid whatever the rest.
 func (cfg Config) Validate() error {
 	if cfg.URL == "" {
@@ -102,13 +105,13 @@ func (cfg Config) Validate() error {
 	u, err := url.Parse(cfg.URL)
 	switch {
 	case err != nil:
-		return fmt.Errorf("parse URL: %w", err)
+		return fmt.Errorf("parse EVALUATOR_URL: %w", err)
 	case u.Scheme != "http" && u.Scheme != "https":
-		return fmt.Errorf("URL scheme %q, want http or https", u.Scheme)
+		return fmt.Errorf("EVALUATOR_URL scheme %q, want http or https", u.Scheme)
 	case u.Host == "":
-		return errors.New("URL has no host")
+		return errors.New("EVALUATOR_URL has no host")
 	case cfg.Timeout <= 0:
-		return fmt.Errorf("want Timeout > 0, got %v", cfg.Timeout)
+		return fmt.Errorf("want EVALUATOR_TIMEOUT > 0, got %v", cfg.Timeout)
 	}
 	return cfg.Breaker.With(BreakerDefaults).Validate()
 }

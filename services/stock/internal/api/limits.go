@@ -20,17 +20,17 @@ type StreamLimits struct {
 	// Open bounds the StreamPrices and IngestPrices calls open at once, each a goroutine or
 	// two and up to two chunks of rows (an export) or a message (an ingest) in memory; more
 	// are refused (TOO_MANY_STREAMS, scope "service"). 0: no bound.
-	Open int `env:"STREAM_LIMIT, default=64"`
+	Open int `env:"STREAM_LIMIT, default=64" help:"price streams (StreamPrices, IngestPrices) open at once, whoever calls; more are TOO_MANY_STREAMS; 0: no bound"`
 	// ExportConns bounds the pooled connections exports read chunks with at once; more
 	// wait their turn. 0: a quarter of the pool, at least 1.
-	ExportConns int `env:"EXPORT_DB_CONNS"`
+	ExportConns int `env:"EXPORT_DB_CONNS" help:"pooled connections price exports read chunks with at once; 0: a quarter of DB_POOL_SIZE, at least 1"`
 	// IngestConns bounds the ingests whose transactions are open at once; more wait, their
 	// clients held by flow control. 0: a quarter of the pool, at least 1.
-	IngestConns int `env:"INGEST_DB_CONNS"`
+	IngestConns int `env:"INGEST_DB_CONNS" help:"price ingest transactions open at once; 0: a quarter of DB_POOL_SIZE, at least 1"`
 	// IngestIdle ends an ingest whose client sends nothing for this long (ABORTED,
 	// STREAM_IDLE): its transaction is rolled back, its connection freed, nothing written.
 	// 0: no bound.
-	IngestIdle time.Duration `env:"INGEST_IDLE_TIMEOUT, default=10s"`
+	IngestIdle time.Duration `env:"INGEST_IDLE_TIMEOUT, default=10s" help:"an ingest whose client sends nothing this long is ended and rolled back (ABORTED STREAM_IDLE); 0: no bound"`
 }
 
 // streamShares are StreamLimits at work.
