@@ -26,7 +26,7 @@ const Size = 90
 type Config struct {
 	// Interval between samples; Size of them are kept, so 10 s keeps 15 minutes. Tests
 	// shorten it to get points sooner.
-	Interval time.Duration `env:"HISTORY_INTERVAL, default=10s"`
+	Interval time.Duration `env:"HISTORY_INTERVAL, default=10s" help:"time between samples of the status page's charts (calls/s, p99, server errors, pool use); 90 are kept"`
 }
 
 // Sample is one interval's figures. Without calls in the interval, P99 and ErrorRatio are 0.
