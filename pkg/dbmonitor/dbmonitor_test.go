@@ -17,7 +17,7 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 func TestGetDatabaseStatus(t *testing.T) {
 	t.Parallel()
 	pool := pgtest.NewDB(t)
-	locks := lock.New(lock.Config{Wait: time.Second})
+	locks := lock.New(lock.Config{Wait: time.Second}, nil)
 	mon := dbmonitor.New("stock", pool, locks, retry.New(retry.Config{MaxAttempts: 1}, nil))
 
 	// Hold a write lock in an open transaction: the status must list it.
@@ -63,7 +63,7 @@ func TestGetDatabaseStatus_down(t *testing.T) {
 	t.Parallel()
 	cluster := pgtest.NewCluster(t)
 	pool := cluster.NewDB(t)
-	mon := dbmonitor.New("stock", pool, lock.New(lock.Config{}), retry.New(retry.Config{MaxAttempts: 1}, nil))
+	mon := dbmonitor.New("stock", pool, lock.New(lock.Config{}, nil), retry.New(retry.Config{MaxAttempts: 1}, nil))
 	cluster.Stop(t)
 	t.Cleanup(func() { cluster.Start(t) }) // runs first: the database's own cleanup drops it
 
