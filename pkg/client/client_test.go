@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 
 	opsv1 "github.com/pgfleet/pgfleet/gen/pgfleet/ops/v1"
@@ -63,6 +64,7 @@ func serve(t *testing.T, addr string, p *peer) (bound string, stop func()) {
 	srv := grpc.NewServer()
 	opsv1.RegisterDatabaseMonitorServer(srv, p)
 	healthpb.RegisterHealthServer(srv, health.NewServer())
+	reflection.Register(srv) // a stream that ends, for latency_test.go
 	go func() {
 		if err := srv.Serve(lis); err != nil {
 			t.Errorf("serve: %v", err)

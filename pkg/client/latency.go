@@ -3,7 +3,6 @@ package client
 import (
 	"context"
 	"errors"
-	"io"
 	"strings"
 	"sync"
 	"time"
@@ -41,22 +40,20 @@ func (c *Client) timeUnary(ctx context.Context, method string, req, reply any, c
 	return err
 }
 
-// timeStream times a stream from its start to its final status: the error or io.EOF that
-// RecvMsg returns, the single reply of a client stream, or ctx's end when the caller gives up
-// without reading to the end. A stream its caller neither reads out nor cancels is not
-// recorded (gRPC leaks such a stream too).
+// timeStream times a stream from its start to its final status, as gRPC reports it to
+// OnFinish: read to the end, failed, or cancelled by its caller's context. A stream its
+// caller neither reads out nor cancels is never recorded (gRPC leaks such a stream too).
 func (c *Client) timeStream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn,
 	method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
 	start := time.Now()
-	cs, err := streamer(ctx, desc, cc, method, opts...)
-	if err != nil {
-		c.observe(method, start, err)
-		return nil, err
-	}
 	var once sync.Once
 	done := func(err error) { once.Do(func() { c.observe(method, start, err) }) }
-	stop := context.AfterFunc(ctx, func() { done(ctx.Err()) })
-	return &timedStream{ClientStream: cs, serverStreams: desc.ServerStreams, done: done, stop: stop}, nil
+	cs, err := streamer(ctx, desc, cc, method, append(opts, grpc.OnFinish(done))...)
+	if err != nil {
+		done(err) // an interceptor inside this one may fail before gRPC sees the call
+		return nil, err
+	}
+	return cs, nil
 }
 
 func (c *Client) observe(method string, start time.Time, err error) {
@@ -72,25 +69,4 @@ func callCode(err error) string {
 		}
 	}
 	return status.Code(err).String()
-}
-
-// timedStream reports the end of its stream to done, once.
-type timedStream struct {
-	grpc.ClientStream
-	serverStreams bool
-	done          func(error)
-	stop          func() bool // ends the wait for the caller's ctx
-}
-
-func (s *timedStream) RecvMsg(m any) error {
-	err := s.ClientStream.RecvMsg(m)
-	end, final := err, err != nil || !s.serverStreams // the one reply of a client stream ends it
-	if errors.Is(err, io.EOF) {
-		end = nil
-	}
-	if final {
-		s.stop()
-		s.done(end)
-	}
-	return err
 }

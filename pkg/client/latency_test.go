@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
 )
 
@@ -43,6 +45,26 @@ func TestDial_callDuration(t *testing.T) {
 	}
 	cancel() // the caller walks away without reading to the end
 
+	// A stream read to its end: a reflection request, then the server's io.EOF.
+	refl, err := reflectionpb.NewServerReflectionClient(c).ServerReflectionInfo(t.Context())
+	if err != nil {
+		t.Fatalf("reflection: %v", err)
+	}
+	if err := refl.Send(&reflectionpb.ServerReflectionRequest{
+		MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{},
+	}); err != nil {
+		t.Fatalf("reflection send: %v", err)
+	}
+	if _, err := refl.Recv(); err != nil {
+		t.Fatalf("reflection recv: %v", err)
+	}
+	if err := refl.CloseSend(); err != nil {
+		t.Fatalf("reflection close: %v", err)
+	}
+	if _, err := refl.Recv(); !errors.Is(err, io.EOF) {
+		t.Fatalf("reflection end = %v, want io.EOF", err)
+	}
+
 	metricsURL := serveMetrics(t, reg)
 	const method = `method="pgfleet.ops.v1.DatabaseMonitor/GetDatabaseStatus"`
 	for _, want := range []string{
@@ -51,6 +73,7 @@ func TestDial_callDuration(t *testing.T) {
 		`pgfleet_client_call_duration_seconds_bucket{code="OK",` + method + `,peer="stock",le="0.0001"} `,
 		`pgfleet_client_call_duration_seconds_bucket{code="OK",` + method + `,peer="stock",le="10"} 1`,
 		`pgfleet_client_call_duration_seconds_count{code="Canceled",method="grpc.health.v1.Health/Watch",peer="stock"} 1`,
+		`pgfleet_client_call_duration_seconds_count{code="OK",method="grpc.reflection.v1.ServerReflection/ServerReflectionInfo",peer="stock"} 1`,
 	} {
 		waitForLine(t, metricsURL, want)
 	}
