@@ -28,6 +28,13 @@ STAMP := $(TMP)/stamps
 export PATH := $(BIN):$(PATH)
 export GOFLAGS := -buildvcs=false
 
+# Stamped into every binary by -ldflags (the flags buildinfo.LDFlags returns, tested there):
+# --version and pgfleet_build_info report them. -buildvcs=false above keeps builds working
+# outside a git checkout, where these fall back to devel and unknown.
+VERSION  := $(shell git describe --always --dirty 2>/dev/null || echo devel)
+REVISION := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+LDFLAGS  := -X github.com/pgfleet/pgfleet/pkg/buildinfo.version=$(VERSION) -X github.com/pgfleet/pgfleet/pkg/buildinfo.revision=$(REVISION)
+
 MODULES := gen pkg services/stock services/portfolio services/interview services/gateway tools deploy
 SERVICES := stock portfolio interview gateway
 TEST_PG_DIR  := $(TMP)/testpg
@@ -103,9 +110,10 @@ lint: $(PROTO_TOOLS) $(STAMP)/golangci-lint@$(GOLANGCI_LINT_VERSION) ## buf lint
 
 .PHONY: build
 build: ## build every service binary, pgfleet-token and pgfleet-run (tools/) into .tmp/bin
-	@for s in $(SERVICES); do go build -o $(BIN)/pgfleet-$$s ./services/$$s; done
-	go build -o $(BIN)/pgfleet-token ./tools/token
-	go build -o $(BIN)/pgfleet-run ./tools/run
+	@echo "building $(VERSION) ($(REVISION))"
+	@for s in $(SERVICES); do go build -ldflags '$(LDFLAGS)' -o $(BIN)/pgfleet-$$s ./services/$$s; done
+	go build -ldflags '$(LDFLAGS)' -o $(BIN)/pgfleet-token ./tools/token
+	go build -ldflags '$(LDFLAGS)' -o $(BIN)/pgfleet-run ./tools/run
 
 # promtool reads Prometheus rule files, and a PrometheusRule's spec is one: `make rules` extracts
 # it (jq) into .tmp/rules and copies the unit tests beside it, where they find ../alerts.yaml.

@@ -165,7 +165,7 @@ func Start(ctx context.Context, cfg Config, opts Options, log *slog.Logger) (*Se
 		Base: Base{
 			Pool:     pool,
 			Retry:    retry.New(cfg.Retry, srv.Registry()),
-			Locks:    lock.New(lock.Config{Wait: cfg.Lock.Wait, Namespace: opts.Name}), // apart from other services' on a shared database
+			Locks:    lock.New(lock.Config{Wait: cfg.Lock.Wait, Namespace: opts.Name}, srv.Registry()), // apart from other services' on a shared database
 			TokenKey: cfg.Query.PageTokenKey,
 			Log:      log,
 		},

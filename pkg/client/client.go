@@ -139,8 +139,8 @@ func Dial(name string, cfg Config, reg prometheus.Registerer, opts ...grpc.DialO
 		// Our retry and balancing policy, not one a resolver (DNS TXT records) might supply.
 		grpc.WithDisableServiceConfig(),
 		grpc.WithDefaultServiceConfig(sc),
-		grpc.WithChainUnaryInterceptor(c.unary),
-		grpc.WithChainStreamInterceptor(c.stream),
+		grpc.WithChainUnaryInterceptor(c.unary, c.timeUnary),
+		grpc.WithChainStreamInterceptor(c.stream, c.timeStream),
 	}
 	if cfg.MaxAttempts > 1 {
 		own = append(own, grpc.WithMaxCallAttempts(cfg.MaxAttempts)) // else gRPC caps the policy at 5

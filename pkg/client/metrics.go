@@ -11,6 +11,7 @@ type metrics struct {
 	calls      *prometheus.CounterVec
 	rejections prometheus.Counter
 	state      prometheus.GaugeFunc
+	duration   *prometheus.HistogramVec // see latency.go
 }
 
 func newMetrics(peer string, state func() gobreaker.State) *metrics {
@@ -32,12 +33,13 @@ func newMetrics(peer string, state func() gobreaker.State) *metrics {
 			Help:        "Circuit breaker state: 0 closed, 1 half-open, 2 open.",
 			ConstLabels: labels,
 		}, func() float64 { return float64(state()) }),
+		duration: NewCallDuration(peer),
 	}
 }
 
 // register registers all collectors or, on error, none.
 func (m *metrics) register(reg prometheus.Registerer) error {
-	cs := []prometheus.Collector{m.calls, m.rejections, m.state}
+	cs := []prometheus.Collector{m.calls, m.rejections, m.state, m.duration}
 	for i, c := range cs {
 		if err := reg.Register(c); err != nil {
 			for _, done := range cs[:i] {

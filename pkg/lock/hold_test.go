@@ -21,7 +21,7 @@ func TestLocker_Hold_serializable(t *testing.T) {
 	if _, err := pool.Exec(t.Context(), `CREATE TABLE counter (n int NOT NULL); INSERT INTO counter VALUES (0)`); err != nil {
 		t.Fatal(err)
 	}
-	l := lock.New(lock.Config{Wait: 10 * time.Second})
+	l := lock.New(lock.Config{Wait: 10 * time.Second}, nil)
 	const workers = 8
 	errs := make(chan error, workers)
 	barrier := pgtest.NewBarrier(workers)
@@ -78,7 +78,7 @@ func TestLocker_Hold_serializable(t *testing.T) {
 func TestLocker_Hold_timeout(t *testing.T) {
 	t.Parallel()
 	pool := pgtest.NewDB(t)
-	l := lock.New(lock.Config{Wait: 200 * time.Millisecond})
+	l := lock.New(lock.Config{Wait: 200 * time.Millisecond}, nil)
 	holder, err := pool.Acquire(t.Context())
 	if err != nil {
 		t.Fatal(err)

@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // ErrTimeout means a lock was not granted within Config.Wait. The *pgconn.PgError
@@ -67,11 +68,17 @@ type Locker struct {
 	wait  time.Duration
 	space space
 	names *names
+	waits *prometheus.HistogramVec // pgfleet_lock_wait_seconds, see metrics.go
 }
 
-// New returns a Locker.
-func New(cfg Config) *Locker {
-	return &Locker{wait: cfg.Wait, space: newSpace(cfg.Namespace), names: newNames(4096)}
+// New returns a Locker. Its pgfleet_lock_wait_seconds is registered on reg unless reg is
+// nil; a registry takes one Locker.
+func New(cfg Config, reg prometheus.Registerer) *Locker {
+	l := &Locker{wait: cfg.Wait, space: newSpace(cfg.Namespace), names: newNames(4096), waits: newWaitMetric()}
+	if reg != nil {
+		reg.MustRegister(l.waits)
+	}
+	return l
 }
 
 // Acquire locks name in mode until tx ends. Locks on the ancestors of name are taken
@@ -89,7 +96,7 @@ func (l *Locker) Acquire(ctx context.Context, tx pgx.Tx, name string, mode Mode)
 // than what the previous holder committed, and fails to serialize. Take such locks with Hold,
 // before the transaction begins.
 func (l *Locker) AcquireAll(ctx context.Context, tx pgx.Tx, names []string, mode Mode) error {
-	return l.lock(ctx, tx, names, mode, false)
+	return l.timedLock(ctx, tx, names, mode, false)
 }
 
 // Hold locks name in mode at session level on conn, which must not be in a transaction, so
@@ -106,7 +113,7 @@ func (l *Locker) Hold(ctx context.Context, conn *pgx.Conn, name string, mode Mod
 			conn.Close(uctx) //nolint:errcheck // closing is the fallback: the session's end releases its locks
 		}
 	}
-	if err := l.lock(ctx, conn, []string{name}, mode, true); err != nil {
+	if err := l.timedLock(ctx, conn, []string{name}, mode, true); err != nil {
 		release() // a failed batch may have taken some of the keys
 		return nil, err
 	}
@@ -118,8 +125,8 @@ type batcher interface {
 	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
 }
 
-// lock takes every name in mode, transaction-scoped or at session level.
-func (l *Locker) lock(ctx context.Context, db batcher, names []string, mode Mode, session bool) error {
+// check refuses a mode or a name that lock cannot take.
+func check(names []string, mode Mode) error {
 	if mode < Read || mode > Exclusive {
 		return fmt.Errorf("lock: invalid mode %d", int(mode))
 	}
@@ -128,6 +135,11 @@ func (l *Locker) lock(ctx context.Context, db batcher, names []string, mode Mode
 			return err
 		}
 	}
+	return nil
+}
+
+// lock takes every name in mode, transaction-scoped or at session level; check has passed.
+func (l *Locker) lock(ctx context.Context, db batcher, names []string, mode Mode, session bool) error {
 	sorted := slices.Clone(names)
 	slices.SortFunc(sorted, compareNames)
 	sorted = slices.Compact(sorted)

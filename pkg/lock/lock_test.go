@@ -66,7 +66,7 @@ func TestLocker_Acquire_compatible(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			pool := pgtest.NewDB(t)
-			l := lock.New(lock.Config{Wait: 200 * time.Millisecond})
+			l := lock.New(lock.Config{Wait: 200 * time.Millisecond}, nil)
 			tx1, tx2 := begin(t, pool), begin(t, pool)
 			if err := l.Acquire(t.Context(), tx1, tt.first.name, tt.first.mode); err != nil {
 				t.Fatalf("first Acquire(%q, %v): %v", tt.first.name, tt.first.mode, err)
@@ -131,7 +131,7 @@ func TestLocker_Acquire_conflict(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			pool := pgtest.NewDB(t)
-			l := lock.New(lock.Config{Wait: 30 * time.Second})
+			l := lock.New(lock.Config{Wait: 30 * time.Second}, nil)
 			holder, waiter := begin(t, pool), begin(t, pool)
 			if err := l.Acquire(t.Context(), holder, tt.holder.name, tt.holder.mode); err != nil {
 				t.Fatalf("holder Acquire: %v", err)
@@ -173,7 +173,7 @@ func TestLocker_Acquire_conflict(t *testing.T) {
 func TestLocker_Acquire_timeout(t *testing.T) {
 	t.Parallel()
 	pool := pgtest.NewDB(t)
-	l := lock.New(lock.Config{Wait: 200 * time.Millisecond})
+	l := lock.New(lock.Config{Wait: 200 * time.Millisecond}, nil)
 	holder, waiter := begin(t, pool), begin(t, pool)
 	if err := l.Acquire(t.Context(), holder, "stock:AAPL", lock.Write); err != nil {
 		t.Fatalf("holder Acquire: %v", err)
@@ -210,7 +210,7 @@ func TestLocker_Acquire_restoresLockTimeout(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			pool := pgtest.NewDB(t)
-			l := lock.New(lock.Config{Wait: 250 * time.Millisecond})
+			l := lock.New(lock.Config{Wait: 250 * time.Millisecond}, nil)
 			tx := begin(t, pool)
 			if tt.setup != "" {
 				if _, err := tx.Exec(t.Context(), tt.setup); err != nil {
@@ -233,7 +233,7 @@ func TestLocker_Acquire_restoresLockTimeout(t *testing.T) {
 
 func TestLocker_Acquire_invalid(t *testing.T) {
 	t.Parallel()
-	l := lock.New(lock.Config{Wait: time.Second})
+	l := lock.New(lock.Config{Wait: time.Second}, nil)
 	tests := []struct {
 		name     string
 		resource string
@@ -266,7 +266,7 @@ func TestLocker_Acquire_deadlockRetried(t *testing.T) {
 	if _, err := pool.Exec(t.Context(), "CREATE TABLE effects (who text PRIMARY KEY)"); err != nil {
 		t.Fatalf("create table: %v", err)
 	}
-	l := lock.New(lock.Config{Wait: 30 * time.Second})
+	l := lock.New(lock.Config{Wait: 30 * time.Second}, nil)
 	r := retry.New(retry.Config{MaxAttempts: 5, BaseDelay: time.Millisecond, MaxDelay: 10 * time.Millisecond,
 		Breaker: breaker.Config{MinRequests: new(uint32(100)), FailureRatio: 0.5, OpenTimeout: new(time.Second)}}, nil)
 	b := pgtest.NewBarrier(2)
@@ -321,7 +321,7 @@ func TestLocker_Acquire_deadlockRetried(t *testing.T) {
 func TestLocker_AcquireAll_noDeadlock(t *testing.T) {
 	t.Parallel()
 	pool := pgtest.NewDB(t)
-	l := lock.New(lock.Config{Wait: 30 * time.Second})
+	l := lock.New(lock.Config{Wait: 30 * time.Second}, nil)
 	names := []string{"stock:C", "portfolio:1/position:B", "stock:A", "portfolio:1", "stock:B"}
 	const workers, rounds = 3, 15
 	errs := make(chan error, workers)

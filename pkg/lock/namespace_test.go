@@ -15,9 +15,9 @@ import (
 func TestLocker_namespaces(t *testing.T) {
 	t.Parallel()
 	pool := pgtest.NewDB(t)
-	stock := lock.New(lock.Config{Wait: 200 * time.Millisecond, Namespace: "stock"})
-	portfolio := lock.New(lock.Config{Wait: 200 * time.Millisecond, Namespace: "portfolio"})
-	portfolio2 := lock.New(lock.Config{Wait: 200 * time.Millisecond, Namespace: "portfolio"}) // another replica
+	stock := lock.New(lock.Config{Wait: 200 * time.Millisecond, Namespace: "stock"}, nil)
+	portfolio := lock.New(lock.Config{Wait: 200 * time.Millisecond, Namespace: "portfolio"}, nil)
+	portfolio2 := lock.New(lock.Config{Wait: 200 * time.Millisecond, Namespace: "portfolio"}, nil) // another replica
 
 	held := begin(t, pool)
 	for _, name := range []string{"portfolio:42", "stock:AAPL"} {

@@ -15,7 +15,7 @@ import (
 func TestLocker_Status(t *testing.T) {
 	t.Parallel()
 	pool := pgtest.NewDB(t)
-	l := lock.New(lock.Config{Wait: 30 * time.Second})
+	l := lock.New(lock.Config{Wait: 30 * time.Second}, nil)
 	holder, waiter, reader := begin(t, pool), begin(t, pool), begin(t, pool)
 	holderPID, waiterPID, readerPID := backendPID(t, holder), backendPID(t, waiter), backendPID(t, reader)
 	if err := l.Acquire(t.Context(), holder, "stock:MSFT", lock.Write); err != nil {
@@ -55,7 +55,7 @@ func TestLocker_Status(t *testing.T) {
 	}
 
 	// A Locker that never took these locks (another replica) shows keys, not names.
-	others, err := lock.New(lock.Config{}).Status(t.Context(), pool)
+	others, err := lock.New(lock.Config{}, nil).Status(t.Context(), pool)
 	if err != nil {
 		t.Fatalf("Status: %v", err)
 	}
@@ -85,7 +85,7 @@ func TestLocker_Status_ignoresOtherAdvisoryLocks(t *testing.T) {
 	if _, err := tx.Exec(t.Context(), "SELECT pg_advisory_xact_lock(12345), pg_advisory_xact_lock(1, 2)"); err != nil {
 		t.Fatalf("take foreign advisory locks: %v", err)
 	}
-	got, err := lock.New(lock.Config{}).Status(t.Context(), pool)
+	got, err := lock.New(lock.Config{}, nil).Status(t.Context(), pool)
 	if err != nil {
 		t.Fatalf("Status: %v", err)
 	}

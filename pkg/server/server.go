@@ -27,6 +27,10 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
+
+	"github.com/pgfleet/pgfleet/pkg/buildinfo"
+	"github.com/pgfleet/pgfleet/pkg/latency"
+	"github.com/pgfleet/pgfleet/pkg/tlsfiles"
 )
 
 const (
@@ -175,7 +179,8 @@ func New(opts Options) (*Server, error) {
 		healthLis:  healthLis,
 	}
 	s.draining, s.startDrain = context.WithCancel(context.Background())
-	s.metrics = grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram())
+	s.metrics = grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram(
+		grpcprom.WithHistogramBuckets(latency.Buckets)))
 	panics := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "pgfleet_grpc_panics_total",
 		Help: "Panics recovered in gRPC handlers; each was answered with codes.Internal.",
@@ -190,7 +195,11 @@ func New(opts Options) (*Server, error) {
 		s.metrics,
 		panics,
 		s.withoutReason,
+		buildinfo.NewCollector(),
 	)
+	if opts.TLS != nil {
+		s.reg.MustRegister(tlsfiles.NewExpiryCollector("grpc", opts.TLS))
+	}
 
 	if opts.Limits != nil {
 		if s.limiter, err = newLimiter(*opts.Limits, opts.Identify); err != nil {
@@ -275,7 +284,8 @@ func (s *Server) RegisterService(desc *grpc.ServiceDesc, impl any) {
 }
 
 // Registry returns the server's private Prometheus registry, served on /metrics. It already
-// holds the Go, process and gRPC server collectors; pool and retry metrics go here too.
+// holds the Go, process and gRPC server collectors, pgfleet_build_info and, with TLS, the
+// certificate's expiry; pool, retry, lock and client metrics go here too.
 func (s *Server) Registry() *prometheus.Registry { return s.reg }
 
 // Health returns the grpc.health.v1 server, for services that set statuses themselves.

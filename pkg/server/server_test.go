@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -25,6 +28,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	opsv1 "github.com/pgfleet/pgfleet/gen/pgfleet/ops/v1"
+	"github.com/pgfleet/pgfleet/pkg/buildinfo"
+	"github.com/pgfleet/pgfleet/pkg/latency"
 	"github.com/pgfleet/pgfleet/pkg/server"
 )
 
@@ -302,6 +307,35 @@ func TestServer_metrics(t *testing.T) {
 			t.Errorf("GET /metrics lacks %q", want)
 		}
 	}
+	lines := strings.Split(body, "\n")
+	// The fleet's buckets resolve a GetStock's 0.2 ms: the one call falls in each bucket up from
+	// wherever it landed, so every boundary is there and the last ones hold it.
+	const series = `grpc_method="GetDatabaseStatus",grpc_service="pgfleet.ops.v1.DatabaseMonitor",grpc_type="unary"`
+	for _, le := range append(latency.Buckets, math.Inf(1)) {
+		prefix := fmt.Sprintf("grpc_server_handling_seconds_bucket{%s,le=%q} ", series, formatLE(le))
+		if !slices.ContainsFunc(lines, func(l string) bool { return strings.HasPrefix(l, prefix) }) {
+			t.Errorf("GET /metrics lacks the bucket %q", prefix)
+		}
+	}
+	if want := fmt.Sprintf("grpc_server_handling_seconds_bucket{%s,le=\"10\"} 1", series); !slices.Contains(lines, want) {
+		t.Errorf("GET /metrics lacks %q", want)
+	}
+	bi := buildinfo.Get()
+	want := fmt.Sprintf("pgfleet_build_info{goversion=%q,revision=%q,version=%q} 1", bi.GoVersion, bi.Revision, bi.Version)
+	if !slices.Contains(lines, want) {
+		t.Errorf("GET /metrics lacks %q", want)
+	}
+	if strings.Contains(body, "pgfleet_tls_certificate_expiry_timestamp_seconds") {
+		t.Error("a plaintext server reports a certificate expiry")
+	}
+}
+
+// formatLE writes a bucket bound as the text exposition format does.
+func formatLE(le float64) string {
+	if math.IsInf(le, 1) {
+		return "+Inf"
+	}
+	return strconv.FormatFloat(le, 'g', -1, 64)
 }
 
 // TestServer_Run_drain cancels Run while a call is in flight: the call completes, new

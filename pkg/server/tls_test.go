@@ -2,6 +2,10 @@ package server_test
 
 import (
 	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -58,5 +62,12 @@ func TestServer_TLS(t *testing.T) {
 	_, err = opsv1.NewDatabaseMonitorClient(probe).GetDatabaseStatus(ctx, &opsv1.GetDatabaseStatusRequest{})
 	if status.Code(err) != codes.Unimplemented {
 		t.Errorf("API call on the health port = %v, want Unimplemented", err)
+	}
+
+	_, body := httpGet(t, "http://"+srv.MetricsAddr()+"/metrics")
+	want := fmt.Sprintf("pgfleet_tls_certificate_expiry_timestamp_seconds{listener=%q} %s", "grpc",
+		strconv.FormatFloat(float64(tlsfilestest.NotAfter(t, certFile).Unix()), 'g', -1, 64))
+	if !slices.Contains(strings.Split(body, "\n"), want) {
+		t.Errorf("GET /metrics lacks %q", want)
 	}
 }

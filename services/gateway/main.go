@@ -23,8 +23,10 @@ import (
 	opsv1 "github.com/pgfleet/pgfleet/gen/pgfleet/ops/v1"
 	"github.com/pgfleet/pgfleet/pkg/app"
 	"github.com/pgfleet/pgfleet/pkg/auth"
+	"github.com/pgfleet/pgfleet/pkg/buildinfo"
 	"github.com/pgfleet/pgfleet/pkg/history"
 	"github.com/pgfleet/pgfleet/pkg/server"
+	"github.com/pgfleet/pgfleet/pkg/tlsfiles"
 	"github.com/pgfleet/pgfleet/services/gateway/internal/gateway"
 	"github.com/pgfleet/pgfleet/services/gateway/internal/openapi"
 )
@@ -88,7 +90,11 @@ func run(ctx context.Context, log *slog.Logger, env envconfig.Lookuper) error {
 	}
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		buildinfo.NewCollector())
+	if tlsConfig != nil {
+		reg.MustRegister(tlsfiles.NewExpiryCollector("https", tlsConfig))
+	}
 	ups, err := dialUpstreams(cfg, reg)
 	if err != nil {
 		return err

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"maps"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/pgfleet/pgfleet/pkg/buildinfo"
 	"github.com/pgfleet/pgfleet/services/gateway/internal/openapi"
 )
 
@@ -266,10 +268,17 @@ func testMetrics(t *testing.T, e *env) {
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
+	bi := buildinfo.Get()
 	for _, want := range []string{
 		`pgfleet_gateway_http_requests_total{code="200",method="GET",route="/v1/stocks/{symbol=*}"}`,
-		`pgfleet_gateway_http_request_duration_seconds_bucket{method="GET",route="/v1/stocks/{symbol=*}"`,
+		// The fleet's buckets, from 100 µs up.
+		`pgfleet_gateway_http_request_duration_seconds_bucket{code="200",method="GET",route="/v1/stocks/{symbol=*}",le="0.0001"}`,
+		`pgfleet_gateway_http_request_duration_seconds_bucket{code="200",method="GET",route="/v1/stocks/{symbol=*}",le="10"}`,
 		`pgfleet_client_calls_total{code="OK",peer="stock"}`,
+		// The call to the real stock service behind the route.
+		`pgfleet_client_call_duration_seconds_count{code="OK",method="pgfleet.stock.v1.StockService/GetStock",peer="stock"}`,
+		`pgfleet_client_call_duration_seconds_bucket{code="OK",method="pgfleet.stock.v1.StockService/GetStock",peer="stock",le="0.0001"}`,
+		fmt.Sprintf("pgfleet_build_info{goversion=%q,revision=%q,version=%q} 1", bi.GoVersion, bi.Revision, bi.Version),
 	} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("/metrics lacks %s", want)

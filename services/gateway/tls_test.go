@@ -3,8 +3,12 @@ package main
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
+	"io"
 	"net/http"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -51,5 +55,21 @@ func testTLS(t *testing.T, e *env) {
 	// A plaintext request to the TLS port is answered 400 by net/http, never served.
 	if r := gw.do(t, http.MethodGet, "/v1/stocks/AAPL", ""); r.code != http.StatusBadRequest {
 		t.Errorf("plaintext GET to the TLS port = %v, want 400", r)
+	}
+
+	// The metrics listener reports the served certificate's expiry.
+	mresp, err := gw.client.Get(gw.metrics + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mresp.Body.Close()
+	body, err := io.ReadAll(mresp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("pgfleet_tls_certificate_expiry_timestamp_seconds{listener=%q} %s", "https",
+		strconv.FormatFloat(float64(tlsfilestest.NotAfter(t, certFile).Unix()), 'g', -1, 64))
+	if !slices.Contains(strings.Split(string(body), "\n"), want) {
+		t.Errorf("/metrics lacks %q", want)
 	}
 }

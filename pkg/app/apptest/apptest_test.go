@@ -1,6 +1,11 @@
 package apptest_test
 
 import (
+	"context"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -12,6 +17,7 @@ import (
 	opsv1 "github.com/pgfleet/pgfleet/gen/pgfleet/ops/v1"
 	"github.com/pgfleet/pgfleet/pkg/app"
 	"github.com/pgfleet/pgfleet/pkg/app/apptest"
+	"github.com/pgfleet/pgfleet/pkg/lock"
 	"github.com/pgfleet/pgfleet/pkg/migrate"
 )
 
@@ -59,5 +65,46 @@ CREATE TABLE apptest.things (id bigint PRIMARY KEY);
 				t.Errorf("GetDatabaseStatus without a token = %v, want Unauthenticated", err)
 			}
 		})
+	}
+}
+
+// TestStartServer_lockMetrics: the service's Locker records its waits on the service's
+// registry, which /metrics serves beside pgfleet_build_info.
+func TestStartServer_lockMetrics(t *testing.T) {
+	t.Parallel()
+	set := migrate.Set{Schema: "apptest", FS: fstest.MapFS{"0001_init.sql": {Data: []byte(`-- +goose Up
+CREATE TABLE apptest.things (id bigint PRIMARY KEY);
+`)}}}
+	svc, _ := apptest.StartServer(t, app.Options{Name: "apptest", Migrations: set}, nil, func(*app.Service) []string { return nil })
+	tx, err := svc.Pool.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(context.Background()) //nolint:errcheck // nothing to keep
+	if err := svc.Locks.Acquire(t.Context(), tx, "thing:1", lock.Write); err != nil {
+		t.Fatalf("Acquire: %v", err)
+	}
+
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://"+svc.Server.MetricsAddr()+"/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(body), "\n")
+	for _, want := range []string{
+		`pgfleet_lock_wait_seconds_count{kind="thing",mode="write",outcome="acquired"} 1`,
+		`pgfleet_build_info{`,
+	} {
+		if !slices.ContainsFunc(lines, func(l string) bool { return strings.HasPrefix(l, want) }) {
+			t.Errorf("GET /metrics lacks a line starting %q", want)
+		}
 	}
 }

@@ -57,3 +57,22 @@ func Write(tb testing.TB, dir string) (certFile, keyFile string) {
 	}
 	return certFile, keyFile
 }
+
+// NotAfter returns the expiry of the first certificate in the PEM file certFile, as a test
+// of pgfleet_tls_certificate_expiry_timestamp_seconds expects it.
+func NotAfter(tb testing.TB, certFile string) time.Time {
+	tb.Helper()
+	data, err := os.ReadFile(certFile)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	block, _ := pem.Decode(data)
+	if block == nil {
+		tb.Fatalf("%s: no PEM block", certFile)
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return cert.NotAfter
+}

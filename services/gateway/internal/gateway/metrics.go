@@ -8,6 +8,8 @@ import (
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pgfleet/pgfleet/pkg/latency"
 )
 
 // metrics count and time requests by route pattern, not by path, so that
@@ -24,11 +26,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "pgfleet_gateway_http_requests_total",
 			Help: "HTTP requests by route pattern, method and status code.",
 		}, []string{"route", "method", "code"}),
+		// The fleet's buckets, as the services' grpc_server_handling_seconds, so the two
+		// compare bucket for bucket; streams longer than 10 s count in +Inf only.
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "pgfleet_gateway_http_request_duration_seconds",
-			Help:    "Time to the end of the answer, streams included, by route pattern and method.",
-			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
-		}, []string{"route", "method"}),
+			Help:    "Time to the end of the answer, streams included, by route pattern, method and status code.",
+			Buckets: latency.Buckets,
+		}, []string{"route", "method", "code"}),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "pgfleet_gateway_http_requests_in_flight",
 			Help: "HTTP requests being served.",
@@ -60,8 +64,9 @@ func (m *metrics) wrap(next http.Handler) http.Handler {
 		rw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
 		next.ServeHTTP(rw, r.WithContext(context.WithValue(r.Context(), routeKey{}, route)))
 		method := methodLabel(r.Method)
-		m.requests.WithLabelValues(*route, method, strconv.Itoa(rw.code)).Inc()
-		m.duration.WithLabelValues(*route, method).Observe(time.Since(start).Seconds())
+		code := strconv.Itoa(rw.code)
+		m.requests.WithLabelValues(*route, method, code).Inc()
+		m.duration.WithLabelValues(*route, method, code).Observe(time.Since(start).Seconds())
 	})
 }
 

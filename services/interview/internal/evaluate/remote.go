@@ -10,7 +10,9 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"syscall"
+	"time"
 )
 
 // maxResponseBytes bounds the remote evaluator's response body.
@@ -104,8 +106,11 @@ type failure struct {
 func (f *failure) Error() string { return f.reason }
 func (f *failure) Unwrap() error { return f.err }
 
-// post makes one call and checks the answer against a rubric of n points.
-func (h *Hybrid) post(ctx context.Context, body []byte, n int) (Result, error) {
+// post makes one call, timed as pgfleet_client_call_duration_seconds{peer="evaluator"},
+// and checks the answer against a rubric of n points.
+func (h *Hybrid) post(ctx context.Context, body []byte, n int) (_ Result, err error) {
+	start, code := time.Now(), ""
+	defer func() { h.m.observeCall(ctx, start, code, err) }()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.url, bytes.NewReader(body))
 	if err != nil {
 		return Result{}, &failure{reason: "cannot build request", err: err}
@@ -116,6 +121,7 @@ func (h *Hybrid) post(ctx context.Context, body []byte, n int) (Result, error) {
 	if err != nil {
 		return Result{}, transportError(ctx, err)
 	}
+	code = strconv.Itoa(resp.StatusCode)
 	defer func() {
 		// Draining lets the connection be reused.
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxResponseBytes))
