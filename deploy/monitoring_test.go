@@ -36,15 +36,10 @@ const runbookBase = "https://github.com/pgfleet/pgfleet/blob/main/docs/operation
 // PodMonitor), not from pgfleet's processes.
 var cnpgMetrics = []string{"cnpg_pg_replication_lag"}
 
-// notYetExported are binding names of issue 14 that the "metrics" part adds to the fleet in
-// parallel. Until that is merged the live scrape cannot find them; remove this set then.
-var notYetExported = []string{
-	"pgfleet_client_call_duration_seconds",
-	"pgfleet_lock_wait_seconds",
-	"pgfleet_build_info",
-	"pgfleet_tls_certificate_expiry_timestamp_seconds",
-	"pgfleet_gateway_http_request_duration_seconds",
-}
+// tlsOnly are names a process exports only when it serves TLS, which the live fleet of
+// TestMonitoring_namesExported does not: pkg/server's and the gateway's TLS tests read them from
+// a real scrape (the certificate's NotAfter).
+var tlsOnly = []string{"pgfleet_tls_certificate_expiry_timestamp_seconds"}
 
 // severities are the alerts' severity labels, as kube-prometheus-stack's Alertmanager routes them.
 var severities = []string{"critical", "warning"}
