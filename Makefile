@@ -102,10 +102,11 @@ lint: $(PROTO_TOOLS) $(STAMP)/golangci-lint@$(GOLANGCI_LINT_VERSION) ## buf lint
 	@for m in $(filter-out gen,$(MODULES)); do echo "golangci-lint $$m"; (cd $$m && golangci-lint run ./...); done
 
 .PHONY: build
-build: ## build every service binary, pgfleet-token and pgfleet-run (tools/) into .tmp/bin
+build: ## build every service binary, pgfleet-token, pgfleet-run and pgfleet (tools/) into .tmp/bin
 	@for s in $(SERVICES); do go build -o $(BIN)/pgfleet-$$s ./services/$$s; done
 	go build -o $(BIN)/pgfleet-token ./tools/token
 	go build -o $(BIN)/pgfleet-run ./tools/run
+	go build -o $(BIN)/pgfleet ./tools/doctor
 
 .PHONY: chromium
 chromium: ## install headless Chromium (Debian), which the gateway's status page test drives
