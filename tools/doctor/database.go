@@ -55,7 +55,11 @@ func pgMessage(err error) string {
 	if errors.As(err, &pgErr) {
 		return fmt.Sprintf("%s (SQLSTATE %s)", pgErr.Message, pgErr.Code)
 	}
-	return strings.ReplaceAll(err.Error(), "\n", " ")
+	msg := strings.ReplaceAll(err.Error(), "\n", " ")
+	if i := strings.LastIndex(msg, "dial error: "); i >= 0 { // after pgx's "failed to connect to ..."
+		msg = msg[i:]
+	}
+	return msg
 }
 
 // checkIsolation checks that the service's role is a plain role that cannot read the tables
@@ -202,6 +206,8 @@ func checkServer(ctx context.Context, url, via string, pools []pool, timeout tim
 	}
 	defer conn.Close(context.Background())
 
+	checkPasswords(ctx, cfg, add)
+
 	var maxConns, suReserved, reserved int
 	err = conn.QueryRow(ctx, `SELECT current_setting('max_connections')::int,
 		current_setting('superuser_reserved_connections')::int,
@@ -242,7 +248,7 @@ func checkServer(ctx context.Context, url, via string, pools []pool, timeout tim
 	}
 	rtt := time.Since(t0)
 	skew := now.Sub(t0.Add(rtt / 2))
-	add("clock", skewStatus(skew), "server clock %s this machine's (round trip %s)", skewText(skew), rtt.Round(time.Microsecond))
+	add("clock", skewStatus(skew), "%s this machine (clock_timestamp(), round trip %s)", skewText(skew, time.Millisecond), rtt.Round(time.Microsecond))
 }
 
 // checkBudget compares the sum of the pools (each max × replicas) with what the server lets
@@ -285,12 +291,34 @@ func skewStatus(skew time.Duration) Status {
 }
 
 // skewText says how far a clock is from this machine's.
-func skewText(skew time.Duration) string {
+// Below resolution, the clocks read alike.
+func skewText(skew, resolution time.Duration) string {
 	switch {
-	case skew.Abs() < time.Millisecond:
-		return "within 1ms of"
+	case skew.Abs() < resolution:
+		return "within " + resolution.String() + " of"
 	case skew > 0:
 		return skew.Round(time.Millisecond).String() + " ahead of"
 	}
 	return (-skew).Round(time.Millisecond).String() + " behind"
+}
+
+// checkPasswords logs in with a wrong password: a server that lets the role in anyway does not
+// check passwords (trust in pg_hba.conf), so anyone who reaches it is any role.
+func checkPasswords(ctx context.Context, cfg *pgx.ConnConfig, add addFunc) {
+	if cfg.Password == "" {
+		return // no password in the URL: certificates, peer or a .pgpass, which this cannot probe
+	}
+	wrong := cfg.Copy()
+	wrong.Password += "-pgfleet-doctor-wrong"
+	conn, err := pgx.ConnectConfig(ctx, wrong)
+	var pgErr *pgconn.PgError
+	switch {
+	case err == nil:
+		conn.Close(context.Background())
+		add("passwords", Warn, "role %s logs in with a wrong password: the server does not check passwords (trust in pg_hba.conf)", cfg.User)
+	case errors.As(err, &pgErr) && (pgErr.Code == pgerrcode.InvalidPassword || pgErr.Code == pgerrcode.InvalidAuthorizationSpecification):
+		add("passwords", OK, "a wrong password for role %s is refused", cfg.User)
+	default:
+		add("passwords", Warn, "log in with a wrong password: %s", pgMessage(err))
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -103,7 +104,7 @@ func checkMonitor(ctx context.Context, conn *grpc.ClientConn, haveToken bool, ti
 	p := st.GetPool()
 	breaker := st.GetRetry().GetBreakerState()
 	detail := fmt.Sprintf("database %s in %s, pool %d/%d busy (%d open), breaker %s",
-		st.GetHealth(), st.GetResponseTime().AsDuration().Round(time.Microsecond),
+		strings.TrimPrefix(st.GetHealth().String(), "HEALTH_"), st.GetResponseTime().AsDuration().Round(time.Microsecond),
 		p.GetAcquiredConns(), p.GetMaxConns(), p.GetTotalConns(), breaker)
 	switch {
 	case st.GetHealth().String() != monitorHealthServing:
@@ -164,7 +165,7 @@ func checkClock(ctx context.Context, url string, timeout time.Duration, add addF
 		add("clock", Warn, "%s: %v", url, err)
 		return
 	}
-	add("clock", skewStatus(skew), "clock %s this machine's (Date header of %s, 1 s resolution)", skewText(skew), url)
+	add("clock", skewStatus(skew), "%s this machine (Date header of %s)", skewText(skew, time.Second), url)
 }
 
 // checkGateway checks the gateway's /healthz and its clock.
@@ -183,7 +184,7 @@ func checkGateway(ctx context.Context, url, caFile string, timeout time.Duration
 		add("clock", Warn, "%s: %v", url, err)
 		return
 	}
-	add("clock", skewStatus(skew), "clock %s this machine's (Date header of %s, 1 s resolution)", skewText(skew), url)
+	add("clock", skewStatus(skew), "%s this machine (Date header of %s)", skewText(skew, time.Second), url)
 }
 
 // checkCertificate reads the certificate a TLS listener serves and checks its expiry.
