@@ -300,4 +300,3 @@ func TestDoctor_usage(t *testing.T) {
 		})
 	}
 }
-
