@@ -83,7 +83,12 @@ func checkHealth(ctx context.Context, s Service, conn *grpc.ClientConn, timeout 
 
 func grpcMessage(err error) string {
 	s := status.Convert(err)
-	return fmt.Sprintf("%s: %s", s.Code(), s.Message())
+	msg := s.Message()
+	// grpc wraps a refused dial in two layers of prose; the dial error says it all.
+	if i := strings.LastIndex(msg, "Error while dialing: "); i >= 0 {
+		msg = strings.TrimSuffix(msg[i+len("Error while dialing: "):], `"`)
+	}
+	return fmt.Sprintf("%s: %s", s.Code(), msg)
 }
 
 // checkMonitor asks the service's DatabaseMonitor how it sees its database, and returns its
