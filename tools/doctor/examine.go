@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,11 +26,10 @@ var migrationSets = map[string]migrate.Set{
 
 // Thresholds of the checks that measure.
 const (
-	skewWarn, skewFail   = time.Second, 5 * time.Second
-	certWarn             = 14 * 24 * time.Hour
-	budgetWarn           = 0.8
-	lagWarn, lagFail     = 10 * time.Second, 60 * time.Second
-	monitorHealthServing = "HEALTH_SERVING"
+	skewWarn, skewFail = time.Second, 5 * time.Second
+	certWarn           = 14 * 24 * time.Hour
+	budgetWarn         = 0.8
+	lagWarn, lagFail   = 10 * time.Second, 60 * time.Second
 )
 
 // serviceResult is what one service's checks found, and what the fleet-wide checks need.
@@ -152,19 +152,16 @@ func examineGateway(ctx context.Context, g *Gateway, timeout time.Duration) []Ch
 		health = g.URL
 	}
 	checkGateway(ctx, health+"/healthz", g.TLSCAFile, timeout, add)
-	if u := g.URL; len(u) > 8 && u[:8] == "https://" {
-		checkCertificate(ctx, hostPort(u[8:]), g.TLSCAFile, timeout, add)
+	if rest, ok := strings.CutPrefix(g.URL, "https://"); ok {
+		checkCertificate(ctx, hostPort(rest), g.TLSCAFile, timeout, add)
 	}
 	return checks
 }
 
 // hostPort is the host:port at the start of a URL's remainder after its scheme.
 func hostPort(rest string) string {
-	for i, c := range rest {
-		if c == '/' || c == '?' {
-			rest = rest[:i]
-			break
-		}
+	if i := strings.IndexAny(rest, "/?"); i >= 0 {
+		rest = rest[:i]
 	}
 	if _, _, err := net.SplitHostPort(rest); err != nil {
 		return rest + ":443"
@@ -174,7 +171,7 @@ func hostPort(rest string) string {
 
 // httpURL makes a listen address (host:port) a URL; a URL stays as it is.
 func httpURL(addr string) string {
-	if len(addr) > 7 && (addr[:7] == "http://" || addr[:8] == "https://") {
+	if strings.HasPrefix(addr, "http://") || strings.HasPrefix(addr, "https://") {
 		return addr
 	}
 	return "http://" + addr

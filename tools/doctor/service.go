@@ -112,7 +112,7 @@ func checkMonitor(ctx context.Context, conn *grpc.ClientConn, haveToken bool, ti
 		strings.TrimPrefix(st.GetHealth().String(), "HEALTH_"), st.GetResponseTime().AsDuration().Round(time.Microsecond),
 		p.GetAcquiredConns(), p.GetMaxConns(), p.GetTotalConns(), breaker)
 	switch {
-	case st.GetHealth().String() != monitorHealthServing:
+	case st.GetHealth() != opsv1.Health_HEALTH_SERVING:
 		add("monitor", Fail, "%s: %s", detail, st.GetError())
 	case breaker == "open":
 		add("monitor", Fail, "%s", detail)
