@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +22,7 @@ import (
 	"github.com/pgfleet/pgfleet/pkg/auth/authtest"
 	"github.com/pgfleet/pgfleet/pkg/pgserver"
 	"github.com/pgfleet/pgfleet/pkg/supervise"
+	"github.com/pgfleet/pgfleet/pkg/tlsfiles/tlsfilestest"
 	"github.com/pgfleet/pgfleet/tools/internal/localdb"
 )
 
@@ -32,6 +34,7 @@ type testFleet struct {
 	file      string    // the fleet file
 	fleet     Fleet
 	doctor    string // the built pgfleet binary
+	bin       string // the built binaries
 	interview *apptest.Process
 }
 
@@ -81,7 +84,7 @@ func startFleet(t *testing.T) *testFleet {
 	if _, err := localdb.Run(ctx, psql, adminURL, "-c", "SELECT pg_reload_conf()"); err != nil {
 		t.Fatal(err)
 	}
-	f := &testFleet{doctor: filepath.Join(bin, "doctor"), file: filepath.Join(t.TempDir(), "fleet.json"),
+	f := &testFleet{doctor: filepath.Join(bin, "doctor"), bin: bin, file: filepath.Join(t.TempDir(), "fleet.json"),
 		fleet: Fleet{Services: map[string]Service{}, AdminToken: authtest.Token(t, "admin@pgfleet.test", auth.RoleAdmin)}}
 	urls := map[string]string{}
 	for _, name := range []string{"stock", "portfolio", "interview"} {
@@ -259,6 +262,43 @@ func TestDoctor(t *testing.T) {
 			t.Errorf("exit code %d, want 1", code)
 		}
 		wantLine(t, out, "interview", "migrations", Fail, "pending "+strconv.FormatInt(version, 10))
+	})
+
+	t.Run("tls_replica", func(t *testing.T) {
+		// A second stock replica serving gRPC over TLS, with plaintext health on HEALTH_ADDR.
+		certFile, keyFile := tlsfilestest.Write(t, t.TempDir()) // self-signed, valid for an hour
+		stock := f.fleet.Services["stock"]
+		grpcAddr, healthAddr := apptest.FreeAddr(t), apptest.FreeAddr(t)
+		env := append(os.Environ(), "DATABASE_URL="+stock.DatabaseURL, "GRPC_ADDR="+grpcAddr, "HEALTH_ADDR="+healthAddr,
+			"METRICS_ADDR="+apptest.FreeAddr(t), "TLS_CERT_FILE="+certFile, "TLS_KEY_FILE="+keyFile, "DRAIN_TIMEOUT=1s")
+		for k, v := range authtest.Env() {
+			env = append(env, k+"="+v)
+		}
+		p := supervise.New(supervise.Spec{Name: "stock-tls", Path: filepath.Join(f.bin, "stock"), Env: env,
+			Log: filepath.Join(t.TempDir(), "stock-tls.log")})
+		if err := p.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			if err := p.Stop(); err != nil {
+				t.Error(err)
+			}
+		}()
+		if err := p.WaitReady(ctx, supervise.GRPCServing(healthAddr), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		fl := f.fleet
+		fl.Services = maps.Clone(f.fleet.Services)
+		fl.Services["stock"] = Service{GRPCAddr: grpcAddr, HealthAddr: healthAddr, MetricsAddr: stock.MetricsAddr,
+			DatabaseURL: stock.DatabaseURL, TLSCAFile: certFile, Replicas: 2}
+		out, code := f.run(t, f.write(t, fl))
+		if code != 0 {
+			t.Errorf("exit code %d, want 0 (an expiring certificate only warns)", code)
+		}
+		wantLine(t, out, "stock", "health", OK, "SERVING on "+regexp.QuoteMeta(healthAddr))
+		wantLine(t, out, "stock", "monitor", OK, "database SERVING")
+		wantLine(t, out, "stock", "tls", Warn, "expires .*, in 0 days")
+		wantLine(t, out, `postgres 127\.0\.0\.1:[0-9]+`, "connections", OK, `stock 20×2`)
 	})
 
 	t.Run("stopped_service", func(t *testing.T) {
