@@ -109,11 +109,12 @@ lint: $(PROTO_TOOLS) $(STAMP)/golangci-lint@$(GOLANGCI_LINT_VERSION) ## buf lint
 	@for m in $(filter-out gen,$(MODULES)); do echo "golangci-lint $$m"; (cd $$m && golangci-lint run ./...); done
 
 .PHONY: build
-build: ## build every service binary, pgfleet-token and pgfleet-run (tools/) into .tmp/bin
+build: ## build every service binary, pgfleet-token, pgfleet-run and pgfleet (tools/) into .tmp/bin
 	@echo "building $(VERSION) ($(REVISION))"
 	@for s in $(SERVICES); do go build -ldflags '$(LDFLAGS)' -o $(BIN)/pgfleet-$$s ./services/$$s; done
 	go build -ldflags '$(LDFLAGS)' -o $(BIN)/pgfleet-token ./tools/token
 	go build -ldflags '$(LDFLAGS)' -o $(BIN)/pgfleet-run ./tools/run
+	go build -ldflags '$(LDFLAGS)' -o $(BIN)/pgfleet ./tools/doctor
 
 # promtool reads Prometheus rule files, and a PrometheusRule's spec is one: `make rules` extracts
 # it (jq) into .tmp/rules and copies the unit tests beside it, where they find ../alerts.yaml.

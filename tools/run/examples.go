@@ -45,6 +45,8 @@ func (f *fleet) printExamples(ctx context.Context) error {
 	w("  %-11s HTTP %s (REST, /health, /monitoring/database, /openapi.json), metrics %s, log %s",
 		"gateway", f.gatewayHTTP, f.gatewayMetr, filepath.Join(f.logDir, "gateway.log"))
 	w("  %-11s status page: %s/", "", f.gatewayURL())
+	w("  %-11s %s doctor --fleet %s   (checks this fleet end to end; the file holds its passwords)",
+		"doctor", filepath.Join(relBin, "pgfleet"), f.fleetFile())
 	w("")
 	w("Try it: in another shell first run these (grpcurl, %s and pgfleet-token are in %s;", probe, relBin)
 	w("the tokens are valid for 7 days, signed with the secret in %s):", f.secretFile)

@@ -105,6 +105,9 @@ func runFleet(ctx context.Context, root string) (err error) {
 		}
 		return err
 	}
+	if err := f.writeFleetFile(); err != nil {
+		return fmt.Errorf("write the fleet file for pgfleet doctor: %w", err)
+	}
 	if err := f.printExamples(ctx); err != nil {
 		return err
 	}

@@ -44,7 +44,7 @@ func testRoot(t *testing.T) string {
 			return
 		}
 		for name, pkg := range map[string]string{"pgfleet-run": "./tools/run", "pgfleet-stock": "./services/stock",
-			"pgfleet-portfolio": "./services/portfolio", "pgfleet-interview": "./services/interview", "pgfleet-gateway": "./services/gateway"} {
+			"pgfleet-portfolio": "./services/portfolio", "pgfleet-interview": "./services/interview", "pgfleet-gateway": "./services/gateway", "pgfleet": "./tools/doctor"} {
 			cmd := exec.Command("go", "build", "-o", filepath.Join(rootDir, ".tmp/bin", name), pkg)
 			cmd.Dir = repo
 			if out, err := cmd.CombinedOutput(); err != nil {
@@ -245,5 +245,28 @@ func TestRunner_signalStopsInReverse(t *testing.T) {
 				t.Error(`no "==> shutting down" line`)
 			}
 		})
+	}
+}
+
+// The runner writes the fleet file of the fleet it started and prints the command that checks
+// it, and that command, run as printed, finds the fleet healthy: warnings at most (its cluster
+// trusts local logins, which doctor reports), exit 0.
+func TestRunner_fleetFileForDoctor(t *testing.T) {
+	t.Parallel()
+	r := startRunner(t, false)
+	m := regexp.MustCompile(`(?m)^  doctor +(\S+) doctor --fleet (\S+)`).FindStringSubmatch(r.output())
+	if m == nil {
+		t.Fatalf("no doctor command among the printed lines:\n%s", r.output())
+	}
+	cmd := exec.Command(filepath.Join(testRoot(t), m[1]), "doctor", "--fleet", m[2], "--timeout", "30s")
+	cmd.Dir = testRoot(t)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(cmd.Args, " "), err, out)
+	}
+	for _, check := range []string{"stock", "portfolio", "interview", "gateway"} {
+		if !regexp.MustCompile(`(?m)^` + check + ` +health(z)? +ok `).Match(out) {
+			t.Errorf("no ok health line of %s:\n%s", check, out)
+		}
 	}
 }
