@@ -8,8 +8,11 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/sethvargo/go-envconfig"
+
+	"github.com/pgfleet/pgfleet/pkg/telemetry"
 )
 
 // RunFunc runs a service until ctx ends; env supplies its configuration (the process
@@ -26,9 +29,17 @@ func Main(name string, run RunFunc) {
 		fmt.Fprintf(os.Stderr, "%s: LOG_LEVEL: %v\n", name, err)
 		os.Exit(2)
 	}
-	// pkg/server adds service=name to its lines
-	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	err := run(ctx, log, envconfig.OsLookuper())
+	// pkg/server adds service=name to its lines; telemetry adds trace or request ids
+	log := slog.New(telemetry.NewLogHandler(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
+	flush, err := telemetry.Setup(ctx, name, log) // OTEL_*: off unless an endpoint is set
+	if err == nil {
+		err = run(ctx, log, envconfig.OsLookuper())
+		fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if ferr := flush(fctx); ferr != nil {
+			log.Warn(ferr.Error())
+		}
+		cancel()
+	}
 	stop()
 	if err != nil {
 		log.Error(name+" stopped", "err", err)

@@ -27,6 +27,8 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
+
+	"github.com/pgfleet/pgfleet/pkg/telemetry"
 )
 
 const (
@@ -208,7 +210,7 @@ func New(opts Options) (*Server, error) {
 	if opts.TLS != nil {
 		creds = credentials.NewTLS(opts.TLS)
 	}
-	s.grpc = grpc.NewServer(
+	serverOpts := []grpc.ServerOption{
 		grpc.Creds(creds),
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
@@ -232,7 +234,11 @@ func New(opts Options) (*Server, error) {
 			MaxConnectionAge:      maxConnectionAge,
 			MaxConnectionAgeGrace: maxConnectionAgeGrace,
 		}),
-	)
+	}
+	if h := telemetry.ServerHandler(); h != nil { // a span per call, when OTEL_* turn tracing on
+		serverOpts = append(serverOpts, grpc.StatsHandler(h))
+	}
+	s.grpc = grpc.NewServer(serverOpts...)
 	// Liveness says only that the process serves: a database outage must take replicas out
 	// of rotation (readiness on "") without restarting them all.
 	s.health.SetServingStatus(LivenessService, healthpb.HealthCheckResponse_SERVING)
@@ -246,7 +252,7 @@ func New(opts Options) (*Server, error) {
 	}
 
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg, EnableOpenMetrics: true}))
 	mux.HandleFunc("GET /healthz", s.serveHealthz)
 	if opts.Profiles {
 		HandleProfiles(mux)

@@ -61,7 +61,7 @@ func (m *metrics) wrap(next http.Handler) http.Handler {
 		next.ServeHTTP(rw, r.WithContext(context.WithValue(r.Context(), routeKey{}, route)))
 		method := methodLabel(r.Method)
 		m.requests.WithLabelValues(*route, method, strconv.Itoa(rw.code)).Inc()
-		m.duration.WithLabelValues(*route, method).Observe(time.Since(start).Seconds())
+		observe(r.Context(), m.duration.WithLabelValues(*route, method), time.Since(start).Seconds())
 	})
 }
 
