@@ -15,9 +15,10 @@ import (
 	"google.golang.org/grpc"
 )
 
-// Span is a received span with the service.name of the resource that sent it.
+// Span is a received span with the service.name and service.version of the resource that
+// sent it.
 type Span struct {
-	Service string
+	Service, Version string
 	*tracev1.Span
 }
 
@@ -67,10 +68,13 @@ func (c *Collector) Export(_ context.Context, req *collectortracev1.ExportTraceS
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, rs := range req.GetResourceSpans() {
-		service := ""
+		var service, version string
 		for _, a := range rs.GetResource().GetAttributes() {
-			if a.GetKey() == "service.name" {
+			switch a.GetKey() {
+			case "service.name":
 				service = a.GetValue().GetStringValue()
+			case "service.version":
+				version = a.GetValue().GetStringValue()
 			}
 		}
 		for _, ss := range rs.GetScopeSpans() {
@@ -79,7 +83,7 @@ func (c *Collector) Export(_ context.Context, req *collectortracev1.ExportTraceS
 				continue
 			}
 			for _, s := range ss.GetSpans() {
-				c.spans = append(c.spans, Span{Service: service, Span: s})
+				c.spans = append(c.spans, Span{Service: service, Version: version, Span: s})
 			}
 		}
 	}

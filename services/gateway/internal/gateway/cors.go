@@ -15,10 +15,10 @@ const corsMaxAge = 600
 var exposedHeaders = []string{"WWW-Authenticate", "X-Request-Id"}
 
 // newCORS lets pages of the allowed origins call the API: preflights answered, the
-// Authorization, Content-Type, X-Request-Id and trace context headers allowed, exposedHeaders readable. Tokens travel in
-// Authorization, not in cookies, so credentials stay off. With no origins it adds nothing,
-// and browsers refuse every cross-origin call; rs/cors would read an empty list as "any
-// origin".
+// Authorization, Content-Type, X-Request-Id and trace context headers allowed,
+// exposedHeaders readable. Tokens travel in Authorization, not in cookies, so credentials
+// stay off. With no origins it adds nothing, and browsers refuse every cross-origin call;
+// rs/cors would read an empty list as "any origin".
 func newCORS(origins []string, next http.Handler) http.Handler {
 	if len(origins) == 0 {
 		return next
