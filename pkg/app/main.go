@@ -21,7 +21,9 @@ type RunFunc func(ctx context.Context, log *slog.Logger, env envconfig.Lookuper)
 
 // Main is a service binary's main: SIGINT and SIGTERM end run's context, logs are JSON on
 // stderr at LOG_LEVEL (debug, info, warn or error; default info: debug adds a line per
-// successful call), and a failed run exits 1.
+// successful call), each line of a call with its trace_id and span_id, or its request_id,
+// tracing follows the OTEL_* variables (telemetry.Setup; off without an endpoint, spans
+// flushed after run), and a failed run exits 1.
 func Main(name string, run RunFunc) {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	var level slog.Level

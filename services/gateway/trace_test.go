@@ -44,7 +44,8 @@ func TestTracing(t *testing.T) {
 		"github.com/pgfleet/pgfleet/services/portfolio", "github.com/pgfleet/pgfleet/services/gateway"); err != nil {
 		t.Fatal(err)
 	}
-	stock := startService(t, bin, "stock", otelEnv...)
+	stockMetrics := apptest.FreeAddr(t)
+	stock := startService(t, bin, "stock", append([]string{"METRICS_ADDR=" + stockMetrics}, otelEnv...)...)
 	portfolio := startService(t, bin, "portfolio", append([]string{"STOCK_ADDR=" + stock.Addr,
 		"STOCK_TIMEOUT=10s", "MAX_PRICE_AGE=0"}, otelEnv...)...)
 	seedBigSymbol(t, stock.Addr, "AAPL", 1)
@@ -146,6 +147,16 @@ func TestTracing(t *testing.T) {
 	})
 	if findSpan(col.Spans(), failedTrace, "pgfleet-portfolio", tracev1.Span_SPAN_KIND_SERVER, get) == nil {
 		t.Errorf("the failed call's trace %s has no portfolio server span", failedTrace)
+	}
+
+	// Latency samples of the trade carry its trace id as an exemplar (OpenMetrics only).
+	for _, m := range []struct{ url, metric string }{
+		{gw.metrics + "/metrics", "pgfleet_gateway_http_request_duration_seconds_bucket"},
+		{"http://" + stockMetrics + "/metrics", "grpc_server_handling_seconds_bucket"},
+	} {
+		if !hasExemplar(t, m.url, m.metric, pageTrace) {
+			t.Errorf("%s: no %s sample with exemplar trace_id %s", m.url, m.metric, pageTrace)
+		}
 	}
 
 	// Every service logged the trade's call with its trace id.
@@ -279,4 +290,32 @@ func awaitLogLine(t *testing.T, name, path, trace string) {
 			return
 		}
 	}
+}
+
+// hasExemplar scrapes url as OpenMetrics and reports whether a sample of metric carries the
+// exemplar trace_id="trace".
+func hasExemplar(t *testing.T, url, metric, trace string) bool {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Accept", "application/openmetrics-text; version=1.0.0; charset=utf-8")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/openmetrics-text") {
+		t.Errorf("%s answered %q, want OpenMetrics", url, ct)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, metric+"{") && strings.Contains(line, `# {trace_id="`+trace+`"}`) {
+			return true
+		}
+	}
+	return false
 }

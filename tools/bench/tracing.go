@@ -1,8 +1,11 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/pgfleet/pgfleet/pkg/telemetry/telemetrytest"
@@ -30,9 +33,17 @@ var tracingModes = []tracingMode{
 
 // --- scenario 8: the cost of tracing -----------------------------------------------------
 
+// tracingRounds is how many times each mode is measured, the modes taking turns, so that a
+// machine whose load drifts during the scenario weighs on every mode alike; the median counts.
+const tracingRounds = 3
+
+// tracedPair is a stock service and a gateway in front of it, started for one tracing mode.
+type tracedPair struct{ stock, gateway *proc }
+
 // scenarioTracing measures GetStock over gRPC and over REST against a stock service and a
-// gateway started for each tracing mode (the same binaries, fresh processes, one mode at a
-// time), all in this run, and gives each mode's throughput as a ratio of tracing off.
+// gateway started for each tracing mode (the same binaries, one pair per mode, all running at
+// once but loaded one at a time), in this run, and gives each mode's median throughput as a
+// ratio of tracing off's.
 func (b *bench) scenarioTracing(ctx context.Context) error {
 	if b.gateway == nil {
 		b.add(row{scenario: "8", path: "GetStock with tracing off, 1%, 100%", missing: "not run: gateway not built"})
@@ -43,61 +54,86 @@ func (b *bench) scenarioTracing(ctx context.Context) error {
 		return err
 	}
 	defer sink.Close()
-	type measured struct{ grpc, rest result }
-	var got []measured
+	pairs := make([]tracedPair, len(tracingModes))
 	for i, m := range tracingModes {
-		b.logf("scenario 8: GetStock with tracing %s, %d clients", m.name, tracingClients)
-		before := sink.Count()
-		res, err := b.tracedGetStock(ctx, fmt.Sprintf("trace%d", i), m.env(sink.Endpoint()))
+		p, err := b.startTracedPair(ctx, fmt.Sprintf("trace%d", i), m.env(sink.Endpoint()))
+		if p.stock != nil {
+			defer p.stock.stop()
+		}
+		if p.gateway != nil {
+			defer p.gateway.stop()
+		}
 		if err != nil {
 			return fmt.Errorf("tracing %s: %w", m.name, err)
 		}
-		got = append(got, res)
-		if i > 0 {
-			b.note("scenario 8, tracing %s: the receiver got %d spans (warm-up included)", m.name, sink.Count()-before)
+		pairs[i] = p
+	}
+	grpcRuns := make([][]result, len(tracingModes))
+	restRuns := make([][]result, len(tracingModes))
+	spans := make([]int, len(tracingModes))
+	for round := range tracingRounds {
+		for i, m := range tracingModes {
+			b.logf("scenario 8: GetStock with tracing %s, %d clients, round %d of %d", m.name, tracingClients, round+1, tracingRounds)
+			before := sink.Count()
+			g, err := b.grpcGetStock(ctx, pairs[i].stock.grpcAddr, tracingClients, hooks{})
+			if err != nil {
+				return fmt.Errorf("tracing %s: %w", m.name, err)
+			}
+			r, err := b.restGetStock(ctx, pairs[i].gateway.httpAddr, tracingClients, b.cfg.warmup, b.cfg.duration, hooks{})
+			if err != nil {
+				return fmt.Errorf("tracing %s: %w", m.name, err)
+			}
+			grpcRuns[i], restRuns[i] = append(grpcRuns[i], g), append(restRuns[i], r)
+			spans[i] += sink.Count() - before // spans still buffered arrive in the next turn's count
 		}
 	}
-	off := got[0]
-	for i, m := range tracingModes {
-		ratio := "baseline"
-		if i > 0 {
-			ratio = ratios(got[i].grpc, "tracing off", off.grpc)
+	add := func(path string, runs [][]result) {
+		off := median(runs[0])
+		for i, m := range tracingModes {
+			res, ratio := median(runs[i]), "baseline"
+			if i > 0 {
+				ratio = ratios(res, "tracing off", off)
+			}
+			b.add(row{scenario: "8", path: path + ", tracing " + m.name, res: res, unit: "req/s", ratio: ratio,
+				extra: "median of " + rates(runs[i])})
 		}
-		b.add(row{scenario: "8", path: "GetStock, gRPC → stock, tracing " + m.name, res: got[i].grpc, unit: "req/s", ratio: ratio})
 	}
-	for i, m := range tracingModes {
-		ratio := "baseline"
-		if i > 0 {
-			ratio = ratios(got[i].rest, "tracing off", off.rest)
-		}
-		b.add(row{scenario: "8", path: "GetStock, REST → gateway → stock, tracing " + m.name, res: got[i].rest, unit: "req/s", ratio: ratio})
-	}
-	b.note("scenario 8: each mode runs its own stock service and gateway (OTEL_* as named, spans exported over OTLP/gRPC to a receiver inside the bench that drops them), %d clients", tracingClients)
+	add("GetStock, gRPC → stock", grpcRuns)
+	add("GetStock, REST → gateway → stock", restRuns)
+	b.note("scenario 8: one stock service and gateway per mode (OTEL_* as named; spans exported over OTLP/gRPC to a receiver inside the bench that drops them), %d clients, %d rounds with the modes taking turns; the receiver got %v spans (off, 1%%, 100%%, warm-ups included)",
+		tracingClients, tracingRounds, spans)
 	return nil
 }
 
-// tracedGetStock starts a stock service and a gateway in front of it with env, runs GetStock
-// over gRPC and over REST against them, and stops them.
-func (b *bench) tracedGetStock(ctx context.Context, name string, env []string) (res struct{ grpc, rest result }, err error) {
-	stock, err := b.startService("stock", "stock-"+name, env...)
-	if err != nil {
-		return res, err
+// startTracedPair starts a stock service and a gateway in front of it with env and waits
+// until both serve; the caller stops what it returns, even with an error.
+func (b *bench) startTracedPair(ctx context.Context, name string, env []string) (tracedPair, error) {
+	var p tracedPair
+	var err error
+	if p.stock, err = b.startService("stock", "stock-"+name, env...); err != nil {
+		return p, err
 	}
-	defer stock.stop()
-	if err := stock.waitServing(ctx, 60*time.Second); err != nil {
-		return res, err
+	if err := p.stock.waitServing(ctx, 60*time.Second); err != nil {
+		return p, err
 	}
-	gw, err := b.startGatewayProc("gateway-"+name, stock.grpcAddr, env...)
-	if err != nil {
-		return res, err
+	if p.gateway, err = b.startGatewayProc("gateway-"+name, p.stock.grpcAddr, env...); err != nil {
+		return p, err
 	}
-	defer gw.stop()
-	if err := gw.waitHTTP(ctx, "http://"+gw.httpAddr+"/health", 60*time.Second); err != nil {
-		return res, err
+	return p, p.gateway.waitHTTP(ctx, "http://"+p.gateway.httpAddr+"/health", 60*time.Second)
+}
+
+// median returns the run of median throughput.
+func median(runs []result) result {
+	sorted := slices.Clone(runs)
+	slices.SortFunc(sorted, func(a, b result) int { return cmp.Compare(a.rate(), b.rate()) })
+	return sorted[len(sorted)/2]
+}
+
+// rates lists the runs' throughputs, e.g. "8.1k 9.0k 8.7k".
+func rates(runs []result) string {
+	var parts []string
+	for _, r := range runs {
+		parts = append(parts, fmt.Sprintf("%.2fk", r.rate()/1000))
 	}
-	if res.grpc, err = b.grpcGetStock(ctx, stock.grpcAddr, tracingClients, hooks{}); err != nil {
-		return res, err
-	}
-	res.rest, err = b.restGetStock(ctx, gw.httpAddr, tracingClients, b.cfg.warmup, b.cfg.duration, hooks{})
-	return res, err
+	return strings.Join(parts, " ")
 }
