@@ -18,6 +18,7 @@ import (
 
 	"github.com/exaring/otelpgx"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc/filters"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -95,12 +96,13 @@ func Setup(ctx context.Context, service string, log *slog.Logger) (shutdown func
 }
 
 // ServerHandler returns the gRPC server's stats handler that starts a server span per call
-// from the caller's traceparent, or nil when tracing is off.
+// from the caller's traceparent, or nil when tracing is off. Health checks (probes every few
+// seconds) make no span.
 func ServerHandler() stats.Handler {
 	if !Enabled() {
 		return nil
 	}
-	return otelgrpc.NewServerHandler()
+	return otelgrpc.NewServerHandler(otelgrpc.WithFilter(filters.Not(filters.HealthCheck())))
 }
 
 // ClientDialOptions returns what a gRPC client needs to start a client span per call and send
