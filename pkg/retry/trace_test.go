@@ -33,7 +33,7 @@ func TestRetrier_spanEvents(t *testing.T) {
 	for _, e := range rec.Ended()[0].Events() {
 		attrs := map[string]string{}
 		for _, a := range e.Attributes {
-			attrs[string(a.Key)] = a.Value.Emit()
+			attrs[string(a.Key)] = a.Value.String()
 		}
 		got = append(got, e.Name+" "+attrs["attempt"]+" "+attrs["db.response.status_code"]+" exhausted="+attrs["exhausted"])
 	}
