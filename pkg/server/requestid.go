@@ -32,6 +32,9 @@ func withRequestID(ctx context.Context) context.Context {
 
 // exemplarFromContext labels a latency sample with the trace id of a sampled call.
 func exemplarFromContext(ctx context.Context) prometheus.Labels {
+	if !telemetry.Enabled() {
+		return nil
+	}
 	if sc := trace.SpanContextFromContext(ctx); sc.IsSampled() {
 		return prometheus.Labels{telemetry.TraceIDField: sc.TraceID().String()}
 	}
