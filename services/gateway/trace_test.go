@@ -2,11 +2,13 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -123,6 +125,8 @@ func TestTracing(t *testing.T) {
 		t.Errorf("portfolio's %s client span does not descend from its ExecuteTrade server span", prices)
 	}
 	stockServer := want("pgfleet-stock", tracev1.Span_SPAN_KIND_SERVER, prices, pfClient)
+
+	t.Logf("the trade's trace:\n%s", tree(byID, httpSpan, ""))
 
 	// SQL spans, named by operation, under the server span of the service that ran them.
 	for _, sv := range []struct {
@@ -332,8 +336,31 @@ func hasExemplar(t *testing.T, url, metric, trace string) bool {
 	for sc.Scan() {
 		line := sc.Text()
 		if strings.HasPrefix(line, metric+"{") && strings.Contains(line, `# {trace_id="`+trace+`"}`) {
+			t.Logf("%s: %s", url, line)
 			return true
 		}
 	}
 	return false
+}
+
+// tree renders s and its descendants in start order, one line each with service, kind,
+// name and duration, for the log of a -v run.
+func tree(byID map[string]telemetrytest.Span, s telemetrytest.Span, indent string) string {
+	var b strings.Builder
+	d := time.Duration(s.GetEndTimeUnixNano() - s.GetStartTimeUnixNano())
+	kind := strings.ToLower(strings.TrimPrefix(s.GetKind().String(), "SPAN_KIND_"))
+	fmt.Fprintf(&b, "%s%s %s %q %v\n", indent, s.Service, kind, s.GetName(), d.Round(time.Microsecond))
+	var children []telemetrytest.Span
+	for _, c := range byID {
+		if c.Parent() == s.ID() {
+			children = append(children, c)
+		}
+	}
+	slices.SortFunc(children, func(a, b telemetrytest.Span) int {
+		return cmp.Compare(a.GetStartTimeUnixNano(), b.GetStartTimeUnixNano())
+	})
+	for _, c := range children {
+		b.WriteString(tree(byID, c, indent+"  "))
+	}
+	return b.String()
 }
