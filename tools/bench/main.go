@@ -34,6 +34,7 @@ import (
 type config struct {
 	root      string // repository root: deploy/local/bootstrap.sql and .tmp/bin live under it
 	bin       string // the fleet's binaries
+	baseBin   string // scenario 8: stock and gateway binaries of another build, run with tracing off
 	work      string // cluster, logs, CSV, profiles, results.md
 	duration  time.Duration
 	warmup    time.Duration
@@ -80,6 +81,7 @@ func parseFlags(args []string) (config, error) {
 	var clients, scenarios string
 	fs.StringVar(&cfg.root, "root", ".", "repository root")
 	fs.StringVar(&cfg.bin, "bin", "", "directory of the pgfleet-* binaries (default ROOT/.tmp/bin)")
+	fs.StringVar(&cfg.baseBin, "base-bin", os.Getenv("BENCH_BASE_BIN"), "scenario 8: also run pgfleet-stock and pgfleet-gateway from this directory (another build, e.g. before a change) as a tracing-off baseline (env BENCH_BASE_BIN)")
 	fs.DurationVar(&cfg.duration, "duration", dur, "measured window of each run (env BENCH_DURATION)")
 	warmup, soak := envDuration("BENCH_WARMUP", dur/5), envDuration("BENCH_SOAK", 2*dur)
 	fs.DurationVar(&cfg.warmup, "warmup", warmup, "warm-up before each window, not counted (env BENCH_WARMUP; default duration/5)")

@@ -152,7 +152,7 @@ func run(ctx context.Context, cfg config) (err error) {
 func (b *bench) startFleet(ctx context.Context) error {
 	var err error
 	svc := func(name string, extra ...string) (*proc, error) {
-		p, err := b.startService(name, name, extra...)
+		p, err := b.startService(b.cfg.bin, name, name, extra...)
 		if p != nil {
 			b.fleet = append(b.fleet, p)
 		}
@@ -176,9 +176,9 @@ func (b *bench) startFleet(ctx context.Context) error {
 	return b.startBare(ctx)
 }
 
-// startService starts the binary pgfleet-name on free ports, its log in logName.log, with
+// startService starts the binary bin/pgfleet-name on free ports, its log in logName.log, with
 // extra added to its environment; the caller waits for it and stops it.
-func (b *bench) startService(name, logName string, extra ...string) (*proc, error) {
+func (b *bench) startService(bin, name, logName string, extra ...string) (*proc, error) {
 	g, err := freePort()
 	if err != nil {
 		return nil, err
@@ -188,7 +188,7 @@ func (b *bench) startService(name, logName string, extra ...string) (*proc, erro
 		return nil, err
 	}
 	p := &proc{
-		name: logName, path: filepath.Join(b.cfg.bin, "pgfleet-"+name),
+		name: logName, path: filepath.Join(bin, "pgfleet-"+name),
 		grpcAddr: "127.0.0.1:" + strconv.Itoa(g), metricsAddr: "127.0.0.1:" + strconv.Itoa(m),
 		logPath: filepath.Join(b.cfg.work, "logs", logName+".log"),
 	}
@@ -216,7 +216,7 @@ func (b *bench) startGateway(ctx context.Context) error {
 		b.note("the gateway is not built (%s missing): REST scenarios 2 and 7 did not run", path)
 		return nil
 	}
-	p, err := b.startGatewayProc("gateway", b.stock.grpcAddr)
+	p, err := b.startGatewayProc(b.cfg.bin, "gateway", b.stock.grpcAddr)
 	if err != nil {
 		return err
 	}
@@ -225,10 +225,10 @@ func (b *bench) startGateway(ctx context.Context) error {
 	return p.waitHTTP(ctx, "http://"+p.httpAddr+"/health", 60*time.Second)
 }
 
-// startGatewayProc starts pgfleet-gateway on free ports in front of the stock service at
+// startGatewayProc starts bin/pgfleet-gateway on free ports in front of the stock service at
 // stockAddr and the fleet's portfolio and interview, its log in logName.log, with extra
 // added to its environment; the caller waits for it and stops it.
-func (b *bench) startGatewayProc(logName, stockAddr string, extra ...string) (*proc, error) {
+func (b *bench) startGatewayProc(bin, logName, stockAddr string, extra ...string) (*proc, error) {
 	h, err := freePort()
 	if err != nil {
 		return nil, err
@@ -238,7 +238,7 @@ func (b *bench) startGatewayProc(logName, stockAddr string, extra ...string) (*p
 		return nil, err
 	}
 	p := &proc{
-		name: logName, path: filepath.Join(b.cfg.bin, "pgfleet-gateway"),
+		name: logName, path: filepath.Join(bin, "pgfleet-gateway"),
 		httpAddr: "127.0.0.1:" + strconv.Itoa(h), metricsAddr: "127.0.0.1:" + strconv.Itoa(m),
 		logPath: filepath.Join(b.cfg.work, "logs", logName+".log"),
 	}

@@ -19,14 +19,15 @@ const tracingClients = 32
 type tracingMode struct {
 	name string
 	env  func(endpoint string) []string
+	bin  string // the binaries' directory; "": the fleet's
 }
 
 var tracingModes = []tracingMode{
-	{"off", func(string) []string { return nil }}, // no endpoint: no provider, no instrumentation
-	{"sampled 1%", func(ep string) []string {
+	{name: "off", env: func(string) []string { return nil }}, // no endpoint: no provider, no instrumentation
+	{name: "sampled 1%", env: func(ep string) []string {
 		return []string{"OTEL_EXPORTER_OTLP_ENDPOINT=" + ep, "OTEL_TRACES_SAMPLER=parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG=0.01"}
 	}},
-	{"sampled 100%", func(ep string) []string {
+	{name: "sampled 100%", env: func(ep string) []string {
 		return []string{"OTEL_EXPORTER_OTLP_ENDPOINT=" + ep, "OTEL_TRACES_SAMPLER=parentbased_always_on"}
 	}},
 }
@@ -54,9 +55,13 @@ func (b *bench) scenarioTracing(ctx context.Context) error {
 		return err
 	}
 	defer sink.Close()
-	pairs := make([]tracedPair, len(tracingModes))
-	for i, m := range tracingModes {
-		p, err := b.startTracedPair(ctx, fmt.Sprintf("trace%d", i), m.env(sink.Endpoint()))
+	modes := slices.Clone(tracingModes)
+	if b.cfg.baseBin != "" {
+		modes = append(modes, tracingMode{name: "off, base build", env: func(string) []string { return nil }, bin: b.cfg.baseBin})
+	}
+	pairs := make([]tracedPair, len(modes))
+	for i, m := range modes {
+		p, err := b.startTracedPair(ctx, cmp.Or(m.bin, b.cfg.bin), fmt.Sprintf("trace%d", i), m.env(sink.Endpoint()))
 		if p.stock != nil {
 			defer p.stock.stop()
 		}
@@ -68,11 +73,11 @@ func (b *bench) scenarioTracing(ctx context.Context) error {
 		}
 		pairs[i] = p
 	}
-	grpcRuns := make([][]result, len(tracingModes))
-	restRuns := make([][]result, len(tracingModes))
-	spans := make([]int, len(tracingModes))
+	grpcRuns := make([][]result, len(modes))
+	restRuns := make([][]result, len(modes))
+	spans := make([]int, len(modes))
 	for round := range tracingRounds {
-		for i, m := range tracingModes {
+		for i, m := range modes {
 			b.logf("scenario 8: GetStock with tracing %s, %d clients, round %d of %d", m.name, tracingClients, round+1, tracingRounds)
 			before := sink.Count()
 			g, err := b.grpcGetStock(ctx, pairs[i].stock.grpcAddr, tracingClients, hooks{})
@@ -89,7 +94,7 @@ func (b *bench) scenarioTracing(ctx context.Context) error {
 	}
 	add := func(path string, runs [][]result) {
 		off := median(runs[0])
-		for i, m := range tracingModes {
+		for i, m := range modes {
 			res, ratio := median(runs[i]), "baseline"
 			if i > 0 {
 				ratio = ratios(res, "tracing off", off)
@@ -100,23 +105,26 @@ func (b *bench) scenarioTracing(ctx context.Context) error {
 	}
 	add("GetStock, gRPC → stock", grpcRuns)
 	add("GetStock, REST → gateway → stock", restRuns)
-	b.note("scenario 8: one stock service and gateway per mode (OTEL_* as named; spans exported over OTLP/gRPC to a receiver inside the bench that drops them), %d clients, %d rounds with the modes taking turns; the receiver got %v spans (off, 1%%, 100%%, warm-ups included)",
+	b.note("scenario 8: one stock service and gateway per mode (OTEL_* as named; spans exported over OTLP/gRPC to a receiver inside the bench that drops them), %d clients, %d rounds with the modes taking turns; the receiver got %v spans (by mode, warm-ups included)",
 		tracingClients, tracingRounds, spans)
+	if b.cfg.baseBin != "" {
+		b.note("scenario 8, off, base build: pgfleet-stock and pgfleet-gateway from %s", b.cfg.baseBin)
+	}
 	return nil
 }
 
-// startTracedPair starts a stock service and a gateway in front of it with env and waits
+// startTracedPair starts bin's stock service and gateway in front of it with env and waits
 // until both serve; the caller stops what it returns, even with an error.
-func (b *bench) startTracedPair(ctx context.Context, name string, env []string) (tracedPair, error) {
+func (b *bench) startTracedPair(ctx context.Context, bin, name string, env []string) (tracedPair, error) {
 	var p tracedPair
 	var err error
-	if p.stock, err = b.startService("stock", "stock-"+name, env...); err != nil {
+	if p.stock, err = b.startService(bin, "stock", "stock-"+name, env...); err != nil {
 		return p, err
 	}
 	if err := p.stock.waitServing(ctx, 60*time.Second); err != nil {
 		return p, err
 	}
-	if p.gateway, err = b.startGatewayProc("gateway-"+name, p.stock.grpcAddr, env...); err != nil {
+	if p.gateway, err = b.startGatewayProc(bin, "gateway-"+name, p.stock.grpcAddr, env...); err != nil {
 		return p, err
 	}
 	return p, p.gateway.waitHTTP(ctx, "http://"+p.gateway.httpAddr+"/health", 60*time.Second)
