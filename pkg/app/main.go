@@ -8,8 +8,11 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/sethvargo/go-envconfig"
+
+	"github.com/pgfleet/pgfleet/pkg/telemetry"
 )
 
 // RunFunc runs a service until ctx ends; env supplies its configuration (the process
@@ -19,7 +22,9 @@ type RunFunc func(ctx context.Context, log *slog.Logger, env envconfig.Lookuper)
 // Main is a service binary's main. With arguments it runs the subcommand they name (--help,
 // --version, config, healthcheck, migrate) and exits with its code. Without, it serves:
 // SIGINT and SIGTERM end run's context, logs are JSON on stderr at LOG_LEVEL (debug, info,
-// warn or error; default info: debug adds a line per successful call), and a failed run
+// warn or error; default info: debug adds a line per successful call), each line of a call
+// with its trace_id and span_id, or its request_id; tracing follows the OTEL_* variables
+// (telemetry.Setup; off without an endpoint, spans flushed after run), and a failed run
 // exits 1.
 func Main[C any](b Binary[C]) {
 	if len(os.Args) > 1 {
@@ -32,9 +37,17 @@ func Main[C any](b Binary[C]) {
 		fmt.Fprintf(os.Stderr, "%s: LOG_LEVEL: %v\n", name, err)
 		os.Exit(2)
 	}
-	// pkg/server adds service=name to its lines
-	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	err := run(ctx, log, envconfig.OsLookuper())
+	// pkg/server adds service=name to its lines; telemetry adds trace or request ids
+	log := slog.New(telemetry.NewLogHandler(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
+	flush, err := telemetry.Setup(ctx, name, log) // OTEL_*: off unless an endpoint is set
+	if err == nil {
+		err = run(ctx, log, envconfig.OsLookuper())
+		fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if ferr := flush(fctx); ferr != nil {
+			log.Warn(ferr.Error())
+		}
+		cancel()
+	}
 	stop()
 	if err != nil {
 		log.Error(name+" stopped", "err", err)

@@ -20,18 +20,21 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sony/gobreaker/v2"
+	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/pgfleet/pgfleet/pkg/breaker"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/descriptorpb"
 
 	"github.com/pgfleet/pgfleet/pkg/apierr"
+	"github.com/pgfleet/pgfleet/pkg/telemetry"
 )
 
 // Backoff between gRPC's retry attempts: 50ms, 100ms, 200ms ... at most 1s, each
@@ -145,6 +148,7 @@ func Dial(name string, cfg Config, reg prometheus.Registerer, opts ...grpc.DialO
 	if cfg.MaxAttempts > 1 {
 		own = append(own, grpc.WithMaxCallAttempts(cfg.MaxAttempts)) // else gRPC caps the policy at 5
 	}
+	own = append(own, telemetry.ClientDialOptions()...) // client spans and traceparent, when tracing is on
 	conn, err := grpc.NewClient(cfg.Addr, append(own, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("client %q: %w", name, err)
@@ -171,6 +175,7 @@ var (
 // unary runs one call, gRPC's retries included, under the deadline and through the breaker.
 func (c *Client) unary(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn,
 	invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	ctx = withRequestID(ctx)
 	callCtx, cancel := ctx, context.CancelFunc(func() {})
 	d, ok := ctx.Deadline()
 	ours := !ok || time.Until(d) > c.timeout
@@ -188,6 +193,7 @@ func (c *Client) unary(ctx context.Context, method string, req, reply any, cc *g
 	})
 	if !ran { // open, or half-open with its probe in flight
 		c.m.rejections.Inc()
+		c.rejectedEvent(ctx)
 		err = c.rejected
 	}
 	c.m.calls.WithLabelValues(status.Code(err).String()).Inc()
@@ -219,8 +225,10 @@ func (c *Client) stream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.Cli
 	method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
 	if c.breaker.State() == gobreaker.StateOpen {
 		c.m.rejections.Inc()
+		c.rejectedEvent(ctx)
 		return nil, c.rejected
 	}
+	ctx = withRequestID(ctx)
 	if _, ok := ctx.Deadline(); ok {
 		return streamer(ctx, desc, cc, method, opts...)
 	}
@@ -233,6 +241,26 @@ func (c *Client) stream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.Cli
 	// gRPC cancels the stream's context once the stream is over.
 	context.AfterFunc(cs.Context(), cancel)
 	return cs, nil
+}
+
+// rejectedEvent notes on the caller's span that the breaker refused the call.
+func (c *Client) rejectedEvent(ctx context.Context) {
+	if telemetry.IsRecording(ctx) {
+		telemetry.Event(ctx, "breaker rejected", attribute.String("breaker", c.breaker.Name()),
+			attribute.String("breaker.state", c.breaker.State().String()))
+	}
+}
+
+// withRequestID sends the request id of the call being served (see pkg/server) to the peer.
+func withRequestID(ctx context.Context) context.Context {
+	id := telemetry.RequestID(ctx)
+	if id == "" {
+		return ctx
+	}
+	if md, ok := metadata.FromOutgoingContext(ctx); ok && len(md.Get(telemetry.RequestIDKey)) > 0 {
+		return ctx
+	}
+	return metadata.AppendToOutgoingContext(ctx, telemetry.RequestIDKey, id)
 }
 
 type jsonServiceConfig struct {

@@ -21,6 +21,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"github.com/pgfleet/pgfleet/pkg/telemetry"
 )
 
 // ErrTimeout means a lock was not granted within Config.Wait. The *pgconn.PgError
@@ -178,6 +180,7 @@ func (l *Locker) lock(ctx context.Context, db batcher, names []string, mode Mode
 	if l.wait > 0 {
 		queue("", "SELECT set_config('lock_timeout', current_setting('pgfleet.lock_saved_timeout'), "+local+")")
 	}
+	start := time.Now()
 	br := db.SendBatch(ctx, b)
 	failed := -1
 	for i := range owner {
@@ -187,6 +190,9 @@ func (l *Locker) lock(ctx context.Context, db batcher, names []string, mode Mode
 		}
 	}
 	err := br.Close()
+	if telemetry.IsRecording(ctx) {
+		lockEvent(ctx, sorted, mode, time.Since(start), err)
+	}
 	if err == nil {
 		return nil
 	}
@@ -209,4 +215,19 @@ func (l *Locker) lock(ctx context.Context, db batcher, names []string, mode Mode
 // because "0" would mean no bound.
 func timeoutSetting(d time.Duration) string {
 	return strconv.FormatInt(int64((d+time.Millisecond-1)/time.Millisecond), 10) + "ms"
+}
+
+// lockEvent notes on the call's span how long the locks took (the wait, if any, plus a round
+// trip) and whether they were granted.
+func lockEvent(ctx context.Context, names []string, mode Mode, took time.Duration, err error) {
+	var pgErr *pgconn.PgError
+	name := "lock acquired"
+	switch {
+	case errors.As(err, &pgErr) && pgErr.Code == pgerrcode.LockNotAvailable:
+		name = "lock timed out"
+	case err != nil:
+		name = "lock failed"
+	}
+	telemetry.Event(ctx, name, attribute.StringSlice("lock.names", names), attribute.String("lock.mode", mode.String()),
+		attribute.Float64("lock.wait_ms", float64(took.Microseconds())/1000))
 }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pgfleet/pgfleet/pkg/telemetry"
 )
 
 // Config is the pool's environment, read with go-envconfig. The binary's config embeds it.
@@ -79,6 +81,9 @@ func New(ctx context.Context, cfg Config) (*pgxpool.Pool, error) {
 		pc.ConnConfig.RuntimeParams["application_name"] = filepath.Base(os.Args[0])
 	}
 	pc.ShouldPing = shouldPing
+	if t := telemetry.PgxTracer(); t != nil { // a span per query of a traced call
+		pc.ConnConfig.Tracer = t
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		return nil, fmt.Errorf("open pool: %w", err)

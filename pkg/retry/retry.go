@@ -19,8 +19,10 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sony/gobreaker/v2"
+	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/pgfleet/pgfleet/pkg/breaker"
+	"github.com/pgfleet/pgfleet/pkg/telemetry"
 )
 
 // ErrExhausted means a retryable error persisted past the attempt or time bound. The last
@@ -152,6 +154,10 @@ func (r *Retrier) run(ctx context.Context, retryAmbiguous bool, op func(context.
 			return struct{}{}, op(ctx)
 		})
 		if !ran {
+			if telemetry.IsRecording(ctx) {
+				telemetry.Event(ctx, "breaker rejected", attribute.String("breaker", "postgres"),
+					attribute.Int("attempt", attempt), attribute.String("breaker.state", r.breaker.State().String()))
+			}
 			r.rejections.Add(1)
 			r.m.rejections.Inc()
 			r.m.operations.WithLabelValues("circuit_open").Inc()
@@ -175,8 +181,13 @@ func (r *Retrier) run(ctx context.Context, retryAmbiguous bool, op func(context.
 			return err
 		}
 		delay := r.backoff(attempt)
-		if attempt >= r.cfg.MaxAttempts ||
-			(r.cfg.MaxElapsed > 0 && time.Since(start)+delay > r.cfg.MaxElapsed) {
+		exhausted := attempt >= r.cfg.MaxAttempts || (r.cfg.MaxElapsed > 0 && time.Since(start)+delay > r.cfg.MaxElapsed)
+		if telemetry.IsRecording(ctx) {
+			telemetry.Event(ctx, "retryable error", attribute.Int("attempt", attempt),
+				attribute.String("db.response.status_code", sqlState(err)), attribute.Bool("exhausted", exhausted),
+				attribute.Float64("backoff_ms", float64(delay.Microseconds())/1000))
+		}
+		if exhausted {
 			r.exhausted.Add(1)
 			r.m.operations.WithLabelValues("exhausted").Inc()
 			return fmt.Errorf("%w after %d attempts: %w", ErrExhausted, attempt, err)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,7 +21,8 @@ import (
 	"github.com/pgfleet/pgfleet/pkg/validate"
 )
 
-// interceptors returns the unary and stream chains, outermost first: metrics, logging,
+// interceptors returns the unary and stream chains, outermost first: request id (so that
+// every line logged for the call carries it), metrics, logging,
 // reasons, malformed requests (before anything reads a request), recovery, default deadline
 // (unary only), authorization, per-caller limits (after authorization, which names the
 // caller, and inside the deadline a unary call waits in line within), validation, and for
@@ -53,15 +55,19 @@ func (s *Server) interceptors(panics prometheus.Counter) ([]grpc.UnaryServerInte
 		s.log.ErrorContext(ctx, "panic in handler", fields...)
 		return apierr.New(apierr.Internal, "internal error", nil) // never the panic text
 	})
+	// Latency samples of sampled calls carry their trace id as an exemplar.
+	exemplar := grpcprom.WithExemplarFromContext(exemplarFromContext)
 	unary := []grpc.UnaryServerInterceptor{
-		s.metrics.UnaryServerInterceptor(),
+		requestIDUnary,
+		s.metrics.UnaryServerInterceptor(exemplar),
 		logging.UnaryServerInterceptor(logger, logOpts...),
 		s.reasonUnary,
 		malformedUnary,
 		recovery.UnaryServerInterceptor(recoverOpt),
 	}
 	stream := []grpc.StreamServerInterceptor{
-		s.metrics.StreamServerInterceptor(),
+		requestIDStream,
+		s.metrics.StreamServerInterceptor(exemplar),
 		logging.StreamServerInterceptor(logger, logOpts...),
 		s.reasonStream,
 		malformedStream,

@@ -31,6 +31,7 @@ import (
 	"github.com/pgfleet/pgfleet/pkg/buildinfo"
 	"github.com/pgfleet/pgfleet/pkg/latency"
 	"github.com/pgfleet/pgfleet/pkg/tlsfiles"
+	"github.com/pgfleet/pgfleet/pkg/telemetry"
 )
 
 const (
@@ -217,7 +218,7 @@ func New(opts Options) (*Server, error) {
 	if opts.TLS != nil {
 		creds = credentials.NewTLS(opts.TLS)
 	}
-	s.grpc = grpc.NewServer(
+	serverOpts := []grpc.ServerOption{
 		grpc.Creds(creds),
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
@@ -241,7 +242,11 @@ func New(opts Options) (*Server, error) {
 			MaxConnectionAge:      maxConnectionAge,
 			MaxConnectionAgeGrace: maxConnectionAgeGrace,
 		}),
-	)
+	}
+	if h := telemetry.ServerHandler(); h != nil { // a span per call, when OTEL_* turn tracing on
+		serverOpts = append(serverOpts, grpc.StatsHandler(h))
+	}
+	s.grpc = grpc.NewServer(serverOpts...)
 	// Liveness says only that the process serves: a database outage must take replicas out
 	// of rotation (readiness on "") without restarting them all.
 	s.health.SetServingStatus(LivenessService, healthpb.HealthCheckResponse_SERVING)
@@ -255,7 +260,7 @@ func New(opts Options) (*Server, error) {
 	}
 
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg, EnableOpenMetrics: true}))
 	mux.HandleFunc("GET /healthz", s.serveHealthz)
 	if opts.Profiles {
 		HandleProfiles(mux)

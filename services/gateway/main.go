@@ -148,7 +148,7 @@ func run(ctx context.Context, log *slog.Logger, env envconfig.Lookuper) error {
 		Help: "Connections open on HTTP_ADDR; at most MAX_CONNECTIONS, more wait to be accepted.",
 	}, func() float64 { return float64(limited.open()) }))
 	metricsMux := http.NewServeMux()
-	metricsMux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	metricsMux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg, EnableOpenMetrics: true}))
 	metricsMux.HandleFunc("GET /healthz", gw.ServeLiveness)
 	if cfg.Profiles {
 		server.HandleProfiles(metricsMux)

@@ -64,6 +64,7 @@ func TestGateway(t *testing.T) {
 		{"trade_needs_token", testTradeNeedsToken},
 		{"other_users_data", testOtherUsersData},
 		{"forwarded_headers", testForwardedHeaders},
+		{"request_id", testRequestID},
 		{"cors", testCORS},
 		{"health", testHealth},
 		{"health_names_stopped_service", testHealthStoppedService},

@@ -11,6 +11,7 @@ import (
 
 	interviewv1 "github.com/pgfleet/pgfleet/gen/pgfleet/interview/v1"
 	"github.com/pgfleet/pgfleet/pkg/app"
+	"github.com/pgfleet/pgfleet/pkg/telemetry"
 	"github.com/pgfleet/pgfleet/services/interview/internal/api"
 	"github.com/pgfleet/pgfleet/services/interview/internal/evaluate"
 	"github.com/pgfleet/pgfleet/services/interview/migrations"
@@ -39,7 +40,8 @@ func run(ctx context.Context, log *slog.Logger, env envconfig.Lookuper) error {
 	}
 	defer svc.Close() // after Run has drained
 
-	deps := api.Deps{Base: svc.Base, Evaluator: evaluate.New(cfg.Evaluator, &http.Client{}, svc.Server.Registry())}
+	deps := api.Deps{Base: svc.Base, Evaluator: evaluate.New(cfg.Evaluator,
+		&http.Client{Transport: telemetry.HTTPTransport(nil)}, svc.Server.Registry())} // a span per call, when tracing is on
 	interviewv1.RegisterQuestionBankServiceServer(svc.Server, api.NewQuestionBank(deps))
 	interviewv1.RegisterInterviewServiceServer(svc.Server, api.NewInterviews(deps))
 	return svc.Run(ctx, interviewv1.QuestionBankService_ServiceDesc.ServiceName, interviewv1.InterviewService_ServiceDesc.ServiceName)

@@ -6,12 +6,13 @@
 // table of absolute figures and ratios, also written to .tmp/bench/results.md.
 //
 //	make bench                                   # builds the services first
-//	go run ./tools/bench -duration 10s -scenarios 1,2,3,4,5,6,7 [-profile]
+//	go run ./tools/bench -duration 10s -scenarios 1,2,3,4,5,6,7,8 [-profile]
 //	BENCH_DURATION=2s make bench                 # a smoke run
 //
 // Scenarios: 1 GetStock over gRPC, 2 GetStock over REST through the gateway, 3 a filtered
 // ListStocks page, 4 IngestPrices vs COPY, 5 StreamPrices (rows/s, peak RSS), 6 ExecuteTrade
-// under contention, 7 1,000 REST clients (errors, p99, RSS, DB connections).
+// under contention, 7 1,000 REST clients (errors, p99, RSS, DB connections), 8 GetStock over
+// gRPC and REST with tracing off, sampled 1% and 100% (OTEL_*, to an in-process receiver).
 package main
 
 import (
@@ -33,6 +34,7 @@ import (
 type config struct {
 	root      string // repository root: deploy/local/bootstrap.sql and .tmp/bin live under it
 	bin       string // the fleet's binaries
+	baseBin   string // scenario 8: stock and gateway binaries of another build, run with tracing off
 	work      string // cluster, logs, CSV, profiles, results.md
 	duration  time.Duration
 	warmup    time.Duration
@@ -79,6 +81,7 @@ func parseFlags(args []string) (config, error) {
 	var clients, scenarios string
 	fs.StringVar(&cfg.root, "root", ".", "repository root")
 	fs.StringVar(&cfg.bin, "bin", "", "directory of the pgfleet-* binaries (default ROOT/.tmp/bin)")
+	fs.StringVar(&cfg.baseBin, "base-bin", os.Getenv("BENCH_BASE_BIN"), "scenario 8: also run pgfleet-stock and pgfleet-gateway from this directory (another build, e.g. before a change) as a tracing-off baseline (env BENCH_BASE_BIN)")
 	fs.DurationVar(&cfg.duration, "duration", dur, "measured window of each run (env BENCH_DURATION)")
 	warmup, soak := envDuration("BENCH_WARMUP", dur/5), envDuration("BENCH_SOAK", 2*dur)
 	fs.DurationVar(&cfg.warmup, "warmup", warmup, "warm-up before each window, not counted (env BENCH_WARMUP; default duration/5)")
@@ -88,7 +91,7 @@ func parseFlags(args []string) (config, error) {
 	fs.Float64Var(&cfg.soakRate, "soak-rate", 2, "scenario 7's paced run: requests per second of each client")
 	fs.IntVar(&cfg.pool, "pool", 20, "DB_POOL_SIZE of the services and pool size of the Go baselines")
 	fs.IntVar(&cfg.stocks, "stocks", 5000, "stocks loaded (point reads pick among them at random)")
-	fs.StringVar(&scenarios, "scenarios", envString("BENCH_SCENARIOS", "1,2,3,4,5,6,7"), "scenarios to run (env BENCH_SCENARIOS)")
+	fs.StringVar(&scenarios, "scenarios", envString("BENCH_SCENARIOS", "1,2,3,4,5,6,7,8"), "scenarios to run (env BENCH_SCENARIOS)")
 	fs.BoolVar(&cfg.profile, "profile", envBool("BENCH_PROFILE"), "save 10 s CPU profiles of each process in the 32-client runs of scenarios 1, 2 and 6 (env BENCH_PROFILE=1)")
 	fs.BoolVar(&cfg.auth, "auth", true, "run the fleet with JWT auth on and send tokens (false: AUTH_DISABLED=true)")
 	if err := fs.Parse(args); err != nil {
@@ -102,8 +105,8 @@ func parseFlags(args []string) (config, error) {
 		return config{}, fmt.Errorf("-scenarios: %w", err)
 	}
 	for _, s := range cfg.scenarios {
-		if s < 1 || s > 7 {
-			return config{}, fmt.Errorf("-scenarios: no scenario %d (1 to 7)", s)
+		if s < 1 || s > 8 {
+			return config{}, fmt.Errorf("-scenarios: no scenario %d (1 to 8)", s)
 		}
 	}
 	// A -duration on the command line moves the defaults that follow from it.

@@ -131,7 +131,7 @@ func run(ctx context.Context, cfg config) (err error) {
 		fn func(context.Context) error
 	}{
 		{1, b.scenarioGRPC}, {2, b.scenarioREST}, {3, b.scenarioList}, {4, b.scenarioIngest},
-		{5, b.scenarioStream}, {6, b.scenarioTrades}, {7, b.scenarioSoak},
+		{5, b.scenarioStream}, {6, b.scenarioTrades}, {7, b.scenarioSoak}, {8, b.scenarioTracing},
 	}
 	for _, s := range scenarios {
 		if !cfg.runs(s.n) {
@@ -152,33 +152,13 @@ func run(ctx context.Context, cfg config) (err error) {
 func (b *bench) startFleet(ctx context.Context) error {
 	var err error
 	svc := func(name string, extra ...string) (*proc, error) {
-		g, err := freePort()
+		p, err := b.startService(b.cfg.bin, name, name, extra...)
+		if p != nil {
+			b.fleet = append(b.fleet, p)
+		}
 		if err != nil {
 			return nil, err
 		}
-		m, err := freePort()
-		if err != nil {
-			return nil, err
-		}
-		p := &proc{
-			name: name, path: filepath.Join(b.cfg.bin, "pgfleet-"+name),
-			grpcAddr: "127.0.0.1:" + strconv.Itoa(g), metricsAddr: "127.0.0.1:" + strconv.Itoa(m),
-			logPath: filepath.Join(b.cfg.work, "logs", name+".log"),
-		}
-		p.env = append(baseEnv(),
-			"DATABASE_URL="+b.pg.roleURL(name, ""), // application_name: pgpool sets the binary's name
-			"GRPC_ADDR="+p.grpcAddr, "METRICS_ADDR="+p.metricsAddr,
-			"DB_POOL_SIZE="+strconv.Itoa(b.cfg.pool), "DRAIN_TIMEOUT=5s",
-			"PPROF_ENABLED=true", // the profiles scenario reads /debug/pprof on the metrics port
-			// Every load client is 127.0.0.1, so the per-caller limits would count a thousand
-			// clients as one caller; the bench measures throughput, not those limits.
-			"CALLS_PER_CALLER=100000", "CALL_QUEUE_PER_CALLER=100000", "STREAMS_PER_CALLER=100000")
-		p.env = append(append(p.env, b.tok.env()...), extra...)
-		if err := p.start(); err != nil {
-			return nil, err
-		}
-		b.fleet = append(b.fleet, p)
-		b.logf("started %s (pid %d, gRPC %s, metrics %s)", name, p.pid(), p.grpcAddr, p.metricsAddr)
 		return p, p.waitServing(ctx, 60*time.Second)
 	}
 	if b.stock, err = svc("stock"); err != nil {
@@ -196,6 +176,38 @@ func (b *bench) startFleet(ctx context.Context) error {
 	return b.startBare(ctx)
 }
 
+// startService starts the binary bin/pgfleet-name on free ports, its log in logName.log, with
+// extra added to its environment; the caller waits for it and stops it.
+func (b *bench) startService(bin, name, logName string, extra ...string) (*proc, error) {
+	g, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	m, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	p := &proc{
+		name: logName, path: filepath.Join(bin, "pgfleet-"+name),
+		grpcAddr: "127.0.0.1:" + strconv.Itoa(g), metricsAddr: "127.0.0.1:" + strconv.Itoa(m),
+		logPath: filepath.Join(b.cfg.work, "logs", logName+".log"),
+	}
+	p.env = append(baseEnv(),
+		"DATABASE_URL="+b.pg.roleURL(name, ""), // application_name: pgpool sets the binary's name
+		"GRPC_ADDR="+p.grpcAddr, "METRICS_ADDR="+p.metricsAddr,
+		"DB_POOL_SIZE="+strconv.Itoa(b.cfg.pool), "DRAIN_TIMEOUT=5s",
+		"PPROF_ENABLED=true", // the profiles scenario reads /debug/pprof on the metrics port
+		// Every load client is 127.0.0.1, so the per-caller limits would count a thousand
+		// clients as one caller; the bench measures throughput, not those limits.
+		"CALLS_PER_CALLER=100000", "CALL_QUEUE_PER_CALLER=100000", "STREAMS_PER_CALLER=100000")
+	p.env = append(append(p.env, b.tok.env()...), extra...)
+	if err := p.start(); err != nil {
+		return nil, err
+	}
+	b.logf("started %s (pid %d, gRPC %s, metrics %s)", logName, p.pid(), p.grpcAddr, p.metricsAddr)
+	return p, nil
+}
+
 // startGateway starts the grpc-gateway edge if its binary is built; without it the REST
 // scenarios report that they did not run.
 func (b *bench) startGateway(ctx context.Context) error {
@@ -204,30 +216,41 @@ func (b *bench) startGateway(ctx context.Context) error {
 		b.note("the gateway is not built (%s missing): REST scenarios 2 and 7 did not run", path)
 		return nil
 	}
-	h, err := freePort()
+	p, err := b.startGatewayProc(b.cfg.bin, "gateway", b.stock.grpcAddr)
 	if err != nil {
-		return err
-	}
-	m, err := freePort()
-	if err != nil {
-		return err
-	}
-	p := &proc{
-		name: "gateway", path: path,
-		httpAddr: "127.0.0.1:" + strconv.Itoa(h), metricsAddr: "127.0.0.1:" + strconv.Itoa(m),
-		logPath: filepath.Join(b.cfg.work, "logs", "gateway.log"),
-	}
-	p.env = append(baseEnv(), "HTTP_ADDR="+p.httpAddr, "METRICS_ADDR="+p.metricsAddr,
-		"STOCK_ADDR="+b.stock.grpcAddr, "PORTFOLIO_ADDR="+b.portfolio.grpcAddr, "INTERVIEW_ADDR="+b.interview.grpcAddr,
-		"DRAIN_TIMEOUT=5s", "PPROF_ENABLED=true")
-	p.env = append(p.env, b.tok.env()...)
-	if err := p.start(); err != nil {
 		return err
 	}
 	b.fleet = append(b.fleet, p)
 	b.gateway = p
-	b.logf("started gateway (pid %d, HTTP %s, metrics %s)", p.pid(), p.httpAddr, p.metricsAddr)
 	return p.waitHTTP(ctx, "http://"+p.httpAddr+"/health", 60*time.Second)
+}
+
+// startGatewayProc starts bin/pgfleet-gateway on free ports in front of the stock service at
+// stockAddr and the fleet's portfolio and interview, its log in logName.log, with extra
+// added to its environment; the caller waits for it and stops it.
+func (b *bench) startGatewayProc(bin, logName, stockAddr string, extra ...string) (*proc, error) {
+	h, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	m, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	p := &proc{
+		name: logName, path: filepath.Join(bin, "pgfleet-gateway"),
+		httpAddr: "127.0.0.1:" + strconv.Itoa(h), metricsAddr: "127.0.0.1:" + strconv.Itoa(m),
+		logPath: filepath.Join(b.cfg.work, "logs", logName+".log"),
+	}
+	p.env = append(baseEnv(), "HTTP_ADDR="+p.httpAddr, "METRICS_ADDR="+p.metricsAddr,
+		"STOCK_ADDR="+stockAddr, "PORTFOLIO_ADDR="+b.portfolio.grpcAddr, "INTERVIEW_ADDR="+b.interview.grpcAddr,
+		"DRAIN_TIMEOUT=5s", "PPROF_ENABLED=true")
+	p.env = append(append(p.env, b.tok.env()...), extra...)
+	if err := p.start(); err != nil {
+		return nil, err
+	}
+	b.logf("started %s (pid %d, HTTP %s, metrics %s)", logName, p.pid(), p.httpAddr, p.metricsAddr)
+	return p, nil
 }
 
 // startBare starts `bench bare` (this binary again): the bare gRPC and HTTP servers.

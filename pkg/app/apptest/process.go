@@ -35,6 +35,7 @@ func Build(dir string, pkgs ...string) error {
 type Process struct {
 	Name string // the binary's base name, for messages
 	Addr string // its gRPC address
+	Log  string // the file its output goes to
 
 	proc *supervise.Process
 }
@@ -45,8 +46,8 @@ type Process struct {
 func StartProcess(tb testing.TB, bin string, env ...string) *Process {
 	tb.Helper()
 	p := &Process{Name: filepath.Base(bin), Addr: FreeAddr(tb)}
-	spec := supervise.Spec{Name: p.Name, Path: bin, Log: filepath.Join(tb.TempDir(), p.Name+".log"),
-		StopTimeout: stopTimeout}
+	p.Log = filepath.Join(tb.TempDir(), p.Name+".log")
+	spec := supervise.Spec{Name: p.Name, Path: bin, Log: p.Log, StopTimeout: stopTimeout}
 	spec.Env = append(os.Environ(), "GRPC_ADDR="+p.Addr, "METRICS_ADDR="+FreeAddr(tb),
 		"DB_HEALTH_INTERVAL=200ms", "DRAIN_TIMEOUT=1s")
 	for k, v := range authtest.Env() {

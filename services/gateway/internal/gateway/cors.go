@@ -11,13 +11,14 @@ const corsMaxAge = 600
 
 // exposedHeaders are the response headers, beyond the CORS-safelisted ones, that a page of
 // another origin may read: WWW-Authenticate says why a 401 was refused (RFC 6750).
-var exposedHeaders = []string{"WWW-Authenticate"}
+// X-Request-Id names the request in the fleet's logs.
+var exposedHeaders = []string{"WWW-Authenticate", "X-Request-Id"}
 
 // newCORS lets pages of the allowed origins call the API: preflights answered, the
-// Authorization and Content-Type headers allowed, exposedHeaders readable. Tokens travel in
-// Authorization, not in cookies, so credentials stay off. With no origins it adds nothing,
-// and browsers refuse every cross-origin call; rs/cors would read an empty list as "any
-// origin".
+// Authorization, Content-Type, X-Request-Id and trace context headers allowed,
+// exposedHeaders readable. Tokens travel in Authorization, not in cookies, so credentials
+// stay off. With no origins it adds nothing, and browsers refuse every cross-origin call;
+// rs/cors would read an empty list as "any origin".
 func newCORS(origins []string, next http.Handler) http.Handler {
 	if len(origins) == 0 {
 		return next
@@ -25,7 +26,8 @@ func newCORS(origins []string, next http.Handler) http.Handler {
 	return cors.New(cors.Options{
 		AllowedOrigins: origins,
 		AllowedMethods: []string{http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodDelete},
-		AllowedHeaders: []string{"Authorization", "Content-Type"},
+		// traceparent and tracestate continue a page's trace (W3C Trace Context).
+		AllowedHeaders: []string{"Authorization", "Content-Type", "X-Request-Id", "traceparent", "tracestate"},
 		ExposedHeaders: exposedHeaders,
 		MaxAge:         corsMaxAge,
 	}).Handler(next)

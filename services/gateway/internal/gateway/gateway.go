@@ -21,6 +21,7 @@ import (
 
 	"github.com/pgfleet/pgfleet/pkg/apierr"
 	"github.com/pgfleet/pgfleet/pkg/history"
+	"github.com/pgfleet/pgfleet/pkg/telemetry"
 )
 
 // Upstream is one service behind the gateway.
@@ -96,7 +97,7 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 		runtime.WithRoutingErrorHandler(g.handleRoutingError),
 		runtime.WithStreamErrorHandler(g.handleStreamError),
 		runtime.WithForwardResponseOption(streamStart),
-		runtime.WithMiddlewares(recordRoute, g.limitInFlight, trackStreams, keepQuery),
+		runtime.WithMiddlewares(recordRoute, traceRoute, g.limitInFlight, trackStreams, keepQuery),
 		// A form-encoded POST is not a GET in disguise here: only JSON bodies.
 		runtime.WithDisablePathLengthFallback(),
 		runtime.WithDisableHTTPMethodOverride(),
@@ -136,14 +137,16 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 			}
 		}
 	}
-	// Outermost first: metrics see every answer, security headers go on every answer, CORS
+	// Outermost first: a span and a request id, metrics see every answer, security headers go on every answer, CORS
 	// answers preflights before the size limit and the routes.
 	var h http.Handler = g.mux
 	h = g.requireUTF8(h)
 	h = g.limitBody(h)
 	h = newCORS(opts.CORSAllowedOrigins, h)
 	h = securityHeaders(h)
-	g.handler = m.wrap(h)
+	// The span (when tracing is on) and the request id hold for everything inside, metrics'
+	// exemplars and error lines included.
+	g.handler = telemetry.HTTPHandler(g.requestID(m.wrap(h)), "gateway")
 	return g, nil
 }
 

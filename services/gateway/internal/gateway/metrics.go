@@ -66,7 +66,7 @@ func (m *metrics) wrap(next http.Handler) http.Handler {
 		method := methodLabel(r.Method)
 		code := strconv.Itoa(rw.code)
 		m.requests.WithLabelValues(*route, method, code).Inc()
-		m.duration.WithLabelValues(*route, method, code).Observe(time.Since(start).Seconds())
+		observe(r.Context(), m.duration.WithLabelValues(*route, method, code), time.Since(start).Seconds())
 	})
 }
 

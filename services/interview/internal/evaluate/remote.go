@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+	"go.opentelemetry.io/otel/attribute"
+	"github.com/pgfleet/pgfleet/pkg/telemetry"
 )
 
 // maxResponseBytes bounds the remote evaluator's response body.
@@ -73,6 +75,10 @@ func (h *Hybrid) remote(ctx context.Context, r Request) (Result, error) {
 		return struct{}{}, postErr
 	})
 	if !ran { // open, or half-open with its probe in flight
+		if telemetry.IsRecording(ctx) {
+			telemetry.Event(ctx, "breaker rejected", attribute.String("breaker", h.breaker.Name()),
+				attribute.String("breaker.state", h.breaker.State().String()))
+		}
 		return Result{}, errCircuitOpen
 	}
 	return res, postErr
