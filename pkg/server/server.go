@@ -30,8 +30,8 @@ import (
 
 	"github.com/pgfleet/pgfleet/pkg/buildinfo"
 	"github.com/pgfleet/pgfleet/pkg/latency"
-	"github.com/pgfleet/pgfleet/pkg/tlsfiles"
 	"github.com/pgfleet/pgfleet/pkg/telemetry"
+	"github.com/pgfleet/pgfleet/pkg/tlsfiles"
 )
 
 const (

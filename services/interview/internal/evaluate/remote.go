@@ -13,7 +13,9 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
 	"go.opentelemetry.io/otel/attribute"
+
 	"github.com/pgfleet/pgfleet/pkg/telemetry"
 )
 
