@@ -79,9 +79,18 @@ type settingError struct {
 func (e *settingError) Error() string { return e.name + ": " + e.msg }
 func (e *settingError) Unwrap() error { return e.err }
 
-// processSettings are read by Main itself, before any config struct.
+// processSettings are read by Main itself, before any config struct: the log level, and the
+// OpenTelemetry variables that pkg/telemetry and the OTel SDK read (listed here so --help shows
+// them; the SDK reads the rest of OTEL_EXPORTER_OTLP_* and OTEL_BSP_* as its spec says).
 type processSettings struct {
-	LogLevel string `env:"LOG_LEVEL, default=info" help:"log level: debug (adds a line per successful call), info, warn or error"`
+	LogLevel      string `env:"LOG_LEVEL, default=info" help:"log level: debug (adds a line per successful call), info, warn or error"`
+	OTLPEndpoint  string `env:"OTEL_EXPORTER_OTLP_ENDPOINT" help:"OTLP/gRPC collector for traces, e.g. http://otel-collector:4317 (https:// for TLS); empty: tracing off"`
+	OTLPTraces    string `env:"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT" help:"the same for traces only; wins over OTEL_EXPORTER_OTLP_ENDPOINT"`
+	Sampler       string `env:"OTEL_TRACES_SAMPLER, default=parentbased_always_on" help:"which calls are traced, e.g. parentbased_traceidratio (follows the caller's traceparent, else samples a ratio)"`
+	SamplerArg    string `env:"OTEL_TRACES_SAMPLER_ARG" help:"the sampler's argument, e.g. 0.01 for 1% with a traceidratio sampler"`
+	ServiceName   string `env:"OTEL_SERVICE_NAME" help:"service.name of the spans; empty: pgfleet-<service>"`
+	TracesOff     bool   `env:"OTEL_SDK_DISABLED, default=false" help:"true: tracing off even with an endpoint (so is OTEL_TRACES_EXPORTER=none)"`
+	TraceExporter string `env:"OTEL_TRACES_EXPORTER, default=otlp" help:"none: tracing off; otlp (the only other value pgfleet takes) exports over OTLP/gRPC"`
 }
 
 // command runs the subcommand named by args (os.Args[1:], not empty) and returns the exit
