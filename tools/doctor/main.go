@@ -52,8 +52,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, usage)
 		return 0
 	case "-version", "--version", "version":
-		i := buildinfo.Get()
-		fmt.Fprintf(stdout, "pgfleet %s (revision %s, %s)\n", i.Version, i.Revision, i.GoVersion)
+		fmt.Fprintln(stdout, "pgfleet", buildinfo.Get()) // as every binary prints it
 		return 0
 	}
 	fmt.Fprintf(stderr, "pgfleet: unknown command %q\n\n%s", args[0], usage)
