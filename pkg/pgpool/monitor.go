@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pgfleet/pgfleet/pkg/telemetry"
 )
 
 // Ping is the outcome of one health check.
@@ -88,6 +90,8 @@ func (m *Monitor) Last() Ping {
 }
 
 func (m *Monitor) check(ctx context.Context) {
+	// Each check is a task of its own: its log line carries a request_id, as a call's do.
+	ctx = telemetry.WithRequestID(ctx, telemetry.NewRequestID())
 	p := m.ping(ctx)
 	if ctx.Err() != nil {
 		return // shutting down: not the database's fault

@@ -1,11 +1,14 @@
 package pgpool_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"sync"
@@ -19,6 +22,7 @@ import (
 
 	"github.com/pgfleet/pgfleet/pkg/pgpool"
 	"github.com/pgfleet/pgfleet/pkg/pgtest"
+	"github.com/pgfleet/pgfleet/pkg/telemetry"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -357,4 +361,43 @@ func TestMonitor_canceled(t *testing.T) {
 	if len(calls) != 0 || mon.Serving() || !mon.Last().At.IsZero() {
 		t.Errorf("after a canceled run: calls %v, serving %t, last %+v; want nothing recorded", calls, mon.Serving(), mon.Last())
 	}
+}
+
+// TestMonitor_logRequestID: the monitor's lines are correlated as a call's are; each check has a
+// request_id of its own (telemetry.LogHandler adds it; tracing is off in tests).
+func TestMonitor_logRequestID(t *testing.T) {
+	t.Parallel()
+	pool := newPool(t, pgpool.Config{MaxConns: 2})
+	var out syncBuffer
+	mon := pgpool.NewMonitor(pool, time.Hour, slog.New(telemetry.NewLogHandler(slog.NewJSONHandler(&out, nil))))
+	await(t, watch(t, mon), true)
+
+	var line struct {
+		Msg       string `json:"msg"`
+		RequestID string `json:"request_id"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &line); err != nil {
+		t.Fatalf("log %q: %v", out.Bytes(), err)
+	}
+	if line.Msg != "database serving" || !regexp.MustCompile(`^[0-9a-f]{32}$`).MatchString(line.RequestID) {
+		t.Errorf("log line = %s; want \"database serving\" with a request_id of 32 hex digits", out.Bytes())
+	}
+}
+
+// syncBuffer is a bytes.Buffer the monitor's goroutine writes while the test reads.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) Bytes() []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return bytes.Clone(b.buf.Bytes())
 }
