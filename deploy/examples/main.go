@@ -81,6 +81,12 @@ func run(root string, docs []string, startTimeout time.Duration) error {
 	}
 	defer fleet.stop()
 
+	// The examples name make run's files as a reader's checkout has them (.tmp/run/fleet.json);
+	// this run keeps them under tmp, so the examples run in a view of root whose .tmp/run is it.
+	view, err := checkoutView(root, tmp)
+	if err != nil {
+		return err
+	}
 	env, printed := parseBanner(banner)
 	sources = append(sources, source{name: "make run's printed examples", blocks: printed})
 
@@ -98,7 +104,7 @@ func run(root string, docs []string, startTimeout time.Duration) error {
 			if len(run.statements) == 0 {
 				continue
 			}
-			results, err := runBlock(root, tmp, env, run)
+			results, err := runBlock(view, tmp, env, run)
 			if err != nil {
 				return fmt.Errorf("%s line %d: %w", src.name, b.line, err)
 			}
@@ -116,6 +122,37 @@ func run(root string, docs []string, startTimeout time.Duration) error {
 		return fmt.Errorf("%d example(s) did not work as printed", failed)
 	}
 	return nil
+}
+
+// checkoutView makes tmp/view: a directory of symbolic links to root's entries, except that its
+// .tmp/run is tmp/run, where startFleet had pgfleet-run write.
+func checkoutView(root, tmp string) (string, error) {
+	view := filepath.Join(tmp, "view")
+	link := func(from, to string) error {
+		entries, err := os.ReadDir(from)
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(to, 0o755); err != nil {
+			return err
+		}
+		for _, e := range entries {
+			if from == root && e.Name() == ".tmp" || from != root && e.Name() == "run" {
+				continue
+			}
+			if err := os.Symlink(filepath.Join(from, e.Name()), filepath.Join(to, e.Name())); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := link(root, view); err != nil {
+		return "", err
+	}
+	if err := link(filepath.Join(root, ".tmp"), filepath.Join(view, ".tmp")); err != nil {
+		return "", err
+	}
+	return view, os.Symlink(filepath.Join(tmp, "run"), filepath.Join(view, ".tmp", "run"))
 }
 
 type source struct {
@@ -239,8 +276,10 @@ func unquoted(s string) iter.Seq2[int, rune] {
 	}
 }
 
-// runnable are the commands an example may start with; assignments are runnable too.
-var runnable = map[string]bool{"grpcurl": true, "curl": true, "grpc_health_probe": true, "pgfleet-token": true, "export": true}
+// runnable are the commands an example may start with (pgfleet-stock stands for every service
+// binary's command line, pgfleet is the doctor); assignments are runnable too.
+var runnable = map[string]bool{"grpcurl": true, "curl": true, "grpc_health_probe": true, "pgfleet-token": true, "pgfleet": true,
+	"pgfleet-stock": true, "export": true}
 
 var assignment = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*=`)
 
@@ -296,8 +335,10 @@ func runBlock(root, tmp string, env []string, b block) ([]result, error) {
 	return results, nil
 }
 
-// isPlainAssignment reports NAME=value or NAME=$(...) statements with no command after them.
+// isPlainAssignment reports NAME=value or NAME=$(...) statements, exported or not, with no
+// command after them.
 func isPlainAssignment(s string) bool {
+	s = strings.TrimPrefix(s, "export ")
 	loc := assignment.FindStringIndex(s)
 	if loc == nil {
 		return false
