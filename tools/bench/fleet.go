@@ -198,24 +198,41 @@ func pgMem(postmaster int) (procs int, pss, rss int64) {
 	return procs, pss, rss
 }
 
-// ppid reads the parent pid from /proc/PID/stat ("pid (comm) state ppid ..."; comm may
-// hold spaces and parentheses, so the fields count from the last ')').
-func ppid(pid int) int {
+// statFields returns the fields of /proc/PID/stat after "pid (comm)": comm may hold spaces and
+// parentheses, so they count from the last ')'; [0] is the state, [1] the parent pid.
+func statFields(pid int) []string {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0
+		return nil
 	}
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	if i < 0 {
-		return 0
+		return nil
 	}
-	f := strings.Fields(s[i+1:])
+	return strings.Fields(s[i+1:])
+}
+
+// ppid reads the parent pid of pid, 0 if it cannot.
+func ppid(pid int) int {
+	f := statFields(pid)
 	if len(f) < 2 {
 		return 0
 	}
 	n, _ := strconv.Atoi(f[1])
 	return n
+}
+
+// cpuTime is the user plus system CPU time pid has used (utime and stime, in clock ticks of
+// 1/100 s: Linux's USER_HZ on every architecture Go runs on), 0 if it cannot tell.
+func cpuTime(pid int) time.Duration {
+	f := statFields(pid)
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond
 }
 
 // saveProfile fetches a CPU profile of seconds from a /debug/pprof endpoint into path.

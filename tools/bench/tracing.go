@@ -75,36 +75,46 @@ func (b *bench) scenarioTracing(ctx context.Context) error {
 	}
 	grpcRuns := make([][]result, len(modes))
 	restRuns := make([][]result, len(modes))
+	grpcCPU := make([][]time.Duration, len(modes)) // per call: stock's CPU
+	restCPU := make([][]time.Duration, len(modes)) // per call: the gateway's and stock's
 	spans := make([]int, len(modes))
 	for round := range tracingRounds {
 		for i, m := range modes {
 			b.logf("scenario 8: GetStock with tracing %s, %d clients, round %d of %d", m.name, tracingClients, round+1, tracingRounds)
 			before := sink.Count()
-			g, err := b.grpcGetStock(ctx, pairs[i].stock.grpcAddr, tracingClients, hooks{})
+			gm := cpuMeter{procs: []*proc{pairs[i].stock}}
+			g, err := b.grpcGetStock(ctx, pairs[i].stock.grpcAddr, tracingClients, gm.hooks())
 			if err != nil {
 				return fmt.Errorf("tracing %s: %w", m.name, err)
 			}
-			r, err := b.restGetStock(ctx, pairs[i].gateway.httpAddr, tracingClients, b.cfg.warmup, b.cfg.duration, hooks{})
+			rm := cpuMeter{procs: []*proc{pairs[i].gateway, pairs[i].stock}}
+			r, err := b.restGetStock(ctx, pairs[i].gateway.httpAddr, tracingClients, b.cfg.warmup, b.cfg.duration, rm.hooks())
 			if err != nil {
 				return fmt.Errorf("tracing %s: %w", m.name, err)
 			}
 			grpcRuns[i], restRuns[i] = append(grpcRuns[i], g), append(restRuns[i], r)
+			grpcCPU[i], restCPU[i] = append(grpcCPU[i], gm.perCall(g)), append(restCPU[i], rm.perCall(r))
 			spans[i] += sink.Count() - before // spans still buffered arrive in the next turn's count
 		}
 	}
-	add := func(path string, runs [][]result) {
-		off := median(runs[0])
+	add := func(path, who string, runs [][]result, cpu [][]time.Duration) {
+		off, offCPU := median(runs[0]), medianDuration(cpu[0])
 		for i, m := range modes {
 			res, ratio := median(runs[i]), "baseline"
+			c := medianDuration(cpu[i])
+			cpuNote := fmt.Sprintf("; %s CPU per call %.1f µs", who, float64(c)/1e3)
 			if i > 0 {
 				ratio = ratios(res, "tracing off", off)
+				if offCPU > 0 {
+					cpuNote += fmt.Sprintf(" (%.2f of tracing off)", float64(c)/float64(offCPU))
+				}
 			}
 			b.add(row{scenario: "8", path: path + ", tracing " + m.name, res: res, unit: "req/s", ratio: ratio,
-				extra: "median of " + rates(runs[i])})
+				extra: "median of " + rates(runs[i]) + cpuNote})
 		}
 	}
-	add("GetStock, gRPC → stock", grpcRuns)
-	add("GetStock, REST → gateway → stock", restRuns)
+	add("GetStock, gRPC → stock", "stock's", grpcRuns, grpcCPU)
+	add("GetStock, REST → gateway → stock", "gateway's + stock's", restRuns, restCPU)
 	b.note("scenario 8: one stock service and gateway per mode (OTEL_* as named; spans exported over OTLP/gRPC to a receiver inside the bench that drops them), %d clients, %d rounds with the modes taking turns; the receiver got %v spans (by mode, warm-ups included)",
 		tracingClients, tracingRounds, spans)
 	if b.cfg.baseBin != "" {
@@ -128,6 +138,40 @@ func (b *bench) startTracedPair(ctx context.Context, bin, name string, env []str
 		return p, err
 	}
 	return p, p.gateway.waitHTTP(ctx, "http://"+p.gateway.httpAddr+"/health", 60*time.Second)
+}
+
+// cpuMeter measures the CPU time its processes use in a run's measured window (/proc, so a
+// figure less moved by a busy machine than throughput: work done per call, not its speed).
+type cpuMeter struct {
+	procs      []*proc
+	start, end time.Duration
+}
+
+func (m *cpuMeter) total() time.Duration {
+	var t time.Duration
+	for _, p := range m.procs {
+		t += cpuTime(p.p.Pid())
+	}
+	return t
+}
+
+func (m *cpuMeter) hooks() hooks {
+	return hooks{start: func() { m.start = m.total() }, end: func() { m.end = m.total() }}
+}
+
+// perCall is the CPU time per call of r, 0 when the window saw no call.
+func (m *cpuMeter) perCall(r result) time.Duration {
+	if r.ops == 0 {
+		return 0
+	}
+	return (m.end - m.start) / time.Duration(r.ops)
+}
+
+// medianDuration returns the median of ds.
+func medianDuration(ds []time.Duration) time.Duration {
+	sorted := slices.Clone(ds)
+	slices.Sort(sorted)
+	return sorted[len(sorted)/2]
 }
 
 // median returns the run of median throughput.
