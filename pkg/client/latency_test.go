@@ -4,18 +4,16 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
-	"net/http"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
+
+	"github.com/pgfleet/pgfleet/pkg/metricstest"
 )
 
 // TestDial_callDuration calls a real peer and reads pgfleet_client_call_duration_seconds
@@ -65,7 +63,7 @@ func TestDial_callDuration(t *testing.T) {
 		t.Fatalf("reflection end = %v, want io.EOF", err)
 	}
 
-	metricsURL := serveMetrics(t, reg)
+	metricsURL := metricstest.Serve(t, reg)
 	const method = `method="pgfleet.ops.v1.DatabaseMonitor/GetDatabaseStatus"`
 	for _, want := range []string{
 		`pgfleet_client_call_duration_seconds_count{code="OK",` + method + `,peer="stock"} 1`,
@@ -79,19 +77,6 @@ func TestDial_callDuration(t *testing.T) {
 	}
 }
 
-// serveMetrics serves reg's /metrics on a real listener until the test ends.
-func serveMetrics(t *testing.T, reg *prometheus.Registry) string {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(lis) //nolint:errcheck // ErrServerClosed at cleanup
-	t.Cleanup(func() { srv.Close() })
-	return "http://" + lis.Addr().String() + "/metrics"
-}
-
 // waitForLine scrapes url until a line starts with want: a stream's end is recorded by a
 // goroutine of its own, after the caller's cancel returns.
 func waitForLine(t *testing.T, url, want string) {
@@ -99,37 +84,10 @@ func waitForLine(t *testing.T, url, want string) {
 	deadline := time.Now().Add(30 * time.Second)
 	var body string
 	for time.Now().Before(deadline) {
-		body = scrape(t, url)
-		for line := range strings.SplitSeq(body, "\n") {
-			if strings.HasPrefix(line, want) {
-				return
-			}
+		if body = metricstest.Scrape(t, url); metricstest.HasLine(body, want) {
+			return
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Errorf("scrape lacks a line starting %q; got:\n%s", want, grep(body, "pgfleet_client_call_duration_seconds_count"))
-}
-
-func scrape(t *testing.T, url string) string {
-	t.Helper()
-	resp, err := http.Get(url) //nolint:noctx // a local scrape, bounded by the test's deadline
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("read %s: %v", url, err)
-	}
-	return string(b)
-}
-
-func grep(body, prefix string) string {
-	var out []string
-	for line := range strings.SplitSeq(body, "\n") {
-		if strings.HasPrefix(line, prefix) {
-			out = append(out, line)
-		}
-	}
-	return strings.Join(out, "\n")
+	metricstest.WantLine(t, body, want)
 }

@@ -1,17 +1,12 @@
 package evaluate_test
 
 import (
-	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/pgfleet/pgfleet/pkg/metricstest"
 )
 
 // TestHybrid_callDuration: calls to a real remote evaluator, answered 200, then 503, then
@@ -37,7 +32,7 @@ func TestHybrid_callDuration(t *testing.T) {
 		}
 	}
 
-	body := scrape(t, serveMetrics(t, reg))
+	body := metricstest.Scrape(t, metricstest.Serve(t, reg))
 	for _, want := range []string{
 		`pgfleet_client_call_duration_seconds_count{code="200",method="evaluate",peer="evaluator"} 1`,
 		`pgfleet_client_call_duration_seconds_count{code="503",method="evaluate",peer="evaluator"} 1`,
@@ -45,43 +40,6 @@ func TestHybrid_callDuration(t *testing.T) {
 		`pgfleet_client_call_duration_seconds_bucket{code="200",method="evaluate",peer="evaluator",le="0.0001"} `,
 		`pgfleet_client_call_duration_seconds_bucket{code="200",method="evaluate",peer="evaluator",le="10"} 1`,
 	} {
-		if !hasLinePrefix(body, want) {
-			t.Errorf("scrape lacks a line starting %q; got:\n%s", want, body)
-		}
+		metricstest.WantLine(t, body, want)
 	}
-}
-
-func hasLinePrefix(body, prefix string) bool {
-	for line := range strings.SplitSeq(body, "\n") {
-		if strings.HasPrefix(line, prefix) {
-			return true
-		}
-	}
-	return false
-}
-
-func serveMetrics(t *testing.T, g prometheus.Gatherer) string {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: promhttp.HandlerFor(g, promhttp.HandlerOpts{}), ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(lis) //nolint:errcheck // ErrServerClosed at cleanup
-	t.Cleanup(func() { srv.Close() })
-	return "http://" + lis.Addr().String() + "/metrics"
-}
-
-func scrape(t *testing.T, url string) string {
-	t.Helper()
-	resp, err := http.Get(url) //nolint:noctx // a local scrape, bounded by the test's deadline
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("read %s: %v", url, err)
-	}
-	return string(b)
 }
