@@ -56,9 +56,26 @@ type cnpgStorage struct {
 }
 
 type cnpgPostgres struct {
-	Parameters map[string]string `json:"parameters,omitempty"`
-	PgHBA      []string          `json:"pg_hba,omitempty"`
+	Parameters  map[string]string `json:"parameters,omitempty"`
+	Synchronous *cnpgSynchronous  `json:"synchronous,omitempty"`
+	PgHBA       []string          `json:"pg_hba,omitempty"`
 }
+
+// cnpgSynchronous is upstream's SynchronousReplicaConfiguration.
+type cnpgSynchronous struct {
+	Method                     string   `json:"method"`
+	Number                     int      `json:"number"`
+	MaxStandbyNamesFromCluster *int     `json:"maxStandbyNamesFromCluster,omitempty"`
+	StandbyNamesPre            []string `json:"standbyNamesPre,omitempty"`
+	StandbyNamesPost           []string `json:"standbyNamesPost,omitempty"`
+	DataDurability             string   `json:"dataDurability,omitempty"`
+	FailoverQuorum             bool     `json:"failoverQuorum,omitempty"`
+}
+
+// syncClusters must acknowledge a commit only once a standby has it, so a failover loses no
+// acknowledged write: portfolio's, where the money is. The others replicate asynchronously
+// (a lost price or question is re-sent by its idempotent upsert; the commit latency is not).
+var syncClusters = []string{"pgfleet-portfolio"}
 
 type cnpgBootstrap struct {
 	InitDB *cnpgInitDB `json:"initdb,omitempty"`
@@ -201,6 +218,7 @@ func checkCluster(t *testing.T, m *manifests, c renderCase, name string, cl *cnp
 	if s.Affinity != nil && !slices.Contains([]string{"", "preferred", "required"}, s.Affinity.PodAntiAffinityType) {
 		t.Errorf("Cluster %s: podAntiAffinityType %q", name, s.Affinity.PodAntiAffinityType)
 	}
+	checkSynchronous(t, c, name, s)
 	maxConns, err := cl.maxConnections()
 	if err != nil {
 		t.Errorf("Cluster %s: max_connections: %v", name, err)
@@ -288,6 +306,30 @@ func checkCluster(t *testing.T, m *manifests, c renderCase, name string, cl *cnp
 
 // localGrant is the database privilege list deploy/local/bootstrap.sql grants each role, so
 // the CloudNativePG bootstrap grants the same as `make run`.
+// checkSynchronous holds the clusters of syncClusters, where they have standbys (ha), to
+// quorum synchronous replication that blocks rather than acknowledge a commit no standby has
+// (dataDurability required), with a standby to spare so one standby's loss does not block.
+func checkSynchronous(t *testing.T, c renderCase, name string, s *cnpgClusterSpec) {
+	t.Helper()
+	sync := s.PostgreSQL.Synchronous
+	if !c.ha || !slices.Contains(syncClusters, name) {
+		if sync != nil {
+			t.Errorf("Cluster %s: synchronous replication set where it is not wanted (ha %v)", name, c.ha)
+		}
+		return
+	}
+	switch {
+	case sync == nil:
+		t.Errorf("Cluster %s: want postgresql.synchronous: an acknowledged trade must survive a failover", name)
+	case sync.Method != "any" || sync.Number < 1 || sync.DataDurability != "required":
+		t.Errorf("Cluster %s: synchronous = %+v; want method any, number >= 1, dataDurability required", name, *sync)
+	case s.Instances-1 <= sync.Number:
+		t.Errorf("Cluster %s: %d instances for %d synchronous standbys: losing one standby would block every commit", name, s.Instances, sync.Number)
+	case s.PostgreSQL.Parameters["synchronous_commit"] != "" && s.PostgreSQL.Parameters["synchronous_commit"] != "on":
+		t.Errorf("Cluster %s: synchronous_commit %q: want on (the default), which waits for the standby's flush", name, s.PostgreSQL.Parameters["synchronous_commit"])
+	}
+}
+
 func localGrant(t *testing.T) string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("local", "bootstrap.sql"))
