@@ -65,7 +65,7 @@ func sharedCluster(tb testing.TB) *Cluster {
 			shared, sharedErr = connectCluster(context.Background(), u)
 			return
 		}
-		shared, sharedErr = startCluster(context.Background())
+		shared, sharedErr = startCluster(context.Background(), false)
 	})
 	if sharedErr != nil {
 		tb.Fatalf("pgtest: %v", sharedErr)
