@@ -1,6 +1,7 @@
 // Package pgserver runs a PostgreSQL server from the system's binaries: the throwaway clusters
 // of the tests (pkg/pgtest), of `make test` and of the bench, and the kept one of `make run`
-// (tools/run). Its settings are declared here once, so they cannot drift between those.
+// (tools/run), and the streaming hot standbys of those that ask for them (Options.Replication,
+// Server.StartStandby). Its settings are declared here once, so they cannot drift between those.
 package pgserver
 
 import (

@@ -130,6 +130,10 @@ func TestStartStandby(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = standby.Stop() })
 	t.Logf("standby started in %v", time.Since(began).Round(time.Millisecond))
+	all := slices.Concat(pgserver.Base, pgserver.Throwaway, pgserver.Replication)
+	if diff := cmp.Diff(want(all), show(t, primary.URL("postgres"), all)); diff != "" {
+		t.Errorf("primary settings (-want +got):\n%s", diff)
+	}
 	if diff := cmp.Diff(want(pgserver.Base, pgserver.Throwaway, pgserver.Replication), show(t, standby.URL("postgres"), slices.Concat(pgserver.Base, pgserver.Throwaway, pgserver.Replication))); diff != "" {
 		t.Errorf("standby settings (-want +got):\n%s", diff)
 	}

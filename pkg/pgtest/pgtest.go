@@ -9,6 +9,9 @@
 //
 // Each set of migrations is applied once, to a template database named by a hash of the files;
 // every test then gets a clone of it, dropped when the test ends.
+//
+// NewCluster gives a test a private cluster it may stop and start; NewReplicatedCluster a
+// private primary with a streaming hot standby of its own (replica reads, replay lag, failover).
 package pgtest
 
 import (
