@@ -1,6 +1,7 @@
 // Package pgserver runs a PostgreSQL server from the system's binaries: the throwaway clusters
 // of the tests (pkg/pgtest), of `make test` and of the bench, and the kept one of `make run`
-// (tools/run). Its settings are declared here once, so they cannot drift between those.
+// (tools/run), and the streaming hot standbys of those that ask for them (Options.Replication,
+// Server.StartStandby). Its settings are declared here once, so they cannot drift between those.
 package pgserver
 
 import (
@@ -46,6 +47,22 @@ var Throwaway = []Setting{
 	{"shared_buffers", "256MB"},
 }
 
+// Replication holds what a server of a streaming pair adds: the primary sends its WAL to
+// standbys (wal_level=replica and max_wal_senders are PostgreSQL's defaults since 10, declared
+// so that no later setting can turn them off by accident), and a standby answers reads while it
+// replays (hot_standby) and tells the primary which rows its queries still see
+// (hot_standby_feedback), so that vacuum on the primary does not cancel them.
+var Replication = []Setting{
+	{"wal_level", "replica"},
+	{"max_wal_senders", "10"},
+	{"hot_standby", "on"},
+	{"hot_standby_feedback", "on"},
+}
+
+// hbaReplication lets the local superuser connect for replication (pg_basebackup, a standby's
+// WAL receiver). initdb writes an equivalent line; Start adds it to a cluster that lacks it.
+const hbaReplication = "host replication postgres 127.0.0.1/32 trust"
+
 // startTimeout bounds a start (crash recovery of a kept cluster included) on a busy machine.
 const startTimeout = time.Minute
 
@@ -55,6 +72,9 @@ type Options struct {
 	Port      int    // 0: a free port, picked again if another process takes it first
 	Log       string // the server's output; default DataDir/server.log
 	Throwaway bool   // add Throwaway to Base: for data that is thrown away
+	// Replication adds Replication: a primary that standbys stream from, or a standby. Without
+	// it a server runs exactly as before standbys existed (its WAL settings are the defaults).
+	Replication bool
 }
 
 // Server is a postgres process started by Start.
@@ -86,17 +106,28 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 			return nil, err
 		}
 	}
-	if s.Port != 0 {
-		return s, s.Start(ctx)
+	if s.Replication {
+		if err := s.allowReplication(); err != nil {
+			return nil, err
+		}
 	}
+	return s, s.startOnPort(ctx)
+}
+
+// startOnPort starts the server on s.Port, or on a free port when it is 0.
+func (s *Server) startOnPort(ctx context.Context) error {
+	if s.Port != 0 {
+		return s.Start(ctx)
+	}
+	var err error
 	// Another process may take the free port before postgres binds it; then pick another.
 	for attempt := 1; ; attempt++ {
 		if s.Port, err = freePort(); err != nil {
-			return nil, err
+			return err
 		}
 		err = s.Start(ctx)
 		if err == nil || attempt == 3 || !strings.Contains(err.Error(), "could not bind") {
-			return s, err
+			return err
 		}
 	}
 }
@@ -144,7 +175,10 @@ func (s *Server) Args() []string {
 	args := []string{"-D", s.DataDir, "-p", strconv.Itoa(s.Port), "-k", s.DataDir}
 	settings := Base
 	if s.Throwaway {
-		settings = slices.Concat(Base, Throwaway)
+		settings = slices.Concat(settings, Throwaway)
+	}
+	if s.Replication {
+		settings = slices.Concat(settings, Replication)
 	}
 	for _, st := range settings {
 		args = append(args, "-c", st.Name+"="+st.Value)

@@ -1,11 +1,15 @@
 package pgserver_test
 
 import (
+	"errors"
 	"path/filepath"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgfleet/pgfleet/pkg/pgserver"
 )
@@ -106,4 +110,136 @@ func TestStart_keptDataDir(t *testing.T) {
 		t.Fatalf("database made before the restart: %v", err)
 	}
 	conn.Close(t.Context())
+}
+
+// A standby made by StartStandby streams from its primary under its name, has the Replication
+// settings, refuses writes, and accepts them once promoted after the primary's crash.
+func TestStartStandby(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	dir := t.TempDir()
+	primary, err := pgserver.Start(ctx, pgserver.Options{DataDir: filepath.Join(dir, "primary"), Throwaway: true, Replication: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = primary.Stop() })
+	began := time.Now()
+	standby, err := primary.StartStandby(ctx, pgserver.StandbyOptions{DataDir: filepath.Join(dir, "standby"), Name: "standby1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = standby.Stop() })
+	t.Logf("standby started in %v", time.Since(began).Round(time.Millisecond))
+	all := slices.Concat(pgserver.Base, pgserver.Throwaway, pgserver.Replication)
+	if diff := cmp.Diff(want(all), show(t, primary.URL("postgres"), all)); diff != "" {
+		t.Errorf("primary settings (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(want(pgserver.Base, pgserver.Throwaway, pgserver.Replication), show(t, standby.URL("postgres"), slices.Concat(pgserver.Base, pgserver.Throwaway, pgserver.Replication))); diff != "" {
+		t.Errorf("standby settings (-want +got):\n%s", diff)
+	}
+	if in, err := standby.InRecovery(ctx); err != nil || !in {
+		t.Errorf("standby InRecovery = %v, %v; want true", in, err)
+	}
+
+	exec(t, primary.URL("postgres"), "CREATE TABLE t (v int); INSERT INTO t VALUES (1)")
+	lsn, err := primary.CurrentLSN(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "the standby replays the insert", func() bool {
+		got, err := standby.ReplayLSN(ctx)
+		return err == nil && got >= lsn
+	})
+	poll(t, "pg_stat_replication names the standby", func() bool {
+		return one(t, primary.URL("postgres"), "SELECT count(*)::text FROM pg_stat_replication WHERE application_name = 'standby1' AND state = 'streaming'") == "1"
+	})
+	if got := one(t, standby.URL("postgres"), "SELECT count(*)::text FROM t"); got != "1" {
+		t.Errorf("rows on the standby = %s, want 1", got)
+	}
+	var pgErr *pgconn.PgError
+	if err := execErr(t, standby.URL("postgres"), "INSERT INTO t VALUES (2)"); !errors.As(err, &pgErr) || pgErr.Code != "25006" {
+		t.Errorf("insert on the standby: %v, want SQLSTATE 25006", err)
+	}
+
+	if err := primary.StopImmediate(); err != nil {
+		t.Fatal(err)
+	}
+	began = time.Now()
+	if err := standby.Promote(ctx, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("promoted in %v", time.Since(began).Round(time.Millisecond))
+	exec(t, standby.URL("postgres"), "INSERT INTO t VALUES (2)")
+	if in, err := standby.InRecovery(ctx); err != nil || in {
+		t.Errorf("promoted InRecovery = %v, %v; want false", in, err)
+	}
+}
+
+func TestParseLSN(t *testing.T) {
+	t.Parallel()
+	for _, s := range []string{"0/0", "16/B374D848", "FFFFFFFF/FFFFFFFF"} {
+		l, err := pgserver.ParseLSN(s)
+		if err != nil || l.String() != s {
+			t.Errorf("ParseLSN(%q) = %v, %v; want it back", s, l, err)
+		}
+	}
+	if a, b := must(pgserver.ParseLSN("1/0")), must(pgserver.ParseLSN("0/FFFFFFFF")); a <= b {
+		t.Errorf("1/0 (%d) <= 0/FFFFFFFF (%d)", a, b)
+	}
+	for _, s := range []string{"", "1", "x/1", "1/"} {
+		if _, err := pgserver.ParseLSN(s); err == nil {
+			t.Errorf("ParseLSN(%q): no error", s)
+		}
+	}
+}
+
+func must(l pgserver.LSN, err error) pgserver.LSN {
+	if err != nil {
+		panic(err)
+	}
+	return l
+}
+
+func execErr(t *testing.T, url, sql string) error {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(t.Context())
+	_, err = conn.Exec(t.Context(), sql)
+	return err
+}
+
+func exec(t *testing.T, url, sql string) {
+	t.Helper()
+	if err := execErr(t, url, sql); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+}
+
+func one(t *testing.T, url, sql string) string {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(t.Context())
+	var s string
+	if err := conn.QueryRow(t.Context(), sql).Scan(&s); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return s
+}
+
+// poll waits up to a generous minute for cond.
+func poll(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within a minute", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

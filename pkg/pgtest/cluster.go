@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,13 +34,17 @@ type Cluster struct {
 
 	tmplMu sync.Mutex
 	tmpls  map[string]*template // by hash of the migration sets
+
+	// gone is set when the server was stopped for good (a replicated pair's failover): the
+	// databases' drops are then skipped, the files go with the cluster.
+	gone atomic.Bool
 }
 
 // NewCluster starts a private throwaway cluster for tests that stop and start the server. It is
 // stopped and its files removed when tb finishes.
 func NewCluster(tb testing.TB) *Cluster {
 	tb.Helper()
-	c, err := startCluster(tb.Context())
+	c, err := startCluster(tb.Context(), false)
 	if err != nil {
 		tb.Fatalf("pgtest: %v", err)
 	}
@@ -52,8 +57,8 @@ func NewCluster(tb testing.TB) *Cluster {
 }
 
 // startCluster runs initdb and postgres in a new temporary directory.
-func startCluster(ctx context.Context) (*Cluster, error) {
-	srv, err := newServer(ctx)
+func startCluster(ctx context.Context, replication bool) (*Cluster, error) {
+	srv, err := newServer(ctx, replication)
 	if err != nil {
 		return nil, err
 	}
@@ -196,6 +201,9 @@ func (c *Cluster) newDatabase(tb testing.TB, sets []migrate.Set) string {
 		tb.Fatalf("pgtest: clone %s: %v", tmpl, err)
 	}
 	tb.Cleanup(func() {
+		if c.gone.Load() {
+			return
+		}
 		// Not tb.Context(): it is already canceled when cleanups run.
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()

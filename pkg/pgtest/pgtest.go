@@ -9,6 +9,9 @@
 //
 // Each set of migrations is applied once, to a template database named by a hash of the files;
 // every test then gets a clone of it, dropped when the test ends.
+//
+// NewCluster gives a test a private cluster it may stop and start; NewReplicatedCluster a
+// private primary with a streaming hot standby of its own (replica reads, replay lag, failover).
 package pgtest
 
 import (
@@ -65,7 +68,7 @@ func sharedCluster(tb testing.TB) *Cluster {
 			shared, sharedErr = connectCluster(context.Background(), u)
 			return
 		}
-		shared, sharedErr = startCluster(context.Background())
+		shared, sharedErr = startCluster(context.Background(), false)
 	})
 	if sharedErr != nil {
 		tb.Fatalf("pgtest: %v", sharedErr)

@@ -33,6 +33,10 @@ func (f *fleet) printExamples(ctx context.Context) error {
 	w("")
 	w("  PostgreSQL  %s, database %s (%s)", f.pgHostPort, localdb.DB, f.pgWhere)
 	w("              admin: %s", mask(adminDBURL(f.adminURL)))
+	if f.standby != nil {
+		w("  standby     %s (REPLICAS=1: streaming from the primary, read-only; application_name %s, log %s)",
+			f.standby.URL(localdb.DB), standbyName, filepath.Join(f.standbyDir, "server.log"))
+	}
 	for _, s := range f.svcs {
 		pw := password(s.name)
 		note := "password from " + upper(s.name) + "_DB_PASSWORD"

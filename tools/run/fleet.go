@@ -55,6 +55,8 @@ type fleet struct {
 	adminURL, pgHostPort     string
 	pgQuery, pgWhere         string
 	startedPG                *pgserver.Server
+	standby                  *pgserver.Server // REPLICAS=1: a streaming standby of startedPG
+	standbyDir               string
 	procs                    supervise.Group
 	svcs                     []service
 	gatewayHTTP, gatewayMetr string
@@ -215,6 +217,9 @@ func (f *fleet) startPostgres(ctx context.Context) error {
 		if m == nil {
 			return errors.New("DATABASE_URL must be a URL: postgres://USER:PASSWORD@HOST:PORT/DB[?sslmode=...]")
 		}
+		if envOr("REPLICAS", "0") != "0" {
+			return errors.New("REPLICAS=1 starts a standby of the local cluster: unset DATABASE_URL to use it")
+		}
 		f.adminURL, f.pgHostPort, f.pgQuery = u, m[4], m[6]
 		f.pgWhere = "the server of DATABASE_URL, left running on exit"
 		psql, err := localdb.Psql()
@@ -230,6 +235,10 @@ func (f *fleet) startPostgres(ctx context.Context) error {
 		say("using the PostgreSQL server of DATABASE_URL: %s", mask(u))
 		return nil
 	}
+	replicas := envOr("REPLICAS", "0")
+	if replicas != "0" && replicas != "1" {
+		return fmt.Errorf("REPLICAS must be 0 or 1 (a streaming standby of the local cluster), not '%s'", replicas)
+	}
 	portText := envOr("PGFLEET_PG_PORT", "5433")
 	port, err := strconv.Atoi(portText)
 	if err != nil || port <= 0 {
@@ -239,6 +248,9 @@ func (f *fleet) startPostgres(ctx context.Context) error {
 		// Left over from a run that was killed: reuse it, on the port it listens on, and leave
 		// it running on exit as we found it.
 		port = running
+		if replicas == "1" {
+			return fmt.Errorf("REPLICAS=1 needs the local cluster started by this run, with the replication settings; stop the one left running first: .tmp/bin/pgfleet-run stop-postgres %s", f.dataDir)
+		}
 		say("PostgreSQL is already running in %s (pid %d, port %d); using it and leaving it running (stop it: .tmp/bin/pgfleet-run stop-postgres %s)", f.dataDir, pid, port, f.dataDir)
 	} else {
 		if portBusy(port) {
@@ -255,11 +267,16 @@ or point pgfleet at an existing server: DATABASE_URL=postgres://user:pass@host:5
 			}
 		}
 		say("starting PostgreSQL in %s on 127.0.0.1:%d", f.dataDir, port)
-		srv, err := pgserver.Start(ctx, pgserver.Options{DataDir: f.dataDir, Port: port})
+		srv, err := pgserver.Start(ctx, pgserver.Options{DataDir: f.dataDir, Port: port, Replication: replicas == "1"})
 		if err != nil {
 			return fmt.Errorf("PostgreSQL did not start; see %s/server.log: %w", f.dataDir, err)
 		}
 		f.startedPG = srv
+		if replicas == "1" {
+			if err := f.startStandby(ctx, port); err != nil {
+				return err
+			}
+		}
 	}
 	f.adminURL = pgserver.URL(port, "postgres")
 	f.pgHostPort = "127.0.0.1:" + strconv.Itoa(port)
@@ -268,6 +285,38 @@ or point pgfleet at an existing server: DATABASE_URL=postgres://user:pass@host:5
 	if f.psql, err = localdb.Psql(); err != nil {
 		return errors.New("psql not found: install the PostgreSQL client (Debian/Ubuntu: apt-get install postgresql-client)")
 	}
+	return nil
+}
+
+// standbyName is the application_name of make run's standby (pg_stat_replication on the primary).
+const standbyName = "pgfleet_standby1"
+
+// startStandby starts REPLICAS=1's streaming standby of the cluster this run started: a fresh
+// base backup in the run directory each time (the primary's data is the one kept), on
+// PGFLEET_STANDBY_PORT (default the primary's port + 1).
+func (f *fleet) startStandby(ctx context.Context, primaryPort int) error {
+	portText := envOr("PGFLEET_STANDBY_PORT", strconv.Itoa(primaryPort+1))
+	port, err := strconv.Atoi(portText)
+	if err != nil || port <= 0 {
+		return fmt.Errorf("PGFLEET_STANDBY_PORT must be a port number, not '%s'", portText)
+	}
+	f.standbyDir = filepath.Join(f.runDir, "standby")
+	if pid, _, ok := pgserver.Running(f.standbyDir); ok {
+		return fmt.Errorf("a standby left by an earlier run still runs in %s (pid %d): stop it with .tmp/bin/pgfleet-run stop-postgres %s", f.standbyDir, pid, f.standbyDir)
+	}
+	if portBusy(port) {
+		return fmt.Errorf("port %d (the standby) is already in use: choose another, e.g. PGFLEET_STANDBY_PORT=%d REPLICAS=1 make run", port, port+1)
+	}
+	if err := os.RemoveAll(f.standbyDir); err != nil {
+		return fmt.Errorf("remove the previous standby: %w", err)
+	}
+	say("starting a streaming standby of PostgreSQL in %s on 127.0.0.1:%d (pg_basebackup -R)", f.standbyDir, port)
+	began := time.Now()
+	f.standby, err = f.startedPG.StartStandby(ctx, pgserver.StandbyOptions{DataDir: f.standbyDir, Port: port, Name: standbyName})
+	if err != nil {
+		return fmt.Errorf("the standby did not start; see %s/server.log: %w", f.standbyDir, err)
+	}
+	say("standby streaming from the primary (%v): %s (read-only, application_name %s)", time.Since(began).Round(time.Millisecond), f.standby.URL("postgres"), standbyName)
 	return nil
 }
 
@@ -526,6 +575,12 @@ func (f *fleet) stop() error {
 	err := f.procs.Stop(func(p *supervise.Process) { fmt.Printf("stopping %s (pid %d)\n", p.Name, p.Pid()) })
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
+	}
+	if f.standby != nil {
+		fmt.Printf("stopping standby (%s)\n", f.standbyDir)
+		if err := f.standby.Stop(); err != nil {
+			return err
+		}
 	}
 	if f.startedPG != nil {
 		fmt.Printf("stopping PostgreSQL (%s)\n", f.dataDir)

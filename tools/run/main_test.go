@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/pgfleet/pgfleet/pkg/pgserver"
 	"github.com/pgfleet/pgfleet/pkg/supervise"
@@ -89,8 +90,8 @@ type runner struct {
 
 // startRunner starts pgfleet-run on a cluster of its own and free ports, through sh with
 // SIGINT ignored if ignoreINT (as a script's background job starts it), and waits until it has
-// printed its examples.
-func startRunner(t *testing.T, ignoreINT bool) *runner {
+// printed its examples. env adds to (and overrides) its environment.
+func startRunner(t *testing.T, ignoreINT bool, env ...string) *runner {
 	t.Helper()
 	root := testRoot(t)
 	dir := t.TempDir()
@@ -109,7 +110,8 @@ func startRunner(t *testing.T, ignoreINT bool) *runner {
 		"STOCK_GRPC_ADDR=127.0.0.1:"+freePort(t), "STOCK_METRICS_ADDR=127.0.0.1:"+freePort(t),
 		"PORTFOLIO_GRPC_ADDR=127.0.0.1:"+freePort(t), "PORTFOLIO_METRICS_ADDR=127.0.0.1:"+freePort(t),
 		"INTERVIEW_GRPC_ADDR=127.0.0.1:"+freePort(t), "INTERVIEW_METRICS_ADDR=127.0.0.1:"+freePort(t),
-		"GATEWAY_HTTP_ADDR=127.0.0.1:"+freePort(t), "GATEWAY_METRICS_ADDR=127.0.0.1:"+freePort(t))
+		"GATEWAY_HTTP_ADDR=127.0.0.1:"+freePort(t), "GATEWAY_METRICS_ADDR=127.0.0.1:"+freePort(t), "REPLICAS=")
+	r.cmd.Env = append(r.cmd.Env, env...)
 	f, err := os.Create(r.out)
 	if err != nil {
 		t.Fatal(err)
@@ -269,4 +271,50 @@ func TestRunner_fleetFileForDoctor(t *testing.T) {
 			t.Errorf("no ok health line of %s:\n%s", check, out)
 		}
 	}
+}
+
+// REPLICAS=1 starts a streaming standby of the runner's cluster, prints its URL, and stops it
+// with the fleet, before the primary.
+func TestRunner_replicas(t *testing.T) {
+	t.Parallel()
+	r := startRunner(t, false, "REPLICAS=1", "PGFLEET_STANDBY_PORT="+freePort(t))
+	m := regexp.MustCompile(`(?m)^  standby +(postgres://\S+) `).FindStringSubmatch(r.output())
+	if m == nil {
+		t.Fatalf("no standby URL among the printed lines:\n%s", r.output())
+	}
+	if l := regexp.MustCompile(`==> standby streaming.*`).FindString(r.output()); l != "" {
+		t.Log(l)
+	}
+	conn, err := pgx.Connect(t.Context(), m[1])
+	if err != nil {
+		t.Fatalf("connect to the standby: %v", err)
+	}
+	var inRecovery bool
+	var stocks int
+	err = conn.QueryRow(t.Context(), "SELECT pg_is_in_recovery(), (SELECT count(*) FROM pg_namespace WHERE nspname = 'stock')").Scan(&inRecovery, &stocks)
+	conn.Close(t.Context())
+	if err != nil || !inRecovery || stocks != 1 {
+		t.Errorf("standby: in recovery %v, schema stock %d, err %v; want true, 1 (replayed from the primary)", inRecovery, stocks, err)
+	}
+	pid, _, ok := pgserver.Running(filepath.Join(filepath.Dir(r.dataDir), "run", "standby"))
+	if !ok {
+		t.Fatal("no standby running in the run directory")
+	}
+	if err := r.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-r.done:
+	case <-time.After(3 * time.Minute):
+		t.Fatal("pgfleet-run still runs 3 minutes after SIGINT")
+	}
+	var stopped []string
+	for _, m := range stoppingLine.FindAllStringSubmatch(r.output(), -1) {
+		stopped = append(stopped, m[1])
+	}
+	want := []string{"gateway", "interview", "portfolio", "stock", "standby", "PostgreSQL"}
+	if diff := cmp.Diff(want, stopped); diff != "" {
+		t.Errorf("stop order (-want +got):\n%s", diff)
+	}
+	waitGone(t, map[string]int{"standby": pid})
 }

@@ -1,0 +1,151 @@
+package pgtest_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgerrcode"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgfleet/pgfleet/pkg/pgtest"
+)
+
+// TestReplicatedCluster: the standby shows what the primary committed once replayed, nothing
+// committed while its replay is paused, refuses writes, and streams under its name. The
+// subtests share one pair and run in order (pausing replay is the pair's state).
+func TestReplicatedCluster(t *testing.T) {
+	t.Parallel()
+	began := time.Now()
+	r := pgtest.NewReplicatedCluster(t)
+	t.Logf("primary and standby started in %v", time.Since(began).Round(time.Millisecond))
+	pool := r.NewDB(t, widgets)
+	db := pool.Config().ConnConfig.Database
+	standby := connect(t, r.StandbyURL(db))
+
+	t.Run("database and migrations replayed", func(t *testing.T) {
+		if got := names(t, standby); len(got) != 1 || got[0] != "seed" {
+			t.Errorf("widgets on the standby = %q, want [seed]", got)
+		}
+	})
+	t.Run("row written on the primary is read on the standby", func(t *testing.T) {
+		exec(t, pool, "INSERT INTO widget.widgets VALUES (2, 'replicated')")
+		r.WaitReplayed(t, r.PrimaryLSN(t))
+		if got := names(t, standby); len(got) != 2 || got[1] != "replicated" {
+			t.Errorf("widgets on the standby = %q, want [seed replicated]", got)
+		}
+	})
+	t.Run("paused replay hides a write until resumed", func(t *testing.T) {
+		r.PauseReplay(t)
+		exec(t, pool, "INSERT INTO widget.widgets VALUES (3, 'held back')")
+		lsn := r.PrimaryLSN(t)
+		// The standby has the write's WAL in hand, and still does not show it.
+		poll(t, "the standby receives the write's WAL", func() bool {
+			var got bool
+			err := standby.QueryRow(t.Context(), "SELECT pg_last_wal_receive_lsn() >= $1::text::pg_lsn", lsn.String()).Scan(&got)
+			return err == nil && got
+		})
+		if got := names(t, standby); len(got) != 2 {
+			t.Errorf("widgets on the paused standby = %q, want 2 (the third held back)", got)
+		}
+		r.ResumeReplay(t)
+		r.WaitReplayed(t, lsn)
+		if got := names(t, standby); len(got) != 3 {
+			t.Errorf("widgets on the resumed standby = %q, want 3", got)
+		}
+	})
+	t.Run("standby refuses writes", func(t *testing.T) {
+		_, err := standby.Exec(t.Context(), "INSERT INTO widget.widgets VALUES (4, 'refused')")
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || pgErr.Code != pgerrcode.ReadOnlySQLTransaction {
+			t.Errorf("insert on the standby: %v, want SQLSTATE %s", err, pgerrcode.ReadOnlySQLTransaction)
+		}
+	})
+	t.Run("pg_stat_replication names the standby", func(t *testing.T) {
+		poll(t, "the standby streams", func() bool {
+			var n int
+			err := pool.QueryRow(t.Context(), "SELECT count(*) FROM pg_stat_replication WHERE application_name = $1 AND state = 'streaming'",
+				pgtest.StandbyName).Scan(&n)
+			return err == nil && n == 1
+		})
+	})
+}
+
+// After the primary's crash and the standby's promotion, the standby accepts writes and holds
+// what was replayed before.
+func TestReplicatedCluster_promote(t *testing.T) {
+	t.Parallel()
+	r := pgtest.NewReplicatedCluster(t)
+	primaryURL, standbyURL := r.NewDBURLs(t, widgets)
+	primary := connect(t, primaryURL)
+	exec(t, primary, "INSERT INTO widget.widgets VALUES (2, 'before the crash')")
+	r.WaitReplayed(t, r.PrimaryLSN(t))
+
+	r.StopPrimary(t)
+	began := time.Now()
+	r.Promote(t)
+	t.Logf("promoted in %v", time.Since(began).Round(time.Millisecond))
+	promoted := connect(t, standbyURL)
+	exec(t, promoted, "INSERT INTO widget.widgets VALUES (3, 'after the promotion')")
+	if got := names(t, promoted); len(got) != 3 {
+		t.Errorf("widgets on the new primary = %q, want 3", got)
+	}
+}
+
+// With the standby stopped, the primary takes writes as before.
+func TestReplicatedCluster_stopStandby(t *testing.T) {
+	t.Parallel()
+	r := pgtest.NewReplicatedCluster(t)
+	pool := r.NewDB(t, widgets)
+	r.StopStandby(t)
+	exec(t, pool, "INSERT INTO widget.widgets VALUES (2, 'no standby')")
+	if got := names(t, pool); len(got) != 2 {
+		t.Errorf("widgets on the primary = %q, want 2", got)
+	}
+}
+
+type querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+func connect(t *testing.T, url string) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+func exec(t *testing.T, q querier, sql string) {
+	t.Helper()
+	if _, err := q.Exec(t.Context(), sql); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+}
+
+func names(t *testing.T, q querier) []string {
+	t.Helper()
+	rows, _ := q.Query(t.Context(), "SELECT name FROM widget.widgets ORDER BY id")
+	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatalf("select widgets: %v", err)
+	}
+	return got
+}
+
+// poll waits up to a generous minute for cond.
+func poll(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within a minute", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
