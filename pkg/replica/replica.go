@@ -1,0 +1,341 @@
+// Package replica chooses where a read runs: on a streaming replica (hot standby) whose replay
+// lag is within a bound and which has replayed a given WAL position, else on the primary. A
+// Router checks each replica periodically (reachable, in recovery, replay position, lag in time
+// and bytes) and exports the figures to Prometheus. A replica's failure never fails a read: the
+// read goes to the primary.
+package replica
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pgfleet/pgfleet/pkg/pgpool"
+	"github.com/pgfleet/pgfleet/pkg/pgserver"
+)
+
+// Config is the replicas' environment, read with go-envconfig.
+type Config struct {
+	// ReadURL lists the replicas: one postgres:// URL, or several separated by commas (each
+	// starting with postgres:// or postgresql://). Empty: no replica, every read on the primary.
+	ReadURL string `env:"DATABASE_READ_URL" json:"-" help:"postgres:// URL of a read replica, or several separated by commas; empty: all reads on the primary; passwords are secret" secret:"password"`
+	// MaxLag is the most replay lag a replica may have and still serve reads.
+	MaxLag time.Duration `env:"MAX_REPLICA_LAG, default=10s" help:"most replay lag (time) a replica may have and still serve reads"`
+	// Interval is how often each replica is checked.
+	Interval time.Duration `env:"REPLICA_CHECK_INTERVAL, default=1s" help:"period of each replica's check (reachable, in recovery, replay position and lag)"`
+}
+
+// poolSize is the size of each replica's pool: small, a replica serves reads beside the primary.
+const poolSize = 4
+
+// waitPoll is how often WaitReader asks a replica how far it has replayed.
+const waitPoll = 10 * time.Millisecond
+
+// Reasons, the reason label of pgfleet_db_reads_total.
+const (
+	ReasonReplica     = "replica"      // served by a replica
+	ReasonNoReplica   = "no_replica"   // no replica reachable and in recovery (or none configured)
+	ReasonLagging     = "lagging"      // usable replicas all lag beyond MaxLag
+	ReasonNotReplayed = "not_replayed" // replicas within MaxLag have not replayed the position asked for
+)
+
+// state is what a replica's last check found.
+type state struct {
+	up        bool // reachable and in recovery
+	replayLSN pgserver.LSN
+	lag       time.Duration // replay lag in time; meaningful when up
+	lagBytes  uint64
+}
+
+type replica struct {
+	label string // host:port
+	pool  *pgxpool.Pool
+	state atomic.Pointer[state]
+}
+
+// Router routes reads between a primary and its replicas. Its methods are safe for concurrent use.
+type Router struct {
+	primary  *pgxpool.Pool
+	cfg      Config
+	log      *slog.Logger
+	replicas []*replica
+	next     atomic.Uint64 // round robin
+
+	lagSeconds *prometheus.GaugeVec
+	lagBytes   *prometheus.GaugeVec
+	up         *prometheus.GaugeVec
+	reads      *prometheus.CounterVec
+}
+
+// SplitURLs splits DATABASE_READ_URL into one URL per replica: a comma starts a new URL only
+// before postgres:// or postgresql://, so a URL's own comma-separated host list stays whole.
+func SplitURLs(s string) []string {
+	var urls []string
+	for part := range strings.SplitSeq(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		if len(urls) > 0 && !strings.HasPrefix(part, "postgres://") && !strings.HasPrefix(part, "postgresql://") {
+			urls[len(urls)-1] += "," + part
+			continue
+		}
+		urls = append(urls, part)
+	}
+	return urls
+}
+
+// New returns a Router over primary and the replicas of cfg.ReadURL, each with a small pool of
+// its own (pkg/pgpool). It does not wait for the replicas: until Run's first check finds one
+// usable, reads go to the primary. Metrics are registered on reg (none if nil).
+func New(ctx context.Context, primary *pgxpool.Pool, cfg Config, reg prometheus.Registerer, log *slog.Logger) (*Router, error) {
+	if cfg.MaxLag < 0 || cfg.Interval <= 0 {
+		return nil, fmt.Errorf("MAX_REPLICA_LAG (%v) must not be negative and REPLICA_CHECK_INTERVAL (%v) must be positive", cfg.MaxLag, cfg.Interval)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	r := &Router{primary: primary, cfg: cfg, log: log,
+		lagSeconds: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "pgfleet_db_replica_lag_seconds",
+			Help: "Replay lag of the replica in time at its last check: 0 once it has replayed the primary's position."}, []string{"replica"}),
+		lagBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "pgfleet_db_replica_lag_bytes",
+			Help: "WAL bytes between the primary's position and the replica's replay position at its last check."}, []string{"replica"}),
+		up: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "pgfleet_db_replica_up",
+			Help: "1 if the replica serves reads (reachable, in recovery, lag within MAX_REPLICA_LAG), else 0."}, []string{"replica"}),
+		reads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgfleet_db_reads_total",
+			Help: "Reads routed, by target (replica or primary) and reason."}, []string{"target", "reason"}),
+	}
+	for i, u := range SplitURLs(cfg.ReadURL) {
+		pc, err := pgconn.ParseConfig(u) // its errors redact the password
+		if err != nil {
+			r.Close()
+			return nil, fmt.Errorf("parse DATABASE_READ_URL (replica %d): %w", i+1, err)
+		}
+		pool, err := pgpool.New(ctx, pgpool.Config{URL: u, MaxConns: poolSize, Health: cfg.Interval})
+		if err != nil {
+			r.Close()
+			return nil, fmt.Errorf("DATABASE_READ_URL (replica %d): %w", i+1, err)
+		}
+		rep := &replica{label: net.JoinHostPort(pc.Host, strconv.Itoa(int(pc.Port))), pool: pool}
+		rep.state.Store(&state{})
+		r.replicas = append(r.replicas, rep)
+		r.up.WithLabelValues(rep.label).Set(0)
+	}
+	r.reads.WithLabelValues("replica", ReasonReplica)
+	for _, reason := range []string{ReasonNoReplica, ReasonLagging, ReasonNotReplayed} {
+		r.reads.WithLabelValues("primary", reason)
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{r.lagSeconds, r.lagBytes, r.up, r.reads} {
+			if err := reg.Register(c); err != nil {
+				r.Close()
+				return nil, fmt.Errorf("register replica metrics: %w", err)
+			}
+		}
+	}
+	return r, nil
+}
+
+// Close closes the replicas' pools (not the primary's).
+func (r *Router) Close() {
+	for _, rep := range r.replicas {
+		rep.pool.Close()
+	}
+}
+
+// Run checks every replica at once, then every Interval, until ctx ends.
+func (r *Router) Run(ctx context.Context) {
+	if len(r.replicas) == 0 {
+		return
+	}
+	t := time.NewTicker(r.cfg.Interval)
+	defer t.Stop()
+	for {
+		r.Check(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Check checks every replica once, in parallel: the primary's WAL position is read once, then
+// each replica's recovery state, replay position and last replayed commit's time. A check is
+// bounded by Interval (at least a second).
+func (r *Router) Check(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, max(r.cfg.Interval, time.Second))
+	defer cancel()
+	primaryLSN, perr := lsn(ctx, r.primary, "SELECT pg_current_wal_insert_lsn()::text")
+	if perr != nil {
+		r.log.Warn("replica check: primary's WAL position unknown, lag judged by time only", "err", perr)
+	}
+	var wg sync.WaitGroup
+	for _, rep := range r.replicas {
+		wg.Go(func() { r.checkOne(ctx, rep, primaryLSN, perr == nil) })
+	}
+	wg.Wait()
+}
+
+func (r *Router) checkOne(ctx context.Context, rep *replica, primaryLSN pgserver.LSN, primaryKnown bool) {
+	const q = `SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text,
+		EXTRACT(epoch FROM now() - pg_last_xact_replay_timestamp())::float8`
+	var (
+		inRecovery bool
+		replay     *string
+		lagSecs    *float64
+	)
+	was := rep.state.Load()
+	st := &state{}
+	err := rep.pool.QueryRow(ctx, q).Scan(&inRecovery, &replay, &lagSecs)
+	switch {
+	case err != nil:
+		r.logChange(was, "replica check failed", rep, "err", err)
+	case !inRecovery || replay == nil:
+		r.logChange(was, "replica not in recovery (promoted, or a primary): not used", rep)
+	default:
+		l, perr := pgserver.ParseLSN(*replay)
+		if perr != nil {
+			r.logChange(was, "replica check failed", rep, "err", perr)
+			break
+		}
+		st.up, st.replayLSN = true, l
+		switch {
+		case primaryKnown && l >= primaryLSN:
+			st.lag = 0
+		case lagSecs == nil: // behind, and no commit replayed since it started: unknown
+			st.lag = time.Duration(1<<63 - 1)
+		default:
+			st.lag = max(0, time.Duration(*lagSecs*float64(time.Second)))
+		}
+		if primaryKnown && primaryLSN > l {
+			st.lagBytes = uint64(primaryLSN - l)
+		}
+		if !was.up {
+			r.log.Info("replica up", "replica", rep.label, "replay_lsn", l.String(), "lag", st.lag)
+		}
+	}
+	rep.state.Store(st)
+	usable := 0.0
+	if r.usable(st) {
+		usable = 1
+	}
+	r.up.WithLabelValues(rep.label).Set(usable)
+	if st.up {
+		r.lagSeconds.WithLabelValues(rep.label).Set(min(st.lag.Seconds(), 1e9))
+		r.lagBytes.WithLabelValues(rep.label).Set(float64(st.lagBytes))
+	}
+}
+
+// logChange logs msg when a replica that was up is not any more.
+func (r *Router) logChange(was *state, msg string, rep *replica, args ...any) {
+	if was.up {
+		r.log.Warn(msg, append([]any{"replica", rep.label}, args...)...)
+	}
+}
+
+func (r *Router) usable(st *state) bool { return st.up && st.lag <= r.cfg.MaxLag }
+
+// pick chooses a replica that has replayed minLSN, round robin, or says why there is none.
+func (r *Router) pick(minLSN pgserver.LSN) (*replica, string) {
+	n := len(r.replicas)
+	if n == 0 {
+		return nil, ReasonNoReplica
+	}
+	start := int(r.next.Add(1) % uint64(n))
+	reason := ReasonNoReplica
+	for i := range n {
+		rep := r.replicas[(start+i)%n]
+		st := rep.state.Load()
+		switch {
+		case !st.up:
+		case st.lag > r.cfg.MaxLag:
+			if reason == ReasonNoReplica {
+				reason = ReasonLagging
+			}
+		case st.replayLSN < minLSN:
+			reason = ReasonNotReplayed
+		default:
+			return rep, ReasonReplica
+		}
+	}
+	return nil, reason
+}
+
+func (r *Router) count(rep *replica, reason string) (*pgxpool.Pool, bool) {
+	if rep == nil {
+		r.reads.WithLabelValues("primary", reason).Inc()
+		return r.primary, false
+	}
+	r.reads.WithLabelValues("replica", reason).Inc()
+	return rep.pool, true
+}
+
+// Reader returns the pool a read runs on: a usable replica (its lag within MaxLag at its last
+// check) that has replayed minLSN (0: any position), spread over the usable ones round robin;
+// else the primary, with onReplica false. It never fails and never waits.
+func (r *Router) Reader(minLSN pgserver.LSN) (pool *pgxpool.Pool, onReplica bool) {
+	return r.count(r.pick(minLSN))
+}
+
+// WaitReader is Reader for read-your-writes: if no replica has replayed minLSN at its last
+// check, it asks the usable replicas how far they have replayed, every 10ms, for up to wait,
+// and returns the first that reaches minLSN; else (or once ctx ends) the primary. It never fails.
+func (r *Router) WaitReader(ctx context.Context, minLSN pgserver.LSN, wait time.Duration) (pool *pgxpool.Pool, onReplica bool) {
+	rep, reason := r.pick(minLSN)
+	if reason != ReasonNotReplayed {
+		return r.count(rep, reason)
+	}
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	for {
+		for _, c := range r.replicas {
+			st := c.state.Load()
+			if !r.usable(st) {
+				continue
+			}
+			l, err := lsn(ctx, c.pool, "SELECT pg_last_wal_replay_lsn()::text")
+			if err == nil && l >= minLSN {
+				return r.count(c, ReasonReplica)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return r.count(nil, ReasonNotReplayed)
+		case <-time.After(waitPoll):
+		}
+	}
+}
+
+// Replicas returns the replicas' labels (host:port), in DATABASE_READ_URL's order.
+func (r *Router) Replicas() []string {
+	labels := make([]string, len(r.replicas))
+	for i, rep := range r.replicas {
+		labels[i] = rep.label
+	}
+	return labels
+}
+
+var errNoLSN = errors.New("no WAL position (NULL): not a standby")
+
+func lsn(ctx context.Context, pool *pgxpool.Pool, sql string) (pgserver.LSN, error) {
+	var text *string
+	if err := pool.QueryRow(ctx, sql).Scan(&text); err != nil {
+		return 0, err
+	}
+	if text == nil {
+		return 0, errNoLSN
+	}
+	return pgserver.ParseLSN(*text)
+}
