@@ -1,0 +1,219 @@
+package replica_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pgfleet/pgfleet/pkg/metricstest"
+	"github.com/pgfleet/pgfleet/pkg/pgtest"
+	"github.com/pgfleet/pgfleet/pkg/replica"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// wait bounds every poll: generous, for a busy machine; polls end as soon as the condition holds.
+const wait = time.Minute
+
+// TestRouter routes reads on a real primary and hot standby. The subtests share the pair and run
+// in order (paused replay and the stopped standby are the pair's state).
+func TestRouter(t *testing.T) {
+	r := pgtest.NewReplicatedCluster(t)
+	primary := r.NewDB(t)
+	db := primary.Config().ConnConfig.Database
+	exec(t, primary, "CREATE TABLE public.notes (id int PRIMARY KEY)")
+	r.WaitReplayed(t, r.PrimaryLSN(t))
+	standbyURL := r.StandbyURL(db)
+
+	// strict routes with a small lag bound; lenient with a large one, for read-your-writes.
+	strictReg, lenientReg := prometheus.NewRegistry(), prometheus.NewRegistry()
+	strict := newRouter(t, primary, replica.Config{ReadURL: standbyURL, MaxLag: 300 * time.Millisecond, Interval: 50 * time.Millisecond}, strictReg)
+	lenient := newRouter(t, primary, replica.Config{ReadURL: standbyURL, MaxLag: time.Hour, Interval: 50 * time.Millisecond}, lenientReg)
+	metrics := metricstest.Serve(t, strictReg)
+	label := strict.Replicas()[0]
+
+	t.Run("healthy standby serves reads", func(t *testing.T) {
+		pool := waitReader(t, strict, true)
+		if !inRecovery(t, pool) {
+			t.Error("Reader's pool: pg_is_in_recovery() = false, want the standby")
+		}
+		body := metricstest.Scrape(t, metrics)
+		metricstest.WantLine(t, body, fmt.Sprintf(`pgfleet_db_replica_up{replica=%q} 1`, label))
+		metricstest.WantLine(t, body, fmt.Sprintf(`pgfleet_db_replica_lag_seconds{replica=%q} 0`, label))
+		if metricstest.HasLine(body, `pgfleet_db_reads_total{reason="replica",target="replica"} 0`) {
+			t.Errorf("no read counted on the replica:\n%s", metricstest.Lines(body, "pgfleet_db_reads_total"))
+		}
+		began := time.Now()
+		const n = 20
+		for range n {
+			strict.Check(t.Context())
+		}
+		t.Logf("a check of one replica (primary LSN + replica query) takes %v", (time.Since(began) / n).Round(time.Microsecond))
+	})
+
+	t.Run("position not replayed goes to the primary, WaitReader waits for it", func(t *testing.T) {
+		waitReader(t, lenient, true)
+		r.PauseReplay(t)
+		exec(t, primary, "INSERT INTO public.notes VALUES (1)")
+		lsn := r.PrimaryLSN(t)
+		if pool, on := lenient.Reader(lsn); on || inRecovery(t, pool) {
+			t.Fatal("Reader(position not replayed) chose the standby")
+		}
+		if _, on := lenient.WaitReader(t.Context(), lsn, 100*time.Millisecond); on {
+			t.Fatal("WaitReader(position not replayed, replay paused) chose the standby")
+		}
+		type result struct {
+			pool *pgxpool.Pool
+			on   bool
+		}
+		done := make(chan result, 1)
+		go func() {
+			pool, on := lenient.WaitReader(t.Context(), lsn, wait)
+			done <- result{pool, on}
+		}()
+		r.ResumeReplay(t)
+		res := <-done
+		if !res.on || !inRecovery(t, res.pool) {
+			t.Fatal("WaitReader after ResumeReplay: the primary, want the standby")
+		}
+		var n int
+		if err := res.pool.QueryRow(t.Context(), "SELECT count(*) FROM public.notes").Scan(&n); err != nil || n != 1 {
+			t.Errorf("notes on WaitReader's standby = %d (err %v), want 1: the write not visible", n, err)
+		}
+		body := metricstest.Scrape(t, metricstest.Serve(t, lenientReg))
+		metricstest.WantLine(t, body, `pgfleet_db_reads_total{reason="not_replayed",target="primary"} 2`)
+	})
+
+	t.Run("paused replay: reads go to the primary once lag passes MaxLag, back after resume", func(t *testing.T) {
+		waitReader(t, strict, true)
+		r.PauseReplay(t)
+		exec(t, primary, "INSERT INTO public.notes VALUES (2)")
+		pool := waitReader(t, strict, false)
+		if inRecovery(t, pool) {
+			t.Error("Reader while lagging: the standby's pool")
+		}
+		body := metricstest.Scrape(t, metrics)
+		if !metricstest.HasLine(body, `pgfleet_db_reads_total{reason="lagging",target="primary"} `) ||
+			metricstest.HasLine(body, `pgfleet_db_reads_total{reason="lagging",target="primary"} 0`) {
+			t.Errorf("no read counted as lagging:\n%s", metricstest.Lines(body, "pgfleet_db_reads_total"))
+		}
+		metricstest.WantLine(t, body, fmt.Sprintf(`pgfleet_db_replica_up{replica=%q} 0`, label))
+		if metricstest.HasLine(body, fmt.Sprintf(`pgfleet_db_replica_lag_bytes{replica=%q} 0`, label)) {
+			t.Errorf("lag in bytes 0 while replay is paused behind a write:\n%s", metricstest.Lines(body, "pgfleet_db_replica_lag"))
+		}
+		r.ResumeReplay(t)
+		waitReader(t, strict, true)
+	})
+
+	t.Run("stopped standby: reads go to the primary without error", func(t *testing.T) {
+		r.StopStandby(t)
+		pool := waitReader(t, strict, false)
+		var n int
+		if err := pool.QueryRow(t.Context(), "SELECT count(*) FROM public.notes").Scan(&n); err != nil || n != 2 {
+			t.Errorf("notes on the primary = %d (err %v), want 2", n, err)
+		}
+		for range 10 {
+			if pool, on := strict.Reader(0); on || pool != primary {
+				t.Fatal("Reader with the standby down chose it")
+			}
+		}
+		body := metricstest.Scrape(t, metrics)
+		metricstest.WantLine(t, body, fmt.Sprintf(`pgfleet_db_replica_up{replica=%q} 0`, label))
+		if metricstest.HasLine(body, `pgfleet_db_reads_total{reason="no_replica",target="primary"} 0`) {
+			t.Errorf("no read counted as no_replica:\n%s", metricstest.Lines(body, "pgfleet_db_reads_total"))
+		}
+	})
+}
+
+// TestNew_badURL: an unparseable replica URL is an error naming DATABASE_READ_URL, without the password.
+func TestNew_badURL(t *testing.T) {
+	_, err := replica.New(t.Context(), nil, replica.Config{
+		ReadURL: "postgres://u:sekret@localhost:notaport/db", MaxLag: time.Second, Interval: time.Second}, nil, nil)
+	if err == nil || !strings.Contains(err.Error(), "DATABASE_READ_URL") || strings.Contains(err.Error(), "sekret") {
+		t.Errorf("New(bad URL) = %v, want an error naming DATABASE_READ_URL without the password", err)
+	}
+}
+
+// TestNew_noReplica: with no DATABASE_READ_URL every read goes to the primary.
+func TestNew_noReplica(t *testing.T) {
+	primary := pgtest.NewDB(t)
+	rt, err := replica.New(t.Context(), primary, replica.Config{MaxLag: time.Second, Interval: time.Second}, prometheus.NewRegistry(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt.Run(t.Context()) // returns at once: nothing to check
+	if pool, on := rt.Reader(0); on || pool != primary {
+		t.Error("Reader with no replica: not the primary")
+	}
+	if pool, on := rt.WaitReader(t.Context(), 1, time.Second); on || pool != primary {
+		t.Error("WaitReader with no replica: not the primary")
+	}
+}
+
+func TestSplitURLs(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []string
+	}{
+		{"", nil},
+		{"postgres://a:5432/db", []string{"postgres://a:5432/db"}},
+		{"postgres://a:5432/db, postgresql://b:5433/db", []string{"postgres://a:5432/db", "postgresql://b:5433/db"}},
+		{"postgres://a:5432,b:5433/db,postgres://c/db", []string{"postgres://a:5432,b:5433/db", "postgres://c/db"}},
+	} {
+		if got := replica.SplitURLs(tc.in); fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Errorf("SplitURLs(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func newRouter(t *testing.T, primary *pgxpool.Pool, cfg replica.Config, reg prometheus.Registerer) *replica.Router {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(t.Output(), nil))
+	rt, err := replica.New(t.Context(), primary, cfg, reg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); rt.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done; rt.Close() })
+	return rt
+}
+
+// waitReader polls Reader(0) until it chooses a replica (onReplica) or the primary, and returns its pool.
+func waitReader(t *testing.T, rt *replica.Router, onReplica bool) *pgxpool.Pool {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for {
+		pool, on := rt.Reader(0)
+		if on == onReplica {
+			return pool
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Reader: onReplica still %v after %v", on, wait)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func inRecovery(t *testing.T, pool *pgxpool.Pool) bool {
+	t.Helper()
+	var in bool
+	if err := pool.QueryRow(t.Context(), "SELECT pg_is_in_recovery()").Scan(&in); err != nil {
+		t.Fatalf("pg_is_in_recovery(): %v", err)
+	}
+	return in
+}
+
+func exec(t *testing.T, pool *pgxpool.Pool, sql string) {
+	t.Helper()
+	if _, err := pool.Exec(t.Context(), sql); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+}
