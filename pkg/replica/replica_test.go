@@ -77,8 +77,10 @@ func TestRouter(t *testing.T) {
 			pool, on := lenient.WaitReader(t.Context(), lsn, wait)
 			done <- result{pool, on}
 		}()
+		resumed := time.Now()
 		r.ResumeReplay(t)
 		res := <-done
+		t.Logf("WaitReader returned the standby %v after ResumeReplay", time.Since(resumed).Round(time.Millisecond))
 		if !res.on || !inRecovery(t, res.pool) {
 			t.Fatal("WaitReader after ResumeReplay: the primary, want the standby")
 		}
@@ -94,7 +96,9 @@ func TestRouter(t *testing.T) {
 		waitReader(t, strict, true)
 		r.PauseReplay(t)
 		exec(t, primary, "INSERT INTO public.notes VALUES (2)")
+		written := time.Now()
 		pool := waitReader(t, strict, false)
+		t.Logf("reads on the primary %v after the write (MaxLag 300ms, checks every 50ms)", time.Since(written).Round(time.Millisecond))
 		if inRecovery(t, pool) {
 			t.Error("Reader while lagging: the standby's pool")
 		}
@@ -107,13 +111,17 @@ func TestRouter(t *testing.T) {
 		if metricstest.HasLine(body, fmt.Sprintf(`pgfleet_db_replica_lag_bytes{replica=%q} 0`, label)) {
 			t.Errorf("lag in bytes 0 while replay is paused behind a write:\n%s", metricstest.Lines(body, "pgfleet_db_replica_lag"))
 		}
+		resumed := time.Now()
 		r.ResumeReplay(t)
 		waitReader(t, strict, true)
+		t.Logf("reads back on the standby %v after ResumeReplay", time.Since(resumed).Round(time.Millisecond))
 	})
 
 	t.Run("stopped standby: reads go to the primary without error", func(t *testing.T) {
 		r.StopStandby(t)
+		stopped := time.Now()
 		pool := waitReader(t, strict, false)
+		t.Logf("reads on the primary %v after the standby stopped", time.Since(stopped).Round(time.Millisecond))
 		var n int
 		if err := pool.QueryRow(t.Context(), "SELECT count(*) FROM public.notes").Scan(&n); err != nil || n != 2 {
 			t.Errorf("notes on the primary = %d (err %v), want 2", n, err)
