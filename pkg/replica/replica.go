@@ -318,6 +318,52 @@ func (r *Router) WaitReader(ctx context.Context, minLSN pgserver.LSN, wait time.
 	}
 }
 
+// Read runs the read fn on Reader(minLSN)'s pool. If fn fails on a replica for the replica's
+// sake (connection lost or refused, server shutting down, a query canceled by a conflict with
+// recovery), it runs fn again on the primary, and a lost replica is marked down until its next
+// check: so a replica dying between two checks fails no read. SQL errors and the end of ctx are
+// returned as they are. fn must be safe to run twice: a read that has sent nothing yet.
+func (r *Router) Read(ctx context.Context, minLSN pgserver.LSN, fn func(pool *pgxpool.Pool) error) error {
+	rep, reason := r.pick(minLSN)
+	if rep == nil {
+		pool, _ := r.count(nil, reason)
+		return fn(pool)
+	}
+	err := fn(rep.pool)
+	if err == nil || ctx.Err() != nil || !replicaFault(err) {
+		r.count(rep, reason)
+		return err
+	}
+	if lost(err) {
+		rep.state.Store(&state{})
+		r.up.WithLabelValues(rep.label).Set(0)
+	}
+	r.log.Warn("read failed on a replica, run again on the primary", "replica", rep.label, "err", err)
+	pool, _ := r.count(nil, ReasonNoReplica)
+	return fn(pool)
+}
+
+// replicaFault reports whether err is the replica's doing rather than the read's.
+func replicaFault(err error) bool {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return true // no answer from the server: connection refused, lost, timed out
+	}
+	return lost(err) || pgErr.Code == "40001" // 40001: canceled by a conflict with recovery
+}
+
+// lost reports whether err says the replica is unreachable or going away.
+func lost(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return true
+	}
+	return strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "57") // connection, shutdown
+}
+
 // Replicas returns the replicas' labels (host:port), in DATABASE_READ_URL's order.
 func (r *Router) Replicas() []string {
 	labels := make([]string, len(r.replicas))
