@@ -57,6 +57,14 @@ func TestRouter(t *testing.T) {
 		t.Logf("a check of one replica (primary LSN + replica query) takes %v", (time.Since(began) / n).Round(time.Microsecond))
 	})
 
+	t.Run("a server not in recovery is not a replica", func(t *testing.T) {
+		wrong := newRouter(t, primary, replica.Config{ReadURL: r.PrimaryURL(db), MaxLag: time.Hour, Interval: time.Hour}, nil)
+		wrong.Check(t.Context()) // Run's first check may not have finished: one more, awaited
+		if pool, on := wrong.Reader(0); on || pool != primary {
+			t.Error("Reader with the primary given as a replica: onReplica, want the primary's own pool")
+		}
+	})
+
 	t.Run("position not replayed goes to the primary, WaitReader waits for it", func(t *testing.T) {
 		waitReader(t, lenient, true)
 		r.PauseReplay(t)
