@@ -52,6 +52,7 @@ const (
 
 // state is what a replica's last check found.
 type state struct {
+	checked   bool // false until the first check
 	up        bool // reachable and in recovery
 	replayLSN pgserver.LSN
 	lag       time.Duration // replay lag in time; meaningful when up
@@ -197,7 +198,7 @@ func (r *Router) checkOne(ctx context.Context, rep *replica, primaryLSN pgserver
 		lagSecs    *float64
 	)
 	was := rep.state.Load()
-	st := &state{}
+	st := &state{checked: true}
 	err := rep.pool.QueryRow(ctx, q).Scan(&inRecovery, &replay, &lagSecs)
 	switch {
 	case err != nil:
@@ -238,9 +239,9 @@ func (r *Router) checkOne(ctx context.Context, rep *replica, primaryLSN pgserver
 	}
 }
 
-// logChange logs msg when a replica that was up is not any more.
+// logChange logs msg when a replica that was up is not any more, or is not at its first check.
 func (r *Router) logChange(was *state, msg string, rep *replica, args ...any) {
-	if was.up {
+	if was.up || !was.checked {
 		r.log.Warn(msg, append([]any{"replica", rep.label}, args...)...)
 	}
 }
@@ -335,7 +336,7 @@ func (r *Router) Read(ctx context.Context, minLSN pgserver.LSN, fn func(pool *pg
 		return err
 	}
 	if lost(err) {
-		rep.state.Store(&state{})
+		rep.state.Store(&state{checked: true})
 		r.up.WithLabelValues(rep.label).Set(0)
 	}
 	r.log.Warn("read failed on a replica, run again on the primary", "replica", rep.label, "err", err)
