@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgfleet/pgfleet/pkg/pgserver"
+	"github.com/pgfleet/pgfleet/pkg/pgtest"
 )
 
 // show returns the server's value of each setting.
@@ -146,11 +147,11 @@ func TestStartStandby(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	poll(t, "the standby replays the insert", func() bool {
+	pgtest.Poll(t, "the standby replays the insert", func() bool {
 		got, err := standby.ReplayLSN(ctx)
 		return err == nil && got >= lsn
 	})
-	poll(t, "pg_stat_replication names the standby", func() bool {
+	pgtest.Poll(t, "pg_stat_replication names the standby", func() bool {
 		return one(t, primary.URL("postgres"), "SELECT count(*)::text FROM pg_stat_replication WHERE application_name = 'standby1' AND state = 'streaming'") == "1"
 	})
 	if got := one(t, standby.URL("postgres"), "SELECT count(*)::text FROM t"); got != "1" {
@@ -230,16 +231,4 @@ func one(t *testing.T, url, sql string) string {
 		t.Fatalf("%s: %v", sql, err)
 	}
 	return s
-}
-
-// poll waits up to a generous minute for cond.
-func poll(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within a minute", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }

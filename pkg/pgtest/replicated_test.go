@@ -42,7 +42,7 @@ func TestReplicatedCluster(t *testing.T) {
 		exec(t, pool, "INSERT INTO widget.widgets VALUES (3, 'held back')")
 		lsn := r.PrimaryLSN(t)
 		// The standby has the write's WAL in hand, and still does not show it.
-		poll(t, "the standby receives the write's WAL", func() bool {
+		pgtest.Poll(t, "the standby receives the write's WAL", func() bool {
 			var got bool
 			err := standby.QueryRow(t.Context(), "SELECT pg_last_wal_receive_lsn() >= $1::text::pg_lsn", lsn.String()).Scan(&got)
 			return err == nil && got
@@ -64,7 +64,7 @@ func TestReplicatedCluster(t *testing.T) {
 		}
 	})
 	t.Run("pg_stat_replication names the standby", func(t *testing.T) {
-		poll(t, "the standby streams", func() bool {
+		pgtest.Poll(t, "the standby streams", func() bool {
 			var n int
 			err := pool.QueryRow(t.Context(), "SELECT count(*) FROM pg_stat_replication WHERE application_name = $1 AND state = 'streaming'",
 				pgtest.StandbyName).Scan(&n)
@@ -136,16 +136,4 @@ func names(t *testing.T, q querier) []string {
 		t.Fatalf("select widgets: %v", err)
 	}
 	return got
-}
-
-// poll waits up to a generous minute for cond.
-func poll(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within a minute", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }

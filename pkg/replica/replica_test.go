@@ -226,17 +226,13 @@ func newRouter(t *testing.T, primary *pgxpool.Pool, cfg replica.Config, reg prom
 // waitReader polls Reader(0) until it chooses a replica (onReplica) or the primary, and returns its pool.
 func waitReader(t *testing.T, rt *replica.Router, onReplica bool) *pgxpool.Pool {
 	t.Helper()
-	deadline := time.Now().Add(wait)
-	for {
-		pool, on := rt.Reader(0)
-		if on == onReplica {
-			return pool
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Reader: onReplica still %v after %v", on, wait)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	var pool *pgxpool.Pool
+	pgtest.Poll(t, fmt.Sprintf("Reader choosing onReplica=%v", onReplica), func() bool {
+		p, on := rt.Reader(0)
+		pool = p
+		return on == onReplica
+	})
+	return pool
 }
 
 func inRecovery(t *testing.T, pool *pgxpool.Pool) bool {
