@@ -5,7 +5,6 @@ import (
 	"io"
 	"maps"
 	"net/http"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -20,12 +19,7 @@ import (
 	"github.com/pgfleet/pgfleet/pkg/auth"
 	"github.com/pgfleet/pgfleet/pkg/auth/authtest"
 	"github.com/pgfleet/pgfleet/pkg/pgtest"
-	"github.com/pgfleet/pgfleet/pkg/supervise"
 )
-
-// startupTimeout bounds a process's start, migrations included, on a machine busy with other
-// tests.
-const startupTimeout = 2 * time.Minute
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
@@ -111,40 +105,18 @@ func startFleet(t *testing.T) *fleet {
 	f := &fleet{metrics: map[string]string{}, client: &http.Client{Timeout: time.Minute}}
 	t.Cleanup(f.client.CloseIdleConnections)
 	start := func(name string, env ...string) *apptest.Process {
-		f.metrics[name] = apptest.FreeAddr(t)
-		// The last METRICS_ADDR wins: apptest picks one of its own, which it does not tell.
-		env = append(env, "DATABASE_URL="+pgtest.NewDBURL(t), "METRICS_ADDR="+f.metrics[name])
-		return apptest.StartProcess(t, filepath.Join(bin, name), env...)
+		p := apptest.StartProcess(t, filepath.Join(bin, name), append(env, "DATABASE_URL="+pgtest.NewDBURL(t))...)
+		f.metrics[name] = p.MetricsAddr
+		return p
 	}
 	stock := start("stock")
 	// MAX_PRICE_AGE=0: trades execute at the test's prices, however old.
 	portfolio := start("portfolio", "STOCK_ADDR="+stock.Addr, "STOCK_TIMEOUT=30s", "MAX_PRICE_AGE=0")
 	interview := start("interview")
 
-	httpAddr, metricsAddr := apptest.FreeAddr(t), apptest.FreeAddr(t)
-	f.gateway, f.metrics["gateway"] = "http://"+httpAddr, metricsAddr
-	env := append(os.Environ(), "HTTP_ADDR="+httpAddr, "METRICS_ADDR="+metricsAddr,
-		"STOCK_ADDR="+stock.Addr, "PORTFOLIO_ADDR="+portfolio.Addr, "INTERVIEW_ADDR="+interview.Addr,
-		"STOCK_TIMEOUT=30s", "PORTFOLIO_TIMEOUT=30s", "INTERVIEW_TIMEOUT=30s", "DRAIN_TIMEOUT=2s")
-	for k, v := range authtest.Env() {
-		env = append(env, k+"="+v)
-	}
-	gw := supervise.New(supervise.Spec{Name: "gateway", Path: filepath.Join(bin, "gateway"), Env: env,
-		Log: filepath.Join(t.TempDir(), "gateway.log"), StopTimeout: 30 * time.Second})
-	if err := gw.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := gw.Stop(); err != nil {
-			t.Error(err)
-		}
-		if t.Failed() {
-			t.Logf("gateway log:\n%s", supervise.Tail(gw.Log, 40))
-		}
-	})
-	if err := gw.WaitReady(t.Context(), supervise.HTTPAnswers("http://"+metricsAddr+"/healthz"), startupTimeout); err != nil {
-		t.Fatal(err)
-	}
+	gw := apptest.StartGatewayProcess(t, filepath.Join(bin, "gateway"),
+		"STOCK_ADDR="+stock.Addr, "PORTFOLIO_ADDR="+portfolio.Addr, "INTERVIEW_ADDR="+interview.Addr, "DRAIN_TIMEOUT=2s")
+	f.gateway, f.metrics["gateway"] = "http://"+gw.Addr, gw.MetricsAddr
 	return f
 }
 

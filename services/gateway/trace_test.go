@@ -16,8 +16,6 @@ import (
 	tracev1 "go.opentelemetry.io/proto/otlp/trace/v1"
 
 	"github.com/pgfleet/pgfleet/pkg/app/apptest"
-	"github.com/pgfleet/pgfleet/pkg/auth/authtest"
-	"github.com/pgfleet/pgfleet/pkg/supervise"
 	"github.com/pgfleet/pgfleet/pkg/telemetry/telemetrytest"
 )
 
@@ -46,8 +44,7 @@ func TestTracing(t *testing.T) {
 		"github.com/pgfleet/pgfleet/services/portfolio", "github.com/pgfleet/pgfleet/services/gateway"); err != nil {
 		t.Fatal(err)
 	}
-	stockMetrics := apptest.FreeAddr(t)
-	stock := startService(t, bin, "stock", append([]string{"METRICS_ADDR=" + stockMetrics}, otelEnv...)...)
+	stock := startService(t, bin, "stock", otelEnv...)
 	portfolio := startService(t, bin, "portfolio", append([]string{"STOCK_ADDR=" + stock.Addr,
 		"STOCK_TIMEOUT=10s", "MAX_PRICE_AGE=0"}, otelEnv...)...)
 	seedBigSymbol(t, stock.Addr, "AAPL", 1)
@@ -174,7 +171,7 @@ func TestTracing(t *testing.T) {
 	// Latency samples of the trade carry its trace id as an exemplar (OpenMetrics only).
 	for _, m := range []struct{ url, metric string }{
 		{gw.metrics + "/metrics", "pgfleet_gateway_http_request_duration_seconds_bucket"},
-		{"http://" + stockMetrics + "/metrics", "grpc_server_handling_seconds_bucket"},
+		{"http://" + stock.MetricsAddr + "/metrics", "grpc_server_handling_seconds_bucket"},
 	} {
 		if !hasExemplar(t, m.url, m.metric, pageTrace) {
 			t.Errorf("%s: no %s sample with exemplar trace_id %s", m.url, m.metric, pageTrace)
@@ -194,35 +191,11 @@ func TestTracing(t *testing.T) {
 // the gateway and its log file.
 func startGatewayProcess(t *testing.T, bin, stockAddr, portfolioAddr string, env ...string) (*testGateway, string) {
 	t.Helper()
-	httpAddr, metricsAddr := apptest.FreeAddr(t), apptest.FreeAddr(t)
-	spec := supervise.Spec{Name: "gateway", Path: filepath.Join(bin, "gateway"),
-		Log: filepath.Join(t.TempDir(), "gateway.log"), StopTimeout: 30 * time.Second}
-	spec.Env = append(os.Environ(), "HTTP_ADDR="+httpAddr, "METRICS_ADDR="+metricsAddr,
-		"STOCK_ADDR="+stockAddr, "PORTFOLIO_ADDR="+portfolioAddr, "INTERVIEW_ADDR="+apptest.FreeAddr(t),
-		"STOCK_TIMEOUT=30s", "PORTFOLIO_TIMEOUT=30s", "DRAIN_TIMEOUT=1s")
-	for k, v := range authtest.Env() {
-		spec.Env = append(spec.Env, k+"="+v)
-	}
-	spec.Env = append(spec.Env, env...)
-	p := supervise.New(spec)
-	if err := p.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := p.Stop(); err != nil {
-			t.Error(err)
-		}
-		if t.Failed() {
-			out, _ := os.ReadFile(spec.Log)
-			t.Logf("gateway log (last 4 KiB):\n%s", out[max(0, len(out)-4096):])
-		}
-	})
-	if err := p.WaitReady(t.Context(), supervise.HTTPAnswers("http://"+metricsAddr+"/healthz"), startupTimeout); err != nil {
-		t.Fatal(err)
-	}
-	g := &testGateway{url: "http://" + httpAddr, metrics: "http://" + metricsAddr, client: &http.Client{Timeout: 30 * time.Second}}
+	p := apptest.StartGatewayProcess(t, filepath.Join(bin, "gateway"), append([]string{"STOCK_ADDR=" + stockAddr,
+		"PORTFOLIO_ADDR=" + portfolioAddr, "INTERVIEW_ADDR=" + apptest.FreeAddr(t)}, env...)...)
+	g := &testGateway{url: "http://" + p.Addr, metrics: "http://" + p.MetricsAddr, client: &http.Client{Timeout: 30 * time.Second}}
 	t.Cleanup(g.client.CloseIdleConnections)
-	return g, spec.Log
+	return g, p.Log
 }
 
 // awaitSpans polls the collector until done says its spans are complete.

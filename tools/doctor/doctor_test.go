@@ -101,36 +101,17 @@ func startFleet(t *testing.T) *testFleet {
 	t.Cleanup(func() { f.admin.Close(context.Background()) })
 
 	start := func(name string, env ...string) *apptest.Process {
-		metrics := apptest.FreeAddr(t)
-		// METRICS_ADDR after StartProcess's own: the last value of a variable counts.
-		p := apptest.StartProcess(t, filepath.Join(bin, name), append([]string{"DATABASE_URL=" + urls[name], "METRICS_ADDR=" + metrics}, env...)...)
-		f.fleet.Services[name] = Service{GRPCAddr: p.Addr, MetricsAddr: metrics, DatabaseURL: urls[name], Replicas: 1}
+		p := apptest.StartProcess(t, filepath.Join(bin, name), append([]string{"DATABASE_URL=" + urls[name]}, env...)...)
+		f.fleet.Services[name] = Service{GRPCAddr: p.Addr, MetricsAddr: p.MetricsAddr, DatabaseURL: urls[name], Replicas: 1}
 		return p
 	}
 	stock := start("stock")
 	start("portfolio", "STOCK_ADDR="+stock.Addr)
 	f.interview = start("interview")
 
-	httpAddr, metricsAddr := apptest.FreeAddr(t), apptest.FreeAddr(t)
-	env := append(os.Environ(), "HTTP_ADDR="+httpAddr, "METRICS_ADDR="+metricsAddr, "DRAIN_TIMEOUT=1s",
-		"STOCK_ADDR="+stock.Addr, "PORTFOLIO_ADDR="+f.fleet.Services["portfolio"].GRPCAddr, "INTERVIEW_ADDR="+f.interview.Addr)
-	for k, v := range authtest.Env() {
-		env = append(env, k+"="+v)
-	}
-	gw := supervise.New(supervise.Spec{Name: "gateway", Path: filepath.Join(bin, "gateway"), Env: env,
-		Log: filepath.Join(t.TempDir(), "gateway.log")})
-	if err := gw.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := gw.Stop(); err != nil {
-			t.Error(err)
-		}
-	})
-	if err := gw.WaitReady(ctx, supervise.HTTPAnswers("http://"+metricsAddr+"/healthz"), time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	f.fleet.Gateway = &Gateway{URL: "http://" + httpAddr, MetricsURL: "http://" + metricsAddr}
+	gw := apptest.StartGatewayProcess(t, filepath.Join(bin, "gateway"), "STOCK_ADDR="+stock.Addr,
+		"PORTFOLIO_ADDR="+f.fleet.Services["portfolio"].GRPCAddr, "INTERVIEW_ADDR="+f.interview.Addr)
+	f.fleet.Gateway = &Gateway{URL: "http://" + gw.Addr, MetricsURL: "http://" + gw.MetricsAddr}
 	f.write(t, f.fleet)
 	return f
 }
