@@ -53,9 +53,9 @@ func tokenFrom(ctx context.Context) (pgserver.LSN, bool, error) {
 	return l, err == nil, err
 }
 
-// writes tells a write RPC from a read: a method whose proto declares idempotency_level
-// NO_SIDE_EFFECTS reads; any other of the binary's services writes. gRPC's own services
-// (health, reflection) are neither.
+// isWrite tells a write RPC from a read: a method whose proto declares idempotency_level
+// NO_SIDE_EFFECTS reads, any other writes. The interceptors ask it only of the service's
+// routed methods, not of health, reflection or DatabaseMonitor.
 func isWrite(fullMethod string) bool {
 	name := protoreflect.FullName(fullMethod[1:]) // "/pkg.Service/Method" -> "pkg.Service/Method"
 	for i := len(name) - 1; i >= 0; i-- {
@@ -74,6 +74,11 @@ func isWrite(fullMethod string) bool {
 	}
 	opts, ok := m.Options().(*descriptorpb.MethodOptions)
 	return !ok || opts.GetIdempotencyLevel() != descriptorpb.MethodOptions_NO_SIDE_EFFECTS
+}
+
+// writes reports whether fullMethod is one of the service's routed methods and writes.
+func (routes Routes) writes(fullMethod string) bool {
+	return routes[fullMethod] != 0 && isWrite(fullMethod)
 }
 
 // tokenWait bounds the query of a write's token after the write committed.
@@ -115,7 +120,7 @@ func (r *Router) UnaryInterceptor(routes Routes) grpc.UnaryServerInterceptor {
 			return nil, err
 		}
 		resp, err := handler(ctx, req)
-		if err == nil && isWrite(info.FullMethod) {
+		if err == nil && routes.writes(info.FullMethod) {
 			if tok := r.writeToken(ctx); tok != "" {
 				_ = grpc.SetHeader(ctx, metadata.Pairs(TokenHeader, tok)) // fails only once headers went
 			}
@@ -132,7 +137,7 @@ func (r *Router) StreamInterceptor(routes Routes) grpc.StreamServerInterceptor {
 		if err != nil {
 			return err
 		}
-		return handler(srv, &routedStream{ServerStream: ss, ctx: ctx, r: r, write: isWrite(info.FullMethod)})
+		return handler(srv, &routedStream{ServerStream: ss, ctx: ctx, r: r, write: routes.writes(info.FullMethod)})
 	}
 }
 
