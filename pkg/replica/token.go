@@ -76,9 +76,15 @@ func isWrite(fullMethod string) bool {
 	return !ok || opts.GetIdempotencyLevel() != descriptorpb.MethodOptions_NO_SIDE_EFFECTS
 }
 
-// writes reports whether fullMethod is one of the service's routed methods and writes.
-func (routes Routes) writes(fullMethod string) bool {
-	return routes[fullMethod] != 0 && isWrite(fullMethod)
+// writes returns the set of routed methods that write, once per interceptor.
+func (routes Routes) writes() map[string]bool {
+	w := map[string]bool{}
+	for m := range routes {
+		if isWrite(m) {
+			w[m] = true
+		}
+	}
+	return w
 }
 
 // tokenWait bounds the query of a write's token after the write committed.
@@ -114,13 +120,14 @@ func (r *Router) start(ctx context.Context, fullMethod string, routes Routes) (c
 // UnaryInterceptor routes each call's reads as routes says (see DB) and gives every
 // successful write its consistency token (TokenHeader, in the response header).
 func (r *Router) UnaryInterceptor(routes Routes) grpc.UnaryServerInterceptor {
+	writes := routes.writes()
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		ctx, err := r.start(ctx, info.FullMethod, routes)
 		if err != nil {
 			return nil, err
 		}
 		resp, err := handler(ctx, req)
-		if err == nil && routes.writes(info.FullMethod) {
+		if err == nil && writes[info.FullMethod] {
 			if tok := r.writeToken(ctx); tok != "" {
 				_ = grpc.SetHeader(ctx, metadata.Pairs(TokenHeader, tok)) // fails only once headers went
 			}
@@ -132,12 +139,13 @@ func (r *Router) UnaryInterceptor(routes Routes) grpc.UnaryServerInterceptor {
 // StreamInterceptor is UnaryInterceptor for streams: a write stream's token goes in the header
 // of its first answer, which a client stream (IngestPrices) sends after its commit.
 func (r *Router) StreamInterceptor(routes Routes) grpc.StreamServerInterceptor {
+	writes := routes.writes()
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		ctx, err := r.start(ss.Context(), info.FullMethod, routes)
 		if err != nil {
 			return err
 		}
-		return handler(srv, &routedStream{ServerStream: ss, ctx: ctx, r: r, write: routes.writes(info.FullMethod)})
+		return handler(srv, &routedStream{ServerStream: ss, ctx: ctx, r: r, write: writes[info.FullMethod]})
 	}
 }
 
