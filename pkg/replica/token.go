@@ -105,16 +105,18 @@ func (r *Router) writeToken(ctx context.Context) string {
 }
 
 // start prepares a call: a malformed token is refused; a Replica method's context is marked
-// for DB (reading on a replica that has replayed the token's position, if any).
-func (r *Router) start(ctx context.Context, fullMethod string, routes Routes) (context.Context, error) {
+// for DB (reading on a replica that has replayed the token's position, if any). end, once
+// the handler has returned, gives back what the call held.
+func (r *Router) start(ctx context.Context, fullMethod string, routes Routes) (_ context.Context, end func(), _ error) {
 	l, has, err := tokenFrom(ctx)
 	if err != nil {
-		return ctx, err
+		return ctx, nil, err
 	}
-	if routes[fullMethod] == Replica && len(r.replicas) > 0 {
-		ctx = withCall(ctx, l, has)
+	if routes[fullMethod] != Replica || len(r.replicas) == 0 {
+		return ctx, func() {}, nil
 	}
-	return ctx, nil
+	ctx, c := withCall(ctx, l, has)
+	return ctx, c.release, nil
 }
 
 // UnaryInterceptor routes each call's reads as routes says (see DB) and gives every
@@ -122,11 +124,12 @@ func (r *Router) start(ctx context.Context, fullMethod string, routes Routes) (c
 func (r *Router) UnaryInterceptor(routes Routes) grpc.UnaryServerInterceptor {
 	writes := routes.writes()
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		ctx, err := r.start(ctx, info.FullMethod, routes)
+		ctx, end, err := r.start(ctx, info.FullMethod, routes)
 		if err != nil {
 			return nil, err
 		}
 		resp, err := handler(ctx, req)
+		end()
 		if err == nil && writes[info.FullMethod] {
 			if tok := r.writeToken(ctx); tok != "" {
 				_ = grpc.SetHeader(ctx, metadata.Pairs(TokenHeader, tok)) // fails only once headers went
@@ -141,10 +144,11 @@ func (r *Router) UnaryInterceptor(routes Routes) grpc.UnaryServerInterceptor {
 func (r *Router) StreamInterceptor(routes Routes) grpc.StreamServerInterceptor {
 	writes := routes.writes()
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		ctx, err := r.start(ss.Context(), info.FullMethod, routes)
+		ctx, end, err := r.start(ss.Context(), info.FullMethod, routes)
 		if err != nil {
 			return err
 		}
+		defer end()
 		return handler(srv, &routedStream{ServerStream: ss, ctx: ctx, r: r, write: writes[info.FullMethod]})
 	}
 }
