@@ -172,10 +172,9 @@ func checkDatabases(t *testing.T, m *manifests, c renderCase) {
 		if d == nil {
 			continue // reported by checkFleet
 		}
-		env, _ := containerEnv(m, c.external, &d.Spec.Template.Spec.Containers[0])
-		if v := env["DATABASE_URL"]; v.known {
-			checkDatabaseURL(t, m, svc, owners[0], cl, role, v.value)
-		}
+		ctr := &d.Spec.Template.Spec.Containers[0]
+		env, _ := containerEnv(m, c.external, ctr)
+		checkDatabaseEnv(t, svc, owners[0], cl, role, ctr, env)
 
 		code := binaryEnv(t, svc)
 		poolS, _ := setting(env, code, "DB_POOL_SIZE")
@@ -343,34 +342,78 @@ func localGrant(t *testing.T) string {
 	return string(m[1])
 }
 
-// checkDatabaseURL: the service's role, on its Cluster's read-write Service, in its database,
-// with its role's password, over TLS.
-func checkDatabaseURL(t *testing.T, m *manifests, svc, cluster string, cl *cnpgCluster, role cnpgRole, raw string) {
+// checkDatabaseEnv: DATABASE_URL is the service's role on its Cluster's read-write Service;
+// DATABASE_READ_URL, where the Cluster has standbys, is the same role and database on its
+// read-only Service (standbys only); both in plain sight (a ConfigMap), without a password,
+// which pgx takes from PGPASSWORD, set from the Secret that gives the role its password.
+func checkDatabaseEnv(t *testing.T, svc, cluster string, cl *cnpgCluster, role cnpgRole, ctr *corev1.Container, env map[string]envValue) {
+	primary, ok := env["DATABASE_URL"]
+	if !ok || !primary.known {
+		t.Errorf("%s: DATABASE_URL from %s: want it in the render (a ConfigMap), so its host is checked here", svc, primary.from)
+	} else {
+		checkDatabaseURL(t, svc, "DATABASE_URL", cluster+"-rw", cl, primary.value)
+	}
+	read, ok := env["DATABASE_READ_URL"]
+	switch {
+	case cl.Spec.Instances < 2:
+		// -ro selects standbys only: with none, it has no endpoints, and every replica read
+		// would first wait for a connection that cannot come.
+		if ok && read.value != "" {
+			t.Errorf("%s: DATABASE_READ_URL set, but Cluster %s has %d instance(s): no standby behind %s-ro", svc, cluster, cl.Spec.Instances, cluster)
+		}
+	case !ok || read.value == "" && read.known:
+		t.Errorf("%s: Cluster %s has %d instances, but no DATABASE_READ_URL (its %s-ro Service): every read goes to the primary",
+			svc, cluster, cl.Spec.Instances, cluster)
+	case !read.known:
+		t.Errorf("%s: DATABASE_READ_URL from %s: want it in the render (a ConfigMap), so its host is checked here", svc, read.from)
+	default:
+		checkDatabaseURL(t, svc, "DATABASE_READ_URL", cluster+"-ro", cl, read.value)
+		if primary.known {
+			p, errP := url.Parse(primary.value)
+			r, errR := url.Parse(read.value)
+			if errP == nil && errR == nil && (p.User.Username() != r.User.Username() || p.Path != r.Path || p.Query().Get("sslmode") != r.Query().Get("sslmode")) {
+				t.Errorf("%s: DATABASE_READ_URL's user, database or sslmode differ from DATABASE_URL's", svc)
+			}
+		}
+	}
+	// The password: PGPASSWORD (pgconn reads libpq's variables) from the role's own Secret, the
+	// one CloudNativePG sets the role's password from, so the two cannot drift apart.
+	i := slices.IndexFunc(ctr.Env, func(e corev1.EnvVar) bool { return e.Name == "PGPASSWORD" })
+	if role.PasswordSecret == nil {
+		return // reported by checkCluster
+	}
+	if i < 0 || ctr.Env[i].ValueFrom == nil || ctr.Env[i].ValueFrom.SecretKeyRef == nil ||
+		ctr.Env[i].ValueFrom.SecretKeyRef.Name != role.PasswordSecret.Name || ctr.Env[i].ValueFrom.SecretKeyRef.Key != "password" {
+		t.Errorf("%s: want env PGPASSWORD from Secret %s key password (role %s's password in Cluster %s)", svc, role.PasswordSecret.Name, svc, cluster)
+	}
+}
+
+// checkDatabaseURL: the service's role, on the given Service of its Cluster, in its database,
+// over TLS, with no password in it (PGPASSWORD carries it).
+func checkDatabaseURL(t *testing.T, svc, name, service string, cl *cnpgCluster, raw string) {
+	t.Helper()
 	u, err := url.Parse(raw)
 	if err != nil {
-		t.Errorf("%s: DATABASE_URL does not parse: %v", svc, err) // no value: it holds a password
+		t.Errorf("%s: %s does not parse: %v", svc, name, err)
 		return
 	}
 	host, _, _ := strings.Cut(u.Hostname(), ".")
-	pw, _ := u.User.Password()
+	_, hasPW := u.User.Password()
 	switch {
 	case u.Scheme != "postgres" && u.Scheme != "postgresql":
-		t.Errorf("%s: DATABASE_URL scheme %q", svc, u.Scheme)
+		t.Errorf("%s: %s scheme %q", svc, name, u.Scheme)
 	case u.User.Username() != svc:
-		t.Errorf("%s: DATABASE_URL user %q, want its own role %s", svc, u.User.Username(), svc)
-	case host != cluster+"-rw":
-		t.Errorf("%s: DATABASE_URL host %q, want %s-rw (the Cluster's primary)", svc, u.Hostname(), cluster)
+		t.Errorf("%s: %s user %q, want its own role %s", svc, name, u.User.Username(), svc)
+	case hasPW:
+		t.Errorf("%s: %s carries a password: leave it to PGPASSWORD (from the role's Secret), so the URL holds no secret", svc, name)
+	case host != service:
+		t.Errorf("%s: %s host %q, want %s", svc, name, u.Hostname(), service)
 	case u.Port() != "" && u.Port() != "5432":
-		t.Errorf("%s: DATABASE_URL port %s, want 5432", svc, u.Port())
+		t.Errorf("%s: %s port %s, want 5432", svc, name, u.Port())
 	case strings.TrimPrefix(u.Path, "/") != cl.Spec.Bootstrap.InitDB.Database:
-		t.Errorf("%s: DATABASE_URL database %q, want %q", svc, u.Path, cl.Spec.Bootstrap.InitDB.Database)
+		t.Errorf("%s: %s database %q, want %q", svc, name, u.Path, cl.Spec.Bootstrap.InitDB.Database)
 	case u.Query().Get("sslmode") == "" || u.Query().Get("sslmode") == "disable":
-		t.Errorf("%s: DATABASE_URL sslmode %q: CloudNativePG serves TLS; use require or verify-full", svc, u.Query().Get("sslmode"))
-	}
-	if role.PasswordSecret != nil {
-		if sec, ok := m.secrets[role.PasswordSecret.Name]; ok && string(sec.Data["password"]) != pw {
-			t.Errorf("%s: DATABASE_URL's password is not the one in Secret %s, which the Cluster gives role %s", svc, sec.Name, svc)
-		}
+		t.Errorf("%s: %s sslmode %q: CloudNativePG serves TLS; use require or verify-full", svc, name, u.Query().Get("sslmode"))
 	}
 }
 
