@@ -73,8 +73,14 @@ type cnpgSynchronous struct {
 }
 
 // syncClusters must acknowledge a commit only once a standby has it, so a failover loses no
-// acknowledged write: portfolio's, where the money is. The others replicate asynchronously
-// (a lost price or question is re-sent by its idempotent upsert; the commit latency is not).
+// acknowledged write: portfolio's, where the money is (a trade or cash movement the API
+// acknowledged must be in the promoted standby's ledger). The others replicate asynchronously
+// on purpose: a failover may lose their last acknowledged commits (up to the standby's lag),
+// which stock's writers re-send (UpsertStocks, IngestPrices and UpsertRecommendations are
+// idempotent upserts) and which for interview (question-bank edits, practice sessions) is a
+// last step its user redoes, never money;
+// in exchange their commits skip the round trip to a standby, and with dataDurability
+// required the loss of both standbys would stop their writes, which nothing there is worth.
 var syncClusters = []string{"pgfleet-portfolio"}
 
 type cnpgBootstrap struct {
@@ -196,6 +202,16 @@ func checkDatabases(t *testing.T, m *manifests, c renderCase) {
 		if peak > limit {
 			t.Errorf("%s: (HPA max %d + rollout surge %d) x DB_POOL_SIZE %d = %d connections, above role %s's limit %d in Cluster %s",
 				svc, h.Spec.MaxReplicas, surge(d, h.Spec.MaxReplicas), pool, peak, svc, limit, owners[0])
+		}
+		// Each pod also keeps a small pool per DATABASE_READ_URL entry (pkg/replica). The -ro
+		// Service may send all of them to one standby, whose limits are the role's and
+		// max_connections as on the primary (a hot standby needs max_connections at least the
+		// primary's, and CloudNativePG gives every instance the same).
+		if env["DATABASE_READ_URL"].value != "" {
+			readPeak := int64(h.Spec.MaxReplicas+surge(d, h.Spec.MaxReplicas)) * int64(intConst(t, filepath.Join(repoRoot, "pkg/replica"), "poolSize"))
+			if readPeak > limit {
+				t.Errorf("%s: %d replica connections may land on one standby, above role %s's limit %d in Cluster %s", svc, readPeak, svc, limit, owners[0])
+			}
 		}
 	}
 }
