@@ -364,9 +364,12 @@ func localGrant(t *testing.T) string {
 // which pgx takes from PGPASSWORD, set from the Secret that gives the role its password.
 func checkDatabaseEnv(t *testing.T, svc, cluster string, cl *cnpgCluster, role cnpgRole, ctr *corev1.Container, env map[string]envValue) {
 	primary, ok := env["DATABASE_URL"]
-	if !ok || !primary.known {
+	switch {
+	case !ok:
+		t.Errorf("%s: DATABASE_URL not set", svc)
+	case !primary.known:
 		t.Errorf("%s: DATABASE_URL from %s: want it in the render (a ConfigMap), so its host is checked here", svc, primary.from)
-	} else {
+	default:
 		checkDatabaseURL(t, svc, "DATABASE_URL", cluster+"-rw", cl, primary.value)
 	}
 	read, ok := env["DATABASE_READ_URL"]
@@ -439,4 +442,70 @@ func pgMajor(image string) string {
 	major, _, _ := strings.Cut(tag, ".")
 	major, _, _ = strings.Cut(major, "-")
 	return major
+}
+
+// TestCNPG_readReplicas states issue 15's wiring on its own (TestFleet checks it among the
+// rest): in prod each database service reads from its own Cluster's -ro Service (standbys
+// only) as the same role and database it writes with on -rw; in dev, whose one instance has no
+// standby, it has no read URL at all; only portfolio's Cluster is synchronous (syncClusters
+// says why).
+func TestCNPG_readReplicas(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		dirs     []string
+		clusters map[string]string // service -> its Cluster
+		read     bool              // DATABASE_READ_URL on the Cluster's -ro
+	}{
+		{name: "prod", dirs: []string{"overlays/prod", "cnpg/prod"}, read: true,
+			clusters: map[string]string{"stock": "pgfleet-stock", "portfolio": "pgfleet-portfolio", "interview": "pgfleet-interview"}},
+		{name: "dev", dirs: []string{"overlays/dev"},
+			clusters: map[string]string{"stock": "pgfleet-db", "portfolio": "pgfleet-db", "interview": "pgfleet-db"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			m := render(t, tt.dirs[0])
+			for _, d := range tt.dirs[1:] {
+				m.merge(t, render(t, d))
+			}
+			for _, svc := range dbServices {
+				d, ok := m.deployments[svc]
+				if !ok {
+					t.Fatalf("no Deployment %s", svc)
+				}
+				env, _ := containerEnv(m, true, &d.Spec.Template.Spec.Containers[0])
+				cluster := tt.clusters[svc]
+				rw, err := url.Parse(env["DATABASE_URL"].value)
+				if err != nil || rw.Hostname() != cluster+"-rw" {
+					t.Errorf("%s: DATABASE_URL host %q, want %s-rw (in the render, not in a Secret from outside)", svc, rw.Hostname(), cluster)
+					rw = &url.URL{User: url.User(svc), Path: "/pgfleet"} // still check the read URL
+				}
+				ro, set := env["DATABASE_READ_URL"]
+				if !tt.read {
+					if set {
+						t.Errorf("%s: DATABASE_READ_URL set in %s, whose Cluster %s has no standby", svc, tt.name, cluster)
+					}
+					continue
+				}
+				u, err := url.Parse(ro.value)
+				switch {
+				case !set:
+					t.Errorf("%s: no DATABASE_READ_URL: every read goes to the primary", svc)
+				case err != nil:
+					t.Errorf("%s: DATABASE_READ_URL does not parse: %v", svc, err)
+				case u.Hostname() != cluster+"-ro":
+					t.Errorf("%s: DATABASE_READ_URL host %q, want %s-ro", svc, u.Hostname(), cluster)
+				case u.User.Username() != rw.User.Username() || u.Path != rw.Path || u.Port() != rw.Port():
+					t.Errorf("%s: DATABASE_READ_URL %s@%s%s, DATABASE_URL %s@%s%s: want the same role, port and database",
+						svc, u.User.Username(), u.Host, u.Path, rw.User.Username(), rw.Host, rw.Path)
+				}
+			}
+			for name, cl := range m.clusters {
+				if sync := cl.Spec.PostgreSQL.Synchronous != nil; sync != (tt.read && slices.Contains(syncClusters, name)) {
+					t.Errorf("Cluster %s: synchronous %v in %s, want it only on %v in prod", name, sync, tt.name, syncClusters)
+				}
+			}
+		})
+	}
 }
