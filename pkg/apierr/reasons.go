@@ -30,6 +30,9 @@ const (
 	// UnknownStock: a write names stocks that do not exist (metadata "symbols"); a BadRequest
 	// detail names each.
 	UnknownStock Reason = "UNKNOWN_STOCK"
+	// ConsistencyTokenMalformed: the pgfleet-consistency-token header is not a token a write
+	// answered with.
+	ConsistencyTokenMalformed Reason = "CONSISTENCY_TOKEN_MALFORMED"
 )
 
 // Reasons about who is calling.
@@ -232,6 +235,8 @@ var reasons = map[Reason]reason{
 	RouteNotFound:    {code: codes.NotFound},
 	MethodNotAllowed: {code: codes.Unimplemented},
 	UnknownStock:     {code: codes.InvalidArgument},
+
+	ConsistencyTokenMalformed: {code: codes.InvalidArgument},
 
 	TokenMissing:    {code: codes.Unauthenticated},
 	TokenMalformed:  {code: codes.Unauthenticated},

@@ -25,6 +25,7 @@ import (
 	"github.com/pgfleet/pgfleet/pkg/migrate"
 	"github.com/pgfleet/pgfleet/pkg/pgpool"
 	"github.com/pgfleet/pgfleet/pkg/query"
+	"github.com/pgfleet/pgfleet/pkg/replica"
 	"github.com/pgfleet/pgfleet/pkg/retry"
 	"github.com/pgfleet/pgfleet/pkg/server"
 	"github.com/pgfleet/pgfleet/pkg/tlsfiles"
@@ -34,6 +35,7 @@ import (
 // settings (its listen addresses, whose defaults differ per service).
 type Config struct {
 	DB    pgpool.Config   // DATABASE_URL, DB_POOL_*, DB_HEALTH_INTERVAL
+	Reads replica.Config  // DATABASE_READ_URL, MAX_REPLICA_LAG, REPLICA_CHECK_INTERVAL, REPLICA_WAIT
 	Retry retry.Config    // DB_RETRY_*, DB_BREAKER_*
 	Lock  lock.Config     // LOCK_WAIT_TIMEOUT
 	Query query.Config    // PAGE_TOKEN_KEY
@@ -53,6 +55,9 @@ type Config struct {
 // out without starting the service.
 func (c Config) Validate() error {
 	if err := c.DB.Validate(); err != nil {
+		return err
+	}
+	if err := c.Reads.Validate(); err != nil {
 		return err
 	}
 	if err := c.Auth.Validate(); err != nil {
@@ -83,6 +88,9 @@ type Options struct {
 	// Policy says who may call each of the service's methods; DatabaseMonitor's rule (admin
 	// or service) is added here.
 	Policy auth.Policy
+	// Routes says which of the service's methods may read on a replica (replica.Replica);
+	// every other call runs on the primary.
+	Routes replica.Routes
 	// Limits, if set, bounds what one caller may hold of the service at once (see
 	// server.Limits): a caller is its token's subject, else its address; the service role is
 	// exempt.
@@ -95,9 +103,15 @@ type Options struct {
 // Base is what every service's API runs on, as Start made it; each service's api.Deps
 // embeds it beside what only that service needs.
 type Base struct {
-	Pool  *pgxpool.Pool
-	Retry *retry.Retrier // DB_RETRY_*, DB_BREAKER_*
-	Locks *lock.Locker   // LOCK_WAIT_TIMEOUT, in the service's namespace
+	// Pool is the primary's pool, for what must run there whatever the call: a session-level
+	// lock held across a transaction, the pool's size.
+	Pool *pgxpool.Pool
+	// DB runs the service's statements where each call's route says (replica.DB): its store
+	// and its transactions run on it.
+	DB    *replica.DB
+	Reads *replica.Router // DATABASE_READ_URL
+	Retry *retry.Retrier  // DB_RETRY_*, DB_BREAKER_*
+	Locks *lock.Locker    // LOCK_WAIT_TIMEOUT, in the service's namespace
 	// TokenKey signs page tokens (PAGE_TOKEN_KEY); replicas must share it.
 	TokenKey string
 	Log      *slog.Logger
@@ -111,6 +125,7 @@ type Service struct {
 
 	name    string
 	auth    auth.Config
+	router  *replica.Router
 	monitor *pgpool.Monitor
 	recent  *history.Sampler
 }
@@ -139,6 +154,11 @@ func Start(ctx context.Context, cfg Config, opts Options, log *slog.Logger) (*Se
 		pool.Close()
 		return nil, fmt.Errorf("migrate: %w", err)
 	}
+	router, err := replica.New(ctx, pool, cfg.Reads, nil, log)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
 	srv, err := server.New(server.Options{
 		Name:           opts.Name,
 		GRPCAddr:       opts.GRPCAddr,
@@ -154,16 +174,21 @@ func Start(ctx context.Context, cfg Config, opts Options, log *slog.Logger) (*Se
 		Identify:       identify(cfg.Auth.Disabled),
 		Log:            log,
 		MissingReason:  opts.MissingReason,
+		Unary:          router.UnaryInterceptor(opts.Routes),
+		Stream:         router.StreamInterceptor(opts.Routes),
 	})
 	if err != nil {
+		router.Close()
 		pool.Close()
 		return nil, fmt.Errorf("listen: %w", err)
 	}
 	monitor := pgpool.NewMonitor(pool, cfg.DB.Health, log)
-	srv.Registry().MustRegister(pgpool.NewCollector(pool, monitor))
+	srv.Registry().MustRegister(pgpool.NewCollector(pool, monitor), router)
 	return &Service{
 		Base: Base{
 			Pool:     pool,
+			DB:       router.DB(),
+			Reads:    router,
 			Retry:    retry.New(cfg.Retry, srv.Registry()),
 			Locks:    lock.New(lock.Config{Wait: cfg.Lock.Wait, Namespace: opts.Name}, srv.Registry()), // apart from other services' on a shared database
 			TokenKey: cfg.Query.PageTokenKey,
@@ -172,6 +197,7 @@ func Start(ctx context.Context, cfg Config, opts Options, log *slog.Logger) (*Se
 		Server:  srv,
 		name:    opts.Name,
 		auth:    cfg.Auth,
+		router:  router,
 		monitor: monitor,
 		recent:  history.New(cfg.History, srv.Registry(), history.GRPC),
 	}, nil
@@ -196,13 +222,17 @@ func (s *Service) Dial(peer string, cfg client.Config) (*client.Client, error) {
 // serves until ctx ends; then it drains (see server.Server.Run).
 func (s *Service) Run(ctx context.Context, services ...string) error {
 	go s.recent.Run(ctx)
+	go s.router.Run(ctx)
 	opsv1.RegisterDatabaseMonitorServer(s.Server, dbmonitor.New(s.name, s.Pool, s.Locks, s.Retry, s.recent))
 	s.Server.WatchPool(s.monitor, append(services, opsv1.DatabaseMonitor_ServiceDesc.ServiceName)...)
 	return s.Server.Run(ctx)
 }
 
-// Close closes the pool. Deferred right after Start, it runs after Run has drained.
-func (s *Service) Close() { s.Pool.Close() }
+// Close closes the pools. Deferred right after Start, it runs after Run has drained.
+func (s *Service) Close() {
+	s.router.Close()
+	s.Pool.Close()
+}
 
 // withMonitor adds to a service's Validate the rule of DatabaseMonitor, which Run serves
 // beside every service: its request has nothing to check. A service's Validate refuses a

@@ -23,6 +23,7 @@ import (
 
 	"github.com/pgfleet/pgfleet/pkg/pgpool"
 	"github.com/pgfleet/pgfleet/pkg/pgserver"
+	"github.com/pgfleet/pgfleet/pkg/retry"
 )
 
 // Config is the replicas' environment, read with go-envconfig.
@@ -34,10 +35,23 @@ type Config struct {
 	MaxLag time.Duration `env:"MAX_REPLICA_LAG, default=10s" help:"most replay lag (time) a replica may have and still serve reads"`
 	// Interval is how often each replica is checked.
 	Interval time.Duration `env:"REPLICA_CHECK_INTERVAL, default=1s" help:"period of each replica's check (reachable, in recovery, replay position and lag)"`
+	// Wait bounds how long a read carrying a consistency token waits for a replica to replay
+	// the write it names before it goes to the primary.
+	Wait time.Duration `env:"REPLICA_WAIT, default=100ms" help:"most a read carrying a consistency token waits for a replica to replay that write before it runs on the primary"`
 }
 
-// poolSize is the size of each replica's pool: small, a replica serves reads beside the primary.
-const poolSize = 4
+// Validate reports settings New would refuse, without reaching a database.
+func (c Config) Validate() error {
+	if c.MaxLag < 0 || c.Interval <= 0 || c.Wait < 0 {
+		return fmt.Errorf("MAX_REPLICA_LAG (%v) and REPLICA_WAIT (%v) must not be negative and REPLICA_CHECK_INTERVAL (%v) must be positive", c.MaxLag, c.Wait, c.Interval)
+	}
+	for i, u := range SplitURLs(c.ReadURL) {
+		if _, err := pgconn.ParseConfig(u); err != nil { // its errors redact the password
+			return fmt.Errorf("parse DATABASE_READ_URL (replica %d): %w", i+1, err)
+		}
+	}
+	return nil
+}
 
 // waitPoll is how often WaitReader asks a replica how far it has replayed.
 const waitPoll = 10 * time.Millisecond
@@ -101,8 +115,8 @@ func SplitURLs(s string) []string {
 // its own (pkg/pgpool). It does not wait for the replicas: until Run's first check finds one
 // usable, reads go to the primary. Metrics are registered on reg (none if nil).
 func New(ctx context.Context, primary *pgxpool.Pool, cfg Config, reg prometheus.Registerer, log *slog.Logger) (*Router, error) {
-	if cfg.MaxLag < 0 || cfg.Interval <= 0 {
-		return nil, fmt.Errorf("MAX_REPLICA_LAG (%v) must not be negative and REPLICA_CHECK_INTERVAL (%v) must be positive", cfg.MaxLag, cfg.Interval)
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -123,7 +137,8 @@ func New(ctx context.Context, primary *pgxpool.Pool, cfg Config, reg prometheus.
 			r.Close()
 			return nil, fmt.Errorf("parse DATABASE_READ_URL (replica %d): %w", i+1, err)
 		}
-		pool, err := pgpool.New(ctx, pgpool.Config{URL: u, MaxConns: poolSize, Health: cfg.Interval})
+		// As large as the primary's: the reads it takes over ran there.
+		pool, err := pgpool.New(ctx, pgpool.Config{URL: u, MaxConns: primary.Config().MaxConns, Health: cfg.Interval})
 		if err != nil {
 			r.Close()
 			return nil, fmt.Errorf("DATABASE_READ_URL (replica %d): %w", i+1, err)
@@ -138,7 +153,7 @@ func New(ctx context.Context, primary *pgxpool.Pool, cfg Config, reg prometheus.
 		r.reads.WithLabelValues("primary", reason)
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{r.lagSeconds, r.lagBytes, r.up, r.reads} {
+		for _, c := range r.collectors() {
 			if err := reg.Register(c); err != nil {
 				r.Close()
 				return nil, fmt.Errorf("register replica metrics: %w", err)
@@ -146,6 +161,25 @@ func New(ctx context.Context, primary *pgxpool.Pool, cfg Config, reg prometheus.
 		}
 	}
 	return r, nil
+}
+
+// Describe and Collect make the Router a prometheus.Collector of its metrics, for a caller
+// that registers them after New (New's reg nil).
+func (r *Router) Describe(ch chan<- *prometheus.Desc) {
+	for _, c := range r.collectors() {
+		c.Describe(ch)
+	}
+}
+
+// Collect: see Describe.
+func (r *Router) Collect(ch chan<- prometheus.Metric) {
+	for _, c := range r.collectors() {
+		c.Collect(ch)
+	}
+}
+
+func (r *Router) collectors() []prometheus.Collector {
+	return []prometheus.Collector{r.lagSeconds, r.lagBytes, r.up, r.reads}
 }
 
 // Close closes the replicas' pools (not the primary's).
@@ -294,76 +328,51 @@ func (r *Router) Reader(minLSN pgserver.LSN) (pool *pgxpool.Pool, onReplica bool
 // check, it asks the usable replicas how far they have replayed, every 10ms, for up to wait,
 // and returns the first that reaches minLSN; else (or once ctx ends) the primary. It never fails.
 func (r *Router) WaitReader(ctx context.Context, minLSN pgserver.LSN, wait time.Duration) (pool *pgxpool.Pool, onReplica bool) {
+	return r.count(r.waitPick(ctx, minLSN, wait))
+}
+
+// waitPick is pick, waiting up to wait for a usable replica to replay minLSN (see WaitReader).
+func (r *Router) waitPick(ctx context.Context, minLSN pgserver.LSN, wait time.Duration) (*replica, string) {
 	rep, reason := r.pick(minLSN)
-	if reason != ReasonNotReplayed {
-		return r.count(rep, reason)
+	if reason != ReasonNotReplayed || wait <= 0 {
+		return rep, reason
 	}
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	for {
 		for _, c := range r.replicas {
-			st := c.state.Load()
-			if !r.usable(st) {
+			if !r.usable(c.state.Load()) {
 				continue
 			}
 			l, err := lsn(ctx, c.pool, "SELECT pg_last_wal_replay_lsn()::text")
 			if err == nil && l >= minLSN {
-				return r.count(c, ReasonReplica)
+				return c, ReasonReplica
 			}
 		}
 		select {
 		case <-ctx.Done():
-			return r.count(nil, ReasonNotReplayed)
+			return nil, ReasonNotReplayed
 		case <-time.After(waitPoll):
 		}
 	}
 }
 
-// Read runs the read fn on Reader(minLSN)'s pool. If fn fails on a replica for the replica's
-// sake (connection lost or refused, server shutting down, a query canceled by a conflict with
-// recovery), it runs fn again on the primary, and a lost replica is marked down until its next
-// check: so a replica dying between two checks fails no read. SQL errors and the end of ctx are
-// returned as they are. fn must be safe to run twice: a read that has sent nothing yet.
-func (r *Router) Read(ctx context.Context, minLSN pgserver.LSN, fn func(pool *pgxpool.Pool) error) error {
-	rep, reason := r.pick(minLSN)
-	if rep == nil {
-		pool, _ := r.count(nil, reason)
-		return fn(pool)
-	}
-	err := fn(rep.pool)
-	if err == nil || ctx.Err() != nil || !replicaFault(err) {
-		r.count(rep, reason)
-		return err
-	}
-	if lost(err) {
-		rep.state.Store(&state{checked: true})
-		r.up.WithLabelValues(rep.label).Set(0)
-	}
-	r.log.Warn("read failed on a replica, run again on the primary", "replica", rep.label, "err", err)
-	pool, _ := r.count(nil, ReasonNoReplica)
-	return fn(pool)
+// markDown marks rep down until its next check, after a read failed because it was lost.
+func (r *Router) markDown(rep *replica) {
+	rep.state.Store(&state{checked: true})
+	r.up.WithLabelValues(rep.label).Set(0)
 }
 
-// replicaFault reports whether err is the replica's doing rather than the read's.
+// replicaFault reports whether err is the replica's doing rather than the read's: the
+// replica lost or unreachable, or a query canceled by a conflict with recovery (40001).
 func replicaFault(err error) bool {
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return false
-	}
 	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) {
-		return true // no answer from the server: connection refused, lost, timed out
-	}
-	return lost(err) || pgErr.Code == "40001" // 40001: canceled by a conflict with recovery
+	return lost(err) || (errors.As(err, &pgErr) && pgErr.Code == "40001")
 }
 
-// lost reports whether err says the replica is unreachable or going away.
-func lost(err error) bool {
-	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) {
-		return true
-	}
-	return strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "57") // connection, shutdown
-}
+// lost reports whether err says the replica is unreachable or going away (refused, lost or
+// shut-down connections; not a canceled or expired context).
+func lost(err error) bool { return retry.Unavailable(err) }
 
 // Replicas returns the replicas' labels (host:port), in DATABASE_READ_URL's order.
 func (r *Router) Replicas() []string {

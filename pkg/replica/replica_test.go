@@ -127,27 +127,24 @@ func TestRouter(t *testing.T) {
 
 	t.Run("stopped standby: reads go to the primary without error", func(t *testing.T) {
 		// unchecked saw the standby up once and does not check again: it learns of the
-		// standby's death from a failed read, which Read runs again on the primary.
+		// standby's death from a failed read, which DB runs again on the primary.
 		unchecked := newRouter(t, primary, replica.Config{ReadURL: standbyURL, MaxLag: time.Hour, Interval: time.Hour}, nil)
 		waitReader(t, unchecked, true)
 		r.StopStandby(t)
 		stopped := time.Now()
+		db := unchecked.DB()
 		var rows int
-		err := unchecked.Read(t.Context(), 0, func(pool *pgxpool.Pool) error {
-			return pool.QueryRow(t.Context(), "SELECT count(*) FROM public.notes").Scan(&rows)
-		})
+		err := db.QueryRow(replica.WithReplicaReads(t.Context(), 0), "SELECT count(*) FROM public.notes").Scan(&rows)
 		if err != nil || rows != 2 {
-			t.Errorf("Read right after the standby stopped: %d notes, err %v; want 2 from the primary", rows, err)
+			t.Errorf("QueryRow right after the standby stopped: %d notes, err %v; want 2 from the primary", rows, err)
 		}
 		if pool, on := unchecked.Reader(0); on || pool != primary {
 			t.Error("Reader after a read failed on the standby: still the standby, want it marked down")
 		}
 		var gone bool
-		err = unchecked.Read(t.Context(), 0, func(pool *pgxpool.Pool) error {
-			return pool.QueryRow(t.Context(), "SELECT 1 FROM public.no_such_table").Scan(&gone)
-		})
+		err = db.QueryRow(replica.WithReplicaReads(t.Context(), 0), "SELECT 1 FROM public.no_such_table").Scan(&gone)
 		if err == nil || !strings.Contains(err.Error(), "no_such_table") {
-			t.Errorf("Read of a missing table = %v, want its SQL error", err)
+			t.Errorf("read of a missing table = %v, want its SQL error", err)
 		}
 		pool := waitReader(t, strict, false)
 		t.Logf("strict's Reader on the primary %v after the standby stopped", time.Since(stopped).Round(time.Millisecond))

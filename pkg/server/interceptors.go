@@ -88,6 +88,12 @@ func (s *Server) interceptors(panics prometheus.Counter) ([]grpc.UnaryServerInte
 		unary = append(unary, validateUnary(s.opts.Validate))
 		stream = append(stream, validateStream(s.opts.Validate))
 	}
+	if s.opts.Unary != nil {
+		unary = append(unary, s.opts.Unary)
+	}
+	if s.opts.Stream != nil {
+		stream = append(stream, s.opts.Stream)
+	}
 	stream = append(stream, s.endWatches)
 	return unary, stream
 }

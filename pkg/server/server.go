@@ -103,6 +103,10 @@ type Options struct {
 	Profiles bool
 	// Log receives one line per call and the server's own events; nil means slog.Default().
 	Log *slog.Logger
+	// Unary and Stream, if set, run last, right before the handler (after validation): the
+	// service's own per-call step, e.g. routing its reads (pkg/replica).
+	Unary  grpc.UnaryServerInterceptor
+	Stream grpc.StreamServerInterceptor
 	// MissingReason, if set, hears of each status one of the registered services returned
 	// without exactly one google.rpc.ErrorInfo, before the server gives it one from its code
 	// (see apierr.Ensure). Tests fail on it (apptest.RequireReasons); in production the

@@ -140,3 +140,11 @@ func TestValidate_everyMethod(t *testing.T) {
 	t.Parallel()
 	validatetest.EveryMethod(t, api.Validate, interviewv1.File_pgfleet_interview_v1_interview_proto)
 }
+
+// TestRoutes_everyMethod: every RPC says where it reads, and no write reads on a replica.
+func TestRoutes_everyMethod(t *testing.T) {
+	t.Parallel()
+	if err := api.Routes.Check(interviewv1.File_pgfleet_interview_v1_interview_proto); err != nil {
+		t.Error(err)
+	}
+}

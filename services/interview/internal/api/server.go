@@ -39,7 +39,7 @@ type base struct {
 }
 
 func newBase(d Deps) base {
-	return base{pool: d.Pool, store: store.New(d.Pool), retry: d.Retry, log: d.Log, lists: newLists(d.TokenKey)}
+	return base{pool: d.Pool, store: store.New(d.DB), retry: d.Retry, log: d.Log, lists: newLists(d.TokenKey)}
 }
 
 // QuestionBank implements interviewv1.QuestionBankServiceServer.

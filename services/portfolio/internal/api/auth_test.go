@@ -153,3 +153,11 @@ func TestValidate_everyMethod(t *testing.T) {
 	t.Parallel()
 	validatetest.EveryMethod(t, api.Validate, portfoliov1.File_pgfleet_portfolio_v1_portfolio_proto)
 }
+
+// TestRoutes_everyMethod: every RPC says where it reads, and no write reads on a replica.
+func TestRoutes_everyMethod(t *testing.T) {
+	t.Parallel()
+	if err := api.Routes.Check(portfoliov1.File_pgfleet_portfolio_v1_portfolio_proto); err != nil {
+		t.Error(err)
+	}
+}

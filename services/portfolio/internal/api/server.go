@@ -96,7 +96,7 @@ type Deps struct {
 // New returns a Server.
 func New(d Deps) *Server {
 	s := &Server{
-		pool: d.Pool, store: store.New(d.Pool), retry: d.Retry, locks: d.Locks, stock: d.Stock, log: d.Log,
+		pool: d.Pool, store: store.New(d.DB), retry: d.Retry, locks: d.Locks, stock: d.Stock, log: d.Log,
 		lists: newLists(d.TokenKey), maxPriceAge: d.MaxPriceAge,
 	}
 	s.write = s.lockedWrite

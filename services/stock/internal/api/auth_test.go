@@ -51,3 +51,11 @@ func TestValidate_everyMethod(t *testing.T) {
 	t.Parallel()
 	validatetest.EveryMethod(t, api.Validate, stockv1.File_pgfleet_stock_v1_stock_proto)
 }
+
+// TestRoutes_everyMethod: every RPC says where it reads, and no write reads on a replica.
+func TestRoutes_everyMethod(t *testing.T) {
+	t.Parallel()
+	if err := api.Routes.Check(stockv1.File_pgfleet_stock_v1_stock_proto); err != nil {
+		t.Error(err)
+	}
+}

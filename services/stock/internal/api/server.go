@@ -52,7 +52,7 @@ type Deps struct {
 func New(d Deps) *Server {
 	return &Server{
 		pool:   d.Pool,
-		store:  store.New(d.Pool),
+		store:  store.New(d.DB),
 		retry:  d.Retry,
 		locks:  d.Locks,
 		log:    d.Log,

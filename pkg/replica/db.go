@@ -1,0 +1,256 @@
+package replica
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/pgfleet/pgfleet/pkg/pgserver"
+)
+
+// Where says where an RPC may read.
+type Where int
+
+const (
+	// Primary: every statement on the primary. Writes, reads inside write transactions, and
+	// reads that must see the latest commit (lock status, a trade's prices).
+	Primary Where = iota + 1
+	// Replica: the RPC's reads tolerate the lag bound (MAX_REPLICA_LAG), or see the write
+	// named by the caller's consistency token. They run on a usable replica, else on the
+	// primary. Its writes, if any, still go to the primary.
+	Replica
+)
+
+// Routes says where each RPC of a service reads, by full method name
+// ("/pgfleet.stock.v1.StockService/ListStocks"). It is declared once per service, beside its
+// auth policy; a test of each service walks its methods and fails on one missing here.
+type Routes map[string]Where
+
+// call is a replica-routed call's state, in its context: the position its reads must see,
+// and the replica its first statement chose, which its later statements keep (one server's
+// view for the whole call) until it fails.
+type call struct {
+	minLSN   pgserver.LSN
+	hasToken bool
+
+	mu     sync.Mutex
+	picked bool
+	rep    *replica // nil: the primary
+}
+
+type callKey struct{}
+
+// withCall marks ctx as a call whose reads may run on a replica that has replayed minLSN
+// (0: any position); hasToken makes its first read wait up to Config.Wait for one.
+func withCall(ctx context.Context, minLSN pgserver.LSN, hasToken bool) context.Context {
+	return context.WithValue(ctx, callKey{}, &call{minLSN: minLSN, hasToken: hasToken})
+}
+
+// WithReplicaReads marks ctx as a Replica call outside gRPC (tests, tools): DB's reads under
+// ctx may run on a replica that has replayed minLSN, waiting up to Config.Wait for one
+// when minLSN is not 0.
+func WithReplicaReads(ctx context.Context, minLSN pgserver.LSN) context.Context {
+	return withCall(ctx, minLSN, minLSN != 0)
+}
+
+// replicaFor returns the replica ctx's call reads on, or nil for the primary (a call not
+// marked as Replica, or no usable replica). The first read of a call chooses, and counts it
+// in pgfleet_db_reads_total; later reads keep the choice.
+func (r *Router) replicaFor(ctx context.Context) *replica {
+	c, _ := ctx.Value(callKey{}).(*call)
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.picked {
+		c.picked = true
+		var reason string
+		wait := r.cfg.Wait
+		if !c.hasToken {
+			wait = 0
+		}
+		c.rep, reason = r.waitPick(ctx, c.minLSN, wait)
+		r.count(c.rep, reason)
+	}
+	return c.rep
+}
+
+// failed handles a read that failed on rep: if the replica is at fault (see replicaFault), the
+// call leaves it for the primary, a lost replica is marked down until its next check, and
+// failed reports true: the read may run again on the primary.
+func (r *Router) failed(ctx context.Context, rep *replica, err error) bool {
+	if ctx.Err() != nil || !replicaFault(err) {
+		return false
+	}
+	if c, _ := ctx.Value(callKey{}).(*call); c != nil {
+		c.mu.Lock()
+		c.rep = nil
+		c.mu.Unlock()
+	}
+	if lost(err) {
+		r.markDown(rep)
+	}
+	r.log.WarnContext(ctx, "read failed on a replica, run again on the primary", "replica", rep.label, "err", err)
+	r.reads.WithLabelValues("primary", ReasonNoReplica).Inc()
+	return true
+}
+
+// DB runs a service's statements where its calls' routes say: the reads of a Replica call
+// (Query, QueryRow, and read-only transactions other than SERIALIZABLE, which a standby
+// refuses) on the replica Router chooses, everything else on the primary. A read that fails
+// for the replica's sake before returning a row runs again on the primary, so a replica dying
+// between two checks fails no read; one that fails after rows were returned marks the
+// replica down, and the caller's retry (pkg/retry) runs on the primary. *DB has the methods
+// of the services' store.DBTX and of retry.Beginner.
+type DB struct{ r *Router }
+
+// DB returns the Router's DB.
+func (r *Router) DB() *DB { return &DB{r: r} }
+
+// Exec runs on the primary: statements run by Exec write.
+func (d *DB) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	return d.r.primary.Exec(ctx, sql, args...)
+}
+
+// CopyFrom runs on the primary.
+func (d *DB) CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error) {
+	return d.r.primary.CopyFrom(ctx, table, columns, src)
+}
+
+// SendBatch runs on the primary: the services batch the lookups of their writes.
+func (d *DB) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+	return d.r.primary.SendBatch(ctx, b)
+}
+
+// Query runs on the call's replica, else on the primary.
+func (d *DB) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	rep := d.r.replicaFor(ctx)
+	if rep == nil {
+		return d.r.primary.Query(ctx, sql, args...)
+	}
+	rows, err := rep.pool.Query(ctx, sql, args...)
+	if err != nil {
+		rows.Close()
+		if d.r.failed(ctx, rep, err) {
+			return d.r.primary.Query(ctx, sql, args...)
+		}
+		return rows, err
+	}
+	return &fallbackRows{Rows: rows, d: d, rep: rep, ctx: ctx, sql: sql, args: args}, nil
+}
+
+// fallbackRows are a replica's rows that, if they fail before their first row, are replaced
+// by the same query's rows on the primary.
+type fallbackRows struct {
+	pgx.Rows
+	d      *DB
+	rep    *replica
+	ctx    context.Context
+	sql    string
+	args   []any
+	seen   bool // a row was returned: too late to start again
+	redone bool
+}
+
+func (f *fallbackRows) Next() bool {
+	if f.Rows.Next() {
+		f.seen = true
+		return true
+	}
+	err := f.Rows.Err()
+	if err == nil || f.redone {
+		return false
+	}
+	if !f.d.r.failed(f.ctx, f.rep, err) || f.seen {
+		return false
+	}
+	f.Rows.Close()
+	f.redone = true
+	// On error pgx returns rows that hold it: Next is false, Err says why.
+	f.Rows, _ = f.d.r.primary.Query(f.ctx, f.sql, f.args...) //nolint:sqlclosecheck // closed by the caller through f
+	return f.Next()
+}
+
+// QueryRow runs on the call's replica, else on the primary; a row that fails on the replica
+// for its sake is read again on the primary.
+func (d *DB) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	rep := d.r.replicaFor(ctx)
+	if rep == nil {
+		return d.r.primary.QueryRow(ctx, sql, args...)
+	}
+	return fallbackRow{d: d, rep: rep, ctx: ctx, sql: sql, args: args}
+}
+
+type fallbackRow struct {
+	d    *DB
+	rep  *replica
+	ctx  context.Context
+	sql  string
+	args []any
+}
+
+func (f fallbackRow) Scan(dest ...any) error {
+	err := f.rep.pool.QueryRow(f.ctx, f.sql, f.args...).Scan(dest...)
+	if err != nil && f.d.r.failed(f.ctx, f.rep, err) {
+		return f.d.r.primary.QueryRow(f.ctx, f.sql, f.args...).Scan(dest...)
+	}
+	return err
+}
+
+// BeginTx begins a read-only transaction of a Replica call on its replica (but SERIALIZABLE,
+// which a standby refuses), every other on the primary.
+func (d *DB) BeginTx(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error) {
+	if opts.AccessMode != pgx.ReadOnly || opts.IsoLevel == pgx.Serializable {
+		return d.r.primary.BeginTx(ctx, opts)
+	}
+	rep := d.r.replicaFor(ctx)
+	if rep == nil {
+		return d.r.primary.BeginTx(ctx, opts)
+	}
+	tx, err := rep.pool.BeginTx(ctx, opts)
+	if err != nil && d.r.failed(ctx, rep, err) {
+		return d.r.primary.BeginTx(ctx, opts)
+	}
+	return tx, err
+}
+
+// Check reports the methods of files' services that routes does not declare, names in
+// routes that are no method of theirs, and Replica routes of writes (a method whose proto
+// does not declare idempotency_level NO_SIDE_EFFECTS): each service's tests run it.
+func (routes Routes) Check(files ...protoreflect.FileDescriptor) error {
+	var errs []error
+	seen := map[string]bool{}
+	for _, f := range files {
+		for i := range f.Services().Len() {
+			svc := f.Services().Get(i)
+			for j := range svc.Methods().Len() {
+				name := "/" + string(svc.FullName()) + "/" + string(svc.Methods().Get(j).Name())
+				seen[name] = true
+				switch routes[name] {
+				case Primary:
+				case Replica:
+					if isWrite(name) {
+						errs = append(errs, fmt.Errorf("%s writes (no idempotency_level NO_SIDE_EFFECTS) but is routed to replicas", name))
+					}
+				default:
+					errs = append(errs, fmt.Errorf("%s: no route (replica.Primary or replica.Replica)", name))
+				}
+			}
+		}
+	}
+	for name := range routes {
+		if !seen[name] {
+			errs = append(errs, fmt.Errorf("%s is routed but is no method of the services checked", name))
+		}
+	}
+	if len(seen) == 0 {
+		errs = append(errs, errors.New("no methods to check"))
+	}
+	return errors.Join(errs...)
+}
