@@ -427,7 +427,7 @@ func TestBinaryEnv_readsTheSources(t *testing.T) {
 	}{
 		{
 			binary:   "stock",
-			want:     []string{"DATABASE_URL", "PGPASSWORD", "DB_POOL_SIZE", "DB_RETRY_MAX_ATTEMPTS", "LOCK_WAIT_TIMEOUT", "PAGE_TOKEN_KEY", "DRAIN_TIMEOUT", "GRPC_ADDR", "METRICS_ADDR", "LOG_LEVEL"},
+			want:     []string{"DATABASE_URL", "DATABASE_READ_URL", "MAX_REPLICA_LAG", "REPLICA_WAIT", "PGPASSWORD", "DB_POOL_SIZE", "DB_RETRY_MAX_ATTEMPTS", "LOCK_WAIT_TIMEOUT", "PAGE_TOKEN_KEY", "DRAIN_TIMEOUT", "GRPC_ADDR", "METRICS_ADDR", "LOG_LEVEL"},
 			wantNot:  []string{"STOCK_ADDR", "ADDR", "HTTP_ADDR"},
 			required: []string{"DATABASE_URL"},
 			addrs:    []string{"GRPC_ADDR", "METRICS_ADDR"},

@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -304,9 +303,6 @@ func checkDeployment(t *testing.T, m *manifests, c renderCase, name string, d *a
 	}
 	for n, v := range env {
 		cv, reads := code[n]
-		if _, db := code["DATABASE_URL"]; !reads && db {
-			cv, reads = replicaEnv(t)[n]
-		}
 		if !reads {
 			t.Errorf("%s (from %s): services/%s does not read it", n, v.from, name)
 			continue
@@ -388,32 +384,6 @@ func checkDeployment(t *testing.T, m *manifests, c renderCase, name string, d *a
 	}
 	checkClients(t, m, c, name, env, code)
 }
-
-// replicaEnv is what pkg/replica.Config reads (DATABASE_READ_URL, MAX_REPLICA_LAG, ...). Until
-// pkg/app gives it to every service (issue 15), a service that reads DATABASE_URL may be set
-// these too; once the services read them, binaryEnv finds them and this is never consulted.
-func replicaEnv(t *testing.T) codeEnv {
-	t.Helper()
-	replicaEnvOnce.Do(func() {
-		p, err := loadPackage(filepath.Join(repoRoot, "pkg", "replica"))
-		if err != nil {
-			replicaEnvErr = err
-			return
-		}
-		replicaEnvVal = codeEnv{}
-		replicaEnvErr = (&envWalker{env: replicaEnvVal, seen: map[string]bool{}}).walkStruct(p, "Config", "")
-	})
-	if replicaEnvErr != nil {
-		t.Fatalf("pkg/replica: %v", replicaEnvErr)
-	}
-	return replicaEnvVal
-}
-
-var (
-	replicaEnvOnce sync.Once
-	replicaEnvVal  codeEnv
-	replicaEnvErr  error
-)
 
 // secretExists: the Secret is in the render, or a Certificate in it makes it, or (external)
 // prod takes it from its secret store.

@@ -216,11 +216,7 @@ func checkReplicationLagAlert(t *testing.T, m *manifests, groups *rulefmt.RuleGr
 		if env["DATABASE_READ_URL"].value == "" {
 			continue // no replica reads: MAX_REPLICA_LAG means nothing
 		}
-		code := binaryEnv(t, svc)
-		if _, reads := code["MAX_REPLICA_LAG"]; !reads {
-			code = replicaEnv(t)
-		}
-		v, _ := setting(env, code, "MAX_REPLICA_LAG")
+		v, _ := setting(env, binaryEnv(t, svc), "MAX_REPLICA_LAG")
 		lag, err := time.ParseDuration(v)
 		if err != nil {
 			t.Errorf("%s: MAX_REPLICA_LAG %q: %v", svc, v, err)
