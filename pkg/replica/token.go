@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/binary"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -57,6 +58,11 @@ func tokenFrom(ctx context.Context) (pgserver.LSN, bool, error) {
 // NO_SIDE_EFFECTS reads; any other of the binary's services writes. gRPC's own services
 // (health, reflection) are neither.
 func isWrite(fullMethod string) bool {
+	// gRPC's own services are in the registry too, with no idempotency_level: without this,
+	// every health check (probes, the gateway's /health) would query the primary for a token.
+	if strings.HasPrefix(fullMethod, "/grpc.") {
+		return false
+	}
 	name := protoreflect.FullName(fullMethod[1:]) // "/pkg.Service/Method" -> "pkg.Service/Method"
 	for i := len(name) - 1; i >= 0; i-- {
 		if name[i] == '/' {

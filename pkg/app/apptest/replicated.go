@@ -11,6 +11,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -239,6 +240,16 @@ func (p Routing) Run(t *testing.T, r *Replicated) {
 	}
 	for _, w := range p.Writes {
 		wantMalformed(t, w.Method, w.Do(bad)) // refused before the handler: nothing written
+	}
+
+	// The server's own services write nothing: no token, and no query of the primary's WAL
+	// position for one (Kubernetes probes health every few seconds).
+	var hdr metadata.MD
+	if _, err := healthpb.NewHealthClient(r.Conn).Check(ctx, &healthpb.HealthCheckRequest{}, grpc.Header(&hdr)); err != nil {
+		t.Errorf("health Check: %v", err)
+	}
+	if toks := hdr.Get(replica.TokenHeader); len(toks) != 0 {
+		t.Errorf("health Check answered with %s %q, want none: it writes nothing", replica.TokenHeader, toks)
 	}
 
 	r.Cluster.ResumeReplay(t)
