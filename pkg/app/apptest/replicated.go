@@ -4,6 +4,8 @@ import (
 	"context"
 	"maps"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -436,4 +438,38 @@ func ProveReplicaDown(t *testing.T, r *Replicated, reads ...ReadCall) {
 		t.Errorf("%d reads failed while the standby stopped, want 0; first: %v", n, errs)
 	}
 	r.WaitStandby(t, false)
+}
+
+// ProveReadYourWrites writes again and again (write stores marker where read shows it) with
+// the standby replaying, and reads each write right away with its consistency token: every
+// read must show its write's marker, whether the standby (once it has replayed the write) or
+// the primary answered it.
+func ProveReadYourWrites(t *testing.T, r *Replicated, read ReadCall, write func(ctx context.Context, marker string, opts ...grpc.CallOption) error) {
+	t.Helper()
+	const rounds = 30
+	r.WaitStandby(t, true)
+	before := r.ReplicaReads(t)
+	var slowest time.Duration
+	for i := range rounds {
+		marker := "ryw-" + strconv.Itoa(i)
+		var hdr metadata.MD
+		if err := write(t.Context(), marker, grpc.Header(&hdr)); err != nil {
+			t.Fatalf("write %s: %v", marker, err)
+		}
+		toks := hdr.Get(replica.TokenHeader)
+		if len(toks) != 1 {
+			t.Fatalf("write %s answered with %s %q, want one token", marker, replica.TokenHeader, toks)
+		}
+		began := time.Now()
+		got, err := read(metadata.AppendToOutgoingContext(t.Context(), replica.TokenHeader, toks[0]))
+		slowest = max(slowest, time.Since(began))
+		if err != nil {
+			t.Fatalf("read after write %s: %v", marker, err)
+		}
+		if !strings.Contains(got, marker) {
+			t.Errorf("read with the token of write %s does not show it:\n%s", marker, got)
+		}
+	}
+	t.Logf("%d writes each read back at once with its token: %v of the reads on the standby, slowest read %v", rounds,
+		r.ReplicaReads(t)-before, slowest.Round(time.Millisecond))
 }

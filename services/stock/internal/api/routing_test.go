@@ -95,6 +95,14 @@ func TestRouting(t *testing.T) {
 		})
 	})
 
+	t.Run("read-your-writes with the standby replaying", func(t *testing.T) {
+		apptest.ProveReadYourWrites(t, rep, readCalls(client)[stockv1.StockService_GetStock_FullMethodName],
+			func(ctx context.Context, marker string, opts ...grpc.CallOption) error {
+				_, err := client.UpsertStocks(ctx, &stockv1.UpsertStocksRequest{Stocks: []*stockv1.Stock{{Symbol: "AAA", Name: marker, Currency: "USD"}}}, opts...)
+				return err
+			})
+	})
+
 	t.Run("standby stopped under a read load: no read fails", func(t *testing.T) {
 		var replicaReads []apptest.ReadCall
 		for m, read := range reads {
