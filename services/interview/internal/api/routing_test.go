@@ -102,6 +102,15 @@ func TestRouting(t *testing.T) {
 		})
 	})
 
+	t.Run("read-your-writes with the standby replaying", func(t *testing.T) {
+		apptest.ProveReadYourWrites(t, rep, s.reads(rep.Conn)[interviewv1.QuestionBankService_GetQuestion_FullMethodName],
+			func(ctx context.Context, marker string, opts ...grpc.CallOption) error {
+				_, err := bank.UpdateQuestion(ctx, &interviewv1.UpdateQuestionRequest{Question: &interviewv1.Question{Id: s.questions[0], Text: marker + "?"},
+					UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"text"}}}, opts...)
+				return err
+			})
+	})
+
 	t.Run("standby stopped under a read load: no read fails", func(t *testing.T) {
 		var reads []apptest.ReadCall
 		for m, read := range s.reads(rep.Conn) {

@@ -88,6 +88,14 @@ func TestRouting(t *testing.T) {
 		})
 	})
 
+	t.Run("read-your-writes with the standby replaying", func(t *testing.T) {
+		apptest.ProveReadYourWrites(t, rep, ids.reads(cl)[portfoliov1.PortfolioService_ListCashMovements_FullMethodName],
+			func(ctx context.Context, marker string, opts ...grpc.CallOption) error {
+				_, err := cl.Deposit(ctx, &portfoliov1.DepositRequest{PortfolioId: ids.portfolio, Amount: "1", RequestId: marker}, opts...)
+				return err
+			})
+	})
+
 	t.Run("standby stopped under a read load: no read fails", func(t *testing.T) {
 		var reads []apptest.ReadCall
 		for m, read := range ids.reads(cl) {
