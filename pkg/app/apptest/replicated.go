@@ -426,6 +426,7 @@ func ProveReplicaDown(t *testing.T, r *Replicated, reads ...ReadCall) {
 	pgtest.Poll(t, "the read load running on the standby", func() bool {
 		return calls.Load() >= 50 && r.ReplicaReads(t) > before+10
 	})
+	onPrimary := r.Metric(t, "pgfleet_db_reads_total", map[string]string{"target": "primary"})
 	r.Cluster.StopStandby(t)
 	stopped.Store(true)
 	began, callsAtStop := time.Now(), calls.Load()
@@ -436,6 +437,9 @@ func ProveReplicaDown(t *testing.T, r *Replicated, reads ...ReadCall) {
 		calls.Load()-callsAtStop, time.Since(began).Round(time.Millisecond), failed.Load())
 	if n := failed.Load(); n != 0 {
 		t.Errorf("%d reads failed while the standby stopped, want 0; first: %v", n, errs)
+	}
+	if r.Metric(t, "pgfleet_db_reads_total", map[string]string{"target": "primary"}) == onPrimary {
+		t.Error(`pgfleet_db_reads_total{target="primary"} did not move after the standby stopped: the reads went nowhere else`)
 	}
 	r.WaitStandby(t, false)
 }
