@@ -157,7 +157,8 @@ type Routing struct {
 // REPLICA_WAIT, then read the primary); once replay resumes, the standby serves the same
 // token-carrying reads (pgfleet_db_reads_total{target="replica"} moves) with the same data.
 // Every method refuses a malformed token (INVALID_ARGUMENT, CONSISTENCY_TOKEN_MALFORMED),
-// every write answers with a token in its header, no read does. The data is left changed
+// every write answers with a token in its header, no read does, nor gRPC's health check.
+// The data is left changed
 // and replayed.
 func (p Routing) Run(t *testing.T, r *Replicated) {
 	t.Helper()
