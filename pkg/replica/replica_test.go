@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -28,6 +29,13 @@ func TestRouter(t *testing.T) {
 	primary := r.NewDB(t)
 	db := primary.Config().ConnConfig.Database
 	exec(t, primary, "CREATE TABLE public.notes (id int PRIMARY KEY)")
+	// standby_waits() returns false at once on the primary; on the standby it waits until
+	// its session ends: a read in flight when the standby stops.
+	exec(t, primary, `CREATE FUNCTION public.standby_waits() RETURNS boolean LANGUAGE plpgsql AS $$
+		BEGIN
+			WHILE pg_is_in_recovery() LOOP PERFORM pg_sleep(0.1); END LOOP;
+			RETURN pg_is_in_recovery();
+		END $$`)
 	r.WaitReplayed(t, r.PrimaryLSN(t))
 	standbyURL := r.StandbyURL(db)
 
@@ -125,16 +133,160 @@ func TestRouter(t *testing.T) {
 		t.Logf("reads back on the standby %v after ResumeReplay", time.Since(resumed).Round(time.Millisecond))
 	})
 
+	t.Run("DB: a Replica call's reads on the standby, the rest on the primary", func(t *testing.T) {
+		waitReader(t, lenient, true)
+		d := lenient.DB()
+		marked := func() context.Context { return replica.WithReplicaReads(t.Context(), 0) }
+		// pg_is_in_recovery() names the server a statement ran on: true only on the standby.
+		const where = "SELECT pg_is_in_recovery()"
+		queryIn := func(ctx context.Context) bool {
+			t.Helper()
+			rows, err := d.Query(ctx, where)
+			if err != nil {
+				t.Fatalf("Query: %v", err)
+			}
+			in, err := pgx.CollectExactlyOneRow(rows, pgx.RowTo[bool])
+			if err != nil {
+				t.Fatalf("Query: %v", err)
+			}
+			return in
+		}
+		rowIn := func(ctx context.Context) bool {
+			t.Helper()
+			var in bool
+			if err := d.QueryRow(ctx, where).Scan(&in); err != nil {
+				t.Fatalf("QueryRow: %v", err)
+			}
+			return in
+		}
+		txIn := func(ctx context.Context, opts pgx.TxOptions) bool {
+			t.Helper()
+			tx, err := d.BeginTx(ctx, opts)
+			if err != nil {
+				t.Fatalf("BeginTx(%+v): %v", opts, err)
+			}
+			defer tx.Rollback(context.Background()) //nolint:errcheck // read only
+			var in bool
+			if err := tx.QueryRow(ctx, where).Scan(&in); err != nil {
+				t.Fatalf("in BeginTx(%+v): %v", opts, err)
+			}
+			return in
+		}
+		if !queryIn(marked()) {
+			t.Error("Query of a Replica call ran on the primary, want the standby")
+		}
+		if !rowIn(marked()) {
+			t.Error("QueryRow of a Replica call ran on the primary, want the standby")
+		}
+		if queryIn(t.Context()) || rowIn(t.Context()) {
+			t.Error("Query or QueryRow of a call not marked (no WithReplicaReads) ran on the standby")
+		}
+		repeatable := pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}
+		if !txIn(marked(), repeatable) {
+			t.Error("read-only REPEATABLE READ BeginTx of a Replica call on the primary, want the standby")
+		}
+		if txIn(t.Context(), repeatable) {
+			t.Error("read-only BeginTx of a call not marked on the standby")
+		}
+		for _, opts := range []pgx.TxOptions{
+			{IsoLevel: pgx.Serializable, AccessMode: pgx.ReadOnly}, // a standby refuses SERIALIZABLE
+			{IsoLevel: pgx.RepeatableRead},
+			{},
+		} {
+			if txIn(marked(), opts) {
+				t.Errorf("BeginTx(%+v) of a Replica call on the standby, want the primary", opts)
+			}
+		}
+		// A call keeps the server its first read chose: one view for the whole call.
+		ctx := marked()
+		if !rowIn(ctx) || !queryIn(ctx) || !txIn(ctx, repeatable) {
+			t.Error("a Replica call's later reads left the standby its first read chose")
+		}
+		// Exec, CopyFrom and SendBatch of a Replica call write, on the primary (the standby
+		// would refuse them).
+		if _, err := d.Exec(marked(), "INSERT INTO public.notes VALUES (100)"); err != nil {
+			t.Errorf("Exec of a Replica call: %v, want it run on the primary", err)
+		}
+		if _, err := d.CopyFrom(marked(), pgx.Identifier{"public", "notes"}, []string{"id"}, pgx.CopyFromRows([][]any{{101}})); err != nil {
+			t.Errorf("CopyFrom of a Replica call: %v, want it run on the primary", err)
+		}
+		b := &pgx.Batch{}
+		b.Queue("DELETE FROM public.notes WHERE id >= 100")
+		b.Queue(where)
+		br := d.SendBatch(marked(), b)
+		if _, err := br.Exec(); err != nil {
+			t.Errorf("SendBatch of a Replica call: %v, want it run on the primary", err)
+		}
+		var in bool
+		if err := br.QueryRow().Scan(&in); err != nil || in {
+			t.Errorf("SendBatch of a Replica call: in recovery %v, err %v; want the primary", in, err)
+		}
+		if err := br.Close(); err != nil {
+			t.Error(err)
+		}
+		r.WaitReplayed(t, r.PrimaryLSN(t))
+	})
+
 	t.Run("stopped standby: reads go to the primary without error", func(t *testing.T) {
 		// unchecked saw the standby up once and does not check again: it learns of the
 		// standby's death from a failed read, which DB runs again on the primary.
 		unchecked := newRouter(t, primary, replica.Config{ReadURL: standbyURL, MaxLag: time.Hour, Interval: time.Hour}, nil)
 		waitReader(t, unchecked, true)
+
+		// Reads in flight on the standby when it stops, before their first row: Query's
+		// rows (fallbackRows) and QueryRow's row are read again on the primary. Each has a
+		// router of its own, which does not check again and has not marked the standby down.
+		inFlight := map[string]func(context.Context, *replica.DB) (bool, error){
+			"Query": func(ctx context.Context, d *replica.DB) (bool, error) {
+				rows, err := d.Query(ctx, "SELECT public.standby_waits()")
+				if err != nil {
+					return false, fmt.Errorf("Query returned %w; want rows whose first Next waits", err)
+				}
+				return pgx.CollectExactlyOneRow(rows, pgx.RowTo[bool])
+			},
+			"QueryRow": func(ctx context.Context, d *replica.DB) (bool, error) {
+				var in bool
+				err := d.QueryRow(ctx, "SELECT public.standby_waits()").Scan(&in)
+				return in, err
+			},
+		}
+		type result struct {
+			name string
+			in   bool
+			err  error
+		}
+		results := make(chan result, len(inFlight))
+		for name, read := range inFlight {
+			rt := newRouter(t, primary, replica.Config{ReadURL: standbyURL, MaxLag: time.Hour, Interval: time.Hour}, nil)
+			waitReader(t, rt, true)
+			go func() {
+				in, err := read(replica.WithReplicaReads(t.Context(), 0), rt.DB())
+				results <- result{name, in, err}
+			}()
+		}
+		watch, err := pgxpool.New(t.Context(), standbyURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pgtest.Poll(t, "both reads waiting on the standby", func() bool {
+			var n int
+			err := watch.QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity
+				WHERE state = 'active' AND query LIKE '%standby_waits()%' AND pid <> pg_backend_pid()`).Scan(&n)
+			return err == nil && n == len(inFlight)
+		})
+		watch.Close()
 		r.StopStandby(t)
 		stopped := time.Now()
+		for range inFlight {
+			res := <-results
+			if res.err != nil || res.in {
+				t.Errorf("%s in flight when the standby stopped: standby_waits() = %v, err %v; want false (the primary's), no error", res.name, res.in, res.err)
+			}
+		}
+		t.Logf("reads in flight answered by the primary %v after the standby stopped", time.Since(stopped).Round(time.Millisecond))
 		db := unchecked.DB()
 		var rows int
-		err := db.QueryRow(replica.WithReplicaReads(t.Context(), 0), "SELECT count(*) FROM public.notes").Scan(&rows)
+		err = db.QueryRow(replica.WithReplicaReads(t.Context(), 0), "SELECT count(*) FROM public.notes").Scan(&rows)
 		if err != nil || rows != 2 {
 			t.Errorf("QueryRow right after the standby stopped: %d notes, err %v; want 2 from the primary", rows, err)
 		}

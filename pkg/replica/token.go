@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/binary"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -57,6 +58,11 @@ func tokenFrom(ctx context.Context) (pgserver.LSN, bool, error) {
 // NO_SIDE_EFFECTS reads, any other writes. The interceptors ask it only of the service's
 // routed methods, not of health, reflection or DatabaseMonitor.
 func isWrite(fullMethod string) bool {
+	// gRPC's own services are in the registry too, with no idempotency_level: without this,
+	// every health check (probes, the gateway's /health) would query the primary for a token.
+	if strings.HasPrefix(fullMethod, "/grpc.") {
+		return false
+	}
 	name := protoreflect.FullName(fullMethod[1:]) // "/pkg.Service/Method" -> "pkg.Service/Method"
 	for i := len(name) - 1; i >= 0; i-- {
 		if name[i] == '/' {
@@ -90,13 +96,15 @@ func (routes Routes) writes() map[string]bool {
 // tokenWait bounds the query of a write's token after the write committed.
 const tokenWait = time.Second
 
-// writeToken returns the token of the primary's WAL position now, after a write committed:
-// at or past its commit record. "" (logged) if the primary does not answer: the write
-// stands, its answer goes without a token.
+// writeToken returns the token of the primary's WAL insert position now, after a write
+// committed: past its commit record. Not the write position (pg_current_wal_lsn): under
+// synchronous_commit=off a commit record may still wait in the WAL buffers, behind it, and a
+// replica at that position would serve a read that does not see the write. "" (logged) if
+// the primary does not answer: the write stands, its answer goes without a token.
 func (r *Router) writeToken(ctx context.Context) string {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), tokenWait)
 	defer cancel()
-	l, err := lsn(ctx, r.primary, "SELECT pg_current_wal_lsn()::text")
+	l, err := lsn(ctx, r.primary, "SELECT pg_current_wal_insert_lsn()::text")
 	if err != nil {
 		r.log.WarnContext(ctx, "write's consistency token: WAL position unknown, answer without a token", "err", err)
 		return ""
