@@ -223,7 +223,7 @@ func (s *Service) Dial(peer string, cfg client.Config) (*client.Client, error) {
 func (s *Service) Run(ctx context.Context, services ...string) error {
 	go s.recent.Run(ctx)
 	go s.router.Run(ctx)
-	opsv1.RegisterDatabaseMonitorServer(s.Server, dbmonitor.New(s.name, s.Pool, s.Locks, s.Retry, s.recent))
+	opsv1.RegisterDatabaseMonitorServer(s.Server, dbmonitor.New(s.name, s.Pool, s.Locks, s.Retry, s.recent, s.router))
 	s.Server.WatchPool(s.monitor, append(services, opsv1.DatabaseMonitor_ServiceDesc.ServiceName)...)
 	return s.Server.Run(ctx)
 }

@@ -22,7 +22,7 @@ func TestGetDatabaseStatus(t *testing.T) {
 	t.Parallel()
 	pool := pgtest.NewDB(t)
 	locks := lock.New(lock.Config{Wait: time.Second}, nil)
-	mon := dbmonitor.New("stock", pool, locks, retry.New(retry.Config{MaxAttempts: 1}, nil), nil)
+	mon := dbmonitor.New("stock", pool, locks, retry.New(retry.Config{MaxAttempts: 1}, nil), nil, nil)
 
 	// Hold a write lock in an open transaction: the status must list it.
 	tx, err := pool.Begin(t.Context())
@@ -67,7 +67,7 @@ func TestGetDatabaseStatus_down(t *testing.T) {
 	t.Parallel()
 	cluster := pgtest.NewCluster(t)
 	pool := cluster.NewDB(t)
-	mon := dbmonitor.New("stock", pool, lock.New(lock.Config{}, nil), retry.New(retry.Config{MaxAttempts: 1}, nil), nil)
+	mon := dbmonitor.New("stock", pool, lock.New(lock.Config{}, nil), retry.New(retry.Config{MaxAttempts: 1}, nil), nil, nil)
 	cluster.Stop(t)
 	t.Cleanup(func() { cluster.Start(t) }) // runs first: the database's own cleanup drops it
 
@@ -88,7 +88,7 @@ func TestGetDatabaseStatus_recent(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(pgpool.NewCollector(pool, nil))
 	sampler := history.New(history.Config{Interval: time.Hour}, reg, history.GRPC)
-	mon := dbmonitor.New("stock", pool, lock.New(lock.Config{}, nil), retry.New(retry.Config{MaxAttempts: 1}, nil), sampler)
+	mon := dbmonitor.New("stock", pool, lock.New(lock.Config{}, nil), retry.New(retry.Config{MaxAttempts: 1}, nil), sampler, nil)
 
 	t0 := time.Now()
 	if err := sampler.Record(t0); err != nil {

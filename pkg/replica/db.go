@@ -97,7 +97,7 @@ func (r *Router) failed(ctx context.Context, rep *replica, err error) bool {
 		r.markDown(rep)
 	}
 	r.log.WarnContext(ctx, "read failed on a replica, run again on the primary", "replica", rep.label, "err", err)
-	r.reads.WithLabelValues("primary", ReasonNoReplica).Inc()
+	r.countRead("primary", ReasonNoReplica)
 	return true
 }
 
