@@ -72,7 +72,7 @@ const (
 type state struct {
 	checked   bool      // false until the first check
 	at        time.Time // when the check ended (or a failed read marked the replica down)
-	up        bool // reachable and in recovery
+	up        bool      // reachable and in recovery
 	replayLSN pgserver.LSN
 	lag       time.Duration // replay lag in time; meaningful when up
 	lagBytes  uint64
