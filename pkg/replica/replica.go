@@ -463,7 +463,8 @@ type Status struct {
 	// Replicas, in DATABASE_READ_URL's order; empty when none is configured.
 	Replicas []ReplicaStatus
 	// Reads since the Router started, one entry per series of pgfleet_db_reads_total (the
-	// replica one first), zeros included. A read that fails on a replica for the replica's
+	// replica one first), zeros included. The services count only the reads of Replica
+	// calls, and only with a replica configured (see Router.UnaryInterceptor). A read that fails on a replica for the replica's
 	// sake and runs again on the primary is counted twice: on the replica, then on the
 	// primary as no_replica.
 	Reads []ReadCount

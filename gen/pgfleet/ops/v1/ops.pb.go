@@ -249,7 +249,9 @@ type DatabaseStatus struct {
 	Replicas []*ReplicaStatus `protobuf:"bytes,11,rep,name=replicas,proto3" json:"replicas,omitempty"`
 	// Reads the service routed since it started, one entry per target and reason of
 	// pgfleet_db_reads_total (target "replica" first), zeros included. Only the reads of
-	// methods declared replica-safe are counted; every other statement runs on the primary.
+	// methods declared replica-safe are counted, and only when a replica is configured: every
+	// other statement, and every read of a service without replicas, runs on the primary
+	// uncounted.
 	Reads []*ReadCount `protobuf:"bytes,12,rep,name=reads,proto3" json:"reads,omitempty"`
 	// MAX_REPLICA_LAG: the most replay lag a replica may have and still serve reads.
 	MaxReplicaLag *durationpb.Duration `protobuf:"bytes,13,opt,name=max_replica_lag,json=maxReplicaLag,proto3" json:"max_replica_lag,omitempty"`
@@ -500,7 +502,7 @@ type ReadCount struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// "replica" or "primary".
 	Target string `protobuf:"bytes,1,opt,name=target,proto3" json:"target,omitempty"`
-	// "replica" (served by a usable replica), "no_replica" (none configured, reachable and in
+	// "replica" (served by a usable replica), "no_replica" (no replica reachable and in
 	// recovery; or a read failed on a replica and ran again on the primary), "lagging" (every
 	// reachable replica beyond MAX_REPLICA_LAG) or "not_replayed" (a consistency token's write
 	// not replayed on a usable replica within REPLICA_WAIT).
