@@ -159,6 +159,13 @@ func Start(ctx context.Context, cfg Config, opts Options, log *slog.Logger) (*Se
 		pool.Close()
 		return nil, err
 	}
+	// No read on a replica that has not replayed the migrations: its tables may lack what
+	// this build reads, however small its lag in time.
+	if err := router.SetFloorToPrimary(ctx); err != nil {
+		router.Close()
+		pool.Close()
+		return nil, err
+	}
 	srv, err := server.New(server.Options{
 		Name:           opts.Name,
 		GRPCAddr:       opts.GRPCAddr,

@@ -65,7 +65,7 @@ const (
 	ReasonReplica     = "replica"      // served by a replica
 	ReasonNoReplica   = "no_replica"   // no replica reachable and in recovery (or none configured)
 	ReasonLagging     = "lagging"      // usable replicas all lag beyond MaxLag
-	ReasonNotReplayed = "not_replayed" // replicas within MaxLag have not replayed the position asked for
+	ReasonNotReplayed = "not_replayed" // replicas within MaxLag have not replayed the position asked for (or the floor)
 )
 
 // state is what a replica's last check found.
@@ -92,6 +92,7 @@ type Router struct {
 	log      *slog.Logger
 	replicas []*replica
 	next     atomic.Uint64 // round robin
+	floor    atomic.Uint64 // a WAL position every read needs replayed (SetFloor)
 
 	lagSeconds *prometheus.GaugeVec
 	lagBytes   *prometheus.GaugeVec
@@ -297,8 +298,38 @@ func (r *Router) logChange(was *state, msg string, rep *replica, args ...any) {
 
 func (r *Router) usable(st *state) bool { return st.up && st.lag <= r.cfg.MaxLag }
 
-// pick chooses a replica that has replayed minLSN, round robin, or says why there is none.
+// SetFloor makes every read need a replica that has replayed lsn, whatever position it asks
+// for: reads that would go to a replica behind it go to the primary (reason not_replayed).
+// A service sets it to the primary's position after its migrations (SetFloorToPrimary), so no
+// read runs on a replica that lacks a table or column its code reads, however small the
+// replica's lag in time. The floor only rises.
+func (r *Router) SetFloor(lsn pgserver.LSN) {
+	for {
+		cur := r.floor.Load()
+		if uint64(lsn) <= cur || r.floor.CompareAndSwap(cur, uint64(lsn)) {
+			return
+		}
+	}
+}
+
+// SetFloorToPrimary sets the floor (SetFloor) to the primary's current WAL position. It does
+// nothing without replicas.
+func (r *Router) SetFloorToPrimary(ctx context.Context) error {
+	if len(r.replicas) == 0 {
+		return nil
+	}
+	l, err := lsn(ctx, r.primary, "SELECT pg_current_wal_lsn()::text")
+	if err != nil {
+		return fmt.Errorf("read the primary's WAL position: %w", err)
+	}
+	r.SetFloor(l)
+	return nil
+}
+
+// pick chooses a replica that has replayed minLSN and the floor, round robin, or says why
+// there is none.
 func (r *Router) pick(minLSN pgserver.LSN) (*replica, string) {
+	minLSN = max(minLSN, pgserver.LSN(r.floor.Load()))
 	n := len(r.replicas)
 	if n == 0 {
 		return nil, ReasonNoReplica
@@ -359,6 +390,7 @@ func (r *Router) WaitReader(ctx context.Context, minLSN pgserver.LSN, wait time.
 
 // waitPick is pick, waiting up to wait for a usable replica to replay minLSN (see WaitReader).
 func (r *Router) waitPick(ctx context.Context, minLSN pgserver.LSN, wait time.Duration) (*replica, string) {
+	minLSN = max(minLSN, pgserver.LSN(r.floor.Load()))
 	rep, reason := r.pick(minLSN)
 	if reason != ReasonNotReplayed || wait <= 0 {
 		return rep, reason

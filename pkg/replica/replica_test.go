@@ -115,6 +115,26 @@ func TestRouter(t *testing.T) {
 		metricstest.WantLine(t, body, `pgfleet_db_reads_total{reason="not_replayed",target="primary"} 2`)
 	})
 
+	t.Run("a floor above the replay position sends every read to the primary", func(t *testing.T) {
+		floored := newRouter(t, primary, replica.Config{ReadURL: standbyURL, MaxLag: time.Hour, Interval: 50 * time.Millisecond}, nil)
+		waitReader(t, floored, true)
+		r.PauseReplay(t)
+		exec(t, primary, "INSERT INTO public.notes VALUES (100)")
+		floor := r.PrimaryLSN(t)
+		floored.SetFloor(floor)
+		floored.SetFloor(floor - 1) // lower: ignored
+		if pool, on := floored.Reader(0); on || inRecovery(t, pool) {
+			t.Error("Reader(0) with the floor not replayed chose the standby")
+		}
+		if st := floored.Status(); !st.Replicas[0].Usable || reads(st, "primary", replica.ReasonNotReplayed) != 1 {
+			t.Errorf("Status() = %+v, want the standby usable (its lag is small) and the read counted as not_replayed", st)
+		}
+		r.ResumeReplay(t)
+		waitReader(t, floored, true)
+		exec(t, primary, "DELETE FROM public.notes WHERE id = 100")
+		r.WaitReplayed(t, r.PrimaryLSN(t))
+	})
+
 	t.Run("paused replay: reads go to the primary once lag passes MaxLag, back after resume", func(t *testing.T) {
 		waitReader(t, strict, true)
 		r.PauseReplay(t)

@@ -505,7 +505,8 @@ type ReadCount struct {
 	// "replica" (served by a usable replica), "no_replica" (no replica reachable and in
 	// recovery; or a read failed on a replica and ran again on the primary), "lagging" (every
 	// reachable replica beyond MAX_REPLICA_LAG) or "not_replayed" (a consistency token's write
-	// not replayed on a usable replica within REPLICA_WAIT).
+	// not replayed on a usable replica within REPLICA_WAIT, or the usable replicas have not yet
+	// replayed the migrations the service applied at its start).
 	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
 	// Reads since the service started.
 	Count         int64 `protobuf:"varint,3,opt,name=count,proto3" json:"count,omitempty"`
