@@ -73,8 +73,14 @@ type cnpgSynchronous struct {
 }
 
 // syncClusters must acknowledge a commit only once a standby has it, so a failover loses no
-// acknowledged write: portfolio's, where the money is. The others replicate asynchronously
-// (a lost price or question is re-sent by its idempotent upsert; the commit latency is not).
+// acknowledged write: portfolio's, where the money is (a trade or cash movement the API
+// acknowledged must be in the promoted standby's ledger). The others replicate asynchronously
+// on purpose: a failover may lose their last acknowledged commits (up to the standby's lag),
+// which stock's writers re-send (UpsertStocks, IngestPrices and UpsertRecommendations are
+// idempotent upserts) and which for interview (question-bank edits, practice sessions) is a
+// last step its user redoes, never money;
+// in exchange their commits skip the round trip to a standby, and with dataDurability
+// required the loss of both standbys would stop their writes, which nothing there is worth.
 var syncClusters = []string{"pgfleet-portfolio"}
 
 type cnpgBootstrap struct {
@@ -172,10 +178,9 @@ func checkDatabases(t *testing.T, m *manifests, c renderCase) {
 		if d == nil {
 			continue // reported by checkFleet
 		}
-		env, _ := containerEnv(m, c.external, &d.Spec.Template.Spec.Containers[0])
-		if v := env["DATABASE_URL"]; v.known {
-			checkDatabaseURL(t, m, svc, owners[0], cl, role, v.value)
-		}
+		ctr := &d.Spec.Template.Spec.Containers[0]
+		env, _ := containerEnv(m, c.external, ctr)
+		checkDatabaseEnv(t, svc, owners[0], cl, role, ctr, env)
 
 		code := binaryEnv(t, svc)
 		poolS, _ := setting(env, code, "DB_POOL_SIZE")
@@ -198,6 +203,12 @@ func checkDatabases(t *testing.T, m *manifests, c renderCase) {
 			t.Errorf("%s: (HPA max %d + rollout surge %d) x DB_POOL_SIZE %d = %d connections, above role %s's limit %d in Cluster %s",
 				svc, h.Spec.MaxReplicas, surge(d, h.Spec.MaxReplicas), pool, peak, svc, limit, owners[0])
 		}
+		// Each pod also keeps a pool per DATABASE_READ_URL entry, as large as its primary's
+		// (pkg/replica). The -ro Service may send all of them to one standby, whose limits
+		// are the role's and max_connections as on the primary (a hot standby needs
+		// max_connections at least the primary's; CloudNativePG gives every instance the
+		// same): with the one -ro entry of these overlays, the bound above holds for each
+		// standby too.
 	}
 }
 
@@ -343,34 +354,81 @@ func localGrant(t *testing.T) string {
 	return string(m[1])
 }
 
-// checkDatabaseURL: the service's role, on its Cluster's read-write Service, in its database,
-// with its role's password, over TLS.
-func checkDatabaseURL(t *testing.T, m *manifests, svc, cluster string, cl *cnpgCluster, role cnpgRole, raw string) {
+// checkDatabaseEnv: DATABASE_URL is the service's role on its Cluster's read-write Service;
+// DATABASE_READ_URL, where the Cluster has standbys, is the same role and database on its
+// read-only Service (standbys only); both in plain sight (a ConfigMap), without a password,
+// which pgx takes from PGPASSWORD, set from the Secret that gives the role its password.
+func checkDatabaseEnv(t *testing.T, svc, cluster string, cl *cnpgCluster, role cnpgRole, ctr *corev1.Container, env map[string]envValue) {
+	primary, ok := env["DATABASE_URL"]
+	switch {
+	case !ok:
+		t.Errorf("%s: DATABASE_URL not set", svc)
+	case !primary.known:
+		t.Errorf("%s: DATABASE_URL from %s: want it in the render (a ConfigMap), so its host is checked here", svc, primary.from)
+	default:
+		checkDatabaseURL(t, svc, "DATABASE_URL", cluster+"-rw", cl, primary.value)
+	}
+	read, ok := env["DATABASE_READ_URL"]
+	switch {
+	case cl.Spec.Instances < 2:
+		// -ro selects standbys only: with none, it has no endpoints, and every replica read
+		// would first wait for a connection that cannot come.
+		if ok && read.value != "" {
+			t.Errorf("%s: DATABASE_READ_URL set, but Cluster %s has %d instance(s): no standby behind %s-ro", svc, cluster, cl.Spec.Instances, cluster)
+		}
+	case !ok || read.value == "" && read.known:
+		t.Errorf("%s: Cluster %s has %d instances, but no DATABASE_READ_URL (its %s-ro Service): every read goes to the primary",
+			svc, cluster, cl.Spec.Instances, cluster)
+	case !read.known:
+		t.Errorf("%s: DATABASE_READ_URL from %s: want it in the render (a ConfigMap), so its host is checked here", svc, read.from)
+	default:
+		checkDatabaseURL(t, svc, "DATABASE_READ_URL", cluster+"-ro", cl, read.value)
+		if primary.known {
+			p, errP := url.Parse(primary.value)
+			r, errR := url.Parse(read.value)
+			if errP == nil && errR == nil && (p.User.Username() != r.User.Username() || p.Path != r.Path || p.Query().Get("sslmode") != r.Query().Get("sslmode")) {
+				t.Errorf("%s: DATABASE_READ_URL's user, database or sslmode differ from DATABASE_URL's", svc)
+			}
+		}
+	}
+	// The password: PGPASSWORD (pgconn reads libpq's variables) from the role's own Secret, the
+	// one CloudNativePG sets the role's password from, so the two cannot drift apart.
+	i := slices.IndexFunc(ctr.Env, func(e corev1.EnvVar) bool { return e.Name == "PGPASSWORD" })
+	if role.PasswordSecret == nil {
+		return // reported by checkCluster
+	}
+	if i < 0 || ctr.Env[i].ValueFrom == nil || ctr.Env[i].ValueFrom.SecretKeyRef == nil ||
+		ctr.Env[i].ValueFrom.SecretKeyRef.Name != role.PasswordSecret.Name || ctr.Env[i].ValueFrom.SecretKeyRef.Key != "password" {
+		t.Errorf("%s: want env PGPASSWORD from Secret %s key password (role %s's password in Cluster %s)", svc, role.PasswordSecret.Name, svc, cluster)
+	}
+}
+
+// checkDatabaseURL: the service's role, on the given Service of its Cluster, in its database,
+// over TLS, with no password in it (PGPASSWORD carries it).
+func checkDatabaseURL(t *testing.T, svc, name, service string, cl *cnpgCluster, raw string) {
+	t.Helper()
 	u, err := url.Parse(raw)
 	if err != nil {
-		t.Errorf("%s: DATABASE_URL does not parse: %v", svc, err) // no value: it holds a password
+		t.Errorf("%s: %s does not parse: %v", svc, name, err)
 		return
 	}
 	host, _, _ := strings.Cut(u.Hostname(), ".")
-	pw, _ := u.User.Password()
+	_, hasPW := u.User.Password()
 	switch {
 	case u.Scheme != "postgres" && u.Scheme != "postgresql":
-		t.Errorf("%s: DATABASE_URL scheme %q", svc, u.Scheme)
+		t.Errorf("%s: %s scheme %q", svc, name, u.Scheme)
 	case u.User.Username() != svc:
-		t.Errorf("%s: DATABASE_URL user %q, want its own role %s", svc, u.User.Username(), svc)
-	case host != cluster+"-rw":
-		t.Errorf("%s: DATABASE_URL host %q, want %s-rw (the Cluster's primary)", svc, u.Hostname(), cluster)
+		t.Errorf("%s: %s user %q, want its own role %s", svc, name, u.User.Username(), svc)
+	case hasPW:
+		t.Errorf("%s: %s carries a password: leave it to PGPASSWORD (from the role's Secret), so the URL holds no secret", svc, name)
+	case host != service:
+		t.Errorf("%s: %s host %q, want %s", svc, name, u.Hostname(), service)
 	case u.Port() != "" && u.Port() != "5432":
-		t.Errorf("%s: DATABASE_URL port %s, want 5432", svc, u.Port())
+		t.Errorf("%s: %s port %s, want 5432", svc, name, u.Port())
 	case strings.TrimPrefix(u.Path, "/") != cl.Spec.Bootstrap.InitDB.Database:
-		t.Errorf("%s: DATABASE_URL database %q, want %q", svc, u.Path, cl.Spec.Bootstrap.InitDB.Database)
+		t.Errorf("%s: %s database %q, want %q", svc, name, u.Path, cl.Spec.Bootstrap.InitDB.Database)
 	case u.Query().Get("sslmode") == "" || u.Query().Get("sslmode") == "disable":
-		t.Errorf("%s: DATABASE_URL sslmode %q: CloudNativePG serves TLS; use require or verify-full", svc, u.Query().Get("sslmode"))
-	}
-	if role.PasswordSecret != nil {
-		if sec, ok := m.secrets[role.PasswordSecret.Name]; ok && string(sec.Data["password"]) != pw {
-			t.Errorf("%s: DATABASE_URL's password is not the one in Secret %s, which the Cluster gives role %s", svc, sec.Name, svc)
-		}
+		t.Errorf("%s: %s sslmode %q: CloudNativePG serves TLS; use require or verify-full", svc, name, u.Query().Get("sslmode"))
 	}
 }
 
@@ -380,4 +438,70 @@ func pgMajor(image string) string {
 	major, _, _ := strings.Cut(tag, ".")
 	major, _, _ = strings.Cut(major, "-")
 	return major
+}
+
+// TestCNPG_readReplicas states issue 15's wiring on its own (TestFleet checks it among the
+// rest): in prod each database service reads from its own Cluster's -ro Service (standbys
+// only) as the same role and database it writes with on -rw; in dev, whose one instance has no
+// standby, it has no read URL at all; only portfolio's Cluster is synchronous (syncClusters
+// says why).
+func TestCNPG_readReplicas(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		dirs     []string
+		clusters map[string]string // service -> its Cluster
+		read     bool              // DATABASE_READ_URL on the Cluster's -ro
+	}{
+		{name: "prod", dirs: []string{"overlays/prod", "cnpg/prod"}, read: true,
+			clusters: map[string]string{"stock": "pgfleet-stock", "portfolio": "pgfleet-portfolio", "interview": "pgfleet-interview"}},
+		{name: "dev", dirs: []string{"overlays/dev"},
+			clusters: map[string]string{"stock": "pgfleet-db", "portfolio": "pgfleet-db", "interview": "pgfleet-db"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			m := render(t, tt.dirs[0])
+			for _, d := range tt.dirs[1:] {
+				m.merge(t, render(t, d))
+			}
+			for _, svc := range dbServices {
+				d, ok := m.deployments[svc]
+				if !ok {
+					t.Fatalf("no Deployment %s", svc)
+				}
+				env, _ := containerEnv(m, true, &d.Spec.Template.Spec.Containers[0])
+				cluster := tt.clusters[svc]
+				rw, err := url.Parse(env["DATABASE_URL"].value)
+				if err != nil || rw.Hostname() != cluster+"-rw" {
+					t.Errorf("%s: DATABASE_URL host %q, want %s-rw (in the render, not in a Secret from outside)", svc, rw.Hostname(), cluster)
+					rw = &url.URL{User: url.User(svc), Path: "/pgfleet"} // still check the read URL
+				}
+				ro, set := env["DATABASE_READ_URL"]
+				if !tt.read {
+					if set {
+						t.Errorf("%s: DATABASE_READ_URL set in %s, whose Cluster %s has no standby", svc, tt.name, cluster)
+					}
+					continue
+				}
+				u, err := url.Parse(ro.value)
+				switch {
+				case !set:
+					t.Errorf("%s: no DATABASE_READ_URL: every read goes to the primary", svc)
+				case err != nil:
+					t.Errorf("%s: DATABASE_READ_URL does not parse: %v", svc, err)
+				case u.Hostname() != cluster+"-ro":
+					t.Errorf("%s: DATABASE_READ_URL host %q, want %s-ro", svc, u.Hostname(), cluster)
+				case u.User.Username() != rw.User.Username() || u.Path != rw.Path || u.Port() != rw.Port():
+					t.Errorf("%s: DATABASE_READ_URL %s@%s%s, DATABASE_URL %s@%s%s: want the same role, port and database",
+						svc, u.User.Username(), u.Host, u.Path, rw.User.Username(), rw.Host, rw.Path)
+				}
+			}
+			for name, cl := range m.clusters {
+				if sync := cl.Spec.PostgreSQL.Synchronous != nil; sync != (tt.read && slices.Contains(syncClusters, name)) {
+					t.Errorf("Cluster %s: synchronous %v in %s, want it only on %v in prod", name, sync, tt.name, syncClusters)
+				}
+			}
+		})
+	}
 }

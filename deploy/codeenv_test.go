@@ -71,6 +71,13 @@ func binaryEnv(t *testing.T, name string) codeEnv {
 			}
 		}
 		for _, path := range p.imports {
+			if strings.HasPrefix(path, pgconnPrefix) {
+				for _, n := range pgconnEnv {
+					if _, ok := env[n]; !ok {
+						env[n] = envVar{Name: n, Type: "string", Where: p.dir + " imports " + path + " (libpq's variables)"}
+					}
+				}
+			}
 			dir := filepath.Join(repoRoot, filepath.FromSlash(strings.TrimPrefix(path, modulePrefix)))
 			if !strings.HasPrefix(path, modulePrefix) || seen[dir] {
 				continue
@@ -86,6 +93,13 @@ func binaryEnv(t *testing.T, name string) codeEnv {
 	envCache.m[name] = env
 	return env
 }
+
+// pgconnPrefix is pgx's import path: pgconn.ParseConfig, under every pgx connection, takes what
+// a URL leaves out from libpq's environment variables. pgconnEnv are the ones the manifests
+// may set: PGPASSWORD, so a DATABASE_URL need not carry the password.
+const pgconnPrefix = "github.com/jackc/pgx/v5"
+
+var pgconnEnv = []string{"PGPASSWORD"}
 
 var envCache = struct {
 	sync.Mutex
@@ -413,7 +427,7 @@ func TestBinaryEnv_readsTheSources(t *testing.T) {
 	}{
 		{
 			binary:   "stock",
-			want:     []string{"DATABASE_URL", "DB_POOL_SIZE", "DB_RETRY_MAX_ATTEMPTS", "LOCK_WAIT_TIMEOUT", "PAGE_TOKEN_KEY", "DRAIN_TIMEOUT", "GRPC_ADDR", "METRICS_ADDR", "LOG_LEVEL"},
+			want:     []string{"DATABASE_URL", "DATABASE_READ_URL", "MAX_REPLICA_LAG", "REPLICA_WAIT", "PGPASSWORD", "DB_POOL_SIZE", "DB_RETRY_MAX_ATTEMPTS", "LOCK_WAIT_TIMEOUT", "PAGE_TOKEN_KEY", "DRAIN_TIMEOUT", "GRPC_ADDR", "METRICS_ADDR", "LOG_LEVEL"},
 			wantNot:  []string{"STOCK_ADDR", "ADDR", "HTTP_ADDR"},
 			required: []string{"DATABASE_URL"},
 			addrs:    []string{"GRPC_ADDR", "METRICS_ADDR"},

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	"github.com/prometheus/common/model"
@@ -70,10 +71,15 @@ func checkMonitoring(t *testing.T, m *manifests) {
 			t.Errorf("%s lacks the label app.kubernetes.io/part-of=pgfleet", o.GetName())
 		}
 	}
+	lagAlert := false
 	for _, name := range mapKeys(m.rules) {
 		if groups := ruleGroups(t, name, m.rules[name]); groups != nil {
 			checkAlerts(t, groups)
+			lagAlert = checkReplicationLagAlert(t, m, groups) || lagAlert
 		}
+	}
+	if !lagAlert {
+		t.Errorf("no alert %s on CloudNativePG's replication lag", replicationLagAlert)
 	}
 	var uids []string
 	for _, name := range mapKeys(m.configMaps) {
@@ -188,6 +194,61 @@ func checkAlerts(t *testing.T, groups *rulefmt.RuleGroups) {
 			}
 		}
 	}
+}
+
+// replicationLagAlert fires on a standby's replay lag, which CloudNativePG's exporter reports.
+const replicationLagAlert = "PgfleetReplicationLag"
+
+// checkReplicationLagAlert: the lag alert reads CloudNativePG's cnpg_pg_replication_lag (in
+// seconds) and fires above a bound no lower than any service's MAX_REPLICA_LAG. pgfleet stops
+// reading from a standby beyond MAX_REPLICA_LAG by itself (its reads go to the primary), so
+// the alert marks a standby left out for longer than routing alone explains: a lower bound
+// would page for lag the services already route around. It reports whether it found the alert.
+func checkReplicationLagAlert(t *testing.T, m *manifests, groups *rulefmt.RuleGroups) bool {
+	t.Helper()
+	var maxLag time.Duration
+	for _, svc := range dbServices {
+		d, ok := m.deployments[svc]
+		if !ok {
+			continue
+		}
+		env, _ := containerEnv(m, true, &d.Spec.Template.Spec.Containers[0])
+		if env["DATABASE_READ_URL"].value == "" {
+			continue // no replica reads: MAX_REPLICA_LAG means nothing
+		}
+		v, _ := setting(env, binaryEnv(t, svc), "MAX_REPLICA_LAG")
+		lag, err := time.ParseDuration(v)
+		if err != nil {
+			t.Errorf("%s: MAX_REPLICA_LAG %q: %v", svc, v, err)
+			continue
+		}
+		maxLag = max(maxLag, lag)
+	}
+	for _, g := range groups.Groups {
+		for _, r := range g.Rules {
+			if r.Alert != replicationLagAlert {
+				continue
+			}
+			e, err := promQL.ParseExpr(r.Expr)
+			if err != nil {
+				return true // reported by ruleGroups
+			}
+			be, ok := e.(*parser.BinaryExpr)
+			num, isNum := (*parser.NumberLiteral)(nil), false
+			if ok {
+				num, isNum = be.RHS.(*parser.NumberLiteral)
+			}
+			if !ok || be.Op != parser.GTR || !isNum || !strings.Contains(be.LHS.String(), "cnpg_pg_replication_lag") {
+				t.Errorf("%s: expr %q: want <aggregation of cnpg_pg_replication_lag> > <seconds>", r.Alert, r.Expr)
+				return true
+			}
+			if bound := time.Duration(num.Val * float64(time.Second)); bound < maxLag {
+				t.Errorf("%s fires above %v of lag, below MAX_REPLICA_LAG %v: it would page for standbys the services already skip", r.Alert, bound, maxLag)
+			}
+			return true
+		}
+	}
+	return false
 }
 
 // grafanaDashboard is the part of Grafana's dashboard JSON model that the checks read.

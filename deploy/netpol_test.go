@@ -52,10 +52,18 @@ func checkNetworkPolicies(t *testing.T, m *manifests) {
 	if len(clusters) == 0 {
 		clusters = []string{"any-cnpg-cluster"} // base: the policies admit any CloudNativePG instance
 	}
+	// A Cluster's instances as CloudNativePG labels them: its -rw Service selects the primary,
+	// -ro the standbys (cnpg.io/instanceRole: replica), which DATABASE_READ_URL names.
 	for _, c := range clusters {
-		dbs = append(dbs, endpoint{name: "db " + c, namespace: ns, kind: "db", app: c,
-			labels: map[string]string{"cnpg.io/cluster": c, "cnpg.io/instanceRole": "primary"},
-			ports:  map[string]int32{"postgresql": 5432, "status": 8000, "metrics": 9187}})
+		roles := []string{"primary"}
+		if cl, ok := m.clusters[c]; !ok || cl.Spec.Instances > 1 {
+			roles = append(roles, "replica")
+		}
+		for _, role := range roles {
+			dbs = append(dbs, endpoint{name: "db " + c + " " + role, namespace: ns, kind: "db", app: c,
+				labels: map[string]string{"cnpg.io/cluster": c, "cnpg.io/instanceRole": role, "cnpg.io/podRole": "instance"},
+				ports:  map[string]int32{"postgresql": 5432, "status": 8000, "metrics": 9187}})
+		}
 	}
 	monitoring := endpoint{name: "prometheus", namespace: "monitoring", labels: map[string]string{"app.kubernetes.io/name": "prometheus"}, kind: "other"}
 	operator := endpoint{name: "cnpg operator", namespace: "cnpg-system", labels: map[string]string{"app.kubernetes.io/name": "cloudnative-pg"}, kind: "other"}

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/pgfleet/pgfleet/pkg/pgserver"
@@ -32,53 +34,132 @@ const (
 type Routes map[string]Where
 
 // call is a replica-routed call's state, in its context: the position its reads must see,
-// and the replica its first statement chose, which its later statements keep (one server's
+// and where its first statement chose to read, which its later statements keep (one server's
 // view for the whole call) until it fails.
+//
+// A call with a token holds the replica connection on which it saw its position replayed
+// until it ends: behind one address (a load-balanced Service such as CloudNativePG's -ro)
+// two connections may reach two standbys, and only the one checked is known to have
+// replayed the write.
 type call struct {
 	minLSN   pgserver.LSN
 	hasToken bool
+	began    time.Time
 
 	mu     sync.Mutex
 	picked bool
-	rep    *replica // nil: the primary
+	rep    *replica      // nil: the primary
+	conn   *pgxpool.Conn // a token call's checked connection to rep
+}
+
+// release gives back a token call's connection; the call's later reads use the primary.
+// It runs when the call ends (the interceptors, or its context's end).
+func (c *call) release() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.drop()
+}
+
+// drop releases c.conn and leaves the replica; c.mu held.
+func (c *call) drop() {
+	if c.conn != nil {
+		c.conn.Release()
+		c.conn = nil
+	}
+	c.rep = nil
 }
 
 type callKey struct{}
 
 // withCall marks ctx as a call whose reads may run on a replica that has replayed minLSN
-// (0: any position); hasToken makes its first read wait up to Config.Wait for one.
-func withCall(ctx context.Context, minLSN pgserver.LSN, hasToken bool) context.Context {
-	return context.WithValue(ctx, callKey{}, &call{minLSN: minLSN, hasToken: hasToken})
+// (0: any position); hasToken makes its first read wait up to Config.Wait for one. The call's
+// connection, if it holds one, goes back to its pool when ctx ends.
+func withCall(ctx context.Context, minLSN pgserver.LSN, hasToken bool) (context.Context, *call) {
+	c := &call{minLSN: minLSN, hasToken: hasToken, began: time.Now()}
+	if hasToken {
+		context.AfterFunc(ctx, c.release)
+	}
+	return context.WithValue(ctx, callKey{}, c), c
 }
 
 // WithReplicaReads marks ctx as a Replica call outside gRPC (tests, tools): DB's reads under
 // ctx may run on a replica that has replayed minLSN, waiting up to Config.Wait for one
-// when minLSN is not 0.
+// when minLSN is not 0. A connection the call holds goes back when ctx ends.
 func WithReplicaReads(ctx context.Context, minLSN pgserver.LSN) context.Context {
-	return withCall(ctx, minLSN, minLSN != 0)
+	ctx, _ = withCall(ctx, minLSN, minLSN != 0)
+	return ctx
 }
 
-// replicaFor returns the replica ctx's call reads on, or nil for the primary (a call not
-// marked as Replica, or no usable replica). The first read of a call chooses, and counts it
-// in pgfleet_db_reads_total; later reads keep the choice.
-func (r *Router) replicaFor(ctx context.Context) *replica {
+// querier is where a read runs: a pool, or a token call's checked connection.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	BeginTx(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error)
+}
+
+// target returns the replica ctx's call reads on and how to reach it, or nil for the primary
+// (a call not marked as Replica, or no usable replica). The first read of a call chooses,
+// and counts it in pgfleet_db_reads_total; later reads keep the choice.
+func (r *Router) target(ctx context.Context) (*replica, querier) {
 	c, _ := ctx.Value(callKey{}).(*call)
 	if c == nil {
-		return nil
+		return nil, nil
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.picked {
 		c.picked = true
-		var reason string
 		wait := r.cfg.Wait
 		if !c.hasToken {
 			wait = 0
 		}
-		c.rep, reason = r.waitPick(ctx, c.minLSN, wait)
-		r.count(c.rep, reason)
+		rep, reason := r.waitPick(ctx, c.minLSN, wait)
+		if rep != nil && c.hasToken {
+			c.conn = r.replayedConn(ctx, rep, c.minLSN, c.began.Add(wait))
+			if c.conn == nil {
+				rep, reason = nil, ReasonNotReplayed
+			}
+		}
+		c.rep = rep
+		r.count(rep, reason)
 	}
-	return c.rep
+	switch {
+	case c.rep == nil:
+		return nil, nil
+	case c.conn != nil:
+		return c.rep, c.conn
+	}
+	return c.rep, c.rep.pool
+}
+
+// replayedConn returns a connection to rep on which minLSN has been replayed, asking until
+// deadline, or nil.
+func (r *Router) replayedConn(ctx context.Context, rep *replica, minLSN pgserver.LSN, deadline time.Time) *pgxpool.Conn {
+	conn, err := rep.pool.Acquire(ctx)
+	if err != nil {
+		return nil
+	}
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	for {
+		var text *string
+		err := conn.QueryRow(ctx, "SELECT pg_last_wal_replay_lsn()::text").Scan(&text)
+		if err == nil && text != nil {
+			if l, perr := pgserver.ParseLSN(*text); perr == nil && l >= minLSN {
+				return conn
+			}
+		}
+		if err != nil && ctx.Err() == nil {
+			conn.Release()
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			conn.Release()
+			return nil
+		case <-time.After(waitPoll):
+		}
+	}
 }
 
 // failed handles a read that failed on rep: if the replica is at fault (see replicaFault), the
@@ -90,7 +171,7 @@ func (r *Router) failed(ctx context.Context, rep *replica, err error) bool {
 	}
 	if c, _ := ctx.Value(callKey{}).(*call); c != nil {
 		c.mu.Lock()
-		c.rep = nil
+		c.drop()
 		c.mu.Unlock()
 	}
 	if lost(err) {
@@ -130,11 +211,11 @@ func (d *DB) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 
 // Query runs on the call's replica, else on the primary.
 func (d *DB) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
-	rep := d.r.replicaFor(ctx)
+	rep, q := d.r.target(ctx)
 	if rep == nil {
 		return d.r.primary.Query(ctx, sql, args...)
 	}
-	rows, err := rep.pool.Query(ctx, sql, args...)
+	rows, err := q.Query(ctx, sql, args...)
 	if err != nil {
 		rows.Close()
 		if d.r.failed(ctx, rep, err) {
@@ -180,23 +261,24 @@ func (f *fallbackRows) Next() bool {
 // QueryRow runs on the call's replica, else on the primary; a row that fails on the replica
 // for its sake is read again on the primary.
 func (d *DB) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
-	rep := d.r.replicaFor(ctx)
+	rep, q := d.r.target(ctx)
 	if rep == nil {
 		return d.r.primary.QueryRow(ctx, sql, args...)
 	}
-	return fallbackRow{d: d, rep: rep, ctx: ctx, sql: sql, args: args}
+	return fallbackRow{d: d, rep: rep, q: q, ctx: ctx, sql: sql, args: args}
 }
 
 type fallbackRow struct {
 	d    *DB
 	rep  *replica
+	q    querier
 	ctx  context.Context
 	sql  string
 	args []any
 }
 
 func (f fallbackRow) Scan(dest ...any) error {
-	err := f.rep.pool.QueryRow(f.ctx, f.sql, f.args...).Scan(dest...)
+	err := f.q.QueryRow(f.ctx, f.sql, f.args...).Scan(dest...)
 	if err != nil && f.d.r.failed(f.ctx, f.rep, err) {
 		return f.d.r.primary.QueryRow(f.ctx, f.sql, f.args...).Scan(dest...)
 	}
@@ -209,11 +291,11 @@ func (d *DB) BeginTx(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error) {
 	if opts.AccessMode != pgx.ReadOnly || opts.IsoLevel == pgx.Serializable {
 		return d.r.primary.BeginTx(ctx, opts)
 	}
-	rep := d.r.replicaFor(ctx)
+	rep, q := d.r.target(ctx)
 	if rep == nil {
 		return d.r.primary.BeginTx(ctx, opts)
 	}
-	tx, err := rep.pool.BeginTx(ctx, opts)
+	tx, err := q.BeginTx(ctx, opts)
 	if err != nil && d.r.failed(ctx, rep, err) {
 		return d.r.primary.BeginTx(ctx, opts)
 	}

@@ -53,9 +53,9 @@ func tokenFrom(ctx context.Context) (pgserver.LSN, bool, error) {
 	return l, err == nil, err
 }
 
-// writes tells a write RPC from a read: a method whose proto declares idempotency_level
-// NO_SIDE_EFFECTS reads; any other of the binary's services writes. gRPC's own services
-// (health, reflection) are neither.
+// isWrite tells a write RPC from a read: a method whose proto declares idempotency_level
+// NO_SIDE_EFFECTS reads, any other writes. The interceptors ask it only of the service's
+// routed methods, not of health, reflection or DatabaseMonitor.
 func isWrite(fullMethod string) bool {
 	name := protoreflect.FullName(fullMethod[1:]) // "/pkg.Service/Method" -> "pkg.Service/Method"
 	for i := len(name) - 1; i >= 0; i-- {
@@ -76,6 +76,17 @@ func isWrite(fullMethod string) bool {
 	return !ok || opts.GetIdempotencyLevel() != descriptorpb.MethodOptions_NO_SIDE_EFFECTS
 }
 
+// writes returns the set of routed methods that write, once per interceptor.
+func (routes Routes) writes() map[string]bool {
+	w := map[string]bool{}
+	for m := range routes {
+		if isWrite(m) {
+			w[m] = true
+		}
+	}
+	return w
+}
+
 // tokenWait bounds the query of a write's token after the write committed.
 const tokenWait = time.Second
 
@@ -94,28 +105,32 @@ func (r *Router) writeToken(ctx context.Context) string {
 }
 
 // start prepares a call: a malformed token is refused; a Replica method's context is marked
-// for DB (reading on a replica that has replayed the token's position, if any).
-func (r *Router) start(ctx context.Context, fullMethod string, routes Routes) (context.Context, error) {
+// for DB (reading on a replica that has replayed the token's position, if any). end, once
+// the handler has returned, gives back what the call held.
+func (r *Router) start(ctx context.Context, fullMethod string, routes Routes) (_ context.Context, end func(), _ error) {
 	l, has, err := tokenFrom(ctx)
 	if err != nil {
-		return ctx, err
+		return ctx, nil, err
 	}
-	if routes[fullMethod] == Replica && len(r.replicas) > 0 {
-		ctx = withCall(ctx, l, has)
+	if routes[fullMethod] != Replica || len(r.replicas) == 0 {
+		return ctx, func() {}, nil
 	}
-	return ctx, nil
+	ctx, c := withCall(ctx, l, has)
+	return ctx, c.release, nil
 }
 
 // UnaryInterceptor routes each call's reads as routes says (see DB) and gives every
 // successful write its consistency token (TokenHeader, in the response header).
 func (r *Router) UnaryInterceptor(routes Routes) grpc.UnaryServerInterceptor {
+	writes := routes.writes()
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		ctx, err := r.start(ctx, info.FullMethod, routes)
+		ctx, end, err := r.start(ctx, info.FullMethod, routes)
 		if err != nil {
 			return nil, err
 		}
 		resp, err := handler(ctx, req)
-		if err == nil && isWrite(info.FullMethod) {
+		end()
+		if err == nil && writes[info.FullMethod] {
 			if tok := r.writeToken(ctx); tok != "" {
 				_ = grpc.SetHeader(ctx, metadata.Pairs(TokenHeader, tok)) // fails only once headers went
 			}
@@ -127,12 +142,14 @@ func (r *Router) UnaryInterceptor(routes Routes) grpc.UnaryServerInterceptor {
 // StreamInterceptor is UnaryInterceptor for streams: a write stream's token goes in the header
 // of its first answer, which a client stream (IngestPrices) sends after its commit.
 func (r *Router) StreamInterceptor(routes Routes) grpc.StreamServerInterceptor {
+	writes := routes.writes()
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		ctx, err := r.start(ss.Context(), info.FullMethod, routes)
+		ctx, end, err := r.start(ss.Context(), info.FullMethod, routes)
 		if err != nil {
 			return err
 		}
-		return handler(srv, &routedStream{ServerStream: ss, ctx: ctx, r: r, write: isWrite(info.FullMethod)})
+		defer end()
+		return handler(srv, &routedStream{ServerStream: ss, ctx: ctx, r: r, write: writes[info.FullMethod]})
 	}
 }
 
