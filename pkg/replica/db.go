@@ -115,7 +115,7 @@ func (r *Router) target(ctx context.Context) (*replica, querier) {
 		}
 		rep, reason := r.waitPick(ctx, c.minLSN, wait)
 		if rep != nil && c.hasToken {
-			c.conn = r.replayedConn(ctx, rep, c.minLSN, c.began.Add(wait))
+			c.conn = r.replayedConn(ctx, rep, max(c.minLSN, pgserver.LSN(r.floor.Load())), c.began.Add(wait))
 			if c.conn == nil {
 				rep, reason = nil, ReasonNotReplayed
 			}
