@@ -244,14 +244,14 @@ func (f *fallbackRows) Next() bool {
 		f.seen = true
 		return true
 	}
-	err := f.Rows.Err()
+	err := f.Err()
 	if err == nil || f.redone {
 		return false
 	}
 	if !f.d.r.failed(f.ctx, f.rep, err) || f.seen {
 		return false
 	}
-	f.Rows.Close()
+	f.Close() // the failed rows, replaced below
 	f.redone = true
 	// On error pgx returns rows that hold it: Next is false, Err says why.
 	f.Rows, _ = f.d.r.primary.Query(f.ctx, f.sql, f.args...) //nolint:sqlclosecheck // closed by the caller through f
