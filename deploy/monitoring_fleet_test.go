@@ -24,7 +24,8 @@ import (
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // TestMonitoring_namesExported starts the fleet as it runs in production, the four binaries
-// each on a database of its own, makes calls that give the labelled series samples (a REST
+// each on a database of its own (interview's with a hot standby in DATABASE_READ_URL: the
+// pgfleet_db_replica_* series exist only for a configured replica), makes calls that give the labelled series samples (a REST
 // trade among them, and calls that fail), scrapes every /metrics, and checks that every metric
 // name the alert rules and dashboards read is exported by some process, recorded by a rule, or
 // one of the documented outside names (cnpgMetrics, tlsOnly).
@@ -50,6 +51,10 @@ func TestMonitoring_namesExported(t *testing.T) {
 
 	f := startFleet(t)
 	f.exercise(t)
+	// The replica's gauges get their figures at its first check: wait for it, not for a time.
+	pgtest.Poll(t, "interview's read replica checked and usable in its /metrics", func() bool {
+		return f.hasLine(t, "interview", "pgfleet_db_replica_up{", "} 1")
+	})
 	for _, name := range components {
 		for n, labels := range scrape(t, f.metrics[name]) {
 			if known[n] == nil {
@@ -112,7 +117,12 @@ func startFleet(t *testing.T) *fleet {
 	stock := start("stock")
 	// MAX_PRICE_AGE=0: trades execute at the test's prices, however old.
 	portfolio := start("portfolio", "STOCK_ADDR="+stock.Addr, "STOCK_TIMEOUT=30s", "MAX_PRICE_AGE=0")
-	interview := start("interview")
+	// interview reads on a hot standby (its question lists are replica-safe): the fleet's one
+	// source of the pgfleet_db_replica_* series.
+	replicated := pgtest.NewReplicatedCluster(t)
+	primaryURL, standbyURL := replicated.NewDBURLs(t) // the binary migrates the primary itself
+	interview := apptest.StartProcess(t, filepath.Join(bin, "interview"), "DATABASE_URL="+primaryURL, "DATABASE_READ_URL="+standbyURL)
+	f.metrics["interview"] = interview.MetricsAddr
 
 	gw := apptest.StartGatewayProcess(t, filepath.Join(bin, "gateway"),
 		"STOCK_ADDR="+stock.Addr, "PORTFOLIO_ADDR="+portfolio.Addr, "INTERVIEW_ADDR="+interview.Addr, "DRAIN_TIMEOUT=2s")
@@ -153,6 +163,27 @@ func (f *fleet) exercise(t *testing.T) {
 	// Beyond the cash: refused inside the transaction, after its lock.
 	f.call(t, "POST", p+"/trades", `{"symbol":"AAPL","side":"SIDE_BUY","quantity":"1000","request_id":"buy-2"}`, user, 0)
 	f.call(t, "GET", p, "", user, 200)
+}
+
+// hasLine reports whether component's /metrics has a line starting with prefix and ending
+// with suffix.
+func (f *fleet) hasLine(t *testing.T, component, prefix, suffix string) bool {
+	t.Helper()
+	resp, err := f.client.Get("http://" + f.metrics[component] + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(b)) {
+		if line = strings.TrimSpace(line); strings.HasPrefix(line, prefix) && strings.HasSuffix(line, suffix) {
+			return true
+		}
+	}
+	return false
 }
 
 // call sends a request and checks its status (want 0: any status but 5xx).

@@ -159,6 +159,13 @@ func Start(ctx context.Context, cfg Config, opts Options, log *slog.Logger) (*Se
 		pool.Close()
 		return nil, err
 	}
+	// No read on a replica that has not replayed the migrations: its tables may lack what
+	// this build reads, however small its lag in time.
+	if err := router.SetFloorToPrimary(ctx); err != nil {
+		router.Close()
+		pool.Close()
+		return nil, err
+	}
 	srv, err := server.New(server.Options{
 		Name:           opts.Name,
 		GRPCAddr:       opts.GRPCAddr,
@@ -223,7 +230,7 @@ func (s *Service) Dial(peer string, cfg client.Config) (*client.Client, error) {
 func (s *Service) Run(ctx context.Context, services ...string) error {
 	go s.recent.Run(ctx)
 	go s.router.Run(ctx)
-	opsv1.RegisterDatabaseMonitorServer(s.Server, dbmonitor.New(s.name, s.Pool, s.Locks, s.Retry, s.recent))
+	opsv1.RegisterDatabaseMonitorServer(s.Server, dbmonitor.New(s.name, s.Pool, s.Locks, s.Retry, s.recent, s.router))
 	s.Server.WatchPool(s.monitor, append(services, opsv1.DatabaseMonitor_ServiceDesc.ServiceName)...)
 	return s.Server.Run(ctx)
 }

@@ -1,9 +1,11 @@
 // Package dbmonitor serves pgfleet.ops.v1.DatabaseMonitor: one call that tells an operator
-// how a service's database looks from inside the service (ping, pool, locks, retries).
+// how a service's database looks from inside the service (ping, pool, locks, retries, read
+// replicas and where reads went).
 package dbmonitor
 
 import (
 	"context"
+	"math"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -13,6 +15,7 @@ import (
 	opsv1 "github.com/pgfleet/pgfleet/gen/pgfleet/ops/v1"
 	"github.com/pgfleet/pgfleet/pkg/history"
 	"github.com/pgfleet/pgfleet/pkg/lock"
+	"github.com/pgfleet/pgfleet/pkg/replica"
 	"github.com/pgfleet/pgfleet/pkg/retry"
 )
 
@@ -29,12 +32,14 @@ type Service struct {
 	locks  *lock.Locker
 	retry  *retry.Retrier
 	recent *history.Sampler
+	reads  *replica.Router
 }
 
-// New returns the monitor of the named service's pool, locks and retrier, and of its recent
-// traffic as recent samples it (nil: none).
-func New(name string, pool *pgxpool.Pool, locks *lock.Locker, r *retry.Retrier, recent *history.Sampler) *Service {
-	return &Service{name: name, pool: pool, locks: locks, retry: r, recent: recent}
+// New returns the monitor of the named service's pool, locks and retrier, of its recent
+// traffic as recent samples it (nil: none), and of its read replicas and read routing as
+// reads sees them (nil: no replica, no reads counted).
+func New(name string, pool *pgxpool.Pool, locks *lock.Locker, r *retry.Retrier, recent *history.Sampler, reads *replica.Router) *Service {
+	return &Service{name: name, pool: pool, locks: locks, retry: r, recent: recent, reads: reads}
 }
 
 // GetDatabaseStatus answers with a fresh snapshot. A database that is down is reported in
@@ -48,6 +53,9 @@ func (s *Service) GetDatabaseStatus(ctx context.Context, _ *opsv1.GetDatabaseSta
 	}
 	if s.recent != nil {
 		st.Recent = Samples(s.recent.Samples())
+	}
+	if s.reads != nil {
+		st.Replicas, st.Reads, st.MaxReplicaLag = Replicas(s.reads.Status())
 	}
 	pctx, cancel := context.WithTimeout(ctx, pingTimeout)
 	defer cancel()
@@ -98,6 +106,36 @@ func Samples(in []history.Sample) []*opsv1.Sample {
 		}
 	}
 	return out
+}
+
+// Replicas renders a Router's status as DatabaseStatus.replicas, .reads and .max_replica_lag
+// hold it.
+func Replicas(rs replica.Status) ([]*opsv1.ReplicaStatus, []*opsv1.ReadCount, *durationpb.Duration) {
+	var replicas []*opsv1.ReplicaStatus
+	for _, r := range rs.Replicas {
+		p := &opsv1.ReplicaStatus{
+			Replica:  r.Label,
+			Up:       r.Up,
+			Usable:   r.Usable,
+			LagBytes: int64(min(r.LagBytes, math.MaxInt64)),
+			Reads:    r.Reads,
+		}
+		if r.Up {
+			p.ReplayLsn = r.ReplayLSN.String()
+		}
+		if r.LagKnown {
+			p.Lag = durationpb.New(r.Lag)
+		}
+		if !r.CheckTime.IsZero() {
+			p.CheckTime = timestamppb.New(r.CheckTime)
+		}
+		replicas = append(replicas, p)
+	}
+	reads := make([]*opsv1.ReadCount, len(rs.Reads))
+	for i, c := range rs.Reads {
+		reads[i] = &opsv1.ReadCount{Target: c.Target, Reason: c.Reason, Count: c.Count}
+	}
+	return replicas, reads, durationpb.New(rs.MaxLag)
 }
 
 func retryStats(rs retry.Stats) *opsv1.RetryStats {

@@ -115,7 +115,7 @@ func (r *Router) target(ctx context.Context) (*replica, querier) {
 		}
 		rep, reason := r.waitPick(ctx, c.minLSN, wait)
 		if rep != nil && c.hasToken {
-			c.conn = r.replayedConn(ctx, rep, c.minLSN, c.began.Add(wait))
+			c.conn = r.replayedConn(ctx, rep, max(c.minLSN, pgserver.LSN(r.floor.Load())), c.began.Add(wait))
 			if c.conn == nil {
 				rep, reason = nil, ReasonNotReplayed
 			}
@@ -178,7 +178,7 @@ func (r *Router) failed(ctx context.Context, rep *replica, err error) bool {
 		r.markDown(rep)
 	}
 	r.log.WarnContext(ctx, "read failed on a replica, run again on the primary", "replica", rep.label, "err", err)
-	r.reads.WithLabelValues("primary", ReasonNoReplica).Inc()
+	r.countRead("primary", ReasonNoReplica)
 	return true
 }
 
@@ -251,7 +251,7 @@ func (f *fallbackRows) Next() bool {
 	if !f.d.r.failed(f.ctx, f.rep, err) || f.seen {
 		return false
 	}
-	f.Close() // the replica's rows
+	f.Close() // the failed rows, replaced below
 	f.redone = true
 	// On error pgx returns rows that hold it: Next is false, Err says why.
 	f.Rows, _ = f.d.r.primary.Query(f.ctx, f.sql, f.args...) //nolint:sqlclosecheck // closed by the caller through f

@@ -53,6 +53,10 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// unknownLag is the lag of a replica behind the primary that has replayed no commit since it
+// started: not usable, whatever MaxLag.
+const unknownLag = time.Duration(1<<63 - 1)
+
 // waitPoll is how often WaitReader asks a replica how far it has replayed.
 const waitPoll = 10 * time.Millisecond
 
@@ -61,13 +65,14 @@ const (
 	ReasonReplica     = "replica"      // served by a replica
 	ReasonNoReplica   = "no_replica"   // no replica reachable and in recovery (or none configured)
 	ReasonLagging     = "lagging"      // usable replicas all lag beyond MaxLag
-	ReasonNotReplayed = "not_replayed" // replicas within MaxLag have not replayed the position asked for
+	ReasonNotReplayed = "not_replayed" // replicas within MaxLag have not replayed the position asked for (or the floor)
 )
 
 // state is what a replica's last check found.
 type state struct {
-	checked   bool // false until the first check
-	up        bool // reachable and in recovery
+	checked   bool      // false until the first check
+	at        time.Time // when the check ended (or a failed read marked the replica down)
+	up        bool      // reachable and in recovery
 	replayLSN pgserver.LSN
 	lag       time.Duration // replay lag in time; meaningful when up
 	lagBytes  uint64
@@ -77,6 +82,7 @@ type replica struct {
 	label string // host:port
 	pool  *pgxpool.Pool
 	state atomic.Pointer[state]
+	reads atomic.Int64 // reads routed to it
 }
 
 // Router routes reads between a primary and its replicas. Its methods are safe for concurrent use.
@@ -86,11 +92,21 @@ type Router struct {
 	log      *slog.Logger
 	replicas []*replica
 	next     atomic.Uint64 // round robin
+	floor    atomic.Uint64 // a WAL position every read needs replayed (SetFloor)
 
 	lagSeconds *prometheus.GaugeVec
 	lagBytes   *prometheus.GaugeVec
 	up         *prometheus.GaugeVec
 	reads      *prometheus.CounterVec
+	readCounts [len(readRoutes)]atomic.Int64 // pgfleet_db_reads_total's series, for Status
+}
+
+// readRoutes are the series of pgfleet_db_reads_total, in Status's order.
+var readRoutes = [...]ReadCount{
+	{Target: "replica", Reason: ReasonReplica},
+	{Target: "primary", Reason: ReasonNoReplica},
+	{Target: "primary", Reason: ReasonLagging},
+	{Target: "primary", Reason: ReasonNotReplayed},
 }
 
 // SplitURLs splits DATABASE_READ_URL into one URL per replica: a comma starts a new URL only
@@ -148,9 +164,8 @@ func New(ctx context.Context, primary *pgxpool.Pool, cfg Config, reg prometheus.
 		r.replicas = append(r.replicas, rep)
 		r.up.WithLabelValues(rep.label).Set(0)
 	}
-	r.reads.WithLabelValues("replica", ReasonReplica)
-	for _, reason := range []string{ReasonNoReplica, ReasonLagging, ReasonNotReplayed} {
-		r.reads.WithLabelValues("primary", reason)
+	for _, rc := range readRoutes {
+		r.reads.WithLabelValues(rc.Target, rc.Reason)
 	}
 	if reg != nil {
 		for _, c := range r.collectors() {
@@ -234,6 +249,7 @@ func (r *Router) checkOne(ctx context.Context, rep *replica, primaryLSN pgserver
 	was := rep.state.Load()
 	st := &state{checked: true}
 	err := rep.pool.QueryRow(ctx, q).Scan(&inRecovery, &replay, &lagSecs)
+	st.at = time.Now()
 	switch {
 	case err != nil:
 		r.logChange(was, "replica check failed", rep, "err", err)
@@ -250,7 +266,7 @@ func (r *Router) checkOne(ctx context.Context, rep *replica, primaryLSN pgserver
 		case primaryKnown && l >= primaryLSN:
 			st.lag = 0
 		case lagSecs == nil: // behind, and no commit replayed since it started: unknown
-			st.lag = time.Duration(1<<63 - 1)
+			st.lag = unknownLag
 		default:
 			st.lag = max(0, time.Duration(*lagSecs*float64(time.Second)))
 		}
@@ -282,8 +298,38 @@ func (r *Router) logChange(was *state, msg string, rep *replica, args ...any) {
 
 func (r *Router) usable(st *state) bool { return st.up && st.lag <= r.cfg.MaxLag }
 
-// pick chooses a replica that has replayed minLSN, round robin, or says why there is none.
+// SetFloor makes every read need a replica that has replayed lsn, whatever position it asks
+// for: reads that would go to a replica behind it go to the primary (reason not_replayed).
+// A service sets it to the primary's position after its migrations (SetFloorToPrimary), so no
+// read runs on a replica that lacks a table or column its code reads, however small the
+// replica's lag in time. The floor only rises.
+func (r *Router) SetFloor(lsn pgserver.LSN) {
+	for {
+		cur := r.floor.Load()
+		if uint64(lsn) <= cur || r.floor.CompareAndSwap(cur, uint64(lsn)) {
+			return
+		}
+	}
+}
+
+// SetFloorToPrimary sets the floor (SetFloor) to the primary's current WAL position. It does
+// nothing without replicas.
+func (r *Router) SetFloorToPrimary(ctx context.Context) error {
+	if len(r.replicas) == 0 {
+		return nil
+	}
+	l, err := lsn(ctx, r.primary, "SELECT pg_current_wal_lsn()::text")
+	if err != nil {
+		return fmt.Errorf("read the primary's WAL position: %w", err)
+	}
+	r.SetFloor(l)
+	return nil
+}
+
+// pick chooses a replica that has replayed minLSN and the floor, round robin, or says why
+// there is none.
 func (r *Router) pick(minLSN pgserver.LSN) (*replica, string) {
+	minLSN = max(minLSN, pgserver.LSN(r.floor.Load()))
 	n := len(r.replicas)
 	if n == 0 {
 		return nil, ReasonNoReplica
@@ -310,11 +356,22 @@ func (r *Router) pick(minLSN pgserver.LSN) (*replica, string) {
 
 func (r *Router) count(rep *replica, reason string) (*pgxpool.Pool, bool) {
 	if rep == nil {
-		r.reads.WithLabelValues("primary", reason).Inc()
+		r.countRead("primary", reason)
 		return r.primary, false
 	}
-	r.reads.WithLabelValues("replica", reason).Inc()
+	rep.reads.Add(1)
+	r.countRead("replica", reason)
 	return rep.pool, true
+}
+
+// countRead counts a read in pgfleet_db_reads_total and in Status's totals.
+func (r *Router) countRead(target, reason string) {
+	r.reads.WithLabelValues(target, reason).Inc()
+	for i, rc := range readRoutes {
+		if rc.Target == target && rc.Reason == reason {
+			r.readCounts[i].Add(1)
+		}
+	}
 }
 
 // Reader returns the pool a read runs on: a usable replica (its lag within MaxLag at its last
@@ -333,6 +390,7 @@ func (r *Router) WaitReader(ctx context.Context, minLSN pgserver.LSN, wait time.
 
 // waitPick is pick, waiting up to wait for a usable replica to replay minLSN (see WaitReader).
 func (r *Router) waitPick(ctx context.Context, minLSN pgserver.LSN, wait time.Duration) (*replica, string) {
+	minLSN = max(minLSN, pgserver.LSN(r.floor.Load()))
 	rep, reason := r.pick(minLSN)
 	if reason != ReasonNotReplayed || wait <= 0 {
 		return rep, reason
@@ -359,7 +417,7 @@ func (r *Router) waitPick(ctx context.Context, minLSN pgserver.LSN, wait time.Du
 
 // markDown marks rep down until its next check, after a read failed because it was lost.
 func (r *Router) markDown(rep *replica) {
-	rep.state.Store(&state{checked: true})
+	rep.state.Store(&state{checked: true, at: time.Now()})
 	r.up.WithLabelValues(rep.label).Set(0)
 }
 
@@ -394,4 +452,82 @@ func lsn(ctx context.Context, pool *pgxpool.Pool, sql string) (pgserver.LSN, err
 		return 0, errNoLSN
 	}
 	return pgserver.ParseLSN(*text)
+}
+
+// ReplicaStatus is what the Router knows of one replica (see Status).
+type ReplicaStatus struct {
+	// Label is the replica's host:port, the replica label of its metrics.
+	Label string
+	// Checked is false until the replica's first check has ended.
+	Checked bool
+	// Up: reachable and in recovery (a hot standby) at the last check.
+	Up bool
+	// Usable: Up with its lag within MAX_REPLICA_LAG; reads may run on it
+	// (pgfleet_db_replica_up).
+	Usable bool
+	// ReplayLSN is the last WAL position it had replayed at the last check; 0 when not Up.
+	ReplayLSN pgserver.LSN
+	// Lag is its replay lag in time at the last check: 0 once it has replayed the primary's
+	// position, else the age of the last commit it replayed. LagKnown is false when it is not
+	// Up, or behind with no commit replayed since it started.
+	Lag      time.Duration
+	LagKnown bool
+	// LagBytes is the WAL between the primary's position and ReplayLSN at the last check.
+	LagBytes uint64
+	// CheckTime is when the last check ended, or when a read that failed on the replica
+	// marked it down; zero before the first check.
+	CheckTime time.Time
+	// Reads counts the reads routed to it since the Router started.
+	Reads int64
+}
+
+// ReadCount is one series of pgfleet_db_reads_total: reads routed to Target ("replica" or
+// "primary") for Reason (ReasonReplica, ReasonNoReplica, ReasonLagging, ReasonNotReplayed).
+type ReadCount struct {
+	Target, Reason string
+	Count          int64
+}
+
+// Status is a snapshot of the Router's replicas and of where its reads went.
+type Status struct {
+	// MaxLag is MAX_REPLICA_LAG.
+	MaxLag time.Duration
+	// Replicas, in DATABASE_READ_URL's order; empty when none is configured.
+	Replicas []ReplicaStatus
+	// Reads since the Router started, one entry per series of pgfleet_db_reads_total (the
+	// replica one first), zeros included. The services count only the reads of Replica
+	// calls, and only with a replica configured (see Router.UnaryInterceptor). A read that fails on a replica for the replica's
+	// sake and runs again on the primary is counted twice: on the replica, then on the
+	// primary as no_replica.
+	Reads []ReadCount
+}
+
+// Status returns what the last checks found and the reads counted so far, without reaching
+// a database. A nil Router (no routing) has an empty status.
+func (r *Router) Status() Status {
+	if r == nil {
+		return Status{}
+	}
+	st := Status{MaxLag: r.cfg.MaxLag, Replicas: make([]ReplicaStatus, len(r.replicas)), Reads: make([]ReadCount, len(readRoutes))}
+	for i, rep := range r.replicas {
+		s := rep.state.Load()
+		st.Replicas[i] = ReplicaStatus{
+			Label:     rep.label,
+			Checked:   s.checked,
+			Up:        s.up,
+			Usable:    r.usable(s),
+			ReplayLSN: s.replayLSN,
+			LagBytes:  s.lagBytes,
+			CheckTime: s.at,
+			Reads:     rep.reads.Load(),
+		}
+		if s.up && s.lag != unknownLag {
+			st.Replicas[i].Lag, st.Replicas[i].LagKnown = s.lag, true
+		}
+	}
+	for i, rc := range readRoutes {
+		rc.Count = r.readCounts[i].Load()
+		st.Reads[i] = rc
+	}
+	return st
 }

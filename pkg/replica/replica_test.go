@@ -57,6 +57,21 @@ func TestRouter(t *testing.T) {
 		if metricstest.HasLine(body, `pgfleet_db_reads_total{reason="replica",target="replica"} 0`) {
 			t.Errorf("no read counted on the replica:\n%s", metricstest.Lines(body, "pgfleet_db_reads_total"))
 		}
+		st := strict.Status()
+		if len(st.Replicas) != 1 || st.MaxLag != 300*time.Millisecond {
+			t.Fatalf("Status() = %+v, want one replica and MaxLag 300ms", st)
+		}
+		rs := st.Replicas[0]
+		if rs.Label != label || !rs.Checked || !rs.Up || !rs.Usable || rs.ReplayLSN == 0 || !rs.LagKnown ||
+			rs.Lag > 300*time.Millisecond || rs.CheckTime.IsZero() || rs.Reads < 1 {
+			t.Errorf("Status().Replicas[0] = %+v, want %s checked, up, usable, replayed, lag known within MaxLag, reads counted", rs, label)
+		}
+		if got := reads(st, "replica", replica.ReasonReplica); got != rs.Reads {
+			t.Errorf("Status() reads on the replica = %d, want the replica's own count %d", got, rs.Reads)
+		}
+		if len(st.Reads) != 4 || st.Reads[0].Target != "replica" {
+			t.Errorf("Status().Reads = %+v, want the four series, the replica's first", st.Reads)
+		}
 		began := time.Now()
 		const n = 20
 		for range n {
@@ -108,6 +123,26 @@ func TestRouter(t *testing.T) {
 		metricstest.WantLine(t, body, `pgfleet_db_reads_total{reason="not_replayed",target="primary"} 2`)
 	})
 
+	t.Run("a floor above the replay position sends every read to the primary", func(t *testing.T) {
+		floored := newRouter(t, primary, replica.Config{ReadURL: standbyURL, MaxLag: time.Hour, Interval: 50 * time.Millisecond}, nil)
+		waitReader(t, floored, true)
+		r.PauseReplay(t)
+		exec(t, primary, "INSERT INTO public.notes VALUES (100)")
+		floor := r.PrimaryLSN(t)
+		floored.SetFloor(floor)
+		floored.SetFloor(floor - 1) // lower: ignored
+		if pool, on := floored.Reader(0); on || inRecovery(t, pool) {
+			t.Error("Reader(0) with the floor not replayed chose the standby")
+		}
+		if st := floored.Status(); !st.Replicas[0].Usable || reads(st, "primary", replica.ReasonNotReplayed) != 1 {
+			t.Errorf("Status() = %+v, want the standby usable (its lag is small) and the read counted as not_replayed", st)
+		}
+		r.ResumeReplay(t)
+		waitReader(t, floored, true)
+		exec(t, primary, "DELETE FROM public.notes WHERE id = 100")
+		r.WaitReplayed(t, r.PrimaryLSN(t))
+	})
+
 	t.Run("paused replay: reads go to the primary once lag passes MaxLag, back after resume", func(t *testing.T) {
 		waitReader(t, strict, true)
 		r.PauseReplay(t)
@@ -126,6 +161,13 @@ func TestRouter(t *testing.T) {
 		metricstest.WantLine(t, body, fmt.Sprintf(`pgfleet_db_replica_up{replica=%q} 0`, label))
 		if metricstest.HasLine(body, fmt.Sprintf(`pgfleet_db_replica_lag_bytes{replica=%q} 0`, label)) {
 			t.Errorf("lag in bytes 0 while replay is paused behind a write:\n%s", metricstest.Lines(body, "pgfleet_db_replica_lag"))
+		}
+		st := strict.Status()
+		if rs := st.Replicas[0]; !rs.Up || rs.Usable || rs.LagBytes == 0 || (rs.LagKnown && rs.Lag <= 300*time.Millisecond) {
+			t.Errorf("Status().Replicas[0] while lagging = %+v, want up, not usable, lag bytes and lag beyond 300ms", rs)
+		}
+		if reads(st, "primary", replica.ReasonLagging) == 0 {
+			t.Errorf("Status().Reads while lagging = %+v, want reads counted as lagging", st.Reads)
 		}
 		resumed := time.Now()
 		r.ResumeReplay(t)
@@ -314,6 +356,18 @@ func TestRouter(t *testing.T) {
 		if metricstest.HasLine(body, `pgfleet_db_reads_total{reason="no_replica",target="primary"} 0`) {
 			t.Errorf("no read counted as no_replica:\n%s", metricstest.Lines(body, "pgfleet_db_reads_total"))
 		}
+		st := strict.Status()
+		if rs := st.Replicas[0]; !rs.Checked || rs.Up || rs.Usable || rs.LagKnown || rs.ReplayLSN != 0 || rs.CheckTime.IsZero() {
+			t.Errorf("Status().Replicas[0] with the standby stopped = %+v, want checked, down, no lag, no position", rs)
+		}
+		if reads(st, "primary", replica.ReasonNoReplica) == 0 {
+			t.Errorf("Status().Reads with the standby stopped = %+v, want reads counted as no_replica", st.Reads)
+		}
+		// unchecked's failed read: counted on the replica, then on the primary.
+		ust := unchecked.Status()
+		if ust.Replicas[0].Usable || ust.Replicas[0].CheckTime.IsZero() || reads(ust, "primary", replica.ReasonNoReplica) < 1 {
+			t.Errorf("unchecked.Status() after a read failed on the standby = %+v, want it marked down at a time, the read counted on the primary", ust)
+		}
 	})
 }
 
@@ -339,6 +393,13 @@ func TestNew_noReplica(t *testing.T) {
 	}
 	if pool, on := rt.WaitReader(t.Context(), 1, time.Second); on || pool != primary {
 		t.Error("WaitReader with no replica: not the primary")
+	}
+	st := rt.Status()
+	if len(st.Replicas) != 0 || reads(st, "primary", replica.ReasonNoReplica) != 2 || reads(st, "replica", replica.ReasonReplica) != 0 {
+		t.Errorf("Status() with no replica = %+v, want no replica and 2 reads on the primary as no_replica", st)
+	}
+	if st := (*replica.Router)(nil).Status(); len(st.Replicas) != 0 || len(st.Reads) != 0 {
+		t.Errorf("nil Router's Status() = %+v, want empty", st)
 	}
 }
 
@@ -398,4 +459,14 @@ func exec(t *testing.T, pool *pgxpool.Pool, sql string) {
 	if _, err := pool.Exec(t.Context(), sql); err != nil {
 		t.Fatalf("%s: %v", sql, err)
 	}
+}
+
+// reads returns Status's count of reads routed to target for reason.
+func reads(st replica.Status, target, reason string) int64 {
+	for _, c := range st.Reads {
+		if c.Target == target && c.Reason == reason {
+			return c.Count
+		}
+	}
+	return -1
 }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -16,8 +18,10 @@ import (
 	cdpruntime "github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
+	"github.com/pgfleet/pgfleet/pkg/app/apptest"
 	"github.com/pgfleet/pgfleet/pkg/auth"
 	"github.com/pgfleet/pgfleet/pkg/auth/authtest"
+	"github.com/pgfleet/pgfleet/pkg/pgtest"
 )
 
 // chromiumPath finds Debian's Chromium, which the status page test drives headless.
@@ -38,21 +42,34 @@ func chromiumPath(tb testing.TB) string {
 // traffic, and turns the interview card red once that service stops. The gateway has an
 // interview service of its own to stop; it and the gateway sample every second
 // (HISTORY_INTERVAL) so that their charts get points soon; stock and portfolio sample at the
-// default 10 s.
+// default 10 s. That interview service reads on a hot standby of its own (DATABASE_READ_URL):
+// its card lists the replica, usable, with the question-list reads it served; the other
+// cards say they have none.
 func testBrowserStatusPage(t *testing.T, e *env) {
 	chromium := chromiumPath(t)
 	own := *e.fleet
-	own.interview = startService(t, e.binDir, "interview", "HISTORY_INTERVAL=1s")
+	replicated := pgtest.NewReplicatedCluster(t)
+	primaryURL, standbyURL := replicated.NewDBURLs(t) // the binary migrates the primary itself
+	own.interview = apptest.StartProcess(t, filepath.Join(e.binDir, "interview"),
+		"DATABASE_URL="+primaryURL, "DATABASE_READ_URL="+standbyURL, "HISTORY_INTERVAL=1s")
 	gw := startGateway(t, &own, map[string]string{"HISTORY_INTERVAL": "1s"})
-	// Traffic through the gateway while the page is open, for the charts to show.
+	// Traffic through the gateway while the page is open, for the charts to show; the
+	// question list with a token is a read interview runs on its standby.
 	traffic, stopTraffic := context.WithCancel(t.Context())
 	var sending sync.WaitGroup
 	defer sending.Wait()
 	defer stopTraffic()
+	reader := bearer(t, "reader@pgfleet.test", auth.RoleAdmin)
 	sending.Go(func() {
 		for traffic.Err() == nil {
-			for _, path := range []string{"/v1/stocks/AAPL", "/v1/stocks/NOPE", "/v1/questions?page_size=2"} {
-				if req, err := http.NewRequestWithContext(traffic, http.MethodGet, gw.url+path, nil); err == nil {
+			for _, c := range []struct {
+				path  string
+				token bool
+			}{{"/v1/stocks/AAPL", false}, {"/v1/stocks/NOPE", false}, {"/v1/questions?page_size=2", false}, {"/v1/questions?page_size=1", true}} {
+				if req, err := http.NewRequestWithContext(traffic, http.MethodGet, gw.url+c.path, nil); err == nil {
+					if c.token {
+						req.Header.Set(reader[0], reader[1])
+					}
 					if resp, err := gw.client.Do(req); err == nil {
 						resp.Body.Close()
 					}
@@ -112,6 +129,7 @@ func testBrowserStatusPage(t *testing.T, e *env) {
 		t.Fatalf("page does not show database details with an admin token: %v", err)
 	}
 	testCharts(t, within(120*time.Second), []string{"gateway", "stock", "portfolio", "interview"})
+	testReplicaRows(t, within(60*time.Second), gw, standbyURL)
 	// style.css applied despite default-src 'none': a SERVING card has its green border.
 	border, err := chromedp.Run(ctx, chromedp.Evaluate[string](`getComputedStyle(document.querySelector('section.card.up')).borderTopColor`))
 	if err != nil || border != "rgb(26, 127, 55)" {
@@ -152,6 +170,57 @@ func testBrowserStatusPage(t *testing.T, e *env) {
 		if !strings.Contains(p, "503") || !statusCall {
 			t.Errorf("console after interview stopped: %s", p)
 		}
+	}
+}
+
+// testReplicaRows: /monitoring/database reports interview's standby, usable, with reads
+// routed to it, and the page shows it as a usable replica with reads on replicas; the stock
+// card, without a replica, says so.
+func testReplicaRows(t *testing.T, ctx context.Context, gw *testGateway, standbyURL string) {
+	t.Helper()
+	u, err := url.Parse(standbyURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	standby := u.Host
+	type document map[string]struct {
+		Status struct {
+			Replicas []struct {
+				Replica string `json:"replica"`
+				Usable  bool   `json:"usable"`
+				Reads   string `json:"reads"` // int64: a string in protojson
+			} `json:"replicas"`
+			Reads []struct {
+				Target, Reason, Count string
+			} `json:"reads"`
+		} `json:"status"`
+	}
+	var doc document
+	pgtest.Poll(t, "interview's standby usable with reads in /monitoring/database", func() bool {
+		doc = decode[document](t, gw.do(t, http.MethodGet, "/monitoring/database", "", bearer(t, "ops@pgfleet.test", "admin")...))
+		reps := doc["interview"].Status.Replicas
+		return len(reps) == 1 && reps[0].Replica == standby && reps[0].Usable && reps[0].Reads != "0"
+	})
+	if reps, reads := doc["stock"].Status.Replicas, doc["stock"].Status.Reads; len(reps) != 0 || len(reads) != 4 {
+		t.Errorf("stock's replicas %v and reads %v, want none and the four series", reps, reads)
+	}
+
+	row := `section.card[data-service="interview"] ul.replicas li[data-replica="` + standby + `"][data-state="usable"]`
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS(row))); err != nil {
+		t.Fatalf("interview card does not show its standby usable: %v", err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](
+		`/(^|[^0-9])[1-9][0-9]* on replicas/.test(document.querySelector('section.card[data-service="interview"] dl').textContent)`,
+		chromedp.WithPollingInterval(250*time.Millisecond))); err != nil {
+		t.Fatalf("interview card does not show reads on replicas: %v", err)
+	}
+	text, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(row)))
+	if err != nil || !strings.Contains(text, standby+" usable, lag ") || !strings.Contains(text, " reads") {
+		t.Errorf("interview's replica row = %q (%v), want its address, usable, its lag and reads", text, err)
+	}
+	stock, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`section.card[data-service="stock"] dl`)))
+	if err != nil || !strings.Contains(stock, "none: every read on the primary") {
+		t.Errorf("stock card = %q (%v), want its replicas row saying none", stock, err)
 	}
 }
 

@@ -131,6 +131,10 @@ func testDatabaseStatus(t *testing.T, e *env) {
 				TotalConns int `json:"total_conns"`
 			} `json:"pool"`
 			ResponseTime string `json:"response_time"`
+			// The fleet has no standby: no replica, every read on the primary.
+			Replicas      []json.RawMessage                        `json:"replicas"`
+			Reads         []struct{ Target, Reason, Count string } `json:"reads"`
+			MaxReplicaLag string                                   `json:"max_replica_lag"`
 		} `json:"status"`
 		Error json.RawMessage `json:"error"`
 	}](t, r)
@@ -142,6 +146,13 @@ func testDatabaseStatus(t *testing.T, e *env) {
 		if entry.Error != nil || st == nil || st.Service != name || st.Health != "HEALTH_SERVING" ||
 			st.Pool.MaxConns == 0 || !strings.HasSuffix(st.ResponseTime, "s") {
 			t.Errorf("%s = %s, want its SERVING status with pool figures", name, r.body)
+		}
+		if st == nil {
+			continue
+		}
+		if len(st.Replicas) != 0 || len(st.Reads) != 4 || st.Reads[0].Target != "replica" || st.Reads[0].Count != "0" || st.MaxReplicaLag != "10s" {
+			t.Errorf("%s's replicas %s, reads %+v, max_replica_lag %q; want no replica, the four read series with none on a replica, 10s",
+				name, st.Replicas, st.Reads, st.MaxReplicaLag)
 		}
 	}
 }

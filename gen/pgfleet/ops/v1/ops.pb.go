@@ -242,7 +242,19 @@ type DatabaseStatus struct {
 	// The service's traffic and pool use over its last minutes, oldest first: one sample per
 	// interval (HISTORY_INTERVAL, default 10s), at most 90 (15 minutes at the default), measured
 	// by the process from its own metrics since it started. For the status page's charts.
-	Recent        []*Sample `protobuf:"bytes,10,rep,name=recent,proto3" json:"recent,omitempty"`
+	Recent []*Sample `protobuf:"bytes,10,rep,name=recent,proto3" json:"recent,omitempty"`
+	// The service's read replicas (DATABASE_READ_URL), in that setting's order, as its last
+	// checks (every REPLICA_CHECK_INTERVAL) found them; empty when none is configured, and then
+	// every read runs on the primary.
+	Replicas []*ReplicaStatus `protobuf:"bytes,11,rep,name=replicas,proto3" json:"replicas,omitempty"`
+	// Reads the service routed since it started, one entry per target and reason of
+	// pgfleet_db_reads_total (target "replica" first), zeros included. Only the reads of
+	// methods declared replica-safe are counted, and only when a replica is configured: every
+	// other statement, and every read of a service without replicas, runs on the primary
+	// uncounted.
+	Reads []*ReadCount `protobuf:"bytes,12,rep,name=reads,proto3" json:"reads,omitempty"`
+	// MAX_REPLICA_LAG: the most replay lag a replica may have and still serve reads.
+	MaxReplicaLag *durationpb.Duration `protobuf:"bytes,13,opt,name=max_replica_lag,json=maxReplicaLag,proto3" json:"max_replica_lag,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -347,6 +359,212 @@ func (x *DatabaseStatus) GetRecent() []*Sample {
 	return nil
 }
 
+func (x *DatabaseStatus) GetReplicas() []*ReplicaStatus {
+	if x != nil {
+		return x.Replicas
+	}
+	return nil
+}
+
+func (x *DatabaseStatus) GetReads() []*ReadCount {
+	if x != nil {
+		return x.Reads
+	}
+	return nil
+}
+
+func (x *DatabaseStatus) GetMaxReplicaLag() *durationpb.Duration {
+	if x != nil {
+		return x.MaxReplicaLag
+	}
+	return nil
+}
+
+// ReplicaStatus is one read replica (a hot standby) as the service's last check of it found it.
+type ReplicaStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// host:port of the replica, the replica label of pgfleet_db_replica_* metrics.
+	Replica string `protobuf:"bytes,1,opt,name=replica,proto3" json:"replica,omitempty"`
+	// Reachable and in recovery (still a standby) at the last check. False before the first
+	// check, when unreachable, and when it answers but is not in recovery (promoted, or not a
+	// standby at all).
+	Up bool `protobuf:"varint,2,opt,name=up,proto3" json:"up,omitempty"`
+	// Up and its lag within MAX_REPLICA_LAG: reads may run on it (pgfleet_db_replica_up).
+	// A read that fails on it for its sake also marks it not usable until its next check.
+	Usable bool `protobuf:"varint,3,opt,name=usable,proto3" json:"usable,omitempty"`
+	// Last WAL position it had replayed, as PostgreSQL writes an LSN (e.g. "0/3000060");
+	// empty when not up.
+	ReplayLsn string `protobuf:"bytes,4,opt,name=replay_lsn,json=replayLsn,proto3" json:"replay_lsn,omitempty"`
+	// Replay lag in time (pgfleet_db_replica_lag_seconds): 0 once it has replayed the
+	// primary's position, else the age of the last commit it replayed. Unset when not up, or
+	// when it is behind and has replayed no commit since it started (unknown: not usable).
+	Lag *durationpb.Duration `protobuf:"bytes,5,opt,name=lag,proto3" json:"lag,omitempty"`
+	// WAL bytes between the primary's position and replay_lsn (pgfleet_db_replica_lag_bytes);
+	// 0 when not up or when the primary's position could not be read.
+	LagBytes int64 `protobuf:"varint,6,opt,name=lag_bytes,json=lagBytes,proto3" json:"lag_bytes,omitempty"`
+	// When the last check ended (or a failed read marked it down); unset before the first check.
+	CheckTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=check_time,json=checkTime,proto3" json:"check_time,omitempty"`
+	// Reads routed to it since the service started.
+	Reads         int64 `protobuf:"varint,8,opt,name=reads,proto3" json:"reads,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplicaStatus) Reset() {
+	*x = ReplicaStatus{}
+	mi := &file_pgfleet_ops_v1_ops_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplicaStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplicaStatus) ProtoMessage() {}
+
+func (x *ReplicaStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_ops_v1_ops_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplicaStatus.ProtoReflect.Descriptor instead.
+func (*ReplicaStatus) Descriptor() ([]byte, []int) {
+	return file_pgfleet_ops_v1_ops_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ReplicaStatus) GetReplica() string {
+	if x != nil {
+		return x.Replica
+	}
+	return ""
+}
+
+func (x *ReplicaStatus) GetUp() bool {
+	if x != nil {
+		return x.Up
+	}
+	return false
+}
+
+func (x *ReplicaStatus) GetUsable() bool {
+	if x != nil {
+		return x.Usable
+	}
+	return false
+}
+
+func (x *ReplicaStatus) GetReplayLsn() string {
+	if x != nil {
+		return x.ReplayLsn
+	}
+	return ""
+}
+
+func (x *ReplicaStatus) GetLag() *durationpb.Duration {
+	if x != nil {
+		return x.Lag
+	}
+	return nil
+}
+
+func (x *ReplicaStatus) GetLagBytes() int64 {
+	if x != nil {
+		return x.LagBytes
+	}
+	return 0
+}
+
+func (x *ReplicaStatus) GetCheckTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CheckTime
+	}
+	return nil
+}
+
+func (x *ReplicaStatus) GetReads() int64 {
+	if x != nil {
+		return x.Reads
+	}
+	return 0
+}
+
+// ReadCount is one series of pgfleet_db_reads_total: how many reads of replica-safe methods
+// went where, and why.
+type ReadCount struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "replica" or "primary".
+	Target string `protobuf:"bytes,1,opt,name=target,proto3" json:"target,omitempty"`
+	// "replica" (served by a usable replica), "no_replica" (no replica reachable and in
+	// recovery; or a read failed on a replica and ran again on the primary), "lagging" (every
+	// reachable replica beyond MAX_REPLICA_LAG) or "not_replayed" (a consistency token's write
+	// not replayed on a usable replica within REPLICA_WAIT, or the usable replicas have not yet
+	// replayed the migrations the service applied at its start).
+	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Reads since the service started.
+	Count         int64 `protobuf:"varint,3,opt,name=count,proto3" json:"count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadCount) Reset() {
+	*x = ReadCount{}
+	mi := &file_pgfleet_ops_v1_ops_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadCount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadCount) ProtoMessage() {}
+
+func (x *ReadCount) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_ops_v1_ops_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadCount.ProtoReflect.Descriptor instead.
+func (*ReadCount) Descriptor() ([]byte, []int) {
+	return file_pgfleet_ops_v1_ops_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ReadCount) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+func (x *ReadCount) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *ReadCount) GetCount() int64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
 // Sample is one interval of a service's traffic, read from its own Prometheus metrics.
 type Sample struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -368,7 +586,7 @@ type Sample struct {
 
 func (x *Sample) Reset() {
 	*x = Sample{}
-	mi := &file_pgfleet_ops_v1_ops_proto_msgTypes[3]
+	mi := &file_pgfleet_ops_v1_ops_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -380,7 +598,7 @@ func (x *Sample) String() string {
 func (*Sample) ProtoMessage() {}
 
 func (x *Sample) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_ops_v1_ops_proto_msgTypes[3]
+	mi := &file_pgfleet_ops_v1_ops_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -393,7 +611,7 @@ func (x *Sample) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sample.ProtoReflect.Descriptor instead.
 func (*Sample) Descriptor() ([]byte, []int) {
-	return file_pgfleet_ops_v1_ops_proto_rawDescGZIP(), []int{3}
+	return file_pgfleet_ops_v1_ops_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Sample) GetTime() *timestamppb.Timestamp {
@@ -460,7 +678,7 @@ type PoolStats struct {
 
 func (x *PoolStats) Reset() {
 	*x = PoolStats{}
-	mi := &file_pgfleet_ops_v1_ops_proto_msgTypes[4]
+	mi := &file_pgfleet_ops_v1_ops_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -472,7 +690,7 @@ func (x *PoolStats) String() string {
 func (*PoolStats) ProtoMessage() {}
 
 func (x *PoolStats) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_ops_v1_ops_proto_msgTypes[4]
+	mi := &file_pgfleet_ops_v1_ops_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -485,7 +703,7 @@ func (x *PoolStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PoolStats.ProtoReflect.Descriptor instead.
 func (*PoolStats) Descriptor() ([]byte, []int) {
-	return file_pgfleet_ops_v1_ops_proto_rawDescGZIP(), []int{4}
+	return file_pgfleet_ops_v1_ops_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *PoolStats) GetMaxConns() int32 {
@@ -581,7 +799,7 @@ type LockInfo struct {
 
 func (x *LockInfo) Reset() {
 	*x = LockInfo{}
-	mi := &file_pgfleet_ops_v1_ops_proto_msgTypes[5]
+	mi := &file_pgfleet_ops_v1_ops_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -593,7 +811,7 @@ func (x *LockInfo) String() string {
 func (*LockInfo) ProtoMessage() {}
 
 func (x *LockInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_ops_v1_ops_proto_msgTypes[5]
+	mi := &file_pgfleet_ops_v1_ops_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -606,7 +824,7 @@ func (x *LockInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LockInfo.ProtoReflect.Descriptor instead.
 func (*LockInfo) Descriptor() ([]byte, []int) {
-	return file_pgfleet_ops_v1_ops_proto_rawDescGZIP(), []int{5}
+	return file_pgfleet_ops_v1_ops_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *LockInfo) GetResource() string {
@@ -685,7 +903,7 @@ type RetryStats struct {
 
 func (x *RetryStats) Reset() {
 	*x = RetryStats{}
-	mi := &file_pgfleet_ops_v1_ops_proto_msgTypes[6]
+	mi := &file_pgfleet_ops_v1_ops_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -697,7 +915,7 @@ func (x *RetryStats) String() string {
 func (*RetryStats) ProtoMessage() {}
 
 func (x *RetryStats) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_ops_v1_ops_proto_msgTypes[6]
+	mi := &file_pgfleet_ops_v1_ops_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -710,7 +928,7 @@ func (x *RetryStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryStats.ProtoReflect.Descriptor instead.
 func (*RetryStats) Descriptor() ([]byte, []int) {
-	return file_pgfleet_ops_v1_ops_proto_rawDescGZIP(), []int{6}
+	return file_pgfleet_ops_v1_ops_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *RetryStats) GetOperations() int64 {
@@ -783,7 +1001,7 @@ const file_pgfleet_ops_v1_ops_proto_rawDesc = "" +
 	"\x18pgfleet/ops/v1/ops.proto\x12\x0epgfleet.ops.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x1a\n" +
 	"\x18GetDatabaseStatusRequest\"S\n" +
 	"\x19GetDatabaseStatusResponse\x126\n" +
-	"\x06status\x18\x01 \x01(\v2\x1e.pgfleet.ops.v1.DatabaseStatusR\x06status\"\xd3\x03\n" +
+	"\x06status\x18\x01 \x01(\v2\x1e.pgfleet.ops.v1.DatabaseStatusR\x06status\"\x82\x05\n" +
 	"\x0eDatabaseStatus\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\tR\aservice\x12.\n" +
 	"\x06health\x18\x02 \x01(\x0e2\x16.pgfleet.ops.v1.HealthR\x06health\x12>\n" +
@@ -796,7 +1014,25 @@ const file_pgfleet_ops_v1_ops_proto_rawDesc = "" +
 	"\n" +
 	"check_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tcheckTime\x12.\n" +
 	"\x06recent\x18\n" +
-	" \x03(\v2\x16.pgfleet.ops.v1.SampleR\x06recent\"\xbf\x01\n" +
+	" \x03(\v2\x16.pgfleet.ops.v1.SampleR\x06recent\x129\n" +
+	"\breplicas\x18\v \x03(\v2\x1d.pgfleet.ops.v1.ReplicaStatusR\breplicas\x12/\n" +
+	"\x05reads\x18\f \x03(\v2\x19.pgfleet.ops.v1.ReadCountR\x05reads\x12A\n" +
+	"\x0fmax_replica_lag\x18\r \x01(\v2\x19.google.protobuf.DurationR\rmaxReplicaLag\"\x8b\x02\n" +
+	"\rReplicaStatus\x12\x18\n" +
+	"\areplica\x18\x01 \x01(\tR\areplica\x12\x0e\n" +
+	"\x02up\x18\x02 \x01(\bR\x02up\x12\x16\n" +
+	"\x06usable\x18\x03 \x01(\bR\x06usable\x12\x1d\n" +
+	"\n" +
+	"replay_lsn\x18\x04 \x01(\tR\treplayLsn\x12+\n" +
+	"\x03lag\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x03lag\x12\x1b\n" +
+	"\tlag_bytes\x18\x06 \x01(\x03R\blagBytes\x129\n" +
+	"\n" +
+	"check_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tcheckTime\x12\x14\n" +
+	"\x05reads\x18\b \x01(\x03R\x05reads\"Q\n" +
+	"\tReadCount\x12\x16\n" +
+	"\x06target\x18\x01 \x01(\tR\x06target\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x14\n" +
+	"\x05count\x18\x03 \x01(\x03R\x05count\"\xbf\x01\n" +
 	"\x06Sample\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12(\n" +
 	"\x10calls_per_second\x18\x02 \x01(\x01R\x0ecallsPerSecond\x12\x1f\n" +
@@ -865,41 +1101,48 @@ func file_pgfleet_ops_v1_ops_proto_rawDescGZIP() []byte {
 }
 
 var file_pgfleet_ops_v1_ops_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_pgfleet_ops_v1_ops_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_pgfleet_ops_v1_ops_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_pgfleet_ops_v1_ops_proto_goTypes = []any{
 	(Health)(0),                       // 0: pgfleet.ops.v1.Health
 	(LockMode)(0),                     // 1: pgfleet.ops.v1.LockMode
 	(*GetDatabaseStatusRequest)(nil),  // 2: pgfleet.ops.v1.GetDatabaseStatusRequest
 	(*GetDatabaseStatusResponse)(nil), // 3: pgfleet.ops.v1.GetDatabaseStatusResponse
 	(*DatabaseStatus)(nil),            // 4: pgfleet.ops.v1.DatabaseStatus
-	(*Sample)(nil),                    // 5: pgfleet.ops.v1.Sample
-	(*PoolStats)(nil),                 // 6: pgfleet.ops.v1.PoolStats
-	(*LockInfo)(nil),                  // 7: pgfleet.ops.v1.LockInfo
-	(*RetryStats)(nil),                // 8: pgfleet.ops.v1.RetryStats
-	(*durationpb.Duration)(nil),       // 9: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),     // 10: google.protobuf.Timestamp
+	(*ReplicaStatus)(nil),             // 5: pgfleet.ops.v1.ReplicaStatus
+	(*ReadCount)(nil),                 // 6: pgfleet.ops.v1.ReadCount
+	(*Sample)(nil),                    // 7: pgfleet.ops.v1.Sample
+	(*PoolStats)(nil),                 // 8: pgfleet.ops.v1.PoolStats
+	(*LockInfo)(nil),                  // 9: pgfleet.ops.v1.LockInfo
+	(*RetryStats)(nil),                // 10: pgfleet.ops.v1.RetryStats
+	(*durationpb.Duration)(nil),       // 11: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),     // 12: google.protobuf.Timestamp
 }
 var file_pgfleet_ops_v1_ops_proto_depIdxs = []int32{
 	4,  // 0: pgfleet.ops.v1.GetDatabaseStatusResponse.status:type_name -> pgfleet.ops.v1.DatabaseStatus
 	0,  // 1: pgfleet.ops.v1.DatabaseStatus.health:type_name -> pgfleet.ops.v1.Health
-	9,  // 2: pgfleet.ops.v1.DatabaseStatus.response_time:type_name -> google.protobuf.Duration
-	6,  // 3: pgfleet.ops.v1.DatabaseStatus.pool:type_name -> pgfleet.ops.v1.PoolStats
-	7,  // 4: pgfleet.ops.v1.DatabaseStatus.locks:type_name -> pgfleet.ops.v1.LockInfo
-	8,  // 5: pgfleet.ops.v1.DatabaseStatus.retry:type_name -> pgfleet.ops.v1.RetryStats
-	10, // 6: pgfleet.ops.v1.DatabaseStatus.check_time:type_name -> google.protobuf.Timestamp
-	5,  // 7: pgfleet.ops.v1.DatabaseStatus.recent:type_name -> pgfleet.ops.v1.Sample
-	10, // 8: pgfleet.ops.v1.Sample.time:type_name -> google.protobuf.Timestamp
-	9,  // 9: pgfleet.ops.v1.PoolStats.acquire_duration:type_name -> google.protobuf.Duration
-	1,  // 10: pgfleet.ops.v1.LockInfo.mode:type_name -> pgfleet.ops.v1.LockMode
-	10, // 11: pgfleet.ops.v1.LockInfo.wait_start_time:type_name -> google.protobuf.Timestamp
-	10, // 12: pgfleet.ops.v1.LockInfo.transaction_start_time:type_name -> google.protobuf.Timestamp
-	2,  // 13: pgfleet.ops.v1.DatabaseMonitor.GetDatabaseStatus:input_type -> pgfleet.ops.v1.GetDatabaseStatusRequest
-	3,  // 14: pgfleet.ops.v1.DatabaseMonitor.GetDatabaseStatus:output_type -> pgfleet.ops.v1.GetDatabaseStatusResponse
-	14, // [14:15] is the sub-list for method output_type
-	13, // [13:14] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	11, // 2: pgfleet.ops.v1.DatabaseStatus.response_time:type_name -> google.protobuf.Duration
+	8,  // 3: pgfleet.ops.v1.DatabaseStatus.pool:type_name -> pgfleet.ops.v1.PoolStats
+	9,  // 4: pgfleet.ops.v1.DatabaseStatus.locks:type_name -> pgfleet.ops.v1.LockInfo
+	10, // 5: pgfleet.ops.v1.DatabaseStatus.retry:type_name -> pgfleet.ops.v1.RetryStats
+	12, // 6: pgfleet.ops.v1.DatabaseStatus.check_time:type_name -> google.protobuf.Timestamp
+	7,  // 7: pgfleet.ops.v1.DatabaseStatus.recent:type_name -> pgfleet.ops.v1.Sample
+	5,  // 8: pgfleet.ops.v1.DatabaseStatus.replicas:type_name -> pgfleet.ops.v1.ReplicaStatus
+	6,  // 9: pgfleet.ops.v1.DatabaseStatus.reads:type_name -> pgfleet.ops.v1.ReadCount
+	11, // 10: pgfleet.ops.v1.DatabaseStatus.max_replica_lag:type_name -> google.protobuf.Duration
+	11, // 11: pgfleet.ops.v1.ReplicaStatus.lag:type_name -> google.protobuf.Duration
+	12, // 12: pgfleet.ops.v1.ReplicaStatus.check_time:type_name -> google.protobuf.Timestamp
+	12, // 13: pgfleet.ops.v1.Sample.time:type_name -> google.protobuf.Timestamp
+	11, // 14: pgfleet.ops.v1.PoolStats.acquire_duration:type_name -> google.protobuf.Duration
+	1,  // 15: pgfleet.ops.v1.LockInfo.mode:type_name -> pgfleet.ops.v1.LockMode
+	12, // 16: pgfleet.ops.v1.LockInfo.wait_start_time:type_name -> google.protobuf.Timestamp
+	12, // 17: pgfleet.ops.v1.LockInfo.transaction_start_time:type_name -> google.protobuf.Timestamp
+	2,  // 18: pgfleet.ops.v1.DatabaseMonitor.GetDatabaseStatus:input_type -> pgfleet.ops.v1.GetDatabaseStatusRequest
+	3,  // 19: pgfleet.ops.v1.DatabaseMonitor.GetDatabaseStatus:output_type -> pgfleet.ops.v1.GetDatabaseStatusResponse
+	19, // [19:20] is the sub-list for method output_type
+	18, // [18:19] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_pgfleet_ops_v1_ops_proto_init() }
@@ -913,7 +1156,7 @@ func file_pgfleet_ops_v1_ops_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pgfleet_ops_v1_ops_proto_rawDesc), len(file_pgfleet_ops_v1_ops_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   7,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

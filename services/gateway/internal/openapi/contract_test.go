@@ -140,8 +140,11 @@ func TestMerged_alwaysPresent(t *testing.T) {
 		{"rpcStatus", []string{"code", "details", "message"}},
 		{"protobufAny", []string{"@type"}},
 		// Durations and timestamps are messages, though rendered as strings; health is an enum.
-		{"v1DatabaseStatus", []string{"error", "health", "locks", "recent", "server_version", "service"}},
+		{"v1DatabaseStatus", []string{"error", "health", "locks", "reads", "recent", "replicas", "server_version", "service"}},
 		{"v1Sample", []string{"calls_per_second", "error_ratio", "p99_seconds", "pool_use"}},
+		// Not lag nor check_time: unset while the replica is down or unchecked.
+		{"v1ReplicaStatus", []string{"lag_bytes", "reads", "replay_lsn", "replica", "up", "usable"}},
+		{"v1ReadCount", []string{"count", "reason", "target"}},
 	}
 	for _, tt := range tests {
 		d := def(t, doc, tt.name)

@@ -1,7 +1,8 @@
 // pgfleet status page: polls /health and draws one card per service, green when SERVING, red
 // otherwise; with a token of role admin or service (typed in, kept in this tab's
-// sessionStorage) it polls /monitoring/database too, adds each database's details and draws
-// each service's recent samples as small SVG charts. DOM nodes are built with textContent
+// sessionStorage) it polls /monitoring/database too, adds each database's details (its read
+// replicas and where reads went among them) and draws each service's recent samples as small
+// SVG charts. DOM nodes are built with textContent
 // and attributes only (no HTML from the answers), and nothing runs or is styled inline, as
 // the Content-Security-Policy demands.
 'use strict';
@@ -107,7 +108,9 @@ function databaseDetails(card, entry) {
   const waiting = locks.filter((l) => !l.granted).length;
   addRow(dl, 'locks', locks.length === 0 ? 'none' : `${locks.length - waiting} held, ${waiting} waiting`);
   if (st.retry) addRow(dl, 'breaker', st.retry.breaker_state || '–');
+  const replicas = replicaRows(dl, st);
   card.append(dl);
+  if (replicas) card.append(replicas);
   if (st.error) card.append(el('p', 'error', st.error));
   if (locks.length > 0) {
     const list = el('ul', 'locks');
@@ -119,6 +122,68 @@ function databaseDetails(card, entry) {
     if (locks.length > MAX_LOCKS) list.append(el('li', '', `… ${locks.length - MAX_LOCKS} more`));
     card.append(list);
   }
+}
+
+// count reads an int64, which protojson writes as a string.
+function count(v) {
+  const n = Number(v);
+  return Number.isFinite(n) ? n : 0;
+}
+
+// seconds renders a protojson Duration of any size ("0.0012s", "10s") as latency does.
+function seconds(duration) {
+  const v = typeof duration === 'string' ? parseFloat(duration) : NaN;
+  return Number.isFinite(v) ? latency(v) : '–';
+}
+
+// bytes renders a WAL distance.
+function bytes(v) {
+  const n = count(v);
+  if (n < 1024) return n + ' B';
+  if (n < 1024 * 1024) return (n / 1024).toFixed(1) + ' kB';
+  return (n / (1024 * 1024)).toFixed(1) + ' MB';
+}
+
+// replicaState is a replica's state as the page names it: usable (serves reads), lagging
+// (a standby beyond MAX_REPLICA_LAG), down (unreachable or not in recovery) or unchecked.
+function replicaState(r) {
+  if (r.usable) return 'usable';
+  if (r.up) return 'lagging';
+  return r.check_time ? 'down' : 'unchecked';
+}
+
+// replicaRows adds the service's read replicas (DatabaseStatus.replicas) and where its
+// replica-safe reads went (DatabaseStatus.reads) to dl, and returns the list of replicas, one
+// item each, or null when it has none (it then counts no reads). A service that reports no
+// reads (older than read routing) gets neither.
+function replicaRows(dl, st) {
+  const reads = st.reads || [];
+  if (reads.length === 0) return null;
+  const replicas = st.replicas || [];
+  if (replicas.length === 0) {
+    addRow(dl, 'replicas', 'none: every read on the primary');
+    return null;
+  }
+  const usable = replicas.filter((r) => r.usable).length;
+  addRow(dl, 'replicas', `${usable} of ${replicas.length} usable (max lag ${seconds(st.max_replica_lag)})`);
+  const onReplica = reads.filter((r) => r.target === 'replica').reduce((sum, r) => sum + count(r.count), 0);
+  const fallbacks = reads.filter((r) => r.target === 'primary' && count(r.count) > 0);
+  const onPrimary = fallbacks.reduce((sum, r) => sum + count(r.count), 0);
+  let text = `${onReplica} on replicas, ${onPrimary} on the primary`;
+  if (fallbacks.length > 0) {
+    text += ' (' + fallbacks.map((r) => `${r.reason.replace('_', ' ')} ${count(r.count)}`).join(', ') + ')';
+  }
+  addRow(dl, 'reads', text);
+  const list = el('ul', 'replicas');
+  for (const r of replicas) {
+    const state = replicaState(r);
+    const lag = r.lag === undefined ? 'lag unknown' : `lag ${seconds(r.lag)} (${bytes(r.lag_bytes)})`;
+    const item = el('li', state, `${r.replica} ${state}, ${lag}, ${count(r.reads)} reads`);
+    item.dataset.replica = r.replica;
+    item.dataset.state = state;
+    list.append(item);
+  }
+  return list;
 }
 
 // The charts of a service's recent samples (DatabaseStatus.recent): one per figure, each with
