@@ -14,8 +14,8 @@ func (f *fleet) fleetFile() string { return filepath.Join(f.runDir, "fleet.json"
 // database passwords and an admin token, so only its owner may read it.
 func (f *fleet) writeFleetFile() error {
 	type service struct {
-		GRPCAddr    string `json:"grpc_addr"`
-		MetricsAddr string `json:"metrics_addr"`
+		GRPCAddr        string `json:"grpc_addr"`
+		MetricsAddr     string `json:"metrics_addr"`
 		DatabaseURL     string `json:"database_url"`
 		DatabaseReadURL string `json:"database_read_url,omitempty"` // REPLICAS=1: the standby
 		MaxReplicaLag   string `json:"max_replica_lag,omitempty"`
