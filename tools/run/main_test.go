@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -376,13 +377,9 @@ func checkReadsOnStandby(t *testing.T, r *runner, standbyURL string) {
 	})
 	onReplica := `pgfleet_db_reads_total{reason="replica",target="replica"}`
 	before := scrape(t, metrics, onReplica)
-	resp, err := http.Get("http://" + gw[1] + "/v1/stocks?page_size=1") //nolint:noctx // bounded by the runner's life
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if after := scrape(t, metrics, onReplica); resp.StatusCode != http.StatusOK || after <= before {
-		t.Errorf("GET /v1/stocks = %d; %s %v then %v, want 200 and more (read on the standby)", resp.StatusCode, onReplica, before, after)
+	code, _ := get(t, "http://"+gw[1]+"/v1/stocks?page_size=1")
+	if after := scrape(t, metrics, onReplica); code != http.StatusOK || after <= before {
+		t.Errorf("GET /v1/stocks = %d; %s %v then %v, want 200 and more (read on the standby)", code, onReplica, before, after)
 	}
 
 	cmd := exec.Command(filepath.Join(testRoot(t), doctor[1]), "doctor", "--fleet", doctor[2], "--timeout", "30s")
@@ -397,18 +394,31 @@ func checkReadsOnStandby(t *testing.T, r *runner, standbyURL string) {
 	}
 }
 
-// scrape returns the value of the first sample at url whose line starts with prefix, 0 if none.
-func scrape(t *testing.T, url, prefix string) float64 {
+// get returns the status and body of GET url, bounded by 30 seconds.
+func get(t *testing.T, url string) (int, []byte) {
 	t.Helper()
-	resp, err := http.Get(url) //nolint:noctx // a local scrape
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		t.Fatalf("scrape %s: %v", url, err)
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("GET %s: %v", url, err)
 	}
+	return resp.StatusCode, b
+}
+
+// scrape returns the value of the first sample at url whose line starts with prefix, 0 if none.
+func scrape(t *testing.T, url, prefix string) float64 {
+	t.Helper()
+	_, b := get(t, url)
 	for line := range strings.SplitSeq(string(b), "\n") {
 		if strings.HasPrefix(line, prefix) {
 			v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
