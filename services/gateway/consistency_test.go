@@ -66,6 +66,22 @@ func testConsistencyToken(t *testing.T, e *env) {
 		}
 	}
 
+	// A client stream's token comes in the header of its one answer; a server stream that
+	// sends it back sees the write.
+	admin := bearer(t, "token-admin@pgfleet.test", auth.RoleAdmin)
+	if r := e.gw.do(t, http.MethodPost, "/v1/stocks:upsert", `{"stocks":[{"symbol":"TOKN","name":"Token Corp.","sector":"Tokens"}]}`, admin...); r.code != http.StatusOK || r.header.Get(tokenHeader) == "" {
+		t.Fatalf("POST /v1/stocks:upsert = %v, %s %q; want 200 with a token", r, tokenHeader, r.header.Get(tokenHeader))
+	}
+	ingest := e.gw.do(t, http.MethodPost, "/v1/prices:ingest",
+		`{"prices":[{"symbol":"TOKN","time":"2019-01-02T00:00:00Z","open":"1.5","high":"1.5","low":"1.5","close":"1.5","volume":"7"}]}`, admin...)
+	if ingest.code != http.StatusOK || ingest.header.Get(tokenHeader) == "" {
+		t.Fatalf("POST /v1/prices:ingest = %v, %s %q; want 200 with a token", ingest, tokenHeader, ingest.header.Get(tokenHeader))
+	}
+	stream := e.gw.do(t, http.MethodGet, "/v1/stocks/TOKN/prices:stream", "", tokenHeader, ingest.header.Get(tokenHeader))
+	if stream.code != http.StatusOK || !strings.Contains(string(stream.body), `"2019-01-02T00:00:00Z"`) {
+		t.Errorf("GET /v1/stocks/TOKN/prices:stream with the ingest's token = %v, want 200 with the bar", stream)
+	}
+
 	// A page of another origin may send the header: the preflight allows it.
 	r := e.gw.do(t, http.MethodOptions, "/v1/stocks/AAPL", "",
 		"Origin", allowedOrigin,
