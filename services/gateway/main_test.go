@@ -66,6 +66,8 @@ func TestGateway(t *testing.T) {
 		{"forwarded_headers", testForwardedHeaders},
 		{"request_id", testRequestID},
 		{"cors", testCORS},
+		{"consistency_token", testConsistencyToken},
+		{"read_your_writes", testReadYourWrites},
 		{"health", testHealth},
 		{"health_names_stopped_service", testHealthStoppedService},
 		{"database_status", testDatabaseStatus},

@@ -76,6 +76,11 @@ func examineService(ctx context.Context, f *Fleet, name string, timeout time.Dur
 		r.dbOK = true
 		checkIsolation(ctx, db, name, f, timeout, add)
 		checkMigrations(ctx, db, name, timeout, add)
+	}
+	if s.DatabaseReadURL != "" {
+		checkReadReplicas(ctx, s.DatabaseReadURL, time.Duration(s.MaxReplicaLag), db, timeout, add)
+	}
+	if db != nil {
 		db.Close()
 	}
 	conn, err := dial(s.GRPCAddr, s.TLSCAFile, f.AdminToken)

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Fleet is what doctor checks, read from a JSON fleet file (pgfleet-run writes one for the
@@ -20,6 +21,8 @@ import (
 //	      "health_addr": "",                    // HEALTH_ADDR (plaintext health), if the service has one
 //	      "metrics_addr": "localhost:9101",     // host:port of /metrics and /healthz
 //	      "database_url": "postgres://stock:...@127.0.0.1:5433/pgfleet", // the service's own DATABASE_URL
+//	      "database_read_url": "postgres://stock:...@127.0.0.1:5434/pgfleet", // its DATABASE_READ_URL, if any
+//	      "max_replica_lag": "10s",             // its MAX_REPLICA_LAG; default 10s
 //	      "tls_ca_file": "",                    // CA of its TLS certificate; empty: plaintext gRPC
 //	      "replicas": 1                         // how many run (for the connection budget); default 1
 //	    }
@@ -41,8 +44,28 @@ type Service struct {
 	HealthAddr  string `json:"health_addr,omitempty"`
 	MetricsAddr string `json:"metrics_addr,omitempty"`
 	DatabaseURL string `json:"database_url"`
-	TLSCAFile   string `json:"tls_ca_file,omitempty"`
-	Replicas    int    `json:"replicas,omitempty"`
+	// DatabaseReadURL is the service's DATABASE_READ_URL: its read replicas, each checked.
+	DatabaseReadURL string   `json:"database_read_url,omitempty"`
+	MaxReplicaLag   Duration `json:"max_replica_lag,omitempty"`
+	TLSCAFile       string   `json:"tls_ca_file,omitempty"`
+	Replicas        int      `json:"replicas,omitempty"`
+}
+
+// Duration is a time.Duration written as Go writes one ("10s", "1m30s") in the fleet file.
+type Duration time.Duration
+
+// UnmarshalJSON reads a duration string.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("want a duration such as \"10s\": %w", err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
 }
 
 // Gateway is the fleet's HTTP edge.
@@ -84,6 +107,12 @@ func readFleet(path string) (*Fleet, error) {
 		}
 		if s.Replicas == 0 {
 			s.Replicas = 1
+		}
+		if s.MaxReplicaLag < 0 {
+			errs = append(errs, fmt.Errorf("service %s: max_replica_lag must not be negative", name))
+		}
+		if s.MaxReplicaLag == 0 {
+			s.MaxReplicaLag = Duration(defaultMaxReplicaLag)
 		}
 		s.TLSCAFile = rel(s.TLSCAFile)
 		f.Services[name] = s

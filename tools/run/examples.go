@@ -45,6 +45,9 @@ func (f *fleet) printExamples(ctx context.Context) error {
 		}
 		w("  %-11s gRPC %s, metrics %s, log %s", s.name, s.grpc, s.metrics, filepath.Join(f.logDir, s.name+".log"))
 		w("  %-11s DATABASE_URL=%s  (%s)", "", mask(f.serviceURL(s.name, pw)), note)
+		if u := f.readURL(s.name, pw); u != "" {
+			w("  %-11s DATABASE_READ_URL=%s  (the standby: reads that tolerate MAX_REPLICA_LAG)", "", mask(u))
+		}
 	}
 	w("  %-11s HTTP %s (REST, /health, /monitoring/database, /openapi.json), metrics %s, log %s",
 		"gateway", f.gatewayHTTP, f.gatewayMetr, filepath.Join(f.logDir, "gateway.log"))

@@ -348,6 +348,15 @@ func (f *fleet) serviceURL(svc, pw string) string {
 	return "postgres://" + svc + ":" + urlenc(pw) + "@" + f.pgHostPort + "/" + localdb.DB + f.pgQuery
 }
 
+// readURL is the DATABASE_READ_URL a service gets with REPLICAS=1: the standby, with the
+// service's own role and database as serviceURL; "" without a standby.
+func (f *fleet) readURL(svc, pw string) string {
+	if f.standby == nil {
+		return ""
+	}
+	return "postgres://" + svc + ":" + urlenc(pw) + "@127.0.0.1:" + strconv.Itoa(f.standby.Port) + "/" + localdb.DB + f.pgQuery
+}
+
 // mintTokens makes the HS256 secret once per checkout, kept in the run directory so that
 // printed tokens stay valid across runs (JWT_SECRET overrides it), and mints the examples'
 // tokens with it as pgfleet-token would.
@@ -442,6 +451,9 @@ func (f *fleet) startService(ctx context.Context, i int) error {
 	extra := f.serviceEnv(i)
 	env := append(os.Environ(), "DATABASE_URL="+f.serviceURL(s.name, password(s.name)),
 		"GRPC_ADDR="+s.grpc, "METRICS_ADDR="+s.metrics)
+	if u := f.readURL(s.name, password(s.name)); u != "" {
+		env = append(env, "DATABASE_READ_URL="+u)
+	}
 	p := supervise.New(supervise.Spec{Name: s.name, Path: filepath.Join(f.bin, "pgfleet-"+s.name),
 		Env: append(env, extra...), Log: log})
 	if err := p.Start(); err != nil {

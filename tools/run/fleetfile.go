@@ -14,10 +14,12 @@ func (f *fleet) fleetFile() string { return filepath.Join(f.runDir, "fleet.json"
 // database passwords and an admin token, so only its owner may read it.
 func (f *fleet) writeFleetFile() error {
 	type service struct {
-		GRPCAddr    string `json:"grpc_addr"`
-		MetricsAddr string `json:"metrics_addr"`
-		DatabaseURL string `json:"database_url"`
-		Replicas    int    `json:"replicas"`
+		GRPCAddr        string `json:"grpc_addr"`
+		MetricsAddr     string `json:"metrics_addr"`
+		DatabaseURL     string `json:"database_url"`
+		DatabaseReadURL string `json:"database_read_url,omitempty"` // REPLICAS=1: the standby
+		MaxReplicaLag   string `json:"max_replica_lag,omitempty"`
+		Replicas        int    `json:"replicas"`
 	}
 	type gateway struct {
 		URL        string `json:"url"`
@@ -32,7 +34,8 @@ func (f *fleet) writeFleetFile() error {
 	for _, s := range f.svcs {
 		doc.Services[s.name] = service{GRPCAddr: f.grpcTarget(s.name),
 			MetricsAddr: probeHost(s.metrics) + ":" + strconv.Itoa(mustPort(s.metrics)),
-			DatabaseURL: f.serviceURL(s.name, password(s.name)), Replicas: 1}
+			DatabaseURL: f.serviceURL(s.name, password(s.name)), DatabaseReadURL: f.readURL(s.name, password(s.name)),
+			MaxReplicaLag: os.Getenv("MAX_REPLICA_LAG"), Replicas: 1}
 	}
 	b, err := json.MarshalIndent(doc, "", "  ")
 	if err != nil {

@@ -1,8 +1,12 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +23,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pgfleet/pgfleet/pkg/pgserver"
+	"github.com/pgfleet/pgfleet/pkg/pgtest"
 	"github.com/pgfleet/pgfleet/pkg/supervise"
 )
 
@@ -296,6 +301,7 @@ func TestRunner_replicas(t *testing.T) {
 	if err != nil || !inRecovery || stocks != 1 {
 		t.Errorf("standby: in recovery %v, schema stock %d, err %v; want true, 1 (replayed from the primary)", inRecovery, stocks, err)
 	}
+	checkReadsOnStandby(t, r, m[1])
 	pid, _, ok := pgserver.Running(filepath.Join(filepath.Dir(r.dataDir), "run", "standby"))
 	if !ok {
 		t.Fatal("no standby running in the run directory")
@@ -317,4 +323,110 @@ func TestRunner_replicas(t *testing.T) {
 		t.Errorf("stop order (-want +got):\n%s", diff)
 	}
 	waitGone(t, map[string]int{"standby": pid})
+}
+
+// checkReadsOnStandby: with REPLICAS=1 each service gets DATABASE_READ_URL, the standby
+// (standbyURL) with its own role and database, printed and in fleet.json; the stock service
+// reads on it (its router finds it usable, and a REST list through the gateway is counted as
+// a read on the replica); and pgfleet doctor, run as printed, checks each service's replica.
+func checkReadsOnStandby(t *testing.T, r *runner, standbyURL string) {
+	t.Helper()
+	out := r.output()
+	standby, err := pgx.ParseConfig(standbyURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := regexp.QuoteMeta("@127.0.0.1:" + strconv.Itoa(int(standby.Port)) + "/")
+	for _, svc := range []string{"stock", "portfolio", "interview"} {
+		if !regexp.MustCompile(`(?m)^ +DATABASE_READ_URL=postgres://` + svc + `:\S*` + at + `pgfleet\S* `).MatchString(out) {
+			t.Errorf("no DATABASE_READ_URL line of %s on the standby among the printed lines:\n%s", svc, out)
+		}
+	}
+
+	doctor := regexp.MustCompile(`(?m)^  doctor +(\S+) doctor --fleet (\S+)`).FindStringSubmatch(out)
+	if doctor == nil {
+		t.Fatalf("no doctor command among the printed lines:\n%s", out)
+	}
+	raw, err := os.ReadFile(doctor[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var file struct {
+		Services map[string]struct {
+			DatabaseReadURL string `json:"database_read_url"`
+		} `json:"services"`
+	}
+	if err := json.Unmarshal(raw, &file); err != nil {
+		t.Fatal(err)
+	}
+	for _, svc := range []string{"stock", "portfolio", "interview"} {
+		u := file.Services[svc].DatabaseReadURL
+		if !regexp.MustCompile(`^postgres://` + svc + `:\S*` + at).MatchString(u) {
+			t.Errorf("fleet.json: %s's database_read_url = %q, want the standby with role %s", svc, u, svc)
+		}
+	}
+
+	m := regexp.MustCompile(`(?m)^  stock +gRPC \S+, metrics (\S+), log`).FindStringSubmatch(out)
+	gw := regexp.MustCompile(`(?m)^  gateway +HTTP (\S+) `).FindStringSubmatch(out)
+	if m == nil || gw == nil {
+		t.Fatalf("no stock metrics or gateway address among the printed lines:\n%s", out)
+	}
+	metrics := "http://" + m[1] + "/metrics"
+	pgtest.Poll(t, "stock's router finds the standby usable (pgfleet_db_replica_up 1)", func() bool {
+		return scrape(t, metrics, "pgfleet_db_replica_up{") == 1
+	})
+	onReplica := `pgfleet_db_reads_total{reason="replica",target="replica"}`
+	before := scrape(t, metrics, onReplica)
+	code, _ := get(t, "http://"+gw[1]+"/v1/stocks?page_size=1")
+	if after := scrape(t, metrics, onReplica); code != http.StatusOK || after <= before {
+		t.Errorf("GET /v1/stocks = %d; %s %v then %v, want 200 and more (read on the standby)", code, onReplica, before, after)
+	}
+
+	cmd := exec.Command(filepath.Join(testRoot(t), doctor[1]), "doctor", "--fleet", doctor[2], "--timeout", "30s")
+	cmd.Dir = testRoot(t)
+	report, _ := cmd.CombinedOutput() // exit 1 when a check warns: the cluster trusts local logins
+	for _, svc := range []string{"stock", "portfolio", "interview"} {
+		// warn allowed: a standby of an idle primary may be behind it by WAL with no commit to
+		// date its lag, which doctor and the router then judge by the last commit's age.
+		if !regexp.MustCompile(`(?m)^` + svc + ` +read-replica +(ok|warn) +127\.0\.0\.1:` + strconv.Itoa(int(standby.Port)) + `, role ` + svc + `, in recovery`).Match(report) {
+			t.Errorf("no read-replica line of %s on the standby in the doctor's report:\n%s", svc, report)
+		}
+	}
+}
+
+// get returns the status and body of GET url, bounded by 30 seconds.
+func get(t *testing.T, url string) (int, []byte) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	return resp.StatusCode, b
+}
+
+// scrape returns the value of the first sample at url whose line starts with prefix, 0 if none.
+func scrape(t *testing.T, url, prefix string) float64 {
+	t.Helper()
+	_, b := get(t, url)
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if strings.HasPrefix(line, prefix) {
+			v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+			if err != nil {
+				t.Fatalf("scrape %s: %q: %v", url, line, err)
+			}
+			return v
+		}
+	}
+	return 0
 }

@@ -3,11 +3,15 @@ package openapi
 import (
 	"fmt"
 	"maps"
+	"net/textproto"
 	"slices"
 	"strings"
 
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
+	"google.golang.org/protobuf/types/descriptorpb"
+
+	"github.com/pgfleet/pgfleet/pkg/replica"
 )
 
 // describe makes the merged document say what the gateway answers where protoc-gen-openapiv2
@@ -15,6 +19,7 @@ import (
 //   - each operation's error responses, from one table (errorResponses);
 //   - server streams as the NDJSON the gateway sends (describeStream);
 //   - PATCH bodies as partial: the update_mask names the fields sent;
+//   - the consistency token: answered by writes, accepted by reads (describeToken);
 //   - which response fields are always present (markAlwaysPresent), with request bodies
 //     keeping definitions of their own where the two differ (splitInputs);
 //
@@ -254,6 +259,7 @@ func describeOperation(o operation) error {
 		}
 		responses[e.status] = r
 	}
+	describeToken(o)
 	if o.rpc.IsStreamingServer() {
 		describeStream(o)
 	}
@@ -267,6 +273,55 @@ func describeOperation(o operation) error {
 		delete(body, "required")
 	}
 	return nil
+}
+
+// TokenHeader is the HTTP header of the consistency token (pkg/replica's TokenHeader, as the
+// gateway passes it both ways).
+var TokenHeader = textproto.CanonicalMIMEHeaderKey(replica.TokenHeader)
+
+// Where the token is documented. A write is an RPC whose idempotency_level is not
+// NO_SIDE_EFFECTS, as pkg/replica tells them apart: every successful one answers with a token.
+// Every read takes one, not only those its service routes to replicas: the routes are the
+// services' own (services/*/internal) and may change, and a read on the primary honours a
+// token at no cost, so a client sends it to any read of the service after a write there.
+var (
+	tokenResponseHeader = map[string]any{
+		"type": "string",
+		"description": "Consistency token of this write: opaque, the position of its commit in the service's " +
+			"database log. Send it back as the " + TokenHeader + " header of later reads of the same service " +
+			"to see this write. Absent in the rare case the service could not read its position (the write stands).",
+	}
+	tokenParameter = map[string]any{
+		"name": TokenHeader, "in": "header", "required": false, "type": "string",
+		"description": "Read your writes: the " + TokenHeader + " header a write of the same service answered " +
+			"with, sent back as it came. The read then sees that write and everything committed before it: it is " +
+			"served by a read replica that has replayed it (waiting up to the service's REPLICA_WAIT, 100ms by " +
+			"default, for one to catch up), else by the primary. Without a token, a read the service routes to " +
+			"replicas may miss writes of the last MAX_REPLICA_LAG (10s by default); reads routed to the primary " +
+			"see every committed write either way. A value no write gave is 400 CONSISTENCY_TOKEN_MALFORMED.",
+	}
+)
+
+// describeToken documents the consistency token of o, an RPC's operation: a write's 200
+// answer carries it, a read takes it.
+func describeToken(o operation) {
+	if isWrite(o.rpc) {
+		ok := obj(obj(o.op["responses"])["200"])
+		headers := obj(ok["headers"])
+		if headers == nil {
+			headers = map[string]any{}
+			ok["headers"] = headers
+		}
+		headers[TokenHeader] = clone(tokenResponseHeader)
+		return
+	}
+	o.op["parameters"] = append(list(o.op["parameters"]), clone(tokenParameter))
+}
+
+// isWrite reports whether md writes: its idempotency_level is not NO_SIDE_EFFECTS.
+func isWrite(md protoreflect.MethodDescriptor) bool {
+	opts, ok := md.Options().(*descriptorpb.MethodOptions)
+	return !ok || opts.GetIdempotencyLevel() != descriptorpb.MethodOptions_NO_SIDE_EFFECTS
 }
 
 // ndjson is the media type of the gateway's server streams (marshal.go).

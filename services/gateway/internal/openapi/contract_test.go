@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/pgfleet/pgfleet/services/gateway/internal/openapi"
 )
 
 // operationOf decodes one operation of the merged document.
@@ -221,5 +223,71 @@ func TestMerged_stream(t *testing.T) {
 	if s.Properties["result"]["$ref"] != "#/definitions/v1StreamPricesResponse" || s.Properties["error"]["$ref"] != "#/definitions/rpcStatus" ||
 		s.MinProperties != 1 || s.MaxProperties != 1 || s.AdditionalProperties == nil || *s.AdditionalProperties {
 		t.Errorf("stream line = %+v, want exactly one of result (v1StreamPricesResponse) and error (rpcStatus)", s)
+	}
+}
+
+// TestMerged_consistencyToken: every write's 200 answer documents the Pgfleet-Consistency-Token
+// response header, every read takes it as an optional header parameter, and no operation
+// does both; the gateway's own endpoints neither.
+func TestMerged_consistencyToken(t *testing.T) {
+	t.Parallel()
+	doc, _ := merged(t)
+	type tokenUse struct{ answers, takes bool }
+	use := func(method, path string) tokenUse {
+		t.Helper()
+		var o struct {
+			Parameters []map[string]any `json:"parameters"`
+			Responses  map[string]struct {
+				Headers map[string]map[string]any `json:"headers"`
+			} `json:"responses"`
+		}
+		if err := json.Unmarshal(doc.Paths[path][method], &o); err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		var u tokenUse
+		if h := o.Responses["200"].Headers[openapi.TokenHeader]; h != nil {
+			u.answers = h["type"] == "string" && h["description"] != ""
+		}
+		for _, p := range o.Parameters {
+			if p["name"] == openapi.TokenHeader {
+				u.takes = p["in"] == "header" && p["required"] == false && p["type"] == "string" && p["description"] != ""
+			}
+		}
+		return u
+	}
+	write, read := tokenUse{answers: true}, tokenUse{takes: true}
+	tests := []struct {
+		method, path string
+		want         tokenUse
+	}{
+		{"get", "/v1/stocks", read},
+		{"get", "/v1/stocks/{symbol}", read},
+		{"get", "/v1/stocks/{symbol}/prices:stream", read},
+		{"get", "/v1/portfolios/{portfolio_id}/trades", read},
+		{"get", "/v1/sessions/{session_id}:next", read}, // NO_SIDE_EFFECTS: it reads the next question
+		{"post", "/v1/stocks:upsert", write},
+		{"delete", "/v1/stocks/{symbol}", write},
+		{"post", "/v1/portfolios", write},
+		{"post", "/v1/portfolios/{portfolio_id}/trades", write},
+		{"patch", "/v1/questions/{question_id}", write},
+		{"get", "/health", tokenUse{}},
+		{"get", "/monitoring/database", tokenUse{}},
+	}
+	for _, tt := range tests {
+		if got := use(tt.method, tt.path); got != tt.want {
+			t.Errorf("%s %s: token answered %v, taken %v; want %v, %v", tt.method, tt.path, got.answers, got.takes, tt.want.answers, tt.want.takes)
+		}
+	}
+	for path, item := range doc.Paths {
+		for method := range item {
+			if method == "parameters" {
+				continue
+			}
+			u := use(method, path)
+			gateways := strings.HasPrefix(op(t, doc, method, path).OperationID, "Gateway_")
+			if u.answers == u.takes && !gateways || gateways && (u.answers || u.takes) {
+				t.Errorf("%s %s: token answered %v, taken %v; want one of them for an RPC, neither for the gateway's own", method, path, u.answers, u.takes)
+			}
+		}
 	}
 }

@@ -27,6 +27,19 @@ export async function example(token: string): Promise<string[]> {
   // Scalars are always present (no "?"); a message field may be absent while unset.
   const cash: string | undefined = deposit.data.portfolio?.cash;
 
+  // Read your writes: a write answers with its consistency token (a documented response
+  // header: an undocumented one would type as unknown, which a string does not take) ...
+  type WriteToken = paths["/v1/portfolios/{portfolio_id}:deposit"]["post"]["responses"][200]["headers"]["Pgfleet-Consistency-Token"];
+  const consistency: string | undefined = (deposit.response.headers.get("Pgfleet-Consistency-Token") ?? undefined) as WriteToken;
+  // ... and a read sends it back as a header parameter, to see the deposit.
+  const trades = await client.GET("/v1/portfolios/{portfolio_id}/trades", {
+    params: { path: { portfolio_id: "1" }, header: consistency ? { "Pgfleet-Consistency-Token": consistency } : {} },
+    headers,
+  });
+  if (trades.error) {
+    return [trades.error.message];
+  }
+
   const got = await client.GET("/v1/stocks/{symbol}", { params: { path: { symbol: "AAPL" } } });
   const stock: Stock | undefined = got.data?.stock;
   const fields: string[] = stock ? [stock.symbol, stock.name, stock.sector, stock.market_cap] : [];
