@@ -17,8 +17,11 @@ import (
 // Config is the pool's environment, read with go-envconfig. The binary's config embeds it.
 type Config struct {
 	// URL is the postgres:// URL of the service's database and role; it holds the password,
-	// so it is never logged or rendered as JSON.
-	URL string `env:"DATABASE_URL, required" json:"-" help:"postgres:// URL (or keyword/value string) of the service's database and role; its password is secret" secret:"password"`
+	// so it is never logged or rendered as JSON. It may list several hosts, as libpq does
+	// (postgres://u@h1:5432,h2:5432/db?target_session_attrs=read-write): pgx tries them in
+	// order and keeps the first that accepts writes, so after a failover the pool reconnects
+	// to the promoted standby without a restart.
+	URL string `env:"DATABASE_URL, required" json:"-" help:"postgres:// URL (or keyword/value string) of the service's database and role; its password is secret. Several hosts follow a failover: postgres://u:p@h1:5432,h2:5432/db?target_session_attrs=read-write" secret:"password"`
 	// MaxConns caps the pool's connections.
 	MaxConns int32 `env:"DB_POOL_SIZE, default=20" help:"most connections the pool opens"`
 	// MinIdle is how many idle connections the pool keeps ready, so a burst does not wait for

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -400,4 +401,65 @@ func (b *syncBuffer) Bytes() []byte {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return bytes.Clone(b.buf.Bytes())
+}
+
+// A URL may list several hosts (libpq's form); the pool connects to the first that answers,
+// here past a port nothing listens on, with the binary's application_name as for one host.
+func TestNew_severalHosts(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := l.Addr().String()
+	l.Close() // nothing listens there now
+	u, err := url.Parse(pgtest.NewDBURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Host = dead + "," + u.Host
+	q := u.Query()
+	q.Set("target_session_attrs", "read-write")
+	u.RawQuery = q.Encode()
+	cfg := pgpool.Config{URL: u.String(), MaxConns: 2}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("Validate() of %s = %v", u.Redacted(), err)
+	}
+	pool := newPool(t, cfg)
+	var app string
+	if err := pool.QueryRow(t.Context(), "SELECT current_setting('application_name')").Scan(&app); err != nil {
+		t.Fatalf("query through %s: %v", u.Redacted(), err)
+	}
+	if want := filepath.Base(os.Args[0]); app != want {
+		t.Errorf("application_name = %q, want %q", app, want)
+	}
+}
+
+// With a URL that lists a primary and its standby (target_session_attrs=read-write), the
+// monitor reports not serving once the primary dies and serving again once the standby is
+// promoted, and the same pool writes on the promoted standby.
+func TestMonitor_failover(t *testing.T) {
+	t.Parallel()
+	r := pgtest.NewReplicatedCluster(t)
+	_, standby := r.NewDBURLs(t)
+	db, err := pgx.ParseConfig(standby)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := newPool(t, pgpool.Config{URL: r.FailoverURL(db.Database), MaxConns: 4, MinIdle: 2, Health: time.Second})
+	mon := pgpool.NewMonitor(pool, 200*time.Millisecond, slog.New(slog.NewTextHandler(t.Output(), nil)))
+	changes := watch(t, mon)
+	await(t, changes, true)
+
+	r.StopPrimary(t)
+	await(t, changes, false)
+	r.Promote(t)
+	await(t, changes, true)
+	if _, err := pool.Exec(t.Context(), "CREATE TABLE after_failover (id int)"); err != nil {
+		t.Fatalf("write on the same pool after the promotion: %v", err)
+	}
+	var inRecovery bool
+	if err := pool.QueryRow(t.Context(), "SELECT pg_is_in_recovery()").Scan(&inRecovery); err != nil || inRecovery {
+		t.Error("the pool's connection is to a server in recovery, want the promoted standby")
+	}
 }
