@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -41,8 +42,7 @@ type failoverRun struct {
 	before               result        // trades before the death: rate and latency (the cost of synchronous commits)
 	promote              time.Duration // from the death to the standby accepting writes
 	firstTrade           time.Duration // from the death to the first acknowledged trade sent after it
-	serving              time.Duration // from the death to both services SERVING again; 0: never left SERVING
-	left                 bool          // both services went NOT_SERVING in between
+	health               []string      // per service: when it was SERVING again, or that it never left SERVING
 	acked, lost, errs    int           // trades acknowledged over the whole run, of them missing on the new primary, failed calls
 	restarted            []string      // services that were not the same process at the end
 	afterAcked, afterAll int           // trades sent after the death: acknowledged, all
@@ -56,22 +56,22 @@ type failoverRun struct {
 func (b *bench) scenarioFailover(ctx context.Context) error {
 	for _, synchronous := range []bool{true, false} {
 		mode := map[bool]string{true: "synchronous", false: "asynchronous"}[synchronous]
-		b.logf("scenario 9: failover with an %s standby, %d clients trading on %d portfolios", mode, failoverClients, failoverPortfolios)
+		b.logf("scenario 9: failover with a standby that is %s, %d clients trading on %d portfolios", mode, failoverClients, failoverPortfolios)
 		r, err := b.failover(ctx, synchronous)
 		if err != nil {
 			return fmt.Errorf("failover, %s standby: %w", mode, err)
 		}
-		b.add(row{scenario: "9", path: "ExecuteTrade before the failover, " + mode + " standby", res: r.before, unit: "tps",
-			extra: "primary + streaming standby, synchronous_commit=" + map[bool]string{true: "on", false: "off"}[synchronous]})
+		extra := "primary + streaming standby, synchronous_commit=on, synchronous_standby_names empty"
+		if synchronous {
+			extra = "primary + streaming standby, synchronous_commit=on, synchronous_standby_names=" + failoverStandby
+		}
+		b.add(row{scenario: "9", path: "ExecuteTrade before the failover, " + mode + " standby", res: r.before, unit: "tps", extra: extra})
 		target := "(measured: async may lose)"
 		if synchronous {
 			target = "lost 0: " + metOrMissed(r.lost == 0)
 		}
-		serving := "never left SERVING"
-		if r.left {
-			serving = fmt.Sprintf("SERVING after %.2f s", r.serving.Seconds())
-		}
-		extra := fmt.Sprintf("promoted after %.2f s; trades sent after the death: %d of %d acknowledged; failed calls: %d",
+		serving := strings.Join(r.health, ", ")
+		extra = fmt.Sprintf("promoted after %.2f s; trades sent after the death: %d of %d acknowledged; failed calls: %d",
 			r.promote.Seconds(), r.afterAcked, r.afterAll, r.errs)
 		if len(r.restarted) > 0 {
 			extra += fmt.Sprintf("; **restarted: %v**", r.restarted)
@@ -95,12 +95,11 @@ func (b *bench) failover(ctx context.Context, synchronous bool) (run failoverRun
 			_ = os.RemoveAll(dir) //nolint:errcheck // best effort
 		}
 	}()
-	var settings []pgserver.Setting
-	if synchronous {
-		settings = append(settings, pgserver.Setting{Name: "synchronous_commit", Value: "on"})
-	}
+	// synchronous_commit=on in both runs (the throwaway default, off, would not even wait for
+	// the local WAL write): they differ in synchronous_standby_names alone, so the first rows
+	// of the two runs show what waiting for the standby costs.
 	primary, err := pgserver.Start(ctx, pgserver.Options{DataDir: filepath.Join(dir, "primary"), Throwaway: true,
-		Replication: true, Settings: settings})
+		Replication: true, Settings: []pgserver.Setting{{Name: "synchronous_commit", Value: "on"}}})
 	if err != nil {
 		return run, err
 	}
@@ -197,9 +196,14 @@ func (b *bench) failover(ctx context.Context, synchronous bool) (run failoverRun
 	deadline := time.Now().Add(failoverWait)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		acked, _ := load.after(died)
-		back := health[0].backAfter(died) > 0 && health[1].backAfter(died) > 0
-		// A service whose monitor never saw the outage stays SERVING: then the trades decide.
-		if acked >= failoverAfter && (back || time.Since(died) > 15*time.Second) {
+		settled := true
+		for _, h := range health {
+			// A service whose monitor did not see the outage (promoted within one health
+			// interval) never leaves SERVING: 5 s, two default intervals and more, tell.
+			left, back := h.leftAfter(died), h.backAfter(died) > 0
+			settled = settled && (back || (!left && time.Since(died) > 5*time.Second))
+		}
+		if acked >= failoverAfter && settled {
 			break
 		}
 		sleepCtx(ctx, 20*time.Millisecond)
@@ -210,13 +214,16 @@ func (b *bench) failover(ctx context.Context, synchronous bool) (run failoverRun
 		return run, fmt.Errorf("no trade acknowledged within %v of the failover; last error: %v", failoverWait, load.lastErr())
 	}
 	run.firstTrade = load.first(died).Sub(died)
-	run.left = true
-	for _, h := range health {
-		back := h.backAfter(died)
-		if back == 0 {
-			run.left = false
+	for i, h := range health {
+		name := []string{"stock", "portfolio"}[i]
+		switch back := h.backAfter(died); {
+		case back > 0:
+			run.health = append(run.health, fmt.Sprintf("%s SERVING again after %.2f s", name, back.Seconds()))
+		case h.leftAfter(died):
+			run.health = append(run.health, fmt.Sprintf("**%s not SERVING again within %v**", name, failoverWait))
+		default:
+			run.health = append(run.health, name+" never left SERVING")
 		}
-		run.serving = max(run.serving, back)
 	}
 	for p, pid := range pids {
 		if p.p.Exited() || p.pid() != pid {
@@ -492,6 +499,18 @@ func watchHealth(ctx context.Context, conn *grpc.ClientConn) *healthLog {
 func (h *healthLog) stop() {
 	h.cancel()
 	<-h.done
+}
+
+// leftAfter reports whether the server was NOT_SERVING (or unreachable) at some point after t.
+func (h *healthLog) leftAfter(t time.Time) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, c := range h.changes {
+		if c.at.After(t) && !c.serving {
+			return true
+		}
+	}
+	return false
 }
 
 // backAfter is how long after t the server turned SERVING again, having been NOT_SERVING
