@@ -332,7 +332,7 @@ func (b *bench) failoverSetup(ctx context.Context, sc stockv1.StockServiceClient
 		}
 		ids[i] = p.GetPortfolio().GetId()
 		if _, err := pc.Deposit(actx, &portfoliov1.DepositRequest{PortfolioId: ids[i], Amount: "1000000000000", RequestId: "cash"}); err != nil {
-			return nil, fmt.Errorf("Deposit: %w", err)
+			return nil, fmt.Errorf("deposit: %w", err)
 		}
 	}
 	return ids, nil
