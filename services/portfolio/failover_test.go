@@ -11,6 +11,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
 	"google.golang.org/grpc"
+	grpccodes "google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protocmp"
@@ -18,6 +20,7 @@ import (
 
 	portfoliov1 "github.com/pgfleet/pgfleet/gen/pgfleet/portfolio/v1"
 	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
+	"github.com/pgfleet/pgfleet/pkg/apierr"
 	"github.com/pgfleet/pgfleet/pkg/app/apptest"
 	"github.com/pgfleet/pgfleet/pkg/auth/authtest"
 	"github.com/pgfleet/pgfleet/pkg/pgtest"
@@ -91,9 +94,16 @@ func TestFailover(t *testing.T) {
 
 	ledger := connect(t, r.StandbyURL(portfolioDB)) // the new primary
 	acked, failed := 0, 0
+	codes := map[string]int{}
 	for _, o := range ops {
 		if o.err != nil {
 			failed++
+			codes[status.Code(o.err).String()+" "+string(apierr.ReasonOf(o.err))]++
+			// A failover is an outage (UNAVAILABLE), a call cut by its deadline, or at worst a
+			// lock wait past its bound on a slow machine: never an INTERNAL error.
+			if c := status.Code(o.err); c != grpccodes.Unavailable && c != grpccodes.DeadlineExceeded && c != grpccodes.Aborted {
+				t.Errorf("%s %s failed with %v, want UNAVAILABLE (or DEADLINE_EXCEEDED, ABORTED)", o.kind, o.rid, o.err)
+			}
 			continue
 		}
 		acked++
@@ -101,7 +111,7 @@ func TestFailover(t *testing.T) {
 			t.Errorf("%s %s acknowledged with id %d; the new primary's ledger has id %d (0: none)", o.kind, o.rid, want, got)
 		}
 	}
-	t.Logf("%d requests: %d acknowledged, %d failed", len(ops), acked, failed)
+	t.Logf("%d requests: %d acknowledged, %d failed (%v)", len(ops), acked, failed, codes)
 
 	// Every request again: an acknowledged one answers its first answer, a failed one executes
 	// now (or answers the execution its lost answer reported), and none executes twice.
