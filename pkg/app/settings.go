@@ -3,7 +3,6 @@ package app
 import (
 	"encoding/json"
 	"fmt"
-	"net/url"
 	"reflect"
 	"regexp"
 	"strconv"
@@ -165,16 +164,35 @@ func (s Setting) Masked() any {
 var dsnPassword = regexp.MustCompile(`(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)`)
 
 // maskPassword hides the password of a URL (in its user info or, as libpq allows, its query)
-// or of a keyword/value connection string, and keeps the rest: host, port, database, user.
+// or of a keyword/value connection string, and keeps the rest: hosts, ports, database, user.
+// URLs are not read with net/url: libpq's list of hosts (h1:5432,[::1]:5433) is no RFC 3986
+// authority, and a URL net/url refuses must not keep its password.
 func maskPassword(s string) string {
-	if u, err := url.Parse(s); err == nil && u.Scheme != "" {
-		if q := u.Query(); q.Has("password") {
-			q.Set("password", "xxxxx")
-			u.RawQuery = q.Encode()
-		}
-		return u.Redacted()
+	scheme, rest, ok := strings.Cut(s, "://")
+	if !ok || scheme == "" || strings.ContainsAny(scheme, " =") {
+		return dsnPassword.ReplaceAllString(s, "${1}xxxxx")
 	}
-	return dsnPassword.ReplaceAllString(s, "${1}xxxxx")
+	// As libpq, the user info ends at an '@' before the first '/'; the last one, so that a
+	// password with an unescaped '@' is hidden whole.
+	end := len(rest)
+	if i := strings.IndexByte(rest, '/'); i >= 0 {
+		end = i
+	}
+	if at := strings.LastIndexByte(rest[:end], '@'); at >= 0 {
+		if colon := strings.IndexByte(rest[:at], ':'); colon >= 0 {
+			rest = rest[:colon+1] + "xxxxx" + rest[at:]
+		}
+	}
+	if q := strings.IndexByte(rest, '?'); q >= 0 {
+		params := strings.Split(rest[q+1:], "&")
+		for i, p := range params {
+			if k, _, _ := strings.Cut(p, "="); k == "password" {
+				params[i] = "password=xxxxx"
+			}
+		}
+		rest = rest[:q+1] + strings.Join(params, "&")
+	}
+	return scheme + "://" + rest
 }
 
 // lookup returns the value of the setting named name, or false if list has none.

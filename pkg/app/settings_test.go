@@ -103,6 +103,13 @@ func TestSetting_Masked(t *testing.T) {
 		{"postgres://stock:pw@db:5432/pgfleet?sslmode=disable", "postgres://stock:xxxxx@db:5432/pgfleet?sslmode=disable"},
 		{"postgresql://stock@db/pgfleet?password=pw&sslmode=require", "postgresql://stock@db/pgfleet?password=xxxxx&sslmode=require"},
 		{"postgres://db/pgfleet", "postgres://db/pgfleet"},
+		// Several hosts (libpq's form, not RFC 3986): the password goes, every host stays.
+		{"postgres://stock:pw@db1:5432,db2:5433/pgfleet?target_session_attrs=read-write",
+			"postgres://stock:xxxxx@db1:5432,db2:5433/pgfleet?target_session_attrs=read-write"},
+		{"postgres://stock:pw@[::1]:5432,[::2]:5433/pgfleet?target_session_attrs=read-write",
+			"postgres://stock:xxxxx@[::1]:5432,[::2]:5433/pgfleet?target_session_attrs=read-write"},
+		{"postgresql://stock@db1,db2/pgfleet?sslmode=require&password=p%20w", "postgresql://stock@db1,db2/pgfleet?sslmode=require&password=xxxxx"},
+		{"postgres://stock:p@ss@db/pgfleet", "postgres://stock:xxxxx@db/pgfleet"},
 		{"host=db user=stock password=pw dbname=pgfleet", "host=db user=stock password=xxxxx dbname=pgfleet"},
 		{"host=db password='p w\\'x' dbname=pgfleet", "host=db password=xxxxx dbname=pgfleet"},
 	}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pgfleet/pgfleet/pkg/telemetry"
@@ -17,8 +18,12 @@ import (
 // Config is the pool's environment, read with go-envconfig. The binary's config embeds it.
 type Config struct {
 	// URL is the postgres:// URL of the service's database and role; it holds the password,
-	// so it is never logged or rendered as JSON.
-	URL string `env:"DATABASE_URL, required" json:"-" help:"postgres:// URL (or keyword/value string) of the service's database and role; its password is secret" secret:"password"`
+	// so it is never logged or rendered as JSON. It may list several hosts, as libpq does
+	// (postgres://u@h1:5432,h2:5432/db?target_session_attrs=read-write): pgx tries them in
+	// order and keeps the first that accepts writes, so after a failover the pool reconnects
+	// to the promoted standby without a restart. Each host then gets HostConnectTimeout to
+	// answer unless the URL sets connect_timeout.
+	URL string `env:"DATABASE_URL, required" json:"-" help:"postgres:// URL (or keyword/value string) of the service's database and role; its password is secret. Several hosts follow a failover: postgres://u:p@h1:5432,h2:5432/db?target_session_attrs=read-write" secret:"password"`
 	// MaxConns caps the pool's connections.
 	MaxConns int32 `env:"DB_POOL_SIZE, default=20" help:"most connections the pool opens"`
 	// MinIdle is how many idle connections the pool keeps ready, so a burst does not wait for
@@ -77,6 +82,9 @@ func New(ctx context.Context, cfg Config) (*pgxpool.Pool, error) {
 	if cfg.Health > 0 {
 		pc.HealthCheckPeriod = cfg.Health
 	}
+	if pc.ConnConfig.ConnectTimeout == 0 && severalHosts(&pc.ConnConfig.Config) {
+		pc.ConnConfig.ConnectTimeout = HostConnectTimeout
+	}
 	if pc.ConnConfig.RuntimeParams["application_name"] == "" {
 		pc.ConnConfig.RuntimeParams["application_name"] = filepath.Base(os.Args[0])
 	}
@@ -89,6 +97,24 @@ func New(ctx context.Context, cfg Config) (*pgxpool.Pool, error) {
 		return nil, fmt.Errorf("open pool: %w", err)
 	}
 	return pool, nil
+}
+
+// HostConnectTimeout bounds the connection to each host of a DATABASE_URL that lists several
+// and sets no connect_timeout. Without a bound pgx tries the hosts in order within the
+// caller's deadline alone: a host that accepts and never answers (a frozen server, a network
+// partition, an address that drops packets) would hold every new connection until that
+// deadline, and the promoted standby listed after it would never be tried.
+const HostConnectTimeout = 5 * time.Second
+
+// severalHosts reports whether cfg names more than one host:port (pgconn's fallbacks also
+// repeat a host, with and without TLS, for sslmode=prefer).
+func severalHosts(cfg *pgconn.Config) bool {
+	for _, f := range cfg.Fallbacks {
+		if f.Host != cfg.Host || f.Port != cfg.Port {
+			return true
+		}
+	}
+	return false
 }
 
 // shouldPing decides whether pgxpool pings a connection before lending it. pgxpool pings only

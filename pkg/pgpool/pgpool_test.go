@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -400,4 +401,138 @@ func (b *syncBuffer) Bytes() []byte {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return bytes.Clone(b.buf.Bytes())
+}
+
+// A URL may list several hosts (libpq's form); the pool connects to the first that answers,
+// here past a port nothing listens on, with the binary's application_name as for one host.
+func TestNew_severalHosts(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := l.Addr().String()
+	l.Close() // nothing listens there now
+	u, err := url.Parse(pgtest.NewDBURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Host = dead + "," + u.Host
+	q := u.Query()
+	q.Set("target_session_attrs", "read-write")
+	u.RawQuery = q.Encode()
+	cfg := pgpool.Config{URL: u.String(), MaxConns: 2}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("Validate() of %s = %v", u.Redacted(), err)
+	}
+	pool := newPool(t, cfg)
+	var app string
+	if err := pool.QueryRow(t.Context(), "SELECT current_setting('application_name')").Scan(&app); err != nil {
+		t.Fatalf("query through %s: %v", u.Redacted(), err)
+	}
+	if want := filepath.Base(os.Args[0]); app != want {
+		t.Errorf("application_name = %q, want %q", app, want)
+	}
+}
+
+// With a URL that lists a primary and its standby (target_session_attrs=read-write), the
+// monitor reports not serving once the primary dies and serving again once the standby is
+// promoted, and the same pool writes on the promoted standby.
+func TestMonitor_failover(t *testing.T) {
+	t.Parallel()
+	r := pgtest.NewReplicatedCluster(t)
+	_, standby := r.NewDBURLs(t)
+	db, err := pgx.ParseConfig(standby)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := newPool(t, pgpool.Config{URL: r.FailoverURL(db.Database), MaxConns: 4, MinIdle: 2, Health: time.Second})
+	mon := pgpool.NewMonitor(pool, 200*time.Millisecond, slog.New(slog.NewTextHandler(t.Output(), nil)))
+	changes := watch(t, mon)
+	await(t, changes, true)
+
+	r.StopPrimary(t)
+	await(t, changes, false)
+	r.Promote(t)
+	await(t, changes, true)
+	if _, err := pool.Exec(t.Context(), "CREATE TABLE after_failover (id int)"); err != nil {
+		t.Fatalf("write on the same pool after the promotion: %v", err)
+	}
+	var inRecovery bool
+	if err := pool.QueryRow(t.Context(), "SELECT pg_is_in_recovery()").Scan(&inRecovery); err != nil || inRecovery {
+		t.Error("the pool's connection is to a server in recovery, want the promoted standby")
+	}
+}
+
+// A first host that accepts connections and never answers (a hung server, or one behind a
+// network partition that lets the handshake through) must not hold the pool: the next host
+// is tried after the per-host connect timeout.
+func TestNew_severalHostsFirstHangs(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	var held []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c) // read nothing, answer nothing
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			c.Close()
+		}
+	})
+	u, err := url.Parse(pgtest.NewDBURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Host = l.Addr().String() + "," + u.Host
+	q := u.Query()
+	q.Set("target_session_attrs", "read-write")
+	u.RawQuery = q.Encode()
+	pool := newPool(t, pgpool.Config{URL: u.String(), MaxConns: 2, MinIdle: 0})
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := pool.Ping(ctx); err != nil {
+		t.Fatalf("Ping through a hung first host = %v after %v, want the second host", err, time.Since(start).Round(time.Millisecond))
+	}
+	t.Logf("connected past the hung host in %v", time.Since(start).Round(time.Millisecond))
+}
+
+// Each host of a URL that lists several gets HostConnectTimeout unless the URL sets
+// connect_timeout; a single host keeps the caller's deadline alone.
+func TestNew_connectTimeout(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		url  string
+		want time.Duration
+	}{
+		{"postgres://u@127.0.0.1:1/db", 0},
+		{"postgres://u@127.0.0.1:1,127.0.0.1:2/db?target_session_attrs=read-write", pgpool.HostConnectTimeout},
+		{"postgres://u@127.0.0.1:1,127.0.0.1:2/db?connect_timeout=2", 2 * time.Second},
+		{"host=127.0.0.1,127.0.0.2 port=1 dbname=db", pgpool.HostConnectTimeout},
+	}
+	for _, tt := range tests {
+		pool, err := pgpool.New(t.Context(), pgpool.Config{URL: tt.url, MinIdle: 0})
+		if err != nil {
+			t.Fatalf("New(%q) = %v", tt.url, err)
+		}
+		if got := pool.Config().ConnConfig.ConnectTimeout; got != tt.want {
+			t.Errorf("New(%q): connect timeout %v, want %v", tt.url, got, tt.want)
+		}
+		pool.Close()
+	}
 }

@@ -75,6 +75,10 @@ type Options struct {
 	// Replication adds Replication: a primary that standbys stream from, or a standby. Without
 	// it a server runs exactly as before standbys existed (its WAL settings are the defaults).
 	Replication bool
+	// Settings come after all the others on the command line, where a setting named twice
+	// takes its last value: e.g. synchronous_commit=on over Throwaway's off. A standby does not
+	// inherit them.
+	Settings []Setting
 }
 
 // Server is a postgres process started by Start.
@@ -180,6 +184,7 @@ func (s *Server) Args() []string {
 	if s.Replication {
 		settings = slices.Concat(settings, Replication)
 	}
+	settings = slices.Concat(settings, s.Settings)
 	for _, st := range settings {
 		args = append(args, "-c", st.Name+"="+st.Value)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pgfleet/pgfleet/pkg/migrate"
+	"github.com/pgfleet/pgfleet/pkg/pgserver"
 )
 
 // Cluster is a PostgreSQL server that tests create databases on. The package's own NewDB and
@@ -56,9 +57,10 @@ func NewCluster(tb testing.TB) *Cluster {
 	return c
 }
 
-// startCluster runs initdb and postgres in a new temporary directory.
-func startCluster(ctx context.Context, replication bool) (*Cluster, error) {
-	srv, err := newServer(ctx, replication)
+// startCluster runs initdb and postgres in a new temporary directory, with settings after the
+// package's own.
+func startCluster(ctx context.Context, replication bool, settings ...pgserver.Setting) (*Cluster, error) {
+	srv, err := newServer(ctx, replication, settings)
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,8 @@ package pgtest
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net/url"
 	"path/filepath"
 	"testing"
 	"time"
@@ -31,12 +33,38 @@ type ReplicatedCluster struct {
 	standby *pgserver.Server
 }
 
+// ReplicatedOption changes how NewReplicatedCluster sets the pair up.
+type ReplicatedOption func(*replicatedOptions)
+
+type replicatedOptions struct {
+	synchronous bool
+}
+
+// Synchronous makes the standby synchronous: the primary runs with synchronous_commit=on (a
+// throwaway server's is off, which acknowledges a commit before even its local WAL flush) and
+// synchronous_standby_names naming StandbyName, so a commit returns only once the standby has
+// received and flushed its WAL, and a failover to it loses no acknowledged commit. The
+// standby does not carry the setting: once promoted, it commits alone. While the standby is
+// stopped, commits on the primary wait for it.
+func Synchronous() ReplicatedOption {
+	return func(o *replicatedOptions) { o.synchronous = true }
+}
+
 // NewReplicatedCluster starts a primary and a standby of it (pg_basebackup -R) in a new temporary
-// directory and returns once the standby answers reads. Both are stopped and their files
-// removed when tb finishes.
-func NewReplicatedCluster(tb testing.TB) *ReplicatedCluster {
+// directory and returns once the standby answers reads (and, with Synchronous, once the primary
+// counts it as its synchronous standby). Both are stopped and their files removed when tb
+// finishes.
+func NewReplicatedCluster(tb testing.TB, opts ...ReplicatedOption) *ReplicatedCluster {
 	tb.Helper()
-	primary, err := startCluster(tb.Context(), true)
+	var o replicatedOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	var settings []pgserver.Setting
+	if o.synchronous {
+		settings = append(settings, pgserver.Setting{Name: "synchronous_commit", Value: "on"})
+	}
+	primary, err := startCluster(tb.Context(), true, settings...)
 	if err != nil {
 		tb.Fatalf("pgtest: %v", err)
 	}
@@ -56,7 +84,37 @@ func NewReplicatedCluster(tb testing.TB) *ReplicatedCluster {
 	if err != nil {
 		tb.Fatalf("pgtest: %v", err)
 	}
+	if o.synchronous {
+		r.makeSynchronous(tb)
+	}
 	return r
+}
+
+// makeSynchronous names the standby in the primary's synchronous_standby_names and waits until
+// the primary counts it so. ALTER SYSTEM, after the base backup: the standby's copy of the
+// configuration must not name a standby, or its commits would wait for one after a promotion.
+func (r *ReplicatedCluster) makeSynchronous(tb testing.TB) {
+	tb.Helper()
+	ctx := tb.Context()
+	name := pgx.Identifier{StandbyName}.Sanitize()
+	for _, sql := range []string{"ALTER SYSTEM SET synchronous_standby_names = '" + name + "'", "SELECT pg_reload_conf()"} {
+		if _, err := r.primary.admin.Exec(ctx, sql); err != nil {
+			tb.Fatalf("pgtest: %s: %v", sql, err)
+		}
+	}
+	deadline := time.Now().Add(replicationWait)
+	for {
+		var state string
+		err := r.primary.admin.QueryRow(ctx, "SELECT sync_state FROM pg_stat_replication WHERE application_name = $1",
+			StandbyName).Scan(&state)
+		if err == nil && state == "sync" {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("pgtest: the standby's sync_state is %q (err %v), not sync, after %v", state, err, replicationWait)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // PrimaryURL returns a superuser URL of database db on the primary.
@@ -64,6 +122,14 @@ func (r *ReplicatedCluster) PrimaryURL(db string) string { return r.primary.URL(
 
 // StandbyURL returns a superuser URL of database db on the standby (read-only until Promote).
 func (r *ReplicatedCluster) StandbyURL(db string) string { return r.standby.URL(db) }
+
+// FailoverURL returns a superuser URL of database db that lists both servers, the primary
+// first, with target_session_attrs=read-write: as libpq does, pgx tries the hosts in order and
+// keeps the first that accepts writes, so a pool on it reaches the standby once promoted.
+func (r *ReplicatedCluster) FailoverURL(db string) string {
+	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d,127.0.0.1:%d/%s?sslmode=disable&target_session_attrs=read-write",
+		r.primary.srv.Port, r.standby.Port, url.PathEscape(db))
+}
 
 // NewDB returns a pool on a new database of the primary, cloned from a template that holds the
 // migrations in sets, once the standby has replayed its creation (so replay must not be
@@ -170,7 +236,8 @@ func (r *ReplicatedCluster) Promote(tb testing.TB) {
 	}
 }
 
-// StopStandby shuts the standby down (fast shutdown); the primary runs on.
+// StopStandby shuts the standby down (fast shutdown); the primary runs on (with Synchronous,
+// its commits then wait for the standby).
 func (r *ReplicatedCluster) StopStandby(tb testing.TB) {
 	tb.Helper()
 	if err := r.standby.Stop(); err != nil {

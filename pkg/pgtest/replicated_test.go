@@ -94,6 +94,32 @@ func TestReplicatedCluster_promote(t *testing.T) {
 	}
 }
 
+// FailoverURL lists both servers with target_session_attrs=read-write: it reaches the primary
+// while the standby is in recovery, and the standby once the primary is gone and it is promoted.
+func TestReplicatedCluster_failoverURL(t *testing.T) {
+	t.Parallel()
+	r := pgtest.NewReplicatedCluster(t)
+	db := r.NewDB(t, widgets).Config().ConnConfig.Database
+	writable := func(t *testing.T) *pgx.Conn {
+		t.Helper()
+		conn := connect(t, r.FailoverURL(db))
+		var inRecovery bool
+		if err := conn.QueryRow(t.Context(), "SELECT pg_is_in_recovery()").Scan(&inRecovery); err != nil || inRecovery {
+			t.Fatalf("FailoverURL reached a server in recovery %v (err %v), want the read-write one", inRecovery, err)
+		}
+		return conn
+	}
+	exec(t, writable(t), "INSERT INTO widget.widgets VALUES (2, 'on the primary')")
+	r.WaitReplayed(t, r.PrimaryLSN(t))
+	r.StopPrimary(t)
+	r.Promote(t)
+	conn := writable(t)
+	exec(t, conn, "INSERT INTO widget.widgets VALUES (3, 'on the promoted standby')")
+	if got := names(t, conn); len(got) != 3 {
+		t.Errorf("widgets through FailoverURL after the promotion = %q, want 3", got)
+	}
+}
+
 // With the standby stopped, the primary takes writes as before.
 func TestReplicatedCluster_stopStandby(t *testing.T) {
 	t.Parallel()
@@ -136,4 +162,60 @@ func names(t *testing.T, q querier) []string {
 		t.Fatalf("select widgets: %v", err)
 	}
 	return got
+}
+
+// With Synchronous, every commit on the primary returns only once the standby has received
+// and flushed the commit's WAL: its receive position is past the WAL the transaction wrote
+// before committing, read before the commit returned. Once promoted, the standby commits
+// alone (its configuration names no synchronous standby of its own).
+func TestReplicatedCluster_synchronous(t *testing.T) {
+	t.Parallel()
+	r := pgtest.NewReplicatedCluster(t, pgtest.Synchronous())
+	primaryURL, standbyURL := r.NewDBURLs(t, widgets)
+	primary := connect(t, primaryURL)
+	standby := connect(t, standbyURL)
+	var level, standbys string
+	if err := primary.QueryRow(t.Context(), "SELECT current_setting('synchronous_commit'), current_setting('synchronous_standby_names')").
+		Scan(&level, &standbys); err != nil {
+		t.Fatal(err)
+	}
+	if level != "on" || standbys != `"`+pgtest.StandbyName+`"` {
+		t.Errorf("primary's synchronous_commit = %q, synchronous_standby_names = %q, want on and %q", level, standbys, pgtest.StandbyName)
+	}
+	for i := range 20 {
+		tx, err := primary.Begin(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var before string
+		err = tx.QueryRow(t.Context(), "INSERT INTO widget.widgets VALUES ($1, 'synchronous') RETURNING pg_current_wal_insert_lsn()::text",
+			100+i).Scan(&before)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Commit(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		var flushed bool
+		// The commit record lies after the insert's WAL: received and flushed means strictly past it.
+		if err := standby.QueryRow(t.Context(), "SELECT pg_last_wal_receive_lsn() > $1::pg_lsn", before).Scan(&flushed); err != nil {
+			t.Fatal(err)
+		}
+		if !flushed {
+			t.Fatalf("commit %d returned before the standby flushed its WAL (insert at %s)", i, before)
+		}
+	}
+	r.WaitReplayed(t, r.PrimaryLSN(t))
+	if got := names(t, standby); len(got) != 21 {
+		t.Errorf("widgets on the standby = %d, want 21", len(got))
+	}
+
+	r.StopPrimary(t)
+	r.Promote(t)
+	promoted := connect(t, standbyURL)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if _, err := promoted.Exec(ctx, "INSERT INTO widget.widgets VALUES (200, 'after the promotion')"); err != nil {
+		t.Fatalf("insert on the promoted standby: %v", err)
+	}
 }

@@ -19,9 +19,9 @@ type server struct {
 	dir string // data/ and postgres.log
 }
 
-// newServer starts a throwaway server (pgserver.Throwaway settings, and pgserver.Replication
-// when replication is set) on a free port, in a new temporary directory.
-func newServer(ctx context.Context, replication bool) (*server, error) {
+// newServer starts a throwaway server (pgserver.Throwaway settings, pgserver.Replication when
+// replication is set, then settings) on a free port, in a new temporary directory.
+func newServer(ctx context.Context, replication bool, settings []pgserver.Setting) (*server, error) {
 	if _, err := pgserver.FindBinaries(); err != nil {
 		return nil, fmt.Errorf("%w, or set %s to a superuser URL of a running server", err, EnvURL)
 	}
@@ -32,7 +32,7 @@ func newServer(ctx context.Context, replication bool) (*server, error) {
 	}
 	s := &server{dir: dir}
 	s.Server, err = pgserver.Start(ctx, pgserver.Options{DataDir: filepath.Join(dir, "data"),
-		Log: filepath.Join(dir, "postgres.log"), Throwaway: true, Replication: replication})
+		Log: filepath.Join(dir, "postgres.log"), Throwaway: true, Replication: replication, Settings: settings})
 	if err != nil {
 		return nil, errors.Join(err, s.remove())
 	}

@@ -132,6 +132,7 @@ func run(ctx context.Context, cfg config) (err error) {
 	}{
 		{1, b.scenarioGRPC}, {2, b.scenarioREST}, {3, b.scenarioList}, {4, b.scenarioIngest},
 		{5, b.scenarioStream}, {6, b.scenarioTrades}, {7, b.scenarioSoak}, {8, b.scenarioTracing},
+		{9, b.scenarioFailover},
 	}
 	for _, s := range scenarios {
 		if !cfg.runs(s.n) {

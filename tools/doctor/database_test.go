@@ -34,3 +34,20 @@ func TestCheckBudget(t *testing.T) {
 		})
 	}
 }
+
+// serverOf names every host of a URL that lists several (failover), each once, in order.
+func TestServerOf(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ url, want string }{
+		{"postgres://u:pw@db:5432/pgfleet", "db:5432"},
+		{"postgres://u:pw@db1:5432,db2:5433/pgfleet?target_session_attrs=read-write", "db1:5432,db2:5433"},
+		{"postgres://u:pw@[::1]:5432,db2/pgfleet?sslmode=disable", "[::1]:5432,db2:5432"},
+		{"host=db1,db2 port=5432,5433 dbname=pgfleet", "db1:5432,db2:5433"},
+		{"postgres://u:pw@db:notaport/pgfleet", ""},
+	}
+	for _, tt := range tests {
+		if got := serverOf(tt.url); got != tt.want {
+			t.Errorf("serverOf(%q) = %q, want %q", tt.url, got, tt.want)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -100,13 +101,21 @@ func examineService(ctx context.Context, f *Fleet, name string, timeout time.Dur
 	return r
 }
 
-// serverOf is the host:port of a database URL, naming its server in the report.
+// serverOf is the host:port of a database URL, naming its server in the report; for a URL
+// that lists several hosts (failover: h1:5432,h2:5432/db?target_session_attrs=read-write), all
+// of them in order, each once (sslmode=prefer makes pgconn try each host twice).
 func serverOf(url string) string {
 	cfg, err := pgconn.ParseConfig(url)
 	if err != nil {
 		return ""
 	}
-	return net.JoinHostPort(cfg.Host, fmt.Sprint(cfg.Port))
+	hosts := []string{net.JoinHostPort(cfg.Host, fmt.Sprint(cfg.Port))}
+	for _, f := range cfg.Fallbacks {
+		if h := net.JoinHostPort(f.Host, fmt.Sprint(f.Port)); !slices.Contains(hosts, h) {
+			hosts = append(hosts, h)
+		}
+	}
+	return strings.Join(hosts, ",")
 }
 
 // examineServers checks each database server the services use, through the first service

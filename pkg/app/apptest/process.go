@@ -106,6 +106,13 @@ func (p *Process) Start(tb testing.TB) {
 	}
 }
 
+// Pid returns the process's id while it runs: a test that expects a service to recover by
+// itself checks that it is still the same process.
+func (p *Process) Pid() int { return p.proc.Pid() }
+
+// Exited reports whether the process has ended.
+func (p *Process) Exited() bool { return p.proc.Exited() }
+
 // Stop ends the process with SIGTERM, as an orchestrator would, and waits for its drain.
 func (p *Process) Stop(tb testing.TB) {
 	tb.Helper()
