@@ -192,7 +192,7 @@ const (
 
 func (b *bench) scenarioList(ctx context.Context) error {
 	b.logf("scenario 3: ListStocks page, %d clients", listClients)
-	sql, args, err := listSQL()
+	sql, args, pgxArgs, err := listSQL()
 	if err != nil {
 		return err
 	}
@@ -232,7 +232,7 @@ func (b *bench) scenarioList(ctx context.Context) error {
 	}
 	loop := runLoad(ctx, listClients, b.cfg.warmup, b.cfg.duration, hooks{}, func(int) call {
 		return func(ctx context.Context) error {
-			rows, err := b.pgx.Query(ctx, sql, args...)
+			rows, err := b.pgx.Query(ctx, sql, pgxArgs...)
 			if err != nil {
 				return err
 			}
@@ -266,9 +266,11 @@ func (b *bench) scenarioList(ctx context.Context) error {
 }
 
 // listSQL is the SQL the stock service runs for the list page of scenario 3 (and of the read
-// mix of scenario 10), and its arguments: pkg/query builds it from the same request over the
-// same fields (a subset of the service's whitelist; the SQL depends only on those named).
-func listSQL() (string, []any, error) {
+// mix of scenario 10): pkg/query builds it from the same request over the same fields (a subset
+// of the service's whitelist; the SQL depends only on those named). Its parameters are named
+// (@p1, @p2, ...): args are their values in order, for pgbench, and pgxArgs what pgx takes
+// (the page's NamedArgs, as the store passes them; the values alone leave @p1 unbound).
+func listSQL() (sql string, args, pgxArgs []any, err error) {
 	type stock struct {
 		Symbol, Sector string
 		MarketCap      int64
@@ -284,9 +286,10 @@ func listSQL() (string, []any, error) {
 	}
 	q, err := schema.Build(query.Request{Filter: listFilter, OrderBy: listOrderBy, PageSize: listPage})
 	if err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
-	return q.SQL(`SELECT symbol, name, sector, industry, exchange, currency, market_cap, create_time, update_time FROM stock.stocks`), q.Args, nil
+	sql = q.SQL(`SELECT symbol, name, sector, industry, exchange, currency, market_cap, create_time, update_time FROM stock.stocks`)
+	return sql, q.Args, []any{q.NamedArgs(nil)}, nil
 }
 
 // --- scenario 4: IngestPrices vs COPY ----------------------------------------------------
