@@ -321,6 +321,10 @@ func (r routing) minus(o routing) routing {
 	return routing{r.replica - o.replica, r.notReplayed - o.notReplayed, r.lagging - o.lagging, r.noReplica - o.noReplica}
 }
 
+func (r routing) plus(o routing) routing {
+	return routing{r.replica + o.replica, r.notReplayed + o.notReplayed, r.lagging + o.lagging, r.noReplica + o.noReplica}
+}
+
 // String renders the reads routed as shares: "99.8% on the standby, 0.2% on the primary
 // (not replayed in time)".
 func (r routing) String() string {
@@ -346,11 +350,22 @@ func (r routing) String() string {
 // mixName describes the read mix every scenario 10 line runs.
 var mixName = fmt.Sprintf("read mix (5 GetStock : 2 ListStocks page of %d : 2 ListPrices page of %d : 1 StreamPrices of %d rows)", listPage, pricePage, priceBars)
 
-// offloadRun is one measured run of the read mix.
+// offloadRun is one measured run of the read mix (or of its SQL on pgx).
 type offloadRun struct {
 	reads, writes result
 	cpu           cpuWindow
 	routed        routing
+}
+
+// replicaRounds is how many times scenarios 10 and 11 measure each of their lines, the lines
+// taking turns, each for a third of the duration: a machine whose load drifts (other work on
+// its cores) weighs on every line alike. Scenario 10 gives each line's run of median
+// throughput, scenario 11 the percentiles of all its reads.
+const replicaRounds = 3
+
+// roundTimes are the warm-up and the measured window of one run of a round.
+func (b *bench) roundTimes() (warmup, window time.Duration) {
+	return b.cfg.warmup / 2, max(time.Second, b.cfg.duration/replicaRounds)
 }
 
 func (b *bench) scenarioReadOffload(ctx context.Context) error {
@@ -362,74 +377,121 @@ func (b *bench) scenarioReadOffload(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// The raw baselines: the mix's SQL on pgx, on each server.
-	raw := make([]offloadRun, 2)
-	for i, pool := range []*pgxpool.Pool{p.rawPrimary, p.rawStandby} {
-		b.logf("scenario 10: the read mix's SQL on pgx, %d clients, on the %s", offloadClients, []string{"primary", "standby"}[i])
-		cs, err := p.sampler(nil)
-		if err != nil {
-			return err
-		}
-		r := runLoad(ctx, offloadClients, b.cfg.warmup, b.cfg.duration, hooks{start: cs.begin, end: cs.end}, func(w int) call {
-			return rawMixCall(pool, w, listSQL, listArgs)
-		})
-		if raw[i].reads, err = b.checked(r); err != nil {
-			return err
-		}
-		raw[i].cpu = cs.got
+	type line struct {
+		name string
+		run  func() (offloadRun, error)
+		runs []offloadRun
 	}
-	for _, withWrites := range []bool{false, true} {
-		var runs [2]offloadRun
-		for i, s := range []*proc{p.onPrimary, p.onStandby} {
-			b.logf("scenario 10: %s, %d clients, %s, writers: %v", "read mix", offloadClients, s.name, withWrites)
-			if runs[i], err = b.offloadRun(ctx, p, s, withWrites); err != nil {
-				return fmt.Errorf("%s: %w", s.name, err)
+	raw := func(pool *pgxpool.Pool) func() (offloadRun, error) {
+		return func() (offloadRun, error) { return b.rawRun(ctx, p, pool, listSQL, listArgs) }
+	}
+	svc := func(s *proc, withWrites bool) func() (offloadRun, error) {
+		return func() (offloadRun, error) { return b.offloadRun(ctx, p, s, withWrites) }
+	}
+	lines := []*line{
+		{name: "pgx on the primary", run: raw(p.rawPrimary)},
+		{name: "pgx on the standby", run: raw(p.rawStandby)},
+		{name: "stock, reads on the primary only", run: svc(p.onPrimary, false)},
+		{name: "stock, reads on the standby", run: svc(p.onStandby, false)},
+		{name: "stock, reads on the primary only, with writers", run: svc(p.onPrimary, true)},
+		{name: "stock, reads on the standby, with writers", run: svc(p.onStandby, true)},
+	}
+	for round := range replicaRounds {
+		for _, l := range lines {
+			b.logf("scenario 10: read mix, %d clients, %s, round %d of %d", offloadClients, l.name, round+1, replicaRounds)
+			r, err := l.run()
+			if err != nil {
+				return fmt.Errorf("%s: %w", l.name, err)
+			}
+			l.runs = append(l.runs, r)
+		}
+	}
+	// Each line's run of median throughput; its routing counts are those of all its runs.
+	med := make([]offloadRun, len(lines))
+	medians := make([]string, len(lines))
+	for i, l := range lines {
+		reads := make([]result, len(l.runs))
+		var routed routing
+		for j, r := range l.runs {
+			reads[j] = r.reads
+			routed = routed.plus(r.routed)
+		}
+		m := median(reads)
+		for _, r := range l.runs {
+			if r.reads == m {
+				med[i] = r
+				break
 			}
 		}
-		b.addOffloadRows(runs, raw, withWrites)
+		med[i].routed = routed
+		medians[i] = "median of " + rates(reads)
+	}
+	rawP, rawS := med[0], med[1]
+	for k, withWrites := range []bool{false, true} {
+		onP, onS := med[2+2*k], med[3+2*k]
+		suffix := ""
+		if withWrites {
+			suffix = fmt.Sprintf(", + %d IngestPrices writers", offloadWriters)
+		}
+		pExtra, sExtra := medians[2+2*k]+"; "+onP.cpuText(), medians[3+2*k]+"; "+onS.cpuText()
+		if withWrites {
+			pExtra += "; " + onP.writesText()
+			sExtra += "; " + onS.writesText()
+		}
+		if onP.cpu.primary > 0 {
+			sExtra += fmt.Sprintf("; the primary's CPU %.2f of primary only's", onS.cpu.primary.Seconds()/onP.cpu.primary.Seconds())
+		}
+		sExtra += "; " + onS.routed.String()
+		b.add(row{scenario: "10", path: mixName + ", gRPC → stock, reads on the primary only" + suffix, res: onP.reads, unit: "calls/s",
+			ratio: ratios(onP.reads, "pgx on the primary", rawP.reads), extra: pExtra})
+		b.add(row{scenario: "10", path: mixName + ", gRPC → stock, reads on the standby (DATABASE_READ_URL)" + suffix, res: onS.reads, unit: "calls/s",
+			ratio: ratios(onS.reads, "primary only", onP.reads, "pgx on the standby", rawS.reads), extra: sExtra})
 	}
 	for i, where := range []string{"primary", "standby"} {
-		r := raw[i]
+		r := med[i]
 		ratio := "database limit"
 		if i == 1 {
-			ratio = ratios(r.reads, "pgx on the primary", raw[0].reads)
+			ratio = ratios(r.reads, "pgx on the primary", rawP.reads)
 		}
 		b.add(row{scenario: "10", path: "the mix's SQL, Go loop over pgxpool on the " + where, res: r.reads, unit: "ops/s", ratio: ratio,
-			extra: fmt.Sprintf("CPU: primary %s, standby %s; %s of both servers' a call", share(r.cpu.primary, b.cfg.duration),
-				share(r.cpu.standby, b.cfg.duration), perCallCPU(r.cpu.primary+r.cpu.standby, r.reads))})
+			extra: fmt.Sprintf("%s; CPU: primary %s, standby %s; %s of both servers' a call", medians[i], share(r.cpu.primary, r.reads.window),
+				share(r.cpu.standby, r.reads.window), perCallCPU(r.cpu.primary+r.cpu.standby, r.reads))})
 	}
-	b.note("scenarios 10-11: a primary and a hot standby of their own (pg_basebackup -R, streaming, hot_standby_feedback on; Throwaway settings but synchronous_commit=on for database pgfleet) on this machine, so both servers share its %d cores: moving reads to the standby frees the primary's CPU, not the machine's, and a 2-core figure shows the shift of work, not the throughput a standby on its own machine adds. Two stock services on that pair, loaded one at a time: one without DATABASE_READ_URL, one with DATABASE_READ_URL = the standby (REPLICA_WAIT 100ms, MAX_REPLICA_LAG 10s)", runtime.NumCPU())
+	_, window := b.roundTimes()
+	b.note("scenarios 10-11: a primary and a hot standby of their own (pg_basebackup -R, streaming, hot_standby_feedback on; Throwaway settings but synchronous_commit=on for database pgfleet) on this machine, so both servers share its %d cores: moving reads to the standby frees the primary's CPU, not the machine's, and a 2-core figure shows the shift of work, not the throughput a standby on its own machine adds. Two stock services on that pair: one without DATABASE_READ_URL, one with DATABASE_READ_URL = the standby (REPLICA_WAIT 100ms, MAX_REPLICA_LAG 10s). Every line is measured %d times for %s, the lines taking turns", runtime.NumCPU(), replicaRounds, window)
 	b.note("scenario 10: CPU is user + system time from /proc of each server's postmaster and children (reaped ones included) and of the stock process, over the measured window, as a share of all %d cores; \"a call\" divides the primary's CPU by the reads completed (with writes beside, theirs is in it too); the pgx lines divide both servers' CPU", runtime.NumCPU())
 	b.note("scenario 10, with writes: %d IngestPrices clients through the same stock service, %d new bars a call (staged, then merged), closed loop beside the %d readers", offloadWriters, writeRows, offloadClients)
 	return nil
 }
 
-func (b *bench) addOffloadRows(runs [2]offloadRun, raw []offloadRun, withWrites bool) {
-	suffix := ""
-	if withWrites {
-		suffix = fmt.Sprintf(", + %d IngestPrices writers", offloadWriters)
+// cpuText renders a run's CPU figures.
+func (r offloadRun) cpuText() string {
+	return fmt.Sprintf("CPU: primary %s (%s a call), standby %s, stock %s", share(r.cpu.primary, r.reads.window),
+		perCallCPU(r.cpu.primary, r.reads), share(r.cpu.standby, r.reads.window), share(r.cpu.service, r.reads.window))
+}
+
+// writesText renders the figures of the writers beside a run.
+func (r offloadRun) writesText() string {
+	return fmt.Sprintf("writes beside: %s rows/s, p50 %s, p99 %s, %d errors", rate(r.writes.rate()*writeRows),
+		latency(r.writes.p50), latency(r.writes.p99), r.writes.errs)
+}
+
+// rawRun runs the read mix's SQL on pool.
+func (b *bench) rawRun(ctx context.Context, p *replicaPair, pool *pgxpool.Pool, listSQL string, listArgs []any) (offloadRun, error) {
+	var out offloadRun
+	cs, err := p.sampler(nil)
+	if err != nil {
+		return out, err
 	}
-	for i, where := range []string{"reads on the primary only", "reads on the standby (DATABASE_READ_URL)"} {
-		r := runs[i]
-		extra := fmt.Sprintf("CPU: primary %s (%s a call), standby %s, stock %s",
-			share(r.cpu.primary, b.cfg.duration), perCallCPU(r.cpu.primary, r.reads),
-			share(r.cpu.standby, b.cfg.duration), share(r.cpu.service, b.cfg.duration))
-		if withWrites {
-			extra += fmt.Sprintf("; writes beside: %s rows/s, p50 %s, p99 %s, %d errors", rate(r.writes.rate()*writeRows),
-				latency(r.writes.p50), latency(r.writes.p99), r.writes.errs)
-		}
-		var ratio string
-		if i == 0 {
-			ratio = ratios(r.reads, "pgx on the primary", raw[0].reads)
-		} else {
-			ratio = ratios(r.reads, "primary only", runs[0].reads, "pgx on the standby", raw[1].reads)
-			if runs[0].cpu.primary > 0 {
-				extra += fmt.Sprintf("; the primary's CPU %.2f of primary only's", r.cpu.primary.Seconds()/runs[0].cpu.primary.Seconds())
-			}
-			extra += "; " + r.routed.String()
-		}
-		b.add(row{scenario: "10", path: mixName + ", gRPC → stock, " + where + suffix, res: r.reads, unit: "calls/s", ratio: ratio, extra: extra})
+	warmup, window := b.roundTimes()
+	r := runLoad(ctx, offloadClients, warmup, window, hooks{start: cs.begin, end: cs.end}, func(w int) call {
+		return rawMixCall(pool, w, listSQL, listArgs)
+	})
+	if out.reads, err = b.checked(r); err != nil {
+		return out, err
 	}
+	out.cpu = cs.got
+	return out, nil
 }
 
 // offloadRun runs the read mix against stock service s, with writers beside it if withWrites.
@@ -450,6 +512,7 @@ func (b *bench) offloadRun(ctx context.Context, p *replicaPair, s *proc, withWri
 		start: func() { before, routeErr = readRouting(ctx, s); cs.begin() },
 		end:   func() { cs.end(); after, _ = readRouting(ctx, s) },
 	}
+	warmup, window := b.roundTimes()
 	var wg sync.WaitGroup
 	if withWrites {
 		wconn, err := grpc.NewClient(s.grpcAddr, grpcInsecure())
@@ -458,13 +521,13 @@ func (b *bench) offloadRun(ctx context.Context, p *replicaPair, s *proc, withWri
 		}
 		defer wconn.Close()
 		wg.Go(func() {
-			out.writes = runLoad(ctx, offloadWriters, b.cfg.warmup, b.cfg.duration, hooks{}, func(w int) call {
+			out.writes = runLoad(ctx, offloadWriters, warmup, window, hooks{}, func(w int) call {
 				return b.ingestCall(p, stockv1.NewStockServiceClient(wconn), w)
 			})
 		})
 	}
 	md := b.md(b.readTok)
-	r := runLoad(ctx, offloadClients, b.cfg.warmup, b.cfg.duration, h, func(w int) call {
+	r := runLoad(ctx, offloadClients, warmup, window, h, func(w int) call {
 		return mixCall(stockv1.NewStockServiceClient(conns[w%len(conns)]), md, w)
 	})
 	wg.Wait()
@@ -612,12 +675,33 @@ func (b *bench) ingestCall(p *replicaPair, client stockv1.StockServiceClient, w 
 
 // --- scenario 11: read your writes ------------------------------------------------------------
 
-// rywRun is one measured run of scenario 11: the reads' figures, how many missed the write just
-// made, and where they ran.
+// rywRun is what scenario 11 measured of one line: its reads' latencies, how many missed the
+// write just made, and where they ran.
 type rywRun struct {
-	reads  result
+	lat    []time.Duration
+	window time.Duration
+	errs   int64
+	first  string
 	stale  int64
 	routed routing
+}
+
+func (r *rywRun) add(o rywRun) {
+	r.lat = append(r.lat, o.lat...)
+	r.window += o.window
+	r.errs += o.errs
+	if r.first == "" {
+		r.first = o.first
+	}
+	r.stale += o.stale
+	r.routed = r.routed.plus(o.routed)
+}
+
+// result is the line's figures: reads per second over its windows, percentiles of all its reads.
+func (r rywRun) result() result {
+	res := result{clients: rywClients, ops: int64(len(r.lat)), errs: r.errs, firstErr: r.first, window: r.window}
+	res.p50, res.p99 = percentiles(r.lat)
+	return res
 }
 
 func (b *bench) scenarioReadYourWrites(ctx context.Context) error {
@@ -635,22 +719,27 @@ func (b *bench) scenarioReadYourWrites(ctx context.Context) error {
 		{"GetStock, reads on the primary only", p.onPrimary, false},
 	}
 	runs := make([]rywRun, len(variants))
-	for i, v := range variants {
-		b.logf("scenario 11: UpsertStocks, then %s, %d clients", v.name, rywClients)
-		if runs[i], err = b.rywRun(ctx, v.svc, v.token); err != nil {
-			return fmt.Errorf("%s: %w", v.name, err)
+	for round := range replicaRounds {
+		for i, v := range variants {
+			b.logf("scenario 11: UpsertStocks, then %s, %d clients, round %d of %d", v.name, rywClients, round+1, replicaRounds)
+			r, err := b.rywRun(ctx, v.svc, v.token)
+			if err != nil {
+				return fmt.Errorf("%s: %w", v.name, err)
+			}
+			runs[i].add(r)
 		}
 	}
-	base := runs[len(runs)-1].reads
+	base := runs[len(runs)-1].result()
 	for i, v := range variants {
 		r := runs[i]
+		res := r.result()
 		ratio := "baseline"
 		if i < len(runs)-1 && base.p50 > 0 && base.p99 > 0 {
-			ratio = fmt.Sprintf("p50 %.2f×, p99 %.2f× primary only's", float64(r.reads.p50)/float64(base.p50), float64(r.reads.p99)/float64(base.p99))
+			ratio = fmt.Sprintf("p50 %.2f×, p99 %.2f× primary only's", float64(res.p50)/float64(base.p50), float64(res.p99)/float64(base.p99))
 		}
-		extra := fmt.Sprintf("%d of %d reads did not see the write just made", r.stale, r.reads.ops)
-		if r.reads.ops > 0 {
-			extra += fmt.Sprintf(" (%.1f%%)", 100*float64(r.stale)/float64(r.reads.ops))
+		extra := fmt.Sprintf("%d of %d reads did not see the write just made", r.stale, res.ops)
+		if res.ops > 0 {
+			extra += fmt.Sprintf(" (%.1f%%)", 100*float64(r.stale)/float64(res.ops))
 		}
 		if v.svc == p.onStandby {
 			extra += "; " + r.routed.String()
@@ -659,10 +748,10 @@ func (b *bench) scenarioReadYourWrites(ctx context.Context) error {
 		if v.token {
 			target = "0 stale: " + metOrMissed(r.stale == 0)
 		}
-		b.add(row{scenario: "11", path: "UpsertStocks (1 stock), then " + v.name + "; latency of the read alone", res: r.reads, unit: "reads/s",
+		b.add(row{scenario: "11", path: "UpsertStocks (1 stock), then " + v.name + "; latency of the read alone", res: res, unit: "reads/s",
 			ratio: ratio, target: target, extra: extra})
 	}
-	b.note("scenario 11: each of %d clients upserts one stock of its own (a new name each time), then reads it back at once with GetStock and checks the name; the read's latency is measured alone; with the token the read runs on the standby once it has replayed the write (waiting up to REPLICA_WAIT, polling every 10 ms), else on the primary", rywClients)
+	b.note("scenario 11: each of %d clients upserts one stock of its own (a new name each time), then reads it back at once with GetStock and checks the name; the read's latency is measured alone, percentiles over the reads of all %d rounds; with the token the read runs on the standby once it has replayed the write (waiting up to REPLICA_WAIT, polling every 10 ms), else on the primary", rywClients, replicaRounds)
 	return nil
 }
 
@@ -689,7 +778,8 @@ func (b *bench) rywRun(ctx context.Context, s *proc, token bool) (rywRun, error)
 		end:   func() { to = time.Now(); after, _ = readRouting(ctx, s) },
 	}
 	nonce := strconv.FormatInt(time.Now().UnixNano(), 36)
-	r := runLoad(ctx, rywClients, b.cfg.warmup, b.cfg.duration, h, func(w int) call {
+	warmup, window := b.roundTimes()
+	r := runLoad(ctx, rywClients, warmup, window, h, func(w int) call {
 		client := stockv1.NewStockServiceClient(conns[w%len(conns)])
 		idx := b.cfg.stocks - 1 - offloadWriters - w
 		sym := symbolOf(idx)
@@ -730,20 +820,18 @@ func (b *bench) rywRun(ctx context.Context, s *proc, token bool) (rywRun, error)
 	if routeErr != nil {
 		return out, routeErr
 	}
-	var lat []time.Duration
 	for _, rs := range reads {
 		for _, x := range rs {
 			if x.end.Before(from) || x.end.After(to) {
 				continue
 			}
-			lat = append(lat, x.lat)
+			out.lat = append(out.lat, x.lat)
 			if x.stale {
 				out.stale++
 			}
 		}
 	}
-	out.reads = result{clients: rywClients, ops: int64(len(lat)), errs: r.errs, firstErr: r.firstErr, window: to.Sub(from)}
-	out.reads.p50, out.reads.p99 = percentiles(lat)
+	out.window, out.errs, out.first = to.Sub(from), r.errs, r.firstErr
 	out.routed = after.minus(before)
 	return out, nil
 }
