@@ -347,8 +347,8 @@ func (r routing) String() string {
 
 // --- scenario 10: read offload --------------------------------------------------------------
 
-// mixName describes the read mix every scenario 10 line runs.
-var mixName = fmt.Sprintf("read mix (5 GetStock : 2 ListStocks page of %d : 2 ListPrices page of %d : 1 StreamPrices of %d rows)", listPage, pricePage, priceBars)
+// mixName names the read mix every scenario 10 line runs; a note under the table says more.
+const mixName = "read mix (GetStock, ListStocks, ListPrices, StreamPrices 5:2:2:1)"
 
 // offloadRun is one measured run of the read mix (or of its SQL on pgx).
 type offloadRun struct {
@@ -358,14 +358,15 @@ type offloadRun struct {
 }
 
 // replicaRounds is how many times scenarios 10 and 11 measure each of their lines, the lines
-// taking turns, each for a third of the duration: a machine whose load drifts (other work on
+// taking turns, each for a third of the duration after a quarter of the warm-up (the services
+// and pools are warm after the first round; a run opens only its gRPC connections): a machine whose load drifts (other work on
 // its cores) weighs on every line alike. Scenario 10 gives each line's run of median
 // throughput, scenario 11 the percentiles of all its reads.
 const replicaRounds = 3
 
 // roundTimes are the warm-up and the measured window of one run of a round.
 func (b *bench) roundTimes() (warmup, window time.Duration) {
-	return b.cfg.warmup / 2, max(time.Second, b.cfg.duration/replicaRounds)
+	return b.cfg.warmup / 4, max(time.Second, b.cfg.duration/replicaRounds)
 }
 
 func (b *bench) scenarioReadOffload(ctx context.Context) error {
@@ -458,8 +459,9 @@ func (b *bench) scenarioReadOffload(ctx context.Context) error {
 				share(r.cpu.standby, r.reads.window), perCallCPU(r.cpu.primary+r.cpu.standby, r.reads))})
 	}
 	_, window := b.roundTimes()
-	b.note("scenarios 10-11: a primary and a hot standby of their own (pg_basebackup -R, streaming, hot_standby_feedback on; Throwaway settings but synchronous_commit=on for database pgfleet) on this machine, so both servers share its %d cores: moving reads to the standby frees the primary's CPU, not the machine's, and a 2-core figure shows the shift of work, not the throughput a standby on its own machine adds. Two stock services on that pair: one without DATABASE_READ_URL, one with DATABASE_READ_URL = the standby (REPLICA_WAIT 100ms, MAX_REPLICA_LAG 10s). Every line is measured %d times for %s, the lines taking turns", runtime.NumCPU(), replicaRounds, window)
+	b.note("scenarios 10-11: a primary and a hot standby of their own (pg_basebackup -R, streaming, hot_standby_feedback on; Throwaway settings but synchronous_commit=on for database pgfleet) on this machine, so both servers share its %d cores: moving reads to the standby frees the primary's CPU, not the machine's, and a 2-core figure shows the shift of work, not the throughput a standby on its own machine adds. Two stock services on that pair: one without DATABASE_READ_URL, one with DATABASE_READ_URL = the standby (REPLICA_WAIT 100ms, MAX_REPLICA_LAG 10s). Every line is measured %d times for %s, the lines taking turns", runtime.NumCPU(), replicaRounds, window.Round(time.Millisecond))
 	b.note("scenario 10: CPU is user + system time from /proc of each server's postmaster and children (reaped ones included) and of the stock process, over the measured window, as a share of all %d cores; \"a call\" divides the primary's CPU by the reads completed (with writes beside, theirs is in it too); the pgx lines divide both servers' CPU", runtime.NumCPU())
+	b.note("scenario 10: the read mix is, at random from a seed per client, 5 GetStock : 2 ListStocks pages of %d (scenario 3's) : 2 ListPrices pages of %d bars : 1 StreamPrices of a symbol's %d bars (%d a message), each checked, over %d symbols with prices; its pgx twin runs the same SQL (the export as one query)", listPage, pricePage, priceBars, streamBatch, priceSymbols)
 	b.note("scenario 10, with writes: %d IngestPrices clients through the same stock service, %d new bars a call (staged, then merged), closed loop beside the %d readers", offloadWriters, writeRows, offloadClients)
 	return nil
 }
