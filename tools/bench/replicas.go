@@ -325,24 +325,23 @@ func (r routing) plus(o routing) routing {
 	return routing{r.replica + o.replica, r.notReplayed + o.notReplayed, r.lagging + o.lagging, r.noReplica + o.noReplica}
 }
 
-// String renders the reads routed as shares: "99.8% on the standby, 0.2% on the primary
-// (not replayed in time)".
+// String renders the reads routed: "990 on the standby (99.0%), 10 on the primary (1.0%, not
+// replayed within REPLICA_WAIT)".
 func (r routing) String() string {
 	total := r.replica + r.notReplayed + r.lagging + r.noReplica
 	if total == 0 {
 		return "no read routed (pgfleet_db_reads_total)"
 	}
-	pct := func(v float64) string { return fmt.Sprintf("%.1f%%", 100*v/total) }
-	s := pct(r.replica) + " on the standby"
+	s := fmt.Sprintf("%.0f on the standby (%.1f%%)", r.replica, 100*r.replica/total)
 	for _, x := range []struct {
 		v    float64
 		what string
 	}{{r.notReplayed, "not replayed within REPLICA_WAIT"}, {r.lagging, "standby beyond MAX_REPLICA_LAG"}, {r.noReplica, "standby not usable"}} {
 		if x.v > 0 {
-			s += fmt.Sprintf(", %s on the primary (%s)", pct(x.v), x.what)
+			s += fmt.Sprintf(", %.0f on the primary (%.1f%%, %s)", x.v, 100*x.v/total, x.what)
 		}
 	}
-	return s + " (pgfleet_db_reads_total)"
+	return s + ", per pgfleet_db_reads_total"
 }
 
 // --- scenario 10: read offload --------------------------------------------------------------

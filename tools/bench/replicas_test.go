@@ -33,11 +33,11 @@ func TestRoutingString(t *testing.T) {
 		want string
 	}{
 		{name: "none", want: "no read routed (pgfleet_db_reads_total)"},
-		{name: "all_on_the_standby", r: routing{replica: 40}, want: "100.0% on the standby (pgfleet_db_reads_total)"},
+		{name: "all_on_the_standby", r: routing{replica: 40}, want: "40 on the standby (100.0%), per pgfleet_db_reads_total"},
 		{name: "some_not_replayed", r: routing{replica: 990, notReplayed: 10},
-			want: "99.0% on the standby, 1.0% on the primary (not replayed within REPLICA_WAIT) (pgfleet_db_reads_total)"},
+			want: "990 on the standby (99.0%), 10 on the primary (1.0%, not replayed within REPLICA_WAIT), per pgfleet_db_reads_total"},
 		{name: "standby_down", r: routing{noReplica: 5, lagging: 5},
-			want: "0.0% on the standby, 50.0% on the primary (standby beyond MAX_REPLICA_LAG), 50.0% on the primary (standby not usable) (pgfleet_db_reads_total)"},
+			want: "0 on the standby (0.0%), 5 on the primary (50.0%, standby beyond MAX_REPLICA_LAG), 5 on the primary (50.0%, standby not usable), per pgfleet_db_reads_total"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
