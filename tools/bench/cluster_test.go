@@ -2,9 +2,11 @@ package main
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5"
 )
 
 // TestParsePgbench: a run that completed no transaction (its clients spent a short window
@@ -36,5 +38,33 @@ func TestParsePgbench(t *testing.T) {
 				t.Errorf("parsePgbench mismatch (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestListSQL: the list page's SQL names its parameters (@p1, ...), so the pgx baselines of
+// scenarios 3 and 10 must pass the page's NamedArgs; its values alone left every pgx list
+// query failing with `column "p1" does not exist`.
+func TestListSQL(t *testing.T) {
+	t.Parallel()
+	sql, args, pgxArgs, err := listSQL()
+	if err != nil {
+		t.Fatalf("listSQL: %v", err)
+	}
+	if len(pgxArgs) != 1 {
+		t.Fatalf("listSQL's pgx arguments = %v, want one query rewriter", pgxArgs)
+	}
+	rw, ok := pgxArgs[0].(pgx.QueryRewriter)
+	if !ok {
+		t.Fatalf("listSQL's pgx argument is a %T, want a pgx.QueryRewriter", pgxArgs[0])
+	}
+	got, gotArgs, err := rw.RewriteQuery(t.Context(), nil, sql, nil)
+	if err != nil {
+		t.Fatalf("RewriteQuery: %v", err)
+	}
+	if strings.Contains(got, "@p") {
+		t.Errorf("rewritten SQL still names parameters: %s", got)
+	}
+	if diff := cmp.Diff(args, gotArgs); diff != "" {
+		t.Errorf("rewritten arguments mismatch (-want +got):\n%s", diff)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -24,7 +25,13 @@ func symbolOf(i int) string { return fmt.Sprintf("S%04d", i) }
 
 // loadStocks upserts the stocks through the stock service, 1000 per call.
 func (b *bench) loadStocks(ctx context.Context) error {
-	conn, err := grpc.NewClient(b.stock.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	return b.upsertStocks(ctx, b.stock.grpcAddr, b.admin)
+}
+
+// upsertStocks upserts the stocks through the stock service at addr, 1000 per call, then
+// analyzes them as admin (a superuser pool on the service's database).
+func (b *bench) upsertStocks(ctx context.Context, addr string, admin *pgxpool.Pool) error {
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		return err
 	}
@@ -45,7 +52,7 @@ func (b *bench) loadStocks(ctx context.Context) error {
 			return fmt.Errorf("UpsertStocks: %w", err)
 		}
 	}
-	_, err = b.admin.Exec(ctx, "ANALYZE stock.stocks")
+	_, err = admin.Exec(ctx, "ANALYZE stock.stocks")
 	return err
 }
 

@@ -35,6 +35,7 @@ type bench struct {
 	bare                 *proc
 	fleet                []*proc // in start order
 	symbols              []string
+	pair                 *replicaPair // scenarios 10 and 11
 	startLoad, machineID []string
 
 	mu       sync.Mutex
@@ -110,6 +111,7 @@ func run(ctx context.Context, cfg config) (err error) {
 	}
 
 	defer b.stopFleet()
+	defer b.stopReplicas()
 	if err := b.startFleet(ctx); err != nil {
 		return err
 	}
@@ -133,6 +135,7 @@ func run(ctx context.Context, cfg config) (err error) {
 		{1, b.scenarioGRPC}, {2, b.scenarioREST}, {3, b.scenarioList}, {4, b.scenarioIngest},
 		{5, b.scenarioStream}, {6, b.scenarioTrades}, {7, b.scenarioSoak}, {8, b.scenarioTracing},
 		{9, b.scenarioFailover},
+		{10, b.scenarioReadOffload}, {11, b.scenarioReadYourWrites},
 	}
 	for _, s := range scenarios {
 		if !cfg.runs(s.n) {

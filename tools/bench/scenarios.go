@@ -192,39 +192,23 @@ const (
 
 func (b *bench) scenarioList(ctx context.Context) error {
 	b.logf("scenario 3: ListStocks page, %d clients", listClients)
-	// The same SQL the service runs: pkg/query builds it from the same request over the
-	// same fields (a subset of the service's whitelist; the SQL depends only on those named).
-	type stock struct {
-		Symbol, Sector string
-		MarketCap      int64
-	}
-	schema := query.Schema[stock]{
-		Fields: []query.Field[stock]{
-			{Name: "symbol", Column: "symbol", Type: query.String, Sortable: true, Value: func(s stock) any { return s.Symbol }},
-			{Name: "sector", Column: "sector", Type: query.String, Sortable: true, Value: func(s stock) any { return s.Sector }},
-			{Name: "market_cap", Column: "market_cap", Type: query.Int, Sortable: true, Value: func(s stock) any { return s.MarketCap }},
-		},
-		Key:      []string{"symbol"},
-		TokenKey: "bench",
-	}
-	q, err := schema.Build(query.Request{Filter: listFilter, OrderBy: listOrderBy, PageSize: listPage})
+	sql, args, pgxArgs, err := listSQL()
 	if err != nil {
 		return err
 	}
-	sql := q.SQL(`SELECT symbol, name, sector, industry, exchange, currency, market_cap, create_time, update_time FROM stock.stocks`)
 	// pgbench passes -D variables as parameters of the prepared statement, as pgx does with
 	// the page's named parameters @p1, @p2, ...
 	pgbSQL, vars := sql, map[string]string{}
-	for i := len(q.Args); i >= 1; i-- {
+	for i := len(args); i >= 1; i-- {
 		name := "p" + strconv.Itoa(i)
 		pgbSQL = strings.ReplaceAll(pgbSQL, "@"+name, ":"+name)
-		vars[name] = fmt.Sprint(q.Args[i-1])
+		vars[name] = fmt.Sprint(args[i-1])
 	}
 	script, err := b.script("list.sql", pgbSQL+";\n")
 	if err != nil {
 		return err
 	}
-	b.command(fmt.Sprintf("-- scenario 3 SQL (pkg/query, args %v): %s", q.Args, sql))
+	b.command(fmt.Sprintf("-- scenario 3 SQL (pkg/query, args %v): %s", args, sql))
 
 	conns, closeConns, err := grpcConns(b.stock.grpcAddr, listClients)
 	if err != nil {
@@ -248,7 +232,7 @@ func (b *bench) scenarioList(ctx context.Context) error {
 	}
 	loop := runLoad(ctx, listClients, b.cfg.warmup, b.cfg.duration, hooks{}, func(int) call {
 		return func(ctx context.Context) error {
-			rows, err := b.pgx.Query(ctx, sql, q.Args...)
+			rows, err := b.pgx.Query(ctx, sql, pgxArgs...)
 			if err != nil {
 				return err
 			}
@@ -279,6 +263,33 @@ func (b *bench) scenarioList(ctx context.Context) error {
 	b.add(row{scenario: "3", path: "same SQL, Go loop over pgxpool", res: loop, unit: "ops/s", ratio: ratios(loop, "pgbench", pgb)})
 	b.add(row{scenario: "3", path: "same SQL, pgbench -M prepared", res: pgb, unit: "tps", ratio: "database limit"})
 	return nil
+}
+
+// listSQL is the SQL the stock service runs for the list page of scenario 3 (and of the read
+// mix of scenario 10): pkg/query builds it from the same request over the same fields (a subset
+// of the service's whitelist; the SQL depends only on those named). Its parameters are named
+// (@p1, @p2, ...): args are their values in order, for pgbench, and pgxArgs what pgx takes
+// (the page's NamedArgs, as the store passes them; the values alone leave @p1 unbound).
+func listSQL() (sql string, args, pgxArgs []any, err error) {
+	type stock struct {
+		Symbol, Sector string
+		MarketCap      int64
+	}
+	schema := query.Schema[stock]{
+		Fields: []query.Field[stock]{
+			{Name: "symbol", Column: "symbol", Type: query.String, Sortable: true, Value: func(s stock) any { return s.Symbol }},
+			{Name: "sector", Column: "sector", Type: query.String, Sortable: true, Value: func(s stock) any { return s.Sector }},
+			{Name: "market_cap", Column: "market_cap", Type: query.Int, Sortable: true, Value: func(s stock) any { return s.MarketCap }},
+		},
+		Key:      []string{"symbol"},
+		TokenKey: "bench",
+	}
+	q, err := schema.Build(query.Request{Filter: listFilter, OrderBy: listOrderBy, PageSize: listPage})
+	if err != nil {
+		return "", nil, nil, err
+	}
+	sql = q.SQL(`SELECT symbol, name, sector, industry, exchange, currency, market_cap, create_time, update_time FROM stock.stocks`)
+	return sql, q.Args, []any{q.NamedArgs(nil)}, nil
 }
 
 // --- scenario 4: IngestPrices vs COPY ----------------------------------------------------
