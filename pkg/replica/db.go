@@ -141,7 +141,7 @@ func (r *Router) replayedConn(ctx context.Context, rep *replica, minLSN pgserver
 	}
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
-	for {
+	for poll := firstPoll; ; poll = nextPoll(poll) {
 		var text *string
 		err := conn.QueryRow(ctx, "SELECT pg_last_wal_replay_lsn()::text").Scan(&text)
 		if err == nil && text != nil {
@@ -157,7 +157,7 @@ func (r *Router) replayedConn(ctx context.Context, rep *replica, minLSN pgserver
 		case <-ctx.Done():
 			conn.Release()
 			return nil
-		case <-time.After(waitPoll):
+		case <-time.After(poll):
 		}
 	}
 }
