@@ -114,6 +114,14 @@ func testReadYourWrites(t *testing.T, e *env) {
 	admin := bearer(t, "ryw-admin@pgfleet.test", auth.RoleAdmin)
 	rc.WaitReplayed(t, rc.PrimaryLSN(t)) // the service's migrations
 	rc.PauseReplay(t)
+	// Until a check has seen the standby past the migrations (the router's floor), reads go to
+	// the primary: wait for a read counted on the replica.
+	onReplica := `pgfleet_db_reads_total{reason="replica",target="replica"}`
+	pgtest.Poll(t, "a read served by the paused standby", func() bool {
+		before := scrape(t, metrics, onReplica)
+		gw.do(t, http.MethodGet, "/v1/stocks/NONE", "")
+		return scrape(t, metrics, onReplica) > before
+	})
 	w := gw.do(t, http.MethodPost, "/v1/stocks:upsert", `{"stocks":[{"symbol":"RYW","name":"Read Your Writes Inc."}]}`, admin...)
 	tok := w.header.Get(tokenHeader)
 	if w.code != http.StatusOK || tok == "" {
@@ -128,7 +136,6 @@ func testReadYourWrites(t *testing.T, e *env) {
 
 	rc.ResumeReplay(t)
 	rc.WaitReplayed(t, rc.PrimaryLSN(t))
-	onReplica := `pgfleet_db_reads_total{reason="replica",target="replica"}`
 	before := scrape(t, metrics, onReplica)
 	if r := gw.do(t, http.MethodGet, "/v1/stocks/RYW", "", tokenHeader, tok); r.code != http.StatusOK {
 		t.Errorf("GET /v1/stocks/RYW with the write's token, replay resumed = %v, want 200", r)
