@@ -152,7 +152,7 @@ func New(ctx context.Context, primary *pgxpool.Pool, cfg Config, reg prometheus.
 		lagBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "pgfleet_db_replica_lag_bytes",
 			Help: "WAL bytes between the primary's position and the replica's replay position at its last check."}, []string{"replica"}),
 		up: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "pgfleet_db_replica_up",
-			Help: "1 if the replica serves reads (reachable, in recovery, lag within MAX_REPLICA_LAG), else 0."}, []string{"replica"}),
+			Help: "1 if the replica serves reads (reachable, in recovery, lag within MAX_REPLICA_LAG, past the service's migrations), else 0."}, []string{"replica"}),
 		reads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgfleet_db_reads_total",
 			Help: "Reads routed, by target (replica or primary) and reason."}, []string{"target", "reason"}),
 	}
@@ -305,7 +305,11 @@ func (r *Router) logChange(was *state, msg string, rep *replica, args ...any) {
 	}
 }
 
-func (r *Router) usable(st *state) bool { return st.up && st.lag <= r.cfg.MaxLag }
+// usable reports whether a replica serves reads by its last check: up, within MaxLag, and past
+// the floor (the migrations its service applied at start).
+func (r *Router) usable(st *state) bool {
+	return st.up && st.lag <= r.cfg.MaxLag && st.replayLSN >= pgserver.LSN(r.floor.Load())
+}
 
 // SetFloor makes every read need a replica that has replayed lsn, whatever position it asks
 // for: reads that would go to a replica behind it go to the primary (reason not_replayed).
@@ -472,7 +476,7 @@ type ReplicaStatus struct {
 	Checked bool
 	// Up: reachable and in recovery (a hot standby) at the last check.
 	Up bool
-	// Usable: Up with its lag within MAX_REPLICA_LAG; reads may run on it
+	// Usable: Up with its lag within MAX_REPLICA_LAG, past the service's migrations; reads may run on it
 	// (pgfleet_db_replica_up).
 	Usable bool
 	// ReplayLSN is the last WAL position it had replayed at the last check; 0 when not Up.

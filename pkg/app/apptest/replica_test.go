@@ -31,10 +31,14 @@ func TestStartServer_replicaBehindMigrations(t *testing.T) {
 		return svc.DB.QueryRow(replica.WithReplicaReads(t.Context(), 0), "SELECT count(*) FROM floor.notes").Scan(&n)
 	}
 
-	pgtest.Poll(t, "the paused standby checked and usable", func() bool {
+	// Within its lag bound, but behind the migrations: up, not usable.
+	pgtest.Poll(t, "the paused standby checked and up", func() bool {
 		rs := svc.Reads.Status().Replicas
-		return len(rs) == 1 && rs[0].Usable
+		return len(rs) == 1 && rs[0].Up
 	})
+	if rs := svc.Reads.Status().Replicas; rs[0].Usable {
+		t.Error("the standby behind the service's migrations is usable, want not")
+	}
 	if err := read(); err != nil {
 		t.Fatalf("read with the standby behind the migrations: %v; want it run on the primary", err)
 	}

@@ -389,7 +389,8 @@ type ReplicaStatus struct {
 	// check, when unreachable, and when it answers but is not in recovery (promoted, or not a
 	// standby at all).
 	Up bool `protobuf:"varint,2,opt,name=up,proto3" json:"up,omitempty"`
-	// Up and its lag within MAX_REPLICA_LAG: reads may run on it (pgfleet_db_replica_up).
+	// Up, its lag within MAX_REPLICA_LAG, and past the migrations the service applied at start:
+	// reads may run on it (pgfleet_db_replica_up).
 	// A read that fails on it for its sake also marks it not usable until its next check.
 	Usable bool `protobuf:"varint,3,opt,name=usable,proto3" json:"usable,omitempty"`
 	// Last WAL position it had replayed, as PostgreSQL writes an LSN (e.g. "0/3000060");
