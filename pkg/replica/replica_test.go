@@ -134,8 +134,8 @@ func TestRouter(t *testing.T) {
 		if pool, on := floored.Reader(0); on || inRecovery(t, pool) {
 			t.Error("Reader(0) with the floor not replayed chose the standby")
 		}
-		if st := floored.Status(); !st.Replicas[0].Usable || reads(st, "primary", replica.ReasonNotReplayed) != 1 {
-			t.Errorf("Status() = %+v, want the standby usable (its lag is small) and the read counted as not_replayed", st)
+		if st := floored.Status(); st.Replicas[0].Usable || reads(st, "primary", replica.ReasonNotReplayed) != 1 {
+			t.Errorf("Status() = %+v, want the standby not usable (up, its lag small, but behind the floor) and the read counted as not_replayed", st)
 		}
 		r.ResumeReplay(t)
 		waitReader(t, floored, true)
