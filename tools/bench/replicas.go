@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -579,16 +577,9 @@ func mixCall(client stockv1.StockServiceClient, md metadata.MD, w int) call {
 			if err != nil {
 				return err
 			}
-			n := 0
-			for {
-				resp, err := st.Recv()
-				if errors.Is(err, io.EOF) {
-					break
-				}
-				if err != nil {
-					return fmt.Errorf("StreamPrices: %w", err)
-				}
-				n += len(resp.GetPrices())
+			n, err := streamedRows(st)
+			if err != nil {
+				return err
 			}
 			if n != priceBars {
 				return fmt.Errorf("StreamPrices sent %d rows, want %d", n, priceBars)

@@ -420,16 +420,9 @@ func (b *bench) scenarioStream(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	n := 0
-	for {
-		resp, err := st.Recv()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("StreamPrices: %w", err)
-		}
-		n += len(resp.GetPrices())
+	n, err := streamedRows(st)
+	if err != nil {
+		return err
 	}
 	stream := result{ops: int64(n), window: time.Since(t0), clients: 1}
 	if n != streamRows {
@@ -842,4 +835,19 @@ func (b *bench) profileHooks(ctx context.Context, clients int, targets ...profTa
 
 func grpcInsecure() grpc.DialOption {
 	return grpc.WithTransportCredentials(insecure.NewCredentials())
+}
+
+// streamedRows reads a StreamPrices stream to its end and returns the rows it sent.
+func streamedRows(st stockv1.StockService_StreamPricesClient) (int, error) {
+	n := 0
+	for {
+		resp, err := st.Recv()
+		if errors.Is(err, io.EOF) {
+			return n, nil
+		}
+		if err != nil {
+			return n, fmt.Errorf("StreamPrices: %w", err)
+		}
+		n += len(resp.GetPrices())
+	}
 }
