@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pgfleet/pgfleet/pkg/migrate"
@@ -89,4 +90,16 @@ func NewDB(tb testing.TB, sets ...migrate.Set) *pgxpool.Pool {
 func NewDBURL(tb testing.TB, sets ...migrate.Set) string {
 	tb.Helper()
 	return sharedCluster(tb).NewDBURL(tb, sets...)
+}
+
+// Connect opens one connection to url, closed when tb finishes: for tests that look at a
+// server directly (a standby, a promoted one) rather than through a pool.
+func Connect(tb testing.TB, url string) *pgx.Conn {
+	tb.Helper()
+	conn, err := pgx.Connect(tb.Context(), url)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
 }

@@ -23,7 +23,7 @@ func TestReplicatedCluster(t *testing.T) {
 	t.Logf("primary and standby started in %v", time.Since(began).Round(time.Millisecond))
 	pool := r.NewDB(t, widgets)
 	db := pool.Config().ConnConfig.Database
-	standby := connect(t, r.StandbyURL(db))
+	standby := pgtest.Connect(t, r.StandbyURL(db))
 
 	t.Run("database and migrations replayed", func(t *testing.T) {
 		if got := names(t, standby); len(got) != 1 || got[0] != "seed" {
@@ -79,7 +79,7 @@ func TestReplicatedCluster_promote(t *testing.T) {
 	t.Parallel()
 	r := pgtest.NewReplicatedCluster(t)
 	primaryURL, standbyURL := r.NewDBURLs(t, widgets)
-	primary := connect(t, primaryURL)
+	primary := pgtest.Connect(t, primaryURL)
 	exec(t, primary, "INSERT INTO widget.widgets VALUES (2, 'before the crash')")
 	r.WaitReplayed(t, r.PrimaryLSN(t))
 
@@ -87,7 +87,7 @@ func TestReplicatedCluster_promote(t *testing.T) {
 	began := time.Now()
 	r.Promote(t)
 	t.Logf("promoted in %v", time.Since(began).Round(time.Millisecond))
-	promoted := connect(t, standbyURL)
+	promoted := pgtest.Connect(t, standbyURL)
 	exec(t, promoted, "INSERT INTO widget.widgets VALUES (3, 'after the promotion')")
 	if got := names(t, promoted); len(got) != 3 {
 		t.Errorf("widgets on the new primary = %q, want 3", got)
@@ -102,7 +102,7 @@ func TestReplicatedCluster_failoverURL(t *testing.T) {
 	db := r.NewDB(t, widgets).Config().ConnConfig.Database
 	writable := func(t *testing.T) *pgx.Conn {
 		t.Helper()
-		conn := connect(t, r.FailoverURL(db))
+		conn := pgtest.Connect(t, r.FailoverURL(db))
 		var inRecovery bool
 		if err := conn.QueryRow(t.Context(), "SELECT pg_is_in_recovery()").Scan(&inRecovery); err != nil || inRecovery {
 			t.Fatalf("FailoverURL reached a server in recovery %v (err %v), want the read-write one", inRecovery, err)
@@ -137,16 +137,6 @@ type querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
 
-func connect(t *testing.T, url string) *pgx.Conn {
-	t.Helper()
-	conn, err := pgx.Connect(t.Context(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close(context.Background()) })
-	return conn
-}
-
 func exec(t *testing.T, q querier, sql string) {
 	t.Helper()
 	if _, err := q.Exec(t.Context(), sql); err != nil {
@@ -172,8 +162,8 @@ func TestReplicatedCluster_synchronous(t *testing.T) {
 	t.Parallel()
 	r := pgtest.NewReplicatedCluster(t, pgtest.Synchronous())
 	primaryURL, standbyURL := r.NewDBURLs(t, widgets)
-	primary := connect(t, primaryURL)
-	standby := connect(t, standbyURL)
+	primary := pgtest.Connect(t, primaryURL)
+	standby := pgtest.Connect(t, standbyURL)
 	var level, standbys string
 	if err := primary.QueryRow(t.Context(), "SELECT current_setting('synchronous_commit'), current_setting('synchronous_standby_names')").
 		Scan(&level, &standbys); err != nil {
@@ -212,7 +202,7 @@ func TestReplicatedCluster_synchronous(t *testing.T) {
 
 	r.StopPrimary(t)
 	r.Promote(t)
-	promoted := connect(t, standbyURL)
+	promoted := pgtest.Connect(t, standbyURL)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	if _, err := promoted.Exec(ctx, "INSERT INTO widget.widgets VALUES (200, 'after the promotion')"); err != nil {

@@ -92,7 +92,7 @@ func TestFailover(t *testing.T) {
 		}
 	}
 
-	ledger := connect(t, r.StandbyURL(portfolioDB)) // the new primary
+	ledger := pgtest.Connect(t, r.StandbyURL(portfolioDB)) // the new primary
 	acked, failed := 0, 0
 	codes := map[string]int{}
 	for _, o := range ops {
@@ -154,16 +154,6 @@ func database(t *testing.T, url string) string {
 		t.Fatal(err)
 	}
 	return cfg.Database
-}
-
-func connect(t *testing.T, url string) *pgx.Conn {
-	t.Helper()
-	conn, err := pgx.Connect(t.Context(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close(context.Background()) })
-	return conn
 }
 
 // seedPrices gives the stock service AAPL at 100.

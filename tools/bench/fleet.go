@@ -161,22 +161,24 @@ func resetPeak(pid int) error {
 	return os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0)
 }
 
+// children returns the processes whose parent is pid, as /proc lists them now.
+func children(pid int) []int {
+	var kids []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err == nil && child != pid && ppid(child) == pid {
+			kids = append(kids, child)
+		}
+	}
+	return kids
+}
+
 // pgMem sums the memory of the postmaster and its children. PSS divides each shared page
 // (shared_buffers) among the processes that map it, so the sum counts it once; the RSS sum
 // counts it in every backend that touched it.
 func pgMem(postmaster int) (procs int, pss, rss int64) {
-	pids := []int{postmaster}
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == postmaster {
-			continue
-		}
-		if ppid(pid) == postmaster {
-			pids = append(pids, pid)
-		}
-	}
-	for _, pid := range pids {
+	for _, pid := range append([]int{postmaster}, children(postmaster)...) {
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
 		if err != nil {
 			continue // exited meanwhile

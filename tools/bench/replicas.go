@@ -230,15 +230,8 @@ func pgCPU(postmaster int) time.Duration {
 		ticks += n
 	}
 	t := time.Duration(ticks) * 10 * time.Millisecond
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == postmaster {
-			continue
-		}
-		if ppid(pid) == postmaster {
-			t += cpuTime(pid)
-		}
+	for _, pid := range children(postmaster) {
+		t += cpuTime(pid)
 	}
 	return t
 }
