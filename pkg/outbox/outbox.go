@@ -33,6 +33,9 @@ import (
 // consumer must resynchronize (from its source of truth, then from Oldest()-1).
 var ErrCursorPruned = errors.New("outbox: events after the cursor have been pruned")
 
+// DefaultLimit is the most events Read returns when its limit is below 1.
+const DefaultLimit = 1000
+
 // DB is what Read, Oldest and Prune need: a *pgxpool.Pool, a *pgx.Conn or a pgx.Tx.
 type DB interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
@@ -155,10 +158,13 @@ SELECT pg_notify($5, '')`
 
 // Read returns up to limit events of schema with a position after the cursor after, in
 // position order, only of the given types (all if types is empty). It returns
-// ErrCursorPruned if events after the cursor have been pruned. Read from the primary: a
-// standby's snapshot is also in commit order, but lags.
+// ErrCursorPruned if events after the cursor have been pruned. A limit below 1 means
+// DefaultLimit. Read from the primary: a standby's snapshot is also in commit order, but lags.
 func Read(ctx context.Context, db DB, schema string, after int64, types []string, limit int) ([]Record, error) {
 	n := namesOf(schema)
+	if limit < 1 {
+		limit = DefaultLimit
+	}
 	if len(types) == 0 {
 		types = nil
 	}
