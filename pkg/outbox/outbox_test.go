@@ -43,7 +43,7 @@ func startSequencer(t *testing.T, url, schema string) (*outbox.Sequencer, contex
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := outbox.NewSequencer(outbox.SequencerConfig{Schema: schema, Conn: cfg, Batch: 500, Poll: 200 * time.Millisecond})
+	s := outbox.NewSequencer(outbox.SequencerConfig{Schema: schema, Conn: cfg, Batch: 500, Poll: 200 * time.Millisecond, Retry: 20 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -307,18 +307,27 @@ func TestConcurrent(t *testing.T) {
 	)
 	writing.Store(true)
 
-	// Reader: its own connection for wake-ups, with a poll fallback.
-	readerDone := make(chan struct{})
+	// Reader: its own connection (not one of the writers' pool) for reads and wake-ups, with a
+	// poll fallback.
+	readerDone, readerReady := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(readerDone)
-		listen := pgtest.Connect(t, url)
-		if _, err := listen.Exec(ctx, "LISTEN "+pgx.Identifier{outbox.SequencedChannel(schema)}.Sanitize()); err != nil {
+		listen, err := pgx.Connect(ctx, url)
+		if err != nil {
+			readErr = err
+			close(readerReady)
+			return
+		}
+		defer func() { _ = listen.Close(context.Background()) }()
+		_, err = listen.Exec(ctx, "LISTEN "+pgx.Identifier{outbox.SequencedChannel(schema)}.Sanitize())
+		close(readerReady)
+		if err != nil {
 			readErr = err
 			return
 		}
 		var after int64
 		for {
-			recs, err := outbox.Read(ctx, pool, schema, after, nil, 500)
+			recs, err := outbox.Read(ctx, listen, schema, after, nil, 500)
 			if err != nil {
 				readErr = err
 				return
@@ -344,14 +353,14 @@ func TestConcurrent(t *testing.T) {
 				continue
 			}
 			if !writing.Load() {
-				last, err := outbox.Last(ctx, pool, schema)
+				last, err := outbox.Last(ctx, listen, schema)
 				if err != nil {
 					readErr = err
 					return
 				}
 				if last == after && sequenced() > 0 {
 					var pending int
-					if err := pool.QueryRow(ctx, `SELECT count(*) FROM `+pgx.Identifier{schema, "outbox"}.Sanitize()+` WHERE position IS NULL`).Scan(&pending); err != nil {
+					if err := listen.QueryRow(ctx, `SELECT count(*) FROM `+pgx.Identifier{schema, "outbox"}.Sanitize()+` WHERE position IS NULL`).Scan(&pending); err != nil {
 						readErr = err
 						return
 					}
@@ -366,7 +375,9 @@ func TestConcurrent(t *testing.T) {
 		}
 	}()
 
-	leaderPID(t, pool) // writers start once a sequencer leads: the figures leave out its start
+	// Writers start once a sequencer leads and the reader listens: the figures leave out starts.
+	leaderPID(t, pool)
+	<-readerReady
 	start := time.Now()
 	var wg sync.WaitGroup
 	errs := make(chan error, writers)

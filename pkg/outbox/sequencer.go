@@ -20,10 +20,12 @@ type SequencerConfig struct {
 	Conn *pgx.ConnConfig
 	// Batch is the most rows one statement sequences (default 1000).
 	Batch int
-	// Poll is how long it waits for a wake-up before looking anyway, and how long it waits
-	// before reconnecting after an error (default 1s).
+	// Poll is how long it waits for a wake-up before looking anyway (default 1s).
 	Poll time.Duration
-	Log  *slog.Logger // default slog.Default()
+	// Retry is how long it waits before reconnecting after an error (default 1s). A standby
+	// already waiting for the lock takes over at once; Retry only delays a failed one's return.
+	Retry time.Duration
+	Log   *slog.Logger // default slog.Default()
 }
 
 // Sequencer gives the committed events of one schema their positions. Run it in every
@@ -42,6 +44,9 @@ func NewSequencer(cfg SequencerConfig) *Sequencer {
 	}
 	if cfg.Poll <= 0 {
 		cfg.Poll = time.Second
+	}
+	if cfg.Retry <= 0 {
+		cfg.Retry = time.Second
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
@@ -68,7 +73,7 @@ func (s *Sequencer) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(s.cfg.Poll):
+		case <-time.After(s.cfg.Retry):
 		}
 	}
 }
