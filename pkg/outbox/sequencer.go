@@ -94,12 +94,15 @@ func (s *Sequencer) session(ctx context.Context) error {
 		_ = conn.Close(closeCtx)
 	}()
 	n := namesOf(s.cfg.Schema)
-	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{n.wake}.Sanitize()); err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
 	// Blocks until the holder's session ends; ctx's end cancels the wait.
 	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock(`+lockKey+`)`, s.cfg.Schema); err != nil {
 		return fmt.Errorf("lock: %w", err)
+	}
+	// LISTEN only once leading: a session that listens while blocked in the lock's wait reads
+	// no notification and holds back the server's whole notification queue (8 GB, then every
+	// NOTIFY fails). The drain below sees whatever committed before.
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{n.wake}.Sanitize()); err != nil {
+		return fmt.Errorf("listen: %w", err)
 	}
 	s.leader.Store(true)
 	s.cfg.Log.Info("outbox sequencer: leading", "schema", s.cfg.Schema)
