@@ -81,7 +81,7 @@ func namesOf(schema string) names {
 	}
 }
 
-// WakeChannel is the channel Append notifies at commit (the sequencer listens on it).
+// WakeChannel is the channel Wake notifies after a commit (the sequencer listens on it).
 func WakeChannel(schema string) string { return namesOf(schema).wake }
 
 // SequencedChannel is the channel the sequencer notifies after each batch, with the last
@@ -126,9 +126,12 @@ func quoteLiteralBody(s string) string {
 	return string(out)
 }
 
-// Append inserts events into schema's outbox in the caller's transaction, without positions,
-// and notifies the sequencer (delivered only if tx commits). It takes a pgx.Tx, not a pool or a
-// connection, so an event cannot be written apart from its change.
+// Append inserts events into schema's outbox in the caller's transaction, without positions.
+// It takes a pgx.Tx, not a pool or a connection, so an event cannot be written apart from its
+// change. It does not notify: a transaction that runs NOTIFY holds a database-wide lock through
+// its commit (PostgreSQL serializes notifying commits), which would serialize every write of
+// the schema. Call Wake once the transaction has committed; the sequencer also looks every
+// Poll without one.
 func Append(ctx context.Context, tx pgx.Tx, schema string, events ...Event) error {
 	if len(events) == 0 {
 		return nil
@@ -145,13 +148,22 @@ func Append(ctx context.Context, tx pgx.Tx, schema string, events ...Event) erro
 	}
 	n := namesOf(schema)
 	// WITH ORDINALITY + ORDER BY: append_seq (a column default) follows the events' order.
-	sql := `WITH ins AS (
+	sql := `
 	INSERT INTO ` + n.table + ` (aggregatetype, aggregateid, type, payload)
 	SELECT a, b, c, d FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[]) WITH ORDINALITY AS e(a, b, c, d, i)
-	ORDER BY i)
-SELECT pg_notify($5, '')`
-	if _, err := tx.Exec(ctx, sql, aggTypes, aggIDs, types, payloads, n.wake); err != nil {
+	ORDER BY i`
+	if _, err := tx.Exec(ctx, sql, aggTypes, aggIDs, types, payloads); err != nil {
 		return fmt.Errorf("outbox: append to %s: %w", n.table, err)
+	}
+	return nil
+}
+
+// Wake tells schema's sequencer that events were committed, so that it numbers them now
+// rather than at its next poll. Call it after the commit of a transaction that called Append,
+// on any connection (its own short transaction takes PostgreSQL's notify lock only for itself).
+func Wake(ctx context.Context, db DB, schema string) error {
+	if _, err := db.Exec(ctx, "SELECT pg_notify($1, '')", namesOf(schema).wake); err != nil {
+		return fmt.Errorf("outbox: wake %s's sequencer: %w", schema, err)
 	}
 	return nil
 }

@@ -55,7 +55,10 @@ func startSequencer(t *testing.T, url, schema string) (*outbox.Sequencer, contex
 }
 
 func appendTx(ctx context.Context, pool *pgxpool.Pool, schema string, events ...outbox.Event) error {
-	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return outbox.Append(ctx, tx, schema, events...) })
+	if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return outbox.Append(ctx, tx, schema, events...) }); err != nil {
+		return err
+	}
+	return outbox.Wake(ctx, pool, schema)
 }
 
 func ev(payload string) outbox.Event {
@@ -157,6 +160,9 @@ func TestLateCommit(t *testing.T) {
 		if err := late.Commit(ctx); err != nil {
 			t.Fatal(err)
 		}
+		if err := outbox.Wake(ctx, pool, schema); err != nil {
+			t.Fatal(err)
+		}
 		var after int
 		if err := pool.QueryRow(ctx, `SELECT count(*) FROM naive WHERE position > $1`, cursor).Scan(&after); err != nil {
 			t.Fatal(err)
@@ -185,6 +191,9 @@ func TestLateCommit(t *testing.T) {
 		}
 		cursor := recs[0].Position
 		if err := late.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := outbox.Wake(ctx, pool, schema); err != nil {
 			t.Fatal(err)
 		}
 		recs = readUntil(t, pool, schema, cursor, 1)
@@ -416,6 +425,10 @@ func TestConcurrent(t *testing.T) {
 					return
 				}
 				at := time.Now()
+				if err := outbox.Wake(ctx, pool, schema); err != nil {
+					errs <- err
+					return
+				}
 				mu.Lock()
 				for _, e := range events {
 					committed[string(e.Payload)] = at
