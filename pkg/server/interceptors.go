@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"runtime/debug"
 	"strings"
@@ -210,6 +211,12 @@ type validatingStream struct {
 
 func (v *validatingStream) RecvMsg(m any) error {
 	if err := v.ServerStream.RecvMsg(m); err != nil {
+		// The generated handler returns this error as is: a client that cancels before its
+		// request arrives gets grpc's CANCELLED, given its reason here.
+		if st, ok := status.FromError(err); ok && err != io.EOF {
+			fixed, _ := apierr.Ensure(st)
+			return fixed.Err()
+		}
 		return err
 	}
 	return validationError(v.method, v.validate(m))

@@ -6,6 +6,12 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/pgfleet/pgfleet/pkg/apierr"
 )
 
 // TestRun_listenerFails: a gRPC listener that dies makes Run stop everything and return its error.
@@ -23,5 +29,22 @@ func TestRun_listenerFails(t *testing.T) {
 	if c, err := net.Dial("tcp", s.MetricsAddr()); err == nil {
 		c.Close()
 		t.Errorf("metrics listener still accepts after Run failed")
+	}
+}
+
+// cancelledStream is a server stream whose client went away before sending its request.
+type cancelledStream struct{ grpc.ServerStream }
+
+func (cancelledStream) RecvMsg(any) error { return status.Error(codes.Canceled, "context canceled") }
+
+// TestValidatingStream_cancelledBeforeRequest: the request's RecvMsg error, which the generated
+// handler returns as is, carries exactly one ErrorInfo (CI saw a StreamPrices cancelled before
+// its request answer CANCELLED without one).
+func TestValidatingStream_cancelledBeforeRequest(t *testing.T) {
+	v := &validatingStream{ServerStream: cancelledStream{}, validate: func(any) error { return nil }, method: "/pkg.S/M"}
+	err := v.RecvMsg(nil)
+	st, _ := status.FromError(err)
+	if st.Code() != codes.Canceled || apierr.Count(st) != 1 {
+		t.Errorf("RecvMsg = %v with %d ErrorInfos, want CANCELLED with 1", err, apierr.Count(st))
 	}
 }
