@@ -109,16 +109,9 @@ func (r *Router) target(ctx context.Context) (*replica, querier) {
 	defer c.mu.Unlock()
 	if !c.picked {
 		c.picked = true
-		wait := r.cfg.Wait
-		if !c.hasToken {
-			wait = 0
-		}
-		rep, reason := r.waitPick(ctx, c.minLSN, wait)
-		if rep != nil && c.hasToken {
-			c.conn = r.replayedConn(ctx, rep, max(c.minLSN, pgserver.LSN(r.floor.Load())), c.began.Add(wait))
-			if c.conn == nil {
-				rep, reason = nil, ReasonNotReplayed
-			}
+		rep, reason := r.pick(0)
+		if c.hasToken {
+			rep, c.conn, reason = r.waitReplayed(ctx, c.minLSN, c.began.Add(r.cfg.Wait))
 		}
 		c.rep = rep
 		r.count(rep, reason)
@@ -133,7 +126,7 @@ func (r *Router) target(ctx context.Context) (*replica, querier) {
 }
 
 // replayedConn returns a connection to rep on which minLSN has been replayed, asking until
-// deadline, or nil.
+// deadline (after 1ms, then up to every 10ms), or nil.
 func (r *Router) replayedConn(ctx context.Context, rep *replica, minLSN pgserver.LSN, deadline time.Time) *pgxpool.Conn {
 	conn, err := rep.pool.Acquire(ctx)
 	if err != nil {

@@ -395,38 +395,33 @@ func (r *Router) Reader(minLSN pgserver.LSN) (pool *pgxpool.Pool, onReplica bool
 }
 
 // WaitReader is Reader for read-your-writes: if no replica has replayed minLSN at its last
-// check, it asks the usable replicas how far they have replayed (after 1ms, then up to every
-// 10ms), for up to wait,
-// and returns the first that reaches minLSN; else (or once ctx ends) the primary. It never fails.
+// check, it asks a usable one how far it has replayed (after 1ms, then up to every 10ms), for
+// up to wait, and returns it once it reaches minLSN; else (or once ctx ends) the primary. It
+// never fails.
 func (r *Router) WaitReader(ctx context.Context, minLSN pgserver.LSN, wait time.Duration) (pool *pgxpool.Pool, onReplica bool) {
-	return r.count(r.waitPick(ctx, minLSN, wait))
+	rep, conn, reason := r.waitReplayed(ctx, minLSN, time.Now().Add(wait))
+	if conn != nil {
+		conn.Release()
+	}
+	return r.count(rep, reason)
 }
 
-// waitPick is pick, waiting up to wait for a usable replica to replay minLSN (see WaitReader).
-func (r *Router) waitPick(ctx context.Context, minLSN pgserver.LSN, wait time.Duration) (*replica, string) {
-	minLSN = max(minLSN, pgserver.LSN(r.floor.Load()))
+// waitReplayed chooses where a read that must see minLSN runs: a replica whose last check saw
+// it replayed, else a usable one, asked until deadline. It returns the connection on which the
+// position was seen replayed (the caller releases it), or no replica and why.
+func (r *Router) waitReplayed(ctx context.Context, minLSN pgserver.LSN, deadline time.Time) (*replica, *pgxpool.Conn, string) {
 	rep, reason := r.pick(minLSN)
-	if reason != ReasonNotReplayed || wait <= 0 {
-		return rep, reason
+	if reason == ReasonNotReplayed {
+		rep, reason = r.pick(0) // usable, past the floor: wait for it to replay minLSN
 	}
-	ctx, cancel := context.WithTimeout(ctx, wait)
-	defer cancel()
-	for poll := firstPoll; ; poll = nextPoll(poll) {
-		for _, c := range r.replicas {
-			if !r.usable(c.state.Load()) {
-				continue
-			}
-			l, err := lsn(ctx, c.pool, "SELECT pg_last_wal_replay_lsn()::text")
-			if err == nil && l >= minLSN {
-				return c, ReasonReplica
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ReasonNotReplayed
-		case <-time.After(poll):
-		}
+	if rep == nil {
+		return nil, nil, reason
 	}
+	conn := r.replayedConn(ctx, rep, max(minLSN, pgserver.LSN(r.floor.Load())), deadline)
+	if conn == nil {
+		return nil, nil, ReasonNotReplayed
+	}
+	return rep, conn, ReasonReplica
 }
 
 // markDown marks rep down until its next check, after a read failed because it was lost.
