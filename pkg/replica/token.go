@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/binary"
+	"net/textproto"
 	"strings"
 	"time"
 
@@ -21,6 +22,9 @@ import (
 // with one (response header); a read that sends it back sees that write. Through the gateway
 // it is the HTTP header of the same name, both ways.
 const TokenHeader = "pgfleet-consistency-token"
+
+// TokenHTTPHeader is TokenHeader as an HTTP header is written.
+var TokenHTTPHeader = textproto.CanonicalMIMEHeaderKey(TokenHeader)
 
 // tokenVersion is the first byte of a token, so that its form may change.
 const tokenVersion = 1
@@ -54,7 +58,15 @@ func tokenFrom(ctx context.Context) (pgserver.LSN, bool, error) {
 	return l, err == nil, err
 }
 
-// isWrite tells a write RPC from a read: a method whose proto declares idempotency_level
+// Writes tells a write RPC from a read: a method whose proto declares idempotency_level
+// NO_SIDE_EFFECTS reads, any other writes and answers with a consistency token. The gateway's
+// OpenAPI document tells them apart by the same rule.
+func Writes(m protoreflect.MethodDescriptor) bool {
+	opts, ok := m.Options().(*descriptorpb.MethodOptions)
+	return !ok || opts.GetIdempotencyLevel() != descriptorpb.MethodOptions_NO_SIDE_EFFECTS
+}
+
+// isWrite is Writes by full method name: a method whose proto declares idempotency_level
 // NO_SIDE_EFFECTS reads, any other writes. The interceptors ask it only of the service's
 // routed methods, not of health, reflection or DatabaseMonitor.
 func isWrite(fullMethod string) bool {
@@ -75,11 +87,7 @@ func isWrite(fullMethod string) bool {
 		return false
 	}
 	m, ok := d.(protoreflect.MethodDescriptor)
-	if !ok {
-		return false
-	}
-	opts, ok := m.Options().(*descriptorpb.MethodOptions)
-	return !ok || opts.GetIdempotencyLevel() != descriptorpb.MethodOptions_NO_SIDE_EFFECTS
+	return ok && Writes(m)
 }
 
 // writes returns the set of routed methods that write, once per interceptor.

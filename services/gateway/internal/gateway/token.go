@@ -10,7 +10,7 @@ import (
 
 // TokenHeader is the HTTP header of the consistency token (replica.TokenHeader), both ways:
 // every successful write answers with it; a read that sends it back sees that write.
-var TokenHeader = textproto.CanonicalMIMEHeaderKey(replica.TokenHeader)
+var TokenHeader = replica.TokenHTTPHeader
 
 // incomingHeader passes the consistency token to the services as gRPC metadata under its own
 // name (the services read and check it: a malformed one is 400 CONSISTENCY_TOKEN_MALFORMED),

@@ -3,13 +3,11 @@ package openapi
 import (
 	"fmt"
 	"maps"
-	"net/textproto"
 	"slices"
 	"strings"
 
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
-	"google.golang.org/protobuf/types/descriptorpb"
 
 	"github.com/pgfleet/pgfleet/pkg/replica"
 )
@@ -277,7 +275,7 @@ func describeOperation(o operation) error {
 
 // TokenHeader is the HTTP header of the consistency token (pkg/replica's TokenHeader, as the
 // gateway passes it both ways).
-var TokenHeader = textproto.CanonicalMIMEHeaderKey(replica.TokenHeader)
+var TokenHeader = replica.TokenHTTPHeader
 
 // Where the token is documented. A write is an RPC whose idempotency_level is not
 // NO_SIDE_EFFECTS, as pkg/replica tells them apart: every successful one answers with a token.
@@ -305,7 +303,7 @@ var (
 // describeToken documents the consistency token of o, an RPC's operation: a write's 200
 // answer carries it, a read takes it.
 func describeToken(o operation) {
-	if isWrite(o.rpc) {
+	if replica.Writes(o.rpc) {
 		ok := obj(obj(o.op["responses"])["200"])
 		headers := obj(ok["headers"])
 		if headers == nil {
@@ -316,12 +314,6 @@ func describeToken(o operation) {
 		return
 	}
 	o.op["parameters"] = append(list(o.op["parameters"]), clone(tokenParameter))
-}
-
-// isWrite reports whether md writes: its idempotency_level is not NO_SIDE_EFFECTS.
-func isWrite(md protoreflect.MethodDescriptor) bool {
-	opts, ok := md.Options().(*descriptorpb.MethodOptions)
-	return !ok || opts.GetIdempotencyLevel() != descriptorpb.MethodOptions_NO_SIDE_EFFECTS
 }
 
 // ndjson is the media type of the gateway's server streams (marshal.go).
