@@ -10,6 +10,7 @@
 package interviewv1
 
 import (
+	v1 "github.com/pgfleet/pgfleet/gen/pgfleet/ops/v1"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -2177,11 +2178,355 @@ func (x *ListSessionsResponse) GetNextPageToken() string {
 	return ""
 }
 
+// WatchSessionRequest names the session to watch.
+type WatchSessionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Session id.
+	SessionId     int64 `protobuf:"varint,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchSessionRequest) Reset() {
+	*x = WatchSessionRequest{}
+	mi := &file_pgfleet_interview_v1_interview_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchSessionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchSessionRequest) ProtoMessage() {}
+
+func (x *WatchSessionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_interview_v1_interview_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchSessionRequest.ProtoReflect.Descriptor instead.
+func (*WatchSessionRequest) Descriptor() ([]byte, []int) {
+	return file_pgfleet_interview_v1_interview_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *WatchSessionRequest) GetSessionId() int64 {
+	if x != nil {
+		return x.SessionId
+	}
+	return 0
+}
+
+// WatchSessionResponse is the session's current state.
+type WatchSessionResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The session, as GetSession returns it.
+	Session       *Session `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchSessionResponse) Reset() {
+	*x = WatchSessionResponse{}
+	mi := &file_pgfleet_interview_v1_interview_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchSessionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchSessionResponse) ProtoMessage() {}
+
+func (x *WatchSessionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_interview_v1_interview_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchSessionResponse.ProtoReflect.Descriptor instead.
+func (*WatchSessionResponse) Descriptor() ([]byte, []int) {
+	return file_pgfleet_interview_v1_interview_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *WatchSessionResponse) GetSession() *Session {
+	if x != nil {
+		return x.Session
+	}
+	return nil
+}
+
+// WatchEventsRequest says where a consumer starts and which events it wants.
+type WatchEventsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Event types to receive, full message names such as "pgfleet.interview.v1.AnswerEvaluated";
+	// empty: all of the service's. At most 20, each one of the service's event types.
+	Types []string `protobuf:"bytes,1,rep,name=types,proto3" json:"types,omitempty"`
+	// Resume after this cursor (an event's, or a response's): the stream starts with the first
+	// event after it. Empty: start with the events committed from now on, unless from_oldest.
+	Cursor string `protobuf:"bytes,2,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	// With an empty cursor: start with the oldest event still kept instead of from now on.
+	FromOldest    bool `protobuf:"varint,3,opt,name=from_oldest,json=fromOldest,proto3" json:"from_oldest,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchEventsRequest) Reset() {
+	*x = WatchEventsRequest{}
+	mi := &file_pgfleet_interview_v1_interview_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchEventsRequest) ProtoMessage() {}
+
+func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_interview_v1_interview_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchEventsRequest.ProtoReflect.Descriptor instead.
+func (*WatchEventsRequest) Descriptor() ([]byte, []int) {
+	return file_pgfleet_interview_v1_interview_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *WatchEventsRequest) GetTypes() []string {
+	if x != nil {
+		return x.Types
+	}
+	return nil
+}
+
+func (x *WatchEventsRequest) GetCursor() string {
+	if x != nil {
+		return x.Cursor
+	}
+	return ""
+}
+
+func (x *WatchEventsRequest) GetFromOldest() bool {
+	if x != nil {
+		return x.FromOldest
+	}
+	return false
+}
+
+// WatchEventsResponse is a batch of events in commit order.
+type WatchEventsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The events; empty in the first message of a stream started without a cursor, which
+	// marks where the stream starts.
+	Events []*v1.Event `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	// Resume cursor after this message's events.
+	Cursor        string `protobuf:"bytes,2,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchEventsResponse) Reset() {
+	*x = WatchEventsResponse{}
+	mi := &file_pgfleet_interview_v1_interview_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchEventsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchEventsResponse) ProtoMessage() {}
+
+func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_interview_v1_interview_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchEventsResponse.ProtoReflect.Descriptor instead.
+func (*WatchEventsResponse) Descriptor() ([]byte, []int) {
+	return file_pgfleet_interview_v1_interview_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *WatchEventsResponse) GetEvents() []*v1.Event {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *WatchEventsResponse) GetCursor() string {
+	if x != nil {
+		return x.Cursor
+	}
+	return ""
+}
+
+// AnswerEvaluated is the event of an answer submitted and scored. Aggregate type "session",
+// aggregate id the session id.
+type AnswerEvaluated struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Session id.
+	SessionId int64 `protobuf:"varint,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// The candidate.
+	Candidate string `protobuf:"bytes,2,opt,name=candidate,proto3" json:"candidate,omitempty"`
+	// The question's position in the session, from 1.
+	Position int32 `protobuf:"varint,3,opt,name=position,proto3" json:"position,omitempty"`
+	// Question id.
+	QuestionId int64 `protobuf:"varint,4,opt,name=question_id,json=questionId,proto3" json:"question_id,omitempty"`
+	// The answer with its evaluation.
+	Answer        *Answer `protobuf:"bytes,5,opt,name=answer,proto3" json:"answer,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AnswerEvaluated) Reset() {
+	*x = AnswerEvaluated{}
+	mi := &file_pgfleet_interview_v1_interview_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AnswerEvaluated) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AnswerEvaluated) ProtoMessage() {}
+
+func (x *AnswerEvaluated) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_interview_v1_interview_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AnswerEvaluated.ProtoReflect.Descriptor instead.
+func (*AnswerEvaluated) Descriptor() ([]byte, []int) {
+	return file_pgfleet_interview_v1_interview_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *AnswerEvaluated) GetSessionId() int64 {
+	if x != nil {
+		return x.SessionId
+	}
+	return 0
+}
+
+func (x *AnswerEvaluated) GetCandidate() string {
+	if x != nil {
+		return x.Candidate
+	}
+	return ""
+}
+
+func (x *AnswerEvaluated) GetPosition() int32 {
+	if x != nil {
+		return x.Position
+	}
+	return 0
+}
+
+func (x *AnswerEvaluated) GetQuestionId() int64 {
+	if x != nil {
+		return x.QuestionId
+	}
+	return 0
+}
+
+func (x *AnswerEvaluated) GetAnswer() *Answer {
+	if x != nil {
+		return x.Answer
+	}
+	return nil
+}
+
+// SessionCompleted is the event of a session completed. Aggregate type "session", aggregate
+// id the session id.
+type SessionCompleted struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The session with its summary.
+	Session       *Session `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionCompleted) Reset() {
+	*x = SessionCompleted{}
+	mi := &file_pgfleet_interview_v1_interview_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionCompleted) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionCompleted) ProtoMessage() {}
+
+func (x *SessionCompleted) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_interview_v1_interview_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionCompleted.ProtoReflect.Descriptor instead.
+func (*SessionCompleted) Descriptor() ([]byte, []int) {
+	return file_pgfleet_interview_v1_interview_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *SessionCompleted) GetSession() *Session {
+	if x != nil {
+		return x.Session
+	}
+	return nil
+}
+
 var File_pgfleet_interview_v1_interview_proto protoreflect.FileDescriptor
 
 const file_pgfleet_interview_v1_interview_proto_rawDesc = "" +
 	"\n" +
-	"$pgfleet/interview/v1/interview.proto\x12\x14pgfleet.interview.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xff\x02\n" +
+	"$pgfleet/interview/v1/interview.proto\x12\x14pgfleet.interview.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18pgfleet/ops/v1/ops.proto\"\xff\x02\n" +
 	"\bQuestion\x12\x13\n" +
 	"\x02id\x18\x01 \x01(\x03B\x03\xe0A\x03R\x02id\x12\x18\n" +
 	"\x03key\x18\x02 \x01(\tB\x06\xe0A\x02\xe0A\x05R\x03key\x12\x17\n" +
@@ -2339,7 +2684,30 @@ const file_pgfleet_interview_v1_interview_proto_rawDesc = "" +
 	"page_token\x18\x04 \x01(\tR\tpageToken\"y\n" +
 	"\x14ListSessionsResponse\x129\n" +
 	"\bsessions\x18\x01 \x03(\v2\x1d.pgfleet.interview.v1.SessionR\bsessions\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*i\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"9\n" +
+	"\x13WatchSessionRequest\x12\"\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\x03B\x03\xe0A\x02R\tsessionId\"O\n" +
+	"\x14WatchSessionResponse\x127\n" +
+	"\asession\x18\x01 \x01(\v2\x1d.pgfleet.interview.v1.SessionR\asession\"c\n" +
+	"\x12WatchEventsRequest\x12\x14\n" +
+	"\x05types\x18\x01 \x03(\tR\x05types\x12\x16\n" +
+	"\x06cursor\x18\x02 \x01(\tR\x06cursor\x12\x1f\n" +
+	"\vfrom_oldest\x18\x03 \x01(\bR\n" +
+	"fromOldest\"\\\n" +
+	"\x13WatchEventsResponse\x12-\n" +
+	"\x06events\x18\x01 \x03(\v2\x15.pgfleet.ops.v1.EventR\x06events\x12\x16\n" +
+	"\x06cursor\x18\x02 \x01(\tR\x06cursor\"\xc1\x01\n" +
+	"\x0fAnswerEvaluated\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\x03R\tsessionId\x12\x1c\n" +
+	"\tcandidate\x18\x02 \x01(\tR\tcandidate\x12\x1a\n" +
+	"\bposition\x18\x03 \x01(\x05R\bposition\x12\x1f\n" +
+	"\vquestion_id\x18\x04 \x01(\x03R\n" +
+	"questionId\x124\n" +
+	"\x06answer\x18\x05 \x01(\v2\x1c.pgfleet.interview.v1.AnswerR\x06answer\"K\n" +
+	"\x10SessionCompleted\x127\n" +
+	"\asession\x18\x01 \x01(\v2\x1d.pgfleet.interview.v1.SessionR\asession*i\n" +
 	"\fSessionState\x12\x1d\n" +
 	"\x19SESSION_STATE_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19SESSION_STATE_IN_PROGRESS\x10\x01\x12\x1b\n" +
@@ -2350,7 +2718,7 @@ const file_pgfleet_interview_v1_interview_proto_rawDesc = "" +
 	"\x0eUpdateQuestion\x12+.pgfleet.interview.v1.UpdateQuestionRequest\x1a,.pgfleet.interview.v1.UpdateQuestionResponse\x12k\n" +
 	"\x0eDeleteQuestion\x12+.pgfleet.interview.v1.DeleteQuestionRequest\x1a,.pgfleet.interview.v1.DeleteQuestionResponse\x12m\n" +
 	"\rListQuestions\x12*.pgfleet.interview.v1.ListQuestionsRequest\x1a+.pgfleet.interview.v1.ListQuestionsResponse\"\x03\x90\x02\x01\x12\x7f\n" +
-	"\x13BulkImportQuestions\x120.pgfleet.interview.v1.BulkImportQuestionsRequest\x1a1.pgfleet.interview.v1.BulkImportQuestionsResponse\"\x03\x90\x02\x022\x93\x05\n" +
+	"\x13BulkImportQuestions\x120.pgfleet.interview.v1.BulkImportQuestionsRequest\x1a1.pgfleet.interview.v1.BulkImportQuestionsResponse\"\x03\x90\x02\x022\xec\x06\n" +
 	"\x10InterviewService\x12e\n" +
 	"\fStartSession\x12).pgfleet.interview.v1.StartSessionRequest\x1a*.pgfleet.interview.v1.StartSessionResponse\x12d\n" +
 	"\n" +
@@ -2358,7 +2726,9 @@ const file_pgfleet_interview_v1_interview_proto_rawDesc = "" +
 	"\fListSessions\x12).pgfleet.interview.v1.ListSessionsRequest\x1a*.pgfleet.interview.v1.ListSessionsResponse\"\x03\x90\x02\x01\x12j\n" +
 	"\fNextQuestion\x12).pgfleet.interview.v1.NextQuestionRequest\x1a*.pgfleet.interview.v1.NextQuestionResponse\"\x03\x90\x02\x01\x12e\n" +
 	"\fSubmitAnswer\x12).pgfleet.interview.v1.SubmitAnswerRequest\x1a*.pgfleet.interview.v1.SubmitAnswerResponse\x12s\n" +
-	"\x0fCompleteSession\x12,.pgfleet.interview.v1.CompleteSessionRequest\x1a-.pgfleet.interview.v1.CompleteSessionResponse\"\x03\x90\x02\x02BAZ?github.com/pgfleet/pgfleet/gen/pgfleet/interview/v1;interviewv1b\x06proto3"
+	"\x0fCompleteSession\x12,.pgfleet.interview.v1.CompleteSessionRequest\x1a-.pgfleet.interview.v1.CompleteSessionResponse\"\x03\x90\x02\x02\x12l\n" +
+	"\fWatchSession\x12).pgfleet.interview.v1.WatchSessionRequest\x1a*.pgfleet.interview.v1.WatchSessionResponse\"\x03\x90\x02\x010\x01\x12i\n" +
+	"\vWatchEvents\x12(.pgfleet.interview.v1.WatchEventsRequest\x1a).pgfleet.interview.v1.WatchEventsResponse\"\x03\x90\x02\x010\x01BAZ?github.com/pgfleet/pgfleet/gen/pgfleet/interview/v1;interviewv1b\x06proto3"
 
 var (
 	file_pgfleet_interview_v1_interview_proto_rawDescOnce sync.Once
@@ -2373,7 +2743,7 @@ func file_pgfleet_interview_v1_interview_proto_rawDescGZIP() []byte {
 }
 
 var file_pgfleet_interview_v1_interview_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_pgfleet_interview_v1_interview_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_pgfleet_interview_v1_interview_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_pgfleet_interview_v1_interview_proto_goTypes = []any{
 	(SessionState)(0),                   // 0: pgfleet.interview.v1.SessionState
 	(*Question)(nil),                    // 1: pgfleet.interview.v1.Question
@@ -2410,29 +2780,36 @@ var file_pgfleet_interview_v1_interview_proto_goTypes = []any{
 	(*GetSessionResponse)(nil),          // 32: pgfleet.interview.v1.GetSessionResponse
 	(*ListSessionsRequest)(nil),         // 33: pgfleet.interview.v1.ListSessionsRequest
 	(*ListSessionsResponse)(nil),        // 34: pgfleet.interview.v1.ListSessionsResponse
-	(*timestamppb.Timestamp)(nil),       // 35: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),       // 36: google.protobuf.FieldMask
+	(*WatchSessionRequest)(nil),         // 35: pgfleet.interview.v1.WatchSessionRequest
+	(*WatchSessionResponse)(nil),        // 36: pgfleet.interview.v1.WatchSessionResponse
+	(*WatchEventsRequest)(nil),          // 37: pgfleet.interview.v1.WatchEventsRequest
+	(*WatchEventsResponse)(nil),         // 38: pgfleet.interview.v1.WatchEventsResponse
+	(*AnswerEvaluated)(nil),             // 39: pgfleet.interview.v1.AnswerEvaluated
+	(*SessionCompleted)(nil),            // 40: pgfleet.interview.v1.SessionCompleted
+	(*timestamppb.Timestamp)(nil),       // 41: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),       // 42: google.protobuf.FieldMask
+	(*v1.Event)(nil),                    // 43: pgfleet.ops.v1.Event
 }
 var file_pgfleet_interview_v1_interview_proto_depIdxs = []int32{
 	2,  // 0: pgfleet.interview.v1.Question.rubric:type_name -> pgfleet.interview.v1.Rubric
-	35, // 1: pgfleet.interview.v1.Question.create_time:type_name -> google.protobuf.Timestamp
-	35, // 2: pgfleet.interview.v1.Question.update_time:type_name -> google.protobuf.Timestamp
+	41, // 1: pgfleet.interview.v1.Question.create_time:type_name -> google.protobuf.Timestamp
+	41, // 2: pgfleet.interview.v1.Question.update_time:type_name -> google.protobuf.Timestamp
 	3,  // 3: pgfleet.interview.v1.Rubric.points:type_name -> pgfleet.interview.v1.RubricPoint
 	4,  // 4: pgfleet.interview.v1.Session.criteria:type_name -> pgfleet.interview.v1.Criteria
 	0,  // 5: pgfleet.interview.v1.Session.state:type_name -> pgfleet.interview.v1.SessionState
 	6,  // 6: pgfleet.interview.v1.Session.questions:type_name -> pgfleet.interview.v1.SessionQuestion
 	9,  // 7: pgfleet.interview.v1.Session.summary:type_name -> pgfleet.interview.v1.Summary
-	35, // 8: pgfleet.interview.v1.Session.create_time:type_name -> google.protobuf.Timestamp
-	35, // 9: pgfleet.interview.v1.Session.complete_time:type_name -> google.protobuf.Timestamp
+	41, // 8: pgfleet.interview.v1.Session.create_time:type_name -> google.protobuf.Timestamp
+	41, // 9: pgfleet.interview.v1.Session.complete_time:type_name -> google.protobuf.Timestamp
 	7,  // 10: pgfleet.interview.v1.SessionQuestion.answer:type_name -> pgfleet.interview.v1.Answer
 	8,  // 11: pgfleet.interview.v1.Answer.evaluation:type_name -> pgfleet.interview.v1.Evaluation
-	35, // 12: pgfleet.interview.v1.Answer.submit_time:type_name -> google.protobuf.Timestamp
+	41, // 12: pgfleet.interview.v1.Answer.submit_time:type_name -> google.protobuf.Timestamp
 	10, // 13: pgfleet.interview.v1.Summary.categories:type_name -> pgfleet.interview.v1.CategoryScore
 	1,  // 14: pgfleet.interview.v1.CreateQuestionRequest.question:type_name -> pgfleet.interview.v1.Question
 	1,  // 15: pgfleet.interview.v1.CreateQuestionResponse.question:type_name -> pgfleet.interview.v1.Question
 	1,  // 16: pgfleet.interview.v1.GetQuestionResponse.question:type_name -> pgfleet.interview.v1.Question
 	1,  // 17: pgfleet.interview.v1.UpdateQuestionRequest.question:type_name -> pgfleet.interview.v1.Question
-	36, // 18: pgfleet.interview.v1.UpdateQuestionRequest.update_mask:type_name -> google.protobuf.FieldMask
+	42, // 18: pgfleet.interview.v1.UpdateQuestionRequest.update_mask:type_name -> google.protobuf.FieldMask
 	1,  // 19: pgfleet.interview.v1.UpdateQuestionResponse.question:type_name -> pgfleet.interview.v1.Question
 	1,  // 20: pgfleet.interview.v1.ListQuestionsResponse.questions:type_name -> pgfleet.interview.v1.Question
 	1,  // 21: pgfleet.interview.v1.BulkImportQuestionsRequest.questions:type_name -> pgfleet.interview.v1.Question
@@ -2443,35 +2820,43 @@ var file_pgfleet_interview_v1_interview_proto_depIdxs = []int32{
 	9,  // 26: pgfleet.interview.v1.CompleteSessionResponse.summary:type_name -> pgfleet.interview.v1.Summary
 	5,  // 27: pgfleet.interview.v1.GetSessionResponse.session:type_name -> pgfleet.interview.v1.Session
 	5,  // 28: pgfleet.interview.v1.ListSessionsResponse.sessions:type_name -> pgfleet.interview.v1.Session
-	11, // 29: pgfleet.interview.v1.QuestionBankService.CreateQuestion:input_type -> pgfleet.interview.v1.CreateQuestionRequest
-	13, // 30: pgfleet.interview.v1.QuestionBankService.GetQuestion:input_type -> pgfleet.interview.v1.GetQuestionRequest
-	15, // 31: pgfleet.interview.v1.QuestionBankService.UpdateQuestion:input_type -> pgfleet.interview.v1.UpdateQuestionRequest
-	17, // 32: pgfleet.interview.v1.QuestionBankService.DeleteQuestion:input_type -> pgfleet.interview.v1.DeleteQuestionRequest
-	19, // 33: pgfleet.interview.v1.QuestionBankService.ListQuestions:input_type -> pgfleet.interview.v1.ListQuestionsRequest
-	21, // 34: pgfleet.interview.v1.QuestionBankService.BulkImportQuestions:input_type -> pgfleet.interview.v1.BulkImportQuestionsRequest
-	23, // 35: pgfleet.interview.v1.InterviewService.StartSession:input_type -> pgfleet.interview.v1.StartSessionRequest
-	31, // 36: pgfleet.interview.v1.InterviewService.GetSession:input_type -> pgfleet.interview.v1.GetSessionRequest
-	33, // 37: pgfleet.interview.v1.InterviewService.ListSessions:input_type -> pgfleet.interview.v1.ListSessionsRequest
-	25, // 38: pgfleet.interview.v1.InterviewService.NextQuestion:input_type -> pgfleet.interview.v1.NextQuestionRequest
-	27, // 39: pgfleet.interview.v1.InterviewService.SubmitAnswer:input_type -> pgfleet.interview.v1.SubmitAnswerRequest
-	29, // 40: pgfleet.interview.v1.InterviewService.CompleteSession:input_type -> pgfleet.interview.v1.CompleteSessionRequest
-	12, // 41: pgfleet.interview.v1.QuestionBankService.CreateQuestion:output_type -> pgfleet.interview.v1.CreateQuestionResponse
-	14, // 42: pgfleet.interview.v1.QuestionBankService.GetQuestion:output_type -> pgfleet.interview.v1.GetQuestionResponse
-	16, // 43: pgfleet.interview.v1.QuestionBankService.UpdateQuestion:output_type -> pgfleet.interview.v1.UpdateQuestionResponse
-	18, // 44: pgfleet.interview.v1.QuestionBankService.DeleteQuestion:output_type -> pgfleet.interview.v1.DeleteQuestionResponse
-	20, // 45: pgfleet.interview.v1.QuestionBankService.ListQuestions:output_type -> pgfleet.interview.v1.ListQuestionsResponse
-	22, // 46: pgfleet.interview.v1.QuestionBankService.BulkImportQuestions:output_type -> pgfleet.interview.v1.BulkImportQuestionsResponse
-	24, // 47: pgfleet.interview.v1.InterviewService.StartSession:output_type -> pgfleet.interview.v1.StartSessionResponse
-	32, // 48: pgfleet.interview.v1.InterviewService.GetSession:output_type -> pgfleet.interview.v1.GetSessionResponse
-	34, // 49: pgfleet.interview.v1.InterviewService.ListSessions:output_type -> pgfleet.interview.v1.ListSessionsResponse
-	26, // 50: pgfleet.interview.v1.InterviewService.NextQuestion:output_type -> pgfleet.interview.v1.NextQuestionResponse
-	28, // 51: pgfleet.interview.v1.InterviewService.SubmitAnswer:output_type -> pgfleet.interview.v1.SubmitAnswerResponse
-	30, // 52: pgfleet.interview.v1.InterviewService.CompleteSession:output_type -> pgfleet.interview.v1.CompleteSessionResponse
-	41, // [41:53] is the sub-list for method output_type
-	29, // [29:41] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	5,  // 29: pgfleet.interview.v1.WatchSessionResponse.session:type_name -> pgfleet.interview.v1.Session
+	43, // 30: pgfleet.interview.v1.WatchEventsResponse.events:type_name -> pgfleet.ops.v1.Event
+	7,  // 31: pgfleet.interview.v1.AnswerEvaluated.answer:type_name -> pgfleet.interview.v1.Answer
+	5,  // 32: pgfleet.interview.v1.SessionCompleted.session:type_name -> pgfleet.interview.v1.Session
+	11, // 33: pgfleet.interview.v1.QuestionBankService.CreateQuestion:input_type -> pgfleet.interview.v1.CreateQuestionRequest
+	13, // 34: pgfleet.interview.v1.QuestionBankService.GetQuestion:input_type -> pgfleet.interview.v1.GetQuestionRequest
+	15, // 35: pgfleet.interview.v1.QuestionBankService.UpdateQuestion:input_type -> pgfleet.interview.v1.UpdateQuestionRequest
+	17, // 36: pgfleet.interview.v1.QuestionBankService.DeleteQuestion:input_type -> pgfleet.interview.v1.DeleteQuestionRequest
+	19, // 37: pgfleet.interview.v1.QuestionBankService.ListQuestions:input_type -> pgfleet.interview.v1.ListQuestionsRequest
+	21, // 38: pgfleet.interview.v1.QuestionBankService.BulkImportQuestions:input_type -> pgfleet.interview.v1.BulkImportQuestionsRequest
+	23, // 39: pgfleet.interview.v1.InterviewService.StartSession:input_type -> pgfleet.interview.v1.StartSessionRequest
+	31, // 40: pgfleet.interview.v1.InterviewService.GetSession:input_type -> pgfleet.interview.v1.GetSessionRequest
+	33, // 41: pgfleet.interview.v1.InterviewService.ListSessions:input_type -> pgfleet.interview.v1.ListSessionsRequest
+	25, // 42: pgfleet.interview.v1.InterviewService.NextQuestion:input_type -> pgfleet.interview.v1.NextQuestionRequest
+	27, // 43: pgfleet.interview.v1.InterviewService.SubmitAnswer:input_type -> pgfleet.interview.v1.SubmitAnswerRequest
+	29, // 44: pgfleet.interview.v1.InterviewService.CompleteSession:input_type -> pgfleet.interview.v1.CompleteSessionRequest
+	35, // 45: pgfleet.interview.v1.InterviewService.WatchSession:input_type -> pgfleet.interview.v1.WatchSessionRequest
+	37, // 46: pgfleet.interview.v1.InterviewService.WatchEvents:input_type -> pgfleet.interview.v1.WatchEventsRequest
+	12, // 47: pgfleet.interview.v1.QuestionBankService.CreateQuestion:output_type -> pgfleet.interview.v1.CreateQuestionResponse
+	14, // 48: pgfleet.interview.v1.QuestionBankService.GetQuestion:output_type -> pgfleet.interview.v1.GetQuestionResponse
+	16, // 49: pgfleet.interview.v1.QuestionBankService.UpdateQuestion:output_type -> pgfleet.interview.v1.UpdateQuestionResponse
+	18, // 50: pgfleet.interview.v1.QuestionBankService.DeleteQuestion:output_type -> pgfleet.interview.v1.DeleteQuestionResponse
+	20, // 51: pgfleet.interview.v1.QuestionBankService.ListQuestions:output_type -> pgfleet.interview.v1.ListQuestionsResponse
+	22, // 52: pgfleet.interview.v1.QuestionBankService.BulkImportQuestions:output_type -> pgfleet.interview.v1.BulkImportQuestionsResponse
+	24, // 53: pgfleet.interview.v1.InterviewService.StartSession:output_type -> pgfleet.interview.v1.StartSessionResponse
+	32, // 54: pgfleet.interview.v1.InterviewService.GetSession:output_type -> pgfleet.interview.v1.GetSessionResponse
+	34, // 55: pgfleet.interview.v1.InterviewService.ListSessions:output_type -> pgfleet.interview.v1.ListSessionsResponse
+	26, // 56: pgfleet.interview.v1.InterviewService.NextQuestion:output_type -> pgfleet.interview.v1.NextQuestionResponse
+	28, // 57: pgfleet.interview.v1.InterviewService.SubmitAnswer:output_type -> pgfleet.interview.v1.SubmitAnswerResponse
+	30, // 58: pgfleet.interview.v1.InterviewService.CompleteSession:output_type -> pgfleet.interview.v1.CompleteSessionResponse
+	36, // 59: pgfleet.interview.v1.InterviewService.WatchSession:output_type -> pgfleet.interview.v1.WatchSessionResponse
+	38, // 60: pgfleet.interview.v1.InterviewService.WatchEvents:output_type -> pgfleet.interview.v1.WatchEventsResponse
+	47, // [47:61] is the sub-list for method output_type
+	33, // [33:47] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_pgfleet_interview_v1_interview_proto_init() }
@@ -2485,7 +2870,7 @@ func file_pgfleet_interview_v1_interview_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pgfleet_interview_v1_interview_proto_rawDesc), len(file_pgfleet_interview_v1_interview_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   34,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -364,6 +364,8 @@ const (
 	InterviewService_NextQuestion_FullMethodName    = "/pgfleet.interview.v1.InterviewService/NextQuestion"
 	InterviewService_SubmitAnswer_FullMethodName    = "/pgfleet.interview.v1.InterviewService/SubmitAnswer"
 	InterviewService_CompleteSession_FullMethodName = "/pgfleet.interview.v1.InterviewService/CompleteSession"
+	InterviewService_WatchSession_FullMethodName    = "/pgfleet.interview.v1.InterviewService/WatchSession"
+	InterviewService_WatchEvents_FullMethodName     = "/pgfleet.interview.v1.InterviewService/WatchEvents"
 )
 
 // InterviewServiceClient is the client API for InterviewService service.
@@ -393,6 +395,16 @@ type InterviewServiceClient interface {
 	SubmitAnswer(ctx context.Context, in *SubmitAnswerRequest, opts ...grpc.CallOption) (*SubmitAnswerResponse, error)
 	// CompleteSession closes a session and returns its summary.
 	CompleteSession(ctx context.Context, in *CompleteSessionRequest, opts ...grpc.CallOption) (*CompleteSessionResponse, error)
+	// WatchSession streams a session as GetSession returns it: a first message at once, then a
+	// new one whenever an answer is scored or the session is completed. A subscriber that reads
+	// slowly gets the newest state, never a backlog. The candidate only (an admin: anyone's):
+	// another's session is NOT_FOUND, as for GetSession. The stream runs until the client
+	// cancels it or the server shuts down (UNAVAILABLE: reconnect, to this or another replica).
+	WatchSession(ctx context.Context, in *WatchSessionRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchSessionResponse], error)
+	// WatchEvents streams the service's change events (AnswerEvaluated, SessionCompleted) in
+	// commit order, at least once, from an opaque cursor, as StockService.WatchEvents does.
+	// Every candidate's: role service or admin only.
+	WatchEvents(ctx context.Context, in *WatchEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEventsResponse], error)
 }
 
 type interviewServiceClient struct {
@@ -463,6 +475,44 @@ func (c *interviewServiceClient) CompleteSession(ctx context.Context, in *Comple
 	return out, nil
 }
 
+func (c *interviewServiceClient) WatchSession(ctx context.Context, in *WatchSessionRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchSessionResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &InterviewService_ServiceDesc.Streams[0], InterviewService_WatchSession_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchSessionRequest, WatchSessionResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type InterviewService_WatchSessionClient = grpc.ServerStreamingClient[WatchSessionResponse]
+
+func (c *interviewServiceClient) WatchEvents(ctx context.Context, in *WatchEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEventsResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &InterviewService_ServiceDesc.Streams[1], InterviewService_WatchEvents_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchEventsRequest, WatchEventsResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type InterviewService_WatchEventsClient = grpc.ServerStreamingClient[WatchEventsResponse]
+
 // InterviewServiceServer is the server API for InterviewService service.
 // All implementations must embed UnimplementedInterviewServiceServer
 // for forward compatibility.
@@ -490,6 +540,16 @@ type InterviewServiceServer interface {
 	SubmitAnswer(context.Context, *SubmitAnswerRequest) (*SubmitAnswerResponse, error)
 	// CompleteSession closes a session and returns its summary.
 	CompleteSession(context.Context, *CompleteSessionRequest) (*CompleteSessionResponse, error)
+	// WatchSession streams a session as GetSession returns it: a first message at once, then a
+	// new one whenever an answer is scored or the session is completed. A subscriber that reads
+	// slowly gets the newest state, never a backlog. The candidate only (an admin: anyone's):
+	// another's session is NOT_FOUND, as for GetSession. The stream runs until the client
+	// cancels it or the server shuts down (UNAVAILABLE: reconnect, to this or another replica).
+	WatchSession(*WatchSessionRequest, grpc.ServerStreamingServer[WatchSessionResponse]) error
+	// WatchEvents streams the service's change events (AnswerEvaluated, SessionCompleted) in
+	// commit order, at least once, from an opaque cursor, as StockService.WatchEvents does.
+	// Every candidate's: role service or admin only.
+	WatchEvents(*WatchEventsRequest, grpc.ServerStreamingServer[WatchEventsResponse]) error
 	mustEmbedUnimplementedInterviewServiceServer()
 }
 
@@ -517,6 +577,12 @@ func (UnimplementedInterviewServiceServer) SubmitAnswer(context.Context, *Submit
 }
 func (UnimplementedInterviewServiceServer) CompleteSession(context.Context, *CompleteSessionRequest) (*CompleteSessionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CompleteSession not implemented")
+}
+func (UnimplementedInterviewServiceServer) WatchSession(*WatchSessionRequest, grpc.ServerStreamingServer[WatchSessionResponse]) error {
+	return status.Error(codes.Unimplemented, "method WatchSession not implemented")
+}
+func (UnimplementedInterviewServiceServer) WatchEvents(*WatchEventsRequest, grpc.ServerStreamingServer[WatchEventsResponse]) error {
+	return status.Error(codes.Unimplemented, "method WatchEvents not implemented")
 }
 func (UnimplementedInterviewServiceServer) mustEmbedUnimplementedInterviewServiceServer() {}
 func (UnimplementedInterviewServiceServer) testEmbeddedByValue()                          {}
@@ -647,6 +713,28 @@ func _InterviewService_CompleteSession_Handler(srv interface{}, ctx context.Cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _InterviewService_WatchSession_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchSessionRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(InterviewServiceServer).WatchSession(m, &grpc.GenericServerStream[WatchSessionRequest, WatchSessionResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type InterviewService_WatchSessionServer = grpc.ServerStreamingServer[WatchSessionResponse]
+
+func _InterviewService_WatchEvents_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchEventsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(InterviewServiceServer).WatchEvents(m, &grpc.GenericServerStream[WatchEventsRequest, WatchEventsResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type InterviewService_WatchEventsServer = grpc.ServerStreamingServer[WatchEventsResponse]
+
 // InterviewService_ServiceDesc is the grpc.ServiceDesc for InterviewService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -679,6 +767,17 @@ var InterviewService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _InterviewService_CompleteSession_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "WatchSession",
+			Handler:       _InterviewService_WatchSession_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "WatchEvents",
+			Handler:       _InterviewService_WatchEvents_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "pgfleet/interview/v1/interview.proto",
 }

@@ -11,6 +11,7 @@ package opsv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	anypb "google.golang.org/protobuf/types/known/anypb"
 	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
@@ -995,11 +996,113 @@ func (x *RetryStats) GetBreakerRejections() int64 {
 	return 0
 }
 
+// Event is one change a service committed, as its WatchEvents streams it: a row of the
+// service's outbox table (Debezium's outbox layout: aggregate type, aggregate id, type,
+// payload), written in the transaction of the change itself.
+type Event struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Opaque resume cursor: WatchEvents from it starts with the next event.
+	Cursor string `protobuf:"bytes,1,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	// Unique id (a UUID), the same every time the event is delivered: consumers deduplicate on it.
+	Id string `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	// What kind of thing changed, e.g. "stock", "portfolio", "session".
+	AggregateType string `protobuf:"bytes,3,opt,name=aggregate_type,json=aggregateType,proto3" json:"aggregate_type,omitempty"`
+	// Which one, e.g. "AAPL", a portfolio id, a session id.
+	AggregateId string `protobuf:"bytes,4,opt,name=aggregate_id,json=aggregateId,proto3" json:"aggregate_id,omitempty"`
+	// Full name of the payload's message, e.g. "pgfleet.portfolio.v1.TradeExecuted".
+	Type string `protobuf:"bytes,5,opt,name=type,proto3" json:"type,omitempty"`
+	// When the change's transaction began.
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// The event itself, a message of the service's package named by type.
+	Payload       *anypb.Any `protobuf:"bytes,7,opt,name=payload,proto3" json:"payload,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Event) Reset() {
+	*x = Event{}
+	mi := &file_pgfleet_ops_v1_ops_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Event) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Event) ProtoMessage() {}
+
+func (x *Event) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_ops_v1_ops_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Event.ProtoReflect.Descriptor instead.
+func (*Event) Descriptor() ([]byte, []int) {
+	return file_pgfleet_ops_v1_ops_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *Event) GetCursor() string {
+	if x != nil {
+		return x.Cursor
+	}
+	return ""
+}
+
+func (x *Event) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Event) GetAggregateType() string {
+	if x != nil {
+		return x.AggregateType
+	}
+	return ""
+}
+
+func (x *Event) GetAggregateId() string {
+	if x != nil {
+		return x.AggregateId
+	}
+	return ""
+}
+
+func (x *Event) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *Event) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *Event) GetPayload() *anypb.Any {
+	if x != nil {
+		return x.Payload
+	}
+	return nil
+}
+
 var File_pgfleet_ops_v1_ops_proto protoreflect.FileDescriptor
 
 const file_pgfleet_ops_v1_ops_proto_rawDesc = "" +
 	"\n" +
-	"\x18pgfleet/ops/v1/ops.proto\x12\x0epgfleet.ops.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x1a\n" +
+	"\x18pgfleet/ops/v1/ops.proto\x12\x0epgfleet.ops.v1\x1a\x19google/protobuf/any.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x1a\n" +
 	"\x18GetDatabaseStatusRequest\"S\n" +
 	"\x19GetDatabaseStatusResponse\x126\n" +
 	"\x06status\x18\x01 \x01(\v2\x1e.pgfleet.ops.v1.DatabaseStatusR\x06status\"\x82\x05\n" +
@@ -1076,7 +1179,16 @@ const file_pgfleet_ops_v1_ops_proto_rawDesc = "" +
 	"\rlock_timeouts\x18\x06 \x01(\x03R\flockTimeouts\x12+\n" +
 	"\x11connection_errors\x18\a \x01(\x03R\x10connectionErrors\x12#\n" +
 	"\rbreaker_state\x18\b \x01(\tR\fbreakerState\x12-\n" +
-	"\x12breaker_rejections\x18\t \x01(\x03R\x11breakerRejections*L\n" +
+	"\x12breaker_rejections\x18\t \x01(\x03R\x11breakerRejections\"\xfa\x01\n" +
+	"\x05Event\x12\x16\n" +
+	"\x06cursor\x18\x01 \x01(\tR\x06cursor\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\x12%\n" +
+	"\x0eaggregate_type\x18\x03 \x01(\tR\raggregateType\x12!\n" +
+	"\faggregate_id\x18\x04 \x01(\tR\vaggregateId\x12\x12\n" +
+	"\x04type\x18\x05 \x01(\tR\x04type\x12;\n" +
+	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12.\n" +
+	"\apayload\x18\a \x01(\v2\x14.google.protobuf.AnyR\apayload*L\n" +
 	"\x06Health\x12\x16\n" +
 	"\x12HEALTH_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eHEALTH_SERVING\x10\x01\x12\x16\n" +
@@ -1102,7 +1214,7 @@ func file_pgfleet_ops_v1_ops_proto_rawDescGZIP() []byte {
 }
 
 var file_pgfleet_ops_v1_ops_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_pgfleet_ops_v1_ops_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_pgfleet_ops_v1_ops_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_pgfleet_ops_v1_ops_proto_goTypes = []any{
 	(Health)(0),                       // 0: pgfleet.ops.v1.Health
 	(LockMode)(0),                     // 1: pgfleet.ops.v1.LockMode
@@ -1115,35 +1227,39 @@ var file_pgfleet_ops_v1_ops_proto_goTypes = []any{
 	(*PoolStats)(nil),                 // 8: pgfleet.ops.v1.PoolStats
 	(*LockInfo)(nil),                  // 9: pgfleet.ops.v1.LockInfo
 	(*RetryStats)(nil),                // 10: pgfleet.ops.v1.RetryStats
-	(*durationpb.Duration)(nil),       // 11: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),     // 12: google.protobuf.Timestamp
+	(*Event)(nil),                     // 11: pgfleet.ops.v1.Event
+	(*durationpb.Duration)(nil),       // 12: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),     // 13: google.protobuf.Timestamp
+	(*anypb.Any)(nil),                 // 14: google.protobuf.Any
 }
 var file_pgfleet_ops_v1_ops_proto_depIdxs = []int32{
 	4,  // 0: pgfleet.ops.v1.GetDatabaseStatusResponse.status:type_name -> pgfleet.ops.v1.DatabaseStatus
 	0,  // 1: pgfleet.ops.v1.DatabaseStatus.health:type_name -> pgfleet.ops.v1.Health
-	11, // 2: pgfleet.ops.v1.DatabaseStatus.response_time:type_name -> google.protobuf.Duration
+	12, // 2: pgfleet.ops.v1.DatabaseStatus.response_time:type_name -> google.protobuf.Duration
 	8,  // 3: pgfleet.ops.v1.DatabaseStatus.pool:type_name -> pgfleet.ops.v1.PoolStats
 	9,  // 4: pgfleet.ops.v1.DatabaseStatus.locks:type_name -> pgfleet.ops.v1.LockInfo
 	10, // 5: pgfleet.ops.v1.DatabaseStatus.retry:type_name -> pgfleet.ops.v1.RetryStats
-	12, // 6: pgfleet.ops.v1.DatabaseStatus.check_time:type_name -> google.protobuf.Timestamp
+	13, // 6: pgfleet.ops.v1.DatabaseStatus.check_time:type_name -> google.protobuf.Timestamp
 	7,  // 7: pgfleet.ops.v1.DatabaseStatus.recent:type_name -> pgfleet.ops.v1.Sample
 	5,  // 8: pgfleet.ops.v1.DatabaseStatus.replicas:type_name -> pgfleet.ops.v1.ReplicaStatus
 	6,  // 9: pgfleet.ops.v1.DatabaseStatus.reads:type_name -> pgfleet.ops.v1.ReadCount
-	11, // 10: pgfleet.ops.v1.DatabaseStatus.max_replica_lag:type_name -> google.protobuf.Duration
-	11, // 11: pgfleet.ops.v1.ReplicaStatus.lag:type_name -> google.protobuf.Duration
-	12, // 12: pgfleet.ops.v1.ReplicaStatus.check_time:type_name -> google.protobuf.Timestamp
-	12, // 13: pgfleet.ops.v1.Sample.time:type_name -> google.protobuf.Timestamp
-	11, // 14: pgfleet.ops.v1.PoolStats.acquire_duration:type_name -> google.protobuf.Duration
+	12, // 10: pgfleet.ops.v1.DatabaseStatus.max_replica_lag:type_name -> google.protobuf.Duration
+	12, // 11: pgfleet.ops.v1.ReplicaStatus.lag:type_name -> google.protobuf.Duration
+	13, // 12: pgfleet.ops.v1.ReplicaStatus.check_time:type_name -> google.protobuf.Timestamp
+	13, // 13: pgfleet.ops.v1.Sample.time:type_name -> google.protobuf.Timestamp
+	12, // 14: pgfleet.ops.v1.PoolStats.acquire_duration:type_name -> google.protobuf.Duration
 	1,  // 15: pgfleet.ops.v1.LockInfo.mode:type_name -> pgfleet.ops.v1.LockMode
-	12, // 16: pgfleet.ops.v1.LockInfo.wait_start_time:type_name -> google.protobuf.Timestamp
-	12, // 17: pgfleet.ops.v1.LockInfo.transaction_start_time:type_name -> google.protobuf.Timestamp
-	2,  // 18: pgfleet.ops.v1.DatabaseMonitor.GetDatabaseStatus:input_type -> pgfleet.ops.v1.GetDatabaseStatusRequest
-	3,  // 19: pgfleet.ops.v1.DatabaseMonitor.GetDatabaseStatus:output_type -> pgfleet.ops.v1.GetDatabaseStatusResponse
-	19, // [19:20] is the sub-list for method output_type
-	18, // [18:19] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	13, // 16: pgfleet.ops.v1.LockInfo.wait_start_time:type_name -> google.protobuf.Timestamp
+	13, // 17: pgfleet.ops.v1.LockInfo.transaction_start_time:type_name -> google.protobuf.Timestamp
+	13, // 18: pgfleet.ops.v1.Event.create_time:type_name -> google.protobuf.Timestamp
+	14, // 19: pgfleet.ops.v1.Event.payload:type_name -> google.protobuf.Any
+	2,  // 20: pgfleet.ops.v1.DatabaseMonitor.GetDatabaseStatus:input_type -> pgfleet.ops.v1.GetDatabaseStatusRequest
+	3,  // 21: pgfleet.ops.v1.DatabaseMonitor.GetDatabaseStatus:output_type -> pgfleet.ops.v1.GetDatabaseStatusResponse
+	21, // [21:22] is the sub-list for method output_type
+	20, // [20:21] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_pgfleet_ops_v1_ops_proto_init() }
@@ -1157,7 +1273,7 @@ func file_pgfleet_ops_v1_ops_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pgfleet_ops_v1_ops_proto_rawDesc), len(file_pgfleet_ops_v1_ops_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   9,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -9,6 +9,7 @@
 package portfoliov1
 
 import (
+	v1 "github.com/pgfleet/pgfleet/gen/pgfleet/ops/v1"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -1932,11 +1933,375 @@ func (x *ListCashMovementsResponse) GetNextPageToken() string {
 	return ""
 }
 
+// WatchPortfolioRequest names the portfolio to watch.
+type WatchPortfolioRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Portfolio id.
+	PortfolioId   int64 `protobuf:"varint,1,opt,name=portfolio_id,json=portfolioId,proto3" json:"portfolio_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchPortfolioRequest) Reset() {
+	*x = WatchPortfolioRequest{}
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchPortfolioRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchPortfolioRequest) ProtoMessage() {}
+
+func (x *WatchPortfolioRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchPortfolioRequest.ProtoReflect.Descriptor instead.
+func (*WatchPortfolioRequest) Descriptor() ([]byte, []int) {
+	return file_pgfleet_portfolio_v1_portfolio_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *WatchPortfolioRequest) GetPortfolioId() int64 {
+	if x != nil {
+		return x.PortfolioId
+	}
+	return 0
+}
+
+// WatchPortfolioResponse is the portfolio valued at the latest prices, as GetPortfolioResponse.
+type WatchPortfolioResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The portfolio.
+	Portfolio *Portfolio `protobuf:"bytes,1,opt,name=portfolio,proto3" json:"portfolio,omitempty"`
+	// Its positions, by symbol.
+	Positions []*Position `protobuf:"bytes,2,rep,name=positions,proto3" json:"positions,omitempty"`
+	// Sum of the positions' market values, in the portfolio's currency; empty if a price is
+	// missing or a position is priced in another currency.
+	PositionsValue string `protobuf:"bytes,3,opt,name=positions_value,json=positionsValue,proto3" json:"positions_value,omitempty"`
+	// cash + positions_value; empty whenever positions_value is.
+	TotalValue string `protobuf:"bytes,4,opt,name=total_value,json=totalValue,proto3" json:"total_value,omitempty"`
+	// The positions' market values summed per currency, by currency code; empty if a price is
+	// missing.
+	PositionsValues []*CurrencyValue `protobuf:"bytes,5,rep,name=positions_values,json=positionsValues,proto3" json:"positions_values,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *WatchPortfolioResponse) Reset() {
+	*x = WatchPortfolioResponse{}
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchPortfolioResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchPortfolioResponse) ProtoMessage() {}
+
+func (x *WatchPortfolioResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchPortfolioResponse.ProtoReflect.Descriptor instead.
+func (*WatchPortfolioResponse) Descriptor() ([]byte, []int) {
+	return file_pgfleet_portfolio_v1_portfolio_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *WatchPortfolioResponse) GetPortfolio() *Portfolio {
+	if x != nil {
+		return x.Portfolio
+	}
+	return nil
+}
+
+func (x *WatchPortfolioResponse) GetPositions() []*Position {
+	if x != nil {
+		return x.Positions
+	}
+	return nil
+}
+
+func (x *WatchPortfolioResponse) GetPositionsValue() string {
+	if x != nil {
+		return x.PositionsValue
+	}
+	return ""
+}
+
+func (x *WatchPortfolioResponse) GetTotalValue() string {
+	if x != nil {
+		return x.TotalValue
+	}
+	return ""
+}
+
+func (x *WatchPortfolioResponse) GetPositionsValues() []*CurrencyValue {
+	if x != nil {
+		return x.PositionsValues
+	}
+	return nil
+}
+
+// WatchEventsRequest says where a consumer starts and which events it wants.
+type WatchEventsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Event types to receive, full message names such as "pgfleet.portfolio.v1.TradeExecuted";
+	// empty: all of the service's. At most 20, each one of the service's event types.
+	Types []string `protobuf:"bytes,1,rep,name=types,proto3" json:"types,omitempty"`
+	// Resume after this cursor (an event's, or a response's): the stream starts with the first
+	// event after it. Empty: start with the events committed from now on, unless from_oldest.
+	Cursor string `protobuf:"bytes,2,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	// With an empty cursor: start with the oldest event still kept instead of from now on.
+	FromOldest    bool `protobuf:"varint,3,opt,name=from_oldest,json=fromOldest,proto3" json:"from_oldest,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchEventsRequest) Reset() {
+	*x = WatchEventsRequest{}
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchEventsRequest) ProtoMessage() {}
+
+func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchEventsRequest.ProtoReflect.Descriptor instead.
+func (*WatchEventsRequest) Descriptor() ([]byte, []int) {
+	return file_pgfleet_portfolio_v1_portfolio_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *WatchEventsRequest) GetTypes() []string {
+	if x != nil {
+		return x.Types
+	}
+	return nil
+}
+
+func (x *WatchEventsRequest) GetCursor() string {
+	if x != nil {
+		return x.Cursor
+	}
+	return ""
+}
+
+func (x *WatchEventsRequest) GetFromOldest() bool {
+	if x != nil {
+		return x.FromOldest
+	}
+	return false
+}
+
+// WatchEventsResponse is a batch of events in commit order.
+type WatchEventsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The events; empty in the first message of a stream started without a cursor, which
+	// marks where the stream starts.
+	Events []*v1.Event `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	// Resume cursor after this message's events.
+	Cursor        string `protobuf:"bytes,2,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchEventsResponse) Reset() {
+	*x = WatchEventsResponse{}
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchEventsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchEventsResponse) ProtoMessage() {}
+
+func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchEventsResponse.ProtoReflect.Descriptor instead.
+func (*WatchEventsResponse) Descriptor() ([]byte, []int) {
+	return file_pgfleet_portfolio_v1_portfolio_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *WatchEventsResponse) GetEvents() []*v1.Event {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *WatchEventsResponse) GetCursor() string {
+	if x != nil {
+		return x.Cursor
+	}
+	return ""
+}
+
+// TradeExecuted is the event of a trade executed by ExecuteTrade, with the cash it moved.
+// Aggregate type "portfolio", aggregate id the portfolio id.
+type TradeExecuted struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The trade.
+	Trade *Trade `protobuf:"bytes,1,opt,name=trade,proto3" json:"trade,omitempty"`
+	// The portfolio's cash after it, a decimal string.
+	Cash          string `protobuf:"bytes,2,opt,name=cash,proto3" json:"cash,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TradeExecuted) Reset() {
+	*x = TradeExecuted{}
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TradeExecuted) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TradeExecuted) ProtoMessage() {}
+
+func (x *TradeExecuted) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TradeExecuted.ProtoReflect.Descriptor instead.
+func (*TradeExecuted) Descriptor() ([]byte, []int) {
+	return file_pgfleet_portfolio_v1_portfolio_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *TradeExecuted) GetTrade() *Trade {
+	if x != nil {
+		return x.Trade
+	}
+	return nil
+}
+
+func (x *TradeExecuted) GetCash() string {
+	if x != nil {
+		return x.Cash
+	}
+	return ""
+}
+
+// CashMoved is the event of a deposit or a withdrawal. Aggregate type "portfolio", aggregate
+// id the portfolio id.
+type CashMoved struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The ledger entry.
+	Movement *CashMovement `protobuf:"bytes,1,opt,name=movement,proto3" json:"movement,omitempty"`
+	// The portfolio's cash after it, a decimal string.
+	Cash          string `protobuf:"bytes,2,opt,name=cash,proto3" json:"cash,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CashMoved) Reset() {
+	*x = CashMoved{}
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CashMoved) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CashMoved) ProtoMessage() {}
+
+func (x *CashMoved) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CashMoved.ProtoReflect.Descriptor instead.
+func (*CashMoved) Descriptor() ([]byte, []int) {
+	return file_pgfleet_portfolio_v1_portfolio_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *CashMoved) GetMovement() *CashMovement {
+	if x != nil {
+		return x.Movement
+	}
+	return nil
+}
+
+func (x *CashMoved) GetCash() string {
+	if x != nil {
+		return x.Cash
+	}
+	return ""
+}
+
 var File_pgfleet_portfolio_v1_portfolio_proto protoreflect.FileDescriptor
 
 const file_pgfleet_portfolio_v1_portfolio_proto_rawDesc = "" +
 	"\n" +
-	"$pgfleet/portfolio/v1/portfolio.proto\x12\x14pgfleet.portfolio.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9e\x01\n" +
+	"$pgfleet/portfolio/v1/portfolio.proto\x12\x14pgfleet.portfolio.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18pgfleet/ops/v1/ops.proto\"\x9e\x01\n" +
 	"\x04User\x12\x13\n" +
 	"\x02id\x18\x01 \x01(\x03B\x03\xe0A\x03R\x02id\x12\x1c\n" +
 	"\x05email\x18\x02 \x01(\tB\x06\xe0A\x02\xe0A\x05R\x05email\x12!\n" +
@@ -2075,7 +2440,30 @@ const file_pgfleet_portfolio_v1_portfolio_proto_rawDesc = "" +
 	"page_token\x18\x03 \x01(\tR\tpageToken\"\x85\x01\n" +
 	"\x19ListCashMovementsResponse\x12@\n" +
 	"\tmovements\x18\x01 \x03(\v2\".pgfleet.portfolio.v1.CashMovementR\tmovements\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*9\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"?\n" +
+	"\x15WatchPortfolioRequest\x12&\n" +
+	"\fportfolio_id\x18\x01 \x01(\x03B\x03\xe0A\x02R\vportfolioId\"\xaf\x02\n" +
+	"\x16WatchPortfolioResponse\x12=\n" +
+	"\tportfolio\x18\x01 \x01(\v2\x1f.pgfleet.portfolio.v1.PortfolioR\tportfolio\x12<\n" +
+	"\tpositions\x18\x02 \x03(\v2\x1e.pgfleet.portfolio.v1.PositionR\tpositions\x12'\n" +
+	"\x0fpositions_value\x18\x03 \x01(\tR\x0epositionsValue\x12\x1f\n" +
+	"\vtotal_value\x18\x04 \x01(\tR\n" +
+	"totalValue\x12N\n" +
+	"\x10positions_values\x18\x05 \x03(\v2#.pgfleet.portfolio.v1.CurrencyValueR\x0fpositionsValues\"c\n" +
+	"\x12WatchEventsRequest\x12\x14\n" +
+	"\x05types\x18\x01 \x03(\tR\x05types\x12\x16\n" +
+	"\x06cursor\x18\x02 \x01(\tR\x06cursor\x12\x1f\n" +
+	"\vfrom_oldest\x18\x03 \x01(\bR\n" +
+	"fromOldest\"\\\n" +
+	"\x13WatchEventsResponse\x12-\n" +
+	"\x06events\x18\x01 \x03(\v2\x15.pgfleet.ops.v1.EventR\x06events\x12\x16\n" +
+	"\x06cursor\x18\x02 \x01(\tR\x06cursor\"V\n" +
+	"\rTradeExecuted\x121\n" +
+	"\x05trade\x18\x01 \x01(\v2\x1b.pgfleet.portfolio.v1.TradeR\x05trade\x12\x12\n" +
+	"\x04cash\x18\x02 \x01(\tR\x04cash\"_\n" +
+	"\tCashMoved\x12>\n" +
+	"\bmovement\x18\x01 \x01(\v2\".pgfleet.portfolio.v1.CashMovementR\bmovement\x12\x12\n" +
+	"\x04cash\x18\x02 \x01(\tR\x04cash*9\n" +
 	"\x04Side\x12\x14\n" +
 	"\x10SIDE_UNSPECIFIED\x10\x00\x12\f\n" +
 	"\bSIDE_BUY\x10\x01\x12\r\n" +
@@ -2085,7 +2473,8 @@ const file_pgfleet_portfolio_v1_portfolio_proto_rawDesc = "" +
 	"\x1aCASH_MOVEMENT_KIND_DEPOSIT\x10\x01\x12!\n" +
 	"\x1dCASH_MOVEMENT_KIND_WITHDRAWAL\x10\x02\x12\x1a\n" +
 	"\x16CASH_MOVEMENT_KIND_BUY\x10\x03\x12\x1b\n" +
-	"\x17CASH_MOVEMENT_KIND_SELL\x10\x042\xa8\b\n" +
+	"\x17CASH_MOVEMENT_KIND_SELL\x10\x042\x87\n" +
+	"\n" +
 	"\x10PortfolioService\x12_\n" +
 	"\n" +
 	"CreateUser\x12'.pgfleet.portfolio.v1.CreateUserRequest\x1a(.pgfleet.portfolio.v1.CreateUserResponse\x12[\n" +
@@ -2098,7 +2487,9 @@ const file_pgfleet_portfolio_v1_portfolio_proto_rawDesc = "" +
 	"\fExecuteTrade\x12).pgfleet.portfolio.v1.ExecuteTradeRequest\x1a*.pgfleet.portfolio.v1.ExecuteTradeResponse\"\x03\x90\x02\x02\x12d\n" +
 	"\n" +
 	"ListTrades\x12'.pgfleet.portfolio.v1.ListTradesRequest\x1a(.pgfleet.portfolio.v1.ListTradesResponse\"\x03\x90\x02\x01\x12y\n" +
-	"\x11ListCashMovements\x12..pgfleet.portfolio.v1.ListCashMovementsRequest\x1a/.pgfleet.portfolio.v1.ListCashMovementsResponse\"\x03\x90\x02\x01BAZ?github.com/pgfleet/pgfleet/gen/pgfleet/portfolio/v1;portfoliov1b\x06proto3"
+	"\x11ListCashMovements\x12..pgfleet.portfolio.v1.ListCashMovementsRequest\x1a/.pgfleet.portfolio.v1.ListCashMovementsResponse\"\x03\x90\x02\x01\x12r\n" +
+	"\x0eWatchPortfolio\x12+.pgfleet.portfolio.v1.WatchPortfolioRequest\x1a,.pgfleet.portfolio.v1.WatchPortfolioResponse\"\x03\x90\x02\x010\x01\x12i\n" +
+	"\vWatchEvents\x12(.pgfleet.portfolio.v1.WatchEventsRequest\x1a).pgfleet.portfolio.v1.WatchEventsResponse\"\x03\x90\x02\x010\x01BAZ?github.com/pgfleet/pgfleet/gen/pgfleet/portfolio/v1;portfoliov1b\x06proto3"
 
 var (
 	file_pgfleet_portfolio_v1_portfolio_proto_rawDescOnce sync.Once
@@ -2113,7 +2504,7 @@ func file_pgfleet_portfolio_v1_portfolio_proto_rawDescGZIP() []byte {
 }
 
 var file_pgfleet_portfolio_v1_portfolio_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_pgfleet_portfolio_v1_portfolio_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_pgfleet_portfolio_v1_portfolio_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_pgfleet_portfolio_v1_portfolio_proto_goTypes = []any{
 	(Side)(0),                         // 0: pgfleet.portfolio.v1.Side
 	(CashMovementKind)(0),             // 1: pgfleet.portfolio.v1.CashMovementKind
@@ -2143,19 +2534,26 @@ var file_pgfleet_portfolio_v1_portfolio_proto_goTypes = []any{
 	(*ListTradesResponse)(nil),        // 25: pgfleet.portfolio.v1.ListTradesResponse
 	(*ListCashMovementsRequest)(nil),  // 26: pgfleet.portfolio.v1.ListCashMovementsRequest
 	(*ListCashMovementsResponse)(nil), // 27: pgfleet.portfolio.v1.ListCashMovementsResponse
-	(*timestamppb.Timestamp)(nil),     // 28: google.protobuf.Timestamp
+	(*WatchPortfolioRequest)(nil),     // 28: pgfleet.portfolio.v1.WatchPortfolioRequest
+	(*WatchPortfolioResponse)(nil),    // 29: pgfleet.portfolio.v1.WatchPortfolioResponse
+	(*WatchEventsRequest)(nil),        // 30: pgfleet.portfolio.v1.WatchEventsRequest
+	(*WatchEventsResponse)(nil),       // 31: pgfleet.portfolio.v1.WatchEventsResponse
+	(*TradeExecuted)(nil),             // 32: pgfleet.portfolio.v1.TradeExecuted
+	(*CashMoved)(nil),                 // 33: pgfleet.portfolio.v1.CashMoved
+	(*timestamppb.Timestamp)(nil),     // 34: google.protobuf.Timestamp
+	(*v1.Event)(nil),                  // 35: pgfleet.ops.v1.Event
 }
 var file_pgfleet_portfolio_v1_portfolio_proto_depIdxs = []int32{
-	28, // 0: pgfleet.portfolio.v1.User.create_time:type_name -> google.protobuf.Timestamp
-	28, // 1: pgfleet.portfolio.v1.Portfolio.create_time:type_name -> google.protobuf.Timestamp
-	28, // 2: pgfleet.portfolio.v1.Portfolio.update_time:type_name -> google.protobuf.Timestamp
-	28, // 3: pgfleet.portfolio.v1.Position.price_time:type_name -> google.protobuf.Timestamp
-	28, // 4: pgfleet.portfolio.v1.Position.delist_time:type_name -> google.protobuf.Timestamp
+	34, // 0: pgfleet.portfolio.v1.User.create_time:type_name -> google.protobuf.Timestamp
+	34, // 1: pgfleet.portfolio.v1.Portfolio.create_time:type_name -> google.protobuf.Timestamp
+	34, // 2: pgfleet.portfolio.v1.Portfolio.update_time:type_name -> google.protobuf.Timestamp
+	34, // 3: pgfleet.portfolio.v1.Position.price_time:type_name -> google.protobuf.Timestamp
+	34, // 4: pgfleet.portfolio.v1.Position.delist_time:type_name -> google.protobuf.Timestamp
 	0,  // 5: pgfleet.portfolio.v1.Trade.side:type_name -> pgfleet.portfolio.v1.Side
-	28, // 6: pgfleet.portfolio.v1.Trade.execute_time:type_name -> google.protobuf.Timestamp
-	28, // 7: pgfleet.portfolio.v1.Trade.price_time:type_name -> google.protobuf.Timestamp
+	34, // 6: pgfleet.portfolio.v1.Trade.execute_time:type_name -> google.protobuf.Timestamp
+	34, // 7: pgfleet.portfolio.v1.Trade.price_time:type_name -> google.protobuf.Timestamp
 	1,  // 8: pgfleet.portfolio.v1.CashMovement.kind:type_name -> pgfleet.portfolio.v1.CashMovementKind
-	28, // 9: pgfleet.portfolio.v1.CashMovement.create_time:type_name -> google.protobuf.Timestamp
+	34, // 9: pgfleet.portfolio.v1.CashMovement.create_time:type_name -> google.protobuf.Timestamp
 	2,  // 10: pgfleet.portfolio.v1.CreateUserResponse.user:type_name -> pgfleet.portfolio.v1.User
 	2,  // 11: pgfleet.portfolio.v1.GetUserResponse.user:type_name -> pgfleet.portfolio.v1.User
 	3,  // 12: pgfleet.portfolio.v1.CreatePortfolioResponse.portfolio:type_name -> pgfleet.portfolio.v1.Portfolio
@@ -2171,31 +2569,41 @@ var file_pgfleet_portfolio_v1_portfolio_proto_depIdxs = []int32{
 	6,  // 22: pgfleet.portfolio.v1.ExecuteTradeResponse.trade:type_name -> pgfleet.portfolio.v1.Trade
 	6,  // 23: pgfleet.portfolio.v1.ListTradesResponse.trades:type_name -> pgfleet.portfolio.v1.Trade
 	7,  // 24: pgfleet.portfolio.v1.ListCashMovementsResponse.movements:type_name -> pgfleet.portfolio.v1.CashMovement
-	8,  // 25: pgfleet.portfolio.v1.PortfolioService.CreateUser:input_type -> pgfleet.portfolio.v1.CreateUserRequest
-	10, // 26: pgfleet.portfolio.v1.PortfolioService.GetUser:input_type -> pgfleet.portfolio.v1.GetUserRequest
-	12, // 27: pgfleet.portfolio.v1.PortfolioService.CreatePortfolio:input_type -> pgfleet.portfolio.v1.CreatePortfolioRequest
-	14, // 28: pgfleet.portfolio.v1.PortfolioService.GetPortfolio:input_type -> pgfleet.portfolio.v1.GetPortfolioRequest
-	16, // 29: pgfleet.portfolio.v1.PortfolioService.ListPortfolios:input_type -> pgfleet.portfolio.v1.ListPortfoliosRequest
-	18, // 30: pgfleet.portfolio.v1.PortfolioService.Deposit:input_type -> pgfleet.portfolio.v1.DepositRequest
-	20, // 31: pgfleet.portfolio.v1.PortfolioService.Withdraw:input_type -> pgfleet.portfolio.v1.WithdrawRequest
-	22, // 32: pgfleet.portfolio.v1.PortfolioService.ExecuteTrade:input_type -> pgfleet.portfolio.v1.ExecuteTradeRequest
-	24, // 33: pgfleet.portfolio.v1.PortfolioService.ListTrades:input_type -> pgfleet.portfolio.v1.ListTradesRequest
-	26, // 34: pgfleet.portfolio.v1.PortfolioService.ListCashMovements:input_type -> pgfleet.portfolio.v1.ListCashMovementsRequest
-	9,  // 35: pgfleet.portfolio.v1.PortfolioService.CreateUser:output_type -> pgfleet.portfolio.v1.CreateUserResponse
-	11, // 36: pgfleet.portfolio.v1.PortfolioService.GetUser:output_type -> pgfleet.portfolio.v1.GetUserResponse
-	13, // 37: pgfleet.portfolio.v1.PortfolioService.CreatePortfolio:output_type -> pgfleet.portfolio.v1.CreatePortfolioResponse
-	15, // 38: pgfleet.portfolio.v1.PortfolioService.GetPortfolio:output_type -> pgfleet.portfolio.v1.GetPortfolioResponse
-	17, // 39: pgfleet.portfolio.v1.PortfolioService.ListPortfolios:output_type -> pgfleet.portfolio.v1.ListPortfoliosResponse
-	19, // 40: pgfleet.portfolio.v1.PortfolioService.Deposit:output_type -> pgfleet.portfolio.v1.DepositResponse
-	21, // 41: pgfleet.portfolio.v1.PortfolioService.Withdraw:output_type -> pgfleet.portfolio.v1.WithdrawResponse
-	23, // 42: pgfleet.portfolio.v1.PortfolioService.ExecuteTrade:output_type -> pgfleet.portfolio.v1.ExecuteTradeResponse
-	25, // 43: pgfleet.portfolio.v1.PortfolioService.ListTrades:output_type -> pgfleet.portfolio.v1.ListTradesResponse
-	27, // 44: pgfleet.portfolio.v1.PortfolioService.ListCashMovements:output_type -> pgfleet.portfolio.v1.ListCashMovementsResponse
-	35, // [35:45] is the sub-list for method output_type
-	25, // [25:35] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	3,  // 25: pgfleet.portfolio.v1.WatchPortfolioResponse.portfolio:type_name -> pgfleet.portfolio.v1.Portfolio
+	4,  // 26: pgfleet.portfolio.v1.WatchPortfolioResponse.positions:type_name -> pgfleet.portfolio.v1.Position
+	5,  // 27: pgfleet.portfolio.v1.WatchPortfolioResponse.positions_values:type_name -> pgfleet.portfolio.v1.CurrencyValue
+	35, // 28: pgfleet.portfolio.v1.WatchEventsResponse.events:type_name -> pgfleet.ops.v1.Event
+	6,  // 29: pgfleet.portfolio.v1.TradeExecuted.trade:type_name -> pgfleet.portfolio.v1.Trade
+	7,  // 30: pgfleet.portfolio.v1.CashMoved.movement:type_name -> pgfleet.portfolio.v1.CashMovement
+	8,  // 31: pgfleet.portfolio.v1.PortfolioService.CreateUser:input_type -> pgfleet.portfolio.v1.CreateUserRequest
+	10, // 32: pgfleet.portfolio.v1.PortfolioService.GetUser:input_type -> pgfleet.portfolio.v1.GetUserRequest
+	12, // 33: pgfleet.portfolio.v1.PortfolioService.CreatePortfolio:input_type -> pgfleet.portfolio.v1.CreatePortfolioRequest
+	14, // 34: pgfleet.portfolio.v1.PortfolioService.GetPortfolio:input_type -> pgfleet.portfolio.v1.GetPortfolioRequest
+	16, // 35: pgfleet.portfolio.v1.PortfolioService.ListPortfolios:input_type -> pgfleet.portfolio.v1.ListPortfoliosRequest
+	18, // 36: pgfleet.portfolio.v1.PortfolioService.Deposit:input_type -> pgfleet.portfolio.v1.DepositRequest
+	20, // 37: pgfleet.portfolio.v1.PortfolioService.Withdraw:input_type -> pgfleet.portfolio.v1.WithdrawRequest
+	22, // 38: pgfleet.portfolio.v1.PortfolioService.ExecuteTrade:input_type -> pgfleet.portfolio.v1.ExecuteTradeRequest
+	24, // 39: pgfleet.portfolio.v1.PortfolioService.ListTrades:input_type -> pgfleet.portfolio.v1.ListTradesRequest
+	26, // 40: pgfleet.portfolio.v1.PortfolioService.ListCashMovements:input_type -> pgfleet.portfolio.v1.ListCashMovementsRequest
+	28, // 41: pgfleet.portfolio.v1.PortfolioService.WatchPortfolio:input_type -> pgfleet.portfolio.v1.WatchPortfolioRequest
+	30, // 42: pgfleet.portfolio.v1.PortfolioService.WatchEvents:input_type -> pgfleet.portfolio.v1.WatchEventsRequest
+	9,  // 43: pgfleet.portfolio.v1.PortfolioService.CreateUser:output_type -> pgfleet.portfolio.v1.CreateUserResponse
+	11, // 44: pgfleet.portfolio.v1.PortfolioService.GetUser:output_type -> pgfleet.portfolio.v1.GetUserResponse
+	13, // 45: pgfleet.portfolio.v1.PortfolioService.CreatePortfolio:output_type -> pgfleet.portfolio.v1.CreatePortfolioResponse
+	15, // 46: pgfleet.portfolio.v1.PortfolioService.GetPortfolio:output_type -> pgfleet.portfolio.v1.GetPortfolioResponse
+	17, // 47: pgfleet.portfolio.v1.PortfolioService.ListPortfolios:output_type -> pgfleet.portfolio.v1.ListPortfoliosResponse
+	19, // 48: pgfleet.portfolio.v1.PortfolioService.Deposit:output_type -> pgfleet.portfolio.v1.DepositResponse
+	21, // 49: pgfleet.portfolio.v1.PortfolioService.Withdraw:output_type -> pgfleet.portfolio.v1.WithdrawResponse
+	23, // 50: pgfleet.portfolio.v1.PortfolioService.ExecuteTrade:output_type -> pgfleet.portfolio.v1.ExecuteTradeResponse
+	25, // 51: pgfleet.portfolio.v1.PortfolioService.ListTrades:output_type -> pgfleet.portfolio.v1.ListTradesResponse
+	27, // 52: pgfleet.portfolio.v1.PortfolioService.ListCashMovements:output_type -> pgfleet.portfolio.v1.ListCashMovementsResponse
+	29, // 53: pgfleet.portfolio.v1.PortfolioService.WatchPortfolio:output_type -> pgfleet.portfolio.v1.WatchPortfolioResponse
+	31, // 54: pgfleet.portfolio.v1.PortfolioService.WatchEvents:output_type -> pgfleet.portfolio.v1.WatchEventsResponse
+	43, // [43:55] is the sub-list for method output_type
+	31, // [31:43] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_pgfleet_portfolio_v1_portfolio_proto_init() }
@@ -2209,7 +2617,7 @@ func file_pgfleet_portfolio_v1_portfolio_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pgfleet_portfolio_v1_portfolio_proto_rawDesc), len(file_pgfleet_portfolio_v1_portfolio_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   26,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

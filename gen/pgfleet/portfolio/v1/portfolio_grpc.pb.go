@@ -31,6 +31,8 @@ const (
 	PortfolioService_ExecuteTrade_FullMethodName      = "/pgfleet.portfolio.v1.PortfolioService/ExecuteTrade"
 	PortfolioService_ListTrades_FullMethodName        = "/pgfleet.portfolio.v1.PortfolioService/ListTrades"
 	PortfolioService_ListCashMovements_FullMethodName = "/pgfleet.portfolio.v1.PortfolioService/ListCashMovements"
+	PortfolioService_WatchPortfolio_FullMethodName    = "/pgfleet.portfolio.v1.PortfolioService/WatchPortfolio"
+	PortfolioService_WatchEvents_FullMethodName       = "/pgfleet.portfolio.v1.PortfolioService/WatchEvents"
 )
 
 // PortfolioServiceClient is the client API for PortfolioService service.
@@ -86,6 +88,17 @@ type PortfolioServiceClient interface {
 	ListTrades(ctx context.Context, in *ListTradesRequest, opts ...grpc.CallOption) (*ListTradesResponse, error)
 	// ListCashMovements returns a page of a portfolio's cash ledger, oldest first.
 	ListCashMovements(ctx context.Context, in *ListCashMovementsRequest, opts ...grpc.CallOption) (*ListCashMovementsResponse, error)
+	// WatchPortfolio streams a portfolio valued as GetPortfolio values it: a first message at
+	// once, then a new one whenever its cash or positions change (a trade, a deposit, a
+	// withdrawal) or a held stock's latest price moves. A subscriber that reads slowly gets the
+	// newest valuation, never a backlog. The owner only (an admin: anyone's): another user's
+	// portfolio is NOT_FOUND, as for GetPortfolio. The stream runs until the client cancels it
+	// or the server shuts down (UNAVAILABLE: reconnect, to this or another replica).
+	WatchPortfolio(ctx context.Context, in *WatchPortfolioRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchPortfolioResponse], error)
+	// WatchEvents streams the service's change events (TradeExecuted, CashMoved) in commit
+	// order, at least once, from an opaque cursor, as StockService.WatchEvents does. Every
+	// user's: role service or admin only.
+	WatchEvents(ctx context.Context, in *WatchEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEventsResponse], error)
 }
 
 type portfolioServiceClient struct {
@@ -196,6 +209,44 @@ func (c *portfolioServiceClient) ListCashMovements(ctx context.Context, in *List
 	return out, nil
 }
 
+func (c *portfolioServiceClient) WatchPortfolio(ctx context.Context, in *WatchPortfolioRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchPortfolioResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &PortfolioService_ServiceDesc.Streams[0], PortfolioService_WatchPortfolio_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchPortfolioRequest, WatchPortfolioResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type PortfolioService_WatchPortfolioClient = grpc.ServerStreamingClient[WatchPortfolioResponse]
+
+func (c *portfolioServiceClient) WatchEvents(ctx context.Context, in *WatchEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEventsResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &PortfolioService_ServiceDesc.Streams[1], PortfolioService_WatchEvents_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchEventsRequest, WatchEventsResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type PortfolioService_WatchEventsClient = grpc.ServerStreamingClient[WatchEventsResponse]
+
 // PortfolioServiceServer is the server API for PortfolioService service.
 // All implementations must embed UnimplementedPortfolioServiceServer
 // for forward compatibility.
@@ -249,6 +300,17 @@ type PortfolioServiceServer interface {
 	ListTrades(context.Context, *ListTradesRequest) (*ListTradesResponse, error)
 	// ListCashMovements returns a page of a portfolio's cash ledger, oldest first.
 	ListCashMovements(context.Context, *ListCashMovementsRequest) (*ListCashMovementsResponse, error)
+	// WatchPortfolio streams a portfolio valued as GetPortfolio values it: a first message at
+	// once, then a new one whenever its cash or positions change (a trade, a deposit, a
+	// withdrawal) or a held stock's latest price moves. A subscriber that reads slowly gets the
+	// newest valuation, never a backlog. The owner only (an admin: anyone's): another user's
+	// portfolio is NOT_FOUND, as for GetPortfolio. The stream runs until the client cancels it
+	// or the server shuts down (UNAVAILABLE: reconnect, to this or another replica).
+	WatchPortfolio(*WatchPortfolioRequest, grpc.ServerStreamingServer[WatchPortfolioResponse]) error
+	// WatchEvents streams the service's change events (TradeExecuted, CashMoved) in commit
+	// order, at least once, from an opaque cursor, as StockService.WatchEvents does. Every
+	// user's: role service or admin only.
+	WatchEvents(*WatchEventsRequest, grpc.ServerStreamingServer[WatchEventsResponse]) error
 	mustEmbedUnimplementedPortfolioServiceServer()
 }
 
@@ -288,6 +350,12 @@ func (UnimplementedPortfolioServiceServer) ListTrades(context.Context, *ListTrad
 }
 func (UnimplementedPortfolioServiceServer) ListCashMovements(context.Context, *ListCashMovementsRequest) (*ListCashMovementsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListCashMovements not implemented")
+}
+func (UnimplementedPortfolioServiceServer) WatchPortfolio(*WatchPortfolioRequest, grpc.ServerStreamingServer[WatchPortfolioResponse]) error {
+	return status.Error(codes.Unimplemented, "method WatchPortfolio not implemented")
+}
+func (UnimplementedPortfolioServiceServer) WatchEvents(*WatchEventsRequest, grpc.ServerStreamingServer[WatchEventsResponse]) error {
+	return status.Error(codes.Unimplemented, "method WatchEvents not implemented")
 }
 func (UnimplementedPortfolioServiceServer) mustEmbedUnimplementedPortfolioServiceServer() {}
 func (UnimplementedPortfolioServiceServer) testEmbeddedByValue()                          {}
@@ -490,6 +558,28 @@ func _PortfolioService_ListCashMovements_Handler(srv interface{}, ctx context.Co
 	return interceptor(ctx, in, info, handler)
 }
 
+func _PortfolioService_WatchPortfolio_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchPortfolioRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(PortfolioServiceServer).WatchPortfolio(m, &grpc.GenericServerStream[WatchPortfolioRequest, WatchPortfolioResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type PortfolioService_WatchPortfolioServer = grpc.ServerStreamingServer[WatchPortfolioResponse]
+
+func _PortfolioService_WatchEvents_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchEventsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(PortfolioServiceServer).WatchEvents(m, &grpc.GenericServerStream[WatchEventsRequest, WatchEventsResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type PortfolioService_WatchEventsServer = grpc.ServerStreamingServer[WatchEventsResponse]
+
 // PortfolioService_ServiceDesc is the grpc.ServiceDesc for PortfolioService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -538,6 +628,17 @@ var PortfolioService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _PortfolioService_ListCashMovements_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "WatchPortfolio",
+			Handler:       _PortfolioService_WatchPortfolio_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "WatchEvents",
+			Handler:       _PortfolioService_WatchEvents_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "pgfleet/portfolio/v1/portfolio.proto",
 }

@@ -9,6 +9,7 @@
 package stockv1
 
 import (
+	v1 "github.com/pgfleet/pgfleet/gen/pgfleet/ops/v1"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -1710,11 +1711,445 @@ func (x *UpsertRecommendationsResponse) GetUpdatedCount() int32 {
 	return 0
 }
 
+// WatchLatestPricesRequest names the stocks to watch.
+type WatchLatestPricesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Ticker symbols, at most 1000, each once.
+	Symbols       []string `protobuf:"bytes,1,rep,name=symbols,proto3" json:"symbols,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchLatestPricesRequest) Reset() {
+	*x = WatchLatestPricesRequest{}
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchLatestPricesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchLatestPricesRequest) ProtoMessage() {}
+
+func (x *WatchLatestPricesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchLatestPricesRequest.ProtoReflect.Descriptor instead.
+func (*WatchLatestPricesRequest) Descriptor() ([]byte, []int) {
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *WatchLatestPricesRequest) GetSymbols() []string {
+	if x != nil {
+		return x.Symbols
+	}
+	return nil
+}
+
+// WatchLatestPricesResponse holds latest prices that changed.
+type WatchLatestPricesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The newest price of each symbol that changed (in the first message: of every watched
+	// symbol that has a price), sorted by symbol, each with its currency, and delist_time for a
+	// deleted stock's final price.
+	Prices []*Price `protobuf:"bytes,1,rep,name=prices,proto3" json:"prices,omitempty"`
+	// Symbols that no longer have a price: a delisted stock stored again (UpsertStocks), whose
+	// final price was dropped. Sorted.
+	ClearedSymbols []string `protobuf:"bytes,2,rep,name=cleared_symbols,json=clearedSymbols,proto3" json:"cleared_symbols,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *WatchLatestPricesResponse) Reset() {
+	*x = WatchLatestPricesResponse{}
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchLatestPricesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchLatestPricesResponse) ProtoMessage() {}
+
+func (x *WatchLatestPricesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchLatestPricesResponse.ProtoReflect.Descriptor instead.
+func (*WatchLatestPricesResponse) Descriptor() ([]byte, []int) {
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *WatchLatestPricesResponse) GetPrices() []*Price {
+	if x != nil {
+		return x.Prices
+	}
+	return nil
+}
+
+func (x *WatchLatestPricesResponse) GetClearedSymbols() []string {
+	if x != nil {
+		return x.ClearedSymbols
+	}
+	return nil
+}
+
+// WatchEventsRequest says where a consumer starts and which events it wants.
+type WatchEventsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Event types to receive, full message names such as "pgfleet.stock.v1.LatestPriceChanged";
+	// empty: all of the service's. At most 20, each one of the service's event types.
+	Types []string `protobuf:"bytes,1,rep,name=types,proto3" json:"types,omitempty"`
+	// Resume after this cursor (an event's, or a response's): the stream starts with the first
+	// event after it. Empty: start with the events committed from now on, unless from_oldest.
+	Cursor string `protobuf:"bytes,2,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	// With an empty cursor: start with the oldest event still kept instead of from now on.
+	FromOldest    bool `protobuf:"varint,3,opt,name=from_oldest,json=fromOldest,proto3" json:"from_oldest,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchEventsRequest) Reset() {
+	*x = WatchEventsRequest{}
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchEventsRequest) ProtoMessage() {}
+
+func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchEventsRequest.ProtoReflect.Descriptor instead.
+func (*WatchEventsRequest) Descriptor() ([]byte, []int) {
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *WatchEventsRequest) GetTypes() []string {
+	if x != nil {
+		return x.Types
+	}
+	return nil
+}
+
+func (x *WatchEventsRequest) GetCursor() string {
+	if x != nil {
+		return x.Cursor
+	}
+	return ""
+}
+
+func (x *WatchEventsRequest) GetFromOldest() bool {
+	if x != nil {
+		return x.FromOldest
+	}
+	return false
+}
+
+// WatchEventsResponse is a batch of events in commit order.
+type WatchEventsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The events; empty in the first message of a stream started without a cursor, which
+	// marks where the stream starts.
+	Events []*v1.Event `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	// Resume cursor after this message's events.
+	Cursor        string `protobuf:"bytes,2,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchEventsResponse) Reset() {
+	*x = WatchEventsResponse{}
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchEventsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchEventsResponse) ProtoMessage() {}
+
+func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchEventsResponse.ProtoReflect.Descriptor instead.
+func (*WatchEventsResponse) Descriptor() ([]byte, []int) {
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *WatchEventsResponse) GetEvents() []*v1.Event {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *WatchEventsResponse) GetCursor() string {
+	if x != nil {
+		return x.Cursor
+	}
+	return ""
+}
+
+// LatestPriceChanged is the event of a symbol's latest price changing: a newer bar ingested,
+// the latest bar replaced, a stock deleted (its final price, with delist_time) or stored again
+// after a deletion (the final price dropped). Aggregate type "stock", aggregate id the symbol.
+type LatestPriceChanged struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Ticker symbol.
+	Symbol string `protobuf:"bytes,1,opt,name=symbol,proto3" json:"symbol,omitempty"`
+	// The new latest price, with currency and delist_time as GetLatestPrices sets them; unset
+	// when the symbol no longer has a price.
+	Price         *Price `protobuf:"bytes,2,opt,name=price,proto3" json:"price,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LatestPriceChanged) Reset() {
+	*x = LatestPriceChanged{}
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LatestPriceChanged) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LatestPriceChanged) ProtoMessage() {}
+
+func (x *LatestPriceChanged) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LatestPriceChanged.ProtoReflect.Descriptor instead.
+func (*LatestPriceChanged) Descriptor() ([]byte, []int) {
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *LatestPriceChanged) GetSymbol() string {
+	if x != nil {
+		return x.Symbol
+	}
+	return ""
+}
+
+func (x *LatestPriceChanged) GetPrice() *Price {
+	if x != nil {
+		return x.Price
+	}
+	return nil
+}
+
+// StockChanged is the event of a stock inserted or updated by UpsertStocks. Aggregate type
+// "stock", aggregate id the symbol.
+type StockChanged struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The stock as stored.
+	Stock         *Stock `protobuf:"bytes,1,opt,name=stock,proto3" json:"stock,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StockChanged) Reset() {
+	*x = StockChanged{}
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StockChanged) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StockChanged) ProtoMessage() {}
+
+func (x *StockChanged) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StockChanged.ProtoReflect.Descriptor instead.
+func (*StockChanged) Descriptor() ([]byte, []int) {
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *StockChanged) GetStock() *Stock {
+	if x != nil {
+		return x.Stock
+	}
+	return nil
+}
+
+// StockDeleted is the event of a stock deleted (delisted) by DeleteStock. Aggregate type
+// "stock", aggregate id the symbol.
+type StockDeleted struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Ticker symbol.
+	Symbol string `protobuf:"bytes,1,opt,name=symbol,proto3" json:"symbol,omitempty"`
+	// When it was deleted.
+	DelistTime    *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=delist_time,json=delistTime,proto3" json:"delist_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StockDeleted) Reset() {
+	*x = StockDeleted{}
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StockDeleted) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StockDeleted) ProtoMessage() {}
+
+func (x *StockDeleted) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StockDeleted.ProtoReflect.Descriptor instead.
+func (*StockDeleted) Descriptor() ([]byte, []int) {
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *StockDeleted) GetSymbol() string {
+	if x != nil {
+		return x.Symbol
+	}
+	return ""
+}
+
+func (x *StockDeleted) GetDelistTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DelistTime
+	}
+	return nil
+}
+
+// RecommendationChanged is the event of a recommendation inserted or replaced by
+// UpsertRecommendations. Aggregate type "stock", aggregate id the symbol.
+type RecommendationChanged struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The recommendation as stored.
+	Recommendation *Recommendation `protobuf:"bytes,1,opt,name=recommendation,proto3" json:"recommendation,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *RecommendationChanged) Reset() {
+	*x = RecommendationChanged{}
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecommendationChanged) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecommendationChanged) ProtoMessage() {}
+
+func (x *RecommendationChanged) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecommendationChanged.ProtoReflect.Descriptor instead.
+func (*RecommendationChanged) Descriptor() ([]byte, []int) {
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *RecommendationChanged) GetRecommendation() *Recommendation {
+	if x != nil {
+		return x.Recommendation
+	}
+	return nil
+}
+
 var File_pgfleet_stock_v1_stock_proto protoreflect.FileDescriptor
 
 const file_pgfleet_stock_v1_stock_proto_rawDesc = "" +
 	"\n" +
-	"\x1cpgfleet/stock/v1/stock.proto\x12\x10pgfleet.stock.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcf\x02\n" +
+	"\x1cpgfleet/stock/v1/stock.proto\x12\x10pgfleet.stock.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18pgfleet/ops/v1/ops.proto\"\xcf\x02\n" +
 	"\x05Stock\x12\x1e\n" +
 	"\x06symbol\x18\x01 \x01(\tB\x06\xe0A\x02\xe0A\x05R\x06symbol\x12\x17\n" +
 	"\x04name\x18\x02 \x01(\tB\x03\xe0A\x02R\x04name\x12\x16\n" +
@@ -1828,7 +2263,31 @@ const file_pgfleet_stock_v1_stock_proto_rawDesc = "" +
 	"\x0frecommendations\x18\x01 \x03(\v2 .pgfleet.stock.v1.RecommendationB\x03\xe0A\x02R\x0frecommendations\"k\n" +
 	"\x1dUpsertRecommendationsResponse\x12%\n" +
 	"\x0einserted_count\x18\x01 \x01(\x05R\rinsertedCount\x12#\n" +
-	"\rupdated_count\x18\x02 \x01(\x05R\fupdatedCount*\x81\x01\n" +
+	"\rupdated_count\x18\x02 \x01(\x05R\fupdatedCount\"9\n" +
+	"\x18WatchLatestPricesRequest\x12\x1d\n" +
+	"\asymbols\x18\x01 \x03(\tB\x03\xe0A\x02R\asymbols\"u\n" +
+	"\x19WatchLatestPricesResponse\x12/\n" +
+	"\x06prices\x18\x01 \x03(\v2\x17.pgfleet.stock.v1.PriceR\x06prices\x12'\n" +
+	"\x0fcleared_symbols\x18\x02 \x03(\tR\x0eclearedSymbols\"c\n" +
+	"\x12WatchEventsRequest\x12\x14\n" +
+	"\x05types\x18\x01 \x03(\tR\x05types\x12\x16\n" +
+	"\x06cursor\x18\x02 \x01(\tR\x06cursor\x12\x1f\n" +
+	"\vfrom_oldest\x18\x03 \x01(\bR\n" +
+	"fromOldest\"\\\n" +
+	"\x13WatchEventsResponse\x12-\n" +
+	"\x06events\x18\x01 \x03(\v2\x15.pgfleet.ops.v1.EventR\x06events\x12\x16\n" +
+	"\x06cursor\x18\x02 \x01(\tR\x06cursor\"[\n" +
+	"\x12LatestPriceChanged\x12\x16\n" +
+	"\x06symbol\x18\x01 \x01(\tR\x06symbol\x12-\n" +
+	"\x05price\x18\x02 \x01(\v2\x17.pgfleet.stock.v1.PriceR\x05price\"=\n" +
+	"\fStockChanged\x12-\n" +
+	"\x05stock\x18\x01 \x01(\v2\x17.pgfleet.stock.v1.StockR\x05stock\"c\n" +
+	"\fStockDeleted\x12\x16\n" +
+	"\x06symbol\x18\x01 \x01(\tR\x06symbol\x12;\n" +
+	"\vdelist_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"delistTime\"a\n" +
+	"\x15RecommendationChanged\x12H\n" +
+	"\x0erecommendation\x18\x01 \x01(\v2 .pgfleet.stock.v1.RecommendationR\x0erecommendation*\x81\x01\n" +
 	"\x06Action\x12\x16\n" +
 	"\x12ACTION_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11ACTION_STRONG_BUY\x10\x01\x12\x0e\n" +
@@ -1836,7 +2295,8 @@ const file_pgfleet_stock_v1_stock_proto_rawDesc = "" +
 	"ACTION_BUY\x10\x02\x12\x0f\n" +
 	"\vACTION_HOLD\x10\x03\x12\x0f\n" +
 	"\vACTION_SELL\x10\x04\x12\x16\n" +
-	"\x12ACTION_STRONG_SELL\x10\x052\xfd\b\n" +
+	"\x12ACTION_STRONG_SELL\x10\x052\xd5\n" +
+	"\n" +
 	"\fStockService\x12V\n" +
 	"\bGetStock\x12!.pgfleet.stock.v1.GetStockRequest\x1a\".pgfleet.stock.v1.GetStockResponse\"\x03\x90\x02\x01\x12\\\n" +
 	"\n" +
@@ -1850,7 +2310,9 @@ const file_pgfleet_stock_v1_stock_proto_rawDesc = "" +
 	"\fStreamPrices\x12%.pgfleet.stock.v1.StreamPricesRequest\x1a&.pgfleet.stock.v1.StreamPricesResponse\"\x03\x90\x02\x010\x01\x12k\n" +
 	"\x0fGetLatestPrices\x12(.pgfleet.stock.v1.GetLatestPricesRequest\x1a).pgfleet.stock.v1.GetLatestPricesResponse\"\x03\x90\x02\x01\x12w\n" +
 	"\x13ListRecommendations\x12,.pgfleet.stock.v1.ListRecommendationsRequest\x1a-.pgfleet.stock.v1.ListRecommendationsResponse\"\x03\x90\x02\x01\x12}\n" +
-	"\x15UpsertRecommendations\x12..pgfleet.stock.v1.UpsertRecommendationsRequest\x1a/.pgfleet.stock.v1.UpsertRecommendationsResponse\"\x03\x90\x02\x02B9Z7github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1;stockv1b\x06proto3"
+	"\x15UpsertRecommendations\x12..pgfleet.stock.v1.UpsertRecommendationsRequest\x1a/.pgfleet.stock.v1.UpsertRecommendationsResponse\"\x03\x90\x02\x02\x12s\n" +
+	"\x11WatchLatestPrices\x12*.pgfleet.stock.v1.WatchLatestPricesRequest\x1a+.pgfleet.stock.v1.WatchLatestPricesResponse\"\x03\x90\x02\x010\x01\x12a\n" +
+	"\vWatchEvents\x12$.pgfleet.stock.v1.WatchEventsRequest\x1a%.pgfleet.stock.v1.WatchEventsResponse\"\x03\x90\x02\x010\x01B9Z7github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1;stockv1b\x06proto3"
 
 var (
 	file_pgfleet_stock_v1_stock_proto_rawDescOnce sync.Once
@@ -1865,7 +2327,7 @@ func file_pgfleet_stock_v1_stock_proto_rawDescGZIP() []byte {
 }
 
 var file_pgfleet_stock_v1_stock_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_pgfleet_stock_v1_stock_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_pgfleet_stock_v1_stock_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_pgfleet_stock_v1_stock_proto_goTypes = []any{
 	(Action)(0),                           // 0: pgfleet.stock.v1.Action
 	(*Stock)(nil),                         // 1: pgfleet.stock.v1.Stock
@@ -1894,58 +2356,77 @@ var file_pgfleet_stock_v1_stock_proto_goTypes = []any{
 	(*ListRecommendationsResponse)(nil),   // 24: pgfleet.stock.v1.ListRecommendationsResponse
 	(*UpsertRecommendationsRequest)(nil),  // 25: pgfleet.stock.v1.UpsertRecommendationsRequest
 	(*UpsertRecommendationsResponse)(nil), // 26: pgfleet.stock.v1.UpsertRecommendationsResponse
-	(*timestamppb.Timestamp)(nil),         // 27: google.protobuf.Timestamp
+	(*WatchLatestPricesRequest)(nil),      // 27: pgfleet.stock.v1.WatchLatestPricesRequest
+	(*WatchLatestPricesResponse)(nil),     // 28: pgfleet.stock.v1.WatchLatestPricesResponse
+	(*WatchEventsRequest)(nil),            // 29: pgfleet.stock.v1.WatchEventsRequest
+	(*WatchEventsResponse)(nil),           // 30: pgfleet.stock.v1.WatchEventsResponse
+	(*LatestPriceChanged)(nil),            // 31: pgfleet.stock.v1.LatestPriceChanged
+	(*StockChanged)(nil),                  // 32: pgfleet.stock.v1.StockChanged
+	(*StockDeleted)(nil),                  // 33: pgfleet.stock.v1.StockDeleted
+	(*RecommendationChanged)(nil),         // 34: pgfleet.stock.v1.RecommendationChanged
+	(*timestamppb.Timestamp)(nil),         // 35: google.protobuf.Timestamp
+	(*v1.Event)(nil),                      // 36: pgfleet.ops.v1.Event
 }
 var file_pgfleet_stock_v1_stock_proto_depIdxs = []int32{
-	27, // 0: pgfleet.stock.v1.Stock.create_time:type_name -> google.protobuf.Timestamp
-	27, // 1: pgfleet.stock.v1.Stock.update_time:type_name -> google.protobuf.Timestamp
-	27, // 2: pgfleet.stock.v1.Price.time:type_name -> google.protobuf.Timestamp
-	27, // 3: pgfleet.stock.v1.Price.delist_time:type_name -> google.protobuf.Timestamp
+	35, // 0: pgfleet.stock.v1.Stock.create_time:type_name -> google.protobuf.Timestamp
+	35, // 1: pgfleet.stock.v1.Stock.update_time:type_name -> google.protobuf.Timestamp
+	35, // 2: pgfleet.stock.v1.Price.time:type_name -> google.protobuf.Timestamp
+	35, // 3: pgfleet.stock.v1.Price.delist_time:type_name -> google.protobuf.Timestamp
 	0,  // 4: pgfleet.stock.v1.Recommendation.action:type_name -> pgfleet.stock.v1.Action
-	27, // 5: pgfleet.stock.v1.Recommendation.create_time:type_name -> google.protobuf.Timestamp
-	27, // 6: pgfleet.stock.v1.Recommendation.update_time:type_name -> google.protobuf.Timestamp
+	35, // 5: pgfleet.stock.v1.Recommendation.create_time:type_name -> google.protobuf.Timestamp
+	35, // 6: pgfleet.stock.v1.Recommendation.update_time:type_name -> google.protobuf.Timestamp
 	1,  // 7: pgfleet.stock.v1.GetStockResponse.stock:type_name -> pgfleet.stock.v1.Stock
 	1,  // 8: pgfleet.stock.v1.ListStocksResponse.stocks:type_name -> pgfleet.stock.v1.Stock
 	1,  // 9: pgfleet.stock.v1.BatchGetStocksResponse.stocks:type_name -> pgfleet.stock.v1.Stock
 	1,  // 10: pgfleet.stock.v1.UpsertStocksRequest.stocks:type_name -> pgfleet.stock.v1.Stock
 	2,  // 11: pgfleet.stock.v1.IngestPricesRequest.prices:type_name -> pgfleet.stock.v1.Price
 	15, // 12: pgfleet.stock.v1.IngestPricesRequest.append_only:type_name -> pgfleet.stock.v1.AppendOnly
-	27, // 13: pgfleet.stock.v1.ListPricesRequest.start_time:type_name -> google.protobuf.Timestamp
-	27, // 14: pgfleet.stock.v1.ListPricesRequest.end_time:type_name -> google.protobuf.Timestamp
+	35, // 13: pgfleet.stock.v1.ListPricesRequest.start_time:type_name -> google.protobuf.Timestamp
+	35, // 14: pgfleet.stock.v1.ListPricesRequest.end_time:type_name -> google.protobuf.Timestamp
 	2,  // 15: pgfleet.stock.v1.ListPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
-	27, // 16: pgfleet.stock.v1.StreamPricesRequest.start_time:type_name -> google.protobuf.Timestamp
-	27, // 17: pgfleet.stock.v1.StreamPricesRequest.end_time:type_name -> google.protobuf.Timestamp
+	35, // 16: pgfleet.stock.v1.StreamPricesRequest.start_time:type_name -> google.protobuf.Timestamp
+	35, // 17: pgfleet.stock.v1.StreamPricesRequest.end_time:type_name -> google.protobuf.Timestamp
 	2,  // 18: pgfleet.stock.v1.StreamPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
 	2,  // 19: pgfleet.stock.v1.GetLatestPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
 	3,  // 20: pgfleet.stock.v1.ListRecommendationsResponse.recommendations:type_name -> pgfleet.stock.v1.Recommendation
 	3,  // 21: pgfleet.stock.v1.UpsertRecommendationsRequest.recommendations:type_name -> pgfleet.stock.v1.Recommendation
-	4,  // 22: pgfleet.stock.v1.StockService.GetStock:input_type -> pgfleet.stock.v1.GetStockRequest
-	6,  // 23: pgfleet.stock.v1.StockService.ListStocks:input_type -> pgfleet.stock.v1.ListStocksRequest
-	8,  // 24: pgfleet.stock.v1.StockService.BatchGetStocks:input_type -> pgfleet.stock.v1.BatchGetStocksRequest
-	10, // 25: pgfleet.stock.v1.StockService.UpsertStocks:input_type -> pgfleet.stock.v1.UpsertStocksRequest
-	12, // 26: pgfleet.stock.v1.StockService.DeleteStock:input_type -> pgfleet.stock.v1.DeleteStockRequest
-	14, // 27: pgfleet.stock.v1.StockService.IngestPrices:input_type -> pgfleet.stock.v1.IngestPricesRequest
-	17, // 28: pgfleet.stock.v1.StockService.ListPrices:input_type -> pgfleet.stock.v1.ListPricesRequest
-	19, // 29: pgfleet.stock.v1.StockService.StreamPrices:input_type -> pgfleet.stock.v1.StreamPricesRequest
-	21, // 30: pgfleet.stock.v1.StockService.GetLatestPrices:input_type -> pgfleet.stock.v1.GetLatestPricesRequest
-	23, // 31: pgfleet.stock.v1.StockService.ListRecommendations:input_type -> pgfleet.stock.v1.ListRecommendationsRequest
-	25, // 32: pgfleet.stock.v1.StockService.UpsertRecommendations:input_type -> pgfleet.stock.v1.UpsertRecommendationsRequest
-	5,  // 33: pgfleet.stock.v1.StockService.GetStock:output_type -> pgfleet.stock.v1.GetStockResponse
-	7,  // 34: pgfleet.stock.v1.StockService.ListStocks:output_type -> pgfleet.stock.v1.ListStocksResponse
-	9,  // 35: pgfleet.stock.v1.StockService.BatchGetStocks:output_type -> pgfleet.stock.v1.BatchGetStocksResponse
-	11, // 36: pgfleet.stock.v1.StockService.UpsertStocks:output_type -> pgfleet.stock.v1.UpsertStocksResponse
-	13, // 37: pgfleet.stock.v1.StockService.DeleteStock:output_type -> pgfleet.stock.v1.DeleteStockResponse
-	16, // 38: pgfleet.stock.v1.StockService.IngestPrices:output_type -> pgfleet.stock.v1.IngestPricesResponse
-	18, // 39: pgfleet.stock.v1.StockService.ListPrices:output_type -> pgfleet.stock.v1.ListPricesResponse
-	20, // 40: pgfleet.stock.v1.StockService.StreamPrices:output_type -> pgfleet.stock.v1.StreamPricesResponse
-	22, // 41: pgfleet.stock.v1.StockService.GetLatestPrices:output_type -> pgfleet.stock.v1.GetLatestPricesResponse
-	24, // 42: pgfleet.stock.v1.StockService.ListRecommendations:output_type -> pgfleet.stock.v1.ListRecommendationsResponse
-	26, // 43: pgfleet.stock.v1.StockService.UpsertRecommendations:output_type -> pgfleet.stock.v1.UpsertRecommendationsResponse
-	33, // [33:44] is the sub-list for method output_type
-	22, // [22:33] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	2,  // 22: pgfleet.stock.v1.WatchLatestPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
+	36, // 23: pgfleet.stock.v1.WatchEventsResponse.events:type_name -> pgfleet.ops.v1.Event
+	2,  // 24: pgfleet.stock.v1.LatestPriceChanged.price:type_name -> pgfleet.stock.v1.Price
+	1,  // 25: pgfleet.stock.v1.StockChanged.stock:type_name -> pgfleet.stock.v1.Stock
+	35, // 26: pgfleet.stock.v1.StockDeleted.delist_time:type_name -> google.protobuf.Timestamp
+	3,  // 27: pgfleet.stock.v1.RecommendationChanged.recommendation:type_name -> pgfleet.stock.v1.Recommendation
+	4,  // 28: pgfleet.stock.v1.StockService.GetStock:input_type -> pgfleet.stock.v1.GetStockRequest
+	6,  // 29: pgfleet.stock.v1.StockService.ListStocks:input_type -> pgfleet.stock.v1.ListStocksRequest
+	8,  // 30: pgfleet.stock.v1.StockService.BatchGetStocks:input_type -> pgfleet.stock.v1.BatchGetStocksRequest
+	10, // 31: pgfleet.stock.v1.StockService.UpsertStocks:input_type -> pgfleet.stock.v1.UpsertStocksRequest
+	12, // 32: pgfleet.stock.v1.StockService.DeleteStock:input_type -> pgfleet.stock.v1.DeleteStockRequest
+	14, // 33: pgfleet.stock.v1.StockService.IngestPrices:input_type -> pgfleet.stock.v1.IngestPricesRequest
+	17, // 34: pgfleet.stock.v1.StockService.ListPrices:input_type -> pgfleet.stock.v1.ListPricesRequest
+	19, // 35: pgfleet.stock.v1.StockService.StreamPrices:input_type -> pgfleet.stock.v1.StreamPricesRequest
+	21, // 36: pgfleet.stock.v1.StockService.GetLatestPrices:input_type -> pgfleet.stock.v1.GetLatestPricesRequest
+	23, // 37: pgfleet.stock.v1.StockService.ListRecommendations:input_type -> pgfleet.stock.v1.ListRecommendationsRequest
+	25, // 38: pgfleet.stock.v1.StockService.UpsertRecommendations:input_type -> pgfleet.stock.v1.UpsertRecommendationsRequest
+	27, // 39: pgfleet.stock.v1.StockService.WatchLatestPrices:input_type -> pgfleet.stock.v1.WatchLatestPricesRequest
+	29, // 40: pgfleet.stock.v1.StockService.WatchEvents:input_type -> pgfleet.stock.v1.WatchEventsRequest
+	5,  // 41: pgfleet.stock.v1.StockService.GetStock:output_type -> pgfleet.stock.v1.GetStockResponse
+	7,  // 42: pgfleet.stock.v1.StockService.ListStocks:output_type -> pgfleet.stock.v1.ListStocksResponse
+	9,  // 43: pgfleet.stock.v1.StockService.BatchGetStocks:output_type -> pgfleet.stock.v1.BatchGetStocksResponse
+	11, // 44: pgfleet.stock.v1.StockService.UpsertStocks:output_type -> pgfleet.stock.v1.UpsertStocksResponse
+	13, // 45: pgfleet.stock.v1.StockService.DeleteStock:output_type -> pgfleet.stock.v1.DeleteStockResponse
+	16, // 46: pgfleet.stock.v1.StockService.IngestPrices:output_type -> pgfleet.stock.v1.IngestPricesResponse
+	18, // 47: pgfleet.stock.v1.StockService.ListPrices:output_type -> pgfleet.stock.v1.ListPricesResponse
+	20, // 48: pgfleet.stock.v1.StockService.StreamPrices:output_type -> pgfleet.stock.v1.StreamPricesResponse
+	22, // 49: pgfleet.stock.v1.StockService.GetLatestPrices:output_type -> pgfleet.stock.v1.GetLatestPricesResponse
+	24, // 50: pgfleet.stock.v1.StockService.ListRecommendations:output_type -> pgfleet.stock.v1.ListRecommendationsResponse
+	26, // 51: pgfleet.stock.v1.StockService.UpsertRecommendations:output_type -> pgfleet.stock.v1.UpsertRecommendationsResponse
+	28, // 52: pgfleet.stock.v1.StockService.WatchLatestPrices:output_type -> pgfleet.stock.v1.WatchLatestPricesResponse
+	30, // 53: pgfleet.stock.v1.StockService.WatchEvents:output_type -> pgfleet.stock.v1.WatchEventsResponse
+	41, // [41:54] is the sub-list for method output_type
+	28, // [28:41] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_pgfleet_stock_v1_stock_proto_init() }
@@ -1959,7 +2440,7 @@ func file_pgfleet_stock_v1_stock_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pgfleet_stock_v1_stock_proto_rawDesc), len(file_pgfleet_stock_v1_stock_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   26,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

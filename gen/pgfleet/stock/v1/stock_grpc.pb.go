@@ -32,6 +32,8 @@ const (
 	StockService_GetLatestPrices_FullMethodName       = "/pgfleet.stock.v1.StockService/GetLatestPrices"
 	StockService_ListRecommendations_FullMethodName   = "/pgfleet.stock.v1.StockService/ListRecommendations"
 	StockService_UpsertRecommendations_FullMethodName = "/pgfleet.stock.v1.StockService/UpsertRecommendations"
+	StockService_WatchLatestPrices_FullMethodName     = "/pgfleet.stock.v1.StockService/WatchLatestPrices"
+	StockService_WatchEvents_FullMethodName           = "/pgfleet.stock.v1.StockService/WatchEvents"
 )
 
 // StockServiceClient is the client API for StockService service.
@@ -86,6 +88,22 @@ type StockServiceClient interface {
 	ListRecommendations(ctx context.Context, in *ListRecommendationsRequest, opts ...grpc.CallOption) (*ListRecommendationsResponse, error)
 	// UpsertRecommendations records each source's current recommendation for a stock.
 	UpsertRecommendations(ctx context.Context, in *UpsertRecommendationsRequest, opts ...grpc.CallOption) (*UpsertRecommendationsResponse, error)
+	// WatchLatestPrices streams the latest price of each requested symbol as it changes. The
+	// first message holds every requested symbol that has a price (as GetLatestPrices); each
+	// later one holds the symbols whose latest price changed since the message before, each
+	// with its newest price only. A subscriber that reads slowly is never sent a backlog: it
+	// gets the newest price of each symbol that changed while it was not reading, so it always
+	// ends on the final values. NOT_FOUND (STOCK_NOT_FOUND) names the symbols that are neither
+	// stocks nor delisted ones. The stream runs until the client cancels it or the server shuts
+	// down (UNAVAILABLE: reconnect, to this or another replica).
+	WatchLatestPrices(ctx context.Context, in *WatchLatestPricesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchLatestPricesResponse], error)
+	// WatchEvents streams the service's change events (LatestPriceChanged, StockChanged,
+	// StockDeleted, RecommendationChanged, this package's messages) in commit order, at least
+	// once: resume with the cursor of the last event handled and nothing is missed; an event may
+	// come again after a reconnect (deduplicate on its id). A cursor whose events have been
+	// pruned (OUTBOX_RETENTION) is FAILED_PRECONDITION (CURSOR_EXPIRED): resynchronize from
+	// the reads, then watch from_oldest or from now.
+	WatchEvents(ctx context.Context, in *WatchEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEventsResponse], error)
 }
 
 type stockServiceClient struct {
@@ -218,6 +236,44 @@ func (c *stockServiceClient) UpsertRecommendations(ctx context.Context, in *Upse
 	return out, nil
 }
 
+func (c *stockServiceClient) WatchLatestPrices(ctx context.Context, in *WatchLatestPricesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchLatestPricesResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &StockService_ServiceDesc.Streams[2], StockService_WatchLatestPrices_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchLatestPricesRequest, WatchLatestPricesResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type StockService_WatchLatestPricesClient = grpc.ServerStreamingClient[WatchLatestPricesResponse]
+
+func (c *stockServiceClient) WatchEvents(ctx context.Context, in *WatchEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEventsResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &StockService_ServiceDesc.Streams[3], StockService_WatchEvents_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchEventsRequest, WatchEventsResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type StockService_WatchEventsClient = grpc.ServerStreamingClient[WatchEventsResponse]
+
 // StockServiceServer is the server API for StockService service.
 // All implementations must embed UnimplementedStockServiceServer
 // for forward compatibility.
@@ -270,6 +326,22 @@ type StockServiceServer interface {
 	ListRecommendations(context.Context, *ListRecommendationsRequest) (*ListRecommendationsResponse, error)
 	// UpsertRecommendations records each source's current recommendation for a stock.
 	UpsertRecommendations(context.Context, *UpsertRecommendationsRequest) (*UpsertRecommendationsResponse, error)
+	// WatchLatestPrices streams the latest price of each requested symbol as it changes. The
+	// first message holds every requested symbol that has a price (as GetLatestPrices); each
+	// later one holds the symbols whose latest price changed since the message before, each
+	// with its newest price only. A subscriber that reads slowly is never sent a backlog: it
+	// gets the newest price of each symbol that changed while it was not reading, so it always
+	// ends on the final values. NOT_FOUND (STOCK_NOT_FOUND) names the symbols that are neither
+	// stocks nor delisted ones. The stream runs until the client cancels it or the server shuts
+	// down (UNAVAILABLE: reconnect, to this or another replica).
+	WatchLatestPrices(*WatchLatestPricesRequest, grpc.ServerStreamingServer[WatchLatestPricesResponse]) error
+	// WatchEvents streams the service's change events (LatestPriceChanged, StockChanged,
+	// StockDeleted, RecommendationChanged, this package's messages) in commit order, at least
+	// once: resume with the cursor of the last event handled and nothing is missed; an event may
+	// come again after a reconnect (deduplicate on its id). A cursor whose events have been
+	// pruned (OUTBOX_RETENTION) is FAILED_PRECONDITION (CURSOR_EXPIRED): resynchronize from
+	// the reads, then watch from_oldest or from now.
+	WatchEvents(*WatchEventsRequest, grpc.ServerStreamingServer[WatchEventsResponse]) error
 	mustEmbedUnimplementedStockServiceServer()
 }
 
@@ -312,6 +384,12 @@ func (UnimplementedStockServiceServer) ListRecommendations(context.Context, *Lis
 }
 func (UnimplementedStockServiceServer) UpsertRecommendations(context.Context, *UpsertRecommendationsRequest) (*UpsertRecommendationsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method UpsertRecommendations not implemented")
+}
+func (UnimplementedStockServiceServer) WatchLatestPrices(*WatchLatestPricesRequest, grpc.ServerStreamingServer[WatchLatestPricesResponse]) error {
+	return status.Error(codes.Unimplemented, "method WatchLatestPrices not implemented")
+}
+func (UnimplementedStockServiceServer) WatchEvents(*WatchEventsRequest, grpc.ServerStreamingServer[WatchEventsResponse]) error {
+	return status.Error(codes.Unimplemented, "method WatchEvents not implemented")
 }
 func (UnimplementedStockServiceServer) mustEmbedUnimplementedStockServiceServer() {}
 func (UnimplementedStockServiceServer) testEmbeddedByValue()                      {}
@@ -514,6 +592,28 @@ func _StockService_UpsertRecommendations_Handler(srv interface{}, ctx context.Co
 	return interceptor(ctx, in, info, handler)
 }
 
+func _StockService_WatchLatestPrices_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchLatestPricesRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(StockServiceServer).WatchLatestPrices(m, &grpc.GenericServerStream[WatchLatestPricesRequest, WatchLatestPricesResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type StockService_WatchLatestPricesServer = grpc.ServerStreamingServer[WatchLatestPricesResponse]
+
+func _StockService_WatchEvents_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchEventsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(StockServiceServer).WatchEvents(m, &grpc.GenericServerStream[WatchEventsRequest, WatchEventsResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type StockService_WatchEventsServer = grpc.ServerStreamingServer[WatchEventsResponse]
+
 // StockService_ServiceDesc is the grpc.ServiceDesc for StockService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -567,6 +667,16 @@ var StockService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "StreamPrices",
 			Handler:       _StockService_StreamPrices_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "WatchLatestPrices",
+			Handler:       _StockService_WatchLatestPrices_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "WatchEvents",
+			Handler:       _StockService_WatchEvents_Handler,
 			ServerStreams: true,
 		},
 	},
