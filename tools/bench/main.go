@@ -17,7 +17,10 @@
 // standby of its own; seconds from the primary's death to the first trade and to SERVING, and
 // acknowledged trades lost (about 40 s),
 // 10 a read mix on a primary only vs on its hot standby (throughput, each server's CPU), 11 a
-// read right after a write with and without its consistency token (latency, stale reads).
+// read right after a write with and without its consistency token (latency, stale reads),
+// 12 WatchLatestPrices with 1,000 subscribers (500 gRPC, 500 SSE through the gateway) during an
+// IngestPrices load: commit-to-delivery latency, the ingest rate against none attached, memory
+// per idle subscriber of the stock service and the gateway.
 package main
 
 import (
@@ -36,7 +39,7 @@ import (
 )
 
 // knownScenarios are the scenarios -scenarios may name.
-var knownScenarios = []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}
+var knownScenarios = []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}
 
 // config is what the flags (and BENCH_* variables) choose.
 type config struct {
@@ -50,6 +53,7 @@ type config struct {
 	clients   []int         // scenarios 1 and 2
 	soakConns int           // scenario 7's clients
 	soakRate  float64       // scenario 7's paced run: calls per second of each client
+	watchSubs int           // scenario 12's subscribers, half gRPC, half SSE
 	pool      int           // DB_POOL_SIZE of the services, and the pool of every Go baseline
 	stocks    int
 	scenarios []int
@@ -97,6 +101,7 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&clients, "clients", "1,32,256", "concurrent clients of scenarios 1 and 2")
 	fs.IntVar(&cfg.soakConns, "soak-clients", 1000, "concurrent REST clients of scenario 7")
 	fs.Float64Var(&cfg.soakRate, "soak-rate", 2, "scenario 7's paced run: requests per second of each client")
+	fs.IntVar(&cfg.watchSubs, "watch-subscribers", 1000, "scenario 12's WatchLatestPrices subscribers, half over gRPC, half SSE through the gateway")
 	fs.IntVar(&cfg.pool, "pool", 20, "DB_POOL_SIZE of the services and pool size of the Go baselines")
 	fs.IntVar(&cfg.stocks, "stocks", 5000, "stocks loaded (point reads pick among them at random)")
 	fs.StringVar(&scenarios, "scenarios", envString("BENCH_SCENARIOS", "1,2,3,4,5,6,7,8,9,10,11"), "scenarios to run (env BENCH_SCENARIOS)")
@@ -126,8 +131,8 @@ func parseFlags(args []string) (config, error) {
 	if set["duration"] && !set["soak"] && os.Getenv("BENCH_SOAK") == "" {
 		cfg.soak = 2 * cfg.duration
 	}
-	if cfg.duration <= 0 || cfg.warmup < 0 || cfg.soak <= 0 || cfg.pool < 1 || cfg.stocks < 500 || cfg.stocks > 10000 || cfg.soakRate <= 0 {
-		return config{}, errors.New("need -duration > 0, -warmup >= 0, -soak > 0, -pool >= 1, 500 <= -stocks <= 10000, -soak-rate > 0")
+	if cfg.duration <= 0 || cfg.warmup < 0 || cfg.soak <= 0 || cfg.pool < 1 || cfg.stocks < 500 || cfg.stocks > 10000 || cfg.soakRate <= 0 || cfg.watchSubs < 2 {
+		return config{}, errors.New("need -duration > 0, -warmup >= 0, -soak > 0, -pool >= 1, 500 <= -stocks <= 10000, -soak-rate > 0, -watch-subscribers >= 2")
 	}
 	if cfg.root, err = filepath.Abs(cfg.root); err != nil {
 		return config{}, err

@@ -49,8 +49,8 @@ func run(ctx context.Context, cfg config) (err error) {
 	b := &bench{cfg: cfg, tok: newTokens(cfg.auth)}
 	if lim, err := raiseFileLimit(); err != nil {
 		b.note("could not raise the open-file limit (%v): 1,000 clients may fail for want of sockets", err)
-	} else if lim < uint64(cfg.soakConns)*3 {
-		b.note("open-file limit %d is low for %d clients", lim, cfg.soakConns)
+	} else if need := uint64(max(cfg.soakConns, cfg.watchSubs)) * 3; lim < need {
+		b.note("open-file limit %d is low for %d clients", lim, need/3)
 	}
 	if cfg.profile { // profiles of an earlier run must not pass for this one's
 		_ = os.RemoveAll(filepath.Join(cfg.work, "profiles")) //nolint:errcheck // recreated on use
@@ -135,7 +135,7 @@ func run(ctx context.Context, cfg config) (err error) {
 		{1, b.scenarioGRPC}, {2, b.scenarioREST}, {3, b.scenarioList}, {4, b.scenarioIngest},
 		{5, b.scenarioStream}, {6, b.scenarioTrades}, {7, b.scenarioSoak}, {8, b.scenarioTracing},
 		{9, b.scenarioFailover},
-		{10, b.scenarioReadOffload}, {11, b.scenarioReadYourWrites},
+		{10, b.scenarioReadOffload}, {11, b.scenarioReadYourWrites}, {12, b.scenarioWatch},
 	}
 	for _, s := range scenarios {
 		if !cfg.runs(s.n) {
