@@ -6,7 +6,7 @@
 // table of absolute figures and ratios, also written to .tmp/bench/results.md.
 //
 //	make bench                                   # builds the services first
-//	go run ./tools/bench -duration 10s -scenarios 1,2,3,4,5,6,7,8,9,10,11 [-profile]
+//	go run ./tools/bench -duration 10s -scenarios 1,2,3,4,5,6,7,8,9,10,11,12 [-profile]
 //	BENCH_DURATION=2s make bench                 # a smoke run
 //
 // Scenarios: 1 GetStock over gRPC, 2 GetStock over REST through the gateway, 3 a filtered
