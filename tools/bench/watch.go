@@ -104,8 +104,24 @@ func (b *bench) scenarioWatch(ctx context.Context) error {
 		return fmt.Errorf("WatchLatestPrices: %w", err)
 	}
 
+	pm, err := b.pg.postmasterPID()
+	if err != nil {
+		return err
+	}
+	cpuNames := []string{"stock", "PostgreSQL", "bench (ingester, subscribers)"}
+	ing.cpu = func() []time.Duration {
+		v := []time.Duration{cpuTime(b.stock.pid()), pgCPU(pm), cpuTime(os.Getpid())}
+		if gw != nil {
+			v = append(v, cpuTime(gw.pid()))
+		}
+		return v
+	}
+	if gw != nil {
+		cpuNames = append(cpuNames, "gateway")
+	}
+
 	b.logf("scenario 12: ingest with no subscriber")
-	none1, _, _, err := ing.run(ctx, b.cfg.warmup, b.cfg.duration, 0)
+	none1, err := ing.run(ctx, b.cfg.warmup, b.cfg.duration, 0, nil)
 	if err != nil {
 		return err
 	}
@@ -170,13 +186,19 @@ func (b *bench) scenarioWatch(ctx context.Context) error {
 	mem2 := b.watchMem(ctx, targets)
 
 	b.logf("scenario 12: ingest with %d subscribers attached", len(subs))
-	with, from, to, err := ing.run(ctx, b.cfg.warmup, b.cfg.duration, 0)
+	var profiles sync.WaitGroup
+	with, err := ing.run(ctx, b.cfg.warmup, b.cfg.duration, 0, func() {
+		if b.cfg.profile {
+			b.watchProfiles(ctx, &profiles, targets)
+		}
+	})
+	profiles.Wait()
 	if err != nil {
 		return err
 	}
 	settled, settleTime := ing.settle(ctx, subs)
 	b.logf("scenario 12: ingest paced at one call per %v, %d subscribers attached", watchPace, len(subs))
-	paced, pFrom, pTo, err := ing.run(ctx, b.cfg.warmup, b.cfg.duration, watchPace)
+	paced, err := ing.run(ctx, b.cfg.warmup, b.cfg.duration, watchPace, nil)
 	if err != nil {
 		return err
 	}
@@ -185,7 +207,7 @@ func (b *bench) scenarioWatch(ctx context.Context) error {
 	subsWG.Wait()
 
 	b.logf("scenario 12: ingest with no subscriber again")
-	none2, _, _, err := ing.run(ctx, b.cfg.warmup, b.cfg.duration, 0)
+	none2, err := ing.run(ctx, b.cfg.warmup, b.cfg.duration, 0, nil)
 	if err != nil {
 		return err
 	}
@@ -206,7 +228,8 @@ func (b *bench) scenarioWatch(ctx context.Context) error {
 		p50, p99, mx := spread(l.fromStart)
 		return fmt.Sprintf("from the call's start (upper bound): p50 %s · p99 %s · max %s", signedLatency(p50), signedLatency(p99), signedLatency(mx))
 	}
-	latencyRows := func(load string, from, to time.Time) error {
+	latencyRows := func(load string, run watchRun) error {
+		from, to := run.from, run.to
 		var all, overGRPC, overSSE watchLatency
 		var expected int
 		for _, c := range calls {
@@ -243,18 +266,19 @@ func (b *bench) scenarioWatch(ctx context.Context) error {
 		}
 		return nil
 	}
-	if err := latencyRows("ingester in a closed loop", from, to); err != nil {
+	if err := latencyRows("ingester in a closed loop", with); err != nil {
 		return err
 	}
-	if err := latencyRows(fmt.Sprintf("ingester paced at %s rows/s (a call per %v)", rate(float64(watchPerCall)*float64(time.Second)/float64(watchPace)), watchPace), pFrom, pTo); err != nil {
+	if err := latencyRows(fmt.Sprintf("ingester paced at %s rows/s (a call per %v)", rate(float64(watchPerCall)*float64(time.Second)/float64(watchPace)), watchPace), paced); err != nil {
 		return err
 	}
-	base := result{clients: 1, ops: none1.ops + none2.ops, window: none1.window + none2.window}
-	b.add(row{scenario: "12", path: fmt.Sprintf("IngestPrices, %d bars (%d symbols) per call, append_only, with the %d subscribers attached", watchPerCall, watchPerCall, len(subs)),
-		res: with, unit: "rows/s", ratio: fmt.Sprintf("%.2f of none attached", with.rate()/max(base.rate(), 1)),
-		target: targetRatio(with.rate()/max(base.rate(), 1), 0.90), extra: "p50/p99: of the calls"})
+	base := result{clients: 1, ops: none1.res.ops + none2.res.ops, window: none1.res.window + none2.res.window, errs: none1.res.errs + none2.res.errs}
+	ratio := with.res.rate() / max(base.rate(), 1)
+	b.add(row{scenario: "12", path: fmt.Sprintf("IngestPrices, %d bars (%d symbols) per call, append_only, closed loop, with the %d subscribers attached", watchPerCall, watchPerCall, len(subs)),
+		res: with.res, unit: "rows/s", ratio: fmt.Sprintf("%.2f of none attached", ratio),
+		target: targetRatio(ratio, 0.90), extra: "p50/p99: of the calls; " + with.cpuText(cpuNames)})
 	b.add(row{scenario: "12", path: "the same ingester, no subscriber (before and after, both windows)", res: base, unit: "rows/s", ratio: "baseline",
-		extra: fmt.Sprintf("before %s rows/s, after %s rows/s", rate(none1.rate()), rate(none2.rate()))})
+		extra: fmt.Sprintf("before %s rows/s, after %s rows/s; before: %s; after: %s", rate(none1.res.rate()), rate(none2.res.rate()), none1.cpuText(cpuNames), none2.cpuText(cpuNames))})
 	b.add(row{scenario: "12", path: "stock memory per idle subscriber", figure: memPer(mem0[0], mem2[0], nGRPC+nSSE),
 		extra: fmt.Sprintf("per SSE subscriber (a stream on the gateway's connection): %s; per gRPC subscriber (a connection each): %s; idle before: %s",
 			memPer(mem0[0], mem1[0], nSSE), memPer(mem1[0], mem2[0], nGRPC), mem0[0])})
@@ -266,8 +290,8 @@ func (b *bench) scenarioWatch(ctx context.Context) error {
 	b.add(row{scenario: "12", path: "subscribers that ended on the final price of every symbol they watch", target: target,
 		figure: fmt.Sprintf("closed loop: %d of %d, %.2f s after the last call returned; paced: %d of %d, %.2f s after", settled, len(subs), settleTime.Seconds(), pSettled, len(subs), pSettleTime.Seconds()),
 		extra:  fmt.Sprintf("%d subscribers failed%s", len(errs), firstErrNote(errs))})
-	b.add(row{scenario: "12", path: fmt.Sprintf("the paced ingester (a call per %v), %d subscribers attached", watchPace, len(subs)), res: paced, unit: "rows/s",
-		extra: "p50/p99: of the calls, from when each was due"})
+	b.add(row{scenario: "12", path: fmt.Sprintf("the paced ingester (a call per %v), %d subscribers attached", watchPace, len(subs)), res: paced.res, unit: "rows/s",
+		extra: "p50/p99: of the calls, from when each was due; " + paced.cpuText(cpuNames)})
 	b.note("scenario 12: the stock service runs with STREAMS_PER_CALLER=100000 (every bench client is one caller), the scenario's gateway with MAX_CONNECTIONS and MAX_WATCH_STREAMS = %d; "+
 		"subscribers watch %d of %d symbols each (chosen at random per subscriber); the ingester (one client, closed loop) sends IngestPrices calls of %d bars, one per symbol, append_only, "+
 		"each call's close price unique, so every delivered price names its call; latency = the subscriber's receive time in the bench process minus the time that call returned "+
@@ -321,6 +345,7 @@ type watchIngester struct {
 	tok     string
 	symbols []string
 	index   map[string]int
+	cpu     func() []time.Duration // CPU time of the processes each run reports, nil: none
 
 	mu    sync.Mutex
 	calls []watchCall
@@ -382,13 +407,50 @@ func (w *watchIngester) call(ctx context.Context) error {
 	return err
 }
 
+// watchRun is one run of the ingester: the rows acknowledged in the window, the window's
+// edges, and the CPU time each process of w.cpu used in it.
+type watchRun struct {
+	res      result
+	from, to time.Time
+	cpu      []time.Duration
+}
+
 // run calls back to back (pace 0) or one call per pace through warmup and window (runLoad,
-// one client) and returns the rows acknowledged in the window and the window's edges.
-func (w *watchIngester) run(ctx context.Context, warmup, window, pace time.Duration) (res result, from, to time.Time, err error) {
-	h := hooks{start: func() { from = time.Now() }, end: func() { to = time.Now() }, pace: pace}
-	res, err = checkedRun(runLoad(ctx, 1, warmup, window, h, func(int) call { return w.call }))
+// one client); onStart, if set, runs when the window opens.
+func (w *watchIngester) run(ctx context.Context, warmup, window, pace time.Duration, onStart func()) (watchRun, error) {
+	var r watchRun
+	var cpu0 []time.Duration
+	h := hooks{pace: pace,
+		start: func() {
+			r.from = time.Now()
+			if w.cpu != nil {
+				cpu0 = w.cpu()
+			}
+			if onStart != nil {
+				onStart()
+			}
+		},
+		end: func() {
+			r.to = time.Now()
+			if w.cpu != nil {
+				for i, c := range w.cpu() {
+					r.cpu = append(r.cpu, c-cpu0[i])
+				}
+			}
+		}}
+	res, err := checkedRun(runLoad(ctx, 1, warmup, window, h, func(int) call { return w.call }))
 	res.ops *= watchPerCall
-	return res, from, to, err
+	r.res = res
+	return r, err
+}
+
+// cpuText renders r's CPU figures as shares of the machine, named by names.
+func (r watchRun) cpuText(names []string) string {
+	var parts []string
+	for i, c := range r.cpu {
+		parts = append(parts, names[i]+" "+share(c, r.to.Sub(r.from)))
+	}
+	return "CPU (share of all cores): " + strings.Join(parts, ", ")
 }
 
 func checkedRun(r result) (result, error) {
@@ -834,4 +896,23 @@ func firstErrNote(errs []string) string {
 		return ""
 	}
 	return "; the first: " + errs[0]
+}
+
+// watchProfiles saves CPU profiles of procs (stock, gateway) during the closed-loop run with
+// the subscribers attached (-profile).
+func (b *bench) watchProfiles(ctx context.Context, wg *sync.WaitGroup, procs []*proc) {
+	secs := max(1, min(10, int(b.cfg.duration.Seconds())))
+	for _, p := range procs {
+		wg.Go(func() {
+			path := filepath.Join(b.cfg.work, "profiles", "watch-"+p.name+".pprof")
+			err := saveProfile(ctx, p.metricsAddr, secs, path)
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			if err != nil {
+				b.profiles = append(b.profiles, fmt.Sprintf("watch-%s: not captured: %v", p.name, err))
+				return
+			}
+			b.profiles = append(b.profiles, fmt.Sprintf("watch-%s: %s (%d s, closed-loop ingest with the subscribers attached)", p.name, b.rel(path), secs))
+		})
+	}
 }
