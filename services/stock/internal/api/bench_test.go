@@ -317,3 +317,52 @@ func wantRows(rows pgx.Rows, n int, dest ...any) error {
 	}
 	return nil
 }
+
+// BenchmarkIngestPrices200k: rows per second of a 200k-row ingest of 200 symbols (1000 bars
+// each, later than the stored ones) through both paths of IngestPrices, merge (staged) and
+// append_only: the figure the outbox's events (one LatestPriceChanged per symbol, written by
+// the statement that keeps stock.latest_prices) must leave nearly whole.
+func BenchmarkIngestPrices200k(b *testing.B) {
+	const symbols, bars = 200, 1000
+	e := newEnv(b)
+	seedStocks(b, e, symbols)
+	names := make([]string, symbols)
+	for s := range symbols {
+		names[s] = fmt.Sprintf("S%03d", s)
+	}
+	// Each round ingests bars after the previous round's, so every round moves all 200
+	// latest prices and no round pays for truncating between rounds.
+	round := 0
+	batch := func() []*stockv1.Price {
+		prices := make([]*stockv1.Price, 0, symbols*bars)
+		base := day0.Add(time.Duration(round*bars) * time.Minute)
+		for s := range symbols {
+			for i := range bars {
+				prices = append(prices, &stockv1.Price{
+					Symbol: names[s], Time: timestamppb.New(base.Add(time.Duration(i) * time.Minute)),
+					Open: "100.5", High: "101.25", Low: "99.75", Close: fmt.Sprintf("%d.125", 100+i%7), Volume: int64(i),
+				})
+			}
+		}
+		round++
+		return prices
+	}
+	for _, appendOnly := range []bool{false, true} {
+		name := "merge"
+		if appendOnly {
+			name = "append_only"
+		}
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				b.StopTimer()
+				prices := batch()
+				b.StartTimer()
+				resp, err := e.ingestStream(b, prices, 5000, appendOnly, names)
+				if err != nil || resp.GetInsertedCount() != int64(len(prices)) {
+					b.Fatalf("ingest = %v, %v; want %d inserted", resp, err, len(prices))
+				}
+			}
+			b.ReportMetric(float64(symbols*bars)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+		})
+	}
+}

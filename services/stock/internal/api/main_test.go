@@ -69,3 +69,28 @@ func (e env) ingest(t testing.TB, prices []*stockv1.Price, batch int) (*stockv1.
 	}
 	return stream.CloseAndRecv()
 }
+
+// ingestStream is ingest with, if appendOnly, the stream declared append-only for symbols
+// on its first message.
+func (e env) ingestStream(t testing.TB, prices []*stockv1.Price, batch int, appendOnly bool, symbols []string) (*stockv1.IngestPricesResponse, error) {
+	t.Helper()
+	stream, err := e.client.IngestPrices(t.Context())
+	if err != nil {
+		t.Fatalf("IngestPrices: %v", err)
+	}
+	for first := true; len(prices) > 0; first = false {
+		n := min(batch, len(prices))
+		req := &stockv1.IngestPricesRequest{Prices: prices[:n]}
+		if first && appendOnly {
+			req.AppendOnly = &stockv1.AppendOnly{Symbols: symbols}
+		}
+		if err := stream.Send(req); err != nil {
+			if err == io.EOF {
+				break
+			}
+			t.Fatalf("Send: %v", err)
+		}
+		prices = prices[n:]
+	}
+	return stream.CloseAndRecv()
+}
