@@ -33,7 +33,7 @@ func newEnv(t testing.TB) env {
 		Streams api.StreamLimits
 	}
 	apptest.Load(t, nil, &own)
-	opts := app.Options{Name: "stock", Migrations: migrations.Set, Validate: api.Validate, Policy: api.Policy, Routes: api.Routes, Limits: &own.Limits}
+	opts := app.Options{Name: "stock", Migrations: migrations.Set, Validate: api.Validate, Policy: api.Policy, Routes: api.Routes, Outbox: true, Limits: &own.Limits}
 	svc, conn := apptest.StartServer(t, opts, nil, func(svc *app.Service) []string {
 		stockv1.RegisterStockServiceServer(svc.Server, api.New(api.Deps{Base: svc.Base, Streams: own.Streams}))
 		return []string{stockv1.StockService_ServiceDesc.ServiceName}

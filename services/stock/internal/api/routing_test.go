@@ -122,7 +122,7 @@ func startReplicated(t *testing.T, c *pgtest.ReplicatedCluster, env map[string]s
 		Streams api.StreamLimits
 	}
 	apptest.Load(t, nil, &own)
-	opts := app.Options{Name: "stock", Migrations: migrations.Set, Validate: api.Validate, Policy: api.Policy, Routes: api.Routes, Limits: &own.Limits}
+	opts := app.Options{Name: "stock", Migrations: migrations.Set, Validate: api.Validate, Policy: api.Policy, Routes: api.Routes, Outbox: true, Limits: &own.Limits}
 	return apptest.StartReplicated(t, c, opts, env, func(svc *app.Service) []string {
 		stockv1.RegisterStockServiceServer(svc.Server, api.New(api.Deps{Base: svc.Base, Streams: own.Streams}))
 		return []string{stockv1.StockService_ServiceDesc.ServiceName}

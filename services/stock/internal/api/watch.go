@@ -1,0 +1,163 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"google.golang.org/protobuf/proto"
+
+	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
+	"github.com/pgfleet/pgfleet/pkg/apierr"
+	"github.com/pgfleet/pgfleet/pkg/outbox"
+	"github.com/pgfleet/pgfleet/services/stock/internal/store"
+)
+
+// WatchLatestPrices sends a snapshot of the symbols' latest prices, then, each time it has
+// sent, the newest price of every watched symbol that changed meanwhile, read from the
+// outbox's ring (LatestPriceChanged events): conflated by construction, since the handler
+// reads what changed only when the previous message has gone, however slowly the client
+// reads. When the ring no longer holds its cursor, it takes a fresh snapshot and sends the
+// difference. Memory is one entry per watched symbol, the price last sent.
+func (s *Server) WatchLatestPrices(req *stockv1.WatchLatestPricesRequest, stream stockv1.StockService_WatchLatestPricesServer) error {
+	ctx := stream.Context()
+	if err := s.watchPrices(ctx, req.GetSymbols(), stream.Send); err != nil {
+		return s.grpcError(ctx, err)
+	}
+	return nil
+}
+
+// priceWatch is one WatchLatestPrices stream's state: what it last sent of each symbol.
+type priceWatch struct {
+	sent map[string]*stockv1.Price // watched symbol -> the price last sent (nil: none)
+	// resp is the next message, new for each (gRPC may still hold one it was given).
+	resp *stockv1.WatchLatestPricesResponse
+}
+
+func (s *Server) watchPrices(ctx context.Context, symbols []string, send func(*stockv1.WatchLatestPricesResponse) error) error {
+	var unknown []string
+	err := s.retry.Do(ctx, func(ctx context.Context) (err error) {
+		unknown, err = s.store.UnknownSymbols(ctx, symbols)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if len(unknown) > 0 {
+		return apierr.New(apierr.StockNotFound, fmt.Sprintf("unknown stocks: %s", strings.Join(unknown, ", ")),
+			map[string]string{"symbols": strings.Join(unknown, ",")})
+	}
+	w := &priceWatch{sent: make(map[string]*stockv1.Price, len(symbols))}
+	for _, sym := range symbols {
+		w.sent[sym] = nil
+	}
+	// Head before the snapshot: every change the snapshot may miss comes after it.
+	cursor := s.outbox.Head()
+	if err := s.snapshot(ctx, w, symbols); err != nil {
+		return err
+	}
+	if err := send(w.resp); err != nil { // the first message, even empty: the stream has begun
+		return err
+	}
+	for {
+		if err := s.outbox.Wait(ctx, cursor); err != nil {
+			return err
+		}
+		head := s.outbox.Head()
+		recs, ok := s.outbox.Recent(cursor, []string{latestPriceChanged})
+		if !ok {
+			// The ring moved past the cursor (the client read slowly): start again from the
+			// tables, and from the head read before them.
+			cursor = head
+			if err := s.snapshot(ctx, w, symbols); err != nil {
+				return err
+			}
+		} else {
+			cursor = head
+			if err := w.conflate(recs, &cursor); err != nil {
+				return err
+			}
+		}
+		if len(w.resp.Prices) == 0 && len(w.resp.ClearedSymbols) == 0 {
+			continue
+		}
+		if err := send(w.resp); err != nil {
+			return err
+		}
+	}
+}
+
+// snapshot reads the latest prices of the watched symbols and sets w.resp to those that
+// differ from what was sent (all of them at first), and to the symbols that had a price sent
+// and have none any more. The tables are the truth: it may go back in time only after a clear.
+func (s *Server) snapshot(ctx context.Context, w *priceWatch, symbols []string) error {
+	var rows []store.Price
+	err := s.retry.Do(ctx, func(ctx context.Context) (err error) {
+		rows, err = s.store.LatestPrices(ctx, symbols)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	w.reset()
+	has := make(map[string]bool, len(rows))
+	for i := range rows {
+		p := toPrice(&rows[i])
+		has[p.GetSymbol()] = true
+		if last := w.sent[p.GetSymbol()]; last == nil || !proto.Equal(last, p) {
+			w.sent[p.GetSymbol()] = p
+			w.resp.Prices = append(w.resp.Prices, p)
+		}
+	}
+	for sym, last := range w.sent {
+		if last != nil && !has[sym] {
+			w.sent[sym] = nil
+			w.resp.ClearedSymbols = append(w.resp.ClearedSymbols, sym)
+		}
+	}
+	w.sort()
+	return nil
+}
+
+// conflate sets w.resp to the newest change of each watched symbol among recs (in position
+// order), leaving out a price older than the one sent (an event the snapshot had overtaken)
+// or equal to it, and moves cursor past the last record.
+func (w *priceWatch) conflate(recs []outbox.Record, cursor *int64) error {
+	w.reset()
+	newest := map[string]*stockv1.LatestPriceChanged{}
+	for _, r := range recs {
+		*cursor = max(*cursor, r.Position)
+		if _, watched := w.sent[r.AggregateID]; !watched {
+			continue
+		}
+		ev := &stockv1.LatestPriceChanged{}
+		if err := proto.Unmarshal(r.Payload, ev); err != nil {
+			return fmt.Errorf("event %d (%s): %w", r.Position, r.Type, err)
+		}
+		newest[r.AggregateID] = ev
+	}
+	for sym, ev := range newest {
+		last, p := w.sent[sym], ev.GetPrice()
+		switch {
+		case p == nil: // cleared: a delisted symbol listed again
+			if last != nil {
+				w.sent[sym] = nil
+				w.resp.ClearedSymbols = append(w.resp.ClearedSymbols, sym)
+			}
+		case last == nil, p.GetTime().AsTime().After(last.GetTime().AsTime()),
+			p.GetTime().AsTime().Equal(last.GetTime().AsTime()) && !proto.Equal(p, last):
+			w.sent[sym] = p
+			w.resp.Prices = append(w.resp.Prices, p)
+		}
+	}
+	w.sort()
+	return nil
+}
+
+func (w *priceWatch) reset() { w.resp = &stockv1.WatchLatestPricesResponse{} }
+
+func (w *priceWatch) sort() {
+	slices.SortFunc(w.resp.Prices, func(a, b *stockv1.Price) int { return strings.Compare(a.GetSymbol(), b.GetSymbol()) })
+	slices.Sort(w.resp.ClearedSymbols)
+}
