@@ -22,6 +22,7 @@ type env struct {
 	client stockv1.StockServiceClient // calls as an admin
 	user   stockv1.StockServiceClient // calls with no token but the call's own (authtest.As)
 	pool   *pgxpool.Pool              // the service's database, for arranging and checking rows
+	addr   string                     // the server's gRPC address
 }
 
 // newEnv starts the stock service's server as the binary does (apptest.StartServer: its
@@ -39,7 +40,8 @@ func newEnv(t testing.TB) env {
 		return []string{stockv1.StockService_ServiceDesc.ServiceName}
 	})
 	userConn := apptest.Dial(t, svc.Server.GRPCAddr())
-	return env{client: stockv1.NewStockServiceClient(conn), user: stockv1.NewStockServiceClient(userConn), pool: svc.Pool}
+	return env{client: stockv1.NewStockServiceClient(conn), user: stockv1.NewStockServiceClient(userConn), pool: svc.Pool,
+		addr: svc.Server.GRPCAddr()}
 }
 
 // upsert stores stocks through the API.
