@@ -29,13 +29,20 @@ type env struct {
 // interceptors, limits, retries and locks at their defaults) on a fresh database.
 func newEnv(t testing.TB) env {
 	t.Helper()
+	return newEnvWith(t, nil)
+}
+
+// newEnvWith is newEnv with vars over the defaults: DATABASE_URL set to another env's database
+// starts a second replica of the service on it (sharing its outbox).
+func newEnvWith(t testing.TB, vars map[string]string) env {
+	t.Helper()
 	var own struct { // the binary's settings beside app.Config, at their defaults
 		Limits  server.Limits
 		Streams api.StreamLimits
 	}
 	apptest.Load(t, nil, &own)
 	opts := app.Options{Name: "stock", Migrations: migrations.Set, Validate: api.Validate, Policy: api.Policy, Routes: api.Routes, Outbox: true, Limits: &own.Limits}
-	svc, conn := apptest.StartServer(t, opts, nil, func(svc *app.Service) []string {
+	svc, conn := apptest.StartServer(t, opts, vars, func(svc *app.Service) []string {
 		stockv1.RegisterStockServiceServer(svc.Server, api.New(api.Deps{Base: svc.Base, Streams: own.Streams}))
 		return []string{stockv1.StockService_ServiceDesc.ServiceName}
 	})

@@ -7,6 +7,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
+	"github.com/pgfleet/pgfleet/pkg/events"
 	"github.com/pgfleet/pgfleet/pkg/validate"
 )
 
@@ -19,8 +20,6 @@ const (
 	maxTextLen      = 200
 	maxRationaleLen = 2000
 	maxWatchSymbols = 1000
-	maxEventTypes   = 20
-	maxCursorLen    = 200
 )
 
 // Validate checks a request before its handler runs (the server's validation interceptor
@@ -56,8 +55,8 @@ func Validate(req any) error {
 		checkWatchSymbols(&v, r.GetSymbols())
 	case *stockv1.WatchEventsRequest:
 		// Which types and cursors are the service's: pkg/events's (Serve), with their reasons.
-		v.Check(len(r.GetTypes()) <= maxEventTypes, "types", "must hold at most %d types, got %d", maxEventTypes, len(r.GetTypes()))
-		v.Check(len(r.GetCursor()) <= maxCursorLen, "cursor", "must be at most %d bytes, got %d", maxCursorLen, len(r.GetCursor()))
+		v.Check(len(r.GetTypes()) <= events.MaxTypes, "types", "must hold at most %d types, got %d", events.MaxTypes, len(r.GetTypes()))
+		v.Check(len(r.GetCursor()) <= events.MaxCursorLen, "cursor", "must be at most %d bytes, got %d", events.MaxCursorLen, len(r.GetCursor()))
 	case *stockv1.IngestPricesRequest:
 		// A client stream's messages: the handler checks each row as it copies it.
 	default:

@@ -64,18 +64,17 @@ func (s *Server) watchPrices(ctx context.Context, symbols []string, send func(*s
 		if err := s.outbox.Wait(ctx, cursor); err != nil {
 			return err
 		}
-		head := s.outbox.Head()
-		recs, ok := s.outbox.Recent(cursor, []string{latestPriceChanged})
-		if !ok {
-			// The ring moved past the cursor (the client read slowly): start again from the
-			// tables, and from the head read before them.
-			cursor = head
-			if err := s.snapshot(ctx, w, symbols); err != nil {
+		recs, next, ok := s.outbox.Recent(cursor, []string{latestPriceChanged})
+		if ok {
+			cursor = next
+			if err := w.conflate(recs); err != nil {
 				return err
 			}
 		} else {
-			cursor = head
-			if err := w.conflate(recs, &cursor); err != nil {
+			// The ring moved past the cursor (the client read slowly): start again from the
+			// tables, and from the head noted before reading them.
+			cursor = s.outbox.Head()
+			if err := s.snapshot(ctx, w, symbols); err != nil {
 				return err
 			}
 		}
@@ -122,12 +121,11 @@ func (s *Server) snapshot(ctx context.Context, w *priceWatch, symbols []string) 
 
 // conflate sets w.resp to the newest change of each watched symbol among recs (in position
 // order), leaving out a price older than the one sent (an event the snapshot had overtaken)
-// or equal to it, and moves cursor past the last record.
-func (w *priceWatch) conflate(recs []outbox.Record, cursor *int64) error {
+// or equal to it.
+func (w *priceWatch) conflate(recs []outbox.Record) error {
 	w.reset()
 	newest := map[string]*stockv1.LatestPriceChanged{}
 	for _, r := range recs {
-		*cursor = max(*cursor, r.Position)
 		if _, watched := w.sent[r.AggregateID]; !watched {
 			continue
 		}

@@ -73,12 +73,14 @@ func TestWatchLatestPrices(t *testing.T) {
 func TestWatch_badInput(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.upsert(t, &stockv1.Stock{Symbol: "AAA", Name: "A"}, &stockv1.Stock{Symbol: "DEL", Name: "D"})
-	if _, err := e.ingest(t, dailyPrices("AAA", 3), 10); err != nil {
+	e.upsert(t, &stockv1.Stock{Symbol: "AAA", Name: "A"}, &stockv1.Stock{Symbol: "DEL", Name: "D"}, &stockv1.Stock{Symbol: "GONE", Name: "G"})
+	if _, err := e.ingest(t, append(dailyPrices("AAA", 3), dailyPrices("DEL", 1)...), 10); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.client.DeleteStock(t.Context(), &stockv1.DeleteStockRequest{Symbol: "DEL"}); err != nil {
-		t.Fatal(err)
+	for _, sym := range []string{"DEL", "GONE"} { // GONE had no price: nothing is left of it
+		if _, err := e.client.DeleteStock(t.Context(), &stockv1.DeleteStockRequest{Symbol: sym}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	many := make([]string, 1001)
 	for i := range many {
@@ -120,9 +122,9 @@ func TestWatch_badInput(t *testing.T) {
 	}
 
 	t.Run("unknown symbols", func(t *testing.T) {
-		err := prices("ZZZ", "AAA", "DEL", "NOPE")
+		err := prices("ZZZ", "AAA", "DEL", "GONE", "NOPE")
 		apptest.WantCode(t, err, codes.NotFound)
-		apptest.WantReason(t, err, apierr.StockNotFound, map[string]string{"symbols": "NOPE,ZZZ"})
+		apptest.WantReason(t, err, apierr.StockNotFound, map[string]string{"symbols": "GONE,NOPE,ZZZ"})
 	})
 	t.Run("a delisted stock with a final price is known", func(t *testing.T) {
 		if err := prices("DEL"); err != nil {
@@ -138,18 +140,22 @@ func TestWatch_badInput(t *testing.T) {
 	}
 	first := last[0].GetCursor()
 	cursors := []struct {
-		name string
-		req  *stockv1.WatchEventsRequest
+		name   string
+		req    *stockv1.WatchEventsRequest
+		reason apierr.Reason
 	}{
-		{"malformed cursor", &stockv1.WatchEventsRequest{Cursor: "not a cursor"}},
-		{"cursor of another schema", &stockv1.WatchEventsRequest{Cursor: outbox.Cursor("portfolio", 1)}},
-		{"cursor too long", &stockv1.WatchEventsRequest{Cursor: string(make([]byte, 201))}},
-		{"unknown type", &stockv1.WatchEventsRequest{Types: []string{"pgfleet.portfolio.v1.TradeExecuted"}}},
-		{"type of no message", &stockv1.WatchEventsRequest{Types: []string{"StockChanged"}}},
+		{"malformed cursor", &stockv1.WatchEventsRequest{Cursor: "not a cursor"}, apierr.CursorMalformed},
+		{"cursor of another schema", &stockv1.WatchEventsRequest{Cursor: outbox.Cursor("portfolio", 1)}, apierr.CursorMalformed},
+		{"cursor ahead of the last event", &stockv1.WatchEventsRequest{Cursor: outbox.Cursor("stock", 1<<40)}, apierr.CursorMalformed},
+		{"cursor too long", &stockv1.WatchEventsRequest{Cursor: string(make([]byte, 201))}, apierr.InvalidField},
+		{"unknown type", &stockv1.WatchEventsRequest{Types: []string{"pgfleet.portfolio.v1.TradeExecuted"}}, apierr.InvalidField},
+		{"type of no message", &stockv1.WatchEventsRequest{Types: []string{"StockChanged"}}, apierr.InvalidField},
 	}
 	for _, tt := range cursors {
 		t.Run(tt.name, func(t *testing.T) {
-			apptest.WantCode(t, evs(tt.req), codes.InvalidArgument)
+			err := evs(tt.req)
+			apptest.WantCode(t, err, codes.InvalidArgument)
+			apptest.WantReason(t, err, tt.reason, nil)
 		})
 	}
 
@@ -160,9 +166,19 @@ func TestWatch_badInput(t *testing.T) {
 		if _, err := outbox.Prune(t.Context(), e.pool, "stock", outbox.Retention{Before: position(t, last[2].GetCursor())}); err != nil {
 			t.Fatal(err)
 		}
+		// A replica started since: its ring begins after the pruned events, so it reads the
+		// table, which no longer has them. (The first replica's ring may still hold them.)
+		other := newEnvWith(t, map[string]string{"DATABASE_URL": e.pool.Config().ConnString()})
+		evs := func(req *stockv1.WatchEventsRequest) error {
+			stream, err := other.client.WatchEvents(t.Context(), req)
+			if err == nil {
+				_, err = stream.Recv()
+			}
+			return err
+		}
 		err := evs(&stockv1.WatchEventsRequest{Cursor: first})
 		apptest.WantCode(t, err, codes.FailedPrecondition)
-		apptest.WantReason(t, err, "CURSOR_EXPIRED", nil)
+		apptest.WantReason(t, err, apierr.CursorExpired, nil)
 		if err := evs(&stockv1.WatchEventsRequest{Cursor: last[1].GetCursor()}); err != nil {
 			t.Errorf("WatchEvents from the last pruned event's cursor (the next is kept): %v", err)
 		}
