@@ -18,6 +18,7 @@ import (
 	"github.com/sethvargo/go-envconfig"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/testing/protocmp"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -137,8 +138,12 @@ func (r *resumer) run(ctx context.Context, clients []stockv1.StockServiceClient,
 // it had; every consumer got every LatestPriceChanged position, in order, none missing.
 func TestWatch_noLoss(t *testing.T) {
 	t.Parallel()
-	env := map[string]string{"DATABASE_URL": pgtest.NewDBURL(t, migrations.Set), "DRAIN_TIMEOUT": "5s"}
+	// One caller (the admin) holds every stream here: lift its limit of open streams.
+	env := map[string]string{"DATABASE_URL": pgtest.NewDBURL(t, migrations.Set), "DRAIN_TIMEOUT": "5s", "STREAMS_PER_CALLER": "100"}
 	replicas := []apptest.Service{apptest.Start(t, run, env), apptest.Start(t, run, env)}
+	for _, r := range replicas {
+		apptest.AwaitHealth(t, r.Conn, "", healthpb.HealthCheckResponse_SERVING, time.Minute)
+	}
 	clients := []stockv1.StockServiceClient{stockv1.NewStockServiceClient(replicas[0].Conn), stockv1.NewStockServiceClient(replicas[1].Conn)}
 	ctx := t.Context()
 
