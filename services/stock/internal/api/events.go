@@ -61,16 +61,13 @@ func (c changes) appendTo(ctx context.Context, o *outbox.Outbox, tx pgx.Tx) erro
 	return o.Append(ctx, tx, c...)
 }
 
-// WatchEvents streams the service's events from a cursor (pkg/events does the work).
+// WatchEvents streams the service's events from a cursor (pkg/events does the work). It
+// ends only with an error: the client's cancel, a failed send, the server's drain.
 func (s *Server) WatchEvents(req *stockv1.WatchEventsRequest, stream stockv1.StockService_WatchEventsServer) error {
 	ctx := stream.Context()
-	err := events.Serve(ctx, s.outbox, eventTypes,
+	return s.grpcError(ctx, events.Serve(ctx, s.outbox, eventTypes,
 		events.Request{Types: req.GetTypes(), Cursor: req.GetCursor(), FromOldest: req.GetFromOldest()},
 		func(evs []*opsv1.Event, cursor string) error {
 			return stream.Send(&stockv1.WatchEventsResponse{Events: evs, Cursor: cursor})
-		})
-	if err != nil {
-		return s.grpcError(ctx, err)
-	}
-	return nil
+		}))
 }

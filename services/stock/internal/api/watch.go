@@ -22,10 +22,8 @@ import (
 // difference. Memory is one entry per watched symbol, the price last sent.
 func (s *Server) WatchLatestPrices(req *stockv1.WatchLatestPricesRequest, stream stockv1.StockService_WatchLatestPricesServer) error {
 	ctx := stream.Context()
-	if err := s.watchPrices(ctx, req.GetSymbols(), stream.Send); err != nil {
-		return s.grpcError(ctx, err)
-	}
-	return nil
+	// It ends only with an error: the client's cancel, a failed send, the server's drain.
+	return s.grpcError(ctx, s.watchPrices(ctx, req.GetSymbols(), stream.Send))
 }
 
 // priceWatch is one WatchLatestPrices stream's state: what it last sent of each symbol.
