@@ -79,8 +79,9 @@ func decode(t testing.TB, ev *opsv1.Event) event {
 // TestEvents_atomicity: writes that fail (a bad row in the middle of an ingest on either
 // path, an unknown stock, a recommendation of an unknown stock) leave no event; each
 // committed write leaves exactly its events (one LatestPriceChanged per symbol whose latest
-// price changed, none for an ingest that changes no latest price), in commit order, at
-// gap-free positions, each LatestPriceChanged carrying what GetLatestPrices answers.
+// price changed, none for an ingest that changes no latest price; one for a change of a
+// stock's currency), in commit order, at gap-free positions, each LatestPriceChanged carrying
+// what GetLatestPrices answers.
 func TestEvents_atomicity(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -160,6 +161,24 @@ func TestEvents_atomicity(t *testing.T) {
 		t.Fatal(err)
 	}
 	expect("RecommendationChanged", "AAA", &stockv1.RecommendationChanged{Recommendation: recs.GetRecommendations()[0]})
+
+	// A change of currency changes the currency of the latest price, as GetLatestPrices shows it.
+	e.upsert(t, &stockv1.Stock{Symbol: "AAA", Name: "A", Currency: "CHF"})
+	stockA, err := e.client.GetStock(ctx, &stockv1.GetStockRequest{Symbol: "AAA"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expect("StockChanged", "AAA", &stockv1.StockChanged{Stock: stockA.GetStock()})
+	expect("LatestPriceChanged", "AAA", &stockv1.LatestPriceChanged{Symbol: "AAA", Price: latest("AAA")})
+	if got := latest("AAA").GetCurrency(); got != "CHF" {
+		t.Fatalf("GetLatestPrices(AAA).currency = %q, want CHF", got)
+	}
+	e.upsert(t, &stockv1.Stock{Symbol: "AAA", Name: "A renamed", Currency: "CHF"}) // same currency: the stock only
+	stockA, err = e.client.GetStock(ctx, &stockv1.GetStockRequest{Symbol: "AAA"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expect("StockChanged", "AAA", &stockv1.StockChanged{Stock: stockA.GetStock()})
 
 	if _, err := e.client.DeleteStock(ctx, &stockv1.DeleteStockRequest{Symbol: "BBB"}); err != nil {
 		t.Fatal(err)

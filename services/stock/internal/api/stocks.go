@@ -63,7 +63,8 @@ func (s *Server) BatchGetStocks(ctx context.Context, req *stockv1.BatchGetStocks
 
 // UpsertStocks inserts and updates stocks in one transaction, with a StockChanged event per
 // stock inserted or changed, and a LatestPriceChanged without a price for a delisted symbol
-// stored again (its final price goes).
+// stored again (its final price goes), or with the latest price in its new currency for a
+// stock whose currency changed.
 func (s *Server) UpsertStocks(ctx context.Context, req *stockv1.UpsertStocksRequest) (*stockv1.UpsertStocksResponse, error) {
 	stocks := make([]store.Stock, len(req.GetStocks()))
 	for i, st := range req.GetStocks() {
@@ -87,10 +88,14 @@ func (s *Server) UpsertStocks(ctx context.Context, req *stockv1.UpsertStocksRequ
 			if err := evs.add(c.Symbol, &stockv1.StockChanged{Stock: toStock(c.Stock)}); err != nil {
 				return err
 			}
-			if c.Cleared {
-				if err := evs.latestPrice(c.Symbol, nil); err != nil {
-					return err
-				}
+			switch {
+			case c.Cleared:
+				err = evs.latestPrice(c.Symbol, nil)
+			case c.Latest != nil:
+				err = evs.latestPrice(c.Symbol, c.Latest)
+			}
+			if err != nil {
+				return err
 			}
 		}
 		return evs.appendTo(ctx, s.outbox, tx)

@@ -76,10 +76,14 @@ type StockChange struct {
 	Inserted bool // a new row, not an update
 	// Cleared: the symbol was a delisted stock's, whose final price went with the new listing.
 	Cleared bool
+	// Latest is the stock's latest price, with the stock's new currency, when the update
+	// changed its currency: the price as LatestPrices now answers it. nil otherwise.
+	Latest *Price
 }
 
 // UpsertStocks inserts new stocks and updates changed ones in one statement, and returns
-// those it inserted or changed, in no particular order. Rows equal to what is stored count as
+// those it inserted or changed, in no particular order, with what that did to their latest
+// prices (StockChange.Cleared, StockChange.Latest). Rows equal to what is stored count as
 // neither, so replaying a request reports none.
 func (s *Store) UpsertStocks(ctx context.Context, stocks []Stock) ([]StockChange, error) {
 	const q = `
@@ -93,11 +97,19 @@ func (s *Store) UpsertStocks(ctx context.Context, stocks []Stock) ([]StockChange
 			(EXCLUDED.name, EXCLUDED.sector, EXCLUDED.industry, EXCLUDED.exchange, EXCLUDED.currency, EXCLUDED.market_cap)
 		RETURNING ` + stockColumns + `, (xmax = 0) AS inserted`
 	// A symbol stored again after DeleteStock is a new listing: the old one's final price goes.
+	// A stock's latest price shows the stock's currency: a change of currency changes it too.
+	// prev and the latest_prices join see the rows as they were before the statement.
 	const relist = `
-		WITH up AS (` + q + `),
+		WITH prev AS (SELECT symbol, currency FROM stock.stocks WHERE symbol = ANY($1::text[])),
+		up AS (` + q + `),
 		gone AS (DELETE FROM stock.latest_prices l USING up WHERE l.symbol = up.symbol AND up.inserted AND l.delist_time IS NOT NULL
 			RETURNING l.symbol)
-		SELECT up.*, gone.symbol IS NOT NULL FROM up LEFT JOIN gone ON gone.symbol = up.symbol`
+		SELECT up.*, gone.symbol IS NOT NULL,
+			l.ts, l.open::text, l.high::text, l.low::text, l.close::text, l.volume
+		FROM up
+		LEFT JOIN gone ON gone.symbol = up.symbol
+		LEFT JOIN prev ON prev.symbol = up.symbol
+		LEFT JOIN stock.latest_prices l ON l.symbol = up.symbol AND NOT up.inserted AND prev.currency <> up.currency`
 	n := len(stocks)
 	sym, name, sector, industry := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	exchange, currency, mcap := make([]string, n), make([]string, n), make([]int64, n)
@@ -108,8 +120,16 @@ func (s *Store) UpsertStocks(ctx context.Context, stocks []Stock) ([]StockChange
 	rows, _ := s.db.Query(ctx, relist, sym, name, sector, industry, exchange, currency, mcap)
 	changes, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (c StockChange, err error) {
 		st := &c.Stock
+		var (
+			ts          *time.Time
+			o, h, l, cl *string
+			vol         *int64
+		)
 		err = row.Scan(&st.Symbol, &st.Name, &st.Sector, &st.Industry, &st.Exchange, &st.Currency,
-			&st.MarketCap, &st.CreateTime, &st.UpdateTime, &c.Inserted, &c.Cleared)
+			&st.MarketCap, &st.CreateTime, &st.UpdateTime, &c.Inserted, &c.Cleared, &ts, &o, &h, &l, &cl, &vol)
+		if err == nil && ts != nil {
+			c.Latest = &Price{Symbol: st.Symbol, Time: *ts, Open: *o, High: *h, Low: *l, Close: *cl, Volume: *vol, Currency: st.Currency}
+		}
 		return c, err
 	})
 	if err != nil {
