@@ -143,6 +143,7 @@ func readCalls(client stockv1.StockServiceClient, primary *pgxpool.Pool) map[str
 			if err != nil {
 				return "", err
 			}
+			defer endStream(cancel, func() error { _, err := stream.Recv(); return err })
 			resp, err := stream.Recv() // the snapshot
 			return apptest.Seen(resp), err
 		},
@@ -158,6 +159,7 @@ func readCalls(client stockv1.StockServiceClient, primary *pgxpool.Pool) map[str
 			if err != nil {
 				return "", err
 			}
+			defer endStream(cancel, func() error { _, err := stream.Recv(); return err })
 			var seen []string
 			for pos := int64(0); pos < last; {
 				resp, err := stream.Recv()
@@ -229,5 +231,14 @@ func sequencedLast(ctx context.Context, pool *pgxpool.Pool) (int64, error) {
 			return 0, ctx.Err()
 		case <-time.After(20 * time.Millisecond):
 		}
+	}
+}
+
+// endStream cancels a stream the client stops reading, then receives until its error: the
+// stream has then finished, and filled the call's grpc.Header option (which cancelling alone
+// leaves to a goroutine of grpc's, racing the caller's read of it).
+func endStream(cancel context.CancelFunc, recv func() error) {
+	cancel()
+	for recv() == nil {
 	}
 }
