@@ -366,3 +366,36 @@ func BenchmarkIngestPrices200k(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkWatchEvents: events per second from a write to a WatchEvents consumer: each round
+// one UpsertStocks changes 5000 stocks (5000 StockChanged events in one transaction), and the
+// round ends when a consumer, watching since before, has received all of them: append,
+// sequencing, the feed into the ring and delivery.
+func BenchmarkWatchEvents(b *testing.B) {
+	const n = 5000
+	e := newEnv(b)
+	stocks := seedStocks(b, e, n)
+	stream, err := e.client.WatchEvents(b.Context(), &stockv1.WatchEventsRequest{Types: []string{"pgfleet.stock.v1.StockChanged"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := stream.Recv(); err != nil { // the first message: the stream has begun
+		b.Fatal(err)
+	}
+	round := 0
+	for b.Loop() {
+		round++
+		for _, st := range stocks {
+			st.Name = fmt.Sprintf("Stock %s, round %d", st.GetSymbol(), round)
+		}
+		e.upsert(b, stocks...)
+		for got := 0; got < n; {
+			resp, err := stream.Recv()
+			if err != nil {
+				b.Fatal(err)
+			}
+			got += len(resp.GetEvents())
+		}
+	}
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
