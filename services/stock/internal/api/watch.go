@@ -122,18 +122,17 @@ func (s *Server) snapshot(ctx context.Context, w *priceWatch, symbols []string) 
 // or equal to it.
 func (w *priceWatch) conflate(recs []outbox.Record) error {
 	w.reset()
-	newest := map[string]*stockv1.LatestPriceChanged{}
-	for _, r := range recs {
-		if _, watched := w.sent[r.AggregateID]; !watched {
-			continue
+	newest := map[string]int{} // symbol -> index in recs of its last change
+	for i, r := range recs {
+		if _, watched := w.sent[r.AggregateID]; watched {
+			newest[r.AggregateID] = i
 		}
-		ev := &stockv1.LatestPriceChanged{}
-		if err := proto.Unmarshal(r.Payload, ev); err != nil {
-			return fmt.Errorf("event %d (%s): %w", r.Position, r.Type, err)
-		}
-		newest[r.AggregateID] = ev
 	}
-	for sym, ev := range newest {
+	for sym, i := range newest {
+		ev := &stockv1.LatestPriceChanged{}
+		if err := proto.Unmarshal(recs[i].Payload, ev); err != nil {
+			return fmt.Errorf("event %d (%s): %w", recs[i].Position, recs[i].Type, err)
+		}
 		last, p := w.sent[sym], ev.GetPrice()
 		switch {
 		case p == nil: // cleared: a delisted symbol listed again
