@@ -29,7 +29,7 @@ type event struct {
 
 // watchEventsUntil reads WatchEvents (req) until stop holds for an event, and returns the
 // events up to that one.
-func watchEventsUntil(t *testing.T, client stockv1.StockServiceClient, req *stockv1.WatchEventsRequest, stop func(*opsv1.Event) bool) []*opsv1.Event {
+func watchEventsUntil(t testing.TB, client stockv1.StockServiceClient, req *stockv1.WatchEventsRequest, stop func(*opsv1.Event) bool) []*opsv1.Event {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
