@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -81,11 +82,12 @@ type resumer struct {
 	mu         sync.Mutex
 	positions  []int64 // every event's position as received, duplicates included
 	resumes    int
+	during     int // resumes while ingestion ran
 	duplicates int
 	err        error
 }
 
-func (r *resumer) run(ctx context.Context, clients []stockv1.StockServiceClient, seed uint64, until func() int64) {
+func (r *resumer) run(ctx context.Context, clients []stockv1.StockServiceClient, seed uint64, until func() int64, ingesting *atomic.Bool) {
 	rnd := rand.New(rand.NewPCG(seed, 1))
 	cursor, maxPos := "", int64(0)
 	for ctx.Err() == nil {
@@ -125,7 +127,12 @@ func (r *resumer) run(ctx context.Context, clients []stockv1.StockServiceClient,
 			r.mu.Unlock()
 			return
 		}
+		r.mu.Lock()
 		r.resumes++
+		if ingesting.Load() {
+			r.during++
+		}
+		r.mu.Unlock()
 	}
 }
 
@@ -188,13 +195,15 @@ func TestWatch_noLoss(t *testing.T) {
 		defer endPos.Unlock()
 		return end
 	}
+	var ingesting atomic.Bool
+	ingesting.Store(true)
 	resumers := make([]*resumer, nResumers)
 	for i := range resumers {
 		resumers[i] = &resumer{}
 		watching.Add(1)
 		go func() {
 			defer watching.Done()
-			resumers[i].run(watchCtx, clients, uint64(i), until)
+			resumers[i].run(watchCtx, clients, uint64(i), until, &ingesting)
 		}()
 	}
 
@@ -224,6 +233,7 @@ func TestWatch_noLoss(t *testing.T) {
 		t.Fatal(err)
 	}
 	ingestTime := time.Since(began)
+	ingesting.Store(false)
 
 	final, err := clients[0].GetLatestPrices(ctx, &stockv1.GetLatestPricesRequest{Symbols: symbols})
 	if err != nil {
@@ -291,7 +301,7 @@ func TestWatch_noLoss(t *testing.T) {
 		if diff := cmp.Diff(wantPos, distinct); diff != "" {
 			t.Errorf("consumer %d: LatestPriceChanged positions mismatch (-want +got):\n%s", i, diff)
 		}
-		t.Logf("consumer %d: %d events, %d duplicates, %d resumes", i, len(r.positions), r.duplicates, r.resumes)
+		t.Logf("consumer %d: %d events, %d duplicates, %d resumes (%d while ingestion ran)", i, len(r.positions), r.duplicates, r.resumes, r.during)
 		r.mu.Unlock()
 	}
 	stopWatching()
