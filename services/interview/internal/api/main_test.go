@@ -42,7 +42,8 @@ func newEnv(t testing.TB) env {
 // on a fresh database.
 func newEnvWith(t testing.TB, cfg evaluate.Config) env {
 	t.Helper()
-	opts := app.Options{Name: "interview", Migrations: migrations.Set, Validate: api.Validate, Policy: api.Policy, Routes: api.Routes}
+	opts := app.Options{Name: "interview", Migrations: migrations.Set, Validate: api.Validate, Policy: api.Policy, Routes: api.Routes,
+		Outbox: true}
 	svc, conn := apptest.StartServer(t, opts, nil, func(svc *app.Service) []string {
 		deps := api.Deps{Base: svc.Base, Evaluator: evaluate.New(cfg, &http.Client{}, svc.Server.Registry())}
 		interviewv1.RegisterQuestionBankServiceServer(svc.Server, api.NewQuestionBank(deps))

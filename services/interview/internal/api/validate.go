@@ -25,6 +25,9 @@ const (
 	maxCandidate   = 200
 	maxAnswer      = 20000
 	maxCount       = 50
+	maxTypes       = 20  // event types in a WatchEvents request
+	maxType        = 200 // bytes of one
+	maxCursor      = 200 // bytes of a resume cursor
 )
 
 var keyPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,99}$`)
@@ -96,6 +99,21 @@ func Validate(req any) error {
 		checkID(&v, "session_id", r.GetSessionId())
 	case *interviewv1.GetSessionRequest:
 		checkID(&v, "session_id", r.GetSessionId())
+	case *interviewv1.WatchSessionRequest:
+		checkID(&v, "session_id", r.GetSessionId())
+	case *interviewv1.WatchEventsRequest:
+		// Which types and cursors exist is events.Serve's to say; these are the bounds.
+		if v.Check(len(r.GetTypes()) <= maxTypes, "types", "at most %d, got %d", maxTypes, len(r.GetTypes())) {
+			for i, t := range r.GetTypes() {
+				field := fmt.Sprintf("types[%d]", i)
+				if v.Check(t != "" && len(t) <= maxType, field, "must be 1 to %d characters, an event type such as %q", maxType, eventTypes[0]) {
+					v.Text(field, t, validate.SingleLine)
+				}
+			}
+		}
+		if c := r.GetCursor(); v.Check(len(c) <= maxCursor, "cursor", "at most %d bytes, got %d", maxCursor, len(c)) {
+			v.Text("cursor", c, validate.SingleLine)
+		}
 	case *interviewv1.ListQuestionsRequest, *interviewv1.ListSessionsRequest:
 		// filter, order_by, page_size and page_token: pkg/query's.
 	default:
