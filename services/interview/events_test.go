@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -56,21 +57,23 @@ func TestWatchEvents_resume(t *testing.T) {
 	consumed := make(chan []string, 1)
 	go func() { consumed <- consume(ctx, t, clients, want) }()
 
-	// interview runs a whole session, its calls spread over the processes in up.
+	// interview runs a whole session, its calls spread over the processes in up. They wait
+	// for a connection (a restarted process's, say) rather than fail fast.
+	ready := grpc.WaitForReady(true)
 	interview := func(up ...int) {
 		t.Helper()
 		c := func(i int) interviewv1.InterviewServiceClient { return clients[up[i%len(up)]] }
-		start, err := c(0).StartSession(ctx, &interviewv1.StartSessionRequest{Candidate: "ada@example.com", Criteria: &interviewv1.Criteria{Count: perSession}})
+		start, err := c(0).StartSession(ctx, &interviewv1.StartSessionRequest{Candidate: "ada@example.com", Criteria: &interviewv1.Criteria{Count: perSession}}, ready)
 		if err != nil {
 			t.Fatalf("StartSession: %v", err)
 		}
 		sid := start.GetSession().GetId()
 		for i, q := range start.GetSession().GetQuestions() {
-			if _, err := c(i+1).SubmitAnswer(ctx, &interviewv1.SubmitAnswerRequest{SessionId: sid, QuestionId: q.GetQuestionId(), Answer: "all rows"}); err != nil {
+			if _, err := c(i+1).SubmitAnswer(ctx, &interviewv1.SubmitAnswerRequest{SessionId: sid, QuestionId: q.GetQuestionId(), Answer: "all rows"}, ready); err != nil {
 				t.Fatalf("SubmitAnswer: %v", err)
 			}
 		}
-		if _, err := c(perSession+1).CompleteSession(ctx, &interviewv1.CompleteSessionRequest{SessionId: sid}); err != nil {
+		if _, err := c(perSession+1).CompleteSession(ctx, &interviewv1.CompleteSessionRequest{SessionId: sid}, ready); err != nil {
 			t.Fatalf("CompleteSession: %v", err)
 		}
 	}

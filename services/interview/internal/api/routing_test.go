@@ -2,11 +2,13 @@ package api_test
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"net/http"
 	"strconv"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -17,6 +19,7 @@ import (
 	interviewv1 "github.com/pgfleet/pgfleet/gen/pgfleet/interview/v1"
 	"github.com/pgfleet/pgfleet/pkg/app"
 	"github.com/pgfleet/pgfleet/pkg/app/apptest"
+	"github.com/pgfleet/pgfleet/pkg/outbox"
 	"github.com/pgfleet/pgfleet/pkg/pgtest"
 	"github.com/pgfleet/pgfleet/pkg/replica"
 	"github.com/pgfleet/pgfleet/services/interview/internal/api"
@@ -31,7 +34,7 @@ func TestRouting(t *testing.T) {
 	rep := startReplicated(t, c, nil)
 	bank, interviews := interviewv1.NewQuestionBankServiceClient(rep.Conn), interviewv1.NewInterviewServiceClient(rep.Conn)
 	ctx := t.Context()
-	s := &seededInterview{}
+	s := &seededInterview{settle: func(ctx context.Context) error { return sequenced(ctx, rep.Svc) }}
 	for _, q := range []*interviewv1.Question{question("kept", "SQL", 2), question("deleted", "Rust", 2), question("also-asked", "SQL", 2)} {
 		resp, err := bank.CreateQuestion(ctx, &interviewv1.CreateQuestionRequest{Question: q})
 		if err != nil {
@@ -127,6 +130,35 @@ func TestRouting(t *testing.T) {
 type seededInterview struct {
 	questions []int64
 	session   int64
+	// settle returns once the events committed so far are sequenced and the server has read
+	// them, so that where a WatchEvents stream starts says what was written.
+	settle func(ctx context.Context) error
+}
+
+// sequenced returns once every event in svc's outbox has a position and svc's outbox has
+// read up to the last one, or when ctx ends.
+func sequenced(ctx context.Context, svc *app.Service) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for {
+		var pending int
+		err := svc.Pool.QueryRow(ctx, `SELECT count(*) FROM interview.outbox WHERE position IS NULL`).Scan(&pending)
+		if err != nil {
+			return err
+		}
+		last, err := outbox.Last(ctx, svc.Pool, "interview")
+		if err != nil {
+			return err
+		}
+		if pending == 0 && svc.Outbox.Head() == last {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("outbox not settled (%d events without a position, head %d of %d): %w", pending, svc.Outbox.Head(), last, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // reads calls each read of the interview service over conn, on the seeded data.
@@ -149,6 +181,29 @@ func (s *seededInterview) reads(conn *grpc.ClientConn) map[string]apptest.ReadCa
 			resp, err := interviews.ListSessions(ctx, &interviewv1.ListSessionsRequest{}, opts...)
 			return apptest.Seen(resp), err
 		},
+		interviewv1.InterviewService_WatchSession_FullMethodName: func(ctx context.Context, opts ...grpc.CallOption) (string, error) {
+			ctx, cancel := context.WithCancel(ctx) // the first message: the session now
+			defer cancel()
+			stream, err := interviews.WatchSession(ctx, &interviewv1.WatchSessionRequest{SessionId: s.session}, opts...)
+			if err != nil {
+				return "", err
+			}
+			resp, err := stream.Recv()
+			return apptest.Seen(resp), err
+		},
+		interviewv1.InterviewService_WatchEvents_FullMethodName: func(ctx context.Context, opts ...grpc.CallOption) (string, error) {
+			if err := s.settle(ctx); err != nil {
+				return "", err
+			}
+			ctx, cancel := context.WithCancel(ctx) // the first message: where the events stand now
+			defer cancel()
+			stream, err := interviews.WatchEvents(ctx, &interviewv1.WatchEventsRequest{}, opts...)
+			if err != nil {
+				return "", err
+			}
+			resp, err := stream.Recv()
+			return apptest.Seen(resp), err
+		},
 		interviewv1.InterviewService_NextQuestion_FullMethodName: func(ctx context.Context, opts ...grpc.CallOption) (string, error) {
 			resp, err := interviews.NextQuestion(ctx, &interviewv1.NextQuestionRequest{SessionId: s.session}, opts...)
 			if status.Code(err) == codes.FailedPrecondition { // the session completed: what the data says
@@ -163,7 +218,8 @@ func (s *seededInterview) reads(conn *grpc.ClientConn) map[string]apptest.ReadCa
 // the rubric evaluator only, and env.
 func startReplicated(t *testing.T, c *pgtest.ReplicatedCluster, env map[string]string) *apptest.Replicated {
 	t.Helper()
-	opts := app.Options{Name: "interview", Migrations: migrations.Set, Validate: api.Validate, Policy: api.Policy, Routes: api.Routes}
+	opts := app.Options{Name: "interview", Migrations: migrations.Set, Validate: api.Validate, Policy: api.Policy, Routes: api.Routes,
+		Outbox: true}
 	return apptest.StartReplicated(t, c, opts, env, func(svc *app.Service) []string {
 		deps := api.Deps{Base: svc.Base, Evaluator: evaluate.New(evaluate.Config{}, &http.Client{}, svc.Server.Registry())}
 		interviewv1.RegisterQuestionBankServiceServer(svc.Server, api.NewQuestionBank(deps))
