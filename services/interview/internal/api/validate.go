@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	interviewv1 "github.com/pgfleet/pgfleet/gen/pgfleet/interview/v1"
+	"github.com/pgfleet/pgfleet/pkg/events"
 	"github.com/pgfleet/pgfleet/pkg/validate"
 	"github.com/pgfleet/pgfleet/services/interview/internal/store"
 )
@@ -25,9 +26,7 @@ const (
 	maxCandidate   = 200
 	maxAnswer      = 20000
 	maxCount       = 50
-	maxTypes       = 20  // event types in a WatchEvents request
-	maxType        = 200 // bytes of one
-	maxCursor      = 200 // bytes of a resume cursor
+	maxType        = 200 // bytes of an event type in a WatchEvents request
 )
 
 var keyPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,99}$`)
@@ -103,7 +102,7 @@ func Validate(req any) error {
 		checkID(&v, "session_id", r.GetSessionId())
 	case *interviewv1.WatchEventsRequest:
 		// Which types and cursors exist is events.Serve's to say; these are the bounds.
-		if v.Check(len(r.GetTypes()) <= maxTypes, "types", "at most %d, got %d", maxTypes, len(r.GetTypes())) {
+		if v.Check(len(r.GetTypes()) <= events.MaxTypes, "types", "at most %d, got %d", events.MaxTypes, len(r.GetTypes())) {
 			for i, t := range r.GetTypes() {
 				field := fmt.Sprintf("types[%d]", i)
 				if v.Check(t != "" && len(t) <= maxType, field, "must be 1 to %d characters, an event type such as %q", maxType, eventTypes[0]) {
@@ -111,7 +110,7 @@ func Validate(req any) error {
 				}
 			}
 		}
-		if c := r.GetCursor(); v.Check(len(c) <= maxCursor, "cursor", "at most %d bytes, got %d", maxCursor, len(c)) {
+		if c := r.GetCursor(); v.Check(len(c) <= events.MaxCursorLen, "cursor", "at most %d bytes, got %d", events.MaxCursorLen, len(c)) {
 			v.Text("cursor", c, validate.SingleLine)
 		}
 	case *interviewv1.ListQuestionsRequest, *interviewv1.ListSessionsRequest:

@@ -59,21 +59,21 @@ func (s *Interviews) WatchSession(req *interviewv1.WatchSessionRequest, stream g
 }
 
 // sessionChanged reports whether an event of session key was sequenced after position
-// after, and returns the position up to which it looked: the session must be read again if
-// changed, after this call, to hold every change up to that position. When the process's ring
-// no longer holds every event after after (a reader slower than the ring is long), it cannot
-// tell and says changed: a fresh read is always right.
+// after, and returns the position up to which it looked: if changed, the session must be
+// read again after this call, and then holds every change up to that position. When the
+// process's ring no longer holds every event after after (a reader slower than the ring is
+// long), it cannot tell and says changed, up to the Head() it read before: a fresh read is
+// always right.
 func (s *Interviews) sessionChanged(key string, after int64) (upto int64, changed bool) {
-	upto = s.outbox.Head() // before Recent: it returns at least the events up to this one
-	recs, ok := s.outbox.Recent(after, nil)
+	head := s.outbox.Head()
+	recs, next, ok := s.outbox.Recent(after, nil)
 	if !ok {
-		return upto, true
+		return head, true
 	}
 	for _, r := range recs {
-		upto = max(upto, r.Position)
 		changed = changed || (r.AggregateType == sessionAggregate && r.AggregateID == key)
 	}
-	return upto, changed
+	return next, changed
 }
 
 // sendError is the status a stream's Send failure ends the call with: the client's

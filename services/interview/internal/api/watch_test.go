@@ -377,7 +377,8 @@ func TestWatch_badInput(t *testing.T) {
 		{"control_in_type", &interviewv1.WatchEventsRequest{Types: []string{"a\x01"}}, "types[0]", ""},
 		{"long_cursor", &interviewv1.WatchEventsRequest{Cursor: strings.Repeat("a", 201)}, "cursor", ""},
 		{"control_in_cursor", &interviewv1.WatchEventsRequest{Cursor: "a\nb"}, "cursor", ""},
-		{"unknown_type", &interviewv1.WatchEventsRequest{Types: []string{"pgfleet.stock.v1.StockChanged"}}, "", apierr.InvalidField},
+		{"unknown_type", &interviewv1.WatchEventsRequest{Types: []string{"pgfleet.stock.v1.StockChanged"}}, "types[0]", ""},
+		{"repeated_type", &interviewv1.WatchEventsRequest{Types: []string{answerEvaluated, answerEvaluated}}, "types[1]", ""},
 		{"malformed_cursor", &interviewv1.WatchEventsRequest{Cursor: "not-a-cursor"}, "", apierr.CursorMalformed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
