@@ -5,25 +5,30 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	interviewv1 "github.com/pgfleet/pgfleet/gen/pgfleet/interview/v1"
+	"github.com/pgfleet/pgfleet/pkg/apierr"
 	"github.com/pgfleet/pgfleet/pkg/app/apptest"
 	"github.com/pgfleet/pgfleet/pkg/auth/authtest"
 	"github.com/pgfleet/pgfleet/pkg/pgtest"
 )
 
-// TestWatchEvents_resume runs two interview processes on one database and a consumer of
-// WatchEvents that hops between them, resuming from its last cursor each time: after a few
-// messages, and when the process it reads from is stopped (its drain ends the stream) while
-// the other goes on writing. Whichever process sequences the events, and whichever serves
-// the consumer, it receives every event, in commit order, none missing.
+// TestWatchEvents_resume runs two interview processes on one database and two consumers of
+// WatchEvents: one hops between the processes after every few messages, resuming from its last
+// cursor each time, while sessions run; the other reads from the first process until it
+// stops (its drain ends the stream with UNAVAILABLE SHUTTING_DOWN), resumes on the second
+// while it carries on alone, and on the first again once it is back. Whichever process
+// sequences the events and whichever serves the consumer, each receives every event, in
+// commit order, none missing.
 func TestWatchEvents_resume(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -50,51 +55,56 @@ func TestWatchEvents_resume(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	const sessions = 9 // three rounds of three
-	want := sessions * (perSession + 1)
+	const rounds, perRound = 3, 3 // sessions
+	const roundEvents = perRound * (perSession + 1)
+	want := rounds * roundEvents
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
-	consumed := make(chan []string, 1)
-	go func() { consumed <- consume(ctx, t, clients, want) }()
+	var hopper sync.WaitGroup
+	var hopped *reader
+	hopper.Go(func() { hopped = hop(ctx, t, clients, want) })
+	t.Cleanup(hopper.Wait) // after the deferred cancel, on a failure too: it reports before t ends
 
-	// interview runs a whole session, its calls spread over the processes in up. They wait
-	// for a connection (a restarted process's, say) rather than fail fast.
+	// round runs perRound whole sessions, their calls spread over the processes in up. They
+	// wait for a connection (a restarted process's) rather than fail fast.
 	ready := grpc.WaitForReady(true)
-	interview := func(up ...int) {
+	round := func(up ...int) {
 		t.Helper()
 		c := func(i int) interviewv1.InterviewServiceClient { return clients[up[i%len(up)]] }
-		start, err := c(0).StartSession(ctx, &interviewv1.StartSessionRequest{Candidate: "ada@example.com", Criteria: &interviewv1.Criteria{Count: perSession}}, ready)
-		if err != nil {
-			t.Fatalf("StartSession: %v", err)
-		}
-		sid := start.GetSession().GetId()
-		for i, q := range start.GetSession().GetQuestions() {
-			if _, err := c(i+1).SubmitAnswer(ctx, &interviewv1.SubmitAnswerRequest{SessionId: sid, QuestionId: q.GetQuestionId(), Answer: "all rows"}, ready); err != nil {
-				t.Fatalf("SubmitAnswer: %v", err)
+		for range perRound {
+			start, err := c(0).StartSession(ctx, &interviewv1.StartSessionRequest{Candidate: "ada@example.com",
+				Criteria: &interviewv1.Criteria{Count: perSession}}, ready)
+			if err != nil {
+				t.Fatalf("StartSession: %v", err)
+			}
+			sid := start.GetSession().GetId()
+			for i, q := range start.GetSession().GetQuestions() {
+				if _, err := c(i+1).SubmitAnswer(ctx, &interviewv1.SubmitAnswerRequest{SessionId: sid, QuestionId: q.GetQuestionId(), Answer: "all rows"}, ready); err != nil {
+					t.Fatalf("SubmitAnswer: %v", err)
+				}
+			}
+			if _, err := c(perSession+1).CompleteSession(ctx, &interviewv1.CompleteSessionRequest{SessionId: sid}, ready); err != nil {
+				t.Fatalf("CompleteSession: %v", err)
 			}
 		}
-		if _, err := c(perSession+1).CompleteSession(ctx, &interviewv1.CompleteSessionRequest{SessionId: sid}, ready); err != nil {
-			t.Fatalf("CompleteSession: %v", err)
-		}
-	}
-	for range sessions / 3 {
-		interview(0, 1)
-	}
-	procs[0].Stop(t) // its sequencer and its feed go; process 1 carries on alone
-	for range sessions / 3 {
-		interview(1)
-	}
-	procs[0].Start(t)
-	for range sessions / 3 {
-		interview(1, 0)
 	}
 
-	var got []string
-	select {
-	case got = <-consumed:
-	case <-ctx.Done():
-		t.Fatalf("consumer: %v", ctx.Err())
+	held := &reader{seen: map[string]bool{}}
+	stream := held.open(ctx, t, clients[0])
+	round(0, 1)
+	held.readUntil(t, stream, roundEvents)
+	procs[0].Stop(t) // its sequencer and its feed go; process 1 carries on alone
+	_, err := stream.Recv()
+	if status.Code(err) != codes.Unavailable || apierr.ReasonOf(err) != apierr.ShuttingDown {
+		t.Errorf("stream of a stopping process = %v (reason %q), want UNAVAILABLE SHUTTING_DOWN", err, apierr.ReasonOf(err))
 	}
+	round(1)
+	held.readUntil(t, held.open(ctx, t, clients[1]), 2*roundEvents)
+	procs[0].Start(t)
+	round(1, 0)
+	held.readUntil(t, held.open(ctx, t, clients[0]), want)
+
+	hopper.Wait()
 	pool, err := pgxpool.New(ctx, db)
 	if err != nil {
 		t.Fatal(err)
@@ -106,67 +116,104 @@ func TestWatchEvents_resume(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		table = table[:0]
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				t.Fatal(err)
-			}
-			table = append(table, id)
-		}
-		if err := rows.Err(); err != nil {
+		table, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
 			t.Fatal(err)
 		}
 		return len(table) == want
 	})
-	// At least once: a resumed stream may repeat; without the repeats, it is the outbox.
-	var firsts []string
-	for _, id := range got {
-		if !slices.Contains(firsts, id) {
-			firsts = append(firsts, id)
+	for name, r := range map[string]*reader{"held": held, "hopping": hopped} {
+		// At least once: a resumed stream may repeat; without the repeats, it is the outbox.
+		if got := r.firsts(); !slices.Equal(got, table) {
+			t.Errorf("%s consumer received %d events (%d distinct), the outbox holds %d: not the same sequence\nreceived %q\noutbox   %q",
+				name, len(r.ids), len(got), len(table), got, table)
 		}
-	}
-	if !slices.Equal(firsts, table) {
-		t.Errorf("consumer received %d events (%d distinct), the outbox holds %d: not the same sequence\nreceived %q\noutbox   %q",
-			len(got), len(firsts), len(table), firsts, table)
+		t.Logf("%s consumer: %d events, %d distinct, over %d streams", name, len(r.ids), len(r.seen), r.streams)
 	}
 }
 
-// consume reads WatchEvents from the oldest event until it has received want distinct events,
-// and returns their ids in the order received. It resumes from its last cursor on the other
-// process after every few messages, and whenever a stream ends (a process stopping).
-func consume(ctx context.Context, t *testing.T, clients []interviewv1.InterviewServiceClient, want int) []string {
-	var (
-		got    []string
-		seen   = map[string]bool{}
-		cursor string
-	)
-	for i := 0; len(seen) < want; i++ {
+// reader is a consumer of WatchEvents: what it received and the cursor to resume from.
+type reader struct {
+	ids     []string // event ids as received, repeats included
+	seen    map[string]bool
+	cursor  string
+	streams int
+}
+
+// open starts a stream on c from the reader's cursor, or from the oldest event; it ends with ctx.
+func (r *reader) open(ctx context.Context, t *testing.T, c interviewv1.InterviewServiceClient) grpc.ServerStreamingClient[interviewv1.WatchEventsResponse] {
+	t.Helper()
+	stream, err := c.WatchEvents(ctx, &interviewv1.WatchEventsRequest{Cursor: r.cursor, FromOldest: r.cursor == ""}, grpc.WaitForReady(true))
+	if err != nil {
+		t.Fatalf("WatchEvents: %v", err)
+	}
+	r.streams++
+	return stream
+}
+
+// receive takes one message.
+func (r *reader) receive(stream grpc.ServerStreamingClient[interviewv1.WatchEventsResponse]) error {
+	resp, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	for _, ev := range resp.GetEvents() {
+		r.ids = append(r.ids, ev.GetId())
+		r.seen[ev.GetId()] = true
+	}
+	r.cursor = resp.GetCursor()
+	return nil
+}
+
+// readUntil receives until the reader has n distinct events.
+func (r *reader) readUntil(t *testing.T, stream grpc.ServerStreamingClient[interviewv1.WatchEventsResponse], n int) {
+	t.Helper()
+	for len(r.seen) < n {
+		if err := r.receive(stream); err != nil {
+			t.Fatalf("WatchEvents after %d of %d events: %v", len(r.seen), n, err)
+		}
+	}
+}
+
+// firsts returns the ids received without repeats, in the order first received.
+func (r *reader) firsts() []string {
+	var out []string
+	done := map[string]bool{}
+	for _, id := range r.ids {
+		if !done[id] {
+			out = append(out, id)
+			done[id] = true
+		}
+	}
+	return out
+}
+
+// hop reads WatchEvents from the oldest event until it has want distinct events, resuming
+// from its last cursor on the other process after every few messages, and whenever a stream
+// ends (a process stopping) or cannot start (a process stopped).
+func hop(ctx context.Context, t *testing.T, clients []interviewv1.InterviewServiceClient, want int) *reader {
+	r := &reader{seen: map[string]bool{}}
+	for i := 0; len(r.seen) < want; i++ {
 		if ctx.Err() != nil {
-			t.Errorf("consumer: %d of %d events when %v", len(seen), want, ctx.Err())
-			return got
+			t.Errorf("hopping consumer: %d of %d events when %v", len(r.seen), want, ctx.Err())
+			return r
 		}
 		sctx, cancel := context.WithCancel(ctx) // ends the stream when this turn ends
-		stream, err := clients[i%len(clients)].WatchEvents(sctx, &interviewv1.WatchEventsRequest{Cursor: cursor, FromOldest: cursor == ""})
+		stream, err := clients[i%len(clients)].WatchEvents(sctx, &interviewv1.WatchEventsRequest{Cursor: r.cursor, FromOldest: r.cursor == ""})
 		if err != nil {
 			cancel()
 			continue // that process is down: the other one
 		}
-		for msgs := 0; msgs < 3 && len(seen) < want; msgs++ {
-			resp, err := stream.Recv()
-			if err != nil {
-				if c := status.Code(err); c != codes.Unavailable && c != codes.Canceled {
-					t.Errorf("consumer: WatchEvents: %v, want UNAVAILABLE at most (a process stopping)", err)
+		r.streams++
+		for msgs := 0; msgs < 3 && len(r.seen) < want; msgs++ {
+			if err := r.receive(stream); err != nil {
+				if status.Code(err) != codes.Unavailable {
+					t.Errorf("hopping consumer: WatchEvents: %v, want UNAVAILABLE at most (a process stopping)", err)
 				}
 				break
 			}
-			for _, ev := range resp.GetEvents() {
-				got = append(got, ev.GetId())
-				seen[ev.GetId()] = true
-			}
-			cursor = resp.GetCursor()
 		}
 		cancel()
 	}
-	return got
+	return r
 }
