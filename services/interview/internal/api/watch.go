@@ -17,8 +17,9 @@ import (
 // sends, then looks at what was sequenced since its last look, and re-reads the session if
 // any of it concerns this one; a reader that reads slowly holds up only this loop, and gets
 // the newest state when it reads again, never a backlog. A state equal to the last one sent
-// is not sent again. The stream stays open after the completion (see the report of issue 16):
-// the client ends it, or the server's drain does with UNAVAILABLE.
+// is not sent again. The stream stays open after the completion, as the proto says, until
+// the client ends it or a drain does (UNAVAILABLE): a browser's EventSource reconnects to a
+// stream that ends, and would fetch the completed session again and again.
 func (s *Interviews) WatchSession(req *interviewv1.WatchSessionRequest, stream grpc.ServerStreamingServer[interviewv1.WatchSessionResponse]) error {
 	ctx := stream.Context()
 	sid := req.GetSessionId()
@@ -90,13 +91,10 @@ func (s *Interviews) sendError(ctx context.Context, err error) error {
 // and cursor to the first message.
 func (s *Interviews) WatchEvents(req *interviewv1.WatchEventsRequest, stream grpc.ServerStreamingServer[interviewv1.WatchEventsResponse]) error {
 	ctx := stream.Context()
-	err := events.Serve(ctx, s.outbox, eventTypes,
+	err := events.Serve(ctx, s.outbox, eventTypes, // returns only when the stream ends: an error
 		events.Request{Types: req.GetTypes(), Cursor: req.GetCursor(), FromOldest: req.GetFromOldest()},
 		func(evs []*opsv1.Event, cursor string) error {
 			return stream.Send(&interviewv1.WatchEventsResponse{Events: evs, Cursor: cursor})
 		})
-	if err != nil {
-		return s.sendError(ctx, err)
-	}
-	return nil
+	return s.sendError(ctx, err)
 }
