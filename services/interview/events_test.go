@@ -22,14 +22,14 @@ import (
 	"github.com/pgfleet/pgfleet/pkg/pgtest"
 )
 
-// TestWatchEvents_resume runs two interview processes on one database and two consumers of
-// WatchEvents: one hops between the processes after every few messages, resuming from its last
+// TestWatchInterviewEvents_resume runs two interview processes on one database and two consumers of
+// WatchInterviewEvents: one hops between the processes after every few messages, resuming from its last
 // cursor each time, while sessions run; the other reads from the first process until it
 // stops (its drain ends the stream with UNAVAILABLE SHUTTING_DOWN), resumes on the second
 // while it carries on alone, and on the first again once it is back. Whichever process
 // sequences the events and whichever serves the consumer, each receives every event, in
 // commit order, none missing.
-func TestWatchEvents_resume(t *testing.T) {
+func TestWatchInterviewEvents_resume(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	if err := apptest.Build(dir, "github.com/pgfleet/pgfleet/services/interview"); err != nil {
@@ -132,7 +132,7 @@ func TestWatchEvents_resume(t *testing.T) {
 	}
 }
 
-// reader is a consumer of WatchEvents: what it received and the cursor to resume from.
+// reader is a consumer of WatchInterviewEvents: what it received and the cursor to resume from.
 type reader struct {
 	ids     []string // event ids as received, repeats included
 	seen    map[string]bool
@@ -141,18 +141,18 @@ type reader struct {
 }
 
 // open starts a stream on c from the reader's cursor, or from the oldest event; it ends with ctx.
-func (r *reader) open(ctx context.Context, t *testing.T, c interviewv1.InterviewServiceClient) grpc.ServerStreamingClient[interviewv1.WatchEventsResponse] {
+func (r *reader) open(ctx context.Context, t *testing.T, c interviewv1.InterviewServiceClient) grpc.ServerStreamingClient[interviewv1.WatchInterviewEventsResponse] {
 	t.Helper()
-	stream, err := c.WatchEvents(ctx, &interviewv1.WatchEventsRequest{Cursor: r.cursor, FromOldest: r.cursor == ""}, grpc.WaitForReady(true))
+	stream, err := c.WatchInterviewEvents(ctx, &interviewv1.WatchInterviewEventsRequest{Cursor: r.cursor, FromOldest: r.cursor == ""}, grpc.WaitForReady(true))
 	if err != nil {
-		t.Fatalf("WatchEvents: %v", err)
+		t.Fatalf("WatchInterviewEvents: %v", err)
 	}
 	r.streams++
 	return stream
 }
 
 // receive takes one message.
-func (r *reader) receive(stream grpc.ServerStreamingClient[interviewv1.WatchEventsResponse]) error {
+func (r *reader) receive(stream grpc.ServerStreamingClient[interviewv1.WatchInterviewEventsResponse]) error {
 	resp, err := stream.Recv()
 	if err != nil {
 		return err
@@ -166,11 +166,11 @@ func (r *reader) receive(stream grpc.ServerStreamingClient[interviewv1.WatchEven
 }
 
 // readUntil receives until the reader has n distinct events.
-func (r *reader) readUntil(t *testing.T, stream grpc.ServerStreamingClient[interviewv1.WatchEventsResponse], n int) {
+func (r *reader) readUntil(t *testing.T, stream grpc.ServerStreamingClient[interviewv1.WatchInterviewEventsResponse], n int) {
 	t.Helper()
 	for len(r.seen) < n {
 		if err := r.receive(stream); err != nil {
-			t.Fatalf("WatchEvents after %d of %d events: %v", len(r.seen), n, err)
+			t.Fatalf("WatchInterviewEvents after %d of %d events: %v", len(r.seen), n, err)
 		}
 	}
 }
@@ -188,7 +188,7 @@ func (r *reader) firsts() []string {
 	return out
 }
 
-// hop reads WatchEvents from the oldest event until it has want distinct events, resuming
+// hop reads WatchInterviewEvents from the oldest event until it has want distinct events, resuming
 // from its last cursor on the other process after every few messages, and whenever a stream
 // ends (a process stopping) or cannot start (a process stopped).
 func hop(ctx context.Context, t *testing.T, clients []interviewv1.InterviewServiceClient, want int) *reader {
@@ -199,7 +199,7 @@ func hop(ctx context.Context, t *testing.T, clients []interviewv1.InterviewServi
 			return r
 		}
 		sctx, cancel := context.WithCancel(ctx) // ends the stream when this turn ends
-		stream, err := clients[i%len(clients)].WatchEvents(sctx, &interviewv1.WatchEventsRequest{Cursor: r.cursor, FromOldest: r.cursor == ""})
+		stream, err := clients[i%len(clients)].WatchInterviewEvents(sctx, &interviewv1.WatchInterviewEventsRequest{Cursor: r.cursor, FromOldest: r.cursor == ""})
 		if err != nil {
 			cancel()
 			continue // that process is down: the other one
@@ -208,7 +208,7 @@ func hop(ctx context.Context, t *testing.T, clients []interviewv1.InterviewServi
 		for msgs := 0; msgs < 3 && len(r.seen) < want; msgs++ {
 			if err := r.receive(stream); err != nil {
 				if status.Code(err) != codes.Unavailable {
-					t.Errorf("hopping consumer: WatchEvents: %v, want UNAVAILABLE at most (a process stopping)", err)
+					t.Errorf("hopping consumer: WatchInterviewEvents: %v, want UNAVAILABLE at most (a process stopping)", err)
 				}
 				break
 			}

@@ -14,7 +14,7 @@ import (
 const sessionAggregate = "session"
 
 // eventTypes are the service's event types, the full names of their payload messages, for
-// WatchEvents.
+// WatchInterviewEvents.
 var eventTypes = []string{
 	string((&interviewv1.AnswerEvaluated{}).ProtoReflect().Descriptor().FullName()),
 	string((&interviewv1.SessionCompleted{}).ProtoReflect().Descriptor().FullName()),

@@ -23,5 +23,5 @@ var Routes = replica.Routes{
 	interviewv1.InterviewService_SubmitAnswer_FullMethodName:           replica.Primary,
 	interviewv1.InterviewService_CompleteSession_FullMethodName:        replica.Primary,
 	interviewv1.InterviewService_WatchSession_FullMethodName:           replica.Primary,
-	interviewv1.InterviewService_WatchEvents_FullMethodName:            replica.Primary,
+	interviewv1.InterviewService_WatchInterviewEvents_FullMethodName:   replica.Primary,
 }

@@ -132,7 +132,7 @@ type seededInterview struct {
 	questions []int64
 	session   int64
 	// settle returns once the events committed so far are sequenced and the server has read
-	// them, so that where a WatchEvents stream starts says what was written.
+	// them, so that where a WatchInterviewEvents stream starts says what was written.
 	settle func(ctx context.Context) error
 }
 
@@ -194,14 +194,14 @@ func (s *seededInterview) reads(conn *grpc.ClientConn) map[string]apptest.ReadCa
 			header(stream)
 			return apptest.Seen(resp), err
 		},
-		interviewv1.InterviewService_WatchEvents_FullMethodName: func(ctx context.Context, opts ...grpc.CallOption) (string, error) {
+		interviewv1.InterviewService_WatchInterviewEvents_FullMethodName: func(ctx context.Context, opts ...grpc.CallOption) (string, error) {
 			if err := s.settle(ctx); err != nil {
 				return "", err
 			}
 			ctx, cancel := context.WithCancel(ctx) // the first message: where the events stand now
 			defer cancel()
 			opts, header := streamHeader(opts)
-			stream, err := interviews.WatchEvents(ctx, &interviewv1.WatchEventsRequest{}, opts...)
+			stream, err := interviews.WatchInterviewEvents(ctx, &interviewv1.WatchInterviewEventsRequest{}, opts...)
 			if err != nil {
 				return "", err
 			}

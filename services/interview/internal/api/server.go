@@ -2,7 +2,7 @@
 // the store, scoring answers with package evaluate. NewQuestionBank and NewInterviews build
 // the two servers from one Deps: the service's shared parts (app.Base) and the evaluator.
 // Answers and completions append their events (events.go) to the service's outbox in their
-// transactions; WatchSession and WatchEvents (watch.go) read them back.
+// transactions; WatchSession and WatchInterviewEvents (watch.go) read them back.
 // Validate and Policy (reads for any caller with a token, bank changes for the ingest and
 // admin roles; handlers keep candidates to their own sessions) go to app.Start, whose
 // interceptors run them before each handler.

@@ -26,7 +26,7 @@ const (
 	maxCandidate   = 200
 	maxAnswer      = 20000
 	maxCount       = 50
-	maxType        = 200 // bytes of an event type in a WatchEvents request
+	maxType        = 200 // bytes of an event type in a WatchInterviewEvents request
 )
 
 var keyPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,99}$`)
@@ -100,7 +100,7 @@ func Validate(req any) error {
 		checkID(&v, "session_id", r.GetSessionId())
 	case *interviewv1.WatchSessionRequest:
 		checkID(&v, "session_id", r.GetSessionId())
-	case *interviewv1.WatchEventsRequest:
+	case *interviewv1.WatchInterviewEventsRequest:
 		// Which types and cursors exist is events.Serve's to say; these are the bounds.
 		if v.Check(len(r.GetTypes()) <= events.MaxTypes, "types", "at most %d, got %d", events.MaxTypes, len(r.GetTypes())) {
 			for i, t := range r.GetTypes() {

@@ -86,15 +86,15 @@ func (s *Interviews) sendError(ctx context.Context, err error) error {
 	return s.grpcError(ctx, err)
 }
 
-// WatchEvents streams the service's events (AnswerEvaluated, SessionCompleted) in commit
+// WatchInterviewEvents streams the service's events (AnswerEvaluated, SessionCompleted) in commit
 // order from a cursor, at least once: events.Serve does it all, from the validation of types
 // and cursor to the first message.
-func (s *Interviews) WatchEvents(req *interviewv1.WatchEventsRequest, stream grpc.ServerStreamingServer[interviewv1.WatchEventsResponse]) error {
+func (s *Interviews) WatchInterviewEvents(req *interviewv1.WatchInterviewEventsRequest, stream grpc.ServerStreamingServer[interviewv1.WatchInterviewEventsResponse]) error {
 	ctx := stream.Context()
 	err := events.Serve(ctx, s.outbox, eventTypes, // returns only when the stream ends: an error
 		events.Request{Types: req.GetTypes(), Cursor: req.GetCursor(), FromOldest: req.GetFromOldest()},
 		func(evs []*opsv1.Event, cursor string) error {
-			return stream.Send(&interviewv1.WatchEventsResponse{Events: evs, Cursor: cursor})
+			return stream.Send(&interviewv1.WatchInterviewEventsResponse{Events: evs, Cursor: cursor})
 		})
 	return s.sendError(ctx, err)
 }

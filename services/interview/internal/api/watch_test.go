@@ -343,8 +343,8 @@ func TestWatch_badInput(t *testing.T) {
 		}
 		return err
 	}
-	eventsErr := func(ctx context.Context, req *interviewv1.WatchEventsRequest) error {
-		stream, err := e.interviews.WatchEvents(ctx, req)
+	eventsErr := func(ctx context.Context, req *interviewv1.WatchInterviewEventsRequest) error {
+		stream, err := e.interviews.WatchInterviewEvents(ctx, req)
 		if err == nil {
 			_, err = stream.Recv()
 		}
@@ -367,19 +367,19 @@ func TestWatch_badInput(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name   string
-		req    *interviewv1.WatchEventsRequest
+		req    *interviewv1.WatchInterviewEventsRequest
 		field  string        // a BadRequest violation on it, or
 		reason apierr.Reason // this reason
 	}{
-		{"too_many_types", &interviewv1.WatchEventsRequest{Types: manyTypes}, "types", ""},
-		{"empty_type", &interviewv1.WatchEventsRequest{Types: []string{""}}, "types[0]", ""},
-		{"long_type", &interviewv1.WatchEventsRequest{Types: []string{strings.Repeat("a", 201)}}, "types[0]", ""},
-		{"control_in_type", &interviewv1.WatchEventsRequest{Types: []string{"a\x01"}}, "types[0]", ""},
-		{"long_cursor", &interviewv1.WatchEventsRequest{Cursor: strings.Repeat("a", 201)}, "cursor", ""},
-		{"control_in_cursor", &interviewv1.WatchEventsRequest{Cursor: "a\nb"}, "cursor", ""},
-		{"unknown_type", &interviewv1.WatchEventsRequest{Types: []string{"pgfleet.stock.v1.StockChanged"}}, "types[0]", ""},
-		{"repeated_type", &interviewv1.WatchEventsRequest{Types: []string{answerEvaluated, answerEvaluated}}, "types[1]", ""},
-		{"malformed_cursor", &interviewv1.WatchEventsRequest{Cursor: "not-a-cursor"}, "", apierr.CursorMalformed},
+		{"too_many_types", &interviewv1.WatchInterviewEventsRequest{Types: manyTypes}, "types", ""},
+		{"empty_type", &interviewv1.WatchInterviewEventsRequest{Types: []string{""}}, "types[0]", ""},
+		{"long_type", &interviewv1.WatchInterviewEventsRequest{Types: []string{strings.Repeat("a", 201)}}, "types[0]", ""},
+		{"control_in_type", &interviewv1.WatchInterviewEventsRequest{Types: []string{"a\x01"}}, "types[0]", ""},
+		{"long_cursor", &interviewv1.WatchInterviewEventsRequest{Cursor: strings.Repeat("a", 201)}, "cursor", ""},
+		{"control_in_cursor", &interviewv1.WatchInterviewEventsRequest{Cursor: "a\nb"}, "cursor", ""},
+		{"unknown_type", &interviewv1.WatchInterviewEventsRequest{Types: []string{"pgfleet.stock.v1.StockChanged"}}, "types[0]", ""},
+		{"repeated_type", &interviewv1.WatchInterviewEventsRequest{Types: []string{answerEvaluated, answerEvaluated}}, "types[1]", ""},
+		{"malformed_cursor", &interviewv1.WatchInterviewEventsRequest{Cursor: "not-a-cursor"}, "", apierr.CursorMalformed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -390,15 +390,15 @@ func TestWatch_badInput(t *testing.T) {
 			}
 			apptest.WantCode(t, err, codes.InvalidArgument)
 			if got := apierr.ReasonOf(err); got != tc.reason {
-				t.Errorf("WatchEvents(%v) reason = %s, want %s", tc.req, got, tc.reason)
+				t.Errorf("WatchInterviewEvents(%v) reason = %s, want %s", tc.req, got, tc.reason)
 			}
 		})
 	}
 }
 
-// TestWatchEvents_access: every candidate's events are for the fleet's services and
+// TestWatchInterviewEvents_access: every candidate's events are for the fleet's services and
 // operators only; a service reads them from the oldest on.
-func TestWatchEvents_access(t *testing.T) {
+func TestWatchInterviewEvents_access(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.bankOf(t, "acc", "Acc", 1)
@@ -407,7 +407,7 @@ func TestWatchEvents_access(t *testing.T) {
 
 	// recv receives until a message holds events, or an error.
 	recv := func(ctx context.Context, opt grpc.CallOption) ([]string, error) {
-		stream, err := e.userInterviews.WatchEvents(ctx, &interviewv1.WatchEventsRequest{FromOldest: true}, opt)
+		stream, err := e.userInterviews.WatchInterviewEvents(ctx, &interviewv1.WatchInterviewEventsRequest{FromOldest: true}, opt)
 		if err != nil {
 			return nil, err
 		}
@@ -435,10 +435,10 @@ func TestWatchEvents_access(t *testing.T) {
 	for _, role := range []string{"service", "admin"} {
 		got, err := recv(ctx, authtest.As(t, "fleet", role))
 		if err != nil {
-			t.Fatalf("WatchEvents as role %s: %v", role, err)
+			t.Fatalf("WatchInterviewEvents as role %s: %v", role, err)
 		}
 		if !cmp.Equal(got, []string{answerEvaluated}) {
-			t.Errorf("WatchEvents from the oldest as role %s = %q, want one %s", role, got, answerEvaluated)
+			t.Errorf("WatchInterviewEvents from the oldest as role %s = %q, want one %s", role, got, answerEvaluated)
 		}
 	}
 }
