@@ -76,7 +76,7 @@ func (s *subscriber) run(ctx context.Context, client stockv1.StockServiceClient,
 	}
 }
 
-// resumer is a WatchEvents consumer of LatestPriceChanged that cancels its stream every few
+// resumer is a WatchStockEvents consumer of LatestPriceChanged that cancels its stream every few
 // messages and resumes from the last cursor it got.
 type resumer struct {
 	mu         sync.Mutex
@@ -94,11 +94,11 @@ func (r *resumer) run(ctx context.Context, clients []stockv1.StockServiceClient,
 		if end := until(); end > 0 && maxPos >= end {
 			return
 		}
-		req := &stockv1.WatchEventsRequest{Types: []string{"pgfleet.stock.v1.LatestPriceChanged"}, Cursor: cursor, FromOldest: cursor == ""}
+		req := &stockv1.WatchStockEventsRequest{Types: []string{"pgfleet.stock.v1.LatestPriceChanged"}, Cursor: cursor, FromOldest: cursor == ""}
 		sctx, cancel := context.WithCancel(ctx)
-		stream, err := clients[rnd.IntN(len(clients))].WatchEvents(sctx, req)
+		stream, err := clients[rnd.IntN(len(clients))].WatchStockEvents(sctx, req)
 		for n := 1 + rnd.IntN(5); err == nil && n > 0; n-- {
-			var resp *stockv1.WatchEventsResponse
+			var resp *stockv1.WatchStockEventsResponse
 			if resp, err = stream.Recv(); err != nil {
 				break
 			}
@@ -123,7 +123,7 @@ func (r *resumer) run(ctx context.Context, clients []stockv1.StockServiceClient,
 		cancel()
 		if err != nil && ctx.Err() == nil {
 			r.mu.Lock()
-			r.err = firstErr(r.err, fmt.Errorf("WatchEvents from %q: %w", cursor, err))
+			r.err = firstErr(r.err, fmt.Errorf("WatchStockEvents from %q: %w", cursor, err))
 			r.mu.Unlock()
 			return
 		}
@@ -138,7 +138,7 @@ func (r *resumer) run(ctx context.Context, clients []stockv1.StockServiceClient,
 
 // TestWatch_noLoss: two stock processes on one database (two replicas sharing one outbox);
 // 24 WatchLatestPrices subscribers split across both, each watching its own subset of 50
-// symbols, and 4 WatchEvents consumers that cancel and resume from their last cursor every
+// symbols, and 4 WatchStockEvents consumers that cancel and resume from their last cursor every
 // few messages, on either process, while 4 IngestPrices streams write 20,000 bars over the
 // 50 symbols through both. When ingestion ends, every subscriber ends on exactly the final
 // latest price of each symbol it watches (GetLatestPrices) and never got a bar older than one

@@ -12,5 +12,5 @@ import (
 var files embed.FS
 
 // Set is the stock service's migration set: the .sql files, then the outbox (stock.outbox,
-// the events of WatchEvents and WatchLatestPrices).
+// the events of WatchStockEvents and WatchLatestPrices).
 var Set = migrate.Set{Schema: "stock", FS: files, Steps: []migrate.Step{outbox.Migration(3, "stock")}}

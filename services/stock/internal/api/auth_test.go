@@ -50,12 +50,12 @@ func TestPolicy(t *testing.T) {
 	if err != nil {
 		t.Errorf("WatchLatestPrices without a token: %v", err)
 	}
-	evs, err := e.user.WatchEvents(ctx, &stockv1.WatchEventsRequest{})
+	evs, err := e.user.WatchStockEvents(ctx, &stockv1.WatchStockEventsRequest{})
 	if err == nil {
 		_, err = evs.Recv()
 	}
 	if err != nil {
-		t.Errorf("WatchEvents without a token: %v", err)
+		t.Errorf("WatchStockEvents without a token: %v", err)
 	}
 }
 

@@ -367,15 +367,15 @@ func BenchmarkIngestPrices200k(b *testing.B) {
 	}
 }
 
-// BenchmarkWatchEvents: events per second from a write to a WatchEvents consumer: each round
+// BenchmarkWatchStockEvents: events per second from a write to a WatchStockEvents consumer: each round
 // one UpsertStocks changes 5000 stocks (5000 StockChanged events in one transaction), and the
 // round ends when a consumer, watching since before, has received all of them: append,
 // sequencing, the feed into the ring and delivery.
-func BenchmarkWatchEvents(b *testing.B) {
+func BenchmarkWatchStockEvents(b *testing.B) {
 	const n = 5000
 	e := newEnv(b)
 	stocks := seedStocks(b, e, n)
-	stream, err := e.client.WatchEvents(b.Context(), &stockv1.WatchEventsRequest{Types: []string{"pgfleet.stock.v1.StockChanged"}})
+	stream, err := e.client.WatchStockEvents(b.Context(), &stockv1.WatchStockEventsRequest{Types: []string{"pgfleet.stock.v1.StockChanged"}})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -61,13 +61,13 @@ func (c changes) appendTo(ctx context.Context, o *outbox.Outbox, tx pgx.Tx) erro
 	return o.Append(ctx, tx, c...)
 }
 
-// WatchEvents streams the service's events from a cursor (pkg/events does the work). It
+// WatchStockEvents streams the service's events from a cursor (pkg/events does the work). It
 // ends only with an error: the client's cancel, a failed send, the server's drain.
-func (s *Server) WatchEvents(req *stockv1.WatchEventsRequest, stream stockv1.StockService_WatchEventsServer) error {
+func (s *Server) WatchStockEvents(req *stockv1.WatchStockEventsRequest, stream stockv1.StockService_WatchStockEventsServer) error {
 	ctx := stream.Context()
 	return s.grpcError(ctx, events.Serve(ctx, s.outbox, eventTypes,
 		events.Request{Types: req.GetTypes(), Cursor: req.GetCursor(), FromOldest: req.GetFromOldest()},
 		func(evs []*opsv1.Event, cursor string) error {
-			return stream.Send(&stockv1.WatchEventsResponse{Events: evs, Cursor: cursor})
+			return stream.Send(&stockv1.WatchStockEventsResponse{Events: evs, Cursor: cursor})
 		}))
 }

@@ -27,21 +27,21 @@ type event struct {
 	Payload      proto.Message
 }
 
-// watchEventsUntil reads WatchEvents (req) until stop holds for an event, and returns the
+// watchEventsUntil reads WatchStockEvents (req) until stop holds for an event, and returns the
 // events up to that one.
-func watchEventsUntil(t testing.TB, client stockv1.StockServiceClient, req *stockv1.WatchEventsRequest, stop func(*opsv1.Event) bool) []*opsv1.Event {
+func watchEventsUntil(t testing.TB, client stockv1.StockServiceClient, req *stockv1.WatchStockEventsRequest, stop func(*opsv1.Event) bool) []*opsv1.Event {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	stream, err := client.WatchEvents(ctx, req)
+	stream, err := client.WatchStockEvents(ctx, req)
 	if err != nil {
-		t.Fatalf("WatchEvents: %v", err)
+		t.Fatalf("WatchStockEvents: %v", err)
 	}
 	var out []*opsv1.Event
 	for {
 		resp, err := stream.Recv()
 		if err != nil {
-			t.Fatalf("WatchEvents: Recv after %d events: %v", len(out), err)
+			t.Fatalf("WatchStockEvents: Recv after %d events: %v", len(out), err)
 		}
 		for _, ev := range resp.GetEvents() {
 			out = append(out, ev)
@@ -204,7 +204,7 @@ func TestEvents_atomicity(t *testing.T) {
 	}
 	expect("StockChanged", "END", &stockv1.StockChanged{Stock: end.GetStock()})
 
-	evs := watchEventsUntil(t, e.client, &stockv1.WatchEventsRequest{FromOldest: true},
+	evs := watchEventsUntil(t, e.client, &stockv1.WatchStockEventsRequest{FromOldest: true},
 		func(ev *opsv1.Event) bool { return ev.GetAggregateId() == "END" })
 	var got2 []event
 	for i, ev := range evs {

@@ -192,12 +192,12 @@ func FuzzWatchLatestPrices(f *testing.F) {
 	})
 }
 
-// FuzzWatchEvents sends a cursor, or a type (then from now on), as they are. A stream the
+// FuzzWatchStockEvents sends a cursor, or a type (then from now on), as they are. A stream the
 // server accepts answers once there is an event after its cursor: each call makes one.
-func FuzzWatchEvents(f *testing.F) {
+func FuzzWatchStockEvents(f *testing.F) {
 	e := newEnv(f)
 	e.upsert(f, fuzzStocks...)
-	first := watchEventsUntil(f, e.client, &stockv1.WatchEventsRequest{FromOldest: true}, func(*opsv1.Event) bool { return true })
+	first := watchEventsUntil(f, e.client, &stockv1.WatchStockEventsRequest{FromOldest: true}, func(*opsv1.Event) bool { return true })
 	cursor := first[0].GetCursor()
 	for _, s := range append(fuzzStrings, cursor, cursor[:len(cursor)-1], cursor+"=", outbox.Cursor("stock", -1),
 		outbox.Cursor("stock", 1<<62), outbox.Cursor("portfolio", 1), "djEuc3RvY2suMDE") { // "v1.stock.01"
@@ -210,17 +210,17 @@ func FuzzWatchEvents(f *testing.F) {
 	f.Fuzz(func(t *testing.T, cursor, typ string) {
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
-		req := &stockv1.WatchEventsRequest{Cursor: cursor}
+		req := &stockv1.WatchStockEventsRequest{Cursor: cursor}
 		if typ != "" {
-			req = &stockv1.WatchEventsRequest{Types: []string{typ}} // from now on: a first message at once
+			req = &stockv1.WatchStockEventsRequest{Types: []string{typ}} // from now on: a first message at once
 		}
-		stream, err := e.client.WatchEvents(ctx, req, fuzzRaw)
+		stream, err := e.client.WatchStockEvents(ctx, req, fuzzRaw)
 		if err == nil && req.GetCursor() != "" {
 			e.upsert(t, &stockv1.Stock{Symbol: "AAPL", Name: fmt.Sprintf("Apple %d", calls.Add(1))})
 		}
 		if err == nil {
 			_, err = stream.Recv()
 		}
-		wantGoodAnswer(t, "WatchEvents", err)
+		wantGoodAnswer(t, "WatchStockEvents", err)
 	})
 }

@@ -21,5 +21,5 @@ var Routes = replica.Routes{
 	stockv1.StockService_IngestPrices_FullMethodName:          replica.Primary,
 	stockv1.StockService_UpsertRecommendations_FullMethodName: replica.Primary,
 	stockv1.StockService_WatchLatestPrices_FullMethodName:     replica.Primary,
-	stockv1.StockService_WatchEvents_FullMethodName:           replica.Primary,
+	stockv1.StockService_WatchStockEvents_FullMethodName:      replica.Primary,
 }

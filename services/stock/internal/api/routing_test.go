@@ -147,7 +147,7 @@ func readCalls(client stockv1.StockServiceClient, primary *pgxpool.Pool) map[str
 			resp, err := stream.Recv() // the snapshot
 			return apptest.Seen(resp), err
 		},
-		stockv1.StockService_WatchEvents_FullMethodName: func(ctx context.Context, opts ...grpc.CallOption) (string, error) {
+		stockv1.StockService_WatchStockEvents_FullMethodName: func(ctx context.Context, opts ...grpc.CallOption) (string, error) {
 			// Every event committed so far, once the sequencer has numbered them all.
 			last, err := sequencedLast(ctx, primary)
 			if err != nil {
@@ -155,7 +155,7 @@ func readCalls(client stockv1.StockServiceClient, primary *pgxpool.Pool) map[str
 			}
 			ctx, cancel := context.WithCancel(ctx)
 			defer cancel()
-			stream, err := client.WatchEvents(ctx, &stockv1.WatchEventsRequest{FromOldest: true}, opts...)
+			stream, err := client.WatchStockEvents(ctx, &stockv1.WatchStockEventsRequest{FromOldest: true}, opts...)
 			if err != nil {
 				return "", err
 			}

@@ -53,7 +53,7 @@ func Validate(req any) error {
 		// filter, order_by, page_size and page_token: pkg/query's.
 	case *stockv1.WatchLatestPricesRequest:
 		checkWatchSymbols(&v, r.GetSymbols())
-	case *stockv1.WatchEventsRequest:
+	case *stockv1.WatchStockEventsRequest:
 		// Which types and cursors are the service's: pkg/events's (Serve), with their reasons.
 		v.Check(len(r.GetTypes()) <= events.MaxTypes, "types", "must hold at most %d types, got %d", events.MaxTypes, len(r.GetTypes()))
 		v.Check(len(r.GetCursor()) <= events.MaxCursorLen, "cursor", "must be at most %d bytes, got %d", events.MaxCursorLen, len(r.GetCursor()))

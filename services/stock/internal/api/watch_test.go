@@ -93,8 +93,8 @@ func TestWatch_badInput(t *testing.T) {
 		}
 		return err
 	}
-	evs := func(req *stockv1.WatchEventsRequest) error {
-		stream, err := e.client.WatchEvents(t.Context(), req)
+	evs := func(req *stockv1.WatchStockEventsRequest) error {
+		stream, err := e.client.WatchStockEvents(t.Context(), req)
 		if err == nil {
 			_, err = stream.Recv()
 		}
@@ -113,7 +113,7 @@ func TestWatch_badInput(t *testing.T) {
 		{"1001 symbols", prices(many...), "symbols"},
 		{"duplicate", prices("AAA", "AAA"), "symbols[1]"},
 		{"malformed", prices("AAA", "aapl"), "symbols[1]"},
-		{"21 types", evs(&stockv1.WatchEventsRequest{Types: types21}), "types"},
+		{"21 types", evs(&stockv1.WatchStockEventsRequest{Types: types21}), "types"},
 	}
 	for _, tt := range invalid {
 		t.Run(tt.name, func(t *testing.T) {
@@ -133,7 +133,7 @@ func TestWatch_badInput(t *testing.T) {
 	})
 
 	// Events to have a cursor to prune.
-	last := watchEventsUntil(t, e.client, &stockv1.WatchEventsRequest{FromOldest: true},
+	last := watchEventsUntil(t, e.client, &stockv1.WatchStockEventsRequest{FromOldest: true},
 		func(ev *opsv1.Event) bool { return ev.GetType() == "pgfleet.stock.v1.StockDeleted" })
 	if n := len(last); n < 4 {
 		t.Fatalf("events before StockDeleted: %d, want at least 4", n)
@@ -141,15 +141,15 @@ func TestWatch_badInput(t *testing.T) {
 	first := last[0].GetCursor()
 	cursors := []struct {
 		name   string
-		req    *stockv1.WatchEventsRequest
+		req    *stockv1.WatchStockEventsRequest
 		reason apierr.Reason
 	}{
-		{"malformed cursor", &stockv1.WatchEventsRequest{Cursor: "not a cursor"}, apierr.CursorMalformed},
-		{"cursor of another schema", &stockv1.WatchEventsRequest{Cursor: outbox.Cursor("portfolio", 1)}, apierr.CursorMalformed},
-		{"cursor ahead of the last event", &stockv1.WatchEventsRequest{Cursor: outbox.Cursor("stock", 1<<40)}, apierr.CursorMalformed},
-		{"cursor too long", &stockv1.WatchEventsRequest{Cursor: string(make([]byte, 201))}, apierr.InvalidField},
-		{"unknown type", &stockv1.WatchEventsRequest{Types: []string{"pgfleet.portfolio.v1.TradeExecuted"}}, apierr.InvalidField},
-		{"type of no message", &stockv1.WatchEventsRequest{Types: []string{"StockChanged"}}, apierr.InvalidField},
+		{"malformed cursor", &stockv1.WatchStockEventsRequest{Cursor: "not a cursor"}, apierr.CursorMalformed},
+		{"cursor of another schema", &stockv1.WatchStockEventsRequest{Cursor: outbox.Cursor("portfolio", 1)}, apierr.CursorMalformed},
+		{"cursor ahead of the last event", &stockv1.WatchStockEventsRequest{Cursor: outbox.Cursor("stock", 1<<40)}, apierr.CursorMalformed},
+		{"cursor too long", &stockv1.WatchStockEventsRequest{Cursor: string(make([]byte, 201))}, apierr.InvalidField},
+		{"unknown type", &stockv1.WatchStockEventsRequest{Types: []string{"pgfleet.portfolio.v1.TradeExecuted"}}, apierr.InvalidField},
+		{"type of no message", &stockv1.WatchStockEventsRequest{Types: []string{"StockChanged"}}, apierr.InvalidField},
 	}
 	for _, tt := range cursors {
 		t.Run(tt.name, func(t *testing.T) {
@@ -160,8 +160,8 @@ func TestWatch_badInput(t *testing.T) {
 	}
 
 	t.Run("pruned cursor", func(t *testing.T) {
-		if err := evs(&stockv1.WatchEventsRequest{Cursor: first}); err != nil {
-			t.Fatalf("WatchEvents from the first event's cursor before pruning: %v", err)
+		if err := evs(&stockv1.WatchStockEventsRequest{Cursor: first}); err != nil {
+			t.Fatalf("WatchStockEvents from the first event's cursor before pruning: %v", err)
 		}
 		if _, err := outbox.Prune(t.Context(), e.pool, "stock", outbox.Retention{Before: position(t, last[2].GetCursor())}); err != nil {
 			t.Fatal(err)
@@ -169,18 +169,18 @@ func TestWatch_badInput(t *testing.T) {
 		// A replica started since: its ring begins after the pruned events, so it reads the
 		// table, which no longer has them. (The first replica's ring may still hold them.)
 		other := newEnvWith(t, map[string]string{"DATABASE_URL": e.pool.Config().ConnString()})
-		evs := func(req *stockv1.WatchEventsRequest) error {
-			stream, err := other.client.WatchEvents(t.Context(), req)
+		evs := func(req *stockv1.WatchStockEventsRequest) error {
+			stream, err := other.client.WatchStockEvents(t.Context(), req)
 			if err == nil {
 				_, err = stream.Recv()
 			}
 			return err
 		}
-		err := evs(&stockv1.WatchEventsRequest{Cursor: first})
+		err := evs(&stockv1.WatchStockEventsRequest{Cursor: first})
 		apptest.WantCode(t, err, codes.FailedPrecondition)
 		apptest.WantReason(t, err, apierr.CursorExpired, nil)
-		if err := evs(&stockv1.WatchEventsRequest{Cursor: last[1].GetCursor()}); err != nil {
-			t.Errorf("WatchEvents from the last pruned event's cursor (the next is kept): %v", err)
+		if err := evs(&stockv1.WatchStockEventsRequest{Cursor: last[1].GetCursor()}); err != nil {
+			t.Errorf("WatchStockEvents from the last pruned event's cursor (the next is kept): %v", err)
 		}
 	})
 }
