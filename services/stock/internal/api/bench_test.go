@@ -1,9 +1,12 @@
 package api_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,6 +15,8 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
+	"github.com/pgfleet/pgfleet/pkg/app/apptest"
+	"github.com/pgfleet/pgfleet/pkg/auth/authtest"
 )
 
 // Benchmarks compare each API path with the same work done straight on pgx, on the same
@@ -323,12 +328,56 @@ func wantRows(rows pgx.Rows, n int, dest ...any) error {
 // append_only: the figure the outbox's events (one LatestPriceChanged per symbol, written by
 // the statement that keeps stock.latest_prices) must leave nearly whole.
 func BenchmarkIngestPrices200k(b *testing.B) {
+	benchmarkIngestWatched(b, 0)
+}
+
+// BenchmarkIngestPrices200kWatched is BenchmarkIngestPrices200k with 1000 WatchLatestPrices
+// subscribers of the 200 symbols attached (on 10 connections), each reading every message:
+// what fan-out costs the ingest on the same server.
+func BenchmarkIngestPrices200kWatched(b *testing.B) {
+	benchmarkIngestWatched(b, 1000)
+}
+
+func benchmarkIngestWatched(b *testing.B, subscribers int) {
 	const symbols, bars = 200, 1000
-	e := newEnv(b)
+	e := newEnvWith(b, map[string]string{"STREAMS_PER_CALLER": "0"})
 	seedStocks(b, e, symbols)
 	names := make([]string, symbols)
 	for s := range symbols {
 		names[s] = fmt.Sprintf("S%03d", s)
+	}
+	var received atomic.Int64
+	if subscribers > 0 {
+		ctx, stop := context.WithCancel(b.Context())
+		var wg sync.WaitGroup
+		defer func() {
+			stop()
+			wg.Wait()
+		}()
+		conns := make([]stockv1.StockServiceClient, 10)
+		for i := range conns {
+			conns[i] = stockv1.NewStockServiceClient(apptest.Dial(b, e.addr, authtest.Admin(b)))
+		}
+		var started sync.WaitGroup
+		for i := range subscribers {
+			stream, err := conns[i%len(conns)].WatchLatestPrices(ctx, &stockv1.WatchLatestPricesRequest{Symbols: names})
+			if err != nil {
+				b.Fatal(err)
+			}
+			started.Add(1)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := stream.Recv() // the snapshot
+				started.Done()
+				for err == nil {
+					if _, err = stream.Recv(); err == nil {
+						received.Add(1)
+					}
+				}
+			}()
+		}
+		started.Wait()
 	}
 	// Each round ingests bars after the previous round's, so every round moves all 200
 	// latest prices and no round pays for truncating between rounds.
@@ -353,6 +402,7 @@ func BenchmarkIngestPrices200k(b *testing.B) {
 			name = "append_only"
 		}
 		b.Run(name, func(b *testing.B) {
+			before := received.Load()
 			for b.Loop() {
 				b.StopTimer()
 				prices := batch()
@@ -363,6 +413,9 @@ func BenchmarkIngestPrices200k(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(symbols*bars)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+			if subscribers > 0 { // messages after the snapshot, read by the end of the ingests
+				b.ReportMetric(float64(received.Load()-before)/float64(subscribers*b.N), "msgs/subscriber/op")
+			}
 		})
 	}
 }

@@ -32,15 +32,16 @@ func newEnv(t testing.TB) env {
 	return newEnvWith(t, nil)
 }
 
-// newEnvWith is newEnv with vars over the defaults: DATABASE_URL set to another env's database
-// starts a second replica of the service on it (sharing its outbox).
+// newEnvWith is newEnv with vars over the defaults (the binary's settings, STREAMS_PER_CALLER
+// say): DATABASE_URL set to another env's database starts a second replica of the service on
+// it (sharing its outbox).
 func newEnvWith(t testing.TB, vars map[string]string) env {
 	t.Helper()
 	var own struct { // the binary's settings beside app.Config, at their defaults
 		Limits  server.Limits
 		Streams api.StreamLimits
 	}
-	apptest.Load(t, nil, &own)
+	apptest.Load(t, vars, &own)
 	opts := app.Options{Name: "stock", Migrations: migrations.Set, Validate: api.Validate, Policy: api.Policy, Routes: api.Routes, Outbox: true, Limits: &own.Limits}
 	svc, conn := apptest.StartServer(t, opts, vars, func(svc *app.Service) []string {
 		stockv1.RegisterStockServiceServer(svc.Server, api.New(api.Deps{Base: svc.Base, Streams: own.Streams}))
