@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -347,6 +348,7 @@ func benchmarkIngestWatched(b *testing.B, subscribers int) {
 		names[s] = fmt.Sprintf("S%03d", s)
 	}
 	var received atomic.Int64
+	var perSubscriber int64
 	if subscribers > 0 {
 		ctx, stop := context.WithCancel(b.Context())
 		var wg sync.WaitGroup
@@ -359,6 +361,14 @@ func benchmarkIngestWatched(b *testing.B, subscribers int) {
 			conns[i] = stockv1.NewStockServiceClient(apptest.Dial(b, e.addr, authtest.Admin(b)))
 		}
 		var started sync.WaitGroup
+		heap := func() int64 { // live heap and goroutine stacks
+			runtime.GC()
+			var m runtime.MemStats
+			runtime.ReadMemStats(&m)
+			return int64(m.HeapAlloc + m.StackInuse)
+		}
+		idle := heap()
+		defer func() { b.Logf("memory per idle subscriber (heap and stacks, client and server in this process): %d bytes", perSubscriber) }()
 		for i := range subscribers {
 			stream, err := conns[i%len(conns)].WatchLatestPrices(ctx, &stockv1.WatchLatestPricesRequest{Symbols: names})
 			if err != nil {
@@ -378,6 +388,7 @@ func benchmarkIngestWatched(b *testing.B, subscribers int) {
 			}()
 		}
 		started.Wait()
+		perSubscriber = max(0, heap()-idle) / int64(subscribers)
 	}
 	// Each round ingests bars after the previous round's, so every round moves all 200
 	// latest prices and no round pays for truncating between rounds.
