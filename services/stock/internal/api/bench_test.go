@@ -368,7 +368,9 @@ func benchmarkIngestWatched(b *testing.B, subscribers int) {
 			return int64(m.HeapAlloc + m.StackInuse)
 		}
 		idle := heap()
-		defer func() { b.Logf("memory per idle subscriber (heap and stacks, client and server in this process): %d bytes", perSubscriber) }()
+		defer func() {
+			b.Logf("memory per idle subscriber (heap and stacks, client and server in this process): %d bytes", perSubscriber)
+		}()
 		for i := range subscribers {
 			stream, err := conns[i%len(conns)].WatchLatestPrices(ctx, &stockv1.WatchLatestPricesRequest{Symbols: names})
 			if err != nil {
