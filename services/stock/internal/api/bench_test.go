@@ -348,7 +348,7 @@ func benchmarkIngestWatched(b *testing.B, subscribers int) {
 		names[s] = fmt.Sprintf("S%03d", s)
 	}
 	var received atomic.Int64
-	var perSubscriber int64
+	var heapPer, stacksPer int64
 	if subscribers > 0 {
 		ctx, stop := context.WithCancel(b.Context())
 		var wg sync.WaitGroup
@@ -361,15 +361,15 @@ func benchmarkIngestWatched(b *testing.B, subscribers int) {
 			conns[i] = stockv1.NewStockServiceClient(apptest.Dial(b, e.addr, authtest.Admin(b)))
 		}
 		var started sync.WaitGroup
-		heap := func() int64 { // live heap and goroutine stacks
+		mem := func() (heap, stacks int64) {
 			runtime.GC()
 			var m runtime.MemStats
 			runtime.ReadMemStats(&m)
-			return int64(m.HeapAlloc + m.StackInuse)
+			return int64(m.HeapAlloc), int64(m.StackInuse)
 		}
-		idle := heap()
+		heap0, stacks0 := mem()
 		defer func() {
-			b.Logf("memory per idle subscriber (heap and stacks, client and server in this process): %d bytes", perSubscriber)
+			b.Logf("memory per idle subscriber, client and server in this process: %d bytes of heap, %d of goroutine stacks", heapPer, stacksPer)
 		}()
 		for i := range subscribers {
 			stream, err := conns[i%len(conns)].WatchLatestPrices(ctx, &stockv1.WatchLatestPricesRequest{Symbols: names})
@@ -390,7 +390,8 @@ func benchmarkIngestWatched(b *testing.B, subscribers int) {
 			}()
 		}
 		started.Wait()
-		perSubscriber = max(0, heap()-idle) / int64(subscribers)
+		heap1, stacks1 := mem()
+		heapPer, stacksPer = max(0, heap1-heap0)/int64(subscribers), max(0, stacks1-stacks0)/int64(subscribers)
 	}
 	// Each round ingests bars after the previous round's, so every round moves all 200
 	// latest prices and no round pays for truncating between rounds.

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"slices"
 	"strings"
 
@@ -19,7 +20,7 @@ import (
 // outbox's ring (LatestPriceChanged events): conflated by construction, since the handler
 // reads what changed only when the previous message has gone, however slowly the client
 // reads. When the ring no longer holds its cursor, it takes a fresh snapshot and sends the
-// difference. Memory is one entry per watched symbol, the price last sent.
+// difference. Memory is one small entry per watched symbol (sentPrice).
 func (s *Server) WatchLatestPrices(req *stockv1.WatchLatestPricesRequest, stream stockv1.StockService_WatchLatestPricesServer) error {
 	ctx := stream.Context()
 	// It ends only with an error: the client's cancel, a failed send, the server's drain.
@@ -28,9 +29,37 @@ func (s *Server) WatchLatestPrices(req *stockv1.WatchLatestPricesRequest, stream
 
 // priceWatch is one WatchLatestPrices stream's state: what it last sent of each symbol.
 type priceWatch struct {
-	sent map[string]*stockv1.Price // watched symbol -> the price last sent (nil: none)
+	sent map[string]sentPrice // every watched symbol
 	// resp is the next message, new for each (gRPC may still hold one it was given).
 	resp *stockv1.WatchLatestPricesResponse
+}
+
+// sentPrice is what a stream keeps of the price it last sent of a symbol: its bar's time, to
+// send nothing older, and a hash of the whole price, to send a bar replaced at the same time
+// (or the final price of a delisted stock) and nothing already sent. 32 bytes, not the price.
+type sentPrice struct {
+	seconds int64
+	nanos   int32
+	has     bool // false: no price sent, or it was cleared
+	sum     uint64
+}
+
+func sentOf(p *stockv1.Price) sentPrice {
+	b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(p) // a Price always marshals
+	h := fnv.New64a()
+	h.Write(b)
+	return sentPrice{seconds: p.GetTime().GetSeconds(), nanos: p.GetTime().GetNanos(), has: true, sum: h.Sum64()}
+}
+
+// newer reports whether n should follow s: a later bar, or the same bar with other values.
+func (s sentPrice) newer(n sentPrice) bool {
+	switch {
+	case !s.has || n.seconds > s.seconds:
+		return true
+	case n.seconds == s.seconds && n.nanos > s.nanos:
+		return true
+	}
+	return n.seconds == s.seconds && n.nanos == s.nanos && n.sum != s.sum
 }
 
 func (s *Server) watchPrices(ctx context.Context, symbols []string, send func(*stockv1.WatchLatestPricesResponse) error) error {
@@ -46,16 +75,16 @@ func (s *Server) watchPrices(ctx context.Context, symbols []string, send func(*s
 		return apierr.New(apierr.StockNotFound, fmt.Sprintf("unknown stocks: %s", strings.Join(unknown, ", ")),
 			map[string]string{"symbols": strings.Join(unknown, ",")})
 	}
-	w := &priceWatch{sent: make(map[string]*stockv1.Price, len(symbols))}
+	w := &priceWatch{sent: make(map[string]sentPrice, len(symbols))}
 	for _, sym := range symbols {
-		w.sent[sym] = nil
+		w.sent[sym] = sentPrice{}
 	}
 	// Head before the snapshot: every change the snapshot may miss comes after it.
 	cursor := s.outbox.Head()
 	if err := s.snapshot(ctx, w, symbols); err != nil {
 		return err
 	}
-	if err := send(w.resp); err != nil { // the first message, even empty: the stream has begun
+	if err := w.send(send); err != nil { // the first message, even empty: the stream has begun
 		return err
 	}
 	for {
@@ -76,10 +105,10 @@ func (s *Server) watchPrices(ctx context.Context, symbols []string, send func(*s
 				return err
 			}
 		}
-		if len(w.resp.Prices) == 0 && len(w.resp.ClearedSymbols) == 0 {
+		if len(w.resp.GetPrices()) == 0 && len(w.resp.GetClearedSymbols()) == 0 {
 			continue
 		}
-		if err := send(w.resp); err != nil {
+		if err := w.send(send); err != nil {
 			return err
 		}
 	}
@@ -102,14 +131,14 @@ func (s *Server) snapshot(ctx context.Context, w *priceWatch, symbols []string) 
 	for i := range rows {
 		p := toPrice(&rows[i])
 		has[p.GetSymbol()] = true
-		if last := w.sent[p.GetSymbol()]; last == nil || !proto.Equal(last, p) {
-			w.sent[p.GetSymbol()] = p
+		if last, now := w.sent[p.GetSymbol()], sentOf(p); !last.has || last.sum != now.sum {
+			w.sent[p.GetSymbol()] = now
 			w.resp.Prices = append(w.resp.Prices, p)
 		}
 	}
 	for sym, last := range w.sent {
-		if last != nil && !has[sym] {
-			w.sent[sym] = nil
+		if last.has && !has[sym] {
+			w.sent[sym] = sentPrice{}
 			w.resp.ClearedSymbols = append(w.resp.ClearedSymbols, sym)
 		}
 	}
@@ -134,15 +163,15 @@ func (w *priceWatch) conflate(recs []outbox.Record) error {
 			return fmt.Errorf("event %d (%s): %w", recs[i].Position, recs[i].Type, err)
 		}
 		last, p := w.sent[sym], ev.GetPrice()
-		switch {
-		case p == nil: // cleared: a delisted symbol listed again
-			if last != nil {
-				w.sent[sym] = nil
+		if p == nil { // cleared: a delisted symbol listed again
+			if last.has {
+				w.sent[sym] = sentPrice{}
 				w.resp.ClearedSymbols = append(w.resp.ClearedSymbols, sym)
 			}
-		case last == nil, p.GetTime().AsTime().After(last.GetTime().AsTime()),
-			p.GetTime().AsTime().Equal(last.GetTime().AsTime()) && !proto.Equal(p, last):
-			w.sent[sym] = p
+			continue
+		}
+		if now := sentOf(p); last.newer(now) {
+			w.sent[sym] = now
 			w.resp.Prices = append(w.resp.Prices, p)
 		}
 	}
@@ -151,6 +180,13 @@ func (w *priceWatch) conflate(recs []outbox.Record) error {
 }
 
 func (w *priceWatch) reset() { w.resp = &stockv1.WatchLatestPricesResponse{} }
+
+// send sends w.resp and lets go of it: an idle stream holds no message.
+func (w *priceWatch) send(send func(*stockv1.WatchLatestPricesResponse) error) error {
+	resp := w.resp
+	w.resp = nil
+	return send(resp)
+}
 
 func (w *priceWatch) sort() {
 	slices.SortFunc(w.resp.Prices, func(a, b *stockv1.Price) int { return strings.Compare(a.GetSymbol(), b.GetSymbol()) })
