@@ -84,27 +84,39 @@ func (s *Server) GetPortfolio(ctx context.Context, req *portfoliov1.GetPortfolio
 	if err := s.requireOwner(ctx, req.GetPortfolioId()); err != nil {
 		return nil, s.grpcError(ctx, err)
 	}
+	resp, _, err := s.valuation(ctx, req.GetPortfolioId())
+	if err != nil {
+		return nil, s.grpcError(ctx, err)
+	}
+	return resp, nil
+}
+
+// valuation reads a portfolio and its positions from one snapshot and values them at the
+// stock service's latest prices (GetPortfolio's answer; WatchPortfolio sends it too). It
+// also returns the symbols held, whose price changes move the valuation. The caller has
+// checked that the caller may read the portfolio.
+func (s *Server) valuation(ctx context.Context, portfolioID int64) (*portfoliov1.GetPortfolioResponse, []string, error) {
 	var p store.Portfolio
 	var positions []store.Position
 	// Read-only and repeatable: portfolio and positions come from one snapshot.
 	err := s.retry.RunTx(ctx, s.pool, readOnly, func(tx pgx.Tx) (err error) {
 		st := s.store.WithTx(tx)
-		if p, err = st.GetPortfolio(ctx, req.GetPortfolioId()); err != nil {
+		if p, err = st.GetPortfolio(ctx, portfolioID); err != nil {
 			return err
 		}
 		positions, err = st.Positions(ctx, p.ID)
 		return err
 	})
 	if err != nil {
-		return nil, s.grpcError(ctx, err)
+		return nil, nil, err
 	}
 	resp := &portfoliov1.GetPortfolioResponse{Portfolio: toPortfolio(p)}
 	prices := map[string]*stockv1.Price{}
+	symbols := make([]string, len(positions))
+	for i, pos := range positions {
+		symbols[i] = pos.Symbol
+	}
 	if len(positions) > 0 {
-		symbols := make([]string, len(positions))
-		for i, pos := range positions {
-			symbols[i] = pos.Symbol
-		}
 		latest, err := s.stock.GetLatestPrices(ctx, &stockv1.GetLatestPricesRequest{Symbols: symbols})
 		if err != nil {
 			s.log.WarnContext(ctx, "portfolio valued without prices", "portfolio", p.ID, "err", err)
@@ -133,7 +145,7 @@ func (s *Server) GetPortfolio(ctx context.Context, req *portfoliov1.GetPortfolio
 		foreign = foreign || out.GetCurrency() != p.Currency
 	}
 	if !complete {
-		return resp, nil
+		return resp, symbols, nil
 	}
 	for _, c := range slices.Sorted(maps.Keys(byCurrency)) {
 		resp.PositionsValues = append(resp.PositionsValues, &portfoliov1.CurrencyValue{Currency: c, PositionsValue: decimal.Format(byCurrency[c])})
@@ -147,7 +159,7 @@ func (s *Server) GetPortfolio(ctx context.Context, req *portfoliov1.GetPortfolio
 		resp.PositionsValue = decimal.Format(total)
 		resp.TotalValue = decimal.Format(decimal.Add(cash, total))
 	}
-	return resp, nil
+	return resp, symbols, nil
 }
 
 // valuePosition values one position at price (nil: no price known), returning the market

@@ -9,8 +9,10 @@ import (
 )
 
 const (
-	maxEmailLen = 254
-	maxNameLen  = 200
+	maxEmailLen   = 254
+	maxNameLen    = 200
+	maxEventTypes = 20  // WatchEvents' types
+	maxCursorLen  = 200 // WatchEvents' cursor, in bytes
 )
 
 // Validate checks a request before its handler runs (the server's validation interceptor
@@ -64,6 +66,12 @@ func Validate(req any) error {
 		checkID(&v, "portfolio_id", r.GetPortfolioId())
 	case *portfoliov1.ListCashMovementsRequest:
 		checkID(&v, "portfolio_id", r.GetPortfolioId())
+	case *portfoliov1.WatchPortfolioRequest:
+		checkID(&v, "portfolio_id", r.GetPortfolioId())
+	case *portfoliov1.WatchEventsRequest:
+		// Which types and cursors are the service's: events.Serve's to say.
+		v.Check(len(r.GetTypes()) <= maxEventTypes, "types", "must be at most %d, got %d", maxEventTypes, len(r.GetTypes()))
+		v.Check(len(r.GetCursor()) <= maxCursorLen, "cursor", "must be at most %d bytes, got %d", maxCursorLen, len(r.GetCursor()))
 	case *portfoliov1.ListPortfoliosRequest:
 		// filter, order_by, page_size and page_token: pkg/query's.
 	default:
