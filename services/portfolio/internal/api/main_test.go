@@ -120,7 +120,8 @@ func serve(t testing.TB, stockAddr string, build func(api.Deps) *api.Server, set
 		Stock client.Config `env:", prefix=STOCK_"`
 	}
 	apptest.Load(t, vars, &own)
-	opts := app.Options{Name: "portfolio", Migrations: migrations.Set, Validate: api.Validate, Policy: api.Policy, Routes: api.Routes}
+	opts := app.Options{Name: "portfolio", Migrations: migrations.Set, Validate: api.Validate, Policy: api.Policy, Routes: api.Routes,
+		Outbox: true}
 	svc, conn := apptest.StartServer(t, opts, vars, func(svc *app.Service) []string {
 		stock, err := svc.Dial("stock", own.Stock)
 		if err != nil {

@@ -154,7 +154,8 @@ func startReplicated(t *testing.T, c *pgtest.ReplicatedCluster, stockAddr string
 		Stock client.Config `env:", prefix=STOCK_"`
 	}
 	apptest.Load(t, vars, &own)
-	opts := app.Options{Name: "portfolio", Migrations: migrations.Set, Validate: api.Validate, Policy: api.Policy, Routes: api.Routes}
+	opts := app.Options{Name: "portfolio", Migrations: migrations.Set, Validate: api.Validate, Policy: api.Policy, Routes: api.Routes,
+		Outbox: true}
 	return apptest.StartReplicated(t, c, opts, vars, func(svc *app.Service) []string {
 		stock, err := svc.Dial("stock", own.Stock)
 		if err != nil {

@@ -93,8 +93,8 @@ var readOnly = pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadO
 
 // Deps are what a Server runs on.
 type Deps struct {
-	app.Base                         // with its Outbox (app.Options.Outbox): every write appends events to it
-	Stock stockv1.StockServiceClient // latest prices, and their changes (WatchEvents) for WatchPortfolio
+	app.Base                            // with its Outbox (app.Options.Outbox): every write appends events to it
+	Stock    stockv1.StockServiceClient // latest prices, and their changes (WatchEvents) for WatchPortfolio
 	// MaxPriceAge is the oldest latest price a trade executes at (PRICE_TOO_OLD past it);
 	// 0 takes any. A delisted stock's final price sells whatever its age.
 	MaxPriceAge time.Duration
