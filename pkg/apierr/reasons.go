@@ -33,6 +33,9 @@ const (
 	// ConsistencyTokenMalformed: the pgfleet-consistency-token header is not a token a write
 	// answered with.
 	ConsistencyTokenMalformed Reason = "CONSISTENCY_TOKEN_MALFORMED"
+	// CursorMalformed: a WatchEvents cursor is not one the service's stream gave (another
+	// service's, edited, or ahead of the last event: another database's).
+	CursorMalformed Reason = "CURSOR_MALFORMED"
 )
 
 // Reasons about who is calling.
@@ -129,6 +132,10 @@ const (
 	// StockDelisted: a buy of a stock deleted from the stock service; positions in it can
 	// still be sold, at its final price (metadata "symbol", "delist_time").
 	StockDelisted Reason = "STOCK_DELISTED"
+	// CursorExpired: the events after a WatchEvents cursor have been pruned (OUTBOX_RETENTION):
+	// the consumer must resynchronize from the reads, then watch from_oldest (metadata
+	// "oldest_cursor": the cursor before the oldest event kept) or from now.
+	CursorExpired Reason = "CURSOR_EXPIRED"
 	// StaleEtag: the resource changed since the etag was read; read it again, then retry with
 	// the new etag (metadata "question_id"). AIP-154.
 	StaleEtag Reason = "STALE_ETAG"
@@ -164,8 +171,8 @@ const (
 	// "limit"); it refuses more rather than grow without bound. Retry later.
 	GatewayBusy Reason = "GATEWAY_BUSY"
 	// ShuttingDown: the gateway is shutting down and ended this request, still running at
-	// the end of its drain: a stream's last line, or a call's answer. Retry: other replicas
-	// serve.
+	// the end of its drain: a stream's last line, or a call's answer; or a service is shutting
+	// down and ended a watch stream as its drain began. Retry: other replicas serve.
 	ShuttingDown Reason = "SHUTTING_DOWN"
 )
 
@@ -237,6 +244,7 @@ var reasons = map[Reason]reason{
 	UnknownStock:     {code: codes.InvalidArgument},
 
 	ConsistencyTokenMalformed: {code: codes.InvalidArgument},
+	CursorMalformed:           {code: codes.InvalidArgument},
 
 	TokenMissing:    {code: codes.Unauthenticated},
 	TokenMalformed:  {code: codes.Unauthenticated},
@@ -270,6 +278,7 @@ var reasons = map[Reason]reason{
 	CurrencyMismatch:   {code: codes.FailedPrecondition},
 	PriceTooOld:        {code: codes.FailedPrecondition},
 	StockDelisted:      {code: codes.FailedPrecondition},
+	CursorExpired:      {code: codes.FailedPrecondition},
 	StaleEtag:          {code: codes.Aborted},
 
 	DatabaseUnavailable: {code: codes.Unavailable, retry: outageRetry},

@@ -23,6 +23,7 @@ import (
 	"github.com/pgfleet/pgfleet/pkg/history"
 	"github.com/pgfleet/pgfleet/pkg/lock"
 	"github.com/pgfleet/pgfleet/pkg/migrate"
+	"github.com/pgfleet/pgfleet/pkg/outbox"
 	"github.com/pgfleet/pgfleet/pkg/pgpool"
 	"github.com/pgfleet/pgfleet/pkg/query"
 	"github.com/pgfleet/pgfleet/pkg/replica"
@@ -43,6 +44,8 @@ type Config struct {
 	TLS   tlsfiles.Server // TLS_CERT_FILE, TLS_KEY_FILE: gRPC over TLS
 	// History samples the service's traffic for DatabaseMonitor's recent (HISTORY_INTERVAL).
 	History history.Config
+	// Outbox is the change events' retention (OUTBOX_RETENTION), for services with an outbox.
+	Outbox outbox.Config
 	// HealthAddr serves gRPC health alone in plaintext, for probes that cannot speak TLS.
 	HealthAddr string        `env:"HEALTH_ADDR" help:"plaintext listener serving only gRPC health, for probes when TLS is on; empty: none"`
 	Drain      time.Duration `env:"DRAIN_TIMEOUT, default=20s" help:"bound of the graceful stop on SIGTERM: in-flight calls drain, then the pool closes"`
@@ -95,6 +98,9 @@ type Options struct {
 	// server.Limits): a caller is its token's subject, else its address; the service role is
 	// exempt.
 	Limits *server.Limits
+	// Outbox: the service writes change events to an outbox table in its schema (the
+	// migrations create it with outbox.Migration); Start builds Base.Outbox and Run runs it.
+	Outbox bool
 	// MissingReason is server.Options.MissingReason: nil in a binary, which counts and logs
 	// the miss; apptest.StartServer sets apptest.RequireReasons, so API tests fail on it.
 	MissingReason func(ctx context.Context, fullMethod string, st *status.Status)
@@ -112,6 +118,8 @@ type Base struct {
 	Reads *replica.Router // DATABASE_READ_URL
 	Retry *retry.Retrier  // DB_RETRY_*, DB_BREAKER_*
 	Locks *lock.Locker    // LOCK_WAIT_TIMEOUT, in the service's namespace
+	// Outbox is the service's change events (Options.Outbox), nil without.
+	Outbox *outbox.Outbox
 	// TokenKey signs page tokens (PAGE_TOKEN_KEY); replicas must share it.
 	TokenKey string
 	Log      *slog.Logger
@@ -191,6 +199,14 @@ func Start(ctx context.Context, cfg Config, opts Options, log *slog.Logger) (*Se
 	}
 	monitor := pgpool.NewMonitor(pool, cfg.DB.Health, log)
 	srv.Registry().MustRegister(pgpool.NewCollector(pool, monitor), router)
+	var events *outbox.Outbox
+	if opts.Outbox {
+		if events, err = outbox.New(ctx, opts.Migrations.Schema, pool, cfg.Outbox, srv.Registry(), log); err != nil {
+			router.Close()
+			pool.Close()
+			return nil, err
+		}
+	}
 	return &Service{
 		Base: Base{
 			Pool:     pool,
@@ -198,6 +214,7 @@ func Start(ctx context.Context, cfg Config, opts Options, log *slog.Logger) (*Se
 			Reads:    router,
 			Retry:    retry.New(cfg.Retry, srv.Registry()),
 			Locks:    lock.New(lock.Config{Wait: cfg.Lock.Wait, Namespace: opts.Name}, srv.Registry()), // apart from other services' on a shared database
+			Outbox:   events,
 			TokenKey: cfg.Query.PageTokenKey,
 			Log:      log,
 		},
@@ -230,6 +247,9 @@ func (s *Service) Dial(peer string, cfg client.Config) (*client.Client, error) {
 func (s *Service) Run(ctx context.Context, services ...string) error {
 	go s.recent.Run(ctx)
 	go s.router.Run(ctx)
+	if s.Outbox != nil {
+		go s.Outbox.Run(ctx)
+	}
 	opsv1.RegisterDatabaseMonitorServer(s.Server, dbmonitor.New(s.name, s.Pool, s.Locks, s.Retry, s.recent, s.router))
 	s.Server.WatchPool(s.monitor, append(services, opsv1.DatabaseMonitor_ServiceDesc.ServiceName)...)
 	return s.Server.Run(ctx)

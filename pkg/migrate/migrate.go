@@ -4,6 +4,7 @@ package migrate
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -30,6 +31,32 @@ type Set struct {
 	Schema string
 	// FS holds the migration files at its root (an embed.FS narrowed with fs.Sub, say).
 	FS fs.FS
+	// Steps are migrations written by code rather than in a file (outbox.Migration: DDL that
+	// a package shares between services), applied in version order among the files. A
+	// version may not be both a file and a step.
+	Steps []Step
+}
+
+// Step is a migration given as SQL text: Up applies it, Down reverts it, each in one
+// transaction.
+type Step struct {
+	Version  int64
+	Up, Down string
+}
+
+// goMigrations turns steps into goose migrations that run their SQL in goose's transaction.
+func goMigrations(steps []Step) []*goose.Migration {
+	out := make([]*goose.Migration, 0, len(steps))
+	for _, st := range steps {
+		run := func(sqlText string) *goose.GoFunc {
+			return &goose.GoFunc{RunTx: func(ctx context.Context, tx *sql.Tx) error {
+				_, err := tx.ExecContext(ctx, sqlText)
+				return err
+			}}
+		}
+		out = append(out, goose.NewGoMigration(st.Version, run(st.Up), run(st.Down)))
+	}
+	return out
 }
 
 // schemaName is what Schema may hold: goose writes the version table's name into its SQL
@@ -73,6 +100,7 @@ func Up(ctx context.Context, pool *pgxpool.Pool, sets ...Set) error {
 			goose.WithSessionLocker(locker),
 			goose.WithDisableGlobalRegistry(true), // only this set's files, never Go migrations registered elsewhere
 			goose.WithLogger(goose.NopLogger()),
+			goose.WithGoMigrations(goMigrations(s.Steps)...),
 		)
 		if err != nil {
 			return fmt.Errorf("migrate %s: %w", s.Schema, err)
@@ -161,6 +189,10 @@ func Status(ctx context.Context, pool *pgxpool.Pool, set Set) (Version, error) {
 		}
 		inSet[n] = true
 		v.Latest = max(v.Latest, n)
+	}
+	for _, st := range set.Steps {
+		inSet[st.Version] = true
+		v.Latest = max(v.Latest, st.Version)
 	}
 	table := pgx.Identifier{set.Schema, goose.DefaultTablename}.Sanitize()
 	var exists bool

@@ -275,3 +275,51 @@ func TestStatus(t *testing.T) {
 		t.Errorf("Status(older binary) = %v, mismatch (-want +got):\n%s", err, diff)
 	}
 }
+
+// TestUp_steps: migrations given as code (outbox.Migration) run in version order among the
+// files, each in a transaction, and count in Status.
+func TestUp_steps(t *testing.T) {
+	t.Parallel()
+	pool := pgtest.NewDB(t)
+	ctx := t.Context()
+	withStep := orders
+	withStep.Steps = []migrate.Step{{Version: 3,
+		Up:   "ALTER TABLE orders.orders ADD COLUMN note text; UPDATE orders.orders SET note = 'step';",
+		Down: "ALTER TABLE orders.orders DROP COLUMN note;"}}
+	if err := migrate.Up(ctx, pool, withStep); err != nil {
+		t.Fatalf("Up() = %v", err)
+	}
+	var note string
+	if err := pool.QueryRow(ctx, "SELECT note FROM orders.orders WHERE id = 1").Scan(&note); err != nil || note != "step" {
+		t.Fatalf("note = %q, %v; want the step's update, after the files' insert", note, err)
+	}
+	if diff := cmp.Diff([]int64{0, 1, 2, 3}, versions(t, pool, "orders")); diff != "" {
+		t.Errorf("versions mismatch (-want +got):\n%s", diff)
+	}
+	if got, err := migrate.Status(ctx, pool, withStep); err != nil || !got.Current() || got.Latest != 3 {
+		t.Errorf("Status() = %+v, %v; want current at 3", got, err)
+	}
+
+	// A failing step rolls back whole: its first statement's change is gone, its version unrecorded.
+	bad := withStep
+	bad.Steps = append(bad.Steps, migrate.Step{Version: 4,
+		Up: "ALTER TABLE orders.orders ADD COLUMN half text; SELECT * FROM orders.missing;"})
+	if err := migrate.Up(ctx, pool, bad); err == nil {
+		t.Fatal("Up() with a failing step succeeded")
+	}
+	var half bool
+	if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM information_schema.columns
+		WHERE table_schema = 'orders' AND column_name = 'half')`).Scan(&half); err != nil || half {
+		t.Errorf("column half exists = %v (%v): the failed step was not rolled back", half, err)
+	}
+	if diff := cmp.Diff([]int64{0, 1, 2, 3}, versions(t, pool, "orders")); diff != "" {
+		t.Errorf("versions after the failed step mismatch (-want +got):\n%s", diff)
+	}
+
+	// A step may not reuse a file's version.
+	clash := orders
+	clash.Steps = []migrate.Step{{Version: 2, Up: "SELECT 1"}}
+	if err := migrate.Up(ctx, pgtest.NewDB(t), clash); err == nil {
+		t.Error("Up() with a step reusing version 2 of a file succeeded")
+	}
+}

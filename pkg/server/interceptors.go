@@ -131,17 +131,34 @@ func (s *Server) ensureReason(ctx context.Context, fullMethod string, err error)
 	return fixed.Err()
 }
 
-// endWatches cancels grpc.health.v1.Health/Watch streams once shutdown begins. They never
-// end on their own, so one client doing client-side health checking would otherwise hold
-// GracefulStop for the whole Drain on every shutdown.
+// endWatches ends watch streams once shutdown begins: grpc.health.v1.Health/Watch, and the
+// services' own Watch* methods (WatchLatestPrices, WatchEvents...). They never end on their
+// own, so they would otherwise hold GracefulStop for the whole Drain on every shutdown. A
+// service's watch ends UNAVAILABLE SHUTTING_DOWN: its client reconnects, to another replica,
+// and resumes (from its cursor, or with a fresh snapshot).
 func (s *Server) endWatches(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-	if info.FullMethod != healthgrpc.Health_Watch_FullMethodName {
+	own := isWatch(info.FullMethod)
+	if info.FullMethod != healthgrpc.Health_Watch_FullMethodName && !own {
 		return handler(srv, ss)
 	}
 	ctx, cancel := context.WithCancel(ss.Context())
 	defer cancel()
 	defer context.AfterFunc(s.draining, cancel)()
-	return handler(srv, &ctxStream{ServerStream: ss, ctx: ctx})
+	err := handler(srv, &ctxStream{ServerStream: ss, ctx: ctx})
+	if own && s.draining.Err() != nil && ss.Context().Err() == nil {
+		return apierr.New(apierr.ShuttingDown, "the server is shutting down: reconnect and resume", nil)
+	}
+	return err
+}
+
+// isWatch reports whether fullMethod ("/pkg.Service/Method") is one of the services' watch
+// streams: a method named Watch..., outside grpc's own services.
+func isWatch(fullMethod string) bool {
+	if strings.HasPrefix(fullMethod, "/grpc.") {
+		return false
+	}
+	i := strings.LastIndexByte(fullMethod, '/')
+	return i >= 0 && strings.HasPrefix(fullMethod[i+1:], "Watch")
 }
 
 type ctxStream struct {
