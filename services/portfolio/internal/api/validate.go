@@ -5,14 +5,13 @@ import (
 
 	portfoliov1 "github.com/pgfleet/pgfleet/gen/pgfleet/portfolio/v1"
 	"github.com/pgfleet/pgfleet/pkg/decimal"
+	"github.com/pgfleet/pgfleet/pkg/events"
 	"github.com/pgfleet/pgfleet/pkg/validate"
 )
 
 const (
-	maxEmailLen   = 254
-	maxNameLen    = 200
-	maxEventTypes = 20  // WatchEvents' types
-	maxCursorLen  = 200 // WatchEvents' cursor, in bytes
+	maxEmailLen = 254
+	maxNameLen  = 200
 )
 
 // Validate checks a request before its handler runs (the server's validation interceptor
@@ -70,8 +69,8 @@ func Validate(req any) error {
 		checkID(&v, "portfolio_id", r.GetPortfolioId())
 	case *portfoliov1.WatchEventsRequest:
 		// Which types and cursors are the service's: events.Serve's to say.
-		v.Check(len(r.GetTypes()) <= maxEventTypes, "types", "must be at most %d, got %d", maxEventTypes, len(r.GetTypes()))
-		v.Check(len(r.GetCursor()) <= maxCursorLen, "cursor", "must be at most %d bytes, got %d", maxCursorLen, len(r.GetCursor()))
+		v.Check(len(r.GetTypes()) <= events.MaxTypes, "types", "must be at most %d, got %d", events.MaxTypes, len(r.GetTypes()))
+		v.Check(len(r.GetCursor()) <= events.MaxCursorLen, "cursor", "must be at most %d bytes, got %d", events.MaxCursorLen, len(r.GetCursor()))
 	case *portfoliov1.ListPortfoliosRequest:
 		// filter, order_by, page_size and page_token: pkg/query's.
 	default:

@@ -62,8 +62,7 @@ func (s *Server) awaitChange(ctx context.Context, w *priceWatch, id string, head
 		if err != nil || !moved {
 			return err
 		}
-		next := s.outbox.Head()
-		recs, ok := s.outbox.Recent(head, EventTypes)
+		recs, next, ok := s.outbox.Recent(head, EventTypes)
 		if !ok {
 			return nil // the ring no longer holds them all: value afresh
 		}
@@ -71,7 +70,6 @@ func (s *Server) awaitChange(ctx context.Context, w *priceWatch, id string, head
 			if r.AggregateID == id {
 				return nil
 			}
-			next = max(next, r.Position)
 		}
 		head = next // other portfolios' events only
 	}

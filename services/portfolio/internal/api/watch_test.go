@@ -157,7 +157,7 @@ func TestWatchPortfolio_prices(t *testing.T) {
 func TestWatchPortfolio_slowReader(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	pid := e.newPortfolio(t, "ada@example.com", "1000")
+	pid := e.newPortfolio(t, "ada@example.com", "10000")
 	stream := e.watchPortfolio(t, pid, authtest.As(t, "ada@example.com"))
 	awaitValuation(t, stream, "first", e.valuation(t, pid))
 
