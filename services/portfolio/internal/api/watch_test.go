@@ -20,6 +20,7 @@ import (
 	"github.com/pgfleet/pgfleet/pkg/app/apptest"
 	"github.com/pgfleet/pgfleet/pkg/auth"
 	"github.com/pgfleet/pgfleet/pkg/auth/authtest"
+	"github.com/pgfleet/pgfleet/pkg/pgtest"
 	"github.com/pgfleet/pgfleet/services/portfolio/internal/api"
 )
 
@@ -230,4 +231,39 @@ func TestWatchPortfolio_access(t *testing.T) {
 			t.Errorf("WatchEvents as %s: %v", role, err)
 		}
 	}
+}
+
+// TestWatchPortfolio_stockRestart: the stock service goes away and comes back while a
+// portfolio is watched. Meanwhile the stream goes on (a deposit is valued, without prices);
+// afterwards the process's price feed has reconnected by itself and a new price of a held
+// symbol reaches the stream again.
+func TestWatchPortfolio_stockRestart(t *testing.T) {
+	t.Parallel()
+	stock := newStockService(t)
+	e := serve(t, stock.Addr, api.New, nil)
+	stocks := stockv1.NewStockServiceClient(apptest.Dial(t, stock.Addr, authtest.Admin(t)))
+	pid := e.newPortfolio(t, "ada@example.com", "1000")
+	e.mustTrade(t, pid, buy, "AAPL", "2", "t1")
+	stream := e.watchPortfolio(t, pid, authtest.As(t, "ada@example.com"))
+	awaitValuation(t, stream, "first", e.valuation(t, pid))
+
+	stock.Stop(t)
+	if _, err := e.client.Deposit(t.Context(), &portfoliov1.DepositRequest{PortfolioId: pid, Amount: "5", RequestId: "d1"}); err != nil {
+		t.Fatal(err)
+	}
+	want := e.valuation(t, pid)
+	if want.GetPositions()[0].GetLastPrice() != "" {
+		t.Fatalf("GetPortfolio with the stock service stopped: %v, want no prices", want)
+	}
+	awaitValuation(t, stream, "after a deposit with the stock service stopped", want)
+
+	stock.Start(t)
+	// Priced again once the stock client's breaker lets calls through.
+	pgtest.Poll(t, "GetPortfolio priced again", func() bool { return e.valuation(t, pid).GetTotalValue() != "" })
+	ingest(t, stocks, "AAPL", "130", time.Now().UTC().Truncate(time.Second))
+	want = e.valuation(t, pid)
+	if got := want.GetPositions()[0].GetLastPrice(); got != "130" {
+		t.Fatalf("GetPortfolio after AAPL's new price 130: last price %s", got)
+	}
+	awaitValuation(t, stream, "after AAPL's new price, the stock service restarted", want)
 }
