@@ -91,8 +91,11 @@ func (s *Server) moveCash(ctx context.Context, portfolioID int64, amountText, re
 		if err != nil {
 			return err
 		}
+		if err := s.appendEvent(ctx, tx, portfolioID, &portfoliov1.CashMoved{Movement: toMovement(m), Cash: decimal.Trim(p.Cash)}); err != nil {
+			return err
+		}
 		appended = true
-		return s.appendEvent(ctx, tx, portfolioID, &portfoliov1.CashMoved{Movement: toMovement(m), Cash: decimal.Trim(p.Cash)})
+		return nil
 	})
 	if err == nil && appended {
 		s.outbox.Committed()

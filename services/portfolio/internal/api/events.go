@@ -34,15 +34,12 @@ func (s *Server) appendEvent(ctx context.Context, tx pgx.Tx, portfolioID int64, 
 	return s.outbox.Append(ctx, tx, ev)
 }
 
-// WatchEvents streams the service's events from a cursor, at least once, in commit order.
+// WatchEvents streams the service's events from a cursor, at least once, in commit order,
+// until the client or the server ends it (events.Serve always returns an error).
 func (s *Server) WatchEvents(req *portfoliov1.WatchEventsRequest, stream portfoliov1.PortfolioService_WatchEventsServer) error {
 	ctx := stream.Context()
 	r := events.Request{Types: req.GetTypes(), Cursor: req.GetCursor(), FromOldest: req.GetFromOldest()}
-	err := events.Serve(ctx, s.outbox, EventTypes, r, func(evs []*opsv1.Event, cursor string) error {
+	return s.grpcError(ctx, events.Serve(ctx, s.outbox, EventTypes, r, func(evs []*opsv1.Event, cursor string) error {
 		return stream.Send(&portfoliov1.WatchEventsResponse{Events: evs, Cursor: cursor})
-	})
-	if err != nil {
-		return s.grpcError(ctx, err)
-	}
-	return nil
+	}))
 }

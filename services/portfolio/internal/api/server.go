@@ -4,7 +4,10 @@
 // caller with a token; handlers keep users to their own portfolios) go to app.Start, whose
 // interceptors run them before each handler. Every write that moves cash or shares runs as
 // one REPEATABLE READ transaction through pkg/retry while holding the portfolio's exclusive
-// lock (lockedWrite), and is idempotent by request_id.
+// lock (lockedWrite), and is idempotent by request_id. A write that changes a portfolio
+// appends its event (TradeExecuted, CashMoved) to the service's outbox in that transaction;
+// WatchEvents streams them to the fleet's services, and WatchPortfolio values a portfolio
+// again on its own events and on the stock service's price changes (priceFeed).
 package api
 
 import (

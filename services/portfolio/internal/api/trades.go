@@ -118,8 +118,11 @@ func (s *Server) executeTrade(ctx context.Context, req *portfoliov1.ExecuteTrade
 		if err != nil {
 			return err
 		}
+		if err := s.appendEvent(ctx, tx, pid, &portfoliov1.TradeExecuted{Trade: toTrade(trade), Cash: decimal.Trim(cashAfter)}); err != nil {
+			return err
+		}
 		appended = true
-		return s.appendEvent(ctx, tx, pid, &portfoliov1.TradeExecuted{Trade: toTrade(trade), Cash: decimal.Trim(cashAfter)})
+		return nil
 	})
 	if err == nil && appended {
 		s.outbox.Committed()

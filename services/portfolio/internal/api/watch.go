@@ -80,11 +80,15 @@ func (s *Server) awaitChange(ctx context.Context, w *priceWatch, id string, head
 func (s *Server) waitOutbox(ctx context.Context, w *priceWatch, head int64) (moved bool, err error) {
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- s.outbox.Wait(wctx, head) }()
+	var werr error
+	done := make(chan struct{})
+	go func() {
+		werr = s.outbox.Wait(wctx, head)
+		close(done)
+	}()
 	select {
-	case err := <-done:
-		return err == nil, err
+	case <-done:
+		return werr == nil, werr
 	case <-w.signal: // dirty is set: mark sets it before it signals
 		cancel()
 		<-done
