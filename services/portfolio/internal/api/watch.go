@@ -3,10 +3,18 @@ package api
 import (
 	"context"
 	"strconv"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
 	portfoliov1 "github.com/pgfleet/pgfleet/gen/pgfleet/portfolio/v1"
+)
+
+// unpricedRetryMin and unpricedRetryMax bound the delay before a stream values a portfolio
+// again after the stock service failed to price it (doubling while it fails).
+const (
+	unpricedRetryMin = time.Second
+	unpricedRetryMax = 30 * time.Second
 )
 
 // WatchPortfolio streams a portfolio's valuation: GetPortfolio's answer at once, then again
@@ -24,19 +32,22 @@ func (s *Server) WatchPortfolio(req *portfoliov1.WatchPortfolioRequest, stream p
 	defer w.close()
 	id := strconv.FormatInt(pid, 10)
 	var last *portfoliov1.WatchPortfolioResponse
+	var unpriced reprice
+	defer unpriced.stop()
 	for {
 		// The outbox's head before the snapshot: an event after it may be in the snapshot
 		// already (valued twice, harmless), and none before it is missing from it.
 		head := s.outbox.Head()
 		w.take()
-		v, symbols, err := s.valuation(ctx, pid)
+		v, h, err := s.valuation(ctx, pid)
 		if err != nil {
 			return s.grpcError(ctx, err)
 		}
-		if w.hold(symbols) {
+		if w.hold(h.symbols) {
 			// A newly held symbol's price was read before the feed watched it for w.
 			w.mark()
 		}
+		unpriced.after(h.priced, w)
 		msg := &portfoliov1.WatchPortfolioResponse{Portfolio: v.GetPortfolio(), Positions: v.GetPositions(),
 			PositionsValue: v.GetPositionsValue(), TotalValue: v.GetTotalValue(), PositionsValues: v.GetPositionsValues()}
 		if last == nil || !proto.Equal(msg, last) {
@@ -48,6 +59,31 @@ func (s *Server) WatchPortfolio(req *portfoliov1.WatchPortfolioRequest, stream p
 		if err := s.awaitChange(ctx, w, id, head); err != nil {
 			return s.grpcError(ctx, err)
 		}
+	}
+}
+
+// reprice values a stream's portfolio again when its last valuation lacked prices (the stock
+// service failed): no price change may ever come to do it. The delay doubles while it fails.
+type reprice struct {
+	timer   *time.Timer
+	backoff time.Duration
+}
+
+// after follows a valuation: priced, it forgets the failures; else it marks w after the delay.
+func (r *reprice) after(priced bool, w *priceWatch) {
+	r.stop()
+	if priced {
+		r.backoff = 0
+		return
+	}
+	r.backoff = min(max(2*r.backoff, unpricedRetryMin), unpricedRetryMax)
+	r.timer = time.AfterFunc(r.backoff, w.mark)
+}
+
+func (r *reprice) stop() {
+	if r.timer != nil {
+		r.timer.Stop()
+		r.timer = nil
 	}
 }
 

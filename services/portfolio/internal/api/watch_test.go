@@ -235,8 +235,8 @@ func TestWatchPortfolio_access(t *testing.T) {
 
 // TestWatchPortfolio_stockRestart: the stock service goes away and comes back while a
 // portfolio is watched. Meanwhile the stream goes on (a deposit is valued, without prices);
-// afterwards the process's price feed has reconnected by itself and a new price of a held
-// symbol reaches the stream again.
+// afterwards the stream values it with prices again by itself, and the process's price feed
+// has reconnected: a new price of a held symbol reaches the stream again.
 func TestWatchPortfolio_stockRestart(t *testing.T) {
 	t.Parallel()
 	stock := newStockService(t)
@@ -258,8 +258,10 @@ func TestWatchPortfolio_stockRestart(t *testing.T) {
 	awaitValuation(t, stream, "after a deposit with the stock service stopped", want)
 
 	stock.Start(t)
-	// Priced again once the stock client's breaker lets calls through.
+	// Priced again once the stock client's breaker lets calls through; the stream gets there
+	// by itself, with no price change to wake it.
 	pgtest.Poll(t, "GetPortfolio priced again", func() bool { return e.valuation(t, pid).GetTotalValue() != "" })
+	awaitValuation(t, stream, "priced again, no price changed", e.valuation(t, pid))
 	ingest(t, stocks, "AAPL", "130", time.Now().UTC().Truncate(time.Second))
 	want = e.valuation(t, pid)
 	if got := want.GetPositions()[0].GetLastPrice(); got != "130" {
