@@ -67,7 +67,13 @@ func currencyOf(symbol string) string {
 // prices.
 func newStockService(t testing.TB) *apptest.Process {
 	t.Helper()
-	s := apptest.StartProcess(t, stockBin, "DATABASE_URL="+pgtest.NewDBURL(t))
+	return newStockServiceOn(t, pgtest.NewDBURL(t))
+}
+
+// newStockServiceOn is newStockService on the empty database at url.
+func newStockServiceOn(t testing.TB, url string) *apptest.Process {
+	t.Helper()
+	s := apptest.StartProcess(t, stockBin, "DATABASE_URL="+url)
 	c := stockv1.NewStockServiceClient(apptest.Dial(t, s.Addr, authtest.Admin(t)))
 	var stocks []*stockv1.Stock
 	var bars []*stockv1.Price

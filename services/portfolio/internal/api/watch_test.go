@@ -20,6 +20,7 @@ import (
 	"github.com/pgfleet/pgfleet/pkg/app/apptest"
 	"github.com/pgfleet/pgfleet/pkg/auth"
 	"github.com/pgfleet/pgfleet/pkg/auth/authtest"
+	"github.com/pgfleet/pgfleet/pkg/outbox"
 	"github.com/pgfleet/pgfleet/pkg/pgtest"
 	"github.com/pgfleet/pgfleet/services/portfolio/internal/api"
 )
@@ -268,4 +269,53 @@ func TestWatchPortfolio_stockRestart(t *testing.T) {
 		t.Fatalf("GetPortfolio after AAPL's new price 130: last price %s", got)
 	}
 	awaitValuation(t, stream, "after AAPL's new price, the stock service restarted", want)
+}
+
+// TestWatchPortfolio_priceCursorExpired: while the stock service is away, a price change the
+// process's price feed has not read is pruned from the stock service's outbox. Back, the
+// feed's cursor is CURSOR_EXPIRED: it follows from now and values every watched portfolio
+// again, so the change it could not read still reaches the stream.
+func TestWatchPortfolio_priceCursorExpired(t *testing.T) {
+	t.Parallel()
+	stockURL := pgtest.NewDBURL(t)
+	stock := newStockServiceOn(t, stockURL)
+	e := serve(t, stock.Addr, api.New, nil)
+	pid := e.newPortfolio(t, "ada@example.com", "1000")
+	e.mustTrade(t, pid, buy, "AAPL", "2", "t1")
+	stream := e.watchPortfolio(t, pid, authtest.As(t, "ada@example.com"))
+	awaitValuation(t, stream, "first", e.valuation(t, pid))
+	at := time.Now().UTC().Truncate(time.Second)
+	// The feed follows the stock service's events: a first change reaches the stream.
+	ingest(t, stockv1.NewStockServiceClient(apptest.Dial(t, stock.Addr, authtest.Admin(t))), "AAPL", "110", at)
+	awaitValuation(t, stream, "after AAPL at 110", e.valuation(t, pid))
+
+	stock.Stop(t)
+	// Another stock process on the same database, at an address the feed does not know,
+	// changes AAPL; its sequencer numbers the event, which is then pruned.
+	other := apptest.StartProcess(t, stockBin, "DATABASE_URL="+stockURL)
+	ingest(t, stockv1.NewStockServiceClient(apptest.Dial(t, other.Addr, authtest.Admin(t))), "AAPL", "140", at.Add(time.Millisecond))
+	db := pgtest.Connect(t, stockURL)
+	var pending int
+	pgtest.Poll(t, "the stock outbox sequenced", func() bool {
+		if err := db.QueryRow(t.Context(), `SELECT count(*) FROM stock.outbox WHERE position IS NULL`).Scan(&pending); err != nil {
+			t.Fatal(err)
+		}
+		return pending == 0
+	})
+	last, err := outbox.Last(t.Context(), db, "stock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := outbox.Prune(t.Context(), db, "stock", outbox.Retention{Before: last + 1}); err != nil {
+		t.Fatal(err)
+	}
+	other.Stop(t)
+
+	stock.Start(t)
+	pgtest.Poll(t, "GetPortfolio priced again", func() bool { return e.valuation(t, pid).GetTotalValue() != "" })
+	want := e.valuation(t, pid)
+	if got := want.GetPositions()[0].GetLastPrice(); got != "140" {
+		t.Fatalf("GetPortfolio after AAPL's new price 140: last price %s", got)
+	}
+	awaitValuation(t, stream, "after AAPL at 140, its event pruned", want)
 }
