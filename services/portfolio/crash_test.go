@@ -17,7 +17,7 @@ import (
 
 // TestCrash_events: the portfolio binary is killed (SIGKILL, no drain) right after trades and
 // deposits were acknowledged, with more in flight, so some committed events may not have
-// been given a position yet. Started again on its database, it delivers through WatchEvents
+// been given a position yet. Started again on its database, it delivers through WatchPortfolioEvents
 // from_oldest exactly one event per trade and deposit in the ledger, each event id once:
 // every acknowledged request's among them, none for a request that did not commit.
 func TestCrash_events(t *testing.T) {
@@ -81,7 +81,7 @@ func TestCrash_events(t *testing.T) {
 	portfolio.Start(t) // the same binary and database, a new process
 	ctx, cancel := context.WithTimeout(t.Context(), failoverWait)
 	defer cancel()
-	stream, err := client.WatchEvents(ctx, &portfoliov1.WatchEventsRequest{FromOldest: true})
+	stream, err := client.WatchPortfolioEvents(ctx, &portfoliov1.WatchPortfolioEventsRequest{FromOldest: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +90,7 @@ func TestCrash_events(t *testing.T) {
 	for len(delivered) < len(ledger) {
 		resp, err := stream.Recv()
 		if err != nil {
-			t.Fatalf("WatchEvents after %d of %d events: %v", len(delivered), len(ledger), err)
+			t.Fatalf("WatchPortfolioEvents after %d of %d events: %v", len(delivered), len(ledger), err)
 		}
 		for _, ev := range resp.GetEvents() {
 			ids[ev.GetId()]++

@@ -17,7 +17,7 @@ import (
 // (decimal) is the aggregate id.
 const aggregateType = "portfolio"
 
-// EventTypes are the types of the service's events, full message names: what WatchEvents
+// EventTypes are the types of the service's events, full message names: what WatchPortfolioEvents
 // serves and WatchPortfolio follows.
 var EventTypes = []string{
 	string((&portfoliov1.TradeExecuted{}).ProtoReflect().Descriptor().FullName()),
@@ -34,12 +34,12 @@ func (s *Server) appendEvent(ctx context.Context, tx pgx.Tx, portfolioID int64, 
 	return s.outbox.Append(ctx, tx, ev)
 }
 
-// WatchEvents streams the service's events from a cursor, at least once, in commit order,
+// WatchPortfolioEvents streams the service's events from a cursor, at least once, in commit order,
 // until the client or the server ends it (events.Serve always returns an error).
-func (s *Server) WatchEvents(req *portfoliov1.WatchEventsRequest, stream portfoliov1.PortfolioService_WatchEventsServer) error {
+func (s *Server) WatchPortfolioEvents(req *portfoliov1.WatchPortfolioEventsRequest, stream portfoliov1.PortfolioService_WatchPortfolioEventsServer) error {
 	ctx := stream.Context()
 	r := events.Request{Types: req.GetTypes(), Cursor: req.GetCursor(), FromOldest: req.GetFromOldest()}
 	return s.grpcError(ctx, events.Serve(ctx, s.outbox, EventTypes, r, func(evs []*opsv1.Event, cursor string) error {
-		return stream.Send(&portfoliov1.WatchEventsResponse{Events: evs, Cursor: cursor})
+		return stream.Send(&portfoliov1.WatchPortfolioEventsResponse{Events: evs, Cursor: cursor})
 	}))
 }

@@ -146,7 +146,7 @@ func failAtCommit(t *testing.T, pool *pgxpool.Pool) {
 
 // TestEvents_atomicity: a refused trade or cash movement emits nothing, nor does one that
 // rolls back at its COMMIT (after its event was appended); a committed one emits exactly one
-// event with what its answer said; a repeat of a request_id emits nothing new. WatchEvents
+// event with what its answer said; a repeat of a request_id emits nothing new. WatchPortfolioEvents
 // from_oldest then delivers exactly those events.
 func TestEvents_atomicity(t *testing.T) {
 	t.Parallel()
@@ -220,10 +220,10 @@ func TestEvents_atomicity(t *testing.T) {
 		t.Errorf("CashMoved of w1 mismatch (-answer +event):\n%s", d)
 	}
 
-	// The same five through WatchEvents, in commit order.
+	// The same five through WatchPortfolioEvents, in commit order.
 	wctx, cancel := context.WithTimeout(ctx, watchWait)
 	defer cancel()
-	stream, err := e.client.WatchEvents(wctx, &portfoliov1.WatchEventsRequest{FromOldest: true})
+	stream, err := e.client.WatchPortfolioEvents(wctx, &portfoliov1.WatchPortfolioEventsRequest{FromOldest: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,7 +231,7 @@ func TestEvents_atomicity(t *testing.T) {
 	for len(got) < 5 {
 		resp, err := stream.Recv()
 		if err != nil {
-			t.Fatalf("WatchEvents after %v: %v", got, err)
+			t.Fatalf("WatchPortfolioEvents after %v: %v", got, err)
 		}
 		for _, ev := range resp.GetEvents() {
 			if ev.GetAggregateType() != "portfolio" || ev.GetAggregateId() != fmt.Sprint(pid) {
@@ -242,7 +242,7 @@ func TestEvents_atomicity(t *testing.T) {
 	}
 	wantTypes := []string{cashMoved, tradeExecuted, cashMoved, tradeExecuted, cashMoved}
 	if d := cmp.Diff(wantTypes, got); d != "" {
-		t.Errorf("WatchEvents types mismatch (-want +got):\n%s", d)
+		t.Errorf("WatchPortfolioEvents types mismatch (-want +got):\n%s", d)
 	}
 }
 
@@ -311,10 +311,10 @@ func TestEvents_exactlyOnceUnderRetries(t *testing.T) {
 	}
 }
 
-// TestWatchEvents_resume: a consumer that cancels its stream every few events and resumes
+// TestWatchPortfolioEvents_resume: a consumer that cancels its stream every few events and resumes
 // from the cursor of the last event it handled, while trades run on several portfolios,
 // receives every trade's event, in increasing positions, none missing.
-func TestWatchEvents_resume(t *testing.T) {
+func TestWatchPortfolioEvents_resume(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	worker := authtest.As(t, "worker.pgfleet.test", auth.RoleService)
@@ -324,7 +324,7 @@ func TestWatchEvents_resume(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 3*watchWait)
 	defer cancel()
 	// Start from now, before the trades: the first message carries the cursor.
-	first, err := e.user.WatchEvents(ctx, &portfoliov1.WatchEventsRequest{Types: []string{tradeExecuted}}, worker)
+	first, err := e.user.WatchPortfolioEvents(ctx, &portfoliov1.WatchPortfolioEventsRequest{Types: []string{tradeExecuted}}, worker)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -374,7 +374,7 @@ func TestWatchEvents_resume(t *testing.T) {
 				}
 			}()
 		}
-		stream, err := e.user.WatchEvents(sctx, &portfoliov1.WatchEventsRequest{Types: []string{tradeExecuted}, Cursor: cursor}, worker)
+		stream, err := e.user.WatchPortfolioEvents(sctx, &portfoliov1.WatchPortfolioEventsRequest{Types: []string{tradeExecuted}, Cursor: cursor}, worker)
 		if err != nil {
 			t.Fatal(err)
 		}

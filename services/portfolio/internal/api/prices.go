@@ -23,7 +23,7 @@ const (
 	// it starts again from now and every watcher values its portfolio afresh, cheaper than
 	// replaying every price change of the outage.
 	maxResumeGap = 30 * time.Second
-	// streamLifetime bounds one WatchEvents call: the stock client gives a stream without a
+	// streamLifetime bounds one WatchStockEvents call: the stock client gives a stream without a
 	// deadline its unary timeout (STOCK_TIMEOUT), so the feed sets its own and resumes from
 	// its cursor when it passes.
 	streamLifetime = 10 * time.Minute
@@ -33,7 +33,7 @@ const (
 var priceChanged = string((&stockv1.LatestPriceChanged{}).ProtoReflect().Descriptor().FullName())
 
 // priceFeed follows the stock service's LatestPriceChanged events for the process's
-// WatchPortfolio streams: one WatchEvents stream, run while at least one watcher exists,
+// WatchPortfolio streams: one WatchStockEvents stream, run while at least one watcher exists,
 // fanned out to the watchers holding each changed symbol. A watcher is a dirty flag and a
 // signal channel of capacity 1, so a symbol that changes a thousand times while its watcher
 // is busy costs that watcher one recomputation: nothing queues per watcher.
@@ -189,7 +189,7 @@ func (f *priceFeed) run(ctx context.Context) {
 		}
 		if down.IsZero() {
 			down = time.Now()
-			f.log.Warn("price feed: stock service's WatchEvents failed; retrying", "err", err)
+			f.log.Warn("price feed: stock service's WatchStockEvents failed; retrying", "err", err)
 		}
 		if apierr.ReasonOf(err) == apierr.CursorExpired || time.Since(down) > maxResumeGap {
 			cursor = "" // from now; follow marks every watcher once the stream is back
@@ -204,13 +204,13 @@ func (f *priceFeed) run(ctx context.Context) {
 	}
 }
 
-// follow runs one WatchEvents stream from *cursor, marking the watchers of every symbol whose
+// follow runs one WatchStockEvents stream from *cursor, marking the watchers of every symbol whose
 // price changed and advancing *cursor, until the stream fails (its error) or its lifetime
 // passes (nil). delivered: the stream sent at least one message.
 func (f *priceFeed) follow(ctx context.Context, cursor *string) (delivered bool, err error) {
 	sctx, cancel := context.WithTimeout(ctx, streamLifetime)
 	defer cancel()
-	stream, err := f.stock.WatchEvents(sctx, &stockv1.WatchEventsRequest{Types: []string{priceChanged}, Cursor: *cursor})
+	stream, err := f.stock.WatchStockEvents(sctx, &stockv1.WatchStockEventsRequest{Types: []string{priceChanged}, Cursor: *cursor})
 	if err != nil {
 		return false, err
 	}

@@ -119,7 +119,7 @@ type seeded struct {
 }
 
 // reads calls each read of the portfolio service through cl, on seeded's data; primary is
-// the primary's pool, where WatchEvents' read waits for the outbox to be sequenced.
+// the primary's pool, where WatchPortfolioEvents' read waits for the outbox to be sequenced.
 func (s *seeded) reads(cl portfoliov1.PortfolioServiceClient, primary *pgxpool.Pool) map[string]apptest.ReadCall {
 	return map[string]apptest.ReadCall{
 		portfoliov1.PortfolioService_WatchPortfolio_FullMethodName: func(ctx context.Context, opts ...grpc.CallOption) (string, error) {
@@ -132,7 +132,7 @@ func (s *seeded) reads(cl portfoliov1.PortfolioServiceClient, primary *pgxpool.P
 			resp, err := stream.Recv() // the valuation
 			return apptest.Seen(resp), err
 		},
-		portfoliov1.PortfolioService_WatchEvents_FullMethodName: func(ctx context.Context, opts ...grpc.CallOption) (string, error) {
+		portfoliov1.PortfolioService_WatchPortfolioEvents_FullMethodName: func(ctx context.Context, opts ...grpc.CallOption) (string, error) {
 			// Every event committed so far, once the sequencer has numbered them all: their
 			// ids in order (how they are cut into messages is the stream's business).
 			last, err := sequencedLast(ctx, primary)
@@ -141,7 +141,7 @@ func (s *seeded) reads(cl portfoliov1.PortfolioServiceClient, primary *pgxpool.P
 			}
 			ctx, cancel := context.WithCancel(ctx)
 			defer cancel()
-			stream, err := cl.WatchEvents(ctx, &portfoliov1.WatchEventsRequest{FromOldest: true}, opts...)
+			stream, err := cl.WatchPortfolioEvents(ctx, &portfoliov1.WatchPortfolioEventsRequest{FromOldest: true}, opts...)
 			if err != nil {
 				return "", err
 			}
@@ -212,7 +212,7 @@ func startReplicated(t *testing.T, c *pgtest.ReplicatedCluster, stockAddr string
 }
 
 // sequencedLast waits until the outbox holds no event without a position, then returns the
-// last position: what a WatchEvents from_oldest must deliver to have seen every commit.
+// last position: what a WatchPortfolioEvents from_oldest must deliver to have seen every commit.
 func sequencedLast(ctx context.Context, primary *pgxpool.Pool) (int64, error) {
 	for {
 		var pending, last int64

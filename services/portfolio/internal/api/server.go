@@ -6,7 +6,7 @@
 // one REPEATABLE READ transaction through pkg/retry while holding the portfolio's exclusive
 // lock (lockedWrite), and is idempotent by request_id. A write that changes a portfolio
 // appends its event (TradeExecuted, CashMoved) to the service's outbox in that transaction;
-// WatchEvents streams them to the fleet's services, and WatchPortfolio values a portfolio
+// WatchPortfolioEvents streams them to the fleet's services, and WatchPortfolio values a portfolio
 // again on its own events and on the stock service's price changes (priceFeed).
 package api
 
@@ -44,7 +44,7 @@ type Server struct {
 	lists lists
 
 	// outbox takes the events of every write, in the write's transaction (TradeExecuted,
-	// CashMoved), and feeds WatchPortfolio and WatchEvents.
+	// CashMoved), and feeds WatchPortfolio and WatchPortfolioEvents.
 	outbox *outbox.Outbox
 	// prices follows the stock service's latest prices for the WatchPortfolio streams.
 	prices *priceFeed
@@ -97,7 +97,7 @@ var readOnly = pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadO
 // Deps are what a Server runs on.
 type Deps struct {
 	app.Base                            // with its Outbox (app.Options.Outbox): every write appends events to it
-	Stock    stockv1.StockServiceClient // latest prices, and their changes (WatchEvents) for WatchPortfolio
+	Stock    stockv1.StockServiceClient // latest prices, and their changes (WatchStockEvents) for WatchPortfolio
 	// MaxPriceAge is the oldest latest price a trade executes at (PRICE_TOO_OLD past it);
 	// 0 takes any. A delisted stock's final price sells whatever its age.
 	MaxPriceAge time.Duration

@@ -67,7 +67,7 @@ func Validate(req any) error {
 		checkID(&v, "portfolio_id", r.GetPortfolioId())
 	case *portfoliov1.WatchPortfolioRequest:
 		checkID(&v, "portfolio_id", r.GetPortfolioId())
-	case *portfoliov1.WatchEventsRequest:
+	case *portfoliov1.WatchPortfolioEventsRequest:
 		// Which types and cursors are the service's: events.Serve's to say.
 		v.Check(len(r.GetTypes()) <= events.MaxTypes, "types", "must be at most %d, got %d", events.MaxTypes, len(r.GetTypes()))
 		v.Check(len(r.GetCursor()) <= events.MaxCursorLen, "cursor", "must be at most %d bytes, got %d", events.MaxCursorLen, len(r.GetCursor()))

@@ -118,7 +118,7 @@ func TestWatchPortfolio(t *testing.T) {
 }
 
 // TestWatchPortfolio_prices: a held symbol's new latest price on the stock service moves the
-// valuation on the stream (through the process's one WatchEvents consumer of the stock
+// valuation on the stream (through the process's one WatchStockEvents consumer of the stock
 // service); another stream of a portfolio not holding it is not disturbed.
 func TestWatchPortfolio_prices(t *testing.T) {
 	t.Parallel()
@@ -183,7 +183,7 @@ func TestWatchPortfolio_slowReader(t *testing.T) {
 
 // TestWatchPortfolio_access: a stream of another user's portfolio is refused exactly as
 // GetPortfolio refuses it, and as a missing one; an admin watches anyone's; a bad id is
-// INVALID_ARGUMENT; WatchEvents (every user's trades) is for the service role and admins.
+// INVALID_ARGUMENT; WatchPortfolioEvents (every user's trades) is for the service role and admins.
 func TestWatchPortfolio_access(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -218,7 +218,7 @@ func TestWatchPortfolio_access(t *testing.T) {
 	watchEvents := func(opts ...grpc.CallOption) error {
 		ctx, cancel := context.WithTimeout(t.Context(), watchWait)
 		defer cancel()
-		stream, err := e.user.WatchEvents(ctx, &portfoliov1.WatchEventsRequest{}, opts...)
+		stream, err := e.user.WatchPortfolioEvents(ctx, &portfoliov1.WatchPortfolioEventsRequest{}, opts...)
 		if err != nil {
 			return err
 		}
@@ -229,7 +229,7 @@ func TestWatchPortfolio_access(t *testing.T) {
 	apptest.WantCode(t, watchEvents(), codes.Unauthenticated)
 	for _, role := range []string{auth.RoleService, auth.RoleAdmin} {
 		if err := watchEvents(authtest.As(t, "x.pgfleet.test", role)); err != nil {
-			t.Errorf("WatchEvents as %s: %v", role, err)
+			t.Errorf("WatchPortfolioEvents as %s: %v", role, err)
 		}
 	}
 }
