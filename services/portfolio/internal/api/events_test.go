@@ -146,8 +146,8 @@ func failAtCommit(t *testing.T, pool *pgxpool.Pool) {
 
 // TestEvents_atomicity: a refused trade or cash movement emits nothing, nor does one that
 // rolls back at its COMMIT (after its event was appended); a committed one emits exactly one
-// event with what its answer said; a repeat of a request_id emits nothing new. WatchPortfolioEvents
-// from_oldest then delivers exactly those events.
+// event with what its answer said; a repeat of a request_id emits nothing new.
+// WatchPortfolioEvents from_oldest then delivers exactly those events.
 func TestEvents_atomicity(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -311,9 +311,9 @@ func TestEvents_exactlyOnceUnderRetries(t *testing.T) {
 	}
 }
 
-// TestWatchPortfolioEvents_resume: a consumer that cancels its stream every few events and resumes
-// from the cursor of the last event it handled, while trades run on several portfolios,
-// receives every trade's event, in increasing positions, none missing.
+// TestWatchPortfolioEvents_resume: a consumer that cancels its stream every few events and
+// resumes from the cursor of the last event it handled, while trades run on several
+// portfolios, receives every trade's event, in increasing positions, none missing.
 func TestWatchPortfolioEvents_resume(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)

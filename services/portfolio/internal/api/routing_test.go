@@ -212,7 +212,8 @@ func startReplicated(t *testing.T, c *pgtest.ReplicatedCluster, stockAddr string
 }
 
 // sequencedLast waits until the outbox holds no event without a position, then returns the
-// last position: what a WatchPortfolioEvents from_oldest must deliver to have seen every commit.
+// last position: what a WatchPortfolioEvents from_oldest must deliver to have seen every
+// commit.
 func sequencedLast(ctx context.Context, primary *pgxpool.Pool) (int64, error) {
 	for {
 		var pending, last int64

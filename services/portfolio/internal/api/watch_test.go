@@ -183,7 +183,8 @@ func TestWatchPortfolio_slowReader(t *testing.T) {
 
 // TestWatchPortfolio_access: a stream of another user's portfolio is refused exactly as
 // GetPortfolio refuses it, and as a missing one; an admin watches anyone's; a bad id is
-// INVALID_ARGUMENT; WatchPortfolioEvents (every user's trades) is for the service role and admins.
+// INVALID_ARGUMENT; WatchPortfolioEvents (every user's trades) is for the service role and
+// admins.
 func TestWatchPortfolio_access(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
