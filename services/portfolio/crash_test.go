@@ -8,8 +8,11 @@ import (
 	"testing"
 	"time"
 
+	grpccodes "google.golang.org/grpc/codes"
+
 	portfoliov1 "github.com/pgfleet/pgfleet/gen/pgfleet/portfolio/v1"
 	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
+	"github.com/pgfleet/pgfleet/pkg/apierr"
 	"github.com/pgfleet/pgfleet/pkg/app/apptest"
 	"github.com/pgfleet/pgfleet/pkg/auth/authtest"
 	"github.com/pgfleet/pgfleet/pkg/pgtest"
@@ -145,4 +148,59 @@ func TestCrash_events(t *testing.T) {
 	}
 	t.Logf("%d requests acknowledged, %d failed (%d of them committed nonetheless); at the kill %d of %d events had no position yet; all %d delivered once after the restart",
 		acked, failed, failedCommitted, pending, total, len(delivered))
+}
+
+// TestShutdown_watchStreams: SIGTERM ends the binary's open streams, WatchPortfolio and
+// WatchPortfolioEvents, with UNAVAILABLE SHUTTING_DOWN (clients reconnect to another
+// replica), and the process drains and exits.
+func TestShutdown_watchStreams(t *testing.T) {
+	t.Parallel()
+	bin := t.TempDir()
+	if err := apptest.Build(bin, "github.com/pgfleet/pgfleet/services/stock", "github.com/pgfleet/pgfleet/services/portfolio"); err != nil {
+		t.Fatal(err)
+	}
+	stock := apptest.StartProcess(t, filepath.Join(bin, "stock"), "DATABASE_URL="+pgtest.NewDBURL(t))
+	seedPrices(t, stockv1.NewStockServiceClient(apptest.Dial(t, stock.Addr, authtest.Admin(t))))
+	portfolio := apptest.StartProcess(t, filepath.Join(bin, "portfolio"), "DATABASE_URL="+pgtest.NewDBURL(t),
+		"STOCK_ADDR="+stock.Addr, "MAX_PRICE_AGE=0")
+	client := portfoliov1.NewPortfolioServiceClient(apptest.Dial(t, portfolio.Addr, authtest.Admin(t)))
+	pid := newFundedPortfolio(t, client)
+	if _, err := client.ExecuteTrade(t.Context(), &portfoliov1.ExecuteTradeRequest{PortfolioId: pid, Symbol: "AAPL",
+		Side: portfoliov1.Side_SIDE_BUY, Quantity: "1", RequestId: "t1"}); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithTimeout(t.Context(), failoverWait)
+	defer cancel()
+	valuations, err := client.WatchPortfolio(ctx, &portfoliov1.WatchPortfolioRequest{PortfolioId: pid})
+	if err != nil {
+		t.Fatal(err)
+	}
+	events, err := client.WatchPortfolioEvents(ctx, &portfoliov1.WatchPortfolioEventsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := valuations.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := events.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	portfolio.Stop(t)
+	for {
+		m, err := valuations.Recv()
+		if err != nil {
+			apptest.WantReason(t, err, apierr.ShuttingDown, nil)
+			apptest.WantCode(t, err, grpccodes.Unavailable)
+			break
+		}
+		t.Logf("valuation %v", m)
+	}
+	for {
+		if _, err := events.Recv(); err != nil {
+			apptest.WantReason(t, err, apierr.ShuttingDown, nil)
+			apptest.WantCode(t, err, grpccodes.Unavailable)
+			break
+		}
+	}
 }
