@@ -23,8 +23,8 @@ const (
 	// it starts again from now and every watcher values its portfolio afresh, cheaper than
 	// replaying every price change of the outage.
 	maxResumeGap = 30 * time.Second
-	// streamLifetime bounds one WatchStockEvents call: the stock client gives a stream without a
-	// deadline its unary timeout (STOCK_TIMEOUT), so the feed sets its own and resumes from
+	// streamLifetime bounds one WatchStockEvents call: the stock client gives a stream without
+	// a deadline its unary timeout (STOCK_TIMEOUT), so the feed sets its own and resumes from
 	// its cursor when it passes.
 	streamLifetime = 10 * time.Minute
 )
@@ -33,10 +33,10 @@ const (
 var priceChanged = string((&stockv1.LatestPriceChanged{}).ProtoReflect().Descriptor().FullName())
 
 // priceFeed follows the stock service's LatestPriceChanged events for the process's
-// WatchPortfolio streams: one WatchStockEvents stream, run while at least one watcher exists,
-// fanned out to the watchers holding each changed symbol. A watcher is a dirty flag and a
-// signal channel of capacity 1, so a symbol that changes a thousand times while its watcher
-// is busy costs that watcher one recomputation: nothing queues per watcher.
+// WatchPortfolio streams: one WatchStockEvents stream, run while at least one watcher
+// exists, fanned out to the watchers holding each changed symbol. A watcher is a dirty flag
+// and a signal channel of capacity 1, so a symbol that changes a thousand times while its
+// watcher is busy costs that watcher one recomputation: nothing queues per watcher.
 type priceFeed struct {
 	stock stockv1.StockServiceClient
 	log   *slog.Logger
@@ -178,7 +178,7 @@ func (f *priceFeed) run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		if delivered {
+		if delivered || err == nil { // a quiet stream that lived its lifetime worked too
 			if !down.IsZero() {
 				f.log.Info("price feed: following the stock service's price changes again", "down", time.Since(down).Round(time.Millisecond))
 			}
@@ -204,9 +204,9 @@ func (f *priceFeed) run(ctx context.Context) {
 	}
 }
 
-// follow runs one WatchStockEvents stream from *cursor, marking the watchers of every symbol whose
-// price changed and advancing *cursor, until the stream fails (its error) or its lifetime
-// passes (nil). delivered: the stream sent at least one message.
+// follow runs one WatchStockEvents stream from *cursor, marking the watchers of every symbol
+// whose price changed and advancing *cursor, until the stream fails (its error) or its
+// lifetime passes (nil). delivered: the stream sent at least one message.
 func (f *priceFeed) follow(ctx context.Context, cursor *string) (delivered bool, err error) {
 	sctx, cancel := context.WithTimeout(ctx, streamLifetime)
 	defer cancel()
