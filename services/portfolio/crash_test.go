@@ -82,6 +82,8 @@ func TestCrash_events(t *testing.T) {
 	}
 
 	portfolio.Start(t) // the same binary and database, a new process
+	// A new connection: the old one may still wait out its reconnection backoff.
+	client = portfoliov1.NewPortfolioServiceClient(apptest.Dial(t, portfolio.Addr, authtest.Admin(t)))
 	ctx, cancel := context.WithTimeout(t.Context(), failoverWait)
 	defer cancel()
 	stream, err := client.WatchPortfolioEvents(ctx, &portfoliov1.WatchPortfolioEventsRequest{FromOldest: true})

@@ -264,6 +264,8 @@ func TestWatchPortfolio_stockRestart(t *testing.T) {
 	// by itself, with no price change to wake it.
 	pgtest.Poll(t, "GetPortfolio priced again", func() bool { return e.valuation(t, pid).GetTotalValue() != "" })
 	awaitValuation(t, stream, "priced again, no price changed", e.valuation(t, pid))
+	// A new connection: the old one may still wait out its reconnection backoff.
+	stocks = stockv1.NewStockServiceClient(apptest.Dial(t, stock.Addr, authtest.Admin(t)))
 	ingest(t, stocks, "AAPL", "130", time.Now().UTC().Truncate(time.Second))
 	want = e.valuation(t, pid)
 	if got := want.GetPositions()[0].GetLastPrice(); got != "130" {
