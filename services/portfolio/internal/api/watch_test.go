@@ -243,7 +243,6 @@ func TestWatchPortfolio_stockRestart(t *testing.T) {
 	t.Parallel()
 	stock := newStockService(t)
 	e := serve(t, stock.Addr, api.New, nil)
-	stocks := stockv1.NewStockServiceClient(apptest.Dial(t, stock.Addr, authtest.Admin(t)))
 	pid := e.newPortfolio(t, "ada@example.com", "1000")
 	e.mustTrade(t, pid, buy, "AAPL", "2", "t1")
 	stream := e.watchPortfolio(t, pid, authtest.As(t, "ada@example.com"))
@@ -264,8 +263,9 @@ func TestWatchPortfolio_stockRestart(t *testing.T) {
 	// by itself, with no price change to wake it.
 	pgtest.Poll(t, "GetPortfolio priced again", func() bool { return e.valuation(t, pid).GetTotalValue() != "" })
 	awaitValuation(t, stream, "priced again, no price changed", e.valuation(t, pid))
-	// A new connection: the old one may still wait out its reconnection backoff.
-	stocks = stockv1.NewStockServiceClient(apptest.Dial(t, stock.Addr, authtest.Admin(t)))
+	// A connection dialled now: one dialled before the restart may still wait out its
+	// reconnection backoff.
+	stocks := stockv1.NewStockServiceClient(apptest.Dial(t, stock.Addr, authtest.Admin(t)))
 	ingest(t, stocks, "AAPL", "130", time.Now().UTC().Truncate(time.Second))
 	want = e.valuation(t, pid)
 	if got := want.GetPositions()[0].GetLastPrice(); got != "130" {
