@@ -2479,7 +2479,8 @@ func (x *AnswerEvaluated) GetAnswer() *Answer {
 // id the session id.
 type SessionCompleted struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The session with its summary.
+	// The session with its summary, without its questions (their answers went out with
+	// AnswerEvaluated; GetSession has them).
 	Session       *Session `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
