@@ -104,7 +104,7 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&cfg.watchSubs, "watch-subscribers", 1000, "scenario 12's WatchLatestPrices subscribers, half over gRPC, half SSE through the gateway")
 	fs.IntVar(&cfg.pool, "pool", 20, "DB_POOL_SIZE of the services and pool size of the Go baselines")
 	fs.IntVar(&cfg.stocks, "stocks", 5000, "stocks loaded (point reads pick among them at random)")
-	fs.StringVar(&scenarios, "scenarios", envString("BENCH_SCENARIOS", "1,2,3,4,5,6,7,8,9,10,11"), "scenarios to run (env BENCH_SCENARIOS)")
+	fs.StringVar(&scenarios, "scenarios", envString("BENCH_SCENARIOS", "1,2,3,4,5,6,7,8,9,10,11,12"), "scenarios to run (env BENCH_SCENARIOS)")
 	fs.BoolVar(&cfg.profile, "profile", envBool("BENCH_PROFILE"), "save 10 s CPU profiles of each process in the 32-client runs of scenarios 1, 2 and 6 (env BENCH_PROFILE=1)")
 	fs.BoolVar(&cfg.auth, "auth", true, "run the fleet with JWT auth on and send tokens (false: AUTH_DISABLED=true)")
 	if err := fs.Parse(args); err != nil {
