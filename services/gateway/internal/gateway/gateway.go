@@ -59,8 +59,8 @@ type Options struct {
 	// Recent returns the gateway's own recent samples (a history.Sampler of Registry's HTTP
 	// metrics), served at /monitoring/recent; nil serves none.
 	Recent func() []history.Sample
-	// MaxWatchStreams (> 0) bounds the Watch streams (server-sent events) served at once,
-	// outside MaxInFlight; one past it is answered 429 (sse.go).
+	// MaxWatchStreams bounds the Watch streams (server-sent events) served at once, outside
+	// MaxInFlight; one past it is answered 429 (sse.go). Zero means 10,000.
 	MaxWatchStreams int
 	// SSEHeartbeat is the longest a Watch stream stays without a write: a comment line goes
 	// out after it, so that proxies keep the stream open. Zero sends none.
@@ -94,9 +94,12 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 	case len(opts.Upstreams) == 0:
 		return nil, errors.New("gateway: no upstreams")
 	case opts.MaxRequestBytes <= 0 || opts.HealthTimeout <= 0 || opts.MaxInFlight <= 0 || opts.MaxQueued < 0 ||
-		opts.MaxWatchStreams <= 0 || opts.SSEHeartbeat < 0 || opts.WatchWriteTimeout < 0:
-		return nil, errors.New("gateway: MaxRequestBytes, HealthTimeout, MaxInFlight and MaxWatchStreams must be positive, " +
-			"MaxQueued, SSEHeartbeat and WatchWriteTimeout not negative")
+		opts.MaxWatchStreams < 0 || opts.SSEHeartbeat < 0 || opts.WatchWriteTimeout < 0:
+		return nil, errors.New("gateway: MaxRequestBytes, HealthTimeout and MaxInFlight must be positive, " +
+			"MaxQueued, MaxWatchStreams, SSEHeartbeat and WatchWriteTimeout not negative")
+	}
+	if opts.MaxWatchStreams == 0 {
+		opts.MaxWatchStreams = defaultMaxWatchStreams
 	}
 	if opts.WatchWriteTimeout == 0 {
 		opts.WatchWriteTimeout = defaultWatchWriteTimeout

@@ -68,6 +68,9 @@ const watchVerb = "watch"
 // accessTokenParam is the query parameter of a bearer token (RFC 6750 2.3).
 const accessTokenParam = "access_token"
 
+// defaultMaxWatchStreams is Options.MaxWatchStreams when zero (MAX_WATCH_STREAMS's default).
+const defaultMaxWatchStreams = 10000
+
 // defaultWatchWriteTimeout bounds one write to a Watch stream's client when
 // Options.WatchWriteTimeout is zero.
 const defaultWatchWriteTimeout = 30 * time.Second
@@ -335,6 +338,10 @@ func (g *Gateway) admitWatch(next runtime.HandlerFunc) runtime.HandlerFunc {
 			}
 			r.Header = r.Header.Clone()
 			r.Header.Set("Authorization", "Bearer "+tokens[0])
+		}
+		if st, draining := shuttingDown(g.watches.drain); draining { // it would outlive the drain
+			g.writeStatus(w, st, http.StatusServiceUnavailable)
+			return
 		}
 		if n := g.watches.open.Add(1); n > g.watches.max {
 			g.watches.open.Add(-1)
