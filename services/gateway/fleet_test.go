@@ -145,6 +145,12 @@ func (g *testGateway) send(tb testing.TB, req *http.Request) response {
 	switch resp.Header.Get("Content-Type") {
 	case "application/json":
 		noNulls(tb, req.Method+" "+req.URL.Path, b)
+	case "text/event-stream":
+		for i, line := range bytes.Split(b, []byte("\n")) {
+			if data, ok := bytes.CutPrefix(line, []byte("data: ")); ok {
+				noNulls(tb, fmt.Sprintf("%s %s line %d", req.Method, req.URL.Path, i), data)
+			}
+		}
 	case "application/x-ndjson":
 		for i, line := range bytes.Split(bytes.TrimSuffix(b, []byte("\n")), []byte("\n")) {
 			noNulls(tb, fmt.Sprintf("%s %s line %d", req.Method, req.URL.Path, i), line)

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/pgfleet/pgfleet/pkg/app/apptest"
+	"github.com/pgfleet/pgfleet/pkg/telemetry/telemetrytest"
+)
+
+// TestWatch_requests runs the gateway binary, tracing to an in-process collector and
+// logging every request, in front of recording gRPC servers, and checks what a Watch
+// route's request becomes: a comma-separated list and repeated parameters both fill a
+// repeated field; Last-Event-ID becomes the cursor, winning over a cursor parameter (the URL
+// is fixed when an EventSource is made, the header is the newer position) and dropping
+// from_oldest; access_token becomes the call's authorization, is refused on other routes,
+// and appears in no log line and no span.
+func TestWatch_requests(t *testing.T) {
+	t.Parallel()
+	col, err := telemetrytest.Start(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(col.Close)
+	bin := t.TempDir()
+	if err := apptest.Build(bin, "github.com/pgfleet/pgfleet/services/gateway"); err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{calls: make(map[string][]recordedCall)}
+	gw, gwLog := startGatewayProcess(t, bin, rec.serve(t, "stock"), rec.serve(t, "portfolio"),
+		"OTEL_EXPORTER_OTLP_ENDPOINT="+col.Endpoint(), "OTEL_TRACES_SAMPLER=always_on", "OTEL_BSP_SCHEDULE_DELAY=100",
+		"OTEL_SERVICE_NAME=", "LOG_LEVEL=debug")
+	const secret = "s3cr3t-token"
+
+	tests := []struct {
+		name, path  string
+		headers     []string
+		wantFields  map[string]any // field of the recorded request: its value
+		wantAuth    []string
+		wantEventID string
+	}{
+		{name: "symbols_comma_and_repeated", path: "/v1/prices:watch?symbols=AAPL,MSFT&symbols=IBM",
+			wantFields: map[string]any{"symbols": []string{"AAPL", "MSFT", "IBM"}}},
+		{name: "access_token", path: "/v1/prices:watch?symbols=AAPL&access_token=" + secret,
+			wantFields: map[string]any{"symbols": []string{"AAPL"}}, wantAuth: []string{"Bearer " + secret}},
+		{name: "cursor", path: "/v1/events/stock:watch?cursor=c-query",
+			wantFields: map[string]any{"cursor": "c-query"}},
+		{name: "last_event_id_wins", path: "/v1/events/stock:watch?cursor=c-query&from_oldest=true",
+			headers: []string{"Last-Event-ID", "c-header"}, wantFields: map[string]any{"cursor": "c-header", "from_oldest": false}},
+		{name: "last_event_id_portfolio", path: "/v1/events/portfolio:watch?types=pgfleet.portfolio.v1.TradeExecuted",
+			headers:    []string{"Last-Event-ID", "c-header"},
+			wantFields: map[string]any{"cursor": "c-header", "types": []string{"pgfleet.portfolio.v1.TradeExecuted"}}},
+		{name: "no_cursor_field", path: "/v1/portfolios/7:watch", headers: []string{"Last-Event-ID", "ignored"},
+			wantFields: map[string]any{"portfolio_id": int64(7)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tag := "watch-test/" + tt.name
+			r := gw.do(t, http.MethodGet, tt.path, "", append([]string{"User-Agent", tag}, tt.headers...)...)
+			if r.code != http.StatusOK || r.header.Get("Content-Type") != "text/event-stream" {
+				t.Fatalf("GET %s = %v %q, want 200 text/event-stream", tt.path, r, r.header.Get("Content-Type"))
+			}
+			// The recorder answers one empty message, then ends the stream.
+			if !strings.HasPrefix(string(r.body), "data: {") || !strings.HasSuffix(string(r.body), "}\n\n") {
+				t.Errorf("GET %s: body %q, want one event", tt.path, r.body)
+			}
+			calls := rec.take(tag)
+			if len(calls) != 1 || len(calls[0].requests) != 1 {
+				t.Fatalf("GET %s reached the services as %v, want one call with one request", tt.path, calls)
+			}
+			req := calls[0].requests[0].ProtoReflect()
+			for field, want := range tt.wantFields {
+				fd := req.Descriptor().Fields().ByName(protoreflect.Name(field))
+				var got any
+				switch v := req.Get(fd); {
+				case fd.IsList():
+					var list []string
+					for i := range v.List().Len() {
+						list = append(list, v.List().Get(i).String())
+					}
+					got = list
+				default:
+					got = v.Interface()
+				}
+				if diff := cmp.Diff(want, got); diff != "" {
+					t.Errorf("GET %s: %s mismatch (-want +got):\n%s", tt.path, field, diff)
+				}
+			}
+			if !slices.Equal(calls[0].authorization, tt.wantAuth) {
+				t.Errorf("GET %s: authorization %q, want %q", tt.path, calls[0].authorization, tt.wantAuth)
+			}
+		})
+	}
+
+	t.Run("access_token_elsewhere", func(t *testing.T) {
+		for _, path := range []string{"/v1/stocks/AAPL?access_token=" + secret, "/monitoring/database?access_token=" + secret} {
+			if r := gw.do(t, http.MethodGet, path, ""); r.code != http.StatusBadRequest || strings.Contains(string(r.body), secret) {
+				t.Errorf("GET %s = %v, want 400 not echoing the token", path, r)
+			}
+		}
+	})
+
+	// The spans of the watch requests are exported; none may hold the token.
+	spans := awaitSpans(t, col, func(spans []telemetrytest.Span) bool {
+		for _, s := range spans {
+			if strings.Contains(s.GetName(), ":watch") {
+				return true
+			}
+		}
+		return false
+	})
+	for _, s := range spans {
+		if strings.Contains(s.String(), secret) {
+			t.Errorf("span %q holds the access token: %v", s.GetName(), s.String())
+		}
+	}
+	log, err := os.ReadFile(gwLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(log), ":watch") {
+		t.Errorf("the gateway logged no watch request at LOG_LEVEL=debug:\n%s", log)
+	}
+	if strings.Contains(string(log), secret) {
+		t.Errorf("the gateway's log holds the access token:\n%s", log)
+	}
+}
