@@ -1,7 +1,8 @@
 // Package gateway is the fleet's HTTP edge: grpc-gateway's REST/JSON translation of every
 // service's API, with JSON errors, request limits, CORS and metrics around it, plus the
-// gateway's own endpoints: /health, /monitoring/database, /monitoring/recent, /openapi.json, /openapi.v3.json
-// and a status page.
+// gateway's own endpoints: /health, /monitoring/database (and its live feed,
+// /monitoring/database:watch), /monitoring/recent, /openapi.json, /openapi.v3.json, a status
+// page and a live view (/live). The Watch routes answer server-sent events (sse.go).
 package gateway
 
 import (
@@ -142,6 +143,7 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 		{"/openapi.json", g.serveOpenAPI},
 		{"/openapi.v3.json", g.serveOpenAPIV3},
 		{"/", g.serveStatusPage},
+		{"/live", g.serveLivePage},
 		{"/favicon.ico", g.serveFavicon},
 		{"/ui/{file}", g.serveAsset},
 	} {

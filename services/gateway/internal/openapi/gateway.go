@@ -91,17 +91,23 @@ var (
 		"/": gatewayGet("The operators' status page (HTML; it fetches /health, and /monitoring/database given a token).", "Gateway_StatusPage",
 			map[string]any{"200": map[string]any{"description": "The page.", "schema": map[string]any{"type": "string"}}},
 			map[string]any{"produces": []any{"text/html", "application/json"}}),
+		"/live": gatewayGet("The live view (HTML): latest prices of ?symbols= and a portfolio's value, followed as server-sent events.", "Gateway_LivePage",
+			map[string]any{"200": map[string]any{"description": "The page.", "schema": map[string]any{"type": "string"}}},
+			map[string]any{"produces": []any{"text/html", "application/json"}, "parameters": []any{map[string]any{
+				"name": "symbols", "in": "query", "required": false, "type": "string",
+				"description": "Comma-separated ticker symbols to show (default AAPL,MSFT); read by the page, not the gateway.",
+			}}}),
 		"/favicon.ico": gatewayGet("The status page's icon, which browsers ask for on every page.", "Gateway_Favicon",
 			map[string]any{"200": map[string]any{"description": "The icon.", "schema": map[string]any{"type": "string", "format": "binary"}}},
 			map[string]any{"produces": []any{"image/x-icon", "application/json"}}),
-		"/ui/{file}": gatewayGet("The status page's script and style.", "Gateway_StatusPageAsset",
+		"/ui/{file}": gatewayGet("The status page's and the live view's scripts and style.", "Gateway_StatusPageAsset",
 			map[string]any{
 				"200": map[string]any{"description": "The file.", "schema": map[string]any{"type": "string"}},
 				"404": map[string]any{"description": "NOT_FOUND: no such file.", "schema": ref("rpcStatus")},
 			}, map[string]any{
 				"produces": []any{"text/javascript", "text/css", "application/json"},
 				"parameters": []any{map[string]any{
-					"name": "file", "in": "path", "required": true, "type": "string", "enum": []any{"app.js", "style.css"},
+					"name": "file", "in": "path", "required": true, "type": "string", "enum": []any{"app.js", "live.js", "style.css"},
 				}},
 			}),
 	}
