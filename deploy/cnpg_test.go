@@ -14,6 +14,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/pgfleet/pgfleet/pkg/outbox"
 )
 
 // CloudNativePG's API module is not importable here (the module proxy refuses it), and it
@@ -193,15 +195,16 @@ func checkDatabases(t *testing.T, m *manifests, c renderCase) {
 		if h == nil {
 			continue
 		}
-		peak := int64(h.Spec.MaxReplicas+surge(d, h.Spec.MaxReplicas)) * pool
+		// Beside its pool, each pod holds its outbox's own connections.
+		peak := int64(h.Spec.MaxReplicas+surge(d, h.Spec.MaxReplicas)) * (pool + outbox.Connections)
 		limit := role.ConnectionLimit
 		if limit <= 0 { // unset or -1: no role limit, the server's is what counts
 			limit, _ = cl.maxConnections()
 			limit -= reservedConnections
 		}
 		if peak > limit {
-			t.Errorf("%s: (HPA max %d + rollout surge %d) x DB_POOL_SIZE %d = %d connections, above role %s's limit %d in Cluster %s",
-				svc, h.Spec.MaxReplicas, surge(d, h.Spec.MaxReplicas), pool, peak, svc, limit, owners[0])
+			t.Errorf("%s: (HPA max %d + rollout surge %d) x (DB_POOL_SIZE %d + %d outbox connections) = %d connections, above role %s's limit %d in Cluster %s",
+				svc, h.Spec.MaxReplicas, surge(d, h.Spec.MaxReplicas), pool, outbox.Connections, peak, svc, limit, owners[0])
 		}
 		// Each pod also keeps a pool per DATABASE_READ_URL entry, as large as its primary's
 		// (pkg/replica). The -ro Service may send all of them to one standby, whose limits

@@ -33,7 +33,7 @@ const (
 	// ConsistencyTokenMalformed: the pgfleet-consistency-token header is not a token a write
 	// answered with.
 	ConsistencyTokenMalformed Reason = "CONSISTENCY_TOKEN_MALFORMED"
-	// CursorMalformed: a WatchEvents cursor is not one the service's stream gave (another
+	// CursorMalformed: a Watch...Events cursor is not one the service's stream gave (another
 	// service's, edited, or ahead of the last event: another database's).
 	CursorMalformed Reason = "CURSOR_MALFORMED"
 )
@@ -132,7 +132,7 @@ const (
 	// StockDelisted: a buy of a stock deleted from the stock service; positions in it can
 	// still be sold, at its final price (metadata "symbol", "delist_time").
 	StockDelisted Reason = "STOCK_DELISTED"
-	// CursorExpired: the events after a WatchEvents cursor have been pruned (OUTBOX_RETENTION):
+	// CursorExpired: the events after a Watch...Events cursor have been pruned (OUTBOX_RETENTION):
 	// the consumer must resynchronize from the reads, then watch from_oldest (metadata
 	// "oldest_cursor": the cursor before the oldest event kept) or from now.
 	CursorExpired Reason = "CURSOR_EXPIRED"

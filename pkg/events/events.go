@@ -1,6 +1,7 @@
-// Package events serves a service's WatchEvents: its outbox as a stream of ops.v1.Event, in
-// commit order, at least once, from an opaque cursor. Each service declares its own
-// WatchEvents RPC (its own request and response messages, its own REST route) around Serve.
+// Package events serves a service's change events stream (WatchStockEvents,
+// WatchPortfolioEvents, WatchInterviewEvents): its outbox as a stream of ops.v1.Event, in
+// commit order, at least once, from an opaque cursor. Each service declares its own RPC (its
+// own request and response messages, its own REST route) around Serve.
 package events
 
 import (
@@ -18,7 +19,7 @@ import (
 	"github.com/pgfleet/pgfleet/pkg/validate"
 )
 
-// Limits of a WatchEvents request, which the services' validators also apply.
+// Limits of an events request, which the services' validators also apply.
 const (
 	MaxTypes     = 20
 	MaxCursorLen = 200
@@ -26,14 +27,14 @@ const (
 	batch = 500
 )
 
-// Request is what every service's WatchEventsRequest holds.
+// Request is what every service's Watch...EventsRequest holds.
 type Request struct {
 	Types      []string
 	Cursor     string
 	FromOldest bool
 }
 
-// Serve runs a WatchEvents call until ctx ends or send fails: it checks the request against
+// Serve runs a Watch...Events call until ctx ends or send fails: it checks the request against
 // known (the service's event types), sends a first message without events when the stream
 // starts without a cursor, then every event after the cursor as it is committed, at most
 // batch per message, each message with the cursor after its last event. Errors are apierr

@@ -16,8 +16,12 @@ import (
 
 // Config is a service's outbox settings.
 type Config struct {
-	Retention time.Duration `env:"OUTBOX_RETENTION, default=168h" help:"how long change events are kept for WatchEvents consumers to resume from; older ones are pruned and a consumer whose cursor they passed gets CURSOR_EXPIRED; 0: keep them all"`
+	Retention time.Duration `env:"OUTBOX_RETENTION, default=168h" help:"how long change events are kept for Watch...Events consumers to resume from; older ones are pruned and a consumer whose cursor they passed gets CURSOR_EXPIRED; 0: keep them all"`
 }
+
+// Connections is how many connections a process's Outbox opens beside its pool: the
+// sequencer's (holding, or waiting for, the schema's lock) and the feed's LISTEN.
+const Connections = 2
 
 // Tuning that needs no setting.
 const (

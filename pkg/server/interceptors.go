@@ -132,7 +132,7 @@ func (s *Server) ensureReason(ctx context.Context, fullMethod string, err error)
 }
 
 // endWatches ends watch streams once shutdown begins: grpc.health.v1.Health/Watch, and the
-// services' own Watch* methods (WatchLatestPrices, WatchEvents...). They never end on their
+// services' own Watch* methods (WatchLatestPrices, WatchStockEvents...). They never end on their
 // own, so they would otherwise hold GracefulStop for the whole Drain on every shutdown. A
 // service's watch ends UNAVAILABLE SHUTTING_DOWN: its client reconnects, to another replica,
 // and resumes (from its cursor, or with a fresh snapshot).

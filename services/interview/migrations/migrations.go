@@ -5,10 +5,12 @@ import (
 	"embed"
 
 	"github.com/pgfleet/pgfleet/pkg/migrate"
+	"github.com/pgfleet/pgfleet/pkg/outbox"
 )
 
 //go:embed *.sql
 var files embed.FS
 
-// Set is the interview service's migration set.
-var Set = migrate.Set{Schema: "interview", FS: files}
+// Set is the interview service's migration set: the .sql files, then the outbox of the
+// events of sessions (version 3).
+var Set = migrate.Set{Schema: "interview", FS: files, Steps: []migrate.Step{outbox.Migration(3, "interview")}}

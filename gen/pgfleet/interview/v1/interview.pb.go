@@ -2270,8 +2270,8 @@ func (x *WatchSessionResponse) GetSession() *Session {
 	return nil
 }
 
-// WatchEventsRequest says where a consumer starts and which events it wants.
-type WatchEventsRequest struct {
+// WatchInterviewEventsRequest says where a consumer starts and which events it wants.
+type WatchInterviewEventsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Event types to receive, full message names such as "pgfleet.interview.v1.AnswerEvaluated";
 	// empty: all of the service's. At most 20, each one of the service's event types.
@@ -2285,20 +2285,20 @@ type WatchEventsRequest struct {
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *WatchEventsRequest) Reset() {
-	*x = WatchEventsRequest{}
+func (x *WatchInterviewEventsRequest) Reset() {
+	*x = WatchInterviewEventsRequest{}
 	mi := &file_pgfleet_interview_v1_interview_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *WatchEventsRequest) String() string {
+func (x *WatchInterviewEventsRequest) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*WatchEventsRequest) ProtoMessage() {}
+func (*WatchInterviewEventsRequest) ProtoMessage() {}
 
-func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
+func (x *WatchInterviewEventsRequest) ProtoReflect() protoreflect.Message {
 	mi := &file_pgfleet_interview_v1_interview_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -2310,34 +2310,34 @@ func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use WatchEventsRequest.ProtoReflect.Descriptor instead.
-func (*WatchEventsRequest) Descriptor() ([]byte, []int) {
+// Deprecated: Use WatchInterviewEventsRequest.ProtoReflect.Descriptor instead.
+func (*WatchInterviewEventsRequest) Descriptor() ([]byte, []int) {
 	return file_pgfleet_interview_v1_interview_proto_rawDescGZIP(), []int{36}
 }
 
-func (x *WatchEventsRequest) GetTypes() []string {
+func (x *WatchInterviewEventsRequest) GetTypes() []string {
 	if x != nil {
 		return x.Types
 	}
 	return nil
 }
 
-func (x *WatchEventsRequest) GetCursor() string {
+func (x *WatchInterviewEventsRequest) GetCursor() string {
 	if x != nil {
 		return x.Cursor
 	}
 	return ""
 }
 
-func (x *WatchEventsRequest) GetFromOldest() bool {
+func (x *WatchInterviewEventsRequest) GetFromOldest() bool {
 	if x != nil {
 		return x.FromOldest
 	}
 	return false
 }
 
-// WatchEventsResponse is a batch of events in commit order.
-type WatchEventsResponse struct {
+// WatchInterviewEventsResponse is a batch of events in commit order.
+type WatchInterviewEventsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The events; empty in the first message of a stream started without a cursor, which
 	// marks where the stream starts.
@@ -2348,20 +2348,20 @@ type WatchEventsResponse struct {
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *WatchEventsResponse) Reset() {
-	*x = WatchEventsResponse{}
+func (x *WatchInterviewEventsResponse) Reset() {
+	*x = WatchInterviewEventsResponse{}
 	mi := &file_pgfleet_interview_v1_interview_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *WatchEventsResponse) String() string {
+func (x *WatchInterviewEventsResponse) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*WatchEventsResponse) ProtoMessage() {}
+func (*WatchInterviewEventsResponse) ProtoMessage() {}
 
-func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
+func (x *WatchInterviewEventsResponse) ProtoReflect() protoreflect.Message {
 	mi := &file_pgfleet_interview_v1_interview_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -2373,19 +2373,19 @@ func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use WatchEventsResponse.ProtoReflect.Descriptor instead.
-func (*WatchEventsResponse) Descriptor() ([]byte, []int) {
+// Deprecated: Use WatchInterviewEventsResponse.ProtoReflect.Descriptor instead.
+func (*WatchInterviewEventsResponse) Descriptor() ([]byte, []int) {
 	return file_pgfleet_interview_v1_interview_proto_rawDescGZIP(), []int{37}
 }
 
-func (x *WatchEventsResponse) GetEvents() []*v1.Event {
+func (x *WatchInterviewEventsResponse) GetEvents() []*v1.Event {
 	if x != nil {
 		return x.Events
 	}
 	return nil
 }
 
-func (x *WatchEventsResponse) GetCursor() string {
+func (x *WatchInterviewEventsResponse) GetCursor() string {
 	if x != nil {
 		return x.Cursor
 	}
@@ -2479,7 +2479,8 @@ func (x *AnswerEvaluated) GetAnswer() *Answer {
 // id the session id.
 type SessionCompleted struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The session with its summary.
+	// The session with its summary, without its questions (their answers went out with
+	// AnswerEvaluated; GetSession has them).
 	Session       *Session `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2689,13 +2690,13 @@ const file_pgfleet_interview_v1_interview_proto_rawDesc = "" +
 	"\n" +
 	"session_id\x18\x01 \x01(\x03B\x03\xe0A\x02R\tsessionId\"O\n" +
 	"\x14WatchSessionResponse\x127\n" +
-	"\asession\x18\x01 \x01(\v2\x1d.pgfleet.interview.v1.SessionR\asession\"c\n" +
-	"\x12WatchEventsRequest\x12\x14\n" +
+	"\asession\x18\x01 \x01(\v2\x1d.pgfleet.interview.v1.SessionR\asession\"l\n" +
+	"\x1bWatchInterviewEventsRequest\x12\x14\n" +
 	"\x05types\x18\x01 \x03(\tR\x05types\x12\x16\n" +
 	"\x06cursor\x18\x02 \x01(\tR\x06cursor\x12\x1f\n" +
 	"\vfrom_oldest\x18\x03 \x01(\bR\n" +
-	"fromOldest\"\\\n" +
-	"\x13WatchEventsResponse\x12-\n" +
+	"fromOldest\"e\n" +
+	"\x1cWatchInterviewEventsResponse\x12-\n" +
 	"\x06events\x18\x01 \x03(\v2\x15.pgfleet.ops.v1.EventR\x06events\x12\x16\n" +
 	"\x06cursor\x18\x02 \x01(\tR\x06cursor\"\xc1\x01\n" +
 	"\x0fAnswerEvaluated\x12\x1d\n" +
@@ -2718,7 +2719,7 @@ const file_pgfleet_interview_v1_interview_proto_rawDesc = "" +
 	"\x0eUpdateQuestion\x12+.pgfleet.interview.v1.UpdateQuestionRequest\x1a,.pgfleet.interview.v1.UpdateQuestionResponse\x12k\n" +
 	"\x0eDeleteQuestion\x12+.pgfleet.interview.v1.DeleteQuestionRequest\x1a,.pgfleet.interview.v1.DeleteQuestionResponse\x12m\n" +
 	"\rListQuestions\x12*.pgfleet.interview.v1.ListQuestionsRequest\x1a+.pgfleet.interview.v1.ListQuestionsResponse\"\x03\x90\x02\x01\x12\x7f\n" +
-	"\x13BulkImportQuestions\x120.pgfleet.interview.v1.BulkImportQuestionsRequest\x1a1.pgfleet.interview.v1.BulkImportQuestionsResponse\"\x03\x90\x02\x022\xec\x06\n" +
+	"\x13BulkImportQuestions\x120.pgfleet.interview.v1.BulkImportQuestionsRequest\x1a1.pgfleet.interview.v1.BulkImportQuestionsResponse\"\x03\x90\x02\x022\x88\a\n" +
 	"\x10InterviewService\x12e\n" +
 	"\fStartSession\x12).pgfleet.interview.v1.StartSessionRequest\x1a*.pgfleet.interview.v1.StartSessionResponse\x12d\n" +
 	"\n" +
@@ -2727,8 +2728,8 @@ const file_pgfleet_interview_v1_interview_proto_rawDesc = "" +
 	"\fNextQuestion\x12).pgfleet.interview.v1.NextQuestionRequest\x1a*.pgfleet.interview.v1.NextQuestionResponse\"\x03\x90\x02\x01\x12e\n" +
 	"\fSubmitAnswer\x12).pgfleet.interview.v1.SubmitAnswerRequest\x1a*.pgfleet.interview.v1.SubmitAnswerResponse\x12s\n" +
 	"\x0fCompleteSession\x12,.pgfleet.interview.v1.CompleteSessionRequest\x1a-.pgfleet.interview.v1.CompleteSessionResponse\"\x03\x90\x02\x02\x12l\n" +
-	"\fWatchSession\x12).pgfleet.interview.v1.WatchSessionRequest\x1a*.pgfleet.interview.v1.WatchSessionResponse\"\x03\x90\x02\x010\x01\x12i\n" +
-	"\vWatchEvents\x12(.pgfleet.interview.v1.WatchEventsRequest\x1a).pgfleet.interview.v1.WatchEventsResponse\"\x03\x90\x02\x010\x01BAZ?github.com/pgfleet/pgfleet/gen/pgfleet/interview/v1;interviewv1b\x06proto3"
+	"\fWatchSession\x12).pgfleet.interview.v1.WatchSessionRequest\x1a*.pgfleet.interview.v1.WatchSessionResponse\"\x03\x90\x02\x010\x01\x12\x84\x01\n" +
+	"\x14WatchInterviewEvents\x121.pgfleet.interview.v1.WatchInterviewEventsRequest\x1a2.pgfleet.interview.v1.WatchInterviewEventsResponse\"\x03\x90\x02\x010\x01BAZ?github.com/pgfleet/pgfleet/gen/pgfleet/interview/v1;interviewv1b\x06proto3"
 
 var (
 	file_pgfleet_interview_v1_interview_proto_rawDescOnce sync.Once
@@ -2745,50 +2746,50 @@ func file_pgfleet_interview_v1_interview_proto_rawDescGZIP() []byte {
 var file_pgfleet_interview_v1_interview_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
 var file_pgfleet_interview_v1_interview_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_pgfleet_interview_v1_interview_proto_goTypes = []any{
-	(SessionState)(0),                   // 0: pgfleet.interview.v1.SessionState
-	(*Question)(nil),                    // 1: pgfleet.interview.v1.Question
-	(*Rubric)(nil),                      // 2: pgfleet.interview.v1.Rubric
-	(*RubricPoint)(nil),                 // 3: pgfleet.interview.v1.RubricPoint
-	(*Criteria)(nil),                    // 4: pgfleet.interview.v1.Criteria
-	(*Session)(nil),                     // 5: pgfleet.interview.v1.Session
-	(*SessionQuestion)(nil),             // 6: pgfleet.interview.v1.SessionQuestion
-	(*Answer)(nil),                      // 7: pgfleet.interview.v1.Answer
-	(*Evaluation)(nil),                  // 8: pgfleet.interview.v1.Evaluation
-	(*Summary)(nil),                     // 9: pgfleet.interview.v1.Summary
-	(*CategoryScore)(nil),               // 10: pgfleet.interview.v1.CategoryScore
-	(*CreateQuestionRequest)(nil),       // 11: pgfleet.interview.v1.CreateQuestionRequest
-	(*CreateQuestionResponse)(nil),      // 12: pgfleet.interview.v1.CreateQuestionResponse
-	(*GetQuestionRequest)(nil),          // 13: pgfleet.interview.v1.GetQuestionRequest
-	(*GetQuestionResponse)(nil),         // 14: pgfleet.interview.v1.GetQuestionResponse
-	(*UpdateQuestionRequest)(nil),       // 15: pgfleet.interview.v1.UpdateQuestionRequest
-	(*UpdateQuestionResponse)(nil),      // 16: pgfleet.interview.v1.UpdateQuestionResponse
-	(*DeleteQuestionRequest)(nil),       // 17: pgfleet.interview.v1.DeleteQuestionRequest
-	(*DeleteQuestionResponse)(nil),      // 18: pgfleet.interview.v1.DeleteQuestionResponse
-	(*ListQuestionsRequest)(nil),        // 19: pgfleet.interview.v1.ListQuestionsRequest
-	(*ListQuestionsResponse)(nil),       // 20: pgfleet.interview.v1.ListQuestionsResponse
-	(*BulkImportQuestionsRequest)(nil),  // 21: pgfleet.interview.v1.BulkImportQuestionsRequest
-	(*BulkImportQuestionsResponse)(nil), // 22: pgfleet.interview.v1.BulkImportQuestionsResponse
-	(*StartSessionRequest)(nil),         // 23: pgfleet.interview.v1.StartSessionRequest
-	(*StartSessionResponse)(nil),        // 24: pgfleet.interview.v1.StartSessionResponse
-	(*NextQuestionRequest)(nil),         // 25: pgfleet.interview.v1.NextQuestionRequest
-	(*NextQuestionResponse)(nil),        // 26: pgfleet.interview.v1.NextQuestionResponse
-	(*SubmitAnswerRequest)(nil),         // 27: pgfleet.interview.v1.SubmitAnswerRequest
-	(*SubmitAnswerResponse)(nil),        // 28: pgfleet.interview.v1.SubmitAnswerResponse
-	(*CompleteSessionRequest)(nil),      // 29: pgfleet.interview.v1.CompleteSessionRequest
-	(*CompleteSessionResponse)(nil),     // 30: pgfleet.interview.v1.CompleteSessionResponse
-	(*GetSessionRequest)(nil),           // 31: pgfleet.interview.v1.GetSessionRequest
-	(*GetSessionResponse)(nil),          // 32: pgfleet.interview.v1.GetSessionResponse
-	(*ListSessionsRequest)(nil),         // 33: pgfleet.interview.v1.ListSessionsRequest
-	(*ListSessionsResponse)(nil),        // 34: pgfleet.interview.v1.ListSessionsResponse
-	(*WatchSessionRequest)(nil),         // 35: pgfleet.interview.v1.WatchSessionRequest
-	(*WatchSessionResponse)(nil),        // 36: pgfleet.interview.v1.WatchSessionResponse
-	(*WatchEventsRequest)(nil),          // 37: pgfleet.interview.v1.WatchEventsRequest
-	(*WatchEventsResponse)(nil),         // 38: pgfleet.interview.v1.WatchEventsResponse
-	(*AnswerEvaluated)(nil),             // 39: pgfleet.interview.v1.AnswerEvaluated
-	(*SessionCompleted)(nil),            // 40: pgfleet.interview.v1.SessionCompleted
-	(*timestamppb.Timestamp)(nil),       // 41: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),       // 42: google.protobuf.FieldMask
-	(*v1.Event)(nil),                    // 43: pgfleet.ops.v1.Event
+	(SessionState)(0),                    // 0: pgfleet.interview.v1.SessionState
+	(*Question)(nil),                     // 1: pgfleet.interview.v1.Question
+	(*Rubric)(nil),                       // 2: pgfleet.interview.v1.Rubric
+	(*RubricPoint)(nil),                  // 3: pgfleet.interview.v1.RubricPoint
+	(*Criteria)(nil),                     // 4: pgfleet.interview.v1.Criteria
+	(*Session)(nil),                      // 5: pgfleet.interview.v1.Session
+	(*SessionQuestion)(nil),              // 6: pgfleet.interview.v1.SessionQuestion
+	(*Answer)(nil),                       // 7: pgfleet.interview.v1.Answer
+	(*Evaluation)(nil),                   // 8: pgfleet.interview.v1.Evaluation
+	(*Summary)(nil),                      // 9: pgfleet.interview.v1.Summary
+	(*CategoryScore)(nil),                // 10: pgfleet.interview.v1.CategoryScore
+	(*CreateQuestionRequest)(nil),        // 11: pgfleet.interview.v1.CreateQuestionRequest
+	(*CreateQuestionResponse)(nil),       // 12: pgfleet.interview.v1.CreateQuestionResponse
+	(*GetQuestionRequest)(nil),           // 13: pgfleet.interview.v1.GetQuestionRequest
+	(*GetQuestionResponse)(nil),          // 14: pgfleet.interview.v1.GetQuestionResponse
+	(*UpdateQuestionRequest)(nil),        // 15: pgfleet.interview.v1.UpdateQuestionRequest
+	(*UpdateQuestionResponse)(nil),       // 16: pgfleet.interview.v1.UpdateQuestionResponse
+	(*DeleteQuestionRequest)(nil),        // 17: pgfleet.interview.v1.DeleteQuestionRequest
+	(*DeleteQuestionResponse)(nil),       // 18: pgfleet.interview.v1.DeleteQuestionResponse
+	(*ListQuestionsRequest)(nil),         // 19: pgfleet.interview.v1.ListQuestionsRequest
+	(*ListQuestionsResponse)(nil),        // 20: pgfleet.interview.v1.ListQuestionsResponse
+	(*BulkImportQuestionsRequest)(nil),   // 21: pgfleet.interview.v1.BulkImportQuestionsRequest
+	(*BulkImportQuestionsResponse)(nil),  // 22: pgfleet.interview.v1.BulkImportQuestionsResponse
+	(*StartSessionRequest)(nil),          // 23: pgfleet.interview.v1.StartSessionRequest
+	(*StartSessionResponse)(nil),         // 24: pgfleet.interview.v1.StartSessionResponse
+	(*NextQuestionRequest)(nil),          // 25: pgfleet.interview.v1.NextQuestionRequest
+	(*NextQuestionResponse)(nil),         // 26: pgfleet.interview.v1.NextQuestionResponse
+	(*SubmitAnswerRequest)(nil),          // 27: pgfleet.interview.v1.SubmitAnswerRequest
+	(*SubmitAnswerResponse)(nil),         // 28: pgfleet.interview.v1.SubmitAnswerResponse
+	(*CompleteSessionRequest)(nil),       // 29: pgfleet.interview.v1.CompleteSessionRequest
+	(*CompleteSessionResponse)(nil),      // 30: pgfleet.interview.v1.CompleteSessionResponse
+	(*GetSessionRequest)(nil),            // 31: pgfleet.interview.v1.GetSessionRequest
+	(*GetSessionResponse)(nil),           // 32: pgfleet.interview.v1.GetSessionResponse
+	(*ListSessionsRequest)(nil),          // 33: pgfleet.interview.v1.ListSessionsRequest
+	(*ListSessionsResponse)(nil),         // 34: pgfleet.interview.v1.ListSessionsResponse
+	(*WatchSessionRequest)(nil),          // 35: pgfleet.interview.v1.WatchSessionRequest
+	(*WatchSessionResponse)(nil),         // 36: pgfleet.interview.v1.WatchSessionResponse
+	(*WatchInterviewEventsRequest)(nil),  // 37: pgfleet.interview.v1.WatchInterviewEventsRequest
+	(*WatchInterviewEventsResponse)(nil), // 38: pgfleet.interview.v1.WatchInterviewEventsResponse
+	(*AnswerEvaluated)(nil),              // 39: pgfleet.interview.v1.AnswerEvaluated
+	(*SessionCompleted)(nil),             // 40: pgfleet.interview.v1.SessionCompleted
+	(*timestamppb.Timestamp)(nil),        // 41: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),        // 42: google.protobuf.FieldMask
+	(*v1.Event)(nil),                     // 43: pgfleet.ops.v1.Event
 }
 var file_pgfleet_interview_v1_interview_proto_depIdxs = []int32{
 	2,  // 0: pgfleet.interview.v1.Question.rubric:type_name -> pgfleet.interview.v1.Rubric
@@ -2821,7 +2822,7 @@ var file_pgfleet_interview_v1_interview_proto_depIdxs = []int32{
 	5,  // 27: pgfleet.interview.v1.GetSessionResponse.session:type_name -> pgfleet.interview.v1.Session
 	5,  // 28: pgfleet.interview.v1.ListSessionsResponse.sessions:type_name -> pgfleet.interview.v1.Session
 	5,  // 29: pgfleet.interview.v1.WatchSessionResponse.session:type_name -> pgfleet.interview.v1.Session
-	43, // 30: pgfleet.interview.v1.WatchEventsResponse.events:type_name -> pgfleet.ops.v1.Event
+	43, // 30: pgfleet.interview.v1.WatchInterviewEventsResponse.events:type_name -> pgfleet.ops.v1.Event
 	7,  // 31: pgfleet.interview.v1.AnswerEvaluated.answer:type_name -> pgfleet.interview.v1.Answer
 	5,  // 32: pgfleet.interview.v1.SessionCompleted.session:type_name -> pgfleet.interview.v1.Session
 	11, // 33: pgfleet.interview.v1.QuestionBankService.CreateQuestion:input_type -> pgfleet.interview.v1.CreateQuestionRequest
@@ -2837,7 +2838,7 @@ var file_pgfleet_interview_v1_interview_proto_depIdxs = []int32{
 	27, // 43: pgfleet.interview.v1.InterviewService.SubmitAnswer:input_type -> pgfleet.interview.v1.SubmitAnswerRequest
 	29, // 44: pgfleet.interview.v1.InterviewService.CompleteSession:input_type -> pgfleet.interview.v1.CompleteSessionRequest
 	35, // 45: pgfleet.interview.v1.InterviewService.WatchSession:input_type -> pgfleet.interview.v1.WatchSessionRequest
-	37, // 46: pgfleet.interview.v1.InterviewService.WatchEvents:input_type -> pgfleet.interview.v1.WatchEventsRequest
+	37, // 46: pgfleet.interview.v1.InterviewService.WatchInterviewEvents:input_type -> pgfleet.interview.v1.WatchInterviewEventsRequest
 	12, // 47: pgfleet.interview.v1.QuestionBankService.CreateQuestion:output_type -> pgfleet.interview.v1.CreateQuestionResponse
 	14, // 48: pgfleet.interview.v1.QuestionBankService.GetQuestion:output_type -> pgfleet.interview.v1.GetQuestionResponse
 	16, // 49: pgfleet.interview.v1.QuestionBankService.UpdateQuestion:output_type -> pgfleet.interview.v1.UpdateQuestionResponse
@@ -2851,7 +2852,7 @@ var file_pgfleet_interview_v1_interview_proto_depIdxs = []int32{
 	28, // 57: pgfleet.interview.v1.InterviewService.SubmitAnswer:output_type -> pgfleet.interview.v1.SubmitAnswerResponse
 	30, // 58: pgfleet.interview.v1.InterviewService.CompleteSession:output_type -> pgfleet.interview.v1.CompleteSessionResponse
 	36, // 59: pgfleet.interview.v1.InterviewService.WatchSession:output_type -> pgfleet.interview.v1.WatchSessionResponse
-	38, // 60: pgfleet.interview.v1.InterviewService.WatchEvents:output_type -> pgfleet.interview.v1.WatchEventsResponse
+	38, // 60: pgfleet.interview.v1.InterviewService.WatchInterviewEvents:output_type -> pgfleet.interview.v1.WatchInterviewEventsResponse
 	47, // [47:61] is the sub-list for method output_type
 	33, // [33:47] is the sub-list for method input_type
 	33, // [33:33] is the sub-list for extension type_name

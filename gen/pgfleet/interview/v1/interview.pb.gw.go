@@ -570,23 +570,23 @@ func request_InterviewService_WatchSession_0(ctx context.Context, marshaler runt
 	return stream, metadata, nil
 }
 
-var filter_InterviewService_WatchEvents_0 = &utilities.DoubleArray{Encoding: map[string]int{}, Base: []int(nil), Check: []int(nil)}
+var filter_InterviewService_WatchInterviewEvents_0 = &utilities.DoubleArray{Encoding: map[string]int{}, Base: []int(nil), Check: []int(nil)}
 
-func request_InterviewService_WatchEvents_0(ctx context.Context, marshaler runtime.Marshaler, client InterviewServiceClient, req *http.Request, pathParams map[string]string) (InterviewService_WatchEventsClient, runtime.ServerMetadata, error) {
+func request_InterviewService_WatchInterviewEvents_0(ctx context.Context, marshaler runtime.Marshaler, client InterviewServiceClient, req *http.Request, pathParams map[string]string) (InterviewService_WatchInterviewEventsClient, runtime.ServerMetadata, error) {
 	var (
-		protoReq WatchEventsRequest
+		protoReq WatchInterviewEventsRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := req.ParseForm(); err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
 	}
-	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_InterviewService_WatchEvents_0); err != nil {
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_InterviewService_WatchInterviewEvents_0); err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
 	}
 	if req.Body != nil {
 		_, _ = io.Copy(io.Discard, req.Body)
 	}
-	stream, err := client.WatchEvents(ctx, &protoReq)
+	stream, err := client.WatchInterviewEvents(ctx, &protoReq)
 	if err != nil {
 		return nil, metadata, err
 	}
@@ -862,7 +862,7 @@ func RegisterInterviewServiceHandlerServer(ctx context.Context, mux *runtime.Ser
 		return
 	})
 
-	mux.Handle(http.MethodGet, pattern_InterviewService_WatchEvents_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+	mux.Handle(http.MethodGet, pattern_InterviewService_WatchInterviewEvents_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		err := status.Error(codes.Unimplemented, "streaming calls are not yet supported in the in-process transport")
 		_, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
 		runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
@@ -1186,44 +1186,44 @@ func RegisterInterviewServiceHandlerClient(ctx context.Context, mux *runtime.Ser
 		}
 		forward_InterviewService_WatchSession_0(annotatedContext, mux, outboundMarshaler, w, req, func() (proto.Message, error) { return resp.Recv() }, mux.GetForwardResponseOptions()...)
 	})
-	mux.Handle(http.MethodGet, pattern_InterviewService_WatchEvents_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+	mux.Handle(http.MethodGet, pattern_InterviewService_WatchInterviewEvents_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
 		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/pgfleet.interview.v1.InterviewService/WatchEvents", runtime.WithHTTPPathPattern("/v1/events/interview:watch"))
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/pgfleet.interview.v1.InterviewService/WatchInterviewEvents", runtime.WithHTTPPathPattern("/v1/events/interview:watch"))
 		if err != nil {
 			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		resp, md, err := request_InterviewService_WatchEvents_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		resp, md, err := request_InterviewService_WatchInterviewEvents_0(annotatedContext, inboundMarshaler, client, req, pathParams)
 		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
 		if err != nil {
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_InterviewService_WatchEvents_0(annotatedContext, mux, outboundMarshaler, w, req, func() (proto.Message, error) { return resp.Recv() }, mux.GetForwardResponseOptions()...)
+		forward_InterviewService_WatchInterviewEvents_0(annotatedContext, mux, outboundMarshaler, w, req, func() (proto.Message, error) { return resp.Recv() }, mux.GetForwardResponseOptions()...)
 	})
 	return nil
 }
 
 var (
-	pattern_InterviewService_StartSession_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "sessions"}, ""))
-	pattern_InterviewService_GetSession_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "sessions", "session_id"}, ""))
-	pattern_InterviewService_ListSessions_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "sessions"}, ""))
-	pattern_InterviewService_NextQuestion_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "sessions", "session_id"}, "next"))
-	pattern_InterviewService_SubmitAnswer_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "sessions", "session_id", "answers"}, ""))
-	pattern_InterviewService_CompleteSession_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "sessions", "session_id"}, "complete"))
-	pattern_InterviewService_WatchSession_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "sessions", "session_id"}, "watch"))
-	pattern_InterviewService_WatchEvents_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "events", "interview"}, "watch"))
+	pattern_InterviewService_StartSession_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "sessions"}, ""))
+	pattern_InterviewService_GetSession_0           = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "sessions", "session_id"}, ""))
+	pattern_InterviewService_ListSessions_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "sessions"}, ""))
+	pattern_InterviewService_NextQuestion_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "sessions", "session_id"}, "next"))
+	pattern_InterviewService_SubmitAnswer_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "sessions", "session_id", "answers"}, ""))
+	pattern_InterviewService_CompleteSession_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "sessions", "session_id"}, "complete"))
+	pattern_InterviewService_WatchSession_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "sessions", "session_id"}, "watch"))
+	pattern_InterviewService_WatchInterviewEvents_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "events", "interview"}, "watch"))
 )
 
 var (
-	forward_InterviewService_StartSession_0    = runtime.ForwardResponseMessage
-	forward_InterviewService_GetSession_0      = runtime.ForwardResponseMessage
-	forward_InterviewService_ListSessions_0    = runtime.ForwardResponseMessage
-	forward_InterviewService_NextQuestion_0    = runtime.ForwardResponseMessage
-	forward_InterviewService_SubmitAnswer_0    = runtime.ForwardResponseMessage
-	forward_InterviewService_CompleteSession_0 = runtime.ForwardResponseMessage
-	forward_InterviewService_WatchSession_0    = runtime.ForwardResponseStream
-	forward_InterviewService_WatchEvents_0     = runtime.ForwardResponseStream
+	forward_InterviewService_StartSession_0         = runtime.ForwardResponseMessage
+	forward_InterviewService_GetSession_0           = runtime.ForwardResponseMessage
+	forward_InterviewService_ListSessions_0         = runtime.ForwardResponseMessage
+	forward_InterviewService_NextQuestion_0         = runtime.ForwardResponseMessage
+	forward_InterviewService_SubmitAnswer_0         = runtime.ForwardResponseMessage
+	forward_InterviewService_CompleteSession_0      = runtime.ForwardResponseMessage
+	forward_InterviewService_WatchSession_0         = runtime.ForwardResponseStream
+	forward_InterviewService_WatchInterviewEvents_0 = runtime.ForwardResponseStream
 )

@@ -358,14 +358,14 @@ var QuestionBankService_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	InterviewService_StartSession_FullMethodName    = "/pgfleet.interview.v1.InterviewService/StartSession"
-	InterviewService_GetSession_FullMethodName      = "/pgfleet.interview.v1.InterviewService/GetSession"
-	InterviewService_ListSessions_FullMethodName    = "/pgfleet.interview.v1.InterviewService/ListSessions"
-	InterviewService_NextQuestion_FullMethodName    = "/pgfleet.interview.v1.InterviewService/NextQuestion"
-	InterviewService_SubmitAnswer_FullMethodName    = "/pgfleet.interview.v1.InterviewService/SubmitAnswer"
-	InterviewService_CompleteSession_FullMethodName = "/pgfleet.interview.v1.InterviewService/CompleteSession"
-	InterviewService_WatchSession_FullMethodName    = "/pgfleet.interview.v1.InterviewService/WatchSession"
-	InterviewService_WatchEvents_FullMethodName     = "/pgfleet.interview.v1.InterviewService/WatchEvents"
+	InterviewService_StartSession_FullMethodName         = "/pgfleet.interview.v1.InterviewService/StartSession"
+	InterviewService_GetSession_FullMethodName           = "/pgfleet.interview.v1.InterviewService/GetSession"
+	InterviewService_ListSessions_FullMethodName         = "/pgfleet.interview.v1.InterviewService/ListSessions"
+	InterviewService_NextQuestion_FullMethodName         = "/pgfleet.interview.v1.InterviewService/NextQuestion"
+	InterviewService_SubmitAnswer_FullMethodName         = "/pgfleet.interview.v1.InterviewService/SubmitAnswer"
+	InterviewService_CompleteSession_FullMethodName      = "/pgfleet.interview.v1.InterviewService/CompleteSession"
+	InterviewService_WatchSession_FullMethodName         = "/pgfleet.interview.v1.InterviewService/WatchSession"
+	InterviewService_WatchInterviewEvents_FullMethodName = "/pgfleet.interview.v1.InterviewService/WatchInterviewEvents"
 )
 
 // InterviewServiceClient is the client API for InterviewService service.
@@ -401,10 +401,10 @@ type InterviewServiceClient interface {
 	// another's session is NOT_FOUND, as for GetSession. The stream runs until the client
 	// cancels it or the server shuts down (UNAVAILABLE: reconnect, to this or another replica).
 	WatchSession(ctx context.Context, in *WatchSessionRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchSessionResponse], error)
-	// WatchEvents streams the service's change events (AnswerEvaluated, SessionCompleted) in
-	// commit order, at least once, from an opaque cursor, as StockService.WatchEvents does.
+	// WatchInterviewEvents streams the service's change events (AnswerEvaluated, SessionCompleted) in
+	// commit order, at least once, from an opaque cursor, as StockService.WatchStockEvents does.
 	// Every candidate's: role service or admin only.
-	WatchEvents(ctx context.Context, in *WatchEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEventsResponse], error)
+	WatchInterviewEvents(ctx context.Context, in *WatchInterviewEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchInterviewEventsResponse], error)
 }
 
 type interviewServiceClient struct {
@@ -494,13 +494,13 @@ func (c *interviewServiceClient) WatchSession(ctx context.Context, in *WatchSess
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type InterviewService_WatchSessionClient = grpc.ServerStreamingClient[WatchSessionResponse]
 
-func (c *interviewServiceClient) WatchEvents(ctx context.Context, in *WatchEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEventsResponse], error) {
+func (c *interviewServiceClient) WatchInterviewEvents(ctx context.Context, in *WatchInterviewEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchInterviewEventsResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &InterviewService_ServiceDesc.Streams[1], InterviewService_WatchEvents_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &InterviewService_ServiceDesc.Streams[1], InterviewService_WatchInterviewEvents_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
-	x := &grpc.GenericClientStream[WatchEventsRequest, WatchEventsResponse]{ClientStream: stream}
+	x := &grpc.GenericClientStream[WatchInterviewEventsRequest, WatchInterviewEventsResponse]{ClientStream: stream}
 	if err := x.ClientStream.SendMsg(in); err != nil {
 		return nil, err
 	}
@@ -511,7 +511,7 @@ func (c *interviewServiceClient) WatchEvents(ctx context.Context, in *WatchEvent
 }
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type InterviewService_WatchEventsClient = grpc.ServerStreamingClient[WatchEventsResponse]
+type InterviewService_WatchInterviewEventsClient = grpc.ServerStreamingClient[WatchInterviewEventsResponse]
 
 // InterviewServiceServer is the server API for InterviewService service.
 // All implementations must embed UnimplementedInterviewServiceServer
@@ -546,10 +546,10 @@ type InterviewServiceServer interface {
 	// another's session is NOT_FOUND, as for GetSession. The stream runs until the client
 	// cancels it or the server shuts down (UNAVAILABLE: reconnect, to this or another replica).
 	WatchSession(*WatchSessionRequest, grpc.ServerStreamingServer[WatchSessionResponse]) error
-	// WatchEvents streams the service's change events (AnswerEvaluated, SessionCompleted) in
-	// commit order, at least once, from an opaque cursor, as StockService.WatchEvents does.
+	// WatchInterviewEvents streams the service's change events (AnswerEvaluated, SessionCompleted) in
+	// commit order, at least once, from an opaque cursor, as StockService.WatchStockEvents does.
 	// Every candidate's: role service or admin only.
-	WatchEvents(*WatchEventsRequest, grpc.ServerStreamingServer[WatchEventsResponse]) error
+	WatchInterviewEvents(*WatchInterviewEventsRequest, grpc.ServerStreamingServer[WatchInterviewEventsResponse]) error
 	mustEmbedUnimplementedInterviewServiceServer()
 }
 
@@ -581,8 +581,8 @@ func (UnimplementedInterviewServiceServer) CompleteSession(context.Context, *Com
 func (UnimplementedInterviewServiceServer) WatchSession(*WatchSessionRequest, grpc.ServerStreamingServer[WatchSessionResponse]) error {
 	return status.Error(codes.Unimplemented, "method WatchSession not implemented")
 }
-func (UnimplementedInterviewServiceServer) WatchEvents(*WatchEventsRequest, grpc.ServerStreamingServer[WatchEventsResponse]) error {
-	return status.Error(codes.Unimplemented, "method WatchEvents not implemented")
+func (UnimplementedInterviewServiceServer) WatchInterviewEvents(*WatchInterviewEventsRequest, grpc.ServerStreamingServer[WatchInterviewEventsResponse]) error {
+	return status.Error(codes.Unimplemented, "method WatchInterviewEvents not implemented")
 }
 func (UnimplementedInterviewServiceServer) mustEmbedUnimplementedInterviewServiceServer() {}
 func (UnimplementedInterviewServiceServer) testEmbeddedByValue()                          {}
@@ -724,16 +724,16 @@ func _InterviewService_WatchSession_Handler(srv interface{}, stream grpc.ServerS
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type InterviewService_WatchSessionServer = grpc.ServerStreamingServer[WatchSessionResponse]
 
-func _InterviewService_WatchEvents_Handler(srv interface{}, stream grpc.ServerStream) error {
-	m := new(WatchEventsRequest)
+func _InterviewService_WatchInterviewEvents_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchInterviewEventsRequest)
 	if err := stream.RecvMsg(m); err != nil {
 		return err
 	}
-	return srv.(InterviewServiceServer).WatchEvents(m, &grpc.GenericServerStream[WatchEventsRequest, WatchEventsResponse]{ServerStream: stream})
+	return srv.(InterviewServiceServer).WatchInterviewEvents(m, &grpc.GenericServerStream[WatchInterviewEventsRequest, WatchInterviewEventsResponse]{ServerStream: stream})
 }
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type InterviewService_WatchEventsServer = grpc.ServerStreamingServer[WatchEventsResponse]
+type InterviewService_WatchInterviewEventsServer = grpc.ServerStreamingServer[WatchInterviewEventsResponse]
 
 // InterviewService_ServiceDesc is the grpc.ServiceDesc for InterviewService service.
 // It's only intended for direct use with grpc.RegisterService,
@@ -774,8 +774,8 @@ var InterviewService_ServiceDesc = grpc.ServiceDesc{
 			ServerStreams: true,
 		},
 		{
-			StreamName:    "WatchEvents",
-			Handler:       _InterviewService_WatchEvents_Handler,
+			StreamName:    "WatchInterviewEvents",
+			Handler:       _InterviewService_WatchInterviewEvents_Handler,
 			ServerStreams: true,
 		},
 	},

@@ -996,12 +996,12 @@ func (x *RetryStats) GetBreakerRejections() int64 {
 	return 0
 }
 
-// Event is one change a service committed, as its WatchEvents streams it: a row of the
+// Event is one change a service committed, as its Watch...Events stream sends it (WatchStockEvents, WatchPortfolioEvents, WatchInterviewEvents): a row of the
 // service's outbox table (Debezium's outbox layout: aggregate type, aggregate id, type,
 // payload), written in the transaction of the change itself.
 type Event struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Opaque resume cursor: WatchEvents from it starts with the next event.
+	// Opaque resume cursor: the service's Watch...Events from it starts with the next event.
 	Cursor string `protobuf:"bytes,1,opt,name=cursor,proto3" json:"cursor,omitempty"`
 	// Unique id (a UUID), the same every time the event is delivered: consumers deduplicate on it.
 	Id string `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`

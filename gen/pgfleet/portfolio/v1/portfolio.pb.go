@@ -2063,8 +2063,8 @@ func (x *WatchPortfolioResponse) GetPositionsValues() []*CurrencyValue {
 	return nil
 }
 
-// WatchEventsRequest says where a consumer starts and which events it wants.
-type WatchEventsRequest struct {
+// WatchPortfolioEventsRequest says where a consumer starts and which events it wants.
+type WatchPortfolioEventsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Event types to receive, full message names such as "pgfleet.portfolio.v1.TradeExecuted";
 	// empty: all of the service's. At most 20, each one of the service's event types.
@@ -2078,20 +2078,20 @@ type WatchEventsRequest struct {
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *WatchEventsRequest) Reset() {
-	*x = WatchEventsRequest{}
+func (x *WatchPortfolioEventsRequest) Reset() {
+	*x = WatchPortfolioEventsRequest{}
 	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *WatchEventsRequest) String() string {
+func (x *WatchPortfolioEventsRequest) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*WatchEventsRequest) ProtoMessage() {}
+func (*WatchPortfolioEventsRequest) ProtoMessage() {}
 
-func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
+func (x *WatchPortfolioEventsRequest) ProtoReflect() protoreflect.Message {
 	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -2103,34 +2103,34 @@ func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use WatchEventsRequest.ProtoReflect.Descriptor instead.
-func (*WatchEventsRequest) Descriptor() ([]byte, []int) {
+// Deprecated: Use WatchPortfolioEventsRequest.ProtoReflect.Descriptor instead.
+func (*WatchPortfolioEventsRequest) Descriptor() ([]byte, []int) {
 	return file_pgfleet_portfolio_v1_portfolio_proto_rawDescGZIP(), []int{28}
 }
 
-func (x *WatchEventsRequest) GetTypes() []string {
+func (x *WatchPortfolioEventsRequest) GetTypes() []string {
 	if x != nil {
 		return x.Types
 	}
 	return nil
 }
 
-func (x *WatchEventsRequest) GetCursor() string {
+func (x *WatchPortfolioEventsRequest) GetCursor() string {
 	if x != nil {
 		return x.Cursor
 	}
 	return ""
 }
 
-func (x *WatchEventsRequest) GetFromOldest() bool {
+func (x *WatchPortfolioEventsRequest) GetFromOldest() bool {
 	if x != nil {
 		return x.FromOldest
 	}
 	return false
 }
 
-// WatchEventsResponse is a batch of events in commit order.
-type WatchEventsResponse struct {
+// WatchPortfolioEventsResponse is a batch of events in commit order.
+type WatchPortfolioEventsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The events; empty in the first message of a stream started without a cursor, which
 	// marks where the stream starts.
@@ -2141,20 +2141,20 @@ type WatchEventsResponse struct {
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *WatchEventsResponse) Reset() {
-	*x = WatchEventsResponse{}
+func (x *WatchPortfolioEventsResponse) Reset() {
+	*x = WatchPortfolioEventsResponse{}
 	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *WatchEventsResponse) String() string {
+func (x *WatchPortfolioEventsResponse) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*WatchEventsResponse) ProtoMessage() {}
+func (*WatchPortfolioEventsResponse) ProtoMessage() {}
 
-func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
+func (x *WatchPortfolioEventsResponse) ProtoReflect() protoreflect.Message {
 	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -2166,19 +2166,19 @@ func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use WatchEventsResponse.ProtoReflect.Descriptor instead.
-func (*WatchEventsResponse) Descriptor() ([]byte, []int) {
+// Deprecated: Use WatchPortfolioEventsResponse.ProtoReflect.Descriptor instead.
+func (*WatchPortfolioEventsResponse) Descriptor() ([]byte, []int) {
 	return file_pgfleet_portfolio_v1_portfolio_proto_rawDescGZIP(), []int{29}
 }
 
-func (x *WatchEventsResponse) GetEvents() []*v1.Event {
+func (x *WatchPortfolioEventsResponse) GetEvents() []*v1.Event {
 	if x != nil {
 		return x.Events
 	}
 	return nil
 }
 
-func (x *WatchEventsResponse) GetCursor() string {
+func (x *WatchPortfolioEventsResponse) GetCursor() string {
 	if x != nil {
 		return x.Cursor
 	}
@@ -2449,13 +2449,13 @@ const file_pgfleet_portfolio_v1_portfolio_proto_rawDesc = "" +
 	"\x0fpositions_value\x18\x03 \x01(\tR\x0epositionsValue\x12\x1f\n" +
 	"\vtotal_value\x18\x04 \x01(\tR\n" +
 	"totalValue\x12N\n" +
-	"\x10positions_values\x18\x05 \x03(\v2#.pgfleet.portfolio.v1.CurrencyValueR\x0fpositionsValues\"c\n" +
-	"\x12WatchEventsRequest\x12\x14\n" +
+	"\x10positions_values\x18\x05 \x03(\v2#.pgfleet.portfolio.v1.CurrencyValueR\x0fpositionsValues\"l\n" +
+	"\x1bWatchPortfolioEventsRequest\x12\x14\n" +
 	"\x05types\x18\x01 \x03(\tR\x05types\x12\x16\n" +
 	"\x06cursor\x18\x02 \x01(\tR\x06cursor\x12\x1f\n" +
 	"\vfrom_oldest\x18\x03 \x01(\bR\n" +
-	"fromOldest\"\\\n" +
-	"\x13WatchEventsResponse\x12-\n" +
+	"fromOldest\"e\n" +
+	"\x1cWatchPortfolioEventsResponse\x12-\n" +
 	"\x06events\x18\x01 \x03(\v2\x15.pgfleet.ops.v1.EventR\x06events\x12\x16\n" +
 	"\x06cursor\x18\x02 \x01(\tR\x06cursor\"V\n" +
 	"\rTradeExecuted\x121\n" +
@@ -2473,7 +2473,7 @@ const file_pgfleet_portfolio_v1_portfolio_proto_rawDesc = "" +
 	"\x1aCASH_MOVEMENT_KIND_DEPOSIT\x10\x01\x12!\n" +
 	"\x1dCASH_MOVEMENT_KIND_WITHDRAWAL\x10\x02\x12\x1a\n" +
 	"\x16CASH_MOVEMENT_KIND_BUY\x10\x03\x12\x1b\n" +
-	"\x17CASH_MOVEMENT_KIND_SELL\x10\x042\x87\n" +
+	"\x17CASH_MOVEMENT_KIND_SELL\x10\x042\xa3\n" +
 	"\n" +
 	"\x10PortfolioService\x12_\n" +
 	"\n" +
@@ -2488,8 +2488,8 @@ const file_pgfleet_portfolio_v1_portfolio_proto_rawDesc = "" +
 	"\n" +
 	"ListTrades\x12'.pgfleet.portfolio.v1.ListTradesRequest\x1a(.pgfleet.portfolio.v1.ListTradesResponse\"\x03\x90\x02\x01\x12y\n" +
 	"\x11ListCashMovements\x12..pgfleet.portfolio.v1.ListCashMovementsRequest\x1a/.pgfleet.portfolio.v1.ListCashMovementsResponse\"\x03\x90\x02\x01\x12r\n" +
-	"\x0eWatchPortfolio\x12+.pgfleet.portfolio.v1.WatchPortfolioRequest\x1a,.pgfleet.portfolio.v1.WatchPortfolioResponse\"\x03\x90\x02\x010\x01\x12i\n" +
-	"\vWatchEvents\x12(.pgfleet.portfolio.v1.WatchEventsRequest\x1a).pgfleet.portfolio.v1.WatchEventsResponse\"\x03\x90\x02\x010\x01BAZ?github.com/pgfleet/pgfleet/gen/pgfleet/portfolio/v1;portfoliov1b\x06proto3"
+	"\x0eWatchPortfolio\x12+.pgfleet.portfolio.v1.WatchPortfolioRequest\x1a,.pgfleet.portfolio.v1.WatchPortfolioResponse\"\x03\x90\x02\x010\x01\x12\x84\x01\n" +
+	"\x14WatchPortfolioEvents\x121.pgfleet.portfolio.v1.WatchPortfolioEventsRequest\x1a2.pgfleet.portfolio.v1.WatchPortfolioEventsResponse\"\x03\x90\x02\x010\x01BAZ?github.com/pgfleet/pgfleet/gen/pgfleet/portfolio/v1;portfoliov1b\x06proto3"
 
 var (
 	file_pgfleet_portfolio_v1_portfolio_proto_rawDescOnce sync.Once
@@ -2506,42 +2506,42 @@ func file_pgfleet_portfolio_v1_portfolio_proto_rawDescGZIP() []byte {
 var file_pgfleet_portfolio_v1_portfolio_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
 var file_pgfleet_portfolio_v1_portfolio_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_pgfleet_portfolio_v1_portfolio_proto_goTypes = []any{
-	(Side)(0),                         // 0: pgfleet.portfolio.v1.Side
-	(CashMovementKind)(0),             // 1: pgfleet.portfolio.v1.CashMovementKind
-	(*User)(nil),                      // 2: pgfleet.portfolio.v1.User
-	(*Portfolio)(nil),                 // 3: pgfleet.portfolio.v1.Portfolio
-	(*Position)(nil),                  // 4: pgfleet.portfolio.v1.Position
-	(*CurrencyValue)(nil),             // 5: pgfleet.portfolio.v1.CurrencyValue
-	(*Trade)(nil),                     // 6: pgfleet.portfolio.v1.Trade
-	(*CashMovement)(nil),              // 7: pgfleet.portfolio.v1.CashMovement
-	(*CreateUserRequest)(nil),         // 8: pgfleet.portfolio.v1.CreateUserRequest
-	(*CreateUserResponse)(nil),        // 9: pgfleet.portfolio.v1.CreateUserResponse
-	(*GetUserRequest)(nil),            // 10: pgfleet.portfolio.v1.GetUserRequest
-	(*GetUserResponse)(nil),           // 11: pgfleet.portfolio.v1.GetUserResponse
-	(*CreatePortfolioRequest)(nil),    // 12: pgfleet.portfolio.v1.CreatePortfolioRequest
-	(*CreatePortfolioResponse)(nil),   // 13: pgfleet.portfolio.v1.CreatePortfolioResponse
-	(*GetPortfolioRequest)(nil),       // 14: pgfleet.portfolio.v1.GetPortfolioRequest
-	(*GetPortfolioResponse)(nil),      // 15: pgfleet.portfolio.v1.GetPortfolioResponse
-	(*ListPortfoliosRequest)(nil),     // 16: pgfleet.portfolio.v1.ListPortfoliosRequest
-	(*ListPortfoliosResponse)(nil),    // 17: pgfleet.portfolio.v1.ListPortfoliosResponse
-	(*DepositRequest)(nil),            // 18: pgfleet.portfolio.v1.DepositRequest
-	(*DepositResponse)(nil),           // 19: pgfleet.portfolio.v1.DepositResponse
-	(*WithdrawRequest)(nil),           // 20: pgfleet.portfolio.v1.WithdrawRequest
-	(*WithdrawResponse)(nil),          // 21: pgfleet.portfolio.v1.WithdrawResponse
-	(*ExecuteTradeRequest)(nil),       // 22: pgfleet.portfolio.v1.ExecuteTradeRequest
-	(*ExecuteTradeResponse)(nil),      // 23: pgfleet.portfolio.v1.ExecuteTradeResponse
-	(*ListTradesRequest)(nil),         // 24: pgfleet.portfolio.v1.ListTradesRequest
-	(*ListTradesResponse)(nil),        // 25: pgfleet.portfolio.v1.ListTradesResponse
-	(*ListCashMovementsRequest)(nil),  // 26: pgfleet.portfolio.v1.ListCashMovementsRequest
-	(*ListCashMovementsResponse)(nil), // 27: pgfleet.portfolio.v1.ListCashMovementsResponse
-	(*WatchPortfolioRequest)(nil),     // 28: pgfleet.portfolio.v1.WatchPortfolioRequest
-	(*WatchPortfolioResponse)(nil),    // 29: pgfleet.portfolio.v1.WatchPortfolioResponse
-	(*WatchEventsRequest)(nil),        // 30: pgfleet.portfolio.v1.WatchEventsRequest
-	(*WatchEventsResponse)(nil),       // 31: pgfleet.portfolio.v1.WatchEventsResponse
-	(*TradeExecuted)(nil),             // 32: pgfleet.portfolio.v1.TradeExecuted
-	(*CashMoved)(nil),                 // 33: pgfleet.portfolio.v1.CashMoved
-	(*timestamppb.Timestamp)(nil),     // 34: google.protobuf.Timestamp
-	(*v1.Event)(nil),                  // 35: pgfleet.ops.v1.Event
+	(Side)(0),                            // 0: pgfleet.portfolio.v1.Side
+	(CashMovementKind)(0),                // 1: pgfleet.portfolio.v1.CashMovementKind
+	(*User)(nil),                         // 2: pgfleet.portfolio.v1.User
+	(*Portfolio)(nil),                    // 3: pgfleet.portfolio.v1.Portfolio
+	(*Position)(nil),                     // 4: pgfleet.portfolio.v1.Position
+	(*CurrencyValue)(nil),                // 5: pgfleet.portfolio.v1.CurrencyValue
+	(*Trade)(nil),                        // 6: pgfleet.portfolio.v1.Trade
+	(*CashMovement)(nil),                 // 7: pgfleet.portfolio.v1.CashMovement
+	(*CreateUserRequest)(nil),            // 8: pgfleet.portfolio.v1.CreateUserRequest
+	(*CreateUserResponse)(nil),           // 9: pgfleet.portfolio.v1.CreateUserResponse
+	(*GetUserRequest)(nil),               // 10: pgfleet.portfolio.v1.GetUserRequest
+	(*GetUserResponse)(nil),              // 11: pgfleet.portfolio.v1.GetUserResponse
+	(*CreatePortfolioRequest)(nil),       // 12: pgfleet.portfolio.v1.CreatePortfolioRequest
+	(*CreatePortfolioResponse)(nil),      // 13: pgfleet.portfolio.v1.CreatePortfolioResponse
+	(*GetPortfolioRequest)(nil),          // 14: pgfleet.portfolio.v1.GetPortfolioRequest
+	(*GetPortfolioResponse)(nil),         // 15: pgfleet.portfolio.v1.GetPortfolioResponse
+	(*ListPortfoliosRequest)(nil),        // 16: pgfleet.portfolio.v1.ListPortfoliosRequest
+	(*ListPortfoliosResponse)(nil),       // 17: pgfleet.portfolio.v1.ListPortfoliosResponse
+	(*DepositRequest)(nil),               // 18: pgfleet.portfolio.v1.DepositRequest
+	(*DepositResponse)(nil),              // 19: pgfleet.portfolio.v1.DepositResponse
+	(*WithdrawRequest)(nil),              // 20: pgfleet.portfolio.v1.WithdrawRequest
+	(*WithdrawResponse)(nil),             // 21: pgfleet.portfolio.v1.WithdrawResponse
+	(*ExecuteTradeRequest)(nil),          // 22: pgfleet.portfolio.v1.ExecuteTradeRequest
+	(*ExecuteTradeResponse)(nil),         // 23: pgfleet.portfolio.v1.ExecuteTradeResponse
+	(*ListTradesRequest)(nil),            // 24: pgfleet.portfolio.v1.ListTradesRequest
+	(*ListTradesResponse)(nil),           // 25: pgfleet.portfolio.v1.ListTradesResponse
+	(*ListCashMovementsRequest)(nil),     // 26: pgfleet.portfolio.v1.ListCashMovementsRequest
+	(*ListCashMovementsResponse)(nil),    // 27: pgfleet.portfolio.v1.ListCashMovementsResponse
+	(*WatchPortfolioRequest)(nil),        // 28: pgfleet.portfolio.v1.WatchPortfolioRequest
+	(*WatchPortfolioResponse)(nil),       // 29: pgfleet.portfolio.v1.WatchPortfolioResponse
+	(*WatchPortfolioEventsRequest)(nil),  // 30: pgfleet.portfolio.v1.WatchPortfolioEventsRequest
+	(*WatchPortfolioEventsResponse)(nil), // 31: pgfleet.portfolio.v1.WatchPortfolioEventsResponse
+	(*TradeExecuted)(nil),                // 32: pgfleet.portfolio.v1.TradeExecuted
+	(*CashMoved)(nil),                    // 33: pgfleet.portfolio.v1.CashMoved
+	(*timestamppb.Timestamp)(nil),        // 34: google.protobuf.Timestamp
+	(*v1.Event)(nil),                     // 35: pgfleet.ops.v1.Event
 }
 var file_pgfleet_portfolio_v1_portfolio_proto_depIdxs = []int32{
 	34, // 0: pgfleet.portfolio.v1.User.create_time:type_name -> google.protobuf.Timestamp
@@ -2572,7 +2572,7 @@ var file_pgfleet_portfolio_v1_portfolio_proto_depIdxs = []int32{
 	3,  // 25: pgfleet.portfolio.v1.WatchPortfolioResponse.portfolio:type_name -> pgfleet.portfolio.v1.Portfolio
 	4,  // 26: pgfleet.portfolio.v1.WatchPortfolioResponse.positions:type_name -> pgfleet.portfolio.v1.Position
 	5,  // 27: pgfleet.portfolio.v1.WatchPortfolioResponse.positions_values:type_name -> pgfleet.portfolio.v1.CurrencyValue
-	35, // 28: pgfleet.portfolio.v1.WatchEventsResponse.events:type_name -> pgfleet.ops.v1.Event
+	35, // 28: pgfleet.portfolio.v1.WatchPortfolioEventsResponse.events:type_name -> pgfleet.ops.v1.Event
 	6,  // 29: pgfleet.portfolio.v1.TradeExecuted.trade:type_name -> pgfleet.portfolio.v1.Trade
 	7,  // 30: pgfleet.portfolio.v1.CashMoved.movement:type_name -> pgfleet.portfolio.v1.CashMovement
 	8,  // 31: pgfleet.portfolio.v1.PortfolioService.CreateUser:input_type -> pgfleet.portfolio.v1.CreateUserRequest
@@ -2586,7 +2586,7 @@ var file_pgfleet_portfolio_v1_portfolio_proto_depIdxs = []int32{
 	24, // 39: pgfleet.portfolio.v1.PortfolioService.ListTrades:input_type -> pgfleet.portfolio.v1.ListTradesRequest
 	26, // 40: pgfleet.portfolio.v1.PortfolioService.ListCashMovements:input_type -> pgfleet.portfolio.v1.ListCashMovementsRequest
 	28, // 41: pgfleet.portfolio.v1.PortfolioService.WatchPortfolio:input_type -> pgfleet.portfolio.v1.WatchPortfolioRequest
-	30, // 42: pgfleet.portfolio.v1.PortfolioService.WatchEvents:input_type -> pgfleet.portfolio.v1.WatchEventsRequest
+	30, // 42: pgfleet.portfolio.v1.PortfolioService.WatchPortfolioEvents:input_type -> pgfleet.portfolio.v1.WatchPortfolioEventsRequest
 	9,  // 43: pgfleet.portfolio.v1.PortfolioService.CreateUser:output_type -> pgfleet.portfolio.v1.CreateUserResponse
 	11, // 44: pgfleet.portfolio.v1.PortfolioService.GetUser:output_type -> pgfleet.portfolio.v1.GetUserResponse
 	13, // 45: pgfleet.portfolio.v1.PortfolioService.CreatePortfolio:output_type -> pgfleet.portfolio.v1.CreatePortfolioResponse
@@ -2598,7 +2598,7 @@ var file_pgfleet_portfolio_v1_portfolio_proto_depIdxs = []int32{
 	25, // 51: pgfleet.portfolio.v1.PortfolioService.ListTrades:output_type -> pgfleet.portfolio.v1.ListTradesResponse
 	27, // 52: pgfleet.portfolio.v1.PortfolioService.ListCashMovements:output_type -> pgfleet.portfolio.v1.ListCashMovementsResponse
 	29, // 53: pgfleet.portfolio.v1.PortfolioService.WatchPortfolio:output_type -> pgfleet.portfolio.v1.WatchPortfolioResponse
-	31, // 54: pgfleet.portfolio.v1.PortfolioService.WatchEvents:output_type -> pgfleet.portfolio.v1.WatchEventsResponse
+	31, // 54: pgfleet.portfolio.v1.PortfolioService.WatchPortfolioEvents:output_type -> pgfleet.portfolio.v1.WatchPortfolioEventsResponse
 	43, // [43:55] is the sub-list for method output_type
 	31, // [31:43] is the sub-list for method input_type
 	31, // [31:31] is the sub-list for extension type_name

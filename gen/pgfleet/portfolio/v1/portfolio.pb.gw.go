@@ -472,23 +472,23 @@ func request_PortfolioService_WatchPortfolio_0(ctx context.Context, marshaler ru
 	return stream, metadata, nil
 }
 
-var filter_PortfolioService_WatchEvents_0 = &utilities.DoubleArray{Encoding: map[string]int{}, Base: []int(nil), Check: []int(nil)}
+var filter_PortfolioService_WatchPortfolioEvents_0 = &utilities.DoubleArray{Encoding: map[string]int{}, Base: []int(nil), Check: []int(nil)}
 
-func request_PortfolioService_WatchEvents_0(ctx context.Context, marshaler runtime.Marshaler, client PortfolioServiceClient, req *http.Request, pathParams map[string]string) (PortfolioService_WatchEventsClient, runtime.ServerMetadata, error) {
+func request_PortfolioService_WatchPortfolioEvents_0(ctx context.Context, marshaler runtime.Marshaler, client PortfolioServiceClient, req *http.Request, pathParams map[string]string) (PortfolioService_WatchPortfolioEventsClient, runtime.ServerMetadata, error) {
 	var (
-		protoReq WatchEventsRequest
+		protoReq WatchPortfolioEventsRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := req.ParseForm(); err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
 	}
-	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_PortfolioService_WatchEvents_0); err != nil {
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_PortfolioService_WatchPortfolioEvents_0); err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
 	}
 	if req.Body != nil {
 		_, _ = io.Copy(io.Discard, req.Body)
 	}
-	stream, err := client.WatchEvents(ctx, &protoReq)
+	stream, err := client.WatchPortfolioEvents(ctx, &protoReq)
 	if err != nil {
 		return nil, metadata, err
 	}
@@ -714,7 +714,7 @@ func RegisterPortfolioServiceHandlerServer(ctx context.Context, mux *runtime.Ser
 		return
 	})
 
-	mux.Handle(http.MethodGet, pattern_PortfolioService_WatchEvents_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+	mux.Handle(http.MethodGet, pattern_PortfolioService_WatchPortfolioEvents_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		err := status.Error(codes.Unimplemented, "streaming calls are not yet supported in the in-process transport")
 		_, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
 		runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
@@ -947,52 +947,52 @@ func RegisterPortfolioServiceHandlerClient(ctx context.Context, mux *runtime.Ser
 		}
 		forward_PortfolioService_WatchPortfolio_0(annotatedContext, mux, outboundMarshaler, w, req, func() (proto.Message, error) { return resp.Recv() }, mux.GetForwardResponseOptions()...)
 	})
-	mux.Handle(http.MethodGet, pattern_PortfolioService_WatchEvents_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+	mux.Handle(http.MethodGet, pattern_PortfolioService_WatchPortfolioEvents_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
 		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/pgfleet.portfolio.v1.PortfolioService/WatchEvents", runtime.WithHTTPPathPattern("/v1/events/portfolio:watch"))
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/pgfleet.portfolio.v1.PortfolioService/WatchPortfolioEvents", runtime.WithHTTPPathPattern("/v1/events/portfolio:watch"))
 		if err != nil {
 			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		resp, md, err := request_PortfolioService_WatchEvents_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		resp, md, err := request_PortfolioService_WatchPortfolioEvents_0(annotatedContext, inboundMarshaler, client, req, pathParams)
 		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
 		if err != nil {
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_PortfolioService_WatchEvents_0(annotatedContext, mux, outboundMarshaler, w, req, func() (proto.Message, error) { return resp.Recv() }, mux.GetForwardResponseOptions()...)
+		forward_PortfolioService_WatchPortfolioEvents_0(annotatedContext, mux, outboundMarshaler, w, req, func() (proto.Message, error) { return resp.Recv() }, mux.GetForwardResponseOptions()...)
 	})
 	return nil
 }
 
 var (
-	pattern_PortfolioService_CreateUser_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "users"}, ""))
-	pattern_PortfolioService_GetUser_0           = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "users", "user_id"}, ""))
-	pattern_PortfolioService_CreatePortfolio_0   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "portfolios"}, ""))
-	pattern_PortfolioService_GetPortfolio_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "portfolios", "portfolio_id"}, ""))
-	pattern_PortfolioService_ListPortfolios_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "portfolios"}, ""))
-	pattern_PortfolioService_Deposit_0           = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "portfolios", "portfolio_id"}, "deposit"))
-	pattern_PortfolioService_Withdraw_0          = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "portfolios", "portfolio_id"}, "withdraw"))
-	pattern_PortfolioService_ExecuteTrade_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "portfolios", "portfolio_id", "trades"}, ""))
-	pattern_PortfolioService_ListTrades_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "portfolios", "portfolio_id", "trades"}, ""))
-	pattern_PortfolioService_ListCashMovements_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "portfolios", "portfolio_id", "cash-movements"}, ""))
-	pattern_PortfolioService_WatchPortfolio_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "portfolios", "portfolio_id"}, "watch"))
-	pattern_PortfolioService_WatchEvents_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "events", "portfolio"}, "watch"))
+	pattern_PortfolioService_CreateUser_0           = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "users"}, ""))
+	pattern_PortfolioService_GetUser_0              = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "users", "user_id"}, ""))
+	pattern_PortfolioService_CreatePortfolio_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "portfolios"}, ""))
+	pattern_PortfolioService_GetPortfolio_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "portfolios", "portfolio_id"}, ""))
+	pattern_PortfolioService_ListPortfolios_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "portfolios"}, ""))
+	pattern_PortfolioService_Deposit_0              = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "portfolios", "portfolio_id"}, "deposit"))
+	pattern_PortfolioService_Withdraw_0             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "portfolios", "portfolio_id"}, "withdraw"))
+	pattern_PortfolioService_ExecuteTrade_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "portfolios", "portfolio_id", "trades"}, ""))
+	pattern_PortfolioService_ListTrades_0           = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "portfolios", "portfolio_id", "trades"}, ""))
+	pattern_PortfolioService_ListCashMovements_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "portfolios", "portfolio_id", "cash-movements"}, ""))
+	pattern_PortfolioService_WatchPortfolio_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "portfolios", "portfolio_id"}, "watch"))
+	pattern_PortfolioService_WatchPortfolioEvents_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "events", "portfolio"}, "watch"))
 )
 
 var (
-	forward_PortfolioService_CreateUser_0        = runtime.ForwardResponseMessage
-	forward_PortfolioService_GetUser_0           = runtime.ForwardResponseMessage
-	forward_PortfolioService_CreatePortfolio_0   = runtime.ForwardResponseMessage
-	forward_PortfolioService_GetPortfolio_0      = runtime.ForwardResponseMessage
-	forward_PortfolioService_ListPortfolios_0    = runtime.ForwardResponseMessage
-	forward_PortfolioService_Deposit_0           = runtime.ForwardResponseMessage
-	forward_PortfolioService_Withdraw_0          = runtime.ForwardResponseMessage
-	forward_PortfolioService_ExecuteTrade_0      = runtime.ForwardResponseMessage
-	forward_PortfolioService_ListTrades_0        = runtime.ForwardResponseMessage
-	forward_PortfolioService_ListCashMovements_0 = runtime.ForwardResponseMessage
-	forward_PortfolioService_WatchPortfolio_0    = runtime.ForwardResponseStream
-	forward_PortfolioService_WatchEvents_0       = runtime.ForwardResponseStream
+	forward_PortfolioService_CreateUser_0           = runtime.ForwardResponseMessage
+	forward_PortfolioService_GetUser_0              = runtime.ForwardResponseMessage
+	forward_PortfolioService_CreatePortfolio_0      = runtime.ForwardResponseMessage
+	forward_PortfolioService_GetPortfolio_0         = runtime.ForwardResponseMessage
+	forward_PortfolioService_ListPortfolios_0       = runtime.ForwardResponseMessage
+	forward_PortfolioService_Deposit_0              = runtime.ForwardResponseMessage
+	forward_PortfolioService_Withdraw_0             = runtime.ForwardResponseMessage
+	forward_PortfolioService_ExecuteTrade_0         = runtime.ForwardResponseMessage
+	forward_PortfolioService_ListTrades_0           = runtime.ForwardResponseMessage
+	forward_PortfolioService_ListCashMovements_0    = runtime.ForwardResponseMessage
+	forward_PortfolioService_WatchPortfolio_0       = runtime.ForwardResponseStream
+	forward_PortfolioService_WatchPortfolioEvents_0 = runtime.ForwardResponseStream
 )

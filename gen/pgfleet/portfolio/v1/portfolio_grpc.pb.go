@@ -21,18 +21,18 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	PortfolioService_CreateUser_FullMethodName        = "/pgfleet.portfolio.v1.PortfolioService/CreateUser"
-	PortfolioService_GetUser_FullMethodName           = "/pgfleet.portfolio.v1.PortfolioService/GetUser"
-	PortfolioService_CreatePortfolio_FullMethodName   = "/pgfleet.portfolio.v1.PortfolioService/CreatePortfolio"
-	PortfolioService_GetPortfolio_FullMethodName      = "/pgfleet.portfolio.v1.PortfolioService/GetPortfolio"
-	PortfolioService_ListPortfolios_FullMethodName    = "/pgfleet.portfolio.v1.PortfolioService/ListPortfolios"
-	PortfolioService_Deposit_FullMethodName           = "/pgfleet.portfolio.v1.PortfolioService/Deposit"
-	PortfolioService_Withdraw_FullMethodName          = "/pgfleet.portfolio.v1.PortfolioService/Withdraw"
-	PortfolioService_ExecuteTrade_FullMethodName      = "/pgfleet.portfolio.v1.PortfolioService/ExecuteTrade"
-	PortfolioService_ListTrades_FullMethodName        = "/pgfleet.portfolio.v1.PortfolioService/ListTrades"
-	PortfolioService_ListCashMovements_FullMethodName = "/pgfleet.portfolio.v1.PortfolioService/ListCashMovements"
-	PortfolioService_WatchPortfolio_FullMethodName    = "/pgfleet.portfolio.v1.PortfolioService/WatchPortfolio"
-	PortfolioService_WatchEvents_FullMethodName       = "/pgfleet.portfolio.v1.PortfolioService/WatchEvents"
+	PortfolioService_CreateUser_FullMethodName           = "/pgfleet.portfolio.v1.PortfolioService/CreateUser"
+	PortfolioService_GetUser_FullMethodName              = "/pgfleet.portfolio.v1.PortfolioService/GetUser"
+	PortfolioService_CreatePortfolio_FullMethodName      = "/pgfleet.portfolio.v1.PortfolioService/CreatePortfolio"
+	PortfolioService_GetPortfolio_FullMethodName         = "/pgfleet.portfolio.v1.PortfolioService/GetPortfolio"
+	PortfolioService_ListPortfolios_FullMethodName       = "/pgfleet.portfolio.v1.PortfolioService/ListPortfolios"
+	PortfolioService_Deposit_FullMethodName              = "/pgfleet.portfolio.v1.PortfolioService/Deposit"
+	PortfolioService_Withdraw_FullMethodName             = "/pgfleet.portfolio.v1.PortfolioService/Withdraw"
+	PortfolioService_ExecuteTrade_FullMethodName         = "/pgfleet.portfolio.v1.PortfolioService/ExecuteTrade"
+	PortfolioService_ListTrades_FullMethodName           = "/pgfleet.portfolio.v1.PortfolioService/ListTrades"
+	PortfolioService_ListCashMovements_FullMethodName    = "/pgfleet.portfolio.v1.PortfolioService/ListCashMovements"
+	PortfolioService_WatchPortfolio_FullMethodName       = "/pgfleet.portfolio.v1.PortfolioService/WatchPortfolio"
+	PortfolioService_WatchPortfolioEvents_FullMethodName = "/pgfleet.portfolio.v1.PortfolioService/WatchPortfolioEvents"
 )
 
 // PortfolioServiceClient is the client API for PortfolioService service.
@@ -95,10 +95,10 @@ type PortfolioServiceClient interface {
 	// portfolio is NOT_FOUND, as for GetPortfolio. The stream runs until the client cancels it
 	// or the server shuts down (UNAVAILABLE: reconnect, to this or another replica).
 	WatchPortfolio(ctx context.Context, in *WatchPortfolioRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchPortfolioResponse], error)
-	// WatchEvents streams the service's change events (TradeExecuted, CashMoved) in commit
-	// order, at least once, from an opaque cursor, as StockService.WatchEvents does. Every
+	// WatchPortfolioEvents streams the service's change events (TradeExecuted, CashMoved) in commit
+	// order, at least once, from an opaque cursor, as StockService.WatchStockEvents does. Every
 	// user's: role service or admin only.
-	WatchEvents(ctx context.Context, in *WatchEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEventsResponse], error)
+	WatchPortfolioEvents(ctx context.Context, in *WatchPortfolioEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchPortfolioEventsResponse], error)
 }
 
 type portfolioServiceClient struct {
@@ -228,13 +228,13 @@ func (c *portfolioServiceClient) WatchPortfolio(ctx context.Context, in *WatchPo
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type PortfolioService_WatchPortfolioClient = grpc.ServerStreamingClient[WatchPortfolioResponse]
 
-func (c *portfolioServiceClient) WatchEvents(ctx context.Context, in *WatchEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEventsResponse], error) {
+func (c *portfolioServiceClient) WatchPortfolioEvents(ctx context.Context, in *WatchPortfolioEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchPortfolioEventsResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &PortfolioService_ServiceDesc.Streams[1], PortfolioService_WatchEvents_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &PortfolioService_ServiceDesc.Streams[1], PortfolioService_WatchPortfolioEvents_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
-	x := &grpc.GenericClientStream[WatchEventsRequest, WatchEventsResponse]{ClientStream: stream}
+	x := &grpc.GenericClientStream[WatchPortfolioEventsRequest, WatchPortfolioEventsResponse]{ClientStream: stream}
 	if err := x.ClientStream.SendMsg(in); err != nil {
 		return nil, err
 	}
@@ -245,7 +245,7 @@ func (c *portfolioServiceClient) WatchEvents(ctx context.Context, in *WatchEvent
 }
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type PortfolioService_WatchEventsClient = grpc.ServerStreamingClient[WatchEventsResponse]
+type PortfolioService_WatchPortfolioEventsClient = grpc.ServerStreamingClient[WatchPortfolioEventsResponse]
 
 // PortfolioServiceServer is the server API for PortfolioService service.
 // All implementations must embed UnimplementedPortfolioServiceServer
@@ -307,10 +307,10 @@ type PortfolioServiceServer interface {
 	// portfolio is NOT_FOUND, as for GetPortfolio. The stream runs until the client cancels it
 	// or the server shuts down (UNAVAILABLE: reconnect, to this or another replica).
 	WatchPortfolio(*WatchPortfolioRequest, grpc.ServerStreamingServer[WatchPortfolioResponse]) error
-	// WatchEvents streams the service's change events (TradeExecuted, CashMoved) in commit
-	// order, at least once, from an opaque cursor, as StockService.WatchEvents does. Every
+	// WatchPortfolioEvents streams the service's change events (TradeExecuted, CashMoved) in commit
+	// order, at least once, from an opaque cursor, as StockService.WatchStockEvents does. Every
 	// user's: role service or admin only.
-	WatchEvents(*WatchEventsRequest, grpc.ServerStreamingServer[WatchEventsResponse]) error
+	WatchPortfolioEvents(*WatchPortfolioEventsRequest, grpc.ServerStreamingServer[WatchPortfolioEventsResponse]) error
 	mustEmbedUnimplementedPortfolioServiceServer()
 }
 
@@ -354,8 +354,8 @@ func (UnimplementedPortfolioServiceServer) ListCashMovements(context.Context, *L
 func (UnimplementedPortfolioServiceServer) WatchPortfolio(*WatchPortfolioRequest, grpc.ServerStreamingServer[WatchPortfolioResponse]) error {
 	return status.Error(codes.Unimplemented, "method WatchPortfolio not implemented")
 }
-func (UnimplementedPortfolioServiceServer) WatchEvents(*WatchEventsRequest, grpc.ServerStreamingServer[WatchEventsResponse]) error {
-	return status.Error(codes.Unimplemented, "method WatchEvents not implemented")
+func (UnimplementedPortfolioServiceServer) WatchPortfolioEvents(*WatchPortfolioEventsRequest, grpc.ServerStreamingServer[WatchPortfolioEventsResponse]) error {
+	return status.Error(codes.Unimplemented, "method WatchPortfolioEvents not implemented")
 }
 func (UnimplementedPortfolioServiceServer) mustEmbedUnimplementedPortfolioServiceServer() {}
 func (UnimplementedPortfolioServiceServer) testEmbeddedByValue()                          {}
@@ -569,16 +569,16 @@ func _PortfolioService_WatchPortfolio_Handler(srv interface{}, stream grpc.Serve
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type PortfolioService_WatchPortfolioServer = grpc.ServerStreamingServer[WatchPortfolioResponse]
 
-func _PortfolioService_WatchEvents_Handler(srv interface{}, stream grpc.ServerStream) error {
-	m := new(WatchEventsRequest)
+func _PortfolioService_WatchPortfolioEvents_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchPortfolioEventsRequest)
 	if err := stream.RecvMsg(m); err != nil {
 		return err
 	}
-	return srv.(PortfolioServiceServer).WatchEvents(m, &grpc.GenericServerStream[WatchEventsRequest, WatchEventsResponse]{ServerStream: stream})
+	return srv.(PortfolioServiceServer).WatchPortfolioEvents(m, &grpc.GenericServerStream[WatchPortfolioEventsRequest, WatchPortfolioEventsResponse]{ServerStream: stream})
 }
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type PortfolioService_WatchEventsServer = grpc.ServerStreamingServer[WatchEventsResponse]
+type PortfolioService_WatchPortfolioEventsServer = grpc.ServerStreamingServer[WatchPortfolioEventsResponse]
 
 // PortfolioService_ServiceDesc is the grpc.ServiceDesc for PortfolioService service.
 // It's only intended for direct use with grpc.RegisterService,
@@ -635,8 +635,8 @@ var PortfolioService_ServiceDesc = grpc.ServiceDesc{
 			ServerStreams: true,
 		},
 		{
-			StreamName:    "WatchEvents",
-			Handler:       _PortfolioService_WatchEvents_Handler,
+			StreamName:    "WatchPortfolioEvents",
+			Handler:       _PortfolioService_WatchPortfolioEvents_Handler,
 			ServerStreams: true,
 		},
 	},

@@ -1815,8 +1815,8 @@ func (x *WatchLatestPricesResponse) GetClearedSymbols() []string {
 	return nil
 }
 
-// WatchEventsRequest says where a consumer starts and which events it wants.
-type WatchEventsRequest struct {
+// WatchStockEventsRequest says where a consumer starts and which events it wants.
+type WatchStockEventsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Event types to receive, full message names such as "pgfleet.stock.v1.LatestPriceChanged";
 	// empty: all of the service's. At most 20, each one of the service's event types.
@@ -1830,20 +1830,20 @@ type WatchEventsRequest struct {
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *WatchEventsRequest) Reset() {
-	*x = WatchEventsRequest{}
+func (x *WatchStockEventsRequest) Reset() {
+	*x = WatchStockEventsRequest{}
 	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *WatchEventsRequest) String() string {
+func (x *WatchStockEventsRequest) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*WatchEventsRequest) ProtoMessage() {}
+func (*WatchStockEventsRequest) ProtoMessage() {}
 
-func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
+func (x *WatchStockEventsRequest) ProtoReflect() protoreflect.Message {
 	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -1855,34 +1855,34 @@ func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use WatchEventsRequest.ProtoReflect.Descriptor instead.
-func (*WatchEventsRequest) Descriptor() ([]byte, []int) {
+// Deprecated: Use WatchStockEventsRequest.ProtoReflect.Descriptor instead.
+func (*WatchStockEventsRequest) Descriptor() ([]byte, []int) {
 	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{28}
 }
 
-func (x *WatchEventsRequest) GetTypes() []string {
+func (x *WatchStockEventsRequest) GetTypes() []string {
 	if x != nil {
 		return x.Types
 	}
 	return nil
 }
 
-func (x *WatchEventsRequest) GetCursor() string {
+func (x *WatchStockEventsRequest) GetCursor() string {
 	if x != nil {
 		return x.Cursor
 	}
 	return ""
 }
 
-func (x *WatchEventsRequest) GetFromOldest() bool {
+func (x *WatchStockEventsRequest) GetFromOldest() bool {
 	if x != nil {
 		return x.FromOldest
 	}
 	return false
 }
 
-// WatchEventsResponse is a batch of events in commit order.
-type WatchEventsResponse struct {
+// WatchStockEventsResponse is a batch of events in commit order.
+type WatchStockEventsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The events; empty in the first message of a stream started without a cursor, which
 	// marks where the stream starts.
@@ -1893,20 +1893,20 @@ type WatchEventsResponse struct {
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *WatchEventsResponse) Reset() {
-	*x = WatchEventsResponse{}
+func (x *WatchStockEventsResponse) Reset() {
+	*x = WatchStockEventsResponse{}
 	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *WatchEventsResponse) String() string {
+func (x *WatchStockEventsResponse) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*WatchEventsResponse) ProtoMessage() {}
+func (*WatchStockEventsResponse) ProtoMessage() {}
 
-func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
+func (x *WatchStockEventsResponse) ProtoReflect() protoreflect.Message {
 	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -1918,19 +1918,19 @@ func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use WatchEventsResponse.ProtoReflect.Descriptor instead.
-func (*WatchEventsResponse) Descriptor() ([]byte, []int) {
+// Deprecated: Use WatchStockEventsResponse.ProtoReflect.Descriptor instead.
+func (*WatchStockEventsResponse) Descriptor() ([]byte, []int) {
 	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{29}
 }
 
-func (x *WatchEventsResponse) GetEvents() []*v1.Event {
+func (x *WatchStockEventsResponse) GetEvents() []*v1.Event {
 	if x != nil {
 		return x.Events
 	}
 	return nil
 }
 
-func (x *WatchEventsResponse) GetCursor() string {
+func (x *WatchStockEventsResponse) GetCursor() string {
 	if x != nil {
 		return x.Cursor
 	}
@@ -2268,13 +2268,13 @@ const file_pgfleet_stock_v1_stock_proto_rawDesc = "" +
 	"\asymbols\x18\x01 \x03(\tB\x03\xe0A\x02R\asymbols\"u\n" +
 	"\x19WatchLatestPricesResponse\x12/\n" +
 	"\x06prices\x18\x01 \x03(\v2\x17.pgfleet.stock.v1.PriceR\x06prices\x12'\n" +
-	"\x0fcleared_symbols\x18\x02 \x03(\tR\x0eclearedSymbols\"c\n" +
-	"\x12WatchEventsRequest\x12\x14\n" +
+	"\x0fcleared_symbols\x18\x02 \x03(\tR\x0eclearedSymbols\"h\n" +
+	"\x17WatchStockEventsRequest\x12\x14\n" +
 	"\x05types\x18\x01 \x03(\tR\x05types\x12\x16\n" +
 	"\x06cursor\x18\x02 \x01(\tR\x06cursor\x12\x1f\n" +
 	"\vfrom_oldest\x18\x03 \x01(\bR\n" +
-	"fromOldest\"\\\n" +
-	"\x13WatchEventsResponse\x12-\n" +
+	"fromOldest\"a\n" +
+	"\x18WatchStockEventsResponse\x12-\n" +
 	"\x06events\x18\x01 \x03(\v2\x15.pgfleet.ops.v1.EventR\x06events\x12\x16\n" +
 	"\x06cursor\x18\x02 \x01(\tR\x06cursor\"[\n" +
 	"\x12LatestPriceChanged\x12\x16\n" +
@@ -2295,7 +2295,7 @@ const file_pgfleet_stock_v1_stock_proto_rawDesc = "" +
 	"ACTION_BUY\x10\x02\x12\x0f\n" +
 	"\vACTION_HOLD\x10\x03\x12\x0f\n" +
 	"\vACTION_SELL\x10\x04\x12\x16\n" +
-	"\x12ACTION_STRONG_SELL\x10\x052\xd5\n" +
+	"\x12ACTION_STRONG_SELL\x10\x052\xe4\n" +
 	"\n" +
 	"\fStockService\x12V\n" +
 	"\bGetStock\x12!.pgfleet.stock.v1.GetStockRequest\x1a\".pgfleet.stock.v1.GetStockResponse\"\x03\x90\x02\x01\x12\\\n" +
@@ -2311,8 +2311,8 @@ const file_pgfleet_stock_v1_stock_proto_rawDesc = "" +
 	"\x0fGetLatestPrices\x12(.pgfleet.stock.v1.GetLatestPricesRequest\x1a).pgfleet.stock.v1.GetLatestPricesResponse\"\x03\x90\x02\x01\x12w\n" +
 	"\x13ListRecommendations\x12,.pgfleet.stock.v1.ListRecommendationsRequest\x1a-.pgfleet.stock.v1.ListRecommendationsResponse\"\x03\x90\x02\x01\x12}\n" +
 	"\x15UpsertRecommendations\x12..pgfleet.stock.v1.UpsertRecommendationsRequest\x1a/.pgfleet.stock.v1.UpsertRecommendationsResponse\"\x03\x90\x02\x02\x12s\n" +
-	"\x11WatchLatestPrices\x12*.pgfleet.stock.v1.WatchLatestPricesRequest\x1a+.pgfleet.stock.v1.WatchLatestPricesResponse\"\x03\x90\x02\x010\x01\x12a\n" +
-	"\vWatchEvents\x12$.pgfleet.stock.v1.WatchEventsRequest\x1a%.pgfleet.stock.v1.WatchEventsResponse\"\x03\x90\x02\x010\x01B9Z7github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1;stockv1b\x06proto3"
+	"\x11WatchLatestPrices\x12*.pgfleet.stock.v1.WatchLatestPricesRequest\x1a+.pgfleet.stock.v1.WatchLatestPricesResponse\"\x03\x90\x02\x010\x01\x12p\n" +
+	"\x10WatchStockEvents\x12).pgfleet.stock.v1.WatchStockEventsRequest\x1a*.pgfleet.stock.v1.WatchStockEventsResponse\"\x03\x90\x02\x010\x01B9Z7github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1;stockv1b\x06proto3"
 
 var (
 	file_pgfleet_stock_v1_stock_proto_rawDescOnce sync.Once
@@ -2358,8 +2358,8 @@ var file_pgfleet_stock_v1_stock_proto_goTypes = []any{
 	(*UpsertRecommendationsResponse)(nil), // 26: pgfleet.stock.v1.UpsertRecommendationsResponse
 	(*WatchLatestPricesRequest)(nil),      // 27: pgfleet.stock.v1.WatchLatestPricesRequest
 	(*WatchLatestPricesResponse)(nil),     // 28: pgfleet.stock.v1.WatchLatestPricesResponse
-	(*WatchEventsRequest)(nil),            // 29: pgfleet.stock.v1.WatchEventsRequest
-	(*WatchEventsResponse)(nil),           // 30: pgfleet.stock.v1.WatchEventsResponse
+	(*WatchStockEventsRequest)(nil),       // 29: pgfleet.stock.v1.WatchStockEventsRequest
+	(*WatchStockEventsResponse)(nil),      // 30: pgfleet.stock.v1.WatchStockEventsResponse
 	(*LatestPriceChanged)(nil),            // 31: pgfleet.stock.v1.LatestPriceChanged
 	(*StockChanged)(nil),                  // 32: pgfleet.stock.v1.StockChanged
 	(*StockDeleted)(nil),                  // 33: pgfleet.stock.v1.StockDeleted
@@ -2391,7 +2391,7 @@ var file_pgfleet_stock_v1_stock_proto_depIdxs = []int32{
 	3,  // 20: pgfleet.stock.v1.ListRecommendationsResponse.recommendations:type_name -> pgfleet.stock.v1.Recommendation
 	3,  // 21: pgfleet.stock.v1.UpsertRecommendationsRequest.recommendations:type_name -> pgfleet.stock.v1.Recommendation
 	2,  // 22: pgfleet.stock.v1.WatchLatestPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
-	36, // 23: pgfleet.stock.v1.WatchEventsResponse.events:type_name -> pgfleet.ops.v1.Event
+	36, // 23: pgfleet.stock.v1.WatchStockEventsResponse.events:type_name -> pgfleet.ops.v1.Event
 	2,  // 24: pgfleet.stock.v1.LatestPriceChanged.price:type_name -> pgfleet.stock.v1.Price
 	1,  // 25: pgfleet.stock.v1.StockChanged.stock:type_name -> pgfleet.stock.v1.Stock
 	35, // 26: pgfleet.stock.v1.StockDeleted.delist_time:type_name -> google.protobuf.Timestamp
@@ -2408,7 +2408,7 @@ var file_pgfleet_stock_v1_stock_proto_depIdxs = []int32{
 	23, // 37: pgfleet.stock.v1.StockService.ListRecommendations:input_type -> pgfleet.stock.v1.ListRecommendationsRequest
 	25, // 38: pgfleet.stock.v1.StockService.UpsertRecommendations:input_type -> pgfleet.stock.v1.UpsertRecommendationsRequest
 	27, // 39: pgfleet.stock.v1.StockService.WatchLatestPrices:input_type -> pgfleet.stock.v1.WatchLatestPricesRequest
-	29, // 40: pgfleet.stock.v1.StockService.WatchEvents:input_type -> pgfleet.stock.v1.WatchEventsRequest
+	29, // 40: pgfleet.stock.v1.StockService.WatchStockEvents:input_type -> pgfleet.stock.v1.WatchStockEventsRequest
 	5,  // 41: pgfleet.stock.v1.StockService.GetStock:output_type -> pgfleet.stock.v1.GetStockResponse
 	7,  // 42: pgfleet.stock.v1.StockService.ListStocks:output_type -> pgfleet.stock.v1.ListStocksResponse
 	9,  // 43: pgfleet.stock.v1.StockService.BatchGetStocks:output_type -> pgfleet.stock.v1.BatchGetStocksResponse
@@ -2421,7 +2421,7 @@ var file_pgfleet_stock_v1_stock_proto_depIdxs = []int32{
 	24, // 50: pgfleet.stock.v1.StockService.ListRecommendations:output_type -> pgfleet.stock.v1.ListRecommendationsResponse
 	26, // 51: pgfleet.stock.v1.StockService.UpsertRecommendations:output_type -> pgfleet.stock.v1.UpsertRecommendationsResponse
 	28, // 52: pgfleet.stock.v1.StockService.WatchLatestPrices:output_type -> pgfleet.stock.v1.WatchLatestPricesResponse
-	30, // 53: pgfleet.stock.v1.StockService.WatchEvents:output_type -> pgfleet.stock.v1.WatchEventsResponse
+	30, // 53: pgfleet.stock.v1.StockService.WatchStockEvents:output_type -> pgfleet.stock.v1.WatchStockEventsResponse
 	41, // [41:54] is the sub-list for method output_type
 	28, // [28:41] is the sub-list for method input_type
 	28, // [28:28] is the sub-list for extension type_name

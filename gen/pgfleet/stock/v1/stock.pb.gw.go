@@ -466,23 +466,23 @@ func request_StockService_WatchLatestPrices_0(ctx context.Context, marshaler run
 	return stream, metadata, nil
 }
 
-var filter_StockService_WatchEvents_0 = &utilities.DoubleArray{Encoding: map[string]int{}, Base: []int(nil), Check: []int(nil)}
+var filter_StockService_WatchStockEvents_0 = &utilities.DoubleArray{Encoding: map[string]int{}, Base: []int(nil), Check: []int(nil)}
 
-func request_StockService_WatchEvents_0(ctx context.Context, marshaler runtime.Marshaler, client StockServiceClient, req *http.Request, pathParams map[string]string) (StockService_WatchEventsClient, runtime.ServerMetadata, error) {
+func request_StockService_WatchStockEvents_0(ctx context.Context, marshaler runtime.Marshaler, client StockServiceClient, req *http.Request, pathParams map[string]string) (StockService_WatchStockEventsClient, runtime.ServerMetadata, error) {
 	var (
-		protoReq WatchEventsRequest
+		protoReq WatchStockEventsRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := req.ParseForm(); err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
 	}
-	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_StockService_WatchEvents_0); err != nil {
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_StockService_WatchStockEvents_0); err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
 	}
 	if req.Body != nil {
 		_, _ = io.Copy(io.Discard, req.Body)
 	}
-	stream, err := client.WatchEvents(ctx, &protoReq)
+	stream, err := client.WatchStockEvents(ctx, &protoReq)
 	if err != nil {
 		return nil, metadata, err
 	}
@@ -702,7 +702,7 @@ func RegisterStockServiceHandlerServer(ctx context.Context, mux *runtime.ServeMu
 		return
 	})
 
-	mux.Handle(http.MethodGet, pattern_StockService_WatchEvents_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+	mux.Handle(http.MethodGet, pattern_StockService_WatchStockEvents_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		err := status.Error(codes.Unimplemented, "streaming calls are not yet supported in the in-process transport")
 		_, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
 		runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
@@ -952,22 +952,22 @@ func RegisterStockServiceHandlerClient(ctx context.Context, mux *runtime.ServeMu
 		}
 		forward_StockService_WatchLatestPrices_0(annotatedContext, mux, outboundMarshaler, w, req, func() (proto.Message, error) { return resp.Recv() }, mux.GetForwardResponseOptions()...)
 	})
-	mux.Handle(http.MethodGet, pattern_StockService_WatchEvents_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+	mux.Handle(http.MethodGet, pattern_StockService_WatchStockEvents_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
 		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/pgfleet.stock.v1.StockService/WatchEvents", runtime.WithHTTPPathPattern("/v1/events/stock:watch"))
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/pgfleet.stock.v1.StockService/WatchStockEvents", runtime.WithHTTPPathPattern("/v1/events/stock:watch"))
 		if err != nil {
 			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		resp, md, err := request_StockService_WatchEvents_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		resp, md, err := request_StockService_WatchStockEvents_0(annotatedContext, inboundMarshaler, client, req, pathParams)
 		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
 		if err != nil {
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_StockService_WatchEvents_0(annotatedContext, mux, outboundMarshaler, w, req, func() (proto.Message, error) { return resp.Recv() }, mux.GetForwardResponseOptions()...)
+		forward_StockService_WatchStockEvents_0(annotatedContext, mux, outboundMarshaler, w, req, func() (proto.Message, error) { return resp.Recv() }, mux.GetForwardResponseOptions()...)
 	})
 	return nil
 }
@@ -985,7 +985,7 @@ var (
 	pattern_StockService_ListRecommendations_0   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "recommendations"}, ""))
 	pattern_StockService_UpsertRecommendations_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "recommendations"}, "upsert"))
 	pattern_StockService_WatchLatestPrices_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "prices"}, "watch"))
-	pattern_StockService_WatchEvents_0           = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "events", "stock"}, "watch"))
+	pattern_StockService_WatchStockEvents_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "events", "stock"}, "watch"))
 )
 
 var (
@@ -1001,5 +1001,5 @@ var (
 	forward_StockService_ListRecommendations_0   = runtime.ForwardResponseMessage
 	forward_StockService_UpsertRecommendations_0 = runtime.ForwardResponseMessage
 	forward_StockService_WatchLatestPrices_0     = runtime.ForwardResponseStream
-	forward_StockService_WatchEvents_0           = runtime.ForwardResponseStream
+	forward_StockService_WatchStockEvents_0      = runtime.ForwardResponseStream
 )

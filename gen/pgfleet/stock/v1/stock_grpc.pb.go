@@ -33,7 +33,7 @@ const (
 	StockService_ListRecommendations_FullMethodName   = "/pgfleet.stock.v1.StockService/ListRecommendations"
 	StockService_UpsertRecommendations_FullMethodName = "/pgfleet.stock.v1.StockService/UpsertRecommendations"
 	StockService_WatchLatestPrices_FullMethodName     = "/pgfleet.stock.v1.StockService/WatchLatestPrices"
-	StockService_WatchEvents_FullMethodName           = "/pgfleet.stock.v1.StockService/WatchEvents"
+	StockService_WatchStockEvents_FullMethodName      = "/pgfleet.stock.v1.StockService/WatchStockEvents"
 )
 
 // StockServiceClient is the client API for StockService service.
@@ -97,13 +97,13 @@ type StockServiceClient interface {
 	// stocks nor delisted ones. The stream runs until the client cancels it or the server shuts
 	// down (UNAVAILABLE: reconnect, to this or another replica).
 	WatchLatestPrices(ctx context.Context, in *WatchLatestPricesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchLatestPricesResponse], error)
-	// WatchEvents streams the service's change events (LatestPriceChanged, StockChanged,
+	// WatchStockEvents streams the service's change events (LatestPriceChanged, StockChanged,
 	// StockDeleted, RecommendationChanged, this package's messages) in commit order, at least
 	// once: resume with the cursor of the last event handled and nothing is missed; an event may
 	// come again after a reconnect (deduplicate on its id). A cursor whose events have been
 	// pruned (OUTBOX_RETENTION) is FAILED_PRECONDITION (CURSOR_EXPIRED): resynchronize from
 	// the reads, then watch from_oldest or from now.
-	WatchEvents(ctx context.Context, in *WatchEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEventsResponse], error)
+	WatchStockEvents(ctx context.Context, in *WatchStockEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchStockEventsResponse], error)
 }
 
 type stockServiceClient struct {
@@ -255,13 +255,13 @@ func (c *stockServiceClient) WatchLatestPrices(ctx context.Context, in *WatchLat
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type StockService_WatchLatestPricesClient = grpc.ServerStreamingClient[WatchLatestPricesResponse]
 
-func (c *stockServiceClient) WatchEvents(ctx context.Context, in *WatchEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEventsResponse], error) {
+func (c *stockServiceClient) WatchStockEvents(ctx context.Context, in *WatchStockEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchStockEventsResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &StockService_ServiceDesc.Streams[3], StockService_WatchEvents_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &StockService_ServiceDesc.Streams[3], StockService_WatchStockEvents_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
-	x := &grpc.GenericClientStream[WatchEventsRequest, WatchEventsResponse]{ClientStream: stream}
+	x := &grpc.GenericClientStream[WatchStockEventsRequest, WatchStockEventsResponse]{ClientStream: stream}
 	if err := x.ClientStream.SendMsg(in); err != nil {
 		return nil, err
 	}
@@ -272,7 +272,7 @@ func (c *stockServiceClient) WatchEvents(ctx context.Context, in *WatchEventsReq
 }
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type StockService_WatchEventsClient = grpc.ServerStreamingClient[WatchEventsResponse]
+type StockService_WatchStockEventsClient = grpc.ServerStreamingClient[WatchStockEventsResponse]
 
 // StockServiceServer is the server API for StockService service.
 // All implementations must embed UnimplementedStockServiceServer
@@ -335,13 +335,13 @@ type StockServiceServer interface {
 	// stocks nor delisted ones. The stream runs until the client cancels it or the server shuts
 	// down (UNAVAILABLE: reconnect, to this or another replica).
 	WatchLatestPrices(*WatchLatestPricesRequest, grpc.ServerStreamingServer[WatchLatestPricesResponse]) error
-	// WatchEvents streams the service's change events (LatestPriceChanged, StockChanged,
+	// WatchStockEvents streams the service's change events (LatestPriceChanged, StockChanged,
 	// StockDeleted, RecommendationChanged, this package's messages) in commit order, at least
 	// once: resume with the cursor of the last event handled and nothing is missed; an event may
 	// come again after a reconnect (deduplicate on its id). A cursor whose events have been
 	// pruned (OUTBOX_RETENTION) is FAILED_PRECONDITION (CURSOR_EXPIRED): resynchronize from
 	// the reads, then watch from_oldest or from now.
-	WatchEvents(*WatchEventsRequest, grpc.ServerStreamingServer[WatchEventsResponse]) error
+	WatchStockEvents(*WatchStockEventsRequest, grpc.ServerStreamingServer[WatchStockEventsResponse]) error
 	mustEmbedUnimplementedStockServiceServer()
 }
 
@@ -388,8 +388,8 @@ func (UnimplementedStockServiceServer) UpsertRecommendations(context.Context, *U
 func (UnimplementedStockServiceServer) WatchLatestPrices(*WatchLatestPricesRequest, grpc.ServerStreamingServer[WatchLatestPricesResponse]) error {
 	return status.Error(codes.Unimplemented, "method WatchLatestPrices not implemented")
 }
-func (UnimplementedStockServiceServer) WatchEvents(*WatchEventsRequest, grpc.ServerStreamingServer[WatchEventsResponse]) error {
-	return status.Error(codes.Unimplemented, "method WatchEvents not implemented")
+func (UnimplementedStockServiceServer) WatchStockEvents(*WatchStockEventsRequest, grpc.ServerStreamingServer[WatchStockEventsResponse]) error {
+	return status.Error(codes.Unimplemented, "method WatchStockEvents not implemented")
 }
 func (UnimplementedStockServiceServer) mustEmbedUnimplementedStockServiceServer() {}
 func (UnimplementedStockServiceServer) testEmbeddedByValue()                      {}
@@ -603,16 +603,16 @@ func _StockService_WatchLatestPrices_Handler(srv interface{}, stream grpc.Server
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type StockService_WatchLatestPricesServer = grpc.ServerStreamingServer[WatchLatestPricesResponse]
 
-func _StockService_WatchEvents_Handler(srv interface{}, stream grpc.ServerStream) error {
-	m := new(WatchEventsRequest)
+func _StockService_WatchStockEvents_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchStockEventsRequest)
 	if err := stream.RecvMsg(m); err != nil {
 		return err
 	}
-	return srv.(StockServiceServer).WatchEvents(m, &grpc.GenericServerStream[WatchEventsRequest, WatchEventsResponse]{ServerStream: stream})
+	return srv.(StockServiceServer).WatchStockEvents(m, &grpc.GenericServerStream[WatchStockEventsRequest, WatchStockEventsResponse]{ServerStream: stream})
 }
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type StockService_WatchEventsServer = grpc.ServerStreamingServer[WatchEventsResponse]
+type StockService_WatchStockEventsServer = grpc.ServerStreamingServer[WatchStockEventsResponse]
 
 // StockService_ServiceDesc is the grpc.ServiceDesc for StockService service.
 // It's only intended for direct use with grpc.RegisterService,
@@ -675,8 +675,8 @@ var StockService_ServiceDesc = grpc.ServiceDesc{
 			ServerStreams: true,
 		},
 		{
-			StreamName:    "WatchEvents",
-			Handler:       _StockService_WatchEvents_Handler,
+			StreamName:    "WatchStockEvents",
+			Handler:       _StockService_WatchStockEvents_Handler,
 			ServerStreams: true,
 		},
 	},

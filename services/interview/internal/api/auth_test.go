@@ -19,9 +19,9 @@ import (
 	"github.com/pgfleet/pgfleet/services/interview/internal/api"
 )
 
-// TestOwnership: a candidate is who their token says, reaches only their own sessions, and
-// finds another's session refused exactly as a missing one; the question bank is read with
-// any token and changed only by an editor.
+// TestOwnership: a candidate is who their token says, reaches only their own sessions (and
+// their streams), and finds another's session refused exactly as a missing one; the question
+// bank is read with any token and changed only by an editor.
 func TestOwnership(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -59,6 +59,15 @@ func TestOwnership(t *testing.T) {
 		}},
 		{"GetSession", func(ctx context.Context, sid int64, opt grpc.CallOption) error {
 			_, err := e.userInterviews.GetSession(ctx, &interviewv1.GetSessionRequest{SessionId: sid}, opt)
+			return err
+		}},
+		{"WatchSession", func(ctx context.Context, sid int64, opt grpc.CallOption) error {
+			ctx, cancel := context.WithCancel(ctx) // the first message is enough
+			defer cancel()
+			stream, err := e.userInterviews.WatchSession(ctx, &interviewv1.WatchSessionRequest{SessionId: sid}, opt)
+			if err == nil {
+				_, err = stream.Recv()
+			}
 			return err
 		}},
 		{"CompleteSession", func(ctx context.Context, sid int64, opt grpc.CallOption) error {

@@ -26,6 +26,7 @@ type env struct {
 	bank       interviewv1.QuestionBankServiceClient
 	interviews interviewv1.InterviewServiceClient
 	pool       *pgxpool.Pool // the service's database, for checking rows
+	addr       string        // the server's gRPC address, for a connection of a test's own
 	// userBank and userInterviews call with no token but the call's own (authtest.As).
 	userBank       interviewv1.QuestionBankServiceClient
 	userInterviews interviewv1.InterviewServiceClient
@@ -42,7 +43,8 @@ func newEnv(t testing.TB) env {
 // on a fresh database.
 func newEnvWith(t testing.TB, cfg evaluate.Config) env {
 	t.Helper()
-	opts := app.Options{Name: "interview", Migrations: migrations.Set, Validate: api.Validate, Policy: api.Policy, Routes: api.Routes}
+	opts := app.Options{Name: "interview", Migrations: migrations.Set, Validate: api.Validate, Policy: api.Policy, Routes: api.Routes,
+		Outbox: true}
 	svc, conn := apptest.StartServer(t, opts, nil, func(svc *app.Service) []string {
 		deps := api.Deps{Base: svc.Base, Evaluator: evaluate.New(cfg, &http.Client{}, svc.Server.Registry())}
 		interviewv1.RegisterQuestionBankServiceServer(svc.Server, api.NewQuestionBank(deps))
@@ -50,7 +52,7 @@ func newEnvWith(t testing.TB, cfg evaluate.Config) env {
 		return []string{interviewv1.QuestionBankService_ServiceDesc.ServiceName, interviewv1.InterviewService_ServiceDesc.ServiceName}
 	})
 	userConn := apptest.Dial(t, svc.Server.GRPCAddr())
-	return env{bank: interviewv1.NewQuestionBankServiceClient(conn), interviews: interviewv1.NewInterviewServiceClient(conn), pool: svc.Pool,
+	return env{bank: interviewv1.NewQuestionBankServiceClient(conn), interviews: interviewv1.NewInterviewServiceClient(conn), pool: svc.Pool, addr: svc.Server.GRPCAddr(),
 		userBank: interviewv1.NewQuestionBankServiceClient(userConn), userInterviews: interviewv1.NewInterviewServiceClient(userConn)}
 }
 

@@ -7,7 +7,8 @@ import (
 
 // Routes: question bank reads and the list of sessions tolerate the replicas' lag bound, or
 // see a write whose consistency token they carry; a session being taken is read on the
-// primary, where its answers are written.
+// primary, where its answers are written, and so are the Watch streams, which follow the
+// outbox there.
 var Routes = replica.Routes{
 	interviewv1.QuestionBankService_GetQuestion_FullMethodName:         replica.Replica,
 	interviewv1.QuestionBankService_ListQuestions_FullMethodName:       replica.Replica,
@@ -21,4 +22,6 @@ var Routes = replica.Routes{
 	interviewv1.InterviewService_NextQuestion_FullMethodName:           replica.Primary,
 	interviewv1.InterviewService_SubmitAnswer_FullMethodName:           replica.Primary,
 	interviewv1.InterviewService_CompleteSession_FullMethodName:        replica.Primary,
+	interviewv1.InterviewService_WatchSession_FullMethodName:           replica.Primary,
+	interviewv1.InterviewService_WatchInterviewEvents_FullMethodName:   replica.Primary,
 }

@@ -2,14 +2,17 @@ package api_test
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"net/http"
 	"strconv"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
@@ -17,6 +20,7 @@ import (
 	interviewv1 "github.com/pgfleet/pgfleet/gen/pgfleet/interview/v1"
 	"github.com/pgfleet/pgfleet/pkg/app"
 	"github.com/pgfleet/pgfleet/pkg/app/apptest"
+	"github.com/pgfleet/pgfleet/pkg/outbox"
 	"github.com/pgfleet/pgfleet/pkg/pgtest"
 	"github.com/pgfleet/pgfleet/pkg/replica"
 	"github.com/pgfleet/pgfleet/services/interview/internal/api"
@@ -31,7 +35,7 @@ func TestRouting(t *testing.T) {
 	rep := startReplicated(t, c, nil)
 	bank, interviews := interviewv1.NewQuestionBankServiceClient(rep.Conn), interviewv1.NewInterviewServiceClient(rep.Conn)
 	ctx := t.Context()
-	s := &seededInterview{}
+	s := &seededInterview{settle: func(ctx context.Context) error { return sequenced(ctx, rep.Svc) }}
 	for _, q := range []*interviewv1.Question{question("kept", "SQL", 2), question("deleted", "Rust", 2), question("also-asked", "SQL", 2)} {
 		resp, err := bank.CreateQuestion(ctx, &interviewv1.CreateQuestionRequest{Question: q})
 		if err != nil {
@@ -127,6 +131,35 @@ func TestRouting(t *testing.T) {
 type seededInterview struct {
 	questions []int64
 	session   int64
+	// settle returns once the events committed so far are sequenced and the server has read
+	// them, so that where a WatchInterviewEvents stream starts says what was written.
+	settle func(ctx context.Context) error
+}
+
+// sequenced returns once every event in svc's outbox has a position and svc's outbox has
+// read up to the last one, or when ctx ends.
+func sequenced(ctx context.Context, svc *app.Service) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for {
+		var pending int
+		err := svc.Pool.QueryRow(ctx, `SELECT count(*) FROM interview.outbox WHERE position IS NULL`).Scan(&pending)
+		if err != nil {
+			return err
+		}
+		last, err := outbox.Last(ctx, svc.Pool, "interview")
+		if err != nil {
+			return err
+		}
+		if pending == 0 && svc.Outbox.Head() == last {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("outbox not settled (%d events without a position, head %d of %d): %w", pending, svc.Outbox.Head(), last, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // reads calls each read of the interview service over conn, on the seeded data.
@@ -149,6 +182,33 @@ func (s *seededInterview) reads(conn *grpc.ClientConn) map[string]apptest.ReadCa
 			resp, err := interviews.ListSessions(ctx, &interviewv1.ListSessionsRequest{}, opts...)
 			return apptest.Seen(resp), err
 		},
+		interviewv1.InterviewService_WatchSession_FullMethodName: func(ctx context.Context, opts ...grpc.CallOption) (string, error) {
+			ctx, cancel := context.WithCancel(ctx) // the first message: the session now
+			defer cancel()
+			opts, header := streamHeader(opts)
+			stream, err := interviews.WatchSession(ctx, &interviewv1.WatchSessionRequest{SessionId: s.session}, opts...)
+			if err != nil {
+				return "", err
+			}
+			resp, err := stream.Recv()
+			header(stream)
+			return apptest.Seen(resp), err
+		},
+		interviewv1.InterviewService_WatchInterviewEvents_FullMethodName: func(ctx context.Context, opts ...grpc.CallOption) (string, error) {
+			if err := s.settle(ctx); err != nil {
+				return "", err
+			}
+			ctx, cancel := context.WithCancel(ctx) // the first message: where the events stand now
+			defer cancel()
+			opts, header := streamHeader(opts)
+			stream, err := interviews.WatchInterviewEvents(ctx, &interviewv1.WatchInterviewEventsRequest{}, opts...)
+			if err != nil {
+				return "", err
+			}
+			resp, err := stream.Recv()
+			header(stream)
+			return apptest.Seen(resp), err
+		},
 		interviewv1.InterviewService_NextQuestion_FullMethodName: func(ctx context.Context, opts ...grpc.CallOption) (string, error) {
 			resp, err := interviews.NextQuestion(ctx, &interviewv1.NextQuestionRequest{SessionId: s.session}, opts...)
 			if status.Code(err) == codes.FailedPrecondition { // the session completed: what the data says
@@ -159,11 +219,32 @@ func (s *seededInterview) reads(conn *grpc.ClientConn) map[string]apptest.ReadCa
 	}
 }
 
+// streamHeader takes grpc.Header out of opts, for a stream the caller cancels after its
+// first message: grpc sets the header when the stream finishes, which cancelling makes
+// happen on grpc's goroutine, after the read has returned. header(stream) sets it instead.
+func streamHeader(opts []grpc.CallOption) (rest []grpc.CallOption, header func(grpc.ClientStream)) {
+	var addrs []*metadata.MD
+	for _, o := range opts {
+		if h, ok := o.(grpc.HeaderCallOption); ok {
+			addrs = append(addrs, h.HeaderAddr)
+			continue
+		}
+		rest = append(rest, o)
+	}
+	return rest, func(stream grpc.ClientStream) {
+		md, _ := stream.Header() // after a message: received
+		for _, a := range addrs {
+			*a = md
+		}
+	}
+}
+
 // startReplicated starts the interview service's server on c (apptest.StartReplicated), with
 // the rubric evaluator only, and env.
 func startReplicated(t *testing.T, c *pgtest.ReplicatedCluster, env map[string]string) *apptest.Replicated {
 	t.Helper()
-	opts := app.Options{Name: "interview", Migrations: migrations.Set, Validate: api.Validate, Policy: api.Policy, Routes: api.Routes}
+	opts := app.Options{Name: "interview", Migrations: migrations.Set, Validate: api.Validate, Policy: api.Policy, Routes: api.Routes,
+		Outbox: true}
 	return apptest.StartReplicated(t, c, opts, env, func(svc *app.Service) []string {
 		deps := api.Deps{Base: svc.Base, Evaluator: evaluate.New(evaluate.Config{}, &http.Client{}, svc.Server.Registry())}
 		interviewv1.RegisterQuestionBankServiceServer(svc.Server, api.NewQuestionBank(deps))

@@ -1,6 +1,8 @@
 // Package api serves pgfleet.interview.v1's QuestionBankService and InterviewService over
 // the store, scoring answers with package evaluate. NewQuestionBank and NewInterviews build
 // the two servers from one Deps: the service's shared parts (app.Base) and the evaluator.
+// Answers and completions append their events (events.go) to the service's outbox in their
+// transactions; WatchSession and WatchInterviewEvents (watch.go) read them back.
 // Validate and Policy (reads for any caller with a token, bank changes for the ingest and
 // admin roles; handlers keep candidates to their own sessions) go to app.Start, whose
 // interceptors run them before each handler.
@@ -18,6 +20,7 @@ import (
 	interviewv1 "github.com/pgfleet/pgfleet/gen/pgfleet/interview/v1"
 	"github.com/pgfleet/pgfleet/pkg/apierr"
 	"github.com/pgfleet/pgfleet/pkg/app"
+	"github.com/pgfleet/pgfleet/pkg/outbox"
 	"github.com/pgfleet/pgfleet/pkg/retry"
 	"github.com/pgfleet/pgfleet/services/interview/internal/evaluate"
 	"github.com/pgfleet/pgfleet/services/interview/internal/store"
@@ -55,11 +58,15 @@ func NewQuestionBank(d Deps) *QuestionBank { return &QuestionBank{base: newBase(
 type Interviews struct {
 	interviewv1.UnimplementedInterviewServiceServer
 	base
-	eval evaluate.Evaluator
+	eval   evaluate.Evaluator
+	outbox *outbox.Outbox // Deps.Base.Outbox: answers and completions append their events
 }
 
-// NewInterviews returns the interview session server.
-func NewInterviews(d Deps) *Interviews { return &Interviews{base: newBase(d), eval: d.Evaluator} }
+// NewInterviews returns the interview session server. d.Outbox must be set
+// (app.Options.Outbox).
+func NewInterviews(d Deps) *Interviews {
+	return &Interviews{base: newBase(d), eval: d.Evaluator, outbox: d.Outbox}
+}
 
 // grpcError turns a store error into a status; what every service shares goes to app.Status.
 // Refusals the session's state gives (late answer, too few questions) are *apierr.Error

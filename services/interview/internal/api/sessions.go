@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/jackc/pgx/v5"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	interviewv1 "github.com/pgfleet/pgfleet/gen/pgfleet/interview/v1"
 	"github.com/pgfleet/pgfleet/pkg/apierr"
@@ -97,7 +98,8 @@ func (s *Interviews) NextQuestion(ctx context.Context, req *interviewv1.NextQues
 	return resp, nil
 }
 
-// SubmitAnswer scores an answer and stores it, once per question, while the session is open.
+// SubmitAnswer scores an answer and stores it, once per question, while the session is open;
+// an AnswerEvaluated event commits with it.
 // Scoring happens outside the transaction: a remote evaluator may take seconds, and nothing
 // should hold a row lock that long; the store re-checks everything when saving.
 func (s *Interviews) SubmitAnswer(ctx context.Context, req *interviewv1.SubmitAnswerRequest) (*interviewv1.SubmitAnswerResponse, error) {
@@ -136,19 +138,28 @@ func (s *Interviews) SubmitAnswer(ctx context.Context, req *interviewv1.SubmitAn
 		if cur.State != store.InProgress {
 			return lateAnswer(sid)
 		}
-		saved, err := st.SaveAnswer(ctx, sid, qid, req.GetAnswer(), eval)
+		submitted, saved, err := st.SaveAnswer(ctx, sid, qid, req.GetAnswer(), eval)
 		if err != nil {
 			return err
 		}
 		if !saved {
 			return answered(sid, qid) // a concurrent call answered it first
 		}
-		remaining, err = st.Unanswered(ctx, sid)
-		return err
+		if remaining, err = st.Unanswered(ctx, sid); err != nil {
+			return err
+		}
+		ev, err := sessionEvent(sid, &interviewv1.AnswerEvaluated{SessionId: sid, Candidate: cur.Candidate,
+			Position: asked.Position, QuestionId: qid, Answer: &interviewv1.Answer{Text: req.GetAnswer(),
+				Evaluation: protoEvaluation(eval), SubmitTime: timestamppb.New(submitted)}})
+		if err != nil {
+			return err
+		}
+		return s.outbox.Append(ctx, tx, ev)
 	})
 	if err != nil {
 		return nil, s.grpcError(ctx, err)
 	}
+	s.outbox.Committed()
 	return &interviewv1.SubmitAnswerResponse{Evaluation: protoEvaluation(eval), Remaining: remaining}, nil
 }
 
@@ -166,12 +177,14 @@ func answered(sid, qid int64) error {
 		"question_id": strconv.FormatInt(qid, 10)}, "answer to question %d in session %d: already exists", qid, sid)
 }
 
-// CompleteSession closes a session and stores its summary; completing it again returns the
-// same summary.
+// CompleteSession closes a session and stores its summary, with a SessionCompleted event;
+// completing it again returns the same summary and emits nothing.
 func (s *Interviews) CompleteSession(ctx context.Context, req *interviewv1.CompleteSessionRequest) (*interviewv1.CompleteSessionResponse, error) {
 	sid := req.GetSessionId()
 	var summary *interviewv1.Summary
+	var completed bool // by this call, not before: only then is there an event
 	err := s.retry.RunTx(ctx, s.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		completed = false // a retried transaction starts over
 		st := s.store.WithTx(tx)
 		// FOR UPDATE waits for answers being saved; under READ COMMITTED the questions read
 		// next then include them.
@@ -192,11 +205,26 @@ func (s *Interviews) CompleteSession(ctx context.Context, req *interviewv1.Compl
 		if err != nil {
 			return fmt.Errorf("encode summary: %w", err)
 		}
-		_, err = st.CompleteSession(ctx, sid, raw)
-		return err
+		done, ok, err := st.CompleteSession(ctx, sid, raw)
+		if err != nil {
+			return err
+		}
+		if !ok { // cannot happen under the row lock taken above
+			return fmt.Errorf("complete session %d: no longer in progress", sid)
+		}
+		// The session without its questions: their answers went out with AnswerEvaluated.
+		ev, err := sessionEvent(sid, &interviewv1.SessionCompleted{Session: toSession(done, nil)})
+		if err != nil {
+			return err
+		}
+		completed = true
+		return s.outbox.Append(ctx, tx, ev)
 	})
 	if err != nil {
 		return nil, s.grpcError(ctx, err)
+	}
+	if completed {
+		s.outbox.Committed()
 	}
 	return &interviewv1.CompleteSessionResponse{Summary: summary}, nil
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	interviewv1 "github.com/pgfleet/pgfleet/gen/pgfleet/interview/v1"
+	"github.com/pgfleet/pgfleet/pkg/events"
 	"github.com/pgfleet/pgfleet/pkg/validate"
 	"github.com/pgfleet/pgfleet/services/interview/internal/store"
 )
@@ -25,6 +26,7 @@ const (
 	maxCandidate   = 200
 	maxAnswer      = 20000
 	maxCount       = 50
+	maxType        = 200 // bytes of an event type in a WatchInterviewEvents request
 )
 
 var keyPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,99}$`)
@@ -96,6 +98,21 @@ func Validate(req any) error {
 		checkID(&v, "session_id", r.GetSessionId())
 	case *interviewv1.GetSessionRequest:
 		checkID(&v, "session_id", r.GetSessionId())
+	case *interviewv1.WatchSessionRequest:
+		checkID(&v, "session_id", r.GetSessionId())
+	case *interviewv1.WatchInterviewEventsRequest:
+		// Which types and cursors exist is events.Serve's to say; these are the bounds.
+		if v.Check(len(r.GetTypes()) <= events.MaxTypes, "types", "at most %d, got %d", events.MaxTypes, len(r.GetTypes())) {
+			for i, t := range r.GetTypes() {
+				field := fmt.Sprintf("types[%d]", i)
+				if v.Check(t != "" && len(t) <= maxType, field, "must be 1 to %d characters, an event type such as %q", maxType, eventTypes[0]) {
+					v.Text(field, t, validate.SingleLine)
+				}
+			}
+		}
+		if c := r.GetCursor(); v.Check(len(c) <= events.MaxCursorLen, "cursor", "at most %d bytes, got %d", events.MaxCursorLen, len(c)) {
+			v.Text("cursor", c, validate.SingleLine)
+		}
 	case *interviewv1.ListQuestionsRequest, *interviewv1.ListSessionsRequest:
 		// filter, order_by, page_size and page_token: pkg/query's.
 	default:

@@ -184,19 +184,23 @@ func (s *Store) SessionQuestions(ctx context.Context, sessionID int64) ([]Sessio
 }
 
 // SaveAnswer stores the answer to one question of a session if it has none yet, and
-// reports whether it did.
-func (s *Store) SaveAnswer(ctx context.Context, sessionID, questionID int64, answer string, e Evaluation) (bool, error) {
+// returns its submit time, or ok false if the question already had an answer.
+func (s *Store) SaveAnswer(ctx context.Context, sessionID, questionID int64, answer string, e Evaluation) (submitted time.Time, ok bool, err error) {
 	const sql = `
 		UPDATE interview.session_questions
 		SET answer = $3, score = $4, points_met = $5, points_missed = $6, evaluator = $7,
 		    fallback_reason = $8, feedback = $9, submit_time = now()
-		WHERE session_id = $1 AND question_id = $2 AND answer IS NULL`
-	tag, err := s.db.Exec(ctx, sql, sessionID, questionID, answer, e.Score, nonNil(e.PointsMet), nonNil(e.PointsMissed),
-		e.Evaluator, e.FallbackReason, e.Feedback)
-	if err != nil {
-		return false, fmt.Errorf("save answer: %w", err)
+		WHERE session_id = $1 AND question_id = $2 AND answer IS NULL
+		RETURNING submit_time`
+	err = s.db.QueryRow(ctx, sql, sessionID, questionID, answer, e.Score, nonNil(e.PointsMet), nonNil(e.PointsMissed),
+		e.Evaluator, e.FallbackReason, e.Feedback).Scan(&submitted)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return time.Time{}, false, nil
+	case err != nil:
+		return time.Time{}, false, fmt.Errorf("save answer: %w", err)
 	}
-	return tag.RowsAffected() == 1, nil
+	return submitted, true, nil
 }
 
 // Unanswered counts a session's questions without an answer.
@@ -210,16 +214,21 @@ func (s *Store) Unanswered(ctx context.Context, sessionID int64) (int32, error) 
 }
 
 // CompleteSession marks a session completed with its summary, if it is in progress, and
-// reports whether it did.
-func (s *Store) CompleteSession(ctx context.Context, id int64, summary json.RawMessage) (bool, error) {
+// returns it as completed, or ok false if it was not in progress.
+func (s *Store) CompleteSession(ctx context.Context, id int64, summary json.RawMessage) (sess Session, ok bool, err error) {
 	const sql = `
 		UPDATE interview.sessions SET state = $2, summary = $3, complete_time = now()
-		WHERE id = $1 AND state = $4`
-	tag, err := s.db.Exec(ctx, sql, id, Completed, summary, InProgress)
-	if err != nil {
-		return false, fmt.Errorf("complete session %d: %w", id, err)
+		WHERE id = $1 AND state = $4
+		RETURNING ` + sessionColumns
+	rows, _ := s.db.Query(ctx, sql, id, Completed, summary, InProgress)
+	sess, err = pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[Session])
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return Session{}, false, nil
+	case err != nil:
+		return Session{}, false, fmt.Errorf("complete session %d: %w", id, err)
 	}
-	return tag.RowsAffected() == 1, nil
+	return sess, true, nil
 }
 
 // ListSessions returns one page of sessions: of every candidate when candidate is "", else
