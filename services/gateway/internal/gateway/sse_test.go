@@ -134,8 +134,8 @@ func newWatchGateway(t *testing.T, s *watchStream, opts Options) *Gateway {
 	return g
 }
 
-func eventsMessage(cursor string) *stockv1.WatchEventsResponse {
-	return &stockv1.WatchEventsResponse{Cursor: cursor, Events: []*opsv1.Event{{Cursor: cursor, Id: "e-" + cursor,
+func eventsMessage(cursor string) *stockv1.WatchStockEventsResponse {
+	return &stockv1.WatchStockEventsResponse{Cursor: cursor, Events: []*opsv1.Event{{Cursor: cursor, Id: "e-" + cursor,
 		AggregateType: "stock", AggregateId: "AAPL", Type: "pgfleet.stock.v1.StockChanged"}}}
 }
 
@@ -357,7 +357,7 @@ func TestWatch_cap(t *testing.T) {
 // it pulled meanwhile is bounded by those buffers (here far below 64 MiB), not by time.
 func TestWatch_clientNeverReads(t *testing.T) {
 	t.Parallel()
-	big := &stockv1.WatchEventsResponse{Cursor: strings.Repeat("c", 64<<10)} // 64 KiB per event
+	big := &stockv1.WatchStockEventsResponse{Cursor: strings.Repeat("c", 64<<10)} // 64 KiB per event
 	s := &watchStream{msgs: []proto.Message{big}, endless: true}
 	g := newWatchGateway(t, s, Options{WatchWriteTimeout: 200 * time.Millisecond})
 	srv := httptest.NewServer(g)
@@ -468,7 +468,7 @@ func TestAdjustWatchRequest(t *testing.T) {
 	if diff := cmp.Diff([]string{"AAPL", "MSFT", "GOOG", "IBM"}, prices.GetSymbols()); diff != "" {
 		t.Errorf("symbols mismatch (-want +got):\n%s", diff)
 	}
-	events := &stockv1.WatchEventsRequest{Cursor: "old", FromOldest: true, Types: []string{"a.B,c.D"}}
+	events := &stockv1.WatchStockEventsRequest{Cursor: "old", FromOldest: true, Types: []string{"a.B,c.D"}}
 	adjustWatchRequest(events.ProtoReflect(), "newer")
 	if events.GetCursor() != "newer" || events.GetFromOldest() || len(events.GetTypes()) != 2 {
 		t.Errorf("adjusted = %v, want cursor newer, from_oldest false, 2 types", events)

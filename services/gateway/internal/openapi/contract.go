@@ -155,7 +155,7 @@ func (c *contract) pair(schema any, md protoreflect.MessageDescriptor) error {
 		return fmt.Errorf("openapi: %s is rendered without a definition", md.FullName())
 	}
 	if have, ok := c.messages[name]; ok {
-		if have.FullName() != md.FullName() && !sameShape(have, md) {
+		if have.FullName() != md.FullName() {
 			return fmt.Errorf("openapi: definition %q renders both %s and %s", name, have.FullName(), md.FullName())
 		}
 		return nil
@@ -197,30 +197,6 @@ func (c *contract) pair(schema any, md protoreflect.MessageDescriptor) error {
 		}
 	}
 	return nil
-}
-
-// sameShape reports whether messages a and b, of different packages, render alike: same
-// name and the same fields (name, number, kind, cardinality, message type). Each service's
-// WatchEventsResponse is one: protoc-gen-openapiv2 names them all v1WatchEventsResponse, and
-// Merge has checked that the definitions agree.
-func sameShape(a, b protoreflect.MessageDescriptor) bool {
-	if a.Name() != b.Name() || a.Fields().Len() != b.Fields().Len() {
-		return false
-	}
-	for i := range a.Fields().Len() {
-		fa, fb := a.Fields().Get(i), b.Fields().Get(i)
-		if fa.Name() != fb.Name() || fa.Number() != fb.Number() || fa.Kind() != fb.Kind() ||
-			fa.Cardinality() != fb.Cardinality() || fa.IsMap() != fb.IsMap() {
-			return false
-		}
-		if fa.Message() != nil && fa.Message().FullName() != fb.Message().FullName() {
-			return false
-		}
-		if fa.Enum() != nil && fa.Enum().FullName() != fb.Enum().FullName() {
-			return false
-		}
-	}
-	return true
 }
 
 // errorResponses are the error answers operations document, each with the operations it
