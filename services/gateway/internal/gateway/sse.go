@@ -29,7 +29,7 @@ import (
 //
 //   - each stream message is one event, "data: <the message's JSON as the REST API renders
 //     it>", preceded by "id: <cursor>" when the message has a cursor field
-//     (WatchEventsResponse); the JSON is one line (protojson, not indented), and would be
+//     (the events streams' responses); the JSON is one line (protojson, not indented), and would be
 //     one data line per line if it ever had several, which EventSource joins back;
 //   - a request with Last-Event-ID (EventSource sends the last id it saw when it
 //     reconnects) resumes there: the header becomes the request's cursor, replacing a cursor
