@@ -146,6 +146,7 @@ func run(ctx context.Context, log *slog.Logger, env envconfig.Lookuper) error {
 		BaseContext:       gw.BaseContext, // so that shutdown can end what outlives the drain
 	}
 	limited := newConnLimit(httpLis, cfg.MaxConnections, srv.SetKeepAlivesEnabled)
+	srv.ConnContext = connRelease
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "pgfleet_gateway_http_connections_open",
 		Help: "Connections open on HTTP_ADDR; at most MAX_CONNECTIONS, more wait to be accepted.",

@@ -330,8 +330,17 @@ func (rec *recorder) handle(upstream string, stream grpc.ServerStream) error {
 		rec.mu.Unlock()
 	}
 	// Zero bytes decode as any response message: an empty one, or one batch of a stream.
-	return stream.SendMsg(&emptypb.Empty{})
+	if err := stream.SendMsg(&emptypb.Empty{}); err != nil {
+		return err
+	}
+	if tags := md.Get("grpcgateway-user-agent"); len(tags) == 1 && strings.HasSuffix(tags[0], holdTag) {
+		<-stream.Context().Done() // a stream held open until its client goes
+	}
+	return nil
 }
+
+// holdTag ends the tag of a call whose stream the recorder keeps open after its message.
+const holdTag = "/hold"
 
 // take returns and forgets the calls recorded under tag.
 func (rec *recorder) take(tag string) []recordedCall {

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bufio"
+	"fmt"
 	"net/http"
 	"os"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -129,5 +132,41 @@ func TestWatch_requests(t *testing.T) {
 	}
 	if strings.Contains(string(log), secret) {
 		t.Errorf("the gateway's log holds the access token:\n%s", log)
+	}
+}
+
+// TestWatch_connLimit: connections that carry Watch streams leave MAX_CONNECTIONS, so open
+// streams (four, with a limit of two) neither wait to be accepted nor keep a short request
+// from being served; each such connection closes when its stream ends.
+func TestWatch_connLimit(t *testing.T) {
+	t.Parallel()
+	rec := &recorder{calls: make(map[string][]recordedCall)}
+	f := &fleet{}
+	for name, p := range map[string]**apptest.Process{"stock": &f.stock, "portfolio": &f.portfolio, "interview": &f.interview} {
+		*p = &apptest.Process{Addr: rec.serve(t, name)}
+	}
+	gw := startGateway(t, f, map[string]string{"MAX_CONNECTIONS": "2"})
+	client := &http.Client{Transport: &http.Transport{}, Timeout: 30 * time.Second}
+	t.Cleanup(client.CloseIdleConnections)
+	for i := range 4 {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, gw.url+"/v1/prices:watch?symbols=AAPL", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("User-Agent", fmt.Sprintf("conn-limit/%d%s", i, holdTag))
+		resp, err := (&http.Client{Transport: client.Transport}).Do(req) // no timeout: the stream stays open
+		if err != nil {
+			t.Fatalf("watch stream %d: %v (waiting to be accepted past MAX_CONNECTIONS?)", i, err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		if resp.StatusCode != http.StatusOK || !resp.Close {
+			t.Fatalf("watch stream %d = %d, closing %v; want 200, Connection: close", i, resp.StatusCode, resp.Close)
+		}
+		if _, err := bufio.NewReader(resp.Body).ReadString('\n'); err != nil {
+			t.Fatalf("watch stream %d: first event: %v", i, err)
+		}
+	}
+	if r := gw.do(t, http.MethodGet, "/v1/stocks/AAPL", ""); r.code != http.StatusOK {
+		t.Errorf("GET /v1/stocks/AAPL with four watch streams open = %v, want 200", r)
 	}
 }

@@ -276,6 +276,15 @@ type watches struct {
 	endDrain context.CancelCauseFunc
 }
 
+type connReleaseKey struct{}
+
+// WithConnRelease is for http.Server.ConnContext: release takes the connection out of the
+// server's connection limit (MAX_CONNECTIONS), which a Watch stream does as it starts: a
+// connection held by a stream for hours must not keep short requests waiting to be accepted.
+func WithConnRelease(ctx context.Context, release func()) context.Context {
+	return context.WithValue(ctx, connReleaseKey{}, release)
+}
+
 type accessTokenKey struct{}
 type lastEventIDKey struct{}
 
@@ -353,6 +362,16 @@ func (g *Gateway) admitWatch(next runtime.HandlerFunc) runtime.HandlerFunc {
 			return
 		}
 		defer g.watches.open.Add(-1)
+		if release, ok := r.Context().Value(connReleaseKey{}).(func()); ok {
+			// The stream's connection leaves MAX_CONNECTIONS, counted by MAX_WATCH_STREAMS
+			// instead; over HTTP/1 it closes when the stream ends, so that an uncounted
+			// connection does not linger (HTTP/2 would take Connection: close for a GOAWAY of
+			// every stream it carries).
+			release()
+			if r.ProtoMajor == 1 {
+				w.Header().Set("Connection", "close")
+			}
+		}
 
 		ctx, cancel := context.WithCancelCause(r.Context())
 		defer cancel(nil)
