@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -137,8 +139,10 @@ func (g *testGateway) send(tb testing.TB, req *http.Request) response {
 		tb.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
+	var b []byte
+	if resp.Header.Get("Content-Type") == "text/event-stream" {
+		b = firstEvent(tb, req, resp.Body) // a Watch stream may never end
+	} else if b, err = io.ReadAll(resp.Body); err != nil {
 		tb.Fatalf("%s %s: read body: %v", req.Method, req.URL.Path, err)
 	}
 	checkContract(tb, req, resp.StatusCode, resp.Header, b)
@@ -157,6 +161,28 @@ func (g *testGateway) send(tb testing.TB, req *http.Request) response {
 		}
 	}
 	return response{code: resp.StatusCode, header: resp.Header, body: b}
+}
+
+// firstEvent reads an event stream up to its first event (comments before it included),
+// or to its end if it ends first.
+func firstEvent(tb testing.TB, req *http.Request, body io.Reader) []byte {
+	tb.Helper()
+	var b []byte
+	br := bufio.NewReader(body)
+	for {
+		line, err := br.ReadBytes('\n')
+		b = append(b, line...)
+		if errors.Is(err, io.EOF) {
+			return b
+		}
+		if err != nil {
+			tb.Fatalf("%s %s: read events: %v", req.Method, req.URL.Path, err)
+		}
+		hasData := bytes.HasPrefix(b, []byte("data: ")) || bytes.Contains(b, []byte("\ndata: "))
+		if hasData && bytes.HasSuffix(b, []byte("\n\n")) {
+			return b
+		}
+	}
 }
 
 // noNulls fails tb if the JSON document b holds a null anywhere: the gateway leaves unset
