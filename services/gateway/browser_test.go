@@ -194,7 +194,7 @@ func testBrowserLiveView(t *testing.T, e *env) {
 	const symbol = "LIVEA"
 	sc := stockv1.NewStockServiceClient(apptest.Dial(t, e.fleet.stock.Addr, authtest.Admin(t)))
 	if _, err := sc.UpsertStocks(t.Context(), &stockv1.UpsertStocksRequest{Stocks: []*stockv1.Stock{
-		{Symbol: symbol, Name: "Live View Inc.", Sector: "Technology", Exchange: "NASDAQ", Currency: "USD"},
+		{Symbol: symbol, Name: "Live View Inc.", Sector: "Industrials", Exchange: "NASDAQ", Currency: "USD"}, // not Technology: list_stocks_paged counts those
 	}}); err != nil {
 		t.Fatalf("upsert %s: %v", symbol, err)
 	}
