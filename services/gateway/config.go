@@ -37,7 +37,7 @@ type config struct {
 	MaxConnections int `env:"MAX_CONNECTIONS, default=256" help:"connections open on HTTP_ADDR at once; more wait to be accepted"`
 	// StreamTimeout is the deadline of streaming calls (the NDJSON price export): the
 	// upstream clients' TIMEOUT is for unary calls.
-	StreamTimeout time.Duration `env:"STREAM_TIMEOUT, default=10m" help:"deadline of streaming calls (the NDJSON price export, REST IngestPrices)"`
+	StreamTimeout time.Duration `env:"STREAM_TIMEOUT, default=10m" help:"deadline of streaming calls (the NDJSON price export, REST IngestPrices, Watch streams: EventSource then reconnects)"`
 	// MaxWatchStreams bounds the Watch streams (server-sent events) open at once; they are
 	// not counted in MAX_IN_FLIGHT, since each lasts as long as its client stays.
 	MaxWatchStreams int `env:"MAX_WATCH_STREAMS, default=10000" help:"Watch streams (server-sent events, GET ...:watch) open at once, outside MAX_IN_FLIGHT; past it, 429 GATEWAY_BUSY"`

@@ -142,8 +142,8 @@ func (c *contractDoc) check(req *http.Request, code int, header http.Header, bod
 
 // checkEvents holds a server-sent event stream to the document: every line a field
 // (id, event, data), a comment or blank; the data of each unnamed event valid against the
-// 200 answer's schema (the message), that of an "error" event against rpcStatus; the
-// stream ends with a whole event.
+// 200 answer's schema (the message), that of a named one ("error") against the schema the
+// answer's x-events gives it; the stream ends with a whole event.
 func (c *contractDoc) checkEvents(input *openapi3filter.ResponseValidationInput, body []byte) error {
 	if len(body) > 0 && !bytes.HasSuffix(body, []byte("\n\n")) {
 		return errors.New("an event stream must end with a blank line")
@@ -154,13 +154,17 @@ func (c *contractDoc) checkEvents(input *openapi3filter.ResponseValidationInput,
 		switch {
 		case line == "" && data != nil:
 			doc := []byte(strings.Join(data, "\n"))
-			if event == "error" {
+			if event != "" {
+				schema, err := c.eventSchema(input, event)
+				if err != nil {
+					return fmt.Errorf("%s event before line %d: %w", event, i+1, err)
+				}
 				var v any
 				if err := json.Unmarshal(doc, &v); err != nil {
-					return fmt.Errorf("error event before line %d: %w", i+1, err)
+					return fmt.Errorf("%s event before line %d: %w", event, i+1, err)
 				}
-				if err := c.doc.Components.Schemas["rpcStatus"].Value.VisitJSON(v, openapi3.VisitAsResponse()); err != nil {
-					return fmt.Errorf("error event before line %d: %w", i+1, err)
+				if err := schema.VisitJSON(v, openapi3.VisitAsResponse()); err != nil {
+					return fmt.Errorf("%s event before line %d: %w", event, i+1, err)
 				}
 			} else {
 				input.SetBodyBytes(doc)
@@ -179,6 +183,32 @@ func (c *contractDoc) checkEvents(input *openapi3filter.ResponseValidationInput,
 		}
 	}
 	return nil
+}
+
+// eventSchema returns the schema of the data of the named event of an event stream, from its
+// answer's x-events (a name the document does not list is an error).
+func (c *contractDoc) eventSchema(input *openapi3filter.ResponseValidationInput, event string) (*openapi3.Schema, error) {
+	resp := input.RequestValidationInput.Route.Operation.Responses.Status(input.Status)
+	var events map[string]struct {
+		Ref string `json:"$ref"`
+	}
+	raw, err := json.Marshal(resp.Value.Extensions["x-events"])
+	if err == nil {
+		err = json.Unmarshal(raw, &events)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("x-events: %w", err)
+	}
+	ref, ok := events[event]
+	if !ok {
+		return nil, fmt.Errorf("not documented in x-events (%v)", slices.Sorted(maps.Keys(events)))
+	}
+	name := ref.Ref[strings.LastIndex(ref.Ref, "/")+1:]
+	s := c.doc.Components.Schemas[name]
+	if s == nil || s.Value == nil {
+		return nil, fmt.Errorf("x-events names %q, which is no schema", ref.Ref)
+	}
+	return s.Value, nil
 }
 
 // checkError checks the answer to a path or method no operation has: status want, and the
@@ -241,6 +271,10 @@ func TestContractCheck(t *testing.T) {
 			"data: {\"prices\": [{\"symbol\": 1}]}\n\n", "event before line 2"},
 		{"watch_error_not_a_status", "GET", "/v1/prices:watch?symbols=AAPL", nil, 200, eventType,
 			"event: error\ndata: {\"code\": \"x\"}\n\n", "error event"},
+		{"watch_undocumented_event", "GET", "/v1/prices:watch?symbols=AAPL", nil, 200, eventType,
+			"event: surprise\ndata: {}\n\n", "not documented in x-events"},
+		{"watch_monitoring", "GET", "/monitoring/database:watch", nil, 200, eventType,
+			"event: health\ndata: {\"status\": \"SERVING\", \"services\": {}}\n\ndata: {}\n\n", ""},
 		{"watch_cut_event", "GET", "/v1/prices:watch?symbols=AAPL", nil, 200, eventType, "data: " + prices + "\n", "blank line"},
 		{"watch_as_ndjson", "GET", "/v1/prices:watch?symbols=AAPL", nil, 200, streamType, `{"result": ` + prices + "}\n", "Content-Type"},
 		{"watch_error_before_first_event", "GET", "/v1/portfolios/7:watch", nil, 404, jsonType, status, ""},

@@ -345,6 +345,10 @@ func describeStream(o operation) {
 // eventStream is the media type of the Watch routes: server-sent events (sse.go).
 const eventStream = "text/event-stream"
 
+// eventsExtension, in a text/event-stream answer, gives the data schema of each named event
+// (the schema is the unnamed events'): OpenAPI 3.0 has no way to say it.
+const eventsExtension = "x-events"
+
 // Parameters of every Watch route, for EventSource, which can set no header of its own.
 var (
 	accessTokenParameter = map[string]any{
@@ -388,6 +392,7 @@ func describeWatch(o operation) {
 		"MAX_WATCH_STREAMS, 429."
 	ok["description"] = desc
 	ok["schema"] = result
+	ok[eventsExtension] = map[string]any{"error": ref("rpcStatus")}
 	params := append(list(o.op["parameters"]), clone(accessTokenParameter))
 	if withID {
 		params = append(params, clone(lastEventIDParameter))

@@ -55,7 +55,8 @@ var (
 					"/monitoring/database's document (this schema), an event named health holds /health's report, one named " +
 					"recent /monitoring/recent's; each is sent when it differs from the last one sent. A comment line " +
 					"(\": heartbeat\") goes out after SSE_HEARTBEAT without an event; at shutdown an event named error " +
-					"(google.rpc.Status, SHUTTING_DOWN) ends the stream.", "schema": databaseDoc},
+					"(google.rpc.Status, SHUTTING_DOWN) ends the stream.", "schema": databaseDoc,
+					eventsExtension: map[string]any{"health": ref("gatewayHealth"), "recent": ref("gatewayRecent"), "error": ref("rpcStatus")}},
 				"401": map[string]any{"description": "UNAUTHENTICATED: the bearer token is missing, expired or invalid.",
 					"schema": ref("rpcStatus"), "headers": map[string]any{"WWW-Authenticate": map[string]any{
 						"type": "string", "description": `Bearer realm="pgfleet" (RFC 6750).`,

@@ -60,13 +60,16 @@ func TestMerged_watchRoutes(t *testing.T) {
 		var ok struct {
 			Description string         `json:"description"`
 			Schema      map[string]any `json:"schema"`
+			Events      map[string]any `json:"x-events"`
 		}
 		if err := json.Unmarshal(o.Responses["200"], &ok); err != nil {
 			t.Fatal(err)
 		}
 		wantRef := "#/definitions/v1" + string(md.Output().Name())
-		if ok.Schema["$ref"] != wantRef || !strings.Contains(ok.Description, "Server-sent events") {
-			t.Errorf("GET %s 200 = %v, want the schema %s (the data of each event) and SSE described", get, ok, wantRef)
+		errEvent, _ := ok.Events["error"].(map[string]any)
+		if ok.Schema["$ref"] != wantRef || !strings.Contains(ok.Description, "Server-sent events") ||
+			errEvent["$ref"] != "#/definitions/rpcStatus" {
+			t.Errorf("GET %s 200 = %v, want the schema %s (the data of each event), SSE described, x-events error rpcStatus", get, ok, wantRef)
 		}
 		params := map[string]string{}
 		for _, p := range o.Parameters {
