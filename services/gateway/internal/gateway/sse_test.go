@@ -410,6 +410,7 @@ func TestWatch_accessToken(t *testing.T) {
 	}{
 		{"watch", "/v1/test:watch?a=1&access_token=s3cr3t%2B1", "", http.StatusOK, "Bearer s3cr3t+1 a=1 /v1/test:watch?a=1"},
 		{"watch_header", "/v1/test:watch", "Bearer h", http.StatusOK, "Bearer h  /v1/test:watch"},
+		{"watch_encoded_name", "/v1/test:watch?acc%65ss_t%6Fken=s3cr3t", "", http.StatusOK, "Bearer s3cr3t  /v1/test:watch"},
 		{"watch_both", "/v1/test:watch?access_token=s3cr3t", "Bearer h", http.StatusBadRequest, ""},
 		{"watch_twice", "/v1/test:watch?access_token=s3cr3t&access_token=u", "", http.StatusBadRequest, ""},
 		{"not_watch", "/v1/test?access_token=s3cr3t", "", http.StatusBadRequest, ""},
