@@ -2,18 +2,24 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/sethvargo/go-envconfig"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/pgfleet/pgfleet/pkg/app/apptest"
+	"github.com/pgfleet/pgfleet/pkg/auth/authtest"
 	"github.com/pgfleet/pgfleet/pkg/telemetry/telemetrytest"
 )
 
@@ -168,5 +174,69 @@ func TestWatch_connLimit(t *testing.T) {
 	}
 	if r := gw.do(t, http.MethodGet, "/v1/stocks/AAPL", ""); r.code != http.StatusOK {
 		t.Errorf("GET /v1/stocks/AAPL with four watch streams open = %v, want 200", r)
+	}
+}
+
+// TestWatch_shutdown: SIGTERM ends an open Watch stream at once, with an "error" event
+// SHUTTING_DOWN (its client reconnects elsewhere), and the gateway exits without waiting
+// for DRAIN_TIMEOUT (a minute here): the drain never times out.
+func TestWatch_shutdown(t *testing.T) {
+	t.Parallel()
+	rec := &recorder{calls: make(map[string][]recordedCall)}
+	vars := map[string]string{
+		"HTTP_ADDR": apptest.FreeAddr(t), "METRICS_ADDR": apptest.FreeAddr(t),
+		"STOCK_ADDR": rec.serve(t, "stock"), "PORTFOLIO_ADDR": rec.serve(t, "portfolio"), "INTERVIEW_ADDR": rec.serve(t, "interview"),
+		"DRAIN_TIMEOUT": "60s",
+	}
+	for k, v := range authtest.Env() {
+		vars[k] = v
+	}
+	drainTimedOut := make(chan struct{})
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, slog.New(&onMessage{msg: "drain timed out, ending open requests", seen: drainTimedOut, once: &sync.Once{}}),
+			envconfig.MapLookuper(vars))
+	}()
+	gw := &testGateway{url: "http://" + vars["HTTP_ADDR"], metrics: "http://" + vars["METRICS_ADDR"], client: &http.Client{}}
+	waitHealthz(t, gw)
+
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, gw.url+"/v1/prices:watch?symbols=AAPL", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("User-Agent", "shutdown"+holdTag)
+	resp, err := gw.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body := bufio.NewReader(resp.Body)
+	first, err := body.ReadString('\n')
+	if err != nil || !strings.HasPrefix(first, "data: ") {
+		t.Fatalf("watch = HTTP %d, first line %q, %v; want an event", resp.StatusCode, first, err)
+	}
+
+	stop() // SIGTERM
+	rest, err := io.ReadAll(body)
+	if err != nil {
+		t.Fatalf("read the rest of the stream: %v", err)
+	}
+	if !strings.Contains(string(rest), "event: error\ndata: {") || !strings.Contains(string(rest), "SHUTTING_DOWN") {
+		t.Errorf("after SIGTERM the stream sent %q, want an error event SHUTTING_DOWN", rest)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("run = %v", err)
+		}
+	case <-t.Context().Done():
+		t.Fatal("the gateway did not exit")
+	}
+	select {
+	case <-drainTimedOut:
+		t.Error("the drain waited for the Watch stream until DRAIN_TIMEOUT")
+	default:
 	}
 }
