@@ -82,6 +82,7 @@ func TestGateway(t *testing.T) {
 		{"tls", testTLS},
 		{"browser_status_page", testBrowserStatusPage},
 		{"browser_live_view", testBrowserLiveView},
+		{"watch_resume", testWatchResume},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
