@@ -32,7 +32,8 @@ func run(ctx context.Context, log *slog.Logger, env envconfig.Lookuper) error {
 		return err
 	}
 	svc, err := app.Start(ctx, cfg.App, app.Options{Name: "portfolio", GRPCAddr: cfg.GRPCAddr,
-		MetricsAddr: cfg.MetricsAddr, Migrations: migrations.Set, Validate: api.Validate, Policy: api.Policy, Routes: api.Routes}, log)
+		MetricsAddr: cfg.MetricsAddr, Migrations: migrations.Set, Validate: api.Validate, Policy: api.Policy, Routes: api.Routes,
+		Outbox: true}, log)
 	if err != nil {
 		return err
 	}

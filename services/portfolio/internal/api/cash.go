@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/jackc/pgx/v5"
+
 	portfoliov1 "github.com/pgfleet/pgfleet/gen/pgfleet/portfolio/v1"
 	"github.com/pgfleet/pgfleet/pkg/apierr"
 	"github.com/pgfleet/pgfleet/pkg/decimal"
@@ -58,7 +60,10 @@ func (s *Server) moveCash(ctx context.Context, portfolioID int64, amountText, re
 	}
 	var p store.Portfolio
 	var m store.CashMovement
-	err = s.write(ctx, portfolioID, func(st *store.Store) (err error) {
+	appended := false
+	err = s.write(ctx, portfolioID, func(tx pgx.Tx) (err error) {
+		st := s.store.WithTx(tx)
+		appended = false // a retry starts over
 		// A concurrent copy of this request may have moved the cash while this one waited for
 		// the lock: it is recognised here, under the lock and before any business check, so
 		// it gets the first answer rather than a refusal of a second withdrawal.
@@ -83,8 +88,18 @@ func (s *Server) moveCash(ctx context.Context, portfolioID int64, amountText, re
 		}
 		p, m, err = st.MoveCash(ctx, store.CashMovement{PortfolioID: portfolioID, Kind: kind.String(),
 			Amount: decimal.Format(signed), RequestID: requestID, RequestHash: hash}, decimal.Format(after))
-		return err
+		if err != nil {
+			return err
+		}
+		if err := s.appendEvent(ctx, tx, portfolioID, &portfoliov1.CashMoved{Movement: toMovement(m), Cash: decimal.Trim(p.Cash)}); err != nil {
+			return err
+		}
+		appended = true
+		return nil
 	})
+	if err == nil && appended {
+		s.outbox.Committed()
+	}
 	if errors.Is(err, store.ErrRepeat) { // only a writer without the lock gets here: tests' weakened server
 		if m, err = s.store.MovementByRequest(ctx, portfolioID, requestID); err != nil {
 			return store.Portfolio{}, store.CashMovement{}, err

@@ -4,8 +4,6 @@ import (
 	"context"
 
 	"github.com/jackc/pgx/v5"
-
-	"github.com/pgfleet/pgfleet/services/portfolio/internal/store"
 )
 
 // NewWeakened returns a Server whose writes run READ COMMITTED without the portfolio lock:
@@ -19,8 +17,8 @@ func NewUnlocked(d Deps) *Server { return unlocked(d, writeTx) }
 // unlocked returns a Server whose writes run as opts, retried, without taking the lock.
 func unlocked(d Deps, opts pgx.TxOptions) *Server {
 	s := New(d)
-	s.write = func(ctx context.Context, _ int64, fn func(st *store.Store) error) error {
-		return s.retry.RunTx(ctx, s.pool, opts, func(tx pgx.Tx) error { return fn(s.store.WithTx(tx)) })
+	s.write = func(ctx context.Context, _ int64, fn func(tx pgx.Tx) error) error {
+		return s.retry.RunTx(ctx, s.pool, opts, fn)
 	}
 	return s
 }

@@ -67,7 +67,13 @@ func currencyOf(symbol string) string {
 // prices.
 func newStockService(t testing.TB) *apptest.Process {
 	t.Helper()
-	s := apptest.StartProcess(t, stockBin, "DATABASE_URL="+pgtest.NewDBURL(t))
+	return newStockServiceOn(t, pgtest.NewDBURL(t))
+}
+
+// newStockServiceOn is newStockService on the empty database at url.
+func newStockServiceOn(t testing.TB, url string) *apptest.Process {
+	t.Helper()
+	s := apptest.StartProcess(t, stockBin, "DATABASE_URL="+url)
 	c := stockv1.NewStockServiceClient(apptest.Dial(t, s.Addr, authtest.Admin(t)))
 	var stocks []*stockv1.Stock
 	var bars []*stockv1.Price
@@ -120,7 +126,8 @@ func serve(t testing.TB, stockAddr string, build func(api.Deps) *api.Server, set
 		Stock client.Config `env:", prefix=STOCK_"`
 	}
 	apptest.Load(t, vars, &own)
-	opts := app.Options{Name: "portfolio", Migrations: migrations.Set, Validate: api.Validate, Policy: api.Policy, Routes: api.Routes}
+	opts := app.Options{Name: "portfolio", Migrations: migrations.Set, Validate: api.Validate, Policy: api.Policy, Routes: api.Routes,
+		Outbox: true}
 	svc, conn := apptest.StartServer(t, opts, vars, func(svc *app.Service) []string {
 		stock, err := svc.Dial("stock", own.Stock)
 		if err != nil {

@@ -12,8 +12,12 @@ import (
 )
 
 // Policy: every method needs a token; whose users and portfolios it reaches is checked by
-// the handlers against the caller's subject, their email address.
-var Policy = auth.Policy{portfoliov1.PortfolioService_ServiceDesc.ServiceName: auth.Authenticated}
+// the handlers against the caller's subject, their email address. WatchPortfolioEvents
+// carries every user's trades and cash: the fleet's services and admins only.
+var Policy = auth.Policy{
+	portfoliov1.PortfolioService_ServiceDesc.ServiceName:             auth.Authenticated,
+	portfoliov1.PortfolioService_WatchPortfolioEvents_FullMethodName: auth.Roles(auth.RoleService, auth.RoleAdmin),
+}
 
 // requireOwner returns an error wrapping store.ErrNotFound unless the portfolio exists and
 // the caller may act on it: its owner, or an admin. Someone else's portfolio is refused

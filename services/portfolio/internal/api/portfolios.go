@@ -84,30 +84,50 @@ func (s *Server) GetPortfolio(ctx context.Context, req *portfoliov1.GetPortfolio
 	if err := s.requireOwner(ctx, req.GetPortfolioId()); err != nil {
 		return nil, s.grpcError(ctx, err)
 	}
+	resp, _, err := s.valuation(ctx, req.GetPortfolioId())
+	if err != nil {
+		return nil, s.grpcError(ctx, err)
+	}
+	return resp, nil
+}
+
+// held is what a valuation saw of a portfolio's positions: their symbols, whose price changes
+// move it, and whether their prices could be read (false: the stock service failed, values
+// are left empty; a later valuation may have them).
+type held struct {
+	symbols []string
+	priced  bool
+}
+
+// valuation reads a portfolio and its positions from one snapshot and values them at the
+// stock service's latest prices (GetPortfolio's answer; WatchPortfolio sends it too). The
+// caller has checked that the caller may read the portfolio.
+func (s *Server) valuation(ctx context.Context, portfolioID int64) (*portfoliov1.GetPortfolioResponse, held, error) {
 	var p store.Portfolio
 	var positions []store.Position
 	// Read-only and repeatable: portfolio and positions come from one snapshot.
 	err := s.retry.RunTx(ctx, s.pool, readOnly, func(tx pgx.Tx) (err error) {
 		st := s.store.WithTx(tx)
-		if p, err = st.GetPortfolio(ctx, req.GetPortfolioId()); err != nil {
+		if p, err = st.GetPortfolio(ctx, portfolioID); err != nil {
 			return err
 		}
 		positions, err = st.Positions(ctx, p.ID)
 		return err
 	})
 	if err != nil {
-		return nil, s.grpcError(ctx, err)
+		return nil, held{}, err
 	}
 	resp := &portfoliov1.GetPortfolioResponse{Portfolio: toPortfolio(p)}
 	prices := map[string]*stockv1.Price{}
+	h := held{symbols: make([]string, len(positions)), priced: true}
+	for i, pos := range positions {
+		h.symbols[i] = pos.Symbol
+	}
 	if len(positions) > 0 {
-		symbols := make([]string, len(positions))
-		for i, pos := range positions {
-			symbols[i] = pos.Symbol
-		}
-		latest, err := s.stock.GetLatestPrices(ctx, &stockv1.GetLatestPricesRequest{Symbols: symbols})
+		latest, err := s.stock.GetLatestPrices(ctx, &stockv1.GetLatestPricesRequest{Symbols: h.symbols})
 		if err != nil {
 			s.log.WarnContext(ctx, "portfolio valued without prices", "portfolio", p.ID, "err", err)
+			h.priced = false
 		}
 		for _, pr := range latest.GetPrices() {
 			prices[pr.GetSymbol()] = pr
@@ -133,7 +153,7 @@ func (s *Server) GetPortfolio(ctx context.Context, req *portfoliov1.GetPortfolio
 		foreign = foreign || out.GetCurrency() != p.Currency
 	}
 	if !complete {
-		return resp, nil
+		return resp, h, nil
 	}
 	for _, c := range slices.Sorted(maps.Keys(byCurrency)) {
 		resp.PositionsValues = append(resp.PositionsValues, &portfoliov1.CurrencyValue{Currency: c, PositionsValue: decimal.Format(byCurrency[c])})
@@ -147,7 +167,7 @@ func (s *Server) GetPortfolio(ctx context.Context, req *portfoliov1.GetPortfolio
 		resp.PositionsValue = decimal.Format(total)
 		resp.TotalValue = decimal.Format(decimal.Add(cash, total))
 	}
-	return resp, nil
+	return resp, h, nil
 }
 
 // valuePosition values one position at price (nil: no price known), returning the market

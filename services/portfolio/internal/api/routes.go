@@ -7,16 +7,19 @@ import (
 
 // Routes: the list pages (portfolios, trades, cash movements) tolerate the replicas' lag
 // bound, or see a write whose consistency token they carry; a user, a portfolio and its
-// valuation are read on the primary, as is everything a write decides on.
+// valuation are read on the primary, as is everything a write decides on. The watch streams
+// read the outbox, which lives on the primary.
 var Routes = replica.Routes{
-	portfoliov1.PortfolioService_ListPortfolios_FullMethodName:    replica.Replica,
-	portfoliov1.PortfolioService_ListTrades_FullMethodName:        replica.Replica,
-	portfoliov1.PortfolioService_ListCashMovements_FullMethodName: replica.Replica,
-	portfoliov1.PortfolioService_GetUser_FullMethodName:           replica.Primary,
-	portfoliov1.PortfolioService_GetPortfolio_FullMethodName:      replica.Primary,
-	portfoliov1.PortfolioService_CreateUser_FullMethodName:        replica.Primary,
-	portfoliov1.PortfolioService_CreatePortfolio_FullMethodName:   replica.Primary,
-	portfoliov1.PortfolioService_Deposit_FullMethodName:           replica.Primary,
-	portfoliov1.PortfolioService_Withdraw_FullMethodName:          replica.Primary,
-	portfoliov1.PortfolioService_ExecuteTrade_FullMethodName:      replica.Primary,
+	portfoliov1.PortfolioService_ListPortfolios_FullMethodName:       replica.Replica,
+	portfoliov1.PortfolioService_ListTrades_FullMethodName:           replica.Replica,
+	portfoliov1.PortfolioService_ListCashMovements_FullMethodName:    replica.Replica,
+	portfoliov1.PortfolioService_GetUser_FullMethodName:              replica.Primary,
+	portfoliov1.PortfolioService_GetPortfolio_FullMethodName:         replica.Primary,
+	portfoliov1.PortfolioService_CreateUser_FullMethodName:           replica.Primary,
+	portfoliov1.PortfolioService_CreatePortfolio_FullMethodName:      replica.Primary,
+	portfoliov1.PortfolioService_Deposit_FullMethodName:              replica.Primary,
+	portfoliov1.PortfolioService_Withdraw_FullMethodName:             replica.Primary,
+	portfoliov1.PortfolioService_ExecuteTrade_FullMethodName:         replica.Primary,
+	portfoliov1.PortfolioService_WatchPortfolio_FullMethodName:       replica.Primary,
+	portfoliov1.PortfolioService_WatchPortfolioEvents_FullMethodName: replica.Primary,
 }

@@ -4,9 +4,12 @@ import (
 	"context"
 	"maps"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
@@ -15,6 +18,7 @@ import (
 	"github.com/pgfleet/pgfleet/pkg/app"
 	"github.com/pgfleet/pgfleet/pkg/app/apptest"
 	"github.com/pgfleet/pgfleet/pkg/client"
+	"github.com/pgfleet/pgfleet/pkg/outbox"
 	"github.com/pgfleet/pgfleet/pkg/pgtest"
 	"github.com/pgfleet/pgfleet/pkg/replica"
 	"github.com/pgfleet/pgfleet/services/portfolio/internal/api"
@@ -45,7 +49,7 @@ func TestRouting(t *testing.T) {
 	routing := apptest.Routing{
 		Routes: api.Routes,
 		Files:  []protoreflect.FileDescriptor{portfoliov1.File_pgfleet_portfolio_v1_portfolio_proto},
-		Reads:  ids.reads(cl),
+		Reads:  ids.reads(cl, rep.Svc.Pool),
 		Writes: []apptest.WriteCall{
 			{Method: portfoliov1.PortfolioService_CreateUser_FullMethodName, Do: func(ctx context.Context, opts ...grpc.CallOption) error {
 				resp, err := cl.CreateUser(ctx, &portfoliov1.CreateUserRequest{Email: "second@example.com", DisplayName: "Second"}, opts...)
@@ -79,7 +83,7 @@ func TestRouting(t *testing.T) {
 		env := maps.Clone(rep.Env)
 		env["MAX_REPLICA_LAG"] = "500ms"
 		lagging := startReplicated(t, c, stockAddr, env)
-		read := ids.reads(portfoliov1.NewPortfolioServiceClient(lagging.Conn))[portfoliov1.PortfolioService_ListCashMovements_FullMethodName]
+		read := ids.reads(portfoliov1.NewPortfolioServiceClient(lagging.Conn), lagging.Svc.Pool)[portfoliov1.PortfolioService_ListCashMovements_FullMethodName]
 		var n atomic.Int64
 		apptest.ProveLag(t, lagging, read, func(ctx context.Context) error {
 			_, err := cl.Deposit(ctx, &portfoliov1.DepositRequest{PortfolioId: ids.portfolio, Amount: "1",
@@ -89,7 +93,7 @@ func TestRouting(t *testing.T) {
 	})
 
 	t.Run("read-your-writes with the standby replaying", func(t *testing.T) {
-		apptest.ProveReadYourWrites(t, rep, ids.reads(cl)[portfoliov1.PortfolioService_ListCashMovements_FullMethodName],
+		apptest.ProveReadYourWrites(t, rep, ids.reads(cl, rep.Svc.Pool)[portfoliov1.PortfolioService_ListCashMovements_FullMethodName],
 			func(ctx context.Context, marker string, opts ...grpc.CallOption) error {
 				_, err := cl.Deposit(ctx, &portfoliov1.DepositRequest{PortfolioId: ids.portfolio, Amount: "1", RequestId: marker}, opts...)
 				return err
@@ -98,7 +102,7 @@ func TestRouting(t *testing.T) {
 
 	t.Run("standby stopped under a read load: no read fails", func(t *testing.T) {
 		var reads []apptest.ReadCall
-		for m, read := range ids.reads(cl) {
+		for m, read := range ids.reads(cl, rep.Svc.Pool) {
 			if api.Routes[m] == replica.Replica {
 				reads = append(reads, read)
 			}
@@ -114,9 +118,48 @@ type seeded struct {
 	newUser         atomic.Int64
 }
 
-// reads calls each read of the portfolio service through cl, on seeded's data.
-func (s *seeded) reads(cl portfoliov1.PortfolioServiceClient) map[string]apptest.ReadCall {
+// reads calls each read of the portfolio service through cl, on seeded's data; primary is
+// the primary's pool, where WatchPortfolioEvents' read waits for the outbox to be sequenced.
+func (s *seeded) reads(cl portfoliov1.PortfolioServiceClient, primary *pgxpool.Pool) map[string]apptest.ReadCall {
 	return map[string]apptest.ReadCall{
+		portfoliov1.PortfolioService_WatchPortfolio_FullMethodName: func(ctx context.Context, opts ...grpc.CallOption) (string, error) {
+			ctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			stream, err := cl.WatchPortfolio(ctx, &portfoliov1.WatchPortfolioRequest{PortfolioId: s.portfolio}, opts...)
+			if err != nil {
+				return "", err
+			}
+			resp, err := stream.Recv() // the valuation
+			return apptest.Seen(resp), err
+		},
+		portfoliov1.PortfolioService_WatchPortfolioEvents_FullMethodName: func(ctx context.Context, opts ...grpc.CallOption) (string, error) {
+			// Every event committed so far, once the sequencer has numbered them all: their
+			// ids in order (how they are cut into messages is the stream's business).
+			last, err := sequencedLast(ctx, primary)
+			if err != nil {
+				return "", err
+			}
+			ctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			stream, err := cl.WatchPortfolioEvents(ctx, &portfoliov1.WatchPortfolioEventsRequest{FromOldest: true}, opts...)
+			if err != nil {
+				return "", err
+			}
+			var seen []string
+			for pos := int64(-1); pos < last; {
+				resp, err := stream.Recv()
+				if err != nil {
+					return "", err
+				}
+				if pos, err = outbox.ParseCursor("portfolio", resp.GetCursor()); err != nil {
+					return "", err
+				}
+				for _, ev := range resp.GetEvents() {
+					seen = append(seen, ev.GetType()+" "+ev.GetAggregateId()+" "+ev.GetId())
+				}
+			}
+			return strings.Join(seen, "\n"), nil
+		},
 		portfoliov1.PortfolioService_GetUser_FullMethodName: func(ctx context.Context, opts ...grpc.CallOption) (string, error) {
 			id := s.newUser.Load() // the writes' user, once created
 			if id == 0 {
@@ -154,7 +197,8 @@ func startReplicated(t *testing.T, c *pgtest.ReplicatedCluster, stockAddr string
 		Stock client.Config `env:", prefix=STOCK_"`
 	}
 	apptest.Load(t, vars, &own)
-	opts := app.Options{Name: "portfolio", Migrations: migrations.Set, Validate: api.Validate, Policy: api.Policy, Routes: api.Routes}
+	opts := app.Options{Name: "portfolio", Migrations: migrations.Set, Validate: api.Validate, Policy: api.Policy, Routes: api.Routes,
+		Outbox: true}
 	return apptest.StartReplicated(t, c, opts, vars, func(svc *app.Service) []string {
 		stock, err := svc.Dial("stock", own.Stock)
 		if err != nil {
@@ -165,4 +209,23 @@ func startReplicated(t *testing.T, c *pgtest.ReplicatedCluster, stockAddr string
 			Stock: stockv1.NewStockServiceClient(stock), MaxPriceAge: maxPriceAge}))
 		return []string{portfoliov1.PortfolioService_ServiceDesc.ServiceName}
 	})
+}
+
+// sequencedLast waits until the outbox holds no event without a position, then returns the
+// last position: what a WatchPortfolioEvents from_oldest must deliver to have seen every
+// commit.
+func sequencedLast(ctx context.Context, primary *pgxpool.Pool) (int64, error) {
+	for {
+		var pending, last int64
+		err := primary.QueryRow(ctx, `SELECT (SELECT count(*) FROM portfolio.outbox WHERE position IS NULL),
+			(SELECT last FROM portfolio.outbox_head)`).Scan(&pending, &last)
+		if err != nil || pending == 0 {
+			return last, err
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }

@@ -4,7 +4,10 @@
 // caller with a token; handlers keep users to their own portfolios) go to app.Start, whose
 // interceptors run them before each handler. Every write that moves cash or shares runs as
 // one REPEATABLE READ transaction through pkg/retry while holding the portfolio's exclusive
-// lock (lockedWrite), and is idempotent by request_id.
+// lock (lockedWrite), and is idempotent by request_id. A write that changes a portfolio
+// appends its event (TradeExecuted, CashMoved) to the service's outbox in that transaction;
+// WatchPortfolioEvents streams them to the fleet's services, and WatchPortfolio values a portfolio
+// again on its own events and on the stock service's price changes (priceFeed).
 package api
 
 import (
@@ -23,6 +26,7 @@ import (
 	"github.com/pgfleet/pgfleet/pkg/apierr"
 	"github.com/pgfleet/pgfleet/pkg/app"
 	"github.com/pgfleet/pgfleet/pkg/lock"
+	"github.com/pgfleet/pgfleet/pkg/outbox"
 	"github.com/pgfleet/pgfleet/pkg/retry"
 	"github.com/pgfleet/pgfleet/services/portfolio/internal/store"
 )
@@ -39,12 +43,18 @@ type Server struct {
 	log   *slog.Logger
 	lists lists
 
+	// outbox takes the events of every write, in the write's transaction (TradeExecuted,
+	// CashMoved), and feeds WatchPortfolio and WatchPortfolioEvents.
+	outbox *outbox.Outbox
+	// prices follows the stock service's latest prices for the WatchPortfolio streams.
+	prices *priceFeed
+
 	maxPriceAge time.Duration // 0: trades execute at a price of any age
 
 	// write runs every portfolio-changing transaction: lockedWrite, the one way a binary has.
 	// export_test.go puts weaker ones here (no lock, READ COMMITTED) to prove that the
 	// invariant checker catches what the lock prevents.
-	write func(ctx context.Context, portfolioID int64, fn func(st *store.Store) error) error
+	write func(ctx context.Context, portfolioID int64, fn func(tx pgx.Tx) error) error
 }
 
 // writeTx is how every write's transaction runs: REPEATABLE READ, inside the portfolio's
@@ -86,8 +96,8 @@ var readOnly = pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadO
 
 // Deps are what a Server runs on.
 type Deps struct {
-	app.Base
-	Stock stockv1.StockServiceClient // latest prices
+	app.Base                            // with its Outbox (app.Options.Outbox): every write appends events to it
+	Stock    stockv1.StockServiceClient // latest prices, and their changes (WatchStockEvents) for WatchPortfolio
 	// MaxPriceAge is the oldest latest price a trade executes at (PRICE_TOO_OLD past it);
 	// 0 takes any. A delisted stock's final price sells whatever its age.
 	MaxPriceAge time.Duration
@@ -97,7 +107,8 @@ type Deps struct {
 func New(d Deps) *Server {
 	s := &Server{
 		pool: d.Pool, store: store.New(d.DB), retry: d.Retry, locks: d.Locks, stock: d.Stock, log: d.Log,
-		lists: newLists(d.TokenKey), maxPriceAge: d.MaxPriceAge,
+		lists: newLists(d.TokenKey), maxPriceAge: d.MaxPriceAge, outbox: d.Outbox,
+		prices: newPriceFeed(d.Stock, d.Log),
 	}
 	s.write = s.lockedWrite
 	return s
@@ -108,13 +119,15 @@ func portfolioLock(id int64) string { return "portfolio:" + strconv.FormatInt(id
 
 // lockedWrite runs fn as one portfolio-changing transaction (see writeTx), retried on
 // transient errors, while holding the portfolio's exclusive lock. Every statement that
-// changes a portfolio's state, or reads it to decide a change, belongs in fn.
+// changes a portfolio's state, or reads it to decide a change, belongs in fn, and so does the
+// event that says so (s.outbox.Append): a retry reruns fn in a new transaction, so an event
+// is written exactly when its change commits.
 //
 // The lock is taken at session level before the transaction begins, not inside it: the
 // transaction's snapshot comes from its first statement, so a transaction that waited for the
 // lock inside itself would read the state before the previous holder's commit. Holding it
 // across retries keeps them from queueing behind other writers.
-func (s *Server) lockedWrite(ctx context.Context, portfolioID int64, fn func(st *store.Store) error) error {
+func (s *Server) lockedWrite(ctx context.Context, portfolioID int64, fn func(tx pgx.Tx) error) error {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("acquire connection: %w", err)
@@ -125,7 +138,7 @@ func (s *Server) lockedWrite(ctx context.Context, portfolioID int64, fn func(st 
 		return err
 	}
 	defer release()
-	return s.retry.RunTx(ctx, conn, writeTx, func(tx pgx.Tx) error { return fn(s.store.WithTx(tx)) })
+	return s.retry.RunTx(ctx, conn, writeTx, fn)
 }
 
 // grpcError turns a store error into a status; what every service shares goes to app.Status.

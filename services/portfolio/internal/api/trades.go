@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -69,7 +70,10 @@ func (s *Server) executeTrade(ctx context.Context, req *portfoliov1.ExecuteTrade
 
 	var trade store.Trade
 	var cashAfter string
-	err = s.write(ctx, pid, func(st *store.Store) error {
+	appended := false
+	err = s.write(ctx, pid, func(tx pgx.Tx) error {
+		st := s.store.WithTx(tx)
+		appended = false // a retry starts over
 		// A concurrent copy of this request may have executed while this one waited for the
 		// lock: it is recognised here, under the lock and before any business check, so it
 		// gets the first answer rather than a refusal for want of the cash it spent.
@@ -111,8 +115,18 @@ func (s *Server) executeTrade(ctx context.Context, req *portfoliov1.ExecuteTrade
 			Movement: decimal.Format(fill.Movement),
 			Kind:     kind.String(),
 		})
-		return err
+		if err != nil {
+			return err
+		}
+		if err := s.appendEvent(ctx, tx, pid, &portfoliov1.TradeExecuted{Trade: toTrade(trade), Cash: decimal.Trim(cashAfter)}); err != nil {
+			return err
+		}
+		appended = true
+		return nil
 	})
+	if err == nil && appended {
+		s.outbox.Committed()
+	}
 	if errors.Is(err, store.ErrRepeat) { // only a writer without the lock gets here: tests' weakened server
 		if trade, err = s.store.TradeByRequest(ctx, pid, rid); err == nil {
 			return repeatedTrade(ctx, s.store, trade, hash)

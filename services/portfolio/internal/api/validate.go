@@ -5,6 +5,7 @@ import (
 
 	portfoliov1 "github.com/pgfleet/pgfleet/gen/pgfleet/portfolio/v1"
 	"github.com/pgfleet/pgfleet/pkg/decimal"
+	"github.com/pgfleet/pgfleet/pkg/events"
 	"github.com/pgfleet/pgfleet/pkg/validate"
 )
 
@@ -64,6 +65,12 @@ func Validate(req any) error {
 		checkID(&v, "portfolio_id", r.GetPortfolioId())
 	case *portfoliov1.ListCashMovementsRequest:
 		checkID(&v, "portfolio_id", r.GetPortfolioId())
+	case *portfoliov1.WatchPortfolioRequest:
+		checkID(&v, "portfolio_id", r.GetPortfolioId())
+	case *portfoliov1.WatchPortfolioEventsRequest:
+		// Which types and cursors are the service's: events.Serve's to say.
+		v.Check(len(r.GetTypes()) <= events.MaxTypes, "types", "must be at most %d, got %d", events.MaxTypes, len(r.GetTypes()))
+		v.Check(len(r.GetCursor()) <= events.MaxCursorLen, "cursor", "must be at most %d bytes, got %d", events.MaxCursorLen, len(r.GetCursor()))
 	case *portfoliov1.ListPortfoliosRequest:
 		// filter, order_by, page_size and page_token: pkg/query's.
 	default:
