@@ -186,9 +186,11 @@ func startChromium(t *testing.T, chromium, origin string) (context.Context, *con
 
 // testBrowserLiveView loads the live view (/live?symbols=LIVEA) in headless Chromium, under
 // its real CSP: it shows LIVEA's latest close, pushed by GET /v1/prices:watch through an
-// EventSource, and then the close of a newer bar the test ingests (IngestPrices, over gRPC
-// as a feed would), without a reload; the console stays clean. It needs the stock service's
-// WatchLatestPrices.
+// EventSource, and, given a portfolio holding LIVEA and its owner's token, the portfolio's
+// total value (GET /v1/portfolios/{id}:watch, the token as access_token); then the close of
+// a newer bar the test ingests (IngestPrices, over gRPC as a feed would) and the portfolio
+// revalued at it, without a reload; the console stays clean. It needs the stock service's
+// WatchLatestPrices and WatchStockEvents (portfolio's price feed).
 func testBrowserLiveView(t *testing.T, e *env) {
 	chromium := chromiumPath(t)
 	const symbol = "LIVEA"
@@ -229,10 +231,36 @@ func testBrowserLiveView(t *testing.T, e *env) {
 		text, _ := chromedp.Run(browser, chromedp.Text(chromedp.CSS(`body`)))
 		t.Fatalf("the live view never showed %s at 10.5 (%v); it shows:\n%s\nconsole: %v", symbol, err, text, console.take())
 	}
+	// A portfolio holding 10 LIVEA bought at 10.5 with 1000 of cash: worth 1000, then 1317.5.
+	const owner = "live@example.com"
+	id := newPortfolio(t, e, owner, "1000")
+	if r := e.gw.do(t, http.MethodPost, "/v1/portfolios/"+id+"/trades",
+		`{"symbol":"`+symbol+`","side":"SIDE_BUY","quantity":"10","request_id":"live-buy"}`, bearer(t, owner)...); r.code != http.StatusOK {
+		t.Fatalf("buy %s = %v", symbol, r)
+	}
+	worth := func(total float64) string {
+		return fmt.Sprintf(`Number(document.getElementById('total').dataset.value) === %v`, total)
+	}
+	if err := chromedp.Do(ctx,
+		chromedp.SendKeys(chromedp.CSS(`#portfolio`), id),
+		chromedp.SendKeys(chromedp.CSS(`#token`), authtest.Token(t, owner)),
+		chromedp.Click(chromedp.CSS(`#watch`)),
+	); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](worth(1000), chromedp.WithPollingInterval(100*time.Millisecond))); err != nil {
+		text, _ := chromedp.Run(browser, chromedp.Text(chromedp.CSS(`#value`)))
+		t.Fatalf("the live view never showed portfolio %s worth 1000 (%v); it shows:\n%s", id, err, text)
+	}
+
 	ingest("42.25", day.AddDate(0, 0, 1)) // a newer bar: the latest price changes
 	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](shows(42.25), chromedp.WithPollingInterval(100*time.Millisecond))); err != nil {
 		text, _ := chromedp.Run(browser, chromedp.Text(chromedp.CSS(`body`)))
 		t.Fatalf("the live view never showed the ingested close 42.25 of %s (%v); it shows:\n%s", symbol, err, text)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](worth(1317.5), chromedp.WithPollingInterval(100*time.Millisecond))); err != nil {
+		text, _ := chromedp.Run(browser, chromedp.Text(chromedp.CSS(`#value`)))
+		t.Fatalf("the live view never showed portfolio %s revalued at 1317.5 (%v); it shows:\n%s", id, err, text)
 	}
 	status, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#stream`)))
 	if err != nil || status != "prices live" {
