@@ -139,10 +139,8 @@ func (g *testGateway) send(tb testing.TB, req *http.Request) response {
 		tb.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
 	}
 	defer resp.Body.Close()
-	var b []byte
-	if resp.Header.Get("Content-Type") == "text/event-stream" {
-		b = firstEvent(tb, req, resp.Body) // a Watch stream may never end
-	} else if b, err = io.ReadAll(resp.Body); err != nil {
+	b, err := readAnswer(resp)
+	if err != nil {
 		tb.Fatalf("%s %s: read body: %v", req.Method, req.URL.Path, err)
 	}
 	checkContract(tb, req, resp.StatusCode, resp.Header, b)
@@ -164,25 +162,32 @@ func (g *testGateway) send(tb testing.TB, req *http.Request) response {
 }
 
 // firstEvent reads an event stream up to its first event (comments before it included),
-// or to its end if it ends first.
-func firstEvent(tb testing.TB, req *http.Request, body io.Reader) []byte {
-	tb.Helper()
+// or to its end if it ends first: a Watch stream may never end.
+func firstEvent(body io.Reader) ([]byte, error) {
 	var b []byte
 	br := bufio.NewReader(body)
 	for {
 		line, err := br.ReadBytes('\n')
 		b = append(b, line...)
 		if errors.Is(err, io.EOF) {
-			return b
+			return b, nil
 		}
 		if err != nil {
-			tb.Fatalf("%s %s: read events: %v", req.Method, req.URL.Path, err)
+			return b, err
 		}
 		hasData := bytes.HasPrefix(b, []byte("data: ")) || bytes.Contains(b, []byte("\ndata: "))
 		if hasData && bytes.HasSuffix(b, []byte("\n\n")) {
-			return b
+			return b, nil
 		}
 	}
+}
+
+// readAnswer reads a whole answer, but an event stream only to its first event.
+func readAnswer(resp *http.Response) ([]byte, error) {
+	if resp.Header.Get("Content-Type") == "text/event-stream" {
+		return firstEvent(resp.Body)
+	}
+	return io.ReadAll(resp.Body)
 }
 
 // noNulls fails tb if the JSON document b holds a null anywhere: the gateway leaves unset
