@@ -58,7 +58,8 @@ const (
 // Reasons about resources, named by their key in metadata. Another caller's resource is
 // reported exactly as a missing one.
 const (
-	// StockNotFound: no stock has this symbol (metadata "symbol").
+	// StockNotFound: no stock has this symbol (metadata "symbol"), or, from WatchLatestPrices,
+	// these symbols (metadata "symbols", comma-separated).
 	StockNotFound Reason = "STOCK_NOT_FOUND"
 	// PriceNotFound: the stock service has no price for the symbol, so a trade cannot be priced
 	// (metadata "symbol").

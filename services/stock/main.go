@@ -29,7 +29,7 @@ func run(ctx context.Context, log *slog.Logger, env envconfig.Lookuper) error {
 		return err
 	}
 	svc, err := app.Start(ctx, cfg.App, app.Options{Name: "stock", GRPCAddr: cfg.GRPCAddr,
-		MetricsAddr: cfg.MetricsAddr, Migrations: migrations.Set, Validate: api.Validate, Policy: api.Policy, Routes: api.Routes,
+		MetricsAddr: cfg.MetricsAddr, Migrations: migrations.Set, Validate: api.Validate, Policy: api.Policy, Routes: api.Routes, Outbox: true,
 		Limits: &cfg.Limits}, log)
 	if err != nil {
 		return err

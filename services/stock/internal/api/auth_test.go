@@ -13,7 +13,7 @@ import (
 	"github.com/pgfleet/pgfleet/services/stock/internal/api"
 )
 
-// TestPolicy: market data is public to read; writes need role ingest or admin.
+// TestPolicy: market data is public to read and watch; writes need role ingest or admin.
 func TestPolicy(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -41,6 +41,21 @@ func TestPolicy(t *testing.T) {
 	}
 	if _, err := e.user.ListStocks(ctx, &stockv1.ListStocksRequest{}); err != nil {
 		t.Errorf("ListStocks without a token: %v", err)
+	}
+	// The watches are market data too.
+	prices, err := e.user.WatchLatestPrices(ctx, &stockv1.WatchLatestPricesRequest{Symbols: []string{"AAPL"}})
+	if err == nil {
+		_, err = prices.Recv()
+	}
+	if err != nil {
+		t.Errorf("WatchLatestPrices without a token: %v", err)
+	}
+	evs, err := e.user.WatchStockEvents(ctx, &stockv1.WatchStockEventsRequest{})
+	if err == nil {
+		_, err = evs.Recv()
+	}
+	if err != nil {
+		t.Errorf("WatchStockEvents without a token: %v", err)
 	}
 }
 

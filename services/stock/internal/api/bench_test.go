@@ -1,9 +1,13 @@
 package api_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,6 +16,8 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
+	"github.com/pgfleet/pgfleet/pkg/app/apptest"
+	"github.com/pgfleet/pgfleet/pkg/auth/authtest"
 )
 
 // Benchmarks compare each API path with the same work done straight on pgx, on the same
@@ -316,4 +322,147 @@ func wantRows(rows pgx.Rows, n int, dest ...any) error {
 		return fmt.Errorf("read %d rows, want %d", got, n)
 	}
 	return nil
+}
+
+// BenchmarkIngestPrices200k: rows per second of a 200k-row ingest of 200 symbols (1000 bars
+// each, later than the stored ones) through both paths of IngestPrices, merge (staged) and
+// append_only: the figure the outbox's events (one LatestPriceChanged per symbol, written by
+// the statement that keeps stock.latest_prices) must leave nearly whole.
+func BenchmarkIngestPrices200k(b *testing.B) {
+	benchmarkIngestWatched(b, 0)
+}
+
+// BenchmarkIngestPrices200kWatched is BenchmarkIngestPrices200k with 1000 WatchLatestPrices
+// subscribers of the 200 symbols attached (on 10 connections), each reading every message:
+// what fan-out costs the ingest on the same server.
+func BenchmarkIngestPrices200kWatched(b *testing.B) {
+	benchmarkIngestWatched(b, 1000)
+}
+
+func benchmarkIngestWatched(b *testing.B, subscribers int) {
+	const symbols, bars = 200, 1000
+	e := newEnvWith(b, map[string]string{"STREAMS_PER_CALLER": "0"})
+	seedStocks(b, e, symbols)
+	names := make([]string, symbols)
+	for s := range symbols {
+		names[s] = fmt.Sprintf("S%03d", s)
+	}
+	var received atomic.Int64
+	var heapPer, stacksPer int64
+	if subscribers > 0 {
+		ctx, stop := context.WithCancel(b.Context())
+		var wg sync.WaitGroup
+		defer func() {
+			stop()
+			wg.Wait()
+		}()
+		conns := make([]stockv1.StockServiceClient, 10)
+		for i := range conns {
+			conns[i] = stockv1.NewStockServiceClient(apptest.Dial(b, e.addr, authtest.Admin(b)))
+		}
+		var started sync.WaitGroup
+		mem := func() (heap, stacks int64) {
+			runtime.GC()
+			var m runtime.MemStats
+			runtime.ReadMemStats(&m)
+			return int64(m.HeapAlloc), int64(m.StackInuse)
+		}
+		heap0, stacks0 := mem()
+		defer func() {
+			b.Logf("memory per idle subscriber, client and server in this process: %d bytes of heap, %d of goroutine stacks", heapPer, stacksPer)
+		}()
+		for i := range subscribers {
+			stream, err := conns[i%len(conns)].WatchLatestPrices(ctx, &stockv1.WatchLatestPricesRequest{Symbols: names})
+			if err != nil {
+				b.Fatal(err)
+			}
+			started.Add(1)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := stream.Recv() // the snapshot
+				started.Done()
+				for err == nil {
+					if _, err = stream.Recv(); err == nil {
+						received.Add(1)
+					}
+				}
+			}()
+		}
+		started.Wait()
+		heap1, stacks1 := mem()
+		heapPer, stacksPer = max(0, heap1-heap0)/int64(subscribers), max(0, stacks1-stacks0)/int64(subscribers)
+	}
+	// Each round ingests bars after the previous round's, so every round moves all 200
+	// latest prices and no round pays for truncating between rounds.
+	round := 0
+	batch := func() []*stockv1.Price {
+		prices := make([]*stockv1.Price, 0, symbols*bars)
+		base := day0.Add(time.Duration(round*bars) * time.Minute)
+		for s := range symbols {
+			for i := range bars {
+				prices = append(prices, &stockv1.Price{
+					Symbol: names[s], Time: timestamppb.New(base.Add(time.Duration(i) * time.Minute)),
+					Open: "100.5", High: "101.25", Low: "99.75", Close: fmt.Sprintf("%d.125", 100+i%7), Volume: int64(i),
+				})
+			}
+		}
+		round++
+		return prices
+	}
+	for _, appendOnly := range []bool{false, true} {
+		name := "merge"
+		if appendOnly {
+			name = "append_only"
+		}
+		b.Run(name, func(b *testing.B) {
+			before := received.Load()
+			for b.Loop() {
+				b.StopTimer()
+				prices := batch()
+				b.StartTimer()
+				resp, err := e.ingestStream(b, prices, 5000, appendOnly, names)
+				if err != nil || resp.GetInsertedCount() != int64(len(prices)) {
+					b.Fatalf("ingest = %v, %v; want %d inserted", resp, err, len(prices))
+				}
+			}
+			b.ReportMetric(float64(symbols*bars)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+			if subscribers > 0 { // messages after the snapshot, read by the end of the ingests
+				b.ReportMetric(float64(received.Load()-before)/float64(subscribers*b.N), "msgs/subscriber/op")
+			}
+		})
+	}
+}
+
+// BenchmarkWatchStockEvents: events per second from a write to a WatchStockEvents consumer: each round
+// one UpsertStocks changes 5000 stocks (5000 StockChanged events in one transaction), and the
+// round ends when a consumer, watching since before, has received all of them: append,
+// sequencing, the feed into the ring and delivery.
+func BenchmarkWatchStockEvents(b *testing.B) {
+	const n = 5000
+	e := newEnv(b)
+	stocks := seedStocks(b, e, n)
+	stream, err := e.client.WatchStockEvents(b.Context(), &stockv1.WatchStockEventsRequest{Types: []string{"pgfleet.stock.v1.StockChanged"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := stream.Recv(); err != nil { // the first message: the stream has begun
+		b.Fatal(err)
+	}
+	round := 0
+	for b.Loop() {
+		round++
+		for _, st := range stocks {
+			st.Name = fmt.Sprintf("Stock %s, round %d", st.GetSymbol(), round)
+		}
+		e.upsert(b, stocks...)
+		for got := 0; got < n; {
+			resp, err := stream.Recv()
+			if err != nil {
+				b.Fatal(err)
+			}
+			got += len(resp.GetEvents())
+		}
+	}
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }

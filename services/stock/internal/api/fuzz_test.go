@@ -3,8 +3,10 @@ package api_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,8 +14,10 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	opsv1 "github.com/pgfleet/pgfleet/gen/pgfleet/ops/v1"
 	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
 	"github.com/pgfleet/pgfleet/pkg/app/apptest"
+	"github.com/pgfleet/pgfleet/pkg/outbox"
 )
 
 // The fuzz targets send fuzzed requests through a real server (the production interceptors,
@@ -164,4 +168,59 @@ func ingestOne(ctx context.Context, c stockv1.StockServiceClient, p *stockv1.Pri
 	}
 	_, err = stream.CloseAndRecv()
 	return err
+}
+
+// FuzzWatchLatestPrices sends two symbols, as they are; an answer is the first message or a
+// refusal, never an INTERNAL one.
+func FuzzWatchLatestPrices(f *testing.F) {
+	e := newEnv(f)
+	e.upsert(f, fuzzStocks...)
+	f.Add("AAPL", "MSFT")
+	f.Add("AAPL", "AAPL")
+	f.Add("AAPL", "NOPE")
+	for _, s := range fuzzStrings {
+		f.Add("AAPL", s)
+	}
+	f.Fuzz(func(t *testing.T, a, b string) {
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		stream, err := e.client.WatchLatestPrices(ctx, &stockv1.WatchLatestPricesRequest{Symbols: []string{a, b}}, fuzzRaw)
+		if err == nil {
+			_, err = stream.Recv()
+		}
+		wantGoodAnswer(t, "WatchLatestPrices", err)
+	})
+}
+
+// FuzzWatchStockEvents sends a cursor, or a type (then from now on), as they are. A stream the
+// server accepts answers once there is an event after its cursor: each call makes one.
+func FuzzWatchStockEvents(f *testing.F) {
+	e := newEnv(f)
+	e.upsert(f, fuzzStocks...)
+	first := watchEventsUntil(f, e.client, &stockv1.WatchStockEventsRequest{FromOldest: true}, func(*opsv1.Event) bool { return true })
+	cursor := first[0].GetCursor()
+	for _, s := range append(fuzzStrings, cursor, cursor[:len(cursor)-1], cursor+"=", outbox.Cursor("stock", -1),
+		outbox.Cursor("stock", 1<<62), outbox.Cursor("portfolio", 1), "djEuc3RvY2suMDE") { // "v1.stock.01"
+		f.Add(s, "")
+	}
+	for _, s := range append(fuzzStrings, "pgfleet.stock.v1.StockChanged", "pgfleet.stock.v1.Stock", "pgfleet.ops.v1.Event") {
+		f.Add("", s)
+	}
+	var calls atomic.Int64
+	f.Fuzz(func(t *testing.T, cursor, typ string) {
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		req := &stockv1.WatchStockEventsRequest{Cursor: cursor}
+		if typ != "" {
+			req = &stockv1.WatchStockEventsRequest{Types: []string{typ}} // from now on: a first message at once
+		}
+		stream, err := e.client.WatchStockEvents(ctx, req, fuzzRaw)
+		if err == nil && req.GetCursor() != "" {
+			e.upsert(t, &stockv1.Stock{Symbol: "AAPL", Name: fmt.Sprintf("Apple %d", calls.Add(1))})
+		}
+		if err == nil {
+			_, err = stream.Recv()
+		}
+		wantGoodAnswer(t, "WatchStockEvents", err)
+	})
 }

@@ -8,7 +8,8 @@ import (
 // writers may change market data: stocks, prices, recommendations.
 var writers = auth.Roles(auth.RoleIngest, auth.RoleAdmin)
 
-// Policy: market data is public to read; writes need the ingest or admin role.
+// Policy: market data is public to read and to watch (WatchLatestPrices, WatchStockEvents: the
+// service's rule); writes need the ingest or admin role.
 var Policy = auth.Policy{
 	stockv1.StockService_ServiceDesc.ServiceName:              auth.Public,
 	stockv1.StockService_UpsertStocks_FullMethodName:          writers,

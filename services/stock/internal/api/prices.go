@@ -7,6 +7,7 @@ import (
 	"io"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -84,12 +85,25 @@ func (s *Server) ingest(ctx context.Context, msgs messages) (*stockv1.IngestPric
 	if err != nil || resp.GetReceivedCount() == 0 {
 		return resp, err
 	}
-	if err := st.AdvanceLatest(ctx, src.latestRows()); err != nil {
+	changed, err := st.AdvanceLatest(ctx, src.latestRows())
+	if err != nil {
+		return nil, err
+	}
+	// One LatestPriceChanged per symbol whose latest price moved, in symbol order.
+	slices.SortFunc(changed, func(a, b store.Price) int { return strings.Compare(a.Symbol, b.Symbol) })
+	evs := make(changes, 0, len(changed))
+	for i := range changed {
+		if err := evs.latestPrice(changed[i].Symbol, &changed[i]); err != nil {
+			return nil, err
+		}
+	}
+	if err := evs.appendTo(ctx, s.outbox, tx); err != nil {
 		return nil, err
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return nil, fmt.Errorf("commit ingest: %w", err)
 	}
+	s.outbox.Committed()
 	return resp, nil
 }
 

@@ -1,7 +1,10 @@
 package api
 
 import (
+	"cmp"
 	"context"
+	"slices"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -20,7 +23,8 @@ func (s *Server) ListRecommendations(ctx context.Context, req *stockv1.ListRecom
 	return &stockv1.ListRecommendationsResponse{Recommendations: recs, NextPageToken: next}, nil
 }
 
-// UpsertRecommendations records recommendations in one transaction; every stock must exist.
+// UpsertRecommendations records recommendations in one transaction, with a
+// RecommendationChanged event per row inserted or replaced; every stock must exist.
 func (s *Server) UpsertRecommendations(ctx context.Context, req *stockv1.UpsertRecommendationsRequest) (*stockv1.UpsertRecommendationsResponse, error) {
 	recs := make([]store.Recommendation, len(req.GetRecommendations()))
 	symbols := make([]string, len(recs))
@@ -38,11 +42,30 @@ func (s *Server) UpsertRecommendations(ctx context.Context, req *stockv1.UpsertR
 		if len(missing) > 0 {
 			return &store.UnknownStocksError{Symbols: missing}
 		}
-		inserted, updated, err = st.UpsertRecommendations(ctx, recs)
-		return err
+		changed, err := st.UpsertRecommendations(ctx, recs)
+		if err != nil {
+			return err
+		}
+		slices.SortFunc(changed, func(a, b store.RecommendationChange) int {
+			return cmp.Or(strings.Compare(a.Symbol, b.Symbol), strings.Compare(a.Source, b.Source))
+		})
+		inserted, updated = 0, 0
+		var evs changes
+		for _, c := range changed {
+			if c.Inserted {
+				inserted++
+			} else {
+				updated++
+			}
+			if err := evs.add(c.Symbol, &stockv1.RecommendationChanged{Recommendation: toRecommendation(c.Recommendation)}); err != nil {
+				return err
+			}
+		}
+		return evs.appendTo(ctx, s.outbox, tx)
 	})
 	if err != nil {
 		return nil, s.grpcError(ctx, err)
 	}
+	s.outbox.Committed()
 	return &stockv1.UpsertRecommendationsResponse{InsertedCount: int32(inserted), UpdatedCount: int32(updated)}, nil
 }

@@ -6,7 +6,8 @@ import (
 )
 
 // Routes: market data reads tolerate the replicas' lag bound (stocks, bars, exports,
-// recommendations); the latest prices stay on the primary, since trades execute at them.
+// recommendations); the latest prices stay on the primary, since trades execute at them, and
+// so do the watches, which read the outbox there.
 var Routes = replica.Routes{
 	stockv1.StockService_GetStock_FullMethodName:              replica.Replica,
 	stockv1.StockService_ListStocks_FullMethodName:            replica.Replica,
@@ -19,4 +20,6 @@ var Routes = replica.Routes{
 	stockv1.StockService_DeleteStock_FullMethodName:           replica.Primary,
 	stockv1.StockService_IngestPrices_FullMethodName:          replica.Primary,
 	stockv1.StockService_UpsertRecommendations_FullMethodName: replica.Primary,
+	stockv1.StockService_WatchLatestPrices_FullMethodName:     replica.Primary,
+	stockv1.StockService_WatchStockEvents_FullMethodName:      replica.Primary,
 }

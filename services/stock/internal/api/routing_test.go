@@ -7,7 +7,9 @@ import (
 	"maps"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -15,6 +17,7 @@ import (
 	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
 	"github.com/pgfleet/pgfleet/pkg/app"
 	"github.com/pgfleet/pgfleet/pkg/app/apptest"
+	"github.com/pgfleet/pgfleet/pkg/outbox"
 	"github.com/pgfleet/pgfleet/pkg/pgtest"
 	"github.com/pgfleet/pgfleet/pkg/replica"
 	"github.com/pgfleet/pgfleet/pkg/server"
@@ -58,7 +61,7 @@ func TestRouting(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	reads := readCalls(client)
+	reads := readCalls(client, rep.Svc.Pool)
 	routing := apptest.Routing{
 		Routes: api.Routes,
 		Files:  []protoreflect.FileDescriptor{stockv1.File_pgfleet_stock_v1_stock_proto},
@@ -88,7 +91,7 @@ func TestRouting(t *testing.T) {
 		env["MAX_REPLICA_LAG"] = "500ms"
 		lagging := startReplicated(t, c, env)
 		day := 3
-		read := readCalls(stockv1.NewStockServiceClient(lagging.Conn))[stockv1.StockService_ListPrices_FullMethodName]
+		read := readCalls(stockv1.NewStockServiceClient(lagging.Conn), lagging.Svc.Pool)[stockv1.StockService_ListPrices_FullMethodName]
 		apptest.ProveLag(t, lagging, read, func(ctx context.Context) error {
 			day++
 			return ingest(ctx, []*stockv1.Price{bar(day, "13")})
@@ -96,7 +99,7 @@ func TestRouting(t *testing.T) {
 	})
 
 	t.Run("read-your-writes with the standby replaying", func(t *testing.T) {
-		apptest.ProveReadYourWrites(t, rep, readCalls(client)[stockv1.StockService_GetStock_FullMethodName],
+		apptest.ProveReadYourWrites(t, rep, readCalls(client, rep.Svc.Pool)[stockv1.StockService_GetStock_FullMethodName],
 			func(ctx context.Context, marker string, opts ...grpc.CallOption) error {
 				_, err := client.UpsertStocks(ctx, &stockv1.UpsertStocksRequest{Stocks: []*stockv1.Stock{{Symbol: "AAA", Name: marker, Currency: "USD"}}}, opts...)
 				return err
@@ -122,16 +125,54 @@ func startReplicated(t *testing.T, c *pgtest.ReplicatedCluster, env map[string]s
 		Streams api.StreamLimits
 	}
 	apptest.Load(t, nil, &own)
-	opts := app.Options{Name: "stock", Migrations: migrations.Set, Validate: api.Validate, Policy: api.Policy, Routes: api.Routes, Limits: &own.Limits}
+	opts := app.Options{Name: "stock", Migrations: migrations.Set, Validate: api.Validate, Policy: api.Policy, Routes: api.Routes, Outbox: true, Limits: &own.Limits}
 	return apptest.StartReplicated(t, c, opts, env, func(svc *app.Service) []string {
 		stockv1.RegisterStockServiceServer(svc.Server, api.New(api.Deps{Base: svc.Base, Streams: own.Streams}))
 		return []string{stockv1.StockService_ServiceDesc.ServiceName}
 	})
 }
 
-// readCalls calls each read of the stock service through client, on the data TestRouting arranges.
-func readCalls(client stockv1.StockServiceClient) map[string]apptest.ReadCall {
+// readCalls calls each read of the stock service through client, on the data TestRouting
+// arranges; primary is the primary's pool, where the outbox's last position is read.
+func readCalls(client stockv1.StockServiceClient, primary *pgxpool.Pool) map[string]apptest.ReadCall {
 	return map[string]apptest.ReadCall{
+		stockv1.StockService_WatchLatestPrices_FullMethodName: func(ctx context.Context, opts ...grpc.CallOption) (string, error) {
+			ctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			stream, err := client.WatchLatestPrices(ctx, &stockv1.WatchLatestPricesRequest{Symbols: []string{"AAA", "BBB"}}, opts...)
+			if err != nil {
+				return "", err
+			}
+			defer endStream(cancel, func() error { _, err := stream.Recv(); return err })
+			resp, err := stream.Recv() // the snapshot
+			return apptest.Seen(resp), err
+		},
+		stockv1.StockService_WatchStockEvents_FullMethodName: func(ctx context.Context, opts ...grpc.CallOption) (string, error) {
+			// Every event committed so far, once the sequencer has numbered them all.
+			last, err := sequencedLast(ctx, primary)
+			if err != nil {
+				return "", err
+			}
+			ctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			stream, err := client.WatchStockEvents(ctx, &stockv1.WatchStockEventsRequest{FromOldest: true}, opts...)
+			if err != nil {
+				return "", err
+			}
+			defer endStream(cancel, func() error { _, err := stream.Recv(); return err })
+			var seen []string
+			for pos := int64(0); pos < last; {
+				resp, err := stream.Recv()
+				if err != nil {
+					return "", err
+				}
+				if pos, err = outbox.ParseCursor("stock", resp.GetCursor()); err != nil {
+					return "", err
+				}
+				seen = append(seen, apptest.Seen(resp))
+			}
+			return strings.Join(seen, "\n"), nil
+		},
 		stockv1.StockService_GetStock_FullMethodName: func(ctx context.Context, opts ...grpc.CallOption) (string, error) {
 			resp, err := client.GetStock(ctx, &stockv1.GetStockRequest{Symbol: "AAA"}, opts...)
 			return apptest.Seen(resp), err
@@ -173,5 +214,31 @@ func readCalls(client stockv1.StockServiceClient) map[string]apptest.ReadCall {
 			resp, err := client.ListRecommendations(ctx, &stockv1.ListRecommendationsRequest{}, opts...)
 			return apptest.Seen(resp), err
 		},
+	}
+}
+
+// sequencedLast waits until the outbox has no event without a position, then returns the
+// last position.
+func sequencedLast(ctx context.Context, pool *pgxpool.Pool) (int64, error) {
+	for {
+		var pending, last int64
+		err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM stock.outbox WHERE position IS NULL), (SELECT last FROM stock.outbox_head)`).Scan(&pending, &last)
+		if err != nil || pending == 0 {
+			return last, err
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// endStream cancels a stream the client stops reading, then receives until its error: the
+// stream has then finished, and filled the call's grpc.Header option (which cancelling alone
+// leaves to a goroutine of grpc's, racing the caller's read of it).
+func endStream(cancel context.CancelFunc, recv func() error) {
+	cancel()
+	for recv() == nil {
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/pgfleet/pgfleet/pkg/apierr"
 	"github.com/pgfleet/pgfleet/pkg/app"
 	"github.com/pgfleet/pgfleet/pkg/lock"
+	"github.com/pgfleet/pgfleet/pkg/outbox"
 	"github.com/pgfleet/pgfleet/pkg/retry"
 	"github.com/pgfleet/pgfleet/pkg/validate"
 	"github.com/pgfleet/pgfleet/services/stock/internal/store"
@@ -36,12 +37,15 @@ type Server struct {
 	locks *lock.Locker
 	log   *slog.Logger
 	lists lists
+	// outbox takes the events of each change in its transaction and feeds the Watch streams.
+	outbox *outbox.Outbox
 
 	shares streamShares
 }
 
 // Deps are what a Server runs on.
 type Deps struct {
+	// Base must hold an Outbox (app.Options.Outbox): every write appends its events to it.
 	app.Base
 	// Streams bound the price streams' share of the pool (the zero value: a quarter of it
 	// each for exports and ingests, no other bound).
@@ -57,6 +61,7 @@ func New(d Deps) *Server {
 		locks:  d.Locks,
 		log:    d.Log,
 		lists:  newLists(d.TokenKey),
+		outbox: d.Outbox,
 		shares: newStreamShares(d.Streams, d.Pool.Config().MaxConns),
 	}
 }

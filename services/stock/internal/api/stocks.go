@@ -2,8 +2,11 @@ package api
 
 import (
 	"context"
+	"slices"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
 	"github.com/pgfleet/pgfleet/pkg/lock"
@@ -58,36 +61,79 @@ func (s *Server) BatchGetStocks(ctx context.Context, req *stockv1.BatchGetStocks
 	return resp, nil
 }
 
-// UpsertStocks inserts and updates stocks in one transaction.
+// UpsertStocks inserts and updates stocks in one transaction, with a StockChanged event per
+// stock inserted or changed, and a LatestPriceChanged without a price for a delisted symbol
+// stored again (its final price goes), or with the latest price in its new currency for a
+// stock whose currency changed.
 func (s *Server) UpsertStocks(ctx context.Context, req *stockv1.UpsertStocksRequest) (*stockv1.UpsertStocksResponse, error) {
 	stocks := make([]store.Stock, len(req.GetStocks()))
 	for i, st := range req.GetStocks() {
 		stocks[i] = fromStock(st)
 	}
 	var inserted, updated int
-	// One statement is atomic on its own; RunTx adds the retries and the breaker.
-	err := s.retry.RunTx(ctx, s.pool, pgx.TxOptions{}, func(tx pgx.Tx) (err error) {
-		inserted, updated, err = s.store.WithTx(tx).UpsertStocks(ctx, stocks)
-		return err
+	err := s.retry.RunTx(ctx, s.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		changed, err := s.store.WithTx(tx).UpsertStocks(ctx, stocks)
+		if err != nil {
+			return err
+		}
+		slices.SortFunc(changed, func(a, b store.StockChange) int { return strings.Compare(a.Symbol, b.Symbol) })
+		inserted, updated = 0, 0
+		var evs changes
+		for _, c := range changed {
+			if c.Inserted {
+				inserted++
+			} else {
+				updated++
+			}
+			if err := evs.add(c.Symbol, &stockv1.StockChanged{Stock: toStock(c.Stock)}); err != nil {
+				return err
+			}
+			switch {
+			case c.Cleared:
+				err = evs.latestPrice(c.Symbol, nil)
+			case c.Latest != nil:
+				err = evs.latestPrice(c.Symbol, c.Latest)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return evs.appendTo(ctx, s.outbox, tx)
 	})
 	if err != nil {
 		return nil, s.grpcError(ctx, err)
 	}
+	s.outbox.Committed()
 	return &stockv1.UpsertStocksResponse{InsertedCount: int32(inserted), UpdatedCount: int32(updated)}, nil
 }
 
 // DeleteStock deletes a stock, its price history and its recommendations, and keeps its
-// latest price as its final one (delisted), for portfolios that still hold it.
+// latest price as its final one (delisted), for portfolios that still hold it: a StockDeleted
+// event, and a LatestPriceChanged with the final price if it had one.
 func (s *Server) DeleteStock(ctx context.Context, req *stockv1.DeleteStockRequest) (*stockv1.DeleteStockResponse, error) {
 	sym := req.GetSymbol()
 	err := s.retry.RunTx(ctx, s.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
 		if err := s.locks.Acquire(ctx, tx, stockLock(sym), lock.Write); err != nil {
 			return err
 		}
-		return s.store.WithTx(tx).DeleteStock(ctx, sym)
+		at, final, err := s.store.WithTx(tx).DeleteStock(ctx, sym)
+		if err != nil {
+			return err
+		}
+		var evs changes
+		if err := evs.add(sym, &stockv1.StockDeleted{Symbol: sym, DelistTime: timestamppb.New(at)}); err != nil {
+			return err
+		}
+		if final != nil {
+			if err := evs.latestPrice(sym, final); err != nil {
+				return err
+			}
+		}
+		return evs.appendTo(ctx, s.outbox, tx)
 	})
 	if err != nil {
 		return nil, s.grpcError(ctx, err)
 	}
+	s.outbox.Committed()
 	return &stockv1.DeleteStockResponse{}, nil
 }

@@ -7,6 +7,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
+	"github.com/pgfleet/pgfleet/pkg/events"
 	"github.com/pgfleet/pgfleet/pkg/validate"
 )
 
@@ -18,6 +19,7 @@ const (
 	maxStreamBatch  = 10000
 	maxTextLen      = 200
 	maxRationaleLen = 2000
+	maxWatchSymbols = 1000
 )
 
 // Validate checks a request before its handler runs (the server's validation interceptor
@@ -49,6 +51,12 @@ func Validate(req any) error {
 		checkRecommendations(&v, r.GetRecommendations())
 	case *stockv1.ListStocksRequest, *stockv1.ListRecommendationsRequest:
 		// filter, order_by, page_size and page_token: pkg/query's.
+	case *stockv1.WatchLatestPricesRequest:
+		checkWatchSymbols(&v, r.GetSymbols())
+	case *stockv1.WatchStockEventsRequest:
+		// Which types and cursors are the service's: pkg/events's (Serve), with their reasons.
+		v.Check(len(r.GetTypes()) <= events.MaxTypes, "types", "must hold at most %d types, got %d", events.MaxTypes, len(r.GetTypes()))
+		v.Check(len(r.GetCursor()) <= events.MaxCursorLen, "cursor", "must be at most %d bytes, got %d", events.MaxCursorLen, len(r.GetCursor()))
 	case *stockv1.IngestPricesRequest:
 		// A client stream's messages: the handler checks each row as it copies it.
 	default:
@@ -65,6 +73,22 @@ func checkSymbols(v *validate.Violations, symbols []string) {
 	}
 	for i, s := range symbols {
 		checkSymbol(v, fmt.Sprintf("symbols[%d]", i), s)
+	}
+}
+
+// checkWatchSymbols is checkSymbols for a watch, which names each symbol once.
+func checkWatchSymbols(v *validate.Violations, symbols []string) {
+	if !v.Check(len(symbols) > 0 && len(symbols) <= maxWatchSymbols, "symbols", "must hold 1 to %d symbols, got %d", maxWatchSymbols, len(symbols)) {
+		return
+	}
+	seen := make(map[string]int, len(symbols))
+	for i, s := range symbols {
+		field := fmt.Sprintf("symbols[%d]", i)
+		checkSymbol(v, field, s)
+		if j, dup := seen[s]; dup {
+			v.Add(field, "%q repeats symbols[%d]", s, j)
+		}
+		seen[s] = i
 	}
 }
 

@@ -148,17 +148,28 @@ func (s *Store) MergeStagedPrices(ctx context.Context, dedup bool) (inserted, up
 	return tag.RowsAffected() - updated, updated, nil
 }
 
-// AdvanceLatest records each row as its symbol's latest price unless a later one is stored.
-// Rows must hold one bar per symbol.
-func (s *Store) AdvanceLatest(ctx context.Context, rows []Price) error {
+// AdvanceLatest records each row as its symbol's latest price unless a later one is stored,
+// and returns the latest prices it changed, with their stock's currency (as LatestPrices sets
+// it), in no particular order: a row later than the stored latest, or at its time with other
+// values. A row equal to the stored latest changes nothing and is not returned. Rows must hold
+// one bar per symbol, each of a stock that exists (callers hold its write lock).
+func (s *Store) AdvanceLatest(ctx context.Context, rows []Price) ([]Price, error) {
+	// One statement keeps the table and says what it changed: the events of an ingest of
+	// many symbols cost one extra INSERT, whatever the number of rows.
 	const q = `
-		INSERT INTO stock.latest_prices AS l (symbol, ts, open, high, low, close, volume)
-		SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[]::numeric[], $4::text[]::numeric[],
-			$5::text[]::numeric[], $6::text[]::numeric[], $7::bigint[])
-		ON CONFLICT (symbol) DO UPDATE SET
-			ts = EXCLUDED.ts, open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low,
-			close = EXCLUDED.close, volume = EXCLUDED.volume, currency = NULL, delist_time = NULL
-		WHERE l.ts <= EXCLUDED.ts`
+		WITH up AS (
+			INSERT INTO stock.latest_prices AS l (symbol, ts, open, high, low, close, volume)
+			SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[]::numeric[], $4::text[]::numeric[],
+				$5::text[]::numeric[], $6::text[]::numeric[], $7::bigint[])
+			ON CONFLICT (symbol) DO UPDATE SET
+				ts = EXCLUDED.ts, open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low,
+				close = EXCLUDED.close, volume = EXCLUDED.volume, currency = NULL, delist_time = NULL
+			WHERE l.ts < EXCLUDED.ts OR (l.ts = EXCLUDED.ts AND
+				(l.open, l.high, l.low, l.close, l.volume, l.delist_time) IS DISTINCT FROM
+				(EXCLUDED.open, EXCLUDED.high, EXCLUDED.low, EXCLUDED.close, EXCLUDED.volume, NULL))
+			RETURNING l.symbol, l.ts, l.open, l.high, l.low, l.close, l.volume)
+		SELECT up.symbol, up.ts, up.open::text, up.high::text, up.low::text, up.close::text, up.volume, s.currency
+		FROM up JOIN stock.stocks s ON s.symbol = up.symbol`
 	n := len(rows)
 	sym, ts, vol := make([]string, n), make([]time.Time, n), make([]int64, n)
 	o, h, l, c := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
@@ -166,10 +177,32 @@ func (s *Store) AdvanceLatest(ctx context.Context, rows []Price) error {
 		sym[i], ts[i], vol[i] = r.Symbol, r.Time, r.Volume
 		o[i], h[i], l[i], c[i] = r.Open, r.High, r.Low, r.Close
 	}
-	if _, err := s.db.Exec(ctx, q, sym, ts, o, h, l, c, vol); err != nil {
-		return fmt.Errorf("advance latest prices: %w", err)
+	out, _ := s.db.Query(ctx, q, sym, ts, o, h, l, c, vol)
+	changed, err := pgx.CollectRows(out, func(row pgx.CollectableRow) (p Price, err error) {
+		err = row.Scan(&p.Symbol, &p.Time, &p.Open, &p.High, &p.Low, &p.Close, &p.Volume, &p.Currency)
+		return p, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("advance latest prices: %w", err)
 	}
-	return nil
+	return changed, nil
+}
+
+// UnknownSymbols returns the symbols, sorted, that are neither a stock nor a delisted one
+// with a final price.
+func (s *Store) UnknownSymbols(ctx context.Context, symbols []string) ([]string, error) {
+	const q = `
+		SELECT DISTINCT w.symbol
+		FROM unnest($1::text[]) AS w(symbol)
+		WHERE NOT EXISTS (SELECT 1 FROM stock.stocks s WHERE s.symbol = w.symbol)
+			AND NOT EXISTS (SELECT 1 FROM stock.latest_prices l WHERE l.symbol = w.symbol AND l.delist_time IS NOT NULL)
+		ORDER BY w.symbol`
+	rows, _ := s.db.Query(ctx, q, symbols)
+	unknown, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("check symbols known: %w", err)
+	}
+	return unknown, nil
 }
 
 // ListPrices returns one page of symbol's prices with start <= time < end; page holds the

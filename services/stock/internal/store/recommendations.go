@@ -34,10 +34,17 @@ func (s *Store) ListRecommendations(ctx context.Context, page *query.Query) ([]R
 	return recs, nil
 }
 
-// UpsertRecommendations inserts new recommendations and replaces changed ones. Every
-// symbol must exist (check with MissingStocks first for a clear error; the foreign key is
-// the backstop).
-func (s *Store) UpsertRecommendations(ctx context.Context, recs []Recommendation) (inserted, updated int, err error) {
+// RecommendationChange is a recommendation UpsertRecommendations inserted or replaced, as
+// stored.
+type RecommendationChange struct {
+	Recommendation
+	Inserted bool // a new row, not a replacement
+}
+
+// UpsertRecommendations inserts new recommendations and replaces changed ones, and returns
+// those it inserted or replaced, in no particular order. Every symbol must exist (check with
+// MissingStocks first for a clear error; the foreign key is the backstop).
+func (s *Store) UpsertRecommendations(ctx context.Context, recs []Recommendation) ([]RecommendationChange, error) {
 	const q = `
 		INSERT INTO stock.recommendations AS r (symbol, source, action, target_price, confidence, rationale)
 		SELECT s, src, a, nullif(tp, '')::numeric, c, why
@@ -47,7 +54,8 @@ func (s *Store) UpsertRecommendations(ctx context.Context, recs []Recommendation
 			confidence = EXCLUDED.confidence, rationale = EXCLUDED.rationale, update_time = now()
 		WHERE (r.action, r.target_price, r.confidence, r.rationale) IS DISTINCT FROM
 			(EXCLUDED.action, EXCLUDED.target_price, EXCLUDED.confidence, EXCLUDED.rationale)
-		RETURNING (xmax = 0) AS inserted`
+		RETURNING symbol, source, action, coalesce(target_price::text, ''), confidence, rationale,
+			create_time, update_time, (xmax = 0) AS inserted`
 	n := len(recs)
 	sym, src, action, why := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	target, conf := make([]string, n), make([]float64, n)
@@ -56,10 +64,14 @@ func (s *Store) UpsertRecommendations(ctx context.Context, recs []Recommendation
 		target[i], conf[i] = r.TargetPrice, r.Confidence
 	}
 	rows, _ := s.db.Query(ctx, q, sym, src, action, target, conf, why)
-	flags, err := pgx.CollectRows(rows, pgx.RowTo[bool])
+	changes, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (c RecommendationChange, err error) {
+		r := &c.Recommendation
+		err = row.Scan(&r.Symbol, &r.Source, &r.Action, &r.TargetPrice, &r.Confidence, &r.Rationale,
+			&r.CreateTime, &r.UpdateTime, &c.Inserted)
+		return c, err
+	})
 	if err != nil {
-		return 0, 0, fmt.Errorf("upsert recommendations: %w", err)
+		return nil, fmt.Errorf("upsert recommendations: %w", err)
 	}
-	inserted, updated = countInserted(flags)
-	return inserted, updated, nil
+	return changes, nil
 }

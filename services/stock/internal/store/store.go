@@ -64,16 +64,3 @@ func (s *Store) MissingStocks(ctx context.Context, symbols []string) ([]string, 
 	}
 	return missing, nil
 }
-
-// countInserted splits the RETURNING (xmax = 0) flags of an upsert into inserted and
-// updated rows: a row version created by this statement's INSERT has no xmax.
-func countInserted(flags []bool) (inserted, updated int) {
-	for _, ins := range flags {
-		if ins {
-			inserted++
-		} else {
-			updated++
-		}
-	}
-	return inserted, updated
-}
