@@ -285,3 +285,22 @@ SELECT count(*) FROM d`, upto).Scan(&deleted)
 	}
 	return deleted, nil
 }
+
+// WaitSequenced waits until every event committed so far has a position, polling, and
+// returns the last position: what a consumer starting from the oldest event must reach to
+// have seen them all (tests, tools). It returns ctx's error if ctx ends first.
+func WaitSequenced(ctx context.Context, db DB, schema string) (int64, error) {
+	n := namesOf(schema)
+	for {
+		var pending, last int64
+		err := db.QueryRow(ctx, `SELECT (SELECT count(*) FROM `+n.table+` WHERE position IS NULL), (SELECT last FROM `+n.head+`)`).Scan(&pending, &last)
+		if err != nil || pending == 0 {
+			return last, err
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}

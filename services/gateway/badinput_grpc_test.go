@@ -35,6 +35,7 @@ import (
 	"github.com/pgfleet/pgfleet/pkg/auth"
 	"github.com/pgfleet/pgfleet/pkg/auth/authtest"
 	"github.com/pgfleet/pgfleet/pkg/pgtest"
+	"github.com/pgfleet/pgfleet/services/gateway/internal/gateway"
 )
 
 // The gRPC bad-input table (issue 12, "What to build"; the REST side is testBadInput): every
@@ -266,6 +267,24 @@ func rpcFixtures(fx *rpcFixture) map[string]func() proto.Message {
 		stockv1.StockService_StreamPrices_FullMethodName: func() proto.Message {
 			return &stockv1.StreamPricesRequest{Symbol: "AAPL", StartTime: rpcDay(-30), EndTime: rpcDay(1), BatchSize: 2}
 		},
+		stockv1.StockService_WatchLatestPrices_FullMethodName: func() proto.Message {
+			return &stockv1.WatchLatestPricesRequest{Symbols: []string{"AAPL", "MSFT"}}
+		},
+		stockv1.StockService_WatchStockEvents_FullMethodName: func() proto.Message {
+			return &stockv1.WatchStockEventsRequest{Types: []string{"pgfleet.stock.v1.LatestPriceChanged"}}
+		},
+		portfoliov1.PortfolioService_WatchPortfolio_FullMethodName: func() proto.Message {
+			return &portfoliov1.WatchPortfolioRequest{PortfolioId: fx.portfolio}
+		},
+		portfoliov1.PortfolioService_WatchPortfolioEvents_FullMethodName: func() proto.Message {
+			return &portfoliov1.WatchPortfolioEventsRequest{FromOldest: true}
+		},
+		interviewv1.InterviewService_WatchSession_FullMethodName: func() proto.Message {
+			return &interviewv1.WatchSessionRequest{SessionId: fx.session}
+		},
+		interviewv1.InterviewService_WatchInterviewEvents_FullMethodName: func() proto.Message {
+			return &interviewv1.WatchInterviewEventsRequest{}
+		},
 		stockv1.StockService_GetLatestPrices_FullMethodName: func() proto.Message {
 			return &stockv1.GetLatestPricesRequest{Symbols: []string{"AAPL", "MSFT"}}
 		},
@@ -477,7 +496,7 @@ func (c *rpcCall) send(ctx context.Context, admin grpc.CallOption) *status.Statu
 		if err != nil {
 			return status.Convert(err)
 		}
-		if !md.IsStreamingServer() {
+		if !md.IsStreamingServer() || gateway.IsWatchMethod(md) { // a Watch stream never ends: its first message will do
 			return status.New(codes.OK, "")
 		}
 	}

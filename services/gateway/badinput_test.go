@@ -1025,7 +1025,7 @@ func (p *badInputPass) send(tb testing.TB, c *call) outcome {
 		return out
 	}
 	defer resp.Body.Close()
-	out.body, err = io.ReadAll(resp.Body)
+	out.body, err = readAnswer(resp) // a Watch stream to its first event
 	out.code = resp.StatusCode
 	if err != nil {
 		out.problem = "read answer: " + err.Error()

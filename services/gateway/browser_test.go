@@ -18,6 +18,9 @@ import (
 	cdpruntime "github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
 	"github.com/pgfleet/pgfleet/pkg/app/apptest"
 	"github.com/pgfleet/pgfleet/pkg/auth"
 	"github.com/pgfleet/pgfleet/pkg/auth/authtest"
@@ -79,22 +82,7 @@ func testBrowserStatusPage(t *testing.T, e *env) {
 		}
 	})
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.DisableGPU,
-	)
-	if os.Geteuid() == 0 {
-		opts = append(opts, chromedp.NoSandbox) // Chromium refuses to run as root with its sandbox
-	}
-	alloc, cancel := chromedp.NewExecAllocator(t.Context(), opts...)
-	defer cancel()
-	console := newConsole(gw.url)
-	browser, cancel := chromedp.NewContext(alloc, chromedp.WithListener(console.listen))
-	defer cancel()
-	if err := chromedp.Do(browser); err != nil { // starts Chromium, for the browser's lifetime
-		t.Fatalf("start Chromium (%s): %v", chromium, err)
-	}
+	browser, console := startChromium(t, chromium, gw.url)
 
 	// Bounded waits, no timing assertions: the page refreshes every 2 s.
 	within := func(d time.Duration) context.Context {
@@ -170,6 +158,116 @@ func testBrowserStatusPage(t *testing.T, e *env) {
 		if !strings.Contains(p, "503") || !statusCall {
 			t.Errorf("console after interview stopped: %s", p)
 		}
+	}
+}
+
+// startChromium starts headless Chromium for the test's lifetime and returns its context and
+// the console of its tab, whose page will be of origin.
+func startChromium(t *testing.T, chromium, origin string) (context.Context, *console) {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.DisableGPU,
+	)
+	if os.Geteuid() == 0 {
+		opts = append(opts, chromedp.NoSandbox) // Chromium refuses to run as root with its sandbox
+	}
+	alloc, cancel := chromedp.NewExecAllocator(t.Context(), opts...)
+	t.Cleanup(cancel)
+	console := newConsole(origin)
+	browser, cancel := chromedp.NewContext(alloc, chromedp.WithListener(console.listen))
+	t.Cleanup(cancel)
+	if err := chromedp.Do(browser); err != nil { // starts Chromium, for the browser's lifetime
+		t.Fatalf("start Chromium (%s): %v", chromium, err)
+	}
+	return browser, console
+}
+
+// testBrowserLiveView loads the live view (/live?symbols=LIVEA) in headless Chromium, under
+// its real CSP: it shows LIVEA's latest close, pushed by GET /v1/prices:watch through an
+// EventSource, and, given a portfolio holding LIVEA and its owner's token, the portfolio's
+// total value (GET /v1/portfolios/{id}:watch, the token as access_token); then the close of
+// a newer bar the test ingests (IngestPrices, over gRPC as a feed would) and the portfolio
+// revalued at it, without a reload; the console stays clean. It needs the stock service's
+// WatchLatestPrices and WatchStockEvents (portfolio's price feed).
+func testBrowserLiveView(t *testing.T, e *env) {
+	chromium := chromiumPath(t)
+	const symbol = "LIVEA"
+	sc := stockv1.NewStockServiceClient(apptest.Dial(t, e.fleet.stock.Addr, authtest.Admin(t)))
+	if _, err := sc.UpsertStocks(t.Context(), &stockv1.UpsertStocksRequest{Stocks: []*stockv1.Stock{
+		{Symbol: symbol, Name: "Live View Inc.", Sector: "Industrials", Exchange: "NASDAQ", Currency: "USD"}, // not Technology: list_stocks_paged counts those
+	}}); err != nil {
+		t.Fatalf("upsert %s: %v", symbol, err)
+	}
+	day := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
+	ingest := func(close string, at time.Time) {
+		t.Helper()
+		stream, err := sc.IngestPrices(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		bar := &stockv1.Price{Symbol: symbol, Time: timestamppb.New(at), Open: close, High: close, Low: close, Close: close, Volume: 1}
+		if err := stream.Send(&stockv1.IngestPricesRequest{Prices: []*stockv1.Price{bar}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := stream.CloseAndRecv(); err != nil {
+			t.Fatalf("ingest %s %s: %v", symbol, close, err)
+		}
+	}
+	ingest("10.5", day)
+
+	browser, console := startChromium(t, chromium, e.gw.url)
+	ctx, cancel := context.WithTimeout(browser, 90*time.Second)
+	defer cancel()
+	shows := func(close float64) string {
+		return fmt.Sprintf(`(() => { const tr = document.querySelector('#prices tr[data-symbol="%s"]'); `+
+			`return tr !== null && Number(tr.dataset.close) === %v; })()`, symbol, close)
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate(e.gw.url+"/live?symbols="+symbol)); err != nil {
+		t.Fatalf("open the live view: %v", err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](shows(10.5), chromedp.WithPollingInterval(100*time.Millisecond))); err != nil {
+		text, _ := chromedp.Run(browser, chromedp.Text(chromedp.CSS(`body`)))
+		t.Fatalf("the live view never showed %s at 10.5 (%v); it shows:\n%s\nconsole: %v", symbol, err, text, console.take())
+	}
+	// A portfolio holding 10 LIVEA bought at 10.5 with 1000 of cash: worth 1000, then 1317.5.
+	const owner = "live@example.com"
+	id := newPortfolio(t, e, owner, "1000")
+	if r := e.gw.do(t, http.MethodPost, "/v1/portfolios/"+id+"/trades",
+		`{"symbol":"`+symbol+`","side":"SIDE_BUY","quantity":"10","request_id":"live-buy"}`, bearer(t, owner)...); r.code != http.StatusOK {
+		t.Fatalf("buy %s = %v", symbol, r)
+	}
+	worth := func(total float64) string {
+		return fmt.Sprintf(`Number(document.getElementById('total').dataset.value) === %v`, total)
+	}
+	if err := chromedp.Do(ctx,
+		chromedp.SendKeys(chromedp.CSS(`#portfolio`), id),
+		chromedp.SendKeys(chromedp.CSS(`#token`), authtest.Token(t, owner)),
+		chromedp.Click(chromedp.CSS(`#watch`)),
+	); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](worth(1000), chromedp.WithPollingInterval(100*time.Millisecond))); err != nil {
+		text, _ := chromedp.Run(browser, chromedp.Text(chromedp.CSS(`#value`)))
+		t.Fatalf("the live view never showed portfolio %s worth 1000 (%v); it shows:\n%s", id, err, text)
+	}
+
+	ingest("42.25", day.AddDate(0, 0, 1)) // a newer bar: the latest price changes
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](shows(42.25), chromedp.WithPollingInterval(100*time.Millisecond))); err != nil {
+		text, _ := chromedp.Run(browser, chromedp.Text(chromedp.CSS(`body`)))
+		t.Fatalf("the live view never showed the ingested close 42.25 of %s (%v); it shows:\n%s", symbol, err, text)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](worth(1317.5), chromedp.WithPollingInterval(100*time.Millisecond))); err != nil {
+		text, _ := chromedp.Run(browser, chromedp.Text(chromedp.CSS(`#value`)))
+		t.Fatalf("the live view never showed portfolio %s revalued at 1317.5 (%v); it shows:\n%s", id, err, text)
+	}
+	status, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#stream`)))
+	if err != nil || status != "prices live" {
+		t.Errorf("stream status = %q (%v), want prices live", status, err)
+	}
+	if problems := console.take(); len(problems) > 0 {
+		t.Errorf("console of the live view:\n%s", strings.Join(problems, "\n"))
 	}
 }
 

@@ -37,7 +37,13 @@ type config struct {
 	MaxConnections int `env:"MAX_CONNECTIONS, default=256" help:"connections open on HTTP_ADDR at once; more wait to be accepted"`
 	// StreamTimeout is the deadline of streaming calls (the NDJSON price export): the
 	// upstream clients' TIMEOUT is for unary calls.
-	StreamTimeout time.Duration `env:"STREAM_TIMEOUT, default=10m" help:"deadline of streaming calls (the NDJSON price export, REST IngestPrices)"`
+	StreamTimeout time.Duration `env:"STREAM_TIMEOUT, default=10m" help:"deadline of streaming calls (the NDJSON price export, REST IngestPrices, Watch streams: EventSource then reconnects)"`
+	// MaxWatchStreams bounds the Watch streams (server-sent events) open at once; they are
+	// not counted in MAX_IN_FLIGHT, since each lasts as long as its client stays.
+	MaxWatchStreams int `env:"MAX_WATCH_STREAMS, default=10000" help:"Watch streams (server-sent events, GET ...:watch) open at once, outside MAX_IN_FLIGHT; past it, 429 GATEWAY_BUSY"`
+	// SSEHeartbeat is the longest a Watch stream goes without a write: a comment line then
+	// keeps proxies from closing it as idle.
+	SSEHeartbeat time.Duration `env:"SSE_HEARTBEAT, default=15s" help:"a Watch stream without an event for this long gets a comment line (: heartbeat), so that proxies keep it open; 0: none"`
 	// HealthTimeout bounds each upstream check of /health and /monitoring/database.
 	HealthTimeout time.Duration `env:"HEALTH_TIMEOUT, default=1s" help:"bound of each service's check in /health and /monitoring/database"`
 	// Drain bounds the wait for in-flight requests on shutdown.
@@ -64,6 +70,9 @@ func loadConfig(ctx context.Context, env envconfig.Lookuper) (config, error) {
 		return cfg, fmt.Errorf("read config: MAX_REQUEST_BYTES must be positive, got %d", cfg.MaxRequestBytes)
 	case cfg.StreamTimeout <= 0 || cfg.HealthTimeout <= 0:
 		return cfg, fmt.Errorf("read config: STREAM_TIMEOUT and HEALTH_TIMEOUT must be positive")
+	case cfg.MaxWatchStreams <= 0 || cfg.SSEHeartbeat < 0:
+		return cfg, fmt.Errorf("read config: MAX_WATCH_STREAMS must be positive and SSE_HEARTBEAT not negative, got %d and %s",
+			cfg.MaxWatchStreams, cfg.SSEHeartbeat)
 	case cfg.MaxInFlight <= 0 || cfg.MaxQueued < 0 || cfg.MaxConnections <= 0:
 		return cfg, fmt.Errorf("read config: MAX_IN_FLIGHT and MAX_CONNECTIONS must be positive and MAX_QUEUED not negative, got %d, %d and %d",
 			cfg.MaxInFlight, cfg.MaxConnections, cfg.MaxQueued)

@@ -1,9 +1,13 @@
 package main
 
 import (
+	"context"
+	"crypto/tls"
 	"net"
 	"sync"
 	"sync/atomic"
+
+	"github.com/pgfleet/pgfleet/services/gateway/internal/gateway"
 )
 
 // connLimit is a listener that keeps at most cap(slots) connections open, which bounds the
@@ -12,7 +16,9 @@ import (
 // connection to close, and new ones wait in the kernel's accept queue: they are served late,
 // not refused. So that the waiting ones get a turn, a full listener turns HTTP keep-alives
 // off (idle connections close at once, busy ones after their answer, and their clients line
-// up again); once a quarter of the slots are free again, it turns them back on.
+// up again); once a quarter of the slots are free again, it turns them back on. A connection
+// that carries a Watch stream (server-sent events, open for as long as its client stays) gives
+// its slot back as the stream starts and closes when it ends (connRelease).
 type connLimit struct {
 	net.Listener
 	slots chan struct{}
@@ -97,4 +103,16 @@ func (c *limitedConn) Close() error {
 	err := c.Conn.Close()
 	c.release()
 	return err
+}
+
+// connRelease is http.Server.ConnContext: it lets the gateway take a connection that carries
+// a Watch stream out of the limit (gateway.WithConnRelease); MAX_WATCH_STREAMS bounds those.
+func connRelease(ctx context.Context, c net.Conn) context.Context {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	if lc, ok := c.(*limitedConn); ok {
+		return gateway.WithConnRelease(ctx, lc.release)
+	}
+	return ctx
 }

@@ -32,6 +32,9 @@ import (
 // ndjson is the media type of the gateway's server streams.
 const ndjson = "application/x-ndjson"
 
+// eventStream is the media type of the Watch routes: server-sent events.
+const eventStream = "text/event-stream"
+
 // contract is the served document, loaded once, and a router over its operations.
 var contract = sync.OnceValues(func() (*contractDoc, error) {
 	v2, err := openapi.Merged()
@@ -55,6 +58,8 @@ var contract = sync.OnceValues(func() (*contractDoc, error) {
 	}
 	// Each line of a stream is one JSON document, decoded as JSON.
 	openapi3filter.RegisterBodyDecoder(ndjson, openapi3filter.JSONBodyDecoder)
+	// Each event's data is one JSON document, set as the body one at a time.
+	openapi3filter.RegisterBodyDecoder(eventStream, openapi3filter.JSONBodyDecoder)
 	return &contractDoc{doc: doc, router: router}, nil
 })
 
@@ -123,6 +128,8 @@ func (c *contractDoc) check(req *http.Request, code int, header http.Header, bod
 			}
 		}
 		return nil
+	case eventStream:
+		return c.checkEvents(input, body)
 	}
 	// HTML, script, style: the media type must be the documented one; the body is no JSON.
 	content := route.Operation.Responses.Status(code).Value.Content
@@ -131,6 +138,77 @@ func (c *contractDoc) check(req *http.Request, code int, header http.Header, bod
 			strings.Join(slices.Sorted(maps.Keys(content)), ", "))
 	}
 	return nil
+}
+
+// checkEvents holds a server-sent event stream to the document: every line a field
+// (id, event, data), a comment or blank; the data of each unnamed event valid against the
+// 200 answer's schema (the message), that of a named one ("error") against the schema the
+// answer's x-events gives it; the stream ends with a whole event.
+func (c *contractDoc) checkEvents(input *openapi3filter.ResponseValidationInput, body []byte) error {
+	if len(body) > 0 && !bytes.HasSuffix(body, []byte("\n\n")) {
+		return errors.New("an event stream must end with a blank line")
+	}
+	event, data := "", []string(nil)
+	for i, line := range strings.Split(string(body), "\n") {
+		field, value, _ := strings.Cut(line, ": ")
+		switch {
+		case line == "" && data != nil:
+			doc := []byte(strings.Join(data, "\n"))
+			if event != "" {
+				schema, err := c.eventSchema(input, event)
+				if err != nil {
+					return fmt.Errorf("%s event before line %d: %w", event, i+1, err)
+				}
+				var v any
+				if err := json.Unmarshal(doc, &v); err != nil {
+					return fmt.Errorf("%s event before line %d: %w", event, i+1, err)
+				}
+				if err := schema.VisitJSON(v, openapi3.VisitAsResponse()); err != nil {
+					return fmt.Errorf("%s event before line %d: %w", event, i+1, err)
+				}
+			} else {
+				input.SetBodyBytes(doc)
+				if err := openapi3filter.ValidateResponse(context.Background(), input); err != nil {
+					return fmt.Errorf("event before line %d: %w", i+1, err)
+				}
+			}
+			event, data = "", nil
+		case line == "" || strings.HasPrefix(line, ":") || field == "id":
+		case field == "event":
+			event = value
+		case field == "data":
+			data = append(data, value)
+		default:
+			return fmt.Errorf("line %d, %q, is no field of an event stream", i+1, line)
+		}
+	}
+	return nil
+}
+
+// eventSchema returns the schema of the data of the named event of an event stream, from its
+// answer's x-events (a name the document does not list is an error).
+func (c *contractDoc) eventSchema(input *openapi3filter.ResponseValidationInput, event string) (*openapi3.Schema, error) {
+	resp := input.RequestValidationInput.Route.Operation.Responses.Status(input.Status)
+	var events map[string]struct {
+		Ref string `json:"$ref"`
+	}
+	raw, err := json.Marshal(resp.Value.Extensions["x-events"])
+	if err == nil {
+		err = json.Unmarshal(raw, &events)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("x-events: %w", err)
+	}
+	ref, ok := events[event]
+	if !ok {
+		return nil, fmt.Errorf("not documented in x-events (%v)", slices.Sorted(maps.Keys(events)))
+	}
+	name := ref.Ref[strings.LastIndex(ref.Ref, "/")+1:]
+	s := c.doc.Components.Schemas[name]
+	if s == nil || s.Value == nil {
+		return nil, fmt.Errorf("x-events names %q, which is no schema", ref.Ref)
+	}
+	return s.Value, nil
 }
 
 // checkError checks the answer to a path or method no operation has: status want, and the
@@ -162,6 +240,8 @@ func TestContractCheck(t *testing.T) {
 	)
 	jsonType := http.Header{"Content-Type": {"application/json"}, "X-Content-Type-Options": {"nosniff"}}
 	streamType := http.Header{"Content-Type": {ndjson}, "X-Content-Type-Options": {"nosniff"}}
+	eventType := http.Header{"Content-Type": {eventStream}, "X-Content-Type-Options": {"nosniff"}}
+	const prices = `{"prices": [], "cleared_symbols": []}`
 	tests := []struct {
 		name, method, path string
 		reqHeader          http.Header
@@ -183,6 +263,21 @@ func TestContractCheck(t *testing.T) {
 		{"stream_line_with_both", "GET", "/v1/stocks/AAPL/prices:stream", nil, 200, streamType,
 			`{"result": {"prices": []}, "error": ` + status + "}\n", "line 1"},
 		{"stream_error_before_first_line", "GET", "/v1/stocks/AAPL/prices:stream", nil, 404, jsonType, status, ""},
+		{"watch", "GET", "/v1/prices:watch?symbols=AAPL", nil, 200, eventType,
+			": heartbeat\n\ndata: " + prices + "\n\nevent: error\ndata: " + status + "\n\n", ""},
+		{"watch_events_with_id", "GET", "/v1/events/stock:watch", nil, 200, eventType,
+			"id: c1\ndata: {\"events\": [], \"cursor\": \"c1\"}\n\n", ""},
+		{"watch_data_not_the_message", "GET", "/v1/prices:watch?symbols=AAPL", nil, 200, eventType,
+			"data: {\"prices\": [{\"symbol\": 1}]}\n\n", "event before line 2"},
+		{"watch_error_not_a_status", "GET", "/v1/prices:watch?symbols=AAPL", nil, 200, eventType,
+			"event: error\ndata: {\"code\": \"x\"}\n\n", "error event"},
+		{"watch_undocumented_event", "GET", "/v1/prices:watch?symbols=AAPL", nil, 200, eventType,
+			"event: surprise\ndata: {}\n\n", "not documented in x-events"},
+		{"watch_monitoring", "GET", "/monitoring/database:watch", nil, 200, eventType,
+			"event: health\ndata: {\"status\": \"SERVING\", \"services\": {}}\n\ndata: {}\n\n", ""},
+		{"watch_cut_event", "GET", "/v1/prices:watch?symbols=AAPL", nil, 200, eventType, "data: " + prices + "\n", "blank line"},
+		{"watch_as_ndjson", "GET", "/v1/prices:watch?symbols=AAPL", nil, 200, streamType, `{"result": ` + prices + "}\n", "Content-Type"},
+		{"watch_error_before_first_event", "GET", "/v1/portfolios/7:watch", nil, 404, jsonType, status, ""},
 		{"status_page", "GET", "/", nil, 200, http.Header{"Content-Type": {"text/html; charset=utf-8"}}, "<html>", ""},
 		{"status_page_as_json", "GET", "/", nil, 200, jsonType, "{}", "Content-Type has unexpected value"},
 		{"favicon", "GET", "/favicon.ico", nil, 200, http.Header{"Content-Type": {"image/x-icon"}}, "\x00\x00\x01\x00", ""},

@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -63,6 +64,19 @@ func testDatabaseStatusNeedsRole(t *testing.T, e *env) {
 			r := e.gw.do(t, http.MethodGet, "/monitoring/database", "", tt.headers...)
 			if r.code != tt.wantHTTP {
 				t.Fatalf("GET /monitoring/database = %v, want %d", r, tt.wantHTTP)
+			}
+			// Its live feed admits the same callers, with the token in the header or, for
+			// EventSource, as access_token; its first event is /health's report.
+			w := e.gw.do(t, http.MethodGet, "/monitoring/database:watch", "", tt.headers...)
+			if len(tt.headers) == 2 && strings.HasPrefix(tt.headers[1], "Bearer ") {
+				q := e.gw.do(t, http.MethodGet, "/monitoring/database:watch?access_token="+
+					url.QueryEscape(strings.TrimPrefix(tt.headers[1], "Bearer ")), "")
+				if q.code != w.code {
+					t.Errorf("GET /monitoring/database:watch with access_token = %v, with the header %v", q, w)
+				}
+			}
+			if w.code != tt.wantHTTP || w.code == http.StatusOK && !strings.HasPrefix(string(w.body), "event: health\ndata: {") {
+				t.Errorf("GET /monitoring/database:watch = %v, want %d (a first event health)", w, tt.wantHTTP)
 			}
 			if tt.wantReason == "" {
 				return

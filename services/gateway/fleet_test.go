@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -137,7 +139,7 @@ func (g *testGateway) send(tb testing.TB, req *http.Request) response {
 		tb.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
+	b, err := readAnswer(resp)
 	if err != nil {
 		tb.Fatalf("%s %s: read body: %v", req.Method, req.URL.Path, err)
 	}
@@ -145,12 +147,47 @@ func (g *testGateway) send(tb testing.TB, req *http.Request) response {
 	switch resp.Header.Get("Content-Type") {
 	case "application/json":
 		noNulls(tb, req.Method+" "+req.URL.Path, b)
+	case "text/event-stream":
+		for i, line := range bytes.Split(b, []byte("\n")) {
+			if data, ok := bytes.CutPrefix(line, []byte("data: ")); ok {
+				noNulls(tb, fmt.Sprintf("%s %s line %d", req.Method, req.URL.Path, i), data)
+			}
+		}
 	case "application/x-ndjson":
 		for i, line := range bytes.Split(bytes.TrimSuffix(b, []byte("\n")), []byte("\n")) {
 			noNulls(tb, fmt.Sprintf("%s %s line %d", req.Method, req.URL.Path, i), line)
 		}
 	}
 	return response{code: resp.StatusCode, header: resp.Header, body: b}
+}
+
+// firstEvent reads an event stream up to its first event (comments before it included),
+// or to its end if it ends first: a Watch stream may never end.
+func firstEvent(body io.Reader) ([]byte, error) {
+	var b []byte
+	br := bufio.NewReader(body)
+	for {
+		line, err := br.ReadBytes('\n')
+		b = append(b, line...)
+		if errors.Is(err, io.EOF) {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+		hasData := bytes.HasPrefix(b, []byte("data: ")) || bytes.Contains(b, []byte("\ndata: "))
+		if hasData && bytes.HasSuffix(b, []byte("\n\n")) {
+			return b, nil
+		}
+	}
+}
+
+// readAnswer reads a whole answer, but an event stream only to its first event.
+func readAnswer(resp *http.Response) ([]byte, error) {
+	if resp.Header.Get("Content-Type") == "text/event-stream" {
+		return firstEvent(resp.Body)
+	}
+	return io.ReadAll(resp.Body)
 }
 
 // noNulls fails tb if the JSON document b holds a null anywhere: the gateway leaves unset

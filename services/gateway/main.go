@@ -67,6 +67,7 @@ func run(ctx context.Context, log *slog.Logger, env envconfig.Lookuper) error {
 		"stock", cfg.Stock.Addr, "portfolio", cfg.Portfolio.Addr, "interview", cfg.Interview.Addr,
 		"cors_allowed_origins", cfg.CORSAllowedOrigins, "max_request_bytes", cfg.MaxRequestBytes,
 		"max_in_flight", cfg.MaxInFlight, "max_queued", cfg.MaxQueued, "max_connections", cfg.MaxConnections,
+		"max_watch_streams", cfg.MaxWatchStreams, "sse_heartbeat", cfg.SSEHeartbeat,
 		"stream_timeout", cfg.StreamTimeout, "tls", cfg.TLS.Enabled(), "auth_disabled", cfg.Auth.Disabled,
 		"pprof", cfg.Profiles)
 
@@ -109,6 +110,8 @@ func run(ctx context.Context, log *slog.Logger, env envconfig.Lookuper) error {
 		MaxRequestBytes:    cfg.MaxRequestBytes,
 		MaxInFlight:        cfg.MaxInFlight,
 		MaxQueued:          cfg.MaxQueued,
+		MaxWatchStreams:    cfg.MaxWatchStreams,
+		SSEHeartbeat:       cfg.SSEHeartbeat,
 		HealthTimeout:      cfg.HealthTimeout,
 		Authorize:          authz.Authorize,
 		OpenAPI:            spec,
@@ -143,6 +146,7 @@ func run(ctx context.Context, log *slog.Logger, env envconfig.Lookuper) error {
 		BaseContext:       gw.BaseContext, // so that shutdown can end what outlives the drain
 	}
 	limited := newConnLimit(httpLis, cfg.MaxConnections, srv.SetKeepAlivesEnabled)
+	srv.ConnContext = connRelease
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "pgfleet_gateway_http_connections_open",
 		Help: "Connections open on HTTP_ADDR; at most MAX_CONNECTIONS, more wait to be accepted.",

@@ -81,6 +81,8 @@ func TestGateway(t *testing.T) {
 		{"drain_ends_streams", testDrainEndsStreams},
 		{"tls", testTLS},
 		{"browser_status_page", testBrowserStatusPage},
+		{"browser_live_view", testBrowserLiveView},
+		{"watch_resume", testWatchResume},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

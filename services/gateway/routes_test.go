@@ -26,6 +26,7 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/pgfleet/pgfleet/pkg/app/apptest"
+	"github.com/pgfleet/pgfleet/services/gateway/internal/gateway"
 )
 
 // gatewayRules is the HTTP mapping the gateway is generated from.
@@ -220,7 +221,10 @@ func checkRoute(t *testing.T, gw *testGateway, rec *recorder, r httpRule, tag st
 		return false
 	}
 	wantType := "application/json"
-	if md.IsStreamingServer() {
+	switch {
+	case gateway.IsWatchMethod(md):
+		wantType = "text/event-stream"
+	case md.IsStreamingServer():
 		wantType = "application/x-ndjson"
 	}
 	if resp.code != http.StatusOK || resp.header.Get("Content-Type") != wantType {
@@ -280,6 +284,7 @@ type recorder struct {
 type recordedCall struct {
 	upstream, method string
 	requests         []proto.Message
+	authorization    []string // the call's authorization metadata
 }
 
 func (c recordedCall) String() string { return c.upstream + ":" + c.method }
@@ -307,7 +312,7 @@ func (rec *recorder) handle(upstream string, stream grpc.ServerStream) error {
 	if d, err := methodDescriptor(strings.ReplaceAll(strings.TrimPrefix(method, "/"), "/", ".")); err == nil {
 		input = d.Input()
 	}
-	c := recordedCall{upstream: upstream, method: method}
+	c := recordedCall{upstream: upstream, method: method, authorization: md.Get("authorization")}
 	for {
 		m := dynamicpb.NewMessage(input)
 		err := stream.RecvMsg(m)
@@ -325,8 +330,17 @@ func (rec *recorder) handle(upstream string, stream grpc.ServerStream) error {
 		rec.mu.Unlock()
 	}
 	// Zero bytes decode as any response message: an empty one, or one batch of a stream.
-	return stream.SendMsg(&emptypb.Empty{})
+	if err := stream.SendMsg(&emptypb.Empty{}); err != nil {
+		return err
+	}
+	if tags := md.Get("grpcgateway-user-agent"); len(tags) == 1 && strings.HasSuffix(tags[0], holdTag) {
+		<-stream.Context().Done() // a stream held open until its client goes
+	}
+	return nil
 }
+
+// holdTag ends the tag of a call whose stream the recorder keeps open after its message.
+const holdTag = "/hold"
 
 // take returns and forgets the calls recorded under tag.
 func (rec *recorder) take(tag string) []recordedCall {

@@ -478,3 +478,12 @@ func ProveReadYourWrites(t *testing.T, r *Replicated, read ReadCall, write func(
 	t.Logf("%d writes each read back at once with its token: %v of the reads on the standby, slowest read %v", rounds,
 		r.ReplicaReads(t)-before, slowest.Round(time.Millisecond))
 }
+
+// EndStream ends a stream the client stops reading (a Watch): it cancels it, then receives
+// until its error. The stream has then finished, and filled the call's grpc.Header option,
+// which cancelling alone leaves to a goroutine of grpc's, racing the caller's read of it.
+func EndStream(cancel context.CancelFunc, recv func() error) {
+	cancel()
+	for recv() == nil {
+	}
+}

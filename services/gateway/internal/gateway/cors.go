@@ -28,7 +28,8 @@ func newCORS(origins []string, next http.Handler) http.Handler {
 		AllowedOrigins: origins,
 		AllowedMethods: []string{http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodDelete},
 		// traceparent and tracestate continue a page's trace (W3C Trace Context).
-		AllowedHeaders: []string{"Authorization", "Content-Type", "X-Request-Id", TokenHeader, "traceparent", "tracestate"},
+		// Last-Event-ID is sent by EventSource when it reconnects to a Watch route.
+		AllowedHeaders: []string{"Authorization", "Content-Type", "X-Request-Id", TokenHeader, "traceparent", "tracestate", "Last-Event-ID"},
 		ExposedHeaders: exposedHeaders,
 		MaxAge:         corsMaxAge,
 	}).Handler(next)

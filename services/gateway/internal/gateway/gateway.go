@@ -1,7 +1,8 @@
 // Package gateway is the fleet's HTTP edge: grpc-gateway's REST/JSON translation of every
 // service's API, with JSON errors, request limits, CORS and metrics around it, plus the
-// gateway's own endpoints: /health, /monitoring/database, /monitoring/recent, /openapi.json, /openapi.v3.json
-// and a status page.
+// gateway's own endpoints: /health, /monitoring/database (and its live feed,
+// /monitoring/database:watch), /monitoring/recent, /openapi.json, /openapi.v3.json, a status
+// page and a live view (/live). The Watch routes answer server-sent events (sse.go).
 package gateway
 
 import (
@@ -59,6 +60,15 @@ type Options struct {
 	// Recent returns the gateway's own recent samples (a history.Sampler of Registry's HTTP
 	// metrics), served at /monitoring/recent; nil serves none.
 	Recent func() []history.Sample
+	// MaxWatchStreams bounds the Watch streams (server-sent events) served at once, outside
+	// MaxInFlight; one past it is answered 429 (sse.go). Zero means 10,000.
+	MaxWatchStreams int
+	// SSEHeartbeat is the longest a Watch stream stays without a write: a comment line goes
+	// out after it, so that proxies keep the stream open. Zero sends none.
+	SSEHeartbeat time.Duration
+	// WatchWriteTimeout bounds each write to a Watch stream's client: one that stopped
+	// reading has its stream ended. Zero means 30 s.
+	WatchWriteTimeout time.Duration
 	// Log receives the gateway's own events; nil means slog.Default().
 	Log *slog.Logger
 }
@@ -71,6 +81,7 @@ type Gateway struct {
 	handler  http.Handler
 	draining atomic.Bool
 	inFlight *inFlight
+	watches  watches
 
 	// base is every request's context (BaseContext); endRequests cancels it, with cause
 	// errShuttingDown, at the end of the drain.
@@ -83,10 +94,20 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 	switch {
 	case len(opts.Upstreams) == 0:
 		return nil, errors.New("gateway: no upstreams")
-	case opts.MaxRequestBytes <= 0 || opts.HealthTimeout <= 0 || opts.MaxInFlight <= 0 || opts.MaxQueued < 0:
-		return nil, errors.New("gateway: MaxRequestBytes, HealthTimeout and MaxInFlight must be positive, MaxQueued not negative")
+	case opts.MaxRequestBytes <= 0 || opts.HealthTimeout <= 0 || opts.MaxInFlight <= 0 || opts.MaxQueued < 0 ||
+		opts.MaxWatchStreams < 0 || opts.SSEHeartbeat < 0 || opts.WatchWriteTimeout < 0:
+		return nil, errors.New("gateway: MaxRequestBytes, HealthTimeout and MaxInFlight must be positive, " +
+			"MaxQueued, MaxWatchStreams, SSEHeartbeat and WatchWriteTimeout not negative")
+	}
+	if opts.MaxWatchStreams == 0 {
+		opts.MaxWatchStreams = defaultMaxWatchStreams
+	}
+	if opts.WatchWriteTimeout == 0 {
+		opts.WatchWriteTimeout = defaultWatchWriteTimeout
 	}
 	g := &Gateway{opts: opts, log: opts.Log, inFlight: newInFlight(opts.MaxInFlight, opts.MaxQueued)}
+	g.watches.max = int64(opts.MaxWatchStreams)
+	g.watches.drain, g.watches.endDrain = context.WithCancelCause(context.Background())
 	g.base, g.endRequests = context.WithCancelCause(context.Background())
 	if g.log == nil {
 		g.log = slog.Default()
@@ -99,14 +120,15 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 		runtime.WithRoutingErrorHandler(g.handleRoutingError),
 		runtime.WithStreamErrorHandler(g.handleStreamError),
 		runtime.WithForwardResponseOption(streamStart),
-		runtime.WithMiddlewares(recordRoute, traceRoute, g.limitInFlight, trackStreams, keepQuery),
+		runtime.WithMiddlewares(recordRoute, traceRoute, g.admitWatch, g.limitInFlight, trackStreams, keepQuery),
 		// A form-encoded POST is not a GET in disguise here: only JSON bodies.
 		runtime.WithDisablePathLengthFallback(),
 		runtime.WithDisableHTTPMethodOverride(),
 	)
 	for _, u := range opts.Upstreams {
-		// Routes call through queryChecked: a query parameter that names no field is a 400.
-		if err := u.Register(ctx, g.mux, queryChecked{u.Conn}); err != nil {
+		// Routes call through queryChecked: a query parameter that names no field is a 400;
+		// Watch routes through watchRequests too (Last-Event-ID, comma-separated lists).
+		if err := u.Register(ctx, g.mux, watchRequests{queryChecked{u.Conn}}); err != nil {
 			return nil, fmt.Errorf("gateway: register %s routes: %w", u.Name, err)
 		}
 	}
@@ -116,10 +138,12 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 	}{
 		{"/health", g.serveHealth},
 		{"/monitoring/database", g.serveDatabaseStatus},
+		{"/monitoring/database:watch", g.watchDatabaseStatus},
 		{"/monitoring/recent", g.serveRecent},
 		{"/openapi.json", g.serveOpenAPI},
 		{"/openapi.v3.json", g.serveOpenAPIV3},
 		{"/", g.serveStatusPage},
+		{"/live", g.serveLivePage},
 		{"/favicon.ico", g.serveFavicon},
 		{"/ui/{file}", g.serveAsset},
 	} {
@@ -133,7 +157,7 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 		return nil, err
 	}
 	if opts.Registry != nil {
-		for _, c := range []prometheus.Collector{g.inFlight.refused, g.inFlight.queuedNow} {
+		for _, c := range []prometheus.Collector{g.inFlight.refused, g.inFlight.queuedNow, g.watches.openGauge(), g.watches.refusedCounter()} {
 			if err := opts.Registry.Register(c); err != nil {
 				return nil, err
 			}
@@ -148,7 +172,8 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 	h = securityHeaders(h)
 	// The span (when tracing is on) and the request id hold for everything inside, metrics'
 	// exemplars and error lines included.
-	g.handler = telemetry.HTTPHandler(g.requestID(m.wrap(h)), "gateway")
+	// access_token leaves the URL before the span records it.
+	g.handler = takeAccessToken(telemetry.HTTPHandler(g.requestID(m.wrap(h)), "gateway"))
 	return g, nil
 }
 
@@ -156,7 +181,13 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.handler.ServeHTTP(w, r) }
 
 // Drain marks the gateway as shutting down: /health and /healthz answer 503 from now on.
-func (g *Gateway) Drain() { g.draining.Store(true) }
+// It ends every Watch stream at once, with an "event: error" SHUTTING_DOWN, so that its
+// client reconnects to another replica, and refuses new ones (503): they would last past
+// the drain.
+func (g *Gateway) Drain() {
+	g.draining.Store(true)
+	g.watches.endDrain(errShuttingDown)
+}
 
 // errShuttingDown is why EndRequests ended a request.
 var errShuttingDown = errors.New("the gateway is shutting down")

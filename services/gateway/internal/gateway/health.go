@@ -30,6 +30,12 @@ type healthReport struct {
 // serveHealth checks every upstream's gRPC health (service "") at once, each within
 // HealthTimeout, and answers 200 only when all of them and the gateway serve, else 503.
 func (g *Gateway) serveHealth(w http.ResponseWriter, r *http.Request, _ map[string]string) {
+	rep, code := g.health(r.Context())
+	writeJSON(w, code, rep)
+}
+
+// health checks every upstream and returns the report of /health and its HTTP status.
+func (g *Gateway) health(reqCtx context.Context) (healthReport, int) {
 	type result struct {
 		status string
 		err    error
@@ -38,7 +44,7 @@ func (g *Gateway) serveHealth(w http.ResponseWriter, r *http.Request, _ map[stri
 	var wg sync.WaitGroup
 	for i, u := range g.opts.Upstreams {
 		wg.Go(func() {
-			ctx, cancel := context.WithTimeout(r.Context(), g.opts.HealthTimeout)
+			ctx, cancel := context.WithTimeout(reqCtx, g.opts.HealthTimeout)
 			defer cancel()
 			resp, err := healthpb.NewHealthClient(u.Conn).Check(ctx, &healthpb.HealthCheckRequest{})
 			switch {
@@ -75,7 +81,7 @@ func (g *Gateway) serveHealth(w http.ResponseWriter, r *http.Request, _ map[stri
 	if len(rep.Failing) > 0 {
 		rep.Status, code = healthpb.HealthCheckResponse_NOT_SERVING.String(), http.StatusServiceUnavailable
 	}
-	writeJSON(w, code, rep)
+	return rep, code
 }
 
 // writeJSON writes v, marshalled by encoding/json (map keys sorted), as the answer.

@@ -20,7 +20,8 @@ import (
 // waits for a slot, in a queue of its own bound, as long as its context lives; one past both
 // is refused at once, 429 GATEWAY_BUSY with RetryInfo (and Retry-After). A server stream
 // gives its slot back once it has started: an export can last minutes, and the stock
-// service bounds streams itself. The gateway's own routes (/health, /monitoring/database,
+// service bounds streams itself. Watch streams (sse.go) never take one: they have a cap of
+// their own, MAX_WATCH_STREAMS. The gateway's own routes (/health, /monitoring/database,
 // the documents and the status page) are not counted, so probes answer whatever the load.
 type inFlight struct {
 	slots     chan struct{}
@@ -74,7 +75,7 @@ type releaseKey struct{}
 func (g *Gateway) limitInFlight(next runtime.HandlerFunc) runtime.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, params map[string]string) {
 		p, matched := runtime.HTTPPattern(r.Context())
-		if !matched || !strings.HasPrefix(p.String(), "/v1/") {
+		if !matched || !strings.HasPrefix(p.String(), "/v1/") || p.Verb() == watchVerb { // Watch: admitWatch
 			next(w, r, params)
 			return
 		}

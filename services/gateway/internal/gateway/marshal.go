@@ -28,7 +28,7 @@ import (
 //
 // Server streams are newline-delimited JSON, one {"result": ...} per message; an error after
 // the first message ends them with an {"error": ...} line, one before it is answered like a
-// unary call's (stream.go).
+// unary call's (stream.go). Watch streams are server-sent events instead (sse.go).
 var marshaler = &jsonMarshaler{JSONPb: runtime.JSONPb{
 	MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitDefaultValues: true},
 	UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
@@ -37,8 +37,28 @@ var marshaler = &jsonMarshaler{JSONPb: runtime.JSONPb{
 // jsonMarshaler is runtime.JSONPb naming the media type of its streams.
 type jsonMarshaler struct{ runtime.JSONPb }
 
-// StreamContentType implements runtime.StreamContentType.
-func (*jsonMarshaler) StreamContentType(any) string { return ndjson }
+// StreamContentType implements runtime.StreamContentType: server-sent events for a Watch
+// RPC's messages, NDJSON for other streams'.
+func (*jsonMarshaler) StreamContentType(v any) string {
+	if m, ok := v.(proto.Message); ok && watchOutputs()[m.ProtoReflect().Descriptor().FullName()] {
+		return eventStream
+	}
+	return ndjson
+}
+
+// Marshal renders v as runtime.JSONPb does, but for a Watch RPC's stream message, which
+// becomes an event's fields (sse.go); the stream's delimiter, "\n", ends the event.
+func (m *jsonMarshaler) Marshal(v any) ([]byte, error) {
+	msg := watchResult(v)
+	if msg == nil {
+		return m.JSONPb.Marshal(v)
+	}
+	data, err := m.JSONPb.Marshal(msg)
+	if err != nil {
+		return nil, err
+	}
+	return appendEvent(nil, cursorOf(msg), "", data), nil
+}
 
 // NewDecoder reads request bodies as runtime.JSONPb does, one JSON value per Decode, and
 // refuses a body that holds anything but whitespace after its value ({"a":1}{"b":2},

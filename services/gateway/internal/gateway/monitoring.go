@@ -1,10 +1,13 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc/metadata"
@@ -31,7 +34,18 @@ func (g *Gateway) serveDatabaseStatus(w http.ResponseWriter, r *http.Request, _ 
 	if !ok {
 		return
 	}
-	outgoing := metadata.NewOutgoingContext(r.Context(), md)
+	doc, failed := g.databaseStatus(r.Context(), md)
+	code := http.StatusOK
+	if failed {
+		code = http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, doc)
+}
+
+// databaseStatus asks every upstream's DatabaseMonitor with the caller's md and returns the
+// document of /monitoring/database, and whether a call failed or a database does not serve.
+func (g *Gateway) databaseStatus(ctx context.Context, md metadata.MD) (map[string]json.RawMessage, bool) {
+	outgoing := metadata.NewOutgoingContext(ctx, md)
 	doc := make(map[string]json.RawMessage, len(g.opts.Upstreams))
 	failed := false
 	var mu sync.Mutex
@@ -49,11 +63,7 @@ func (g *Gateway) serveDatabaseStatus(w http.ResponseWriter, r *http.Request, _ 
 		})
 	}
 	wg.Wait()
-	code := http.StatusOK
-	if failed {
-		code = http.StatusServiceUnavailable
-	}
-	writeJSON(w, code, doc)
+	return doc, failed
 }
 
 // admitMonitor checks the caller's token as DatabaseMonitor would, and answers the refusal
@@ -81,6 +91,16 @@ func (g *Gateway) serveRecent(w http.ResponseWriter, r *http.Request, _ map[stri
 	if _, ok := g.admitMonitor(w, r); !ok {
 		return
 	}
+	doc, err := g.recent()
+	if err != nil { // cannot happen with this message type
+		g.writeStatus(w, apierr.New(apierr.Internal, "failed to marshal a sample", nil).GRPCStatus(), http.StatusInternalServerError)
+		return
+	}
+	writeJSON(w, http.StatusOK, doc)
+}
+
+// recent returns the document of /monitoring/recent.
+func (g *Gateway) recent() (map[string]any, error) {
 	var samples []history.Sample
 	if g.opts.Recent != nil {
 		samples = g.opts.Recent()
@@ -88,13 +108,12 @@ func (g *Gateway) serveRecent(w http.ResponseWriter, r *http.Request, _ map[stri
 	recent := make([]json.RawMessage, 0, len(samples))
 	for _, s := range dbmonitor.Samples(samples) {
 		b, err := marshaler.Marshal(s)
-		if err != nil { // cannot happen with this message type
-			g.writeStatus(w, apierr.New(apierr.Internal, "failed to marshal a sample", nil).GRPCStatus(), http.StatusInternalServerError)
-			return
+		if err != nil {
+			return nil, err
 		}
 		recent = append(recent, b)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"service": "gateway", "recent": recent})
+	return map[string]any{"service": "gateway", "recent": recent}, nil
 }
 
 // databaseEntry renders one service's answer, and reports whether it is a failure.
@@ -114,4 +133,77 @@ func databaseEntry(resp *opsv1.GetDatabaseStatusResponse, err error) (json.RawMe
 	}
 	entry, _ := json.Marshal(map[string]json.RawMessage{field: body})
 	return entry, field == "error" || resp.GetStatus().GetHealth() != opsv1.Health_HEALTH_SERVING
+}
+
+// databaseWatchInterval is how often /monitoring/database:watch looks for a change.
+const databaseWatchInterval = 2 * time.Second
+
+// watchDatabaseStatus serves GET /monitoring/database:watch, the status page's live feed:
+// server-sent events (sse.go), each the same JSON as its REST twin, sent when it differs
+// from the last one sent, looked for every databaseWatchInterval:
+//   - the default (unnamed) event: /monitoring/database's document;
+//   - "health": /health's report;
+//   - "recent": /monitoring/recent's document.
+//
+// It needs the token /monitoring/database needs (EventSource sends it as access_token).
+func (g *Gateway) watchDatabaseStatus(w http.ResponseWriter, r *http.Request, _ map[string]string) {
+	md, ok := g.admitMonitor(w, r)
+	if !ok {
+		return
+	}
+	sw := sseOf(w)
+	if sw == nil { // admitWatch gives every Watch route one
+		g.writeStatus(w, apierr.New(apierr.Internal, "no event stream", nil).GRPCStatus(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", eventStream)
+	ctx := r.Context()
+	last := map[string][]byte{}
+	send := func(event string, v any) error {
+		b, err := json.Marshal(v)
+		if err != nil || bytes.Equal(b, last[event]) {
+			return err
+		}
+		last[event] = b
+		return sw.writeEvent("", event, b)
+	}
+	tick := time.NewTicker(databaseWatchInterval)
+	defer tick.Stop()
+	for {
+		health, _ := g.health(ctx)
+		dbs, _ := g.databaseStatus(ctx, md)
+		recent, err := g.recent()
+		if ctx.Err() != nil {
+			break
+		}
+		if err == nil {
+			err = errors.Join(send("health", health), send("", dbs), send("recent", recent))
+		}
+		if err != nil {
+			return // the client is gone, or stopped reading
+		}
+		select {
+		case <-ctx.Done():
+		case <-tick.C:
+			continue
+		}
+		break
+	}
+	if st, ok := shuttingDown(ctx); ok {
+		g.writeStreamError(sw, st)
+	}
+}
+
+// sseOf returns the sseWriter under w (admitWatch's), or nil.
+func sseOf(w http.ResponseWriter) *sseWriter {
+	for {
+		switch v := w.(type) {
+		case *sseWriter:
+			return v
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = v.Unwrap()
+		default:
+			return nil
+		}
+	}
 }

@@ -92,21 +92,30 @@ func (g *Gateway) handleStreamError(ctx context.Context, err error) *status.Stat
 	if sw != nil {
 		sw.ending = true // what follows is the {"error": ...} line
 	}
-	if sw != nil && !sw.started && !sw.answered {
+	st, _ := apierr.Ensure(status.Convert(err))
+	switch {
+	case sw == nil || sw.answered:
+	case !sw.started:
 		g.handleError(ctx, g.mux, marshaler, sw.ResponseWriter, sw.r, err)
 		sw.answered = true
+	case isWatch(ctx): // an "event: error", not an {"error": ...} line
+		g.writeStreamError(sw.ResponseWriter, st)
+		sw.answered = true
 	}
-	st, _ := apierr.Ensure(status.Convert(err))
 	return st
 }
 
 // streamStart is a forward-response option: ForwardResponseStream calls it with a nil
 // message before reading the stream (unary answers always come with their message). It
-// declares the NDJSON media type at once, so that a stream that ends empty has it too, and
+// declares the NDJSON media type (server-sent events on a Watch route) at once, so that a stream that ends empty has it too, and
 // gives the request's in-flight slot back (inflight.go): a stream may last minutes.
 func streamStart(ctx context.Context, w http.ResponseWriter, m proto.Message) error {
 	if m == nil {
-		w.Header().Set("Content-Type", ndjson)
+		if isWatch(ctx) {
+			w.Header().Set("Content-Type", eventStream)
+		} else {
+			w.Header().Set("Content-Type", ndjson)
+		}
 		releaseSlot(ctx)
 	}
 	return nil

@@ -8,7 +8,7 @@ import (
 	"github.com/pgfleet/pgfleet/pkg/apierr"
 )
 
-// ui is the operator status page: plain HTML, CSS and JS, no build step. Script and style
+// ui is the operator status page and the live view (/live): plain HTML, CSS and JS, no build step. Script and style
 // are files of their own because the Content-Security-Policy forbids inline ones.
 //
 //go:embed ui
@@ -17,12 +17,19 @@ var ui embed.FS
 // assetTypes are the files under /ui/ and their media types; anything else is 404.
 var assetTypes = map[string]string{
 	"app.js":    "text/javascript; charset=utf-8",
+	"live.js":   "text/javascript; charset=utf-8",
 	"style.css": "text/css; charset=utf-8",
 }
 
 // serveStatusPage serves GET /: the page fetches /health and /monitoring/database itself.
 func (g *Gateway) serveStatusPage(w http.ResponseWriter, _ *http.Request, _ map[string]string) {
 	g.serveFile(w, "index.html", "text/html; charset=utf-8")
+}
+
+// serveLivePage serves GET /live: the page follows /v1/prices:watch (and a portfolio's
+// :watch) itself, as an EventSource.
+func (g *Gateway) serveLivePage(w http.ResponseWriter, _ *http.Request, _ map[string]string) {
+	g.serveFile(w, "live.html", "text/html; charset=utf-8")
 }
 
 // serveFavicon serves GET /favicon.ico (157 bytes), which browsers ask for on every page,

@@ -10,12 +10,14 @@ import (
 	"google.golang.org/protobuf/reflect/protoregistry"
 
 	"github.com/pgfleet/pgfleet/pkg/replica"
+	"github.com/pgfleet/pgfleet/services/gateway/internal/gateway"
 )
 
 // describe makes the merged document say what the gateway answers where protoc-gen-openapiv2
 // cannot say it from the protos and proto/openapi.yaml:
 //   - each operation's error responses, from one table (errorResponses);
-//   - server streams as the NDJSON the gateway sends (describeStream);
+//   - server streams as the NDJSON the gateway sends (describeStream), Watch streams as
+//     server-sent events (describeWatch);
 //   - PATCH bodies as partial: the update_mask names the fields sent;
 //   - the consistency token: answered by writes, accepted by reads (describeToken);
 //   - which response fields are always present (markAlwaysPresent), with request bodies
@@ -258,7 +260,10 @@ func describeOperation(o operation) error {
 		responses[e.status] = r
 	}
 	describeToken(o)
-	if o.rpc.IsStreamingServer() {
+	switch {
+	case gateway.IsWatchMethod(o.rpc):
+		describeWatch(o)
+	case o.rpc.IsStreamingServer():
 		describeStream(o)
 	}
 	if o.method == "patch" {
@@ -335,6 +340,64 @@ func describeStream(o operation) {
 	line["minProperties"] = 1
 	line["maxProperties"] = 1
 	line["additionalProperties"] = false
+}
+
+// eventStream is the media type of the Watch routes: server-sent events (sse.go).
+const eventStream = "text/event-stream"
+
+// eventsExtension, in a text/event-stream answer, gives the data schema of each named event
+// (the schema is the unnamed events'): OpenAPI 3.0 has no way to say it.
+const eventsExtension = "x-events"
+
+// Parameters of every Watch route, for EventSource, which can set no header of its own.
+var (
+	accessTokenParameter = map[string]any{
+		"name": "access_token", "in": "query", "required": false, "type": "string",
+		"description": "The bearer token, for clients that cannot send the Authorization header (EventSource; " +
+			"RFC 6750 2.3). Taken on Watch routes only (elsewhere 400), never logged or traced, and sent to the " +
+			"service as the Authorization header; sending both is 400. Prefer the header where the client can set it.",
+	}
+	lastEventIDParameter = map[string]any{
+		"name": "Last-Event-ID", "in": "header", "required": false, "type": "string",
+		"description": "Resume after this event's id (EventSource sends the last id it received when it " +
+			"reconnects): it becomes the request's cursor, replacing a cursor query parameter (the URL is fixed " +
+			"when the EventSource is made; the header is always the newer position), and from_oldest is ignored.",
+	}
+)
+
+// describeWatch documents a Watch RPC's route as the gateway serves it: server-sent events
+// whose data is the message's JSON, the schema of the 200 answer; with an id (the message's
+// cursor) where the message has one; a failure before the first event is an ordinary error
+// answer, one after it an "error" event. OpenAPI has no schema per event (3.2's itemSchema
+// is not in 3.0), so the schema is the data of a message event and the description says the rest.
+func describeWatch(o operation) {
+	o.op["produces"] = []any{eventStream, "application/json"}
+	ok := obj(obj(o.op["responses"])["200"])
+	chunk := obj(ok["schema"]) // the generated {"result": ..., "error": ...} of a stream
+	result := clone(obj(obj(chunk["properties"])["result"]))
+	withID := o.rpc.Output().Fields().ByName("cursor") != nil
+	desc := "Server-sent events (" + eventStream + ", the WHATWG HTML standard's, read by EventSource): one event " +
+		"per stream message, \"data: <the message's JSON>\" (one line), followed by a blank line; this schema is " +
+		"that JSON. "
+	if withID {
+		desc += "Each event also has \"id: <cursor>\", the message's cursor: a client that reconnects with " +
+			"Last-Event-ID (EventSource does) resumes after it, missing nothing. "
+	}
+	desc += "A comment line (\": heartbeat\") goes out when the stream has been idle for the gateway's " +
+		"SSE_HEARTBEAT. If the stream fails after its first event, it ends with an event named error " +
+		"(\"event: error\") whose data is a google.rpc.Status (rpcStatus), SHUTTING_DOWN when the gateway or the " +
+		"service drains (reconnect: another replica serves); EventSource reconnects when the body ends. A " +
+		"failure before the first event is an ordinary error answer (application/json), after which " +
+		"EventSource stops. Watch streams are counted apart from other requests: past the gateway's " +
+		"MAX_WATCH_STREAMS, 429."
+	ok["description"] = desc
+	ok["schema"] = result
+	ok[eventsExtension] = map[string]any{"error": ref("rpcStatus")}
+	params := append(list(o.op["parameters"]), clone(accessTokenParameter))
+	if withID {
+		params = append(params, clone(lastEventIDParameter))
+	}
+	o.op["parameters"] = params
 }
 
 // bodySchema returns the schema of op's body parameter, nil if it has none.

@@ -16,7 +16,8 @@ var (
 			"Errors are google.rpc.Status JSON ({\"code\", \"message\", \"details\"}, one google.rpc.ErrorInfo " +
 			"with the reason in details) with the matching HTTP status. Server streams are newline-delimited " +
 			`JSON (application/x-ndjson): one {"result": ...} per message, and a final {"error": ...} if the ` +
-			"stream fails after its first line. The same document in OpenAPI 3.0 is at /openapi.v3.json.",
+			"stream fails after its first line; the Watch routes (GET ...:watch) answer server-sent events " +
+			"(text/event-stream) for EventSource instead. The same document in OpenAPI 3.0 is at /openapi.v3.json.",
 	}
 	gatewayTag = map[string]any{"name": "Gateway", "description": "The gateway's own endpoints."}
 
@@ -47,6 +48,29 @@ var (
 					"checks it, then asks each service with it, and each service checks it again.",
 				"security": []any{map[string]any{"bearer": []any{}}},
 			}),
+		"/monitoring/database:watch": gatewayGet("The status page's live feed: server-sent events, each the JSON of a REST twin, "+
+			"sent when it changed (looked for every 2 s).", "Gateway_WatchDatabaseStatus",
+			map[string]any{
+				"200": map[string]any{"description": "Server-sent events (text/event-stream): the default event's data is " +
+					"/monitoring/database's document (this schema), an event named health holds /health's report, one named " +
+					"recent /monitoring/recent's; each is sent when it differs from the last one sent. A comment line " +
+					"(\": heartbeat\") goes out after SSE_HEARTBEAT without an event; at shutdown an event named error " +
+					"(google.rpc.Status, SHUTTING_DOWN) ends the stream.", "schema": databaseDoc,
+					eventsExtension: map[string]any{"health": ref("gatewayHealth"), "recent": ref("gatewayRecent"), "error": ref("rpcStatus")}},
+				"401": map[string]any{"description": "UNAUTHENTICATED: the bearer token is missing, expired or invalid.",
+					"schema": ref("rpcStatus"), "headers": map[string]any{"WWW-Authenticate": map[string]any{
+						"type": "string", "description": `Bearer realm="pgfleet" (RFC 6750).`,
+					}}},
+				"403": map[string]any{"description": "PERMISSION_DENIED: the token has neither role service nor admin.", "schema": ref("rpcStatus")},
+				"429": map[string]any{"description": "RESOURCE_EXHAUSTED (GATEWAY_BUSY): MAX_WATCH_STREAMS are open.", "schema": ref("rpcStatus")},
+				"503": map[string]any{"description": "UNAVAILABLE (SHUTTING_DOWN): the gateway is draining.", "schema": ref("rpcStatus")},
+			}, map[string]any{
+				"description": "Needs the token /monitoring/database needs (role service or admin), in the Authorization " +
+					"header or, for EventSource, as the access_token query parameter.",
+				"produces":   []any{"text/event-stream", "application/json"},
+				"parameters": []any{accessTokenParameter},
+				"security":   []any{map[string]any{"bearer": []any{}}},
+			}),
 		"/monitoring/recent": gatewayGet("The gateway's own traffic over its last minutes, as the services' recent samples.", "Gateway_Recent",
 			map[string]any{
 				"200": map[string]any{"description": "The samples.", "schema": ref("gatewayRecent")},
@@ -68,17 +92,23 @@ var (
 		"/": gatewayGet("The operators' status page (HTML; it fetches /health, and /monitoring/database given a token).", "Gateway_StatusPage",
 			map[string]any{"200": map[string]any{"description": "The page.", "schema": map[string]any{"type": "string"}}},
 			map[string]any{"produces": []any{"text/html", "application/json"}}),
+		"/live": gatewayGet("The live view (HTML): latest prices of ?symbols= and a portfolio's value, followed as server-sent events.", "Gateway_LivePage",
+			map[string]any{"200": map[string]any{"description": "The page.", "schema": map[string]any{"type": "string"}}},
+			map[string]any{"produces": []any{"text/html", "application/json"}, "parameters": []any{map[string]any{
+				"name": "symbols", "in": "query", "required": false, "type": "string",
+				"description": "Comma-separated ticker symbols to show (default AAPL,MSFT); read by the page, not the gateway.",
+			}}}),
 		"/favicon.ico": gatewayGet("The status page's icon, which browsers ask for on every page.", "Gateway_Favicon",
 			map[string]any{"200": map[string]any{"description": "The icon.", "schema": map[string]any{"type": "string", "format": "binary"}}},
 			map[string]any{"produces": []any{"image/x-icon", "application/json"}}),
-		"/ui/{file}": gatewayGet("The status page's script and style.", "Gateway_StatusPageAsset",
+		"/ui/{file}": gatewayGet("The status page's and the live view's scripts and style.", "Gateway_StatusPageAsset",
 			map[string]any{
 				"200": map[string]any{"description": "The file.", "schema": map[string]any{"type": "string"}},
 				"404": map[string]any{"description": "NOT_FOUND: no such file.", "schema": ref("rpcStatus")},
 			}, map[string]any{
 				"produces": []any{"text/javascript", "text/css", "application/json"},
 				"parameters": []any{map[string]any{
-					"name": "file", "in": "path", "required": true, "type": "string", "enum": []any{"app.js", "style.css"},
+					"name": "file", "in": "path", "required": true, "type": "string", "enum": []any{"app.js", "live.js", "style.css"},
 				}},
 			}),
 	}

@@ -131,7 +131,7 @@ func TestMerged_protoNames(t *testing.T) {
 					}
 				}
 			}
-			if v["in"] == "query" || v["in"] == "path" {
+			if (v["in"] == "query" || v["in"] == "path") && v["name"] != "access_token" { // the Watch routes' token (RFC 6750 2.3)
 				for part := range strings.SplitSeq(v["name"].(string), ".") {
 					if !fields[part] {
 						t.Errorf("%s: parameter %q is no proto field path", path, v["name"])

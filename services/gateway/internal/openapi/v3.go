@@ -19,6 +19,7 @@ import (
 //     status page's errors HTML;
 //   - a stream line is {"result": ...} or {"error": ...} (oneOf), not an object that may
 //     hold either;
+//   - the schemas x-events names (the data of a Watch stream's named events) are OpenAPI 3's;
 //   - the server is the gateway serving the document ("/": OpenAPI 2 says so by leaving out
 //     host, OpenAPI 3 by a relative URL).
 //
@@ -37,6 +38,14 @@ func V3(v2 []byte) ([]byte, error) {
 		for _, op := range item.Operations() {
 			for code, r := range op.Responses.Map() {
 				splitMediaTypes(code, r.Value)
+				if r.Value != nil && r.Value.Extensions[eventsExtension] != nil {
+					// openapi2conv leaves extensions as they were: their refs point into v2's definitions.
+					walk(r.Value.Extensions[eventsExtension], func(m map[string]any) {
+						if ref, ok := m["$ref"].(string); ok {
+							m["$ref"] = "#/components/schemas/" + strings.TrimPrefix(ref, "#/definitions/")
+						}
+					})
+				}
 			}
 		}
 	}

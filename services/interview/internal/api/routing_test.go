@@ -12,7 +12,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
@@ -185,13 +184,12 @@ func (s *seededInterview) reads(conn *grpc.ClientConn) map[string]apptest.ReadCa
 		interviewv1.InterviewService_WatchSession_FullMethodName: func(ctx context.Context, opts ...grpc.CallOption) (string, error) {
 			ctx, cancel := context.WithCancel(ctx) // the first message: the session now
 			defer cancel()
-			opts, header := streamHeader(opts)
 			stream, err := interviews.WatchSession(ctx, &interviewv1.WatchSessionRequest{SessionId: s.session}, opts...)
 			if err != nil {
 				return "", err
 			}
+			defer apptest.EndStream(cancel, func() error { _, err := stream.Recv(); return err })
 			resp, err := stream.Recv()
-			header(stream)
 			return apptest.Seen(resp), err
 		},
 		interviewv1.InterviewService_WatchInterviewEvents_FullMethodName: func(ctx context.Context, opts ...grpc.CallOption) (string, error) {
@@ -200,13 +198,12 @@ func (s *seededInterview) reads(conn *grpc.ClientConn) map[string]apptest.ReadCa
 			}
 			ctx, cancel := context.WithCancel(ctx) // the first message: where the events stand now
 			defer cancel()
-			opts, header := streamHeader(opts)
 			stream, err := interviews.WatchInterviewEvents(ctx, &interviewv1.WatchInterviewEventsRequest{}, opts...)
 			if err != nil {
 				return "", err
 			}
+			defer apptest.EndStream(cancel, func() error { _, err := stream.Recv(); return err })
 			resp, err := stream.Recv()
-			header(stream)
 			return apptest.Seen(resp), err
 		},
 		interviewv1.InterviewService_NextQuestion_FullMethodName: func(ctx context.Context, opts ...grpc.CallOption) (string, error) {
@@ -216,26 +213,6 @@ func (s *seededInterview) reads(conn *grpc.ClientConn) map[string]apptest.ReadCa
 			}
 			return apptest.Seen(resp), err
 		},
-	}
-}
-
-// streamHeader takes grpc.Header out of opts, for a stream the caller cancels after its
-// first message: grpc sets the header when the stream finishes, which cancelling makes
-// happen on grpc's goroutine, after the read has returned. header(stream) sets it instead.
-func streamHeader(opts []grpc.CallOption) (rest []grpc.CallOption, header func(grpc.ClientStream)) {
-	var addrs []*metadata.MD
-	for _, o := range opts {
-		if h, ok := o.(grpc.HeaderCallOption); ok {
-			addrs = append(addrs, h.HeaderAddr)
-			continue
-		}
-		rest = append(rest, o)
-	}
-	return rest, func(stream grpc.ClientStream) {
-		md, _ := stream.Header() // after a message: received
-		for _, a := range addrs {
-			*a = md
-		}
 	}
 }
 

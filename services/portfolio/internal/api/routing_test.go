@@ -7,7 +7,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/grpc"
@@ -129,13 +128,14 @@ func (s *seeded) reads(cl portfoliov1.PortfolioServiceClient, primary *pgxpool.P
 			if err != nil {
 				return "", err
 			}
+			defer apptest.EndStream(cancel, func() error { _, err := stream.Recv(); return err })
 			resp, err := stream.Recv() // the valuation
 			return apptest.Seen(resp), err
 		},
 		portfoliov1.PortfolioService_WatchPortfolioEvents_FullMethodName: func(ctx context.Context, opts ...grpc.CallOption) (string, error) {
 			// Every event committed so far, once the sequencer has numbered them all: their
 			// ids in order (how they are cut into messages is the stream's business).
-			last, err := sequencedLast(ctx, primary)
+			last, err := outbox.WaitSequenced(ctx, primary, "portfolio")
 			if err != nil {
 				return "", err
 			}
@@ -145,6 +145,7 @@ func (s *seeded) reads(cl portfoliov1.PortfolioServiceClient, primary *pgxpool.P
 			if err != nil {
 				return "", err
 			}
+			defer apptest.EndStream(cancel, func() error { _, err := stream.Recv(); return err })
 			var seen []string
 			for pos := int64(-1); pos < last; {
 				resp, err := stream.Recv()
@@ -209,23 +210,4 @@ func startReplicated(t *testing.T, c *pgtest.ReplicatedCluster, stockAddr string
 			Stock: stockv1.NewStockServiceClient(stock), MaxPriceAge: maxPriceAge}))
 		return []string{portfoliov1.PortfolioService_ServiceDesc.ServiceName}
 	})
-}
-
-// sequencedLast waits until the outbox holds no event without a position, then returns the
-// last position: what a WatchPortfolioEvents from_oldest must deliver to have seen every
-// commit.
-func sequencedLast(ctx context.Context, primary *pgxpool.Pool) (int64, error) {
-	for {
-		var pending, last int64
-		err := primary.QueryRow(ctx, `SELECT (SELECT count(*) FROM portfolio.outbox WHERE position IS NULL),
-			(SELECT last FROM portfolio.outbox_head)`).Scan(&pending, &last)
-		if err != nil || pending == 0 {
-			return last, err
-		}
-		select {
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"strconv"
 	"time"
@@ -52,7 +53,8 @@ func (s *Server) WatchPortfolio(req *portfoliov1.WatchPortfolioRequest, stream p
 			PositionsValue: v.GetPositionsValue(), TotalValue: v.GetTotalValue(), PositionsValues: v.GetPositionsValues()}
 		if last == nil || !proto.Equal(msg, last) {
 			if err := stream.Send(msg); err != nil {
-				return err
+				// Send fails once the client is gone: its cancellation, with its reason.
+				return s.grpcError(ctx, cmp.Or(ctx.Err(), err))
 			}
 			last = msg
 		}

@@ -7,7 +7,6 @@ import (
 	"maps"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/grpc"
@@ -143,13 +142,13 @@ func readCalls(client stockv1.StockServiceClient, primary *pgxpool.Pool) map[str
 			if err != nil {
 				return "", err
 			}
-			defer endStream(cancel, func() error { _, err := stream.Recv(); return err })
+			defer apptest.EndStream(cancel, func() error { _, err := stream.Recv(); return err })
 			resp, err := stream.Recv() // the snapshot
 			return apptest.Seen(resp), err
 		},
 		stockv1.StockService_WatchStockEvents_FullMethodName: func(ctx context.Context, opts ...grpc.CallOption) (string, error) {
 			// Every event committed so far, once the sequencer has numbered them all.
-			last, err := sequencedLast(ctx, primary)
+			last, err := outbox.WaitSequenced(ctx, primary, "stock")
 			if err != nil {
 				return "", err
 			}
@@ -159,7 +158,7 @@ func readCalls(client stockv1.StockServiceClient, primary *pgxpool.Pool) map[str
 			if err != nil {
 				return "", err
 			}
-			defer endStream(cancel, func() error { _, err := stream.Recv(); return err })
+			defer apptest.EndStream(cancel, func() error { _, err := stream.Recv(); return err })
 			var seen []string
 			for pos := int64(0); pos < last; {
 				resp, err := stream.Recv()
@@ -219,26 +218,3 @@ func readCalls(client stockv1.StockServiceClient, primary *pgxpool.Pool) map[str
 
 // sequencedLast waits until the outbox has no event without a position, then returns the
 // last position.
-func sequencedLast(ctx context.Context, pool *pgxpool.Pool) (int64, error) {
-	for {
-		var pending, last int64
-		err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM stock.outbox WHERE position IS NULL), (SELECT last FROM stock.outbox_head)`).Scan(&pending, &last)
-		if err != nil || pending == 0 {
-			return last, err
-		}
-		select {
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-}
-
-// endStream cancels a stream the client stops reading, then receives until its error: the
-// stream has then finished, and filled the call's grpc.Header option (which cancelling alone
-// leaves to a goroutine of grpc's, racing the caller's read of it).
-func endStream(cancel context.CancelFunc, recv func() error) {
-	cancel()
-	for recv() == nil {
-	}
-}

@@ -1,13 +1,15 @@
-// pgfleet status page: polls /health and draws one card per service, green when SERVING, red
-// otherwise; with a token of role admin or service (typed in, kept in this tab's
-// sessionStorage) it polls /monitoring/database too, adds each database's details (its read
+// pgfleet status page: draws one card per service, green when SERVING, red otherwise. Without
+// a token it polls /health. With a token of role admin or service (typed in, kept in this
+// tab's sessionStorage) it polls nothing: an EventSource on /monitoring/database:watch gets
+// /health's report, /monitoring/database's document and the gateway's recent samples pushed
+// whenever they change (the gateway looks every 2 s), adds each database's details (its read
 // replicas and where reads went among them) and draws each service's recent samples as small
 // SVG charts. DOM nodes are built with textContent
 // and attributes only (no HTML from the answers), and nothing runs or is styled inline, as
 // the Content-Security-Policy demands.
 'use strict';
 
-const REFRESH_MS = 2000;
+const REFRESH_MS = 2000; // /health's poll without a token; the stream's retry after a refusal
 const ORDER = ['gateway', 'stock', 'portfolio', 'interview'];
 const MAX_LOCKS = 8;
 
@@ -29,42 +31,34 @@ async function getJSON(url, token) {
   return { status: resp.status, body: await resp.json() };
 }
 
-// monitoring returns /monitoring/database's document as dbs and the gateway's own samples
-// (/monitoring/recent) as gateway; without a token, or when the token is refused, dbs is {}
-// and gateway null, and the note next to the token field says so.
-async function monitoring() {
-  const token = sessionStorage.getItem(TOKEN_KEY);
-  if (!token) {
-    note.className = 'note';
-    note.textContent = 'showing health only';
-    return { dbs: {}, gateway: null };
+// refused says in the note next to the token field why the stream was refused: EventSource
+// does not tell, so the page asks /monitoring/database once with the token in its header.
+// It returns whether the token itself was refused (401, 403), not the gateway busy.
+async function refused(token) {
+  try {
+    const { status, body } = await getJSON('monitoring/database', token);
+    if (status === 401 || status === 403) {
+      note.className = 'note refused';
+      note.textContent = `token refused (${status}): ${body.message || ''}`;
+      return true;
+    }
+  } catch (err) {
+    // the gateway is unreachable: the stream's own retry covers it
   }
-  const [{ status, body }, recent] = await Promise.all([
-    getJSON('monitoring/database', token),
-    getJSON('monitoring/recent', token),
-  ]);
-  if (status === 401 || status === 403) {
-    note.className = 'note refused';
-    note.textContent = `token refused (${status}): ${body.message || ''}`;
-    return { dbs: {}, gateway: null };
-  }
-  note.className = 'note';
-  note.textContent = 'showing database details';
-  return { dbs: body, gateway: recent.status === 200 ? recent.body.recent : null };
+  return false;
 }
-
 function useToken() {
   const token = tokenInput.value.trim().replace(/^bearer\s+/i, '');
   tokenInput.value = '';
   if (token) sessionStorage.setItem(TOKEN_KEY, token);
-  refresh(false);
+  start();
 }
 
 document.getElementById('use-token').addEventListener('click', useToken);
 tokenInput.addEventListener('keydown', (ev) => { if (ev.key === 'Enter') useToken(); });
 document.getElementById('forget-token').addEventListener('click', () => {
   sessionStorage.removeItem(TOKEN_KEY);
-  refresh(false);
+  start();
 });
 
 function el(tag, className, text) {
@@ -333,26 +327,95 @@ function render(health, { dbs: databases, gateway }) {
     : 'not serving: ' + (health.failing || []).join(', ');
 }
 
-// refresh redraws the page now; again is false for a redraw on the user's request, which
-// keeps the one polling timer.
-async function refresh(again = true) {
-  try {
-    const [health, mon] = await Promise.all([getJSON('health').then((r) => r.body), monitoring()]);
-    render(health, mon);
-    updated.textContent = 'updated ' + new Date().toLocaleTimeString();
-  } catch (err) {
-    // The gateway itself is down or answered garbage: every card is stale, so every card is red.
-    for (const card of grid.querySelectorAll('.card')) {
-      card.className = 'card down';
-      card.dataset.health = 'UNREACHABLE';
-      const state = card.querySelector('.state');
-      if (state) state.textContent = 'UNREACHABLE';
-    }
-    summary.dataset.status = 'UNREACHABLE';
-    summary.textContent = 'gateway unreachable: ' + err.message;
-  } finally {
-    if (again) setTimeout(refresh, REFRESH_MS);
+// unreachable marks every card stale: the gateway is down or answered garbage.
+function unreachable(reason) {
+  for (const card of grid.querySelectorAll('.card')) {
+    card.className = 'card down';
+    card.dataset.health = 'UNREACHABLE';
+    const state = card.querySelector('.state');
+    if (state) state.textContent = 'UNREACHABLE';
+  }
+  summary.dataset.status = 'UNREACHABLE';
+  summary.textContent = 'gateway unreachable: ' + reason;
+}
+
+// What the page runs: a poll of /health without a token, the stream with one. generation
+// tells a callback of a replaced one to stop.
+let generation = 0;
+let stream = null;
+let timer = null;
+
+function start() {
+  generation++;
+  if (stream) stream.close();
+  stream = null;
+  clearTimeout(timer);
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (token) {
+    watch(token, generation);
+  } else {
+    note.className = 'note';
+    note.textContent = 'showing health only';
+    poll(generation);
   }
 }
 
-refresh();
+// poll redraws from /health every REFRESH_MS.
+async function poll(gen) {
+  try {
+    const { body } = await getJSON('health');
+    if (gen !== generation) return;
+    render(body, { dbs: {}, gateway: null });
+    updated.textContent = 'updated ' + new Date().toLocaleTimeString();
+  } catch (err) {
+    if (gen === generation) unreachable(err.message);
+  } finally {
+    if (gen === generation) timer = setTimeout(() => poll(gen), REFRESH_MS);
+  }
+}
+
+// watch follows /monitoring/database:watch: events health (/health's report), the default
+// one (/monitoring/database's document) and recent (/monitoring/recent's). EventSource
+// cannot send headers, so the token goes as access_token (the gateway takes it on ...:watch
+// routes only, and logs it nowhere). When the connection drops, EventSource reconnects by
+// itself; when the gateway refuses the stream (an HTTP error), it stops, and so does the page
+// if the token was refused, else it tries again.
+function watch(token, gen) {
+  const es = new EventSource('monitoring/database:watch?access_token=' + encodeURIComponent(token));
+  stream = es;
+  const state = { health: null, dbs: {}, gateway: null };
+  const draw = () => {
+    if (gen !== generation || !state.health) return;
+    render(state.health, state);
+    updated.textContent = 'updated ' + new Date().toLocaleTimeString() + ' (live)';
+  };
+  es.addEventListener('health', (ev) => { state.health = JSON.parse(ev.data); draw(); });
+  es.addEventListener('recent', (ev) => { state.gateway = JSON.parse(ev.data).recent; draw(); });
+  es.addEventListener('message', (ev) => {
+    state.dbs = JSON.parse(ev.data);
+    note.className = 'note';
+    note.textContent = 'showing database details, live';
+    draw();
+  });
+  es.addEventListener('error', async (ev) => {
+    if (gen !== generation) return;
+    if (ev.data !== undefined) { // the gateway's own "error" event: it ended the stream (draining)
+      note.className = 'note';
+      note.textContent = 'stream ended: ' + (JSON.parse(ev.data).message || '') + '; reconnecting';
+      return;
+    }
+    if (es.readyState !== EventSource.CLOSED) { // dropped: EventSource reconnects
+      unreachable('connection lost, reconnecting');
+      return;
+    }
+    if (await refused(token)) {
+      if (gen !== generation) return;
+      stream = null;
+      poll(gen); // health only
+      return;
+    }
+    if (gen === generation) timer = setTimeout(() => { if (gen === generation) watch(token, gen); }, REFRESH_MS);
+  });
+}
+
+start();
