@@ -64,7 +64,8 @@ func (b *bench) scenarioWatch(ctx context.Context) error {
 	symbols := b.symbols[len(b.symbols)-1-watchSymbols : len(b.symbols)-1] // not scenario 5's last one
 	b.logf("scenario 12: WatchLatestPrices, %d gRPC + %d SSE subscribers, %d of %d symbols each", nGRPC, nSSE, watchPerSub, watchSymbols)
 
-	// A gateway of its own: the fleet's keeps MAX_CONNECTIONS=256 for scenario 7.
+	// A gateway of its own, with a watch cap that admits the subscribers (the gateway's
+	// default is 10,000; a connection carrying a watch stream leaves MAX_CONNECTIONS).
 	var gw *proc
 	if _, err := os.Stat(filepath.Join(b.cfg.bin, "pgfleet-gateway")); err != nil {
 		b.note("scenario 12: the gateway is not built: no SSE subscribers")
@@ -72,8 +73,7 @@ func (b *bench) scenarioWatch(ctx context.Context) error {
 	} else {
 		limit := strconv.Itoa(2*b.cfg.watchSubs + 64)
 		var err error
-		gw, err = b.startGatewayProc(b.cfg.bin, "gateway-watch", b.stock.grpcAddr,
-			"MAX_CONNECTIONS="+limit, "MAX_WATCH_STREAMS="+limit)
+		gw, err = b.startGatewayProc(b.cfg.bin, "gateway-watch", b.stock.grpcAddr, "MAX_WATCH_STREAMS="+limit)
 		if gw != nil {
 			defer gw.stop()
 		}
@@ -292,7 +292,7 @@ func (b *bench) scenarioWatch(ctx context.Context) error {
 		extra:  fmt.Sprintf("%d subscribers failed%s", len(errs), firstErrNote(errs))})
 	b.add(row{scenario: "12", path: fmt.Sprintf("the paced ingester (a call per %v), %d subscribers attached", watchPace, len(subs)), res: paced.res, unit: "rows/s",
 		extra: "p50/p99: of the calls, from when each was due; " + paced.cpuText(cpuNames)})
-	b.note("scenario 12: the stock service runs with STREAMS_PER_CALLER=100000 (every bench client is one caller), the scenario's gateway with MAX_CONNECTIONS and MAX_WATCH_STREAMS = %d; "+
+	b.note("scenario 12: the stock service runs with STREAMS_PER_CALLER=100000 (every bench client is one caller), the scenario's gateway with MAX_WATCH_STREAMS=%d (its other limits at their defaults); "+
 		"subscribers watch %d of %d symbols each (chosen at random per subscriber); the ingester (one client, closed loop) sends IngestPrices calls of %d bars, one per symbol, append_only, "+
 		"each call's close price unique, so every delivered price names its call; latency = the subscriber's receive time in the bench process minus the time that call returned "+
 		"(its commit came before), negative when the price arrived first; memory: /metrics process_resident_memory_bytes and go_memstats_heap_inuse_bytes after a forced GC "+
