@@ -278,7 +278,9 @@ func (b *bench) scenarioWatch(ctx context.Context) error {
 		res: with.res, unit: "rows/s", ratio: fmt.Sprintf("%.2f of none attached", ratio),
 		target: targetRatio(ratio, 0.90), extra: "p50/p99: of the calls; " + with.cpuText(cpuNames)})
 	b.add(row{scenario: "12", path: "the same ingester, no subscriber (before and after, both windows)", res: base, unit: "rows/s", ratio: "baseline",
-		extra: fmt.Sprintf("before %s rows/s, after %s rows/s; before: %s; after: %s", rate(none1.res.rate()), rate(none2.res.rate()), none1.cpuText(cpuNames), none2.cpuText(cpuNames))})
+		extra: fmt.Sprintf("before %s rows/s, calls p50 %s, p99 %s, %s; after %s rows/s, calls p50 %s, p99 %s, %s",
+			rate(none1.res.rate()), latency(none1.res.p50), latency(none1.res.p99), none1.cpuText(cpuNames),
+			rate(none2.res.rate()), latency(none2.res.p50), latency(none2.res.p99), none2.cpuText(cpuNames))})
 	b.add(row{scenario: "12", path: "stock memory per idle subscriber", figure: memPer(mem0[0], mem2[0], nGRPC+nSSE),
 		extra: fmt.Sprintf("per SSE subscriber (a stream on the gateway's connection): %s; per gRPC subscriber (a connection each): %s; idle before: %s",
 			memPer(mem0[0], mem1[0], nSSE), memPer(mem1[0], mem2[0], nGRPC), mem0[0])})
