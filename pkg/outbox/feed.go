@@ -327,11 +327,14 @@ func (o *Outbox) Wait(ctx context.Context, after int64) error {
 	}
 }
 
-// Recent returns the events after `after` of the given types (all if none) from the ring,
-// and next, the cursor to go on from (every event up to it has been looked at). ok is false
-// when the ring no longer holds every event after `after`: a latest-value stream then takes
-// a fresh snapshot (after noting Head()), an event stream reads the table (Read).
-func (o *Outbox) Recent(after int64, types []string) (recs []Record, next int64, ok bool) {
+// Recent returns the events after `after` that keep accepts (every one if keep is nil) from
+// the ring, and next, the cursor to go on from (every event up to it has been looked at). ok
+// is false when the ring no longer holds every event after `after`: a latest-value stream
+// then takes a fresh snapshot (after noting Head()), an event stream reads the table (Read).
+// keep runs under the ring's read lock, on every event, for every subscriber: it must be
+// cheap and must not call the Outbox. Only the events it keeps are copied, so a subscriber
+// pays for what it watches, not for every event of the schema.
+func (o *Outbox) Recent(after int64, keep func(*Record) bool) (recs []Record, next int64, ok bool) {
 	o.mu.RLock()
 	defer o.mu.RUnlock()
 	if after < o.base {
@@ -341,12 +344,21 @@ func (o *Outbox) Recent(after int64, types []string) (recs []Record, next int64,
 		return nil, after, true
 	}
 	// Positions are gapless, so the event after `after` sits at index after-base.
-	for _, r := range o.ring[after-o.base:] {
-		if len(types) == 0 || slices.Contains(types, r.Type) {
-			recs = append(recs, r)
+	ring := o.ring[after-o.base:]
+	for i := range ring {
+		if keep == nil || keep(&ring[i]) {
+			recs = append(recs, ring[i])
 		}
 	}
 	return recs, o.head, true
+}
+
+// OfTypes is a Recent filter keeping the events of the given types (every one if none).
+func OfTypes(types []string) func(*Record) bool {
+	if len(types) == 0 {
+		return nil
+	}
+	return func(r *Record) bool { return slices.Contains(types, r.Type) }
 }
 
 // Read returns up to limit events after `after` of the given types (all if none), from the
@@ -357,7 +369,7 @@ func (o *Outbox) Read(ctx context.Context, after int64, types []string, limit in
 	if limit < 1 {
 		limit = DefaultLimit
 	}
-	if recs, next, ok := o.Recent(after, types); ok {
+	if recs, next, ok := o.Recent(after, OfTypes(types)); ok {
 		if len(recs) > limit {
 			recs = recs[:limit]
 			next = recs[limit-1].Position

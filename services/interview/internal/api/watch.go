@@ -10,6 +10,7 @@ import (
 	interviewv1 "github.com/pgfleet/pgfleet/gen/pgfleet/interview/v1"
 	opsv1 "github.com/pgfleet/pgfleet/gen/pgfleet/ops/v1"
 	"github.com/pgfleet/pgfleet/pkg/events"
+	"github.com/pgfleet/pgfleet/pkg/outbox"
 )
 
 // WatchSession sends the session as GetSession returns it, then again after each of its
@@ -67,14 +68,13 @@ func (s *Interviews) WatchSession(req *interviewv1.WatchSessionRequest, stream g
 // always right.
 func (s *Interviews) sessionChanged(key string, after int64) (upto int64, changed bool) {
 	head := s.outbox.Head()
-	recs, next, ok := s.outbox.Recent(after, nil)
+	recs, next, ok := s.outbox.Recent(after, func(r *outbox.Record) bool {
+		return r.AggregateType == sessionAggregate && r.AggregateID == key
+	})
 	if !ok {
 		return head, true
 	}
-	for _, r := range recs {
-		changed = changed || (r.AggregateType == sessionAggregate && r.AggregateID == key)
-	}
-	return next, changed
+	return next, len(recs) > 0
 }
 
 // sendError is the status a stream's Send failure ends the call with: the client's

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	portfoliov1 "github.com/pgfleet/pgfleet/gen/pgfleet/portfolio/v1"
+	"github.com/pgfleet/pgfleet/pkg/outbox"
 )
 
 // unpricedRetryMin and unpricedRetryMax bound the delay before a stream values a portfolio
@@ -100,14 +101,9 @@ func (s *Server) awaitChange(ctx context.Context, w *priceWatch, id string, head
 		if err != nil || !moved {
 			return err
 		}
-		recs, next, ok := s.outbox.Recent(head, EventTypes)
-		if !ok {
-			return nil // the ring no longer holds them all: value afresh
-		}
-		for _, r := range recs {
-			if r.AggregateID == id {
-				return nil
-			}
+		recs, next, ok := s.outbox.Recent(head, func(r *outbox.Record) bool { return r.AggregateID == id })
+		if !ok || len(recs) > 0 {
+			return nil // an event of the portfolio, or the ring no longer holds them all: value afresh
 		}
 		head = next // other portfolios' events only
 	}

@@ -91,7 +91,7 @@ func (s *Server) watchPrices(ctx context.Context, symbols []string, send func(*s
 		if err := s.outbox.Wait(ctx, cursor); err != nil {
 			return err
 		}
-		recs, next, ok := s.outbox.Recent(cursor, []string{latestPriceChanged})
+		recs, next, ok := s.outbox.Recent(cursor, w.watches)
 		if ok {
 			cursor = next
 			if err := w.conflate(recs); err != nil {
@@ -144,6 +144,16 @@ func (s *Server) snapshot(ctx context.Context, w *priceWatch, symbols []string) 
 	}
 	w.sort()
 	return nil
+}
+
+// watches keeps, among a schema's events, the price changes of w's symbols: a subscriber
+// copies out of the shared ring only what it watches.
+func (w *priceWatch) watches(r *outbox.Record) bool {
+	if r.Type != latestPriceChanged {
+		return false
+	}
+	_, ok := w.sent[r.AggregateID]
+	return ok
 }
 
 // conflate sets w.resp to the newest change of each watched symbol among recs (in position
