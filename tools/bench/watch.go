@@ -44,6 +44,10 @@ const (
 	// watchPace spaces the calls of the paced run: a price feed of 20 calls (100 bars) a
 	// second, well below what the ingester sends in a closed loop.
 	watchPace = 50 * time.Millisecond
+	// watchBulkBars is how many bars per symbol a bulk call carries (a batch of history, as a
+	// daily import sends): its rows cost the subscribers no more than a call of one bar each,
+	// since only the newest bar of each symbol changes a latest price.
+	watchBulkBars = 200
 )
 
 // watchFrom is the time of the ingester's first bar; call n's bars are n minutes later,
@@ -125,6 +129,15 @@ func (b *bench) scenarioWatch(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	bulk := func() (watchRun, error) {
+		ing.bars = watchBulkBars
+		defer func() { ing.bars = 1 }()
+		return ing.run(ctx, b.cfg.warmup, b.cfg.duration, 0, nil)
+	}
+	bulkNone1, err := bulk()
+	if err != nil {
+		return err
+	}
 
 	// Idle subscribers: the SSE ones first, then the gRPC ones, memory measured before and
 	// after each step (a forced GC first, through /debug/pprof/heap?gc=1).
@@ -203,11 +216,21 @@ func (b *bench) scenarioWatch(ctx context.Context) error {
 		return err
 	}
 	pSettled, pSettleTime := ing.settle(ctx, subs)
+	b.logf("scenario 12: bulk ingest (%d bars per symbol per call), %d subscribers attached", watchBulkBars, len(subs))
+	bulkWith, err := bulk()
+	if err != nil {
+		return err
+	}
+	bSettled, _ := ing.settle(ctx, subs)
 	detach()
 	subsWG.Wait()
 
 	b.logf("scenario 12: ingest with no subscriber again")
 	none2, err := ing.run(ctx, b.cfg.warmup, b.cfg.duration, 0, nil)
+	if err != nil {
+		return err
+	}
+	bulkNone2, err := bulk()
 	if err != nil {
 		return err
 	}
@@ -281,6 +304,13 @@ func (b *bench) scenarioWatch(ctx context.Context) error {
 		extra: fmt.Sprintf("before %s rows/s, calls p50 %s, p99 %s, %s; after %s rows/s, calls p50 %s, p99 %s, %s",
 			rate(none1.res.rate()), latency(none1.res.p50), latency(none1.res.p99), none1.cpuText(cpuNames),
 			rate(none2.res.rate()), latency(none2.res.p50), latency(none2.res.p99), none2.cpuText(cpuNames))})
+	bulkBase := result{clients: 1, ops: bulkNone1.res.ops + bulkNone2.res.ops, window: bulkNone1.res.window + bulkNone2.res.window, errs: bulkNone1.res.errs + bulkNone2.res.errs}
+	bulkRatio := bulkWith.res.rate() / max(bulkBase.rate(), 1)
+	b.add(row{scenario: "12", path: fmt.Sprintf("IngestPrices in bulk, %d symbols × %d bars per call, append_only, closed loop, with the %d subscribers attached", watchPerCall, watchBulkBars, len(subs)),
+		res: bulkWith.res, unit: "rows/s", ratio: fmt.Sprintf("%.2f of none attached", bulkRatio),
+		target: targetRatio(bulkRatio, 0.90), extra: "p50/p99: of the calls; " + bulkWith.cpuText(cpuNames)})
+	b.add(row{scenario: "12", path: "the same bulk ingester, no subscriber (before and after, both windows)", res: bulkBase, unit: "rows/s", ratio: "baseline",
+		extra: fmt.Sprintf("before %s rows/s, after %s rows/s", rate(bulkNone1.res.rate()), rate(bulkNone2.res.rate()))})
 	b.add(row{scenario: "12", path: "stock memory per idle subscriber", figure: memPer(mem0[0], mem2[0], nGRPC+nSSE),
 		extra: fmt.Sprintf("per SSE subscriber (a stream on the gateway's connection): %s; per gRPC subscriber (a connection each): %s; idle before: %s",
 			memPer(mem0[0], mem1[0], nSSE), memPer(mem1[0], mem2[0], nGRPC), mem0[0])})
@@ -288,10 +318,11 @@ func (b *bench) scenarioWatch(ctx context.Context) error {
 		b.add(row{scenario: "12", path: "gateway memory per idle SSE subscriber", figure: memPer(mem0[1], mem1[1], nSSE),
 			extra: fmt.Sprintf("the %d gRPC subscribers after them: %s; idle before: %s", nGRPC, memDelta(mem1[1], mem2[1]), mem0[1])})
 	}
-	target := "all: " + metOrMissed(settled == len(subs) && pSettled == len(subs))
+	target := "all: " + metOrMissed(settled == len(subs) && pSettled == len(subs) && bSettled == len(subs))
 	b.add(row{scenario: "12", path: "subscribers that ended on the final price of every symbol they watch", target: target,
-		figure: fmt.Sprintf("closed loop: %d of %d, %.2f s after the last call returned; paced: %d of %d, %.2f s after", settled, len(subs), settleTime.Seconds(), pSettled, len(subs), pSettleTime.Seconds()),
-		extra:  fmt.Sprintf("%d subscribers failed%s", len(errs), firstErrNote(errs))})
+		figure: fmt.Sprintf("closed loop: %d of %d, %.2f s after the last call returned; paced: %d of %d, %.2f s after; bulk: %d of %d",
+			settled, len(subs), settleTime.Seconds(), pSettled, len(subs), pSettleTime.Seconds(), bSettled, len(subs)),
+		extra: fmt.Sprintf("%d subscribers failed%s", len(errs), firstErrNote(errs))})
 	b.add(row{scenario: "12", path: fmt.Sprintf("the paced ingester (a call per %v), %d subscribers attached", watchPace, len(subs)), res: paced.res, unit: "rows/s",
 		extra: "p50/p99: of the calls, from when each was due; " + paced.cpuText(cpuNames)})
 	b.note("scenario 12: the stock service runs with STREAMS_PER_CALLER=100000 (every bench client is one caller), the scenario's gateway with MAX_WATCH_STREAMS=%d (its other limits at their defaults); "+
@@ -348,6 +379,7 @@ type watchIngester struct {
 	symbols []string
 	index   map[string]int
 	cpu     func() []time.Duration // CPU time of the processes each run reports, nil: none
+	bars    int                    // bars per symbol per call: 1, or watchBulkBars for a bulk run
 
 	mu    sync.Mutex
 	calls []watchCall
@@ -355,7 +387,7 @@ type watchIngester struct {
 }
 
 func newWatchIngester(client stockv1.StockServiceClient, tok string, symbols []string) *watchIngester {
-	w := &watchIngester{client: client, tok: tok, symbols: symbols, index: map[string]int{}, last: make([]int, len(symbols))}
+	w := &watchIngester{client: client, tok: tok, symbols: symbols, index: map[string]int{}, last: make([]int, len(symbols)), bars: 1}
 	for i, s := range symbols {
 		w.index[s] = i
 		w.last[i] = -1
@@ -374,11 +406,18 @@ func (w *watchIngester) call(ctx context.Context) error {
 	msg := &stockv1.IngestPricesRequest{AppendOnly: &stockv1.AppendOnly{}}
 	at := timestamppb.New(watchFrom.Add(time.Duration(seq) * time.Minute))
 	price := strconv.Itoa(watchCloseBase + seq)
+	bars := w.bars
 	for k := range watchPerCall {
 		i := (seq*watchPerCall + k) % len(w.symbols)
 		c.symbols[k] = i
 		msg.AppendOnly.Symbols = append(msg.AppendOnly.Symbols, w.symbols[i])
-		msg.Prices = append(msg.Prices, &stockv1.Price{Symbol: w.symbols[i], Time: at, Open: price, High: price, Low: price, Close: price, Volume: 1})
+		for j := range bars { // within the call's minute, the last bar last
+			t := at
+			if j < bars-1 {
+				t = timestamppb.New(at.AsTime().Add(-time.Duration(bars-1-j) * time.Minute / time.Duration(bars)))
+			}
+			msg.Prices = append(msg.Prices, &stockv1.Price{Symbol: w.symbols[i], Time: t, Open: price, High: price, Low: price, Close: price, Volume: 1})
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, watchCallLimit)
 	defer cancel()
@@ -392,8 +431,8 @@ func (w *watchIngester) call(ctx context.Context) error {
 			return err
 		}
 		resp, err := st.CloseAndRecv()
-		if err == nil && resp.GetInsertedCount() != watchPerCall {
-			err = fmt.Errorf("inserted %d rows, want %d", resp.GetInsertedCount(), watchPerCall)
+		if want := int64(watchPerCall * bars); err == nil && resp.GetInsertedCount() != want {
+			err = fmt.Errorf("inserted %d rows, want %d", resp.GetInsertedCount(), want)
 		}
 		return err
 	}()
@@ -441,7 +480,7 @@ func (w *watchIngester) run(ctx context.Context, warmup, window, pace time.Durat
 			}
 		}}
 	res, err := checkedRun(runLoad(ctx, 1, warmup, window, h, func(int) call { return w.call }))
-	res.ops *= watchPerCall
+	res.ops *= int64(watchPerCall * w.bars)
 	r.res = res
 	return r, err
 }
