@@ -51,7 +51,7 @@ func (f *fleet) printExamples(ctx context.Context) error {
 	}
 	w("  %-11s HTTP %s (REST, /health, /monitoring/database, /openapi.json), metrics %s, log %s",
 		"gateway", f.gatewayHTTP, f.gatewayMetr, filepath.Join(f.logDir, "gateway.log"))
-	w("  %-11s status page: %s/", "", f.gatewayURL())
+	w("  %-11s status page: %s/, live view: %s/live?symbols=AAPL,MSFT", "", f.gatewayURL(), f.gatewayURL())
 	w("  %-11s %s doctor --fleet %s   (checks this fleet end to end; the file holds its passwords)",
 		"doctor", filepath.Join(relBin, "pgfleet"), f.fleetFile())
 	w("")
@@ -150,6 +150,8 @@ func (f *fleet) printExamples(ctx context.Context) error {
   # CORS preflights: from the allowed origin (Access-Control-Allow-Origin comes back), from another (none)
   curl -s -i -X OPTIONS -H 'Origin: http://localhost:3000' -H 'Access-Control-Request-Method: POST' -H 'Access-Control-Request-Headers: authorization,content-type' $gw/v1/portfolios
   curl -s -i -X OPTIONS -H 'Origin: http://evil.example' -H 'Access-Control-Request-Method: POST' $gw/v1/portfolios
+  # live data: the latest prices now, then each change, as server-sent events (head ends it; a browser's EventSource runs on)
+  curl -sN '$gw/v1/prices:watch?symbols=AAPL,MSFT' | head -n 1
   # the status page (every service's health, live; pool figures and locks once you paste \$ADMIN_TOKEN into it): open $gw/ in a browser
 `, map[string]string{"gw": f.gatewayURL(), "gm": "http://" + probeHost(f.gatewayMetr) + ":" + strconv.Itoa(mustPort(f.gatewayMetr)),
 		"pid": pid, "json": "-H 'Content-Type: application/json'"}))
