@@ -228,15 +228,11 @@ func (o *Outbox) follow(ctx context.Context) {
 }
 
 func (o *Outbox) listen(ctx context.Context) error {
-	conn, err := pgx.ConnectConfig(ctx, o.pool.Config().ConnConfig.Copy())
+	conn, hangUp, err := dedicated(ctx, o.pool.Config().ConnConfig)
 	if err != nil {
-		return fmt.Errorf("connect: %w", err)
+		return err
 	}
-	defer func() {
-		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_ = conn.Close(closeCtx)
-	}()
+	defer hangUp()
 	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{SequencedChannel(o.schema)}.Sanitize()); err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
@@ -245,16 +241,8 @@ func (o *Outbox) listen(ctx context.Context) error {
 		if err := o.catchUp(ctx); err != nil {
 			return err
 		}
-		wait, cancel := context.WithTimeout(ctx, poll)
-		_, err := conn.WaitForNotification(wait)
-		cancel()
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			if conn.IsClosed() || !errors.Is(err, context.DeadlineExceeded) {
-				return fmt.Errorf("wait: %w", err)
-			}
+		if err := awaitWake(ctx, conn, poll); err != nil {
+			return err
 		}
 	}
 }
