@@ -73,7 +73,7 @@ func TestSSE_noLoss(t *testing.T) {
 	ctx := t.Context()
 
 	const nSymbols, nSubscribers, nWriters, nConsumers = 30, 24, 4, 3
-	const barsPerWriter, batch = 2500, 250 // 10,000 bars in 40 ingests
+	const barsPerWriter, batch = 2500, 50 // 10,000 bars in 200 ingests
 	symbols := make([]string, nSymbols)
 	rows := make([]*stockv1.Stock, nSymbols)
 	for i := range symbols {
