@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,8 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -49,22 +52,21 @@ import (
 //     none missing (duplicates are allowed and counted).
 func TestSSE_noLoss(t *testing.T) {
 	t.Parallel()
-	bin := t.TempDir()
-	// Built from the workspace, not taken from .tmp/bin: `make test` does not run `make
-	// build`, and stale binaries would test old code.
-	if err := apptest.Build(bin, "github.com/pgfleet/pgfleet/services/stock", "github.com/pgfleet/pgfleet/services/gateway"); err != nil {
-		t.Fatal(err)
-	}
+	// Built from the workspace, not taken from .tmp/bin (`make test` does not run `make build`,
+	// and stale binaries would test old code), with the race detector when this test has it.
+	bin := buildRace(t, "github.com/pgfleet/pgfleet/services/stock", "github.com/pgfleet/pgfleet/services/gateway")
 	dbURL := pgtest.NewDBURL(t)
 	var stocks, gateways [2]*apptest.Process
+	t.Cleanup(func() { noRaces(t, append(stocks[:], gateways[:]...)...) }) // after they stop
 	for i := range stocks {
 		stocks[i] = apptest.StartProcess(t, filepath.Join(bin, "stock"), "DATABASE_URL="+dbURL)
 	}
 	for i := range gateways {
 		// The gateway dials its upstreams lazily; this test calls no portfolio or interview
-		// route, so those point at the same stock process.
+		// route, so those point at the same stock process. Heartbeats every few milliseconds
+		// interleave with the events: never inside one.
 		gateways[i] = apptest.StartGatewayProcess(t, filepath.Join(bin, "gateway"),
-			"STOCK_ADDR="+stocks[i].Addr, "PORTFOLIO_ADDR="+stocks[i].Addr, "INTERVIEW_ADDR="+stocks[i].Addr)
+			"STOCK_ADDR="+stocks[i].Addr, "PORTFOLIO_ADDR="+stocks[i].Addr, "INTERVIEW_ADDR="+stocks[i].Addr, "SSE_HEARTBEAT=5ms")
 	}
 	clients := [2]stockv1.StockServiceClient{
 		stockv1.NewStockServiceClient(apptest.Dial(t, stocks[0].Addr)),
@@ -465,6 +467,40 @@ func openSSE(ctx context.Context, c *http.Client, u string, headers ...string) (
 		return nil, fmt.Errorf("GET %s = %d %s: %s", req.URL.Path, resp.StatusCode, resp.Header.Get("Content-Type"), b)
 	}
 	return resp.Body, nil
+}
+
+// buildRace builds the main packages pkgs into a directory removed when t ends, as
+// apptest.Build does, but with -race when the test itself runs with it: the processes'
+// races are then reported in their logs (noRaces).
+func buildRace(t *testing.T, pkgs ...string) string {
+	t.Helper()
+	dir := t.TempDir()
+	args := []string{"build", "-o", dir + string(filepath.Separator)}
+	if raceBuild {
+		args = append(args, "-race")
+	}
+	if out, err := exec.Command("go", append(args, pkgs...)...).CombinedOutput(); err != nil {
+		t.Fatalf("go %v: %v\n%s", args, err, out)
+	}
+	return dir
+}
+
+// noRaces fails t with the first race report in the logs of procs (nil ones skipped).
+func noRaces(t *testing.T, procs ...*apptest.Process) {
+	t.Helper()
+	for _, p := range procs {
+		if p == nil {
+			continue
+		}
+		b, err := os.ReadFile(p.Log)
+		if err != nil {
+			t.Errorf("%s: %v", p.Name, err)
+			continue
+		}
+		if i := bytes.Index(b, []byte("WARNING: DATA RACE")); i >= 0 {
+			t.Errorf("%s (%s) reported a data race:\n%s", p.Name, p.Addr, b[i:min(len(b), i+8192)])
+		}
+	}
 }
 
 // firstErr returns a unless it is nil, else b: a test keeps the first thing that went wrong.
