@@ -370,13 +370,20 @@ func (c *sseConsumer) run(ctx context.Context, hc *http.Client, gateways []strin
 		if end := until(); end > 0 && maxPos >= end {
 			return
 		}
-		headers := []string{"Authorization", "Bearer " + token}
+		// The first consumer authenticates as EventSource must, in the URL; the others with a header.
+		q := url.Values{"types": {"pgfleet.stock.v1.LatestPriceChanged"}, "from_oldest": {"true"}}
+		var headers []string
+		if seed == 0 {
+			q.Set("access_token", token)
+		} else {
+			headers = []string{"Authorization", "Bearer " + token}
+		}
 		if lastID != "" {
 			headers = append(headers, "Last-Event-ID", lastID)
 		}
 		gw := gateways[(int(seed)+n)%len(gateways)]
 		sctx, cut := context.WithCancel(ctx)
-		body, err := openSSE(sctx, hc, gw+"/v1/events/stock:watch?types=pgfleet.stock.v1.LatestPriceChanged&from_oldest=true", headers...)
+		body, err := openSSE(sctx, hc, gw+"/v1/events/stock:watch?"+q.Encode(), headers...)
 		if err != nil {
 			cut()
 			if ctx.Err() == nil {
