@@ -49,7 +49,11 @@ import (
 //     their connection every 1 to 5 messages and reconnect, alternating gateways, with
 //     Last-Event-ID set to the last event id received, as EventSource does. Each connection's
 //     positions increase; together they cover every LatestPriceChanged position of the table,
-//     none missing (duplicates are allowed and counted).
+//     none missing (duplicates are allowed and counted), and the table's positions of all
+//     events are gapless.
+//
+// The gateways send a heartbeat every 5 ms, between the events; under -race the processes
+// are race builds too, and a race report in their logs fails the test.
 func TestSSE_noLoss(t *testing.T) {
 	t.Parallel()
 	// Built from the workspace, not taken from .tmp/bin (`make test` does not run `make build`,
