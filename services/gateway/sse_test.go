@@ -249,21 +249,42 @@ type sseEvent struct{ id, event, data string }
 func readEvents(t *testing.T, body io.Reader, want func([]sseEvent) bool) []sseEvent {
 	t.Helper()
 	var events []sseEvent
-	var cur sseEvent
-	var data []string
-	br := bufio.NewReader(body)
+	r := newSSEReader(body)
 	for !want(events) {
-		line, err := br.ReadString('\n')
+		ev, err := r.next()
 		if err != nil {
 			t.Fatalf("stream ended after %d events: %v", len(events), err)
+		}
+		events = append(events, ev)
+	}
+	return events
+}
+
+// sseReader reads an event stream one event at a time; unlike readEvents it may be used
+// from any goroutine.
+type sseReader struct {
+	br *bufio.Reader
+	id string // the last event id, which EventSource keeps for events without one
+}
+
+func newSSEReader(body io.Reader) *sseReader { return &sseReader{br: bufio.NewReader(body)} }
+
+// next returns the next event, skipping comments (heartbeats), or the error that ended the stream.
+func (r *sseReader) next() (sseEvent, error) {
+	cur := sseEvent{id: r.id}
+	var data []string
+	for {
+		line, err := r.br.ReadString('\n')
+		if err != nil {
+			return sseEvent{}, err
 		}
 		line = strings.TrimSuffix(line, "\n")
 		field, value, _ := strings.Cut(line, ": ")
 		switch {
 		case line == "" && data != nil:
 			cur.data = strings.Join(data, "\n")
-			events = append(events, cur)
-			cur, data = sseEvent{id: cur.id}, nil
+			r.id = cur.id
+			return cur, nil
 		case field == "id":
 			cur.id = value
 		case field == "event":
@@ -272,7 +293,6 @@ func readEvents(t *testing.T, body io.Reader, want func([]sseEvent) bool) []sseE
 			data = append(data, value)
 		}
 	}
-	return events
 }
 
 // testWatchResume: an events stream through the gateway resumes where the browser's

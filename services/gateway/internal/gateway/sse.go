@@ -179,14 +179,22 @@ type sseWriter struct {
 	rc             *http.ResponseController
 	every, timeout time.Duration
 
+	beat *time.Timer // nil without heartbeats; set once, by newSSEWriter
+
 	mu      sync.Mutex
 	pending bool // written since the last flush
 	closed  bool // the handler returned: nothing may write any more
-	beat    *time.Timer
 }
 
 func newSSEWriter(w http.ResponseWriter, every, timeout time.Duration) *sseWriter {
-	return &sseWriter{ResponseWriter: w, rc: http.NewResponseController(w), every: every, timeout: timeout}
+	sw := &sseWriter{ResponseWriter: w, rc: http.NewResponseController(w), every: every, timeout: timeout}
+	if every > 0 {
+		// Made here, stopped, and never replaced: the timer may fire before the flush that
+		// starts it returns, and sendHeartbeat then resets it without holding mu.
+		sw.beat = time.AfterFunc(time.Hour, sw.sendHeartbeat)
+		sw.beat.Stop()
+	}
+	return sw
 }
 
 func (w *sseWriter) Write(b []byte) (int, error) {
@@ -205,12 +213,8 @@ func (w *sseWriter) FlushError() error {
 	w.deadline()
 	err := w.rc.Flush()
 	w.pending = false
-	if err == nil && !w.closed && w.every > 0 {
-		if w.beat == nil {
-			w.beat = time.AfterFunc(w.every, w.sendHeartbeat)
-		} else {
-			w.beat.Reset(w.every)
-		}
+	if err == nil && !w.closed && w.beat != nil {
+		w.beat.Reset(w.every)
 	}
 	return err
 }

@@ -300,6 +300,23 @@ func TestWatch_heartbeat(t *testing.T) {
 	}
 }
 
+// TestSSEWriter_heartbeatTimer: the heartbeat timer may fire while the flush that starts it
+// still holds the writer (a heartbeat interval shorter than a flush, or a busy machine): it
+// must then neither race with the flush for the timer nor find none (a nil timer). The
+// gateway built with -race under TestSSE_noLoss (SSE_HEARTBEAT=2ms) reported that race.
+func TestSSEWriter_heartbeatTimer(t *testing.T) {
+	t.Parallel()
+	for range 500 {
+		w := newSSEWriter(httptest.NewRecorder(), time.Nanosecond, time.Second)
+		for range 3 {
+			if err := w.writeEvent("", "", []byte("{}")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		w.close()
+	}
+}
+
 // TestWatch_drain: Drain ends an open stream at once with an error event SHUTTING_DOWN.
 func TestWatch_drain(t *testing.T) {
 	t.Parallel()
