@@ -130,23 +130,32 @@ func TestListBars_values(t *testing.T) {
 func TestListBars_paging(t *testing.T) {
 	t.Parallel()
 	e := barsEnv(t)
-	for _, interval := range []stockv1.Interval{stockv1.Interval_INTERVAL_DAY, stockv1.Interval_INTERVAL_WEEK, stockv1.Interval_INTERVAL_MONTH} {
-		whole, err := e.client.ListBars(t.Context(), &stockv1.ListBarsRequest{Symbol: "S000", Interval: interval, PageSize: 1000})
-		if err != nil {
-			t.Fatalf("ListBars: %v", err)
-		}
-		if whole.GetNextPageToken() != "" {
-			t.Errorf("%s: one page of 1000 has a next page token", interval)
-		}
-		for _, size := range []int32{1, 3} {
-			got := allBars(t, e.client, &stockv1.ListBarsRequest{Symbol: "S000", Interval: interval, PageSize: size})
-			if diff := cmp.Diff(whole.GetBars(), got, protocmp.Transform()); diff != "" {
-				t.Errorf("%s in pages of %d mismatch (-whole +paged):\n%s", interval, size, diff)
-			}
+	// Whole and from a Wednesday, where the first week starts before the range.
+	for _, start := range []*timestamppb.Timestamp{nil, utc(2024, 1, 24)} {
+		for _, interval := range []stockv1.Interval{stockv1.Interval_INTERVAL_DAY, stockv1.Interval_INTERVAL_WEEK, stockv1.Interval_INTERVAL_MONTH} {
+			pagedBarsEqual(t, e, interval, start)
 		}
 	}
 	if got := allBars(t, e.client, &stockv1.ListBarsRequest{Symbol: "S000", Interval: stockv1.Interval_INTERVAL_DAY}); len(got) != 20 {
 		t.Errorf("default page size: %d daily bars in all, want 20", len(got))
+	}
+}
+
+// pagedBarsEqual checks that S000's bars from start in pages of 1 and 3 equal one page of 1000.
+func pagedBarsEqual(t *testing.T, e env, interval stockv1.Interval, start *timestamppb.Timestamp) {
+	t.Helper()
+	whole, err := e.client.ListBars(t.Context(), &stockv1.ListBarsRequest{Symbol: "S000", Interval: interval, StartTime: start, PageSize: 1000})
+	if err != nil {
+		t.Fatalf("ListBars: %v", err)
+	}
+	if whole.GetNextPageToken() != "" {
+		t.Errorf("%s: one page of 1000 has a next page token", interval)
+	}
+	for _, size := range []int32{1, 3} {
+		got := allBars(t, e.client, &stockv1.ListBarsRequest{Symbol: "S000", Interval: interval, StartTime: start, PageSize: size})
+		if diff := cmp.Diff(whole.GetBars(), got, protocmp.Transform()); diff != "" {
+			t.Errorf("%s from %v in pages of %d mismatch (-whole +paged):\n%s", interval, start.AsTime(), size, diff)
+		}
 	}
 }
 

@@ -130,8 +130,11 @@ func TestListBars_plan(t *testing.T) {
 	for name, q := range map[string]*query.Query{"first page": first, "after a token": next} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			args := q.NamedArgs(pgx.NamedArgs{"symbol": "S42", "unit": "week",
-				"start": time.Date(2023, 1, 1, 0, 0, 0, 0, time.UTC), "end": time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)})
+			from := store.BarsFrom(time.Date(2023, 1, 1, 0, 0, 0, 0, time.UTC), q)
+			if want := time.Date(2023, 1, 9, 0, 0, 0, 0, time.UTC); name == "after a token" && !from.Equal(want) {
+				t.Errorf("BarsFrom after a token = %v, want the token's last bar start %v", from, want)
+			}
+			args := q.NamedArgs(pgx.NamedArgs{"symbol": "S42", "unit": "week", "from": from, "end": time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)})
 			var out []byte
 			if err := pool.QueryRow(t.Context(), "EXPLAIN (FORMAT JSON) "+store.BarsSQL(q), args).Scan(&out); err != nil {
 				t.Fatal(err)

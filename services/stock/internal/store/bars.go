@@ -43,7 +43,7 @@ const barsSQL = `
 			sum(volume)::bigint AS volume,
 			count(*)::int AS bar_count
 		FROM stock.prices
-		WHERE symbol = @symbol AND ts >= @start AND ts < @end
+		WHERE symbol = @symbol AND ts >= @from AND ts < @end
 		GROUP BY 1
 	), returns AS (
 		SELECT bars.*, lag(close) OVER (ORDER BY bucket) AS prev_close FROM bars
@@ -54,14 +54,14 @@ const barsSQL = `
 
 // ListBars returns one page of symbol's daily bars with start <= time < end resampled to
 // unit (one of BarUnits), oldest first; page holds the keyset condition after the previous
-// page. Every page reads the range's daily bars from its start, so that each bar's return
-// has its previous close.
+// page. A first page reads the range's daily bars from start; a later one from the start of
+// the previous page's last bar (BarsFrom), whose close the page's first return needs.
 func (s *Store) ListBars(ctx context.Context, symbol, unit string, start, end time.Time, page *query.Query) ([]Bar, error) {
 	if !BarUnits[unit] {
 		return nil, fmt.Errorf("list bars: unknown unit %q", unit)
 	}
 	rows, _ := s.db.Query(ctx, BarsSQL(page),
-		page.NamedArgs(pgx.NamedArgs{"symbol": symbol, "unit": unit, "start": start, "end": end}))
+		page.NamedArgs(pgx.NamedArgs{"symbol": symbol, "unit": unit, "from": BarsFrom(start, page), "end": end}))
 	bars, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (b Bar, err error) {
 		err = row.Scan(&b.Start, &b.Open, &b.High, &b.Low, &b.Close, &b.Volume, &b.BarCount, &b.Return)
 		return b, err
@@ -74,3 +74,17 @@ func (s *Store) ListBars(ctx context.Context, symbol, unit string, start, end ti
 
 // BarsSQL is ListBars's statement for page (the EXPLAIN test runs it).
 func BarsSQL(page *query.Query) string { return page.SQL(barsSQL) }
+
+// BarsFrom is where ListBars's statement starts reading daily bars: start, or on a page
+// after a token, the start of the previous page's last bar if that is later. The bars schema
+// has no filter, so the page's only parameter is that start, decoded from the token; the
+// earlier bars cannot change the page's bars or returns. Anything else falls back to start,
+// which gives the same answer, only reading more.
+func BarsFrom(start time.Time, page *query.Query) time.Time {
+	if len(page.Args) == 1 {
+		if last, ok := page.Args[0].(time.Time); ok && last.After(start) {
+			return last
+		}
+	}
+	return start
+}
