@@ -268,6 +268,9 @@ func rpcFixtures(fx *rpcFixture) map[string]func() proto.Message {
 		stockv1.StockService_ListPrices_FullMethodName: func() proto.Message {
 			return &stockv1.ListPricesRequest{Symbol: "AAPL", StartTime: rpcDay(-30), EndTime: rpcDay(1), PageSize: 2}
 		},
+		stockv1.StockService_ListBars_FullMethodName: func() proto.Message {
+			return &stockv1.ListBarsRequest{Symbol: "AAPL", Interval: stockv1.Interval_INTERVAL_WEEK, StartTime: rpcDay(-30), EndTime: rpcDay(1), PageSize: 2}
+		},
 		stockv1.StockService_StreamPrices_FullMethodName: func() proto.Message {
 			return &stockv1.StreamPricesRequest{Symbol: "AAPL", StartTime: rpcDay(-30), EndTime: rpcDay(1), BatchSize: 2}
 		},

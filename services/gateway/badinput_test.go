@@ -262,8 +262,9 @@ var badInputSamples = map[string]any{
 	"criteria":     map[string]any{"categories": []any{"SQL"}, "count": 1},
 	"source":       "bad-input",
 	"open":         "1.5", "high": "1.5", "low": "1.5", "close": "1.5",
-	"volume": "1",
-	"time":   "2030-01-02T00:00:00Z",
+	"volume":   "1",
+	"time":     "2030-01-02T00:00:00Z",
+	"interval": "INTERVAL_WEEK",
 }
 
 // badInputOptional are optional properties the valid requests send.
@@ -431,7 +432,11 @@ func (o *operation) sendValid(t *testing.T, pass *badInputPass) outcome {
 			}
 			o.pathVals[p.Name] = v
 		case p.In == openapi3.ParameterInQuery && p.Required:
-			o.query = append(o.query, kv{p.Name, "AAPL"}) // the required ones: symbols
+			v := any("AAPL") // the required ones: symbols, or a sample's (interval)
+			if sample, ok := fx.bodySample(o.id, p.Name); ok {
+				v = sample
+			}
+			o.query = append(o.query, kv{p.Name, fmt.Sprint(v)})
 		case p.In == openapi3.ParameterInQuery:
 			if v, ok := fx.bodySample(o.id, p.Name); ok && badInputOptional[p.Name] {
 				o.query = append(o.query, kv{p.Name, fmt.Sprint(v)})

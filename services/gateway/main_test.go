@@ -51,6 +51,7 @@ func TestGateway(t *testing.T) {
 		{"list_stocks_paged", testListStocksPaged},
 		{"stream_prices", testStreamPrices},
 		{"stream_errors", testStreamErrors},
+		{"list_bars", testListBars},
 		{"unknown_query_params", testUnknownQueryParams},
 		{"next_question", testNextQuestion},
 		{"patch_question", testPatchQuestion},

@@ -308,3 +308,36 @@ func testUnknownQueryParams(t *testing.T, e *env) {
 		})
 	}
 }
+
+// testListBars reads AAPL's first two weeks of bars (daily closes 100.25, 101.25, ... from
+// Monday 2018-01-01, volumes 1000, 1001, ...) resampled to ISO weeks: decimals and int64
+// volume as strings, the first bar without a return, the second with 7/106.25 rounded to 10
+// places. An unknown symbol is a 404, a missing or unknown interval a 400.
+func testListBars(t *testing.T, e *env) {
+	path := "/v1/stocks/AAPL/bars?interval=INTERVAL_WEEK&end_time=2018-01-15T00:00:00Z"
+	r := e.gw.do(t, http.MethodGet, path, "")
+	if r.code != http.StatusOK {
+		t.Fatalf("GET %s = %v, want 200", path, r)
+	}
+	got := decode[map[string]any](t, r)
+	want := map[string]any{"bars": []any{
+		map[string]any{"start_time": "2018-01-01T00:00:00Z", "open": "100.25", "high": "106.25", "low": "100.25",
+			"close": "106.25", "volume": "7021", "bar_count": float64(7), "simple_return": ""},
+		map[string]any{"start_time": "2018-01-08T00:00:00Z", "open": "107.25", "high": "113.25", "low": "107.25",
+			"close": "113.25", "volume": "7070", "bar_count": float64(7), "simple_return": "0.0658823529"},
+	}, "next_page_token": ""}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("GET %s mismatch (-want +got):\n%s", path, diff)
+	}
+	for _, tt := range []struct {
+		path               string
+		wantHTTP, wantCode int
+	}{
+		{"/v1/stocks/NOPE/bars?interval=INTERVAL_MONTH", http.StatusNotFound, 5},
+		{"/v1/stocks/AAPL/bars", http.StatusBadRequest, 3},
+		{"/v1/stocks/AAPL/bars?interval=INTERVAL_YEAR", http.StatusBadRequest, 3},
+		{"/v1/stocks/AAPL/bars?interval=INTERVAL_DAY&start_time=2018-02-01T00:00:00Z&end_time=2018-01-01T00:00:00Z", http.StatusBadRequest, 3},
+	} {
+		wantError(t, e.gw.do(t, http.MethodGet, tt.path, ""), tt.wantHTTP, tt.wantCode)
+	}
+}

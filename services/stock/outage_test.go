@@ -64,6 +64,10 @@ func TestOutage(t *testing.T) {
 			_, err := c.ListPrices(ctx, &stockv1.ListPricesRequest{Symbol: "AAPL"})
 			return err
 		}},
+		apptest.Call{Name: "ListBars", Do: func(ctx context.Context) error {
+			_, err := c.ListBars(ctx, &stockv1.ListBarsRequest{Symbol: "AAPL", Interval: stockv1.Interval_INTERVAL_WEEK})
+			return err
+		}},
 		apptest.Call{Name: "StreamPrices", Do: func(ctx context.Context) error {
 			stream, err := c.StreamPrices(ctx, &stockv1.StreamPricesRequest{Symbol: "AAPL"})
 			if err != nil {

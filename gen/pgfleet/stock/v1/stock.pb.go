@@ -91,6 +91,63 @@ func (Action) EnumDescriptor() ([]byte, []int) {
 	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{0}
 }
 
+// Interval is the length of a resampled bar; bars start at the interval's boundaries in UTC.
+type Interval int32
+
+const (
+	// Not set; rejected.
+	Interval_INTERVAL_UNSPECIFIED Interval = 0
+	// A calendar day.
+	Interval_INTERVAL_DAY Interval = 1
+	// An ISO week, Monday to Sunday.
+	Interval_INTERVAL_WEEK Interval = 2
+	// A calendar month.
+	Interval_INTERVAL_MONTH Interval = 3
+)
+
+// Enum value maps for Interval.
+var (
+	Interval_name = map[int32]string{
+		0: "INTERVAL_UNSPECIFIED",
+		1: "INTERVAL_DAY",
+		2: "INTERVAL_WEEK",
+		3: "INTERVAL_MONTH",
+	}
+	Interval_value = map[string]int32{
+		"INTERVAL_UNSPECIFIED": 0,
+		"INTERVAL_DAY":         1,
+		"INTERVAL_WEEK":        2,
+		"INTERVAL_MONTH":       3,
+	}
+)
+
+func (x Interval) Enum() *Interval {
+	p := new(Interval)
+	*p = x
+	return p
+}
+
+func (x Interval) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Interval) Descriptor() protoreflect.EnumDescriptor {
+	return file_pgfleet_stock_v1_stock_proto_enumTypes[1].Descriptor()
+}
+
+func (Interval) Type() protoreflect.EnumType {
+	return &file_pgfleet_stock_v1_stock_proto_enumTypes[1]
+}
+
+func (x Interval) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Interval.Descriptor instead.
+func (Interval) EnumDescriptor() ([]byte, []int) {
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{1}
+}
+
 // Stock is a listed company.
 type Stock struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1260,6 +1317,264 @@ func (x *ListPricesResponse) GetNextPageToken() string {
 	return ""
 }
 
+// ListBarsRequest selects a page of one stock's resampled bars.
+type ListBarsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Ticker symbol.
+	Symbol string `protobuf:"bytes,1,opt,name=symbol,proto3" json:"symbol,omitempty"`
+	// Length of each bar.
+	Interval Interval `protobuf:"varint,2,opt,name=interval,proto3,enum=pgfleet.stock.v1.Interval" json:"interval,omitempty"`
+	// Inclusive start: daily bars earlier than it are left out, so the first bar may hold fewer
+	// days than its interval. Unset means from the beginning.
+	StartTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	// Exclusive end: daily bars from it on are left out. Unset means up to now and beyond.
+	EndTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	// Page size: default 50, at most 1000.
+	PageSize int32 `protobuf:"varint,5,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// Token from a previous response; other fields must be unchanged.
+	PageToken     string `protobuf:"bytes,6,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListBarsRequest) Reset() {
+	*x = ListBarsRequest{}
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListBarsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListBarsRequest) ProtoMessage() {}
+
+func (x *ListBarsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListBarsRequest.ProtoReflect.Descriptor instead.
+func (*ListBarsRequest) Descriptor() ([]byte, []int) {
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ListBarsRequest) GetSymbol() string {
+	if x != nil {
+		return x.Symbol
+	}
+	return ""
+}
+
+func (x *ListBarsRequest) GetInterval() Interval {
+	if x != nil {
+		return x.Interval
+	}
+	return Interval_INTERVAL_UNSPECIFIED
+}
+
+func (x *ListBarsRequest) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
+}
+
+func (x *ListBarsRequest) GetEndTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndTime
+	}
+	return nil
+}
+
+func (x *ListBarsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListBarsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListBarsResponse is one page of bars, oldest first.
+type ListBarsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The bars.
+	Bars []*Bar `protobuf:"bytes,1,rep,name=bars,proto3" json:"bars,omitempty"`
+	// Token for the next page; empty on the last one.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListBarsResponse) Reset() {
+	*x = ListBarsResponse{}
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListBarsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListBarsResponse) ProtoMessage() {}
+
+func (x *ListBarsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListBarsResponse.ProtoReflect.Descriptor instead.
+func (*ListBarsResponse) Descriptor() ([]byte, []int) {
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ListBarsResponse) GetBars() []*Bar {
+	if x != nil {
+		return x.Bars
+	}
+	return nil
+}
+
+func (x *ListBarsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// Bar is one interval of a stock's daily bars, resampled.
+type Bar struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Start of the interval (midnight UTC of its day, its week's Monday or its month's first day).
+	StartTime *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	// Opening price of the interval's first daily bar, a decimal string.
+	Open string `protobuf:"bytes,2,opt,name=open,proto3" json:"open,omitempty"`
+	// Highest price of the interval, a decimal string.
+	High string `protobuf:"bytes,3,opt,name=high,proto3" json:"high,omitempty"`
+	// Lowest price of the interval, a decimal string.
+	Low string `protobuf:"bytes,4,opt,name=low,proto3" json:"low,omitempty"`
+	// Closing price of the interval's last daily bar, a decimal string.
+	Close string `protobuf:"bytes,5,opt,name=close,proto3" json:"close,omitempty"`
+	// Shares traded in the interval: the daily bars' volumes summed.
+	Volume int64 `protobuf:"varint,6,opt,name=volume,proto3" json:"volume,omitempty"`
+	// Number of daily bars in the interval.
+	BarCount int32 `protobuf:"varint,7,opt,name=bar_count,json=barCount,proto3" json:"bar_count,omitempty"`
+	// Simple return of close against the previous bar's close (close / previous close - 1), a
+	// decimal string rounded to 10 decimal places ("0.05"); empty for the first bar of the
+	// requested range, and when the previous close is zero.
+	SimpleReturn  string `protobuf:"bytes,8,opt,name=simple_return,json=simpleReturn,proto3" json:"simple_return,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Bar) Reset() {
+	*x = Bar{}
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Bar) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Bar) ProtoMessage() {}
+
+func (x *Bar) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Bar.ProtoReflect.Descriptor instead.
+func (*Bar) Descriptor() ([]byte, []int) {
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *Bar) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
+}
+
+func (x *Bar) GetOpen() string {
+	if x != nil {
+		return x.Open
+	}
+	return ""
+}
+
+func (x *Bar) GetHigh() string {
+	if x != nil {
+		return x.High
+	}
+	return ""
+}
+
+func (x *Bar) GetLow() string {
+	if x != nil {
+		return x.Low
+	}
+	return ""
+}
+
+func (x *Bar) GetClose() string {
+	if x != nil {
+		return x.Close
+	}
+	return ""
+}
+
+func (x *Bar) GetVolume() int64 {
+	if x != nil {
+		return x.Volume
+	}
+	return 0
+}
+
+func (x *Bar) GetBarCount() int32 {
+	if x != nil {
+		return x.BarCount
+	}
+	return 0
+}
+
+func (x *Bar) GetSimpleReturn() string {
+	if x != nil {
+		return x.SimpleReturn
+	}
+	return ""
+}
+
 // StreamPricesRequest selects a range of one stock's prices.
 type StreamPricesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1277,7 +1592,7 @@ type StreamPricesRequest struct {
 
 func (x *StreamPricesRequest) Reset() {
 	*x = StreamPricesRequest{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[18]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1289,7 +1604,7 @@ func (x *StreamPricesRequest) String() string {
 func (*StreamPricesRequest) ProtoMessage() {}
 
 func (x *StreamPricesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[18]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1302,7 +1617,7 @@ func (x *StreamPricesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamPricesRequest.ProtoReflect.Descriptor instead.
 func (*StreamPricesRequest) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{18}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *StreamPricesRequest) GetSymbol() string {
@@ -1344,7 +1659,7 @@ type StreamPricesResponse struct {
 
 func (x *StreamPricesResponse) Reset() {
 	*x = StreamPricesResponse{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[19]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1356,7 +1671,7 @@ func (x *StreamPricesResponse) String() string {
 func (*StreamPricesResponse) ProtoMessage() {}
 
 func (x *StreamPricesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[19]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1369,7 +1684,7 @@ func (x *StreamPricesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamPricesResponse.ProtoReflect.Descriptor instead.
 func (*StreamPricesResponse) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{19}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *StreamPricesResponse) GetPrices() []*Price {
@@ -1390,7 +1705,7 @@ type GetLatestPricesRequest struct {
 
 func (x *GetLatestPricesRequest) Reset() {
 	*x = GetLatestPricesRequest{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[20]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1402,7 +1717,7 @@ func (x *GetLatestPricesRequest) String() string {
 func (*GetLatestPricesRequest) ProtoMessage() {}
 
 func (x *GetLatestPricesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[20]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1415,7 +1730,7 @@ func (x *GetLatestPricesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetLatestPricesRequest.ProtoReflect.Descriptor instead.
 func (*GetLatestPricesRequest) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{20}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetLatestPricesRequest) GetSymbols() []string {
@@ -1439,7 +1754,7 @@ type GetLatestPricesResponse struct {
 
 func (x *GetLatestPricesResponse) Reset() {
 	*x = GetLatestPricesResponse{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[21]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1451,7 +1766,7 @@ func (x *GetLatestPricesResponse) String() string {
 func (*GetLatestPricesResponse) ProtoMessage() {}
 
 func (x *GetLatestPricesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[21]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1464,7 +1779,7 @@ func (x *GetLatestPricesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetLatestPricesResponse.ProtoReflect.Descriptor instead.
 func (*GetLatestPricesResponse) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{21}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GetLatestPricesResponse) GetPrices() []*Price {
@@ -1499,7 +1814,7 @@ type ListRecommendationsRequest struct {
 
 func (x *ListRecommendationsRequest) Reset() {
 	*x = ListRecommendationsRequest{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[22]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1511,7 +1826,7 @@ func (x *ListRecommendationsRequest) String() string {
 func (*ListRecommendationsRequest) ProtoMessage() {}
 
 func (x *ListRecommendationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[22]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1524,7 +1839,7 @@ func (x *ListRecommendationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRecommendationsRequest.ProtoReflect.Descriptor instead.
 func (*ListRecommendationsRequest) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{22}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListRecommendationsRequest) GetFilter() string {
@@ -1568,7 +1883,7 @@ type ListRecommendationsResponse struct {
 
 func (x *ListRecommendationsResponse) Reset() {
 	*x = ListRecommendationsResponse{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[23]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1580,7 +1895,7 @@ func (x *ListRecommendationsResponse) String() string {
 func (*ListRecommendationsResponse) ProtoMessage() {}
 
 func (x *ListRecommendationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[23]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1593,7 +1908,7 @@ func (x *ListRecommendationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRecommendationsResponse.ProtoReflect.Descriptor instead.
 func (*ListRecommendationsResponse) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{23}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ListRecommendationsResponse) GetRecommendations() []*Recommendation {
@@ -1621,7 +1936,7 @@ type UpsertRecommendationsRequest struct {
 
 func (x *UpsertRecommendationsRequest) Reset() {
 	*x = UpsertRecommendationsRequest{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[24]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1633,7 +1948,7 @@ func (x *UpsertRecommendationsRequest) String() string {
 func (*UpsertRecommendationsRequest) ProtoMessage() {}
 
 func (x *UpsertRecommendationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[24]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1646,7 +1961,7 @@ func (x *UpsertRecommendationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpsertRecommendationsRequest.ProtoReflect.Descriptor instead.
 func (*UpsertRecommendationsRequest) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{24}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *UpsertRecommendationsRequest) GetRecommendations() []*Recommendation {
@@ -1669,7 +1984,7 @@ type UpsertRecommendationsResponse struct {
 
 func (x *UpsertRecommendationsResponse) Reset() {
 	*x = UpsertRecommendationsResponse{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[25]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1681,7 +1996,7 @@ func (x *UpsertRecommendationsResponse) String() string {
 func (*UpsertRecommendationsResponse) ProtoMessage() {}
 
 func (x *UpsertRecommendationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[25]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1694,7 +2009,7 @@ func (x *UpsertRecommendationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpsertRecommendationsResponse.ProtoReflect.Descriptor instead.
 func (*UpsertRecommendationsResponse) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{25}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *UpsertRecommendationsResponse) GetInsertedCount() int32 {
@@ -1722,7 +2037,7 @@ type WatchLatestPricesRequest struct {
 
 func (x *WatchLatestPricesRequest) Reset() {
 	*x = WatchLatestPricesRequest{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[26]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1734,7 +2049,7 @@ func (x *WatchLatestPricesRequest) String() string {
 func (*WatchLatestPricesRequest) ProtoMessage() {}
 
 func (x *WatchLatestPricesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[26]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1747,7 +2062,7 @@ func (x *WatchLatestPricesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchLatestPricesRequest.ProtoReflect.Descriptor instead.
 func (*WatchLatestPricesRequest) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{26}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *WatchLatestPricesRequest) GetSymbols() []string {
@@ -1773,7 +2088,7 @@ type WatchLatestPricesResponse struct {
 
 func (x *WatchLatestPricesResponse) Reset() {
 	*x = WatchLatestPricesResponse{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[27]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1785,7 +2100,7 @@ func (x *WatchLatestPricesResponse) String() string {
 func (*WatchLatestPricesResponse) ProtoMessage() {}
 
 func (x *WatchLatestPricesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[27]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1798,7 +2113,7 @@ func (x *WatchLatestPricesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchLatestPricesResponse.ProtoReflect.Descriptor instead.
 func (*WatchLatestPricesResponse) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{27}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *WatchLatestPricesResponse) GetPrices() []*Price {
@@ -1832,7 +2147,7 @@ type WatchStockEventsRequest struct {
 
 func (x *WatchStockEventsRequest) Reset() {
 	*x = WatchStockEventsRequest{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[28]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1844,7 +2159,7 @@ func (x *WatchStockEventsRequest) String() string {
 func (*WatchStockEventsRequest) ProtoMessage() {}
 
 func (x *WatchStockEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[28]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1857,7 +2172,7 @@ func (x *WatchStockEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchStockEventsRequest.ProtoReflect.Descriptor instead.
 func (*WatchStockEventsRequest) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{28}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *WatchStockEventsRequest) GetTypes() []string {
@@ -1895,7 +2210,7 @@ type WatchStockEventsResponse struct {
 
 func (x *WatchStockEventsResponse) Reset() {
 	*x = WatchStockEventsResponse{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[29]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1907,7 +2222,7 @@ func (x *WatchStockEventsResponse) String() string {
 func (*WatchStockEventsResponse) ProtoMessage() {}
 
 func (x *WatchStockEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[29]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1920,7 +2235,7 @@ func (x *WatchStockEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchStockEventsResponse.ProtoReflect.Descriptor instead.
 func (*WatchStockEventsResponse) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{29}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *WatchStockEventsResponse) GetEvents() []*v1.Event {
@@ -1953,7 +2268,7 @@ type LatestPriceChanged struct {
 
 func (x *LatestPriceChanged) Reset() {
 	*x = LatestPriceChanged{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[30]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1965,7 +2280,7 @@ func (x *LatestPriceChanged) String() string {
 func (*LatestPriceChanged) ProtoMessage() {}
 
 func (x *LatestPriceChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[30]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1978,7 +2293,7 @@ func (x *LatestPriceChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LatestPriceChanged.ProtoReflect.Descriptor instead.
 func (*LatestPriceChanged) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{30}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *LatestPriceChanged) GetSymbol() string {
@@ -2007,7 +2322,7 @@ type StockChanged struct {
 
 func (x *StockChanged) Reset() {
 	*x = StockChanged{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[31]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2019,7 +2334,7 @@ func (x *StockChanged) String() string {
 func (*StockChanged) ProtoMessage() {}
 
 func (x *StockChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[31]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2032,7 +2347,7 @@ func (x *StockChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StockChanged.ProtoReflect.Descriptor instead.
 func (*StockChanged) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{31}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *StockChanged) GetStock() *Stock {
@@ -2056,7 +2371,7 @@ type StockDeleted struct {
 
 func (x *StockDeleted) Reset() {
 	*x = StockDeleted{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[32]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2068,7 +2383,7 @@ func (x *StockDeleted) String() string {
 func (*StockDeleted) ProtoMessage() {}
 
 func (x *StockDeleted) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[32]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2081,7 +2396,7 @@ func (x *StockDeleted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StockDeleted.ProtoReflect.Descriptor instead.
 func (*StockDeleted) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{32}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *StockDeleted) GetSymbol() string {
@@ -2110,7 +2425,7 @@ type RecommendationChanged struct {
 
 func (x *RecommendationChanged) Reset() {
 	*x = RecommendationChanged{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[33]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2122,7 +2437,7 @@ func (x *RecommendationChanged) String() string {
 func (*RecommendationChanged) ProtoMessage() {}
 
 func (x *RecommendationChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[33]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2135,7 +2450,7 @@ func (x *RecommendationChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecommendationChanged.ProtoReflect.Descriptor instead.
 func (*RecommendationChanged) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{33}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *RecommendationChanged) GetRecommendation() *Recommendation {
@@ -2235,7 +2550,29 @@ const file_pgfleet_stock_v1_stock_proto_rawDesc = "" +
 	"page_token\x18\x05 \x01(\tR\tpageToken\"m\n" +
 	"\x12ListPricesResponse\x12/\n" +
 	"\x06prices\x18\x01 \x03(\v2\x17.pgfleet.stock.v1.PriceR\x06prices\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xc3\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x99\x02\n" +
+	"\x0fListBarsRequest\x12\x1b\n" +
+	"\x06symbol\x18\x01 \x01(\tB\x03\xe0A\x02R\x06symbol\x12;\n" +
+	"\binterval\x18\x02 \x01(\x0e2\x1a.pgfleet.stock.v1.IntervalB\x03\xe0A\x02R\binterval\x129\n" +
+	"\n" +
+	"start_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
+	"\bend_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x12\x1b\n" +
+	"\tpage_size\x18\x05 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x06 \x01(\tR\tpageToken\"e\n" +
+	"\x10ListBarsResponse\x12)\n" +
+	"\x04bars\x18\x01 \x03(\v2\x15.pgfleet.stock.v1.BarR\x04bars\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x83\x02\n" +
+	"\x03Bar\x12>\n" +
+	"\n" +
+	"start_time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x02R\tstartTime\x12\x17\n" +
+	"\x04open\x18\x02 \x01(\tB\x03\xe0A\x02R\x04open\x12\x17\n" +
+	"\x04high\x18\x03 \x01(\tB\x03\xe0A\x02R\x04high\x12\x15\n" +
+	"\x03low\x18\x04 \x01(\tB\x03\xe0A\x02R\x03low\x12\x19\n" +
+	"\x05close\x18\x05 \x01(\tB\x03\xe0A\x02R\x05close\x12\x16\n" +
+	"\x06volume\x18\x06 \x01(\x03R\x06volume\x12\x1b\n" +
+	"\tbar_count\x18\a \x01(\x05R\bbarCount\x12#\n" +
+	"\rsimple_return\x18\b \x01(\tR\fsimpleReturn\"\xc3\x01\n" +
 	"\x13StreamPricesRequest\x12\x1b\n" +
 	"\x06symbol\x18\x01 \x01(\tB\x03\xe0A\x02R\x06symbol\x129\n" +
 	"\n" +
@@ -2295,8 +2632,12 @@ const file_pgfleet_stock_v1_stock_proto_rawDesc = "" +
 	"ACTION_BUY\x10\x02\x12\x0f\n" +
 	"\vACTION_HOLD\x10\x03\x12\x0f\n" +
 	"\vACTION_SELL\x10\x04\x12\x16\n" +
-	"\x12ACTION_STRONG_SELL\x10\x052\xe4\n" +
-	"\n" +
+	"\x12ACTION_STRONG_SELL\x10\x05*]\n" +
+	"\bInterval\x12\x18\n" +
+	"\x14INTERVAL_UNSPECIFIED\x10\x00\x12\x10\n" +
+	"\fINTERVAL_DAY\x10\x01\x12\x11\n" +
+	"\rINTERVAL_WEEK\x10\x02\x12\x12\n" +
+	"\x0eINTERVAL_MONTH\x10\x032\xbc\v\n" +
 	"\fStockService\x12V\n" +
 	"\bGetStock\x12!.pgfleet.stock.v1.GetStockRequest\x1a\".pgfleet.stock.v1.GetStockResponse\"\x03\x90\x02\x01\x12\\\n" +
 	"\n" +
@@ -2306,7 +2647,8 @@ const file_pgfleet_stock_v1_stock_proto_rawDesc = "" +
 	"\vDeleteStock\x12$.pgfleet.stock.v1.DeleteStockRequest\x1a%.pgfleet.stock.v1.DeleteStockResponse\x12d\n" +
 	"\fIngestPrices\x12%.pgfleet.stock.v1.IngestPricesRequest\x1a&.pgfleet.stock.v1.IngestPricesResponse\"\x03\x90\x02\x02(\x01\x12\\\n" +
 	"\n" +
-	"ListPrices\x12#.pgfleet.stock.v1.ListPricesRequest\x1a$.pgfleet.stock.v1.ListPricesResponse\"\x03\x90\x02\x01\x12d\n" +
+	"ListPrices\x12#.pgfleet.stock.v1.ListPricesRequest\x1a$.pgfleet.stock.v1.ListPricesResponse\"\x03\x90\x02\x01\x12V\n" +
+	"\bListBars\x12!.pgfleet.stock.v1.ListBarsRequest\x1a\".pgfleet.stock.v1.ListBarsResponse\"\x03\x90\x02\x01\x12d\n" +
 	"\fStreamPrices\x12%.pgfleet.stock.v1.StreamPricesRequest\x1a&.pgfleet.stock.v1.StreamPricesResponse\"\x03\x90\x02\x010\x01\x12k\n" +
 	"\x0fGetLatestPrices\x12(.pgfleet.stock.v1.GetLatestPricesRequest\x1a).pgfleet.stock.v1.GetLatestPricesResponse\"\x03\x90\x02\x01\x12w\n" +
 	"\x13ListRecommendations\x12,.pgfleet.stock.v1.ListRecommendationsRequest\x1a-.pgfleet.stock.v1.ListRecommendationsResponse\"\x03\x90\x02\x01\x12}\n" +
@@ -2326,107 +2668,118 @@ func file_pgfleet_stock_v1_stock_proto_rawDescGZIP() []byte {
 	return file_pgfleet_stock_v1_stock_proto_rawDescData
 }
 
-var file_pgfleet_stock_v1_stock_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_pgfleet_stock_v1_stock_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_pgfleet_stock_v1_stock_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_pgfleet_stock_v1_stock_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_pgfleet_stock_v1_stock_proto_goTypes = []any{
 	(Action)(0),                           // 0: pgfleet.stock.v1.Action
-	(*Stock)(nil),                         // 1: pgfleet.stock.v1.Stock
-	(*Price)(nil),                         // 2: pgfleet.stock.v1.Price
-	(*Recommendation)(nil),                // 3: pgfleet.stock.v1.Recommendation
-	(*GetStockRequest)(nil),               // 4: pgfleet.stock.v1.GetStockRequest
-	(*GetStockResponse)(nil),              // 5: pgfleet.stock.v1.GetStockResponse
-	(*ListStocksRequest)(nil),             // 6: pgfleet.stock.v1.ListStocksRequest
-	(*ListStocksResponse)(nil),            // 7: pgfleet.stock.v1.ListStocksResponse
-	(*BatchGetStocksRequest)(nil),         // 8: pgfleet.stock.v1.BatchGetStocksRequest
-	(*BatchGetStocksResponse)(nil),        // 9: pgfleet.stock.v1.BatchGetStocksResponse
-	(*UpsertStocksRequest)(nil),           // 10: pgfleet.stock.v1.UpsertStocksRequest
-	(*UpsertStocksResponse)(nil),          // 11: pgfleet.stock.v1.UpsertStocksResponse
-	(*DeleteStockRequest)(nil),            // 12: pgfleet.stock.v1.DeleteStockRequest
-	(*DeleteStockResponse)(nil),           // 13: pgfleet.stock.v1.DeleteStockResponse
-	(*IngestPricesRequest)(nil),           // 14: pgfleet.stock.v1.IngestPricesRequest
-	(*AppendOnly)(nil),                    // 15: pgfleet.stock.v1.AppendOnly
-	(*IngestPricesResponse)(nil),          // 16: pgfleet.stock.v1.IngestPricesResponse
-	(*ListPricesRequest)(nil),             // 17: pgfleet.stock.v1.ListPricesRequest
-	(*ListPricesResponse)(nil),            // 18: pgfleet.stock.v1.ListPricesResponse
-	(*StreamPricesRequest)(nil),           // 19: pgfleet.stock.v1.StreamPricesRequest
-	(*StreamPricesResponse)(nil),          // 20: pgfleet.stock.v1.StreamPricesResponse
-	(*GetLatestPricesRequest)(nil),        // 21: pgfleet.stock.v1.GetLatestPricesRequest
-	(*GetLatestPricesResponse)(nil),       // 22: pgfleet.stock.v1.GetLatestPricesResponse
-	(*ListRecommendationsRequest)(nil),    // 23: pgfleet.stock.v1.ListRecommendationsRequest
-	(*ListRecommendationsResponse)(nil),   // 24: pgfleet.stock.v1.ListRecommendationsResponse
-	(*UpsertRecommendationsRequest)(nil),  // 25: pgfleet.stock.v1.UpsertRecommendationsRequest
-	(*UpsertRecommendationsResponse)(nil), // 26: pgfleet.stock.v1.UpsertRecommendationsResponse
-	(*WatchLatestPricesRequest)(nil),      // 27: pgfleet.stock.v1.WatchLatestPricesRequest
-	(*WatchLatestPricesResponse)(nil),     // 28: pgfleet.stock.v1.WatchLatestPricesResponse
-	(*WatchStockEventsRequest)(nil),       // 29: pgfleet.stock.v1.WatchStockEventsRequest
-	(*WatchStockEventsResponse)(nil),      // 30: pgfleet.stock.v1.WatchStockEventsResponse
-	(*LatestPriceChanged)(nil),            // 31: pgfleet.stock.v1.LatestPriceChanged
-	(*StockChanged)(nil),                  // 32: pgfleet.stock.v1.StockChanged
-	(*StockDeleted)(nil),                  // 33: pgfleet.stock.v1.StockDeleted
-	(*RecommendationChanged)(nil),         // 34: pgfleet.stock.v1.RecommendationChanged
-	(*timestamppb.Timestamp)(nil),         // 35: google.protobuf.Timestamp
-	(*v1.Event)(nil),                      // 36: pgfleet.ops.v1.Event
+	(Interval)(0),                         // 1: pgfleet.stock.v1.Interval
+	(*Stock)(nil),                         // 2: pgfleet.stock.v1.Stock
+	(*Price)(nil),                         // 3: pgfleet.stock.v1.Price
+	(*Recommendation)(nil),                // 4: pgfleet.stock.v1.Recommendation
+	(*GetStockRequest)(nil),               // 5: pgfleet.stock.v1.GetStockRequest
+	(*GetStockResponse)(nil),              // 6: pgfleet.stock.v1.GetStockResponse
+	(*ListStocksRequest)(nil),             // 7: pgfleet.stock.v1.ListStocksRequest
+	(*ListStocksResponse)(nil),            // 8: pgfleet.stock.v1.ListStocksResponse
+	(*BatchGetStocksRequest)(nil),         // 9: pgfleet.stock.v1.BatchGetStocksRequest
+	(*BatchGetStocksResponse)(nil),        // 10: pgfleet.stock.v1.BatchGetStocksResponse
+	(*UpsertStocksRequest)(nil),           // 11: pgfleet.stock.v1.UpsertStocksRequest
+	(*UpsertStocksResponse)(nil),          // 12: pgfleet.stock.v1.UpsertStocksResponse
+	(*DeleteStockRequest)(nil),            // 13: pgfleet.stock.v1.DeleteStockRequest
+	(*DeleteStockResponse)(nil),           // 14: pgfleet.stock.v1.DeleteStockResponse
+	(*IngestPricesRequest)(nil),           // 15: pgfleet.stock.v1.IngestPricesRequest
+	(*AppendOnly)(nil),                    // 16: pgfleet.stock.v1.AppendOnly
+	(*IngestPricesResponse)(nil),          // 17: pgfleet.stock.v1.IngestPricesResponse
+	(*ListPricesRequest)(nil),             // 18: pgfleet.stock.v1.ListPricesRequest
+	(*ListPricesResponse)(nil),            // 19: pgfleet.stock.v1.ListPricesResponse
+	(*ListBarsRequest)(nil),               // 20: pgfleet.stock.v1.ListBarsRequest
+	(*ListBarsResponse)(nil),              // 21: pgfleet.stock.v1.ListBarsResponse
+	(*Bar)(nil),                           // 22: pgfleet.stock.v1.Bar
+	(*StreamPricesRequest)(nil),           // 23: pgfleet.stock.v1.StreamPricesRequest
+	(*StreamPricesResponse)(nil),          // 24: pgfleet.stock.v1.StreamPricesResponse
+	(*GetLatestPricesRequest)(nil),        // 25: pgfleet.stock.v1.GetLatestPricesRequest
+	(*GetLatestPricesResponse)(nil),       // 26: pgfleet.stock.v1.GetLatestPricesResponse
+	(*ListRecommendationsRequest)(nil),    // 27: pgfleet.stock.v1.ListRecommendationsRequest
+	(*ListRecommendationsResponse)(nil),   // 28: pgfleet.stock.v1.ListRecommendationsResponse
+	(*UpsertRecommendationsRequest)(nil),  // 29: pgfleet.stock.v1.UpsertRecommendationsRequest
+	(*UpsertRecommendationsResponse)(nil), // 30: pgfleet.stock.v1.UpsertRecommendationsResponse
+	(*WatchLatestPricesRequest)(nil),      // 31: pgfleet.stock.v1.WatchLatestPricesRequest
+	(*WatchLatestPricesResponse)(nil),     // 32: pgfleet.stock.v1.WatchLatestPricesResponse
+	(*WatchStockEventsRequest)(nil),       // 33: pgfleet.stock.v1.WatchStockEventsRequest
+	(*WatchStockEventsResponse)(nil),      // 34: pgfleet.stock.v1.WatchStockEventsResponse
+	(*LatestPriceChanged)(nil),            // 35: pgfleet.stock.v1.LatestPriceChanged
+	(*StockChanged)(nil),                  // 36: pgfleet.stock.v1.StockChanged
+	(*StockDeleted)(nil),                  // 37: pgfleet.stock.v1.StockDeleted
+	(*RecommendationChanged)(nil),         // 38: pgfleet.stock.v1.RecommendationChanged
+	(*timestamppb.Timestamp)(nil),         // 39: google.protobuf.Timestamp
+	(*v1.Event)(nil),                      // 40: pgfleet.ops.v1.Event
 }
 var file_pgfleet_stock_v1_stock_proto_depIdxs = []int32{
-	35, // 0: pgfleet.stock.v1.Stock.create_time:type_name -> google.protobuf.Timestamp
-	35, // 1: pgfleet.stock.v1.Stock.update_time:type_name -> google.protobuf.Timestamp
-	35, // 2: pgfleet.stock.v1.Price.time:type_name -> google.protobuf.Timestamp
-	35, // 3: pgfleet.stock.v1.Price.delist_time:type_name -> google.protobuf.Timestamp
+	39, // 0: pgfleet.stock.v1.Stock.create_time:type_name -> google.protobuf.Timestamp
+	39, // 1: pgfleet.stock.v1.Stock.update_time:type_name -> google.protobuf.Timestamp
+	39, // 2: pgfleet.stock.v1.Price.time:type_name -> google.protobuf.Timestamp
+	39, // 3: pgfleet.stock.v1.Price.delist_time:type_name -> google.protobuf.Timestamp
 	0,  // 4: pgfleet.stock.v1.Recommendation.action:type_name -> pgfleet.stock.v1.Action
-	35, // 5: pgfleet.stock.v1.Recommendation.create_time:type_name -> google.protobuf.Timestamp
-	35, // 6: pgfleet.stock.v1.Recommendation.update_time:type_name -> google.protobuf.Timestamp
-	1,  // 7: pgfleet.stock.v1.GetStockResponse.stock:type_name -> pgfleet.stock.v1.Stock
-	1,  // 8: pgfleet.stock.v1.ListStocksResponse.stocks:type_name -> pgfleet.stock.v1.Stock
-	1,  // 9: pgfleet.stock.v1.BatchGetStocksResponse.stocks:type_name -> pgfleet.stock.v1.Stock
-	1,  // 10: pgfleet.stock.v1.UpsertStocksRequest.stocks:type_name -> pgfleet.stock.v1.Stock
-	2,  // 11: pgfleet.stock.v1.IngestPricesRequest.prices:type_name -> pgfleet.stock.v1.Price
-	15, // 12: pgfleet.stock.v1.IngestPricesRequest.append_only:type_name -> pgfleet.stock.v1.AppendOnly
-	35, // 13: pgfleet.stock.v1.ListPricesRequest.start_time:type_name -> google.protobuf.Timestamp
-	35, // 14: pgfleet.stock.v1.ListPricesRequest.end_time:type_name -> google.protobuf.Timestamp
-	2,  // 15: pgfleet.stock.v1.ListPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
-	35, // 16: pgfleet.stock.v1.StreamPricesRequest.start_time:type_name -> google.protobuf.Timestamp
-	35, // 17: pgfleet.stock.v1.StreamPricesRequest.end_time:type_name -> google.protobuf.Timestamp
-	2,  // 18: pgfleet.stock.v1.StreamPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
-	2,  // 19: pgfleet.stock.v1.GetLatestPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
-	3,  // 20: pgfleet.stock.v1.ListRecommendationsResponse.recommendations:type_name -> pgfleet.stock.v1.Recommendation
-	3,  // 21: pgfleet.stock.v1.UpsertRecommendationsRequest.recommendations:type_name -> pgfleet.stock.v1.Recommendation
-	2,  // 22: pgfleet.stock.v1.WatchLatestPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
-	36, // 23: pgfleet.stock.v1.WatchStockEventsResponse.events:type_name -> pgfleet.ops.v1.Event
-	2,  // 24: pgfleet.stock.v1.LatestPriceChanged.price:type_name -> pgfleet.stock.v1.Price
-	1,  // 25: pgfleet.stock.v1.StockChanged.stock:type_name -> pgfleet.stock.v1.Stock
-	35, // 26: pgfleet.stock.v1.StockDeleted.delist_time:type_name -> google.protobuf.Timestamp
-	3,  // 27: pgfleet.stock.v1.RecommendationChanged.recommendation:type_name -> pgfleet.stock.v1.Recommendation
-	4,  // 28: pgfleet.stock.v1.StockService.GetStock:input_type -> pgfleet.stock.v1.GetStockRequest
-	6,  // 29: pgfleet.stock.v1.StockService.ListStocks:input_type -> pgfleet.stock.v1.ListStocksRequest
-	8,  // 30: pgfleet.stock.v1.StockService.BatchGetStocks:input_type -> pgfleet.stock.v1.BatchGetStocksRequest
-	10, // 31: pgfleet.stock.v1.StockService.UpsertStocks:input_type -> pgfleet.stock.v1.UpsertStocksRequest
-	12, // 32: pgfleet.stock.v1.StockService.DeleteStock:input_type -> pgfleet.stock.v1.DeleteStockRequest
-	14, // 33: pgfleet.stock.v1.StockService.IngestPrices:input_type -> pgfleet.stock.v1.IngestPricesRequest
-	17, // 34: pgfleet.stock.v1.StockService.ListPrices:input_type -> pgfleet.stock.v1.ListPricesRequest
-	19, // 35: pgfleet.stock.v1.StockService.StreamPrices:input_type -> pgfleet.stock.v1.StreamPricesRequest
-	21, // 36: pgfleet.stock.v1.StockService.GetLatestPrices:input_type -> pgfleet.stock.v1.GetLatestPricesRequest
-	23, // 37: pgfleet.stock.v1.StockService.ListRecommendations:input_type -> pgfleet.stock.v1.ListRecommendationsRequest
-	25, // 38: pgfleet.stock.v1.StockService.UpsertRecommendations:input_type -> pgfleet.stock.v1.UpsertRecommendationsRequest
-	27, // 39: pgfleet.stock.v1.StockService.WatchLatestPrices:input_type -> pgfleet.stock.v1.WatchLatestPricesRequest
-	29, // 40: pgfleet.stock.v1.StockService.WatchStockEvents:input_type -> pgfleet.stock.v1.WatchStockEventsRequest
-	5,  // 41: pgfleet.stock.v1.StockService.GetStock:output_type -> pgfleet.stock.v1.GetStockResponse
-	7,  // 42: pgfleet.stock.v1.StockService.ListStocks:output_type -> pgfleet.stock.v1.ListStocksResponse
-	9,  // 43: pgfleet.stock.v1.StockService.BatchGetStocks:output_type -> pgfleet.stock.v1.BatchGetStocksResponse
-	11, // 44: pgfleet.stock.v1.StockService.UpsertStocks:output_type -> pgfleet.stock.v1.UpsertStocksResponse
-	13, // 45: pgfleet.stock.v1.StockService.DeleteStock:output_type -> pgfleet.stock.v1.DeleteStockResponse
-	16, // 46: pgfleet.stock.v1.StockService.IngestPrices:output_type -> pgfleet.stock.v1.IngestPricesResponse
-	18, // 47: pgfleet.stock.v1.StockService.ListPrices:output_type -> pgfleet.stock.v1.ListPricesResponse
-	20, // 48: pgfleet.stock.v1.StockService.StreamPrices:output_type -> pgfleet.stock.v1.StreamPricesResponse
-	22, // 49: pgfleet.stock.v1.StockService.GetLatestPrices:output_type -> pgfleet.stock.v1.GetLatestPricesResponse
-	24, // 50: pgfleet.stock.v1.StockService.ListRecommendations:output_type -> pgfleet.stock.v1.ListRecommendationsResponse
-	26, // 51: pgfleet.stock.v1.StockService.UpsertRecommendations:output_type -> pgfleet.stock.v1.UpsertRecommendationsResponse
-	28, // 52: pgfleet.stock.v1.StockService.WatchLatestPrices:output_type -> pgfleet.stock.v1.WatchLatestPricesResponse
-	30, // 53: pgfleet.stock.v1.StockService.WatchStockEvents:output_type -> pgfleet.stock.v1.WatchStockEventsResponse
-	41, // [41:54] is the sub-list for method output_type
-	28, // [28:41] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	39, // 5: pgfleet.stock.v1.Recommendation.create_time:type_name -> google.protobuf.Timestamp
+	39, // 6: pgfleet.stock.v1.Recommendation.update_time:type_name -> google.protobuf.Timestamp
+	2,  // 7: pgfleet.stock.v1.GetStockResponse.stock:type_name -> pgfleet.stock.v1.Stock
+	2,  // 8: pgfleet.stock.v1.ListStocksResponse.stocks:type_name -> pgfleet.stock.v1.Stock
+	2,  // 9: pgfleet.stock.v1.BatchGetStocksResponse.stocks:type_name -> pgfleet.stock.v1.Stock
+	2,  // 10: pgfleet.stock.v1.UpsertStocksRequest.stocks:type_name -> pgfleet.stock.v1.Stock
+	3,  // 11: pgfleet.stock.v1.IngestPricesRequest.prices:type_name -> pgfleet.stock.v1.Price
+	16, // 12: pgfleet.stock.v1.IngestPricesRequest.append_only:type_name -> pgfleet.stock.v1.AppendOnly
+	39, // 13: pgfleet.stock.v1.ListPricesRequest.start_time:type_name -> google.protobuf.Timestamp
+	39, // 14: pgfleet.stock.v1.ListPricesRequest.end_time:type_name -> google.protobuf.Timestamp
+	3,  // 15: pgfleet.stock.v1.ListPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
+	1,  // 16: pgfleet.stock.v1.ListBarsRequest.interval:type_name -> pgfleet.stock.v1.Interval
+	39, // 17: pgfleet.stock.v1.ListBarsRequest.start_time:type_name -> google.protobuf.Timestamp
+	39, // 18: pgfleet.stock.v1.ListBarsRequest.end_time:type_name -> google.protobuf.Timestamp
+	22, // 19: pgfleet.stock.v1.ListBarsResponse.bars:type_name -> pgfleet.stock.v1.Bar
+	39, // 20: pgfleet.stock.v1.Bar.start_time:type_name -> google.protobuf.Timestamp
+	39, // 21: pgfleet.stock.v1.StreamPricesRequest.start_time:type_name -> google.protobuf.Timestamp
+	39, // 22: pgfleet.stock.v1.StreamPricesRequest.end_time:type_name -> google.protobuf.Timestamp
+	3,  // 23: pgfleet.stock.v1.StreamPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
+	3,  // 24: pgfleet.stock.v1.GetLatestPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
+	4,  // 25: pgfleet.stock.v1.ListRecommendationsResponse.recommendations:type_name -> pgfleet.stock.v1.Recommendation
+	4,  // 26: pgfleet.stock.v1.UpsertRecommendationsRequest.recommendations:type_name -> pgfleet.stock.v1.Recommendation
+	3,  // 27: pgfleet.stock.v1.WatchLatestPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
+	40, // 28: pgfleet.stock.v1.WatchStockEventsResponse.events:type_name -> pgfleet.ops.v1.Event
+	3,  // 29: pgfleet.stock.v1.LatestPriceChanged.price:type_name -> pgfleet.stock.v1.Price
+	2,  // 30: pgfleet.stock.v1.StockChanged.stock:type_name -> pgfleet.stock.v1.Stock
+	39, // 31: pgfleet.stock.v1.StockDeleted.delist_time:type_name -> google.protobuf.Timestamp
+	4,  // 32: pgfleet.stock.v1.RecommendationChanged.recommendation:type_name -> pgfleet.stock.v1.Recommendation
+	5,  // 33: pgfleet.stock.v1.StockService.GetStock:input_type -> pgfleet.stock.v1.GetStockRequest
+	7,  // 34: pgfleet.stock.v1.StockService.ListStocks:input_type -> pgfleet.stock.v1.ListStocksRequest
+	9,  // 35: pgfleet.stock.v1.StockService.BatchGetStocks:input_type -> pgfleet.stock.v1.BatchGetStocksRequest
+	11, // 36: pgfleet.stock.v1.StockService.UpsertStocks:input_type -> pgfleet.stock.v1.UpsertStocksRequest
+	13, // 37: pgfleet.stock.v1.StockService.DeleteStock:input_type -> pgfleet.stock.v1.DeleteStockRequest
+	15, // 38: pgfleet.stock.v1.StockService.IngestPrices:input_type -> pgfleet.stock.v1.IngestPricesRequest
+	18, // 39: pgfleet.stock.v1.StockService.ListPrices:input_type -> pgfleet.stock.v1.ListPricesRequest
+	20, // 40: pgfleet.stock.v1.StockService.ListBars:input_type -> pgfleet.stock.v1.ListBarsRequest
+	23, // 41: pgfleet.stock.v1.StockService.StreamPrices:input_type -> pgfleet.stock.v1.StreamPricesRequest
+	25, // 42: pgfleet.stock.v1.StockService.GetLatestPrices:input_type -> pgfleet.stock.v1.GetLatestPricesRequest
+	27, // 43: pgfleet.stock.v1.StockService.ListRecommendations:input_type -> pgfleet.stock.v1.ListRecommendationsRequest
+	29, // 44: pgfleet.stock.v1.StockService.UpsertRecommendations:input_type -> pgfleet.stock.v1.UpsertRecommendationsRequest
+	31, // 45: pgfleet.stock.v1.StockService.WatchLatestPrices:input_type -> pgfleet.stock.v1.WatchLatestPricesRequest
+	33, // 46: pgfleet.stock.v1.StockService.WatchStockEvents:input_type -> pgfleet.stock.v1.WatchStockEventsRequest
+	6,  // 47: pgfleet.stock.v1.StockService.GetStock:output_type -> pgfleet.stock.v1.GetStockResponse
+	8,  // 48: pgfleet.stock.v1.StockService.ListStocks:output_type -> pgfleet.stock.v1.ListStocksResponse
+	10, // 49: pgfleet.stock.v1.StockService.BatchGetStocks:output_type -> pgfleet.stock.v1.BatchGetStocksResponse
+	12, // 50: pgfleet.stock.v1.StockService.UpsertStocks:output_type -> pgfleet.stock.v1.UpsertStocksResponse
+	14, // 51: pgfleet.stock.v1.StockService.DeleteStock:output_type -> pgfleet.stock.v1.DeleteStockResponse
+	17, // 52: pgfleet.stock.v1.StockService.IngestPrices:output_type -> pgfleet.stock.v1.IngestPricesResponse
+	19, // 53: pgfleet.stock.v1.StockService.ListPrices:output_type -> pgfleet.stock.v1.ListPricesResponse
+	21, // 54: pgfleet.stock.v1.StockService.ListBars:output_type -> pgfleet.stock.v1.ListBarsResponse
+	24, // 55: pgfleet.stock.v1.StockService.StreamPrices:output_type -> pgfleet.stock.v1.StreamPricesResponse
+	26, // 56: pgfleet.stock.v1.StockService.GetLatestPrices:output_type -> pgfleet.stock.v1.GetLatestPricesResponse
+	28, // 57: pgfleet.stock.v1.StockService.ListRecommendations:output_type -> pgfleet.stock.v1.ListRecommendationsResponse
+	30, // 58: pgfleet.stock.v1.StockService.UpsertRecommendations:output_type -> pgfleet.stock.v1.UpsertRecommendationsResponse
+	32, // 59: pgfleet.stock.v1.StockService.WatchLatestPrices:output_type -> pgfleet.stock.v1.WatchLatestPricesResponse
+	34, // 60: pgfleet.stock.v1.StockService.WatchStockEvents:output_type -> pgfleet.stock.v1.WatchStockEventsResponse
+	47, // [47:61] is the sub-list for method output_type
+	33, // [33:47] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_pgfleet_stock_v1_stock_proto_init() }
@@ -2439,8 +2792,8 @@ func file_pgfleet_stock_v1_stock_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pgfleet_stock_v1_stock_proto_rawDesc), len(file_pgfleet_stock_v1_stock_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   34,
+			NumEnums:      2,
+			NumMessages:   37,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

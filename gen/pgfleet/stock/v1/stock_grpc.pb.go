@@ -28,6 +28,7 @@ const (
 	StockService_DeleteStock_FullMethodName           = "/pgfleet.stock.v1.StockService/DeleteStock"
 	StockService_IngestPrices_FullMethodName          = "/pgfleet.stock.v1.StockService/IngestPrices"
 	StockService_ListPrices_FullMethodName            = "/pgfleet.stock.v1.StockService/ListPrices"
+	StockService_ListBars_FullMethodName              = "/pgfleet.stock.v1.StockService/ListBars"
 	StockService_StreamPrices_FullMethodName          = "/pgfleet.stock.v1.StockService/StreamPrices"
 	StockService_GetLatestPrices_FullMethodName       = "/pgfleet.stock.v1.StockService/GetLatestPrices"
 	StockService_ListRecommendations_FullMethodName   = "/pgfleet.stock.v1.StockService/ListRecommendations"
@@ -79,6 +80,10 @@ type StockServiceClient interface {
 	IngestPrices(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[IngestPricesRequest, IngestPricesResponse], error)
 	// ListPrices returns a page of one symbol's prices in a time range, oldest first.
 	ListPrices(ctx context.Context, in *ListPricesRequest, opts ...grpc.CallOption) (*ListPricesResponse, error)
+	// ListBars returns a page of one symbol's daily bars resampled to an interval (day, ISO week
+	// starting Monday, month; in UTC), oldest first, each with its simple return against the bar
+	// before it. NOT_FOUND (STOCK_NOT_FOUND) if the symbol names no stock.
+	ListBars(ctx context.Context, in *ListBarsRequest, opts ...grpc.CallOption) (*ListBarsResponse, error)
 	// StreamPrices exports one symbol's prices in a time range as a stream of batches, oldest first.
 	StreamPrices(ctx context.Context, in *StreamPricesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[StreamPricesResponse], error)
 	// GetLatestPrices returns the most recent price of each requested symbol, with the stock's
@@ -181,6 +186,16 @@ func (c *stockServiceClient) ListPrices(ctx context.Context, in *ListPricesReque
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListPricesResponse)
 	err := c.cc.Invoke(ctx, StockService_ListPrices_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *stockServiceClient) ListBars(ctx context.Context, in *ListBarsRequest, opts ...grpc.CallOption) (*ListBarsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListBarsResponse)
+	err := c.cc.Invoke(ctx, StockService_ListBars_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -317,6 +332,10 @@ type StockServiceServer interface {
 	IngestPrices(grpc.ClientStreamingServer[IngestPricesRequest, IngestPricesResponse]) error
 	// ListPrices returns a page of one symbol's prices in a time range, oldest first.
 	ListPrices(context.Context, *ListPricesRequest) (*ListPricesResponse, error)
+	// ListBars returns a page of one symbol's daily bars resampled to an interval (day, ISO week
+	// starting Monday, month; in UTC), oldest first, each with its simple return against the bar
+	// before it. NOT_FOUND (STOCK_NOT_FOUND) if the symbol names no stock.
+	ListBars(context.Context, *ListBarsRequest) (*ListBarsResponse, error)
 	// StreamPrices exports one symbol's prices in a time range as a stream of batches, oldest first.
 	StreamPrices(*StreamPricesRequest, grpc.ServerStreamingServer[StreamPricesResponse]) error
 	// GetLatestPrices returns the most recent price of each requested symbol, with the stock's
@@ -372,6 +391,9 @@ func (UnimplementedStockServiceServer) IngestPrices(grpc.ClientStreamingServer[I
 }
 func (UnimplementedStockServiceServer) ListPrices(context.Context, *ListPricesRequest) (*ListPricesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListPrices not implemented")
+}
+func (UnimplementedStockServiceServer) ListBars(context.Context, *ListBarsRequest) (*ListBarsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListBars not implemented")
 }
 func (UnimplementedStockServiceServer) StreamPrices(*StreamPricesRequest, grpc.ServerStreamingServer[StreamPricesResponse]) error {
 	return status.Error(codes.Unimplemented, "method StreamPrices not implemented")
@@ -527,6 +549,24 @@ func _StockService_ListPrices_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _StockService_ListBars_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListBarsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StockServiceServer).ListBars(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: StockService_ListBars_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StockServiceServer).ListBars(ctx, req.(*ListBarsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _StockService_StreamPrices_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(StreamPricesRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -644,6 +684,10 @@ var StockService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListPrices",
 			Handler:    _StockService_ListPrices_Handler,
+		},
+		{
+			MethodName: "ListBars",
+			Handler:    _StockService_ListBars_Handler,
 		},
 		{
 			MethodName: "GetLatestPrices",

@@ -6,9 +6,13 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/pgfleet/pgfleet/pkg/pgtest"
 	"github.com/pgfleet/pgfleet/pkg/query"
+	"github.com/pgfleet/pgfleet/services/stock/internal/store"
 	"github.com/pgfleet/pgfleet/services/stock/migrations"
 )
 
@@ -90,6 +94,79 @@ func fieldNames[T any](s query.Schema[T]) []string {
 	var names []string
 	for _, f := range s.Fields {
 		names = append(names, f.Name)
+	}
+	return names
+}
+
+// TestListBars_plan checks that ListBars's statement, first page and after a token, finds a
+// symbol's daily bars through the (symbol, ts) primary key index of the partitions, on a
+// table of 200 symbols × 3 years of daily bars: no sequential scan.
+func TestListBars_plan(t *testing.T) {
+	t.Parallel()
+	pool := pgtest.NewDB(t, migrations.Set)
+	const seed = `
+		INSERT INTO stock.stocks (symbol, name) SELECT 'S' || i, 'Name ' || i FROM generate_series(1, 200) AS i;
+		INSERT INTO stock.prices (symbol, ts, open, high, low, close, volume)
+		SELECT 'S' || i, d, 100, 101, 99, 100 + i % 7, 1000
+		FROM generate_series(1, 200) AS i, generate_series('2022-01-01'::timestamptz, '2024-12-31', '1 day') AS d;
+		ANALYZE stock.stocks, stock.prices`
+	if _, err := pool.Exec(t.Context(), seed); err != nil {
+		t.Fatal(err)
+	}
+	bars := newLists("k").bars
+	first, err := bars.Build(query.Request{PageSize: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := []store.Bar{{Start: time.Date(2023, 1, 2, 0, 0, 0, 0, time.UTC)}, {Start: time.Date(2023, 1, 9, 0, 0, 0, 0, time.UTC)}, {}}
+	_, token, err := bars.Page(first, rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, err := bars.Build(query.Request{PageSize: 2, PageToken: token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, q := range map[string]*query.Query{"first page": first, "after a token": next} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			from := store.BarsFrom(time.Date(2023, 1, 1, 0, 0, 0, 0, time.UTC), q)
+			if want := time.Date(2023, 1, 9, 0, 0, 0, 0, time.UTC); name == "after a token" && !from.Equal(want) {
+				t.Errorf("BarsFrom after a token = %v, want the token's last bar start %v", from, want)
+			}
+			args := q.NamedArgs(pgx.NamedArgs{"symbol": "S42", "unit": "week", "from": from, "end": time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)})
+			var out []byte
+			if err := pool.QueryRow(t.Context(), "EXPLAIN (FORMAT JSON) "+store.BarsSQL(q), args).Scan(&out); err != nil {
+				t.Fatal(err)
+			}
+			var plan []map[string]any
+			if err := json.Unmarshal(out, &plan); err != nil {
+				t.Fatal(err)
+			}
+			root := plan[0]["Plan"].(map[string]any)
+			scans := scanNodes(root)
+			t.Logf("plan: %s; scans: %s", strings.Join(planNodes(root), " > "), strings.Join(scans, ", "))
+			if slices.Contains(planNodes(root), "Seq Scan") || len(scans) == 0 {
+				t.Errorf("plan: %s, want index scans of stock.prices's partitions", strings.Join(planNodes(root), " > "))
+			}
+			for _, s := range scans {
+				if !strings.HasPrefix(s, "prices_2023_pkey") {
+					t.Errorf("scan by %s, want only the 2023 partition's (symbol, ts) primary key", s)
+				}
+			}
+		})
+	}
+}
+
+// scanNodes lists the indexes that the index scans of a plan use.
+func scanNodes(node map[string]any) []string {
+	var names []string
+	if name, ok := node["Index Name"].(string); ok {
+		names = append(names, name)
+	}
+	children, _ := node["Plans"].([]any)
+	for _, c := range children {
+		names = append(names, scanNodes(c.(map[string]any))...)
 	}
 	return names
 }

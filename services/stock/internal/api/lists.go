@@ -14,6 +14,7 @@ type lists struct {
 	stocks          query.Schema[store.Stock]
 	recommendations query.Schema[store.Recommendation]
 	prices          query.Schema[store.Price]
+	bars            query.Schema[store.Bar]
 }
 
 func newLists(tokenKey string) lists {
@@ -55,6 +56,14 @@ func newLists(tokenKey string) lists {
 				{Name: "time", Column: "ts", Type: query.Timestamp, Sortable: true, Value: func(p store.Price) any { return p.Time }},
 			},
 			Key:      []string{"time"},
+			TokenKey: tokenKey,
+		},
+		// Bars, like prices, have no filter; pages walk the bars' start times.
+		bars: query.Schema[store.Bar]{
+			Fields: []query.Field[store.Bar]{
+				{Name: "start_time", Column: "bucket", Type: query.Timestamp, Sortable: true, Value: func(b store.Bar) any { return b.Start }},
+			},
+			Key:      []string{"start_time"},
 			TokenKey: tokenKey,
 		},
 	}

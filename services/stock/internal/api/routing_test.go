@@ -188,6 +188,10 @@ func readCalls(client stockv1.StockServiceClient, primary *pgxpool.Pool) map[str
 			resp, err := client.ListPrices(ctx, &stockv1.ListPricesRequest{Symbol: "AAA"}, opts...)
 			return apptest.Seen(resp), err
 		},
+		stockv1.StockService_ListBars_FullMethodName: func(ctx context.Context, opts ...grpc.CallOption) (string, error) {
+			resp, err := client.ListBars(ctx, &stockv1.ListBarsRequest{Symbol: "AAA", Interval: stockv1.Interval_INTERVAL_WEEK}, opts...)
+			return apptest.Seen(resp), err
+		},
 		stockv1.StockService_StreamPrices_FullMethodName: func(ctx context.Context, opts ...grpc.CallOption) (string, error) {
 			stream, err := client.StreamPrices(ctx, &stockv1.StreamPricesRequest{Symbol: "AAA"}, opts...)
 			if err != nil {

@@ -43,6 +43,11 @@ func Validate(req any) error {
 	case *stockv1.ListPricesRequest:
 		checkSymbol(&v, "symbol", r.GetSymbol())
 		checkRange(&v, r.GetStartTime(), r.GetEndTime())
+	case *stockv1.ListBarsRequest:
+		checkSymbol(&v, "symbol", r.GetSymbol())
+		_, ok := barUnits[r.GetInterval()]
+		v.Check(ok, "interval", "must be INTERVAL_DAY, INTERVAL_WEEK or INTERVAL_MONTH, got %s", r.GetInterval())
+		checkRange(&v, r.GetStartTime(), r.GetEndTime())
 	case *stockv1.StreamPricesRequest:
 		checkSymbol(&v, "symbol", r.GetSymbol())
 		checkRange(&v, r.GetStartTime(), r.GetEndTime())
