@@ -404,7 +404,16 @@ type Recommendation struct {
 	// When the recommendation was first stored. Output only.
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	// When it was last changed. Output only.
-	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// Version of the model that made the prediction, e.g. "2026.12.1": at most 100 bytes of
+	// printable text; empty for none. The model's name is the source.
+	ModelVersion string `protobuf:"bytes,9,opt,name=model_version,json=modelVersion,proto3" json:"model_version,omitempty"`
+	// When the prediction was made: not more than 5 minutes in the future, not before 1970.
+	// Unset means the time of the write. A prediction older than the current one of its
+	// (symbol, source) is appended to the history only. In the current view it is when the
+	// current advice was first predicted: a later prediction that repeats the advice goes to
+	// the history without changing the current recommendation.
+	PredictTime   *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=predict_time,json=predictTime,proto3" json:"predict_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -495,6 +504,138 @@ func (x *Recommendation) GetUpdateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Recommendation) GetModelVersion() string {
+	if x != nil {
+		return x.ModelVersion
+	}
+	return ""
+}
+
+func (x *Recommendation) GetPredictTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PredictTime
+	}
+	return nil
+}
+
+// PastRecommendation is one prediction as it was made, from the recommendation history.
+type PastRecommendation struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Ticker symbol of the stock.
+	Symbol string `protobuf:"bytes,1,opt,name=symbol,proto3" json:"symbol,omitempty"`
+	// Who recommended: an analyst, a firm or a model name.
+	Source string `protobuf:"bytes,2,opt,name=source,proto3" json:"source,omitempty"`
+	// Version of the model; empty for none.
+	ModelVersion string `protobuf:"bytes,3,opt,name=model_version,json=modelVersion,proto3" json:"model_version,omitempty"`
+	// What to do.
+	Action Action `protobuf:"varint,4,opt,name=action,proto3,enum=pgfleet.stock.v1.Action" json:"action,omitempty"`
+	// Expected price, a decimal string; empty if the source gave none.
+	TargetPrice string `protobuf:"bytes,5,opt,name=target_price,json=targetPrice,proto3" json:"target_price,omitempty"`
+	// Confidence from 0 to 1.
+	Confidence float64 `protobuf:"fixed64,6,opt,name=confidence,proto3" json:"confidence,omitempty"`
+	// Why, in a sentence or two.
+	Rationale string `protobuf:"bytes,7,opt,name=rationale,proto3" json:"rationale,omitempty"`
+	// When the prediction was made.
+	PredictTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=predict_time,json=predictTime,proto3" json:"predict_time,omitempty"`
+	// When the service stored it.
+	RecordTime    *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=record_time,json=recordTime,proto3" json:"record_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PastRecommendation) Reset() {
+	*x = PastRecommendation{}
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PastRecommendation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PastRecommendation) ProtoMessage() {}
+
+func (x *PastRecommendation) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PastRecommendation.ProtoReflect.Descriptor instead.
+func (*PastRecommendation) Descriptor() ([]byte, []int) {
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *PastRecommendation) GetSymbol() string {
+	if x != nil {
+		return x.Symbol
+	}
+	return ""
+}
+
+func (x *PastRecommendation) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *PastRecommendation) GetModelVersion() string {
+	if x != nil {
+		return x.ModelVersion
+	}
+	return ""
+}
+
+func (x *PastRecommendation) GetAction() Action {
+	if x != nil {
+		return x.Action
+	}
+	return Action_ACTION_UNSPECIFIED
+}
+
+func (x *PastRecommendation) GetTargetPrice() string {
+	if x != nil {
+		return x.TargetPrice
+	}
+	return ""
+}
+
+func (x *PastRecommendation) GetConfidence() float64 {
+	if x != nil {
+		return x.Confidence
+	}
+	return 0
+}
+
+func (x *PastRecommendation) GetRationale() string {
+	if x != nil {
+		return x.Rationale
+	}
+	return ""
+}
+
+func (x *PastRecommendation) GetPredictTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PredictTime
+	}
+	return nil
+}
+
+func (x *PastRecommendation) GetRecordTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RecordTime
+	}
+	return nil
+}
+
 // GetStockRequest names one stock.
 type GetStockRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -506,7 +647,7 @@ type GetStockRequest struct {
 
 func (x *GetStockRequest) Reset() {
 	*x = GetStockRequest{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[3]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -518,7 +659,7 @@ func (x *GetStockRequest) String() string {
 func (*GetStockRequest) ProtoMessage() {}
 
 func (x *GetStockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[3]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -531,7 +672,7 @@ func (x *GetStockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStockRequest.ProtoReflect.Descriptor instead.
 func (*GetStockRequest) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{3}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *GetStockRequest) GetSymbol() string {
@@ -552,7 +693,7 @@ type GetStockResponse struct {
 
 func (x *GetStockResponse) Reset() {
 	*x = GetStockResponse{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[4]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -564,7 +705,7 @@ func (x *GetStockResponse) String() string {
 func (*GetStockResponse) ProtoMessage() {}
 
 func (x *GetStockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[4]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -577,7 +718,7 @@ func (x *GetStockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStockResponse.ProtoReflect.Descriptor instead.
 func (*GetStockResponse) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{4}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetStockResponse) GetStock() *Stock {
@@ -605,7 +746,7 @@ type ListStocksRequest struct {
 
 func (x *ListStocksRequest) Reset() {
 	*x = ListStocksRequest{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[5]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -617,7 +758,7 @@ func (x *ListStocksRequest) String() string {
 func (*ListStocksRequest) ProtoMessage() {}
 
 func (x *ListStocksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[5]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -630,7 +771,7 @@ func (x *ListStocksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListStocksRequest.ProtoReflect.Descriptor instead.
 func (*ListStocksRequest) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{5}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ListStocksRequest) GetFilter() string {
@@ -674,7 +815,7 @@ type ListStocksResponse struct {
 
 func (x *ListStocksResponse) Reset() {
 	*x = ListStocksResponse{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[6]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -686,7 +827,7 @@ func (x *ListStocksResponse) String() string {
 func (*ListStocksResponse) ProtoMessage() {}
 
 func (x *ListStocksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[6]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -699,7 +840,7 @@ func (x *ListStocksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListStocksResponse.ProtoReflect.Descriptor instead.
 func (*ListStocksResponse) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{6}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ListStocksResponse) GetStocks() []*Stock {
@@ -727,7 +868,7 @@ type BatchGetStocksRequest struct {
 
 func (x *BatchGetStocksRequest) Reset() {
 	*x = BatchGetStocksRequest{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[7]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -739,7 +880,7 @@ func (x *BatchGetStocksRequest) String() string {
 func (*BatchGetStocksRequest) ProtoMessage() {}
 
 func (x *BatchGetStocksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[7]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -752,7 +893,7 @@ func (x *BatchGetStocksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchGetStocksRequest.ProtoReflect.Descriptor instead.
 func (*BatchGetStocksRequest) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{7}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *BatchGetStocksRequest) GetSymbols() []string {
@@ -775,7 +916,7 @@ type BatchGetStocksResponse struct {
 
 func (x *BatchGetStocksResponse) Reset() {
 	*x = BatchGetStocksResponse{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[8]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -787,7 +928,7 @@ func (x *BatchGetStocksResponse) String() string {
 func (*BatchGetStocksResponse) ProtoMessage() {}
 
 func (x *BatchGetStocksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[8]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -800,7 +941,7 @@ func (x *BatchGetStocksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchGetStocksResponse.ProtoReflect.Descriptor instead.
 func (*BatchGetStocksResponse) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{8}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *BatchGetStocksResponse) GetStocks() []*Stock {
@@ -828,7 +969,7 @@ type UpsertStocksRequest struct {
 
 func (x *UpsertStocksRequest) Reset() {
 	*x = UpsertStocksRequest{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[9]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -840,7 +981,7 @@ func (x *UpsertStocksRequest) String() string {
 func (*UpsertStocksRequest) ProtoMessage() {}
 
 func (x *UpsertStocksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[9]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -853,7 +994,7 @@ func (x *UpsertStocksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpsertStocksRequest.ProtoReflect.Descriptor instead.
 func (*UpsertStocksRequest) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{9}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *UpsertStocksRequest) GetStocks() []*Stock {
@@ -876,7 +1017,7 @@ type UpsertStocksResponse struct {
 
 func (x *UpsertStocksResponse) Reset() {
 	*x = UpsertStocksResponse{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[10]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -888,7 +1029,7 @@ func (x *UpsertStocksResponse) String() string {
 func (*UpsertStocksResponse) ProtoMessage() {}
 
 func (x *UpsertStocksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[10]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -901,7 +1042,7 @@ func (x *UpsertStocksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpsertStocksResponse.ProtoReflect.Descriptor instead.
 func (*UpsertStocksResponse) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{10}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *UpsertStocksResponse) GetInsertedCount() int32 {
@@ -929,7 +1070,7 @@ type DeleteStockRequest struct {
 
 func (x *DeleteStockRequest) Reset() {
 	*x = DeleteStockRequest{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[11]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -941,7 +1082,7 @@ func (x *DeleteStockRequest) String() string {
 func (*DeleteStockRequest) ProtoMessage() {}
 
 func (x *DeleteStockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[11]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -954,7 +1095,7 @@ func (x *DeleteStockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteStockRequest.ProtoReflect.Descriptor instead.
 func (*DeleteStockRequest) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{11}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *DeleteStockRequest) GetSymbol() string {
@@ -973,7 +1114,7 @@ type DeleteStockResponse struct {
 
 func (x *DeleteStockResponse) Reset() {
 	*x = DeleteStockResponse{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[12]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -985,7 +1126,7 @@ func (x *DeleteStockResponse) String() string {
 func (*DeleteStockResponse) ProtoMessage() {}
 
 func (x *DeleteStockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[12]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -998,7 +1139,7 @@ func (x *DeleteStockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteStockResponse.ProtoReflect.Descriptor instead.
 func (*DeleteStockResponse) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{12}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{13}
 }
 
 // IngestPricesRequest is one batch of prices; send as many as needed.
@@ -1015,7 +1156,7 @@ type IngestPricesRequest struct {
 
 func (x *IngestPricesRequest) Reset() {
 	*x = IngestPricesRequest{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[13]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1027,7 +1168,7 @@ func (x *IngestPricesRequest) String() string {
 func (*IngestPricesRequest) ProtoMessage() {}
 
 func (x *IngestPricesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[13]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1040,7 +1181,7 @@ func (x *IngestPricesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IngestPricesRequest.ProtoReflect.Descriptor instead.
 func (*IngestPricesRequest) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{13}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *IngestPricesRequest) GetPrices() []*Price {
@@ -1072,7 +1213,7 @@ type AppendOnly struct {
 
 func (x *AppendOnly) Reset() {
 	*x = AppendOnly{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[14]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1084,7 +1225,7 @@ func (x *AppendOnly) String() string {
 func (*AppendOnly) ProtoMessage() {}
 
 func (x *AppendOnly) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[14]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1097,7 +1238,7 @@ func (x *AppendOnly) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendOnly.ProtoReflect.Descriptor instead.
 func (*AppendOnly) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{14}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *AppendOnly) GetSymbols() []string {
@@ -1124,7 +1265,7 @@ type IngestPricesResponse struct {
 
 func (x *IngestPricesResponse) Reset() {
 	*x = IngestPricesResponse{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[15]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1136,7 +1277,7 @@ func (x *IngestPricesResponse) String() string {
 func (*IngestPricesResponse) ProtoMessage() {}
 
 func (x *IngestPricesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[15]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1149,7 +1290,7 @@ func (x *IngestPricesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IngestPricesResponse.ProtoReflect.Descriptor instead.
 func (*IngestPricesResponse) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{15}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *IngestPricesResponse) GetReceivedCount() int64 {
@@ -1199,7 +1340,7 @@ type ListPricesRequest struct {
 
 func (x *ListPricesRequest) Reset() {
 	*x = ListPricesRequest{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[16]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1211,7 +1352,7 @@ func (x *ListPricesRequest) String() string {
 func (*ListPricesRequest) ProtoMessage() {}
 
 func (x *ListPricesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[16]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1224,7 +1365,7 @@ func (x *ListPricesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPricesRequest.ProtoReflect.Descriptor instead.
 func (*ListPricesRequest) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{16}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListPricesRequest) GetSymbol() string {
@@ -1275,7 +1416,7 @@ type ListPricesResponse struct {
 
 func (x *ListPricesResponse) Reset() {
 	*x = ListPricesResponse{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[17]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1287,7 +1428,7 @@ func (x *ListPricesResponse) String() string {
 func (*ListPricesResponse) ProtoMessage() {}
 
 func (x *ListPricesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[17]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1300,7 +1441,7 @@ func (x *ListPricesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPricesResponse.ProtoReflect.Descriptor instead.
 func (*ListPricesResponse) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{17}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListPricesResponse) GetPrices() []*Price {
@@ -1339,7 +1480,7 @@ type ListBarsRequest struct {
 
 func (x *ListBarsRequest) Reset() {
 	*x = ListBarsRequest{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[18]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1351,7 +1492,7 @@ func (x *ListBarsRequest) String() string {
 func (*ListBarsRequest) ProtoMessage() {}
 
 func (x *ListBarsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[18]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1364,7 +1505,7 @@ func (x *ListBarsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBarsRequest.ProtoReflect.Descriptor instead.
 func (*ListBarsRequest) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{18}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListBarsRequest) GetSymbol() string {
@@ -1422,7 +1563,7 @@ type ListBarsResponse struct {
 
 func (x *ListBarsResponse) Reset() {
 	*x = ListBarsResponse{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[19]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1434,7 +1575,7 @@ func (x *ListBarsResponse) String() string {
 func (*ListBarsResponse) ProtoMessage() {}
 
 func (x *ListBarsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[19]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1447,7 +1588,7 @@ func (x *ListBarsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBarsResponse.ProtoReflect.Descriptor instead.
 func (*ListBarsResponse) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{19}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListBarsResponse) GetBars() []*Bar {
@@ -1491,7 +1632,7 @@ type Bar struct {
 
 func (x *Bar) Reset() {
 	*x = Bar{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[20]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1503,7 +1644,7 @@ func (x *Bar) String() string {
 func (*Bar) ProtoMessage() {}
 
 func (x *Bar) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[20]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1516,7 +1657,7 @@ func (x *Bar) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Bar.ProtoReflect.Descriptor instead.
 func (*Bar) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{20}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Bar) GetStartTime() *timestamppb.Timestamp {
@@ -1592,7 +1733,7 @@ type StreamPricesRequest struct {
 
 func (x *StreamPricesRequest) Reset() {
 	*x = StreamPricesRequest{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[21]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1604,7 +1745,7 @@ func (x *StreamPricesRequest) String() string {
 func (*StreamPricesRequest) ProtoMessage() {}
 
 func (x *StreamPricesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[21]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1617,7 +1758,7 @@ func (x *StreamPricesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamPricesRequest.ProtoReflect.Descriptor instead.
 func (*StreamPricesRequest) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{21}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *StreamPricesRequest) GetSymbol() string {
@@ -1659,7 +1800,7 @@ type StreamPricesResponse struct {
 
 func (x *StreamPricesResponse) Reset() {
 	*x = StreamPricesResponse{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[22]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1671,7 +1812,7 @@ func (x *StreamPricesResponse) String() string {
 func (*StreamPricesResponse) ProtoMessage() {}
 
 func (x *StreamPricesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[22]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1684,7 +1825,7 @@ func (x *StreamPricesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamPricesResponse.ProtoReflect.Descriptor instead.
 func (*StreamPricesResponse) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{22}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *StreamPricesResponse) GetPrices() []*Price {
@@ -1705,7 +1846,7 @@ type GetLatestPricesRequest struct {
 
 func (x *GetLatestPricesRequest) Reset() {
 	*x = GetLatestPricesRequest{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[23]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1717,7 +1858,7 @@ func (x *GetLatestPricesRequest) String() string {
 func (*GetLatestPricesRequest) ProtoMessage() {}
 
 func (x *GetLatestPricesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[23]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1730,7 +1871,7 @@ func (x *GetLatestPricesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetLatestPricesRequest.ProtoReflect.Descriptor instead.
 func (*GetLatestPricesRequest) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{23}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GetLatestPricesRequest) GetSymbols() []string {
@@ -1754,7 +1895,7 @@ type GetLatestPricesResponse struct {
 
 func (x *GetLatestPricesResponse) Reset() {
 	*x = GetLatestPricesResponse{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[24]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1766,7 +1907,7 @@ func (x *GetLatestPricesResponse) String() string {
 func (*GetLatestPricesResponse) ProtoMessage() {}
 
 func (x *GetLatestPricesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[24]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1779,7 +1920,7 @@ func (x *GetLatestPricesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetLatestPricesResponse.ProtoReflect.Descriptor instead.
 func (*GetLatestPricesResponse) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{24}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetLatestPricesResponse) GetPrices() []*Price {
@@ -1814,7 +1955,7 @@ type ListRecommendationsRequest struct {
 
 func (x *ListRecommendationsRequest) Reset() {
 	*x = ListRecommendationsRequest{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[25]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1826,7 +1967,7 @@ func (x *ListRecommendationsRequest) String() string {
 func (*ListRecommendationsRequest) ProtoMessage() {}
 
 func (x *ListRecommendationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[25]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1839,7 +1980,7 @@ func (x *ListRecommendationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRecommendationsRequest.ProtoReflect.Descriptor instead.
 func (*ListRecommendationsRequest) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{25}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ListRecommendationsRequest) GetFilter() string {
@@ -1883,7 +2024,7 @@ type ListRecommendationsResponse struct {
 
 func (x *ListRecommendationsResponse) Reset() {
 	*x = ListRecommendationsResponse{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[26]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1895,7 +2036,7 @@ func (x *ListRecommendationsResponse) String() string {
 func (*ListRecommendationsResponse) ProtoMessage() {}
 
 func (x *ListRecommendationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[26]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1908,7 +2049,7 @@ func (x *ListRecommendationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRecommendationsResponse.ProtoReflect.Descriptor instead.
 func (*ListRecommendationsResponse) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{26}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ListRecommendationsResponse) GetRecommendations() []*Recommendation {
@@ -1936,7 +2077,7 @@ type UpsertRecommendationsRequest struct {
 
 func (x *UpsertRecommendationsRequest) Reset() {
 	*x = UpsertRecommendationsRequest{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[27]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1948,7 +2089,7 @@ func (x *UpsertRecommendationsRequest) String() string {
 func (*UpsertRecommendationsRequest) ProtoMessage() {}
 
 func (x *UpsertRecommendationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[27]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1961,7 +2102,7 @@ func (x *UpsertRecommendationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpsertRecommendationsRequest.ProtoReflect.Descriptor instead.
 func (*UpsertRecommendationsRequest) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{27}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *UpsertRecommendationsRequest) GetRecommendations() []*Recommendation {
@@ -1984,7 +2125,7 @@ type UpsertRecommendationsResponse struct {
 
 func (x *UpsertRecommendationsResponse) Reset() {
 	*x = UpsertRecommendationsResponse{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[28]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1996,7 +2137,7 @@ func (x *UpsertRecommendationsResponse) String() string {
 func (*UpsertRecommendationsResponse) ProtoMessage() {}
 
 func (x *UpsertRecommendationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[28]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2009,7 +2150,7 @@ func (x *UpsertRecommendationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpsertRecommendationsResponse.ProtoReflect.Descriptor instead.
 func (*UpsertRecommendationsResponse) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{28}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *UpsertRecommendationsResponse) GetInsertedCount() int32 {
@@ -2026,6 +2167,136 @@ func (x *UpsertRecommendationsResponse) GetUpdatedCount() int32 {
 	return 0
 }
 
+// ListRecommendationHistoryRequest selects a page of past predictions.
+type ListRecommendationHistoryRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// AIP-160 filter over symbol, source, model_version, action and predict_time, e.g.
+	// `symbol = "AAPL" AND predict_time >= "2026-01-01T00:00:00Z"`.
+	Filter string `protobuf:"bytes,1,opt,name=filter,proto3" json:"filter,omitempty"`
+	// Sort order: "predict_time" or "predict_time desc"; symbol and source break ties.
+	// Default "predict_time desc".
+	OrderBy string `protobuf:"bytes,2,opt,name=order_by,json=orderBy,proto3" json:"order_by,omitempty"`
+	// Page size: default 50, at most 1000.
+	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// Token from a previous response; the filter and order_by must be unchanged.
+	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRecommendationHistoryRequest) Reset() {
+	*x = ListRecommendationHistoryRequest{}
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRecommendationHistoryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRecommendationHistoryRequest) ProtoMessage() {}
+
+func (x *ListRecommendationHistoryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRecommendationHistoryRequest.ProtoReflect.Descriptor instead.
+func (*ListRecommendationHistoryRequest) Descriptor() ([]byte, []int) {
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *ListRecommendationHistoryRequest) GetFilter() string {
+	if x != nil {
+		return x.Filter
+	}
+	return ""
+}
+
+func (x *ListRecommendationHistoryRequest) GetOrderBy() string {
+	if x != nil {
+		return x.OrderBy
+	}
+	return ""
+}
+
+func (x *ListRecommendationHistoryRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListRecommendationHistoryRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListRecommendationHistoryResponse is one page of past predictions.
+type ListRecommendationHistoryResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The predictions.
+	Recommendations []*PastRecommendation `protobuf:"bytes,1,rep,name=recommendations,proto3" json:"recommendations,omitempty"`
+	// Token for the next page; empty on the last one.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRecommendationHistoryResponse) Reset() {
+	*x = ListRecommendationHistoryResponse{}
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRecommendationHistoryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRecommendationHistoryResponse) ProtoMessage() {}
+
+func (x *ListRecommendationHistoryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRecommendationHistoryResponse.ProtoReflect.Descriptor instead.
+func (*ListRecommendationHistoryResponse) Descriptor() ([]byte, []int) {
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *ListRecommendationHistoryResponse) GetRecommendations() []*PastRecommendation {
+	if x != nil {
+		return x.Recommendations
+	}
+	return nil
+}
+
+func (x *ListRecommendationHistoryResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 // WatchLatestPricesRequest names the stocks to watch.
 type WatchLatestPricesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2037,7 +2308,7 @@ type WatchLatestPricesRequest struct {
 
 func (x *WatchLatestPricesRequest) Reset() {
 	*x = WatchLatestPricesRequest{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[29]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2049,7 +2320,7 @@ func (x *WatchLatestPricesRequest) String() string {
 func (*WatchLatestPricesRequest) ProtoMessage() {}
 
 func (x *WatchLatestPricesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[29]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2062,7 +2333,7 @@ func (x *WatchLatestPricesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchLatestPricesRequest.ProtoReflect.Descriptor instead.
 func (*WatchLatestPricesRequest) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{29}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *WatchLatestPricesRequest) GetSymbols() []string {
@@ -2088,7 +2359,7 @@ type WatchLatestPricesResponse struct {
 
 func (x *WatchLatestPricesResponse) Reset() {
 	*x = WatchLatestPricesResponse{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[30]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2100,7 +2371,7 @@ func (x *WatchLatestPricesResponse) String() string {
 func (*WatchLatestPricesResponse) ProtoMessage() {}
 
 func (x *WatchLatestPricesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[30]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2113,7 +2384,7 @@ func (x *WatchLatestPricesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchLatestPricesResponse.ProtoReflect.Descriptor instead.
 func (*WatchLatestPricesResponse) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{30}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *WatchLatestPricesResponse) GetPrices() []*Price {
@@ -2147,7 +2418,7 @@ type WatchStockEventsRequest struct {
 
 func (x *WatchStockEventsRequest) Reset() {
 	*x = WatchStockEventsRequest{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[31]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2159,7 +2430,7 @@ func (x *WatchStockEventsRequest) String() string {
 func (*WatchStockEventsRequest) ProtoMessage() {}
 
 func (x *WatchStockEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[31]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2172,7 +2443,7 @@ func (x *WatchStockEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchStockEventsRequest.ProtoReflect.Descriptor instead.
 func (*WatchStockEventsRequest) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{31}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *WatchStockEventsRequest) GetTypes() []string {
@@ -2210,7 +2481,7 @@ type WatchStockEventsResponse struct {
 
 func (x *WatchStockEventsResponse) Reset() {
 	*x = WatchStockEventsResponse{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[32]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2222,7 +2493,7 @@ func (x *WatchStockEventsResponse) String() string {
 func (*WatchStockEventsResponse) ProtoMessage() {}
 
 func (x *WatchStockEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[32]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2235,7 +2506,7 @@ func (x *WatchStockEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchStockEventsResponse.ProtoReflect.Descriptor instead.
 func (*WatchStockEventsResponse) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{32}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *WatchStockEventsResponse) GetEvents() []*v1.Event {
@@ -2268,7 +2539,7 @@ type LatestPriceChanged struct {
 
 func (x *LatestPriceChanged) Reset() {
 	*x = LatestPriceChanged{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[33]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2280,7 +2551,7 @@ func (x *LatestPriceChanged) String() string {
 func (*LatestPriceChanged) ProtoMessage() {}
 
 func (x *LatestPriceChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[33]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2293,7 +2564,7 @@ func (x *LatestPriceChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LatestPriceChanged.ProtoReflect.Descriptor instead.
 func (*LatestPriceChanged) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{33}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *LatestPriceChanged) GetSymbol() string {
@@ -2322,7 +2593,7 @@ type StockChanged struct {
 
 func (x *StockChanged) Reset() {
 	*x = StockChanged{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[34]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2334,7 +2605,7 @@ func (x *StockChanged) String() string {
 func (*StockChanged) ProtoMessage() {}
 
 func (x *StockChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[34]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2347,7 +2618,7 @@ func (x *StockChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StockChanged.ProtoReflect.Descriptor instead.
 func (*StockChanged) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{34}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *StockChanged) GetStock() *Stock {
@@ -2371,7 +2642,7 @@ type StockDeleted struct {
 
 func (x *StockDeleted) Reset() {
 	*x = StockDeleted{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[35]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2383,7 +2654,7 @@ func (x *StockDeleted) String() string {
 func (*StockDeleted) ProtoMessage() {}
 
 func (x *StockDeleted) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[35]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2396,7 +2667,7 @@ func (x *StockDeleted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StockDeleted.ProtoReflect.Descriptor instead.
 func (*StockDeleted) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{35}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *StockDeleted) GetSymbol() string {
@@ -2425,7 +2696,7 @@ type RecommendationChanged struct {
 
 func (x *RecommendationChanged) Reset() {
 	*x = RecommendationChanged{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[36]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2437,7 +2708,7 @@ func (x *RecommendationChanged) String() string {
 func (*RecommendationChanged) ProtoMessage() {}
 
 func (x *RecommendationChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[36]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2450,7 +2721,7 @@ func (x *RecommendationChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecommendationChanged.ProtoReflect.Descriptor instead.
 func (*RecommendationChanged) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{36}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *RecommendationChanged) GetRecommendation() *Recommendation {
@@ -2488,7 +2759,7 @@ const file_pgfleet_stock_v1_stock_proto_rawDesc = "" +
 	"\x06volume\x18\a \x01(\x03R\x06volume\x12\x1f\n" +
 	"\bcurrency\x18\b \x01(\tB\x03\xe0A\x03R\bcurrency\x12@\n" +
 	"\vdelist_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\n" +
-	"delistTime\"\xe6\x02\n" +
+	"delistTime\"\xca\x03\n" +
 	"\x0eRecommendation\x12\x1b\n" +
 	"\x06symbol\x18\x01 \x01(\tB\x03\xe0A\x02R\x06symbol\x12\x1b\n" +
 	"\x06source\x18\x02 \x01(\tB\x03\xe0A\x02R\x06source\x125\n" +
@@ -2501,7 +2772,23 @@ const file_pgfleet_stock_v1_stock_proto_rawDesc = "" +
 	"\vcreate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\n" +
 	"createTime\x12@\n" +
 	"\vupdate_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\n" +
-	"updateTime\".\n" +
+	"updateTime\x12#\n" +
+	"\rmodel_version\x18\t \x01(\tR\fmodelVersion\x12=\n" +
+	"\fpredict_time\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\vpredictTime\"\xf8\x02\n" +
+	"\x12PastRecommendation\x12\x16\n" +
+	"\x06symbol\x18\x01 \x01(\tR\x06symbol\x12\x16\n" +
+	"\x06source\x18\x02 \x01(\tR\x06source\x12#\n" +
+	"\rmodel_version\x18\x03 \x01(\tR\fmodelVersion\x120\n" +
+	"\x06action\x18\x04 \x01(\x0e2\x18.pgfleet.stock.v1.ActionR\x06action\x12!\n" +
+	"\ftarget_price\x18\x05 \x01(\tR\vtargetPrice\x12\x1e\n" +
+	"\n" +
+	"confidence\x18\x06 \x01(\x01R\n" +
+	"confidence\x12\x1c\n" +
+	"\trationale\x18\a \x01(\tR\trationale\x12=\n" +
+	"\fpredict_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\vpredictTime\x12;\n" +
+	"\vrecord_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"recordTime\".\n" +
 	"\x0fGetStockRequest\x12\x1b\n" +
 	"\x06symbol\x18\x01 \x01(\tB\x03\xe0A\x02R\x06symbol\"A\n" +
 	"\x10GetStockResponse\x12-\n" +
@@ -2600,7 +2887,16 @@ const file_pgfleet_stock_v1_stock_proto_rawDesc = "" +
 	"\x0frecommendations\x18\x01 \x03(\v2 .pgfleet.stock.v1.RecommendationB\x03\xe0A\x02R\x0frecommendations\"k\n" +
 	"\x1dUpsertRecommendationsResponse\x12%\n" +
 	"\x0einserted_count\x18\x01 \x01(\x05R\rinsertedCount\x12#\n" +
-	"\rupdated_count\x18\x02 \x01(\x05R\fupdatedCount\"9\n" +
+	"\rupdated_count\x18\x02 \x01(\x05R\fupdatedCount\"\x91\x01\n" +
+	" ListRecommendationHistoryRequest\x12\x16\n" +
+	"\x06filter\x18\x01 \x01(\tR\x06filter\x12\x19\n" +
+	"\border_by\x18\x02 \x01(\tR\aorderBy\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\"\x9b\x01\n" +
+	"!ListRecommendationHistoryResponse\x12N\n" +
+	"\x0frecommendations\x18\x01 \x03(\v2$.pgfleet.stock.v1.PastRecommendationR\x0frecommendations\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"9\n" +
 	"\x18WatchLatestPricesRequest\x12\x1d\n" +
 	"\asymbols\x18\x01 \x03(\tB\x03\xe0A\x02R\asymbols\"u\n" +
 	"\x19WatchLatestPricesResponse\x12/\n" +
@@ -2637,7 +2933,7 @@ const file_pgfleet_stock_v1_stock_proto_rawDesc = "" +
 	"\x14INTERVAL_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fINTERVAL_DAY\x10\x01\x12\x11\n" +
 	"\rINTERVAL_WEEK\x10\x02\x12\x12\n" +
-	"\x0eINTERVAL_MONTH\x10\x032\xbc\v\n" +
+	"\x0eINTERVAL_MONTH\x10\x032\xc8\f\n" +
 	"\fStockService\x12V\n" +
 	"\bGetStock\x12!.pgfleet.stock.v1.GetStockRequest\x1a\".pgfleet.stock.v1.GetStockResponse\"\x03\x90\x02\x01\x12\\\n" +
 	"\n" +
@@ -2652,7 +2948,8 @@ const file_pgfleet_stock_v1_stock_proto_rawDesc = "" +
 	"\fStreamPrices\x12%.pgfleet.stock.v1.StreamPricesRequest\x1a&.pgfleet.stock.v1.StreamPricesResponse\"\x03\x90\x02\x010\x01\x12k\n" +
 	"\x0fGetLatestPrices\x12(.pgfleet.stock.v1.GetLatestPricesRequest\x1a).pgfleet.stock.v1.GetLatestPricesResponse\"\x03\x90\x02\x01\x12w\n" +
 	"\x13ListRecommendations\x12,.pgfleet.stock.v1.ListRecommendationsRequest\x1a-.pgfleet.stock.v1.ListRecommendationsResponse\"\x03\x90\x02\x01\x12}\n" +
-	"\x15UpsertRecommendations\x12..pgfleet.stock.v1.UpsertRecommendationsRequest\x1a/.pgfleet.stock.v1.UpsertRecommendationsResponse\"\x03\x90\x02\x02\x12s\n" +
+	"\x15UpsertRecommendations\x12..pgfleet.stock.v1.UpsertRecommendationsRequest\x1a/.pgfleet.stock.v1.UpsertRecommendationsResponse\"\x03\x90\x02\x02\x12\x89\x01\n" +
+	"\x19ListRecommendationHistory\x122.pgfleet.stock.v1.ListRecommendationHistoryRequest\x1a3.pgfleet.stock.v1.ListRecommendationHistoryResponse\"\x03\x90\x02\x01\x12s\n" +
 	"\x11WatchLatestPrices\x12*.pgfleet.stock.v1.WatchLatestPricesRequest\x1a+.pgfleet.stock.v1.WatchLatestPricesResponse\"\x03\x90\x02\x010\x01\x12p\n" +
 	"\x10WatchStockEvents\x12).pgfleet.stock.v1.WatchStockEventsRequest\x1a*.pgfleet.stock.v1.WatchStockEventsResponse\"\x03\x90\x02\x010\x01B9Z7github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1;stockv1b\x06proto3"
 
@@ -2669,117 +2966,127 @@ func file_pgfleet_stock_v1_stock_proto_rawDescGZIP() []byte {
 }
 
 var file_pgfleet_stock_v1_stock_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_pgfleet_stock_v1_stock_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
+var file_pgfleet_stock_v1_stock_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_pgfleet_stock_v1_stock_proto_goTypes = []any{
-	(Action)(0),                           // 0: pgfleet.stock.v1.Action
-	(Interval)(0),                         // 1: pgfleet.stock.v1.Interval
-	(*Stock)(nil),                         // 2: pgfleet.stock.v1.Stock
-	(*Price)(nil),                         // 3: pgfleet.stock.v1.Price
-	(*Recommendation)(nil),                // 4: pgfleet.stock.v1.Recommendation
-	(*GetStockRequest)(nil),               // 5: pgfleet.stock.v1.GetStockRequest
-	(*GetStockResponse)(nil),              // 6: pgfleet.stock.v1.GetStockResponse
-	(*ListStocksRequest)(nil),             // 7: pgfleet.stock.v1.ListStocksRequest
-	(*ListStocksResponse)(nil),            // 8: pgfleet.stock.v1.ListStocksResponse
-	(*BatchGetStocksRequest)(nil),         // 9: pgfleet.stock.v1.BatchGetStocksRequest
-	(*BatchGetStocksResponse)(nil),        // 10: pgfleet.stock.v1.BatchGetStocksResponse
-	(*UpsertStocksRequest)(nil),           // 11: pgfleet.stock.v1.UpsertStocksRequest
-	(*UpsertStocksResponse)(nil),          // 12: pgfleet.stock.v1.UpsertStocksResponse
-	(*DeleteStockRequest)(nil),            // 13: pgfleet.stock.v1.DeleteStockRequest
-	(*DeleteStockResponse)(nil),           // 14: pgfleet.stock.v1.DeleteStockResponse
-	(*IngestPricesRequest)(nil),           // 15: pgfleet.stock.v1.IngestPricesRequest
-	(*AppendOnly)(nil),                    // 16: pgfleet.stock.v1.AppendOnly
-	(*IngestPricesResponse)(nil),          // 17: pgfleet.stock.v1.IngestPricesResponse
-	(*ListPricesRequest)(nil),             // 18: pgfleet.stock.v1.ListPricesRequest
-	(*ListPricesResponse)(nil),            // 19: pgfleet.stock.v1.ListPricesResponse
-	(*ListBarsRequest)(nil),               // 20: pgfleet.stock.v1.ListBarsRequest
-	(*ListBarsResponse)(nil),              // 21: pgfleet.stock.v1.ListBarsResponse
-	(*Bar)(nil),                           // 22: pgfleet.stock.v1.Bar
-	(*StreamPricesRequest)(nil),           // 23: pgfleet.stock.v1.StreamPricesRequest
-	(*StreamPricesResponse)(nil),          // 24: pgfleet.stock.v1.StreamPricesResponse
-	(*GetLatestPricesRequest)(nil),        // 25: pgfleet.stock.v1.GetLatestPricesRequest
-	(*GetLatestPricesResponse)(nil),       // 26: pgfleet.stock.v1.GetLatestPricesResponse
-	(*ListRecommendationsRequest)(nil),    // 27: pgfleet.stock.v1.ListRecommendationsRequest
-	(*ListRecommendationsResponse)(nil),   // 28: pgfleet.stock.v1.ListRecommendationsResponse
-	(*UpsertRecommendationsRequest)(nil),  // 29: pgfleet.stock.v1.UpsertRecommendationsRequest
-	(*UpsertRecommendationsResponse)(nil), // 30: pgfleet.stock.v1.UpsertRecommendationsResponse
-	(*WatchLatestPricesRequest)(nil),      // 31: pgfleet.stock.v1.WatchLatestPricesRequest
-	(*WatchLatestPricesResponse)(nil),     // 32: pgfleet.stock.v1.WatchLatestPricesResponse
-	(*WatchStockEventsRequest)(nil),       // 33: pgfleet.stock.v1.WatchStockEventsRequest
-	(*WatchStockEventsResponse)(nil),      // 34: pgfleet.stock.v1.WatchStockEventsResponse
-	(*LatestPriceChanged)(nil),            // 35: pgfleet.stock.v1.LatestPriceChanged
-	(*StockChanged)(nil),                  // 36: pgfleet.stock.v1.StockChanged
-	(*StockDeleted)(nil),                  // 37: pgfleet.stock.v1.StockDeleted
-	(*RecommendationChanged)(nil),         // 38: pgfleet.stock.v1.RecommendationChanged
-	(*timestamppb.Timestamp)(nil),         // 39: google.protobuf.Timestamp
-	(*v1.Event)(nil),                      // 40: pgfleet.ops.v1.Event
+	(Action)(0),                               // 0: pgfleet.stock.v1.Action
+	(Interval)(0),                             // 1: pgfleet.stock.v1.Interval
+	(*Stock)(nil),                             // 2: pgfleet.stock.v1.Stock
+	(*Price)(nil),                             // 3: pgfleet.stock.v1.Price
+	(*Recommendation)(nil),                    // 4: pgfleet.stock.v1.Recommendation
+	(*PastRecommendation)(nil),                // 5: pgfleet.stock.v1.PastRecommendation
+	(*GetStockRequest)(nil),                   // 6: pgfleet.stock.v1.GetStockRequest
+	(*GetStockResponse)(nil),                  // 7: pgfleet.stock.v1.GetStockResponse
+	(*ListStocksRequest)(nil),                 // 8: pgfleet.stock.v1.ListStocksRequest
+	(*ListStocksResponse)(nil),                // 9: pgfleet.stock.v1.ListStocksResponse
+	(*BatchGetStocksRequest)(nil),             // 10: pgfleet.stock.v1.BatchGetStocksRequest
+	(*BatchGetStocksResponse)(nil),            // 11: pgfleet.stock.v1.BatchGetStocksResponse
+	(*UpsertStocksRequest)(nil),               // 12: pgfleet.stock.v1.UpsertStocksRequest
+	(*UpsertStocksResponse)(nil),              // 13: pgfleet.stock.v1.UpsertStocksResponse
+	(*DeleteStockRequest)(nil),                // 14: pgfleet.stock.v1.DeleteStockRequest
+	(*DeleteStockResponse)(nil),               // 15: pgfleet.stock.v1.DeleteStockResponse
+	(*IngestPricesRequest)(nil),               // 16: pgfleet.stock.v1.IngestPricesRequest
+	(*AppendOnly)(nil),                        // 17: pgfleet.stock.v1.AppendOnly
+	(*IngestPricesResponse)(nil),              // 18: pgfleet.stock.v1.IngestPricesResponse
+	(*ListPricesRequest)(nil),                 // 19: pgfleet.stock.v1.ListPricesRequest
+	(*ListPricesResponse)(nil),                // 20: pgfleet.stock.v1.ListPricesResponse
+	(*ListBarsRequest)(nil),                   // 21: pgfleet.stock.v1.ListBarsRequest
+	(*ListBarsResponse)(nil),                  // 22: pgfleet.stock.v1.ListBarsResponse
+	(*Bar)(nil),                               // 23: pgfleet.stock.v1.Bar
+	(*StreamPricesRequest)(nil),               // 24: pgfleet.stock.v1.StreamPricesRequest
+	(*StreamPricesResponse)(nil),              // 25: pgfleet.stock.v1.StreamPricesResponse
+	(*GetLatestPricesRequest)(nil),            // 26: pgfleet.stock.v1.GetLatestPricesRequest
+	(*GetLatestPricesResponse)(nil),           // 27: pgfleet.stock.v1.GetLatestPricesResponse
+	(*ListRecommendationsRequest)(nil),        // 28: pgfleet.stock.v1.ListRecommendationsRequest
+	(*ListRecommendationsResponse)(nil),       // 29: pgfleet.stock.v1.ListRecommendationsResponse
+	(*UpsertRecommendationsRequest)(nil),      // 30: pgfleet.stock.v1.UpsertRecommendationsRequest
+	(*UpsertRecommendationsResponse)(nil),     // 31: pgfleet.stock.v1.UpsertRecommendationsResponse
+	(*ListRecommendationHistoryRequest)(nil),  // 32: pgfleet.stock.v1.ListRecommendationHistoryRequest
+	(*ListRecommendationHistoryResponse)(nil), // 33: pgfleet.stock.v1.ListRecommendationHistoryResponse
+	(*WatchLatestPricesRequest)(nil),          // 34: pgfleet.stock.v1.WatchLatestPricesRequest
+	(*WatchLatestPricesResponse)(nil),         // 35: pgfleet.stock.v1.WatchLatestPricesResponse
+	(*WatchStockEventsRequest)(nil),           // 36: pgfleet.stock.v1.WatchStockEventsRequest
+	(*WatchStockEventsResponse)(nil),          // 37: pgfleet.stock.v1.WatchStockEventsResponse
+	(*LatestPriceChanged)(nil),                // 38: pgfleet.stock.v1.LatestPriceChanged
+	(*StockChanged)(nil),                      // 39: pgfleet.stock.v1.StockChanged
+	(*StockDeleted)(nil),                      // 40: pgfleet.stock.v1.StockDeleted
+	(*RecommendationChanged)(nil),             // 41: pgfleet.stock.v1.RecommendationChanged
+	(*timestamppb.Timestamp)(nil),             // 42: google.protobuf.Timestamp
+	(*v1.Event)(nil),                          // 43: pgfleet.ops.v1.Event
 }
 var file_pgfleet_stock_v1_stock_proto_depIdxs = []int32{
-	39, // 0: pgfleet.stock.v1.Stock.create_time:type_name -> google.protobuf.Timestamp
-	39, // 1: pgfleet.stock.v1.Stock.update_time:type_name -> google.protobuf.Timestamp
-	39, // 2: pgfleet.stock.v1.Price.time:type_name -> google.protobuf.Timestamp
-	39, // 3: pgfleet.stock.v1.Price.delist_time:type_name -> google.protobuf.Timestamp
+	42, // 0: pgfleet.stock.v1.Stock.create_time:type_name -> google.protobuf.Timestamp
+	42, // 1: pgfleet.stock.v1.Stock.update_time:type_name -> google.protobuf.Timestamp
+	42, // 2: pgfleet.stock.v1.Price.time:type_name -> google.protobuf.Timestamp
+	42, // 3: pgfleet.stock.v1.Price.delist_time:type_name -> google.protobuf.Timestamp
 	0,  // 4: pgfleet.stock.v1.Recommendation.action:type_name -> pgfleet.stock.v1.Action
-	39, // 5: pgfleet.stock.v1.Recommendation.create_time:type_name -> google.protobuf.Timestamp
-	39, // 6: pgfleet.stock.v1.Recommendation.update_time:type_name -> google.protobuf.Timestamp
-	2,  // 7: pgfleet.stock.v1.GetStockResponse.stock:type_name -> pgfleet.stock.v1.Stock
-	2,  // 8: pgfleet.stock.v1.ListStocksResponse.stocks:type_name -> pgfleet.stock.v1.Stock
-	2,  // 9: pgfleet.stock.v1.BatchGetStocksResponse.stocks:type_name -> pgfleet.stock.v1.Stock
-	2,  // 10: pgfleet.stock.v1.UpsertStocksRequest.stocks:type_name -> pgfleet.stock.v1.Stock
-	3,  // 11: pgfleet.stock.v1.IngestPricesRequest.prices:type_name -> pgfleet.stock.v1.Price
-	16, // 12: pgfleet.stock.v1.IngestPricesRequest.append_only:type_name -> pgfleet.stock.v1.AppendOnly
-	39, // 13: pgfleet.stock.v1.ListPricesRequest.start_time:type_name -> google.protobuf.Timestamp
-	39, // 14: pgfleet.stock.v1.ListPricesRequest.end_time:type_name -> google.protobuf.Timestamp
-	3,  // 15: pgfleet.stock.v1.ListPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
-	1,  // 16: pgfleet.stock.v1.ListBarsRequest.interval:type_name -> pgfleet.stock.v1.Interval
-	39, // 17: pgfleet.stock.v1.ListBarsRequest.start_time:type_name -> google.protobuf.Timestamp
-	39, // 18: pgfleet.stock.v1.ListBarsRequest.end_time:type_name -> google.protobuf.Timestamp
-	22, // 19: pgfleet.stock.v1.ListBarsResponse.bars:type_name -> pgfleet.stock.v1.Bar
-	39, // 20: pgfleet.stock.v1.Bar.start_time:type_name -> google.protobuf.Timestamp
-	39, // 21: pgfleet.stock.v1.StreamPricesRequest.start_time:type_name -> google.protobuf.Timestamp
-	39, // 22: pgfleet.stock.v1.StreamPricesRequest.end_time:type_name -> google.protobuf.Timestamp
-	3,  // 23: pgfleet.stock.v1.StreamPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
-	3,  // 24: pgfleet.stock.v1.GetLatestPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
-	4,  // 25: pgfleet.stock.v1.ListRecommendationsResponse.recommendations:type_name -> pgfleet.stock.v1.Recommendation
-	4,  // 26: pgfleet.stock.v1.UpsertRecommendationsRequest.recommendations:type_name -> pgfleet.stock.v1.Recommendation
-	3,  // 27: pgfleet.stock.v1.WatchLatestPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
-	40, // 28: pgfleet.stock.v1.WatchStockEventsResponse.events:type_name -> pgfleet.ops.v1.Event
-	3,  // 29: pgfleet.stock.v1.LatestPriceChanged.price:type_name -> pgfleet.stock.v1.Price
-	2,  // 30: pgfleet.stock.v1.StockChanged.stock:type_name -> pgfleet.stock.v1.Stock
-	39, // 31: pgfleet.stock.v1.StockDeleted.delist_time:type_name -> google.protobuf.Timestamp
-	4,  // 32: pgfleet.stock.v1.RecommendationChanged.recommendation:type_name -> pgfleet.stock.v1.Recommendation
-	5,  // 33: pgfleet.stock.v1.StockService.GetStock:input_type -> pgfleet.stock.v1.GetStockRequest
-	7,  // 34: pgfleet.stock.v1.StockService.ListStocks:input_type -> pgfleet.stock.v1.ListStocksRequest
-	9,  // 35: pgfleet.stock.v1.StockService.BatchGetStocks:input_type -> pgfleet.stock.v1.BatchGetStocksRequest
-	11, // 36: pgfleet.stock.v1.StockService.UpsertStocks:input_type -> pgfleet.stock.v1.UpsertStocksRequest
-	13, // 37: pgfleet.stock.v1.StockService.DeleteStock:input_type -> pgfleet.stock.v1.DeleteStockRequest
-	15, // 38: pgfleet.stock.v1.StockService.IngestPrices:input_type -> pgfleet.stock.v1.IngestPricesRequest
-	18, // 39: pgfleet.stock.v1.StockService.ListPrices:input_type -> pgfleet.stock.v1.ListPricesRequest
-	20, // 40: pgfleet.stock.v1.StockService.ListBars:input_type -> pgfleet.stock.v1.ListBarsRequest
-	23, // 41: pgfleet.stock.v1.StockService.StreamPrices:input_type -> pgfleet.stock.v1.StreamPricesRequest
-	25, // 42: pgfleet.stock.v1.StockService.GetLatestPrices:input_type -> pgfleet.stock.v1.GetLatestPricesRequest
-	27, // 43: pgfleet.stock.v1.StockService.ListRecommendations:input_type -> pgfleet.stock.v1.ListRecommendationsRequest
-	29, // 44: pgfleet.stock.v1.StockService.UpsertRecommendations:input_type -> pgfleet.stock.v1.UpsertRecommendationsRequest
-	31, // 45: pgfleet.stock.v1.StockService.WatchLatestPrices:input_type -> pgfleet.stock.v1.WatchLatestPricesRequest
-	33, // 46: pgfleet.stock.v1.StockService.WatchStockEvents:input_type -> pgfleet.stock.v1.WatchStockEventsRequest
-	6,  // 47: pgfleet.stock.v1.StockService.GetStock:output_type -> pgfleet.stock.v1.GetStockResponse
-	8,  // 48: pgfleet.stock.v1.StockService.ListStocks:output_type -> pgfleet.stock.v1.ListStocksResponse
-	10, // 49: pgfleet.stock.v1.StockService.BatchGetStocks:output_type -> pgfleet.stock.v1.BatchGetStocksResponse
-	12, // 50: pgfleet.stock.v1.StockService.UpsertStocks:output_type -> pgfleet.stock.v1.UpsertStocksResponse
-	14, // 51: pgfleet.stock.v1.StockService.DeleteStock:output_type -> pgfleet.stock.v1.DeleteStockResponse
-	17, // 52: pgfleet.stock.v1.StockService.IngestPrices:output_type -> pgfleet.stock.v1.IngestPricesResponse
-	19, // 53: pgfleet.stock.v1.StockService.ListPrices:output_type -> pgfleet.stock.v1.ListPricesResponse
-	21, // 54: pgfleet.stock.v1.StockService.ListBars:output_type -> pgfleet.stock.v1.ListBarsResponse
-	24, // 55: pgfleet.stock.v1.StockService.StreamPrices:output_type -> pgfleet.stock.v1.StreamPricesResponse
-	26, // 56: pgfleet.stock.v1.StockService.GetLatestPrices:output_type -> pgfleet.stock.v1.GetLatestPricesResponse
-	28, // 57: pgfleet.stock.v1.StockService.ListRecommendations:output_type -> pgfleet.stock.v1.ListRecommendationsResponse
-	30, // 58: pgfleet.stock.v1.StockService.UpsertRecommendations:output_type -> pgfleet.stock.v1.UpsertRecommendationsResponse
-	32, // 59: pgfleet.stock.v1.StockService.WatchLatestPrices:output_type -> pgfleet.stock.v1.WatchLatestPricesResponse
-	34, // 60: pgfleet.stock.v1.StockService.WatchStockEvents:output_type -> pgfleet.stock.v1.WatchStockEventsResponse
-	47, // [47:61] is the sub-list for method output_type
-	33, // [33:47] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	42, // 5: pgfleet.stock.v1.Recommendation.create_time:type_name -> google.protobuf.Timestamp
+	42, // 6: pgfleet.stock.v1.Recommendation.update_time:type_name -> google.protobuf.Timestamp
+	42, // 7: pgfleet.stock.v1.Recommendation.predict_time:type_name -> google.protobuf.Timestamp
+	0,  // 8: pgfleet.stock.v1.PastRecommendation.action:type_name -> pgfleet.stock.v1.Action
+	42, // 9: pgfleet.stock.v1.PastRecommendation.predict_time:type_name -> google.protobuf.Timestamp
+	42, // 10: pgfleet.stock.v1.PastRecommendation.record_time:type_name -> google.protobuf.Timestamp
+	2,  // 11: pgfleet.stock.v1.GetStockResponse.stock:type_name -> pgfleet.stock.v1.Stock
+	2,  // 12: pgfleet.stock.v1.ListStocksResponse.stocks:type_name -> pgfleet.stock.v1.Stock
+	2,  // 13: pgfleet.stock.v1.BatchGetStocksResponse.stocks:type_name -> pgfleet.stock.v1.Stock
+	2,  // 14: pgfleet.stock.v1.UpsertStocksRequest.stocks:type_name -> pgfleet.stock.v1.Stock
+	3,  // 15: pgfleet.stock.v1.IngestPricesRequest.prices:type_name -> pgfleet.stock.v1.Price
+	17, // 16: pgfleet.stock.v1.IngestPricesRequest.append_only:type_name -> pgfleet.stock.v1.AppendOnly
+	42, // 17: pgfleet.stock.v1.ListPricesRequest.start_time:type_name -> google.protobuf.Timestamp
+	42, // 18: pgfleet.stock.v1.ListPricesRequest.end_time:type_name -> google.protobuf.Timestamp
+	3,  // 19: pgfleet.stock.v1.ListPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
+	1,  // 20: pgfleet.stock.v1.ListBarsRequest.interval:type_name -> pgfleet.stock.v1.Interval
+	42, // 21: pgfleet.stock.v1.ListBarsRequest.start_time:type_name -> google.protobuf.Timestamp
+	42, // 22: pgfleet.stock.v1.ListBarsRequest.end_time:type_name -> google.protobuf.Timestamp
+	23, // 23: pgfleet.stock.v1.ListBarsResponse.bars:type_name -> pgfleet.stock.v1.Bar
+	42, // 24: pgfleet.stock.v1.Bar.start_time:type_name -> google.protobuf.Timestamp
+	42, // 25: pgfleet.stock.v1.StreamPricesRequest.start_time:type_name -> google.protobuf.Timestamp
+	42, // 26: pgfleet.stock.v1.StreamPricesRequest.end_time:type_name -> google.protobuf.Timestamp
+	3,  // 27: pgfleet.stock.v1.StreamPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
+	3,  // 28: pgfleet.stock.v1.GetLatestPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
+	4,  // 29: pgfleet.stock.v1.ListRecommendationsResponse.recommendations:type_name -> pgfleet.stock.v1.Recommendation
+	4,  // 30: pgfleet.stock.v1.UpsertRecommendationsRequest.recommendations:type_name -> pgfleet.stock.v1.Recommendation
+	5,  // 31: pgfleet.stock.v1.ListRecommendationHistoryResponse.recommendations:type_name -> pgfleet.stock.v1.PastRecommendation
+	3,  // 32: pgfleet.stock.v1.WatchLatestPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
+	43, // 33: pgfleet.stock.v1.WatchStockEventsResponse.events:type_name -> pgfleet.ops.v1.Event
+	3,  // 34: pgfleet.stock.v1.LatestPriceChanged.price:type_name -> pgfleet.stock.v1.Price
+	2,  // 35: pgfleet.stock.v1.StockChanged.stock:type_name -> pgfleet.stock.v1.Stock
+	42, // 36: pgfleet.stock.v1.StockDeleted.delist_time:type_name -> google.protobuf.Timestamp
+	4,  // 37: pgfleet.stock.v1.RecommendationChanged.recommendation:type_name -> pgfleet.stock.v1.Recommendation
+	6,  // 38: pgfleet.stock.v1.StockService.GetStock:input_type -> pgfleet.stock.v1.GetStockRequest
+	8,  // 39: pgfleet.stock.v1.StockService.ListStocks:input_type -> pgfleet.stock.v1.ListStocksRequest
+	10, // 40: pgfleet.stock.v1.StockService.BatchGetStocks:input_type -> pgfleet.stock.v1.BatchGetStocksRequest
+	12, // 41: pgfleet.stock.v1.StockService.UpsertStocks:input_type -> pgfleet.stock.v1.UpsertStocksRequest
+	14, // 42: pgfleet.stock.v1.StockService.DeleteStock:input_type -> pgfleet.stock.v1.DeleteStockRequest
+	16, // 43: pgfleet.stock.v1.StockService.IngestPrices:input_type -> pgfleet.stock.v1.IngestPricesRequest
+	19, // 44: pgfleet.stock.v1.StockService.ListPrices:input_type -> pgfleet.stock.v1.ListPricesRequest
+	21, // 45: pgfleet.stock.v1.StockService.ListBars:input_type -> pgfleet.stock.v1.ListBarsRequest
+	24, // 46: pgfleet.stock.v1.StockService.StreamPrices:input_type -> pgfleet.stock.v1.StreamPricesRequest
+	26, // 47: pgfleet.stock.v1.StockService.GetLatestPrices:input_type -> pgfleet.stock.v1.GetLatestPricesRequest
+	28, // 48: pgfleet.stock.v1.StockService.ListRecommendations:input_type -> pgfleet.stock.v1.ListRecommendationsRequest
+	30, // 49: pgfleet.stock.v1.StockService.UpsertRecommendations:input_type -> pgfleet.stock.v1.UpsertRecommendationsRequest
+	32, // 50: pgfleet.stock.v1.StockService.ListRecommendationHistory:input_type -> pgfleet.stock.v1.ListRecommendationHistoryRequest
+	34, // 51: pgfleet.stock.v1.StockService.WatchLatestPrices:input_type -> pgfleet.stock.v1.WatchLatestPricesRequest
+	36, // 52: pgfleet.stock.v1.StockService.WatchStockEvents:input_type -> pgfleet.stock.v1.WatchStockEventsRequest
+	7,  // 53: pgfleet.stock.v1.StockService.GetStock:output_type -> pgfleet.stock.v1.GetStockResponse
+	9,  // 54: pgfleet.stock.v1.StockService.ListStocks:output_type -> pgfleet.stock.v1.ListStocksResponse
+	11, // 55: pgfleet.stock.v1.StockService.BatchGetStocks:output_type -> pgfleet.stock.v1.BatchGetStocksResponse
+	13, // 56: pgfleet.stock.v1.StockService.UpsertStocks:output_type -> pgfleet.stock.v1.UpsertStocksResponse
+	15, // 57: pgfleet.stock.v1.StockService.DeleteStock:output_type -> pgfleet.stock.v1.DeleteStockResponse
+	18, // 58: pgfleet.stock.v1.StockService.IngestPrices:output_type -> pgfleet.stock.v1.IngestPricesResponse
+	20, // 59: pgfleet.stock.v1.StockService.ListPrices:output_type -> pgfleet.stock.v1.ListPricesResponse
+	22, // 60: pgfleet.stock.v1.StockService.ListBars:output_type -> pgfleet.stock.v1.ListBarsResponse
+	25, // 61: pgfleet.stock.v1.StockService.StreamPrices:output_type -> pgfleet.stock.v1.StreamPricesResponse
+	27, // 62: pgfleet.stock.v1.StockService.GetLatestPrices:output_type -> pgfleet.stock.v1.GetLatestPricesResponse
+	29, // 63: pgfleet.stock.v1.StockService.ListRecommendations:output_type -> pgfleet.stock.v1.ListRecommendationsResponse
+	31, // 64: pgfleet.stock.v1.StockService.UpsertRecommendations:output_type -> pgfleet.stock.v1.UpsertRecommendationsResponse
+	33, // 65: pgfleet.stock.v1.StockService.ListRecommendationHistory:output_type -> pgfleet.stock.v1.ListRecommendationHistoryResponse
+	35, // 66: pgfleet.stock.v1.StockService.WatchLatestPrices:output_type -> pgfleet.stock.v1.WatchLatestPricesResponse
+	37, // 67: pgfleet.stock.v1.StockService.WatchStockEvents:output_type -> pgfleet.stock.v1.WatchStockEventsResponse
+	53, // [53:68] is the sub-list for method output_type
+	38, // [38:53] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_pgfleet_stock_v1_stock_proto_init() }
@@ -2793,7 +3100,7 @@ func file_pgfleet_stock_v1_stock_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pgfleet_stock_v1_stock_proto_rawDesc), len(file_pgfleet_stock_v1_stock_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   37,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

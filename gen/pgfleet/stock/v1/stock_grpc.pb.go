@@ -21,20 +21,21 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	StockService_GetStock_FullMethodName              = "/pgfleet.stock.v1.StockService/GetStock"
-	StockService_ListStocks_FullMethodName            = "/pgfleet.stock.v1.StockService/ListStocks"
-	StockService_BatchGetStocks_FullMethodName        = "/pgfleet.stock.v1.StockService/BatchGetStocks"
-	StockService_UpsertStocks_FullMethodName          = "/pgfleet.stock.v1.StockService/UpsertStocks"
-	StockService_DeleteStock_FullMethodName           = "/pgfleet.stock.v1.StockService/DeleteStock"
-	StockService_IngestPrices_FullMethodName          = "/pgfleet.stock.v1.StockService/IngestPrices"
-	StockService_ListPrices_FullMethodName            = "/pgfleet.stock.v1.StockService/ListPrices"
-	StockService_ListBars_FullMethodName              = "/pgfleet.stock.v1.StockService/ListBars"
-	StockService_StreamPrices_FullMethodName          = "/pgfleet.stock.v1.StockService/StreamPrices"
-	StockService_GetLatestPrices_FullMethodName       = "/pgfleet.stock.v1.StockService/GetLatestPrices"
-	StockService_ListRecommendations_FullMethodName   = "/pgfleet.stock.v1.StockService/ListRecommendations"
-	StockService_UpsertRecommendations_FullMethodName = "/pgfleet.stock.v1.StockService/UpsertRecommendations"
-	StockService_WatchLatestPrices_FullMethodName     = "/pgfleet.stock.v1.StockService/WatchLatestPrices"
-	StockService_WatchStockEvents_FullMethodName      = "/pgfleet.stock.v1.StockService/WatchStockEvents"
+	StockService_GetStock_FullMethodName                  = "/pgfleet.stock.v1.StockService/GetStock"
+	StockService_ListStocks_FullMethodName                = "/pgfleet.stock.v1.StockService/ListStocks"
+	StockService_BatchGetStocks_FullMethodName            = "/pgfleet.stock.v1.StockService/BatchGetStocks"
+	StockService_UpsertStocks_FullMethodName              = "/pgfleet.stock.v1.StockService/UpsertStocks"
+	StockService_DeleteStock_FullMethodName               = "/pgfleet.stock.v1.StockService/DeleteStock"
+	StockService_IngestPrices_FullMethodName              = "/pgfleet.stock.v1.StockService/IngestPrices"
+	StockService_ListPrices_FullMethodName                = "/pgfleet.stock.v1.StockService/ListPrices"
+	StockService_ListBars_FullMethodName                  = "/pgfleet.stock.v1.StockService/ListBars"
+	StockService_StreamPrices_FullMethodName              = "/pgfleet.stock.v1.StockService/StreamPrices"
+	StockService_GetLatestPrices_FullMethodName           = "/pgfleet.stock.v1.StockService/GetLatestPrices"
+	StockService_ListRecommendations_FullMethodName       = "/pgfleet.stock.v1.StockService/ListRecommendations"
+	StockService_UpsertRecommendations_FullMethodName     = "/pgfleet.stock.v1.StockService/UpsertRecommendations"
+	StockService_ListRecommendationHistory_FullMethodName = "/pgfleet.stock.v1.StockService/ListRecommendationHistory"
+	StockService_WatchLatestPrices_FullMethodName         = "/pgfleet.stock.v1.StockService/WatchLatestPrices"
+	StockService_WatchStockEvents_FullMethodName          = "/pgfleet.stock.v1.StockService/WatchStockEvents"
 )
 
 // StockServiceClient is the client API for StockService service.
@@ -91,8 +92,15 @@ type StockServiceClient interface {
 	GetLatestPrices(ctx context.Context, in *GetLatestPricesRequest, opts ...grpc.CallOption) (*GetLatestPricesResponse, error)
 	// ListRecommendations returns a page of recommendations matching a filter.
 	ListRecommendations(ctx context.Context, in *ListRecommendationsRequest, opts ...grpc.CallOption) (*ListRecommendationsResponse, error)
-	// UpsertRecommendations records each source's current recommendation for a stock.
+	// UpsertRecommendations records each source's current recommendation for a stock, and
+	// appends each prediction to the recommendation history (ListRecommendationHistory) in the
+	// same transaction. A retry is safe: history holds one prediction per (symbol, source,
+	// predict_time) and skips a repeat, and a recommendation without predict_time is appended
+	// only when it inserts or changes the current one, which its repeat does not.
 	UpsertRecommendations(ctx context.Context, in *UpsertRecommendationsRequest, opts ...grpc.CallOption) (*UpsertRecommendationsResponse, error)
+	// ListRecommendationHistory returns a page of past predictions, newest first by default:
+	// every recommendation UpsertRecommendations appended, never overwritten.
+	ListRecommendationHistory(ctx context.Context, in *ListRecommendationHistoryRequest, opts ...grpc.CallOption) (*ListRecommendationHistoryResponse, error)
 	// WatchLatestPrices streams the latest price of each requested symbol as it changes. The
 	// first message holds every requested symbol that has a price (as GetLatestPrices); each
 	// later one holds the symbols whose latest price changed since the message before, each
@@ -251,6 +259,16 @@ func (c *stockServiceClient) UpsertRecommendations(ctx context.Context, in *Upse
 	return out, nil
 }
 
+func (c *stockServiceClient) ListRecommendationHistory(ctx context.Context, in *ListRecommendationHistoryRequest, opts ...grpc.CallOption) (*ListRecommendationHistoryResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListRecommendationHistoryResponse)
+	err := c.cc.Invoke(ctx, StockService_ListRecommendationHistory_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *stockServiceClient) WatchLatestPrices(ctx context.Context, in *WatchLatestPricesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchLatestPricesResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &StockService_ServiceDesc.Streams[2], StockService_WatchLatestPrices_FullMethodName, cOpts...)
@@ -343,8 +361,15 @@ type StockServiceServer interface {
 	GetLatestPrices(context.Context, *GetLatestPricesRequest) (*GetLatestPricesResponse, error)
 	// ListRecommendations returns a page of recommendations matching a filter.
 	ListRecommendations(context.Context, *ListRecommendationsRequest) (*ListRecommendationsResponse, error)
-	// UpsertRecommendations records each source's current recommendation for a stock.
+	// UpsertRecommendations records each source's current recommendation for a stock, and
+	// appends each prediction to the recommendation history (ListRecommendationHistory) in the
+	// same transaction. A retry is safe: history holds one prediction per (symbol, source,
+	// predict_time) and skips a repeat, and a recommendation without predict_time is appended
+	// only when it inserts or changes the current one, which its repeat does not.
 	UpsertRecommendations(context.Context, *UpsertRecommendationsRequest) (*UpsertRecommendationsResponse, error)
+	// ListRecommendationHistory returns a page of past predictions, newest first by default:
+	// every recommendation UpsertRecommendations appended, never overwritten.
+	ListRecommendationHistory(context.Context, *ListRecommendationHistoryRequest) (*ListRecommendationHistoryResponse, error)
 	// WatchLatestPrices streams the latest price of each requested symbol as it changes. The
 	// first message holds every requested symbol that has a price (as GetLatestPrices); each
 	// later one holds the symbols whose latest price changed since the message before, each
@@ -406,6 +431,9 @@ func (UnimplementedStockServiceServer) ListRecommendations(context.Context, *Lis
 }
 func (UnimplementedStockServiceServer) UpsertRecommendations(context.Context, *UpsertRecommendationsRequest) (*UpsertRecommendationsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method UpsertRecommendations not implemented")
+}
+func (UnimplementedStockServiceServer) ListRecommendationHistory(context.Context, *ListRecommendationHistoryRequest) (*ListRecommendationHistoryResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListRecommendationHistory not implemented")
 }
 func (UnimplementedStockServiceServer) WatchLatestPrices(*WatchLatestPricesRequest, grpc.ServerStreamingServer[WatchLatestPricesResponse]) error {
 	return status.Error(codes.Unimplemented, "method WatchLatestPrices not implemented")
@@ -632,6 +660,24 @@ func _StockService_UpsertRecommendations_Handler(srv interface{}, ctx context.Co
 	return interceptor(ctx, in, info, handler)
 }
 
+func _StockService_ListRecommendationHistory_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListRecommendationHistoryRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StockServiceServer).ListRecommendationHistory(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: StockService_ListRecommendationHistory_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StockServiceServer).ListRecommendationHistory(ctx, req.(*ListRecommendationHistoryRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _StockService_WatchLatestPrices_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(WatchLatestPricesRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -700,6 +746,10 @@ var StockService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "UpsertRecommendations",
 			Handler:    _StockService_UpsertRecommendations_Handler,
+		},
+		{
+			MethodName: "ListRecommendationHistory",
+			Handler:    _StockService_ListRecommendationHistory_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -60,14 +60,30 @@ func toPrice(p *store.Price) *stockv1.Price {
 
 func toRecommendation(r store.Recommendation) *stockv1.Recommendation {
 	return &stockv1.Recommendation{
-		Symbol:      r.Symbol,
-		Source:      r.Source,
-		Action:      stockv1.Action(stockv1.Action_value[r.Action]),
-		TargetPrice: decimal.Trim(r.TargetPrice),
-		Confidence:  r.Confidence,
-		Rationale:   r.Rationale,
-		CreateTime:  timestamppb.New(r.CreateTime),
-		UpdateTime:  timestamppb.New(r.UpdateTime),
+		Symbol:       r.Symbol,
+		Source:       r.Source,
+		Action:       stockv1.Action(stockv1.Action_value[r.Action]),
+		TargetPrice:  decimal.Trim(r.TargetPrice),
+		Confidence:   r.Confidence,
+		Rationale:    r.Rationale,
+		CreateTime:   timestamppb.New(r.CreateTime),
+		UpdateTime:   timestamppb.New(r.UpdateTime),
+		ModelVersion: r.ModelVersion,
+		PredictTime:  timestamppb.New(r.PredictTime),
+	}
+}
+
+func toPastRecommendation(r store.PastRecommendation) *stockv1.PastRecommendation {
+	return &stockv1.PastRecommendation{
+		Symbol:       r.Symbol,
+		Source:       r.Source,
+		ModelVersion: r.ModelVersion,
+		Action:       stockv1.Action(stockv1.Action_value[r.Action]),
+		TargetPrice:  decimal.Trim(r.TargetPrice),
+		Confidence:   r.Confidence,
+		Rationale:    r.Rationale,
+		PredictTime:  timestamppb.New(r.PredictTime),
+		RecordTime:   timestamppb.New(r.RecordTime),
 	}
 }
 
@@ -80,7 +96,18 @@ func fromRecommendation(r *stockv1.Recommendation) store.Recommendation {
 		TargetPrice: r.GetTargetPrice(), // validated; "" stores NULL
 		Confidence:  r.GetConfidence(),
 		Rationale:   r.GetRationale(),
+		// Validated; unset stays the zero time, which the store reads as the write's time.
+		ModelVersion: r.GetModelVersion(),
+		PredictTime:  predictTime(r.GetPredictTime()),
 	}
+}
+
+// predictTime returns a validated predict_time, or the zero time if it is unset.
+func predictTime(ts *timestamppb.Timestamp) time.Time {
+	if ts == nil {
+		return time.Time{}
+	}
+	return ts.AsTime()
 }
 
 // validDecimal reports whether s is a non-negative decimal numeric(20, 6) stores without

@@ -15,12 +15,14 @@ type lists struct {
 	recommendations query.Schema[store.Recommendation]
 	prices          query.Schema[store.Price]
 	bars            query.Schema[store.Bar]
+	history         query.Schema[store.PastRecommendation]
 }
 
 func newLists(tokenKey string) lists {
 	type (
-		st  = store.Stock
-		rec = store.Recommendation
+		st   = store.Stock
+		rec  = store.Recommendation
+		past = store.PastRecommendation
 	)
 	return lists{
 		stocks: query.Schema[st]{
@@ -49,6 +51,20 @@ func newLists(tokenKey string) lists {
 			},
 			Key:      []string{"symbol", "source"},
 			TokenKey: tokenKey,
+		},
+		// History walks time: predict_time is the only order (the key's index, or the symbol's or
+		// source's (x, predict_time, y) index under a filter on x); the key is unique.
+		history: query.Schema[past]{
+			Fields: []query.Field[past]{
+				{Name: "predict_time", Column: "predict_time", Type: query.Timestamp, Sortable: true, Value: func(r past) any { return r.PredictTime }},
+				{Name: "symbol", Column: "symbol", Type: query.String, Value: func(r past) any { return r.Symbol }},
+				{Name: "source", Column: "source", Type: query.String, Value: func(r past) any { return r.Source }},
+				{Name: "model_version", Column: "model_version", Type: query.String},
+				{Name: "action", Column: "action", Type: query.Enum, Enum: stockv1.Action(0).Type()},
+			},
+			Key:          []string{"predict_time", "symbol", "source"},
+			DefaultOrder: "predict_time desc",
+			TokenKey:     tokenKey,
 		},
 		// Prices have no filter: the request names the symbol and range, and pages walk time.
 		prices: query.Schema[store.Price]{

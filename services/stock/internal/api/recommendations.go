@@ -23,8 +23,19 @@ func (s *Server) ListRecommendations(ctx context.Context, req *stockv1.ListRecom
 	return &stockv1.ListRecommendationsResponse{Recommendations: recs, NextPageToken: next}, nil
 }
 
+// ListRecommendationHistory returns a page of past predictions, newest first by default.
+func (s *Server) ListRecommendationHistory(ctx context.Context, req *stockv1.ListRecommendationHistoryRequest) (*stockv1.ListRecommendationHistoryResponse, error) {
+	recs, next, err := query.List(ctx, s.retry, &s.lists.history, query.RequestOf(req, ""),
+		s.store.ListRecommendationHistory, toPastRecommendation)
+	if err != nil {
+		return nil, s.grpcError(ctx, err)
+	}
+	return &stockv1.ListRecommendationHistoryResponse{Recommendations: recs, NextPageToken: next}, nil
+}
+
 // UpsertRecommendations records recommendations in one transaction, with a
-// RecommendationChanged event per row inserted or replaced; every stock must exist.
+// RecommendationChanged event per row inserted or replaced; every stock must exist. The
+// store appends the predictions to the history in the same statement.
 func (s *Server) UpsertRecommendations(ctx context.Context, req *stockv1.UpsertRecommendationsRequest) (*stockv1.UpsertRecommendationsResponse, error) {
 	recs := make([]store.Recommendation, len(req.GetRecommendations()))
 	symbols := make([]string, len(recs))

@@ -3,6 +3,7 @@ package api
 import (
 	"fmt"
 	"math"
+	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -20,6 +21,9 @@ const (
 	maxTextLen      = 200
 	maxRationaleLen = 2000
 	maxWatchSymbols = 1000
+	maxVersionLen   = 100
+	// predictSkew is how far in the future a predict_time may be: clocks differ.
+	predictSkew = 5 * time.Minute
 )
 
 // Validate checks a request before its handler runs (the server's validation interceptor
@@ -54,7 +58,7 @@ func Validate(req any) error {
 		v.Check(r.GetBatchSize() >= 0 && r.GetBatchSize() <= maxStreamBatch, "batch_size", "must be 0 to %d, got %d", maxStreamBatch, r.GetBatchSize())
 	case *stockv1.UpsertRecommendationsRequest:
 		checkRecommendations(&v, r.GetRecommendations())
-	case *stockv1.ListStocksRequest, *stockv1.ListRecommendationsRequest:
+	case *stockv1.ListStocksRequest, *stockv1.ListRecommendationsRequest, *stockv1.ListRecommendationHistoryRequest:
 		// filter, order_by, page_size and page_token: pkg/query's.
 	case *stockv1.WatchLatestPricesRequest:
 		checkWatchSymbols(&v, r.GetSymbols())
@@ -176,5 +180,19 @@ func checkRecommendations(v *validate.Violations, recs []*stockv1.Recommendation
 		c := r.GetConfidence()
 		v.Check(!math.IsNaN(c) && c >= 0 && c <= 1, f("confidence"), "must be from 0 to 1, got %v", c)
 		checkText(v, f("rationale"), r.GetRationale(), false, maxRationaleLen, validate.MultiLine)
+		checkText(v, f("model_version"), r.GetModelVersion(), false, maxVersionLen, validate.SingleLine)
+		if pt := r.GetPredictTime(); pt != nil {
+			checkPredictTime(v, f("predict_time"), pt)
+		}
 	}
+}
+
+// checkPredictTime holds a prediction's time to 1970 up to a few minutes from now.
+func checkPredictTime(v *validate.Violations, field string, ts *timestamppb.Timestamp) {
+	if !v.Check(ts.IsValid(), field, "is not a valid timestamp") {
+		return
+	}
+	t := ts.AsTime()
+	v.Check(!t.Before(time.Unix(0, 0)), field, "must not be before 1970, got %s", t.Format(time.RFC3339))
+	v.Check(!t.After(time.Now().Add(predictSkew)), field, "must not be more than %s in the future, got %s", predictSkew, t.Format(time.RFC3339Nano))
 }
