@@ -2173,8 +2173,9 @@ type ListRecommendationHistoryRequest struct {
 	// AIP-160 filter over symbol, source, model_version, action and predict_time, e.g.
 	// `symbol = "AAPL" AND predict_time >= "2026-01-01T00:00:00Z"`.
 	Filter string `protobuf:"bytes,1,opt,name=filter,proto3" json:"filter,omitempty"`
-	// Sort order: "predict_time" or "predict_time desc"; symbol and source break ties.
-	// Default "predict_time desc".
+	// Sort order over predict_time, symbol and source, each ascending or "desc"; the fields not
+	// named follow in that order. Default "predict_time desc" (newest first, then symbol and
+	// source descending); "symbol, predict_time" walks each symbol's history in time.
 	OrderBy string `protobuf:"bytes,2,opt,name=order_by,json=orderBy,proto3" json:"order_by,omitempty"`
 	// Page size: default 50, at most 1000.
 	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`

@@ -36,7 +36,7 @@ func TestRecommendations(t *testing.T) {
 	}
 	want := []*stockv1.Recommendation{recs[2], recs[0]}
 	if diff := cmp.Diff(want, list.GetRecommendations(), protocmp.Transform(),
-		protocmp.IgnoreFields(&stockv1.Recommendation{}, "create_time", "update_time")); diff != "" {
+		protocmp.IgnoreFields(&stockv1.Recommendation{}, "create_time", "update_time", "predict_time")); diff != "" {
 		t.Errorf("ListRecommendations mismatch (-want +got):\n%s", diff)
 	}
 
