@@ -219,11 +219,11 @@ func TestRecommendationHistory_filterOrderPaging(t *testing.T) {
 		return n
 	}
 	for filter, keep := range map[string]func(*stockv1.PastRecommendation) bool{
-		`symbol = "S001"`:                         func(p *stockv1.PastRecommendation) bool { return p.GetSymbol() == "S001" },
-		`source = "arima"`:                        func(p *stockv1.PastRecommendation) bool { return p.GetSource() == "arima" },
-		`model_version = "v1"`:                    func(p *stockv1.PastRecommendation) bool { return p.GetModelVersion() == "v1" },
-		`action = ACTION_SELL`:                    func(p *stockv1.PastRecommendation) bool { return p.GetAction() == stockv1.Action_ACTION_SELL },
-		`predict_time >= "2026-01-04T00:00:00Z"`:  func(p *stockv1.PastRecommendation) bool { return !p.GetPredictTime().AsTime().Before(day(3).AsTime()) },
+		`symbol = "S001"`:                        func(p *stockv1.PastRecommendation) bool { return p.GetSymbol() == "S001" },
+		`source = "arima"`:                       func(p *stockv1.PastRecommendation) bool { return p.GetSource() == "arima" },
+		`model_version = "v1"`:                   func(p *stockv1.PastRecommendation) bool { return p.GetModelVersion() == "v1" },
+		`action = ACTION_SELL`:                   func(p *stockv1.PastRecommendation) bool { return p.GetAction() == stockv1.Action_ACTION_SELL },
+		`predict_time >= "2026-01-04T00:00:00Z"`: func(p *stockv1.PastRecommendation) bool { return !p.GetPredictTime().AsTime().Before(day(3).AsTime()) },
 		`symbol = "S002" AND source = "lgbm" AND predict_time < "2026-01-03T00:00:00Z"`: func(p *stockv1.PastRecommendation) bool {
 			return p.GetSymbol() == "S002" && p.GetSource() == "lgbm" && p.GetPredictTime().AsTime().Before(day(2).AsTime())
 		},
@@ -259,8 +259,10 @@ func TestRecommendationHistory_badInput(t *testing.T) {
 		"long model_version":         func(r *stockv1.Recommendation) { r.ModelVersion = strings.Repeat("v", 101) },
 		"control in model_version":   func(r *stockv1.Recommendation) { r.ModelVersion = "v1\n" },
 		"predict_time in the future": func(r *stockv1.Recommendation) { r.PredictTime = timestamppb.New(time.Now().Add(time.Hour)) },
-		"predict_time before 1970":   func(r *stockv1.Recommendation) { r.PredictTime = timestamppb.New(time.Date(1969, 12, 31, 0, 0, 0, 0, time.UTC)) },
-		"invalid predict_time":       func(r *stockv1.Recommendation) { r.PredictTime = &timestamppb.Timestamp{Nanos: -1} },
+		"predict_time before 1970": func(r *stockv1.Recommendation) {
+			r.PredictTime = timestamppb.New(time.Date(1969, 12, 31, 0, 0, 0, 0, time.UTC))
+		},
+		"invalid predict_time": func(r *stockv1.Recommendation) { r.PredictTime = &timestamppb.Timestamp{Nanos: -1} },
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
