@@ -42,6 +42,9 @@ func TestPolicy(t *testing.T) {
 	if _, err := e.user.ListStocks(ctx, &stockv1.ListStocksRequest{}); err != nil {
 		t.Errorf("ListStocks without a token: %v", err)
 	}
+	if _, err := e.user.ListRecommendationHistory(ctx, &stockv1.ListRecommendationHistoryRequest{}); err != nil {
+		t.Errorf("ListRecommendationHistory without a token: %v", err)
+	}
 	// The watches are market data too.
 	prices, err := e.user.WatchLatestPrices(ctx, &stockv1.WatchLatestPricesRequest{Symbols: []string{"AAPL"}})
 	if err == nil {

@@ -217,6 +217,10 @@ func readCalls(client stockv1.StockServiceClient, primary *pgxpool.Pool) map[str
 			resp, err := client.ListRecommendations(ctx, &stockv1.ListRecommendationsRequest{}, opts...)
 			return apptest.Seen(resp), err
 		},
+		stockv1.StockService_ListRecommendationHistory_FullMethodName: func(ctx context.Context, opts ...grpc.CallOption) (string, error) {
+			resp, err := client.ListRecommendationHistory(ctx, &stockv1.ListRecommendationHistoryRequest{Filter: `symbol = "AAA"`}, opts...)
+			return apptest.Seen(resp), err
+		},
 	}
 }
 

@@ -46,6 +46,8 @@ func TestText_refused(t *testing.T) {
 		{"source_del", rec(func(r *stockv1.Recommendation) { r.Source = "a\x7f" }), "recommendations[0].source"},
 		{"rationale_nul", rec(func(r *stockv1.Recommendation) { r.Rationale = "Strong\x00 demand" }), "recommendations[0].rationale"},
 		{"rationale_control", rec(func(r *stockv1.Recommendation) { r.Rationale = "\x01" }), "recommendations[0].rationale"},
+		{"model_version_nul", rec(func(r *stockv1.Recommendation) { r.ModelVersion = "1.0\x00" }), "recommendations[0].model_version"},
+		{"model_version_newline", rec(func(r *stockv1.Recommendation) { r.ModelVersion = "1.0\n2" }), "recommendations[0].model_version"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
