@@ -52,6 +52,7 @@ func TestGateway(t *testing.T) {
 		{"stream_prices", testStreamPrices},
 		{"stream_errors", testStreamErrors},
 		{"list_bars", testListBars},
+		{"recommendation_history", testRecommendationHistory},
 		{"unknown_query_params", testUnknownQueryParams},
 		{"next_question", testNextQuestion},
 		{"patch_question", testPatchQuestion},

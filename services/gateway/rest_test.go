@@ -341,3 +341,68 @@ func testListBars(t *testing.T, e *env) {
 		wantError(t, e.gw.do(t, http.MethodGet, tt.path, ""), tt.wantHTTP, tt.wantCode)
 	}
 }
+
+// testRecommendationHistory posts two predictions of one model for AAPL (days apart, versions
+// 2026.1 and 2026.2) and a retry of the second through POST /v1/recommendations:upsert, then
+// reads GET /v1/recommendations:history: both predictions, newest first, with model_version
+// and predict_time in the JSON; the current view holds the second only. A bad filter, order or
+// predict_time is a 400.
+func testRecommendationHistory(t *testing.T, e *env) {
+	admin := bearer(t, "loader", "ingest")
+	post := func(version, day, action string) {
+		t.Helper()
+		body := fmt.Sprintf(`{"recommendations":[{"symbol":"AAPL","source":"gw-history-model","action":%q,"confidence":0.5,`+
+			`"model_version":%q,"predict_time":"2026-01-%sT00:00:00Z"}]}`, action, version, day)
+		if r := e.gw.do(t, http.MethodPost, "/v1/recommendations:upsert", body, admin...); r.code != http.StatusOK {
+			t.Fatalf("POST /v1/recommendations:upsert = %v, want 200", r)
+		}
+	}
+	post("2026.1", "05", "ACTION_BUY")
+	post("2026.2", "06", "ACTION_SELL")
+	post("2026.2", "06", "ACTION_SELL") // a retry
+	path := "/v1/recommendations:history?filter=" + url.QueryEscape(`source = "gw-history-model"`) + "&page_size=1"
+	var got []any
+	for path != "" {
+		r := e.gw.do(t, http.MethodGet, path, "")
+		if r.code != http.StatusOK {
+			t.Fatalf("GET %s = %v, want 200", path, r)
+		}
+		page := decode[map[string]any](t, r)
+		recs, _ := page["recommendations"].([]any)
+		for _, rec := range recs {
+			m := rec.(map[string]any)
+			if _, err := time.Parse(time.RFC3339Nano, fmt.Sprint(m["record_time"])); err != nil {
+				t.Errorf("record_time = %v, want an RFC 3339 time", m["record_time"])
+			}
+			delete(m, "record_time")
+			got = append(got, m)
+		}
+		path = ""
+		if next, _ := page["next_page_token"].(string); next != "" {
+			path = "/v1/recommendations:history?filter=" + url.QueryEscape(`source = "gw-history-model"`) + "&page_size=1&page_token=" + url.QueryEscape(next)
+		}
+	}
+	rec := func(version, day, action string) map[string]any {
+		return map[string]any{"symbol": "AAPL", "source": "gw-history-model", "model_version": version, "action": action,
+			"target_price": "", "confidence": 0.5, "rationale": "", "predict_time": "2026-01-" + day + "T00:00:00Z"}
+	}
+	if diff := cmp.Diff([]any{rec("2026.2", "06", "ACTION_SELL"), rec("2026.1", "05", "ACTION_BUY")}, got); diff != "" {
+		t.Errorf("history mismatch (-want +got):\n%s", diff)
+	}
+	cur := e.gw.do(t, http.MethodGet, "/v1/recommendations?filter="+url.QueryEscape(`source = "gw-history-model"`), "")
+	recs := decode[struct {
+		Recommendations []map[string]any `json:"recommendations"`
+	}](t, cur).Recommendations
+	if cur.code != http.StatusOK || len(recs) != 1 || recs[0]["model_version"] != "2026.2" || recs[0]["predict_time"] != "2026-01-06T00:00:00Z" {
+		t.Errorf("GET /v1/recommendations = %v, want the 2026.2 prediction only", cur)
+	}
+	for _, path := range []string{
+		"/v1/recommendations:history?filter=" + url.QueryEscape("confidence > 0.5"),
+		"/v1/recommendations:history?order_by=action",
+		"/v1/recommendations:history?page_token=nope",
+	} {
+		wantError(t, e.gw.do(t, http.MethodGet, path, ""), http.StatusBadRequest, 3)
+	}
+	future := `{"recommendations":[{"symbol":"AAPL","source":"gw-history-model","action":"ACTION_BUY","predict_time":"2999-01-01T00:00:00Z"}]}`
+	wantError(t, e.gw.do(t, http.MethodPost, "/v1/recommendations:upsert", future, admin...), http.StatusBadRequest, 3)
+}
