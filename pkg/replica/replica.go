@@ -325,13 +325,16 @@ func (r *Router) SetFloor(lsn pgserver.LSN) {
 	}
 }
 
-// SetFloorToPrimary sets the floor (SetFloor) to the primary's current WAL position. It does
-// nothing without replicas.
+// SetFloorToPrimary sets the floor (SetFloor) to the primary's current WAL insert position:
+// past the commit records of the migrations just applied. Not the write position
+// (pg_current_wal_lsn): with synchronous_commit=off a migration's commit may not be written
+// yet, and a replica paused before it passed that floor and served reads without the tables
+// (TestStartServer_replicaBehindMigrations, 1 CI run in 4). It does nothing without replicas.
 func (r *Router) SetFloorToPrimary(ctx context.Context) error {
 	if len(r.replicas) == 0 {
 		return nil
 	}
-	l, err := lsn(ctx, r.primary, "SELECT pg_current_wal_lsn()::text")
+	l, err := lsn(ctx, r.primary, "SELECT pg_current_wal_insert_lsn()::text")
 	if err != nil {
 		return fmt.Errorf("read the primary's WAL position: %w", err)
 	}
