@@ -61,16 +61,29 @@ func barsEnv(t *testing.T) env {
 // allBars pages through req with its page size and returns every bar.
 func allBars(t *testing.T, client stockv1.StockServiceClient, req *stockv1.ListBarsRequest) []*stockv1.Bar {
 	t.Helper()
-	var bars []*stockv1.Bar
-	for {
+	return allPages(t, func(token string) ([]*stockv1.Bar, string, error) {
+		req.PageToken = token
 		resp, err := client.ListBars(t.Context(), req)
+		return resp.GetBars(), resp.GetNextPageToken(), err
+	})
+}
+
+// allPages calls list with each page token in turn, from none, until a page has no next
+// token, and returns every item; a failed call fails the test.
+func allPages[T any](t *testing.T, list func(token string) (items []T, next string, err error)) []T {
+	t.Helper()
+	var all []T
+	token := ""
+	for {
+		items, next, err := list(token)
 		if err != nil {
-			t.Fatalf("ListBars(%v): %v", req, err)
+			t.Fatalf("page after token %q: %v", token, err)
 		}
-		bars = append(bars, resp.GetBars()...)
-		if req.PageToken = resp.GetNextPageToken(); req.PageToken == "" {
-			return bars
+		all = append(all, items...)
+		if next == "" {
+			return all
 		}
+		token = next
 	}
 }
 

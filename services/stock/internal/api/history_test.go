@@ -45,18 +45,11 @@ func (e env) upsertRecs(t *testing.T, recs ...*stockv1.Recommendation) *stockv1.
 // allHistory reads every page of a history request.
 func allHistory(t *testing.T, client stockv1.StockServiceClient, req *stockv1.ListRecommendationHistoryRequest) []*stockv1.PastRecommendation {
 	t.Helper()
-	var all []*stockv1.PastRecommendation
-	for {
+	return allPages(t, func(token string) ([]*stockv1.PastRecommendation, string, error) {
+		req.PageToken = token
 		resp, err := client.ListRecommendationHistory(t.Context(), req)
-		if err != nil {
-			t.Fatalf("ListRecommendationHistory(%v): %v", req, err)
-		}
-		all = append(all, resp.GetRecommendations()...)
-		if resp.GetNextPageToken() == "" {
-			return all
-		}
-		req.PageToken = resp.GetNextPageToken()
-	}
+		return resp.GetRecommendations(), resp.GetNextPageToken(), err
+	})
 }
 
 func historyCount(t *testing.T, e env) int {
