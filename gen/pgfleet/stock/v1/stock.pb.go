@@ -13,6 +13,7 @@ import (
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	fieldmaskpb "google.golang.org/protobuf/types/known/fieldmaskpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -146,6 +147,178 @@ func (x Interval) Number() protoreflect.EnumNumber {
 // Deprecated: Use Interval.Descriptor instead.
 func (Interval) EnumDescriptor() ([]byte, []int) {
 	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{1}
+}
+
+// IngestionSource is where a job fetches its bars.
+type IngestionSource int32
+
+const (
+	// Not set: refused.
+	IngestionSource_INGESTION_SOURCE_UNSPECIFIED IngestionSource = 0
+	// Polygon.io's REST aggregates (daily bars), at INGEST_HTTP_BASE_URL.
+	IngestionSource_INGESTION_SOURCE_POLYGON IngestionSource = 1
+	// CSV and NDJSON files dropped in INGEST_DIR (see docs/ingestion.md).
+	IngestionSource_INGESTION_SOURCE_FILES IngestionSource = 2
+)
+
+// Enum value maps for IngestionSource.
+var (
+	IngestionSource_name = map[int32]string{
+		0: "INGESTION_SOURCE_UNSPECIFIED",
+		1: "INGESTION_SOURCE_POLYGON",
+		2: "INGESTION_SOURCE_FILES",
+	}
+	IngestionSource_value = map[string]int32{
+		"INGESTION_SOURCE_UNSPECIFIED": 0,
+		"INGESTION_SOURCE_POLYGON":     1,
+		"INGESTION_SOURCE_FILES":       2,
+	}
+)
+
+func (x IngestionSource) Enum() *IngestionSource {
+	p := new(IngestionSource)
+	*p = x
+	return p
+}
+
+func (x IngestionSource) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (IngestionSource) Descriptor() protoreflect.EnumDescriptor {
+	return file_pgfleet_stock_v1_stock_proto_enumTypes[2].Descriptor()
+}
+
+func (IngestionSource) Type() protoreflect.EnumType {
+	return &file_pgfleet_stock_v1_stock_proto_enumTypes[2]
+}
+
+func (x IngestionSource) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use IngestionSource.Descriptor instead.
+func (IngestionSource) EnumDescriptor() ([]byte, []int) {
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{2}
+}
+
+// IngestionRunState is where a run is in its life.
+type IngestionRunState int32
+
+const (
+	// Not set.
+	IngestionRunState_INGESTION_RUN_STATE_UNSPECIFIED IngestionRunState = 0
+	// Waiting for the leader to start it, at next_attempt_time (later than now after a failed
+	// attempt: a retry after backoff).
+	IngestionRunState_INGESTION_RUN_STATE_QUEUED IngestionRunState = 1
+	// A worker is fetching and writing its bars.
+	IngestionRunState_INGESTION_RUN_STATE_RUNNING IngestionRunState = 2
+	// Done: every bar was written or quarantined.
+	IngestionRunState_INGESTION_RUN_STATE_SUCCEEDED IngestionRunState = 3
+	// Given up: a permanent error, or a transient one after max_attempts attempts.
+	IngestionRunState_INGESTION_RUN_STATE_FAILED IngestionRunState = 4
+	// Cancelled by CancelIngestionRun (or its job's deletion, while queued).
+	IngestionRunState_INGESTION_RUN_STATE_CANCELLED IngestionRunState = 5
+)
+
+// Enum value maps for IngestionRunState.
+var (
+	IngestionRunState_name = map[int32]string{
+		0: "INGESTION_RUN_STATE_UNSPECIFIED",
+		1: "INGESTION_RUN_STATE_QUEUED",
+		2: "INGESTION_RUN_STATE_RUNNING",
+		3: "INGESTION_RUN_STATE_SUCCEEDED",
+		4: "INGESTION_RUN_STATE_FAILED",
+		5: "INGESTION_RUN_STATE_CANCELLED",
+	}
+	IngestionRunState_value = map[string]int32{
+		"INGESTION_RUN_STATE_UNSPECIFIED": 0,
+		"INGESTION_RUN_STATE_QUEUED":      1,
+		"INGESTION_RUN_STATE_RUNNING":     2,
+		"INGESTION_RUN_STATE_SUCCEEDED":   3,
+		"INGESTION_RUN_STATE_FAILED":      4,
+		"INGESTION_RUN_STATE_CANCELLED":   5,
+	}
+)
+
+func (x IngestionRunState) Enum() *IngestionRunState {
+	p := new(IngestionRunState)
+	*p = x
+	return p
+}
+
+func (x IngestionRunState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (IngestionRunState) Descriptor() protoreflect.EnumDescriptor {
+	return file_pgfleet_stock_v1_stock_proto_enumTypes[3].Descriptor()
+}
+
+func (IngestionRunState) Type() protoreflect.EnumType {
+	return &file_pgfleet_stock_v1_stock_proto_enumTypes[3]
+}
+
+func (x IngestionRunState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use IngestionRunState.Descriptor instead.
+func (IngestionRunState) EnumDescriptor() ([]byte, []int) {
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{3}
+}
+
+// IngestionTrigger says what started a run.
+type IngestionTrigger int32
+
+const (
+	// Not set.
+	IngestionTrigger_INGESTION_TRIGGER_UNSPECIFIED IngestionTrigger = 0
+	// A tick of the job's schedule.
+	IngestionTrigger_INGESTION_TRIGGER_SCHEDULE IngestionTrigger = 1
+	// RunIngestionJob.
+	IngestionTrigger_INGESTION_TRIGGER_MANUAL IngestionTrigger = 2
+)
+
+// Enum value maps for IngestionTrigger.
+var (
+	IngestionTrigger_name = map[int32]string{
+		0: "INGESTION_TRIGGER_UNSPECIFIED",
+		1: "INGESTION_TRIGGER_SCHEDULE",
+		2: "INGESTION_TRIGGER_MANUAL",
+	}
+	IngestionTrigger_value = map[string]int32{
+		"INGESTION_TRIGGER_UNSPECIFIED": 0,
+		"INGESTION_TRIGGER_SCHEDULE":    1,
+		"INGESTION_TRIGGER_MANUAL":      2,
+	}
+)
+
+func (x IngestionTrigger) Enum() *IngestionTrigger {
+	p := new(IngestionTrigger)
+	*p = x
+	return p
+}
+
+func (x IngestionTrigger) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (IngestionTrigger) Descriptor() protoreflect.EnumDescriptor {
+	return file_pgfleet_stock_v1_stock_proto_enumTypes[4].Descriptor()
+}
+
+func (IngestionTrigger) Type() protoreflect.EnumType {
+	return &file_pgfleet_stock_v1_stock_proto_enumTypes[4]
+}
+
+func (x IngestionTrigger) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use IngestionTrigger.Descriptor instead.
+func (IngestionTrigger) EnumDescriptor() ([]byte, []int) {
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{4}
 }
 
 // Stock is a listed company.
@@ -2732,11 +2905,1399 @@ func (x *RecommendationChanged) GetRecommendation() *Recommendation {
 	return nil
 }
 
+// IngestionJob is a scheduled ingestion of daily bars from one source.
+type IngestionJob struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Identifier: a slug of 1 to 63 of a-z, 0-9 and '-', starting with a letter.
+	JobId string `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	// Where the bars come from.
+	Source IngestionSource `protobuf:"varint,2,opt,name=source,proto3,enum=pgfleet.stock.v1.IngestionSource" json:"source,omitempty"`
+	// Symbols to fetch, at most 1000, each once; empty means all the source has (a files drop
+	// delivers what it holds). Bars of unknown stocks are quarantined.
+	Symbols []string `protobuf:"bytes,3,rep,name=symbols,proto3" json:"symbols,omitempty"`
+	// When to run, in UTC: 5 cron fields ("30 22 * * 1-5") or a descriptor ("@daily",
+	// "@every 1h"; at least 1 minute apart).
+	Schedule string `protobuf:"bytes,4,opt,name=schedule,proto3" json:"schedule,omitempty"`
+	// Days back from today each run asks for: 1 to 3650, default 5 (0 means the default).
+	LookbackDays int32 `protobuf:"varint,5,opt,name=lookback_days,json=lookbackDays,proto3" json:"lookback_days,omitempty"`
+	// Write through IngestPrices' append-only path: bars not later than their symbol's latest
+	// stored bar are quarantined instead of replacing stored ones.
+	AppendOnly bool `protobuf:"varint,6,opt,name=append_only,json=appendOnly,proto3" json:"append_only,omitempty"`
+	// Attempts a run makes before it fails, when its source fails transiently: 1 to 10,
+	// default 3 (0 means the default).
+	MaxAttempts int32 `protobuf:"varint,7,opt,name=max_attempts,json=maxAttempts,proto3" json:"max_attempts,omitempty"`
+	// A paused job queues no scheduled run; RunIngestionJob still runs it.
+	Paused bool `protobuf:"varint,8,opt,name=paused,proto3" json:"paused,omitempty"`
+	// When the job was created. Output only.
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// When the job was last changed. Output only.
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// The schedule's next tick after now; unset while paused. Output only.
+	NextRunTime   *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=next_run_time,json=nextRunTime,proto3" json:"next_run_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IngestionJob) Reset() {
+	*x = IngestionJob{}
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IngestionJob) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IngestionJob) ProtoMessage() {}
+
+func (x *IngestionJob) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IngestionJob.ProtoReflect.Descriptor instead.
+func (*IngestionJob) Descriptor() ([]byte, []int) {
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *IngestionJob) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *IngestionJob) GetSource() IngestionSource {
+	if x != nil {
+		return x.Source
+	}
+	return IngestionSource_INGESTION_SOURCE_UNSPECIFIED
+}
+
+func (x *IngestionJob) GetSymbols() []string {
+	if x != nil {
+		return x.Symbols
+	}
+	return nil
+}
+
+func (x *IngestionJob) GetSchedule() string {
+	if x != nil {
+		return x.Schedule
+	}
+	return ""
+}
+
+func (x *IngestionJob) GetLookbackDays() int32 {
+	if x != nil {
+		return x.LookbackDays
+	}
+	return 0
+}
+
+func (x *IngestionJob) GetAppendOnly() bool {
+	if x != nil {
+		return x.AppendOnly
+	}
+	return false
+}
+
+func (x *IngestionJob) GetMaxAttempts() int32 {
+	if x != nil {
+		return x.MaxAttempts
+	}
+	return 0
+}
+
+func (x *IngestionJob) GetPaused() bool {
+	if x != nil {
+		return x.Paused
+	}
+	return false
+}
+
+func (x *IngestionJob) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *IngestionJob) GetUpdateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdateTime
+	}
+	return nil
+}
+
+func (x *IngestionJob) GetNextRunTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NextRunTime
+	}
+	return nil
+}
+
+// IngestionRun is one run of a job: one tick of its schedule or one RunIngestionJob.
+type IngestionRun struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Identifier, increasing with creation.
+	RunId int64 `protobuf:"varint,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	// The job it runs (which may have been deleted since).
+	JobId string `protobuf:"bytes,2,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	// What started it.
+	Trigger IngestionTrigger `protobuf:"varint,3,opt,name=trigger,proto3,enum=pgfleet.stock.v1.IngestionTrigger" json:"trigger,omitempty"`
+	// Where it is.
+	State IngestionRunState `protobuf:"varint,4,opt,name=state,proto3,enum=pgfleet.stock.v1.IngestionRunState" json:"state,omitempty"`
+	// The attempt running or last made, from 1.
+	Attempt int32 `protobuf:"varint,5,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	// The cron tick it serves; for a manual run, when it was asked for.
+	ScheduledTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=scheduled_time,json=scheduledTime,proto3" json:"scheduled_time,omitempty"`
+	// When its latest attempt started; unset before the first.
+	StartTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	// When it finished; unset until then.
+	EndTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	// When a queued run may start (after a failed attempt, the retry's time).
+	NextAttemptTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=next_attempt_time,json=nextAttemptTime,proto3" json:"next_attempt_time,omitempty"`
+	// Bars written so far, over all attempts (a retry may write a bar again).
+	RowsIn int64 `protobuf:"varint,10,opt,name=rows_in,json=rowsIn,proto3" json:"rows_in,omitempty"`
+	// Bars and source rows refused so far (ListIngestionRejects lists them).
+	RowsRejected int64 `protobuf:"varint,11,opt,name=rows_rejected,json=rowsRejected,proto3" json:"rows_rejected,omitempty"`
+	// Why the last attempt failed; empty if none did.
+	Error string `protobuf:"bytes,12,opt,name=error,proto3" json:"error,omitempty"`
+	// CancelIngestionRun asked a running run to stop.
+	CancelRequested bool `protobuf:"varint,13,opt,name=cancel_requested,json=cancelRequested,proto3" json:"cancel_requested,omitempty"`
+	// host/pid of the process that runs it, or last ran it.
+	Worker        string `protobuf:"bytes,14,opt,name=worker,proto3" json:"worker,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IngestionRun) Reset() {
+	*x = IngestionRun{}
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IngestionRun) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IngestionRun) ProtoMessage() {}
+
+func (x *IngestionRun) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IngestionRun.ProtoReflect.Descriptor instead.
+func (*IngestionRun) Descriptor() ([]byte, []int) {
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *IngestionRun) GetRunId() int64 {
+	if x != nil {
+		return x.RunId
+	}
+	return 0
+}
+
+func (x *IngestionRun) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *IngestionRun) GetTrigger() IngestionTrigger {
+	if x != nil {
+		return x.Trigger
+	}
+	return IngestionTrigger_INGESTION_TRIGGER_UNSPECIFIED
+}
+
+func (x *IngestionRun) GetState() IngestionRunState {
+	if x != nil {
+		return x.State
+	}
+	return IngestionRunState_INGESTION_RUN_STATE_UNSPECIFIED
+}
+
+func (x *IngestionRun) GetAttempt() int32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *IngestionRun) GetScheduledTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ScheduledTime
+	}
+	return nil
+}
+
+func (x *IngestionRun) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
+}
+
+func (x *IngestionRun) GetEndTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndTime
+	}
+	return nil
+}
+
+func (x *IngestionRun) GetNextAttemptTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NextAttemptTime
+	}
+	return nil
+}
+
+func (x *IngestionRun) GetRowsIn() int64 {
+	if x != nil {
+		return x.RowsIn
+	}
+	return 0
+}
+
+func (x *IngestionRun) GetRowsRejected() int64 {
+	if x != nil {
+		return x.RowsRejected
+	}
+	return 0
+}
+
+func (x *IngestionRun) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *IngestionRun) GetCancelRequested() bool {
+	if x != nil {
+		return x.CancelRequested
+	}
+	return false
+}
+
+func (x *IngestionRun) GetWorker() string {
+	if x != nil {
+		return x.Worker
+	}
+	return ""
+}
+
+// IngestionReject is one bar or source row a run refused, with why.
+type IngestionReject struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The run that refused it.
+	RunId int64 `protobuf:"varint,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	// Its order among the run's rejects, from 1.
+	Seq int64 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
+	// Where it came from, e.g. "bars.csv:12" or "AAPL 2026-12-01".
+	Ref string `protobuf:"bytes,3,opt,name=ref,proto3" json:"ref,omitempty"`
+	// Why it was refused.
+	Reason string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The offending input, at most 256 bytes (NUL bytes shown as U+FFFD).
+	Raw           string `protobuf:"bytes,5,opt,name=raw,proto3" json:"raw,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IngestionReject) Reset() {
+	*x = IngestionReject{}
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IngestionReject) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IngestionReject) ProtoMessage() {}
+
+func (x *IngestionReject) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IngestionReject.ProtoReflect.Descriptor instead.
+func (*IngestionReject) Descriptor() ([]byte, []int) {
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *IngestionReject) GetRunId() int64 {
+	if x != nil {
+		return x.RunId
+	}
+	return 0
+}
+
+func (x *IngestionReject) GetSeq() int64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *IngestionReject) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
+}
+
+func (x *IngestionReject) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *IngestionReject) GetRaw() string {
+	if x != nil {
+		return x.Raw
+	}
+	return ""
+}
+
+// CreateIngestionJobRequest holds the job to create.
+type CreateIngestionJobRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The job; output-only fields are ignored.
+	Job           *IngestionJob `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateIngestionJobRequest) Reset() {
+	*x = CreateIngestionJobRequest{}
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateIngestionJobRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateIngestionJobRequest) ProtoMessage() {}
+
+func (x *CreateIngestionJobRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateIngestionJobRequest.ProtoReflect.Descriptor instead.
+func (*CreateIngestionJobRequest) Descriptor() ([]byte, []int) {
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *CreateIngestionJobRequest) GetJob() *IngestionJob {
+	if x != nil {
+		return x.Job
+	}
+	return nil
+}
+
+// CreateIngestionJobResponse holds the created job.
+type CreateIngestionJobResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The job as stored.
+	Job           *IngestionJob `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateIngestionJobResponse) Reset() {
+	*x = CreateIngestionJobResponse{}
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateIngestionJobResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateIngestionJobResponse) ProtoMessage() {}
+
+func (x *CreateIngestionJobResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateIngestionJobResponse.ProtoReflect.Descriptor instead.
+func (*CreateIngestionJobResponse) Descriptor() ([]byte, []int) {
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *CreateIngestionJobResponse) GetJob() *IngestionJob {
+	if x != nil {
+		return x.Job
+	}
+	return nil
+}
+
+// GetIngestionJobRequest names a job.
+type GetIngestionJobRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The job's identifier.
+	JobId         string `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetIngestionJobRequest) Reset() {
+	*x = GetIngestionJobRequest{}
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetIngestionJobRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetIngestionJobRequest) ProtoMessage() {}
+
+func (x *GetIngestionJobRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetIngestionJobRequest.ProtoReflect.Descriptor instead.
+func (*GetIngestionJobRequest) Descriptor() ([]byte, []int) {
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *GetIngestionJobRequest) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+// GetIngestionJobResponse holds one job.
+type GetIngestionJobResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The job.
+	Job           *IngestionJob `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetIngestionJobResponse) Reset() {
+	*x = GetIngestionJobResponse{}
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetIngestionJobResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetIngestionJobResponse) ProtoMessage() {}
+
+func (x *GetIngestionJobResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetIngestionJobResponse.ProtoReflect.Descriptor instead.
+func (*GetIngestionJobResponse) Descriptor() ([]byte, []int) {
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *GetIngestionJobResponse) GetJob() *IngestionJob {
+	if x != nil {
+		return x.Job
+	}
+	return nil
+}
+
+// ListIngestionJobsRequest selects a page of jobs.
+type ListIngestionJobsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Page size: default 50, at most 1000.
+	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// Token from a previous response.
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListIngestionJobsRequest) Reset() {
+	*x = ListIngestionJobsRequest{}
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListIngestionJobsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListIngestionJobsRequest) ProtoMessage() {}
+
+func (x *ListIngestionJobsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListIngestionJobsRequest.ProtoReflect.Descriptor instead.
+func (*ListIngestionJobsRequest) Descriptor() ([]byte, []int) {
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *ListIngestionJobsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListIngestionJobsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListIngestionJobsResponse is one page of jobs, by job_id.
+type ListIngestionJobsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The jobs.
+	Jobs []*IngestionJob `protobuf:"bytes,1,rep,name=jobs,proto3" json:"jobs,omitempty"`
+	// Token for the next page; empty on the last one.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListIngestionJobsResponse) Reset() {
+	*x = ListIngestionJobsResponse{}
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListIngestionJobsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListIngestionJobsResponse) ProtoMessage() {}
+
+func (x *ListIngestionJobsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListIngestionJobsResponse.ProtoReflect.Descriptor instead.
+func (*ListIngestionJobsResponse) Descriptor() ([]byte, []int) {
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *ListIngestionJobsResponse) GetJobs() []*IngestionJob {
+	if x != nil {
+		return x.Jobs
+	}
+	return nil
+}
+
+func (x *ListIngestionJobsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// UpdateIngestionJobRequest holds the fields to change.
+type UpdateIngestionJobRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The job, named by job_id, with the new values of the fields update_mask names.
+	Job *IngestionJob `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
+	// Fields to change, among schedule, symbols, lookback_days, append_only, max_attempts and
+	// paused; required ("*" is not accepted).
+	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateIngestionJobRequest) Reset() {
+	*x = UpdateIngestionJobRequest{}
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateIngestionJobRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateIngestionJobRequest) ProtoMessage() {}
+
+func (x *UpdateIngestionJobRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateIngestionJobRequest.ProtoReflect.Descriptor instead.
+func (*UpdateIngestionJobRequest) Descriptor() ([]byte, []int) {
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *UpdateIngestionJobRequest) GetJob() *IngestionJob {
+	if x != nil {
+		return x.Job
+	}
+	return nil
+}
+
+func (x *UpdateIngestionJobRequest) GetUpdateMask() *fieldmaskpb.FieldMask {
+	if x != nil {
+		return x.UpdateMask
+	}
+	return nil
+}
+
+// UpdateIngestionJobResponse holds the job as changed.
+type UpdateIngestionJobResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The job as stored.
+	Job           *IngestionJob `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateIngestionJobResponse) Reset() {
+	*x = UpdateIngestionJobResponse{}
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateIngestionJobResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateIngestionJobResponse) ProtoMessage() {}
+
+func (x *UpdateIngestionJobResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateIngestionJobResponse.ProtoReflect.Descriptor instead.
+func (*UpdateIngestionJobResponse) Descriptor() ([]byte, []int) {
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *UpdateIngestionJobResponse) GetJob() *IngestionJob {
+	if x != nil {
+		return x.Job
+	}
+	return nil
+}
+
+// DeleteIngestionJobRequest names the job to delete.
+type DeleteIngestionJobRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The job's identifier.
+	JobId         string `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteIngestionJobRequest) Reset() {
+	*x = DeleteIngestionJobRequest{}
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteIngestionJobRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteIngestionJobRequest) ProtoMessage() {}
+
+func (x *DeleteIngestionJobRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteIngestionJobRequest.ProtoReflect.Descriptor instead.
+func (*DeleteIngestionJobRequest) Descriptor() ([]byte, []int) {
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *DeleteIngestionJobRequest) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+// DeleteIngestionJobResponse is empty.
+type DeleteIngestionJobResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteIngestionJobResponse) Reset() {
+	*x = DeleteIngestionJobResponse{}
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteIngestionJobResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteIngestionJobResponse) ProtoMessage() {}
+
+func (x *DeleteIngestionJobResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteIngestionJobResponse.ProtoReflect.Descriptor instead.
+func (*DeleteIngestionJobResponse) Descriptor() ([]byte, []int) {
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{52}
+}
+
+// RunIngestionJobRequest names the job to run now.
+type RunIngestionJobRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The job's identifier.
+	JobId         string `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RunIngestionJobRequest) Reset() {
+	*x = RunIngestionJobRequest{}
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunIngestionJobRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunIngestionJobRequest) ProtoMessage() {}
+
+func (x *RunIngestionJobRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunIngestionJobRequest.ProtoReflect.Descriptor instead.
+func (*RunIngestionJobRequest) Descriptor() ([]byte, []int) {
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *RunIngestionJobRequest) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+// RunIngestionJobResponse holds the queued run.
+type RunIngestionJobResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The run, queued.
+	Run           *IngestionRun `protobuf:"bytes,1,opt,name=run,proto3" json:"run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RunIngestionJobResponse) Reset() {
+	*x = RunIngestionJobResponse{}
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunIngestionJobResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunIngestionJobResponse) ProtoMessage() {}
+
+func (x *RunIngestionJobResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunIngestionJobResponse.ProtoReflect.Descriptor instead.
+func (*RunIngestionJobResponse) Descriptor() ([]byte, []int) {
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *RunIngestionJobResponse) GetRun() *IngestionRun {
+	if x != nil {
+		return x.Run
+	}
+	return nil
+}
+
+// ListIngestionRunsRequest selects a page of runs.
+type ListIngestionRunsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only this job's runs; empty for every job's.
+	JobId string `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	// AIP-160 filter over job_id, state, trigger and start_time, e.g.
+	// `state = INGESTION_RUN_STATE_FAILED AND start_time >= "2026-12-01T00:00:00Z"`.
+	Filter string `protobuf:"bytes,2,opt,name=filter,proto3" json:"filter,omitempty"`
+	// Page size: default 50, at most 1000.
+	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// Token from a previous response; job_id and filter must be unchanged.
+	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListIngestionRunsRequest) Reset() {
+	*x = ListIngestionRunsRequest{}
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListIngestionRunsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListIngestionRunsRequest) ProtoMessage() {}
+
+func (x *ListIngestionRunsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListIngestionRunsRequest.ProtoReflect.Descriptor instead.
+func (*ListIngestionRunsRequest) Descriptor() ([]byte, []int) {
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *ListIngestionRunsRequest) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *ListIngestionRunsRequest) GetFilter() string {
+	if x != nil {
+		return x.Filter
+	}
+	return ""
+}
+
+func (x *ListIngestionRunsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListIngestionRunsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListIngestionRunsResponse is one page of runs, newest first.
+type ListIngestionRunsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The runs.
+	Runs []*IngestionRun `protobuf:"bytes,1,rep,name=runs,proto3" json:"runs,omitempty"`
+	// Token for the next page; empty on the last one.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListIngestionRunsResponse) Reset() {
+	*x = ListIngestionRunsResponse{}
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListIngestionRunsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListIngestionRunsResponse) ProtoMessage() {}
+
+func (x *ListIngestionRunsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListIngestionRunsResponse.ProtoReflect.Descriptor instead.
+func (*ListIngestionRunsResponse) Descriptor() ([]byte, []int) {
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *ListIngestionRunsResponse) GetRuns() []*IngestionRun {
+	if x != nil {
+		return x.Runs
+	}
+	return nil
+}
+
+func (x *ListIngestionRunsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// GetIngestionRunRequest names a run.
+type GetIngestionRunRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The run's identifier.
+	RunId         int64 `protobuf:"varint,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetIngestionRunRequest) Reset() {
+	*x = GetIngestionRunRequest{}
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetIngestionRunRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetIngestionRunRequest) ProtoMessage() {}
+
+func (x *GetIngestionRunRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetIngestionRunRequest.ProtoReflect.Descriptor instead.
+func (*GetIngestionRunRequest) Descriptor() ([]byte, []int) {
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *GetIngestionRunRequest) GetRunId() int64 {
+	if x != nil {
+		return x.RunId
+	}
+	return 0
+}
+
+// GetIngestionRunResponse holds one run.
+type GetIngestionRunResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The run.
+	Run           *IngestionRun `protobuf:"bytes,1,opt,name=run,proto3" json:"run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetIngestionRunResponse) Reset() {
+	*x = GetIngestionRunResponse{}
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetIngestionRunResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetIngestionRunResponse) ProtoMessage() {}
+
+func (x *GetIngestionRunResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetIngestionRunResponse.ProtoReflect.Descriptor instead.
+func (*GetIngestionRunResponse) Descriptor() ([]byte, []int) {
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *GetIngestionRunResponse) GetRun() *IngestionRun {
+	if x != nil {
+		return x.Run
+	}
+	return nil
+}
+
+// CancelIngestionRunRequest names the run to cancel.
+type CancelIngestionRunRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The run's identifier.
+	RunId         int64 `protobuf:"varint,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelIngestionRunRequest) Reset() {
+	*x = CancelIngestionRunRequest{}
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelIngestionRunRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelIngestionRunRequest) ProtoMessage() {}
+
+func (x *CancelIngestionRunRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelIngestionRunRequest.ProtoReflect.Descriptor instead.
+func (*CancelIngestionRunRequest) Descriptor() ([]byte, []int) {
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *CancelIngestionRunRequest) GetRunId() int64 {
+	if x != nil {
+		return x.RunId
+	}
+	return 0
+}
+
+// CancelIngestionRunResponse holds the run after the cancel.
+type CancelIngestionRunResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The run: CANCELLED if it was queued, still RUNNING with cancel_requested if it ran.
+	Run           *IngestionRun `protobuf:"bytes,1,opt,name=run,proto3" json:"run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelIngestionRunResponse) Reset() {
+	*x = CancelIngestionRunResponse{}
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelIngestionRunResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelIngestionRunResponse) ProtoMessage() {}
+
+func (x *CancelIngestionRunResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelIngestionRunResponse.ProtoReflect.Descriptor instead.
+func (*CancelIngestionRunResponse) Descriptor() ([]byte, []int) {
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *CancelIngestionRunResponse) GetRun() *IngestionRun {
+	if x != nil {
+		return x.Run
+	}
+	return nil
+}
+
+// ListIngestionRejectsRequest selects a page of a run's rejects.
+type ListIngestionRejectsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The run's identifier.
+	RunId int64 `protobuf:"varint,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	// Page size: default 50, at most 1000.
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// Token from a previous response; run_id must be unchanged.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListIngestionRejectsRequest) Reset() {
+	*x = ListIngestionRejectsRequest{}
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListIngestionRejectsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListIngestionRejectsRequest) ProtoMessage() {}
+
+func (x *ListIngestionRejectsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListIngestionRejectsRequest.ProtoReflect.Descriptor instead.
+func (*ListIngestionRejectsRequest) Descriptor() ([]byte, []int) {
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *ListIngestionRejectsRequest) GetRunId() int64 {
+	if x != nil {
+		return x.RunId
+	}
+	return 0
+}
+
+func (x *ListIngestionRejectsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListIngestionRejectsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListIngestionRejectsResponse is one page of rejects, in the order the run refused them.
+type ListIngestionRejectsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The rejects.
+	Rejects []*IngestionReject `protobuf:"bytes,1,rep,name=rejects,proto3" json:"rejects,omitempty"`
+	// Token for the next page; empty on the last one.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListIngestionRejectsResponse) Reset() {
+	*x = ListIngestionRejectsResponse{}
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListIngestionRejectsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListIngestionRejectsResponse) ProtoMessage() {}
+
+func (x *ListIngestionRejectsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListIngestionRejectsResponse.ProtoReflect.Descriptor instead.
+func (*ListIngestionRejectsResponse) Descriptor() ([]byte, []int) {
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *ListIngestionRejectsResponse) GetRejects() []*IngestionReject {
+	if x != nil {
+		return x.Rejects
+	}
+	return nil
+}
+
+func (x *ListIngestionRejectsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 var File_pgfleet_stock_v1_stock_proto protoreflect.FileDescriptor
 
 const file_pgfleet_stock_v1_stock_proto_rawDesc = "" +
 	"\n" +
-	"\x1cpgfleet/stock/v1/stock.proto\x12\x10pgfleet.stock.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18pgfleet/ops/v1/ops.proto\"\xcf\x02\n" +
+	"\x1cpgfleet/stock/v1/stock.proto\x12\x10pgfleet.stock.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18pgfleet/ops/v1/ops.proto\"\xcf\x02\n" +
 	"\x05Stock\x12\x1e\n" +
 	"\x06symbol\x18\x01 \x01(\tB\x06\xe0A\x02\xe0A\x05R\x06symbol\x12\x17\n" +
 	"\x04name\x18\x02 \x01(\tB\x03\xe0A\x02R\x04name\x12\x16\n" +
@@ -2921,7 +4482,99 @@ const file_pgfleet_stock_v1_stock_proto_rawDesc = "" +
 	"\vdelist_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"delistTime\"a\n" +
 	"\x15RecommendationChanged\x12H\n" +
-	"\x0erecommendation\x18\x01 \x01(\v2 .pgfleet.stock.v1.RecommendationR\x0erecommendation*\x81\x01\n" +
+	"\x0erecommendation\x18\x01 \x01(\v2 .pgfleet.stock.v1.RecommendationR\x0erecommendation\"\xf5\x03\n" +
+	"\fIngestionJob\x12\x1d\n" +
+	"\x06job_id\x18\x01 \x01(\tB\x06\xe0A\x02\xe0A\x05R\x05jobId\x12A\n" +
+	"\x06source\x18\x02 \x01(\x0e2!.pgfleet.stock.v1.IngestionSourceB\x06\xe0A\x02\xe0A\x05R\x06source\x12\x18\n" +
+	"\asymbols\x18\x03 \x03(\tR\asymbols\x12\x1f\n" +
+	"\bschedule\x18\x04 \x01(\tB\x03\xe0A\x02R\bschedule\x12#\n" +
+	"\rlookback_days\x18\x05 \x01(\x05R\flookbackDays\x12\x1f\n" +
+	"\vappend_only\x18\x06 \x01(\bR\n" +
+	"appendOnly\x12!\n" +
+	"\fmax_attempts\x18\a \x01(\x05R\vmaxAttempts\x12\x16\n" +
+	"\x06paused\x18\b \x01(\bR\x06paused\x12@\n" +
+	"\vcreate_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\n" +
+	"createTime\x12@\n" +
+	"\vupdate_time\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\n" +
+	"updateTime\x12C\n" +
+	"\rnext_run_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\vnextRunTime\"\xe3\x04\n" +
+	"\fIngestionRun\x12\x15\n" +
+	"\x06run_id\x18\x01 \x01(\x03R\x05runId\x12\x15\n" +
+	"\x06job_id\x18\x02 \x01(\tR\x05jobId\x12<\n" +
+	"\atrigger\x18\x03 \x01(\x0e2\".pgfleet.stock.v1.IngestionTriggerR\atrigger\x129\n" +
+	"\x05state\x18\x04 \x01(\x0e2#.pgfleet.stock.v1.IngestionRunStateR\x05state\x12\x18\n" +
+	"\aattempt\x18\x05 \x01(\x05R\aattempt\x12A\n" +
+	"\x0escheduled_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\rscheduledTime\x129\n" +
+	"\n" +
+	"start_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
+	"\bend_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x12F\n" +
+	"\x11next_attempt_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\x0fnextAttemptTime\x12\x17\n" +
+	"\arows_in\x18\n" +
+	" \x01(\x03R\x06rowsIn\x12#\n" +
+	"\rrows_rejected\x18\v \x01(\x03R\frowsRejected\x12\x14\n" +
+	"\x05error\x18\f \x01(\tR\x05error\x12)\n" +
+	"\x10cancel_requested\x18\r \x01(\bR\x0fcancelRequested\x12\x16\n" +
+	"\x06worker\x18\x0e \x01(\tR\x06worker\"v\n" +
+	"\x0fIngestionReject\x12\x15\n" +
+	"\x06run_id\x18\x01 \x01(\x03R\x05runId\x12\x10\n" +
+	"\x03seq\x18\x02 \x01(\x03R\x03seq\x12\x10\n" +
+	"\x03ref\x18\x03 \x01(\tR\x03ref\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x12\x10\n" +
+	"\x03raw\x18\x05 \x01(\tR\x03raw\"R\n" +
+	"\x19CreateIngestionJobRequest\x125\n" +
+	"\x03job\x18\x01 \x01(\v2\x1e.pgfleet.stock.v1.IngestionJobB\x03\xe0A\x02R\x03job\"N\n" +
+	"\x1aCreateIngestionJobResponse\x120\n" +
+	"\x03job\x18\x01 \x01(\v2\x1e.pgfleet.stock.v1.IngestionJobR\x03job\"4\n" +
+	"\x16GetIngestionJobRequest\x12\x1a\n" +
+	"\x06job_id\x18\x01 \x01(\tB\x03\xe0A\x02R\x05jobId\"K\n" +
+	"\x17GetIngestionJobResponse\x120\n" +
+	"\x03job\x18\x01 \x01(\v2\x1e.pgfleet.stock.v1.IngestionJobR\x03job\"V\n" +
+	"\x18ListIngestionJobsRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\"w\n" +
+	"\x19ListIngestionJobsResponse\x122\n" +
+	"\x04jobs\x18\x01 \x03(\v2\x1e.pgfleet.stock.v1.IngestionJobR\x04jobs\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x94\x01\n" +
+	"\x19UpdateIngestionJobRequest\x125\n" +
+	"\x03job\x18\x01 \x01(\v2\x1e.pgfleet.stock.v1.IngestionJobB\x03\xe0A\x02R\x03job\x12@\n" +
+	"\vupdate_mask\x18\x02 \x01(\v2\x1a.google.protobuf.FieldMaskB\x03\xe0A\x02R\n" +
+	"updateMask\"N\n" +
+	"\x1aUpdateIngestionJobResponse\x120\n" +
+	"\x03job\x18\x01 \x01(\v2\x1e.pgfleet.stock.v1.IngestionJobR\x03job\"7\n" +
+	"\x19DeleteIngestionJobRequest\x12\x1a\n" +
+	"\x06job_id\x18\x01 \x01(\tB\x03\xe0A\x02R\x05jobId\"\x1c\n" +
+	"\x1aDeleteIngestionJobResponse\"4\n" +
+	"\x16RunIngestionJobRequest\x12\x1a\n" +
+	"\x06job_id\x18\x01 \x01(\tB\x03\xe0A\x02R\x05jobId\"K\n" +
+	"\x17RunIngestionJobResponse\x120\n" +
+	"\x03run\x18\x01 \x01(\v2\x1e.pgfleet.stock.v1.IngestionRunR\x03run\"\x85\x01\n" +
+	"\x18ListIngestionRunsRequest\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x16\n" +
+	"\x06filter\x18\x02 \x01(\tR\x06filter\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\"w\n" +
+	"\x19ListIngestionRunsResponse\x122\n" +
+	"\x04runs\x18\x01 \x03(\v2\x1e.pgfleet.stock.v1.IngestionRunR\x04runs\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"4\n" +
+	"\x16GetIngestionRunRequest\x12\x1a\n" +
+	"\x06run_id\x18\x01 \x01(\x03B\x03\xe0A\x02R\x05runId\"K\n" +
+	"\x17GetIngestionRunResponse\x120\n" +
+	"\x03run\x18\x01 \x01(\v2\x1e.pgfleet.stock.v1.IngestionRunR\x03run\"7\n" +
+	"\x19CancelIngestionRunRequest\x12\x1a\n" +
+	"\x06run_id\x18\x01 \x01(\x03B\x03\xe0A\x02R\x05runId\"N\n" +
+	"\x1aCancelIngestionRunResponse\x120\n" +
+	"\x03run\x18\x01 \x01(\v2\x1e.pgfleet.stock.v1.IngestionRunR\x03run\"u\n" +
+	"\x1bListIngestionRejectsRequest\x12\x1a\n" +
+	"\x06run_id\x18\x01 \x01(\x03B\x03\xe0A\x02R\x05runId\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"\x83\x01\n" +
+	"\x1cListIngestionRejectsResponse\x12;\n" +
+	"\arejects\x18\x01 \x03(\v2!.pgfleet.stock.v1.IngestionRejectR\arejects\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*\x81\x01\n" +
 	"\x06Action\x12\x16\n" +
 	"\x12ACTION_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11ACTION_STRONG_BUY\x10\x01\x12\x0e\n" +
@@ -2934,7 +4587,22 @@ const file_pgfleet_stock_v1_stock_proto_rawDesc = "" +
 	"\x14INTERVAL_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fINTERVAL_DAY\x10\x01\x12\x11\n" +
 	"\rINTERVAL_WEEK\x10\x02\x12\x12\n" +
-	"\x0eINTERVAL_MONTH\x10\x032\xc8\f\n" +
+	"\x0eINTERVAL_MONTH\x10\x03*m\n" +
+	"\x0fIngestionSource\x12 \n" +
+	"\x1cINGESTION_SOURCE_UNSPECIFIED\x10\x00\x12\x1c\n" +
+	"\x18INGESTION_SOURCE_POLYGON\x10\x01\x12\x1a\n" +
+	"\x16INGESTION_SOURCE_FILES\x10\x02*\xdf\x01\n" +
+	"\x11IngestionRunState\x12#\n" +
+	"\x1fINGESTION_RUN_STATE_UNSPECIFIED\x10\x00\x12\x1e\n" +
+	"\x1aINGESTION_RUN_STATE_QUEUED\x10\x01\x12\x1f\n" +
+	"\x1bINGESTION_RUN_STATE_RUNNING\x10\x02\x12!\n" +
+	"\x1dINGESTION_RUN_STATE_SUCCEEDED\x10\x03\x12\x1e\n" +
+	"\x1aINGESTION_RUN_STATE_FAILED\x10\x04\x12!\n" +
+	"\x1dINGESTION_RUN_STATE_CANCELLED\x10\x05*s\n" +
+	"\x10IngestionTrigger\x12!\n" +
+	"\x1dINGESTION_TRIGGER_UNSPECIFIED\x10\x00\x12\x1e\n" +
+	"\x1aINGESTION_TRIGGER_SCHEDULE\x10\x01\x12\x1c\n" +
+	"\x18INGESTION_TRIGGER_MANUAL\x10\x022\xb5\x15\n" +
 	"\fStockService\x12V\n" +
 	"\bGetStock\x12!.pgfleet.stock.v1.GetStockRequest\x1a\".pgfleet.stock.v1.GetStockResponse\"\x03\x90\x02\x01\x12\\\n" +
 	"\n" +
@@ -2950,7 +4618,17 @@ const file_pgfleet_stock_v1_stock_proto_rawDesc = "" +
 	"\x0fGetLatestPrices\x12(.pgfleet.stock.v1.GetLatestPricesRequest\x1a).pgfleet.stock.v1.GetLatestPricesResponse\"\x03\x90\x02\x01\x12w\n" +
 	"\x13ListRecommendations\x12,.pgfleet.stock.v1.ListRecommendationsRequest\x1a-.pgfleet.stock.v1.ListRecommendationsResponse\"\x03\x90\x02\x01\x12}\n" +
 	"\x15UpsertRecommendations\x12..pgfleet.stock.v1.UpsertRecommendationsRequest\x1a/.pgfleet.stock.v1.UpsertRecommendationsResponse\"\x03\x90\x02\x02\x12\x89\x01\n" +
-	"\x19ListRecommendationHistory\x122.pgfleet.stock.v1.ListRecommendationHistoryRequest\x1a3.pgfleet.stock.v1.ListRecommendationHistoryResponse\"\x03\x90\x02\x01\x12s\n" +
+	"\x19ListRecommendationHistory\x122.pgfleet.stock.v1.ListRecommendationHistoryRequest\x1a3.pgfleet.stock.v1.ListRecommendationHistoryResponse\"\x03\x90\x02\x01\x12o\n" +
+	"\x12CreateIngestionJob\x12+.pgfleet.stock.v1.CreateIngestionJobRequest\x1a,.pgfleet.stock.v1.CreateIngestionJobResponse\x12k\n" +
+	"\x0fGetIngestionJob\x12(.pgfleet.stock.v1.GetIngestionJobRequest\x1a).pgfleet.stock.v1.GetIngestionJobResponse\"\x03\x90\x02\x01\x12q\n" +
+	"\x11ListIngestionJobs\x12*.pgfleet.stock.v1.ListIngestionJobsRequest\x1a+.pgfleet.stock.v1.ListIngestionJobsResponse\"\x03\x90\x02\x01\x12t\n" +
+	"\x12UpdateIngestionJob\x12+.pgfleet.stock.v1.UpdateIngestionJobRequest\x1a,.pgfleet.stock.v1.UpdateIngestionJobResponse\"\x03\x90\x02\x02\x12o\n" +
+	"\x12DeleteIngestionJob\x12+.pgfleet.stock.v1.DeleteIngestionJobRequest\x1a,.pgfleet.stock.v1.DeleteIngestionJobResponse\x12f\n" +
+	"\x0fRunIngestionJob\x12(.pgfleet.stock.v1.RunIngestionJobRequest\x1a).pgfleet.stock.v1.RunIngestionJobResponse\x12q\n" +
+	"\x11ListIngestionRuns\x12*.pgfleet.stock.v1.ListIngestionRunsRequest\x1a+.pgfleet.stock.v1.ListIngestionRunsResponse\"\x03\x90\x02\x01\x12k\n" +
+	"\x0fGetIngestionRun\x12(.pgfleet.stock.v1.GetIngestionRunRequest\x1a).pgfleet.stock.v1.GetIngestionRunResponse\"\x03\x90\x02\x01\x12o\n" +
+	"\x12CancelIngestionRun\x12+.pgfleet.stock.v1.CancelIngestionRunRequest\x1a,.pgfleet.stock.v1.CancelIngestionRunResponse\x12z\n" +
+	"\x14ListIngestionRejects\x12-.pgfleet.stock.v1.ListIngestionRejectsRequest\x1a..pgfleet.stock.v1.ListIngestionRejectsResponse\"\x03\x90\x02\x01\x12s\n" +
 	"\x11WatchLatestPrices\x12*.pgfleet.stock.v1.WatchLatestPricesRequest\x1a+.pgfleet.stock.v1.WatchLatestPricesResponse\"\x03\x90\x02\x010\x01\x12p\n" +
 	"\x10WatchStockEvents\x12).pgfleet.stock.v1.WatchStockEventsRequest\x1a*.pgfleet.stock.v1.WatchStockEventsResponse\"\x03\x90\x02\x010\x01B9Z7github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1;stockv1b\x06proto3"
 
@@ -2966,128 +4644,197 @@ func file_pgfleet_stock_v1_stock_proto_rawDescGZIP() []byte {
 	return file_pgfleet_stock_v1_stock_proto_rawDescData
 }
 
-var file_pgfleet_stock_v1_stock_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_pgfleet_stock_v1_stock_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
+var file_pgfleet_stock_v1_stock_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_pgfleet_stock_v1_stock_proto_msgTypes = make([]protoimpl.MessageInfo, 63)
 var file_pgfleet_stock_v1_stock_proto_goTypes = []any{
 	(Action)(0),                               // 0: pgfleet.stock.v1.Action
 	(Interval)(0),                             // 1: pgfleet.stock.v1.Interval
-	(*Stock)(nil),                             // 2: pgfleet.stock.v1.Stock
-	(*Price)(nil),                             // 3: pgfleet.stock.v1.Price
-	(*Recommendation)(nil),                    // 4: pgfleet.stock.v1.Recommendation
-	(*PastRecommendation)(nil),                // 5: pgfleet.stock.v1.PastRecommendation
-	(*GetStockRequest)(nil),                   // 6: pgfleet.stock.v1.GetStockRequest
-	(*GetStockResponse)(nil),                  // 7: pgfleet.stock.v1.GetStockResponse
-	(*ListStocksRequest)(nil),                 // 8: pgfleet.stock.v1.ListStocksRequest
-	(*ListStocksResponse)(nil),                // 9: pgfleet.stock.v1.ListStocksResponse
-	(*BatchGetStocksRequest)(nil),             // 10: pgfleet.stock.v1.BatchGetStocksRequest
-	(*BatchGetStocksResponse)(nil),            // 11: pgfleet.stock.v1.BatchGetStocksResponse
-	(*UpsertStocksRequest)(nil),               // 12: pgfleet.stock.v1.UpsertStocksRequest
-	(*UpsertStocksResponse)(nil),              // 13: pgfleet.stock.v1.UpsertStocksResponse
-	(*DeleteStockRequest)(nil),                // 14: pgfleet.stock.v1.DeleteStockRequest
-	(*DeleteStockResponse)(nil),               // 15: pgfleet.stock.v1.DeleteStockResponse
-	(*IngestPricesRequest)(nil),               // 16: pgfleet.stock.v1.IngestPricesRequest
-	(*AppendOnly)(nil),                        // 17: pgfleet.stock.v1.AppendOnly
-	(*IngestPricesResponse)(nil),              // 18: pgfleet.stock.v1.IngestPricesResponse
-	(*ListPricesRequest)(nil),                 // 19: pgfleet.stock.v1.ListPricesRequest
-	(*ListPricesResponse)(nil),                // 20: pgfleet.stock.v1.ListPricesResponse
-	(*ListBarsRequest)(nil),                   // 21: pgfleet.stock.v1.ListBarsRequest
-	(*ListBarsResponse)(nil),                  // 22: pgfleet.stock.v1.ListBarsResponse
-	(*Bar)(nil),                               // 23: pgfleet.stock.v1.Bar
-	(*StreamPricesRequest)(nil),               // 24: pgfleet.stock.v1.StreamPricesRequest
-	(*StreamPricesResponse)(nil),              // 25: pgfleet.stock.v1.StreamPricesResponse
-	(*GetLatestPricesRequest)(nil),            // 26: pgfleet.stock.v1.GetLatestPricesRequest
-	(*GetLatestPricesResponse)(nil),           // 27: pgfleet.stock.v1.GetLatestPricesResponse
-	(*ListRecommendationsRequest)(nil),        // 28: pgfleet.stock.v1.ListRecommendationsRequest
-	(*ListRecommendationsResponse)(nil),       // 29: pgfleet.stock.v1.ListRecommendationsResponse
-	(*UpsertRecommendationsRequest)(nil),      // 30: pgfleet.stock.v1.UpsertRecommendationsRequest
-	(*UpsertRecommendationsResponse)(nil),     // 31: pgfleet.stock.v1.UpsertRecommendationsResponse
-	(*ListRecommendationHistoryRequest)(nil),  // 32: pgfleet.stock.v1.ListRecommendationHistoryRequest
-	(*ListRecommendationHistoryResponse)(nil), // 33: pgfleet.stock.v1.ListRecommendationHistoryResponse
-	(*WatchLatestPricesRequest)(nil),          // 34: pgfleet.stock.v1.WatchLatestPricesRequest
-	(*WatchLatestPricesResponse)(nil),         // 35: pgfleet.stock.v1.WatchLatestPricesResponse
-	(*WatchStockEventsRequest)(nil),           // 36: pgfleet.stock.v1.WatchStockEventsRequest
-	(*WatchStockEventsResponse)(nil),          // 37: pgfleet.stock.v1.WatchStockEventsResponse
-	(*LatestPriceChanged)(nil),                // 38: pgfleet.stock.v1.LatestPriceChanged
-	(*StockChanged)(nil),                      // 39: pgfleet.stock.v1.StockChanged
-	(*StockDeleted)(nil),                      // 40: pgfleet.stock.v1.StockDeleted
-	(*RecommendationChanged)(nil),             // 41: pgfleet.stock.v1.RecommendationChanged
-	(*timestamppb.Timestamp)(nil),             // 42: google.protobuf.Timestamp
-	(*v1.Event)(nil),                          // 43: pgfleet.ops.v1.Event
+	(IngestionSource)(0),                      // 2: pgfleet.stock.v1.IngestionSource
+	(IngestionRunState)(0),                    // 3: pgfleet.stock.v1.IngestionRunState
+	(IngestionTrigger)(0),                     // 4: pgfleet.stock.v1.IngestionTrigger
+	(*Stock)(nil),                             // 5: pgfleet.stock.v1.Stock
+	(*Price)(nil),                             // 6: pgfleet.stock.v1.Price
+	(*Recommendation)(nil),                    // 7: pgfleet.stock.v1.Recommendation
+	(*PastRecommendation)(nil),                // 8: pgfleet.stock.v1.PastRecommendation
+	(*GetStockRequest)(nil),                   // 9: pgfleet.stock.v1.GetStockRequest
+	(*GetStockResponse)(nil),                  // 10: pgfleet.stock.v1.GetStockResponse
+	(*ListStocksRequest)(nil),                 // 11: pgfleet.stock.v1.ListStocksRequest
+	(*ListStocksResponse)(nil),                // 12: pgfleet.stock.v1.ListStocksResponse
+	(*BatchGetStocksRequest)(nil),             // 13: pgfleet.stock.v1.BatchGetStocksRequest
+	(*BatchGetStocksResponse)(nil),            // 14: pgfleet.stock.v1.BatchGetStocksResponse
+	(*UpsertStocksRequest)(nil),               // 15: pgfleet.stock.v1.UpsertStocksRequest
+	(*UpsertStocksResponse)(nil),              // 16: pgfleet.stock.v1.UpsertStocksResponse
+	(*DeleteStockRequest)(nil),                // 17: pgfleet.stock.v1.DeleteStockRequest
+	(*DeleteStockResponse)(nil),               // 18: pgfleet.stock.v1.DeleteStockResponse
+	(*IngestPricesRequest)(nil),               // 19: pgfleet.stock.v1.IngestPricesRequest
+	(*AppendOnly)(nil),                        // 20: pgfleet.stock.v1.AppendOnly
+	(*IngestPricesResponse)(nil),              // 21: pgfleet.stock.v1.IngestPricesResponse
+	(*ListPricesRequest)(nil),                 // 22: pgfleet.stock.v1.ListPricesRequest
+	(*ListPricesResponse)(nil),                // 23: pgfleet.stock.v1.ListPricesResponse
+	(*ListBarsRequest)(nil),                   // 24: pgfleet.stock.v1.ListBarsRequest
+	(*ListBarsResponse)(nil),                  // 25: pgfleet.stock.v1.ListBarsResponse
+	(*Bar)(nil),                               // 26: pgfleet.stock.v1.Bar
+	(*StreamPricesRequest)(nil),               // 27: pgfleet.stock.v1.StreamPricesRequest
+	(*StreamPricesResponse)(nil),              // 28: pgfleet.stock.v1.StreamPricesResponse
+	(*GetLatestPricesRequest)(nil),            // 29: pgfleet.stock.v1.GetLatestPricesRequest
+	(*GetLatestPricesResponse)(nil),           // 30: pgfleet.stock.v1.GetLatestPricesResponse
+	(*ListRecommendationsRequest)(nil),        // 31: pgfleet.stock.v1.ListRecommendationsRequest
+	(*ListRecommendationsResponse)(nil),       // 32: pgfleet.stock.v1.ListRecommendationsResponse
+	(*UpsertRecommendationsRequest)(nil),      // 33: pgfleet.stock.v1.UpsertRecommendationsRequest
+	(*UpsertRecommendationsResponse)(nil),     // 34: pgfleet.stock.v1.UpsertRecommendationsResponse
+	(*ListRecommendationHistoryRequest)(nil),  // 35: pgfleet.stock.v1.ListRecommendationHistoryRequest
+	(*ListRecommendationHistoryResponse)(nil), // 36: pgfleet.stock.v1.ListRecommendationHistoryResponse
+	(*WatchLatestPricesRequest)(nil),          // 37: pgfleet.stock.v1.WatchLatestPricesRequest
+	(*WatchLatestPricesResponse)(nil),         // 38: pgfleet.stock.v1.WatchLatestPricesResponse
+	(*WatchStockEventsRequest)(nil),           // 39: pgfleet.stock.v1.WatchStockEventsRequest
+	(*WatchStockEventsResponse)(nil),          // 40: pgfleet.stock.v1.WatchStockEventsResponse
+	(*LatestPriceChanged)(nil),                // 41: pgfleet.stock.v1.LatestPriceChanged
+	(*StockChanged)(nil),                      // 42: pgfleet.stock.v1.StockChanged
+	(*StockDeleted)(nil),                      // 43: pgfleet.stock.v1.StockDeleted
+	(*RecommendationChanged)(nil),             // 44: pgfleet.stock.v1.RecommendationChanged
+	(*IngestionJob)(nil),                      // 45: pgfleet.stock.v1.IngestionJob
+	(*IngestionRun)(nil),                      // 46: pgfleet.stock.v1.IngestionRun
+	(*IngestionReject)(nil),                   // 47: pgfleet.stock.v1.IngestionReject
+	(*CreateIngestionJobRequest)(nil),         // 48: pgfleet.stock.v1.CreateIngestionJobRequest
+	(*CreateIngestionJobResponse)(nil),        // 49: pgfleet.stock.v1.CreateIngestionJobResponse
+	(*GetIngestionJobRequest)(nil),            // 50: pgfleet.stock.v1.GetIngestionJobRequest
+	(*GetIngestionJobResponse)(nil),           // 51: pgfleet.stock.v1.GetIngestionJobResponse
+	(*ListIngestionJobsRequest)(nil),          // 52: pgfleet.stock.v1.ListIngestionJobsRequest
+	(*ListIngestionJobsResponse)(nil),         // 53: pgfleet.stock.v1.ListIngestionJobsResponse
+	(*UpdateIngestionJobRequest)(nil),         // 54: pgfleet.stock.v1.UpdateIngestionJobRequest
+	(*UpdateIngestionJobResponse)(nil),        // 55: pgfleet.stock.v1.UpdateIngestionJobResponse
+	(*DeleteIngestionJobRequest)(nil),         // 56: pgfleet.stock.v1.DeleteIngestionJobRequest
+	(*DeleteIngestionJobResponse)(nil),        // 57: pgfleet.stock.v1.DeleteIngestionJobResponse
+	(*RunIngestionJobRequest)(nil),            // 58: pgfleet.stock.v1.RunIngestionJobRequest
+	(*RunIngestionJobResponse)(nil),           // 59: pgfleet.stock.v1.RunIngestionJobResponse
+	(*ListIngestionRunsRequest)(nil),          // 60: pgfleet.stock.v1.ListIngestionRunsRequest
+	(*ListIngestionRunsResponse)(nil),         // 61: pgfleet.stock.v1.ListIngestionRunsResponse
+	(*GetIngestionRunRequest)(nil),            // 62: pgfleet.stock.v1.GetIngestionRunRequest
+	(*GetIngestionRunResponse)(nil),           // 63: pgfleet.stock.v1.GetIngestionRunResponse
+	(*CancelIngestionRunRequest)(nil),         // 64: pgfleet.stock.v1.CancelIngestionRunRequest
+	(*CancelIngestionRunResponse)(nil),        // 65: pgfleet.stock.v1.CancelIngestionRunResponse
+	(*ListIngestionRejectsRequest)(nil),       // 66: pgfleet.stock.v1.ListIngestionRejectsRequest
+	(*ListIngestionRejectsResponse)(nil),      // 67: pgfleet.stock.v1.ListIngestionRejectsResponse
+	(*timestamppb.Timestamp)(nil),             // 68: google.protobuf.Timestamp
+	(*v1.Event)(nil),                          // 69: pgfleet.ops.v1.Event
+	(*fieldmaskpb.FieldMask)(nil),             // 70: google.protobuf.FieldMask
 }
 var file_pgfleet_stock_v1_stock_proto_depIdxs = []int32{
-	42, // 0: pgfleet.stock.v1.Stock.create_time:type_name -> google.protobuf.Timestamp
-	42, // 1: pgfleet.stock.v1.Stock.update_time:type_name -> google.protobuf.Timestamp
-	42, // 2: pgfleet.stock.v1.Price.time:type_name -> google.protobuf.Timestamp
-	42, // 3: pgfleet.stock.v1.Price.delist_time:type_name -> google.protobuf.Timestamp
+	68, // 0: pgfleet.stock.v1.Stock.create_time:type_name -> google.protobuf.Timestamp
+	68, // 1: pgfleet.stock.v1.Stock.update_time:type_name -> google.protobuf.Timestamp
+	68, // 2: pgfleet.stock.v1.Price.time:type_name -> google.protobuf.Timestamp
+	68, // 3: pgfleet.stock.v1.Price.delist_time:type_name -> google.protobuf.Timestamp
 	0,  // 4: pgfleet.stock.v1.Recommendation.action:type_name -> pgfleet.stock.v1.Action
-	42, // 5: pgfleet.stock.v1.Recommendation.create_time:type_name -> google.protobuf.Timestamp
-	42, // 6: pgfleet.stock.v1.Recommendation.update_time:type_name -> google.protobuf.Timestamp
-	42, // 7: pgfleet.stock.v1.Recommendation.predict_time:type_name -> google.protobuf.Timestamp
+	68, // 5: pgfleet.stock.v1.Recommendation.create_time:type_name -> google.protobuf.Timestamp
+	68, // 6: pgfleet.stock.v1.Recommendation.update_time:type_name -> google.protobuf.Timestamp
+	68, // 7: pgfleet.stock.v1.Recommendation.predict_time:type_name -> google.protobuf.Timestamp
 	0,  // 8: pgfleet.stock.v1.PastRecommendation.action:type_name -> pgfleet.stock.v1.Action
-	42, // 9: pgfleet.stock.v1.PastRecommendation.predict_time:type_name -> google.protobuf.Timestamp
-	42, // 10: pgfleet.stock.v1.PastRecommendation.record_time:type_name -> google.protobuf.Timestamp
-	2,  // 11: pgfleet.stock.v1.GetStockResponse.stock:type_name -> pgfleet.stock.v1.Stock
-	2,  // 12: pgfleet.stock.v1.ListStocksResponse.stocks:type_name -> pgfleet.stock.v1.Stock
-	2,  // 13: pgfleet.stock.v1.BatchGetStocksResponse.stocks:type_name -> pgfleet.stock.v1.Stock
-	2,  // 14: pgfleet.stock.v1.UpsertStocksRequest.stocks:type_name -> pgfleet.stock.v1.Stock
-	3,  // 15: pgfleet.stock.v1.IngestPricesRequest.prices:type_name -> pgfleet.stock.v1.Price
-	17, // 16: pgfleet.stock.v1.IngestPricesRequest.append_only:type_name -> pgfleet.stock.v1.AppendOnly
-	42, // 17: pgfleet.stock.v1.ListPricesRequest.start_time:type_name -> google.protobuf.Timestamp
-	42, // 18: pgfleet.stock.v1.ListPricesRequest.end_time:type_name -> google.protobuf.Timestamp
-	3,  // 19: pgfleet.stock.v1.ListPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
+	68, // 9: pgfleet.stock.v1.PastRecommendation.predict_time:type_name -> google.protobuf.Timestamp
+	68, // 10: pgfleet.stock.v1.PastRecommendation.record_time:type_name -> google.protobuf.Timestamp
+	5,  // 11: pgfleet.stock.v1.GetStockResponse.stock:type_name -> pgfleet.stock.v1.Stock
+	5,  // 12: pgfleet.stock.v1.ListStocksResponse.stocks:type_name -> pgfleet.stock.v1.Stock
+	5,  // 13: pgfleet.stock.v1.BatchGetStocksResponse.stocks:type_name -> pgfleet.stock.v1.Stock
+	5,  // 14: pgfleet.stock.v1.UpsertStocksRequest.stocks:type_name -> pgfleet.stock.v1.Stock
+	6,  // 15: pgfleet.stock.v1.IngestPricesRequest.prices:type_name -> pgfleet.stock.v1.Price
+	20, // 16: pgfleet.stock.v1.IngestPricesRequest.append_only:type_name -> pgfleet.stock.v1.AppendOnly
+	68, // 17: pgfleet.stock.v1.ListPricesRequest.start_time:type_name -> google.protobuf.Timestamp
+	68, // 18: pgfleet.stock.v1.ListPricesRequest.end_time:type_name -> google.protobuf.Timestamp
+	6,  // 19: pgfleet.stock.v1.ListPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
 	1,  // 20: pgfleet.stock.v1.ListBarsRequest.interval:type_name -> pgfleet.stock.v1.Interval
-	42, // 21: pgfleet.stock.v1.ListBarsRequest.start_time:type_name -> google.protobuf.Timestamp
-	42, // 22: pgfleet.stock.v1.ListBarsRequest.end_time:type_name -> google.protobuf.Timestamp
-	23, // 23: pgfleet.stock.v1.ListBarsResponse.bars:type_name -> pgfleet.stock.v1.Bar
-	42, // 24: pgfleet.stock.v1.Bar.start_time:type_name -> google.protobuf.Timestamp
-	42, // 25: pgfleet.stock.v1.StreamPricesRequest.start_time:type_name -> google.protobuf.Timestamp
-	42, // 26: pgfleet.stock.v1.StreamPricesRequest.end_time:type_name -> google.protobuf.Timestamp
-	3,  // 27: pgfleet.stock.v1.StreamPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
-	3,  // 28: pgfleet.stock.v1.GetLatestPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
-	4,  // 29: pgfleet.stock.v1.ListRecommendationsResponse.recommendations:type_name -> pgfleet.stock.v1.Recommendation
-	4,  // 30: pgfleet.stock.v1.UpsertRecommendationsRequest.recommendations:type_name -> pgfleet.stock.v1.Recommendation
-	5,  // 31: pgfleet.stock.v1.ListRecommendationHistoryResponse.recommendations:type_name -> pgfleet.stock.v1.PastRecommendation
-	3,  // 32: pgfleet.stock.v1.WatchLatestPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
-	43, // 33: pgfleet.stock.v1.WatchStockEventsResponse.events:type_name -> pgfleet.ops.v1.Event
-	3,  // 34: pgfleet.stock.v1.LatestPriceChanged.price:type_name -> pgfleet.stock.v1.Price
-	2,  // 35: pgfleet.stock.v1.StockChanged.stock:type_name -> pgfleet.stock.v1.Stock
-	42, // 36: pgfleet.stock.v1.StockDeleted.delist_time:type_name -> google.protobuf.Timestamp
-	4,  // 37: pgfleet.stock.v1.RecommendationChanged.recommendation:type_name -> pgfleet.stock.v1.Recommendation
-	6,  // 38: pgfleet.stock.v1.StockService.GetStock:input_type -> pgfleet.stock.v1.GetStockRequest
-	8,  // 39: pgfleet.stock.v1.StockService.ListStocks:input_type -> pgfleet.stock.v1.ListStocksRequest
-	10, // 40: pgfleet.stock.v1.StockService.BatchGetStocks:input_type -> pgfleet.stock.v1.BatchGetStocksRequest
-	12, // 41: pgfleet.stock.v1.StockService.UpsertStocks:input_type -> pgfleet.stock.v1.UpsertStocksRequest
-	14, // 42: pgfleet.stock.v1.StockService.DeleteStock:input_type -> pgfleet.stock.v1.DeleteStockRequest
-	16, // 43: pgfleet.stock.v1.StockService.IngestPrices:input_type -> pgfleet.stock.v1.IngestPricesRequest
-	19, // 44: pgfleet.stock.v1.StockService.ListPrices:input_type -> pgfleet.stock.v1.ListPricesRequest
-	21, // 45: pgfleet.stock.v1.StockService.ListBars:input_type -> pgfleet.stock.v1.ListBarsRequest
-	24, // 46: pgfleet.stock.v1.StockService.StreamPrices:input_type -> pgfleet.stock.v1.StreamPricesRequest
-	26, // 47: pgfleet.stock.v1.StockService.GetLatestPrices:input_type -> pgfleet.stock.v1.GetLatestPricesRequest
-	28, // 48: pgfleet.stock.v1.StockService.ListRecommendations:input_type -> pgfleet.stock.v1.ListRecommendationsRequest
-	30, // 49: pgfleet.stock.v1.StockService.UpsertRecommendations:input_type -> pgfleet.stock.v1.UpsertRecommendationsRequest
-	32, // 50: pgfleet.stock.v1.StockService.ListRecommendationHistory:input_type -> pgfleet.stock.v1.ListRecommendationHistoryRequest
-	34, // 51: pgfleet.stock.v1.StockService.WatchLatestPrices:input_type -> pgfleet.stock.v1.WatchLatestPricesRequest
-	36, // 52: pgfleet.stock.v1.StockService.WatchStockEvents:input_type -> pgfleet.stock.v1.WatchStockEventsRequest
-	7,  // 53: pgfleet.stock.v1.StockService.GetStock:output_type -> pgfleet.stock.v1.GetStockResponse
-	9,  // 54: pgfleet.stock.v1.StockService.ListStocks:output_type -> pgfleet.stock.v1.ListStocksResponse
-	11, // 55: pgfleet.stock.v1.StockService.BatchGetStocks:output_type -> pgfleet.stock.v1.BatchGetStocksResponse
-	13, // 56: pgfleet.stock.v1.StockService.UpsertStocks:output_type -> pgfleet.stock.v1.UpsertStocksResponse
-	15, // 57: pgfleet.stock.v1.StockService.DeleteStock:output_type -> pgfleet.stock.v1.DeleteStockResponse
-	18, // 58: pgfleet.stock.v1.StockService.IngestPrices:output_type -> pgfleet.stock.v1.IngestPricesResponse
-	20, // 59: pgfleet.stock.v1.StockService.ListPrices:output_type -> pgfleet.stock.v1.ListPricesResponse
-	22, // 60: pgfleet.stock.v1.StockService.ListBars:output_type -> pgfleet.stock.v1.ListBarsResponse
-	25, // 61: pgfleet.stock.v1.StockService.StreamPrices:output_type -> pgfleet.stock.v1.StreamPricesResponse
-	27, // 62: pgfleet.stock.v1.StockService.GetLatestPrices:output_type -> pgfleet.stock.v1.GetLatestPricesResponse
-	29, // 63: pgfleet.stock.v1.StockService.ListRecommendations:output_type -> pgfleet.stock.v1.ListRecommendationsResponse
-	31, // 64: pgfleet.stock.v1.StockService.UpsertRecommendations:output_type -> pgfleet.stock.v1.UpsertRecommendationsResponse
-	33, // 65: pgfleet.stock.v1.StockService.ListRecommendationHistory:output_type -> pgfleet.stock.v1.ListRecommendationHistoryResponse
-	35, // 66: pgfleet.stock.v1.StockService.WatchLatestPrices:output_type -> pgfleet.stock.v1.WatchLatestPricesResponse
-	37, // 67: pgfleet.stock.v1.StockService.WatchStockEvents:output_type -> pgfleet.stock.v1.WatchStockEventsResponse
-	53, // [53:68] is the sub-list for method output_type
-	38, // [38:53] is the sub-list for method input_type
-	38, // [38:38] is the sub-list for extension type_name
-	38, // [38:38] is the sub-list for extension extendee
-	0,  // [0:38] is the sub-list for field type_name
+	68, // 21: pgfleet.stock.v1.ListBarsRequest.start_time:type_name -> google.protobuf.Timestamp
+	68, // 22: pgfleet.stock.v1.ListBarsRequest.end_time:type_name -> google.protobuf.Timestamp
+	26, // 23: pgfleet.stock.v1.ListBarsResponse.bars:type_name -> pgfleet.stock.v1.Bar
+	68, // 24: pgfleet.stock.v1.Bar.start_time:type_name -> google.protobuf.Timestamp
+	68, // 25: pgfleet.stock.v1.StreamPricesRequest.start_time:type_name -> google.protobuf.Timestamp
+	68, // 26: pgfleet.stock.v1.StreamPricesRequest.end_time:type_name -> google.protobuf.Timestamp
+	6,  // 27: pgfleet.stock.v1.StreamPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
+	6,  // 28: pgfleet.stock.v1.GetLatestPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
+	7,  // 29: pgfleet.stock.v1.ListRecommendationsResponse.recommendations:type_name -> pgfleet.stock.v1.Recommendation
+	7,  // 30: pgfleet.stock.v1.UpsertRecommendationsRequest.recommendations:type_name -> pgfleet.stock.v1.Recommendation
+	8,  // 31: pgfleet.stock.v1.ListRecommendationHistoryResponse.recommendations:type_name -> pgfleet.stock.v1.PastRecommendation
+	6,  // 32: pgfleet.stock.v1.WatchLatestPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
+	69, // 33: pgfleet.stock.v1.WatchStockEventsResponse.events:type_name -> pgfleet.ops.v1.Event
+	6,  // 34: pgfleet.stock.v1.LatestPriceChanged.price:type_name -> pgfleet.stock.v1.Price
+	5,  // 35: pgfleet.stock.v1.StockChanged.stock:type_name -> pgfleet.stock.v1.Stock
+	68, // 36: pgfleet.stock.v1.StockDeleted.delist_time:type_name -> google.protobuf.Timestamp
+	7,  // 37: pgfleet.stock.v1.RecommendationChanged.recommendation:type_name -> pgfleet.stock.v1.Recommendation
+	2,  // 38: pgfleet.stock.v1.IngestionJob.source:type_name -> pgfleet.stock.v1.IngestionSource
+	68, // 39: pgfleet.stock.v1.IngestionJob.create_time:type_name -> google.protobuf.Timestamp
+	68, // 40: pgfleet.stock.v1.IngestionJob.update_time:type_name -> google.protobuf.Timestamp
+	68, // 41: pgfleet.stock.v1.IngestionJob.next_run_time:type_name -> google.protobuf.Timestamp
+	4,  // 42: pgfleet.stock.v1.IngestionRun.trigger:type_name -> pgfleet.stock.v1.IngestionTrigger
+	3,  // 43: pgfleet.stock.v1.IngestionRun.state:type_name -> pgfleet.stock.v1.IngestionRunState
+	68, // 44: pgfleet.stock.v1.IngestionRun.scheduled_time:type_name -> google.protobuf.Timestamp
+	68, // 45: pgfleet.stock.v1.IngestionRun.start_time:type_name -> google.protobuf.Timestamp
+	68, // 46: pgfleet.stock.v1.IngestionRun.end_time:type_name -> google.protobuf.Timestamp
+	68, // 47: pgfleet.stock.v1.IngestionRun.next_attempt_time:type_name -> google.protobuf.Timestamp
+	45, // 48: pgfleet.stock.v1.CreateIngestionJobRequest.job:type_name -> pgfleet.stock.v1.IngestionJob
+	45, // 49: pgfleet.stock.v1.CreateIngestionJobResponse.job:type_name -> pgfleet.stock.v1.IngestionJob
+	45, // 50: pgfleet.stock.v1.GetIngestionJobResponse.job:type_name -> pgfleet.stock.v1.IngestionJob
+	45, // 51: pgfleet.stock.v1.ListIngestionJobsResponse.jobs:type_name -> pgfleet.stock.v1.IngestionJob
+	45, // 52: pgfleet.stock.v1.UpdateIngestionJobRequest.job:type_name -> pgfleet.stock.v1.IngestionJob
+	70, // 53: pgfleet.stock.v1.UpdateIngestionJobRequest.update_mask:type_name -> google.protobuf.FieldMask
+	45, // 54: pgfleet.stock.v1.UpdateIngestionJobResponse.job:type_name -> pgfleet.stock.v1.IngestionJob
+	46, // 55: pgfleet.stock.v1.RunIngestionJobResponse.run:type_name -> pgfleet.stock.v1.IngestionRun
+	46, // 56: pgfleet.stock.v1.ListIngestionRunsResponse.runs:type_name -> pgfleet.stock.v1.IngestionRun
+	46, // 57: pgfleet.stock.v1.GetIngestionRunResponse.run:type_name -> pgfleet.stock.v1.IngestionRun
+	46, // 58: pgfleet.stock.v1.CancelIngestionRunResponse.run:type_name -> pgfleet.stock.v1.IngestionRun
+	47, // 59: pgfleet.stock.v1.ListIngestionRejectsResponse.rejects:type_name -> pgfleet.stock.v1.IngestionReject
+	9,  // 60: pgfleet.stock.v1.StockService.GetStock:input_type -> pgfleet.stock.v1.GetStockRequest
+	11, // 61: pgfleet.stock.v1.StockService.ListStocks:input_type -> pgfleet.stock.v1.ListStocksRequest
+	13, // 62: pgfleet.stock.v1.StockService.BatchGetStocks:input_type -> pgfleet.stock.v1.BatchGetStocksRequest
+	15, // 63: pgfleet.stock.v1.StockService.UpsertStocks:input_type -> pgfleet.stock.v1.UpsertStocksRequest
+	17, // 64: pgfleet.stock.v1.StockService.DeleteStock:input_type -> pgfleet.stock.v1.DeleteStockRequest
+	19, // 65: pgfleet.stock.v1.StockService.IngestPrices:input_type -> pgfleet.stock.v1.IngestPricesRequest
+	22, // 66: pgfleet.stock.v1.StockService.ListPrices:input_type -> pgfleet.stock.v1.ListPricesRequest
+	24, // 67: pgfleet.stock.v1.StockService.ListBars:input_type -> pgfleet.stock.v1.ListBarsRequest
+	27, // 68: pgfleet.stock.v1.StockService.StreamPrices:input_type -> pgfleet.stock.v1.StreamPricesRequest
+	29, // 69: pgfleet.stock.v1.StockService.GetLatestPrices:input_type -> pgfleet.stock.v1.GetLatestPricesRequest
+	31, // 70: pgfleet.stock.v1.StockService.ListRecommendations:input_type -> pgfleet.stock.v1.ListRecommendationsRequest
+	33, // 71: pgfleet.stock.v1.StockService.UpsertRecommendations:input_type -> pgfleet.stock.v1.UpsertRecommendationsRequest
+	35, // 72: pgfleet.stock.v1.StockService.ListRecommendationHistory:input_type -> pgfleet.stock.v1.ListRecommendationHistoryRequest
+	48, // 73: pgfleet.stock.v1.StockService.CreateIngestionJob:input_type -> pgfleet.stock.v1.CreateIngestionJobRequest
+	50, // 74: pgfleet.stock.v1.StockService.GetIngestionJob:input_type -> pgfleet.stock.v1.GetIngestionJobRequest
+	52, // 75: pgfleet.stock.v1.StockService.ListIngestionJobs:input_type -> pgfleet.stock.v1.ListIngestionJobsRequest
+	54, // 76: pgfleet.stock.v1.StockService.UpdateIngestionJob:input_type -> pgfleet.stock.v1.UpdateIngestionJobRequest
+	56, // 77: pgfleet.stock.v1.StockService.DeleteIngestionJob:input_type -> pgfleet.stock.v1.DeleteIngestionJobRequest
+	58, // 78: pgfleet.stock.v1.StockService.RunIngestionJob:input_type -> pgfleet.stock.v1.RunIngestionJobRequest
+	60, // 79: pgfleet.stock.v1.StockService.ListIngestionRuns:input_type -> pgfleet.stock.v1.ListIngestionRunsRequest
+	62, // 80: pgfleet.stock.v1.StockService.GetIngestionRun:input_type -> pgfleet.stock.v1.GetIngestionRunRequest
+	64, // 81: pgfleet.stock.v1.StockService.CancelIngestionRun:input_type -> pgfleet.stock.v1.CancelIngestionRunRequest
+	66, // 82: pgfleet.stock.v1.StockService.ListIngestionRejects:input_type -> pgfleet.stock.v1.ListIngestionRejectsRequest
+	37, // 83: pgfleet.stock.v1.StockService.WatchLatestPrices:input_type -> pgfleet.stock.v1.WatchLatestPricesRequest
+	39, // 84: pgfleet.stock.v1.StockService.WatchStockEvents:input_type -> pgfleet.stock.v1.WatchStockEventsRequest
+	10, // 85: pgfleet.stock.v1.StockService.GetStock:output_type -> pgfleet.stock.v1.GetStockResponse
+	12, // 86: pgfleet.stock.v1.StockService.ListStocks:output_type -> pgfleet.stock.v1.ListStocksResponse
+	14, // 87: pgfleet.stock.v1.StockService.BatchGetStocks:output_type -> pgfleet.stock.v1.BatchGetStocksResponse
+	16, // 88: pgfleet.stock.v1.StockService.UpsertStocks:output_type -> pgfleet.stock.v1.UpsertStocksResponse
+	18, // 89: pgfleet.stock.v1.StockService.DeleteStock:output_type -> pgfleet.stock.v1.DeleteStockResponse
+	21, // 90: pgfleet.stock.v1.StockService.IngestPrices:output_type -> pgfleet.stock.v1.IngestPricesResponse
+	23, // 91: pgfleet.stock.v1.StockService.ListPrices:output_type -> pgfleet.stock.v1.ListPricesResponse
+	25, // 92: pgfleet.stock.v1.StockService.ListBars:output_type -> pgfleet.stock.v1.ListBarsResponse
+	28, // 93: pgfleet.stock.v1.StockService.StreamPrices:output_type -> pgfleet.stock.v1.StreamPricesResponse
+	30, // 94: pgfleet.stock.v1.StockService.GetLatestPrices:output_type -> pgfleet.stock.v1.GetLatestPricesResponse
+	32, // 95: pgfleet.stock.v1.StockService.ListRecommendations:output_type -> pgfleet.stock.v1.ListRecommendationsResponse
+	34, // 96: pgfleet.stock.v1.StockService.UpsertRecommendations:output_type -> pgfleet.stock.v1.UpsertRecommendationsResponse
+	36, // 97: pgfleet.stock.v1.StockService.ListRecommendationHistory:output_type -> pgfleet.stock.v1.ListRecommendationHistoryResponse
+	49, // 98: pgfleet.stock.v1.StockService.CreateIngestionJob:output_type -> pgfleet.stock.v1.CreateIngestionJobResponse
+	51, // 99: pgfleet.stock.v1.StockService.GetIngestionJob:output_type -> pgfleet.stock.v1.GetIngestionJobResponse
+	53, // 100: pgfleet.stock.v1.StockService.ListIngestionJobs:output_type -> pgfleet.stock.v1.ListIngestionJobsResponse
+	55, // 101: pgfleet.stock.v1.StockService.UpdateIngestionJob:output_type -> pgfleet.stock.v1.UpdateIngestionJobResponse
+	57, // 102: pgfleet.stock.v1.StockService.DeleteIngestionJob:output_type -> pgfleet.stock.v1.DeleteIngestionJobResponse
+	59, // 103: pgfleet.stock.v1.StockService.RunIngestionJob:output_type -> pgfleet.stock.v1.RunIngestionJobResponse
+	61, // 104: pgfleet.stock.v1.StockService.ListIngestionRuns:output_type -> pgfleet.stock.v1.ListIngestionRunsResponse
+	63, // 105: pgfleet.stock.v1.StockService.GetIngestionRun:output_type -> pgfleet.stock.v1.GetIngestionRunResponse
+	65, // 106: pgfleet.stock.v1.StockService.CancelIngestionRun:output_type -> pgfleet.stock.v1.CancelIngestionRunResponse
+	67, // 107: pgfleet.stock.v1.StockService.ListIngestionRejects:output_type -> pgfleet.stock.v1.ListIngestionRejectsResponse
+	38, // 108: pgfleet.stock.v1.StockService.WatchLatestPrices:output_type -> pgfleet.stock.v1.WatchLatestPricesResponse
+	40, // 109: pgfleet.stock.v1.StockService.WatchStockEvents:output_type -> pgfleet.stock.v1.WatchStockEventsResponse
+	85, // [85:110] is the sub-list for method output_type
+	60, // [60:85] is the sub-list for method input_type
+	60, // [60:60] is the sub-list for extension type_name
+	60, // [60:60] is the sub-list for extension extendee
+	0,  // [0:60] is the sub-list for field type_name
 }
 
 func init() { file_pgfleet_stock_v1_stock_proto_init() }
@@ -3100,8 +4847,8 @@ func file_pgfleet_stock_v1_stock_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pgfleet_stock_v1_stock_proto_rawDesc), len(file_pgfleet_stock_v1_stock_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   40,
+			NumEnums:      5,
+			NumMessages:   63,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

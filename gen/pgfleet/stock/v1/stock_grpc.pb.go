@@ -34,6 +34,16 @@ const (
 	StockService_ListRecommendations_FullMethodName       = "/pgfleet.stock.v1.StockService/ListRecommendations"
 	StockService_UpsertRecommendations_FullMethodName     = "/pgfleet.stock.v1.StockService/UpsertRecommendations"
 	StockService_ListRecommendationHistory_FullMethodName = "/pgfleet.stock.v1.StockService/ListRecommendationHistory"
+	StockService_CreateIngestionJob_FullMethodName        = "/pgfleet.stock.v1.StockService/CreateIngestionJob"
+	StockService_GetIngestionJob_FullMethodName           = "/pgfleet.stock.v1.StockService/GetIngestionJob"
+	StockService_ListIngestionJobs_FullMethodName         = "/pgfleet.stock.v1.StockService/ListIngestionJobs"
+	StockService_UpdateIngestionJob_FullMethodName        = "/pgfleet.stock.v1.StockService/UpdateIngestionJob"
+	StockService_DeleteIngestionJob_FullMethodName        = "/pgfleet.stock.v1.StockService/DeleteIngestionJob"
+	StockService_RunIngestionJob_FullMethodName           = "/pgfleet.stock.v1.StockService/RunIngestionJob"
+	StockService_ListIngestionRuns_FullMethodName         = "/pgfleet.stock.v1.StockService/ListIngestionRuns"
+	StockService_GetIngestionRun_FullMethodName           = "/pgfleet.stock.v1.StockService/GetIngestionRun"
+	StockService_CancelIngestionRun_FullMethodName        = "/pgfleet.stock.v1.StockService/CancelIngestionRun"
+	StockService_ListIngestionRejects_FullMethodName      = "/pgfleet.stock.v1.StockService/ListIngestionRejects"
 	StockService_WatchLatestPrices_FullMethodName         = "/pgfleet.stock.v1.StockService/WatchLatestPrices"
 	StockService_WatchStockEvents_FullMethodName          = "/pgfleet.stock.v1.StockService/WatchStockEvents"
 )
@@ -50,7 +60,8 @@ const (
 // Decimal amounts are strings ("187.25"), never floating point.
 //
 // Reads are public. UpsertStocks, DeleteStock, IngestPrices and UpsertRecommendations need a
-// bearer token with role ingest or admin.
+// bearer token with role ingest or admin. So does every ingestion job and run RPC, reads
+// included: jobs and runs are operator data, not market data.
 //
 // Retries: the fleet's clients (the gateway, a service calling another) retry an RPC cut
 // short by UNAVAILABLE only if it declares idempotency_level; one without it is tried once.
@@ -101,6 +112,37 @@ type StockServiceClient interface {
 	// ListRecommendationHistory returns a page of past predictions, newest first by default:
 	// every recommendation UpsertRecommendations appended, never overwritten.
 	ListRecommendationHistory(ctx context.Context, in *ListRecommendationHistoryRequest, opts ...grpc.CallOption) (*ListRecommendationHistoryResponse, error)
+	// CreateIngestionJob stores a scheduled ingestion job; ALREADY_EXISTS
+	// (INGESTION_JOB_EXISTS) if its job_id is taken, FAILED_PRECONDITION (INGESTION_SOURCE_UNAVAILABLE)
+	// if this deployment has no such source configured (FILES without INGEST_DIR). Not
+	// IDEMPOTENT: a repeat answers ALREADY_EXISTS.
+	CreateIngestionJob(ctx context.Context, in *CreateIngestionJobRequest, opts ...grpc.CallOption) (*CreateIngestionJobResponse, error)
+	// GetIngestionJob returns one job; NOT_FOUND (INGESTION_JOB_NOT_FOUND) if there is none.
+	GetIngestionJob(ctx context.Context, in *GetIngestionJobRequest, opts ...grpc.CallOption) (*GetIngestionJobResponse, error)
+	// ListIngestionJobs returns a page of jobs by job_id.
+	ListIngestionJobs(ctx context.Context, in *ListIngestionJobsRequest, opts ...grpc.CallOption) (*ListIngestionJobsResponse, error)
+	// UpdateIngestionJob changes the fields update_mask names; NOT_FOUND if there is no such
+	// job. A repeat sets the same values again: IDEMPOTENT.
+	UpdateIngestionJob(ctx context.Context, in *UpdateIngestionJobRequest, opts ...grpc.CallOption) (*UpdateIngestionJobResponse, error)
+	// DeleteIngestionJob removes a job; its runs stay (ListIngestionRuns still shows them), and a
+	// queued run of it is cancelled. NOT_FOUND if there is none, so a repeat is NOT_FOUND.
+	DeleteIngestionJob(ctx context.Context, in *DeleteIngestionJobRequest, opts ...grpc.CallOption) (*DeleteIngestionJobResponse, error)
+	// RunIngestionJob queues a manual run of a job now (even a paused one) and returns it; the
+	// leader starts it within about a second. Each call queues another run: not IDEMPOTENT.
+	RunIngestionJob(ctx context.Context, in *RunIngestionJobRequest, opts ...grpc.CallOption) (*RunIngestionJobResponse, error)
+	// ListIngestionRuns returns a page of runs, newest first.
+	ListIngestionRuns(ctx context.Context, in *ListIngestionRunsRequest, opts ...grpc.CallOption) (*ListIngestionRunsResponse, error)
+	// GetIngestionRun returns one run, with its progress while it runs; NOT_FOUND
+	// (INGESTION_RUN_NOT_FOUND) if there is none.
+	GetIngestionRun(ctx context.Context, in *GetIngestionRunRequest, opts ...grpc.CallOption) (*GetIngestionRunResponse, error)
+	// CancelIngestionRun cancels a run: a queued one at once (state CANCELLED); a running one
+	// gets cancel_requested, and its runner stops within about a second, ending it CANCELLED
+	// (the batches it wrote stay). A finished run is FAILED_PRECONDITION
+	// (INGESTION_RUN_FINISHED), so a repeat after the cancel took effect fails: not IDEMPOTENT.
+	CancelIngestionRun(ctx context.Context, in *CancelIngestionRunRequest, opts ...grpc.CallOption) (*CancelIngestionRunResponse, error)
+	// ListIngestionRejects returns a page of the bars a run refused (its quarantine), in the
+	// order it refused them.
+	ListIngestionRejects(ctx context.Context, in *ListIngestionRejectsRequest, opts ...grpc.CallOption) (*ListIngestionRejectsResponse, error)
 	// WatchLatestPrices streams the latest price of each requested symbol as it changes. The
 	// first message holds every requested symbol that has a price (as GetLatestPrices); each
 	// later one holds the symbols whose latest price changed since the message before, each
@@ -269,6 +311,106 @@ func (c *stockServiceClient) ListRecommendationHistory(ctx context.Context, in *
 	return out, nil
 }
 
+func (c *stockServiceClient) CreateIngestionJob(ctx context.Context, in *CreateIngestionJobRequest, opts ...grpc.CallOption) (*CreateIngestionJobResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateIngestionJobResponse)
+	err := c.cc.Invoke(ctx, StockService_CreateIngestionJob_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *stockServiceClient) GetIngestionJob(ctx context.Context, in *GetIngestionJobRequest, opts ...grpc.CallOption) (*GetIngestionJobResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetIngestionJobResponse)
+	err := c.cc.Invoke(ctx, StockService_GetIngestionJob_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *stockServiceClient) ListIngestionJobs(ctx context.Context, in *ListIngestionJobsRequest, opts ...grpc.CallOption) (*ListIngestionJobsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListIngestionJobsResponse)
+	err := c.cc.Invoke(ctx, StockService_ListIngestionJobs_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *stockServiceClient) UpdateIngestionJob(ctx context.Context, in *UpdateIngestionJobRequest, opts ...grpc.CallOption) (*UpdateIngestionJobResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateIngestionJobResponse)
+	err := c.cc.Invoke(ctx, StockService_UpdateIngestionJob_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *stockServiceClient) DeleteIngestionJob(ctx context.Context, in *DeleteIngestionJobRequest, opts ...grpc.CallOption) (*DeleteIngestionJobResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteIngestionJobResponse)
+	err := c.cc.Invoke(ctx, StockService_DeleteIngestionJob_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *stockServiceClient) RunIngestionJob(ctx context.Context, in *RunIngestionJobRequest, opts ...grpc.CallOption) (*RunIngestionJobResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RunIngestionJobResponse)
+	err := c.cc.Invoke(ctx, StockService_RunIngestionJob_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *stockServiceClient) ListIngestionRuns(ctx context.Context, in *ListIngestionRunsRequest, opts ...grpc.CallOption) (*ListIngestionRunsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListIngestionRunsResponse)
+	err := c.cc.Invoke(ctx, StockService_ListIngestionRuns_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *stockServiceClient) GetIngestionRun(ctx context.Context, in *GetIngestionRunRequest, opts ...grpc.CallOption) (*GetIngestionRunResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetIngestionRunResponse)
+	err := c.cc.Invoke(ctx, StockService_GetIngestionRun_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *stockServiceClient) CancelIngestionRun(ctx context.Context, in *CancelIngestionRunRequest, opts ...grpc.CallOption) (*CancelIngestionRunResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CancelIngestionRunResponse)
+	err := c.cc.Invoke(ctx, StockService_CancelIngestionRun_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *stockServiceClient) ListIngestionRejects(ctx context.Context, in *ListIngestionRejectsRequest, opts ...grpc.CallOption) (*ListIngestionRejectsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListIngestionRejectsResponse)
+	err := c.cc.Invoke(ctx, StockService_ListIngestionRejects_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *stockServiceClient) WatchLatestPrices(ctx context.Context, in *WatchLatestPricesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchLatestPricesResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &StockService_ServiceDesc.Streams[2], StockService_WatchLatestPrices_FullMethodName, cOpts...)
@@ -319,7 +461,8 @@ type StockService_WatchStockEventsClient = grpc.ServerStreamingClient[WatchStock
 // Decimal amounts are strings ("187.25"), never floating point.
 //
 // Reads are public. UpsertStocks, DeleteStock, IngestPrices and UpsertRecommendations need a
-// bearer token with role ingest or admin.
+// bearer token with role ingest or admin. So does every ingestion job and run RPC, reads
+// included: jobs and runs are operator data, not market data.
 //
 // Retries: the fleet's clients (the gateway, a service calling another) retry an RPC cut
 // short by UNAVAILABLE only if it declares idempotency_level; one without it is tried once.
@@ -370,6 +513,37 @@ type StockServiceServer interface {
 	// ListRecommendationHistory returns a page of past predictions, newest first by default:
 	// every recommendation UpsertRecommendations appended, never overwritten.
 	ListRecommendationHistory(context.Context, *ListRecommendationHistoryRequest) (*ListRecommendationHistoryResponse, error)
+	// CreateIngestionJob stores a scheduled ingestion job; ALREADY_EXISTS
+	// (INGESTION_JOB_EXISTS) if its job_id is taken, FAILED_PRECONDITION (INGESTION_SOURCE_UNAVAILABLE)
+	// if this deployment has no such source configured (FILES without INGEST_DIR). Not
+	// IDEMPOTENT: a repeat answers ALREADY_EXISTS.
+	CreateIngestionJob(context.Context, *CreateIngestionJobRequest) (*CreateIngestionJobResponse, error)
+	// GetIngestionJob returns one job; NOT_FOUND (INGESTION_JOB_NOT_FOUND) if there is none.
+	GetIngestionJob(context.Context, *GetIngestionJobRequest) (*GetIngestionJobResponse, error)
+	// ListIngestionJobs returns a page of jobs by job_id.
+	ListIngestionJobs(context.Context, *ListIngestionJobsRequest) (*ListIngestionJobsResponse, error)
+	// UpdateIngestionJob changes the fields update_mask names; NOT_FOUND if there is no such
+	// job. A repeat sets the same values again: IDEMPOTENT.
+	UpdateIngestionJob(context.Context, *UpdateIngestionJobRequest) (*UpdateIngestionJobResponse, error)
+	// DeleteIngestionJob removes a job; its runs stay (ListIngestionRuns still shows them), and a
+	// queued run of it is cancelled. NOT_FOUND if there is none, so a repeat is NOT_FOUND.
+	DeleteIngestionJob(context.Context, *DeleteIngestionJobRequest) (*DeleteIngestionJobResponse, error)
+	// RunIngestionJob queues a manual run of a job now (even a paused one) and returns it; the
+	// leader starts it within about a second. Each call queues another run: not IDEMPOTENT.
+	RunIngestionJob(context.Context, *RunIngestionJobRequest) (*RunIngestionJobResponse, error)
+	// ListIngestionRuns returns a page of runs, newest first.
+	ListIngestionRuns(context.Context, *ListIngestionRunsRequest) (*ListIngestionRunsResponse, error)
+	// GetIngestionRun returns one run, with its progress while it runs; NOT_FOUND
+	// (INGESTION_RUN_NOT_FOUND) if there is none.
+	GetIngestionRun(context.Context, *GetIngestionRunRequest) (*GetIngestionRunResponse, error)
+	// CancelIngestionRun cancels a run: a queued one at once (state CANCELLED); a running one
+	// gets cancel_requested, and its runner stops within about a second, ending it CANCELLED
+	// (the batches it wrote stay). A finished run is FAILED_PRECONDITION
+	// (INGESTION_RUN_FINISHED), so a repeat after the cancel took effect fails: not IDEMPOTENT.
+	CancelIngestionRun(context.Context, *CancelIngestionRunRequest) (*CancelIngestionRunResponse, error)
+	// ListIngestionRejects returns a page of the bars a run refused (its quarantine), in the
+	// order it refused them.
+	ListIngestionRejects(context.Context, *ListIngestionRejectsRequest) (*ListIngestionRejectsResponse, error)
 	// WatchLatestPrices streams the latest price of each requested symbol as it changes. The
 	// first message holds every requested symbol that has a price (as GetLatestPrices); each
 	// later one holds the symbols whose latest price changed since the message before, each
@@ -434,6 +608,36 @@ func (UnimplementedStockServiceServer) UpsertRecommendations(context.Context, *U
 }
 func (UnimplementedStockServiceServer) ListRecommendationHistory(context.Context, *ListRecommendationHistoryRequest) (*ListRecommendationHistoryResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListRecommendationHistory not implemented")
+}
+func (UnimplementedStockServiceServer) CreateIngestionJob(context.Context, *CreateIngestionJobRequest) (*CreateIngestionJobResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateIngestionJob not implemented")
+}
+func (UnimplementedStockServiceServer) GetIngestionJob(context.Context, *GetIngestionJobRequest) (*GetIngestionJobResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetIngestionJob not implemented")
+}
+func (UnimplementedStockServiceServer) ListIngestionJobs(context.Context, *ListIngestionJobsRequest) (*ListIngestionJobsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListIngestionJobs not implemented")
+}
+func (UnimplementedStockServiceServer) UpdateIngestionJob(context.Context, *UpdateIngestionJobRequest) (*UpdateIngestionJobResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateIngestionJob not implemented")
+}
+func (UnimplementedStockServiceServer) DeleteIngestionJob(context.Context, *DeleteIngestionJobRequest) (*DeleteIngestionJobResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteIngestionJob not implemented")
+}
+func (UnimplementedStockServiceServer) RunIngestionJob(context.Context, *RunIngestionJobRequest) (*RunIngestionJobResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RunIngestionJob not implemented")
+}
+func (UnimplementedStockServiceServer) ListIngestionRuns(context.Context, *ListIngestionRunsRequest) (*ListIngestionRunsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListIngestionRuns not implemented")
+}
+func (UnimplementedStockServiceServer) GetIngestionRun(context.Context, *GetIngestionRunRequest) (*GetIngestionRunResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetIngestionRun not implemented")
+}
+func (UnimplementedStockServiceServer) CancelIngestionRun(context.Context, *CancelIngestionRunRequest) (*CancelIngestionRunResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CancelIngestionRun not implemented")
+}
+func (UnimplementedStockServiceServer) ListIngestionRejects(context.Context, *ListIngestionRejectsRequest) (*ListIngestionRejectsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListIngestionRejects not implemented")
 }
 func (UnimplementedStockServiceServer) WatchLatestPrices(*WatchLatestPricesRequest, grpc.ServerStreamingServer[WatchLatestPricesResponse]) error {
 	return status.Error(codes.Unimplemented, "method WatchLatestPrices not implemented")
@@ -678,6 +882,186 @@ func _StockService_ListRecommendationHistory_Handler(srv interface{}, ctx contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _StockService_CreateIngestionJob_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateIngestionJobRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StockServiceServer).CreateIngestionJob(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: StockService_CreateIngestionJob_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StockServiceServer).CreateIngestionJob(ctx, req.(*CreateIngestionJobRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _StockService_GetIngestionJob_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetIngestionJobRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StockServiceServer).GetIngestionJob(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: StockService_GetIngestionJob_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StockServiceServer).GetIngestionJob(ctx, req.(*GetIngestionJobRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _StockService_ListIngestionJobs_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListIngestionJobsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StockServiceServer).ListIngestionJobs(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: StockService_ListIngestionJobs_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StockServiceServer).ListIngestionJobs(ctx, req.(*ListIngestionJobsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _StockService_UpdateIngestionJob_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateIngestionJobRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StockServiceServer).UpdateIngestionJob(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: StockService_UpdateIngestionJob_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StockServiceServer).UpdateIngestionJob(ctx, req.(*UpdateIngestionJobRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _StockService_DeleteIngestionJob_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteIngestionJobRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StockServiceServer).DeleteIngestionJob(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: StockService_DeleteIngestionJob_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StockServiceServer).DeleteIngestionJob(ctx, req.(*DeleteIngestionJobRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _StockService_RunIngestionJob_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RunIngestionJobRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StockServiceServer).RunIngestionJob(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: StockService_RunIngestionJob_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StockServiceServer).RunIngestionJob(ctx, req.(*RunIngestionJobRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _StockService_ListIngestionRuns_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListIngestionRunsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StockServiceServer).ListIngestionRuns(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: StockService_ListIngestionRuns_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StockServiceServer).ListIngestionRuns(ctx, req.(*ListIngestionRunsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _StockService_GetIngestionRun_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetIngestionRunRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StockServiceServer).GetIngestionRun(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: StockService_GetIngestionRun_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StockServiceServer).GetIngestionRun(ctx, req.(*GetIngestionRunRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _StockService_CancelIngestionRun_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CancelIngestionRunRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StockServiceServer).CancelIngestionRun(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: StockService_CancelIngestionRun_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StockServiceServer).CancelIngestionRun(ctx, req.(*CancelIngestionRunRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _StockService_ListIngestionRejects_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListIngestionRejectsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StockServiceServer).ListIngestionRejects(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: StockService_ListIngestionRejects_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StockServiceServer).ListIngestionRejects(ctx, req.(*ListIngestionRejectsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _StockService_WatchLatestPrices_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(WatchLatestPricesRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -750,6 +1134,46 @@ var StockService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListRecommendationHistory",
 			Handler:    _StockService_ListRecommendationHistory_Handler,
+		},
+		{
+			MethodName: "CreateIngestionJob",
+			Handler:    _StockService_CreateIngestionJob_Handler,
+		},
+		{
+			MethodName: "GetIngestionJob",
+			Handler:    _StockService_GetIngestionJob_Handler,
+		},
+		{
+			MethodName: "ListIngestionJobs",
+			Handler:    _StockService_ListIngestionJobs_Handler,
+		},
+		{
+			MethodName: "UpdateIngestionJob",
+			Handler:    _StockService_UpdateIngestionJob_Handler,
+		},
+		{
+			MethodName: "DeleteIngestionJob",
+			Handler:    _StockService_DeleteIngestionJob_Handler,
+		},
+		{
+			MethodName: "RunIngestionJob",
+			Handler:    _StockService_RunIngestionJob_Handler,
+		},
+		{
+			MethodName: "ListIngestionRuns",
+			Handler:    _StockService_ListIngestionRuns_Handler,
+		},
+		{
+			MethodName: "GetIngestionRun",
+			Handler:    _StockService_GetIngestionRun_Handler,
+		},
+		{
+			MethodName: "CancelIngestionRun",
+			Handler:    _StockService_CancelIngestionRun_Handler,
+		},
+		{
+			MethodName: "ListIngestionRejects",
+			Handler:    _StockService_ListIngestionRejects_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
