@@ -12,6 +12,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pgfleet/pgfleet/pkg/pgpool"
 )
 
 // Config is a service's outbox settings.
@@ -228,7 +230,7 @@ func (o *Outbox) follow(ctx context.Context) {
 }
 
 func (o *Outbox) listen(ctx context.Context) error {
-	conn, hangUp, err := dedicated(ctx, o.pool.Config().ConnConfig)
+	conn, hangUp, err := pgpool.Dedicated(ctx, o.pool.Config().ConnConfig)
 	if err != nil {
 		return err
 	}
@@ -241,7 +243,7 @@ func (o *Outbox) listen(ctx context.Context) error {
 		if err := o.catchUp(ctx); err != nil {
 			return err
 		}
-		if err := awaitWake(ctx, conn, poll); err != nil {
+		if err := pgpool.AwaitWake(ctx, conn, poll); err != nil {
 			return err
 		}
 	}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/pgfleet/pgfleet/pkg/pgpool"
 )
 
 // SequencerConfig configures a Sequencer.
@@ -84,7 +86,7 @@ const lockKey = `hashtextextended('pgfleet.outbox.' || $1, 0)`
 // session connects, waits for the lock, then sequences until an error or ctx ends. Closing
 // the connection ends the session and so releases the lock.
 func (s *Sequencer) session(ctx context.Context) error {
-	conn, hangUp, err := dedicated(ctx, s.cfg.Conn)
+	conn, hangUp, err := pgpool.Dedicated(ctx, s.cfg.Conn)
 	if err != nil {
 		return err
 	}
@@ -114,7 +116,7 @@ func (s *Sequencer) session(ctx context.Context) error {
 				break
 			}
 		}
-		if err := awaitWake(ctx, conn, s.cfg.Poll); err != nil {
+		if err := pgpool.AwaitWake(ctx, conn, s.cfg.Poll); err != nil {
 			return err
 		}
 	}
@@ -156,36 +158,4 @@ func (s *Sequencer) batch(ctx context.Context, conn *pgx.Conn, sql string) (int,
 	}
 	s.sequenced.Add(int64(k))
 	return k, nil
-}
-
-// dedicated opens a connection of its own (outside any pool) with cfg; hangUp closes it,
-// even once ctx has ended.
-func dedicated(ctx context.Context, cfg *pgx.ConnConfig) (conn *pgx.Conn, hangUp func(), err error) {
-	conn, err = pgx.ConnectConfig(ctx, cfg.Copy())
-	if err != nil {
-		return nil, nil, fmt.Errorf("connect: %w", err)
-	}
-	return conn, func() {
-		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_ = conn.Close(closeCtx)
-	}, nil
-}
-
-// awaitWake waits up to d for a notification on conn (a LISTENing connection): nil once
-// one came or d passed (the caller then looks anyway: a poll), ctx's error when it ended,
-// another error when the connection failed.
-func awaitWake(ctx context.Context, conn *pgx.Conn, d time.Duration) error {
-	wait, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	_, err := conn.WaitForNotification(wait)
-	switch {
-	case err == nil:
-		return nil
-	case ctx.Err() != nil:
-		return ctx.Err()
-	case conn.IsClosed() || !errors.Is(err, context.DeadlineExceeded):
-		return fmt.Errorf("wait: %w", err)
-	}
-	return nil
 }

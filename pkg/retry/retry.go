@@ -204,14 +204,21 @@ func (r *Retrier) run(ctx context.Context, retryAmbiguous bool, op func(context.
 	}
 }
 
-// backoff returns the full-jitter delay before attempt+1: uniform in
-// [0, min(MaxDelay, BaseDelay*2^(attempt-1))), which spreads competing retriers apart.
+// backoff returns the full-jitter delay before attempt+1 (see Backoff).
 func (r *Retrier) backoff(attempt int) time.Duration {
-	ceil := r.cfg.BaseDelay
-	for i := 1; i < attempt && ceil < r.cfg.MaxDelay && ceil <= math.MaxInt64/2; i++ {
+	return Backoff(r.cfg.BaseDelay, r.cfg.MaxDelay, attempt)
+}
+
+// Backoff returns the full-jitter delay before attempt+1: uniform in
+// [0, min(maxDelay, base*2^(attempt-1))), which spreads competing retriers apart. The
+// Retrier waits it between a statement's attempts; the stock service's ingestion runs wait it
+// between a run's attempts.
+func Backoff(base, maxDelay time.Duration, attempt int) time.Duration {
+	ceil := base
+	for i := 1; i < attempt && ceil < maxDelay && ceil <= math.MaxInt64/2; i++ {
 		ceil *= 2
 	}
-	ceil = min(ceil, r.cfg.MaxDelay)
+	ceil = min(ceil, maxDelay)
 	if ceil <= 0 {
 		return 0
 	}
