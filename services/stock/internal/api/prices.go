@@ -54,6 +54,13 @@ func (s *Server) IngestPrices(stream stockv1.StockService_IngestPricesServer) er
 }
 
 func (s *Server) ingest(ctx context.Context, msgs messages) (*stockv1.IngestPricesResponse, error) {
+	return s.ingestWith(ctx, msgs, nil)
+}
+
+// ingestWith is ingest with also, if set, run in the ingest's transaction just before it
+// commits (even when the stream held no rows): the ingestion pipeline records a batch's
+// progress and rejects there, so they land with its rows or not at all.
+func (s *Server) ingestWith(ctx context.Context, msgs messages, also func(context.Context, pgx.Tx) error) (*stockv1.IngestPricesResponse, error) {
 	first, err := msgs.Recv()
 	if errors.Is(err, io.EOF) {
 		return &stockv1.IngestPricesResponse{}, nil
@@ -82,23 +89,30 @@ func (s *Server) ingest(ctx context.Context, msgs messages) (*stockv1.IngestPric
 	} else {
 		resp, err = s.mergePrices(ctx, st, tx, src)
 	}
-	if err != nil || resp.GetReceivedCount() == 0 {
+	if err != nil || (resp.GetReceivedCount() == 0 && also == nil) {
 		return resp, err
 	}
-	changed, err := st.AdvanceLatest(ctx, src.latestRows())
-	if err != nil {
-		return nil, err
-	}
-	// One LatestPriceChanged per symbol whose latest price moved, in symbol order.
-	slices.SortFunc(changed, func(a, b store.Price) int { return strings.Compare(a.Symbol, b.Symbol) })
-	evs := make(changes, 0, len(changed))
-	for i := range changed {
-		if err := evs.latestPrice(changed[i].Symbol, &changed[i]); err != nil {
+	if resp.GetReceivedCount() > 0 {
+		changed, err := st.AdvanceLatest(ctx, src.latestRows())
+		if err != nil {
+			return nil, err
+		}
+		// One LatestPriceChanged per symbol whose latest price moved, in symbol order.
+		slices.SortFunc(changed, func(a, b store.Price) int { return strings.Compare(a.Symbol, b.Symbol) })
+		evs := make(changes, 0, len(changed))
+		for i := range changed {
+			if err := evs.latestPrice(changed[i].Symbol, &changed[i]); err != nil {
+				return nil, err
+			}
+		}
+		if err := evs.appendTo(ctx, s.outbox, tx); err != nil {
 			return nil, err
 		}
 	}
-	if err := evs.appendTo(ctx, s.outbox, tx); err != nil {
-		return nil, err
+	if also != nil {
+		if err := also(ctx, tx); err != nil {
+			return nil, err
+		}
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return nil, fmt.Errorf("commit ingest: %w", err)
