@@ -75,6 +75,10 @@ const (
 	// SessionNotFound: no interview session the caller may see has this id (metadata
 	// "session_id").
 	SessionNotFound Reason = "SESSION_NOT_FOUND"
+	// IngestionJobNotFound: no ingestion job has this id (metadata "job_id").
+	IngestionJobNotFound Reason = "INGESTION_JOB_NOT_FOUND"
+	// IngestionRunNotFound: no ingestion run has this id (metadata "run_id").
+	IngestionRunNotFound Reason = "INGESTION_RUN_NOT_FOUND"
 	// UserAlreadyExists: a user has this email already, in any case (metadata "email").
 	UserAlreadyExists Reason = "USER_ALREADY_EXISTS"
 	// PortfolioAlreadyExists: the user has a portfolio of this name already (metadata
@@ -82,6 +86,8 @@ const (
 	PortfolioAlreadyExists Reason = "PORTFOLIO_ALREADY_EXISTS"
 	// QuestionAlreadyExists: a question has this key already (metadata "key").
 	QuestionAlreadyExists Reason = "QUESTION_ALREADY_EXISTS"
+	// IngestionJobExists: an ingestion job has this id already (metadata "job_id").
+	IngestionJobExists Reason = "INGESTION_JOB_EXISTS"
 	// RequestIDReused: the request_id was used before for a different request (metadata
 	// "request_id"). The same request again returns the first result instead.
 	RequestIDReused Reason = "REQUEST_ID_REUSED"
@@ -123,6 +129,12 @@ const (
 	// latest stored one (metadata "symbol", "time", "latest_time"); send the stream without
 	// append_only to update stored bars.
 	AppendOutOfOrder Reason = "APPEND_OUT_OF_ORDER"
+	// IngestionRunFinished: the ingestion run to cancel has finished already (metadata
+	// "run_id", "state").
+	IngestionRunFinished Reason = "INGESTION_RUN_FINISHED"
+	// IngestionSourceUnavailable: the job's source is not configured in this deployment (a
+	// files job without INGEST_DIR; metadata "source").
+	IngestionSourceUnavailable Reason = "INGESTION_SOURCE_UNAVAILABLE"
 	// CurrencyMismatch: a trade of a stock priced in another currency than the portfolio's
 	// (metadata "symbol", "stock_currency", "portfolio_currency").
 	CurrencyMismatch Reason = "CURRENCY_MISMATCH"
@@ -260,27 +272,32 @@ var reasons = map[Reason]reason{
 	PortfolioNotFound:      {code: codes.NotFound},
 	QuestionNotFound:       {code: codes.NotFound},
 	SessionNotFound:        {code: codes.NotFound},
+	IngestionJobNotFound:   {code: codes.NotFound},
+	IngestionRunNotFound:   {code: codes.NotFound},
 	UserAlreadyExists:      {code: codes.AlreadyExists},
 	PortfolioAlreadyExists: {code: codes.AlreadyExists},
 	QuestionAlreadyExists:  {code: codes.AlreadyExists},
+	IngestionJobExists:     {code: codes.AlreadyExists},
 	RequestIDReused:        {code: codes.AlreadyExists},
 	AlreadyAnswered:        {code: codes.AlreadyExists},
 
-	InsufficientCash:   {code: codes.FailedPrecondition},
-	Oversell:           {code: codes.FailedPrecondition},
-	LimitNotMet:        {code: codes.FailedPrecondition},
-	BalanceLimit:       {code: codes.FailedPrecondition},
-	UserNotRegistered:  {code: codes.FailedPrecondition},
-	SessionCompleted:   {code: codes.FailedPrecondition},
-	NotEnoughQuestions: {code: codes.FailedPrecondition},
-	QuestionInUse:      {code: codes.FailedPrecondition},
-	StockDeleted:       {code: codes.FailedPrecondition},
-	AppendOutOfOrder:   {code: codes.FailedPrecondition},
-	CurrencyMismatch:   {code: codes.FailedPrecondition},
-	PriceTooOld:        {code: codes.FailedPrecondition},
-	StockDelisted:      {code: codes.FailedPrecondition},
-	CursorExpired:      {code: codes.FailedPrecondition},
-	StaleEtag:          {code: codes.Aborted},
+	InsufficientCash:           {code: codes.FailedPrecondition},
+	Oversell:                   {code: codes.FailedPrecondition},
+	LimitNotMet:                {code: codes.FailedPrecondition},
+	BalanceLimit:               {code: codes.FailedPrecondition},
+	UserNotRegistered:          {code: codes.FailedPrecondition},
+	SessionCompleted:           {code: codes.FailedPrecondition},
+	NotEnoughQuestions:         {code: codes.FailedPrecondition},
+	QuestionInUse:              {code: codes.FailedPrecondition},
+	StockDeleted:               {code: codes.FailedPrecondition},
+	AppendOutOfOrder:           {code: codes.FailedPrecondition},
+	IngestionRunFinished:       {code: codes.FailedPrecondition},
+	IngestionSourceUnavailable: {code: codes.FailedPrecondition},
+	CurrencyMismatch:           {code: codes.FailedPrecondition},
+	PriceTooOld:                {code: codes.FailedPrecondition},
+	StockDelisted:              {code: codes.FailedPrecondition},
+	CursorExpired:              {code: codes.FailedPrecondition},
+	StaleEtag:                  {code: codes.Aborted},
 
 	DatabaseUnavailable: {code: codes.Unavailable, retry: outageRetry},
 	PeerUnavailable:     {code: codes.Unavailable, retry: outageRetry},

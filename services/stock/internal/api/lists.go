@@ -16,6 +16,9 @@ type lists struct {
 	prices          query.Schema[store.Price]
 	bars            query.Schema[store.Bar]
 	history         query.Schema[store.PastRecommendation]
+	jobs            query.Schema[store.IngestionJob]
+	runs            query.Schema[store.IngestionRun]
+	rejects         query.Schema[store.IngestionReject]
 }
 
 func newLists(tokenKey string) lists {
@@ -23,8 +26,37 @@ func newLists(tokenKey string) lists {
 		st   = store.Stock
 		rec  = store.Recommendation
 		past = store.PastRecommendation
+		job  = store.IngestionJob
+		run  = store.IngestionRun
+		rej  = store.IngestionReject
 	)
 	return lists{
+		// Jobs page by job_id (the primary key); no filter: a deployment has tens of jobs.
+		jobs: query.Schema[job]{
+			Fields:   []query.Field[job]{{Name: "job_id", Column: "job_id", Type: query.String, Value: func(j job) any { return j.JobID }}},
+			Key:      []string{"job_id"},
+			TokenKey: tokenKey,
+		},
+		// Runs: newest first by run_id, on the primary key or (job_id, run_id) under a job.
+		// state and trigger are stored in lower case; the filter takes the enums' value names.
+		runs: query.Schema[run]{
+			Fields: []query.Field[run]{
+				{Name: "run_id", Column: "run_id", Type: query.Int, Value: func(r run) any { return r.RunID }},
+				{Name: "job_id", Column: "job_id", Type: query.String},
+				{Name: "state", Column: "('INGESTION_RUN_STATE_' || upper(state))", Type: query.Enum, Enum: stockv1.IngestionRunState(0).Type()},
+				{Name: "trigger", Column: "('INGESTION_TRIGGER_' || upper(trigger))", Type: query.Enum, Enum: stockv1.IngestionTrigger(0).Type()},
+				{Name: "start_time", Column: "start_time", Type: query.Timestamp},
+			},
+			Key:          []string{"run_id"},
+			DefaultOrder: "run_id desc",
+			TokenKey:     tokenKey,
+		},
+		// A run's rejects in the order it refused them, on the primary key (run_id, seq).
+		rejects: query.Schema[rej]{
+			Fields:   []query.Field[rej]{{Name: "seq", Column: "seq", Type: query.Int, Value: func(r rej) any { return r.Seq }}},
+			Key:      []string{"seq"},
+			TokenKey: tokenKey,
+		},
 		stocks: query.Schema[st]{
 			Fields: []query.Field[st]{
 				{Name: "symbol", Column: "symbol", Type: query.String, Sortable: true, Value: func(s st) any { return s.Symbol }},

@@ -24,4 +24,18 @@ var Routes = replica.Routes{
 	stockv1.StockService_UpsertRecommendations_FullMethodName:     replica.Primary,
 	stockv1.StockService_WatchLatestPrices_FullMethodName:         replica.Primary,
 	stockv1.StockService_WatchStockEvents_FullMethodName:          replica.Primary,
+	// Ingestion jobs and runs: every read on the primary. A run's progress (rows_in, state)
+	// moves by the second and an operator polls it after RunIngestionJob or a cancel; a
+	// replica behind would show a run queued after it started, or a job missing just after
+	// its create. The rows are few, so the primary pays little.
+	stockv1.StockService_CreateIngestionJob_FullMethodName:   replica.Primary,
+	stockv1.StockService_GetIngestionJob_FullMethodName:      replica.Primary,
+	stockv1.StockService_ListIngestionJobs_FullMethodName:    replica.Primary,
+	stockv1.StockService_UpdateIngestionJob_FullMethodName:   replica.Primary,
+	stockv1.StockService_DeleteIngestionJob_FullMethodName:   replica.Primary,
+	stockv1.StockService_RunIngestionJob_FullMethodName:      replica.Primary,
+	stockv1.StockService_ListIngestionRuns_FullMethodName:    replica.Primary,
+	stockv1.StockService_GetIngestionRun_FullMethodName:      replica.Primary,
+	stockv1.StockService_CancelIngestionRun_FullMethodName:   replica.Primary,
+	stockv1.StockService_ListIngestionRejects_FullMethodName: replica.Primary,
 }

@@ -41,6 +41,8 @@ type Server struct {
 	outbox *outbox.Outbox
 
 	shares streamShares
+	// ingestSources names the ingestion sources the deployment configured; nil: all.
+	ingestSources map[string]bool
 }
 
 // Deps are what a Server runs on.
@@ -50,6 +52,9 @@ type Deps struct {
 	// Streams bound the price streams' share of the pool (the zero value: a quarter of it
 	// each for exports and ingests, no other bound).
 	Streams StreamLimits
+	// IngestSources names the ingestion sources configured ("polygon", "files"): a job of
+	// another is FAILED_PRECONDITION at create. nil means every source.
+	IngestSources map[string]bool
 }
 
 // New returns a Server.
@@ -63,6 +68,8 @@ func New(d Deps) *Server {
 		lists:  newLists(d.TokenKey),
 		outbox: d.Outbox,
 		shares: newStreamShares(d.Streams, d.Pool.Config().MaxConns),
+
+		ingestSources: d.IngestSources,
 	}
 }
 
@@ -87,7 +94,7 @@ func (s *Server) grpcError(ctx context.Context, err error) error {
 		// A stock deleted between the existence check and the write.
 		return apierr.New(apierr.StockDeleted, "a referenced stock no longer exists", nil)
 	case errors.As(err, &missing):
-		return apierr.New(apierr.StockNotFound, missing.Error(), // `stock "ZZZZ": not found`
+		return apierr.New(notFoundReason(missing.Kind), missing.Error(), // `stock "ZZZZ": not found`
 			map[string]string{missing.Field: fmt.Sprint(missing.Key)})
 	}
 	return app.Status(ctx, s.log, err)

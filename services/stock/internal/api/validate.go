@@ -3,6 +3,9 @@ package api
 import (
 	"fmt"
 	"math"
+	"regexp"
+	"slices"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -10,6 +13,7 @@ import (
 	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
 	"github.com/pgfleet/pgfleet/pkg/events"
 	"github.com/pgfleet/pgfleet/pkg/validate"
+	"github.com/pgfleet/pgfleet/services/stock/internal/ingest"
 )
 
 // Request limits: big enough for bulk loads, small enough to bound one statement.
@@ -68,6 +72,28 @@ func Validate(req any) error {
 		v.Check(len(r.GetCursor()) <= events.MaxCursorLen, "cursor", "must be at most %d bytes, got %d", events.MaxCursorLen, len(r.GetCursor()))
 	case *stockv1.IngestPricesRequest:
 		// A client stream's messages: the handler checks each row as it copies it.
+	case *stockv1.CreateIngestionJobRequest:
+		checkIngestionJob(&v, r.GetJob(), nil)
+	case *stockv1.UpdateIngestionJobRequest:
+		checkJobUpdate(&v, r)
+	case *stockv1.GetIngestionJobRequest:
+		checkJobID(&v, "job_id", r.GetJobId())
+	case *stockv1.DeleteIngestionJobRequest:
+		checkJobID(&v, "job_id", r.GetJobId())
+	case *stockv1.RunIngestionJobRequest:
+		checkJobID(&v, "job_id", r.GetJobId())
+	case *stockv1.ListIngestionJobsRequest:
+		// page_size and page_token: pkg/query's.
+	case *stockv1.ListIngestionRunsRequest:
+		if r.GetJobId() != "" {
+			checkJobID(&v, "job_id", r.GetJobId())
+		}
+	case *stockv1.GetIngestionRunRequest:
+		checkRunID(&v, r.GetRunId())
+	case *stockv1.CancelIngestionRunRequest:
+		checkRunID(&v, r.GetRunId())
+	case *stockv1.ListIngestionRejectsRequest:
+		checkRunID(&v, r.GetRunId())
 	default:
 		return validate.NoRule(req)
 	}
@@ -195,4 +221,79 @@ func checkPredictTime(v *validate.Violations, field string, ts *timestamppb.Time
 	t := ts.AsTime()
 	v.Check(!t.Before(time.Unix(0, 0)), field, "must not be before 1970, got %s", t.Format(time.RFC3339))
 	v.Check(!t.After(time.Now().Add(predictSkew)), field, "must not be more than %s in the future, got %s", predictSkew, t.Format(time.RFC3339Nano))
+}
+
+// Ingestion jobs' bounds, as the proto documents them.
+const (
+	maxJobSymbols   = 1000
+	maxLookbackDays = 3650
+	maxJobAttempts  = 10
+	maxScheduleLen  = 100
+)
+
+// jobIDPattern is the migration's CHECK on job_id: a slug that fits a URL path and a label.
+var jobIDPattern = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
+
+func checkJobID(v *validate.Violations, field, id string) {
+	v.Check(jobIDPattern.MatchString(id), field, "must be 1 to 63 of a-z, 0-9 and '-', starting with a letter, got %q", id)
+}
+
+func checkRunID(v *validate.Violations, id int64) {
+	v.Check(id > 0, "run_id", "must be positive, got %d", id)
+}
+
+// jobFields are the fields UpdateIngestionJob's mask may name.
+var jobFields = []string{"schedule", "symbols", "lookback_days", "append_only", "max_attempts", "paused"}
+
+// checkIngestionJob checks a job to create, or (only non-nil) the fields of one to update.
+func checkIngestionJob(v *validate.Violations, j *stockv1.IngestionJob, only map[string]bool) {
+	if !v.Check(j != nil, "job", "is required") {
+		return
+	}
+	has := func(f string) bool { return only == nil || only[f] }
+	checkJobID(v, "job.job_id", j.GetJobId())
+	if only == nil {
+		_, ok := sourceNames[j.GetSource()]
+		v.Check(ok, "job.source", "must be INGESTION_SOURCE_POLYGON or INGESTION_SOURCE_FILES, got %s", j.GetSource())
+	}
+	if has("schedule") && v.Check(j.GetSchedule() != "" && len(j.GetSchedule()) <= maxScheduleLen, "job.schedule",
+		"is required: 5 cron fields or a descriptor (@daily, @every 1h), at most %d bytes", maxScheduleLen) {
+		if _, err := ingest.ParseSchedule(j.GetSchedule()); err != nil {
+			v.Add("job.schedule", "%q: %v", j.GetSchedule(), err)
+		}
+	}
+	if has("symbols") && v.Check(len(j.GetSymbols()) <= maxJobSymbols, "job.symbols", "must hold at most %d symbols, got %d", maxJobSymbols, len(j.GetSymbols())) {
+		seen := make(map[string]bool, len(j.GetSymbols()))
+		for i, sym := range j.GetSymbols() {
+			checkSymbol(v, fmt.Sprintf("job.symbols[%d]", i), sym)
+			v.Check(!seen[sym], fmt.Sprintf("job.symbols[%d]", i), "names %q twice", sym)
+			seen[sym] = true
+		}
+	}
+	if has("lookback_days") {
+		d := j.GetLookbackDays()
+		v.Check(d >= 0 && d <= maxLookbackDays, "job.lookback_days", "must be 1 to %d (0: the default, %d), got %d", maxLookbackDays, defaultLookbackDays, d)
+	}
+	if has("max_attempts") {
+		n := j.GetMaxAttempts()
+		v.Check(n >= 0 && n <= maxJobAttempts, "job.max_attempts", "must be 1 to %d (0: the default, %d), got %d", maxJobAttempts, defaultMaxAttempts, n)
+	}
+}
+
+// checkJobUpdate checks an update's mask, then the fields it names.
+func checkJobUpdate(v *validate.Violations, r *stockv1.UpdateIngestionJobRequest) {
+	paths := r.GetUpdateMask().GetPaths()
+	if !v.Check(len(paths) > 0, "update_mask", "must name at least one of %s", strings.Join(jobFields, ", ")) {
+		checkJobID(v, "job.job_id", r.GetJob().GetJobId())
+		return
+	}
+	only := make(map[string]bool, len(paths))
+	for _, p := range paths {
+		if !v.Check(slices.Contains(jobFields, p), "update_mask", "%q cannot be updated: name among %s", p, strings.Join(jobFields, ", ")) {
+			continue
+		}
+		v.Check(!only[p], "update_mask", "names %q twice", p)
+		only[p] = true
+	}
+	checkIngestionJob(v, r.GetJob(), only)
 }
