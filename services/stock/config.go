@@ -4,6 +4,7 @@ import (
 	"github.com/pgfleet/pgfleet/pkg/app"
 	"github.com/pgfleet/pgfleet/pkg/server"
 	"github.com/pgfleet/pgfleet/services/stock/internal/api"
+	pipeline "github.com/pgfleet/pgfleet/services/stock/internal/ingest"
 )
 
 // config is read from the environment; the README's configuration table lists every variable.
@@ -15,7 +16,15 @@ type config struct {
 	Limits server.Limits
 	// Streams: STREAM_LIMIT, EXPORT_DB_CONNS, INGEST_DB_CONNS, INGEST_IDLE_TIMEOUT.
 	Streams api.StreamLimits
+	// Ingest: INGEST_ENABLED, INGEST_WORKERS, INGEST_LEADER_POLL, INGEST_MAX_REJECTS, INGEST_DIR,
+	// INGEST_HTTP_BASE_URL, INGEST_HTTP_API_KEY, INGEST_HTTP_TIMEOUT.
+	Ingest pipeline.Config
 }
 
 // Validate reports settings serving would refuse before it reaches the database.
-func (c config) Validate() error { return c.App.Validate() }
+func (c config) Validate() error {
+	if err := c.App.Validate(); err != nil {
+		return err
+	}
+	return c.Ingest.Validate()
+}

@@ -11,6 +11,9 @@ import (
 	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
 	"github.com/pgfleet/pgfleet/pkg/app"
 	"github.com/pgfleet/pgfleet/services/stock/internal/api"
+	pipeline "github.com/pgfleet/pgfleet/services/stock/internal/ingest"
+	"github.com/pgfleet/pgfleet/services/stock/internal/source"
+	"github.com/pgfleet/pgfleet/services/stock/internal/source/files"
 	"github.com/pgfleet/pgfleet/services/stock/migrations"
 )
 
@@ -36,6 +39,42 @@ func run(ctx context.Context, log *slog.Logger, env envconfig.Lookuper) error {
 	}
 	defer svc.Close() // after Run has drained
 
-	stockv1.RegisterStockServiceServer(svc.Server, api.New(api.Deps{Base: svc.Base, Streams: cfg.Streams}))
-	return svc.Run(ctx, stockv1.StockService_ServiceDesc.ServiceName)
+	sources := ingestSources(cfg.Ingest)
+	available := make(map[string]bool, len(sources))
+	for name := range sources {
+		available[name] = true
+	}
+	server := api.New(api.Deps{Base: svc.Base, Streams: cfg.Streams, IngestSources: available})
+	stockv1.RegisterStockServiceServer(svc.Server, server)
+
+	// The ingestion pipeline: every process stands by, one leads. It stops with ctx, before
+	// the pool closes.
+	leaderDone := make(chan struct{})
+	if cfg.Ingest.Enabled {
+		leader := pipeline.New(pipeline.Deps{Config: cfg.Ingest, Pool: svc.Pool, Sink: server, Sources: sources,
+			Registry: svc.Server.Registry(), Log: log})
+		go func() {
+			defer close(leaderDone)
+			_ = leader.Run(ctx) // returns ctx's error
+		}()
+	} else {
+		close(leaderDone)
+	}
+	err = svc.Run(ctx, stockv1.StockService_ServiceDesc.ServiceName)
+	<-leaderDone
+	return err
+}
+
+// ingestSources are the connectors this deployment configured, each made afresh per run.
+// The HTTP connector (package source/polygon) plugs in here when INGEST_HTTP_BASE_URL is set:
+//
+//	sources["polygon"] = func() (source.Source, error) {
+//		return polygon.New(cfg.HTTP.BaseURL, cfg.HTTP.APIKey, cfg.HTTP.Timeout)
+//	}
+func ingestSources(cfg pipeline.Config) pipeline.Sources {
+	sources := pipeline.Sources{}
+	if cfg.Dir != "" {
+		sources["files"] = func() (source.Source, error) { return files.New(cfg.Dir), nil }
+	}
+	return sources
 }
