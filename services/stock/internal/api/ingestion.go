@@ -242,4 +242,3 @@ func notFoundReason(kind string) apierr.Reason {
 	}
 	return apierr.StockNotFound
 }
-
