@@ -442,14 +442,16 @@ func (l *Leader) attempt(ctx context.Context, run store.IngestionRun, job store.
 		stored += kept
 		return nil
 	}
-	return src, fetch(ctx, src, req, emit)
+	return src, fetch(ctx, l.d.Log, src, req, emit)
 }
 
-// fetch runs the source, turning a panic in it into the run's error.
-func fetch(ctx context.Context, src source.Source, req source.Request, emit func([]source.Bar, []source.Reject) error) (err error) {
+// fetch runs the source, turning a panic in it into the run's error (its stack goes to the
+// log). A panic in a goroutine the connector started cannot be caught here.
+func fetch(ctx context.Context, log *slog.Logger, src source.Source, req source.Request, emit func([]source.Bar, []source.Reject) error) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("panic in source %s: %v\n%s", src.Name(), p, clean(string(debug.Stack()), 2000))
+			err = fmt.Errorf("panic in source %s: %v", src.Name(), p)
+			log.Error("ingest: panic in source", "source", src.Name(), "panic", p, "stack", string(debug.Stack()))
 		}
 	}()
 	return src.Fetch(ctx, req, emit)

@@ -282,7 +282,11 @@ func ListIngestionRunsSQL(page *query.Query, jobID string) string {
 
 // ListIngestionRuns returns one page of runs, all jobs' or jobID's.
 func (s *Store) ListIngestionRuns(ctx context.Context, jobID string, page *query.Query) ([]IngestionRun, error) {
-	rows, _ := s.db.Query(ctx, ListIngestionRunsSQL(page, jobID), page.NamedArgs(pgx.NamedArgs{"job_id": jobID}))
+	args := pgx.NamedArgs{"job_id": jobID}
+	if jobID == "" {
+		args = nil // a name the statement does not use is an error
+	}
+	rows, _ := s.db.Query(ctx, ListIngestionRunsSQL(page, jobID), page.NamedArgs(args))
 	runs, err := pgx.CollectRows(rows, pgx.RowToStructByName[IngestionRun])
 	if err != nil {
 		return nil, fmt.Errorf("list ingestion runs: %w", err)
