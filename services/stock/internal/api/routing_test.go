@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
@@ -59,6 +60,16 @@ func TestRouting(t *testing.T) {
 	if _, err := client.UpsertRecommendations(ctx, &stockv1.UpsertRecommendationsRequest{Recommendations: []*stockv1.Recommendation{rec(stockv1.Action_ACTION_HOLD)}}); err != nil {
 		t.Fatal(err)
 	}
+	// Ingestion: jobs "keep" and "gone", and run 1 of keep, queued (no leader runs here).
+	for _, id := range []string{"keep", "gone"} {
+		if _, err := client.CreateIngestionJob(ctx, &stockv1.CreateIngestionJobRequest{Job: &stockv1.IngestionJob{
+			JobId: id, Source: stockv1.IngestionSource_INGESTION_SOURCE_POLYGON, Schedule: "@daily"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := client.RunIngestionJob(ctx, &stockv1.RunIngestionJobRequest{JobId: "keep"}); err != nil {
+		t.Fatal(err)
+	}
 
 	reads := readCalls(client, rep.Svc.Pool)
 	routing := apptest.Routing{
@@ -79,6 +90,34 @@ func TestRouting(t *testing.T) {
 			}},
 			{Method: stockv1.StockService_UpsertRecommendations_FullMethodName, Do: func(ctx context.Context, opts ...grpc.CallOption) error {
 				_, err := client.UpsertRecommendations(ctx, &stockv1.UpsertRecommendationsRequest{Recommendations: []*stockv1.Recommendation{rec(stockv1.Action_ACTION_BUY)}}, opts...)
+				return err
+			}},
+			{Method: stockv1.StockService_CreateIngestionJob_FullMethodName, Do: func(ctx context.Context, opts ...grpc.CallOption) error {
+				_, err := client.CreateIngestionJob(ctx, &stockv1.CreateIngestionJobRequest{Job: &stockv1.IngestionJob{
+					JobId: "new", Source: stockv1.IngestionSource_INGESTION_SOURCE_POLYGON, Schedule: "@hourly"}}, opts...)
+				return err
+			}},
+			{Method: stockv1.StockService_UpdateIngestionJob_FullMethodName, Do: func(ctx context.Context, opts ...grpc.CallOption) error {
+				_, err := client.UpdateIngestionJob(ctx, &stockv1.UpdateIngestionJobRequest{Job: &stockv1.IngestionJob{JobId: "keep", Paused: true},
+					UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"paused"}}}, opts...)
+				return err
+			}},
+			{Method: stockv1.StockService_DeleteIngestionJob_FullMethodName, Do: func(ctx context.Context, opts ...grpc.CallOption) error {
+				_, err := client.DeleteIngestionJob(ctx, &stockv1.DeleteIngestionJobRequest{JobId: "gone"}, opts...)
+				return err
+			}},
+			{Method: stockv1.StockService_RunIngestionJob_FullMethodName, Do: func(ctx context.Context, opts ...grpc.CallOption) error {
+				_, err := client.RunIngestionJob(ctx, &stockv1.RunIngestionJobRequest{JobId: "keep"}, opts...)
+				return err
+			}},
+			{Method: stockv1.StockService_CancelIngestionRun_FullMethodName, Do: func(ctx context.Context, opts ...grpc.CallOption) error {
+				// First the leader's part, on the primary as the leader writes it: run 1 quarantined
+				// a bar (idempotent, since Routing calls each write again with a bad token).
+				if _, err := rep.Svc.Pool.Exec(ctx, `INSERT INTO stock.ingestion_rejects (run_id, seq, ref, reason, raw)
+					VALUES (1, 1, 'a.csv:2', 'high < low', 'AAA,...') ON CONFLICT DO NOTHING`); err != nil {
+					return err
+				}
+				_, err := client.CancelIngestionRun(ctx, &stockv1.CancelIngestionRunRequest{RunId: 1}, opts...)
 				return err
 			}},
 		},
@@ -219,6 +258,34 @@ func readCalls(client stockv1.StockServiceClient, primary *pgxpool.Pool) map[str
 		},
 		stockv1.StockService_ListRecommendationHistory_FullMethodName: func(ctx context.Context, opts ...grpc.CallOption) (string, error) {
 			resp, err := client.ListRecommendationHistory(ctx, &stockv1.ListRecommendationHistoryRequest{Filter: `symbol = "AAA"`}, opts...)
+			return apptest.Seen(resp), err
+		},
+		// Ingestion jobs and runs: TestRouting's "keep" job and its run 1.
+		stockv1.StockService_GetIngestionJob_FullMethodName: func(ctx context.Context, opts ...grpc.CallOption) (string, error) {
+			resp, err := client.GetIngestionJob(ctx, &stockv1.GetIngestionJobRequest{JobId: "keep"}, opts...)
+			if err != nil {
+				return "", err
+			}
+			resp.GetJob().NextRunTime = nil // moves with the clock, not the data
+			return apptest.Seen(resp), nil
+		},
+		stockv1.StockService_ListIngestionJobs_FullMethodName: func(ctx context.Context, opts ...grpc.CallOption) (string, error) {
+			resp, err := client.ListIngestionJobs(ctx, &stockv1.ListIngestionJobsRequest{}, opts...)
+			for _, j := range resp.GetJobs() {
+				j.NextRunTime = nil
+			}
+			return apptest.Seen(resp), err
+		},
+		stockv1.StockService_ListIngestionRuns_FullMethodName: func(ctx context.Context, opts ...grpc.CallOption) (string, error) {
+			resp, err := client.ListIngestionRuns(ctx, &stockv1.ListIngestionRunsRequest{JobId: "keep"}, opts...)
+			return apptest.Seen(resp), err
+		},
+		stockv1.StockService_GetIngestionRun_FullMethodName: func(ctx context.Context, opts ...grpc.CallOption) (string, error) {
+			resp, err := client.GetIngestionRun(ctx, &stockv1.GetIngestionRunRequest{RunId: 1}, opts...)
+			return apptest.Seen(resp), err
+		},
+		stockv1.StockService_ListIngestionRejects_FullMethodName: func(ctx context.Context, opts ...grpc.CallOption) (string, error) {
+			resp, err := client.ListIngestionRejects(ctx, &stockv1.ListIngestionRejectsRequest{RunId: 1}, opts...)
 			return apptest.Seen(resp), err
 		},
 	}
