@@ -24,6 +24,7 @@ func TestOutage(t *testing.T) {
 	svc := apptest.Start(t, run, map[string]string{
 		"DATABASE_URL":  cluster.NewDBURL(t),
 		"DRAIN_TIMEOUT": "2s",
+		"INGEST_DIR":    t.TempDir(),
 	})
 	apptest.AwaitHealth(t, svc.Conn, "", healthpb.HealthCheckResponse_SERVING, 30*time.Second)
 	c := stockv1.NewStockServiceClient(svc.Conn)
@@ -62,6 +63,19 @@ func TestOutage(t *testing.T) {
 		}},
 		apptest.Call{Name: "ListPrices", Do: func(ctx context.Context) error {
 			_, err := c.ListPrices(ctx, &stockv1.ListPricesRequest{Symbol: "AAPL"})
+			return err
+		}},
+		apptest.Call{Name: "CreateIngestionJob", Do: func(ctx context.Context) error {
+			_, err := c.CreateIngestionJob(ctx, &stockv1.CreateIngestionJobRequest{Job: &stockv1.IngestionJob{
+				JobId: "j", Source: stockv1.IngestionSource_INGESTION_SOURCE_FILES, Schedule: "@daily"}})
+			return err
+		}},
+		apptest.Call{Name: "GetIngestionRun", Do: func(ctx context.Context) error {
+			_, err := c.GetIngestionRun(ctx, &stockv1.GetIngestionRunRequest{RunId: 1})
+			return err
+		}},
+		apptest.Call{Name: "ListIngestionRuns", Do: func(ctx context.Context) error {
+			_, err := c.ListIngestionRuns(ctx, &stockv1.ListIngestionRunsRequest{})
 			return err
 		}},
 		apptest.Call{Name: "ListBars", Do: func(ctx context.Context) error {

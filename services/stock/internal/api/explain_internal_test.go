@@ -238,7 +238,85 @@ func TestListRecommendationHistory_plan(t *testing.T) {
 				nodes, scans := planNodes(root), scanNodes(root)
 				if slices.Contains(nodes, "Seq Scan") || slices.Contains(nodes, "Sort") || slices.Contains(nodes, "Incremental Sort") ||
 					!slices.Equal(scans, []string{tt.index}) {
-					t.Errorf("plan of %q: %s by %v, want a walk of %s without a sort", sql, strings.Join(nodes, " > "), scans, tt.index)
+					t.Errorf("plan of %q: %s by %v, want a walk of %s without a sort\n%s", sql, strings.Join(nodes, " > "), scans, tt.index, out)
+				}
+			})
+		}
+	}
+}
+
+// TestListIngestionRuns_plan: ListIngestionRuns' own statement (store.ListIngestionRunsSQL),
+// newest first over all runs or one job's, first page and after a token, walks an index
+// without a sort: the primary key backwards, or (job_id, run_id) for a job whose runs are
+// few among many. For a job with a fiftieth of the runs either index is cheap (a page is
+// found within ~50 pages' worth of the key's walk): any index without a sort will do.
+func TestListIngestionRuns_plan(t *testing.T) {
+	t.Parallel()
+	pool := pgtest.NewDB(t, migrations.Set)
+	const seed = `
+		INSERT INTO stock.ingestion_runs (job_id, trigger, state, scheduled_time, start_time)
+		SELECT 'job-' || j, 'schedule', (ARRAY['succeeded','failed','succeeded','cancelled'])[1 + (j + d) % 4],
+		       '2020-01-01'::timestamptz + d * interval '1 hour', '2020-01-01'::timestamptz + d * interval '1 hour'
+		FROM generate_series(1, 2000) AS d, generate_series(1, 50) AS j;
+		-- A daily job among the hourly ones: its runs are a few among many.
+		INSERT INTO stock.ingestion_runs (job_id, trigger, state, scheduled_time, start_time)
+		SELECT 'daily', 'schedule', 'succeeded', '2020-01-01'::timestamptz + d * interval '1 day', '2020-01-01'::timestamptz + d * interval '1 day'
+		FROM generate_series(1, 80) AS d;
+		ANALYZE stock.ingestion_runs`
+	if _, err := pool.Exec(t.Context(), seed); err != nil {
+		t.Fatal(err)
+	}
+	runs := newLists("k").runs
+	tests := []struct {
+		job, filter, index string
+	}{
+		{"", "", "ingestion_runs_pkey"},
+		{"", "state = INGESTION_RUN_STATE_FAILED", "ingestion_runs_pkey"},
+		{"job-7", "", ""},
+		{"daily", "", "ingestion_runs_job_idx"},
+		{"daily", `start_time >= "2020-02-01T00:00:00Z"`, "ingestion_runs_job_idx"},
+	}
+	for _, tt := range tests {
+		for _, paged := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/%s/paged=%v", tt.job, tt.filter, paged), func(t *testing.T) {
+				t.Parallel()
+				req := query.Request{Filter: tt.filter, PageSize: 50, Extra: tt.job}
+				q, err := runs.Build(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if paged {
+					page := make([]store.IngestionRun, 51) // a full page and one more: a token after run 60000
+					page[49].RunID = 60000
+					_, token, err := runs.Page(q, page)
+					if err != nil {
+						t.Fatal(err)
+					}
+					req.PageToken = token
+					if q, err = runs.Build(req); err != nil {
+						t.Fatal(err)
+					}
+				}
+				args := pgx.NamedArgs{"job_id": tt.job}
+				if tt.job == "" {
+					args = nil
+				}
+				sql := "EXPLAIN (FORMAT JSON) " + store.ListIngestionRunsSQL(q, tt.job)
+				var out []byte
+				if err := pool.QueryRow(t.Context(), sql, q.NamedArgs(args)).Scan(&out); err != nil {
+					t.Fatal(err)
+				}
+				var plan []map[string]any
+				if err := json.Unmarshal(out, &plan); err != nil {
+					t.Fatal(err)
+				}
+				root := plan[0]["Plan"].(map[string]any)
+				nodes, scans := planNodes(root), scanNodes(root)
+				// The daily job's 80 runs are fetched through its index and sorted: cheaper than
+				// the walk in order, as TestList_plans allows for one symbol's recommendations.
+				sorted := slices.Contains(nodes, "Sort") && tt.job != "daily"
+				if slices.Contains(nodes, "Seq Scan") || sorted || len(scans) != 1 || (tt.index != "" && scans[0] != tt.index) {
+					t.Errorf("plan of %q: %s by %v, want a walk of %q without a sort", sql, strings.Join(nodes, " > "), scans, tt.index)
 				}
 			})
 		}
