@@ -106,7 +106,9 @@ func startRPCFleet(t *testing.T, binDir string) *rpcFleet {
 		}
 		return s
 	}
-	f := &rpcFleet{stock: start("stock")}
+	// The ingestion leader stays off: a run it took would change the stock tables between a
+	// write's checksums. INGEST_DIR makes the files source available to create jobs of.
+	f := &rpcFleet{stock: start("stock", "INGEST_ENABLED=false", "INGEST_DIR="+t.TempDir())}
 	f.portfolio = start("portfolio", "STOCK_ADDR="+f.stock.proc.Addr, "STOCK_TIMEOUT=10s")
 	f.interview = start("interview")
 	return f
@@ -141,6 +143,7 @@ type rpcFixture struct {
 	questionDeleted           int64
 	session, sessionQuestion  int64 // in progress, with a question not answered yet
 	sessionCompleted          int64 // completed by the valid CompleteSession
+	ingestionRun              int64 // a queued run of job "rpc-job", cancelled by the valid CancelIngestionRun
 }
 
 // rpcAdmin is the subject of the table's admin token.
@@ -184,8 +187,16 @@ func newRPCFixture(t *testing.T, f *rpcFleet) *rpcFixture {
 		{Symbol: "MSFT", Source: "analyst-1", Action: stockv1.Action_ACTION_HOLD, Confidence: 0.5},
 	}}, admin)
 	must(err, "recommendations")
-
 	fx := &rpcFixture{}
+	for _, id := range []string{"rpc-job", "rpc-del"} {
+		_, err = sc.CreateIngestionJob(ctx, &stockv1.CreateIngestionJobRequest{Job: &stockv1.IngestionJob{JobId: id,
+			Source: stockv1.IngestionSource_INGESTION_SOURCE_FILES, Schedule: "@daily", Symbols: []string{"AAPL"}}}, admin)
+		must(err, "ingestion job "+id)
+	}
+	run, err := sc.RunIngestionJob(ctx, &stockv1.RunIngestionJobRequest{JobId: "rpc-job"}, admin)
+	must(err, "ingestion run")
+	fx.ingestionRun = run.GetRun().GetRunId()
+
 	pc := portfoliov1.NewPortfolioServiceClient(f.portfolio.conn)
 	u, err := pc.CreateUser(ctx, &portfoliov1.CreateUserRequest{Email: "rpc-user@example.com", DisplayName: "RPC User"}, admin)
 	must(err, "user")
@@ -304,6 +315,38 @@ func rpcFixtures(fx *rpcFixture) map[string]func() proto.Message {
 		stockv1.StockService_UpsertRecommendations_FullMethodName: func() proto.Message {
 			return &stockv1.UpsertRecommendationsRequest{Recommendations: []*stockv1.Recommendation{{Symbol: "AAPL", Source: "rpc-analyst",
 				Action: stockv1.Action_ACTION_BUY, TargetPrice: "200.5", Confidence: 0.8, Rationale: "Services grow.\nMargins hold."}}}
+		},
+		stockv1.StockService_CreateIngestionJob_FullMethodName: func() proto.Message {
+			return &stockv1.CreateIngestionJobRequest{Job: &stockv1.IngestionJob{JobId: "rpc-new", Source: stockv1.IngestionSource_INGESTION_SOURCE_FILES,
+				Symbols: []string{"AAPL", "MSFT"}, Schedule: "30 22 * * 1-5", LookbackDays: 10, AppendOnly: true, MaxAttempts: 4}}
+		},
+		stockv1.StockService_GetIngestionJob_FullMethodName: func() proto.Message {
+			return &stockv1.GetIngestionJobRequest{JobId: "rpc-job"}
+		},
+		stockv1.StockService_ListIngestionJobs_FullMethodName: func() proto.Message {
+			return &stockv1.ListIngestionJobsRequest{PageSize: 1}
+		},
+		stockv1.StockService_UpdateIngestionJob_FullMethodName: func() proto.Message {
+			return &stockv1.UpdateIngestionJobRequest{Job: &stockv1.IngestionJob{JobId: "rpc-job", Schedule: "@every 2h", Paused: true},
+				UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"schedule", "paused"}}}
+		},
+		stockv1.StockService_DeleteIngestionJob_FullMethodName: func() proto.Message {
+			return &stockv1.DeleteIngestionJobRequest{JobId: "rpc-del"}
+		},
+		stockv1.StockService_RunIngestionJob_FullMethodName: func() proto.Message {
+			return &stockv1.RunIngestionJobRequest{JobId: "rpc-job"}
+		},
+		stockv1.StockService_ListIngestionRuns_FullMethodName: func() proto.Message {
+			return &stockv1.ListIngestionRunsRequest{JobId: "rpc-job", Filter: `state = INGESTION_RUN_STATE_QUEUED`, PageSize: 1}
+		},
+		stockv1.StockService_GetIngestionRun_FullMethodName: func() proto.Message {
+			return &stockv1.GetIngestionRunRequest{RunId: fx.ingestionRun}
+		},
+		stockv1.StockService_CancelIngestionRun_FullMethodName: func() proto.Message {
+			return &stockv1.CancelIngestionRunRequest{RunId: fx.ingestionRun}
+		},
+		stockv1.StockService_ListIngestionRejects_FullMethodName: func() proto.Message {
+			return &stockv1.ListIngestionRejectsRequest{RunId: fx.ingestionRun, PageSize: 10}
 		},
 
 		portfoliov1.PortfolioService_CreateUser_FullMethodName: func() proto.Message {

@@ -48,7 +48,9 @@ type fleet struct {
 // startFleet starts stock, then portfolio (which prices trades with it) and interview.
 func startFleet(tb testing.TB, binDir string) *fleet {
 	tb.Helper()
-	f := &fleet{stock: startService(tb, binDir, "stock")}
+	// The ingestion leader stays off: a run it took would change the stock tables while the
+	// bad-input pass compares them; INGEST_DIR makes files jobs creatable (they stay queued).
+	f := &fleet{stock: startService(tb, binDir, "stock", "INGEST_ENABLED=false", "INGEST_DIR="+tb.TempDir())}
 	// MAX_PRICE_AGE=0: the fixtures' prices are from 2018, and trades must execute at them.
 	f.portfolio = startService(tb, binDir, "portfolio", "STOCK_ADDR="+f.stock.Addr, "STOCK_TIMEOUT=10s", "MAX_PRICE_AGE=0")
 	f.interview = startService(tb, binDir, "interview")

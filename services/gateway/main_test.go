@@ -53,6 +53,7 @@ func TestGateway(t *testing.T) {
 		{"stream_errors", testStreamErrors},
 		{"list_bars", testListBars},
 		{"recommendation_history", testRecommendationHistory},
+		{"ingestion", testIngestion},
 		{"unknown_query_params", testUnknownQueryParams},
 		{"next_question", testNextQuestion},
 		{"patch_question", testPatchQuestion},

@@ -406,3 +406,70 @@ func testRecommendationHistory(t *testing.T, e *env) {
 	future := `{"recommendations":[{"symbol":"AAPL","source":"gw-history-model","action":"ACTION_BUY","predict_time":"2999-01-01T00:00:00Z"}]}`
 	wantError(t, e.gw.do(t, http.MethodPost, "/v1/recommendations:upsert", future, admin...), http.StatusBadRequest, 3)
 }
+
+// testIngestion: the ingestion pipeline's REST routes (the fleet runs no ingestion leader, so
+// a run stays queued): a job created, read, listed, patched, run, its run read, listed and
+// cancelled, its (empty) quarantine, the job deleted with its runs kept; a reader without
+// the ingest role is refused, and bad input is 400, a missing job 404, a second cancel 400.
+func testIngestion(t *testing.T, e *env) {
+	loader := bearer(t, "loader", "ingest")
+	do := func(method, path, body string, want int) map[string]any {
+		t.Helper()
+		r := e.gw.do(t, method, path, body, loader...)
+		if r.code != want {
+			t.Fatalf("%s %s = %v, want %d", method, path, r, want)
+		}
+		return decode[map[string]any](t, r)
+	}
+	job := do(http.MethodPost, "/v1/ingestionJobs", `{"job_id":"gw-files","source":"INGESTION_SOURCE_FILES","symbols":["AAPL"],"schedule":"30 22 * * 1-5"}`, http.StatusOK)["job"].(map[string]any)
+	if job["lookback_days"] != 5.0 || job["max_attempts"] != 3.0 || job["next_run_time"] == nil || job["source"] != "INGESTION_SOURCE_FILES" {
+		t.Errorf("created job = %v", job)
+	}
+	if got := do(http.MethodGet, "/v1/ingestionJobs/gw-files", "", http.StatusOK)["job"].(map[string]any); got["schedule"] != "30 22 * * 1-5" {
+		t.Errorf("GET job = %v", got)
+	}
+	if jobs, _ := do(http.MethodGet, "/v1/ingestionJobs?page_size=1000", "", http.StatusOK)["jobs"].([]any); len(jobs) == 0 {
+		t.Errorf("GET /v1/ingestionJobs listed no job")
+	}
+	patched := do(http.MethodPatch, "/v1/ingestionJobs/gw-files?update_mask=paused,lookback_days", `{"paused":true,"lookback_days":30}`, http.StatusOK)["job"].(map[string]any)
+	if patched["paused"] != true || patched["lookback_days"] != 30.0 || patched["next_run_time"] != nil {
+		t.Errorf("PATCH job = %v", patched)
+	}
+	run := do(http.MethodPost, "/v1/ingestionJobs/gw-files:run", `{}`, http.StatusOK)["run"].(map[string]any)
+	if run["state"] != "INGESTION_RUN_STATE_QUEUED" || run["trigger"] != "INGESTION_TRIGGER_MANUAL" || run["job_id"] != "gw-files" {
+		t.Errorf("run = %v", run)
+	}
+	id := fmt.Sprint(run["run_id"]) // an int64: a JSON string
+	if got := do(http.MethodGet, "/v1/ingestionRuns/"+id, "", http.StatusOK)["run"].(map[string]any); got["run_id"] != run["run_id"] {
+		t.Errorf("GET run = %v", got)
+	}
+	runs, _ := do(http.MethodGet, "/v1/ingestionRuns?job_id=gw-files&filter="+url.QueryEscape("state = INGESTION_RUN_STATE_QUEUED"), "", http.StatusOK)["runs"].([]any)
+	if len(runs) != 1 {
+		t.Errorf("GET runs = %v", runs)
+	}
+	if rejects := do(http.MethodGet, "/v1/ingestionRuns/"+id+"/rejects", "", http.StatusOK); len(rejects) != 0 && rejects["rejects"] != nil && len(rejects["rejects"].([]any)) != 0 {
+		t.Errorf("GET rejects = %v", rejects)
+	}
+	if got := do(http.MethodPost, "/v1/ingestionRuns/"+id+":cancel", `{}`, http.StatusOK)["run"].(map[string]any); got["state"] != "INGESTION_RUN_STATE_CANCELLED" {
+		t.Errorf("cancel = %v", got)
+	}
+	wantError(t, e.gw.do(t, http.MethodPost, "/v1/ingestionRuns/"+id+":cancel", `{}`, loader...), http.StatusBadRequest, 9)
+	do(http.MethodDelete, "/v1/ingestionJobs/gw-files", "", http.StatusOK)
+	wantError(t, e.gw.do(t, http.MethodGet, "/v1/ingestionJobs/gw-files", "", loader...), http.StatusNotFound, 5)
+	if runs, _ := do(http.MethodGet, "/v1/ingestionRuns?job_id=gw-files", "", http.StatusOK)["runs"].([]any); len(runs) != 1 {
+		t.Errorf("the deleted job's runs = %v, want its one run", runs)
+	}
+
+	// Operator data: no token is 401, a token without ingest or admin 403.
+	wantError(t, e.gw.do(t, http.MethodGet, "/v1/ingestionRuns", ""), http.StatusUnauthorized, 16)
+	wantError(t, e.gw.do(t, http.MethodGet, "/v1/ingestionJobs", "", bearer(t, "reader@example.com")...), http.StatusForbidden, 7)
+	for _, c := range []struct{ method, path, body string }{
+		{http.MethodPost, "/v1/ingestionJobs", `{"job_id":"Bad","source":"INGESTION_SOURCE_FILES","schedule":"@daily"}`},
+		{http.MethodPost, "/v1/ingestionJobs", `{"job_id":"gw-bad","source":"INGESTION_SOURCE_FILES","schedule":"every day"}`},
+		{http.MethodPatch, "/v1/ingestionJobs/gw-files?update_mask=source", `{"source":"INGESTION_SOURCE_POLYGON"}`},
+		{http.MethodGet, "/v1/ingestionRuns/0", ""},
+		{http.MethodGet, "/v1/ingestionRuns?filter=" + url.QueryEscape("rows_in > 1"), ""},
+	} {
+		wantError(t, e.gw.do(t, c.method, c.path, c.body, loader...), http.StatusBadRequest, 3)
+	}
+}
