@@ -334,7 +334,7 @@ func rpcFixtures(fx *rpcFixture) map[string]func() proto.Message {
 			return &stockv1.DeleteIngestionJobRequest{JobId: "rpc-del"}
 		},
 		stockv1.StockService_RunIngestionJob_FullMethodName: func() proto.Message {
-			return &stockv1.RunIngestionJobRequest{JobId: "rpc-job"}
+			return &stockv1.RunIngestionJobRequest{JobId: "rpc-job", RequestId: "rpc-run"}
 		},
 		stockv1.StockService_ListIngestionRuns_FullMethodName: func() proto.Message {
 			return &stockv1.ListIngestionRunsRequest{JobId: "rpc-job", Filter: `state = INGESTION_RUN_STATE_QUEUED`, PageSize: 1}

@@ -129,6 +129,8 @@ type badInputFixture struct {
 	sessionToComplete string
 	question          string // a seed question, read
 	questionToChange  string // updated, then deleted
+	ingestionRun      string // a queued run of job bad-input-job, read
+	runToCancel       string // another, cancelled
 }
 
 // Stocks made for the pass: one written by the valid upserts, one deleted.
@@ -193,6 +195,20 @@ func newBadInputFixture(t *testing.T, e *env) *badInputFixture {
 	}](t, mustOK(e.gw.do(t, http.MethodPost, "/v1/questions", `{"key":"bad-input-victim","text":"Changed, then deleted?",
 		"category":"Bad input","difficulty":1,"rubric":{"points":[{"description":"Yes","weight":1,"keywords":["yes"]}]}}`, admin...),
 		"create the question to change")).Question.ID
+
+	// Ingestion: a job read, updated and run; one deleted; two queued runs (the fleet runs no
+	// leader), one read and one cancelled.
+	for _, id := range []string{"bad-input-job", "bad-input-del"} {
+		mustOK(e.gw.do(t, http.MethodPost, "/v1/ingestionJobs", `{"job_id":"`+id+`","source":"INGESTION_SOURCE_FILES","schedule":"@daily"}`, admin...),
+			"create ingestion job "+id)
+	}
+	type run struct {
+		Run struct {
+			RunID string `json:"run_id"`
+		} `json:"run"`
+	}
+	fx.ingestionRun = decode[run](t, mustOK(e.gw.do(t, http.MethodPost, "/v1/ingestionJobs/bad-input-job:run", `{}`, admin...), "run")).Run.RunID
+	fx.runToCancel = decode[run](t, mustOK(e.gw.do(t, http.MethodPost, "/v1/ingestionJobs/bad-input-job:run", `{}`, admin...), "run")).Run.RunID
 	return fx
 }
 
@@ -205,6 +221,10 @@ func (fx *badInputFixture) pathSample(id, name string) string {
 		return fx.questionToChange
 	case "InterviewService_CompleteSession session_id":
 		return fx.sessionToComplete
+	case "StockService_DeleteIngestionJob job_id":
+		return "bad-input-del"
+	case "StockService_CancelIngestionRun run_id":
+		return fx.runToCancel
 	}
 	switch name {
 	case "portfolio_id":
@@ -217,6 +237,10 @@ func (fx *badInputFixture) pathSample(id, name string) string {
 		return fx.question
 	case "symbol":
 		return "AAPL"
+	case "job_id":
+		return "bad-input-job"
+	case "run_id":
+		return fx.ingestionRun
 	}
 	return ""
 }
@@ -230,6 +254,12 @@ func (fx *badInputFixture) bodySample(id, name string) (any, bool) {
 		return badInputStock, true
 	case "PortfolioService_CreatePortfolio name":
 		return "Bad input", true
+	case "StockService_CreateIngestionJob job_id":
+		return "bad-input-new", true
+	case "StockService_CreateIngestionJob source":
+		return "INGESTION_SOURCE_FILES", true
+	case "StockService_CreateIngestionJob schedule":
+		return "@daily", true
 	}
 	switch name {
 	case "request_id":
@@ -274,6 +304,7 @@ var badInputOptional = map[string]bool{"request_id": true, "criteria": true, "di
 // fields it changes by the fields present.
 var badInputBodies = map[string]any{
 	"QuestionBankService_UpdateQuestion": map[string]any{"text": "Changed?"},
+	"StockService_UpdateIngestionJob":    map[string]any{"paused": true},
 }
 
 // snapshot reads what the variants could change: the caller's portfolios, ledger, trades,
@@ -293,6 +324,8 @@ func (fx *badInputFixture) snapshot(t *testing.T, g *testGateway) map[string]any
 		{"", "/v1/recommendations?page_size=1000"},
 		{"", "/v1/prices:latest?symbols=AAPL&symbols=" + badInputStock},
 		{"admin", "/v1/questions?page_size=1000"},
+		{"admin", "/v1/ingestionJobs?page_size=1000"},
+		{"admin", "/v1/ingestionRuns?page_size=1000"},
 	}
 	var scrub func(v any) any
 	scrub = func(v any) any {
@@ -303,6 +336,9 @@ func (fx *badInputFixture) snapshot(t *testing.T, g *testGateway) map[string]any
 			}
 			if v["key"] == badInputSamples["key"] {
 				return map[string]any{"key": v["key"]}
+			}
+			if id, _ := v["job_id"].(string); v["schedule"] != nil && (id == "bad-input-job" || id == "bad-input-new") {
+				return map[string]any{"job_id": id} // the valid update and create write them
 			}
 			out := map[string]any{}
 			for k, e := range v {

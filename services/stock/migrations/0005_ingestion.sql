@@ -42,6 +42,10 @@ CREATE TABLE stock.ingestion_runs (
     cancel_requested  bool NOT NULL DEFAULT false,
     -- host/pid of the process that runs (or last ran) it.
     worker            text NOT NULL DEFAULT '',
+    -- A manual run's optional idempotency key (RunIngestionJob's request_id): a repeat
+    -- returns the run the first call queued. NULL for scheduled runs and runs without one.
+    request_id        text,
+    CONSTRAINT ingestion_runs_request_key UNIQUE (job_id, request_id),
     -- Two leaders (one that lost its lock and does not know yet, and its successor) can
     -- never queue one tick twice: the scheduler inserts ON CONFLICT DO NOTHING.
     CONSTRAINT ingestion_runs_tick_key UNIQUE (job_id, scheduled_time)

@@ -3590,7 +3590,8 @@ type UpdateIngestionJobRequest struct {
 	// The job, named by job_id, with the new values of the fields update_mask names.
 	Job *IngestionJob `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
 	// Fields to change, among schedule, symbols, lookback_days, append_only, max_attempts and
-	// paused; required ("*" is not accepted).
+	// paused ("*" is not accepted). Required over gRPC; over REST, unset means the fields the
+	// body holds.
 	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -3773,7 +3774,10 @@ func (*DeleteIngestionJobResponse) Descriptor() ([]byte, []int) {
 type RunIngestionJobRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The job's identifier.
-	JobId         string `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	JobId string `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	// Optional idempotency key, 1 to 100 characters, unique per job among manual runs: a
+	// repeat returns the run the first call queued, whatever its state now.
+	RequestId     string `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3811,6 +3815,13 @@ func (*RunIngestionJobRequest) Descriptor() ([]byte, []int) {
 func (x *RunIngestionJobRequest) GetJobId() string {
 	if x != nil {
 		return x.JobId
+	}
+	return ""
+}
+
+func (x *RunIngestionJobRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
 	}
 	return ""
 }
@@ -4536,18 +4547,20 @@ const file_pgfleet_stock_v1_stock_proto_rawDesc = "" +
 	"page_token\x18\x02 \x01(\tR\tpageToken\"w\n" +
 	"\x19ListIngestionJobsResponse\x122\n" +
 	"\x04jobs\x18\x01 \x03(\v2\x1e.pgfleet.stock.v1.IngestionJobR\x04jobs\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x94\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x8f\x01\n" +
 	"\x19UpdateIngestionJobRequest\x125\n" +
-	"\x03job\x18\x01 \x01(\v2\x1e.pgfleet.stock.v1.IngestionJobB\x03\xe0A\x02R\x03job\x12@\n" +
-	"\vupdate_mask\x18\x02 \x01(\v2\x1a.google.protobuf.FieldMaskB\x03\xe0A\x02R\n" +
+	"\x03job\x18\x01 \x01(\v2\x1e.pgfleet.stock.v1.IngestionJobB\x03\xe0A\x02R\x03job\x12;\n" +
+	"\vupdate_mask\x18\x02 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
 	"updateMask\"N\n" +
 	"\x1aUpdateIngestionJobResponse\x120\n" +
 	"\x03job\x18\x01 \x01(\v2\x1e.pgfleet.stock.v1.IngestionJobR\x03job\"7\n" +
 	"\x19DeleteIngestionJobRequest\x12\x1a\n" +
 	"\x06job_id\x18\x01 \x01(\tB\x03\xe0A\x02R\x05jobId\"\x1c\n" +
-	"\x1aDeleteIngestionJobResponse\"4\n" +
+	"\x1aDeleteIngestionJobResponse\"S\n" +
 	"\x16RunIngestionJobRequest\x12\x1a\n" +
-	"\x06job_id\x18\x01 \x01(\tB\x03\xe0A\x02R\x05jobId\"K\n" +
+	"\x06job_id\x18\x01 \x01(\tB\x03\xe0A\x02R\x05jobId\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x02 \x01(\tR\trequestId\"K\n" +
 	"\x17RunIngestionJobResponse\x120\n" +
 	"\x03run\x18\x01 \x01(\v2\x1e.pgfleet.stock.v1.IngestionRunR\x03run\"\x85\x01\n" +
 	"\x18ListIngestionRunsRequest\x12\x15\n" +

@@ -128,7 +128,8 @@ type StockServiceClient interface {
 	// queued run of it is cancelled. NOT_FOUND if there is none, so a repeat is NOT_FOUND.
 	DeleteIngestionJob(ctx context.Context, in *DeleteIngestionJobRequest, opts ...grpc.CallOption) (*DeleteIngestionJobResponse, error)
 	// RunIngestionJob queues a manual run of a job now (even a paused one) and returns it; the
-	// leader starts it within about a second. Each call queues another run: not IDEMPOTENT.
+	// leader starts it within about a second. Each call without a request_id queues another
+	// run (so not IDEMPOTENT: the key is optional); a repeat with one returns the first's run.
 	RunIngestionJob(ctx context.Context, in *RunIngestionJobRequest, opts ...grpc.CallOption) (*RunIngestionJobResponse, error)
 	// ListIngestionRuns returns a page of runs, newest first.
 	ListIngestionRuns(ctx context.Context, in *ListIngestionRunsRequest, opts ...grpc.CallOption) (*ListIngestionRunsResponse, error)
@@ -529,7 +530,8 @@ type StockServiceServer interface {
 	// queued run of it is cancelled. NOT_FOUND if there is none, so a repeat is NOT_FOUND.
 	DeleteIngestionJob(context.Context, *DeleteIngestionJobRequest) (*DeleteIngestionJobResponse, error)
 	// RunIngestionJob queues a manual run of a job now (even a paused one) and returns it; the
-	// leader starts it within about a second. Each call queues another run: not IDEMPOTENT.
+	// leader starts it within about a second. Each call without a request_id queues another
+	// run (so not IDEMPOTENT: the key is optional); a repeat with one returns the first's run.
 	RunIngestionJob(context.Context, *RunIngestionJobRequest) (*RunIngestionJobResponse, error)
 	// ListIngestionRuns returns a page of runs, newest first.
 	ListIngestionRuns(context.Context, *ListIngestionRunsRequest) (*ListIngestionRunsResponse, error)

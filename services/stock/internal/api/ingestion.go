@@ -108,7 +108,7 @@ func (s *Server) DeleteIngestionJob(ctx context.Context, req *stockv1.DeleteInge
 
 // RunIngestionJob queues a manual run now.
 func (s *Server) RunIngestionJob(ctx context.Context, req *stockv1.RunIngestionJobRequest) (*stockv1.RunIngestionJobResponse, error) {
-	r, err := s.store.QueueManualRun(ctx, req.GetJobId())
+	r, err := s.store.QueueManualRun(ctx, req.GetJobId(), req.GetRequestId())
 	if err != nil {
 		return nil, s.grpcError(ctx, err)
 	}

@@ -393,8 +393,13 @@ func TestIngestion_jobs(t *testing.T) {
 		t.Errorf("jobs listed: %v", ids)
 	}
 
-	run, err := e.client.RunIngestionJob(ctx, &stockv1.RunIngestionJobRequest{JobId: "daily-aaa"})
+	run, err := e.client.RunIngestionJob(ctx, &stockv1.RunIngestionJobRequest{JobId: "daily-aaa", RequestId: "once"})
 	must(t, err)
+	again, err := e.client.RunIngestionJob(ctx, &stockv1.RunIngestionJobRequest{JobId: "daily-aaa", RequestId: "once"})
+	must(t, err)
+	if again.GetRun().GetRunId() != run.GetRun().GetRunId() {
+		t.Errorf("a repeated request_id queued run %d, want the first's %d", again.GetRun().GetRunId(), run.GetRun().GetRunId())
+	}
 	_, err = e.client.DeleteIngestionJob(ctx, &stockv1.DeleteIngestionJobRequest{JobId: "daily-aaa"})
 	must(t, err)
 	_, err = e.client.GetIngestionJob(ctx, &stockv1.GetIngestionJobRequest{JobId: "daily-aaa"})

@@ -82,6 +82,7 @@ func Validate(req any) error {
 		checkJobID(&v, "job_id", r.GetJobId())
 	case *stockv1.RunIngestionJobRequest:
 		checkJobID(&v, "job_id", r.GetJobId())
+		v.RequestID("request_id", r.GetRequestId(), false)
 	case *stockv1.ListIngestionJobsRequest:
 		// page_size and page_token: pkg/query's.
 	case *stockv1.ListIngestionRunsRequest:

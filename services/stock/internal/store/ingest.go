@@ -205,13 +205,23 @@ func (s *Store) DeleteIngestionJob(ctx context.Context, id string) error {
 	return nil
 }
 
-// QueueManualRun queues a run of the job now, or returns a *NotFoundError.
-func (s *Store) QueueManualRun(ctx context.Context, jobID string) (IngestionRun, error) {
+// QueueManualRun queues a run of the job now, or returns a *NotFoundError. With a
+// requestID ("": none) a repeat returns the run the first call queued.
+func (s *Store) QueueManualRun(ctx context.Context, jobID, requestID string) (IngestionRun, error) {
+	// One statement: the insert, or on a repeated key the run it names (the CTE's insert
+	// is not visible to the outer SELECT, so the UNION takes whichever exists).
 	const q = `
-		INSERT INTO stock.ingestion_runs (job_id, trigger, scheduled_time)
-		SELECT job_id, 'manual', clock_timestamp() FROM stock.ingestion_jobs WHERE job_id = $1
-		RETURNING ` + runColumns
-	rows, _ := s.db.Query(ctx, q, jobID)
+		WITH ins AS (
+			INSERT INTO stock.ingestion_runs (job_id, trigger, scheduled_time, request_id)
+			SELECT job_id, 'manual', clock_timestamp(), nullif($2, '') FROM stock.ingestion_jobs WHERE job_id = $1
+			ON CONFLICT (job_id, request_id) DO NOTHING
+			RETURNING ` + runColumns + `)
+		SELECT * FROM ins
+		UNION ALL
+		SELECT ` + runColumns + ` FROM stock.ingestion_runs
+		WHERE job_id = $1 AND request_id = nullif($2, '') AND NOT EXISTS (SELECT 1 FROM ins)
+			AND EXISTS (SELECT 1 FROM stock.ingestion_jobs WHERE job_id = $1)`
+	rows, _ := s.db.Query(ctx, q, jobID, requestID)
 	r, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[IngestionRun])
 	if errors.Is(err, pgx.ErrNoRows) {
 		return r, jobNotFound(jobID)
