@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -226,7 +227,9 @@ func (l *Leader) session(ctx context.Context) error {
 		}
 		if err != nil {
 			cancel(errLeaderLost) // the lock may be gone with the connection: stop every run now
-			<-done
+			if lerr := <-done; lerr != nil && !errors.Is(lerr, errLeaderLost) {
+				l.d.Log.Warn("ingest: lead ended", "err", lerr)
+			}
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -426,7 +429,7 @@ func (l *Leader) attempt(ctx context.Context, run store.IngestionRun, job store.
 		var kept int64
 		accepted, _, err := l.d.Sink.IngestBars(ctx, bars, job.AppendOnly,
 			func(ctx context.Context, tx pgx.Tx, accepted int64, barRejects []source.Reject) error {
-				all := append(rejects[:len(rejects):len(rejects)], barRejects...)
+				all := slices.Concat(rejects, barRejects)
 				kept = min(int64(len(all)), max(0, l.d.Config.MaxRejects-stored))
 				rows := make([]store.IngestionReject, kept)
 				for i := range rows {
