@@ -572,3 +572,46 @@ func updateCall(e env, j *stockv1.IngestionJob, m *fieldmaskpb.FieldMask) func()
 		return err
 	}
 }
+
+// TestIngestion_filesLarge: a files drop of 100,000 bars (100 symbols over 1,000 days), in
+// symbol order and in day order, lands whole; the log gives each run's bars per second.
+func TestIngestion_filesLarge(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	e := newPipelineEnv(t, filesSource(dir))
+	const nSymbols, nDays = 100, 1000
+	stocks := make([]*stockv1.Stock, nSymbols)
+	for i := range stocks {
+		stocks[i] = &stockv1.Stock{Symbol: fmt.Sprintf("L%03d", i), Name: "L", Currency: "USD"}
+	}
+	e.upsert(t, stocks...)
+	e.createJob(t, &stockv1.IngestionJob{JobId: "large", Source: stockv1.IngestionSource_INGESTION_SOURCE_FILES, Schedule: "@daily"})
+	day0 := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, order := range []string{"by-symbol", "by-day"} {
+		var b strings.Builder
+		b.WriteString("symbol,time,open,high,low,close,volume\n")
+		line := func(s, d int) {
+			c := 100 + (s+d)%50
+			fmt.Fprintf(&b, "L%03d,%s,%d.5,%d.75,%d.25,%d.5,%d\n", s, day0.AddDate(0, 0, d).Format(time.DateOnly), c, c, c, c, d)
+		}
+		for i := range nSymbols * nDays {
+			if order == "by-symbol" {
+				line(i/nDays, i%nDays)
+			} else {
+				line(i%nSymbols, i/nSymbols)
+			}
+		}
+		must(t, os.WriteFile(filepath.Join(dir, order+".csv"), []byte(b.String()), 0o644))
+		run := e.runJob(t, "large")
+		if run.GetState() != stockv1.IngestionRunState_INGESTION_RUN_STATE_SUCCEEDED || run.GetRowsIn() != nSymbols*nDays || run.GetRowsRejected() != 0 {
+			t.Fatalf("%s: %v", order, run)
+		}
+		secs := run.GetEndTime().AsTime().Sub(run.GetStartTime().AsTime()).Seconds()
+		t.Logf("%s: %d bars in %.2fs, %.0f bars/s", order, run.GetRowsIn(), secs, float64(run.GetRowsIn())/secs)
+	}
+	var n int
+	must(t, e.pool.QueryRow(t.Context(), `SELECT count(*) FROM stock.prices`).Scan(&n))
+	if n != nSymbols*nDays {
+		t.Errorf("%d bars stored, want %d", n, nSymbols*nDays)
+	}
+}
