@@ -397,6 +397,18 @@ func (f *fleet) mintTokens() error {
 // serviceEnv is what service i gets besides DATABASE_URL, GRPC_ADDR and METRICS_ADDR: the
 // addresses of the services it calls. Other settings of those clients pass through.
 func (f *fleet) serviceEnv(i int) []string {
+	if f.svcs[i].name == "stock" {
+		// The files ingestion source reads the run directory's ingest/ (created here), so that
+		// a FILES job works out of the box; INGEST_DIR set in the environment wins.
+		dir := cmp.Or(os.Getenv("INGEST_DIR"), filepath.Join(f.runDir, "ingest"))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil
+		}
+		if abs, err := filepath.Abs(dir); err == nil {
+			dir = abs
+		}
+		return []string{"INGEST_DIR=" + dir}
+	}
 	if f.svcs[i].name != "portfolio" {
 		return nil
 	}
