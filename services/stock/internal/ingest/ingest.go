@@ -368,8 +368,19 @@ func (l *Leader) execute(lctx, rctx context.Context, run store.IngestionRun, job
 	src, err := l.attempt(rctx, run, job)
 	l.m.seconds.WithLabelValues(job.JobID).Observe(time.Since(start).Seconds())
 	if lctx.Err() != nil {
-		// The lead is lost: the run stays running in the table for the next leader to requeue.
-		log.Warn("ingest: run stopped, leader lost", "err", err)
+		if errors.Is(context.Cause(lctx), errLeaderLost) {
+			// The lock may be gone: the run stays running in the table for the next leader
+			// to requeue (another attempt).
+			log.Warn("ingest: run stopped, leader lost", "err", err)
+			return
+		}
+		// The process is shutting down, the database is fine: the run goes back to the
+		// queue at once, without spending an attempt, for whoever leads next.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(lctx), 5*time.Second)
+		defer cancel()
+		if err := l.store.RequeueRun(ctx, run.RunID, "stopped: the leading process shut down"); err != nil {
+			log.Warn("ingest: requeue the run at shutdown", "err", err)
+		}
 		return
 	}
 	state, text := store.RunSucceeded, ""

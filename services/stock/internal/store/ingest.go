@@ -423,6 +423,18 @@ func (s *Store) RetryRun(ctx context.Context, runID int64, errText string, next 
 	return nil
 }
 
+// RequeueRun puts a running run back in the queue as it was (same attempt), to start now:
+// its leader stopped it without its fault (a shutdown).
+func (s *Store) RequeueRun(ctx context.Context, runID int64, errText string) error {
+	const q = `
+		UPDATE stock.ingestion_runs SET state = 'queued', error = $2, next_attempt_time = now(), worker = ''
+		WHERE run_id = $1 AND state = 'running'`
+	if _, err := s.db.Exec(ctx, q, runID, errText); err != nil {
+		return fmt.Errorf("requeue ingestion run: %w", err)
+	}
+	return nil
+}
+
 // CancelRequested returns the runs among ids whose cancel was asked.
 func (s *Store) CancelRequested(ctx context.Context, ids []int64) ([]int64, error) {
 	rows, _ := s.db.Query(ctx, `SELECT run_id FROM stock.ingestion_runs WHERE run_id = ANY($1) AND cancel_requested`, ids)
