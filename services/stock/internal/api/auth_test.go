@@ -13,7 +13,8 @@ import (
 	"github.com/pgfleet/pgfleet/services/stock/internal/api"
 )
 
-// TestPolicy: market data is public to read and watch; writes need role ingest or admin.
+// TestPolicy: market data is public to read and watch; writes, and the ingestion pipeline's
+// reads, need role ingest or admin.
 func TestPolicy(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -44,6 +45,14 @@ func TestPolicy(t *testing.T) {
 	}
 	if _, err := e.user.ListRecommendationHistory(ctx, &stockv1.ListRecommendationHistoryRequest{}); err != nil {
 		t.Errorf("ListRecommendationHistory without a token: %v", err)
+	}
+	// Ingestion jobs and runs are operator data: reads need ingest or admin too.
+	_, err = e.user.ListIngestionRuns(ctx, &stockv1.ListIngestionRunsRequest{})
+	apptest.WantCode(t, err, codes.Unauthenticated)
+	_, err = e.user.GetIngestionJob(ctx, &stockv1.GetIngestionJobRequest{JobId: "j"}, authtest.As(t, "ada@example.com"))
+	apptest.WantCode(t, err, codes.PermissionDenied)
+	if _, err := e.user.ListIngestionJobs(ctx, &stockv1.ListIngestionJobsRequest{}, authtest.As(t, "loader", "ingest")); err != nil {
+		t.Errorf("ListIngestionJobs with role ingest: %v", err)
 	}
 	// The watches are market data too.
 	prices, err := e.user.WatchLatestPrices(ctx, &stockv1.WatchLatestPricesRequest{Symbols: []string{"AAPL"}})
