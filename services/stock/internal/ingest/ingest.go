@@ -32,6 +32,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
+	"github.com/pgfleet/pgfleet/pkg/lock"
 	"github.com/pgfleet/pgfleet/pkg/pgpool"
 	"github.com/pgfleet/pgfleet/pkg/retry"
 	"github.com/pgfleet/pgfleet/services/stock/internal/source"
@@ -450,7 +451,13 @@ func (l *Leader) attempt(ctx context.Context, run store.IngestionRun, job store.
 				return l.store.WithTx(tx).RecordBatch(ctx, run.RunID, accepted, int64(len(all)), stored+1, rows)
 			})
 		if err != nil {
-			return fmt.Errorf("write batch: %w", err)
+			err = fmt.Errorf("write batch: %w", err)
+			// The database's passing troubles (unreachable, a lock wait timed out, a conflict)
+			// are worth another attempt, as a source's are; bad data is not.
+			if retry.Unavailable(err) || errors.Is(err, lock.ErrTimeout) || retry.Classify(err) == retry.Retryable {
+				return &source.TransientError{Err: err}
+			}
+			return err
 		}
 		l.m.rows.WithLabelValues(job.JobID, "accepted").Add(float64(accepted))
 		stored += kept
