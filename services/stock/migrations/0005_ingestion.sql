@@ -45,7 +45,6 @@ CREATE TABLE stock.ingestion_runs (
     -- A manual run's optional idempotency key (RunIngestionJob's request_id): a repeat
     -- returns the run the first call queued. NULL for scheduled runs and runs without one.
     request_id        text,
-    CONSTRAINT ingestion_runs_request_key UNIQUE (job_id, request_id),
     -- Two leaders (one that lost its lock and does not know yet, and its successor) can
     -- never queue one tick twice: the scheduler inserts ON CONFLICT DO NOTHING.
     CONSTRAINT ingestion_runs_tick_key UNIQUE (job_id, scheduled_time)
@@ -53,6 +52,9 @@ CREATE TABLE stock.ingestion_runs (
 -- ListIngestionRuns: newest first, all jobs or one job's (the tick key above serves
 -- neither order: it leads with job_id, then time, not run_id).
 CREATE INDEX ingestion_runs_job_idx ON stock.ingestion_runs (job_id, run_id);
+-- RunIngestionJob's idempotency keys; partial, so it holds only the runs that have one.
+CREATE UNIQUE INDEX ingestion_runs_request_key ON stock.ingestion_runs (job_id, request_id)
+    WHERE request_id IS NOT NULL;
 -- The leader's queue: queued runs by the time they may start; running ones to requeue when a
 -- leader takes over. Partial, so the index stays the size of the work, not of the history.
 CREATE INDEX ingestion_runs_queue_idx ON stock.ingestion_runs (next_attempt_time)

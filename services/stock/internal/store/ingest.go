@@ -214,7 +214,7 @@ func (s *Store) QueueManualRun(ctx context.Context, jobID, requestID string) (In
 		WITH ins AS (
 			INSERT INTO stock.ingestion_runs (job_id, trigger, scheduled_time, request_id)
 			SELECT job_id, 'manual', clock_timestamp(), nullif($2, '') FROM stock.ingestion_jobs WHERE job_id = $1
-			ON CONFLICT (job_id, request_id) DO NOTHING
+			ON CONFLICT (job_id, request_id) WHERE request_id IS NOT NULL DO NOTHING
 			RETURNING ` + runColumns + `)
 		SELECT * FROM ins
 		UNION ALL
