@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
+	"github.com/pgfleet/pgfleet/pkg/validate"
 	"github.com/pgfleet/pgfleet/services/stock/internal/source"
 	"github.com/pgfleet/pgfleet/services/stock/internal/store"
 )
@@ -87,12 +88,25 @@ func checkBars(bars []source.Bar) ([]checkedBar, []source.Reject) {
 		pr := &stockv1.Price{Symbol: b.Symbol, Time: timestamppb.New(b.Time), Open: b.Open, High: b.High,
 			Low: b.Low, Close: b.Close, Volume: b.Volume}
 		if _, err := priceRow(pr, 0); err != nil {
-			rejects = append(rejects, barReject(b, strings.ReplaceAll(err.Error(), "prices[0].", "")))
+			rejects = append(rejects, barReject(b, rowReason(err)))
 			continue
 		}
 		good = append(good, checkedBar{p: pr, ref: b.Ref})
 	}
 	return good, rejects
+}
+
+// rowReason says why priceRow refused a row, for a person: "low: must not exceed high (...)".
+func rowReason(err error) string {
+	var bad *validate.Error
+	if !errors.As(err, &bad) {
+		return err.Error()
+	}
+	parts := make([]string, len(bad.Violations))
+	for i, v := range bad.Violations {
+		parts[i] = strings.TrimPrefix(v.GetField(), "prices[0].") + ": " + v.GetDescription()
+	}
+	return strings.Join(parts, "; ")
 }
 
 // knownBars moves to rejects the bars of symbols that name no stock and, on an append-only

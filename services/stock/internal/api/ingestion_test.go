@@ -180,6 +180,9 @@ not json
 		if r.GetSeq() != int64(i+1) || r.GetRunId() != run.GetRunId() {
 			t.Errorf("reject %d: seq %d run %d", i, r.GetSeq(), r.GetRunId())
 		}
+		if strings.HasPrefix(r.GetReason(), "invalid request") || strings.Contains(r.GetReason(), "prices[") {
+			t.Errorf("reject %s: reason %q, want the rule alone", r.GetRef(), r.GetReason())
+		}
 		if strings.ContainsRune(r.GetRaw(), 0) || len(r.GetRaw()) > 256 {
 			t.Errorf("reject %s: raw %q", r.GetRef(), r.GetRaw())
 		}
