@@ -47,6 +47,7 @@ func newPipelineEnv(t testing.TB, sources ingest.Sources) env {
 	}
 	opts := app.Options{Name: "stock", Migrations: migrations.Set, Validate: api.Validate, Policy: api.Policy, Routes: api.Routes, Outbox: true, Limits: &own.Limits}
 	var leaderDone chan struct{}
+	leaderCtx, stopLeader := context.WithCancel(t.Context())
 	svc, conn := apptest.StartServer(t, opts, nil, func(svc *app.Service) []string {
 		srv := api.New(api.Deps{Base: svc.Base, Streams: own.Streams, IngestSources: available})
 		stockv1.RegisterStockServiceServer(svc.Server, srv)
@@ -60,16 +61,20 @@ func newPipelineEnv(t testing.TB, sources ingest.Sources) env {
 			leaderDone = make(chan struct{})
 			go func() {
 				defer close(leaderDone)
-				_ = leader.Run(t.Context())
+				_ = leader.Run(leaderCtx)
 			}()
 		}
 		return []string{stockv1.StockService_ServiceDesc.ServiceName}
 	})
-	if leaderDone != nil {
-		t.Cleanup(func() { <-leaderDone }) // before the server and pool close: cleanups run last first
+	stop := func() {
+		stopLeader()
+		if leaderDone != nil {
+			<-leaderDone
+		}
 	}
+	t.Cleanup(stop) // before the server and pool close: cleanups run last first
 	return env{client: stockv1.NewStockServiceClient(conn), user: stockv1.NewStockServiceClient(apptest.Dial(t, svc.Server.GRPCAddr())),
-		pool: svc.Pool, addr: svc.Server.GRPCAddr()}
+		pool: svc.Pool, addr: svc.Server.GRPCAddr(), stopLeader: stop}
 }
 
 // createJob creates a job through the API.
@@ -616,5 +621,31 @@ func TestIngestion_filesLarge(t *testing.T) {
 	must(t, e.pool.QueryRow(t.Context(), `SELECT count(*) FROM stock.prices`).Scan(&n))
 	if n != nSymbols*nDays {
 		t.Errorf("%d bars stored, want %d", n, nSymbols*nDays)
+	}
+}
+
+// TestIngestion_shutdown: a leader that shuts down mid-run puts the run back in the queue,
+// same attempt, for the next leader.
+func TestIngestion_shutdown(t *testing.T) {
+	t.Parallel()
+	sources, _ := flakySources(func(ctx context.Context, _ int32, emit func([]source.Bar, []source.Reject) error) error {
+		if err := emit([]source.Bar{barAt(0, "10")}, nil); err != nil {
+			return err
+		}
+		<-ctx.Done()
+		return ctx.Err()
+	})
+	e := newPipelineEnv(t, sources)
+	e.upsert(t, &stockv1.Stock{Symbol: "AAA", Name: "A", Currency: "USD"})
+	e.createJob(t, &stockv1.IngestionJob{JobId: "j", Source: stockv1.IngestionSource_INGESTION_SOURCE_POLYGON, Schedule: "@daily"})
+	resp, err := e.client.RunIngestionJob(t.Context(), &stockv1.RunIngestionJobRequest{JobId: "j"})
+	must(t, err)
+	id := resp.GetRun().GetRunId()
+	e.awaitRun(t, id, func(r *stockv1.IngestionRun) bool { return r.GetRowsIn() == 1 })
+	e.stopLeader()
+	run := e.awaitRun(t, id, func(*stockv1.IngestionRun) bool { return true })
+	if run.GetState() != stockv1.IngestionRunState_INGESTION_RUN_STATE_QUEUED || run.GetAttempt() != 1 ||
+		!strings.Contains(run.GetError(), "shut down") || run.GetWorker() != "" {
+		t.Errorf("run after the shutdown: %v", run)
 	}
 }

@@ -23,6 +23,9 @@ type env struct {
 	user   stockv1.StockServiceClient // calls with no token but the call's own (authtest.As)
 	pool   *pgxpool.Pool              // the service's database, for arranging and checking rows
 	addr   string                     // the server's gRPC address
+	// stopLeader, in newPipelineEnv's, stops its ingestion leader as a shutdown does and
+	// waits until it has stopped.
+	stopLeader func()
 }
 
 // newEnv starts the stock service's server as the binary does (apptest.StartServer: its
