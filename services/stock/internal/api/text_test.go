@@ -48,6 +48,15 @@ func TestText_refused(t *testing.T) {
 		{"rationale_control", rec(func(r *stockv1.Recommendation) { r.Rationale = "\x01" }), "recommendations[0].rationale"},
 		{"model_version_nul", rec(func(r *stockv1.Recommendation) { r.ModelVersion = "1.0\x00" }), "recommendations[0].model_version"},
 		{"model_version_newline", rec(func(r *stockv1.Recommendation) { r.ModelVersion = "1.0\n2" }), "recommendations[0].model_version"},
+		{"schedule_nul", func() error {
+			_, err := e.client.CreateIngestionJob(t.Context(), &stockv1.CreateIngestionJobRequest{Job: &stockv1.IngestionJob{
+				JobId: "j", Source: stockv1.IngestionSource_INGESTION_SOURCE_FILES, Schedule: "@daily\x00"}})
+			return err
+		}, "job.schedule"},
+		{"run_request_id_nul", func() error {
+			_, err := e.client.RunIngestionJob(t.Context(), &stockv1.RunIngestionJobRequest{JobId: "j", RequestId: "a\x00"})
+			return err
+		}, "request_id"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
