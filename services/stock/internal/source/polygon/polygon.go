@@ -77,15 +77,18 @@ var _ source.Source = (*Source)(nil)
 // New checks cfg and returns a Source; it sends nothing.
 func New(cfg Config) (*Source, error) {
 	base, err := url.Parse(strings.TrimRight(cfg.BaseURL, "/"))
+	// Errors show the base URL without its query, and without the key should it be there.
+	shown, _, _ := strings.Cut(cfg.BaseURL, "?")
+	shown = (&Source{key: cfg.APIKey}).redact(shown)
 	switch {
 	case cfg.BaseURL == "":
 		return nil, errors.New("polygon: no base URL")
 	case err != nil:
-		return nil, fmt.Errorf("polygon: base URL %q: %w", cfg.BaseURL, err)
+		return nil, fmt.Errorf("polygon: base URL %q does not parse", shown)
 	case base.Scheme != "http" && base.Scheme != "https", base.Host == "":
-		return nil, fmt.Errorf("polygon: base URL %q: want http(s)://host[:port]", cfg.BaseURL)
+		return nil, fmt.Errorf("polygon: base URL %q: want http(s)://host[:port]", shown)
 	case base.RawQuery != "" || base.Fragment != "" || base.User != nil:
-		return nil, fmt.Errorf("polygon: base URL %q: no query, fragment or user info (the key goes in APIKey)", base.Redacted())
+		return nil, fmt.Errorf("polygon: base URL %q: no query, fragment or user info (the key goes in APIKey)", shown)
 	case cfg.Timeout < 0, cfg.Limit < 0, cfg.MaxBody < 0:
 		return nil, errors.New("polygon: negative Timeout, Limit or MaxBody")
 	case cfg.Limit > 50000:
