@@ -38,8 +38,15 @@ func main() {
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, log, *addr, strings.Split(*symbols, ","), *key, *pageSize); err != nil {
+	var tickers []string
+	for s := range strings.SplitSeq(*symbols, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			tickers = append(tickers, s)
+		}
+	}
+	err := run(ctx, log, *addr, tickers, *key, *pageSize)
+	stop()
+	if err != nil {
 		log.Error("provider stub stopped", "err", err)
 		os.Exit(1)
 	}
