@@ -9,8 +9,10 @@ package providerstub
 
 import (
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"hash/fnv"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -346,4 +348,48 @@ func hash(s string) uint64 {
 	x *= 0xff51afd7ed558ccd
 	x ^= x >> 33
 	return x
+}
+
+// Server is the stand-in listening on a real address.
+type Server struct {
+	URL     string // base URL for INGEST_HTTP_BASE_URL, e.g. http://127.0.0.1:8089
+	Handler *Handler
+	srv     *http.Server
+	stopped chan struct{}
+	err     error // Serve's, set before stopped closes
+}
+
+// Listen starts the stand-in on addr ("127.0.0.1:0" picks a free port); it serves until
+// Close. tools/run and pgfleet-provider-stub start it this way.
+func Listen(addr string, opts Options) (*Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("provider stub: listen: %w", err)
+	}
+	h := NewHandler(opts)
+	s := &Server{URL: "http://" + ln.Addr().String(), Handler: h, stopped: make(chan struct{}),
+		srv: &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}}
+	go func() {
+		s.err = s.srv.Serve(ln)
+		close(s.stopped)
+	}()
+	return s, nil
+}
+
+// Done is closed when the server has stopped, by Close or by a failure of its own (Err).
+func (s *Server) Done() <-chan struct{} { return s.stopped }
+
+// Err is why the server stopped, once Done is closed; nil after Close.
+func (s *Server) Err() error {
+	<-s.stopped
+	if errors.Is(s.err, http.ErrServerClosed) {
+		return nil
+	}
+	return s.err
+}
+
+// Close stops the server; requests in flight (a Hang among them) are cut.
+func (s *Server) Close() error {
+	err := s.srv.Close()
+	return errors.Join(err, s.Err())
 }

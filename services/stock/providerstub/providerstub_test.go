@@ -91,3 +91,22 @@ func TestHandler_pages(t *testing.T) {
 		t.Errorf("page 2 starts at %v, want 2026-11-10 midnight New York", day)
 	}
 }
+
+// TestListen: the stand-in on a free loopback port answers until Close.
+func TestListen(t *testing.T) {
+	t.Parallel()
+	srv, err := providerstub.Listen("127.0.0.1:0", providerstub.Options{Symbols: []string{"MSFT"}})
+	if err != nil {
+		t.Fatalf("Listen: %v", err)
+	}
+	code, a := get(t, srv.URL+"/v2/aggs/ticker/MSFT/range/1/day/2026-11-02/2026-11-06")
+	if code != http.StatusOK || a.ResultsCount != 5 || srv.Handler.Requests() != 1 {
+		t.Errorf("GET = %d %+v after %d requests, want 5 results after 1", code, a, srv.Handler.Requests())
+	}
+	if err := srv.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	if _, err := http.Get(srv.URL); err == nil { //nolint:noctx // a test against loopback
+		t.Error("GET after Close succeeded")
+	}
+}

@@ -9,17 +9,13 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/pgfleet/pgfleet/pkg/buildinfo"
 	"github.com/pgfleet/pgfleet/services/stock/providerstub"
@@ -53,24 +49,15 @@ func main() {
 }
 
 func run(ctx context.Context, log *slog.Logger, addr string, symbols []string, key string, pageSize int) error {
-	ln, err := net.Listen("tcp", addr)
+	srv, err := providerstub.Listen(addr, providerstub.Options{Symbols: symbols, Key: key, PageSize: pageSize})
 	if err != nil {
-		return fmt.Errorf("listen: %w", err)
+		return err
 	}
-	srv := &http.Server{Handler: providerstub.NewHandler(providerstub.Options{Symbols: symbols, Key: key, PageSize: pageSize}),
-		ReadHeaderTimeout: 10 * time.Second}
-	log.Info("provider stub listening", "addr", ln.Addr().String(), "symbols", symbols, "key_required", key != "")
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	log.Info("provider stub listening", "url", srv.URL, "symbols", symbols, "key_required", key != "")
 	select {
-	case err := <-errc:
-		return err
+	case <-srv.Done():
+		return srv.Err()
 	case <-ctx.Done():
+		return srv.Close()
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		return err
-	}
-	return nil
 }
