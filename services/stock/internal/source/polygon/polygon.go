@@ -207,7 +207,7 @@ func (s *Source) fetchSymbol(ctx context.Context, sym string, from, to time.Time
 func (s *Source) follow(next string) (string, error) {
 	u, err := s.base.Parse(next)
 	if err != nil {
-		return "", fmt.Errorf("polygon: bad next_url %q: %w", s.redact(next), err)
+		return "", fmt.Errorf("polygon: bad next_url %q", s.redact(cut(next, 300)))
 	}
 	if u.Scheme != s.base.Scheme || u.Host != s.base.Host {
 		return "", fmt.Errorf("polygon: next_url %s leaves %s://%s; not followed, so the key stays there",
@@ -254,6 +254,7 @@ func (s *Source) get(ctx context.Context, u string, d *pageDecoder) (p *page, wa
 		return nil, 0, fmt.Errorf("polygon: %s: %v", what, s.redact(err.Error()))
 	}
 	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", "pgfleet-ingest")
 	resp, err := s.client.Do(req)
 	if err != nil {
 		return nil, 0, s.transportError(ctx, rctx, what, err)
