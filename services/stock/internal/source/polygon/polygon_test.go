@@ -463,3 +463,58 @@ func TestFetch_redaction(t *testing.T) {
 		})
 	}
 }
+
+func answering(t *testing.T, code int, body string) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		_, _ = w.Write([]byte(body))
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// TestFetch_statusAnswers: Polygon's other refusals, by HTTP code or by the body's status.
+func TestFetch_statusAnswers(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, body string
+		code       int
+		transient  bool
+		want       string
+	}{
+		{"forbidden", `{"status":"NOT_AUTHORIZED","request_id":"x","message":"You are not entitled to this data."}`, 403, false, "key refused (HTTP 403): You are not entitled"},
+		{"not_authorized_200", `{"status":"NOT_AUTHORIZED","message":"Upgrade your plan."}`, 200, false, "not authorized: Upgrade your plan."},
+		{"error_200", `{"status":"ERROR","error":"bad from date"}`, 200, false, `status "ERROR": bad from date`},
+		{"no_status", `{"results":[]}`, 200, false, "no status"},
+		{"bad_request", `{"status":"ERROR","error":"Could not parse the time parameter"}`, 400, false, "HTTP 400: Could not parse"},
+		{"unavailable", `<html>down</html>`, 503, true, "HTTP 503: <html>down</html>"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := newSource(t, polygon.Config{BaseURL: answering(t, tt.code, tt.body)})
+			_, err := fetch(t.Context(), s, nov2, nov28, "AAPL")
+			if _, ok := source.Transient(err); err == nil || ok != tt.transient || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Fetch = %v (transient %v), want an error with %q, transient %v", err, ok, tt.want, tt.transient)
+			}
+		})
+	}
+}
+
+// TestFetch_maxBody: a body of exactly MaxBody bytes is read; one byte more is refused.
+func TestFetch_maxBody(t *testing.T) {
+	t.Parallel()
+	body := `{"status":"OK","resultsCount":0}`
+	url := answering(t, 200, body)
+	ok := newSource(t, polygon.Config{BaseURL: url, MaxBody: int64(len(body))})
+	if _, err := fetch(t.Context(), ok, nov2, nov28, "AAPL"); err != nil {
+		t.Errorf("Fetch with MaxBody = the body's size: %v", err)
+	}
+	small := newSource(t, polygon.Config{BaseURL: url, MaxBody: int64(len(body) - 1)})
+	_, err := fetch(t.Context(), small, nov2, nov28, "AAPL")
+	if _, transient := source.Transient(err); err == nil || transient || !strings.Contains(err.Error(), "larger than") {
+		t.Errorf("Fetch with MaxBody one byte short = %v, want a permanent error saying the body is too large", err)
+	}
+}
