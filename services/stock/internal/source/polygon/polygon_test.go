@@ -518,3 +518,13 @@ func TestFetch_maxBody(t *testing.T) {
 		t.Errorf("Fetch with MaxBody one byte short = %v, want a permanent error saying the body is too large", err)
 	}
 }
+
+// TestFetch_noSymbols: the aggregates API is asked ticker by ticker, so a request for "all
+// the source has" is refused rather than answered with nothing.
+func TestFetch_noSymbols(t *testing.T) {
+	t.Parallel()
+	s := newSource(t, polygon.Config{BaseURL: "http://127.0.0.1:1"})
+	if _, err := fetch(t.Context(), s, nov2, nov28); err == nil || !strings.Contains(err.Error(), "no symbols") {
+		t.Errorf("Fetch(no symbols) = %v, want an error saying so", err)
+	}
+}
