@@ -89,7 +89,7 @@ func (s *Server) valuationAt(ctx context.Context, portfolioID int64, asOf time.T
 	var p store.Portfolio
 	var trades []store.Trade
 	var last *time.Time
-	err := s.retry.RunTx(ctx, s.pool, readOnly, func(tx pgx.Tx) (err error) {
+	err := s.retry.RunTx(ctx, s.db, readOnly, func(tx pgx.Tx) (err error) {
 		st := s.store.WithTx(tx)
 		if p, err = st.GetPortfolio(ctx, portfolioID); err != nil {
 			return err
@@ -135,7 +135,7 @@ func (s *Server) portfolioPnl(ctx context.Context, req *portfoliov1.GetPortfolio
 	}
 	var p store.Portfolio
 	var trades []store.Trade
-	err := s.retry.RunTx(ctx, s.pool, readOnly, func(tx pgx.Tx) (err error) {
+	err := s.retry.RunTx(ctx, s.db, readOnly, func(tx pgx.Tx) (err error) {
 		st := s.store.WithTx(tx)
 		if p, err = st.GetPortfolio(ctx, pid); err != nil {
 			return err
@@ -312,7 +312,7 @@ func (s *Server) listPortfolioValues(ctx context.Context, req *portfoliov1.ListP
 	var p store.Portfolio
 	var trades []store.Trade
 	var movements []store.Movement
-	err = s.retry.RunTx(ctx, s.pool, readOnly, func(tx pgx.Tx) (err error) {
+	err = s.retry.RunTx(ctx, s.db, readOnly, func(tx pgx.Tx) (err error) {
 		st := s.store.WithTx(tx)
 		if p, err = st.GetPortfolio(ctx, pid); err != nil {
 			return err
