@@ -10,6 +10,7 @@ package portfoliov1
 
 import (
 	v1 "github.com/pgfleet/pgfleet/gen/pgfleet/ops/v1"
+	v11 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -138,63 +139,6 @@ func (x CashMovementKind) Number() protoreflect.EnumNumber {
 // Deprecated: Use CashMovementKind.Descriptor instead.
 func (CashMovementKind) EnumDescriptor() ([]byte, []int) {
 	return file_pgfleet_portfolio_v1_portfolio_proto_rawDescGZIP(), []int{1}
-}
-
-// Interval is the spacing of a value history's points (the stock service's Interval).
-type Interval int32
-
-const (
-	// Not set; rejected.
-	Interval_INTERVAL_UNSPECIFIED Interval = 0
-	// A calendar day: a point at each midnight UTC.
-	Interval_INTERVAL_DAY Interval = 1
-	// An ISO week: a point at each Monday's midnight UTC.
-	Interval_INTERVAL_WEEK Interval = 2
-	// A calendar month: a point at each month's first midnight UTC.
-	Interval_INTERVAL_MONTH Interval = 3
-)
-
-// Enum value maps for Interval.
-var (
-	Interval_name = map[int32]string{
-		0: "INTERVAL_UNSPECIFIED",
-		1: "INTERVAL_DAY",
-		2: "INTERVAL_WEEK",
-		3: "INTERVAL_MONTH",
-	}
-	Interval_value = map[string]int32{
-		"INTERVAL_UNSPECIFIED": 0,
-		"INTERVAL_DAY":         1,
-		"INTERVAL_WEEK":        2,
-		"INTERVAL_MONTH":       3,
-	}
-)
-
-func (x Interval) Enum() *Interval {
-	p := new(Interval)
-	*p = x
-	return p
-}
-
-func (x Interval) String() string {
-	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
-}
-
-func (Interval) Descriptor() protoreflect.EnumDescriptor {
-	return file_pgfleet_portfolio_v1_portfolio_proto_enumTypes[2].Descriptor()
-}
-
-func (Interval) Type() protoreflect.EnumType {
-	return &file_pgfleet_portfolio_v1_portfolio_proto_enumTypes[2]
-}
-
-func (x Interval) Number() protoreflect.EnumNumber {
-	return protoreflect.EnumNumber(x)
-}
-
-// Deprecated: Use Interval.Descriptor instead.
-func (Interval) EnumDescriptor() ([]byte, []int) {
-	return file_pgfleet_portfolio_v1_portfolio_proto_rawDescGZIP(), []int{2}
 }
 
 // User owns portfolios.
@@ -2702,8 +2646,9 @@ type ListPortfolioValuesRequest struct {
 	StartTime *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
 	// Exclusive end, after start_time.
 	EndTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
-	// Spacing of the points.
-	Interval Interval `protobuf:"varint,4,opt,name=interval,proto3,enum=pgfleet.portfolio.v1.Interval" json:"interval,omitempty"`
+	// Spacing of the points: INTERVAL_DAY (each midnight UTC), INTERVAL_WEEK (each Monday's),
+	// INTERVAL_MONTH (each month's first), as the stock service's bars are cut.
+	Interval v11.Interval `protobuf:"varint,4,opt,name=interval,proto3,enum=pgfleet.stock.v1.Interval" json:"interval,omitempty"`
 	// Page size: default 50, at most 1000.
 	PageSize int32 `protobuf:"varint,5,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// Token from a previous response; other fields must be unchanged.
@@ -2763,11 +2708,11 @@ func (x *ListPortfolioValuesRequest) GetEndTime() *timestamppb.Timestamp {
 	return nil
 }
 
-func (x *ListPortfolioValuesRequest) GetInterval() Interval {
+func (x *ListPortfolioValuesRequest) GetInterval() v11.Interval {
 	if x != nil {
 		return x.Interval
 	}
-	return Interval_INTERVAL_UNSPECIFIED
+	return v11.Interval(0)
 }
 
 func (x *ListPortfolioValuesRequest) GetPageSize() int32 {
@@ -2937,7 +2882,7 @@ var File_pgfleet_portfolio_v1_portfolio_proto protoreflect.FileDescriptor
 
 const file_pgfleet_portfolio_v1_portfolio_proto_rawDesc = "" +
 	"\n" +
-	"$pgfleet/portfolio/v1/portfolio.proto\x12\x14pgfleet.portfolio.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18pgfleet/ops/v1/ops.proto\"\x9e\x01\n" +
+	"$pgfleet/portfolio/v1/portfolio.proto\x12\x14pgfleet.portfolio.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18pgfleet/ops/v1/ops.proto\x1a\x1cpgfleet/stock/v1/stock.proto\"\x9e\x01\n" +
 	"\x04User\x12\x13\n" +
 	"\x02id\x18\x01 \x01(\x03B\x03\xe0A\x03R\x02id\x12\x1c\n" +
 	"\x05email\x18\x02 \x01(\tB\x06\xe0A\x02\xe0A\x05R\x05email\x12!\n" +
@@ -3126,13 +3071,13 @@ const file_pgfleet_portfolio_v1_portfolio_proto_rawDesc = "" +
 	"\fportfolio_id\x18\x01 \x01(\x03R\vportfolioId\x12/\n" +
 	"\x05as_of\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04asOf\x129\n" +
 	"\asymbols\x18\x03 \x03(\v2\x1f.pgfleet.portfolio.v1.SymbolPnlR\asymbols\x129\n" +
-	"\x06totals\x18\x04 \x03(\v2!.pgfleet.portfolio.v1.CurrencyPnlR\x06totals\"\xbd\x02\n" +
+	"\x06totals\x18\x04 \x03(\v2!.pgfleet.portfolio.v1.CurrencyPnlR\x06totals\"\xb9\x02\n" +
 	"\x1aListPortfolioValuesRequest\x12&\n" +
 	"\fportfolio_id\x18\x01 \x01(\x03B\x03\xe0A\x02R\vportfolioId\x12>\n" +
 	"\n" +
 	"start_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x02R\tstartTime\x12:\n" +
-	"\bend_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x02R\aendTime\x12?\n" +
-	"\binterval\x18\x04 \x01(\x0e2\x1e.pgfleet.portfolio.v1.IntervalB\x03\xe0A\x02R\binterval\x12\x1b\n" +
+	"\bend_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x02R\aendTime\x12;\n" +
+	"\binterval\x18\x04 \x01(\x0e2\x1a.pgfleet.stock.v1.IntervalB\x03\xe0A\x02R\binterval\x12\x1b\n" +
 	"\tpage_size\x18\x05 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x06 \x01(\tR\tpageToken\"\xaf\x02\n" +
@@ -3156,12 +3101,7 @@ const file_pgfleet_portfolio_v1_portfolio_proto_rawDesc = "" +
 	"\x1aCASH_MOVEMENT_KIND_DEPOSIT\x10\x01\x12!\n" +
 	"\x1dCASH_MOVEMENT_KIND_WITHDRAWAL\x10\x02\x12\x1a\n" +
 	"\x16CASH_MOVEMENT_KIND_BUY\x10\x03\x12\x1b\n" +
-	"\x17CASH_MOVEMENT_KIND_SELL\x10\x04*]\n" +
-	"\bInterval\x12\x18\n" +
-	"\x14INTERVAL_UNSPECIFIED\x10\x00\x12\x10\n" +
-	"\fINTERVAL_DAY\x10\x01\x12\x11\n" +
-	"\rINTERVAL_WEEK\x10\x02\x12\x12\n" +
-	"\x0eINTERVAL_MONTH\x10\x032\x99\f\n" +
+	"\x17CASH_MOVEMENT_KIND_SELL\x10\x042\x99\f\n" +
 	"\x10PortfolioService\x12_\n" +
 	"\n" +
 	"CreateUser\x12'.pgfleet.portfolio.v1.CreateUserRequest\x1a(.pgfleet.portfolio.v1.CreateUserResponse\x12[\n" +
@@ -3192,126 +3132,126 @@ func file_pgfleet_portfolio_v1_portfolio_proto_rawDescGZIP() []byte {
 	return file_pgfleet_portfolio_v1_portfolio_proto_rawDescData
 }
 
-var file_pgfleet_portfolio_v1_portfolio_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_pgfleet_portfolio_v1_portfolio_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
 var file_pgfleet_portfolio_v1_portfolio_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_pgfleet_portfolio_v1_portfolio_proto_goTypes = []any{
 	(Side)(0),                            // 0: pgfleet.portfolio.v1.Side
 	(CashMovementKind)(0),                // 1: pgfleet.portfolio.v1.CashMovementKind
-	(Interval)(0),                        // 2: pgfleet.portfolio.v1.Interval
-	(*User)(nil),                         // 3: pgfleet.portfolio.v1.User
-	(*Portfolio)(nil),                    // 4: pgfleet.portfolio.v1.Portfolio
-	(*Position)(nil),                     // 5: pgfleet.portfolio.v1.Position
-	(*CurrencyValue)(nil),                // 6: pgfleet.portfolio.v1.CurrencyValue
-	(*Trade)(nil),                        // 7: pgfleet.portfolio.v1.Trade
-	(*CashMovement)(nil),                 // 8: pgfleet.portfolio.v1.CashMovement
-	(*CreateUserRequest)(nil),            // 9: pgfleet.portfolio.v1.CreateUserRequest
-	(*CreateUserResponse)(nil),           // 10: pgfleet.portfolio.v1.CreateUserResponse
-	(*GetUserRequest)(nil),               // 11: pgfleet.portfolio.v1.GetUserRequest
-	(*GetUserResponse)(nil),              // 12: pgfleet.portfolio.v1.GetUserResponse
-	(*CreatePortfolioRequest)(nil),       // 13: pgfleet.portfolio.v1.CreatePortfolioRequest
-	(*CreatePortfolioResponse)(nil),      // 14: pgfleet.portfolio.v1.CreatePortfolioResponse
-	(*GetPortfolioRequest)(nil),          // 15: pgfleet.portfolio.v1.GetPortfolioRequest
-	(*GetPortfolioResponse)(nil),         // 16: pgfleet.portfolio.v1.GetPortfolioResponse
-	(*ListPortfoliosRequest)(nil),        // 17: pgfleet.portfolio.v1.ListPortfoliosRequest
-	(*ListPortfoliosResponse)(nil),       // 18: pgfleet.portfolio.v1.ListPortfoliosResponse
-	(*DepositRequest)(nil),               // 19: pgfleet.portfolio.v1.DepositRequest
-	(*DepositResponse)(nil),              // 20: pgfleet.portfolio.v1.DepositResponse
-	(*WithdrawRequest)(nil),              // 21: pgfleet.portfolio.v1.WithdrawRequest
-	(*WithdrawResponse)(nil),             // 22: pgfleet.portfolio.v1.WithdrawResponse
-	(*ExecuteTradeRequest)(nil),          // 23: pgfleet.portfolio.v1.ExecuteTradeRequest
-	(*ExecuteTradeResponse)(nil),         // 24: pgfleet.portfolio.v1.ExecuteTradeResponse
-	(*ListTradesRequest)(nil),            // 25: pgfleet.portfolio.v1.ListTradesRequest
-	(*ListTradesResponse)(nil),           // 26: pgfleet.portfolio.v1.ListTradesResponse
-	(*ListCashMovementsRequest)(nil),     // 27: pgfleet.portfolio.v1.ListCashMovementsRequest
-	(*ListCashMovementsResponse)(nil),    // 28: pgfleet.portfolio.v1.ListCashMovementsResponse
-	(*WatchPortfolioRequest)(nil),        // 29: pgfleet.portfolio.v1.WatchPortfolioRequest
-	(*WatchPortfolioResponse)(nil),       // 30: pgfleet.portfolio.v1.WatchPortfolioResponse
-	(*WatchPortfolioEventsRequest)(nil),  // 31: pgfleet.portfolio.v1.WatchPortfolioEventsRequest
-	(*WatchPortfolioEventsResponse)(nil), // 32: pgfleet.portfolio.v1.WatchPortfolioEventsResponse
-	(*TradeExecuted)(nil),                // 33: pgfleet.portfolio.v1.TradeExecuted
-	(*CashMoved)(nil),                    // 34: pgfleet.portfolio.v1.CashMoved
-	(*GetPortfolioPnlRequest)(nil),       // 35: pgfleet.portfolio.v1.GetPortfolioPnlRequest
-	(*SymbolPnl)(nil),                    // 36: pgfleet.portfolio.v1.SymbolPnl
-	(*CurrencyPnl)(nil),                  // 37: pgfleet.portfolio.v1.CurrencyPnl
-	(*GetPortfolioPnlResponse)(nil),      // 38: pgfleet.portfolio.v1.GetPortfolioPnlResponse
-	(*ListPortfolioValuesRequest)(nil),   // 39: pgfleet.portfolio.v1.ListPortfolioValuesRequest
-	(*PortfolioValue)(nil),               // 40: pgfleet.portfolio.v1.PortfolioValue
-	(*ListPortfolioValuesResponse)(nil),  // 41: pgfleet.portfolio.v1.ListPortfolioValuesResponse
-	(*timestamppb.Timestamp)(nil),        // 42: google.protobuf.Timestamp
-	(*v1.Event)(nil),                     // 43: pgfleet.ops.v1.Event
+	(*User)(nil),                         // 2: pgfleet.portfolio.v1.User
+	(*Portfolio)(nil),                    // 3: pgfleet.portfolio.v1.Portfolio
+	(*Position)(nil),                     // 4: pgfleet.portfolio.v1.Position
+	(*CurrencyValue)(nil),                // 5: pgfleet.portfolio.v1.CurrencyValue
+	(*Trade)(nil),                        // 6: pgfleet.portfolio.v1.Trade
+	(*CashMovement)(nil),                 // 7: pgfleet.portfolio.v1.CashMovement
+	(*CreateUserRequest)(nil),            // 8: pgfleet.portfolio.v1.CreateUserRequest
+	(*CreateUserResponse)(nil),           // 9: pgfleet.portfolio.v1.CreateUserResponse
+	(*GetUserRequest)(nil),               // 10: pgfleet.portfolio.v1.GetUserRequest
+	(*GetUserResponse)(nil),              // 11: pgfleet.portfolio.v1.GetUserResponse
+	(*CreatePortfolioRequest)(nil),       // 12: pgfleet.portfolio.v1.CreatePortfolioRequest
+	(*CreatePortfolioResponse)(nil),      // 13: pgfleet.portfolio.v1.CreatePortfolioResponse
+	(*GetPortfolioRequest)(nil),          // 14: pgfleet.portfolio.v1.GetPortfolioRequest
+	(*GetPortfolioResponse)(nil),         // 15: pgfleet.portfolio.v1.GetPortfolioResponse
+	(*ListPortfoliosRequest)(nil),        // 16: pgfleet.portfolio.v1.ListPortfoliosRequest
+	(*ListPortfoliosResponse)(nil),       // 17: pgfleet.portfolio.v1.ListPortfoliosResponse
+	(*DepositRequest)(nil),               // 18: pgfleet.portfolio.v1.DepositRequest
+	(*DepositResponse)(nil),              // 19: pgfleet.portfolio.v1.DepositResponse
+	(*WithdrawRequest)(nil),              // 20: pgfleet.portfolio.v1.WithdrawRequest
+	(*WithdrawResponse)(nil),             // 21: pgfleet.portfolio.v1.WithdrawResponse
+	(*ExecuteTradeRequest)(nil),          // 22: pgfleet.portfolio.v1.ExecuteTradeRequest
+	(*ExecuteTradeResponse)(nil),         // 23: pgfleet.portfolio.v1.ExecuteTradeResponse
+	(*ListTradesRequest)(nil),            // 24: pgfleet.portfolio.v1.ListTradesRequest
+	(*ListTradesResponse)(nil),           // 25: pgfleet.portfolio.v1.ListTradesResponse
+	(*ListCashMovementsRequest)(nil),     // 26: pgfleet.portfolio.v1.ListCashMovementsRequest
+	(*ListCashMovementsResponse)(nil),    // 27: pgfleet.portfolio.v1.ListCashMovementsResponse
+	(*WatchPortfolioRequest)(nil),        // 28: pgfleet.portfolio.v1.WatchPortfolioRequest
+	(*WatchPortfolioResponse)(nil),       // 29: pgfleet.portfolio.v1.WatchPortfolioResponse
+	(*WatchPortfolioEventsRequest)(nil),  // 30: pgfleet.portfolio.v1.WatchPortfolioEventsRequest
+	(*WatchPortfolioEventsResponse)(nil), // 31: pgfleet.portfolio.v1.WatchPortfolioEventsResponse
+	(*TradeExecuted)(nil),                // 32: pgfleet.portfolio.v1.TradeExecuted
+	(*CashMoved)(nil),                    // 33: pgfleet.portfolio.v1.CashMoved
+	(*GetPortfolioPnlRequest)(nil),       // 34: pgfleet.portfolio.v1.GetPortfolioPnlRequest
+	(*SymbolPnl)(nil),                    // 35: pgfleet.portfolio.v1.SymbolPnl
+	(*CurrencyPnl)(nil),                  // 36: pgfleet.portfolio.v1.CurrencyPnl
+	(*GetPortfolioPnlResponse)(nil),      // 37: pgfleet.portfolio.v1.GetPortfolioPnlResponse
+	(*ListPortfolioValuesRequest)(nil),   // 38: pgfleet.portfolio.v1.ListPortfolioValuesRequest
+	(*PortfolioValue)(nil),               // 39: pgfleet.portfolio.v1.PortfolioValue
+	(*ListPortfolioValuesResponse)(nil),  // 40: pgfleet.portfolio.v1.ListPortfolioValuesResponse
+	(*timestamppb.Timestamp)(nil),        // 41: google.protobuf.Timestamp
+	(*v1.Event)(nil),                     // 42: pgfleet.ops.v1.Event
+	(v11.Interval)(0),                    // 43: pgfleet.stock.v1.Interval
 }
 var file_pgfleet_portfolio_v1_portfolio_proto_depIdxs = []int32{
-	42, // 0: pgfleet.portfolio.v1.User.create_time:type_name -> google.protobuf.Timestamp
-	42, // 1: pgfleet.portfolio.v1.Portfolio.create_time:type_name -> google.protobuf.Timestamp
-	42, // 2: pgfleet.portfolio.v1.Portfolio.update_time:type_name -> google.protobuf.Timestamp
-	42, // 3: pgfleet.portfolio.v1.Position.price_time:type_name -> google.protobuf.Timestamp
-	42, // 4: pgfleet.portfolio.v1.Position.delist_time:type_name -> google.protobuf.Timestamp
+	41, // 0: pgfleet.portfolio.v1.User.create_time:type_name -> google.protobuf.Timestamp
+	41, // 1: pgfleet.portfolio.v1.Portfolio.create_time:type_name -> google.protobuf.Timestamp
+	41, // 2: pgfleet.portfolio.v1.Portfolio.update_time:type_name -> google.protobuf.Timestamp
+	41, // 3: pgfleet.portfolio.v1.Position.price_time:type_name -> google.protobuf.Timestamp
+	41, // 4: pgfleet.portfolio.v1.Position.delist_time:type_name -> google.protobuf.Timestamp
 	0,  // 5: pgfleet.portfolio.v1.Trade.side:type_name -> pgfleet.portfolio.v1.Side
-	42, // 6: pgfleet.portfolio.v1.Trade.execute_time:type_name -> google.protobuf.Timestamp
-	42, // 7: pgfleet.portfolio.v1.Trade.price_time:type_name -> google.protobuf.Timestamp
+	41, // 6: pgfleet.portfolio.v1.Trade.execute_time:type_name -> google.protobuf.Timestamp
+	41, // 7: pgfleet.portfolio.v1.Trade.price_time:type_name -> google.protobuf.Timestamp
 	1,  // 8: pgfleet.portfolio.v1.CashMovement.kind:type_name -> pgfleet.portfolio.v1.CashMovementKind
-	42, // 9: pgfleet.portfolio.v1.CashMovement.create_time:type_name -> google.protobuf.Timestamp
-	3,  // 10: pgfleet.portfolio.v1.CreateUserResponse.user:type_name -> pgfleet.portfolio.v1.User
-	3,  // 11: pgfleet.portfolio.v1.GetUserResponse.user:type_name -> pgfleet.portfolio.v1.User
-	4,  // 12: pgfleet.portfolio.v1.CreatePortfolioResponse.portfolio:type_name -> pgfleet.portfolio.v1.Portfolio
-	42, // 13: pgfleet.portfolio.v1.GetPortfolioRequest.as_of:type_name -> google.protobuf.Timestamp
-	4,  // 14: pgfleet.portfolio.v1.GetPortfolioResponse.portfolio:type_name -> pgfleet.portfolio.v1.Portfolio
-	5,  // 15: pgfleet.portfolio.v1.GetPortfolioResponse.positions:type_name -> pgfleet.portfolio.v1.Position
-	6,  // 16: pgfleet.portfolio.v1.GetPortfolioResponse.positions_values:type_name -> pgfleet.portfolio.v1.CurrencyValue
-	4,  // 17: pgfleet.portfolio.v1.ListPortfoliosResponse.portfolios:type_name -> pgfleet.portfolio.v1.Portfolio
-	4,  // 18: pgfleet.portfolio.v1.DepositResponse.portfolio:type_name -> pgfleet.portfolio.v1.Portfolio
-	8,  // 19: pgfleet.portfolio.v1.DepositResponse.movement:type_name -> pgfleet.portfolio.v1.CashMovement
-	4,  // 20: pgfleet.portfolio.v1.WithdrawResponse.portfolio:type_name -> pgfleet.portfolio.v1.Portfolio
-	8,  // 21: pgfleet.portfolio.v1.WithdrawResponse.movement:type_name -> pgfleet.portfolio.v1.CashMovement
+	41, // 9: pgfleet.portfolio.v1.CashMovement.create_time:type_name -> google.protobuf.Timestamp
+	2,  // 10: pgfleet.portfolio.v1.CreateUserResponse.user:type_name -> pgfleet.portfolio.v1.User
+	2,  // 11: pgfleet.portfolio.v1.GetUserResponse.user:type_name -> pgfleet.portfolio.v1.User
+	3,  // 12: pgfleet.portfolio.v1.CreatePortfolioResponse.portfolio:type_name -> pgfleet.portfolio.v1.Portfolio
+	41, // 13: pgfleet.portfolio.v1.GetPortfolioRequest.as_of:type_name -> google.protobuf.Timestamp
+	3,  // 14: pgfleet.portfolio.v1.GetPortfolioResponse.portfolio:type_name -> pgfleet.portfolio.v1.Portfolio
+	4,  // 15: pgfleet.portfolio.v1.GetPortfolioResponse.positions:type_name -> pgfleet.portfolio.v1.Position
+	5,  // 16: pgfleet.portfolio.v1.GetPortfolioResponse.positions_values:type_name -> pgfleet.portfolio.v1.CurrencyValue
+	3,  // 17: pgfleet.portfolio.v1.ListPortfoliosResponse.portfolios:type_name -> pgfleet.portfolio.v1.Portfolio
+	3,  // 18: pgfleet.portfolio.v1.DepositResponse.portfolio:type_name -> pgfleet.portfolio.v1.Portfolio
+	7,  // 19: pgfleet.portfolio.v1.DepositResponse.movement:type_name -> pgfleet.portfolio.v1.CashMovement
+	3,  // 20: pgfleet.portfolio.v1.WithdrawResponse.portfolio:type_name -> pgfleet.portfolio.v1.Portfolio
+	7,  // 21: pgfleet.portfolio.v1.WithdrawResponse.movement:type_name -> pgfleet.portfolio.v1.CashMovement
 	0,  // 22: pgfleet.portfolio.v1.ExecuteTradeRequest.side:type_name -> pgfleet.portfolio.v1.Side
-	7,  // 23: pgfleet.portfolio.v1.ExecuteTradeResponse.trade:type_name -> pgfleet.portfolio.v1.Trade
-	7,  // 24: pgfleet.portfolio.v1.ListTradesResponse.trades:type_name -> pgfleet.portfolio.v1.Trade
-	8,  // 25: pgfleet.portfolio.v1.ListCashMovementsResponse.movements:type_name -> pgfleet.portfolio.v1.CashMovement
-	4,  // 26: pgfleet.portfolio.v1.WatchPortfolioResponse.portfolio:type_name -> pgfleet.portfolio.v1.Portfolio
-	5,  // 27: pgfleet.portfolio.v1.WatchPortfolioResponse.positions:type_name -> pgfleet.portfolio.v1.Position
-	6,  // 28: pgfleet.portfolio.v1.WatchPortfolioResponse.positions_values:type_name -> pgfleet.portfolio.v1.CurrencyValue
-	43, // 29: pgfleet.portfolio.v1.WatchPortfolioEventsResponse.events:type_name -> pgfleet.ops.v1.Event
-	7,  // 30: pgfleet.portfolio.v1.TradeExecuted.trade:type_name -> pgfleet.portfolio.v1.Trade
-	8,  // 31: pgfleet.portfolio.v1.CashMoved.movement:type_name -> pgfleet.portfolio.v1.CashMovement
-	42, // 32: pgfleet.portfolio.v1.GetPortfolioPnlRequest.as_of:type_name -> google.protobuf.Timestamp
-	42, // 33: pgfleet.portfolio.v1.SymbolPnl.price_time:type_name -> google.protobuf.Timestamp
-	42, // 34: pgfleet.portfolio.v1.GetPortfolioPnlResponse.as_of:type_name -> google.protobuf.Timestamp
-	36, // 35: pgfleet.portfolio.v1.GetPortfolioPnlResponse.symbols:type_name -> pgfleet.portfolio.v1.SymbolPnl
-	37, // 36: pgfleet.portfolio.v1.GetPortfolioPnlResponse.totals:type_name -> pgfleet.portfolio.v1.CurrencyPnl
-	42, // 37: pgfleet.portfolio.v1.ListPortfolioValuesRequest.start_time:type_name -> google.protobuf.Timestamp
-	42, // 38: pgfleet.portfolio.v1.ListPortfolioValuesRequest.end_time:type_name -> google.protobuf.Timestamp
-	2,  // 39: pgfleet.portfolio.v1.ListPortfolioValuesRequest.interval:type_name -> pgfleet.portfolio.v1.Interval
-	42, // 40: pgfleet.portfolio.v1.PortfolioValue.time:type_name -> google.protobuf.Timestamp
-	6,  // 41: pgfleet.portfolio.v1.PortfolioValue.positions_values:type_name -> pgfleet.portfolio.v1.CurrencyValue
-	40, // 42: pgfleet.portfolio.v1.ListPortfolioValuesResponse.values:type_name -> pgfleet.portfolio.v1.PortfolioValue
-	9,  // 43: pgfleet.portfolio.v1.PortfolioService.CreateUser:input_type -> pgfleet.portfolio.v1.CreateUserRequest
-	11, // 44: pgfleet.portfolio.v1.PortfolioService.GetUser:input_type -> pgfleet.portfolio.v1.GetUserRequest
-	13, // 45: pgfleet.portfolio.v1.PortfolioService.CreatePortfolio:input_type -> pgfleet.portfolio.v1.CreatePortfolioRequest
-	15, // 46: pgfleet.portfolio.v1.PortfolioService.GetPortfolio:input_type -> pgfleet.portfolio.v1.GetPortfolioRequest
-	17, // 47: pgfleet.portfolio.v1.PortfolioService.ListPortfolios:input_type -> pgfleet.portfolio.v1.ListPortfoliosRequest
-	19, // 48: pgfleet.portfolio.v1.PortfolioService.Deposit:input_type -> pgfleet.portfolio.v1.DepositRequest
-	21, // 49: pgfleet.portfolio.v1.PortfolioService.Withdraw:input_type -> pgfleet.portfolio.v1.WithdrawRequest
-	23, // 50: pgfleet.portfolio.v1.PortfolioService.ExecuteTrade:input_type -> pgfleet.portfolio.v1.ExecuteTradeRequest
-	25, // 51: pgfleet.portfolio.v1.PortfolioService.ListTrades:input_type -> pgfleet.portfolio.v1.ListTradesRequest
-	35, // 52: pgfleet.portfolio.v1.PortfolioService.GetPortfolioPnl:input_type -> pgfleet.portfolio.v1.GetPortfolioPnlRequest
-	39, // 53: pgfleet.portfolio.v1.PortfolioService.ListPortfolioValues:input_type -> pgfleet.portfolio.v1.ListPortfolioValuesRequest
-	27, // 54: pgfleet.portfolio.v1.PortfolioService.ListCashMovements:input_type -> pgfleet.portfolio.v1.ListCashMovementsRequest
-	29, // 55: pgfleet.portfolio.v1.PortfolioService.WatchPortfolio:input_type -> pgfleet.portfolio.v1.WatchPortfolioRequest
-	31, // 56: pgfleet.portfolio.v1.PortfolioService.WatchPortfolioEvents:input_type -> pgfleet.portfolio.v1.WatchPortfolioEventsRequest
-	10, // 57: pgfleet.portfolio.v1.PortfolioService.CreateUser:output_type -> pgfleet.portfolio.v1.CreateUserResponse
-	12, // 58: pgfleet.portfolio.v1.PortfolioService.GetUser:output_type -> pgfleet.portfolio.v1.GetUserResponse
-	14, // 59: pgfleet.portfolio.v1.PortfolioService.CreatePortfolio:output_type -> pgfleet.portfolio.v1.CreatePortfolioResponse
-	16, // 60: pgfleet.portfolio.v1.PortfolioService.GetPortfolio:output_type -> pgfleet.portfolio.v1.GetPortfolioResponse
-	18, // 61: pgfleet.portfolio.v1.PortfolioService.ListPortfolios:output_type -> pgfleet.portfolio.v1.ListPortfoliosResponse
-	20, // 62: pgfleet.portfolio.v1.PortfolioService.Deposit:output_type -> pgfleet.portfolio.v1.DepositResponse
-	22, // 63: pgfleet.portfolio.v1.PortfolioService.Withdraw:output_type -> pgfleet.portfolio.v1.WithdrawResponse
-	24, // 64: pgfleet.portfolio.v1.PortfolioService.ExecuteTrade:output_type -> pgfleet.portfolio.v1.ExecuteTradeResponse
-	26, // 65: pgfleet.portfolio.v1.PortfolioService.ListTrades:output_type -> pgfleet.portfolio.v1.ListTradesResponse
-	38, // 66: pgfleet.portfolio.v1.PortfolioService.GetPortfolioPnl:output_type -> pgfleet.portfolio.v1.GetPortfolioPnlResponse
-	41, // 67: pgfleet.portfolio.v1.PortfolioService.ListPortfolioValues:output_type -> pgfleet.portfolio.v1.ListPortfolioValuesResponse
-	28, // 68: pgfleet.portfolio.v1.PortfolioService.ListCashMovements:output_type -> pgfleet.portfolio.v1.ListCashMovementsResponse
-	30, // 69: pgfleet.portfolio.v1.PortfolioService.WatchPortfolio:output_type -> pgfleet.portfolio.v1.WatchPortfolioResponse
-	32, // 70: pgfleet.portfolio.v1.PortfolioService.WatchPortfolioEvents:output_type -> pgfleet.portfolio.v1.WatchPortfolioEventsResponse
+	6,  // 23: pgfleet.portfolio.v1.ExecuteTradeResponse.trade:type_name -> pgfleet.portfolio.v1.Trade
+	6,  // 24: pgfleet.portfolio.v1.ListTradesResponse.trades:type_name -> pgfleet.portfolio.v1.Trade
+	7,  // 25: pgfleet.portfolio.v1.ListCashMovementsResponse.movements:type_name -> pgfleet.portfolio.v1.CashMovement
+	3,  // 26: pgfleet.portfolio.v1.WatchPortfolioResponse.portfolio:type_name -> pgfleet.portfolio.v1.Portfolio
+	4,  // 27: pgfleet.portfolio.v1.WatchPortfolioResponse.positions:type_name -> pgfleet.portfolio.v1.Position
+	5,  // 28: pgfleet.portfolio.v1.WatchPortfolioResponse.positions_values:type_name -> pgfleet.portfolio.v1.CurrencyValue
+	42, // 29: pgfleet.portfolio.v1.WatchPortfolioEventsResponse.events:type_name -> pgfleet.ops.v1.Event
+	6,  // 30: pgfleet.portfolio.v1.TradeExecuted.trade:type_name -> pgfleet.portfolio.v1.Trade
+	7,  // 31: pgfleet.portfolio.v1.CashMoved.movement:type_name -> pgfleet.portfolio.v1.CashMovement
+	41, // 32: pgfleet.portfolio.v1.GetPortfolioPnlRequest.as_of:type_name -> google.protobuf.Timestamp
+	41, // 33: pgfleet.portfolio.v1.SymbolPnl.price_time:type_name -> google.protobuf.Timestamp
+	41, // 34: pgfleet.portfolio.v1.GetPortfolioPnlResponse.as_of:type_name -> google.protobuf.Timestamp
+	35, // 35: pgfleet.portfolio.v1.GetPortfolioPnlResponse.symbols:type_name -> pgfleet.portfolio.v1.SymbolPnl
+	36, // 36: pgfleet.portfolio.v1.GetPortfolioPnlResponse.totals:type_name -> pgfleet.portfolio.v1.CurrencyPnl
+	41, // 37: pgfleet.portfolio.v1.ListPortfolioValuesRequest.start_time:type_name -> google.protobuf.Timestamp
+	41, // 38: pgfleet.portfolio.v1.ListPortfolioValuesRequest.end_time:type_name -> google.protobuf.Timestamp
+	43, // 39: pgfleet.portfolio.v1.ListPortfolioValuesRequest.interval:type_name -> pgfleet.stock.v1.Interval
+	41, // 40: pgfleet.portfolio.v1.PortfolioValue.time:type_name -> google.protobuf.Timestamp
+	5,  // 41: pgfleet.portfolio.v1.PortfolioValue.positions_values:type_name -> pgfleet.portfolio.v1.CurrencyValue
+	39, // 42: pgfleet.portfolio.v1.ListPortfolioValuesResponse.values:type_name -> pgfleet.portfolio.v1.PortfolioValue
+	8,  // 43: pgfleet.portfolio.v1.PortfolioService.CreateUser:input_type -> pgfleet.portfolio.v1.CreateUserRequest
+	10, // 44: pgfleet.portfolio.v1.PortfolioService.GetUser:input_type -> pgfleet.portfolio.v1.GetUserRequest
+	12, // 45: pgfleet.portfolio.v1.PortfolioService.CreatePortfolio:input_type -> pgfleet.portfolio.v1.CreatePortfolioRequest
+	14, // 46: pgfleet.portfolio.v1.PortfolioService.GetPortfolio:input_type -> pgfleet.portfolio.v1.GetPortfolioRequest
+	16, // 47: pgfleet.portfolio.v1.PortfolioService.ListPortfolios:input_type -> pgfleet.portfolio.v1.ListPortfoliosRequest
+	18, // 48: pgfleet.portfolio.v1.PortfolioService.Deposit:input_type -> pgfleet.portfolio.v1.DepositRequest
+	20, // 49: pgfleet.portfolio.v1.PortfolioService.Withdraw:input_type -> pgfleet.portfolio.v1.WithdrawRequest
+	22, // 50: pgfleet.portfolio.v1.PortfolioService.ExecuteTrade:input_type -> pgfleet.portfolio.v1.ExecuteTradeRequest
+	24, // 51: pgfleet.portfolio.v1.PortfolioService.ListTrades:input_type -> pgfleet.portfolio.v1.ListTradesRequest
+	34, // 52: pgfleet.portfolio.v1.PortfolioService.GetPortfolioPnl:input_type -> pgfleet.portfolio.v1.GetPortfolioPnlRequest
+	38, // 53: pgfleet.portfolio.v1.PortfolioService.ListPortfolioValues:input_type -> pgfleet.portfolio.v1.ListPortfolioValuesRequest
+	26, // 54: pgfleet.portfolio.v1.PortfolioService.ListCashMovements:input_type -> pgfleet.portfolio.v1.ListCashMovementsRequest
+	28, // 55: pgfleet.portfolio.v1.PortfolioService.WatchPortfolio:input_type -> pgfleet.portfolio.v1.WatchPortfolioRequest
+	30, // 56: pgfleet.portfolio.v1.PortfolioService.WatchPortfolioEvents:input_type -> pgfleet.portfolio.v1.WatchPortfolioEventsRequest
+	9,  // 57: pgfleet.portfolio.v1.PortfolioService.CreateUser:output_type -> pgfleet.portfolio.v1.CreateUserResponse
+	11, // 58: pgfleet.portfolio.v1.PortfolioService.GetUser:output_type -> pgfleet.portfolio.v1.GetUserResponse
+	13, // 59: pgfleet.portfolio.v1.PortfolioService.CreatePortfolio:output_type -> pgfleet.portfolio.v1.CreatePortfolioResponse
+	15, // 60: pgfleet.portfolio.v1.PortfolioService.GetPortfolio:output_type -> pgfleet.portfolio.v1.GetPortfolioResponse
+	17, // 61: pgfleet.portfolio.v1.PortfolioService.ListPortfolios:output_type -> pgfleet.portfolio.v1.ListPortfoliosResponse
+	19, // 62: pgfleet.portfolio.v1.PortfolioService.Deposit:output_type -> pgfleet.portfolio.v1.DepositResponse
+	21, // 63: pgfleet.portfolio.v1.PortfolioService.Withdraw:output_type -> pgfleet.portfolio.v1.WithdrawResponse
+	23, // 64: pgfleet.portfolio.v1.PortfolioService.ExecuteTrade:output_type -> pgfleet.portfolio.v1.ExecuteTradeResponse
+	25, // 65: pgfleet.portfolio.v1.PortfolioService.ListTrades:output_type -> pgfleet.portfolio.v1.ListTradesResponse
+	37, // 66: pgfleet.portfolio.v1.PortfolioService.GetPortfolioPnl:output_type -> pgfleet.portfolio.v1.GetPortfolioPnlResponse
+	40, // 67: pgfleet.portfolio.v1.PortfolioService.ListPortfolioValues:output_type -> pgfleet.portfolio.v1.ListPortfolioValuesResponse
+	27, // 68: pgfleet.portfolio.v1.PortfolioService.ListCashMovements:output_type -> pgfleet.portfolio.v1.ListCashMovementsResponse
+	29, // 69: pgfleet.portfolio.v1.PortfolioService.WatchPortfolio:output_type -> pgfleet.portfolio.v1.WatchPortfolioResponse
+	31, // 70: pgfleet.portfolio.v1.PortfolioService.WatchPortfolioEvents:output_type -> pgfleet.portfolio.v1.WatchPortfolioEventsResponse
 	57, // [57:71] is the sub-list for method output_type
 	43, // [43:57] is the sub-list for method input_type
 	43, // [43:43] is the sub-list for extension type_name
@@ -3329,7 +3269,7 @@ func file_pgfleet_portfolio_v1_portfolio_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pgfleet_portfolio_v1_portfolio_proto_rawDesc), len(file_pgfleet_portfolio_v1_portfolio_proto_rawDesc)),
-			NumEnums:      3,
+			NumEnums:      2,
 			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   1,

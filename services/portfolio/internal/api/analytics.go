@@ -40,8 +40,8 @@ const (
 )
 
 // valueIntervals are the intervals ListPortfolioValues takes.
-var valueIntervals = map[portfoliov1.Interval]bool{
-	portfoliov1.Interval_INTERVAL_DAY: true, portfoliov1.Interval_INTERVAL_WEEK: true, portfoliov1.Interval_INTERVAL_MONTH: true,
+var valueIntervals = map[stockv1.Interval]bool{
+	stockv1.Interval_INTERVAL_DAY: true, stockv1.Interval_INTERVAL_WEEK: true, stockv1.Interval_INTERVAL_MONTH: true,
 }
 
 // replay runs trades, oldest first, through a ledger.Book.
@@ -244,13 +244,13 @@ func stockUnavailable(err error, what string) error {
 
 // valuePoints returns the interval boundaries of unit from the first at or after from, fewer
 // than limit of them and all before end.
-func valuePoints(unit portfoliov1.Interval, from, end time.Time, limit int) []time.Time {
+func valuePoints(unit stockv1.Interval, from, end time.Time, limit int) []time.Time {
 	from = from.UTC()
 	t := time.Date(from.Year(), from.Month(), from.Day(), 0, 0, 0, 0, time.UTC)
 	switch unit {
-	case portfoliov1.Interval_INTERVAL_WEEK:
+	case stockv1.Interval_INTERVAL_WEEK:
 		t = t.AddDate(0, 0, -((int(t.Weekday()) + 6) % 7)) // back to Monday
-	case portfoliov1.Interval_INTERVAL_MONTH:
+	case stockv1.Interval_INTERVAL_MONTH:
 		t = time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
 	}
 	var points []time.Time
@@ -263,11 +263,11 @@ func valuePoints(unit portfoliov1.Interval, from, end time.Time, limit int) []ti
 }
 
 // nextPoint is the boundary after t, one of unit's.
-func nextPoint(unit portfoliov1.Interval, t time.Time) time.Time {
+func nextPoint(unit stockv1.Interval, t time.Time) time.Time {
 	switch unit {
-	case portfoliov1.Interval_INTERVAL_WEEK:
+	case stockv1.Interval_INTERVAL_WEEK:
 		return t.AddDate(0, 0, 7)
-	case portfoliov1.Interval_INTERVAL_MONTH:
+	case stockv1.Interval_INTERVAL_MONTH:
 		return t.AddDate(0, 1, 0)
 	}
 	return t.AddDate(0, 0, 1)

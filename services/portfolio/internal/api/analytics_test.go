@@ -145,9 +145,9 @@ func TestListPortfolioValues_replay(t *testing.T) {
 
 	want := replayLedger(t, a, pid)
 	for _, tt := range []struct {
-		interval portfoliov1.Interval
+		interval stockv1.Interval
 		pageSize int32
-	}{{portfoliov1.Interval_INTERVAL_DAY, 7}, {portfoliov1.Interval_INTERVAL_WEEK, 2}, {portfoliov1.Interval_INTERVAL_MONTH, 0}} {
+	}{{stockv1.Interval_INTERVAL_DAY, 7}, {stockv1.Interval_INTERVAL_WEEK, 2}, {stockv1.Interval_INTERVAL_MONTH, 0}} {
 		t.Run(tt.interval.String(), func(t *testing.T) {
 			start, end := month.Add(-36*time.Hour), month.AddDate(0, 1, 5)
 			var got []*portfoliov1.PortfolioValue
@@ -168,9 +168,9 @@ func TestListPortfolioValues_replay(t *testing.T) {
 			}
 			var points []time.Time
 			for t0 := start; t0.Before(end); t0 = t0.Add(time.Hour) {
-				if p := t0.UTC(); p.Hour() == 0 && (tt.interval == portfoliov1.Interval_INTERVAL_DAY ||
-					tt.interval == portfoliov1.Interval_INTERVAL_WEEK && p.Weekday() == time.Monday ||
-					tt.interval == portfoliov1.Interval_INTERVAL_MONTH && p.Day() == 1) && !p.Before(start) {
+				if p := t0.UTC(); p.Hour() == 0 && (tt.interval == stockv1.Interval_INTERVAL_DAY ||
+					tt.interval == stockv1.Interval_INTERVAL_WEEK && p.Weekday() == time.Monday ||
+					tt.interval == stockv1.Interval_INTERVAL_MONTH && p.Day() == 1) && !p.Before(start) {
 					points = append(points, p)
 				}
 			}
@@ -437,7 +437,7 @@ func TestAnalytics_refused(t *testing.T) {
 	ts := timestamppb.New
 	valuesReq := func() *portfoliov1.ListPortfolioValuesRequest {
 		return &portfoliov1.ListPortfolioValuesRequest{PortfolioId: pid, StartTime: ts(now.Add(-72 * time.Hour)), EndTime: ts(now),
-			Interval: portfoliov1.Interval_INTERVAL_DAY}
+			Interval: stockv1.Interval_INTERVAL_DAY}
 	}
 	for _, id := range []int64{pid, pid + 1000} {
 		_, err := a.user.GetPortfolioPnl(t.Context(), &portfoliov1.GetPortfolioPnlRequest{PortfolioId: id}, other)
@@ -468,7 +468,7 @@ func TestAnalytics_refused(t *testing.T) {
 		}},
 		{"values: interval unset", "interval", func() error {
 			r := valuesReq()
-			r.Interval = portfoliov1.Interval_INTERVAL_UNSPECIFIED
+			r.Interval = stockv1.Interval_INTERVAL_UNSPECIFIED
 			_, err := a.client.ListPortfolioValues(t.Context(), r)
 			return err
 		}},

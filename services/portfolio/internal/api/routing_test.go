@@ -187,7 +187,7 @@ func (s *seeded) reads(cl portfoliov1.PortfolioServiceClient, primary *pgxpool.P
 			now := time.Now().UTC()
 			resp, err := cl.ListPortfolioValues(ctx, &portfoliov1.ListPortfolioValuesRequest{PortfolioId: s.portfolio,
 				StartTime: timestamppb.New(now), EndTime: timestamppb.New(now.Add(48 * time.Hour)),
-				Interval: portfoliov1.Interval_INTERVAL_DAY, PageSize: 1}, opts...)
+				Interval: stockv1.Interval_INTERVAL_DAY, PageSize: 1}, opts...)
 			return apptest.Seen(resp), err
 		},
 		portfoliov1.PortfolioService_ListPortfolios_FullMethodName: func(ctx context.Context, opts ...grpc.CallOption) (string, error) {
