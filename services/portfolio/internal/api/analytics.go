@@ -452,6 +452,9 @@ func (s *Server) closesAt(ctx context.Context, symbols []string, points []time.T
 				StartTime: timestamppb.New(first), EndTime: timestamppb.New(last.Add(time.Microsecond))}
 			for {
 				resp, err := s.stock.ListBars(ctx, req)
+				if status.Code(err) == codes.NotFound {
+					break // deleted since: its bars went with it, its final price is not in this page's range
+				}
 				if err != nil {
 					return nil, stockUnavailable(err, "bars of "+sym)
 				}
