@@ -542,3 +542,52 @@ func TestAnalytics_refused(t *testing.T) {
 		t.Errorf("GetPortfolio as of now with the stock service down = %v, %v; want the position without values", p, err)
 	}
 }
+
+// TestListPortfolioValues_currenciesAndSymbols: a position priced in another currency (bought
+// across currencies before that was refused: written here as such a trade was) is valued in its
+// own currency, never added to the portfolio's: positions_values has both, positions_value and
+// total_value stay empty. A page whose points hold more than 200 symbols is FAILED_PRECONDITION.
+func TestListPortfolioValues_currenciesAndSymbols(t *testing.T) {
+	t.Parallel()
+	a := newAnalyticsEnv(t, nil)
+	pid := a.newPortfolio(t, "fx@example.com", "1000")
+	a.mustTrade(t, pid, buy, "AAPL", "2", "aapl")
+	const legacy = `
+		INSERT INTO portfolio.trades (portfolio_id, symbol, side, quantity, price, amount, request_id, request_hash)
+		SELECT $1, s, 'SIDE_BUY', 1, 10, 10, 'legacy-' || s, '\x00' FROM unnest($2::text[]) AS s`
+	if _, err := a.pool.Exec(t.Context(), legacy, pid, []string{"SAP"}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	req := &portfoliov1.ListPortfolioValuesRequest{PortfolioId: pid, StartTime: timestamppb.New(now),
+		EndTime: timestamppb.New(now.Add(36 * time.Hour)), Interval: stockv1.Interval_INTERVAL_DAY}
+	resp, err := a.client.ListPortfolioValues(t.Context(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &portfoliov1.PortfolioValue{Cash: "800", NetDeposits: "1000", PositionsValues: []*portfoliov1.CurrencyValue{
+		{Currency: "EUR", PositionsValue: "120"}, {Currency: "USD", PositionsValue: "200"}}}
+	ignore := protocmp.IgnoreFields(&portfoliov1.PortfolioValue{}, "time")
+	if len(resp.GetValues()) == 0 {
+		t.Fatalf("no points in %v", resp)
+	}
+	if diff := cmp.Diff(want, resp.GetValues()[0], protocmp.Transform(), ignore); diff != "" {
+		t.Errorf("value with a EUR position in a USD portfolio (-want +got):\n%s", diff)
+	}
+
+	var symbols []string
+	for i := range 200 {
+		symbols = append(symbols, fmt.Sprintf("S%03d", i))
+	}
+	if _, err := a.pool.Exec(t.Context(), legacy, pid, symbols); err != nil { // 202 symbols held with AAPL and SAP
+		t.Fatal(err)
+	}
+	_, err = a.client.ListPortfolioValues(t.Context(), req)
+	apptest.WantCode(t, err, codes.FailedPrecondition)
+	apptest.WantReason(t, err, apierr.FailedPrecondition, map[string]string{"symbols": "202", "max_symbols": "200"})
+	// The points before the trades hold nothing: answered.
+	req.StartTime, req.EndTime = timestamppb.New(now.AddDate(0, 0, -3)), timestamppb.New(now.AddDate(0, 0, -1))
+	if _, err := a.client.ListPortfolioValues(t.Context(), req); err != nil {
+		t.Errorf("ListPortfolioValues before the trades: %v", err)
+	}
+}
