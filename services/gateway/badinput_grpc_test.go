@@ -337,6 +337,13 @@ func rpcFixtures(fx *rpcFixture) map[string]func() proto.Message {
 		portfoliov1.PortfolioService_ListCashMovements_FullMethodName: func() proto.Message {
 			return &portfoliov1.ListCashMovementsRequest{PortfolioId: fx.portfolio, PageSize: 1}
 		},
+		portfoliov1.PortfolioService_GetPortfolioPnl_FullMethodName: func() proto.Message {
+			return &portfoliov1.GetPortfolioPnlRequest{PortfolioId: fx.portfolio, AsOf: rpcDay(1)}
+		},
+		portfoliov1.PortfolioService_ListPortfolioValues_FullMethodName: func() proto.Message {
+			return &portfoliov1.ListPortfolioValuesRequest{PortfolioId: fx.portfolio, StartTime: rpcDay(-30), EndTime: rpcDay(2),
+				Interval: stockv1.Interval_INTERVAL_WEEK, PageSize: 2}
+		},
 
 		interviewv1.QuestionBankService_CreateQuestion_FullMethodName: func() proto.Message {
 			return &interviewv1.CreateQuestionRequest{Question: question("rpc-created"), RequestId: "rpc-create-question"}

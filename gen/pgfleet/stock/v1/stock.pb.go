@@ -1839,7 +1839,12 @@ func (x *StreamPricesResponse) GetPrices() []*Price {
 type GetLatestPricesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Ticker symbols, at most 1000.
-	Symbols       []string `protobuf:"bytes,1,rep,name=symbols,proto3" json:"symbols,omitempty"`
+	Symbols []string `protobuf:"bytes,1,rep,name=symbols,proto3" json:"symbols,omitempty"`
+	// Optional: each symbol's last bar at or before this time instead of its latest (one index
+	// probe per symbol). A delisted stock answers its final price only if that bar's time is at
+	// or before as_of; a symbol without such a bar is missing. Any time is accepted, the future
+	// too (it answers the latest bars).
+	AsOf          *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=as_of,json=asOf,proto3" json:"as_of,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1877,6 +1882,13 @@ func (*GetLatestPricesRequest) Descriptor() ([]byte, []int) {
 func (x *GetLatestPricesRequest) GetSymbols() []string {
 	if x != nil {
 		return x.Symbols
+	}
+	return nil
+}
+
+func (x *GetLatestPricesRequest) GetAsOf() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AsOf
 	}
 	return nil
 }
@@ -2869,9 +2881,10 @@ const file_pgfleet_stock_v1_stock_proto_rawDesc = "" +
 	"\n" +
 	"batch_size\x18\x04 \x01(\x05R\tbatchSize\"G\n" +
 	"\x14StreamPricesResponse\x12/\n" +
-	"\x06prices\x18\x01 \x03(\v2\x17.pgfleet.stock.v1.PriceR\x06prices\"7\n" +
+	"\x06prices\x18\x01 \x03(\v2\x17.pgfleet.stock.v1.PriceR\x06prices\"h\n" +
 	"\x16GetLatestPricesRequest\x12\x1d\n" +
-	"\asymbols\x18\x01 \x03(\tB\x03\xe0A\x02R\asymbols\"s\n" +
+	"\asymbols\x18\x01 \x03(\tB\x03\xe0A\x02R\asymbols\x12/\n" +
+	"\x05as_of\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04asOf\"s\n" +
 	"\x17GetLatestPricesResponse\x12/\n" +
 	"\x06prices\x18\x01 \x03(\v2\x17.pgfleet.stock.v1.PriceR\x06prices\x12'\n" +
 	"\x0fmissing_symbols\x18\x02 \x03(\tR\x0emissingSymbols\"\x8b\x01\n" +
@@ -3043,51 +3056,52 @@ var file_pgfleet_stock_v1_stock_proto_depIdxs = []int32{
 	42, // 25: pgfleet.stock.v1.StreamPricesRequest.start_time:type_name -> google.protobuf.Timestamp
 	42, // 26: pgfleet.stock.v1.StreamPricesRequest.end_time:type_name -> google.protobuf.Timestamp
 	3,  // 27: pgfleet.stock.v1.StreamPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
-	3,  // 28: pgfleet.stock.v1.GetLatestPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
-	4,  // 29: pgfleet.stock.v1.ListRecommendationsResponse.recommendations:type_name -> pgfleet.stock.v1.Recommendation
-	4,  // 30: pgfleet.stock.v1.UpsertRecommendationsRequest.recommendations:type_name -> pgfleet.stock.v1.Recommendation
-	5,  // 31: pgfleet.stock.v1.ListRecommendationHistoryResponse.recommendations:type_name -> pgfleet.stock.v1.PastRecommendation
-	3,  // 32: pgfleet.stock.v1.WatchLatestPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
-	43, // 33: pgfleet.stock.v1.WatchStockEventsResponse.events:type_name -> pgfleet.ops.v1.Event
-	3,  // 34: pgfleet.stock.v1.LatestPriceChanged.price:type_name -> pgfleet.stock.v1.Price
-	2,  // 35: pgfleet.stock.v1.StockChanged.stock:type_name -> pgfleet.stock.v1.Stock
-	42, // 36: pgfleet.stock.v1.StockDeleted.delist_time:type_name -> google.protobuf.Timestamp
-	4,  // 37: pgfleet.stock.v1.RecommendationChanged.recommendation:type_name -> pgfleet.stock.v1.Recommendation
-	6,  // 38: pgfleet.stock.v1.StockService.GetStock:input_type -> pgfleet.stock.v1.GetStockRequest
-	8,  // 39: pgfleet.stock.v1.StockService.ListStocks:input_type -> pgfleet.stock.v1.ListStocksRequest
-	10, // 40: pgfleet.stock.v1.StockService.BatchGetStocks:input_type -> pgfleet.stock.v1.BatchGetStocksRequest
-	12, // 41: pgfleet.stock.v1.StockService.UpsertStocks:input_type -> pgfleet.stock.v1.UpsertStocksRequest
-	14, // 42: pgfleet.stock.v1.StockService.DeleteStock:input_type -> pgfleet.stock.v1.DeleteStockRequest
-	16, // 43: pgfleet.stock.v1.StockService.IngestPrices:input_type -> pgfleet.stock.v1.IngestPricesRequest
-	19, // 44: pgfleet.stock.v1.StockService.ListPrices:input_type -> pgfleet.stock.v1.ListPricesRequest
-	21, // 45: pgfleet.stock.v1.StockService.ListBars:input_type -> pgfleet.stock.v1.ListBarsRequest
-	24, // 46: pgfleet.stock.v1.StockService.StreamPrices:input_type -> pgfleet.stock.v1.StreamPricesRequest
-	26, // 47: pgfleet.stock.v1.StockService.GetLatestPrices:input_type -> pgfleet.stock.v1.GetLatestPricesRequest
-	28, // 48: pgfleet.stock.v1.StockService.ListRecommendations:input_type -> pgfleet.stock.v1.ListRecommendationsRequest
-	30, // 49: pgfleet.stock.v1.StockService.UpsertRecommendations:input_type -> pgfleet.stock.v1.UpsertRecommendationsRequest
-	32, // 50: pgfleet.stock.v1.StockService.ListRecommendationHistory:input_type -> pgfleet.stock.v1.ListRecommendationHistoryRequest
-	34, // 51: pgfleet.stock.v1.StockService.WatchLatestPrices:input_type -> pgfleet.stock.v1.WatchLatestPricesRequest
-	36, // 52: pgfleet.stock.v1.StockService.WatchStockEvents:input_type -> pgfleet.stock.v1.WatchStockEventsRequest
-	7,  // 53: pgfleet.stock.v1.StockService.GetStock:output_type -> pgfleet.stock.v1.GetStockResponse
-	9,  // 54: pgfleet.stock.v1.StockService.ListStocks:output_type -> pgfleet.stock.v1.ListStocksResponse
-	11, // 55: pgfleet.stock.v1.StockService.BatchGetStocks:output_type -> pgfleet.stock.v1.BatchGetStocksResponse
-	13, // 56: pgfleet.stock.v1.StockService.UpsertStocks:output_type -> pgfleet.stock.v1.UpsertStocksResponse
-	15, // 57: pgfleet.stock.v1.StockService.DeleteStock:output_type -> pgfleet.stock.v1.DeleteStockResponse
-	18, // 58: pgfleet.stock.v1.StockService.IngestPrices:output_type -> pgfleet.stock.v1.IngestPricesResponse
-	20, // 59: pgfleet.stock.v1.StockService.ListPrices:output_type -> pgfleet.stock.v1.ListPricesResponse
-	22, // 60: pgfleet.stock.v1.StockService.ListBars:output_type -> pgfleet.stock.v1.ListBarsResponse
-	25, // 61: pgfleet.stock.v1.StockService.StreamPrices:output_type -> pgfleet.stock.v1.StreamPricesResponse
-	27, // 62: pgfleet.stock.v1.StockService.GetLatestPrices:output_type -> pgfleet.stock.v1.GetLatestPricesResponse
-	29, // 63: pgfleet.stock.v1.StockService.ListRecommendations:output_type -> pgfleet.stock.v1.ListRecommendationsResponse
-	31, // 64: pgfleet.stock.v1.StockService.UpsertRecommendations:output_type -> pgfleet.stock.v1.UpsertRecommendationsResponse
-	33, // 65: pgfleet.stock.v1.StockService.ListRecommendationHistory:output_type -> pgfleet.stock.v1.ListRecommendationHistoryResponse
-	35, // 66: pgfleet.stock.v1.StockService.WatchLatestPrices:output_type -> pgfleet.stock.v1.WatchLatestPricesResponse
-	37, // 67: pgfleet.stock.v1.StockService.WatchStockEvents:output_type -> pgfleet.stock.v1.WatchStockEventsResponse
-	53, // [53:68] is the sub-list for method output_type
-	38, // [38:53] is the sub-list for method input_type
-	38, // [38:38] is the sub-list for extension type_name
-	38, // [38:38] is the sub-list for extension extendee
-	0,  // [0:38] is the sub-list for field type_name
+	42, // 28: pgfleet.stock.v1.GetLatestPricesRequest.as_of:type_name -> google.protobuf.Timestamp
+	3,  // 29: pgfleet.stock.v1.GetLatestPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
+	4,  // 30: pgfleet.stock.v1.ListRecommendationsResponse.recommendations:type_name -> pgfleet.stock.v1.Recommendation
+	4,  // 31: pgfleet.stock.v1.UpsertRecommendationsRequest.recommendations:type_name -> pgfleet.stock.v1.Recommendation
+	5,  // 32: pgfleet.stock.v1.ListRecommendationHistoryResponse.recommendations:type_name -> pgfleet.stock.v1.PastRecommendation
+	3,  // 33: pgfleet.stock.v1.WatchLatestPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
+	43, // 34: pgfleet.stock.v1.WatchStockEventsResponse.events:type_name -> pgfleet.ops.v1.Event
+	3,  // 35: pgfleet.stock.v1.LatestPriceChanged.price:type_name -> pgfleet.stock.v1.Price
+	2,  // 36: pgfleet.stock.v1.StockChanged.stock:type_name -> pgfleet.stock.v1.Stock
+	42, // 37: pgfleet.stock.v1.StockDeleted.delist_time:type_name -> google.protobuf.Timestamp
+	4,  // 38: pgfleet.stock.v1.RecommendationChanged.recommendation:type_name -> pgfleet.stock.v1.Recommendation
+	6,  // 39: pgfleet.stock.v1.StockService.GetStock:input_type -> pgfleet.stock.v1.GetStockRequest
+	8,  // 40: pgfleet.stock.v1.StockService.ListStocks:input_type -> pgfleet.stock.v1.ListStocksRequest
+	10, // 41: pgfleet.stock.v1.StockService.BatchGetStocks:input_type -> pgfleet.stock.v1.BatchGetStocksRequest
+	12, // 42: pgfleet.stock.v1.StockService.UpsertStocks:input_type -> pgfleet.stock.v1.UpsertStocksRequest
+	14, // 43: pgfleet.stock.v1.StockService.DeleteStock:input_type -> pgfleet.stock.v1.DeleteStockRequest
+	16, // 44: pgfleet.stock.v1.StockService.IngestPrices:input_type -> pgfleet.stock.v1.IngestPricesRequest
+	19, // 45: pgfleet.stock.v1.StockService.ListPrices:input_type -> pgfleet.stock.v1.ListPricesRequest
+	21, // 46: pgfleet.stock.v1.StockService.ListBars:input_type -> pgfleet.stock.v1.ListBarsRequest
+	24, // 47: pgfleet.stock.v1.StockService.StreamPrices:input_type -> pgfleet.stock.v1.StreamPricesRequest
+	26, // 48: pgfleet.stock.v1.StockService.GetLatestPrices:input_type -> pgfleet.stock.v1.GetLatestPricesRequest
+	28, // 49: pgfleet.stock.v1.StockService.ListRecommendations:input_type -> pgfleet.stock.v1.ListRecommendationsRequest
+	30, // 50: pgfleet.stock.v1.StockService.UpsertRecommendations:input_type -> pgfleet.stock.v1.UpsertRecommendationsRequest
+	32, // 51: pgfleet.stock.v1.StockService.ListRecommendationHistory:input_type -> pgfleet.stock.v1.ListRecommendationHistoryRequest
+	34, // 52: pgfleet.stock.v1.StockService.WatchLatestPrices:input_type -> pgfleet.stock.v1.WatchLatestPricesRequest
+	36, // 53: pgfleet.stock.v1.StockService.WatchStockEvents:input_type -> pgfleet.stock.v1.WatchStockEventsRequest
+	7,  // 54: pgfleet.stock.v1.StockService.GetStock:output_type -> pgfleet.stock.v1.GetStockResponse
+	9,  // 55: pgfleet.stock.v1.StockService.ListStocks:output_type -> pgfleet.stock.v1.ListStocksResponse
+	11, // 56: pgfleet.stock.v1.StockService.BatchGetStocks:output_type -> pgfleet.stock.v1.BatchGetStocksResponse
+	13, // 57: pgfleet.stock.v1.StockService.UpsertStocks:output_type -> pgfleet.stock.v1.UpsertStocksResponse
+	15, // 58: pgfleet.stock.v1.StockService.DeleteStock:output_type -> pgfleet.stock.v1.DeleteStockResponse
+	18, // 59: pgfleet.stock.v1.StockService.IngestPrices:output_type -> pgfleet.stock.v1.IngestPricesResponse
+	20, // 60: pgfleet.stock.v1.StockService.ListPrices:output_type -> pgfleet.stock.v1.ListPricesResponse
+	22, // 61: pgfleet.stock.v1.StockService.ListBars:output_type -> pgfleet.stock.v1.ListBarsResponse
+	25, // 62: pgfleet.stock.v1.StockService.StreamPrices:output_type -> pgfleet.stock.v1.StreamPricesResponse
+	27, // 63: pgfleet.stock.v1.StockService.GetLatestPrices:output_type -> pgfleet.stock.v1.GetLatestPricesResponse
+	29, // 64: pgfleet.stock.v1.StockService.ListRecommendations:output_type -> pgfleet.stock.v1.ListRecommendationsResponse
+	31, // 65: pgfleet.stock.v1.StockService.UpsertRecommendations:output_type -> pgfleet.stock.v1.UpsertRecommendationsResponse
+	33, // 66: pgfleet.stock.v1.StockService.ListRecommendationHistory:output_type -> pgfleet.stock.v1.ListRecommendationHistoryResponse
+	35, // 67: pgfleet.stock.v1.StockService.WatchLatestPrices:output_type -> pgfleet.stock.v1.WatchLatestPricesResponse
+	37, // 68: pgfleet.stock.v1.StockService.WatchStockEvents:output_type -> pgfleet.stock.v1.WatchStockEventsResponse
+	54, // [54:69] is the sub-list for method output_type
+	39, // [39:54] is the sub-list for method input_type
+	39, // [39:39] is the sub-list for extension type_name
+	39, // [39:39] is the sub-list for extension extendee
+	0,  // [0:39] is the sub-list for field type_name
 }
 
 func init() { file_pgfleet_stock_v1_stock_proto_init() }

@@ -244,3 +244,52 @@ func TestListRecommendationHistory_plan(t *testing.T) {
 		}
 	}
 }
+
+// TestGetLatestPrices_asOfPlan checks that GetLatestPrices with as_of finds each symbol's bar
+// by a backward probe of the (symbol, ts) primary key under a LIMIT 1, in the partitions not
+// later than as_of only (PostgreSQL merges them: a default partition rules out an ordered
+// Append), and the stock and its final price by their keys, on 20,000 stocks, 200 of them
+// with 3 years of daily bars: no sequential scan, no sort.
+func TestGetLatestPrices_asOfPlan(t *testing.T) {
+	t.Parallel()
+	pool := pgtest.NewDB(t, migrations.Set)
+	const seed = `
+		INSERT INTO stock.stocks (symbol, name) SELECT 'S' || i, 'Name ' || i FROM generate_series(1, 20000) AS i;
+		INSERT INTO stock.prices (symbol, ts, open, high, low, close, volume)
+		SELECT 'S' || i, d, 100, 101, 99, 100 + i % 7, 1000
+		FROM generate_series(1, 200) AS i, generate_series('2022-01-01'::timestamptz, '2024-12-31', '1 day') AS d;
+		INSERT INTO stock.latest_prices (symbol, ts, open, high, low, close, volume)
+		SELECT 'S' || i, '2024-12-31', 100, 101, 99, 100, 1000 FROM generate_series(1, 20000) AS i;
+		ANALYZE stock.stocks, stock.prices, stock.latest_prices`
+	if _, err := pool.Exec(t.Context(), seed); err != nil {
+		t.Fatal(err)
+	}
+	var out []byte
+	asOf := time.Date(2023, 6, 15, 0, 0, 0, 0, time.UTC)
+	if err := pool.QueryRow(t.Context(), "EXPLAIN (FORMAT JSON) "+store.PricesAsOfSQL(), []string{"S1", "S42", "S199"}, asOf).Scan(&out); err != nil {
+		t.Fatal(err)
+	}
+	var plan []map[string]any
+	if err := json.Unmarshal(out, &plan); err != nil {
+		t.Fatal(err)
+	}
+	root := plan[0]["Plan"].(map[string]any)
+	nodes, scans := planNodes(root), scanNodes(root)
+	t.Logf("plan: %s; scans: %s", strings.Join(nodes, " > "), strings.Join(scans, ", "))
+	if slices.Contains(nodes, "Seq Scan") || slices.Contains(nodes, "Sort") || !slices.Contains(nodes, "Limit") {
+		t.Errorf("plan: %s, want index probes under a Limit, without a sequential scan or a sort", strings.Join(nodes, " > "))
+	}
+	var prices int
+	for _, s := range scans {
+		switch {
+		case s == "stocks_pkey" || s == "latest_prices_pkey":
+		case strings.HasPrefix(s, "prices_20") && s <= "prices_2023_pkey" || s == "prices_default_pkey":
+			prices++
+		default:
+			t.Errorf("scan by %s, want the (symbol, ts) keys of the partitions up to 2023 (and the stocks' and final prices' keys)", s)
+		}
+	}
+	if prices == 0 || !slices.Contains(scans, "stocks_pkey") || !slices.Contains(scans, "latest_prices_pkey") {
+		t.Errorf("scans %v, want the partitions', stocks_pkey and latest_prices_pkey", scans)
+	}
+}

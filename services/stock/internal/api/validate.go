@@ -42,6 +42,9 @@ func Validate(req any) error {
 		checkSymbols(&v, r.GetSymbols())
 	case *stockv1.GetLatestPricesRequest:
 		checkSymbols(&v, r.GetSymbols())
+		if r.AsOf != nil {
+			v.Check(r.GetAsOf().IsValid(), "as_of", "is not a valid timestamp")
+		}
 	case *stockv1.UpsertStocksRequest:
 		checkStocks(&v, r.GetStocks())
 	case *stockv1.ListPricesRequest:
