@@ -56,7 +56,7 @@ func (s *Server) GetRecommendationScoreboard(ctx context.Context, req *stockv1.G
 }
 
 // scoreboard runs the scoring statement in a read-only transaction (on the call's replica)
-// under a statement_timeout of s.score.Timeout.
+// under a statement_timeout of s.score.Timeout, without JIT.
 func (s *Server) scoreboard(ctx context.Context, filter string, horizons []int32, benchmark string) ([]store.Score, error) {
 	q, err := s.lists.scoreboard.Build(query.Request{Filter: filter})
 	if err != nil {
@@ -64,11 +64,12 @@ func (s *Server) scoreboard(ctx context.Context, filter string, horizons []int32
 	}
 	var scores []store.Score
 	err = s.retry.RunTx(ctx, s.db, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		if s.score.Timeout > 0 {
-			ms := strconv.FormatInt(s.score.Timeout.Milliseconds(), 10)
-			if _, err := tx.Exec(ctx, `SELECT set_config('statement_timeout', $1, true)`, ms); err != nil {
-				return fmt.Errorf("set statement_timeout: %w", err)
-			}
+		// JIT off: the statement's estimated cost (a probe of every partition per prediction
+		// and horizon) passes jit_above_cost, and compiling its plan takes seconds to
+		// minutes, where running it takes milliseconds.
+		ms := strconv.FormatInt(s.score.Timeout.Milliseconds(), 10) // 0: no bound
+		if _, err := tx.Exec(ctx, `SELECT set_config('statement_timeout', $1, true), set_config('jit', 'off', true)`, ms); err != nil {
+			return fmt.Errorf("set statement_timeout: %w", err)
 		}
 		var err error
 		scores, err = s.store.WithTx(tx).Scoreboard(ctx, q, horizons, benchmark)

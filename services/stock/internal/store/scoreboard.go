@@ -144,7 +144,7 @@ func (s *Store) Scoreboard(ctx context.Context, filter *query.Query, horizons []
 		return nil, fmt.Errorf("scoreboard: %w", err)
 	}
 	if unknown {
-		return nil, fmt.Errorf("scoreboard: %w", &NotFoundError{Kind: "stock", Field: "symbol", Key: benchmark})
+		return nil, fmt.Errorf("scoreboard: %w", &NotFoundError{Kind: "stock", Field: "benchmark_symbol", Key: benchmark})
 	}
 	return scores, nil
 }
