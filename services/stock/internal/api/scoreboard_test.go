@@ -152,11 +152,12 @@ func TestGetRecommendationScoreboard_fixture(t *testing.T) {
 			score("lgbm", "v2", 1, 1, 0, 0, 0, "0.1", "-0.05", hours(3, 12), hours(3, 12)),
 		},
 	}, {
-		// The exit bar 5 bars after any entry is beyond day 5: every BUY and SELL pending.
-		name: "default horizons: all pending",
+		// 5 bars after P1's entry (d0) is d5: A +0.2, the market (0.2-0.2+0.375+0)/4 =
+		// 0.09375, excess 0.10625. P2's (d2) is beyond the bars: pending, as is all of 20 and 60.
+		name: "default horizons",
 		req:  &stockv1.GetRecommendationScoreboardRequest{Filter: `source = "lgbm" AND model_version = "v1"`},
 		want: []*stockv1.RecommendationScore{
-			score("lgbm", "v1", 5, 0, 2, 1, -1, "", "", nil, nil),
+			score("lgbm", "v1", 5, 1, 1, 1, 1, "0.2", "0.10625", day(0), day(0)),
 			score("lgbm", "v1", 20, 0, 2, 1, -1, "", "", nil, nil),
 			score("lgbm", "v1", 60, 0, 2, 1, -1, "", "", nil, nil),
 		},
