@@ -55,7 +55,9 @@ func seedScoreboard(t *testing.T, e env) {
 			}
 		}
 	}
-	at := func(d, hour int) *timestamppb.Timestamp { return timestamppb.New(day(d).AsTime().Add(time.Duration(hour) * time.Hour)) }
+	at := func(d, hour int) *timestamppb.Timestamp {
+		return timestamppb.New(day(d).AsTime().Add(time.Duration(hour) * time.Hour))
+	}
 	for _, r := range []*stockv1.Recommendation{
 		{Symbol: "A", Source: "lgbm", ModelVersion: "v1", Action: stockv1.Action_ACTION_BUY, PredictTime: at(0, 0)},
 		{Symbol: "B", Source: "lgbm", ModelVersion: "v1", Action: stockv1.Action_ACTION_SELL, PredictTime: at(1, 6)},
