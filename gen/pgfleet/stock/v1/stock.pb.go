@@ -2422,7 +2422,8 @@ type RecommendationScore struct {
 	ModelVersion string `protobuf:"bytes,2,opt,name=model_version,json=modelVersion,proto3" json:"model_version,omitempty"`
 	// The horizon in trading bars.
 	HorizonDays int32 `protobuf:"varint,3,opt,name=horizon_days,json=horizonDays,proto3" json:"horizon_days,omitempty"`
-	// Predictions scored: BUY, STRONG_BUY, SELL and STRONG_SELL whose exit bar exists.
+	// Predictions scored: BUY, STRONG_BUY, SELL and STRONG_SELL whose exit bar exists (but
+	// for those counted in unscored_count).
 	ScoredCount int64 `protobuf:"varint,4,opt,name=scored_count,json=scoredCount,proto3" json:"scored_count,omitempty"`
 	// Predictions not scored yet: their symbol has no entry bar, or no exit bar, yet.
 	PendingCount int64 `protobuf:"varint,5,opt,name=pending_count,json=pendingCount,proto3" json:"pending_count,omitempty"`
