@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -331,4 +332,28 @@ func TestScoreboardMetrics(t *testing.T) {
 		t.Errorf("m2's series remain after its predictions are gone:\n%s", metricstest.Lines(body, "pgfleet_recommendation_"))
 	}
 	metricstest.WantLine(t, body, `pgfleet_recommendation_hit_ratio{horizon_days="5",model_version="v1",source="m1"} 1`)
+}
+
+// TestGetRecommendationScoreboard_timeout: a statement that cannot finish within
+// SCOREBOARD_TIMEOUT (here, waiting for a lock another transaction holds on the prices) is
+// cancelled by its statement_timeout and answered DEADLINE_EXCEEDED, before the call's own
+// deadline.
+func TestGetRecommendationScoreboard_timeout(t *testing.T) {
+	t.Parallel()
+	e := newEnvWith(t, map[string]string{"SCOREBOARD_TIMEOUT": "100ms"})
+	seedScoreboard(t, e)
+	tx, err := e.pool.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(context.WithoutCancel(t.Context())) //nolint:errcheck // a rollback of a read
+	if _, err := tx.Exec(t.Context(), `LOCK TABLE stock.prices IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.client.GetRecommendationScoreboard(t.Context(), &stockv1.GetRecommendationScoreboardRequest{})
+	apptest.WantCode(t, err, codes.DeadlineExceeded)
+	apptest.WantReason(t, err, apierr.DeadlineExceeded, nil)
+	if msg := status.Convert(err).Message(); !strings.Contains(msg, "SCOREBOARD_TIMEOUT") {
+		t.Errorf("GetRecommendationScoreboard past the timeout: message %q, want it to name SCOREBOARD_TIMEOUT", msg)
+	}
 }
