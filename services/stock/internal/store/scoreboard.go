@@ -67,6 +67,7 @@ const scoreboardSQL = `
 			CROSS JOIN LATERAL (
 				SELECT (SELECT close FROM stock.prices WHERE symbol = s.symbol AND ts = pr.entry_ts) AS entry_close,
 					(SELECT close FROM stock.prices WHERE symbol = s.symbol AND ts = pr.exit_ts) AS exit_close
+				OFFSET 0 -- not pulled up: each close is probed once, not once per reference
 			) m
 			WHERE m.entry_close > 0 AND m.exit_close IS NOT NULL
 		) ELSE (
