@@ -301,6 +301,9 @@ func rpcFixtures(fx *rpcFixture) map[string]func() proto.Message {
 		stockv1.StockService_ListRecommendationHistory_FullMethodName: func() proto.Message {
 			return &stockv1.ListRecommendationHistoryRequest{Filter: `symbol = "AAPL" AND predict_time >= "2000-01-01T00:00:00Z"`, OrderBy: "predict_time", PageSize: 1}
 		},
+		stockv1.StockService_GetRecommendationScoreboard_FullMethodName: func() proto.Message {
+			return &stockv1.GetRecommendationScoreboardRequest{HorizonsDays: []int32{1, 5}, Filter: `symbol = "AAPL"`, BenchmarkSymbol: "MSFT"}
+		},
 		stockv1.StockService_UpsertRecommendations_FullMethodName: func() proto.Message {
 			return &stockv1.UpsertRecommendationsRequest{Recommendations: []*stockv1.Recommendation{{Symbol: "AAPL", Source: "rpc-analyst",
 				Action: stockv1.Action_ACTION_BUY, TargetPrice: "200.5", Confidence: 0.8, Rationale: "Services grow.\nMargins hold."}}}

@@ -53,6 +53,7 @@ func TestGateway(t *testing.T) {
 		{"stream_errors", testStreamErrors},
 		{"list_bars", testListBars},
 		{"recommendation_history", testRecommendationHistory},
+		{"recommendation_scoreboard", testRecommendationScoreboard},
 		{"unknown_query_params", testUnknownQueryParams},
 		{"next_question", testNextQuestion},
 		{"patch_question", testPatchQuestion},

@@ -36,6 +36,17 @@ func run(ctx context.Context, log *slog.Logger, env envconfig.Lookuper) error {
 	}
 	defer svc.Close() // after Run has drained
 
-	stockv1.RegisterStockServiceServer(svc.Server, api.New(api.Deps{Base: svc.Base, Streams: cfg.Streams}))
+	srv := api.New(api.Deps{Base: svc.Base, Streams: cfg.Streams, Scoreboard: cfg.Scoreboard})
+	stockv1.RegisterStockServiceServer(svc.Server, srv)
+	if every := cfg.Scoreboard.Refresh; every > 0 {
+		metrics := srv.ScoreboardMetrics(svc.Server.Registry())
+		refreshCtx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			metrics.Run(refreshCtx, every)
+		}()
+		defer func() { cancel(); <-done }() // before svc.Close closes the pool under a refresh
+	}
 	return svc.Run(ctx, stockv1.StockService_ServiceDesc.ServiceName)
 }

@@ -2310,6 +2310,271 @@ func (x *ListRecommendationHistoryResponse) GetNextPageToken() string {
 	return ""
 }
 
+// GetRecommendationScoreboardRequest says which predictions to score, at which horizons and
+// against which benchmark.
+type GetRecommendationScoreboardRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Horizons in trading bars (daily bars of each prediction's symbol after its entry bar):
+	// each 1 to 260, at most 8, no repeats. Empty: 5, 20 and 60.
+	HorizonsDays []int32 `protobuf:"varint,1,rep,packed,name=horizons_days,json=horizonsDays,proto3" json:"horizons_days,omitempty"`
+	// AIP-160 filter over source, model_version, symbol and predict_time, e.g.
+	// `source = "lgbm" AND predict_time >= "2026-01-01T00:00:00Z"`. Empty: every prediction.
+	Filter string `protobuf:"bytes,2,opt,name=filter,proto3" json:"filter,omitempty"`
+	// Ticker symbol of the benchmark stock (an index fund, say); empty: the market, the
+	// equal-weighted mean return of all stocks with a bar at both the entry and exit times.
+	BenchmarkSymbol string `protobuf:"bytes,3,opt,name=benchmark_symbol,json=benchmarkSymbol,proto3" json:"benchmark_symbol,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *GetRecommendationScoreboardRequest) Reset() {
+	*x = GetRecommendationScoreboardRequest{}
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetRecommendationScoreboardRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetRecommendationScoreboardRequest) ProtoMessage() {}
+
+func (x *GetRecommendationScoreboardRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetRecommendationScoreboardRequest.ProtoReflect.Descriptor instead.
+func (*GetRecommendationScoreboardRequest) Descriptor() ([]byte, []int) {
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *GetRecommendationScoreboardRequest) GetHorizonsDays() []int32 {
+	if x != nil {
+		return x.HorizonsDays
+	}
+	return nil
+}
+
+func (x *GetRecommendationScoreboardRequest) GetFilter() string {
+	if x != nil {
+		return x.Filter
+	}
+	return ""
+}
+
+func (x *GetRecommendationScoreboardRequest) GetBenchmarkSymbol() string {
+	if x != nil {
+		return x.BenchmarkSymbol
+	}
+	return ""
+}
+
+// GetRecommendationScoreboardResponse holds one score per source, model version and horizon.
+type GetRecommendationScoreboardResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The scores, ordered by source, model_version and horizon_days; every requested horizon
+	// of every (source, model_version) with a prediction matching the filter.
+	Scores        []*RecommendationScore `protobuf:"bytes,1,rep,name=scores,proto3" json:"scores,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetRecommendationScoreboardResponse) Reset() {
+	*x = GetRecommendationScoreboardResponse{}
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetRecommendationScoreboardResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetRecommendationScoreboardResponse) ProtoMessage() {}
+
+func (x *GetRecommendationScoreboardResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetRecommendationScoreboardResponse.ProtoReflect.Descriptor instead.
+func (*GetRecommendationScoreboardResponse) Descriptor() ([]byte, []int) {
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *GetRecommendationScoreboardResponse) GetScores() []*RecommendationScore {
+	if x != nil {
+		return x.Scores
+	}
+	return nil
+}
+
+// RecommendationScore is how one source's model version did at one horizon.
+type RecommendationScore struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Who recommended: an analyst, a firm or a model name.
+	Source string `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	// Version of the model; empty for none.
+	ModelVersion string `protobuf:"bytes,2,opt,name=model_version,json=modelVersion,proto3" json:"model_version,omitempty"`
+	// The horizon in trading bars.
+	HorizonDays int32 `protobuf:"varint,3,opt,name=horizon_days,json=horizonDays,proto3" json:"horizon_days,omitempty"`
+	// Predictions scored: BUY, STRONG_BUY, SELL and STRONG_SELL whose exit bar exists (but
+	// for those counted in unscored_count).
+	ScoredCount int64 `protobuf:"varint,4,opt,name=scored_count,json=scoredCount,proto3" json:"scored_count,omitempty"`
+	// Predictions not scored yet: their symbol has no entry bar, or no exit bar, yet.
+	PendingCount int64 `protobuf:"varint,5,opt,name=pending_count,json=pendingCount,proto3" json:"pending_count,omitempty"`
+	// HOLD predictions: counted, never scored.
+	HoldCount int64 `protobuf:"varint,6,opt,name=hold_count,json=holdCount,proto3" json:"hold_count,omitempty"`
+	// Predictions with an exit bar that cannot be scored: an entry close of zero, or a
+	// benchmark without a close at or before the entry time.
+	UnscoredCount int64 `protobuf:"varint,7,opt,name=unscored_count,json=unscoredCount,proto3" json:"unscored_count,omitempty"`
+	// Share of the scored predictions whose directional excess return is above zero, from 0
+	// to 1; absent when scored_count is 0.
+	HitRate *float64 `protobuf:"fixed64,8,opt,name=hit_rate,json=hitRate,proto3,oneof" json:"hit_rate,omitempty"`
+	// Mean directional return of the scored predictions, a decimal string rounded to 10
+	// decimal places ("0.05"); empty when scored_count is 0.
+	AverageReturn string `protobuf:"bytes,9,opt,name=average_return,json=averageReturn,proto3" json:"average_return,omitempty"`
+	// Mean directional excess return over the benchmark, a decimal string rounded to 10
+	// decimal places; empty when scored_count is 0.
+	AverageExcessReturn string `protobuf:"bytes,10,opt,name=average_excess_return,json=averageExcessReturn,proto3" json:"average_excess_return,omitempty"`
+	// predict_time of the first scored prediction; unset when scored_count is 0.
+	FirstPredictTime *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=first_predict_time,json=firstPredictTime,proto3" json:"first_predict_time,omitempty"`
+	// predict_time of the last scored prediction; unset when scored_count is 0.
+	LastPredictTime *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=last_predict_time,json=lastPredictTime,proto3" json:"last_predict_time,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *RecommendationScore) Reset() {
+	*x = RecommendationScore{}
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecommendationScore) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecommendationScore) ProtoMessage() {}
+
+func (x *RecommendationScore) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecommendationScore.ProtoReflect.Descriptor instead.
+func (*RecommendationScore) Descriptor() ([]byte, []int) {
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *RecommendationScore) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *RecommendationScore) GetModelVersion() string {
+	if x != nil {
+		return x.ModelVersion
+	}
+	return ""
+}
+
+func (x *RecommendationScore) GetHorizonDays() int32 {
+	if x != nil {
+		return x.HorizonDays
+	}
+	return 0
+}
+
+func (x *RecommendationScore) GetScoredCount() int64 {
+	if x != nil {
+		return x.ScoredCount
+	}
+	return 0
+}
+
+func (x *RecommendationScore) GetPendingCount() int64 {
+	if x != nil {
+		return x.PendingCount
+	}
+	return 0
+}
+
+func (x *RecommendationScore) GetHoldCount() int64 {
+	if x != nil {
+		return x.HoldCount
+	}
+	return 0
+}
+
+func (x *RecommendationScore) GetUnscoredCount() int64 {
+	if x != nil {
+		return x.UnscoredCount
+	}
+	return 0
+}
+
+func (x *RecommendationScore) GetHitRate() float64 {
+	if x != nil && x.HitRate != nil {
+		return *x.HitRate
+	}
+	return 0
+}
+
+func (x *RecommendationScore) GetAverageReturn() string {
+	if x != nil {
+		return x.AverageReturn
+	}
+	return ""
+}
+
+func (x *RecommendationScore) GetAverageExcessReturn() string {
+	if x != nil {
+		return x.AverageExcessReturn
+	}
+	return ""
+}
+
+func (x *RecommendationScore) GetFirstPredictTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FirstPredictTime
+	}
+	return nil
+}
+
+func (x *RecommendationScore) GetLastPredictTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastPredictTime
+	}
+	return nil
+}
+
 // WatchLatestPricesRequest names the stocks to watch.
 type WatchLatestPricesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2321,7 +2586,7 @@ type WatchLatestPricesRequest struct {
 
 func (x *WatchLatestPricesRequest) Reset() {
 	*x = WatchLatestPricesRequest{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[32]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2333,7 +2598,7 @@ func (x *WatchLatestPricesRequest) String() string {
 func (*WatchLatestPricesRequest) ProtoMessage() {}
 
 func (x *WatchLatestPricesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[32]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2346,7 +2611,7 @@ func (x *WatchLatestPricesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchLatestPricesRequest.ProtoReflect.Descriptor instead.
 func (*WatchLatestPricesRequest) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{32}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *WatchLatestPricesRequest) GetSymbols() []string {
@@ -2372,7 +2637,7 @@ type WatchLatestPricesResponse struct {
 
 func (x *WatchLatestPricesResponse) Reset() {
 	*x = WatchLatestPricesResponse{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[33]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2384,7 +2649,7 @@ func (x *WatchLatestPricesResponse) String() string {
 func (*WatchLatestPricesResponse) ProtoMessage() {}
 
 func (x *WatchLatestPricesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[33]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2397,7 +2662,7 @@ func (x *WatchLatestPricesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchLatestPricesResponse.ProtoReflect.Descriptor instead.
 func (*WatchLatestPricesResponse) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{33}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *WatchLatestPricesResponse) GetPrices() []*Price {
@@ -2431,7 +2696,7 @@ type WatchStockEventsRequest struct {
 
 func (x *WatchStockEventsRequest) Reset() {
 	*x = WatchStockEventsRequest{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[34]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2443,7 +2708,7 @@ func (x *WatchStockEventsRequest) String() string {
 func (*WatchStockEventsRequest) ProtoMessage() {}
 
 func (x *WatchStockEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[34]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2456,7 +2721,7 @@ func (x *WatchStockEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchStockEventsRequest.ProtoReflect.Descriptor instead.
 func (*WatchStockEventsRequest) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{34}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *WatchStockEventsRequest) GetTypes() []string {
@@ -2494,7 +2759,7 @@ type WatchStockEventsResponse struct {
 
 func (x *WatchStockEventsResponse) Reset() {
 	*x = WatchStockEventsResponse{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[35]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2506,7 +2771,7 @@ func (x *WatchStockEventsResponse) String() string {
 func (*WatchStockEventsResponse) ProtoMessage() {}
 
 func (x *WatchStockEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[35]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2519,7 +2784,7 @@ func (x *WatchStockEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchStockEventsResponse.ProtoReflect.Descriptor instead.
 func (*WatchStockEventsResponse) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{35}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *WatchStockEventsResponse) GetEvents() []*v1.Event {
@@ -2552,7 +2817,7 @@ type LatestPriceChanged struct {
 
 func (x *LatestPriceChanged) Reset() {
 	*x = LatestPriceChanged{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[36]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2564,7 +2829,7 @@ func (x *LatestPriceChanged) String() string {
 func (*LatestPriceChanged) ProtoMessage() {}
 
 func (x *LatestPriceChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[36]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2577,7 +2842,7 @@ func (x *LatestPriceChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LatestPriceChanged.ProtoReflect.Descriptor instead.
 func (*LatestPriceChanged) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{36}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *LatestPriceChanged) GetSymbol() string {
@@ -2606,7 +2871,7 @@ type StockChanged struct {
 
 func (x *StockChanged) Reset() {
 	*x = StockChanged{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[37]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2618,7 +2883,7 @@ func (x *StockChanged) String() string {
 func (*StockChanged) ProtoMessage() {}
 
 func (x *StockChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[37]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2631,7 +2896,7 @@ func (x *StockChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StockChanged.ProtoReflect.Descriptor instead.
 func (*StockChanged) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{37}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *StockChanged) GetStock() *Stock {
@@ -2655,7 +2920,7 @@ type StockDeleted struct {
 
 func (x *StockDeleted) Reset() {
 	*x = StockDeleted{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[38]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2667,7 +2932,7 @@ func (x *StockDeleted) String() string {
 func (*StockDeleted) ProtoMessage() {}
 
 func (x *StockDeleted) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[38]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2680,7 +2945,7 @@ func (x *StockDeleted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StockDeleted.ProtoReflect.Descriptor instead.
 func (*StockDeleted) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{38}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *StockDeleted) GetSymbol() string {
@@ -2709,7 +2974,7 @@ type RecommendationChanged struct {
 
 func (x *RecommendationChanged) Reset() {
 	*x = RecommendationChanged{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[39]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2721,7 +2986,7 @@ func (x *RecommendationChanged) String() string {
 func (*RecommendationChanged) ProtoMessage() {}
 
 func (x *RecommendationChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[39]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2734,7 +2999,7 @@ func (x *RecommendationChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecommendationChanged.ProtoReflect.Descriptor instead.
 func (*RecommendationChanged) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{39}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *RecommendationChanged) GetRecommendation() *Recommendation {
@@ -2910,7 +3175,29 @@ const file_pgfleet_stock_v1_stock_proto_rawDesc = "" +
 	"page_token\x18\x04 \x01(\tR\tpageToken\"\x9b\x01\n" +
 	"!ListRecommendationHistoryResponse\x12N\n" +
 	"\x0frecommendations\x18\x01 \x03(\v2$.pgfleet.stock.v1.PastRecommendationR\x0frecommendations\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"9\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x8c\x01\n" +
+	"\"GetRecommendationScoreboardRequest\x12#\n" +
+	"\rhorizons_days\x18\x01 \x03(\x05R\fhorizonsDays\x12\x16\n" +
+	"\x06filter\x18\x02 \x01(\tR\x06filter\x12)\n" +
+	"\x10benchmark_symbol\x18\x03 \x01(\tR\x0fbenchmarkSymbol\"d\n" +
+	"#GetRecommendationScoreboardResponse\x12=\n" +
+	"\x06scores\x18\x01 \x03(\v2%.pgfleet.stock.v1.RecommendationScoreR\x06scores\"\x9d\x04\n" +
+	"\x13RecommendationScore\x12\x16\n" +
+	"\x06source\x18\x01 \x01(\tR\x06source\x12#\n" +
+	"\rmodel_version\x18\x02 \x01(\tR\fmodelVersion\x12!\n" +
+	"\fhorizon_days\x18\x03 \x01(\x05R\vhorizonDays\x12!\n" +
+	"\fscored_count\x18\x04 \x01(\x03R\vscoredCount\x12#\n" +
+	"\rpending_count\x18\x05 \x01(\x03R\fpendingCount\x12\x1d\n" +
+	"\n" +
+	"hold_count\x18\x06 \x01(\x03R\tholdCount\x12%\n" +
+	"\x0eunscored_count\x18\a \x01(\x03R\runscoredCount\x12\x1e\n" +
+	"\bhit_rate\x18\b \x01(\x01H\x00R\ahitRate\x88\x01\x01\x12%\n" +
+	"\x0eaverage_return\x18\t \x01(\tR\raverageReturn\x122\n" +
+	"\x15average_excess_return\x18\n" +
+	" \x01(\tR\x13averageExcessReturn\x12H\n" +
+	"\x12first_predict_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x10firstPredictTime\x12F\n" +
+	"\x11last_predict_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\x0flastPredictTimeB\v\n" +
+	"\t_hit_rate\"9\n" +
 	"\x18WatchLatestPricesRequest\x12\x1d\n" +
 	"\asymbols\x18\x01 \x03(\tB\x03\xe0A\x02R\asymbols\"u\n" +
 	"\x19WatchLatestPricesResponse\x12/\n" +
@@ -2947,7 +3234,7 @@ const file_pgfleet_stock_v1_stock_proto_rawDesc = "" +
 	"\x14INTERVAL_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fINTERVAL_DAY\x10\x01\x12\x11\n" +
 	"\rINTERVAL_WEEK\x10\x02\x12\x12\n" +
-	"\x0eINTERVAL_MONTH\x10\x032\xc8\f\n" +
+	"\x0eINTERVAL_MONTH\x10\x032\xda\r\n" +
 	"\fStockService\x12V\n" +
 	"\bGetStock\x12!.pgfleet.stock.v1.GetStockRequest\x1a\".pgfleet.stock.v1.GetStockResponse\"\x03\x90\x02\x01\x12\\\n" +
 	"\n" +
@@ -2963,7 +3250,8 @@ const file_pgfleet_stock_v1_stock_proto_rawDesc = "" +
 	"\x0fGetLatestPrices\x12(.pgfleet.stock.v1.GetLatestPricesRequest\x1a).pgfleet.stock.v1.GetLatestPricesResponse\"\x03\x90\x02\x01\x12w\n" +
 	"\x13ListRecommendations\x12,.pgfleet.stock.v1.ListRecommendationsRequest\x1a-.pgfleet.stock.v1.ListRecommendationsResponse\"\x03\x90\x02\x01\x12}\n" +
 	"\x15UpsertRecommendations\x12..pgfleet.stock.v1.UpsertRecommendationsRequest\x1a/.pgfleet.stock.v1.UpsertRecommendationsResponse\"\x03\x90\x02\x02\x12\x89\x01\n" +
-	"\x19ListRecommendationHistory\x122.pgfleet.stock.v1.ListRecommendationHistoryRequest\x1a3.pgfleet.stock.v1.ListRecommendationHistoryResponse\"\x03\x90\x02\x01\x12s\n" +
+	"\x19ListRecommendationHistory\x122.pgfleet.stock.v1.ListRecommendationHistoryRequest\x1a3.pgfleet.stock.v1.ListRecommendationHistoryResponse\"\x03\x90\x02\x01\x12\x8f\x01\n" +
+	"\x1bGetRecommendationScoreboard\x124.pgfleet.stock.v1.GetRecommendationScoreboardRequest\x1a5.pgfleet.stock.v1.GetRecommendationScoreboardResponse\"\x03\x90\x02\x01\x12s\n" +
 	"\x11WatchLatestPrices\x12*.pgfleet.stock.v1.WatchLatestPricesRequest\x1a+.pgfleet.stock.v1.WatchLatestPricesResponse\"\x03\x90\x02\x010\x01\x12p\n" +
 	"\x10WatchStockEvents\x12).pgfleet.stock.v1.WatchStockEventsRequest\x1a*.pgfleet.stock.v1.WatchStockEventsResponse\"\x03\x90\x02\x010\x01B9Z7github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1;stockv1b\x06proto3"
 
@@ -2980,128 +3268,136 @@ func file_pgfleet_stock_v1_stock_proto_rawDescGZIP() []byte {
 }
 
 var file_pgfleet_stock_v1_stock_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_pgfleet_stock_v1_stock_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
+var file_pgfleet_stock_v1_stock_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
 var file_pgfleet_stock_v1_stock_proto_goTypes = []any{
-	(Action)(0),                               // 0: pgfleet.stock.v1.Action
-	(Interval)(0),                             // 1: pgfleet.stock.v1.Interval
-	(*Stock)(nil),                             // 2: pgfleet.stock.v1.Stock
-	(*Price)(nil),                             // 3: pgfleet.stock.v1.Price
-	(*Recommendation)(nil),                    // 4: pgfleet.stock.v1.Recommendation
-	(*PastRecommendation)(nil),                // 5: pgfleet.stock.v1.PastRecommendation
-	(*GetStockRequest)(nil),                   // 6: pgfleet.stock.v1.GetStockRequest
-	(*GetStockResponse)(nil),                  // 7: pgfleet.stock.v1.GetStockResponse
-	(*ListStocksRequest)(nil),                 // 8: pgfleet.stock.v1.ListStocksRequest
-	(*ListStocksResponse)(nil),                // 9: pgfleet.stock.v1.ListStocksResponse
-	(*BatchGetStocksRequest)(nil),             // 10: pgfleet.stock.v1.BatchGetStocksRequest
-	(*BatchGetStocksResponse)(nil),            // 11: pgfleet.stock.v1.BatchGetStocksResponse
-	(*UpsertStocksRequest)(nil),               // 12: pgfleet.stock.v1.UpsertStocksRequest
-	(*UpsertStocksResponse)(nil),              // 13: pgfleet.stock.v1.UpsertStocksResponse
-	(*DeleteStockRequest)(nil),                // 14: pgfleet.stock.v1.DeleteStockRequest
-	(*DeleteStockResponse)(nil),               // 15: pgfleet.stock.v1.DeleteStockResponse
-	(*IngestPricesRequest)(nil),               // 16: pgfleet.stock.v1.IngestPricesRequest
-	(*AppendOnly)(nil),                        // 17: pgfleet.stock.v1.AppendOnly
-	(*IngestPricesResponse)(nil),              // 18: pgfleet.stock.v1.IngestPricesResponse
-	(*ListPricesRequest)(nil),                 // 19: pgfleet.stock.v1.ListPricesRequest
-	(*ListPricesResponse)(nil),                // 20: pgfleet.stock.v1.ListPricesResponse
-	(*ListBarsRequest)(nil),                   // 21: pgfleet.stock.v1.ListBarsRequest
-	(*ListBarsResponse)(nil),                  // 22: pgfleet.stock.v1.ListBarsResponse
-	(*Bar)(nil),                               // 23: pgfleet.stock.v1.Bar
-	(*StreamPricesRequest)(nil),               // 24: pgfleet.stock.v1.StreamPricesRequest
-	(*StreamPricesResponse)(nil),              // 25: pgfleet.stock.v1.StreamPricesResponse
-	(*GetLatestPricesRequest)(nil),            // 26: pgfleet.stock.v1.GetLatestPricesRequest
-	(*GetLatestPricesResponse)(nil),           // 27: pgfleet.stock.v1.GetLatestPricesResponse
-	(*ListRecommendationsRequest)(nil),        // 28: pgfleet.stock.v1.ListRecommendationsRequest
-	(*ListRecommendationsResponse)(nil),       // 29: pgfleet.stock.v1.ListRecommendationsResponse
-	(*UpsertRecommendationsRequest)(nil),      // 30: pgfleet.stock.v1.UpsertRecommendationsRequest
-	(*UpsertRecommendationsResponse)(nil),     // 31: pgfleet.stock.v1.UpsertRecommendationsResponse
-	(*ListRecommendationHistoryRequest)(nil),  // 32: pgfleet.stock.v1.ListRecommendationHistoryRequest
-	(*ListRecommendationHistoryResponse)(nil), // 33: pgfleet.stock.v1.ListRecommendationHistoryResponse
-	(*WatchLatestPricesRequest)(nil),          // 34: pgfleet.stock.v1.WatchLatestPricesRequest
-	(*WatchLatestPricesResponse)(nil),         // 35: pgfleet.stock.v1.WatchLatestPricesResponse
-	(*WatchStockEventsRequest)(nil),           // 36: pgfleet.stock.v1.WatchStockEventsRequest
-	(*WatchStockEventsResponse)(nil),          // 37: pgfleet.stock.v1.WatchStockEventsResponse
-	(*LatestPriceChanged)(nil),                // 38: pgfleet.stock.v1.LatestPriceChanged
-	(*StockChanged)(nil),                      // 39: pgfleet.stock.v1.StockChanged
-	(*StockDeleted)(nil),                      // 40: pgfleet.stock.v1.StockDeleted
-	(*RecommendationChanged)(nil),             // 41: pgfleet.stock.v1.RecommendationChanged
-	(*timestamppb.Timestamp)(nil),             // 42: google.protobuf.Timestamp
-	(*v1.Event)(nil),                          // 43: pgfleet.ops.v1.Event
+	(Action)(0),                                 // 0: pgfleet.stock.v1.Action
+	(Interval)(0),                               // 1: pgfleet.stock.v1.Interval
+	(*Stock)(nil),                               // 2: pgfleet.stock.v1.Stock
+	(*Price)(nil),                               // 3: pgfleet.stock.v1.Price
+	(*Recommendation)(nil),                      // 4: pgfleet.stock.v1.Recommendation
+	(*PastRecommendation)(nil),                  // 5: pgfleet.stock.v1.PastRecommendation
+	(*GetStockRequest)(nil),                     // 6: pgfleet.stock.v1.GetStockRequest
+	(*GetStockResponse)(nil),                    // 7: pgfleet.stock.v1.GetStockResponse
+	(*ListStocksRequest)(nil),                   // 8: pgfleet.stock.v1.ListStocksRequest
+	(*ListStocksResponse)(nil),                  // 9: pgfleet.stock.v1.ListStocksResponse
+	(*BatchGetStocksRequest)(nil),               // 10: pgfleet.stock.v1.BatchGetStocksRequest
+	(*BatchGetStocksResponse)(nil),              // 11: pgfleet.stock.v1.BatchGetStocksResponse
+	(*UpsertStocksRequest)(nil),                 // 12: pgfleet.stock.v1.UpsertStocksRequest
+	(*UpsertStocksResponse)(nil),                // 13: pgfleet.stock.v1.UpsertStocksResponse
+	(*DeleteStockRequest)(nil),                  // 14: pgfleet.stock.v1.DeleteStockRequest
+	(*DeleteStockResponse)(nil),                 // 15: pgfleet.stock.v1.DeleteStockResponse
+	(*IngestPricesRequest)(nil),                 // 16: pgfleet.stock.v1.IngestPricesRequest
+	(*AppendOnly)(nil),                          // 17: pgfleet.stock.v1.AppendOnly
+	(*IngestPricesResponse)(nil),                // 18: pgfleet.stock.v1.IngestPricesResponse
+	(*ListPricesRequest)(nil),                   // 19: pgfleet.stock.v1.ListPricesRequest
+	(*ListPricesResponse)(nil),                  // 20: pgfleet.stock.v1.ListPricesResponse
+	(*ListBarsRequest)(nil),                     // 21: pgfleet.stock.v1.ListBarsRequest
+	(*ListBarsResponse)(nil),                    // 22: pgfleet.stock.v1.ListBarsResponse
+	(*Bar)(nil),                                 // 23: pgfleet.stock.v1.Bar
+	(*StreamPricesRequest)(nil),                 // 24: pgfleet.stock.v1.StreamPricesRequest
+	(*StreamPricesResponse)(nil),                // 25: pgfleet.stock.v1.StreamPricesResponse
+	(*GetLatestPricesRequest)(nil),              // 26: pgfleet.stock.v1.GetLatestPricesRequest
+	(*GetLatestPricesResponse)(nil),             // 27: pgfleet.stock.v1.GetLatestPricesResponse
+	(*ListRecommendationsRequest)(nil),          // 28: pgfleet.stock.v1.ListRecommendationsRequest
+	(*ListRecommendationsResponse)(nil),         // 29: pgfleet.stock.v1.ListRecommendationsResponse
+	(*UpsertRecommendationsRequest)(nil),        // 30: pgfleet.stock.v1.UpsertRecommendationsRequest
+	(*UpsertRecommendationsResponse)(nil),       // 31: pgfleet.stock.v1.UpsertRecommendationsResponse
+	(*ListRecommendationHistoryRequest)(nil),    // 32: pgfleet.stock.v1.ListRecommendationHistoryRequest
+	(*ListRecommendationHistoryResponse)(nil),   // 33: pgfleet.stock.v1.ListRecommendationHistoryResponse
+	(*GetRecommendationScoreboardRequest)(nil),  // 34: pgfleet.stock.v1.GetRecommendationScoreboardRequest
+	(*GetRecommendationScoreboardResponse)(nil), // 35: pgfleet.stock.v1.GetRecommendationScoreboardResponse
+	(*RecommendationScore)(nil),                 // 36: pgfleet.stock.v1.RecommendationScore
+	(*WatchLatestPricesRequest)(nil),            // 37: pgfleet.stock.v1.WatchLatestPricesRequest
+	(*WatchLatestPricesResponse)(nil),           // 38: pgfleet.stock.v1.WatchLatestPricesResponse
+	(*WatchStockEventsRequest)(nil),             // 39: pgfleet.stock.v1.WatchStockEventsRequest
+	(*WatchStockEventsResponse)(nil),            // 40: pgfleet.stock.v1.WatchStockEventsResponse
+	(*LatestPriceChanged)(nil),                  // 41: pgfleet.stock.v1.LatestPriceChanged
+	(*StockChanged)(nil),                        // 42: pgfleet.stock.v1.StockChanged
+	(*StockDeleted)(nil),                        // 43: pgfleet.stock.v1.StockDeleted
+	(*RecommendationChanged)(nil),               // 44: pgfleet.stock.v1.RecommendationChanged
+	(*timestamppb.Timestamp)(nil),               // 45: google.protobuf.Timestamp
+	(*v1.Event)(nil),                            // 46: pgfleet.ops.v1.Event
 }
 var file_pgfleet_stock_v1_stock_proto_depIdxs = []int32{
-	42, // 0: pgfleet.stock.v1.Stock.create_time:type_name -> google.protobuf.Timestamp
-	42, // 1: pgfleet.stock.v1.Stock.update_time:type_name -> google.protobuf.Timestamp
-	42, // 2: pgfleet.stock.v1.Price.time:type_name -> google.protobuf.Timestamp
-	42, // 3: pgfleet.stock.v1.Price.delist_time:type_name -> google.protobuf.Timestamp
+	45, // 0: pgfleet.stock.v1.Stock.create_time:type_name -> google.protobuf.Timestamp
+	45, // 1: pgfleet.stock.v1.Stock.update_time:type_name -> google.protobuf.Timestamp
+	45, // 2: pgfleet.stock.v1.Price.time:type_name -> google.protobuf.Timestamp
+	45, // 3: pgfleet.stock.v1.Price.delist_time:type_name -> google.protobuf.Timestamp
 	0,  // 4: pgfleet.stock.v1.Recommendation.action:type_name -> pgfleet.stock.v1.Action
-	42, // 5: pgfleet.stock.v1.Recommendation.create_time:type_name -> google.protobuf.Timestamp
-	42, // 6: pgfleet.stock.v1.Recommendation.update_time:type_name -> google.protobuf.Timestamp
-	42, // 7: pgfleet.stock.v1.Recommendation.predict_time:type_name -> google.protobuf.Timestamp
+	45, // 5: pgfleet.stock.v1.Recommendation.create_time:type_name -> google.protobuf.Timestamp
+	45, // 6: pgfleet.stock.v1.Recommendation.update_time:type_name -> google.protobuf.Timestamp
+	45, // 7: pgfleet.stock.v1.Recommendation.predict_time:type_name -> google.protobuf.Timestamp
 	0,  // 8: pgfleet.stock.v1.PastRecommendation.action:type_name -> pgfleet.stock.v1.Action
-	42, // 9: pgfleet.stock.v1.PastRecommendation.predict_time:type_name -> google.protobuf.Timestamp
-	42, // 10: pgfleet.stock.v1.PastRecommendation.record_time:type_name -> google.protobuf.Timestamp
+	45, // 9: pgfleet.stock.v1.PastRecommendation.predict_time:type_name -> google.protobuf.Timestamp
+	45, // 10: pgfleet.stock.v1.PastRecommendation.record_time:type_name -> google.protobuf.Timestamp
 	2,  // 11: pgfleet.stock.v1.GetStockResponse.stock:type_name -> pgfleet.stock.v1.Stock
 	2,  // 12: pgfleet.stock.v1.ListStocksResponse.stocks:type_name -> pgfleet.stock.v1.Stock
 	2,  // 13: pgfleet.stock.v1.BatchGetStocksResponse.stocks:type_name -> pgfleet.stock.v1.Stock
 	2,  // 14: pgfleet.stock.v1.UpsertStocksRequest.stocks:type_name -> pgfleet.stock.v1.Stock
 	3,  // 15: pgfleet.stock.v1.IngestPricesRequest.prices:type_name -> pgfleet.stock.v1.Price
 	17, // 16: pgfleet.stock.v1.IngestPricesRequest.append_only:type_name -> pgfleet.stock.v1.AppendOnly
-	42, // 17: pgfleet.stock.v1.ListPricesRequest.start_time:type_name -> google.protobuf.Timestamp
-	42, // 18: pgfleet.stock.v1.ListPricesRequest.end_time:type_name -> google.protobuf.Timestamp
+	45, // 17: pgfleet.stock.v1.ListPricesRequest.start_time:type_name -> google.protobuf.Timestamp
+	45, // 18: pgfleet.stock.v1.ListPricesRequest.end_time:type_name -> google.protobuf.Timestamp
 	3,  // 19: pgfleet.stock.v1.ListPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
 	1,  // 20: pgfleet.stock.v1.ListBarsRequest.interval:type_name -> pgfleet.stock.v1.Interval
-	42, // 21: pgfleet.stock.v1.ListBarsRequest.start_time:type_name -> google.protobuf.Timestamp
-	42, // 22: pgfleet.stock.v1.ListBarsRequest.end_time:type_name -> google.protobuf.Timestamp
+	45, // 21: pgfleet.stock.v1.ListBarsRequest.start_time:type_name -> google.protobuf.Timestamp
+	45, // 22: pgfleet.stock.v1.ListBarsRequest.end_time:type_name -> google.protobuf.Timestamp
 	23, // 23: pgfleet.stock.v1.ListBarsResponse.bars:type_name -> pgfleet.stock.v1.Bar
-	42, // 24: pgfleet.stock.v1.Bar.start_time:type_name -> google.protobuf.Timestamp
-	42, // 25: pgfleet.stock.v1.StreamPricesRequest.start_time:type_name -> google.protobuf.Timestamp
-	42, // 26: pgfleet.stock.v1.StreamPricesRequest.end_time:type_name -> google.protobuf.Timestamp
+	45, // 24: pgfleet.stock.v1.Bar.start_time:type_name -> google.protobuf.Timestamp
+	45, // 25: pgfleet.stock.v1.StreamPricesRequest.start_time:type_name -> google.protobuf.Timestamp
+	45, // 26: pgfleet.stock.v1.StreamPricesRequest.end_time:type_name -> google.protobuf.Timestamp
 	3,  // 27: pgfleet.stock.v1.StreamPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
-	42, // 28: pgfleet.stock.v1.GetLatestPricesRequest.as_of:type_name -> google.protobuf.Timestamp
+	45, // 28: pgfleet.stock.v1.GetLatestPricesRequest.as_of:type_name -> google.protobuf.Timestamp
 	3,  // 29: pgfleet.stock.v1.GetLatestPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
 	4,  // 30: pgfleet.stock.v1.ListRecommendationsResponse.recommendations:type_name -> pgfleet.stock.v1.Recommendation
 	4,  // 31: pgfleet.stock.v1.UpsertRecommendationsRequest.recommendations:type_name -> pgfleet.stock.v1.Recommendation
 	5,  // 32: pgfleet.stock.v1.ListRecommendationHistoryResponse.recommendations:type_name -> pgfleet.stock.v1.PastRecommendation
-	3,  // 33: pgfleet.stock.v1.WatchLatestPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
-	43, // 34: pgfleet.stock.v1.WatchStockEventsResponse.events:type_name -> pgfleet.ops.v1.Event
-	3,  // 35: pgfleet.stock.v1.LatestPriceChanged.price:type_name -> pgfleet.stock.v1.Price
-	2,  // 36: pgfleet.stock.v1.StockChanged.stock:type_name -> pgfleet.stock.v1.Stock
-	42, // 37: pgfleet.stock.v1.StockDeleted.delist_time:type_name -> google.protobuf.Timestamp
-	4,  // 38: pgfleet.stock.v1.RecommendationChanged.recommendation:type_name -> pgfleet.stock.v1.Recommendation
-	6,  // 39: pgfleet.stock.v1.StockService.GetStock:input_type -> pgfleet.stock.v1.GetStockRequest
-	8,  // 40: pgfleet.stock.v1.StockService.ListStocks:input_type -> pgfleet.stock.v1.ListStocksRequest
-	10, // 41: pgfleet.stock.v1.StockService.BatchGetStocks:input_type -> pgfleet.stock.v1.BatchGetStocksRequest
-	12, // 42: pgfleet.stock.v1.StockService.UpsertStocks:input_type -> pgfleet.stock.v1.UpsertStocksRequest
-	14, // 43: pgfleet.stock.v1.StockService.DeleteStock:input_type -> pgfleet.stock.v1.DeleteStockRequest
-	16, // 44: pgfleet.stock.v1.StockService.IngestPrices:input_type -> pgfleet.stock.v1.IngestPricesRequest
-	19, // 45: pgfleet.stock.v1.StockService.ListPrices:input_type -> pgfleet.stock.v1.ListPricesRequest
-	21, // 46: pgfleet.stock.v1.StockService.ListBars:input_type -> pgfleet.stock.v1.ListBarsRequest
-	24, // 47: pgfleet.stock.v1.StockService.StreamPrices:input_type -> pgfleet.stock.v1.StreamPricesRequest
-	26, // 48: pgfleet.stock.v1.StockService.GetLatestPrices:input_type -> pgfleet.stock.v1.GetLatestPricesRequest
-	28, // 49: pgfleet.stock.v1.StockService.ListRecommendations:input_type -> pgfleet.stock.v1.ListRecommendationsRequest
-	30, // 50: pgfleet.stock.v1.StockService.UpsertRecommendations:input_type -> pgfleet.stock.v1.UpsertRecommendationsRequest
-	32, // 51: pgfleet.stock.v1.StockService.ListRecommendationHistory:input_type -> pgfleet.stock.v1.ListRecommendationHistoryRequest
-	34, // 52: pgfleet.stock.v1.StockService.WatchLatestPrices:input_type -> pgfleet.stock.v1.WatchLatestPricesRequest
-	36, // 53: pgfleet.stock.v1.StockService.WatchStockEvents:input_type -> pgfleet.stock.v1.WatchStockEventsRequest
-	7,  // 54: pgfleet.stock.v1.StockService.GetStock:output_type -> pgfleet.stock.v1.GetStockResponse
-	9,  // 55: pgfleet.stock.v1.StockService.ListStocks:output_type -> pgfleet.stock.v1.ListStocksResponse
-	11, // 56: pgfleet.stock.v1.StockService.BatchGetStocks:output_type -> pgfleet.stock.v1.BatchGetStocksResponse
-	13, // 57: pgfleet.stock.v1.StockService.UpsertStocks:output_type -> pgfleet.stock.v1.UpsertStocksResponse
-	15, // 58: pgfleet.stock.v1.StockService.DeleteStock:output_type -> pgfleet.stock.v1.DeleteStockResponse
-	18, // 59: pgfleet.stock.v1.StockService.IngestPrices:output_type -> pgfleet.stock.v1.IngestPricesResponse
-	20, // 60: pgfleet.stock.v1.StockService.ListPrices:output_type -> pgfleet.stock.v1.ListPricesResponse
-	22, // 61: pgfleet.stock.v1.StockService.ListBars:output_type -> pgfleet.stock.v1.ListBarsResponse
-	25, // 62: pgfleet.stock.v1.StockService.StreamPrices:output_type -> pgfleet.stock.v1.StreamPricesResponse
-	27, // 63: pgfleet.stock.v1.StockService.GetLatestPrices:output_type -> pgfleet.stock.v1.GetLatestPricesResponse
-	29, // 64: pgfleet.stock.v1.StockService.ListRecommendations:output_type -> pgfleet.stock.v1.ListRecommendationsResponse
-	31, // 65: pgfleet.stock.v1.StockService.UpsertRecommendations:output_type -> pgfleet.stock.v1.UpsertRecommendationsResponse
-	33, // 66: pgfleet.stock.v1.StockService.ListRecommendationHistory:output_type -> pgfleet.stock.v1.ListRecommendationHistoryResponse
-	35, // 67: pgfleet.stock.v1.StockService.WatchLatestPrices:output_type -> pgfleet.stock.v1.WatchLatestPricesResponse
-	37, // 68: pgfleet.stock.v1.StockService.WatchStockEvents:output_type -> pgfleet.stock.v1.WatchStockEventsResponse
-	54, // [54:69] is the sub-list for method output_type
-	39, // [39:54] is the sub-list for method input_type
-	39, // [39:39] is the sub-list for extension type_name
-	39, // [39:39] is the sub-list for extension extendee
-	0,  // [0:39] is the sub-list for field type_name
+	36, // 33: pgfleet.stock.v1.GetRecommendationScoreboardResponse.scores:type_name -> pgfleet.stock.v1.RecommendationScore
+	45, // 34: pgfleet.stock.v1.RecommendationScore.first_predict_time:type_name -> google.protobuf.Timestamp
+	45, // 35: pgfleet.stock.v1.RecommendationScore.last_predict_time:type_name -> google.protobuf.Timestamp
+	3,  // 36: pgfleet.stock.v1.WatchLatestPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
+	46, // 37: pgfleet.stock.v1.WatchStockEventsResponse.events:type_name -> pgfleet.ops.v1.Event
+	3,  // 38: pgfleet.stock.v1.LatestPriceChanged.price:type_name -> pgfleet.stock.v1.Price
+	2,  // 39: pgfleet.stock.v1.StockChanged.stock:type_name -> pgfleet.stock.v1.Stock
+	45, // 40: pgfleet.stock.v1.StockDeleted.delist_time:type_name -> google.protobuf.Timestamp
+	4,  // 41: pgfleet.stock.v1.RecommendationChanged.recommendation:type_name -> pgfleet.stock.v1.Recommendation
+	6,  // 42: pgfleet.stock.v1.StockService.GetStock:input_type -> pgfleet.stock.v1.GetStockRequest
+	8,  // 43: pgfleet.stock.v1.StockService.ListStocks:input_type -> pgfleet.stock.v1.ListStocksRequest
+	10, // 44: pgfleet.stock.v1.StockService.BatchGetStocks:input_type -> pgfleet.stock.v1.BatchGetStocksRequest
+	12, // 45: pgfleet.stock.v1.StockService.UpsertStocks:input_type -> pgfleet.stock.v1.UpsertStocksRequest
+	14, // 46: pgfleet.stock.v1.StockService.DeleteStock:input_type -> pgfleet.stock.v1.DeleteStockRequest
+	16, // 47: pgfleet.stock.v1.StockService.IngestPrices:input_type -> pgfleet.stock.v1.IngestPricesRequest
+	19, // 48: pgfleet.stock.v1.StockService.ListPrices:input_type -> pgfleet.stock.v1.ListPricesRequest
+	21, // 49: pgfleet.stock.v1.StockService.ListBars:input_type -> pgfleet.stock.v1.ListBarsRequest
+	24, // 50: pgfleet.stock.v1.StockService.StreamPrices:input_type -> pgfleet.stock.v1.StreamPricesRequest
+	26, // 51: pgfleet.stock.v1.StockService.GetLatestPrices:input_type -> pgfleet.stock.v1.GetLatestPricesRequest
+	28, // 52: pgfleet.stock.v1.StockService.ListRecommendations:input_type -> pgfleet.stock.v1.ListRecommendationsRequest
+	30, // 53: pgfleet.stock.v1.StockService.UpsertRecommendations:input_type -> pgfleet.stock.v1.UpsertRecommendationsRequest
+	32, // 54: pgfleet.stock.v1.StockService.ListRecommendationHistory:input_type -> pgfleet.stock.v1.ListRecommendationHistoryRequest
+	34, // 55: pgfleet.stock.v1.StockService.GetRecommendationScoreboard:input_type -> pgfleet.stock.v1.GetRecommendationScoreboardRequest
+	37, // 56: pgfleet.stock.v1.StockService.WatchLatestPrices:input_type -> pgfleet.stock.v1.WatchLatestPricesRequest
+	39, // 57: pgfleet.stock.v1.StockService.WatchStockEvents:input_type -> pgfleet.stock.v1.WatchStockEventsRequest
+	7,  // 58: pgfleet.stock.v1.StockService.GetStock:output_type -> pgfleet.stock.v1.GetStockResponse
+	9,  // 59: pgfleet.stock.v1.StockService.ListStocks:output_type -> pgfleet.stock.v1.ListStocksResponse
+	11, // 60: pgfleet.stock.v1.StockService.BatchGetStocks:output_type -> pgfleet.stock.v1.BatchGetStocksResponse
+	13, // 61: pgfleet.stock.v1.StockService.UpsertStocks:output_type -> pgfleet.stock.v1.UpsertStocksResponse
+	15, // 62: pgfleet.stock.v1.StockService.DeleteStock:output_type -> pgfleet.stock.v1.DeleteStockResponse
+	18, // 63: pgfleet.stock.v1.StockService.IngestPrices:output_type -> pgfleet.stock.v1.IngestPricesResponse
+	20, // 64: pgfleet.stock.v1.StockService.ListPrices:output_type -> pgfleet.stock.v1.ListPricesResponse
+	22, // 65: pgfleet.stock.v1.StockService.ListBars:output_type -> pgfleet.stock.v1.ListBarsResponse
+	25, // 66: pgfleet.stock.v1.StockService.StreamPrices:output_type -> pgfleet.stock.v1.StreamPricesResponse
+	27, // 67: pgfleet.stock.v1.StockService.GetLatestPrices:output_type -> pgfleet.stock.v1.GetLatestPricesResponse
+	29, // 68: pgfleet.stock.v1.StockService.ListRecommendations:output_type -> pgfleet.stock.v1.ListRecommendationsResponse
+	31, // 69: pgfleet.stock.v1.StockService.UpsertRecommendations:output_type -> pgfleet.stock.v1.UpsertRecommendationsResponse
+	33, // 70: pgfleet.stock.v1.StockService.ListRecommendationHistory:output_type -> pgfleet.stock.v1.ListRecommendationHistoryResponse
+	35, // 71: pgfleet.stock.v1.StockService.GetRecommendationScoreboard:output_type -> pgfleet.stock.v1.GetRecommendationScoreboardResponse
+	38, // 72: pgfleet.stock.v1.StockService.WatchLatestPrices:output_type -> pgfleet.stock.v1.WatchLatestPricesResponse
+	40, // 73: pgfleet.stock.v1.StockService.WatchStockEvents:output_type -> pgfleet.stock.v1.WatchStockEventsResponse
+	58, // [58:74] is the sub-list for method output_type
+	42, // [42:58] is the sub-list for method input_type
+	42, // [42:42] is the sub-list for extension type_name
+	42, // [42:42] is the sub-list for extension extendee
+	0,  // [0:42] is the sub-list for field type_name
 }
 
 func init() { file_pgfleet_stock_v1_stock_proto_init() }
@@ -3109,13 +3405,14 @@ func file_pgfleet_stock_v1_stock_proto_init() {
 	if File_pgfleet_stock_v1_stock_proto != nil {
 		return
 	}
+	file_pgfleet_stock_v1_stock_proto_msgTypes[34].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pgfleet_stock_v1_stock_proto_rawDesc), len(file_pgfleet_stock_v1_stock_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   40,
+			NumMessages:   43,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -45,6 +45,9 @@ func TestPolicy(t *testing.T) {
 	if _, err := e.user.ListRecommendationHistory(ctx, &stockv1.ListRecommendationHistoryRequest{}); err != nil {
 		t.Errorf("ListRecommendationHistory without a token: %v", err)
 	}
+	if _, err := e.user.GetRecommendationScoreboard(ctx, &stockv1.GetRecommendationScoreboardRequest{}); err != nil {
+		t.Errorf("GetRecommendationScoreboard without a token: %v", err)
+	}
 	// The watches are market data too.
 	prices, err := e.user.WatchLatestPrices(ctx, &stockv1.WatchLatestPricesRequest{Symbols: []string{"AAPL"}})
 	if err == nil {

@@ -24,4 +24,7 @@ var Routes = replica.Routes{
 	stockv1.StockService_UpsertRecommendations_FullMethodName:     replica.Primary,
 	stockv1.StockService_WatchLatestPrices_FullMethodName:         replica.Primary,
 	stockv1.StockService_WatchStockEvents_FullMethodName:          replica.Primary,
+
+	// The scoreboard reads the history and the prices, as the lists do.
+	stockv1.StockService_GetRecommendationScoreboard_FullMethodName: replica.Replica,
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/pgfleet/pgfleet/pkg/app"
 	"github.com/pgfleet/pgfleet/pkg/lock"
 	"github.com/pgfleet/pgfleet/pkg/outbox"
+	"github.com/pgfleet/pgfleet/pkg/replica"
 	"github.com/pgfleet/pgfleet/pkg/retry"
 	"github.com/pgfleet/pgfleet/pkg/validate"
 	"github.com/pgfleet/pgfleet/services/stock/internal/store"
@@ -32,6 +33,7 @@ type Server struct {
 	stockv1.UnimplementedStockServiceServer
 
 	pool  *pgxpool.Pool
+	db    *replica.DB // the store's: where each call's route says
 	store *store.Store
 	retry *retry.Retrier
 	locks *lock.Locker
@@ -41,6 +43,7 @@ type Server struct {
 	outbox *outbox.Outbox
 
 	shares streamShares
+	score  ScoreboardConfig
 }
 
 // Deps are what a Server runs on.
@@ -50,12 +53,15 @@ type Deps struct {
 	// Streams bound the price streams' share of the pool (the zero value: a quarter of it
 	// each for exports and ingests, no other bound).
 	Streams StreamLimits
+	// Scoreboard bounds GetRecommendationScoreboard's statement (the zero value: no bound).
+	Scoreboard ScoreboardConfig
 }
 
 // New returns a Server.
 func New(d Deps) *Server {
 	return &Server{
 		pool:   d.Pool,
+		db:     d.DB,
 		store:  store.New(d.DB),
 		retry:  d.Retry,
 		locks:  d.Locks,
@@ -63,6 +69,7 @@ func New(d Deps) *Server {
 		lists:  newLists(d.TokenKey),
 		outbox: d.Outbox,
 		shares: newStreamShares(d.Streams, d.Pool.Config().MaxConns),
+		score:  d.Scoreboard,
 	}
 }
 

@@ -63,6 +63,12 @@ func Validate(req any) error {
 		checkRecommendations(&v, r.GetRecommendations())
 	case *stockv1.ListStocksRequest, *stockv1.ListRecommendationsRequest, *stockv1.ListRecommendationHistoryRequest:
 		// filter, order_by, page_size and page_token: pkg/query's.
+	case *stockv1.GetRecommendationScoreboardRequest:
+		// filter: pkg/query's, when the handler builds it.
+		checkHorizons(&v, r.GetHorizonsDays())
+		if b := r.GetBenchmarkSymbol(); b != "" {
+			checkSymbol(&v, "benchmark_symbol", b)
+		}
 	case *stockv1.WatchLatestPricesRequest:
 		checkWatchSymbols(&v, r.GetSymbols())
 	case *stockv1.WatchStockEventsRequest:
@@ -198,4 +204,21 @@ func checkPredictTime(v *validate.Violations, field string, ts *timestamppb.Time
 	t := ts.AsTime()
 	v.Check(!t.Before(time.Unix(0, 0)), field, "must not be before 1970, got %s", t.Format(time.RFC3339))
 	v.Check(!t.After(time.Now().Add(predictSkew)), field, "must not be more than %s in the future, got %s", predictSkew, t.Format(time.RFC3339Nano))
+}
+
+// checkHorizons holds the scoreboard's horizons to 1..maxHorizon bars, at most maxHorizons,
+// each once.
+func checkHorizons(v *validate.Violations, horizons []int32) {
+	if !v.Check(len(horizons) <= maxHorizons, "horizons_days", "must hold at most %d horizons, got %d", maxHorizons, len(horizons)) {
+		return
+	}
+	seen := make(map[int32]int, len(horizons))
+	for i, h := range horizons {
+		field := fmt.Sprintf("horizons_days[%d]", i)
+		v.Check(h >= 1 && h <= maxHorizon, field, "must be 1 to %d bars, got %d", maxHorizon, h)
+		if j, dup := seen[h]; dup {
+			v.Add(field, "%d repeats horizons_days[%d]", h, j)
+		}
+		seen[h] = i
+	}
 }
