@@ -109,9 +109,10 @@ lint: $(PROTO_TOOLS) $(STAMP)/golangci-lint@$(GOLANGCI_LINT_VERSION) ## buf lint
 	@for m in $(filter-out gen,$(MODULES)); do echo "golangci-lint $$m"; (cd $$m && golangci-lint run ./...); done
 
 .PHONY: build
-build: ## build every service binary, pgfleet-token, pgfleet-run and pgfleet (tools/) into .tmp/bin
+build: ## build every service binary, pgfleet-provider-stub, pgfleet-token, pgfleet-run and pgfleet (tools/) into .tmp/bin
 	@echo "building $(VERSION) ($(REVISION))"
 	@for s in $(SERVICES); do go build -ldflags '$(LDFLAGS)' -o $(BIN)/pgfleet-$$s ./services/$$s; done
+	go build -ldflags '$(LDFLAGS)' -o $(BIN)/pgfleet-provider-stub ./services/stock/cmd/pgfleet-provider-stub
 	go build -ldflags '$(LDFLAGS)' -o $(BIN)/pgfleet-token ./tools/token
 	go build -ldflags '$(LDFLAGS)' -o $(BIN)/pgfleet-run ./tools/run
 	go build -ldflags '$(LDFLAGS)' -o $(BIN)/pgfleet ./tools/doctor

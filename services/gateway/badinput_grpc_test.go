@@ -312,6 +312,9 @@ func rpcFixtures(fx *rpcFixture) map[string]func() proto.Message {
 		stockv1.StockService_ListRecommendationHistory_FullMethodName: func() proto.Message {
 			return &stockv1.ListRecommendationHistoryRequest{Filter: `symbol = "AAPL" AND predict_time >= "2000-01-01T00:00:00Z"`, OrderBy: "predict_time", PageSize: 1}
 		},
+		stockv1.StockService_GetRecommendationScoreboard_FullMethodName: func() proto.Message {
+			return &stockv1.GetRecommendationScoreboardRequest{HorizonsDays: []int32{1, 5}, Filter: `symbol = "AAPL"`, BenchmarkSymbol: "MSFT"}
+		},
 		stockv1.StockService_UpsertRecommendations_FullMethodName: func() proto.Message {
 			return &stockv1.UpsertRecommendationsRequest{Recommendations: []*stockv1.Recommendation{{Symbol: "AAPL", Source: "rpc-analyst",
 				Action: stockv1.Action_ACTION_BUY, TargetPrice: "200.5", Confidence: 0.8, Rationale: "Services grow.\nMargins hold."}}}
@@ -379,6 +382,13 @@ func rpcFixtures(fx *rpcFixture) map[string]func() proto.Message {
 		},
 		portfoliov1.PortfolioService_ListCashMovements_FullMethodName: func() proto.Message {
 			return &portfoliov1.ListCashMovementsRequest{PortfolioId: fx.portfolio, PageSize: 1}
+		},
+		portfoliov1.PortfolioService_GetPortfolioPnl_FullMethodName: func() proto.Message {
+			return &portfoliov1.GetPortfolioPnlRequest{PortfolioId: fx.portfolio, AsOf: rpcDay(1)}
+		},
+		portfoliov1.PortfolioService_ListPortfolioValues_FullMethodName: func() proto.Message {
+			return &portfoliov1.ListPortfolioValuesRequest{PortfolioId: fx.portfolio, StartTime: rpcDay(-30), EndTime: rpcDay(2),
+				Interval: stockv1.Interval_INTERVAL_WEEK, PageSize: 2}
 		},
 
 		interviewv1.QuestionBankService_CreateQuestion_FullMethodName: func() proto.Message {

@@ -260,6 +260,10 @@ func (fx *badInputFixture) bodySample(id, name string) (any, bool) {
 		return "INGESTION_SOURCE_FILES", true
 	case "StockService_CreateIngestionJob schedule":
 		return "@daily", true
+	case "PortfolioService_ListPortfolioValues start_time":
+		return time.Now().UTC().AddDate(0, 0, -30).Format(time.RFC3339), true
+	case "PortfolioService_ListPortfolioValues end_time":
+		return time.Now().UTC().AddDate(0, 0, 2).Format(time.RFC3339), true
 	}
 	switch name {
 	case "request_id":

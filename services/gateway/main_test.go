@@ -54,6 +54,7 @@ func TestGateway(t *testing.T) {
 		{"list_bars", testListBars},
 		{"recommendation_history", testRecommendationHistory},
 		{"ingestion", testIngestion},
+		{"recommendation_scoreboard", testRecommendationScoreboard},
 		{"unknown_query_params", testUnknownQueryParams},
 		{"next_question", testNextQuestion},
 		{"patch_question", testPatchQuestion},

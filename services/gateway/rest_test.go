@@ -473,3 +473,46 @@ func testIngestion(t *testing.T, e *env) {
 		wantError(t, e.gw.do(t, c.method, c.path, c.body, loader...), http.StatusBadRequest, 3)
 	}
 }
+
+// testRecommendationScoreboard posts a model's BUY of AAPL at its first bar (2018-01-01, close
+// 100.25; the next bar closes 101.25) and another model's BUY after its last bar, then reads
+// GET /v1/recommendations:scoreboard at 1 bar against AAPL itself: the first scored once
+// (return 1/100.25, excess 0: a miss, hit_rate 0), the second pending, without a hit_rate.
+// Bad horizons are a 400, an unknown benchmark a 404.
+func testRecommendationScoreboard(t *testing.T, e *env) {
+	admin := bearer(t, "loader", "ingest")
+	for _, p := range []struct{ source, time string }{{"gw-score-early", "2018-01-01T00:00:00Z"}, {"gw-score-late", "2026-11-01T00:00:00Z"}} {
+		body := fmt.Sprintf(`{"recommendations":[{"symbol":"AAPL","source":%q,"action":"ACTION_BUY","confidence":0.5,"model_version":"v1","predict_time":%q}]}`,
+			p.source, p.time)
+		if r := e.gw.do(t, http.MethodPost, "/v1/recommendations:upsert", body, admin...); r.code != http.StatusOK {
+			t.Fatalf("POST /v1/recommendations:upsert = %v, want 200", r)
+		}
+	}
+	path := "/v1/recommendations:scoreboard?horizons_days=1&benchmark_symbol=AAPL&filter=" + url.QueryEscape(`source = "gw-score-*"`)
+	r := e.gw.do(t, http.MethodGet, path, "")
+	if r.code != http.StatusOK {
+		t.Fatalf("GET %s = %v, want 200", path, r)
+	}
+	got := decode[struct {
+		Scores []map[string]any `json:"scores"`
+	}](t, r).Scores
+	want := []map[string]any{{
+		"source": "gw-score-early", "model_version": "v1", "horizon_days": 1.0, "scored_count": "1", "pending_count": "0",
+		"hold_count": "0", "unscored_count": "0", "hit_rate": 0.0, "average_return": "0.0099750623", "average_excess_return": "0",
+		"first_predict_time": "2018-01-01T00:00:00Z", "last_predict_time": "2018-01-01T00:00:00Z",
+	}, {
+		"source": "gw-score-late", "model_version": "v1", "horizon_days": 1.0, "scored_count": "0", "pending_count": "1",
+		"hold_count": "0", "unscored_count": "0", "average_return": "", "average_excess_return": "",
+	}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("GET %s mismatch (-want +got):\n%s", path, diff)
+	}
+	for _, path := range []string{
+		"/v1/recommendations:scoreboard?horizons_days=0",
+		"/v1/recommendations:scoreboard?horizons_days=5&horizons_days=5",
+		"/v1/recommendations:scoreboard?filter=" + url.QueryEscape("action = ACTION_BUY"),
+	} {
+		wantError(t, e.gw.do(t, http.MethodGet, path, ""), http.StatusBadRequest, 3)
+	}
+	wantError(t, e.gw.do(t, http.MethodGet, "/v1/recommendations:scoreboard?benchmark_symbol=ZZZZ", ""), http.StatusNotFound, 5)
+}

@@ -19,6 +19,8 @@ type config struct {
 	// Ingest: INGEST_ENABLED, INGEST_WORKERS, INGEST_LEADER_POLL, INGEST_MAX_REJECTS, INGEST_DIR,
 	// INGEST_HTTP_BASE_URL, INGEST_HTTP_API_KEY, INGEST_HTTP_TIMEOUT.
 	Ingest pipeline.Config
+	// Scoreboard: SCOREBOARD_TIMEOUT, SCOREBOARD_REFRESH.
+	Scoreboard api.ScoreboardConfig
 }
 
 // Validate reports settings serving would refuse before it reaches the database.

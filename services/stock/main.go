@@ -14,6 +14,7 @@ import (
 	pipeline "github.com/pgfleet/pgfleet/services/stock/internal/ingest"
 	"github.com/pgfleet/pgfleet/services/stock/internal/source"
 	"github.com/pgfleet/pgfleet/services/stock/internal/source/files"
+	"github.com/pgfleet/pgfleet/services/stock/internal/source/polygon"
 	"github.com/pgfleet/pgfleet/services/stock/migrations"
 )
 
@@ -44,14 +45,24 @@ func run(ctx context.Context, log *slog.Logger, env envconfig.Lookuper) error {
 	for name := range sources {
 		available[name] = true
 	}
-	server := api.New(api.Deps{Base: svc.Base, Streams: cfg.Streams, IngestSources: available})
-	stockv1.RegisterStockServiceServer(svc.Server, server)
+	srv := api.New(api.Deps{Base: svc.Base, Streams: cfg.Streams, Scoreboard: cfg.Scoreboard, IngestSources: available})
+	stockv1.RegisterStockServiceServer(svc.Server, srv)
+	if every := cfg.Scoreboard.Refresh; every > 0 {
+		metrics := srv.ScoreboardMetrics(svc.Server.Registry())
+		refreshCtx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			metrics.Run(refreshCtx, every)
+		}()
+		defer func() { cancel(); <-done }() // before svc.Close closes the pool under a refresh
+	}
 
 	// The ingestion pipeline: every process stands by, one leads. It stops with ctx, before
 	// the pool closes.
 	leaderDone := make(chan struct{})
 	if cfg.Ingest.Enabled {
-		leader := pipeline.New(pipeline.Deps{Config: cfg.Ingest, Pool: svc.Pool, Sink: server, Sources: sources,
+		leader := pipeline.New(pipeline.Deps{Config: cfg.Ingest, Pool: svc.Pool, Sink: srv, Sources: sources,
 			Registry: svc.Server.Registry(), Log: log})
 		go func() {
 			defer close(leaderDone)
@@ -65,16 +76,22 @@ func run(ctx context.Context, log *slog.Logger, env envconfig.Lookuper) error {
 	return err
 }
 
-// ingestSources are the connectors this deployment configured, each made afresh per run.
-// The HTTP connector (package source/polygon) plugs in here when INGEST_HTTP_BASE_URL is set:
-//
-//	sources["polygon"] = func() (source.Source, error) {
-//		return polygon.New(cfg.HTTP.BaseURL, cfg.HTTP.APIKey, cfg.HTTP.Timeout)
-//	}
+// ingestSources are the connectors this deployment configured, each made afresh per run:
+// files with INGEST_DIR, the HTTP provider (Polygon.io's aggregates format) with
+// INGEST_HTTP_BASE_URL.
 func ingestSources(cfg pipeline.Config) pipeline.Sources {
 	sources := pipeline.Sources{}
 	if cfg.Dir != "" {
 		sources["files"] = func() (source.Source, error) { return files.New(cfg.Dir), nil }
+	}
+	if cfg.HTTP.BaseURL != "" {
+		sources["polygon"] = func() (source.Source, error) {
+			src, err := polygon.New(polygon.Config{BaseURL: cfg.HTTP.BaseURL, APIKey: cfg.HTTP.APIKey, Timeout: cfg.HTTP.Timeout})
+			if err != nil {
+				return nil, err // not a nil *Source in a non-nil interface
+			}
+			return src, nil
+		}
 	}
 	return sources
 }

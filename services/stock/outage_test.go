@@ -110,6 +110,10 @@ func TestOutage(t *testing.T) {
 			_, err := c.ListRecommendationHistory(ctx, &stockv1.ListRecommendationHistoryRequest{})
 			return err
 		}},
+		apptest.Call{Name: "GetRecommendationScoreboard", Do: func(ctx context.Context) error {
+			_, err := c.GetRecommendationScoreboard(ctx, &stockv1.GetRecommendationScoreboardRequest{})
+			return err
+		}},
 		apptest.Call{Name: "UpsertRecommendations", Do: func(ctx context.Context) error {
 			_, err := c.UpsertRecommendations(ctx, &stockv1.UpsertRecommendationsRequest{Recommendations: []*stockv1.Recommendation{
 				{Symbol: "AAPL", Source: "model", Action: stockv1.Action_ACTION_BUY}}})

@@ -10,6 +10,7 @@ package portfoliov1
 
 import (
 	v1 "github.com/pgfleet/pgfleet/gen/pgfleet/ops/v1"
+	v11 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -1037,7 +1038,15 @@ func (x *CreatePortfolioResponse) GetPortfolio() *Portfolio {
 type GetPortfolioRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Portfolio id.
-	PortfolioId   int64 `protobuf:"varint,1,opt,name=portfolio_id,json=portfolioId,proto3" json:"portfolio_id,omitempty"`
+	PortfolioId int64 `protobuf:"varint,1,opt,name=portfolio_id,json=portfolioId,proto3" json:"portfolio_id,omitempty"`
+	// Optional: the portfolio as it stood at this time: cash the sum of its ledger up to it,
+	// positions (quantity, average cost) replayed from the trades executed up to it, each
+	// priced at its symbol's last bar at or before it; update_time is its last change up to
+	// it. Before the portfolio was created: the portfolio empty (no cash, no positions), not
+	// NOT_FOUND, so that a value history reads zero there. A time in the future is the
+	// portfolio as it is, at the latest prices. Unset: the portfolio now, from its stored
+	// positions.
+	AsOf          *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=as_of,json=asOf,proto3" json:"as_of,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1077,6 +1086,13 @@ func (x *GetPortfolioRequest) GetPortfolioId() int64 {
 		return x.PortfolioId
 	}
 	return 0
+}
+
+func (x *GetPortfolioRequest) GetAsOf() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AsOf
+	}
+	return nil
 }
 
 // GetPortfolioResponse is a portfolio valued at the latest prices. Amounts of different
@@ -2297,11 +2313,576 @@ func (x *CashMoved) GetCash() string {
 	return ""
 }
 
+// GetPortfolioPnlRequest names a portfolio and a time.
+type GetPortfolioPnlRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Portfolio id.
+	PortfolioId int64 `protobuf:"varint,1,opt,name=portfolio_id,json=portfolioId,proto3" json:"portfolio_id,omitempty"`
+	// Trades executed up to this time count, and prices at or before it value the positions;
+	// unset: now.
+	AsOf          *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=as_of,json=asOf,proto3" json:"as_of,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPortfolioPnlRequest) Reset() {
+	*x = GetPortfolioPnlRequest{}
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPortfolioPnlRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPortfolioPnlRequest) ProtoMessage() {}
+
+func (x *GetPortfolioPnlRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPortfolioPnlRequest.ProtoReflect.Descriptor instead.
+func (*GetPortfolioPnlRequest) Descriptor() ([]byte, []int) {
+	return file_pgfleet_portfolio_v1_portfolio_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *GetPortfolioPnlRequest) GetPortfolioId() int64 {
+	if x != nil {
+		return x.PortfolioId
+	}
+	return 0
+}
+
+func (x *GetPortfolioPnlRequest) GetAsOf() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AsOf
+	}
+	return nil
+}
+
+// SymbolPnl is the profit and loss of one symbol a portfolio has traded, by the average-cost
+// method: a buy adds its amount to the cost basis; a sale takes the shares' average cost off
+// it and realizes its amount less that cost.
+type SymbolPnl struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Ticker symbol.
+	Symbol string `protobuf:"bytes,1,opt,name=symbol,proto3" json:"symbol,omitempty"`
+	// Shares held at as_of, a decimal string; "0" for a closed position.
+	Quantity string `protobuf:"bytes,2,opt,name=quantity,proto3" json:"quantity,omitempty"`
+	// Average price paid per share held; empty for a closed position.
+	AverageCost string `protobuf:"bytes,3,opt,name=average_cost,json=averageCost,proto3" json:"average_cost,omitempty"`
+	// What the shares held cost in total; "0" for a closed position.
+	CostBasis string `protobuf:"bytes,4,opt,name=cost_basis,json=costBasis,proto3" json:"cost_basis,omitempty"`
+	// Sum over the sales of amount received less the average cost of the shares sold.
+	RealizedPnl string `protobuf:"bytes,5,opt,name=realized_pnl,json=realizedPnl,proto3" json:"realized_pnl,omitempty"`
+	// quantity x last_price less cost_basis; "0" for a closed position, empty for a held one
+	// without a price.
+	UnrealizedPnl string `protobuf:"bytes,6,opt,name=unrealized_pnl,json=unrealizedPnl,proto3" json:"unrealized_pnl,omitempty"`
+	// The symbol's last price at or before as_of; empty if none.
+	LastPrice string `protobuf:"bytes,7,opt,name=last_price,json=lastPrice,proto3" json:"last_price,omitempty"`
+	// Time of last_price's bar.
+	PriceTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=price_time,json=priceTime,proto3" json:"price_time,omitempty"`
+	// ISO 4217 currency of the amounts: the stock's (last_price's), or the portfolio's when
+	// there is no price (trades across currencies are refused).
+	Currency      string `protobuf:"bytes,9,opt,name=currency,proto3" json:"currency,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SymbolPnl) Reset() {
+	*x = SymbolPnl{}
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SymbolPnl) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SymbolPnl) ProtoMessage() {}
+
+func (x *SymbolPnl) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SymbolPnl.ProtoReflect.Descriptor instead.
+func (*SymbolPnl) Descriptor() ([]byte, []int) {
+	return file_pgfleet_portfolio_v1_portfolio_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *SymbolPnl) GetSymbol() string {
+	if x != nil {
+		return x.Symbol
+	}
+	return ""
+}
+
+func (x *SymbolPnl) GetQuantity() string {
+	if x != nil {
+		return x.Quantity
+	}
+	return ""
+}
+
+func (x *SymbolPnl) GetAverageCost() string {
+	if x != nil {
+		return x.AverageCost
+	}
+	return ""
+}
+
+func (x *SymbolPnl) GetCostBasis() string {
+	if x != nil {
+		return x.CostBasis
+	}
+	return ""
+}
+
+func (x *SymbolPnl) GetRealizedPnl() string {
+	if x != nil {
+		return x.RealizedPnl
+	}
+	return ""
+}
+
+func (x *SymbolPnl) GetUnrealizedPnl() string {
+	if x != nil {
+		return x.UnrealizedPnl
+	}
+	return ""
+}
+
+func (x *SymbolPnl) GetLastPrice() string {
+	if x != nil {
+		return x.LastPrice
+	}
+	return ""
+}
+
+func (x *SymbolPnl) GetPriceTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PriceTime
+	}
+	return nil
+}
+
+func (x *SymbolPnl) GetCurrency() string {
+	if x != nil {
+		return x.Currency
+	}
+	return ""
+}
+
+// CurrencyPnl sums the profit and loss of the symbols of one currency.
+type CurrencyPnl struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// ISO 4217 currency code.
+	Currency string `protobuf:"bytes,1,opt,name=currency,proto3" json:"currency,omitempty"`
+	// Sum of realized_pnl.
+	RealizedPnl string `protobuf:"bytes,2,opt,name=realized_pnl,json=realizedPnl,proto3" json:"realized_pnl,omitempty"`
+	// Sum of unrealized_pnl; empty if a position held in currency has no price.
+	UnrealizedPnl string `protobuf:"bytes,3,opt,name=unrealized_pnl,json=unrealizedPnl,proto3" json:"unrealized_pnl,omitempty"`
+	// realized_pnl + unrealized_pnl; empty whenever unrealized_pnl is.
+	TotalPnl      string `protobuf:"bytes,4,opt,name=total_pnl,json=totalPnl,proto3" json:"total_pnl,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CurrencyPnl) Reset() {
+	*x = CurrencyPnl{}
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CurrencyPnl) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CurrencyPnl) ProtoMessage() {}
+
+func (x *CurrencyPnl) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CurrencyPnl.ProtoReflect.Descriptor instead.
+func (*CurrencyPnl) Descriptor() ([]byte, []int) {
+	return file_pgfleet_portfolio_v1_portfolio_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *CurrencyPnl) GetCurrency() string {
+	if x != nil {
+		return x.Currency
+	}
+	return ""
+}
+
+func (x *CurrencyPnl) GetRealizedPnl() string {
+	if x != nil {
+		return x.RealizedPnl
+	}
+	return ""
+}
+
+func (x *CurrencyPnl) GetUnrealizedPnl() string {
+	if x != nil {
+		return x.UnrealizedPnl
+	}
+	return ""
+}
+
+func (x *CurrencyPnl) GetTotalPnl() string {
+	if x != nil {
+		return x.TotalPnl
+	}
+	return ""
+}
+
+// GetPortfolioPnlResponse is a portfolio's profit and loss at a time.
+type GetPortfolioPnlResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Portfolio id.
+	PortfolioId int64 `protobuf:"varint,1,opt,name=portfolio_id,json=portfolioId,proto3" json:"portfolio_id,omitempty"`
+	// The time the answer is for: the request's as_of, or the time it was computed.
+	AsOf *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=as_of,json=asOf,proto3" json:"as_of,omitempty"`
+	// Every symbol traded up to as_of, by symbol.
+	Symbols []*SymbolPnl `protobuf:"bytes,3,rep,name=symbols,proto3" json:"symbols,omitempty"`
+	// Totals per currency, by currency code.
+	Totals        []*CurrencyPnl `protobuf:"bytes,4,rep,name=totals,proto3" json:"totals,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPortfolioPnlResponse) Reset() {
+	*x = GetPortfolioPnlResponse{}
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPortfolioPnlResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPortfolioPnlResponse) ProtoMessage() {}
+
+func (x *GetPortfolioPnlResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPortfolioPnlResponse.ProtoReflect.Descriptor instead.
+func (*GetPortfolioPnlResponse) Descriptor() ([]byte, []int) {
+	return file_pgfleet_portfolio_v1_portfolio_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *GetPortfolioPnlResponse) GetPortfolioId() int64 {
+	if x != nil {
+		return x.PortfolioId
+	}
+	return 0
+}
+
+func (x *GetPortfolioPnlResponse) GetAsOf() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AsOf
+	}
+	return nil
+}
+
+func (x *GetPortfolioPnlResponse) GetSymbols() []*SymbolPnl {
+	if x != nil {
+		return x.Symbols
+	}
+	return nil
+}
+
+func (x *GetPortfolioPnlResponse) GetTotals() []*CurrencyPnl {
+	if x != nil {
+		return x.Totals
+	}
+	return nil
+}
+
+// ListPortfolioValuesRequest selects a page of a portfolio's value history.
+type ListPortfolioValuesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Portfolio id.
+	PortfolioId int64 `protobuf:"varint,1,opt,name=portfolio_id,json=portfolioId,proto3" json:"portfolio_id,omitempty"`
+	// Inclusive start: the first point is the first interval boundary at or after it.
+	StartTime *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	// Exclusive end, after start_time.
+	EndTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	// Spacing of the points: INTERVAL_DAY (each midnight UTC), INTERVAL_WEEK (each Monday's),
+	// INTERVAL_MONTH (each month's first), as the stock service's bars are cut.
+	Interval v11.Interval `protobuf:"varint,4,opt,name=interval,proto3,enum=pgfleet.stock.v1.Interval" json:"interval,omitempty"`
+	// Page size: default 50, at most 1000.
+	PageSize int32 `protobuf:"varint,5,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// Token from a previous response; other fields must be unchanged.
+	PageToken     string `protobuf:"bytes,6,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPortfolioValuesRequest) Reset() {
+	*x = ListPortfolioValuesRequest{}
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPortfolioValuesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPortfolioValuesRequest) ProtoMessage() {}
+
+func (x *ListPortfolioValuesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPortfolioValuesRequest.ProtoReflect.Descriptor instead.
+func (*ListPortfolioValuesRequest) Descriptor() ([]byte, []int) {
+	return file_pgfleet_portfolio_v1_portfolio_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *ListPortfolioValuesRequest) GetPortfolioId() int64 {
+	if x != nil {
+		return x.PortfolioId
+	}
+	return 0
+}
+
+func (x *ListPortfolioValuesRequest) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
+}
+
+func (x *ListPortfolioValuesRequest) GetEndTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndTime
+	}
+	return nil
+}
+
+func (x *ListPortfolioValuesRequest) GetInterval() v11.Interval {
+	if x != nil {
+		return x.Interval
+	}
+	return v11.Interval(0)
+}
+
+func (x *ListPortfolioValuesRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListPortfolioValuesRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// PortfolioValue is a portfolio at one point of its value history, valued as GetPortfolio
+// with as_of at that point values it, at daily closes.
+type PortfolioValue struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The point: an interval boundary.
+	Time *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=time,proto3" json:"time,omitempty"`
+	// Cash: the ledger's sum up to time.
+	Cash string `protobuf:"bytes,2,opt,name=cash,proto3" json:"cash,omitempty"`
+	// Sum of the positions' market values, in the portfolio's currency; empty if a held
+	// symbol has no close at or before time, or a position is priced in another currency.
+	PositionsValue string `protobuf:"bytes,3,opt,name=positions_value,json=positionsValue,proto3" json:"positions_value,omitempty"`
+	// cash + positions_value; empty whenever positions_value is.
+	TotalValue string `protobuf:"bytes,4,opt,name=total_value,json=totalValue,proto3" json:"total_value,omitempty"`
+	// Deposits less withdrawals up to time.
+	NetDeposits string `protobuf:"bytes,5,opt,name=net_deposits,json=netDeposits,proto3" json:"net_deposits,omitempty"`
+	// The positions' market values summed per currency, by currency code; empty if a price is
+	// missing.
+	PositionsValues []*CurrencyValue `protobuf:"bytes,6,rep,name=positions_values,json=positionsValues,proto3" json:"positions_values,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *PortfolioValue) Reset() {
+	*x = PortfolioValue{}
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PortfolioValue) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PortfolioValue) ProtoMessage() {}
+
+func (x *PortfolioValue) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PortfolioValue.ProtoReflect.Descriptor instead.
+func (*PortfolioValue) Descriptor() ([]byte, []int) {
+	return file_pgfleet_portfolio_v1_portfolio_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *PortfolioValue) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *PortfolioValue) GetCash() string {
+	if x != nil {
+		return x.Cash
+	}
+	return ""
+}
+
+func (x *PortfolioValue) GetPositionsValue() string {
+	if x != nil {
+		return x.PositionsValue
+	}
+	return ""
+}
+
+func (x *PortfolioValue) GetTotalValue() string {
+	if x != nil {
+		return x.TotalValue
+	}
+	return ""
+}
+
+func (x *PortfolioValue) GetNetDeposits() string {
+	if x != nil {
+		return x.NetDeposits
+	}
+	return ""
+}
+
+func (x *PortfolioValue) GetPositionsValues() []*CurrencyValue {
+	if x != nil {
+		return x.PositionsValues
+	}
+	return nil
+}
+
+// ListPortfolioValuesResponse is one page of a value history, oldest first.
+type ListPortfolioValuesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The points.
+	Values []*PortfolioValue `protobuf:"bytes,1,rep,name=values,proto3" json:"values,omitempty"`
+	// Token for the next page; empty on the last one.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPortfolioValuesResponse) Reset() {
+	*x = ListPortfolioValuesResponse{}
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPortfolioValuesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPortfolioValuesResponse) ProtoMessage() {}
+
+func (x *ListPortfolioValuesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_portfolio_v1_portfolio_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPortfolioValuesResponse.ProtoReflect.Descriptor instead.
+func (*ListPortfolioValuesResponse) Descriptor() ([]byte, []int) {
+	return file_pgfleet_portfolio_v1_portfolio_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *ListPortfolioValuesResponse) GetValues() []*PortfolioValue {
+	if x != nil {
+		return x.Values
+	}
+	return nil
+}
+
+func (x *ListPortfolioValuesResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 var File_pgfleet_portfolio_v1_portfolio_proto protoreflect.FileDescriptor
 
 const file_pgfleet_portfolio_v1_portfolio_proto_rawDesc = "" +
 	"\n" +
-	"$pgfleet/portfolio/v1/portfolio.proto\x12\x14pgfleet.portfolio.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18pgfleet/ops/v1/ops.proto\"\x9e\x01\n" +
+	"$pgfleet/portfolio/v1/portfolio.proto\x12\x14pgfleet.portfolio.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18pgfleet/ops/v1/ops.proto\x1a\x1cpgfleet/stock/v1/stock.proto\"\x9e\x01\n" +
 	"\x04User\x12\x13\n" +
 	"\x02id\x18\x01 \x01(\x03B\x03\xe0A\x03R\x02id\x12\x1c\n" +
 	"\x05email\x18\x02 \x01(\tB\x06\xe0A\x02\xe0A\x05R\x05email\x12!\n" +
@@ -2374,9 +2955,10 @@ const file_pgfleet_portfolio_v1_portfolio_proto_rawDesc = "" +
 	"\n" +
 	"request_id\x18\x04 \x01(\tR\trequestId\"X\n" +
 	"\x17CreatePortfolioResponse\x12=\n" +
-	"\tportfolio\x18\x01 \x01(\v2\x1f.pgfleet.portfolio.v1.PortfolioR\tportfolio\"=\n" +
+	"\tportfolio\x18\x01 \x01(\v2\x1f.pgfleet.portfolio.v1.PortfolioR\tportfolio\"n\n" +
 	"\x13GetPortfolioRequest\x12&\n" +
-	"\fportfolio_id\x18\x01 \x01(\x03B\x03\xe0A\x02R\vportfolioId\"\xad\x02\n" +
+	"\fportfolio_id\x18\x01 \x01(\x03B\x03\xe0A\x02R\vportfolioId\x12/\n" +
+	"\x05as_of\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04asOf\"\xad\x02\n" +
 	"\x14GetPortfolioResponse\x12=\n" +
 	"\tportfolio\x18\x01 \x01(\v2\x1f.pgfleet.portfolio.v1.PortfolioR\tportfolio\x12<\n" +
 	"\tpositions\x18\x02 \x03(\v2\x1e.pgfleet.portfolio.v1.PositionR\tpositions\x12'\n" +
@@ -2463,7 +3045,53 @@ const file_pgfleet_portfolio_v1_portfolio_proto_rawDesc = "" +
 	"\x04cash\x18\x02 \x01(\tR\x04cash\"_\n" +
 	"\tCashMoved\x12>\n" +
 	"\bmovement\x18\x01 \x01(\v2\".pgfleet.portfolio.v1.CashMovementR\bmovement\x12\x12\n" +
-	"\x04cash\x18\x02 \x01(\tR\x04cash*9\n" +
+	"\x04cash\x18\x02 \x01(\tR\x04cash\"q\n" +
+	"\x16GetPortfolioPnlRequest\x12&\n" +
+	"\fportfolio_id\x18\x01 \x01(\x03B\x03\xe0A\x02R\vportfolioId\x12/\n" +
+	"\x05as_of\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04asOf\"\xee\x02\n" +
+	"\tSymbolPnl\x12\x1b\n" +
+	"\x06symbol\x18\x01 \x01(\tB\x03\xe0A\x03R\x06symbol\x12\x1f\n" +
+	"\bquantity\x18\x02 \x01(\tB\x03\xe0A\x03R\bquantity\x12&\n" +
+	"\faverage_cost\x18\x03 \x01(\tB\x03\xe0A\x03R\vaverageCost\x12\"\n" +
+	"\n" +
+	"cost_basis\x18\x04 \x01(\tB\x03\xe0A\x03R\tcostBasis\x12&\n" +
+	"\frealized_pnl\x18\x05 \x01(\tB\x03\xe0A\x03R\vrealizedPnl\x12*\n" +
+	"\x0eunrealized_pnl\x18\x06 \x01(\tB\x03\xe0A\x03R\runrealizedPnl\x12\"\n" +
+	"\n" +
+	"last_price\x18\a \x01(\tB\x03\xe0A\x03R\tlastPrice\x12>\n" +
+	"\n" +
+	"price_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\tpriceTime\x12\x1f\n" +
+	"\bcurrency\x18\t \x01(\tB\x03\xe0A\x03R\bcurrency\"\xa4\x01\n" +
+	"\vCurrencyPnl\x12\x1f\n" +
+	"\bcurrency\x18\x01 \x01(\tB\x03\xe0A\x03R\bcurrency\x12&\n" +
+	"\frealized_pnl\x18\x02 \x01(\tB\x03\xe0A\x03R\vrealizedPnl\x12*\n" +
+	"\x0eunrealized_pnl\x18\x03 \x01(\tB\x03\xe0A\x03R\runrealizedPnl\x12 \n" +
+	"\ttotal_pnl\x18\x04 \x01(\tB\x03\xe0A\x03R\btotalPnl\"\xe3\x01\n" +
+	"\x17GetPortfolioPnlResponse\x12!\n" +
+	"\fportfolio_id\x18\x01 \x01(\x03R\vportfolioId\x12/\n" +
+	"\x05as_of\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04asOf\x129\n" +
+	"\asymbols\x18\x03 \x03(\v2\x1f.pgfleet.portfolio.v1.SymbolPnlR\asymbols\x129\n" +
+	"\x06totals\x18\x04 \x03(\v2!.pgfleet.portfolio.v1.CurrencyPnlR\x06totals\"\xb9\x02\n" +
+	"\x1aListPortfolioValuesRequest\x12&\n" +
+	"\fportfolio_id\x18\x01 \x01(\x03B\x03\xe0A\x02R\vportfolioId\x12>\n" +
+	"\n" +
+	"start_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x02R\tstartTime\x12:\n" +
+	"\bend_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x02R\aendTime\x12;\n" +
+	"\binterval\x18\x04 \x01(\x0e2\x1a.pgfleet.stock.v1.IntervalB\x03\xe0A\x02R\binterval\x12\x1b\n" +
+	"\tpage_size\x18\x05 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x06 \x01(\tR\tpageToken\"\xaf\x02\n" +
+	"\x0ePortfolioValue\x123\n" +
+	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\x04time\x12\x17\n" +
+	"\x04cash\x18\x02 \x01(\tB\x03\xe0A\x03R\x04cash\x12,\n" +
+	"\x0fpositions_value\x18\x03 \x01(\tB\x03\xe0A\x03R\x0epositionsValue\x12$\n" +
+	"\vtotal_value\x18\x04 \x01(\tB\x03\xe0A\x03R\n" +
+	"totalValue\x12&\n" +
+	"\fnet_deposits\x18\x05 \x01(\tB\x03\xe0A\x03R\vnetDeposits\x12S\n" +
+	"\x10positions_values\x18\x06 \x03(\v2#.pgfleet.portfolio.v1.CurrencyValueB\x03\xe0A\x03R\x0fpositionsValues\"\x83\x01\n" +
+	"\x1bListPortfolioValuesResponse\x12<\n" +
+	"\x06values\x18\x01 \x03(\v2$.pgfleet.portfolio.v1.PortfolioValueR\x06values\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*9\n" +
 	"\x04Side\x12\x14\n" +
 	"\x10SIDE_UNSPECIFIED\x10\x00\x12\f\n" +
 	"\bSIDE_BUY\x10\x01\x12\r\n" +
@@ -2473,8 +3101,7 @@ const file_pgfleet_portfolio_v1_portfolio_proto_rawDesc = "" +
 	"\x1aCASH_MOVEMENT_KIND_DEPOSIT\x10\x01\x12!\n" +
 	"\x1dCASH_MOVEMENT_KIND_WITHDRAWAL\x10\x02\x12\x1a\n" +
 	"\x16CASH_MOVEMENT_KIND_BUY\x10\x03\x12\x1b\n" +
-	"\x17CASH_MOVEMENT_KIND_SELL\x10\x042\xa3\n" +
-	"\n" +
+	"\x17CASH_MOVEMENT_KIND_SELL\x10\x042\x99\f\n" +
 	"\x10PortfolioService\x12_\n" +
 	"\n" +
 	"CreateUser\x12'.pgfleet.portfolio.v1.CreateUserRequest\x1a(.pgfleet.portfolio.v1.CreateUserResponse\x12[\n" +
@@ -2486,7 +3113,9 @@ const file_pgfleet_portfolio_v1_portfolio_proto_rawDesc = "" +
 	"\bWithdraw\x12%.pgfleet.portfolio.v1.WithdrawRequest\x1a&.pgfleet.portfolio.v1.WithdrawResponse\"\x03\x90\x02\x02\x12j\n" +
 	"\fExecuteTrade\x12).pgfleet.portfolio.v1.ExecuteTradeRequest\x1a*.pgfleet.portfolio.v1.ExecuteTradeResponse\"\x03\x90\x02\x02\x12d\n" +
 	"\n" +
-	"ListTrades\x12'.pgfleet.portfolio.v1.ListTradesRequest\x1a(.pgfleet.portfolio.v1.ListTradesResponse\"\x03\x90\x02\x01\x12y\n" +
+	"ListTrades\x12'.pgfleet.portfolio.v1.ListTradesRequest\x1a(.pgfleet.portfolio.v1.ListTradesResponse\"\x03\x90\x02\x01\x12s\n" +
+	"\x0fGetPortfolioPnl\x12,.pgfleet.portfolio.v1.GetPortfolioPnlRequest\x1a-.pgfleet.portfolio.v1.GetPortfolioPnlResponse\"\x03\x90\x02\x01\x12\x7f\n" +
+	"\x13ListPortfolioValues\x120.pgfleet.portfolio.v1.ListPortfolioValuesRequest\x1a1.pgfleet.portfolio.v1.ListPortfolioValuesResponse\"\x03\x90\x02\x01\x12y\n" +
 	"\x11ListCashMovements\x12..pgfleet.portfolio.v1.ListCashMovementsRequest\x1a/.pgfleet.portfolio.v1.ListCashMovementsResponse\"\x03\x90\x02\x01\x12r\n" +
 	"\x0eWatchPortfolio\x12+.pgfleet.portfolio.v1.WatchPortfolioRequest\x1a,.pgfleet.portfolio.v1.WatchPortfolioResponse\"\x03\x90\x02\x010\x01\x12\x84\x01\n" +
 	"\x14WatchPortfolioEvents\x121.pgfleet.portfolio.v1.WatchPortfolioEventsRequest\x1a2.pgfleet.portfolio.v1.WatchPortfolioEventsResponse\"\x03\x90\x02\x010\x01BAZ?github.com/pgfleet/pgfleet/gen/pgfleet/portfolio/v1;portfoliov1b\x06proto3"
@@ -2504,7 +3133,7 @@ func file_pgfleet_portfolio_v1_portfolio_proto_rawDescGZIP() []byte {
 }
 
 var file_pgfleet_portfolio_v1_portfolio_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_pgfleet_portfolio_v1_portfolio_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
+var file_pgfleet_portfolio_v1_portfolio_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_pgfleet_portfolio_v1_portfolio_proto_goTypes = []any{
 	(Side)(0),                            // 0: pgfleet.portfolio.v1.Side
 	(CashMovementKind)(0),                // 1: pgfleet.portfolio.v1.CashMovementKind
@@ -2540,70 +3169,94 @@ var file_pgfleet_portfolio_v1_portfolio_proto_goTypes = []any{
 	(*WatchPortfolioEventsResponse)(nil), // 31: pgfleet.portfolio.v1.WatchPortfolioEventsResponse
 	(*TradeExecuted)(nil),                // 32: pgfleet.portfolio.v1.TradeExecuted
 	(*CashMoved)(nil),                    // 33: pgfleet.portfolio.v1.CashMoved
-	(*timestamppb.Timestamp)(nil),        // 34: google.protobuf.Timestamp
-	(*v1.Event)(nil),                     // 35: pgfleet.ops.v1.Event
+	(*GetPortfolioPnlRequest)(nil),       // 34: pgfleet.portfolio.v1.GetPortfolioPnlRequest
+	(*SymbolPnl)(nil),                    // 35: pgfleet.portfolio.v1.SymbolPnl
+	(*CurrencyPnl)(nil),                  // 36: pgfleet.portfolio.v1.CurrencyPnl
+	(*GetPortfolioPnlResponse)(nil),      // 37: pgfleet.portfolio.v1.GetPortfolioPnlResponse
+	(*ListPortfolioValuesRequest)(nil),   // 38: pgfleet.portfolio.v1.ListPortfolioValuesRequest
+	(*PortfolioValue)(nil),               // 39: pgfleet.portfolio.v1.PortfolioValue
+	(*ListPortfolioValuesResponse)(nil),  // 40: pgfleet.portfolio.v1.ListPortfolioValuesResponse
+	(*timestamppb.Timestamp)(nil),        // 41: google.protobuf.Timestamp
+	(*v1.Event)(nil),                     // 42: pgfleet.ops.v1.Event
+	(v11.Interval)(0),                    // 43: pgfleet.stock.v1.Interval
 }
 var file_pgfleet_portfolio_v1_portfolio_proto_depIdxs = []int32{
-	34, // 0: pgfleet.portfolio.v1.User.create_time:type_name -> google.protobuf.Timestamp
-	34, // 1: pgfleet.portfolio.v1.Portfolio.create_time:type_name -> google.protobuf.Timestamp
-	34, // 2: pgfleet.portfolio.v1.Portfolio.update_time:type_name -> google.protobuf.Timestamp
-	34, // 3: pgfleet.portfolio.v1.Position.price_time:type_name -> google.protobuf.Timestamp
-	34, // 4: pgfleet.portfolio.v1.Position.delist_time:type_name -> google.protobuf.Timestamp
+	41, // 0: pgfleet.portfolio.v1.User.create_time:type_name -> google.protobuf.Timestamp
+	41, // 1: pgfleet.portfolio.v1.Portfolio.create_time:type_name -> google.protobuf.Timestamp
+	41, // 2: pgfleet.portfolio.v1.Portfolio.update_time:type_name -> google.protobuf.Timestamp
+	41, // 3: pgfleet.portfolio.v1.Position.price_time:type_name -> google.protobuf.Timestamp
+	41, // 4: pgfleet.portfolio.v1.Position.delist_time:type_name -> google.protobuf.Timestamp
 	0,  // 5: pgfleet.portfolio.v1.Trade.side:type_name -> pgfleet.portfolio.v1.Side
-	34, // 6: pgfleet.portfolio.v1.Trade.execute_time:type_name -> google.protobuf.Timestamp
-	34, // 7: pgfleet.portfolio.v1.Trade.price_time:type_name -> google.protobuf.Timestamp
+	41, // 6: pgfleet.portfolio.v1.Trade.execute_time:type_name -> google.protobuf.Timestamp
+	41, // 7: pgfleet.portfolio.v1.Trade.price_time:type_name -> google.protobuf.Timestamp
 	1,  // 8: pgfleet.portfolio.v1.CashMovement.kind:type_name -> pgfleet.portfolio.v1.CashMovementKind
-	34, // 9: pgfleet.portfolio.v1.CashMovement.create_time:type_name -> google.protobuf.Timestamp
+	41, // 9: pgfleet.portfolio.v1.CashMovement.create_time:type_name -> google.protobuf.Timestamp
 	2,  // 10: pgfleet.portfolio.v1.CreateUserResponse.user:type_name -> pgfleet.portfolio.v1.User
 	2,  // 11: pgfleet.portfolio.v1.GetUserResponse.user:type_name -> pgfleet.portfolio.v1.User
 	3,  // 12: pgfleet.portfolio.v1.CreatePortfolioResponse.portfolio:type_name -> pgfleet.portfolio.v1.Portfolio
-	3,  // 13: pgfleet.portfolio.v1.GetPortfolioResponse.portfolio:type_name -> pgfleet.portfolio.v1.Portfolio
-	4,  // 14: pgfleet.portfolio.v1.GetPortfolioResponse.positions:type_name -> pgfleet.portfolio.v1.Position
-	5,  // 15: pgfleet.portfolio.v1.GetPortfolioResponse.positions_values:type_name -> pgfleet.portfolio.v1.CurrencyValue
-	3,  // 16: pgfleet.portfolio.v1.ListPortfoliosResponse.portfolios:type_name -> pgfleet.portfolio.v1.Portfolio
-	3,  // 17: pgfleet.portfolio.v1.DepositResponse.portfolio:type_name -> pgfleet.portfolio.v1.Portfolio
-	7,  // 18: pgfleet.portfolio.v1.DepositResponse.movement:type_name -> pgfleet.portfolio.v1.CashMovement
-	3,  // 19: pgfleet.portfolio.v1.WithdrawResponse.portfolio:type_name -> pgfleet.portfolio.v1.Portfolio
-	7,  // 20: pgfleet.portfolio.v1.WithdrawResponse.movement:type_name -> pgfleet.portfolio.v1.CashMovement
-	0,  // 21: pgfleet.portfolio.v1.ExecuteTradeRequest.side:type_name -> pgfleet.portfolio.v1.Side
-	6,  // 22: pgfleet.portfolio.v1.ExecuteTradeResponse.trade:type_name -> pgfleet.portfolio.v1.Trade
-	6,  // 23: pgfleet.portfolio.v1.ListTradesResponse.trades:type_name -> pgfleet.portfolio.v1.Trade
-	7,  // 24: pgfleet.portfolio.v1.ListCashMovementsResponse.movements:type_name -> pgfleet.portfolio.v1.CashMovement
-	3,  // 25: pgfleet.portfolio.v1.WatchPortfolioResponse.portfolio:type_name -> pgfleet.portfolio.v1.Portfolio
-	4,  // 26: pgfleet.portfolio.v1.WatchPortfolioResponse.positions:type_name -> pgfleet.portfolio.v1.Position
-	5,  // 27: pgfleet.portfolio.v1.WatchPortfolioResponse.positions_values:type_name -> pgfleet.portfolio.v1.CurrencyValue
-	35, // 28: pgfleet.portfolio.v1.WatchPortfolioEventsResponse.events:type_name -> pgfleet.ops.v1.Event
-	6,  // 29: pgfleet.portfolio.v1.TradeExecuted.trade:type_name -> pgfleet.portfolio.v1.Trade
-	7,  // 30: pgfleet.portfolio.v1.CashMoved.movement:type_name -> pgfleet.portfolio.v1.CashMovement
-	8,  // 31: pgfleet.portfolio.v1.PortfolioService.CreateUser:input_type -> pgfleet.portfolio.v1.CreateUserRequest
-	10, // 32: pgfleet.portfolio.v1.PortfolioService.GetUser:input_type -> pgfleet.portfolio.v1.GetUserRequest
-	12, // 33: pgfleet.portfolio.v1.PortfolioService.CreatePortfolio:input_type -> pgfleet.portfolio.v1.CreatePortfolioRequest
-	14, // 34: pgfleet.portfolio.v1.PortfolioService.GetPortfolio:input_type -> pgfleet.portfolio.v1.GetPortfolioRequest
-	16, // 35: pgfleet.portfolio.v1.PortfolioService.ListPortfolios:input_type -> pgfleet.portfolio.v1.ListPortfoliosRequest
-	18, // 36: pgfleet.portfolio.v1.PortfolioService.Deposit:input_type -> pgfleet.portfolio.v1.DepositRequest
-	20, // 37: pgfleet.portfolio.v1.PortfolioService.Withdraw:input_type -> pgfleet.portfolio.v1.WithdrawRequest
-	22, // 38: pgfleet.portfolio.v1.PortfolioService.ExecuteTrade:input_type -> pgfleet.portfolio.v1.ExecuteTradeRequest
-	24, // 39: pgfleet.portfolio.v1.PortfolioService.ListTrades:input_type -> pgfleet.portfolio.v1.ListTradesRequest
-	26, // 40: pgfleet.portfolio.v1.PortfolioService.ListCashMovements:input_type -> pgfleet.portfolio.v1.ListCashMovementsRequest
-	28, // 41: pgfleet.portfolio.v1.PortfolioService.WatchPortfolio:input_type -> pgfleet.portfolio.v1.WatchPortfolioRequest
-	30, // 42: pgfleet.portfolio.v1.PortfolioService.WatchPortfolioEvents:input_type -> pgfleet.portfolio.v1.WatchPortfolioEventsRequest
-	9,  // 43: pgfleet.portfolio.v1.PortfolioService.CreateUser:output_type -> pgfleet.portfolio.v1.CreateUserResponse
-	11, // 44: pgfleet.portfolio.v1.PortfolioService.GetUser:output_type -> pgfleet.portfolio.v1.GetUserResponse
-	13, // 45: pgfleet.portfolio.v1.PortfolioService.CreatePortfolio:output_type -> pgfleet.portfolio.v1.CreatePortfolioResponse
-	15, // 46: pgfleet.portfolio.v1.PortfolioService.GetPortfolio:output_type -> pgfleet.portfolio.v1.GetPortfolioResponse
-	17, // 47: pgfleet.portfolio.v1.PortfolioService.ListPortfolios:output_type -> pgfleet.portfolio.v1.ListPortfoliosResponse
-	19, // 48: pgfleet.portfolio.v1.PortfolioService.Deposit:output_type -> pgfleet.portfolio.v1.DepositResponse
-	21, // 49: pgfleet.portfolio.v1.PortfolioService.Withdraw:output_type -> pgfleet.portfolio.v1.WithdrawResponse
-	23, // 50: pgfleet.portfolio.v1.PortfolioService.ExecuteTrade:output_type -> pgfleet.portfolio.v1.ExecuteTradeResponse
-	25, // 51: pgfleet.portfolio.v1.PortfolioService.ListTrades:output_type -> pgfleet.portfolio.v1.ListTradesResponse
-	27, // 52: pgfleet.portfolio.v1.PortfolioService.ListCashMovements:output_type -> pgfleet.portfolio.v1.ListCashMovementsResponse
-	29, // 53: pgfleet.portfolio.v1.PortfolioService.WatchPortfolio:output_type -> pgfleet.portfolio.v1.WatchPortfolioResponse
-	31, // 54: pgfleet.portfolio.v1.PortfolioService.WatchPortfolioEvents:output_type -> pgfleet.portfolio.v1.WatchPortfolioEventsResponse
-	43, // [43:55] is the sub-list for method output_type
-	31, // [31:43] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	41, // 13: pgfleet.portfolio.v1.GetPortfolioRequest.as_of:type_name -> google.protobuf.Timestamp
+	3,  // 14: pgfleet.portfolio.v1.GetPortfolioResponse.portfolio:type_name -> pgfleet.portfolio.v1.Portfolio
+	4,  // 15: pgfleet.portfolio.v1.GetPortfolioResponse.positions:type_name -> pgfleet.portfolio.v1.Position
+	5,  // 16: pgfleet.portfolio.v1.GetPortfolioResponse.positions_values:type_name -> pgfleet.portfolio.v1.CurrencyValue
+	3,  // 17: pgfleet.portfolio.v1.ListPortfoliosResponse.portfolios:type_name -> pgfleet.portfolio.v1.Portfolio
+	3,  // 18: pgfleet.portfolio.v1.DepositResponse.portfolio:type_name -> pgfleet.portfolio.v1.Portfolio
+	7,  // 19: pgfleet.portfolio.v1.DepositResponse.movement:type_name -> pgfleet.portfolio.v1.CashMovement
+	3,  // 20: pgfleet.portfolio.v1.WithdrawResponse.portfolio:type_name -> pgfleet.portfolio.v1.Portfolio
+	7,  // 21: pgfleet.portfolio.v1.WithdrawResponse.movement:type_name -> pgfleet.portfolio.v1.CashMovement
+	0,  // 22: pgfleet.portfolio.v1.ExecuteTradeRequest.side:type_name -> pgfleet.portfolio.v1.Side
+	6,  // 23: pgfleet.portfolio.v1.ExecuteTradeResponse.trade:type_name -> pgfleet.portfolio.v1.Trade
+	6,  // 24: pgfleet.portfolio.v1.ListTradesResponse.trades:type_name -> pgfleet.portfolio.v1.Trade
+	7,  // 25: pgfleet.portfolio.v1.ListCashMovementsResponse.movements:type_name -> pgfleet.portfolio.v1.CashMovement
+	3,  // 26: pgfleet.portfolio.v1.WatchPortfolioResponse.portfolio:type_name -> pgfleet.portfolio.v1.Portfolio
+	4,  // 27: pgfleet.portfolio.v1.WatchPortfolioResponse.positions:type_name -> pgfleet.portfolio.v1.Position
+	5,  // 28: pgfleet.portfolio.v1.WatchPortfolioResponse.positions_values:type_name -> pgfleet.portfolio.v1.CurrencyValue
+	42, // 29: pgfleet.portfolio.v1.WatchPortfolioEventsResponse.events:type_name -> pgfleet.ops.v1.Event
+	6,  // 30: pgfleet.portfolio.v1.TradeExecuted.trade:type_name -> pgfleet.portfolio.v1.Trade
+	7,  // 31: pgfleet.portfolio.v1.CashMoved.movement:type_name -> pgfleet.portfolio.v1.CashMovement
+	41, // 32: pgfleet.portfolio.v1.GetPortfolioPnlRequest.as_of:type_name -> google.protobuf.Timestamp
+	41, // 33: pgfleet.portfolio.v1.SymbolPnl.price_time:type_name -> google.protobuf.Timestamp
+	41, // 34: pgfleet.portfolio.v1.GetPortfolioPnlResponse.as_of:type_name -> google.protobuf.Timestamp
+	35, // 35: pgfleet.portfolio.v1.GetPortfolioPnlResponse.symbols:type_name -> pgfleet.portfolio.v1.SymbolPnl
+	36, // 36: pgfleet.portfolio.v1.GetPortfolioPnlResponse.totals:type_name -> pgfleet.portfolio.v1.CurrencyPnl
+	41, // 37: pgfleet.portfolio.v1.ListPortfolioValuesRequest.start_time:type_name -> google.protobuf.Timestamp
+	41, // 38: pgfleet.portfolio.v1.ListPortfolioValuesRequest.end_time:type_name -> google.protobuf.Timestamp
+	43, // 39: pgfleet.portfolio.v1.ListPortfolioValuesRequest.interval:type_name -> pgfleet.stock.v1.Interval
+	41, // 40: pgfleet.portfolio.v1.PortfolioValue.time:type_name -> google.protobuf.Timestamp
+	5,  // 41: pgfleet.portfolio.v1.PortfolioValue.positions_values:type_name -> pgfleet.portfolio.v1.CurrencyValue
+	39, // 42: pgfleet.portfolio.v1.ListPortfolioValuesResponse.values:type_name -> pgfleet.portfolio.v1.PortfolioValue
+	8,  // 43: pgfleet.portfolio.v1.PortfolioService.CreateUser:input_type -> pgfleet.portfolio.v1.CreateUserRequest
+	10, // 44: pgfleet.portfolio.v1.PortfolioService.GetUser:input_type -> pgfleet.portfolio.v1.GetUserRequest
+	12, // 45: pgfleet.portfolio.v1.PortfolioService.CreatePortfolio:input_type -> pgfleet.portfolio.v1.CreatePortfolioRequest
+	14, // 46: pgfleet.portfolio.v1.PortfolioService.GetPortfolio:input_type -> pgfleet.portfolio.v1.GetPortfolioRequest
+	16, // 47: pgfleet.portfolio.v1.PortfolioService.ListPortfolios:input_type -> pgfleet.portfolio.v1.ListPortfoliosRequest
+	18, // 48: pgfleet.portfolio.v1.PortfolioService.Deposit:input_type -> pgfleet.portfolio.v1.DepositRequest
+	20, // 49: pgfleet.portfolio.v1.PortfolioService.Withdraw:input_type -> pgfleet.portfolio.v1.WithdrawRequest
+	22, // 50: pgfleet.portfolio.v1.PortfolioService.ExecuteTrade:input_type -> pgfleet.portfolio.v1.ExecuteTradeRequest
+	24, // 51: pgfleet.portfolio.v1.PortfolioService.ListTrades:input_type -> pgfleet.portfolio.v1.ListTradesRequest
+	34, // 52: pgfleet.portfolio.v1.PortfolioService.GetPortfolioPnl:input_type -> pgfleet.portfolio.v1.GetPortfolioPnlRequest
+	38, // 53: pgfleet.portfolio.v1.PortfolioService.ListPortfolioValues:input_type -> pgfleet.portfolio.v1.ListPortfolioValuesRequest
+	26, // 54: pgfleet.portfolio.v1.PortfolioService.ListCashMovements:input_type -> pgfleet.portfolio.v1.ListCashMovementsRequest
+	28, // 55: pgfleet.portfolio.v1.PortfolioService.WatchPortfolio:input_type -> pgfleet.portfolio.v1.WatchPortfolioRequest
+	30, // 56: pgfleet.portfolio.v1.PortfolioService.WatchPortfolioEvents:input_type -> pgfleet.portfolio.v1.WatchPortfolioEventsRequest
+	9,  // 57: pgfleet.portfolio.v1.PortfolioService.CreateUser:output_type -> pgfleet.portfolio.v1.CreateUserResponse
+	11, // 58: pgfleet.portfolio.v1.PortfolioService.GetUser:output_type -> pgfleet.portfolio.v1.GetUserResponse
+	13, // 59: pgfleet.portfolio.v1.PortfolioService.CreatePortfolio:output_type -> pgfleet.portfolio.v1.CreatePortfolioResponse
+	15, // 60: pgfleet.portfolio.v1.PortfolioService.GetPortfolio:output_type -> pgfleet.portfolio.v1.GetPortfolioResponse
+	17, // 61: pgfleet.portfolio.v1.PortfolioService.ListPortfolios:output_type -> pgfleet.portfolio.v1.ListPortfoliosResponse
+	19, // 62: pgfleet.portfolio.v1.PortfolioService.Deposit:output_type -> pgfleet.portfolio.v1.DepositResponse
+	21, // 63: pgfleet.portfolio.v1.PortfolioService.Withdraw:output_type -> pgfleet.portfolio.v1.WithdrawResponse
+	23, // 64: pgfleet.portfolio.v1.PortfolioService.ExecuteTrade:output_type -> pgfleet.portfolio.v1.ExecuteTradeResponse
+	25, // 65: pgfleet.portfolio.v1.PortfolioService.ListTrades:output_type -> pgfleet.portfolio.v1.ListTradesResponse
+	37, // 66: pgfleet.portfolio.v1.PortfolioService.GetPortfolioPnl:output_type -> pgfleet.portfolio.v1.GetPortfolioPnlResponse
+	40, // 67: pgfleet.portfolio.v1.PortfolioService.ListPortfolioValues:output_type -> pgfleet.portfolio.v1.ListPortfolioValuesResponse
+	27, // 68: pgfleet.portfolio.v1.PortfolioService.ListCashMovements:output_type -> pgfleet.portfolio.v1.ListCashMovementsResponse
+	29, // 69: pgfleet.portfolio.v1.PortfolioService.WatchPortfolio:output_type -> pgfleet.portfolio.v1.WatchPortfolioResponse
+	31, // 70: pgfleet.portfolio.v1.PortfolioService.WatchPortfolioEvents:output_type -> pgfleet.portfolio.v1.WatchPortfolioEventsResponse
+	57, // [57:71] is the sub-list for method output_type
+	43, // [43:57] is the sub-list for method input_type
+	43, // [43:43] is the sub-list for extension type_name
+	43, // [43:43] is the sub-list for extension extendee
+	0,  // [0:43] is the sub-list for field type_name
 }
 
 func init() { file_pgfleet_portfolio_v1_portfolio_proto_init() }
@@ -2617,7 +3270,7 @@ func file_pgfleet_portfolio_v1_portfolio_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pgfleet_portfolio_v1_portfolio_proto_rawDesc), len(file_pgfleet_portfolio_v1_portfolio_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   32,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -30,6 +30,8 @@ const (
 	PortfolioService_Withdraw_FullMethodName             = "/pgfleet.portfolio.v1.PortfolioService/Withdraw"
 	PortfolioService_ExecuteTrade_FullMethodName         = "/pgfleet.portfolio.v1.PortfolioService/ExecuteTrade"
 	PortfolioService_ListTrades_FullMethodName           = "/pgfleet.portfolio.v1.PortfolioService/ListTrades"
+	PortfolioService_GetPortfolioPnl_FullMethodName      = "/pgfleet.portfolio.v1.PortfolioService/GetPortfolioPnl"
+	PortfolioService_ListPortfolioValues_FullMethodName  = "/pgfleet.portfolio.v1.PortfolioService/ListPortfolioValues"
 	PortfolioService_ListCashMovements_FullMethodName    = "/pgfleet.portfolio.v1.PortfolioService/ListCashMovements"
 	PortfolioService_WatchPortfolio_FullMethodName       = "/pgfleet.portfolio.v1.PortfolioService/WatchPortfolio"
 	PortfolioService_WatchPortfolioEvents_FullMethodName = "/pgfleet.portfolio.v1.PortfolioService/WatchPortfolioEvents"
@@ -68,7 +70,8 @@ type PortfolioServiceClient interface {
 	// repeat returns the portfolio the first call created.
 	CreatePortfolio(ctx context.Context, in *CreatePortfolioRequest, opts ...grpc.CallOption) (*CreatePortfolioResponse, error)
 	// GetPortfolio returns a portfolio with its positions valued at the latest prices, each in
-	// its stock's currency: totals add only amounts of one currency.
+	// its stock's currency: totals add only amounts of one currency. With as_of, the portfolio
+	// as it stood then, replayed from its ledger and trades and valued at the prices of then.
 	GetPortfolio(ctx context.Context, in *GetPortfolioRequest, opts ...grpc.CallOption) (*GetPortfolioResponse, error)
 	// ListPortfolios returns a page of the caller's portfolios (an admin's: anyone's) matching a filter.
 	ListPortfolios(ctx context.Context, in *ListPortfoliosRequest, opts ...grpc.CallOption) (*ListPortfoliosResponse, error)
@@ -86,6 +89,19 @@ type PortfolioServiceClient interface {
 	ExecuteTrade(ctx context.Context, in *ExecuteTradeRequest, opts ...grpc.CallOption) (*ExecuteTradeResponse, error)
 	// ListTrades returns a page of a portfolio's trades matching a filter.
 	ListTrades(ctx context.Context, in *ListTradesRequest, opts ...grpc.CallOption) (*ListTradesResponse, error)
+	// GetPortfolioPnl returns a portfolio's realized and unrealized profit and loss per symbol
+	// ever traded (closed positions included) and per currency, replayed from its trades up to
+	// as_of (default: now) by the average-cost method its positions use, valued at each
+	// symbol's last price at or before as_of. UNAVAILABLE (PEER_UNAVAILABLE) while prices
+	// cannot be read.
+	GetPortfolioPnl(ctx context.Context, in *GetPortfolioPnlRequest, opts ...grpc.CallOption) (*GetPortfolioPnlResponse, error)
+	// ListPortfolioValues returns a page of a portfolio's value history: one point per
+	// interval boundary (midnight UTC, Monday, the 1st of a month) in [start_time, end_time),
+	// the portfolio as it stood at that instant (cash from the ledger, positions from the
+	// trades) valued at each held symbol's last daily close at or before it. A page holds at
+	// most 1000 points; FAILED_PRECONDITION if a page's points hold more than 200 symbols;
+	// UNAVAILABLE (PEER_UNAVAILABLE) while prices cannot be read.
+	ListPortfolioValues(ctx context.Context, in *ListPortfolioValuesRequest, opts ...grpc.CallOption) (*ListPortfolioValuesResponse, error)
 	// ListCashMovements returns a page of a portfolio's cash ledger, oldest first.
 	ListCashMovements(ctx context.Context, in *ListCashMovementsRequest, opts ...grpc.CallOption) (*ListCashMovementsResponse, error)
 	// WatchPortfolio streams a portfolio valued as GetPortfolio values it: a first message at
@@ -199,6 +215,26 @@ func (c *portfolioServiceClient) ListTrades(ctx context.Context, in *ListTradesR
 	return out, nil
 }
 
+func (c *portfolioServiceClient) GetPortfolioPnl(ctx context.Context, in *GetPortfolioPnlRequest, opts ...grpc.CallOption) (*GetPortfolioPnlResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetPortfolioPnlResponse)
+	err := c.cc.Invoke(ctx, PortfolioService_GetPortfolioPnl_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *portfolioServiceClient) ListPortfolioValues(ctx context.Context, in *ListPortfolioValuesRequest, opts ...grpc.CallOption) (*ListPortfolioValuesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListPortfolioValuesResponse)
+	err := c.cc.Invoke(ctx, PortfolioService_ListPortfolioValues_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *portfolioServiceClient) ListCashMovements(ctx context.Context, in *ListCashMovementsRequest, opts ...grpc.CallOption) (*ListCashMovementsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListCashMovementsResponse)
@@ -280,7 +316,8 @@ type PortfolioServiceServer interface {
 	// repeat returns the portfolio the first call created.
 	CreatePortfolio(context.Context, *CreatePortfolioRequest) (*CreatePortfolioResponse, error)
 	// GetPortfolio returns a portfolio with its positions valued at the latest prices, each in
-	// its stock's currency: totals add only amounts of one currency.
+	// its stock's currency: totals add only amounts of one currency. With as_of, the portfolio
+	// as it stood then, replayed from its ledger and trades and valued at the prices of then.
 	GetPortfolio(context.Context, *GetPortfolioRequest) (*GetPortfolioResponse, error)
 	// ListPortfolios returns a page of the caller's portfolios (an admin's: anyone's) matching a filter.
 	ListPortfolios(context.Context, *ListPortfoliosRequest) (*ListPortfoliosResponse, error)
@@ -298,6 +335,19 @@ type PortfolioServiceServer interface {
 	ExecuteTrade(context.Context, *ExecuteTradeRequest) (*ExecuteTradeResponse, error)
 	// ListTrades returns a page of a portfolio's trades matching a filter.
 	ListTrades(context.Context, *ListTradesRequest) (*ListTradesResponse, error)
+	// GetPortfolioPnl returns a portfolio's realized and unrealized profit and loss per symbol
+	// ever traded (closed positions included) and per currency, replayed from its trades up to
+	// as_of (default: now) by the average-cost method its positions use, valued at each
+	// symbol's last price at or before as_of. UNAVAILABLE (PEER_UNAVAILABLE) while prices
+	// cannot be read.
+	GetPortfolioPnl(context.Context, *GetPortfolioPnlRequest) (*GetPortfolioPnlResponse, error)
+	// ListPortfolioValues returns a page of a portfolio's value history: one point per
+	// interval boundary (midnight UTC, Monday, the 1st of a month) in [start_time, end_time),
+	// the portfolio as it stood at that instant (cash from the ledger, positions from the
+	// trades) valued at each held symbol's last daily close at or before it. A page holds at
+	// most 1000 points; FAILED_PRECONDITION if a page's points hold more than 200 symbols;
+	// UNAVAILABLE (PEER_UNAVAILABLE) while prices cannot be read.
+	ListPortfolioValues(context.Context, *ListPortfolioValuesRequest) (*ListPortfolioValuesResponse, error)
 	// ListCashMovements returns a page of a portfolio's cash ledger, oldest first.
 	ListCashMovements(context.Context, *ListCashMovementsRequest) (*ListCashMovementsResponse, error)
 	// WatchPortfolio streams a portfolio valued as GetPortfolio values it: a first message at
@@ -347,6 +397,12 @@ func (UnimplementedPortfolioServiceServer) ExecuteTrade(context.Context, *Execut
 }
 func (UnimplementedPortfolioServiceServer) ListTrades(context.Context, *ListTradesRequest) (*ListTradesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListTrades not implemented")
+}
+func (UnimplementedPortfolioServiceServer) GetPortfolioPnl(context.Context, *GetPortfolioPnlRequest) (*GetPortfolioPnlResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetPortfolioPnl not implemented")
+}
+func (UnimplementedPortfolioServiceServer) ListPortfolioValues(context.Context, *ListPortfolioValuesRequest) (*ListPortfolioValuesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListPortfolioValues not implemented")
 }
 func (UnimplementedPortfolioServiceServer) ListCashMovements(context.Context, *ListCashMovementsRequest) (*ListCashMovementsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListCashMovements not implemented")
@@ -540,6 +596,42 @@ func _PortfolioService_ListTrades_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _PortfolioService_GetPortfolioPnl_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetPortfolioPnlRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PortfolioServiceServer).GetPortfolioPnl(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PortfolioService_GetPortfolioPnl_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PortfolioServiceServer).GetPortfolioPnl(ctx, req.(*GetPortfolioPnlRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PortfolioService_ListPortfolioValues_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListPortfolioValuesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PortfolioServiceServer).ListPortfolioValues(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PortfolioService_ListPortfolioValues_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PortfolioServiceServer).ListPortfolioValues(ctx, req.(*ListPortfolioValuesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _PortfolioService_ListCashMovements_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListCashMovementsRequest)
 	if err := dec(in); err != nil {
@@ -622,6 +714,14 @@ var PortfolioService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListTrades",
 			Handler:    _PortfolioService_ListTrades_Handler,
+		},
+		{
+			MethodName: "GetPortfolioPnl",
+			Handler:    _PortfolioService_GetPortfolioPnl_Handler,
+		},
+		{
+			MethodName: "ListPortfolioValues",
+			Handler:    _PortfolioService_ListPortfolioValues_Handler,
 		},
 		{
 			MethodName: "ListCashMovements",

@@ -2012,7 +2012,12 @@ func (x *StreamPricesResponse) GetPrices() []*Price {
 type GetLatestPricesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Ticker symbols, at most 1000.
-	Symbols       []string `protobuf:"bytes,1,rep,name=symbols,proto3" json:"symbols,omitempty"`
+	Symbols []string `protobuf:"bytes,1,rep,name=symbols,proto3" json:"symbols,omitempty"`
+	// Optional: each symbol's last bar at or before this time instead of its latest (one index
+	// probe per symbol). A delisted stock answers its final price only if that bar's time is at
+	// or before as_of; a symbol without such a bar is missing. Any time is accepted, the future
+	// too (it answers the latest bars).
+	AsOf          *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=as_of,json=asOf,proto3" json:"as_of,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2050,6 +2055,13 @@ func (*GetLatestPricesRequest) Descriptor() ([]byte, []int) {
 func (x *GetLatestPricesRequest) GetSymbols() []string {
 	if x != nil {
 		return x.Symbols
+	}
+	return nil
+}
+
+func (x *GetLatestPricesRequest) GetAsOf() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AsOf
 	}
 	return nil
 }
@@ -2471,6 +2483,271 @@ func (x *ListRecommendationHistoryResponse) GetNextPageToken() string {
 	return ""
 }
 
+// GetRecommendationScoreboardRequest says which predictions to score, at which horizons and
+// against which benchmark.
+type GetRecommendationScoreboardRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Horizons in trading bars (daily bars of each prediction's symbol after its entry bar):
+	// each 1 to 260, at most 8, no repeats. Empty: 5, 20 and 60.
+	HorizonsDays []int32 `protobuf:"varint,1,rep,packed,name=horizons_days,json=horizonsDays,proto3" json:"horizons_days,omitempty"`
+	// AIP-160 filter over source, model_version, symbol and predict_time, e.g.
+	// `source = "lgbm" AND predict_time >= "2026-01-01T00:00:00Z"`. Empty: every prediction.
+	Filter string `protobuf:"bytes,2,opt,name=filter,proto3" json:"filter,omitempty"`
+	// Ticker symbol of the benchmark stock (an index fund, say); empty: the market, the
+	// equal-weighted mean return of all stocks with a bar at both the entry and exit times.
+	BenchmarkSymbol string `protobuf:"bytes,3,opt,name=benchmark_symbol,json=benchmarkSymbol,proto3" json:"benchmark_symbol,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *GetRecommendationScoreboardRequest) Reset() {
+	*x = GetRecommendationScoreboardRequest{}
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetRecommendationScoreboardRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetRecommendationScoreboardRequest) ProtoMessage() {}
+
+func (x *GetRecommendationScoreboardRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetRecommendationScoreboardRequest.ProtoReflect.Descriptor instead.
+func (*GetRecommendationScoreboardRequest) Descriptor() ([]byte, []int) {
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *GetRecommendationScoreboardRequest) GetHorizonsDays() []int32 {
+	if x != nil {
+		return x.HorizonsDays
+	}
+	return nil
+}
+
+func (x *GetRecommendationScoreboardRequest) GetFilter() string {
+	if x != nil {
+		return x.Filter
+	}
+	return ""
+}
+
+func (x *GetRecommendationScoreboardRequest) GetBenchmarkSymbol() string {
+	if x != nil {
+		return x.BenchmarkSymbol
+	}
+	return ""
+}
+
+// GetRecommendationScoreboardResponse holds one score per source, model version and horizon.
+type GetRecommendationScoreboardResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The scores, ordered by source, model_version and horizon_days; every requested horizon
+	// of every (source, model_version) with a prediction matching the filter.
+	Scores        []*RecommendationScore `protobuf:"bytes,1,rep,name=scores,proto3" json:"scores,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetRecommendationScoreboardResponse) Reset() {
+	*x = GetRecommendationScoreboardResponse{}
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetRecommendationScoreboardResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetRecommendationScoreboardResponse) ProtoMessage() {}
+
+func (x *GetRecommendationScoreboardResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetRecommendationScoreboardResponse.ProtoReflect.Descriptor instead.
+func (*GetRecommendationScoreboardResponse) Descriptor() ([]byte, []int) {
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *GetRecommendationScoreboardResponse) GetScores() []*RecommendationScore {
+	if x != nil {
+		return x.Scores
+	}
+	return nil
+}
+
+// RecommendationScore is how one source's model version did at one horizon.
+type RecommendationScore struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Who recommended: an analyst, a firm or a model name.
+	Source string `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	// Version of the model; empty for none.
+	ModelVersion string `protobuf:"bytes,2,opt,name=model_version,json=modelVersion,proto3" json:"model_version,omitempty"`
+	// The horizon in trading bars.
+	HorizonDays int32 `protobuf:"varint,3,opt,name=horizon_days,json=horizonDays,proto3" json:"horizon_days,omitempty"`
+	// Predictions scored: BUY, STRONG_BUY, SELL and STRONG_SELL whose exit bar exists (but
+	// for those counted in unscored_count).
+	ScoredCount int64 `protobuf:"varint,4,opt,name=scored_count,json=scoredCount,proto3" json:"scored_count,omitempty"`
+	// Predictions not scored yet: their symbol has no entry bar, or no exit bar, yet.
+	PendingCount int64 `protobuf:"varint,5,opt,name=pending_count,json=pendingCount,proto3" json:"pending_count,omitempty"`
+	// HOLD predictions: counted, never scored.
+	HoldCount int64 `protobuf:"varint,6,opt,name=hold_count,json=holdCount,proto3" json:"hold_count,omitempty"`
+	// Predictions with an exit bar that cannot be scored: an entry close of zero, or a
+	// benchmark without a close at or before the entry time.
+	UnscoredCount int64 `protobuf:"varint,7,opt,name=unscored_count,json=unscoredCount,proto3" json:"unscored_count,omitempty"`
+	// Share of the scored predictions whose directional excess return is above zero, from 0
+	// to 1; absent when scored_count is 0.
+	HitRate *float64 `protobuf:"fixed64,8,opt,name=hit_rate,json=hitRate,proto3,oneof" json:"hit_rate,omitempty"`
+	// Mean directional return of the scored predictions, a decimal string rounded to 10
+	// decimal places ("0.05"); empty when scored_count is 0.
+	AverageReturn string `protobuf:"bytes,9,opt,name=average_return,json=averageReturn,proto3" json:"average_return,omitempty"`
+	// Mean directional excess return over the benchmark, a decimal string rounded to 10
+	// decimal places; empty when scored_count is 0.
+	AverageExcessReturn string `protobuf:"bytes,10,opt,name=average_excess_return,json=averageExcessReturn,proto3" json:"average_excess_return,omitempty"`
+	// predict_time of the first scored prediction; unset when scored_count is 0.
+	FirstPredictTime *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=first_predict_time,json=firstPredictTime,proto3" json:"first_predict_time,omitempty"`
+	// predict_time of the last scored prediction; unset when scored_count is 0.
+	LastPredictTime *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=last_predict_time,json=lastPredictTime,proto3" json:"last_predict_time,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *RecommendationScore) Reset() {
+	*x = RecommendationScore{}
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecommendationScore) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecommendationScore) ProtoMessage() {}
+
+func (x *RecommendationScore) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecommendationScore.ProtoReflect.Descriptor instead.
+func (*RecommendationScore) Descriptor() ([]byte, []int) {
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *RecommendationScore) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *RecommendationScore) GetModelVersion() string {
+	if x != nil {
+		return x.ModelVersion
+	}
+	return ""
+}
+
+func (x *RecommendationScore) GetHorizonDays() int32 {
+	if x != nil {
+		return x.HorizonDays
+	}
+	return 0
+}
+
+func (x *RecommendationScore) GetScoredCount() int64 {
+	if x != nil {
+		return x.ScoredCount
+	}
+	return 0
+}
+
+func (x *RecommendationScore) GetPendingCount() int64 {
+	if x != nil {
+		return x.PendingCount
+	}
+	return 0
+}
+
+func (x *RecommendationScore) GetHoldCount() int64 {
+	if x != nil {
+		return x.HoldCount
+	}
+	return 0
+}
+
+func (x *RecommendationScore) GetUnscoredCount() int64 {
+	if x != nil {
+		return x.UnscoredCount
+	}
+	return 0
+}
+
+func (x *RecommendationScore) GetHitRate() float64 {
+	if x != nil && x.HitRate != nil {
+		return *x.HitRate
+	}
+	return 0
+}
+
+func (x *RecommendationScore) GetAverageReturn() string {
+	if x != nil {
+		return x.AverageReturn
+	}
+	return ""
+}
+
+func (x *RecommendationScore) GetAverageExcessReturn() string {
+	if x != nil {
+		return x.AverageExcessReturn
+	}
+	return ""
+}
+
+func (x *RecommendationScore) GetFirstPredictTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FirstPredictTime
+	}
+	return nil
+}
+
+func (x *RecommendationScore) GetLastPredictTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastPredictTime
+	}
+	return nil
+}
+
 // WatchLatestPricesRequest names the stocks to watch.
 type WatchLatestPricesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2482,7 +2759,7 @@ type WatchLatestPricesRequest struct {
 
 func (x *WatchLatestPricesRequest) Reset() {
 	*x = WatchLatestPricesRequest{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[32]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2494,7 +2771,7 @@ func (x *WatchLatestPricesRequest) String() string {
 func (*WatchLatestPricesRequest) ProtoMessage() {}
 
 func (x *WatchLatestPricesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[32]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2507,7 +2784,7 @@ func (x *WatchLatestPricesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchLatestPricesRequest.ProtoReflect.Descriptor instead.
 func (*WatchLatestPricesRequest) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{32}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *WatchLatestPricesRequest) GetSymbols() []string {
@@ -2533,7 +2810,7 @@ type WatchLatestPricesResponse struct {
 
 func (x *WatchLatestPricesResponse) Reset() {
 	*x = WatchLatestPricesResponse{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[33]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2545,7 +2822,7 @@ func (x *WatchLatestPricesResponse) String() string {
 func (*WatchLatestPricesResponse) ProtoMessage() {}
 
 func (x *WatchLatestPricesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[33]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2558,7 +2835,7 @@ func (x *WatchLatestPricesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchLatestPricesResponse.ProtoReflect.Descriptor instead.
 func (*WatchLatestPricesResponse) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{33}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *WatchLatestPricesResponse) GetPrices() []*Price {
@@ -2592,7 +2869,7 @@ type WatchStockEventsRequest struct {
 
 func (x *WatchStockEventsRequest) Reset() {
 	*x = WatchStockEventsRequest{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[34]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2604,7 +2881,7 @@ func (x *WatchStockEventsRequest) String() string {
 func (*WatchStockEventsRequest) ProtoMessage() {}
 
 func (x *WatchStockEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[34]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2617,7 +2894,7 @@ func (x *WatchStockEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchStockEventsRequest.ProtoReflect.Descriptor instead.
 func (*WatchStockEventsRequest) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{34}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *WatchStockEventsRequest) GetTypes() []string {
@@ -2655,7 +2932,7 @@ type WatchStockEventsResponse struct {
 
 func (x *WatchStockEventsResponse) Reset() {
 	*x = WatchStockEventsResponse{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[35]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2667,7 +2944,7 @@ func (x *WatchStockEventsResponse) String() string {
 func (*WatchStockEventsResponse) ProtoMessage() {}
 
 func (x *WatchStockEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[35]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2680,7 +2957,7 @@ func (x *WatchStockEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchStockEventsResponse.ProtoReflect.Descriptor instead.
 func (*WatchStockEventsResponse) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{35}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *WatchStockEventsResponse) GetEvents() []*v1.Event {
@@ -2713,7 +2990,7 @@ type LatestPriceChanged struct {
 
 func (x *LatestPriceChanged) Reset() {
 	*x = LatestPriceChanged{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[36]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2725,7 +3002,7 @@ func (x *LatestPriceChanged) String() string {
 func (*LatestPriceChanged) ProtoMessage() {}
 
 func (x *LatestPriceChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[36]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2738,7 +3015,7 @@ func (x *LatestPriceChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LatestPriceChanged.ProtoReflect.Descriptor instead.
 func (*LatestPriceChanged) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{36}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *LatestPriceChanged) GetSymbol() string {
@@ -2767,7 +3044,7 @@ type StockChanged struct {
 
 func (x *StockChanged) Reset() {
 	*x = StockChanged{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[37]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2779,7 +3056,7 @@ func (x *StockChanged) String() string {
 func (*StockChanged) ProtoMessage() {}
 
 func (x *StockChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[37]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2792,7 +3069,7 @@ func (x *StockChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StockChanged.ProtoReflect.Descriptor instead.
 func (*StockChanged) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{37}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *StockChanged) GetStock() *Stock {
@@ -2816,7 +3093,7 @@ type StockDeleted struct {
 
 func (x *StockDeleted) Reset() {
 	*x = StockDeleted{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[38]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2828,7 +3105,7 @@ func (x *StockDeleted) String() string {
 func (*StockDeleted) ProtoMessage() {}
 
 func (x *StockDeleted) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[38]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2841,7 +3118,7 @@ func (x *StockDeleted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StockDeleted.ProtoReflect.Descriptor instead.
 func (*StockDeleted) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{38}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *StockDeleted) GetSymbol() string {
@@ -2870,7 +3147,7 @@ type RecommendationChanged struct {
 
 func (x *RecommendationChanged) Reset() {
 	*x = RecommendationChanged{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[39]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2882,7 +3159,7 @@ func (x *RecommendationChanged) String() string {
 func (*RecommendationChanged) ProtoMessage() {}
 
 func (x *RecommendationChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[39]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2895,7 +3172,7 @@ func (x *RecommendationChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecommendationChanged.ProtoReflect.Descriptor instead.
 func (*RecommendationChanged) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{39}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *RecommendationChanged) GetRecommendation() *Recommendation {
@@ -2940,7 +3217,7 @@ type IngestionJob struct {
 
 func (x *IngestionJob) Reset() {
 	*x = IngestionJob{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[40]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2952,7 +3229,7 @@ func (x *IngestionJob) String() string {
 func (*IngestionJob) ProtoMessage() {}
 
 func (x *IngestionJob) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[40]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2965,7 +3242,7 @@ func (x *IngestionJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IngestionJob.ProtoReflect.Descriptor instead.
 func (*IngestionJob) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{40}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *IngestionJob) GetJobId() string {
@@ -3082,7 +3359,7 @@ type IngestionRun struct {
 
 func (x *IngestionRun) Reset() {
 	*x = IngestionRun{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[41]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3094,7 +3371,7 @@ func (x *IngestionRun) String() string {
 func (*IngestionRun) ProtoMessage() {}
 
 func (x *IngestionRun) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[41]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3107,7 +3384,7 @@ func (x *IngestionRun) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IngestionRun.ProtoReflect.Descriptor instead.
 func (*IngestionRun) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{41}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *IngestionRun) GetRunId() int64 {
@@ -3227,7 +3504,7 @@ type IngestionReject struct {
 
 func (x *IngestionReject) Reset() {
 	*x = IngestionReject{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[42]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3239,7 +3516,7 @@ func (x *IngestionReject) String() string {
 func (*IngestionReject) ProtoMessage() {}
 
 func (x *IngestionReject) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[42]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3252,7 +3529,7 @@ func (x *IngestionReject) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IngestionReject.ProtoReflect.Descriptor instead.
 func (*IngestionReject) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{42}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *IngestionReject) GetRunId() int64 {
@@ -3301,7 +3578,7 @@ type CreateIngestionJobRequest struct {
 
 func (x *CreateIngestionJobRequest) Reset() {
 	*x = CreateIngestionJobRequest{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[43]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3313,7 +3590,7 @@ func (x *CreateIngestionJobRequest) String() string {
 func (*CreateIngestionJobRequest) ProtoMessage() {}
 
 func (x *CreateIngestionJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[43]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3326,7 +3603,7 @@ func (x *CreateIngestionJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateIngestionJobRequest.ProtoReflect.Descriptor instead.
 func (*CreateIngestionJobRequest) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{43}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *CreateIngestionJobRequest) GetJob() *IngestionJob {
@@ -3347,7 +3624,7 @@ type CreateIngestionJobResponse struct {
 
 func (x *CreateIngestionJobResponse) Reset() {
 	*x = CreateIngestionJobResponse{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[44]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3359,7 +3636,7 @@ func (x *CreateIngestionJobResponse) String() string {
 func (*CreateIngestionJobResponse) ProtoMessage() {}
 
 func (x *CreateIngestionJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[44]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3372,7 +3649,7 @@ func (x *CreateIngestionJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateIngestionJobResponse.ProtoReflect.Descriptor instead.
 func (*CreateIngestionJobResponse) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{44}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *CreateIngestionJobResponse) GetJob() *IngestionJob {
@@ -3393,7 +3670,7 @@ type GetIngestionJobRequest struct {
 
 func (x *GetIngestionJobRequest) Reset() {
 	*x = GetIngestionJobRequest{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[45]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3405,7 +3682,7 @@ func (x *GetIngestionJobRequest) String() string {
 func (*GetIngestionJobRequest) ProtoMessage() {}
 
 func (x *GetIngestionJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[45]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3418,7 +3695,7 @@ func (x *GetIngestionJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetIngestionJobRequest.ProtoReflect.Descriptor instead.
 func (*GetIngestionJobRequest) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{45}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *GetIngestionJobRequest) GetJobId() string {
@@ -3439,7 +3716,7 @@ type GetIngestionJobResponse struct {
 
 func (x *GetIngestionJobResponse) Reset() {
 	*x = GetIngestionJobResponse{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[46]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3451,7 +3728,7 @@ func (x *GetIngestionJobResponse) String() string {
 func (*GetIngestionJobResponse) ProtoMessage() {}
 
 func (x *GetIngestionJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[46]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3464,7 +3741,7 @@ func (x *GetIngestionJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetIngestionJobResponse.ProtoReflect.Descriptor instead.
 func (*GetIngestionJobResponse) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{46}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *GetIngestionJobResponse) GetJob() *IngestionJob {
@@ -3487,7 +3764,7 @@ type ListIngestionJobsRequest struct {
 
 func (x *ListIngestionJobsRequest) Reset() {
 	*x = ListIngestionJobsRequest{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[47]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3499,7 +3776,7 @@ func (x *ListIngestionJobsRequest) String() string {
 func (*ListIngestionJobsRequest) ProtoMessage() {}
 
 func (x *ListIngestionJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[47]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3512,7 +3789,7 @@ func (x *ListIngestionJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListIngestionJobsRequest.ProtoReflect.Descriptor instead.
 func (*ListIngestionJobsRequest) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{47}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ListIngestionJobsRequest) GetPageSize() int32 {
@@ -3542,7 +3819,7 @@ type ListIngestionJobsResponse struct {
 
 func (x *ListIngestionJobsResponse) Reset() {
 	*x = ListIngestionJobsResponse{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[48]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3554,7 +3831,7 @@ func (x *ListIngestionJobsResponse) String() string {
 func (*ListIngestionJobsResponse) ProtoMessage() {}
 
 func (x *ListIngestionJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[48]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3567,7 +3844,7 @@ func (x *ListIngestionJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListIngestionJobsResponse.ProtoReflect.Descriptor instead.
 func (*ListIngestionJobsResponse) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{48}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ListIngestionJobsResponse) GetJobs() []*IngestionJob {
@@ -3599,7 +3876,7 @@ type UpdateIngestionJobRequest struct {
 
 func (x *UpdateIngestionJobRequest) Reset() {
 	*x = UpdateIngestionJobRequest{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[49]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3611,7 +3888,7 @@ func (x *UpdateIngestionJobRequest) String() string {
 func (*UpdateIngestionJobRequest) ProtoMessage() {}
 
 func (x *UpdateIngestionJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[49]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3624,7 +3901,7 @@ func (x *UpdateIngestionJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateIngestionJobRequest.ProtoReflect.Descriptor instead.
 func (*UpdateIngestionJobRequest) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{49}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *UpdateIngestionJobRequest) GetJob() *IngestionJob {
@@ -3652,7 +3929,7 @@ type UpdateIngestionJobResponse struct {
 
 func (x *UpdateIngestionJobResponse) Reset() {
 	*x = UpdateIngestionJobResponse{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[50]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3664,7 +3941,7 @@ func (x *UpdateIngestionJobResponse) String() string {
 func (*UpdateIngestionJobResponse) ProtoMessage() {}
 
 func (x *UpdateIngestionJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[50]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3677,7 +3954,7 @@ func (x *UpdateIngestionJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateIngestionJobResponse.ProtoReflect.Descriptor instead.
 func (*UpdateIngestionJobResponse) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{50}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *UpdateIngestionJobResponse) GetJob() *IngestionJob {
@@ -3698,7 +3975,7 @@ type DeleteIngestionJobRequest struct {
 
 func (x *DeleteIngestionJobRequest) Reset() {
 	*x = DeleteIngestionJobRequest{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[51]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3710,7 +3987,7 @@ func (x *DeleteIngestionJobRequest) String() string {
 func (*DeleteIngestionJobRequest) ProtoMessage() {}
 
 func (x *DeleteIngestionJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[51]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3723,7 +4000,7 @@ func (x *DeleteIngestionJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteIngestionJobRequest.ProtoReflect.Descriptor instead.
 func (*DeleteIngestionJobRequest) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{51}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *DeleteIngestionJobRequest) GetJobId() string {
@@ -3742,7 +4019,7 @@ type DeleteIngestionJobResponse struct {
 
 func (x *DeleteIngestionJobResponse) Reset() {
 	*x = DeleteIngestionJobResponse{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[52]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3754,7 +4031,7 @@ func (x *DeleteIngestionJobResponse) String() string {
 func (*DeleteIngestionJobResponse) ProtoMessage() {}
 
 func (x *DeleteIngestionJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[52]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3767,7 +4044,7 @@ func (x *DeleteIngestionJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteIngestionJobResponse.ProtoReflect.Descriptor instead.
 func (*DeleteIngestionJobResponse) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{52}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{55}
 }
 
 // RunIngestionJobRequest names the job to run now.
@@ -3784,7 +4061,7 @@ type RunIngestionJobRequest struct {
 
 func (x *RunIngestionJobRequest) Reset() {
 	*x = RunIngestionJobRequest{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[53]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3796,7 +4073,7 @@ func (x *RunIngestionJobRequest) String() string {
 func (*RunIngestionJobRequest) ProtoMessage() {}
 
 func (x *RunIngestionJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[53]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3809,7 +4086,7 @@ func (x *RunIngestionJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunIngestionJobRequest.ProtoReflect.Descriptor instead.
 func (*RunIngestionJobRequest) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{53}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *RunIngestionJobRequest) GetJobId() string {
@@ -3837,7 +4114,7 @@ type RunIngestionJobResponse struct {
 
 func (x *RunIngestionJobResponse) Reset() {
 	*x = RunIngestionJobResponse{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[54]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3849,7 +4126,7 @@ func (x *RunIngestionJobResponse) String() string {
 func (*RunIngestionJobResponse) ProtoMessage() {}
 
 func (x *RunIngestionJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[54]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3862,7 +4139,7 @@ func (x *RunIngestionJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunIngestionJobResponse.ProtoReflect.Descriptor instead.
 func (*RunIngestionJobResponse) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{54}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *RunIngestionJobResponse) GetRun() *IngestionRun {
@@ -3890,7 +4167,7 @@ type ListIngestionRunsRequest struct {
 
 func (x *ListIngestionRunsRequest) Reset() {
 	*x = ListIngestionRunsRequest{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[55]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3902,7 +4179,7 @@ func (x *ListIngestionRunsRequest) String() string {
 func (*ListIngestionRunsRequest) ProtoMessage() {}
 
 func (x *ListIngestionRunsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[55]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3915,7 +4192,7 @@ func (x *ListIngestionRunsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListIngestionRunsRequest.ProtoReflect.Descriptor instead.
 func (*ListIngestionRunsRequest) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{55}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ListIngestionRunsRequest) GetJobId() string {
@@ -3959,7 +4236,7 @@ type ListIngestionRunsResponse struct {
 
 func (x *ListIngestionRunsResponse) Reset() {
 	*x = ListIngestionRunsResponse{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[56]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3971,7 +4248,7 @@ func (x *ListIngestionRunsResponse) String() string {
 func (*ListIngestionRunsResponse) ProtoMessage() {}
 
 func (x *ListIngestionRunsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[56]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3984,7 +4261,7 @@ func (x *ListIngestionRunsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListIngestionRunsResponse.ProtoReflect.Descriptor instead.
 func (*ListIngestionRunsResponse) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{56}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ListIngestionRunsResponse) GetRuns() []*IngestionRun {
@@ -4012,7 +4289,7 @@ type GetIngestionRunRequest struct {
 
 func (x *GetIngestionRunRequest) Reset() {
 	*x = GetIngestionRunRequest{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[57]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4024,7 +4301,7 @@ func (x *GetIngestionRunRequest) String() string {
 func (*GetIngestionRunRequest) ProtoMessage() {}
 
 func (x *GetIngestionRunRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[57]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4037,7 +4314,7 @@ func (x *GetIngestionRunRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetIngestionRunRequest.ProtoReflect.Descriptor instead.
 func (*GetIngestionRunRequest) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{57}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *GetIngestionRunRequest) GetRunId() int64 {
@@ -4058,7 +4335,7 @@ type GetIngestionRunResponse struct {
 
 func (x *GetIngestionRunResponse) Reset() {
 	*x = GetIngestionRunResponse{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[58]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4070,7 +4347,7 @@ func (x *GetIngestionRunResponse) String() string {
 func (*GetIngestionRunResponse) ProtoMessage() {}
 
 func (x *GetIngestionRunResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[58]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4083,7 +4360,7 @@ func (x *GetIngestionRunResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetIngestionRunResponse.ProtoReflect.Descriptor instead.
 func (*GetIngestionRunResponse) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{58}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *GetIngestionRunResponse) GetRun() *IngestionRun {
@@ -4104,7 +4381,7 @@ type CancelIngestionRunRequest struct {
 
 func (x *CancelIngestionRunRequest) Reset() {
 	*x = CancelIngestionRunRequest{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[59]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4116,7 +4393,7 @@ func (x *CancelIngestionRunRequest) String() string {
 func (*CancelIngestionRunRequest) ProtoMessage() {}
 
 func (x *CancelIngestionRunRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[59]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4129,7 +4406,7 @@ func (x *CancelIngestionRunRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelIngestionRunRequest.ProtoReflect.Descriptor instead.
 func (*CancelIngestionRunRequest) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{59}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *CancelIngestionRunRequest) GetRunId() int64 {
@@ -4150,7 +4427,7 @@ type CancelIngestionRunResponse struct {
 
 func (x *CancelIngestionRunResponse) Reset() {
 	*x = CancelIngestionRunResponse{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[60]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4162,7 +4439,7 @@ func (x *CancelIngestionRunResponse) String() string {
 func (*CancelIngestionRunResponse) ProtoMessage() {}
 
 func (x *CancelIngestionRunResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[60]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4175,7 +4452,7 @@ func (x *CancelIngestionRunResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelIngestionRunResponse.ProtoReflect.Descriptor instead.
 func (*CancelIngestionRunResponse) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{60}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *CancelIngestionRunResponse) GetRun() *IngestionRun {
@@ -4200,7 +4477,7 @@ type ListIngestionRejectsRequest struct {
 
 func (x *ListIngestionRejectsRequest) Reset() {
 	*x = ListIngestionRejectsRequest{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[61]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4212,7 +4489,7 @@ func (x *ListIngestionRejectsRequest) String() string {
 func (*ListIngestionRejectsRequest) ProtoMessage() {}
 
 func (x *ListIngestionRejectsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[61]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4225,7 +4502,7 @@ func (x *ListIngestionRejectsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListIngestionRejectsRequest.ProtoReflect.Descriptor instead.
 func (*ListIngestionRejectsRequest) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{61}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *ListIngestionRejectsRequest) GetRunId() int64 {
@@ -4262,7 +4539,7 @@ type ListIngestionRejectsResponse struct {
 
 func (x *ListIngestionRejectsResponse) Reset() {
 	*x = ListIngestionRejectsResponse{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[62]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4274,7 +4551,7 @@ func (x *ListIngestionRejectsResponse) String() string {
 func (*ListIngestionRejectsResponse) ProtoMessage() {}
 
 func (x *ListIngestionRejectsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[62]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4287,7 +4564,7 @@ func (x *ListIngestionRejectsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListIngestionRejectsResponse.ProtoReflect.Descriptor instead.
 func (*ListIngestionRejectsResponse) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{62}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *ListIngestionRejectsResponse) GetRejects() []*IngestionReject {
@@ -4441,9 +4718,10 @@ const file_pgfleet_stock_v1_stock_proto_rawDesc = "" +
 	"\n" +
 	"batch_size\x18\x04 \x01(\x05R\tbatchSize\"G\n" +
 	"\x14StreamPricesResponse\x12/\n" +
-	"\x06prices\x18\x01 \x03(\v2\x17.pgfleet.stock.v1.PriceR\x06prices\"7\n" +
+	"\x06prices\x18\x01 \x03(\v2\x17.pgfleet.stock.v1.PriceR\x06prices\"h\n" +
 	"\x16GetLatestPricesRequest\x12\x1d\n" +
-	"\asymbols\x18\x01 \x03(\tB\x03\xe0A\x02R\asymbols\"s\n" +
+	"\asymbols\x18\x01 \x03(\tB\x03\xe0A\x02R\asymbols\x12/\n" +
+	"\x05as_of\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04asOf\"s\n" +
 	"\x17GetLatestPricesResponse\x12/\n" +
 	"\x06prices\x18\x01 \x03(\v2\x17.pgfleet.stock.v1.PriceR\x06prices\x12'\n" +
 	"\x0fmissing_symbols\x18\x02 \x03(\tR\x0emissingSymbols\"\x8b\x01\n" +
@@ -4469,7 +4747,29 @@ const file_pgfleet_stock_v1_stock_proto_rawDesc = "" +
 	"page_token\x18\x04 \x01(\tR\tpageToken\"\x9b\x01\n" +
 	"!ListRecommendationHistoryResponse\x12N\n" +
 	"\x0frecommendations\x18\x01 \x03(\v2$.pgfleet.stock.v1.PastRecommendationR\x0frecommendations\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"9\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x8c\x01\n" +
+	"\"GetRecommendationScoreboardRequest\x12#\n" +
+	"\rhorizons_days\x18\x01 \x03(\x05R\fhorizonsDays\x12\x16\n" +
+	"\x06filter\x18\x02 \x01(\tR\x06filter\x12)\n" +
+	"\x10benchmark_symbol\x18\x03 \x01(\tR\x0fbenchmarkSymbol\"d\n" +
+	"#GetRecommendationScoreboardResponse\x12=\n" +
+	"\x06scores\x18\x01 \x03(\v2%.pgfleet.stock.v1.RecommendationScoreR\x06scores\"\x9d\x04\n" +
+	"\x13RecommendationScore\x12\x16\n" +
+	"\x06source\x18\x01 \x01(\tR\x06source\x12#\n" +
+	"\rmodel_version\x18\x02 \x01(\tR\fmodelVersion\x12!\n" +
+	"\fhorizon_days\x18\x03 \x01(\x05R\vhorizonDays\x12!\n" +
+	"\fscored_count\x18\x04 \x01(\x03R\vscoredCount\x12#\n" +
+	"\rpending_count\x18\x05 \x01(\x03R\fpendingCount\x12\x1d\n" +
+	"\n" +
+	"hold_count\x18\x06 \x01(\x03R\tholdCount\x12%\n" +
+	"\x0eunscored_count\x18\a \x01(\x03R\runscoredCount\x12\x1e\n" +
+	"\bhit_rate\x18\b \x01(\x01H\x00R\ahitRate\x88\x01\x01\x12%\n" +
+	"\x0eaverage_return\x18\t \x01(\tR\raverageReturn\x122\n" +
+	"\x15average_excess_return\x18\n" +
+	" \x01(\tR\x13averageExcessReturn\x12H\n" +
+	"\x12first_predict_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x10firstPredictTime\x12F\n" +
+	"\x11last_predict_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\x0flastPredictTimeB\v\n" +
+	"\t_hit_rate\"9\n" +
 	"\x18WatchLatestPricesRequest\x12\x1d\n" +
 	"\asymbols\x18\x01 \x03(\tB\x03\xe0A\x02R\asymbols\"u\n" +
 	"\x19WatchLatestPricesResponse\x12/\n" +
@@ -4615,7 +4915,7 @@ const file_pgfleet_stock_v1_stock_proto_rawDesc = "" +
 	"\x10IngestionTrigger\x12!\n" +
 	"\x1dINGESTION_TRIGGER_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aINGESTION_TRIGGER_SCHEDULE\x10\x01\x12\x1c\n" +
-	"\x18INGESTION_TRIGGER_MANUAL\x10\x022\xb5\x15\n" +
+	"\x18INGESTION_TRIGGER_MANUAL\x10\x022\xc7\x16\n" +
 	"\fStockService\x12V\n" +
 	"\bGetStock\x12!.pgfleet.stock.v1.GetStockRequest\x1a\".pgfleet.stock.v1.GetStockResponse\"\x03\x90\x02\x01\x12\\\n" +
 	"\n" +
@@ -4641,7 +4941,8 @@ const file_pgfleet_stock_v1_stock_proto_rawDesc = "" +
 	"\x11ListIngestionRuns\x12*.pgfleet.stock.v1.ListIngestionRunsRequest\x1a+.pgfleet.stock.v1.ListIngestionRunsResponse\"\x03\x90\x02\x01\x12k\n" +
 	"\x0fGetIngestionRun\x12(.pgfleet.stock.v1.GetIngestionRunRequest\x1a).pgfleet.stock.v1.GetIngestionRunResponse\"\x03\x90\x02\x01\x12o\n" +
 	"\x12CancelIngestionRun\x12+.pgfleet.stock.v1.CancelIngestionRunRequest\x1a,.pgfleet.stock.v1.CancelIngestionRunResponse\x12z\n" +
-	"\x14ListIngestionRejects\x12-.pgfleet.stock.v1.ListIngestionRejectsRequest\x1a..pgfleet.stock.v1.ListIngestionRejectsResponse\"\x03\x90\x02\x01\x12s\n" +
+	"\x14ListIngestionRejects\x12-.pgfleet.stock.v1.ListIngestionRejectsRequest\x1a..pgfleet.stock.v1.ListIngestionRejectsResponse\"\x03\x90\x02\x01\x12\x8f\x01\n" +
+	"\x1bGetRecommendationScoreboard\x124.pgfleet.stock.v1.GetRecommendationScoreboardRequest\x1a5.pgfleet.stock.v1.GetRecommendationScoreboardResponse\"\x03\x90\x02\x01\x12s\n" +
 	"\x11WatchLatestPrices\x12*.pgfleet.stock.v1.WatchLatestPricesRequest\x1a+.pgfleet.stock.v1.WatchLatestPricesResponse\"\x03\x90\x02\x010\x01\x12p\n" +
 	"\x10WatchStockEvents\x12).pgfleet.stock.v1.WatchStockEventsRequest\x1a*.pgfleet.stock.v1.WatchStockEventsResponse\"\x03\x90\x02\x010\x01B9Z7github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1;stockv1b\x06proto3"
 
@@ -4658,196 +4959,205 @@ func file_pgfleet_stock_v1_stock_proto_rawDescGZIP() []byte {
 }
 
 var file_pgfleet_stock_v1_stock_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_pgfleet_stock_v1_stock_proto_msgTypes = make([]protoimpl.MessageInfo, 63)
+var file_pgfleet_stock_v1_stock_proto_msgTypes = make([]protoimpl.MessageInfo, 66)
 var file_pgfleet_stock_v1_stock_proto_goTypes = []any{
-	(Action)(0),                               // 0: pgfleet.stock.v1.Action
-	(Interval)(0),                             // 1: pgfleet.stock.v1.Interval
-	(IngestionSource)(0),                      // 2: pgfleet.stock.v1.IngestionSource
-	(IngestionRunState)(0),                    // 3: pgfleet.stock.v1.IngestionRunState
-	(IngestionTrigger)(0),                     // 4: pgfleet.stock.v1.IngestionTrigger
-	(*Stock)(nil),                             // 5: pgfleet.stock.v1.Stock
-	(*Price)(nil),                             // 6: pgfleet.stock.v1.Price
-	(*Recommendation)(nil),                    // 7: pgfleet.stock.v1.Recommendation
-	(*PastRecommendation)(nil),                // 8: pgfleet.stock.v1.PastRecommendation
-	(*GetStockRequest)(nil),                   // 9: pgfleet.stock.v1.GetStockRequest
-	(*GetStockResponse)(nil),                  // 10: pgfleet.stock.v1.GetStockResponse
-	(*ListStocksRequest)(nil),                 // 11: pgfleet.stock.v1.ListStocksRequest
-	(*ListStocksResponse)(nil),                // 12: pgfleet.stock.v1.ListStocksResponse
-	(*BatchGetStocksRequest)(nil),             // 13: pgfleet.stock.v1.BatchGetStocksRequest
-	(*BatchGetStocksResponse)(nil),            // 14: pgfleet.stock.v1.BatchGetStocksResponse
-	(*UpsertStocksRequest)(nil),               // 15: pgfleet.stock.v1.UpsertStocksRequest
-	(*UpsertStocksResponse)(nil),              // 16: pgfleet.stock.v1.UpsertStocksResponse
-	(*DeleteStockRequest)(nil),                // 17: pgfleet.stock.v1.DeleteStockRequest
-	(*DeleteStockResponse)(nil),               // 18: pgfleet.stock.v1.DeleteStockResponse
-	(*IngestPricesRequest)(nil),               // 19: pgfleet.stock.v1.IngestPricesRequest
-	(*AppendOnly)(nil),                        // 20: pgfleet.stock.v1.AppendOnly
-	(*IngestPricesResponse)(nil),              // 21: pgfleet.stock.v1.IngestPricesResponse
-	(*ListPricesRequest)(nil),                 // 22: pgfleet.stock.v1.ListPricesRequest
-	(*ListPricesResponse)(nil),                // 23: pgfleet.stock.v1.ListPricesResponse
-	(*ListBarsRequest)(nil),                   // 24: pgfleet.stock.v1.ListBarsRequest
-	(*ListBarsResponse)(nil),                  // 25: pgfleet.stock.v1.ListBarsResponse
-	(*Bar)(nil),                               // 26: pgfleet.stock.v1.Bar
-	(*StreamPricesRequest)(nil),               // 27: pgfleet.stock.v1.StreamPricesRequest
-	(*StreamPricesResponse)(nil),              // 28: pgfleet.stock.v1.StreamPricesResponse
-	(*GetLatestPricesRequest)(nil),            // 29: pgfleet.stock.v1.GetLatestPricesRequest
-	(*GetLatestPricesResponse)(nil),           // 30: pgfleet.stock.v1.GetLatestPricesResponse
-	(*ListRecommendationsRequest)(nil),        // 31: pgfleet.stock.v1.ListRecommendationsRequest
-	(*ListRecommendationsResponse)(nil),       // 32: pgfleet.stock.v1.ListRecommendationsResponse
-	(*UpsertRecommendationsRequest)(nil),      // 33: pgfleet.stock.v1.UpsertRecommendationsRequest
-	(*UpsertRecommendationsResponse)(nil),     // 34: pgfleet.stock.v1.UpsertRecommendationsResponse
-	(*ListRecommendationHistoryRequest)(nil),  // 35: pgfleet.stock.v1.ListRecommendationHistoryRequest
-	(*ListRecommendationHistoryResponse)(nil), // 36: pgfleet.stock.v1.ListRecommendationHistoryResponse
-	(*WatchLatestPricesRequest)(nil),          // 37: pgfleet.stock.v1.WatchLatestPricesRequest
-	(*WatchLatestPricesResponse)(nil),         // 38: pgfleet.stock.v1.WatchLatestPricesResponse
-	(*WatchStockEventsRequest)(nil),           // 39: pgfleet.stock.v1.WatchStockEventsRequest
-	(*WatchStockEventsResponse)(nil),          // 40: pgfleet.stock.v1.WatchStockEventsResponse
-	(*LatestPriceChanged)(nil),                // 41: pgfleet.stock.v1.LatestPriceChanged
-	(*StockChanged)(nil),                      // 42: pgfleet.stock.v1.StockChanged
-	(*StockDeleted)(nil),                      // 43: pgfleet.stock.v1.StockDeleted
-	(*RecommendationChanged)(nil),             // 44: pgfleet.stock.v1.RecommendationChanged
-	(*IngestionJob)(nil),                      // 45: pgfleet.stock.v1.IngestionJob
-	(*IngestionRun)(nil),                      // 46: pgfleet.stock.v1.IngestionRun
-	(*IngestionReject)(nil),                   // 47: pgfleet.stock.v1.IngestionReject
-	(*CreateIngestionJobRequest)(nil),         // 48: pgfleet.stock.v1.CreateIngestionJobRequest
-	(*CreateIngestionJobResponse)(nil),        // 49: pgfleet.stock.v1.CreateIngestionJobResponse
-	(*GetIngestionJobRequest)(nil),            // 50: pgfleet.stock.v1.GetIngestionJobRequest
-	(*GetIngestionJobResponse)(nil),           // 51: pgfleet.stock.v1.GetIngestionJobResponse
-	(*ListIngestionJobsRequest)(nil),          // 52: pgfleet.stock.v1.ListIngestionJobsRequest
-	(*ListIngestionJobsResponse)(nil),         // 53: pgfleet.stock.v1.ListIngestionJobsResponse
-	(*UpdateIngestionJobRequest)(nil),         // 54: pgfleet.stock.v1.UpdateIngestionJobRequest
-	(*UpdateIngestionJobResponse)(nil),        // 55: pgfleet.stock.v1.UpdateIngestionJobResponse
-	(*DeleteIngestionJobRequest)(nil),         // 56: pgfleet.stock.v1.DeleteIngestionJobRequest
-	(*DeleteIngestionJobResponse)(nil),        // 57: pgfleet.stock.v1.DeleteIngestionJobResponse
-	(*RunIngestionJobRequest)(nil),            // 58: pgfleet.stock.v1.RunIngestionJobRequest
-	(*RunIngestionJobResponse)(nil),           // 59: pgfleet.stock.v1.RunIngestionJobResponse
-	(*ListIngestionRunsRequest)(nil),          // 60: pgfleet.stock.v1.ListIngestionRunsRequest
-	(*ListIngestionRunsResponse)(nil),         // 61: pgfleet.stock.v1.ListIngestionRunsResponse
-	(*GetIngestionRunRequest)(nil),            // 62: pgfleet.stock.v1.GetIngestionRunRequest
-	(*GetIngestionRunResponse)(nil),           // 63: pgfleet.stock.v1.GetIngestionRunResponse
-	(*CancelIngestionRunRequest)(nil),         // 64: pgfleet.stock.v1.CancelIngestionRunRequest
-	(*CancelIngestionRunResponse)(nil),        // 65: pgfleet.stock.v1.CancelIngestionRunResponse
-	(*ListIngestionRejectsRequest)(nil),       // 66: pgfleet.stock.v1.ListIngestionRejectsRequest
-	(*ListIngestionRejectsResponse)(nil),      // 67: pgfleet.stock.v1.ListIngestionRejectsResponse
-	(*timestamppb.Timestamp)(nil),             // 68: google.protobuf.Timestamp
-	(*v1.Event)(nil),                          // 69: pgfleet.ops.v1.Event
-	(*fieldmaskpb.FieldMask)(nil),             // 70: google.protobuf.FieldMask
+	(Action)(0),                                 // 0: pgfleet.stock.v1.Action
+	(Interval)(0),                               // 1: pgfleet.stock.v1.Interval
+	(IngestionSource)(0),                        // 2: pgfleet.stock.v1.IngestionSource
+	(IngestionRunState)(0),                      // 3: pgfleet.stock.v1.IngestionRunState
+	(IngestionTrigger)(0),                       // 4: pgfleet.stock.v1.IngestionTrigger
+	(*Stock)(nil),                               // 5: pgfleet.stock.v1.Stock
+	(*Price)(nil),                               // 6: pgfleet.stock.v1.Price
+	(*Recommendation)(nil),                      // 7: pgfleet.stock.v1.Recommendation
+	(*PastRecommendation)(nil),                  // 8: pgfleet.stock.v1.PastRecommendation
+	(*GetStockRequest)(nil),                     // 9: pgfleet.stock.v1.GetStockRequest
+	(*GetStockResponse)(nil),                    // 10: pgfleet.stock.v1.GetStockResponse
+	(*ListStocksRequest)(nil),                   // 11: pgfleet.stock.v1.ListStocksRequest
+	(*ListStocksResponse)(nil),                  // 12: pgfleet.stock.v1.ListStocksResponse
+	(*BatchGetStocksRequest)(nil),               // 13: pgfleet.stock.v1.BatchGetStocksRequest
+	(*BatchGetStocksResponse)(nil),              // 14: pgfleet.stock.v1.BatchGetStocksResponse
+	(*UpsertStocksRequest)(nil),                 // 15: pgfleet.stock.v1.UpsertStocksRequest
+	(*UpsertStocksResponse)(nil),                // 16: pgfleet.stock.v1.UpsertStocksResponse
+	(*DeleteStockRequest)(nil),                  // 17: pgfleet.stock.v1.DeleteStockRequest
+	(*DeleteStockResponse)(nil),                 // 18: pgfleet.stock.v1.DeleteStockResponse
+	(*IngestPricesRequest)(nil),                 // 19: pgfleet.stock.v1.IngestPricesRequest
+	(*AppendOnly)(nil),                          // 20: pgfleet.stock.v1.AppendOnly
+	(*IngestPricesResponse)(nil),                // 21: pgfleet.stock.v1.IngestPricesResponse
+	(*ListPricesRequest)(nil),                   // 22: pgfleet.stock.v1.ListPricesRequest
+	(*ListPricesResponse)(nil),                  // 23: pgfleet.stock.v1.ListPricesResponse
+	(*ListBarsRequest)(nil),                     // 24: pgfleet.stock.v1.ListBarsRequest
+	(*ListBarsResponse)(nil),                    // 25: pgfleet.stock.v1.ListBarsResponse
+	(*Bar)(nil),                                 // 26: pgfleet.stock.v1.Bar
+	(*StreamPricesRequest)(nil),                 // 27: pgfleet.stock.v1.StreamPricesRequest
+	(*StreamPricesResponse)(nil),                // 28: pgfleet.stock.v1.StreamPricesResponse
+	(*GetLatestPricesRequest)(nil),              // 29: pgfleet.stock.v1.GetLatestPricesRequest
+	(*GetLatestPricesResponse)(nil),             // 30: pgfleet.stock.v1.GetLatestPricesResponse
+	(*ListRecommendationsRequest)(nil),          // 31: pgfleet.stock.v1.ListRecommendationsRequest
+	(*ListRecommendationsResponse)(nil),         // 32: pgfleet.stock.v1.ListRecommendationsResponse
+	(*UpsertRecommendationsRequest)(nil),        // 33: pgfleet.stock.v1.UpsertRecommendationsRequest
+	(*UpsertRecommendationsResponse)(nil),       // 34: pgfleet.stock.v1.UpsertRecommendationsResponse
+	(*ListRecommendationHistoryRequest)(nil),    // 35: pgfleet.stock.v1.ListRecommendationHistoryRequest
+	(*ListRecommendationHistoryResponse)(nil),   // 36: pgfleet.stock.v1.ListRecommendationHistoryResponse
+	(*GetRecommendationScoreboardRequest)(nil),  // 37: pgfleet.stock.v1.GetRecommendationScoreboardRequest
+	(*GetRecommendationScoreboardResponse)(nil), // 38: pgfleet.stock.v1.GetRecommendationScoreboardResponse
+	(*RecommendationScore)(nil),                 // 39: pgfleet.stock.v1.RecommendationScore
+	(*WatchLatestPricesRequest)(nil),            // 40: pgfleet.stock.v1.WatchLatestPricesRequest
+	(*WatchLatestPricesResponse)(nil),           // 41: pgfleet.stock.v1.WatchLatestPricesResponse
+	(*WatchStockEventsRequest)(nil),             // 42: pgfleet.stock.v1.WatchStockEventsRequest
+	(*WatchStockEventsResponse)(nil),            // 43: pgfleet.stock.v1.WatchStockEventsResponse
+	(*LatestPriceChanged)(nil),                  // 44: pgfleet.stock.v1.LatestPriceChanged
+	(*StockChanged)(nil),                        // 45: pgfleet.stock.v1.StockChanged
+	(*StockDeleted)(nil),                        // 46: pgfleet.stock.v1.StockDeleted
+	(*RecommendationChanged)(nil),               // 47: pgfleet.stock.v1.RecommendationChanged
+	(*IngestionJob)(nil),                        // 48: pgfleet.stock.v1.IngestionJob
+	(*IngestionRun)(nil),                        // 49: pgfleet.stock.v1.IngestionRun
+	(*IngestionReject)(nil),                     // 50: pgfleet.stock.v1.IngestionReject
+	(*CreateIngestionJobRequest)(nil),           // 51: pgfleet.stock.v1.CreateIngestionJobRequest
+	(*CreateIngestionJobResponse)(nil),          // 52: pgfleet.stock.v1.CreateIngestionJobResponse
+	(*GetIngestionJobRequest)(nil),              // 53: pgfleet.stock.v1.GetIngestionJobRequest
+	(*GetIngestionJobResponse)(nil),             // 54: pgfleet.stock.v1.GetIngestionJobResponse
+	(*ListIngestionJobsRequest)(nil),            // 55: pgfleet.stock.v1.ListIngestionJobsRequest
+	(*ListIngestionJobsResponse)(nil),           // 56: pgfleet.stock.v1.ListIngestionJobsResponse
+	(*UpdateIngestionJobRequest)(nil),           // 57: pgfleet.stock.v1.UpdateIngestionJobRequest
+	(*UpdateIngestionJobResponse)(nil),          // 58: pgfleet.stock.v1.UpdateIngestionJobResponse
+	(*DeleteIngestionJobRequest)(nil),           // 59: pgfleet.stock.v1.DeleteIngestionJobRequest
+	(*DeleteIngestionJobResponse)(nil),          // 60: pgfleet.stock.v1.DeleteIngestionJobResponse
+	(*RunIngestionJobRequest)(nil),              // 61: pgfleet.stock.v1.RunIngestionJobRequest
+	(*RunIngestionJobResponse)(nil),             // 62: pgfleet.stock.v1.RunIngestionJobResponse
+	(*ListIngestionRunsRequest)(nil),            // 63: pgfleet.stock.v1.ListIngestionRunsRequest
+	(*ListIngestionRunsResponse)(nil),           // 64: pgfleet.stock.v1.ListIngestionRunsResponse
+	(*GetIngestionRunRequest)(nil),              // 65: pgfleet.stock.v1.GetIngestionRunRequest
+	(*GetIngestionRunResponse)(nil),             // 66: pgfleet.stock.v1.GetIngestionRunResponse
+	(*CancelIngestionRunRequest)(nil),           // 67: pgfleet.stock.v1.CancelIngestionRunRequest
+	(*CancelIngestionRunResponse)(nil),          // 68: pgfleet.stock.v1.CancelIngestionRunResponse
+	(*ListIngestionRejectsRequest)(nil),         // 69: pgfleet.stock.v1.ListIngestionRejectsRequest
+	(*ListIngestionRejectsResponse)(nil),        // 70: pgfleet.stock.v1.ListIngestionRejectsResponse
+	(*timestamppb.Timestamp)(nil),               // 71: google.protobuf.Timestamp
+	(*v1.Event)(nil),                            // 72: pgfleet.ops.v1.Event
+	(*fieldmaskpb.FieldMask)(nil),               // 73: google.protobuf.FieldMask
 }
 var file_pgfleet_stock_v1_stock_proto_depIdxs = []int32{
-	68, // 0: pgfleet.stock.v1.Stock.create_time:type_name -> google.protobuf.Timestamp
-	68, // 1: pgfleet.stock.v1.Stock.update_time:type_name -> google.protobuf.Timestamp
-	68, // 2: pgfleet.stock.v1.Price.time:type_name -> google.protobuf.Timestamp
-	68, // 3: pgfleet.stock.v1.Price.delist_time:type_name -> google.protobuf.Timestamp
+	71, // 0: pgfleet.stock.v1.Stock.create_time:type_name -> google.protobuf.Timestamp
+	71, // 1: pgfleet.stock.v1.Stock.update_time:type_name -> google.protobuf.Timestamp
+	71, // 2: pgfleet.stock.v1.Price.time:type_name -> google.protobuf.Timestamp
+	71, // 3: pgfleet.stock.v1.Price.delist_time:type_name -> google.protobuf.Timestamp
 	0,  // 4: pgfleet.stock.v1.Recommendation.action:type_name -> pgfleet.stock.v1.Action
-	68, // 5: pgfleet.stock.v1.Recommendation.create_time:type_name -> google.protobuf.Timestamp
-	68, // 6: pgfleet.stock.v1.Recommendation.update_time:type_name -> google.protobuf.Timestamp
-	68, // 7: pgfleet.stock.v1.Recommendation.predict_time:type_name -> google.protobuf.Timestamp
+	71, // 5: pgfleet.stock.v1.Recommendation.create_time:type_name -> google.protobuf.Timestamp
+	71, // 6: pgfleet.stock.v1.Recommendation.update_time:type_name -> google.protobuf.Timestamp
+	71, // 7: pgfleet.stock.v1.Recommendation.predict_time:type_name -> google.protobuf.Timestamp
 	0,  // 8: pgfleet.stock.v1.PastRecommendation.action:type_name -> pgfleet.stock.v1.Action
-	68, // 9: pgfleet.stock.v1.PastRecommendation.predict_time:type_name -> google.protobuf.Timestamp
-	68, // 10: pgfleet.stock.v1.PastRecommendation.record_time:type_name -> google.protobuf.Timestamp
+	71, // 9: pgfleet.stock.v1.PastRecommendation.predict_time:type_name -> google.protobuf.Timestamp
+	71, // 10: pgfleet.stock.v1.PastRecommendation.record_time:type_name -> google.protobuf.Timestamp
 	5,  // 11: pgfleet.stock.v1.GetStockResponse.stock:type_name -> pgfleet.stock.v1.Stock
 	5,  // 12: pgfleet.stock.v1.ListStocksResponse.stocks:type_name -> pgfleet.stock.v1.Stock
 	5,  // 13: pgfleet.stock.v1.BatchGetStocksResponse.stocks:type_name -> pgfleet.stock.v1.Stock
 	5,  // 14: pgfleet.stock.v1.UpsertStocksRequest.stocks:type_name -> pgfleet.stock.v1.Stock
 	6,  // 15: pgfleet.stock.v1.IngestPricesRequest.prices:type_name -> pgfleet.stock.v1.Price
 	20, // 16: pgfleet.stock.v1.IngestPricesRequest.append_only:type_name -> pgfleet.stock.v1.AppendOnly
-	68, // 17: pgfleet.stock.v1.ListPricesRequest.start_time:type_name -> google.protobuf.Timestamp
-	68, // 18: pgfleet.stock.v1.ListPricesRequest.end_time:type_name -> google.protobuf.Timestamp
+	71, // 17: pgfleet.stock.v1.ListPricesRequest.start_time:type_name -> google.protobuf.Timestamp
+	71, // 18: pgfleet.stock.v1.ListPricesRequest.end_time:type_name -> google.protobuf.Timestamp
 	6,  // 19: pgfleet.stock.v1.ListPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
 	1,  // 20: pgfleet.stock.v1.ListBarsRequest.interval:type_name -> pgfleet.stock.v1.Interval
-	68, // 21: pgfleet.stock.v1.ListBarsRequest.start_time:type_name -> google.protobuf.Timestamp
-	68, // 22: pgfleet.stock.v1.ListBarsRequest.end_time:type_name -> google.protobuf.Timestamp
+	71, // 21: pgfleet.stock.v1.ListBarsRequest.start_time:type_name -> google.protobuf.Timestamp
+	71, // 22: pgfleet.stock.v1.ListBarsRequest.end_time:type_name -> google.protobuf.Timestamp
 	26, // 23: pgfleet.stock.v1.ListBarsResponse.bars:type_name -> pgfleet.stock.v1.Bar
-	68, // 24: pgfleet.stock.v1.Bar.start_time:type_name -> google.protobuf.Timestamp
-	68, // 25: pgfleet.stock.v1.StreamPricesRequest.start_time:type_name -> google.protobuf.Timestamp
-	68, // 26: pgfleet.stock.v1.StreamPricesRequest.end_time:type_name -> google.protobuf.Timestamp
+	71, // 24: pgfleet.stock.v1.Bar.start_time:type_name -> google.protobuf.Timestamp
+	71, // 25: pgfleet.stock.v1.StreamPricesRequest.start_time:type_name -> google.protobuf.Timestamp
+	71, // 26: pgfleet.stock.v1.StreamPricesRequest.end_time:type_name -> google.protobuf.Timestamp
 	6,  // 27: pgfleet.stock.v1.StreamPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
-	6,  // 28: pgfleet.stock.v1.GetLatestPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
-	7,  // 29: pgfleet.stock.v1.ListRecommendationsResponse.recommendations:type_name -> pgfleet.stock.v1.Recommendation
-	7,  // 30: pgfleet.stock.v1.UpsertRecommendationsRequest.recommendations:type_name -> pgfleet.stock.v1.Recommendation
-	8,  // 31: pgfleet.stock.v1.ListRecommendationHistoryResponse.recommendations:type_name -> pgfleet.stock.v1.PastRecommendation
-	6,  // 32: pgfleet.stock.v1.WatchLatestPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
-	69, // 33: pgfleet.stock.v1.WatchStockEventsResponse.events:type_name -> pgfleet.ops.v1.Event
-	6,  // 34: pgfleet.stock.v1.LatestPriceChanged.price:type_name -> pgfleet.stock.v1.Price
-	5,  // 35: pgfleet.stock.v1.StockChanged.stock:type_name -> pgfleet.stock.v1.Stock
-	68, // 36: pgfleet.stock.v1.StockDeleted.delist_time:type_name -> google.protobuf.Timestamp
-	7,  // 37: pgfleet.stock.v1.RecommendationChanged.recommendation:type_name -> pgfleet.stock.v1.Recommendation
-	2,  // 38: pgfleet.stock.v1.IngestionJob.source:type_name -> pgfleet.stock.v1.IngestionSource
-	68, // 39: pgfleet.stock.v1.IngestionJob.create_time:type_name -> google.protobuf.Timestamp
-	68, // 40: pgfleet.stock.v1.IngestionJob.update_time:type_name -> google.protobuf.Timestamp
-	68, // 41: pgfleet.stock.v1.IngestionJob.next_run_time:type_name -> google.protobuf.Timestamp
-	4,  // 42: pgfleet.stock.v1.IngestionRun.trigger:type_name -> pgfleet.stock.v1.IngestionTrigger
-	3,  // 43: pgfleet.stock.v1.IngestionRun.state:type_name -> pgfleet.stock.v1.IngestionRunState
-	68, // 44: pgfleet.stock.v1.IngestionRun.scheduled_time:type_name -> google.protobuf.Timestamp
-	68, // 45: pgfleet.stock.v1.IngestionRun.start_time:type_name -> google.protobuf.Timestamp
-	68, // 46: pgfleet.stock.v1.IngestionRun.end_time:type_name -> google.protobuf.Timestamp
-	68, // 47: pgfleet.stock.v1.IngestionRun.next_attempt_time:type_name -> google.protobuf.Timestamp
-	45, // 48: pgfleet.stock.v1.CreateIngestionJobRequest.job:type_name -> pgfleet.stock.v1.IngestionJob
-	45, // 49: pgfleet.stock.v1.CreateIngestionJobResponse.job:type_name -> pgfleet.stock.v1.IngestionJob
-	45, // 50: pgfleet.stock.v1.GetIngestionJobResponse.job:type_name -> pgfleet.stock.v1.IngestionJob
-	45, // 51: pgfleet.stock.v1.ListIngestionJobsResponse.jobs:type_name -> pgfleet.stock.v1.IngestionJob
-	45, // 52: pgfleet.stock.v1.UpdateIngestionJobRequest.job:type_name -> pgfleet.stock.v1.IngestionJob
-	70, // 53: pgfleet.stock.v1.UpdateIngestionJobRequest.update_mask:type_name -> google.protobuf.FieldMask
-	45, // 54: pgfleet.stock.v1.UpdateIngestionJobResponse.job:type_name -> pgfleet.stock.v1.IngestionJob
-	46, // 55: pgfleet.stock.v1.RunIngestionJobResponse.run:type_name -> pgfleet.stock.v1.IngestionRun
-	46, // 56: pgfleet.stock.v1.ListIngestionRunsResponse.runs:type_name -> pgfleet.stock.v1.IngestionRun
-	46, // 57: pgfleet.stock.v1.GetIngestionRunResponse.run:type_name -> pgfleet.stock.v1.IngestionRun
-	46, // 58: pgfleet.stock.v1.CancelIngestionRunResponse.run:type_name -> pgfleet.stock.v1.IngestionRun
-	47, // 59: pgfleet.stock.v1.ListIngestionRejectsResponse.rejects:type_name -> pgfleet.stock.v1.IngestionReject
-	9,  // 60: pgfleet.stock.v1.StockService.GetStock:input_type -> pgfleet.stock.v1.GetStockRequest
-	11, // 61: pgfleet.stock.v1.StockService.ListStocks:input_type -> pgfleet.stock.v1.ListStocksRequest
-	13, // 62: pgfleet.stock.v1.StockService.BatchGetStocks:input_type -> pgfleet.stock.v1.BatchGetStocksRequest
-	15, // 63: pgfleet.stock.v1.StockService.UpsertStocks:input_type -> pgfleet.stock.v1.UpsertStocksRequest
-	17, // 64: pgfleet.stock.v1.StockService.DeleteStock:input_type -> pgfleet.stock.v1.DeleteStockRequest
-	19, // 65: pgfleet.stock.v1.StockService.IngestPrices:input_type -> pgfleet.stock.v1.IngestPricesRequest
-	22, // 66: pgfleet.stock.v1.StockService.ListPrices:input_type -> pgfleet.stock.v1.ListPricesRequest
-	24, // 67: pgfleet.stock.v1.StockService.ListBars:input_type -> pgfleet.stock.v1.ListBarsRequest
-	27, // 68: pgfleet.stock.v1.StockService.StreamPrices:input_type -> pgfleet.stock.v1.StreamPricesRequest
-	29, // 69: pgfleet.stock.v1.StockService.GetLatestPrices:input_type -> pgfleet.stock.v1.GetLatestPricesRequest
-	31, // 70: pgfleet.stock.v1.StockService.ListRecommendations:input_type -> pgfleet.stock.v1.ListRecommendationsRequest
-	33, // 71: pgfleet.stock.v1.StockService.UpsertRecommendations:input_type -> pgfleet.stock.v1.UpsertRecommendationsRequest
-	35, // 72: pgfleet.stock.v1.StockService.ListRecommendationHistory:input_type -> pgfleet.stock.v1.ListRecommendationHistoryRequest
-	48, // 73: pgfleet.stock.v1.StockService.CreateIngestionJob:input_type -> pgfleet.stock.v1.CreateIngestionJobRequest
-	50, // 74: pgfleet.stock.v1.StockService.GetIngestionJob:input_type -> pgfleet.stock.v1.GetIngestionJobRequest
-	52, // 75: pgfleet.stock.v1.StockService.ListIngestionJobs:input_type -> pgfleet.stock.v1.ListIngestionJobsRequest
-	54, // 76: pgfleet.stock.v1.StockService.UpdateIngestionJob:input_type -> pgfleet.stock.v1.UpdateIngestionJobRequest
-	56, // 77: pgfleet.stock.v1.StockService.DeleteIngestionJob:input_type -> pgfleet.stock.v1.DeleteIngestionJobRequest
-	58, // 78: pgfleet.stock.v1.StockService.RunIngestionJob:input_type -> pgfleet.stock.v1.RunIngestionJobRequest
-	60, // 79: pgfleet.stock.v1.StockService.ListIngestionRuns:input_type -> pgfleet.stock.v1.ListIngestionRunsRequest
-	62, // 80: pgfleet.stock.v1.StockService.GetIngestionRun:input_type -> pgfleet.stock.v1.GetIngestionRunRequest
-	64, // 81: pgfleet.stock.v1.StockService.CancelIngestionRun:input_type -> pgfleet.stock.v1.CancelIngestionRunRequest
-	66, // 82: pgfleet.stock.v1.StockService.ListIngestionRejects:input_type -> pgfleet.stock.v1.ListIngestionRejectsRequest
-	37, // 83: pgfleet.stock.v1.StockService.WatchLatestPrices:input_type -> pgfleet.stock.v1.WatchLatestPricesRequest
-	39, // 84: pgfleet.stock.v1.StockService.WatchStockEvents:input_type -> pgfleet.stock.v1.WatchStockEventsRequest
-	10, // 85: pgfleet.stock.v1.StockService.GetStock:output_type -> pgfleet.stock.v1.GetStockResponse
-	12, // 86: pgfleet.stock.v1.StockService.ListStocks:output_type -> pgfleet.stock.v1.ListStocksResponse
-	14, // 87: pgfleet.stock.v1.StockService.BatchGetStocks:output_type -> pgfleet.stock.v1.BatchGetStocksResponse
-	16, // 88: pgfleet.stock.v1.StockService.UpsertStocks:output_type -> pgfleet.stock.v1.UpsertStocksResponse
-	18, // 89: pgfleet.stock.v1.StockService.DeleteStock:output_type -> pgfleet.stock.v1.DeleteStockResponse
-	21, // 90: pgfleet.stock.v1.StockService.IngestPrices:output_type -> pgfleet.stock.v1.IngestPricesResponse
-	23, // 91: pgfleet.stock.v1.StockService.ListPrices:output_type -> pgfleet.stock.v1.ListPricesResponse
-	25, // 92: pgfleet.stock.v1.StockService.ListBars:output_type -> pgfleet.stock.v1.ListBarsResponse
-	28, // 93: pgfleet.stock.v1.StockService.StreamPrices:output_type -> pgfleet.stock.v1.StreamPricesResponse
-	30, // 94: pgfleet.stock.v1.StockService.GetLatestPrices:output_type -> pgfleet.stock.v1.GetLatestPricesResponse
-	32, // 95: pgfleet.stock.v1.StockService.ListRecommendations:output_type -> pgfleet.stock.v1.ListRecommendationsResponse
-	34, // 96: pgfleet.stock.v1.StockService.UpsertRecommendations:output_type -> pgfleet.stock.v1.UpsertRecommendationsResponse
-	36, // 97: pgfleet.stock.v1.StockService.ListRecommendationHistory:output_type -> pgfleet.stock.v1.ListRecommendationHistoryResponse
-	49, // 98: pgfleet.stock.v1.StockService.CreateIngestionJob:output_type -> pgfleet.stock.v1.CreateIngestionJobResponse
-	51, // 99: pgfleet.stock.v1.StockService.GetIngestionJob:output_type -> pgfleet.stock.v1.GetIngestionJobResponse
-	53, // 100: pgfleet.stock.v1.StockService.ListIngestionJobs:output_type -> pgfleet.stock.v1.ListIngestionJobsResponse
-	55, // 101: pgfleet.stock.v1.StockService.UpdateIngestionJob:output_type -> pgfleet.stock.v1.UpdateIngestionJobResponse
-	57, // 102: pgfleet.stock.v1.StockService.DeleteIngestionJob:output_type -> pgfleet.stock.v1.DeleteIngestionJobResponse
-	59, // 103: pgfleet.stock.v1.StockService.RunIngestionJob:output_type -> pgfleet.stock.v1.RunIngestionJobResponse
-	61, // 104: pgfleet.stock.v1.StockService.ListIngestionRuns:output_type -> pgfleet.stock.v1.ListIngestionRunsResponse
-	63, // 105: pgfleet.stock.v1.StockService.GetIngestionRun:output_type -> pgfleet.stock.v1.GetIngestionRunResponse
-	65, // 106: pgfleet.stock.v1.StockService.CancelIngestionRun:output_type -> pgfleet.stock.v1.CancelIngestionRunResponse
-	67, // 107: pgfleet.stock.v1.StockService.ListIngestionRejects:output_type -> pgfleet.stock.v1.ListIngestionRejectsResponse
-	38, // 108: pgfleet.stock.v1.StockService.WatchLatestPrices:output_type -> pgfleet.stock.v1.WatchLatestPricesResponse
-	40, // 109: pgfleet.stock.v1.StockService.WatchStockEvents:output_type -> pgfleet.stock.v1.WatchStockEventsResponse
-	85, // [85:110] is the sub-list for method output_type
-	60, // [60:85] is the sub-list for method input_type
-	60, // [60:60] is the sub-list for extension type_name
-	60, // [60:60] is the sub-list for extension extendee
-	0,  // [0:60] is the sub-list for field type_name
+	71, // 28: pgfleet.stock.v1.GetLatestPricesRequest.as_of:type_name -> google.protobuf.Timestamp
+	6,  // 29: pgfleet.stock.v1.GetLatestPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
+	7,  // 30: pgfleet.stock.v1.ListRecommendationsResponse.recommendations:type_name -> pgfleet.stock.v1.Recommendation
+	7,  // 31: pgfleet.stock.v1.UpsertRecommendationsRequest.recommendations:type_name -> pgfleet.stock.v1.Recommendation
+	8,  // 32: pgfleet.stock.v1.ListRecommendationHistoryResponse.recommendations:type_name -> pgfleet.stock.v1.PastRecommendation
+	39, // 33: pgfleet.stock.v1.GetRecommendationScoreboardResponse.scores:type_name -> pgfleet.stock.v1.RecommendationScore
+	71, // 34: pgfleet.stock.v1.RecommendationScore.first_predict_time:type_name -> google.protobuf.Timestamp
+	71, // 35: pgfleet.stock.v1.RecommendationScore.last_predict_time:type_name -> google.protobuf.Timestamp
+	6,  // 36: pgfleet.stock.v1.WatchLatestPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
+	72, // 37: pgfleet.stock.v1.WatchStockEventsResponse.events:type_name -> pgfleet.ops.v1.Event
+	6,  // 38: pgfleet.stock.v1.LatestPriceChanged.price:type_name -> pgfleet.stock.v1.Price
+	5,  // 39: pgfleet.stock.v1.StockChanged.stock:type_name -> pgfleet.stock.v1.Stock
+	71, // 40: pgfleet.stock.v1.StockDeleted.delist_time:type_name -> google.protobuf.Timestamp
+	7,  // 41: pgfleet.stock.v1.RecommendationChanged.recommendation:type_name -> pgfleet.stock.v1.Recommendation
+	2,  // 42: pgfleet.stock.v1.IngestionJob.source:type_name -> pgfleet.stock.v1.IngestionSource
+	71, // 43: pgfleet.stock.v1.IngestionJob.create_time:type_name -> google.protobuf.Timestamp
+	71, // 44: pgfleet.stock.v1.IngestionJob.update_time:type_name -> google.protobuf.Timestamp
+	71, // 45: pgfleet.stock.v1.IngestionJob.next_run_time:type_name -> google.protobuf.Timestamp
+	4,  // 46: pgfleet.stock.v1.IngestionRun.trigger:type_name -> pgfleet.stock.v1.IngestionTrigger
+	3,  // 47: pgfleet.stock.v1.IngestionRun.state:type_name -> pgfleet.stock.v1.IngestionRunState
+	71, // 48: pgfleet.stock.v1.IngestionRun.scheduled_time:type_name -> google.protobuf.Timestamp
+	71, // 49: pgfleet.stock.v1.IngestionRun.start_time:type_name -> google.protobuf.Timestamp
+	71, // 50: pgfleet.stock.v1.IngestionRun.end_time:type_name -> google.protobuf.Timestamp
+	71, // 51: pgfleet.stock.v1.IngestionRun.next_attempt_time:type_name -> google.protobuf.Timestamp
+	48, // 52: pgfleet.stock.v1.CreateIngestionJobRequest.job:type_name -> pgfleet.stock.v1.IngestionJob
+	48, // 53: pgfleet.stock.v1.CreateIngestionJobResponse.job:type_name -> pgfleet.stock.v1.IngestionJob
+	48, // 54: pgfleet.stock.v1.GetIngestionJobResponse.job:type_name -> pgfleet.stock.v1.IngestionJob
+	48, // 55: pgfleet.stock.v1.ListIngestionJobsResponse.jobs:type_name -> pgfleet.stock.v1.IngestionJob
+	48, // 56: pgfleet.stock.v1.UpdateIngestionJobRequest.job:type_name -> pgfleet.stock.v1.IngestionJob
+	73, // 57: pgfleet.stock.v1.UpdateIngestionJobRequest.update_mask:type_name -> google.protobuf.FieldMask
+	48, // 58: pgfleet.stock.v1.UpdateIngestionJobResponse.job:type_name -> pgfleet.stock.v1.IngestionJob
+	49, // 59: pgfleet.stock.v1.RunIngestionJobResponse.run:type_name -> pgfleet.stock.v1.IngestionRun
+	49, // 60: pgfleet.stock.v1.ListIngestionRunsResponse.runs:type_name -> pgfleet.stock.v1.IngestionRun
+	49, // 61: pgfleet.stock.v1.GetIngestionRunResponse.run:type_name -> pgfleet.stock.v1.IngestionRun
+	49, // 62: pgfleet.stock.v1.CancelIngestionRunResponse.run:type_name -> pgfleet.stock.v1.IngestionRun
+	50, // 63: pgfleet.stock.v1.ListIngestionRejectsResponse.rejects:type_name -> pgfleet.stock.v1.IngestionReject
+	9,  // 64: pgfleet.stock.v1.StockService.GetStock:input_type -> pgfleet.stock.v1.GetStockRequest
+	11, // 65: pgfleet.stock.v1.StockService.ListStocks:input_type -> pgfleet.stock.v1.ListStocksRequest
+	13, // 66: pgfleet.stock.v1.StockService.BatchGetStocks:input_type -> pgfleet.stock.v1.BatchGetStocksRequest
+	15, // 67: pgfleet.stock.v1.StockService.UpsertStocks:input_type -> pgfleet.stock.v1.UpsertStocksRequest
+	17, // 68: pgfleet.stock.v1.StockService.DeleteStock:input_type -> pgfleet.stock.v1.DeleteStockRequest
+	19, // 69: pgfleet.stock.v1.StockService.IngestPrices:input_type -> pgfleet.stock.v1.IngestPricesRequest
+	22, // 70: pgfleet.stock.v1.StockService.ListPrices:input_type -> pgfleet.stock.v1.ListPricesRequest
+	24, // 71: pgfleet.stock.v1.StockService.ListBars:input_type -> pgfleet.stock.v1.ListBarsRequest
+	27, // 72: pgfleet.stock.v1.StockService.StreamPrices:input_type -> pgfleet.stock.v1.StreamPricesRequest
+	29, // 73: pgfleet.stock.v1.StockService.GetLatestPrices:input_type -> pgfleet.stock.v1.GetLatestPricesRequest
+	31, // 74: pgfleet.stock.v1.StockService.ListRecommendations:input_type -> pgfleet.stock.v1.ListRecommendationsRequest
+	33, // 75: pgfleet.stock.v1.StockService.UpsertRecommendations:input_type -> pgfleet.stock.v1.UpsertRecommendationsRequest
+	35, // 76: pgfleet.stock.v1.StockService.ListRecommendationHistory:input_type -> pgfleet.stock.v1.ListRecommendationHistoryRequest
+	51, // 77: pgfleet.stock.v1.StockService.CreateIngestionJob:input_type -> pgfleet.stock.v1.CreateIngestionJobRequest
+	53, // 78: pgfleet.stock.v1.StockService.GetIngestionJob:input_type -> pgfleet.stock.v1.GetIngestionJobRequest
+	55, // 79: pgfleet.stock.v1.StockService.ListIngestionJobs:input_type -> pgfleet.stock.v1.ListIngestionJobsRequest
+	57, // 80: pgfleet.stock.v1.StockService.UpdateIngestionJob:input_type -> pgfleet.stock.v1.UpdateIngestionJobRequest
+	59, // 81: pgfleet.stock.v1.StockService.DeleteIngestionJob:input_type -> pgfleet.stock.v1.DeleteIngestionJobRequest
+	61, // 82: pgfleet.stock.v1.StockService.RunIngestionJob:input_type -> pgfleet.stock.v1.RunIngestionJobRequest
+	63, // 83: pgfleet.stock.v1.StockService.ListIngestionRuns:input_type -> pgfleet.stock.v1.ListIngestionRunsRequest
+	65, // 84: pgfleet.stock.v1.StockService.GetIngestionRun:input_type -> pgfleet.stock.v1.GetIngestionRunRequest
+	67, // 85: pgfleet.stock.v1.StockService.CancelIngestionRun:input_type -> pgfleet.stock.v1.CancelIngestionRunRequest
+	69, // 86: pgfleet.stock.v1.StockService.ListIngestionRejects:input_type -> pgfleet.stock.v1.ListIngestionRejectsRequest
+	37, // 87: pgfleet.stock.v1.StockService.GetRecommendationScoreboard:input_type -> pgfleet.stock.v1.GetRecommendationScoreboardRequest
+	40, // 88: pgfleet.stock.v1.StockService.WatchLatestPrices:input_type -> pgfleet.stock.v1.WatchLatestPricesRequest
+	42, // 89: pgfleet.stock.v1.StockService.WatchStockEvents:input_type -> pgfleet.stock.v1.WatchStockEventsRequest
+	10, // 90: pgfleet.stock.v1.StockService.GetStock:output_type -> pgfleet.stock.v1.GetStockResponse
+	12, // 91: pgfleet.stock.v1.StockService.ListStocks:output_type -> pgfleet.stock.v1.ListStocksResponse
+	14, // 92: pgfleet.stock.v1.StockService.BatchGetStocks:output_type -> pgfleet.stock.v1.BatchGetStocksResponse
+	16, // 93: pgfleet.stock.v1.StockService.UpsertStocks:output_type -> pgfleet.stock.v1.UpsertStocksResponse
+	18, // 94: pgfleet.stock.v1.StockService.DeleteStock:output_type -> pgfleet.stock.v1.DeleteStockResponse
+	21, // 95: pgfleet.stock.v1.StockService.IngestPrices:output_type -> pgfleet.stock.v1.IngestPricesResponse
+	23, // 96: pgfleet.stock.v1.StockService.ListPrices:output_type -> pgfleet.stock.v1.ListPricesResponse
+	25, // 97: pgfleet.stock.v1.StockService.ListBars:output_type -> pgfleet.stock.v1.ListBarsResponse
+	28, // 98: pgfleet.stock.v1.StockService.StreamPrices:output_type -> pgfleet.stock.v1.StreamPricesResponse
+	30, // 99: pgfleet.stock.v1.StockService.GetLatestPrices:output_type -> pgfleet.stock.v1.GetLatestPricesResponse
+	32, // 100: pgfleet.stock.v1.StockService.ListRecommendations:output_type -> pgfleet.stock.v1.ListRecommendationsResponse
+	34, // 101: pgfleet.stock.v1.StockService.UpsertRecommendations:output_type -> pgfleet.stock.v1.UpsertRecommendationsResponse
+	36, // 102: pgfleet.stock.v1.StockService.ListRecommendationHistory:output_type -> pgfleet.stock.v1.ListRecommendationHistoryResponse
+	52, // 103: pgfleet.stock.v1.StockService.CreateIngestionJob:output_type -> pgfleet.stock.v1.CreateIngestionJobResponse
+	54, // 104: pgfleet.stock.v1.StockService.GetIngestionJob:output_type -> pgfleet.stock.v1.GetIngestionJobResponse
+	56, // 105: pgfleet.stock.v1.StockService.ListIngestionJobs:output_type -> pgfleet.stock.v1.ListIngestionJobsResponse
+	58, // 106: pgfleet.stock.v1.StockService.UpdateIngestionJob:output_type -> pgfleet.stock.v1.UpdateIngestionJobResponse
+	60, // 107: pgfleet.stock.v1.StockService.DeleteIngestionJob:output_type -> pgfleet.stock.v1.DeleteIngestionJobResponse
+	62, // 108: pgfleet.stock.v1.StockService.RunIngestionJob:output_type -> pgfleet.stock.v1.RunIngestionJobResponse
+	64, // 109: pgfleet.stock.v1.StockService.ListIngestionRuns:output_type -> pgfleet.stock.v1.ListIngestionRunsResponse
+	66, // 110: pgfleet.stock.v1.StockService.GetIngestionRun:output_type -> pgfleet.stock.v1.GetIngestionRunResponse
+	68, // 111: pgfleet.stock.v1.StockService.CancelIngestionRun:output_type -> pgfleet.stock.v1.CancelIngestionRunResponse
+	70, // 112: pgfleet.stock.v1.StockService.ListIngestionRejects:output_type -> pgfleet.stock.v1.ListIngestionRejectsResponse
+	38, // 113: pgfleet.stock.v1.StockService.GetRecommendationScoreboard:output_type -> pgfleet.stock.v1.GetRecommendationScoreboardResponse
+	41, // 114: pgfleet.stock.v1.StockService.WatchLatestPrices:output_type -> pgfleet.stock.v1.WatchLatestPricesResponse
+	43, // 115: pgfleet.stock.v1.StockService.WatchStockEvents:output_type -> pgfleet.stock.v1.WatchStockEventsResponse
+	90, // [90:116] is the sub-list for method output_type
+	64, // [64:90] is the sub-list for method input_type
+	64, // [64:64] is the sub-list for extension type_name
+	64, // [64:64] is the sub-list for extension extendee
+	0,  // [0:64] is the sub-list for field type_name
 }
 
 func init() { file_pgfleet_stock_v1_stock_proto_init() }
@@ -4855,13 +5165,14 @@ func file_pgfleet_stock_v1_stock_proto_init() {
 	if File_pgfleet_stock_v1_stock_proto != nil {
 		return
 	}
+	file_pgfleet_stock_v1_stock_proto_msgTypes[34].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pgfleet_stock_v1_stock_proto_rawDesc), len(file_pgfleet_stock_v1_stock_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   63,
+			NumMessages:   66,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -964,6 +964,41 @@ func local_request_StockService_ListIngestionRejects_0(ctx context.Context, mars
 	return msg, metadata, err
 }
 
+var filter_StockService_GetRecommendationScoreboard_0 = &utilities.DoubleArray{Encoding: map[string]int{}, Base: []int(nil), Check: []int(nil)}
+
+func request_StockService_GetRecommendationScoreboard_0(ctx context.Context, marshaler runtime.Marshaler, client StockServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq GetRecommendationScoreboardRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_StockService_GetRecommendationScoreboard_0); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.GetRecommendationScoreboard(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_StockService_GetRecommendationScoreboard_0(ctx context.Context, marshaler runtime.Marshaler, server StockServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq GetRecommendationScoreboardRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_StockService_GetRecommendationScoreboard_0); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	msg, err := server.GetRecommendationScoreboard(ctx, &protoReq)
+	return msg, metadata, err
+}
+
 var filter_StockService_WatchLatestPrices_0 = &utilities.DoubleArray{Encoding: map[string]int{}, Base: []int(nil), Check: []int(nil)}
 
 func request_StockService_WatchLatestPrices_0(ctx context.Context, marshaler runtime.Marshaler, client StockServiceClient, req *http.Request, pathParams map[string]string) (StockService_WatchLatestPricesClient, runtime.ServerMetadata, error) {
@@ -1460,6 +1495,26 @@ func RegisterStockServiceHandlerServer(ctx context.Context, mux *runtime.ServeMu
 		}
 		forward_StockService_ListIngestionRejects_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodGet, pattern_StockService_GetRecommendationScoreboard_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/pgfleet.stock.v1.StockService/GetRecommendationScoreboard", runtime.WithHTTPPathPattern("/v1/recommendations:scoreboard"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_StockService_GetRecommendationScoreboard_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_StockService_GetRecommendationScoreboard_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
 
 	mux.Handle(http.MethodGet, pattern_StockService_WatchLatestPrices_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		err := status.Error(codes.Unimplemented, "streaming calls are not yet supported in the in-process transport")
@@ -1905,6 +1960,23 @@ func RegisterStockServiceHandlerClient(ctx context.Context, mux *runtime.ServeMu
 		}
 		forward_StockService_ListIngestionRejects_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodGet, pattern_StockService_GetRecommendationScoreboard_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/pgfleet.stock.v1.StockService/GetRecommendationScoreboard", runtime.WithHTTPPathPattern("/v1/recommendations:scoreboard"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_StockService_GetRecommendationScoreboard_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_StockService_GetRecommendationScoreboard_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
 	mux.Handle(http.MethodGet, pattern_StockService_WatchLatestPrices_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
@@ -1943,57 +2015,59 @@ func RegisterStockServiceHandlerClient(ctx context.Context, mux *runtime.ServeMu
 }
 
 var (
-	pattern_StockService_GetStock_0                  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "stocks", "symbol"}, ""))
-	pattern_StockService_ListStocks_0                = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "stocks"}, ""))
-	pattern_StockService_BatchGetStocks_0            = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "stocks"}, "batchGet"))
-	pattern_StockService_UpsertStocks_0              = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "stocks"}, "upsert"))
-	pattern_StockService_DeleteStock_0               = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "stocks", "symbol"}, ""))
-	pattern_StockService_IngestPrices_0              = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "prices"}, "ingest"))
-	pattern_StockService_ListPrices_0                = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "stocks", "symbol", "prices"}, ""))
-	pattern_StockService_ListBars_0                  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "stocks", "symbol", "bars"}, ""))
-	pattern_StockService_StreamPrices_0              = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "stocks", "symbol", "prices"}, "stream"))
-	pattern_StockService_GetLatestPrices_0           = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "prices"}, "latest"))
-	pattern_StockService_ListRecommendations_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "recommendations"}, ""))
-	pattern_StockService_UpsertRecommendations_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "recommendations"}, "upsert"))
-	pattern_StockService_ListRecommendationHistory_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "recommendations"}, "history"))
-	pattern_StockService_CreateIngestionJob_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "ingestionJobs"}, ""))
-	pattern_StockService_GetIngestionJob_0           = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "ingestionJobs", "job_id"}, ""))
-	pattern_StockService_ListIngestionJobs_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "ingestionJobs"}, ""))
-	pattern_StockService_UpdateIngestionJob_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "ingestionJobs", "job.job_id"}, ""))
-	pattern_StockService_DeleteIngestionJob_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "ingestionJobs", "job_id"}, ""))
-	pattern_StockService_RunIngestionJob_0           = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "ingestionJobs", "job_id"}, "run"))
-	pattern_StockService_ListIngestionRuns_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "ingestionRuns"}, ""))
-	pattern_StockService_GetIngestionRun_0           = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "ingestionRuns", "run_id"}, ""))
-	pattern_StockService_CancelIngestionRun_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "ingestionRuns", "run_id"}, "cancel"))
-	pattern_StockService_ListIngestionRejects_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "ingestionRuns", "run_id", "rejects"}, ""))
-	pattern_StockService_WatchLatestPrices_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "prices"}, "watch"))
-	pattern_StockService_WatchStockEvents_0          = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "events", "stock"}, "watch"))
+	pattern_StockService_GetStock_0                    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "stocks", "symbol"}, ""))
+	pattern_StockService_ListStocks_0                  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "stocks"}, ""))
+	pattern_StockService_BatchGetStocks_0              = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "stocks"}, "batchGet"))
+	pattern_StockService_UpsertStocks_0                = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "stocks"}, "upsert"))
+	pattern_StockService_DeleteStock_0                 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "stocks", "symbol"}, ""))
+	pattern_StockService_IngestPrices_0                = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "prices"}, "ingest"))
+	pattern_StockService_ListPrices_0                  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "stocks", "symbol", "prices"}, ""))
+	pattern_StockService_ListBars_0                    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "stocks", "symbol", "bars"}, ""))
+	pattern_StockService_StreamPrices_0                = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "stocks", "symbol", "prices"}, "stream"))
+	pattern_StockService_GetLatestPrices_0             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "prices"}, "latest"))
+	pattern_StockService_ListRecommendations_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "recommendations"}, ""))
+	pattern_StockService_UpsertRecommendations_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "recommendations"}, "upsert"))
+	pattern_StockService_ListRecommendationHistory_0   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "recommendations"}, "history"))
+	pattern_StockService_CreateIngestionJob_0          = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "ingestionJobs"}, ""))
+	pattern_StockService_GetIngestionJob_0             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "ingestionJobs", "job_id"}, ""))
+	pattern_StockService_ListIngestionJobs_0           = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "ingestionJobs"}, ""))
+	pattern_StockService_UpdateIngestionJob_0          = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "ingestionJobs", "job.job_id"}, ""))
+	pattern_StockService_DeleteIngestionJob_0          = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "ingestionJobs", "job_id"}, ""))
+	pattern_StockService_RunIngestionJob_0             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "ingestionJobs", "job_id"}, "run"))
+	pattern_StockService_ListIngestionRuns_0           = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "ingestionRuns"}, ""))
+	pattern_StockService_GetIngestionRun_0             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "ingestionRuns", "run_id"}, ""))
+	pattern_StockService_CancelIngestionRun_0          = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "ingestionRuns", "run_id"}, "cancel"))
+	pattern_StockService_ListIngestionRejects_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "ingestionRuns", "run_id", "rejects"}, ""))
+	pattern_StockService_GetRecommendationScoreboard_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "recommendations"}, "scoreboard"))
+	pattern_StockService_WatchLatestPrices_0           = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "prices"}, "watch"))
+	pattern_StockService_WatchStockEvents_0            = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "events", "stock"}, "watch"))
 )
 
 var (
-	forward_StockService_GetStock_0                  = runtime.ForwardResponseMessage
-	forward_StockService_ListStocks_0                = runtime.ForwardResponseMessage
-	forward_StockService_BatchGetStocks_0            = runtime.ForwardResponseMessage
-	forward_StockService_UpsertStocks_0              = runtime.ForwardResponseMessage
-	forward_StockService_DeleteStock_0               = runtime.ForwardResponseMessage
-	forward_StockService_IngestPrices_0              = runtime.ForwardResponseMessage
-	forward_StockService_ListPrices_0                = runtime.ForwardResponseMessage
-	forward_StockService_ListBars_0                  = runtime.ForwardResponseMessage
-	forward_StockService_StreamPrices_0              = runtime.ForwardResponseStream
-	forward_StockService_GetLatestPrices_0           = runtime.ForwardResponseMessage
-	forward_StockService_ListRecommendations_0       = runtime.ForwardResponseMessage
-	forward_StockService_UpsertRecommendations_0     = runtime.ForwardResponseMessage
-	forward_StockService_ListRecommendationHistory_0 = runtime.ForwardResponseMessage
-	forward_StockService_CreateIngestionJob_0        = runtime.ForwardResponseMessage
-	forward_StockService_GetIngestionJob_0           = runtime.ForwardResponseMessage
-	forward_StockService_ListIngestionJobs_0         = runtime.ForwardResponseMessage
-	forward_StockService_UpdateIngestionJob_0        = runtime.ForwardResponseMessage
-	forward_StockService_DeleteIngestionJob_0        = runtime.ForwardResponseMessage
-	forward_StockService_RunIngestionJob_0           = runtime.ForwardResponseMessage
-	forward_StockService_ListIngestionRuns_0         = runtime.ForwardResponseMessage
-	forward_StockService_GetIngestionRun_0           = runtime.ForwardResponseMessage
-	forward_StockService_CancelIngestionRun_0        = runtime.ForwardResponseMessage
-	forward_StockService_ListIngestionRejects_0      = runtime.ForwardResponseMessage
-	forward_StockService_WatchLatestPrices_0         = runtime.ForwardResponseStream
-	forward_StockService_WatchStockEvents_0          = runtime.ForwardResponseStream
+	forward_StockService_GetStock_0                    = runtime.ForwardResponseMessage
+	forward_StockService_ListStocks_0                  = runtime.ForwardResponseMessage
+	forward_StockService_BatchGetStocks_0              = runtime.ForwardResponseMessage
+	forward_StockService_UpsertStocks_0                = runtime.ForwardResponseMessage
+	forward_StockService_DeleteStock_0                 = runtime.ForwardResponseMessage
+	forward_StockService_IngestPrices_0                = runtime.ForwardResponseMessage
+	forward_StockService_ListPrices_0                  = runtime.ForwardResponseMessage
+	forward_StockService_ListBars_0                    = runtime.ForwardResponseMessage
+	forward_StockService_StreamPrices_0                = runtime.ForwardResponseStream
+	forward_StockService_GetLatestPrices_0             = runtime.ForwardResponseMessage
+	forward_StockService_ListRecommendations_0         = runtime.ForwardResponseMessage
+	forward_StockService_UpsertRecommendations_0       = runtime.ForwardResponseMessage
+	forward_StockService_ListRecommendationHistory_0   = runtime.ForwardResponseMessage
+	forward_StockService_CreateIngestionJob_0          = runtime.ForwardResponseMessage
+	forward_StockService_GetIngestionJob_0             = runtime.ForwardResponseMessage
+	forward_StockService_ListIngestionJobs_0           = runtime.ForwardResponseMessage
+	forward_StockService_UpdateIngestionJob_0          = runtime.ForwardResponseMessage
+	forward_StockService_DeleteIngestionJob_0          = runtime.ForwardResponseMessage
+	forward_StockService_RunIngestionJob_0             = runtime.ForwardResponseMessage
+	forward_StockService_ListIngestionRuns_0           = runtime.ForwardResponseMessage
+	forward_StockService_GetIngestionRun_0             = runtime.ForwardResponseMessage
+	forward_StockService_CancelIngestionRun_0          = runtime.ForwardResponseMessage
+	forward_StockService_ListIngestionRejects_0        = runtime.ForwardResponseMessage
+	forward_StockService_GetRecommendationScoreboard_0 = runtime.ForwardResponseMessage
+	forward_StockService_WatchLatestPrices_0           = runtime.ForwardResponseStream
+	forward_StockService_WatchStockEvents_0            = runtime.ForwardResponseStream
 )

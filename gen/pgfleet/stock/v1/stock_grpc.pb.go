@@ -21,31 +21,32 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	StockService_GetStock_FullMethodName                  = "/pgfleet.stock.v1.StockService/GetStock"
-	StockService_ListStocks_FullMethodName                = "/pgfleet.stock.v1.StockService/ListStocks"
-	StockService_BatchGetStocks_FullMethodName            = "/pgfleet.stock.v1.StockService/BatchGetStocks"
-	StockService_UpsertStocks_FullMethodName              = "/pgfleet.stock.v1.StockService/UpsertStocks"
-	StockService_DeleteStock_FullMethodName               = "/pgfleet.stock.v1.StockService/DeleteStock"
-	StockService_IngestPrices_FullMethodName              = "/pgfleet.stock.v1.StockService/IngestPrices"
-	StockService_ListPrices_FullMethodName                = "/pgfleet.stock.v1.StockService/ListPrices"
-	StockService_ListBars_FullMethodName                  = "/pgfleet.stock.v1.StockService/ListBars"
-	StockService_StreamPrices_FullMethodName              = "/pgfleet.stock.v1.StockService/StreamPrices"
-	StockService_GetLatestPrices_FullMethodName           = "/pgfleet.stock.v1.StockService/GetLatestPrices"
-	StockService_ListRecommendations_FullMethodName       = "/pgfleet.stock.v1.StockService/ListRecommendations"
-	StockService_UpsertRecommendations_FullMethodName     = "/pgfleet.stock.v1.StockService/UpsertRecommendations"
-	StockService_ListRecommendationHistory_FullMethodName = "/pgfleet.stock.v1.StockService/ListRecommendationHistory"
-	StockService_CreateIngestionJob_FullMethodName        = "/pgfleet.stock.v1.StockService/CreateIngestionJob"
-	StockService_GetIngestionJob_FullMethodName           = "/pgfleet.stock.v1.StockService/GetIngestionJob"
-	StockService_ListIngestionJobs_FullMethodName         = "/pgfleet.stock.v1.StockService/ListIngestionJobs"
-	StockService_UpdateIngestionJob_FullMethodName        = "/pgfleet.stock.v1.StockService/UpdateIngestionJob"
-	StockService_DeleteIngestionJob_FullMethodName        = "/pgfleet.stock.v1.StockService/DeleteIngestionJob"
-	StockService_RunIngestionJob_FullMethodName           = "/pgfleet.stock.v1.StockService/RunIngestionJob"
-	StockService_ListIngestionRuns_FullMethodName         = "/pgfleet.stock.v1.StockService/ListIngestionRuns"
-	StockService_GetIngestionRun_FullMethodName           = "/pgfleet.stock.v1.StockService/GetIngestionRun"
-	StockService_CancelIngestionRun_FullMethodName        = "/pgfleet.stock.v1.StockService/CancelIngestionRun"
-	StockService_ListIngestionRejects_FullMethodName      = "/pgfleet.stock.v1.StockService/ListIngestionRejects"
-	StockService_WatchLatestPrices_FullMethodName         = "/pgfleet.stock.v1.StockService/WatchLatestPrices"
-	StockService_WatchStockEvents_FullMethodName          = "/pgfleet.stock.v1.StockService/WatchStockEvents"
+	StockService_GetStock_FullMethodName                    = "/pgfleet.stock.v1.StockService/GetStock"
+	StockService_ListStocks_FullMethodName                  = "/pgfleet.stock.v1.StockService/ListStocks"
+	StockService_BatchGetStocks_FullMethodName              = "/pgfleet.stock.v1.StockService/BatchGetStocks"
+	StockService_UpsertStocks_FullMethodName                = "/pgfleet.stock.v1.StockService/UpsertStocks"
+	StockService_DeleteStock_FullMethodName                 = "/pgfleet.stock.v1.StockService/DeleteStock"
+	StockService_IngestPrices_FullMethodName                = "/pgfleet.stock.v1.StockService/IngestPrices"
+	StockService_ListPrices_FullMethodName                  = "/pgfleet.stock.v1.StockService/ListPrices"
+	StockService_ListBars_FullMethodName                    = "/pgfleet.stock.v1.StockService/ListBars"
+	StockService_StreamPrices_FullMethodName                = "/pgfleet.stock.v1.StockService/StreamPrices"
+	StockService_GetLatestPrices_FullMethodName             = "/pgfleet.stock.v1.StockService/GetLatestPrices"
+	StockService_ListRecommendations_FullMethodName         = "/pgfleet.stock.v1.StockService/ListRecommendations"
+	StockService_UpsertRecommendations_FullMethodName       = "/pgfleet.stock.v1.StockService/UpsertRecommendations"
+	StockService_ListRecommendationHistory_FullMethodName   = "/pgfleet.stock.v1.StockService/ListRecommendationHistory"
+	StockService_CreateIngestionJob_FullMethodName          = "/pgfleet.stock.v1.StockService/CreateIngestionJob"
+	StockService_GetIngestionJob_FullMethodName             = "/pgfleet.stock.v1.StockService/GetIngestionJob"
+	StockService_ListIngestionJobs_FullMethodName           = "/pgfleet.stock.v1.StockService/ListIngestionJobs"
+	StockService_UpdateIngestionJob_FullMethodName          = "/pgfleet.stock.v1.StockService/UpdateIngestionJob"
+	StockService_DeleteIngestionJob_FullMethodName          = "/pgfleet.stock.v1.StockService/DeleteIngestionJob"
+	StockService_RunIngestionJob_FullMethodName             = "/pgfleet.stock.v1.StockService/RunIngestionJob"
+	StockService_ListIngestionRuns_FullMethodName           = "/pgfleet.stock.v1.StockService/ListIngestionRuns"
+	StockService_GetIngestionRun_FullMethodName             = "/pgfleet.stock.v1.StockService/GetIngestionRun"
+	StockService_CancelIngestionRun_FullMethodName          = "/pgfleet.stock.v1.StockService/CancelIngestionRun"
+	StockService_ListIngestionRejects_FullMethodName        = "/pgfleet.stock.v1.StockService/ListIngestionRejects"
+	StockService_GetRecommendationScoreboard_FullMethodName = "/pgfleet.stock.v1.StockService/GetRecommendationScoreboard"
+	StockService_WatchLatestPrices_FullMethodName           = "/pgfleet.stock.v1.StockService/WatchLatestPrices"
+	StockService_WatchStockEvents_FullMethodName            = "/pgfleet.stock.v1.StockService/WatchStockEvents"
 )
 
 // StockServiceClient is the client API for StockService service.
@@ -144,6 +145,25 @@ type StockServiceClient interface {
 	// ListIngestionRejects returns a page of the bars a run refused (its quarantine), in the
 	// order it refused them.
 	ListIngestionRejects(ctx context.Context, in *ListIngestionRejectsRequest, opts ...grpc.CallOption) (*ListIngestionRejectsResponse, error)
+	// GetRecommendationScoreboard scores the recorded predictions against the stored daily
+	// prices: for each source and model version, at each horizon, how many were right (hit
+	// rate) and their average return and excess return over a benchmark, directional (a SELL
+	// that fell scores as a BUY that rose). One SQL statement, bounded by SCOREBOARD_TIMEOUT
+	// (DEADLINE_EXCEEDED beyond it: narrow the filter). NOT_FOUND (STOCK_NOT_FOUND) if
+	// benchmark_symbol names no stock.
+	//
+	// How a prediction is scored at a horizon of h bars: entry is the close of the first daily
+	// bar of its symbol with ts >= predict_time; exit is the close of the bar h bars after the
+	// entry bar in that symbol's series. return = exit / entry - 1, in exact numeric. The
+	// benchmark's return runs over the same entry and exit bar times: benchmark_symbol's closes
+	// at or before those times if given, else the market's, the equal-weighted mean return of
+	// all stocks with a bar at both times. excess = return - benchmark return. BUY and
+	// STRONG_BUY count return and excess as they are, SELL and STRONG_SELL their negatives; a
+	// hit is a directional excess above zero. HOLD is counted (hold_count), not scored. A
+	// prediction without an exit bar yet (or without an entry bar) is pending: counted, not
+	// scored. One with an exit bar that cannot be scored (an entry close of zero, or a
+	// benchmark_symbol without a close at or before the entry time) is counted as unscored.
+	GetRecommendationScoreboard(ctx context.Context, in *GetRecommendationScoreboardRequest, opts ...grpc.CallOption) (*GetRecommendationScoreboardResponse, error)
 	// WatchLatestPrices streams the latest price of each requested symbol as it changes. The
 	// first message holds every requested symbol that has a price (as GetLatestPrices); each
 	// later one holds the symbols whose latest price changed since the message before, each
@@ -412,6 +432,16 @@ func (c *stockServiceClient) ListIngestionRejects(ctx context.Context, in *ListI
 	return out, nil
 }
 
+func (c *stockServiceClient) GetRecommendationScoreboard(ctx context.Context, in *GetRecommendationScoreboardRequest, opts ...grpc.CallOption) (*GetRecommendationScoreboardResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetRecommendationScoreboardResponse)
+	err := c.cc.Invoke(ctx, StockService_GetRecommendationScoreboard_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *stockServiceClient) WatchLatestPrices(ctx context.Context, in *WatchLatestPricesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchLatestPricesResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &StockService_ServiceDesc.Streams[2], StockService_WatchLatestPrices_FullMethodName, cOpts...)
@@ -546,6 +576,25 @@ type StockServiceServer interface {
 	// ListIngestionRejects returns a page of the bars a run refused (its quarantine), in the
 	// order it refused them.
 	ListIngestionRejects(context.Context, *ListIngestionRejectsRequest) (*ListIngestionRejectsResponse, error)
+	// GetRecommendationScoreboard scores the recorded predictions against the stored daily
+	// prices: for each source and model version, at each horizon, how many were right (hit
+	// rate) and their average return and excess return over a benchmark, directional (a SELL
+	// that fell scores as a BUY that rose). One SQL statement, bounded by SCOREBOARD_TIMEOUT
+	// (DEADLINE_EXCEEDED beyond it: narrow the filter). NOT_FOUND (STOCK_NOT_FOUND) if
+	// benchmark_symbol names no stock.
+	//
+	// How a prediction is scored at a horizon of h bars: entry is the close of the first daily
+	// bar of its symbol with ts >= predict_time; exit is the close of the bar h bars after the
+	// entry bar in that symbol's series. return = exit / entry - 1, in exact numeric. The
+	// benchmark's return runs over the same entry and exit bar times: benchmark_symbol's closes
+	// at or before those times if given, else the market's, the equal-weighted mean return of
+	// all stocks with a bar at both times. excess = return - benchmark return. BUY and
+	// STRONG_BUY count return and excess as they are, SELL and STRONG_SELL their negatives; a
+	// hit is a directional excess above zero. HOLD is counted (hold_count), not scored. A
+	// prediction without an exit bar yet (or without an entry bar) is pending: counted, not
+	// scored. One with an exit bar that cannot be scored (an entry close of zero, or a
+	// benchmark_symbol without a close at or before the entry time) is counted as unscored.
+	GetRecommendationScoreboard(context.Context, *GetRecommendationScoreboardRequest) (*GetRecommendationScoreboardResponse, error)
 	// WatchLatestPrices streams the latest price of each requested symbol as it changes. The
 	// first message holds every requested symbol that has a price (as GetLatestPrices); each
 	// later one holds the symbols whose latest price changed since the message before, each
@@ -640,6 +689,9 @@ func (UnimplementedStockServiceServer) CancelIngestionRun(context.Context, *Canc
 }
 func (UnimplementedStockServiceServer) ListIngestionRejects(context.Context, *ListIngestionRejectsRequest) (*ListIngestionRejectsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListIngestionRejects not implemented")
+}
+func (UnimplementedStockServiceServer) GetRecommendationScoreboard(context.Context, *GetRecommendationScoreboardRequest) (*GetRecommendationScoreboardResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetRecommendationScoreboard not implemented")
 }
 func (UnimplementedStockServiceServer) WatchLatestPrices(*WatchLatestPricesRequest, grpc.ServerStreamingServer[WatchLatestPricesResponse]) error {
 	return status.Error(codes.Unimplemented, "method WatchLatestPrices not implemented")
@@ -1064,6 +1116,24 @@ func _StockService_ListIngestionRejects_Handler(srv interface{}, ctx context.Con
 	return interceptor(ctx, in, info, handler)
 }
 
+func _StockService_GetRecommendationScoreboard_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetRecommendationScoreboardRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StockServiceServer).GetRecommendationScoreboard(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: StockService_GetRecommendationScoreboard_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StockServiceServer).GetRecommendationScoreboard(ctx, req.(*GetRecommendationScoreboardRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _StockService_WatchLatestPrices_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(WatchLatestPricesRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -1176,6 +1246,10 @@ var StockService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListIngestionRejects",
 			Handler:    _StockService_ListIngestionRejects_Handler,
+		},
+		{
+			MethodName: "GetRecommendationScoreboard",
+			Handler:    _StockService_GetRecommendationScoreboard_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

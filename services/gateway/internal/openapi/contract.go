@@ -227,9 +227,10 @@ var errorResponses = []struct {
 	{"default", callsRPC, "Any other error, e.g. 500 INTERNAL."},
 }
 
-// namedOutsideThePath are operations that name a resource in their body rather than their
-// path: CreatePortfolio's user_id (an admin's choice of owner).
-var namedOutsideThePath = []string{"PortfolioService_CreatePortfolio"}
+// namedOutsideThePath are operations that name a resource in their body or query rather
+// than their path: CreatePortfolio's user_id (an admin's choice of owner),
+// GetRecommendationScoreboard's benchmark_symbol.
+var namedOutsideThePath = []string{"PortfolioService_CreatePortfolio", "StockService_GetRecommendationScoreboard"}
 
 func callsRPC(o operation) bool   { return o.rpc != nil }
 func needsToken(o operation) bool { return o.rpc != nil && len(list(o.op["security"])) > 0 }

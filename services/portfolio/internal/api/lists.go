@@ -1,6 +1,8 @@
 package api
 
 import (
+	"time"
+
 	portfoliov1 "github.com/pgfleet/pgfleet/gen/pgfleet/portfolio/v1"
 	"github.com/pgfleet/pgfleet/pkg/query"
 	"github.com/pgfleet/pgfleet/services/portfolio/internal/store"
@@ -12,6 +14,9 @@ type lists struct {
 	portfolios query.Schema[store.Portfolio]
 	trades     query.Schema[store.Trade]
 	movements  query.Schema[store.CashMovement]
+	// values pages ListPortfolioValues's points, computed rather than read: its token holds the
+	// last point sent.
+	values query.Schema[time.Time]
 }
 
 func newLists(tokenKey string) lists {
@@ -40,6 +45,11 @@ func newLists(tokenKey string) lists {
 				{Name: "execute_time", Column: "execute_time", Type: query.Timestamp, Sortable: true, Value: func(t tr) any { return t.ExecuteTime }},
 			},
 			Key: []string{"id"}, TokenKey: tokenKey,
+		},
+		values: query.Schema[time.Time]{
+			Fields: []query.Field[time.Time]{{Name: "time", Column: "time", Type: query.Timestamp, Sortable: true,
+				Value: func(t time.Time) any { return t }}},
+			Key: []string{"time"}, TokenKey: tokenKey,
 		},
 		movements: query.Schema[mv]{
 			Fields: []query.Field[mv]{{Name: "id", Column: "id", Type: query.Int, Sortable: true, Value: func(m mv) any { return m.ID }}},

@@ -84,7 +84,13 @@ func (s *Server) GetPortfolio(ctx context.Context, req *portfoliov1.GetPortfolio
 	if err := s.requireOwner(ctx, req.GetPortfolioId()); err != nil {
 		return nil, s.grpcError(ctx, err)
 	}
-	resp, _, err := s.valuation(ctx, req.GetPortfolioId())
+	var resp *portfoliov1.GetPortfolioResponse
+	var err error
+	if req.GetAsOf() != nil {
+		resp, err = s.valuationAt(ctx, req.GetPortfolioId(), req.GetAsOf().AsTime())
+	} else {
+		resp, _, err = s.valuation(ctx, req.GetPortfolioId())
+	}
 	if err != nil {
 		return nil, s.grpcError(ctx, err)
 	}
@@ -117,6 +123,13 @@ func (s *Server) valuation(ctx context.Context, portfolioID int64) (*portfoliov1
 	if err != nil {
 		return nil, held{}, err
 	}
+	resp, h := s.value(ctx, p, positions, nil)
+	return resp, h, nil
+}
+
+// value values positions of p at the stock service's latest prices, or its last ones at or
+// before asOf (non-nil). Without prices (the stock service failed) the values are left empty.
+func (s *Server) value(ctx context.Context, p store.Portfolio, positions []store.Position, asOf *timestamppb.Timestamp) (*portfoliov1.GetPortfolioResponse, held) {
 	resp := &portfoliov1.GetPortfolioResponse{Portfolio: toPortfolio(p)}
 	prices := map[string]*stockv1.Price{}
 	h := held{symbols: make([]string, len(positions)), priced: true}
@@ -124,7 +137,7 @@ func (s *Server) valuation(ctx context.Context, portfolioID int64) (*portfoliov1
 		h.symbols[i] = pos.Symbol
 	}
 	if len(positions) > 0 {
-		latest, err := s.stock.GetLatestPrices(ctx, &stockv1.GetLatestPricesRequest{Symbols: h.symbols})
+		latest, err := s.stock.GetLatestPrices(ctx, &stockv1.GetLatestPricesRequest{Symbols: h.symbols, AsOf: asOf})
 		if err != nil {
 			s.log.WarnContext(ctx, "portfolio valued without prices", "portfolio", p.ID, "err", err)
 			h.priced = false
@@ -153,7 +166,7 @@ func (s *Server) valuation(ctx context.Context, portfolioID int64) (*portfoliov1
 		foreign = foreign || out.GetCurrency() != p.Currency
 	}
 	if !complete {
-		return resp, h, nil
+		return resp, h
 	}
 	for _, c := range slices.Sorted(maps.Keys(byCurrency)) {
 		resp.PositionsValues = append(resp.PositionsValues, &portfoliov1.CurrencyValue{Currency: c, PositionsValue: decimal.Format(byCurrency[c])})
@@ -167,7 +180,7 @@ func (s *Server) valuation(ctx context.Context, portfolioID int64) (*portfoliov1
 		resp.PositionsValue = decimal.Format(total)
 		resp.TotalValue = decimal.Format(decimal.Add(cash, total))
 	}
-	return resp, h, nil
+	return resp, h
 }
 
 // valuePosition values one position at price (nil: no price known), returning the market

@@ -7,10 +7,12 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	portfoliov1 "github.com/pgfleet/pgfleet/gen/pgfleet/portfolio/v1"
 	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
@@ -171,6 +173,21 @@ func (s *seeded) reads(cl portfoliov1.PortfolioServiceClient, primary *pgxpool.P
 		},
 		portfoliov1.PortfolioService_GetPortfolio_FullMethodName: func(ctx context.Context, opts ...grpc.CallOption) (string, error) {
 			resp, err := cl.GetPortfolio(ctx, &portfoliov1.GetPortfolioRequest{PortfolioId: s.portfolio}, opts...)
+			return apptest.Seen(resp), err
+		},
+		portfoliov1.PortfolioService_GetPortfolioPnl_FullMethodName: func(ctx context.Context, opts ...grpc.CallOption) (string, error) {
+			resp, err := cl.GetPortfolioPnl(ctx, &portfoliov1.GetPortfolioPnlRequest{PortfolioId: s.portfolio}, opts...)
+			if resp != nil {
+				resp.AsOf = nil // the time of the call
+			}
+			return apptest.Seen(resp), err
+		},
+		portfoliov1.PortfolioService_ListPortfolioValues_FullMethodName: func(ctx context.Context, opts ...grpc.CallOption) (string, error) {
+			// The points from tomorrow on: the portfolio with every write so far.
+			now := time.Now().UTC()
+			resp, err := cl.ListPortfolioValues(ctx, &portfoliov1.ListPortfolioValuesRequest{PortfolioId: s.portfolio,
+				StartTime: timestamppb.New(now), EndTime: timestamppb.New(now.Add(48 * time.Hour)),
+				Interval: stockv1.Interval_INTERVAL_DAY, PageSize: 1}, opts...)
 			return apptest.Seen(resp), err
 		},
 		portfoliov1.PortfolioService_ListPortfolios_FullMethodName: func(ctx context.Context, opts ...grpc.CallOption) (string, error) {

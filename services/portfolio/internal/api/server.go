@@ -27,6 +27,7 @@ import (
 	"github.com/pgfleet/pgfleet/pkg/app"
 	"github.com/pgfleet/pgfleet/pkg/lock"
 	"github.com/pgfleet/pgfleet/pkg/outbox"
+	"github.com/pgfleet/pgfleet/pkg/replica"
 	"github.com/pgfleet/pgfleet/pkg/retry"
 	"github.com/pgfleet/pgfleet/services/portfolio/internal/store"
 )
@@ -36,6 +37,7 @@ type Server struct {
 	portfoliov1.UnimplementedPortfolioServiceServer
 
 	pool  *pgxpool.Pool
+	db    *replica.DB // where each call's route says: the analytics reads' transactions run on it
 	store *store.Store
 	retry *retry.Retrier
 	locks *lock.Locker
@@ -106,7 +108,7 @@ type Deps struct {
 // New returns a Server.
 func New(d Deps) *Server {
 	s := &Server{
-		pool: d.Pool, store: store.New(d.DB), retry: d.Retry, locks: d.Locks, stock: d.Stock, log: d.Log,
+		pool: d.Pool, db: d.DB, store: store.New(d.DB), retry: d.Retry, locks: d.Locks, stock: d.Stock, log: d.Log,
 		lists: newLists(d.TokenKey), maxPriceAge: d.MaxPriceAge, outbox: d.Outbox,
 		prices: newPriceFeed(d.Stock, d.Log),
 	}

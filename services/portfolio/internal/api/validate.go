@@ -3,6 +3,8 @@ package api
 import (
 	"strings"
 
+	"google.golang.org/protobuf/types/known/timestamppb"
+
 	portfoliov1 "github.com/pgfleet/pgfleet/gen/pgfleet/portfolio/v1"
 	"github.com/pgfleet/pgfleet/pkg/decimal"
 	"github.com/pgfleet/pgfleet/pkg/events"
@@ -43,6 +45,18 @@ func Validate(req any) error {
 		v.RequestID("request_id", r.GetRequestId(), false)
 	case *portfoliov1.GetPortfolioRequest:
 		checkID(&v, "portfolio_id", r.GetPortfolioId())
+		checkTime(&v, "as_of", r.GetAsOf(), false)
+	case *portfoliov1.GetPortfolioPnlRequest:
+		checkID(&v, "portfolio_id", r.GetPortfolioId())
+		checkTime(&v, "as_of", r.GetAsOf(), false)
+	case *portfoliov1.ListPortfolioValuesRequest:
+		// page_size and page_token: pkg/query's.
+		checkID(&v, "portfolio_id", r.GetPortfolioId())
+		start, end := r.GetStartTime(), r.GetEndTime()
+		if checkTime(&v, "start_time", start, true) && checkTime(&v, "end_time", end, true) {
+			v.Check(start.AsTime().Before(end.AsTime()), "end_time", "must be after start_time")
+		}
+		v.Check(valueIntervals[r.GetInterval()], "interval", "must be INTERVAL_DAY, INTERVAL_WEEK or INTERVAL_MONTH, got %s", r.GetInterval())
 	case *portfoliov1.DepositRequest:
 		checkID(&v, "portfolio_id", r.GetPortfolioId())
 		checkPositive(&v, "amount", r.GetAmount())
@@ -81,6 +95,18 @@ func Validate(req any) error {
 
 func checkID(v *validate.Violations, field string, id int64) {
 	v.Check(id > 0, field, "is required and must be positive, got %d", id)
+}
+
+// checkTime checks an optional (or, with required, a required) timestamp field, reporting
+// whether it is set and valid.
+func checkTime(v *validate.Violations, field string, t *timestamppb.Timestamp, required bool) bool {
+	if t == nil {
+		if required {
+			v.Add(field, "is required")
+		}
+		return false
+	}
+	return v.Check(t.IsValid(), field, "is not a valid timestamp")
 }
 
 func checkPositive(v *validate.Violations, field, s string) {

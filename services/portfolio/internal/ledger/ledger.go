@@ -66,7 +66,7 @@ func Buy(h Holding, qty, price *big.Rat) (Fill, error) {
 		Amount:   amount,
 		Cash:     cash,
 		Movement: decimal.Neg(amount),
-		Position: Position{Quantity: decimal.Add(h.Position.Quantity, qty), CostBasis: decimal.Add(h.Position.CostBasis, amount)},
+		Position: h.Position.bought(qty, amount),
 	}, nil
 }
 
@@ -88,12 +88,23 @@ func Sell(h Holding, qty, price *big.Rat) (Fill, error) {
 			"balance limit: portfolio %d has %s, selling %s %s for %s would take it past %s",
 			h.PortfolioID, decimal.Format(h.Cash), decimal.Format(qty), h.Symbol, decimal.Format(amount), decimal.Format(decimal.Max))
 	}
-	left := decimal.Sub(held, qty)
-	cost := new(big.Rat)
-	if left.Sign() > 0 {
-		cost = roundCost(decimal.Quo(decimal.Mul(h.Position.CostBasis, left), held))
+	return Fill{Amount: amount, Cash: cash, Movement: amount, Position: h.Position.sold(qty)}, nil
+}
+
+// bought is p after buying qty shares for amount: the cost basis grows by the amount paid.
+func (p Position) bought(qty, amount *big.Rat) Position {
+	return Position{Quantity: decimal.Add(p.Quantity, qty), CostBasis: decimal.Add(p.CostBasis, amount)}
+}
+
+// sold is p after selling qty of its shares: the shares left keep their average cost (the
+// cost basis shrinks in proportion, rounded to CostDigits), and a position sold out costs
+// nothing.
+func (p Position) sold(qty *big.Rat) Position {
+	left := decimal.Sub(p.Quantity, qty)
+	if left.Sign() <= 0 {
+		return Position{Quantity: new(big.Rat), CostBasis: new(big.Rat)}
 	}
-	return Fill{Amount: amount, Cash: cash, Movement: amount, Position: Position{Quantity: left, CostBasis: cost}}, nil
+	return Position{Quantity: left, CostBasis: roundCost(decimal.Quo(decimal.Mul(p.CostBasis, left), p.Quantity))}
 }
 
 // roundCost rounds a cost basis to CostDigits (half away from zero), as stored.

@@ -54,6 +54,9 @@ func TestPolicy(t *testing.T) {
 	if _, err := e.user.ListIngestionJobs(ctx, &stockv1.ListIngestionJobsRequest{}, authtest.As(t, "loader", "ingest")); err != nil {
 		t.Errorf("ListIngestionJobs with role ingest: %v", err)
 	}
+	if _, err := e.user.GetRecommendationScoreboard(ctx, &stockv1.GetRecommendationScoreboardRequest{}); err != nil {
+		t.Errorf("GetRecommendationScoreboard without a token: %v", err)
+	}
 	// The watches are market data too.
 	prices, err := e.user.WatchLatestPrices(ctx, &stockv1.WatchLatestPricesRequest{Symbols: []string{"AAPL"}})
 	if err == nil {

@@ -322,3 +322,152 @@ func TestListIngestionRuns_plan(t *testing.T) {
 		}
 	}
 }
+
+// TestGetLatestPrices_asOfPlan checks that GetLatestPrices with as_of finds each symbol's bar
+// by a backward probe of the (symbol, ts) primary key under a LIMIT 1, in the partitions not
+// later than as_of only (PostgreSQL merges them: a default partition rules out an ordered
+// Append), and the stock and its final price by their keys, on 20,000 stocks, 200 of them
+// with 3 years of daily bars: no sequential scan, no sort.
+func TestGetLatestPrices_asOfPlan(t *testing.T) {
+	t.Parallel()
+	pool := pgtest.NewDB(t, migrations.Set)
+	const seed = `
+		INSERT INTO stock.stocks (symbol, name) SELECT 'S' || i, 'Name ' || i FROM generate_series(1, 20000) AS i;
+		INSERT INTO stock.prices (symbol, ts, open, high, low, close, volume)
+		SELECT 'S' || i, d, 100, 101, 99, 100 + i % 7, 1000
+		FROM generate_series(1, 200) AS i, generate_series('2022-01-01'::timestamptz, '2024-12-31', '1 day') AS d;
+		INSERT INTO stock.latest_prices (symbol, ts, open, high, low, close, volume)
+		SELECT 'S' || i, '2024-12-31', 100, 101, 99, 100, 1000 FROM generate_series(1, 20000) AS i;
+		ANALYZE stock.stocks, stock.prices, stock.latest_prices`
+	if _, err := pool.Exec(t.Context(), seed); err != nil {
+		t.Fatal(err)
+	}
+	var out []byte
+	asOf := time.Date(2023, 6, 15, 0, 0, 0, 0, time.UTC)
+	if err := pool.QueryRow(t.Context(), "EXPLAIN (FORMAT JSON) "+store.PricesAsOfSQL(), []string{"S1", "S42", "S199"}, asOf).Scan(&out); err != nil {
+		t.Fatal(err)
+	}
+	var plan []map[string]any
+	if err := json.Unmarshal(out, &plan); err != nil {
+		t.Fatal(err)
+	}
+	root := plan[0]["Plan"].(map[string]any)
+	nodes, scans := planNodes(root), scanNodes(root)
+	t.Logf("plan: %s; scans: %s", strings.Join(nodes, " > "), strings.Join(scans, ", "))
+	if slices.Contains(nodes, "Seq Scan") || slices.Contains(nodes, "Sort") || !slices.Contains(nodes, "Limit") {
+		t.Errorf("plan: %s, want index probes under a Limit, without a sequential scan or a sort", strings.Join(nodes, " > "))
+	}
+	var prices int
+	for _, s := range scans {
+		switch {
+		case s == "stocks_pkey" || s == "latest_prices_pkey":
+		case strings.HasPrefix(s, "prices_20") && s <= "prices_2023_pkey" || s == "prices_default_pkey":
+			prices++
+		default:
+			t.Errorf("scan by %s, want the (symbol, ts) keys of the partitions up to 2023 (and the stocks' and final prices' keys)", s)
+		}
+	}
+	if prices == 0 || !slices.Contains(scans, "stocks_pkey") || !slices.Contains(scans, "latest_prices_pkey") {
+		t.Errorf("scans %v, want the partitions', stocks_pkey and latest_prices_pkey", scans)
+	}
+}
+
+// planScans lists a plan's scans as "node type on relation [using index]", a bitmap heap
+// scan with the index of its bitmap index scan.
+func planScans(node map[string]any) []string {
+	var scans []string
+	children, _ := node["Plans"].([]any)
+	if rel, ok := node["Relation Name"].(string); ok {
+		s := node["Node Type"].(string) + " on " + rel
+		idx, ok := node["Index Name"].(string)
+		if !ok && node["Node Type"] == "Bitmap Heap Scan" && len(children) == 1 {
+			idx, ok = children[0].(map[string]any)["Index Name"].(string)
+		}
+		if ok {
+			s += " using " + idx
+		}
+		scans = append(scans, s)
+		if node["Node Type"] == "Bitmap Heap Scan" {
+			return scans
+		}
+	}
+	for _, c := range children {
+		scans = append(scans, planScans(c.(map[string]any))...)
+	}
+	return scans
+}
+
+// TestScoreboard_plan checks that GetRecommendationScoreboard's statement reads prices only
+// through the (symbol, ts) primary keys of stock.prices's partitions, and a filtered history
+// through its source or symbol index, on 100 symbols × 2 years of daily bars and 10
+// models × 100 symbols × 60 days of predictions: against the market (which walks the stocks)
+// and a benchmark.
+func TestScoreboard_plan(t *testing.T) {
+	t.Parallel()
+	pool := pgtest.NewDB(t, migrations.Set)
+	const seed = `
+		INSERT INTO stock.stocks (symbol, name) SELECT 'S' || i, 'Name ' || i FROM generate_series(1, 100) AS i;
+		INSERT INTO stock.prices (symbol, ts, open, high, low, close, volume)
+		SELECT 'S' || i, d, 100, 101, 99, 100 + (i * 7 + extract(doy FROM d)::int) % 13, 1000
+		FROM generate_series(1, 100) AS i, generate_series('2024-01-01'::timestamptz, '2025-12-31', '1 day') AS d;
+		INSERT INTO stock.recommendation_history (symbol, source, model_version, action, confidence, predict_time)
+		SELECT 'S' || i, 'm' || j, 'v1', (ARRAY['ACTION_BUY','ACTION_HOLD','ACTION_SELL'])[1 + (i + j + d) % 3], 0.5,
+		       '2025-01-01'::timestamptz + d * interval '1 day'
+		FROM generate_series(1, 100) AS i, generate_series(1, 10) AS j, generate_series(0, 59) AS d;
+		ANALYZE stock.stocks, stock.prices, stock.recommendation_history`
+	if _, err := pool.Exec(t.Context(), seed); err != nil {
+		t.Fatal(err)
+	}
+	l := newLists("k")
+	tests := []struct {
+		filter, benchmark, history string
+	}{
+		{`source = "m3"`, "", "recommendation_history_source_idx"},
+		{`source = "m3" AND predict_time >= "2025-02-01T00:00:00Z"`, "S1", "recommendation_history_source_idx"},
+		{`symbol = "S42"`, "", "recommendation_history_symbol_idx"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.filter+"/"+tt.benchmark, func(t *testing.T) {
+			t.Parallel()
+			q, err := l.scoreboard.Build(query.Request{Filter: tt.filter})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out []byte
+			if err := pool.QueryRow(t.Context(), "EXPLAIN (FORMAT JSON) "+store.ScoreboardSQL(q),
+				store.ScoreboardArgs(q, DefaultHorizons, tt.benchmark)).Scan(&out); err != nil {
+				t.Fatal(err)
+			}
+			var plan []map[string]any
+			if err := json.Unmarshal(out, &plan); err != nil {
+				t.Fatal(err)
+			}
+			scans := planScans(plan[0]["Plan"].(map[string]any))
+			var history, prices []string
+			for _, s := range scans {
+				switch {
+				case strings.Contains(s, " on recommendation_history"):
+					history = append(history, s)
+				case strings.Contains(s, " on prices_2024"), strings.Contains(s, " on prices_2025"):
+					prices = append(prices, s)
+					if !strings.HasPrefix(s, "Index Scan") || !strings.HasSuffix(s, "_pkey") {
+						t.Errorf("prices read by %q, want index scans of the partitions' (symbol, ts) primary keys", s)
+					}
+				case strings.Contains(s, " on prices_"):
+					// An empty partition: the planner may cost a sequential scan of it at 0 (and run-time
+					// pruning skips it: no bar there).
+				case strings.HasSuffix(s, " on stocks"), strings.HasSuffix(s, " on stocks using stocks_pkey"):
+					// The market walks every stock (two primary key probes of prices each); the
+					// benchmark's existence is one lookup (on 100 stocks, a sequential scan is as good).
+				default:
+					t.Errorf("unexpected scan %q", s)
+				}
+			}
+			slices.Sort(prices)
+			t.Logf("history: %v; the populated partitions' scans: %v", history, slices.Compact(prices))
+			if len(history) != 1 || !strings.HasSuffix(history[0], tt.history) {
+				t.Errorf("history read by %v, want one scan using %s", history, tt.history)
+			}
+		})
+	}
+}

@@ -19,6 +19,8 @@ type lists struct {
 	jobs            query.Schema[store.IngestionJob]
 	runs            query.Schema[store.IngestionRun]
 	rejects         query.Schema[store.IngestionReject]
+	// scoreboard is GetRecommendationScoreboard's filter: the history's fields as r.*.
+	scoreboard query.Schema[store.PastRecommendation]
 }
 
 func newLists(tokenKey string) lists {
@@ -97,6 +99,17 @@ func newLists(tokenKey string) lists {
 			Key:          []string{"predict_time", "symbol", "source"},
 			DefaultOrder: "predict_time desc",
 			TokenKey:     tokenKey,
+		},
+		// The scoreboard's filter only: no order, no pages (the Key is the history's).
+		scoreboard: query.Schema[past]{
+			Fields: []query.Field[past]{
+				{Name: "source", Column: "r.source", Type: query.String, Value: func(r past) any { return r.Source }},
+				{Name: "model_version", Column: "r.model_version", Type: query.String},
+				{Name: "symbol", Column: "r.symbol", Type: query.String, Value: func(r past) any { return r.Symbol }},
+				{Name: "predict_time", Column: "r.predict_time", Type: query.Timestamp, Value: func(r past) any { return r.PredictTime }},
+			},
+			Key:      []string{"predict_time", "symbol", "source"},
+			TokenKey: tokenKey,
 		},
 		// Prices have no filter: the request names the symbol and range, and pages walk time.
 		prices: query.Schema[store.Price]{

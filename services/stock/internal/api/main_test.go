@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
 	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
 	"github.com/pgfleet/pgfleet/pkg/app"
@@ -26,6 +27,8 @@ type env struct {
 	// stopLeader, in newPipelineEnv's, stops its ingestion leader as a shutdown does and
 	// waits until it has stopped.
 	stopLeader func()
+	api        *api.Server          // the service's API, for its background work (ScoreboardMetrics)
+	reg        *prometheus.Registry // the server's metrics registry
 }
 
 // newEnv starts the stock service's server as the binary does (apptest.StartServer: its
@@ -41,18 +44,21 @@ func newEnv(t testing.TB) env {
 func newEnvWith(t testing.TB, vars map[string]string) env {
 	t.Helper()
 	var own struct { // the binary's settings beside app.Config, at their defaults
-		Limits  server.Limits
-		Streams api.StreamLimits
+		Limits     server.Limits
+		Streams    api.StreamLimits
+		Scoreboard api.ScoreboardConfig
 	}
 	apptest.Load(t, vars, &own)
 	opts := app.Options{Name: "stock", Migrations: migrations.Set, Validate: api.Validate, Policy: api.Policy, Routes: api.Routes, Outbox: true, Limits: &own.Limits}
+	var srv *api.Server
 	svc, conn := apptest.StartServer(t, opts, vars, func(svc *app.Service) []string {
-		stockv1.RegisterStockServiceServer(svc.Server, api.New(api.Deps{Base: svc.Base, Streams: own.Streams}))
+		srv = api.New(api.Deps{Base: svc.Base, Streams: own.Streams, Scoreboard: own.Scoreboard})
+		stockv1.RegisterStockServiceServer(svc.Server, srv)
 		return []string{stockv1.StockService_ServiceDesc.ServiceName}
 	})
 	userConn := apptest.Dial(t, svc.Server.GRPCAddr())
 	return env{client: stockv1.NewStockServiceClient(conn), user: stockv1.NewStockServiceClient(userConn), pool: svc.Pool,
-		addr: svc.Server.GRPCAddr()}
+		addr: svc.Server.GRPCAddr(), api: srv, reg: svc.Server.Registry()}
 }
 
 // upsert stores stocks through the API.

@@ -548,11 +548,16 @@ func (s *Server) readChunk(ctx context.Context, symbol string, from time.Time, a
 	return rows, err
 }
 
-// GetLatestPrices returns the latest price of each symbol, in request order.
+// GetLatestPrices returns the latest price of each symbol, in request order; with as_of, the
+// last one at or before it.
 func (s *Server) GetLatestPrices(ctx context.Context, req *stockv1.GetLatestPricesRequest) (*stockv1.GetLatestPricesResponse, error) {
 	var rows []store.Price
 	err := s.retry.Do(ctx, func(ctx context.Context) (err error) {
-		rows, err = s.store.LatestPrices(ctx, req.GetSymbols())
+		if req.GetAsOf() != nil {
+			rows, err = s.store.PricesAsOf(ctx, req.GetSymbols(), req.GetAsOf().AsTime())
+		} else {
+			rows, err = s.store.LatestPrices(ctx, req.GetSymbols())
+		}
 		return err
 	})
 	if err != nil {

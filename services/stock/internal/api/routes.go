@@ -38,4 +38,7 @@ var Routes = replica.Routes{
 	stockv1.StockService_GetIngestionRun_FullMethodName:      replica.Primary,
 	stockv1.StockService_CancelIngestionRun_FullMethodName:   replica.Primary,
 	stockv1.StockService_ListIngestionRejects_FullMethodName: replica.Primary,
+
+	// The scoreboard reads the history and the prices, as the lists do.
+	stockv1.StockService_GetRecommendationScoreboard_FullMethodName: replica.Replica,
 }

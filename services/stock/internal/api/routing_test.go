@@ -288,6 +288,11 @@ func readCalls(client stockv1.StockServiceClient, primary *pgxpool.Pool) map[str
 			resp, err := client.ListIngestionRejects(ctx, &stockv1.ListIngestionRejectsRequest{RunId: 1}, opts...)
 			return apptest.Seen(resp), err
 		},
+		// The HOLD arranged is held; the write's BUY (at the write's time) adds a pending one.
+		stockv1.StockService_GetRecommendationScoreboard_FullMethodName: func(ctx context.Context, opts ...grpc.CallOption) (string, error) {
+			resp, err := client.GetRecommendationScoreboard(ctx, &stockv1.GetRecommendationScoreboardRequest{Filter: `symbol = "AAA"`, HorizonsDays: []int32{1}}, opts...)
+			return apptest.Seen(resp), err
+		},
 	}
 }
 

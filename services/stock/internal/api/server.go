@@ -22,6 +22,7 @@ import (
 	"github.com/pgfleet/pgfleet/pkg/app"
 	"github.com/pgfleet/pgfleet/pkg/lock"
 	"github.com/pgfleet/pgfleet/pkg/outbox"
+	"github.com/pgfleet/pgfleet/pkg/replica"
 	"github.com/pgfleet/pgfleet/pkg/retry"
 	"github.com/pgfleet/pgfleet/pkg/validate"
 	"github.com/pgfleet/pgfleet/services/stock/internal/store"
@@ -32,6 +33,7 @@ type Server struct {
 	stockv1.UnimplementedStockServiceServer
 
 	pool  *pgxpool.Pool
+	db    *replica.DB // the store's: where each call's route says
 	store *store.Store
 	retry *retry.Retrier
 	locks *lock.Locker
@@ -43,6 +45,7 @@ type Server struct {
 	shares streamShares
 	// ingestSources names the ingestion sources the deployment configured; nil: all.
 	ingestSources map[string]bool
+	score         ScoreboardConfig
 }
 
 // Deps are what a Server runs on.
@@ -55,12 +58,15 @@ type Deps struct {
 	// IngestSources names the ingestion sources configured ("polygon", "files"): a job of
 	// another is FAILED_PRECONDITION at create. nil means every source.
 	IngestSources map[string]bool
+	// Scoreboard bounds GetRecommendationScoreboard's statement (the zero value: no bound).
+	Scoreboard ScoreboardConfig
 }
 
 // New returns a Server.
 func New(d Deps) *Server {
 	return &Server{
 		pool:   d.Pool,
+		db:     d.DB,
 		store:  store.New(d.DB),
 		retry:  d.Retry,
 		locks:  d.Locks,
@@ -70,6 +76,7 @@ func New(d Deps) *Server {
 		shares: newStreamShares(d.Streams, d.Pool.Config().MaxConns),
 
 		ingestSources: d.IngestSources,
+		score:         d.Scoreboard,
 	}
 }
 

@@ -46,6 +46,9 @@ func Validate(req any) error {
 		checkSymbols(&v, r.GetSymbols())
 	case *stockv1.GetLatestPricesRequest:
 		checkSymbols(&v, r.GetSymbols())
+		if r.AsOf != nil {
+			v.Check(r.GetAsOf().IsValid(), "as_of", "is not a valid timestamp")
+		}
 	case *stockv1.UpsertStocksRequest:
 		checkStocks(&v, r.GetStocks())
 	case *stockv1.ListPricesRequest:
@@ -64,6 +67,12 @@ func Validate(req any) error {
 		checkRecommendations(&v, r.GetRecommendations())
 	case *stockv1.ListStocksRequest, *stockv1.ListRecommendationsRequest, *stockv1.ListRecommendationHistoryRequest:
 		// filter, order_by, page_size and page_token: pkg/query's.
+	case *stockv1.GetRecommendationScoreboardRequest:
+		// filter: pkg/query's, when the handler builds it.
+		checkHorizons(&v, r.GetHorizonsDays())
+		if b := r.GetBenchmarkSymbol(); b != "" {
+			checkSymbol(&v, "benchmark_symbol", b)
+		}
 	case *stockv1.WatchLatestPricesRequest:
 		checkWatchSymbols(&v, r.GetSymbols())
 	case *stockv1.WatchStockEventsRequest:
@@ -297,4 +306,21 @@ func checkJobUpdate(v *validate.Violations, r *stockv1.UpdateIngestionJobRequest
 		only[p] = true
 	}
 	checkIngestionJob(v, r.GetJob(), only)
+}
+
+// checkHorizons holds the scoreboard's horizons to 1..maxHorizon bars, at most maxHorizons,
+// each once.
+func checkHorizons(v *validate.Violations, horizons []int32) {
+	if !v.Check(len(horizons) <= maxHorizons, "horizons_days", "must hold at most %d horizons, got %d", maxHorizons, len(horizons)) {
+		return
+	}
+	seen := make(map[int32]int, len(horizons))
+	for i, h := range horizons {
+		field := fmt.Sprintf("horizons_days[%d]", i)
+		v.Check(h >= 1 && h <= maxHorizon, field, "must be 1 to %d bars, got %d", maxHorizon, h)
+		if j, dup := seen[h]; dup {
+			v.Add(field, "%d repeats horizons_days[%d]", h, j)
+		}
+		seen[h] = i
+	}
 }

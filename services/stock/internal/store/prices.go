@@ -271,3 +271,45 @@ func (s *Store) LatestPrices(ctx context.Context, symbols []string) ([]Price, er
 	}
 	return prices, nil
 }
+
+// pricesAsOf is LatestPrices at a time: each symbol's last bar at or before $2, found by a
+// backward probe of the (symbol, ts) primary key of each partition not later than $2 (LIMIT 1
+// stops at the first row), or a delisted stock's final price if its bar is at or before $2
+// (its bars were deleted with it). Where a symbol has both (a new listing racing DeleteStock),
+// the later bar wins, as in LatestPrices.
+const pricesAsOf = `
+	SELECT q.symbol,
+		CASE WHEN f.final THEN l.ts ELSE b.ts END,
+		(CASE WHEN f.final THEN l.open ELSE b.open END)::text,
+		(CASE WHEN f.final THEN l.high ELSE b.high END)::text,
+		(CASE WHEN f.final THEN l.low ELSE b.low END)::text,
+		(CASE WHEN f.final THEN l.close ELSE b.close END)::text,
+		CASE WHEN f.final THEN l.volume ELSE b.volume END,
+		coalesce(s.currency, l.currency, ''), CASE WHEN s.symbol IS NULL THEN l.delist_time END
+	FROM unnest($1::text[]) AS q(symbol)
+	LEFT JOIN stock.stocks s ON s.symbol = q.symbol
+	LEFT JOIN stock.latest_prices l ON l.symbol = q.symbol AND l.delist_time IS NOT NULL
+	LEFT JOIN LATERAL (
+		SELECT p.ts, p.open, p.high, p.low, p.close, p.volume FROM stock.prices p
+		WHERE p.symbol = q.symbol AND p.ts <= $2 ORDER BY p.ts DESC LIMIT 1
+	) b ON true
+	CROSS JOIN LATERAL (SELECT l.ts IS NOT NULL AND l.ts <= $2 AND (b.ts IS NULL OR l.ts > b.ts) AS final) f
+	WHERE b.ts IS NOT NULL OR f.final`
+
+// PricesAsOfSQL is the statement of PricesAsOf, for the plan tests.
+func PricesAsOfSQL() string { return pricesAsOf }
+
+// PricesAsOf returns each symbol's last bar at or before asOf, as LatestPrices returns the
+// latest ones: with the stock's currency, and DelistTime set for a deleted stock's final
+// price. Symbols without such a bar are left out.
+func (s *Store) PricesAsOf(ctx context.Context, symbols []string, asOf time.Time) ([]Price, error) {
+	rows, _ := s.db.Query(ctx, pricesAsOf, symbols, asOf)
+	prices, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (p Price, err error) {
+		err = row.Scan(&p.Symbol, &p.Time, &p.Open, &p.High, &p.Low, &p.Close, &p.Volume, &p.Currency, &p.DelistTime)
+		return p, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("prices as of %s: %w", asOf.UTC().Format(time.RFC3339), err)
+	}
+	return prices, nil
+}
