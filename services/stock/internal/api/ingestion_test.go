@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,7 +26,9 @@ import (
 	"github.com/pgfleet/pgfleet/services/stock/internal/ingest"
 	"github.com/pgfleet/pgfleet/services/stock/internal/source"
 	"github.com/pgfleet/pgfleet/services/stock/internal/source/files"
+	"github.com/pgfleet/pgfleet/services/stock/internal/source/polygon"
 	"github.com/pgfleet/pgfleet/services/stock/migrations"
+	"github.com/pgfleet/pgfleet/services/stock/providerstub"
 )
 
 // newPipelineEnv is newEnv with the ingestion pipeline's leader running in the test's process
@@ -648,4 +651,52 @@ func TestIngestion_shutdown(t *testing.T) {
 		!strings.Contains(run.GetError(), "shut down") || run.GetWorker() != "" {
 		t.Errorf("run after the shutdown: %v", run)
 	}
+}
+
+// TestIngestion_polygon: a POLYGON job against the local stand-in provider (its format, on
+// loopback) that rate-limits the first request, answers a 500 mid-way and hangs once past the
+// connector's timeout: the run is retried until it succeeds, every good bar lands once, and
+// the provider's bad row is in the quarantine with its day.
+func TestIngestion_polygon(t *testing.T) {
+	t.Parallel()
+	today := time.Now().UTC().Truncate(24 * time.Hour)
+	days := providerstub.Days(today.AddDate(0, 0, -20), today.AddDate(0, 0, 1))
+	bad := days[len(days)/2]
+	stub := httptest.NewServer(providerstub.NewHandler(providerstub.Options{
+		Symbols: []string{"AAA", "BBB"}, Key: "k", PageSize: 4, RateLimitFirst: 1, RetryAfter: 0,
+		Faults:  map[int]providerstub.Fault{4: providerstub.ServerError, 7: providerstub.Hang},
+		BadRows: map[string]providerstub.BadRow{bad.Format(time.DateOnly): providerstub.HighBelowLow},
+	}))
+	t.Cleanup(stub.Close)
+	sources := ingest.Sources{"polygon": func() (source.Source, error) {
+		src, err := polygon.New(polygon.Config{BaseURL: stub.URL, APIKey: "k", Timeout: time.Second})
+		if err != nil {
+			return nil, err
+		}
+		return src, nil
+	}}
+	e := newPipelineEnv(t, sources)
+	e.upsert(t, &stockv1.Stock{Symbol: "AAA", Name: "A", Currency: "USD"}, &stockv1.Stock{Symbol: "BBB", Name: "B", Currency: "USD"})
+	e.createJob(t, &stockv1.IngestionJob{JobId: "poly", Source: stockv1.IngestionSource_INGESTION_SOURCE_POLYGON, Schedule: "@daily",
+		Symbols: []string{"AAA", "BBB"}, LookbackDays: 20, MaxAttempts: 10})
+	run := e.runJob(t, "poly")
+	if run.GetState() != stockv1.IngestionRunState_INGESTION_RUN_STATE_SUCCEEDED || run.GetAttempt() < 2 {
+		t.Fatalf("run: %v", run)
+	}
+	for _, sym := range []string{"AAA", "BBB"} {
+		if got := allPrices(t, e, sym); len(got) != len(days)-1 {
+			t.Errorf("%s: %d bars stored, want %d (every weekday but the bad one)", sym, len(got), len(days)-1)
+		}
+	}
+	rejects := e.rejects(t, run.GetRunId())
+	var refused int
+	for _, r := range rejects {
+		if strings.Contains(r.GetRef(), bad.Format(time.DateOnly)) || strings.Contains(r.GetRaw(), bad.Format(time.DateOnly)) {
+			refused++
+		}
+	}
+	if refused == 0 {
+		t.Errorf("the bad row of %s is not in the quarantine: %v", bad.Format(time.DateOnly), rejects)
+	}
+	t.Logf("succeeded at attempt %d, %d bars in (over attempts), %d rejects", run.GetAttempt(), run.GetRowsIn(), len(rejects))
 }
