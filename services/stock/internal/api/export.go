@@ -86,6 +86,7 @@ type anchor struct {
 	conn  *pgxpool.Conn
 	tx    pgx.Tx
 	timer *time.Timer // while held
+	done  bool        // its export was complete: let go before the cut ones
 }
 
 // close ends the transaction, which lets the snapshot go, and gives the connection back.
@@ -111,12 +112,19 @@ type holds struct {
 	order []string // ids, oldest first
 }
 
-// hold keeps a until the window passes or take claims it, letting the oldest go if full.
+// hold keeps a until the window passes or take claims it; if full, it lets go the oldest
+// complete export's first, else the oldest.
 func (h *holds) hold(a *anchor) {
 	h.mu.Lock()
 	var evicted []*anchor
 	for len(h.order) >= h.max {
 		old := h.held[h.order[0]]
+		for _, id := range h.order {
+			if h.held[id].done {
+				old = h.held[id]
+				break
+			}
+		}
 		h.remove(old)
 		old.timer.Stop()
 		evicted = append(evicted, old)
@@ -214,6 +222,7 @@ type exportSnapshot struct {
 	coordConn *pgxpool.Conn
 	coordTx   pgx.Tx
 	pool      *pgxpool.Pool
+	done      bool // the export sent its last message
 }
 
 // tx is the coordinator's transaction.
@@ -228,6 +237,7 @@ func (x *exportSnapshot) tx() pgx.Tx {
 func (x *exportSnapshot) end(e *exporter, cut bool) {
 	switch {
 	case x.own != nil && cut:
+		x.own.done = x.done
 		e.holds.hold(x.own)
 	case x.own != nil:
 		x.own.close()
@@ -413,8 +423,10 @@ func (s *Server) exportPrices(ctx context.Context, req *stockv1.ExportPricesRequ
 	send := newExportSender(stream, req, pos, s.export.metrics)
 	err = send.run(gctx, tasks)
 	cancel()
+	// Once the sender is through, every symbol was read: workers still starting see only
+	// the cancel above.
 	werr := g.Wait()
-	if err == nil || errors.Is(err, context.Canceled) && werr != nil && !errors.Is(werr, context.Canceled) {
+	if err != nil && werr != nil && !errors.Is(werr, context.Canceled) {
 		err = werr // a worker's failure is the cause of the sender's end
 	}
 	if err != nil {
@@ -422,8 +434,12 @@ func (s *Server) exportPrices(ctx context.Context, req *stockv1.ExportPricesRequ
 		if cut && stream.Context().Err() != nil {
 			return stream.Context().Err()
 		}
+		return err
 	}
-	return err
+	// The last messages may still be on their way when the client is cut: the server cannot
+	// tell, so a complete export's snapshot is held too, first in line to be let go.
+	cut, snap.done = true, true
+	return nil
 }
 
 func maxTime(a, b time.Time) time.Time {
@@ -631,4 +647,13 @@ func toExportRow(r *store.ExportRow) *stockv1.ExportRow {
 		out.Recommendation = rec
 	}
 	return out
+}
+
+// HeldExports returns the snapshot ids held for resumes, oldest first (for tests and
+// operators: pgfleet_export_snapshots_held counts them).
+func (s *Server) HeldExports() []string {
+	h := s.export.holds
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]string(nil), h.order...)
 }
