@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -497,10 +498,10 @@ func TestExportPrices_pointInTime(t *testing.T) {
 		return &stockv1.Recommendation{Symbol: sym, Source: source, Action: a, TargetPrice: "12.5", Confidence: 0.75, ModelVersion: version, PredictTime: pt}
 	}
 	// Bars are at midnight of days 0-6. In the order they are recorded:
-	recs(rec("AAA", "model", stockv1.Action_ACTION_BUY, at(1, 0), "v1")) // exactly at bar 1
-	recs(rec("AAA", "model", stockv1.Action_ACTION_SELL, at(3, 5), "v2"),     // after bar 3, before bar 4
-		rec("AAA", "other", stockv1.Action_ACTION_STRONG_BUY, at(0, 0), "x"),  // another source
-		rec("BBB", "model", stockv1.Action_ACTION_HOLD, at(0, -1), "b1"))      // before BBB's first bar
+	recs(rec("AAA", "model", stockv1.Action_ACTION_BUY, at(1, 0), "v1"))  // exactly at bar 1
+	recs(rec("AAA", "model", stockv1.Action_ACTION_SELL, at(3, 5), "v2"), // after bar 3, before bar 4
+		rec("AAA", "other", stockv1.Action_ACTION_STRONG_BUY, at(0, 0), "x"), // another source
+		rec("BBB", "model", stockv1.Action_ACTION_HOLD, at(0, -1), "b1"))     // before BBB's first bar
 	recs(rec("AAA", "model", stockv1.Action_ACTION_STRONG_SELL, at(6, 1), "v3")) // after the last bar
 	// Recorded last, but made before v2: it is the known prediction for bars 2 and 3.
 	recs(rec("AAA", "model", stockv1.Action_ACTION_HOLD, at(2, -2), "v1b"))
@@ -645,4 +646,58 @@ func eventually(t *testing.T, cond func() bool) {
 		case <-time.After(time.Millisecond):
 		}
 	}
+}
+
+// TestExportPrices_badInput: every bad field is INVALID_ARGUMENT with a violation on it,
+// before any snapshot is taken.
+func TestExportPrices_badInput(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ts := func(d int) *timestamppb.Timestamp { return timestamppb.New(day0.AddDate(0, 0, d)) }
+	tests := []struct {
+		name  string
+		req   *stockv1.ExportPricesRequest
+		field string
+	}{
+		{"filter syntax", &stockv1.ExportPricesRequest{Filter: `sector = `}, "filter"},
+		{"unknown filter field", &stockv1.ExportPricesRequest{Filter: `color = "red"`}, "filter"},
+		{"end before start", &stockv1.ExportPricesRequest{StartTime: ts(2), EndTime: ts(1)}, "end_time"},
+		{"end at start", &stockv1.ExportPricesRequest{StartTime: ts(2), EndTime: ts(2)}, "end_time"},
+		{"invalid start", &stockv1.ExportPricesRequest{StartTime: &timestamppb.Timestamp{Seconds: -1 << 62}}, "start_time"},
+		{"negative batch_size", &stockv1.ExportPricesRequest{BatchSize: -1}, "batch_size"},
+		{"batch_size too large", &stockv1.ExportPricesRequest{BatchSize: 100001}, "batch_size"},
+		{"unknown format", &stockv1.ExportPricesRequest{Format: 7}, "format"},
+		{"recommendation_source too long", &stockv1.ExportPricesRequest{RecommendationSource: strings.Repeat("s", 201)}, "recommendation_source"},
+		{"recommendation_source with NUL", &stockv1.ExportPricesRequest{RecommendationSource: "a\x00b"}, "recommendation_source"},
+		{"resume_token too long", &stockv1.ExportPricesRequest{ResumeToken: strings.Repeat("A", 2000)}, "resume_token"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := export(t, e.client, tt.req)
+			wantFieldViolation(t, err, tt.field)
+		})
+	}
+}
+
+// FuzzExportPrices sends fuzzed filters, sources, tokens and sizes through the real server.
+func FuzzExportPrices(f *testing.F) {
+	e := newEnv(f)
+	e.upsert(f, fuzzStocks...)
+	for _, s := range append(fuzzStrings, `sector = "Technology"`, "eyJ2IjoxfQ") {
+		f.Add(s, s, s, int32(0), int32(0))
+	}
+	for _, n := range []int32{-1, 1, 100000, 100001, 1<<31 - 1} {
+		f.Add("", "", "", n, n)
+	}
+	f.Fuzz(func(t *testing.T, filter, source, token string, size, format int32) {
+		stream, err := e.client.ExportPrices(t.Context(), &stockv1.ExportPricesRequest{Filter: filter, RecommendationSource: source,
+			ResumeToken: token, BatchSize: size, Format: stockv1.ExportFormat(format)}, fuzzRaw)
+		for err == nil {
+			_, err = stream.Recv()
+		}
+		if !errors.Is(err, io.EOF) {
+			wantGoodAnswer(t, "ExportPrices", err)
+		}
+	})
 }
