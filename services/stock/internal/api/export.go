@@ -20,6 +20,7 @@ import (
 	"github.com/pgfleet/pgfleet/pkg/decimal"
 	"github.com/pgfleet/pgfleet/pkg/query"
 	"github.com/pgfleet/pgfleet/pkg/replica"
+	"github.com/pgfleet/pgfleet/pkg/retry"
 	"github.com/pgfleet/pgfleet/services/stock/internal/store"
 )
 
@@ -248,30 +249,31 @@ func (x *exportSnapshot) end(e *exporter, cut bool) {
 
 var exportTxOptions = pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}
 
-// pools are the servers a snapshot is looked for on: the pool Replica reads go to now, then
-// the primary. Every transaction of one call runs on the pool its coordinator found, since
-// a snapshot can only be imported on the server that exported it. A hot standby (PostgreSQL
-// 10 and later) exports snapshots too: pg_export_snapshot needs no transaction id, and
-// SET TRANSACTION SNAPSHOT imports it in other sessions of the same standby; what it cannot
-// do is import a snapshot of its primary, or keep one from replay's cleanup: a replay
-// conflict (max_standby_streaming_delay) cancels the export's queries unless
-// hot_standby_feedback is on. A DATABASE_READ_URL naming a load balancer over several
-// standbys breaks the rule "one server": name each standby.
-func (e *exporter) pools() []*pgxpool.Pool {
-	read := e.primary
-	if e.reads != nil {
-		read, _ = e.reads.Reader(0)
+// pools are the servers an export may read on, in order: the one its call reads on (the
+// Replica route: a usable replica, one that has replayed the call's consistency token if it
+// has one, else the primary), then the primary. Every transaction of one export runs on the
+// server its coordinator chose, since a snapshot can only be imported on the server that
+// exported it. A hot standby (PostgreSQL 10 and later) exports snapshots too:
+// pg_export_snapshot needs no transaction id there, and SET TRANSACTION SNAPSHOT imports
+// the snapshot in other sessions of the same standby; what a standby cannot do is import a
+// snapshot of its primary, or keep its snapshot's rows from replay's cleanup: a replay
+// conflict cancels the export's queries after max_standby_streaming_delay unless
+// hot_standby_feedback is on. A DATABASE_READ_URL that names a load balancer over several
+// standbys breaks "one server": name each standby.
+func (e *exporter) pools(ctx context.Context) []*pgxpool.Pool {
+	if e.reads == nil {
+		return []*pgxpool.Pool{e.primary}
 	}
+	read := e.reads.CallPool(ctx)
 	if read == e.primary {
 		return []*pgxpool.Pool{read}
 	}
 	return []*pgxpool.Pool{read, e.primary}
 }
 
-// begin opens the coordinator of a new export: a REPEATABLE READ READ ONLY transaction that
-// exports its snapshot.
-func (e *exporter) begin(ctx context.Context) (*exportSnapshot, error) {
-	pool := e.pools()[0]
+// begin opens the coordinator of a new export on pool: a REPEATABLE READ READ ONLY
+// transaction that exports its snapshot.
+func (e *exporter) begin(ctx context.Context, pool *pgxpool.Pool) (*exportSnapshot, error) {
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("export: acquire: %w", err)
@@ -295,7 +297,7 @@ func (e *exporter) resume(ctx context.Context, id string) (*exportSnapshot, erro
 	if a := e.holds.take(id); a != nil {
 		return &exportSnapshot{id: id, own: a, pool: a.pool}, nil
 	}
-	for _, pool := range e.pools() {
+	for _, pool := range e.pools(ctx) {
 		conn, tx, err := importSnapshot(ctx, pool, id)
 		if store.SnapshotGone(err) {
 			continue
@@ -373,16 +375,34 @@ func (s *Server) exportPrices(ctx context.Context, req *stockv1.ExportPricesRequ
 	if err != nil {
 		return err
 	}
-	var snap *exportSnapshot
 	if req.GetResumeToken() != "" {
-		snap, err = s.export.resume(ctx, pos.Snapshot)
-	} else {
-		snap, err = s.export.begin(ctx)
-		pos = exportToken{Version: exportTokenVersion, Fingerprint: fp}
-	}
-	if err != nil {
+		snap, err := s.export.resume(ctx, pos.Snapshot)
+		if err != nil {
+			return err
+		}
+		_, err = s.exportOn(ctx, snap, q, req, pos, stream)
 		return err
 	}
+	// A new export whose server fails before the first message goes on the primary: a
+	// replica that stops fails no export that has not started.
+	pools := s.export.pools(ctx)
+	for i, pool := range pools {
+		snap, err := s.export.begin(ctx, pool)
+		sent := false
+		if err == nil {
+			sent, err = s.exportOn(ctx, snap, q, req, exportToken{Version: exportTokenVersion, Fingerprint: fp}, stream)
+		}
+		if err != nil && !sent && i < len(pools)-1 && retry.Unavailable(err) {
+			s.log.WarnContext(ctx, "export failed on a replica before its first message, run again on the primary", "err", err)
+			continue
+		}
+		return err
+	}
+	return nil
+}
+
+// exportOn runs an export on snap from pos, and reports whether it sent a message.
+func (s *Server) exportOn(ctx context.Context, snap *exportSnapshot, q *query.Query, req *stockv1.ExportPricesRequest, pos exportToken, stream stockv1.StockService_ExportPricesServer) (sent bool, err error) {
 	pos.Snapshot = snap.id
 	// A stream ended before its last message by its client (a failed Send, or the call's
 	// context cancelled) is cut: its snapshot is held for a resume. Any other failure lets
@@ -392,7 +412,7 @@ func (s *Server) exportPrices(ctx context.Context, req *stockv1.ExportPricesRequ
 
 	symbols, err := s.store.WithTx(snap.tx()).ExportUniverse(ctx, q)
 	if err != nil {
-		return err
+		return false, err
 	}
 	start, end := timeRange(req.GetStartTime(), req.GetEndTime())
 	first := start.Truncate(time.Microsecond)
@@ -432,14 +452,14 @@ func (s *Server) exportPrices(ctx context.Context, req *stockv1.ExportPricesRequ
 	if err != nil {
 		cut = send.failed || stream.Context().Err() != nil
 		if cut && stream.Context().Err() != nil {
-			return stream.Context().Err()
+			return send.sent, stream.Context().Err()
 		}
-		return err
+		return send.sent, err
 	}
 	// The last messages may still be on their way when the client is cut: the server cannot
 	// tell, so a complete export's snapshot is held too, first in line to be let go.
 	cut, snap.done = true, true
-	return nil
+	return true, nil
 }
 
 func maxTime(a, b time.Time) time.Time {
@@ -508,6 +528,7 @@ type exportSender struct {
 	arrow   *arrowEncoder
 	withRec bool
 	failed  bool // a Send failed: the client went
+	sent    bool // a message went out
 
 	pending     []store.ExportRow // the batch held back
 	havePending bool
@@ -618,6 +639,7 @@ func (x *exportSender) emit(msg *stockv1.ExportPricesResponse, rows int) error {
 		x.failed = true
 		return err
 	}
+	x.sent = true
 	x.metrics.rows.WithLabelValues(x.label).Add(float64(rows))
 	x.metrics.bytes.WithLabelValues(x.label).Add(float64(size))
 	return nil

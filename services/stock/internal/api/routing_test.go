@@ -108,7 +108,10 @@ func TestRouting(t *testing.T) {
 	t.Run("standby stopped under a read load: no read fails", func(t *testing.T) {
 		var replicaReads []apptest.ReadCall
 		for m, read := range reads {
-			if api.Routes[m] == replica.Replica {
+			// An export reads one snapshot, which lives on the server that took it: one whose
+			// standby stops before its first message runs again on the primary, but one cut
+			// mid-stream cannot move and ends UNAVAILABLE (the client starts again).
+			if api.Routes[m] == replica.Replica && m != stockv1.StockService_ExportPrices_FullMethodName {
 				replicaReads = append(replicaReads, read)
 			}
 		}
