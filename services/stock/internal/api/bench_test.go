@@ -466,3 +466,77 @@ func BenchmarkWatchStockEvents(b *testing.B) {
 	}
 	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }
+
+// BenchmarkExportPrices: rows per second of a 2M-row export (200 symbols x 10000 bars) through
+// ExportPrices, protobuf and Arrow, batches of 10000, EXPORT_WORKERS=2, with the peak heap
+// in use (server and client in this process, sampled every 5ms) over its baseline: what
+// the bounded queues promise to keep flat whatever the export's size.
+func BenchmarkExportPrices(b *testing.B) {
+	e := newEnv(b)
+	seedStocks(b, e, 200)
+	const fill = `
+		INSERT INTO stock.prices (symbol, ts, open, high, low, close, volume)
+		SELECT 'S' || lpad(s::text, 3, '0'), timestamptz '2000-01-01' + i * interval '1 day', 100.5, 101.25, 99.75, 100 + i % 7, i
+		FROM generate_series(0, 199) AS s, generate_series(1, 10000) AS i;
+		ANALYZE stock.prices`
+	if _, err := e.pool.Exec(b.Context(), fill); err != nil {
+		b.Fatal(err)
+	}
+	const total = 2_000_000
+	for _, f := range []stockv1.ExportFormat{stockv1.ExportFormat_EXPORT_FORMAT_PROTO, stockv1.ExportFormat_EXPORT_FORMAT_ARROW} {
+		b.Run(f.String(), func(b *testing.B) {
+			runtime.GC()
+			var base runtime.MemStats
+			runtime.ReadMemStats(&base)
+			var peak atomic.Uint64
+			stop := make(chan struct{})
+			sampled := make(chan struct{})
+			go func() {
+				defer close(sampled)
+				t := time.NewTicker(5 * time.Millisecond)
+				defer t.Stop()
+				for {
+					select {
+					case <-stop:
+						return
+					case <-t.C:
+						var m runtime.MemStats
+						runtime.ReadMemStats(&m)
+						if m.HeapInuse > peak.Load() {
+							peak.Store(m.HeapInuse)
+						}
+					}
+				}
+			}()
+			var bytes int64
+			for b.Loop() {
+				stream, err := e.client.ExportPrices(b.Context(), &stockv1.ExportPricesRequest{Format: f})
+				if err != nil {
+					b.Fatal(err)
+				}
+				rows := 0
+				for {
+					msg, err := stream.Recv()
+					if errors.Is(err, io.EOF) {
+						break
+					}
+					if err != nil {
+						b.Fatal(err)
+					}
+					rows += len(msg.GetRows())
+					bytes += int64(len(msg.GetArrowIpc()))
+				}
+				if f == stockv1.ExportFormat_EXPORT_FORMAT_PROTO && rows != total {
+					b.Fatalf("exported %d rows, want %d", rows, total)
+				}
+			}
+			close(stop)
+			<-sampled
+			b.ReportMetric(float64(total)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+			b.ReportMetric(float64(peak.Load()-min(peak.Load(), base.HeapInuse))/(1<<20), "peak-heap-MiB")
+			if bytes > 0 {
+				b.ReportMetric(float64(bytes)/b.Elapsed().Seconds()/(1<<20), "MiB/s")
+			}
+		})
+	}
+}
