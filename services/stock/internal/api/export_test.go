@@ -602,16 +602,17 @@ func TestExportPrices_tokens(t *testing.T) {
 	t.Run("EXPORT_RESUME_WINDOW passed", func(t *testing.T) {
 		short := newEnvWith(t, map[string]string{"DATABASE_URL": e.pool.Config().ConnString(), "EXPORT_RESUME_WINDOW": "1ms"})
 		token := cutAfter(t, short.client, req, 1)
-		// The window's end closes the transaction that exported the snapshot.
+		// The window's end closes the transaction that exported the snapshot: wait until
+		// PostgreSQL refuses to import it.
+		snap := tokenSnapshot(t, token)
 		eventually(t, func() bool {
-			var open bool
-			err := e.pool.QueryRow(t.Context(), `SELECT EXISTS (SELECT FROM pg_stat_activity
-				WHERE datname = current_database() AND state LIKE 'idle in transaction%'
-				AND query = 'SELECT pg_export_snapshot()')`).Scan(&open)
+			tx, err := e.pool.BeginTx(t.Context(), pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 			if err != nil {
 				t.Fatal(err)
 			}
-			return !open
+			defer tx.Rollback(t.Context()) //nolint:errcheck // read only
+			_, err = tx.Exec(t.Context(), "SET TRANSACTION SNAPSHOT '"+snap+"'")
+			return err != nil
 		})
 		err := resume(t, short.client, req, token)
 		apptest.WantCode(t, err, codes.FailedPrecondition)
