@@ -5,10 +5,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -156,8 +156,10 @@ func testExportPrices(t *testing.T, e *env) {
 				t.Fatalf("line %s: %v, want a result", sc.Bytes(), err)
 			}
 			for _, r := range chunk.Result.Rows {
-				var v int64
-				fmt.Sscan(r.Volume, &v)
+				v, err := strconv.ParseInt(r.Volume, 10, 64)
+				if err != nil {
+					t.Fatalf("volume %q: %v", r.Volume, err)
+				}
 				got = append(got, exportedRow{r.Symbol, r.Time.UTC(), pad6(r.Close), v})
 			}
 		}
