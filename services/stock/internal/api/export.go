@@ -375,12 +375,20 @@ func (s *Server) exportPrices(ctx context.Context, req *stockv1.ExportPricesRequ
 	if err != nil {
 		return err
 	}
+	// The coordinator's and the workers' connections are taken from the exports' share
+	// (EXPORT_DB_CONNS) at once: taken one by one, exports that each hold some would wait
+	// for one another's, and coordinators alone could hold the whole pool (issue 12).
+	workers, need := s.shares.exportConns(s.export.cfg.Workers)
+	if err := s.shares.export.Acquire(ctx, int64(need)); err != nil {
+		return err
+	}
+	defer s.shares.export.Release(int64(need))
 	if req.GetResumeToken() != "" {
 		snap, err := s.export.resume(ctx, pos.Snapshot)
 		if err != nil {
 			return err
 		}
-		_, err = s.exportOn(ctx, snap, q, req, pos, stream)
+		_, err = s.exportOn(ctx, snap, workers, q, req, pos, stream)
 		return err
 	}
 	// A new export whose server fails before the first message goes on the primary: a
@@ -390,7 +398,7 @@ func (s *Server) exportPrices(ctx context.Context, req *stockv1.ExportPricesRequ
 		snap, err := s.export.begin(ctx, pool)
 		sent := false
 		if err == nil {
-			sent, err = s.exportOn(ctx, snap, q, req, exportToken{Version: exportTokenVersion, Fingerprint: fp}, stream)
+			sent, err = s.exportOn(ctx, snap, workers, q, req, exportToken{Version: exportTokenVersion, Fingerprint: fp}, stream)
 		}
 		if err != nil && !sent && i < len(pools)-1 && retry.Unavailable(err) {
 			s.log.WarnContext(ctx, "export failed on a replica before its first message, run again on the primary", "err", err)
@@ -402,7 +410,7 @@ func (s *Server) exportPrices(ctx context.Context, req *stockv1.ExportPricesRequ
 }
 
 // exportOn runs an export on snap from pos, and reports whether it sent a message.
-func (s *Server) exportOn(ctx context.Context, snap *exportSnapshot, q *query.Query, req *stockv1.ExportPricesRequest, pos exportToken, stream stockv1.StockService_ExportPricesServer) (sent bool, err error) {
+func (s *Server) exportOn(ctx context.Context, snap *exportSnapshot, workers int, q *query.Query, req *stockv1.ExportPricesRequest, pos exportToken, stream stockv1.StockService_ExportPricesServer) (sent bool, err error) {
 	pos.Snapshot = snap.id
 	// A stream ended before its last message by its client (a failed Send, or the call's
 	// context cancelled) is cut: its snapshot is held for a resume. Any other failure lets
@@ -437,7 +445,7 @@ func (s *Server) exportOn(ctx context.Context, snap *exportSnapshot, q *query.Qu
 	g, gctx := errgroup.WithContext(ctx)
 	var next atomic.Int64
 	source, size := req.GetRecommendationSource(), exportBatchSize(req)
-	for range min(s.export.cfg.Workers, max(1, len(tasks))) {
+	for range min(workers, max(1, len(tasks))) {
 		g.Go(func() error { return s.exportWorker(gctx, snap, tasks, &next, end, size, source) })
 	}
 	send := newExportSender(stream, req, pos, s.export.metrics)
@@ -473,10 +481,6 @@ func maxTime(a, b time.Time) time.Time {
 // taken, until none is left. Each symbol is read in pages of one batch (an index range scan
 // of its (symbol, ts) key after the last row read), queued for the sender.
 func (s *Server) exportWorker(ctx context.Context, snap *exportSnapshot, tasks []exportTask, next *atomic.Int64, end time.Time, size int, source string) error {
-	if err := s.shares.export.Acquire(ctx, 1); err != nil {
-		return err
-	}
-	defer s.shares.export.Release(1)
 	var conn *pgxpool.Conn
 	var tx pgx.Tx
 	var err error
