@@ -26,6 +26,7 @@ import (
 	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
 	"github.com/pgfleet/pgfleet/pkg/apierr"
 	"github.com/pgfleet/pgfleet/pkg/app/apptest"
+	"github.com/pgfleet/pgfleet/pkg/metricstest"
 	"github.com/pgfleet/pgfleet/services/stock/internal/api"
 )
 
@@ -701,4 +702,29 @@ func FuzzExportPrices(f *testing.F) {
 			wantGoodAnswer(t, "ExportPrices", err)
 		}
 	})
+}
+
+// TestExportPrices_metrics: rows and bytes sent are counted by format, and the snapshots held
+// for resumes (a complete export's too) are a gauge.
+func TestExportPrices_metrics(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	exportData(t, e)
+	msgs := mustExport(t, e.client, &stockv1.ExportPricesRequest{Filter: `sector = "Technology"`, BatchSize: 5})
+	size := 0
+	for _, m := range msgs {
+		size += proto.Size(m)
+	}
+	arrow := mustExport(t, e.client, &stockv1.ExportPricesRequest{Filter: `symbol = "EEE"`, Format: arrowFormat})
+	arrowSize := 0
+	for _, m := range arrow {
+		arrowSize += len(m.GetArrowIpc())
+	}
+	eventually(t, func() bool { return len(e.srv.HeldExports()) == 2 })
+	body := metricstest.Scrape(t, metricstest.Serve(t, e.reg))
+	metricstest.WantLine(t, body, `pgfleet_export_rows_total{format="proto"} 21`)
+	metricstest.WantLine(t, body, fmt.Sprintf(`pgfleet_export_bytes_total{format="proto"} %d`, size))
+	metricstest.WantLine(t, body, `pgfleet_export_rows_total{format="arrow"} 7`)
+	metricstest.WantLine(t, body, fmt.Sprintf(`pgfleet_export_bytes_total{format="arrow"} %d`, arrowSize))
+	metricstest.WantLine(t, body, `pgfleet_export_snapshots_held 2`)
 }

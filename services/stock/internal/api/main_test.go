@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
 	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
 	"github.com/pgfleet/pgfleet/pkg/app"
@@ -24,6 +25,7 @@ type env struct {
 	pool   *pgxpool.Pool              // the service's database, for arranging and checking rows
 	addr   string                     // the server's gRPC address
 	srv    *api.Server                // the handlers, for their state (HeldExports)
+	reg    *prometheus.Registry       // the server's metrics
 }
 
 // newEnv starts the stock service's server as the binary does (apptest.StartServer: its
@@ -54,7 +56,7 @@ func newEnvWith(t testing.TB, vars map[string]string) env {
 	t.Cleanup(srv.Close) // first: the snapshots held for resumes hold pooled connections
 	userConn := apptest.Dial(t, svc.Server.GRPCAddr())
 	return env{client: stockv1.NewStockServiceClient(conn), user: stockv1.NewStockServiceClient(userConn), pool: svc.Pool,
-		addr: svc.Server.GRPCAddr(), srv: srv}
+		addr: svc.Server.GRPCAddr(), srv: srv, reg: svc.Server.Registry()}
 }
 
 // upsert stores stocks through the API.
