@@ -21,8 +21,9 @@ import (
 //     after that batch (its body starts with the schema again);
 //   - an error before the first byte is the usual HTTP status and JSON body; after it the
 //     body just ends: the missing end-of-stream marker (0xFFFFFFFF 0x00000000) tells a cut
-//     download from a complete one (pyarrow raises on it; a reader that stops at the cut sees
-//     fewer batches and no marker).
+//     download from a complete one (a reader cut inside a batch raises, but one cut between
+//     two batches may stop as at a real end: clients check the marker, or that the last
+//     batch they read had no resume token).
 //
 // Any server stream whose response message has a bytes field arrow_ipc is served so when
 // that field is set: the proto format leaves it empty, so its messages stay NDJSON.

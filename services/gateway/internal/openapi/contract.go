@@ -359,7 +359,8 @@ func describeArrow(o operation) {
 		"polars.read_ipc_stream read as it is: the schema, one record batch per message (each but the last with " +
 		"the message's resume_token in its custom metadata, key pgfleet.resume_token: send it back as the " +
 		"resume_token query parameter to go on after that batch), then the end-of-stream marker. A download " +
-		"cut after its first byte just ends: the missing end-of-stream marker tells it from a complete one."
+		"cut after its first byte just ends: the missing end-of-stream marker (the body's last 8 bytes are not " +
+		"ff ff ff ff 00 00 00 00) tells it from a complete one, as does a last batch that still carries a token."
 }
 
 // eventStream is the media type of the Watch routes: server-sent events (sse.go).
