@@ -36,7 +36,8 @@ func run(ctx context.Context, log *slog.Logger, env envconfig.Lookuper) error {
 	}
 	defer svc.Close() // after Run has drained
 
-	srv := api.New(api.Deps{Base: svc.Base, Streams: cfg.Streams, Scoreboard: cfg.Scoreboard})
+	srv := api.New(api.Deps{Base: svc.Base, Streams: cfg.Streams, Scoreboard: cfg.Scoreboard, Exports: cfg.Exports, Registry: svc.Server.Registry()})
+	defer srv.Close() // before svc.Close: the snapshots held for resumes hold connections
 	stockv1.RegisterStockServiceServer(svc.Server, srv)
 	if every := cfg.Scoreboard.Refresh; every > 0 {
 		metrics := srv.ScoreboardMetrics(svc.Server.Registry())

@@ -148,6 +148,62 @@ func (Interval) EnumDescriptor() ([]byte, []int) {
 	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{1}
 }
 
+// ExportFormat is how ExportPrices encodes rows.
+type ExportFormat int32
+
+const (
+	// Not set: FORMAT_PROTO.
+	ExportFormat_EXPORT_FORMAT_UNSPECIFIED ExportFormat = 0
+	// Protobuf messages: ExportPricesResponse.rows.
+	ExportFormat_EXPORT_FORMAT_PROTO ExportFormat = 1
+	// Apache Arrow IPC stream: ExportPricesResponse.arrow_ipc. The arrow_ipc fields of a
+	// stream's messages, concatenated in order, are one Arrow IPC stream (schema first,
+	// end-of-stream marker last) that pyarrow.ipc.open_stream, polars.read_ipc_stream and
+	// pandas (through pyarrow) read as is.
+	ExportFormat_EXPORT_FORMAT_ARROW ExportFormat = 2
+)
+
+// Enum value maps for ExportFormat.
+var (
+	ExportFormat_name = map[int32]string{
+		0: "EXPORT_FORMAT_UNSPECIFIED",
+		1: "EXPORT_FORMAT_PROTO",
+		2: "EXPORT_FORMAT_ARROW",
+	}
+	ExportFormat_value = map[string]int32{
+		"EXPORT_FORMAT_UNSPECIFIED": 0,
+		"EXPORT_FORMAT_PROTO":       1,
+		"EXPORT_FORMAT_ARROW":       2,
+	}
+)
+
+func (x ExportFormat) Enum() *ExportFormat {
+	p := new(ExportFormat)
+	*p = x
+	return p
+}
+
+func (x ExportFormat) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ExportFormat) Descriptor() protoreflect.EnumDescriptor {
+	return file_pgfleet_stock_v1_stock_proto_enumTypes[2].Descriptor()
+}
+
+func (ExportFormat) Type() protoreflect.EnumType {
+	return &file_pgfleet_stock_v1_stock_proto_enumTypes[2]
+}
+
+func (x ExportFormat) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ExportFormat.Descriptor instead.
+func (ExportFormat) EnumDescriptor() ([]byte, []int) {
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{2}
+}
+
 // Stock is a listed company.
 type Stock struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2575,6 +2631,366 @@ func (x *RecommendationScore) GetLastPredictTime() *timestamppb.Timestamp {
 	return nil
 }
 
+// ExportPricesRequest selects the universe, the range and the encoding of an export.
+type ExportPricesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// AIP-160 filter over stocks, with the fields of ListStocksRequest.filter (symbol, name,
+	// sector, industry, exchange, currency, market_cap); empty means every stock.
+	Filter string `protobuf:"bytes,1,opt,name=filter,proto3" json:"filter,omitempty"`
+	// Inclusive start of the bars' times; unset means from the beginning.
+	StartTime *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	// Exclusive end of the bars' times; unset means up to now and beyond.
+	EndTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	// Encoding of the rows.
+	Format ExportFormat `protobuf:"varint,4,opt,name=format,proto3,enum=pgfleet.stock.v1.ExportFormat" json:"format,omitempty"`
+	// Rows per batch: default 10000, at most 100000. A batch holds rows of one symbol only.
+	BatchSize int32 `protobuf:"varint,5,opt,name=batch_size,json=batchSize,proto3" json:"batch_size,omitempty"`
+	// Optional: join each row with this recommendation source's prediction as known at the
+	// bar's time (point in time: the latest with predict_time at or before the bar's time).
+	RecommendationSource string `protobuf:"bytes,6,opt,name=recommendation_source,json=recommendationSource,proto3" json:"recommendation_source,omitempty"`
+	// Token from a message of a cut export; every other field must be unchanged.
+	ResumeToken   string `protobuf:"bytes,7,opt,name=resume_token,json=resumeToken,proto3" json:"resume_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportPricesRequest) Reset() {
+	*x = ExportPricesRequest{}
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportPricesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportPricesRequest) ProtoMessage() {}
+
+func (x *ExportPricesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportPricesRequest.ProtoReflect.Descriptor instead.
+func (*ExportPricesRequest) Descriptor() ([]byte, []int) {
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *ExportPricesRequest) GetFilter() string {
+	if x != nil {
+		return x.Filter
+	}
+	return ""
+}
+
+func (x *ExportPricesRequest) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
+}
+
+func (x *ExportPricesRequest) GetEndTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndTime
+	}
+	return nil
+}
+
+func (x *ExportPricesRequest) GetFormat() ExportFormat {
+	if x != nil {
+		return x.Format
+	}
+	return ExportFormat_EXPORT_FORMAT_UNSPECIFIED
+}
+
+func (x *ExportPricesRequest) GetBatchSize() int32 {
+	if x != nil {
+		return x.BatchSize
+	}
+	return 0
+}
+
+func (x *ExportPricesRequest) GetRecommendationSource() string {
+	if x != nil {
+		return x.RecommendationSource
+	}
+	return ""
+}
+
+func (x *ExportPricesRequest) GetResumeToken() string {
+	if x != nil {
+		return x.ResumeToken
+	}
+	return ""
+}
+
+// ExportRow is one daily bar, with the point-in-time recommendation when asked for.
+type ExportRow struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Ticker symbol.
+	Symbol string `protobuf:"bytes,1,opt,name=symbol,proto3" json:"symbol,omitempty"`
+	// Start of the bar.
+	Time *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
+	// Opening price, a decimal string.
+	Open string `protobuf:"bytes,3,opt,name=open,proto3" json:"open,omitempty"`
+	// Highest price, a decimal string.
+	High string `protobuf:"bytes,4,opt,name=high,proto3" json:"high,omitempty"`
+	// Lowest price, a decimal string.
+	Low string `protobuf:"bytes,5,opt,name=low,proto3" json:"low,omitempty"`
+	// Closing price, a decimal string.
+	Close string `protobuf:"bytes,6,opt,name=close,proto3" json:"close,omitempty"`
+	// Shares traded.
+	Volume int64 `protobuf:"varint,7,opt,name=volume,proto3" json:"volume,omitempty"`
+	// The prediction known at the bar's time; unset when none was (or none was asked for).
+	Recommendation *PointInTimeRecommendation `protobuf:"bytes,8,opt,name=recommendation,proto3" json:"recommendation,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ExportRow) Reset() {
+	*x = ExportRow{}
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportRow) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportRow) ProtoMessage() {}
+
+func (x *ExportRow) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportRow.ProtoReflect.Descriptor instead.
+func (*ExportRow) Descriptor() ([]byte, []int) {
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *ExportRow) GetSymbol() string {
+	if x != nil {
+		return x.Symbol
+	}
+	return ""
+}
+
+func (x *ExportRow) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *ExportRow) GetOpen() string {
+	if x != nil {
+		return x.Open
+	}
+	return ""
+}
+
+func (x *ExportRow) GetHigh() string {
+	if x != nil {
+		return x.High
+	}
+	return ""
+}
+
+func (x *ExportRow) GetLow() string {
+	if x != nil {
+		return x.Low
+	}
+	return ""
+}
+
+func (x *ExportRow) GetClose() string {
+	if x != nil {
+		return x.Close
+	}
+	return ""
+}
+
+func (x *ExportRow) GetVolume() int64 {
+	if x != nil {
+		return x.Volume
+	}
+	return 0
+}
+
+func (x *ExportRow) GetRecommendation() *PointInTimeRecommendation {
+	if x != nil {
+		return x.Recommendation
+	}
+	return nil
+}
+
+// PointInTimeRecommendation is a prediction as known at a bar's time.
+type PointInTimeRecommendation struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The action predicted.
+	Action Action `protobuf:"varint,1,opt,name=action,proto3,enum=pgfleet.stock.v1.Action" json:"action,omitempty"`
+	// Target price, a decimal string; empty if none.
+	TargetPrice string `protobuf:"bytes,2,opt,name=target_price,json=targetPrice,proto3" json:"target_price,omitempty"`
+	// Confidence, 0 to 1.
+	Confidence float64 `protobuf:"fixed64,3,opt,name=confidence,proto3" json:"confidence,omitempty"`
+	// Model version that made it.
+	ModelVersion string `protobuf:"bytes,4,opt,name=model_version,json=modelVersion,proto3" json:"model_version,omitempty"`
+	// When it was made: at or before the bar's time.
+	PredictTime   *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=predict_time,json=predictTime,proto3" json:"predict_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PointInTimeRecommendation) Reset() {
+	*x = PointInTimeRecommendation{}
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PointInTimeRecommendation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PointInTimeRecommendation) ProtoMessage() {}
+
+func (x *PointInTimeRecommendation) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PointInTimeRecommendation.ProtoReflect.Descriptor instead.
+func (*PointInTimeRecommendation) Descriptor() ([]byte, []int) {
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *PointInTimeRecommendation) GetAction() Action {
+	if x != nil {
+		return x.Action
+	}
+	return Action_ACTION_UNSPECIFIED
+}
+
+func (x *PointInTimeRecommendation) GetTargetPrice() string {
+	if x != nil {
+		return x.TargetPrice
+	}
+	return ""
+}
+
+func (x *PointInTimeRecommendation) GetConfidence() float64 {
+	if x != nil {
+		return x.Confidence
+	}
+	return 0
+}
+
+func (x *PointInTimeRecommendation) GetModelVersion() string {
+	if x != nil {
+		return x.ModelVersion
+	}
+	return ""
+}
+
+func (x *PointInTimeRecommendation) GetPredictTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PredictTime
+	}
+	return nil
+}
+
+// ExportPricesResponse is one message of an export.
+type ExportPricesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The rows of one batch, for EXPORT_FORMAT_PROTO.
+	Rows []*ExportRow `protobuf:"bytes,1,rep,name=rows,proto3" json:"rows,omitempty"`
+	// For EXPORT_FORMAT_ARROW: the next bytes of the Arrow IPC stream (the schema in the first
+	// message, then one record batch per message, the end-of-stream marker in the last).
+	ArrowIpc []byte `protobuf:"bytes,2,opt,name=arrow_ipc,json=arrowIpc,proto3" json:"arrow_ipc,omitempty"`
+	// Opaque token to resume the export after this message; empty on the last message. For
+	// EXPORT_FORMAT_ARROW the same token is in the record batch's custom metadata, key
+	// "pgfleet.resume_token".
+	ResumeToken   string `protobuf:"bytes,3,opt,name=resume_token,json=resumeToken,proto3" json:"resume_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportPricesResponse) Reset() {
+	*x = ExportPricesResponse{}
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportPricesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportPricesResponse) ProtoMessage() {}
+
+func (x *ExportPricesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportPricesResponse.ProtoReflect.Descriptor instead.
+func (*ExportPricesResponse) Descriptor() ([]byte, []int) {
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *ExportPricesResponse) GetRows() []*ExportRow {
+	if x != nil {
+		return x.Rows
+	}
+	return nil
+}
+
+func (x *ExportPricesResponse) GetArrowIpc() []byte {
+	if x != nil {
+		return x.ArrowIpc
+	}
+	return nil
+}
+
+func (x *ExportPricesResponse) GetResumeToken() string {
+	if x != nil {
+		return x.ResumeToken
+	}
+	return ""
+}
+
 // WatchLatestPricesRequest names the stocks to watch.
 type WatchLatestPricesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2586,7 +3002,7 @@ type WatchLatestPricesRequest struct {
 
 func (x *WatchLatestPricesRequest) Reset() {
 	*x = WatchLatestPricesRequest{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[35]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2598,7 +3014,7 @@ func (x *WatchLatestPricesRequest) String() string {
 func (*WatchLatestPricesRequest) ProtoMessage() {}
 
 func (x *WatchLatestPricesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[35]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2611,7 +3027,7 @@ func (x *WatchLatestPricesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchLatestPricesRequest.ProtoReflect.Descriptor instead.
 func (*WatchLatestPricesRequest) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{35}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *WatchLatestPricesRequest) GetSymbols() []string {
@@ -2637,7 +3053,7 @@ type WatchLatestPricesResponse struct {
 
 func (x *WatchLatestPricesResponse) Reset() {
 	*x = WatchLatestPricesResponse{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[36]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2649,7 +3065,7 @@ func (x *WatchLatestPricesResponse) String() string {
 func (*WatchLatestPricesResponse) ProtoMessage() {}
 
 func (x *WatchLatestPricesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[36]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2662,7 +3078,7 @@ func (x *WatchLatestPricesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchLatestPricesResponse.ProtoReflect.Descriptor instead.
 func (*WatchLatestPricesResponse) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{36}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *WatchLatestPricesResponse) GetPrices() []*Price {
@@ -2696,7 +3112,7 @@ type WatchStockEventsRequest struct {
 
 func (x *WatchStockEventsRequest) Reset() {
 	*x = WatchStockEventsRequest{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[37]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2708,7 +3124,7 @@ func (x *WatchStockEventsRequest) String() string {
 func (*WatchStockEventsRequest) ProtoMessage() {}
 
 func (x *WatchStockEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[37]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2721,7 +3137,7 @@ func (x *WatchStockEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchStockEventsRequest.ProtoReflect.Descriptor instead.
 func (*WatchStockEventsRequest) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{37}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *WatchStockEventsRequest) GetTypes() []string {
@@ -2759,7 +3175,7 @@ type WatchStockEventsResponse struct {
 
 func (x *WatchStockEventsResponse) Reset() {
 	*x = WatchStockEventsResponse{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[38]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2771,7 +3187,7 @@ func (x *WatchStockEventsResponse) String() string {
 func (*WatchStockEventsResponse) ProtoMessage() {}
 
 func (x *WatchStockEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[38]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2784,7 +3200,7 @@ func (x *WatchStockEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchStockEventsResponse.ProtoReflect.Descriptor instead.
 func (*WatchStockEventsResponse) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{38}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *WatchStockEventsResponse) GetEvents() []*v1.Event {
@@ -2817,7 +3233,7 @@ type LatestPriceChanged struct {
 
 func (x *LatestPriceChanged) Reset() {
 	*x = LatestPriceChanged{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[39]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2829,7 +3245,7 @@ func (x *LatestPriceChanged) String() string {
 func (*LatestPriceChanged) ProtoMessage() {}
 
 func (x *LatestPriceChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[39]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2842,7 +3258,7 @@ func (x *LatestPriceChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LatestPriceChanged.ProtoReflect.Descriptor instead.
 func (*LatestPriceChanged) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{39}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *LatestPriceChanged) GetSymbol() string {
@@ -2871,7 +3287,7 @@ type StockChanged struct {
 
 func (x *StockChanged) Reset() {
 	*x = StockChanged{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[40]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2883,7 +3299,7 @@ func (x *StockChanged) String() string {
 func (*StockChanged) ProtoMessage() {}
 
 func (x *StockChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[40]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2896,7 +3312,7 @@ func (x *StockChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StockChanged.ProtoReflect.Descriptor instead.
 func (*StockChanged) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{40}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *StockChanged) GetStock() *Stock {
@@ -2920,7 +3336,7 @@ type StockDeleted struct {
 
 func (x *StockDeleted) Reset() {
 	*x = StockDeleted{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[41]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2932,7 +3348,7 @@ func (x *StockDeleted) String() string {
 func (*StockDeleted) ProtoMessage() {}
 
 func (x *StockDeleted) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[41]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2945,7 +3361,7 @@ func (x *StockDeleted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StockDeleted.ProtoReflect.Descriptor instead.
 func (*StockDeleted) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{41}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *StockDeleted) GetSymbol() string {
@@ -2974,7 +3390,7 @@ type RecommendationChanged struct {
 
 func (x *RecommendationChanged) Reset() {
 	*x = RecommendationChanged{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[42]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2986,7 +3402,7 @@ func (x *RecommendationChanged) String() string {
 func (*RecommendationChanged) ProtoMessage() {}
 
 func (x *RecommendationChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[42]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2999,7 +3415,7 @@ func (x *RecommendationChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecommendationChanged.ProtoReflect.Descriptor instead.
 func (*RecommendationChanged) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{42}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *RecommendationChanged) GetRecommendation() *Recommendation {
@@ -3197,7 +3613,38 @@ const file_pgfleet_stock_v1_stock_proto_rawDesc = "" +
 	" \x01(\tR\x13averageExcessReturn\x12H\n" +
 	"\x12first_predict_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x10firstPredictTime\x12F\n" +
 	"\x11last_predict_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\x0flastPredictTimeB\v\n" +
-	"\t_hit_rate\"9\n" +
+	"\t_hit_rate\"\xce\x02\n" +
+	"\x13ExportPricesRequest\x12\x16\n" +
+	"\x06filter\x18\x01 \x01(\tR\x06filter\x129\n" +
+	"\n" +
+	"start_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
+	"\bend_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x126\n" +
+	"\x06format\x18\x04 \x01(\x0e2\x1e.pgfleet.stock.v1.ExportFormatR\x06format\x12\x1d\n" +
+	"\n" +
+	"batch_size\x18\x05 \x01(\x05R\tbatchSize\x123\n" +
+	"\x15recommendation_source\x18\x06 \x01(\tR\x14recommendationSource\x12!\n" +
+	"\fresume_token\x18\a \x01(\tR\vresumeToken\"\x90\x02\n" +
+	"\tExportRow\x12\x16\n" +
+	"\x06symbol\x18\x01 \x01(\tR\x06symbol\x12.\n" +
+	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x12\n" +
+	"\x04open\x18\x03 \x01(\tR\x04open\x12\x12\n" +
+	"\x04high\x18\x04 \x01(\tR\x04high\x12\x10\n" +
+	"\x03low\x18\x05 \x01(\tR\x03low\x12\x14\n" +
+	"\x05close\x18\x06 \x01(\tR\x05close\x12\x16\n" +
+	"\x06volume\x18\a \x01(\x03R\x06volume\x12S\n" +
+	"\x0erecommendation\x18\b \x01(\v2+.pgfleet.stock.v1.PointInTimeRecommendationR\x0erecommendation\"\xf4\x01\n" +
+	"\x19PointInTimeRecommendation\x120\n" +
+	"\x06action\x18\x01 \x01(\x0e2\x18.pgfleet.stock.v1.ActionR\x06action\x12!\n" +
+	"\ftarget_price\x18\x02 \x01(\tR\vtargetPrice\x12\x1e\n" +
+	"\n" +
+	"confidence\x18\x03 \x01(\x01R\n" +
+	"confidence\x12#\n" +
+	"\rmodel_version\x18\x04 \x01(\tR\fmodelVersion\x12=\n" +
+	"\fpredict_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\vpredictTime\"\x87\x01\n" +
+	"\x14ExportPricesResponse\x12/\n" +
+	"\x04rows\x18\x01 \x03(\v2\x1b.pgfleet.stock.v1.ExportRowR\x04rows\x12\x1b\n" +
+	"\tarrow_ipc\x18\x02 \x01(\fR\barrowIpc\x12!\n" +
+	"\fresume_token\x18\x03 \x01(\tR\vresumeToken\"9\n" +
 	"\x18WatchLatestPricesRequest\x12\x1d\n" +
 	"\asymbols\x18\x01 \x03(\tB\x03\xe0A\x02R\asymbols\"u\n" +
 	"\x19WatchLatestPricesResponse\x12/\n" +
@@ -3234,7 +3681,11 @@ const file_pgfleet_stock_v1_stock_proto_rawDesc = "" +
 	"\x14INTERVAL_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fINTERVAL_DAY\x10\x01\x12\x11\n" +
 	"\rINTERVAL_WEEK\x10\x02\x12\x12\n" +
-	"\x0eINTERVAL_MONTH\x10\x032\xda\r\n" +
+	"\x0eINTERVAL_MONTH\x10\x03*_\n" +
+	"\fExportFormat\x12\x1d\n" +
+	"\x19EXPORT_FORMAT_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13EXPORT_FORMAT_PROTO\x10\x01\x12\x17\n" +
+	"\x13EXPORT_FORMAT_ARROW\x10\x022\xc0\x0e\n" +
 	"\fStockService\x12V\n" +
 	"\bGetStock\x12!.pgfleet.stock.v1.GetStockRequest\x1a\".pgfleet.stock.v1.GetStockResponse\"\x03\x90\x02\x01\x12\\\n" +
 	"\n" +
@@ -3250,7 +3701,8 @@ const file_pgfleet_stock_v1_stock_proto_rawDesc = "" +
 	"\x0fGetLatestPrices\x12(.pgfleet.stock.v1.GetLatestPricesRequest\x1a).pgfleet.stock.v1.GetLatestPricesResponse\"\x03\x90\x02\x01\x12w\n" +
 	"\x13ListRecommendations\x12,.pgfleet.stock.v1.ListRecommendationsRequest\x1a-.pgfleet.stock.v1.ListRecommendationsResponse\"\x03\x90\x02\x01\x12}\n" +
 	"\x15UpsertRecommendations\x12..pgfleet.stock.v1.UpsertRecommendationsRequest\x1a/.pgfleet.stock.v1.UpsertRecommendationsResponse\"\x03\x90\x02\x02\x12\x89\x01\n" +
-	"\x19ListRecommendationHistory\x122.pgfleet.stock.v1.ListRecommendationHistoryRequest\x1a3.pgfleet.stock.v1.ListRecommendationHistoryResponse\"\x03\x90\x02\x01\x12\x8f\x01\n" +
+	"\x19ListRecommendationHistory\x122.pgfleet.stock.v1.ListRecommendationHistoryRequest\x1a3.pgfleet.stock.v1.ListRecommendationHistoryResponse\"\x03\x90\x02\x01\x12d\n" +
+	"\fExportPrices\x12%.pgfleet.stock.v1.ExportPricesRequest\x1a&.pgfleet.stock.v1.ExportPricesResponse\"\x03\x90\x02\x010\x01\x12\x8f\x01\n" +
 	"\x1bGetRecommendationScoreboard\x124.pgfleet.stock.v1.GetRecommendationScoreboardRequest\x1a5.pgfleet.stock.v1.GetRecommendationScoreboardResponse\"\x03\x90\x02\x01\x12s\n" +
 	"\x11WatchLatestPrices\x12*.pgfleet.stock.v1.WatchLatestPricesRequest\x1a+.pgfleet.stock.v1.WatchLatestPricesResponse\"\x03\x90\x02\x010\x01\x12p\n" +
 	"\x10WatchStockEvents\x12).pgfleet.stock.v1.WatchStockEventsRequest\x1a*.pgfleet.stock.v1.WatchStockEventsResponse\"\x03\x90\x02\x010\x01B9Z7github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1;stockv1b\x06proto3"
@@ -3267,137 +3719,152 @@ func file_pgfleet_stock_v1_stock_proto_rawDescGZIP() []byte {
 	return file_pgfleet_stock_v1_stock_proto_rawDescData
 }
 
-var file_pgfleet_stock_v1_stock_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_pgfleet_stock_v1_stock_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
+var file_pgfleet_stock_v1_stock_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_pgfleet_stock_v1_stock_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
 var file_pgfleet_stock_v1_stock_proto_goTypes = []any{
 	(Action)(0),                                 // 0: pgfleet.stock.v1.Action
 	(Interval)(0),                               // 1: pgfleet.stock.v1.Interval
-	(*Stock)(nil),                               // 2: pgfleet.stock.v1.Stock
-	(*Price)(nil),                               // 3: pgfleet.stock.v1.Price
-	(*Recommendation)(nil),                      // 4: pgfleet.stock.v1.Recommendation
-	(*PastRecommendation)(nil),                  // 5: pgfleet.stock.v1.PastRecommendation
-	(*GetStockRequest)(nil),                     // 6: pgfleet.stock.v1.GetStockRequest
-	(*GetStockResponse)(nil),                    // 7: pgfleet.stock.v1.GetStockResponse
-	(*ListStocksRequest)(nil),                   // 8: pgfleet.stock.v1.ListStocksRequest
-	(*ListStocksResponse)(nil),                  // 9: pgfleet.stock.v1.ListStocksResponse
-	(*BatchGetStocksRequest)(nil),               // 10: pgfleet.stock.v1.BatchGetStocksRequest
-	(*BatchGetStocksResponse)(nil),              // 11: pgfleet.stock.v1.BatchGetStocksResponse
-	(*UpsertStocksRequest)(nil),                 // 12: pgfleet.stock.v1.UpsertStocksRequest
-	(*UpsertStocksResponse)(nil),                // 13: pgfleet.stock.v1.UpsertStocksResponse
-	(*DeleteStockRequest)(nil),                  // 14: pgfleet.stock.v1.DeleteStockRequest
-	(*DeleteStockResponse)(nil),                 // 15: pgfleet.stock.v1.DeleteStockResponse
-	(*IngestPricesRequest)(nil),                 // 16: pgfleet.stock.v1.IngestPricesRequest
-	(*AppendOnly)(nil),                          // 17: pgfleet.stock.v1.AppendOnly
-	(*IngestPricesResponse)(nil),                // 18: pgfleet.stock.v1.IngestPricesResponse
-	(*ListPricesRequest)(nil),                   // 19: pgfleet.stock.v1.ListPricesRequest
-	(*ListPricesResponse)(nil),                  // 20: pgfleet.stock.v1.ListPricesResponse
-	(*ListBarsRequest)(nil),                     // 21: pgfleet.stock.v1.ListBarsRequest
-	(*ListBarsResponse)(nil),                    // 22: pgfleet.stock.v1.ListBarsResponse
-	(*Bar)(nil),                                 // 23: pgfleet.stock.v1.Bar
-	(*StreamPricesRequest)(nil),                 // 24: pgfleet.stock.v1.StreamPricesRequest
-	(*StreamPricesResponse)(nil),                // 25: pgfleet.stock.v1.StreamPricesResponse
-	(*GetLatestPricesRequest)(nil),              // 26: pgfleet.stock.v1.GetLatestPricesRequest
-	(*GetLatestPricesResponse)(nil),             // 27: pgfleet.stock.v1.GetLatestPricesResponse
-	(*ListRecommendationsRequest)(nil),          // 28: pgfleet.stock.v1.ListRecommendationsRequest
-	(*ListRecommendationsResponse)(nil),         // 29: pgfleet.stock.v1.ListRecommendationsResponse
-	(*UpsertRecommendationsRequest)(nil),        // 30: pgfleet.stock.v1.UpsertRecommendationsRequest
-	(*UpsertRecommendationsResponse)(nil),       // 31: pgfleet.stock.v1.UpsertRecommendationsResponse
-	(*ListRecommendationHistoryRequest)(nil),    // 32: pgfleet.stock.v1.ListRecommendationHistoryRequest
-	(*ListRecommendationHistoryResponse)(nil),   // 33: pgfleet.stock.v1.ListRecommendationHistoryResponse
-	(*GetRecommendationScoreboardRequest)(nil),  // 34: pgfleet.stock.v1.GetRecommendationScoreboardRequest
-	(*GetRecommendationScoreboardResponse)(nil), // 35: pgfleet.stock.v1.GetRecommendationScoreboardResponse
-	(*RecommendationScore)(nil),                 // 36: pgfleet.stock.v1.RecommendationScore
-	(*WatchLatestPricesRequest)(nil),            // 37: pgfleet.stock.v1.WatchLatestPricesRequest
-	(*WatchLatestPricesResponse)(nil),           // 38: pgfleet.stock.v1.WatchLatestPricesResponse
-	(*WatchStockEventsRequest)(nil),             // 39: pgfleet.stock.v1.WatchStockEventsRequest
-	(*WatchStockEventsResponse)(nil),            // 40: pgfleet.stock.v1.WatchStockEventsResponse
-	(*LatestPriceChanged)(nil),                  // 41: pgfleet.stock.v1.LatestPriceChanged
-	(*StockChanged)(nil),                        // 42: pgfleet.stock.v1.StockChanged
-	(*StockDeleted)(nil),                        // 43: pgfleet.stock.v1.StockDeleted
-	(*RecommendationChanged)(nil),               // 44: pgfleet.stock.v1.RecommendationChanged
-	(*timestamppb.Timestamp)(nil),               // 45: google.protobuf.Timestamp
-	(*v1.Event)(nil),                            // 46: pgfleet.ops.v1.Event
+	(ExportFormat)(0),                           // 2: pgfleet.stock.v1.ExportFormat
+	(*Stock)(nil),                               // 3: pgfleet.stock.v1.Stock
+	(*Price)(nil),                               // 4: pgfleet.stock.v1.Price
+	(*Recommendation)(nil),                      // 5: pgfleet.stock.v1.Recommendation
+	(*PastRecommendation)(nil),                  // 6: pgfleet.stock.v1.PastRecommendation
+	(*GetStockRequest)(nil),                     // 7: pgfleet.stock.v1.GetStockRequest
+	(*GetStockResponse)(nil),                    // 8: pgfleet.stock.v1.GetStockResponse
+	(*ListStocksRequest)(nil),                   // 9: pgfleet.stock.v1.ListStocksRequest
+	(*ListStocksResponse)(nil),                  // 10: pgfleet.stock.v1.ListStocksResponse
+	(*BatchGetStocksRequest)(nil),               // 11: pgfleet.stock.v1.BatchGetStocksRequest
+	(*BatchGetStocksResponse)(nil),              // 12: pgfleet.stock.v1.BatchGetStocksResponse
+	(*UpsertStocksRequest)(nil),                 // 13: pgfleet.stock.v1.UpsertStocksRequest
+	(*UpsertStocksResponse)(nil),                // 14: pgfleet.stock.v1.UpsertStocksResponse
+	(*DeleteStockRequest)(nil),                  // 15: pgfleet.stock.v1.DeleteStockRequest
+	(*DeleteStockResponse)(nil),                 // 16: pgfleet.stock.v1.DeleteStockResponse
+	(*IngestPricesRequest)(nil),                 // 17: pgfleet.stock.v1.IngestPricesRequest
+	(*AppendOnly)(nil),                          // 18: pgfleet.stock.v1.AppendOnly
+	(*IngestPricesResponse)(nil),                // 19: pgfleet.stock.v1.IngestPricesResponse
+	(*ListPricesRequest)(nil),                   // 20: pgfleet.stock.v1.ListPricesRequest
+	(*ListPricesResponse)(nil),                  // 21: pgfleet.stock.v1.ListPricesResponse
+	(*ListBarsRequest)(nil),                     // 22: pgfleet.stock.v1.ListBarsRequest
+	(*ListBarsResponse)(nil),                    // 23: pgfleet.stock.v1.ListBarsResponse
+	(*Bar)(nil),                                 // 24: pgfleet.stock.v1.Bar
+	(*StreamPricesRequest)(nil),                 // 25: pgfleet.stock.v1.StreamPricesRequest
+	(*StreamPricesResponse)(nil),                // 26: pgfleet.stock.v1.StreamPricesResponse
+	(*GetLatestPricesRequest)(nil),              // 27: pgfleet.stock.v1.GetLatestPricesRequest
+	(*GetLatestPricesResponse)(nil),             // 28: pgfleet.stock.v1.GetLatestPricesResponse
+	(*ListRecommendationsRequest)(nil),          // 29: pgfleet.stock.v1.ListRecommendationsRequest
+	(*ListRecommendationsResponse)(nil),         // 30: pgfleet.stock.v1.ListRecommendationsResponse
+	(*UpsertRecommendationsRequest)(nil),        // 31: pgfleet.stock.v1.UpsertRecommendationsRequest
+	(*UpsertRecommendationsResponse)(nil),       // 32: pgfleet.stock.v1.UpsertRecommendationsResponse
+	(*ListRecommendationHistoryRequest)(nil),    // 33: pgfleet.stock.v1.ListRecommendationHistoryRequest
+	(*ListRecommendationHistoryResponse)(nil),   // 34: pgfleet.stock.v1.ListRecommendationHistoryResponse
+	(*GetRecommendationScoreboardRequest)(nil),  // 35: pgfleet.stock.v1.GetRecommendationScoreboardRequest
+	(*GetRecommendationScoreboardResponse)(nil), // 36: pgfleet.stock.v1.GetRecommendationScoreboardResponse
+	(*RecommendationScore)(nil),                 // 37: pgfleet.stock.v1.RecommendationScore
+	(*ExportPricesRequest)(nil),                 // 38: pgfleet.stock.v1.ExportPricesRequest
+	(*ExportRow)(nil),                           // 39: pgfleet.stock.v1.ExportRow
+	(*PointInTimeRecommendation)(nil),           // 40: pgfleet.stock.v1.PointInTimeRecommendation
+	(*ExportPricesResponse)(nil),                // 41: pgfleet.stock.v1.ExportPricesResponse
+	(*WatchLatestPricesRequest)(nil),            // 42: pgfleet.stock.v1.WatchLatestPricesRequest
+	(*WatchLatestPricesResponse)(nil),           // 43: pgfleet.stock.v1.WatchLatestPricesResponse
+	(*WatchStockEventsRequest)(nil),             // 44: pgfleet.stock.v1.WatchStockEventsRequest
+	(*WatchStockEventsResponse)(nil),            // 45: pgfleet.stock.v1.WatchStockEventsResponse
+	(*LatestPriceChanged)(nil),                  // 46: pgfleet.stock.v1.LatestPriceChanged
+	(*StockChanged)(nil),                        // 47: pgfleet.stock.v1.StockChanged
+	(*StockDeleted)(nil),                        // 48: pgfleet.stock.v1.StockDeleted
+	(*RecommendationChanged)(nil),               // 49: pgfleet.stock.v1.RecommendationChanged
+	(*timestamppb.Timestamp)(nil),               // 50: google.protobuf.Timestamp
+	(*v1.Event)(nil),                            // 51: pgfleet.ops.v1.Event
 }
 var file_pgfleet_stock_v1_stock_proto_depIdxs = []int32{
-	45, // 0: pgfleet.stock.v1.Stock.create_time:type_name -> google.protobuf.Timestamp
-	45, // 1: pgfleet.stock.v1.Stock.update_time:type_name -> google.protobuf.Timestamp
-	45, // 2: pgfleet.stock.v1.Price.time:type_name -> google.protobuf.Timestamp
-	45, // 3: pgfleet.stock.v1.Price.delist_time:type_name -> google.protobuf.Timestamp
+	50, // 0: pgfleet.stock.v1.Stock.create_time:type_name -> google.protobuf.Timestamp
+	50, // 1: pgfleet.stock.v1.Stock.update_time:type_name -> google.protobuf.Timestamp
+	50, // 2: pgfleet.stock.v1.Price.time:type_name -> google.protobuf.Timestamp
+	50, // 3: pgfleet.stock.v1.Price.delist_time:type_name -> google.protobuf.Timestamp
 	0,  // 4: pgfleet.stock.v1.Recommendation.action:type_name -> pgfleet.stock.v1.Action
-	45, // 5: pgfleet.stock.v1.Recommendation.create_time:type_name -> google.protobuf.Timestamp
-	45, // 6: pgfleet.stock.v1.Recommendation.update_time:type_name -> google.protobuf.Timestamp
-	45, // 7: pgfleet.stock.v1.Recommendation.predict_time:type_name -> google.protobuf.Timestamp
+	50, // 5: pgfleet.stock.v1.Recommendation.create_time:type_name -> google.protobuf.Timestamp
+	50, // 6: pgfleet.stock.v1.Recommendation.update_time:type_name -> google.protobuf.Timestamp
+	50, // 7: pgfleet.stock.v1.Recommendation.predict_time:type_name -> google.protobuf.Timestamp
 	0,  // 8: pgfleet.stock.v1.PastRecommendation.action:type_name -> pgfleet.stock.v1.Action
-	45, // 9: pgfleet.stock.v1.PastRecommendation.predict_time:type_name -> google.protobuf.Timestamp
-	45, // 10: pgfleet.stock.v1.PastRecommendation.record_time:type_name -> google.protobuf.Timestamp
-	2,  // 11: pgfleet.stock.v1.GetStockResponse.stock:type_name -> pgfleet.stock.v1.Stock
-	2,  // 12: pgfleet.stock.v1.ListStocksResponse.stocks:type_name -> pgfleet.stock.v1.Stock
-	2,  // 13: pgfleet.stock.v1.BatchGetStocksResponse.stocks:type_name -> pgfleet.stock.v1.Stock
-	2,  // 14: pgfleet.stock.v1.UpsertStocksRequest.stocks:type_name -> pgfleet.stock.v1.Stock
-	3,  // 15: pgfleet.stock.v1.IngestPricesRequest.prices:type_name -> pgfleet.stock.v1.Price
-	17, // 16: pgfleet.stock.v1.IngestPricesRequest.append_only:type_name -> pgfleet.stock.v1.AppendOnly
-	45, // 17: pgfleet.stock.v1.ListPricesRequest.start_time:type_name -> google.protobuf.Timestamp
-	45, // 18: pgfleet.stock.v1.ListPricesRequest.end_time:type_name -> google.protobuf.Timestamp
-	3,  // 19: pgfleet.stock.v1.ListPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
+	50, // 9: pgfleet.stock.v1.PastRecommendation.predict_time:type_name -> google.protobuf.Timestamp
+	50, // 10: pgfleet.stock.v1.PastRecommendation.record_time:type_name -> google.protobuf.Timestamp
+	3,  // 11: pgfleet.stock.v1.GetStockResponse.stock:type_name -> pgfleet.stock.v1.Stock
+	3,  // 12: pgfleet.stock.v1.ListStocksResponse.stocks:type_name -> pgfleet.stock.v1.Stock
+	3,  // 13: pgfleet.stock.v1.BatchGetStocksResponse.stocks:type_name -> pgfleet.stock.v1.Stock
+	3,  // 14: pgfleet.stock.v1.UpsertStocksRequest.stocks:type_name -> pgfleet.stock.v1.Stock
+	4,  // 15: pgfleet.stock.v1.IngestPricesRequest.prices:type_name -> pgfleet.stock.v1.Price
+	18, // 16: pgfleet.stock.v1.IngestPricesRequest.append_only:type_name -> pgfleet.stock.v1.AppendOnly
+	50, // 17: pgfleet.stock.v1.ListPricesRequest.start_time:type_name -> google.protobuf.Timestamp
+	50, // 18: pgfleet.stock.v1.ListPricesRequest.end_time:type_name -> google.protobuf.Timestamp
+	4,  // 19: pgfleet.stock.v1.ListPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
 	1,  // 20: pgfleet.stock.v1.ListBarsRequest.interval:type_name -> pgfleet.stock.v1.Interval
-	45, // 21: pgfleet.stock.v1.ListBarsRequest.start_time:type_name -> google.protobuf.Timestamp
-	45, // 22: pgfleet.stock.v1.ListBarsRequest.end_time:type_name -> google.protobuf.Timestamp
-	23, // 23: pgfleet.stock.v1.ListBarsResponse.bars:type_name -> pgfleet.stock.v1.Bar
-	45, // 24: pgfleet.stock.v1.Bar.start_time:type_name -> google.protobuf.Timestamp
-	45, // 25: pgfleet.stock.v1.StreamPricesRequest.start_time:type_name -> google.protobuf.Timestamp
-	45, // 26: pgfleet.stock.v1.StreamPricesRequest.end_time:type_name -> google.protobuf.Timestamp
-	3,  // 27: pgfleet.stock.v1.StreamPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
-	45, // 28: pgfleet.stock.v1.GetLatestPricesRequest.as_of:type_name -> google.protobuf.Timestamp
-	3,  // 29: pgfleet.stock.v1.GetLatestPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
-	4,  // 30: pgfleet.stock.v1.ListRecommendationsResponse.recommendations:type_name -> pgfleet.stock.v1.Recommendation
-	4,  // 31: pgfleet.stock.v1.UpsertRecommendationsRequest.recommendations:type_name -> pgfleet.stock.v1.Recommendation
-	5,  // 32: pgfleet.stock.v1.ListRecommendationHistoryResponse.recommendations:type_name -> pgfleet.stock.v1.PastRecommendation
-	36, // 33: pgfleet.stock.v1.GetRecommendationScoreboardResponse.scores:type_name -> pgfleet.stock.v1.RecommendationScore
-	45, // 34: pgfleet.stock.v1.RecommendationScore.first_predict_time:type_name -> google.protobuf.Timestamp
-	45, // 35: pgfleet.stock.v1.RecommendationScore.last_predict_time:type_name -> google.protobuf.Timestamp
-	3,  // 36: pgfleet.stock.v1.WatchLatestPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
-	46, // 37: pgfleet.stock.v1.WatchStockEventsResponse.events:type_name -> pgfleet.ops.v1.Event
-	3,  // 38: pgfleet.stock.v1.LatestPriceChanged.price:type_name -> pgfleet.stock.v1.Price
-	2,  // 39: pgfleet.stock.v1.StockChanged.stock:type_name -> pgfleet.stock.v1.Stock
-	45, // 40: pgfleet.stock.v1.StockDeleted.delist_time:type_name -> google.protobuf.Timestamp
-	4,  // 41: pgfleet.stock.v1.RecommendationChanged.recommendation:type_name -> pgfleet.stock.v1.Recommendation
-	6,  // 42: pgfleet.stock.v1.StockService.GetStock:input_type -> pgfleet.stock.v1.GetStockRequest
-	8,  // 43: pgfleet.stock.v1.StockService.ListStocks:input_type -> pgfleet.stock.v1.ListStocksRequest
-	10, // 44: pgfleet.stock.v1.StockService.BatchGetStocks:input_type -> pgfleet.stock.v1.BatchGetStocksRequest
-	12, // 45: pgfleet.stock.v1.StockService.UpsertStocks:input_type -> pgfleet.stock.v1.UpsertStocksRequest
-	14, // 46: pgfleet.stock.v1.StockService.DeleteStock:input_type -> pgfleet.stock.v1.DeleteStockRequest
-	16, // 47: pgfleet.stock.v1.StockService.IngestPrices:input_type -> pgfleet.stock.v1.IngestPricesRequest
-	19, // 48: pgfleet.stock.v1.StockService.ListPrices:input_type -> pgfleet.stock.v1.ListPricesRequest
-	21, // 49: pgfleet.stock.v1.StockService.ListBars:input_type -> pgfleet.stock.v1.ListBarsRequest
-	24, // 50: pgfleet.stock.v1.StockService.StreamPrices:input_type -> pgfleet.stock.v1.StreamPricesRequest
-	26, // 51: pgfleet.stock.v1.StockService.GetLatestPrices:input_type -> pgfleet.stock.v1.GetLatestPricesRequest
-	28, // 52: pgfleet.stock.v1.StockService.ListRecommendations:input_type -> pgfleet.stock.v1.ListRecommendationsRequest
-	30, // 53: pgfleet.stock.v1.StockService.UpsertRecommendations:input_type -> pgfleet.stock.v1.UpsertRecommendationsRequest
-	32, // 54: pgfleet.stock.v1.StockService.ListRecommendationHistory:input_type -> pgfleet.stock.v1.ListRecommendationHistoryRequest
-	34, // 55: pgfleet.stock.v1.StockService.GetRecommendationScoreboard:input_type -> pgfleet.stock.v1.GetRecommendationScoreboardRequest
-	37, // 56: pgfleet.stock.v1.StockService.WatchLatestPrices:input_type -> pgfleet.stock.v1.WatchLatestPricesRequest
-	39, // 57: pgfleet.stock.v1.StockService.WatchStockEvents:input_type -> pgfleet.stock.v1.WatchStockEventsRequest
-	7,  // 58: pgfleet.stock.v1.StockService.GetStock:output_type -> pgfleet.stock.v1.GetStockResponse
-	9,  // 59: pgfleet.stock.v1.StockService.ListStocks:output_type -> pgfleet.stock.v1.ListStocksResponse
-	11, // 60: pgfleet.stock.v1.StockService.BatchGetStocks:output_type -> pgfleet.stock.v1.BatchGetStocksResponse
-	13, // 61: pgfleet.stock.v1.StockService.UpsertStocks:output_type -> pgfleet.stock.v1.UpsertStocksResponse
-	15, // 62: pgfleet.stock.v1.StockService.DeleteStock:output_type -> pgfleet.stock.v1.DeleteStockResponse
-	18, // 63: pgfleet.stock.v1.StockService.IngestPrices:output_type -> pgfleet.stock.v1.IngestPricesResponse
-	20, // 64: pgfleet.stock.v1.StockService.ListPrices:output_type -> pgfleet.stock.v1.ListPricesResponse
-	22, // 65: pgfleet.stock.v1.StockService.ListBars:output_type -> pgfleet.stock.v1.ListBarsResponse
-	25, // 66: pgfleet.stock.v1.StockService.StreamPrices:output_type -> pgfleet.stock.v1.StreamPricesResponse
-	27, // 67: pgfleet.stock.v1.StockService.GetLatestPrices:output_type -> pgfleet.stock.v1.GetLatestPricesResponse
-	29, // 68: pgfleet.stock.v1.StockService.ListRecommendations:output_type -> pgfleet.stock.v1.ListRecommendationsResponse
-	31, // 69: pgfleet.stock.v1.StockService.UpsertRecommendations:output_type -> pgfleet.stock.v1.UpsertRecommendationsResponse
-	33, // 70: pgfleet.stock.v1.StockService.ListRecommendationHistory:output_type -> pgfleet.stock.v1.ListRecommendationHistoryResponse
-	35, // 71: pgfleet.stock.v1.StockService.GetRecommendationScoreboard:output_type -> pgfleet.stock.v1.GetRecommendationScoreboardResponse
-	38, // 72: pgfleet.stock.v1.StockService.WatchLatestPrices:output_type -> pgfleet.stock.v1.WatchLatestPricesResponse
-	40, // 73: pgfleet.stock.v1.StockService.WatchStockEvents:output_type -> pgfleet.stock.v1.WatchStockEventsResponse
-	58, // [58:74] is the sub-list for method output_type
-	42, // [42:58] is the sub-list for method input_type
-	42, // [42:42] is the sub-list for extension type_name
-	42, // [42:42] is the sub-list for extension extendee
-	0,  // [0:42] is the sub-list for field type_name
+	50, // 21: pgfleet.stock.v1.ListBarsRequest.start_time:type_name -> google.protobuf.Timestamp
+	50, // 22: pgfleet.stock.v1.ListBarsRequest.end_time:type_name -> google.protobuf.Timestamp
+	24, // 23: pgfleet.stock.v1.ListBarsResponse.bars:type_name -> pgfleet.stock.v1.Bar
+	50, // 24: pgfleet.stock.v1.Bar.start_time:type_name -> google.protobuf.Timestamp
+	50, // 25: pgfleet.stock.v1.StreamPricesRequest.start_time:type_name -> google.protobuf.Timestamp
+	50, // 26: pgfleet.stock.v1.StreamPricesRequest.end_time:type_name -> google.protobuf.Timestamp
+	4,  // 27: pgfleet.stock.v1.StreamPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
+	50, // 28: pgfleet.stock.v1.GetLatestPricesRequest.as_of:type_name -> google.protobuf.Timestamp
+	4,  // 29: pgfleet.stock.v1.GetLatestPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
+	5,  // 30: pgfleet.stock.v1.ListRecommendationsResponse.recommendations:type_name -> pgfleet.stock.v1.Recommendation
+	5,  // 31: pgfleet.stock.v1.UpsertRecommendationsRequest.recommendations:type_name -> pgfleet.stock.v1.Recommendation
+	6,  // 32: pgfleet.stock.v1.ListRecommendationHistoryResponse.recommendations:type_name -> pgfleet.stock.v1.PastRecommendation
+	37, // 33: pgfleet.stock.v1.GetRecommendationScoreboardResponse.scores:type_name -> pgfleet.stock.v1.RecommendationScore
+	50, // 34: pgfleet.stock.v1.RecommendationScore.first_predict_time:type_name -> google.protobuf.Timestamp
+	50, // 35: pgfleet.stock.v1.RecommendationScore.last_predict_time:type_name -> google.protobuf.Timestamp
+	50, // 36: pgfleet.stock.v1.ExportPricesRequest.start_time:type_name -> google.protobuf.Timestamp
+	50, // 37: pgfleet.stock.v1.ExportPricesRequest.end_time:type_name -> google.protobuf.Timestamp
+	2,  // 38: pgfleet.stock.v1.ExportPricesRequest.format:type_name -> pgfleet.stock.v1.ExportFormat
+	50, // 39: pgfleet.stock.v1.ExportRow.time:type_name -> google.protobuf.Timestamp
+	40, // 40: pgfleet.stock.v1.ExportRow.recommendation:type_name -> pgfleet.stock.v1.PointInTimeRecommendation
+	0,  // 41: pgfleet.stock.v1.PointInTimeRecommendation.action:type_name -> pgfleet.stock.v1.Action
+	50, // 42: pgfleet.stock.v1.PointInTimeRecommendation.predict_time:type_name -> google.protobuf.Timestamp
+	39, // 43: pgfleet.stock.v1.ExportPricesResponse.rows:type_name -> pgfleet.stock.v1.ExportRow
+	4,  // 44: pgfleet.stock.v1.WatchLatestPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
+	51, // 45: pgfleet.stock.v1.WatchStockEventsResponse.events:type_name -> pgfleet.ops.v1.Event
+	4,  // 46: pgfleet.stock.v1.LatestPriceChanged.price:type_name -> pgfleet.stock.v1.Price
+	3,  // 47: pgfleet.stock.v1.StockChanged.stock:type_name -> pgfleet.stock.v1.Stock
+	50, // 48: pgfleet.stock.v1.StockDeleted.delist_time:type_name -> google.protobuf.Timestamp
+	5,  // 49: pgfleet.stock.v1.RecommendationChanged.recommendation:type_name -> pgfleet.stock.v1.Recommendation
+	7,  // 50: pgfleet.stock.v1.StockService.GetStock:input_type -> pgfleet.stock.v1.GetStockRequest
+	9,  // 51: pgfleet.stock.v1.StockService.ListStocks:input_type -> pgfleet.stock.v1.ListStocksRequest
+	11, // 52: pgfleet.stock.v1.StockService.BatchGetStocks:input_type -> pgfleet.stock.v1.BatchGetStocksRequest
+	13, // 53: pgfleet.stock.v1.StockService.UpsertStocks:input_type -> pgfleet.stock.v1.UpsertStocksRequest
+	15, // 54: pgfleet.stock.v1.StockService.DeleteStock:input_type -> pgfleet.stock.v1.DeleteStockRequest
+	17, // 55: pgfleet.stock.v1.StockService.IngestPrices:input_type -> pgfleet.stock.v1.IngestPricesRequest
+	20, // 56: pgfleet.stock.v1.StockService.ListPrices:input_type -> pgfleet.stock.v1.ListPricesRequest
+	22, // 57: pgfleet.stock.v1.StockService.ListBars:input_type -> pgfleet.stock.v1.ListBarsRequest
+	25, // 58: pgfleet.stock.v1.StockService.StreamPrices:input_type -> pgfleet.stock.v1.StreamPricesRequest
+	27, // 59: pgfleet.stock.v1.StockService.GetLatestPrices:input_type -> pgfleet.stock.v1.GetLatestPricesRequest
+	29, // 60: pgfleet.stock.v1.StockService.ListRecommendations:input_type -> pgfleet.stock.v1.ListRecommendationsRequest
+	31, // 61: pgfleet.stock.v1.StockService.UpsertRecommendations:input_type -> pgfleet.stock.v1.UpsertRecommendationsRequest
+	33, // 62: pgfleet.stock.v1.StockService.ListRecommendationHistory:input_type -> pgfleet.stock.v1.ListRecommendationHistoryRequest
+	38, // 63: pgfleet.stock.v1.StockService.ExportPrices:input_type -> pgfleet.stock.v1.ExportPricesRequest
+	35, // 64: pgfleet.stock.v1.StockService.GetRecommendationScoreboard:input_type -> pgfleet.stock.v1.GetRecommendationScoreboardRequest
+	42, // 65: pgfleet.stock.v1.StockService.WatchLatestPrices:input_type -> pgfleet.stock.v1.WatchLatestPricesRequest
+	44, // 66: pgfleet.stock.v1.StockService.WatchStockEvents:input_type -> pgfleet.stock.v1.WatchStockEventsRequest
+	8,  // 67: pgfleet.stock.v1.StockService.GetStock:output_type -> pgfleet.stock.v1.GetStockResponse
+	10, // 68: pgfleet.stock.v1.StockService.ListStocks:output_type -> pgfleet.stock.v1.ListStocksResponse
+	12, // 69: pgfleet.stock.v1.StockService.BatchGetStocks:output_type -> pgfleet.stock.v1.BatchGetStocksResponse
+	14, // 70: pgfleet.stock.v1.StockService.UpsertStocks:output_type -> pgfleet.stock.v1.UpsertStocksResponse
+	16, // 71: pgfleet.stock.v1.StockService.DeleteStock:output_type -> pgfleet.stock.v1.DeleteStockResponse
+	19, // 72: pgfleet.stock.v1.StockService.IngestPrices:output_type -> pgfleet.stock.v1.IngestPricesResponse
+	21, // 73: pgfleet.stock.v1.StockService.ListPrices:output_type -> pgfleet.stock.v1.ListPricesResponse
+	23, // 74: pgfleet.stock.v1.StockService.ListBars:output_type -> pgfleet.stock.v1.ListBarsResponse
+	26, // 75: pgfleet.stock.v1.StockService.StreamPrices:output_type -> pgfleet.stock.v1.StreamPricesResponse
+	28, // 76: pgfleet.stock.v1.StockService.GetLatestPrices:output_type -> pgfleet.stock.v1.GetLatestPricesResponse
+	30, // 77: pgfleet.stock.v1.StockService.ListRecommendations:output_type -> pgfleet.stock.v1.ListRecommendationsResponse
+	32, // 78: pgfleet.stock.v1.StockService.UpsertRecommendations:output_type -> pgfleet.stock.v1.UpsertRecommendationsResponse
+	34, // 79: pgfleet.stock.v1.StockService.ListRecommendationHistory:output_type -> pgfleet.stock.v1.ListRecommendationHistoryResponse
+	41, // 80: pgfleet.stock.v1.StockService.ExportPrices:output_type -> pgfleet.stock.v1.ExportPricesResponse
+	36, // 81: pgfleet.stock.v1.StockService.GetRecommendationScoreboard:output_type -> pgfleet.stock.v1.GetRecommendationScoreboardResponse
+	43, // 82: pgfleet.stock.v1.StockService.WatchLatestPrices:output_type -> pgfleet.stock.v1.WatchLatestPricesResponse
+	45, // 83: pgfleet.stock.v1.StockService.WatchStockEvents:output_type -> pgfleet.stock.v1.WatchStockEventsResponse
+	67, // [67:84] is the sub-list for method output_type
+	50, // [50:67] is the sub-list for method input_type
+	50, // [50:50] is the sub-list for extension type_name
+	50, // [50:50] is the sub-list for extension extendee
+	0,  // [0:50] is the sub-list for field type_name
 }
 
 func init() { file_pgfleet_stock_v1_stock_proto_init() }
@@ -3411,8 +3878,8 @@ func file_pgfleet_stock_v1_stock_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pgfleet_stock_v1_stock_proto_rawDesc), len(file_pgfleet_stock_v1_stock_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   43,
+			NumEnums:      3,
+			NumMessages:   47,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

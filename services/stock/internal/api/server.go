@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
 	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
 	"github.com/pgfleet/pgfleet/pkg/apierr"
@@ -44,6 +45,7 @@ type Server struct {
 
 	shares streamShares
 	score  ScoreboardConfig
+	export *exporter
 }
 
 // Deps are what a Server runs on.
@@ -55,6 +57,11 @@ type Deps struct {
 	Streams StreamLimits
 	// Scoreboard bounds GetRecommendationScoreboard's statement (the zero value: no bound).
 	Scoreboard ScoreboardConfig
+	// Exports: EXPORT_WORKERS, EXPORT_RESUME_WINDOW, EXPORT_MAX_HELD (the zero value: their
+	// defaults).
+	Exports ExportConfig
+	// Registry takes the service's own metrics (the export figures); nil: not exported.
+	Registry prometheus.Registerer
 }
 
 // New returns a Server.
@@ -70,6 +77,7 @@ func New(d Deps) *Server {
 		outbox: d.Outbox,
 		shares: newStreamShares(d.Streams, d.Pool.Config().MaxConns),
 		score:  d.Scoreboard,
+		export: newExporter(d.Exports, d.Registry, d.Reads, d.Pool),
 	}
 }
 
