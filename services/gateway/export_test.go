@@ -8,6 +8,9 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -130,6 +133,58 @@ func testExportPrices(t *testing.T, e *env) {
 		rest, _ := arrowDownload(t, resumed.body)
 		if diff := cmp.Diff(want[20:], rest); diff != "" {
 			t.Errorf("resumed Arrow rows mismatch (-after batch 1 +resumed):\n%s", diff)
+		}
+	})
+	// Apache Arrow's JavaScript implementation, a reader this repo did not write, reads the
+	// download as is: the same rows, decimals exact (pyarrow and polars read the same stream;
+	// Python packages cannot be installed here).
+	t.Run("arrow_js", func(t *testing.T) {
+		resp := e.gw.do(t, http.MethodGet, "/v1/prices:export"+query+"&format=EXPORT_FORMAT_ARROW", "")
+		if resp.code != http.StatusOK {
+			t.Fatalf("GET arrow export = %d: %s", resp.code, resp.body)
+		}
+		file := filepath.Join(t.TempDir(), "prices.arrows")
+		if err := os.WriteFile(file, resp.body, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		npm, err := filepath.Abs("internal/openapi/testdata/npm")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(filepath.Join(npm, "node_modules", "apache-arrow")); err != nil {
+			t.Fatalf("apache-arrow is not installed (%v): run `make openapi-tools`", err)
+		}
+		cmd := exec.CommandContext(t.Context(), "node", filepath.Join(npm, "read-arrow.mjs"), file)
+		out, err := cmd.Output()
+		if err != nil {
+			var stderr []byte
+			if ee, ok := errors.AsType[*exec.ExitError](err); ok {
+				stderr = ee.Stderr
+			}
+			t.Fatalf("node read-arrow.mjs: %v\n%s", err, stderr)
+		}
+		var read struct {
+			Fields []string
+			Rows   []struct{ Symbol, Time, Close, Volume string }
+		}
+		if err := json.Unmarshal(out, &read); err != nil {
+			t.Fatalf("read-arrow.mjs printed no JSON: %v\n%s", err, out)
+		}
+		t.Logf("apache-arrow (JS) schema: %v", read.Fields)
+		got := make([]exportedRow, len(read.Rows))
+		for i, r := range read.Rows {
+			ts, err := time.Parse(time.RFC3339Nano, r.Time)
+			if err != nil {
+				t.Fatal(err)
+			}
+			vol, err := strconv.ParseInt(r.Volume, 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got[i] = exportedRow{r.Symbol, ts, r.Close, vol}
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("rows apache-arrow (JS) read mismatch (-gRPC +JS):\n%s", diff)
 		}
 	})
 	t.Run("ndjson", func(t *testing.T) {
