@@ -22,6 +22,7 @@ import (
 	"github.com/pgfleet/pgfleet/pkg/auth"
 	"github.com/pgfleet/pgfleet/pkg/pgserver"
 	"github.com/pgfleet/pgfleet/pkg/supervise"
+	"github.com/pgfleet/pgfleet/services/stock/providerstub"
 	"github.com/pgfleet/pgfleet/tools/internal/localdb"
 )
 
@@ -63,6 +64,7 @@ type fleet struct {
 	startTimeout             time.Duration
 	demoToken, adaToken      string
 	adminToken               string
+	provider                 *providerstub.Server // the stand-in market-data provider of the demo ingestion
 }
 
 func say(format string, args ...any) { fmt.Printf("==> "+format+"\n", args...) }
@@ -153,6 +155,9 @@ func (f *fleet) start(ctx context.Context) error {
 		return err
 	}
 	if err := f.mintTokens(); err != nil {
+		return err
+	}
+	if err := f.startProvider(); err != nil {
 		return err
 	}
 	for i := range f.svcs {
@@ -397,6 +402,9 @@ func (f *fleet) mintTokens() error {
 // serviceEnv is what service i gets besides DATABASE_URL, GRPC_ADDR and METRICS_ADDR: the
 // addresses of the services it calls. Other settings of those clients pass through.
 func (f *fleet) serviceEnv(i int) []string {
+	if f.svcs[i].name == "stock" && f.provider != nil {
+		return []string{"INGEST_HTTP_BASE_URL=" + f.provider.URL, "INGEST_HTTP_API_KEY=" + demoProviderKey}
+	}
 	if f.svcs[i].name != "portfolio" {
 		return nil
 	}
@@ -587,6 +595,11 @@ func (f *fleet) stop() error {
 	err := f.procs.Stop(func(p *supervise.Process) { fmt.Printf("stopping %s (pid %d)\n", p.Name, p.Pid()) })
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
+	}
+	if f.provider != nil {
+		if err := f.provider.Close(); err != nil {
+			fmt.Fprintln(os.Stderr, "the stand-in market-data provider:", err)
+		}
 	}
 	if f.standby != nil {
 		fmt.Printf("stopping standby (%s)\n", f.standbyDir)
