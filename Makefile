@@ -147,8 +147,8 @@ chromium: ## install headless Chromium (Debian), which the gateway's status page
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	fi
 
-# The OpenAPI tools users run (redocly, openapi-typescript, openapi-fetch and tsc), which the
-# gateway's tests run on its documents; pinned by package-lock.json, installed again only
+# The tools users run (redocly, openapi-typescript, openapi-fetch and tsc; apache-arrow), which the
+# gateway's tests run on its documents and its Arrow export; pinned by package-lock.json, installed again only
 # when it changes.
 OPENAPI_NPM := services/gateway/internal/openapi/testdata/npm
 $(OPENAPI_NPM)/node_modules/.installed: $(OPENAPI_NPM)/package-lock.json

@@ -21,6 +21,8 @@ type config struct {
 	Ingest pipeline.Config
 	// Scoreboard: SCOREBOARD_TIMEOUT, SCOREBOARD_REFRESH.
 	Scoreboard api.ScoreboardConfig
+	// Exports: EXPORT_WORKERS, EXPORT_RESUME_WINDOW, EXPORT_MAX_HELD.
+	Exports api.ExportConfig
 }
 
 // Validate reports settings serving would refuse before it reaches the database.

@@ -45,7 +45,9 @@ func run(ctx context.Context, log *slog.Logger, env envconfig.Lookuper) error {
 	for name := range sources {
 		available[name] = true
 	}
-	srv := api.New(api.Deps{Base: svc.Base, Streams: cfg.Streams, Scoreboard: cfg.Scoreboard, IngestSources: available})
+	srv := api.New(api.Deps{Base: svc.Base, Streams: cfg.Streams, Scoreboard: cfg.Scoreboard, Exports: cfg.Exports,
+		Registry: svc.Server.Registry(), IngestSources: available})
+	defer srv.Close() // before svc.Close: the snapshots held for resumes hold connections
 	stockv1.RegisterStockServiceServer(svc.Server, srv)
 	if every := cfg.Scoreboard.Refresh; every > 0 {
 		metrics := srv.ScoreboardMetrics(svc.Server.Registry())

@@ -22,6 +22,7 @@ import (
 	"github.com/pgfleet/pgfleet/pkg/auth"
 	"github.com/pgfleet/pgfleet/pkg/pgserver"
 	"github.com/pgfleet/pgfleet/pkg/supervise"
+	"github.com/pgfleet/pgfleet/services/stock/providerstub"
 	"github.com/pgfleet/pgfleet/tools/internal/localdb"
 )
 
@@ -63,6 +64,7 @@ type fleet struct {
 	startTimeout             time.Duration
 	demoToken, adaToken      string
 	adminToken               string
+	provider                 *providerstub.Server // the stand-in market-data provider of the demo ingestion
 }
 
 func say(format string, args ...any) { fmt.Printf("==> "+format+"\n", args...) }
@@ -153,6 +155,9 @@ func (f *fleet) start(ctx context.Context) error {
 		return err
 	}
 	if err := f.mintTokens(); err != nil {
+		return err
+	}
+	if err := f.startProvider(); err != nil {
 		return err
 	}
 	for i := range f.svcs {
@@ -400,14 +405,18 @@ func (f *fleet) serviceEnv(i int) []string {
 	if f.svcs[i].name == "stock" {
 		// The files ingestion source reads the run directory's ingest/ (created here), so that
 		// a FILES job works out of the box; INGEST_DIR set in the environment wins.
+		var env []string
 		dir := cmp.Or(os.Getenv("INGEST_DIR"), filepath.Join(f.runDir, "ingest"))
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil
+		if err := os.MkdirAll(dir, 0o755); err == nil {
+			if abs, err := filepath.Abs(dir); err == nil {
+				dir = abs
+			}
+			env = append(env, "INGEST_DIR="+dir)
 		}
-		if abs, err := filepath.Abs(dir); err == nil {
-			dir = abs
+		if f.provider != nil {
+			env = append(env, "INGEST_HTTP_BASE_URL="+f.provider.URL, "INGEST_HTTP_API_KEY="+demoProviderKey)
 		}
-		return []string{"INGEST_DIR=" + dir}
+		return env
 	}
 	if f.svcs[i].name != "portfolio" {
 		return nil
@@ -599,6 +608,11 @@ func (f *fleet) stop() error {
 	err := f.procs.Stop(func(p *supervise.Process) { fmt.Printf("stopping %s (pid %d)\n", p.Name, p.Pid()) })
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
+	}
+	if f.provider != nil {
+		if err := f.provider.Close(); err != nil {
+			fmt.Fprintln(os.Stderr, "the stand-in market-data provider:", err)
+		}
 	}
 	if f.standby != nil {
 		fmt.Printf("stopping standby (%s)\n", f.standbyDir)

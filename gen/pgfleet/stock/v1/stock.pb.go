@@ -149,6 +149,62 @@ func (Interval) EnumDescriptor() ([]byte, []int) {
 	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{1}
 }
 
+// ExportFormat is how ExportPrices encodes rows.
+type ExportFormat int32
+
+const (
+	// Not set: FORMAT_PROTO.
+	ExportFormat_EXPORT_FORMAT_UNSPECIFIED ExportFormat = 0
+	// Protobuf messages: ExportPricesResponse.rows.
+	ExportFormat_EXPORT_FORMAT_PROTO ExportFormat = 1
+	// Apache Arrow IPC stream: ExportPricesResponse.arrow_ipc. The arrow_ipc fields of a
+	// stream's messages, concatenated in order, are one Arrow IPC stream (schema first,
+	// end-of-stream marker last) that pyarrow.ipc.open_stream, polars.read_ipc_stream and
+	// pandas (through pyarrow) read as is.
+	ExportFormat_EXPORT_FORMAT_ARROW ExportFormat = 2
+)
+
+// Enum value maps for ExportFormat.
+var (
+	ExportFormat_name = map[int32]string{
+		0: "EXPORT_FORMAT_UNSPECIFIED",
+		1: "EXPORT_FORMAT_PROTO",
+		2: "EXPORT_FORMAT_ARROW",
+	}
+	ExportFormat_value = map[string]int32{
+		"EXPORT_FORMAT_UNSPECIFIED": 0,
+		"EXPORT_FORMAT_PROTO":       1,
+		"EXPORT_FORMAT_ARROW":       2,
+	}
+)
+
+func (x ExportFormat) Enum() *ExportFormat {
+	p := new(ExportFormat)
+	*p = x
+	return p
+}
+
+func (x ExportFormat) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ExportFormat) Descriptor() protoreflect.EnumDescriptor {
+	return file_pgfleet_stock_v1_stock_proto_enumTypes[2].Descriptor()
+}
+
+func (ExportFormat) Type() protoreflect.EnumType {
+	return &file_pgfleet_stock_v1_stock_proto_enumTypes[2]
+}
+
+func (x ExportFormat) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ExportFormat.Descriptor instead.
+func (ExportFormat) EnumDescriptor() ([]byte, []int) {
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{2}
+}
+
 // IngestionSource is where a job fetches its bars.
 type IngestionSource int32
 
@@ -186,11 +242,11 @@ func (x IngestionSource) String() string {
 }
 
 func (IngestionSource) Descriptor() protoreflect.EnumDescriptor {
-	return file_pgfleet_stock_v1_stock_proto_enumTypes[2].Descriptor()
+	return file_pgfleet_stock_v1_stock_proto_enumTypes[3].Descriptor()
 }
 
 func (IngestionSource) Type() protoreflect.EnumType {
-	return &file_pgfleet_stock_v1_stock_proto_enumTypes[2]
+	return &file_pgfleet_stock_v1_stock_proto_enumTypes[3]
 }
 
 func (x IngestionSource) Number() protoreflect.EnumNumber {
@@ -199,7 +255,7 @@ func (x IngestionSource) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use IngestionSource.Descriptor instead.
 func (IngestionSource) EnumDescriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{2}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{3}
 }
 
 // IngestionRunState is where a run is in its life.
@@ -252,11 +308,11 @@ func (x IngestionRunState) String() string {
 }
 
 func (IngestionRunState) Descriptor() protoreflect.EnumDescriptor {
-	return file_pgfleet_stock_v1_stock_proto_enumTypes[3].Descriptor()
+	return file_pgfleet_stock_v1_stock_proto_enumTypes[4].Descriptor()
 }
 
 func (IngestionRunState) Type() protoreflect.EnumType {
-	return &file_pgfleet_stock_v1_stock_proto_enumTypes[3]
+	return &file_pgfleet_stock_v1_stock_proto_enumTypes[4]
 }
 
 func (x IngestionRunState) Number() protoreflect.EnumNumber {
@@ -265,7 +321,7 @@ func (x IngestionRunState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use IngestionRunState.Descriptor instead.
 func (IngestionRunState) EnumDescriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{3}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{4}
 }
 
 // IngestionTrigger says what started a run.
@@ -305,11 +361,11 @@ func (x IngestionTrigger) String() string {
 }
 
 func (IngestionTrigger) Descriptor() protoreflect.EnumDescriptor {
-	return file_pgfleet_stock_v1_stock_proto_enumTypes[4].Descriptor()
+	return file_pgfleet_stock_v1_stock_proto_enumTypes[5].Descriptor()
 }
 
 func (IngestionTrigger) Type() protoreflect.EnumType {
-	return &file_pgfleet_stock_v1_stock_proto_enumTypes[4]
+	return &file_pgfleet_stock_v1_stock_proto_enumTypes[5]
 }
 
 func (x IngestionTrigger) Number() protoreflect.EnumNumber {
@@ -318,7 +374,7 @@ func (x IngestionTrigger) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use IngestionTrigger.Descriptor instead.
 func (IngestionTrigger) EnumDescriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{4}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{5}
 }
 
 // Stock is a listed company.
@@ -2748,6 +2804,366 @@ func (x *RecommendationScore) GetLastPredictTime() *timestamppb.Timestamp {
 	return nil
 }
 
+// ExportPricesRequest selects the universe, the range and the encoding of an export.
+type ExportPricesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// AIP-160 filter over stocks, with the fields of ListStocksRequest.filter (symbol, name,
+	// sector, industry, exchange, currency, market_cap); empty means every stock.
+	Filter string `protobuf:"bytes,1,opt,name=filter,proto3" json:"filter,omitempty"`
+	// Inclusive start of the bars' times; unset means from the beginning.
+	StartTime *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	// Exclusive end of the bars' times; unset means up to now and beyond.
+	EndTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	// Encoding of the rows.
+	Format ExportFormat `protobuf:"varint,4,opt,name=format,proto3,enum=pgfleet.stock.v1.ExportFormat" json:"format,omitempty"`
+	// Rows per batch: default 10000, at most 100000. A batch holds rows of one symbol only.
+	BatchSize int32 `protobuf:"varint,5,opt,name=batch_size,json=batchSize,proto3" json:"batch_size,omitempty"`
+	// Optional: join each row with this recommendation source's prediction as known at the
+	// bar's time (point in time: the latest with predict_time at or before the bar's time).
+	RecommendationSource string `protobuf:"bytes,6,opt,name=recommendation_source,json=recommendationSource,proto3" json:"recommendation_source,omitempty"`
+	// Token from a message of a cut export; every other field must be unchanged.
+	ResumeToken   string `protobuf:"bytes,7,opt,name=resume_token,json=resumeToken,proto3" json:"resume_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportPricesRequest) Reset() {
+	*x = ExportPricesRequest{}
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportPricesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportPricesRequest) ProtoMessage() {}
+
+func (x *ExportPricesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportPricesRequest.ProtoReflect.Descriptor instead.
+func (*ExportPricesRequest) Descriptor() ([]byte, []int) {
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *ExportPricesRequest) GetFilter() string {
+	if x != nil {
+		return x.Filter
+	}
+	return ""
+}
+
+func (x *ExportPricesRequest) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
+}
+
+func (x *ExportPricesRequest) GetEndTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndTime
+	}
+	return nil
+}
+
+func (x *ExportPricesRequest) GetFormat() ExportFormat {
+	if x != nil {
+		return x.Format
+	}
+	return ExportFormat_EXPORT_FORMAT_UNSPECIFIED
+}
+
+func (x *ExportPricesRequest) GetBatchSize() int32 {
+	if x != nil {
+		return x.BatchSize
+	}
+	return 0
+}
+
+func (x *ExportPricesRequest) GetRecommendationSource() string {
+	if x != nil {
+		return x.RecommendationSource
+	}
+	return ""
+}
+
+func (x *ExportPricesRequest) GetResumeToken() string {
+	if x != nil {
+		return x.ResumeToken
+	}
+	return ""
+}
+
+// ExportRow is one daily bar, with the point-in-time recommendation when asked for.
+type ExportRow struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Ticker symbol.
+	Symbol string `protobuf:"bytes,1,opt,name=symbol,proto3" json:"symbol,omitempty"`
+	// Start of the bar.
+	Time *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
+	// Opening price, a decimal string.
+	Open string `protobuf:"bytes,3,opt,name=open,proto3" json:"open,omitempty"`
+	// Highest price, a decimal string.
+	High string `protobuf:"bytes,4,opt,name=high,proto3" json:"high,omitempty"`
+	// Lowest price, a decimal string.
+	Low string `protobuf:"bytes,5,opt,name=low,proto3" json:"low,omitempty"`
+	// Closing price, a decimal string.
+	Close string `protobuf:"bytes,6,opt,name=close,proto3" json:"close,omitempty"`
+	// Shares traded.
+	Volume int64 `protobuf:"varint,7,opt,name=volume,proto3" json:"volume,omitempty"`
+	// The prediction known at the bar's time; unset when none was (or none was asked for).
+	Recommendation *PointInTimeRecommendation `protobuf:"bytes,8,opt,name=recommendation,proto3" json:"recommendation,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ExportRow) Reset() {
+	*x = ExportRow{}
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportRow) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportRow) ProtoMessage() {}
+
+func (x *ExportRow) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportRow.ProtoReflect.Descriptor instead.
+func (*ExportRow) Descriptor() ([]byte, []int) {
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *ExportRow) GetSymbol() string {
+	if x != nil {
+		return x.Symbol
+	}
+	return ""
+}
+
+func (x *ExportRow) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *ExportRow) GetOpen() string {
+	if x != nil {
+		return x.Open
+	}
+	return ""
+}
+
+func (x *ExportRow) GetHigh() string {
+	if x != nil {
+		return x.High
+	}
+	return ""
+}
+
+func (x *ExportRow) GetLow() string {
+	if x != nil {
+		return x.Low
+	}
+	return ""
+}
+
+func (x *ExportRow) GetClose() string {
+	if x != nil {
+		return x.Close
+	}
+	return ""
+}
+
+func (x *ExportRow) GetVolume() int64 {
+	if x != nil {
+		return x.Volume
+	}
+	return 0
+}
+
+func (x *ExportRow) GetRecommendation() *PointInTimeRecommendation {
+	if x != nil {
+		return x.Recommendation
+	}
+	return nil
+}
+
+// PointInTimeRecommendation is a prediction as known at a bar's time.
+type PointInTimeRecommendation struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The action predicted.
+	Action Action `protobuf:"varint,1,opt,name=action,proto3,enum=pgfleet.stock.v1.Action" json:"action,omitempty"`
+	// Target price, a decimal string; empty if none.
+	TargetPrice string `protobuf:"bytes,2,opt,name=target_price,json=targetPrice,proto3" json:"target_price,omitempty"`
+	// Confidence, 0 to 1.
+	Confidence float64 `protobuf:"fixed64,3,opt,name=confidence,proto3" json:"confidence,omitempty"`
+	// Model version that made it.
+	ModelVersion string `protobuf:"bytes,4,opt,name=model_version,json=modelVersion,proto3" json:"model_version,omitempty"`
+	// When it was made: at or before the bar's time.
+	PredictTime   *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=predict_time,json=predictTime,proto3" json:"predict_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PointInTimeRecommendation) Reset() {
+	*x = PointInTimeRecommendation{}
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PointInTimeRecommendation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PointInTimeRecommendation) ProtoMessage() {}
+
+func (x *PointInTimeRecommendation) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PointInTimeRecommendation.ProtoReflect.Descriptor instead.
+func (*PointInTimeRecommendation) Descriptor() ([]byte, []int) {
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *PointInTimeRecommendation) GetAction() Action {
+	if x != nil {
+		return x.Action
+	}
+	return Action_ACTION_UNSPECIFIED
+}
+
+func (x *PointInTimeRecommendation) GetTargetPrice() string {
+	if x != nil {
+		return x.TargetPrice
+	}
+	return ""
+}
+
+func (x *PointInTimeRecommendation) GetConfidence() float64 {
+	if x != nil {
+		return x.Confidence
+	}
+	return 0
+}
+
+func (x *PointInTimeRecommendation) GetModelVersion() string {
+	if x != nil {
+		return x.ModelVersion
+	}
+	return ""
+}
+
+func (x *PointInTimeRecommendation) GetPredictTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PredictTime
+	}
+	return nil
+}
+
+// ExportPricesResponse is one message of an export.
+type ExportPricesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The rows of one batch, for EXPORT_FORMAT_PROTO.
+	Rows []*ExportRow `protobuf:"bytes,1,rep,name=rows,proto3" json:"rows,omitempty"`
+	// For EXPORT_FORMAT_ARROW: the next bytes of the Arrow IPC stream (the schema in the first
+	// message, then one record batch per message, the end-of-stream marker in the last).
+	ArrowIpc []byte `protobuf:"bytes,2,opt,name=arrow_ipc,json=arrowIpc,proto3" json:"arrow_ipc,omitempty"`
+	// Opaque token to resume the export after this message; empty on the last message. For
+	// EXPORT_FORMAT_ARROW the same token is in the record batch's custom metadata, key
+	// "pgfleet.resume_token".
+	ResumeToken   string `protobuf:"bytes,3,opt,name=resume_token,json=resumeToken,proto3" json:"resume_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportPricesResponse) Reset() {
+	*x = ExportPricesResponse{}
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportPricesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportPricesResponse) ProtoMessage() {}
+
+func (x *ExportPricesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportPricesResponse.ProtoReflect.Descriptor instead.
+func (*ExportPricesResponse) Descriptor() ([]byte, []int) {
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *ExportPricesResponse) GetRows() []*ExportRow {
+	if x != nil {
+		return x.Rows
+	}
+	return nil
+}
+
+func (x *ExportPricesResponse) GetArrowIpc() []byte {
+	if x != nil {
+		return x.ArrowIpc
+	}
+	return nil
+}
+
+func (x *ExportPricesResponse) GetResumeToken() string {
+	if x != nil {
+		return x.ResumeToken
+	}
+	return ""
+}
+
 // WatchLatestPricesRequest names the stocks to watch.
 type WatchLatestPricesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2759,7 +3175,7 @@ type WatchLatestPricesRequest struct {
 
 func (x *WatchLatestPricesRequest) Reset() {
 	*x = WatchLatestPricesRequest{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[35]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2771,7 +3187,7 @@ func (x *WatchLatestPricesRequest) String() string {
 func (*WatchLatestPricesRequest) ProtoMessage() {}
 
 func (x *WatchLatestPricesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[35]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2784,7 +3200,7 @@ func (x *WatchLatestPricesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchLatestPricesRequest.ProtoReflect.Descriptor instead.
 func (*WatchLatestPricesRequest) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{35}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *WatchLatestPricesRequest) GetSymbols() []string {
@@ -2810,7 +3226,7 @@ type WatchLatestPricesResponse struct {
 
 func (x *WatchLatestPricesResponse) Reset() {
 	*x = WatchLatestPricesResponse{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[36]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2822,7 +3238,7 @@ func (x *WatchLatestPricesResponse) String() string {
 func (*WatchLatestPricesResponse) ProtoMessage() {}
 
 func (x *WatchLatestPricesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[36]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2835,7 +3251,7 @@ func (x *WatchLatestPricesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchLatestPricesResponse.ProtoReflect.Descriptor instead.
 func (*WatchLatestPricesResponse) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{36}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *WatchLatestPricesResponse) GetPrices() []*Price {
@@ -2869,7 +3285,7 @@ type WatchStockEventsRequest struct {
 
 func (x *WatchStockEventsRequest) Reset() {
 	*x = WatchStockEventsRequest{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[37]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2881,7 +3297,7 @@ func (x *WatchStockEventsRequest) String() string {
 func (*WatchStockEventsRequest) ProtoMessage() {}
 
 func (x *WatchStockEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[37]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2894,7 +3310,7 @@ func (x *WatchStockEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchStockEventsRequest.ProtoReflect.Descriptor instead.
 func (*WatchStockEventsRequest) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{37}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *WatchStockEventsRequest) GetTypes() []string {
@@ -2932,7 +3348,7 @@ type WatchStockEventsResponse struct {
 
 func (x *WatchStockEventsResponse) Reset() {
 	*x = WatchStockEventsResponse{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[38]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2944,7 +3360,7 @@ func (x *WatchStockEventsResponse) String() string {
 func (*WatchStockEventsResponse) ProtoMessage() {}
 
 func (x *WatchStockEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[38]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2957,7 +3373,7 @@ func (x *WatchStockEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchStockEventsResponse.ProtoReflect.Descriptor instead.
 func (*WatchStockEventsResponse) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{38}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *WatchStockEventsResponse) GetEvents() []*v1.Event {
@@ -2990,7 +3406,7 @@ type LatestPriceChanged struct {
 
 func (x *LatestPriceChanged) Reset() {
 	*x = LatestPriceChanged{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[39]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3002,7 +3418,7 @@ func (x *LatestPriceChanged) String() string {
 func (*LatestPriceChanged) ProtoMessage() {}
 
 func (x *LatestPriceChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[39]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3015,7 +3431,7 @@ func (x *LatestPriceChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LatestPriceChanged.ProtoReflect.Descriptor instead.
 func (*LatestPriceChanged) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{39}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *LatestPriceChanged) GetSymbol() string {
@@ -3044,7 +3460,7 @@ type StockChanged struct {
 
 func (x *StockChanged) Reset() {
 	*x = StockChanged{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[40]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3056,7 +3472,7 @@ func (x *StockChanged) String() string {
 func (*StockChanged) ProtoMessage() {}
 
 func (x *StockChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[40]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3069,7 +3485,7 @@ func (x *StockChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StockChanged.ProtoReflect.Descriptor instead.
 func (*StockChanged) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{40}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *StockChanged) GetStock() *Stock {
@@ -3093,7 +3509,7 @@ type StockDeleted struct {
 
 func (x *StockDeleted) Reset() {
 	*x = StockDeleted{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[41]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3105,7 +3521,7 @@ func (x *StockDeleted) String() string {
 func (*StockDeleted) ProtoMessage() {}
 
 func (x *StockDeleted) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[41]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3118,7 +3534,7 @@ func (x *StockDeleted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StockDeleted.ProtoReflect.Descriptor instead.
 func (*StockDeleted) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{41}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *StockDeleted) GetSymbol() string {
@@ -3147,7 +3563,7 @@ type RecommendationChanged struct {
 
 func (x *RecommendationChanged) Reset() {
 	*x = RecommendationChanged{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[42]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3159,7 +3575,7 @@ func (x *RecommendationChanged) String() string {
 func (*RecommendationChanged) ProtoMessage() {}
 
 func (x *RecommendationChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[42]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3172,7 +3588,7 @@ func (x *RecommendationChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecommendationChanged.ProtoReflect.Descriptor instead.
 func (*RecommendationChanged) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{42}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *RecommendationChanged) GetRecommendation() *Recommendation {
@@ -3217,7 +3633,7 @@ type IngestionJob struct {
 
 func (x *IngestionJob) Reset() {
 	*x = IngestionJob{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[43]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3229,7 +3645,7 @@ func (x *IngestionJob) String() string {
 func (*IngestionJob) ProtoMessage() {}
 
 func (x *IngestionJob) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[43]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3242,7 +3658,7 @@ func (x *IngestionJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IngestionJob.ProtoReflect.Descriptor instead.
 func (*IngestionJob) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{43}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *IngestionJob) GetJobId() string {
@@ -3359,7 +3775,7 @@ type IngestionRun struct {
 
 func (x *IngestionRun) Reset() {
 	*x = IngestionRun{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[44]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3371,7 +3787,7 @@ func (x *IngestionRun) String() string {
 func (*IngestionRun) ProtoMessage() {}
 
 func (x *IngestionRun) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[44]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3384,7 +3800,7 @@ func (x *IngestionRun) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IngestionRun.ProtoReflect.Descriptor instead.
 func (*IngestionRun) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{44}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *IngestionRun) GetRunId() int64 {
@@ -3504,7 +3920,7 @@ type IngestionReject struct {
 
 func (x *IngestionReject) Reset() {
 	*x = IngestionReject{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[45]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3516,7 +3932,7 @@ func (x *IngestionReject) String() string {
 func (*IngestionReject) ProtoMessage() {}
 
 func (x *IngestionReject) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[45]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3529,7 +3945,7 @@ func (x *IngestionReject) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IngestionReject.ProtoReflect.Descriptor instead.
 func (*IngestionReject) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{45}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *IngestionReject) GetRunId() int64 {
@@ -3578,7 +3994,7 @@ type CreateIngestionJobRequest struct {
 
 func (x *CreateIngestionJobRequest) Reset() {
 	*x = CreateIngestionJobRequest{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[46]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3590,7 +4006,7 @@ func (x *CreateIngestionJobRequest) String() string {
 func (*CreateIngestionJobRequest) ProtoMessage() {}
 
 func (x *CreateIngestionJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[46]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3603,7 +4019,7 @@ func (x *CreateIngestionJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateIngestionJobRequest.ProtoReflect.Descriptor instead.
 func (*CreateIngestionJobRequest) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{46}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *CreateIngestionJobRequest) GetJob() *IngestionJob {
@@ -3624,7 +4040,7 @@ type CreateIngestionJobResponse struct {
 
 func (x *CreateIngestionJobResponse) Reset() {
 	*x = CreateIngestionJobResponse{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[47]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3636,7 +4052,7 @@ func (x *CreateIngestionJobResponse) String() string {
 func (*CreateIngestionJobResponse) ProtoMessage() {}
 
 func (x *CreateIngestionJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[47]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3649,7 +4065,7 @@ func (x *CreateIngestionJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateIngestionJobResponse.ProtoReflect.Descriptor instead.
 func (*CreateIngestionJobResponse) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{47}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *CreateIngestionJobResponse) GetJob() *IngestionJob {
@@ -3670,7 +4086,7 @@ type GetIngestionJobRequest struct {
 
 func (x *GetIngestionJobRequest) Reset() {
 	*x = GetIngestionJobRequest{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[48]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3682,7 +4098,7 @@ func (x *GetIngestionJobRequest) String() string {
 func (*GetIngestionJobRequest) ProtoMessage() {}
 
 func (x *GetIngestionJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[48]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3695,7 +4111,7 @@ func (x *GetIngestionJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetIngestionJobRequest.ProtoReflect.Descriptor instead.
 func (*GetIngestionJobRequest) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{48}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *GetIngestionJobRequest) GetJobId() string {
@@ -3716,7 +4132,7 @@ type GetIngestionJobResponse struct {
 
 func (x *GetIngestionJobResponse) Reset() {
 	*x = GetIngestionJobResponse{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[49]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3728,7 +4144,7 @@ func (x *GetIngestionJobResponse) String() string {
 func (*GetIngestionJobResponse) ProtoMessage() {}
 
 func (x *GetIngestionJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[49]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3741,7 +4157,7 @@ func (x *GetIngestionJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetIngestionJobResponse.ProtoReflect.Descriptor instead.
 func (*GetIngestionJobResponse) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{49}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *GetIngestionJobResponse) GetJob() *IngestionJob {
@@ -3764,7 +4180,7 @@ type ListIngestionJobsRequest struct {
 
 func (x *ListIngestionJobsRequest) Reset() {
 	*x = ListIngestionJobsRequest{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[50]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3776,7 +4192,7 @@ func (x *ListIngestionJobsRequest) String() string {
 func (*ListIngestionJobsRequest) ProtoMessage() {}
 
 func (x *ListIngestionJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[50]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3789,7 +4205,7 @@ func (x *ListIngestionJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListIngestionJobsRequest.ProtoReflect.Descriptor instead.
 func (*ListIngestionJobsRequest) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{50}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ListIngestionJobsRequest) GetPageSize() int32 {
@@ -3819,7 +4235,7 @@ type ListIngestionJobsResponse struct {
 
 func (x *ListIngestionJobsResponse) Reset() {
 	*x = ListIngestionJobsResponse{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[51]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3831,7 +4247,7 @@ func (x *ListIngestionJobsResponse) String() string {
 func (*ListIngestionJobsResponse) ProtoMessage() {}
 
 func (x *ListIngestionJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[51]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3844,7 +4260,7 @@ func (x *ListIngestionJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListIngestionJobsResponse.ProtoReflect.Descriptor instead.
 func (*ListIngestionJobsResponse) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{51}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ListIngestionJobsResponse) GetJobs() []*IngestionJob {
@@ -3876,7 +4292,7 @@ type UpdateIngestionJobRequest struct {
 
 func (x *UpdateIngestionJobRequest) Reset() {
 	*x = UpdateIngestionJobRequest{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[52]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3888,7 +4304,7 @@ func (x *UpdateIngestionJobRequest) String() string {
 func (*UpdateIngestionJobRequest) ProtoMessage() {}
 
 func (x *UpdateIngestionJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[52]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3901,7 +4317,7 @@ func (x *UpdateIngestionJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateIngestionJobRequest.ProtoReflect.Descriptor instead.
 func (*UpdateIngestionJobRequest) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{52}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *UpdateIngestionJobRequest) GetJob() *IngestionJob {
@@ -3929,7 +4345,7 @@ type UpdateIngestionJobResponse struct {
 
 func (x *UpdateIngestionJobResponse) Reset() {
 	*x = UpdateIngestionJobResponse{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[53]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3941,7 +4357,7 @@ func (x *UpdateIngestionJobResponse) String() string {
 func (*UpdateIngestionJobResponse) ProtoMessage() {}
 
 func (x *UpdateIngestionJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[53]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3954,7 +4370,7 @@ func (x *UpdateIngestionJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateIngestionJobResponse.ProtoReflect.Descriptor instead.
 func (*UpdateIngestionJobResponse) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{53}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *UpdateIngestionJobResponse) GetJob() *IngestionJob {
@@ -3975,7 +4391,7 @@ type DeleteIngestionJobRequest struct {
 
 func (x *DeleteIngestionJobRequest) Reset() {
 	*x = DeleteIngestionJobRequest{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[54]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3987,7 +4403,7 @@ func (x *DeleteIngestionJobRequest) String() string {
 func (*DeleteIngestionJobRequest) ProtoMessage() {}
 
 func (x *DeleteIngestionJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[54]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4000,7 +4416,7 @@ func (x *DeleteIngestionJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteIngestionJobRequest.ProtoReflect.Descriptor instead.
 func (*DeleteIngestionJobRequest) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{54}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *DeleteIngestionJobRequest) GetJobId() string {
@@ -4019,7 +4435,7 @@ type DeleteIngestionJobResponse struct {
 
 func (x *DeleteIngestionJobResponse) Reset() {
 	*x = DeleteIngestionJobResponse{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[55]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4031,7 +4447,7 @@ func (x *DeleteIngestionJobResponse) String() string {
 func (*DeleteIngestionJobResponse) ProtoMessage() {}
 
 func (x *DeleteIngestionJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[55]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4044,7 +4460,7 @@ func (x *DeleteIngestionJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteIngestionJobResponse.ProtoReflect.Descriptor instead.
 func (*DeleteIngestionJobResponse) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{55}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{59}
 }
 
 // RunIngestionJobRequest names the job to run now.
@@ -4061,7 +4477,7 @@ type RunIngestionJobRequest struct {
 
 func (x *RunIngestionJobRequest) Reset() {
 	*x = RunIngestionJobRequest{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[56]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4073,7 +4489,7 @@ func (x *RunIngestionJobRequest) String() string {
 func (*RunIngestionJobRequest) ProtoMessage() {}
 
 func (x *RunIngestionJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[56]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4086,7 +4502,7 @@ func (x *RunIngestionJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunIngestionJobRequest.ProtoReflect.Descriptor instead.
 func (*RunIngestionJobRequest) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{56}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *RunIngestionJobRequest) GetJobId() string {
@@ -4114,7 +4530,7 @@ type RunIngestionJobResponse struct {
 
 func (x *RunIngestionJobResponse) Reset() {
 	*x = RunIngestionJobResponse{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[57]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4126,7 +4542,7 @@ func (x *RunIngestionJobResponse) String() string {
 func (*RunIngestionJobResponse) ProtoMessage() {}
 
 func (x *RunIngestionJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[57]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4139,7 +4555,7 @@ func (x *RunIngestionJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunIngestionJobResponse.ProtoReflect.Descriptor instead.
 func (*RunIngestionJobResponse) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{57}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *RunIngestionJobResponse) GetRun() *IngestionRun {
@@ -4167,7 +4583,7 @@ type ListIngestionRunsRequest struct {
 
 func (x *ListIngestionRunsRequest) Reset() {
 	*x = ListIngestionRunsRequest{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[58]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4179,7 +4595,7 @@ func (x *ListIngestionRunsRequest) String() string {
 func (*ListIngestionRunsRequest) ProtoMessage() {}
 
 func (x *ListIngestionRunsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[58]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4192,7 +4608,7 @@ func (x *ListIngestionRunsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListIngestionRunsRequest.ProtoReflect.Descriptor instead.
 func (*ListIngestionRunsRequest) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{58}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *ListIngestionRunsRequest) GetJobId() string {
@@ -4236,7 +4652,7 @@ type ListIngestionRunsResponse struct {
 
 func (x *ListIngestionRunsResponse) Reset() {
 	*x = ListIngestionRunsResponse{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[59]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4248,7 +4664,7 @@ func (x *ListIngestionRunsResponse) String() string {
 func (*ListIngestionRunsResponse) ProtoMessage() {}
 
 func (x *ListIngestionRunsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[59]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4261,7 +4677,7 @@ func (x *ListIngestionRunsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListIngestionRunsResponse.ProtoReflect.Descriptor instead.
 func (*ListIngestionRunsResponse) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{59}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *ListIngestionRunsResponse) GetRuns() []*IngestionRun {
@@ -4289,7 +4705,7 @@ type GetIngestionRunRequest struct {
 
 func (x *GetIngestionRunRequest) Reset() {
 	*x = GetIngestionRunRequest{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[60]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4301,7 +4717,7 @@ func (x *GetIngestionRunRequest) String() string {
 func (*GetIngestionRunRequest) ProtoMessage() {}
 
 func (x *GetIngestionRunRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[60]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4314,7 +4730,7 @@ func (x *GetIngestionRunRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetIngestionRunRequest.ProtoReflect.Descriptor instead.
 func (*GetIngestionRunRequest) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{60}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *GetIngestionRunRequest) GetRunId() int64 {
@@ -4335,7 +4751,7 @@ type GetIngestionRunResponse struct {
 
 func (x *GetIngestionRunResponse) Reset() {
 	*x = GetIngestionRunResponse{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[61]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4347,7 +4763,7 @@ func (x *GetIngestionRunResponse) String() string {
 func (*GetIngestionRunResponse) ProtoMessage() {}
 
 func (x *GetIngestionRunResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[61]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4360,7 +4776,7 @@ func (x *GetIngestionRunResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetIngestionRunResponse.ProtoReflect.Descriptor instead.
 func (*GetIngestionRunResponse) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{61}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *GetIngestionRunResponse) GetRun() *IngestionRun {
@@ -4381,7 +4797,7 @@ type CancelIngestionRunRequest struct {
 
 func (x *CancelIngestionRunRequest) Reset() {
 	*x = CancelIngestionRunRequest{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[62]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4393,7 +4809,7 @@ func (x *CancelIngestionRunRequest) String() string {
 func (*CancelIngestionRunRequest) ProtoMessage() {}
 
 func (x *CancelIngestionRunRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[62]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4406,7 +4822,7 @@ func (x *CancelIngestionRunRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelIngestionRunRequest.ProtoReflect.Descriptor instead.
 func (*CancelIngestionRunRequest) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{62}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *CancelIngestionRunRequest) GetRunId() int64 {
@@ -4427,7 +4843,7 @@ type CancelIngestionRunResponse struct {
 
 func (x *CancelIngestionRunResponse) Reset() {
 	*x = CancelIngestionRunResponse{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[63]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4439,7 +4855,7 @@ func (x *CancelIngestionRunResponse) String() string {
 func (*CancelIngestionRunResponse) ProtoMessage() {}
 
 func (x *CancelIngestionRunResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[63]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4452,7 +4868,7 @@ func (x *CancelIngestionRunResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelIngestionRunResponse.ProtoReflect.Descriptor instead.
 func (*CancelIngestionRunResponse) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{63}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *CancelIngestionRunResponse) GetRun() *IngestionRun {
@@ -4477,7 +4893,7 @@ type ListIngestionRejectsRequest struct {
 
 func (x *ListIngestionRejectsRequest) Reset() {
 	*x = ListIngestionRejectsRequest{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[64]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4489,7 +4905,7 @@ func (x *ListIngestionRejectsRequest) String() string {
 func (*ListIngestionRejectsRequest) ProtoMessage() {}
 
 func (x *ListIngestionRejectsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[64]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4502,7 +4918,7 @@ func (x *ListIngestionRejectsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListIngestionRejectsRequest.ProtoReflect.Descriptor instead.
 func (*ListIngestionRejectsRequest) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{64}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *ListIngestionRejectsRequest) GetRunId() int64 {
@@ -4539,7 +4955,7 @@ type ListIngestionRejectsResponse struct {
 
 func (x *ListIngestionRejectsResponse) Reset() {
 	*x = ListIngestionRejectsResponse{}
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[65]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4551,7 +4967,7 @@ func (x *ListIngestionRejectsResponse) String() string {
 func (*ListIngestionRejectsResponse) ProtoMessage() {}
 
 func (x *ListIngestionRejectsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[65]
+	mi := &file_pgfleet_stock_v1_stock_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4564,7 +4980,7 @@ func (x *ListIngestionRejectsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListIngestionRejectsResponse.ProtoReflect.Descriptor instead.
 func (*ListIngestionRejectsResponse) Descriptor() ([]byte, []int) {
-	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{65}
+	return file_pgfleet_stock_v1_stock_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *ListIngestionRejectsResponse) GetRejects() []*IngestionReject {
@@ -4769,7 +5185,38 @@ const file_pgfleet_stock_v1_stock_proto_rawDesc = "" +
 	" \x01(\tR\x13averageExcessReturn\x12H\n" +
 	"\x12first_predict_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x10firstPredictTime\x12F\n" +
 	"\x11last_predict_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\x0flastPredictTimeB\v\n" +
-	"\t_hit_rate\"9\n" +
+	"\t_hit_rate\"\xce\x02\n" +
+	"\x13ExportPricesRequest\x12\x16\n" +
+	"\x06filter\x18\x01 \x01(\tR\x06filter\x129\n" +
+	"\n" +
+	"start_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
+	"\bend_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x126\n" +
+	"\x06format\x18\x04 \x01(\x0e2\x1e.pgfleet.stock.v1.ExportFormatR\x06format\x12\x1d\n" +
+	"\n" +
+	"batch_size\x18\x05 \x01(\x05R\tbatchSize\x123\n" +
+	"\x15recommendation_source\x18\x06 \x01(\tR\x14recommendationSource\x12!\n" +
+	"\fresume_token\x18\a \x01(\tR\vresumeToken\"\x90\x02\n" +
+	"\tExportRow\x12\x16\n" +
+	"\x06symbol\x18\x01 \x01(\tR\x06symbol\x12.\n" +
+	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x12\n" +
+	"\x04open\x18\x03 \x01(\tR\x04open\x12\x12\n" +
+	"\x04high\x18\x04 \x01(\tR\x04high\x12\x10\n" +
+	"\x03low\x18\x05 \x01(\tR\x03low\x12\x14\n" +
+	"\x05close\x18\x06 \x01(\tR\x05close\x12\x16\n" +
+	"\x06volume\x18\a \x01(\x03R\x06volume\x12S\n" +
+	"\x0erecommendation\x18\b \x01(\v2+.pgfleet.stock.v1.PointInTimeRecommendationR\x0erecommendation\"\xf4\x01\n" +
+	"\x19PointInTimeRecommendation\x120\n" +
+	"\x06action\x18\x01 \x01(\x0e2\x18.pgfleet.stock.v1.ActionR\x06action\x12!\n" +
+	"\ftarget_price\x18\x02 \x01(\tR\vtargetPrice\x12\x1e\n" +
+	"\n" +
+	"confidence\x18\x03 \x01(\x01R\n" +
+	"confidence\x12#\n" +
+	"\rmodel_version\x18\x04 \x01(\tR\fmodelVersion\x12=\n" +
+	"\fpredict_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\vpredictTime\"\x87\x01\n" +
+	"\x14ExportPricesResponse\x12/\n" +
+	"\x04rows\x18\x01 \x03(\v2\x1b.pgfleet.stock.v1.ExportRowR\x04rows\x12\x1b\n" +
+	"\tarrow_ipc\x18\x02 \x01(\fR\barrowIpc\x12!\n" +
+	"\fresume_token\x18\x03 \x01(\tR\vresumeToken\"9\n" +
 	"\x18WatchLatestPricesRequest\x12\x1d\n" +
 	"\asymbols\x18\x01 \x03(\tB\x03\xe0A\x02R\asymbols\"u\n" +
 	"\x19WatchLatestPricesResponse\x12/\n" +
@@ -4900,7 +5347,11 @@ const file_pgfleet_stock_v1_stock_proto_rawDesc = "" +
 	"\x14INTERVAL_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fINTERVAL_DAY\x10\x01\x12\x11\n" +
 	"\rINTERVAL_WEEK\x10\x02\x12\x12\n" +
-	"\x0eINTERVAL_MONTH\x10\x03*m\n" +
+	"\x0eINTERVAL_MONTH\x10\x03*_\n" +
+	"\fExportFormat\x12\x1d\n" +
+	"\x19EXPORT_FORMAT_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13EXPORT_FORMAT_PROTO\x10\x01\x12\x17\n" +
+	"\x13EXPORT_FORMAT_ARROW\x10\x02*m\n" +
 	"\x0fIngestionSource\x12 \n" +
 	"\x1cINGESTION_SOURCE_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18INGESTION_SOURCE_POLYGON\x10\x01\x12\x1a\n" +
@@ -4915,7 +5366,7 @@ const file_pgfleet_stock_v1_stock_proto_rawDesc = "" +
 	"\x10IngestionTrigger\x12!\n" +
 	"\x1dINGESTION_TRIGGER_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aINGESTION_TRIGGER_SCHEDULE\x10\x01\x12\x1c\n" +
-	"\x18INGESTION_TRIGGER_MANUAL\x10\x022\xc7\x16\n" +
+	"\x18INGESTION_TRIGGER_MANUAL\x10\x022\xad\x17\n" +
 	"\fStockService\x12V\n" +
 	"\bGetStock\x12!.pgfleet.stock.v1.GetStockRequest\x1a\".pgfleet.stock.v1.GetStockResponse\"\x03\x90\x02\x01\x12\\\n" +
 	"\n" +
@@ -4941,7 +5392,8 @@ const file_pgfleet_stock_v1_stock_proto_rawDesc = "" +
 	"\x11ListIngestionRuns\x12*.pgfleet.stock.v1.ListIngestionRunsRequest\x1a+.pgfleet.stock.v1.ListIngestionRunsResponse\"\x03\x90\x02\x01\x12k\n" +
 	"\x0fGetIngestionRun\x12(.pgfleet.stock.v1.GetIngestionRunRequest\x1a).pgfleet.stock.v1.GetIngestionRunResponse\"\x03\x90\x02\x01\x12o\n" +
 	"\x12CancelIngestionRun\x12+.pgfleet.stock.v1.CancelIngestionRunRequest\x1a,.pgfleet.stock.v1.CancelIngestionRunResponse\x12z\n" +
-	"\x14ListIngestionRejects\x12-.pgfleet.stock.v1.ListIngestionRejectsRequest\x1a..pgfleet.stock.v1.ListIngestionRejectsResponse\"\x03\x90\x02\x01\x12\x8f\x01\n" +
+	"\x14ListIngestionRejects\x12-.pgfleet.stock.v1.ListIngestionRejectsRequest\x1a..pgfleet.stock.v1.ListIngestionRejectsResponse\"\x03\x90\x02\x01\x12d\n" +
+	"\fExportPrices\x12%.pgfleet.stock.v1.ExportPricesRequest\x1a&.pgfleet.stock.v1.ExportPricesResponse\"\x03\x90\x02\x010\x01\x12\x8f\x01\n" +
 	"\x1bGetRecommendationScoreboard\x124.pgfleet.stock.v1.GetRecommendationScoreboardRequest\x1a5.pgfleet.stock.v1.GetRecommendationScoreboardResponse\"\x03\x90\x02\x01\x12s\n" +
 	"\x11WatchLatestPrices\x12*.pgfleet.stock.v1.WatchLatestPricesRequest\x1a+.pgfleet.stock.v1.WatchLatestPricesResponse\"\x03\x90\x02\x010\x01\x12p\n" +
 	"\x10WatchStockEvents\x12).pgfleet.stock.v1.WatchStockEventsRequest\x1a*.pgfleet.stock.v1.WatchStockEventsResponse\"\x03\x90\x02\x010\x01B9Z7github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1;stockv1b\x06proto3"
@@ -4958,206 +5410,221 @@ func file_pgfleet_stock_v1_stock_proto_rawDescGZIP() []byte {
 	return file_pgfleet_stock_v1_stock_proto_rawDescData
 }
 
-var file_pgfleet_stock_v1_stock_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_pgfleet_stock_v1_stock_proto_msgTypes = make([]protoimpl.MessageInfo, 66)
+var file_pgfleet_stock_v1_stock_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
+var file_pgfleet_stock_v1_stock_proto_msgTypes = make([]protoimpl.MessageInfo, 70)
 var file_pgfleet_stock_v1_stock_proto_goTypes = []any{
 	(Action)(0),                                 // 0: pgfleet.stock.v1.Action
 	(Interval)(0),                               // 1: pgfleet.stock.v1.Interval
-	(IngestionSource)(0),                        // 2: pgfleet.stock.v1.IngestionSource
-	(IngestionRunState)(0),                      // 3: pgfleet.stock.v1.IngestionRunState
-	(IngestionTrigger)(0),                       // 4: pgfleet.stock.v1.IngestionTrigger
-	(*Stock)(nil),                               // 5: pgfleet.stock.v1.Stock
-	(*Price)(nil),                               // 6: pgfleet.stock.v1.Price
-	(*Recommendation)(nil),                      // 7: pgfleet.stock.v1.Recommendation
-	(*PastRecommendation)(nil),                  // 8: pgfleet.stock.v1.PastRecommendation
-	(*GetStockRequest)(nil),                     // 9: pgfleet.stock.v1.GetStockRequest
-	(*GetStockResponse)(nil),                    // 10: pgfleet.stock.v1.GetStockResponse
-	(*ListStocksRequest)(nil),                   // 11: pgfleet.stock.v1.ListStocksRequest
-	(*ListStocksResponse)(nil),                  // 12: pgfleet.stock.v1.ListStocksResponse
-	(*BatchGetStocksRequest)(nil),               // 13: pgfleet.stock.v1.BatchGetStocksRequest
-	(*BatchGetStocksResponse)(nil),              // 14: pgfleet.stock.v1.BatchGetStocksResponse
-	(*UpsertStocksRequest)(nil),                 // 15: pgfleet.stock.v1.UpsertStocksRequest
-	(*UpsertStocksResponse)(nil),                // 16: pgfleet.stock.v1.UpsertStocksResponse
-	(*DeleteStockRequest)(nil),                  // 17: pgfleet.stock.v1.DeleteStockRequest
-	(*DeleteStockResponse)(nil),                 // 18: pgfleet.stock.v1.DeleteStockResponse
-	(*IngestPricesRequest)(nil),                 // 19: pgfleet.stock.v1.IngestPricesRequest
-	(*AppendOnly)(nil),                          // 20: pgfleet.stock.v1.AppendOnly
-	(*IngestPricesResponse)(nil),                // 21: pgfleet.stock.v1.IngestPricesResponse
-	(*ListPricesRequest)(nil),                   // 22: pgfleet.stock.v1.ListPricesRequest
-	(*ListPricesResponse)(nil),                  // 23: pgfleet.stock.v1.ListPricesResponse
-	(*ListBarsRequest)(nil),                     // 24: pgfleet.stock.v1.ListBarsRequest
-	(*ListBarsResponse)(nil),                    // 25: pgfleet.stock.v1.ListBarsResponse
-	(*Bar)(nil),                                 // 26: pgfleet.stock.v1.Bar
-	(*StreamPricesRequest)(nil),                 // 27: pgfleet.stock.v1.StreamPricesRequest
-	(*StreamPricesResponse)(nil),                // 28: pgfleet.stock.v1.StreamPricesResponse
-	(*GetLatestPricesRequest)(nil),              // 29: pgfleet.stock.v1.GetLatestPricesRequest
-	(*GetLatestPricesResponse)(nil),             // 30: pgfleet.stock.v1.GetLatestPricesResponse
-	(*ListRecommendationsRequest)(nil),          // 31: pgfleet.stock.v1.ListRecommendationsRequest
-	(*ListRecommendationsResponse)(nil),         // 32: pgfleet.stock.v1.ListRecommendationsResponse
-	(*UpsertRecommendationsRequest)(nil),        // 33: pgfleet.stock.v1.UpsertRecommendationsRequest
-	(*UpsertRecommendationsResponse)(nil),       // 34: pgfleet.stock.v1.UpsertRecommendationsResponse
-	(*ListRecommendationHistoryRequest)(nil),    // 35: pgfleet.stock.v1.ListRecommendationHistoryRequest
-	(*ListRecommendationHistoryResponse)(nil),   // 36: pgfleet.stock.v1.ListRecommendationHistoryResponse
-	(*GetRecommendationScoreboardRequest)(nil),  // 37: pgfleet.stock.v1.GetRecommendationScoreboardRequest
-	(*GetRecommendationScoreboardResponse)(nil), // 38: pgfleet.stock.v1.GetRecommendationScoreboardResponse
-	(*RecommendationScore)(nil),                 // 39: pgfleet.stock.v1.RecommendationScore
-	(*WatchLatestPricesRequest)(nil),            // 40: pgfleet.stock.v1.WatchLatestPricesRequest
-	(*WatchLatestPricesResponse)(nil),           // 41: pgfleet.stock.v1.WatchLatestPricesResponse
-	(*WatchStockEventsRequest)(nil),             // 42: pgfleet.stock.v1.WatchStockEventsRequest
-	(*WatchStockEventsResponse)(nil),            // 43: pgfleet.stock.v1.WatchStockEventsResponse
-	(*LatestPriceChanged)(nil),                  // 44: pgfleet.stock.v1.LatestPriceChanged
-	(*StockChanged)(nil),                        // 45: pgfleet.stock.v1.StockChanged
-	(*StockDeleted)(nil),                        // 46: pgfleet.stock.v1.StockDeleted
-	(*RecommendationChanged)(nil),               // 47: pgfleet.stock.v1.RecommendationChanged
-	(*IngestionJob)(nil),                        // 48: pgfleet.stock.v1.IngestionJob
-	(*IngestionRun)(nil),                        // 49: pgfleet.stock.v1.IngestionRun
-	(*IngestionReject)(nil),                     // 50: pgfleet.stock.v1.IngestionReject
-	(*CreateIngestionJobRequest)(nil),           // 51: pgfleet.stock.v1.CreateIngestionJobRequest
-	(*CreateIngestionJobResponse)(nil),          // 52: pgfleet.stock.v1.CreateIngestionJobResponse
-	(*GetIngestionJobRequest)(nil),              // 53: pgfleet.stock.v1.GetIngestionJobRequest
-	(*GetIngestionJobResponse)(nil),             // 54: pgfleet.stock.v1.GetIngestionJobResponse
-	(*ListIngestionJobsRequest)(nil),            // 55: pgfleet.stock.v1.ListIngestionJobsRequest
-	(*ListIngestionJobsResponse)(nil),           // 56: pgfleet.stock.v1.ListIngestionJobsResponse
-	(*UpdateIngestionJobRequest)(nil),           // 57: pgfleet.stock.v1.UpdateIngestionJobRequest
-	(*UpdateIngestionJobResponse)(nil),          // 58: pgfleet.stock.v1.UpdateIngestionJobResponse
-	(*DeleteIngestionJobRequest)(nil),           // 59: pgfleet.stock.v1.DeleteIngestionJobRequest
-	(*DeleteIngestionJobResponse)(nil),          // 60: pgfleet.stock.v1.DeleteIngestionJobResponse
-	(*RunIngestionJobRequest)(nil),              // 61: pgfleet.stock.v1.RunIngestionJobRequest
-	(*RunIngestionJobResponse)(nil),             // 62: pgfleet.stock.v1.RunIngestionJobResponse
-	(*ListIngestionRunsRequest)(nil),            // 63: pgfleet.stock.v1.ListIngestionRunsRequest
-	(*ListIngestionRunsResponse)(nil),           // 64: pgfleet.stock.v1.ListIngestionRunsResponse
-	(*GetIngestionRunRequest)(nil),              // 65: pgfleet.stock.v1.GetIngestionRunRequest
-	(*GetIngestionRunResponse)(nil),             // 66: pgfleet.stock.v1.GetIngestionRunResponse
-	(*CancelIngestionRunRequest)(nil),           // 67: pgfleet.stock.v1.CancelIngestionRunRequest
-	(*CancelIngestionRunResponse)(nil),          // 68: pgfleet.stock.v1.CancelIngestionRunResponse
-	(*ListIngestionRejectsRequest)(nil),         // 69: pgfleet.stock.v1.ListIngestionRejectsRequest
-	(*ListIngestionRejectsResponse)(nil),        // 70: pgfleet.stock.v1.ListIngestionRejectsResponse
-	(*timestamppb.Timestamp)(nil),               // 71: google.protobuf.Timestamp
-	(*v1.Event)(nil),                            // 72: pgfleet.ops.v1.Event
-	(*fieldmaskpb.FieldMask)(nil),               // 73: google.protobuf.FieldMask
+	(ExportFormat)(0),                           // 2: pgfleet.stock.v1.ExportFormat
+	(IngestionSource)(0),                        // 3: pgfleet.stock.v1.IngestionSource
+	(IngestionRunState)(0),                      // 4: pgfleet.stock.v1.IngestionRunState
+	(IngestionTrigger)(0),                       // 5: pgfleet.stock.v1.IngestionTrigger
+	(*Stock)(nil),                               // 6: pgfleet.stock.v1.Stock
+	(*Price)(nil),                               // 7: pgfleet.stock.v1.Price
+	(*Recommendation)(nil),                      // 8: pgfleet.stock.v1.Recommendation
+	(*PastRecommendation)(nil),                  // 9: pgfleet.stock.v1.PastRecommendation
+	(*GetStockRequest)(nil),                     // 10: pgfleet.stock.v1.GetStockRequest
+	(*GetStockResponse)(nil),                    // 11: pgfleet.stock.v1.GetStockResponse
+	(*ListStocksRequest)(nil),                   // 12: pgfleet.stock.v1.ListStocksRequest
+	(*ListStocksResponse)(nil),                  // 13: pgfleet.stock.v1.ListStocksResponse
+	(*BatchGetStocksRequest)(nil),               // 14: pgfleet.stock.v1.BatchGetStocksRequest
+	(*BatchGetStocksResponse)(nil),              // 15: pgfleet.stock.v1.BatchGetStocksResponse
+	(*UpsertStocksRequest)(nil),                 // 16: pgfleet.stock.v1.UpsertStocksRequest
+	(*UpsertStocksResponse)(nil),                // 17: pgfleet.stock.v1.UpsertStocksResponse
+	(*DeleteStockRequest)(nil),                  // 18: pgfleet.stock.v1.DeleteStockRequest
+	(*DeleteStockResponse)(nil),                 // 19: pgfleet.stock.v1.DeleteStockResponse
+	(*IngestPricesRequest)(nil),                 // 20: pgfleet.stock.v1.IngestPricesRequest
+	(*AppendOnly)(nil),                          // 21: pgfleet.stock.v1.AppendOnly
+	(*IngestPricesResponse)(nil),                // 22: pgfleet.stock.v1.IngestPricesResponse
+	(*ListPricesRequest)(nil),                   // 23: pgfleet.stock.v1.ListPricesRequest
+	(*ListPricesResponse)(nil),                  // 24: pgfleet.stock.v1.ListPricesResponse
+	(*ListBarsRequest)(nil),                     // 25: pgfleet.stock.v1.ListBarsRequest
+	(*ListBarsResponse)(nil),                    // 26: pgfleet.stock.v1.ListBarsResponse
+	(*Bar)(nil),                                 // 27: pgfleet.stock.v1.Bar
+	(*StreamPricesRequest)(nil),                 // 28: pgfleet.stock.v1.StreamPricesRequest
+	(*StreamPricesResponse)(nil),                // 29: pgfleet.stock.v1.StreamPricesResponse
+	(*GetLatestPricesRequest)(nil),              // 30: pgfleet.stock.v1.GetLatestPricesRequest
+	(*GetLatestPricesResponse)(nil),             // 31: pgfleet.stock.v1.GetLatestPricesResponse
+	(*ListRecommendationsRequest)(nil),          // 32: pgfleet.stock.v1.ListRecommendationsRequest
+	(*ListRecommendationsResponse)(nil),         // 33: pgfleet.stock.v1.ListRecommendationsResponse
+	(*UpsertRecommendationsRequest)(nil),        // 34: pgfleet.stock.v1.UpsertRecommendationsRequest
+	(*UpsertRecommendationsResponse)(nil),       // 35: pgfleet.stock.v1.UpsertRecommendationsResponse
+	(*ListRecommendationHistoryRequest)(nil),    // 36: pgfleet.stock.v1.ListRecommendationHistoryRequest
+	(*ListRecommendationHistoryResponse)(nil),   // 37: pgfleet.stock.v1.ListRecommendationHistoryResponse
+	(*GetRecommendationScoreboardRequest)(nil),  // 38: pgfleet.stock.v1.GetRecommendationScoreboardRequest
+	(*GetRecommendationScoreboardResponse)(nil), // 39: pgfleet.stock.v1.GetRecommendationScoreboardResponse
+	(*RecommendationScore)(nil),                 // 40: pgfleet.stock.v1.RecommendationScore
+	(*ExportPricesRequest)(nil),                 // 41: pgfleet.stock.v1.ExportPricesRequest
+	(*ExportRow)(nil),                           // 42: pgfleet.stock.v1.ExportRow
+	(*PointInTimeRecommendation)(nil),           // 43: pgfleet.stock.v1.PointInTimeRecommendation
+	(*ExportPricesResponse)(nil),                // 44: pgfleet.stock.v1.ExportPricesResponse
+	(*WatchLatestPricesRequest)(nil),            // 45: pgfleet.stock.v1.WatchLatestPricesRequest
+	(*WatchLatestPricesResponse)(nil),           // 46: pgfleet.stock.v1.WatchLatestPricesResponse
+	(*WatchStockEventsRequest)(nil),             // 47: pgfleet.stock.v1.WatchStockEventsRequest
+	(*WatchStockEventsResponse)(nil),            // 48: pgfleet.stock.v1.WatchStockEventsResponse
+	(*LatestPriceChanged)(nil),                  // 49: pgfleet.stock.v1.LatestPriceChanged
+	(*StockChanged)(nil),                        // 50: pgfleet.stock.v1.StockChanged
+	(*StockDeleted)(nil),                        // 51: pgfleet.stock.v1.StockDeleted
+	(*RecommendationChanged)(nil),               // 52: pgfleet.stock.v1.RecommendationChanged
+	(*IngestionJob)(nil),                        // 53: pgfleet.stock.v1.IngestionJob
+	(*IngestionRun)(nil),                        // 54: pgfleet.stock.v1.IngestionRun
+	(*IngestionReject)(nil),                     // 55: pgfleet.stock.v1.IngestionReject
+	(*CreateIngestionJobRequest)(nil),           // 56: pgfleet.stock.v1.CreateIngestionJobRequest
+	(*CreateIngestionJobResponse)(nil),          // 57: pgfleet.stock.v1.CreateIngestionJobResponse
+	(*GetIngestionJobRequest)(nil),              // 58: pgfleet.stock.v1.GetIngestionJobRequest
+	(*GetIngestionJobResponse)(nil),             // 59: pgfleet.stock.v1.GetIngestionJobResponse
+	(*ListIngestionJobsRequest)(nil),            // 60: pgfleet.stock.v1.ListIngestionJobsRequest
+	(*ListIngestionJobsResponse)(nil),           // 61: pgfleet.stock.v1.ListIngestionJobsResponse
+	(*UpdateIngestionJobRequest)(nil),           // 62: pgfleet.stock.v1.UpdateIngestionJobRequest
+	(*UpdateIngestionJobResponse)(nil),          // 63: pgfleet.stock.v1.UpdateIngestionJobResponse
+	(*DeleteIngestionJobRequest)(nil),           // 64: pgfleet.stock.v1.DeleteIngestionJobRequest
+	(*DeleteIngestionJobResponse)(nil),          // 65: pgfleet.stock.v1.DeleteIngestionJobResponse
+	(*RunIngestionJobRequest)(nil),              // 66: pgfleet.stock.v1.RunIngestionJobRequest
+	(*RunIngestionJobResponse)(nil),             // 67: pgfleet.stock.v1.RunIngestionJobResponse
+	(*ListIngestionRunsRequest)(nil),            // 68: pgfleet.stock.v1.ListIngestionRunsRequest
+	(*ListIngestionRunsResponse)(nil),           // 69: pgfleet.stock.v1.ListIngestionRunsResponse
+	(*GetIngestionRunRequest)(nil),              // 70: pgfleet.stock.v1.GetIngestionRunRequest
+	(*GetIngestionRunResponse)(nil),             // 71: pgfleet.stock.v1.GetIngestionRunResponse
+	(*CancelIngestionRunRequest)(nil),           // 72: pgfleet.stock.v1.CancelIngestionRunRequest
+	(*CancelIngestionRunResponse)(nil),          // 73: pgfleet.stock.v1.CancelIngestionRunResponse
+	(*ListIngestionRejectsRequest)(nil),         // 74: pgfleet.stock.v1.ListIngestionRejectsRequest
+	(*ListIngestionRejectsResponse)(nil),        // 75: pgfleet.stock.v1.ListIngestionRejectsResponse
+	(*timestamppb.Timestamp)(nil),               // 76: google.protobuf.Timestamp
+	(*v1.Event)(nil),                            // 77: pgfleet.ops.v1.Event
+	(*fieldmaskpb.FieldMask)(nil),               // 78: google.protobuf.FieldMask
 }
 var file_pgfleet_stock_v1_stock_proto_depIdxs = []int32{
-	71, // 0: pgfleet.stock.v1.Stock.create_time:type_name -> google.protobuf.Timestamp
-	71, // 1: pgfleet.stock.v1.Stock.update_time:type_name -> google.protobuf.Timestamp
-	71, // 2: pgfleet.stock.v1.Price.time:type_name -> google.protobuf.Timestamp
-	71, // 3: pgfleet.stock.v1.Price.delist_time:type_name -> google.protobuf.Timestamp
+	76, // 0: pgfleet.stock.v1.Stock.create_time:type_name -> google.protobuf.Timestamp
+	76, // 1: pgfleet.stock.v1.Stock.update_time:type_name -> google.protobuf.Timestamp
+	76, // 2: pgfleet.stock.v1.Price.time:type_name -> google.protobuf.Timestamp
+	76, // 3: pgfleet.stock.v1.Price.delist_time:type_name -> google.protobuf.Timestamp
 	0,  // 4: pgfleet.stock.v1.Recommendation.action:type_name -> pgfleet.stock.v1.Action
-	71, // 5: pgfleet.stock.v1.Recommendation.create_time:type_name -> google.protobuf.Timestamp
-	71, // 6: pgfleet.stock.v1.Recommendation.update_time:type_name -> google.protobuf.Timestamp
-	71, // 7: pgfleet.stock.v1.Recommendation.predict_time:type_name -> google.protobuf.Timestamp
+	76, // 5: pgfleet.stock.v1.Recommendation.create_time:type_name -> google.protobuf.Timestamp
+	76, // 6: pgfleet.stock.v1.Recommendation.update_time:type_name -> google.protobuf.Timestamp
+	76, // 7: pgfleet.stock.v1.Recommendation.predict_time:type_name -> google.protobuf.Timestamp
 	0,  // 8: pgfleet.stock.v1.PastRecommendation.action:type_name -> pgfleet.stock.v1.Action
-	71, // 9: pgfleet.stock.v1.PastRecommendation.predict_time:type_name -> google.protobuf.Timestamp
-	71, // 10: pgfleet.stock.v1.PastRecommendation.record_time:type_name -> google.protobuf.Timestamp
-	5,  // 11: pgfleet.stock.v1.GetStockResponse.stock:type_name -> pgfleet.stock.v1.Stock
-	5,  // 12: pgfleet.stock.v1.ListStocksResponse.stocks:type_name -> pgfleet.stock.v1.Stock
-	5,  // 13: pgfleet.stock.v1.BatchGetStocksResponse.stocks:type_name -> pgfleet.stock.v1.Stock
-	5,  // 14: pgfleet.stock.v1.UpsertStocksRequest.stocks:type_name -> pgfleet.stock.v1.Stock
-	6,  // 15: pgfleet.stock.v1.IngestPricesRequest.prices:type_name -> pgfleet.stock.v1.Price
-	20, // 16: pgfleet.stock.v1.IngestPricesRequest.append_only:type_name -> pgfleet.stock.v1.AppendOnly
-	71, // 17: pgfleet.stock.v1.ListPricesRequest.start_time:type_name -> google.protobuf.Timestamp
-	71, // 18: pgfleet.stock.v1.ListPricesRequest.end_time:type_name -> google.protobuf.Timestamp
-	6,  // 19: pgfleet.stock.v1.ListPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
+	76, // 9: pgfleet.stock.v1.PastRecommendation.predict_time:type_name -> google.protobuf.Timestamp
+	76, // 10: pgfleet.stock.v1.PastRecommendation.record_time:type_name -> google.protobuf.Timestamp
+	6,  // 11: pgfleet.stock.v1.GetStockResponse.stock:type_name -> pgfleet.stock.v1.Stock
+	6,  // 12: pgfleet.stock.v1.ListStocksResponse.stocks:type_name -> pgfleet.stock.v1.Stock
+	6,  // 13: pgfleet.stock.v1.BatchGetStocksResponse.stocks:type_name -> pgfleet.stock.v1.Stock
+	6,  // 14: pgfleet.stock.v1.UpsertStocksRequest.stocks:type_name -> pgfleet.stock.v1.Stock
+	7,  // 15: pgfleet.stock.v1.IngestPricesRequest.prices:type_name -> pgfleet.stock.v1.Price
+	21, // 16: pgfleet.stock.v1.IngestPricesRequest.append_only:type_name -> pgfleet.stock.v1.AppendOnly
+	76, // 17: pgfleet.stock.v1.ListPricesRequest.start_time:type_name -> google.protobuf.Timestamp
+	76, // 18: pgfleet.stock.v1.ListPricesRequest.end_time:type_name -> google.protobuf.Timestamp
+	7,  // 19: pgfleet.stock.v1.ListPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
 	1,  // 20: pgfleet.stock.v1.ListBarsRequest.interval:type_name -> pgfleet.stock.v1.Interval
-	71, // 21: pgfleet.stock.v1.ListBarsRequest.start_time:type_name -> google.protobuf.Timestamp
-	71, // 22: pgfleet.stock.v1.ListBarsRequest.end_time:type_name -> google.protobuf.Timestamp
-	26, // 23: pgfleet.stock.v1.ListBarsResponse.bars:type_name -> pgfleet.stock.v1.Bar
-	71, // 24: pgfleet.stock.v1.Bar.start_time:type_name -> google.protobuf.Timestamp
-	71, // 25: pgfleet.stock.v1.StreamPricesRequest.start_time:type_name -> google.protobuf.Timestamp
-	71, // 26: pgfleet.stock.v1.StreamPricesRequest.end_time:type_name -> google.protobuf.Timestamp
-	6,  // 27: pgfleet.stock.v1.StreamPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
-	71, // 28: pgfleet.stock.v1.GetLatestPricesRequest.as_of:type_name -> google.protobuf.Timestamp
-	6,  // 29: pgfleet.stock.v1.GetLatestPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
-	7,  // 30: pgfleet.stock.v1.ListRecommendationsResponse.recommendations:type_name -> pgfleet.stock.v1.Recommendation
-	7,  // 31: pgfleet.stock.v1.UpsertRecommendationsRequest.recommendations:type_name -> pgfleet.stock.v1.Recommendation
-	8,  // 32: pgfleet.stock.v1.ListRecommendationHistoryResponse.recommendations:type_name -> pgfleet.stock.v1.PastRecommendation
-	39, // 33: pgfleet.stock.v1.GetRecommendationScoreboardResponse.scores:type_name -> pgfleet.stock.v1.RecommendationScore
-	71, // 34: pgfleet.stock.v1.RecommendationScore.first_predict_time:type_name -> google.protobuf.Timestamp
-	71, // 35: pgfleet.stock.v1.RecommendationScore.last_predict_time:type_name -> google.protobuf.Timestamp
-	6,  // 36: pgfleet.stock.v1.WatchLatestPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
-	72, // 37: pgfleet.stock.v1.WatchStockEventsResponse.events:type_name -> pgfleet.ops.v1.Event
-	6,  // 38: pgfleet.stock.v1.LatestPriceChanged.price:type_name -> pgfleet.stock.v1.Price
-	5,  // 39: pgfleet.stock.v1.StockChanged.stock:type_name -> pgfleet.stock.v1.Stock
-	71, // 40: pgfleet.stock.v1.StockDeleted.delist_time:type_name -> google.protobuf.Timestamp
-	7,  // 41: pgfleet.stock.v1.RecommendationChanged.recommendation:type_name -> pgfleet.stock.v1.Recommendation
-	2,  // 42: pgfleet.stock.v1.IngestionJob.source:type_name -> pgfleet.stock.v1.IngestionSource
-	71, // 43: pgfleet.stock.v1.IngestionJob.create_time:type_name -> google.protobuf.Timestamp
-	71, // 44: pgfleet.stock.v1.IngestionJob.update_time:type_name -> google.protobuf.Timestamp
-	71, // 45: pgfleet.stock.v1.IngestionJob.next_run_time:type_name -> google.protobuf.Timestamp
-	4,  // 46: pgfleet.stock.v1.IngestionRun.trigger:type_name -> pgfleet.stock.v1.IngestionTrigger
-	3,  // 47: pgfleet.stock.v1.IngestionRun.state:type_name -> pgfleet.stock.v1.IngestionRunState
-	71, // 48: pgfleet.stock.v1.IngestionRun.scheduled_time:type_name -> google.protobuf.Timestamp
-	71, // 49: pgfleet.stock.v1.IngestionRun.start_time:type_name -> google.protobuf.Timestamp
-	71, // 50: pgfleet.stock.v1.IngestionRun.end_time:type_name -> google.protobuf.Timestamp
-	71, // 51: pgfleet.stock.v1.IngestionRun.next_attempt_time:type_name -> google.protobuf.Timestamp
-	48, // 52: pgfleet.stock.v1.CreateIngestionJobRequest.job:type_name -> pgfleet.stock.v1.IngestionJob
-	48, // 53: pgfleet.stock.v1.CreateIngestionJobResponse.job:type_name -> pgfleet.stock.v1.IngestionJob
-	48, // 54: pgfleet.stock.v1.GetIngestionJobResponse.job:type_name -> pgfleet.stock.v1.IngestionJob
-	48, // 55: pgfleet.stock.v1.ListIngestionJobsResponse.jobs:type_name -> pgfleet.stock.v1.IngestionJob
-	48, // 56: pgfleet.stock.v1.UpdateIngestionJobRequest.job:type_name -> pgfleet.stock.v1.IngestionJob
-	73, // 57: pgfleet.stock.v1.UpdateIngestionJobRequest.update_mask:type_name -> google.protobuf.FieldMask
-	48, // 58: pgfleet.stock.v1.UpdateIngestionJobResponse.job:type_name -> pgfleet.stock.v1.IngestionJob
-	49, // 59: pgfleet.stock.v1.RunIngestionJobResponse.run:type_name -> pgfleet.stock.v1.IngestionRun
-	49, // 60: pgfleet.stock.v1.ListIngestionRunsResponse.runs:type_name -> pgfleet.stock.v1.IngestionRun
-	49, // 61: pgfleet.stock.v1.GetIngestionRunResponse.run:type_name -> pgfleet.stock.v1.IngestionRun
-	49, // 62: pgfleet.stock.v1.CancelIngestionRunResponse.run:type_name -> pgfleet.stock.v1.IngestionRun
-	50, // 63: pgfleet.stock.v1.ListIngestionRejectsResponse.rejects:type_name -> pgfleet.stock.v1.IngestionReject
-	9,  // 64: pgfleet.stock.v1.StockService.GetStock:input_type -> pgfleet.stock.v1.GetStockRequest
-	11, // 65: pgfleet.stock.v1.StockService.ListStocks:input_type -> pgfleet.stock.v1.ListStocksRequest
-	13, // 66: pgfleet.stock.v1.StockService.BatchGetStocks:input_type -> pgfleet.stock.v1.BatchGetStocksRequest
-	15, // 67: pgfleet.stock.v1.StockService.UpsertStocks:input_type -> pgfleet.stock.v1.UpsertStocksRequest
-	17, // 68: pgfleet.stock.v1.StockService.DeleteStock:input_type -> pgfleet.stock.v1.DeleteStockRequest
-	19, // 69: pgfleet.stock.v1.StockService.IngestPrices:input_type -> pgfleet.stock.v1.IngestPricesRequest
-	22, // 70: pgfleet.stock.v1.StockService.ListPrices:input_type -> pgfleet.stock.v1.ListPricesRequest
-	24, // 71: pgfleet.stock.v1.StockService.ListBars:input_type -> pgfleet.stock.v1.ListBarsRequest
-	27, // 72: pgfleet.stock.v1.StockService.StreamPrices:input_type -> pgfleet.stock.v1.StreamPricesRequest
-	29, // 73: pgfleet.stock.v1.StockService.GetLatestPrices:input_type -> pgfleet.stock.v1.GetLatestPricesRequest
-	31, // 74: pgfleet.stock.v1.StockService.ListRecommendations:input_type -> pgfleet.stock.v1.ListRecommendationsRequest
-	33, // 75: pgfleet.stock.v1.StockService.UpsertRecommendations:input_type -> pgfleet.stock.v1.UpsertRecommendationsRequest
-	35, // 76: pgfleet.stock.v1.StockService.ListRecommendationHistory:input_type -> pgfleet.stock.v1.ListRecommendationHistoryRequest
-	51, // 77: pgfleet.stock.v1.StockService.CreateIngestionJob:input_type -> pgfleet.stock.v1.CreateIngestionJobRequest
-	53, // 78: pgfleet.stock.v1.StockService.GetIngestionJob:input_type -> pgfleet.stock.v1.GetIngestionJobRequest
-	55, // 79: pgfleet.stock.v1.StockService.ListIngestionJobs:input_type -> pgfleet.stock.v1.ListIngestionJobsRequest
-	57, // 80: pgfleet.stock.v1.StockService.UpdateIngestionJob:input_type -> pgfleet.stock.v1.UpdateIngestionJobRequest
-	59, // 81: pgfleet.stock.v1.StockService.DeleteIngestionJob:input_type -> pgfleet.stock.v1.DeleteIngestionJobRequest
-	61, // 82: pgfleet.stock.v1.StockService.RunIngestionJob:input_type -> pgfleet.stock.v1.RunIngestionJobRequest
-	63, // 83: pgfleet.stock.v1.StockService.ListIngestionRuns:input_type -> pgfleet.stock.v1.ListIngestionRunsRequest
-	65, // 84: pgfleet.stock.v1.StockService.GetIngestionRun:input_type -> pgfleet.stock.v1.GetIngestionRunRequest
-	67, // 85: pgfleet.stock.v1.StockService.CancelIngestionRun:input_type -> pgfleet.stock.v1.CancelIngestionRunRequest
-	69, // 86: pgfleet.stock.v1.StockService.ListIngestionRejects:input_type -> pgfleet.stock.v1.ListIngestionRejectsRequest
-	37, // 87: pgfleet.stock.v1.StockService.GetRecommendationScoreboard:input_type -> pgfleet.stock.v1.GetRecommendationScoreboardRequest
-	40, // 88: pgfleet.stock.v1.StockService.WatchLatestPrices:input_type -> pgfleet.stock.v1.WatchLatestPricesRequest
-	42, // 89: pgfleet.stock.v1.StockService.WatchStockEvents:input_type -> pgfleet.stock.v1.WatchStockEventsRequest
-	10, // 90: pgfleet.stock.v1.StockService.GetStock:output_type -> pgfleet.stock.v1.GetStockResponse
-	12, // 91: pgfleet.stock.v1.StockService.ListStocks:output_type -> pgfleet.stock.v1.ListStocksResponse
-	14, // 92: pgfleet.stock.v1.StockService.BatchGetStocks:output_type -> pgfleet.stock.v1.BatchGetStocksResponse
-	16, // 93: pgfleet.stock.v1.StockService.UpsertStocks:output_type -> pgfleet.stock.v1.UpsertStocksResponse
-	18, // 94: pgfleet.stock.v1.StockService.DeleteStock:output_type -> pgfleet.stock.v1.DeleteStockResponse
-	21, // 95: pgfleet.stock.v1.StockService.IngestPrices:output_type -> pgfleet.stock.v1.IngestPricesResponse
-	23, // 96: pgfleet.stock.v1.StockService.ListPrices:output_type -> pgfleet.stock.v1.ListPricesResponse
-	25, // 97: pgfleet.stock.v1.StockService.ListBars:output_type -> pgfleet.stock.v1.ListBarsResponse
-	28, // 98: pgfleet.stock.v1.StockService.StreamPrices:output_type -> pgfleet.stock.v1.StreamPricesResponse
-	30, // 99: pgfleet.stock.v1.StockService.GetLatestPrices:output_type -> pgfleet.stock.v1.GetLatestPricesResponse
-	32, // 100: pgfleet.stock.v1.StockService.ListRecommendations:output_type -> pgfleet.stock.v1.ListRecommendationsResponse
-	34, // 101: pgfleet.stock.v1.StockService.UpsertRecommendations:output_type -> pgfleet.stock.v1.UpsertRecommendationsResponse
-	36, // 102: pgfleet.stock.v1.StockService.ListRecommendationHistory:output_type -> pgfleet.stock.v1.ListRecommendationHistoryResponse
-	52, // 103: pgfleet.stock.v1.StockService.CreateIngestionJob:output_type -> pgfleet.stock.v1.CreateIngestionJobResponse
-	54, // 104: pgfleet.stock.v1.StockService.GetIngestionJob:output_type -> pgfleet.stock.v1.GetIngestionJobResponse
-	56, // 105: pgfleet.stock.v1.StockService.ListIngestionJobs:output_type -> pgfleet.stock.v1.ListIngestionJobsResponse
-	58, // 106: pgfleet.stock.v1.StockService.UpdateIngestionJob:output_type -> pgfleet.stock.v1.UpdateIngestionJobResponse
-	60, // 107: pgfleet.stock.v1.StockService.DeleteIngestionJob:output_type -> pgfleet.stock.v1.DeleteIngestionJobResponse
-	62, // 108: pgfleet.stock.v1.StockService.RunIngestionJob:output_type -> pgfleet.stock.v1.RunIngestionJobResponse
-	64, // 109: pgfleet.stock.v1.StockService.ListIngestionRuns:output_type -> pgfleet.stock.v1.ListIngestionRunsResponse
-	66, // 110: pgfleet.stock.v1.StockService.GetIngestionRun:output_type -> pgfleet.stock.v1.GetIngestionRunResponse
-	68, // 111: pgfleet.stock.v1.StockService.CancelIngestionRun:output_type -> pgfleet.stock.v1.CancelIngestionRunResponse
-	70, // 112: pgfleet.stock.v1.StockService.ListIngestionRejects:output_type -> pgfleet.stock.v1.ListIngestionRejectsResponse
-	38, // 113: pgfleet.stock.v1.StockService.GetRecommendationScoreboard:output_type -> pgfleet.stock.v1.GetRecommendationScoreboardResponse
-	41, // 114: pgfleet.stock.v1.StockService.WatchLatestPrices:output_type -> pgfleet.stock.v1.WatchLatestPricesResponse
-	43, // 115: pgfleet.stock.v1.StockService.WatchStockEvents:output_type -> pgfleet.stock.v1.WatchStockEventsResponse
-	90, // [90:116] is the sub-list for method output_type
-	64, // [64:90] is the sub-list for method input_type
-	64, // [64:64] is the sub-list for extension type_name
-	64, // [64:64] is the sub-list for extension extendee
-	0,  // [0:64] is the sub-list for field type_name
+	76, // 21: pgfleet.stock.v1.ListBarsRequest.start_time:type_name -> google.protobuf.Timestamp
+	76, // 22: pgfleet.stock.v1.ListBarsRequest.end_time:type_name -> google.protobuf.Timestamp
+	27, // 23: pgfleet.stock.v1.ListBarsResponse.bars:type_name -> pgfleet.stock.v1.Bar
+	76, // 24: pgfleet.stock.v1.Bar.start_time:type_name -> google.protobuf.Timestamp
+	76, // 25: pgfleet.stock.v1.StreamPricesRequest.start_time:type_name -> google.protobuf.Timestamp
+	76, // 26: pgfleet.stock.v1.StreamPricesRequest.end_time:type_name -> google.protobuf.Timestamp
+	7,  // 27: pgfleet.stock.v1.StreamPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
+	76, // 28: pgfleet.stock.v1.GetLatestPricesRequest.as_of:type_name -> google.protobuf.Timestamp
+	7,  // 29: pgfleet.stock.v1.GetLatestPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
+	8,  // 30: pgfleet.stock.v1.ListRecommendationsResponse.recommendations:type_name -> pgfleet.stock.v1.Recommendation
+	8,  // 31: pgfleet.stock.v1.UpsertRecommendationsRequest.recommendations:type_name -> pgfleet.stock.v1.Recommendation
+	9,  // 32: pgfleet.stock.v1.ListRecommendationHistoryResponse.recommendations:type_name -> pgfleet.stock.v1.PastRecommendation
+	40, // 33: pgfleet.stock.v1.GetRecommendationScoreboardResponse.scores:type_name -> pgfleet.stock.v1.RecommendationScore
+	76, // 34: pgfleet.stock.v1.RecommendationScore.first_predict_time:type_name -> google.protobuf.Timestamp
+	76, // 35: pgfleet.stock.v1.RecommendationScore.last_predict_time:type_name -> google.protobuf.Timestamp
+	76, // 36: pgfleet.stock.v1.ExportPricesRequest.start_time:type_name -> google.protobuf.Timestamp
+	76, // 37: pgfleet.stock.v1.ExportPricesRequest.end_time:type_name -> google.protobuf.Timestamp
+	2,  // 38: pgfleet.stock.v1.ExportPricesRequest.format:type_name -> pgfleet.stock.v1.ExportFormat
+	76, // 39: pgfleet.stock.v1.ExportRow.time:type_name -> google.protobuf.Timestamp
+	43, // 40: pgfleet.stock.v1.ExportRow.recommendation:type_name -> pgfleet.stock.v1.PointInTimeRecommendation
+	0,  // 41: pgfleet.stock.v1.PointInTimeRecommendation.action:type_name -> pgfleet.stock.v1.Action
+	76, // 42: pgfleet.stock.v1.PointInTimeRecommendation.predict_time:type_name -> google.protobuf.Timestamp
+	42, // 43: pgfleet.stock.v1.ExportPricesResponse.rows:type_name -> pgfleet.stock.v1.ExportRow
+	7,  // 44: pgfleet.stock.v1.WatchLatestPricesResponse.prices:type_name -> pgfleet.stock.v1.Price
+	77, // 45: pgfleet.stock.v1.WatchStockEventsResponse.events:type_name -> pgfleet.ops.v1.Event
+	7,  // 46: pgfleet.stock.v1.LatestPriceChanged.price:type_name -> pgfleet.stock.v1.Price
+	6,  // 47: pgfleet.stock.v1.StockChanged.stock:type_name -> pgfleet.stock.v1.Stock
+	76, // 48: pgfleet.stock.v1.StockDeleted.delist_time:type_name -> google.protobuf.Timestamp
+	8,  // 49: pgfleet.stock.v1.RecommendationChanged.recommendation:type_name -> pgfleet.stock.v1.Recommendation
+	3,  // 50: pgfleet.stock.v1.IngestionJob.source:type_name -> pgfleet.stock.v1.IngestionSource
+	76, // 51: pgfleet.stock.v1.IngestionJob.create_time:type_name -> google.protobuf.Timestamp
+	76, // 52: pgfleet.stock.v1.IngestionJob.update_time:type_name -> google.protobuf.Timestamp
+	76, // 53: pgfleet.stock.v1.IngestionJob.next_run_time:type_name -> google.protobuf.Timestamp
+	5,  // 54: pgfleet.stock.v1.IngestionRun.trigger:type_name -> pgfleet.stock.v1.IngestionTrigger
+	4,  // 55: pgfleet.stock.v1.IngestionRun.state:type_name -> pgfleet.stock.v1.IngestionRunState
+	76, // 56: pgfleet.stock.v1.IngestionRun.scheduled_time:type_name -> google.protobuf.Timestamp
+	76, // 57: pgfleet.stock.v1.IngestionRun.start_time:type_name -> google.protobuf.Timestamp
+	76, // 58: pgfleet.stock.v1.IngestionRun.end_time:type_name -> google.protobuf.Timestamp
+	76, // 59: pgfleet.stock.v1.IngestionRun.next_attempt_time:type_name -> google.protobuf.Timestamp
+	53, // 60: pgfleet.stock.v1.CreateIngestionJobRequest.job:type_name -> pgfleet.stock.v1.IngestionJob
+	53, // 61: pgfleet.stock.v1.CreateIngestionJobResponse.job:type_name -> pgfleet.stock.v1.IngestionJob
+	53, // 62: pgfleet.stock.v1.GetIngestionJobResponse.job:type_name -> pgfleet.stock.v1.IngestionJob
+	53, // 63: pgfleet.stock.v1.ListIngestionJobsResponse.jobs:type_name -> pgfleet.stock.v1.IngestionJob
+	53, // 64: pgfleet.stock.v1.UpdateIngestionJobRequest.job:type_name -> pgfleet.stock.v1.IngestionJob
+	78, // 65: pgfleet.stock.v1.UpdateIngestionJobRequest.update_mask:type_name -> google.protobuf.FieldMask
+	53, // 66: pgfleet.stock.v1.UpdateIngestionJobResponse.job:type_name -> pgfleet.stock.v1.IngestionJob
+	54, // 67: pgfleet.stock.v1.RunIngestionJobResponse.run:type_name -> pgfleet.stock.v1.IngestionRun
+	54, // 68: pgfleet.stock.v1.ListIngestionRunsResponse.runs:type_name -> pgfleet.stock.v1.IngestionRun
+	54, // 69: pgfleet.stock.v1.GetIngestionRunResponse.run:type_name -> pgfleet.stock.v1.IngestionRun
+	54, // 70: pgfleet.stock.v1.CancelIngestionRunResponse.run:type_name -> pgfleet.stock.v1.IngestionRun
+	55, // 71: pgfleet.stock.v1.ListIngestionRejectsResponse.rejects:type_name -> pgfleet.stock.v1.IngestionReject
+	10, // 72: pgfleet.stock.v1.StockService.GetStock:input_type -> pgfleet.stock.v1.GetStockRequest
+	12, // 73: pgfleet.stock.v1.StockService.ListStocks:input_type -> pgfleet.stock.v1.ListStocksRequest
+	14, // 74: pgfleet.stock.v1.StockService.BatchGetStocks:input_type -> pgfleet.stock.v1.BatchGetStocksRequest
+	16, // 75: pgfleet.stock.v1.StockService.UpsertStocks:input_type -> pgfleet.stock.v1.UpsertStocksRequest
+	18, // 76: pgfleet.stock.v1.StockService.DeleteStock:input_type -> pgfleet.stock.v1.DeleteStockRequest
+	20, // 77: pgfleet.stock.v1.StockService.IngestPrices:input_type -> pgfleet.stock.v1.IngestPricesRequest
+	23, // 78: pgfleet.stock.v1.StockService.ListPrices:input_type -> pgfleet.stock.v1.ListPricesRequest
+	25, // 79: pgfleet.stock.v1.StockService.ListBars:input_type -> pgfleet.stock.v1.ListBarsRequest
+	28, // 80: pgfleet.stock.v1.StockService.StreamPrices:input_type -> pgfleet.stock.v1.StreamPricesRequest
+	30, // 81: pgfleet.stock.v1.StockService.GetLatestPrices:input_type -> pgfleet.stock.v1.GetLatestPricesRequest
+	32, // 82: pgfleet.stock.v1.StockService.ListRecommendations:input_type -> pgfleet.stock.v1.ListRecommendationsRequest
+	34, // 83: pgfleet.stock.v1.StockService.UpsertRecommendations:input_type -> pgfleet.stock.v1.UpsertRecommendationsRequest
+	36, // 84: pgfleet.stock.v1.StockService.ListRecommendationHistory:input_type -> pgfleet.stock.v1.ListRecommendationHistoryRequest
+	56, // 85: pgfleet.stock.v1.StockService.CreateIngestionJob:input_type -> pgfleet.stock.v1.CreateIngestionJobRequest
+	58, // 86: pgfleet.stock.v1.StockService.GetIngestionJob:input_type -> pgfleet.stock.v1.GetIngestionJobRequest
+	60, // 87: pgfleet.stock.v1.StockService.ListIngestionJobs:input_type -> pgfleet.stock.v1.ListIngestionJobsRequest
+	62, // 88: pgfleet.stock.v1.StockService.UpdateIngestionJob:input_type -> pgfleet.stock.v1.UpdateIngestionJobRequest
+	64, // 89: pgfleet.stock.v1.StockService.DeleteIngestionJob:input_type -> pgfleet.stock.v1.DeleteIngestionJobRequest
+	66, // 90: pgfleet.stock.v1.StockService.RunIngestionJob:input_type -> pgfleet.stock.v1.RunIngestionJobRequest
+	68, // 91: pgfleet.stock.v1.StockService.ListIngestionRuns:input_type -> pgfleet.stock.v1.ListIngestionRunsRequest
+	70, // 92: pgfleet.stock.v1.StockService.GetIngestionRun:input_type -> pgfleet.stock.v1.GetIngestionRunRequest
+	72, // 93: pgfleet.stock.v1.StockService.CancelIngestionRun:input_type -> pgfleet.stock.v1.CancelIngestionRunRequest
+	74, // 94: pgfleet.stock.v1.StockService.ListIngestionRejects:input_type -> pgfleet.stock.v1.ListIngestionRejectsRequest
+	41, // 95: pgfleet.stock.v1.StockService.ExportPrices:input_type -> pgfleet.stock.v1.ExportPricesRequest
+	38, // 96: pgfleet.stock.v1.StockService.GetRecommendationScoreboard:input_type -> pgfleet.stock.v1.GetRecommendationScoreboardRequest
+	45, // 97: pgfleet.stock.v1.StockService.WatchLatestPrices:input_type -> pgfleet.stock.v1.WatchLatestPricesRequest
+	47, // 98: pgfleet.stock.v1.StockService.WatchStockEvents:input_type -> pgfleet.stock.v1.WatchStockEventsRequest
+	11, // 99: pgfleet.stock.v1.StockService.GetStock:output_type -> pgfleet.stock.v1.GetStockResponse
+	13, // 100: pgfleet.stock.v1.StockService.ListStocks:output_type -> pgfleet.stock.v1.ListStocksResponse
+	15, // 101: pgfleet.stock.v1.StockService.BatchGetStocks:output_type -> pgfleet.stock.v1.BatchGetStocksResponse
+	17, // 102: pgfleet.stock.v1.StockService.UpsertStocks:output_type -> pgfleet.stock.v1.UpsertStocksResponse
+	19, // 103: pgfleet.stock.v1.StockService.DeleteStock:output_type -> pgfleet.stock.v1.DeleteStockResponse
+	22, // 104: pgfleet.stock.v1.StockService.IngestPrices:output_type -> pgfleet.stock.v1.IngestPricesResponse
+	24, // 105: pgfleet.stock.v1.StockService.ListPrices:output_type -> pgfleet.stock.v1.ListPricesResponse
+	26, // 106: pgfleet.stock.v1.StockService.ListBars:output_type -> pgfleet.stock.v1.ListBarsResponse
+	29, // 107: pgfleet.stock.v1.StockService.StreamPrices:output_type -> pgfleet.stock.v1.StreamPricesResponse
+	31, // 108: pgfleet.stock.v1.StockService.GetLatestPrices:output_type -> pgfleet.stock.v1.GetLatestPricesResponse
+	33, // 109: pgfleet.stock.v1.StockService.ListRecommendations:output_type -> pgfleet.stock.v1.ListRecommendationsResponse
+	35, // 110: pgfleet.stock.v1.StockService.UpsertRecommendations:output_type -> pgfleet.stock.v1.UpsertRecommendationsResponse
+	37, // 111: pgfleet.stock.v1.StockService.ListRecommendationHistory:output_type -> pgfleet.stock.v1.ListRecommendationHistoryResponse
+	57, // 112: pgfleet.stock.v1.StockService.CreateIngestionJob:output_type -> pgfleet.stock.v1.CreateIngestionJobResponse
+	59, // 113: pgfleet.stock.v1.StockService.GetIngestionJob:output_type -> pgfleet.stock.v1.GetIngestionJobResponse
+	61, // 114: pgfleet.stock.v1.StockService.ListIngestionJobs:output_type -> pgfleet.stock.v1.ListIngestionJobsResponse
+	63, // 115: pgfleet.stock.v1.StockService.UpdateIngestionJob:output_type -> pgfleet.stock.v1.UpdateIngestionJobResponse
+	65, // 116: pgfleet.stock.v1.StockService.DeleteIngestionJob:output_type -> pgfleet.stock.v1.DeleteIngestionJobResponse
+	67, // 117: pgfleet.stock.v1.StockService.RunIngestionJob:output_type -> pgfleet.stock.v1.RunIngestionJobResponse
+	69, // 118: pgfleet.stock.v1.StockService.ListIngestionRuns:output_type -> pgfleet.stock.v1.ListIngestionRunsResponse
+	71, // 119: pgfleet.stock.v1.StockService.GetIngestionRun:output_type -> pgfleet.stock.v1.GetIngestionRunResponse
+	73, // 120: pgfleet.stock.v1.StockService.CancelIngestionRun:output_type -> pgfleet.stock.v1.CancelIngestionRunResponse
+	75, // 121: pgfleet.stock.v1.StockService.ListIngestionRejects:output_type -> pgfleet.stock.v1.ListIngestionRejectsResponse
+	44, // 122: pgfleet.stock.v1.StockService.ExportPrices:output_type -> pgfleet.stock.v1.ExportPricesResponse
+	39, // 123: pgfleet.stock.v1.StockService.GetRecommendationScoreboard:output_type -> pgfleet.stock.v1.GetRecommendationScoreboardResponse
+	46, // 124: pgfleet.stock.v1.StockService.WatchLatestPrices:output_type -> pgfleet.stock.v1.WatchLatestPricesResponse
+	48, // 125: pgfleet.stock.v1.StockService.WatchStockEvents:output_type -> pgfleet.stock.v1.WatchStockEventsResponse
+	99, // [99:126] is the sub-list for method output_type
+	72, // [72:99] is the sub-list for method input_type
+	72, // [72:72] is the sub-list for extension type_name
+	72, // [72:72] is the sub-list for extension extendee
+	0,  // [0:72] is the sub-list for field type_name
 }
 
 func init() { file_pgfleet_stock_v1_stock_proto_init() }
@@ -5171,8 +5638,8 @@ func file_pgfleet_stock_v1_stock_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pgfleet_stock_v1_stock_proto_rawDesc), len(file_pgfleet_stock_v1_stock_proto_rawDesc)),
-			NumEnums:      5,
-			NumMessages:   66,
+			NumEnums:      6,
+			NumMessages:   70,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

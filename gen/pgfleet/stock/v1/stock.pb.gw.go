@@ -964,6 +964,34 @@ func local_request_StockService_ListIngestionRejects_0(ctx context.Context, mars
 	return msg, metadata, err
 }
 
+var filter_StockService_ExportPrices_0 = &utilities.DoubleArray{Encoding: map[string]int{}, Base: []int(nil), Check: []int(nil)}
+
+func request_StockService_ExportPrices_0(ctx context.Context, marshaler runtime.Marshaler, client StockServiceClient, req *http.Request, pathParams map[string]string) (StockService_ExportPricesClient, runtime.ServerMetadata, error) {
+	var (
+		protoReq ExportPricesRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_StockService_ExportPrices_0); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	stream, err := client.ExportPrices(ctx, &protoReq)
+	if err != nil {
+		return nil, metadata, err
+	}
+	header, err := stream.Header()
+	if err != nil {
+		return nil, metadata, err
+	}
+	metadata.HeaderMD = header
+	return stream, metadata, nil
+}
+
 var filter_StockService_GetRecommendationScoreboard_0 = &utilities.DoubleArray{Encoding: map[string]int{}, Base: []int(nil), Check: []int(nil)}
 
 func request_StockService_GetRecommendationScoreboard_0(ctx context.Context, marshaler runtime.Marshaler, client StockServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
@@ -1495,6 +1523,13 @@ func RegisterStockServiceHandlerServer(ctx context.Context, mux *runtime.ServeMu
 		}
 		forward_StockService_ListIngestionRejects_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+
+	mux.Handle(http.MethodGet, pattern_StockService_ExportPrices_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		err := status.Error(codes.Unimplemented, "streaming calls are not yet supported in the in-process transport")
+		_, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+		return
+	})
 	mux.Handle(http.MethodGet, pattern_StockService_GetRecommendationScoreboard_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
@@ -1960,6 +1995,23 @@ func RegisterStockServiceHandlerClient(ctx context.Context, mux *runtime.ServeMu
 		}
 		forward_StockService_ListIngestionRejects_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodGet, pattern_StockService_ExportPrices_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/pgfleet.stock.v1.StockService/ExportPrices", runtime.WithHTTPPathPattern("/v1/prices:export"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_StockService_ExportPrices_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_StockService_ExportPrices_0(annotatedContext, mux, outboundMarshaler, w, req, func() (proto.Message, error) { return resp.Recv() }, mux.GetForwardResponseOptions()...)
+	})
 	mux.Handle(http.MethodGet, pattern_StockService_GetRecommendationScoreboard_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
@@ -2038,6 +2090,7 @@ var (
 	pattern_StockService_GetIngestionRun_0             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "ingestionRuns", "run_id"}, ""))
 	pattern_StockService_CancelIngestionRun_0          = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "ingestionRuns", "run_id"}, "cancel"))
 	pattern_StockService_ListIngestionRejects_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "ingestionRuns", "run_id", "rejects"}, ""))
+	pattern_StockService_ExportPrices_0                = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "prices"}, "export"))
 	pattern_StockService_GetRecommendationScoreboard_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "recommendations"}, "scoreboard"))
 	pattern_StockService_WatchLatestPrices_0           = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "prices"}, "watch"))
 	pattern_StockService_WatchStockEvents_0            = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "events", "stock"}, "watch"))
@@ -2067,6 +2120,7 @@ var (
 	forward_StockService_GetIngestionRun_0             = runtime.ForwardResponseMessage
 	forward_StockService_CancelIngestionRun_0          = runtime.ForwardResponseMessage
 	forward_StockService_ListIngestionRejects_0        = runtime.ForwardResponseMessage
+	forward_StockService_ExportPrices_0                = runtime.ForwardResponseStream
 	forward_StockService_GetRecommendationScoreboard_0 = runtime.ForwardResponseMessage
 	forward_StockService_WatchLatestPrices_0           = runtime.ForwardResponseStream
 	forward_StockService_WatchStockEvents_0            = runtime.ForwardResponseStream

@@ -44,6 +44,7 @@ const (
 	StockService_GetIngestionRun_FullMethodName             = "/pgfleet.stock.v1.StockService/GetIngestionRun"
 	StockService_CancelIngestionRun_FullMethodName          = "/pgfleet.stock.v1.StockService/CancelIngestionRun"
 	StockService_ListIngestionRejects_FullMethodName        = "/pgfleet.stock.v1.StockService/ListIngestionRejects"
+	StockService_ExportPrices_FullMethodName                = "/pgfleet.stock.v1.StockService/ExportPrices"
 	StockService_GetRecommendationScoreboard_FullMethodName = "/pgfleet.stock.v1.StockService/GetRecommendationScoreboard"
 	StockService_WatchLatestPrices_FullMethodName           = "/pgfleet.stock.v1.StockService/WatchLatestPrices"
 	StockService_WatchStockEvents_FullMethodName            = "/pgfleet.stock.v1.StockService/WatchStockEvents"
@@ -145,6 +146,19 @@ type StockServiceClient interface {
 	// ListIngestionRejects returns a page of the bars a run refused (its quarantine), in the
 	// order it refused them.
 	ListIngestionRejects(ctx context.Context, in *ListIngestionRejectsRequest, opts ...grpc.CallOption) (*ListIngestionRejectsResponse, error)
+	// ExportPrices exports the daily prices of a universe of stocks (a filter over stocks, e.g.
+	// `sector = "Technology"`) in a time range, for training and batch jobs: every row read from
+	// one consistent snapshot of the database (parallel workers share it through
+	// pg_export_snapshot), ordered by symbol then time, in batches of whole rows of one symbol.
+	// Each message but the last carries a resume_token (the last has none: the export is
+	// complete): after a cut, the same request with that token goes on after that message,
+	// from the same snapshot, so the resumed export equals an uncut one byte for byte, while
+	// the server still holds the snapshot (EXPORT_RESUME_WINDOW after the
+	// cut, on the same database server); after that, FAILED_PRECONDITION
+	// (EXPORT_SNAPSHOT_EXPIRED): start again. With recommendation_source set, each row carries
+	// that source's prediction as known at the bar's time (the latest whose predict_time is at or
+	// before it), never a later one.
+	ExportPrices(ctx context.Context, in *ExportPricesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ExportPricesResponse], error)
 	// GetRecommendationScoreboard scores the recorded predictions against the stored daily
 	// prices: for each source and model version, at each horizon, how many were right (hit
 	// rate) and their average return and excess return over a benchmark, directional (a SELL
@@ -432,6 +446,25 @@ func (c *stockServiceClient) ListIngestionRejects(ctx context.Context, in *ListI
 	return out, nil
 }
 
+func (c *stockServiceClient) ExportPrices(ctx context.Context, in *ExportPricesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ExportPricesResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &StockService_ServiceDesc.Streams[2], StockService_ExportPrices_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ExportPricesRequest, ExportPricesResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type StockService_ExportPricesClient = grpc.ServerStreamingClient[ExportPricesResponse]
+
 func (c *stockServiceClient) GetRecommendationScoreboard(ctx context.Context, in *GetRecommendationScoreboardRequest, opts ...grpc.CallOption) (*GetRecommendationScoreboardResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetRecommendationScoreboardResponse)
@@ -444,7 +477,7 @@ func (c *stockServiceClient) GetRecommendationScoreboard(ctx context.Context, in
 
 func (c *stockServiceClient) WatchLatestPrices(ctx context.Context, in *WatchLatestPricesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchLatestPricesResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &StockService_ServiceDesc.Streams[2], StockService_WatchLatestPrices_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &StockService_ServiceDesc.Streams[3], StockService_WatchLatestPrices_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -463,7 +496,7 @@ type StockService_WatchLatestPricesClient = grpc.ServerStreamingClient[WatchLate
 
 func (c *stockServiceClient) WatchStockEvents(ctx context.Context, in *WatchStockEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchStockEventsResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &StockService_ServiceDesc.Streams[3], StockService_WatchStockEvents_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &StockService_ServiceDesc.Streams[4], StockService_WatchStockEvents_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -576,6 +609,19 @@ type StockServiceServer interface {
 	// ListIngestionRejects returns a page of the bars a run refused (its quarantine), in the
 	// order it refused them.
 	ListIngestionRejects(context.Context, *ListIngestionRejectsRequest) (*ListIngestionRejectsResponse, error)
+	// ExportPrices exports the daily prices of a universe of stocks (a filter over stocks, e.g.
+	// `sector = "Technology"`) in a time range, for training and batch jobs: every row read from
+	// one consistent snapshot of the database (parallel workers share it through
+	// pg_export_snapshot), ordered by symbol then time, in batches of whole rows of one symbol.
+	// Each message but the last carries a resume_token (the last has none: the export is
+	// complete): after a cut, the same request with that token goes on after that message,
+	// from the same snapshot, so the resumed export equals an uncut one byte for byte, while
+	// the server still holds the snapshot (EXPORT_RESUME_WINDOW after the
+	// cut, on the same database server); after that, FAILED_PRECONDITION
+	// (EXPORT_SNAPSHOT_EXPIRED): start again. With recommendation_source set, each row carries
+	// that source's prediction as known at the bar's time (the latest whose predict_time is at or
+	// before it), never a later one.
+	ExportPrices(*ExportPricesRequest, grpc.ServerStreamingServer[ExportPricesResponse]) error
 	// GetRecommendationScoreboard scores the recorded predictions against the stored daily
 	// prices: for each source and model version, at each horizon, how many were right (hit
 	// rate) and their average return and excess return over a benchmark, directional (a SELL
@@ -689,6 +735,9 @@ func (UnimplementedStockServiceServer) CancelIngestionRun(context.Context, *Canc
 }
 func (UnimplementedStockServiceServer) ListIngestionRejects(context.Context, *ListIngestionRejectsRequest) (*ListIngestionRejectsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListIngestionRejects not implemented")
+}
+func (UnimplementedStockServiceServer) ExportPrices(*ExportPricesRequest, grpc.ServerStreamingServer[ExportPricesResponse]) error {
+	return status.Error(codes.Unimplemented, "method ExportPrices not implemented")
 }
 func (UnimplementedStockServiceServer) GetRecommendationScoreboard(context.Context, *GetRecommendationScoreboardRequest) (*GetRecommendationScoreboardResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetRecommendationScoreboard not implemented")
@@ -1116,6 +1165,17 @@ func _StockService_ListIngestionRejects_Handler(srv interface{}, ctx context.Con
 	return interceptor(ctx, in, info, handler)
 }
 
+func _StockService_ExportPrices_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(ExportPricesRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(StockServiceServer).ExportPrices(m, &grpc.GenericServerStream[ExportPricesRequest, ExportPricesResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type StockService_ExportPricesServer = grpc.ServerStreamingServer[ExportPricesResponse]
+
 func _StockService_GetRecommendationScoreboard_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetRecommendationScoreboardRequest)
 	if err := dec(in); err != nil {
@@ -1261,6 +1321,11 @@ var StockService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "StreamPrices",
 			Handler:       _StockService_StreamPrices_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "ExportPrices",
+			Handler:       _StockService_ExportPrices_Handler,
 			ServerStreams: true,
 		},
 		{

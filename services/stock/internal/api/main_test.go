@@ -24,11 +24,11 @@ type env struct {
 	user   stockv1.StockServiceClient // calls with no token but the call's own (authtest.As)
 	pool   *pgxpool.Pool              // the service's database, for arranging and checking rows
 	addr   string                     // the server's gRPC address
+	srv    *api.Server                // the handlers, for their state (HeldExports)
+	reg    *prometheus.Registry       // the server's metrics
 	// stopLeader, in newPipelineEnv's, stops its ingestion leader as a shutdown does and
 	// waits until it has stopped.
 	stopLeader func()
-	api        *api.Server          // the service's API, for its background work (ScoreboardMetrics)
-	reg        *prometheus.Registry // the server's metrics registry
 }
 
 // newEnv starts the stock service's server as the binary does (apptest.StartServer: its
@@ -47,18 +47,20 @@ func newEnvWith(t testing.TB, vars map[string]string) env {
 		Limits     server.Limits
 		Streams    api.StreamLimits
 		Scoreboard api.ScoreboardConfig
+		Exports    api.ExportConfig
 	}
 	apptest.Load(t, vars, &own)
 	opts := app.Options{Name: "stock", Migrations: migrations.Set, Validate: api.Validate, Policy: api.Policy, Routes: api.Routes, Outbox: true, Limits: &own.Limits}
 	var srv *api.Server
 	svc, conn := apptest.StartServer(t, opts, vars, func(svc *app.Service) []string {
-		srv = api.New(api.Deps{Base: svc.Base, Streams: own.Streams, Scoreboard: own.Scoreboard})
+		srv = api.New(api.Deps{Base: svc.Base, Streams: own.Streams, Scoreboard: own.Scoreboard, Exports: own.Exports, Registry: svc.Server.Registry()})
 		stockv1.RegisterStockServiceServer(svc.Server, srv)
 		return []string{stockv1.StockService_ServiceDesc.ServiceName}
 	})
+	t.Cleanup(srv.Close) // first: the snapshots held for resumes hold pooled connections
 	userConn := apptest.Dial(t, svc.Server.GRPCAddr())
 	return env{client: stockv1.NewStockServiceClient(conn), user: stockv1.NewStockServiceClient(userConn), pool: svc.Pool,
-		addr: svc.Server.GRPCAddr(), api: srv, reg: svc.Server.Registry()}
+		addr: svc.Server.GRPCAddr(), srv: srv, reg: svc.Server.Registry()}
 }
 
 // upsert stores stocks through the API.

@@ -284,7 +284,7 @@ func TestScoreboardMetrics(t *testing.T) {
 	}
 	e.upsertRecs(t, &stockv1.Recommendation{Symbol: "X", Source: "m1", ModelVersion: "v1", Action: stockv1.Action_ACTION_BUY, PredictTime: day(0), Confidence: 1},
 		&stockv1.Recommendation{Symbol: "Y", Source: "m2", Action: stockv1.Action_ACTION_SELL, PredictTime: day(0), Confidence: 1})
-	m := e.api.ScoreboardMetrics(e.reg)
+	m := e.srv.ScoreboardMetrics(e.reg)
 	if err := m.Refresh(t.Context()); err != nil {
 		t.Fatalf("Refresh: %v", err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
 	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
 	"github.com/pgfleet/pgfleet/pkg/apierr"
@@ -43,9 +44,10 @@ type Server struct {
 	outbox *outbox.Outbox
 
 	shares streamShares
+	score  ScoreboardConfig
+	export *exporter
 	// ingestSources names the ingestion sources the deployment configured; nil: all.
 	ingestSources map[string]bool
-	score         ScoreboardConfig
 }
 
 // Deps are what a Server runs on.
@@ -60,23 +62,28 @@ type Deps struct {
 	IngestSources map[string]bool
 	// Scoreboard bounds GetRecommendationScoreboard's statement (the zero value: no bound).
 	Scoreboard ScoreboardConfig
+	// Exports: EXPORT_WORKERS, EXPORT_RESUME_WINDOW, EXPORT_MAX_HELD (the zero value: their
+	// defaults).
+	Exports ExportConfig
+	// Registry takes the service's own metrics (the export figures); nil: not exported.
+	Registry prometheus.Registerer
 }
 
 // New returns a Server.
 func New(d Deps) *Server {
 	return &Server{
-		pool:   d.Pool,
-		db:     d.DB,
-		store:  store.New(d.DB),
-		retry:  d.Retry,
-		locks:  d.Locks,
-		log:    d.Log,
-		lists:  newLists(d.TokenKey),
-		outbox: d.Outbox,
-		shares: newStreamShares(d.Streams, d.Pool.Config().MaxConns),
-
-		ingestSources: d.IngestSources,
+		pool:          d.Pool,
+		db:            d.DB,
+		store:         store.New(d.DB),
+		retry:         d.Retry,
+		locks:         d.Locks,
+		log:           d.Log,
+		lists:         newLists(d.TokenKey),
+		outbox:        d.Outbox,
+		shares:        newStreamShares(d.Streams, d.Pool.Config().MaxConns),
 		score:         d.Scoreboard,
+		export:        newExporter(d.Exports, d.Registry, d.Reads, d.Pool),
+		ingestSources: d.IngestSources,
 	}
 }
 
