@@ -169,6 +169,9 @@ func (f *fleet) start(ctx context.Context) error {
 		if err := f.seed(ctx); err != nil {
 			return err
 		}
+		if err := f.scheduleDemoIngestion(ctx); err != nil {
+			return err
+		}
 	}
 	return f.startGateway(ctx)
 }

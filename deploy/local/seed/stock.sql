@@ -12,7 +12,9 @@
 --     with low <= open, close <= high;
 --   * stock.latest_prices: each stock's last bar;
 --   * stock.recommendations from "pgfleet-model" (every stock, from 3-month momentum),
---     "Morningstar" and "Zacks" (every real stock, most generated ones).
+--     "Morningstar" and "Zacks" (every real stock, most generated ones);
+--   * stock.recommendation_history: the model's monthly past predictions (version
+--     "momentum-1") and the current recommendations.
 -- Random numbers come from setseed() and are drawn in a fixed row order, so two runs on the
 -- same day load the same rows (the dates follow the calendar).
 \set ON_ERROR_STOP on
@@ -328,13 +330,39 @@ FROM (SELECT p.*,
 WHERE is_real OR u_pick < 0.7
 ORDER BY symbol;
 
-SELECT format('loaded %s stocks, %s daily bars (%s to %s), %s latest prices, %s recommendations',
+-- The momentum model's past predictions, one every 21 bars (about a month) once it has a
+-- quarter of history, each made at 22:00 UTC after its bar's close: the history that
+-- GetRecommendationScoreboard scores and that a point-in-time ExportPrices joins. Then the
+-- current recommendations, as UpsertRecommendations would have appended them.
+INSERT INTO stock.recommendation_history
+    (symbol, source, model_version, action, target_price, confidence, rationale, predict_time, record_time)
+SELECT symbol, 'pgfleet-model', 'momentum-1',
+       CASE WHEN m3 > 0.15 THEN 'ACTION_STRONG_BUY'
+            WHEN m3 > 0.04 THEN 'ACTION_BUY'
+            WHEN m3 >= -0.04 THEN 'ACTION_HOLD'
+            WHEN m3 >= -0.15 THEN 'ACTION_SELL'
+            ELSE 'ACTION_STRONG_SELL' END,
+       round((close::float8 * (1 + greatest(-0.3, least(0.3, m3 / 2))))::numeric, 2),
+       round(least(0.95, 0.45 + abs(m3) * 1.5)::numeric, 2)::float8,
+       format('Momentum model: 3-month return %s%%.', round((m3 * 100)::numeric, 1)),
+       ts + interval '22 hours', ts + interval '22 hours'
+FROM (SELECT b.symbol, b.ts, b.close, (b.close / q.close - 1)::float8 AS m3
+      FROM seed_bars b JOIN seed_bars q ON q.symbol = b.symbol AND q.i = b.i - 63
+      WHERE b.i % 21 = 0) AS b
+ORDER BY symbol, ts;
+INSERT INTO stock.recommendation_history
+    (symbol, source, model_version, action, target_price, confidence, rationale, predict_time, record_time)
+SELECT symbol, source, model_version, action, target_price, confidence, rationale, predict_time, update_time
+FROM stock.recommendations ORDER BY symbol, source;
+
+SELECT format('loaded %s stocks, %s daily bars (%s to %s), %s latest prices, %s recommendations, %s past predictions',
               (SELECT count(*) FROM stock.stocks), (SELECT count(*) FROM stock.prices),
               (SELECT min(ts)::date FROM stock.prices), (SELECT max(ts)::date FROM stock.prices),
-              (SELECT count(*) FROM stock.latest_prices), (SELECT count(*) FROM stock.recommendations))
+              (SELECT count(*) FROM stock.latest_prices), (SELECT count(*) FROM stock.recommendations),
+              (SELECT count(*) FROM stock.recommendation_history))
        AS summary \gset
 
 COMMIT;
 
-ANALYZE stock.stocks, stock.prices, stock.latest_prices, stock.recommendations;
+ANALYZE stock.stocks, stock.prices, stock.latest_prices, stock.recommendations, stock.recommendation_history;
 \echo :summary
