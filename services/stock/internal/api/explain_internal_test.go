@@ -9,12 +9,27 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pgfleet/pgfleet/pkg/pgtest"
 	"github.com/pgfleet/pgfleet/pkg/query"
 	"github.com/pgfleet/pgfleet/services/stock/internal/store"
 	"github.com/pgfleet/pgfleet/services/stock/migrations"
 )
+
+// explainPlan runs an EXPLAIN (FORMAT JSON) statement and returns its plan's root node.
+func explainPlan(t *testing.T, pool *pgxpool.Pool, explain string, args ...any) map[string]any {
+	t.Helper()
+	var out []byte
+	if err := pool.QueryRow(t.Context(), explain, args...).Scan(&out); err != nil {
+		t.Fatal(err)
+	}
+	var plan []map[string]any
+	if err := json.Unmarshal(out, &plan); err != nil {
+		t.Fatal(err)
+	}
+	return plan[0]["Plan"].(map[string]any)
+}
 
 // planNodes lists the node types of an EXPLAIN (FORMAT JSON) plan.
 func planNodes(node map[string]any) []string {
@@ -70,15 +85,8 @@ func TestList_plans(t *testing.T) {
 							t.Fatal(err)
 						}
 						sql := q.SQL("EXPLAIN (FORMAT JSON) SELECT * FROM " + tt.table)
-						var out []byte
-						if err := pool.QueryRow(t.Context(), sql, q.NamedArgs(nil)).Scan(&out); err != nil {
-							t.Fatal(err)
-						}
-						var plan []map[string]any
-						if err := json.Unmarshal(out, &plan); err != nil {
-							t.Fatal(err)
-						}
-						nodes := planNodes(plan[0]["Plan"].(map[string]any))
+						root := explainPlan(t, pool, sql, q.NamedArgs(nil))
+						nodes := planNodes(root)
 						if slices.Contains(nodes, "Seq Scan") || (slices.Contains(nodes, "Sort") && filter != selective) {
 							t.Errorf("plan of %q: %s, want an index walk without a sort", sql, strings.Join(nodes, " > "))
 						}
@@ -135,15 +143,7 @@ func TestListBars_plan(t *testing.T) {
 				t.Errorf("BarsFrom after a token = %v, want the token's last bar start %v", from, want)
 			}
 			args := q.NamedArgs(pgx.NamedArgs{"symbol": "S42", "unit": "week", "from": from, "end": time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)})
-			var out []byte
-			if err := pool.QueryRow(t.Context(), "EXPLAIN (FORMAT JSON) "+store.BarsSQL(q), args).Scan(&out); err != nil {
-				t.Fatal(err)
-			}
-			var plan []map[string]any
-			if err := json.Unmarshal(out, &plan); err != nil {
-				t.Fatal(err)
-			}
-			root := plan[0]["Plan"].(map[string]any)
+			root := explainPlan(t, pool, "EXPLAIN (FORMAT JSON) "+store.BarsSQL(q), args)
 			scans := scanNodes(root)
 			t.Logf("plan: %s; scans: %s", strings.Join(planNodes(root), " > "), strings.Join(scans, ", "))
 			if slices.Contains(planNodes(root), "Seq Scan") || len(scans) == 0 {
@@ -226,19 +226,11 @@ func TestListRecommendationHistory_plan(t *testing.T) {
 					}
 				}
 				sql := q.SQL("EXPLAIN (FORMAT JSON) SELECT * FROM stock.recommendation_history")
-				var out []byte
-				if err := pool.QueryRow(t.Context(), sql, q.NamedArgs(nil)).Scan(&out); err != nil {
-					t.Fatal(err)
-				}
-				var plan []map[string]any
-				if err := json.Unmarshal(out, &plan); err != nil {
-					t.Fatal(err)
-				}
-				root := plan[0]["Plan"].(map[string]any)
+				root := explainPlan(t, pool, sql, q.NamedArgs(nil))
 				nodes, scans := planNodes(root), scanNodes(root)
 				if slices.Contains(nodes, "Seq Scan") || slices.Contains(nodes, "Sort") || slices.Contains(nodes, "Incremental Sort") ||
 					!slices.Equal(scans, []string{tt.index}) {
-					t.Errorf("plan of %q: %s by %v, want a walk of %s without a sort\n%s", sql, strings.Join(nodes, " > "), scans, tt.index, out)
+					t.Errorf("plan of %q: %s by %v, want a walk of %s without a sort\n%s", sql, strings.Join(nodes, " > "), scans, tt.index, root)
 				}
 			})
 		}
@@ -302,15 +294,7 @@ func TestListIngestionRuns_plan(t *testing.T) {
 					args = nil
 				}
 				sql := "EXPLAIN (FORMAT JSON) " + store.ListIngestionRunsSQL(q, tt.job)
-				var out []byte
-				if err := pool.QueryRow(t.Context(), sql, q.NamedArgs(args)).Scan(&out); err != nil {
-					t.Fatal(err)
-				}
-				var plan []map[string]any
-				if err := json.Unmarshal(out, &plan); err != nil {
-					t.Fatal(err)
-				}
-				root := plan[0]["Plan"].(map[string]any)
+				root := explainPlan(t, pool, sql, q.NamedArgs(args))
 				nodes, scans := planNodes(root), scanNodes(root)
 				// The daily job's 80 runs are fetched through its index and sorted: cheaper than
 				// the walk in order, as TestList_plans allows for one symbol's recommendations.
@@ -342,16 +326,8 @@ func TestGetLatestPrices_asOfPlan(t *testing.T) {
 	if _, err := pool.Exec(t.Context(), seed); err != nil {
 		t.Fatal(err)
 	}
-	var out []byte
 	asOf := time.Date(2023, 6, 15, 0, 0, 0, 0, time.UTC)
-	if err := pool.QueryRow(t.Context(), "EXPLAIN (FORMAT JSON) "+store.PricesAsOfSQL(), []string{"S1", "S42", "S199"}, asOf).Scan(&out); err != nil {
-		t.Fatal(err)
-	}
-	var plan []map[string]any
-	if err := json.Unmarshal(out, &plan); err != nil {
-		t.Fatal(err)
-	}
-	root := plan[0]["Plan"].(map[string]any)
+	root := explainPlan(t, pool, "EXPLAIN (FORMAT JSON) "+store.PricesAsOfSQL(), []string{"S1", "S42", "S199"}, asOf)
 	nodes, scans := planNodes(root), scanNodes(root)
 	t.Logf("plan: %s; scans: %s", strings.Join(nodes, " > "), strings.Join(scans, ", "))
 	if slices.Contains(nodes, "Seq Scan") || slices.Contains(nodes, "Sort") || !slices.Contains(nodes, "Limit") {
@@ -433,16 +409,8 @@ func TestScoreboard_plan(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var out []byte
-			if err := pool.QueryRow(t.Context(), "EXPLAIN (FORMAT JSON) "+store.ScoreboardSQL(q),
-				store.ScoreboardArgs(q, DefaultHorizons, tt.benchmark)).Scan(&out); err != nil {
-				t.Fatal(err)
-			}
-			var plan []map[string]any
-			if err := json.Unmarshal(out, &plan); err != nil {
-				t.Fatal(err)
-			}
-			scans := planScans(plan[0]["Plan"].(map[string]any))
+			root := explainPlan(t, pool, "EXPLAIN (FORMAT JSON) "+store.ScoreboardSQL(q), store.ScoreboardArgs(q, DefaultHorizons, tt.benchmark))
+			scans := planScans(root)
 			var history, prices []string
 			for _, s := range scans {
 				switch {

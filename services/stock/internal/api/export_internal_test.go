@@ -1,7 +1,6 @@
 package api
 
 import (
-	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
@@ -85,15 +84,7 @@ func TestExportPage_plan(t *testing.T) {
 			if source != "" {
 				args = append(args, source)
 			}
-			var out []byte
-			if err := pool.QueryRow(t.Context(), "EXPLAIN (FORMAT JSON) "+store.ExportPageSQL(source != ""), args...).Scan(&out); err != nil {
-				t.Fatal(err)
-			}
-			var plan []map[string]any
-			if err := json.Unmarshal(out, &plan); err != nil {
-				t.Fatal(err)
-			}
-			root := plan[0]["Plan"].(map[string]any)
+			root := explainPlan(t, pool, "EXPLAIN (FORMAT JSON) "+store.ExportPageSQL(source != ""), args...)
 			nodes, scans := planNodes(root), scanNodes(root)
 			t.Logf("plan: %s; scans: %s", strings.Join(nodes, " > "), strings.Join(scans, ", "))
 			// A page of many rows may be read by a bitmap scan of the key and sorted: a sort of
