@@ -230,7 +230,7 @@ func TestListRecommendationHistory_plan(t *testing.T) {
 				nodes, scans := planNodes(root), scanNodes(root)
 				if slices.Contains(nodes, "Seq Scan") || slices.Contains(nodes, "Sort") || slices.Contains(nodes, "Incremental Sort") ||
 					!slices.Equal(scans, []string{tt.index}) {
-					t.Errorf("plan of %q: %s by %v, want a walk of %s without a sort\n%s", sql, strings.Join(nodes, " > "), scans, tt.index, root)
+					t.Errorf("plan of %q: %s by %v, want a walk of %s without a sort\n%v", sql, strings.Join(nodes, " > "), scans, tt.index, root)
 				}
 			})
 		}
