@@ -334,6 +334,8 @@ func (b *bench) scenarioExport(ctx context.Context) error {
 			ratio = "baseline"
 		case p.subset:
 			ratio = exportRatios(res, "COPY binary", subsetCopy)
+		case p == copyCSV:
+			ratio = exportRatios(res, "COPY binary", copyBin)
 		default:
 			ratio = exportRatios(res, "COPY binary", copyBin, "COPY csv", copyCSV)
 		}
@@ -451,7 +453,7 @@ func grpcExportArrow(ctx context.Context, client stockv1.StockServiceClient, req
 	if err != nil {
 		return exportRun{}, err
 	}
-	r, err := decodeArrow(&arrowMessages{st: st})
+	r, err := decodeArrow(&arrowMessages{recv: st.Recv})
 	if err != nil {
 		return r, err
 	}
@@ -462,15 +464,16 @@ func grpcExportArrow(ctx context.Context, client stockv1.StockServiceClient, req
 	return r, nil
 }
 
-// arrowMessages reads the arrow_ipc bytes of an ExportPrices stream's messages in order.
+// arrowMessages reads the arrow_ipc bytes of an ExportPrices stream's messages (from recv) in
+// order, as one byte stream.
 type arrowMessages struct {
-	st  stockv1.StockService_ExportPricesClient
-	buf []byte
+	recv func() (*stockv1.ExportPricesResponse, error)
+	buf  []byte
 }
 
 func (a *arrowMessages) Read(p []byte) (int, error) {
 	for len(a.buf) == 0 {
-		resp, err := a.st.Recv()
+		resp, err := a.recv()
 		if err != nil {
 			return 0, err // io.EOF included: the reader then reports a stream cut short
 		}
