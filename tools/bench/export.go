@@ -269,6 +269,11 @@ func (b *bench) scenarioExport(ctx context.Context) error {
 		paths[5].skipped, paths[6].skipped = "not run: gateway not built", "not run: gateway not built"
 	}
 
+	plan, err := explain(ctx, pg, sql)
+	if err != nil {
+		return err
+	}
+	b.note("scenario 13: the baselines' plan: %s", planSummary(plan))
 	// One unmeasured read first, so that round 1 does not pay for reading the table into cache.
 	if _, err := copyExport(ctx, pg, sql, "binary"); err != nil {
 		return fmt.Errorf("warm-up COPY: %w", err)
@@ -395,6 +400,24 @@ type httpStatusError struct {
 }
 
 func (e *httpStatusError) Error() string { return fmt.Sprintf("HTTP %d: %s", e.code, e.body) }
+
+// explain returns the plan PostgreSQL chose for sql.
+func explain(ctx context.Context, conn *pgx.Conn, sql string) (string, error) {
+	rows, _ := conn.Query(ctx, "EXPLAIN "+sql)
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	return strings.Join(lines, "\n"), err
+}
+
+// planSummary names a plan's top node, counts its index scans and says whether it is JIT-compiled.
+func planSummary(plan string) string {
+	top, _, _ := strings.Cut(plan, "  (")
+	s := fmt.Sprintf("%s over %d index scans (one per yearly partition of stock.prices)", strings.TrimSpace(top),
+		strings.Count(plan, "Index Scan")+strings.Count(plan, "Index Only Scan"))
+	if strings.Contains(plan, "\nJIT:") {
+		s += ", JIT-compiled (its cost is above jit_above_cost)"
+	}
+	return s
+}
 
 // pgxExportRead reads the rows on pgx, each scanned into Go values.
 func pgxExportRead(ctx context.Context, conn *pgx.Conn, sql string) (exportRun, error) {
