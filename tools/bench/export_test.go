@@ -110,3 +110,28 @@ func TestExportUniverse(t *testing.T) {
 		t.Errorf("exportSQL = %s", sql)
 	}
 }
+
+// Scenario 13 exports 2M rows by default and fewer in a smoke run, unless told how many.
+func TestParseFlags_exportBars(t *testing.T) {
+	t.Parallel()
+	root := "../.."
+	tests := []struct {
+		args []string
+		want int
+	}{
+		{[]string{"-duration", "10s"}, 10_000},
+		{[]string{"-duration", "1m"}, 10_000},
+		{[]string{"-duration", "2s"}, 2_000},
+		{[]string{"-duration", "100ms"}, 1_000},
+		{[]string{"-duration", "2s", "-export-bars", "500"}, 500},
+	}
+	for _, tt := range tests {
+		cfg, err := parseFlags(append([]string{"-root", root}, tt.args...))
+		if err != nil {
+			t.Fatalf("parseFlags(%v): %v", tt.args, err)
+		}
+		if cfg.exportBars != tt.want {
+			t.Errorf("parseFlags(%v).exportBars = %d, want %d", tt.args, cfg.exportBars, tt.want)
+		}
+	}
+}

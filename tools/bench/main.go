@@ -105,9 +105,7 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&cfg.soakConns, "soak-clients", 1000, "concurrent REST clients of scenario 7")
 	fs.Float64Var(&cfg.soakRate, "soak-rate", 2, "scenario 7's paced run: requests per second of each client")
 	fs.IntVar(&cfg.watchSubs, "watch-subscribers", 1000, "scenario 12's WatchLatestPrices subscribers, half over gRPC, half SSE through the gateway")
-	// A smoke run (BENCH_DURATION=2s) exports fewer rows: 2,000 bars per symbol at 2s.
-	exportBars := int(min(10_000, max(1_000, 10_000*dur/(10*time.Second))))
-	fs.IntVar(&cfg.exportBars, "export-bars", envInt("BENCH_EXPORT_BARS", exportBars), "scenario 13: daily bars per symbol of its 200 (10000: 2M rows; default scales with -duration below 10s) (env BENCH_EXPORT_BARS)")
+	fs.IntVar(&cfg.exportBars, "export-bars", envInt("BENCH_EXPORT_BARS", exportBarsFor(dur)), "scenario 13: daily bars per symbol of its 200 (10000: 2M rows; default scales with -duration below 10s) (env BENCH_EXPORT_BARS)")
 	fs.IntVar(&cfg.pool, "pool", 20, "DB_POOL_SIZE of the services and pool size of the Go baselines")
 	fs.IntVar(&cfg.stocks, "stocks", 5000, "stocks loaded (point reads pick among them at random)")
 	fs.StringVar(&scenarios, "scenarios", envString("BENCH_SCENARIOS", "1,2,3,4,5,6,7,8,9,10,11,12,13"), "scenarios to run (env BENCH_SCENARIOS)")
@@ -138,7 +136,7 @@ func parseFlags(args []string) (config, error) {
 		cfg.soak = 2 * cfg.duration
 	}
 	if set["duration"] && !set["export-bars"] && os.Getenv("BENCH_EXPORT_BARS") == "" {
-		cfg.exportBars = int(min(10_000, max(1_000, 10_000*cfg.duration/(10*time.Second))))
+		cfg.exportBars = exportBarsFor(cfg.duration)
 	}
 	if cfg.exportBars < 1 || cfg.exportBars > 20_000 {
 		return config{}, errors.New("need 1 <= -export-bars <= 20000")
@@ -160,6 +158,12 @@ func parseFlags(args []string) (config, error) {
 	}
 	cfg.work = filepath.Join(cfg.root, ".tmp/bench")
 	return cfg, nil
+}
+
+// exportBarsFor is scenario 13's default bars per symbol for a measured window of d: 10,000
+// (2M rows) from 10 s up, fewer below, so that a smoke run (BENCH_DURATION=2s: 2,000) stays short.
+func exportBarsFor(d time.Duration) int {
+	return int(min(10_000, max(1_000, 10_000*d/(10*time.Second))))
 }
 
 func (c config) runs(scenario int) bool { return slices.Contains(c.scenarios, scenario) }
