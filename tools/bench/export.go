@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -356,6 +358,9 @@ func (b *bench) scenarioExport(ctx context.Context) error {
 		}
 	}
 	measured := time.Since(t0)
+	if b.cfg.profile {
+		b.profileExports(ctx, map[string]*exportPath{"stock-export-proto": paths[3], "stock-export-arrow": paths[4]})
+	}
 
 	copyBin, copyCSV, subsetCopy := paths[1], paths[2], paths[7]
 	for _, p := range paths {
@@ -398,6 +403,47 @@ func (b *bench) scenarioExport(ctx context.Context) error {
 		b.note("%s", line)
 	}
 	return nil
+}
+
+// exportProfileSeconds is how long -profile profiles the stock service during each of
+// profileExports' paths.
+const exportProfileSeconds = 5
+
+// profileExports, with -profile, saves a CPU profile of the stock service while each path (the
+// gRPC exports) runs again and again, unmeasured, after the rounds.
+// paths, by the profile's name, in the order of the names.
+func (b *bench) profileExports(ctx context.Context, paths map[string]*exportPath) {
+	for _, name := range slices.Sorted(maps.Keys(paths)) {
+		p := paths[name]
+		if len(p.runs) == 0 {
+			continue
+		}
+		path := filepath.Join(b.cfg.work, "profiles", name+".pprof")
+		b.logf("scenario 13: %d s CPU profile of stock during %s", exportProfileSeconds, p.name)
+		done := make(chan error, 1)
+		go func() { done <- saveProfile(ctx, b.stock.metricsAddr, exportProfileSeconds, path) }()
+		var err error
+	loop:
+		for {
+			select {
+			case err = <-done:
+				break loop
+			default:
+				if _, rerr := p.run(ctx); rerr != nil {
+					err = <-done
+					b.note("scenario 13: profiling %s: %v", p.name, rerr)
+					break loop
+				}
+			}
+		}
+		b.mu.Lock()
+		if err != nil {
+			b.profiles = append(b.profiles, fmt.Sprintf("%s: not captured: %v", name, err))
+		} else {
+			b.profiles = append(b.profiles, fmt.Sprintf("%s: %s (%d s, %s read again and again after the rounds)", name, b.rel(path), exportProfileSeconds, p.name))
+		}
+		b.mu.Unlock()
+	}
 }
 
 func (b *bench) gatewayPID() int {
