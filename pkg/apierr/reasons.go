@@ -36,6 +36,9 @@ const (
 	// CursorMalformed: a Watch...Events cursor is not one the service's stream gave (another
 	// service's, edited, or ahead of the last event: another database's).
 	CursorMalformed Reason = "CURSOR_MALFORMED"
+	// ExportTokenInvalid: an ExportPrices resume_token is malformed, or was made for another
+	// request (filter, range, format, batch size or recommendation source differ).
+	ExportTokenInvalid Reason = "EXPORT_TOKEN_INVALID"
 )
 
 // Reasons about who is calling.
@@ -137,6 +140,10 @@ const (
 	// the consumer must resynchronize from the reads, then watch from_oldest (metadata
 	// "oldest_cursor": the cursor before the oldest event kept) or from now.
 	CursorExpired Reason = "CURSOR_EXPIRED"
+	// ExportSnapshotExpired: the snapshot an ExportPrices resume_token reads from is gone (its
+	// EXPORT_RESUME_WINDOW passed, the server holding it let it go, or the resume reached
+	// another database server): start the export again without the token.
+	ExportSnapshotExpired Reason = "EXPORT_SNAPSHOT_EXPIRED"
 	// StaleEtag: the resource changed since the etag was read; read it again, then retry with
 	// the new etag (metadata "question_id"). AIP-154.
 	StaleEtag Reason = "STALE_ETAG"
@@ -246,6 +253,7 @@ var reasons = map[Reason]reason{
 
 	ConsistencyTokenMalformed: {code: codes.InvalidArgument},
 	CursorMalformed:           {code: codes.InvalidArgument},
+	ExportTokenInvalid:        {code: codes.InvalidArgument},
 
 	TokenMissing:    {code: codes.Unauthenticated},
 	TokenMalformed:  {code: codes.Unauthenticated},
@@ -266,21 +274,22 @@ var reasons = map[Reason]reason{
 	RequestIDReused:        {code: codes.AlreadyExists},
 	AlreadyAnswered:        {code: codes.AlreadyExists},
 
-	InsufficientCash:   {code: codes.FailedPrecondition},
-	Oversell:           {code: codes.FailedPrecondition},
-	LimitNotMet:        {code: codes.FailedPrecondition},
-	BalanceLimit:       {code: codes.FailedPrecondition},
-	UserNotRegistered:  {code: codes.FailedPrecondition},
-	SessionCompleted:   {code: codes.FailedPrecondition},
-	NotEnoughQuestions: {code: codes.FailedPrecondition},
-	QuestionInUse:      {code: codes.FailedPrecondition},
-	StockDeleted:       {code: codes.FailedPrecondition},
-	AppendOutOfOrder:   {code: codes.FailedPrecondition},
-	CurrencyMismatch:   {code: codes.FailedPrecondition},
-	PriceTooOld:        {code: codes.FailedPrecondition},
-	StockDelisted:      {code: codes.FailedPrecondition},
-	CursorExpired:      {code: codes.FailedPrecondition},
-	StaleEtag:          {code: codes.Aborted},
+	InsufficientCash:      {code: codes.FailedPrecondition},
+	Oversell:              {code: codes.FailedPrecondition},
+	LimitNotMet:           {code: codes.FailedPrecondition},
+	BalanceLimit:          {code: codes.FailedPrecondition},
+	UserNotRegistered:     {code: codes.FailedPrecondition},
+	SessionCompleted:      {code: codes.FailedPrecondition},
+	NotEnoughQuestions:    {code: codes.FailedPrecondition},
+	QuestionInUse:         {code: codes.FailedPrecondition},
+	StockDeleted:          {code: codes.FailedPrecondition},
+	AppendOutOfOrder:      {code: codes.FailedPrecondition},
+	CurrencyMismatch:      {code: codes.FailedPrecondition},
+	PriceTooOld:           {code: codes.FailedPrecondition},
+	StockDelisted:         {code: codes.FailedPrecondition},
+	CursorExpired:         {code: codes.FailedPrecondition},
+	ExportSnapshotExpired: {code: codes.FailedPrecondition},
+	StaleEtag:             {code: codes.Aborted},
 
 	DatabaseUnavailable: {code: codes.Unavailable, retry: outageRetry},
 	PeerUnavailable:     {code: codes.Unavailable, retry: outageRetry},

@@ -329,3 +329,21 @@ func (routes Routes) Check(files ...protoreflect.FileDescriptor) error {
 	}
 	return errors.Join(errs...)
 }
+
+// CallPool returns the pool of the server ctx's call reads on (chosen by its first read, as
+// DB's statements choose: a Replica call's usable replica, after its consistency token's
+// write if it carries one, else the primary), for a call that needs several connections to
+// that one server at once: a snapshot exported by one session can be imported only by
+// sessions of the same server. A call not marked as Replica gets the primary. Behind a
+// DATABASE_READ_URL that names a load balancer, two connections of one pool may reach two
+// standbys: name each standby instead.
+func (r *Router) CallPool(ctx context.Context) *pgxpool.Pool {
+	rep, _ := r.target(ctx)
+	if rep == nil {
+		return r.primary
+	}
+	return rep.pool
+}
+
+// Primary returns the primary's pool.
+func (r *Router) Primary() *pgxpool.Pool { return r.primary }

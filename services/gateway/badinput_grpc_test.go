@@ -274,6 +274,9 @@ func rpcFixtures(fx *rpcFixture) map[string]func() proto.Message {
 		stockv1.StockService_StreamPrices_FullMethodName: func() proto.Message {
 			return &stockv1.StreamPricesRequest{Symbol: "AAPL", StartTime: rpcDay(-30), EndTime: rpcDay(1), BatchSize: 2}
 		},
+		stockv1.StockService_ExportPrices_FullMethodName: func() proto.Message {
+			return &stockv1.ExportPricesRequest{Filter: `symbol = "AAPL"`, StartTime: rpcDay(-30), EndTime: rpcDay(1), BatchSize: 2}
+		},
 		stockv1.StockService_WatchLatestPrices_FullMethodName: func() proto.Message {
 			return &stockv1.WatchLatestPricesRequest{Symbols: []string{"AAPL", "MSFT"}}
 		},

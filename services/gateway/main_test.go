@@ -51,6 +51,7 @@ func TestGateway(t *testing.T) {
 		{"list_stocks_paged", testListStocksPaged},
 		{"stream_prices", testStreamPrices},
 		{"stream_errors", testStreamErrors},
+		{"export_prices", testExportPrices},
 		{"list_bars", testListBars},
 		{"recommendation_history", testRecommendationHistory},
 		{"unknown_query_params", testUnknownQueryParams},

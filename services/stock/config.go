@@ -15,6 +15,8 @@ type config struct {
 	Limits server.Limits
 	// Streams: STREAM_LIMIT, EXPORT_DB_CONNS, INGEST_DB_CONNS, INGEST_IDLE_TIMEOUT.
 	Streams api.StreamLimits
+	// Exports: EXPORT_WORKERS, EXPORT_RESUME_WINDOW, EXPORT_MAX_HELD.
+	Exports api.ExportConfig
 }
 
 // Validate reports settings serving would refuse before it reaches the database.

@@ -36,6 +36,8 @@ func run(ctx context.Context, log *slog.Logger, env envconfig.Lookuper) error {
 	}
 	defer svc.Close() // after Run has drained
 
-	stockv1.RegisterStockServiceServer(svc.Server, api.New(api.Deps{Base: svc.Base, Streams: cfg.Streams}))
+	srv := api.New(api.Deps{Base: svc.Base, Streams: cfg.Streams, Exports: cfg.Exports, Registry: svc.Server.Registry()})
+	defer srv.Close() // before svc.Close: the snapshots held for resumes hold connections
+	stockv1.RegisterStockServiceServer(svc.Server, srv)
 	return svc.Run(ctx, stockv1.StockService_ServiceDesc.ServiceName)
 }

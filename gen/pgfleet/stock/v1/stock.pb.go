@@ -2655,7 +2655,9 @@ type ExportPricesResponse struct {
 	// For EXPORT_FORMAT_ARROW: the next bytes of the Arrow IPC stream (the schema in the first
 	// message, then one record batch per message, the end-of-stream marker in the last).
 	ArrowIpc []byte `protobuf:"bytes,2,opt,name=arrow_ipc,json=arrowIpc,proto3" json:"arrow_ipc,omitempty"`
-	// Opaque token to resume the export after this message.
+	// Opaque token to resume the export after this message; empty on the last message. For
+	// EXPORT_FORMAT_ARROW the same token is in the record batch's custom metadata, key
+	// "pgfleet.resume_token".
 	ResumeToken   string `protobuf:"bytes,3,opt,name=resume_token,json=resumeToken,proto3" json:"resume_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -106,9 +106,10 @@ type StockServiceClient interface {
 	// `sector = "Technology"`) in a time range, for training and batch jobs: every row read from
 	// one consistent snapshot of the database (parallel workers share it through
 	// pg_export_snapshot), ordered by symbol then time, in batches of whole rows of one symbol.
-	// Each message carries a resume_token: after a cut, the same request with that token goes
-	// on after that message, from the same snapshot, so the resumed export equals an uncut one
-	// byte for byte, while the server still holds the snapshot (EXPORT_RESUME_WINDOW after the
+	// Each message but the last carries a resume_token (the last has none: the export is
+	// complete): after a cut, the same request with that token goes on after that message,
+	// from the same snapshot, so the resumed export equals an uncut one byte for byte, while
+	// the server still holds the snapshot (EXPORT_RESUME_WINDOW after the
 	// cut, on the same database server); after that, FAILED_PRECONDITION
 	// (EXPORT_SNAPSHOT_EXPIRED): start again. With recommendation_source set, each row carries
 	// that source's prediction as known at the bar's time (the latest whose predict_time is at or
@@ -406,9 +407,10 @@ type StockServiceServer interface {
 	// `sector = "Technology"`) in a time range, for training and batch jobs: every row read from
 	// one consistent snapshot of the database (parallel workers share it through
 	// pg_export_snapshot), ordered by symbol then time, in batches of whole rows of one symbol.
-	// Each message carries a resume_token: after a cut, the same request with that token goes
-	// on after that message, from the same snapshot, so the resumed export equals an uncut one
-	// byte for byte, while the server still holds the snapshot (EXPORT_RESUME_WINDOW after the
+	// Each message but the last carries a resume_token (the last has none: the export is
+	// complete): after a cut, the same request with that token goes on after that message,
+	// from the same snapshot, so the resumed export equals an uncut one byte for byte, while
+	// the server still holds the snapshot (EXPORT_RESUME_WINDOW after the
 	// cut, on the same database server); after that, FAILED_PRECONDITION
 	// (EXPORT_SNAPSHOT_EXPIRED): start again. With recommendation_source set, each row carries
 	// that source's prediction as known at the bar's time (the latest whose predict_time is at or

@@ -40,6 +40,9 @@ type jsonMarshaler struct{ runtime.JSONPb }
 // StreamContentType implements runtime.StreamContentType: server-sent events for a Watch
 // RPC's messages, NDJSON for other streams'.
 func (*jsonMarshaler) StreamContentType(v any) string {
+	if arrowBytes(v) != nil {
+		return arrowStream // an Arrow export's messages (arrow.go)
+	}
 	if m, ok := v.(proto.Message); ok && watchOutputs()[m.ProtoReflect().Descriptor().FullName()] {
 		return eventStream
 	}
@@ -49,6 +52,9 @@ func (*jsonMarshaler) StreamContentType(v any) string {
 // Marshal renders v as runtime.JSONPb does, but for a Watch RPC's stream message, which
 // becomes an event's fields (sse.go); the stream's delimiter, "\n", ends the event.
 func (m *jsonMarshaler) Marshal(v any) ([]byte, error) {
+	if b := arrowResult(v); b != nil {
+		return b, nil // raw Arrow IPC (arrow.go)
+	}
 	msg := watchResult(v)
 	if msg == nil {
 		return m.JSONPb.Marshal(v)

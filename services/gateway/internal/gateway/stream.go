@@ -49,7 +49,7 @@ func (w *streamWriter) WriteHeader(code int) {
 }
 
 func (w *streamWriter) Write(b []byte) (int, error) {
-	if w.answered {
+	if w.answered || isArrowAnswer(w) && !arrowWrite(b) {
 		return len(b), nil
 	}
 	if w.started && !w.lineOpen && !w.ending {

@@ -263,6 +263,9 @@ func describeOperation(o operation) error {
 	switch {
 	case gateway.IsWatchMethod(o.rpc):
 		describeWatch(o)
+	case gateway.IsArrowMethod(o.rpc):
+		describeStream(o)
+		describeArrow(o)
 	case o.rpc.IsStreamingServer():
 		describeStream(o)
 	}
@@ -340,6 +343,24 @@ func describeStream(o operation) {
 	line["minProperties"] = 1
 	line["maxProperties"] = 1
 	line["additionalProperties"] = false
+}
+
+// arrowStream is the media type of an Arrow export's download (gateway's arrow.go).
+const arrowStream = "application/vnd.apache.arrow.stream"
+
+// describeArrow documents the other answer of an export route: with
+// format=EXPORT_FORMAT_ARROW, the raw Arrow IPC stream (OpenAPI 2 names the media type
+// among those produced; the 3.0 form gives it a binary schema of its own).
+func describeArrow(o operation) {
+	o.op["produces"] = []any{ndjson, arrowStream, "application/json"}
+	ok := obj(obj(o.op["responses"])["200"])
+	ok["description"] = ok["description"].(string) + " With format=EXPORT_FORMAT_ARROW the answer is instead " +
+		"the Arrow IPC stream itself (" + arrowStream + "), which pyarrow.ipc.open_stream and " +
+		"polars.read_ipc_stream read as it is: the schema, one record batch per message (each but the last with " +
+		"the message's resume_token in its custom metadata, key pgfleet.resume_token: send it back as the " +
+		"resume_token query parameter to go on after that batch), then the end-of-stream marker. A download " +
+		"cut after its first byte just ends: the missing end-of-stream marker (the body's last 8 bytes are not " +
+		"ff ff ff ff 00 00 00 00) tells it from a complete one, as does a last batch that still carries a token."
 }
 
 // eventStream is the media type of the Watch routes: server-sent events (sse.go).

@@ -82,6 +82,10 @@ func splitMediaTypes(code string, r *openapi3.Response) {
 	if mt := r.Content[ndjson]; mt != nil && mt.Schema != nil && mt.Schema.Value != nil {
 		mt.Schema = &openapi3.SchemaRef{Value: streamLine(mt.Schema.Value)}
 	}
+	if mt := r.Content[arrowStream]; mt != nil {
+		mt.Schema = &openapi3.SchemaRef{Value: &openapi3.Schema{Type: &openapi3.Types{openapi3.TypeString}, Format: "binary",
+			Description: "An Arrow IPC stream (the columnar format's streaming form)."}}
+	}
 }
 
 // streamLine returns the schema of one NDJSON line, line's properties as alternatives.

@@ -21,9 +21,10 @@ type StreamLimits struct {
 	// two and up to two chunks of rows (an export) or a message (an ingest) in memory; more
 	// are refused (TOO_MANY_STREAMS, scope "service"). 0: no bound.
 	Open int `env:"STREAM_LIMIT, default=64" help:"price streams (StreamPrices, IngestPrices) open at once, whoever calls; more are TOO_MANY_STREAMS; 0: no bound"`
-	// ExportConns bounds the pooled connections exports read chunks with at once; more
-	// wait their turn. 0: a quarter of the pool, at least 1.
-	ExportConns int `env:"EXPORT_DB_CONNS" help:"pooled connections price exports read chunks with at once; 0: a quarter of DB_POOL_SIZE, at least 1"`
+	// ExportConns bounds the pooled connections exports read with at once (StreamPrices'
+	// chunks, ExportPrices' coordinators and workers); more wait their turn. 0: a quarter of
+	// the pool, at least 1.
+	ExportConns int `env:"EXPORT_DB_CONNS" help:"pooled connections price exports (StreamPrices chunks, ExportPrices coordinators and workers) read with at once; 0: a quarter of DB_POOL_SIZE, at least 1"`
 	// IngestConns bounds the ingests whose transactions are open at once; more wait, their
 	// clients held by flow control. 0: a quarter of the pool, at least 1.
 	IngestConns int `env:"INGEST_DB_CONNS" help:"price ingest transactions open at once; 0: a quarter of DB_POOL_SIZE, at least 1"`
@@ -38,6 +39,7 @@ type streamShares struct {
 	open       *semaphore.Weighted // nil: no bound
 	openLimit  int
 	export     *semaphore.Weighted
+	exportMax  int // export's size
 	ingest     *semaphore.Weighted
 	ingestIdle time.Duration
 }
@@ -47,6 +49,7 @@ func newStreamShares(l StreamLimits, poolSize int32) streamShares {
 	sh := streamShares{
 		openLimit:  l.Open,
 		export:     semaphore.NewWeighted(int64(cmpOr(l.ExportConns, share))),
+		exportMax:  cmpOr(l.ExportConns, share),
 		ingest:     semaphore.NewWeighted(int64(cmpOr(l.IngestConns, share))),
 		ingestIdle: l.IngestIdle,
 	}
@@ -62,6 +65,14 @@ func cmpOr(v, def int) int {
 		return v
 	}
 	return def
+}
+
+// exportConns returns how many workers an ExportPrices call runs (up to want, at least one)
+// and how many export shares it takes for them and its coordinator: all of them, but never
+// more than the whole share (with a share of one, the coordinator's connection is extra).
+func (sh *streamShares) exportConns(want int) (workers, shares int) {
+	workers = max(1, min(want, sh.exportMax-1))
+	return workers, min(workers+1, sh.exportMax)
 }
 
 // openStream admits a stream within STREAM_LIMIT; call the returned function when it ends.

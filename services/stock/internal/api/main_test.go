@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
 	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
 	"github.com/pgfleet/pgfleet/pkg/app"
@@ -23,6 +24,8 @@ type env struct {
 	user   stockv1.StockServiceClient // calls with no token but the call's own (authtest.As)
 	pool   *pgxpool.Pool              // the service's database, for arranging and checking rows
 	addr   string                     // the server's gRPC address
+	srv    *api.Server                // the handlers, for their state (HeldExports)
+	reg    *prometheus.Registry       // the server's metrics
 }
 
 // newEnv starts the stock service's server as the binary does (apptest.StartServer: its
@@ -40,16 +43,20 @@ func newEnvWith(t testing.TB, vars map[string]string) env {
 	var own struct { // the binary's settings beside app.Config, at their defaults
 		Limits  server.Limits
 		Streams api.StreamLimits
+		Exports api.ExportConfig
 	}
 	apptest.Load(t, vars, &own)
 	opts := app.Options{Name: "stock", Migrations: migrations.Set, Validate: api.Validate, Policy: api.Policy, Routes: api.Routes, Outbox: true, Limits: &own.Limits}
+	var srv *api.Server
 	svc, conn := apptest.StartServer(t, opts, vars, func(svc *app.Service) []string {
-		stockv1.RegisterStockServiceServer(svc.Server, api.New(api.Deps{Base: svc.Base, Streams: own.Streams}))
+		srv = api.New(api.Deps{Base: svc.Base, Streams: own.Streams, Exports: own.Exports, Registry: svc.Server.Registry()})
+		stockv1.RegisterStockServiceServer(svc.Server, srv)
 		return []string{stockv1.StockService_ServiceDesc.ServiceName}
 	})
+	t.Cleanup(srv.Close) // first: the snapshots held for resumes hold pooled connections
 	userConn := apptest.Dial(t, svc.Server.GRPCAddr())
 	return env{client: stockv1.NewStockServiceClient(conn), user: stockv1.NewStockServiceClient(userConn), pool: svc.Pool,
-		addr: svc.Server.GRPCAddr()}
+		addr: svc.Server.GRPCAddr(), srv: srv, reg: svc.Server.Registry()}
 }
 
 // upsert stores stocks through the API.

@@ -14,6 +14,7 @@ var Routes = replica.Routes{
 	stockv1.StockService_BatchGetStocks_FullMethodName:            replica.Replica,
 	stockv1.StockService_ListPrices_FullMethodName:                replica.Replica,
 	stockv1.StockService_StreamPrices_FullMethodName:              replica.Replica,
+	stockv1.StockService_ExportPrices_FullMethodName:              replica.Replica,
 	stockv1.StockService_ListBars_FullMethodName:                  replica.Replica,
 	stockv1.StockService_ListRecommendations_FullMethodName:       replica.Replica,
 	stockv1.StockService_ListRecommendationHistory_FullMethodName: replica.Replica,

@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
 	stockv1 "github.com/pgfleet/pgfleet/gen/pgfleet/stock/v1"
 	"github.com/pgfleet/pgfleet/pkg/apierr"
@@ -41,6 +42,7 @@ type Server struct {
 	outbox *outbox.Outbox
 
 	shares streamShares
+	export *exporter
 }
 
 // Deps are what a Server runs on.
@@ -50,6 +52,11 @@ type Deps struct {
 	// Streams bound the price streams' share of the pool (the zero value: a quarter of it
 	// each for exports and ingests, no other bound).
 	Streams StreamLimits
+	// Exports: EXPORT_WORKERS, EXPORT_RESUME_WINDOW, EXPORT_MAX_HELD (the zero value: their
+	// defaults).
+	Exports ExportConfig
+	// Registry takes the service's own metrics (the export figures); nil: not exported.
+	Registry prometheus.Registerer
 }
 
 // New returns a Server.
@@ -63,6 +70,7 @@ func New(d Deps) *Server {
 		lists:  newLists(d.TokenKey),
 		outbox: d.Outbox,
 		shares: newStreamShares(d.Streams, d.Pool.Config().MaxConns),
+		export: newExporter(d.Exports, d.Registry, d.Reads, d.Pool),
 	}
 }
 

@@ -56,6 +56,14 @@ func Validate(req any) error {
 		checkSymbol(&v, "symbol", r.GetSymbol())
 		checkRange(&v, r.GetStartTime(), r.GetEndTime())
 		v.Check(r.GetBatchSize() >= 0 && r.GetBatchSize() <= maxStreamBatch, "batch_size", "must be 0 to %d, got %d", maxStreamBatch, r.GetBatchSize())
+	case *stockv1.ExportPricesRequest:
+		// The filter: pkg/query's, as ListStocks'; the token's contents: the handler's.
+		checkRange(&v, r.GetStartTime(), r.GetEndTime())
+		v.Check(r.GetBatchSize() >= 0 && r.GetBatchSize() <= maxExportBatch, "batch_size", "must be 0 to %d, got %d", maxExportBatch, r.GetBatchSize())
+		_, known := stockv1.ExportFormat_name[int32(r.GetFormat())]
+		v.Check(known, "format", "must be EXPORT_FORMAT_PROTO or EXPORT_FORMAT_ARROW, got %d", r.GetFormat())
+		checkText(&v, "recommendation_source", r.GetRecommendationSource(), false, maxTextLen, validate.SingleLine)
+		v.Check(len(r.GetResumeToken()) <= maxExportToken, "resume_token", "must be at most %d bytes, got %d", maxExportToken, len(r.GetResumeToken()))
 	case *stockv1.UpsertRecommendationsRequest:
 		checkRecommendations(&v, r.GetRecommendations())
 	case *stockv1.ListStocksRequest, *stockv1.ListRecommendationsRequest, *stockv1.ListRecommendationHistoryRequest:
