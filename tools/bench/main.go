@@ -6,7 +6,7 @@
 // table of absolute figures and ratios, also written to .tmp/bench/results.md.
 //
 //	make bench                                   # builds the services first
-//	go run ./tools/bench -duration 10s -scenarios 1,2,3,4,5,6,7,8,9,10,11,12 [-profile]
+//	go run ./tools/bench -duration 10s -scenarios 1,2,3,4,5,6,7,8,9,10,11,12,13 [-profile]
 //	BENCH_DURATION=2s make bench                 # a smoke run
 //
 // Scenarios: 1 GetStock over gRPC, 2 GetStock over REST through the gateway, 3 a filtered
@@ -20,7 +20,9 @@
 // read right after a write with and without its consistency token (latency, stale reads),
 // 12 WatchLatestPrices with 1,000 subscribers (500 gRPC, 500 SSE through the gateway) during an
 // IngestPrices load: commit-to-delivery latency, the ingest rate against none attached, memory
-// per idle subscriber of the stock service and the gateway.
+// per idle subscriber of the stock service and the gateway, 13 snapshot exports of 2M rows
+// (ExportPrices in protobuf and Arrow over gRPC, the Arrow REST download) against a pgx read and
+// COPY TO of the same rows (rows/s, MiB/s).
 package main
 
 import (
@@ -39,26 +41,27 @@ import (
 )
 
 // knownScenarios are the scenarios -scenarios may name.
-var knownScenarios = []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}
+var knownScenarios = []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13}
 
 // config is what the flags (and BENCH_* variables) choose.
 type config struct {
-	root      string // repository root: deploy/local/bootstrap.sql and .tmp/bin live under it
-	bin       string // the fleet's binaries
-	baseBin   string // scenario 8: stock and gateway binaries of another build, run with tracing off
-	work      string // cluster, logs, CSV, profiles, results.md
-	duration  time.Duration
-	warmup    time.Duration
-	soak      time.Duration // scenario 7's measured window
-	clients   []int         // scenarios 1 and 2
-	soakConns int           // scenario 7's clients
-	soakRate  float64       // scenario 7's paced run: calls per second of each client
-	watchSubs int           // scenario 12's subscribers, half gRPC, half SSE
-	pool      int           // DB_POOL_SIZE of the services, and the pool of every Go baseline
-	stocks    int
-	scenarios []int
-	profile   bool
-	auth      bool
+	root       string // repository root: deploy/local/bootstrap.sql and .tmp/bin live under it
+	bin        string // the fleet's binaries
+	baseBin    string // scenario 8: stock and gateway binaries of another build, run with tracing off
+	work       string // cluster, logs, CSV, profiles, results.md
+	duration   time.Duration
+	warmup     time.Duration
+	soak       time.Duration // scenario 7's measured window
+	clients    []int         // scenarios 1 and 2
+	soakConns  int           // scenario 7's clients
+	soakRate   float64       // scenario 7's paced run: calls per second of each client
+	watchSubs  int           // scenario 12's subscribers, half gRPC, half SSE
+	exportBars int           // scenario 13's daily bars per symbol
+	pool       int           // DB_POOL_SIZE of the services, and the pool of every Go baseline
+	stocks     int
+	scenarios  []int
+	profile    bool
+	auth       bool
 }
 
 func main() {
@@ -102,9 +105,10 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&cfg.soakConns, "soak-clients", 1000, "concurrent REST clients of scenario 7")
 	fs.Float64Var(&cfg.soakRate, "soak-rate", 2, "scenario 7's paced run: requests per second of each client")
 	fs.IntVar(&cfg.watchSubs, "watch-subscribers", 1000, "scenario 12's WatchLatestPrices subscribers, half over gRPC, half SSE through the gateway")
+	fs.IntVar(&cfg.exportBars, "export-bars", envInt("BENCH_EXPORT_BARS", exportBarsFor(dur)), "scenario 13: daily bars per symbol of its 200 (10000: 2M rows; default scales with -duration below 10s) (env BENCH_EXPORT_BARS)")
 	fs.IntVar(&cfg.pool, "pool", 20, "DB_POOL_SIZE of the services and pool size of the Go baselines")
 	fs.IntVar(&cfg.stocks, "stocks", 5000, "stocks loaded (point reads pick among them at random)")
-	fs.StringVar(&scenarios, "scenarios", envString("BENCH_SCENARIOS", "1,2,3,4,5,6,7,8,9,10,11,12"), "scenarios to run (env BENCH_SCENARIOS)")
+	fs.StringVar(&scenarios, "scenarios", envString("BENCH_SCENARIOS", "1,2,3,4,5,6,7,8,9,10,11,12,13"), "scenarios to run (env BENCH_SCENARIOS)")
 	fs.BoolVar(&cfg.profile, "profile", envBool("BENCH_PROFILE"), "save 10 s CPU profiles of each process in the 32-client runs of scenarios 1, 2 and 6 (env BENCH_PROFILE=1)")
 	fs.BoolVar(&cfg.auth, "auth", true, "run the fleet with JWT auth on and send tokens (false: AUTH_DISABLED=true)")
 	if err := fs.Parse(args); err != nil {
@@ -131,6 +135,12 @@ func parseFlags(args []string) (config, error) {
 	if set["duration"] && !set["soak"] && os.Getenv("BENCH_SOAK") == "" {
 		cfg.soak = 2 * cfg.duration
 	}
+	if set["duration"] && !set["export-bars"] && os.Getenv("BENCH_EXPORT_BARS") == "" {
+		cfg.exportBars = exportBarsFor(cfg.duration)
+	}
+	if cfg.exportBars < 1 || cfg.exportBars > 20_000 {
+		return config{}, errors.New("need 1 <= -export-bars <= 20000")
+	}
 	if cfg.duration <= 0 || cfg.warmup < 0 || cfg.soak <= 0 || cfg.pool < 1 || cfg.stocks < 500 || cfg.stocks > 10000 || cfg.soakRate <= 0 || cfg.watchSubs < 2 {
 		return config{}, errors.New("need -duration > 0, -warmup >= 0, -soak > 0, -pool >= 1, 500 <= -stocks <= 10000, -soak-rate > 0, -watch-subscribers >= 2")
 	}
@@ -148,6 +158,12 @@ func parseFlags(args []string) (config, error) {
 	}
 	cfg.work = filepath.Join(cfg.root, ".tmp/bench")
 	return cfg, nil
+}
+
+// exportBarsFor is scenario 13's default bars per symbol for a measured window of d: 10,000
+// (2M rows) from 10 s up, fewer below, so that a smoke run (BENCH_DURATION=2s: 2,000) stays short.
+func exportBarsFor(d time.Duration) int {
+	return int(min(10_000, max(1_000, 10_000*d/(10*time.Second))))
 }
 
 func (c config) runs(scenario int) bool { return slices.Contains(c.scenarios, scenario) }
@@ -176,6 +192,16 @@ func envDuration(name string, def time.Duration) time.Duration {
 			return d
 		}
 		fmt.Fprintf(os.Stderr, "bench: ignoring %s=%q: not a duration such as 10s\n", name, v)
+	}
+	return def
+}
+
+func envInt(name string, def int) int {
+	if v := os.Getenv(name); v != "" {
+		if n, err := strconv.Atoi(v); err == nil {
+			return n
+		}
+		fmt.Fprintf(os.Stderr, "bench: ignoring %s=%q: not a number\n", name, v)
 	}
 	return def
 }

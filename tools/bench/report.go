@@ -217,7 +217,7 @@ func (b *bench) commandLine() string {
 	if os.Getenv("MAKELEVEL") != "" {
 		c = "make bench   # = make build, then " + c
 	}
-	for _, v := range []string{"BENCH_DURATION", "BENCH_WARMUP", "BENCH_SOAK", "BENCH_SCENARIOS", "BENCH_PROFILE"} {
+	for _, v := range []string{"BENCH_DURATION", "BENCH_WARMUP", "BENCH_SOAK", "BENCH_SCENARIOS", "BENCH_PROFILE", "BENCH_EXPORT_BARS"} {
 		if val := os.Getenv(v); val != "" {
 			c = v + "=" + val + " " + c
 		}

@@ -136,6 +136,7 @@ func run(ctx context.Context, cfg config) (err error) {
 		{5, b.scenarioStream}, {6, b.scenarioTrades}, {7, b.scenarioSoak}, {8, b.scenarioTracing},
 		{9, b.scenarioFailover},
 		{10, b.scenarioReadOffload}, {11, b.scenarioReadYourWrites}, {12, b.scenarioWatch},
+		{13, b.scenarioExport},
 	}
 	for _, s := range scenarios {
 		if !cfg.runs(s.n) {
