@@ -114,7 +114,7 @@ func startFleet(t *testing.T) *fleet {
 		f.metrics[name] = p.MetricsAddr
 		return p
 	}
-	stock := start("stock")
+	stock := start("stock", "INGEST_DIR="+t.TempDir()) // an empty drop directory: a files job's run succeeds
 	// MAX_PRICE_AGE=0: trades execute at the test's prices, however old.
 	portfolio := start("portfolio", "STOCK_ADDR="+stock.Addr, "STOCK_TIMEOUT=30s", "MAX_PRICE_AGE=0")
 	// interview reads on a hot standby (its question lists are replica-safe): the fleet's one
@@ -132,7 +132,7 @@ func startFleet(t *testing.T) *fleet {
 
 // exercise makes the calls whose series the rules and dashboards read: stocks and prices
 // loaded, a user who deposits and trades (portfolio calls stock), interview questions listed,
-// and calls that fail: an unknown stock, a trade beyond the cash.
+// calls that fail (an unknown stock, a trade beyond the cash), and an ingestion run.
 func (f *fleet) exercise(t *testing.T) {
 	t.Helper()
 	admin := authtest.Token(t, "admin@pgfleet.test", auth.RoleAdmin)
@@ -163,6 +163,12 @@ func (f *fleet) exercise(t *testing.T) {
 	// Beyond the cash: refused inside the transaction, after its lock.
 	f.call(t, "POST", p+"/trades", `{"symbol":"AAPL","side":"SIDE_BUY","quantity":"1000","request_id":"buy-2"}`, user, 0)
 	f.call(t, "GET", p, "", user, 200)
+	// An ingestion run, whose counters appear once a run has ended.
+	f.call(t, "POST", "/v1/ingestionJobs", `{"job_id":"drop","source":"INGESTION_SOURCE_FILES","schedule":"@daily"}`, admin, 200)
+	f.call(t, "POST", "/v1/ingestionJobs/drop:run", `{"request_id":"monitoring"}`, admin, 200)
+	pgtest.Poll(t, "an ingestion run ended, in stock's /metrics", func() bool {
+		return f.hasLine(t, "stock", `pgfleet_ingest_runs_total{ingestion_job="drop",state="succeeded"}`, "")
+	})
 }
 
 // hasLine reports whether component's /metrics has a line starting with prefix and ending

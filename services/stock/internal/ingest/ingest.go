@@ -505,15 +505,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	f := promauto.With(reg)
 	return &metrics{
 		runs: f.NewCounterVec(prometheus.CounterOpts{Name: "pgfleet_ingest_runs_total",
-			Help: "Ingestion run attempts ended, by job and the state they left the run in (queued: to be retried)."}, []string{"job", "state"}),
+			Help: "Ingestion run attempts ended, by job and the state they left the run in (queued: to be retried)."}, []string{"ingestion_job", "state"}),
 		rows: f.NewCounterVec(prometheus.CounterOpts{Name: "pgfleet_ingest_rows_total",
-			Help: "Bars ingestion runs wrote (accepted) or quarantined (rejected), by job."}, []string{"job", "outcome"}),
+			Help: "Bars ingestion runs wrote (accepted) or quarantined (rejected), by job."}, []string{"ingestion_job", "outcome"}),
 		seconds: f.NewHistogramVec(prometheus.HistogramOpts{Name: "pgfleet_ingest_run_seconds",
 			Help:    "Duration of ingestion run attempts, by job.",
-			Buckets: prometheus.ExponentialBuckets(0.1, 4, 9)}, []string{"job"}),
+			Buckets: prometheus.ExponentialBuckets(0.1, 4, 9)}, []string{"ingestion_job"}),
 		leader: f.NewGauge(prometheus.GaugeOpts{Name: "pgfleet_ingest_leader",
 			Help: "1 while this process leads the ingestion pipeline."}),
 		lastSuccess: f.NewGaugeVec(prometheus.GaugeOpts{Name: "pgfleet_ingest_last_success_timestamp_seconds",
-			Help: "Unix time of the job's last successful ingestion run in this process."}, []string{"job"}),
+			Help: "Unix time of the job's last successful ingestion run in this process."}, []string{"ingestion_job"}),
 	}
 }
