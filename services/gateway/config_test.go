@@ -108,9 +108,12 @@ func TestRetries(t *testing.T) {
 		"Deposit": idempotent, "Withdraw": idempotent, "ExecuteTrade": idempotent,
 		// A repeat returns the summary stored the first time.
 		"CompleteSession": idempotent,
+		// Sets the masked fields of a job by key: a repeat sets them again.
+		"UpdateIngestionJob": idempotent,
 		// Tried once: a repeat would run again (request_id optional) or fail after a success.
 		"CreateUser": once, "CreatePortfolio": once, "CreateQuestion": once, "UpdateQuestion": once,
 		"DeleteQuestion": once, "DeleteStock": once, "StartSession": once, "SubmitAnswer": once,
+		"CreateIngestionJob": once, "DeleteIngestionJob": once, "RunIngestionJob": once, "CancelIngestionRun": once,
 		// /health answers at once for a service that is down.
 		"Check": once, "Watch": once, "List": once,
 	}
