@@ -425,6 +425,48 @@ func TestIngestion_jobs(t *testing.T) {
 	}
 }
 
+// TestIngestion_runRequestIDConcurrent: a RunIngestionJob whose request_id another call is
+// inserting at the same moment waits for it and returns its run. Before the fix it answered
+// NOT_FOUND: its statement's snapshot predated the other's commit, so after ON CONFLICT DO
+// NOTHING it could see neither its own insert nor the other's.
+func TestIngestion_runRequestIDConcurrent(t *testing.T) {
+	t.Parallel()
+	e := newPipelineEnv(t, nil)
+	ctx := t.Context()
+	e.createJob(t, &stockv1.IngestionJob{JobId: "race", Source: stockv1.IngestionSource_INGESTION_SOURCE_POLYGON,
+		Schedule: "@daily", Symbols: []string{"AAA"}})
+	// The other call, held in its transaction after its insert.
+	tx, err := e.pool.Begin(ctx)
+	must(t, err)
+	defer tx.Rollback(context.Background()) //nolint:errcheck // committed below
+	var first int64
+	must(t, tx.QueryRow(ctx, `INSERT INTO stock.ingestion_runs (job_id, trigger, scheduled_time, request_id)
+		VALUES ('race', 'manual', clock_timestamp(), 'same') RETURNING run_id`).Scan(&first))
+	type result struct {
+		resp *stockv1.RunIngestionJobResponse
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		resp, err := e.client.RunIngestionJob(ctx, &stockv1.RunIngestionJobRequest{JobId: "race", RequestId: "same"})
+		done <- result{resp, err}
+	}()
+	pgtest.Poll(t, "RunIngestionJob waiting on the uncommitted run's key", func() bool {
+		var waiting bool
+		must(t, e.pool.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%INSERT INTO stock.ingestion_runs%')`).Scan(&waiting))
+		return waiting
+	})
+	must(t, tx.Commit(ctx))
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("RunIngestionJob racing a call with the same request_id: %v", r.err)
+	}
+	if got := r.resp.GetRun().GetRunId(); got != first {
+		t.Errorf("run %d, want the other call's %d", got, first)
+	}
+}
+
 // TestIngestion_listRuns: newest first, by job, filtered, paged.
 func TestIngestion_listRuns(t *testing.T) {
 	t.Parallel()

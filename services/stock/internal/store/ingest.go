@@ -223,6 +223,13 @@ func (s *Store) QueueManualRun(ctx context.Context, jobID, requestID string) (In
 			AND EXISTS (SELECT 1 FROM stock.ingestion_jobs WHERE job_id = $1)`
 	rows, _ := s.db.Query(ctx, q, jobID, requestID)
 	r, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[IngestionRun])
+	if errors.Is(err, pgx.ErrNoRows) && requestID != "" {
+		// A call with the same key committed its run while this statement waited on it: ON
+		// CONFLICT did nothing, and the statement's snapshot, older than that commit, sees
+		// no run. A second statement, with a newer snapshot, returns it.
+		rows, _ = s.db.Query(ctx, q, jobID, requestID)
+		r, err = pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[IngestionRun])
+	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		return r, jobNotFound(jobID)
 	}
