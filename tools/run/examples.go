@@ -152,6 +152,11 @@ func (f *fleet) printExamples(ctx context.Context) error {
   curl -s -i -X OPTIONS -H 'Origin: http://evil.example' -H 'Access-Control-Request-Method: POST' $gw/v1/portfolios
   # live data: the latest prices now, then each change, as server-sent events (head ends it; a browser's EventSource runs on)
   curl -sN '$gw/v1/prices:watch?symbols=AAPL,MSFT' | head -n 1
+  # ingestion: the demo job's runs (role ingest or admin); training data: a sector's bars with the model's
+  # predictions as known at each bar, as an Arrow IPC stream for pyarrow or polars; the model's scoreboard
+  curl -s -H "Authorization: Bearer \$ADMIN_TOKEN" '$gw/v1/ingestionRuns?job_id=demo-daily-bars&page_size=3'
+  curl -s -o prices.arrows '$gw/v1/prices:export?filter=sector%20%3D%20%22Technology%22&format=EXPORT_FORMAT_ARROW&recommendation_source=pgfleet-model'
+  curl -s '$gw/v1/recommendations:scoreboard?horizons_days=5&horizons_days=20&filter=model_version%20%3D%20%22momentum-1%22'
   # the status page (every service's health, live; pool figures and locks once you paste \$ADMIN_TOKEN into it): open $gw/ in a browser
 `, map[string]string{"gw": f.gatewayURL(), "gm": "http://" + probeHost(f.gatewayMetr) + ":" + strconv.Itoa(mustPort(f.gatewayMetr)),
 		"pid": pid, "json": "-H 'Content-Type: application/json'"}))
