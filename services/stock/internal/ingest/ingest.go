@@ -184,6 +184,11 @@ func (l *Leader) setLeading(b bool) {
 	}
 }
 
+// Connections is how many connections each stock process opens beside its pool for the
+// pipeline: the leader lock's, held by every process, leading or waiting for the lead (the
+// deployment's connection budget reads it).
+const Connections = 1
+
 // session connects, takes the lock when it is free, and leads until the connection fails
 // or ctx ends. Closing the connection releases the lock.
 func (l *Leader) session(ctx context.Context) error {
