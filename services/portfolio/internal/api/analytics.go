@@ -44,15 +44,36 @@ var valueIntervals = map[stockv1.Interval]bool{
 	stockv1.Interval_INTERVAL_DAY: true, stockv1.Interval_INTERVAL_WEEK: true, stockv1.Interval_INTERVAL_MONTH: true,
 }
 
-// replay runs trades, oldest first, through a ledger.Book.
-func replay(trades []store.Trade) (*ledger.Book, error) {
+// bookAt reads a portfolio and its trades up to asOf in one read-only transaction, with
+// whatever more also reads in it (nil: nothing), and replays the trades, oldest first,
+// through a ledger.Book.
+func (s *Server) bookAt(ctx context.Context, portfolioID int64, asOf time.Time,
+	also func(st *store.Store) error) (store.Portfolio, *ledger.Book, error) {
+	var p store.Portfolio
+	var trades []store.Trade
+	err := s.retry.RunTx(ctx, s.db, readOnly, func(tx pgx.Tx) (err error) {
+		st := s.store.WithTx(tx)
+		if p, err = st.GetPortfolio(ctx, portfolioID); err != nil {
+			return err
+		}
+		if trades, err = st.TradesUpTo(ctx, portfolioID, asOf); err != nil {
+			return err
+		}
+		if also != nil {
+			return also(st)
+		}
+		return nil
+	})
+	if err != nil {
+		return p, nil, err
+	}
 	b := ledger.NewBook()
 	for _, t := range trades {
 		if err := apply(b, t); err != nil {
-			return nil, err
+			return p, nil, err
 		}
 	}
-	return b, nil
+	return p, b, nil
 }
 
 // apply records one stored trade in b.
@@ -86,30 +107,19 @@ func heldPositions(b *ledger.Book) []store.Position {
 // bars at or before it (left unpriced, as GetPortfolio leaves them, while the stock service
 // fails). Before the portfolio was created it is empty.
 func (s *Server) valuationAt(ctx context.Context, portfolioID int64, asOf time.Time) (*portfoliov1.GetPortfolioResponse, error) {
-	var p store.Portfolio
-	var trades []store.Trade
+	var cash string
 	var last *time.Time
-	err := s.retry.RunTx(ctx, s.db, readOnly, func(tx pgx.Tx) (err error) {
-		st := s.store.WithTx(tx)
-		if p, err = st.GetPortfolio(ctx, portfolioID); err != nil {
-			return err
-		}
-		if p.Cash, last, err = st.CashAt(ctx, portfolioID, asOf); err != nil {
-			return err
-		}
-		trades, err = st.TradesUpTo(ctx, portfolioID, asOf)
+	p, book, err := s.bookAt(ctx, portfolioID, asOf, func(st *store.Store) (err error) {
+		cash, last, err = st.CashAt(ctx, portfolioID, asOf)
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
+	p.Cash = cash
 	p.UpdateTime = p.CreateTime
 	if last != nil && last.After(p.UpdateTime) {
 		p.UpdateTime = *last // every trade moves cash: the last movement is the last change
-	}
-	book, err := replay(trades)
-	if err != nil {
-		return nil, err
 	}
 	resp, _ := s.value(ctx, p, heldPositions(book), timestamppb.New(asOf))
 	return resp, nil
@@ -133,20 +143,7 @@ func (s *Server) portfolioPnl(ctx context.Context, req *portfoliov1.GetPortfolio
 	if req.GetAsOf() != nil {
 		asOf = req.GetAsOf().AsTime()
 	}
-	var p store.Portfolio
-	var trades []store.Trade
-	err := s.retry.RunTx(ctx, s.db, readOnly, func(tx pgx.Tx) (err error) {
-		st := s.store.WithTx(tx)
-		if p, err = st.GetPortfolio(ctx, pid); err != nil {
-			return err
-		}
-		trades, err = st.TradesUpTo(ctx, pid, asOf)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	book, err := replay(trades)
+	p, book, err := s.bookAt(ctx, pid, asOf, nil)
 	if err != nil {
 		return nil, err
 	}
